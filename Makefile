@@ -1,0 +1,40 @@
+# Truceline: the two commands a new user types are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint format clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: install, simulate a day on the Ukraine example, adjudicate, store in SQLite, write the report
+demo: $(STAMP)
+	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo
+
+## test: the whole suite
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+## bench: speed and accuracy measurements (results go to BENCHMARKS.md by hand, with this command)
+bench: $(STAMP)
+	$(PY) benchmarks/classify.py
+	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
+
+## lint: ruff (lint + format check) and mypy (strict on the core)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

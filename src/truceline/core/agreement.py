@@ -1,0 +1,502 @@
+"""The agreement model: parties, the line, zones, weapon classes, rules, sectors and versions.
+
+An :class:`Agreement` holds geometry already parsed into shapely objects (WGS84 lon/lat); reading
+files is the job of :mod:`truceline.io.agreement_files`. :meth:`Agreement.version_at` gives the
+:class:`CompiledVersion` in force on a date: the line indexed for exact geodesic queries, the two side
+polygons that make "which side" defined everywhere in the area of application, and zone outlines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import shapely
+from shapely.ops import split
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from truceline.core.geodesy import GEOD, LineIndex, geodesic_area_km2, offset_region
+from truceline.errors import AgreementError
+
+__all__ = [
+    "Agreement",
+    "AgreementVersion",
+    "CompiledVersion",
+    "Kind",
+    "ObservationPost",
+    "Party",
+    "Rule",
+    "RuleType",
+    "Sector",
+    "SourceType",
+    "WeaponClass",
+    "Zone",
+]
+
+
+class Kind(StrEnum):
+    """What was observed (covers the OSCE SMM's categories and the agreement's bans)."""
+
+    explosion = "explosion"
+    projectile = "projectile"
+    muzzle_flash = "muzzle_flash"
+    flare = "flare"
+    small_arms_fire = "small_arms_fire"
+    heavy_weapon = "heavy_weapon"
+    armed_personnel = "armed_personnel"
+    vehicle_movement = "vehicle_movement"
+    drone_flight = "drone_flight"
+    fortification_works = "fortification_works"
+    movement_restriction = "movement_restriction"
+    civilian_casualty = "civilian_casualty"
+    damage = "damage"
+
+
+#: Kinds that are fire: with an origin (or a bearing) they can cross the line.
+FIRE_KINDS = frozenset(
+    {Kind.explosion, Kind.projectile, Kind.muzzle_flash, Kind.small_arms_fire, Kind.heavy_weapon}
+)
+#: Kinds whose position is where a weapon stands (for withdrawal-line checks).
+PRESENCE_KINDS = frozenset({Kind.heavy_weapon, Kind.vehicle_movement, Kind.muzzle_flash})
+
+
+class SourceType(StrEnum):
+    patrol = "patrol"
+    observation_post = "observation_post"
+    camera = "camera"
+    uav = "uav"
+    acoustic = "acoustic"
+    party_complaint = "party_complaint"
+    open_source = "open_source"
+
+
+class RuleType(StrEnum):
+    zone_ban = "zone_ban"
+    withdrawal = "withdrawal"
+    count_cap = "count_cap"
+    fire_across = "fire_across"
+    drone_flight = "drone_flight"
+    movement_restriction = "movement_restriction"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class Party(_Model):
+    id: str = Field(pattern=_ID, max_length=32)
+    name: str
+
+
+class WeaponClass(_Model):
+    id: str = Field(pattern=_ID, max_length=64)
+    name: str = ""
+    min_range_km: float | None = Field(default=None, ge=0)
+    max_range_km: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> WeaponClass:
+        if (
+            self.min_range_km is not None
+            and self.max_range_km is not None
+            and self.min_range_km >= self.max_range_km
+        ):
+            raise ValueError("min_range_km must be smaller than max_range_km")
+        return self
+
+
+class Zone(_Model):
+    """A zone: a band at distances from the line per side, or explicit polygons."""
+
+    id: str = Field(pattern=_ID, max_length=64)
+    name: str = ""
+    type: Literal["band", "polygon"]
+    bands: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    buffer: bool = False
+    geometry: Any = None  # shapely (Multi)Polygon for type "polygon"
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for party, (lo, hi) in v.items():
+            if lo < 0 or hi < 0:
+                raise ValueError(f"band for {party} has a negative width; use km >= 0")
+            if hi <= lo:
+                raise ValueError(f"band for {party} must be [from_km, to_km] with to_km > from_km")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> Zone:
+        if self.type == "band" and not self.bands:
+            raise ValueError("a band zone needs `bands: {PARTY: [from_km, to_km]}`")
+        if self.type == "polygon" and (self.geometry is None or self.geometry.is_empty):
+            raise ValueError("a polygon zone needs a `file` with polygons")
+        return self
+
+
+class Rule(_Model):
+    id: str = Field(pattern=_ID, max_length=64)
+    type: RuleType
+    description: str = ""
+    zone: str | None = None
+    kinds: tuple[Kind, ...] = ()
+    weapon_classes: tuple[str, ...] = ()
+    distance_km: dict[str, float] = Field(default_factory=dict)
+    max_count: int | None = Field(default=None, ge=0)
+    effective_from: dt.date | None = None
+    effective_to: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> Rule:
+        t = self.type
+        if t in (RuleType.zone_ban, RuleType.count_cap, RuleType.drone_flight) and not self.zone:
+            raise ValueError(f"a {t.value} rule needs `zone`")
+        if t == RuleType.zone_ban and not (self.kinds or self.weapon_classes):
+            raise ValueError("a zone_ban rule needs `kinds` and/or `weapon_classes`")
+        if t == RuleType.withdrawal:
+            if not self.weapon_classes:
+                raise ValueError("a withdrawal rule needs `weapon_classes`")
+            if not self.distance_km:
+                raise ValueError("a withdrawal rule needs `distance_km` (one number or per party)")
+        if t == RuleType.count_cap:
+            if self.max_count is None:
+                raise ValueError("a count_cap rule needs `max_count`")
+            if not (self.kinds or self.weapon_classes):
+                raise ValueError("a count_cap rule needs `kinds` and/or `weapon_classes`")
+        for party, km in self.distance_km.items():
+            if km <= 0:
+                raise ValueError(f"distance_km for {party} must be > 0 km")
+        return self
+
+    def in_force(self, day: dt.date) -> bool:
+        return (self.effective_from is None or day >= self.effective_from) and (
+            self.effective_to is None or day < self.effective_to
+        )
+
+
+class Sector(_Model):
+    id: str = Field(pattern=_ID, max_length=64)
+    nation: str = ""
+    name: str = ""
+    geometry: Any
+
+
+class ObservationPost(_Model):
+    id: str = Field(pattern=_ID, max_length=64)
+    name: str = ""
+    sector: str | None = None
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class AgreementVersion(_Model):
+    """The line, zones and rules in force from ``effective_from``."""
+
+    effective_from: dt.date
+    description: str = ""
+    line: Any  # shapely LineString / MultiLineString
+    reference_lines: dict[str, Any] = Field(default_factory=dict)
+    zones: tuple[Zone, ...]
+    rules: tuple[Rule, ...]
+
+
+class Agreement(_Model):
+    """A ceasefire agreement and its amendments."""
+
+    id: str = Field(pattern=_ID, max_length=64)
+    name: str
+    description: str = ""
+    parties: tuple[Party, Party]
+    left: str
+    right: str
+    area: Any = None  # shapely Polygon; None: within default_area_km of the line
+    default_area_km: float = Field(default=250.0, gt=0)
+    weapon_classes: tuple[WeaponClass, ...] = ()
+    sectors: tuple[Sector, ...] = ()
+    observation_posts: tuple[ObservationPost, ...] = ()
+    versions: tuple[AgreementVersion, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Agreement:
+        ids = [p.id for p in self.parties]
+        if len(set(ids)) != 2:
+            raise AgreementError("the two parties need different ids", field="parties")
+        for fld, pid in (("line.left", self.left), ("line.right", self.right)):
+            if pid not in ids:
+                raise AgreementError(
+                    f"unknown party {pid!r}; use one of {', '.join(ids)}", field=fld
+                )
+        if self.left == self.right:
+            raise AgreementError("left and right must be different parties", field="line")
+        wc = {w.id for w in self.weapon_classes}
+        for vi, v in enumerate(self.versions):
+            where = "" if vi == 0 else f"amendments[{vi - 1}]."
+            _check_line(v.line, f"{where}line")
+            zones = {z.id for z in v.zones}
+            for party in v.reference_lines:
+                if party not in ids:
+                    raise AgreementError(
+                        f"unknown party {party!r}; use one of {', '.join(ids)}",
+                        field=f"{where}reference_lines",
+                    )
+            for z in v.zones:
+                for party in z.bands:
+                    if party not in ids:
+                        raise AgreementError(
+                            f"unknown party {party!r}; use one of {', '.join(ids)}",
+                            field=f"{where}zones[{z.id}].bands",
+                        )
+            for r in v.rules:
+                f = f"{where}rules[{r.id}]"
+                if r.zone is not None and r.zone not in zones:
+                    raise AgreementError(
+                        f"unknown zone {r.zone!r}; define it under `zones` "
+                        f"(known: {', '.join(sorted(zones)) or 'none'})",
+                        field=f"{f}.zone",
+                    )
+                for w in r.weapon_classes:
+                    if w not in wc:
+                        raise AgreementError(
+                            f"unknown weapon class {w!r}; define it under `weapon_classes`",
+                            field=f"{f}.weapon_classes",
+                        )
+                for party in r.distance_km:
+                    if party not in ids:
+                        raise AgreementError(
+                            f"unknown party {party!r}; use one of {', '.join(ids)}",
+                            field=f"{f}.distance_km",
+                        )
+        dates = [v.effective_from for v in self.versions]
+        if dates != sorted(dates) or len(set(dates)) != len(dates):
+            raise AgreementError(
+                "amendments must take effect on distinct dates after the agreement's",
+                field="amendments",
+            )
+        line0 = self.versions[0].line
+        for s in self.sectors:
+            if not s.geometry.intersects(line0):
+                raise AgreementError(
+                    f"sector {s.id!r} does not touch the line; extend its polygon across the line",
+                    field=f"sectors[{s.id}]",
+                )
+        return self
+
+    @property
+    def party_ids(self) -> tuple[str, str]:
+        return (self.parties[0].id, self.parties[1].id)
+
+    def party_on_side(self, side: int) -> str:
+        return self.left if side > 0 else self.right
+
+    def side_of_party(self, party: str) -> int:
+        return 1 if party == self.left else -1
+
+    @property
+    def effective_from(self) -> dt.date:
+        return self.versions[0].effective_from
+
+    def version_index_at(self, days: ArrayLike) -> NDArray[np.intp]:
+        """Index of the version in force on each date (``datetime64[D]`` array)."""
+        starts = np.array([v.effective_from for v in self.versions], dtype="datetime64[D]")
+        d = np.asarray(days, dtype="datetime64[D]")
+        return np.clip(np.searchsorted(starts, d, side="right") - 1, 0, len(starts) - 1)
+
+    def compiled(self, index: int = 0) -> CompiledVersion:
+        cache: dict[int, CompiledVersion] = self.__dict__.setdefault("_compiled", {})
+        if index not in cache:
+            cache[index] = CompiledVersion(self, index)
+        return cache[index]
+
+    def version_at(self, day: dt.date) -> CompiledVersion:
+        return self.compiled(int(self.version_index_at(np.datetime64(day, "D"))))
+
+    @property
+    def weapon_class_ids(self) -> frozenset[str]:
+        return frozenset(w.id for w in self.weapon_classes)
+
+
+def _check_line(line: Any, field: str) -> None:
+    if line is None or line.is_empty:
+        raise AgreementError("the line is empty; give a LineString or MultiLineString", field=field)
+    if line.geom_type not in ("LineString", "MultiLineString"):
+        raise AgreementError(
+            f"the line is a {line.geom_type}; give a LineString or MultiLineString", field=field
+        )
+    xy = shapely.get_coordinates(line)
+    if not np.all(np.isfinite(xy)):
+        raise AgreementError("the line has non-finite coordinates", field=field)
+    if np.any(np.abs(xy[:, 0]) > 180) or np.any(np.abs(xy[:, 1]) > 90):
+        raise AgreementError(
+            "coordinates are not WGS84 lon/lat degrees (|lon| <= 180, |lat| <= 90); "
+            "reproject the file to EPSG:4326",
+            field=field,
+        )
+    if not line.is_simple:
+        bad = _self_intersection(line)
+        at = f" near lon {bad[0]:.4f}, lat {bad[1]:.4f}" if bad is not None else ""
+        raise AgreementError(
+            f"the line intersects itself{at}; remove the loop or split it into parts", field=field
+        )
+
+
+def _self_intersection(line: Any) -> tuple[float, float] | None:
+    """A point where a line crosses itself (for the error message), if any."""
+    parts = list(getattr(line, "geoms", [line]))
+    segs = []
+    for p in parts:
+        c = shapely.get_coordinates(p)
+        segs.extend(shapely.linestrings(np.stack([c[:-1], c[1:]], axis=1)))
+    arr = np.asarray(segs, dtype=object)
+    tree = shapely.STRtree(arr)
+    a, b = tree.query(arr, predicate="intersects")
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        if j <= i + 1:
+            continue
+        inter = shapely.intersection(arr[i], arr[j])
+        if not inter.is_empty:
+            c = shapely.get_coordinates(inter)[0]
+            return float(c[0]), float(c[1])
+    return None
+
+
+def _parts(line: Any) -> list[NDArray[np.float64]]:
+    return [shapely.get_coordinates(g) for g in getattr(line, "geoms", [line])]
+
+
+class CompiledVersion:
+    """One version of an agreement with its geometry indexed for vectorised queries."""
+
+    def __init__(self, agreement: Agreement, index: int) -> None:
+        self.agreement = agreement
+        self.index = index
+        self.version = agreement.versions[index]
+        self.line = LineIndex(_parts(self.version.line))
+        self.reference: dict[int, LineIndex] = {}
+        for party, geom in self.version.reference_lines.items():
+            self.reference[agreement.side_of_party(party)] = LineIndex(_parts(geom))
+        self.zones = {z.id: z for z in self.version.zones}
+        self.rules = self.version.rules
+        self.area = (
+            agreement.area
+            if agreement.area is not None
+            else _geodesic_buffer(self.line, agreement.default_area_km * 1000.0)
+        )
+        shapely.prepare(self.area)
+        self._side_polygons = _split_sides(self.line, self.area)
+        for g in self._side_polygons.values():
+            shapely.prepare(g)
+        for z in self.version.zones:
+            if z.geometry is not None:
+                shapely.prepare(z.geometry)
+        for s in agreement.sectors:
+            shapely.prepare(s.geometry)
+
+    def ref_line(self, side: int) -> LineIndex:
+        return self.reference.get(side, self.line)
+
+    def side_polygon(self, side: int) -> Any:
+        return self._side_polygons[side]
+
+    def sides(self, lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
+        """Side (+1 left, -1 right, 0 outside the area of application) and geodesic distance (m).
+
+        Off the line's ends (and in gaps between its parts) the side is decided by the side polygons,
+        whose dividing line continues the line along its end azimuths to the area's edge.
+        """
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        near = self.line.nearest(lon, lat)
+        side = near.side.copy()
+        end = np.flatnonzero(near.at_end | (side == 0))
+        if end.size:
+            left = shapely.contains_xy(self._side_polygons[1], lon[end], lat[end])
+            side[end] = np.where(left, 1, -1).astype(np.int8)
+        inside = shapely.contains_xy(self.area, lon, lat) | (near.distance_m < 1.0)
+        side[~inside] = 0
+        return side, near.distance_m
+
+    # -- zone outlines (for maps, exports and areas) -----------------------------------------
+
+    def band_polygon(self, zone: Zone, side: int) -> Any:
+        """Outline of a band zone on one side, built geodesically (vertices exact to the metre)."""
+        party = self.agreement.party_on_side(side)
+        if party not in zone.bands:
+            return shapely.Polygon()
+        lo, hi = zone.bands[party]
+        ref = self.ref_line(side)
+        outer = shapely.intersection(offset_region(ref, hi * 1000.0, side), self.side_polygon(side))
+        if lo > 0:
+            outer = shapely.difference(outer, offset_region(ref, lo * 1000.0, side))
+        return shapely.make_valid(outer)
+
+    def zone_polygons(self, zone: Zone) -> dict[int, Any]:
+        """Zone outline per side (+1 left, -1 right); polygon zones are split by side."""
+        cache: dict[str, dict[int, Any]] = self.__dict__.setdefault("_zone_cache", {})
+        if zone.id not in cache:
+            if zone.type == "band":
+                cache[zone.id] = {s: self.band_polygon(zone, s) for s in (1, -1)}
+            else:
+                g = zone.geometry
+                cache[zone.id] = {
+                    s: shapely.intersection(g, self.side_polygon(s)) for s in (1, -1)
+                }
+        return cache[zone.id]
+
+    @cached_property
+    def line_length_km(self) -> float:
+        return self.line.length_m / 1000.0
+
+    def zone_area_km2(self, zone: Zone) -> dict[int, float]:
+        return {s: geodesic_area_km2(g) for s, g in self.zone_polygons(zone).items()}
+
+
+def _geodesic_buffer(line: LineIndex, dist_m: float) -> Any:
+    left = offset_region(line, dist_m, 1, tol_m=50.0)
+    right = offset_region(line, dist_m, -1, tol_m=50.0)
+    return shapely.make_valid(shapely.union(left, right))
+
+
+def _extension(lon0: float, lat0: float, az: float, max_m: float, step_m: float) -> Any:
+    d = np.arange(step_m, max_m + step_m, step_m)
+    lo, la, _ = GEOD.fwd(np.full(d.size, lon0), np.full(d.size, lat0), np.full(d.size, az), d)
+    return np.column_stack([lo, la])
+
+
+def _split_sides(line: LineIndex, area: Any) -> dict[int, Any]:
+    """Split the area of application into the left and right sides of the line.
+
+    The line's parts are joined in order and its two ends continued along their end azimuths far
+    enough to leave the area, so that every point of the area lies on exactly one side.
+    """
+    lon, lat = line.lon, line.lat
+    xy = np.column_stack([lon, lat])
+    minx, miny, maxx, maxy = area.bounds
+    _, _, span = GEOD.inv(minx, miny, maxx, maxy)
+    reach = float(span) + 50_000.0
+    az_start, _, _ = GEOD.inv(lon[1], lat[1], lon[0], lat[0])
+    _, az_end_back, _ = GEOD.inv(lon[-2], lat[-2], lon[-1], lat[-1])
+    head = _extension(lon[0], lat[0], float(az_start), reach, 5_000.0)[::-1]
+    tail = _extension(lon[-1], lat[-1], float(az_end_back) + 180.0, reach, 5_000.0)
+    full = np.vstack([head, xy, tail])
+    ext_index = LineIndex([full], max_segment_m=5_000.0)
+    cutter = shapely.LineString(full)
+    pieces = shapely.get_parts(split(area, cutter))
+    rep = shapely.point_on_surface(pieces)
+    rxy = shapely.get_coordinates(rep)
+    sides = ext_index.nearest(rxy[:, 0], rxy[:, 1]).side
+    left = shapely.union_all(pieces[sides > 0]) if np.any(sides > 0) else shapely.Polygon()
+    right = shapely.union_all(pieces[sides < 0]) if np.any(sides < 0) else shapely.Polygon()
+    if left.is_empty or right.is_empty:
+        raise AgreementError(
+            "the line does not divide the area of application into two sides; make the line "
+            "cross the area from edge to edge",
+            field="area_of_application",
+        )
+    return {1: left, -1: right}

@@ -1,0 +1,161 @@
+"""Incident records and the column arrays the rule engine works on.
+
+:class:`Incident` is one validated report (the interchange model for CSV, GeoJSON and the API);
+:class:`IncidentBatch` holds many of them as NumPy columns so that the engine never loops per incident.
+
+Position uncertainty ``uncertainty_m`` is one standard deviation of the position error in any
+horizontal direction (a circular Gaussian), in metres.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from truceline.core.agreement import Kind, SourceType
+
+__all__ = ["Incident", "IncidentBatch", "TimePrecision"]
+
+
+class TimePrecision(StrEnum):
+    second = "second"
+    minute = "minute"
+    hour = "hour"
+    day = "day"
+
+
+class Incident(BaseModel):
+    """One report of something observed, as submitted (WGS84 lon/lat, UTC times)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=128, description="The reporter's own id (idempotency key)")
+    observed_at: dt.datetime = Field(description="When it happened, ISO 8601 with a UTC offset")
+    time_precision: TimePrecision = TimePrecision.minute
+    lon: float = Field(ge=-180, le=180, description="WGS84 longitude (deg)")
+    lat: float = Field(ge=-90, le=90, description="WGS84 latitude (deg)")
+    uncertainty_m: float = Field(default=100.0, ge=0, le=200_000, description="1-sigma position error (m)")
+    kind: Kind
+    weapon_class: str | None = Field(default=None, max_length=64)
+    count: int = Field(default=1, ge=1, le=100_000)
+    party: str | None = Field(default=None, max_length=32, description="Observed actor, when known")
+    origin_lon: float | None = Field(default=None, ge=-180, le=180)
+    origin_lat: float | None = Field(default=None, ge=-90, le=90)
+    origin_uncertainty_m: float | None = Field(default=None, ge=0, le=200_000)
+    bearing_deg: float | None = Field(
+        default=None, ge=0, lt=360, description="Azimuth from the impact towards where fire came from"
+    )
+    source_type: SourceType
+    reliability: str = Field(default="F", pattern=r"^[A-F]$", description="Admiralty reliability A-F")
+    credibility: int = Field(default=6, ge=1, le=6, description="Admiralty credibility 1-6")
+    narrative: str = Field(default="", max_length=4000)
+
+    @field_validator("lon", "lat", "uncertainty_m", "origin_lon", "origin_lat", "bearing_deg")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @field_validator("observed_at")
+    @classmethod
+    def _utc(cls, v: dt.datetime) -> dt.datetime:
+        if v.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00Z")
+        return v.astimezone(dt.UTC)
+
+    @field_validator("weapon_class", "party", mode="before")
+    @classmethod
+    def _blank_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _origin_pair(self) -> Incident:
+        if (self.origin_lon is None) != (self.origin_lat is None):
+            raise ValueError("origin_lon and origin_lat go together; give both or neither")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentBatch:
+    """Incidents as columns (all arrays of length ``n``); NaN where an optional value is absent."""
+
+    id: NDArray[np.str_]
+    observed_at: NDArray[np.datetime64]  # datetime64[us], UTC
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    uncertainty_m: NDArray[np.float64]
+    kind: NDArray[np.str_]
+    weapon_class: NDArray[np.str_]  # "" when absent
+    count: NDArray[np.int64]
+    party: NDArray[np.str_]  # "" when unknown
+    origin_lon: NDArray[np.float64]
+    origin_lat: NDArray[np.float64]
+    origin_uncertainty_m: NDArray[np.float64]
+    bearing_deg: NDArray[np.float64]
+    source_type: NDArray[np.str_]
+
+    def __len__(self) -> int:
+        return int(self.lon.size)
+
+    @property
+    def day(self) -> NDArray[np.datetime64]:
+        return self.observed_at.astype("datetime64[D]")
+
+    def take(self, idx: NDArray[np.intp]) -> IncidentBatch:
+        return IncidentBatch(**{f: getattr(self, f)[idx] for f in self.__dataclass_fields__})
+
+    @classmethod
+    def from_incidents(cls, items: Sequence[Incident]) -> IncidentBatch:
+        """Columns from validated records (an edge step: the engine itself never loops)."""
+
+        def col(name: str, default: float = np.nan) -> NDArray[np.float64]:
+            return np.array(
+                [default if (v := getattr(i, name)) is None else v for i in items], dtype=np.float64
+            )
+
+        return cls(
+            id=np.array([i.id for i in items], dtype=str),
+            observed_at=np.array(
+                [i.observed_at.replace(tzinfo=None) for i in items], dtype="datetime64[us]"
+            ),
+            lon=col("lon"),
+            lat=col("lat"),
+            uncertainty_m=col("uncertainty_m"),
+            kind=np.array([i.kind.value for i in items], dtype=str),
+            weapon_class=np.array([i.weapon_class or "" for i in items], dtype=str),
+            count=np.array([i.count for i in items], dtype=np.int64),
+            party=np.array([i.party or "" for i in items], dtype=str),
+            origin_lon=col("origin_lon"),
+            origin_lat=col("origin_lat"),
+            origin_uncertainty_m=col("origin_uncertainty_m"),
+            bearing_deg=col("bearing_deg"),
+            source_type=np.array([i.source_type.value for i in items], dtype=str),
+        )
+
+    @classmethod
+    def from_columns(cls, **cols: object) -> IncidentBatch:
+        """Columns from arrays (simulation, benchmarks); optional columns default to absent."""
+        n = np.asarray(cols["lon"]).size
+        nan = np.full(n, np.nan)
+        defaults: dict[str, object] = {
+            "id": np.array([f"i{k}" for k in range(n)]),
+            "uncertainty_m": np.full(n, 100.0),
+            "weapon_class": np.full(n, "", dtype="<U1"),
+            "count": np.ones(n, dtype=np.int64),
+            "party": np.full(n, "", dtype="<U1"),
+            "origin_lon": nan,
+            "origin_lat": nan,
+            "origin_uncertainty_m": nan,
+            "bearing_deg": nan,
+            "source_type": np.full(n, "patrol"),
+        }
+        merged = {**defaults, **cols}
+        return cls(**{k: np.asarray(v) for k, v in merged.items()})  # type: ignore[arg-type]

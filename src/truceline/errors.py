@@ -1,0 +1,80 @@
+"""The exception hierarchy.
+
+Every error Truceline raises on purpose derives from :class:`TrucelineError`; each carries a message
+that is safe to show to users (it names the record, the field and the fix) and an HTTP status for the
+API edge::
+
+    TrucelineError
+    ├── ValidationError          bad input: a record, a field, a value (400/422)
+    │   ├── AgreementError       an agreement folder that cannot be used
+    │   └── RecordError          one incident / detection record
+    ├── NotFoundError            (404)
+    └── ConflictError            (409)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgreementError",
+    "ConflictError",
+    "NotFoundError",
+    "RecordError",
+    "TrucelineError",
+    "ValidationError",
+]
+
+
+class TrucelineError(Exception):
+    """Root of Truceline's errors; ``str(err)`` is safe to show to a user."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(TrucelineError):
+    """Input that cannot be accepted as it is."""
+
+    status_code = 422
+
+
+class AgreementError(ValidationError):
+    """An agreement folder or one of its files is invalid.
+
+    Parameters
+    ----------
+    message
+        What is wrong and how to fix it.
+    file
+        The file at fault (``agreement.yaml`` or a geometry file), when known.
+    field
+        The dotted path of the offending field, when known.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
+        where = ", ".join(p for p in (file, f"field {field}" if field else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.field = field
+
+
+class RecordError(ValidationError):
+    """One input record (a row, a feature) is invalid; the rest of its batch is not affected."""
+
+    def __init__(self, message: str, *, record: str | None = None, field: str | None = None) -> None:
+        where = ", ".join(
+            p for p in (f"record {record}" if record else None, f"field {field}" if field else None) if p
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.record = record
+        self.field = field
+
+
+class NotFoundError(TrucelineError):
+    status_code = 404
+
+
+class ConflictError(TrucelineError):
+    status_code = 409

@@ -1,0 +1,199 @@
+"""Read and write incident files (CSV and GeoJSON) with per-record rejects.
+
+A bad record never stops a batch: it is set aside with its row number, the field at fault, the value
+and how to fix it, and every good record of the same file still goes through.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from truceline.core.incidents import Incident
+from truceline.errors import ValidationError
+
+__all__ = [
+    "INCIDENT_FIELDS",
+    "ReadResult",
+    "Reject",
+    "incidents_from_records",
+    "read_incidents",
+    "write_incidents_csv",
+    "write_rejects",
+]
+
+INCIDENT_FIELDS: tuple[str, ...] = tuple(Incident.model_fields)
+REQUIRED_FIELDS = ("id", "observed_at", "lon", "lat", "kind", "source_type")
+
+_HINTS = {
+    "lon": "give WGS84 longitude in decimal degrees, -180..180",
+    "lat": "give WGS84 latitude in decimal degrees, -90..90",
+    "observed_at": "give ISO 8601 with a UTC offset, e.g. 2025-03-01T04:12:00Z",
+    "kind": "use one of: " + ", ".join(Incident.model_fields["kind"].annotation.__members__),  # type: ignore[union-attr]
+    "source_type": "use one of: "
+    + ", ".join(Incident.model_fields["source_type"].annotation.__members__),  # type: ignore[union-attr]
+    "reliability": "use an Admiralty reliability letter A-F",
+    "credibility": "use an Admiralty credibility digit 1-6",
+    "uncertainty_m": "give the 1-sigma position error in metres (>= 0)",
+    "count": "give a whole number >= 1",
+    "bearing_deg": "give an azimuth in degrees, 0 <= bearing < 360",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A record that was not accepted, and why."""
+
+    row: int  # 1-based data row (CSV: the header is row 0) or feature number
+    id: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        who = f"row {self.row}" + (f" (id {self.id})" if self.id else "")
+        return f"{who}, field {self.field}: {self.reason}" if self.field else f"{who}: {self.reason}"
+
+
+@dataclass(slots=True)
+class ReadResult:
+    incidents: list[Incident] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # row number of each accepted incident
+    rejects: list[Reject] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)  # rows repeating an earlier identical record
+
+
+def _reason(err: dict[str, Any]) -> tuple[str, str]:
+    loc = [str(p) for p in err.get("loc", ())]
+    fld = loc[0] if loc else ""
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    value = err.get("input")
+    if err.get("type") == "missing":
+        return fld, "missing; " + (_HINTS.get(fld) or "this field is required")
+    if err.get("type") == "extra_forbidden":
+        return fld, f"unknown field; known fields are {', '.join(INCIDENT_FIELDS)}"
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    hint = _HINTS.get(fld)
+    return fld, f"{msg}{shown}" + (f"; {hint}" if hint else "")
+
+
+def _clean(rec: dict[str, Any]) -> dict[str, Any]:
+    """Empty CSV cells mean 'absent'."""
+    return {k: v for k, v in rec.items() if k is not None and not (isinstance(v, str) and v.strip() == "")}
+
+
+def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> ReadResult:
+    """Validate raw records (row number, mapping); see :class:`ReadResult`."""
+    out = ReadResult()
+    seen: dict[str, tuple[int, Incident]] = {}
+    for row, rec in records:
+        rid = str(rec.get("id") or "").strip()
+        if rec.pop("__extra__", None):
+            out.rejects.append(
+                Reject(row, rid, "", "the row has more cells than the header; quote values with commas")
+            )
+            continue
+        try:
+            inc = Incident.model_validate(_clean(rec))
+        except pydantic.ValidationError as exc:
+            errs = exc.errors()
+            fld, reason = _reason(dict(errs[0]))
+            if {e["loc"][0] for e in errs if e.get("loc")} >= {"lon", "lat"}:
+                reason += "; lon and lat both fail: are they swapped or in another CRS?"
+            out.rejects.append(Reject(row, rid, fld, reason))
+            continue
+        if inc.id in seen:
+            first_row, first = seen[inc.id]
+            if first == inc:
+                out.duplicates.append(row)
+            else:
+                out.rejects.append(
+                    Reject(
+                        row,
+                        inc.id,
+                        "id",
+                        f"id already used by row {first_row} with different content; "
+                        "give each report its own id",
+                    )
+                )
+            continue
+        seen[inc.id] = (row, inc)
+        out.incidents.append(inc)
+        out.rows.append(row)
+    return out
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        if not header:
+            raise ValidationError(f"{path}: the file is empty; expected a header row with {', '.join(REQUIRED_FIELDS)}")
+        missing = [c for c in REQUIRED_FIELDS if c not in header]
+        if missing:
+            raise ValidationError(
+                f"{path}: missing column(s) {', '.join(missing)}; the header must include "
+                f"{', '.join(REQUIRED_FIELDS)}"
+            )
+        for i, rec in enumerate(reader, start=1):
+            if None in rec:
+                rec = {k: v for k, v in rec.items() if k is not None}
+                rec["__extra__"] = "too many cells"
+            yield i, rec
+
+
+def _geojson_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path}: not valid GeoJSON ({exc})") from exc
+    feats = data.get("features") if isinstance(data, dict) else None
+    if not isinstance(feats, list):
+        raise ValidationError(f"{path}: expected a GeoJSON FeatureCollection")
+    for i, f in enumerate(feats, start=1):
+        props = dict((f or {}).get("properties") or {})
+        geom = (f or {}).get("geometry") or {}
+        if geom.get("type") == "Point" and isinstance(geom.get("coordinates"), list):
+            c = geom["coordinates"]
+            if len(c) >= 2:
+                props.setdefault("lon", c[0])
+                props.setdefault("lat", c[1])
+        yield i, props
+
+
+def read_incidents(path: str | Path) -> ReadResult:
+    """Read incidents from a CSV or GeoJSON file; bad rows become rejects, the rest go through."""
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ValidationError(f"{path}: the file is empty; expected a header row or a FeatureCollection")
+    if path.suffix.lower() in (".geojson", ".json"):
+        return incidents_from_records(_geojson_records(path))
+    return incidents_from_records(_csv_records(path))
+
+
+def incident_row(inc: Incident) -> dict[str, Any]:
+    d = inc.model_dump(mode="json")
+    return {k: ("" if d.get(k) is None else d[k]) for k in INCIDENT_FIELDS}
+
+
+def write_incidents_csv(path: str | Path, incidents: Iterable[Incident]) -> None:
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(INCIDENT_FIELDS))
+        w.writeheader()
+        for inc in incidents:
+            w.writerow(incident_row(inc))
+
+
+def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "id", "field", "reason"])
+        for r in rejects:
+            w.writerow([r.row, r.id, r.field, r.reason])

@@ -1,0 +1,123 @@
+"""The schema (SQLAlchemy 2 declarative). One schema for SQLite and PostgreSQL; Alembic migrates both."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["AgreementRow", "Base", "FindingRow", "IncidentRow", "IngestBatchRow", "RejectRow"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AgreementRow(Base):
+    __tablename__ = "agreements"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(Text)  # folder it was loaded from
+    content_hash: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class IngestBatchRow(Base):
+    __tablename__ = "ingest_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    source: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    n_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    n_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "report_id", name="uq_incident_report"),
+        Index("ix_incident_day", "agreement_id", "day"),
+        Index("ix_incident_lonlat", "lon", "lat"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"))
+    report_id: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date] = mapped_column(Date)
+    time_precision: Mapped[str] = mapped_column(String(16))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    uncertainty_m: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    weapon_class: Mapped[str | None] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    party: Mapped[str | None] = mapped_column(String(32))
+    origin_lon: Mapped[float | None] = mapped_column(Float)
+    origin_lat: Mapped[float | None] = mapped_column(Float)
+    origin_uncertainty_m: Mapped[float | None] = mapped_column(Float)
+    bearing_deg: Mapped[float | None] = mapped_column(Float)
+    source_type: Mapped[str] = mapped_column(String(32))
+    reliability: Mapped[str] = mapped_column(String(1))
+    credibility: Mapped[int] = mapped_column(Integer)
+    narrative: Mapped[str] = mapped_column(Text, default="")
+    # Adjudication (recomputed when the agreement changes)
+    side_party: Mapped[str] = mapped_column(String(32), default="")
+    distance_km: Mapped[float] = mapped_column(Float)
+    p_side: Mapped[float] = mapped_column(Float)
+    zones: Mapped[str] = mapped_column(String(512), default="")
+    sector: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    findings: Mapped[list[FindingRow]] = relationship(back_populates="incident")
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_finding_incident", "incident_pk"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk", ondelete="CASCADE"))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    rule_type: Mapped[str] = mapped_column(String(32))
+    responsible: Mapped[str] = mapped_column(String(32))
+    probability: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    incident: Mapped[IncidentRow] = relationship(back_populates="findings")
+
+
+class RejectRow(Base):
+    __tablename__ = "rejects"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ingest_batches.id"))
+    row: Mapped[int] = mapped_column(Integer)
+    report_id: Mapped[str] = mapped_column(String(128), default="")
+    field: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    record: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -1,0 +1,198 @@
+"""Store services: register agreements, ingest incidents idempotently, read a day back.
+
+The caller owns the transaction (a CLI command or an API request): these functions add and flush,
+never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from truceline.core.agreement import Agreement
+from truceline.core.incidents import Incident
+from truceline.io.incidents_io import Reject
+from truceline.services import adjudicate
+from truceline.store.models import (
+    AgreementRow,
+    FindingRow,
+    IncidentRow,
+    IngestBatchRow,
+    RejectRow,
+)
+
+__all__ = ["IngestResult", "content_hash", "ingest_incidents", "register_agreement"]
+
+_CHUNK = 500
+
+
+def content_hash(inc: Incident) -> str:
+    """SHA-256 of the record's canonical JSON: a retry of the same report has the same hash."""
+    doc = json.dumps(inc.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def _agreement_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def register_agreement(session: Session, agreement: Agreement, source: str | Path) -> AgreementRow:
+    """Record the agreement (insert or refresh) so incidents can refer to it."""
+    src = Path(source)
+    row = session.get(AgreementRow, agreement.id)
+    digest = _agreement_hash(src) if src.exists() else ""
+    if row is None:
+        row = AgreementRow(id=agreement.id, name=agreement.name, source=str(src), content_hash=digest)
+        session.add(row)
+    else:
+        row.name, row.source, row.content_hash = agreement.name, str(src), digest
+    session.flush()
+    return row
+
+
+@dataclass(slots=True)
+class IngestResult:
+    batch_id: int
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    findings: int = 0
+
+
+def ingest_incidents(
+    session: Session,
+    agreement: Agreement,
+    incidents: Sequence[Incident],
+    rows: Sequence[int],
+    *,
+    source: str,
+    earlier_rejects: Sequence[Reject] = (),
+    earlier_duplicates: Sequence[str] = (),
+) -> IngestResult:
+    """Adjudicate and store a batch; a report id already stored is a duplicate, never a second row.
+
+    A re-sent report with the same id and content counts as a duplicate; the same id with different
+    content is rejected (reports are immutable once accepted; corrections get a new id).
+    """
+    batch = IngestBatchRow(agreement_id=agreement.id, source=source)
+    session.add(batch)
+    session.flush()
+    result = IngestResult(batch_id=batch.id, rejects=list(earlier_rejects))
+    result.duplicates.extend(earlier_duplicates)
+
+    hashes = [content_hash(i) for i in incidents]
+    stored: dict[str, str] = {}
+    ids = [i.id for i in incidents]
+    for k in range(0, len(ids), _CHUNK):
+        chunk = ids[k : k + _CHUNK]
+        q = select(IncidentRow.report_id, IncidentRow.content_hash).where(
+            IncidentRow.agreement_id == agreement.id, IncidentRow.report_id.in_(chunk)
+        )
+        stored.update({r: h for r, h in session.execute(q)})
+    new: list[int] = []
+    for k, inc in enumerate(incidents):
+        if inc.id in stored:
+            if stored[inc.id] == hashes[k]:
+                result.duplicates.append(inc.id)
+            else:
+                result.rejects.append(
+                    Reject(rows[k], inc.id, "id",
+                           "a different report with this id is already stored; "
+                           "reports are immutable, send a correction under a new id")
+                )
+        else:
+            new.append(k)
+
+    adj = adjudicate(agreement, [incidents[k] for k in new], [rows[k] for k in new])
+    result.rejects.extend(adj.rejects)
+    cls = adj.classification
+    hash_of = {incidents[k].id: hashes[k] for k in new}
+    values = []
+    for i, inc in enumerate(adj.incidents):
+        values.append({
+            "agreement_id": agreement.id,
+            "batch_id": batch.id,
+            "report_id": inc.id,
+            "content_hash": hash_of[inc.id],
+            "observed_at": inc.observed_at,
+            "day": inc.observed_at.date(),
+            "time_precision": inc.time_precision.value,
+            "lon": inc.lon,
+            "lat": inc.lat,
+            "uncertainty_m": inc.uncertainty_m,
+            "kind": inc.kind.value,
+            "weapon_class": inc.weapon_class,
+            "count": inc.count,
+            "party": inc.party,
+            "origin_lon": inc.origin_lon,
+            "origin_lat": inc.origin_lat,
+            "origin_uncertainty_m": inc.origin_uncertainty_m,
+            "bearing_deg": inc.bearing_deg,
+            "source_type": inc.source_type.value,
+            "reliability": inc.reliability,
+            "credibility": inc.credibility,
+            "narrative": inc.narrative,
+            "side_party": str(cls.party_side[i]),
+            "distance_km": float(cls.distance_km[i]),
+            "p_side": float(cls.p_side[i]),
+            "zones": str(cls.zones[i]),
+            "sector": str(cls.sector[i]),
+        })
+    pk_of: dict[str, int] = {}
+    for k in range(0, len(values), _CHUNK):
+        res = session.execute(
+            insert(IncidentRow).returning(IncidentRow.pk, IncidentRow.report_id), values[k : k + _CHUNK]
+        )
+        pk_of.update({rid: pk for pk, rid in res})
+    f = cls.findings
+    frows = [
+        {
+            "incident_pk": pk_of[adj.incidents[int(f.incident[j])].id],
+            "rule_id": str(f.rule_id[j]),
+            "rule_type": str(f.rule_type[j]),
+            "responsible": str(f.responsible[j]),
+            "probability": float(f.probability[j]),
+            "explanation": str(f.explanation[j]),
+        }
+        for j in range(len(f))
+    ]
+    for k in range(0, len(frows), _CHUNK):
+        session.execute(insert(FindingRow), frows[k : k + _CHUNK])
+    if result.rejects:
+        session.execute(
+            insert(RejectRow),
+            [
+                {"batch_id": batch.id, "row": r.row, "report_id": r.id, "field": r.field,
+                 "reason": r.reason, "record": None}
+                for r in result.rejects
+            ],
+        )
+    result.accepted = [i.id for i in adj.incidents]
+    result.findings = len(f)
+    batch.n_accepted = len(result.accepted)
+    batch.n_duplicates = len(result.duplicates)
+    batch.n_rejected = len(result.rejects)
+    session.flush()
+    return result
+
+
+def days_with_incidents(session: Session, agreement_id: str) -> list[dt.date]:
+    q = select(IncidentRow.day).where(IncidentRow.agreement_id == agreement_id).distinct()
+    return sorted(d for (d,) in session.execute(q))
+
+
+def count_incidents(session: Session, agreement_id: str) -> int:
+    q = select(func.count()).select_from(IncidentRow).where(IncidentRow.agreement_id == agreement_id)
+    return int(session.execute(q).scalar_one())
