@@ -1,0 +1,1469 @@
+"""Acoustic localisation (sound ranging): sensor networks, association and batched location.
+
+Model (``../shared/brief/technical.md``): a detection at sensor ``i`` arrives at
+``t_i = t0 + d_i / (c + w . u_i) + n_i`` with ``d_i`` the 3-D distance from the source to the sensor,
+``u_i`` the unit vector of propagation, ``c = 331.3 + 0.606 T`` m/s the speed of sound at ``T`` deg C,
+``w`` the wind (east, north; m/s) and ``n_i ~ N(0, sigma_i^2)``.
+
+Everything is computed in local azimuthal-equidistant planes (metres, x east, y north) centred on
+*frames*: tiles of the network about 50 km wide, so that a 1,300 km network stays exact to well under a
+metre; positions are returned in WGS84 lon/lat.
+
+The hot paths are vectorised over events: association builds and scores hypotheses for all seeds at
+once, and :func:`solve_events` runs one batched Levenberg-Marquardt over all events (robust soft-L1
+IRLS, outlier rejection, then plain maximum likelihood on the inliers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pyproj import CRS, Transformer
+from scipy.spatial import cKDTree
+
+from truceline.errors import ValidationError
+
+__all__ = [
+    "SIGNALS",
+    "AcousticError",
+    "AssociationOptions",
+    "LocalFrame",
+    "LocatedEvents",
+    "LocationResult",
+    "SensorNetwork",
+    "SolveResult",
+    "SolverOptions",
+    "Unassigned",
+    "Weather",
+    "associate",
+    "cramer_rao_bound",
+    "error_ellipse",
+    "locate_detections",
+    "solve_events",
+    "speed_of_sound_mps",
+    "wind_vector_mps",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+SIGNALS: Final = ("unknown", "muzzle_blast", "impact")
+"""Signal codes: index into this tuple (0 unknown, 1 muzzle blast, 2 impact)."""
+
+# chi-square quantile, 2 d.o.f., 95 %: scales a 1-sigma ellipse to the 95 % ellipse
+_CHI2_2D_95: Final = 5.991464547107979
+
+
+class AcousticError(ValidationError):
+    """Input to the acoustic pipeline that cannot be used (message names the field and the fix)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Propagation
+# --------------------------------------------------------------------------------------------------
+
+
+def speed_of_sound_mps(temperature_c: ArrayLike) -> FloatArray:
+    """Speed of sound in air, ``c(T) = 331.3 + 0.606 T`` m/s (``T`` in deg C)."""
+    return 331.3 + 0.606 * np.asarray(temperature_c, dtype=np.float64)
+
+
+def wind_vector_mps(speed_mps: ArrayLike, from_deg: ArrayLike) -> FloatArray:
+    """Wind vector (east, north) in m/s from a speed and the direction it blows *from* (deg).
+
+    Returns
+    -------
+    ndarray, shape (..., 2)
+    """
+    speed = np.asarray(speed_mps, dtype=np.float64)
+    az = np.radians(np.asarray(from_deg, dtype=np.float64))
+    return np.stack([-speed * np.sin(az), -speed * np.cos(az)], axis=-1)
+
+
+@dataclass(frozen=True)
+class Weather:
+    """Temperature and wind by time, interpolated linearly (held constant beyond the ends).
+
+    Parameters
+    ----------
+    time_s
+        POSIX seconds, increasing.
+    temperature_c, wind_speed_mps, wind_from_deg
+        Values at ``time_s``.
+    """
+
+    time_s: FloatArray
+    temperature_c: FloatArray
+    wind_speed_mps: FloatArray
+    wind_from_deg: FloatArray
+
+    @classmethod
+    def constant(
+        cls, temperature_c: float = 15.0, wind_speed_mps: float = 0.0, wind_from_deg: float = 0.0
+    ) -> Weather:
+        """Weather that does not change."""
+        one = np.ones(1)
+        return cls(np.zeros(1), one * temperature_c, one * wind_speed_mps, one * wind_from_deg)
+
+    def __post_init__(self) -> None:
+        n = len(self.time_s)
+        if n == 0 or any(
+            len(a) != n for a in (self.temperature_c, self.wind_speed_mps, self.wind_from_deg)
+        ):
+            raise AcousticError("weather: give at least one row, every column the same length")
+        if n > 1 and np.any(np.diff(self.time_s) <= 0):
+            raise AcousticError("weather: times must be strictly increasing; sort the rows")
+
+    def at(self, time_s: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Speed of sound (m/s) and wind vector (east, north; m/s) at the given times."""
+        t = np.asarray(time_s, dtype=np.float64)
+        temp = np.interp(t, self.time_s, self.temperature_c)
+        w = wind_vector_mps(self.wind_speed_mps, self.wind_from_deg)
+        wind = np.stack(
+            [np.interp(t, self.time_s, w[:, 0]), np.interp(t, self.time_s, w[:, 1])], -1
+        )
+        return speed_of_sound_mps(temp), wind
+
+
+# --------------------------------------------------------------------------------------------------
+# Frames and the sensor network
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LocalFrame:
+    """A local azimuthal-equidistant plane (metres; x east, y north) centred on ``lon0, lat0``."""
+
+    lon0: float
+    lat0: float
+    _fwd: Transformer = field(repr=False)
+    _inv: Transformer = field(repr=False)
+
+    @classmethod
+    def centred(cls, lon0: float, lat0: float) -> LocalFrame:
+        """Build the frame (its transformers are built once here)."""
+        crs = CRS.from_proj4(
+            f"+proj=aeqd +lat_0={lat0:.10f} +lon_0={lon0:.10f} +datum=WGS84 +units=m +no_defs"
+        )
+        fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        inv = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        return cls(float(lon0), float(lat0), fwd, inv)
+
+    def to_xy(self, lon: ArrayLike, lat: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """WGS84 lon/lat (deg) to plane metres."""
+        x, y = self._fwd.transform(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
+        return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+    def to_lonlat(self, x_m: ArrayLike, y_m: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Plane metres to WGS84 lon/lat (deg)."""
+        lon, lat = self._inv.transform(np.asarray(x_m, np.float64), np.asarray(y_m, np.float64))
+        return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+
+
+def _mean_lonlat(lon: FloatArray, lat: FloatArray) -> tuple[float, float]:
+    lo, la = np.radians(lon), np.radians(lat)
+    v = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)]).mean(axis=1)
+    return math.degrees(math.atan2(v[1], v[0])), math.degrees(
+        math.atan2(v[2], math.hypot(v[0], v[1]))
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class SensorNetwork:
+    """Acoustic sensors, with their coordinates in every frame.
+
+    Build with :meth:`build`. ``xy_m[f, i]`` is sensor ``i`` in frame ``f``; ``frame_of_sensor[i]``
+    is the frame that holds sensor ``i`` (events are solved in the frame of their first arrival).
+    """
+
+    sensor_id: NDArray[np.str_]
+    lon: FloatArray
+    lat: FloatArray
+    elevation_m: FloatArray
+    timing_sigma_ms: FloatArray
+    frames: tuple[LocalFrame, ...]
+    frame_of_sensor: IntArray
+    xy_m: FloatArray
+    trees: tuple[cKDTree, ...] = field(repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        sensor_id: ArrayLike,
+        lon: ArrayLike,
+        lat: ArrayLike,
+        *,
+        elevation_m: ArrayLike | None = None,
+        timing_sigma_ms: ArrayLike | None = None,
+        frame_size_km: float = 50.0,
+    ) -> SensorNetwork:
+        """Build a network from WGS84 positions.
+
+        Parameters
+        ----------
+        sensor_id, lon, lat
+            One entry per sensor; ids must be unique.
+        elevation_m, timing_sigma_ms
+            Defaults 0 m and 5 ms.
+        frame_size_km
+            Width of the square tiles that become local frames.
+        """
+        ids = np.asarray(sensor_id).astype(str)
+        lon_a = np.asarray(lon, np.float64)
+        lat_a = np.asarray(lat, np.float64)
+        n = len(ids)
+        if n < 3:
+            raise AcousticError(f"sensors: a network needs at least 3 sensors, got {n}")
+        if len(np.unique(ids)) != n:
+            raise AcousticError("sensors: sensor_id values must be unique")
+        if not (np.all(np.isfinite(lon_a)) and np.all(np.isfinite(lat_a))):
+            raise AcousticError("sensors: every sensor needs a finite lon and lat")
+        elev = np.zeros(n) if elevation_m is None else np.asarray(elevation_m, np.float64)
+        sig = (
+            np.full(n, 5.0) if timing_sigma_ms is None else np.asarray(timing_sigma_ms, np.float64)
+        )
+        if np.any(~np.isfinite(sig) | (sig <= 0)):
+            raise AcousticError(
+                "sensors: timing_sigma_ms must be a positive number of milliseconds"
+            )
+        elev = np.where(np.isfinite(elev), elev, 0.0)
+        glob = LocalFrame.centred(*_mean_lonlat(lon_a, lat_a))
+        gx, gy = glob.to_xy(lon_a, lat_a)
+        size = frame_size_km * 1000.0
+        cells = np.stack([np.floor(gx / size), np.floor(gy / size)], axis=1)
+        _, frame_of = np.unique(cells, axis=0, return_inverse=True)
+        frame_of = frame_of.ravel().astype(np.intp)
+        n_frames = int(frame_of.max()) + 1
+        cnt = np.bincount(frame_of, minlength=n_frames)
+        cx = np.bincount(frame_of, gx, n_frames) / cnt
+        cy = np.bincount(frame_of, gy, n_frames) / cnt
+        clon, clat = glob.to_lonlat(cx, cy)
+        frames = tuple(
+            LocalFrame.centred(float(a), float(b)) for a, b in zip(clon, clat, strict=True)
+        )
+        xy = np.empty((n_frames, n, 2))
+        for f, fr in enumerate(frames):  # one pass per frame (a handful), vectorised inside
+            xy[f, :, 0], xy[f, :, 1] = fr.to_xy(lon_a, lat_a)
+        trees = tuple(cKDTree(xy[f]) for f in range(n_frames))
+        return cls(ids, lon_a, lat_a, elev, sig, frames, frame_of, xy, trees)
+
+    @property
+    def n_sensors(self) -> int:
+        """Number of sensors."""
+        return len(self.sensor_id)
+
+    def index_of(self, sensor_id: ArrayLike) -> IntArray:
+        """Positions of the given ids in the network (-1 for an unknown id)."""
+        ids = np.asarray(sensor_id).astype(str)
+        order = np.argsort(self.sensor_id)
+        sorted_ids = self.sensor_id[order]
+        pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(order) - 1)
+        found = sorted_ids[pos] == ids
+        return np.where(found, order[pos], -1).astype(np.intp)
+
+
+# --------------------------------------------------------------------------------------------------
+# Batched maximum-likelihood solver
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Options of :func:`solve_events`.
+
+    Attributes
+    ----------
+    estimate_c
+        Estimate the speed of sound (with a Gaussian prior around the told value, so that it only
+        moves where the geometry constrains it).
+    estimate_wind
+        Estimate the wind vector too (prior around the told wind).
+    c_prior_sigma_mps, wind_prior_sigma_mps
+        Prior standard deviations (6 m/s is about 10 deg C).
+    loss
+        ``"soft_l1"`` (IRLS, then outliers dropped and plain ML on the inliers) or ``"linear"``.
+    soft_l1_scale
+        Soft-L1 scale, in units of each detection's sigma.
+    outlier_sigma
+        Residuals beyond this many (robustly scaled) sigmas are dropped after the robust phase.
+    n_subsets
+        Random 4-sensor subsets tried as closed-form starts (consensus against echoes).
+    min_sensors
+        Events with fewer inliers than this are not located.
+    """
+
+    estimate_c: bool = False
+    estimate_wind: bool = False
+    c_prior_sigma_mps: float = 6.0
+    wind_prior_sigma_mps: float = 5.0
+    loss: Literal["soft_l1", "linear"] = "soft_l1"
+    soft_l1_scale: float = 3.0
+    outlier_sigma: float = 4.0
+    max_iter: int = 25
+    n_subsets: int = 6
+    min_sensors: int = 4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Per-event solution of :func:`solve_events` (N events, K sensor slots).
+
+    ``t0_s`` is relative to the ``t_ref_s`` given to the solver; ``cov_m2`` is the position block of
+    the inverse Fisher information (plus priors) at the solution, scaled up by the reduced chi-square
+    when that exceeds 1; ``cov_theta`` is the whole (P, P) matrix over (x, y, t0[, c][, wx, wy]).
+    """
+
+    xy_m: FloatArray
+    t0_s: FloatArray
+    c_mps: FloatArray
+    wind_mps: FloatArray
+    cov_m2: FloatArray
+    cov_theta: FloatArray
+    inlier: BoolArray
+    residual_s: FloatArray
+    rms_ms: FloatArray
+    n_used: IntArray
+    ok: BoolArray
+
+
+def _predict(
+    pos: FloatArray,
+    t0: FloatArray,
+    c: FloatArray,
+    wind: FloatArray,
+    sxy: FloatArray,
+    dz: FloatArray,
+    est_c: bool,
+    est_w: bool,
+    jac: bool,
+) -> tuple[FloatArray, FloatArray | None]:
+    """Predicted arrival times (N, K) and their Jacobian (N, K, P) w.r.t. (x, y, t0[, c][, wx, wy])."""
+    dx = sxy[..., 0] - pos[:, 0, None]
+    dy = sxy[..., 1] - pos[:, 1, None]
+    d = np.sqrt(dx * dx + dy * dy + dz * dz)
+    d = np.maximum(d, 1e-3)
+    ux = dx / d
+    uy = dy / d
+    wx = wind[:, 0, None]
+    wy = wind[:, 1, None]
+    wu = wx * ux + wy * uy
+    v = c[:, None] + wu
+    tt = d / v
+    t = t0[:, None] + tt
+    if not jac:
+        return t, None
+    inv_v = 1.0 / v
+    inv_v2 = inv_v * inv_v
+    cols = [
+        -ux * inv_v + (wx - wu * ux) * inv_v2,
+        -uy * inv_v + (wy - wu * uy) * inv_v2,
+        np.ones_like(t),
+    ]
+    if est_c:
+        cols.append(-d * inv_v2)
+    if est_w:
+        cols.append(-dx * inv_v2)
+        cols.append(-dy * inv_v2)
+    return t, np.stack(cols, axis=-1)
+
+
+def _normal(J: FloatArray, w: FloatArray, r: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """A = J^T W J and g = J^T W r for weights (N, K)."""
+    Jw = J * w[..., None]
+    A = np.einsum("nki,nkj->nij", Jw, J)
+    g = np.einsum("nki,nk->ni", Jw, r)
+    return A, g
+
+
+def _closed_form_start(
+    sxy: FloatArray, t: FloatArray, mask: BoolArray, c: FloatArray
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Spherical-interpolation closed form (linear in x, y and the range to the first sensor).
+
+    Returns the position (N, 2), emission time (N,) and whether the solve was possible.
+    """
+    n = len(t)
+    tm = np.where(mask, t, np.inf)
+    ref = np.argmin(tm, axis=1)
+    rows = np.arange(n)
+    sref = sxy[rows, ref]
+    tref = t[rows, ref]
+    sp = sxy - sref[:, None, :]
+    delta = c[:, None] * (t - tref[:, None])
+    m = mask.copy()
+    m[rows, ref] = False
+    # 2 s'.x + 2 delta r0 = |s'|^2 - delta^2
+    M = np.stack([2 * sp[..., 0], 2 * sp[..., 1], 2 * delta], axis=-1) * m[..., None]
+    b = (np.sum(sp * sp, axis=-1) - delta * delta) * m
+    A = np.einsum("nki,nkj->nij", M, M)
+    g = np.einsum("nki,nk->ni", M, b)
+    det = np.linalg.det(A)
+    scale = np.einsum("nii->n", A) ** 3 + 1e-300
+    ok = (m.sum(axis=1) >= 3) & (np.abs(det) > 1e-12 * scale)
+    A[~ok] = np.eye(3)
+    g[~ok] = 0.0
+    sol = np.linalg.solve(A, g[..., None])[..., 0]
+    xp = sol[:, :2]
+    pos = sref + xp
+    t0 = tref - np.hypot(xp[:, 0], xp[:, 1]) / c
+    return pos, t0, ok & np.all(np.isfinite(sol), axis=1)
+
+
+def _soft_l1(z2: FloatArray) -> FloatArray:
+    return 2.0 * (np.sqrt(1.0 + z2) - 1.0)
+
+
+def solve_events(
+    sensor_xy_m: FloatArray,
+    arrival_s: FloatArray,
+    mask: BoolArray,
+    timing_sigma_s: FloatArray,
+    c_mps: FloatArray,
+    wind_mps: FloatArray | None = None,
+    dz_m: FloatArray | None = None,
+    *,
+    options: SolverOptions | None = None,
+    start_xy_m: FloatArray | None = None,
+) -> SolveResult:
+    """Locate N events at once from padded arrays of arrival times.
+
+    Parameters
+    ----------
+    sensor_xy_m
+        (N, K, 2) sensor positions in each event's frame (metres).
+    arrival_s
+        (N, K) arrival times in seconds relative to any per-event reference (keep it small).
+    mask
+        (N, K) which slots hold a detection.
+    timing_sigma_s
+        (N, K) timing standard deviation of each detection (s).
+    c_mps, wind_mps
+        (N,) told speed of sound and (N, 2) told wind (east, north), the priors when estimated.
+    dz_m
+        (N, K) sensor height above the source (m); default 0.
+    options
+        Solver options.
+    start_xy_m
+        (N, 2) optional starting positions (e.g. from association); closed-form starts are also tried.
+
+    Returns
+    -------
+    SolveResult
+    """
+    opt = options or SolverOptions()
+    n, k = arrival_s.shape
+    mask = np.asarray(mask, bool) & np.isfinite(arrival_s)
+    t_obs = np.where(mask, arrival_s, 0.0)
+    sig = np.where(mask, timing_sigma_s, 1.0)
+    dz = np.zeros((n, k)) if dz_m is None else np.asarray(dz_m, np.float64)
+    c_told = np.asarray(c_mps, np.float64) * np.ones(n)
+    w_told = (
+        np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
+    )
+    est_c, est_w = opt.estimate_c, opt.estimate_wind
+    n_par = 3 + int(est_c) + 2 * int(est_w)
+    prior_prec = np.zeros(n_par)
+    if est_c:
+        prior_prec[3] = 1.0 / opt.c_prior_sigma_mps**2
+    if est_w:
+        prior_prec[-2:] = 1.0 / opt.wind_prior_sigma_mps**2
+    rng = np.random.default_rng(opt.seed)
+    n_obs = mask.sum(axis=1)
+
+    # ---- starts: closed form on all sensors, on random 4-sensor subsets, and the given start
+    cands_pos = []
+    p_all, _, ok_all = _closed_form_start(sensor_xy_m, t_obs, mask, c_told)
+    cands_pos.append(np.where(ok_all[:, None], p_all, np.nan))
+    for _ in range(opt.n_subsets):
+        key = np.where(mask, rng.random((n, k)), np.inf)
+        kth = np.partition(key, min(3, k - 1), axis=1)[:, min(3, k - 1), None]
+        sub = mask & (key <= kth)
+        p_s, _, ok_s = _closed_form_start(sensor_xy_m, t_obs, sub, c_told)
+        cands_pos.append(np.where(ok_s[:, None], p_s, np.nan))
+    if start_xy_m is not None:
+        cands_pos.append(np.asarray(start_xy_m, np.float64))
+    # fallback: near the first-arriving sensor
+    first = np.argmin(np.where(mask, t_obs, np.inf), axis=1)
+    cands_pos.append(sensor_xy_m[np.arange(n), first] + 1.0)
+    cand = np.stack(cands_pos)  # (C, N, 2)
+    n_c = cand.shape[0]
+    # robust cost of each start with t0 set to the median implied emission time
+    cflat = np.nan_to_num(cand.reshape(-1, 2), nan=1e12)
+    rep = np.tile
+    dxc = rep(sensor_xy_m, (n_c, 1, 1, 1)).reshape(n_c * n, k, 2) - cflat[:, None, :]
+    dc = np.sqrt(np.sum(dxc * dxc, axis=-1) + rep(dz, (n_c, 1)) ** 2)
+    tt = dc / rep(c_told, n_c)[:, None]
+    implied = np.where(rep(mask, (n_c, 1)), rep(t_obs, (n_c, 1)) - tt, np.nan)
+    t0c = np.nanmedian(np.where(np.isfinite(implied), implied, np.nan), axis=1)
+    rc = (rep(t_obs, (n_c, 1)) - tt - t0c[:, None]) / rep(sig, (n_c, 1))
+    costc = np.sum(np.where(rep(mask, (n_c, 1)), _soft_l1((rc / opt.soft_l1_scale) ** 2), 0), 1)
+    costc = np.where(np.isfinite(costc), costc, np.inf).reshape(n_c, n)
+    best = np.argmin(costc, axis=0)
+    pos = cand[best, np.arange(n)]
+    pos = np.where(np.isfinite(pos), pos, sensor_xy_m[np.arange(n), first])
+    t0 = t0c.reshape(n_c, n)[best, np.arange(n)]
+    t0 = np.where(np.isfinite(t0), t0, 0.0)
+    c = c_told.copy()
+    wind = w_told.copy()
+
+    def unpack(
+        theta: FloatArray, idx: IntArray | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        p = theta[:, :2]
+        tz = theta[:, 2]
+        cc = theta[:, 3] if est_c else (c_told if idx is None else c_told[idx])
+        ww = theta[:, -2:] if est_w else (w_told if idx is None else w_told[idx])
+        return p, tz, cc, ww
+
+    theta = np.concatenate(
+        [pos, t0[:, None]] + ([c[:, None]] if est_c else []) + ([wind] if est_w else []), axis=1
+    )
+    prior_mean = np.concatenate(
+        [np.zeros((n, 3))] + ([c_told[:, None]] if est_c else []) + ([w_told] if est_w else []), 1
+    )
+    inlier = mask.copy()
+
+    def cost_and_weights(
+        th: FloatArray, use: BoolArray, robust: bool
+    ) -> tuple[FloatArray, FloatArray]:
+        p, tz, cc, ww = unpack(th)
+        tp, _ = _predict(p, tz, cc, ww, sensor_xy_m, dz, est_c, est_w, jac=False)
+        z = np.where(use, (t_obs - tp) / sig, 0.0)
+        if robust:
+            z2 = (z / opt.soft_l1_scale) ** 2
+            cst = np.sum(np.where(use, _soft_l1(z2), 0.0), axis=1) * opt.soft_l1_scale**2
+        else:
+            cst = np.sum(z * z, axis=1)
+        dp = th - prior_mean
+        cst = cst + np.sum(prior_prec * dp * dp, axis=1)
+        return cst, z
+
+    def run(th: FloatArray, use: BoolArray, robust: bool, iters: int) -> FloatArray:
+        lam = np.full(n, 1e-3)
+        cst, _ = cost_and_weights(th, use, robust)
+        active = np.ones(n, bool)
+        for _ in range(iters):
+            if not active.any():
+                break
+            idx = np.flatnonzero(active)
+            p, tz, cc, ww = unpack(th[idx], idx)
+            tp, J = _predict(p, tz, cc, ww, sensor_xy_m[idx], dz[idx], est_c, est_w, jac=True)
+            assert J is not None
+            u = use[idx]
+            res = np.where(u, t_obs[idx] - tp, 0.0)
+            s2 = sig[idx] ** 2
+            w = np.where(u, 1.0 / s2, 0.0)
+            if robust:
+                z2 = res * res / s2 / opt.soft_l1_scale**2
+                w = w / np.sqrt(1.0 + z2)
+            A, g = _normal(J, w, res)
+            dp = th[idx] - prior_mean[idx]
+            A = A + np.eye(n_par) * prior_prec
+            g = g - prior_prec * dp
+            diag = np.einsum("nii->ni", A)
+            A_lm = A + np.einsum("ni,ij->nij", lam[idx, None] * diag + 1e-12, np.eye(n_par))
+            step = np.linalg.solve(A_lm, g[..., None])[..., 0]
+            trial = th[idx] + step
+            sub_use = use[idx]
+            p2, tz2, cc2, ww2 = unpack(trial, idx)
+            tp2, _ = _predict(p2, tz2, cc2, ww2, sensor_xy_m[idx], dz[idx], est_c, est_w, False)
+            z = np.where(sub_use, (t_obs[idx] - tp2) / sig[idx], 0.0)
+            if robust:
+                c2 = (
+                    np.sum(np.where(sub_use, _soft_l1((z / opt.soft_l1_scale) ** 2), 0.0), axis=1)
+                    * opt.soft_l1_scale**2
+                )
+            else:
+                c2 = np.sum(z * z, axis=1)
+            dp2 = trial - prior_mean[idx]
+            c2 = c2 + np.sum(prior_prec * dp2 * dp2, axis=1)
+            better = np.isfinite(c2) & (c2 <= cst[idx])
+            acc = idx[better]
+            th[acc] = trial[better]
+            cst[acc] = c2[better]
+            lam[idx] = np.where(better, np.maximum(lam[idx] / 5.0, 1e-9), lam[idx] * 8.0)
+            small = (np.abs(step[:, 0]) < 1e-3) & (np.abs(step[:, 1]) < 1e-3)
+            done = (better & small) | (lam[idx] > 1e8)
+            active[idx[done]] = False
+        return th
+
+    if opt.loss == "soft_l1":
+        theta = run(theta, inlier, True, opt.max_iter)
+        _, z = cost_and_weights(theta, inlier, False)
+        az = np.where(inlier, np.abs(z), np.nan)
+        med = np.nanmedian(np.where(n_obs[:, None] > 0, az, 0.0), axis=1)
+        scale = np.maximum(1.0, 1.4826 * np.nan_to_num(med))
+        inlier = inlier & (np.abs(z) <= opt.outlier_sigma * scale[:, None])
+    theta = run(theta, inlier, False, opt.max_iter)
+
+    # ---- covariance from the Fisher information at the solution
+    p, tz, cc, ww = unpack(theta)
+    tp, J = _predict(p, tz, cc, ww, sensor_xy_m, dz, est_c, est_w, jac=True)
+    assert J is not None
+    res = np.where(mask, t_obs - tp, np.nan)
+    w = np.where(inlier, 1.0 / sig**2, 0.0)
+    A, _ = _normal(J, w, np.zeros_like(tp))
+    A = A + np.eye(n_par) * prior_prec
+    n_used = inlier.sum(axis=1)
+    ok = n_used >= max(opt.min_sensors, 3)
+    A[~ok] = np.eye(n_par)
+    cov_full = np.linalg.inv(A)
+    chi2 = np.sum(np.where(inlier, (res / sig) ** 2, 0.0), axis=1)
+    dof = np.maximum(n_used - 3, 1)
+    inflate = np.maximum(1.0, chi2 / dof)
+    cov = cov_full[:, :2, :2] * inflate[:, None, None]
+    rms = np.sqrt(np.sum(np.where(inlier, res * res, 0.0), axis=1) / np.maximum(n_used, 1)) * 1e3
+    ok &= np.all(np.isfinite(theta), axis=1) & np.all(np.isfinite(cov.reshape(n, 4)), axis=1)
+    return SolveResult(
+        xy_m=p.copy(),
+        t0_s=tz.copy(),
+        c_mps=np.asarray(cc, np.float64).copy(),
+        wind_mps=np.asarray(ww, np.float64).copy(),
+        cov_m2=cov,
+        cov_theta=cov_full * inflate[:, None, None],
+        inlier=inlier,
+        residual_s=res,
+        rms_ms=rms,
+        n_used=n_used.astype(np.intp),
+        ok=ok,
+    )
+
+
+def cramer_rao_bound(
+    source_xy_m: FloatArray,
+    sensor_xy_m: FloatArray,
+    mask: BoolArray,
+    timing_sigma_s: FloatArray,
+    c_mps: ArrayLike,
+    wind_mps: FloatArray | None = None,
+    dz_m: FloatArray | None = None,
+    *,
+    estimate_c: bool = False,
+    estimate_wind: bool = False,
+    c_prior_sigma_mps: float = 6.0,
+    wind_prior_sigma_mps: float = 5.0,
+) -> FloatArray:
+    """Cramér-Rao bound on the position (N, 2, 2) in m² for N geometries.
+
+    Rows ``H_i = [d t_i / d(x, y), 1 (, d t_i / d c)(, d t_i / d w)]`` weighted by ``1 / sigma_i^2``,
+    plus the priors' information on the propagation unknowns when they are estimated; the position
+    block of the inverse.
+    """
+    n, k = mask.shape
+    c = np.asarray(c_mps, np.float64) * np.ones(n)
+    wind = (
+        np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
+    )
+    dz = np.zeros((n, k)) if dz_m is None else dz_m
+    _, J = _predict(
+        np.asarray(source_xy_m, np.float64), np.zeros(n), c, wind, sensor_xy_m, dz,
+        estimate_c, estimate_wind, jac=True,
+    )  # fmt: skip
+    assert J is not None
+    w = np.where(mask, 1.0 / np.asarray(timing_sigma_s) ** 2, 0.0)
+    A, _ = _normal(J, w, np.zeros((n, k)))
+    n_par = A.shape[1]
+    prior = np.zeros(n_par)
+    if estimate_c:
+        prior[3] = 1.0 / c_prior_sigma_mps**2
+    if estimate_wind:
+        prior[-2:] = 1.0 / wind_prior_sigma_mps**2
+    A = A + np.eye(n_par) * prior
+    return np.asarray(np.linalg.inv(A)[:, :2, :2])
+
+
+def error_ellipse(
+    cov_m2: FloatArray, confidence: float = 0.95
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Error ellipse of 2x2 covariances (x east, y north).
+
+    Returns
+    -------
+    semi_major_m, semi_minor_m, orientation_deg
+        Semi-axes at the given confidence (2 d.o.f. chi-square) and the azimuth of the major axis,
+        degrees clockwise from north in [0, 180).
+    """
+    a = cov_m2[..., 0, 0]
+    b = cov_m2[..., 0, 1]
+    d = cov_m2[..., 1, 1]
+    half_tr = 0.5 * (a + d)
+    disc = np.sqrt(np.maximum(0.25 * (a - d) ** 2 + b * b, 0.0))
+    lam1 = half_tr + disc
+    lam2 = np.maximum(half_tr - disc, 0.0)
+    k2 = -2.0 * math.log(1.0 - confidence)  # chi-square quantile, 2 d.o.f.
+    theta = 0.5 * np.arctan2(2 * b, a - d)  # from the x (east) axis, counter-clockwise
+    az = np.mod(90.0 - np.degrees(theta), 180.0)
+    return np.sqrt(k2 * lam1), np.sqrt(k2 * lam2), az
+
+
+# --------------------------------------------------------------------------------------------------
+# Association
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssociationOptions:
+    """Options of :func:`associate`.
+
+    Attributes
+    ----------
+    n_neighbours
+        Nearest sensors of a seed's sensor whose detections form 3-sensor hypotheses with the seed.
+    max_candidates
+        Detections per neighbour considered (the first ones after the seed).
+    n_score
+        Sensors near the seed's sensor against which a hypothesis is scored.
+    tol_s, tol_rel
+        Scoring tolerance: ``tol_s + tol_rel * |d_k - d_seed| / c`` (covers a wrong speed of sound).
+    extend_tol_s
+        Base tolerance when an accepted event, fitted with the speed of sound free, gathers the
+        detections it predicts at the other sensors in range.
+    min_sensors
+        Detections needed to accept an event.
+    max_range_m
+        Range beyond which sensors are not expected to hear an event.
+    c_slack
+        Relative uncertainty of the told speed of sound, for the time windows.
+    max_rounds
+        Rounds of hypothesis generation and conflict resolution.
+    """
+
+    n_neighbours: int = 4
+    max_candidates: int = 12
+    n_score: int = 14
+    tol_s: float = 0.06
+    tol_rel: float = 0.01
+    extend_tol_s: float = 0.02
+    min_sensors: int = 5
+    max_range_m: float = 25_000.0
+    c_slack: float = 0.08
+    max_rounds: int = 6
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Detections sorted by (sensor, time), searchable with one float key."""
+
+    keys: FloatArray
+    det: IntArray
+    stride: float
+    t_base: float
+
+    @classmethod
+    def build(
+        cls, det: IntArray, sensor: IntArray, t: FloatArray, stride: float, t_base: float
+    ) -> _Index:
+        keys = sensor[det] * stride + (t[det] - t_base)
+        o = np.argsort(keys, kind="stable")
+        return cls(keys[o], det[o], stride, t_base)
+
+    def key(self, sensor: IntArray, t: FloatArray) -> FloatArray:
+        return sensor * self.stride + (t - self.t_base)
+
+    def nearest(
+        self, sensor: IntArray, t_pred: FloatArray, tol: FloatArray, sensor_ok: BoolArray
+    ) -> tuple[IntArray, FloatArray]:
+        """Nearest detection at ``sensor`` to ``t_pred`` within ``tol`` (-1 when none)."""
+        if len(self.keys) == 0:
+            return np.full(np.shape(t_pred), -1, np.intp), np.full(np.shape(t_pred), np.inf)
+        kq = self.key(np.where(sensor_ok, sensor, 0), t_pred)
+        pos = np.searchsorted(self.keys, kq)
+        lo = np.clip(pos - 1, 0, len(self.keys) - 1)
+        hi = np.clip(pos, 0, len(self.keys) - 1)
+        dlo = np.abs(self.keys[lo] - kq)
+        dhi = np.abs(self.keys[hi] - kq)
+        pick = np.where(dlo <= dhi, lo, hi)
+        dist = np.minimum(dlo, dhi)
+        good = sensor_ok & (dist <= tol)
+        return np.where(good, self.det[pick], -1), np.where(good, dist, np.inf)
+
+
+@dataclass(frozen=True)
+class _Hyp:
+    seed: IntArray  # (H,) seed detection
+    dets: IntArray  # (H, S) matched detections, -1 padded
+    count: IntArray
+    cost: FloatArray
+
+
+def _pair_slots(n: int) -> IntArray:
+    a, b = np.triu_indices(n, 1)
+    return np.stack([a, b], axis=1).astype(np.intp)
+
+
+def _hypotheses(
+    net: SensorNetwork,
+    frame: int,
+    seeds: IntArray,
+    det_sensor: IntArray,
+    det_t: FloatArray,
+    det_c: FloatArray,
+    index: _Index,
+    nb: IntArray,
+    score_tbl: IntArray,
+    opt: AssociationOptions,
+) -> _Hyp:
+    """Best 3-sensor hypothesis per seed, scored against the sensors near the seed."""
+    xy = net.xy_m[frame]
+    m_c = opt.max_candidates
+    s0 = det_sensor[seeds]
+    ts = det_t[seeds]
+    cs = det_c[seeds]
+    len(seeds)
+    nbs = nb[s0]  # (S, Kn)
+    nb_ok = nbs >= 0
+    nbs_c = np.where(nb_ok, nbs, 0)
+    dist = np.linalg.norm(xy[nbs_c] - xy[s0][:, None, :], axis=-1)
+    c_lo = cs * (1.0 - opt.c_slack)
+    eps = 0.02
+    lo = np.searchsorted(index.keys, index.key(nbs_c, ts[:, None] - eps))
+    hi = np.searchsorted(index.keys, index.key(nbs_c, ts[:, None] + dist / c_lo[:, None] + eps))
+    cand = lo[..., None] + np.arange(m_c)
+    cvalid = (cand < hi[..., None]) & nb_ok[..., None]
+    cand = np.clip(cand, 0, max(len(index.det) - 1, 0))
+    cdet = index.det[cand] if len(index.det) else np.zeros_like(cand)
+    ct = det_t[cdet]
+    pairs = _pair_slots(nbs.shape[1])
+    a, b = pairs[:, 0], pairs[:, 1]
+    sa = xy[nbs_c[:, a]] - xy[s0][:, None, :]  # (S, P, 2)
+    sb = xy[nbs_c[:, b]] - xy[s0][:, None, :]
+    det2 = sa[..., 0] * sb[..., 1] - sa[..., 1] * sb[..., 0]
+    geo_ok = np.abs(det2) > 1e-3 * (np.sum(sa * sa, -1) + np.sum(sb * sb, -1))
+    inv = (
+        np.stack(
+            [np.stack([sb[..., 1], -sa[..., 1]], -1), np.stack([-sb[..., 0], sa[..., 0]], -1)], -2
+        )
+        / np.where(geo_ok, det2, 1.0)[..., None, None]
+    )  # inverse of [[sa],[sb]] (rows)
+    da = cs[:, None, None] * (ct[:, a] - ts[:, None, None])  # (S, P, M)
+    db = cs[:, None, None] * (ct[:, b] - ts[:, None, None])
+    da4 = da[..., :, None]
+    db4 = db[..., None, :]
+    ba = (np.sum(sa * sa, -1)[..., None, None] - da4**2) / 2.0
+    bb = (np.sum(sb * sb, -1)[..., None, None] - db4**2) / 2.0
+    # x = inv @ (b - r0 * delta) = p + r0 q
+    i00, i01 = inv[..., 0, 0][..., None, None], inv[..., 0, 1][..., None, None]
+    i10, i11 = inv[..., 1, 0][..., None, None], inv[..., 1, 1][..., None, None]
+    px = i00 * ba + i01 * bb
+    py = i10 * ba + i11 * bb
+    qx = -(i00 * da4 + i01 * db4)
+    qy = -(i10 * da4 + i11 * db4)
+    qa = qx * qx + qy * qy - 1.0
+    qb = px * qx + py * qy
+    qc = px * px + py * py
+    disc = qb * qb - qa * qc
+    sq = np.sqrt(np.maximum(disc, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        safe_qa = np.where(np.abs(qa) > 1e-9, qa, np.nan)
+        r1 = (-qb + sq) / safe_qa
+        r2 = (-qb - sq) / safe_qa
+        rlin = np.where(np.abs(qa) <= 1e-9, -qc / (2 * qb), np.nan)
+    valid = (
+        cvalid[:, a][..., :, None]
+        & cvalid[:, b][..., None, :]
+        & geo_ok[..., None, None]
+        & (disc >= 0)
+    )
+    roots = np.stack([np.where(np.isfinite(r1), r1, rlin), r2], axis=-1)  # (S, P, M, M, 2)
+    rv = valid[..., None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.max_range_m)
+    hs = np.nonzero(rv)
+    if len(hs[0]) == 0:
+        e = np.zeros(0, np.intp)
+        return _Hyp(e, np.zeros((0, 1), np.intp), e, np.zeros(0))
+    si, pi, mi, mj, _ri = hs
+    r0 = roots[hs]
+    hx = px[si, pi, mi, mj] + r0 * qx[si, pi, mi, mj] + xy[s0[si], 0]
+    hy = py[si, pi, mi, mj] + r0 * qy[si, pi, mi, mj] + xy[s0[si], 1]
+    ht0 = ts[si] - r0 / cs[si]
+    # score against the sensors near the seed
+    sc = score_tbl[s0[si]]  # (H, S)
+    sc_ok = sc >= 0
+    scc = np.where(sc_ok, sc, 0)
+    dk = np.hypot(xy[scc, 0] - hx[:, None], xy[scc, 1] - hy[:, None])
+    sc_ok &= dk <= opt.max_range_m
+    tp = ht0[:, None] + dk / cs[si, None]
+    tol = opt.tol_s + opt.tol_rel * np.abs(dk - r0[:, None]) / cs[si, None]
+    md, mdist = index.nearest(scc, tp, tol, sc_ok)
+    # the seed itself and its two hypothesis detections are always in
+    count = (md >= 0).sum(axis=1)
+    z = np.where(md >= 0, mdist / tol, 0.0)
+    cost = np.sum(z * z, axis=1)
+    # best hypothesis per seed: most detections, then least cost
+    order = np.lexsort((cost, -count, si))
+    first = order[np.r_[True, si[order][1:] != si[order][:-1]]]
+    dets = md[first]
+    # make sure the seed is recorded
+    seed_d = seeds[si[first]]
+    has_seed = np.any(dets == seed_d[:, None], axis=1)
+    dets = np.concatenate([dets, np.where(has_seed, -1, seed_d)[:, None]], axis=1)
+    cnt = (dets >= 0).sum(axis=1)
+    return _Hyp(seed_d, dets, cnt, cost[first])
+
+
+def _resolve(h: _Hyp, n_det: int, min_sensors: int) -> BoolArray:
+    """Accept hypotheses that own every detection they use, best (count, cost) first."""
+    nh = len(h.seed)
+    if nh == 0:
+        return np.zeros(0, bool)
+    order = np.lexsort((h.cost, -h.count))
+    rank = np.empty(nh, np.intp)
+    rank[order] = np.arange(nh)
+    eligible = h.count >= min_sensors
+    owner = np.full(n_det, nh, np.intp)
+    rows, cols = np.nonzero((h.dets >= 0) & eligible[:, None])
+    np.minimum.at(owner, h.dets[rows, cols], rank[rows])
+    owns = np.ones(h.dets.shape, bool)
+    owns[rows, cols] = owner[h.dets[rows, cols]] == rank[rows]
+    return eligible & np.all(owns, axis=1)
+
+
+def _neighbour_tables(net: SensorNetwork, frame: int, k: int, max_m: float) -> IntArray:
+    tree = net.trees[frame]
+    kk = min(k + 1, net.n_sensors)
+    dist, idx = tree.query(net.xy_m[frame], k=kk, distance_upper_bound=max_m)
+    idx = np.where(np.isfinite(dist), idx, -1)
+    # drop the sensor itself (first column, distance 0)
+    return np.asarray(idx[:, 1:], np.intp)
+
+
+def _score_tables(net: SensorNetwork, frame: int, k: int, max_m: float) -> IntArray:
+    tree = net.trees[frame]
+    kk = min(k, net.n_sensors)
+    dist, idx = tree.query(net.xy_m[frame], k=kk, distance_upper_bound=max_m)
+    return np.asarray(np.where(np.isfinite(dist), idx, -1), np.intp)
+
+
+def _extend(
+    net: SensorNetwork,
+    dets: IntArray,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    det_c_mps: FloatArray,
+    avail: BoolArray,
+    stride: float,
+    t_base: float,
+    opt: AssociationOptions,
+) -> IntArray:
+    """Fit accepted hypotheses and add the available detections they predict at every sensor in range.
+
+    Returns the (E, W) detections of each event (-1 padded); a detection wanted by two events goes to
+    the one it fits best.
+    """
+    n_ev = len(dets)
+    if n_ev == 0:
+        return dets
+    frame, sxy, t_rel, sig, dz, mask, t_ref = _gather(net, dets, det_sensor, det_time_s)
+    seed_c = det_c_mps[np.where(mask, dets, 0)[:, 0]]
+    res = solve_events(
+        sxy, t_rel, mask, sig, seed_c, None, dz,
+        options=SolverOptions(estimate_c=True, n_subsets=0, max_iter=10, min_sensors=3),
+    )  # fmt: skip
+    pool = avail.copy()
+    pool[dets[dets >= 0]] = True
+    index = _Index.build(np.flatnonzero(pool), det_sensor, det_time_s, stride, t_base)
+    k_max = min(64, net.n_sensors)
+    owner = np.full(len(det_sensor), -1, np.intp)
+    best = np.full(len(det_sensor), np.inf)
+    found = np.full((n_ev, k_max), -1, np.intp)
+    score = np.full((n_ev, k_max), np.inf)
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(frame == f)
+        if len(ev) == 0:
+            continue
+        dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=opt.max_range_m)
+        ok = np.isfinite(dist)
+        sens = np.where(ok, sens, 0)
+        tp, J = _predict(
+            res.xy_m[ev], res.t0_s[ev], res.c_mps[ev], res.wind_mps[ev], net.xy_m[f][sens],
+            np.zeros(sens.shape), True, False, jac=True,
+        )  # fmt: skip
+        assert J is not None
+        tp = tp + t_ref[ev, None]
+        var = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
+        var = var + (net.timing_sigma_ms[sens] * 1e-3) ** 2
+        dk = np.where(ok, dist, np.inf)
+        dmin = np.min(dk, axis=1, keepdims=True)
+        tol = opt.extend_tol_s + 5.0 * np.sqrt(var) + 0.005 * np.abs(dk - dmin) / seed_c[ev, None]
+        md, mdist = index.nearest(sens, tp, np.where(ok, tol, 0.0), ok)
+        found[ev, : md.shape[1]] = md
+        score[ev, : md.shape[1]] = np.where(md >= 0, mdist / tol, np.inf)
+    rows, cols = np.nonzero(found >= 0)
+    np.minimum.at(best, found[rows, cols], score[rows, cols])
+    win = score[rows, cols] <= best[found[rows, cols]]
+    owner[found[rows, cols][win]] = rows[win]
+    # keep the hypothesis' own detections too (the final solve weeds out outliers)
+    r0, c0 = np.nonzero(dets >= 0)
+    free = owner[dets[r0, c0]] < 0
+    owner[dets[r0, c0][free]] = r0[free]
+    sel = np.flatnonzero(owner >= 0)
+    return _pad_groups(owner, n_ev, det_time_s) if len(sel) else dets
+
+
+def associate(
+    net: SensorNetwork,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    det_c_mps: FloatArray,
+    *,
+    options: AssociationOptions | None = None,
+    available: BoolArray | None = None,
+) -> IntArray:
+    """Group detections into candidate events.
+
+    Every detection seeds 3-sensor hypotheses (closed form with two detections at its nearest sensors
+    in the time window allowed by the distance and the speed of sound); each hypothesis is scored by
+    the detections it predicts at the nearby sensors; hypotheses that own all their detections are
+    accepted best first, and the rest are retried without the claimed detections.
+
+    Parameters
+    ----------
+    net
+        The sensor network.
+    det_sensor, det_time_s
+        Sensor index and arrival time (POSIX s) of each detection.
+    det_c_mps
+        Told speed of sound at each detection's time.
+    options
+        Association options.
+    available
+        Detections that may be used (default all).
+
+    Returns
+    -------
+    ndarray of int
+        Event number of each detection, -1 when it joined no event.
+    """
+    opt = options or AssociationOptions()
+    n_det = len(det_sensor)
+    event = np.full(n_det, -1, np.intp)
+    if n_det == 0:
+        return event
+    avail = np.ones(n_det, bool) if available is None else available.copy()
+    t_base = float(np.min(det_time_s))
+    stride = float(np.max(det_time_s) - t_base) + 1e4
+    n_frames = len(net.frames)
+    nb_tables = [
+        _neighbour_tables(net, f, opt.n_neighbours, opt.max_range_m) for f in range(n_frames)
+    ]
+    nb_wide = [
+        _neighbour_tables(net, f, opt.n_neighbours + 2, opt.max_range_m) for f in range(n_frames)
+    ]
+    sc_tables = [_score_tables(net, f, opt.n_score, opt.max_range_m) for f in range(n_frames)]
+    det_frame = net.frame_of_sensor[det_sensor]
+    n_events = 0
+
+    def run_round(seeds_all: IntArray, wide: bool) -> tuple[_Hyp, BoolArray]:
+        index = _Index.build(np.flatnonzero(avail), det_sensor, det_time_s, stride, t_base)
+        hyps: list[_Hyp] = []
+        for f in range(n_frames):  # a handful of frames; vectorised inside
+            seeds = seeds_all[det_frame[seeds_all] == f]
+            for lo in range(0, len(seeds), 2000):  # chunks bound the memory
+                hyps.append(
+                    _hypotheses(
+                        net, f, seeds[lo : lo + 2000], det_sensor, det_time_s, det_c_mps, index,
+                        nb_wide[f] if wide else nb_tables[f], sc_tables[f], opt,
+                    )
+                )  # fmt: skip
+        width = max((x.dets.shape[1] for x in hyps), default=1)
+        h = _Hyp(
+            np.concatenate([x.seed for x in hyps] + [np.zeros(0, np.intp)]),
+            np.concatenate(
+                [
+                    np.pad(x.dets, ((0, 0), (0, width - x.dets.shape[1])), constant_values=-1)
+                    for x in hyps
+                ]
+                + [np.zeros((0, width), np.intp)]
+            ),
+            np.concatenate([x.count for x in hyps] + [np.zeros(0, np.intp)]),
+            np.concatenate([x.cost for x in hyps] + [np.zeros(0)]),
+        )
+        return h, _resolve(h, n_det, opt.min_sensors)
+
+    seeds_all = np.flatnonzero(avail)
+    final = max(opt.max_rounds - 1, 0)
+    rnd = 0
+    while True:
+        wide = rnd >= final
+        if len(seeds_all) == 0:
+            if wide:
+                break
+            rnd = final  # nothing left to retry: go to the final sweep with wider neighbourhoods
+            seeds_all = np.flatnonzero(avail)
+            continue
+        h, acc = run_round(seeds_all, wide)
+        ids = n_events + np.arange(int(acc.sum()))
+        d = _extend(net, h.dets[acc], det_sensor, det_time_s, det_c_mps, avail, stride, t_base, opt)
+        rows, cols = np.nonzero(d >= 0)
+        event[d[rows, cols]] = ids[rows]
+        avail[d[rows, cols]] = False
+        n_events += len(ids)
+        if wide:
+            break
+        rnd += 1
+        # next round: the seeds whose good hypothesis lost a conflict; the last round sweeps all
+        lost = (~acc) & (h.count >= opt.min_sensors)
+        seeds_all = np.unique(h.seed[lost])
+        seeds_all = seeds_all[avail[seeds_all]]
+        if rnd >= final:
+            seeds_all = np.flatnonzero(avail)
+    return event
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline: associate, locate, regather, relocate
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocatedEvents:
+    """Located events (E of them); positions WGS84, covariances in the local plane (x east, y north)."""
+
+    emitted_at_s: FloatArray
+    lon: FloatArray
+    lat: FloatArray
+    xy_m: FloatArray
+    frame: IntArray
+    cov_m2: FloatArray
+    semi_major_m: FloatArray
+    semi_minor_m: FloatArray
+    orientation_deg: FloatArray
+    n_sensors: IntArray
+    residual_rms_ms: FloatArray
+    c_mps: FloatArray
+    signal: IntArray
+    detections: list[IntArray]
+
+    def __len__(self) -> int:
+        return len(self.emitted_at_s)
+
+
+@dataclass(frozen=True)
+class Unassigned:
+    """Detections that fit no event, each with a reason code and a message."""
+
+    detection: IntArray
+    reason: NDArray[np.str_]
+    message: list[str]
+
+
+@dataclass(frozen=True)
+class LocationResult:
+    """Output of :func:`locate_detections`: events, and detections left out with their reasons."""
+
+    events: LocatedEvents
+    unassigned: Unassigned
+    event_of_detection: IntArray
+
+
+def _pad_groups(event: IntArray, n_events: int, order_key: FloatArray) -> IntArray:
+    """(E, K) detection indices per event (sorted by ``order_key``), -1 padded."""
+    sel = np.flatnonzero(event >= 0)
+    if n_events == 0 or len(sel) == 0:
+        return np.full((n_events, 1), -1, np.intp)
+    o = sel[np.lexsort((order_key[sel], event[sel]))]
+    ev = event[o]
+    counts = np.bincount(ev, minlength=n_events)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(o)) - start[ev]
+    out = np.full((n_events, max(int(counts.max()), 1)), -1, np.intp)
+    out[ev, pos] = o
+    return out
+
+
+def _gather(
+    net: SensorNetwork,
+    groups: IntArray,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, BoolArray, FloatArray]:
+    mask = groups >= 0
+    g = np.where(mask, groups, 0)
+    sens = det_sensor[g]
+    t_abs = det_time_s[g]
+    t_ref = np.min(np.where(mask, t_abs, np.inf), axis=1)
+    t_ref = np.where(np.isfinite(t_ref), t_ref, 0.0)
+    first = sens[np.arange(len(g)), np.argmin(np.where(mask, t_abs, np.inf), axis=1)]
+    frame = net.frame_of_sensor[first]
+    sxy = net.xy_m[frame[:, None], sens]
+    elev = net.elevation_m[sens]
+    src_elev = (
+        np.nanmedian(np.where(mask, elev, np.nan), axis=1) if mask.any() else np.zeros(len(g))
+    )
+    dz = elev - np.nan_to_num(src_elev)[:, None]
+    sig = net.timing_sigma_ms[sens] * 1e-3
+    return frame, sxy, np.where(mask, t_abs - t_ref[:, None], 0.0), sig, dz, mask, t_ref
+
+
+def dist_ok(dist: FloatArray) -> FloatArray:
+    """Distances from a KD-tree query with missing neighbours (inf) replaced by 1 m."""
+    return np.where(np.isfinite(dist), dist, 1.0)
+
+
+def _duplicates(
+    res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray
+) -> BoolArray:
+    """Events that repeat a better-supported event (same place and emission time, same frame)."""
+    n = len(frame)
+    dup = np.zeros(n, bool)
+    if n < 2:
+        return dup
+    pts = np.column_stack([res.xy_m, (res.t0_s + (t_ref - t_ref.min())) * 340.0])
+    pts = np.where(np.isfinite(pts), pts, 1e15)
+    for f in np.unique(frame):  # frames, not events
+        ev = np.flatnonzero(frame == f)
+        pairs = cKDTree(pts[ev]).query_pairs(r=150.0, output_type="ndarray")
+        if len(pairs) == 0:
+            continue
+        i, j = ev[pairs[:, 0]], ev[pairs[:, 1]]
+        # the one with fewer inliers (then the later index) is the duplicate
+        worse_j = (res.n_used[j] < res.n_used[i]) | ((res.n_used[j] == res.n_used[i]) & (j > i))
+        dup[np.where(worse_j, j, i)] = True
+    return dup
+
+
+def locate_detections(
+    net: SensorNetwork,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    *,
+    weather: Weather | None = None,
+    det_signal: IntArray | None = None,
+    det_amplitude_db: FloatArray | None = None,
+    association: AssociationOptions | None = None,
+    solver: SolverOptions | None = None,
+    echo_window_s: float = 3.0,
+    amplitude_sigma_db: float = 6.0,
+) -> LocationResult:
+    """Associate detections into events and locate them; explain every detection left out.
+
+    Parameters
+    ----------
+    net
+        The sensor network.
+    det_sensor, det_time_s
+        Sensor index and arrival time (POSIX seconds) of each detection.
+    weather
+        Told weather (default 15 deg C, no wind).
+    det_signal
+        Signal code per detection (see :data:`SIGNALS`).
+    det_amplitude_db
+        Amplitude per detection (NaN when unknown); helps give each detection to the right one of
+        two events whose arrivals coincide at a sensor.
+    association, solver
+        Options; by default the speed of sound is estimated.
+    echo_window_s
+        A later arrival this soon after an event's direct arrival at the same sensor is called an echo.
+    """
+    a_opt = association or AssociationOptions()
+    s_opt = solver or SolverOptions(estimate_c=True)
+    wx = weather or Weather.constant()
+    det_sensor = np.asarray(det_sensor, np.intp)
+    det_time_s = np.asarray(det_time_s, np.float64)
+    n_det = len(det_sensor)
+    sig_code = np.zeros(n_det, np.intp) if det_signal is None else np.asarray(det_signal, np.intp)
+    amp = None if det_amplitude_db is None else np.asarray(det_amplitude_db, np.float64)
+    det_c, _ = wx.at(det_time_s)
+    event = associate(net, det_sensor, det_time_s, det_c, options=a_opt)
+    n_ev = int(event.max()) + 1 if n_det and event.max() >= 0 else 0
+
+    def solve(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+        frame, sxy, t_rel, sig, dz, mask, t_ref = _gather(net, groups, det_sensor, det_time_s)
+        c_e, w_e = wx.at(t_ref)
+        res = solve_events(sxy, t_rel, mask, sig, c_e, w_e, dz, options=s_opt)
+        return res, frame, t_ref, groups
+
+    groups = _pad_groups(event, n_ev, det_time_s)
+    res, frame, t_ref, groups = solve(groups)
+    alive = res.ok & ~_duplicates(res, frame, t_ref, groups)
+    # regather: each event claims the detection nearest its predicted arrival at every sensor in
+    # range; a detection wanted by several events goes to the one under which it is most likely
+    new_event = np.full(n_det, -1, np.intp)
+    best = np.full(n_det, np.inf)
+    index = _Index.build(
+        np.arange(n_det), det_sensor, det_time_s,
+        float(det_time_s.max() - det_time_s.min()) + 1e4 if n_det else 1e4,
+        float(det_time_s.min()) if n_det else 0.0,
+    )  # fmt: skip
+    k_max = min(64, net.n_sensors)
+    cand_rows: list[IntArray] = []
+    cand_det: list[IntArray] = []
+    cand_score: list[FloatArray] = []
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(alive & (frame == f))
+        if len(ev) == 0:
+            continue
+        dist, sens = net.trees[f].query(
+            res.xy_m[ev], k=k_max, distance_upper_bound=a_opt.max_range_m
+        )
+        sens = np.atleast_2d(sens)
+        ok = np.isfinite(np.atleast_2d(dist))
+        sens = np.where(ok, sens, 0)
+        sxy = net.xy_m[f][sens]
+        mask_e = groups[ev] >= 0
+        src_elev = np.nanmedian(
+            np.where(mask_e, net.elevation_m[det_sensor[np.where(mask_e, groups[ev], 0)]], np.nan),
+            1,
+        )
+        dz = net.elevation_m[sens] - src_elev[:, None]
+        tp, J = _predict(
+            res.xy_m[ev], res.t0_s[ev] + t_ref[ev], res.c_mps[ev], res.wind_mps[ev], sxy, dz,
+            s_opt.estimate_c, s_opt.estimate_wind, jac=True,
+        )  # fmt: skip
+        assert J is not None
+        var_pred = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
+        sig = net.timing_sigma_ms[sens] * 1e-3
+        var = sig**2 + np.maximum(var_pred, 0.0)
+        tol = np.maximum(0.02, 5.0 * np.sqrt(var))
+        md, mdist = index.nearest(sens, tp, tol, ok)
+        hit = md >= 0
+        # minus twice the Gaussian log-likelihood of the arrival (and of its amplitude, under
+        # spherical spreading from the event's source level, when amplitudes are given)
+        score = mdist**2 / var + np.log(var)
+        if amp is not None:
+            g = groups[ev]
+            gm = g >= 0
+            d_used = np.hypot(
+                *(net.xy_m[f][det_sensor[np.where(gm, g, 0)]] - res.xy_m[ev, None, :]).T
+            )
+            level = np.nanmedian(
+                np.where(
+                    gm, amp[np.where(gm, g, 0)] + 20.0 * np.log10(np.maximum(d_used.T, 1.0)), np.nan
+                ),
+                axis=1,
+            )
+            a_pred = level[:, None] - 20.0 * np.log10(np.maximum(dist_ok(dist), 1.0))
+            a_obs = amp[np.where(hit, md, 0)]
+            za = (a_obs - a_pred) / amplitude_sigma_db
+            score = score + np.where(hit & np.isfinite(za), za * za, 0.0)
+        cand_rows.append(np.broadcast_to(ev[:, None], md.shape)[hit])
+        cand_det.append(md[hit])
+        cand_score.append(score[hit])
+    if cand_rows:
+        cr = np.concatenate(cand_rows)
+        cd = np.concatenate(cand_det)
+        cs = np.concatenate(cand_score)
+        np.minimum.at(best, cd, cs)
+        win = cs <= best[cd]
+        new_event[cd[win]] = cr[win]
+    groups2 = _pad_groups(new_event, n_ev, det_time_s)
+    res2, frame2, t_ref2, groups2 = solve(groups2)
+    used = np.zeros(groups2.shape, bool)
+    used[:] = res2.inlier & (groups2 >= 0)
+    keep = res2.ok & (res2.n_used >= max(a_opt.min_sensors - 1, s_opt.min_sensors))
+    final_event = np.full(n_det, -1, np.intp)
+    new_ids = np.cumsum(keep) - 1
+    rows, cols = np.nonzero(used & keep[:, None])
+    final_event[groups2[rows, cols]] = new_ids[rows]
+
+    ev_idx = np.flatnonzero(keep)
+    lon = np.empty(len(ev_idx))
+    lat = np.empty(len(ev_idx))
+    for f in range(len(net.frames)):
+        m = frame2[ev_idx] == f
+        if m.any():
+            lon[m], lat[m] = net.frames[f].to_lonlat(
+                res2.xy_m[ev_idx[m], 0], res2.xy_m[ev_idx[m], 1]
+            )
+    cov = res2.cov_m2[ev_idx]
+    smaj, smin, orient = error_ellipse(cov)
+    dets = [groups2[i][used[i]] for i in ev_idx]  # output assembly only
+    # signal: most common known code among the used detections
+    sg = np.where(used, sig_code[np.where(groups2 >= 0, groups2, 0)], -1)[ev_idx]
+    counts = np.stack([(sg == s).sum(axis=1) for s in range(len(SIGNALS))], axis=1)
+    counts[:, 0] = 0
+    signal = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), 0)
+    events = LocatedEvents(
+        emitted_at_s=res2.t0_s[ev_idx] + t_ref2[ev_idx],
+        lon=lon,
+        lat=lat,
+        xy_m=res2.xy_m[ev_idx],
+        frame=frame2[ev_idx],
+        cov_m2=cov,
+        semi_major_m=smaj,
+        semi_minor_m=smin,
+        orientation_deg=orient,
+        n_sensors=res2.n_used[ev_idx],
+        residual_rms_ms=res2.rms_ms[ev_idx],
+        c_mps=res2.c_mps[ev_idx],
+        signal=signal.astype(np.intp),
+        detections=dets,
+    )
+    unassigned = _explain(
+        net, final_event, new_event, event, keep, new_ids, det_sensor, det_time_s, echo_window_s,
+        a_opt.min_sensors,
+    )  # fmt: skip
+    return LocationResult(events, unassigned, final_event)
+
+
+def _explain(
+    net: SensorNetwork,
+    final_event: IntArray,
+    gathered_event: IntArray,
+    associated_event: IntArray,
+    keep: BoolArray,
+    new_ids: IntArray,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    echo_window_s: float,
+    min_sensors: int,
+) -> Unassigned:
+    """A reason for every detection that is in no located event."""
+    left = np.flatnonzero(final_event < 0)
+    reason = np.full(len(left), "no_event", dtype=object)
+    near = np.full(len(left), -1, np.intp)
+    dt = np.full(len(left), np.nan)
+    used = np.flatnonzero(final_event >= 0)
+    if len(used) and len(left):
+        t_base = float(det_time_s.min())
+        stride = float(det_time_s.max() - t_base) + 1e4
+        keys = det_sensor[used] * stride + (det_time_s[used] - t_base)
+        o = np.argsort(keys)
+        keys, used = keys[o], used[o]
+        q = det_sensor[left] * stride + (det_time_s[left] - t_base)
+        # the latest used (direct) arrival at the same sensor before this detection
+        pos = np.searchsorted(keys, q, side="right") - 1
+        posc = np.clip(pos, 0, len(keys) - 1)
+        same = (pos >= 0) & (det_sensor[used[posc]] == det_sensor[left])
+        dt = np.where(same, det_time_s[left] - det_time_s[used[posc]], np.nan)
+        echo = same & (dt > 0) & (dt <= echo_window_s)
+        near = np.where(echo, final_event[used[posc]], -1)
+        reason[echo] = "echo"
+    g = gathered_event[left]
+    was = np.where(g >= 0, g, associated_event[left])
+    in_kept = (g >= 0) & keep[np.maximum(g, 0)]
+    outlier = in_kept & (reason == "no_event")
+    reason[outlier] = "outlier"
+    near = np.where(outlier, new_ids[np.maximum(g, 0)], near)
+    small = (was >= 0) & ~in_kept & (reason == "no_event")
+    reason[small] = "too_few_sensors"
+    msgs: list[str] = []
+    sid = net.sensor_id[det_sensor[left]]
+    for i in range(len(left)):  # message formatting for people, not a numeric path
+        r = reason[i]
+        if r == "echo":
+            msgs.append(
+                f"later arrival at sensor {sid[i]} {dt[i] * 1e3:.0f} ms after the direct arrival used "
+                f"by event {near[i]}: an echo or a reverberation; kept out of the solution"
+            )
+        elif r == "outlier":
+            msgs.append(
+                f"arrival at sensor {sid[i]} does not fit event {near[i]} (residual beyond the outlier "
+                f"threshold): an echo, interference or a wrong association"
+            )
+        elif r == "too_few_sensors":
+            msgs.append(
+                f"grouped with too few other detections to locate an event (at least {min_sensors} "
+                f"sensors are needed); check that the neighbouring sensors were recording"
+            )
+        else:
+            msgs.append(
+                f"no located event predicts an arrival at sensor {sid[i]} near this time: a false "
+                f"detection, or an event heard by fewer than {min_sensors} sensors"
+            )
+    return Unassigned(left.astype(np.intp), reason.astype(str), msgs)
