@@ -252,7 +252,7 @@ class LineIndex:
 
     # -- internals ---------------------------------------------------------------------------
 
-    _CELL_DEG = 0.05
+    _CELL_DEG = 0.025
 
     def _cell_starts(self, lon: FloatArray, lat: FloatArray) -> NDArray[np.intp]:
         """Start vertices (up to three branches) for each point, from its grid cell's centre."""
@@ -283,30 +283,33 @@ class LineIndex:
         order = np.argsort(v, axis=1)
         vs = np.take_along_axis(v, order, axis=1)
         ds = np.take_along_axis(d, order, axis=1)
-        # Runs of consecutive vertex indices in the same part are one branch.
+        # Local minima of the distance along runs of consecutive vertices: one per branch, and one
+        # on each arm of a concave bend (where a single walk would stop at the nearer arm's foot).
         brk = np.ones_like(vs, dtype=bool)
         brk[:, 1:] = (np.diff(vs, axis=1) > 1) | (
             self.part_of_vertex[vs[:, 1:]] != self.part_of_vertex[vs[:, :-1]]
         )
-        run_id = np.cumsum(brk, axis=1) - 1
-        # Loop over cells, not incidents: a cell's starts are computed once and cached.
-        for i in range(len(cx)):
-            ids = run_id[i]
-            nrun = ids[-1] + 1
-            best_d = np.full(nrun, np.inf)
-            np.minimum.at(best_d, ids, ds[i])
-            best_v = np.full(nrun, -1, dtype=np.intp)
-            is_best = ds[i] == best_d[ids]
-            best_v[ids[is_best]] = vs[i][is_best]
-            keep = np.flatnonzero(best_d <= best_d.min() + slack)
-            keep = keep[np.argsort(best_d[keep])][:3]
-            out[i, : keep.size] = best_v[keep]
+        prev_ok = ~brk
+        next_ok = np.zeros_like(brk)
+        next_ok[:, :-1] = ~brk[:, 1:]
+        d_prev = np.where(prev_ok, np.roll(ds, 1, axis=1), np.inf)
+        d_next = np.where(next_ok, np.roll(ds, -1, axis=1), np.inf)
+        local_min = (ds <= d_prev) & (ds <= d_next)
+        cand = np.where(local_min & (ds <= ds.min(axis=1, keepdims=True) + slack), ds, np.inf)
+        pick = np.argsort(cand, axis=1)[:, :3]
+        ok = np.isfinite(np.take_along_axis(cand, pick, axis=1))
+        out[:, : pick.shape[1]] = np.where(ok, np.take_along_axis(vs, pick, axis=1), -1)
         return out
 
     _K_CELL = 48
 
     def _walk(
-        self, p: FloatArray, start_vertex: NDArray[np.intp]
+        self,
+        p: FloatArray,
+        start_vertex: NDArray[np.intp],
+        *,
+        depth: int = 0,
+        on_segment: bool = False,
     ) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
         """Walk each point's foot along the line to the local minimum of the distance.
 
@@ -314,8 +317,14 @@ class LineIndex:
         to the lifted foot.
         """
         nv = self.lon.size
-        seg = np.minimum(start_vertex, nv - 2).astype(np.intp)
-        seg = np.where(self.segment_ok[seg], seg, np.maximum(seg - 1, 0))
+        # Start on whichever of the two segments meeting at the start vertex is nearer.
+        after = np.minimum(start_vertex, nv - 2).astype(np.intp)
+        before = np.maximum(start_vertex - 1, 0).astype(np.intp)
+        after_ok = self.segment_ok[after] & (start_vertex <= nv - 2)
+        before_ok = self.segment_ok[before] & (start_vertex >= 1)
+        d_after = np.where(after_ok, self._chord2(p, after), np.inf)
+        d_before = np.where(before_ok, self._chord2(p, before), np.inf)
+        seg = np.where((d_before < d_after) & ~on_segment, before, after)
         direction = np.zeros(seg.size, dtype=np.int8)
         active = np.arange(seg.size)
         t = np.zeros(seg.size)
@@ -338,7 +347,32 @@ class LineIndex:
         a = self.xyz[seg]
         foot = _to_surface(a + t[:, None] * (self.xyz[seg + 1] - a))
         diff = p - foot
-        return seg, t, np.einsum("nk,nk->n", diff, diff)
+        best = np.einsum("nk,nk->n", diff, diff)
+        # Look a few segments past where the walk stopped: near a concave bend the other arm holds
+        # a second local minimum that the walk cannot climb to.
+        jump = seg.copy()
+        for off in (-2, -1, 1, 2):
+            cand = seg + off
+            ok = (cand >= 0) & (cand <= nv - 2)
+            cand = np.clip(cand, 0, nv - 2)
+            ok &= self.segment_ok[cand] & (self.part_of_vertex[cand] == self.part_of_vertex[seg])
+            d2 = np.where(ok, self._chord2(p, cand), np.inf)
+            better = d2 < best * (1.0 - 1e-12) - 1e-6
+            best = np.where(better, d2, best)
+            jump = np.where(better, cand, jump)
+        moved = np.flatnonzero(jump != seg)
+        if moved.size and depth < 8:
+            s2, t2, c2 = self._walk(p[moved], jump[moved], depth=depth + 1, on_segment=True)
+            seg[moved], t[moved], best[moved] = s2, t2, c2
+        return seg, t, best
+
+    def _chord2(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
+        """Squared 3-D distance from each point to the lifted foot on segment ``seg``."""
+        a = self.xyz[seg]
+        ab = self.xyz[seg + 1] - a
+        t = np.clip(np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
+        diff = p - _to_surface(a + t[:, None] * ab)
+        return np.einsum("nk,nk->n", diff, diff)
 
     def _result(
         self, p: FloatArray, seg: NDArray[np.intp], t: FloatArray, chord: FloatArray
@@ -435,17 +469,32 @@ def offset_region(
         az_in = az_b[seg_pos[v - 1]]
         az_out = az_a[seg_pos[v]]
         turn = (az_out - az_in + 180.0) % 360.0 - 180.0
-        if turn == 0 or (turn > 0) != (side > 0):
-            continue  # concave on this side (or straight): the quads already overlap
+        if abs(turn) < 1e-3:
+            # Concave on this side, or straight: the quads overlap or share an edge up to rounding;
+            # a triangle between the two offset points closes any sliver the rounding leaves.
+            tri = [[lon[v], lat[v]], [b_lon[seg_pos[v - 1]], b_lat[seg_pos[v - 1]]],
+                   [a_lon[seg_pos[v]], a_lat[seg_pos[v]]], [lon[v], lat[v]]]
+            pieces.append(shapely.Polygon(tri))
+            continue
+        if (turn > 0) != (side > 0):
+            continue  # concave on this side: the two quads overlap
         lo_, hi_ = (az_in + normal, az_in + normal + turn) if turn > 0 else (
             az_in + normal + turn,
             az_in + normal,
         )
         arc = _arc(lon[v], lat[v], lo_, hi_, dist_m, tol_m)
+        # Reuse the quads' own corner points at the arc's ends so the pieces share vertices exactly.
+        b_end = [b_lon[seg_pos[v - 1]], b_lat[seg_pos[v - 1]]]
+        a_start = [a_lon[seg_pos[v]], a_lat[seg_pos[v]]]
+        first, last = (b_end, a_start) if turn > 0 else (a_start, b_end)
+        arc[0], arc[-1] = first, last
         pieces.append(shapely.Polygon(np.vstack([[lon[v], lat[v]], arc, [[lon[v], lat[v]]]])))
     # Discs at the part ends (the side polygon cuts them down to the right half).
     for v in np.flatnonzero(index.is_part_start | index.is_part_end):
         ring = _arc(lon[v], lat[v], 0.0, 360.0, dist_m, tol_m)
         pieces.append(shapely.Polygon(ring))
-    merged = shapely.union_all(shapely.make_valid(np.asarray(pieces, dtype=object)))
+    # Snap to a 1e-9 deg grid (0.1 mm) so pieces that meet up to rounding share their vertices.
+    merged = shapely.union_all(
+        shapely.set_precision(shapely.make_valid(np.asarray(pieces, dtype=object)), 1e-9)
+    )
     return shapely.make_valid(merged)
