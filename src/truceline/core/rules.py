@@ -369,6 +369,8 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
         return Findings.empty()
     p = ctx.p_zone(rule.zone)[rows]
     rows, p = rows[p >= MIN_PROBABILITY], p[p >= MIN_PROBABILITY]
+    if rows.size == 0:
+        return Findings.empty()
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
     expl = _cat(
         _what(b, rows), " observed ", _side_phrase(ctx, rows), f", inside {_zone_name(ctx, rule.zone)}",
@@ -459,6 +461,8 @@ def _count_cap(ctx: _Context, rule: Rule) -> Findings:
         " on ", ctx.day[rows].astype(str), f"; the cap is {rule.max_count}",
     )
     keep = prob >= 0.5
+    if not keep.any():
+        return Findings.empty()
     return _make(ctx, rule, rows[keep], resp[keep], prob[keep], expl[keep])
 
 
@@ -547,6 +551,9 @@ def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
     if rows.size == 0:
         return Findings.empty()
     p = ctx.p_zone(rule.zone)[rows]
+    rows, p = rows[p >= MIN_PROBABILITY], p[p >= MIN_PROBABILITY]
+    if rows.size == 0:
+        return Findings.empty()
     resp = np.where(b.party[rows] != "", b.party[rows], UNDETERMINED)
     has_o = np.isfinite(b.origin_lon[rows])
     if has_o.any():

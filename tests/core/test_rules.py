@@ -1,0 +1,165 @@
+"""The rule engine: every rule type, probabilities at boundaries, invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from truceline.core.agreement import Agreement
+from truceline.core.geodesy import GEOD
+from truceline.core.incidents import IncidentBatch
+from truceline.core.rules import UNDETERMINED, classify
+
+
+def batch(**cols: object) -> IncidentBatch:
+    n = np.asarray(cols["lon"]).size
+    cols.setdefault("observed_at", np.full(n, np.datetime64("2025-03-01T10:00", "us")))
+    cols.setdefault("kind", np.full(n, "heavy_weapon"))
+    cols.setdefault("uncertainty_m", np.zeros(n))
+    return IncidentBatch.from_columns(**{k: np.asarray(v) for k, v in cols.items()})
+
+
+def point_at(ag: Agreement, km: float, side: int, chain_frac: float = 0.2) -> tuple[float, float]:
+    """A point ``km`` from the line on a side, perpendicular to it at a fraction of its length."""
+    cv = ag.compiled(0)
+    k = int(chain_frac * (cv.line.lon.size - 1))
+    az, _, _ = GEOD.inv(cv.line.lon[k], cv.line.lat[k], cv.line.lon[k + 1], cv.line.lat[k + 1])
+    lo, la, _ = GEOD.fwd(cv.line.lon[k], cv.line.lat[k], az - 90 * side, km * 1000.0)
+    return float(lo), float(la)
+
+
+def test_withdrawal_inside_and_outside(small: Agreement) -> None:
+    # Side -1 (right) is party A: artillery limit 25 km.
+    pts = [point_at(small, km, -1) for km in (18.4, 30.0)]
+    b = batch(lon=[p[0] for p in pts], lat=[p[1] for p in pts], weapon_class=["art100", "art100"])
+    c = classify(small, b)
+    f = c.findings
+    assert f.incident.tolist() == [0]
+    assert f.rule_id[0] == "wd-art" and f.responsible[0] == "A"
+    assert f.probability[0] == pytest.approx(1.0)
+    assert "18.4 km from the line on the A side" in f.explanation[0]
+    assert "is 25 km" in f.explanation[0]
+    assert c.distance_km[0] == pytest.approx(-18.4, abs=1e-3)
+
+
+def test_boundary_probability_from_uncertainty(small: Agreement) -> None:
+    lon, lat = point_at(small, 25.0, -1)
+    b = batch(lon=[lon], lat=[lat], weapon_class=["art100"], uncertainty_m=[500.0])
+    f = classify(small, b).findings
+    assert f.probability[0] == pytest.approx(0.5, abs=0.01)
+    assert f.likelihood[0] == "roughly even chance"
+
+
+def test_staged_rule_and_amendment(small: Agreement) -> None:
+    lon, lat = point_at(small, 17.0, -1)
+    days = np.array(["2025-01-15T00:00", "2025-03-01T00:00", "2025-07-01T00:00"], dtype="datetime64[us]")
+    b = batch(lon=[lon] * 3, lat=[lat] * 3, weapon_class=["tank"] * 3, observed_at=days)
+    c = classify(small, b)
+    # Not in force before 1 Feb; 15 km for A until the June amendment widens it to 20 km.
+    assert c.findings.incident.tolist() == [2]
+    assert c.version.tolist() == [0, 0, 1]
+
+
+def test_buffer_ban_asymmetric_widths(small: Agreement) -> None:
+    # Buffer is 15 km on A's side (right), 10 km on B's (left).
+    pts = [point_at(small, 12.0, -1), point_at(small, 12.0, 1), point_at(small, 8.0, 1)]
+    b = batch(lon=[p[0] for p in pts], lat=[p[1] for p in pts], kind=["armed_personnel"] * 3)
+    c = classify(small, b)
+    assert c.findings.incident.tolist() == [0, 2]
+    assert c.findings.responsible.tolist() == ["A", "B"]
+    assert c.zones.tolist() == ["buffer", "limitation", "buffer"]
+
+
+def test_fire_across_and_attribution(small: Agreement) -> None:
+    origin = point_at(small, 8.0, 1)  # B's side
+    impact = point_at(small, 3.0, -1, chain_frac=0.21)  # A's side
+    near = point_at(small, 0.05, 1, chain_frac=0.19)  # origin 50 m from the line, 2 km uncertain
+    b = batch(
+        lon=[impact[0], impact[0]], lat=[impact[1], impact[1]], kind=["explosion", "explosion"],
+        origin_lon=[origin[0], near[0]], origin_lat=[origin[1], near[1]],
+        origin_uncertainty_m=[200.0, 2000.0],
+    )
+    f = classify(small, b).findings
+    fire = f.rule_id == "fire"
+    assert f.responsible[fire].tolist() == ["B", UNDETERMINED]
+    assert f.probability[fire][0] > 0.99
+
+
+def test_fire_from_bearing_only(small: Agreement) -> None:
+    impact = point_at(small, 2.0, -1)
+    # Bearing from the impact towards B's side (the line's left): the line runs roughly south.
+    cv = small.compiled(0)
+    k = int(0.2 * (cv.line.lon.size - 1))
+    az, _, _ = GEOD.inv(cv.line.lon[k], cv.line.lat[k], cv.line.lon[k + 1], cv.line.lat[k + 1])
+    b = batch(lon=[impact[0]], lat=[impact[1]], kind=["explosion"], bearing_deg=[(az - 90) % 360],
+              weapon_class=["art100"])
+    f = classify(small, b).findings
+    assert f.responsible[f.rule_id == "fire"].tolist() == ["B"]
+
+
+def test_polygon_zone_drone_movement_and_cap(small: Agreement) -> None:
+    inside_da = (36.73, 48.77)
+    tanks_lim = point_at(small, 20.0, -1)
+    b = batch(
+        lon=[inside_da[0], inside_da[0], inside_da[0], tanks_lim[0], tanks_lim[0]],
+        lat=[inside_da[1], inside_da[1], inside_da[1], tanks_lim[1], tanks_lim[1]],
+        kind=["armed_personnel", "drone_flight", "movement_restriction", "heavy_weapon", "heavy_weapon"],
+        party=["", "", "", "", ""], weapon_class=["", "", "", "tank", "tank"], count=[1, 1, 1, 4, 3],
+    )
+    f = classify(small, b).findings
+    got = set(zip(f.incident.tolist(), f.rule_id.tolist(), strict=True))
+    assert (0, "da-ban") in got and (0, "bz-ban") in got
+    assert (1, "drones") in got and (2, "fom") in got
+    assert (3, "cap-tanks") in got and (4, "cap-tanks") in got  # 7 tanks > cap of 5
+
+
+def test_mission_drones_exempt(small: Agreement) -> None:
+    lon, lat = point_at(small, 2.0, 1)
+    f = classify(small, batch(lon=[lon], lat=[lat], kind=["drone_flight"], party=["mission"])).findings
+    assert len(f) == 0
+
+
+def test_korea_dmz(korea: Agreement) -> None:
+    lon, lat = point_at(korea, 1.0, 1, 0.5)
+    b = batch(lon=[lon], lat=[lat], kind=["armed_personnel"],
+              observed_at=[np.datetime64("1990-05-01T00:00", "us")])
+    c = classify(korea, b)
+    assert "dmz" in c.zones[0] or len(c.findings) >= 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.02, 0.95), st.floats(0.0, 60.0), st.sampled_from([1, -1])),
+                min_size=1, max_size=30))
+def test_zone_membership_agrees_with_distance(small: Agreement, pts: list[tuple[float, float, int]]) -> None:
+    xy = [point_at(small, km, s, frac) for frac, km, s in pts]
+    lon = np.array([p[0] for p in xy])
+    lat = np.array([p[1] for p in xy])
+    c = classify(small, batch(lon=lon, lat=lat, kind=np.full(lon.size, "armed_personnel")))
+    cv = small.compiled(0)
+    side, dist = cv.sides(lon, lat)
+    width = np.where(side > 0, 10_000.0, 15_000.0)  # B left 10 km, A right 15 km
+    in_buffer = np.array(["buffer" in z.split(";") for z in c.zones])
+    clear = np.abs(dist - width) > 1.0
+    assert np.array_equal(in_buffer[clear], (dist < width)[clear])
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_classification_independent_of_order(small: Agreement, rnd) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(rnd.randint(0, 2**32 - 1))
+    n = 40
+    lon = rng.uniform(34.5, 38.5, n)
+    lat = rng.uniform(46.5, 50.0, n)
+    kinds = rng.choice(["heavy_weapon", "armed_personnel", "explosion", "drone_flight"], n)
+    wc = rng.choice(["", "art100", "tank"], n)
+    b = batch(lon=lon, lat=lat, kind=kinds, weapon_class=wc, uncertainty_m=rng.uniform(0, 3000, n),
+              id=np.array([f"r{i}" for i in range(n)]))
+    perm = rng.permutation(n)
+    c1 = classify(small, b)
+    c2 = classify(small, b.take(perm))
+    f1 = sorted(zip(b.id[c1.findings.incident], c1.findings.rule_id, c1.findings.probability, strict=True))
+    f2 = sorted(zip(b.id[perm][c2.findings.incident], c2.findings.rule_id, c2.findings.probability, strict=True))
+    assert f1 == f2
+    np.testing.assert_allclose(c1.distance_km[perm], c2.distance_km)
