@@ -375,9 +375,14 @@ def _predict(
 
 def _normal(J: FloatArray, w: FloatArray, r: FloatArray) -> tuple[FloatArray, FloatArray]:
     """A = J^T W J and g = J^T W r for weights (N, K)."""
-    Jw = J * w[..., None]
-    A = np.einsum("nki,nkj->nij", Jw, J)
-    g = np.einsum("nki,nk->ni", Jw, r)
+    n, _, p = J.shape
+    A = np.empty((n, p, p))
+    g = np.empty((n, p))
+    for i in range(p):  # at most 6 parameters; each product is vectorised over events
+        wi = J[..., i] * w
+        g[:, i] = np.sum(wi * r, axis=1)
+        for j in range(i, p):
+            A[:, i, j] = A[:, j, i] = np.sum(wi * J[..., j], axis=1)
     return A, g
 
 
@@ -399,10 +404,9 @@ def _closed_form_start(
     m = mask.copy()
     m[rows, ref] = False
     # 2 s'.x + 2 delta r0 = |s'|^2 - delta^2
-    M = np.stack([2 * sp[..., 0], 2 * sp[..., 1], 2 * delta], axis=-1) * m[..., None]
-    b = (np.sum(sp * sp, axis=-1) - delta * delta) * m
-    A = np.einsum("nki,nkj->nij", M, M)
-    g = np.einsum("nki,nk->ni", M, b)
+    M = np.stack([2 * sp[..., 0], 2 * sp[..., 1], 2 * delta], axis=-1)
+    b = np.sum(sp * sp, axis=-1) - delta * delta
+    A, g = _normal(M, m.astype(np.float64), b)
     det = np.linalg.det(A)
     scale = np.einsum("nii->n", A) ** 3 + 1e-300
     ok = (m.sum(axis=1) >= 3) & (np.abs(det) > 1e-12 * scale)
@@ -415,8 +419,43 @@ def _closed_form_start(
     return pos, t0, ok & np.all(np.isfinite(sol), axis=1)
 
 
+def _nanmedian_rows(a: FloatArray, axis: int = 1) -> FloatArray:
+    """Row medians ignoring NaN (NaN for an all-NaN row, without a warning)."""
+    assert axis == 1
+    srt = np.sort(a, axis=1)  # NaN sort last
+    cnt = np.sum(~np.isnan(a), axis=1)
+    r = np.arange(a.shape[0])
+    lo = srt[r, np.maximum((cnt - 1) // 2, 0)]
+    hi = srt[r, np.maximum(cnt // 2, 0).clip(max=max(a.shape[1] - 1, 0))]
+    return np.where(cnt > 0, 0.5 * (lo + hi), np.nan)
+
+
 def _soft_l1(z2: FloatArray) -> FloatArray:
     return 2.0 * (np.sqrt(1.0 + z2) - 1.0)
+
+
+def _start_cost(
+    pos: FloatArray,
+    sxy: FloatArray,
+    dz: FloatArray,
+    t: FloatArray,
+    sig: FloatArray,
+    mask: BoolArray,
+    c: FloatArray,
+    scale: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Emission time (weighted median of the implied ones) and soft-L1 cost of a start position."""
+    dx = sxy[..., 0] - pos[:, 0, None]
+    dy = sxy[..., 1] - pos[:, 1, None]
+    implied = t - np.sqrt(dx * dx + dy * dy + dz * dz) / c[:, None]
+    # median of the implied emission times over the detections (masked ones sorted last)
+    srt = np.sort(np.where(mask, implied, np.inf), axis=1)
+    cnt = mask.sum(axis=1)
+    t0 = srt[np.arange(len(t)), np.maximum((cnt - 1) // 2, 0)]
+    t0 = np.where(np.isfinite(t0), t0, 0.0)
+    z2 = ((implied - t0[:, None]) / (sig * scale)) ** 2
+    cost = np.sum(np.where(mask, _soft_l1(z2), 0.0), axis=1) * scale**2
+    return t0, np.where(np.isfinite(cost), cost, np.inf)
 
 
 def solve_events(
@@ -476,39 +515,35 @@ def solve_events(
     rng = np.random.default_rng(opt.seed)
     n_obs = mask.sum(axis=1)
 
-    # ---- starts: closed form on all sensors, on random 4-sensor subsets, and the given start
-    cands_pos = []
-    p_all, _, ok_all = _closed_form_start(sensor_xy_m, t_obs, mask, c_told)
-    cands_pos.append(np.where(ok_all[:, None], p_all, np.nan))
-    for _ in range(opt.n_subsets):
-        key = np.where(mask, rng.random((n, k)), np.inf)
-        kth = np.partition(key, min(3, k - 1), axis=1)[:, min(3, k - 1), None]
-        sub = mask & (key <= kth)
-        p_s, _, ok_s = _closed_form_start(sensor_xy_m, t_obs, sub, c_told)
-        cands_pos.append(np.where(ok_s[:, None], p_s, np.nan))
-    if start_xy_m is not None:
-        cands_pos.append(np.asarray(start_xy_m, np.float64))
-    # fallback: near the first-arriving sensor
+    # ---- start: closed form on all sensors; where that fits badly (echoes, wrong associations),
+    # also on random 4-sensor subsets and the given start, keeping the best robust fit
     first = np.argmin(np.where(mask, t_obs, np.inf), axis=1)
-    cands_pos.append(sensor_xy_m[np.arange(n), first] + 1.0)
-    cand = np.stack(cands_pos)  # (C, N, 2)
-    n_c = cand.shape[0]
-    # robust cost of each start with t0 set to the median implied emission time
-    cflat = np.nan_to_num(cand.reshape(-1, 2), nan=1e12)
-    rep = np.tile
-    dxc = rep(sensor_xy_m, (n_c, 1, 1, 1)).reshape(n_c * n, k, 2) - cflat[:, None, :]
-    dc = np.sqrt(np.sum(dxc * dxc, axis=-1) + rep(dz, (n_c, 1)) ** 2)
-    tt = dc / rep(c_told, n_c)[:, None]
-    implied = np.where(rep(mask, (n_c, 1)), rep(t_obs, (n_c, 1)) - tt, np.nan)
-    t0c = np.nanmedian(np.where(np.isfinite(implied), implied, np.nan), axis=1)
-    rc = (rep(t_obs, (n_c, 1)) - tt - t0c[:, None]) / rep(sig, (n_c, 1))
-    costc = np.sum(np.where(rep(mask, (n_c, 1)), _soft_l1((rc / opt.soft_l1_scale) ** 2), 0), 1)
-    costc = np.where(np.isfinite(costc), costc, np.inf).reshape(n_c, n)
-    best = np.argmin(costc, axis=0)
-    pos = cand[best, np.arange(n)]
-    pos = np.where(np.isfinite(pos), pos, sensor_xy_m[np.arange(n), first])
-    t0 = t0c.reshape(n_c, n)[best, np.arange(n)]
-    t0 = np.where(np.isfinite(t0), t0, 0.0)
+    rows = np.arange(n)
+    pos, _, ok_all = _closed_form_start(sensor_xy_m, t_obs, mask, c_told)
+    pos = np.where(ok_all[:, None] & np.isfinite(pos), pos, sensor_xy_m[rows, first] + 1.0)
+    t0, cost0 = _start_cost(pos, sensor_xy_m, dz, t_obs, sig, mask, c_told, opt.soft_l1_scale)
+    bad = np.flatnonzero(cost0 > 4.0 * np.maximum(n_obs, 1))  # robust RMS above ~2 sigma
+    if len(bad) and (opt.n_subsets > 0 or start_xy_m is not None):
+        m_b, sxy_b, t_b, sig_b, dz_b, c_b = (
+            mask[bad], sensor_xy_m[bad], t_obs[bad], sig[bad], dz[bad], c_told[bad],
+        )  # fmt: skip
+        best_p, best_t0, best_c = pos[bad], t0[bad], cost0[bad]
+        tries = [None] * opt.n_subsets + ([start_xy_m[bad]] if start_xy_m is not None else [])
+        for given in tries:  # a fixed handful of tries, each vectorised over the events
+            if given is None:
+                key = np.where(m_b, rng.random(m_b.shape), np.inf)
+                kth = np.partition(key, min(3, k - 1), axis=1)[:, min(3, k - 1), None]
+                p_s, _, ok_s = _closed_form_start(sxy_b, t_b, m_b & (key <= kth), c_b)
+            else:
+                p_s, ok_s = np.asarray(given, np.float64), np.ones(len(bad), bool)
+            ok_s &= np.all(np.isfinite(p_s), axis=1)
+            p_s = np.where(ok_s[:, None], p_s, best_p)
+            t_s, c_s = _start_cost(p_s, sxy_b, dz_b, t_b, sig_b, m_b, c_b, opt.soft_l1_scale)
+            better = ok_s & (c_s < best_c)
+            best_p = np.where(better[:, None], p_s, best_p)
+            best_t0 = np.where(better, t_s, best_t0)
+            best_c = np.where(better, c_s, best_c)
+        pos[bad], t0[bad] = best_p, best_t0
     c = c_told.copy()
     wind = w_told.copy()
 
@@ -597,7 +632,7 @@ def solve_events(
         theta = run(theta, inlier, True, opt.max_iter)
         _, z = cost_and_weights(theta, inlier, False)
         az = np.where(inlier, np.abs(z), np.nan)
-        med = np.nanmedian(np.where(n_obs[:, None] > 0, az, 0.0), axis=1)
+        med = _nanmedian_rows(np.where(n_obs[:, None] > 0, az, 0.0), axis=1)
         scale = np.maximum(1.0, 1.4826 * np.nan_to_num(med))
         inlier = inlier & (np.abs(z) <= opt.outlier_sigma * scale[:, None])
     theta = run(theta, inlier, False, opt.max_iter)
@@ -675,7 +710,11 @@ def cramer_rao_bound(
     if estimate_wind:
         prior[-2:] = 1.0 / wind_prior_sigma_mps**2
     A = A + np.eye(n_par) * prior
-    return np.asarray(np.linalg.inv(A)[:, :2, :2])
+    few = mask.sum(axis=1) < 3
+    A[few] = np.eye(n_par)
+    out = np.asarray(np.linalg.inv(A)[:, :2, :2])
+    out[few] = np.nan  # fewer than 3 sensors: no bound
+    return out
 
 
 def error_ellipse(
@@ -863,7 +902,7 @@ def _hypotheses(
         safe_qa = np.where(np.abs(qa) > 1e-9, qa, np.nan)
         r1 = (-qb + sq) / safe_qa
         r2 = (-qb - sq) / safe_qa
-        rlin = np.where(np.abs(qa) <= 1e-9, -qc / (2 * qb), np.nan)
+        rlin = np.where(np.abs(qa) <= 1e-9, -qc / np.where(qb != 0, 2 * qb, np.nan), np.nan)
     valid = (
         cvalid[:, a][..., :, None]
         & cvalid[:, b][..., None, :]
@@ -992,7 +1031,7 @@ def _extend(
         tol = opt.extend_tol_s + 5.0 * np.sqrt(var) + 0.005 * np.abs(dk - dmin) / seed_c[ev, None]
         md, mdist = index.nearest(sens, tp, np.where(ok, tol, 0.0), ok)
         found[ev, : md.shape[1]] = md
-        score[ev, : md.shape[1]] = np.where(md >= 0, mdist / tol, np.inf)
+        score[ev, : md.shape[1]] = np.where(md >= 0, mdist / np.where(ok, tol, 1.0), np.inf)
     rows, cols = np.nonzero(found >= 0)
     np.minimum.at(best, found[rows, cols], score[rows, cols])
     win = score[rows, cols] <= best[found[rows, cols]]
@@ -1142,6 +1181,13 @@ class LocatedEvents:
     def __len__(self) -> int:
         return len(self.emitted_at_s)
 
+    @classmethod
+    def empty(cls) -> LocatedEvents:
+        """No events."""
+        z = np.zeros(0)
+        zi = np.zeros(0, np.intp)
+        return cls(z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [])
+
 
 @dataclass(frozen=True)
 class Unassigned:
@@ -1193,7 +1239,7 @@ def _gather(
     sxy = net.xy_m[frame[:, None], sens]
     elev = net.elevation_m[sens]
     src_elev = (
-        np.nanmedian(np.where(mask, elev, np.nan), axis=1) if mask.any() else np.zeros(len(g))
+        _nanmedian_rows(np.where(mask, elev, np.nan), axis=1) if mask.any() else np.zeros(len(g))
     )
     dz = elev - np.nan_to_num(src_elev)[:, None]
     sig = net.timing_sigma_ms[sens] * 1e-3
@@ -1238,7 +1284,7 @@ def locate_detections(
     association: AssociationOptions | None = None,
     solver: SolverOptions | None = None,
     echo_window_s: float = 3.0,
-    amplitude_sigma_db: float = 6.0,
+    amplitude_sigma_db: float = 4.0,
 ) -> LocationResult:
     """Associate detections into events and locate them; explain every detection left out.
 
@@ -1256,12 +1302,12 @@ def locate_detections(
         Amplitude per detection (NaN when unknown); helps give each detection to the right one of
         two events whose arrivals coincide at a sensor.
     association, solver
-        Options; by default the speed of sound is estimated.
+        Options; by default the speed of sound and the wind are estimated (with priors).
     echo_window_s
         A later arrival this soon after an event's direct arrival at the same sensor is called an echo.
     """
     a_opt = association or AssociationOptions()
-    s_opt = solver or SolverOptions(estimate_c=True)
+    s_opt = solver or SolverOptions(estimate_c=True, estimate_wind=True)
     wx = weather or Weather.constant()
     det_sensor = np.asarray(det_sensor, np.intp)
     det_time_s = np.asarray(det_time_s, np.float64)
@@ -1306,7 +1352,7 @@ def locate_detections(
         sens = np.where(ok, sens, 0)
         sxy = net.xy_m[f][sens]
         mask_e = groups[ev] >= 0
-        src_elev = np.nanmedian(
+        src_elev = _nanmedian_rows(
             np.where(mask_e, net.elevation_m[det_sensor[np.where(mask_e, groups[ev], 0)]], np.nan),
             1,
         )
@@ -1331,7 +1377,7 @@ def locate_detections(
             d_used = np.hypot(
                 *(net.xy_m[f][det_sensor[np.where(gm, g, 0)]] - res.xy_m[ev, None, :]).T
             )
-            level = np.nanmedian(
+            level = _nanmedian_rows(
                 np.where(
                     gm, amp[np.where(gm, g, 0)] + 20.0 * np.log10(np.maximum(d_used.T, 1.0)), np.nan
                 ),
@@ -1341,6 +1387,17 @@ def locate_detections(
             a_obs = amp[np.where(hit, md, 0)]
             za = (a_obs - a_pred) / amplitude_sigma_db
             score = score + np.where(hit & np.isfinite(za), za * za, 0.0)
+        if det_signal is not None:
+            # a muzzle blast and an impact are different events: a known signal that differs from
+            # the event's (majority) signal counts as a 5-sigma misfit
+            g = groups[ev]
+            sg = np.where(g >= 0, sig_code[np.where(g >= 0, g, 0)], 0)
+            n_mb = np.sum(sg == 1, axis=1)
+            n_im = np.sum(sg == 2, axis=1)
+            ev_sig = np.where(n_mb > n_im, 1, np.where(n_im > n_mb, 2, 0))
+            d_sig = sig_code[np.where(hit, md, 0)]
+            clash = (ev_sig[:, None] > 0) & (d_sig > 0) & (d_sig != ev_sig[:, None])
+            score = score + np.where(clash, 25.0, 0.0)
         cand_rows.append(np.broadcast_to(ev[:, None], md.shape)[hit])
         cand_det.append(md[hit])
         cand_score.append(score[hit])

@@ -290,3 +290,42 @@ def simulate_detections(
         event=event[o],
         echo=echo[o],
     )
+
+
+def score_association(
+    detections: list[IntArray], det: SimDetections, *, min_sensors: int = 5, coincide_s: float = 0.021
+) -> tuple[int, int, int]:
+    """How many true events were recovered with the right detections.
+
+    Returns ``(exact, right, n)``: events whose located detection set equals the truth exactly; events
+    whose set differs only by arrivals that coincide within ``coincide_s`` (3 x sqrt(2) x 5 ms) with
+    another event's arrival at the same sensor (no method can tell those apart by time); and the
+    number of true events heard by at least ``min_sensors`` sensors.
+    """
+    direct = (det.event >= 0) & ~det.echo
+    n_ev = int(det.event.max()) + 1 if len(det) else 0
+    heard = np.bincount(det.event[direct], minlength=n_ev)
+    eligible = heard >= min_sensors
+    o = np.lexsort((det.arrival_s, det.sensor))
+    same_next = np.r_[det.sensor[o][1:] == det.sensor[o][:-1], False]
+    gap_next = np.r_[np.diff(det.arrival_s[o]), np.inf]
+    close = np.zeros(len(det), bool)
+    c = same_next & (gap_next <= coincide_s)
+    close[o[c]] = True
+    close[o[1:][c[:-1]]] = True
+    exact = right = 0
+    taken = np.zeros(n_ev, bool)
+    for d in detections:  # scoring, once per located event
+        ev = det.event[d]
+        vals, cnt = np.unique(ev[ev >= 0], return_counts=True)
+        if len(vals) == 0:
+            continue
+        e = int(vals[np.argmax(cnt)])
+        if not eligible[e] or taken[e]:
+            continue
+        taken[e] = True
+        truth = np.flatnonzero(direct & (det.event == e))
+        diff = np.setxor1d(truth, d)
+        exact += len(diff) == 0
+        right += bool(np.all(close[diff]))
+    return exact, right, int(eligible.sum())

@@ -1,0 +1,409 @@
+"""Reading sensors.csv / detections.csv / weather.csv and writing events.csv for the acoustic pipeline.
+
+Bad rows never stop a file: each is returned as a :class:`Reject` naming the row, the field and the fix,
+and the good rows are still used.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from truceline.core.acoustic import SIGNALS, LocatedEvents, SensorNetwork, Unassigned, Weather
+from truceline.errors import RecordError
+
+__all__ = [
+    "DETECTION_COLUMNS",
+    "EVENT_COLUMNS",
+    "SENSOR_COLUMNS",
+    "Detections",
+    "Reject",
+    "Sensors",
+    "parse_time_s",
+    "read_detections",
+    "read_sensors",
+    "read_weather",
+    "write_events",
+    "write_rejects",
+]
+
+SENSOR_COLUMNS = ("sensor_id", "lon", "lat", "elevation_m", "timing_sigma_ms")
+DETECTION_COLUMNS = ("detection_id", "sensor_id", "arrival_time")
+EVENT_COLUMNS = (
+    "event_id",
+    "emitted_at",
+    "lon",
+    "lat",
+    "cov_xx_m2",
+    "cov_xy_m2",
+    "cov_yy_m2",
+    "ellipse95_semi_major_m",
+    "ellipse95_semi_minor_m",
+    "ellipse_orientation_deg",
+    "n_sensors",
+    "residual_rms_ms",
+    "speed_of_sound_mps",
+    "signal",
+    "detection_ids",
+)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One input row that was not used: file, 1-based line number, record id, field and reason."""
+
+    file: str
+    line: int
+    record: str
+    field: str
+    reason: str
+
+    def as_error(self) -> RecordError:
+        """The same reject as a :class:`~truceline.errors.RecordError`."""
+        return RecordError(f"{self.file} line {self.line}: {self.reason}", record=self.record, field=self.field)
+
+
+@dataclass(frozen=True)
+class Sensors:
+    """Sensors read from CSV (good rows only) and the rejects."""
+
+    network: SensorNetwork | None
+    commissioned_s: NDArray[np.float64]
+    decommissioned_s: NDArray[np.float64]
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections read from CSV (good rows only; ``line`` is each one's line number) and the rejects."""
+
+    detection_id: NDArray[np.str_]
+    sensor: NDArray[np.intp]
+    arrival_s: NDArray[np.float64]
+    amplitude_db: NDArray[np.float64]
+    signal: NDArray[np.intp]
+    line: NDArray[np.intp]
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def parse_time_s(text: str) -> float:
+    """ISO 8601 timestamp to POSIX seconds (exact to the microsecond); naive times are UTC.
+
+    Raises
+    ------
+    ValueError
+        When the text is not an ISO 8601 timestamp.
+    """
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    t = dt.datetime.fromisoformat(s)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return delta.days * 86400.0 + delta.seconds + delta.microseconds * 1e-6
+
+
+def format_time(t_s: float) -> str:
+    """POSIX seconds to ISO 8601 UTC with microseconds (``...Z``)."""
+    whole = math.floor(t_s)
+    us = round((t_s - whole) * 1e6)
+    if us == 1_000_000:
+        whole, us = whole + 1, 0
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=whole, microseconds=us)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _rows(path: Path) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
+    fh = path.open(newline="", encoding="utf-8-sig")
+    reader = csv.DictReader(fh)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+
+    def gen() -> Iterable[tuple[int, dict[str, str]]]:
+        with fh:
+            for row in reader:
+                yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+
+    return header, gen()
+
+
+def _missing_columns(path: Path, header: Sequence[str], needed: Sequence[str]) -> list[Reject]:
+    return [
+        Reject(path.name, 1, "", col, f"column {col!r} is missing from the header; add it")
+        for col in needed
+        if col not in header
+    ]
+
+
+def _float(value: str) -> float | None:
+    try:
+        x = float(value)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def read_sensors(path: Path, *, frame_size_km: float = 50.0) -> Sensors:
+    """Read sensors.csv (``sensor_id, lon, lat, elevation_m, timing_sigma_ms`` and optional
+    ``commissioned_at``, ``decommissioned_at``)."""
+    header, rows = _rows(path)
+    rejects = _missing_columns(path, header, ("sensor_id", "lon", "lat"))
+    if rejects:
+        return Sensors(None, np.zeros(0), np.zeros(0), rejects)
+    ids: list[str] = []
+    lon: list[float] = []
+    lat: list[float] = []
+    elev: list[float] = []
+    sig: list[float] = []
+    com: list[float] = []
+    dec: list[float] = []
+    seen: set[str] = set()
+    name = path.name
+    for line, r in rows:
+        sid = r.get("sensor_id", "")
+
+        def rej(fld: str, why: str, _line: int = line, _sid: str = sid) -> None:
+            rejects.append(Reject(name, _line, _sid, fld, why))
+
+        if not sid:
+            rej("sensor_id", "empty sensor_id; give every sensor a unique id")
+            continue
+        if sid in seen:
+            rej("sensor_id", f"duplicate sensor_id {sid!r}; keep one row per sensor")
+            continue
+        x, y = _float(r.get("lon", "")), _float(r.get("lat", ""))
+        if x is None or y is None:
+            rej("lon" if x is None else "lat", "the sensor has no position: give lon and lat in decimal degrees (WGS84)")
+            continue
+        if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
+            rej("lon", f"lon {x} / lat {y} out of range; check for swapped or projected coordinates")
+            continue
+        e_txt = r.get("elevation_m", "")
+        e = _float(e_txt) if e_txt else 0.0
+        if e is None:
+            rej("elevation_m", f"elevation_m {e_txt!r} is not a number of metres")
+            continue
+        s_txt = r.get("timing_sigma_ms", "")
+        s = _float(s_txt) if s_txt else 5.0
+        if s is None or s <= 0:
+            rej("timing_sigma_ms", f"timing_sigma_ms {s_txt!r} must be a positive number of milliseconds")
+            continue
+        times = []
+        bad = False
+        for col, default in (("commissioned_at", -math.inf), ("decommissioned_at", math.inf)):
+            txt = r.get(col, "")
+            if not txt:
+                times.append(default)
+                continue
+            try:
+                times.append(parse_time_s(txt))
+            except ValueError:
+                rej(col, f"{col} {txt!r} is not an ISO 8601 time (e.g. 2025-03-01T00:00:00Z)")
+                bad = True
+                break
+        if bad:
+            continue
+        seen.add(sid)
+        ids.append(sid)
+        lon.append(x)
+        lat.append(y)
+        elev.append(e)
+        sig.append(s)
+        com.append(times[0])
+        dec.append(times[1])
+    net = None
+    if len(ids) >= 3:
+        net = SensorNetwork.build(
+            ids, lon, lat, elevation_m=elev, timing_sigma_ms=sig, frame_size_km=frame_size_km
+        )
+    else:
+        rejects.append(Reject(name, 0, "", "", f"only {len(ids)} usable sensors; at least 3 are needed"))
+    return Sensors(net, np.array(com), np.array(dec), rejects)
+
+
+def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None) -> Detections:
+    """Read detections.csv (``detection_id, sensor_id, arrival_time`` and optional ``amplitude_db``,
+    ``signal``).
+
+    Rejects: missing or duplicate ids, unknown sensors, bad times, arrival times in the future
+    (after ``now_s``, default the current time) or outside the sensor's service period, bad amplitudes
+    or signals.
+    """
+    header, rows = _rows(path)
+    rejects = _missing_columns(path, header, DETECTION_COLUMNS)
+    empty = Detections(
+        np.zeros(0, str), np.zeros(0, np.intp), np.zeros(0), np.zeros(0), np.zeros(0, np.intp),
+        np.zeros(0, np.intp), rejects,
+    )  # fmt: skip
+    if rejects:
+        return empty
+    net = sensors.network
+    now = dt.datetime.now(dt.UTC).timestamp() if now_s is None else now_s
+    name = path.name
+    ids: list[str] = []
+    sens_ids: list[str] = []
+    times: list[float] = []
+    amps: list[float] = []
+    sigs: list[int] = []
+    lines: list[int] = []
+    seen: dict[str, int] = {}
+    for line, r in rows:
+        did = r.get("detection_id", "")
+
+        def rej(fld: str, why: str, _line: int = line, _did: str = did) -> None:
+            rejects.append(Reject(name, _line, _did, fld, why))
+
+        if not did:
+            rej("detection_id", "empty detection_id; give every detection a unique id")
+            continue
+        if did in seen:
+            rej("detection_id", f"duplicate detection_id {did!r} (first on line {seen[did]}); ids must be unique")
+            continue
+        seen[did] = line
+        sid = r.get("sensor_id", "")
+        if not sid:
+            rej("sensor_id", "empty sensor_id; name the sensor that made the detection")
+            continue
+        txt = r.get("arrival_time", "")
+        try:
+            t = parse_time_s(txt)
+        except ValueError:
+            rej("arrival_time", f"arrival_time {txt!r} is not ISO 8601 UTC (e.g. 2025-03-01T12:00:00.123456Z)")
+            continue
+        if t > now:
+            rej("arrival_time", f"arrival_time {txt} is in the future; check the sensor's clock and time zone")
+            continue
+        a_txt = r.get("amplitude_db", "")
+        a = _float(a_txt) if a_txt else math.nan
+        if a is None:
+            rej("amplitude_db", f"amplitude_db {a_txt!r} is not a number; leave it empty if unknown")
+            continue
+        s_txt = (r.get("signal", "") or "unknown").lower()
+        if s_txt not in SIGNALS:
+            rej("signal", f"signal {s_txt!r} is not one of {', '.join(SIGNALS)}")
+            continue
+        ids.append(did)
+        sens_ids.append(sid)
+        times.append(t)
+        amps.append(a)
+        sigs.append(SIGNALS.index(s_txt))
+        lines.append(line)
+    if net is None:
+        rejects.extend(Reject(name, ln, d, "sensor_id", "no usable sensors; fix sensors.csv first") for d, ln in zip(ids, lines, strict=True))
+        return empty
+    sens = net.index_of(np.array(sens_ids, dtype=str)) if ids else np.zeros(0, np.intp)
+    t_arr = np.array(times, np.float64)
+    keep = np.ones(len(ids), bool)
+    for i in np.flatnonzero(sens < 0):  # row-level messages
+        rejects.append(Reject(name, lines[i], ids[i], "sensor_id", f"unknown sensor {sens_ids[i]!r}: add it to sensors.csv or fix the id"))
+        keep[i] = False
+    ok = sens >= 0
+    inactive = np.zeros(len(ids), bool)
+    inactive[ok] = (t_arr[ok] < sensors.commissioned_s[sens[ok]]) | (t_arr[ok] > sensors.decommissioned_s[sens[ok]])
+    for i in np.flatnonzero(inactive):
+        rejects.append(Reject(name, lines[i], ids[i], "arrival_time", f"sensor {sens_ids[i]!r} was not in service at this time (see its commissioned_at / decommissioned_at)"))
+        keep[i] = False
+    rejects.sort(key=lambda r: r.line)
+    return Detections(
+        np.array(ids, dtype=str)[keep], sens[keep].astype(np.intp), t_arr[keep],
+        np.array(amps, np.float64)[keep], np.array(sigs, np.intp)[keep],
+        np.array(lines, np.intp)[keep], rejects,
+    )  # fmt: skip
+
+
+def read_weather(path: Path) -> tuple[Weather | None, list[Reject]]:
+    """Read weather.csv (``time, temperature_c``, optional ``wind_speed_mps, wind_from_deg``)."""
+    header, rows = _rows(path)
+    rejects = _missing_columns(path, header, ("time", "temperature_c"))
+    if rejects:
+        return None, rejects
+    out: list[tuple[float, float, float, float]] = []
+    for line, r in rows:
+        try:
+            t = parse_time_s(r.get("time", ""))
+        except ValueError:
+            rejects.append(Reject(path.name, line, "", "time", "time is not ISO 8601 UTC"))
+            continue
+        vals = []
+        for col, default in (("temperature_c", None), ("wind_speed_mps", 0.0), ("wind_from_deg", 0.0)):
+            txt = r.get(col, "")
+            v = _float(txt) if txt else default
+            if v is None:
+                rejects.append(Reject(path.name, line, "", col, f"{col} {txt!r} is not a number"))
+                break
+            vals.append(v)
+        else:
+            out.append((t, vals[0], vals[1], vals[2]))
+    if not out:
+        return None, rejects
+    out.sort()
+    arr = np.array(out)
+    keep = np.r_[True, np.diff(arr[:, 0]) > 0]
+    return Weather(arr[keep, 0], arr[keep, 1], arr[keep, 2], arr[keep, 3]), rejects
+
+
+def write_events(
+    path: Path,
+    events: LocatedEvents,
+    detection_id: NDArray[np.str_],
+    *,
+    side_probability: dict[str, NDArray[np.float64]] | None = None,
+) -> None:
+    """Write events.csv; ``side_probability`` adds a ``p_<party>`` column per party."""
+    extra = sorted(side_probability) if side_probability else []
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([*EVENT_COLUMNS, *(f"p_{p}" for p in extra)])
+        for i in range(len(events)):  # output formatting
+            w.writerow(
+                [
+                    f"E{i:06d}",
+                    format_time(float(events.emitted_at_s[i])),
+                    f"{events.lon[i]:.7f}",
+                    f"{events.lat[i]:.7f}",
+                    f"{events.cov_m2[i, 0, 0]:.4g}",
+                    f"{events.cov_m2[i, 0, 1]:.4g}",
+                    f"{events.cov_m2[i, 1, 1]:.4g}",
+                    f"{events.semi_major_m[i]:.2f}",
+                    f"{events.semi_minor_m[i]:.2f}",
+                    f"{events.orientation_deg[i]:.1f}",
+                    int(events.n_sensors[i]),
+                    f"{events.residual_rms_ms[i]:.2f}",
+                    f"{events.c_mps[i]:.2f}",
+                    SIGNALS[int(events.signal[i])],
+                    " ".join(detection_id[events.detections[i]].tolist()),
+                    *(f"{side_probability[p][i]:.4f}" for p in extra),  # type: ignore[index]
+                ]
+            )
+
+
+def write_rejects(
+    path: Path,
+    rejects: Sequence[Reject],
+    unassigned: Unassigned | None = None,
+    detection_id: NDArray[np.str_] | None = None,
+    detection_line: NDArray[np.intp] | None = None,
+    detections_file: str = "detections.csv",
+) -> int:
+    """Write every row left out (input rejects, and detections that fit no event) with its reason."""
+    n = 0
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "line", "record", "field", "reason_code", "reason"])
+        for r in rejects:
+            w.writerow([r.file, r.line, r.record, r.field, "invalid", r.reason])
+            n += 1
+        if unassigned is not None and detection_id is not None:
+            for k, d in enumerate(unassigned.detection.tolist()):
+                line = int(detection_line[d]) if detection_line is not None else ""
+                w.writerow([detections_file, line, detection_id[d], "", unassigned.reason[k], unassigned.message[k]])
+                n += 1
+    return n
