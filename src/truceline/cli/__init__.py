@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from truceline.cli.locate import locate
 from truceline.errors import TrucelineError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ agreement_app = typer.Typer(help="Validate, summarise and export an agreement fo
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
+app.command("locate")(locate)
 
 console = Console()
 err_console = Console(stderr=True)

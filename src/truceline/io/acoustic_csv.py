@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,18 +121,16 @@ def format_time(t_s: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _rows(path: Path) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
-    fh = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(fh)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-
-    def gen() -> Iterable[tuple[int, dict[str, str]]]:
-        with fh:
-            for row in reader:
-                yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
-
-    return header, gen()
+def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        rows = [
+            (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None})
+            for row in reader
+        ]
+    return header, rows
 
 
 def _missing_columns(path: Path, header: Sequence[str], needed: Sequence[str]) -> list[Reject]:
