@@ -1,0 +1,94 @@
+"""End-to-end through the command line, as a user types it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from truceline.cli import app
+
+from ..conftest import EXAMPLES
+
+runner = CliRunner()
+UKR = str(EXAMPLES / "ukraine-2024")
+
+
+def test_agreement_check() -> None:
+    res = runner.invoke(app, ["agreement", "check", UKR])
+    assert res.exit_code == 0, res.output
+    assert "valid" in res.output and "km (geodesic)" in res.output and "buffer" in res.output
+
+
+def test_agreement_check_reports_errors(tmp_path: Path) -> None:
+    (tmp_path / "agreement.yaml").write_text("id: x\nname: y\n")
+    res = runner.invoke(app, ["agreement", "check", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "agreement.yaml" in res.output and "parties" in res.output
+
+
+def test_agreement_export(tmp_path: Path) -> None:
+    out = tmp_path / "zones.geojson"
+    res = runner.invoke(app, ["agreement", "export", UKR, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    fc = json.loads(out.read_text())
+    zones = [f for f in fc["features"] if f["properties"]["layer"] == "zone"]
+    assert {f["properties"]["side"] for f in zones} == {"UA", "RU"}
+    assert any(f["properties"]["zone"] == "buffer" for f in zones)
+
+
+def test_simulate_classify_with_rejects(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    res = runner.invoke(app, ["simulate", UKR, "--days", "1", "--seed", "3", "-o", str(sim)])
+    assert res.exit_code == 0, res.output
+    reports = sim / "reports.csv"
+    lines = reports.read_text().splitlines()
+    # Corrupt two rows: a swapped-looking position and a garbage kind.
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    bad1 = list(row)
+    bad1[header.index("id")] = "bad-1"
+    bad1[header.index("lon")], bad1[header.index("lat")] = row[header.index("lat")], row[header.index("lon")]
+    bad2 = list(row)
+    bad2[header.index("id")] = "bad-2"
+    bad2[header.index("kind")] = "meteor"
+    (tmp_path / "in.csv").write_text("\n".join([*lines, ",".join(bad1), ",".join(bad2)]) + "\n")
+    out = tmp_path / "out.csv"
+    res = runner.invoke(app, ["classify", UKR, str(tmp_path / "in.csv"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == len(lines) - 1
+    rejects = list(csv.DictReader((tmp_path / "out.rejects.csv").read_text().splitlines()))
+    assert {r["id"] for r in rejects} == {"bad-1", "bad-2"}
+    assert any("swap" in r["reason"] for r in rejects)
+    assert any(r["findings"] for r in rows)
+    assert all(r["side"] in ("UA", "RU", "") for r in rows)
+
+
+def test_ingest_is_idempotent(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    runner.invoke(app, ["simulate", UKR, "--seed", "5", "-o", str(sim)])
+    db = str(tmp_path / "t.db")
+    first = runner.invoke(app, ["ingest", str(sim / "reports.csv"), "-a", UKR, "--db", db])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["ingest", str(sim / "reports.csv"), "-a", UKR, "--db", db])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())  # rich wraps long lines
+    assert " 0 accepted" in said and "duplicates, 0 rejected" in said
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        n = conn.execute(text("select count(*) from incidents")).scalar()
+    engine.dispose()
+    n_rows = len((sim / "reports.csv").read_text().splitlines()) - 1
+    assert n == n_rows
+
+
+def test_demo_writes_report(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["demo", "--agreement", UKR, "--output", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output
+    reports = list((tmp_path / "demo").glob("report-*.html"))
+    assert reports and "data:image/png;base64" in reports[0].read_text()
