@@ -14,6 +14,7 @@ from pyproj import Geod
 from scipy.spatial import cKDTree
 
 from truceline.core.acoustic import LocalFrame, speed_of_sound_mps, wind_vector_mps
+from truceline.core.fusion import Reports
 
 __all__ = [
     "SimDetections",
@@ -329,3 +330,106 @@ def score_association(
         exact += len(diff) == 0
         right += bool(np.all(close[diff]))
     return exact, right, int(eligible.sum())
+
+
+@dataclass(frozen=True)
+class SimReports:
+    """Simulated reports of the events (for fusion) and the true event of each."""
+
+    reports: Reports
+    event: IntArray
+
+
+def simulate_reports(
+    shots: SimShots,
+    *,
+    seed: int,
+    n_patrols: int = 12,
+    n_cameras: int = 6,
+    p_patrol: float = 0.35,
+    p_camera: float = 0.25,
+    p_complaint: float = 0.4,
+    acoustic: tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray] | None = None,
+) -> SimReports:
+    """Duplicate reports of the same events by patrols (heard: late, kilometre errors), cameras (seen:
+    precise) and the party that was hit (impacts only: coarse, late), each source reporting an event at
+    most once; ``acoustic`` adds located events ``(lon, lat, time_s, cov_m2, true_event)``."""
+    rng = np.random.default_rng(seed)
+    n = len(shots)
+    parts: list[dict[str, np.ndarray]] = []
+
+    def add(sel: IntArray, stype: str, src: NDArray[np.str_], sd_m: FloatArray, t_sd: float,
+            delay: float, rel: str, cred: int) -> None:  # fmt: skip
+        k = len(sel)
+        az = rng.uniform(0, 360, k)
+        dist = sd_m * np.sqrt(-2.0 * np.log(1.0 - rng.random(k)))  # isotropic 2-D Gaussian
+        lon, lat, _ = _GEOD.fwd(shots.lon[sel], shots.lat[sel], az, dist)
+        late = rng.uniform(0, delay, k) if delay > 0 else np.zeros(k)
+        kind = np.where(shots.signal[sel] == 2, "explosion", "muzzle_flash")
+        parts.append({
+            "event": sel, "source_type": np.full(k, stype), "source_id": src,
+            "time_s": shots.emitted_at_s[sel] + late + rng.normal(0, t_sd, k),
+            "time_sigma_s": np.full(k, t_sd), "delay_max_s": np.full(k, delay),
+            "lon": np.asarray(lon), "lat": np.asarray(lat),
+            "cov_m2": np.einsum("n,ij->nij", sd_m**2, np.eye(2)), "kind": kind,
+            "reliability": np.full(k, rel), "credibility": np.full(k, cred),
+        })  # fmt: skip
+
+    pat = np.flatnonzero(rng.random(n) < p_patrol)
+    add(pat, "patrol", np.array([f"patrol-{i}" for i in rng.integers(0, n_patrols, len(pat))]),
+        rng.uniform(400, 1200, len(pat)), 10.0, 60.0, "B", 2)  # fmt: skip
+    cam = np.flatnonzero(rng.random(n) < p_camera)
+    add(cam, "camera", np.array([f"camera-{i}" for i in rng.integers(0, n_cameras, len(cam))]),
+        rng.uniform(80, 250, len(cam)), 1.0, 0.0, "A", 2)  # fmt: skip
+    comp = np.flatnonzero((rng.random(n) < p_complaint) & (shots.signal == 2))
+    add(comp, "party_complaint", np.where(shots.side[comp] > 0, "party-right", "party-left"),
+        rng.uniform(1000, 2500, len(comp)), 60.0, 0.0, "D", 3)  # fmt: skip
+    # a source reports an event at most once, but patrols and cameras cover many events; drop a
+    # second report of one event by the same source
+    ev_all = np.concatenate([p["event"] for p in parts])
+    src_all = np.concatenate([p["source_id"] for p in parts])
+    if acoustic is not None:
+        alon, alat, at, acov, aev = acoustic
+        k = len(alon)
+        parts.append({
+            "event": aev, "source_type": np.full(k, "acoustic"), "source_id": np.full(k, "acoustic"),
+            "time_s": at, "time_sigma_s": np.full(k, 0.05), "delay_max_s": np.zeros(k),
+            "lon": alon, "lat": alat, "cov_m2": acov,
+            "kind": np.full(k, "unknown"), "reliability": np.full(k, "B"),
+            "credibility": np.full(k, 2),
+        })  # fmt: skip
+        ev_all = np.concatenate([ev_all, aev])
+        src_all = np.concatenate([src_all, np.full(k, "acoustic")])
+    col = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    _, first = np.unique(np.char.add(src_all.astype(str), np.char.mod("|%d", ev_all)), return_index=True)
+    keep = np.sort(first)
+    m = len(keep)
+    rep = Reports(
+        report_id=np.array([f"R{i:06d}" for i in range(m)]),
+        source_id=col["source_id"][keep].astype(str),
+        source_type=col["source_type"][keep].astype(str),
+        time_s=col["time_s"][keep].astype(np.float64),
+        time_sigma_s=col["time_sigma_s"][keep].astype(np.float64),
+        delay_max_s=col["delay_max_s"][keep].astype(np.float64),
+        lon=col["lon"][keep].astype(np.float64),
+        lat=col["lat"][keep].astype(np.float64),
+        cov_m2=col["cov_m2"][keep].astype(np.float64),
+        kind=col["kind"][keep].astype(str),
+        reliability=col["reliability"][keep].astype(str),
+        credibility=col["credibility"][keep].astype(np.intp),
+    )
+    return SimReports(rep, col["event"][keep].astype(np.intp))
+
+
+def pairwise_precision_recall(truth: IntArray, found: IntArray) -> tuple[float, float]:
+    """Pairwise precision and recall of a clustering against the truth (counts, not all pairs)."""
+
+    def pairs(lab: IntArray) -> int:
+        c = np.bincount(lab)
+        return int(np.sum(c * (c - 1) // 2))
+
+    _, joint = np.unique(np.stack([truth, found], 1), axis=0, return_inverse=True)
+    tp = pairs(joint.ravel())
+    pf = pairs(found)
+    pt = pairs(truth)
+    return (tp / pf if pf else 1.0), (tp / pt if pt else 1.0)

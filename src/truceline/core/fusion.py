@@ -1,0 +1,329 @@
+"""Fusion of reports of one event from several sources (acoustic, patrols, cameras, complaints).
+
+Candidate pairs come from a space-time KD-tree (never all pairs); two reports may belong to one
+event when their positions agree statistically (Mahalanobis distance under the summed covariances,
+<= 9.21 for 99 %, 2 d.o.f.), their times agree within their uncertainties plus the acoustic delay,
+their kinds are compatible, and they come from different sources. Clusters then grow by merging
+mutual best partners (vectorised rounds), always with at most one report per source per event.
+Each report ends in exactly one event; the candidate pairs and their distances are kept so that an
+analyst can split or merge events later (:func:`split`, :func:`merge`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.spatial import cKDTree
+
+from truceline.core.acoustic import LocalFrame
+
+__all__ = [
+    "ADMIRALTY_CREDIBILITY",
+    "ADMIRALTY_RELIABILITY",
+    "FusionResult",
+    "Reports",
+    "fuse",
+    "kind_group",
+    "merge",
+    "report_log_odds",
+    "split",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+GATE_D2_99: Final = 9.21
+ADMIRALTY_RELIABILITY: Final = {"A": 1.0, "B": 0.8, "C": 0.6, "D": 0.4, "E": 0.2, "F": 0.5}
+"""Weight of a source's word by reliability (F, 'cannot be judged', counts half)."""
+ADMIRALTY_CREDIBILITY: Final = {1: 0.95, 2: 0.85, 3: 0.65, 4: 0.45, 5: 0.2, 6: 0.5}
+"""Probability that the information is true, by credibility grade (6: cannot be judged)."""
+_KIND_GROUPS: Final = {
+    "unknown": 0,
+    "explosion": 1,
+    "impact": 1,
+    "airburst": 1,
+    "muzzle_blast": 2,
+    "muzzle_flash": 2,
+    "firing": 2,
+    "small_arms_fire": 3,
+    "projectile": 4,
+    "flare": 5,
+}
+
+
+def kind_group(kind: ArrayLike) -> IntArray:
+    """Compatibility group of each kind: equal groups are compatible, 0 (unknown) with all."""
+    k = np.asarray(kind).astype(str)
+    uniq, inv = np.unique(k, return_inverse=True)
+    codes = np.array([_KIND_GROUPS.get(u, 100 + i) for i, u in enumerate(uniq)], np.intp)
+    return codes[inv.ravel()]
+
+
+def report_log_odds(reliability: ArrayLike, credibility: ArrayLike) -> FloatArray:
+    """Log-odds that an event happened as reported, from a report's Admiralty grades."""
+    rel = np.asarray(reliability).astype(str)
+    cred = np.asarray(credibility, np.intp)
+    w = np.array([ADMIRALTY_RELIABILITY.get(r.upper(), 0.5) for r in rel.ravel()]).reshape(rel.shape)
+    p = np.array([ADMIRALTY_CREDIBILITY.get(int(c), 0.5) for c in cred.ravel()]).reshape(cred.shape)
+    return np.asarray(w * np.log(p / (1.0 - p)), np.float64)
+
+
+@dataclass(frozen=True)
+class Reports:
+    """Reports to fuse (N of them).
+
+    ``cov_m2`` is each position's 2x2 covariance (x east, y north; m²); ``time_sigma_s`` the time
+    uncertainty; ``delay_max_s`` how late the report's time may be because the source heard the event
+    from afar (0 for a seen or located event).
+    """
+
+    report_id: NDArray[np.str_]
+    source_id: NDArray[np.str_]
+    source_type: NDArray[np.str_]
+    time_s: FloatArray
+    time_sigma_s: FloatArray
+    delay_max_s: FloatArray
+    lon: FloatArray
+    lat: FloatArray
+    cov_m2: FloatArray
+    kind: NDArray[np.str_]
+    reliability: NDArray[np.str_]
+    credibility: IntArray
+
+    def __len__(self) -> int:
+        return len(self.report_id)
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    """Events from :func:`fuse`; ``event_of_report`` links every report to exactly one event."""
+
+    event_of_report: IntArray
+    lon: FloatArray
+    lat: FloatArray
+    cov_m2: FloatArray
+    time_s: FloatArray
+    confidence: FloatArray
+    n_sources: IntArray
+    pair_a: IntArray
+    pair_b: IntArray
+    pair_d2: FloatArray
+    frame: LocalFrame
+
+    def __len__(self) -> int:
+        return len(self.lon)
+
+    def members(self, event: int) -> IntArray:
+        """Reports of one event."""
+        return np.flatnonzero(self.event_of_report == event)
+
+
+def _inv2(c: FloatArray) -> FloatArray:
+    a, b, d = c[..., 0, 0], c[..., 0, 1], c[..., 1, 1]
+    det = a * d - b * b
+    det = np.where(det > 0, det, np.nan)  # an unused cluster slot (no information) gives NaN
+    out = np.empty_like(c)
+    out[..., 0, 0] = d / det
+    out[..., 1, 1] = a / det
+    out[..., 0, 1] = out[..., 1, 0] = -b / det
+    return out
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    xy: FloatArray
+    cov: FloatArray
+    t: FloatArray
+    t_sig: FloatArray
+    delay: FloatArray
+    kind: IntArray
+
+
+def _summaries(
+    label: IntArray, n: int, xy: FloatArray, info: FloatArray, t: FloatArray, tw: FloatArray,
+    delay: FloatArray, kind: IntArray,
+) -> _Clusters:  # fmt: skip
+    """Inverse-covariance fused position, precision-weighted time, per cluster label 0..n-1."""
+    lam = np.zeros((n, 2, 2))
+    eta = np.zeros((n, 2))
+    np.add.at(lam, label, info)
+    np.add.at(eta, label, np.einsum("nij,nj->ni", info, xy))
+    cov = _inv2(lam)
+    cxy = np.einsum("nij,nj->ni", cov, eta)
+    w = np.bincount(label, tw, n)
+    w = np.where(w > 0, w, np.nan)
+    ct = np.bincount(label, tw * t, n) / w
+    dmax = np.zeros(n)
+    np.maximum.at(dmax, label, delay)
+    k = np.zeros(n, np.intp)
+    np.maximum.at(k, label, kind)
+    return _Clusters(cxy, cov, ct, 1.0 / np.sqrt(w), dmax, k)
+
+
+def fuse(
+    reports: Reports,
+    *,
+    gate_d2: float = GATE_D2_99,
+    time_k: float = 3.0,
+    max_rounds: int = 64,
+) -> FusionResult:
+    """Link the reports of each event and fuse them.
+
+    Parameters
+    ----------
+    reports
+        The reports.
+    gate_d2
+        Mahalanobis gate on position (squared; 9.21 = 99 % for 2 d.o.f.).
+    time_k
+        Time gate in combined standard deviations (plus the larger acoustic delay).
+    max_rounds
+        Rounds of mutual-best merging.
+    """
+    n = len(reports)
+    lon0 = float(np.mean(reports.lon)) if n else 0.0
+    lat0 = float(np.mean(reports.lat)) if n else 0.0
+    frame = LocalFrame.centred(lon0, lat0)
+    x, y = frame.to_xy(reports.lon, reports.lat)
+    xy = np.stack([x, y], 1)
+    cov = np.asarray(reports.cov_m2, np.float64)
+    info = _inv2(cov)
+    tw = 1.0 / reports.time_sigma_s**2
+    kind = kind_group(reports.kind)
+    _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
+    src = src.ravel().astype(np.intp)
+    n_src = int(src.max()) + 1 if n else 1
+
+    # candidate pairs from a space-time KD-tree: time scaled so that the largest time gate maps to
+    # the largest position gate
+    lam_max = 0.5 * (cov[:, 0, 0] + cov[:, 1, 1]) + np.sqrt(
+        0.25 * (cov[:, 0, 0] - cov[:, 1, 1]) ** 2 + cov[:, 0, 1] ** 2
+    )
+    r_max = math.sqrt(gate_d2 * 2.0 * float(lam_max.max())) if n else 1.0
+    t_max = time_k * math.sqrt(2.0) * float(reports.time_sigma_s.max()) + float(
+        reports.delay_max_s.max()
+    ) if n else 1.0  # fmt: skip
+    scale = r_max / max(t_max, 1e-9)
+    pts = np.column_stack([xy, (reports.time_s - reports.time_s.min()) * scale]) if n else np.zeros((0, 3))
+    pairs = cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray") if n > 1 else np.zeros((0, 2), np.intp)
+    a, b = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
+    d = xy[b] - xy[a]
+    d2 = np.einsum("ni,nij,nj->n", d, _inv2(cov[a] + cov[b]), d)
+    dt = np.abs(reports.time_s[b] - reports.time_s[a])
+    t_gate = time_k * np.sqrt(reports.time_sigma_s[a] ** 2 + reports.time_sigma_s[b] ** 2) + np.maximum(
+        reports.delay_max_s[a], reports.delay_max_s[b]
+    )  # fmt: skip
+    ok = (
+        (d2 <= gate_d2)
+        & (dt <= t_gate)
+        & ((kind[a] == kind[b]) | (kind[a] == 0) | (kind[b] == 0))
+        & (src[a] != src[b])
+    )
+    a, b, d2 = a[ok], b[ok], d2[ok]
+
+    label = np.arange(n, dtype=np.intp)
+    for _ in range(max_rounds):  # each round merges many clusters at once
+        cl = _summaries(label, n, xy, info, reports.time_s, tw, reports.delay_max_s, kind)
+        ca, cb = label[a], label[b]
+        m = ca != cb
+        ca, cb = np.minimum(ca[m], cb[m]), np.maximum(ca[m], cb[m])
+        if len(ca) == 0:
+            break
+        e = np.unique(np.stack([ca, cb], 1), axis=0)
+        ca, cb = e[:, 0], e[:, 1]
+        dd = cl.xy[cb] - cl.xy[ca]
+        cd2 = np.einsum("ni,nij,nj->n", dd, _inv2(cl.cov[ca] + cl.cov[cb]), dd)
+        cdt = np.abs(cl.t[cb] - cl.t[ca])
+        cgate = time_k * np.hypot(cl.t_sig[ca], cl.t_sig[cb]) + np.maximum(cl.delay[ca], cl.delay[cb])
+        good = (
+            (cd2 <= gate_d2)
+            & (cdt <= cgate)
+            & ((cl.kind[ca] == cl.kind[cb]) | (cl.kind[ca] == 0) | (cl.kind[cb] == 0))
+        )
+        # at most one report per source per event: the two clusters must share no source
+        members = np.argsort(label, kind="stable")
+        size = np.bincount(label, minlength=n)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]])
+        cs_keys = np.unique(label * n_src + src)
+        e_idx = np.repeat(np.arange(len(ca)), size[ca])
+        offs = np.arange(len(e_idx)) - np.repeat(np.cumsum(size[ca]) - size[ca], size[ca])
+        rep = members[start[ca][e_idx] + offs]
+        q = cb[e_idx] * n_src + src[rep]
+        pos = np.clip(np.searchsorted(cs_keys, q), 0, len(cs_keys) - 1)
+        clash = np.bincount(e_idx, cs_keys[pos] == q, len(ca)) > 0
+        good &= ~clash
+        ca, cb, cd2 = ca[good], cb[good], cd2[good]
+        if len(ca) == 0:
+            break
+        # mutual best partners merge
+        score = cd2 + (cdt[good] / np.maximum(cgate[good], 1e-9)) ** 2
+        best = np.full(n, np.inf)
+        np.minimum.at(best, ca, score)
+        np.minimum.at(best, cb, score)
+        mutual = (score <= best[ca]) & (score <= best[cb])
+        ca, cb = ca[mutual], cb[mutual]
+        # a cluster may be mutual best with two partners on ties: keep the first
+        _, first = np.unique(ca, return_index=True)
+        ca, cb = ca[first], cb[first]
+        keep_b = ~np.isin(cb, ca)
+        ca, cb = ca[keep_b], cb[keep_b]
+        _, first = np.unique(cb, return_index=True)
+        ca, cb = ca[first], cb[first]
+        if len(ca) == 0:
+            break
+        remap = np.arange(n)
+        remap[cb] = ca
+        label = remap[label]
+    return _result(label, reports, xy, info, tw, kind, src, a, b, d2, frame)
+
+
+def _result(
+    label: IntArray, reports: Reports, xy: FloatArray, info: FloatArray, tw: FloatArray,
+    kind: IntArray, src: IntArray, a: IntArray, b: IntArray, d2: FloatArray, frame: LocalFrame,
+) -> FusionResult:  # fmt: skip
+    _, ev = np.unique(label, return_inverse=True)
+    ev = ev.ravel().astype(np.intp)
+    n_ev = int(ev.max()) + 1 if len(ev) else 0
+    cl = _summaries(ev, n_ev, xy, info, reports.time_s, tw, reports.delay_max_s, kind)
+    lon, lat = frame.to_lonlat(cl.xy[:, 0], cl.xy[:, 1])
+    # independent sources add their log-odds; a source counts once per event (its best report)
+    llr = report_log_odds(reports.reliability, reports.credibility)
+    key = ev * (int(src.max()) + 1 if len(src) else 1) + src
+    uk, inv = np.unique(key, return_inverse=True)
+    best = np.full(len(uk), -np.inf)
+    np.maximum.at(best, inv.ravel(), llr)
+    ev_of_key = uk // (int(src.max()) + 1 if len(src) else 1)
+    total = np.bincount(ev_of_key, best, n_ev)
+    conf = 1.0 / (1.0 + np.exp(-total))
+    n_sources = np.bincount(ev_of_key, minlength=n_ev).astype(np.intp)
+    return FusionResult(ev, lon, lat, cl.cov, cl.t, conf, n_sources, a, b, d2, frame)
+
+
+def _relabel(result: FusionResult, reports: Reports, label: IntArray) -> FusionResult:
+    x, y = result.frame.to_xy(reports.lon, reports.lat)
+    xy = np.stack([x, y], 1)
+    info = _inv2(np.asarray(reports.cov_m2, np.float64))
+    _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
+    return _result(
+        label, reports, xy, info, 1.0 / reports.time_sigma_s**2, kind_group(reports.kind),
+        src.ravel().astype(np.intp), result.pair_a, result.pair_b, result.pair_d2, result.frame,
+    )  # fmt: skip
+
+
+def split(result: FusionResult, reports: Reports, report_idx: ArrayLike) -> FusionResult:
+    """Move the given reports out of their events into one new event (an analyst's decision)."""
+    label = result.event_of_report.copy()
+    label[np.asarray(report_idx, np.intp)] = label.max() + 1 if len(label) else 0
+    return _relabel(result, reports, label)
+
+
+def merge(result: FusionResult, reports: Reports, events: ArrayLike) -> FusionResult:
+    """Merge the given events into one (an analyst's decision; sources may then repeat)."""
+    ev = np.asarray(events, np.intp)
+    label = result.event_of_report.copy()
+    label[np.isin(label, ev)] = ev.min()
+    return _relabel(result, reports, label)

@@ -1,0 +1,90 @@
+"""Fusion of duplicate reports: precision/recall, one event per report, split and merge."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from truceline.core import acoustic_sim as S
+from truceline.core import fusion as F
+
+LINE_LON = np.array([37.0, 37.5, 38.0])
+LINE_LAT = np.array([47.8, 48.0, 48.1])
+
+
+def _sim(n_shots: int = 600, hours: float = 24.0, seed: int = 5) -> S.SimReports:
+    shots = S.simulate_fire(
+        LINE_LON, LINE_LAT, n_shots=n_shots, duration_s=hours * 3600, seed=seed, chainage_km=(0, 100)
+    )
+    rng = np.random.default_rng(seed)
+    ac = (
+        shots.lon, shots.lat, shots.emitted_at_s + rng.normal(0, 0.002, len(shots)),
+        np.tile(np.eye(2) * 25.0, (len(shots), 1, 1)), np.arange(len(shots)),
+    )  # fmt: skip
+    return S.simulate_reports(shots, seed=seed + 1, acoustic=ac)
+
+
+def test_fusion_precision_recall_and_every_report_linked() -> None:
+    sr = _sim()
+    res = F.fuse(sr.reports)
+    p, r = S.pairwise_precision_recall(sr.event, res.event_of_report)
+    assert p >= 0.95 and r >= 0.95, (p, r)
+    assert len(res.event_of_report) == len(sr.reports)  # zero reports lost
+    assert res.event_of_report.min() >= 0
+    # at most one report per source per event
+    key = np.char.add(sr.reports.source_id, np.char.mod("|%d", res.event_of_report))
+    assert len(np.unique(key)) == len(key)
+    # candidate pairs come from the index, far fewer than all pairs
+    n = len(sr.reports)
+    assert len(res.pair_a) < n * 10 < n * (n - 1) // 2
+
+
+def test_fused_position_is_inverse_covariance_mean() -> None:
+    rep = F.Reports(
+        report_id=np.array(["a", "b"]), source_id=np.array(["cam", "patrol"]),
+        source_type=np.array(["camera", "patrol"]), time_s=np.array([100.0, 110.0]),
+        time_sigma_s=np.array([1.0, 10.0]), delay_max_s=np.array([0.0, 30.0]),
+        lon=np.array([37.0, 37.001]), lat=np.array([48.0, 48.0]),
+        cov_m2=np.stack([np.eye(2) * 100.0**2, np.eye(2) * 300.0**2]),
+        kind=np.array(["explosion", "unknown"]), reliability=np.array(["A", "C"]),
+        credibility=np.array([2, 3]),
+    )  # fmt: skip
+    res = F.fuse(rep)
+    assert len(res) == 1
+    x, y = res.frame.to_xy(rep.lon, rep.lat)
+    w = np.array([1 / 100.0**2, 1 / 300.0**2])
+    fx, fy = res.frame.to_xy(res.lon, res.lat)
+    assert abs(fx[0] - np.sum(w * x) / w.sum()) < 0.01 and abs(fy[0] - np.sum(w * y) / w.sum()) < 0.01
+    assert res.cov_m2[0, 0, 0] == np.float64(1 / w.sum()).round(6) or abs(res.cov_m2[0, 0, 0] - 1 / w.sum()) < 1e-6
+    # two independent sources raise the confidence above either alone
+    single = F.report_log_odds(rep.reliability, rep.credibility)
+    assert res.confidence[0] > 1 / (1 + np.exp(-single.max()))
+
+
+def test_incompatible_kinds_and_same_source_stay_apart() -> None:
+    base = dict(
+        source_type=np.array(["patrol"] * 3), time_s=np.array([0.0, 1.0, 2.0]),
+        time_sigma_s=np.ones(3), delay_max_s=np.zeros(3), lon=np.full(3, 37.0),
+        lat=np.full(3, 48.0), cov_m2=np.tile(np.eye(2) * 1e4, (3, 1, 1)),
+        reliability=np.array(["B"] * 3), credibility=np.array([2, 2, 2]),
+    )  # fmt: skip
+    rep = F.Reports(
+        report_id=np.array(["a", "b", "c"]), source_id=np.array(["p1", "p1", "p2"]),
+        kind=np.array(["explosion", "explosion", "muzzle_flash"]), **base,  # type: ignore[arg-type]
+    )
+    res = F.fuse(rep)
+    assert len(res) == 3
+
+
+def test_split_and_merge_round_trip() -> None:
+    sr = _sim(n_shots=100)
+    res = F.fuse(sr.reports)
+    ev = int(np.bincount(res.event_of_report).argmax())
+    members = res.members(ev)
+    s = F.split(res, sr.reports, members[:1])
+    assert len(s) == len(res) + 1
+    new = s.event_of_report[members[0]]
+    back = F.merge(s, sr.reports, [s.event_of_report[members[1]], new])
+    assert len(back) == len(res)
+    np.testing.assert_allclose(
+        back.lon[back.event_of_report[members[0]]], res.lon[ev], atol=1e-9
+    )
