@@ -35,8 +35,15 @@ def _write_inputs(tmp: Path) -> tuple[Path, Path, S.SimShots, S.SimDetections]:
         w = csv.writer(fh)
         w.writerow(["detection_id", "sensor_id", "arrival_time", "amplitude_db", "signal"])
         for i in range(len(det)):
-            w.writerow([det.detection_id[i], net.sensor_id[det.sensor[i]],
-                        format_time(det.arrival_s[i]), f"{det.amplitude_db[i]:.1f}", "muzzle_blast"])
+            w.writerow(
+                [
+                    det.detection_id[i],
+                    net.sensor_id[det.sensor[i]],
+                    format_time(det.arrival_s[i]),
+                    f"{det.amplitude_db[i]:.1f}",
+                    "muzzle_blast",
+                ]
+            )
         w.writerow(["BAD1", "NOPE", format_time(det.arrival_s[0]), "", ""])  # unknown sensor
     return sp, dp, shots, det
 
@@ -46,7 +53,9 @@ def test_locate_writes_events_and_reasons(tmp_path: Path) -> None:
     app = typer.Typer()
     app.command()(locate)
     out = tmp_path / "events.csv"
-    result = CliRunner().invoke(app, ["--sensors", str(sp), "--detections", str(dp), "-o", str(out)])
+    result = CliRunner().invoke(
+        app, ["--sensors", str(sp), "--detections", str(dp), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     with out.open() as fh:
         rows = list(csv.DictReader(fh))

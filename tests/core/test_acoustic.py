@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truceline.core import acoustic as A
-from truceline.core import acoustic_sim as S
+from truceline.core import acoustic as A  # noqa: N812 - short module aliases read like the maths
+from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])
@@ -128,7 +128,9 @@ def test_soft_l1_resists_delayed_arrivals() -> None:
     assert (~robust.inlier[:, :2]).mean() > 0.95
 
 
-def test_wrong_temperature_and_wind_are_absorbed(net: A.SensorNetwork, sim_net: S.SimNetwork) -> None:
+def test_wrong_temperature_and_wind_are_absorbed(
+    net: A.SensorNetwork, sim_net: S.SimNetwork
+) -> None:
     shots = S.simulate_fire(
         LINE_LON, LINE_LAT, n_shots=600, duration_s=600 * 60.0, seed=21,
         chainage_km=(20, 60), depth_km=(1, 7), with_impacts=False,
@@ -170,7 +172,9 @@ def test_solution_independent_of_sensor_order(perm: list[int]) -> None:
     np.testing.assert_allclose(a.xy_m, b.xy_m, atol=1e-3)
 
 
-def _recovered(res: A.LocationResult, det: S.SimDetections, min_sensors: int = 5) -> tuple[int, int]:
+def _recovered(
+    res: A.LocationResult, det: S.SimDetections, min_sensors: int = 5
+) -> tuple[int, int]:
     truth: dict[int, set[int]] = {}
     for i, e in enumerate(det.event.tolist()):
         if e >= 0 and not det.echo[i]:
@@ -184,7 +188,9 @@ def _recovered(res: A.LocationResult, det: S.SimDetections, min_sensors: int = 5
     return ok, len(eligible)
 
 
-def test_association_with_dense_overlapping_events(net: A.SensorNetwork, sim_net: S.SimNetwork) -> None:
+def test_association_with_dense_overlapping_events(
+    net: A.SensorNetwork, sim_net: S.SimNetwork
+) -> None:
     """50 events a minute in one sector, 5 % false and 10 % missed detections, 2 % echoes."""
     shots = S.simulate_fire(
         LINE_LON, LINE_LAT, n_shots=100, duration_s=240.0, seed=31, chainage_km=(15, 65)
@@ -228,7 +234,9 @@ def test_unassigned_detections_have_reasons(net: A.SensorNetwork, sim_net: S.Sim
     )  # fmt: skip
     det = S.simulate_detections(sim_net, shots, seed=52, p_miss=0.0, p_false=0.05, p_echo=0.05)
     res = A.locate_detections(net, det.sensor, det.arrival_s)
-    reason = dict(zip(res.unassigned.detection.tolist(), res.unassigned.reason.tolist(), strict=True))
+    reason = dict(
+        zip(res.unassigned.detection.tolist(), res.unassigned.reason.tolist(), strict=True)
+    )
     echoes = np.flatnonzero(det.echo)
     assert np.mean([reason.get(i) == "echo" for i in echoes]) > 0.9
     false = np.flatnonzero(det.event < 0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from truceline.core import acoustic_sim as S
-from truceline.core import fusion as F
+from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
+from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])
@@ -13,7 +13,12 @@ LINE_LAT = np.array([47.8, 48.0, 48.1])
 
 def _sim(n_shots: int = 600, hours: float = 24.0, seed: int = 5) -> S.SimReports:
     shots = S.simulate_fire(
-        LINE_LON, LINE_LAT, n_shots=n_shots, duration_s=hours * 3600, seed=seed, chainage_km=(0, 100)
+        LINE_LON,
+        LINE_LAT,
+        n_shots=n_shots,
+        duration_s=hours * 3600,
+        seed=seed,
+        chainage_km=(0, 100),
     )
     rng = np.random.default_rng(seed)
     ac = (
@@ -53,8 +58,13 @@ def test_fused_position_is_inverse_covariance_mean() -> None:
     x, y = res.frame.to_xy(rep.lon, rep.lat)
     w = np.array([1 / 100.0**2, 1 / 300.0**2])
     fx, fy = res.frame.to_xy(res.lon, res.lat)
-    assert abs(fx[0] - np.sum(w * x) / w.sum()) < 0.01 and abs(fy[0] - np.sum(w * y) / w.sum()) < 0.01
-    assert res.cov_m2[0, 0, 0] == np.float64(1 / w.sum()).round(6) or abs(res.cov_m2[0, 0, 0] - 1 / w.sum()) < 1e-6
+    assert (
+        abs(fx[0] - np.sum(w * x) / w.sum()) < 0.01 and abs(fy[0] - np.sum(w * y) / w.sum()) < 0.01
+    )
+    assert (
+        res.cov_m2[0, 0, 0] == np.float64(1 / w.sum()).round(6)
+        or abs(res.cov_m2[0, 0, 0] - 1 / w.sum()) < 1e-6
+    )
     # two independent sources raise the confidence above either alone
     single = F.report_log_odds(rep.reliability, rep.credibility)
     assert res.confidence[0] > 1 / (1 + np.exp(-single.max()))
@@ -68,8 +78,10 @@ def test_incompatible_kinds_and_same_source_stay_apart() -> None:
         reliability=np.array(["B"] * 3), credibility=np.array([2, 2, 2]),
     )  # fmt: skip
     rep = F.Reports(
-        report_id=np.array(["a", "b", "c"]), source_id=np.array(["p1", "p1", "p2"]),
-        kind=np.array(["explosion", "explosion", "muzzle_flash"]), **base,  # type: ignore[arg-type]
+        report_id=np.array(["a", "b", "c"]),
+        source_id=np.array(["p1", "p1", "p2"]),
+        kind=np.array(["explosion", "explosion", "muzzle_flash"]),
+        **base,  # type: ignore[arg-type]
     )
     res = F.fuse(rep)
     assert len(res) == 3
@@ -85,6 +97,4 @@ def test_split_and_merge_round_trip() -> None:
     new = s.event_of_report[members[0]]
     back = F.merge(s, sr.reports, [s.event_of_report[members[1]], new])
     assert len(back) == len(res)
-    np.testing.assert_allclose(
-        back.lon[back.event_of_report[members[0]]], res.lon[ev], atol=1e-9
-    )
+    np.testing.assert_allclose(back.lon[back.event_of_report[members[0]]], res.lon[ev], atol=1e-9)

@@ -72,7 +72,9 @@ def test_sensor_rejects(files: tuple[Path, Path]) -> None:
         (11, "D10", "sensor_id", "unknown sensor 'S5'"),
     ],
 )
-def test_detection_rejects(files: tuple[Path, Path], line: int, record: str, field: str, words: str) -> None:
+def test_detection_rejects(
+    files: tuple[Path, Path], line: int, record: str, field: str, words: str
+) -> None:
     sens = read_sensors(files[0])
     dets = read_detections(files[1], sens, now_s=NOW)
     hits = [r for r in dets.rejects if r.line == line]

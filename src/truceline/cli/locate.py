@@ -21,8 +21,13 @@ def run_locate(
 ) -> dict[str, int]:
     """Read the inputs, locate the events, write ``output`` and the rejects file; return counts."""
     from truceline.core.acoustic import Weather, locate_detections
-    from truceline.io.acoustic_csv import read_detections, read_sensors, read_weather, write_events
-    from truceline.io.acoustic_csv import write_rejects
+    from truceline.io.acoustic_csv import (
+        read_detections,
+        read_sensors,
+        read_weather,
+        write_events,
+        write_rejects,
+    )
 
     sens = read_sensors(sensors)
     dets = read_detections(detections, sens, now_s=now_s)

@@ -294,7 +294,11 @@ def simulate_detections(
 
 
 def score_association(
-    detections: list[IntArray], det: SimDetections, *, min_sensors: int = 5, coincide_s: float = 0.021
+    detections: list[IntArray],
+    det: SimDetections,
+    *,
+    min_sensors: int = 5,
+    coincide_s: float = 0.021,
 ) -> tuple[int, int, int]:
     """How many true events were recovered with the right detections.
 
@@ -401,7 +405,9 @@ def simulate_reports(
         ev_all = np.concatenate([ev_all, aev])
         src_all = np.concatenate([src_all, np.full(k, "acoustic")])
     col = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    _, first = np.unique(np.char.add(src_all.astype(str), np.char.mod("|%d", ev_all)), return_index=True)
+    _, first = np.unique(
+        np.char.add(src_all.astype(str), np.char.mod("|%d", ev_all)), return_index=True
+    )
     keep = np.sort(first)
     m = len(keep)
     rep = Reports(

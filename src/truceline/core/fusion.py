@@ -67,7 +67,9 @@ def report_log_odds(reliability: ArrayLike, credibility: ArrayLike) -> FloatArra
     """Log-odds that an event happened as reported, from a report's Admiralty grades."""
     rel = np.asarray(reliability).astype(str)
     cred = np.asarray(credibility, np.intp)
-    w = np.array([ADMIRALTY_RELIABILITY.get(r.upper(), 0.5) for r in rel.ravel()]).reshape(rel.shape)
+    w = np.array([ADMIRALTY_RELIABILITY.get(r.upper(), 0.5) for r in rel.ravel()]).reshape(
+        rel.shape
+    )
     p = np.array([ADMIRALTY_CREDIBILITY.get(int(c), 0.5) for c in cred.ravel()]).reshape(cred.shape)
     return np.asarray(w * np.log(p / (1.0 - p)), np.float64)
 
@@ -208,8 +210,16 @@ def fuse(
         reports.delay_max_s.max()
     ) if n else 1.0  # fmt: skip
     scale = r_max / max(t_max, 1e-9)
-    pts = np.column_stack([xy, (reports.time_s - reports.time_s.min()) * scale]) if n else np.zeros((0, 3))
-    pairs = cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray") if n > 1 else np.zeros((0, 2), np.intp)
+    pts = (
+        np.column_stack([xy, (reports.time_s - reports.time_s.min()) * scale])
+        if n
+        else np.zeros((0, 3))
+    )
+    pairs = (
+        cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray")
+        if n > 1
+        else np.zeros((0, 2), np.intp)
+    )
     a, b = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
     d = xy[b] - xy[a]
     d2 = np.einsum("ni,nij,nj->n", d, _inv2(cov[a] + cov[b]), d)
@@ -238,7 +248,9 @@ def fuse(
         dd = cl.xy[cb] - cl.xy[ca]
         cd2 = np.einsum("ni,nij,nj->n", dd, _inv2(cl.cov[ca] + cl.cov[cb]), dd)
         cdt = np.abs(cl.t[cb] - cl.t[ca])
-        cgate = time_k * np.hypot(cl.t_sig[ca], cl.t_sig[cb]) + np.maximum(cl.delay[ca], cl.delay[cb])
+        cgate = time_k * np.hypot(cl.t_sig[ca], cl.t_sig[cb]) + np.maximum(
+            cl.delay[ca], cl.delay[cb]
+        )
         good = (
             (cd2 <= gate_d2)
             & (cdt <= cgate)

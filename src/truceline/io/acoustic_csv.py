@@ -67,7 +67,9 @@ class Reject:
 
     def as_error(self) -> RecordError:
         """The same reject as a :class:`~truceline.errors.RecordError`."""
-        return RecordError(f"{self.file} line {self.line}: {self.reason}", record=self.record, field=self.field)
+        return RecordError(
+            f"{self.file} line {self.line}: {self.reason}", record=self.record, field=self.field
+        )
 
 
 @dataclass(frozen=True)
@@ -179,10 +181,15 @@ def read_sensors(path: Path, *, frame_size_km: float = 50.0) -> Sensors:
             continue
         x, y = _float(r.get("lon", "")), _float(r.get("lat", ""))
         if x is None or y is None:
-            rej("lon" if x is None else "lat", "the sensor has no position: give lon and lat in decimal degrees (WGS84)")
+            rej(
+                "lon" if x is None else "lat",
+                "the sensor has no position: give lon and lat in decimal degrees (WGS84)",
+            )
             continue
         if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
-            rej("lon", f"lon {x} / lat {y} out of range; check for swapped or projected coordinates")
+            rej(
+                "lon", f"lon {x} / lat {y} out of range; check for swapped or projected coordinates"
+            )
             continue
         e_txt = r.get("elevation_m", "")
         e = _float(e_txt) if e_txt else 0.0
@@ -192,7 +199,10 @@ def read_sensors(path: Path, *, frame_size_km: float = 50.0) -> Sensors:
         s_txt = r.get("timing_sigma_ms", "")
         s = _float(s_txt) if s_txt else 5.0
         if s is None or s <= 0:
-            rej("timing_sigma_ms", f"timing_sigma_ms {s_txt!r} must be a positive number of milliseconds")
+            rej(
+                "timing_sigma_ms",
+                f"timing_sigma_ms {s_txt!r} must be a positive number of milliseconds",
+            )
             continue
         times = []
         bad = False
@@ -223,7 +233,9 @@ def read_sensors(path: Path, *, frame_size_km: float = 50.0) -> Sensors:
             ids, lon, lat, elevation_m=elev, timing_sigma_ms=sig, frame_size_km=frame_size_km
         )
     else:
-        rejects.append(Reject(name, 0, "", "", f"only {len(ids)} usable sensors; at least 3 are needed"))
+        rejects.append(
+            Reject(name, 0, "", "", f"only {len(ids)} usable sensors; at least 3 are needed")
+        )
     return Sensors(net, np.array(com), np.array(dec), rejects)
 
 
@@ -263,7 +275,10 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
             rej("detection_id", "empty detection_id; give every detection a unique id")
             continue
         if did in seen:
-            rej("detection_id", f"duplicate detection_id {did!r} (first on line {seen[did]}); ids must be unique")
+            rej(
+                "detection_id",
+                f"duplicate detection_id {did!r} (first on line {seen[did]}); ids must be unique",
+            )
             continue
         seen[did] = line
         sid = r.get("sensor_id", "")
@@ -274,15 +289,23 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
         try:
             t = parse_time_s(txt)
         except ValueError:
-            rej("arrival_time", f"arrival_time {txt!r} is not ISO 8601 UTC (e.g. 2025-03-01T12:00:00.123456Z)")
+            rej(
+                "arrival_time",
+                f"arrival_time {txt!r} is not ISO 8601 UTC (e.g. 2025-03-01T12:00:00.123456Z)",
+            )
             continue
         if t > now:
-            rej("arrival_time", f"arrival_time {txt} is in the future; check the sensor's clock and time zone")
+            rej(
+                "arrival_time",
+                f"arrival_time {txt} is in the future; check the sensor's clock and time zone",
+            )
             continue
         a_txt = r.get("amplitude_db", "")
         a = _float(a_txt) if a_txt else math.nan
         if a is None:
-            rej("amplitude_db", f"amplitude_db {a_txt!r} is not a number; leave it empty if unknown")
+            rej(
+                "amplitude_db", f"amplitude_db {a_txt!r} is not a number; leave it empty if unknown"
+            )
             continue
         s_txt = (r.get("signal", "") or "unknown").lower()
         if s_txt not in SIGNALS:
@@ -295,19 +318,40 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
         sigs.append(SIGNALS.index(s_txt))
         lines.append(line)
     if net is None:
-        rejects.extend(Reject(name, ln, d, "sensor_id", "no usable sensors; fix sensors.csv first") for d, ln in zip(ids, lines, strict=True))
+        rejects.extend(
+            Reject(name, ln, d, "sensor_id", "no usable sensors; fix sensors.csv first")
+            for d, ln in zip(ids, lines, strict=True)
+        )
         return empty
     sens = net.index_of(np.array(sens_ids, dtype=str)) if ids else np.zeros(0, np.intp)
     t_arr = np.array(times, np.float64)
     keep = np.ones(len(ids), bool)
     for i in np.flatnonzero(sens < 0):  # row-level messages
-        rejects.append(Reject(name, lines[i], ids[i], "sensor_id", f"unknown sensor {sens_ids[i]!r}: add it to sensors.csv or fix the id"))
+        rejects.append(
+            Reject(
+                name,
+                lines[i],
+                ids[i],
+                "sensor_id",
+                f"unknown sensor {sens_ids[i]!r}: add it to sensors.csv or fix the id",
+            )
+        )
         keep[i] = False
     ok = sens >= 0
     inactive = np.zeros(len(ids), bool)
-    inactive[ok] = (t_arr[ok] < sensors.commissioned_s[sens[ok]]) | (t_arr[ok] > sensors.decommissioned_s[sens[ok]])
+    inactive[ok] = (t_arr[ok] < sensors.commissioned_s[sens[ok]]) | (
+        t_arr[ok] > sensors.decommissioned_s[sens[ok]]
+    )
     for i in np.flatnonzero(inactive):
-        rejects.append(Reject(name, lines[i], ids[i], "arrival_time", f"sensor {sens_ids[i]!r} was not in service at this time (see its commissioned_at / decommissioned_at)"))
+        rejects.append(
+            Reject(
+                name,
+                lines[i],
+                ids[i],
+                "arrival_time",
+                f"sensor {sens_ids[i]!r} was not in service at this time (see its commissioned_at / decommissioned_at)",
+            )
+        )
         keep[i] = False
     rejects.sort(key=lambda r: r.line)
     return Detections(
@@ -331,7 +375,11 @@ def read_weather(path: Path) -> tuple[Weather | None, list[Reject]]:
             rejects.append(Reject(path.name, line, "", "time", "time is not ISO 8601 UTC"))
             continue
         vals = []
-        for col, default in (("temperature_c", None), ("wind_speed_mps", 0.0), ("wind_from_deg", 0.0)):
+        for col, default in (
+            ("temperature_c", None),
+            ("wind_speed_mps", 0.0),
+            ("wind_from_deg", 0.0),
+        ):
             txt = r.get(col, "")
             v = _float(txt) if txt else default
             if v is None:
@@ -402,6 +450,15 @@ def write_rejects(
         if unassigned is not None and detection_id is not None:
             for k, d in enumerate(unassigned.detection.tolist()):
                 line = int(detection_line[d]) if detection_line is not None else ""
-                w.writerow([detections_file, line, detection_id[d], "", unassigned.reason[k], unassigned.message[k]])
+                w.writerow(
+                    [
+                        detections_file,
+                        line,
+                        detection_id[d],
+                        "",
+                        unassigned.reason[k],
+                        unassigned.message[k],
+                    ]
+                )
                 n += 1
     return n
