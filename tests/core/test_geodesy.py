@@ -126,22 +126,7 @@ def test_matches_brute_force_on_random_lines(
     assert got >= d.min() - 1.0 - 25.0 / max(d.min(), 1.0)
 
 
-@pytest.mark.parametrize(
-    "dist_km",
-    [
-        2.0,
-        15.0,
-        pytest.param(
-            70.0,
-            marks=pytest.mark.xfail(
-                reason="known defect: the union of swept pieces leaves a seam near a sharp bend "
-                "at large offsets (issue 2 note)",
-                strict=False,
-            ),
-        ),
-        140.0,
-    ],
-)
+@pytest.mark.parametrize("dist_km", [2.0, 15.0, 70.0, 140.0])
 def test_offset_outline_is_at_the_distance(index: LineIndex, dist_km: float) -> None:
     """Zone outlines for maps agree with the computed distance to within 1 m."""
     from truceline.core.agreement import _split_sides, _geodesic_buffer

@@ -434,7 +434,7 @@ class CompiledVersion:
         outer = shapely.intersection(offset_region(ref, hi * 1000.0, side), self.side_polygon(side))
         if lo > 0:
             outer = shapely.difference(outer, offset_region(ref, lo * 1000.0, side))
-        return shapely.make_valid(outer)
+        return _polygonal(outer)
 
     def zone_polygons(self, zone: Zone) -> dict[int, Any]:
         """Zone outline per side (+1 left, -1 right); polygon zones are split by side."""
@@ -445,7 +445,7 @@ class CompiledVersion:
             else:
                 g = zone.geometry
                 cache[zone.id] = {
-                    s: shapely.intersection(g, self.side_polygon(s)) for s in (1, -1)
+                    s: _polygonal(shapely.intersection(g, self.side_polygon(s))) for s in (1, -1)
                 }
         return cache[zone.id]
 
@@ -455,6 +455,15 @@ class CompiledVersion:
 
     def zone_area_km2(self, zone: Zone) -> dict[int, float]:
         return {s: geodesic_area_km2(g) for s, g in self.zone_polygons(zone).items()}
+
+
+def _polygonal(geom: Any) -> Any:
+    """The polygons of a geometry (overlays can leave slivers of lines and points on shared edges)."""
+    geom = shapely.make_valid(geom)
+    polys = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
+    if not polys:
+        return shapely.Polygon()
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
 
 
 def _geodesic_buffer(line: LineIndex, dist_m: float) -> Any:

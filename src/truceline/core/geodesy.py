@@ -186,7 +186,7 @@ class LineIndex:
     """
 
     def __init__(
-        self, parts: Sequence[ArrayLike], *, max_segment_m: float = 2000.0, k: int = 4
+        self, parts: Sequence[ArrayLike], *, max_segment_m: float = 5000.0, k: int = 4
     ) -> None:
         lons: list[FloatArray] = []
         lats: list[FloatArray] = []
@@ -222,14 +222,15 @@ class LineIndex:
         self.n_parts = len(lons)
         self.k = int(min(k, nv))
         self._tree = cKDTree(self.xyz)
-        self._cells: dict[int, NDArray[np.intp]] = {}
 
     def nearest(self, lon: ArrayLike, lat: ArrayLike) -> Nearest:
         """Nearest point of the line to each (lon, lat); see :class:`Nearest`.
 
-        Each point starts on the line's branch nearest to the centre of its grid cell (a cell may
-        see up to three branches near bends and the medial axis) and walks along the line to the
-        local minimum of the distance; the smallest over the branches is the answer.
+        Exact branch and bound: each point's grid cell lists the segments that can hold the nearest
+        point of any point in the cell (those within the cell's reach of the nearest one, found once
+        per cell and cached), sorted by their distance from the cell's centre ``c``. A point ``p``
+        visits them in that order and stops as soon as the next one's lower bound
+        ``|c - seg| - |p - c|`` exceeds the best distance found: usually after one or two segments.
         """
         lon = np.atleast_1d(np.asarray(lon, dtype=np.float64)).ravel()
         lat = np.atleast_1d(np.asarray(lat, dtype=np.float64)).ravel()
@@ -238,133 +239,110 @@ class LineIndex:
             e = np.zeros(0)
             return Nearest(e, np.zeros(0, np.int8), e, e, e, np.zeros(0, bool), np.zeros(0, np.intp))
         p = ecef(lon, lat)
-        starts = self._cell_starts(lon, lat)  # (n, 3) vertex indices, -1 where absent
-        seg, t, chord2 = self._walk(p, starts[:, 0])
-        for col in range(1, starts.shape[1]):
-            rows = np.flatnonzero(starts[:, col] >= 0)
-            if rows.size == 0:
-                continue
-            s2, t2, c2 = self._walk(p[rows], starts[rows, col])
-            better = c2 < chord2[rows]
-            r = rows[better]
-            seg[r], t[r], chord2[r] = s2[better], t2[better], c2[better]
-        return self._result(p, seg, t, np.sqrt(chord2))
+        cand, cand_d, centre = self._candidates(lon, lat)  # (n, K) segments, their centre distances
+        slack = np.sqrt(np.einsum("nk,nk->n", p - centre, p - centre))
+        seg = cand[:, 0].copy()
+        best = self._chord2(p, seg)
+        active = np.arange(n)
+        for k in range(1, cand.shape[1]):
+            c = cand[active, k]
+            bound = cand_d[active, k] - slack[active]
+            go = (c >= 0) & (bound * np.abs(bound) < best[active])
+            active = active[go]
+            if active.size == 0:
+                break
+            c = cand[active, k]
+            d2 = self._chord2(p[active], c)
+            better = d2 < best[active]
+            best[active[better]] = d2[better]
+            seg[active[better]] = c[better]
+        t = self._param(p, seg)
+        return self._result(p, seg, t, np.sqrt(best))
 
     # -- internals ---------------------------------------------------------------------------
 
-    _CELL_DEG = 0.025
+    _CELL_DEG = 0.02
+    _KMAX = 48
 
-    def _cell_starts(self, lon: FloatArray, lat: FloatArray) -> NDArray[np.intp]:
-        """Start vertices (up to three branches) for each point, from its grid cell's centre."""
-        cell = np.floor(lon / self._CELL_DEG).astype(np.int64) * 100_000 + np.floor(
-            lat / self._CELL_DEG
-        ).astype(np.int64)
-        uniq, inverse = np.unique(cell, return_inverse=True)
-        cx = (np.floor_divide(uniq, 100_000) + 0.5) * self._CELL_DEG
-        cy = (np.mod(uniq, 100_000) + 0.5) * self._CELL_DEG
-        todo = np.array([int(c) not in self._cells for c in uniq], dtype=bool)
-        if todo.any():
-            new = self._compute_cell_starts(cx[todo], cy[todo])
-            for c, row in zip(uniq[todo].tolist(), new, strict=True):
-                self._cells[c] = row
-        table = np.stack([self._cells[int(c)] for c in uniq.tolist()])
-        return table[inverse]
+    def _grid(self) -> tuple[float, float, int, int, NDArray[np.int32], NDArray[np.float32]]:
+        """Dense cell tables over the line's surroundings (+-4 deg), filled lazily."""
+        g = self.__dict__.get("_grid_table")
+        if g is None:
+            x0 = np.floor((self.lon.min() - 4.0) / self._CELL_DEG) * self._CELL_DEG
+            y0 = np.floor((self.lat.min() - 4.0) / self._CELL_DEG) * self._CELL_DEG
+            nx = int(np.ceil((self.lon.max() + 4.0 - x0) / self._CELL_DEG))
+            ny = int(np.ceil((self.lat.max() + 4.0 - y0) / self._CELL_DEG))
+            segs = np.full((nx * ny, self._KMAX), -2, dtype=np.int32)  # -2: not computed yet
+            dists = np.zeros((nx * ny, self._KMAX), dtype=np.float32)
+            g = (float(x0), float(y0), nx, ny, segs, dists)
+            self.__dict__["_grid_table"] = g
+        return g
 
-    def _compute_cell_starts(self, cx: FloatArray, cy: FloatArray) -> NDArray[np.intp]:
-        """For cell centres: the nearest vertex of each line branch that may hold a nearest point."""
-        c = ecef(cx, cy)
-        kq = min(self._K_CELL, self.lon.size)
-        d, v = self._tree.query(c, k=kq)
-        d = d.reshape(len(cx), -1)
-        v = v.reshape(len(cx), -1)
-        # Half the cell diagonal, generously (a degree of latitude is at most 111.7 km).
-        slack = 2.0 * self._CELL_DEG * 111_700.0
-        out = np.full((len(cx), 3), -1, dtype=np.intp)
-        order = np.argsort(v, axis=1)
-        vs = np.take_along_axis(v, order, axis=1)
-        ds = np.take_along_axis(d, order, axis=1)
-        # Local minima of the distance along runs of consecutive vertices: one per branch, and one
-        # on each arm of a concave bend (where a single walk would stop at the nearer arm's foot).
-        brk = np.ones_like(vs, dtype=bool)
-        brk[:, 1:] = (np.diff(vs, axis=1) > 1) | (
-            self.part_of_vertex[vs[:, 1:]] != self.part_of_vertex[vs[:, :-1]]
-        )
-        prev_ok = ~brk
-        next_ok = np.zeros_like(brk)
-        next_ok[:, :-1] = ~brk[:, 1:]
-        d_prev = np.where(prev_ok, np.roll(ds, 1, axis=1), np.inf)
-        d_next = np.where(next_ok, np.roll(ds, -1, axis=1), np.inf)
-        local_min = (ds <= d_prev) & (ds <= d_next)
-        cand = np.where(local_min & (ds <= ds.min(axis=1, keepdims=True) + slack), ds, np.inf)
-        pick = np.argsort(cand, axis=1)[:, :3]
-        ok = np.isfinite(np.take_along_axis(cand, pick, axis=1))
-        out[:, : pick.shape[1]] = np.where(ok, np.take_along_axis(vs, pick, axis=1), -1)
-        return out
-
-    _K_CELL = 48
-
-    def _walk(
-        self,
-        p: FloatArray,
-        start_vertex: NDArray[np.intp],
-        *,
-        depth: int = 0,
-        on_segment: bool = False,
+    def _candidates(
+        self, lon: FloatArray, lat: FloatArray
     ) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
-        """Walk each point's foot along the line to the local minimum of the distance.
+        x0, y0, nx, ny, segs, dists = self._grid()
+        ix = np.floor((lon - x0) / self._CELL_DEG).astype(np.int64)
+        iy = np.floor((lat - y0) / self._CELL_DEG).astype(np.int64)
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        cx = x0 + (ix + 0.5) * self._CELL_DEG
+        cy = y0 + (iy + 0.5) * self._CELL_DEG
+        cell = np.where(inside, ix * ny + iy, 0)
+        todo = np.unique(cell[inside][segs[cell[inside], 0] == -2])
+        if todo.size:
+            tx = x0 + (todo // ny + 0.5) * self._CELL_DEG
+            ty = y0 + (todo % ny + 0.5) * self._CELL_DEG
+            segs[todo], dists[todo] = self._cell_candidates(tx, ty)
+        cand = segs[cell].astype(np.intp)
+        cand_d = dists[cell].astype(np.float64)
+        if not inside.all():  # far from the line: a cell of its own around each point
+            far = np.flatnonzero(~inside)
+            cx[far], cy[far] = lon[far], lat[far]
+            s2, d2 = self._cell_candidates(lon[far], lat[far])
+            cand[far], cand_d[far] = s2, d2
+        # The visiting order must stay sorted by centre distance, padding last.
+        return cand, cand_d, ecef(cx, cy)
 
-        Returns the segment index, the chord parameter ``t`` in [0, 1] and the squared 3-D distance
-        to the lifted foot.
+    def _cell_candidates(
+        self, cx: FloatArray, cy: FloatArray, chunk: int = 2048
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Segments that may be nearest to some point of each cell, sorted by centre distance (m).
+
+        A segment qualifies when its distance from the centre is within the cell's diagonal of the
+        nearest one (triangle inequality); beyond ``_KMAX`` the farthest are dropped, which only
+        happens far from the line where the candidates are near-ties anyway.
         """
-        nv = self.lon.size
-        # Start on whichever of the two segments meeting at the start vertex is nearer.
-        after = np.minimum(start_vertex, nv - 2).astype(np.intp)
-        before = np.maximum(start_vertex - 1, 0).astype(np.intp)
-        after_ok = self.segment_ok[after] & (start_vertex <= nv - 2)
-        before_ok = self.segment_ok[before] & (start_vertex >= 1)
-        d_after = np.where(after_ok, self._chord2(p, after), np.inf)
-        d_before = np.where(before_ok, self._chord2(p, before), np.inf)
-        seg = np.where((d_before < d_after) & ~on_segment, before, after)
-        direction = np.zeros(seg.size, dtype=np.int8)
-        active = np.arange(seg.size)
-        t = np.zeros(seg.size)
-        for _ in range(nv):
-            if active.size == 0:
-                break
-            j = seg[active]
-            a = self.xyz[j]
-            ab = self.xyz[j + 1] - a
-            tr = np.einsum("nk,nk->n", p[active] - a, ab) / np.einsum("nk,nk->n", ab, ab)
-            t[active] = tr
-            back = (tr < 0.0) & ~self.is_part_start[j] & (direction[active] <= 0)
-            fwd = (tr > 1.0) & ~self.is_part_end[j + 1] & (direction[active] >= 0)
-            seg[active[back]] -= 1
-            seg[active[fwd]] += 1
-            direction[active[back]] = -1
-            direction[active[fwd]] = 1
-            active = active[back | fwd]
-        t = np.clip(t, 0.0, 1.0)
+        ok_seg = np.flatnonzero(self.segment_ok)
+        a = self.xyz[ok_seg]
+        ab = self.xyz[ok_seg + 1] - a
+        ab2 = np.einsum("sk,sk->s", ab, ab)
+        reach = 2.0 * np.hypot(self._CELL_DEG * 111_700.0, self._CELL_DEG * 111_700.0) / 2.0 + 1.0
+        out_s = np.full((cx.size, self._KMAX), -1, dtype=np.int32)
+        out_d = np.full((cx.size, self._KMAX), np.inf, dtype=np.float32)
+        for lo in range(0, cx.size, chunk):  # chunks bound memory; each is one array operation
+            c = ecef(cx[lo : lo + chunk], cy[lo : lo + chunk])
+            ac = c[:, None, :] - a[None, :, :]
+            t = np.clip(np.einsum("csk,sk->cs", ac, ab) / ab2, 0.0, 1.0)
+            foot = _to_surface(a[None, :, :] + t[..., None] * ab[None, :, :])
+            d = np.sqrt(np.einsum("csk,csk->cs", c[:, None, :] - foot, c[:, None, :] - foot))
+            d = np.where(d <= d.min(axis=1, keepdims=True) + reach, d, np.inf)
+            k = min(self._KMAX, d.shape[1])
+            part = np.argpartition(d, k - 1, axis=1)[:, :k] if d.shape[1] > k else np.tile(
+                np.arange(d.shape[1]), (d.shape[0], 1)
+            )
+            pd = np.take_along_axis(d, part, axis=1)
+            order = np.argsort(pd, axis=1)
+            part = np.take_along_axis(part, order, axis=1)
+            pd = np.take_along_axis(pd, order, axis=1)
+            fin = np.isfinite(pd)
+            out_s[lo : lo + chunk, :k] = np.where(fin, ok_seg[part], -1)
+            out_d[lo : lo + chunk, :k] = np.where(fin, pd, np.inf)
+        return out_s, out_d
+
+    def _param(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
         a = self.xyz[seg]
-        foot = _to_surface(a + t[:, None] * (self.xyz[seg + 1] - a))
-        diff = p - foot
-        best = np.einsum("nk,nk->n", diff, diff)
-        # Look a few segments past where the walk stopped: near a concave bend the other arm holds
-        # a second local minimum that the walk cannot climb to.
-        jump = seg.copy()
-        for off in (-2, -1, 1, 2):
-            cand = seg + off
-            ok = (cand >= 0) & (cand <= nv - 2)
-            cand = np.clip(cand, 0, nv - 2)
-            ok &= self.segment_ok[cand] & (self.part_of_vertex[cand] == self.part_of_vertex[seg])
-            d2 = np.where(ok, self._chord2(p, cand), np.inf)
-            better = d2 < best * (1.0 - 1e-12) - 1e-6
-            best = np.where(better, d2, best)
-            jump = np.where(better, cand, jump)
-        moved = np.flatnonzero(jump != seg)
-        if moved.size and depth < 8:
-            s2, t2, c2 = self._walk(p[moved], jump[moved], depth=depth + 1, on_segment=True)
-            seg[moved], t[moved], best[moved] = s2, t2, c2
-        return seg, t, best
+        ab = self.xyz[seg + 1] - a
+        return np.clip(np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
 
     def _chord2(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
         """Squared 3-D distance from each point to the lifted foot on segment ``seg``."""
@@ -438,6 +416,13 @@ def offset_region(
     """
     if dist_m <= 0:
         return shapely.Polygon()
+    if index.segment_length_m.max() > 1000.0:
+        # Outline edges are straight in lon/lat: 1 km pieces keep them within a few cm of the curve.
+        parts = [
+            np.column_stack([index.lon[index.part_of_vertex == k], index.lat[index.part_of_vertex == k]])
+            for k in range(index.n_parts)
+        ]
+        index = LineIndex(parts, max_segment_m=1000.0)
     lon, lat = index.lon, index.lat
     ok = np.flatnonzero(index.segment_ok)
     az_a, az_b_back, _ = GEOD.inv(lon[ok], lat[ok], lon[ok + 1], lat[ok + 1])
@@ -494,7 +479,9 @@ def offset_region(
         ring = _arc(lon[v], lat[v], 0.0, 360.0, dist_m, tol_m)
         pieces.append(shapely.Polygon(ring))
     # Snap to a 1e-9 deg grid (0.1 mm) so pieces that meet up to rounding share their vertices.
-    merged = shapely.union_all(
-        shapely.set_precision(shapely.make_valid(np.asarray(pieces, dtype=object)), 1e-9)
-    )
-    return shapely.make_valid(merged)
+    merged = shapely.union_all(shapely.make_valid(np.asarray(pieces, dtype=object)), grid_size=1e-9)
+    polys = [g for g in shapely.get_parts(shapely.make_valid(merged)) if g.geom_type == "Polygon"]
+    merged = shapely.union_all(polys)
+    # Close zero-width cracks left where pieces met up to rounding: out and back by 1e-8 deg (1 mm).
+    eps = 1e-8
+    return shapely.buffer(shapely.buffer(merged, eps, join_style="mitre"), -eps, join_style="mitre")
