@@ -19,7 +19,7 @@ from shapely.ops import split
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from truceline.core.geodesy import GEOD, LineIndex, geodesic_area_km2, offset_region
+from truceline.core.geodesy import GEOD, LineIndex, Nearest, geodesic_area_km2, offset_region
 from truceline.errors import AgreementError
 
 __all__ = [
@@ -410,6 +410,11 @@ class CompiledVersion:
         Off the line's ends (and in gaps between its parts) the side is decided by the side polygons,
         whose dividing line continues the line along its end azimuths to the area's edge.
         """
+        side, near = self.locate(lon, lat)
+        return side, near.distance_m
+
+    def locate(self, lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.int8], Nearest]:
+        """Like :meth:`sides`, also returning the full nearest-point result (foot, chainage)."""
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         near = self.line.nearest(lon, lat)
@@ -420,7 +425,7 @@ class CompiledVersion:
             side[end] = np.where(left, 1, -1).astype(np.int8)
         inside = shapely.contains_xy(self.area, lon, lat) | (near.distance_m < 1.0)
         side[~inside] = 0
-        return side, near.distance_m
+        return side, near
 
     # -- zone outlines (for maps, exports and areas) -----------------------------------------
 

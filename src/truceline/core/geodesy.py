@@ -239,19 +239,31 @@ class LineIndex:
             e = np.zeros(0)
             return Nearest(e, np.zeros(0, np.int8), e, e, e, np.zeros(0, bool), np.zeros(0, np.intp))
         p = ecef(lon, lat)
-        cand, cand_d, centre = self._candidates(lon, lat)  # (n, K) segments, their centre distances
+        cell, centre, far_s, far_d = self._cells_of(lon, lat)
+        _, _, _, _, segs, dists = self._grid()
+
+        def column(rows: NDArray[np.intp], k: int) -> tuple[NDArray[np.intp], FloatArray]:
+            c = cell[rows]
+            sk = segs[np.maximum(c, 0), k].astype(np.intp)
+            dk = dists[np.maximum(c, 0), k].astype(np.float64)
+            outside = c < 0
+            if outside.any():
+                fr = -c[outside] - 1
+                sk[outside], dk[outside] = far_s[fr, k], far_d[fr, k]
+            return sk, dk
+
         slack = np.sqrt(np.einsum("nk,nk->n", p - centre, p - centre))
-        seg = cand[:, 0].copy()
+        rows = np.arange(n)
+        seg, _ = column(rows, 0)
         best = self._chord2(p, seg)
-        active = np.arange(n)
-        for k in range(1, cand.shape[1]):
-            c = cand[active, k]
-            bound = cand_d[active, k] - slack[active]
+        active = rows
+        for k in range(1, self._KMAX):
+            c, cd = column(active, k)
+            bound = cd - slack[active]
             go = (c >= 0) & (bound * np.abs(bound) < best[active])
-            active = active[go]
+            active, c = active[go], c[go]
             if active.size == 0:
                 break
-            c = cand[active, k]
             d2 = self._chord2(p[active], c)
             better = d2 < best[active]
             best[active[better]] = d2[better]
@@ -278,9 +290,14 @@ class LineIndex:
             self.__dict__["_grid_table"] = g
         return g
 
-    def _candidates(
+    def _cells_of(
         self, lon: FloatArray, lat: FloatArray
-    ) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
+    ) -> tuple[NDArray[np.int64], FloatArray, NDArray[np.intp], FloatArray]:
+        """Grid cell of each point (filling the cell tables as needed) and the cell centres (ECEF).
+
+        Points beyond the grid get a negative cell ``-(i + 1)`` pointing into candidate rows
+        computed for them alone.
+        """
         x0, y0, nx, ny, segs, dists = self._grid()
         ix = np.floor((lon - x0) / self._CELL_DEG).astype(np.int64)
         iy = np.floor((lat - y0) / self._CELL_DEG).astype(np.int64)
@@ -293,15 +310,15 @@ class LineIndex:
             tx = x0 + (todo // ny + 0.5) * self._CELL_DEG
             ty = y0 + (todo % ny + 0.5) * self._CELL_DEG
             segs[todo], dists[todo] = self._cell_candidates(tx, ty)
-        cand = segs[cell].astype(np.intp)
-        cand_d = dists[cell].astype(np.float64)
-        if not inside.all():  # far from the line: a cell of its own around each point
-            far = np.flatnonzero(~inside)
+        far = np.flatnonzero(~inside)
+        far_s = np.zeros((0, self._KMAX), dtype=np.intp)
+        far_d = np.zeros((0, self._KMAX))
+        if far.size:  # far from the line: a cell of its own around each point
             cx[far], cy[far] = lon[far], lat[far]
             s2, d2 = self._cell_candidates(lon[far], lat[far])
-            cand[far], cand_d[far] = s2, d2
-        # The visiting order must stay sorted by centre distance, padding last.
-        return cand, cand_d, ecef(cx, cy)
+            far_s, far_d = s2.astype(np.intp), d2.astype(np.float64)
+            cell[far] = -(np.arange(far.size) + 1)
+        return cell, ecef(cx, cy), far_s, far_d
 
     def _cell_candidates(
         self, cx: FloatArray, cy: FloatArray, chunk: int = 2048

@@ -13,6 +13,7 @@ loops run over agreement versions and rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -75,7 +76,8 @@ class Findings:
         if not parts:
             return cls.empty()
         cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__}
-        order = np.lexsort((cols["rule_id"], cols["incident"]))
+        # By incident, keeping the agreement's rule order within an incident.
+        order = np.argsort(cols["incident"], kind="stable")
         return cls(**{k: v[order] for k, v in cols.items()})
 
 
@@ -144,7 +146,8 @@ class _Context:
         self.ag = cv.agreement
         self.b = b
         self.sigma = np.maximum(b.uncertainty_m, 0.0)
-        self.side, self.dist_m = cv.sides(b.lon, b.lat)
+        self.side, self.near = cv.locate(b.lon, b.lat)
+        self.dist_m = self.near.distance_m
         # Probability of being on the stated side: the line is a boundary like any other.
         with np.errstate(divide="ignore", invalid="ignore"):
             self.p_side = np.where(
@@ -156,6 +159,35 @@ class _Context:
         self._ref: dict[int, NDArray[np.float64]] = {}
 
     # distance to the reference line of a side (m), per incident
+    @cached_property
+    def _codes(self) -> dict[str, tuple[NDArray[np.str_], NDArray[np.intp]]]:
+        """Distinct values and integer codes of the string columns (compare ints, not strings)."""
+        out = {}
+        for col in ("kind", "weapon_class", "party"):
+            uniq, inv = np.unique(getattr(self.b, col), return_inverse=True)
+            out[col] = (uniq, inv)
+        return out
+
+    def isin(self, col: str, values: object) -> NDArray[np.bool_]:
+        """``column in values`` for a string column, through its integer codes."""
+        uniq, inv = self._codes[col]
+        wanted = np.flatnonzero(np.isin(uniq, np.asarray(list(values), dtype=str)))  # type: ignore[call-overload]
+        if wanted.size == 0:
+            return np.zeros(inv.size, dtype=bool)
+        lut = np.zeros(uniq.size, dtype=bool)
+        lut[wanted] = True
+        return lut[inv]
+
+    @cached_property
+    def origin(self) -> tuple[NDArray[np.bool_], NDArray[np.int8], NDArray[np.float64]]:
+        """Where reported, the origin of fire: mask, side and distance to the line (m)."""
+        has = np.isfinite(self.b.origin_lon) & np.isfinite(self.b.origin_lat)
+        side = np.zeros(len(self.b), np.int8)
+        dist = np.full(len(self.b), np.nan)
+        if has.any():
+            side[has], dist[has] = self.cv.sides(self.b.origin_lon[has], self.b.origin_lat[has])
+        return has, side, dist
+
     def ref_dist(self, s: int) -> NDArray[np.float64]:
         if s not in self.cv.reference:
             return self.dist_m
@@ -237,9 +269,19 @@ def _p_in_zone(
             p += _band_probability(u, lo * 1000.0, hi * 1000.0, sigma)
         return np.clip(p, 0.0, 1.0)
     inside = shapely.contains_xy(z.geometry, lon, lat)
-    boundary = _boundary_index(cv, z)
-    d = boundary.distance_m(lon, lat)
-    u = np.where(inside, d, -d)
+    # Only points near the polygon need their distance to its edge: beyond 8 sigma (and 1 km)
+    # of its bounding box the answer is a hard "outside".
+    minx, miny, maxx, maxy = z.geometry.bounds
+    reach_deg = (np.maximum(8.0 * sigma, 1000.0) / 111_000.0) / max(np.cos(np.radians(maxy)), 0.1)
+    near = inside | (
+        (lon > minx - reach_deg) & (lon < maxx + reach_deg)
+        & (lat > miny - reach_deg) & (lat < maxy + reach_deg)
+    )
+    u = np.full(lon.size, -np.inf)
+    idx = np.flatnonzero(near)
+    if idx.size:
+        d = _boundary_index(cv, z).distance_m(lon[idx], lat[idx])
+        u[idx] = np.where(inside[idx], d, -d)
     return _band_probability(u, 0.0, np.inf, sigma)
 
 
@@ -264,7 +306,7 @@ def _sectors(cv: CompiledVersion, b: IncidentBatch, ctx: _Context) -> NDArray[np
     if rest.size:
         starts, ids = _sector_chainage(cv)
         if starts.size:
-            ch = cv.line.nearest(b.lon[rest], b.lat[rest]).chainage_m
+            ch = ctx.near.chainage_m[rest]
             k = np.clip(np.searchsorted(starts, ch, side="right") - 1, 0, starts.size - 1)
             out[rest] = ids[k]
     return out
@@ -360,8 +402,8 @@ def _zone_name(ctx: _Context, zone_id: str) -> str:
 def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None
-    match = np.isin(b.kind, [k.value for k in rule.kinds]) | (
-        np.isin(b.weapon_class, list(rule.weapon_classes)) & (b.weapon_class != "")
+    match = ctx.isin("kind", [k.value for k in rule.kinds]) | (
+        ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
     )
     match &= ctx.in_force(rule)
     rows = np.flatnonzero(match)
@@ -382,24 +424,27 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
 def _weapon_position(ctx: _Context) -> tuple[NDArray[np.float64], ...]:
     """Where the weapon of each incident stood: its origin for fire with one, else its position."""
     b = ctx.b
-    fire = np.isin(b.kind, [k.value for k in FIRE_KINDS]) & np.isfinite(b.origin_lon)
+    fire = ctx.isin("kind", [k.value for k in FIRE_KINDS]) & np.isfinite(b.origin_lon)
     lon = np.where(fire, b.origin_lon, b.lon)
     lat = np.where(fire, b.origin_lat, b.lat)
     sig = np.where(fire, np.nan_to_num(b.origin_uncertainty_m, nan=1000.0), ctx.sigma)
-    usable = fire | np.isin(b.kind, [k.value for k in PRESENCE_KINDS])
+    usable = fire | ctx.isin("kind", [k.value for k in PRESENCE_KINDS])
     return lon, lat, sig, usable, fire
 
 
 def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
-    match = np.isin(b.weapon_class, list(rule.weapon_classes)) & ctx.in_force(rule)
+    match = ctx.isin("weapon_class", rule.weapon_classes) & ctx.in_force(rule)
     lon, lat, sig, usable, from_origin = _weapon_position(ctx)
     rows = np.flatnonzero(match & usable)
     if rows.size == 0:
         return Findings.empty()
     cv = ctx.cv
     lo, la, sg = lon[rows], lat[rows], sig[rows]
-    side, dist = cv.sides(lo, la) if from_origin[rows].any() else (ctx.side[rows], ctx.dist_m[rows])
+    _, o_side, o_dist = ctx.origin
+    fo = from_origin[rows]
+    side = np.where(fo, o_side[rows], ctx.side[rows]).astype(np.int8)
+    dist = np.where(fo, o_dist[rows], ctx.dist_m[rows])
     p = np.zeros(rows.size)
     limit = np.full(rows.size, np.nan)
     for s in (1, -1):
@@ -431,8 +476,8 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
 def _count_cap(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None and rule.max_count is not None
-    match = np.isin(b.kind, [k.value for k in rule.kinds]) | (
-        np.isin(b.weapon_class, list(rule.weapon_classes)) & (b.weapon_class != "")
+    match = ctx.isin("kind", [k.value for k in rule.kinds]) | (
+        ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
     )
     match &= ctx.in_force(rule)
     p_in = ctx.p_zone(rule.zone)
@@ -480,7 +525,7 @@ def _origin_side_probability(
     has_o = np.isfinite(b.origin_lon[rows])
     if has_o.any():
         r = rows[has_o]
-        side, dist = cv.sides(b.origin_lon[r], b.origin_lat[r])
+        side, dist = ctx.origin[1][r], ctx.origin[2][r]
         sig = np.nan_to_num(b.origin_uncertainty_m[r], nan=1000.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             pl = np.where(sig > 0, normal_cdf(np.where(side > 0, dist, -dist) / sig), (side > 0) * 1.0)
@@ -509,7 +554,7 @@ def _origin_side_probability(
 
 def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
-    fire = np.isin(b.kind, [k.value for k in FIRE_KINDS]) & (b.kind != Kind.muzzle_flash.value)
+    fire = ctx.isin("kind", [k.value for k in FIRE_KINDS if k != Kind.muzzle_flash])
     fire &= np.isfinite(b.origin_lon) | np.isfinite(b.bearing_deg)
     rows = np.flatnonzero(fire & ctx.in_force(rule))
     if rows.size == 0:
@@ -546,7 +591,7 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
 def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None
-    match = (b.kind == Kind.drone_flight.value) & ~np.isin(b.party, list(MISSION_IDS))
+    match = ctx.isin("kind", [Kind.drone_flight.value]) & ~ctx.isin("party", MISSION_IDS)
     rows = np.flatnonzero(match & ctx.in_force(rule))
     if rows.size == 0:
         return Findings.empty()
@@ -569,7 +614,7 @@ def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
 
 def _movement_restriction(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
-    rows = np.flatnonzero((b.kind == Kind.movement_restriction.value) & ctx.in_force(rule))
+    rows = np.flatnonzero(ctx.isin("kind", [Kind.movement_restriction.value]) & ctx.in_force(rule))
     if rows.size == 0:
         return Findings.empty()
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
