@@ -25,7 +25,6 @@ import shapely  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _reference import reference_distance_m  # noqa: E402
-
 from truceline.core.incidents import IncidentBatch  # noqa: E402
 from truceline.core.rules import classify  # noqa: E402
 from truceline.io.agreement_files import load_agreement  # noqa: E402
@@ -42,7 +41,9 @@ def make_incidents(ag, n: int, seed: int = 42) -> IncidentBatch:  # type: ignore
     lat = rng.uniform(miny, maxy, 3 * n)
     keep = shapely.contains_xy(cv.area, lon, lat)
     lon, lat = lon[keep][:n], lat[keep][:n]
-    kinds = np.array(["heavy_weapon", "explosion", "armed_personnel", "drone_flight", "vehicle_movement"])
+    kinds = np.array(
+        ["heavy_weapon", "explosion", "armed_personnel", "drone_flight", "vehicle_movement"]
+    )
     wcs = np.array(sorted(ag.weapon_class_ids) + [""] * 3)
     k = rng.integers(0, kinds.size, lon.size)
     olon = np.where(kinds[k] == "explosion", lon + rng.normal(0, 0.1, lon.size), np.nan)
@@ -51,9 +52,14 @@ def make_incidents(ag, n: int, seed: int = 42) -> IncidentBatch:  # type: ignore
     return IncidentBatch.from_columns(
         id=np.char.add("b", np.arange(lon.size).astype(str)),
         observed_at=np.full(lon.size, day),
-        lon=lon, lat=lat, uncertainty_m=rng.uniform(10, 2000, lon.size),
-        kind=kinds[k], weapon_class=wcs[rng.integers(0, wcs.size, lon.size)],
-        origin_lon=olon, origin_lat=olat, origin_uncertainty_m=np.full(lon.size, 500.0),
+        lon=lon,
+        lat=lat,
+        uncertainty_m=rng.uniform(10, 2000, lon.size),
+        kind=kinds[k],
+        weapon_class=wcs[rng.integers(0, wcs.size, lon.size)],
+        origin_lon=olon,
+        origin_lat=olat,
+        origin_uncertainty_m=np.full(lon.size, 500.0),
     )
 
 
@@ -78,10 +84,7 @@ def locate_stage(ag, b):  # type: ignore[no-untyped-def]
 
     cv = ag.compiled(len(ag.versions) - 1)
     side, near = cv.locate(b.lon, b.lat)
-    sector = np.full(len(b), -1)
-    for k, s in enumerate(ag.sectors):
-        m = (sector < 0) & shapely.contains_xy(s.geometry, b.lon, b.lat)
-        sector[m] = k
+    sector = cv.sector_lookup.lookup(b.lon, b.lat)
     _sector_chainage(cv)
     return side, near.distance_m, sector
 
@@ -95,12 +98,11 @@ def main() -> None:
     b = make_incidents(ag, args.n)
     n = len(b)
 
-    cv = ag.compiled(len(ag.versions) - 1)
     t0 = time.perf_counter()
-    geo = locate_stage(ag, b)
+    locate_stage(ag, b)
     t_geo_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    geo = locate_stage(ag, b)
+    locate_stage(ag, b)
     t_geo = time.perf_counter() - t0
     t0 = time.perf_counter()
     cls = classify(ag, b)
@@ -119,17 +121,25 @@ def main() -> None:
     err_base = np.abs(d_base[sample] - ref)
 
     print(f"incidents: {n:,} on {ag.id} (line {ag.compiled(0).line_length_km:.0f} km); one core")
-    print(f"GeoPandas baseline (UTM 37N distance + sector sjoin):          {t_base:6.2f} s  "
-          f"{n / t_base:12,.0f} incidents/s")
-    print(f"Truceline, same work exactly (geodesic distance, side, sector): {t_geo:6.2f} s  "
-          f"{n / t_geo:12,.0f} incidents/s  ratio {t_base / t_geo:.2f}x (target >= 5x); "
-          f"first call, building the cell index: {t_geo_cold:.2f} s")
-    print(f"Truceline full classify (+ zones with probabilities, all rules, "
-          f"explanations): {t_tl:6.2f} s  {n / t_tl:12,.0f} incidents/s  ratio {t_base / t_tl:.2f}x  "
-          f"findings: {len(cls.findings):,}")
-    print(f"max distance error vs GeographicLib on {sample.size} points within 200 km: "
-          f"Truceline {err_tl.max():.3f} m (target <= 1 m), baseline {err_base.max():.1f} m "
-          f"(p99 {np.percentile(err_base, 99):.1f} m)")
+    print(
+        f"GeoPandas baseline (UTM 37N distance + sector sjoin):          {t_base:6.2f} s  "
+        f"{n / t_base:12,.0f} incidents/s"
+    )
+    print(
+        f"Truceline, same work exactly (geodesic distance, side, sector): {t_geo:6.2f} s  "
+        f"{n / t_geo:12,.0f} incidents/s  ratio {t_base / t_geo:.2f}x (target >= 5x); "
+        f"first call, building the cell index: {t_geo_cold:.2f} s"
+    )
+    print(
+        f"Truceline full classify (+ zones with probabilities, all rules, "
+        f"explanations): {t_tl:6.2f} s  {n / t_tl:12,.0f} incidents/s  ratio {t_base / t_tl:.2f}x  "
+        f"findings: {len(cls.findings):,}"
+    )
+    print(
+        f"max distance error vs GeographicLib on {sample.size} points within 200 km: "
+        f"Truceline {err_tl.max():.3f} m (target <= 1 m), baseline {err_base.max():.1f} m "
+        f"(p99 {np.percentile(err_base, 99):.1f} m)"
+    )
 
 
 if __name__ == "__main__":

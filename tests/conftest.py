@@ -29,7 +29,11 @@ weapon_classes:
   - {id: tank, name: Tanks, max_range_km: 4}
 rules:
   - {id: wd-art, type: withdrawal, weapon_classes: [art100], distance_km: 25}
-  - {id: wd-tank, type: withdrawal, weapon_classes: [tank], distance_km: {A: 15, B: 10}, effective_from: 2025-02-01}
+  - id: wd-tank
+    type: withdrawal
+    weapon_classes: [tank]
+    distance_km: {A: 15, B: 10}
+    effective_from: 2025-02-01
   - {id: bz-ban, type: zone_ban, zone: buffer, kinds: [armed_personnel, fortification_works]}
   - {id: da-ban, type: zone_ban, zone: disengagement, kinds: [armed_personnel, heavy_weapon]}
   - {id: fire, type: fire_across, zone: buffer}
@@ -51,9 +55,7 @@ DISENGAGEMENT = [[36.7, 48.75], [36.76, 48.75], [36.76, 48.79], [36.7, 48.79], [
 def write_small_agreement(folder: Path, yaml_text: str = SMALL_YAML) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "agreement.yaml").write_text(yaml_text)
-    (folder / "line.geojson").write_text(
-        json.dumps({"type": "LineString", "coordinates": SMALL_LINE})
-    )
+    (folder / "line.geojson").write_text(json.dumps({"type": "LineString", "coordinates": SMALL_LINE}))
     (folder / "disengagement.geojson").write_text(
         json.dumps({"type": "Polygon", "coordinates": [DISENGAGEMENT]})
     )

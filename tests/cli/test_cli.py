@@ -50,7 +50,10 @@ def test_simulate_classify_with_rejects(tmp_path: Path) -> None:
     row = lines[1].split(",")
     bad1 = list(row)
     bad1[header.index("id")] = "bad-1"
-    bad1[header.index("lon")], bad1[header.index("lat")] = row[header.index("lat")], row[header.index("lon")]
+    bad1[header.index("lon")], bad1[header.index("lat")] = (
+        row[header.index("lat")],
+        row[header.index("lon")],
+    )
     bad2 = list(row)
     bad2[header.index("id")] = "bad-2"
     bad2[header.index("kind")] = "meteor"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import shapely
@@ -21,7 +23,7 @@ def reference_distance(lon: float, lat: float, line: np.ndarray) -> float:
     point (Geod.inv) is minimised by a grid search and a bounded scalar refinement.
     """
     best = np.inf
-    for (lo1, la1), (lo2, la2) in zip(line[:-1], line[1:], strict=True):
+    for (lo1, la1), (lo2, la2) in itertools.pairwise(line):
         az, _, length = GEOD.inv(lo1, la1, lo2, la2)
 
         def f(s: float, lo1: float = lo1, la1: float = la1, az: float = az) -> float:
@@ -100,9 +102,7 @@ def test_multipart_line_and_chainage() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.floats(-0.6, 0.6), st.floats(0.05, 0.5)), min_size=2, max_size=8
-    ),
+    st.lists(st.tuples(st.floats(-0.6, 0.6), st.floats(0.05, 0.5)), min_size=2, max_size=8),
     st.floats(-1.5, 1.5),
     st.floats(-1.5, 1.5),
 )
@@ -129,7 +129,7 @@ def test_matches_brute_force_on_random_lines(
 @pytest.mark.parametrize("dist_km", [2.0, 15.0, 70.0, 140.0])
 def test_offset_outline_is_at_the_distance(index: LineIndex, dist_km: float) -> None:
     """Zone outlines for maps agree with the computed distance to within 1 m."""
-    from truceline.core.agreement import _split_sides, _geodesic_buffer
+    from truceline.core.agreement import _geodesic_buffer, _split_sides
 
     area = _geodesic_buffer(index, 250_000.0)
     sides = _split_sides(index, area)

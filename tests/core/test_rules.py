@@ -77,8 +77,11 @@ def test_fire_across_and_attribution(small: Agreement) -> None:
     impact = point_at(small, 3.0, -1, chain_frac=0.21)  # A's side
     near = point_at(small, 0.05, 1, chain_frac=0.19)  # origin 50 m from the line, 2 km uncertain
     b = batch(
-        lon=[impact[0], impact[0]], lat=[impact[1], impact[1]], kind=["explosion", "explosion"],
-        origin_lon=[origin[0], near[0]], origin_lat=[origin[1], near[1]],
+        lon=[impact[0], impact[0]],
+        lat=[impact[1], impact[1]],
+        kind=["explosion", "explosion"],
+        origin_lon=[origin[0], near[0]],
+        origin_lat=[origin[1], near[1]],
         origin_uncertainty_m=[200.0, 2000.0],
     )
     f = classify(small, b).findings
@@ -93,8 +96,13 @@ def test_fire_from_bearing_only(small: Agreement) -> None:
     cv = small.compiled(0)
     k = int(0.2 * (cv.line.lon.size - 1))
     az, _, _ = GEOD.inv(cv.line.lon[k], cv.line.lat[k], cv.line.lon[k + 1], cv.line.lat[k + 1])
-    b = batch(lon=[impact[0]], lat=[impact[1]], kind=["explosion"], bearing_deg=[(az - 90) % 360],
-              weapon_class=["art100"])
+    b = batch(
+        lon=[impact[0]],
+        lat=[impact[1]],
+        kind=["explosion"],
+        bearing_deg=[(az - 90) % 360],
+        weapon_class=["art100"],
+    )
     f = classify(small, b).findings
     assert f.responsible[f.rule_id == "fire"].tolist() == ["B"]
 
@@ -105,8 +113,16 @@ def test_polygon_zone_drone_movement_and_cap(small: Agreement) -> None:
     b = batch(
         lon=[inside_da[0], inside_da[0], inside_da[0], tanks_lim[0], tanks_lim[0]],
         lat=[inside_da[1], inside_da[1], inside_da[1], tanks_lim[1], tanks_lim[1]],
-        kind=["armed_personnel", "drone_flight", "movement_restriction", "heavy_weapon", "heavy_weapon"],
-        party=["", "", "", "", ""], weapon_class=["", "", "", "tank", "tank"], count=[1, 1, 1, 4, 3],
+        kind=[
+            "armed_personnel",
+            "drone_flight",
+            "movement_restriction",
+            "heavy_weapon",
+            "heavy_weapon",
+        ],
+        party=["", "", "", "", ""],
+        weapon_class=["", "", "", "tank", "tank"],
+        count=[1, 1, 1, 4, 3],
     )
     f = classify(small, b).findings
     got = set(zip(f.incident.tolist(), f.rule_id.tolist(), strict=True))
@@ -123,16 +139,27 @@ def test_mission_drones_exempt(small: Agreement) -> None:
 
 def test_korea_dmz(korea: Agreement) -> None:
     lon, lat = point_at(korea, 1.0, 1, 0.5)
-    b = batch(lon=[lon], lat=[lat], kind=["armed_personnel"],
-              observed_at=[np.datetime64("1990-05-01T00:00", "us")])
+    b = batch(
+        lon=[lon],
+        lat=[lat],
+        kind=["armed_personnel"],
+        observed_at=[np.datetime64("1990-05-01T00:00", "us")],
+    )
     c = classify(korea, b)
     assert "dmz" in c.zones[0] or len(c.findings) >= 1
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.02, 0.95), st.floats(0.0, 60.0), st.sampled_from([1, -1])),
-                min_size=1, max_size=30))
-def test_zone_membership_agrees_with_distance(small: Agreement, pts: list[tuple[float, float, int]]) -> None:
+@given(
+    st.lists(
+        st.tuples(st.floats(0.02, 0.95), st.floats(0.0, 60.0), st.sampled_from([1, -1])),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_zone_membership_agrees_with_distance(
+    small: Agreement, pts: list[tuple[float, float, int]]
+) -> None:
     xy = [point_at(small, km, s, frac) for frac, km, s in pts]
     lon = np.array([p[0] for p in xy])
     lat = np.array([p[1] for p in xy])
@@ -154,12 +181,27 @@ def test_classification_independent_of_order(small: Agreement, rnd) -> None:  # 
     lat = rng.uniform(46.5, 50.0, n)
     kinds = rng.choice(["heavy_weapon", "armed_personnel", "explosion", "drone_flight"], n)
     wc = rng.choice(["", "art100", "tank"], n)
-    b = batch(lon=lon, lat=lat, kind=kinds, weapon_class=wc, uncertainty_m=rng.uniform(0, 3000, n),
-              id=np.array([f"r{i}" for i in range(n)]))
+    b = batch(
+        lon=lon,
+        lat=lat,
+        kind=kinds,
+        weapon_class=wc,
+        uncertainty_m=rng.uniform(0, 3000, n),
+        id=np.array([f"r{i}" for i in range(n)]),
+    )
     perm = rng.permutation(n)
     c1 = classify(small, b)
     c2 = classify(small, b.take(perm))
-    f1 = sorted(zip(b.id[c1.findings.incident], c1.findings.rule_id, c1.findings.probability, strict=True))
-    f2 = sorted(zip(b.id[perm][c2.findings.incident], c2.findings.rule_id, c2.findings.probability, strict=True))
+    f1 = sorted(
+        zip(b.id[c1.findings.incident], c1.findings.rule_id, c1.findings.probability, strict=True)
+    )
+    f2 = sorted(
+        zip(
+            b.id[perm][c2.findings.incident],
+            c2.findings.rule_id,
+            c2.findings.probability,
+            strict=True,
+        )
+    )
     assert f1 == f2
     np.testing.assert_allclose(c1.distance_km[perm], c2.distance_km)

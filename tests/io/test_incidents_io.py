@@ -73,7 +73,22 @@ def test_geojson(tmp_path: Path) -> None:
 
 
 def test_fields_cover_the_issue() -> None:
-    for f in ("id", "observed_at", "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count",
-              "origin_lon", "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type",
-              "reliability", "credibility", "narrative"):
+    for f in (
+        "id",
+        "observed_at",
+        "lon",
+        "lat",
+        "uncertainty_m",
+        "kind",
+        "weapon_class",
+        "count",
+        "origin_lon",
+        "origin_lat",
+        "origin_uncertainty_m",
+        "bearing_deg",
+        "source_type",
+        "reliability",
+        "credibility",
+        "narrative",
+    ):
         assert f in INCIDENT_FIELDS

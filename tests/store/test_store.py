@@ -19,8 +19,13 @@ from truceline.store.service import ingest_incidents, register_agreement
 
 def incident(i: int, lon: float = 36.9, kind: str = "armed_personnel") -> Incident:
     return Incident(
-        id=f"r{i}", observed_at=dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC), lon=lon, lat=48.5,
-        uncertainty_m=100, kind=kind, source_type="patrol",
+        id=f"r{i}",
+        observed_at=dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC),
+        lon=lon,
+        lat=48.5,
+        uncertainty_m=100,
+        kind=kind,
+        source_type="patrol",
     )
 
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 import shapely
-from shapely.ops import split
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from shapely.ops import split
 
 from truceline.core.geodesy import GEOD, LineIndex, Nearest, geodesic_area_km2, offset_region
 from truceline.errors import AgreementError
@@ -230,9 +230,7 @@ class Agreement(_Model):
             raise AgreementError("the two parties need different ids", field="parties")
         for fld, pid in (("line.left", self.left), ("line.right", self.right)):
             if pid not in ids:
-                raise AgreementError(
-                    f"unknown party {pid!r}; use one of {', '.join(ids)}", field=fld
-                )
+                raise AgreementError(f"unknown party {pid!r}; use one of {', '.join(ids)}", field=fld)
         if self.left == self.right:
             raise AgreementError("left and right must be different parties", field="line")
         wc = {w.id for w in self.weapon_classes}
@@ -395,8 +393,8 @@ class CompiledVersion:
         for z in self.version.zones:
             if z.geometry is not None:
                 shapely.prepare(z.geometry)
-        for s in agreement.sectors:
-            shapely.prepare(s.geometry)
+        self._area_lookup = PolygonLookup([self.area])
+        self.sector_lookup = PolygonLookup([s.geometry for s in agreement.sectors])
 
     def ref_line(self, side: int) -> LineIndex:
         return self.reference.get(side, self.line)
@@ -423,7 +421,7 @@ class CompiledVersion:
         if end.size:
             left = shapely.contains_xy(self._side_polygons[1], lon[end], lat[end])
             side[end] = np.where(left, 1, -1).astype(np.int8)
-        inside = shapely.contains_xy(self.area, lon, lat) | (near.distance_m < 1.0)
+        inside = (self._area_lookup.lookup(lon, lat) >= 0) | (near.distance_m < 1.0)
         side[~inside] = 0
         return side, near
 
@@ -460,6 +458,64 @@ class CompiledVersion:
 
     def zone_area_km2(self, zone: Zone) -> dict[int, float]:
         return {s: geodesic_area_km2(g) for s, g in self.zone_polygons(zone).items()}
+
+
+class PolygonLookup:
+    """Which of several polygons holds each point, fast for large batches.
+
+    A grid of cells (``cell_deg``) over the polygons' bounds remembers, per cell, whether the whole
+    cell lies in one polygon, in none, or straddles an edge; only points in straddling cells are
+    tested against the polygons themselves. Cells are classified lazily, once.
+    """
+
+    def __init__(self, polygons: list[Any], cell_deg: float = 0.02) -> None:
+        self.polygons = polygons
+        for g in polygons:
+            shapely.prepare(g)
+        self.cell = cell_deg
+        if polygons:
+            b = np.array([g.bounds for g in polygons])
+            self.x0 = float(np.floor(b[:, 0].min() / cell_deg) * cell_deg)
+            self.y0 = float(np.floor(b[:, 1].min() / cell_deg) * cell_deg)
+            self.nx = int(np.ceil((b[:, 2].max() - self.x0) / cell_deg)) + 1
+            self.ny = int(np.ceil((b[:, 3].max() - self.y0) / cell_deg)) + 1
+        else:
+            self.x0 = self.y0 = 0.0
+            self.nx = self.ny = 0
+        self.state = np.full(self.nx * self.ny, -3, dtype=np.int32)  # -3 unknown, -2 mixed, -1 none
+
+    def lookup(self, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.intp]:
+        """Index of the first polygon containing each point, -1 if none."""
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        out = np.full(lon.size, -1, dtype=np.intp)
+        if not self.polygons or lon.size == 0:
+            return out
+        ix = np.floor((lon - self.x0) / self.cell).astype(np.int64)
+        iy = np.floor((lat - self.y0) / self.cell).astype(np.int64)
+        ingrid = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
+        cell = np.where(ingrid, ix * self.ny + iy, 0)
+        todo = np.unique(cell[ingrid][self.state[cell[ingrid]] == -3])
+        if todo.size:
+            x = self.x0 + (todo // self.ny) * self.cell
+            y = self.y0 + (todo % self.ny) * self.cell
+            boxes = shapely.box(x, y, x + self.cell, y + self.cell)
+            st = np.full(todo.size, -1, dtype=np.int32)
+            for k, g in enumerate(self.polygons):  # a handful of polygons, vectorised over cells
+                free = st == -1
+                st[free & shapely.contains(g, boxes)] = k
+                st[(st == -1) & shapely.intersects(g, boxes)] = -2
+            self.state[todo] = st
+        st = np.where(ingrid, self.state[cell], -1)
+        out[st >= 0] = st[st >= 0]
+        mixed = np.flatnonzero(st == -2)
+        if mixed.size:
+            res = np.full(mixed.size, -1, dtype=np.intp)
+            for k, g in enumerate(self.polygons):
+                m = (res < 0) & shapely.contains_xy(g, lon[mixed], lat[mixed])
+                res[m] = k
+            out[mixed] = res
+        return out
 
 
 def _polygonal(geom: Any) -> Any:

@@ -59,9 +59,7 @@ def ecef(lon: ArrayLike, lat: ArrayLike) -> FloatArray:
     sphi = np.sin(phi)
     cphi = np.cos(phi)
     n = WGS84_A / np.sqrt(1.0 - _E2 * sphi * sphi)
-    return np.stack(
-        [n * cphi * np.cos(lam), n * cphi * np.sin(lam), n * (1.0 - _E2) * sphi], axis=-1
-    )
+    return np.stack([n * cphi * np.cos(lam), n * cphi * np.sin(lam), n * (1.0 - _E2) * sphi], axis=-1)
 
 
 def _to_surface(xyz: FloatArray) -> FloatArray:
@@ -87,7 +85,8 @@ def _chord_to_arc(chord_m: FloatArray, sin_lat: FloatArray) -> FloatArray:
     """
     r = WGS84_A * np.sqrt(1.0 - _E2) / (1.0 - _E2 * sin_lat * sin_lat)
     q = (chord_m / r) ** 2
-    return chord_m * (1.0 + q / 24.0 + 3.0 * q * q / 640.0)
+    out: FloatArray = chord_m * (1.0 + q / 24.0 + 3.0 * q * q / 640.0)
+    return out
 
 
 def geodesic_length_m(lon: ArrayLike, lat: ArrayLike) -> float:
@@ -185,9 +184,7 @@ class LineIndex:
     1
     """
 
-    def __init__(
-        self, parts: Sequence[ArrayLike], *, max_segment_m: float = 5000.0, k: int = 4
-    ) -> None:
+    def __init__(self, parts: Sequence[ArrayLike], *, max_segment_m: float = 5000.0, k: int = 4) -> None:
         lons: list[FloatArray] = []
         lats: list[FloatArray] = []
         part_ids: list[NDArray[np.intp]] = []
@@ -344,8 +341,10 @@ class LineIndex:
             d = np.sqrt(np.einsum("csk,csk->cs", c[:, None, :] - foot, c[:, None, :] - foot))
             d = np.where(d <= d.min(axis=1, keepdims=True) + reach, d, np.inf)
             k = min(self._KMAX, d.shape[1])
-            part = np.argpartition(d, k - 1, axis=1)[:, :k] if d.shape[1] > k else np.tile(
-                np.arange(d.shape[1]), (d.shape[0], 1)
+            part = (
+                np.argpartition(d, k - 1, axis=1)[:, :k]
+                if d.shape[1] > k
+                else np.tile(np.arange(d.shape[1]), (d.shape[0], 1))
             )
             pd = np.take_along_axis(d, part, axis=1)
             order = np.argsort(pd, axis=1)
@@ -359,7 +358,8 @@ class LineIndex:
     def _param(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
         a = self.xyz[seg]
         ab = self.xyz[seg + 1] - a
-        return np.clip(np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
+        t: FloatArray = np.clip(np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
+        return t
 
     def _chord2(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
         """Squared 3-D distance from each point to the lifted foot on segment ``seg``."""
@@ -367,11 +367,10 @@ class LineIndex:
         ab = self.xyz[seg + 1] - a
         t = np.clip(np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
         diff = p - _to_surface(a + t[:, None] * ab)
-        return np.einsum("nk,nk->n", diff, diff)
+        d2: FloatArray = np.einsum("nk,nk->n", diff, diff)
+        return d2
 
-    def _result(
-        self, p: FloatArray, seg: NDArray[np.intp], t: FloatArray, chord: FloatArray
-    ) -> Nearest:
+    def _result(self, p: FloatArray, seg: NDArray[np.intp], t: FloatArray, chord: FloatArray) -> Nearest:
         nv = self.lon.size
         a = self.xyz[seg]
         ab = self.xyz[seg + 1] - a
@@ -474,15 +473,23 @@ def offset_region(
         if abs(turn) < 1e-3:
             # Concave on this side, or straight: the quads overlap or share an edge up to rounding;
             # a triangle between the two offset points closes any sliver the rounding leaves.
-            tri = [[lon[v], lat[v]], [b_lon[seg_pos[v - 1]], b_lat[seg_pos[v - 1]]],
-                   [a_lon[seg_pos[v]], a_lat[seg_pos[v]]], [lon[v], lat[v]]]
+            tri = [
+                [lon[v], lat[v]],
+                [b_lon[seg_pos[v - 1]], b_lat[seg_pos[v - 1]]],
+                [a_lon[seg_pos[v]], a_lat[seg_pos[v]]],
+                [lon[v], lat[v]],
+            ]
             pieces.append(shapely.Polygon(tri))
             continue
         if (turn > 0) != (side > 0):
             continue  # concave on this side: the two quads overlap
-        lo_, hi_ = (az_in + normal, az_in + normal + turn) if turn > 0 else (
-            az_in + normal + turn,
-            az_in + normal,
+        lo_, hi_ = (
+            (az_in + normal, az_in + normal + turn)
+            if turn > 0
+            else (
+                az_in + normal + turn,
+                az_in + normal,
+            )
         )
         arc = _arc(lon[v], lat[v], lo_, hi_, dist_m, tol_m)
         # Reuse the quads' own corner points at the arc's ends so the pieces share vertices exactly.

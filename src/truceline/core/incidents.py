@@ -41,7 +41,9 @@ class Incident(BaseModel):
     time_precision: TimePrecision = TimePrecision.minute
     lon: float = Field(ge=-180, le=180, description="WGS84 longitude (deg)")
     lat: float = Field(ge=-90, le=90, description="WGS84 latitude (deg)")
-    uncertainty_m: float = Field(default=100.0, ge=0, le=200_000, description="1-sigma position error (m)")
+    uncertainty_m: float = Field(
+        default=100.0, ge=0, le=200_000, description="1-sigma position error (m)"
+    )
     kind: Kind
     weapon_class: str | None = Field(default=None, max_length=64)
     count: int = Field(default=1, ge=1, le=100_000)
@@ -50,7 +52,10 @@ class Incident(BaseModel):
     origin_lat: float | None = Field(default=None, ge=-90, le=90)
     origin_uncertainty_m: float | None = Field(default=None, ge=0, le=200_000)
     bearing_deg: float | None = Field(
-        default=None, ge=0, lt=360, description="Azimuth from the impact towards where fire came from"
+        default=None,
+        ge=0,
+        lt=360,
+        description="Azimuth from the impact towards where fire came from",
     )
     source_type: SourceType
     reliability: str = Field(default="F", pattern=r"^[A-F]$", description="Admiralty reliability A-F")
@@ -158,4 +163,4 @@ class IncidentBatch:
             "source_type": np.full(n, "patrol"),
         }
         merged = {**defaults, **cols}
-        return cls(**{k: np.asarray(v) for k, v in merged.items()})  # type: ignore[arg-type]
+        return cls(**{k: np.asarray(v) for k, v in merged.items()})

@@ -13,7 +13,9 @@ loops run over agreement versions and rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
@@ -66,8 +68,14 @@ class Findings:
 
     @classmethod
     def empty(cls) -> Findings:
+        e = np.zeros(0, str)
         return cls(
-            np.zeros(0, np.intp), *(np.zeros(0, str) for _ in range(3)), np.zeros(0), np.zeros(0, str)
+            np.zeros(0, np.intp),
+            e,
+            e,
+            e,
+            np.zeros(0),
+            np.zeros(0, str),
         )
 
     @classmethod
@@ -119,7 +127,10 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
             f = _RULES[rule.type](ctx, rule)
             if len(f):
                 found.append(
-                    Findings(rows[f.incident], *(getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:]))
+                    Findings(
+                        rows[f.incident],
+                        *(getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:]),
+                    )
                 )
     party_side = np.where(side > 0, agreement.left, np.where(side < 0, agreement.right, ""))
     signed = dist_m / 1000.0 * np.where(side < 0, -1.0, 1.0)
@@ -151,7 +162,9 @@ class _Context:
         # Probability of being on the stated side: the line is a boundary like any other.
         with np.errstate(divide="ignore", invalid="ignore"):
             self.p_side = np.where(
-                self.side == 0, 0.0, normal_cdf(self.dist_m / np.where(self.sigma > 0, self.sigma, 0))
+                self.side == 0,
+                0.0,
+                normal_cdf(self.dist_m / np.where(self.sigma > 0, self.sigma, 0)),
             )
         self.p_side = np.where((self.sigma == 0) & (self.side != 0), 1.0, self.p_side)
         self.day = b.day
@@ -254,8 +267,7 @@ def _p_in_zone(
         else:
             side, dist = cv.sides(lon, lat)
             refd = {
-                s: (cv.reference[s].distance_m(lon, lat) if s in cv.reference else dist)
-                for s in (1, -1)
+                s: (cv.reference[s].distance_m(lon, lat) if s in cv.reference else dist) for s in (1, -1)
             }
         p = np.zeros(lon.size)
         for s in (1, -1):
@@ -274,8 +286,10 @@ def _p_in_zone(
     minx, miny, maxx, maxy = z.geometry.bounds
     reach_deg = (np.maximum(8.0 * sigma, 1000.0) / 111_000.0) / max(np.cos(np.radians(maxy)), 0.1)
     near = inside | (
-        (lon > minx - reach_deg) & (lon < maxx + reach_deg)
-        & (lat > miny - reach_deg) & (lat < maxy + reach_deg)
+        (lon > minx - reach_deg)
+        & (lon < maxx + reach_deg)
+        & (lat > miny - reach_deg)
+        & (lat < maxy + reach_deg)
     )
     u = np.full(lon.size, -np.inf)
     idx = np.flatnonzero(near)
@@ -299,9 +313,8 @@ def _sectors(cv: CompiledVersion, b: IncidentBatch, ctx: _Context) -> NDArray[np
     sectors = cv.agreement.sectors
     if not sectors:
         return out
-    for s in sectors:  # loop over sectors (a handful)
-        m = (out == "") & shapely.contains_xy(s.geometry, b.lon, b.lat)
-        out[m] = s.id
+    ids = np.array([s.id for s in sectors] + [""], dtype=object)
+    out = ids[cv.sector_lookup.lookup(b.lon, b.lat)]
     rest = np.flatnonzero(out == "")
     if rest.size:
         starts, ids = _sector_chainage(cv)
@@ -334,14 +347,17 @@ def _sector_chainage(cv: CompiledVersion) -> tuple[NDArray[np.float64], NDArray[
     return cache
 
 
-def _lookup(values: NDArray[np.str_], table: dict[str, object], default: object) -> NDArray[np.generic]:
+def _lookup(values: NDArray[np.str_], table: Mapping[str, object], default: object) -> NDArray[Any]:
     """Map each value through ``table`` (``default``, or the value itself when None, if absent).
 
     One dictionary lookup per distinct value, then a gather: no loop over incidents.
     """
     uniq, inv = np.unique(values, return_inverse=True)
     mapped = [table.get(u) for u in uniq.tolist()]
-    fill = [(m if m is not None else (u if default is None else default)) for u, m in zip(uniq.tolist(), mapped, strict=True)]
+    fill = [
+        (m if m is not None else (u if default is None else default))
+        for u, m in zip(uniq.tolist(), mapped, strict=True)
+    ]
     return np.asarray(fill if fill else [], dtype=object)[inv] if uniq.size else np.asarray([])
 
 
@@ -415,13 +431,21 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
         return Findings.empty()
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
     expl = _cat(
-        _what(b, rows), " observed ", _side_phrase(ctx, rows), f", inside {_zone_name(ctx, rule.zone)}",
-        "; banned there by ", rule.id,
+        _what(b, rows),
+        " observed ",
+        _side_phrase(ctx, rows),
+        f", inside {_zone_name(ctx, rule.zone)}",
+        "; banned there by ",
+        rule.id,
     )
     return _make(ctx, rule, rows, resp, p, expl)
 
 
-def _weapon_position(ctx: _Context) -> tuple[NDArray[np.float64], ...]:
+def _weapon_position(
+    ctx: _Context,
+) -> tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]
+]:
     """Where the weapon of each incident stood: its origin for fire with one, else its position."""
     b = ctx.b
     fire = ctx.isin("kind", [k.value for k in FIRE_KINDS]) & np.isfinite(b.origin_lon)
@@ -461,14 +485,24 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     with np.errstate(divide="ignore", invalid="ignore"):
         pside = np.where(sg > 0, normal_cdf(dist / sg), 1.0)
     resp = ctx.responsible(rows, side, pside)
-    party = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
+    side_name = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
     names = {w.id: (w.name or w.id) for w in ctx.ag.weapon_classes}
     wname = _lookup(b.weapon_class[rows], names, default=None)
     where = np.where(from_origin[rows], "fired from ", "observed ")
     expl = _cat(
-        np.char.replace(b.kind[rows].astype(str), "_", " "), " of class ", b.weapon_class[rows], " ",
-        where, _fmt(dist / 1000.0), " km from the line on the ", party, " side; the limit for ",
-        wname, " is ", _fmt(np.nan_to_num(limit, nan=0.0), 0), " km",
+        np.char.replace(b.kind[rows].astype(str), "_", " "),
+        " of class ",
+        b.weapon_class[rows],
+        " ",
+        where,
+        _fmt(dist / 1000.0),
+        " km from the line on the ",
+        side_name,
+        " side; the limit for ",
+        wname,
+        " is ",
+        _fmt(np.nan_to_num(limit, nan=0.0), 0),
+        " km",
     )
     return _make(ctx, rule, rows, resp, p, expl)
 
@@ -502,8 +536,12 @@ def _count_cap(ctx: _Context, rule: Rule) -> Findings:
     total = mean[gi]
     what = ", ".join([*rule.weapon_classes, *(k.value for k in rule.kinds)])
     expl = _cat(
-        _fmt(total, 0), f" {what} counted in {_zone_name(ctx, rule.zone)} for ", resp,
-        " on ", ctx.day[rows].astype(str), f"; the cap is {rule.max_count}",
+        _fmt(total.astype(np.float64), 0),
+        f" {what} counted in {_zone_name(ctx, rule.zone)} for ",
+        resp,
+        " on ",
+        ctx.day[rows].astype(str),
+        f"; the cap is {rule.max_count}",
     )
     keep = prob >= 0.5
     if not keep.any():
@@ -581,9 +619,20 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     impact_party = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
     how = np.where(np.isfinite(b.origin_lon[rows]), "origin", "bearing")
     expl = _cat(
-        np.char.replace(b.kind[rows].astype(str), "_", " "), ": fired from the ", from_party,
-        " side (", how, " ", _fmt(odist / 1000.0), " km from the line, P=", _fmt(p_from, 2),
-        "), impact ", _fmt(dist / 1000.0), " km from the line on the ", impact_party, " side",
+        np.char.replace(b.kind[rows].astype(str), "_", " "),
+        ": fired from the ",
+        from_party,
+        " side (",
+        how,
+        " ",
+        _fmt(odist / 1000.0),
+        " km from the line, P=",
+        _fmt(p_from, 2),
+        "), impact ",
+        _fmt(dist / 1000.0),
+        " km from the line on the ",
+        impact_party,
+        " side",
     )
     return _make(ctx, rule, rows, resp, p, expl)
 
@@ -603,23 +652,29 @@ def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
     has_o = np.isfinite(b.origin_lon[rows])
     if has_o.any():
         pl, _ = _origin_side_probability(ctx, rows[has_o])
-        by = np.where(pl > ATTRIBUTION_BAND[1], ctx.ag.left, np.where(pl < ATTRIBUTION_BAND[0], ctx.ag.right, UNDETERMINED))
+        by = np.where(
+            pl > ATTRIBUTION_BAND[1],
+            ctx.ag.left,
+            np.where(pl < ATTRIBUTION_BAND[0], ctx.ag.right, UNDETERMINED),
+        )
         resp[has_o] = np.where(b.party[rows[has_o]] != "", b.party[rows[has_o]], by)
     expl = _cat(
-        "drone flight ", _side_phrase(ctx, rows), f", over {_zone_name(ctx, rule.zone)}",
+        "drone flight ",
+        _side_phrase(ctx, rows),
+        f", over {_zone_name(ctx, rule.zone)}",
         "; only the mission's drones may fly there",
     )
     return _make(ctx, rule, rows, resp.astype(str), p, expl)
 
 
 def _movement_restriction(ctx: _Context, rule: Rule) -> Findings:
-    b = ctx.b
     rows = np.flatnonzero(ctx.isin("kind", [Kind.movement_restriction.value]) & ctx.in_force(rule))
     if rows.size == 0:
         return Findings.empty()
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
     expl = _cat(
-        "monitors' freedom of movement restricted ", _side_phrase(ctx, rows),
+        "monitors' freedom of movement restricted ",
+        _side_phrase(ctx, rows),
         "; the agreement guarantees the mission's access",
     )
     return _make(ctx, rule, rows, resp, np.ones(rows.size), expl)

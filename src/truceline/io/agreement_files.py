@@ -76,9 +76,7 @@ def _geojson_features(data: Any, path: Path) -> list[Feature]:
         try:
             geom = shapely.from_geojson(json.dumps(f.get("geometry")))
         except Exception as exc:  # shapely raises GEOSException subclasses and ValueError
-            raise AgreementError(
-                f"feature {i} has an invalid geometry ({exc})", file=str(path)
-            ) from exc
+            raise AgreementError(f"feature {i} has an invalid geometry ({exc})", file=str(path)) from exc
         if geom is None:
             raise AgreementError(f"feature {i} has no geometry", file=str(path))
         out.append(Feature(geom, dict(f.get("properties") or {})))
@@ -185,7 +183,10 @@ def _zones(folder: Path, items: Any, field: str) -> list[Zone]:
             raise AgreementError("each zone must be a mapping", file=_YAML, field=f"{field}[{i}]")
         z = dict(z)
         if z.get("type") == "polygon":
-            ref = {"file": z.pop("file", None), **({"feature": z.pop("feature")} if "feature" in z else {})}
+            ref = {
+                "file": z.pop("file", None),
+                **({"feature": z.pop("feature")} if "feature" in z else {}),
+            }
             if ref["file"] is None:
                 raise AgreementError(
                     "a polygon zone needs `file`", file=_YAML, field=f"{field}[{i}].file"
@@ -254,7 +255,10 @@ def load_agreement(path: str | Path) -> Agreement:
         area = None
         if raw.get("area_of_application") is not None:
             area = _geometry(
-                folder, raw["area_of_application"], "area_of_application", ("Polygon", "MultiPolygon")
+                folder,
+                raw["area_of_application"],
+                "area_of_application",
+                ("Polygon", "MultiPolygon"),
             )
         refs = {
             str(k): _geometry(folder, v, f"reference_lines.{k}", ("LineString", "MultiLineString"))
@@ -377,7 +381,9 @@ def _amend(
         rules[r.id] = r
     refs = dict(prev.reference_lines)
     for k, v in (am.get("reference_lines") or {}).items():
-        refs[str(k)] = _geometry(folder, v, f"{field}.reference_lines.{k}", ("LineString", "MultiLineString"))
+        refs[str(k)] = _geometry(
+            folder, v, f"{field}.reference_lines.{k}", ("LineString", "MultiLineString")
+        )
     return AgreementVersion(
         effective_from=_date(am.get("effective_from"), f"{field}.effective_from"),
         description=str(am.get("description", "")),

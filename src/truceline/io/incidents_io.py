@@ -77,7 +77,13 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
         return fld, "missing; " + (_HINTS.get(fld) or "this field is required")
     if err.get("type") == "extra_forbidden":
         return fld, f"unknown field; known fields are {', '.join(INCIDENT_FIELDS)}"
-    if isinstance(value, str) and value.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity"):
+    if isinstance(value, str) and value.strip().lower() in (
+        "nan",
+        "inf",
+        "+inf",
+        "-inf",
+        "infinity",
+    ):
         msg = "must be a finite number"
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     hint = _HINTS.get(fld)
@@ -86,7 +92,9 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
     """Empty CSV cells mean 'absent'."""
-    return {k: v for k, v in rec.items() if k is not None and not (isinstance(v, str) and v.strip() == "")}
+    return {
+        k: v for k, v in rec.items() if k is not None and not (isinstance(v, str) and v.strip() == "")
+    }
 
 
 def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> ReadResult:
@@ -135,7 +143,9 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         if not header:
-            raise ValidationError(f"{path}: the file is empty; expected a header row with {', '.join(REQUIRED_FIELDS)}")
+            raise ValidationError(
+                f"{path}: the file is empty; expected a header row with {', '.join(REQUIRED_FIELDS)}"
+            )
         missing = [c for c in REQUIRED_FIELDS if c not in header]
         if missing:
             raise ValidationError(

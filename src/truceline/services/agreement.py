@@ -18,7 +18,9 @@ def _line_km_in(geom: Any, line: Any) -> float:
     if inter.is_empty:
         return 0.0
     total = 0.0
-    for part in shapely.get_parts(shapely.line_merge(inter) if inter.geom_type != "LineString" else inter):
+    for part in shapely.get_parts(
+        shapely.line_merge(inter) if inter.geom_type != "LineString" else inter
+    ):
         if part.geom_type == "LineString":
             xy = shapely.get_coordinates(part)
             total += float(GEOD.line_length(xy[:, 0], xy[:, 1]))
@@ -33,16 +35,23 @@ def agreement_summary(ag: Agreement) -> dict[str, Any]:
         zones = []
         for z in v.zones:
             areas = cv.zone_area_km2(z)
-            zones.append({
-                "id": z.id, "name": z.name, "type": z.type, "buffer": z.buffer,
-                "area_km2": {ag.party_on_side(s): a for s, a in areas.items()},
-            })
-        versions.append({
-            "effective_from": v.effective_from.isoformat(),
-            "line_length_km": cv.line_length_km,
-            "n_rules": len(v.rules),
-            "zones": zones,
-        })
+            zones.append(
+                {
+                    "id": z.id,
+                    "name": z.name,
+                    "type": z.type,
+                    "buffer": z.buffer,
+                    "area_km2": {ag.party_on_side(s): a for s, a in areas.items()},
+                }
+            )
+        versions.append(
+            {
+                "effective_from": v.effective_from.isoformat(),
+                "line_length_km": cv.line_length_km,
+                "n_rules": len(v.rules),
+                "zones": zones,
+            }
+        )
     line0 = ag.versions[0].line
     sectors = [
         {"id": s.id, "nation": s.nation, "name": s.name, "line_km": _line_km_in(s.geometry, line0)}
@@ -59,7 +68,10 @@ def zones_feature_collection(ag: Agreement, day: dt.date) -> dict[str, Any]:
     """Every zone of the version in force on ``day`` as polygons per side, plus line and sectors."""
     cv = ag.version_at(day)
     feats = [
-        _feature(cv.version.line, {"layer": "line", "id": "line", "length_km": round(cv.line_length_km, 3)})
+        _feature(
+            cv.version.line,
+            {"layer": "line", "id": "line", "length_km": round(cv.line_length_km, 3)},
+        )
     ]
     for z in cv.version.zones:
         for s, geom in cv.zone_polygons(z).items():
@@ -67,16 +79,37 @@ def zones_feature_collection(ag: Agreement, day: dt.date) -> dict[str, Any]:
                 continue
             party = ag.party_on_side(s)
             band = z.bands.get(party)
-            feats.append(_feature(geom, {
-                "layer": "zone", "id": f"{z.id}:{party}", "zone": z.id, "name": z.name, "side": party,
-                "type": z.type, "buffer": z.buffer,
-                "from_km": band[0] if band else None, "to_km": band[1] if band else None,
-                "area_km2": round(float(cv.zone_area_km2(z)[s]), 3),
-            }))
+            feats.append(
+                _feature(
+                    geom,
+                    {
+                        "layer": "zone",
+                        "id": f"{z.id}:{party}",
+                        "zone": z.id,
+                        "name": z.name,
+                        "side": party,
+                        "type": z.type,
+                        "buffer": z.buffer,
+                        "from_km": band[0] if band else None,
+                        "to_km": band[1] if band else None,
+                        "area_km2": round(float(cv.zone_area_km2(z)[s]), 3),
+                    },
+                )
+            )
     for sec in ag.sectors:
-        feats.append(_feature(sec.geometry, {"layer": "sector", "id": sec.id, "nation": sec.nation, "name": sec.name}))
+        feats.append(
+            _feature(
+                sec.geometry,
+                {"layer": "sector", "id": sec.id, "nation": sec.nation, "name": sec.name},
+            )
+        )
     for op in ag.observation_posts:
-        feats.append(_feature(shapely.Point(op.lon, op.lat), {"layer": "observation_post", "id": op.id, "name": op.name, "sector": op.sector}))
+        feats.append(
+            _feature(
+                shapely.Point(op.lon, op.lat),
+                {"layer": "observation_post", "id": op.id, "name": op.name, "sector": op.sector},
+            )
+        )
     # Round to 1e-7 deg (~1 cm): keeps files small without moving any vertex by a measurable amount.
     for f in feats:
         f["geometry"] = _round(f["geometry"])
@@ -95,5 +128,3 @@ def _round(g: dict[str, Any]) -> dict[str, Any]:
     if "geometries" in out:
         out["geometries"] = [_round(x) for x in out["geometries"]]
     return out
-
-

@@ -20,12 +20,19 @@ __all__ = ["run_demo"]
 
 
 def run_demo(
-    agreement: Agreement, source: Path, output: Path, *, seed: int = 1, console: Console | None = None
+    agreement: Agreement,
+    source: Path,
+    output: Path,
+    *,
+    seed: int = 1,
+    console: Console | None = None,
 ) -> dict[str, object]:
     console = console or Console()
     output.mkdir(parents=True, exist_ok=True)
     db = output / "truceline.db"
-    day: dt.date = max(agreement.effective_from + dt.timedelta(days=45), agreement.versions[-1].effective_from)
+    day: dt.date = max(
+        agreement.effective_from + dt.timedelta(days=45), agreement.versions[-1].effective_from
+    )
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Simulating a day of monitoring", total=4)
         sim = simulate(agreement, SimulationConfig(days=1, seed=seed, start=day))
@@ -38,8 +45,12 @@ def run_demo(
         with session_factory(engine)() as session, session.begin():
             register_agreement(session, agreement, source)
             res = ingest_incidents(
-                session, agreement, read.incidents, read.rows,
-                source=str(output / "simulation" / "reports.csv"), earlier_rejects=read.rejects,
+                session,
+                agreement,
+                read.incidents,
+                read.rows,
+                source=str(output / "simulation" / "reports.csv"),
+                earlier_rejects=read.rejects,
             )
         progress.update(task, advance=1, description="Writing the daily report")
         report_path = output / f"report-{day}.html"

@@ -49,15 +49,23 @@ def agreement_rejects(
     for k, inc in enumerate(incidents):  # builds messages for the few bad records only
         if bad_wc[k]:
             rejects.append(
-                Reject(rows[k], inc.id, "weapon_class",
-                       f"unknown weapon class {inc.weapon_class!r} for agreement {agreement.id}; "
-                       f"use one of: {names}")
+                Reject(
+                    rows[k],
+                    inc.id,
+                    "weapon_class",
+                    f"unknown weapon class {inc.weapon_class!r} for agreement {agreement.id}; "
+                    f"use one of: {names}",
+                )
             )
         elif not inside[k] and swapped_inside[k]:
             rejects.append(
-                Reject(rows[k], inc.id, "lon",
-                       f"position lon {inc.lon}, lat {inc.lat} is outside the area of application but "
-                       "inside it with lon and lat swapped; swap the columns")
+                Reject(
+                    rows[k],
+                    inc.id,
+                    "lon",
+                    f"position lon {inc.lon}, lat {inc.lat} is outside the area of application but "
+                    "inside it with lon and lat swapped; swap the columns",
+                )
             )
         else:
             keep.append(k)
@@ -74,8 +82,17 @@ def adjudicate(agreement: Agreement, incidents: Sequence[Incident], rows: Sequen
 
 
 CLASSIFY_COLUMNS = (
-    "id", "side", "distance_km", "p_side", "zones", "sector", "findings", "responsible",
-    "probability", "likelihood", "explanation",
+    "id",
+    "side",
+    "distance_km",
+    "p_side",
+    "zones",
+    "sector",
+    "findings",
+    "responsible",
+    "probability",
+    "likelihood",
+    "explanation",
 )
 
 
@@ -89,17 +106,19 @@ def classification_rows(incidents: Sequence[Incident], cls: Classification) -> l
     out = []
     for i, inc in enumerate(incidents):
         js = by_inc.get(i, [])
-        out.append({
-            "id": inc.id,
-            "side": cls.party_side[i],
-            "distance_km": round(float(cls.distance_km[i]), 4),
-            "p_side": round(float(cls.p_side[i]), 4),
-            "zones": cls.zones[i],
-            "sector": cls.sector[i],
-            "findings": ";".join(f.rule_id[j] for j in js),
-            "responsible": ";".join(f.responsible[j] for j in js),
-            "probability": ";".join(f"{f.probability[j]:.3f}" for j in js),
-            "likelihood": ";".join(likelihood[j] for j in js),
-            "explanation": " | ".join(f.explanation[j] for j in js),
-        })
+        out.append(
+            {
+                "id": inc.id,
+                "side": cls.party_side[i],
+                "distance_km": round(float(cls.distance_km[i]), 4),
+                "p_side": round(float(cls.p_side[i]), 4),
+                "zones": cls.zones[i],
+                "sector": cls.sector[i],
+                "findings": ";".join(f.rule_id[j] for j in js),
+                "responsible": ";".join(f.responsible[j] for j in js),
+                "probability": ";".join(f"{f.probability[j]:.3f}" for j in js),
+                "likelihood": ";".join(likelihood[j] for j in js),
+                "explanation": " | ".join(f.explanation[j] for j in js),
+            }
+        )
     return out

@@ -42,6 +42,10 @@ def run_simulation(
     violation_rate: float = 0.25,
 ) -> dict[str, int]:
     cfg = SimulationConfig(
-        days=days, seed=seed, start=start, events_per_day=events_per_day, violation_rate=violation_rate
+        days=days,
+        seed=seed,
+        start=start,
+        events_per_day=events_per_day,
+        violation_rate=violation_rate,
     )
     return write_simulation(simulate(agreement, cfg), folder)

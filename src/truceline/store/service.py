@@ -108,9 +108,13 @@ def ingest_incidents(
                 result.duplicates.append(inc.id)
             else:
                 result.rejects.append(
-                    Reject(rows[k], inc.id, "id",
-                           "a different report with this id is already stored; "
-                           "reports are immutable, send a correction under a new id")
+                    Reject(
+                        rows[k],
+                        inc.id,
+                        "id",
+                        "a different report with this id is already stored; "
+                        "reports are immutable, send a correction under a new id",
+                    )
                 )
         else:
             new.append(k)
@@ -121,39 +125,42 @@ def ingest_incidents(
     hash_of = {incidents[k].id: hashes[k] for k in new}
     values = []
     for i, inc in enumerate(adj.incidents):
-        values.append({
-            "agreement_id": agreement.id,
-            "batch_id": batch.id,
-            "report_id": inc.id,
-            "content_hash": hash_of[inc.id],
-            "observed_at": inc.observed_at,
-            "day": inc.observed_at.date(),
-            "time_precision": inc.time_precision.value,
-            "lon": inc.lon,
-            "lat": inc.lat,
-            "uncertainty_m": inc.uncertainty_m,
-            "kind": inc.kind.value,
-            "weapon_class": inc.weapon_class,
-            "count": inc.count,
-            "party": inc.party,
-            "origin_lon": inc.origin_lon,
-            "origin_lat": inc.origin_lat,
-            "origin_uncertainty_m": inc.origin_uncertainty_m,
-            "bearing_deg": inc.bearing_deg,
-            "source_type": inc.source_type.value,
-            "reliability": inc.reliability,
-            "credibility": inc.credibility,
-            "narrative": inc.narrative,
-            "side_party": str(cls.party_side[i]),
-            "distance_km": float(cls.distance_km[i]),
-            "p_side": float(cls.p_side[i]),
-            "zones": str(cls.zones[i]),
-            "sector": str(cls.sector[i]),
-        })
+        values.append(
+            {
+                "agreement_id": agreement.id,
+                "batch_id": batch.id,
+                "report_id": inc.id,
+                "content_hash": hash_of[inc.id],
+                "observed_at": inc.observed_at,
+                "day": inc.observed_at.date(),
+                "time_precision": inc.time_precision.value,
+                "lon": inc.lon,
+                "lat": inc.lat,
+                "uncertainty_m": inc.uncertainty_m,
+                "kind": inc.kind.value,
+                "weapon_class": inc.weapon_class,
+                "count": inc.count,
+                "party": inc.party,
+                "origin_lon": inc.origin_lon,
+                "origin_lat": inc.origin_lat,
+                "origin_uncertainty_m": inc.origin_uncertainty_m,
+                "bearing_deg": inc.bearing_deg,
+                "source_type": inc.source_type.value,
+                "reliability": inc.reliability,
+                "credibility": inc.credibility,
+                "narrative": inc.narrative,
+                "side_party": str(cls.party_side[i]),
+                "distance_km": float(cls.distance_km[i]),
+                "p_side": float(cls.p_side[i]),
+                "zones": str(cls.zones[i]),
+                "sector": str(cls.sector[i]),
+            }
+        )
     pk_of: dict[str, int] = {}
     for k in range(0, len(values), _CHUNK):
         res = session.execute(
-            insert(IncidentRow).returning(IncidentRow.pk, IncidentRow.report_id), values[k : k + _CHUNK]
+            insert(IncidentRow).returning(IncidentRow.pk, IncidentRow.report_id),
+            values[k : k + _CHUNK],
         )
         pk_of.update({rid: pk for pk, rid in res})
     f = cls.findings
@@ -174,8 +181,14 @@ def ingest_incidents(
         session.execute(
             insert(RejectRow),
             [
-                {"batch_id": batch.id, "row": r.row, "report_id": r.id, "field": r.field,
-                 "reason": r.reason, "record": None}
+                {
+                    "batch_id": batch.id,
+                    "row": r.row,
+                    "report_id": r.id,
+                    "field": r.field,
+                    "reason": r.reason,
+                    "record": None,
+                }
                 for r in result.rejects
             ],
         )
