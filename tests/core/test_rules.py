@@ -205,3 +205,24 @@ def test_classification_independent_of_order(small: Agreement, rnd) -> None:  # 
     )
     assert f1 == f2
     np.testing.assert_allclose(c1.distance_km[perm], c2.distance_km)
+
+
+def test_zone_ban_places_weapons_where_they_stand(ukraine: Agreement) -> None:
+    """A banned weapon's shell landing in the zone is not the weapon in the zone; its origin is."""
+    impact = point_at(ukraine, 5.0, -1, 0.5)
+    far = point_at(ukraine, 60.0, -1, 0.5)
+    near = point_at(ukraine, 8.0, -1, 0.51)
+    day = np.datetime64(ukraine.versions[-1].effective_from, "us")
+    b = batch(
+        lon=[impact[0]] * 2,
+        lat=[impact[1]] * 2,
+        kind=["explosion"] * 2,
+        weapon_class=["mlrs"] * 2,
+        origin_lon=[far[0], near[0]],
+        origin_lat=[far[1], near[1]],
+        origin_uncertainty_m=[300.0, 300.0],
+        observed_at=[day, day],
+    )
+    f = classify(ukraine, b).findings
+    bans = f.incident[f.rule_id == "buffer-ban"].tolist()
+    assert bans == [1]

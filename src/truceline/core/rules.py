@@ -12,8 +12,8 @@ loops run over agreement versions and rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -418,14 +418,24 @@ def _zone_name(ctx: _Context, zone_id: str) -> str:
 def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None
-    match = ctx.isin("kind", [k.value for k in rule.kinds]) | (
-        ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
-    )
-    match &= ctx.in_force(rule)
-    rows = np.flatnonzero(match)
+    in_force = ctx.in_force(rule)
+    by_kind = ctx.isin("kind", [k.value for k in rule.kinds])
+    by_weapon = ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
+    # A banned weapon stands where it was seen, or where it fired from: never where its shell landed.
+    _, _, _, usable, from_origin = _weapon_position(ctx)
+    weapon_here = by_weapon & usable & ~from_origin
+    weapon_origin = by_weapon & from_origin
+    rows = np.flatnonzero(in_force & (by_kind | weapon_here | weapon_origin))
     if rows.size == 0:
         return Findings.empty()
-    p = ctx.p_zone(rule.zone)[rows]
+    p_here = ctx.p_zone(rule.zone)[rows]
+    p = np.where(by_kind[rows] | weapon_here[rows], p_here, 0.0)
+    o = np.flatnonzero(weapon_origin[rows])
+    if o.size:
+        r = rows[o]
+        sig = np.nan_to_num(b.origin_uncertainty_m[r], nan=1000.0)
+        z = ctx.cv.zones[rule.zone]
+        p[o] = np.maximum(p[o], _p_in_zone(ctx.cv, z, b.origin_lon[r], b.origin_lat[r], sig))
     rows, p = rows[p >= MIN_PROBABILITY], p[p >= MIN_PROBABILITY]
     if rows.size == 0:
         return Findings.empty()
@@ -532,7 +542,8 @@ def _count_cap(ctx: _Context, rule: Rule) -> Findings:
         p_over = np.where(
             var > 0, 1.0 - normal_cdf((cap + 0.5 - mean) / np.sqrt(var)), (mean > cap).astype(float)
         )
-    prob = p_over[gi]
+    # Each report shares its group's excess only as far as it is itself in the zone.
+    prob = p_over[gi] * p
     total = mean[gi]
     what = ", ".join([*rule.weapon_classes, *(k.value for k in rule.kinds)])
     expl = _cat(
