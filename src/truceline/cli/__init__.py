@@ -28,8 +28,8 @@ app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
 app.command("locate")(locate)
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # never break paths and messages across lines
+err_console = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
     str,
