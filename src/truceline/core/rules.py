@@ -31,7 +31,8 @@ from truceline.core.agreement import (
     RuleType,
     Zone,
 )
-from truceline.core.geodesy import GEOD, LineIndex
+from truceline.core.attribution import bearing_sector_probability, side_probability
+from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch
 from truceline.core.probability import icd203_term, normal_cdf
 
@@ -565,8 +566,11 @@ def _origin_side_probability(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """P(origin on the left side) and the origin's distance to the line (m) for fire incidents.
 
-    From a reported origin: Gaussian across the line. From a bearing only: Monte Carlo over the
-    sector +-11.25 deg (a 16-point compass) between the weapon's minimum and maximum range.
+    From a reported origin: Gaussian across the line, Monte Carlo where its uncertainty spans a bend
+    or an end of the line (:func:`~truceline.core.attribution.side_probability`; a located event's
+    covariance arrives as the equivalent standard deviation across the line). From a bearing only:
+    Monte Carlo over the sector +-11.25 deg (a 16-point compass) between the weapon's minimum and
+    maximum range (:func:`~truceline.core.attribution.bearing_sector_probability`).
     """
     b, cv = ctx.b, ctx.cv
     p_left = np.full(rows.size, np.nan)
@@ -574,30 +578,24 @@ def _origin_side_probability(
     has_o = np.isfinite(b.origin_lon[rows])
     if has_o.any():
         r = rows[has_o]
-        side, dist = ctx.origin[1][r], ctx.origin[2][r]
         sig = np.nan_to_num(b.origin_uncertainty_m[r], nan=1000.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pl = np.where(sig > 0, normal_cdf(np.where(side > 0, dist, -dist) / sig), (side > 0) * 1.0)
-        p_left[has_o] = np.where(side == 0, 0.5, pl)
-        odist[has_o] = dist
+        cov = np.einsum("n,ij->nij", sig**2, np.eye(2))
+        sp = side_probability(cv, b.origin_lon[r], b.origin_lat[r], cov)
+        p_left[has_o] = np.where(np.isfinite(sp.p_left), sp.p_left, 0.5)
+        odist[has_o] = ctx.origin[2][r]
     has_b = ~has_o & np.isfinite(b.bearing_deg[rows])
     if has_b.any():
         r = rows[has_b]
-        rng = np.random.default_rng(12345)  # fixed: the same evidence gives the same probability
         ranges = {w.id: (w.min_range_km, w.max_range_km) for w in ctx.ag.weapon_classes}
         lo = _lookup(b.weapon_class[r], {k: v[0] for k, v in ranges.items()}, _DEFAULT_RANGE_KM[0])
         hi = _lookup(b.weapon_class[r], {k: v[1] for k, v in ranges.items()}, _DEFAULT_RANGE_KM[1])
         lo, hi = lo.astype(np.float64), hi.astype(np.float64)
-        m = _MC_SAMPLES
-        az = b.bearing_deg[r][:, None] + rng.uniform(-11.25, 11.25, (r.size, m))
-        dist_km = lo[:, None] + (hi - lo)[:, None] * rng.random((r.size, m))
-        olon, olat, _ = GEOD.fwd(
-            np.repeat(b.lon[r], m), np.repeat(b.lat[r], m), az.ravel(), dist_km.ravel() * 1000.0
+        # fixed seed: the same evidence gives the same probability
+        sp = bearing_sector_probability(
+            cv, b.lon[r], b.lat[r], b.bearing_deg[r], lo, hi, n_samples=_MC_SAMPLES, seed=12345
         )
-        side, dist = cv.sides(olon, olat)
-        side = side.reshape(r.size, m)
-        p_left[has_b] = (side > 0).mean(axis=1)
-        odist[has_b] = np.median(dist.reshape(r.size, m), axis=1)
+        p_left[has_b] = np.where(np.isfinite(sp.p_left), sp.p_left, 0.5)
+        odist[has_b] = np.abs(sp.signed_distance_m)
     return p_left, odist
 
 

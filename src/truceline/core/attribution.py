@@ -1,0 +1,643 @@
+"""Attribution: which side fired, with a calibrated probability.
+
+The launch point of fire comes from a located muzzle blast, from an impact paired with a muzzle blast
+(:func:`pair_impacts`: distance within the weapon's range, flight time consistent), or from a crater
+bearing (:func:`bearing_sector_probability`: a sector between the weapon's minimum and maximum range).
+The probability that it lies on each side of the line comes from the location distribution
+(:func:`side_probability`):
+
+- where the error ellipse sits on one straight stretch of the line, the Gaussian shortcut
+  ``P(left) = Phi(s / sqrt(n^T Sigma n + sigma_line^2))`` with ``s`` the signed geodesic distance
+  (positive on the left) and ``n`` the unit normal of the line towards the left;
+- where it spans a bend or an end of the line, Monte Carlo over the location distribution. Which case
+  applies is decided from sigma points on the 3-sigma ellipse: their signed distances, from their own
+  feet on the line, must follow the linear model ``s + n . delta``; a sigma point whose foot is an end
+  of the line, or whose distance departs from the linear model, sends the event to Monte Carlo.
+
+Each probability comes with an interval (90 % by default): the spread of ``P`` when the covariance
+scale is itself estimated (``scale_dof`` degrees of freedom, e.g. sensors minus unknowns), and for
+Monte Carlo also the sampling error (Wilson). Between 0.2 and 0.8 no party is named
+(``"undetermined"``); the stated probability carries its ICD 203 term.
+
+Sides are numbered as walking the line in its digitised order: ``+1`` left, ``-1`` right. Everything
+is vectorised over events; covariances are 2x2 in metres (x east, y north) at each event.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtri
+from scipy.stats import chi2
+
+from truceline.core.agreement import CompiledVersion
+from truceline.core.geodesy import GEOD
+from truceline.core.probability import icd203_term, normal_cdf
+
+__all__ = [
+    "ATTRIBUTION_BAND",
+    "UNDETERMINED",
+    "Attribution",
+    "PairingOptions",
+    "Pairs",
+    "SideProbability",
+    "attribute",
+    "bearing_sector_probability",
+    "combine_pairs",
+    "equivalent_sigma_m",
+    "pair_impacts",
+    "side_probability",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+UNDETERMINED: Final = "undetermined"
+#: Attribution between these probabilities names no party (technical brief).
+ATTRIBUTION_BAND: Final = (0.2, 0.8)
+#: Half-width of a crater bearing read on a 16-point compass (deg).
+COMPASS_16_HALF_WIDTH_DEG: Final = 11.25
+
+_SIGMA_K: Final = 3.0  # sigma points on the 3-sigma ellipse
+_N_SIGMA_POINTS: Final = 12
+_FAR_K: Final = 6.0  # beyond 6 sigma of the line along every direction, the shortcut is exact enough
+
+
+@dataclass(frozen=True)
+class SideProbability:
+    """Probability that each point lies on the left side of the line (N points).
+
+    Attributes
+    ----------
+    p_left, p_left_low, p_left_high
+        The probability and its interval.
+    signed_distance_m
+        Geodesic distance to the line, positive on the left (the median over samples for a sector).
+    sigma_across_m
+        Standard deviation across the line, ``sqrt(n^T Sigma n + sigma_line^2)`` (NaN for a sector).
+    monte_carlo
+        Whether the probability came from Monte Carlo (bend, end, sector) rather than the shortcut.
+    """
+
+    p_left: FloatArray
+    p_left_low: FloatArray
+    p_left_high: FloatArray
+    signed_distance_m: FloatArray
+    sigma_across_m: FloatArray
+    monte_carlo: BoolArray
+
+    def __len__(self) -> int:
+        return len(self.p_left)
+
+    @classmethod
+    def empty(cls, n: int = 0) -> SideProbability:
+        """``n`` points with nothing known (NaN)."""
+        nan = np.full(n, np.nan)
+        return cls(nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(n, bool))
+
+    def take(self, idx: ArrayLike) -> SideProbability:
+        """A subset (or reordering) of the points."""
+        i = np.asarray(idx, np.intp)
+        return SideProbability(
+            self.p_left[i], self.p_left_low[i], self.p_left_high[i], self.signed_distance_m[i],
+            self.sigma_across_m[i], self.monte_carlo[i],
+        )  # fmt: skip
+
+
+def _offset(
+    lon: FloatArray, lat: FloatArray, dx_m: FloatArray, dy_m: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Points displaced by (east, north) metres along geodesics (exact at these distances)."""
+    az = np.degrees(np.arctan2(dx_m, dy_m))
+    lo, la, _ = GEOD.fwd(lon, lat, az, np.hypot(dx_m, dy_m))
+    return np.asarray(lo, np.float64), np.asarray(la, np.float64)
+
+
+def _signed(cv: CompiledVersion, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, BoolArray]:
+    """Signed distance (m, + left; NaN outside the area) and whether the foot is an end of the line."""
+    side, near = cv.locate(lon, lat)
+    s = near.distance_m * side
+    return np.where(side == 0, np.nan, s), near.at_end
+
+
+def _left_normal(
+    cv: CompiledVersion, lon: FloatArray, lat: FloatArray, side: NDArray[np.int8], near_dist: FloatArray,
+    foot_lon: FloatArray, foot_lat: FloatArray, chainage_m: FloatArray,
+) -> FloatArray:  # fmt: skip
+    """Unit vector (east, north) at each point along which the signed distance grows (to the left).
+
+    Off the line it is the direction away from the foot (times the side); on the line, the normal of
+    the segment holding the foot.
+    """
+    az_to_foot, _, _ = GEOD.inv(lon, lat, foot_lon, foot_lat)
+    a = np.radians(np.asarray(az_to_foot, np.float64))
+    n_off = -side[:, None] * np.stack([np.sin(a), np.cos(a)], axis=1)
+    line = cv.line
+    seg = np.clip(np.searchsorted(line.chainage_at_vertex, chainage_m, side="right") - 1, 0,
+                  len(line.lon) - 2)  # fmt: skip
+    seg = np.where(line.segment_ok[seg], seg, np.maximum(seg - 1, 0))
+    az_seg, _, _ = GEOD.inv(line.lon[seg], line.lat[seg], line.lon[seg + 1], line.lat[seg + 1])
+    b = np.radians(np.asarray(az_seg, np.float64) - 90.0)  # left of the direction of travel
+    n_on = np.stack([np.sin(b), np.cos(b)], axis=1)
+    off = (near_dist > 0.5) & (side != 0)
+    return np.where(off[:, None], n_off, n_on)
+
+
+def _scale_factors(scale_dof: FloatArray, confidence: float) -> tuple[FloatArray, FloatArray]:
+    """Factors on the standard deviation at the ends of its confidence interval (1 for infinite dof)."""
+    alpha = 1.0 - confidence
+    dof = np.where(np.isfinite(scale_dof) & (scale_dof > 0), scale_dof, np.inf)
+    fin = np.isfinite(dof)
+    lo = np.ones(len(dof))
+    hi = np.ones(len(dof))
+    if fin.any():
+        d = dof[fin]
+        lo[fin] = np.sqrt(d / chi2.ppf(1.0 - alpha / 2.0, d))
+        hi[fin] = np.sqrt(d / chi2.ppf(alpha / 2.0, d))
+    return lo, hi
+
+
+def _wilson(k: FloatArray, n: FloatArray, confidence: float) -> tuple[FloatArray, FloatArray]:
+    """Wilson score interval of a binomial proportion."""
+    z = float(ndtri(0.5 + confidence / 2.0))
+    n_ = np.maximum(n, 1.0)
+    p = k / n_
+    den = 1.0 + z * z / n_
+    centre = (p + z * z / (2.0 * n_)) / den
+    half = z * np.sqrt(p * (1.0 - p) / n_ + z * z / (4.0 * n_ * n_)) / den
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def side_probability(
+    cv: CompiledVersion,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    cov_m2: ArrayLike,
+    *,
+    sigma_line_m: float = 0.0,
+    scale_dof: ArrayLike | None = None,
+    confidence: float = 0.9,
+    n_samples: int = 4000,
+    linear_tol: float = 0.02,
+    seed: int = 0,
+) -> SideProbability:
+    """Probability that each located point lies on the left side of the line.
+
+    Parameters
+    ----------
+    cv
+        The agreement version in force.
+    lon, lat
+        Estimated positions (WGS84 deg), shape (N,).
+    cov_m2
+        Their 2x2 covariances (m², x east, y north), shape (N, 2, 2); ``np.eye(2) * sigma**2`` for a
+        circular uncertainty.
+    sigma_line_m
+        Standard deviation of the line's own position (digitisation), added across the line.
+    scale_dof
+        Degrees of freedom of the covariance's scale (e.g. sensors minus unknowns); infinite or None
+        when the covariance is known.
+    confidence
+        Level of the interval.
+    n_samples
+        Monte Carlo samples per event near a bend or an end.
+    linear_tol
+        Largest departure from the linear model at a sigma point, in units of ``sigma_across_m``,
+        before Monte Carlo is used.
+    seed
+        Seed of the Monte Carlo draws (the same evidence gives the same probability).
+    """
+    lon_a = np.atleast_1d(np.asarray(lon, np.float64))
+    lat_a = np.atleast_1d(np.asarray(lat, np.float64))
+    n = len(lon_a)
+    cov = np.asarray(cov_m2, np.float64).reshape(n, 2, 2)
+    dof = (
+        np.full(n, np.inf)
+        if scale_dof is None
+        else np.broadcast_to(np.asarray(scale_dof, np.float64), (n,)).copy()
+    )
+    out = SideProbability.empty(n)
+    good = np.isfinite(lon_a) & np.isfinite(lat_a) & np.all(np.isfinite(cov.reshape(n, 4)), axis=1)
+    if not good.any():
+        return out
+    g = np.flatnonzero(good)
+    lo_, la_, cv_ = lon_a[g], lat_a[g], cov[g]
+    side, near = cv.locate(lo_, la_)
+    s = near.distance_m * side
+    nrm = _left_normal(cv, lo_, la_, side, near.distance_m, near.foot_lon, near.foot_lat,
+                       near.chainage_m)  # fmt: skip
+    var_n = np.einsum("ni,nij,nj->n", nrm, cv_, nrm)
+    sig_n = np.sqrt(np.maximum(var_n, 0.0) + sigma_line_m**2)
+    f_lo, f_hi = _scale_factors(dof[g], confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sig_n > 0, s / sig_n, np.sign(s) * np.inf)
+    p = normal_cdf(z)
+    # the probability moves monotonically with the scale: its ends at the scale's interval ends
+    p_a = normal_cdf(z / f_lo)
+    p_b = normal_cdf(z / f_hi)
+    p_lo, p_hi = np.minimum(p_a, p_b), np.maximum(p_a, p_b)
+    p = np.where(side == 0, np.nan, p)
+
+    # which events need Monte Carlo: sigma points off the linear model, at an end, or outside
+    a, b, d = cv_[:, 0, 0], cv_[:, 0, 1], cv_[:, 1, 1]
+    lam_max = 0.5 * (a + d) + np.sqrt(np.maximum(0.25 * (a - d) ** 2 + b * b, 0.0))
+    reach = _FAR_K * np.sqrt(np.maximum(lam_max, 0.0) + sigma_line_m**2)
+    mc = near.at_end | (side == 0)
+    check = np.flatnonzero(~mc & (np.abs(s) < reach))
+    if len(check):
+        L = np.linalg.cholesky(cv_[check] + np.eye(2) * 1e-9)
+        ang = 2.0 * np.pi * np.arange(_N_SIGMA_POINTS) / _N_SIGMA_POINTS
+        u = np.stack([np.cos(ang), np.sin(ang)], axis=1)  # (J, 2)
+        delta = _SIGMA_K * np.einsum("nij,kj->nki", L, u)  # (C, J, 2)
+        plon, plat = _offset(
+            np.repeat(lo_[check], _N_SIGMA_POINTS), np.repeat(la_[check], _N_SIGMA_POINTS),
+            delta[..., 0].ravel(), delta[..., 1].ravel(),
+        )  # fmt: skip
+        s_j, end_j = _signed(cv, plon, plat)
+        s_j = s_j.reshape(len(check), _N_SIGMA_POINTS)
+        lin = s[check, None] + np.einsum("nki,ni->nk", delta, nrm[check])
+        off = np.abs(s_j - lin) > linear_tol * sig_n[check, None]
+        bad = np.any(off | ~np.isfinite(s_j), axis=1) | np.any(
+            end_j.reshape(len(check), _N_SIGMA_POINTS), axis=1
+        )
+        mc[check[bad]] = True
+    m_idx = np.flatnonzero(mc)
+    if len(m_idx):
+        pm, pml, pmh = _monte_carlo(
+            cv, lo_[m_idx], la_[m_idx], cv_[m_idx], sigma_line_m, f_lo[m_idx], f_hi[m_idx],
+            n_samples, confidence, seed,
+        )  # fmt: skip
+        p[m_idx], p_lo[m_idx], p_hi[m_idx] = pm, pml, pmh
+    out.p_left[g] = p
+    out.p_left_low[g] = np.where(np.isfinite(p), p_lo, np.nan)
+    out.p_left_high[g] = np.where(np.isfinite(p), p_hi, np.nan)
+    out.signed_distance_m[g] = np.where(side == 0, np.nan, s)
+    out.sigma_across_m[g] = sig_n
+    out.monte_carlo[g] = mc
+    return out
+
+
+def _monte_carlo(
+    cv: CompiledVersion, lon: FloatArray, lat: FloatArray, cov: FloatArray, sigma_line_m: float,
+    f_lo: FloatArray, f_hi: FloatArray, m: int, confidence: float, seed: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:  # fmt: skip
+    """P(left) by sampling the location distribution at three scales (common random numbers)."""
+    n = len(lon)
+    rng = np.random.default_rng(seed)
+    zs = rng.standard_normal((n, m, 2))
+    zl = rng.standard_normal((n, m)) * sigma_line_m
+    L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
+    base = np.einsum("nij,nkj->nki", L, zs)
+    est: list[FloatArray] = []
+    los: list[FloatArray] = []
+    his: list[FloatArray] = []
+    for f in (np.ones(n), f_lo, f_hi):  # three scales, each vectorised over events and samples
+        if len(est) and np.all(f == 1.0):
+            est.append(est[0])
+            los.append(los[0])
+            his.append(his[0])
+            continue
+        dxy = base * f[:, None, None]
+        plon, plat = _offset(np.repeat(lon, m), np.repeat(lat, m), dxy[..., 0].ravel(),
+                             dxy[..., 1].ravel())  # fmt: skip
+        s, _ = _signed(cv, plon, plat)
+        s = s.reshape(n, m) + zl * f[:, None]
+        inside = np.isfinite(s)
+        k = np.sum(inside & (s > 0), axis=1).astype(np.float64)
+        tot = inside.sum(axis=1).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est.append(np.where(tot > 0, k / tot, np.nan))
+        lo, hi = _wilson(k, tot, confidence)
+        los.append(lo)
+        his.append(hi)
+    p = est[0]
+    return p, np.minimum.reduce(los), np.maximum.reduce(his)
+
+
+def bearing_sector_probability(
+    cv: CompiledVersion,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    bearing_deg: ArrayLike,
+    min_range_km: ArrayLike,
+    max_range_km: ArrayLike,
+    *,
+    half_width_deg: float = COMPASS_16_HALF_WIDTH_DEG,
+    cov_m2: ArrayLike | None = None,
+    confidence: float = 0.9,
+    n_samples: int = 512,
+    seed: int = 12345,
+) -> SideProbability:
+    """P(the launch point is on the left) from an impact and a bearing towards the firing point.
+
+    The launch point is uniform in azimuth over ``bearing +- half_width_deg`` and uniform in range
+    between the weapon's minimum and maximum range (km), from the impact (itself uncertain by
+    ``cov_m2`` when given); Monte Carlo, vectorised over events and samples.
+    """
+    lon_a = np.atleast_1d(np.asarray(lon, np.float64))
+    lat_a = np.atleast_1d(np.asarray(lat, np.float64))
+    n = len(lon_a)
+    brg = np.broadcast_to(np.asarray(bearing_deg, np.float64), (n,))
+    r_lo = np.broadcast_to(np.asarray(min_range_km, np.float64), (n,)) * 1000.0
+    r_hi = np.broadcast_to(np.asarray(max_range_km, np.float64), (n,)) * 1000.0
+    out = SideProbability.empty(n)
+    good = np.flatnonzero(
+        np.isfinite(lon_a) & np.isfinite(lat_a) & np.isfinite(brg) & (r_hi > r_lo) & (r_lo >= 0)
+    )
+    if len(good) == 0:
+        return out
+    m = n_samples
+    rng = np.random.default_rng(seed)
+    k = len(good)
+    az = brg[good, None] + rng.uniform(-half_width_deg, half_width_deg, (k, m))
+    dist = r_lo[good, None] + (r_hi - r_lo)[good, None] * rng.random((k, m))
+    lo0 = np.repeat(lon_a[good], m)
+    la0 = np.repeat(lat_a[good], m)
+    if cov_m2 is not None:
+        cov = np.asarray(cov_m2, np.float64).reshape(n, 2, 2)[good]
+        L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
+        e = np.einsum("nij,nkj->nki", L, rng.standard_normal((k, m, 2)))
+        lo0, la0 = _offset(lo0, la0, e[..., 0].ravel(), e[..., 1].ravel())
+    olon, olat, _ = GEOD.fwd(lo0, la0, az.ravel(), dist.ravel())
+    s, _ = _signed(cv, np.asarray(olon, np.float64), np.asarray(olat, np.float64))
+    s = s.reshape(k, m)
+    inside = np.isfinite(s)
+    kk = np.sum(inside & (s > 0), axis=1).astype(np.float64)
+    tot = inside.sum(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(tot > 0, kk / tot, np.nan)
+    lo, hi = _wilson(kk, tot, confidence)
+    out.p_left[good] = p
+    out.p_left_low[good] = np.where(tot > 0, lo, np.nan)
+    out.p_left_high[good] = np.where(tot > 0, hi, np.nan)
+    srt = np.sort(np.where(inside, s, np.inf), axis=1)
+    mid = srt[np.arange(k), np.maximum((tot.astype(np.intp) - 1) // 2, 0)]
+    out.signed_distance_m[good] = np.where(tot > 0, mid, np.nan)
+    out.monte_carlo[good] = True
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Pairing impacts with muzzle blasts
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairingOptions:
+    """Gates and priors of :func:`pair_impacts`.
+
+    Attributes
+    ----------
+    min_range_km, max_range_km
+        The weapons' range: a muzzle blast farther from (or nearer to) the impact cannot have fired it.
+    min_speed_mps, max_speed_mps
+        Mean speed of the projectile over its flight (range / flight time): the flight time is
+        consistent when the implied speed lies between them.
+    p_located
+        Prior probability that the muzzle blast of an impact was located at all (the rest of the
+        weight goes to "fired from somewhere unknown", which names no side).
+    """
+
+    min_range_km: float = 0.5
+    max_range_km: float = 40.0
+    min_speed_mps: float = 150.0
+    max_speed_mps: float = 1000.0
+    p_located: float = 0.9
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Candidate (impact, muzzle blast) pairs and the posterior weight of each.
+
+    ``weight`` sums, per impact, to ``1 - weight_none[impact]``; ``best`` is each impact's most
+    likely blast (-1 when none passed the gates).
+    """
+
+    impact: IntArray
+    blast: IntArray
+    weight: FloatArray
+    weight_none: FloatArray
+    best: IntArray
+
+
+def pair_impacts(
+    lon: ArrayLike,
+    lat: ArrayLike,
+    time_s: ArrayLike,
+    signal: ArrayLike,
+    *,
+    options: PairingOptions | None = None,
+) -> Pairs:
+    """Pair each impact with the muzzle blasts that could have fired it.
+
+    A blast is a candidate for an impact when it came before it, its distance lies within the range
+    gates and the implied mean speed within the speed gates. Weights follow a probabilistic data
+    association model: the true blast lies uniformly in range and azimuth around the impact, with a
+    mean speed uniform between the gates, so its density in (position, time) is
+    ``1 / (2 pi (R_max - R_min) (v_max - v_min) dt^2)``; unrelated blasts arrive with the density
+    ``lambda`` measured around the impact (blasts in the gate's time window over the gate's area);
+    the weight of candidate ``k`` is ``p_located f_k / lambda`` and that of "none" is
+    ``1 - p_located``, normalised per impact.
+
+    Parameters
+    ----------
+    lon, lat, time_s, signal
+        Located events: WGS84 position, emission time (POSIX s) and signal code (1 muzzle blast,
+        2 impact; others are ignored).
+    options
+        Gates and priors.
+    """
+    opt = options or PairingOptions()
+    lo = np.asarray(lon, np.float64)
+    la = np.asarray(lat, np.float64)
+    t = np.asarray(time_s, np.float64)
+    sg = np.asarray(signal, np.intp)
+    n = len(lo)
+    blasts = np.flatnonzero(sg == 1)
+    impacts = np.flatnonzero(sg == 2)
+    best = np.full(n, -1, np.intp)
+    w_none = np.where(sg == 2, 1.0, np.nan)
+    e_i = np.zeros(0, np.intp)
+    if len(blasts) == 0 or len(impacts) == 0:
+        return Pairs(e_i, e_i.copy(), np.zeros(0), w_none, best)
+    r_lo, r_hi = opt.min_range_km * 1e3, opt.max_range_km * 1e3
+    v_lo, v_hi = opt.min_speed_mps, opt.max_speed_mps
+    ob = blasts[np.argsort(t[blasts], kind="stable")]
+    tb = t[ob]
+    # blasts that can have fired each impact lie in this window of emission times
+    w0 = np.searchsorted(tb, t[impacts] - r_hi / v_lo, side="left")
+    w1 = np.searchsorted(tb, t[impacts] - r_lo / v_hi, side="right")
+    cnt = np.maximum(w1 - w0, 0)
+    imp = np.repeat(impacts, cnt)
+    offs = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    bl = ob[np.repeat(w0, cnt) + offs]
+    _, _, d = GEOD.inv(lo[imp], la[imp], lo[bl], la[bl])
+    d = np.asarray(d, np.float64)
+    dt = t[imp] - t[bl]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = d / dt
+    ok = (dt > 0) & (d >= r_lo) & (d <= r_hi) & (v >= v_lo) & (v <= v_hi)
+    # background density of blasts around each impact: those within the range over the window
+    within = (d <= r_hi) & (dt > 0)
+    n_bg = np.bincount(np.searchsorted(impacts, imp[within]), minlength=len(impacts))
+    window_s = r_hi / v_lo - r_lo / v_hi
+    lam = np.maximum(n_bg, 1.0) / (math.pi * r_hi**2 * window_s)
+    imp, bl, dt = imp[ok], bl[ok], dt[ok]
+    k_imp = np.searchsorted(impacts, imp)
+    f = 1.0 / (2.0 * math.pi * (r_hi - r_lo) * (v_hi - v_lo) * dt**2)
+    w = opt.p_located * f / lam[k_imp]
+    tot = np.bincount(k_imp, w, minlength=len(impacts)) + (1.0 - opt.p_located)
+    w = w / tot[k_imp]
+    w_none[impacts] = (1.0 - opt.p_located) / tot
+    if len(w):
+        order = np.lexsort((-w, k_imp))
+        first = order[np.r_[True, k_imp[order][1:] != k_imp[order][:-1]]]
+        best[imp[first]] = bl[first]
+    return Pairs(imp.astype(np.intp), bl.astype(np.intp), w, w_none, best)
+
+
+def combine_pairs(pairs: Pairs, p_left: FloatArray, n: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """P(left) of each impact: its candidates' P(left), weighted, and "unknown origin" at 0.5.
+
+    ``p_left`` holds the (low, central, high) values of every event as a (3, n) array; returns the
+    three values per event (NaN for events that are not impacts).
+    """
+    out = np.full((3, n), np.nan)
+    imp = np.flatnonzero(np.isfinite(pairs.weight_none))
+    if len(imp) == 0:
+        return out[0], out[1], out[2]
+    for r in range(3):  # low, central, high: three vectorised sums
+        val = np.nan_to_num(p_left[r][pairs.blast], nan=0.5)
+        acc = np.bincount(pairs.impact, pairs.weight * val, minlength=n)
+        out[r, imp] = acc[imp] + 0.5 * pairs.weight_none[imp]
+    return out[1], out[0], out[2]
+
+
+# --------------------------------------------------------------------------------------------------
+# Attribution of located events
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who fired each event: P(left party), its interval, how the launch point was found.
+
+    ``method`` is ``"muzzle_blast"`` (the event is a located firing point), ``"paired_impact"``
+    (an impact whose launch point comes from the muzzle blasts paired with it; ``launch`` is the
+    most likely one), ``"bearing_sector"`` or ``"none"`` (no launch point: P is NaN).
+    """
+
+    p_left: FloatArray
+    p_left_low: FloatArray
+    p_left_high: FloatArray
+    method: NDArray[np.str_]
+    launch: IntArray
+    left: str
+    right: str
+
+    def __len__(self) -> int:
+        return len(self.p_left)
+
+    def p_party(self, party: str) -> FloatArray:
+        """P(``party`` fired) per event (NaN where no launch point is known)."""
+        if party == self.left:
+            return self.p_left
+        if party == self.right:
+            return 1.0 - self.p_left
+        raise KeyError(f"unknown party {party!r}; the parties are {self.left} and {self.right}")
+
+    @property
+    def responsible(self) -> NDArray[np.str_]:
+        """The party named (``"undetermined"`` between 0.2 and 0.8, ``""`` with no launch point)."""
+        p = self.p_left
+        who = np.where(
+            p > ATTRIBUTION_BAND[1],
+            self.left,
+            np.where(p < ATTRIBUTION_BAND[0], self.right, UNDETERMINED),
+        )
+        return np.where(np.isfinite(p), who, "").astype(str)
+
+    @property
+    def probability(self) -> FloatArray:
+        """The stated probability: that of the more likely party."""
+        return np.where(self.p_left >= 0.5, self.p_left, 1.0 - self.p_left)
+
+    @property
+    def interval(self) -> tuple[FloatArray, FloatArray]:
+        """Interval of the stated probability."""
+        left = self.p_left >= 0.5
+        return (
+            np.where(left, self.p_left_low, 1.0 - self.p_left_high),
+            np.where(left, self.p_left_high, 1.0 - self.p_left_low),
+        )
+
+    @property
+    def likelihood(self) -> NDArray[np.str_]:
+        """ICD 203 term of the stated probability (``""`` with no launch point)."""
+        p = self.probability
+        return np.where(np.isfinite(p), icd203_term(np.nan_to_num(p)), "").astype(str)
+
+
+def attribute(
+    cv: CompiledVersion,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    cov_m2: ArrayLike,
+    time_s: ArrayLike,
+    signal: ArrayLike,
+    *,
+    scale_dof: ArrayLike | None = None,
+    sigma_line_m: float = 0.0,
+    pairing: PairingOptions | None = None,
+    confidence: float = 0.9,
+) -> tuple[Attribution, SideProbability, Pairs]:
+    """Attribute located acoustic events: muzzle blasts from their own position, impacts through
+    the muzzle blasts paired with them; events of unknown signal are not attributed.
+
+    Returns the attribution, the side probability of every event's own position, and the pairs.
+    """
+    sp = side_probability(
+        cv, lon, lat, cov_m2, sigma_line_m=sigma_line_m, scale_dof=scale_dof, confidence=confidence
+    )
+    sg = np.asarray(signal, np.intp)
+    n = len(sg)
+    pairs = pair_impacts(lon, lat, time_s, sg, options=pairing)
+    blast = sg == 1
+    vals = np.stack([
+        np.where(blast, sp.p_left_low, np.nan), np.where(blast, sp.p_left, np.nan),
+        np.where(blast, sp.p_left_high, np.nan),
+    ])  # fmt: skip
+    pc, plo, phi = combine_pairs(pairs, vals, n)
+    impact = sg == 2
+    p = np.where(blast, sp.p_left, np.where(impact, pc, np.nan))
+    p_lo = np.where(blast, sp.p_left_low, np.where(impact, plo, np.nan))
+    p_hi = np.where(blast, sp.p_left_high, np.where(impact, phi, np.nan))
+    method = np.where(blast, "muzzle_blast", np.where(impact & (pairs.best >= 0), "paired_impact",
+                                                      "none"))  # fmt: skip
+    # an impact with no candidate blast has no launch point
+    p = np.where(method == "none", np.nan, p)
+    p_lo = np.where(method == "none", np.nan, p_lo)
+    p_hi = np.where(method == "none", np.nan, p_hi)
+    ag = cv.agreement
+    attr = Attribution(p, p_lo, p_hi, method.astype(str), pairs.best, ag.left, ag.right)
+    return attr, sp, pairs
+
+
+def equivalent_sigma_m(p_left: ArrayLike, signed_distance_m: ArrayLike) -> FloatArray:
+    """The standard deviation across the line that gives ``Phi(s / sigma) = P(left)``.
+
+    Lets a probability computed from a full covariance (or a mixture) travel as a circular
+    uncertainty; NaN where the two disagree in sign or ``P`` is NaN, 0 where ``P`` is 0 or 1.
+    """
+    p = np.asarray(p_left, np.float64)
+    s = np.asarray(signed_distance_m, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = ndtri(np.clip(p, 1e-15, 1.0 - 1e-15))
+        sig = s / z
+    sig = np.where((p <= 1e-15) | (p >= 1.0 - 1e-15), 0.0, sig)
+    return np.where(np.isfinite(sig) & (sig >= 0), sig, np.nan)
