@@ -207,6 +207,27 @@ def _rules(items: Any, field: str) -> list[Rule]:
     return out
 
 
+def _sectors(folder: Path, ref: Any) -> list[Sector]:
+    """The sectors named by ``{file: NAME}`` (or a bare file name): polygons with id, nation, name."""
+    feats = read_features(folder / str(ref["file"] if isinstance(ref, dict) else ref))
+    out = []
+    for i, f in enumerate(feats):
+        _check_lonlat(f.geometry, folder / "sectors", f"sectors[{i}]")
+        out.append(
+            _build(
+                Sector,
+                {
+                    "id": str(f.properties.get("id", f"sector-{i + 1}")),
+                    "nation": str(f.properties.get("nation", "")),
+                    "name": str(f.properties.get("name", "")),
+                    "geometry": f.geometry,
+                },
+                f"sectors[{i}]",
+            )
+        )
+    return out
+
+
 def _expand_star(rules: list[Rule], parties: list[str]) -> list[Rule]:
     out = []
     for r in rules:
@@ -270,24 +291,7 @@ def load_agreement(path: str | Path) -> Agreement:
             _build(WeaponClass, w, f"weapon_classes[{i}]")
             for i, w in enumerate(raw.get("weapon_classes") or [])
         ]
-        sectors: list[Sector] = []
-        if raw.get("sectors"):
-            ref = raw["sectors"]
-            feats = read_features(folder / str(ref["file"] if isinstance(ref, dict) else ref))
-            for i, f in enumerate(feats):
-                _check_lonlat(f.geometry, folder / "sectors", f"sectors[{i}]")
-                sectors.append(
-                    _build(
-                        Sector,
-                        {
-                            "id": str(f.properties.get("id", f"sector-{i + 1}")),
-                            "nation": str(f.properties.get("nation", "")),
-                            "name": str(f.properties.get("name", "")),
-                            "geometry": f.geometry,
-                        },
-                        f"sectors[{i}]",
-                    )
-                )
+        sectors = _sectors(folder, raw["sectors"]) if raw.get("sectors") else []
         ops: list[ObservationPost] = []
         if raw.get("observation_posts"):
             ref = raw["observation_posts"]
