@@ -226,3 +226,36 @@ def test_zone_ban_places_weapons_where_they_stand(ukraine: Agreement) -> None:
     f = classify(ukraine, b).findings
     bans = f.incident[f.rule_id == "buffer-ban"].tolist()
     assert bans == [1]
+
+
+def test_reference_line_per_side(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Minsk 2015: one side measures its zones from its own line (here, a line 0.1 deg west)."""
+    import json
+
+    from truceline.core.geodesy import LineIndex
+    from truceline.io.agreement_files import load_agreement
+
+    from ..conftest import SMALL_LINE, SMALL_YAML, write_small_agreement
+
+    yaml_text = SMALL_YAML.replace(
+        "default_area_km: 250", "default_area_km: 250\nreference_lines:\n  A: {file: ref.geojson}"
+    )
+    folder = write_small_agreement(tmp_path / "ref", yaml_text)
+    ref = [[x - 0.1, y] for x, y in SMALL_LINE]
+    (folder / "ref.geojson").write_text(json.dumps({"type": "LineString", "coordinates": ref}))
+    ag = load_agreement(folder)
+    rng = np.random.default_rng(3)
+    pts = [
+        point_at(ag, km, -1, frac)
+        for km, frac in zip(rng.uniform(12, 30, 60), rng.uniform(0.1, 0.3, 60), strict=True)
+    ]
+    lon = np.array([p[0] for p in pts])
+    lat = np.array([p[1] for p in pts])
+    c = classify(ag, batch(lon=lon, lat=lat, kind=np.full(lon.size, "armed_personnel")))
+    d_ref = LineIndex([np.array(ref)]).distance_m(lon, lat)
+    in_buffer = np.array(["buffer" in z.split(";") for z in c.zones])
+    on_a = c.side == -1
+    clear = np.abs(d_ref - 15_000.0) > 1.0
+    assert on_a.sum() > 30
+    assert np.array_equal(in_buffer[on_a & clear], (d_ref < 15_000.0)[on_a & clear])
+    assert in_buffer.any() and not in_buffer.all()

@@ -160,12 +160,19 @@ def ingest_cmd(
         raise _fail(exc) from exc
     engine = make_engine(db)
     upgrade(engine)
-    with session_factory(engine)() as session, session.begin():
+    from rich.progress import Progress
+
+    with (
+        Progress(console=err_console, transient=True) as progress,
+        session_factory(engine)() as session,
+        session.begin(),
+    ):
+        task = progress.add_task(f"Adjudicating and storing {len(read.incidents):,} reports", total=None)
         register_agreement(session, ag, agreement)
-        dup_ids = [str(r) for r in read.duplicates]
         res = ingest_incidents(
             session, ag, read.incidents, read.rows, source=str(file),
-            earlier_rejects=read.rejects, earlier_duplicates=dup_ids,
+            earlier_rejects=read.rejects, earlier_duplicates=[str(r) for r in read.duplicates],
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     console.print(
         f"Ingested {file}: {len(res.accepted)} accepted, {len(res.duplicates)} duplicates, "

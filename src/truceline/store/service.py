@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,8 @@ class IngestResult:
     duplicates: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     findings: int = 0
+    pks: dict[str, int] = field(default_factory=dict)  # report id -> stored pk, accepted ones
+    findings_by_pk: dict[int, int] = field(default_factory=dict)
 
 
 def ingest_incidents(
@@ -80,13 +83,19 @@ def ingest_incidents(
     source: str,
     earlier_rejects: Sequence[Reject] = (),
     earlier_duplicates: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
+    submitted_by: str = "",
+    now: dt.datetime | None = None,
 ) -> IngestResult:
     """Adjudicate and store a batch; a report id already stored is a duplicate, never a second row.
 
     A re-sent report with the same id and content counts as a duplicate; the same id with different
     content is rejected (reports are immutable once accepted; corrections get a new id).
+    ``on_progress(done, total)`` is called as rows are stored (for progress bars).
+    ``submitted_by`` names the caller (an API token's subject); ``now`` is the time of receipt.
     """
-    batch = IngestBatchRow(agreement_id=agreement.id, source=source)
+    now = now or dt.datetime.now(dt.UTC)
+    batch = IngestBatchRow(agreement_id=agreement.id, source=source, received_at=now)
     session.add(batch)
     session.flush()
     result = IngestResult(batch_id=batch.id, rejects=list(earlier_rejects))
@@ -154,6 +163,8 @@ def ingest_incidents(
                 "p_side": float(cls.p_side[i]),
                 "zones": str(cls.zones[i]),
                 "sector": str(cls.sector[i]),
+                "received_at": now,
+                "submitted_by": submitted_by,
             }
         )
     pk_of: dict[str, int] = {}
@@ -163,6 +174,8 @@ def ingest_incidents(
             values[k : k + _CHUNK],
         )
         pk_of.update({rid: pk for pk, rid in res})
+        if on_progress is not None:
+            on_progress(min(k + _CHUNK, len(values)), len(values))
     f = cls.findings
     frows = [
         {
@@ -172,6 +185,7 @@ def ingest_incidents(
             "responsible": str(f.responsible[j]),
             "probability": float(f.probability[j]),
             "explanation": str(f.explanation[j]),
+            "created_at": now,
         }
         for j in range(len(f))
     ]
@@ -188,12 +202,15 @@ def ingest_incidents(
                     "field": r.field,
                     "reason": r.reason,
                     "record": None,
+                    "received_at": now,
                 }
                 for r in result.rejects
             ],
         )
     result.accepted = [i.id for i in adj.incidents]
     result.findings = len(f)
+    result.pks = pk_of
+    result.findings_by_pk = dict(Counter(r["incident_pk"] for r in frows))
     batch.n_accepted = len(result.accepted)
     batch.n_duplicates = len(result.duplicates)
     batch.n_rejected = len(result.rejects)
