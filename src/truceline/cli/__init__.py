@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from truceline.cli.locate import locate
+from truceline.cli.plan import plan_app
 from truceline.errors import TrucelineError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
 app.command("locate")(locate)
+app.add_typer(plan_app, name="plan")
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
 err_console = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,163 @@
+"""``truceline plan``: compare candidate lines and replay a stored history under another one.
+
+Thin: parse options, call :mod:`truceline.services.planner`, print a table, write the HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from truceline.errors import TrucelineError
+
+__all__ = ["plan_app"]
+
+plan_app = typer.Typer(
+    help="Planner: compare candidate lines (scenarios) and replay history under another line.",
+    no_args_is_help=True,
+)
+_console = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(exc: TrucelineError) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {exc.message}")
+    return typer.Exit(code=2)
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"{what}: give comma-separated numbers, e.g. -8,-2,2,8") from exc
+
+
+@plan_app.command("compare")
+def compare_cmd(
+    agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
+    scenarios: Annotated[
+        list[str] | None, typer.Argument(help="Scenario ids (default: all, in file order)")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write")] = None,
+    min_population: Annotated[
+        int, typer.Option(help="Smallest settlement counted: 500, 1000, 5000 or 15000")
+    ] = 1000,
+    density: Annotated[
+        str, typer.Option(help="Troop density preset: osce-smm, unficyp, undof or unifil")
+    ] = "undof",
+    troops_per_km: Annotated[
+        float | None, typer.Option(min=0, help="Troops per km of line (overrides --density)")
+    ] = None,
+    op_spacing_km: Annotated[float, typer.Option(min=0.1, help="Km of line per post")] = 10.0,
+    op_crew: Annotated[int, typer.Option(min=1, help="On duty at each post")] = 4,
+    patrol_cycle_h: Annotated[float, typer.Option(min=0.1, help="Hours between visits")] = 24.0,
+    patrol_speed_kmh: Annotated[float, typer.Option(min=0.1)] = 10.0,
+    patrol_crew: Annotated[int, typer.Option(min=1)] = 8,
+    rotation: Annotated[float, typer.Option(min=1.0, help="Persons per position manned 24 h")] = 3.0,
+    accuracy_m: Annotated[float, typer.Option(min=0.1, help="Target: 95 % semi-major axis (m)")] = 25.0,
+    depth_km: Annotated[float, typer.Option(min=0, help="Sources this far from the line")] = 10.0,
+    rows_km: Annotated[str, typer.Option(help="Sensor rows, km from the line (+ left)")] = "-8,-2,2,8",
+    range_km: Annotated[float, typer.Option(min=0.5, help="Detection range (km)")] = 15.0,
+    timing_ms: Annotated[float, typer.Option(min=0.01, help="Timing sigma (ms)")] = 5.0,
+    sensors: Annotated[
+        Path | None, typer.Option(help="A sensor layout (sensors.csv or GeoJSON) to find gaps in")
+    ] = None,
+    no_sensors: Annotated[bool, typer.Option(help="Skip the acoustic plan")] = False,
+) -> None:
+    """Compare scenarios: line length, areas, buffer zone, people, force and sensors; write HTML."""
+    from truceline.core.planner import DENSITY_PRESETS, ForceParameters, SensorParameters
+    from truceline.io.settlements import data_limits
+    from truceline.report.planner import comparison_rows, render_comparison_html
+    from truceline.services.planner import compare_plan
+
+    if troops_per_km is None and density not in DENSITY_PRESETS:
+        raise typer.BadParameter(f"--density: use one of {', '.join(DENSITY_PRESETS)}")
+    try:
+        force = ForceParameters(
+            troops_per_km=troops_per_km if troops_per_km is not None else DENSITY_PRESETS[density],
+            op_spacing_km=op_spacing_km, op_crew=op_crew, patrol_cycle_h=patrol_cycle_h,
+            patrol_speed_kmh=patrol_speed_kmh, patrol_crew=patrol_crew, rotation_factor=rotation,
+        )  # fmt: skip
+        sens = None if no_sensors else SensorParameters(
+            target_accuracy_m=accuracy_m, depth_km=depth_km, rows_km=_floats(rows_km, "--rows-km"),
+            detection_range_km=range_km, timing_sigma_ms=timing_ms,
+        )  # fmt: skip
+        with _console.status("Comparing scenarios (settlements, zones, force, sensors)"):
+            comp = compare_plan(
+                agreement, scenarios or (), force=force, sensors=sens, layout=sensors,
+                min_population=min_population,
+            )  # fmt: skip
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    ids = [m.scenario.id for m in comp.scenarios]
+    table = Table("figure", *ids, title=f"{comp.reference.scenario.agreement.name}: scenarios")
+    for r in comparison_rows(comp):
+        table.add_row(r["label"], *r["cells"])
+    _console.print(table)
+    limits = data_limits(min_population)
+    _console.print(f"[dim]{limits}[/]")
+    out = output or Path(f"plan-{comp.reference.scenario.agreement.id}.html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_comparison_html(comp, data_limits=limits), encoding="utf-8")
+    _console.print(f"HTML with maps -> {out}")
+
+
+@plan_app.command("replay")
+def replay_cmd(
+    agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
+    to: Annotated[str, typer.Option("--to", help="Scenario to replay the history under")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Scenario the history was adjudicated under")
+    ] = None,
+    db: Annotated[
+        str, typer.Option("--db", envvar="TRUCELINE_DB", help="SQLite file or SQLAlchemy URL")
+    ] = "truceline.db",
+    since: Annotated[str | None, typer.Option(help="First day replayed (YYYY-MM-DD)")] = None,
+    recompute: Annotated[
+        bool, typer.Option(help="Classify under --from again instead of using the stored findings")
+    ] = False,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Violation: P >= this")] = 0.5,
+) -> None:
+    """How many stored findings would have been violations under another scenario's line."""
+    from truceline.io.scenarios import load_scenarios
+    from truceline.services.planner import replay_history
+    from truceline.store.db import make_engine, session_factory
+
+    try:
+        day = dt.date.fromisoformat(since) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter("--since: use YYYY-MM-DD") from exc
+    try:
+        scen = load_scenarios(agreement)
+        engine = make_engine(db)
+        with session_factory(engine)() as session, _console.status("Replaying the history"):
+            res = replay_history(
+                session, scen, to=to, from_=from_, since=day, recompute=recompute,
+                threshold=threshold,
+            )  # fmt: skip
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    before = from_ or "stored findings"
+    if from_ and not recompute:
+        before = f"{from_} (stored findings)"
+    _console.print(
+        f"{res.n_incidents:,} incidents{f' since {day}' if day else ''}: violations (P >= "
+        f"{threshold:g}) {res.before:,} under {before} -> {res.after:,} under {to}; "
+        f"{res.kept:,} kept, {res.new:,} new, {res.cleared:,} cleared; incidents with a violation "
+        f"{res.incidents_before:,} -> {res.incidents_after:,}"
+    )
+    t = Table("rule", "before", "after", "kept", "new", "cleared", title="By rule")
+    for r in res.by_rule:
+        t.add_row(r.rule_id, f"{r.before:,}", f"{r.after:,}", f"{r.kept:,}", f"{r.new:,}",
+                  f"{r.cleared:,}")  # fmt: skip
+    _console.print(t)
+    parties = sorted(set(res.before_by_party) | set(res.after_by_party))
+    t = Table("responsible", "before", "after", title="By party")
+    for p in parties:
+        t.add_row(p, f"{res.before_by_party.get(p, 0):,}", f"{res.after_by_party.get(p, 0):,}")
+    _console.print(t)
