@@ -221,9 +221,18 @@ def test_ambiguous_pairing_mixes_the_sides(corner: CompiledVersion) -> None:
     assert attr1.p_left[1] > 0.85 and attr1.responsible[1] == "L"
 
 
-def test_equivalent_sigma_reproduces_the_probability() -> None:
-    p = np.array([0.9, 0.3, 1.0, 0.7])
-    s = np.array([500.0, -200.0, 50.0, -10.0])
-    sig = T.equivalent_sigma_m(p, s)
-    np.testing.assert_allclose(normal_cdf(s[:2] / sig[:2]), p[:2])
-    assert sig[2] == 0.0 and np.isnan(sig[3])
+def test_equivalent_sigma_reproduces_the_probability(corner: CompiledVersion) -> None:
+    """A probability travels as a circular uncertainty: side_probability gives it back."""
+    x = np.array([-10_000.0, -10_000.0, 0.0, 600.0, -10_000.0, -10_000.0, 500.0])
+    y = np.array([3_000.0, -500.0, -1_500.0, 800.0, 2_000.0, 2_000.0, -600.0])
+    p = np.array([0.9, 0.3, 0.35, 0.7, 1.0, np.nan, 0.45])
+    lon, lat = _lonlat(x, y)
+    sig = T.equivalent_sigma_m(corner, lon, lat, p)
+    assert sig[4] == 0.0 and np.isnan(sig[5])
+    cov = np.einsum("n,ij->nij", np.nan_to_num(sig) ** 2, np.eye(2))
+    back = T.side_probability(corner, lon, lat, cov)
+    assert not back.monte_carlo[0] and back.monte_carlo[2]
+    np.testing.assert_allclose(back.p_left[:4], p[:4], atol=0.001)
+    # right of a left turn: no circle reaches P(left) = 0.45 (the far field is 3/8 left); the
+    # widest one gives the nearest probability
+    assert sig[6] == pytest.approx(100_000.0, rel=1e-3) and 0.3 < back.p_left[6] < 0.45

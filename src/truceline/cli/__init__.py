@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from truceline.cli.locate import locate
+from truceline.cli.locate import ingest_acoustic_cmd, locate
 from truceline.cli.plan import plan_app
 from truceline.errors import TrucelineError
 
@@ -29,6 +29,7 @@ app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
 app.command("locate")(locate)
 app.add_typer(plan_app, name="plan")
+app.command("ingest-acoustic")(ingest_acoustic_cmd)
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
 err_console = Console(stderr=True, soft_wrap=True)
@@ -193,6 +194,14 @@ def simulate_cmd(
     start: Annotated[str | None, typer.Option(help="First day (default: the agreement's effective date)")] = None,
     events_per_day: Annotated[int, typer.Option(min=1)] = 400,
     violation_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
+    acoustic: Annotated[
+        bool, typer.Option(help="Also an acoustic network: sensors, detections, weather, truth")
+    ] = False,
+    acoustic_shots: Annotated[int, typer.Option(min=1, help="Shots (blast and impact each)")] = 200,
+    sensor_spacing_km: Annotated[float, typer.Option(min=0.5, help="Sensor spacing (km)")] = 5.0,
+    sensor_depths_km: Annotated[
+        str, typer.Option(help="Depths (km) of the sensor rows behind the line on each side")
+    ] = "2,8",
 ) -> None:
     """Simulate monitoring: reports (with errors, misses, duplicates) and a separate ground truth."""
     from truceline.services.simulation import run_simulation
@@ -204,6 +213,18 @@ def simulate_cmd(
         events_per_day=events_per_day, violation_rate=violation_rate,
     )
     console.print(f"Wrote {out['reports']} reports and {out['truth']} true events to {output}")
+    if acoustic:
+        from truceline.services.acoustic import simulate_acoustic
+
+        ac = simulate_acoustic(
+            ag, output, seed=seed, start=dt.date.fromisoformat(start) if start else None,
+            n_shots=acoustic_shots, spacing_km=sensor_spacing_km,
+            depths_km=tuple(float(d) for d in sensor_depths_km.split(",")),
+        )
+        console.print(
+            f"Acoustic: {ac['sensors']} sensors, {ac['events']} true events, {ac['detections']} "
+            f"detections, {ac['reports']} duplicate reports -> {output}"
+        )
 
 
 @app.command("report")

@@ -1,4 +1,5 @@
-"""``truceline locate``: group acoustic detections into events, locate them and write events.csv."""
+"""``truceline locate`` and ``truceline ingest-acoustic``: thin wrappers over
+:mod:`truceline.services.acoustic`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-__all__ = ["locate", "run_locate"]
+__all__ = ["ingest_acoustic_cmd", "locate", "run_locate"]
+
+_AgreementOpt = Annotated[
+    Path | None,
+    typer.Option("--agreement", "-a", help="Agreement folder: adds who fired (p_<party>) to each event"),
+]
+
+
+def _agreement(path: Path | None):  # type: ignore[no-untyped-def]
+    if path is None:
+        return None
+    from truceline.io.agreement_files import load_agreement
+
+    return load_agreement(path)
 
 
 def run_locate(
@@ -18,47 +32,25 @@ def run_locate(
     output: Path,
     rejects: Path | None = None,
     now_s: float | None = None,
+    agreement: Path | None = None,
 ) -> dict[str, int]:
-    """Read the inputs, locate the events, write ``output`` and the rejects file; return counts."""
-    from truceline.core.acoustic import Weather, locate_detections
-    from truceline.io.acoustic_csv import (
-        read_detections,
-        read_sensors,
-        read_weather,
-        write_events,
-        write_rejects,
-    )
+    """Read the inputs, locate (and attribute) the events, write ``output`` and the rejects file."""
+    from truceline.services.acoustic import run_acoustic, write_locate_outputs
 
-    sens = read_sensors(sensors)
-    dets = read_detections(detections, sens, now_s=now_s)
-    bad = list(sens.rejects) + list(dets.rejects)
-    wx: Weather | None = None
-    if weather is not None:
-        wx, w_rej = read_weather(weather)
-        bad += w_rej
+    run = run_acoustic(sensors, detections, weather, agreement=_agreement(agreement), now_s=now_s)
     rej_path = rejects or output.with_name(output.stem + ".rejects.csv")
-    if sens.network is None or len(dets.sensor) == 0:
-        from truceline.core.acoustic import LocatedEvents
-
-        empty = LocatedEvents.empty()
-        write_events(output, empty, dets.detection_id)
-        n_rej = write_rejects(rej_path, bad)
-        return {"events": 0, "detections": len(dets.sensor), "rejected": n_rej, "unassigned": 0}
-    res = locate_detections(
-        sens.network, dets.sensor, dets.arrival_s, weather=wx, det_signal=dets.signal,
-        det_amplitude_db=dets.amplitude_db,
-    )  # fmt: skip
-    write_events(output, res.events, dets.detection_id)
-    n_rej = write_rejects(
-        rej_path, bad, res.unassigned, dets.detection_id, dets.line, detections.name
-    )
-    return {
-        "events": len(res.events),
-        "detections": len(dets.sensor),
-        "rejected": len(bad),
-        "unassigned": len(res.unassigned.detection),
+    n_rej = write_locate_outputs(run, output, rej_path, detections_file=detections.name)
+    counts = {
+        "events": len(run.events),
+        "detections": len(run.detections.sensor),
+        "rejected": len(run.rejects),
+        "unassigned": len(run.result.unassigned.detection),
         "rows_in_rejects_file": n_rej,
     }
+    if run.attribution is not None:
+        counts["attributed"] = int(sum(r not in ("", "undetermined") for r in
+                                       run.attribution.responsible.tolist()))  # fmt: skip
+    return counts
 
 
 def locate(
@@ -73,17 +65,54 @@ def locate(
     rejects: Annotated[
         Path | None, typer.Option("--rejects", help="rows left out, with reasons")
     ] = None,
+    agreement: _AgreementOpt = None,
 ) -> None:
     """Group acoustic detections into events, locate them, and write events.csv.
 
     Every row left out (bad input, or a detection that fits no event) goes to the rejects file
-    with its reason.
+    with its reason. With an agreement, each event also says which party fired it and how likely.
     """
     console = Console(stderr=True)
-    counts = run_locate(sensors, detections, weather, output, rejects)
+    counts = run_locate(sensors, detections, weather, output, rejects, agreement=agreement)
+    extra = (
+        f"{counts['attributed']} attributed to a party at p >= 0.8 or <= 0.2; "
+        if "attributed" in counts
+        else ""
+    )
     console.print(
-        f"{counts['events']} events located from {counts['detections']} detections; "
+        f"{counts['events']} events located from {counts['detections']} detections; {extra}"
         f"{counts['rejected']} input rows rejected, {counts['unassigned']} detections in no event "
         f"(reasons in {(rejects or output.with_name(output.stem + '.rejects.csv'))}); "
         f"wrote {output}"
+    )
+
+
+def ingest_acoustic_cmd(
+    sensors: Annotated[Path, typer.Option("--sensors", help="sensors.csv", exists=True)],
+    detections: Annotated[Path, typer.Option("--detections", help="detections.csv", exists=True)],
+    agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
+    weather: Annotated[
+        Path | None, typer.Option("--weather", help="weather.csv (time, temperature_c, ...)")
+    ] = None,
+    db: Annotated[
+        str,
+        typer.Option("--db", envvar="TRUCELINE_DB", help="SQLite file path or SQLAlchemy URL"),
+    ] = "truceline.db",
+) -> None:
+    """Locate acoustic detections and store the events as incidents (idempotent), adjudicated.
+
+    Detections that fit no event and bad input rows are stored as rejects with their reasons.
+    """
+    from truceline.services.acoustic import ingest_acoustic
+    from truceline.store.db import make_engine, session_factory, upgrade
+
+    ag = _agreement(agreement)
+    engine = make_engine(db)
+    upgrade(engine)
+    with session_factory(engine)() as session, session.begin():
+        res = ingest_acoustic(session, ag, agreement, sensors, detections, weather)
+    Console().print(
+        f"Ingested {detections}: {res.events} events located, {res.accepted} accepted, "
+        f"{res.duplicates} duplicates, {res.rejected} input rows rejected, {res.unassigned} "
+        f"detections in no event, {res.findings} findings (batch {res.batch_id}, db {db})"
     )

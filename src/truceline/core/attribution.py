@@ -46,6 +46,7 @@ __all__ = [
     "Pairs",
     "SideProbability",
     "attribute",
+    "attribute_located",
     "bearing_sector_probability",
     "combine_pairs",
     "equivalent_sigma_m",
@@ -286,13 +287,17 @@ def _monte_carlo(
     cv: CompiledVersion, lon: FloatArray, lat: FloatArray, cov: FloatArray, sigma_line_m: float,
     f_lo: FloatArray, f_hi: FloatArray, m: int, confidence: float, seed: int,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:  # fmt: skip
-    """P(left) by sampling the location distribution at three scales (common random numbers)."""
+    """P(left) by sampling the location distribution at three scales (common random numbers).
+
+    Every event uses the same standard-normal draws, so an event's probability does not depend on
+    the batch it comes in (the same evidence gives the same probability).
+    """
     n = len(lon)
     rng = np.random.default_rng(seed)
-    zs = rng.standard_normal((n, m, 2))
-    zl = rng.standard_normal((n, m)) * sigma_line_m
+    zs = rng.standard_normal((m, 2))
+    zl = rng.standard_normal(m) * sigma_line_m
     L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
-    base = np.einsum("nij,nkj->nki", L, zs)
+    base = np.einsum("nij,kj->nki", L, zs)
     est: list[FloatArray] = []
     los: list[FloatArray] = []
     his: list[FloatArray] = []
@@ -306,7 +311,7 @@ def _monte_carlo(
         plon, plat = _offset(np.repeat(lon, m), np.repeat(lat, m), dxy[..., 0].ravel(),
                              dxy[..., 1].ravel())  # fmt: skip
         s, _ = _signed(cv, plon, plat)
-        s = s.reshape(n, m) + zl * f[:, None]
+        s = s.reshape(n, m) + zl[None, :] * f[:, None]
         inside = np.isfinite(s)
         k = np.sum(inside & (s > 0), axis=1).astype(np.float64)
         tot = inside.sum(axis=1).astype(np.float64)
@@ -337,7 +342,8 @@ def bearing_sector_probability(
 
     The launch point is uniform in azimuth over ``bearing +- half_width_deg`` and uniform in range
     between the weapon's minimum and maximum range (km), from the impact (itself uncertain by
-    ``cov_m2`` when given); Monte Carlo, vectorised over events and samples.
+    ``cov_m2`` when given); Monte Carlo, vectorised over events and samples, with the same draws
+    for every event (its probability does not depend on the batch).
     """
     lon_a = np.atleast_1d(np.asarray(lon, np.float64))
     lat_a = np.atleast_1d(np.asarray(lat, np.float64))
@@ -354,14 +360,14 @@ def bearing_sector_probability(
     m = n_samples
     rng = np.random.default_rng(seed)
     k = len(good)
-    az = brg[good, None] + rng.uniform(-half_width_deg, half_width_deg, (k, m))
-    dist = r_lo[good, None] + (r_hi - r_lo)[good, None] * rng.random((k, m))
+    az = brg[good, None] + rng.uniform(-half_width_deg, half_width_deg, m)[None, :]
+    dist = r_lo[good, None] + (r_hi - r_lo)[good, None] * rng.random(m)[None, :]
     lo0 = np.repeat(lon_a[good], m)
     la0 = np.repeat(lat_a[good], m)
     if cov_m2 is not None:
         cov = np.asarray(cov_m2, np.float64).reshape(n, 2, 2)[good]
         L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
-        e = np.einsum("nij,nkj->nki", L, rng.standard_normal((k, m, 2)))
+        e = np.einsum("nij,kj->nki", L, rng.standard_normal((m, 2)))
         lo0, la0 = _offset(lo0, la0, e[..., 0].ravel(), e[..., 1].ravel())
     olon, olat, _ = GEOD.fwd(lo0, la0, az.ravel(), dist.ravel())
     s, _ = _signed(cv, np.asarray(olon, np.float64), np.asarray(olat, np.float64))
@@ -596,48 +602,105 @@ def attribute(
     pairing: PairingOptions | None = None,
     confidence: float = 0.9,
 ) -> tuple[Attribution, SideProbability, Pairs]:
-    """Attribute located acoustic events: muzzle blasts from their own position, impacts through
-    the muzzle blasts paired with them; events of unknown signal are not attributed.
+    """Attribute located acoustic events under one agreement version.
 
-    Returns the attribution, the side probability of every event's own position, and the pairs.
+    Returns the attribution, the side probability of every event's own position, and the pairs;
+    see :func:`attribute_located`.
     """
     sp = side_probability(
         cv, lon, lat, cov_m2, sigma_line_m=sigma_line_m, scale_dof=scale_dof, confidence=confidence
     )
+    ag = cv.agreement
+    attr, pairs = attribute_located(
+        sp, lon, lat, time_s, signal, left=ag.left, right=ag.right, pairing=pairing
+    )
+    return attr, sp, pairs
+
+
+def attribute_located(
+    side: SideProbability,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    time_s: ArrayLike,
+    signal: ArrayLike,
+    *,
+    left: str,
+    right: str,
+    pairing: PairingOptions | None = None,
+) -> tuple[Attribution, Pairs]:
+    """Attribute located events from the side probability of their own positions.
+
+    Muzzle blasts are launch points themselves; impacts take the weighted side probabilities of the
+    muzzle blasts paired with them (:func:`pair_impacts`); events of unknown signal, and impacts with
+    no candidate blast, are not attributed (NaN, method ``"none"``).
+    """
     sg = np.asarray(signal, np.intp)
     n = len(sg)
     pairs = pair_impacts(lon, lat, time_s, sg, options=pairing)
     blast = sg == 1
     vals = np.stack([
-        np.where(blast, sp.p_left_low, np.nan), np.where(blast, sp.p_left, np.nan),
-        np.where(blast, sp.p_left_high, np.nan),
+        np.where(blast, side.p_left_low, np.nan), np.where(blast, side.p_left, np.nan),
+        np.where(blast, side.p_left_high, np.nan),
     ])  # fmt: skip
     pc, plo, phi = combine_pairs(pairs, vals, n)
     impact = sg == 2
-    p = np.where(blast, sp.p_left, np.where(impact, pc, np.nan))
-    p_lo = np.where(blast, sp.p_left_low, np.where(impact, plo, np.nan))
-    p_hi = np.where(blast, sp.p_left_high, np.where(impact, phi, np.nan))
     method = np.where(blast, "muzzle_blast", np.where(impact & (pairs.best >= 0), "paired_impact",
                                                       "none"))  # fmt: skip
-    # an impact with no candidate blast has no launch point
-    p = np.where(method == "none", np.nan, p)
-    p_lo = np.where(method == "none", np.nan, p_lo)
-    p_hi = np.where(method == "none", np.nan, p_hi)
-    ag = cv.agreement
-    attr = Attribution(p, p_lo, p_hi, method.astype(str), pairs.best, ag.left, ag.right)
-    return attr, sp, pairs
+    none = method == "none"
+    p = np.where(none, np.nan, np.where(blast, side.p_left, pc))
+    p_lo = np.where(none, np.nan, np.where(blast, side.p_left_low, plo))
+    p_hi = np.where(none, np.nan, np.where(blast, side.p_left_high, phi))
+    return Attribution(p, p_lo, p_hi, method.astype(str), pairs.best, left, right), pairs
 
 
-def equivalent_sigma_m(p_left: ArrayLike, signed_distance_m: ArrayLike) -> FloatArray:
-    """The standard deviation across the line that gives ``Phi(s / sigma) = P(left)``.
+def equivalent_sigma_m(
+    cv: CompiledVersion,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    p_left: ArrayLike,
+    *,
+    max_sigma_m: float = 100_000.0,
+    iterations: int = 14,
+) -> FloatArray:
+    """The circular standard deviation at a point that gives it the probability ``p_left``.
 
-    Lets a probability computed from a full covariance (or a mixture) travel as a circular
-    uncertainty; NaN where the two disagree in sign or ``P`` is NaN, 0 where ``P`` is 0 or 1.
+    Lets a probability computed from a full covariance or a mixture of launch points travel as an
+    incident's origin and ``origin_uncertainty_m``: :func:`side_probability` of the point with
+    ``sigma**2 * I`` (default options, as the rule engine calls it) returns ``p_left`` again. Exact
+    through the Gaussian shortcut; near bends and ends, bisection on ``log(sigma)`` over the same
+    Monte Carlo draws. Where ``p_left`` cannot be reached (it names the other side than the point, or
+    lies beyond what any sigma gives near a corner), the nearest reachable sigma; NaN where
+    ``p_left`` is NaN; 0 where it is 0 or 1.
     """
-    p = np.asarray(p_left, np.float64)
-    s = np.asarray(signed_distance_m, np.float64)
+    lo_ = np.atleast_1d(np.asarray(lon, np.float64))
+    la_ = np.atleast_1d(np.asarray(lat, np.float64))
+    p = np.atleast_1d(np.asarray(p_left, np.float64))
+    n = len(p)
+    eye = np.eye(2)
+    s = side_probability(cv, lo_, la_, np.zeros((n, 2, 2))).signed_distance_m
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = ndtri(np.clip(p, 1e-15, 1.0 - 1e-15))
-        sig = s / z
+        sig = s / ndtri(np.clip(p, 1e-15, 1.0 - 1e-15))
+    sig = np.where(np.isfinite(sig) & (sig > 0), np.minimum(sig, max_sigma_m), max_sigma_m)
     sig = np.where((p <= 1e-15) | (p >= 1.0 - 1e-15), 0.0, sig)
-    return np.where(np.isfinite(sig) & (sig >= 0), sig, np.nan)
+    sig = np.where(np.isfinite(p) & np.isfinite(s), sig, np.nan)
+    todo = np.flatnonzero(np.isfinite(sig) & (sig > 0))
+    if len(todo) == 0:
+        return sig
+    got = side_probability(cv, lo_[todo], la_[todo], np.einsum("n,ij->nij", sig[todo] ** 2, eye))
+    todo = todo[got.monte_carlo | (np.abs(got.p_left - p[todo]) > 1e-6)]
+    if len(todo) == 0:
+        return sig
+    # bisection in log(sigma) from a twentieth of the shortcut's answer: P moves from the point's
+    # own side towards the far field's share as sigma grows
+    a = np.log(np.maximum(sig[todo] / 20.0, 0.01))
+    b = np.full(len(todo), math.log(max_sigma_m))
+    sign = np.sign(s[todo])
+    for _ in range(iterations):  # a fixed number of vectorised steps
+        mid = 0.5 * (a + b)
+        sm = np.exp(mid)
+        pm = side_probability(cv, lo_[todo], la_[todo], np.einsum("n,ij->nij", sm**2, eye)).p_left
+        grow = sign * (pm - p[todo]) > 0  # still too sure of the point's side: widen
+        a = np.where(grow, mid, a)
+        b = np.where(grow, b, mid)
+    sig[todo] = np.exp(0.5 * (a + b))
+    return sig

@@ -17,9 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from truceline.core.acoustic import SIGNALS, LocatedEvents, SensorNetwork, Unassigned, Weather
+from truceline.core.attribution import Attribution
 from truceline.errors import RecordError
 
 __all__ = [
+    "ATTRIBUTION_COLUMNS",
     "DETECTION_COLUMNS",
     "EVENT_COLUMNS",
     "SENSOR_COLUMNS",
@@ -52,6 +54,14 @@ EVENT_COLUMNS = (
     "speed_of_sound_mps",
     "signal",
     "detection_ids",
+)
+ATTRIBUTION_COLUMNS = (
+    "responsible",
+    "probability",
+    "probability_low",
+    "probability_high",
+    "likelihood",
+    "launch_point",
 )
 
 
@@ -187,9 +197,7 @@ def read_sensors(path: Path, *, frame_size_km: float = 50.0) -> Sensors:
             )
             continue
         if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
-            rej(
-                "lon", f"lon {x} / lat {y} out of range; check for swapped or projected coordinates"
-            )
+            rej("lon", f"lon {x} / lat {y} out of range; check for swapped or projected coordinates")
             continue
         e_txt = r.get("elevation_m", "")
         e = _float(e_txt) if e_txt else 0.0
@@ -233,9 +241,7 @@ def read_sensors(path: Path, *, frame_size_km: float = 50.0) -> Sensors:
             ids, lon, lat, elevation_m=elev, timing_sigma_ms=sig, frame_size_km=frame_size_km
         )
     else:
-        rejects.append(
-            Reject(name, 0, "", "", f"only {len(ids)} usable sensors; at least 3 are needed")
-        )
+        rejects.append(Reject(name, 0, "", "", f"only {len(ids)} usable sensors; at least 3 are needed"))
     return Sensors(net, np.array(com), np.array(dec), rejects)
 
 
@@ -303,9 +309,7 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
         a_txt = r.get("amplitude_db", "")
         a = _float(a_txt) if a_txt else math.nan
         if a is None:
-            rej(
-                "amplitude_db", f"amplitude_db {a_txt!r} is not a number; leave it empty if unknown"
-            )
+            rej("amplitude_db", f"amplitude_db {a_txt!r} is not a number; leave it empty if unknown")
             continue
         s_txt = (r.get("signal", "") or "unknown").lower()
         if s_txt not in SIGNALS:
@@ -349,7 +353,8 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
                 lines[i],
                 ids[i],
                 "arrival_time",
-                f"sensor {sens_ids[i]!r} was not in service at this time (see its commissioned_at / decommissioned_at)",
+                f"sensor {sens_ids[i]!r} was not in service at this time "
+                "(see its commissioned_at / decommissioned_at)",
             )
         )
         keep[i] = False
@@ -401,13 +406,45 @@ def write_events(
     events: LocatedEvents,
     detection_id: NDArray[np.str_],
     *,
-    side_probability: dict[str, NDArray[np.float64]] | None = None,
+    attribution: Attribution | None = None,
 ) -> None:
-    """Write events.csv; ``side_probability`` adds a ``p_<party>`` column per party."""
-    extra = sorted(side_probability) if side_probability else []
+    """Write events.csv.
+
+    With an ``attribution``, each event also gets ``p_<party>`` for both parties (the probability
+    that the party fired it: from its own position for a muzzle blast, from the muzzle blasts paired
+    with it for an impact; blank when no launch point is known), the party named
+    (``responsible``: ``undetermined`` between 0.2 and 0.8), the stated probability with its
+    interval and ICD 203 term, and how the launch point was found (``launch_point``:
+    ``muzzle_blast``, ``paired_impact:<event_id>`` or ``none``).
+    """
+    parties = [attribution.left, attribution.right] if attribution is not None else []
+    extra = [
+        *(f"p_{p}" for p in parties),
+        *(ATTRIBUTION_COLUMNS if attribution is not None else ()),
+    ]
+    cols: list[list[str]] = []
+    if attribution is not None:
+        lo, hi = attribution.interval
+
+        def fmt(a: NDArray[np.float64]) -> list[str]:
+            return ["" if not math.isfinite(v) else f"{v:.4f}" for v in a.tolist()]
+
+        launch = [
+            m if m != "paired_impact" else f"paired_impact:E{b:06d}"
+            for m, b in zip(attribution.method.tolist(), attribution.launch.tolist(), strict=True)
+        ]
+        cols = [
+            *(fmt(attribution.p_party(p)) for p in parties),
+            attribution.responsible.tolist(),
+            fmt(attribution.probability),
+            fmt(lo),
+            fmt(hi),
+            attribution.likelihood.tolist(),
+            launch,
+        ]
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow([*EVENT_COLUMNS, *(f"p_{p}" for p in extra)])
+        w.writerow([*EVENT_COLUMNS, *extra])
         for i in range(len(events)):  # output formatting
             w.writerow(
                 [
@@ -426,7 +463,7 @@ def write_events(
                     f"{events.c_mps[i]:.2f}",
                     SIGNALS[int(events.signal[i])],
                     " ".join(detection_id[events.detections[i]].tolist()),
-                    *(f"{side_probability[p][i]:.4f}" for p in extra),  # type: ignore[index]
+                    *(c[i] for c in cols),
                 ]
             )
 
