@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from numpy.dtypes import StringDType
 from numpy.typing import NDArray
 
 from truceline.core.agreement import (
@@ -365,21 +366,29 @@ def _lookup(values: NDArray[np.str_], table: Mapping[str, object], default: obje
 # -- explanation helpers ----------------------------------------------------------------------
 
 
-def _fmt(values: NDArray[np.float64], digits: int = 1) -> NDArray[np.str_]:
-    return np.char.mod(f"%.{digits}f", np.asarray(values, dtype=np.float64))
+# Variable-width strings: explanations are built for whole batches at once.
+_S = StringDType()
 
 
-def _cat(*parts: object) -> NDArray[np.str_]:
-    out = np.asarray(parts[0], dtype=str)
+def _fmt(values: NDArray[np.float64], digits: int = 1) -> NDArray[Any]:
+    """Numbers as text, rounded to ``digits`` decimals (shortest form: 18.4, 25, 0.97)."""
+    v = np.round(np.asarray(values, dtype=np.float64), digits)
+    if digits == 0:
+        return np.where(np.isfinite(v), v, 0).astype(np.int64).astype(_S)
+    return (v + 0.0).astype(_S)  # + 0.0 turns -0.0 into 0.0
+
+
+def _cat(*parts: object) -> NDArray[Any]:
+    out = np.asarray(parts[0]).astype(_S)
     for p in parts[1:]:
-        out = np.char.add(out, np.asarray(p, dtype=str))
+        out = np.strings.add(out, np.asarray(p).astype(_S))
     return out
 
 
-def _what(b: IncidentBatch, rows: NDArray[np.intp]) -> NDArray[np.str_]:
-    kind = np.char.replace(b.kind[rows].astype(str), "_", " ")
+def _what(b: IncidentBatch, rows: NDArray[np.intp]) -> NDArray[Any]:
+    kind = np.strings.replace(b.kind[rows].astype(_S), "_", " ")
     wc = b.weapon_class[rows]
-    return np.where(wc != "", _cat(kind, " (", wc, ")"), kind).astype(str)
+    return np.where(wc != "", _cat(kind, " (", wc, ")"), kind).astype(_S)
 
 
 def _make(
@@ -398,7 +407,7 @@ def _make(
         rule_type=np.full(rows.size, rule.type.value),
         responsible=np.asarray(responsible)[keep].astype(str),
         probability=np.round(np.asarray(prob)[keep], 4),
-        explanation=np.asarray(explanation)[keep].astype(str),
+        explanation=np.asarray(explanation)[keep].astype(_S),
     )
 
 
@@ -501,7 +510,7 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     wname = _lookup(b.weapon_class[rows], names, default=None)
     where = np.where(from_origin[rows], "fired from ", "observed ")
     expl = _cat(
-        np.char.replace(b.kind[rows].astype(str), "_", " "),
+        np.strings.replace(b.kind[rows].astype(_S), "_", " "),
         " of class ",
         b.weapon_class[rows],
         " ",
@@ -628,7 +637,7 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     impact_party = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
     how = np.where(np.isfinite(b.origin_lon[rows]), "origin", "bearing")
     expl = _cat(
-        np.char.replace(b.kind[rows].astype(str), "_", " "),
+        np.strings.replace(b.kind[rows].astype(_S), "_", " "),
         ": fired from the ",
         from_party,
         " side (",
