@@ -10,6 +10,8 @@ import pytest
 from truceline.core.agreement import Agreement
 from truceline.io.agreement_files import load_agreement
 
+from .pg import db_url, pg_cluster  # noqa: F401  (fixtures: SQLite and PostGIS databases)
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

@@ -8,18 +8,29 @@ API edge::
     ├── ValidationError          bad input: a record, a field, a value (400/422)
     │   ├── AgreementError       an agreement folder that cannot be used
     │   └── RecordError          one incident / detection record
+    ├── AuthenticationError      no or bad credentials (401)
+    ├── PermissionDeniedError    the caller's role may not do this (403)
     ├── NotFoundError            (404)
-    └── ConflictError            (409)
+    ├── ConflictError            (409)
+    ├── PayloadTooLargeError     a request or batch over its bound (413)
+    └── UnavailableError         the database is not reachable yet (503)
+
+Any error may name the ``field`` at fault, the ``value`` received and the ``fix``; the API's one
+error handler puts them in the JSON body.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AgreementError",
+    "AuthenticationError",
     "ConflictError",
     "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
     "RecordError",
     "TrucelineError",
+    "UnavailableError",
     "ValidationError",
 ]
 
@@ -28,10 +39,21 @@ class TrucelineError(Exception):
     """Root of Truceline's errors; ``str(err)`` is safe to show to a user."""
 
     status_code: int = 500
+    field: str | None = None
+    value: object = None
+    fix: str | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, value: object = None, fix: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        if field is not None:
+            self.field = field
+        if value is not None:
+            self.value = value
+        if fix is not None:
+            self.fix = fix
 
 
 class ValidationError(TrucelineError):
@@ -72,9 +94,33 @@ class RecordError(ValidationError):
         self.field = field
 
 
+class AuthenticationError(TrucelineError):
+    """No credentials where they are needed, or credentials that are unknown, expired or revoked."""
+
+    status_code = 401
+
+
+class PermissionDeniedError(TrucelineError):
+    """The caller is known but their role does not allow the action."""
+
+    status_code = 403
+
+
 class NotFoundError(TrucelineError):
     status_code = 404
 
 
 class ConflictError(TrucelineError):
     status_code = 409
+
+
+class PayloadTooLargeError(TrucelineError):
+    """A request body or a batch larger than the server accepts."""
+
+    status_code = 413
+
+
+class UnavailableError(TrucelineError):
+    """A dependency (the database) is not ready."""
+
+    status_code = 503

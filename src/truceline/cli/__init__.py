@@ -15,6 +15,7 @@ from rich.table import Table
 
 from truceline.cli.locate import ingest_acoustic_cmd, locate
 from truceline.cli.plan import plan_app
+from truceline.cli.server import serve, token_app
 from truceline.errors import TrucelineError
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
 app.command("locate")(locate)
 app.add_typer(plan_app, name="plan")
+app.command("serve")(serve)
+app.add_typer(token_app, name="token")
 app.command("ingest-acoustic")(ingest_acoustic_cmd)
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines

@@ -2,43 +2,83 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "session_factory", "upgrade"]
+__all__ = ["Database", "make_engine", "session_factory", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, synchronous: str, manual_begin: bool) -> None:
+    if manual_begin:
+        # pysqlite's own BEGIN is deferred; we emit BEGIN IMMEDIATE ourselves (see make_engine).
+        dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each commit in WAL mode except on power loss
+    # NORMAL: durable at each commit in WAL mode except on power loss; FULL: also then.
+    cur.execute(f"PRAGMA synchronous={synchronous}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; a plain path is taken as a SQLite file."""
+def make_engine(
+    url: str,
+    *,
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    begin_immediate: bool = False,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for ``url``; a plain path is taken as a SQLite file.
+
+    Parameters
+    ----------
+    synchronous
+        SQLite's fsync policy (ignored on PostgreSQL).
+    begin_immediate
+        SQLite only: start every transaction with ``BEGIN IMMEDIATE`` so that writers queue for the
+        write lock up front instead of failing when a read transaction tries to upgrade.
+    **kwargs
+        Passed to :func:`sqlalchemy.create_engine` (pool sizes, ...).
+    """
     if "://" not in url:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{url}"
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine,
+            "connect",
+            partial(_sqlite_pragmas, synchronous=synchronous, manual_begin=begin_immediate),
+        )
+        if begin_immediate:
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     return engine
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply the Alembic migrations up to ``revision``."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
@@ -46,3 +86,74 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    """Conflicts that a fresh transaction resolves: a unique key taken by a concurrent commit,
+    a PostgreSQL serialisation failure or deadlock, a SQLite lock held past the busy timeout."""
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40001", "40P01"):
+        return True
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
+
+
+class Database:
+    """The server's handle on its database: sessions for reading and retried units of work.
+
+    On SQLite, writes go through a second engine whose transactions begin ``IMMEDIATE``, so
+    concurrent writers wait in turn instead of failing; reads never take the write lock.
+    """
+
+    def __init__(self, url: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+        self.url = url
+        self.engine = make_engine(url, synchronous=synchronous, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            self.write_engine = make_engine(url, synchronous=synchronous, begin_immediate=True)
+        else:
+            self.write_engine = self.engine
+        self._read = session_factory(self.engine)
+        self._write = session_factory(self.write_engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def upgrade(self) -> None:
+        upgrade(self.write_engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries; rolled back at the end."""
+        with self._read() as session:
+            yield session
+
+    def write(self, fn: Callable[[Session], T], *, attempts: int = 4) -> T:
+        """Run ``fn(session)`` in a transaction and commit; retry on a transient conflict.
+
+        The commit has returned before this function does, so a caller may acknowledge the
+        result: it is durable.
+        """
+        for attempt in range(attempts):
+            try:
+                with self._write() as session, session.begin():
+                    return fn(session)
+            except DBAPIError as exc:
+                if attempt == attempts - 1 or not _retryable(exc):
+                    raise
+                time.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def at_head(self) -> bool:
+        """Whether the schema is at the newest migration (for the readiness probe)."""
+        script = ScriptDirectory.from_config(_alembic_config())
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = MigrationContext.configure(conn).get_current_heads()
+        return set(current) == set(script.get_heads())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()

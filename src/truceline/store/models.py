@@ -18,7 +18,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["AgreementRow", "Base", "FindingRow", "IncidentRow", "IngestBatchRow", "RejectRow"]
+__all__ = [
+    "AgreementRevisionRow",
+    "AgreementRow",
+    "ApiTokenRow",
+    "AuditRow",
+    "Base",
+    "FindingRow",
+    "IncidentRow",
+    "IngestBatchRow",
+    "PublishedReportRow",
+    "RejectRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -89,6 +100,9 @@ class IncidentRow(Base):
     zones: Mapped[str] = mapped_column(String(512), default="")
     sector: Mapped[str] = mapped_column(String(64), default="")
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # Review (truceline.services.review): new -> verified | rejected | sent_back
+    status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    submitted_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
     findings: Mapped[list[FindingRow]] = relationship(back_populates="incident")
 
@@ -106,6 +120,7 @@ class FindingRow(Base):
     explanation: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # to the parties
 
     incident: Mapped[IncidentRow] = relationship(back_populates="findings")
 
@@ -121,3 +136,70 @@ class RejectRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     record: Mapped[dict[str, object] | None] = mapped_column(JSON)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+# -- the mission server (issue 4) ---------------------------------------------------------------
+
+
+class AgreementRevisionRow(Base):
+    """An agreement's files as registered (folder or API upload); the newest revision is in force."""
+
+    __tablename__ = "agreement_revisions"
+    __table_args__ = (UniqueConstraint("agreement_id", "revision", name="uq_agreement_revision"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    files: Mapped[dict[str, str]] = mapped_column(JSON)  # relative path -> base64 of the bytes
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class ApiTokenRow(Base):
+    """An API token: only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public handle, e.g. tok_3f2a...
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    party: Mapped[str | None] = mapped_column(String(32))
+    sector: Mapped[str | None] = mapped_column(String(64))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """One change: who, when, what, the state before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    entity: Mapped[str] = mapped_column(String(32))  # incident | finding | token | agreement | report
+    entity_id: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class PublishedReportRow(Base):
+    """A daily report as published (immutable; the public and the parties read this copy)."""
+
+    __tablename__ = "published_reports"
+    __table_args__ = (UniqueConstraint("agreement_id", "day", name="uq_published_report"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    html: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    published_by: Mapped[str] = mapped_column(String(128), default="")

@@ -70,7 +70,7 @@ class IngestResult:
     duplicates: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     findings: int = 0
-    pks: dict[str, int] = field(default_factory=dict)  # report id -> stored pk, accepted ones
+    pks: dict[str, int] = field(default_factory=dict)  # report id -> pk (accepted and duplicates)
     findings_by_pk: dict[int, int] = field(default_factory=dict)
 
 
@@ -106,10 +106,12 @@ def ingest_incidents(
     ids = [i.id for i in incidents]
     for k in range(0, len(ids), _CHUNK):
         chunk = ids[k : k + _CHUNK]
-        q = select(IncidentRow.report_id, IncidentRow.content_hash).where(
+        q = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk).where(
             IncidentRow.agreement_id == agreement.id, IncidentRow.report_id.in_(chunk)
         )
-        stored.update({r: h for r, h in session.execute(q)})
+        for r, h, pk in session.execute(q):
+            stored[r] = h
+            result.pks[r] = pk
     new: list[int] = []
     for k, inc in enumerate(incidents):
         if inc.id in stored:
@@ -209,7 +211,7 @@ def ingest_incidents(
         )
     result.accepted = [i.id for i in adj.incidents]
     result.findings = len(f)
-    result.pks = pk_of
+    result.pks.update(pk_of)
     result.findings_by_pk = dict(Counter(r["incident_pk"] for r in frows))
     batch.n_accepted = len(result.accepted)
     batch.n_duplicates = len(result.duplicates)

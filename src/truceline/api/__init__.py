@@ -1,0 +1,50 @@
+"""The mission server's REST API (FastAPI), versioned under ``/api/v1``.
+
+Routes are thin: they parse, check the caller's permission, call a service from
+:mod:`truceline.services` or :mod:`truceline.store` inside one transaction, and format. Build the
+app with :func:`create_app` from an :class:`~truceline.api.context.AppContext`
+(:func:`~truceline.api.context.build_context` makes one from :class:`~truceline.settings.Settings`).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from truceline import __version__
+from truceline.api.context import AppContext, build_context
+from truceline.api.errors import install_error_handlers
+from truceline.api.limits import BodyLimit
+
+__all__ = ["API_PREFIX", "AppContext", "build_context", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+The information system of a ceasefire-verification mission: agreements and zones, incident
+reports (idempotent by the reporter's id), adjudicated findings, the review workflow, daily
+statistics and reports, and a tamper-evident ledger.
+
+Authenticate with `Authorization: Bearer <token>` (tokens: `truceline token create`). Without a
+token a caller is the `public` role (published reports and ledger roots only). Every error has the
+shape `{"error": {"status", "type", "message", "field", "value", "fix"}}`.
+"""
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """The ASGI application around a built context (nothing is opened here)."""
+    from truceline.api.routes import agreements, findings, health, incidents, reports, tokens
+
+    app = FastAPI(
+        title="Truceline mission server",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (health, agreements, incidents, findings, reports, tokens):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
+    return app

@@ -1,0 +1,70 @@
+"""What every request needs, built once when the server starts and passed in (no globals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from truceline.core.agreement import Agreement
+from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
+from truceline.services.auth import Authenticator, Principal, Role, TokenAuthenticator
+from truceline.settings import Settings
+from truceline.store.db import Database
+
+__all__ = ["SYSTEM", "AppContext", "build_context"]
+
+#: The principal of changes made by the server itself (agreements from its configuration).
+SYSTEM = Principal(subject="system", role=Role.admin)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(slots=True)
+class AppContext:
+    """Settings, the database, loaded agreements, authenticators and the clock."""
+
+    settings: Settings
+    db: Database
+    agreements: AgreementCache = field(default_factory=AgreementCache)
+    authenticators: Sequence[Authenticator] = field(default_factory=lambda: (TokenAuthenticator(),))
+    clock: Callable[[], dt.datetime] = utc_now
+
+    def agreement(self, session: Session, agreement_id: str | None) -> Agreement:
+        """The agreement named, or the only one registered."""
+        return self.agreements.get(session, self.agreements.default_id(session, agreement_id))
+
+
+def register_folders(ctx: AppContext, folders: Sequence[Path]) -> None:
+    for folder in folders:
+        files = files_of_folder(Path(folder))
+        ctx.db.write(
+            lambda s, files=files, folder=folder: store_agreement(
+                s, files, source=str(folder), actor=SYSTEM, now=ctx.clock(), cache=ctx.agreements
+            )
+        )
+
+
+def build_context(
+    settings: Settings,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    authenticators: Sequence[Authenticator] | None = None,
+    agreements: AgreementCache | None = None,
+) -> AppContext:
+    """Open the database, migrate it to the newest schema, register the configured agreements.
+
+    ``agreements`` may be a cache shared between contexts (tests), so each agreement loads once.
+    """
+    db = Database(settings.db, synchronous=settings.sqlite_synchronous)
+    db.upgrade()
+    ctx = AppContext(settings=settings, db=db, clock=clock, agreements=agreements or AgreementCache())
+    if authenticators is not None:
+        ctx.authenticators = authenticators
+    register_folders(ctx, settings.agreements)
+    return ctx

@@ -1,0 +1,65 @@
+"""Dependencies shared by the routes: the app context and the caller's permission."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from truceline.api.context import AppContext
+from truceline.errors import AuthenticationError
+from truceline.services.auth import ANONYMOUS, Permission, Principal, require
+
+__all__ = ["Ctx", "allow", "context", "principal"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tl_...`")
+
+
+def context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(context)]
+
+
+def principal(
+    request: Request,
+    ctx: Ctx,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    """The caller: from a bearer credential, or the anonymous public when none is sent."""
+    if creds is None:
+        if request.headers.get("authorization"):
+            raise AuthenticationError(
+                "the Authorization header is not a bearer token",
+                field="Authorization",
+                fix="send `Authorization: Bearer <token>`",
+            )
+        if not ctx.settings.anonymous_public:
+            raise AuthenticationError(
+                "this server needs a token for every call",
+                field="Authorization",
+                fix="send `Authorization: Bearer <token>`",
+            )
+        return ANONYMOUS
+    with ctx.db.read() as session:
+        for auth in ctx.authenticators:
+            who = auth.authenticate(session, creds.credentials)
+            if who is not None:
+                return who
+    raise AuthenticationError(
+        "the credential is not recognised", field="Authorization", fix="check the token"
+    )
+
+
+def allow(perm: Permission) -> Callable[[Principal], Principal]:
+    """A dependency that passes callers holding ``perm`` and refuses the rest (401/403)."""
+
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        return require(who, perm)
+
+    check.__name__ = f"allow_{perm.name}"
+    return check

@@ -1,0 +1,92 @@
+"""Daily reports: published copies for everyone, drafts and publication for analysts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import HTMLResponse
+
+from truceline.api.deps import Ctx, allow
+from truceline.api.routes import ERRORS
+from truceline.api.schemas import PublishedOut, utc
+from truceline.services.auth import Permission, Principal
+from truceline.services.publication import draft_report, get_published, list_published, publish_report
+
+router = APIRouter(prefix="/reports", tags=["reports"], responses=ERRORS)
+AgreementQ = Annotated[
+    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
+]
+HTML = {200: {"content": {"text/html": {}}, "description": "The report as a self-contained HTML page"}}
+
+
+def _pub(r: dict[str, object]) -> PublishedOut:
+    return PublishedOut(**{**r, "published_at": utc(r["published_at"])})  # type: ignore[arg-type]
+
+
+@router.get("", response_model=list[PublishedOut], summary="Published daily reports")
+def list_reports(
+    ctx: Ctx,
+    _: Annotated[Principal, Depends(allow(Permission.reports_published))],
+    agreement: AgreementQ = None,
+) -> list[PublishedOut]:
+    with ctx.db.read() as s:
+        return [_pub(r) for r in list_published(s, ctx.agreements.default_id(s, agreement))]
+
+
+@router.get(
+    "/{day}",
+    response_class=HTMLResponse,
+    responses=HTML,
+    summary="The published report of a day (404 until it is published)",
+)
+def published(
+    day: dt.date,
+    ctx: Ctx,
+    _: Annotated[Principal, Depends(allow(Permission.reports_published))],
+    agreement: AgreementQ = None,
+) -> HTMLResponse:
+    with ctx.db.read() as s:
+        row = get_published(s, ctx.agreements.default_id(s, agreement), day)
+        return HTMLResponse(row.html, headers={"X-Content-SHA256": row.sha256})
+
+
+@router.get(
+    "/{day}/draft",
+    response_class=HTMLResponse,
+    responses=HTML,
+    summary="The day's report as it stands now (not published)",
+)
+def draft(
+    day: dt.date,
+    ctx: Ctx,
+    _: Annotated[Principal, Depends(allow(Permission.reports_draft))],
+    agreement: AgreementQ = None,
+) -> HTMLResponse:
+    with ctx.db.read() as s:
+        return HTMLResponse(draft_report(s, ctx.agreement(s, agreement), day))
+
+
+@router.post(
+    "/{day}/publish",
+    response_model=PublishedOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish the day's report (final: a day is published once)",
+)
+def publish(
+    day: dt.date,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.reports_publish))],
+    agreement: AgreementQ = None,
+) -> PublishedOut:
+    def work(s):  # type: ignore[no-untyped-def]
+        row = publish_report(s, ctx.agreement(s, agreement), day, actor=who, now=ctx.clock())
+        return PublishedOut(
+            day=row.day,
+            sha256=row.sha256,
+            published_at=utc(row.published_at),
+            published_by=row.published_by,
+        )
+
+    return ctx.db.write(work)

@@ -1,0 +1,162 @@
+"""``truceline serve`` and ``truceline token ...``: the mission server from the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from truceline.errors import TrucelineError
+
+__all__ = ["serve", "token_app"]
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+token_app = typer.Typer(
+    help="API tokens: create, list, revoke (secrets are stored hashed).", no_args_is_help=True
+)
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="TRUCELINE_DB",
+        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
+    ),
+]
+
+
+def _fail(exc: TrucelineError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""))
+    return typer.Exit(code=2)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL (default truceline.db)")
+    ] = None,
+    agreement: Annotated[
+        list[Path] | None,
+        typer.Option("--agreement", "-a", help="Agreement folder to register (repeatable)"),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file (default $TRUCELINE_CONFIG)")
+    ] = None,
+) -> None:
+    """Run the mission server (REST API under /api/v1; docs at /api/v1/docs).
+
+    The database is created and migrated on start. Settings: options > TRUCELINE_* environment
+    variables > the config file > defaults (README, server section).
+    """
+    import uvicorn
+
+    from truceline.api import build_context, create_app
+    from truceline.settings import load_settings
+
+    try:
+        settings = load_settings(config, host=host, port=port, db=db, agreements=agreement or None)
+        ctx = build_context(settings)
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"Truceline server on http://{settings.host}:{settings.port}/api/v1 "
+        f"(database {ctx.db.dialect}: {settings.db})"
+    )
+    uvicorn.run(
+        create_app(ctx),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+    )
+
+
+def _db(db: str):  # type: ignore[no-untyped-def]
+    from truceline.store.db import Database
+
+    d = Database(db)
+    d.upgrade()
+    return d
+
+
+def _cli_principal():  # type: ignore[no-untyped-def]
+    import getpass
+
+    from truceline.services.auth import Principal, Role
+
+    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin, analyst, monitor, sensor, liaison or public")],
+    name: Annotated[str, typer.Option(help="Who or what holds it (person, device)")],
+    party: Annotated[str | None, typer.Option(help="Liaison tokens: the party they speak for")] = None,
+    sector: Annotated[str | None, typer.Option(help="Monitor tokens: their sector")] = None,
+    db: DbOption = "truceline.db",
+) -> None:
+    """Create a token and print its secret (once: only its hash is stored)."""
+    from truceline.services.auth import create_token
+
+    d = _db(db)
+    try:
+        t = d.write(
+            lambda s: create_token(
+                s,
+                role=role,
+                name=name,
+                party=party,
+                sector=sector,
+                actor=_cli_principal(),
+                now=dt.datetime.now(dt.UTC),
+            )
+        )
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    err_console.print(f"Created {t.id} ({t.role.value}, {t.name}); the secret follows, store it now:")
+    console.print(t.secret)
+
+
+@token_app.command("list")
+def token_list(db: DbOption = "truceline.db") -> None:
+    """List tokens (never their secrets)."""
+    from truceline.services.auth import list_tokens
+
+    d = _db(db)
+    with d.read() as s:
+        rows = list_tokens(s)
+    t = Table("name", "role", "party", "sector", "created", "revoked")
+    t.add_column("id", no_wrap=True, min_width=20)  # people copy it into `token revoke`
+    for r in rows:
+        t.add_row(
+            r.name,
+            r.role,
+            r.party or "",
+            r.sector or "",
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
+            r.id,
+        )
+    console.print(t)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="Token id (tok_...)")], db: DbOption = "truceline.db"
+) -> None:
+    """Revoke a token: it stops working at once."""
+    from truceline.services.auth import revoke_token
+
+    d = _db(db)
+    try:
+        d.write(lambda s: revoke_token(s, token_id, actor=_cli_principal(), now=dt.datetime.now(dt.UTC)))
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Revoked {token_id}")

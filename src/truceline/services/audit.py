@@ -1,0 +1,55 @@
+"""The audit trail: every change to a record, with who, when, before and after."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from truceline.store.models import AuditRow
+
+if TYPE_CHECKING:
+    from truceline.services.auth import Principal
+
+__all__ = ["history", "record_change"]
+
+
+def record_change(
+    session: Session,
+    *,
+    actor: Principal,
+    entity: str,
+    entity_id: str | int,
+    action: str,
+    now: dt.datetime,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+    comment: str = "",
+) -> AuditRow:
+    """Append one audit row (flushes; the caller commits with the change itself)."""
+    row = AuditRow(
+        at=now,
+        actor=actor.subject,
+        role=actor.role.value,
+        entity=entity,
+        entity_id=str(entity_id),
+        action=action,
+        comment=comment,
+        before=before,
+        after=after,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def history(session: Session, entity: str, entity_id: str | int) -> list[AuditRow]:
+    """The changes of one record, oldest first."""
+    q = (
+        select(AuditRow)
+        .where(AuditRow.entity == entity, AuditRow.entity_id == str(entity_id))
+        .order_by(AuditRow.pk)
+    )
+    return list(session.execute(q).scalars())

@@ -1,0 +1,90 @@
+"""Publishing daily reports: an analyst freezes a day's report; the public reads that copy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from truceline.core.agreement import Agreement
+from truceline.errors import ConflictError, NotFoundError
+from truceline.report.daily import render_daily_html
+from truceline.services.audit import record_change
+from truceline.services.auth import Principal
+from truceline.services.report import build_day_report
+from truceline.store.models import PublishedReportRow
+
+__all__ = ["draft_report", "get_published", "list_published", "publish_report"]
+
+
+def draft_report(session: Session, agreement: Agreement, day: dt.date) -> str:
+    """The day's report as it stands now (HTML)."""
+    return render_daily_html(build_day_report(session, agreement, day))
+
+
+def publish_report(
+    session: Session, agreement: Agreement, day: dt.date, *, actor: Principal, now: dt.datetime
+) -> PublishedReportRow:
+    """Freeze the day's report; publishing a day twice is a conflict (published copies are final)."""
+    existing = _find(session, agreement.id, day)
+    if existing is not None:
+        raise ConflictError(
+            f"the report of {day} was published at {existing.published_at:%Y-%m-%d %H:%M} UTC",
+            field="day",
+            value=day.isoformat(),
+            fix="published reports are final; read it with GET",
+        )
+    html = draft_report(session, agreement, day)
+    row = PublishedReportRow(
+        agreement_id=agreement.id,
+        day=day,
+        html=html,
+        sha256=hashlib.sha256(html.encode("utf-8")).hexdigest(),
+        published_at=now,
+        published_by=actor.subject,
+    )
+    session.add(row)
+    session.flush()
+    record_change(
+        session,
+        actor=actor,
+        entity="report",
+        entity_id=f"{agreement.id}/{day}",
+        action="publish",
+        now=now,
+        before=None,
+        after={"sha256": row.sha256, "day": day.isoformat()},
+    )
+    return row
+
+
+def _find(session: Session, agreement_id: str, day: dt.date) -> PublishedReportRow | None:
+    return session.execute(
+        select(PublishedReportRow).where(
+            PublishedReportRow.agreement_id == agreement_id, PublishedReportRow.day == day
+        )
+    ).scalar_one_or_none()
+
+
+def get_published(session: Session, agreement_id: str, day: dt.date) -> PublishedReportRow:
+    row = _find(session, agreement_id, day)
+    if row is None:
+        raise NotFoundError(
+            f"no published report for {day}",
+            field="day",
+            value=day.isoformat(),
+            fix="list published days with GET /api/v1/reports",
+        )
+    return row
+
+
+def list_published(session: Session, agreement_id: str) -> list[dict[str, object]]:
+    """Published days with their digests (not the HTML)."""
+    R = PublishedReportRow
+    q = select(R.day, R.sha256, R.published_at, R.published_by).where(R.agreement_id == agreement_id)
+    return [
+        {"day": d, "sha256": h, "published_at": at, "published_by": by}
+        for d, h, at, by in session.execute(q.order_by(R.day))
+    ]

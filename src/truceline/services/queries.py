@@ -1,0 +1,352 @@
+"""Reading the store for the API: filtered, paginated lists, single records, daily statistics.
+
+Every query takes the caller's :class:`~truceline.services.auth.Scope`: a monitor sees the incidents
+of their sector (and their own submissions), a liaison only findings released to the parties.
+A record outside the scope is reported as not found, so its existence does not leak.
+
+Bounding boxes use the PostGIS ``geom`` column and its GiST index on PostgreSQL, and the
+``(lon, lat)`` B-tree index on SQLite; a box whose west edge is east of its east edge crosses the
+antimeridian and is split in two.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal_column, or_, select
+from sqlalchemy.orm import Session
+
+from truceline.errors import NotFoundError, ValidationError
+from truceline.services.auth import Scope
+from truceline.store.models import FindingRow, IncidentRow
+
+__all__ = [
+    "FindingFilter",
+    "IncidentFilter",
+    "Page",
+    "daily_statistics",
+    "decode_cursor",
+    "encode_cursor",
+    "get_finding",
+    "get_incident",
+    "list_findings",
+    "list_incidents",
+]
+
+#: Findings at or above this probability count as violations in the statistics.
+VIOLATION_P = 0.5
+
+
+def encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"pk:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The last pk of the previous page (0: from the start)."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, num = raw.partition(":")
+        if kind != "pk" or not num.isdigit():
+            raise ValueError(raw)
+        return int(num)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            "not a cursor issued by this server",
+            field="cursor",
+            value=cursor,
+            fix="pass the next_cursor of the previous page unchanged, or omit it for the first page",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A WGS84 box; ``west > east`` crosses the antimeridian."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        fix = "give bbox=west,south,east,north in WGS84 degrees, e.g. 36.5,47.8,38.2,48.9"
+        try:
+            parts = [float(p) for p in text.split(",")]
+        except ValueError:
+            raise ValidationError("bbox holds a non-number", field="bbox", value=text, fix=fix) from None
+        if len(parts) != 4:
+            raise ValidationError(
+                f"bbox has {len(parts)} numbers, not 4", field="bbox", value=text, fix=fix
+            )
+        w, s, e, n = parts
+        if not all(-180 <= x <= 180 for x in (w, e)) or not all(-90 <= y <= 90 for y in (s, n)):
+            raise ValidationError(
+                "bbox is outside -180..180, -90..90", field="bbox", value=text, fix=fix
+            )
+        if s > n:
+            raise ValidationError("bbox south is north of north", field="bbox", value=text, fix=fix)
+        return cls(w, s, e, n)
+
+    def parts(self) -> list[tuple[float, float, float, float]]:
+        if self.west <= self.east:
+            return [(self.west, self.south, self.east, self.north)]
+        return [(self.west, self.south, 180.0, self.north), (-180.0, self.south, self.east, self.north)]
+
+
+def _bbox_clause(box: BBox, dialect: str) -> ColumnElement[bool]:
+    clauses: list[ColumnElement[bool]] = []
+    for w, s, e, n in box.parts():
+        if dialect == "postgresql":
+            # `geom && envelope` is answered from the GiST index (migration 0004).
+            env = func.ST_MakeEnvelope(w, s, e, n, 4326)
+            clauses.append(literal_column("incidents.geom").op("&&")(env))
+        else:
+            clauses.append(and_(IncidentRow.lon.between(w, e), IncidentRow.lat.between(s, n)))
+    return or_(*clauses)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    agreement_id: str
+    bbox: BBox | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    kind: Sequence[str] = ()
+    party: str | None = None
+    sector: str | None = None
+    rule: str | None = None
+    status: str | None = None
+    source_type: str | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    items: list[Any] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _incident_scope(scope: Scope) -> ColumnElement[bool] | None:
+    if scope.released_only:
+        return false()  # liaisons never see raw reports
+    if not scope.restricted:
+        return None
+    own = IncidentRow.submitted_by == (scope.subject or "")
+    return or_(IncidentRow.sector == scope.sector, own) if scope.sector else own
+
+
+def list_incidents(
+    session: Session, flt: IncidentFilter, *, scope: Scope, cursor: str | None, limit: int
+) -> Page:
+    """A page of incidents in ``pk`` order, filtered; ``next_cursor`` is ``None`` on the last page."""
+    after = decode_cursor(cursor)
+    conds: list[ColumnElement[bool]] = [
+        IncidentRow.agreement_id == flt.agreement_id,
+        IncidentRow.pk > after,
+    ]
+    dialect = session.get_bind().dialect.name
+    if flt.bbox is not None:
+        conds.append(_bbox_clause(flt.bbox, dialect))
+    if flt.start is not None:
+        conds.append(IncidentRow.observed_at >= flt.start)
+    if flt.end is not None:
+        conds.append(IncidentRow.observed_at < flt.end)
+    if flt.kind:
+        conds.append(IncidentRow.kind.in_(list(flt.kind)))
+    for col, value in (
+        (IncidentRow.party, flt.party),
+        (IncidentRow.sector, flt.sector),
+        (IncidentRow.status, flt.status),
+        (IncidentRow.source_type, flt.source_type),
+    ):
+        if value is not None:
+            conds.append(col == value)
+    if flt.rule is not None:
+        conds.append(
+            exists().where(FindingRow.incident_pk == IncidentRow.pk, FindingRow.rule_id == flt.rule)
+        )
+    sc = _incident_scope(scope)
+    if sc is not None:
+        conds.append(sc)
+    rows = list(
+        session.execute(
+            select(IncidentRow).where(*conds).order_by(IncidentRow.pk).limit(limit + 1)
+        ).scalars()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].pk) if more and rows else None)
+
+
+def get_incident(session: Session, pk: int, *, scope: Scope) -> IncidentRow:
+    conds: list[ColumnElement[bool]] = [IncidentRow.pk == pk]
+    sc = _incident_scope(scope)
+    if sc is not None:
+        conds.append(sc)
+    row = session.execute(select(IncidentRow).where(*conds)).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(
+            f"no incident {pk}", field="pk", value=pk, fix="list incidents to find its pk"
+        )
+    return row
+
+
+def findings_of(session: Session, incident_pk: int, *, scope: Scope) -> list[FindingRow]:
+    q = select(FindingRow).where(FindingRow.incident_pk == incident_pk).order_by(FindingRow.pk)
+    if scope.released_only:
+        q = q.where(FindingRow.released_at.is_not(None))
+    return list(session.execute(q).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    agreement_id: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    rule: str | None = None
+    responsible: str | None = None
+    status: str | None = None
+    released: bool | None = None
+    min_probability: float | None = None
+    sector: str | None = None
+
+
+def _finding_scope(scope: Scope) -> list[ColumnElement[bool]]:
+    if scope.released_only:
+        return [FindingRow.released_at.is_not(None)]
+    sc = _incident_scope(scope)
+    return [] if sc is None else [sc]
+
+
+def list_findings(
+    session: Session, flt: FindingFilter, *, scope: Scope, cursor: str | None, limit: int
+) -> Page:
+    """A page of (finding, incident) pairs in finding ``pk`` order."""
+    after = decode_cursor(cursor)
+    conds: list[ColumnElement[bool]] = [
+        IncidentRow.agreement_id == flt.agreement_id,
+        FindingRow.pk > after,
+        *_finding_scope(scope),
+    ]
+    if flt.start is not None:
+        conds.append(IncidentRow.day >= flt.start)
+    if flt.end is not None:
+        conds.append(IncidentRow.day <= flt.end)
+    for col, value in (
+        (FindingRow.rule_id, flt.rule),
+        (FindingRow.responsible, flt.responsible),
+        (FindingRow.status, flt.status),
+        (IncidentRow.sector, flt.sector),
+    ):
+        if value is not None:
+            conds.append(col == value)
+    if flt.released is not None:
+        conds.append(
+            FindingRow.released_at.is_not(None) if flt.released else FindingRow.released_at.is_(None)
+        )
+    if flt.min_probability is not None:
+        conds.append(FindingRow.probability >= flt.min_probability)
+    q = (
+        select(FindingRow, IncidentRow)
+        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
+        .where(*conds)
+        .order_by(FindingRow.pk)
+        .limit(limit + 1)
+    )
+    rows = [tuple(r) for r in session.execute(q).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1][0].pk) if more and rows else None)
+
+
+def get_finding(session: Session, pk: int, *, scope: Scope) -> tuple[FindingRow, IncidentRow]:
+    q = (
+        select(FindingRow, IncidentRow)
+        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
+        .where(FindingRow.pk == pk, *_finding_scope(scope))
+    )
+    row = session.execute(q).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no finding {pk}", field="pk", value=pk, fix="list findings to find its pk")
+    return row[0], row[1]
+
+
+def daily_statistics(
+    session: Session, agreement_id: str, start: dt.date, end: dt.date, *, scope: Scope
+) -> list[dict[str, Any]]:
+    """Per day: incidents by kind and sector; findings by rule, responsible party and status.
+
+    Counts only, never positions. A liaison's findings counts include released findings only.
+    """
+    if end < start:
+        raise ValidationError(
+            "end is before start", field="end", value=end.isoformat(), fix="give end >= start"
+        )
+    if (end - start).days > 366:
+        raise ValidationError(
+            "at most 367 days per request", field="end", value=end.isoformat(), fix="ask year by year"
+        )
+    days: dict[dt.date, dict[str, Any]] = {}
+
+    def day(d: dt.date) -> dict[str, Any]:
+        return days.setdefault(
+            d,
+            {
+                "day": d,
+                "incidents": 0,
+                "incidents_by_kind": defaultdict(int),
+                "incidents_by_sector": defaultdict(int),
+                "findings": 0,
+                "violations": 0,
+                "findings_by_rule": defaultdict(int),
+                "violations_by_party": defaultdict(int),
+                "findings_by_status": defaultdict(int),
+            },
+        )
+
+    base = [IncidentRow.agreement_id == agreement_id, IncidentRow.day >= start, IncidentRow.day <= end]
+    inc_scope = [] if scope.released_only else ([c] if (c := _incident_scope(scope)) is not None else [])
+    q = (
+        select(IncidentRow.day, IncidentRow.kind, IncidentRow.sector, func.count())
+        .where(*base, *inc_scope)
+        .group_by(IncidentRow.day, IncidentRow.kind, IncidentRow.sector)
+    )
+    for d, kind, sector, n in session.execute(q):
+        rec = day(d)
+        rec["incidents"] += n
+        rec["incidents_by_kind"][kind] += n
+        rec["incidents_by_sector"][sector or "none"] += n
+    violation = func.sum(case((FindingRow.probability >= VIOLATION_P, 1), else_=0))
+    fq = (
+        select(
+            IncidentRow.day,
+            FindingRow.rule_id,
+            FindingRow.responsible,
+            FindingRow.status,
+            func.count(),
+            violation,
+        )
+        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
+        .where(*base, *_finding_scope(scope))
+        .group_by(IncidentRow.day, FindingRow.rule_id, FindingRow.responsible, FindingRow.status)
+    )
+    for d, rule, party, status, n, nv in session.execute(fq):
+        rec = day(d)
+        rec["findings"] += n
+        rec["findings_by_rule"][rule] += n
+        rec["findings_by_status"][status] += n
+        if nv:
+            rec["violations"] += int(nv)
+            rec["violations_by_party"][party] += int(nv)
+    out = []
+    for d in sorted(days):
+        rec = days[d]
+        out.append({k: dict(v) if isinstance(v, defaultdict) else v for k, v in rec.items()})
+    return out

@@ -1,0 +1,166 @@
+"""The review workflow: an analyst verifies, rejects or sends back an incident and its findings,
+and releases verified findings to the parties.
+
+Every change writes an audit row (who, when, before, after) in the same transaction; the
+decision itself is also appended to the tamper-evident ledger (:mod:`truceline.store.ledger`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from truceline.errors import ConflictError, NotFoundError, ValidationError
+from truceline.services.audit import record_change
+from truceline.services.auth import Principal
+from truceline.store.models import FindingRow, IncidentRow
+
+__all__ = ["Action", "ReviewOutcome", "review"]
+
+
+class Action(StrEnum):
+    verify = "verify"
+    reject = "reject"
+    send_back = "send_back"
+    release = "release"
+
+
+#: The status an action leaves an incident and its findings in.
+_STATUS = {Action.verify: "verified", Action.reject: "rejected", Action.send_back: "sent_back"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcome:
+    incident: IncidentRow
+    findings: list[FindingRow]
+    changes: int
+
+
+def _finding_state(f: FindingRow) -> dict[str, object]:
+    return {"status": f.status, "released_at": f.released_at.isoformat() if f.released_at else None}
+
+
+def review(
+    session: Session,
+    incident_pk: int,
+    action: Action,
+    *,
+    comment: str = "",
+    finding_pks: Sequence[int] | None = None,
+    actor: Principal,
+    now: dt.datetime,
+) -> ReviewOutcome:
+    """Apply ``action`` to an incident and its findings (all, or those in ``finding_pks``).
+
+    ``verify``, ``reject``, ``send_back`` set the status of the incident and the selected findings;
+    ``release`` releases selected verified findings to the parties. ``reject`` and ``send_back``
+    need a comment (the reason, shown to the reporter).
+    """
+    incident = session.get(IncidentRow, incident_pk)
+    if incident is None:
+        raise NotFoundError(f"no incident {incident_pk}", field="pk", value=incident_pk)
+    if action in (Action.reject, Action.send_back) and not comment.strip():
+        raise ValidationError(
+            f"{action.value} needs a comment",
+            field="comment",
+            fix="say why, for the reporter and the record",
+        )
+    findings = list(
+        session.execute(
+            select(FindingRow).where(FindingRow.incident_pk == incident_pk).order_by(FindingRow.pk)
+        ).scalars()
+    )
+    if finding_pks is not None:
+        wanted = set(finding_pks)
+        unknown = wanted - {f.pk for f in findings}
+        if unknown:
+            raise ValidationError(
+                f"finding(s) {sorted(unknown)} do not belong to incident {incident_pk}",
+                field="findings",
+                value=sorted(unknown),
+                fix="use the pks listed with the incident",
+            )
+        findings = [f for f in findings if f.pk in wanted]
+    changes = 0
+    if action == Action.release:
+        if not findings:
+            raise ConflictError(
+                f"incident {incident_pk} has no findings to release",
+                field="findings",
+                fix="release applies to findings; verify the incident instead",
+            )
+        not_verified = [f.pk for f in findings if f.status != "verified"]
+        if not_verified:
+            raise ConflictError(
+                f"finding(s) {not_verified} are not verified",
+                field="findings",
+                value=not_verified,
+                fix="verify them first, then release",
+            )
+        for f in findings:
+            if f.released_at is None:
+                before = _finding_state(f)
+                f.released_at = now
+                record_change(
+                    session,
+                    actor=actor,
+                    entity="finding",
+                    entity_id=f.pk,
+                    action="release",
+                    now=now,
+                    before=before,
+                    after=_finding_state(f),
+                    comment=comment,
+                )
+                changes += 1
+    else:
+        status = _STATUS[action]
+        if incident.status != status:
+            before_i = {"status": incident.status}
+            incident.status = status
+            record_change(
+                session,
+                actor=actor,
+                entity="incident",
+                entity_id=incident.pk,
+                action=action.value,
+                now=now,
+                before=before_i,
+                after={"status": status},
+                comment=comment,
+            )
+            changes += 1
+        for f in findings:
+            if f.status == status:
+                continue
+            before = _finding_state(f)
+            f.status = status
+            if status != "verified":
+                f.released_at = None  # a withdrawn finding is no longer released
+            record_change(
+                session,
+                actor=actor,
+                entity="finding",
+                entity_id=f.pk,
+                action=action.value,
+                now=now,
+                before=before,
+                after=_finding_state(f),
+                comment=comment,
+            )
+            changes += 1
+    if changes == 0:
+        state = "released" if action == Action.release else incident.status
+        raise ConflictError(
+            f"incident {incident_pk} is already {state}; nothing changed",
+            field="action",
+            value=action.value,
+            fix="reload the incident and its history",
+        )
+    session.flush()
+    return ReviewOutcome(incident, findings, changes)

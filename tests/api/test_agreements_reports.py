@@ -1,0 +1,151 @@
+"""Agreements and zones, statistics, reports, health, settings and the error shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from truceline.errors import ValidationError
+from truceline.settings import load_settings
+
+from ..conftest import DISENGAGEMENT, SMALL_LINE, SMALL_YAML
+from .conftest import DAY, Api, rec
+
+
+def test_agreements_versions_zones(api: Api) -> None:
+    ags = api.get("/agreements", role="liaison").json()
+    assert [a["id"] for a in ags] == ["small"] and ags[0]["revisions"] == 1
+    detail = api.get("/agreements/small").json()
+    assert [v["effective_from"] for v in detail["versions"]] == ["2025-01-01", "2025-06-01"]
+    assert {s["id"] for s in detail["sectors"]} == {"north", "south"}
+    assert api.get("/agreements/small/versions").json()[1]["index"] == 1
+    fc = api.get("/agreements/small/zones", params={"date": "2025-03-01"}).json()
+    assert fc["type"] == "FeatureCollection"
+    assert {f["properties"]["side"] for f in fc["features"] if f["properties"]["layer"] == "zone"} == {
+        "A",
+        "B",
+    }
+    assert api.get("/agreements/nope").status_code == 404
+
+
+def _files(yaml_text: str = SMALL_YAML) -> dict[str, str]:
+    return {
+        "agreement.yaml": yaml_text,
+        "line.geojson": json.dumps({"type": "LineString", "coordinates": SMALL_LINE}),
+        "disengagement.geojson": json.dumps({"type": "Polygon", "coordinates": [DISENGAGEMENT]}),
+    }
+
+
+def test_upload_create_amend_identical(api: Api) -> None:
+    other = SMALL_YAML.replace("id: small", "id: other")
+    r = api.post("/agreements", json={"files": _files(other)})
+    assert r.status_code == 201, r.text
+    assert r.json()["revision"] == 1 and r.json()["created"]
+    same = api.post("/agreements", json={"files": _files(other)}).json()
+    assert same["revision"] == 1 and not same["created"]
+    amended = api.post(
+        "/agreements", json={"files": _files(other.replace("max_count: 5", "max_count: 3"))}
+    )
+    assert amended.json()["revision"] == 2 and amended.json()["agreement"]["revisions"] == 2
+    # Two agreements now: incident calls must say which.
+    r = api.post("/incidents", json=rec(1))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "agreement"
+    assert api.post("/incidents", json=rec(1), params={"agreement": "other"}).status_code == 201
+    hist = [a for a in api.get("/agreements").json() if a["id"] == "other"]
+    assert hist[0]["revisions"] == 2
+
+
+def test_upload_errors_name_the_file_and_field(api: Api) -> None:
+    bad = _files(
+        SMALL_YAML.replace(
+            "line: {file: line.geojson, left: B, right: A}",
+            "line: {file: line.geojson, left: C, right: A}",
+        )
+    )
+    err = api.post("/agreements", json={"files": bad}).json()["error"]
+    assert err["status"] == 422 and "line.left" in err["message"] and "/tmp" not in err["message"]
+    err = api.post("/agreements", json={"files": {"line.geojson": "{}"}}).json()["error"]
+    assert "agreement.yaml" in err["message"]
+    err = api.post("/agreements", json={"files": {**_files(), "../x": "a"}}).json()["error"]
+    assert err["field"] == "files"
+    err = api.post("/agreements", json={"files": _files(), "files_base64": {"a.gpkg": "!!"}}).json()[
+        "error"
+    ]
+    assert err["field"] == "files_base64.a.gpkg"
+
+
+def test_statistics_and_reports(api: Api) -> None:
+    api.post(
+        "/incidents/batch",
+        json={"incidents": [rec(1), rec(2, lat=48.4), rec(3, kind="explosion", lon=36.2, lat=47.2)]},
+    )
+    stats = api.get("/statistics/daily", params={"start": str(DAY), "end": str(DAY)}).json()
+    assert len(stats) == 1
+    s = stats[0]
+    assert s["incidents"] == 3 and s["incidents_by_sector"] == {"north": 1, "south": 2}
+    assert s["findings_by_rule"] == {"bz-ban": 2} and s["violations_by_party"] == {"A": 1, "B": 1}
+    bad = api.get("/statistics/daily", params={"start": str(DAY), "end": "2025-02-01"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "end"
+
+    assert api.get(f"/reports/{DAY}", role=None).status_code == 404
+    draft = api.get(f"/reports/{DAY}/draft", role="analyst")
+    assert draft.status_code == 200 and draft.headers["content-type"].startswith("text/html")
+    pub = api.post(f"/reports/{DAY}/publish", role="analyst")
+    assert pub.status_code == 201
+    again = api.post(f"/reports/{DAY}/publish", role="analyst")
+    assert again.status_code == 409
+    got = api.get(f"/reports/{DAY}", role=None)
+    assert got.status_code == 200 and got.headers["x-content-sha256"] == pub.json()["sha256"]
+    assert [r["day"] for r in api.get("/reports", role=None).json()] == [str(DAY)]
+
+
+def test_health_ready(api: Api) -> None:
+    assert api.get("/health", role=None).json()["status"] == "ok"
+    ready = api.get("/ready", role=None).json()
+    assert ready["status"] == "ready" and ready["schema_at_head"]
+
+
+def test_error_shape_for_bad_requests(api: Api) -> None:
+    r = api.client.post(
+        "/api/v1/incidents",
+        content=b"{not json",
+        headers={**api.h("admin"), "content-type": "application/json"},
+    )
+    assert r.status_code == 422 and "valid JSON" in r.json()["error"]["fix"]
+    r = api.get("/nowhere")
+    assert r.status_code == 404 and r.json()["error"]["fix"]
+    r = api.client.get("/api/v1/incidents", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = api.client.get("/api/v1/incidents", headers={"Authorization": "Bearer tl_forged"})
+    assert r.status_code == 401 and r.json()["error"]["message"] == "unknown API token"
+    r = api.get("/incidents/0")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "pk"
+    r = api.client.post(
+        "/api/v1/incidents", content=b"x", headers={**api.h("admin"), "content-length": "abc"}
+    )
+    assert r.status_code == 400
+
+
+def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "truceline.toml"
+    cfg.write_text('[server]\nport = 9001\nhost = "0.0.0.0"\nmax_batch = 10\n')
+    monkeypatch.setenv("TRUCELINE_PORT", "9002")
+    s = load_settings(cfg, max_batch=20)
+    assert (s.host, s.port, s.max_batch) == ("0.0.0.0", 9002, 20)
+    monkeypatch.setenv("TRUCELINE_CONFIG", str(cfg))
+    monkeypatch.delenv("TRUCELINE_PORT")
+    assert load_settings().port == 9001
+    cfg.write_text("colour = 'red'\n")
+    with pytest.raises(ValidationError, match="colour"):
+        load_settings(cfg)
+    with pytest.raises(ValidationError, match="not found"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_clock_marks_receipt(api: Api) -> None:
+    api.clock.now = dt.datetime(2025, 3, 5, 6, 7, 8, tzinfo=dt.UTC)
+    pk = api.post("/incidents", json=rec(1)).json()["pk"]
+    assert api.get(f"/incidents/{pk}").json()["received_at"].startswith("2025-03-05T06:07:08")

@@ -1,0 +1,165 @@
+"""Submitting, listing and reading incidents through the API (SQLite and PostGIS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from .conftest import DAY, Api, rec
+
+
+def test_submit_one_accepted_then_duplicate(api: Api) -> None:
+    r = api.post("/incidents", json=rec(1), role="sensor")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "accepted" and body["findings"] == 1 and body["pk"] >= 1
+    again = api.post("/incidents", json=rec(1), role="sensor")
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert again.json()["pk"] == body["pk"]
+    assert len(api.get("/incidents").json()["items"]) == 1
+
+
+def test_submit_one_rejections_name_field_value_fix(api: Api) -> None:
+    r = api.post("/incidents", json=rec(1, lon="east"))
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["field"] == "lon" and err["value"] == "east" and "longitude" in err["fix"]
+    missing = {k: v for k, v in rec(2).items() if k != "kind"}
+    err = api.post("/incidents", json=missing).json()["error"]
+    assert err["field"] == "kind" and "use one of" in err["fix"]
+    # Same id, other content: reports are immutable.
+    assert api.post("/incidents", json=rec(3)).status_code == 201
+    err = api.post("/incidents", json=rec(3, lon=36.96)).json()["error"]
+    assert err["status"] == 422 and err["field"] == "id" and "new id" in err["message"]
+    # lon/lat swapped: outside the area of application, inside it when swapped back.
+    err = api.post("/incidents", json=rec(4, lon=48.6, lat=36.95)).json()["error"]
+    assert "swap" in err["message"]
+
+
+def test_batch_reports_each_record(api: Api) -> None:
+    api.post("/incidents", json=rec(1))
+    records = [
+        rec(1),  # already stored
+        rec(2),
+        rec(2),  # repeated in the same request
+        rec(3, kind="meteor"),
+        {"id": "x"},
+        rec(4, weapon_class="laser"),
+        "not an object",
+        rec(5, lat=48.4),
+    ]
+    r = api.post("/incidents/batch", json={"incidents": records}, role="monitor")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    status = {x["index"]: x["status"] for x in body["results"]}
+    assert status == {
+        0: "duplicate",
+        1: "accepted",
+        2: "duplicate",
+        3: "rejected",
+        4: "rejected",
+        5: "rejected",
+        6: "rejected",
+        7: "accepted",
+    }
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 2, 4)
+    why = {x["index"]: (x["field"], x["reason"]) for x in body["results"]}
+    assert why[3][0] == "kind" and "meteor" in why[3][1]
+    assert why[4][0] in ("observed_at", "lon", "lat", "kind", "source_type")
+    assert why[5][0] == "weapon_class" and "laser" in why[5][1]
+
+
+def test_batch_and_body_are_bounded(api: Api) -> None:
+    r = api.post("/incidents/batch", json={"incidents": [rec(i) for i in range(51)]})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "incidents"
+    big = {"incidents": [rec(1, narrative="x" * 3900)] * 3000}
+    r = api.post("/incidents/batch", json=big)
+    assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+    assert api.get("/incidents").json()["items"] == []
+
+
+def _ids(api: Api, role: str = "admin", **params: object) -> set[str]:
+    r = api.get("/incidents", role=role, params=params)
+    assert r.status_code == 200, r.text
+    return {x["report_id"] for x in r.json()["items"]}
+
+
+def test_list_filters(api: Api) -> None:
+    t = "T10:00:00Z"
+    records = [
+        rec("a", lon=36.95, lat=48.6, party="B"),
+        rec("b", lon=36.2, lat=47.2, kind="explosion", observed_at=f"{DAY}T03:00:00Z"),
+        rec(
+            "c",
+            lon=37.4,
+            lat=48.2,
+            kind="heavy_weapon",
+            weapon_class="tank",
+            party="A",
+            source_type="uav",
+            day=DAY + dt.timedelta(days=1),
+        ),
+    ]
+    assert api.post("/incidents/batch", json={"incidents": records}).json()["accepted"] == 3
+    assert _ids(api) == {"a", "b", "c"}
+    assert _ids(api, bbox="36.5,48.0,37.5,49.0") == {"a", "c"}
+    assert _ids(api, bbox="36.0,47.0,36.5,47.5") == {"b"}
+    assert _ids(api, start=f"{DAY}{t}", end=f"{DAY + dt.timedelta(days=1)}{t}") == {"a"}
+    assert _ids(api, kind=["explosion", "heavy_weapon"]) == {"b", "c"}
+    assert _ids(api, party="A") == {"c"}
+    assert _ids(api, sector="south") == {"b", "c"}
+    assert _ids(api, rule="bz-ban") == {"a"}
+    assert _ids(api, source_type="uav") == {"c"}
+    assert _ids(api, status="new") == {"a", "b", "c"}
+    pk_a = api.get("/incidents", params={"party": "B"}).json()["items"][0]["pk"]
+    api.post(f"/incidents/{pk_a}/review", json={"action": "verify"})
+    assert _ids(api, status="verified") == {"a"}
+    bad = api.get("/incidents", params={"bbox": "1,2,3"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "bbox"
+    bad = api.get("/incidents", params={"start": "2025-03-01T00:00:00"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "start"
+
+
+def test_bbox_across_the_antimeridian_is_split(api: Api) -> None:
+    api.post("/incidents", json=rec("a"))
+    assert _ids(api, bbox="170,40,40,50") == {"a"}  # 170E eastwards to 40E
+    assert _ids(api, bbox="170,40,30,50") == set()
+
+
+def test_cursor_pagination_visits_each_once(api: Api) -> None:
+    records = [rec(i, lon=36.9 + i * 0.001) for i in range(23)]
+    api.post("/incidents/batch", json={"incidents": records})
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, object] = {"limit": 5}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get("/incidents", params=params).json()
+        seen += [x["report_id"] for x in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5 and sorted(seen) == sorted(r["id"] for r in records) and len(set(seen)) == 23
+    bad = api.get("/incidents", params={"cursor": "garbage!"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"
+
+
+def test_get_one_with_findings(api: Api) -> None:
+    pk = api.post("/incidents", json=rec(1)).json()["pk"]
+    r = api.get(f"/incidents/{pk}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["report_id"] == "r1" and body["sector"] == "north" and body["side_party"] == "B"
+    assert [f["rule_id"] for f in body["findings"]] == ["bz-ban"]
+    assert body["findings"][0]["responsible"] == "B" and 0 < body["findings"][0]["probability"] <= 1
+    assert api.get("/incidents/999999").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["admin", "analyst"])
+def test_unknown_agreement_is_404_with_the_known_ones(api: Api, role: str) -> None:
+    r = api.post("/incidents", json=rec(1), params={"agreement": "nope"}, role=role)
+    assert r.status_code == 404 and "small" in r.json()["error"]["fix"]
