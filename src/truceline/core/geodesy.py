@@ -318,29 +318,74 @@ class LineIndex:
         return cell, ecef(cx, cy), far_s, far_d
 
     def _cell_candidates(
-        self, cx: FloatArray, cy: FloatArray, chunk: int = 2048
+        self, cx: FloatArray, cy: FloatArray
     ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         """Segments that may be nearest to some point of each cell, sorted by centre distance (m).
 
         A segment qualifies when its distance from the centre is within the cell's diagonal of the
         nearest one (triangle inequality); beyond ``_KMAX`` the farthest are dropped, which only
-        happens far from the line where the candidates are near-ties anyway.
+        happens far from the line where the candidates are near-ties anyway. Many cells at once are
+        screened first at a coarser level (8 x 8 cells), whose candidates are a superset of theirs.
         """
-        ok_seg = np.flatnonzero(self.segment_ok)
-        a = self.xyz[ok_seg]
-        ab = self.xyz[ok_seg + 1] - a
-        ab2 = np.einsum("sk,sk->s", ab, ab)
-        reach = 2.0 * np.hypot(self._CELL_DEG * 111_700.0, self._CELL_DEG * 111_700.0) / 2.0 + 1.0
-        out_s = np.full((cx.size, self._KMAX), -1, dtype=np.int32)
-        out_d = np.full((cx.size, self._KMAX), np.inf, dtype=np.float32)
+        ok_seg = np.flatnonzero(self.segment_ok).astype(np.intp)
+        half_fine = np.hypot(self._CELL_DEG * 111_700.0, self._CELL_DEG * 111_700.0) / 2.0
+        if cx.size < 256 or ok_seg.size <= self._KMAX:
+            allsegs = np.broadcast_to(ok_seg, (cx.size, ok_seg.size))
+            return self._screen(cx, cy, allsegs, 2.0 * half_fine + 1.0, self._KMAX)
+        coarse = 8 * self._CELL_DEG
+        kx = np.floor(cx / coarse).astype(np.int64)
+        ky = np.floor(cy / coarse).astype(np.int64)
+        ukey, inv = np.unique(kx * 10_000_000 + ky, return_inverse=True)
+        ccx = (np.floor_divide(ukey + 5_000_000, 10_000_000) + 0.5) * coarse
+        ccy = (ukey - np.floor_divide(ukey + 5_000_000, 10_000_000) * 10_000_000 + 0.5) * coarse
+        half_coarse = 8 * half_fine
+        allsegs = np.broadcast_to(ok_seg, (ccx.size, ok_seg.size))
+        kc = ok_seg.size  # keep every qualifying segment: the coarse set must be a superset
+        cs, _ = self._screen(ccx, ccy, allsegs, 2.0 * half_coarse + 2.0 * half_fine + 1.0, kc)
+        count = np.sum(cs >= 0, axis=1)[inv]
+        out_s = np.empty((cx.size, self._KMAX), dtype=np.int32)
+        out_d = np.empty((cx.size, self._KMAX), dtype=np.float32)
+        order = np.argsort(count, kind="stable")
+        step = 4096
+        for lo in range(0, order.size, step):  # groups of cells with similar candidate counts
+            rows = order[lo : lo + step]
+            width = int(count[rows].max())
+            out_s[rows], out_d[rows] = self._screen(
+                cx[rows],
+                cy[rows],
+                cs[inv[rows], :width].astype(np.intp),
+                2.0 * half_fine + 1.0,
+                self._KMAX,
+            )
+        return out_s, out_d
+
+    def _screen(
+        self,
+        cx: FloatArray,
+        cy: FloatArray,
+        segs: NDArray[np.intp],
+        reach: float,
+        kmax: int,
+        chunk: int = 2048,
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Of the candidate segments per centre (-1 = none), those within ``reach`` of the nearest."""
+        out_s = np.full((cx.size, kmax), -1, dtype=np.int32)
+        out_d = np.full((cx.size, kmax), np.inf, dtype=np.float32)
         for lo in range(0, cx.size, chunk):  # chunks bound memory; each is one array operation
-            c = ecef(cx[lo : lo + chunk], cy[lo : lo + chunk])
-            ac = c[:, None, :] - a[None, :, :]
-            t = np.clip(np.einsum("csk,sk->cs", ac, ab) / ab2, 0.0, 1.0)
-            foot = _to_surface(a[None, :, :] + t[..., None] * ab[None, :, :])
-            d = np.sqrt(np.einsum("csk,csk->cs", c[:, None, :] - foot, c[:, None, :] - foot))
+            sl = slice(lo, lo + chunk)
+            sg = np.asarray(segs[sl])
+            valid = sg >= 0
+            sg = np.where(valid, sg, 0)
+            c = ecef(cx[sl], cy[sl])
+            a = self.xyz[sg]
+            ab = self.xyz[sg + 1] - a
+            ab2 = np.einsum("csk,csk->cs", ab, ab)
+            t = np.clip(np.einsum("csk,csk->cs", c[:, None, :] - a, ab) / ab2, 0.0, 1.0)
+            diff = c[:, None, :] - _to_surface(a + t[..., None] * ab)
+            d = np.sqrt(np.einsum("csk,csk->cs", diff, diff))
+            d = np.where(valid, d, np.inf)
             d = np.where(d <= d.min(axis=1, keepdims=True) + reach, d, np.inf)
-            k = min(self._KMAX, d.shape[1])
+            k = min(kmax, d.shape[1])
             part = (
                 np.argpartition(d, k - 1, axis=1)[:, :k]
                 if d.shape[1] > k
@@ -351,14 +396,16 @@ class LineIndex:
             part = np.take_along_axis(part, order, axis=1)
             pd = np.take_along_axis(pd, order, axis=1)
             fin = np.isfinite(pd)
-            out_s[lo : lo + chunk, :k] = np.where(fin, ok_seg[part], -1)
-            out_d[lo : lo + chunk, :k] = np.where(fin, pd, np.inf)
+            out_s[sl, :k] = np.where(fin, np.take_along_axis(sg, part, axis=1), -1)
+            out_d[sl, :k] = np.where(fin, pd, np.inf)
         return out_s, out_d
 
     def _param(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
         a = self.xyz[seg]
         ab = self.xyz[seg + 1] - a
-        t: FloatArray = np.clip(np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
+        t: FloatArray = np.clip(
+            np.einsum("nk,nk->n", p - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0
+        )
         return t
 
     def _chord2(self, p: FloatArray, seg: NDArray[np.intp]) -> FloatArray:
