@@ -9,6 +9,7 @@ polygons that make "which side" defined everywhere in the area of application, a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal
@@ -228,9 +229,16 @@ class Agreement(_Model):
         ids = [p.id for p in self.parties]
         if len(set(ids)) != 2:
             raise AgreementError("the two parties need different ids", field="parties")
-        for fld, pid in (("line.left", self.left), ("line.right", self.right)):
-            if pid not in ids:
-                raise AgreementError(f"unknown party {pid!r}; use one of {', '.join(ids)}", field=fld)
+
+        def known_parties(parties: Iterable[str], field: str) -> None:
+            for pid in parties:
+                if pid not in ids:
+                    raise AgreementError(
+                        f"unknown party {pid!r}; use one of {', '.join(ids)}", field=field
+                    )
+
+        known_parties([self.left], "line.left")
+        known_parties([self.right], "line.right")
         if self.left == self.right:
             raise AgreementError("left and right must be different parties", field="line")
         wc = {w.id for w in self.weapon_classes}
@@ -238,19 +246,9 @@ class Agreement(_Model):
             where = "" if vi == 0 else f"amendments[{vi - 1}]."
             _check_line(v.line, f"{where}line")
             zones = {z.id for z in v.zones}
-            for party in v.reference_lines:
-                if party not in ids:
-                    raise AgreementError(
-                        f"unknown party {party!r}; use one of {', '.join(ids)}",
-                        field=f"{where}reference_lines",
-                    )
+            known_parties(v.reference_lines, f"{where}reference_lines")
             for z in v.zones:
-                for party in z.bands:
-                    if party not in ids:
-                        raise AgreementError(
-                            f"unknown party {party!r}; use one of {', '.join(ids)}",
-                            field=f"{where}zones[{z.id}].bands",
-                        )
+                known_parties(z.bands, f"{where}zones[{z.id}].bands")
             for r in v.rules:
                 f = f"{where}rules[{r.id}]"
                 if r.zone is not None and r.zone not in zones:
@@ -265,12 +263,7 @@ class Agreement(_Model):
                             f"unknown weapon class {w!r}; define it under `weapon_classes`",
                             field=f"{f}.weapon_classes",
                         )
-                for party in r.distance_km:
-                    if party not in ids:
-                        raise AgreementError(
-                            f"unknown party {party!r}; use one of {', '.join(ids)}",
-                            field=f"{f}.distance_km",
-                        )
+                known_parties(r.distance_km, f"{f}.distance_km")
         dates = [v.effective_from for v in self.versions]
         if dates != sorted(dates) or len(set(dates)) != len(dates):
             raise AgreementError(
