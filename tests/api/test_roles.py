@@ -1,0 +1,293 @@
+"""Who may do what: every endpoint against every role, and what each role sees.
+
+Allowed calls must succeed (2xx); every other call gets 403, or 401 without a token, or 404 where
+the record exists but its existence must not leak to that caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from truceline.services.audit import history
+from truceline.services.auth import Principal, Role
+
+from .conftest import API, DAY, ROLES, Api, make_api, rec
+
+CALLERS = (*ROLES, None)  # None: no token at all
+EVERYONE = frozenset(CALLERS)
+READERS = frozenset({"admin", "analyst", "monitor", "liaison"})
+SUBMITTERS = frozenset({"admin", "analyst", "monitor", "sensor"})
+STAFF = frozenset({"admin", "analyst"})
+PUBLISHED = EVERYONE - {"sensor"}  # a sensor token is for ingest only
+
+
+@dataclass(frozen=True)
+class Seed:
+    north: int  # an incident in the monitor's sector
+    south: int  # one outside it
+    released: int  # a finding released to the parties (north)
+    unreleased: int  # a finding not released (north)
+    review_pk: dict[str, int]  # a fresh incident per caller, for review calls
+    tokens: dict[str, str]  # a token id per caller, for revoke calls
+    files: dict[str, str]  # the agreement's own files (re-uploading them changes nothing)
+
+
+def _seed(api: Api, folder: Path) -> Seed:
+    res = api.post(
+        "/incidents/batch",
+        json={
+            "incidents": [
+                rec("north-1"),
+                rec("north-2", lon=36.96),
+                rec("south-1", lat=48.4),
+                *[rec(f"review-{c}", lon=36.9 + k * 0.001) for k, c in enumerate(CALLERS)],
+            ]
+        },
+    ).json()
+    pk = {r["id"]: r["pk"] for r in res["results"]}
+    f1 = api.get(f"/incidents/{pk['north-1']}").json()["findings"][0]["pk"]
+    f2 = api.get(f"/incidents/{pk['north-2']}").json()["findings"][0]["pk"]
+    api.post(f"/incidents/{pk['north-1']}/review", json={"action": "verify"})
+    api.post(f"/incidents/{pk['north-1']}/review", json={"action": "release"})
+    assert api.post(f"/reports/{DAY}/publish").status_code == 201
+    tokens = {}
+    for c in CALLERS:
+        tokens[str(c)] = api.post("/tokens", json={"role": "sensor", "name": f"spare-{c}"}).json()["id"]
+    files = {p.name: p.read_text() for p in folder.iterdir()}
+    review = {str(c): pk[f"review-{c}"] for c in CALLERS}
+    return Seed(pk["north-1"], pk["south-1"], f1, f2, review, tokens, files)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def seeded(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sectored_dir: Path,
+    agreement_cache: Any,
+) -> Iterator[tuple[Api, Seed]]:
+    if request.param == "sqlite":
+        url = str(tmp_path_factory.mktemp("roles") / "roles.db")
+    else:
+        url = request.getfixturevalue("pg_cluster").new_database()
+    api = make_api(url, sectored_dir, agreement_cache)
+    with api.client:
+        yield api, _seed(api, sectored_dir)
+    api.ctx.db.dispose()
+
+
+Call = Callable[[Seed, str], tuple[str, str, dict[str, Any]]]
+
+
+def _day_for(caller: str) -> str:
+    return str(DAY + dt.timedelta(days=1 + CALLERS.index(None if caller == "None" else caller)))
+
+
+# (name, call, allowed callers, callers that get 404 instead of 403)
+MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
+    ("health", lambda s, c: ("GET", "/health", {}), EVERYONE, frozenset()),
+    ("ready", lambda s, c: ("GET", "/ready", {}), EVERYONE, frozenset()),
+    ("me", lambda s, c: ("GET", "/me", {}), frozenset(CALLERS) - {"public", None}, frozenset()),
+    ("agreements", lambda s, c: ("GET", "/agreements", {}), READERS, frozenset()),
+    ("agreement", lambda s, c: ("GET", "/agreements/small", {}), READERS, frozenset()),
+    ("versions", lambda s, c: ("GET", "/agreements/small/versions", {}), READERS, frozenset()),
+    ("zones", lambda s, c: ("GET", "/agreements/small/zones", {}), READERS, frozenset()),
+    (
+        "upload agreement",
+        lambda s, c: ("POST", "/agreements", {"json": {"files": s.files}}),
+        frozenset({"admin"}),
+        frozenset(),
+    ),
+    (
+        "submit one",
+        lambda s, c: ("POST", "/incidents", {"json": rec(f"one-{c}")}),
+        SUBMITTERS,
+        frozenset(),
+    ),
+    (
+        "submit batch",
+        lambda s, c: ("POST", "/incidents/batch", {"json": {"incidents": [rec(f"b-{c}")]}}),
+        SUBMITTERS,
+        frozenset(),
+    ),
+    ("list incidents", lambda s, c: ("GET", "/incidents", {}), READERS - {"liaison"}, frozenset()),
+    (
+        "incident in sector",
+        lambda s, c: ("GET", f"/incidents/{s.north}", {}),
+        READERS - {"liaison"},
+        frozenset(),
+    ),
+    (
+        "incident outside sector",
+        lambda s, c: ("GET", f"/incidents/{s.south}", {}),
+        STAFF,
+        frozenset({"monitor"}),
+    ),
+    (
+        "review",
+        lambda s, c: ("POST", f"/incidents/{s.review_pk[c]}/review", {"json": {"action": "verify"}}),
+        STAFF,
+        frozenset(),
+    ),
+    ("history", lambda s, c: ("GET", f"/incidents/{s.north}/history", {}), STAFF, frozenset()),
+    ("list findings", lambda s, c: ("GET", "/findings", {}), READERS, frozenset()),
+    ("released finding", lambda s, c: ("GET", f"/findings/{s.released}", {}), READERS, frozenset()),
+    (
+        "unreleased finding",
+        lambda s, c: ("GET", f"/findings/{s.unreleased}", {}),
+        READERS - {"liaison"},
+        frozenset({"liaison"}),
+    ),
+    (
+        "statistics",
+        lambda s, c: ("GET", "/statistics/daily", {"params": {"start": str(DAY), "end": str(DAY)}}),
+        frozenset({"admin", "analyst", "liaison"}),
+        frozenset(),
+    ),
+    ("published reports", lambda s, c: ("GET", "/reports", {}), PUBLISHED, frozenset()),
+    ("published report", lambda s, c: ("GET", f"/reports/{DAY}", {}), PUBLISHED, frozenset()),
+    ("draft report", lambda s, c: ("GET", f"/reports/{DAY}/draft", {}), STAFF, frozenset()),
+    ("publish report", lambda s, c: ("POST", f"/reports/{_day_for(c)}/publish", {}), STAFF, frozenset()),
+    ("list tokens", lambda s, c: ("GET", "/tokens", {}), frozenset({"admin"}), frozenset()),
+    (
+        "create token",
+        lambda s, c: ("POST", "/tokens", {"json": {"role": "monitor", "name": f"m-{c}"}}),
+        frozenset({"admin"}),
+        frozenset(),
+    ),
+    (
+        "revoke token",
+        lambda s, c: ("DELETE", f"/tokens/{s.tokens[c]}", {}),
+        frozenset({"admin"}),
+        frozenset(),
+    ),
+]
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=lambda c: str(c))
+@pytest.mark.parametrize(("name", "call", "allowed", "hidden"), MATRIX, ids=[m[0] for m in MATRIX])
+def test_matrix(
+    seeded: tuple[Api, Seed],
+    name: str,
+    call: Call,
+    allowed: frozenset[str | None],
+    hidden: frozenset[str | None],
+    caller: str | None,
+) -> None:
+    api, seed = seeded
+    method, path, kw = call(seed, str(caller))
+    r = api.client.request(method, API + path, headers=api.h(caller), **kw)
+    if caller in allowed:
+        assert 200 <= r.status_code < 300, f"{name} as {caller}: {r.status_code} {r.text[:300]}"
+    else:
+        expected = 404 if caller in hidden else 401 if caller is None else 403
+        assert r.status_code == expected, f"{name} as {caller}: {r.status_code} {r.text[:300]}"
+        assert r.json()["error"]["status"] == expected
+
+
+def test_every_route_is_in_the_matrix(seeded: tuple[Api, Seed]) -> None:
+    api, _ = seeded
+    spec = api.client.get(f"{API}/openapi.json").json()
+    routes = {(m.upper(), p.removeprefix(API)) for p, ops in spec["paths"].items() for m in ops}
+    seed = seeded[1]
+    covered = set()
+    for _, call, _, _ in MATRIX:
+        method, path, _ = call(seed, "admin")
+        covered.add((method, path))
+    templates = {(m, p) for m, p in routes}
+
+    # Map concrete paths back to templates by segment count and fixed parts.
+    def matches(tpl: str, concrete: str) -> bool:
+        a, b = tpl.strip("/").split("/"), concrete.strip("/").split("/")
+        return len(a) == len(b) and all(x == y or x.startswith("{") for x, y in zip(a, b, strict=True))
+
+    missing = [(m, p) for m, p in templates if not any(m == cm and matches(p, cp) for cm, cp in covered)]
+    assert not missing, f"routes without a row in MATRIX: {missing}"
+
+
+# -- what each role sees ----------------------------------------------------------------------
+
+
+def test_monitor_sees_own_sector_and_own_submissions(api: Api) -> None:
+    api.post("/incidents/batch", json={"incidents": [rec("n"), rec("s", lat=48.4)]})
+    api.post("/incidents", json=rec("mine-south", lat=48.41), role="monitor")
+    seen = {x["report_id"] for x in api.get("/incidents", role="monitor").json()["items"]}
+    assert seen == {"n", "mine-south"}
+    seen_south = {x["report_id"] for x in api.get("/incidents", role="monitor_south").json()["items"]}
+    assert seen_south == {"s", "mine-south"}
+    fs = api.get("/findings", role="monitor").json()["items"]
+    assert {f["report_id"] for f in fs} <= {"n", "mine-south"}
+
+
+def test_liaison_sees_released_findings_only_redacted(api: Api) -> None:
+    api.post(
+        "/incidents/batch",
+        json={
+            "incidents": [
+                rec("a", narrative="patrol 7 at grid 123"),
+                rec("b", lat=48.4, source_type="party_complaint"),
+            ]
+        },
+    )
+    items = api.get("/findings", role="analyst").json()["items"]
+    assert len(items) == 2
+    a = next(f for f in items if f["report_id"] == "a")
+    assert api.get("/findings", role="liaison").json()["items"] == []
+    api.post(f"/incidents/{a['incident_pk']}/review", json={"action": "verify"})
+    api.post(f"/incidents/{a['incident_pk']}/review", json={"action": "release"})
+    for liaison in ("liaison", "liaison_b"):  # released to both parties alike
+        seen = api.get("/findings", role=liaison).json()["items"]
+        assert [f["pk"] for f in seen] == [a["pk"]]
+        assert seen[0]["report_id"] is None and seen[0]["incident_pk"] is None
+        assert seen[0]["source_type"] is None
+        assert "patrol 7" not in json.dumps(seen)
+    stats = api.get(
+        "/statistics/daily", role="liaison", params={"start": str(DAY), "end": str(DAY)}
+    ).json()
+    assert stats[0]["findings"] == 1 and stats[0]["incidents"] == 2  # counts, never positions
+    assert api.get("/incidents", role="liaison").status_code == 403
+
+
+def test_tokens_through_the_api(api: Api) -> None:
+    made = api.post("/tokens", json={"role": "liaison", "name": "lo-b", "party": "B"})
+    assert made.status_code == 201
+    secret, tok_id = made.json()["token"], made.json()["id"]
+    me = api.client.get(f"{API}/me", headers={"Authorization": f"Bearer {secret}"}).json()
+    assert me["role"] == "liaison" and me["party"] == "B"
+    listed = api.get("/tokens").json()
+    assert tok_id in {t["id"] for t in listed} and secret not in json.dumps(listed)
+    bad = api.post("/tokens", json={"role": "monitor", "name": "m", "party": "A"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "party"
+    assert api.delete(f"/tokens/{tok_id}").json()["revoked_at"] is not None
+    r = api.client.get(f"{API}/me", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    assert api.delete("/tokens/tok_nope").status_code == 404
+    with api.ctx.db.read() as session:
+        assert [h.action for h in history(session, "token", tok_id)] == ["create", "revoke"]
+
+
+class HeaderAuthenticator:
+    """A stand-in for an OpenID Connect authenticator: claims come from the credential itself."""
+
+    def authenticate(self, session: Session, credential: str) -> Principal | None:
+        if not credential.startswith("oidc."):
+            return None
+        _, role, sector = credential.split(".")
+        return Principal(subject=f"oidc:{role}", role=Role(role), sector=sector or None)
+
+
+def test_another_authenticator_plugs_in(api: Api) -> None:
+    api.ctx.authenticators = (HeaderAuthenticator(), *api.ctx.authenticators)
+    api.post("/incidents/batch", json={"incidents": [rec("n"), rec("s", lat=48.4)]})
+    r = api.client.get(f"{API}/incidents", headers={"Authorization": "Bearer oidc.monitor.south"})
+    assert r.status_code == 200 and {x["report_id"] for x in r.json()["items"]} == {"s"}
+    r = api.client.get(f"{API}/tokens", headers={"Authorization": "Bearer oidc.analyst."})
+    assert r.status_code == 403
+    assert api.get("/tokens").status_code == 200  # API tokens still work beside it
