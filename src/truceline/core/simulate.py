@@ -1328,10 +1328,11 @@ def _incidents(
         return [None if not np.isfinite(x) else round(float(x), digits) for x in a.tolist()]
 
     times = [t.replace(tzinfo=dt.UTC) for t in observed.astype(object).tolist()]
+    bearing_1dp = np.round(bearing, 1) % 360.0  # wrap after rounding: 359.97 -> 360.0 -> 0.0
     cols = zip(
         ids, times, precision.tolist(), np.round(lon, 6).tolist(), np.round(lat, 6).tolist(),
         np.round(sigma, 1).tolist(), kind.tolist(), wc.tolist(), count.tolist(), party.tolist(),
-        opt(olon, 6), opt(olat, 6), opt(o_sigma, 1), opt(bearing, 1), source.tolist(),
+        opt(olon, 6), opt(olat, 6), opt(o_sigma, 1), opt(bearing_1dp, 1), source.tolist(),
         reliability.tolist(), credibility.tolist(), strict=True,
     )  # fmt: skip
     out = []
