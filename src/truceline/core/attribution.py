@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
-from scipy.stats import chi2
+from scipy.stats import chi2, qmc
 
 from truceline.core.agreement import CompiledVersion
 from truceline.core.geodesy import GEOD
@@ -163,6 +164,21 @@ def _scale_factors(scale_dof: FloatArray, confidence: float) -> tuple[FloatArray
     return lo, hi
 
 
+@lru_cache(maxsize=16)
+def _sobol(n: int, dim: int, seed: int) -> FloatArray:
+    """``n`` (rounded up to a power of two) scrambled Sobol points in the unit cube ``[0, 1)^dim``.
+
+    Quasi-random draws: the integration error shrinks about as ``1 / n`` rather than
+    ``1 / sqrt(n)``, and every event uses the same points, so its probability does not depend on
+    the batch it comes in (the same evidence gives the same probability) while events that share
+    a geometry do not share a random error.
+    """
+    k = max(math.ceil(math.log2(max(n, 2))), 1)
+    pts = np.asarray(qmc.Sobol(d=dim, scramble=True, seed=seed).random_base2(k), np.float64)
+    pts.setflags(write=False)
+    return pts
+
+
 def _wilson(k: FloatArray, n: FloatArray, confidence: float) -> tuple[FloatArray, FloatArray]:
     """Wilson score interval of a binomial proportion."""
     z = float(ndtri(0.5 + confidence / 2.0))
@@ -287,15 +303,13 @@ def _monte_carlo(
     cv: CompiledVersion, lon: FloatArray, lat: FloatArray, cov: FloatArray, sigma_line_m: float,
     f_lo: FloatArray, f_hi: FloatArray, m: int, confidence: float, seed: int,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:  # fmt: skip
-    """P(left) by sampling the location distribution at three scales (common random numbers).
-
-    Every event uses the same standard-normal draws, so an event's probability does not depend on
-    the batch it comes in (the same evidence gives the same probability).
-    """
+    """P(left) by quasi-Monte Carlo over the location distribution at three scales (the same
+    points at each scale)."""
     n = len(lon)
-    rng = np.random.default_rng(seed)
-    zs = rng.standard_normal((m, 2))
-    zl = rng.standard_normal(m) * sigma_line_m
+    z = ndtri(np.clip(_sobol(m, 3, seed), 1e-12, 1.0 - 1e-12))
+    m = len(z)
+    zs = z[:, :2]
+    zl = z[:, 2] * sigma_line_m
     L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
     base = np.einsum("nij,kj->nki", L, zs)
     est: list[FloatArray] = []
@@ -342,8 +356,8 @@ def bearing_sector_probability(
 
     The launch point is uniform in azimuth over ``bearing +- half_width_deg`` and uniform in range
     between the weapon's minimum and maximum range (km), from the impact (itself uncertain by
-    ``cov_m2`` when given); Monte Carlo, vectorised over events and samples, with the same draws
-    for every event (its probability does not depend on the batch).
+    ``cov_m2`` when given); quasi-Monte Carlo (Sobol points, the same for every event), vectorised
+    over events and samples. The interval is a binomial (Wilson) bound on the integration error.
     """
     lon_a = np.atleast_1d(np.asarray(lon, np.float64))
     lat_a = np.atleast_1d(np.asarray(lat, np.float64))
@@ -357,17 +371,17 @@ def bearing_sector_probability(
     )
     if len(good) == 0:
         return out
-    m = n_samples
-    rng = np.random.default_rng(seed)
+    u = _sobol(n_samples, 4, seed)
+    m = len(u)
     k = len(good)
-    az = brg[good, None] + rng.uniform(-half_width_deg, half_width_deg, m)[None, :]
-    dist = r_lo[good, None] + (r_hi - r_lo)[good, None] * rng.random(m)[None, :]
+    az = brg[good, None] + half_width_deg * (2.0 * u[None, :, 0] - 1.0)
+    dist = r_lo[good, None] + (r_hi - r_lo)[good, None] * u[None, :, 1]
     lo0 = np.repeat(lon_a[good], m)
     la0 = np.repeat(lat_a[good], m)
     if cov_m2 is not None:
         cov = np.asarray(cov_m2, np.float64).reshape(n, 2, 2)[good]
         L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
-        e = np.einsum("nij,kj->nki", L, rng.standard_normal((m, 2)))
+        e = np.einsum("nij,kj->nki", L, ndtri(np.clip(u[:, 2:], 1e-12, 1.0 - 1e-12)))
         lo0, la0 = _offset(lo0, la0, e[..., 0].ravel(), e[..., 1].ravel())
     olon, olat, _ = GEOD.fwd(lo0, la0, az.ravel(), dist.ravel())
     s, _ = _signed(cv, np.asarray(olon, np.float64), np.asarray(olat, np.float64))
@@ -403,7 +417,8 @@ class PairingOptions:
         The weapons' range: a muzzle blast farther from (or nearer to) the impact cannot have fired it.
     min_speed_mps, max_speed_mps
         Mean speed of the projectile over its flight (range / flight time): the flight time is
-        consistent when the implied speed lies between them.
+        consistent when the implied speed lies between them (tube artillery and rockets fly at a
+        few hundred m/s on average; the gates are also the prior, so keep them realistic).
     p_located
         Prior probability that the muzzle blast of an impact was located at all (the rest of the
         weight goes to "fired from somewhere unknown", which names no side).
@@ -411,8 +426,8 @@ class PairingOptions:
 
     min_range_km: float = 0.5
     max_range_km: float = 40.0
-    min_speed_mps: float = 150.0
-    max_speed_mps: float = 1000.0
+    min_speed_mps: float = 200.0
+    max_speed_mps: float = 700.0
     p_located: float = 0.9
 
 
