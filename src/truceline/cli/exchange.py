@@ -1,0 +1,216 @@
+"""``truceline import`` and ``truceline export ...``: files in the formats analysts use.
+
+Formats: csv, geojson, gpkg (GeoPackage, opens in QGIS), kml, kmz and acled (ACLED-layout CSV);
+by default from the file's suffix. Exports take the API's filters and write exactly what the same
+filter lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from truceline.errors import TrucelineError
+
+__all__ = ["export_app", "import_cmd"]
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+export_app = typer.Typer(
+    help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz, acled.",
+    no_args_is_help=True,
+)
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="TRUCELINE_DB",
+        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="csv, geojson, gpkg, kml, kmz or acled (default: from the suffix)"),
+]
+
+
+def _fail(exc: TrucelineError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""))
+    return typer.Exit(code=2)
+
+
+def _principal():  # type: ignore[no-untyped-def]
+    import getpass
+
+    from truceline.services.auth import Principal, Role
+
+    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for v in values or ():
+        name, sep, party = v.rpartition("=")
+        if not sep or not name or not party:
+            raise typer.BadParameter(f"give NAME=PARTY, got {v!r}", param_hint=option)
+        out[name] = party
+    return out
+
+
+def _when(text: str | None, name: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("give ISO 8601, e.g. 2025-03-01T00:00:00Z", param_hint=name) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC) if len(text) <= 10 else t
+        if t.tzinfo is None:
+            raise typer.BadParameter("give a UTC offset, e.g. 2025-03-01T00:00:00Z", param_hint=name)
+    return t.astimezone(dt.UTC)
+
+
+@export_app.command("incidents")
+def export_incidents_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write")],
+    fmt: FormatOption = None,
+    db: DbOption = "truceline.db",
+    agreement_id: Annotated[
+        str | None, typer.Option("--agreement-id", help="Agreement (default: the only one stored)")
+    ] = None,
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north (WGS84 deg)")] = None,
+    start: Annotated[str | None, typer.Option(help="observed_at >= start (ISO 8601; a date is UTC midnight)")] = None,
+    end: Annotated[str | None, typer.Option(help="observed_at < end")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Kind (repeatable)")] = None,
+    party: Annotated[str | None, typer.Option()] = None,
+    sector: Annotated[str | None, typer.Option()] = None,
+    rule: Annotated[str | None, typer.Option(help="Has a finding of this rule")] = None,
+    status: Annotated[str | None, typer.Option(help="Review status: new, verified, rejected, sent_back")] = None,
+    source_type: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[
+        list[str] | None, typer.Option(help="ACLED: PARTY=actor name written in actor1 (repeatable)")
+    ] = None,
+) -> None:
+    """Write the incidents a filter selects (the same filter as GET /api/v1/incidents)."""
+    from truceline.services import queries
+    from truceline.services.agreement_store import AgreementCache
+    from truceline.services.exchange import export_incidents
+    from truceline.store.db import Database
+
+    names = {p: n for n, p in _pairs(actor, "--actor").items()}
+    database = Database(db)
+    try:
+        database.upgrade()
+        with database.read() as s:
+            flt = queries.IncidentFilter(
+                agreement_id=AgreementCache().default_id(s, agreement_id),
+                bbox=queries.BBox.parse(bbox) if bbox else None,
+                start=_when(start, "--start"),
+                end=_when(end, "--end"),
+                kind=list(kind or ()),
+                party=party,
+                sector=sector,
+                rule=rule,
+                status=status,
+                source_type=source_type,
+            )
+            n = export_incidents(s, flt, output, fmt, scope=_principal().scope, party_names=names)
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    finally:
+        database.dispose()
+    console.print(f"Wrote {n} incidents of {flt.agreement_id} to {output}")
+
+
+@export_app.command("zones")
+def export_zones_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write")],
+    agreement: Annotated[
+        Path | None, typer.Option("--agreement", "-a", help="Agreement folder (or --db with --agreement-id)")
+    ] = None,
+    fmt: FormatOption = None,
+    date: Annotated[str | None, typer.Option(help="Version in force on this day (YYYY-MM-DD)")] = None,
+    db: DbOption = "truceline.db",
+    agreement_id: Annotated[str | None, typer.Option("--agreement-id")] = None,
+) -> None:
+    """Write the line, the zones per side, sectors and observation posts (reference geodata)."""
+    from truceline.services.exchange import export_geodata
+
+    try:
+        if agreement is not None:
+            from truceline.io.agreement_files import load_agreement
+
+            ag = load_agreement(agreement)
+        else:
+            from truceline.services.agreement_store import AgreementCache
+            from truceline.store.db import Database
+
+            database = Database(db)
+            try:
+                database.upgrade()
+                cache = AgreementCache()
+                with database.read() as s:
+                    ag = cache.get(s, cache.default_id(s, agreement_id))
+            finally:
+                database.dispose()
+        day = dt.date.fromisoformat(date) if date else ag.effective_from
+        n = export_geodata(ag, day, output, fmt)
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Wrote {n} features of {ag.id} (in force on {day}) to {output}")
+
+
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="csv, geojson, gpkg, kml, kmz or ACLED csv (--format acled)")],
+    agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
+    fmt: FormatOption = None,
+    db: DbOption = "truceline.db",
+    actor: Annotated[
+        list[str] | None,
+        typer.Option(help="ACLED: 'actor name=PARTY' (repeatable); party ids and names match already"),
+    ] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Write the rejected rows here (CSV)")] = None,
+) -> None:
+    """Import incidents from a file: validated, adjudicated and stored idempotently by id."""
+    from truceline.io.agreement_files import load_agreement
+    from truceline.io.incidents_io import write_rejects
+    from truceline.services.exchange import import_incidents
+    from truceline.store.db import Database
+    from truceline.store.service import register_agreement
+
+    actors = _pairs(actor, "--actor")
+    database = Database(db)
+    try:
+        ag = load_agreement(agreement)
+        database.upgrade()
+
+        def work(s):  # type: ignore[no-untyped-def]
+            register_agreement(s, ag, agreement)
+            return import_incidents(
+                s, ag, file, fmt, principal=_principal(), now=dt.datetime.now(dt.UTC), actors=actors
+            )
+
+        out = database.write(work)
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
+    finally:
+        database.dispose()
+    res = out.stored
+    console.print(
+        f"Imported {file} ({out.read.format}): {len(res.accepted)} accepted, {len(res.duplicates)} "
+        f"duplicates, {len(res.rejects)} rejected, {res.findings} findings (batch {res.batch_id})"
+    )
+    if out.read.report is not None:
+        for line in out.read.report.lines():
+            console.print(f"  {line}")
+    for r in res.rejects[:10]:
+        err_console.print(f"  rejected {r}")
+    if rejects is not None:
+        write_rejects(rejects, sorted(res.rejects, key=lambda r: r.row))

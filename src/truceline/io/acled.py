@@ -1,0 +1,348 @@
+"""ACLED-layout CSV: the conflict analysts' lingua franca, in and out.
+
+Import maps ACLED's ``event_type`` / ``sub_event_type`` to Truceline's :class:`Kind`,
+``geo_precision`` to a 1-sigma position error and ``time_precision`` to a day, and says in a
+:class:`MappingReport` what could not be mapped (rows set aside with the reason, and rows taken
+with an approximation). Export writes the same columns; a ``tags`` cell
+``truceline:kind=...;...`` carries what ACLED's vocabulary cannot (the exact kind, weapon class,
+position error, time, source and Admiralty grading), so Truceline's own exports read back exactly
+while any ACLED file still reads through the tables.
+
+Position error from ``geo_precision`` (1-sigma, metres; :data:`GEO_PRECISION_SIGMA_M`):
+
+- 1, a named town or village: the town's coordinates, the event somewhere in it: 1 km;
+- 2, near a town or in part of a region: 5 km;
+- 3, only the region (the coordinates are its centroid): 25 km.
+
+These are conservative defaults for adjudication against zone bands; pass other values with
+``geo_sigma_m`` when the mission has calibrated them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from truceline.core.agreement import Kind
+from truceline.errors import ValidationError
+from truceline.io.incidents_io import Reject
+
+__all__ = [
+    "ACLED_COLUMNS",
+    "ACLED_TYPES",
+    "GEO_PRECISION_SIGMA_M",
+    "KIND_TO_ACLED",
+    "MappingReport",
+    "acled_records",
+    "acled_row",
+]
+
+#: Columns written on export, in ACLED's order (a subset of ACLED's full layout).
+ACLED_COLUMNS: tuple[str, ...] = (
+    "event_id_cnty",
+    "event_date",
+    "year",
+    "time_precision",
+    "disorder_type",
+    "event_type",
+    "sub_event_type",
+    "actor1",
+    "actor2",
+    "latitude",
+    "longitude",
+    "geo_precision",
+    "source",
+    "source_scale",
+    "notes",
+    "fatalities",
+    "tags",
+)
+REQUIRED = ("event_date", "event_type", "sub_event_type", "latitude", "longitude")
+
+EXPL = "Explosions/Remote violence"
+STRAT = "Strategic developments"
+
+#: (event_type, sub_event_type) -> kind. Pairs absent here are reported, not guessed.
+ACLED_TYPES: dict[tuple[str, str], Kind] = {
+    (EXPL, "Shelling/artillery/missile attack"): Kind.explosion,
+    (EXPL, "Air/drone strike"): Kind.explosion,
+    (EXPL, "Remote explosive/landmine/IED"): Kind.explosion,
+    (EXPL, "Grenade"): Kind.explosion,
+    (EXPL, "Suicide bomb"): Kind.explosion,
+    (EXPL, "Chemical weapon"): Kind.explosion,
+    ("Battles", "Armed clash"): Kind.small_arms_fire,
+    ("Battles", "Government regains territory"): Kind.armed_personnel,
+    ("Battles", "Non-state actor overtakes territory"): Kind.armed_personnel,
+    # Interceptions of missiles and drones, defused bombs: something was fired or flown.
+    (STRAT, "Disrupted weapons use"): Kind.projectile,
+    (STRAT, "Headquarters or base established"): Kind.fortification_works,
+    (STRAT, "Non-violent transfer of territory"): Kind.armed_personnel,
+    (STRAT, "Looting/property destruction"): Kind.damage,
+    ("Violence against civilians", "Attack"): Kind.civilian_casualty,
+}
+
+#: kind -> (disorder_type, event_type, sub_event_type) for export.
+KIND_TO_ACLED: dict[Kind, tuple[str, str, str]] = {
+    Kind.explosion: ("Political violence", EXPL, "Shelling/artillery/missile attack"),
+    Kind.projectile: ("Political violence", EXPL, "Shelling/artillery/missile attack"),
+    Kind.heavy_weapon: ("Strategic developments", STRAT, "Other"),
+    Kind.muzzle_flash: ("Political violence", EXPL, "Shelling/artillery/missile attack"),
+    Kind.small_arms_fire: ("Political violence", "Battles", "Armed clash"),
+    Kind.flare: ("Strategic developments", STRAT, "Other"),
+    Kind.armed_personnel: ("Strategic developments", STRAT, "Other"),
+    Kind.vehicle_movement: ("Strategic developments", STRAT, "Other"),
+    Kind.drone_flight: ("Strategic developments", STRAT, "Other"),
+    Kind.fortification_works: ("Strategic developments", STRAT, "Headquarters or base established"),
+    Kind.movement_restriction: ("Strategic developments", STRAT, "Other"),
+    Kind.civilian_casualty: ("Political violence", "Violence against civilians", "Attack"),
+    Kind.damage: ("Strategic developments", STRAT, "Looting/property destruction"),
+}
+
+#: geo_precision -> 1-sigma position error (m); see the module docstring.
+GEO_PRECISION_SIGMA_M: dict[int, float] = {1: 1_000.0, 2: 5_000.0, 3: 25_000.0}
+TIME_PRECISION_NAMES = {1: "day", 2: "week", 3: "month"}
+_TAG = "truceline:"
+
+
+@dataclass(slots=True)
+class MappingReport:
+    """What an ACLED import could not map (rows set aside) or mapped only approximately."""
+
+    rows: int = 0
+    mapped: Counter[str] = field(default_factory=Counter)  # "event > sub -> kind"
+    unmapped_types: Counter[str] = field(default_factory=Counter)  # "event > sub" (rejected)
+    coarse_time: Counter[str] = field(default_factory=Counter)  # "week"/"month" (kept as day)
+    unmapped_actors: Counter[str] = field(default_factory=Counter)  # party left unknown
+    geo_precision_default: int = 0  # rows without a usable geo_precision (region assumed)
+
+    def lines(self) -> list[str]:
+        """A human-readable summary, one finding per line."""
+        out = [f"{self.rows} ACLED rows read"]
+        for k, n in self.mapped.most_common():
+            out.append(f"mapped {n} x {k}")
+        for k, n in self.unmapped_types.most_common():
+            out.append(f"NOT MAPPED {n} x {k}: no Truceline kind; rows set aside")
+        for k, n in self.coarse_time.most_common():
+            out.append(
+                f"APPROXIMATE {n} x time_precision {k}: kept with day precision on event_date"
+            )
+        for k, n in self.unmapped_actors.most_common():
+            out.append(f"APPROXIMATE {n} x actor {k!r}: no party matches; party left unknown")
+        if self.geo_precision_default:
+            out.append(
+                f"APPROXIMATE {self.geo_precision_default} x geo_precision missing or unknown: "
+                f"taken as 3 (region, {GEO_PRECISION_SIGMA_M[3]:.0f} m)"
+            )
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "mapped": dict(self.mapped),
+            "unmapped_types": dict(self.unmapped_types),
+            "coarse_time": dict(self.coarse_time),
+            "unmapped_actors": dict(self.unmapped_actors),
+            "geo_precision_default": self.geo_precision_default,
+        }
+
+
+def _tags(text: str) -> dict[str, str]:
+    """``truceline:k=v;k=v`` from ACLED's free-text ``tags`` cell (other tags are ignored)."""
+    for part in text.split("|"):
+        part = part.strip()
+        if part.startswith(_TAG):
+            pairs = (kv.split("=", 1) for kv in part[len(_TAG) :].split(";") if "=" in kv)
+            return {k.strip(): v.strip() for k, v in pairs}
+    return {}
+
+
+def _stable_id(rec: Mapping[str, Any]) -> str:
+    key = "|".join(str(rec.get(c, "")) for c in ACLED_COLUMNS if c != "event_id_cnty")
+    return "acled-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _party(actor: str, parties: Mapping[str, str]) -> str | None:
+    """The party an actor name stands for (exact, then case-insensitive)."""
+    if not actor:
+        return None
+    if actor in parties:
+        return parties[actor]
+    low = {k.lower(): v for k, v in parties.items()}
+    return low.get(actor.lower())
+
+
+def _map_row(
+    row: int,
+    rec: Mapping[str, Any],
+    report: MappingReport,
+    *,
+    parties: Mapping[str, str],
+    geo_sigma_m: Mapping[int, float],
+) -> dict[str, Any] | Reject:
+    rid = (rec.get("event_id_cnty") or "").strip() or _stable_id(rec)
+    tags = _tags(rec.get("tags") or "")
+    ev, sub = (rec.get("event_type") or "").strip(), (rec.get("sub_event_type") or "").strip()
+    kind: str | None = tags.get("kind")
+    if kind is None:
+        mapped = ACLED_TYPES.get((ev, sub))
+        if mapped is None:
+            report.unmapped_types[f"{ev} > {sub}"] += 1
+            known = "; ".join(f"{e} > {s}" for e, s in ACLED_TYPES)
+            return Reject(
+                row,
+                rid,
+                "sub_event_type",
+                f"ACLED type {ev!r} > {sub!r} has no Truceline kind; mapped types are: {known}",
+            )
+        kind = mapped.value
+        report.mapped[f"{ev} > {sub} -> {kind}"] += 1
+    out: dict[str, Any] = {"id": rid, "kind": kind, "lon": rec.get("longitude"), "lat": rec.get("latitude")}
+    # Time: Truceline's own exact time when present, else ACLED's day.
+    date = (rec.get("event_date") or "").strip()
+    if "observed_at" in tags:
+        out["observed_at"] = tags["observed_at"]
+        out["time_precision"] = tags.get("time_precision", "day")
+    else:
+        try:
+            day = dt.date.fromisoformat(date)
+        except ValueError:
+            try:
+                day = dt.datetime.strptime(date, "%d %B %Y").date()  # ACLED's export style
+            except ValueError:
+                return Reject(row, rid, "event_date", f"not a date (got {date!r}); use YYYY-MM-DD")
+        out["observed_at"] = f"{day.isoformat()}T12:00:00Z"
+        out["time_precision"] = "day"
+        tp = _int(rec.get("time_precision") or 1)
+        if tp in (2, 3):
+            report.coarse_time[TIME_PRECISION_NAMES[tp]] += 1
+    # Position error: Truceline's own when present, else from geo_precision.
+    if "uncertainty_m" in tags:
+        out["uncertainty_m"] = tags["uncertainty_m"]
+    else:
+        gp = _int(rec.get("geo_precision") or "")
+        if gp not in geo_sigma_m:
+            report.geo_precision_default += 1
+            gp = 3
+        out["uncertainty_m"] = geo_sigma_m[gp]
+    for key in ("weapon_class", "count", "origin_lon", "origin_lat", "origin_uncertainty_m",
+                "bearing_deg", "source_type", "reliability", "credibility"):
+        if key in tags:
+            out[key] = tags[key]
+    out.setdefault("source_type", "open_source")
+    actor1 = (rec.get("actor1") or "").strip()
+    if "party" in tags:
+        out["party"] = tags["party"]
+    elif actor1:
+        p = _party(actor1, parties)
+        if p is None:
+            report.unmapped_actors[actor1] += 1
+        out["party"] = p
+    notes = rec.get("notes") or ""
+    if tags:
+        out["narrative"] = notes  # our own export: the notes are the narrative, unchanged
+    else:
+        extra = []
+        if actor1 or rec.get("actor2"):
+            extra.append(f"actors: {actor1 or '-'} / {rec.get('actor2') or '-'}")
+        if _int(rec.get("fatalities") or 0):
+            extra.append(f"fatalities: {rec.get('fatalities')}")
+        if rec.get("source"):
+            extra.append(f"source: {rec.get('source')}")
+        tp = _int(rec.get("time_precision") or 1)
+        if tp in (2, 3):
+            extra.append(f"ACLED time precision: {TIME_PRECISION_NAMES[tp]}")
+        out["narrative"] = (notes + (" [" + "; ".join(extra) + "]" if extra else "")).strip()[:4000]
+    return out
+
+
+def acled_records(
+    path: Path,
+    report: MappingReport,
+    *,
+    parties: Mapping[str, str] | None = None,
+    geo_sigma_m: Mapping[int, float] | None = None,
+) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    """Each data row of an ACLED CSV as a Truceline record, or a :class:`Reject` with the reason.
+
+    Parameters
+    ----------
+    parties
+        Actor name -> party id (``actor1`` is the actor observed). Party ids and names of the
+        agreement are the natural keys; unmatched actors are reported and left unknown.
+    geo_sigma_m
+        ``geo_precision`` -> 1-sigma position error (m); default :data:`GEO_PRECISION_SIGMA_M`.
+    """
+    sig = dict(geo_sigma_m or GEO_PRECISION_SIGMA_M)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise ValidationError(
+                f"{path}: not an ACLED layout: missing column(s) {', '.join(missing)}",
+                fix=f"the header must include {', '.join(REQUIRED)}",
+            )
+        for i, rec in enumerate(reader, start=1):
+            report.rows += 1
+            yield i, _map_row(i, rec, report, parties=parties or {}, geo_sigma_m=sig)
+
+
+def _geo_precision(sigma_m: float) -> int:
+    if sigma_m <= GEO_PRECISION_SIGMA_M[1]:
+        return 1
+    return 2 if sigma_m <= GEO_PRECISION_SIGMA_M[2] else 3
+
+
+def acled_row(rec: Mapping[str, Any], *, party_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One exported incident (an export record, see :mod:`truceline.io.formats`) in ACLED layout."""
+    kind = Kind(rec["kind"])
+    disorder, ev, sub = KIND_TO_ACLED[kind]
+    observed = rec["observed_at"]
+    day = observed[:10]
+    tags = {
+        "kind": kind.value,
+        "observed_at": observed,
+        "time_precision": rec["time_precision"],
+        "uncertainty_m": repr(float(rec["uncertainty_m"])),
+        "source_type": rec["source_type"],
+        "reliability": rec["reliability"],
+        "credibility": str(rec["credibility"]),
+        "count": str(rec["count"]),
+    }
+    for key in ("weapon_class", "party", "origin_lon", "origin_lat", "origin_uncertainty_m", "bearing_deg"):
+        v = rec.get(key)
+        if v not in (None, ""):
+            tags[key] = repr(float(v)) if isinstance(v, float) else str(v)
+    party = rec.get("party") or ""
+    return {
+        "event_id_cnty": rec["id"],
+        "event_date": day,
+        "year": day[:4],
+        "time_precision": 1,
+        "disorder_type": disorder,
+        "event_type": ev,
+        "sub_event_type": sub,
+        "actor1": (party_names or {}).get(party, party),
+        "actor2": "",
+        "latitude": repr(float(rec["lat"])),
+        "longitude": repr(float(rec["lon"])),
+        "geo_precision": _geo_precision(float(rec["uncertainty_m"])),
+        "source": f"Truceline ({rec['source_type']})",
+        "source_scale": "Other",
+        "notes": rec.get("narrative") or "",
+        "fatalities": 0,
+        "tags": _TAG + ";".join(f"{k}={v}" for k, v in tags.items()),
+    }

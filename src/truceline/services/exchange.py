@@ -1,0 +1,156 @@
+"""Import and export of incidents and reference geodata in the analysts' file formats.
+
+Exports go through the API's own filter service (:func:`truceline.services.queries.list_incidents`
+with an :class:`~truceline.services.queries.IncidentFilter` and the caller's scope), page by
+page, so a file holds exactly the incidents the same filter lists on screen. Imports read a file
+(:func:`truceline.io.formats.read_incident_file`) and store it through the idempotent ingest that
+every other report goes through. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from truceline.core.agreement import Agreement
+from truceline.core.incidents import Incident
+from truceline.io.formats import ImportResult, read_incident_file, write_geodata_file, write_incident_file
+from truceline.services import queries
+from truceline.services.agreement import zones_feature_collection
+from truceline.services.auth import Principal, Scope
+from truceline.store.models import FindingRow, IncidentRow
+from truceline.store.service import IngestResult, ingest_incidents
+
+__all__ = [
+    "ImportOutcome",
+    "export_geodata",
+    "export_incidents",
+    "export_records",
+    "import_incidents",
+    "incident_of_row",
+]
+
+_PAGE = 2000
+_INCIDENT_COLUMNS = tuple(f for f in Incident.model_fields if f != "id")
+
+
+def _utc(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+def incident_of_row(row: IncidentRow) -> Incident:
+    """The report as it was submitted (the stored row without the server's adjudication)."""
+    data: dict[str, Any] = {k: getattr(row, k) for k in _INCIDENT_COLUMNS}
+    data["observed_at"] = _utc(row.observed_at)
+    return Incident.model_validate({"id": row.report_id, **data})
+
+
+def _record(row: IncidentRow, rules: list[str]) -> dict[str, Any]:
+    rec = incident_of_row(row).model_dump(mode="json")
+    rec.update(
+        pk=row.pk,
+        agreement_id=row.agreement_id,
+        side_party=row.side_party,
+        distance_km=row.distance_km,
+        p_side=row.p_side,
+        zones=row.zones,
+        sector=row.sector,
+        status=row.status,
+        findings=";".join(rules),
+        submitted_by=row.submitted_by,
+        received_at=(_utc(row.received_at) or dt.datetime.min).isoformat().replace("+00:00", "Z"),
+    )
+    return rec
+
+
+def export_records(session: Session, flt: queries.IncidentFilter, *, scope: Scope) -> list[dict[str, Any]]:
+    """Every incident the filter lists for this scope, as export records, in ``pk`` order."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = queries.list_incidents(session, flt, scope=scope, cursor=cursor, limit=_PAGE)
+        rows: list[IncidentRow] = page.items
+        rules: dict[int, list[str]] = defaultdict(list)
+        if rows:
+            q = select(FindingRow.incident_pk, FindingRow.rule_id).where(
+                FindingRow.incident_pk.in_([r.pk for r in rows])
+            )
+            if scope.released_only:  # pragma: no cover - liaisons cannot list incidents
+                q = q.where(FindingRow.released_at.is_not(None))
+            for pk, rule in session.execute(q.order_by(FindingRow.pk)):
+                rules[pk].append(rule)
+        out.extend(_record(r, rules[r.pk]) for r in rows)
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
+
+
+def export_incidents(
+    session: Session,
+    flt: queries.IncidentFilter,
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    scope: Scope,
+    party_names: Mapping[str, str] | None = None,
+) -> int:
+    """Write the filtered view to a file; returns the number of incidents written."""
+    records = export_records(session, flt, scope=scope)
+    return write_incident_file(path, records, fmt, name="incidents", party_names=party_names)
+
+
+def export_geodata(agreement: Agreement, day: dt.date, path: str | Path, fmt: str | None = None) -> int:
+    """Write the line, the zones in force on ``day`` (per side), sectors and observation posts."""
+    return write_geodata_file(path, zones_feature_collection(agreement, day), fmt)
+
+
+@dataclass(slots=True)
+class ImportOutcome:
+    read: ImportResult
+    stored: IngestResult
+
+
+def party_lookup(agreement: Agreement, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Actor names that stand for a party: its id, its name, and any given explicitly."""
+    out = {p.id: p.id for p in agreement.parties}
+    out.update({p.name: p.id for p in agreement.parties if p.name})
+    out.update(extra or {})
+    return out
+
+
+def import_incidents(
+    session: Session,
+    agreement: Agreement,
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    principal: Principal,
+    now: dt.datetime,
+    actors: Mapping[str, str] | None = None,
+    geo_sigma_m: Mapping[int, float] | None = None,
+) -> ImportOutcome:
+    """Read a file and store its incidents: validated, adjudicated, idempotent by report id."""
+    res = read_incident_file(
+        path, fmt, parties=party_lookup(agreement, actors), geo_sigma_m=geo_sigma_m
+    )
+    stored = ingest_incidents(
+        session,
+        agreement,
+        res.read.incidents,
+        res.read.rows,
+        source=f"{res.format}:{Path(path).name}",
+        earlier_rejects=res.read.rejects,
+        earlier_duplicates=[str(r) for r in res.read.duplicates],
+        submitted_by=principal.subject,
+        now=now,
+    )
+    return ImportOutcome(res, stored)
