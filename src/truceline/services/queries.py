@@ -30,11 +30,13 @@ __all__ = [
     "FindingFilter",
     "IncidentFilter",
     "Page",
+    "count_incidents",
     "daily_statistics",
     "decode_cursor",
     "encode_cursor",
     "get_finding",
     "get_incident",
+    "incident_conditions",
     "list_findings",
     "list_incidents",
 ]
@@ -142,15 +144,9 @@ def _incident_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(IncidentRow.sector == scope.sector, own) if scope.sector else own
 
 
-def list_incidents(
-    session: Session, flt: IncidentFilter, *, scope: Scope, cursor: str | None, limit: int
-) -> Page:
-    """A page of incidents in ``pk`` order, filtered; ``next_cursor`` is ``None`` on the last page."""
-    after = decode_cursor(cursor)
-    conds: list[ColumnElement[bool]] = [
-        IncidentRow.agreement_id == flt.agreement_id,
-        IncidentRow.pk > after,
-    ]
+def incident_conditions(session: Session, flt: IncidentFilter, *, scope: Scope) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a filter and a scope (shared by lists, counts and exports)."""
+    conds: list[ColumnElement[bool]] = [IncidentRow.agreement_id == flt.agreement_id]
     dialect = session.get_bind().dialect.name
     if flt.bbox is not None:
         conds.append(_bbox_clause(flt.bbox, dialect))
@@ -175,6 +171,20 @@ def list_incidents(
     sc = _incident_scope(scope)
     if sc is not None:
         conds.append(sc)
+    return conds
+
+
+def count_incidents(session: Session, flt: IncidentFilter, *, scope: Scope) -> int:
+    """How many incidents the filter selects for this scope (all pages)."""
+    q = select(func.count()).select_from(IncidentRow).where(*incident_conditions(session, flt, scope=scope))
+    return int(session.execute(q).scalar_one())
+
+
+def list_incidents(
+    session: Session, flt: IncidentFilter, *, scope: Scope, cursor: str | None, limit: int
+) -> Page:
+    """A page of incidents in ``pk`` order, filtered; ``next_cursor`` is ``None`` on the last page."""
+    conds = [*incident_conditions(session, flt, scope=scope), IncidentRow.pk > decode_cursor(cursor)]
     rows = list(
         session.execute(
             select(IncidentRow).where(*conds).order_by(IncidentRow.pk).limit(limit + 1)
