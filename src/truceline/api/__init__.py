@@ -46,5 +46,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     install_error_handlers(app)
     for module in (health, agreements, incidents, findings, reports, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
+    from truceline.api.routes import ogc
+
+    app.include_router(ogc.router)  # OGC API - Features under /ogc, outside /api/v1
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
     return app
