@@ -58,6 +58,8 @@ def _seed(api: Api, folder: Path) -> Seed:
     api.post(f"/incidents/{pk['north-1']}/review", json={"action": "verify"})
     api.post(f"/incidents/{pk['north-1']}/review", json={"action": "release"})
     assert api.post(f"/reports/{DAY}/publish").status_code == 201
+    api.clock.now += dt.timedelta(days=1)
+    assert api.post("/ledger/close").status_code == 200  # yesterday's root: proofs can be made
     tokens = {}
     for c in CALLERS:
         tokens[str(c)] = api.post("/tokens", json={"role": "sensor", "name": f"spare-{c}"}).json()["id"]
@@ -162,6 +164,22 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         frozenset({"admin"}),
         frozenset(),
     ),
+    ("ledger roots", lambda s, c: ("GET", "/ledger/roots", {}), PUBLISHED, frozenset()),
+    ("close days", lambda s, c: ("POST", "/ledger/close", {}), frozenset({"admin"}), frozenset()),
+    ("entry proof", lambda s, c: ("GET", "/ledger/entries/1/proof", {}), STAFF, frozenset()),
+    (
+        "released finding proof",
+        lambda s, c: ("GET", f"/findings/{s.released}/proof", {}),
+        frozenset({"admin", "analyst", "liaison"}),
+        frozenset(),
+    ),
+    (
+        "unreleased finding proof",
+        lambda s, c: ("GET", f"/findings/{s.unreleased}/proof", {}),
+        STAFF,
+        frozenset({"liaison"}),
+    ),
+    ("verify ledger", lambda s, c: ("GET", "/ledger/verify", {}), frozenset({"admin"}), frozenset()),
     (
         "revoke token",
         lambda s, c: ("DELETE", f"/tokens/{s.tokens[c]}", {}),

@@ -32,7 +32,7 @@ shape `{"error": {"status", "type", "message", "field", "value", "fix"}}`.
 
 def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
-    from truceline.api.routes import agreements, findings, health, incidents, reports, tokens
+    from truceline.api.routes import agreements, findings, health, incidents, ledger, reports, tokens
 
     app = FastAPI(
         title="Truceline mission server",
@@ -44,7 +44,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, agreements, incidents, findings, reports, tokens):
+    for module in (health, agreements, incidents, findings, reports, tokens, ledger):
         app.include_router(module.router, prefix=API_PREFIX)
     from truceline.api.routes import ogc
 

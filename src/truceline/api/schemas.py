@@ -362,3 +362,30 @@ class TokenOut(_Out):
 
 class TokenIssued(TokenOut):
     token: str = Field(description="The secret; shown once, store it now")
+
+
+# -- ledger -----------------------------------------------------------------------------------
+
+
+class LedgerRoot(_Out):
+    day: dt.date
+    root: str = Field(description="RFC 6962 Merkle root (SHA-256, hex) over the day's entry hashes")
+    first_seq: int
+    last_seq: int
+    n_entries: int
+    closed_at: dt.datetime
+
+
+class LedgerProblem(_Out):
+    seq: int | None
+    kind: str
+    message: str
+
+
+class LedgerVerification(_Out):
+    ok: bool
+    entries: int
+    days_closed: int
+    incidents: int
+    findings: int
+    problems: list[LedgerProblem]

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from truceline.cli.exchange import export_app, import_cmd
+from truceline.cli.ledger import ledger_app
 from truceline.cli.locate import ingest_acoustic_cmd, locate
 from truceline.cli.plan import plan_app
 from truceline.cli.server import serve, token_app
@@ -33,6 +34,7 @@ app.command("locate")(locate)
 app.add_typer(plan_app, name="plan")
 app.command("serve")(serve)
 app.add_typer(token_app, name="token")
+app.add_typer(ledger_app, name="ledger")
 app.command("ingest-acoustic")(ingest_acoustic_cmd)
 app.add_typer(export_app, name="export")
 app.command("import")(import_cmd)

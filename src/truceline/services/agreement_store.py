@@ -23,6 +23,7 @@ from truceline.errors import AgreementError, NotFoundError, ValidationError
 from truceline.io.agreement_files import load_agreement
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal
+from truceline.store import ledger
 from truceline.store.models import AgreementRevisionRow, AgreementRow
 
 __all__ = [
@@ -146,6 +147,23 @@ def store_agreement(
     }
     row.name, row.source, row.content_hash, row.loaded_at = ag.name, source, digest, now
     session.flush()
+    ledger.append(
+        session,
+        [
+            (
+                "agreement",
+                f"agreement:{ag.id}:{revision.revision}",
+                {
+                    "agreement": ag.id,
+                    "revision": revision.revision,
+                    "content_hash": digest,
+                    "source": source,
+                    "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+                },
+            )
+        ],
+        now=now,
+    )
     record_change(
         session,
         actor=actor,

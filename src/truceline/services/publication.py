@@ -14,6 +14,7 @@ from truceline.report.daily import render_daily_html
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal
 from truceline.services.report import build_day_report
+from truceline.store import ledger
 from truceline.store.models import PublishedReportRow
 
 __all__ = ["draft_report", "get_published", "list_published", "publish_report"]
@@ -47,6 +48,22 @@ def publish_report(
     )
     session.add(row)
     session.flush()
+    ledger.append(
+        session,
+        [
+            (
+                "publication",
+                f"report:{agreement.id}/{day}",
+                {
+                    "agreement": agreement.id,
+                    "day": day.isoformat(),
+                    "sha256": row.sha256,
+                    "published_by": actor.subject,
+                },
+            )
+        ],
+        now=now,
+    )
     record_change(
         session,
         actor=actor,

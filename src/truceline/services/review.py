@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal
+from truceline.store import ledger
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["Action", "ReviewOutcome", "review"]
@@ -163,4 +164,29 @@ def review(
             fix="reload the incident and its history",
         )
     session.flush()
+    # The decision goes into the ledger with the state it leaves behind, so that `ledger verify`
+    # can tell a status changed in the database without a decision.
+    ledger.append(
+        session,
+        [
+            (
+                "review",
+                f"incident:{incident.pk}",
+                {
+                    "action": action.value,
+                    "comment": comment,
+                    "actor": actor.subject,
+                    "role": actor.role.value,
+                    "incident": incident.pk,
+                    "report_id": incident.report_id,
+                    "status_after": {
+                        f"incident:{incident.pk}": incident.status,
+                        **{f"finding:{f.pk}": f.status for f in findings},
+                    },
+                    "released_after": {f"finding:{f.pk}": f.released_at is not None for f in findings},
+                },
+            )
+        ],
+        now=now,
+    )
     return ReviewOutcome(incident, findings, changes)

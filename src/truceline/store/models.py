@@ -27,6 +27,9 @@ __all__ = [
     "FindingRow",
     "IncidentRow",
     "IngestBatchRow",
+    "LedgerEntryRow",
+    "LedgerHeadRow",
+    "LedgerRootRow",
     "PublishedReportRow",
     "RejectRow",
 ]
@@ -203,3 +206,46 @@ class PublishedReportRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     published_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class LedgerEntryRow(Base):
+    """One entry of the hash chain: ``entry_hash = SHA-256(prev_hash || body)`` (see ledger_verify).
+
+    ``body`` is the canonical JSON exactly as hashed: ``{seq, time, kind, ref, content}``.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_day", "day"), Index("ix_ledger_ref", "ref"))
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))  # report | finding | review | publication | agreement
+    ref: Mapped[str] = mapped_column(String(160))  # e.g. incident:42
+    body: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerHeadRow(Base):
+    """The newest entry (one row, id 1): appenders lock it, so the chain has one order."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerRootRow(Base):
+    """A closed day: the Merkle root over that day's entries, to publish to both parties."""
+
+    __tablename__ = "ledger_roots"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    n_entries: Mapped[int] = mapped_column(Integer)
+    root: Mapped[str] = mapped_column(String(64))
+    closed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

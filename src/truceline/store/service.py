@@ -21,6 +21,8 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.io.incidents_io import Reject
 from truceline.services import adjudicate
+from truceline.store import ledger
+from truceline.store.ledger import finding_content
 from truceline.store.models import (
     AgreementRow,
     FindingRow,
@@ -29,15 +31,21 @@ from truceline.store.models import (
     RejectRow,
 )
 
-__all__ = ["IngestResult", "content_hash", "ingest_incidents", "register_agreement"]
+__all__ = ["IngestResult", "content_hash", "incident_doc_hash", "ingest_incidents", "register_agreement"]
 
 _CHUNK = 500
 
 
+def incident_doc_hash(inc: Incident) -> tuple[dict[str, object], str]:
+    """The record as JSON-ready data, and the SHA-256 of its canonical JSON."""
+    doc = inc.model_dump(mode="json")
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return doc, hashlib.sha256(text.encode()).hexdigest()
+
+
 def content_hash(inc: Incident) -> str:
     """SHA-256 of the record's canonical JSON: a retry of the same report has the same hash."""
-    doc = json.dumps(inc.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(doc.encode()).hexdigest()
+    return incident_doc_hash(inc)[1]
 
 
 def _agreement_hash(path: Path) -> str:
@@ -101,7 +109,8 @@ def ingest_incidents(
     result = IngestResult(batch_id=batch.id, rejects=list(earlier_rejects))
     result.duplicates.extend(earlier_duplicates)
 
-    hashes = [content_hash(i) for i in incidents]
+    doc_hashes = [incident_doc_hash(i) for i in incidents]
+    hashes = [h for _, h in doc_hashes]
     stored: dict[str, str] = {}
     ids = [i.id for i in incidents]
     for k in range(0, len(ids), _CHUNK):
@@ -134,6 +143,7 @@ def ingest_incidents(
     result.rejects.extend(adj.rejects)
     cls = adj.classification
     hash_of = {incidents[k].id: hashes[k] for k in new}
+    doc_of = {incidents[k].id: doc_hashes[k][0] for k in new}
     values = []
     for i, inc in enumerate(adj.incidents):
         values.append(
@@ -191,8 +201,15 @@ def ingest_incidents(
         }
         for j in range(len(f))
     ]
+    fpks: list[int] = []
     for k in range(0, len(frows), _CHUNK):
-        session.execute(insert(FindingRow), frows[k : k + _CHUNK])
+        res = session.execute(
+            insert(FindingRow).returning(FindingRow.pk, sort_by_parameter_order=True),
+            frows[k : k + _CHUNK],
+        )
+        fpks.extend(pk for (pk,) in res)
+    _ledger_accepted(session, agreement.id, adj.incidents, pk_of, hash_of, doc_of, frows, fpks,
+                     submitted_by=submitted_by, now=now)
     if result.rejects:
         session.execute(
             insert(RejectRow),
@@ -218,6 +235,29 @@ def ingest_incidents(
     batch.n_rejected = len(result.rejects)
     session.flush()
     return result
+
+
+def _ledger_accepted(
+    session: Session, agreement_id: str, accepted: Sequence[Incident], pk_of: dict[str, int],
+    hash_of: dict[str, str], doc_of: dict[str, dict[str, object]], frows: Sequence[dict[str, object]],
+    fpks: Sequence[int], *, submitted_by: str, now: dt.datetime,
+) -> None:
+    """Append each accepted report, then each finding, to the tamper-evident ledger."""
+    received = now.isoformat()
+    items: list[tuple[str, str, dict[str, object]]] = [
+        ("report", f"incident:{pk_of[i.id]}", {
+            "agreement": agreement_id, "incident": pk_of[i.id], "content_hash": hash_of[i.id],
+            "record": doc_of[i.id], "submitted_by": submitted_by, "received_at": received,
+        })
+        for i in accepted
+    ]
+    report_hash = {pk_of[i.id]: hash_of[i.id] for i in accepted}
+    items += [
+        ("finding", f"finding:{fpk}",
+         finding_content({**fr, "pk": fpk}, report_hash[int(fr["incident_pk"])], agreement_id))  # type: ignore[call-overload]
+        for fr, fpk in zip(frows, fpks, strict=True)
+    ]
+    ledger.append(session, items, now=now)
 
 
 def days_with_incidents(session: Session, agreement_id: str) -> list[dt.date]:

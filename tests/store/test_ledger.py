@@ -1,0 +1,281 @@
+"""The tamper-evident ledger against a real database: every kind of tampering is found and named."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+
+from truceline.core.agreement import Agreement
+from truceline.core.incidents import Incident
+from truceline.ledger_verify import canonical_json, entry_hash, verify_proof
+from truceline.services.auth import Principal, Role
+from truceline.services.review import Action, review
+from truceline.store import ledger
+from truceline.store.db import Database
+from truceline.store.models import FindingRow
+from truceline.store.service import ingest_incidents, register_agreement
+
+DAY = dt.date(2025, 3, 1)
+T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
+ANALYST = Principal(subject="analyst-1", role=Role.analyst)
+
+
+def incident(i: int, lon: float = 36.95, lat: float = 48.6) -> Incident:
+    return Incident(
+        id=f"r{i}",
+        observed_at=dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC),
+        lon=lon,
+        lat=lat,
+        uncertainty_m=50,
+        kind="armed_personnel",
+        source_type="patrol",
+    )
+
+
+@dataclass
+class Ledgered:
+    db: Database
+    findings: list[int]
+
+
+@pytest.fixture()
+def ledgered(db_url: str, small: Agreement, small_dir: Path) -> Ledgered:
+    """Two batches on 1 March (reports and findings), a review, the day closed on 2 March."""
+    db = Database(db_url)
+    db.write(lambda s: register_agreement(s, small, small_dir))
+    db.write(
+        lambda s: ingest_incidents(
+            s,
+            small,
+            [incident(i, 36.95 + i * 0.002) for i in range(4)],
+            list(range(4)),
+            source="t",
+            submitted_by="m1",
+            now=T0,
+        )
+    )
+    db.write(
+        lambda s: ingest_incidents(
+            s,
+            small,
+            [incident(i, 36.95 + i * 0.002) for i in range(4, 6)],
+            [0, 1],
+            source="t",
+            submitted_by="m2",
+            now=T0 + dt.timedelta(hours=1),
+        )
+    )
+    with db.read() as s:
+        fpks = list(s.execute(text("select pk from findings order by pk")).scalars())
+        ipk = s.get(FindingRow, fpks[0]).incident_pk
+    db.write(lambda s: review(s, ipk, Action.verify, actor=ANALYST, now=T0 + dt.timedelta(hours=2)))
+    db.write(
+        lambda s: review(
+            s, ipk, Action.release, finding_pks=[fpks[0]], actor=ANALYST, now=T0 + dt.timedelta(hours=2)
+        )
+    )
+    closed = db.write(lambda s: [r.day for r in ledger.close_days(s, now=T0 + dt.timedelta(days=1))])
+    assert closed == [DAY]
+    yield Ledgered(db, fpks)
+    db.dispose()
+
+
+def _sql(db: Database, sql: str, **params: object) -> None:
+    with db.write_engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def _entries(db: Database) -> list[tuple[int, str, str, str, str]]:
+    with db.read() as s:
+        return [
+            tuple(r)
+            for r in s.execute(
+                text("select seq, kind, ref, body, entry_hash from ledger_entries order by seq")
+            )
+        ]
+
+
+def test_untouched_ledger_verifies(ledgered: Ledgered) -> None:
+    with ledgered.db.read() as s:
+        v = ledger.verify(s)
+    assert v.ok, v.problems
+    kinds = [e[1] for e in _entries(ledgered.db)]
+    assert kinds.count("report") == 6 and kinds.count("finding") == len(ledgered.findings)
+    assert kinds[-2:] == ["review", "review"]
+    assert v.days_closed == 1 and v.incidents == 6
+
+
+def _rehash_from(conn: Connection, seq: int) -> None:
+    """What a careful forger does: recompute every hash from ``seq`` on, and the head."""
+    rows = conn.execute(
+        text("select seq, body, prev_hash from ledger_entries where seq >= :s order by seq"), {"s": seq}
+    ).all()
+    prev = rows[0][2]
+    for s_, body, _ in rows:
+        h = entry_hash(prev, body)
+        conn.execute(
+            text("update ledger_entries set prev_hash=:p, entry_hash=:h where seq=:s"),
+            {"p": prev, "h": h, "s": s_},
+        )
+        prev = h
+    conn.execute(text("update ledger_head set entry_hash=:h"), {"h": prev})
+
+
+def _alter_body(ld: Ledgered, seq: int, rehash: bool) -> None:
+    with ld.db.write_engine.begin() as conn:
+        body = conn.execute(
+            text("select body from ledger_entries where seq=:s"), {"s": seq}
+        ).scalar_one()
+        doc = json.loads(body)
+        doc["content"]["probability"] = 0.01
+        conn.execute(
+            text("update ledger_entries set body=:b where seq=:s"), {"b": canonical_json(doc), "s": seq}
+        )
+        if rehash:
+            _rehash_from(conn, seq)
+
+
+def _finding_seq(ld: Ledgered, k: int = 1) -> int:
+    return next(e[0] for e in _entries(ld.db) if e[2] == f"finding:{ld.findings[k]}")
+
+
+def _report_seq(ld: Ledgered, i: int) -> int:
+    return [e[0] for e in _entries(ld.db) if e[1] == "report"][i]
+
+
+Tamper = Callable[[Ledgered], tuple[int, str]]  # does it; returns (first bad entry, kind)
+
+
+def t_altered(ld: Ledgered) -> tuple[int, str]:
+    seq = _finding_seq(ld)
+    _alter_body(ld, seq, rehash=False)
+    return seq, "altered"
+
+
+def t_altered_and_rehashed(ld: Ledgered) -> tuple[int, str]:
+    seq = _finding_seq(ld)
+    _alter_body(ld, seq, rehash=True)
+    return seq, "root"  # chain consistent again: the closed day's root gives it away
+
+
+def t_altered_rehashed_one(ld: Ledgered) -> tuple[int, str]:
+    seq = _finding_seq(ld)
+    with ld.db.write_engine.begin() as conn:
+        body, prev = conn.execute(
+            text("select body, prev_hash from ledger_entries where seq=:s"), {"s": seq}
+        ).one()
+        body = body.replace('"rule_id":"bz-ban"', '"rule_id":"none"')
+        conn.execute(
+            text("update ledger_entries set body=:b, entry_hash=:h where seq=:s"),
+            {"b": body, "h": entry_hash(prev, body), "s": seq},
+        )
+    return seq, "altered"
+
+
+def t_deleted(ld: Ledgered) -> tuple[int, str]:
+    seq = _report_seq(ld, 2)
+    _sql(ld.db, "delete from ledger_entries where seq=:s", s=seq)
+    return seq, "deleted"
+
+
+def t_tail_deleted(ld: Ledgered) -> tuple[int, str]:
+    last = _entries(ld.db)[-1][0]
+    _sql(ld.db, "delete from ledger_entries where seq >= :s", s=last - 1)
+    return last - 1, "deleted"
+
+
+def t_reordered(ld: Ledgered) -> tuple[int, str]:
+    a, b = _report_seq(ld, 1), _report_seq(ld, 2)
+    with ld.db.write_engine.begin() as conn:
+        ra = conn.execute(
+            text("select body, prev_hash, entry_hash from ledger_entries where seq=:s"), {"s": a}
+        ).one()
+        rb = conn.execute(
+            text("select body, prev_hash, entry_hash from ledger_entries where seq=:s"), {"s": b}
+        ).one()
+        for seq, (body, prev, h) in ((a, rb), (b, ra)):
+            conn.execute(
+                text("update ledger_entries set body=:b, prev_hash=:p, entry_hash=:h where seq=:s"),
+                {"b": body, "p": prev, "h": h, "s": seq},
+            )
+    return a, "reordered"
+
+
+def t_incident_row_altered(ld: Ledgered) -> tuple[int, str]:
+    _sql(ld.db, "update incidents set lon = lon + 0.01 where report_id = 'r3'")
+    return _report_seq(ld, 3), "record"
+
+
+def t_finding_row_deleted(ld: Ledgered) -> tuple[int, str]:
+    _sql(ld.db, "delete from findings where pk = :p", p=ld.findings[2])
+    return _finding_seq(ld, 2), "record"
+
+
+def t_finding_released_behind_the_back(ld: Ledgered) -> tuple[int, str]:
+    _sql(
+        ld.db,
+        "update findings set released_at = received where pk = :p".replace("received", "created_at"),
+        p=ld.findings[1],
+    )
+    return _finding_seq(ld, 1), "record"
+
+
+def t_status_changed(ld: Ledgered) -> tuple[int, str]:
+    _sql(ld.db, "update incidents set status = 'rejected' where report_id = 'r5'")
+    return _report_seq(ld, 5), "record"
+
+
+TAMPERS: list[Tamper] = [
+    t_altered,
+    t_altered_and_rehashed,
+    t_altered_rehashed_one,
+    t_deleted,
+    t_tail_deleted,
+    t_reordered,
+    t_incident_row_altered,
+    t_finding_row_deleted,
+    t_finding_released_behind_the_back,
+    t_status_changed,
+]
+
+
+@pytest.mark.parametrize("tamper", TAMPERS, ids=[t.__name__[2:] for t in TAMPERS])
+def test_tampering_is_found_and_named(ledgered: Ledgered, tamper: Tamper) -> None:
+    seq, kind = tamper(ledgered)
+    with ledgered.db.read() as s:
+        v = ledger.verify(s)
+    assert not v.ok
+    first = v.first
+    assert first is not None
+    if kind == "root":
+        assert any(p.kind == "root" for p in v.problems), v.problems
+        assert any(p.seq == seq and p.kind == "record" for p in v.problems), v.problems
+    else:
+        assert (first.seq, first.kind) == (seq, kind), v.problems
+    assert str(first)
+
+
+def test_proof_of_a_finding_verifies_standalone(ledgered: Ledgered) -> None:
+    with ledgered.db.read() as s:
+        seq = ledger.entry_of(s, f"finding:{ledgered.findings[0]}").seq
+        doc = ledger.export_proof(s, seq)
+        root = ledger.roots(s)[0].root
+    assert verify_proof(json.loads(json.dumps(doc)), root=root) == []
+    assert json.loads(doc["entry"]["body"])["content"]["finding"] == ledgered.findings[0]
+
+
+def test_appends_never_go_back_into_a_closed_day(ledgered: Ledgered, small: Agreement) -> None:
+    late = dt.datetime(2025, 3, 1, 23, 59, tzinfo=dt.UTC)  # a clock running behind
+    with pytest.raises(Exception, match="closed"):
+        ledgered.db.write(lambda s: ledger.append(s, [("note", "x", {})], now=late))
+    ledgered.db.write(lambda s: ledger.append(s, [("note", "x", {})], now=T0 + dt.timedelta(days=1)))
+    with ledgered.db.read() as s:
+        assert ledger.verify(s).ok
+        with pytest.raises(Exception, match="not closed"):
+            ledger.export_proof(s, _entries(ledgered.db)[-1][0])

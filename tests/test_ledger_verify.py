@@ -1,0 +1,134 @@
+"""The standalone verifier: Merkle trees and proofs (standard library only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import truceline.ledger_verify as lv
+
+
+def _hashes(n: int) -> list[str]:
+    return [hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
+
+
+def test_rfc6962_small_trees() -> None:
+    h = _hashes(3)
+    leaf = [lv.leaf_hash(x) for x in h]
+    node = lambda a, b: hashlib.sha256(b"\x01" + a + b).digest()  # noqa: E731
+    assert lv.merkle_root(h[:1]) == leaf[0].hex()
+    assert lv.merkle_root(h[:2]) == node(leaf[0], leaf[1]).hex()
+    assert lv.merkle_root(h) == node(node(leaf[0], leaf[1]), leaf[2]).hex()
+    assert lv.merkle_root([]) == hashlib.sha256(b"").hexdigest()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 70), st.data())
+def test_every_path_leads_to_the_root(n: int, data: st.DataObject) -> None:
+    h = _hashes(n)
+    i = data.draw(st.integers(0, n - 1))
+    root = lv.merkle_root(h)
+    path = lv.inclusion_path(h, i)
+    assert lv.root_from_path(i, n, h[i], path) == root
+    # Any other leaf, index or size fails.
+    assert lv.root_from_path(i, n, h[(i + 1) % n], path) != root or n == 1
+    if n > 1:
+        j = (i + 1) % n
+        assert lv.root_from_path(j, n, h[i], path) != root
+        assert lv.root_from_path(i, n, h[i], path[:-1]) is None  # a path too short
+
+
+def _proof(n: int = 5, i: int = 3) -> tuple[dict[str, object], str]:
+    prev = lv.GENESIS
+    bodies, hashes = [], []
+    for k in range(1, n + 1):
+        body = lv.canonical_json(
+            {
+                "seq": k,
+                "time": "2025-03-01T10:00:00+00:00",
+                "kind": "report",
+                "ref": f"incident:{k}",
+                "content": {"x": k},
+            }
+        )
+        bodies.append((prev, body))
+        prev = lv.entry_hash(prev, body)
+        hashes.append(prev)
+    doc = {
+        "format": lv.FORMAT,
+        "entry": {
+            "seq": i + 1,
+            "body": bodies[i][1],
+            "prev_hash": bodies[i][0],
+            "entry_hash": hashes[i],
+        },
+        "day": "2025-03-01",
+        "leaf_index": i,
+        "tree_size": n,
+        "path": lv.inclusion_path(hashes, i),
+        "root": lv.merkle_root(hashes),
+    }
+    return doc, lv.merkle_root(hashes)
+
+
+def test_verify_proof_and_each_kind_of_forgery() -> None:
+    doc, root = _proof()
+    assert lv.verify_proof(doc, root=root) == []
+    forged = json.loads(json.dumps(doc))
+    forged["entry"]["body"] = forged["entry"]["body"].replace('"x":4', '"x":5')
+    assert any("does not match its body" in p for p in lv.verify_proof(forged))
+    wrong_root = lv.verify_proof(doc, root="ab" * 32)
+    assert any("not the published root" in p for p in wrong_root)
+    moved = dict(doc, leaf_index=2)
+    assert lv.verify_proof(moved)
+    short = dict(doc, path=doc["path"][:-1])  # type: ignore[index]
+    assert any("wrong length" in p for p in lv.verify_proof(short))
+    assert lv.verify_proof({"format": "nope"})
+
+
+def test_runs_alone_with_the_standard_library(tmp_path: Path) -> None:
+    doc, root = _proof()
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(doc))
+    # A copy of the one file, run by an isolated interpreter (no site-packages, no truceline).
+    alone = tmp_path / "ledger_verify.py"
+    shutil.copy(lv.__file__, alone)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    ok = subprocess.run(
+        [sys.executable, "-I", "-S", str(alone), str(proof), "--root", root],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("OK: entry 4")
+    bad = subprocess.run(
+        [sys.executable, "-I", "-S", str(alone), str(proof), "--root", "0" * 64],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 1 and "FAILED" in bad.stdout
+    as_module = subprocess.run(
+        [sys.executable, "-m", "truceline.ledger_verify", str(proof)], capture_output=True, text=True
+    )
+    assert as_module.returncode == 0, as_module.stderr
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 1000])
+def test_root_from_path_sizes(n: int) -> None:
+    h = _hashes(n)
+    root = lv.merkle_root(h)
+    for i in {0, n // 2, n - 1}:
+        assert lv.root_from_path(i, n, h[i], lv.inclusion_path(h, i)) == root
