@@ -17,6 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from truceline.errors import ValidationError
+from truceline.tak.settings import CotSettings
 
 __all__ = ["Settings", "load_settings"]
 
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
         default=True, description="Requests without a token act as the `public` role"
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    cot: CotSettings = Field(
+        default_factory=CotSettings,
+        description="Cursor-on-Target (TAK) listeners: a [cot] table (README, TAK section)",
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

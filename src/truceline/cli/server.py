@@ -49,6 +49,12 @@ def serve(
     config: Annotated[
         Path | None, typer.Option(help="TOML settings file (default $TRUCELINE_CONFIG)")
     ] = None,
+    cot_port: Annotated[
+        int | None, typer.Option(help="Cursor-on-Target TCP listener for TAK devices (convention 8087)")
+    ] = None,
+    cot_tls_port: Annotated[
+        int | None, typer.Option(help="CoT TLS listener with client certificates (convention 8089)")
+    ] = None,
 ) -> None:
     """Run the mission server (REST API under /api/v1; docs at /api/v1/docs).
 
@@ -62,6 +68,12 @@ def serve(
 
     try:
         settings = load_settings(config, host=host, port=port, db=db, agreements=agreement or None)
+        if cot_port is not None or cot_tls_port is not None:
+            cot = settings.cot.model_dump(exclude_unset=True)
+            cot.update({k: v for k, v in (("port", cot_port), ("tls_port", cot_tls_port)) if v is not None})
+            settings = load_settings(
+                config, host=host, port=port, db=db, agreements=agreement or None, cot=cot
+            )
         ctx = build_context(settings)
     except TrucelineError as exc:
         raise _fail(exc) from exc
@@ -69,6 +81,12 @@ def serve(
         f"Truceline server on http://{settings.host}:{settings.port}/api/v1 "
         f"(database {ctx.db.dialect}: {settings.db})"
     )
+    if settings.cot.enabled:  # the TAK listeners share the API's event loop and context
+        from truceline.tak.server import serve_with_cot
+
+        console.print(f"Cursor on Target: tcp {settings.cot.port}, tls {settings.cot.tls_port}")
+        serve_with_cot(create_app(ctx), ctx, settings)
+        return
     uvicorn.run(
         create_app(ctx),
         host=settings.host,
