@@ -589,7 +589,7 @@ def _origin_side_probability(
         r = rows[has_o]
         sig = np.nan_to_num(b.origin_uncertainty_m[r], nan=1000.0)
         cov = np.einsum("n,ij->nij", sig**2, np.eye(2))
-        sp = side_probability(cv, b.origin_lon[r], b.origin_lat[r], cov)
+        sp = side_probability(cv, b.origin_lon[r], b.origin_lat[r], cov, n_samples=_MC_SAMPLES)
         p_left[has_o] = np.where(np.isfinite(sp.p_left), sp.p_left, 0.5)
         odist[has_o] = ctx.origin[2][r]
     has_b = ~has_o & np.isfinite(b.bearing_deg[rows])
