@@ -32,6 +32,7 @@ from truceline.core.planner import (
     force_plan,
     line_layout,
     replay,
+    replay_findings,
     sensor_spacing_km,
 )
 from truceline.core.planner import _accuracy_m as accuracy_m
@@ -67,8 +68,11 @@ def _agreement(line: list[list[float]], buffer_km: float = 15.0) -> Agreement:
             id="buffer", type="band", bands={"N": (0.0, buffer_km), "S": (0.0, buffer_km)}, buffer=True
         ),
     )
+    zones += (Zone(id="limit", type="band", bands={"N": (15.0, 35.0), "S": (15.0, 35.0)}),)
     rules = (
         Rule(id="ban", type="zone_ban", zone="buffer", kinds=("armed_personnel",)),
+        Rule(id="fire", type="fire_across", zone="buffer"),
+        Rule(id="cap", type="count_cap", zone="limit", weapon_classes=("tank",), max_count=3),
         Rule(
             id="wd-art", type="withdrawal", weapon_classes=("art",), distance_km={"N": 25.0, "S": 40.0}
         ),
@@ -86,7 +90,10 @@ def _agreement(line: list[list[float]], buffer_km: float = 15.0) -> Agreement:
         left="N",
         right="S",
         area=_area_ring(),
-        weapon_classes=(WeaponClass(id="art"),),
+        weapon_classes=(
+            WeaponClass(id="art", min_range_km=2, max_range_km=30),
+            WeaponClass(id="tank", max_range_km=5),
+        ),
         sectors=sectors,
         versions=(
             AgreementVersion(
@@ -415,3 +422,59 @@ def test_compare_findings_thresholds_and_keys() -> None:
     by = {x.rule_id: (x.before, x.after, x.kept, x.new, x.cleared) for x in r.by_rule}
     assert by == {"a": (2, 2, 1, 1, 1), "b": (1, 1, 0, 1, 1)}
     assert r.before_by_party == {"X": 2, "Y": 1} and r.after_by_party == {"X": 1, "Y": 2}
+
+
+def _mixed_history(n: int, seed: int = 4) -> IncidentBatch:
+    """Fire with origins and with bearings only, tanks (a daily cap), personnel, over five days."""
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(34.3, 37.7, n)  # not beyond the line's ends (Monte Carlo there is slow)
+    lat = rng.uniform(47.6, 48.5, n)
+    kind = rng.choice(np.array(["explosion", "armed_personnel", "heavy_weapon"]), n)
+    wc = np.where(kind == "armed_personnel", "", rng.choice(np.array(["art", "art", "tank"]), n))
+    r = rng.random(n)
+    expl = kind == "explosion"
+    olon = np.where(expl & (r < 0.6), lon + rng.normal(0, 0.1, n), np.nan)
+    olat = np.where(expl & (r < 0.6), lat + rng.normal(0, 0.1, n), np.nan)
+    t0 = np.datetime64("2025-02-01T00:00", "us")
+    return IncidentBatch.from_columns(
+        observed_at=t0 + rng.integers(0, 5 * 86_400, n).astype("timedelta64[s]"),
+        lon=lon,
+        lat=lat,
+        uncertainty_m=rng.uniform(50, 3000, n),
+        kind=kind,
+        weapon_class=wc,
+        origin_lon=olon,
+        origin_lat=olat,
+        origin_uncertainty_m=np.where(np.isfinite(olon), rng.uniform(100, 3000, n), np.nan),
+        bearing_deg=np.where(expl & (r > 0.95), rng.uniform(0, 360, n), np.nan),
+    )
+
+
+def _rows(f: Findings) -> list[tuple[int, str, str, float]]:
+    o = np.lexsort((f.rule_id, f.incident))
+    return list(
+        zip(f.incident[o].tolist(), f.rule_id[o].tolist(), f.responsible[o].tolist(),
+            f.probability[o].tolist(), strict=True)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("change", ["line", "zones", "both"])
+def test_replay_reclassifies_only_what_the_change_reaches(base: Agreement, change: str) -> None:
+    wide = [Zone(id="buffer", type="band", bands={"N": (0.0, 10.0), "S": (0.0, 10.0)}, buffer=True)]
+    after = apply_scenario(
+        base,
+        line=shapely.LineString(BUMP) if change in ("line", "both") else None,
+        zones=wide if change in ("zones", "both") else (),
+    )
+    batch = _mixed_history(1500)
+    stored = classify(base, batch).findings
+    got = replay_findings(batch, base, after, stored)
+    full = classify(after, batch).findings
+    assert _rows(got.findings) == _rows(full)
+    assert got.reclassified.mean() > 0.02 and (~got.reclassified).sum() > 100  # both paths taken
+    assert np.any(np.isfinite(batch.origin_lon[~got.reclassified]))
+    res = replay(batch, after, stored, stored_under=base)
+    assert (res.after, res.new) == (
+        compare_findings(stored, full, len(batch)).after,
+        compare_findings(stored, full, len(batch)).new,
+    )

@@ -62,6 +62,7 @@ __all__ = [
     "force_plan",
     "line_layout",
     "replay",
+    "replay_findings",
     "sensor_spacing_km",
 ]
 
@@ -1008,14 +1009,145 @@ def replay(
     to: Agreement,
     before: Findings | Agreement,
     *,
+    stored_under: Agreement | None = None,
     threshold: float = 0.5,
 ) -> ReplayResult:
     """Run ``batch`` under the agreement ``to`` and compare with the findings it had before.
 
     ``before`` is either the stored findings (``incident`` indexing ``batch``) or the agreement to
-    classify the batch under as well.
+    classify the batch under as well. With stored findings and ``stored_under`` (the agreement they
+    were made under), only the incidents the change can reach are classified again
+    (:func:`replay_findings`).
     """
-    after = classify(to, batch).findings
     if isinstance(before, Agreement):
-        before = classify(before, batch).findings
+        stored = classify(before, batch).findings
+        after = replay_findings(batch, before, to, stored).findings
+        return compare_findings(stored, after, len(batch), threshold=threshold)
+    if stored_under is not None:
+        after = replay_findings(batch, stored_under, to, before).findings
+    else:
+        after = classify(to, batch).findings
     return compare_findings(before, after, len(batch), threshold=threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFindings:
+    """Findings of a batch under the new agreement and which incidents were classified again."""
+
+    findings: Findings
+    reclassified: BoolArray
+
+
+def _segments(line: Any) -> NDArray[np.float64]:
+    """Segments of a (multi)line as rows ``(x0, y0, x1, y1)``, each with its ends in sorted order."""
+    segs = []
+    for part in _line_parts(line):
+        segs.append(np.column_stack([part[:-1], part[1:]]))
+    s = np.vstack(segs)
+    flip = (s[:, 0] > s[:, 2]) | ((s[:, 0] == s[:, 2]) & (s[:, 1] > s[:, 3]))
+    s[flip] = s[flip][:, [2, 3, 0, 1]]
+    return s
+
+
+def _differing_segments(a: Any, b: Any) -> list[FloatArray]:
+    """The segments of either line that the other does not have, vertex for vertex (as parts)."""
+    sa, sb = _segments(a), _segments(b)
+    ka = {tuple(r) for r in sa.tolist()}  # line vertices (thousands): not a hot path
+    kb = {tuple(r) for r in sb.tolist()}
+    only = [r for r in sa.tolist() if tuple(r) not in kb] + [
+        r for r in sb.tolist() if tuple(r) not in ka
+    ]
+    return [np.array([[r[0], r[1]], [r[2], r[3]]]) for r in only]
+
+
+def _reach_m(sigma_m: FloatArray) -> FloatArray:
+    """How far from a point the rules may look: sigma points, Monte Carlo draws (8 sigma), + 1 km."""
+    return 8.0 * np.nan_to_num(sigma_m, nan=1000.0) + 1000.0
+
+
+def replay_findings(
+    batch: IncidentBatch, before: Agreement, after: Agreement, stored: Findings
+) -> ReplayFindings:
+    """Findings of ``batch`` under ``after``, reusing ``stored`` (made under ``before``) where they hold.
+
+    An incident keeps its stored findings when nothing the rules look at differs between the two:
+    every point it carries (its position, its origin) lies nearer the line's common part than the
+    two lines' differing segments by more than twice its reach (8 sigma + 1 km; a crater bearing
+    adds the weapon's range), so its distance, side, foot and neighbourhood on the line are the same
+    under both; and it lies beyond every changed zone band by that reach. Everything else, and every
+    count-cap candidate on a day with a changed incident (caps count a day's incidents together), is
+    classified again by :func:`~truceline.core.rules.classify` under ``after``. Without an area of
+    application of its own (the default area follows the line) the whole batch is classified again.
+    """
+    n = len(batch)
+    redo = np.zeros(n, dtype=bool)
+    same_shape = len(before.versions) == len(after.versions) and all(
+        va.effective_from == vb.effective_from and va.rules == vb.rules
+        for va, vb in zip(before.versions, after.versions, strict=True)
+    )
+    if not same_shape or before.area is None or after.area is None:
+        redo[:] = True
+    else:
+        vidx = after.version_index_at(batch.day) if n else np.zeros(0, np.intp)
+        for v in np.unique(vidx):  # agreement versions (a handful)
+            rows = np.flatnonzero(vidx == v)
+            redo[rows] = _reached(batch, rows, before, after, int(v))
+    if redo.any() and not redo.all():
+        caps = [r for v in after.versions for r in v.rules if r.type == RuleType.count_cap]
+        if caps:
+            kinds = {k.value for r in caps for k in r.kinds}
+            classes = {w for r in caps for w in r.weapon_classes}
+            cand = np.isin(batch.kind, sorted(kinds)) | np.isin(batch.weapon_class, sorted(classes))
+            redo |= cand & np.isin(batch.day, np.unique(batch.day[redo]))
+    rows = np.flatnonzero(redo)
+    if rows.size == n:
+        return ReplayFindings(classify(after, batch).findings, redo)
+    new = classify(after, batch.take(rows)).findings if rows.size else Findings.empty()
+    moved = Findings(rows[new.incident], new.rule_id, new.rule_type, new.responsible,
+                     new.probability, new.explanation)  # fmt: skip
+    keep = ~redo[stored.incident]
+    kept = Findings(*(getattr(stored, f)[keep] for f in Findings.__dataclass_fields__))
+    return ReplayFindings(Findings.concat([kept, moved]), redo)
+
+
+def _reached(
+    batch: IncidentBatch, rows: NDArray[np.intp], before: Agreement, after: Agreement, v: int
+) -> BoolArray:
+    """Which incidents of one version the change between the two agreements can reach."""
+    va, vb = before.versions[v], after.versions[v]
+    if set(va.reference_lines) != set(vb.reference_lines) or any(
+        not g.equals(vb.reference_lines[k]) for k, g in va.reference_lines.items()
+    ):
+        return np.ones(rows.size, dtype=bool)
+    za = {z.id: z for z in va.zones}
+    zb = {z.id: z for z in vb.zones}
+    changed = [k for k in set(za) | set(zb) if za.get(k) != zb.get(k)]
+    if any(z.type == "polygon" for k in changed for z in (za.get(k), zb.get(k)) if z is not None):
+        return np.ones(rows.size, dtype=bool)
+    edge_m = 1000.0 * max(
+        (hi for k in changed for z in (za.get(k), zb.get(k)) if z is not None
+         for _, hi in z.bands.values()),
+        default=-np.inf,
+    )  # fmt: skip
+    cva = before.compiled(v)
+    parts = _differing_segments(va.line, vb.line)
+    diff = LineIndex(parts, max_segment_m=1000.0) if parts else None
+    lon, lat = batch.lon[rows], batch.lat[rows]
+    reach = _reach_m(batch.uncertainty_m[rows])
+    bearing = np.isfinite(batch.bearing_deg[rows]) & ~np.isfinite(batch.origin_lon[rows])
+    if bearing.any():
+        far = {w.id: (w.max_range_km or 20.0) for w in after.weapon_classes}
+        rng_km = np.array([far.get(w, 20.0) for w in batch.weapon_class[rows][bearing].tolist()])
+        reach[bearing] += 1000.0 * np.maximum(rng_km, 20.0)
+    d_line = cva.line.distance_m(lon, lat)
+    out = d_line < edge_m + reach
+    if diff is not None:
+        out |= diff.distance_m(lon, lat) <= d_line + 2.0 * reach + 1.0
+        has_o = np.flatnonzero(np.isfinite(batch.origin_lon[rows]))
+        if has_o.size:
+            r = rows[has_o]
+            olon, olat = batch.origin_lon[r], batch.origin_lat[r]
+            oreach = _reach_m(batch.origin_uncertainty_m[r])
+            od = cva.line.distance_m(olon, olat)
+            out[has_o] |= diff.distance_m(olon, olat) <= od + 2.0 * oreach + 1.0
+    return out

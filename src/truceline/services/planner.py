@@ -24,11 +24,10 @@ from truceline.core.planner import (
     ReplayResult,
     Scenario,
     SensorParameters,
-    compare_findings,
     compare_scenarios,
     replay,
 )
-from truceline.core.rules import Findings, classify
+from truceline.core.rules import Findings
 from truceline.errors import ValidationError
 from truceline.io.scenarios import load_scenarios
 from truceline.io.settlements import load_settlements
@@ -177,8 +176,10 @@ def replay_history(
 ) -> ReplayResult:
     """Replay the stored history of the agreement under scenario ``to``.
 
-    The history is compared with its stored findings (made when it was ingested, under ``from_``),
-    or, with ``recompute``, with a fresh classification under ``from_``.
+    The history is compared with its stored findings (made when it was ingested, under ``from_``;
+    where the change cannot reach an incident its stored findings stand, see
+    :func:`~truceline.core.planner.replay_findings`), or, with ``recompute``, with a fresh
+    classification under ``from_``.
     """
     by_id = {s.id: s for s in scenarios}
     for sid in (to, from_):
@@ -190,5 +191,7 @@ def replay_history(
         if from_ is None:
             raise ValidationError("--recompute needs --from SCENARIO to classify the history under")
         return replay(hist.batch, target.agreement, by_id[from_].agreement, threshold=threshold)
-    after = classify(target.agreement, hist.batch).findings
-    return compare_findings(hist.findings, after, len(hist.batch), threshold=threshold)
+    # Knowing the scenario the stored findings were made under, only the incidents the change can
+    # reach are classified again; without it, all of them.
+    under = by_id[from_].agreement if from_ is not None else None
+    return replay(hist.batch, target.agreement, hist.findings, stored_under=under, threshold=threshold)
