@@ -30,18 +30,22 @@ def incident(i: int, lon: float = 36.9, kind: str = "armed_personnel") -> Incide
 
 
 @pytest.fixture()
-def session_maker(tmp_path: Path, small: Agreement, small_dir: Path):  # type: ignore[no-untyped-def]
-    engine = make_engine(str(tmp_path / "s.db"))
+def session_maker(db_url: str, small: Agreement, small_dir: Path):  # type: ignore[no-untyped-def]
+    """On each database: a SQLite file and a PostGIS database (tests/pg.py)."""
+    engine = make_engine(db_url)
     upgrade(engine)
     sm = session_factory(engine)
     with sm() as s, s.begin():
         register_agreement(s, small, small_dir)
-    return sm
+    yield sm
+    engine.dispose()
 
 
-def test_wal_mode(session_maker) -> None:  # type: ignore[no-untyped-def]
-    with session_maker() as s:
-        assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+def test_wal_mode(tmp_path: Path) -> None:
+    engine = make_engine(str(tmp_path / "w.db"))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
