@@ -1,0 +1,403 @@
+"""The CoT listeners with a real TAK client (pytak) over TCP and TLS with client certificates.
+
+Events are sent at full coordinate precision (pytak truncates to 4 decimals by default: ~10 m,
+as much as the boundary test's margin), and must arrive as incidents at exactly the positions
+sent; a point 10 m inside the buffer zone and one 10 m outside must be adjudicated right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from configparser import ConfigParser, SectionProxy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from defusedxml.ElementTree import fromstring
+from pyproj import Geod
+from sqlalchemy import select
+
+from truceline.api import build_context
+from truceline.api.context import AppContext
+from truceline.services.agreement_store import AgreementCache
+from truceline.settings import load_settings
+from truceline.store.db import Database
+from truceline.store.models import FindingRow, IncidentRow
+from truceline.tak import cot
+from truceline.tak.server import CotServer
+from truceline.tak.settings import CotSettings
+
+from ..live import free_port
+
+with warnings.catch_warnings():
+    # pytak warns at import that aiohttp (used only for certificate enrollment) is missing.
+    warnings.simplefilter("ignore", UserWarning)
+    import pytak
+
+GEOD = Geod(ellps="WGS84")
+FULL = 17  # decimals: more than a double carries, so pytak's truncation changes nothing
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path, small_dir: Path) -> Iterator[AppContext]:
+    c = build_context(
+        load_settings(db=str(tmp_path / "cot.db"), agreements=[small_dir]), agreements=AgreementCache()
+    )
+    yield c
+    c.db.dispose()
+
+
+def boundary_points() -> tuple[tuple[float, float], tuple[float, float]]:
+    """Points 10 m inside and 10 m outside the 10 km buffer band on B's side of the small line.
+
+    From the middle of the segment (36.5 49) - (37.5 48), perpendicular to it (B is on the left).
+    """
+    az12, _, d = GEOD.inv(36.5, 49.0, 37.5, 48.0)
+    lon, lat, back = GEOD.fwd(36.5, 49.0, az12, d / 2)
+    left = back + 180 - 90
+    inside = GEOD.fwd(lon, lat, left, 9_990.0)[:2]
+    outside = GEOD.fwd(lon, lat, left, 10_010.0)[:2]
+    return (inside[0], inside[1]), (outside[0], outside[1])
+
+
+def sighting(lon: float, lat: float, *, uid: str, type_: str = "a-h-G-U-C-I", ce: float = 2.0,
+             remarks: str | None = None) -> bytes:
+    point = pytak.cot_point(lat=lat, lon=lon, ce=ce, hae=0, le=9999999, precision=FULL)
+    detail = pytak.cot_detail()
+    if remarks:
+        pytak.add_remarks(detail, [remarks])
+    ev = pytak.cot_event(uid=uid, cot_type=type_, point=point, detail=detail, callsign="PATROL 7", stale=300)
+    return pytak.serialize_cot(ev)
+
+
+def config(url: str, **extra: str) -> SectionProxy:
+    cp = ConfigParser(interpolation=None)
+    cp["pytak"] = {"COT_URL": url, **extra}
+    return cp["pytak"]
+
+
+@dataclass
+class Device:
+    """A TAK client made of pytak's own parts: its connection factory and TX/RX workers."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    tx: pytak.TXWorker
+    rx: pytak.RXWorker
+    seen: list[Any] = field(default_factory=list)
+
+    @classmethod
+    async def connect(cls, url: str, **tls: str) -> Device:
+        cfg = config(url, **tls)
+        reader, writer = await pytak.protocol_factory(cfg)
+        return cls(reader, writer, pytak.TXWorker(asyncio.Queue(), cfg, writer), pytak.RXWorker(asyncio.Queue(), cfg, reader))
+
+    async def send(self, *events: bytes) -> None:
+        for e in events:
+            await self.tx.send_data(e)
+
+    async def receive(self, until: Any, timeout_s: float = 20) -> list[Any]:
+        """Read until ``until(every event received so far)`` holds; returns them all."""
+        async with asyncio.timeout(timeout_s):
+            while not until(self.seen):
+                data = await self.rx.readcot()
+                assert data, "the server closed the connection"
+                self.seen.append(fromstring(data.strip()))
+        return self.seen
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+def rows(db: Database) -> dict[str, IncidentRow]:
+    with db.read() as s:
+        return {r.report_id: r for r in s.execute(select(IncidentRow)).scalars()}
+
+
+async def wait_rows(db: Database, n: int, timeout_s: float = 20) -> dict[str, IncidentRow]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = await asyncio.to_thread(rows, db)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.05)
+
+
+def findings(db: Database, pk: int) -> dict[str, float]:
+    with db.read() as s:
+        q = select(FindingRow.rule_id, FindingRow.probability).where(FindingRow.incident_pk == pk)
+        return {rule: p for rule, p in s.execute(q)}
+
+
+# -- TCP ----------------------------------------------------------------------------------------
+
+
+def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="truceline.tak")
+    inside, outside = boundary_points()
+    settings = CotSettings(port=free_port(), tcp_role="monitor", push_interval_s=60)
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            try:
+                # On connecting, a monitor's device gets the line and the zones as shapes.
+                shapes = await dev.receive(lambda g: sum(e.get("type") == "u-d-f" for e in g) >= 5)
+                calls = {e.find("detail/contact").get("callsign") for e in shapes}
+                assert "Line of contact" in calls and {"Buffer zone (A)", "Buffer zone (B)"} <= calls
+                first = sighting(*inside, uid="in")
+                await dev.send(
+                    pytak.hello_event(),  # t-x-d-d: ignored, as TAK servers do
+                    first,
+                    b'<event version="2.0" uid="bad" type="a-h-G"><point lat="48" lon=</event>',
+                    sighting(*outside, uid="out"),
+                    b'<event version="2.0" uid="ping-1" type="t-x-c-t" time="x" start="x" stale="x">'
+                    b'<point lat="0" lon="0" ce="9999999"/></event>',
+                    sighting(37.0, 48.7, uid="bang", type_="b-d-a", ce=150.0, remarks="two loud explosions"),
+                    sighting(36.9, 48.7, uid="me", type_="a-f-G-U-C"),  # a device's own position
+                    sighting(36.9, 48.7, uid="note", type_="b-m-p-s-m", remarks="nothing in particular"),
+                )
+                replies = await dev.receive(lambda g: any(e.get("type") == "t-x-c-t-r" for e in g))
+                assert replies[-1].get("type") == "t-x-c-t-r"
+                got = await wait_rows(ctx.db, 3)
+                assert len(got) == 3
+                # A resend of the same event (a retry) is a duplicate, not a second incident.
+                await dev.send(first)
+                # A finding of the device's own report comes back as a marker.
+                marker = await dev.receive(lambda g: any(e.get("type") == "b-m-p-s-m" for e in g))
+                m = next(e for e in marker if e.get("type") == "b-m-p-s-m")
+                assert "bz-ban" in m.find("detail/remarks").text
+                await asyncio.sleep(0.2)
+                assert srv.stats.duplicates == 1
+                assert srv.stats.malformed == 1 and srv.stats.pings == 1
+                assert srv.stats.accepted == 3 and srv.stats.rejected == 1  # the note without a kind
+            finally:
+                await dev.close()
+
+    asyncio.run(scenario())
+    got = rows(ctx.db)
+    by_uid = {r.report_id.split("@")[0].removeprefix("cot:"): r for r in got.values()}
+    assert set(by_uid) == {"in", "out", "bang"}
+    inn, out, bang = by_uid["in"], by_uid["out"], by_uid["bang"]
+    # Positions arrive to the last bit.
+    assert (inn.lon, inn.lat) == inside and (out.lon, out.lat) == outside
+    # 10 m inside the 10 km band on B's side: in the buffer zone, a ban finding almost certain.
+    assert inn.side_party == out.side_party == "B"
+    assert inn.distance_km == pytest.approx(9.99, abs=1e-5) and out.distance_km == pytest.approx(10.01, abs=1e-5)
+    assert "buffer" in inn.zones.split(";") and "buffer" not in out.zones.split(";")
+    assert findings(ctx.db, inn.pk).get("bz-ban", 0) > 0.999
+    assert findings(ctx.db, out.pk).get("bz-ban", 0) < 0.001
+    assert inn.uncertainty_m == pytest.approx(2.0 / cot.CE90_PER_SIGMA)
+    assert inn.kind == "armed_personnel" and inn.source_type == "patrol"
+    assert bang.kind == "explosion" and bang.source_type == "acoustic"
+    assert "PATROL 7" in inn.narrative and "uid in" in inn.narrative
+    assert inn.submitted_by == "cot:tcp:127.0.0.1"
+    log = caplog.text
+    assert "rejected malformed event: not well-formed XML" in log
+    assert "no recognisable kind" in log
+
+
+def test_sensor_role_is_sent_nothing_and_limits_close(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> None:
+    settings = CotSettings(port=free_port(), max_event_bytes=2048, max_connection_bytes=8192)
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            await dev.send(
+                b'<?xml version="1.0"?><!DOCTYPE event [<!ENTITY a "aaaa">]><event uid="x" type="a-h-G">'
+                b'<point lat="48.6" lon="36.95"/><detail><remarks>&a;</remarks></detail></event>',
+                b"<event>" + b"z" * 4000 + b"</event>",
+                b'<event version="2.0" uid="p" type="t-x-takp-q" time="x" start="x" stale="x">'
+                b'<point lat="0" lon="0"/><detail><TakControl><TakRequest version="1"/></TakControl></detail></event>',
+                sighting(36.95, 48.6, uid="ok"),
+            )
+            reply = await dev.receive(lambda g: len(g) >= 1)
+            assert len(reply) == 1 and reply[0].get("type") == "t-x-takp-r"  # no shapes for a sensor; protobuf refused
+            assert reply[0].find("detail/TakControl/TakResponse").get("status") == "false"
+            assert len(await wait_rows(ctx.db, 1)) == 1
+            for k in range(20):  # past the per-connection limit the server hangs up
+                await dev.send(sighting(36.95, 48.6, uid=f"flood{k}"))
+            async with asyncio.timeout(10):
+                while await dev.reader.read(1024):
+                    pass
+            await dev.close()
+            assert srv.stats.malformed == 2
+
+    asyncio.run(scenario())
+    assert "unsafe XML refused" in caplog.text and "exceeds 2048" in caplog.text
+    assert "per connection" in caplog.text
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def _name(cn: str, ou: str | None = None, o: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if ou:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    if o:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
+    return x509.Name(attrs)
+
+
+def _cert(subject: x509.Name, key: Any, issuer: x509.Name, issuer_key: Any, *, ca: bool = False,
+          san: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if san:
+        b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+def _write(folder: Path, name: str, cert: x509.Certificate, key: Any) -> tuple[str, str]:
+    c, k = folder / f"{name}.pem", folder / f"{name}.key"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(c), str(k)
+
+
+@pytest.fixture()
+def pki(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """A mission CA, the server's certificate, two devices' certificates and an outsider's."""
+    ca_key, rogue_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name, rogue_name = _name("Truceline test CA"), _name("Someone else's CA")
+    ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
+    out = {"ca": _write(tmp_path, "ca", ca, ca_key)}
+    import ipaddress
+
+    for name, subject, issuer, ikey, san in (
+        ("server", _name("localhost"), ca_name, ca_key,
+         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+        ("patrol", _name("patrol-7", "monitor"), ca_name, ca_key, None),
+        ("liaison", _name("lo-b", "liaison", "B"), ca_name, ca_key, None),
+        ("rogue", _name("rogue", "admin"), rogue_name, rogue_key, None),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        out[name] = _write(tmp_path, name, _cert(subject, key, issuer, ikey, san=san), key)
+    return out
+
+
+# pytak's TLS context sets ssl.OP_NO_TLSv1 / OP_NO_TLSv1_1, which Python 3.11 deprecates.
+@pytest.mark.filterwarnings("ignore:ssl.OP_NO_SSL:DeprecationWarning")
+def test_pytak_over_tls_with_client_certificates(ctx: AppContext, pki: dict[str, tuple[str, str]],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    inside, _ = boundary_points()
+    settings = CotSettings(
+        tls_port=free_port(), tls_cert=pki["server"][0], tls_key=pki["server"][1], tls_ca=pki["ca"][0],
+        push_interval_s=0.2,
+    )
+
+    def tls(who: str) -> dict[str, str]:
+        return {
+            "PYTAK_TLS_CLIENT_CERT": pki[who][0],
+            "PYTAK_TLS_CLIENT_KEY": pki[who][1],
+            "PYTAK_TLS_CLIENT_CAFILE": pki["ca"][0],
+            "PYTAK_TLS_SERVER_EXPECTED_HOSTNAME": "localhost",
+        }
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            url = f"tls://127.0.0.1:{srv.tls_port}"
+            patrol = await Device.connect(url, **tls("patrol"))
+            liaison = await Device.connect(url, **tls("liaison"))
+            try:
+                await patrol.receive(lambda g: sum(e.get("type") == "u-d-f" for e in g) >= 5)
+                await liaison.receive(lambda g: sum(e.get("type") == "u-d-f" for e in g) >= 5)
+                await liaison.send(sighting(*inside, uid="from-liaison"))  # a liaison may not report
+                await patrol.send(sighting(*inside, uid="tls-in"))
+                got = await wait_rows(ctx.db, 1)
+                # The monitor sees the finding of its own report; the liaison, nothing unreleased.
+                await patrol.receive(lambda g: any(e.get("type") == "b-m-p-s-m" for e in g))
+                await asyncio.sleep(0.5)
+                assert not [c for c in srv.clients if c.principal.role.value == "liaison"][0].sent
+                # An outsider's certificate is refused: no connection, nothing stored.
+                with pytest.raises((ssl_errors(), ConnectionError, AssertionError)):
+                    rogue = await Device.connect(url, **tls("rogue"))
+                    await rogue.send(sighting(*inside, uid="rogue"))
+                    await rogue.receive(lambda g: len(g) > 0, timeout_s=3)
+                assert set(await asyncio.to_thread(rows, ctx.db)) == set(got)
+            finally:
+                await patrol.close()
+                await liaison.close()
+
+    asyncio.run(scenario())
+    (row,) = rows(ctx.db).values()
+    assert (row.lon, row.lat) == inside and row.submitted_by == "cot:patrol-7" and "buffer" in row.zones
+    assert "role liaison may not submit" in caplog.text
+
+
+def ssl_errors() -> type[Exception]:
+    import ssl
+
+    return ssl.SSLError
+
+
+# -- truceline serve ----------------------------------------------------------------------------
+
+
+def test_serve_starts_the_listener(tmp_path: Path, small_dir: Path) -> None:
+    from tests.cli.test_serve import wait_ready
+
+    port, cot_port = free_port(), free_port()
+    db = tmp_path / "serve.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from truceline.cli import app; app()", "serve", "--port", str(port),
+         "--db", str(db), "--agreement", str(small_dir), "--cot-port", str(cot_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    inside, _ = boundary_points()
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+
+        async def send() -> None:
+            dev = await Device.connect(f"tcp://127.0.0.1:{cot_port}")
+            await dev.send(sighting(*inside, uid="via-serve"))
+            database = Database(str(db))
+            try:
+                assert len(await wait_rows(database, 1)) == 1
+            finally:
+                database.dispose()
+            await dev.close()
+
+        asyncio.run(send())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+    database = Database(str(db))
+    (row,) = rows(database).values()
+    database.dispose()
+    assert (row.lon, row.lat) == inside and row.submitted_by == "cot:tcp:127.0.0.1"
