@@ -42,12 +42,18 @@ def records(n: int = 60) -> list[dict[str, Any]]:
     return out
 
 
-def brute(recs: list[dict[str, Any]], box: tuple[float, float, float, float], start: dt.datetime, end: dt.datetime) -> set[str]:
+def brute(
+    recs: list[dict[str, Any]],
+    box: tuple[float, float, float, float],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> set[str]:
     w, s, e, n = box
     return {
         r["id"]
         for r in recs
-        if w <= r["lon"] <= e and s <= r["lat"] <= n
+        if w <= r["lon"] <= e
+        and s <= r["lat"] <= n
         and start <= dt.datetime.fromisoformat(r["observed_at"].replace("Z", "+00:00")) <= end
     }
 
@@ -127,7 +133,9 @@ def test_items_filters_paging_and_counts(api: Api) -> None:
     one = feats[0]
     assert one["geometry"]["type"] == "Point" and isinstance(one["id"], int)
     # Open intervals and instants.
-    open_end = follow(api, f"/ogc/collections/incidents/items?datetime={dtq.split('/')[0]}/..&limit=1000")[0]
+    open_end = follow(
+        api, f"/ogc/collections/incidents/items?datetime={dtq.split('/')[0]}/..&limit=1000"
+    )[0]
     assert len(open_end) == len(brute(recs, (-180, -90, 180, 90), start, T0 + dt.timedelta(days=9)))
     t = recs[3]["observed_at"]
     instant = follow(api, f"/ogc/collections/incidents/items?datetime={t}")[0]
@@ -143,13 +151,20 @@ def test_liaison_sees_released_findings_only(api: Api) -> None:
     load(api, [rec(1), rec(2), rec(3, lon=36.9, lat=48.65)])
     inc = api.get("/incidents").json()["items"]
     pk = inc[0]["pk"]
-    assert api.post(f"/incidents/{pk}/review", json={"action": "verify"}, role="analyst").status_code == 200
-    assert api.post(f"/incidents/{pk}/review", json={"action": "release"}, role="analyst").status_code == 200
+    assert (
+        api.post(f"/incidents/{pk}/review", json={"action": "verify"}, role="analyst").status_code == 200
+    )
+    assert (
+        api.post(f"/incidents/{pk}/review", json={"action": "release"}, role="analyst").status_code
+        == 200
+    )
     mine = follow(api, "/ogc/collections/findings/items", role="liaison")[0]
     allf = follow(api, "/ogc/collections/findings/items", role="analyst")[0]
     assert len(allf) > len(mine) > 0
     assert all(f["properties"]["released_at"] for f in mine)
-    assert all(f["properties"]["report_id"] is None and f["properties"]["incident_pk"] is None for f in mine)
+    assert all(
+        f["properties"]["report_id"] is None and f["properties"]["incident_pk"] is None for f in mine
+    )
     hidden = next(f for f in allf if not f["properties"]["released_at"])
     assert ogc(api, f"/collections/findings/items/{hidden['id']}", role="liaison").status_code == 404
     assert ogc(api, f"/collections/findings/items/{mine[0]['id']}", role="liaison").status_code == 200
@@ -162,8 +177,12 @@ def test_single_items_and_static_layers(api: Api) -> None:
     assert one["id"] == rows["r1"] and one["geometry"]["coordinates"] == [36.4, 49.0]
     assert {ln["rel"] for ln in one["links"]} == {"self", "collection"}
     # A monitor of the south sector does not see a northern incident: not found, not forbidden.
-    assert ogc(api, f"/collections/incidents/items/{rows['r1']}", role="monitor_south").status_code == 404
-    assert ogc(api, f"/collections/incidents/items/{rows['r2']}", role="monitor_south").status_code == 200
+    assert (
+        ogc(api, f"/collections/incidents/items/{rows['r1']}", role="monitor_south").status_code == 404
+    )
+    assert (
+        ogc(api, f"/collections/incidents/items/{rows['r2']}", role="monitor_south").status_code == 200
+    )
     zones = follow(api, "/ogc/collections/zones/items", role="liaison")[0]
     assert {f["id"] for f in zones} >= {"buffer:A", "buffer:B"}
     z = ogc(api, "/collections/zones/items/buffer:A", role="liaison").json()
@@ -174,13 +193,24 @@ def test_single_items_and_static_layers(api: Api) -> None:
     assert line["numberMatched"] == 1 and line["features"][0]["geometry"]["type"] == "LineString"
     paged, pages = follow(api, "/ogc/collections/zones/items?limit=1")
     assert len(paged) == pages[0]["numberMatched"] == len(pages)
-    for bad in ("/collections/nope/items", "/collections/incidents/items/999999", "/collections/zones/items/x"):
+    for bad in (
+        "/collections/nope/items",
+        "/collections/incidents/items/999999",
+        "/collections/zones/items/x",
+    ):
         r = ogc(api, bad)
         assert r.status_code == 404 and r.json()["error"]["fix"], bad
 
 
 @pytest.mark.parametrize(
-    "query", ["bbox=1,2,3", "bbox=10,60,20,50", "datetime=yesterday", "datetime=2025-03-02/2025-03-01", "colour=red"]
+    "query",
+    [
+        "bbox=1,2,3",
+        "bbox=10,60,20,50",
+        "datetime=yesterday",
+        "datetime=2025-03-02/2025-03-01",
+        "colour=red",
+    ],
 )
 def test_bad_parameters_are_400(api: Api, query: str) -> None:
     r = ogc(api, f"/collections/incidents/items?{query}")
@@ -191,7 +221,9 @@ def test_bad_parameters_are_400(api: Api, query: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, sectored_dir: Path) -> Iterator[tuple[str, Api, list[dict[str, Any]]]]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory, sectored_dir: Path
+) -> Iterator[tuple[str, Api, list[dict[str, Any]]]]:
     api = make_api(str(tmp_path_factory.mktemp("ogc") / "live.db"), sectored_dir, AgreementCache())
     recs = records(40)
     load(api, recs)
@@ -209,7 +241,9 @@ def ogrinfo(api: Api, role: str, *args: str) -> str:
     return out.stdout
 
 
-def test_gdal_lists_layers_and_reads_with_a_spatial_filter(live: tuple[str, Api, list[dict[str, Any]]]) -> None:
+def test_gdal_lists_layers_and_reads_with_a_spatial_filter(
+    live: tuple[str, Api, list[dict[str, Any]]],
+) -> None:
     url, api, recs = live
     listing = ogrinfo(api, "admin", f"OAPIF:{url}/ogc")
     assert re.findall(r"^\d+: (\w+)", listing, re.M) == ALL
@@ -217,7 +251,14 @@ def test_gdal_lists_layers_and_reads_with_a_spatial_filter(live: tuple[str, Api,
     assert re.findall(r"^\d+: (\w+)", liaison, re.M) == ["findings", "zones", "line", "sectors"]
     # A small page size makes GDAL follow several `next` links.
     text = ogrinfo(
-        api, "admin", "-oo", "PAGE_SIZE=5", "-spat", *map(str, BOX), f"OAPIF:{url}/ogc", "incidents",
+        api,
+        "admin",
+        "-oo",
+        "PAGE_SIZE=5",
+        "-spat",
+        *map(str, BOX),
+        f"OAPIF:{url}/ogc",
+        "incidents",
     )
     got = set(re.findall(r"report_id \(String\) = (\S+)", text))
     assert got == brute(recs, BOX, T0, T0 + dt.timedelta(days=9)) and len(got) > 5
@@ -241,6 +282,11 @@ def test_owslib_reads_the_same(live: tuple[str, Api, list[dict[str, Any]]]) -> N
     one = w.collection_item("incidents", str(page["features"][0]["id"]))
     assert one["id"] == page["features"][0]["id"]
     lia = Features(f"{url}/ogc", headers={"Authorization": f"Bearer {api.tokens['liaison']}"})
-    assert [c["id"] for c in lia.collections()["collections"]] == ["findings", "zones", "line", "sectors"]
+    assert [c["id"] for c in lia.collections()["collections"]] == [
+        "findings",
+        "zones",
+        "line",
+        "sectors",
+    ]
     assert lia.collection_items("zones")["numberMatched"] >= 2
     assert DAY  # the shared fixtures' day is the agreement's test day

@@ -80,9 +80,7 @@ def sample() -> list[Incident]:
             bearing_deg=271.25,
             source_type="acoustic",
         ),
-        Incident(
-            id="r3", observed_at=t0, lon=179.999, lat=89.0, kind="drone_flight", source_type="uav"
-        ),
+        Incident(id="r3", observed_at=t0, lon=179.999, lat=89.0, kind="drone_flight", source_type="uav"),
     ]
 
 
@@ -105,7 +103,9 @@ def test_each_format_reads_back_the_same_incidents(tmp_path: Path, fmt: str) -> 
     sigma=st.floats(0, 200_000, allow_nan=False),
     text=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40),
 )
-def test_any_values_survive_kml_and_gpkg(tmp_path: Path, lon: float, lat: float, sigma: float, text: str) -> None:
+def test_any_values_survive_kml_and_gpkg(
+    tmp_path: Path, lon: float, lat: float, sigma: float, text: str
+) -> None:
     inc = Incident(
         id="x",
         observed_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
@@ -123,8 +123,21 @@ def test_any_values_survive_kml_and_gpkg(tmp_path: Path, lon: float, lat: float,
 
 
 def acled_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    cols = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1",
-            "actor2", "latitude", "longitude", "geo_precision", "source", "notes", "fatalities"]
+    cols = [
+        "event_id_cnty",
+        "event_date",
+        "time_precision",
+        "event_type",
+        "sub_event_type",
+        "actor1",
+        "actor2",
+        "latitude",
+        "longitude",
+        "geo_precision",
+        "source",
+        "notes",
+        "fatalities",
+    ]
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
@@ -136,18 +149,54 @@ def acled_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 def test_acled_mapping_and_report(tmp_path: Path) -> None:
     base = {"event_date": "2024-11-02", "latitude": "48.1", "longitude": "37.7", "source": "Ukrinform"}
     rows = [
-        {**base, "event_id_cnty": "UKR1", "event_type": "Explosions/Remote violence",
-         "sub_event_type": "Shelling/artillery/missile attack", "actor1": "Alpha", "geo_precision": "1",
-         "time_precision": "1", "notes": "Shelling of the outskirts.", "fatalities": "2"},
-        {**base, "event_id_cnty": "UKR2", "event_type": "Battles", "sub_event_type": "Armed clash",
-         "actor1": "Military Forces of Somewhere", "geo_precision": "2", "time_precision": "2"},
-        {**base, "event_id_cnty": "UKR3", "event_type": "Protests", "sub_event_type": "Peaceful protest"},
-        {**base, "event_id_cnty": "UKR4", "event_type": "Strategic developments",
-         "sub_event_type": "Disrupted weapons use", "geo_precision": "7", "time_precision": "3"},
-        {**base, "event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike",
-         "geo_precision": "3", "event_date": "2 November 2024"},
-        {**base, "event_id_cnty": "UKR6", "event_type": "Battles", "sub_event_type": "Armed clash",
-         "event_date": "someday"},
+        {
+            **base,
+            "event_id_cnty": "UKR1",
+            "event_type": "Explosions/Remote violence",
+            "sub_event_type": "Shelling/artillery/missile attack",
+            "actor1": "Alpha",
+            "geo_precision": "1",
+            "time_precision": "1",
+            "notes": "Shelling of the outskirts.",
+            "fatalities": "2",
+        },
+        {
+            **base,
+            "event_id_cnty": "UKR2",
+            "event_type": "Battles",
+            "sub_event_type": "Armed clash",
+            "actor1": "Military Forces of Somewhere",
+            "geo_precision": "2",
+            "time_precision": "2",
+        },
+        {
+            **base,
+            "event_id_cnty": "UKR3",
+            "event_type": "Protests",
+            "sub_event_type": "Peaceful protest",
+        },
+        {
+            **base,
+            "event_id_cnty": "UKR4",
+            "event_type": "Strategic developments",
+            "sub_event_type": "Disrupted weapons use",
+            "geo_precision": "7",
+            "time_precision": "3",
+        },
+        {
+            **base,
+            "event_type": "Explosions/Remote violence",
+            "sub_event_type": "Air/drone strike",
+            "geo_precision": "3",
+            "event_date": "2 November 2024",
+        },
+        {
+            **base,
+            "event_id_cnty": "UKR6",
+            "event_type": "Battles",
+            "sub_event_type": "Armed clash",
+            "event_date": "someday",
+        },
     ]
     res = read_incident_file(acled_csv(tmp_path / "acled.csv", rows), "acled", parties={"Alpha": "A"})
     got = {i.id: i for i in res.read.incidents}
@@ -267,4 +316,6 @@ def test_acled_cannot_hold_zones(tmp_path: Path, small: Any) -> None:
     from truceline.services.agreement import zones_feature_collection
 
     with pytest.raises(ValidationError, match="events"):
-        write_geodata_file(tmp_path / "z.csv", zones_feature_collection(small, small.effective_from), "acled")
+        write_geodata_file(
+            tmp_path / "z.csv", zones_feature_collection(small, small.effective_from), "acled"
+        )

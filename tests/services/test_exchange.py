@@ -133,10 +133,25 @@ def test_cli_import_export(tmp_path: Path, small: Agreement, small_dir: Path) ->
     out = tmp_path / "x.kmz"
     r = runner.invoke(
         app,
-        ["export", "incidents", "-o", str(out), "--db", db, "--kind", "explosion", "--bbox", "36.5,48,37.4,48.9"],
+        [
+            "export",
+            "incidents",
+            "-o",
+            str(out),
+            "--db",
+            db,
+            "--kind",
+            "explosion",
+            "--bbox",
+            "36.5,48,37.4,48.9",
+        ],
     )
     assert r.exit_code == 0, r.output
-    n_want = sum(1 for i in items if i.kind == "explosion" and BOX.west <= i.lon <= BOX.east and BOX.south <= i.lat <= BOX.north)
+    n_want = sum(
+        1
+        for i in items
+        if i.kind == "explosion" and BOX.west <= i.lon <= BOX.east and BOX.south <= i.lat <= BOX.north
+    )
     assert f"Wrote {n_want} incidents" in r.output
     other = str(tmp_path / "b.db")
     r = runner.invoke(app, ["import", str(out), "-a", str(small_dir), "--db", other])
@@ -151,10 +166,25 @@ def test_cli_import_export(tmp_path: Path, small: Agreement, small_dir: Path) ->
         "X2,2025-03-01,Riots,Mob violence,,48.6,36.95,1\n"
     )
     r = runner.invoke(
-        app, ["import", str(acled), "-a", str(small_dir), "--db", other, "--format", "acled",
-              "--rejects", str(tmp_path / "rej.csv")]
+        app,
+        [
+            "import",
+            str(acled),
+            "-a",
+            str(small_dir),
+            "--db",
+            other,
+            "--format",
+            "acled",
+            "--rejects",
+            str(tmp_path / "rej.csv"),
+        ],
     )
-    assert r.exit_code == 0 and "1 accepted" in r.output and "NOT MAPPED 1 x Riots > Mob violence" in r.output
+    assert (
+        r.exit_code == 0
+        and "1 accepted" in r.output
+        and "NOT MAPPED 1 x Riots > Mob violence" in r.output
+    )
     assert "Mob violence" in (tmp_path / "rej.csv").read_text()
     bad = runner.invoke(app, ["export", "incidents", "-o", str(tmp_path / "x.xlsx"), "--db", db])
     assert bad.exit_code == 2 and "suffix" in bad.output

@@ -33,7 +33,8 @@ def event(
 ) -> bytes:
     rem = f"<remarks>{remarks}</remarks>" if remarks else ""
     return (
-        f'<?xml version="1.0" encoding="UTF-8"?><event version="2.0" uid="{uid}" type="{type_}" how="h-e" '
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<event version="2.0" uid="{uid}" type="{type_}" how="h-e" '
         f'time="{start}" start="{start}" stale="2025-03-01T10:05:00.000Z">'
         f'<point lat="{lat}" lon="{lon}" hae="0" ce="{ce}" le="9999999"/>'
         f'<detail><contact callsign="PATROL 7"/>{rem}{extra}</detail></event>'
@@ -74,7 +75,9 @@ def test_kinds(type_: str, remarks: str, kind: str) -> None:
 
 
 def test_record_keeps_device_time_position_and_error() -> None:
-    ev = cot.parse_event(event(lat="48.123456789012345", lon="36.98765432109876", ce="21.46", remarks="2 APCs"))
+    ev = cot.parse_event(
+        event(lat="48.123456789012345", lon="36.98765432109876", ce="21.46", remarks="2 APCs")
+    )
     inc = Incident.model_validate(cot.incident_record(ev, unknown_ce_m=250, source_type="uav"))
     assert inc.lat == 48.123456789012345 and inc.lon == 36.98765432109876  # full precision
     assert inc.uncertainty_m == pytest.approx(21.46 / cot.CE90_PER_SIGMA)
@@ -83,19 +86,34 @@ def test_record_keeps_device_time_position_and_error() -> None:
     assert "PATROL 7" in inc.narrative and "uid dev-1" in inc.narrative and "2 APCs" in inc.narrative
     unknown = cot.parse_event(event(ce="9999999"))
     rec = cot.incident_record(unknown, unknown_ce_m=250, source_type="patrol")
-    assert rec["uncertainty_m"] == pytest.approx(250 / cot.CE90_PER_SIGMA) and "ce unknown" in rec["narrative"]
+    assert (
+        rec["uncertainty_m"] == pytest.approx(250 / cot.CE90_PER_SIGMA)
+        and "ce unknown" in rec["narrative"]
+    )
 
 
 def test_extension_element_says_everything() -> None:
-    ext = '<__truceline kind="heavy_weapon" weapon_class="art100" party="B" count="2" reliability="B" credibility="2"/>'
-    rec = cot.incident_record(cot.parse_event(event("b-m-p-s-m", extra=ext)), unknown_ce_m=250, source_type="patrol")
+    ext = (
+        '<__truceline kind="heavy_weapon" weapon_class="art100" party="B" count="2" '
+        'reliability="B" credibility="2"/>'
+    )
+    rec = cot.incident_record(
+        cot.parse_event(event("b-m-p-s-m", extra=ext)), unknown_ce_m=250, source_type="patrol"
+    )
     inc = Incident.model_validate(rec)
     assert (inc.kind, inc.weapon_class, inc.party, inc.count, inc.reliability, inc.credibility) == (
-        "heavy_weapon", "art100", "B", 2, "B", 2
+        "heavy_weapon",
+        "art100",
+        "B",
+        2,
+        "B",
+        2,
     )
     with pytest.raises(cot.CotError, match="unknown kind"):
         cot.incident_record(
-            cot.parse_event(event(extra='<__truceline kind="tank"/>')), unknown_ce_m=250, source_type="patrol"
+            cot.parse_event(event(extra='<__truceline kind="tank"/>')),
+            unknown_ce_m=250,
+            source_type="patrol",
         )
 
 
@@ -126,7 +144,10 @@ def test_free_form_without_a_kind_is_rejected_with_the_fix() -> None:
     ("data", "words"),
     [
         (b"<event><point", "well-formed"),
-        (b'<!DOCTYPE e [<!ENTITY x "y">]><event uid="a" type="b"><point lat="1" lon="2"/></event>', "unsafe"),
+        (
+            b'<!DOCTYPE e [<!ENTITY x "y">]><event uid="a" type="b"><point lat="1" lon="2"/></event>',
+            "unsafe",
+        ),
         (b'<?xml version="1.0"?><!DOCTYPE event SYSTEM "http://x/e.dtd"><event/>', "unsafe"),
         (b'<evil uid="a" type="b"/>', "not <event>"),
         (b'<event uid="a" type="a-h-G"/>', "no <point>"),
@@ -145,7 +166,9 @@ def test_bad_position_or_time_fails_validation_downstream() -> None:
     with pytest.raises(ValueError, match="lat"):
         Incident.model_validate(rec)
     with pytest.raises(cot.CotError, match="UTC offset"):
-        cot.incident_record(cot.parse_event(event(start="2025-03-01T10:00:00")), unknown_ce_m=250, source_type="patrol")
+        cot.incident_record(
+            cot.parse_event(event(start="2025-03-01T10:00:00")), unknown_ce_m=250, source_type="patrol"
+        )
 
 
 @given(st.lists(st.integers(1, 300), min_size=1, max_size=30))
@@ -166,11 +189,18 @@ def test_splitter_limits() -> None:
     big = event(remarks="x" * 5000)
     sp = cot.EventSplitter(2048, 40_000)
     out = sp.feed(event(uid="a") + big + event(uid="b"))
-    assert isinstance(out[1], cot.Oversize) and [cot.parse_event(out[k]).uid for k in (0, 2)] == ["a", "b"]
+    assert isinstance(out[1], cot.Oversize) and [cot.parse_event(out[k]).uid for k in (0, 2)] == [
+        "a",
+        "b",
+    ]
     # An oversized event with no end in sight is reported once and skipped to its end.
     sp = cot.EventSplitter(2048, 10**6)
-    got = sp.feed(b"<event>" + b"y" * 3000) + sp.feed(b"y" * 3000) + sp.feed(b"</event>" + event(uid="c"))
-    assert [type(g).__name__ for g in got] == ["Oversize", "bytes"] and cot.parse_event(got[1]).uid == "c"  # type: ignore[arg-type]
+    got = (
+        sp.feed(b"<event>" + b"y" * 3000) + sp.feed(b"y" * 3000) + sp.feed(b"</event>" + event(uid="c"))
+    )
+    assert [type(g).__name__ for g in got] == ["Oversize", "bytes"] and cot.parse_event(
+        got[1]
+    ).uid == "c"  # type: ignore[arg-type]
     sp = cot.EventSplitter(2048, 5000)
     for _ in range(20):
         sp.feed(event())
@@ -193,9 +223,18 @@ def test_shapes_and_markers(small: Agreement) -> None:
     assert drawn.symmetric_difference(exact).area / exact.area < 1e-3
     m = fromstring(
         cot.finding_marker(
-            pk=7, rule_id="bz-ban", responsible="B", probability=0.97, likelihood="almost certain",
-            explanation="armed personnel in the buffer zone", lon=36.9, lat=48.6, uncertainty_m=10.0,
-            observed_at=NOW, now=NOW, stale=dt.timedelta(hours=1),
+            pk=7,
+            rule_id="bz-ban",
+            responsible="B",
+            probability=0.97,
+            likelihood="almost certain",
+            explanation="armed personnel in the buffer zone",
+            lon=36.9,
+            lat=48.6,
+            uncertainty_m=10.0,
+            observed_at=NOW,
+            now=NOW,
+            stale=dt.timedelta(hours=1),
         )
     )
     assert m.get("uid") == "truceline-finding-7" and m.get("type") == "b-m-p-s-m"

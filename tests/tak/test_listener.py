@@ -8,6 +8,7 @@ sent; a point 10 m inside the buffer zone and one 10 m outside must be adjudicat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import subprocess
@@ -75,13 +76,22 @@ def boundary_points() -> tuple[tuple[float, float], tuple[float, float]]:
     return (inside[0], inside[1]), (outside[0], outside[1])
 
 
-def sighting(lon: float, lat: float, *, uid: str, type_: str = "a-h-G-U-C-I", ce: float = 2.0,
-             remarks: str | None = None) -> bytes:
+def sighting(
+    lon: float,
+    lat: float,
+    *,
+    uid: str,
+    type_: str = "a-h-G-U-C-I",
+    ce: float = 2.0,
+    remarks: str | None = None,
+) -> bytes:
     point = pytak.cot_point(lat=lat, lon=lon, ce=ce, hae=0, le=9999999, precision=FULL)
     detail = pytak.cot_detail()
     if remarks:
         pytak.add_remarks(detail, [remarks])
-    ev = pytak.cot_event(uid=uid, cot_type=type_, point=point, detail=detail, callsign="PATROL 7", stale=300)
+    ev = pytak.cot_event(
+        uid=uid, cot_type=type_, point=point, detail=detail, callsign="PATROL 7", stale=300
+    )
     return pytak.serialize_cot(ev)
 
 
@@ -105,7 +115,12 @@ class Device:
     async def connect(cls, url: str, **tls: str) -> Device:
         cfg = config(url, **tls)
         reader, writer = await pytak.protocol_factory(cfg)
-        return cls(reader, writer, pytak.TXWorker(asyncio.Queue(), cfg, writer), pytak.RXWorker(asyncio.Queue(), cfg, reader))
+        return cls(
+            reader,
+            writer,
+            pytak.TXWorker(asyncio.Queue(), cfg, writer),
+            pytak.RXWorker(asyncio.Queue(), cfg, reader),
+        )
 
     async def send(self, *events: bytes) -> None:
         for e in events:
@@ -122,10 +137,8 @@ class Device:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
 
 def rows(db: Database) -> dict[str, IncidentRow]:
@@ -172,7 +185,9 @@ def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> No
                     sighting(*outside, uid="out"),
                     b'<event version="2.0" uid="ping-1" type="t-x-c-t" time="x" start="x" stale="x">'
                     b'<point lat="0" lon="0" ce="9999999"/></event>',
-                    sighting(37.0, 48.7, uid="bang", type_="b-d-a", ce=150.0, remarks="two loud explosions"),
+                    sighting(
+                        37.0, 48.7, uid="bang", type_="b-d-a", ce=150.0, remarks="two loud explosions"
+                    ),
                     sighting(36.9, 48.7, uid="me", type_="a-f-G-U-C"),  # a device's own position
                     sighting(36.9, 48.7, uid="note", type_="b-m-p-s-m", remarks="nothing in particular"),
                 )
@@ -202,7 +217,9 @@ def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> No
     assert (inn.lon, inn.lat) == inside and (out.lon, out.lat) == outside
     # 10 m inside the 10 km band on B's side: in the buffer zone, a ban finding almost certain.
     assert inn.side_party == out.side_party == "B"
-    assert inn.distance_km == pytest.approx(9.99, abs=1e-5) and out.distance_km == pytest.approx(10.01, abs=1e-5)
+    assert inn.distance_km == pytest.approx(9.99, abs=1e-5) and out.distance_km == pytest.approx(
+        10.01, abs=1e-5
+    )
     assert "buffer" in inn.zones.split(";") and "buffer" not in out.zones.split(";")
     assert findings(ctx.db, inn.pk).get("bz-ban", 0) > 0.999
     assert findings(ctx.db, out.pk).get("bz-ban", 0) < 0.001
@@ -216,7 +233,9 @@ def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> No
     assert "no recognisable kind" in log
 
 
-def test_sensor_role_is_sent_nothing_and_limits_close(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> None:
+def test_sensor_role_is_sent_nothing_and_limits_close(
+    ctx: AppContext, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = CotSettings(port=free_port(), max_event_bytes=2048, max_connection_bytes=8192)
 
     async def scenario() -> None:
@@ -227,11 +246,14 @@ def test_sensor_role_is_sent_nothing_and_limits_close(ctx: AppContext, caplog: p
                 b'<point lat="48.6" lon="36.95"/><detail><remarks>&a;</remarks></detail></event>',
                 b"<event>" + b"z" * 4000 + b"</event>",
                 b'<event version="2.0" uid="p" type="t-x-takp-q" time="x" start="x" stale="x">'
-                b'<point lat="0" lon="0"/><detail><TakControl><TakRequest version="1"/></TakControl></detail></event>',
+                b'<point lat="0" lon="0"/><detail><TakControl><TakRequest version="1"/>'
+                b"</TakControl></detail></event>",
                 sighting(36.95, 48.6, uid="ok"),
             )
             reply = await dev.receive(lambda g: len(g) >= 1)
-            assert len(reply) == 1 and reply[0].get("type") == "t-x-takp-r"  # no shapes for a sensor; protobuf refused
+            assert (
+                len(reply) == 1 and reply[0].get("type") == "t-x-takp-r"
+            )  # no shapes for a sensor; protobuf refused
             assert reply[0].find("detail/TakControl/TakResponse").get("status") == "false"
             assert len(await wait_rows(ctx.db, 1)) == 1
             for k in range(20):  # past the per-connection limit the server hangs up
@@ -259,8 +281,15 @@ def _name(cn: str, ou: str | None = None, o: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _cert(subject: x509.Name, key: Any, issuer: x509.Name, issuer_key: Any, *, ca: bool = False,
-          san: list[x509.GeneralName] | None = None) -> x509.Certificate:
+def _cert(
+    subject: x509.Name,
+    key: Any,
+    issuer: x509.Name,
+    issuer_key: Any,
+    *,
+    ca: bool = False,
+    san: list[x509.GeneralName] | None = None,
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     b = (
         x509.CertificateBuilder()
@@ -281,7 +310,9 @@ def _write(folder: Path, name: str, cert: x509.Certificate, key: Any) -> tuple[s
     c, k = folder / f"{name}.pem", folder / f"{name}.key"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     k.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return str(c), str(k)
 
@@ -296,8 +327,13 @@ def pki(tmp_path: Path) -> dict[str, tuple[str, str]]:
     import ipaddress
 
     for name, subject, issuer, ikey, san in (
-        ("server", _name("localhost"), ca_name, ca_key,
-         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+        (
+            "server",
+            _name("localhost"),
+            ca_name,
+            ca_key,
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        ),
         ("patrol", _name("patrol-7", "monitor"), ca_name, ca_key, None),
         ("liaison", _name("lo-b", "liaison", "B"), ca_name, ca_key, None),
         ("rogue", _name("rogue", "admin"), rogue_name, rogue_key, None),
@@ -309,11 +345,15 @@ def pki(tmp_path: Path) -> dict[str, tuple[str, str]]:
 
 # pytak's TLS context sets ssl.OP_NO_TLSv1 / OP_NO_TLSv1_1, which Python 3.11 deprecates.
 @pytest.mark.filterwarnings("ignore:ssl.OP_NO_SSL:DeprecationWarning")
-def test_pytak_over_tls_with_client_certificates(ctx: AppContext, pki: dict[str, tuple[str, str]],
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_pytak_over_tls_with_client_certificates(
+    ctx: AppContext, pki: dict[str, tuple[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
     inside, _ = boundary_points()
     settings = CotSettings(
-        tls_port=free_port(), tls_cert=pki["server"][0], tls_key=pki["server"][1], tls_ca=pki["ca"][0],
+        tls_port=free_port(),
+        tls_cert=pki["server"][0],
+        tls_key=pki["server"][1],
+        tls_ca=pki["ca"][0],
         push_interval_s=0.2,
     )
 
@@ -339,7 +379,7 @@ def test_pytak_over_tls_with_client_certificates(ctx: AppContext, pki: dict[str,
                 # The monitor sees the finding of its own report; the liaison, nothing unreleased.
                 await patrol.receive(lambda g: any(e.get("type") == "b-m-p-s-m" for e in g))
                 await asyncio.sleep(0.5)
-                assert not [c for c in srv.clients if c.principal.role.value == "liaison"][0].sent
+                assert not next(c for c in srv.clients if c.principal.role.value == "liaison").sent
                 # An outsider's certificate is refused: no connection, nothing stored.
                 with pytest.raises((ssl_errors(), ConnectionError, AssertionError)):
                     rogue = await Device.connect(url, **tls("rogue"))
@@ -371,8 +411,20 @@ def test_serve_starts_the_listener(tmp_path: Path, small_dir: Path) -> None:
     port, cot_port = free_port(), free_port()
     db = tmp_path / "serve.db"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from truceline.cli import app; app()", "serve", "--port", str(port),
-         "--db", str(db), "--agreement", str(small_dir), "--cot-port", str(cot_port)],
+        [
+            sys.executable,
+            "-c",
+            "from truceline.cli import app; app()",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--agreement",
+            str(small_dir),
+            "--cot-port",
+            str(cot_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -22,7 +22,8 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 export_app = typer.Typer(
-    help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz, acled.",
+    help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz, "
+    "acled.",
     no_args_is_help=True,
 )
 
@@ -36,7 +37,9 @@ DbOption = Annotated[
 ]
 FormatOption = Annotated[
     str | None,
-    typer.Option("--format", "-f", help="csv, geojson, gpkg, kml, kmz or acled (default: from the suffix)"),
+    typer.Option(
+        "--format", "-f", help="csv, geojson, gpkg, kml, kmz or acled (default: from the suffix)"
+    ),
 ]
 
 
@@ -86,13 +89,17 @@ def export_incidents_cmd(
         str | None, typer.Option("--agreement-id", help="Agreement (default: the only one stored)")
     ] = None,
     bbox: Annotated[str | None, typer.Option(help="west,south,east,north (WGS84 deg)")] = None,
-    start: Annotated[str | None, typer.Option(help="observed_at >= start (ISO 8601; a date is UTC midnight)")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="observed_at >= start (ISO 8601; a date is UTC midnight)")
+    ] = None,
     end: Annotated[str | None, typer.Option(help="observed_at < end")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Kind (repeatable)")] = None,
     party: Annotated[str | None, typer.Option()] = None,
     sector: Annotated[str | None, typer.Option()] = None,
     rule: Annotated[str | None, typer.Option(help="Has a finding of this rule")] = None,
-    status: Annotated[str | None, typer.Option(help="Review status: new, verified, rejected, sent_back")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Review status: new, verified, rejected, sent_back")
+    ] = None,
     source_type: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[
         list[str] | None, typer.Option(help="ACLED: PARTY=actor name written in actor1 (repeatable)")
@@ -133,7 +140,8 @@ def export_incidents_cmd(
 def export_zones_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write")],
     agreement: Annotated[
-        Path | None, typer.Option("--agreement", "-a", help="Agreement folder (or --db with --agreement-id)")
+        Path | None,
+        typer.Option("--agreement", "-a", help="Agreement folder (or --db with --agreement-id)"),
     ] = None,
     fmt: FormatOption = None,
     date: Annotated[str | None, typer.Option(help="Version in force on this day (YYYY-MM-DD)")] = None,
@@ -168,7 +176,9 @@ def export_zones_cmd(
 
 
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="csv, geojson, gpkg, kml, kmz or ACLED csv (--format acled)")],
+    file: Annotated[
+        Path, typer.Argument(help="csv, geojson, gpkg, kml, kmz or ACLED csv (--format acled)")
+    ],
     agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
     fmt: FormatOption = None,
     db: DbOption = "truceline.db",

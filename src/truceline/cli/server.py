@@ -70,7 +70,9 @@ def serve(
         settings = load_settings(config, host=host, port=port, db=db, agreements=agreement or None)
         if cot_port is not None or cot_tls_port is not None:
             cot = settings.cot.model_dump(exclude_unset=True)
-            cot.update({k: v for k, v in (("port", cot_port), ("tls_port", cot_tls_port)) if v is not None})
+            cot.update(
+                {k: v for k, v in (("port", cot_port), ("tls_port", cot_tls_port)) if v is not None}
+            )
             settings = load_settings(
                 config, host=host, port=port, db=db, agreements=agreement or None, cot=cot
             )

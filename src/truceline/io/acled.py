@@ -129,9 +129,7 @@ class MappingReport:
         for k, n in self.unmapped_types.most_common():
             out.append(f"NOT MAPPED {n} x {k}: no Truceline kind; rows set aside")
         for k, n in self.coarse_time.most_common():
-            out.append(
-                f"APPROXIMATE {n} x time_precision {k}: kept with day precision on event_date"
-            )
+            out.append(f"APPROXIMATE {n} x time_precision {k}: kept with day precision on event_date")
         for k, n in self.unmapped_actors.most_common():
             out.append(f"APPROXIMATE {n} x actor {k!r}: no party matches; party left unknown")
         if self.geo_precision_default:
@@ -209,7 +207,12 @@ def _map_row(
             )
         kind = mapped.value
         report.mapped[f"{ev} > {sub} -> {kind}"] += 1
-    out: dict[str, Any] = {"id": rid, "kind": kind, "lon": rec.get("longitude"), "lat": rec.get("latitude")}
+    out: dict[str, Any] = {
+        "id": rid,
+        "kind": kind,
+        "lon": rec.get("longitude"),
+        "lat": rec.get("latitude"),
+    }
     # Time: Truceline's own exact time when present, else ACLED's day.
     date = (rec.get("event_date") or "").strip()
     if "observed_at" in tags:
@@ -237,8 +240,17 @@ def _map_row(
             report.geo_precision_default += 1
             gp = 3
         out["uncertainty_m"] = geo_sigma_m[gp]
-    for key in ("weapon_class", "count", "origin_lon", "origin_lat", "origin_uncertainty_m",
-                "bearing_deg", "source_type", "reliability", "credibility"):
+    for key in (
+        "weapon_class",
+        "count",
+        "origin_lon",
+        "origin_lat",
+        "origin_uncertainty_m",
+        "bearing_deg",
+        "source_type",
+        "reliability",
+        "credibility",
+    ):
         if key in tags:
             out[key] = tags[key]
     out.setdefault("source_type", "open_source")
@@ -322,7 +334,14 @@ def acled_row(rec: Mapping[str, Any], *, party_names: Mapping[str, str] | None =
         "credibility": str(rec["credibility"]),
         "count": str(rec["count"]),
     }
-    for key in ("weapon_class", "party", "origin_lon", "origin_lat", "origin_uncertainty_m", "bearing_deg"):
+    for key in (
+        "weapon_class",
+        "party",
+        "origin_lon",
+        "origin_lat",
+        "origin_uncertainty_m",
+        "bearing_deg",
+    ):
         v = rec.get(key)
         if v not in (None, ""):
             tags[key] = repr(float(v)) if isinstance(v, float) else str(v)

@@ -102,7 +102,10 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
             f = "geojson"
         if f not in FORMATS:
             raise ValidationError(
-                f"unknown format {fmt!r}", field="format", value=fmt, fix=f"use one of: {', '.join(FORMATS)}"
+                f"unknown format {fmt!r}",
+                field="format",
+                value=fmt,
+                fix=f"use one of: {', '.join(FORMATS)}",
             )
         return f
     suffix = Path(path).suffix.lower()
@@ -278,9 +281,7 @@ def _write_gpkg_layer(
     from pyogrio.raw import write
 
     kinds = {g.geom_type for g in geoms}
-    if not kinds:
-        gtype = "Point"
-    elif kinds <= {"Point"}:
+    if not kinds or kinds <= {"Point"}:
         gtype = "Point"
     elif kinds <= {"LineString", "MultiLineString"}:
         gtype = "MultiLineString"
@@ -366,7 +367,12 @@ def write_incident_file(
 
 # -- writing reference geodata ------------------------------------------------------------------
 
-_LAYER_NAMES = {"line": "line", "zone": "zones", "sector": "sectors", "observation_post": "observation_posts"}
+_LAYER_NAMES = {
+    "line": "line",
+    "zone": "zones",
+    "sector": "sectors",
+    "observation_post": "observation_posts",
+}
 
 
 def write_geodata_file(path: str | Path, fc: Mapping[str, Any], fmt: str | None = None) -> int:
@@ -396,7 +402,10 @@ def write_geodata_file(path: str | Path, fc: Mapping[str, Any], fmt: str | None 
         cols: list[str] = []
         for p in props:
             cols.extend(k for k in p if k not in cols)
-        rows = [{**p, "wkt": shapely.to_wkt(g, rounding_precision=-1)} for p, g in zip(props, geoms, strict=True)]
+        rows = [
+            {**p, "wkt": shapely.to_wkt(g, rounding_precision=-1)}
+            for p, g in zip(props, geoms, strict=True)
+        ]
         _write_csv(path, rows, [*cols, "wkt"])
     elif f == "gpkg":
         layers: dict[str, list[int]] = {}

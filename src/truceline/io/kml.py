@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import defusedxml.ElementTree as DET
+import defusedxml.ElementTree as SafeElementTree
 import shapely
 from defusedxml import DefusedXmlException
 
@@ -244,7 +244,9 @@ def read_kml(path: str | Path) -> list[Placemark]:
     path = Path(path)
     data = _kml_bytes(path)
     try:
-        root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = SafeElementTree.fromstring(
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
     except DefusedXmlException as exc:
         raise ValidationError(
             f"{path}: the KML declares a DTD or entities ({type(exc).__name__}); refused"

@@ -21,7 +21,12 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
-from truceline.io.formats import ImportResult, read_incident_file, write_geodata_file, write_incident_file
+from truceline.io.formats import (
+    ImportResult,
+    read_incident_file,
+    write_geodata_file,
+    write_incident_file,
+)
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Principal, Scope
@@ -72,7 +77,9 @@ def _record(row: IncidentRow, rules: list[str]) -> dict[str, Any]:
     return rec
 
 
-def export_records(session: Session, flt: queries.IncidentFilter, *, scope: Scope) -> list[dict[str, Any]]:
+def export_records(
+    session: Session, flt: queries.IncidentFilter, *, scope: Scope
+) -> list[dict[str, Any]]:
     """Every incident the filter lists for this scope, as export records, in ``pk`` order."""
     out: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -139,9 +146,7 @@ def import_incidents(
     geo_sigma_m: Mapping[int, float] | None = None,
 ) -> ImportOutcome:
     """Read a file and store its incidents: validated, adjudicated, idempotent by report id."""
-    res = read_incident_file(
-        path, fmt, parties=party_lookup(agreement, actors), geo_sigma_m=geo_sigma_m
-    )
+    res = read_incident_file(path, fmt, parties=party_lookup(agreement, actors), geo_sigma_m=geo_sigma_m)
     stored = ingest_incidents(
         session,
         agreement,

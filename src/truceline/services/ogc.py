@@ -45,9 +45,9 @@ from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = [
     "COLLECTIONS",
-    "ParameterError",
     "CONFORMANCE",
     "ItemsQuery",
+    "ParameterError",
     "collection",
     "collections",
     "conformance",
@@ -79,7 +79,8 @@ COLLECTIONS: dict[str, _Collection] = {
         _Collection(
             "incidents",
             "Incidents",
-            "Reports of what was observed, with the server's adjudication (side, distance, zones, sector)",
+            "Reports of what was observed, with the server's adjudication "
+            "(side, distance, zones, sector)",
             Permission.incidents_read,
         ),
         _Collection(
@@ -89,11 +90,17 @@ COLLECTIONS: dict[str, _Collection] = {
             Permission.findings_read,
         ),
         _Collection(
-            "zones", "Zones", "Zones of the agreement in force, one feature per zone and side",
+            "zones",
+            "Zones",
+            "Zones of the agreement in force, one feature per zone and side",
             Permission.agreements_read,
         ),
-        _Collection("line", "Line of contact", "The agreement's line in force", Permission.agreements_read),
-        _Collection("sectors", "Sectors", "Sectors of the contributing nations", Permission.agreements_read),
+        _Collection(
+            "line", "Line of contact", "The agreement's line in force", Permission.agreements_read
+        ),
+        _Collection(
+            "sectors", "Sectors", "Sectors of the contributing nations", Permission.agreements_read
+        ),
         _Collection(
             "sensors", "Sensors", "Fixed observation posts of the mission", Permission.incidents_read
         ),
@@ -115,7 +122,10 @@ def parse_bbox(text: str, crs: str | None = None) -> queries.BBox:
     """``minx,miny,maxx,maxy`` (or the 6-number 3D form) in CRS84 degrees."""
     if crs not in (None, CRS84):
         raise ParameterError(
-            f"bbox-crs {crs} is not supported", field="bbox-crs", value=crs, fix=f"omit it or give {CRS84}"
+            f"bbox-crs {crs} is not supported",
+            field="bbox-crs",
+            value=crs,
+            fix=f"omit it or give {CRS84}",
         )
     parts = text.split(",")
     if len(parts) == 6:
@@ -192,7 +202,12 @@ def landing(base: str, *, api_root: str, extra: Mapping[str, str] | None = None)
         "description": "Incidents, findings and the agreement's zones, line, sectors and sensors",
         "links": [
             _link(base + q, "self", JSON, "This document"),
-            _link(f"{api_root}/openapi.json", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+            _link(
+                f"{api_root}/openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "The API definition",
+            ),
             _link(f"{api_root}/docs", "service-doc", "text/html", "The API documentation"),
             _link(f"{base}/conformance{q}", "conformance", JSON, "Conformance classes"),
             _link(f"{base}/collections{q}", "data", JSON, "Collections"),
@@ -208,7 +223,10 @@ def _extent(ag: Agreement) -> dict[str, Any]:
     w, s, e, n = (float(x) for x in ag.compiled(0).area.bounds)
     return {
         "spatial": {"bbox": [[w, s, e, n]], "crs": CRS84},
-        "temporal": {"interval": [[f"{ag.effective_from.isoformat()}T00:00:00Z", None]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"},
+        "temporal": {
+            "interval": [[f"{ag.effective_from.isoformat()}T00:00:00Z", None]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        },
     }
 
 
@@ -245,7 +263,9 @@ def _get(collection_id: str, who: Principal) -> _Collection:
     return c
 
 
-def collections(ag: Agreement, who: Principal, base: str, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+def collections(
+    ag: Agreement, who: Principal, base: str, extra: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The collections this caller may read."""
     q = _q(extra or {})
     return {
@@ -254,7 +274,9 @@ def collections(ag: Agreement, who: Principal, base: str, extra: Mapping[str, st
     }
 
 
-def collection(ag: Agreement, who: Principal, collection_id: str, base: str, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+def collection(
+    ag: Agreement, who: Principal, collection_id: str, base: str, extra: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return _collection_doc(_get(collection_id, who), ag, base, _q(extra or {}))
 
 
@@ -326,7 +348,9 @@ def _finding_feature(f: FindingRow, i: IncidentRow, *, redact: bool) -> dict[str
     return {"type": "Feature", "id": f.pk, "geometry": _point(i.lon, i.lat), "properties": props}
 
 
-def _finding_conditions(session: Session, agreement_id: str, who: Principal, q: ItemsQuery) -> list[ColumnElement[bool]]:
+def _finding_conditions(
+    session: Session, agreement_id: str, who: Principal, q: ItemsQuery
+) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [
         IncidentRow.agreement_id == agreement_id,
         *queries._finding_scope(who.scope),  # the same row-level rules as GET /findings
@@ -352,7 +376,9 @@ def _static_features(ag: Agreement, collection_id: str, day: dt.date) -> list[di
     for f in zones_feature_collection(ag, day)["features"]:
         p = dict(f["properties"])
         if p.pop("layer") == layer:
-            out.append({"type": "Feature", "id": str(p["id"]), "geometry": f["geometry"], "properties": p})
+            out.append(
+                {"type": "Feature", "id": str(p["id"]), "geometry": f["geometry"], "properties": p}
+            )
     return out
 
 
@@ -457,7 +483,10 @@ def item(
     """One feature, or 404 (also when it exists but the caller may not see it)."""
     c = _get(collection_id, who)
     missing = NotFoundError(
-        f"no feature {feature_id!r} in {c.id}", field="featureId", value=feature_id, fix="list the items to find its id"
+        f"no feature {feature_id!r} in {c.id}",
+        field="featureId",
+        value=feature_id,
+        fix="list the items to find its id",
     )
     if c.id in ("incidents", "findings"):
         if not feature_id.isdigit() or not 0 < int(feature_id) < 2**62:

@@ -144,7 +144,9 @@ def _incident_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(IncidentRow.sector == scope.sector, own) if scope.sector else own
 
 
-def incident_conditions(session: Session, flt: IncidentFilter, *, scope: Scope) -> list[ColumnElement[bool]]:
+def incident_conditions(
+    session: Session, flt: IncidentFilter, *, scope: Scope
+) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a filter and a scope (shared by lists, counts and exports)."""
     conds: list[ColumnElement[bool]] = [IncidentRow.agreement_id == flt.agreement_id]
     dialect = session.get_bind().dialect.name
@@ -176,7 +178,11 @@ def incident_conditions(session: Session, flt: IncidentFilter, *, scope: Scope) 
 
 def count_incidents(session: Session, flt: IncidentFilter, *, scope: Scope) -> int:
     """How many incidents the filter selects for this scope (all pages)."""
-    q = select(func.count()).select_from(IncidentRow).where(*incident_conditions(session, flt, scope=scope))
+    q = (
+        select(func.count())
+        .select_from(IncidentRow)
+        .where(*incident_conditions(session, flt, scope=scope))
+    )
     return int(session.execute(q).scalar_one())
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import defusedxml.ElementTree as DET
+import defusedxml.ElementTree as SafeElementTree
 import shapely
 from defusedxml import DefusedXmlException
 
@@ -141,7 +141,9 @@ class EventSplitter:
             if i < 0:
                 if len(self._buf) > self.max_event:
                     if not self._skipping:
-                        out.append(Oversize(f"an event exceeds {self.max_event} bytes; skipped to its end"))
+                        out.append(
+                            Oversize(f"an event exceeds {self.max_event} bytes; skipped to its end")
+                        )
                         self._skipping = True
                     del self._buf[: len(self._buf) - (len(self.END) - 1)]
                 return out
@@ -185,7 +187,9 @@ def parse_event(data: bytes) -> CotEvent:
         With a reason safe to log: not XML, unsafe XML, not an ``<event>``, a missing or bad field.
     """
     try:
-        root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = SafeElementTree.fromstring(
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
     except DefusedXmlException as exc:
         raise CotError(f"unsafe XML refused ({type(exc).__name__})") from None
     except ET.ParseError as exc:
@@ -373,8 +377,16 @@ def incident_record(ev: CotEvent, *, unknown_ce_m: float, source_type: str) -> d
         + (f": {ev.remarks}" if ev.remarks else ""),
     }
     for key in (
-        "weapon_class", "party", "count", "reliability", "credibility", "origin_lon", "origin_lat",
-        "origin_uncertainty_m", "bearing_deg", "source_type",
+        "weapon_class",
+        "party",
+        "count",
+        "reliability",
+        "credibility",
+        "origin_lon",
+        "origin_lat",
+        "origin_uncertainty_m",
+        "bearing_deg",
+        "source_type",
     ):
         if ev.extension.get(key):
             rec[key] = ev.extension[key]
@@ -389,8 +401,16 @@ def _stamp(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime(_TIME)[:-4] + "Z"  # milliseconds, as TAK writes them
 
 
-def _event(uid: str, type_: str, now: dt.datetime, stale: dt.timedelta, lat: float, lon: float,
-           ce: float = UNKNOWN_CE, how: str = "h-g-i-g-o") -> ET.Element:
+def _event(
+    uid: str,
+    type_: str,
+    now: dt.datetime,
+    stale: dt.timedelta,
+    lat: float,
+    lon: float,
+    ce: float = UNKNOWN_CE,
+    how: str = "h-g-i-g-o",
+) -> ET.Element:
     ev = ET.Element(
         "event",
         version="2.0",
@@ -401,7 +421,9 @@ def _event(uid: str, type_: str, now: dt.datetime, stale: dt.timedelta, lat: flo
         start=_stamp(now),
         stale=_stamp(now + stale),
     )
-    ET.SubElement(ev, "point", lat=repr(lat), lon=repr(lon), hae="0.0", ce=repr(float(ce)), le=repr(UNKNOWN_CE))
+    ET.SubElement(
+        ev, "point", lat=repr(lat), lon=repr(lon), hae="0.0", ce=repr(float(ce)), le=repr(UNKNOWN_CE)
+    )
     return ev
 
 
@@ -417,7 +439,9 @@ def pong(now: dt.datetime) -> bytes:
 def protobuf_refusal(now: dt.datetime) -> bytes:
     """The answer to a request to switch to protobuf: no (stay on XML)."""
     ev = _event("protouid", "t-x-takp-r", now, dt.timedelta(seconds=20), 0.0, 0.0)
-    ET.SubElement(ET.SubElement(ET.SubElement(ev, "detail"), "TakControl"), "TakResponse", status="false")
+    ET.SubElement(
+        ET.SubElement(ET.SubElement(ev, "detail"), "TakControl"), "TakResponse", status="false"
+    )
     return _xml(ev)
 
 
@@ -462,7 +486,11 @@ def shape_events(
         geom = shapely.geometry.shape(f["geometry"])
         style = "line" if layer == "line" else ("buffer" if props.get("buffer") else "zone")
         stroke, fill, weight = _STYLE[style]
-        name = "Line of contact" if layer == "line" else f"{props.get('name') or props.get('zone')} ({props.get('side')})"
+        name = (
+            "Line of contact"
+            if layer == "line"
+            else f"{props.get('name') or props.get('zone')} ({props.get('side')})"
+        )
         for k, part in enumerate(_parts(geom)):
             if tol_deg > 0:
                 part = shapely.simplify(part, tol_deg, preserve_topology=True)
@@ -479,8 +507,8 @@ def shape_events(
             ET.SubElement(detail, "fillColor", value=fill)
             ET.SubElement(detail, "contact", callsign=name)
             ET.SubElement(detail, "labels_on", value="true")
-            ET.SubElement(detail, "remarks").text = (
-                f"Truceline: {name}" + (" - buffer zone" if props.get("buffer") else "")
+            ET.SubElement(detail, "remarks").text = f"Truceline: {name}" + (
+                " - buffer zone" if props.get("buffer") else ""
             )
             ET.SubElement(detail, "archive")
             out.append(_xml(ev))
@@ -504,7 +532,13 @@ def finding_marker(
 ) -> bytes:
     """A finding as a red spot marker; its ``ce`` is the incident's CE90 (see the module doc)."""
     ev = _event(
-        f"truceline-finding-{pk}", "b-m-p-s-m", now, stale, lat, lon, ce=ce_from_sigma(uncertainty_m),
+        f"truceline-finding-{pk}",
+        "b-m-p-s-m",
+        now,
+        stale,
+        lat,
+        lon,
+        ce=ce_from_sigma(uncertainty_m),
         how="m-g",
     )
     detail = ET.SubElement(ev, "detail")

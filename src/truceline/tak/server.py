@@ -130,7 +130,9 @@ class CotServer:
             self.tcp_port = srv.sockets[0].getsockname()[1]
             self._servers.append(srv)
         if s.tls_port is not None:
-            srv = await asyncio.start_server(self._on_tls, self.host, s.tls_port, ssl=self._tls_context())
+            srv = await asyncio.start_server(
+                self._on_tls, self.host, s.tls_port, ssl=self._tls_context()
+            )
             self.tls_port = srv.sockets[0].getsockname()[1]
             self._servers.append(srv)
         log.info("CoT listeners: tcp %s, tls %s", self.tcp_port, self.tls_port)
@@ -165,7 +167,9 @@ class CotServer:
     # -- connections ------------------------------------------------------------------------
 
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        who = Principal(subject=f"cot:tcp:{_peer(writer).rsplit(':', 1)[0]}", role=Role(self.settings.tcp_role))
+        who = Principal(
+            subject=f"cot:tcp:{_peer(writer).rsplit(':', 1)[0]}", role=Role(self.settings.tcp_role)
+        )
         await self._serve(reader, writer, who)
 
     async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -176,7 +180,9 @@ class CotServer:
         party = f.get("organizationName") if role == Role.liaison else None
         await self._serve(reader, writer, Principal(subject=f"cot:{cn}", role=role, party=party))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, who: Principal) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, who: Principal
+    ) -> None:
         peer = _peer(writer)
         if len(self.clients) >= self.settings.max_clients or self._closing:
             log.warning("CoT %s: refused, %d clients already connected", peer, len(self.clients))
@@ -201,7 +207,9 @@ class CotServer:
                 if splitter.exhausted:
                     log.warning(
                         "CoT %s: closed after %d bytes (limit %d per connection)",
-                        peer, splitter.total, self.settings.max_connection_bytes,
+                        peer,
+                        splitter.total,
+                        self.settings.max_connection_bytes,
                     )
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
@@ -254,7 +262,12 @@ class CotServer:
             return
         if not client.principal.can(Permission.incidents_submit):
             self.stats.rejected += 1
-            log.warning("CoT %s: rejected %s: role %s may not submit", client.peer, ev.uid, client.principal.role.value)
+            log.warning(
+                "CoT %s: rejected %s: role %s may not submit",
+                client.peer,
+                ev.uid,
+                client.principal.role.value,
+            )
             return
         try:
             rec = cot.incident_record(
@@ -277,7 +290,13 @@ class CotServer:
             self.stats.duplicates += 1
         else:
             self.stats.accepted += 1
-            log.info("CoT %s: incident %s stored as %s (%d findings)", client.peer, rec["id"], res.pk, res.findings)
+            log.info(
+                "CoT %s: incident %s stored as %s (%d findings)",
+                client.peer,
+                rec["id"],
+                res.pk,
+                res.findings,
+            )
             if res.findings:
                 self._wake.set()
 
@@ -316,14 +335,18 @@ class CotServer:
         out = []
         with self.ctx.db.read() as s:
             ag_id = self.ctx.agreements.default_id(s, self.settings.agreement)
-            flt = queries.FindingFilter(agreement_id=ag_id, start=now.date() - dt.timedelta(days=PUSH_DAYS))
+            flt = queries.FindingFilter(
+                agreement_id=ag_id, start=now.date() - dt.timedelta(days=PUSH_DAYS)
+            )
             cursor = None
             while True:
                 page = queries.list_findings(s, flt, scope=who.scope, cursor=cursor, limit=1000)
                 for f, i in page.items:
                     if f.pk in skip:
                         continue
-                    observed = i.observed_at if i.observed_at.tzinfo else i.observed_at.replace(tzinfo=dt.UTC)
+                    observed = (
+                        i.observed_at if i.observed_at.tzinfo else i.observed_at.replace(tzinfo=dt.UTC)
+                    )
                     out.append(
                         (
                             f.pk,
@@ -380,7 +403,9 @@ def _likelihood(p: float) -> str:
     return str(icd203_term(p))
 
 
-def serve_with_cot(app: Any, ctx: AppContext, settings: Any, *, on_started: Callable[[], None] | None = None) -> None:
+def serve_with_cot(
+    app: Any, ctx: AppContext, settings: Any, *, on_started: Callable[[], None] | None = None
+) -> None:
     """Run the REST API (uvicorn) and the CoT listeners in one event loop until stopped."""
     import uvicorn
 

@@ -25,7 +25,10 @@ class CotSettings(BaseModel):
         default=None, ge=1, le=65535, description="Plain TCP listener (TAK convention: 8087); unset: off"
     )
     tls_port: int | None = Field(
-        default=None, ge=1, le=65535, description="TLS listener with client certificates (8089); unset: off"
+        default=None,
+        ge=1,
+        le=65535,
+        description="TLS listener with client certificates (8089); unset: off",
     )
     tls_cert: Path | None = Field(default=None, description="The server's certificate (PEM)")
     tls_key: Path | None = Field(default=None, description="The server's private key (PEM)")

@@ -55,7 +55,9 @@ def conformance(f: F = None) -> dict[str, Any]:
 
 
 @router.get("/collections", summary="The collections the caller may read")
-def collections(request: Request, ctx: Ctx, who: Who, agreement: AgreementQ = None, f: F = None) -> dict[str, Any]:
+def collections(
+    request: Request, ctx: Ctx, who: Who, agreement: AgreementQ = None, f: F = None
+) -> dict[str, Any]:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
     return ogc.collections(ag, who, _base(request)[0], _extra(agreement))
@@ -113,7 +115,14 @@ def items(
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
         doc = ogc.items(
-            s, ag, who, collection_id, q, base=_base(request)[0], today=now.date(), now=now,
+            s,
+            ag,
+            who,
+            collection_id,
+            q,
+            base=_base(request)[0],
+            today=now.date(),
+            now=now,
             extra=_extra(agreement),
         )
     return GeoJSONResponse(doc)
@@ -137,7 +146,13 @@ def item(
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
         doc = ogc.item(
-            s, ag, who, collection_id, feature_id, base=_base(request)[0], today=now.date(),
+            s,
+            ag,
+            who,
+            collection_id,
+            feature_id,
+            base=_base(request)[0],
+            today=now.date(),
             extra=_extra(agreement),
         )
     return GeoJSONResponse(doc)
