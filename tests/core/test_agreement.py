@@ -138,3 +138,18 @@ def test_exported_zone_outlines_match_the_computed_zones(
         assert err.max() <= 1.0, (pr["id"], float(err.max()))
         checked += int(off.sum())
     assert checked > 100
+
+
+def test_side_of_agrees_with_exact_sides(ukraine) -> None:  # type: ignore[no-untyped-def]
+    """The polygon-based side (for Monte Carlo) matches the geodesic one away from the line."""
+    import numpy as np
+
+    cv = ukraine.compiled(0)
+    rng = np.random.default_rng(5)
+    minx, miny, maxx, maxy = cv.area.bounds
+    lon, lat = rng.uniform(minx, maxx, 20_000), rng.uniform(miny, maxy, 20_000)
+    exact, dist = cv.sides(lon, lat)
+    fast = cv.side_of(lon, lat)
+    away = dist > 1.0
+    assert (exact[away] == fast[away]).all()
+    assert (fast != 0).sum() > 5_000

@@ -144,3 +144,20 @@ def test_offset_outline_is_at_the_distance(index: LineIndex, dist_km: float) -> 
         outer = off_divider & (d > 1.0)
         assert outer.sum() > 20
         assert np.abs(d[outer] - dist_km * 1000.0).max() <= 1.0
+
+
+def test_side_beyond_a_sharp_corner() -> None:
+    """A point whose nearest point is a corner of more than 90 deg lies on the outside of the turn."""
+    # East, then a sharp left turn back towards the west-north-west.
+    idx = LineIndex([np.array([[30.0, 48.0], [31.0, 48.0], [30.2, 48.3]])])
+    n = idx.nearest([31.5], [48.05])  # ahead of the corner, slightly north: still outside the turn
+    assert n.at_end.tolist() == [False]
+    assert n.foot_lon[0] == pytest.approx(31.0, abs=1e-6)
+    assert n.side.tolist() == [-1]
+    # Whichever of the two segments meeting at the corner the search settles on, the side is the same.
+    p = ecef([31.5], [48.05])
+    chord = np.sqrt(idx._chord2(p, np.array([int(np.argmin(np.hypot(idx.lon - 31.0, idx.lat - 48.0)))])))
+    k = int(np.argmin(np.hypot(idx.lon - 31.0, idx.lat - 48.0)))  # the corner among densified vertices
+    for seg, t in ((k - 1, 1.0), (k, 0.0)):
+        r = idx._result(p, np.array([seg]), np.array([t]), chord)
+        assert r.side.tolist() == [-1], (seg, t)

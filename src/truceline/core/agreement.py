@@ -387,6 +387,7 @@ class CompiledVersion:
             if z.geometry is not None:
                 shapely.prepare(z.geometry)
         self._area_lookup = PolygonLookup([self.area])
+        self._side_lookup = PolygonLookup([self._side_polygons[1], self._side_polygons[-1]])
         self.sector_lookup = PolygonLookup([s.geometry for s in agreement.sectors])
 
     def ref_line(self, side: int) -> LineIndex:
@@ -403,6 +404,17 @@ class CompiledVersion:
         """
         side, near = self.locate(lon, lat)
         return side, near.distance_m
+
+    def side_of(self, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.int8]:
+        """Side only (+1 left, -1 right, 0 outside the area), from the side polygons.
+
+        Much cheaper than :meth:`sides` for many points (Monte Carlo samples): most points fall in
+        grid cells wholly inside one side, and only points in cells the line crosses are tested.
+        Agrees with :meth:`sides` except within centimetres of the line, where the polygons' edges
+        are its straight lon/lat chords.
+        """
+        k = self._side_lookup.lookup(lon, lat)
+        return np.where(k == 0, 1, np.where(k == 1, -1, 0)).astype(np.int8)
 
     def locate(self, lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.int8], Nearest]:
         """Like :meth:`sides`, also returning the full nearest-point result (foot, chainage)."""

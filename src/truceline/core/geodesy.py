@@ -426,6 +426,23 @@ class LineIndex:
         dist = _chord_to_arc(chord, sin_lat)
         # Side: sign of (segment direction x foot->point) along the local vertical.
         s = np.einsum("nk,nk->n", np.cross(ab, p - foot), foot)
+        # Where the foot is an interior vertex, the point lies in that corner's outer wedge: its side
+        # is the outside of the turn (the segment test can err there when the turn exceeds 90 deg).
+        v = np.where(t <= 0.0, seg, seg + 1)
+        corner = ((t <= 0.0) | (t >= 1.0)) & (v >= 1) & (v <= nv - 2)
+        vc = np.clip(v, 1, nv - 2)
+        corner &= self.segment_ok[vc - 1] & self.segment_ok[vc]
+        if corner.any():
+            c = np.flatnonzero(corner)
+            vv = vc[c]
+            d_in = self.xyz[vv] - self.xyz[vv - 1]
+            d_out = self.xyz[vv + 1] - self.xyz[vv]
+            turn = np.einsum("nk,nk->n", np.cross(d_in, d_out), self.xyz[vv])
+            bent = (
+                np.abs(turn)
+                > 1e-9 * np.linalg.norm(d_in, axis=1) * np.linalg.norm(d_out, axis=1) * 6.4e6
+            )
+            s[c[bent]] = -turn[bent]
         side = np.sign(s).astype(np.int8)
         side[dist < 1e-6] = 0
         flon, flat = _surface_lonlat(foot)
