@@ -406,7 +406,7 @@ def ssl_errors() -> type[Exception]:
 
 
 def test_serve_starts_the_listener(tmp_path: Path, small_dir: Path) -> None:
-    from tests.cli.test_serve import wait_ready
+    from ..cli.test_serve import wait_ready
 
     port, cot_port = free_port(), free_port()
     db = tmp_path / "serve.db"

@@ -102,7 +102,8 @@ def export_incidents_cmd(
     ] = None,
     source_type: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[
-        list[str] | None, typer.Option(help="ACLED: PARTY=actor name written in actor1 (repeatable)")
+        list[str] | None,
+        typer.Option(help="ACLED: 'actor name=PARTY' written in actor1 (repeatable; as for import)"),
     ] = None,
 ) -> None:
     """Write the incidents a filter selects (the same filter as GET /api/v1/incidents)."""
