@@ -26,6 +26,7 @@ from truceline.core.planner import (
     SensorParameters,
     Settlements,
     apply_scenario,
+    classify_by_days,
     compare_findings,
     compare_scenarios,
     coverage,
@@ -478,3 +479,11 @@ def test_replay_reclassifies_only_what_the_change_reaches(base: Agreement, chang
         compare_findings(stored, full, len(batch)).after,
         compare_findings(stored, full, len(batch)).new,
     )
+
+
+def test_classify_by_days_equals_one_call(base: Agreement) -> None:
+    batch = _mixed_history(1500, seed=9)  # five days, about 300 incidents a day
+    one = classify(base, batch).findings
+    assert any(r == "cap" for r in one.rule_id.tolist())  # daily caps are exercised
+    for rows in (400, 250, 10_000):  # blocks of one or more whole days; a day above the limit
+        assert _rows(classify_by_days(base, batch, max_rows=rows)) == _rows(one)

@@ -56,6 +56,7 @@ __all__ = [
     "TerritoryChange",
     "WithdrawalBand",
     "apply_scenario",
+    "classify_by_days",
     "compare_findings",
     "compare_scenarios",
     "coverage",
@@ -1020,13 +1021,13 @@ def replay(
     (:func:`replay_findings`).
     """
     if isinstance(before, Agreement):
-        stored = classify(before, batch).findings
+        stored = classify_by_days(before, batch)
         after = replay_findings(batch, before, to, stored).findings
         return compare_findings(stored, after, len(batch), threshold=threshold)
     if stored_under is not None:
         after = replay_findings(batch, stored_under, to, before).findings
     else:
-        after = classify(to, batch).findings
+        after = classify_by_days(to, batch)
     return compare_findings(before, after, len(batch), threshold=threshold)
 
 
@@ -1065,8 +1066,42 @@ def _reach_m(sigma_m: FloatArray) -> FloatArray:
     return 8.0 * np.nan_to_num(sigma_m, nan=1000.0) + 1000.0
 
 
+def classify_by_days(ag: Agreement, batch: IncidentBatch, *, max_rows: int = 200_000) -> Findings:
+    """The findings of :func:`~truceline.core.rules.classify`, computed a block of whole days at a time.
+
+    The rules judge each incident on its own except the daily count caps, so blocks of whole days
+    give the same findings as one call, in bounded memory (``max_rows`` incidents a block, or one
+    day if a day holds more).
+    """
+    n = len(batch)
+    if n <= max_rows:
+        return classify(ag, batch).findings if n else Findings.empty()
+    day = batch.day.astype(np.int64)
+    order = np.argsort(day, kind="stable")
+    d = day[order]
+    # Where each day starts in that order, and the end: blocks are cut only there.
+    bounds = np.r_[np.flatnonzero(np.r_[True, d[1:] != d[:-1]]), n]
+    parts: list[Findings] = []
+    lo = 0
+    while lo < n:  # blocks of days (tens), each one vectorised classification
+        hi = int(bounds[np.searchsorted(bounds, lo + max_rows, side="right") - 1])
+        if hi <= lo:  # one day holds more than max_rows: that day alone
+            hi = int(bounds[np.searchsorted(bounds, lo, side="right")])
+        idx = order[lo:hi]
+        f = classify(ag, batch.take(idx)).findings
+        parts.append(Findings(idx[f.incident], f.rule_id, f.rule_type, f.responsible,
+                              f.probability, f.explanation))  # fmt: skip
+        lo = hi
+    return Findings.concat(parts)
+
+
 def replay_findings(
-    batch: IncidentBatch, before: Agreement, after: Agreement, stored: Findings
+    batch: IncidentBatch,
+    before: Agreement,
+    after: Agreement,
+    stored: Findings,
+    *,
+    max_rows: int = 200_000,
 ) -> ReplayFindings:
     """Findings of ``batch`` under ``after``, reusing ``stored`` (made under ``before``) where they hold.
 
@@ -1076,8 +1111,9 @@ def replay_findings(
     adds the weapon's range), so its distance, side, foot and neighbourhood on the line are the same
     under both; and it lies beyond every changed zone band by that reach. Everything else, and every
     count-cap candidate on a day with a changed incident (caps count a day's incidents together), is
-    classified again by :func:`~truceline.core.rules.classify` under ``after``. Without an area of
-    application of its own (the default area follows the line) the whole batch is classified again.
+    classified again by :func:`~truceline.core.rules.classify` under ``after`` (whole days at a
+    time, :func:`classify_by_days`). Without an area of application of its own (the default area
+    follows the line) the whole batch is classified again.
     """
     n = len(batch)
     redo = np.zeros(n, dtype=bool)
@@ -1100,9 +1136,7 @@ def replay_findings(
             cand = np.isin(batch.kind, sorted(kinds)) | np.isin(batch.weapon_class, sorted(classes))
             redo |= cand & np.isin(batch.day, np.unique(batch.day[redo]))
     rows = np.flatnonzero(redo)
-    if rows.size == n:
-        return ReplayFindings(classify(after, batch).findings, redo)
-    new = classify(after, batch.take(rows)).findings if rows.size else Findings.empty()
+    new = classify_by_days(after, batch.take(rows), max_rows=max_rows)
     moved = Findings(rows[new.incident], new.rule_id, new.rule_type, new.responsible,
                      new.probability, new.explanation)  # fmt: skip
     keep = ~redo[stored.incident]

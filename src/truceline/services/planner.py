@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -85,8 +86,35 @@ class History:
 _FLOAT_NONE = np.nan
 
 
+_BLOCK = 100_000  # rows read and turned into arrays at a time (bounded memory)
+
+
+def _floats(v: tuple[object, ...]) -> np.ndarray:
+    return np.array([_FLOAT_NONE if x is None else x for x in v], dtype=np.float64)
+
+
+def _strs(v: tuple[object, ...]) -> np.ndarray:
+    return np.array(["" if x is None else x for x in v], dtype=str)
+
+
+def _utc_naive(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _read_blocks(session: Session, q: Any, n_cols: int) -> list[list[tuple[object, ...]]]:
+    """The query's columns, a block of rows at a time (each block transposed to column tuples)."""
+    out = []
+    for part in session.execute(q.execution_options(yield_per=_BLOCK)).partitions(_BLOCK):
+        out.append(list(zip(*part, strict=True)) if part else [()] * n_cols)
+    return out
+
+
 def load_history(session: Session, agreement_id: str, since: dt.date | None = None) -> History:
-    """Read an agreement's incidents (from ``since`` on) and their findings as column arrays."""
+    """Read an agreement's incidents (from ``since`` on) and their findings as column arrays.
+
+    Rows stream in blocks of 100,000 and become arrays block by block, so memory follows the arrays,
+    not the rows.
+    """
     cols = (
         IncidentRow.pk,
         IncidentRow.report_id,
@@ -107,38 +135,37 @@ def load_history(session: Session, agreement_id: str, since: dt.date | None = No
     q = select(*cols).where(IncidentRow.agreement_id == agreement_id).order_by(IncidentRow.pk)
     if since is not None:
         q = q.where(IncidentRow.day >= since)
-    rows = session.execute(q).all()
-    c = list(zip(*rows, strict=True)) if rows else [()] * len(cols)
+    floats = (3, 4, 5, 10, 11, 12, 13)
+    strings = (1, 6, 7, 9, 14)
+    blocks: list[dict[int, np.ndarray]] = []
+    for c in _read_blocks(session, q, len(cols)):
+        arr: dict[int, np.ndarray] = {k: _floats(c[k]) for k in floats}
+        arr.update({k: _strs(c[k]) for k in strings})
+        arr[0] = np.array(c[0], dtype=np.int64)
+        arr[8] = np.array(c[8], dtype=np.int64)
+        arr[2] = np.array([_utc_naive(t) for t in c[2]], dtype="datetime64[us]")
+        blocks.append(arr)
 
-    def floats(v: tuple[object, ...]) -> np.ndarray:
-        return np.array([_FLOAT_NONE if x is None else x for x in v], dtype=np.float64)
+    def col(k: int, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([b[k] for b in blocks]) if blocks else empty
 
-    def strs(v: tuple[object, ...]) -> np.ndarray:
-        return np.array(["" if x is None else x for x in v], dtype=str)
-
-    pk = np.array(c[0], dtype=np.int64)
-    observed = np.array(
-        [
-            t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.UTC).replace(tzinfo=None)
-            for t in c[2]
-        ],
-        dtype="datetime64[us]",
-    )
+    e_f, e_s = np.zeros(0), np.zeros(0, dtype=str)
+    pk = col(0, np.zeros(0, np.int64))
     batch = IncidentBatch(
-        id=strs(c[1]),
-        observed_at=observed,
-        lon=floats(c[3]),
-        lat=floats(c[4]),
-        uncertainty_m=floats(c[5]),
-        kind=strs(c[6]),
-        weapon_class=strs(c[7]),
-        count=np.array(c[8], dtype=np.int64),
-        party=strs(c[9]),
-        origin_lon=floats(c[10]),
-        origin_lat=floats(c[11]),
-        origin_uncertainty_m=floats(c[12]),
-        bearing_deg=floats(c[13]),
-        source_type=strs(c[14]),
+        id=col(1, e_s),
+        observed_at=col(2, np.zeros(0, "datetime64[us]")),
+        lon=col(3, e_f),
+        lat=col(4, e_f),
+        uncertainty_m=col(5, e_f),
+        kind=col(6, e_s),
+        weapon_class=col(7, e_s),
+        count=col(8, np.zeros(0, np.int64)),
+        party=col(9, e_s),
+        origin_lon=col(10, e_f),
+        origin_lat=col(11, e_f),
+        origin_uncertainty_m=col(12, e_f),
+        bearing_deg=col(13, e_f),
+        source_type=col(14, e_s),
     )
     fq = (
         select(FindingRow.incident_pk, FindingRow.rule_id, FindingRow.rule_type,
@@ -148,17 +175,20 @@ def load_history(session: Session, agreement_id: str, since: dt.date | None = No
     )  # fmt: skip
     if since is not None:
         fq = fq.where(IncidentRow.day >= since)
-    frows = session.execute(fq).all()
-    fc = list(zip(*frows, strict=True)) if frows else [()] * 5
-    fpk = np.array(fc[0], dtype=np.int64)
+    fb = _read_blocks(session, fq, 5)
+    fpk = np.concatenate([np.array(c[0], dtype=np.int64) for c in fb]) if fb else np.zeros(0, np.int64)
     # pk is sorted (ORDER BY pk): each finding's incident is a binary search away.
     inc = np.searchsorted(pk, fpk).astype(np.intp)
+
+    def fcol(k: int) -> np.ndarray:
+        return np.concatenate([_strs(c[k]) for c in fb]) if fb else e_s
+
     findings = Findings(
         incident=inc,
-        rule_id=strs(fc[1]),
-        rule_type=strs(fc[2]),
-        responsible=strs(fc[3]),
-        probability=np.array(fc[4], dtype=np.float64),
+        rule_id=fcol(1),
+        rule_type=fcol(2),
+        responsible=fcol(3),
+        probability=(np.concatenate([_floats(c[4]) for c in fb]) if fb else e_f),
         explanation=np.full(inc.size, "", dtype=str),
     )
     return History(batch, findings)

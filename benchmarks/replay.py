@@ -1,0 +1,264 @@
+"""Benchmark: replay a year of stored history under a new line, against re-ingesting it.
+
+A year of simulated monitoring on the Ukraine example (``--n`` incidents, 3,000,000 by default, over
+365 days from the agreement's first day; most of them within a few tens of km of the line, a mix of
+kinds, weapon classes, fire with origins and a few bearings only) is generated with vectorised code,
+adjudicated under the first scenario (what ingest stored), then:
+
+- replay: the same history classified under another scenario's line (``--to``) with the same rule
+  engine and compared, violation by violation, with the stored findings (the bar: under a minute);
+- with ``--store``: the history and its findings written to SQLite, then replayed from the store as
+  ``truceline plan replay`` does (reading included);
+- re-ingest, the alternative: the store's own ingest path (records validated, hashed, adjudicated
+  and inserted into a fresh SQLite database) on ``--reingest`` incidents of the same history, its rate
+  extrapolated to the whole year (re-ingesting millions through it would take the better part of an
+  hour; the rate is flat in the batch size).
+
+Run: ``make bench`` or ``.venv/bin/python benchmarks/replay.py [--n 3000000] [--store]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import numpy as np  # noqa: E402
+
+from truceline.core.agreement import Agreement  # noqa: E402
+from truceline.core.geodesy import GEOD  # noqa: E402
+from truceline.core.incidents import Incident, IncidentBatch  # noqa: E402
+from truceline.core.planner import classify_by_days, compare_findings, replay_findings  # noqa: E402
+from truceline.core.rules import Findings, classify  # noqa: E402
+from truceline.io.scenarios import load_scenarios  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_KINDS = np.array(
+    ["explosion", "small_arms_fire", "heavy_weapon", "armed_personnel", "vehicle_movement",
+     "drone_flight", "muzzle_flash", "fortification_works", "movement_restriction"]
+)  # fmt: skip
+_KIND_P = np.array([0.34, 0.2, 0.1, 0.1, 0.1, 0.08, 0.05, 0.02, 0.01])
+
+
+def make_history(ag: Agreement, n: int, days: int = 365, seed: int = 2025) -> IncidentBatch:
+    """``n`` incidents over ``days`` days, placed around the line (vectorised throughout)."""
+    rng = np.random.default_rng(seed)
+    cv = ag.compiled(0)
+    v = rng.integers(0, cv.line.lon.size, n)
+    # 70 % within a few km (exponential, 8 km), the rest spread over 60 km either side.
+    dist = np.where(rng.random(n) < 0.7, rng.exponential(8_000.0, n), rng.uniform(0, 60_000.0, n))
+    lon, lat, _ = GEOD.fwd(cv.line.lon[v], cv.line.lat[v], rng.uniform(0, 360, n), dist)
+    kind = _KINDS[rng.choice(_KINDS.size, n, p=_KIND_P)]
+    classes = np.array(sorted(ag.weapon_class_ids))
+    armed = np.isin(kind, ["explosion", "heavy_weapon", "muzzle_flash", "vehicle_movement"])
+    wc = np.where(armed & (rng.random(n) < 0.8), classes[rng.integers(0, classes.size, n)], "")
+    # A fifth of the explosions come with an origin 2-20 km away (located by the acoustic network or
+    # paired with a muzzle flash); 0.5 % with a crater bearing only; the rest were heard or seen.
+    expl = kind == "explosion"
+    r = rng.random(n)
+    has_o = expl & (r < 0.2)
+    olon, olat, _ = GEOD.fwd(lon, lat, rng.uniform(0, 360, n), rng.uniform(2_000, 20_000, n))
+    bearing = np.where(expl & (r > 0.995), rng.uniform(0, 360, n), np.nan)
+    start = np.datetime64(ag.effective_from, "s")
+    t = start + rng.integers(0, days * 86_400, n).astype("timedelta64[s]")
+    order = np.argsort(t, kind="stable")
+    cols = {
+        "id": np.char.add("h", np.arange(n).astype(str)),
+        "observed_at": t.astype("datetime64[us]"),
+        "lon": np.asarray(lon),
+        "lat": np.asarray(lat),
+        "uncertainty_m": np.clip(rng.lognormal(np.log(300.0), 0.8, n), 10.0, 20_000.0),
+        "kind": kind,
+        "weapon_class": wc,
+        "origin_lon": np.where(has_o, olon, np.nan),
+        "origin_lat": np.where(has_o, olat, np.nan),
+        "origin_uncertainty_m": np.where(has_o, 500.0, np.nan),
+        "bearing_deg": bearing,
+    }
+    return IncidentBatch.from_columns(**{k: c[order] for k, c in cols.items()})
+
+
+def _incidents(b: IncidentBatch, rows: np.ndarray) -> list[Incident]:
+    """Records as ingest receives them (validated models), for the re-ingest baseline."""
+
+    def opt(x: float) -> float | None:
+        return None if np.isnan(x) else float(x)
+
+    out = []
+    for i in rows.tolist():  # the baseline's own per-record path, on purpose
+        rec = {
+            "id": str(b.id[i]),
+            "observed_at": b.observed_at[i].astype(dt.datetime).replace(tzinfo=dt.UTC),
+            "lon": float(b.lon[i]),
+            "lat": float(b.lat[i]),
+            "uncertainty_m": float(b.uncertainty_m[i]),
+            "kind": str(b.kind[i]),
+            "weapon_class": str(b.weapon_class[i]) or None,
+            "origin_lon": opt(b.origin_lon[i]),
+            "origin_lat": opt(b.origin_lat[i]),
+            "origin_uncertainty_m": opt(b.origin_uncertainty_m[i]),
+            "bearing_deg": opt(b.bearing_deg[i]),
+            "source_type": str(b.source_type[i]),
+        }
+        out.append(Incident.model_validate(rec))
+    return out
+
+
+def write_store(db: Path, ag: Agreement, b: IncidentBatch, f: Findings) -> None:
+    """The history and its findings in SQLite, as ingest would have left them (bulk insert)."""
+    from sqlalchemy import insert
+
+    from truceline.store.db import make_engine, session_factory, upgrade
+    from truceline.store.models import FindingRow, IncidentRow
+    from truceline.store.service import register_agreement
+
+    engine = make_engine(str(db))
+    upgrade(engine)
+    chunk = 50_000
+    now = dt.datetime.now(dt.UTC)
+
+    def nan_none(x: np.ndarray) -> list[float | None]:
+        return [None if np.isnan(v) else float(v) for v in x.tolist()]
+
+    with session_factory(engine)() as session, session.begin():
+        register_agreement(session, ag, ROOT / "examples" / "ukraine-2024")
+        for lo in range(0, len(b), chunk):  # chunks of rows for executemany
+            sl = slice(lo, lo + chunk)
+            t = b.observed_at[sl].astype(dt.datetime)
+            rows = [
+                {"pk": lo + k + 1, "agreement_id": ag.id, "report_id": rid, "content_hash": "",
+                 "observed_at": tt.replace(tzinfo=dt.UTC), "day": tt.date(), "time_precision": "minute",
+                 "lon": x, "lat": y, "uncertainty_m": u, "kind": kd, "weapon_class": w or None,
+                 "count": 1, "party": None, "origin_lon": ox, "origin_lat": oy,
+                 "origin_uncertainty_m": ou, "bearing_deg": br, "source_type": "patrol",
+                 "reliability": "F", "credibility": 6, "narrative": "", "side_party": "",
+                 "distance_km": 0.0, "p_side": 0.0, "zones": "", "sector": "", "received_at": now}
+                for k, (rid, tt, x, y, u, kd, w, ox, oy, ou, br) in enumerate(zip(
+                    b.id[sl].tolist(), t, b.lon[sl].tolist(), b.lat[sl].tolist(),
+                    b.uncertainty_m[sl].tolist(), b.kind[sl].tolist(), b.weapon_class[sl].tolist(),
+                    nan_none(b.origin_lon[sl]), nan_none(b.origin_lat[sl]),
+                    nan_none(b.origin_uncertainty_m[sl]), nan_none(b.bearing_deg[sl]), strict=True,
+                ))
+            ]  # fmt: skip
+            session.execute(insert(IncidentRow), rows)
+        for lo in range(0, len(f), chunk):
+            sl = slice(lo, lo + chunk)
+            session.execute(
+                insert(FindingRow),
+                [
+                    {"incident_pk": int(i) + 1, "rule_id": r, "rule_type": rt, "responsible": who,
+                     "probability": p, "explanation": "", "created_at": now}
+                    for i, r, rt, who, p in zip(
+                        f.incident[sl].tolist(), f.rule_id[sl].tolist(), f.rule_type[sl].tolist(),
+                        f.responsible[sl].tolist(), f.probability[sl].tolist(), strict=True,
+                    )
+                ],
+            )  # fmt: skip
+
+
+def reingest(ag: Agreement, b: IncidentBatch, rows: np.ndarray, db: Path) -> float:
+    """Seconds to re-ingest ``rows`` of the history through the store's ingest path."""
+    from truceline.store.db import make_engine, session_factory, upgrade
+    from truceline.store.service import ingest_incidents, register_agreement
+
+    engine = make_engine(str(db))
+    upgrade(engine)
+    t0 = time.perf_counter()
+    incs = _incidents(b, rows)
+    with session_factory(engine)() as session, session.begin():
+        register_agreement(session, ag, ROOT / "examples" / "ukraine-2024")
+        ingest_incidents(session, ag, incs, list(range(len(incs))), source="bench")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=3_000_000)
+    ap.add_argument("--from", dest="src", default="frozen")
+    ap.add_argument("--to", default="admin-borders")
+    ap.add_argument("--reingest", type=int, default=20_000, help="incidents re-ingested for the rate")
+    ap.add_argument("--store", action="store_true", help="also replay from a SQLite store")
+    ap.add_argument("--check", type=int, default=100_000, help="incidents checked against a full run")
+    args = ap.parse_args()
+    scen = {s.id: s for s in load_scenarios(ROOT / "examples" / "ukraine-2024")}
+    a, b_ag = scen[args.src].agreement, scen[args.to].agreement
+
+    t0 = time.perf_counter()
+    hist = make_history(a, args.n)
+    t_gen = time.perf_counter() - t0
+    n = len(hist)
+    t0 = time.perf_counter()
+    stored = classify_by_days(a, hist)
+    t_a = time.perf_counter() - t0
+    print(
+        f"history: {n:,} incidents over 365 days on {a.id} ({a.compiled(0).line_length_km:,.0f} km "
+        f"line, scenario {args.src}); generated in {t_gen:.1f} s; adjudicated under {args.src} in "
+        f"{t_a:.1f} s ({len(stored):,} findings)"
+    )
+
+    t0 = time.perf_counter()
+    rf = replay_findings(hist, a, b_ag, stored)
+    res = compare_findings(stored, rf.findings, n)
+    t_replay = time.perf_counter() - t0
+    print(
+        f"replay under {args.to} ({b_ag.compiled(0).line_length_km:,.0f} km line): {t_replay:.1f} s "
+        f"({n / t_replay:,.0f} incidents/s; target < 60 s), {rf.reclassified.mean():.0%} of the "
+        f"incidents within reach of the change classified again; violations {res.before:,} -> "
+        f"{res.after:,}: {res.kept:,} kept, {res.new:,} new, {res.cleared:,} cleared"
+    )
+    if args.check:
+        k = min(args.check, n)
+        sub = hist.take(np.arange(k))
+        full = classify(b_ag, sub).findings
+        part = replay_findings(sub, a, b_ag, classify(a, sub).findings).findings
+
+        def rows(f: Findings) -> list[tuple[int, str, str, float]]:
+            o = np.lexsort((f.rule_id, f.incident))
+            cols = (f.incident[o], f.rule_id[o], f.responsible[o], f.probability[o])
+            return list(zip(*(c.tolist() for c in cols), strict=True))
+
+        same = rows(full) == rows(part)
+        print(
+            f"check on the first {k:,} incidents: replay's findings equal a full classification "
+            f"under {args.to}: {same} ({len(full):,} findings)"
+        )
+        assert same
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.store:
+            t0 = time.perf_counter()
+            write_store(Path(tmp) / "history.db", a, hist, stored)
+            t_write = time.perf_counter() - t0
+            from truceline.services.planner import replay_history
+            from truceline.store.db import make_engine, session_factory
+
+            engine = make_engine(str(Path(tmp) / "history.db"))
+            t0 = time.perf_counter()
+            with session_factory(engine)() as session:
+                res2 = replay_history(session, list(scen.values()), to=args.to, from_=args.src)
+            t_store = time.perf_counter() - t0
+            assert (res2.before, res2.after, res2.new) == (res.before, res.after, res.new)
+            print(
+                f"replay from the SQLite store (reading {n:,} incidents and {len(stored):,} findings "
+                f"included): {t_store:.1f} s; the store was written in {t_write:.1f} s (bulk insert)"
+            )
+        k = min(args.reingest, n)
+        rows = np.sort(np.random.default_rng(1).choice(n, size=k, replace=False))
+        t_re = reingest(a, hist, rows, Path(tmp) / "reingest.db")
+        full = t_re * n / k
+        print(
+            f"re-ingest through the store's ingest path (validate, hash, adjudicate, insert): "
+            f"{k:,} incidents in {t_re:.1f} s ({k / t_re:,.0f} incidents/s) -> the whole history "
+            f"about {full:,.0f} s ({full / 60:,.0f} min); replay is {full / t_replay:,.0f}x faster"
+        )
+
+
+if __name__ == "__main__":
+    main()
