@@ -12,7 +12,8 @@ other sectors). :func:`compare_scenarios` measures each one the same way, geodes
   stretches of line a sensor layout leaves uncovered (:class:`SensorParameters`).
 
 :func:`replay` runs a stored incident history under another scenario through the same rule engine
-(:func:`truceline.core.rules.classify`) and counts the violations that appear or disappear.
+(:func:`truceline.core.rules.classify`) and counts the violations that appear or disappear; only the
+incidents the change can reach are classified again (:func:`replay_findings`).
 
 Everything works on arrays (settlements, line samples, sensors, incidents); the only Python loops run
 over scenarios, sides, zones, sectors, candidate spacings and blocks of line.
@@ -45,6 +46,8 @@ __all__ = [
     "ForceParameters",
     "ForcePlan",
     "PlaceCount",
+    "PlannerError",
+    "ReplayFindings",
     "ReplayResult",
     "RuleReplay",
     "Scenario",
@@ -64,6 +67,8 @@ __all__ = [
     "line_layout",
     "replay",
     "replay_findings",
+    "sector_line_km",
+    "sensor_plan",
     "sensor_spacing_km",
 ]
 
