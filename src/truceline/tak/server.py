@@ -203,7 +203,11 @@ class CotServer:
                 if not data:
                     break
                 for item in splitter.feed(data):
-                    await self._on_event(client, item)
+                    try:
+                        await self._on_event(client, item)
+                    except Exception:  # one event's failure (say, the database) ends nothing else
+                        self.stats.rejected += 1
+                        log.exception("CoT %s: event not handled", peer)
                 if splitter.exhausted:
                     log.warning(
                         "CoT %s: closed after %d bytes (limit %d per connection)",
