@@ -455,3 +455,23 @@ def test_serve_starts_the_listener(tmp_path: Path, small_dir: Path) -> None:
     (row,) = rows(database).values()
     database.dispose()
     assert (row.lon, row.lat) == inside and row.submitted_by == "cot:tcp:127.0.0.1"
+
+
+def test_serve_refuses_tls_without_certificates(tmp_path: Path, small_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from truceline.cli import app
+
+    r = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "--db",
+            str(tmp_path / "x.db"),
+            "--agreement",
+            str(small_dir),
+            "--cot-tls-port",
+            str(free_port()),
+        ],
+    )
+    assert r.exit_code == 2 and "tls_cert" in r.output, r.output

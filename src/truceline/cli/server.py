@@ -87,7 +87,10 @@ def serve(
         from truceline.tak.server import serve_with_cot
 
         console.print(f"Cursor on Target: tcp {settings.cot.port}, tls {settings.cot.tls_port}")
-        serve_with_cot(create_app(ctx), ctx, settings)
+        try:
+            serve_with_cot(create_app(ctx), ctx, settings)
+        except TrucelineError as exc:
+            raise _fail(exc) from exc
         return
     uvicorn.run(
         create_app(ctx),

@@ -127,8 +127,15 @@ class CotServer:
                 field="cot.tls_cert",
                 fix="set cot.tls_cert, cot.tls_key and cot.tls_ca (PEM files), or unset cot.tls_port",
             )
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(s.tls_ca))
-        ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(s.tls_ca))
+            ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+        except (OSError, ssl.SSLError) as exc:
+            raise TrucelineError(
+                f"cannot load the TLS certificates ({exc})",
+                field="cot.tls_cert",
+                fix="give readable PEM files: tls_cert with its tls_key, and the clients' CA in tls_ca",
+            ) from None
         ctx.verify_mode = ssl.CERT_REQUIRED  # no certificate, no connection
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
