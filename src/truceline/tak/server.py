@@ -40,6 +40,8 @@ log = logging.getLogger("truceline.tak")
 
 #: How far back findings are pushed to a device that connects.
 PUSH_DAYS = 7
+#: How often the line and zones are sent again to connected devices.
+SHAPES_EVERY_S = 3600.0
 _WRITE_TIMEOUT_S = 10.0
 _BATCH_WINDOW_S = 0.05
 _MAX_BATCH = 1000
@@ -441,15 +443,25 @@ class CotServer:
             self.stats.pushed += len(markers)
 
     async def _pusher(self) -> None:
-        """Push new (and newly released) findings: at each interval, or at once after a finding."""
+        """Push new (and newly released) findings: at each interval, or at once after a finding.
+
+        The shapes are sent again every :data:`SHAPES_EVERY_S` (they go stale after two hours on
+        the devices, and the version in force may have changed).
+        """
+        loop = asyncio.get_running_loop()
+        shapes_at = loop.time()
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.push_interval_s)
             self._wake.clear()
             try:
                 await self._push_findings(list(self.clients))
+                if loop.time() - shapes_at >= SHAPES_EVERY_S:
+                    shapes_at = loop.time()
+                    for c in list(self.clients):
+                        await self._push_agreement(c)
             except Exception:  # a failed push must not stop the next one
-                log.exception("CoT: pushing findings failed")
+                log.exception("CoT: pushing to the devices failed")
 
 
 def _likelihood(p: float) -> str:
