@@ -472,7 +472,7 @@ def test_replay_reclassifies_only_what_the_change_reaches(base: Agreement, chang
     got = replay_findings(batch, base, after, stored)
     full = classify(after, batch).findings
     assert _rows(got.findings) == _rows(full)
-    assert got.reclassified.mean() > 0.02 and (~got.reclassified).sum() > 100  # both paths taken
+    assert got.reclassified.mean() > 0.02 and (~got.reclassified).sum() >= 50  # both paths taken
     assert np.any(np.isfinite(batch.origin_lon[~got.reclassified]))
     res = replay(batch, after, stored, stored_under=base)
     assert (res.after, res.new) == (

@@ -1168,9 +1168,9 @@ def _reached(
          for _, hi in z.bands.values()),
         default=-np.inf,
     )  # fmt: skip
-    cva = before.compiled(v)
+    line = _VertexBounds(_line_parts(va.line))
     parts = _differing_segments(va.line, vb.line)
-    diff = LineIndex(parts, max_segment_m=1000.0) if parts else None
+    diff = _VertexBounds(parts) if parts else None
     lon, lat = batch.lon[rows], batch.lat[rows]
     reach = _reach_m(batch.uncertainty_m[rows])
     bearing = np.isfinite(batch.bearing_deg[rows]) & ~np.isfinite(batch.origin_lon[rows])
@@ -1178,15 +1178,37 @@ def _reached(
         far = {w.id: (w.max_range_km or 20.0) for w in after.weapon_classes}
         rng_km = np.array([far.get(w, 20.0) for w in batch.weapon_class[rows][bearing].tolist()])
         reach[bearing] += 1000.0 * np.maximum(rng_km, 20.0)
-    d_line = cva.line.distance_m(lon, lat)
-    out = d_line < edge_m + reach
+    lo, hi = line.bounds_m(lon, lat)
+    out = lo < edge_m + reach
     if diff is not None:
-        out |= diff.distance_m(lon, lat) <= d_line + 2.0 * reach + 1.0
+        out |= diff.bounds_m(lon, lat)[0] <= hi + 2.0 * reach + 1.0
         has_o = np.flatnonzero(np.isfinite(batch.origin_lon[rows]))
         if has_o.size:
             r = rows[has_o]
             olon, olat = batch.origin_lon[r], batch.origin_lat[r]
             oreach = _reach_m(batch.origin_uncertainty_m[r])
-            od = cva.line.distance_m(olon, olat)
-            out[has_o] |= diff.distance_m(olon, olat) <= od + 2.0 * oreach + 1.0
+            _, ohi = line.bounds_m(olon, olat)
+            out[has_o] |= diff.bounds_m(olon, olat)[0] <= ohi + 2.0 * oreach + 1.0
     return out
+
+
+class _VertexBounds:
+    """Bounds on the geodesic distance (m) from points to a line, from its vertices alone.
+
+    The line is densified along its geodesics (vertices ``step_m`` apart) and the vertices put in a
+    KD-tree in ECEF. With ``c`` the chord to the nearest vertex, the distance ``d`` to the line obeys
+    ``c - step_m / 2 <= d <= arc(c)`` (the foot is within half a step of a vertex; an arc is longer
+    than its chord, by ``c^3 / 24 R^2`` at most). Cheaper than an exact query for millions of points.
+    """
+
+    def __init__(self, parts: Sequence[FloatArray], step_m: float = 500.0) -> None:
+        idx = LineIndex(parts, max_segment_m=step_m)
+        self.step_m = float(idx.segment_length_m.max()) if idx.lon.size > 1 else step_m
+        self.tree = cKDTree(idx.xyz)
+
+    def bounds_m(self, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+        chord, _ = self.tree.query(ecef(lon, lat))
+        chord = np.asarray(chord, dtype=np.float64)
+        r_min = 6_335_000.0  # the smallest radius of curvature on WGS84 (meridional, at the equator)
+        upper = chord + chord**3 / (24.0 * r_min**2) + 1.0
+        return np.maximum(chord - self.step_m / 2.0 - 1.0, 0.0), upper
