@@ -120,6 +120,22 @@ def _offset(
     return np.asarray(lo, np.float64), np.asarray(la, np.float64)
 
 
+def _offset_local(
+    lon: FloatArray, lat: FloatArray, dx_m: FloatArray, dy_m: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Points displaced by (east, north) metres with the local radii of curvature.
+
+    For Monte Carlo draws a few kilometres from their centre: the second-order error (~d^2/R, about
+    1 m at 3 km) is far below the spread being sampled, and it is 20x cheaper than geodesics.
+    """
+    phi = np.radians(lat)
+    s2 = np.sin(phi) ** 2
+    e2 = 6.69437999014e-3
+    n_rad = 6378137.0 / np.sqrt(1.0 - e2 * s2)
+    m_rad = n_rad * (1.0 - e2) / (1.0 - e2 * s2)
+    return lon + np.degrees(dx_m / (n_rad * np.cos(phi))), lat + np.degrees(dy_m / m_rad)
+
+
 def _signed(cv: CompiledVersion, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, BoolArray]:
     """Signed distance (m, + left; NaN outside the area) and whether the foot is an end of the line."""
     side, near = cv.locate(lon, lat)
@@ -199,7 +215,7 @@ def side_probability(
     sigma_line_m: float = 0.0,
     scale_dof: ArrayLike | None = None,
     confidence: float = 0.9,
-    n_samples: int = 4000,
+    n_samples: int = 1024,
     linear_tol: float = 0.02,
     seed: int = 0,
 ) -> SideProbability:
@@ -311,7 +327,7 @@ def _monte_carlo(
     zs = z[:, :2]
     zl = z[:, 2] * sigma_line_m
     L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
-    base = np.einsum("nij,kj->nki", L, zs)
+    base = np.matmul(zs[None, :, :], np.swapaxes(L, 1, 2))  # (n, m, 2): L @ z for every draw
     est: list[FloatArray] = []
     los: list[FloatArray] = []
     his: list[FloatArray] = []
@@ -322,10 +338,15 @@ def _monte_carlo(
             his.append(his[0])
             continue
         dxy = base * f[:, None, None]
-        plon, plat = _offset(np.repeat(lon, m), np.repeat(lat, m), dxy[..., 0].ravel(),
-                             dxy[..., 1].ravel())  # fmt: skip
-        s, _ = _signed(cv, plon, plat)
-        s = s.reshape(n, m) + zl[None, :] * f[:, None]
+        plon, plat = _offset_local(lon[:, None], lat[:, None], dxy[..., 0], dxy[..., 1])
+        plon, plat = plon.ravel(), plat.ravel()
+        if sigma_line_m == 0.0:
+            # Only the side of each draw matters: the side polygons answer that far faster.
+            side = cv.side_of(plon, plat).reshape(n, m).astype(np.float64)
+            s = np.where(side == 0, np.nan, side)
+        else:
+            s, _ = _signed(cv, plon, plat)
+            s = s.reshape(n, m) + zl[None, :] * f[:, None]
         inside = np.isfinite(s)
         k = np.sum(inside & (s > 0), axis=1).astype(np.float64)
         tot = inside.sum(axis=1).astype(np.float64)

@@ -46,7 +46,8 @@ ATTRIBUTION_BAND = (0.2, 0.8)
 MIN_PROBABILITY = 0.05
 #: Parties that may fly over the zone: the mission's own drones.
 MISSION_IDS = frozenset({"mission", "monitors", "MISSION"})
-_MC_SAMPLES = 256
+_MC_SAMPLES = 1024  # draws per event where an origin's uncertainty spans a bend or an end
+_MC_BEARING_SAMPLES = 256  # draws per bearing sector (its spread dwarfs the sampling error)
 _DEFAULT_RANGE_KM = (1.0, 20.0)
 
 
@@ -601,7 +602,7 @@ def _origin_side_probability(
         lo, hi = lo.astype(np.float64), hi.astype(np.float64)
         # fixed seed: the same evidence gives the same probability
         sp = bearing_sector_probability(
-            cv, b.lon[r], b.lat[r], b.bearing_deg[r], lo, hi, n_samples=_MC_SAMPLES, seed=12345
+            cv, b.lon[r], b.lat[r], b.bearing_deg[r], lo, hi, n_samples=_MC_BEARING_SAMPLES, seed=12345
         )
         p_left[has_b] = np.where(np.isfinite(sp.p_left), sp.p_left, 0.5)
         odist[has_b] = np.abs(sp.signed_distance_m)
