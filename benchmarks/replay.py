@@ -112,55 +112,55 @@ def _incidents(b: IncidentBatch, rows: np.ndarray) -> list[Incident]:
 
 
 def write_store(db: Path, ag: Agreement, b: IncidentBatch, f: Findings) -> None:
-    """The history and its findings in SQLite, as ingest would have left them (bulk insert)."""
-    from sqlalchemy import insert
+    """The history and its findings in SQLite, as ingest would have left them.
 
+    Bulk rows through the driver (``executemany``), in the layout SQLAlchemy stores (timestamps as
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): setting up the benchmark, not part of what is measured.
+    """
     from truceline.store.db import make_engine, session_factory, upgrade
-    from truceline.store.models import FindingRow, IncidentRow
     from truceline.store.service import register_agreement
 
     engine = make_engine(str(db))
     upgrade(engine)
-    chunk = 50_000
-    now = dt.datetime.now(dt.UTC)
+    n = len(b)
+    stamp = np.char.replace(np.datetime_as_string(b.observed_at, unit="us"), "T", " ")
+    day = np.datetime_as_string(b.day, unit="D")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    def nan_none(x: np.ndarray) -> list[float | None]:
-        return [None if np.isnan(v) else float(v) for v in x.tolist()]
+    def opt(x: np.ndarray) -> list[float | None]:
+        return np.where(np.isnan(x), None, x).tolist()  # type: ignore[no-any-return]
 
+    inc_cols = (
+        "pk", "agreement_id", "report_id", "content_hash", "observed_at", "day", "time_precision",
+        "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count", "party", "origin_lon",
+        "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type", "reliability",
+        "credibility", "narrative", "side_party", "distance_km", "p_side", "zones", "sector",
+        "received_at",
+    )  # fmt: skip
+    wc = np.where(b.weapon_class == "", None, b.weapon_class).tolist()
+    columns = [
+        (np.arange(n) + 1).tolist(), [ag.id] * n, b.id.tolist(), [""] * n, stamp.tolist(),
+        day.tolist(), ["minute"] * n, b.lon.tolist(), b.lat.tolist(), b.uncertainty_m.tolist(),
+        b.kind.tolist(), wc, [1] * n, [None] * n, opt(b.origin_lon), opt(b.origin_lat),
+        opt(b.origin_uncertainty_m), opt(b.bearing_deg), b.source_type.tolist(), ["F"] * n, [6] * n,
+        [""] * n, [""] * n, [0.0] * n, [0.0] * n, [""] * n, [""] * n, [now] * n,
+    ]  # fmt: skip
+    k = len(f)
+    f_cols = ("incident_pk", "rule_id", "rule_type", "responsible", "probability", "explanation",
+              "status", "created_at")  # fmt: skip
+    f_columns = [
+        (f.incident + 1).tolist(), f.rule_id.tolist(), f.rule_type.tolist(),
+        f.responsible.tolist(), f.probability.tolist(), [""] * k, ["open"] * k, [now] * k,
+    ]  # fmt: skip
     with session_factory(engine)() as session, session.begin():
         register_agreement(session, ag, ROOT / "examples" / "ukraine-2024")
-        for lo in range(0, len(b), chunk):  # chunks of rows for executemany
-            sl = slice(lo, lo + chunk)
-            t = b.observed_at[sl].astype(dt.datetime)
-            rows = [
-                {"pk": lo + k + 1, "agreement_id": ag.id, "report_id": rid, "content_hash": "",
-                 "observed_at": tt.replace(tzinfo=dt.UTC), "day": tt.date(), "time_precision": "minute",
-                 "lon": x, "lat": y, "uncertainty_m": u, "kind": kd, "weapon_class": w or None,
-                 "count": 1, "party": None, "origin_lon": ox, "origin_lat": oy,
-                 "origin_uncertainty_m": ou, "bearing_deg": br, "source_type": "patrol",
-                 "reliability": "F", "credibility": 6, "narrative": "", "side_party": "",
-                 "distance_km": 0.0, "p_side": 0.0, "zones": "", "sector": "", "received_at": now}
-                for k, (rid, tt, x, y, u, kd, w, ox, oy, ou, br) in enumerate(zip(
-                    b.id[sl].tolist(), t, b.lon[sl].tolist(), b.lat[sl].tolist(),
-                    b.uncertainty_m[sl].tolist(), b.kind[sl].tolist(), b.weapon_class[sl].tolist(),
-                    nan_none(b.origin_lon[sl]), nan_none(b.origin_lat[sl]),
-                    nan_none(b.origin_uncertainty_m[sl]), nan_none(b.bearing_deg[sl]), strict=True,
-                ))
-            ]  # fmt: skip
-            session.execute(insert(IncidentRow), rows)
-        for lo in range(0, len(f), chunk):
-            sl = slice(lo, lo + chunk)
-            session.execute(
-                insert(FindingRow),
-                [
-                    {"incident_pk": int(i) + 1, "rule_id": r, "rule_type": rt, "responsible": who,
-                     "probability": p, "explanation": "", "created_at": now}
-                    for i, r, rt, who, p in zip(
-                        f.incident[sl].tolist(), f.rule_id[sl].tolist(), f.rule_type[sl].tolist(),
-                        f.responsible[sl].tolist(), f.probability[sl].tolist(), strict=True,
-                    )
-                ],
-            )  # fmt: skip
+        conn = session.connection()
+        for table, cols, data in (
+            ("incidents", inc_cols, columns),
+            ("findings", f_cols, f_columns),
+        ):
+            sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            conn.exec_driver_sql(sql, list(zip(*data, strict=True)))
 
 
 def reingest(ag: Agreement, b: IncidentBatch, rows: np.ndarray, db: Path) -> float:
