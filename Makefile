@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint format clean
+DEMO_PORT ?= 8000
+
+.PHONY: demo test bench lint format clean web
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## demo: install, simulate a day on the Ukraine example, adjudicate, store in SQLite, write the report
+## demo: install, simulate a week on the Ukraine example, adjudicate, review and publish part of it,
+## write the last day's report, then run the server on it: prints the dashboard's address and tokens
 demo: $(STAMP)
-	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo
+	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo --serve --port $(DEMO_PORT)
 
 ## test: the whole suite
 test: $(STAMP)
@@ -31,6 +34,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
+
+## web: rebuild the dashboard (npm packages pinned in web/package-lock.json) into
+## src/truceline/web/static; the built files are committed, so only a change under web/ needs this
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks

@@ -186,6 +186,15 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         frozenset({"admin"}),
         frozenset(),
     ),
+    # the dashboard's data, exports and PDFs (issue 6)
+    ("dashboard legend", lambda s, c: ("GET", "/dashboard/legend", {}), READERS, frozenset()),
+    ("dashboard layers", lambda s, c: ("GET", "/dashboard/layers", {}), READERS, frozenset()),
+    ("dashboard features", lambda s, c: ("GET", "/dashboard/features", {}), READERS, frozenset()),
+    ("dashboard timeline", lambda s, c: ("GET", "/dashboard/timeline", {}), READERS, frozenset()),
+    ("review queue", lambda s, c: ("GET", "/dashboard/queue", {}), STAFF, frozenset()),
+    ("export", lambda s, c: ("GET", "/export", {"params": {"format": "csv"}}), READERS, frozenset()),
+    ("published report pdf", lambda s, c: ("GET", f"/reports/{DAY}/pdf", {}), PUBLISHED, frozenset()),
+    ("draft report pdf", lambda s, c: ("GET", f"/reports/{DAY}/draft/pdf", {}), STAFF, frozenset()),
 ]
 
 

@@ -49,5 +49,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     from truceline.api.routes import ogc
 
     app.include_router(ogc.router)  # OGC API - Features under /ogc, outside /api/v1
+    from truceline.web import install as install_dashboard
+
+    install_dashboard(app, API_PREFIX)  # the dashboard at /, its data and exports under /api/v1
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
     return app

@@ -17,7 +17,8 @@ from truceline.cli.exchange import export_app, import_cmd
 from truceline.cli.ledger import ledger_app
 from truceline.cli.locate import ingest_acoustic_cmd, locate
 from truceline.cli.plan import plan_app
-from truceline.cli.server import serve, token_app
+from truceline.cli.server import serve as serve_cmd
+from truceline.cli.server import token_app
 from truceline.errors import TrucelineError
 
 app = typer.Typer(
@@ -32,7 +33,7 @@ app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
 app.command("locate")(locate)
 app.add_typer(plan_app, name="plan")
-app.command("serve")(serve)
+app.command("serve")(serve_cmd)
 app.add_typer(token_app, name="token")
 app.add_typer(ledger_app, name="ledger")
 app.command("ingest-acoustic")(ingest_acoustic_cmd)
@@ -239,16 +240,24 @@ def simulate_cmd(
 def report_cmd(
     agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
     date: Annotated[str, typer.Option(help="Day to report (YYYY-MM-DD)")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="html or pdf (default: from the output's suffix, else html)"),
+    ] = None,
     db: DbOption = "truceline.db",
 ) -> None:
-    """Write the day's report (HTML)."""
+    """Write the day's report: HTML, or PDF typeset from the same page (WeasyPrint)."""
     from truceline.services.report import write_daily_report
 
     ag = _load(agreement)
     day = dt.date.fromisoformat(date)
-    out = output or Path(f"report-{ag.id}-{day}.html")
-    write_daily_report(db, ag, day, out)
+    fmt = (fmt or (output.suffix.lstrip(".") if output and output.suffix else "html")).lower()
+    out = output or Path(f"report-{ag.id}-{day}.{fmt}")
+    try:
+        write_daily_report(db, ag, day, out, fmt=fmt)
+    except TrucelineError as exc:
+        raise _fail(exc) from exc
     console.print(f"Report for {day} -> {out}")
 
 
@@ -257,15 +266,35 @@ def demo_cmd(
     agreement: Annotated[Path, typer.Option(help="Agreement folder")] = Path("examples/ukraine-2024"),
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for everything")] = Path("out/demo"),
     seed: Annotated[int, typer.Option()] = 1,
+    days: Annotated[
+        int, typer.Option(min=1, max=60, help="Days to simulate, ending on the demo day")
+    ] = 7,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then run the server with the demo data (dashboard at /)")
+    ] = False,
+    host: Annotated[str, typer.Option(help="With --serve: interface")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: port")] = 8000,
 ) -> None:
-    """Load the example agreement, simulate a day, ingest and adjudicate it, write the report."""
-    from truceline.services.demo import run_demo
+    """Simulate a week on the example agreement, adjudicate, review and publish part of it, write
+    the last day's report; with --serve, run the server on the result and print how to sign in."""
+    from truceline.services.demo import demo_tokens, run_demo
 
     ag = _load(agreement)
     try:
-        run_demo(ag, agreement, output, seed=seed, console=console)
+        out = run_demo(ag, agreement, output, seed=seed, days=days, console=console)
     except TrucelineError as exc:
         raise _fail(exc) from exc
+    if not serve:
+        return
+    tokens = demo_tokens(Path(str(out["db"])), (ag.left, ag.right))
+    token_file = output / "tokens.txt"
+    token_file.write_text("".join(f"{k}\t{v}\n" for k, v in tokens.items()), encoding="utf-8")
+    token_file.chmod(0o600)
+    console.print(f"\n[bold]Sign in to the dashboard with one of these[/] (also in {token_file}):")
+    for name, secret in tokens.items():
+        console.print(f"  {name:<12} {secret}")
+    console.print(f"\n[bold green]Dashboard: http://{host}:{port}/[/]  (Ctrl+C stops the server)")
+    serve_cmd(host=host, port=port, db=str(out["db"]), agreement=[agreement], config=None)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -50,6 +50,8 @@ __all__ = [
     "VIOLATION_THRESHOLD",
     "DayFinding",
     "DayReport",
+    "LedgerDay",
+    "LedgerSummary",
     "day_findings",
     "render_daily_html",
     "render_map_png",
@@ -123,6 +125,38 @@ class DayFinding:
 
 
 @dataclass(frozen=True)
+class LedgerDay:
+    """One day of the tamper-evident ledger that holds entries of this report's findings.
+
+    ``day`` is the UTC day the entries were recorded (not the day of the incidents); ``root`` is
+    that day's Merkle root, ``None`` while the day is not closed.
+    """
+
+    day: dt.date
+    n_findings: int
+    first_seq: int
+    last_seq: int
+    root: str | None = None
+    n_entries: int | None = None
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """Where the report's findings are in the ledger, and the report day's own root.
+
+    ``root``/``n_entries``: the root of the report's day (``None``: not closed yet, or no entries
+    that day); ``days``: the ledger days holding the findings' entries; ``missing``: findings
+    without an entry (recorded before the store kept a ledger).
+    """
+
+    root: str | None
+    n_entries: int | None
+    days: tuple[LedgerDay, ...] = ()
+    missing: int = 0
+    recorded: int = 0  # entries recorded on the report's day so far (closed or not)
+
+
+@dataclass(frozen=True)
 class DayReport:
     """Everything the daily report shows, independent of where it was stored.
 
@@ -138,6 +172,7 @@ class DayReport:
     trend: list[tuple[dt.date, dict[str, int]]]
     rejected: int = 0
     generated_at: dt.datetime | None = None
+    ledger: LedgerSummary | None = None  # None: built without a store (no ledger to refer to)
 
 
 def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFinding]:
@@ -430,6 +465,8 @@ class _Context:
             "restrictions": restrictions,
             "civilian": civilian,
             "other": other,
+            "ledger": r.ledger,
+            "n_traceable": sum(1 for f in fs if f.ledger_ref),
             "trend_png": _data_uri(render_trend_png(r)) if trend else None,
             "trend_parties": [self.party(p) for p in trend_parties],
             "trend": [

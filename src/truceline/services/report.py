@@ -10,13 +10,31 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
-from truceline.report.daily import DayFinding, DayReport, render_daily_html
+from truceline.errors import ValidationError
+from truceline.report.daily import (
+    DayFinding,
+    DayReport,
+    LedgerDay,
+    LedgerSummary,
+    render_daily_html,
+)
 from truceline.store.db import make_engine, session_factory, upgrade
-from truceline.store.models import FindingRow, IncidentRow, IngestBatchRow, RejectRow
+from truceline.store.models import (
+    FindingRow,
+    IncidentRow,
+    IngestBatchRow,
+    LedgerEntryRow,
+    LedgerRootRow,
+    RejectRow,
+)
 
-__all__ = ["build_day_report", "write_daily_report"]
+__all__ = ["REPORT_FORMATS", "build_day_report", "write_daily_report"]
+
+#: What ``truceline report --format`` writes.
+REPORT_FORMATS = ("html", "pdf")
 
 TREND_DAYS = 14
+_CHUNK = 500  # findings per ledger lookup (SQLite binds at most 32,766 parameters)
 
 
 def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> DayReport:
@@ -34,8 +52,10 @@ def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> Da
         .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
         .order_by(IncidentRow.observed_at, FindingRow.rule_id)
     ).all()
+    refs = _ledger_refs(session, [f.pk for f, _ in rows])
     findings = [
         DayFinding(
+            ledger_ref=refs.get(f.pk),
             incident_id=i.report_id,
             observed_at=i.observed_at,
             lon=i.lon,
@@ -86,14 +106,80 @@ def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> Da
         trend=[(d, dict(c)) for d, c in sorted(per_day.items())],
         rejected=int(rejected),
         generated_at=dt.datetime.now(dt.UTC),
+        ledger=_ledger_summary(session, day, [f.pk for f, _ in rows]),
     )
 
 
-def write_daily_report(db: str, agreement: Agreement, day: dt.date, output: Path) -> DayReport:
+def _ledger_entries(session: Session, finding_pks: list[int]) -> dict[int, LedgerEntryRow]:
+    """The ledger entry that recorded each finding (``finding:<pk>``), where there is one."""
+    out: dict[int, LedgerEntryRow] = {}
+    for k in range(0, len(finding_pks), _CHUNK):
+        refs = [f"finding:{pk}" for pk in finding_pks[k : k + _CHUNK]]
+        q = select(LedgerEntryRow).where(LedgerEntryRow.ref.in_(refs)).order_by(LedgerEntryRow.seq)
+        for e in session.execute(q).scalars():
+            out.setdefault(int(e.ref.split(":", 1)[1]), e)
+    return out
+
+
+def _ledger_refs(session: Session, finding_pks: list[int]) -> dict[int, str]:
+    """Each finding's entry as printed: ``#<seq> <first 16 hex of its hash>``."""
+    return {
+        pk: f"#{e.seq} {e.entry_hash[:16]}" for pk, e in _ledger_entries(session, finding_pks).items()
+    }
+
+
+def _ledger_summary(session: Session, day: dt.date, finding_pks: list[int]) -> LedgerSummary:
+    entries = _ledger_entries(session, finding_pks)
+    by_day: dict[dt.date, list[int]] = {}
+    for e in entries.values():
+        by_day.setdefault(e.day, []).append(e.seq)
+    roots = {
+        r.day: r
+        for r in session.execute(
+            select(LedgerRootRow).where(LedgerRootRow.day.in_([day, *by_day]))
+        ).scalars()
+    }
+    own = roots.get(day)
+    recorded = session.execute(
+        select(func.count()).select_from(LedgerEntryRow).where(LedgerEntryRow.day == day)
+    ).scalar_one()
+    return LedgerSummary(
+        recorded=int(recorded),
+        root=own.root if own else None,
+        n_entries=own.n_entries if own else None,
+        days=tuple(
+            LedgerDay(
+                day=d,
+                n_findings=len(seqs),
+                first_seq=min(seqs),
+                last_seq=max(seqs),
+                root=roots[d].root if d in roots else None,
+                n_entries=roots[d].n_entries if d in roots else None,
+            )
+            for d, seqs in sorted(by_day.items())
+        ),
+        missing=len(finding_pks) - len(entries),
+    )
+
+
+def write_daily_report(
+    db: str, agreement: Agreement, day: dt.date, output: Path, *, fmt: str = "html"
+) -> DayReport:
+    """Write the day's report to ``output`` as ``fmt``: ``html`` or ``pdf`` (the same page, typeset)."""
+    if fmt not in REPORT_FORMATS:
+        raise ValidationError(
+            f"unknown report format {fmt!r} (html or pdf)", field="format", value=fmt, fix="use html or pdf"
+        )
     engine = make_engine(db)
     upgrade(engine)
     with session_factory(engine)() as session:
         report = build_day_report(session, agreement, day)
+    html = render_daily_html(report)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_daily_html(report), encoding="utf-8")
+    if fmt == "pdf":
+        from truceline.report.pdf import html_to_pdf
+
+        output.write_bytes(html_to_pdf(html, created=report.generated_at))
+    else:
+        output.write_text(html, encoding="utf-8")
     return report

@@ -1,0 +1,253 @@
+"""What the dashboard page reads: the agreement's map layers, the filtered findings and incidents
+(column-wise), the review queue, and the daily report as PDF.
+
+The filter parameters are those of ``GET /incidents`` and ``GET /findings`` (dates, kind, rule,
+party, sector, status, source type), each repeatable or comma-separated; ``GET /export`` takes the
+same ones (:func:`map_filter`), so an export holds exactly what the dashboard shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from dataclasses import replace
+from functools import lru_cache
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from truceline.api.context import AppContext
+from truceline.api.deps import Ctx, allow
+from truceline.api.routes import ERRORS
+from truceline.services import dashboard
+from truceline.services.auth import Permission, Principal
+from truceline.services.publication import draft_report, get_published
+
+__all__ = ["map_filter", "router"]
+
+router = APIRouter(tags=["dashboard"], responses=ERRORS)
+AgreementQ = Annotated[
+    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
+]
+Multi = Annotated[
+    list[str] | None,
+    Query(max_length=50, description="Repeat the parameter, or separate values with commas"),
+]
+PDF = {200: {"content": {"application/pdf": {}}, "description": "The report as PDF (A4)"}}
+
+
+def _multi(values: list[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values or ():
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return tuple(dict.fromkeys(x[:64] for x in out))
+
+
+def map_filter(
+    start: Annotated[dt.date | None, Query(description="First day (incident day, UTC)")] = None,
+    end: Annotated[dt.date | None, Query(description="Last day (inclusive)")] = None,
+    kind: Multi = None,
+    rule: Multi = None,
+    party: Multi = None,
+    sector: Multi = None,
+    status: Annotated[
+        list[str] | None,
+        Query(
+            max_length=10, description="new, verified, rejected, sent_back (repeat or comma-separate)"
+        ),
+    ] = None,
+    source_type: Multi = None,
+    incidents: Annotated[
+        bool, Query(description="Include the incidents without findings (not for liaisons)")
+    ] = True,
+) -> dashboard.MapFilter:
+    """The dashboard filter from query parameters (the agreement is filled in by the route)."""
+    return dashboard.MapFilter(
+        agreement_id="",
+        start=start,
+        end=end,
+        kinds=_multi(kind),
+        rules=_multi(rule),
+        parties=_multi(party),
+        sectors=_multi(sector),
+        statuses=_multi(status),
+        source_types=_multi(source_type),
+        incidents=incidents,
+    )
+
+
+Filter = Annotated[dashboard.MapFilter, Depends(map_filter)]
+
+
+def for_agreement(
+    flt: dashboard.MapFilter,
+    ctx: AppContext,
+    session: Session,
+    agreement: str | None,
+    who: Principal,
+) -> dashboard.MapFilter:
+    """The filter bound to the agreement asked for (or the only one) and checked for the caller."""
+    return replace(flt, agreement_id=ctx.agreements.default_id(session, agreement)).checked(who.scope)
+
+
+def json_response(request: Request, data: Any) -> Response:
+    """JSON, gzip-compressed when the client accepts it and the body is large (map data is)."""
+    body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    headers = {"Cache-Control": "no-store"}
+    if len(body) > 32_768 and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept-Encoding"
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/dashboard/legend",
+    summary="What labels the map and the filters on a day: parties, rules in force, weapon "
+    "classes, sectors, kinds, source types, statuses, the line's bounds",
+)
+def legend(
+    ctx: Ctx,
+    _: Annotated[Principal, Depends(allow(Permission.agreements_read))],
+    date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
+    agreement: AgreementQ = None,
+) -> dict[str, Any]:
+    with ctx.db.read() as s:
+        ag = ctx.agreement(s, agreement)
+    return dashboard.map_legend(ag, date or ag.effective_from)
+
+
+@router.get(
+    "/dashboard/layers",
+    summary="The agreement's map layers on a day: line, zones, withdrawal lines, sectors, "
+    "observation posts (these only for roles that read incidents)",
+    response_description="A GeoJSON FeatureCollection (WGS84 lon/lat)",
+)
+def layers(
+    request: Request,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.agreements_read))],
+    date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
+    agreement: AgreementQ = None,
+) -> Response:
+    with ctx.db.read() as s:
+        ag = ctx.agreement(s, agreement)
+    fc = dashboard.map_layers(ag, date or ag.effective_from)
+    if not who.can(Permission.incidents_read):
+        # Observation posts are where monitors stand: only for those who see the reports.
+        fc = {
+            **fc,
+            "features": [f for f in fc["features"] if f["properties"]["layer"] != "observation_post"],
+        }
+    return json_response(request, fc)
+
+
+@router.get(
+    "/dashboard/features",
+    summary="Findings and incidents without findings matching the filter, column-wise, with the "
+    "timeline of findings per day",
+    response_description="`findings` and `incidents` as columns (categorical ones coded, see "
+    "`codes`), `histogram`, `truncated`",
+)
+def features(
+    request: Request,
+    flt: Filter,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    agreement: AgreementQ = None,
+) -> Response:
+    with ctx.db.read() as s:
+        f = for_agreement(flt, ctx, s, agreement, who)
+        if not who.can(Permission.incidents_read):
+            f = replace(f, incidents=False)
+        data = dashboard.map_features(s, f, scope=who.scope)
+    return json_response(request, data)
+
+
+@router.get(
+    "/dashboard/timeline",
+    summary="Findings and incidents without findings per day, every filter but the dates applied",
+)
+def timeline(
+    flt: Filter,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    agreement: AgreementQ = None,
+) -> dict[str, list[Any]]:
+    with ctx.db.read() as s:
+        f = for_agreement(flt, ctx, s, agreement, who)
+        if not who.can(Permission.incidents_read):
+            f = replace(f, incidents=False)
+        return dashboard.timeline(s, f, scope=who.scope)
+
+
+@router.get(
+    "/dashboard/queue",
+    summary="Incidents awaiting review: most serious first, then oldest first",
+)
+def queue(
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.incidents_review))],
+    agreement: AgreementQ = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    with ctx.db.read() as s:
+        return dashboard.review_queue(
+            s, ctx.agreements.default_id(s, agreement), scope=who.scope, limit=limit
+        )
+
+
+def _pdf(pdf: bytes, name: str, sha: str | None = None) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    if sha:
+        headers["X-Content-SHA256"] = sha  # of the published HTML the PDF was typeset from
+    return Response(pdf, media_type="application/pdf", headers=headers)
+
+
+@lru_cache(maxsize=8)
+def _published_pdf(sha256: str, html: str, published_at: dt.datetime) -> bytes:
+    """A published report's PDF: its HTML never changes, so each is typeset once per process."""
+    from truceline.report.pdf import html_to_pdf
+
+    return html_to_pdf(html, created=published_at)
+
+
+@router.get(
+    "/reports/{day}/pdf",
+    response_class=Response,
+    responses=PDF,
+    summary="The published report of a day as PDF (404 until it is published)",
+)
+def published_pdf(
+    day: dt.date,
+    ctx: Ctx,
+    _: Annotated[Principal, Depends(allow(Permission.reports_published))],
+    agreement: AgreementQ = None,
+) -> Response:
+    with ctx.db.read() as s:
+        ag_id = ctx.agreements.default_id(s, agreement)
+        row = get_published(s, ag_id, day)
+        html, sha, at = row.html, row.sha256, row.published_at
+    return _pdf(_published_pdf(sha, html, at), f"report-{ag_id}-{day}.pdf", sha)
+
+
+@router.get(
+    "/reports/{day}/draft/pdf",
+    response_class=Response,
+    responses=PDF,
+    summary="The day's report as it stands now, as PDF (not published)",
+)
+def draft_pdf(
+    day: dt.date,
+    ctx: Ctx,
+    _: Annotated[Principal, Depends(allow(Permission.reports_draft))],
+    agreement: AgreementQ = None,
+) -> Response:
+    with ctx.db.read() as s:
+        ag = ctx.agreement(s, agreement)
+        html = draft_report(s, ag, day)
+    from truceline.report.pdf import html_to_pdf
+
+    return _pdf(html_to_pdf(html), f"report-{ag.id}-{day}-draft.pdf")

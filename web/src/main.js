@@ -1,0 +1,475 @@
+// The mission dashboard: map, review queue and daily view over the Truceline API.
+
+import "./style.css";
+import { api, ApiError, apiText, can, download, getToken, qs, setToken } from "./api.js";
+import { stackedBars } from "./charts.js";
+import { MapView } from "./mapview.js";
+import { Panel } from "./panel.js";
+import { FILTERS, filterParams, readState, writeState } from "./state.js";
+import { Timeline } from "./timeline.js";
+import { addDays, debounce, el, fmtAge, fmtInt, fmtProb, fmtTime, humanise, partyColours, partyName } from "./util.js";
+
+const $ = (s) => document.querySelector(s);
+const STATUSES = [["new", "awaiting review"], ["verified", "verified"], ["rejected", "rejected"], ["sent_back", "sent back"]];
+const TIERS = { 1: "serious", 2: "likely violation", 3: "finding", 4: "report" };
+
+const app = {
+  role: "public",
+  me: null,
+  state: readState(),
+  legend: null,
+  layersFor: new Map(),
+  lastDay: null,
+  data: null,
+  map: null,
+  panel: null,
+  timeline: null,
+  colours: null,
+  loadSeq: 0,
+};
+window.truceline = app; // for tests and the curious: the page's state, read-only by convention
+
+function notice(text) {
+  const n = $("#notice");
+  n.hidden = !text;
+  n.textContent = text || "";
+}
+
+function errorText(e) {
+  return e instanceof ApiError ? `${e.message}${e.fix ? ` — ${e.fix}` : ""}` : String(e);
+}
+
+const colourOf = (p) => (app.colours && app.colours.get(p)) || "#7F7F7F";
+
+function sectorLabel(id) {
+  const s = app.legend && app.legend.sectors.find((x) => x.id === id);
+  if (!s) return id || "—";
+  return `${(s.name || s.id).split(" (")[0]}${s.nation ? ` (${s.nation})` : ""}`;
+}
+
+// -- sign-in ---------------------------------------------------------------------------------
+
+async function whoami() {
+  if (!getToken()) return null;
+  return api("/me");
+}
+
+function setupLogin() {
+  const dlg = $("#login");
+  $("#login-button").addEventListener("click", () => {
+    $("#login-error").hidden = true;
+    $("#token").value = "";
+    dlg.showModal();
+    $("#token").focus();
+  });
+  $("#login-cancel").addEventListener("click", () => dlg.close());
+  $("#login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const token = $("#token").value.trim();
+    setToken(token);
+    try {
+      await whoami();
+      dlg.close();
+      location.reload();
+    } catch (err) {
+      setToken("");
+      $("#login-error").hidden = false;
+      $("#login-error").textContent = errorText(err);
+    }
+  });
+  $("#logout-button").addEventListener("click", () => {
+    setToken("");
+    location.reload();
+  });
+}
+
+// -- views -----------------------------------------------------------------------------------
+
+function views() {
+  return ["map", "queue", "daily"].filter((v) => (v === "map" ? can(app.role, "map") : v === "queue" ? can(app.role, "review") : can(app.role, "daily")));
+}
+
+function showView(view, { push = false } = {}) {
+  const allowed = views();
+  if (!allowed.includes(view)) view = allowed[0] || "daily";
+  app.state.view = view;
+  for (const v of ["map", "queue", "daily"]) {
+    $(`#view-${v}`).hidden = v !== view;
+    const tab = $(`#tab-${v}`);
+    tab.hidden = !allowed.includes(v);
+    if (v === view) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  document.body.dataset.view = view;
+  if (view !== "map" && view !== "queue") app.panel && app.panel.hide();
+  writeState(app.state, { push });
+  if (view === "map" && app.map) {
+    setTimeout(() => {
+      app.map.map.invalidateSize();
+      if (app.needsFit) app.map.fitLine();
+      app.needsFit = false;
+    }, 0);
+  }
+  if (view === "queue") loadQueue();
+  if (view === "daily") loadDaily();
+}
+
+// -- the map view ----------------------------------------------------------------------------
+
+// Per day: the legend is cheap; the layers' geometry is built once per server and cached there.
+const legends = new Map();
+function legendFor(day) {
+  if (!legends.has(day)) legends.set(day, api(`/dashboard/legend${qs({ date: day })}`));
+  return legends.get(day);
+}
+function layersFor(day) {
+  if (!app.layersFor.has(day)) app.layersFor.set(day, api(`/dashboard/layers${qs({ date: day })}`));
+  return app.layersFor.get(day);
+}
+
+let layersDay = null;
+async function showLayers(day) {
+  const legend = await legendFor(day);
+  const key = `${legend.version_from}|${legend.rules.filter((r) => r.in_force).map((r) => r.id).join(",")}`;
+  if (key === layersDay) return;
+  layersDay = key;
+  app.map.setLegend(legend, colourOf);
+  const fc = await layersFor(day);
+  if (layersDay !== key) return;
+  app.map.setLayers(fc);
+  renderLegend();
+  document.body.dataset.layers = "1";
+}
+
+function buildFilters() {
+  const box = $("#filters");
+  box.replaceChildren();
+  const lg = app.legend;
+  const groups = [
+    ["kind", "Kind", lg.kinds.map((k) => [k, humanise(k)])],
+    ["rule", "Rule", lg.rules.map((r) => [r.id, r.id, r.description])],
+    ["party", "Party", [...lg.parties.map((p) => [p.id, p.name]), ["undetermined", "Undetermined"]]],
+    ["sector", "Sector", lg.sectors.map((s) => [s.id, sectorLabel(s.id)])],
+    ["status", "Status", STATUSES],
+  ];
+  if (can(app.role, "incidents")) groups.push(["source", "Source type", lg.sources.map((s) => [s, humanise(s)])]);
+  for (const [key, label, options] of groups) {
+    const chosen = new Set(app.state[key]);
+    const summary = el("summary", {}, label, el("span", { class: "chosen", id: `chosen-${key}`, text: chosen.size ? ` (${chosen.size})` : "" }));
+    const list = el("div", { class: "options", role: "group", "aria-label": label });
+    for (const [value, text, title] of options) {
+      const id = `f-${key}-${value}`;
+      list.append(el("label", { for: id, title }, el("input", { type: "checkbox", id, name: key, value, checked: chosen.has(value), onchange: onFilterChange }), ` ${text}`));
+    }
+    box.append(el("details", { class: "filter", "data-filter": key, open: chosen.size > 0 }, summary, list));
+  }
+}
+
+function onFilterChange() {
+  for (const key of FILTERS) {
+    app.state[key] = [...document.querySelectorAll(`#filters input[name="${key}"]:checked`)].map((i) => i.value);
+    const c = $(`#chosen-${key}`);
+    if (c) c.textContent = app.state[key].length ? ` (${app.state[key].length})` : "";
+  }
+  writeState(app.state, { push: true });
+  loadFeatures();
+}
+
+function setDates(start, end, { push = true } = {}) {
+  if (start && end && end < start) [start, end] = [end, start];
+  app.state.start = start;
+  app.state.end = end;
+  $("#start").value = start || "";
+  $("#end").value = end || "";
+  writeState(app.state, { push });
+  loadFeatures();
+}
+
+async function loadFeatures() {
+  const seq = ++app.loadSeq;
+  const t0 = performance.now();
+  $("#count").textContent = "Loading…";
+  document.body.dataset.loading = "1";
+  try {
+    const data = await api(`/dashboard/features${qs(filterParams(app.state))}`);
+    if (seq !== app.loadSeq) return;
+    const t1 = performance.now();
+    app.data = data;
+    const day = app.state.end || app.lastDay;
+    if (day) showLayers(day).catch((e) => notice(errorText(e)));
+    app.map.setData(data);
+    app.timeline.set(data.histogram, app.state.start, app.state.end);
+    const F = data.findings.n;
+    const I = data.incidents.n;
+    $("#count").replaceChildren(
+      el("strong", { id: "count-findings", "data-count": F, text: fmtInt(F) }), ` finding${F === 1 ? "" : "s"}`,
+      can(app.role, "incidents") ? el("span", {}, " · ", el("strong", { id: "count-incidents", "data-count": I, text: fmtInt(I) }), ` other incident${I === 1 ? "" : "s"}`) : "",
+      data.truncated ? el("span", { class: "error", text: ` — only the first ${fmtInt(data.limit)} shown: narrow the filter` }) : "",
+    );
+    renderList();
+    app.timing = { fetch_ms: Math.round(t1 - t0), render_ms: Math.round(performance.now() - t1), points: F + I };
+    document.body.dataset.loading = "";
+    document.body.dataset.ready = "1";
+  } catch (e) {
+    if (seq !== app.loadSeq) return;
+    document.body.dataset.loading = "";
+    $("#count").textContent = errorText(e);
+  }
+}
+
+function renderList() {
+  const d = app.data;
+  const F = d.findings;
+  const codes = d.codes;
+  const order = [...Array(F.n).keys()].sort((a, b) => F.p[b] - F.p[a] || F.t[a] - F.t[b]).slice(0, 200);
+  $("#list-count").textContent = F.n > 200 ? `(200 most probable of ${fmtInt(F.n)})` : `(${fmtInt(F.n)})`;
+  $("#list").replaceChildren(
+    ...order.map((i) => {
+      const party = codes.party[F.party[i]];
+      const sw = el("span", { class: "sw", "aria-hidden": "true" });
+      sw.style.background = colourOf(party);
+      return el("li", {}, el("button", { type: "button", class: "linkish", "data-sel": `f${F.pk[i]}`, onclick: () => select(`f${F.pk[i]}`, { pan: true }) }, sw, `${new Date(F.t[i] * 1000).toISOString().slice(5, 16).replace("T", " ")} ${codes.rule[F.rule[i]]} — ${partyName(app.legend, party)} ${fmtProb(F.p[i])}`));
+    }),
+  );
+}
+
+async function select(id, { pan = false, incidentPk = null } = {}) {
+  app.state.sel = id;
+  writeState(app.state, { push: true });
+  const detail = await app.panel.show(id, { incidentPk });
+  if (app.map && detail && app.state.sel === id) app.map.select(id, detail, { pan });
+}
+
+function closePanel() {
+  app.panel.hide();
+  app.state.sel = null;
+  writeState(app.state, { push: true });
+  if (app.map) app.map.clearSelection();
+}
+
+function renderLegend() {
+  $("#legend").replaceChildren(app.map.legendElement((k, on) => app.map.setVisible(k, on)));
+}
+
+async function initMap() {
+  app.map = new MapView($("#map"), {
+    onSelect: (id) => select(id),
+    onMove: debounce(({ z, lat, lon }) => {
+      if ($("#view-map").hidden) return; // a hidden map has no size: its view means nothing
+      Object.assign(app.state, { z, lat, lon });
+      writeState(app.state);
+    }, 300),
+  });
+  app.timeline = new Timeline($("#timeline"), (s, e) => setDates(s, e));
+  const base = app.map.loadBase("/static/countries-10m.json");
+  // Dates: as the URL says, else the last day with data.
+  const tl = await api(`/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`);
+  // The last day with findings (a report or two past midnight does not make a day to show).
+  const withFindings = tl.days.filter((_, i) => tl.findings[i] > 0);
+  app.lastDay = withFindings.length ? withFindings[withFindings.length - 1] : tl.days.length ? tl.days[tl.days.length - 1] : null;
+  if (!app.state.end) app.state.end = app.lastDay;
+  if (!app.state.start) app.state.start = app.state.end;
+  $("#start").value = app.state.start || "";
+  $("#end").value = app.state.end || "";
+  const day = app.state.end || app.lastDay || new Date().toISOString().slice(0, 10);
+  app.legend = await legendFor(day);
+  app.colours = partyColours(app.legend);
+  $("#agreement-name").textContent = app.legend.agreement.name;
+  app.map.setLegend(app.legend, colourOf);
+  if (app.state.z !== null && app.state.lat !== null && app.state.lon !== null) app.map.map.setView([app.state.lat, app.state.lon], app.state.z);
+  else if (!$("#view-map").hidden) app.map.fitLine();
+  else app.needsFit = true; // a hidden map has no size to fit to: fit when it is shown
+  renderLegend();
+  if (matchMedia("(max-width: 900px)").matches) {
+    $("#sidebar").classList.add("collapsed"); // a tablet: the map first, filters on demand
+    $("#sidebar-toggle").setAttribute("aria-expanded", "false");
+  }
+  buildFilters();
+  $("#start").addEventListener("change", () => setDates($("#start").value || null, app.state.end));
+  $("#end").addEventListener("change", () => setDates(app.state.start, $("#end").value || null));
+  $("#reset").addEventListener("click", () => {
+    for (const f of FILTERS) app.state[f] = [];
+    buildFilters();
+    setDates(app.lastDay, app.lastDay);
+  });
+  const exp = (format) => async () => {
+    try {
+      const out = await download(`/export${qs({ ...filterParams(app.state), format })}`, `truceline.${format}`);
+      notice("");
+      $("#count").dataset.exported = out.name;
+    } catch (e) {
+      notice(errorText(e));
+    }
+  };
+  $("#export-geojson").addEventListener("click", exp("geojson"));
+  $("#export-csv").addEventListener("click", exp("csv"));
+  $("#sidebar-toggle").addEventListener("click", () => {
+    const sb = $("#sidebar");
+    const open = sb.classList.toggle("collapsed") === false;
+    $("#sidebar-toggle").setAttribute("aria-expanded", String(open));
+    setTimeout(() => app.map.map.invalidateSize(), 0);
+  });
+  await loadFeatures();
+  await base.catch(() => notice("The base map could not be loaded; the agreement's layers are shown without it."));
+  document.body.dataset.base = "1";
+}
+
+// -- the review queue ------------------------------------------------------------------------
+
+async function loadQueue() {
+  if (!can(app.role, "review")) return;
+  try {
+    const q = await api("/dashboard/queue?limit=200");
+    const badge = $("#queue-badge");
+    badge.hidden = !q.total;
+    badge.textContent = fmtInt(q.total);
+    const tiers = Object.entries(q.by_tier).sort().map(([t, n]) => `${fmtInt(n)} ${TIERS[t]}`).join(", ");
+    $("#queue-summary").textContent = q.total ? `${fmtInt(q.total)} awaiting review: ${tiers}. Most serious first, then oldest first.` : "Nothing awaits review.";
+    if ($("#view-queue").hidden) return;
+    const now = Date.now();
+    $("#queue tbody").replaceChildren(
+      ...q.items.map((it) => {
+        const open = () => select(`i${it.pk}`, { incidentPk: it.pk });
+        const tr = el(
+          "tr",
+          { tabindex: 0, "data-pk": it.pk, class: `tier-${it.tier}`, onclick: open, onkeydown: (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), open()) },
+          el("td", {}, el("span", { class: `tier t${it.tier}`, text: TIERS[it.tier] })),
+          el("td", { text: fmtAge(it.received_at, now) }),
+          el("td", { text: fmtTime(it.observed_at) }),
+          el("td", {}, el("code", { text: it.report_id })),
+          el("td", { text: humanise(it.kind) + (it.weapon_class ? ` (${humanise(it.weapon_class)})` : "") }),
+          el("td", { text: sectorLabel(it.sector) }),
+          el("td", { text: it.top_rule ? `${it.top_rule} — ${partyName(app.legend, it.top_responsible)}` : "—" }),
+          el("td", { text: it.likelihood ? `${it.likelihood} (${fmtProb(it.max_probability)})` : "—" }),
+        );
+        return tr;
+      }),
+    );
+  } catch (e) {
+    $("#queue-summary").textContent = errorText(e);
+  }
+}
+
+// -- the daily view --------------------------------------------------------------------------
+
+let dailySeq = 0;
+async function loadDaily() {
+  const day = app.state.day || app.state.end || app.lastDay || new Date().toISOString().slice(0, 10);
+  const seq = ++dailySeq;
+  $("#daily-day").value = day;
+  document.body.dataset.daily = "";
+  await Promise.all([loadReport(day, seq), loadTrend(day)]);
+  if (seq === dailySeq) document.body.dataset.daily = "1";
+}
+
+async function loadReport(day, seq) {
+  const frame = $("#daily-frame");
+  const draft = can(app.role, "draft");
+  $("#daily-state").textContent = draft ? "Drawing the day's report…" : "Loading…";
+  try {
+    const html = await apiText(draft ? `/reports/${day}/draft` : `/reports/${day}`);
+    if (seq !== dailySeq) return;
+    frame.srcdoc = html;
+    $("#daily-state").textContent = draft ? "Draft: the report as it stands now." : "Published report.";
+    $("#daily-pdf").disabled = false;
+  } catch (e) {
+    if (seq !== dailySeq) return;
+    frame.srcdoc = "";
+    $("#daily-pdf").disabled = true;
+    $("#daily-state").textContent = e instanceof ApiError && e.status === 404 ? `The report of ${day} is not published yet.` : errorText(e);
+  }
+}
+
+async function loadTrend(day) {
+  const trend = $(".trend");
+  trend.hidden = !can(app.role, "statistics");
+  if (trend.hidden) return;
+  try {
+    const start = addDays(day, -29);
+    const stats = await api(`/statistics/daily${qs({ start, end: day })}`);
+    const days = [...Array(30).keys()].map((k) => addDays(start, k));
+    const byDay = new Map(stats.map((s) => [s.day, s]));
+    const parties = [...new Set(stats.flatMap((s) => Object.keys(s.violations_by_party)))];
+    const order = [app.legend?.left, app.legend?.right, ...parties.sort()].filter((p, i, a) => p && parties.includes(p) && a.indexOf(p) === i);
+    $("#trend-party").replaceChildren(stackedBars(days, order.map((p) => ({ key: p, label: partyName(app.legend, p), colour: colourOf(p), values: days.map((d) => byDay.get(d)?.violations_by_party[p] || 0) })), day));
+    const rules = [...new Set(stats.flatMap((s) => Object.keys(s.findings_by_rule)))].sort();
+    const palette = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB", "#222255", "#225555", "#666633", "#663333", "#999933"];
+    $("#trend-rule").replaceChildren(stackedBars(days, rules.map((r, i) => ({ key: r, label: r, colour: palette[i % palette.length], values: days.map((d) => byDay.get(d)?.findings_by_rule[r] || 0) })), day));
+  } catch (e) {
+    $("#trend-party").textContent = errorText(e);
+  }
+}
+
+function setupDaily() {
+  $("#daily-day").addEventListener("change", () => {
+    app.state.day = $("#daily-day").value || null;
+    writeState(app.state, { push: true });
+    loadDaily();
+  });
+  $("#daily-pdf").addEventListener("click", async () => {
+    const day = $("#daily-day").value;
+    const draft = can(app.role, "draft");
+    $("#daily-state").textContent = "Typesetting the PDF…";
+    try {
+      const out = await download(draft ? `/reports/${day}/draft/pdf` : `/reports/${day}/pdf`, `report-${day}.pdf`);
+      $("#daily-state").textContent = `Downloaded ${out.name}.`;
+    } catch (e) {
+      $("#daily-state").textContent = errorText(e);
+    }
+  });
+}
+
+// -- boot ------------------------------------------------------------------------------------
+
+async function boot() {
+  const hadView = app.state.z !== null; // a shared link with a map view keeps it
+  setupLogin();
+  setupDaily();
+  try {
+    app.me = await whoami();
+  } catch (e) {
+    setToken("");
+    notice(`Signed out: ${errorText(e)}`);
+  }
+  app.role = app.me ? app.me.role : "public";
+  $("#who").textContent = app.me ? `${app.me.subject.replace(/^token:[^:]+:/, "")} · ${app.me.role}${app.me.party ? ` (${app.me.party})` : ""}` : "public (signed out)";
+  $("#login-button").hidden = Boolean(app.me);
+  $("#logout-button").hidden = !app.me;
+  document.body.dataset.role = app.role;
+  app.panel = new Panel($("#panel"), {
+    get role() {
+      return app.role;
+    },
+    get legend() {
+      return app.legend;
+    },
+    colourOf,
+    sectorLabel,
+    onClose: closePanel,
+    onChanged: async (pk) => {
+      await Promise.all([loadFeatures(), loadQueue()]);
+      if (app.state.sel) await app.panel.show(app.state.sel, { incidentPk: pk, focus: false });
+    },
+  });
+  for (const a of document.querySelectorAll(".tabs a")) {
+    a.addEventListener("click", (e) => {
+      e.preventDefault();
+      showView(a.dataset.view, { push: true });
+    });
+  }
+  window.addEventListener("popstate", () => location.reload());
+  if (app.role === "sensor") notice("A sensor token submits reports only; there is nothing to show it.");
+  if (can(app.role, "map")) {
+    $("#view-map").hidden = app.state.view && app.state.view !== "map";
+    try {
+      await initMap();
+    } catch (e) {
+      notice(errorText(e));
+    }
+  }
+  if (can(app.role, "review")) loadQueue();
+  showView(app.state.view || views()[0] || "daily");
+  if (app.state.sel && (app.state.view === "map" || app.state.view === "queue")) select(app.state.sel, { pan: !hadView });
+}
+
+boot();

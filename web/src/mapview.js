@@ -1,0 +1,327 @@
+// The map: an offline Natural Earth base (world-atlas), the agreement's layers, and the filtered
+// findings and incidents, clustered by supercluster when dense and drawn one by one when not.
+
+import L from "leaflet";
+import Supercluster from "supercluster";
+import { feature } from "topojson-client";
+import { el, escapeHtml, fmtKm, fmtProb, humanise, likelihood, partyName, ZONE_COLOURS } from "./util.js";
+import { clusterSvg, incidentSvg, milIcon, RULE_TYPES, shapeSvg, sidcOf } from "./symbols.js";
+
+// 95 % of a circular Gaussian in 2-D: sqrt(chi-square(2 d.o.f.) at 0.95) = 2.4477 sigma.
+const K95 = 2.4477;
+// Beyond this many single points in view, draw them as plain dots on one canvas.
+const MAX_DOM_POINTS = 1500;
+const WITHDRAWAL_COLOURS = ["#7a0177", "#c51b8a", "#3f007d", "#6a51a3", "#08519c", "#006d2c"];
+
+export class MapView {
+  constructor(container, { onSelect, onMove }) {
+    this.onSelect = onSelect;
+    this.map = L.map(container, { zoomControl: true, keyboard: true, preferCanvas: false, worldCopyJump: false, minZoom: 3, maxZoom: 16, attributionControl: true });
+    this.map.attributionControl.setPrefix(false).addAttribution("Base: Natural Earth (world-atlas)");
+    L.control.scale({ imperial: false, position: "bottomright" }).addTo(this.map);
+    for (const [name, z] of [["base", 200], ["zones", 300], ["lines", 380], ["ellipses", 420], ["points", 610], ["selected", 640]]) {
+      this.map.createPane(name).style.zIndex = String(z);
+    }
+    this.map.getPane("base").style.pointerEvents = "none";
+    this.baseRenderer = L.canvas({ pane: "base", padding: 0.5 });
+    this.dotRenderer = L.canvas({ pane: "points", padding: 0.2 });
+    this.groups = {
+      zones: L.layerGroup().addTo(this.map),
+      withdrawal: L.layerGroup().addTo(this.map),
+      sectors: L.layerGroup().addTo(this.map),
+      line: L.layerGroup().addTo(this.map),
+      posts: L.layerGroup().addTo(this.map),
+      ellipses: L.layerGroup().addTo(this.map),
+      points: L.layerGroup().addTo(this.map),
+      selected: L.layerGroup().addTo(this.map),
+    };
+    this.visible = { zones: true, withdrawal: true, sectors: true, posts: true, findings: true, incidents: true, ellipses: true };
+    this.index = null;
+    this.data = null;
+    this.selected = null;
+    this.selectedShape = null;
+    this.map.on("moveend", () => {
+      this.render();
+      const c = this.map.getCenter();
+      onMove({ z: this.map.getZoom(), lat: c.lat, lon: c.lng });
+    });
+  }
+
+  async loadBase(url) {
+    const topo = await (await fetch(url)).json();
+    const countries = feature(topo, topo.objects.countries);
+    L.geoJSON(countries, {
+      renderer: this.baseRenderer,
+      interactive: false,
+      style: { fillColor: "#f3f1ea", fillOpacity: 1, color: "#a8a294", weight: 0.8 },
+    }).addTo(this.map);
+  }
+
+  /** The legend (GET /dashboard/legend) and the party colours. */
+  setLegend(legend, colourOf) {
+    this.legend = legend;
+    this.colourOf = colourOf;
+    this.ruleTypes = new Map(legend.rules.map((r) => [r.id, r.type]));
+    const [w, s, e, n] = legend.bbox;
+    this.lineBounds = L.latLngBounds([s, w], [n, e]);
+  }
+
+  /** The agreement's layers (GET /dashboard/layers). */
+  setLayers(fc) {
+    const legend = this.legend;
+    for (const g of ["zones", "withdrawal", "sectors", "line", "posts"]) this.groups[g].clearLayers();
+    const zoneIds = [...new Set(fc.features.filter((f) => f.properties.layer === "zone").map((f) => f.properties.zone))];
+    this.zoneColours = new Map(zoneIds.map((z, i) => [z, ZONE_COLOURS[i % ZONE_COLOURS.length]]));
+    const wdDistances = [...new Set(fc.features.filter((f) => f.properties.layer === "withdrawal").map((f) => f.properties.distance_km))].sort((a, b) => a - b);
+    this.withdrawalColours = new Map(wdDistances.map((d, i) => [d, WITHDRAWAL_COLOURS[i % WITHDRAWAL_COLOURS.length]]));
+    this.withdrawalInfo = new Map();
+    for (const f of fc.features) {
+      if (f.properties.layer !== "withdrawal") continue;
+      const names = this.withdrawalInfo.get(f.properties.distance_km) || [];
+      for (const n of f.properties.weapon_classes) if (!names.includes(n)) names.push(n);
+      this.withdrawalInfo.set(f.properties.distance_km, names);
+    }
+    this.withdrawalInfo = new Map([...this.withdrawalInfo].sort((a, b) => a[0] - b[0]));
+    let bounds = null;
+    for (const f of fc.features) {
+      const p = f.properties;
+      if (p.layer === "zone") {
+        const layer = L.geoJSON(f, { pane: "zones", style: { fillColor: this.zoneColours.get(p.zone), fillOpacity: p.buffer ? 0.5 : 0.35, color: "#8a7a3a", weight: 0.6, opacity: 0.7 } });
+        layer.bindTooltip(`${escapeHtml(p.name)} — ${escapeHtml(partyName(legend, p.side))} side${p.from_km !== null && p.from_km !== undefined ? ` (${p.from_km}–${p.to_km} km)` : ""}`, { sticky: true });
+        layer.feature = f;
+        this.groups.zones.addLayer(layer);
+      } else if (p.layer === "withdrawal") {
+        const colour = this.withdrawalColours.get(p.distance_km);
+        const layer = L.geoJSON(f, { pane: "lines", style: { color: colour, weight: 1.6, dashArray: "6 4", opacity: 0.9 } });
+        layer.bindTooltip(`Withdrawal line ${p.distance_km} km on the ${escapeHtml(partyName(legend, p.side))} side: ${escapeHtml(p.weapon_classes.join("; "))}`, { sticky: true });
+        this.groups.withdrawal.addLayer(layer);
+      } else if (p.layer === "sector") {
+        const layer = L.geoJSON(f, { pane: "lines", style: { color: "#555", weight: 1.2, dashArray: "3 4", fill: false } });
+        layer.bindTooltip(`${escapeHtml(p.name || p.id)}${p.nation ? ` — ${escapeHtml(p.nation)}` : ""}`, { sticky: true });
+        this.groups.sectors.addLayer(layer);
+        const c = L.geoJSON(f).getBounds().getCenter();
+        this.groups.sectors.addLayer(L.marker(c, { pane: "lines", interactive: false, keyboard: false, icon: L.divIcon({ className: "sector-label", html: `<span>${escapeHtml((p.name || p.id).split(" (")[0])}<br><b>${escapeHtml(p.nation || "")}</b></span>`, iconSize: null }) }));
+      } else if (p.layer === "line") {
+        const layer = L.geoJSON(f, { pane: "lines", style: { color: "#111", weight: 3.2, opacity: 1 } });
+        layer.bindTooltip(`Line of contact (${fmtKm(p.length_km, 0)})`, { sticky: true });
+        this.groups.line.addLayer(layer);
+        bounds = layer.getBounds();
+      } else if (p.layer === "observation_post") {
+        const [lon, lat] = f.geometry.coordinates;
+        const m = L.marker([lat, lon], { pane: "lines", keyboard: false, icon: L.divIcon({ className: "op-icon", html: '<svg width="12" height="12" viewBox="0 0 12 12" aria-hidden="true"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>', iconSize: [12, 12], iconAnchor: [6, 7] }) });
+        m.bindTooltip(`Observation post ${escapeHtml(p.id)}${p.name ? ` — ${escapeHtml(p.name)}` : ""}`);
+        this.groups.posts.addLayer(m);
+      }
+    }
+    if (bounds) this.lineBounds = bounds;
+    return bounds;
+  }
+
+  fitLine() {
+    if (this.lineBounds) this.map.fitBounds(this.lineBounds, { padding: [20, 20] });
+  }
+
+  setVisible(layer, on) {
+    this.visible[layer] = on;
+    const g = { zones: "zones", withdrawal: "withdrawal", sectors: "sectors", posts: "posts" }[layer];
+    if (g) {
+      if (on) this.groups[g].addTo(this.map);
+      else this.groups[g].remove();
+    } else {
+      this.index = null; // findings / incidents / ellipses: rebuild the points
+      this.render();
+    }
+  }
+
+  /** The filtered data (GET /dashboard/features). */
+  setData(data) {
+    this.data = data;
+    this.index = null;
+    this.render();
+  }
+
+  _buildIndex() {
+    const d = this.data;
+    const codes = d.codes;
+    const pts = [];
+    const F = d.findings;
+    if (this.visible.findings) {
+      for (let i = 0; i < F.n; i++) {
+        pts.push({ type: "Feature", geometry: { type: "Point", coordinates: [F.lon[i], F.lat[i]] }, properties: { s: 0, i, k: codes.party[F.party[i]] || "undetermined" } });
+      }
+    }
+    const I = d.incidents;
+    if (this.visible.incidents && I.n) {
+      for (let i = 0; i < I.n; i++) {
+        pts.push({ type: "Feature", geometry: { type: "Point", coordinates: [I.lon[i], I.lat[i]] }, properties: { s: 1, i, k: "" } });
+      }
+    }
+    const index = new Supercluster({
+      radius: 56,
+      maxZoom: 10,
+      minPoints: 3,
+      map: (p) => ({ c: { [p.k]: 1 } }),
+      reduce: (acc, p) => {
+        for (const [k, n] of Object.entries(p.c)) acc.c[k] = (acc.c[k] || 0) + n;
+      },
+    });
+    index.load(pts);
+    this.index = index;
+  }
+
+  /** Draw what is in view: clusters, single points (symbols or dots) and error circles. */
+  render() {
+    if (!this.data) return;
+    if (!this.index) this._buildIndex();
+    const b = this.map.getBounds().pad(0.15);
+    const z = this.map.getZoom();
+    const items = this.index.getClusters([Math.max(b.getWest(), -180), Math.max(b.getSouth(), -85), Math.min(b.getEast(), 180), Math.min(b.getNorth(), 85)], Math.round(z));
+    this.groups.points.clearLayers();
+    this.groups.ellipses.clearLayers();
+    const singles = items.filter((c) => !c.properties.cluster);
+    const dom = singles.length <= MAX_DOM_POINTS;
+    const F = this.data.findings;
+    const I = this.data.incidents;
+    const codes = this.data.codes;
+    for (const c of items) {
+      const [lon, lat] = c.geometry.coordinates;
+      if (c.properties.cluster) {
+        const shares = Object.entries(c.properties.c).sort((a, b) => b[1] - a[1]);
+        const { size, html } = clusterSvg(c.properties.point_count, shares, (k) => (k ? this.colourOf(k) : "#9a9a9a"));
+        const label = `Cluster of ${c.properties.point_count}: ` + shares.map(([k, n]) => `${n} ${k ? partyName(this.legend, k) : "other incidents"}`).join(", ");
+        const m = L.marker([lat, lon], { pane: "points", title: label, alt: label, keyboard: true, icon: L.divIcon({ className: "cluster", html, iconSize: [size, size] }) });
+        m.on("click", () => {
+          const zoom = Math.min(this.index.getClusterExpansionZoom(c.properties.cluster_id), 14);
+          this.map.flyTo([lat, lon], zoom, { duration: 0.4 });
+        });
+        this.groups.points.addLayer(m);
+        continue;
+      }
+      const { s, i } = c.properties;
+      const id = s === 0 ? `f${F.pk[i]}` : `i${I.pk[i]}`;
+      const sel = this.selected === id;
+      if (s === 0) {
+        const party = codes.party[F.party[i]] || "undetermined";
+        const colour = this.colourOf(party);
+        const rule = codes.rule[F.rule[i]];
+        const ruleType = this.ruleTypes.get(rule) || "zone_ban";
+        const p = F.p[i];
+        const tip = `${humanise(codes.kind[F.kind[i]])}: ${rule} — ${partyName(this.legend, party)}, ${likelihood(p)} (${fmtProb(p)})`;
+        let layer;
+        if (dom) {
+          const sidc = sidcOf(codes.kind[F.kind[i]], codes.wc[F.wc[i]]);
+          if (sidc) {
+            const ic = milIcon(sidc, colour);
+            const ring = sel ? " selected" : "";
+            layer = L.marker([lat, lon], { pane: "points", title: tip, alt: tip, opacity: 0.55 + 0.45 * p, icon: L.icon({ iconUrl: ic.url, iconSize: [ic.w, ic.h], iconAnchor: [ic.ax, ic.ay], className: `mil${ring}` }) });
+          } else {
+            layer = L.marker([lat, lon], { pane: "points", title: tip, alt: tip, icon: L.divIcon({ className: `shape${sel ? " selected" : ""}`, html: shapeSvg(ruleType, colour, { opacity: 0.45 + 0.55 * p, selected: sel }), iconSize: [16, 16] }) });
+          }
+        } else {
+          layer = L.circleMarker([lat, lon], { renderer: this.dotRenderer, radius: 4, fillColor: colour, fillOpacity: 0.45 + 0.55 * p, color: "#111", weight: 0.6 });
+          layer.bindTooltip(tip);
+        }
+        layer.on("click", () => this.onSelect(id));
+        this.groups.points.addLayer(layer);
+        if (dom && this.visible.ellipses && z >= 9 && F.unc[i]) this._circle(lat, lon, F.unc[i], colour);
+      } else {
+        const tip = `${humanise(codes.kind[I.kind[i]])} (no finding) — ${humanise(codes.status[I.status[i]])}`;
+        const layer = dom
+          ? L.marker([lat, lon], { pane: "points", title: tip, alt: tip, icon: L.divIcon({ className: `incident${sel ? " selected" : ""}`, html: incidentSvg(sel ? 14 : 10), iconSize: sel ? [14, 14] : [10, 10] }) })
+          : L.circleMarker([lat, lon], { renderer: this.dotRenderer, radius: 2.5, fillColor: "#fff", fillOpacity: 0.8, color: "#444", weight: 1 });
+        layer.on("click", () => this.onSelect(id));
+        this.groups.points.addLayer(layer);
+        if (dom && this.visible.ellipses && z >= 9 && I.unc[i]) this._circle(lat, lon, I.unc[i], "#666");
+      }
+    }
+    this.drawn = { clusters: items.length - singles.length, singles: singles.length, dom };
+  }
+
+  _circle(lat, lon, sigma, colour) {
+    this.groups.ellipses.addLayer(L.circle([lat, lon], { pane: "ellipses", radius: K95 * sigma, color: colour, weight: 0.8, opacity: 0.7, fillOpacity: 0.06, interactive: false }));
+  }
+
+  /** Highlight a finding or incident ("f12" / "i34"); draw its 95 % ellipse from its detail. */
+  select(id, detail = null, { pan = false } = {}) {
+    this.selected = id;
+    this.groups.selected.clearLayers();
+    if (detail && Number.isFinite(detail.lat) && Number.isFinite(detail.lon)) {
+      const shape = errorShape(detail);
+      this.groups.selected.addLayer(L.polygon(shape, { pane: "selected", color: "#000", weight: 1.5, dashArray: "4 3", fillColor: "#000", fillOpacity: 0.06, interactive: false }));
+      this.groups.selected.addLayer(L.circleMarker([detail.lat, detail.lon], { pane: "selected", radius: 11, color: "#000", weight: 2, fill: false, interactive: false }));
+      if (Number.isFinite(detail.origin_lat) && Number.isFinite(detail.origin_lon)) {
+        this.groups.selected.addLayer(L.polyline([[detail.origin_lat, detail.origin_lon], [detail.lat, detail.lon]], { pane: "selected", color: "#000", weight: 1.5, dashArray: "2 4", interactive: false }));
+        this.groups.selected.addLayer(L.circle([detail.origin_lat, detail.origin_lon], { pane: "selected", radius: K95 * (detail.origin_uncertainty_m || 0), color: "#000", weight: 1, fillOpacity: 0.04, interactive: false }));
+      }
+      if (pan) {
+        // Centre it in the part of the map the panel leaves free.
+        const z = Math.max(this.map.getZoom(), 11);
+        const panel = document.querySelector("#panel");
+        const dx = panel && !panel.hidden ? panel.offsetWidth / 2 : 0;
+        const pt = this.map.project([detail.lat, detail.lon], z).add([dx, 0]);
+        this.map.setView(this.map.unproject(pt, z), z, { animate: false });
+      }
+    }
+    this.render();
+  }
+
+  clearSelection() {
+    this.selected = null;
+    this.groups.selected.clearLayers();
+    this.render();
+  }
+
+  /** The legend: layer switches, party colours, rule shapes, symbols. */
+  legendElement(onToggle) {
+    const box = el("div", { class: "legend-inner" });
+    const toggle = (key, label, swatch) =>
+      el("label", { class: "toggle" }, el("input", { type: "checkbox", checked: this.visible[key], "data-layer": key, onchange: (e) => onToggle(key, e.target.checked) }), swatch, label);
+    const sw = (html) => el("span", { class: "sw", "aria-hidden": "true" }, Object.assign(document.createElement("span"), { innerHTML: html }));
+    box.append(
+      el("h3", { text: "Layers" }),
+      toggle("findings", " Findings", null),
+      toggle("incidents", " Other incidents", sw(incidentSvg(10))),
+      toggle("ellipses", " 95 % error circles (zoom in)", null),
+      toggle("zones", " Zones", null),
+      toggle("withdrawal", " Withdrawal lines", null),
+      ...[...(this.withdrawalInfo || new Map())].map(([km, names]) =>
+        el("div", { class: "key sub", title: names.join("; ") }, sw(`<svg width="22" height="8"><path d="M0 4 H22" stroke="${this.withdrawalColours.get(km)}" stroke-width="2" stroke-dasharray="5 3"/></svg>`), ` ${km} km: ${shortNames(names)}`),
+      ),
+      toggle("sectors", " Sectors", sw('<svg width="22" height="8"><path d="M0 4 H22" stroke="#555" stroke-width="1.5" stroke-dasharray="3 3"/></svg>')),
+      toggle("posts", " Observation posts", sw('<svg width="12" height="12"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>')),
+      el("h3", { text: "Responsible party" }),
+      ...[this.legend.left, this.legend.right, "undetermined"].map((p) => el("div", { class: "key" }, sw(`<svg width="12" height="12"><circle cx="6" cy="6" r="5" fill="${this.colourOf(p)}" stroke="#111"/></svg>`), ` ${partyName(this.legend, p)}`)),
+      el("h3", { text: "Rule type" }),
+      ...RULE_TYPES.map((t) => el("div", { class: "key" }, sw(shapeSvg(t, "#bbb", { size: 13 })), ` ${humanise(t)}`)),
+      el("p", { class: "small muted", text: "Weapons, troops, vehicles, drones: APP-6 / MIL-STD-2525 symbols in the party's colour. Fainter: lower probability." }),
+    );
+    return box;
+  }
+}
+
+/** Weapon class names, shortened for the legend ("Main battle tank (gun)" -> "Main battle tank"). */
+function shortNames(names) {
+  return names.map((n) => n.split(" (")[0]).join(", ");
+}
+
+/** The 95 % error region of an incident as lat/lon points: the acoustic ellipse when the report
+ * gives one ("95 % ellipse A x B m, major axis C deg"), else a circle of 2.45 sigma. */
+export function errorShape(d) {
+  const m = /95 % ellipse (\d+(?:\.\d+)?) x (\d+(?:\.\d+)?) m, major axis (-?\d+(?:\.\d+)?) deg/.exec(d.narrative || "");
+  // semi-axes: the narrative's ellipse figures are full semi-axis lengths in metres
+  const a = m ? Number(m[1]) : K95 * (d.uncertainty_m || 0);
+  const b = m ? Number(m[2]) : a;
+  const theta = ((m ? Number(m[3]) : 0) * Math.PI) / 180; // azimuth of the major axis, clockwise from north
+  const mPerDegLat = 111320;
+  const mPerDegLon = 111320 * Math.cos((d.lat * Math.PI) / 180);
+  const out = [];
+  for (let k = 0; k < 72; k++) {
+    const t = (2 * Math.PI * k) / 72;
+    const u = a * Math.cos(t); // along the major axis
+    const v = b * Math.sin(t);
+    const east = u * Math.sin(theta) + v * Math.cos(theta);
+    const north = u * Math.cos(theta) - v * Math.sin(theta);
+    out.push([d.lat + north / mPerDegLat, d.lon + east / mPerDegLon]);
+  }
+  return out;
+}
