@@ -157,18 +157,24 @@ def make_template(c: PgCluster) -> None:
         engine.dispose()
 
 
+def require_postgis() -> None:
+    """Skip the calling test with the reason when PostGIS cannot run here; under CI=true, fail it."""
+    reason = pg_unavailable()
+    if reason is None:
+        return
+    msg = (
+        f"PostgreSQL/PostGIS tests cannot run: {reason}. "
+        "Install Debian's postgresql and postgresql-15-postgis-3 (as .ci/run does)."
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " CI=true: a skipped PostGIS test is a failure.")
+    pytest.skip(msg)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """The session's PostgreSQL cluster; skipped (failed under CI=true) when it cannot run."""
-    reason = pg_unavailable()
-    if reason is not None:
-        msg = (
-            f"PostgreSQL/PostGIS tests cannot run: {reason}. "
-            "Install Debian's postgresql and postgresql-15-postgis-3 (as .ci/run does)."
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " CI=true: a skipped PostGIS test is a failure.")
-        pytest.skip(msg)
+    require_postgis()
     c = start_cluster()
     try:
         make_template(c)

@@ -143,4 +143,4 @@ def api(db_url: str, sectored_dir: Path, agreement_cache: AgreementCache) -> Ite
     a = make_api(db_url, sectored_dir, agreement_cache)
     with a.client:
         yield a
-    a.ctx.db.dispose()
+    a.ctx.close()

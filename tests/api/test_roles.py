@@ -82,7 +82,7 @@ def seeded(
     api = make_api(url, sectored_dir, agreement_cache)
     with api.client:
         yield api, _seed(api, sectored_dir)
-    api.ctx.db.dispose()
+    api.ctx.close()
 
 
 Call = Callable[[Seed, str], tuple[str, str, dict[str, Any]]]

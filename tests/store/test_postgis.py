@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -14,6 +12,8 @@ from sqlalchemy import text
 from truceline.services.queries import BBox, _bbox_clause
 from truceline.store.db import make_engine
 from truceline.store.models import Base, IncidentRow
+
+from ..pg import require_postgis
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
@@ -60,50 +60,15 @@ def test_bbox_uses_an_index(db_url: str) -> None:
     engine.dispose()
 
 
-PROBE = """
-def test_needs_postgis(pg_cluster):
-    pass
-"""
-
-
-def _run_probe(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
-    """Run a one-test suite that needs the cluster, somewhere without the server binaries."""
-    folder = tmp_path / f"probe-{ci}"
-    folder.mkdir()
-    (folder / "conftest.py").write_text("from tests.pg import pg_cluster  # noqa: F401\n")
-    (folder / "test_probe.py").write_text(PROBE)
-    env = {
-        **os.environ,
-        "TRUCELINE_PG_BINDIR": str(tmp_path / "no-such-dir"),
-        "PYTHONPATH": str(Path(__file__).parents[2]),
-    }
-    env.pop("CI", None)
-    if ci is not None:
-        env["CI"] = ci
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            "-rs",
-            str(folder),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=folder,
-        timeout=120,
-    )
-
-
-def test_missing_postgis_skips_loudly_and_fails_under_ci(tmp_path: Path) -> None:
-    local = _run_probe(tmp_path, None)
-    assert local.returncode == 0 and "SKIPPED" in local.stdout, local.stdout
-    assert "PostgreSQL/PostGIS tests cannot run" in local.stdout
-    ci = _run_probe(tmp_path, "true")
-    assert ci.returncode == 1 and "a skipped PostGIS test is a failure" in ci.stdout, ci.stdout
+def test_missing_postgis_skips_loudly_and_fails_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRUCELINE_PG_BINDIR", str(tmp_path / "no-such-dir"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(
+        pytest.skip.Exception, match="PostgreSQL/PostGIS tests cannot run: no PostgreSQL"
+    ):
+        require_postgis()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: a skipped PostGIS test is a failure"):
+        require_postgis()

@@ -8,6 +8,9 @@ app with :func:`create_app` from an :class:`~truceline.api.context.AppContext`
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from truceline import __version__
@@ -34,7 +37,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
     from truceline.api.routes import agreements, findings, health, incidents, ledger, reports, tokens
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if ctx.intake is not None:  # let the group-commit writer finish what it holds
+            ctx.intake.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Truceline mission server",
         version=__version__,
         description=_DESCRIPTION,

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
+from truceline.core.incidents import Incident
+from truceline.errors import UnavailableError
 from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
 from truceline.services.auth import Authenticator, Principal, Role, TokenAuthenticator
+from truceline.services.intake import Intake
+from truceline.services.submissions import RecordResult
 from truceline.settings import Settings
 from truceline.store.db import Database
 
@@ -34,6 +39,26 @@ class AppContext:
     agreements: AgreementCache = field(default_factory=AgreementCache)
     authenticators: Sequence[Authenticator] = field(default_factory=lambda: (TokenAuthenticator(),))
     clock: Callable[[], dt.datetime] = utc_now
+    intake: Intake | None = None  # group commit of single submissions (built with the context)
+
+    def submit_one(
+        self, agreement_id: str | None, incident: Incident, principal: Principal
+    ) -> tuple[int, RecordResult]:
+        """Store one incident through the group-commit writer; returns after the commit."""
+        if self.intake is None:
+            self.intake = Intake(self.db, self.agreements, lambda: self.clock())
+        try:
+            return self.intake.submit(agreement_id, incident, principal)
+        except FutureTimeout:
+            raise UnavailableError(
+                "the incident was not stored in time", fix="retry with the same id (it is idempotent)"
+            ) from None
+
+    def close(self) -> None:
+        """Stop the writer thread and release the database."""
+        if self.intake is not None:
+            self.intake.close()
+        self.db.dispose()
 
     def agreement(self, session: Session, agreement_id: str | None) -> Agreement:
         """The agreement named, or the only one registered."""

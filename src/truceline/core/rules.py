@@ -163,7 +163,7 @@ class _Context:
         self.side, self.near = cv.locate(b.lon, b.lat)
         self.dist_m = self.near.distance_m
         # Probability of being on the stated side: the line is a boundary like any other.
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             self.p_side = np.where(
                 self.side == 0,
                 0.0,
@@ -248,7 +248,7 @@ def _band_probability(
     u_m: NDArray[np.float64], lo_m: float, hi_m: float, sigma: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """P(lo <= U < hi) for U ~ N(u, sigma^2); exact membership where sigma is 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         s = np.where(sigma > 0, sigma, np.nan)
         p = normal_cdf((hi_m - u_m) / s) - normal_cdf((lo_m - u_m) / s)
     hard = ((u_m >= lo_m) & (u_m < hi_m)).astype(np.float64)
@@ -503,7 +503,7 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
         ps = _band_probability(u, 0.0, km * 1000.0, sg)
         p += ps
         limit = np.where(side == s, km, limit)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         pside = np.where(sg > 0, normal_cdf(dist / sg), 1.0)
     resp = ctx.responsible(rows, side, pside)
     side_name = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
@@ -549,7 +549,7 @@ def _count_cap(ctx: _Context, rule: Rule) -> Findings:
     mean = np.bincount(gi, weights=p * c, minlength=g.size)
     var = np.bincount(gi, weights=p * (1 - p) * c * c, minlength=g.size)
     cap = float(rule.max_count)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         p_over = np.where(
             var > 0, 1.0 - normal_cdf((cap + 0.5 - mean) / np.sqrt(var)), (mean > cap).astype(float)
         )
@@ -619,14 +619,14 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     p_left, odist = _origin_side_probability(ctx, rows)
     # Impact: P(on the left side) and P(in the zone) from the incident's own position.
     side, dist, sig = ctx.side[rows], ctx.dist_m[rows], ctx.sigma[rows]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         pi_left = np.where(sig > 0, normal_cdf(np.where(side > 0, dist, -dist) / sig), (side > 0) * 1.0)
     pi_zone = ctx.p_zone(rule.zone)[rows] if rule.zone else np.zeros(rows.size)
     # Impact in the zone on the firing side also violates; across the line always does.
     v_left = p_left * np.clip((1 - pi_left) + pi_zone * pi_left, 0, 1)
     v_right = (1 - p_left) * np.clip(pi_left + pi_zone * (1 - pi_left), 0, 1)
     p = np.clip(v_left + v_right, 0, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         attr_left = np.where(p > 0, v_left / p, 0.5)
     resp = np.where(
         attr_left > ATTRIBUTION_BAND[1],

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
-from truceline.errors import ConflictError, NotFoundError
+from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.report.daily import render_daily_html
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal
@@ -20,8 +20,21 @@ from truceline.store.models import PublishedReportRow
 __all__ = ["draft_report", "get_published", "list_published", "publish_report"]
 
 
+#: Days a report can be about (the trend looks back two weeks; dates must stay representable).
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+
+
+def _check_day(day: dt.date) -> None:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(
+            f"no report can be made for {day}", field="day", value=day.isoformat(),
+            fix=f"give a day between {FIRST_DAY} and {LAST_DAY}",
+        )
+
+
 def draft_report(session: Session, agreement: Agreement, day: dt.date) -> str:
     """The day's report as it stands now (HTML)."""
+    _check_day(day)
     return render_daily_html(build_day_report(session, agreement, day))
 
 

@@ -92,7 +92,7 @@ def ingest_incidents(
     earlier_rejects: Sequence[Reject] = (),
     earlier_duplicates: Sequence[str] = (),
     on_progress: Callable[[int, int], None] | None = None,
-    submitted_by: str = "",
+    submitted_by: str | Sequence[str] = "",
     now: dt.datetime | None = None,
 ) -> IngestResult:
     """Adjudicate and store a batch; a report id already stored is a duplicate, never a second row.
@@ -100,7 +100,8 @@ def ingest_incidents(
     A re-sent report with the same id and content counts as a duplicate; the same id with different
     content is rejected (reports are immutable once accepted; corrections get a new id).
     ``on_progress(done, total)`` is called as rows are stored (for progress bars).
-    ``submitted_by`` names the caller (an API token's subject); ``now`` is the time of receipt.
+    ``submitted_by`` names the caller (an API token's subject), one for all or one per incident;
+    ``now`` is the time of receipt.
     """
     now = now or dt.datetime.now(dt.UTC)
     batch = IngestBatchRow(agreement_id=agreement.id, source=source, received_at=now)
@@ -143,6 +144,10 @@ def ingest_incidents(
     result.rejects.extend(adj.rejects)
     cls = adj.classification
     hash_of = {incidents[k].id: hashes[k] for k in new}
+    if isinstance(submitted_by, str):
+        who = dict.fromkeys((incidents[k].id for k in new), submitted_by)
+    else:
+        who = {incidents[k].id: submitted_by[k] for k in new}
     doc_of = {incidents[k].id: doc_hashes[k][0] for k in new}
     values = []
     for i, inc in enumerate(adj.incidents):
@@ -176,7 +181,7 @@ def ingest_incidents(
                 "zones": str(cls.zones[i]),
                 "sector": str(cls.sector[i]),
                 "received_at": now,
-                "submitted_by": submitted_by,
+                "submitted_by": who[inc.id],
             }
         )
     pk_of: dict[str, int] = {}
@@ -209,7 +214,7 @@ def ingest_incidents(
         )
         fpks.extend(pk for (pk,) in res)
     _ledger_accepted(session, agreement.id, adj.incidents, pk_of, hash_of, doc_of, frows, fpks,
-                     submitted_by=submitted_by, now=now)
+                     submitted_by=who, now=now)
     if result.rejects:
         session.execute(
             insert(RejectRow),
@@ -240,14 +245,14 @@ def ingest_incidents(
 def _ledger_accepted(
     session: Session, agreement_id: str, accepted: Sequence[Incident], pk_of: dict[str, int],
     hash_of: dict[str, str], doc_of: dict[str, dict[str, object]], frows: Sequence[dict[str, object]],
-    fpks: Sequence[int], *, submitted_by: str, now: dt.datetime,
+    fpks: Sequence[int], *, submitted_by: dict[str, str], now: dt.datetime,
 ) -> None:
     """Append each accepted report, then each finding, to the tamper-evident ledger."""
     received = now.isoformat()
     items: list[tuple[str, str, dict[str, object]]] = [
         ("report", f"incident:{pk_of[i.id]}", {
             "agreement": agreement_id, "incident": pk_of[i.id], "content_hash": hash_of[i.id],
-            "record": doc_of[i.id], "submitted_by": submitted_by, "received_at": received,
+            "record": doc_of[i.id], "submitted_by": submitted_by[i.id], "received_at": received,
         })
         for i in accepted
     ]

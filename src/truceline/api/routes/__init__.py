@@ -6,9 +6,11 @@ from typing import Any
 
 from truceline.api.errors import ErrorBody
 
-#: Error responses every route may give, documented once for the OpenAPI spec.
+#: Error responses every route may give, documented once for the OpenAPI spec. Errors are JSON
+#: even on routes whose success is HTML, PDF or GeoJSON, so the JSON body is declared explicitly.
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
+    code: {"model": ErrorBody, "description": text, "content": _JSON_ERROR}
     for code, text in (
         (400, "Malformed request"),
         (401, "No or unknown credential"),

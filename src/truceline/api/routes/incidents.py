@@ -29,7 +29,7 @@ from truceline.services import queries
 from truceline.services.audit import history
 from truceline.services.auth import Permission, Principal
 from truceline.services.review import review
-from truceline.services.submissions import Verdict, submit_incident, submit_records
+from truceline.services.submissions import Verdict, submit_records
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERRORS)
 AgreementQ = Annotated[
@@ -52,10 +52,7 @@ def submit_one(
     who: Annotated[Principal, Depends(allow(Permission.incidents_submit))],
     agreement: AgreementQ = None,
 ) -> SubmittedOut:
-    def work(s):  # type: ignore[no-untyped-def]
-        return submit_incident(s, ctx.agreement(s, agreement), incident, principal=who, now=ctx.clock())
-
-    batch_id, r = ctx.db.write(work)
+    batch_id, r = ctx.submit_one(agreement, incident, who)
     if r.status == Verdict.rejected:
         raise RecordError(r.reason or "rejected", record=r.id, field=r.field or None)
     if r.status == Verdict.duplicate:
