@@ -128,9 +128,7 @@ def test_soft_l1_resists_delayed_arrivals() -> None:
     assert (~robust.inlier[:, :2]).mean() > 0.95
 
 
-def test_wrong_temperature_and_wind_are_absorbed(
-    net: A.SensorNetwork, sim_net: S.SimNetwork
-) -> None:
+def test_wrong_temperature_and_wind_are_absorbed(net: A.SensorNetwork, sim_net: S.SimNetwork) -> None:
     shots = S.simulate_fire(
         LINE_LON, LINE_LAT, n_shots=600, duration_s=600 * 60.0, seed=21,
         chainage_km=(20, 60), depth_km=(1, 7), with_impacts=False,
@@ -172,9 +170,7 @@ def test_solution_independent_of_sensor_order(perm: list[int]) -> None:
     np.testing.assert_allclose(a.xy_m, b.xy_m, atol=1e-3)
 
 
-def _recovered(
-    res: A.LocationResult, det: S.SimDetections, min_sensors: int = 5
-) -> tuple[int, int]:
+def _recovered(res: A.LocationResult, det: S.SimDetections, min_sensors: int = 5) -> tuple[int, int]:
     truth: dict[int, set[int]] = {}
     for i, e in enumerate(det.event.tolist()):
         if e >= 0 and not det.echo[i]:
@@ -188,20 +184,21 @@ def _recovered(
     return ok, len(eligible)
 
 
-def test_association_with_dense_overlapping_events(
-    net: A.SensorNetwork, sim_net: S.SimNetwork
-) -> None:
-    """50 events a minute in one sector, 5 % false and 10 % missed detections, 2 % echoes."""
-    shots = S.simulate_fire(
-        LINE_LON, LINE_LAT, n_shots=100, duration_s=240.0, seed=31, chainage_km=(15, 65)
-    )  # 200 events (muzzle blasts and impacts) in 4 minutes
+def test_association_with_dense_overlapping_events(net: A.SensorNetwork, sim_net: S.SimNetwork) -> None:
+    """50 events a minute in one sector, a fifth with an adversarial partner (its mirror image
+    across the line within 0.3 s), 5 % false and 10 % missed detections, 2 % echoes."""
+    base = S.simulate_fire(
+        LINE_LON, LINE_LAT, n_shots=84, duration_s=240.0, seed=31, chainage_km=(15, 65)
+    )  # 168 events (muzzle blasts and impacts) in 4 minutes
+    shots = S.adversarial_partners(LINE_LON, LINE_LAT, base, fraction=0.2, seed=33)
     det = S.simulate_detections(sim_net, shots, seed=32, p_echo=0.02)
     res = A.locate_detections(
         net, det.sensor, det.arrival_s, weather=A.Weather.constant(15.0),
         det_signal=det.signal, det_amplitude_db=det.amplitude_db,
     )  # fmt: skip
     exact, right, n = S.score_association(res.events.detections, det)
-    assert right / n >= 0.9 and exact / n >= 0.8, (exact, right, n)
+    assert len(shots) > 190 and n > 190
+    assert right / n >= 0.97 and exact / n >= 0.88, (exact, right, n)
     # every detection is either in exactly one event or explained
     in_events = np.concatenate(res.events.detections)
     assert len(np.unique(in_events)) == len(in_events)
@@ -234,12 +231,56 @@ def test_unassigned_detections_have_reasons(net: A.SensorNetwork, sim_net: S.Sim
     )  # fmt: skip
     det = S.simulate_detections(sim_net, shots, seed=52, p_miss=0.0, p_false=0.05, p_echo=0.05)
     res = A.locate_detections(net, det.sensor, det.arrival_s)
-    reason = dict(
-        zip(res.unassigned.detection.tolist(), res.unassigned.reason.tolist(), strict=True)
-    )
+    reason = dict(zip(res.unassigned.detection.tolist(), res.unassigned.reason.tolist(), strict=True))
     echoes = np.flatnonzero(det.echo)
     assert np.mean([reason.get(i) == "echo" for i in echoes]) > 0.9
     false = np.flatnonzero(det.event < 0)
     assert np.mean([reason.get(i) in ("no_event", "echo") for i in false]) > 0.95
     assert all(m for m in res.unassigned.message)
     assert len(res.events) == 20
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_greedy_assignment_equals_the_sequential_greedy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 60))
+    slot = rng.integers(0, 12, m)
+    det = rng.integers(0, 15, m)
+    score = rng.random(m)
+    kept = A._greedy_assignment(slot, det, score, 15)
+    seq = np.zeros(m, bool)
+    s_used: set[int] = set()
+    d_used: set[int] = set()
+    for i in np.argsort(score):  # the sequential reference
+        if slot[i] not in s_used and det[i] not in d_used:
+            seq[i] = True
+            s_used.add(int(slot[i]))
+            d_used.add(int(det[i]))
+    np.testing.assert_array_equal(kept, seq)
+
+
+def test_score_forgives_only_what_time_cannot_tell() -> None:
+    """A detection of event 1 given to event 0 counts as right only when it lies within 21 ms of
+    where event 0's own (missed) arrival was expected at that sensor."""
+    sensor = np.array([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5])
+    t = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5])
+    event = np.repeat([0, 1], 6)
+    # event 0's arrival at sensor 5 was missed; it was expected at 0.5 s (detection 5 is event 1's)
+    event[5] = 1
+    exp_s = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5])
+    exp_e = np.repeat([0, 1], 6)
+    n = len(t)
+    det = S.SimDetections(
+        np.array([f"D{i}" for i in range(n)]), sensor, t, np.ones(n, np.intp), np.zeros(n), event,
+        np.zeros(n, bool), sensor, exp_e, exp_s,
+    )  # fmt: skip
+    located = [np.arange(6), np.arange(6, 12)]
+    exact, right, n_ev = S.score_association(located, det)
+    assert (exact, right, n_ev) == (0, 2, 2)
+    # the same swap 100 ms away from any expected arrival is a wrong association (both events)
+    det2 = S.SimDetections(
+        det.detection_id, sensor, np.where(np.arange(n) == 5, 0.45, t), det.signal,
+        det.amplitude_db, event, det.echo, sensor, exp_e, np.where(np.arange(n) == 5, 0.55, exp_s),
+    )  # fmt: skip
+    assert S.score_association(located, det2)[1] == 0

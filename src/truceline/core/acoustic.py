@@ -17,7 +17,7 @@ IRLS, outlier rejection, then plain maximum likelihood on the inliers).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 import numpy as np
@@ -124,9 +124,7 @@ class Weather:
         t = np.asarray(time_s, dtype=np.float64)
         temp = np.interp(t, self.time_s, self.temperature_c)
         w = wind_vector_mps(self.wind_speed_mps, self.wind_from_deg)
-        wind = np.stack(
-            [np.interp(t, self.time_s, w[:, 0]), np.interp(t, self.time_s, w[:, 1])], -1
-        )
+        wind = np.stack([np.interp(t, self.time_s, w[:, 0]), np.interp(t, self.time_s, w[:, 1])], -1)
         return speed_of_sound_mps(temp), wind
 
 
@@ -168,9 +166,7 @@ class LocalFrame:
 def _mean_lonlat(lon: FloatArray, lat: FloatArray) -> tuple[float, float]:
     lo, la = np.radians(lon), np.radians(lat)
     v = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)]).mean(axis=1)
-    return math.degrees(math.atan2(v[1], v[0])), math.degrees(
-        math.atan2(v[2], math.hypot(v[0], v[1]))
-    )
+    return math.degrees(math.atan2(v[1], v[0])), math.degrees(math.atan2(v[2], math.hypot(v[0], v[1])))
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,13 +220,9 @@ class SensorNetwork:
         if not (np.all(np.isfinite(lon_a)) and np.all(np.isfinite(lat_a))):
             raise AcousticError("sensors: every sensor needs a finite lon and lat")
         elev = np.zeros(n) if elevation_m is None else np.asarray(elevation_m, np.float64)
-        sig = (
-            np.full(n, 5.0) if timing_sigma_ms is None else np.asarray(timing_sigma_ms, np.float64)
-        )
+        sig = np.full(n, 5.0) if timing_sigma_ms is None else np.asarray(timing_sigma_ms, np.float64)
         if np.any(~np.isfinite(sig) | (sig <= 0)):
-            raise AcousticError(
-                "sensors: timing_sigma_ms must be a positive number of milliseconds"
-            )
+            raise AcousticError("sensors: timing_sigma_ms must be a positive number of milliseconds")
         elev = np.where(np.isfinite(elev), elev, 0.0)
         glob = LocalFrame.centred(*_mean_lonlat(lon_a, lat_a))
         gx, gy = glob.to_xy(lon_a, lat_a)
@@ -243,9 +235,7 @@ class SensorNetwork:
         cx = np.bincount(frame_of, gx, n_frames) / cnt
         cy = np.bincount(frame_of, gy, n_frames) / cnt
         clon, clat = glob.to_lonlat(cx, cy)
-        frames = tuple(
-            LocalFrame.centred(float(a), float(b)) for a, b in zip(clon, clat, strict=True)
-        )
+        frames = tuple(LocalFrame.centred(float(a), float(b)) for a, b in zip(clon, clat, strict=True))
         xy = np.empty((n_frames, n, 2))
         for f, fr in enumerate(frames):  # one pass per frame (a handful), vectorised inside
             xy[f, :, 0], xy[f, :, 1] = fr.to_xy(lon_a, lat_a)
@@ -502,9 +492,7 @@ def solve_events(
     sig = np.where(mask, timing_sigma_s, 1.0)
     dz = np.zeros((n, k)) if dz_m is None else np.asarray(dz_m, np.float64)
     c_told = np.asarray(c_mps, np.float64) * np.ones(n)
-    w_told = (
-        np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
-    )
+    w_told = np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
     est_c, est_w = opt.estimate_c, opt.estimate_wind
     n_par = 3 + int(est_c) + 2 * int(est_w)
     prior_prec = np.zeros(n_par)
@@ -564,9 +552,7 @@ def solve_events(
     )
     inlier = mask.copy()
 
-    def cost_and_weights(
-        th: FloatArray, use: BoolArray, robust: bool
-    ) -> tuple[FloatArray, FloatArray]:
+    def cost_and_weights(th: FloatArray, use: BoolArray, robust: bool) -> tuple[FloatArray, FloatArray]:
         p, tz, cc, ww = unpack(th)
         tp, _ = _predict(p, tz, cc, ww, sensor_xy_m, dz, est_c, est_w, jac=False)
         z = np.where(use, (t_obs - tp) / sig, 0.0)
@@ -692,9 +678,7 @@ def cramer_rao_bound(
     """
     n, k = mask.shape
     c = np.asarray(c_mps, np.float64) * np.ones(n)
-    wind = (
-        np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
-    )
+    wind = np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
     dz = np.zeros((n, k)) if dz_m is None else dz_m
     _, J = _predict(
         np.asarray(source_xy_m, np.float64), np.zeros(n), c, wind, sensor_xy_m, dz,
@@ -771,6 +755,30 @@ class AssociationOptions:
         Relative uncertainty of the told speed of sound, for the time windows.
     max_rounds
         Rounds of hypothesis generation and conflict resolution.
+    hearing_quantile
+        Events regather detections only at sensors within the distance at which this network hears
+        events: this quantile of the distances of the first solve's inliers, plus 3 % (capped by
+        ``max_range_m``; ``None`` for ``max_range_m``). Beyond it a detection near the predicted
+        time is far likelier another event's arrival or a false detection.
+    share_propagation
+        Estimate the speed of sound and the wind from the well-determined events (at least
+        ``shared_min_sensors`` inliers) of each ``shared_window_s``, and hold every event near that
+        estimate (priors ``shared_c_sigma_mps``, ``shared_wind_sigma_mps``) instead of letting each
+        event fit its own atmosphere: weakly determined events stop trading position for sound
+        speed and keep their genuine arrivals.
+    regather_sigma, regather_floor_s
+        Window around a predicted arrival, in standard deviations of the prediction, and its
+        minimum (s).
+    regather_rounds
+        Most rounds of regather and relocation (they stop when the claims no longer change).
+    ghost_p_value, ghost_range_fraction
+        An event heard by fewer of the active sensors within ``ghost_range_fraction`` of the hearing
+        range than this binomial quantile allows (at the network's detection probability) is a
+        ghost, dropped so that its arrivals go back to the events that made them; ``None`` keeps
+        every event.
+    merge_radius_m
+        A ghost is merged with an event within this space-time distance (time scaled by 340 m/s)
+        when their union fits as one event (an event split in two by the association).
     """
 
     n_neighbours: int = 4
@@ -783,6 +791,18 @@ class AssociationOptions:
     max_range_m: float = 25_000.0
     c_slack: float = 0.08
     max_rounds: int = 6
+    hearing_quantile: float | None = 0.99
+    share_propagation: bool = True
+    shared_min_sensors: int = 10
+    shared_window_s: float = 1800.0
+    shared_c_sigma_mps: float = 1.5
+    shared_wind_sigma_mps: float = 1.5
+    regather_sigma: float = 5.0
+    regather_floor_s: float = 0.02
+    regather_rounds: int = 4
+    ghost_p_value: float | None = 1e-4
+    ghost_range_fraction: float = 0.9
+    merge_radius_m: float = 5000.0
 
 
 @dataclass(frozen=True)
@@ -804,6 +824,23 @@ class _Index:
 
     def key(self, sensor: IntArray, t: FloatArray) -> FloatArray:
         return sensor * self.stride + (t - self.t_base)
+
+    def two_nearest(
+        self, sensor: IntArray, t_pred: FloatArray, tol: FloatArray, sensor_ok: BoolArray
+    ) -> tuple[tuple[IntArray, FloatArray], tuple[IntArray, FloatArray]]:
+        """The nearest detection at ``sensor`` before and after ``t_pred`` within ``tol`` (-1)."""
+        if len(self.keys) == 0:
+            none = (np.full(np.shape(t_pred), -1, np.intp), np.full(np.shape(t_pred), np.inf))
+            return none, none
+        kq = self.key(np.where(sensor_ok, sensor, 0), t_pred)
+        pos = np.searchsorted(self.keys, kq)
+        out = []
+        for p in (pos - 1, pos):  # the one before and the one after
+            pc = np.clip(p, 0, len(self.keys) - 1)
+            d = np.abs(self.keys[pc] - kq)
+            good = sensor_ok & (p >= 0) & (p < len(self.keys)) & (d <= tol)
+            out.append((np.where(good, self.det[pc], -1), np.where(good, d, np.inf)))
+        return out[0], out[1]
 
     def nearest(
         self, sensor: IntArray, t_pred: FloatArray, tol: FloatArray, sensor_ok: BoolArray
@@ -875,9 +912,7 @@ def _hypotheses(
     det2 = sa[..., 0] * sb[..., 1] - sa[..., 1] * sb[..., 0]
     geo_ok = np.abs(det2) > 1e-3 * (np.sum(sa * sa, -1) + np.sum(sb * sb, -1))
     inv = (
-        np.stack(
-            [np.stack([sb[..., 1], -sa[..., 1]], -1), np.stack([-sb[..., 0], sa[..., 0]], -1)], -2
-        )
+        np.stack([np.stack([sb[..., 1], -sa[..., 1]], -1), np.stack([-sb[..., 0], sa[..., 0]], -1)], -2)
         / np.where(geo_ok, det2, 1.0)[..., None, None]
     )  # inverse of [[sa],[sb]] (rows)
     da = cs[:, None, None] * (ct[:, a] - ts[:, None, None])  # (S, P, M)
@@ -904,10 +939,7 @@ def _hypotheses(
         r2 = (-qb - sq) / safe_qa
         rlin = np.where(np.abs(qa) <= 1e-9, -qc / np.where(qb != 0, 2 * qb, np.nan), np.nan)
     valid = (
-        cvalid[:, a][..., :, None]
-        & cvalid[:, b][..., None, :]
-        & geo_ok[..., None, None]
-        & (disc >= 0)
+        cvalid[:, a][..., :, None] & cvalid[:, b][..., None, :] & geo_ok[..., None, None] & (disc >= 0)
     )
     roots = np.stack([np.where(np.isfinite(r1), r1, rlin), r2], axis=-1)  # (S, P, M, M, 2)
     rv = valid[..., None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.max_range_m)
@@ -959,7 +991,7 @@ def _resolve(h: _Hyp, n_det: int, min_sensors: int) -> BoolArray:
     np.minimum.at(owner, h.dets[rows, cols], rank[rows])
     owns = np.ones(h.dets.shape, bool)
     owns[rows, cols] = owner[h.dets[rows, cols]] == rank[rows]
-    return eligible & np.all(owns, axis=1)
+    return np.asarray(eligible & np.all(owns, axis=1), bool)
 
 
 def _neighbour_tables(net: SensorNetwork, frame: int, k: int, max_m: float) -> IntArray:
@@ -1087,12 +1119,8 @@ def associate(
     t_base = float(np.min(det_time_s))
     stride = float(np.max(det_time_s) - t_base) + 1e4
     n_frames = len(net.frames)
-    nb_tables = [
-        _neighbour_tables(net, f, opt.n_neighbours, opt.max_range_m) for f in range(n_frames)
-    ]
-    nb_wide = [
-        _neighbour_tables(net, f, opt.n_neighbours + 2, opt.max_range_m) for f in range(n_frames)
-    ]
+    nb_tables = [_neighbour_tables(net, f, opt.n_neighbours, opt.max_range_m) for f in range(n_frames)]
+    nb_wide = [_neighbour_tables(net, f, opt.n_neighbours + 2, opt.max_range_m) for f in range(n_frames)]
     sc_tables = [_score_tables(net, f, opt.n_score, opt.max_range_m) for f in range(n_frames)]
     det_frame = net.frame_of_sensor[det_sensor]
     n_events = 0
@@ -1238,9 +1266,7 @@ def _gather(
     frame = net.frame_of_sensor[first]
     sxy = net.xy_m[frame[:, None], sens]
     elev = net.elevation_m[sens]
-    src_elev = (
-        _nanmedian_rows(np.where(mask, elev, np.nan), axis=1) if mask.any() else np.zeros(len(g))
-    )
+    src_elev = _nanmedian_rows(np.where(mask, elev, np.nan), axis=1) if mask.any() else np.zeros(len(g))
     dz = elev - np.nan_to_num(src_elev)[:, None]
     sig = net.timing_sigma_ms[sens] * 1e-3
     return frame, sxy, np.where(mask, t_abs - t_ref[:, None], 0.0), sig, dz, mask, t_ref
@@ -1251,26 +1277,147 @@ def dist_ok(dist: FloatArray) -> FloatArray:
     return np.where(np.isfinite(dist), dist, 1.0)
 
 
+def _common_xy(net: SensorNetwork, frame: IntArray, xy_m: FloatArray) -> FloatArray:
+    """Positions from their own frames into the first frame's plane (to compare across frames;
+    metre-accurate for the short distances compared, anywhere along a long network)."""
+    out = np.array(xy_m, np.float64, copy=True)
+    for f in np.unique(frame):  # frames, not events
+        if f == 0:
+            continue
+        m = frame == f
+        lon, lat = net.frames[f].to_lonlat(xy_m[m, 0], xy_m[m, 1])
+        out[m, 0], out[m, 1] = net.frames[0].to_xy(lon, lat)
+    return out
+
+
 def _duplicates(
-    res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray
+    res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, net: SensorNetwork
 ) -> BoolArray:
-    """Events that repeat a better-supported event (same place and emission time, same frame)."""
+    """Events that repeat a better-supported event (same place and emission time, any frame)."""
     n = len(frame)
     dup = np.zeros(n, bool)
     if n < 2:
         return dup
-    pts = np.column_stack([res.xy_m, (res.t0_s + (t_ref - t_ref.min())) * 340.0])
+    xy = _common_xy(net, frame, res.xy_m)
+    pts = np.column_stack([xy, (res.t0_s + (t_ref - t_ref.min())) * 340.0])
     pts = np.where(np.isfinite(pts), pts, 1e15)
-    for f in np.unique(frame):  # frames, not events
-        ev = np.flatnonzero(frame == f)
-        pairs = cKDTree(pts[ev]).query_pairs(r=150.0, output_type="ndarray")
-        if len(pairs) == 0:
-            continue
-        i, j = ev[pairs[:, 0]], ev[pairs[:, 1]]
-        # the one with fewer inliers (then the later index) is the duplicate
-        worse_j = (res.n_used[j] < res.n_used[i]) | ((res.n_used[j] == res.n_used[i]) & (j > i))
-        dup[np.where(worse_j, j, i)] = True
+    pairs = cKDTree(pts).query_pairs(r=150.0, output_type="ndarray")
+    if len(pairs) == 0:
+        return dup
+    i, j = pairs[:, 0], pairs[:, 1]
+    # the one with fewer inliers (then the later index) is the duplicate
+    worse_j = (res.n_used[j] < res.n_used[i]) | ((res.n_used[j] == res.n_used[i]) & (j > i))
+    dup[np.where(worse_j, j, i)] = True
     return dup
+
+
+def _greedy_assignment(slot: IntArray, det: IntArray, score: FloatArray, n_det: int) -> BoolArray:
+    """Edges (slot, detection) kept by a greedy assignment on ``score`` (lowest first): each slot
+    and each detection at most once. Runs as rounds of mutual best edges, which accept exactly
+    the edges the sequential greedy would, many at a time."""
+    n_slot = int(slot.max()) + 1 if len(slot) else 0
+    keep = np.zeros(len(slot), bool)
+    live = np.ones(len(slot), bool)
+    # break ties deterministically: a tiny rank term
+    key = score + np.argsort(np.argsort(score, kind="stable"), kind="stable") * 1e-12
+    while live.any():  # each round accepts every edge that is the best of both its ends
+        idx = np.flatnonzero(live)
+        bs = np.full(n_slot, np.inf)
+        bd = np.full(n_det, np.inf)
+        np.minimum.at(bs, slot[idx], key[idx])
+        np.minimum.at(bd, det[idx], key[idx])
+        acc = idx[(key[idx] <= bs[slot[idx]]) & (key[idx] <= bd[det[idx]])]
+        if len(acc) == 0:
+            break
+        keep[acc] = True
+        s_used = np.zeros(n_slot, bool)
+        d_used = np.zeros(n_det, bool)
+        s_used[slot[acc]] = True
+        d_used[det[acc]] = True
+        live &= ~(s_used[slot] | d_used[det])
+    return keep
+
+
+def _ghosts(
+    res: SolveResult, frame: IntArray, groups: IntArray, det_sensor: IntArray, alive: BoolArray,
+    net: SensorNetwork, range_m: float, active: BoolArray, opt: AssociationOptions,
+) -> BoolArray:  # fmt: skip
+    """Events that too few of the sensors that should hear them heard: ghosts.
+
+    A wrong group of arrivals can fit a position well (a mirror or a mixture of events), but a real
+    event is heard by most active sensors within the network's hearing range. The detection
+    probability is the median over the events with enough sensors in range; an event whose count
+    of inliers is below its binomial ``ghost_p_value`` quantile is a ghost.
+    """
+    from scipy.stats import binom
+
+    ghost = np.zeros(len(alive), bool)
+    if opt.ghost_p_value is None or not alive.any():
+        return ghost
+    n_range = np.zeros(len(alive), np.intp)
+    r = opt.ghost_range_fraction * range_m
+    k_max = min(64, net.n_sensors)
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(alive & (frame == f))
+        if len(ev) == 0:
+            continue
+        dist, idx = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=r)
+        ok = np.isfinite(np.atleast_2d(dist))
+        idx = np.where(ok, np.atleast_2d(idx), 0)
+        n_range[ev] = np.sum(ok & active[idx], axis=1)
+    # inliers within the same distance
+    use = res.inlier & (groups >= 0)
+    s_xy = net.xy_m[frame[:, None], det_sensor[np.where(use, groups, 0)]]
+    near = use & (np.hypot(*(s_xy - res.xy_m[:, None, :]).transpose(2, 0, 1)) <= r)
+    n_used = np.minimum(near.sum(axis=1), n_range)
+    enough = alive & (n_range >= 8)
+    if enough.sum() < 20:  # too few events to know the detection probability
+        return ghost
+    p_d = float(np.clip(np.median(n_used[enough] / n_range[enough]), 0.3, 0.99))
+    p = binom.cdf(n_used, n_range, p_d)
+    return np.asarray(alive & (n_range >= 8) & (p < opt.ghost_p_value), bool)
+
+
+def _hearing_range(
+    res: SolveResult, groups: IntArray, alive: BoolArray, net: SensorNetwork, frame: IntArray,
+    det_sensor: IntArray, opt: AssociationOptions,
+) -> float:  # fmt: skip
+    """Distance within which this network hears events (see ``AssociationOptions.hearing_quantile``)."""
+    if opt.hearing_quantile is None:
+        return opt.max_range_m
+    use = res.inlier & (groups >= 0) & alive[:, None]
+    rows, cols = np.nonzero(use)
+    if len(rows) < 200:  # too few to measure
+        return opt.max_range_m
+    s = det_sensor[groups[rows, cols]]
+    d = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
+    return float(min(opt.max_range_m, 1.03 * np.quantile(d, opt.hearing_quantile)))
+
+
+def _shared_propagation(
+    res: SolveResult, t_ref: FloatArray, alive: BoolArray, opt: AssociationOptions
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """Median speed of sound and wind of the well-determined events, per time window.
+
+    Returns window centres (s), speeds (m/s) and winds (east, north; m/s), or None when no window
+    has enough events.
+    """
+    good = alive & (res.n_used >= opt.shared_min_sensors)
+    if good.sum() < 5:
+        return None
+    t = t_ref[good]
+    b = np.floor((t - t.min()) / opt.shared_window_s).astype(np.intp)
+    cnt = np.bincount(b)
+    keep = np.flatnonzero(cnt >= 5)
+    if len(keep) == 0:
+        return None
+    cs, ws, ts = [], [], []
+    for k in keep:  # time windows (a few per hour), not events
+        m = b == k
+        ts.append(float(np.median(t[m])))
+        cs.append(float(np.median(res.c_mps[good][m])))
+        ws.append(np.median(res.wind_mps[good][m], axis=0))
+    return np.array(ts), np.array(cs), np.array(ws)
 
 
 def locate_detections(
@@ -1318,101 +1465,196 @@ def locate_detections(
     event = associate(net, det_sensor, det_time_s, det_c, options=a_opt)
     n_ev = int(event.max()) + 1 if n_det and event.max() >= 0 else 0
 
+    prop: tuple[FloatArray, FloatArray, FloatArray] | None = None  # network propagation estimate
+
     def solve(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
         frame, sxy, t_rel, sig, dz, mask, t_ref = _gather(net, groups, det_sensor, det_time_s)
         c_e, w_e = wx.at(t_ref)
-        res = solve_events(sxy, t_rel, mask, sig, c_e, w_e, dz, options=s_opt)
+        opt = s_opt
+        if prop is not None:
+            # the atmosphere is shared: every event starts from (and is held near) what the
+            # well-determined events around its time say about the speed of sound and the wind
+            t_b, c_b, w_b = prop
+            c_e = np.interp(t_ref, t_b, c_b)
+            w_e = np.stack([np.interp(t_ref, t_b, w_b[:, 0]), np.interp(t_ref, t_b, w_b[:, 1])], 1)
+            opt = replace(s_opt, c_prior_sigma_mps=a_opt.shared_c_sigma_mps,
+                          wind_prior_sigma_mps=a_opt.shared_wind_sigma_mps)  # fmt: skip
+        res = solve_events(sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt)
         return res, frame, t_ref, groups
 
-    groups = _pad_groups(event, n_ev, det_time_s)
-    res, frame, t_ref, groups = solve(groups)
-    alive = res.ok & ~_duplicates(res, frame, t_ref, groups)
-    # regather: each event claims the detection nearest its predicted arrival at every sensor in
-    # range; a detection wanted by several events goes to the one under which it is most likely
-    new_event = np.full(n_det, -1, np.intp)
-    best = np.full(n_det, np.inf)
     index = _Index.build(
         np.arange(n_det), det_sensor, det_time_s,
         float(det_time_s.max() - det_time_s.min()) + 1e4 if n_det else 1e4,
         float(det_time_s.min()) if n_det else 0.0,
     )  # fmt: skip
-    k_max = min(64, net.n_sensors)
-    cand_rows: list[IntArray] = []
-    cand_det: list[IntArray] = []
-    cand_score: list[FloatArray] = []
-    for f in range(len(net.frames)):  # frames, not events
-        ev = np.flatnonzero(alive & (frame == f))
-        if len(ev) == 0:
-            continue
-        dist, sens = net.trees[f].query(
-            res.xy_m[ev], k=k_max, distance_upper_bound=a_opt.max_range_m
-        )
-        sens = np.atleast_2d(sens)
-        ok = np.isfinite(np.atleast_2d(dist))
-        sens = np.where(ok, sens, 0)
-        sxy = net.xy_m[f][sens]
-        mask_e = groups[ev] >= 0
-        src_elev = _nanmedian_rows(
-            np.where(mask_e, net.elevation_m[det_sensor[np.where(mask_e, groups[ev], 0)]], np.nan),
-            1,
-        )
-        dz = net.elevation_m[sens] - src_elev[:, None]
-        tp, J = _predict(
-            res.xy_m[ev], res.t0_s[ev] + t_ref[ev], res.c_mps[ev], res.wind_mps[ev], sxy, dz,
-            s_opt.estimate_c, s_opt.estimate_wind, jac=True,
-        )  # fmt: skip
-        assert J is not None
-        var_pred = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
-        sig = net.timing_sigma_ms[sens] * 1e-3
-        var = sig**2 + np.maximum(var_pred, 0.0)
-        tol = np.maximum(0.02, 5.0 * np.sqrt(var))
-        md, mdist = index.nearest(sens, tp, tol, ok)
-        hit = md >= 0
-        # minus twice the Gaussian log-likelihood of the arrival (and of its amplitude, under
-        # spherical spreading from the event's source level, when amplitudes are given)
-        score = mdist**2 / var + np.log(var)
-        if amp is not None:
+
+    def regather(
+        res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,
+        range_m: float,
+    ) -> IntArray:  # fmt: skip
+        """Each event claims at most one detection at every sensor within ``range_m``: of the two
+        detections either side of its predicted arrival (within the window), the one under which
+        the pair (event, detection) is likeliest, decided for all events at once by a greedy
+        assignment (mutual best rounds), so that a detection taken by a better-fitting event
+        leaves its slot's other candidate to the event that lost it."""
+        k_max = min(64, net.n_sensors)
+        e_rows: list[IntArray] = []
+        e_slot: list[IntArray] = []
+        e_det: list[IntArray] = []
+        e_score: list[FloatArray] = []
+        for f in range(len(net.frames)):  # frames, not events
+            ev = np.flatnonzero(alive & (frame == f))
+            if len(ev) == 0:
+                continue
+            dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=range_m)
+            sens = np.atleast_2d(sens)
+            ok = np.isfinite(np.atleast_2d(dist))
+            sens = np.where(ok, sens, 0)
+            sxy = net.xy_m[f][sens]
             g = groups[ev]
             gm = g >= 0
-            d_used = np.hypot(
-                *(net.xy_m[f][det_sensor[np.where(gm, g, 0)]] - res.xy_m[ev, None, :]).T
-            )
-            level = _nanmedian_rows(
-                np.where(
-                    gm, amp[np.where(gm, g, 0)] + 20.0 * np.log10(np.maximum(d_used.T, 1.0)), np.nan
-                ),
-                axis=1,
-            )
-            a_pred = level[:, None] - 20.0 * np.log10(np.maximum(dist_ok(dist), 1.0))
-            a_obs = amp[np.where(hit, md, 0)]
-            za = (a_obs - a_pred) / amplitude_sigma_db
-            score = score + np.where(hit & np.isfinite(za), za * za, 0.0)
-        if det_signal is not None:
-            # a muzzle blast and an impact are different events: a known signal that differs from
-            # the event's (majority) signal counts as a 5-sigma misfit
-            g = groups[ev]
-            sg = np.where(g >= 0, sig_code[np.where(g >= 0, g, 0)], 0)
-            n_mb = np.sum(sg == 1, axis=1)
-            n_im = np.sum(sg == 2, axis=1)
-            ev_sig = np.where(n_mb > n_im, 1, np.where(n_im > n_mb, 2, 0))
-            d_sig = sig_code[np.where(hit, md, 0)]
-            clash = (ev_sig[:, None] > 0) & (d_sig > 0) & (d_sig != ev_sig[:, None])
-            score = score + np.where(clash, 25.0, 0.0)
-        cand_rows.append(np.broadcast_to(ev[:, None], md.shape)[hit])
-        cand_det.append(md[hit])
-        cand_score.append(score[hit])
-    if cand_rows:
-        cr = np.concatenate(cand_rows)
-        cd = np.concatenate(cand_det)
-        cs = np.concatenate(cand_score)
-        np.minimum.at(best, cd, cs)
-        win = cs <= best[cd]
-        new_event[cd[win]] = cr[win]
-    groups2 = _pad_groups(new_event, n_ev, det_time_s)
-    res2, frame2, t_ref2, groups2 = solve(groups2)
+            gg = np.where(gm, g, 0)
+            src_elev = _nanmedian_rows(np.where(gm, net.elevation_m[det_sensor[gg]], np.nan), 1)
+            dz = net.elevation_m[sens] - src_elev[:, None]
+            tp, J = _predict(
+                res.xy_m[ev], res.t0_s[ev] + t_ref[ev], res.c_mps[ev], res.wind_mps[ev], sxy, dz,
+                s_opt.estimate_c, s_opt.estimate_wind, jac=True,
+            )  # fmt: skip
+            assert J is not None
+            var_pred = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
+            sig = net.timing_sigma_ms[sens] * 1e-3
+            var = sig**2 + np.maximum(var_pred, 0.0)
+            tol = np.maximum(a_opt.regather_floor_s, a_opt.regather_sigma * np.sqrt(var))
+            level = None
+            if amp is not None:
+                d_used = np.hypot(*(net.xy_m[f][det_sensor[gg]] - res.xy_m[ev, None, :]).T)
+                level = _nanmedian_rows(
+                    np.where(gm, amp[gg] + 20.0 * np.log10(np.maximum(d_used.T, 1.0)), np.nan), 1
+                )
+            ev_sig = np.zeros(len(ev), np.intp)
+            if det_signal is not None:
+                sg = np.where(gm, sig_code[gg], 0)
+                n_mb = np.sum(sg == 1, axis=1)
+                n_im = np.sum(sg == 2, axis=1)
+                ev_sig = np.where(n_mb > n_im, 1, np.where(n_im > n_mb, 2, 0))
+            for md, mdist in index.two_nearest(sens, tp, tol, ok):  # below and above the prediction
+                hit = md >= 0
+                # minus twice the Gaussian log-likelihood of the arrival (and of its amplitude,
+                # under spherical spreading from the event's source level, when amplitudes are given)
+                score = mdist**2 / var + np.log(var)
+                if level is not None and amp is not None:
+                    a_pred = level[:, None] - 20.0 * np.log10(np.maximum(dist_ok(dist), 1.0))
+                    za = (amp[np.where(hit, md, 0)] - a_pred) / amplitude_sigma_db
+                    score = score + np.where(hit & np.isfinite(za), za * za, 0.0)
+                if det_signal is not None:
+                    # a muzzle blast and an impact are different events: a known signal that
+                    # differs from the event's (majority) signal counts as a 5-sigma misfit
+                    d_sig = sig_code[np.where(hit, md, 0)]
+                    clash = (ev_sig[:, None] > 0) & (d_sig > 0) & (d_sig != ev_sig[:, None])
+                    score = score + np.where(clash, 25.0, 0.0)
+                r, c = np.nonzero(hit)
+                e_rows.append(ev[r])
+                e_slot.append(ev[r] * net.n_sensors + sens[r, c])
+                e_det.append(md[r, c])
+                e_score.append(score[r, c])
+        new_event = np.full(n_det, -1, np.intp)
+        if e_rows:
+            rows = np.concatenate(e_rows)
+            slot = np.concatenate(e_slot)
+            dets = np.concatenate(e_det)
+            score = np.concatenate(e_score)
+            _, slot = np.unique(slot, return_inverse=True)
+            win = _greedy_assignment(slot.ravel(), dets, score, n_det)
+            new_event[dets[win]] = rows[win]
+        return new_event
+
+    groups = _pad_groups(event, n_ev, det_time_s)
+    res, frame, t_ref, groups = solve(groups)
+    alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, a_opt)
+    if a_opt.share_propagation and (s_opt.estimate_c or s_opt.estimate_wind):
+        prop = _shared_propagation(res, t_ref, alive, a_opt)
+    active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
+
+    def merge_splits(
+        res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,
+        ghost: BoolArray,
+    ) -> IntArray | None:  # fmt: skip
+        """One event split into two groups looks like two ghosts (each heard by too few of the
+        sensors around it): merge a ghost with a nearby event when their union, solved, fits
+        every arrival and is heard as an event should be. Returns the new event of each
+        detection, or None when nothing merges."""
+        cand = np.flatnonzero(ghost)
+        part = np.flatnonzero(alive | ghost)
+        if len(cand) == 0 or len(part) < 2:
+            return None
+        t_base = float(np.min(t_ref))
+        xy = _common_xy(net, frame, res.xy_m)
+        pts = np.column_stack([xy[part], (res.t0_s[part] + t_ref[part] - t_base) * 340.0])
+        qts = np.column_stack([xy[cand], (res.t0_s[cand] + t_ref[cand] - t_base) * 340.0])
+        k = min(4, len(part))
+        d, nb = cKDTree(pts).query(qts, k=k, distance_upper_bound=a_opt.merge_radius_m)
+        d, nb = np.asarray(d).reshape(len(cand), k), np.asarray(nb).reshape(len(cand), k)
+        okp = np.isfinite(d)
+        j = part[np.where(okp, nb, 0)]
+        okp &= j != cand[:, None]
+        ii = [np.broadcast_to(cand[:, None], j.shape)[okp]]
+        jj = [j[okp]]
+        pi, pj = np.concatenate(ii), np.concatenate(jj)
+        if len(pi) == 0:
+            return None
+        both = np.concatenate([groups[pi], groups[pj]], axis=1)
+        srt = np.sort(np.where(both >= 0, det_sensor[np.where(both >= 0, both, 0)], -1), axis=1)
+        clash = np.any((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0), axis=1)
+        pi, pj, both = pi[~clash], pj[~clash], both[~clash]
+        if len(pi) == 0:
+            return None
+        # pack the union to the left, then solve every candidate union at once
+        order = np.argsort(both < 0, axis=1, kind="stable")
+        both = np.take_along_axis(both, order, axis=1)
+        rm, fm, _, gm = solve(both)
+        n_in = (both >= 0).sum(axis=1)
+        good = rm.ok & (rm.n_used >= np.ceil(0.9 * n_in))
+        good &= ~_ghosts(rm, fm, gm, det_sensor, good, net, hear_m, active, a_opt)
+        if not good.any():
+            return None
+        # each event in one merge at most, the best-supported unions first
+        gi, gj, gn = pi[good], pj[good], rm.n_used[good]
+        win = _greedy_assignment(gi, gj, -gn.astype(np.float64), len(alive))
+        gi, gj = gi[win], gj[win]
+        drop = np.isin(gj, gi)
+        gi, gj = gi[~drop], gj[~drop]
+        label = np.full(len(alive), -1, np.intp)
+        label[part] = part
+        label[gj] = gi
+        out = np.full(n_det, -1, np.intp)
+        rows, cols = np.nonzero(groups >= 0)
+        out[groups[rows, cols]] = label[rows]
+        return out
+
+    previous = event
+    for _ in range(a_opt.regather_rounds):  # a few rounds, each vectorised over all events
+        new_event = regather(res, frame, t_ref, groups, alive, hear_m)
+        if np.array_equal(new_event, previous):
+            break  # the events claim what they hold: converged
+        previous = new_event
+        groups = _pad_groups(new_event, n_ev, det_time_s)
+        res, frame, t_ref, groups = solve(groups)
+        alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+        # only now that every event has claimed what it predicts: a group that stays small where
+        # many sensors should have heard it is a ghost, or half of an event split in two
+        ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
+        merged = merge_splits(res, frame, t_ref, groups, alive & ~ghost, ghost)
+        if merged is not None:
+            groups = _pad_groups(merged, n_ev, det_time_s)
+            res, frame, t_ref, groups = solve(groups)
+            alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+            ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
+        alive &= ~ghost
+    res2, frame2, t_ref2, groups2 = res, frame, t_ref, groups
     used = np.zeros(groups2.shape, bool)
     used[:] = res2.inlier & (groups2 >= 0)
-    keep = res2.ok & (res2.n_used >= max(a_opt.min_sensors - 1, s_opt.min_sensors))
+    keep = alive & (res2.n_used >= max(a_opt.min_sensors - 1, s_opt.min_sensors))
     final_event = np.full(n_det, -1, np.intp)
     new_ids = np.cumsum(keep) - 1
     rows, cols = np.nonzero(used & keep[:, None])
@@ -1424,9 +1666,7 @@ def locate_detections(
     for f in range(len(net.frames)):
         m = frame2[ev_idx] == f
         if m.any():
-            lon[m], lat[m] = net.frames[f].to_lonlat(
-                res2.xy_m[ev_idx[m], 0], res2.xy_m[ev_idx[m], 1]
-            )
+            lon[m], lat[m] = net.frames[f].to_lonlat(res2.xy_m[ev_idx[m], 0], res2.xy_m[ev_idx[m], 1])
     cov = res2.cov_m2[ev_idx]
     smaj, smin, orient = error_ellipse(cov)
     dets = [groups2[i][used[i]] for i in ev_idx]  # output assembly only
