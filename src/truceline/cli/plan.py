@@ -67,7 +67,7 @@ def compare_cmd(
     sensors: Annotated[
         Path | None, typer.Option(help="A sensor layout (sensors.csv or GeoJSON) to find gaps in")
     ] = None,
-    no_sensors: Annotated[bool, typer.Option(help="Skip the acoustic plan")] = False,
+    no_sensors: Annotated[bool, typer.Option("--no-sensors", help="Skip the acoustic plan")] = False,
 ) -> None:
     """Compare scenarios: line length, areas, buffer zone, people, force and sensors; write HTML."""
     from truceline.core.planner import DENSITY_PRESETS, ForceParameters, SensorParameters
@@ -119,7 +119,8 @@ def replay_cmd(
     ] = "truceline.db",
     since: Annotated[str | None, typer.Option(help="First day replayed (YYYY-MM-DD)")] = None,
     recompute: Annotated[
-        bool, typer.Option(help="Classify under --from again instead of using the stored findings")
+        bool,
+        typer.Option("--recompute", help="Classify under --from again, not the stored findings"),
     ] = False,
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Violation: P >= this")] = 0.5,
 ) -> None:
