@@ -238,25 +238,51 @@ def bench_association(out: list[str]) -> None:
 
 
 def bench_fusion(out: list[str]) -> None:
-    shots = S.simulate_fire(
-        LINE_LON, LINE_LAT, n_shots=2000, duration_s=86400.0, seed=5, chainage_km=(0, 100)
-    )
-    rng = np.random.default_rng(5)
-    ac = (
-        shots.lon, shots.lat, shots.emitted_at_s + rng.normal(0, 0.002, len(shots)),
-        np.tile(np.eye(2) * 25.0, (len(shots), 1, 1)), np.arange(len(shots)),
-    )  # fmt: skip
-    sr = S.simulate_reports(shots, seed=6, acoustic=ac)
-    t = time.perf_counter()
-    res = F.fuse(sr.reports)
-    dt = time.perf_counter() - t
-    p, r = S.pairwise_precision_recall(sr.event, res.event_of_report)
     out += [
-        "### Fusion",
-        f"- {len(shots):,} events in a day on 100 km, {len(sr.reports):,} reports (acoustic, patrols, "
-        f"cameras, party complaints); {len(res.pair_a):,} candidate pairs from the index; {dt:.2f} s",
-        f"- pairwise precision **{p:.3f}**, recall **{r:.3f}** (target >= 0.98); reports lost: "
-        f"{int(np.sum(res.event_of_report < 0))}",
+        "### Fusion (acoustic events duplicated by patrols, cameras and the parties)",
+        "Every event (muzzle blast or impact) located acoustically (5 m, 2 ms); a patrol hears 35 % "
+        "of them (400-1,200 m, 10 s, up to 60 s late), a camera sees 25 % (80-250 m, 1 s), the "
+        "party hit complains of 40 % of the impacts (1-2.5 km, 60 s, on its own side); 12 patrols, "
+        "6 cameras; 3 days on a 50 km sector away from the line's ends. Pairwise precision and "
+        "recall: over all pairs of reports, a pair is linked when fused into one event and true "
+        "when both report the same simulated event. Density in events (explosions) per km of line "
+        "per day; the OSCE SMM's busiest days recorded about 1,200 explosions in 24 h in Donetsk "
+        "region, most around Avdiivka-Yasynuvata-Donetsk airport (6 Feb 2017, ~25 km): 24/km/day "
+        "is that day over 50 km, 48/km/day over 25 km.",
+        "",
+        "| events/km/day | reports | candidate pairs | precision | recall | lost | time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    judged = 24
+    for per_km_day in (6, 12, 24, 48, 96):
+        km, days = 50.0, 3.0
+        n = round(per_km_day * km * days / 2)
+        shots = S.simulate_fire(
+            LINE_LON, LINE_LAT, n_shots=n, duration_s=days * 86400.0, seed=5,
+            chainage_km=(20, 20 + km),
+        )  # fmt: skip
+        rng = np.random.default_rng(5)
+        ac = (
+            shots.lon, shots.lat, shots.emitted_at_s + rng.normal(0, 0.002, len(shots)),
+            np.tile(np.eye(2) * 25.0, (len(shots), 1, 1)), np.arange(len(shots)),
+        )  # fmt: skip
+        sr = S.simulate_reports(shots, seed=6, acoustic=ac, line=(LINE_LON, LINE_LAT))
+        t = time.perf_counter()
+        res = F.fuse(sr.reports)
+        dt = time.perf_counter() - t
+        p, r = S.pairwise_precision_recall(sr.event, res.event_of_report)
+        lost = len(sr.reports) - int(np.sum(res.event_of_report >= 0))
+        bold = "**" if per_km_day == judged else ""
+        out.append(
+            f"| {per_km_day}{' (judged)' if per_km_day == judged else ''} | {len(sr.reports):,} | "
+            f"{len(res.pair_a):,} | {bold}{p:.4f}{bold} | {bold}{r:.4f}{bold} | {lost} | "
+            f"{dt:.2f} s |"
+        )
+    out += [
+        "",
+        f"- target >= 0.98 precision and recall, zero reports lost; judged at {judged} "
+        "events/km/day. Most remaining errors are party complaints given to the wrong one of two "
+        "impacts within their minute and kilometres: no linking rule can tell those apart.",
     ]
 
 

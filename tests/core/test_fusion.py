@@ -12,27 +12,25 @@ LINE_LAT = np.array([47.8, 48.0, 48.1])
 
 
 def _sim(n_shots: int = 600, hours: float = 24.0, seed: int = 5) -> S.SimReports:
+    """Shots on a 50 km sector (1,200 events a day: the OSCE SMM's busiest day), every event
+    located acoustically, duplicated by patrols, cameras and the parties."""
     shots = S.simulate_fire(
-        LINE_LON,
-        LINE_LAT,
-        n_shots=n_shots,
-        duration_s=hours * 3600,
-        seed=seed,
-        chainage_km=(0, 100),
-    )
+        LINE_LON, LINE_LAT, n_shots=n_shots, duration_s=hours * 3600, seed=seed,
+        chainage_km=(20, 70),
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     ac = (
         shots.lon, shots.lat, shots.emitted_at_s + rng.normal(0, 0.002, len(shots)),
         np.tile(np.eye(2) * 25.0, (len(shots), 1, 1)), np.arange(len(shots)),
     )  # fmt: skip
-    return S.simulate_reports(shots, seed=seed + 1, acoustic=ac)
+    return S.simulate_reports(shots, seed=seed + 1, acoustic=ac, line=(LINE_LON, LINE_LAT))
 
 
 def test_fusion_precision_recall_and_every_report_linked() -> None:
     sr = _sim()
     res = F.fuse(sr.reports)
     p, r = S.pairwise_precision_recall(sr.event, res.event_of_report)
-    assert p >= 0.95 and r >= 0.95, (p, r)
+    assert p >= 0.98 and r >= 0.98, (p, r)
     assert len(res.event_of_report) == len(sr.reports)  # zero reports lost
     assert res.event_of_report.min() >= 0
     # at most one report per source per event
@@ -58,9 +56,7 @@ def test_fused_position_is_inverse_covariance_mean() -> None:
     x, y = res.frame.to_xy(rep.lon, rep.lat)
     w = np.array([1 / 100.0**2, 1 / 300.0**2])
     fx, fy = res.frame.to_xy(res.lon, res.lat)
-    assert (
-        abs(fx[0] - np.sum(w * x) / w.sum()) < 0.01 and abs(fy[0] - np.sum(w * y) / w.sum()) < 0.01
-    )
+    assert abs(fx[0] - np.sum(w * x) / w.sum()) < 0.01 and abs(fy[0] - np.sum(w * y) / w.sum()) < 0.01
     assert (
         res.cov_m2[0, 0, 0] == np.float64(1 / w.sum()).round(6)
         or abs(res.cov_m2[0, 0, 0] - 1 / w.sum()) < 1e-6
@@ -98,3 +94,30 @@ def test_split_and_merge_round_trip() -> None:
     back = F.merge(s, sr.reports, [s.event_of_report[members[1]], new])
     assert len(back) == len(res)
     np.testing.assert_allclose(back.lon[back.event_of_report[members[0]]], res.lon[ev], atol=1e-9)
+
+
+def _two(**over: object) -> F.Reports:
+    cols: dict[str, object] = dict(
+        report_id=np.array(["a", "b"]), source_id=np.array(["acoustic", "patrol-1"]),
+        source_type=np.array(["acoustic", "patrol"]), time_s=np.array([1000.0, 1040.0]),
+        time_sigma_s=np.array([0.05, 10.0]), delay_max_s=np.array([0.0, 60.0]),
+        lon=np.array([37.5, 37.5]), lat=np.array([48.0, 48.001]),
+        cov_m2=np.stack([np.eye(2) * 25.0, np.eye(2) * 500.0**2]),
+        kind=np.array(["explosion", "explosion"]), reliability=np.array(["B", "B"]),
+        credibility=np.array([2, 2]),
+    )  # fmt: skip
+    cols.update(over)
+    return F.Reports(**cols)  # type: ignore[arg-type]
+
+
+def test_late_reports_link_early_ones_do_not() -> None:
+    """A patrol that heard the event from afar reports it late, never early."""
+    assert len(F.fuse(_two())) == 1  # 40 s late: within the delay
+    assert len(F.fuse(_two(time_s=np.array([1000.0, 940.0])))) == 2  # 60 s early: another event
+
+
+def test_sides_must_agree() -> None:
+    """A party's complaint about fire on its side does not join an event on the other side."""
+    side = np.array([1, -1], np.int8)
+    assert len(F.fuse(_two(side=side))) == 2
+    assert len(F.fuse(_two(side=np.array([1, 0], np.int8)))) == 1

@@ -172,7 +172,11 @@ def simulate_fire(
     depth = rng.uniform(depth_km[0], depth_km[1], n_shots)
     t = start_s + np.sort(rng.uniform(0.0, duration_s, n_shots))
     mlon, mlat = line_points(line_lon, line_lat, ch, side * depth * 1e3)
-    tch = np.clip(ch + rng.normal(0.0, 3e3, n_shots), c0, c1)
+    # targets within about 3 km along the line, reflected (not clipped) at the sector's ends so
+    # that impacts do not pile up there
+    tch = ch + rng.normal(0.0, 3e3, n_shots)
+    tch = np.where(tch < c0, 2 * c0 - tch, tch)
+    tch = np.clip(np.where(tch > c1, 2 * c1 - tch, tch), c0, c1)
     tdepth = rng.uniform(target_depth_km[0], target_depth_km[1], n_shots)
     ilon, ilat = line_points(line_lon, line_lat, tch, -side * tdepth * 1e3)
     rng_m = np.asarray(_GEOD.inv(mlon, mlat, ilon, ilat)[2])
@@ -412,10 +416,15 @@ def simulate_reports(
     p_camera: float = 0.25,
     p_complaint: float = 0.4,
     acoustic: tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray] | None = None,
+    line: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> SimReports:
     """Duplicate reports of the same events by patrols (heard: late, kilometre errors), cameras (seen:
     precise) and the party that was hit (impacts only: coarse, late), each source reporting an event at
-    most once; ``acoustic`` adds located events ``(lon, lat, time_s, cov_m2, true_event)``."""
+    most once; ``acoustic`` adds located events ``(lon, lat, time_s, cov_m2, true_event)``.
+
+    Reports carry a side when they state one: a party complains of fire on its own side; with the
+    ``line`` (lon, lat vertices), a located event more than 4 sigma from it is on its position's side.
+    """
     rng = np.random.default_rng(seed)
     n = len(shots)
     parts: list[dict[str, np.ndarray]] = []
@@ -428,8 +437,9 @@ def simulate_reports(
         lon, lat, _ = _GEOD.fwd(shots.lon[sel], shots.lat[sel], az, dist)
         late = rng.uniform(0, delay, k) if delay > 0 else np.zeros(k)
         kind = np.where(shots.signal[sel] == 2, "explosion", "muzzle_flash")
+        side = -shots.side[sel] if stype == "party_complaint" else np.zeros(k, np.intp)
         parts.append({
-            "event": sel, "source_type": np.full(k, stype), "source_id": src,
+            "event": sel, "source_type": np.full(k, stype), "source_id": src, "side": side,
             "time_s": shots.emitted_at_s[sel] + late + rng.normal(0, t_sd, k),
             "time_sigma_s": np.full(k, t_sd), "delay_max_s": np.full(k, delay),
             "lon": np.asarray(lon), "lat": np.asarray(lat),
@@ -453,11 +463,23 @@ def simulate_reports(
     if acoustic is not None:
         alon, alat, at, acov, aev = acoustic
         k = len(alon)
+        a_side = np.zeros(k, np.intp)
+        if line is not None:
+            from truceline.core.geodesy import LineIndex
+
+            near = LineIndex([np.column_stack([np.asarray(line[0]), np.asarray(line[1])])]).nearest(
+                alon, alat
+            )
+            sd = np.sqrt(np.maximum(acov[:, 0, 0], acov[:, 1, 1]))
+            a_side = np.where(near.distance_m > 4.0 * sd, near.side, 0).astype(np.intp)
         parts.append({
             "event": aev, "source_type": np.full(k, "acoustic"), "source_id": np.full(k, "acoustic"),
+            "side": a_side,
             "time_s": at, "time_sigma_s": np.full(k, 0.05), "delay_max_s": np.zeros(k),
             "lon": alon, "lat": alat, "cov_m2": acov,
-            "kind": np.full(k, "unknown"), "reliability": np.full(k, "B"),
+            # the located event's signal tells a muzzle blast from an impact
+            "kind": np.where(shots.signal[aev] == 2, "explosion", "muzzle_blast"),
+            "reliability": np.full(k, "B"),
             "credibility": np.full(k, 2),
         })  # fmt: skip
         ev_all = np.concatenate([ev_all, aev])
@@ -479,6 +501,7 @@ def simulate_reports(
         kind=col["kind"][keep].astype(str),
         reliability=col["reliability"][keep].astype(str),
         credibility=col["credibility"][keep].astype(np.intp),
+        side=col["side"][keep].astype(np.int8),
     )
     return SimReports(rep, col["event"][keep].astype(np.intp))
 
