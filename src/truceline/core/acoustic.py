@@ -1756,7 +1756,9 @@ def _explain(
         elif r == "too_few_sensors":
             msgs.append(
                 f"grouped with too few other detections to locate an event (at least {min_sensors} "
-                f"sensors are needed); check that the neighbouring sensors were recording"
+                f"sensors are needed), or with a group that most of the sensors around its position "
+                f"did not hear (a ghost of other events); check that the neighbouring sensors were "
+                f"recording"
             )
         else:
             msgs.append(
