@@ -160,7 +160,9 @@ def write_store(db: Path, ag: Agreement, b: IncidentBatch, f: Findings) -> None:
             ("findings", f_cols, f_columns),
         ):
             sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            conn.exec_driver_sql(sql, list(zip(*data, strict=True)))
+            rows = list(zip(*data, strict=True))
+            if rows:
+                conn.exec_driver_sql(sql, rows)
 
 
 def reingest(ag: Agreement, b: IncidentBatch, rows: np.ndarray, db: Path) -> float:

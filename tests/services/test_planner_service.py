@@ -88,7 +88,9 @@ def _incidents(n: int, seed: int = 5) -> list[Incident]:
     ]
 
 
-def test_replay_from_the_store_matches_replay_in_memory(tmp_path: Path, small_dir: Path) -> None:
+def test_replay_from_the_store_matches_replay_in_memory(
+    tmp_path: Path, small_dir: Path, db_url: str
+) -> None:
     extra = (
         "\nscenarios:\n  - {id: signed, name: As signed}\n"
         "  - {id: wide, name: Wider buffer, zones: [{id: buffer, bands: {A: [0, 30], B: [0, 30]}}]}\n"
@@ -101,7 +103,7 @@ def test_replay_from_the_store_matches_replay_in_memory(tmp_path: Path, small_di
     ag = load_agreement(folder)
     scen = load_scenarios(folder)
     incs = _incidents(300)
-    engine = make_engine(str(tmp_path / "t.db"))
+    engine = make_engine(db_url)  # SQLite, and PostgreSQL + PostGIS (tests/pg.py)
     upgrade(engine)
     with session_factory(engine)() as session, session.begin():
         register_agreement(session, ag, folder)
@@ -109,9 +111,16 @@ def test_replay_from_the_store_matches_replay_in_memory(tmp_path: Path, small_di
     with session_factory(engine)() as session:
         hist = load_history(session, ag.id)
         assert len(hist.batch) == 300 and hist.findings.incident.size > 0
+        assert hist.batch.id.tolist() == [i.id for i in incs]
+        want = np.array([i.observed_at.replace(tzinfo=None) for i in incs], dtype="datetime64[us]")
+        assert np.array_equal(hist.batch.observed_at, want)
+        assert np.allclose(hist.batch.lon, [i.lon for i in incs]) and set(hist.batch.weapon_class) == {
+            ""
+        }
         res = replay_history(session, scen, to="wide", from_="signed")
         recomputed = replay_history(session, scen, to="wide", from_="signed", recompute=True)
         later = replay_history(session, scen, to="wide", since=dt.date(2025, 3, 11))
+    engine.dispose()
     direct = replay(hist.batch, scen[1].agreement, scen[0].agreement)
     for r in (res, recomputed):
         assert (r.before, r.after, r.new, r.cleared) == (

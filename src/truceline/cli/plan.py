@@ -136,11 +136,14 @@ def replay_cmd(
     try:
         scen = load_scenarios(agreement)
         engine = make_engine(db)
-        with session_factory(engine)() as session, _console.status("Replaying the history"):
-            res = replay_history(
-                session, scen, to=to, from_=from_, since=day, recompute=recompute,
-                threshold=threshold,
-            )  # fmt: skip
+        try:
+            with session_factory(engine)() as session, _console.status("Replaying the history"):
+                res = replay_history(
+                    session, scen, to=to, from_=from_, since=day, recompute=recompute,
+                    threshold=threshold,
+                )  # fmt: skip
+        finally:
+            engine.dispose()
     except TrucelineError as exc:
         raise _fail(exc) from exc
     before = from_ or "stored findings"

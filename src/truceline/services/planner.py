@@ -9,13 +9,13 @@ The caller owns the session (and its transaction); nothing here commits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import IncidentBatch
@@ -83,114 +83,106 @@ class History:
     findings: Findings
 
 
-_FLOAT_NONE = np.nan
-
-
 _BLOCK = 100_000  # rows read and turned into arrays at a time (bounded memory)
 
 
-def _floats(v: tuple[object, ...]) -> np.ndarray:
-    return np.array([_FLOAT_NONE if x is None else x for x in v], dtype=np.float64)
+def _driver_blocks(session: Session, q: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of a Core select straight from the driver's cursor, a block at a time.
+
+    Plain tuples, no per-value result processing: reading millions of rows is dominated by that
+    processing otherwise. Values come as the driver gives them (a SQLite timestamp is its text).
+    """
+    conn = session.connection()
+    compiled = q.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    if conn.dialect.name == "sqlite":  # dates as SQLAlchemy stores them there: ISO text
+        params = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in params.items()}
+    args: Any = [params[k] for k in compiled.positiontup or ()] if compiled.positional else params
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        while block := cursor.fetchmany(_BLOCK):
+            yield block
+    finally:
+        cursor.close()
 
 
-def _strs(v: tuple[object, ...]) -> np.ndarray:
-    return np.array(["" if x is None else x for x in v], dtype=str)
+def _timestamps(values: np.ndarray) -> np.ndarray:
+    """UTC ``datetime64[us]`` from driver values: ISO text (SQLite) or datetimes (PostgreSQL)."""
+    if values.size and isinstance(values[0], str):
+        try:
+            return values.astype(str).astype("datetime64[us]")
+        except ValueError:  # text with an offset: parse it properly
+            values = np.array([dt.datetime.fromisoformat(v) for v in values.tolist()], dtype=object)
+    naive = [
+        t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.UTC).replace(tzinfo=None)
+        for t in values.tolist()
+    ]
+    return np.array(naive, dtype="datetime64[us]")
 
 
-def _utc_naive(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=None) if t.tzinfo is None else t.astimezone(dt.UTC).replace(tzinfo=None)
+def _columns(session: Session, q: Any, fields: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Run ``q`` and return its columns as arrays (``fields``: name and NumPy kind per column).
 
-
-def _read_blocks(session: Session, q: Any, n_cols: int) -> list[list[tuple[object, ...]]]:
-    """The query's columns, a block of rows at a time (each block transposed to column tuples)."""
-    out = []
-    for part in session.execute(q.execution_options(yield_per=_BLOCK)).partitions(_BLOCK):
-        out.append(list(zip(*part, strict=True)) if part else [()] * n_cols)
-    return out
+    Kinds: ``f8`` (None becomes NaN), ``i8``, ``str`` (strings; select them with COALESCE so that
+    none is NULL) and ``ts`` (timestamps). Each block of rows becomes a structured array in one call.
+    """
+    layout = np.dtype([(n, "f8" if k == "f8" else "i8" if k == "i8" else "O") for n, k in fields])
+    parts: dict[str, list[np.ndarray]] = {n: [] for n, _ in fields}
+    for block in _driver_blocks(session, q):
+        arr = np.array(block, dtype=layout)
+        for n, k in fields:
+            col = arr[n]
+            if k == "str":
+                col = col.astype(str)
+            elif k == "ts":
+                col = _timestamps(col)
+            parts[n].append(col)
+    empty = {"f8": np.zeros(0), "i8": np.zeros(0, np.int64), "str": np.zeros(0, dtype=str),
+             "ts": np.zeros(0, dtype="datetime64[us]")}  # fmt: skip
+    return {n: (np.concatenate(parts[n]) if parts[n] else empty[k]) for n, k in fields}
 
 
 def load_history(session: Session, agreement_id: str, since: dt.date | None = None) -> History:
     """Read an agreement's incidents (from ``since`` on) and their findings as column arrays.
 
-    Rows stream in blocks of 100,000 and become arrays block by block, so memory follows the arrays,
-    not the rows.
+    Rows stream from the driver in blocks of 100,000 and become arrays block by block.
     """
-    cols = (
-        IncidentRow.pk,
-        IncidentRow.report_id,
-        IncidentRow.observed_at,
-        IncidentRow.lon,
-        IncidentRow.lat,
-        IncidentRow.uncertainty_m,
-        IncidentRow.kind,
-        IncidentRow.weapon_class,
-        IncidentRow.count,
-        IncidentRow.party,
-        IncidentRow.origin_lon,
-        IncidentRow.origin_lat,
-        IncidentRow.origin_uncertainty_m,
-        IncidentRow.bearing_deg,
-        IncidentRow.source_type,
-    )
-    q = select(*cols).where(IncidentRow.agreement_id == agreement_id).order_by(IncidentRow.pk)
-    if since is not None:
-        q = q.where(IncidentRow.day >= since)
-    floats = (3, 4, 5, 10, 11, 12, 13)
-    strings = (1, 6, 7, 9, 14)
-    blocks: list[dict[int, np.ndarray]] = []
-    for c in _read_blocks(session, q, len(cols)):
-        arr: dict[int, np.ndarray] = {k: _floats(c[k]) for k in floats}
-        arr.update({k: _strs(c[k]) for k in strings})
-        arr[0] = np.array(c[0], dtype=np.int64)
-        arr[8] = np.array(c[8], dtype=np.int64)
-        arr[2] = np.array([_utc_naive(t) for t in c[2]], dtype="datetime64[us]")
-        blocks.append(arr)
-
-    def col(k: int, empty: np.ndarray) -> np.ndarray:
-        return np.concatenate([b[k] for b in blocks]) if blocks else empty
-
-    e_f, e_s = np.zeros(0), np.zeros(0, dtype=str)
-    pk = col(0, np.zeros(0, np.int64))
-    batch = IncidentBatch(
-        id=col(1, e_s),
-        observed_at=col(2, np.zeros(0, "datetime64[us]")),
-        lon=col(3, e_f),
-        lat=col(4, e_f),
-        uncertainty_m=col(5, e_f),
-        kind=col(6, e_s),
-        weapon_class=col(7, e_s),
-        count=col(8, np.zeros(0, np.int64)),
-        party=col(9, e_s),
-        origin_lon=col(10, e_f),
-        origin_lat=col(11, e_f),
-        origin_uncertainty_m=col(12, e_f),
-        bearing_deg=col(13, e_f),
-        source_type=col(14, e_s),
-    )
-    fq = (
-        select(FindingRow.incident_pk, FindingRow.rule_id, FindingRow.rule_type,
-               FindingRow.responsible, FindingRow.probability)
-        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
-        .where(IncidentRow.agreement_id == agreement_id)
+    i = IncidentRow
+    fields = [
+        ("pk", "i8"), ("id", "str"), ("observed_at", "ts"), ("lon", "f8"), ("lat", "f8"),
+        ("uncertainty_m", "f8"), ("kind", "str"), ("weapon_class", "str"), ("count", "i8"),
+        ("party", "str"), ("origin_lon", "f8"), ("origin_lat", "f8"),
+        ("origin_uncertainty_m", "f8"), ("bearing_deg", "f8"), ("source_type", "str"),
+    ]  # fmt: skip
+    q = (
+        select(i.pk, i.report_id, i.observed_at, i.lon, i.lat, i.uncertainty_m, i.kind,
+               func.coalesce(i.weapon_class, ""), i.count, func.coalesce(i.party, ""),
+               i.origin_lon, i.origin_lat, i.origin_uncertainty_m, i.bearing_deg, i.source_type)
+        .where(i.agreement_id == agreement_id)
+        .order_by(i.pk)
     )  # fmt: skip
     if since is not None:
-        fq = fq.where(IncidentRow.day >= since)
-    fb = _read_blocks(session, fq, 5)
-    fpk = np.concatenate([np.array(c[0], dtype=np.int64) for c in fb]) if fb else np.zeros(0, np.int64)
-    # pk is sorted (ORDER BY pk): each finding's incident is a binary search away.
-    inc = np.searchsorted(pk, fpk).astype(np.intp)
-
-    def fcol(k: int) -> np.ndarray:
-        return np.concatenate([_strs(c[k]) for c in fb]) if fb else e_s
-
-    findings = Findings(
-        incident=inc,
-        rule_id=fcol(1),
-        rule_type=fcol(2),
-        responsible=fcol(3),
-        probability=(np.concatenate([_floats(c[4]) for c in fb]) if fb else e_f),
-        explanation=np.full(inc.size, "", dtype=str),
+        q = q.where(i.day >= since)
+    c = _columns(session, q, fields)
+    pk = c.pop("pk")
+    batch = IncidentBatch(**c)
+    f = FindingRow
+    fq = (
+        select(f.incident_pk, f.rule_id, f.rule_type, f.responsible, f.probability)
+        .join(i, f.incident_pk == i.pk)
+        .where(i.agreement_id == agreement_id)
     )
+    if since is not None:
+        fq = fq.where(i.day >= since)
+    fc = _columns(
+        session, fq,
+        [("pk", "i8"), ("rule_id", "str"), ("rule_type", "str"), ("responsible", "str"),
+         ("probability", "f8")],
+    )  # fmt: skip
+    # pk is sorted (ORDER BY pk): each finding's incident is a binary search away.
+    inc = np.searchsorted(pk, fc.pop("pk")).astype(np.intp)
+    findings = Findings(incident=inc, explanation=np.full(inc.size, "", dtype=str), **fc)
     return History(batch, findings)
 
 
