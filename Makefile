@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/classify.py
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
+	$(PY) benchmarks/replay.py --store
 
 ## lint: ruff (lint + format check) and mypy (strict on the core)
 lint: $(STAMP)
