@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/classify.py
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
 	$(PY) benchmarks/replay.py --store
+	$(PY) benchmarks/ingest.py
 
 ## lint: ruff (lint + format check) and mypy (strict on the core)
 lint: $(STAMP)

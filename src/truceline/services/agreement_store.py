@@ -183,6 +183,7 @@ class AgreementCache:
     def __init__(self) -> None:
         self._by_hash: dict[str, Agreement] = {}
         self._lock = threading.Lock()
+        self.generation = 0  # bumped whenever an agreement (revision) is loaded in this process
 
     def peek(self, key: str) -> Agreement | None:
         with self._lock:
@@ -191,6 +192,7 @@ class AgreementCache:
     def put(self, key: str, agreement: Agreement) -> None:
         with self._lock:
             self._by_hash[key] = agreement
+            self.generation += 1
 
     def get(self, session: Session, agreement_id: str) -> Agreement:
         """The agreement in force, loaded once per revision."""

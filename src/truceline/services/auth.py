@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -190,13 +191,29 @@ def _digest(secret: str) -> str:
 
 
 class TokenAuthenticator:
-    """Opaque API tokens ``tl_<random>`` looked up by the SHA-256 of the whole token."""
+    """Opaque API tokens ``tl_<random>`` looked up by the SHA-256 of the whole token.
+
+    A token found valid is remembered for ``ttl_s`` seconds, so a device sending many reports
+    costs one lookup, not one per request. Revoking through this server forgets at once
+    (:meth:`forget`); a revocation by another process (the CLI) takes effect within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._known: dict[str, tuple[float, Principal]] = {}
+
+    def forget(self) -> None:
+        self._known.clear()
 
     def authenticate(self, session: Session, credential: str) -> Principal | None:
         if not credential.startswith(TOKEN_PREFIX):
             return None
+        digest = _digest(credential)
+        hit = self._known.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
         row = session.execute(
-            select(ApiTokenRow).where(ApiTokenRow.secret_sha256 == _digest(credential))
+            select(ApiTokenRow).where(ApiTokenRow.secret_sha256 == digest)
         ).scalar_one_or_none()
         if row is None:
             raise AuthenticationError(
@@ -206,13 +223,14 @@ class TokenAuthenticator:
             raise AuthenticationError(
                 f"token {row.id} was revoked", field="Authorization", fix="ask an admin for a new token"
             )
-        return Principal(
-            subject=f"token:{row.id}:{row.name}",
-            role=Role(row.role),
-            party=row.party,
-            sector=row.sector,
-            token_id=row.id,
+        who = Principal(
+            subject=f"token:{row.id}:{row.name}", role=Role(row.role), party=row.party,
+            sector=row.sector, token_id=row.id,
         )
+        if len(self._known) > 10_000:  # bounded: a flood of distinct tokens cannot grow it
+            self._known.clear()
+        self._known[digest] = (time.monotonic(), who)
+        return who
 
 
 @dataclass(frozen=True, slots=True)

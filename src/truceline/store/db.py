@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -13,11 +13,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "make_engine", "session_factory", "upgrade"]
+__all__ = ["Database", "bulk_insert", "make_engine", "session_factory", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 T = TypeVar("T")
@@ -88,6 +88,51 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def bulk_insert(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, new_pks: str | None = None
+) -> list[int]:
+    """Insert ``rows`` (same keys each) into ``table`` within the connection's transaction.
+
+    With ``new_pks`` (the name of a serial primary key column), assigns and returns the new keys
+    in the order of ``rows``. PostgreSQL gets ``COPY`` (keys drawn from the column's sequence
+    first); other databases a Core executemany with ``RETURNING``.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        if new_pks is None:
+            conn.execute(insert(table), list(rows))
+            return []
+        stmt = insert(table).returning(table.c[new_pks], sort_by_parameter_order=True)
+        return [pk for (pk,) in conn.execute(stmt, list(rows))]
+    pks: list[int] = []
+    if new_pks is not None:
+        seq = conn.execute(
+            text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": new_pks}
+        ).scalar_one()
+        pks = list(conn.execute(
+            text("SELECT nextval(:s) FROM generate_series(1, :n)"), {"s": seq, "n": len(rows)}
+        ).scalars())
+    cols = list(rows[0])
+    # Column defaults the rows leave out (e.g. a status) are applied here, as an INSERT would.
+    defaults = {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.name not in cols and c.name != new_pks and c.default is not None and c.default.is_scalar
+    }
+    names = ([new_pks] if new_pks else []) + cols + list(defaults)
+    raw = conn.connection.driver_connection
+    with raw.cursor().copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+        extra = tuple(defaults.values())
+        if new_pks:
+            for pk, r in zip(pks, rows, strict=True):
+                cp.write_row((pk, *(r[c] for c in cols), *extra))
+        else:
+            for r in rows:
+                cp.write_row((*(r[c] for c in cols), *extra))
+    return pks
+
+
 def _retryable(exc: DBAPIError) -> bool:
     """Conflicts that a fresh transaction resolves: a unique key taken by a concurrent commit,
     a PostgreSQL serialisation failure or deadlock, a SQLite lock held past the busy timeout."""
@@ -108,7 +153,9 @@ class Database:
 
     def __init__(self, url: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
         self.url = url
-        self.engine = make_engine(url, synchronous=synchronous, pool_pre_ping=True)
+        # A server's connections to PostgreSQL can be cut; a SQLite file's cannot (no ping per checkout).
+        ping = "://" in url and not url.startswith("sqlite")
+        self.engine = make_engine(url, synchronous=synchronous, pool_pre_ping=ping)
         if self.engine.dialect.name == "sqlite":
             self.write_engine = make_engine(url, synchronous=synchronous, begin_immediate=True)
         else:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-from sqlalchemy import func, insert, select
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import Incident
@@ -34,6 +34,7 @@ from truceline.ledger_verify import (
     inclusion_path,
     merkle_root,
 )
+from truceline.store.db import bulk_insert
 from truceline.store.models import (
     FindingRow,
     IncidentRow,
@@ -61,14 +62,15 @@ def _utc(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
-def _head(session: Session) -> LedgerHeadRow:
-    head = session.execute(
-        select(LedgerHeadRow).where(LedgerHeadRow.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:  # a database migrated before the head row existed
-        head = LedgerHeadRow(id=1, seq=0, entry_hash=GENESIS, recorded_at=None)
-        session.add(head)
-        session.flush()
+def _lock_head(session: Session) -> Row[Any]:
+    """The head (seq, entry_hash, recorded_at), locked until the transaction ends."""
+    conn = session.connection()
+    ht = LedgerHeadRow.__table__
+    q = select(ht.c.seq, ht.c.entry_hash, ht.c.recorded_at).where(ht.c.id == 1)
+    head = conn.execute(q.with_for_update()).one_or_none()
+    if head is None:  # a database whose tables were made without the migration's head row
+        conn.execute(insert(ht).values(id=1, seq=0, entry_hash=GENESIS, recorded_at=None))
+        head = conn.execute(q).one()
     return head
 
 
@@ -82,10 +84,13 @@ def append(
     """
     if not items:
         return []
-    head = _head(session)
+    head = _lock_head(session)
+    conn = session.connection()  # Core statements: this runs in every write transaction
+    ht = LedgerHeadRow.__table__
     last = _utc(head.recorded_at)
-    t = max(_utc(now) or now, last) if last else _utc(now) or now
-    closed = session.execute(select(func.max(LedgerRootRow.day))).scalar()
+    t = _utc(now) or now
+    t = max(t, last) if last else t
+    closed = conn.execute(select(func.max(LedgerRootRow.__table__.c.day))).scalar()
     if closed is not None and t.date() <= closed:
         raise ConflictError(
             f"the ledger's day {closed} is closed and the clock says {t:%Y-%m-%d %H:%M}",
@@ -112,9 +117,8 @@ def append(
         )
         prev = h
     for k in range(0, len(rows), _CHUNK):
-        session.execute(insert(LedgerEntryRow), rows[k : k + _CHUNK])
-    head.seq, head.entry_hash, head.recorded_at = seq, prev, t
-    session.flush()
+        bulk_insert(conn, LedgerEntryRow.__table__, rows[k : k + _CHUNK])
+    conn.execute(update(ht).where(ht.c.id == 1).values(seq=seq, entry_hash=prev, recorded_at=t))
     return [r["seq"] for r in rows]
 
 
@@ -161,7 +165,7 @@ def _day_hashes(session: Session, day: dt.date) -> list[tuple[int, str]]:
 
 def close_days(session: Session, *, now: dt.datetime) -> list[LedgerRootRow]:
     """Close every day before ``now``'s UTC date that has entries and no root yet."""
-    _head(session)  # lock: no append interleaves with closing
+    _lock_head(session)  # no append interleaves with closing
     today = (_utc(now) or now).date()
     closed = set(session.execute(select(LedgerRootRow.day)).scalars())
     days = session.execute(

@@ -75,4 +75,9 @@ def list_all(ctx: Ctx, _: Admin) -> list[TokenOut]:
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
 def revoke(token_id: Annotated[str, Path(max_length=32)], ctx: Ctx, who: Admin) -> TokenOut:
-    return ctx.db.write(lambda s: _out(revoke_token(s, token_id, actor=who, now=ctx.clock())))
+    out = ctx.db.write(lambda s: _out(revoke_token(s, token_id, actor=who, now=ctx.clock())))
+    for auth in ctx.authenticators:  # a revoked token stops working at once on this server
+        forget = getattr(auth, "forget", None)
+        if forget is not None:
+            forget()
+    return out

@@ -1,0 +1,436 @@
+"""Benchmark: ingest into the mission server's store, and single-submission latency.
+
+1. Batch ingest throughput (incidents/s, validated, adjudicated, ledgered and committed) through
+   the service the API's batch route uses, on the embedded SQLite (WAL, synchronous=FULL, as
+   ``truceline serve`` runs it) and on PostgreSQL + PostGIS (a throwaway cluster from the
+   installed binaries, fsync on);
+2. PostgreSQL's own ``COPY`` of the same incident rows into the same table (indexes, the PostGIS
+   column and its GiST index included) as the ceiling, in the same run;
+3. p50/p99 latency of single submissions at a fixed rate (default 200/s) from a separate load
+   process over loopback against ``truceline serve`` on SQLite (open loop: latency counts from
+   the moment a request was due, so a stalled server cannot hide its queue).
+
+Run: ``make bench`` or ``.venv/bin/python benchmarks/ingest.py [--n 20000] [--rate 200 --seconds 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import queue
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.pg: the throwaway PostgreSQL cluster
+
+AGREEMENT = ROOT / "examples" / "ukraine-2024"
+BATCH = 5000
+
+
+def make_records(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """``n`` simulated reports (the simulator's realistic mix), as the API receives them."""
+    from truceline.core.simulate import SimulationConfig, simulate
+    from truceline.io.agreement_files import load_agreement
+
+    ag = load_agreement(AGREEMENT)
+    start = max(ag.effective_from + dt.timedelta(days=45), ag.versions[-1].effective_from)
+    out: list[dict[str, Any]] = []
+    day = 0
+    while len(out) < n:
+        sim = simulate(
+            ag,
+            SimulationConfig(
+                days=1,
+                seed=seed + day,
+                start=start + dt.timedelta(days=day),
+                events_per_day=max(400, n // 2),
+            ),
+        )
+        out += [r.model_dump(mode="json") for r in sim.reports]
+        day += 1
+    return out[:n]
+
+
+def ingest_run(
+    url: str, records: list[dict[str, Any]], warm: list[dict[str, Any]] | None = None
+) -> dict[str, float]:
+    """Register the agreement, then submit batches through the batch route's service."""
+    from truceline.api.context import SYSTEM
+    from truceline.core.incidents import Incident
+    from truceline.services import adjudicate
+    from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
+    from truceline.services.submissions import Verdict, submit_records
+    from truceline.store.db import Database
+
+    db = Database(url, synchronous="FULL")
+    db.upgrade()
+    cache = AgreementCache()
+    now = dt.datetime.now(dt.UTC)
+    db.write(
+        lambda s: store_agreement(
+            s, files_of_folder(AGREEMENT), source=str(AGREEMENT), actor=SYSTEM, now=now, cache=cache
+        )
+    )
+    with db.read() as s:
+        ag = cache.get(s, "ukraine-2024")
+    # A server that has been running: the agreement is compiled and the line index's cells around
+    # the line are filled. Warm up on other reports (another seed), never on the measured ones.
+    if warm:
+        adjudicate(ag, [Incident.model_validate(r) for r in warm], list(range(len(warm))))
+    accepted = 0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for k in range(0, len(records), BATCH):
+        chunk = records[k : k + BATCH]
+        res = db.write(lambda s, chunk=chunk: submit_records(s, ag, chunk, principal=SYSTEM, now=now))
+        accepted += res.count(Verdict.accepted)
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0  # this process only (PostgreSQL's own work is not in it)
+    db.dispose()
+    return {
+        "accepted": accepted,
+        "seconds": seconds,
+        "per_s": accepted / seconds,
+        "cpu_s": cpu,
+        "loadavg_1min": os.getloadavg()[0],
+    }
+
+
+COPY_COLUMNS = (
+    "agreement_id",
+    "batch_id",
+    "report_id",
+    "content_hash",
+    "observed_at",
+    "day",
+    "time_precision",
+    "lon",
+    "lat",
+    "uncertainty_m",
+    "kind",
+    "weapon_class",
+    "count",
+    "party",
+    "origin_lon",
+    "origin_lat",
+    "origin_uncertainty_m",
+    "bearing_deg",
+    "source_type",
+    "reliability",
+    "credibility",
+    "narrative",
+    "side_party",
+    "distance_km",
+    "p_side",
+    "zones",
+    "sector",
+    "received_at",
+    "status",
+    "submitted_by",
+)
+
+
+def copy_run(cluster: Any, source_url: str) -> dict[str, float]:
+    """COPY the rows the ingest stored into the same, freshly migrated table of another database."""
+    import psycopg
+
+    from truceline.store.db import make_engine, upgrade
+
+    src = psycopg.connect(source_url.replace("postgresql+psycopg", "postgresql"))
+    buf = io.BytesIO()
+    with src.cursor().copy(f"COPY (SELECT {', '.join(COPY_COLUMNS)} FROM incidents) TO STDOUT") as cp:
+        for block in cp:
+            buf.write(block)
+    rows = src.execute("select count(*) from incidents").fetchone()[0]
+    src.close()
+    cluster._admin("CREATE DATABASE copy_target")
+    engine = make_engine(cluster.url("copy_target"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+    upgrade(engine)
+    engine.dispose()
+    data = buf.getvalue()
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=copy_target") as conn:
+        conn.execute("INSERT INTO agreements VALUES ('ukraine-2024', 'x', 'x', 'x', now())")
+        conn.execute(
+            "INSERT INTO ingest_batches (id, agreement_id, source, received_at, n_accepted, "
+            "n_duplicates, n_rejected) SELECT g, 'ukraine-2024', 'x', now(), 0, 0, 0 "
+            "FROM generate_series(1, 1000) g"
+        )
+        conn.commit()
+        t0 = time.perf_counter()
+        with conn.cursor().copy(f"COPY incidents ({', '.join(COPY_COLUMNS)}) FROM STDIN") as cp:
+            for k in range(0, len(data), 1 << 20):
+                cp.write(data[k : k + (1 << 20)])
+        conn.commit()
+        seconds = time.perf_counter() - t0
+    return {"rows": rows, "seconds": seconds, "per_s": rows / seconds}
+
+
+# -- latency ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load(
+    url: str,
+    token: str,
+    rate: float,
+    seconds: float,
+    records: list[dict[str, Any]],
+    out: Path,
+    workers: int = 64,
+) -> None:
+    """Open-loop load: request i is due at t0 + i / rate; latency counts from when it was due."""
+    import http.client
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    n = int(rate * seconds)
+    due: queue.Queue[tuple[int, float] | None] = queue.Queue()
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        while (job := due.get()) is not None:
+            i, t_due = job
+            body = json.dumps(records[i % len(records)])
+            try:
+                conn.request("POST", "/api/v1/incidents", body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                code = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+                code = 0
+            done = time.perf_counter()
+            with lock:
+                lat.append(done - t_due)
+                codes[code] = codes.get(code, 0) + 1
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter() + 0.5
+    for i in range(n):
+        wait = t0 + i / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        due.put((i, t0 + i / rate))
+    for _ in threads:
+        due.put(None)
+    for t in threads:
+        t.join()
+    lat.sort()
+    out.write_text(
+        json.dumps(
+            {
+                "n": len(lat),
+                "rate": rate,
+                "codes": codes,
+                "p50_ms": 1000 * lat[len(lat) // 2],
+                "p99_ms": 1000 * lat[int(len(lat) * 0.99) - 1],
+                "max_ms": 1000 * lat[-1],
+                "mean_ms": 1000 * statistics.fmean(lat),
+                "achieved_rate": len(lat) / (time.perf_counter() - t0),
+            }
+        )
+    )
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def latency_run(rate: float, seconds: float, records: list[dict[str, Any]], tmp: Path) -> dict[str, Any]:
+    """Start `truceline serve` on SQLite; drive it from a separate load process."""
+    from truceline.api.context import SYSTEM
+    from truceline.services.auth import create_token
+    from truceline.store.db import Database
+
+    db_path = tmp / "latency.db"
+    db = Database(str(db_path))
+    db.upgrade()
+    token = db.write(
+        lambda s: create_token(s, role="sensor", name="load", actor=SYSTEM, now=dt.datetime.now(dt.UTC))
+    ).secret
+    db.dispose()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp / "server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from truceline.cli import app; app()",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(db_path),
+            "--agreement",
+            str(AGREEMENT),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/ready", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(
+                        "the server did not start; see " + str(tmp / "server.log")
+                    ) from None
+                time.sleep(0.2)
+        recs_file = tmp / "records.json"
+        recs_file.write_text(json.dumps(records[:5000]))
+        # Warm up the server (agreement compiled, caches filled) with a short burst first.
+        cpu: dict[str, float] = {}
+        for phase, (r, s_) in (("warm-up", (50.0, 2.0)), ("measured", (rate, seconds))):
+            out = tmp / f"latency-{phase}.json"
+            cpu[phase] = _cpu_s(server.pid)
+            load_before = os.getloadavg()[0]
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "load",
+                    "--url",
+                    url,
+                    "--token",
+                    token,
+                    "--rate",
+                    str(r),
+                    "--seconds",
+                    str(s_),
+                    "--records",
+                    str(recs_file),
+                    "--out",
+                    str(out),
+                    "--prefix",
+                    phase,
+                ],
+                check=True,
+            )
+        result: dict[str, Any] = json.loads((tmp / "latency-measured.json").read_text())
+        # The server's own CPU per request: unlike wall-clock latency, unaffected by other
+        # processes competing for the cores.
+        result["server_cpu_ms_per_request"] = 1000 * (_cpu_s(server.pid) - cpu["measured"]) / result["n"]
+        result["loadavg_1min_before"] = load_before
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd")
+    ld = sub.add_parser("load", help="(internal) the load process")
+    ld.add_argument("--url", required=True)
+    ld.add_argument("--token", required=True)
+    ld.add_argument("--rate", type=float, required=True)
+    ld.add_argument("--seconds", type=float, required=True)
+    ld.add_argument("--records", type=Path, required=True)
+    ld.add_argument("--out", type=Path, required=True)
+    ld.add_argument("--prefix", default="lat")
+    parser.add_argument("--n", type=int, default=20_000, help="incidents for the ingest runs")
+    parser.add_argument("--rate", type=float, default=200.0, help="single submissions per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true", help="only the latency run")
+    parser.add_argument("--skip-latency", action="store_true", help="only the ingest runs")
+    args = parser.parse_args(argv)
+    if args.cmd == "load":
+        records = [
+            {**r, "id": f"{args.prefix}-{k}"} for k, r in enumerate(json.loads(args.records.read_text()))
+        ]
+        load(args.url, args.token, args.rate, args.seconds, records, args.out)
+        return 0
+
+    print(f"Simulating {args.n:,} reports on {AGREEMENT.name} ...", flush=True)
+    records = make_records(args.n)
+    warm = make_records(args.n, seed=1001)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="truceline-bench-") as tmpd:
+        tmp = Path(tmpd)
+        if not args.skip_ingest:
+            r = ingest_run(str(tmp / "bench.db"), records, warm)
+            results["sqlite"] = r
+            print(
+                f"SQLite  (WAL, synchronous=FULL): {r['accepted']:,} accepted in {r['seconds']:.2f} s "
+                f"-> {r['per_s']:,.0f} incidents/s",
+                flush=True,
+            )
+        if not (args.skip_postgres or args.skip_ingest):
+            from tests.pg import pg_unavailable, start_cluster, stop_cluster
+
+            reason = pg_unavailable()
+            if reason:
+                print(f"PostGIS: skipped ({reason})")
+            else:
+                cluster = start_cluster(fsync=True)
+                try:
+                    cluster._admin("CREATE DATABASE bench")
+                    r = ingest_run(cluster.url("bench"), records, warm)
+                    results["postgis"] = r
+                    print(
+                        f"PostGIS (fsync on):              {r['accepted']:,} accepted in "
+                        f"{r['seconds']:.2f} s -> {r['per_s']:,.0f} incidents/s",
+                        flush=True,
+                    )
+                    c = copy_run(cluster, cluster.url("bench"))
+                    results["copy"] = c
+                    print(
+                        f"PostgreSQL COPY, same rows:      {c['rows']:,} rows in {c['seconds']:.2f} s "
+                        f"-> {c['per_s']:,.0f} rows/s; ingest = {r['per_s'] / c['per_s']:.0%} of COPY",
+                        flush=True,
+                    )
+                finally:
+                    stop_cluster(cluster)
+        if not args.skip_latency:
+            lat = latency_run(args.rate, args.seconds, records, tmp)
+            results["latency"] = lat
+            print(
+                f"Single submissions at {args.rate:.0f}/s for {args.seconds:.0f} s (separate load "
+                f"process, loopback, SQLite FULL): p50 {lat['p50_ms']:.1f} ms, "
+                f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
+                f"achieved {lat['achieved_rate']:.0f}/s; statuses {lat['codes']}; "
+                f"server CPU {lat['server_cpu_ms_per_request']:.2f} ms/request; "
+                f"load average before {lat['loadavg_1min_before']:.1f}"
+            )
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())
