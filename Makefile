@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 ## test: the whole suite
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q  # loadgroup: the browser tests share one worker and server
 
 ## bench: speed and accuracy measurements (results go to BENCHMARKS.md by hand, with this command)
 bench: $(STAMP)
@@ -30,6 +30,7 @@ bench: $(STAMP)
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
 	$(PY) benchmarks/replay.py --store
 	$(PY) benchmarks/ingest.py
+	@if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/dashboard.py; else echo "dashboard benchmark: no /usr/bin/chromium"; fi
 
 ## lint: ruff (lint + format check) and mypy (strict on the core)
 lint: $(STAMP)

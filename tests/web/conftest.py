@@ -22,6 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "out" / "test-artifacts"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Known with or without pytest-xdist (-p no:xdist): the browser tests share one server.
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
+
+
 def missing(what: str) -> None:
     """Skip (locally) or fail (in CI) because ``what`` is not installed."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):

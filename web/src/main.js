@@ -7,7 +7,7 @@ import { MapView } from "./mapview.js";
 import { Panel } from "./panel.js";
 import { FILTERS, filterParams, readState, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
-import { addDays, debounce, el, fmtAge, fmtInt, fmtProb, fmtTime, humanise, partyColours, partyName } from "./util.js";
+import { addDays, dayDiff, debounce, el, fmtAge, fmtInt, fmtProb, fmtTime, humanise, partyColours, partyName } from "./util.js";
 
 const $ = (s) => document.querySelector(s);
 const STATUSES = [["new", "awaiting review"], ["verified", "verified"], ["rejected", "rejected"], ["sent_back", "sent back"]];
@@ -248,7 +248,7 @@ function closePanel() {
 }
 
 function renderLegend() {
-  $("#legend").replaceChildren(app.map.legendElement((k, on) => app.map.setVisible(k, on)));
+  $("#legend").replaceChildren(app.map.legendElement((k, on) => app.map.setVisible(k, on), { incidents: can(app.role, "incidents") }));
 }
 
 async function initMap() {
@@ -261,11 +261,12 @@ async function initMap() {
     }, 300),
   });
   app.timeline = new Timeline($("#timeline"), (s, e) => setDates(s, e));
-  const base = app.map.loadBase("/static/countries-10m.json");
+
   // Dates: as the URL says, else the last day with data.
   const tl = await api(`/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`);
   // The last day with findings (a report or two past midnight does not make a day to show).
   const withFindings = tl.days.filter((_, i) => tl.findings[i] > 0);
+  app.firstDay = tl.days.length ? tl.days[0] : null;
   app.lastDay = withFindings.length ? withFindings[withFindings.length - 1] : tl.days.length ? tl.days[tl.days.length - 1] : null;
   if (!app.state.end) app.state.end = app.lastDay;
   if (!app.state.start) app.state.start = app.state.end;
@@ -276,9 +277,15 @@ async function initMap() {
   app.colours = partyColours(app.legend);
   $("#agreement-name").textContent = app.legend.agreement.name;
   app.map.setLegend(app.legend, colourOf);
+  const [w, s, e, n] = app.legend.bbox; // the base map: the region around the line, generously
+  const base = app.map.loadBase("/static/countries-10m.json", [w - 20, Math.max(s - 12, -89), e + 20, Math.min(n + 12, 89)]);
   if (app.state.z !== null && app.state.lat !== null && app.state.lon !== null) app.map.map.setView([app.state.lat, app.state.lon], app.state.z);
   else if (!$("#view-map").hidden) app.map.fitLine();
-  else app.needsFit = true; // a hidden map has no size to fit to: fit when it is shown
+  else {
+    // A hidden map has no size to fit to: give it a view now (selections draw on it), fit when shown.
+    app.map.map.setView(app.map.lineBounds.getCenter(), 6);
+    app.needsFit = true;
+  }
   renderLegend();
   if (matchMedia("(max-width: 900px)").matches) {
     $("#sidebar").classList.add("collapsed"); // a tablet: the map first, filters on demand
@@ -335,7 +342,7 @@ async function loadQueue() {
           { tabindex: 0, "data-pk": it.pk, class: `tier-${it.tier}`, onclick: open, onkeydown: (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), open()) },
           el("td", {}, el("span", { class: `tier t${it.tier}`, text: TIERS[it.tier] })),
           el("td", { text: fmtAge(it.received_at, now) }),
-          el("td", { text: fmtTime(it.observed_at) }),
+          el("td", { class: "nowrap", text: `${it.observed_at.slice(5, 10)} ${it.observed_at.slice(11, 16)}` }),
           el("td", {}, el("code", { text: it.report_id })),
           el("td", { text: humanise(it.kind) + (it.weapon_class ? ` (${humanise(it.weapon_class)})` : "") }),
           el("td", { text: sectorLabel(it.sector) }),
@@ -354,7 +361,13 @@ async function loadQueue() {
 
 let dailySeq = 0;
 async function loadDaily() {
-  const day = app.state.day || app.state.end || app.lastDay || new Date().toISOString().slice(0, 10);
+  let day = app.state.day || app.state.end || app.lastDay;
+  if (!day && !can(app.role, "draft")) {
+    // Those who read published reports only: the newest one.
+    const published = await api("/reports").catch(() => []);
+    if (published.length) day = published[published.length - 1].day;
+  }
+  day = day || new Date().toISOString().slice(0, 10);
   const seq = ++dailySeq;
   $("#daily-day").value = day;
   document.body.dataset.daily = "";
@@ -385,15 +398,18 @@ async function loadTrend(day) {
   trend.hidden = !can(app.role, "statistics");
   if (trend.hidden) return;
   try {
-    const start = addDays(day, -29);
+    // Thirty days back, or from the first day with data when that is later.
+    const first = app.firstDay && app.firstDay <= day ? app.firstDay : null;
+    const start = first && first > addDays(day, -29) ? first : addDays(day, -29);
     const stats = await api(`/statistics/daily${qs({ start, end: day })}`);
-    const days = [...Array(30).keys()].map((k) => addDays(start, k));
+    const days = [...Array(dayDiff(start, day) + 1).keys()].map((k) => addDays(start, k));
     const byDay = new Map(stats.map((s) => [s.day, s]));
     const parties = [...new Set(stats.flatMap((s) => Object.keys(s.violations_by_party)))];
     const order = [app.legend?.left, app.legend?.right, ...parties.sort()].filter((p, i, a) => p && parties.includes(p) && a.indexOf(p) === i);
     $("#trend-party").replaceChildren(stackedBars(days, order.map((p) => ({ key: p, label: partyName(app.legend, p), colour: colourOf(p), values: days.map((d) => byDay.get(d)?.violations_by_party[p] || 0) })), day));
     const rules = [...new Set(stats.flatMap((s) => Object.keys(s.findings_by_rule)))].sort();
-    const palette = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB", "#222255", "#225555", "#666633", "#663333", "#999933"];
+    // Twenty distinct colours (Tableau 20): an agreement has a dozen rules or more.
+    const palette = ["#4E79A7", "#A0CBE8", "#F28E2B", "#FFBE7D", "#59A14F", "#8CD17D", "#B6992D", "#F1CE63", "#499894", "#86BCB6", "#E15759", "#FF9D9A", "#79706E", "#BAB0AC", "#D37295", "#FABFD2", "#B07AA1", "#D4A6C8", "#9D7660", "#D7B5A6"];
     $("#trend-rule").replaceChildren(stackedBars(days, rules.map((r, i) => ({ key: r, label: r, colour: palette[i % palette.length], values: days.map((d) => byDay.get(d)?.findings_by_rule[r] || 0) })), day));
   } catch (e) {
     $("#trend-party").textContent = errorText(e);

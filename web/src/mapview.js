@@ -11,7 +11,8 @@ import { clusterSvg, incidentSvg, milIcon, RULE_TYPES, shapeSvg, sidcOf } from "
 const K95 = 2.4477;
 // Beyond this many single points in view, draw them as plain dots on one canvas.
 const MAX_DOM_POINTS = 1500;
-const WITHDRAWAL_COLOURS = ["#7a0177", "#c51b8a", "#3f007d", "#6a51a3", "#08519c", "#006d2c"];
+// Withdrawal lines, nearest first: distinct from each other and from the parties' blue and vermillion.
+const WITHDRAWAL_COLOURS = ["#7b3294", "#c51b7d", "#01665e", "#8c510a", "#4d9221", "#542788"];
 
 export class MapView {
   constructor(container, { onSelect, onMove }) {
@@ -40,6 +41,9 @@ export class MapView {
     this.data = null;
     this.selected = null;
     this.selectedShape = null;
+    const zoomClass = () => this.map.getContainer().classList.toggle("far", this.map.getZoom() < 6);
+    this.map.on("zoomend", zoomClass);
+    this.map.whenReady(zoomClass);
     this.map.on("moveend", () => {
       this.render();
       const c = this.map.getCenter();
@@ -47,9 +51,20 @@ export class MapView {
     });
   }
 
-  async loadBase(url) {
+  /** The Natural Earth countries, clipped to a box around the agreement ([w, s, e, n], degrees):
+   * Leaflet re-projects every vertex of a layer at each zoom, and the world at 1:10m is ~500,000. */
+  async loadBase(url, box) {
     const topo = await (await fetch(url)).json();
     const countries = feature(topo, topo.objects.countries);
+    if (box) {
+      // Clipped a little beyond the view's limits: the cut edges stay off screen.
+      countries.features = clipFeatures(countries.features, [box[0] - 4, Math.max(box[1] - 3, -89), box[2] + 4, Math.min(box[3] + 3, 89)]);
+      // Keep the view inside the box, so its clipped edges are never on screen.
+      const bounds = L.latLngBounds([box[1], box[0]], [box[3], box[2]]);
+      this.map.setMaxBounds(bounds);
+      this.map.options.maxBoundsViscosity = 1.0;
+      this.map.setMinZoom(Math.max(this.map.getBoundsZoom(bounds, true), 3));
+    }
     L.geoJSON(countries, {
       renderer: this.baseRenderer,
       interactive: false,
@@ -171,7 +186,7 @@ export class MapView {
 
   /** Draw what is in view: clusters, single points (symbols or dots) and error circles. */
   render() {
-    if (!this.data) return;
+    if (!this.data || !this.map._loaded) return; // no view yet: nothing to draw into
     if (!this.index) this._buildIndex();
     const b = this.map.getBounds().pad(0.15);
     const z = this.map.getZoom();
@@ -272,7 +287,7 @@ export class MapView {
   }
 
   /** The legend: layer switches, party colours, rule shapes, symbols. */
-  legendElement(onToggle) {
+  legendElement(onToggle, { incidents = true } = {}) {
     const box = el("div", { class: "legend-inner" });
     const toggle = (key, label, swatch) =>
       el("label", { class: "toggle" }, el("input", { type: "checkbox", checked: this.visible[key], "data-layer": key, onchange: (e) => onToggle(key, e.target.checked) }), swatch, label);
@@ -280,15 +295,15 @@ export class MapView {
     box.append(
       el("h3", { text: "Layers" }),
       toggle("findings", " Findings", null),
-      toggle("incidents", " Other incidents", sw(incidentSvg(10))),
-      toggle("ellipses", " 95 % error circles (zoom in)", null),
+      incidents ? toggle("incidents", " Other incidents", sw(incidentSvg(10))) : null,
+      incidents ? toggle("ellipses", " 95 % error circles (zoom in)", null) : null,
       toggle("zones", " Zones", null),
       toggle("withdrawal", " Withdrawal lines", null),
       ...[...(this.withdrawalInfo || new Map())].map(([km, names]) =>
         el("div", { class: "key sub", title: names.join("; ") }, sw(`<svg width="22" height="8"><path d="M0 4 H22" stroke="${this.withdrawalColours.get(km)}" stroke-width="2" stroke-dasharray="5 3"/></svg>`), ` ${km} km: ${shortNames(names)}`),
       ),
       toggle("sectors", " Sectors", sw('<svg width="22" height="8"><path d="M0 4 H22" stroke="#555" stroke-width="1.5" stroke-dasharray="3 3"/></svg>')),
-      toggle("posts", " Observation posts", sw('<svg width="12" height="12"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>')),
+      incidents ? toggle("posts", " Observation posts", sw('<svg width="12" height="12"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>')) : null,
       el("h3", { text: "Responsible party" }),
       ...[this.legend.left, this.legend.right, "undetermined"].map((p) => el("div", { class: "key" }, sw(`<svg width="12" height="12"><circle cx="6" cy="6" r="5" fill="${this.colourOf(p)}" stroke="#111"/></svg>`), ` ${partyName(this.legend, p)}`)),
       el("h3", { text: "Rule type" }),
@@ -297,6 +312,45 @@ export class MapView {
     );
     return box;
   }
+}
+
+/** Clip polygon features to a lon/lat box (Sutherland-Hodgman per ring); drops what falls outside. */
+export function clipFeatures(features, [w, s, e, n]) {
+  const inside = [(p) => p[0] >= w, (p) => p[0] <= e, (p) => p[1] >= s, (p) => p[1] <= n];
+  const cut = [
+    (a, b) => [w, a[1] + ((b[1] - a[1]) * (w - a[0])) / (b[0] - a[0])],
+    (a, b) => [e, a[1] + ((b[1] - a[1]) * (e - a[0])) / (b[0] - a[0])],
+    (a, b) => [a[0] + ((b[0] - a[0]) * (s - a[1])) / (b[1] - a[1]), s],
+    (a, b) => [a[0] + ((b[0] - a[0]) * (n - a[1])) / (b[1] - a[1]), n],
+  ];
+  const clipRing = (ring) => {
+    let out = ring;
+    for (let k = 0; k < 4 && out.length; k++) {
+      const input = out;
+      out = [];
+      for (let i = 0; i < input.length; i++) {
+        const a = input[i];
+        const b = input[(i + 1) % input.length];
+        const ina = inside[k](a);
+        const inb = inside[k](b);
+        if (ina) out.push(a);
+        if (ina !== inb) out.push(cut[k](a, b));
+      }
+    }
+    return out.length >= 3 ? out : null;
+  };
+  const clipPolygon = (rings) => {
+    const outer = clipRing(rings[0]);
+    return outer ? [outer, ...rings.slice(1).map(clipRing).filter(Boolean)] : null;
+  };
+  const out = [];
+  for (const f of features) {
+    const g = f.geometry;
+    if (!g) continue;
+    const polys = (g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : []).map(clipPolygon).filter(Boolean);
+    if (polys.length) out.push({ ...f, geometry: { type: "MultiPolygon", coordinates: polys } });
+  }
+  return out;
 }
 
 /** Weapon class names, shortened for the legend ("Main battle tank (gun)" -> "Main battle tank"). */

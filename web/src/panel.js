@@ -4,6 +4,12 @@
 import { api, ApiError, can } from "./api.js";
 import { el, fmtKm, fmtM, fmtProb, fmtTime, humanise, likelihood, partyName } from "./util.js";
 
+/** "P = 0.56", or "P > 0.99" where the figure is a bound. */
+const pIs = (p) => {
+  const f = fmtProb(p);
+  return /^[<>]/.test(f) ? `P ${f}` : `P = ${f}`;
+};
+
 const RELIABILITY = { A: "completely reliable", B: "usually reliable", C: "fairly reliable", D: "not usually reliable", E: "unreliable", F: "reliability cannot be judged" };
 const CREDIBILITY = { 1: "confirmed", 2: "probably true", 3: "possibly true", 4: "doubtful", 5: "improbable", 6: "truth cannot be judged" };
 
@@ -97,7 +103,7 @@ export class Panel {
       ["Observed", `${fmtTime(inc.observed_at)} (precision: ${inc.time_precision})`],
       ["Position", `${inc.lat.toFixed(5)}° N, ${inc.lon.toFixed(5)}° E`],
       ["Position error", `${fmtM(inc.uncertainty_m)} (1 σ); 95 %: ${fmtM(2.4477 * inc.uncertainty_m)}`],
-      ["Side of the line", `${partyName(this.ctx.legend, inc.side_party)} (P = ${fmtProb(inc.p_side)})`],
+      ["Side of the line", `${partyName(this.ctx.legend, inc.side_party)} (${pIs(inc.p_side)})`],
       ["Distance to the line", fmtKm(Math.abs(inc.distance_km), 2)],
       ["Zones", inc.zones.length ? inc.zones.join(", ") : "none"],
       ["Sector", this.ctx.sectorLabel(inc.sector)],

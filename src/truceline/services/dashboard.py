@@ -38,7 +38,19 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    extract,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, Kind, RuleType, SourceType
@@ -228,39 +240,38 @@ def _incident_select(flt: MapFilter, scope: Scope, cols: Sequence[Any] = _I_COLS
 # -- the map ----------------------------------------------------------------------------------
 
 
-def _epoch_s(values: Sequence[dt.datetime]) -> list[int]:
-    # SQLite hands back naive datetimes; everything in the store is UTC.
-    return [
-        int((t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()) if t is not None else 0
-        for t in values
-    ]
+def _epoch(col: Any) -> ColumnElement[int]:
+    """A UTC timestamp as whole seconds since 1970, computed by the database (no parsing here)."""
+    return cast(extract("epoch", col), Integer)
 
 
 class _Codes:
-    """Categorical columns as integer codes into one list of values per field."""
+    """Categorical columns as integer codes into one list of values per field (``None`` -> "")."""
 
     def __init__(self) -> None:
         self.values: dict[str, list[str]] = {}
-        self._index: dict[str, dict[str, int]] = {}
+        self._index: dict[str, dict[str | None, int]] = {}
 
     def encode(self, field: str, column: Sequence[str | None]) -> list[int]:
         index = self._index.setdefault(field, {})
         values = self.values.setdefault(field, [])
-        out = []
-        for v in column:
-            key = v or ""
-            code = index.get(key)
-            if code is None:
-                code = index[key] = len(values)
-                values.append(key)
-            out.append(code)
-        return out
+        for v in dict.fromkeys(column):  # the distinct values, in C; few of them
+            if v not in index:
+                key = v or ""
+                known = values.index(key) if key in values else -1
+                index[v] = known if known >= 0 else len(values)
+                if known < 0:
+                    values.append(key)
+        return list(map(index.__getitem__, column))
 
 
 def _rounded(column: Sequence[float | None], digits: int) -> list[float | None]:
-    a = np.asarray([np.nan if v is None else v for v in column], dtype=np.float64)
-    r = np.round(a, digits)
-    return [None if math.isnan(v) else v for v in r.tolist()]
+    a = np.array(column, dtype=np.float64)  # None -> nan
+    return [None if math.isnan(v) else v for v in np.round(a, digits).tolist()]
+
+
+def _columns(rows: Sequence[Any], n: int) -> list[tuple[Any, ...]]:
+    return list(zip(*rows, strict=True)) if rows else [() for _ in range(n)]
 
 
 def map_features(
@@ -273,14 +284,16 @@ def map_features(
     dict
         ``findings`` and ``incidents`` (columns; ``n`` rows each), ``codes`` (the values of the coded
         columns), ``histogram`` (findings and incidents per day over every day with data, with all
-        filters but the dates applied), ``truncated`` (more rows matched than ``limit``).
+        filters but the dates applied), ``truncated`` (more rows matched than ``limit``). Times
+        ``t`` are seconds since 1970 (UTC); ``unc`` is the 1-sigma position error in metres.
     """
     redact = scope.released_only
     codes = _Codes()
+    status = case((FindingRow.status == "open", "new"), else_=FindingRow.status)
     f_cols = (
         FindingRow.pk,
         FindingRow.incident_pk,
-        IncidentRow.observed_at,
+        _epoch(IncidentRow.observed_at),
         IncidentRow.lon,
         IncidentRow.lat,
         IncidentRow.uncertainty_m,
@@ -290,20 +303,23 @@ def map_features(
         IncidentRow.source_type,
         FindingRow.rule_id,
         FindingRow.responsible,
-        FindingRow.status,
+        status,
         FindingRow.probability,
-        FindingRow.released_at.is_not(None),
+        case((FindingRow.released_at.is_(None), 0), else_=1),
     )
-    rows = session.execute(_finding_select(flt, scope, f_cols).limit(limit + 1)).all()
+    # Core, not ORM, execution: plain rows without the ORM's per-row bookkeeping (100,000s of them).
+    conn = session.connection()
+    rows = conn.execute(_finding_select(flt, scope, f_cols).limit(limit + 1)).all()
     truncated = len(rows) > limit
     rows = rows[:limit]
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in f_cols]
-    pk, ipk, t, lon, lat, unc, kind, wc, sector, source, rule, party, status, p, rel = cols
+    pk, ipk, t, lon, lat, unc, kind, wc, sector, source, rule, party, st, p, rel = _columns(
+        rows, len(f_cols)
+    )
     findings: dict[str, Any] = {
         "n": len(rows),
         "pk": list(pk),
         "incident": None if redact else list(ipk),
-        "t": _epoch_s(t),
+        "t": list(t),
         "lon": _rounded(lon, 5),
         "lat": _rounded(lat, 5),
         "unc": _rounded(unc, 0),
@@ -313,67 +329,47 @@ def map_features(
         "source": None if redact else codes.encode("source", source),
         "rule": codes.encode("rule", rule),
         "party": codes.encode("party", party),
-        "status": codes.encode("status", ["new" if s == "open" else s for s in status]),
+        "status": codes.encode("status", st),
         "p": _rounded(p, 4),
-        "released": [bool(x) for x in rel],
+        "released": list(map(bool, rel)),
     }
-    incidents: dict[str, Any] = {
-        "n": 0,
-        **{
-            c: []
-            for c in (
-                "pk",
-                "t",
-                "lon",
-                "lat",
-                "unc",
-                "kind",
-                "wc",
-                "sector",
-                "source",
-                "party",
-                "status",
-            )
-        },
-    }
-    i_sel = _incident_select(
-        flt,
-        scope,
-        (
-            IncidentRow.pk,
-            IncidentRow.observed_at,
-            IncidentRow.lon,
-            IncidentRow.lat,
-            IncidentRow.uncertainty_m,
-            IncidentRow.kind,
-            IncidentRow.weapon_class,
-            IncidentRow.sector,
-            IncidentRow.source_type,
-            IncidentRow.party,
-            IncidentRow.status,
-        ),
+    i_cols = (
+        IncidentRow.pk,
+        _epoch(IncidentRow.observed_at),
+        IncidentRow.lon,
+        IncidentRow.lat,
+        IncidentRow.uncertainty_m,
+        IncidentRow.kind,
+        IncidentRow.weapon_class,
+        IncidentRow.sector,
+        IncidentRow.source_type,
+        IncidentRow.party,
+        IncidentRow.status,
     )
+    irows: Sequence[Any] = []
+    i_sel = _incident_select(flt, scope, i_cols)
     if i_sel is not None:
         room = max(limit - len(rows), 0)
-        irows = session.execute(i_sel.limit(room + 1)).all()
+        irows = conn.execute(i_sel.limit(room + 1)).all()
         truncated = truncated or len(irows) > room
         irows = irows[:room]
-        icols = list(zip(*irows, strict=True)) if irows else [() for _ in range(11)]
-        ipk2, t2, lon2, lat2, unc2, kind2, wc2, sector2, source2, party2, status2 = icols
-        incidents = {
-            "n": len(irows),
-            "pk": list(ipk2),
-            "t": _epoch_s(t2),
-            "lon": _rounded(lon2, 5),
-            "lat": _rounded(lat2, 5),
-            "unc": _rounded(unc2, 0),
-            "kind": codes.encode("kind", kind2),
-            "wc": codes.encode("wc", wc2),
-            "sector": codes.encode("sector", sector2),
-            "source": codes.encode("source", source2),
-            "party": codes.encode("party", party2),
-            "status": codes.encode("status", status2),
-        }
+    ipk2, t2, lon2, lat2, unc2, kind2, wc2, sector2, source2, party2, status2 = _columns(
+        irows, len(i_cols)
+    )
+    incidents = {
+        "n": len(irows),
+        "pk": list(ipk2),
+        "t": list(t2),
+        "lon": _rounded(lon2, 5),
+        "lat": _rounded(lat2, 5),
+        "unc": _rounded(unc2, 0),
+        "kind": codes.encode("kind", kind2),
+        "wc": codes.encode("wc", wc2),
+        "sector": codes.encode("sector", sector2),
+        "source": codes.encode("source", source2),
+        "party": codes.encode("party", party2),
+        "status": codes.encode("status", status2),
+    }
     return {
         "findings": findings,
         "incidents": incidents,

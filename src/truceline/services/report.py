@@ -168,7 +168,10 @@ def write_daily_report(
     """Write the day's report to ``output`` as ``fmt``: ``html`` or ``pdf`` (the same page, typeset)."""
     if fmt not in REPORT_FORMATS:
         raise ValidationError(
-            f"unknown report format {fmt!r} (html or pdf)", field="format", value=fmt, fix="use html or pdf"
+            f"unknown report format {fmt!r} (html or pdf)",
+            field="format",
+            value=fmt,
+            fix="use html or pdf",
         )
     engine = make_engine(db)
     upgrade(engine)

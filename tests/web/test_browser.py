@@ -1,0 +1,441 @@
+"""The dashboard in a real browser, as people use it: Debian's Chromium driven by Playwright against
+``truceline serve`` on the demo's data (the same `run_demo` as ``make demo``), on a free port.
+
+Counts on the screen are checked against the database read directly (sqlite3), not against the
+API the page uses. Screenshots go to out/test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from truceline.io.agreement_files import load_agreement
+from truceline.services.demo import demo_tokens, run_demo
+
+from .conftest import ARTIFACTS, ROOT, missing
+
+pytestmark = pytest.mark.xdist_group("browser")  # one demo server and one browser per run
+
+UKRAINE = ROOT / "examples" / "ukraine-2024"
+SHOTS = ARTIFACTS / "web"
+CHROMIUM = "/usr/bin/chromium"
+# As on this machine's notes: no GPU, no background connections to a closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The URL holds the map's view (written a moment after the map stops moving).
+SETTLED = """() => {
+  const u = new URLSearchParams(location.search), m = window.truceline.map.map, c = m.getCenter();
+  return Number(u.get('z')) === m.getZoom()
+    && Math.abs(u.get('lat') - c.lat) < 1e-4 && Math.abs(u.get('lon') - c.lng) < 1e-4;
+}"""
+VIEW = (
+    "() => { const m = window.truceline.map.map, c = m.getCenter(); return [m.getZoom(), c.lat, c.lng] }"
+)
+
+FINDINGS = "SELECT count(*) FROM findings f JOIN incidents i ON i.pk = f.incident_pk"
+QUIET = (
+    "SELECT count(*) FROM incidents i WHERE i.day = ?"
+    " AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.incident_pk = i.pk)"
+)
+READY = (
+    "document.body.dataset.ready === '1' && document.body.dataset.layers === '1'"
+    " && !document.body.dataset.loading"
+)
+
+
+def wait(page: Any, expr: str, timeout: float = 30_000) -> None:
+    """Wait until ``expr`` holds in the page. Passed as a function: the page's Content-Security-Policy
+    has no 'unsafe-eval', which Playwright needs for a bare expression (so the CSP is tested too)."""
+    page.wait_for_function(f"() => ({expr})", timeout=timeout)
+
+
+def count_changed(before: int) -> str:
+    """A page condition: the count of findings is no longer ``before`` and nothing is loading."""
+    return (
+        "!document.body.dataset.loading && document.querySelector('#count-findings') !== null"
+        f" && document.querySelector('#count-findings').dataset.count !== '{before}'"
+    )
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    tokens: dict[str, str]
+    day: dt.date
+    first: dt.date
+    parties: tuple[str, str]
+
+    def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as c:
+            return c.execute(query, args).fetchall()
+
+    def count(self, query: str, *args: Any) -> int:
+        return int(self.sql(query, *args)[0][0])
+
+    def api(self, path: str, role: str = "admin") -> Any:
+        req = urllib.request.Request(
+            self.url + "/api/v1" + path, headers={"Authorization": f"Bearer {self.tokens[role]}"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.load(r)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    out = tmp_path_factory.mktemp("demo")
+    ag = load_agreement(UKRAINE)
+    made = run_demo(ag, UKRAINE, out, console=Console(file=io.StringIO()))
+    db = Path(str(made["db"]))
+    tokens = demo_tokens(db, (ag.left, ag.right))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from truceline.cli import app; app()",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--agreement",
+            str(UKRAINE),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+        s = Server(url, db, tokens, made["day"], made["first"], (ag.left, ag.right))  # type: ignore[arg-type]
+        # The zone outlines are built once per server (seconds for a 1,000 km line): build them now,
+        # so that each test's page load measures the page.
+        s.api(f"/dashboard/layers?date={s.day}", "analyst")
+        yield s
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        missing(f"Chromium is not installed at {CHROMIUM} (Debian: chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("the Python package playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class Tab:
+    page: Any
+    errors: list[str] = field(default_factory=list)
+
+    def ready(self, timeout_ms: int = 60_000) -> None:
+        wait(self.page, READY, timeout=timeout_ms)
+
+    def count(self) -> int:
+        return int(self.page.get_attribute("#count-findings", "data-count"))
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+    def no_errors(self) -> None:
+        assert not self.errors, self.errors
+
+
+@pytest.fixture()
+def open_tab(server: Server, browser: Any) -> Iterator[Callable[..., Tab]]:
+    contexts: list[Any] = []
+
+    def make(role: str | None, path: str = "/", *, viewport: tuple[int, int] = (1280, 800)) -> Tab:
+        ctx = browser.new_context(
+            viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True
+        )
+        contexts.append(ctx)
+        if role is not None:
+            # Signed in as the page keeps it (this tab's sessionStorage); the report's sandboxed
+            # frame has no storage, hence the try.
+            token = json.dumps(server.tokens[role])
+            ctx.add_init_script(
+                f"try {{ sessionStorage.setItem('truceline.token', {token}); }} catch (e) {{}}"
+            )
+        page = ctx.new_page()
+        tab = Tab(page)
+        page.on("pageerror", lambda e: tab.errors.append(str(e)))
+        page.goto(server.url + path)
+        return tab
+
+    yield make
+    for c in contexts:
+        c.close()
+
+
+def _map_points(tab: Tab) -> int:
+    """Points the map shows: cluster sizes plus single symbols (from the markers' titles)."""
+    titles = tab.page.eval_on_selector_all(
+        ".leaflet-points-pane .leaflet-marker-icon", "els => els.map(e => e.getAttribute('title') || '')"
+    )
+    total = 0
+    for t in titles:
+        if t.startswith("Cluster of "):
+            total += int(t.split(":")[0].removeprefix("Cluster of "))
+        else:
+            total += 1
+    return total
+
+
+def test_map_shows_the_zones_and_the_demo_days_findings(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    tab = open_tab("analyst")
+    tab.ready()
+    day = server.day.isoformat()
+    assert (
+        f"start={day}" in tab.page.url and f"end={day}" in tab.page.url
+    )  # the newest day with findings
+    findings = server.count(FINDINGS + " WHERE i.day = ?", day)
+    quiet = server.count(QUIET, day)
+    assert tab.count() == findings > 50
+    assert int(tab.page.get_attribute("#count-incidents", "data-count")) == quiet
+    # Every one of them is on the map, clustered or not (one zoom level out, none is off the view).
+    z = tab.page.evaluate("() => window.truceline.map.map.getZoom()")
+    tab.page.click(".leaflet-control-zoom-out")
+    wait(tab.page, f"new URLSearchParams(location.search).get('z') === '{z - 1}'")
+    assert _map_points(tab) == findings + quiet
+    tab.page.click(".leaflet-control-zoom-in")
+    # The agreement's layers: each zone per side, the withdrawal lines, the sectors, the line.
+    assert tab.page.locator(".leaflet-zones-pane path").count() >= 10
+    assert (
+        tab.page.locator(".leaflet-lines-pane path[stroke-dasharray='6 4']").count() >= 8
+    )  # withdrawal lines
+    assert tab.page.locator(".leaflet-lines-pane .sector-label").count() == 7
+    assert tab.page.locator(".leaflet-base-pane canvas").count() == 1  # the Natural Earth base map
+    legend = tab.page.inner_text("#legend")
+    for text in ("15 km", "25 km", "35 km", "70 km", "Russian Federation", "Ukraine", "fire across"):
+        assert text in legend, text
+    tab.shot("map-analyst-1280x800")
+    tab.no_errors()
+
+
+def test_filters_change_the_count_and_the_url_and_a_reload_restores_the_view(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    tab = open_tab("analyst")
+    tab.ready()
+    page = tab.page
+    before = tab.count()
+    page.click("details[data-filter='rule'] summary")
+    page.check("#f-rule-fire-across")
+    wait(page, count_changed(before))
+    want = server.count(
+        FINDINGS + " WHERE i.day = ? AND f.rule_id = 'fire-across'",
+        server.day.isoformat(),
+    )
+    assert tab.count() == want < before
+    assert "rule=fire-across" in page.url
+    # The export button downloads exactly what is filtered.
+    with page.expect_download() as dl:
+        page.click("#export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert len(rows) == want and {r["rule_id"] for r in rows} == {"fire-across"}
+    # Zoom in, pick a finding from the list: both go into the URL.
+    page.click(".leaflet-control-zoom-in")
+    wait(page, "new URLSearchParams(location.search).get('z') !== null")
+    page.click("#list-details summary")
+    page.click("#list li:first-child button")
+    page.wait_for_selector("#panel:not([hidden]) .finding.highlight")
+    wait(page, "new URLSearchParams(location.search).get('sel') !== null")
+    page.wait_for_function(SETTLED)  # the map's move is written to the URL once it settles
+    url = page.url
+    view = page.evaluate(VIEW)
+    title = page.inner_text("#panel .finding.highlight h3")
+    tab.shot("filtered-selected")
+    page.reload()
+    tab.ready()
+    page.wait_for_selector("#panel:not([hidden]) .finding.highlight")
+    assert page.is_checked("#f-rule-fire-across") and tab.count() == want
+    assert page.inner_text("#panel .finding.highlight h3") == title
+    again = page.evaluate(VIEW)
+    assert again[0] == view[0] and abs(again[1] - view[1]) < 1e-3 and abs(again[2] - view[2]) < 1e-3
+    # A shared link opens the same view in another browser session.
+    other = open_tab("analyst", url.removeprefix(server.url))
+    other.ready()
+    other.page.wait_for_selector("#panel:not([hidden]) .finding.highlight")
+    assert other.count() == want and other.page.inner_text("#panel .finding.highlight h3") == title
+    tab.no_errors()
+
+
+def test_an_analysts_verify_persists_and_shows_in_the_history(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    tab = open_tab("analyst", "/?view=queue")
+    page = tab.page
+    page.wait_for_selector("#queue tbody tr")
+    assert "awaiting review" in page.inner_text("#queue-summary")
+    first = page.locator("#queue tbody tr").first
+    pk = int(first.get_attribute("data-pk"))
+    assert "serious" in first.inner_text()  # most serious first
+    first.press("Enter")  # keyboard: a row opens with Enter
+    page.wait_for_selector("#panel:not([hidden]) #act-verify")
+    page.fill("#review-comment", "corroborated by two patrols")
+    page.click("#act-verify")
+    page.wait_for_selector("#panel .history li[data-action='verify']")
+    assert server.sql("SELECT status FROM incidents WHERE pk = ?", pk) == [("verified",)]
+    tab.shot("queue-verified")
+    page.reload()
+    page.wait_for_selector("#panel:not([hidden]) .history li[data-action='verify']")
+    history = page.inner_text("#panel .history")
+    assert "corroborated by two patrols" in history and "demo-analyst" in history
+    assert page.locator(f"#queue tbody tr[data-pk='{pk}']").count() == 0  # no longer awaiting review
+    assert page.is_disabled("#act-verify")
+    tab.no_errors()
+
+
+def test_a_liaison_cannot_see_unreleased_findings(server: Server, open_tab: Callable[..., Tab]) -> None:
+    first, last = server.first.isoformat(), server.day.isoformat()
+    tab = open_tab(f"liaison-{server.parties[0]}", f"/?start={first}&end={last}")
+    tab.ready()
+    page = tab.page
+    between = FINDINGS + " WHERE i.day BETWEEN ? AND ?"
+    released = server.count(between + " AND f.released_at IS NOT NULL", first, last)
+    total = server.count(between, first, last)
+    assert 0 < tab.count() == released < total
+    assert page.locator("#count-incidents").count() == 0  # no raw reports at all
+    assert _map_points(tab) == released
+    assert page.is_hidden("#tab-queue")
+    tab.shot("map-liaison")
+    # A link to an unreleased finding opens nothing about it.
+    (pk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NULL LIMIT 1")[0]
+    other = open_tab(f"liaison-{server.parties[0]}", f"/?start={first}&end={last}&sel=f{pk}")
+    other.ready()
+    other.page.wait_for_selector("#panel:not([hidden]) .error")
+    assert "no finding" in other.page.inner_text("#panel").lower()
+    other.shot("liaison-unreleased-link")
+    # A released one shows the finding and not the report behind it.
+    (rpk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NOT NULL LIMIT 1")[0]
+    shown = open_tab(f"liaison-{server.parties[0]}", f"/?start={first}&end={last}&sel=f{rpk}")
+    shown.ready()
+    shown.page.wait_for_selector("#panel:not([hidden]) .finding")
+    text = shown.page.inner_text("#panel")
+    assert (
+        "not released" in text
+        and "Report and linked records" not in text
+        and "Review history" not in text
+    )
+    tab.no_errors()
+
+
+def test_the_public_sees_the_published_report_only(server: Server, open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab(None)
+    page = tab.page
+    wait(page, "document.body.dataset.daily === '1'")
+    assert page.is_hidden("#tab-map") and page.is_hidden("#tab-queue")
+    # The newest published report: the day before the demo day.
+    published = (server.day - dt.timedelta(days=1)).isoformat()
+    assert page.input_value("#daily-day") == published
+    frame = page.frame_locator("#daily-frame")
+    assert "Ukraine line of contact" in frame.locator("h1").inner_text()
+    assert "Published report" in page.inner_text("#daily-state")
+    assert page.is_hidden(".trend")  # statistics are not for the public
+    tab.shot("daily-public")
+    page.fill("#daily-day", server.day.isoformat())
+    page.dispatch_event("#daily-day", "change")
+    wait(page, "document.body.dataset.daily === '1'")
+    assert "not published yet" in page.inner_text("#daily-state")  # the demo day is not
+    tab.no_errors()
+
+
+def test_daily_view_report_trend_and_pdf(server: Server, open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab("analyst", "/?view=daily")
+    page = tab.page
+    wait(page, "document.body.dataset.daily === '1'", timeout=120_000)
+    frame = page.frame_locator("#daily-frame")
+    assert "Summary" in frame.locator("#summary h2").inner_text()
+    assert page.locator("#trend-party svg rect").count() >= 7  # a bar per day and party
+    assert page.locator("#trend-rule .chart-legend li").count() >= 5
+    tab.shot("daily-analyst")
+    with page.expect_download(timeout=120_000) as dl:
+        page.click("#daily-pdf")
+    data = Path(dl.value.path()).read_bytes()
+    assert data.startswith(b"%PDF-") and dl.value.suggested_filename.endswith("-draft.pdf")
+    tab.no_errors()
+
+
+def test_tablet_and_keyboard(server: Server, open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab("analyst", viewport=(820, 1180))  # a tablet held upright
+    tab.ready()
+    page = tab.page
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "false"  # the map first
+    tab.shot("map-tablet-820x1180")
+    page.focus("#sidebar-toggle")
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "true"
+    before = tab.count()
+    page.focus("details[data-filter='party'] summary")
+    page.keyboard.press("Enter")  # open the group
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # the first party's checkbox
+    wait(page, count_changed(before))
+    assert 0 < tab.count() < before and "party=" in page.url
+    # The timeline answers the arrow keys: a day earlier.
+    page.focus("#timeline")
+    page.keyboard.press("ArrowLeft")
+    earlier = (server.day - dt.timedelta(days=1)).isoformat()
+    wait(
+        page,
+        f"new URLSearchParams(location.search).get('end') === '{earlier}'"
+        " && !document.body.dataset.loading",
+    )
+    tab.shot("filters-tablet")
+    tab.no_errors()
