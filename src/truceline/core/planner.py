@@ -1118,7 +1118,8 @@ def replay_findings(
     count-cap candidate on a day with a changed incident (caps count a day's incidents together), is
     classified again by :func:`~truceline.core.rules.classify` under ``after`` (whole days at a
     time, :func:`classify_by_days`). Without an area of application of its own (the default area
-    follows the line) the whole batch is classified again.
+    follows the line) the whole batch is classified again; so it is when a sample shows that most
+    of it lies within reach (sorting would then cost more than it saves).
     """
     n = len(batch)
     redo = np.zeros(n, dtype=bool)
@@ -1126,10 +1127,12 @@ def replay_findings(
         va.effective_from == vb.effective_from and va.rules == vb.rules
         for va, vb in zip(before.versions, after.versions, strict=True)
     )
+    vidx = after.version_index_at(batch.day) if n else np.zeros(0, np.intp)
     if not same_shape or before.area is None or after.area is None:
         redo[:] = True
+    elif n > 4 * _SAMPLE and _reached_share(batch, vidx, before, after) > _WORTH:
+        redo[:] = True  # most of it is within reach: classifying it all costs less than sorting
     else:
-        vidx = after.version_index_at(batch.day) if n else np.zeros(0, np.intp)
         for v in np.unique(vidx):  # agreement versions (a handful)
             rows = np.flatnonzero(vidx == v)
             redo[rows] = _reached(batch, rows, before, after, int(v))
@@ -1140,6 +1143,8 @@ def replay_findings(
             classes = {w for r in caps for w in r.weapon_classes}
             cand = np.isin(batch.kind, sorted(kinds)) | np.isin(batch.weapon_class, sorted(classes))
             redo |= cand & np.isin(batch.day, np.unique(batch.day[redo]))
+    if redo.all():
+        return ReplayFindings(classify_by_days(after, batch, max_rows=max_rows), redo)
     rows = np.flatnonzero(redo)
     new = classify_by_days(after, batch.take(rows), max_rows=max_rows)
     moved = Findings(rows[new.incident], new.rule_id, new.rule_type, new.responsible,
@@ -1147,6 +1152,22 @@ def replay_findings(
     keep = ~redo[stored.incident]
     kept = Findings(*(getattr(stored, f)[keep] for f in Findings.__dataclass_fields__))
     return ReplayFindings(Findings.concat([kept, moved]), redo)
+
+
+_SAMPLE = 20_000  # incidents screened first, to see whether screening all of them pays
+_WORTH = 0.5  # above this share within reach, the whole batch is classified again
+
+
+def _reached_share(
+    batch: IncidentBatch, vidx: NDArray[np.intp], before: Agreement, after: Agreement
+) -> float:
+    """Share of the incidents within reach of the change, estimated on a fixed random sample."""
+    pick = np.sort(np.random.default_rng(0).choice(len(batch), size=_SAMPLE, replace=False))
+    hit = np.zeros(pick.size, dtype=bool)
+    for v in np.unique(vidx[pick]):  # agreement versions (a handful)
+        sel = np.flatnonzero(vidx[pick] == v)
+        hit[sel] = _reached(batch, pick[sel], before, after, int(v))
+    return float(hit.mean())
 
 
 def _reached(
