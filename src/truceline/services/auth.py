@@ -224,8 +224,11 @@ class TokenAuthenticator:
                 f"token {row.id} was revoked", field="Authorization", fix="ask an admin for a new token"
             )
         who = Principal(
-            subject=f"token:{row.id}:{row.name}", role=Role(row.role), party=row.party,
-            sector=row.sector, token_id=row.id,
+            subject=f"token:{row.id}:{row.name}",
+            role=Role(row.role),
+            party=row.party,
+            sector=row.sector,
+            token_id=row.id,
         )
         if len(self._known) > 10_000:  # bounded: a flood of distinct tokens cannot grow it
             self._known.clear()

@@ -27,7 +27,9 @@ FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 def _check_day(day: dt.date) -> None:
     if not FIRST_DAY <= day <= LAST_DAY:
         raise ValidationError(
-            f"no report can be made for {day}", field="day", value=day.isoformat(),
+            f"no report can be made for {day}",
+            field="day",
+            value=day.isoformat(),
             fix=f"give a day between {FIRST_DAY} and {LAST_DAY}",
         )
 

@@ -110,9 +110,11 @@ def bulk_insert(
         seq = conn.execute(
             text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": new_pks}
         ).scalar_one()
-        pks = list(conn.execute(
-            text("SELECT nextval(:s) FROM generate_series(1, :n)"), {"s": seq, "n": len(rows)}
-        ).scalars())
+        pks = list(
+            conn.execute(
+                text("SELECT nextval(:s) FROM generate_series(1, :n)"), {"s": seq, "n": len(rows)}
+            ).scalars()
+        )
     cols = list(rows[0])
     # Column defaults the rows leave out (e.g. a status) are applied here, as an INSERT would.
     defaults = {
