@@ -337,6 +337,10 @@ def bench_attribution(out: list[str]) -> None:
     i_ok[has] = (named[ii] == truth[ii]) & (p_stated[ii] >= 0.95)
     shot_ok = ok_blast | (deep & i_ok[shots.shot])
     n_deep = int(deep.sum())
+    direct = (det.event >= 0) & ~det.echo
+    heard = np.bincount(det.event[direct], minlength=len(shots)) >= 5
+    n_deep_heard = int((deep & heard).sum())
+    ok_heard = int((ok_blast & heard).sum())
     named_party = (named != "") & (named != "undetermined")
     wrong = found & named_party & (named != truth) & (p_stated >= 0.95)
     out += [
@@ -348,7 +352,9 @@ def bench_attribution(out: list[str]) -> None:
         f"- fire from >= 1 km behind the line attributed to the right party at p >= 0.95: "
         f"**{ok_blast.sum() / n_deep:.1%}** from the muzzle blast ({int(ok_blast.sum())}/{n_deep}; "
         f"unlocated blasts count as failures); {shot_ok.sum() / n_deep:.1%} from the blast or the "
-        f"paired impact (target >= 95 %)",
+        f"paired impact (target >= 95 %); over the {n_deep_heard} blasts heard by >= 5 sensors (the "
+        f"others, up to 20 km behind the line and 12 km beyond the last sensor row, are out of the "
+        f"network's reach): {ok_heard / n_deep_heard:.1%}",
         f"- wrong party named at p >= 0.95: {int(wrong.sum())}; impacts: {int(impact.sum())} "
         f"paired ({int((impact & (named == 'undetermined')).sum())} undetermined), mean P(true "
         f"party) {np.mean(p_left_true[impact]):.3f}",

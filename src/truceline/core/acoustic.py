@@ -770,7 +770,8 @@ class AssociationOptions:
         Window around a predicted arrival, in standard deviations of the prediction, and its
         minimum (s).
     regather_rounds
-        Most rounds of regather and relocation (they stop when the claims no longer change).
+        Most rounds of regather and relocation (they stop when the claims no longer change and the
+        ghosts have been dropped).
     ghost_p_value, ghost_range_fraction
         An event heard by fewer of the active sensors within ``ghost_range_fraction`` of the hearing
         range than this binomial quantile allows (at the network's detection probability) is a
@@ -779,6 +780,9 @@ class AssociationOptions:
     merge_radius_m
         A ghost is merged with an event within this space-time distance (time scaled by 340 m/s)
         when their union fits as one event (an event split in two by the association).
+    second_pass_tol_rel
+        With the shared propagation, the detections the association left out are associated again
+        with the measured speed of sound and this relative tolerance (``None``: no second pass).
     """
 
     n_neighbours: int = 4
@@ -799,10 +803,11 @@ class AssociationOptions:
     shared_wind_sigma_mps: float = 1.5
     regather_sigma: float = 5.0
     regather_floor_s: float = 0.02
-    regather_rounds: int = 4
+    regather_rounds: int = 8
     ghost_p_value: float | None = 1e-4
     ghost_range_fraction: float = 0.9
     merge_radius_m: float = 5000.0
+    second_pass_tol_rel: float | None = 0.03
 
 
 @dataclass(frozen=True)
@@ -1060,7 +1065,9 @@ def _extend(
         var = var + (net.timing_sigma_ms[sens] * 1e-3) ** 2
         dk = np.where(ok, dist, np.inf)
         dmin = np.min(dk, axis=1, keepdims=True)
-        tol = opt.extend_tol_s + 5.0 * np.sqrt(var) + 0.005 * np.abs(dk - dmin) / seed_c[ev, None]
+        dmin = np.where(np.isfinite(dmin), dmin, 0.0)  # rows with no sensor in range
+        spread = np.where(ok, dk - dmin, 0.0)
+        tol = opt.extend_tol_s + 5.0 * np.sqrt(var) + 0.005 * np.abs(spread) / seed_c[ev, None]
         md, mdist = index.nearest(sens, tp, np.where(ok, tol, 0.0), ok)
         found[ev, : md.shape[1]] = md
         score[ev, : md.shape[1]] = np.where(md >= 0, mdist / np.where(ok, tol, 1.0), np.inf)
@@ -1574,6 +1581,22 @@ def locate_detections(
     hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, a_opt)
     if a_opt.share_propagation and (s_opt.estimate_c or s_opt.estimate_wind):
         prop = _shared_propagation(res, t_ref, alive, a_opt)
+    if prop is not None and a_opt.second_pass_tol_rel is not None:
+        # a second association of what the first left out, with the speed of sound the events
+        # measured and wider windows: far events under a wrong told temperature and a wind
+        left = event < 0
+        if left.sum() >= a_opt.min_sensors:
+            c2 = np.interp(det_time_s, prop[0], prop[1])
+            ev2 = associate(
+                net, det_sensor, det_time_s, c2, available=left,
+                options=replace(a_opt, tol_rel=a_opt.second_pass_tol_rel, max_rounds=3),
+            )  # fmt: skip
+            if (ev2 >= 0).any():
+                event = np.where(ev2 >= 0, ev2 + n_ev, event)
+                n_ev += int(ev2.max()) + 1
+                groups = _pad_groups(event, n_ev, det_time_s)
+                res, frame, t_ref, groups = solve(groups)
+                alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
     active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
 
     def merge_splits(
@@ -1632,25 +1655,43 @@ def locate_detections(
         out[groups[rows, cols]] = label[rows]
         return out
 
-    previous = event
-    for _ in range(a_opt.regather_rounds):  # a few rounds, each vectorised over all events
-        new_event = regather(res, frame, t_ref, groups, alive, hear_m)
-        if np.array_equal(new_event, previous):
-            break  # the events claim what they hold: converged
-        previous = new_event
-        groups = _pad_groups(new_event, n_ev, det_time_s)
-        res, frame, t_ref, groups = solve(groups)
-        alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
-        # only now that every event has claimed what it predicts: a group that stays small where
-        # many sensors should have heard it is a ghost, or half of an event split in two
+    def drop_ghosts(
+        res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray
+    ) -> tuple[SolveResult, IntArray, FloatArray, IntArray, BoolArray, bool]:
+        """A group that stays small where many sensors should have heard it is a ghost, or half
+        of an event split in two: merge the halves, drop the ghosts."""
         ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
+        if not ghost.any():
+            return res, frame, t_ref, groups, alive, False
         merged = merge_splits(res, frame, t_ref, groups, alive & ~ghost, ghost)
         if merged is not None:
             groups = _pad_groups(merged, n_ev, det_time_s)
             res, frame, t_ref, groups = solve(groups)
             alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
             ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
-        alive &= ~ghost
+        return res, frame, t_ref, groups, alive & ~ghost, True
+
+    previous: IntArray | None = event
+    ghosts_tested = False
+    for _ in range(a_opt.regather_rounds):  # a few rounds, each vectorised over all events
+        new_event = regather(res, frame, t_ref, groups, alive, hear_m)
+        if previous is not None and np.array_equal(new_event, previous):
+            # converged: every event holds what it predicts. Only now test for ghosts (an event
+            # whose first solution was off still has to claim its arrivals), then go on without
+            if ghosts_tested:
+                break
+            ghosts_tested = True
+            res, frame, t_ref, groups, alive, changed = drop_ghosts(res, frame, t_ref, groups, alive)
+            if not changed:
+                break
+            previous = None
+            continue
+        previous = new_event
+        groups = _pad_groups(new_event, n_ev, det_time_s)
+        res, frame, t_ref, groups = solve(groups)
+        alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+    if not ghosts_tested:
+        res, frame, t_ref, groups, alive, _ = drop_ghosts(res, frame, t_ref, groups, alive)
     res2, frame2, t_ref2, groups2 = res, frame, t_ref, groups
     used = np.zeros(groups2.shape, bool)
     used[:] = res2.inlier & (groups2 >= 0)
