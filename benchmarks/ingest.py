@@ -258,9 +258,16 @@ def load(
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and its children (Linux /proc)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def latency_run(
@@ -270,13 +277,14 @@ def latency_run(
     tmp: Path,
     warm: list[dict[str, Any]],
     synchronous: str = "FULL",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Start `truceline serve` on SQLite; drive it from a separate load process."""
     from truceline.api.context import SYSTEM
     from truceline.services.auth import create_token
     from truceline.store.db import Database
 
-    db_path = tmp / f"latency-{synchronous}.db"
+    db_path = tmp / f"latency-{synchronous}-{workers}.db"
     db = Database(str(db_path))
     db.upgrade()
     token = db.write(
@@ -301,7 +309,11 @@ def latency_run(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "TRUCELINE_SQLITE_SYNCHRONOUS": synchronous},
+        env={
+            **os.environ,
+            "TRUCELINE_SQLITE_SYNCHRONOUS": synchronous,
+            "TRUCELINE_WORKERS": str(workers),
+        },
     )
     try:
         import urllib.request
@@ -395,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--synchronous", default="FULL,NORMAL", help="SQLite fsync policies of the latency runs"
     )
+    parser.add_argument("--workers", default="1,2", help="server processes of the latency runs")
     parser.add_argument("--skip-latency", action="store_true", help="only the ingest runs")
     args = parser.parse_args(argv)
     if args.cmd == "load":
@@ -445,12 +458,14 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     stop_cluster(cluster)
         if not args.skip_latency:
-            for sync in args.synchronous.split(","):
-                lat = latency_run(args.rate, args.seconds, records, tmp, warm, sync)
-                results[f"latency_{sync}"] = lat
+            runs = [(s_, int(w)) for w in args.workers.split(",") for s_ in args.synchronous.split(",")]
+            for sync, n_workers in runs:
+                lat = latency_run(args.rate, args.seconds, records, tmp, warm, sync, n_workers)
+                results[f"latency_{sync}_{n_workers}w"] = lat
                 print(
                     f"Single submissions at {args.rate:.0f}/s for {args.seconds:.0f} s (separate load "
-                    f"process, loopback, SQLite {sync}): p50 {lat['p50_ms']:.1f} ms, "
+                    f"process, loopback, SQLite {sync}, {n_workers} worker(s)): "
+                    f"p50 {lat['p50_ms']:.1f} ms, "
                     f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
                     f"achieved {lat['achieved_rate']:.0f}/s; statuses {lat['codes']}; "
                     f"server CPU {lat['server_cpu_ms_per_request']:.2f} ms/request; "

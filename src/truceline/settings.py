@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         default=True, description="Requests without a token act as the `public` role"
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port (each with its own group-commit writer); "
+        "use the number of cores for throughput. The TAK listeners need 1.",
+    )
     cot: CotSettings = Field(
         default_factory=CotSettings,
         description="Cursor-on-Target (TAK) listeners: a [cot] table (README, TAK section)",

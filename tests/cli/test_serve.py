@@ -57,7 +57,7 @@ def test_token_commands(tmp_path: Path) -> None:
     assert runner.invoke(app, ["token", "revoke", "tok_nope", "--db", db]).exit_code == 2
 
 
-def test_serve_starts_migrates_and_answers(tmp_path: Path) -> None:
+def test_serve_with_two_workers_migrates_and_answers(tmp_path: Path) -> None:
     port = free_port()
     db = tmp_path / "server.db"
     proc = subprocess.Popen(
@@ -70,6 +70,8 @@ def test_serve_starts_migrates_and_answers(tmp_path: Path) -> None:
             str(port),
             "--db",
             str(db),
+            "--workers",
+            "2",
             "--agreement",
             str(EXAMPLES / "korea-dmz"),
         ],
@@ -78,7 +80,7 @@ def test_serve_starts_migrates_and_answers(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc)
+        wait_ready(url, proc, timeout_s=120)
         with urllib.request.urlopen(f"{url}/api/v1/openapi.json") as r:
             spec = json.load(r)
         assert "/api/v1/incidents" in spec["paths"] and spec["info"]["title"].startswith("Truceline")

@@ -18,7 +18,10 @@ from truceline.api.context import AppContext, build_context
 from truceline.api.errors import install_error_handlers
 from truceline.api.limits import BodyLimit
 
-__all__ = ["API_PREFIX", "AppContext", "build_context", "create_app"]
+__all__ = ["API_PREFIX", "SETTINGS_ENV", "AppContext", "app_from_env", "build_context", "create_app"]
+
+#: Where `truceline serve --workers N` hands its settings (JSON) to the worker processes.
+SETTINGS_ENV = "TRUCELINE_SERVE_SETTINGS_JSON"
 
 API_PREFIX = "/api/v1"
 
@@ -64,3 +67,13 @@ def create_app(ctx: AppContext) -> FastAPI:
     install_dashboard(app, API_PREFIX)  # the dashboard at /, its data and exports under /api/v1
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of ``truceline serve --workers N`` (a uvicorn factory)."""
+    import os
+
+    from truceline.settings import Settings
+
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    return create_app(build_context(settings))

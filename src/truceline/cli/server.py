@@ -55,6 +55,9 @@ def serve(
     cot_tls_port: Annotated[
         int | None, typer.Option(help="CoT TLS listener with client certificates (convention 8089)")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes (default 1; the number of cores for throughput)")
+    ] = None,
 ) -> None:
     """Run the mission server (REST API under /api/v1; docs at /api/v1/docs).
 
@@ -67,7 +70,9 @@ def serve(
     from truceline.settings import load_settings
 
     try:
-        settings = load_settings(config, host=host, port=port, db=db, agreements=agreement or None)
+        settings = load_settings(
+            config, host=host, port=port, db=db, agreements=agreement or None, workers=workers
+        )
         if cot_port is not None or cot_tls_port is not None:
             cot = settings.cot.model_dump(exclude_unset=True)
             cot.update(
@@ -91,6 +96,26 @@ def serve(
             serve_with_cot(create_app(ctx), ctx, settings)
         except TrucelineError as exc:
             raise _fail(exc) from exc
+        return
+    if settings.workers > 1:
+        # Each worker opens its own context; the database is already migrated and the agreements
+        # registered (above), so their start-up finds nothing to do.
+        import os
+
+        from truceline.api import SETTINGS_ENV
+
+        ctx.close()
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        console.print(f"{settings.workers} worker processes")
+        uvicorn.run(
+            "truceline.api:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.log_level == "debug",
+        )
         return
     uvicorn.run(
         create_app(ctx),
