@@ -64,7 +64,7 @@ QUIET = (
 )
 READY = (
     "document.body.dataset.ready === '1' && document.body.dataset.layers === '1'"
-    " && !document.body.dataset.loading"
+    " && document.body.dataset.base === '1' && !document.body.dataset.loading"
 )
 
 

@@ -156,6 +156,12 @@ def test_export_is_exactly_the_filtered_set(api: Api, fmt: str) -> None:
         assert incidents == sorted(data["incidents"]["pk"]), params
 
 
+def test_unknown_agreement_is_not_found(api: Api) -> None:
+    for path in ("/dashboard/features", "/dashboard/timeline", "/export"):
+        r = api.get(path, role="analyst", params={"agreement": "nöne"})
+        assert r.status_code == 404 and r.json()["error"]["field"] == "agreement", path
+
+
 def test_liaison_sees_released_findings_only_without_report_fields(api: Api) -> None:
     pks = _seed(api)
     assert _features(api, role="liaison")["findings"]["n"] == 0

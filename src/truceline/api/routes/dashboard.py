@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 from truceline.api.context import AppContext
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
+from truceline.errors import NotFoundError
 from truceline.services import dashboard
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published
+from truceline.store.models import AgreementRow
 
 __all__ = ["map_filter", "router"]
 
@@ -89,7 +91,15 @@ def for_agreement(
     who: Principal,
 ) -> dashboard.MapFilter:
     """The filter bound to the agreement asked for (or the only one) and checked for the caller."""
-    return replace(flt, agreement_id=ctx.agreements.default_id(session, agreement)).checked(who.scope)
+    ag_id = ctx.agreements.default_id(session, agreement)
+    if session.get(AgreementRow, ag_id) is None:
+        raise NotFoundError(
+            f"no agreement {ag_id!r}",
+            field="agreement",
+            value=ag_id,
+            fix="list them: GET /api/v1/agreements",
+        )
+    return replace(flt, agreement_id=ag_id).checked(who.scope)
 
 
 def json_response(request: Request, data: Any) -> Response:

@@ -4,6 +4,7 @@ filter (the same query builders; :mod:`truceline.services.dashboard`)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -63,7 +64,7 @@ def export(
         raise
     rows = dashboard.export_rows(session, f, scope=who.scope)
     days = f"{f.start or 'all'}_{f.end or 'all'}"
-    name = f"truceline-{f.agreement_id}-{days}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"truceline-{f.agreement_id}-{days}")  # a header-safe name
     chunks = (
         dashboard.export_geojson(rows, name=name)
         if format == ExportFormat.geojson
