@@ -3,7 +3,11 @@
 // responsible. Frames are "neutral" (a square) for both parties: the mission is impartial, and
 // the colour, not the frame, says whose it is.
 
-import ms from "milsymbol";
+// Only the letter-SIDC standard (2525C) is loaded: the package's default entry registers every
+// standard (APP-6 B/D, 2525 B-E), which triples the page's script for nothing used here.
+import { ms, std2525c } from "../node_modules/milsymbol/index.mjs";
+
+ms.addIcons(std2525c);
 
 // 2525C letter SIDCs (15 characters): S (warfighting), N (neutral), G/A (ground/air), P (present).
 const BY_WEAPON = {
