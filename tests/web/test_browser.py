@@ -373,6 +373,9 @@ def test_a_liaison_cannot_see_unreleased_findings(server: Server, open_tab: Call
         and "Report and linked records" not in text
         and "Review history" not in text
     )
+    # Its ledger proof is offered; the demo's entries were recorded today, a day not closed yet.
+    shown.page.click("#panel .proof button")
+    shown.page.wait_for_selector("#panel .proof span:has-text('not closed yet')")
     tab.no_errors()
 
 

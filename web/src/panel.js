@@ -1,7 +1,7 @@
 // The incident panel: the finding(s), their explanation and numbers, the probability in words and
 // figures, the report and what it links to, the review history, and the analyst's actions.
 
-import { api, ApiError, can } from "./api.js";
+import { api, ApiError, can, download } from "./api.js";
 import { el, fmtKm, fmtM, fmtProb, fmtTime, humanise, likelihood, partyName } from "./util.js";
 
 /** "P = 0.56", or "P > 0.99" where the figure is a bound. */
@@ -95,7 +95,23 @@ export class Panel {
         el("dt", { text: "Status" }), el("dd", {}, el("span", { class: `status s-${f.status}`, text: humanise(f.status === "open" ? "awaiting review" : f.status) }), f.released_at ? el("span", { class: "status s-released", text: "released to the parties" }) : null),
       ),
       el("p", { class: "expl" }, el("span", { class: "label", text: "Basis: " }), f.explanation),
+      this._proof(f.pk),
     );
+  }
+
+  /** The finding's ledger proof, to check against a published root (`python -m truceline.ledger_verify`). */
+  _proof(pk) {
+    const msg = el("span", { class: "muted small", role: "status" });
+    const get = async () => {
+      msg.textContent = "";
+      try {
+        const out = await download(`/findings/${pk}/proof`, `finding-${pk}-proof.json`);
+        msg.textContent = ` saved ${out.name}`;
+      } catch (e) {
+        msg.textContent = ` ${e instanceof ApiError ? `${e.message}${e.fix ? ` — ${e.fix}` : ""}` : String(e)}`;
+      }
+    };
+    return el("p", { class: "proof" }, el("button", { type: "button", class: "small-button", onclick: get, title: "The ledger entry with its Merkle path to the day's root" }, "Ledger proof"), msg);
   }
 
   _numbers(inc) {
