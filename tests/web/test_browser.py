@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import io
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from rich.console import Console
 from truceline.io.agreement_files import load_agreement
 from truceline.services.demo import demo_tokens, run_demo
 
-from .conftest import ARTIFACTS, ROOT, missing
+from .conftest import ARTIFACTS, ROOT, free_port, missing
 
 pytestmark = pytest.mark.xdist_group("browser")  # one demo server and one browser per run
 
@@ -106,12 +105,6 @@ class Server:
             return json.load(r)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     out = tmp_path_factory.mktemp("demo")
@@ -119,7 +112,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     made = run_demo(ag, UKRAINE, out, console=Console(file=io.StringIO()))
     db = Path(str(made["db"]))
     tokens = demo_tokens(db, (ag.left, ag.right))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
