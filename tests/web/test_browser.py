@@ -347,6 +347,8 @@ def test_a_liaison_cannot_see_unreleased_findings(server: Server, open_tab: Call
     assert page.locator("#count-incidents").count() == 0  # no raw reports at all
     assert _map_points(tab) == released
     assert page.is_hidden("#tab-queue")
+    legend = page.inner_text("#legend")
+    assert "Observation posts" not in legend and "Other incidents" not in legend and "null" not in legend
     tab.shot("map-liaison")
     # A link to an unreleased finding opens nothing about it.
     (pk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NULL LIMIT 1")[0]

@@ -292,7 +292,7 @@ export class MapView {
     const toggle = (key, label, swatch) =>
       el("label", { class: "toggle" }, el("input", { type: "checkbox", checked: this.visible[key], "data-layer": key, onchange: (e) => onToggle(key, e.target.checked) }), swatch, label);
     const sw = (html) => el("span", { class: "sw", "aria-hidden": "true" }, Object.assign(document.createElement("span"), { innerHTML: html }));
-    box.append(
+    const parts = [
       el("h3", { text: "Layers" }),
       toggle("findings", " Findings", null),
       incidents ? toggle("incidents", " Other incidents", sw(incidentSvg(10))) : null,
@@ -309,7 +309,8 @@ export class MapView {
       el("h3", { text: "Rule type" }),
       ...RULE_TYPES.map((t) => el("div", { class: "key" }, sw(shapeSvg(t, "#bbb", { size: 13 })), ` ${humanise(t)}`)),
       el("p", { class: "small muted", text: "Weapons, troops, vehicles, drones: APP-6 / MIL-STD-2525 symbols in the party's colour. Fainter: lower probability." }),
-    );
+    ];
+    box.append(...parts.filter(Boolean)); // DOM append() would write a null as "null"
     return box;
   }
 }
