@@ -298,7 +298,7 @@ def bench_attribution(out: list[str]) -> None:
     ]
     # realistic fire: both sides, 1-20 km behind the line, impacts 0.5-12 km across it, at the
     # OSCE SMM's peak rate (1,200 explosions in 24 h, most in a 25 km stretch: 6 Feb 2017)
-    n_shots, hours = 2400, 48.0
+    n_shots, hours = 4800, 96.0
     shots = S.simulate_fire(
         LINE_LON, LINE_LAT, n_shots=n_shots, duration_s=hours * 3600, seed=61, chainage_km=(5, 80)
     )
