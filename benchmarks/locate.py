@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import platform
 import time
 from pathlib import Path
@@ -436,7 +437,8 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python benchmarks/locate.py --write BENCHMARKS.md` "
         f"({platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-        f"NumPy {np.__version__}; one process).",
+        f"NumPy {np.__version__}; one process; load average {os.getloadavg()[0]:.1f} at the start "
+        f"on {os.cpu_count()} cores: with other work on the machine, speeds are pessimistic).",
         "",
     ]
     only = set(args.only.split(",")) if args.only else None
