@@ -339,9 +339,7 @@ def test_fire_reports_give_an_origin_or_a_bearing(cases: dict[str, Case]) -> Non
         [t["lon"] for t in truth], [t["lat"] for t in truth],
         [t["origin_lon"] for t in truth], [t["origin_lat"] for t in truth],
     )  # fmt: skip
-    diff = (
-        np.array([r.bearing_deg for r in with_bearing]) - np.asarray(az) + 180.0
-    ) % 360.0 - 180.0
+    diff = (np.array([r.bearing_deg for r in with_bearing]) - np.asarray(az) + 180.0) % 360.0 - 180.0
     assert np.median(np.abs(diff)) < 10.0
     assert np.mean(np.abs(diff) < 45.0) > 0.98
 
@@ -420,9 +418,7 @@ def test_invariants_hold_for_any_seed(small: Agreement, seed: int) -> None:
     ids = [r.id for r in sim.reports]
     assert len(set(ids)) == len(ids)
     area = small.compiled(0).area
-    assert shapely.contains_xy(
-        area, [r.lon for r in sim.reports], [r.lat for r in sim.reports]
-    ).all()
+    assert shapely.contains_xy(area, [r.lon for r in sim.reports], [r.lat for r in sim.reports]).all()
     assert {r.weapon_class for r in sim.reports} - {None} <= small.weapon_class_ids
     for t in sim.truth:
         assert t["violation"] == bool(t["rule_ids"])

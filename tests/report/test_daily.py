@@ -124,9 +124,7 @@ def _agreement() -> Agreement:
         sectors=sectors,
         observation_posts=ops,
         versions=(
-            AgreementVersion(
-                effective_from=dt.date(2025, 1, 1), line=line, zones=zones, rules=rules
-            ),
+            AgreementVersion(effective_from=dt.date(2025, 1, 1), line=line, zones=zones, rules=rules),
         ),
     )
 
@@ -144,9 +142,7 @@ def _incidents() -> list[Incident]:
     common = {"source_type": SourceType.patrol, "uncertainty_m": 300.0}
 
     def at(i: int, **kw: object) -> Incident:
-        return Incident(
-            id=f"SMM-{i:03d}", observed_at=t + dt.timedelta(minutes=37 * i), **common | kw
-        )
+        return Incident(id=f"SMM-{i:03d}", observed_at=t + dt.timedelta(minutes=37 * i), **common | kw)
 
     def pos(az: float, km: float, base: tuple[float, float] = mid) -> dict[str, float]:
         lon, lat = _across(*base, az, km)
@@ -202,9 +198,7 @@ def _trend(findings: list[DayFinding]) -> list[tuple[dt.date, dict[str, int]]]:
     return [*past, (DAY, dict(Counter(f.responsible for f in findings)))]
 
 
-def _report(
-    agreement: Agreement, incidents: list[Incident], findings: list[DayFinding]
-) -> DayReport:
+def _report(agreement: Agreement, incidents: list[Incident], findings: list[DayFinding]) -> DayReport:
     return DayReport(
         agreement=agreement,
         day=DAY,
@@ -218,9 +212,7 @@ def _report(
 
 
 @pytest.fixture(scope="module")
-def report(
-    agreement: Agreement, incidents: list[Incident], findings: list[DayFinding]
-) -> DayReport:
+def report(agreement: Agreement, incidents: list[Incident], findings: list[DayFinding]) -> DayReport:
     return _report(agreement, incidents, findings)
 
 
@@ -327,9 +319,7 @@ def test_escapes_hostile_text(report: DayReport) -> None:
     assert "&lt;script&gt;" in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
 
 
-def test_day_findings_copies_the_classification(
-    agreement: Agreement, incidents: list[Incident]
-) -> None:
+def test_day_findings_copies_the_classification(agreement: Agreement, incidents: list[Incident]) -> None:
     batch = IncidentBatch.from_incidents(incidents)
     result = classify(agreement, batch)
     rows = day_findings(batch, result)

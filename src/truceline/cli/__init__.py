@@ -23,11 +23,13 @@ from truceline.errors import TrucelineError
 
 app = typer.Typer(
     name="truceline",
-    help="Truceline: agreement model, exact geodesy and rule engine of a ceasefire-verification mission.",
+    help="Truceline: the information system of a ceasefire-verification mission.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-agreement_app = typer.Typer(help="Validate, summarise and export an agreement folder.", no_args_is_help=True)
+agreement_app = typer.Typer(
+    help="Validate, summarise and export an agreement folder.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(db_app, name="db")
@@ -182,8 +184,13 @@ def ingest_cmd(
         task = progress.add_task(f"Adjudicating and storing {len(read.incidents):,} reports", total=None)
         register_agreement(session, ag, agreement)
         res = ingest_incidents(
-            session, ag, read.incidents, read.rows, source=str(file),
-            earlier_rejects=read.rejects, earlier_duplicates=[str(r) for r in read.duplicates],
+            session,
+            ag,
+            read.incidents,
+            read.rows,
+            source=str(file),
+            earlier_rejects=read.rejects,
+            earlier_duplicates=[str(r) for r in read.duplicates],
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     console.print(
@@ -197,10 +204,14 @@ def ingest_cmd(
 @app.command("simulate")
 def simulate_cmd(
     agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write reports.csv and truth.csv")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder to write reports.csv and truth.csv")
+    ],
     days: Annotated[int, typer.Option(min=1, max=3650)] = 1,
     seed: Annotated[int, typer.Option()] = 0,
-    start: Annotated[str | None, typer.Option(help="First day (default: the agreement's effective date)")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First day (default: the agreement's effective date)")
+    ] = None,
     events_per_day: Annotated[int, typer.Option(min=1)] = 400,
     violation_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
     acoustic: Annotated[
@@ -217,17 +228,25 @@ def simulate_cmd(
 
     ag = _load(agreement)
     out = run_simulation(
-        ag, output, days=days, seed=seed,
+        ag,
+        output,
+        days=days,
+        seed=seed,
         start=dt.date.fromisoformat(start) if start else None,
-        events_per_day=events_per_day, violation_rate=violation_rate,
+        events_per_day=events_per_day,
+        violation_rate=violation_rate,
     )
     console.print(f"Wrote {out['reports']} reports and {out['truth']} true events to {output}")
     if acoustic:
         from truceline.services.acoustic import simulate_acoustic
 
         ac = simulate_acoustic(
-            ag, output, seed=seed, start=dt.date.fromisoformat(start) if start else None,
-            n_shots=acoustic_shots, spacing_km=sensor_spacing_km,
+            ag,
+            output,
+            seed=seed,
+            start=dt.date.fromisoformat(start) if start else None,
+            n_shots=acoustic_shots,
+            spacing_km=sensor_spacing_km,
             depths_km=tuple(float(d) for d in sensor_depths_km.split(",")),
         )
         console.print(
@@ -264,7 +283,9 @@ def report_cmd(
 @app.command("demo")
 def demo_cmd(
     agreement: Annotated[Path, typer.Option(help="Agreement folder")] = Path("examples/ukraine-2024"),
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for everything")] = Path("out/demo"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for everything")] = Path(
+        "out/demo"
+    ),
     seed: Annotated[int, typer.Option()] = 1,
     days: Annotated[
         int, typer.Option(min=1, max=60, help="Days to simulate, ending on the demo day")

@@ -430,9 +430,7 @@ def _locate(
         s, d = cv.sides(lon[ok], lat[ok])
         side[ok], dist[ok] = s, d
         for sd in (1, -1):
-            refd[sd][ok] = (
-                cv.reference[sd].distance_m(lon[ok], lat[ok]) if sd in cv.reference else d
-            )
+            refd[sd][ok] = cv.reference[sd].distance_m(lon[ok], lat[ok]) if sd in cv.reference else d
     return side, refd, dist
 
 
@@ -582,9 +580,9 @@ class _Day:
                         hit |= usable & (w_side == s) & (w_refd[s] < r.distance_km[party] * 1000.0)
             elif r.type == RuleType.count_cap:
                 assert r.zone is not None and r.max_count is not None
-                capped = (
-                    np.isin(ev.kind, kinds) | (has_wc & np.isin(ev.weapon_class, wcs))
-                ) & zone(r.zone, False)
+                capped = (np.isin(ev.kind, kinds) | (has_wc & np.isin(ev.weapon_class, wcs))) & zone(
+                    r.zone, False
+                )
                 if aggregate:
                     hit = np.zeros(n, dtype=bool)
                     for p in self.ag.party_ids:
@@ -842,9 +840,7 @@ class _Day:
         fire_rng = np.array(p.fire_range_km or [_DEFAULT_RANGE_KM])
         small_rng = np.array(p.small_arms_range_km or [_SMALL_ARMS_RANGE_KM])
         wc_f = np.asarray(p.fire, dtype=str)[fi] if p.fire else np.full(m, "", dtype=str)
-        wc_s = (
-            np.asarray(p.small_arms, dtype=str)[si] if p.small_arms else np.full(m, "", dtype=str)
-        )
+        wc_s = np.asarray(p.small_arms, dtype=str)[si] if p.small_arms else np.full(m, "", dtype=str)
         wc = np.where(small, wc_s, wc_f)
         lo = np.where(small, small_rng[si, 0], fire_rng[fi, 0])
         hi = np.where(small, small_rng[si, 1], fire_rng[fi, 1])
@@ -910,9 +906,7 @@ class _Day:
             if c == 0:
                 continue
             propose = (
-                self._gen_fire_own_side
-                if name == "fire_own_side"
-                else self._presence_proposer(name)
+                self._gen_fire_own_side if name == "fire_own_side" else self._presence_proposer(name)
             )
             parts.append(self._fill(int(c), propose, self._complies))
         return _Events.concat(parts)
@@ -965,9 +959,7 @@ class _Day:
 
         return propose
 
-    def _depth_km(
-        self, kind: str, wc: StrArray, party: StrArray, *, weapon: bool = True
-    ) -> FloatArray:
+    def _depth_km(self, kind: str, wc: StrArray, party: StrArray, *, weapon: bool = True) -> FloatArray:
         """How far from the line (km) each event must stay to break no rule in force.
 
         Band zones and withdrawal distances only; polygon zones and reference lines are left to
@@ -1079,9 +1071,7 @@ def _report(
     version = ag.version_index_at(np.array(dates, dtype="datetime64[D]"))[day_idx]
     t_event = day_idx * 86400.0 + ev.seconds
 
-    groups = np.where(
-        ev.scenario == "restriction_op", "restriction_op", _lookup(ev.kind, _KIND_GROUP)
-    )
+    groups = np.where(ev.scenario == "restriction_op", "restriction_op", _lookup(ev.kind, _KIND_GROUP))
     e, src = _assign_sources(ev, groups, config, rng)
     m = e.size
 
@@ -1117,9 +1107,7 @@ def _report(
     modes = np.array([s.fire_modes for s in _SOURCES])[src]
     u = rng.random(m)
     give_origin = directed & (u < modes[:, 0])
-    give_bearing = (
-        directed & ~give_origin & (u < modes[:, 0] + modes[:, 1]) & (np.asarray(sep) > 100.0)
-    )
+    give_bearing = directed & ~give_origin & (u < modes[:, 0] + modes[:, 1]) & (np.asarray(sep) > 100.0)
     o_sigma = np.where(give_origin, log_uniform("origin_uncertainty_m"), np.nan)
     olon, olat = _noisy_inside(
         ag, rng, np.where(give_origin, o_true_lon, 0.0), np.where(give_origin, o_true_lat, 0.0),
@@ -1384,9 +1372,7 @@ def _truth(
     bounds = np.searchsorted(e[order], np.arange(n + 1))
     rid = np.asarray(report_id, dtype=object)[order]
     epoch = np.datetime64(start, "s")
-    times = (
-        (epoch + np.rint(t_event).astype("timedelta64[s]")).astype("datetime64[us]").astype(object)
-    )
+    times = (epoch + np.rint(t_event).astype("timedelta64[s]")).astype("datetime64[us]").astype(object)
 
     def opt(x: float) -> float | None:
         return None if not np.isfinite(x) else round(x, 6)

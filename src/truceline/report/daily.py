@@ -304,11 +304,7 @@ class _Context:
 
     def what(self, f: DayFinding) -> str:
         kind = _humanise(f.kind)
-        return (
-            f"{kind} ({self.weapons.get(f.weapon_class, f.weapon_class)})"
-            if f.weapon_class
-            else kind
-        )
+        return f"{kind} ({self.weapons.get(f.weapon_class, f.weapon_class)})" if f.weapon_class else kind
 
     def sector(self, sid: str, *, short: bool = True) -> str:
         """A sector's name and nation (``short``: without the name's parenthesised detail)."""
@@ -608,9 +604,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
     left, right, bottom, top = 0.75, 0.1, 0.4, 0.4
     legend_w = min(2.8, 0.3 * width_in)
     map_w = width_in - left - legend_w - right
-    title = textwrap.wrap(
-        f"{ag.name} — {report.day.day} {report.day:%B %Y}", max(int(map_w * 12.5), 20)
-    )
+    title = textwrap.wrap(f"{ag.name} — {report.day.day} {report.day:%B %Y}", max(int(map_w * 12.5), 20))
     top += 0.17 * len(title)  # and a line for the count of findings
     ratio = (y1 - y0) / ((x1 - x0) * coslat)  # height / width on the ground
     map_h = min(max(map_w * ratio, 4.0), 1.3 * width_in)
@@ -649,9 +643,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
             continue
         ax.add_patch(PathPatch(path, facecolor=colour, edgecolor="none", alpha=0.6, zorder=2))
         ax.add_patch(PathPatch(path, facecolor="none", edgecolor=colour, lw=0.8, zorder=2))
-        handles.append(
-            Patch(facecolor=colour, edgecolor=colour, alpha=0.6, label=_wrap(z.name or z.id))
-        )
+        handles.append(Patch(facecolor=colour, edgecolor=colour, alpha=0.6, label=_wrap(z.name or z.id)))
         # A zone too small to see at this scale (a disengagement area) gets a ring around it.
         minx, miny, maxx, maxy = geom.bounds
         if max(maxx - minx, (maxy - miny) / coslat) < 0.025 * (x1 - x0):
@@ -675,9 +667,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
             PathPatch(path, facecolor="none", edgecolor="#555555", lw=0.9, ls=(0, (5, 3)), zorder=3)
         )
     if ag.sectors:
-        handles.append(
-            Line2D([], [], color="#555555", lw=0.9, ls=(0, (5, 3)), label="Sector boundary")
-        )
+        handles.append(Line2D([], [], color="#555555", lw=0.9, ls=(0, (5, 3)), label="Sector boundary"))
 
     for lon, lat in _line_parts(cv.line):
         ax.plot(lon, lat, color="black", lw=1.8, zorder=5, solid_capstyle="round")
@@ -710,9 +700,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
             zorder=7,
         )
         handles.append(
-            Line2D(
-                [], [], marker="^", ls="", mfc="white", mec="black", ms=7, label="Observation post"
-            )
+            Line2D([], [], marker="^", ls="", mfc="white", mec="black", ms=7, label="Observation post")
         )
 
     fs = [
@@ -1010,9 +998,7 @@ def _label_map(
     # Sectors: beside the line inside each, on either side of it, near the middle first.
     line = shapely.intersection(cv.version.line, view)
     for s in ag.sectors:
-        pieces = [
-            g for g in shapely.get_parts(shapely.intersection(line, s.geometry)) if g.length > 0
-        ]
+        pieces = [g for g in shapely.get_parts(shapely.intersection(line, s.geometry)) if g.length > 0]
         if not pieces:
             continue
         piece = max(pieces, key=lambda g: g.length)
@@ -1031,9 +1017,7 @@ def _label_map(
                 dx, dy = (dx if abs(dx) >= 4 else 0.0), (dy if abs(dy) >= 4 else 0.0)
                 cands.append((p.x, p.y, dx, dy))
         text = _short_name(s.name or s.id) + (f"\n{s.nation}" if s.nation else "")
-        lab.place(
-            text, cands, required=True, fontsize=7, color="#222222", zorder=6, bbox=_LABEL_BOX
-        )
+        lab.place(text, cands, required=True, fontsize=7, color="#222222", zorder=6, bbox=_LABEL_BOX)
     # Observation posts: an id where it fits, none where it would hide something.
     for o in ag.observation_posts:
         if not (x0 <= o.lon <= x1 and y0 <= o.lat <= y1):
@@ -1067,9 +1051,7 @@ def _scale_bar(ax: Any, view: Any, coslat: float, avoid: Any) -> None:
 
     def clutter(c: tuple[float, float]) -> float:
         box = shapely.box(c[0] - 0.01 * w, c[1] - 0.01 * h, c[0] + dx + 0.01 * w, c[1] + 0.05 * h)
-        return float(
-            shapely.intersection(avoid, box).area + shapely.intersection(avoid, box).length
-        )
+        return float(shapely.intersection(avoid, box).area + shapely.intersection(avoid, box).length)
 
     bx, by = min(corners, key=clutter)
     ax.plot([bx, bx + dx], [by, by], color="black", lw=2.5, solid_capstyle="butt", zorder=9)
