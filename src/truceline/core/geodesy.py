@@ -26,7 +26,6 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import Geod
-from scipy.spatial import cKDTree
 
 __all__ = [
     "GEOD",
@@ -171,8 +170,6 @@ class LineIndex:
         One ``(n, 2)`` array of lon/lat vertices per part; consecutive vertices are joined by geodesics.
     max_segment_m
         Densification step; smaller means a larger index but safer candidate search.
-    k
-        Number of nearest vertices whose adjoining segments are candidates.
 
     Examples
     --------
@@ -184,7 +181,7 @@ class LineIndex:
     1
     """
 
-    def __init__(self, parts: Sequence[ArrayLike], *, max_segment_m: float = 5000.0, k: int = 4) -> None:
+    def __init__(self, parts: Sequence[ArrayLike], *, max_segment_m: float = 5000.0) -> None:
         lons: list[FloatArray] = []
         lats: list[FloatArray] = []
         part_ids: list[NDArray[np.intp]] = []
@@ -217,8 +214,6 @@ class LineIndex:
         self.is_part_end = ends
         self.length_m = float(seg_len.sum())
         self.n_parts = len(lons)
-        self.k = int(min(k, nv))
-        self._tree = cKDTree(self.xyz)
 
     def nearest(self, lon: ArrayLike, lat: ArrayLike) -> Nearest:
         """Nearest point of the line to each (lon, lat); see :class:`Nearest`.

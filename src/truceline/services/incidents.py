@@ -43,32 +43,24 @@ def agreement_rejects(
     inside = shapely.contains_xy(area, lon, lat)
     swapped_inside = shapely.contains_xy(area, lat, lon) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
     bad_wc = (wc != "") & ~np.isin(wc, sorted(known))
-    rejects: list[Reject] = []
-    keep: list[int] = []
+    swapped = ~inside & swapped_inside & ~bad_wc
     names = ", ".join(sorted(known)) or "none defined"
-    for k, inc in enumerate(incidents):  # builds messages for the few bad records only
+    rejects: list[Reject] = []
+    for k in np.flatnonzero(bad_wc | swapped).tolist():  # messages for the bad records only
+        inc = incidents[k]
         if bad_wc[k]:
-            rejects.append(
-                Reject(
-                    rows[k],
-                    inc.id,
-                    "weapon_class",
-                    f"unknown weapon class {inc.weapon_class!r} for agreement {agreement.id}; "
-                    f"use one of: {names}",
-                )
+            reason = (
+                f"unknown weapon class {inc.weapon_class!r} for agreement {agreement.id}; "
+                f"use one of: {names}"
             )
-        elif not inside[k] and swapped_inside[k]:
-            rejects.append(
-                Reject(
-                    rows[k],
-                    inc.id,
-                    "lon",
-                    f"position lon {inc.lon}, lat {inc.lat} is outside the area of application but "
-                    "inside it with lon and lat swapped; swap the columns",
-                )
-            )
+            rejects.append(Reject(rows[k], inc.id, "weapon_class", reason))
         else:
-            keep.append(k)
+            reason = (
+                f"position lon {inc.lon}, lat {inc.lat} is outside the area of application but "
+                "inside it with lon and lat swapped; swap the columns"
+            )
+            rejects.append(Reject(rows[k], inc.id, "lon", reason))
+    keep = np.flatnonzero(~(bad_wc | swapped)).tolist()
     return keep, rejects
 
 
