@@ -149,3 +149,24 @@ def test_clock_marks_receipt(api: Api) -> None:
     api.clock.now = dt.datetime(2025, 3, 5, 6, 7, 8, tzinfo=dt.UTC)
     pk = api.post("/incidents", json=rec(1)).json()["pk"]
     assert api.get(f"/incidents/{pk}").json()["received_at"].startswith("2025-03-05T06:07:08")
+
+
+def test_published_report_holds_released_findings_only(api: Api) -> None:
+    """What the parties and the public read: the findings released to them, and a count of the rest."""
+    pks = [
+        api.post("/incidents", json=rec(f"pub-{i}", lat=48.6 + i / 100)).json()["pk"] for i in range(3)
+    ]
+    for action in ("verify", "release"):
+        r = api.post(f"/incidents/{pks[0]}/review", json={"action": action}, role="analyst")
+        assert r.status_code == 200, r.text
+    api.post(f"/incidents/{pks[1]}/review", json={"action": "verify"}, role="analyst")  # not released
+
+    draft = api.get(f"/reports/{DAY}/draft", role="analyst").text
+    assert "Internal draft" in draft and all(f"pub-{i}" in draft for i in range(3))
+    preview = api.get(f"/reports/{DAY}/draft", role="analyst", params={"released_only": True}).text
+    assert api.post(f"/reports/{DAY}/publish", role="analyst").status_code == 201
+    published = api.get(f"/reports/{DAY}", role=None).text
+    for html in (preview, published):
+        assert "Published edition" in html and "Internal draft" not in html
+        assert "pub-0" in html and "pub-1" not in html and "pub-2" not in html
+        assert "2 other findings of the day" in html

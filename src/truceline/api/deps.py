@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from truceline.api.context import AppContext
 from truceline.errors import AuthenticationError
 from truceline.services.auth import ANONYMOUS, Permission, Principal, require
 
-__all__ = ["Ctx", "allow", "context", "principal"]
+__all__ = ["Ctx", "ReleasedOnlyQ", "allow", "context", "principal"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tl_...`")
 
@@ -23,6 +23,12 @@ def context(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(context)]
+
+#: A draft report as the published edition would show it (released findings only).
+ReleasedOnlyQ = Annotated[
+    bool,
+    Query(description="Only the findings released to the parties, as publishing would freeze it"),
+]
 
 
 def principal(

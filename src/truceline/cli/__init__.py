@@ -265,6 +265,13 @@ def report_cmd(
         typer.Option("--format", help="html or pdf (default: from the output's suffix, else html)"),
     ] = None,
     db: DbOption = "truceline.db",
+    released_only: Annotated[
+        bool,
+        typer.Option(
+            "--released-only",
+            help="Published edition: only findings released to the parties (default: internal draft)",
+        ),
+    ] = False,
 ) -> None:
     """Write the day's report: HTML, or PDF typeset from the same page (WeasyPrint)."""
     from truceline.services.report import write_daily_report
@@ -274,7 +281,7 @@ def report_cmd(
     fmt = (fmt or (output.suffix.lstrip(".") if output and output.suffix else "html")).lower()
     out = output or Path(f"report-{ag.id}-{day}.{fmt}")
     try:
-        write_daily_report(db, ag, day, out, fmt=fmt)
+        write_daily_report(db, ag, day, out, fmt=fmt, released_only=released_only)
     except TrucelineError as exc:
         raise _fail(exc) from exc
     console.print(f"Report for {day} -> {out}")

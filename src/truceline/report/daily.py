@@ -161,7 +161,10 @@ class DayReport:
     """Everything the daily report shows, independent of where it was stored.
 
     ``trend`` lists previous days (this one included) with the count of findings per responsible
-    party; ``rejected`` counts reports rejected by analysts that day.
+    party; ``rejected`` counts reports rejected by analysts that day. ``edition`` says who it is
+    for: ``internal`` (the mission's draft: every finding, reviewed or not), ``published`` (only the
+    findings released to the parties; ``withheld`` counts the day's findings left out) or ``None``
+    (built from a file, without a review workflow).
     """
 
     agreement: Agreement
@@ -173,6 +176,8 @@ class DayReport:
     rejected: int = 0
     generated_at: dt.datetime | None = None
     ledger: LedgerSummary | None = None  # None: built without a store (no ledger to refer to)
+    edition: str | None = None  # internal | published | None (see above)
+    withheld: int = 0
 
 
 def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFinding]:
@@ -433,6 +438,8 @@ class _Context:
             "terms": _terms_table(),
             "threshold": VIOLATION_THRESHOLD,
             "none_text": NONE_RECORDED,
+            "edition": r.edition,
+            "withheld": r.withheld,
             "n_incidents": r.n_incidents,
             "rejected": r.rejected,
             "n_findings": len(fs),

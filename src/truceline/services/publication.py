@@ -34,16 +34,23 @@ def _check_day(day: dt.date) -> None:
         )
 
 
-def draft_report(session: Session, agreement: Agreement, day: dt.date) -> str:
-    """The day's report as it stands now (HTML)."""
+def draft_report(
+    session: Session, agreement: Agreement, day: dt.date, *, released_only: bool = False
+) -> str:
+    """The day's report as it stands now (HTML): the internal draft with every finding, or with
+    ``released_only`` the edition that publishing would freeze (released findings only)."""
     _check_day(day)
-    return render_daily_html(build_day_report(session, agreement, day))
+    return render_daily_html(build_day_report(session, agreement, day, released_only=released_only))
 
 
 def publish_report(
     session: Session, agreement: Agreement, day: dt.date, *, actor: Principal, now: dt.datetime
 ) -> PublishedReportRow:
-    """Freeze the day's report; publishing a day twice is a conflict (published copies are final)."""
+    """Freeze the day's report; publishing a day twice is a conflict (published copies are final).
+
+    The published edition holds only the findings released to the parties (the review workflow's
+    ``release``); it says how many of the day's findings it leaves out.
+    """
     existing = _find(session, agreement.id, day)
     if existing is not None:
         raise ConflictError(
@@ -52,7 +59,7 @@ def publish_report(
             value=day.isoformat(),
             fix="published reports are final; read it with GET",
         )
-    html = draft_report(session, agreement, day)
+    html = draft_report(session, agreement, day, released_only=True)
     row = PublishedReportRow(
         agreement_id=agreement.id,
         day=day,

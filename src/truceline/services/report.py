@@ -37,9 +37,17 @@ TREND_DAYS = 14
 _CHUNK = 500  # findings per ledger lookup (SQLite binds at most 32,766 parameters)
 
 
-def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> DayReport:
-    """Everything the daily report shows, read from the store."""
+def build_day_report(
+    session: Session, agreement: Agreement, day: dt.date, *, released_only: bool = False
+) -> DayReport:
+    """Everything the daily report shows, read from the store.
+
+    ``released_only``: the published edition, for the parties and the public: only findings
+    released to the parties (in the day's tables and in the trend); the others are counted as
+    withheld. Otherwise the internal draft with every finding.
+    """
     ag_id = agreement.id
+    released = [FindingRow.released_at.is_not(None)] if released_only else []
     inc_q = (
         select(IncidentRow.kind, func.count())
         .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
@@ -49,9 +57,18 @@ def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> Da
     rows = session.execute(
         select(FindingRow, IncidentRow)
         .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
-        .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
+        .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *released)
         .order_by(IncidentRow.observed_at, FindingRow.rule_id)
     ).all()
+    withheld = 0
+    if released_only:
+        all_findings = session.execute(
+            select(func.count())
+            .select_from(FindingRow)
+            .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
+            .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
+        ).scalar_one()
+        withheld = int(all_findings) - len(rows)
     refs = _ledger_refs(session, [f.pk for f, _ in rows])
     findings = [
         DayFinding(
@@ -83,6 +100,7 @@ def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> Da
             IncidentRow.day >= first,
             IncidentRow.day <= day,
             FindingRow.probability >= 0.5,
+            *released,
         )
         .group_by(IncidentRow.day, FindingRow.responsible)
     ).all()
@@ -107,6 +125,8 @@ def build_day_report(session: Session, agreement: Agreement, day: dt.date) -> Da
         rejected=int(rejected),
         generated_at=dt.datetime.now(dt.UTC),
         ledger=_ledger_summary(session, day, [f.pk for f, _ in rows]),
+        edition="published" if released_only else "internal",
+        withheld=withheld,
     )
 
 
@@ -163,7 +183,13 @@ def _ledger_summary(session: Session, day: dt.date, finding_pks: list[int]) -> L
 
 
 def write_daily_report(
-    db: str, agreement: Agreement, day: dt.date, output: Path, *, fmt: str = "html"
+    db: str,
+    agreement: Agreement,
+    day: dt.date,
+    output: Path,
+    *,
+    fmt: str = "html",
+    released_only: bool = False,
 ) -> DayReport:
     """Write the day's report to ``output`` as ``fmt``: ``html`` or ``pdf`` (the same page, typeset)."""
     if fmt not in REPORT_FORMATS:
@@ -176,7 +202,7 @@ def write_daily_report(
     engine = make_engine(db)
     upgrade(engine)
     with session_factory(engine)() as session:
-        report = build_day_report(session, agreement, day)
+        report = build_day_report(session, agreement, day, released_only=released_only)
     html = render_daily_html(report)
     output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pdf":

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from truceline.api.context import AppContext
-from truceline.api.deps import Ctx, allow
+from truceline.api.deps import Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
 from truceline.errors import NotFoundError
 from truceline.services import dashboard
@@ -254,10 +254,11 @@ def draft_pdf(
     ctx: Ctx,
     _: Annotated[Principal, Depends(allow(Permission.reports_draft))],
     agreement: AgreementQ = None,
+    released_only: ReleasedOnlyQ = False,
 ) -> Response:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
-        html = draft_report(s, ag, day)
+        html = draft_report(s, ag, day, released_only=released_only)
     from truceline.report.pdf import html_to_pdf
 
     return _pdf(html_to_pdf(html), f"report-{ag.id}-{day}-draft.pdf")

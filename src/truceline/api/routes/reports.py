@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import HTMLResponse
 
-from truceline.api.deps import Ctx, allow
+from truceline.api.deps import Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import PublishedOut, utc
 from truceline.services.auth import Permission, Principal
@@ -63,9 +63,12 @@ def draft(
     ctx: Ctx,
     _: Annotated[Principal, Depends(allow(Permission.reports_draft))],
     agreement: AgreementQ = None,
+    released_only: ReleasedOnlyQ = False,
 ) -> HTMLResponse:
     with ctx.db.read() as s:
-        return HTMLResponse(draft_report(s, ctx.agreement(s, agreement), day))
+        return HTMLResponse(
+            draft_report(s, ctx.agreement(s, agreement), day, released_only=released_only)
+        )
 
 
 @router.post(
