@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import minimize_scalar
 
 from truceline.core.geodesy import GEOD, LineIndex, ecef, offset_region
 
 from ..conftest import SMALL_LINE
-
-
-def reference_distance(lon: float, lat: float, line: np.ndarray) -> float:
-    """Exact geodesic distance from a point to a polyline of geodesic segments (slow, independent).
-
-    Each segment is parametrised by the distance along its geodesic (Geod.fwd); the distance to the
-    point (Geod.inv) is minimised by a grid search and a bounded scalar refinement.
-    """
-    best = np.inf
-    for (lo1, la1), (lo2, la2) in itertools.pairwise(line):
-        az, _, length = GEOD.inv(lo1, la1, lo2, la2)
-
-        def f(s: float, lo1: float = lo1, la1: float = la1, az: float = az) -> float:
-            x, y, _ = GEOD.fwd(lo1, la1, az, s)
-            return float(GEOD.inv(lon, lat, x, y)[2])
-
-        grid = np.linspace(0.0, length, 65)
-        vals = [f(s) for s in grid]
-        j = int(np.argmin(vals))
-        lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-        res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
-        best = min(best, float(res.fun), vals[j])
-    return best
-
+from ..geodesic_reference import reference_distance_m
 
 LINE = np.array(SMALL_LINE)
 
@@ -62,7 +36,7 @@ def test_distance_within_one_metre_up_to_200_km(index: LineIndex) -> None:
     lon = rng.uniform(32.5, 39.5, 80)
     lat = rng.uniform(45.8, 51.2, 80)
     got = index.nearest(lon, lat).distance_m
-    ref = np.array([reference_distance(a, b, LINE) for a, b in zip(lon, lat, strict=True)])
+    ref = np.array([reference_distance_m(a, b, LINE) for a, b in zip(lon, lat, strict=True)])
     near = ref <= 200_000
     assert near.sum() > 40
     err = np.abs(got - ref)
@@ -78,7 +52,7 @@ def test_utm_shortcut_is_far_worse(index: LineIndex) -> None:
     lx, ly = tr.transform(LINE[:, 0], LINE[:, 1])
     px, py = tr.transform(lon, lat)
     planar = shapely.distance(shapely.points(px, py), shapely.LineString(np.column_stack([lx, ly])))
-    ref = np.array([reference_distance(a, b, LINE) for a, b in zip(lon, lat, strict=True)])
+    ref = np.array([reference_distance_m(a, b, LINE) for a, b in zip(lon, lat, strict=True)])
     assert np.abs(planar - ref).max() > 50.0
     assert np.abs(index.distance_m(lon, lat) - ref).max() < 1.0
 
