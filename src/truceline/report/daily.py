@@ -15,9 +15,7 @@ says "None recorded.".
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 import math
 import re
 import textwrap
@@ -35,7 +33,6 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
-from matplotlib.path import Path as MplPath
 from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
@@ -45,6 +42,7 @@ from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch
 from truceline.core.probability import ICD203_TERMS, icd203_term
 from truceline.core.rules import UNDETERMINED, Classification
+from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [
     "VIOLATION_THRESHOLD",
@@ -458,7 +456,7 @@ class _Context:
             "civilian_kinds": [
                 {"label": _humanise(k), "n": r.incidents_by_kind.get(k, 0)} for k in _CIVILIAN_KINDS
             ],
-            "map_png": _data_uri(render_map_png(r)),
+            "map_png": data_uri(render_map_png(r)),
             "parties": [self.party(p) for p in self.parties],
             "by_rule": by_rule,
             "by_party": by_party,
@@ -470,7 +468,7 @@ class _Context:
             "other": other,
             "ledger": r.ledger,
             "n_traceable": sum(1 for f in fs if f.ledger_ref),
-            "trend_png": _data_uri(render_trend_png(r)) if trend else None,
+            "trend_png": data_uri(render_trend_png(r)) if trend else None,
             "trend_parties": [self.party(p) for p in trend_parties],
             "trend": [
                 {
@@ -490,10 +488,6 @@ def _terms_table() -> list[dict[str, str]]:
         out.append({"term": name, "range": f"{lo:.2f}–{min(hi, 1.0):.2f}"})
         lo = hi
     return out
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _party_order(ag: Agreement, seen: Iterable[str]) -> list[str]:
@@ -516,40 +510,6 @@ def _report_colours(report: DayReport) -> dict[str, str]:
 
 
 # -- figures ----------------------------------------------------------------------------------
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig)  # attaches itself as fig.canvas: Agg, without pyplot's global state
-    fig.savefig(buf, format="png", dpi=_MAP_DPI, facecolor="white")
-    return buf.getvalue()
-
-
-def _polygons(geom: Any) -> list[Any]:
-    """The polygons of a geometry, collections flattened (intersections return them)."""
-    out: list[Any] = []
-    for g in shapely.get_parts(geom):
-        if g.geom_type == "Polygon" and not g.is_empty:
-            out.append(g)
-        elif g.geom_type in ("MultiPolygon", "GeometryCollection"):
-            out.extend(_polygons(g))
-    return out
-
-
-def _polygon_path(geom: Any) -> MplPath | None:
-    """One compound matplotlib path (holes included) for the polygons of a geometry."""
-    verts: list[NDArray[np.float64]] = []
-    codes: list[NDArray[np.uint8]] = []
-    for poly in _polygons(geom):
-        for ring in (poly.exterior, *poly.interiors):
-            xy = np.asarray(ring.coords, dtype=np.float64)
-            c = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
-            c[0], c[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
-            verts.append(xy)
-            codes.append(c)
-    if not verts:
-        return None
-    return MplPath(np.concatenate(verts), np.concatenate(codes))
 
 
 def _line_parts(idx: LineIndex) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -645,7 +605,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
         geom = shapely.buffer(shapely.buffer(geom, 1e-6), -1e-6)
         geom = shapely.intersection(geom, view)
         zone_geoms.append(geom)
-        path = _polygon_path(geom)
+        path = polygon_path(geom)
         if path is None:
             continue
         ax.add_patch(PathPatch(path, facecolor=colour, edgecolor="none", alpha=0.6, zorder=2))
@@ -667,7 +627,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
             )
 
     for s in ag.sectors:
-        path = _polygon_path(shapely.intersection(s.geometry, view.buffer(1.0)))
+        path = polygon_path(shapely.intersection(s.geometry, view.buffer(1.0)))
         if path is None:
             continue
         ax.add_patch(
@@ -827,7 +787,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
         )
     else:
         lax.text(0.0, y, "No findings on this day.", fontsize=8, va="top", transform=lax.transAxes)
-    return _png(fig)
+    return png_bytes(fig, _MAP_DPI)
 
 
 def _name(ag: Agreement, pid: str) -> str:
@@ -843,7 +803,7 @@ def _legend_height(leg: Any, ax: Any) -> float:
 
 def _side_label_point(part: Any) -> tuple[float, float]:
     """A point of one side far from the line (where a label overlaps the least)."""
-    poly = max(_polygons(part), key=lambda g: g.area)
+    poly = max(polygons(part), key=lambda g: g.area)
     # The centre of the largest inscribed circle stays clear of the line and the view's edge.
     c = shapely.maximum_inscribed_circle(poly, tolerance=0.01)
     x, y = shapely.get_coordinates(c)[0]
@@ -887,6 +847,19 @@ class _Labeller:
         f = self.frame
         return bool(bb.x0 >= f.x0 and bb.x1 <= f.x1 and bb.y0 >= f.y0 and bb.y1 <= f.y1)
 
+    def _annotate(self, text: str, lon: float, lat: float, dx: float, dy: float, **kw: Any) -> Any:
+        """``text`` offset by (dx, dy) points from (lon, lat), aligned away from the anchor."""
+        return self.ax.annotate(
+            text,
+            (lon, lat),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha="center" if abs(dx) < 1e-9 else ("left" if dx > 0 else "right"),
+            va="center" if abs(dy) < 1e-9 else ("bottom" if dy > 0 else "top"),
+            annotation_clip=False,
+            **kw,
+        )
+
     def place(
         self,
         text: str,
@@ -903,18 +876,7 @@ class _Labeller:
         """
         best: tuple[int, Any] | None = None
         for lon, lat, dx, dy in candidates:
-            ha = "center" if abs(dx) < 1e-9 else ("left" if dx > 0 else "right")
-            va = "center" if abs(dy) < 1e-9 else ("bottom" if dy > 0 else "top")
-            t = self.ax.annotate(
-                text,
-                (lon, lat),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                annotation_clip=False,
-                **kw,
-            )
+            t = self._annotate(text, lon, lat, dx, dy, **kw)
             bb = t.get_window_extent().expanded(1.04, 1.08)
             if not self._inside(bb):
                 t.remove()
@@ -936,18 +898,7 @@ class _Labeller:
         if best is None and required and candidates:
             # Nowhere fits inside the map: take the first position, pushed back inside.
             lon, lat, dx, dy = candidates[0]
-            ha = "center" if abs(dx) < 1e-9 else ("left" if dx > 0 else "right")
-            va = "center" if abs(dy) < 1e-9 else ("bottom" if dy > 0 else "top")
-            t = self.ax.annotate(
-                text,
-                (lon, lat),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                annotation_clip=False,
-                **kw,
-            )
+            t = self._annotate(text, lon, lat, dx, dy, **kw)
             bb, f = t.get_window_extent(), self.frame
             sx = max(f.x0 - bb.x0, 0.0) - max(bb.x1 - f.x1, 0.0)
             sy = max(f.y0 - bb.y0, 0.0) - max(bb.y1 - f.y1, 0.0)
@@ -1121,4 +1072,4 @@ def render_trend_png(report: DayReport, *, width_px: int = 1100) -> bytes:
             frameon=False,
             borderaxespad=0.2,
         )
-    return _png(fig)
+    return png_bytes(fig, _MAP_DPI)

@@ -10,9 +10,7 @@ the page fetches nothing.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 import math
 from functools import cache
 from typing import Any
@@ -20,15 +18,14 @@ from typing import Any
 import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
-from matplotlib.path import Path as MplPath
 from matplotlib.patheffects import withStroke
 
 from truceline.core.geodesy import LineIndex
 from truceline.core.planner import Comparison, PlaceCount
+from truceline.report.figures import data_uri, png_bytes, polygon_path
 
 __all__ = [
     "comparison_rows",
@@ -61,7 +58,7 @@ def render_comparison_html(
             {
                 "m": m,
                 "colour": _LINES[k % len(_LINES)],
-                "map": _data_uri(render_scenario_png(comparison, k)),
+                "map": data_uri(render_scenario_png(comparison, k)),
                 "changes": [c for c in m.changes if c.area_km2 > 0 or c.places.count],
                 "gaps": sorted(m.sensors.gaps, key=lambda g: -g.length_km)[:12] if m.sensors else [],
             }
@@ -77,7 +74,7 @@ def render_comparison_html(
             colours=colours,
             comparison=comparison,
             scenarios=scen,
-            overview=_data_uri(render_overview_png(comparison)),
+            overview=data_uri(render_overview_png(comparison)),
             rows=comparison_rows(comparison),
             inf=math.inf,
             force=first.force.parameters,
@@ -169,36 +166,8 @@ def _sum_places(changes: list[Any]) -> PlaceCount:
 # -- figures ---------------------------------------------------------------------------------------
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=_DPI, facecolor="white")
-    return buf.getvalue()
-
-
-def _path(geom: Any) -> MplPath | None:
-    verts: list[Any] = []
-    codes: list[Any] = []
-    for poly in shapely.get_parts(geom):
-        if poly.geom_type != "Polygon" or poly.is_empty:
-            continue
-        for ring in (poly.exterior, *poly.interiors):
-            xy = np.asarray(ring.coords, dtype=np.float64)
-            c = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
-            c[0], c[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
-            verts.append(xy)
-            codes.append(c)
-    if not verts:
-        return None
-    return MplPath(np.concatenate(verts), np.concatenate(codes))
-
-
 def _add(ax: Any, geom: Any, **kw: Any) -> None:
-    p = _path(geom)
+    p = polygon_path(geom)
     if p is not None:
         ax.add_patch(PathPatch(p, **kw))
 
@@ -255,7 +224,7 @@ def render_overview_png(c: Comparison, *, width_px: int = 1300) -> bytes:
     _place_names(ax, c, view)
     ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
     ax.set_title("Candidate lines", fontsize=10)
-    return _png(fig)
+    return png_bytes(fig, _DPI)
 
 
 def _place_names(
@@ -384,7 +353,7 @@ def render_scenario_png(c: Comparison, k: int, *, width_px: int = 1300) -> bytes
     _place_names(ax, c, view, moved)
     ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
     ax.set_title(f"{m.scenario.id}: {m.scenario.name}", fontsize=10)
-    return _png(fig)
+    return png_bytes(fig, _DPI)
 
 
 # -- template --------------------------------------------------------------------------------------
