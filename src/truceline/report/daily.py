@@ -333,7 +333,7 @@ class _Context:
             "probability": f.probability,
             "term": str(icd203_term(f.probability)),
             "explanation": f.explanation,
-            "source": _humanise(f.source_type),
+            "source": _humanise(f.source_type) if f.source_type else "",
         }
 
     def breakdown(self, key: str, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:

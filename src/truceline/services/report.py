@@ -70,16 +70,18 @@ def build_day_report(
         ).scalar_one()
         withheld = int(all_findings) - len(rows)
     refs = _ledger_refs(session, [f.pk for f, _ in rows])
+    # The published edition shows what a liaison may see: the finding, never the raw report's own id
+    # or its source (they can name patrols and posts).
     findings = [
         DayFinding(
             ledger_ref=refs.get(f.pk),
-            incident_id=i.report_id,
+            incident_id=f"finding {f.pk}" if released_only else i.report_id,
             observed_at=i.observed_at,
             lon=i.lon,
             lat=i.lat,
             kind=i.kind,
             weapon_class=i.weapon_class,
-            source_type=i.source_type,
+            source_type="" if released_only else i.source_type,
             sector=i.sector,
             side_party=i.side_party,
             distance_km=i.distance_km,
