@@ -195,6 +195,9 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
     ("export", lambda s, c: ("GET", "/export", {"params": {"format": "csv"}}), READERS, frozenset()),
     ("published report pdf", lambda s, c: ("GET", f"/reports/{DAY}/pdf", {}), PUBLISHED, frozenset()),
     ("draft report pdf", lambda s, c: ("GET", f"/reports/{DAY}/draft/pdf", {}), STAFF, frozenset()),
+    # the planner's view (issue 7): candidate lines are for the mission's planners only
+    ("planner scenarios", lambda s, c: ("GET", "/planner/scenarios", {}), STAFF, frozenset()),
+    ("planner compare", lambda s, c: ("GET", "/planner/compare", {}), STAFF, frozenset()),
 ]
 
 

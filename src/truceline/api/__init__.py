@@ -38,7 +38,16 @@ shape `{"error": {"status", "type", "message", "field", "value", "fix"}}`.
 
 def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
-    from truceline.api.routes import agreements, findings, health, incidents, ledger, reports, tokens
+    from truceline.api.routes import (
+        agreements,
+        findings,
+        health,
+        incidents,
+        ledger,
+        planner,
+        reports,
+        tokens,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +66,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, agreements, incidents, findings, reports, tokens, ledger):
+    for module in (health, agreements, incidents, findings, reports, tokens, ledger, planner):
         app.include_router(module.router, prefix=API_PREFIX)
     from truceline.api.routes import ogc
 

@@ -16,6 +16,7 @@ from truceline.errors import UnavailableError
 from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
 from truceline.services.auth import Authenticator, Principal, Role, TokenAuthenticator
 from truceline.services.intake import Intake
+from truceline.services.planner import PlannerCache
 from truceline.services.submissions import RecordResult
 from truceline.settings import Settings
 from truceline.store.db import Database
@@ -32,7 +33,7 @@ def utc_now() -> dt.datetime:
 
 @dataclass(slots=True)
 class AppContext:
-    """Settings, the database, loaded agreements, authenticators and the clock."""
+    """Settings, the database, loaded agreements, authenticators, the clock, cached comparisons."""
 
     settings: Settings
     db: Database
@@ -40,6 +41,7 @@ class AppContext:
     authenticators: Sequence[Authenticator] = field(default_factory=lambda: (TokenAuthenticator(),))
     clock: Callable[[], dt.datetime] = utc_now
     intake: Intake | None = None  # group commit of single submissions (built with the context)
+    planner: PlannerCache = field(default_factory=PlannerCache)  # scenario comparisons
 
     def submit_one(
         self, agreement_id: str | None, incident: Incident, principal: Principal

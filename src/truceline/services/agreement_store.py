@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from sqlalchemy import func, select
@@ -28,9 +29,11 @@ from truceline.store.models import AgreementRevisionRow, AgreementRow
 
 __all__ = [
     "AgreementCache",
+    "agreement_files",
     "files_hash",
     "files_of_folder",
     "load_files",
+    "materialised",
     "store_agreement",
 ]
 
@@ -80,18 +83,49 @@ def load_files(files: Mapping[str, bytes]) -> Agreement:
         raise ValidationError(
             f"{len(files)} files; at most {MAX_FILES}", field="files", fix="merge geometry files"
         )
+    with materialised(files) as root:
+        try:
+            return load_agreement(root)
+        except AgreementError as exc:
+            raise AgreementError(_without(exc.message, root)) from exc
+
+
+@contextmanager
+def materialised(files: Mapping[str, bytes]) -> Iterator[Path]:
+    """The files written to a private temporary folder (removed afterwards), for folder readers."""
     with tempfile.TemporaryDirectory(prefix="truceline-ag-") as tmp:
         root = Path(tmp)
         for name, data in files.items():
             target = root / _safe_name(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        try:
-            return load_agreement(root)
-        except AgreementError as exc:
-            # Messages name the temporary folder; users know only their file names.
-            msg = exc.message.replace(f"{root}/", "").replace(str(root), "")
-            raise AgreementError(msg) from exc
+        yield root
+
+
+def _without(message: str, root: Path) -> str:
+    # Messages name the temporary folder; users know only their file names.
+    return message.replace(f"{root}/", "").replace(str(root), "")
+
+
+def agreement_files(session: Session, agreement_id: str) -> tuple[str, dict[str, bytes]]:
+    """The files of the agreement in force and their content hash (the revision's identity).
+
+    From the newest stored revision, or from the folder of an agreement registered by the CLI only.
+    """
+    row = session.get(AgreementRow, agreement_id)
+    if row is None:
+        known = ", ".join(session.execute(select(AgreementRow.id)).scalars()) or "none"
+        raise NotFoundError(
+            f"no agreement {agreement_id!r}",
+            field="agreement",
+            value=agreement_id,
+            fix=f"use one of: {known}",
+        )
+    latest = _latest(session, agreement_id)
+    if latest is not None:
+        return latest.content_hash, {k: base64.b64decode(v) for k, v in latest.files.items()}
+    files = files_of_folder(Path(row.source))
+    return files_hash(files), files
 
 
 def _latest(session: Session, agreement_id: str) -> AgreementRevisionRow | None:

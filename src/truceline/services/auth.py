@@ -70,6 +70,7 @@ class Permission(StrEnum):
     ledger_roots = "ledger:roots"
     ledger_read = "ledger:read"
     ledger_admin = "ledger:admin"
+    planner_read = "planner:read"
     whoami = "whoami"
 
 
@@ -92,6 +93,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.audit_read,
             P.ledger_roots,
             P.ledger_read,
+            # Candidate lines are the mission's negotiating papers: planners (analysts, admins)
+            # only; a party's liaison must not see the other candidates, monitors do not plan.
+            P.planner_read,
             P.whoami,
         }
     ),
