@@ -117,7 +117,9 @@ def test_compare_is_cached_per_revision_and_pair(api: Api, planner_dir: Path) ->
     assert api.ctx.planner.computed == n
     swapped = api.get("/planner/compare", role="analyst", params={"a": "moved", "b": "as-is"})
     assert swapped.status_code == 200 and api.ctx.planner.computed == n + 1
-    (change,) = [f for f in swapped.json()["geojson"]["features"] if f["properties"]["layer"] == "change"]
+    (change,) = [
+        f for f in swapped.json()["geojson"]["features"] if f["properties"]["layer"] == "change"
+    ]
     assert (change["properties"]["from_party"], change["properties"]["to_party"]) == ("A", "B")
     # A new revision of the agreement (an amendment) is compared anew.
     files = {

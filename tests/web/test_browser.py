@@ -437,3 +437,93 @@ def test_tablet_and_keyboard(server: Server, open_tab: Callable[..., Tab]) -> No
     )
     tab.shot("filters-tablet")
     tab.no_errors()
+
+
+# -- the planner's view (issue 7) ------------------------------------------------------------------
+
+PLANNED = "document.body.dataset.planner === '1' && document.body.dataset.planbase === '1'"
+TABLE = """() => [...document.querySelectorAll('#plan-table tbody tr[data-label]')].map(
+  tr => [tr.dataset.label, ...[...tr.querySelectorAll('td')].map(td => td.textContent)])"""
+
+
+def _planned(page: Any, a: str, b: str) -> None:
+    wait(
+        page,
+        f"{PLANNED} && document.querySelector('#view-planner').dataset.a === '{a}'"
+        f" && document.querySelector('#view-planner').dataset.b === '{b}'",
+        timeout=120_000,
+    )
+
+
+def test_planner_shows_two_scenarios_and_their_differences(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    from truceline.core.planner import SensorParameters
+    from truceline.report.planner import comparison_rows
+    from truceline.services.planner import compare_plan
+
+    tab = open_tab("analyst", "/?view=planner&a=frozen&b=salient")
+    page = tab.page
+    _planned(page, "frozen", "salient")
+    got = server.api("/planner/compare?a=frozen&b=salient", "analyst")
+    # The API's figures are those of `truceline plan compare` (the same service, computed here anew).
+    cli = compare_plan(UKRAINE, ["frozen", "salient"], sensors=SensorParameters())
+    assert got["rows"] == json.loads(json.dumps(comparison_rows(cli)))
+    # The table shows them, row by row, cell by cell.
+    table = page.evaluate(TABLE)
+    assert table == [[r["label"], *r["cells"]] for r in got["rows"]]
+    assert ["Land passing to UA (km²)", "—", f"{cli.scenarios[1].changed_km2:,.0f}"] in table
+    # The map: both lines, four buffer outlines, the land changing hands in the gainer's colour.
+    assert page.locator("#plan-map path.line-a").count() == 1
+    assert page.locator("#plan-map path.line-b").count() == 1
+    assert page.locator("#plan-map path.plan-buffer").count() == 4
+    changes = [f for f in got["geojson"]["features"] if f["properties"]["layer"] == "change"]
+    assert len(changes) == 1 and changes[0]["properties"]["to_party"] == "UA"
+    shaded = page.locator("#plan-map path.plan-change.to-UA")
+    assert shaded.count() == 1
+    colour = "#0072B2" if server.parties[0] == "UA" else "#D55E00"
+    assert shaded.get_attribute("fill").upper() == colour.upper()
+    assert float(shaded.get_attribute("fill-opacity")) > 0.3
+    assert page.locator("#plan-map path.plan-place").count() == 11  # the places changing hands
+    assert "1,575 km²" in page.inner_text("#plan-legend")
+    tab.shot("planner-1280x800")
+
+    # Another scenario B: the URL and the numbers follow; a reload restores them.
+    page.select_option("#plan-b", "admin-borders")
+    _planned(page, "frozen", "admin-borders")
+    assert "a=frozen" in page.url and "b=admin-borders" in page.url
+    other = server.api("/planner/compare?a=frozen&b=admin-borders", "analyst")
+    table2 = page.evaluate(TABLE)
+    assert table2 == [[r["label"], *r["cells"]] for r in other["rows"]] and table2 != table
+    assert page.locator("#plan-map path.plan-change").count() == sum(
+        f["properties"]["layer"] == "change" for f in other["geojson"]["features"]
+    )
+    assert page.locator("#plan-map path.plan-change.to-RU").count() >= 1  # both ways this time
+    assert page.locator("#plan-map path.plan-change.to-UA").count() >= 1
+    tab.shot("planner-admin-borders-1280x800")
+    page.reload()
+    _planned(page, "frozen", "admin-borders")
+    assert page.input_value("#plan-b") == "admin-borders" and page.evaluate(TABLE) == table2
+    tab.no_errors()
+
+
+def test_planner_on_a_tablet_with_the_keyboard_and_not_for_liaisons(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    tab = open_tab("analyst", "/?view=planner", viewport=(820, 1180))
+    page = tab.page
+    _planned(page, "frozen", "admin-borders")  # the defaults: the first two scenarios
+    assert "a=frozen" in page.url and "b=admin-borders" in page.url
+    box = page.locator("#plan-map").bounding_box()
+    assert box["width"] > 800 and box["height"] > 400  # the map first, across the screen
+    tab.shot("planner-tablet-820x1180")
+    page.focus("#plan-swap")
+    page.keyboard.press("Enter")
+    _planned(page, "admin-borders", "frozen")
+    assert "a=admin-borders" in page.url and "b=frozen" in page.url
+    tab.no_errors()
+    liaison = open_tab(f"liaison-{server.parties[0]}", "/?view=planner&a=frozen&b=salient")
+    liaison.ready()
+    assert liaison.page.is_hidden("#tab-planner") and liaison.page.is_hidden("#view-planner")
+    assert "view=map" in liaison.page.url
+    liaison.no_errors()

@@ -84,8 +84,8 @@ export function qs(params) {
 // What each role may see, mirrored from truceline.services.auth.ROLE_PERMISSIONS to choose which
 // views to offer; the server enforces it on every call whatever the page does.
 const CAN = {
-  admin: ["map", "incidents", "review", "history", "draft", "daily", "statistics"],
-  analyst: ["map", "incidents", "review", "history", "draft", "daily", "statistics"],
+  admin: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner"],
+  analyst: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner"],
   monitor: ["map", "incidents", "daily"],
   liaison: ["map", "daily", "statistics"],
   sensor: [],

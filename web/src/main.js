@@ -5,7 +5,8 @@ import { api, ApiError, apiText, can, download, getToken, qs, setToken } from ".
 import { stackedBars } from "./charts.js";
 import { MapView } from "./mapview.js";
 import { Panel } from "./panel.js";
-import { FILTERS, filterParams, readState, writeState } from "./state.js";
+import { PlannerView } from "./planner.js";
+import { FILTERS, filterParams, readState, VIEWS, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
 import { addDays, dayDiff, debounce, el, fmtAge, fmtInt, fmtProb, fmtTime, humanise, partyColours, partyName } from "./util.js";
 
@@ -26,6 +27,7 @@ const app = {
   timeline: null,
   colours: null,
   loadSeq: 0,
+  planner: null,
 };
 window.truceline = app; // for tests and the curious: the page's state, read-only by convention
 
@@ -85,15 +87,16 @@ function setupLogin() {
 
 // -- views -----------------------------------------------------------------------------------
 
+const NEEDS = { map: "map", queue: "review", daily: "daily", planner: "planner" };
 function views() {
-  return ["map", "queue", "daily"].filter((v) => (v === "map" ? can(app.role, "map") : v === "queue" ? can(app.role, "review") : can(app.role, "daily")));
+  return VIEWS.filter((v) => can(app.role, NEEDS[v]));
 }
 
 function showView(view, { push = false } = {}) {
   const allowed = views();
   if (!allowed.includes(view)) view = allowed[0] || "daily";
   app.state.view = view;
-  for (const v of ["map", "queue", "daily"]) {
+  for (const v of VIEWS) {
     $(`#view-${v}`).hidden = v !== view;
     const tab = $(`#tab-${v}`);
     tab.hidden = !allowed.includes(v);
@@ -112,6 +115,26 @@ function showView(view, { push = false } = {}) {
   }
   if (view === "queue") loadQueue();
   if (view === "daily") loadDaily();
+  if (view === "planner") loadPlanner();
+}
+
+// -- the planner -------------------------------------------------------------------------------
+
+async function loadPlanner() {
+  if (!app.planner) {
+    app.planner = new PlannerView($("#view-planner"), {
+      onPick: (a, b) => {
+        Object.assign(app.state, { a, b });
+        writeState(app.state, { push: true });
+        loadPlanner();
+      },
+    });
+  }
+  const [a, b] = await app.planner.show(app.state.a, app.state.b);
+  if (a !== app.state.a || b !== app.state.b) {
+    Object.assign(app.state, { a, b }); // the defaults chosen, or an unknown id replaced
+    writeState(app.state);
+  }
 }
 
 // -- the map view ----------------------------------------------------------------------------

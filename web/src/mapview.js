@@ -51,25 +51,9 @@ export class MapView {
     });
   }
 
-  /** The Natural Earth countries, clipped to a box around the agreement ([w, s, e, n], degrees):
-   * Leaflet re-projects every vertex of a layer at each zoom, and the world at 1:10m is ~500,000. */
+  /** The Natural Earth countries, clipped to a box around the agreement ([w, s, e, n], degrees). */
   async loadBase(url, box) {
-    const topo = await (await fetch(url)).json();
-    const countries = feature(topo, topo.objects.countries);
-    if (box) {
-      // Clipped a little beyond the view's limits: the cut edges stay off screen.
-      countries.features = clipFeatures(countries.features, [box[0] - 4, Math.max(box[1] - 3, -89), box[2] + 4, Math.min(box[3] + 3, 89)]);
-      // Keep the view inside the box, so its clipped edges are never on screen.
-      const bounds = L.latLngBounds([box[1], box[0]], [box[3], box[2]]);
-      this.map.setMaxBounds(bounds);
-      this.map.options.maxBoundsViscosity = 1.0;
-      this.map.setMinZoom(Math.max(this.map.getBoundsZoom(bounds, true), 3));
-    }
-    L.geoJSON(countries, {
-      renderer: this.baseRenderer,
-      interactive: false,
-      style: { fillColor: "#f3f1ea", fillOpacity: 1, color: "#a8a294", weight: 0.8 },
-    }).addTo(this.map);
+    await addBaseMap(this.map, this.baseRenderer, url, box);
   }
 
   /** The legend (GET /dashboard/legend) and the party colours. */
@@ -313,6 +297,29 @@ export class MapView {
     box.append(...parts.filter(Boolean)); // DOM append() would write a null as "null"
     return box;
   }
+}
+
+/** The Natural Earth countries on a map, clipped to a box around the agreement ([w, s, e, n],
+ * degrees): Leaflet re-projects every vertex of a layer at each zoom, and the world at 1:10m is
+ * ~500,000. The view is kept inside the box, so the clipped edges are never on screen. */
+const topologies = new Map(); // url -> promise: the map and the planner share one download
+export async function addBaseMap(map, renderer, url, box) {
+  if (!topologies.has(url)) topologies.set(url, fetch(url).then((r) => r.json()));
+  const topo = await topologies.get(url);
+  const countries = feature(topo, topo.objects.countries);
+  if (box) {
+    // Clipped a little beyond the view's limits: the cut edges stay off screen.
+    countries.features = clipFeatures(countries.features, [box[0] - 4, Math.max(box[1] - 3, -89), box[2] + 4, Math.min(box[3] + 3, 89)]);
+    const bounds = L.latLngBounds([box[1], box[0]], [box[3], box[2]]);
+    map.setMaxBounds(bounds);
+    map.options.maxBoundsViscosity = 1.0;
+    map.setMinZoom(Math.max(map.getBoundsZoom(bounds, true), 3));
+  }
+  L.geoJSON(countries, {
+    renderer,
+    interactive: false,
+    style: { fillColor: "#f3f1ea", fillOpacity: 1, color: "#a8a294", weight: 0.8 },
+  }).addTo(map);
 }
 
 /** Clip polygon features to a lon/lat box (Sutherland-Hodgman per ring); drops what falls outside. */

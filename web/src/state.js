@@ -1,8 +1,11 @@
 // The page's state lives in the URL, so that a shared link opens the same view: the view, the
-// filters, the map's centre and zoom, the selected finding or incident, the daily view's day.
+// filters, the map's centre and zoom, the selected finding or incident, the daily view's day, the
+// planner's two scenarios.
 
 export const FILTERS = ["kind", "rule", "party", "sector", "status", "source"];
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const SCENARIO = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const VIEWS = ["map", "queue", "daily", "planner"];
 
 export function readState(search = location.search) {
   const u = new URLSearchParams(search);
@@ -12,8 +15,9 @@ export function readState(search = location.search) {
     return Number.isFinite(v) ? v : null;
   };
   const day = (k) => (DAY.test(u.get(k) || "") ? u.get(k) : null);
-  const view = ["map", "queue", "daily"].includes(u.get("view")) ? u.get("view") : null;
-  const state = { view, start: day("start"), end: day("end"), z: num("z"), lat: num("lat"), lon: num("lon"), sel: null, day: day("day") };
+  const view = VIEWS.includes(u.get("view")) ? u.get("view") : null;
+  const scenario = (k) => (SCENARIO.test(u.get(k) || "") ? u.get(k) : null);
+  const state = { view, start: day("start"), end: day("end"), z: num("z"), lat: num("lat"), lon: num("lon"), sel: null, day: day("day"), a: scenario("a"), b: scenario("b") };
   for (const f of FILTERS) state[f] = list(f);
   const sel = u.get("sel") || "";
   if (/^[fi]\d+$/.test(sel)) state.sel = sel;
@@ -31,6 +35,8 @@ export function writeState(state, { push = false } = {}) {
   if (state.lon !== null && state.lon !== undefined) u.set("lon", state.lon.toFixed(4));
   if (state.sel) u.set("sel", state.sel);
   if (state.day) u.set("day", state.day);
+  if (state.view === "planner" && state.a) u.set("a", state.a);
+  if (state.view === "planner" && state.b) u.set("b", state.b);
   const url = `${location.pathname}?${u.toString()}`;
   if (url === location.pathname + location.search) return;
   if (push) history.pushState(null, "", url);

@@ -288,7 +288,7 @@ class PlannerCache:
     def comparison(
         self, revision: str, files: Mapping[str, bytes], a: str, b: str
     ) -> tuple[Comparison, dict[str, Any]]:
-        """Scenario ``b`` against ``a`` (default planning parameters), and its :func:`comparison_view`."""
+        """Scenario ``b`` against ``a`` (default planning parameters) and its page JSON."""
 
         def make() -> tuple[Comparison, dict[str, Any]]:
             from truceline.services.agreement_store import materialised
