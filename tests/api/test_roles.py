@@ -38,6 +38,10 @@ class Seed:
     review_pk: dict[str, int]  # a fresh incident per caller, for review calls
     tokens: dict[str, str]  # a token id per caller, for revoke calls
     files: dict[str, str]  # the agreement's own files (re-uploading them changes nothing)
+    event: int  # a fused event in the monitor's sector
+    event_south: int  # one outside it
+    split: dict[str, tuple[int, int]]  # a fresh event per caller, and the report to split off
+    merge: dict[str, list[int]]  # two fresh events per caller, to merge
 
 
 def _seed(api: Api, folder: Path) -> Seed:
@@ -65,7 +69,34 @@ def _seed(api: Api, folder: Path) -> Seed:
         tokens[str(c)] = api.post("/tokens", json={"role": "sensor", "name": f"spare-{c}"}).json()["id"]
     files = {p.name: p.read_text() for p in folder.iterdir()}
     review = {str(c): pk[f"review-{c}"] for c in CALLERS}
-    return Seed(pk["north-1"], pk["south-1"], f1, f2, review, tokens, files)
+    api.post("/sensors", json={"sensors": [_sensor(k) for k in range(3)]})
+
+    def event(name: str, lon: float, lat: float = 48.6) -> tuple[int, int]:
+        """Two reports of one explosion by two sources: one fused event."""
+        a = api.post("/incidents", json=_blast(f"{name}-cam", lon, lat, "camera")).json()["pk"]
+        b = api.post("/incidents", json=_blast(f"{name}-pat", lon, lat, "patrol"), role="analyst")
+        ev = api.get(f"/incidents/{a}").json()["event_id"]
+        assert ev is not None and api.get(f"/incidents/{b.json()['pk']}").json()["event_id"] == ev
+        return ev, a
+
+    ev_north, _ = event("ev-n", 37.1)
+    ev_south, _ = event("ev-s", 37.1, 48.3)
+    splits = {str(c): event(f"split-{c}", 37.2 + 0.05 * k) for k, c in enumerate(CALLERS)}
+    merges = {
+        str(c): [event(f"merge-{c}-{j}", 37.2 + 0.05 * k, 48.7 + 0.05 * j)[0] for j in range(2)]
+        for k, c in enumerate(CALLERS)
+    }
+    return Seed(
+        pk["north-1"], pk["south-1"], f1, f2, review, tokens, files, ev_north, ev_south, splits, merges
+    )
+
+
+def _sensor(k: int) -> dict[str, Any]:
+    return {"id": f"S-{k}", "network": "net", "lon": 37.0 + 0.05 * k, "lat": 48.0, "kind": "acoustic"}
+
+
+def _blast(name: str, lon: float, lat: float, source: str) -> dict[str, Any]:
+    return rec(name, lon=lon, lat=lat, kind="explosion", source_type=source, uncertainty_m=100)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -198,6 +229,73 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
     # the planner's view (issue 7): candidate lines are for the mission's planners only
     ("planner scenarios", lambda s, c: ("GET", "/planner/scenarios", {}), STAFF, frozenset()),
     ("planner compare", lambda s, c: ("GET", "/planner/compare", {}), STAFF, frozenset()),
+    # sensors, detections, acoustic localisation, fused events
+    ("sensors", lambda s, c: ("GET", "/sensors", {}), STAFF | {"monitor"}, frozenset()),
+    (
+        "register sensors",
+        lambda s, c: ("POST", "/sensors", {"json": {"sensors": [_sensor(0)]}}),
+        frozenset({"admin", "sensor"}),
+        frozenset(),
+    ),
+    (
+        "submit detections",
+        lambda s, c: (
+            "POST",
+            "/detections",
+            {
+                "json": {
+                    "detections": [
+                        {
+                            "sensor_id": "S-0",
+                            "detection_id": f"d-{c}",
+                            "arrival_time": f"{DAY}T10:00:00Z",
+                        }
+                    ]
+                }
+            },
+        ),
+        frozenset({"admin", "sensor"}),
+        frozenset(),
+    ),
+    ("detections", lambda s, c: ("GET", "/detections", {}), STAFF, frozenset()),
+    (
+        "locate",
+        lambda s, c: (
+            "POST",
+            "/acoustic/locate",
+            {"json": {"start": f"{DAY}T11:00:00Z", "end": f"{DAY}T12:00:00Z", "temperature_c": 5}},
+        ),
+        STAFF,
+        frozenset(),
+    ),
+    (
+        "event in sector",
+        lambda s, c: ("GET", f"/events/{s.event}", {}),
+        STAFF | {"monitor"},
+        frozenset(),
+    ),
+    (
+        "event outside sector",
+        lambda s, c: ("GET", f"/events/{s.event_south}", {}),
+        STAFF,
+        frozenset({"monitor"}),
+    ),
+    (
+        "split event",
+        lambda s, c: (
+            "POST",
+            f"/events/{s.split[c][0]}/split",
+            {"json": {"incidents": [s.split[c][1]]}},
+        ),
+        STAFF,
+        frozenset(),
+    ),
+    (
+        "merge events",
+        lambda s, c: ("POST", "/events/merge", {"json": {"events": s.merge[c]}}),
+        STAFF,
+        frozenset(),
+    ),
 ]
 
 

@@ -121,3 +121,15 @@ def test_sides_must_agree() -> None:
     side = np.array([1, -1], np.int8)
     assert len(F.fuse(_two(side=side))) == 2
     assert len(F.fuse(_two(side=np.array([1, 0], np.int8)))) == 1
+
+
+def test_summarise_reproduces_fuse_for_its_own_grouping() -> None:
+    sr = _sim(n_shots=100)
+    res = F.fuse(sr.reports)
+    again = F.summarise(sr.reports, res.event_of_report * 7 + 3)  # any labels, same grouping
+    np.testing.assert_array_equal(again.event_of_report, res.event_of_report)
+    np.testing.assert_allclose(again.lon, res.lon, atol=1e-9)
+    np.testing.assert_allclose(again.lat, res.lat, atol=1e-9)
+    np.testing.assert_allclose(again.confidence, res.confidence)
+    np.testing.assert_array_equal(again.n_sources, res.n_sources)
+    assert len(again.pair_a) == 0

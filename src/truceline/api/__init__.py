@@ -40,12 +40,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
     from truceline.api.routes import (
         agreements,
+        events,
         findings,
         health,
         incidents,
         ledger,
         planner,
         reports,
+        sensors,
         tokens,
     )
 
@@ -66,7 +68,19 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (health, agreements, incidents, findings, reports, tokens, ledger, planner):
+    modules = (
+        health,
+        agreements,
+        incidents,
+        findings,
+        reports,
+        tokens,
+        ledger,
+        planner,
+        sensors,
+        events,
+    )
+    for module in modules:
         app.include_router(module.router, prefix=API_PREFIX)
     from truceline.api.routes import ogc
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from truceline.core.probability import icd203_term
 from truceline.services.auth import Role
 from truceline.services.review import Action
+from truceline.services.sensors import DetectionRecord, SensorRecord, from_us
 from truceline.services.submissions import Verdict
-from truceline.store.models import AuditRow, FindingRow, IncidentRow
+from truceline.store.models import AuditRow, DetectionRow, EventRow, FindingRow, IncidentRow
 
 T = TypeVar("T")
 
@@ -180,6 +181,7 @@ class IncidentOut(_Out):
     status: str
     submitted_by: str
     received_at: dt.datetime
+    event_id: int | None = Field(default=None, description="The fused event it belongs to, if any")
 
     @classmethod
     def of(cls, r: IncidentRow) -> IncidentOut:
@@ -191,6 +193,12 @@ class IncidentOut(_Out):
 
 class IncidentDetail(IncidentOut):
     findings: list[FindingOut]
+    linked_reports: list[LinkedReportOut] = Field(
+        default_factory=list, description="The other reports of the same event (nearest first)"
+    )
+    detections: list[IncidentDetectionOut] = Field(
+        default_factory=list, description="The detections an acoustic incident was located from"
+    )
 
 
 class BatchIn(BaseModel):
@@ -389,3 +397,219 @@ class LedgerVerification(_Out):
     incidents: int
     findings: int
     problems: list[LedgerProblem]
+
+
+# -- sensors, detections, acoustic localisation -------------------------------------------------
+
+
+class SensorsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sensors: list[Any] = Field(
+        description="Sensor records; each is judged on its own, a bad one never stops the others",
+        json_schema_extra={"items": SensorRecord.model_json_schema()},
+    )
+
+
+class DetectionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    detections: list[Any] = Field(
+        description="Detection records; each is judged on its own, a bad one never stops the others",
+        json_schema_extra={"items": DetectionRecord.model_json_schema()},
+    )
+
+
+class RecordVerdictOut(_Out):
+    index: int = Field(description="0-based position in the request")
+    id: str
+    status: str = Field(
+        description="sensors: created | updated | unchanged | rejected; "
+        "detections: accepted | duplicate | rejected"
+    )
+    pk: int | None = None
+    field: str | None = None
+    reason: str | None = None
+    fix: str | None = None
+
+
+class VerdictsOut(_Out):
+    counts: dict[str, int]
+    results: list[RecordVerdictOut]
+
+
+class PointGeometry(_Out):
+    type: Literal["Point"]
+    coordinates: list[float] = Field(description="[lon, lat] (WGS84 deg)")
+
+
+class SensorProperties(_Out):
+    id: str
+    network: str
+    kind: str
+    status: Literal["active", "retired"]
+    detections_24h: int
+    elevation_m: float
+    timing_sigma_ms: float
+    sector: str
+
+
+class SensorFeature(_Out):
+    type: Literal["Feature"]
+    geometry: PointGeometry
+    properties: SensorProperties
+
+
+class SensorCollection(_Out):
+    type: Literal["FeatureCollection"]
+    features: list[SensorFeature]
+
+
+class DetectionOut(_Out):
+    pk: int
+    sensor_id: str
+    detection_id: str
+    arrival_time: dt.datetime = Field(description="UTC, to the microsecond")
+    signal: str
+    amplitude_db: float | None
+    received_at: dt.datetime
+    incident_pk: int | None = Field(description="The located event's incident, once associated")
+
+    @classmethod
+    def of(cls, d: DetectionRow) -> DetectionOut:
+        return cls(
+            pk=d.pk,
+            sensor_id=d.sensor_id,
+            detection_id=d.detection_id,
+            arrival_time=from_us(d.arrival_us),
+            signal=d.signal,
+            amplitude_db=d.amplitude_db,
+            received_at=utc(d.received_at),
+            incident_pk=d.incident_pk,
+        )
+
+
+class LocateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: dt.datetime = Field(description="arrival >= start (ISO 8601 with a UTC offset)")
+    end: dt.datetime = Field(description="arrival < end; at most 2 days after start")
+    temperature_c: float | None = Field(
+        default=None, ge=-60, le=60, description="Air temperature (deg C); default 15"
+    )
+    wind_speed_mps: float | None = Field(default=None, ge=0, le=60, description="default 0")
+    wind_from_deg: float | None = Field(
+        default=None, ge=0, lt=360, description="Where the wind blows from (deg); default 0"
+    )
+
+
+class LocatedIncidentOut(_Out):
+    pk: int | None
+    report_id: str
+    status: str
+    kind: str
+    observed_at: dt.datetime
+    lon: float
+    lat: float
+    uncertainty_m: float
+    n_detections: int
+    event_id: int | None
+    reason: str | None
+
+
+class UnassociatedOut(_Out):
+    sensor_id: str
+    detection_id: str
+    reason: str
+    message: str
+
+
+class LocateOut(_Out):
+    detections: int = Field(description="Detections in the window not yet associated")
+    events: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    findings: int
+    linked: int = Field(description="Detections now linked to an incident")
+    incidents: list[LocatedIncidentOut]
+    unassociated: list[UnassociatedOut] = Field(description="Detections no event holds (first 1000)")
+
+
+# -- fused events -------------------------------------------------------------------------------
+
+
+class LinkedReportOut(_Out):
+    pk: int
+    report_id: str
+    source_type: str
+    submitted_by: str = Field(description="The reporter (token subject)")
+    kind: str
+    observed_at: dt.datetime
+    distance_m: float = Field(description="Geodesic distance from this report (m)")
+    time_offset_s: float = Field(description="Its time minus this report's (s)")
+
+
+class IncidentDetectionOut(_Out):
+    sensor_id: str
+    detection_id: str
+    arrival_time: dt.datetime
+    signal: str
+
+
+class EventOut(_Out):
+    id: int
+    agreement_id: str
+    observed_at: dt.datetime
+    lon: float
+    lat: float
+    cov_m2: list[list[float]] = Field(description="2x2 position covariance (x east, y north; m²)")
+    n_reports: int
+    n_sources: int
+    confidence: float
+    origin: str = Field(description="fusion | split | merge")
+    merged_into: int | None
+    members: list[IncidentOut]
+
+    @classmethod
+    def of(cls, ev: EventRow, members: list[IncidentRow]) -> EventOut:
+        return cls(
+            id=ev.pk,
+            agreement_id=ev.agreement_id,
+            observed_at=utc(ev.observed_at),
+            lon=ev.lon,
+            lat=ev.lat,
+            cov_m2=[[ev.cov_xx_m2, ev.cov_xy_m2], [ev.cov_xy_m2, ev.cov_yy_m2]],
+            n_reports=ev.n_reports,
+            n_sources=ev.n_sources,
+            confidence=ev.confidence,
+            origin=ev.origin,
+            merged_into=ev.merged_into,
+            members=[IncidentOut.of(m) for m in members],
+        )
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    incidents: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        min_length=1, max_length=1000, description="The reports (incident pks) to move into a new event"
+    )
+    comment: str = Field(default="", max_length=4000)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        min_length=2, max_length=100, description="Event ids; all merge into the smallest"
+    )
+    comment: str = Field(default="", max_length=4000)
+
+
+class DecisionOut(_Out):
+    events: list[EventOut]
+    audit: list[int] = Field(description="The audit rows written")
+
+
+IncidentDetail.model_rebuild()

@@ -34,6 +34,7 @@ __all__ = [
     "merge",
     "report_log_odds",
     "split",
+    "summarise",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -365,3 +366,25 @@ def merge(result: FusionResult, reports: Reports, events: ArrayLike) -> FusionRe
     label = result.event_of_report.copy()
     label[np.isin(label, ev)] = ev.min()
     return _relabel(result, reports, label)
+
+
+def summarise(reports: Reports, label: ArrayLike) -> FusionResult:
+    """Events of a given grouping (e.g. as stored, after analysts' splits and merges).
+
+    ``label`` assigns each report to a group (any integers); events come out in the order of the
+    sorted distinct labels, with the same fused position, covariance, time and confidence
+    :func:`fuse` gives. No candidate pairs are searched (``pair_*`` are empty).
+    """
+    lab = np.asarray(label, np.intp)
+    n = len(reports)
+    lon0 = float(np.mean(reports.lon)) if n else 0.0
+    lat0 = float(np.mean(reports.lat)) if n else 0.0
+    frame = LocalFrame.centred(lon0, lat0)
+    x, y = frame.to_xy(reports.lon, reports.lat)
+    _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
+    none = np.zeros(0, np.intp)
+    return _result(
+        lab, reports, np.stack([x, y], 1), _inv2(np.asarray(reports.cov_m2, np.float64)),
+        _effective_time(reports)[1], kind_group(reports.kind), src.ravel().astype(np.intp),
+        none, none, np.zeros(0), frame,
+    )  # fmt: skip

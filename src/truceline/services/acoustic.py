@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ __all__ = [
     "acoustic_incidents",
     "attribute_events",
     "ingest_acoustic",
+    "locate_arrays",
     "run_acoustic",
     "simulate_acoustic",
     "write_locate_outputs",
@@ -133,17 +135,34 @@ def run_acoustic(
     if weather is not None:
         wx, w_rej = io.read_weather(weather)
         bad += w_rej
-    if sens.network is None or len(dets.sensor) == 0:
-        res = _empty_result(len(dets.sensor))
+    return locate_arrays(sens, dets, wx, agreement=agreement, pairing=pairing, rejects=bad)
+
+
+def locate_arrays(
+    sensors: io.Sensors,
+    detections: io.Detections,
+    weather: Weather | None = None,
+    *,
+    agreement: Agreement | None = None,
+    pairing: PairingOptions | None = None,
+    rejects: Sequence[io.Reject] = (),
+) -> AcousticRun:
+    """Locate (and with an agreement attribute) detections already read, from files or the store.
+
+    ``weather`` None is the solver's default (15 deg C, no wind; speed of sound and wind are still
+    estimated with priors).
+    """
+    if sensors.network is None or len(detections.sensor) == 0:
+        res = _empty_result(len(detections.sensor))
     else:
         res = locate_detections(
-            sens.network, dets.sensor, dets.arrival_s, weather=wx, det_signal=dets.signal,
-            det_amplitude_db=dets.amplitude_db,
+            sensors.network, detections.sensor, detections.arrival_s, weather=weather,
+            det_signal=detections.signal, det_amplitude_db=detections.amplitude_db,
         )  # fmt: skip
     attr = sp = pairs = None
     if agreement is not None:
         attr, sp, pairs = attribute_events(agreement, res.events, pairing=pairing)
-    return AcousticRun(sens, dets, wx, bad, res, attr, sp, pairs)
+    return AcousticRun(sensors, detections, weather, list(rejects), res, attr, sp, pairs)
 
 
 def write_locate_outputs(

@@ -72,6 +72,13 @@ class Permission(StrEnum):
     ledger_admin = "ledger:admin"
     planner_read = "planner:read"
     whoami = "whoami"
+    sensors_read = "sensors:read"
+    sensors_register = "sensors:register"
+    detections_submit = "detections:submit"
+    detections_read = "detections:read"
+    acoustic_locate = "acoustic:locate"
+    events_read = "events:read"
+    events_review = "events:review"
 
 
 P = Permission
@@ -97,6 +104,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             # only; a party's liaison must not see the other candidates, monitors do not plan.
             P.planner_read,
             P.whoami,
+            P.sensors_read,
+            P.detections_read,
+            P.acoustic_locate,
+            P.events_read,
+            P.events_review,
         }
     ),
     Role.monitor: frozenset(
@@ -108,9 +120,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.reports_published,
             P.ledger_roots,
             P.whoami,
+            P.sensors_read,  # of their sector
+            P.events_read,  # of their sector
         }
     ),
-    Role.sensor: frozenset({P.incidents_submit, P.whoami}),
+    Role.sensor: frozenset({P.incidents_submit, P.whoami, P.sensors_register, P.detections_submit}),
     Role.liaison: frozenset(
         {
             P.agreements_read,

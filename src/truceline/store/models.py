@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Float,
@@ -24,6 +25,8 @@ __all__ = [
     "ApiTokenRow",
     "AuditRow",
     "Base",
+    "DetectionRow",
+    "EventRow",
     "FindingRow",
     "IncidentRow",
     "IngestBatchRow",
@@ -32,6 +35,7 @@ __all__ = [
     "LedgerRootRow",
     "PublishedReportRow",
     "RejectRow",
+    "SensorRow",
 ]
 
 
@@ -71,6 +75,7 @@ class IncidentRow(Base):
         UniqueConstraint("agreement_id", "report_id", name="uq_incident_report"),
         Index("ix_incident_day", "agreement_id", "day"),
         Index("ix_incident_lonlat", "lon", "lat"),
+        Index("ix_incident_event", "event_id"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -106,6 +111,8 @@ class IncidentRow(Base):
     # Review (truceline.services.review): new -> verified | rejected | sent_back
     status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
     submitted_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    # The fused event this report belongs to (truceline.services.events); NULL: linked to no other.
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.pk"), default=None)
 
     findings: Mapped[list[FindingRow]] = relationship(back_populates="incident")
 
@@ -249,3 +256,81 @@ class LedgerRootRow(Base):
     n_entries: Mapped[int] = mapped_column(Integer)
     root: Mapped[str] = mapped_column(String(64))
     closed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- sensors, detections and fused events (migration 0005) ---------------------------------------
+
+
+class SensorRow(Base):
+    """An acoustic (or other) sensor of an agreement's network, as registered."""
+
+    __tablename__ = "sensors"
+    __table_args__ = (Index("ix_sensor_agreement", "agreement_id", "sector"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the sensor's own id
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    network: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="acoustic")
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    elevation_m: Mapped[float] = mapped_column(Float, default=0.0)
+    timing_sigma_ms: Mapped[float] = mapped_column(Float, default=5.0)
+    sector: Mapped[str] = mapped_column(String(64), default="")
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    registered_by: Mapped[str] = mapped_column(String(128), default="")
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DetectionRow(Base):
+    """One arrival at one sensor; idempotent by (sensor, the sensor's own detection id).
+
+    ``arrival_us`` is the arrival time in integer microseconds since 1970-01-01 UTC (exact,
+    sortable, the same on every database); ``incident_pk`` the located event's incident, once
+    associated.
+    """
+
+    __tablename__ = "detections"
+    __table_args__ = (
+        UniqueConstraint("sensor_id", "detection_id", name="uq_detection"),
+        Index("ix_detection_time", "agreement_id", "arrival_us"),
+        Index("ix_detection_incident", "incident_pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    sensor_id: Mapped[str] = mapped_column(ForeignKey("sensors.id"))
+    detection_id: Mapped[str] = mapped_column(String(128))
+    arrival_us: Mapped[int] = mapped_column(BigInteger)
+    signal: Mapped[str] = mapped_column(String(16), default="unknown")
+    amplitude_db: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    submitted_by: Mapped[str] = mapped_column(String(128), default="")
+    incident_pk: Mapped[int | None] = mapped_column(ForeignKey("incidents.pk"))
+
+
+class EventRow(Base):
+    """One event that several reports describe (fused by truceline.core.fusion, or by an analyst).
+
+    The position is the inverse-covariance mean of the members (covariance in a local plane, x east,
+    y north, m²). ``merged_into`` is set when an analyst merged this event into another.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_event_day", "agreement_id", "day"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date] = mapped_column(Date)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    cov_xx_m2: Mapped[float] = mapped_column(Float)
+    cov_xy_m2: Mapped[float] = mapped_column(Float)
+    cov_yy_m2: Mapped[float] = mapped_column(Float)
+    n_reports: Mapped[int] = mapped_column(Integer)
+    n_sources: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    origin: Mapped[str] = mapped_column(String(16), default="fusion")  # fusion | split | merge
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -21,6 +21,7 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.io.incidents_io import Reject
 from truceline.services import adjudicate
+from truceline.services.events import link_events
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_content
@@ -225,6 +226,8 @@ def ingest_incidents(
         submitted_by=who,
         now=now,
     )
+    if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
+        link_events(session, agreement.id, batch_id, now=now)
     if result.rejects:
         conn.execute(
             insert(RejectRow.__table__),

@@ -15,7 +15,9 @@ from truceline.api.schemas import (
     BatchOut,
     FindingOut,
     IncidentDetail,
+    IncidentDetectionOut,
     IncidentOut,
+    LinkedReportOut,
     Page,
     RecordResultOut,
     ReviewIn,
@@ -25,10 +27,11 @@ from truceline.api.schemas import (
 from truceline.core.agreement import Kind, SourceType
 from truceline.core.incidents import Incident
 from truceline.errors import PayloadTooLargeError, RecordError, ValidationError
-from truceline.services import queries
+from truceline.services import events, queries
 from truceline.services.audit import history
 from truceline.services.auth import Permission, Principal
 from truceline.services.review import review
+from truceline.services.sensors import from_us
 from truceline.services.submissions import Verdict, submit_records
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERRORS)
@@ -151,8 +154,21 @@ def get_incident(
     with ctx.db.read() as s:
         row = queries.get_incident(s, pk, scope=who.scope)
         found = queries.findings_of(s, pk, scope=who.scope)
+        linked = events.linked_reports(s, row, scope=who.scope)
+        dets = events.detections_of(s, pk) if row.source_type == "acoustic" else []
         return IncidentDetail(
-            **IncidentOut.of(row).model_dump(), findings=[FindingOut.of(f) for f in found]
+            **IncidentOut.of(row).model_dump(),
+            findings=[FindingOut.of(f) for f in found],
+            linked_reports=[LinkedReportOut.model_validate(x, from_attributes=True) for x in linked],
+            detections=[
+                IncidentDetectionOut(
+                    sensor_id=d.sensor_id,
+                    detection_id=d.detection_id,
+                    arrival_time=from_us(d.arrival_us),
+                    signal=d.signal,
+                )
+                for d in dets
+            ],
         )
 
 

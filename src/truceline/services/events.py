@@ -1,0 +1,671 @@
+"""Fused events: the reports of one event linked when they land, split and merged by analysts.
+
+When a batch of incidents is stored, :func:`link_events` fuses its reports with the stored reports
+inside the batch's time and space window (:func:`truceline.core.fusion.fuse`: a space-time KD-tree,
+never all pairs). A new report joins the stored event its cluster mostly belongs to, or forms a new
+event with the other reports of its cluster; stored reports never change event here, so an analyst's
+split or merge is never undone by a later batch. A report linked to no other keeps ``event_id``
+NULL.
+
+Only reports whose time and place are precise enough take part: ``time_precision`` second or minute
+and ``uncertainty_m`` at most :data:`MAX_UNCERTAINTY_M` (an hour-precise or 50 km-wide report would
+match everything around it).
+
+:func:`split` and :func:`merge` are an analyst's decisions: each writes audit rows (before, after)
+and a ``review`` entry in the ledger, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import ColumnElement, Float, bindparam, cast, extract, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from truceline.core import fusion
+from truceline.core.geodesy import GEOD
+from truceline.errors import ConflictError, NotFoundError, ValidationError
+from truceline.services.audit import record_change
+from truceline.services.auth import Principal, Scope
+from truceline.store import ledger
+from truceline.store.models import DetectionRow, EventRow, IncidentRow
+
+__all__ = [
+    "MAX_UNCERTAINTY_M",
+    "EventView",
+    "LinkResult",
+    "detections_of",
+    "get_event",
+    "link_events",
+    "linked_reports",
+    "merge",
+    "refresh_events",
+    "split",
+]
+
+#: Reports less precise than this (1-sigma, m) are not fused.
+MAX_UNCERTAINTY_M = 5000.0
+_FUSABLE_PRECISION = ("second", "minute")
+#: Time uncertainty (1-sigma, s) of a report by its source, and of rounding by its precision.
+_SOURCE_TIME_SIGMA_S = {
+    "acoustic": 0.05,
+    "camera": 1.0,
+    "uav": 1.0,
+    "patrol": 10.0,
+    "observation_post": 10.0,
+    "party_complaint": 60.0,
+    "open_source": 300.0,
+}
+_PRECISION_SIGMA_S = {"second": 0.5, "minute": 60.0 / math.sqrt(12.0)}
+#: How late a source that hears events from afar may report them (s).
+_SOURCE_DELAY_S = {"patrol": 60.0, "observation_post": 60.0}
+#: A report states the side of the line its position is on when this sure of it.
+_SIDE_CERTAIN = 0.9999
+#: Half-width of the candidate window around a batch: beyond it no pair passes fusion's gates
+#: (time: 4 sigma of two open-source reports; space: the 99.99 % gate of two reports at the cap).
+_WINDOW_S = 1800.0
+_WINDOW_M = math.sqrt(fusion.GATE_D2_9999 * 2.0) * MAX_UNCERTAINTY_M + 1000.0
+_CHUNK = 500
+
+
+def _epoch_s(col: Any, dialect: str) -> ColumnElement[float]:
+    """A UTC timestamp as float seconds since 1970, computed by the database (no parsing here)."""
+    if dialect == "postgresql":
+        return cast(extract("epoch", col), Float)
+    return (func.julianday(col) - 2440587.5) * 86400.0  # SQLite: exact to ~20 µs
+
+
+def _cols(session: Session) -> tuple[Any, ...]:
+    dialect = session.get_bind().dialect.name
+    return (
+        IncidentRow.pk,
+        IncidentRow.event_id,
+        IncidentRow.batch_id,
+        _epoch_s(IncidentRow.observed_at, dialect),
+        IncidentRow.time_precision,
+        IncidentRow.lon,
+        IncidentRow.lat,
+        IncidentRow.uncertainty_m,
+        IncidentRow.kind,
+        IncidentRow.source_type,
+        IncidentRow.submitted_by,
+        IncidentRow.reliability,
+        IncidentRow.credibility,
+        IncidentRow.distance_km,
+        IncidentRow.p_side,
+    )
+
+
+_N_COLS = 15
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Incident rows as columns (an edge step: one conversion per query, then arrays)."""
+
+    pk: NDArray[np.intp]
+    event: NDArray[np.intp]  # -1: none
+    batch: NDArray[np.intp]
+    time_s: NDArray[np.float64]
+    precision: NDArray[np.str_]
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    unc_m: NDArray[np.float64]
+    kind: NDArray[np.str_]
+    source_type: NDArray[np.str_]
+    submitted_by: NDArray[np.str_]
+    reliability: NDArray[np.str_]
+    credibility: NDArray[np.intp]
+    distance_km: NDArray[np.float64]
+    p_side: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, rows: Sequence[Any]) -> _Rows:
+        cols = list(zip(*rows, strict=True)) if rows else [()] * _N_COLS
+        return cls(
+            np.array(cols[0], np.intp),
+            np.array([-1 if e is None else e for e in cols[1]], np.intp),
+            np.array([-1 if b is None else b for b in cols[2]], np.intp),
+            np.array(cols[3], np.float64),
+            np.array(cols[4], str),
+            np.array(cols[5], np.float64),
+            np.array(cols[6], np.float64),
+            np.array(cols[7], np.float64),
+            np.array(cols[8], str),
+            np.array(cols[9], str),
+            np.array(cols[10], str),
+            np.array(cols[11], str),
+            np.array(cols[12], np.intp),
+            np.array(cols[13], np.float64),
+            np.array(cols[14], np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.pk)
+
+    def source_id(self) -> NDArray[np.str_]:
+        return _source_ids(self.source_type, self.submitted_by)
+
+    def reports(self) -> fusion.Reports:
+        n = len(self)
+        src_sigma = np.array([_SOURCE_TIME_SIGMA_S.get(s, 60.0) for s in np.unique(self.source_type)])
+        _, inv = np.unique(self.source_type, return_inverse=True)
+        prec = np.array([_PRECISION_SIGMA_S.get(p, 3600.0) for p in np.unique(self.precision)])
+        _, pinv = np.unique(self.precision, return_inverse=True)
+        sigma = np.maximum(src_sigma[inv.ravel()] if n else np.zeros(0), prec[pinv.ravel()] if n else 0)
+        acoustic = self.source_type == "acoustic"
+        sigma = np.where(acoustic, _SOURCE_TIME_SIGMA_S["acoustic"], sigma)
+        delay = np.zeros(n)
+        for st, d in _SOURCE_DELAY_S.items():  # a handful of source types
+            delay[self.source_type == st] = d
+        var = np.maximum(self.unc_m, 1.0) ** 2
+        side = np.where(self.p_side >= _SIDE_CERTAIN, np.sign(self.distance_km), 0).astype(np.int8)
+        return fusion.Reports(
+            report_id=self.pk.astype(str),
+            source_id=self.source_id(),
+            source_type=self.source_type,
+            time_s=self.time_s,
+            time_sigma_s=sigma.astype(np.float64),
+            delay_max_s=delay,
+            lon=self.lon,
+            lat=self.lat,
+            cov_m2=np.einsum("n,ij->nij", var, np.eye(2)),
+            kind=self.kind,
+            reliability=self.reliability,
+            credibility=self.credibility,
+            side=side,
+        )
+
+
+def _source_ids(source_type: NDArray[np.str_], submitted_by: NDArray[np.str_]) -> NDArray[np.str_]:
+    """Who reported: the acoustic network is one source; otherwise the type and the submitter."""
+    own = np.char.add(np.char.add(source_type.astype(str), ":"), submitted_by.astype(str))
+    return np.where(source_type == "acoustic", "acoustic", own).astype(str)
+
+
+def _fusable() -> list[ColumnElement[bool]]:
+    return [
+        IncidentRow.time_precision.in_(_FUSABLE_PRECISION),
+        IncidentRow.uncertainty_m <= MAX_UNCERTAINTY_M,
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """What :func:`link_events` did: reports linked, events made, events that grew."""
+
+    linked: int = 0
+    new_events: list[int] = field(default_factory=list)
+    grown_events: list[int] = field(default_factory=list)
+
+
+def link_events(session: Session, agreement_id: str, batch_id: int, *, now: dt.datetime) -> LinkResult:
+    """Fuse the reports just stored under ``batch_id`` with the stored reports around them."""
+    conn = session.connection()
+    cols = _cols(session)
+    new = _Rows.of(
+        conn.execute(select(*cols).where(IncidentRow.batch_id == batch_id, *_fusable())).all()
+    )
+    if len(new) == 0:
+        return LinkResult()
+    t0, t1 = float(new.time_s.min()) - _WINDOW_S, float(new.time_s.max()) + _WINDOW_S
+    lat_pad = _WINDOW_M / 110_000.0
+    south, north = float(new.lat.min()) - lat_pad, float(new.lat.max()) + lat_pad
+    cos_lat = math.cos(math.radians(min(89.0, max(abs(south), abs(north)))))
+    lon_pad = _WINDOW_M / (111_000.0 * cos_lat)
+    west, east = float(new.lon.min()) - lon_pad, float(new.lon.max()) + lon_pad
+    start = dt.datetime.fromtimestamp(t0, dt.UTC)
+    end = dt.datetime.fromtimestamp(t1, dt.UTC)
+    cand = _Rows.of(
+        conn.execute(
+            select(*cols).where(
+                IncidentRow.agreement_id == agreement_id,
+                IncidentRow.day.between(start.date(), end.date()),
+                IncidentRow.observed_at.between(start, end),
+                IncidentRow.lon.between(west, east),
+                IncidentRow.lat.between(south, north),
+                *_fusable(),
+            )
+        ).all()
+    )
+    if len(cand) < 2:
+        return LinkResult()
+    res = fusion.fuse(cand.reports())
+    cluster = res.event_of_report
+    is_new = cand.batch == batch_id
+    n_cl = int(cluster.max()) + 1
+    size = np.bincount(cluster, minlength=n_cl)
+    touched = np.zeros(n_cl, bool)
+    touched[cluster[is_new]] = True
+    touched &= size >= 2
+    # each touched cluster's target: the stored event most of its stored members belong to
+    old = (cand.event >= 0) & touched[cluster]
+    target = np.full(n_cl, -1, np.intp)
+    if old.any():
+        pairs, cnt = np.unique(np.stack([cluster[old], cand.event[old]], 1), axis=0, return_counts=True)
+        order = np.lexsort((pairs[:, 1], -cnt, pairs[:, 0]))
+        first = order[np.r_[True, pairs[order, 0][1:] != pairs[order, 0][:-1]]]
+        target[pairs[first, 0]] = pairs[first, 1]
+    # who moves: the new reports and the unlinked stored reports of touched clusters
+    move = touched[cluster] & (cand.event < 0)
+    dest = target[cluster]
+    src = cand.source_id()
+    joining = move & (dest >= 0)
+    if joining.any():
+        # at most one report per source per event: also against members outside the window
+        held = conn.execute(
+            select(IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by).where(
+                IncidentRow.event_id.in_(np.unique(dest[joining]).tolist())
+            )
+        ).all()
+        if held:
+            he, hs, hb = (np.array(c, str) for c in zip(*held, strict=True))
+            keys = np.char.add(np.char.add(he, "|"), _source_ids(hs, hb))
+            clash = joining & np.isin(np.char.add(np.char.mod("%d|", dest), src), keys)
+            move &= ~clash
+    # clusters without a target become new events if at least two of their reports move
+    fresh = move & (dest < 0)
+    n_fresh = np.bincount(cluster[fresh], minlength=n_cl)
+    make = np.flatnonzero((n_fresh >= 2) & (target < 0))
+    move &= (dest >= 0) | np.isin(cluster, make)
+    if not move.any():
+        return LinkResult()
+    new_ids: list[int] = []
+    if len(make):
+        et = EventRow.__table__
+        blank = {
+            "agreement_id": agreement_id,
+            "observed_at": now,
+            "day": now.date(),
+            "lon": 0.0,
+            "lat": 0.0,
+            "cov_xx_m2": 0.0,
+            "cov_xy_m2": 0.0,
+            "cov_yy_m2": 0.0,
+            "n_reports": 0,
+            "n_sources": 0,
+            "confidence": 0.0,
+            "origin": "fusion",
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = insert(et).returning(et.c.pk, sort_by_parameter_order=True)
+        new_ids = [pk for (pk,) in conn.execute(stmt, [blank] * len(make))]
+        target[make] = new_ids
+    rows = np.flatnonzero(move)
+    _set_event(session, cand.pk[rows], target[cluster[rows]])
+    grown = sorted(set(target[cluster[rows]].tolist()) - set(new_ids))
+    refresh_events(session, [*new_ids, *grown], now=now)
+    return LinkResult(len(rows), new_ids, grown)
+
+
+def _set_event(session: Session, pks: NDArray[np.intp], events: NDArray[np.intp] | None) -> None:
+    it = IncidentRow.__table__
+    stmt = update(it).where(it.c.pk == bindparam("b_pk")).values(event_id=bindparam("b_ev"))
+    ev = [None] * len(pks) if events is None else events.tolist()
+    params = [{"b_pk": p, "b_ev": e} for p, e in zip(pks.tolist(), ev, strict=True)]
+    for k in range(0, len(params), _CHUNK):
+        session.connection().execute(stmt, params[k : k + _CHUNK])
+
+
+def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.datetime) -> None:
+    """Recompute the fused position, time and confidence of events from all their members."""
+    ids = sorted(set(int(e) for e in event_ids))
+    if not ids:
+        return
+    conn = session.connection()
+    members = _Rows.of(conn.execute(select(*_cols(session)).where(IncidentRow.event_id.in_(ids))).all())
+    et = EventRow.__table__
+    if len(members) == 0:
+        return
+    res = fusion.summarise(members.reports(), members.event)
+    ev_ids = np.unique(members.event)  # the events in the order summarise gives them
+    n_rep = np.bincount(res.event_of_report, minlength=len(ev_ids))
+    stmt = (
+        update(et)
+        .where(et.c.pk == bindparam("b_pk"))
+        .values(
+            observed_at=bindparam("b_t"),
+            day=bindparam("b_day"),
+            lon=bindparam("b_lon"),
+            lat=bindparam("b_lat"),
+            cov_xx_m2=bindparam("b_xx"),
+            cov_xy_m2=bindparam("b_xy"),
+            cov_yy_m2=bindparam("b_yy"),
+            n_reports=bindparam("b_n"),
+            n_sources=bindparam("b_ns"),
+            confidence=bindparam("b_c"),
+            updated_at=bindparam("b_now"),
+        )
+    )
+    times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in res.time_s.tolist()]
+    params = [
+        {
+            "b_pk": int(ev_ids[k]),
+            "b_t": times[k],
+            "b_day": times[k].date(),
+            "b_lon": float(res.lon[k]),
+            "b_lat": float(res.lat[k]),
+            "b_xx": float(res.cov_m2[k, 0, 0]),
+            "b_xy": float(res.cov_m2[k, 0, 1]),
+            "b_yy": float(res.cov_m2[k, 1, 1]),
+            "b_n": int(n_rep[k]),
+            "b_ns": int(res.n_sources[k]),
+            "b_c": float(res.confidence[k]),
+            "b_now": now,
+        }
+        for k in range(len(ev_ids))  # one parameter set per event for an executemany
+    ]
+    conn.execute(stmt, params)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _in_scope(scope: Scope) -> ColumnElement[bool] | None:
+    """Incidents visible under ``scope`` (as the incident queries see them)."""
+    from truceline.services.queries import _incident_scope
+
+    return _incident_scope(scope)
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    event: EventRow
+    members: list[IncidentRow]
+
+
+def get_event(session: Session, event_id: int, *, scope: Scope) -> EventView:
+    """An event and its members; 404 when it does not exist or a member is outside the scope.
+
+    A monitor sees an event only when every one of its reports is visible to them (their sector
+    or their own submissions): the fused position carries information from every member.
+    """
+    ev = session.get(EventRow, event_id)
+    missing = NotFoundError(
+        f"no event {event_id}", field="event_id", value=event_id, fix="see an incident's event_id"
+    )
+    if ev is None:
+        raise missing
+    members = list(
+        session.execute(
+            select(IncidentRow).where(IncidentRow.event_id == event_id).order_by(IncidentRow.pk)
+        ).scalars()
+    )
+    sc = _in_scope(scope)
+    if sc is not None and members:
+        visible = session.execute(
+            select(func.count()).select_from(IncidentRow).where(IncidentRow.event_id == event_id, sc)
+        ).scalar_one()
+        if visible != len(members):
+            raise missing
+    elif sc is not None and scope.restricted:
+        raise missing  # an empty (merged) event says nothing a monitor needs
+    return EventView(ev, members)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedReport:
+    pk: int
+    report_id: str
+    source_type: str
+    submitted_by: str
+    kind: str
+    observed_at: dt.datetime
+    distance_m: float
+    time_offset_s: float
+
+
+def linked_reports(session: Session, incident: IncidentRow, *, scope: Scope) -> list[LinkedReport]:
+    """The other reports of the incident's event visible under ``scope``, nearest first."""
+    if incident.event_id is None:
+        return []
+    conds = [IncidentRow.event_id == incident.event_id, IncidentRow.pk != incident.pk]
+    sc = _in_scope(scope)
+    if sc is not None:
+        conds.append(sc)
+    rows = list(session.execute(select(IncidentRow).where(*conds)).scalars())
+    if not rows:
+        return []
+    lon = np.array([r.lon for r in rows])
+    lat = np.array([r.lat for r in rows])
+    _, _, d = GEOD.inv(np.full(len(rows), incident.lon), np.full(len(rows), incident.lat), lon, lat)
+    t0 = _utc(incident.observed_at)
+    out = [
+        LinkedReport(
+            r.pk,
+            r.report_id,
+            r.source_type,
+            r.submitted_by,
+            r.kind,
+            _utc(r.observed_at),
+            round(float(dm), 1),
+            (_utc(r.observed_at) - t0).total_seconds(),
+        )
+        for r, dm in zip(rows, np.asarray(d).tolist(), strict=True)
+    ]
+    out.sort(key=lambda x: (x.distance_m, x.pk))
+    return out
+
+
+def detections_of(session: Session, incident_pk: int) -> list[DetectionRow]:
+    """The detections an acoustic incident was located from, in arrival order."""
+    q = (
+        select(DetectionRow)
+        .where(DetectionRow.incident_pk == incident_pk)
+        .order_by(DetectionRow.arrival_us, DetectionRow.pk)
+    )
+    return list(session.execute(q).scalars())
+
+
+# -- an analyst's decisions -----------------------------------------------------------------------
+
+
+def _members(session: Session, event_id: int) -> list[int]:
+    q = select(IncidentRow.pk).where(IncidentRow.event_id == event_id).order_by(IncidentRow.pk)
+    return [pk for (pk,) in session.execute(q)]
+
+
+def _state(ev: EventRow, members: list[int]) -> dict[str, object]:
+    return {
+        "members": members,
+        "lon": round(ev.lon, 7),
+        "lat": round(ev.lat, 7),
+        "n_sources": ev.n_sources,
+        "confidence": round(ev.confidence, 6),
+        "merged_into": ev.merged_into,
+    }
+
+
+def _new_event(session: Session, like: EventRow, origin: str, now: dt.datetime) -> EventRow:
+    ev = EventRow(
+        agreement_id=like.agreement_id,
+        observed_at=like.observed_at,
+        day=like.day,
+        lon=like.lon,
+        lat=like.lat,
+        cov_xx_m2=like.cov_xx_m2,
+        cov_xy_m2=like.cov_xy_m2,
+        cov_yy_m2=like.cov_yy_m2,
+        n_reports=0,
+        n_sources=0,
+        confidence=0.0,
+        origin=origin,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def _decision(
+    session: Session,
+    action: str,
+    *,
+    actor: Principal,
+    comment: str,
+    before: dict[int, dict[str, object]],
+    events: Sequence[EventRow],
+    now: dt.datetime,
+) -> dict[int, dict[str, object]]:
+    """Audit rows (one per event touched) and one ledger entry for the decision."""
+    after: dict[int, dict[str, object]] = {}
+    for ev in events:
+        session.refresh(ev)
+        after[ev.pk] = _state(ev, _members(session, ev.pk))
+        record_change(
+            session,
+            actor=actor,
+            entity="event",
+            entity_id=ev.pk,
+            action=action,
+            now=now,
+            before=before.get(ev.pk),
+            after=after[ev.pk],
+            comment=comment,
+        )
+    ledger.append(
+        session,
+        [
+            (
+                "review",
+                f"event:{events[0].pk}",
+                {
+                    "action": action,
+                    "comment": comment,
+                    "actor": actor.subject,
+                    "role": actor.role.value,
+                    "events": [ev.pk for ev in events],
+                    "members_before": {f"event:{k}": v["members"] for k, v in before.items()},
+                    "members_after": {f"event:{k}": v["members"] for k, v in after.items()},
+                },
+            )
+        ],
+        now=now,
+    )
+    return after
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The events a split or merge left, with their members before and after."""
+
+    events: list[EventRow]
+    before: dict[int, dict[str, object]]
+    after: dict[int, dict[str, object]]
+
+
+def split(
+    session: Session,
+    event_id: int,
+    incident_pks: Sequence[int],
+    *,
+    actor: Principal,
+    now: dt.datetime,
+    comment: str = "",
+) -> Decision:
+    """Move the given reports out of an event into a new event (an analyst's decision)."""
+    ev = session.get(EventRow, event_id)
+    if ev is None:
+        raise NotFoundError(f"no event {event_id}", field="event_id", value=event_id)
+    moving = sorted(set(int(p) for p in incident_pks))
+    if not moving:
+        raise ValidationError(
+            "no reports to move out",
+            field="incidents",
+            value=[],
+            fix="list the incident pks to split off",
+        )
+    members = _members(session, event_id)
+    strangers = sorted(set(moving) - set(members))
+    if strangers:
+        raise ValidationError(
+            f"incident(s) {strangers} are not reports of event {event_id}",
+            field="incidents",
+            value=strangers,
+            fix=f"choose among the event's reports: {members[:50]}",
+        )
+    if len(moving) == len(members):
+        raise ConflictError(
+            f"moving every report of event {event_id} out would leave it empty",
+            field="incidents",
+            value=moving,
+            fix="leave at least one report in the event",
+        )
+    before = {ev.pk: _state(ev, members)}
+    new = _new_event(session, ev, "split", now)
+    _set_event(session, np.array(moving, np.intp), np.full(len(moving), new.pk, np.intp))
+    ev.origin = "split" if ev.origin == "fusion" else ev.origin
+    session.flush()
+    refresh_events(session, [ev.pk, new.pk], now=now)
+    after = _decision(
+        session, "split", actor=actor, comment=comment, before=before, events=[ev, new], now=now
+    )
+    return Decision([ev, new], before, after)
+
+
+def merge(
+    session: Session,
+    event_ids: Sequence[int],
+    *,
+    actor: Principal,
+    now: dt.datetime,
+    comment: str = "",
+) -> Decision:
+    """Merge events into the oldest of them (an analyst's decision; sources may then repeat)."""
+    ids = sorted(set(int(e) for e in event_ids))
+    if len(ids) < 2:
+        raise ValidationError(
+            "a merge needs at least two distinct events",
+            field="events",
+            value=list(event_ids),
+            fix="give two or more event ids",
+        )
+    rows = list(session.execute(select(EventRow).where(EventRow.pk.in_(ids))).scalars())
+    found = {r.pk: r for r in rows}
+    unknown = [e for e in ids if e not in found]
+    if unknown:
+        raise NotFoundError(
+            f"no event(s) {unknown}", field="events", value=unknown, fix="see an incident's event_id"
+        )
+    gone = [e for e in ids if found[e].merged_into is not None]
+    if gone:
+        raise ConflictError(
+            f"event(s) {gone} were already merged into {[found[e].merged_into for e in gone]}",
+            field="events",
+            value=gone,
+            fix="merge the events they were merged into instead",
+        )
+    if len({r.agreement_id for r in rows}) > 1:
+        raise ValidationError(
+            "the events belong to different agreements",
+            field="events",
+            value=ids,
+            fix="merge within one",
+        )
+    keep, others = found[ids[0]], [found[e] for e in ids[1:]]
+    before = {e: _state(found[e], _members(session, e)) for e in ids}
+    it = IncidentRow.__table__
+    session.connection().execute(update(it).where(it.c.event_id.in_(ids[1:])).values(event_id=keep.pk))
+    keep.origin = "merge"
+    for o in others:  # the events an analyst named (a handful)
+        o.merged_into = keep.pk
+        o.n_reports = o.n_sources = 0
+        o.updated_at = now
+    session.flush()
+    refresh_events(session, [keep.pk], now=now)
+    after = _decision(
+        session, "merge", actor=actor, comment=comment, before=before, events=[keep, *others], now=now
+    )
+    return Decision([keep, *others], before, after)
