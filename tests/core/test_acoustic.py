@@ -240,6 +240,17 @@ def test_unassigned_detections_have_reasons(net: A.SensorNetwork, sim_net: S.Sim
     assert len(res.events) == 20
 
 
+def test_detections_that_make_no_event_are_all_explained(net: A.SensorNetwork) -> None:
+    """Scattered arrivals (minutes apart) form no event: each is left out with a reason."""
+    sensor = np.arange(6, dtype=np.intp)
+    t = 1.7e9 + 300.0 * np.arange(6)
+    res = A.locate_detections(net, sensor, t)
+    assert len(res.events) == 0
+    assert sorted(res.unassigned.detection.tolist()) == list(range(6))
+    assert set(res.unassigned.reason.tolist()) <= {"no_event", "too_few_sensors"}
+    assert all(res.unassigned.message)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10_000))
 def test_greedy_assignment_equals_the_sequential_greedy(seed: int) -> None:

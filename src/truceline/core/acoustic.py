@@ -1774,10 +1774,12 @@ def _explain(
         reason[echo] = "echo"
     g = gathered_event[left]
     was = np.where(g >= 0, g, associated_event[left])
-    in_kept = (g >= 0) & keep[np.maximum(g, 0)]
+    gi = np.clip(g, 0, max(len(keep) - 1, 0))
+    in_kept = (g >= 0) & keep[gi] if len(keep) else np.zeros(len(left), bool)
     outlier = in_kept & (reason == "no_event")
     reason[outlier] = "outlier"
-    near = np.where(outlier, new_ids[np.maximum(g, 0)], near)
+    if outlier.any():
+        near = np.where(outlier, new_ids[gi], near)
     small = (was >= 0) & ~in_kept & (reason == "no_event")
     reason[small] = "too_few_sensors"
     msgs: list[str] = []
