@@ -70,3 +70,41 @@ def test_review_a_subset_of_findings(api: Api) -> None:
     statuses = {f["pk"]: f["status"] for f in api.get(f"/incidents/{pk}").json()["findings"]}
     assert r.status_code == 200 and statuses[first] == "verified"
     assert all(s == "open" for k, s in statuses.items() if k != first)
+
+
+def test_per_finding_decisions_keep_the_incident_in_the_queue_until_all_are_decided(api: Api) -> None:
+    pk = api.post(
+        "/incidents", json=rec(8, lon=36.73, lat=48.77, kind="heavy_weapon", weapon_class="tank")
+    ).json()["pk"]
+    fpks = [f["pk"] for f in api.get(f"/incidents/{pk}").json()["findings"]]
+    assert len(fpks) >= 2
+    first, rest = fpks[0], fpks[1:]
+    r = api.post(
+        f"/incidents/{pk}/review",
+        role="analyst",
+        json={"action": "verify", "comment": "seen on two cameras", "findings": [first]},
+    )
+    assert r.status_code == 200 and r.json()["changes"] == 1
+    detail = api.get(f"/incidents/{pk}").json()
+    assert detail["status"] == "new"  # the other findings still await review
+    assert pk in {it["pk"] for it in api.get("/dashboard/queue", params={"limit": 500}).json()["items"]}
+    r = api.post(f"/incidents/{pk}/review", json={"action": "reject", "findings": rest})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "comment"
+    r = api.post(
+        f"/incidents/{pk}/review", json={"action": "reject", "comment": "not a tank", "findings": rest}
+    )
+    assert r.status_code == 200
+    detail = api.get(f"/incidents/{pk}").json()
+    # All decided: the incident is verified (one finding is), each finding keeps its own decision.
+    assert detail["status"] == "verified"
+    assert {f["pk"]: f["status"] for f in detail["findings"]} == {
+        first: "verified",
+        **dict.fromkeys(rest, "rejected"),
+    }
+    hist = api.get(f"/incidents/{pk}/history").json()
+    mine = [h for h in hist if h["entity"] == "finding" and h["entity_id"] == str(first)]
+    assert [(h["action"], h["comment"], h["actor"]) for h in mine] == [
+        ("verify", "seen on two cameras", mine[0]["actor"])
+    ] and "analyst" in mine[0]["actor"]
+    entries = api.get("/ledger/verify").json()
+    assert entries["ok"], entries

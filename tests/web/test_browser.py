@@ -527,3 +527,49 @@ def test_planner_on_a_tablet_with_the_keyboard_and_not_for_liaisons(
     assert liaison.page.is_hidden("#tab-planner") and liaison.page.is_hidden("#view-planner")
     assert "view=map" in liaison.page.url
     liaison.no_errors()
+
+
+def test_an_analyst_reviews_one_finding_and_a_liaison_gets_no_buttons(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    pk, n = server.sql(
+        "SELECT i.pk, count(*) FROM incidents i JOIN findings f ON f.incident_pk = i.pk"
+        " WHERE i.status = 'new' AND f.status = 'open' AND i.day = ?"
+        " GROUP BY i.pk HAVING count(*) >= 2 ORDER BY i.pk LIMIT 1",
+        server.day.isoformat(),
+    )[0]
+    fpks = [r[0] for r in server.sql("SELECT pk FROM findings WHERE incident_pk = ? ORDER BY pk", pk)]
+    target = fpks[-1]
+    tab = open_tab("analyst", f"/?view=queue&sel=i{pk}")
+    page = tab.page
+    card = page.locator(f"#panel .finding[data-finding='{target}']")
+    card.wait_for()
+    assert page.locator("#panel .finding [data-finding-action='verify']").count() == n
+    card.locator(".finding-comment").fill("tank seen on the drone video")
+    card.locator("[data-finding-action='verify']").click()
+    page.wait_for_selector(f"#panel .history li[data-action='verify']:has-text('finding {target}')")
+    assert server.sql("SELECT status FROM findings WHERE pk = ?", target) == [("verified",)]
+    others = server.sql(
+        "SELECT DISTINCT status FROM findings WHERE incident_pk = ? AND pk != ?", pk, target
+    )
+    assert others == [("open",)]  # only that finding
+    assert server.sql("SELECT status FROM incidents WHERE pk = ?", pk) == [("new",)]  # still queued
+    tab.shot("finding-verified")
+    page.reload()
+    card = page.locator(f"#panel .finding[data-finding='{target}']")
+    card.wait_for()
+    assert "verified" in card.locator(".status").first.inner_text()
+    assert card.locator("[data-finding-action='verify']").is_disabled()
+    history = page.inner_text("#panel .history")
+    assert "tank seen on the drone video" in history and "demo-analyst" in history
+    assert page.locator(f"#queue tbody tr[data-pk='{pk}']").count() == 1  # still awaiting review
+    tab.no_errors()
+    # A liaison sees a released finding with no review buttons at all.
+    (rpk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NOT NULL LIMIT 1")[0]
+    first, last = server.first.isoformat(), server.day.isoformat()
+    liaison = open_tab(f"liaison-{server.parties[0]}", f"/?start={first}&end={last}&sel=f{rpk}")
+    liaison.ready()
+    liaison.page.wait_for_selector("#panel:not([hidden]) .finding")
+    assert liaison.page.locator("#panel [data-finding-action], #panel #act-verify").count() == 0
+    assert liaison.page.locator("#panel .finding-comment, #panel #review-comment").count() == 0
+    liaison.no_errors()

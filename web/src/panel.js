@@ -10,6 +10,7 @@ const pIs = (p) => {
   return /^[<>]/.test(f) ? `P ${f}` : `P = ${f}`;
 };
 
+const nFindings = (inc) => inc.findings.length;
 const RELIABILITY = { A: "completely reliable", B: "usually reliable", C: "fairly reliable", D: "not usually reliable", E: "unreliable", F: "reliability cannot be judged" };
 const CREDIBILITY = { 1: "confirmed", 2: "probably true", 3: "possibly true", 4: "doubtful", 5: "improbable", 6: "truth cannot be judged" };
 
@@ -77,7 +78,7 @@ export class Panel {
     return r && r.description ? `${ruleId} — ${r.description}` : ruleId;
   }
 
-  _findingCard(f, { highlight = false } = {}) {
+  _findingCard(f, { highlight = false, inc = null } = {}) {
     const p = f.probability;
     const bar = el("span", { class: "pbar", "aria-hidden": "true" }, el("span"));
     bar.firstChild.style.width = `${Math.round(p * 100)}%`;
@@ -96,6 +97,39 @@ export class Panel {
       ),
       el("p", { class: "expl" }, el("span", { class: "label", text: "Basis: " }), f.explanation),
       this._proof(f.pk),
+      inc ? this._findingActions(inc, f) : null,
+    );
+  }
+
+  /** Review of this finding alone (the incident stays awaiting review while others are open). */
+  _findingActions(inc, f) {
+    if (!can(this.ctx.role, "review")) return null;
+    const id = `fc-${f.pk}`;
+    const comment = el("input", { type: "text", id, class: "finding-comment", maxlength: 4000, placeholder: "Comment (needed to reject or send back)" });
+    const msg = el("span", { class: "action-msg small", role: "status", "aria-live": "polite" });
+    const act = async (action) => {
+      msg.textContent = "Saving…";
+      msg.className = "action-msg small";
+      try {
+        await api(`/incidents/${inc.pk}/review`, { method: "POST", body: { action, comment: comment.value, findings: [f.pk] } });
+        msg.textContent = `${humanise(action)}: recorded.`;
+        await this.ctx.onChanged(inc.pk);
+      } catch (e) {
+        msg.className = "action-msg small error";
+        msg.textContent = e instanceof ApiError ? `${e.message}${e.fix ? ` — ${e.fix}` : ""}` : String(e);
+      }
+    };
+    const button = (action, text, status) =>
+      el("button", { type: "button", class: "small-button", "data-finding-action": action, disabled: f.status === status, "aria-label": `${text} this finding (${f.rule_id})`, onclick: () => act(action) }, text);
+    return el(
+      "div",
+      { class: "finding-actions", role: "group", "aria-label": `Review this finding (${f.rule_id})` },
+      el("label", { for: id, class: "sr-only", text: `Comment on the finding ${f.rule_id}` }),
+      comment,
+      button("verify", "Verify", "verified"),
+      button("reject", "Reject", "rejected"),
+      button("send_back", "Send back", "sent_back"),
+      msg,
     );
   }
 
@@ -191,7 +225,7 @@ export class Panel {
     return el(
       "div",
       { class: "review-actions" },
-      el("label", { for: "review-comment", class: "label", text: "Review" }),
+      el("label", { for: "review-comment", class: "label", text: nFindings(inc) > 1 ? `Review the incident and all ${nFindings(inc)} findings` : "Review the incident" }),
       comment,
       el(
         "div",
@@ -213,7 +247,7 @@ export class Panel {
     this.body.replaceChildren(
       el("p", { class: "sub" }, el("code", { text: inc.report_id }), ` · ${fmtTime(inc.observed_at)} · `, el("span", { class: `status s-${inc.status}`, text: humanise(inc.status === "new" ? "awaiting review" : inc.status) })),
       el("h3", { class: "section", text: findings.length ? `Finding${findings.length > 1 ? "s" : ""} (${findings.length})` : "No finding" }),
-      ...(findings.length ? findings.map((f) => this._findingCard(f, { highlight: f.pk === fpk })) : [el("p", { class: "muted", text: "This report broke no rule in force." })]),
+      ...(findings.length ? findings.map((f) => this._findingCard(f, { highlight: f.pk === fpk, inc })) : [el("p", { class: "muted", text: "This report broke no rule in force." })]),
       this._actions(inc),
       el("h3", { class: "section", text: "Numbers" }),
       this._numbers(inc),

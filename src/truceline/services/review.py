@@ -35,6 +35,19 @@ class Action(StrEnum):
 _STATUS = {Action.verify: "verified", Action.reject: "rejected", Action.send_back: "sent_back"}
 
 
+def _incident_status(current: str, status: str, every: Sequence[FindingRow], *, partial: bool) -> str:
+    """The incident's status after a decision on all (``partial`` False) or some of its findings."""
+    if not partial:
+        return status
+    decided = {f.status for f in every}
+    if "open" in decided:
+        return current  # still awaiting review of the others
+    for strongest in ("verified", "sent_back", "rejected"):
+        if strongest in decided:
+            return strongest
+    return status
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewOutcome:
     incident: IncidentRow
@@ -58,9 +71,13 @@ def review(
 ) -> ReviewOutcome:
     """Apply ``action`` to an incident and its findings (all, or those in ``finding_pks``).
 
-    ``verify``, ``reject``, ``send_back`` set the status of the incident and the selected findings;
-    ``release`` releases selected verified findings to the parties. ``reject`` and ``send_back``
-    need a comment (the reason, shown to the reporter).
+    ``verify``, ``reject``, ``send_back`` set the status of the selected findings and of the
+    incident; ``release`` releases selected verified findings to the parties. ``reject`` and
+    ``send_back`` need a comment (the reason, shown to the reporter).
+
+    Acting on some of an incident's findings (the panel's per-finding buttons) leaves the incident
+    awaiting review while any of its findings is still open; once none is, the incident takes the
+    strongest decision among them: verified if one is, else sent back if one is, else rejected.
     """
     incident = session.get(IncidentRow, incident_pk)
     if incident is None:
@@ -76,6 +93,7 @@ def review(
             select(FindingRow).where(FindingRow.incident_pk == incident_pk).order_by(FindingRow.pk)
         ).scalars()
     )
+    every = findings
     if finding_pks is not None:
         wanted = set(finding_pks)
         unknown = wanted - {f.pk for f in findings}
@@ -121,21 +139,6 @@ def review(
                 changes += 1
     else:
         status = _STATUS[action]
-        if incident.status != status:
-            before_i = {"status": incident.status}
-            incident.status = status
-            record_change(
-                session,
-                actor=actor,
-                entity="incident",
-                entity_id=incident.pk,
-                action=action.value,
-                now=now,
-                before=before_i,
-                after={"status": status},
-                comment=comment,
-            )
-            changes += 1
         for f in findings:
             if f.status == status:
                 continue
@@ -152,6 +155,22 @@ def review(
                 now=now,
                 before=before,
                 after=_finding_state(f),
+                comment=comment,
+            )
+            changes += 1
+        new_status = _incident_status(incident.status, status, every, partial=len(findings) < len(every))
+        if incident.status != new_status:
+            before_i = {"status": incident.status}
+            incident.status = new_status
+            record_change(
+                session,
+                actor=actor,
+                entity="incident",
+                entity_id=incident.pk,
+                action=action.value,
+                now=now,
+                before=before_i,
+                after={"status": new_status},
                 comment=comment,
             )
             changes += 1
