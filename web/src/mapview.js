@@ -30,6 +30,7 @@ export class MapView {
       zones: L.layerGroup().addTo(this.map),
       withdrawal: L.layerGroup().addTo(this.map),
       sectors: L.layerGroup().addTo(this.map),
+      labels: L.layerGroup().addTo(this.map),
       line: L.layerGroup().addTo(this.map),
       posts: L.layerGroup().addTo(this.map),
       ellipses: L.layerGroup().addTo(this.map),
@@ -68,7 +69,9 @@ export class MapView {
   /** The agreement's layers (GET /dashboard/layers). */
   setLayers(fc) {
     const legend = this.legend;
-    for (const g of ["zones", "withdrawal", "sectors", "line", "posts"]) this.groups[g].clearLayers();
+    for (const g of ["zones", "withdrawal", "sectors", "labels", "line", "posts"]) this.groups[g].clearLayers();
+    this.sectorLabels = [];
+    this.postPoints = [];
     const zoneIds = [...new Set(fc.features.filter((f) => f.properties.layer === "zone").map((f) => f.properties.zone))];
     this.zoneColours = new Map(zoneIds.map((z, i) => [z, ZONE_COLOURS[i % ZONE_COLOURS.length]]));
     const wdDistances = [...new Set(fc.features.filter((f) => f.properties.layer === "withdrawal").map((f) => f.properties.distance_km))].sort((a, b) => a - b);
@@ -98,8 +101,15 @@ export class MapView {
         const layer = L.geoJSON(f, { pane: "lines", style: { color: "#555", weight: 1.2, dashArray: "3 4", fill: false } });
         layer.bindTooltip(`${escapeHtml(p.name || p.id)}${p.nation ? ` — ${escapeHtml(p.nation)}` : ""}`, { sticky: true });
         this.groups.sectors.addLayer(layer);
-        const c = L.geoJSON(f).getBounds().getCenter();
-        this.groups.sectors.addLayer(L.marker(c, { pane: "lines", interactive: false, keyboard: false, icon: L.divIcon({ className: "sector-label", html: `<span>${escapeHtml((p.name || p.id).split(" (")[0])}<br><b>${escapeHtml(p.nation || "")}</b></span>`, iconSize: null }) }));
+        // The label is placed where it hides no cluster (see _placeLabels), inside its sector.
+        const name = (p.name || p.id).split(" (")[0];
+        const nation = p.nation || "";
+        const marker = L.marker(L.geoJSON(f).getBounds().getCenter(), { pane: "lines", interactive: false, keyboard: false, icon: L.divIcon({ className: "sector-label", html: `<span>${escapeHtml(name)}<br><b>${escapeHtml(nation)}</b></span>`, iconSize: null }) });
+        const g = f.geometry;
+        const rings = g.type === "Polygon" ? [g.coordinates[0]] : g.type === "MultiPolygon" ? g.coordinates.map((c) => c[0]) : [];
+        // Size of the label box in pixels (10 px type, as the CSS sets it), estimated from its text.
+        const w = Math.max(name.length, nation.length * 1.1) * 6.2 + 12;
+        this.sectorLabels.push({ marker, rings, centre: marker.getLatLng(), w, h: 30 });
       } else if (p.layer === "line") {
         const layer = L.geoJSON(f, { pane: "lines", style: { color: "#111", weight: 3.2, opacity: 1 } });
         layer.bindTooltip(`Line of contact (${fmtKm(p.length_km, 0)})`, { sticky: true });
@@ -110,10 +120,62 @@ export class MapView {
         const m = L.marker([lat, lon], { pane: "lines", keyboard: false, icon: L.divIcon({ className: "op-icon", html: '<svg width="12" height="12" viewBox="0 0 12 12" aria-hidden="true"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>', iconSize: [12, 12], iconAnchor: [6, 7] }) });
         m.bindTooltip(`Observation post ${escapeHtml(p.id)}${p.name ? ` — ${escapeHtml(p.name)}` : ""}`);
         this.groups.posts.addLayer(m);
+        this.postPoints.push(L.latLng(lat, lon));
       }
     }
     if (bounds) this.lineBounds = bounds;
+    this._placeLabels();
     return bounds;
+  }
+
+  /** Put each sector's label where it overlaps no cluster, symbol, post or other label: the first
+   * free spot on rings of growing radius around the sector's centre, inside the sector if one is
+   * free, else nearer its own sector's centre than any other's; a label with no free spot in view
+   * waits for a closer zoom. Runs after every redraw of the points. */
+  _placeLabels() {
+    if (!this.sectorLabels || !this.map._loaded) return;
+    this.groups.labels.clearLayers();
+    if (!this.visible.sectors || this.map.getZoom() < 6) return; // too far: the names would crowd
+    const size = this.map.getSize();
+    const boxes = [...(this.obstacles || [])];
+    if (this.visible.posts) {
+      for (const ll of this.postPoints || []) {
+        const p = this.map.latLngToContainerPoint(ll);
+        boxes.push([p.x - 7, p.y - 7, p.x + 7, p.y + 7]);
+      }
+    }
+    const hits = (b) => boxes.some((o) => b[0] < o[2] && b[2] > o[0] && b[1] < o[3] && b[3] > o[1]);
+    const offsets = [[0, 0]];
+    for (const r of [30, 60, 90, 120, 150, 180, 210, 240]) {
+      for (let k = 0; k < 12; k++) offsets.push([r * Math.cos((k * Math.PI) / 6), r * Math.sin((k * Math.PI) / 6)]);
+    }
+    this.labelsShown = 0;
+    const centres = this.sectorLabels.map((l) => this.map.latLngToContainerPoint(l.centre));
+    // Inside the sector if there is room; else as near its own sector's centre as to any other.
+    const ownInside = (lab, x, y) => {
+      const ll = this.map.containerPointToLatLng([x, y]);
+      return lab.rings.some((ring) => inRing(ll.lng, ll.lat, ring));
+    };
+    const ownNearest = (k, x, y) => {
+      const d = (c) => (c.x - x) ** 2 + (c.y - y) ** 2;
+      return centres.every((c, j) => j === k || d(c) >= d(centres[k]));
+    };
+    this.sectorLabels.forEach((lab, k) => {
+      const c = centres[k];
+      for (const fits of [ownInside, (l, x, y) => ownNearest(k, x, y)]) {
+        for (const [dx, dy] of offsets) {
+          const x = c.x + dx;
+          const y = c.y + dy;
+          const b = [x - lab.w / 2 - 3, y - lab.h / 2 - 3, x + lab.w / 2 + 3, y + lab.h / 2 + 3];
+          if (b[0] < 0 || b[1] < 0 || b[2] > size.x || b[3] > size.y || hits(b) || !fits(lab, x, y)) continue;
+          lab.marker.setLatLng(this.map.containerPointToLatLng([x, y]));
+          this.groups.labels.addLayer(lab.marker);
+          boxes.push(b);
+          this.labelsShown++;
+          return;
+        }
+      }
+    });
   }
 
   fitLine() {
@@ -126,6 +188,7 @@ export class MapView {
     if (g) {
       if (on) this.groups[g].addTo(this.map);
       else this.groups[g].remove();
+      if (g === "sectors" || g === "posts") this._placeLabels();
     } else {
       this.index = null; // findings / incidents / ellipses: rebuild the points
       this.render();
@@ -182,11 +245,17 @@ export class MapView {
     const F = this.data.findings;
     const I = this.data.incidents;
     const codes = this.data.codes;
+    const obstacles = [];
+    const block = (lat, lon, half) => {
+      const p = this.map.latLngToContainerPoint([lat, lon]);
+      obstacles.push([p.x - half, p.y - half, p.x + half, p.y + half]);
+    };
     for (const c of items) {
       const [lon, lat] = c.geometry.coordinates;
       if (c.properties.cluster) {
         const shares = Object.entries(c.properties.c).sort((a, b) => b[1] - a[1]);
         const { size, html } = clusterSvg(c.properties.point_count, shares, (k) => (k ? this.colourOf(k) : "#9a9a9a"));
+        block(lat, lon, size / 2);
         const label = `Cluster of ${c.properties.point_count}: ` + shares.map(([k, n]) => `${n} ${k ? partyName(this.legend, k) : "other incidents"}`).join(", ");
         const m = L.marker([lat, lon], { pane: "points", title: label, alt: label, keyboard: true, icon: L.divIcon({ className: "cluster", html, iconSize: [size, size] }) });
         m.on("click", () => {
@@ -199,6 +268,7 @@ export class MapView {
       const { s, i } = c.properties;
       const id = s === 0 ? `f${F.pk[i]}` : `i${I.pk[i]}`;
       const sel = this.selected === id;
+      block(lat, lon, dom ? 12 : 5);
       if (s === 0) {
         const party = codes.party[F.party[i]] || "undetermined";
         const colour = this.colourOf(party);
@@ -234,6 +304,8 @@ export class MapView {
       }
     }
     this.drawn = { clusters: items.length - singles.length, singles: singles.length, dom };
+    this.obstacles = obstacles;
+    this._placeLabels();
   }
 
   _circle(lat, lon, sigma, colour) {
@@ -359,6 +431,17 @@ export function clipFeatures(features, [w, s, e, n]) {
     if (polys.length) out.push({ ...f, geometry: { type: "MultiPolygon", coordinates: polys } });
   }
   return out;
+}
+
+/** Whether a lon/lat point lies inside a ring of [lon, lat] vertices (even-odd rule). */
+export function inRing(x, y, ring) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i];
+    const [xj, yj] = ring[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
 }
 
 /** Weapon class names, shortened for the legend ("Main battle tank (gun)" -> "Main battle tank"). */
