@@ -133,3 +133,16 @@ def test_summarise_reproduces_fuse_for_its_own_grouping() -> None:
     np.testing.assert_allclose(again.confidence, res.confidence)
     np.testing.assert_array_equal(again.n_sources, res.n_sources)
     assert len(again.pair_a) == 0
+
+
+def test_a_frame_built_once_nearby_changes_nothing() -> None:
+    """A plane centred ~30 km from the reports (built once per region) links the same reports."""
+    from truceline.core.acoustic import LocalFrame
+
+    sr = _sim(n_shots=200)
+    own = F.fuse(sr.reports)
+    lon0, lat0 = float(np.mean(sr.reports.lon)), float(np.mean(sr.reports.lat))
+    near = F.fuse(sr.reports, frame=LocalFrame.centred(lon0 + 0.3, lat0 + 0.2))
+    np.testing.assert_array_equal(near.event_of_report, own.event_of_report)
+    np.testing.assert_allclose(near.lon, own.lon, atol=1e-6)
+    np.testing.assert_allclose(near.lat, own.lat, atol=1e-6)

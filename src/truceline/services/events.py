@@ -18,6 +18,7 @@ and a ``review`` entry in the ledger, in the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from sqlalchemy import ColumnElement, Float, bindparam, cast, extract, func, ins
 from sqlalchemy.orm import Session
 
 from truceline.core import fusion
+from truceline.core.acoustic import LocalFrame
 from truceline.core.geodesy import GEOD
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
@@ -193,6 +195,19 @@ def _source_ids(source_type: NDArray[np.str_], submitted_by: NDArray[np.str_]) -
     return np.where(source_type == "acoustic", "acoustic", own).astype(str)
 
 
+@functools.lru_cache(maxsize=512)
+def _frame_at(lon_deg: int, lat_deg: int) -> LocalFrame:
+    frame = LocalFrame.centred(float(lon_deg), float(lat_deg))
+    frame.to_xy(float(lon_deg), float(lat_deg))  # PROJ sets a transformer up on its first use
+    return frame
+
+
+def _frame(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> LocalFrame:
+    """A local plane centred within ~80 km of the reports, built once per whole-degree cell
+    (distances between reports a few km apart change by less than 1e-4 of themselves)."""
+    return _frame_at(round(float(np.mean(lon))), round(float(np.mean(lat))))
+
+
 def _fusable() -> list[ColumnElement[bool]]:
     return [
         IncidentRow.time_precision.in_(_FUSABLE_PRECISION),
@@ -209,12 +224,21 @@ class LinkResult:
     grown_events: list[int] = field(default_factory=list)
 
 
-def link_events(session: Session, agreement_id: str, batch_id: int, *, now: dt.datetime) -> LinkResult:
-    """Fuse the reports just stored under ``batch_id`` with the stored reports around them."""
+def link_events(
+    session: Session, agreement_id: str, new_pks: Sequence[int], *, now: dt.datetime
+) -> LinkResult:
+    """Fuse the reports just stored (``new_pks``) with the stored reports around them."""
     conn = session.connection()
     cols = _cols(session)
+    pks = list(new_pks)
     new = _Rows.of(
-        conn.execute(select(*cols).where(IncidentRow.batch_id == batch_id, *_fusable())).all()
+        [
+            row
+            for k in range(0, len(pks), _CHUNK)
+            for row in conn.execute(
+                select(*cols).where(IncidentRow.pk.in_(pks[k : k + _CHUNK]), *_fusable())
+            ).all()
+        ]
     )
     if len(new) == 0:
         return LinkResult()
@@ -230,7 +254,6 @@ def link_events(session: Session, agreement_id: str, batch_id: int, *, now: dt.d
         conn.execute(
             select(*cols).where(
                 IncidentRow.agreement_id == agreement_id,
-                IncidentRow.day.between(start.date(), end.date()),
                 IncidentRow.observed_at.between(start, end),
                 IncidentRow.lon.between(west, east),
                 IncidentRow.lat.between(south, north),
@@ -240,9 +263,9 @@ def link_events(session: Session, agreement_id: str, batch_id: int, *, now: dt.d
     )
     if len(cand) < 2:
         return LinkResult()
-    res = fusion.fuse(cand.reports())
+    res = fusion.fuse(cand.reports(), frame=_frame(cand.lon, cand.lat))
     cluster = res.event_of_report
-    is_new = cand.batch == batch_id
+    is_new = np.isin(cand.pk, new.pk)
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
     touched = np.zeros(n_cl, bool)
@@ -328,7 +351,7 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
     et = EventRow.__table__
     if len(members) == 0:
         return
-    res = fusion.summarise(members.reports(), members.event)
+    res = fusion.summarise(members.reports(), members.event, frame=_frame(members.lon, members.lat))
     ev_ids = np.unique(members.event)  # the events in the order summarise gives them
     n_rep = np.bincount(res.event_of_report, minlength=len(ev_ids))
     stmt = (

@@ -76,6 +76,7 @@ class IncidentRow(Base):
         Index("ix_incident_day", "agreement_id", "day"),
         Index("ix_incident_lonlat", "lon", "lat"),
         Index("ix_incident_event", "event_id"),
+        Index("ix_incident_time", "agreement_id", "observed_at"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -227,7 +227,7 @@ def ingest_incidents(
         now=now,
     )
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
-        link_events(session, agreement.id, batch_id, now=now)
+        link_events(session, agreement.id, list(pk_of.values()), now=now)
     if result.rejects:
         conn.execute(
             insert(RejectRow.__table__),

@@ -76,10 +76,13 @@ def upgrade() -> None:
         b.add_column(sa.Column("event_id", sa.Integer(), nullable=True))
         b.create_foreign_key("fk_incident_event", "events", ["event_id"], ["pk"])
         b.create_index("ix_incident_event", ["event_id"])
+        # fusion's candidate window (time first: a few minutes of a busy day)
+        b.create_index("ix_incident_time", ["agreement_id", "observed_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("incidents") as b:
+        b.drop_index("ix_incident_time")
         b.drop_index("ix_incident_event")
         b.drop_constraint("fk_incident_event", type_="foreignkey")
         b.drop_column("event_id")
