@@ -17,6 +17,7 @@ from truceline.cli.exchange import export_app, import_cmd
 from truceline.cli.ledger import ledger_app
 from truceline.cli.locate import ingest_acoustic_cmd, locate
 from truceline.cli.plan import plan_app
+from truceline.cli.sensors import sensors_app
 from truceline.cli.server import serve as serve_cmd
 from truceline.cli.server import token_app
 from truceline.errors import TrucelineError
@@ -41,6 +42,7 @@ app.add_typer(ledger_app, name="ledger")
 app.command("ingest-acoustic")(ingest_acoustic_cmd)
 app.add_typer(export_app, name="export")
 app.command("import")(import_cmd)
+app.add_typer(sensors_app, name="sensors")
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
 err_console = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,138 @@
+"""``truceline sensors ...``: register a network from sensors.csv, store detections.csv.
+
+The same services as ``POST /api/v1/sensors`` and ``POST /api/v1/detections``: one verdict per
+row, every change audited, detections idempotent by (sensor, detection id).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from truceline.errors import TrucelineError
+
+__all__ = ["sensors_app"]
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+sensors_app = typer.Typer(
+    help="Acoustic sensors and their detections in the store.", no_args_is_help=True
+)
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="TRUCELINE_DB",
+        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
+    ),
+]
+AgreementOption = Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")]
+
+#: sensors.csv / detections.csv columns and the record fields they become
+_SENSOR_COLUMNS = {
+    "sensor_id": "id",
+    "network": "network",
+    "kind": "kind",
+    "lon": "lon",
+    "lat": "lat",
+    "elevation_m": "elevation_m",
+    "timing_sigma_ms": "timing_sigma_ms",
+    "decommissioned_at": "retired_at",
+}
+_DETECTION_COLUMNS = {
+    "sensor_id": "sensor_id",
+    "detection_id": "detection_id",
+    "arrival_time": "arrival_time",
+    "signal": "signal",
+    "amplitude_db": "amplitude_db",
+}
+
+
+def _records(path: Path, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows as API records: known columns renamed, blanks left out (the record's default)."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        return [
+            {columns[k.strip()]: v.strip() for k, v in row.items() if k and k.strip() in columns and v}
+            for row in csv.DictReader(fh)
+        ]
+
+
+def _run(db: str, agreement: Path, work: Any) -> list[Any]:
+    from truceline.io.agreement_files import load_agreement
+    from truceline.store.db import Database
+    from truceline.store.service import register_agreement
+
+    try:
+        ag = load_agreement(agreement)
+    except TrucelineError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(code=2) from exc
+    d = Database(db)
+    d.upgrade()
+    now = dt.datetime.now(dt.UTC)
+
+    def unit(s: Any) -> list[Any]:
+        register_agreement(s, ag, agreement)
+        out: list[Any] = work(s, ag, _principal(), now)
+        return out
+
+    try:
+        return d.write(unit)
+    finally:
+        d.dispose()
+
+
+def _principal():  # type: ignore[no-untyped-def]
+    import getpass
+
+    from truceline.services.auth import Principal, Role
+
+    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
+
+
+def _report(name: str, path: Path, results: list[Any]) -> None:
+    counts = Counter(str(r.status) for r in results)
+    console.print(f"{name} {path}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for r in [r for r in results if r.status == "rejected"][:10]:
+        err_console.print(f"  row {r.index + 2} ({r.id}): {r.field}: {r.reason} (fix: {r.fix})")
+    if counts.get("rejected"):
+        raise typer.Exit(code=1)
+
+
+@sensors_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="sensors.csv (sensor_id, lon, lat, ...)")],
+    agreement: AgreementOption,
+    db: DbOption = "truceline.db",
+) -> None:
+    """Register or update the sensors of sensors.csv (exit 1 when a row was rejected)."""
+    from truceline.services.sensors import register_sensors
+
+    records = _records(file, _SENSOR_COLUMNS)
+    res = _run(
+        db, agreement, lambda s, ag, who, now: register_sensors(s, ag, records, actor=who, now=now)
+    )
+    _report("Sensors", file, res)
+
+
+@sensors_app.command("detections")
+def detections_cmd(
+    file: Annotated[Path, typer.Argument(help="detections.csv (detection_id, sensor_id, arrival_time)")],
+    agreement: AgreementOption,
+    db: DbOption = "truceline.db",
+) -> None:
+    """Store the detections of detections.csv (idempotent; exit 1 when a row was rejected)."""
+    from truceline.services.sensors import submit_detections
+
+    records = _records(file, _DETECTION_COLUMNS)
+    res = _run(
+        db, agreement, lambda s, ag, who, now: submit_detections(s, ag, records, actor=who, now=now)
+    )
+    _report("Detections", file, res)
