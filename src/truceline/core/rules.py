@@ -12,7 +12,7 @@ loops run over agreement versions and rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -173,6 +173,8 @@ class _Context:
         self.day = b.day
         self._zone_p: dict[str, NDArray[np.float64]] = {}
         self._ref: dict[int, NDArray[np.float64]] = {}
+        self._isin: dict[tuple[str, frozenset[str]], NDArray[np.bool_]] = {}
+        self._in_force: dict[tuple[Any, Any], NDArray[np.bool_]] = {}
 
     # distance to the reference line of a side (m), per incident
     @cached_property
@@ -184,15 +186,23 @@ class _Context:
             out[col] = (uniq, inv)
         return out
 
-    def isin(self, col: str, values: object) -> NDArray[np.bool_]:
-        """``column in values`` for a string column, through its integer codes."""
-        uniq, inv = self._codes[col]
-        wanted = np.flatnonzero(np.isin(uniq, np.asarray(list(values), dtype=str)))  # type: ignore[call-overload]
-        if wanted.size == 0:
-            return np.zeros(inv.size, dtype=bool)
-        lut = np.zeros(uniq.size, dtype=bool)
-        lut[wanted] = True
-        return lut[inv]
+    def isin(self, col: str, values: Iterable[str]) -> NDArray[np.bool_]:
+        """``column in values`` for a string column, through its integer codes.
+
+        Remembered per column and set of values: the rules ask the same questions many times
+        (per call this costs more than the arithmetic when the batch is one report).
+        """
+        want = frozenset(values)
+        key = (col, want)
+        hit = self._isin.get(key)
+        if hit is None:
+            uniq, inv = self._codes[col]
+            # a set lookup per distinct value (a handful), then a gather
+            lut = np.fromiter((u in want for u in uniq.tolist()), dtype=bool, count=uniq.size)
+            hit = lut[inv] if lut.any() else np.zeros(inv.size, dtype=bool)
+            hit.setflags(write=False)
+            self._isin[key] = hit
+        return hit
 
     @cached_property
     def origin(self) -> tuple[NDArray[np.bool_], NDArray[np.int8], NDArray[np.float64]]:
@@ -226,12 +236,39 @@ class _Context:
         return labels
 
     def in_force(self, rule: Rule) -> NDArray[np.bool_]:
-        m = np.ones(len(self.b), dtype=bool)
-        if rule.effective_from is not None:
-            m &= self.day >= np.datetime64(rule.effective_from, "D")
-        if rule.effective_to is not None:
-            m &= self.day < np.datetime64(rule.effective_to, "D")
+        key = (rule.effective_from, rule.effective_to)
+        m = self._in_force.get(key)
+        if m is None:
+            m = np.ones(len(self.b), dtype=bool)
+            if rule.effective_from is not None:
+                m &= self.day >= np.datetime64(rule.effective_from, "D")
+            if rule.effective_to is not None:
+                m &= self.day < np.datetime64(rule.effective_to, "D")
+            m.setflags(write=False)
+            self._in_force[key] = m
         return m
+
+    @cached_property
+    def weapon_position(
+        self,
+    ) -> tuple[
+        NDArray[np.float64],
+        NDArray[np.float64],
+        NDArray[np.float64],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+    ]:
+        """Where the weapon of each incident stood: its origin for fire with one, else its position.
+
+        Returns lon, lat, sigma (m), whether the position is usable and whether it is an origin.
+        """
+        b = self.b
+        fire = self.isin("kind", [k.value for k in FIRE_KINDS]) & np.isfinite(b.origin_lon)
+        lon = np.where(fire, b.origin_lon, b.lon)
+        lat = np.where(fire, b.origin_lat, b.lat)
+        sig = np.where(fire, np.nan_to_num(b.origin_uncertainty_m, nan=1000.0), self.sigma)
+        usable = fire | self.isin("kind", [k.value for k in PRESENCE_KINDS])
+        return lon, lat, sig, usable, fire
 
     def responsible(
         self, rows: NDArray[np.intp], side: NDArray[np.int8], p_side: NDArray[np.float64]
@@ -433,7 +470,7 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     by_kind = ctx.isin("kind", [k.value for k in rule.kinds])
     by_weapon = ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
     # A banned weapon stands where it was seen, or where it fired from: never where its shell landed.
-    _, _, _, usable, from_origin = _weapon_position(ctx)
+    _, _, _, usable, from_origin = ctx.weapon_position
     weapon_here = by_weapon & usable & ~from_origin
     weapon_origin = by_weapon & from_origin
     rows = np.flatnonzero(in_force & (by_kind | weapon_here | weapon_origin))
@@ -462,25 +499,10 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     return _make(ctx, rule, rows, resp, p, expl)
 
 
-def _weapon_position(
-    ctx: _Context,
-) -> tuple[
-    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]
-]:
-    """Where the weapon of each incident stood: its origin for fire with one, else its position."""
-    b = ctx.b
-    fire = ctx.isin("kind", [k.value for k in FIRE_KINDS]) & np.isfinite(b.origin_lon)
-    lon = np.where(fire, b.origin_lon, b.lon)
-    lat = np.where(fire, b.origin_lat, b.lat)
-    sig = np.where(fire, np.nan_to_num(b.origin_uncertainty_m, nan=1000.0), ctx.sigma)
-    usable = fire | ctx.isin("kind", [k.value for k in PRESENCE_KINDS])
-    return lon, lat, sig, usable, fire
-
-
 def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     match = ctx.isin("weapon_class", rule.weapon_classes) & ctx.in_force(rule)
-    lon, lat, sig, usable, from_origin = _weapon_position(ctx)
+    lon, lat, sig, usable, from_origin = ctx.weapon_position
     rows = np.flatnonzero(match & usable)
     if rows.size == 0:
         return Findings.empty()
@@ -612,7 +634,7 @@ def _origin_side_probability(
 def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     fire = ctx.isin("kind", [k.value for k in FIRE_KINDS if k != Kind.muzzle_flash])
-    fire &= np.isfinite(b.origin_lon) | np.isfinite(b.bearing_deg)
+    fire = fire & (np.isfinite(b.origin_lon) | np.isfinite(b.bearing_deg))
     rows = np.flatnonzero(fire & ctx.in_force(rule))
     if rows.size == 0:
         return Findings.empty()

@@ -88,6 +88,11 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+#: (database, table, column) -> the column's sequence: looked up once, not per insert.
+_SEQUENCES: dict[tuple[str, str, str], str] = {}
+_NEXTVALS = text("SELECT nextval(:s) FROM generate_series(1, :n)")
+
+
 def bulk_insert(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, new_pks: str | None = None
 ) -> list[int]:
@@ -107,14 +112,14 @@ def bulk_insert(
         return [pk for (pk,) in conn.execute(stmt, list(rows))]
     pks: list[int] = []
     if new_pks is not None:
-        seq = conn.execute(
-            text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": new_pks}
-        ).scalar_one()
-        pks = list(
-            conn.execute(
-                text("SELECT nextval(:s) FROM generate_series(1, :n)"), {"s": seq, "n": len(rows)}
-            ).scalars()
-        )
+        key = (conn.engine.url.render_as_string(), table.name, new_pks)
+        seq = _SEQUENCES.get(key)
+        if seq is None:
+            seq = conn.execute(
+                text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": new_pks}
+            ).scalar_one()
+            _SEQUENCES[key] = seq
+        pks = list(conn.execute(_NEXTVALS, {"s": seq, "n": len(rows)}).scalars())
     cols = list(rows[0])
     # Column defaults the rows leave out (e.g. a status) are applied here, as an INSERT would.
     defaults = {

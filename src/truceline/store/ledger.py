@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import Incident
@@ -62,15 +62,25 @@ def _utc(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
+# Statements built once: append runs in every write transaction.
+_HT = LedgerHeadRow.__table__
+_HEAD = select(_HT.c.seq, _HT.c.entry_hash, _HT.c.recorded_at).where(_HT.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_MOVE_HEAD = (
+    update(_HT)
+    .where(_HT.c.id == 1)
+    .values(seq=bindparam("h_seq"), entry_hash=bindparam("h_hash"), recorded_at=bindparam("h_at"))
+)
+_LAST_CLOSED = select(func.max(LedgerRootRow.__table__.c.day))
+
+
 def _lock_head(session: Session) -> Row[Any]:
     """The head (seq, entry_hash, recorded_at), locked until the transaction ends."""
     conn = session.connection()
-    ht = LedgerHeadRow.__table__
-    q = select(ht.c.seq, ht.c.entry_hash, ht.c.recorded_at).where(ht.c.id == 1)
-    head = conn.execute(q.with_for_update()).one_or_none()
+    head = conn.execute(_HEAD_LOCKED).one_or_none()
     if head is None:  # a database whose tables were made without the migration's head row
-        conn.execute(insert(ht).values(id=1, seq=0, entry_hash=GENESIS, recorded_at=None))
-        head = conn.execute(q).one()
+        conn.execute(insert(_HT).values(id=1, seq=0, entry_hash=GENESIS, recorded_at=None))
+        head = conn.execute(_HEAD).one()
     return head
 
 
@@ -86,11 +96,10 @@ def append(
         return []
     head = _lock_head(session)
     conn = session.connection()  # Core statements: this runs in every write transaction
-    ht = LedgerHeadRow.__table__
     last = _utc(head.recorded_at)
     t = _utc(now) or now
     t = max(t, last) if last else t
-    closed = conn.execute(select(func.max(LedgerRootRow.__table__.c.day))).scalar()
+    closed = conn.execute(_LAST_CLOSED).scalar()
     if closed is not None and t.date() <= closed:
         raise ConflictError(
             f"the ledger's day {closed} is closed and the clock says {t:%Y-%m-%d %H:%M}",
@@ -118,7 +127,7 @@ def append(
         prev = h
     for k in range(0, len(rows), _CHUNK):
         bulk_insert(conn, LedgerEntryRow.__table__, rows[k : k + _CHUNK])
-    conn.execute(update(ht).where(ht.c.id == 1).values(seq=seq, entry_hash=prev, recorded_at=t))
+    conn.execute(_MOVE_HEAD, {"h_seq": seq, "h_hash": prev, "h_at": t})
     return [r["seq"] for r in rows]
 
 

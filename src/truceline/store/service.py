@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
@@ -48,6 +49,44 @@ def incident_doc_hash(inc: Incident) -> tuple[dict[str, object], str]:
 def content_hash(inc: Incident) -> str:
     """SHA-256 of the record's canonical JSON: a retry of the same report has the same hash."""
     return incident_doc_hash(inc)[1]
+
+
+# Statements built once (building and caching a statement per call costs more than running it).
+_BT = IngestBatchRow.__table__
+_NEW_BATCH = insert(_BT).returning(_BT.c.id)
+_COUNT_BATCH = (
+    update(_BT)
+    .where(_BT.c.id == bindparam("b_id"))
+    .values(n_accepted=bindparam("n_a"), n_duplicates=bindparam("n_d"), n_rejected=bindparam("n_r"))
+)
+_STORED = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk).where(
+    IncidentRow.agreement_id == bindparam("a"),
+    IncidentRow.report_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def _stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> list[Row[Any]]:
+    """(report id, content hash, pk) of the ``ids`` already stored under the agreement."""
+    if not ids:
+        return []
+    if conn.dialect.name == "postgresql":
+        # One statement whose plan probes the unique index once per id. An ``IN`` list lets the
+        # planner pick a scan of every stored incident of the agreement (its row estimates lag
+        # a fast-growing table), which cost ~100 ms per 500 ids at 20,000 rows.
+        return list(
+            conn.execute(
+                text(
+                    "SELECT i.report_id, i.content_hash, i.pk FROM unnest(CAST(:ids AS text[])) AS q(id) "
+                    "JOIN LATERAL (SELECT report_id, content_hash, pk FROM incidents "
+                    "WHERE agreement_id = :a AND report_id = q.id) AS i ON true"
+                ),
+                {"ids": list(ids), "a": agreement_id},
+            )
+        )
+    out: list[Row[Any]] = []
+    for k in range(0, len(ids), _CHUNK):
+        out.extend(conn.execute(_STORED, {"a": agreement_id, "ids": list(ids[k : k + _CHUNK])}))
+    return out
 
 
 def _agreement_hash(path: Path) -> str:
@@ -107,10 +146,8 @@ def ingest_incidents(
     """
     now = now or dt.datetime.now(dt.UTC)
     conn = session.connection()  # Core statements: this runs once per request on the server
-    bt = IngestBatchRow.__table__
     batch_id = conn.execute(
-        insert(bt).returning(bt.c.id),
-        {"agreement_id": agreement.id, "source": source, "received_at": now},
+        _NEW_BATCH, {"agreement_id": agreement.id, "source": source, "received_at": now}
     ).scalar_one()
     result = IngestResult(batch_id=batch_id, rejects=list(earlier_rejects))
     result.duplicates.extend(earlier_duplicates)
@@ -119,14 +156,9 @@ def ingest_incidents(
     hashes = [h for _, h in doc_hashes]
     stored: dict[str, str] = {}
     ids = [i.id for i in incidents]
-    for k in range(0, len(ids), _CHUNK):
-        chunk = ids[k : k + _CHUNK]
-        q = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk).where(
-            IncidentRow.agreement_id == agreement.id, IncidentRow.report_id.in_(chunk)
-        )
-        for r, h, pk in session.execute(q):
-            stored[r] = h
-            result.pks[r] = pk
+    for r, h, pk in _stored_reports(conn, agreement.id, ids):
+        stored[r] = h
+        result.pks[r] = pk
     new: list[int] = []
     for k, inc in enumerate(incidents):
         if inc.id in stored:
@@ -249,13 +281,13 @@ def ingest_incidents(
     result.pks.update(pk_of)
     result.findings_by_pk = dict(Counter(r["incident_pk"] for r in frows))
     conn.execute(
-        update(bt)
-        .where(bt.c.id == batch_id)
-        .values(
-            n_accepted=len(result.accepted),
-            n_duplicates=len(result.duplicates),
-            n_rejected=len(result.rejects),
-        )
+        _COUNT_BATCH,
+        {
+            "b_id": batch_id,
+            "n_a": len(result.accepted),
+            "n_d": len(result.duplicates),
+            "n_r": len(result.rejects),
+        },
     )
     return result
 
