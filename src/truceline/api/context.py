@@ -56,6 +56,19 @@ class AppContext:
                 "the incident was not stored in time", fix="retry with the same id (it is idempotent)"
             ) from None
 
+    async def submit_one_async(
+        self, agreement_id: str | None, incident: Incident, principal: Principal
+    ) -> tuple[int, RecordResult]:
+        """:meth:`submit_one` for a coroutine: awaits the commit instead of blocking a thread."""
+        if self.intake is None:
+            self.intake = Intake(self.db, self.agreements, lambda: self.clock())
+        try:
+            return await self.intake.submit_async(agreement_id, incident, principal)
+        except (FutureTimeout, TimeoutError):
+            raise UnavailableError(
+                "the incident was not stored in time", fix="retry with the same id (it is idempotent)"
+            ) from None
+
     def close(self) -> None:
         """Stop the writer thread and release the database."""
         if self.intake is not None:

@@ -223,6 +223,15 @@ class TokenAuthenticator:
     def forget(self) -> None:
         self._known.clear()
 
+    def remembered(self, credential: str) -> Principal | None:
+        """The principal of a token found valid within ``ttl_s``, without the database (or None)."""
+        if not credential.startswith(TOKEN_PREFIX):
+            return None
+        hit = self._known.get(_digest(credential))
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        return None
+
     def authenticate(self, session: Session, credential: str) -> Principal | None:
         if not credential.startswith(TOKEN_PREFIX):
             return None

@@ -12,13 +12,14 @@ the others.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -46,6 +47,23 @@ class _Item:
     incident: Incident
     principal: Principal
     future: Future[tuple[int, RecordResult]]
+
+
+def _settle(
+    fut: Future[tuple[int, RecordResult]],
+    res: tuple[int, RecordResult] | None = None,
+    *,
+    exc: BaseException | None = None,
+) -> None:
+    """Answer a waiting request; one that gave up (timed out, cancelled) is stored all the same
+    and its retry is then a duplicate."""
+    try:
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(res)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
 
 
 class Intake:
@@ -87,6 +105,15 @@ class Intake:
         fut: Future[tuple[int, RecordResult]] = Future()
         self._queue.put(_Item(agreement_id, incident, principal, fut))
         return fut.result(timeout=self._timeout_s)
+
+    async def submit_async(
+        self, agreement_id: str | None, incident: Incident, principal: Principal
+    ) -> tuple[int, RecordResult]:
+        """:meth:`submit` for the event loop: the caller's task waits, no thread does."""
+        self._ensure_started()
+        fut: Future[tuple[int, RecordResult]] = Future()
+        self._queue.put(_Item(agreement_id, incident, principal, fut))
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout=self._timeout_s)
 
     def close(self) -> None:
         with self._lock:
@@ -132,14 +159,14 @@ class Intake:
             results = self._db.write(lambda s: self._ingest(s, items))
         except Exception as exc:
             if len(items) == 1:
-                items[0].future.set_exception(exc)
+                _settle(items[0].future, exc=exc)
                 return
             log.warning("a batch of %d failed (%s); storing them one by one", len(items), exc)
             for it in items:
                 self._store([it])
             return
         for it, res in zip(items, results, strict=True):
-            it.future.set_result(res)
+            _settle(it.future, res)
 
     def _agreement(self, session: Session, agreement_id: str | None) -> Agreement:
         hit = self._resolved.get(agreement_id)

@@ -48,14 +48,15 @@ PK = Annotated[int, Path(ge=1, le=2**62)]
     summary="Submit one incident (201 accepted, 200 duplicate of a stored report, 422 rejected)",
     responses={200: {"model": SubmittedOut, "description": "Already stored: nothing changed"}},
 )
-def submit_one(
+async def submit_one(
     incident: Incident,
     response: Response,
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.incidents_submit))],
     agreement: AgreementQ = None,
 ) -> SubmittedOut:
-    batch_id, r = ctx.submit_one(agreement, incident, who)
+    # Waits on the group-commit writer without holding a thread of the pool.
+    batch_id, r = await ctx.submit_one_async(agreement, incident, who)
     if r.status == Verdict.rejected:
         raise RecordError(r.reason or "rejected", record=r.id, field=r.field or None)
     if r.status == Verdict.duplicate:
