@@ -371,6 +371,7 @@ def bearing_sector_probability(
     cov_m2: ArrayLike | None = None,
     confidence: float = 0.9,
     n_samples: int = 512,
+    median_samples: int = 64,
     seed: int = 12345,
 ) -> SideProbability:
     """P(the launch point is on the left) from an impact and a bearing towards the firing point.
@@ -379,6 +380,8 @@ def bearing_sector_probability(
     between the weapon's minimum and maximum range (km), from the impact (itself uncertain by
     ``cov_m2`` when given); quasi-Monte Carlo (Sobol points, the same for every event), vectorised
     over events and samples. The interval is a binomial (Wilson) bound on the integration error.
+    ``signed_distance_m`` is the median signed distance of the draws, from the first
+    ``median_samples`` of them (an evenly spread subset; it only describes the sector).
     """
     lon_a = np.atleast_1d(np.asarray(lon, np.float64))
     lat_a = np.atleast_1d(np.asarray(lat, np.float64))
@@ -405,10 +408,13 @@ def bearing_sector_probability(
         e = np.einsum("nij,kj->nki", L, ndtri(np.clip(u[:, 2:], 1e-12, 1.0 - 1e-12)))
         lo0, la0 = _offset(lo0, la0, e[..., 0].ravel(), e[..., 1].ravel())
     olon, olat, _ = GEOD.fwd(lo0, la0, az.ravel(), dist.ravel())
-    s, _ = _signed(cv, np.asarray(olon, np.float64), np.asarray(olat, np.float64))
-    s = s.reshape(k, m)
-    inside = np.isfinite(s)
-    kk = np.sum(inside & (s > 0), axis=1).astype(np.float64)
+    olon = np.asarray(olon, np.float64).reshape(k, m)
+    olat = np.asarray(olat, np.float64).reshape(k, m)
+    # Only the side of each draw enters P: the side polygons answer that (they agree with the
+    # nearest-point side except within centimetres of the line) far faster than distances.
+    side = cv.side_of(olon.ravel(), olat.ravel()).reshape(k, m)
+    inside = side != 0
+    kk = np.sum(side > 0, axis=1).astype(np.float64)
     tot = inside.sum(axis=1).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(tot > 0, kk / tot, np.nan)
@@ -416,10 +422,33 @@ def bearing_sector_probability(
     out.p_left[good] = p
     out.p_left_low[good] = np.where(tot > 0, lo, np.nan)
     out.p_left_high[good] = np.where(tot > 0, hi, np.nan)
-    srt = np.sort(np.where(inside, s, np.inf), axis=1)
-    mid = srt[np.arange(k), np.maximum((tot.astype(np.intp) - 1) // 2, 0)]
-    out.signed_distance_m[good] = np.where(tot > 0, mid, np.nan)
+    out.signed_distance_m[good] = _median_signed(cv, olon, olat, min(median_samples, m))
     out.monte_carlo[good] = True
+    return out
+
+
+def _median_signed(cv: CompiledVersion, lon: FloatArray, lat: FloatArray, m: int) -> FloatArray:
+    """Median signed distance (m) of each row's draws inside the area, from its first ``m`` draws.
+
+    The first ``2^j`` points of a Sobol sequence are themselves evenly spread over the sector, so a
+    few dozen give the median to within a small part of the sector's depth; rows whose first ``m``
+    draws all fall outside the area use all of theirs.
+    """
+    k = lon.shape[0]
+    out = np.full(k, np.nan)
+    rows = np.arange(k)
+    for width in (m, lon.shape[1]):
+        if rows.size == 0:
+            break
+        s, _ = _signed(cv, lon[rows, :width].ravel(), lat[rows, :width].ravel())
+        s = s.reshape(rows.size, width)
+        tot = np.isfinite(s).sum(axis=1)
+        srt = np.sort(np.where(np.isfinite(s), s, np.inf), axis=1)
+        mid = srt[np.arange(rows.size), np.maximum((tot - 1) // 2, 0)]
+        out[rows] = np.where(tot > 0, mid, np.nan)
+        rows = rows[tot == 0]
+        if width == lon.shape[1]:
+            break
     return out
 
 

@@ -76,7 +76,8 @@ def _stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> 
         return list(
             conn.execute(
                 text(
-                    "SELECT i.report_id, i.content_hash, i.pk FROM unnest(CAST(:ids AS text[])) AS q(id) "
+                    "SELECT i.report_id, i.content_hash, i.pk "
+                    "FROM unnest(CAST(:ids AS text[])) AS q(id) "
                     "JOIN LATERAL (SELECT report_id, content_hash, pk FROM incidents "
                     "WHERE agreement_id = :a AND report_id = q.id) AS i ON true"
                 ),
