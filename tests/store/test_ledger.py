@@ -279,3 +279,38 @@ def test_appends_never_go_back_into_a_closed_day(ledgered: Ledgered, small: Agre
         assert ledger.verify(s).ok
         with pytest.raises(Exception, match="not closed"):
             ledger.export_proof(s, _entries(ledgered.db)[-1][0])
+
+
+def test_every_body_is_the_canonical_json_of_its_entry(
+    db_url: str, small: Agreement, small_dir: Path
+) -> None:
+    """Bodies assembled around pre-serialised content (reports, with ASCII and non-ASCII records)
+    are byte for byte what serialising the whole entry gives: a party's own verifier, which
+    re-serialises, agrees."""
+    db = Database(db_url)
+    try:
+        db.write(lambda s: register_agreement(s, small, small_dir))
+        incs = [
+            incident(1).model_copy(update={"narrative": "plain text"}),
+            incident(2, 36.952).model_copy(update={"narrative": 'Обстріл "поблизу" — 3 × 152 мм'}),
+        ]
+        db.write(
+            lambda s: ingest_incidents(
+                s, small, incs, [0, 1], source="t", submitted_by="монітор 1", now=T0
+            )
+        )
+        entries = _entries(db)
+        assert {k for _, k, *_ in entries} >= {"report", "finding"}
+        for seq, _, _, body, _ in entries:
+            assert canonical_json(json.loads(body)) == body, seq
+        with db.read() as s:
+            assert ledger.verify(s).ok
+    finally:
+        db.dispose()
+
+
+def test_entry_body_matches_canonical_json() -> None:
+    content = {"b": [1, 2.5, None], "a": 'ä \u2028 "q"', "c": {"z": True, "y": "x"}}
+    text_ = ledger.CanonicalJSON(canonical_json(content))
+    full = {"seq": 7, "time": T0.isoformat(), "kind": "réport", "ref": 'x:"1"', "content": content}
+    assert ledger.entry_body(7, T0.isoformat(), "réport", 'x:"1"', text_) == canonical_json(full)

@@ -44,10 +44,12 @@ from truceline.store.models import (
 )
 
 __all__ = [
+    "CanonicalJSON",
     "Problem",
     "Verification",
     "append",
     "close_days",
+    "entry_body",
     "export_proof",
     "finding_content",
     "verify",
@@ -84,13 +86,40 @@ def _lock_head(session: Session) -> Row[Any]:
     return head
 
 
+class CanonicalJSON(str):
+    """Content already serialised by :func:`~truceline.ledger_verify.canonical_json` (so a caller
+    that has the text anyway does not pay for it twice)."""
+
+    __slots__ = ()
+
+
+def _text(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def entry_body(seq: int, stamp: str, kind: str, ref: str, content: str) -> str:
+    """``canonical_json({"seq", "time", "kind", "ref", "content"})`` from the content's canonical text.
+
+    The keys in canonical (sorted) order around the content's own text: byte for byte what
+    serialising the whole entry gives, without serialising the content a second time.
+    """
+    return (
+        f'{{"content":{content},"kind":{_text(kind)},"ref":{_text(ref)},'
+        f'"seq":{int(seq)},"time":{_text(stamp)}}}'
+    )
+
+
 def append(
-    session: Session, items: Sequence[tuple[str, str, dict[str, Any]]], *, now: dt.datetime
+    session: Session,
+    items: Sequence[tuple[str, str, dict[str, Any] | CanonicalJSON]],
+    *,
+    now: dt.datetime,
 ) -> list[int]:
     """Append ``(kind, ref, content)`` items in order; returns their sequence numbers.
 
-    Times never go backwards along the chain (an entry is stamped no earlier than the one before),
-    and never into a day whose root is already closed.
+    ``content`` is a JSON-ready mapping or its :class:`CanonicalJSON` text. Times never go
+    backwards along the chain (an entry is stamped no earlier than the one before), and never into
+    a day whose root is already closed.
     """
     if not items:
         return []
@@ -110,7 +139,8 @@ def append(
     rows = []
     for kind, ref, content in items:  # sequential by nature: each hash commits to the previous one
         seq += 1
-        body = canonical_json({"seq": seq, "time": stamp, "kind": kind, "ref": ref, "content": content})
+        text = content if isinstance(content, CanonicalJSON) else canonical_json(content)
+        body = entry_body(seq, stamp, kind, ref, text)
         h = entry_hash(prev, body)
         rows.append(
             {

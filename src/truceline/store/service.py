@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.io.incidents_io import Reject
+from truceline.ledger_verify import canonical_json
 from truceline.services import adjudicate
 from truceline.services.events import link_events
 from truceline.store import ledger
@@ -41,9 +42,22 @@ _CHUNK = 500
 
 def incident_doc_hash(inc: Incident) -> tuple[dict[str, object], str]:
     """The record as JSON-ready data, and the SHA-256 of its canonical JSON."""
+    doc, h, _ = _doc_hash_text(inc)
+    return doc, h
+
+
+def _doc_hash_text(inc: Incident) -> tuple[dict[str, object], str, str]:
+    """The record as JSON-ready data, its content hash, and its ledger text (canonical JSON).
+
+    The content hash is over the ASCII-escaped form; the ledger keeps UTF-8. For the usual ASCII
+    record the two texts are the same, so it is serialised once.
+    """
     doc = inc.model_dump(mode="json")
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    return doc, hashlib.sha256(text.encode()).hexdigest()
+    ledger_text = canonical_json(doc)
+    ascii_text = (
+        ledger_text if ledger_text.isascii() else json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    )
+    return doc, hashlib.sha256(ascii_text.encode()).hexdigest(), ledger_text
 
 
 def content_hash(inc: Incident) -> str:
@@ -153,8 +167,8 @@ def ingest_incidents(
     result = IngestResult(batch_id=batch_id, rejects=list(earlier_rejects))
     result.duplicates.extend(earlier_duplicates)
 
-    doc_hashes = [incident_doc_hash(i) for i in incidents]
-    hashes = [h for _, h in doc_hashes]
+    doc_hashes = [_doc_hash_text(i) for i in incidents]
+    hashes = [h for _, h, _ in doc_hashes]
     stored: dict[str, str] = {}
     ids = [i.id for i in incidents]
     for r, h, pk in _stored_reports(conn, agreement.id, ids):
@@ -186,7 +200,7 @@ def ingest_incidents(
         who = dict.fromkeys((incidents[k].id for k in new), submitted_by)
     else:
         who = {incidents[k].id: submitted_by[k] for k in new}
-    doc_of = {incidents[k].id: doc_hashes[k][0] for k in new}
+    text_of = {incidents[k].id: doc_hashes[k][2] for k in new}
     values = []
     for i, inc in enumerate(adj.incidents):
         values.append(
@@ -253,7 +267,7 @@ def ingest_incidents(
         adj.incidents,
         pk_of,
         hash_of,
-        doc_of,
+        text_of,
         frows,
         fpks,
         submitted_by=who,
@@ -299,30 +313,36 @@ def _ledger_accepted(
     accepted: Sequence[Incident],
     pk_of: dict[str, int],
     hash_of: dict[str, str],
-    doc_of: dict[str, dict[str, object]],
+    text_of: dict[str, str],
     frows: Sequence[dict[str, object]],
     fpks: Sequence[int],
     *,
     submitted_by: dict[str, str],
     now: dt.datetime,
 ) -> None:
-    """Append each accepted report, then each finding, to the tamper-evident ledger."""
+    """Append each accepted report, then each finding, to the tamper-evident ledger.
+
+    A report's content is ``{agreement, content_hash, incident, received_at, record,
+    submitted_by}``; its text is assembled around the record's canonical text (serialised once,
+    for the content hash too) in canonical key order.
+    """
     received = now.isoformat()
-    items: list[tuple[str, str, dict[str, object]]] = [
-        (
-            "report",
-            f"incident:{pk_of[i.id]}",
+    items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
+    for i in accepted:
+        pk = pk_of[i.id]
+        head = canonical_json(
             {
                 "agreement": agreement_id,
-                "incident": pk_of[i.id],
                 "content_hash": hash_of[i.id],
-                "record": doc_of[i.id],
-                "submitted_by": submitted_by[i.id],
+                "incident": pk,
                 "received_at": received,
-            },
+            }
         )
-        for i in accepted
-    ]
+        text = (
+            f'{head[:-1]},"record":{text_of[i.id]},'
+            f'"submitted_by":{json.dumps(submitted_by[i.id], ensure_ascii=False)}}}'
+        )
+        items.append(("report", f"incident:{pk}", ledger.CanonicalJSON(text)))
     report_hash = {pk_of[i.id]: hash_of[i.id] for i in accepted}
     items += [
         (
