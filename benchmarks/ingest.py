@@ -428,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             results["sqlite"] = r
             print(
                 f"SQLite  (WAL, synchronous=FULL): {r['accepted']:,} accepted in {r['seconds']:.2f} s "
-                f"-> {r['per_s']:,.0f} incidents/s",
+                f"-> {r['per_s']:,.0f} incidents/s; {r['accepted'] / r['cpu_s']:,.0f} per CPU-second; "
+                f"load average {r['loadavg_1min']:.1f}",
                 flush=True,
             )
         if not (args.skip_postgres or args.skip_ingest):
@@ -445,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                     results["postgis"] = r
                     print(
                         f"PostGIS (fsync on):              {r['accepted']:,} accepted in "
-                        f"{r['seconds']:.2f} s -> {r['per_s']:,.0f} incidents/s",
+                        f"{r['seconds']:.2f} s -> {r['per_s']:,.0f} incidents/s; "
+                        f"{r['accepted'] / r['cpu_s']:,.0f} per CPU-second of the client; "
+                        f"load average {r['loadavg_1min']:.1f}",
                         flush=True,
                     )
                     c = copy_run(cluster, cluster.url("bench"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -129,14 +130,17 @@ def bulk_insert(
     }
     names = ([new_pks] if new_pks else []) + cols + list(defaults)
     raw = conn.connection.driver_connection
+    get = operator.itemgetter(*cols)
+    extra = tuple(defaults.values())
+    # One tuple per row in column order, built without a Python-level loop over the columns.
+    values: list[Any] = [(v,) for v in map(get, rows)] if len(cols) == 1 else list(map(get, rows))
+    if new_pks:
+        values = [(pk, *v, *extra) for pk, v in zip(pks, values, strict=True)]
+    elif extra:
+        values = [(*v, *extra) for v in values]
     with raw.cursor().copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
-        extra = tuple(defaults.values())
-        if new_pks:
-            for pk, r in zip(pks, rows, strict=True):
-                cp.write_row((pk, *(r[c] for c in cols), *extra))
-        else:
-            for r in rows:
-                cp.write_row((*(r[c] for c in cols), *extra))
+        for v in values:
+            cp.write_row(v)
     return pks
 
 

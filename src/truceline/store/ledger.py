@@ -55,8 +55,6 @@ __all__ = [
     "verify",
 ]
 
-_CHUNK = 1000
-
 
 def _utc(t: dt.datetime | None) -> dt.datetime | None:
     if t is None:
@@ -155,8 +153,7 @@ def append(
             }
         )
         prev = h
-    for k in range(0, len(rows), _CHUNK):
-        bulk_insert(conn, LedgerEntryRow.__table__, rows[k : k + _CHUNK])
+    bulk_insert(conn, LedgerEntryRow.__table__, rows)
     conn.execute(_MOVE_HEAD, {"h_seq": seq, "h_hash": prev, "h_at": t})
     return [r["seq"] for r in rows]
 

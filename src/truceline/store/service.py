@@ -239,12 +239,14 @@ def ingest_incidents(
     pk_of: dict[str, int] = {}
     # Core inserts (COPY on PostgreSQL): the ORM's bulk path costs several times more.
     inc_t, find_t = IncidentRow.__table__, FindingRow.__table__
-    for k in range(0, len(values), _CHUNK):
-        chunk = values[k : k + _CHUNK]
+    # In chunks only to report progress: each chunk is a round trip (a COPY on PostgreSQL).
+    step = _CHUNK if on_progress is not None else max(len(values), 1)
+    for k in range(0, len(values), step):
+        chunk = values[k : k + step]
         pks = bulk_insert(conn, inc_t, chunk, new_pks="pk")
         pk_of.update({str(v["report_id"]): pk for v, pk in zip(chunk, pks, strict=True)})
         if on_progress is not None:
-            on_progress(min(k + _CHUNK, len(values)), len(values))
+            on_progress(min(k + step, len(values)), len(values))
     f = cls.findings
     frows = [
         {
@@ -258,9 +260,7 @@ def ingest_incidents(
         }
         for j in range(len(f))
     ]
-    fpks: list[int] = []
-    for k in range(0, len(frows), _CHUNK):
-        fpks.extend(bulk_insert(conn, find_t, frows[k : k + _CHUNK], new_pks="pk"))
+    fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
     _ledger_accepted(
         session,
         agreement.id,
