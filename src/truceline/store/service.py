@@ -201,6 +201,9 @@ def ingest_incidents(
     else:
         who = {incidents[k].id: submitted_by[k] for k in new}
     text_of = {incidents[k].id: doc_hashes[k][2] for k in new}
+    # Columns as Python lists first: indexing NumPy arrays element by element costs more.
+    party_side, distance_km = cls.party_side.tolist(), cls.distance_km.tolist()
+    p_side, zones, sector = cls.p_side.tolist(), cls.zones.tolist(), cls.sector.tolist()
     values = []
     for i, inc in enumerate(adj.incidents):
         values.append(
@@ -227,11 +230,11 @@ def ingest_incidents(
                 "reliability": inc.reliability,
                 "credibility": inc.credibility,
                 "narrative": inc.narrative,
-                "side_party": str(cls.party_side[i]),
-                "distance_km": float(cls.distance_km[i]),
-                "p_side": float(cls.p_side[i]),
-                "zones": str(cls.zones[i]),
-                "sector": str(cls.sector[i]),
+                "side_party": party_side[i],
+                "distance_km": distance_km[i],
+                "p_side": p_side[i],
+                "zones": zones[i],
+                "sector": sector[i],
                 "received_at": now,
                 "submitted_by": who[inc.id],
             }
@@ -248,17 +251,26 @@ def ingest_incidents(
         if on_progress is not None:
             on_progress(min(k + step, len(values)), len(values))
     f = cls.findings
+    inc_pk = [pk_of[i.id] for i in adj.incidents]
     frows = [
         {
-            "incident_pk": pk_of[adj.incidents[int(f.incident[j])].id],
-            "rule_id": str(f.rule_id[j]),
-            "rule_type": str(f.rule_type[j]),
-            "responsible": str(f.responsible[j]),
-            "probability": float(f.probability[j]),
-            "explanation": str(f.explanation[j]),
+            "incident_pk": inc_pk[i],
+            "rule_id": str(rid),
+            "rule_type": str(rt),
+            "responsible": str(resp),
+            "probability": float(p),
+            "explanation": str(ex),
             "created_at": now,
         }
-        for j in range(len(f))
+        for i, rid, rt, resp, p, ex in zip(
+            f.incident.tolist(),
+            f.rule_id.tolist(),
+            f.rule_type.tolist(),
+            f.responsible.tolist(),
+            f.probability.tolist(),
+            f.explanation.tolist(),
+            strict=True,
+        )
     ]
     fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
     _ledger_accepted(
