@@ -174,6 +174,7 @@ class _Context:
         self._zone_p: dict[str, NDArray[np.float64]] = {}
         self._ref: dict[int, NDArray[np.float64]] = {}
         self._isin: dict[tuple[str, frozenset[str]], NDArray[np.bool_]] = {}
+        self._wref: dict[tuple[str, int], NDArray[np.float64]] = {}
         self._in_force: dict[tuple[Any, Any], NDArray[np.bool_]] = {}
 
     # distance to the reference line of a side (m), per incident
@@ -220,6 +221,22 @@ class _Context:
         if s not in self._ref:
             self._ref[s] = self.cv.reference[s].distance_m(self.b.lon, self.b.lat)
         return self._ref[s]
+
+    def weapon_ref_dist(self, s: int) -> NDArray[np.float64]:
+        """Distance (m) from each weapon position to side ``s``'s reference line (NaN if unusable).
+
+        Shared by the withdrawal rules (one per weapon family asks the same question).
+        """
+        if ("weapon", s) not in self._wref:
+            lon, lat, _, usable, from_origin = self.weapon_position
+            out = np.full(len(self.b), np.nan)
+            here = usable & ~from_origin  # the weapon stands at the incident: already known
+            out[here] = self.ref_dist(s)[here]
+            o = np.flatnonzero(from_origin)
+            if o.size:
+                out[o] = self.cv.reference[s].distance_m(lon[o], lat[o])
+            self._wref[("weapon", s)] = out
+        return self._wref[("weapon", s)]
 
     def p_zone(self, zone_id: str) -> NDArray[np.float64]:
         """Probability that each incident lies in the zone."""
@@ -502,12 +519,12 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
 def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     match = ctx.isin("weapon_class", rule.weapon_classes) & ctx.in_force(rule)
-    lon, lat, sig, usable, from_origin = ctx.weapon_position
+    _, _, sig, usable, from_origin = ctx.weapon_position
     rows = np.flatnonzero(match & usable)
     if rows.size == 0:
         return Findings.empty()
     cv = ctx.cv
-    lo, la, sg = lon[rows], lat[rows], sig[rows]
+    sg = sig[rows]
     _, o_side, o_dist = ctx.origin
     fo = from_origin[rows]
     side = np.where(fo, o_side[rows], ctx.side[rows]).astype(np.int8)
@@ -519,7 +536,7 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
         if party not in rule.distance_km:
             continue
         km = rule.distance_km[party]
-        ref = cv.reference[s].distance_m(lo, la) if s in cv.reference else dist
+        ref = ctx.weapon_ref_dist(s)[rows] if s in cv.reference else dist
         u = np.where(side == s, ref, -dist)
         u = np.where(side == 0, -np.inf, u)
         ps = _band_probability(u, 0.0, km * 1000.0, sg)
