@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
@@ -68,11 +68,6 @@ def content_hash(inc: Incident) -> str:
 # Statements built once (building and caching a statement per call costs more than running it).
 _BT = IngestBatchRow.__table__
 _NEW_BATCH = insert(_BT).returning(_BT.c.id)
-_COUNT_BATCH = (
-    update(_BT)
-    .where(_BT.c.id == bindparam("b_id"))
-    .values(n_accepted=bindparam("n_a"), n_duplicates=bindparam("n_d"), n_rejected=bindparam("n_r"))
-)
 _STORED = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk).where(
     IncidentRow.agreement_id == bindparam("a"),
     IncidentRow.report_id.in_(bindparam("ids", expanding=True)),
@@ -161,10 +156,7 @@ def ingest_incidents(
     """
     now = now or dt.datetime.now(dt.UTC)
     conn = session.connection()  # Core statements: this runs once per request on the server
-    batch_id = conn.execute(
-        _NEW_BATCH, {"agreement_id": agreement.id, "source": source, "received_at": now}
-    ).scalar_one()
-    result = IngestResult(batch_id=batch_id, rejects=list(earlier_rejects))
+    result = IngestResult(batch_id=0, rejects=list(earlier_rejects))
     result.duplicates.extend(earlier_duplicates)
 
     doc_hashes = [_doc_hash_text(i) for i in incidents]
@@ -194,6 +186,18 @@ def ingest_incidents(
 
     adj = adjudicate(agreement, [incidents[k] for k in new], [rows[k] for k in new])
     result.rejects.extend(adj.rejects)
+    # The batch row goes in once its counts are known (one statement, not an insert and an update).
+    batch_id = result.batch_id = conn.execute(
+        _NEW_BATCH,
+        {
+            "agreement_id": agreement.id,
+            "source": source,
+            "received_at": now,
+            "n_accepted": len(adj.incidents),
+            "n_duplicates": len(result.duplicates),
+            "n_rejected": len(result.rejects),
+        },
+    ).scalar_one()
     cls = adj.classification
     hash_of = {incidents[k].id: hashes[k] for k in new}
     if isinstance(submitted_by, str):
@@ -307,15 +311,6 @@ def ingest_incidents(
     result.findings = len(f)
     result.pks.update(pk_of)
     result.findings_by_pk = dict(Counter(r["incident_pk"] for r in frows))
-    conn.execute(
-        _COUNT_BATCH,
-        {
-            "b_id": batch_id,
-            "n_a": len(result.accepted),
-            "n_d": len(result.duplicates),
-            "n_r": len(result.rejects),
-        },
-    )
     return result
 
 
