@@ -14,11 +14,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from truceline import __version__
-from truceline.api.context import AppContext, build_context
+from truceline.api.context import AppContext, build_context, settle
 from truceline.api.errors import install_error_handlers
 from truceline.api.limits import BodyLimit
 
-__all__ = ["API_PREFIX", "SETTINGS_ENV", "AppContext", "app_from_env", "build_context", "create_app"]
+__all__ = [
+    "API_PREFIX",
+    "SETTINGS_ENV",
+    "AppContext",
+    "app_from_env",
+    "build_context",
+    "create_app",
+    "settle",
+]
 
 #: Where `truceline serve --workers N` hands its settings (JSON) to the worker processes.
 SETTINGS_ENV = "TRUCELINE_SERVE_SETTINGS_JSON"
@@ -99,4 +107,7 @@ def app_from_env() -> FastAPI:
     from truceline.settings import Settings
 
     settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
-    return create_app(build_context(settings))
+    ctx = build_context(settings)
+    app = create_app(ctx)
+    settle(ctx)
+    return app

@@ -8,6 +8,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
@@ -20,8 +21,9 @@ from truceline.services.planner import PlannerCache
 from truceline.services.submissions import RecordResult
 from truceline.settings import Settings
 from truceline.store.db import Database
+from truceline.store.models import AgreementRow
 
-__all__ = ["SYSTEM", "AppContext", "build_context"]
+__all__ = ["SYSTEM", "AppContext", "build_context", "settle"]
 
 #: The principal of changes made by the server itself (agreements from its configuration).
 SYSTEM = Principal(subject="system", role=Role.admin)
@@ -88,6 +90,25 @@ def register_folders(ctx: AppContext, folders: Sequence[Path]) -> None:
                 s, files, source=str(folder), actor=SYSTEM, now=ctx.clock(), cache=ctx.agreements
             )
         )
+
+
+def settle(ctx: AppContext) -> None:
+    """Make a long-running server's heap cheap to collect before it takes traffic.
+
+    Compiles every version of the registered agreements (their line indexes and side polygons),
+    then moves everything alive into the collector's permanent generation. Without this, each
+    full collection walks every module, schema and compiled agreement: 100-500 ms measured under
+    load (about 240,000 objects), a pause that every request in flight waits out.
+    """
+    import gc
+
+    with ctx.db.read() as session:
+        for agreement_id in session.execute(select(AgreementRow.id)).scalars():
+            ag = ctx.agreements.get(session, agreement_id)
+            for i in range(len(ag.versions)):
+                ag.compiled(i)
+    gc.collect()
+    gc.freeze()
 
 
 def build_context(

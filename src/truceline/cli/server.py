@@ -66,7 +66,7 @@ def serve(
     """
     import uvicorn
 
-    from truceline.api import build_context, create_app
+    from truceline.api import build_context, create_app, settle
     from truceline.settings import load_settings
 
     try:
@@ -93,7 +93,9 @@ def serve(
 
         console.print(f"Cursor on Target: tcp {settings.cot.port}, tls {settings.cot.tls_port}")
         try:
-            serve_with_cot(create_app(ctx), ctx, settings)
+            app = create_app(ctx)
+            settle(ctx)
+            serve_with_cot(app, ctx, settings)
         except TrucelineError as exc:
             raise _fail(exc) from exc
         return
@@ -117,8 +119,10 @@ def serve(
             access_log=settings.log_level == "debug",
         )
         return
+    app = create_app(ctx)
+    settle(ctx)
     uvicorn.run(
-        create_app(ctx),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
