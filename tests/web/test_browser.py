@@ -593,3 +593,136 @@ def test_an_analyst_reviews_one_finding_and_a_liaison_gets_no_buttons(
     assert liaison.page.locator("#panel [data-finding-action], #panel #act-verify").count() == 0
     assert liaison.page.locator("#panel .finding-comment, #panel #review-comment").count() == 0
     liaison.no_errors()
+
+
+# -- sensors on the map (issue 6) ------------------------------------------------------------------
+
+SENSOR_FC = {
+    "type": "FeatureCollection",
+    "features": [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [37.55, 48.62]},
+            "properties": {"id": "S-A", "network": "north", "kind": "acoustic", "status": "active",
+                           "detections_24h": 12},
+        },
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [37.7, 48.3]},
+            "properties": {"id": "S-R", "network": "north", "kind": "acoustic", "status": "retired",
+                           "detections_24h": 0},
+        },
+    ],
+}  # fmt: skip
+
+
+def _post(server: Server, path: str, body: Any, role: str = "admin") -> Any:
+    req = urllib.request.Request(
+        server.url + "/api/v1" + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {server.tokens[role]}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+
+
+def _sensor_ids(tab: Tab) -> list[str]:
+    return sorted(
+        tab.page.evaluate(
+            "() => window.truceline.map.groups.sensors.getLayers().map(l => l.getTooltip().getContent())"
+        )
+    )
+
+
+def test_sensors_layer_from_the_server(server: Server, open_tab: Callable[..., Tab]) -> None:
+    """Sensors registered through the API appear with their status; a liaison never asks for them."""
+    try:
+        server.api("/sensors", "analyst")
+    except urllib.error.HTTPError as exc:  # a server without the endpoint: the layer is left out
+        assert exc.code == 404
+        tab = open_tab("analyst")
+        tab.ready()
+        wait(tab.page, "document.body.dataset.sensors === 'none'")
+        assert "Acoustic sensors" not in tab.page.inner_text("#legend")
+        tab.no_errors()
+        return
+    x, y = 37.62, 48.55  # near the line in the Donetsk sectors
+    sensors = [
+        {"id": f"web-{k}", "network": "web-test", "lon": x + 0.05 * k, "lat": y + 0.02 * k}
+        for k in range(4)
+    ]
+    sensors[3]["retired_at"] = "2025-01-01T00:00:00Z"
+    _post(server, "/sensors", {"sensors": sensors})
+    want = server.api("/sensors", "analyst")["features"]
+    assert {"web-0", "web-3"} <= {f["properties"]["id"] for f in want}
+    tab = open_tab("analyst")
+    tab.ready()
+    wait(tab.page, f"document.body.dataset.sensors === '{len(want)}'")
+    page = tab.page
+    assert page.locator(".leaflet-sensors-pane path.sensor").count() == len(want)
+    assert page.locator(".leaflet-sensors-pane path.sensor.retired").count() == sum(
+        f["properties"]["status"] == "retired" for f in want
+    )
+    assert "Acoustic sensors" in page.inner_text("#legend")
+    page.evaluate("() => window.truceline.map.map.setView([48.58, 37.7], 10, {animate: false})")
+    page.locator(".leaflet-sensors-pane path.sensor.retired").first.click(force=True)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "retired" in popup.inner_text() and "web-test" in popup.inner_text()
+    tab.shot("map-sensors")
+    # The switch hides them (keyboard: the legend's checkbox).
+    page.focus("#legend input[data-layer='sensors']")
+    page.keyboard.press("Space")
+    assert page.locator(".leaflet-sensors-pane path.sensor").count() == 0
+    tab.no_errors()
+    # A liaison's page never asks for sensors.
+    asked: list[str] = []
+    liaison = open_tab(f"liaison-{server.parties[0]}", "/", viewport=(1280, 800))
+    liaison.page.on("request", lambda r: asked.append(r.url))
+    liaison.page.reload()
+    liaison.ready()
+    wait(liaison.page, "document.body.dataset.sensors === 'none'")
+    assert not [u for u in asked if "/api/v1/sensors" in u]
+    assert liaison.page.locator(".leaflet-sensors-pane path").count() == 0
+    assert "sensors" not in liaison.page.inner_text("#legend").lower()
+    liaison.no_errors()
+
+
+def test_sensors_layer_follows_the_contract_and_hides_on_refusal(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """The page against the endpoint's contract (answers stubbed): drawn from a FeatureCollection,
+    left out without a message on 404 or 403."""
+    tab = open_tab(None)
+    page = tab.page
+    page.route(
+        "**/api/v1/sensors*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(SENSOR_FC)
+        ),
+    )
+    token = json.dumps(server.tokens["admin"])
+    page.evaluate(f"() => sessionStorage.setItem('truceline.token', {token})")
+    page.reload()
+    tab.ready()
+    wait(page, "document.body.dataset.sensors === '2'")
+    assert _sensor_ids(tab) == ["Sensor S-A", "Sensor S-R (retired)"]
+    legend = page.inner_text("#legend")
+    assert "Acoustic sensors (1 active)" in legend and "retired (1)" in legend
+    for status in (404, 403):
+        page.unroute("**/api/v1/sensors*")
+        body = json.dumps({"error": {"status": status, "message": "no"}})
+        page.route(
+            "**/api/v1/sensors*",
+            lambda route, _req=None, status=status, body=body: route.fulfill(
+                status=status, content_type="application/json", body=body
+            ),
+        )
+        page.reload()
+        tab.ready()
+        wait(page, "document.body.dataset.sensors === 'none'")
+        assert page.locator(".leaflet-sensors-pane path").count() == 0
+        assert "sensors" not in page.inner_text("#legend").lower()
+        assert page.is_hidden("#notice")
+    tab.no_errors()

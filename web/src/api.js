@@ -84,9 +84,9 @@ export function qs(params) {
 // What each role may see, mirrored from truceline.services.auth.ROLE_PERMISSIONS to choose which
 // views to offer; the server enforces it on every call whatever the page does.
 const CAN = {
-  admin: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner"],
-  analyst: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner"],
-  monitor: ["map", "incidents", "daily"],
+  admin: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
+  analyst: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
+  monitor: ["map", "incidents", "daily", "sensors"],
   liaison: ["map", "daily", "statistics"],
   sensor: [],
   public: ["daily"],

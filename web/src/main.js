@@ -339,9 +339,29 @@ async function initMap() {
     $("#sidebar-toggle").setAttribute("aria-expanded", String(open));
     setTimeout(() => app.map.map.invalidateSize(), 0);
   });
+  loadSensors();
   await loadFeatures();
   await base.catch(() => notice("The base map could not be loaded; the agreement's layers are shown without it."));
   document.body.dataset.base = "1";
+}
+
+/** The sensors layer, for the roles that may see sensors; a server without the endpoint (404) or
+ * a role it refuses (403) leaves the layer out, with no message. */
+async function loadSensors() {
+  document.body.dataset.sensors = "";
+  if (!can(app.role, "sensors")) {
+    document.body.dataset.sensors = "none";
+    return;
+  }
+  try {
+    const fc = await api(`/sensors${qs({ agreement: app.legend.agreement.id })}`);
+    app.map.setSensors(fc);
+    renderLegend();
+    document.body.dataset.sensors = String(app.map.sensorCount);
+  } catch (e) {
+    if (!(e instanceof ApiError && (e.status === 403 || e.status === 404))) notice(`Sensors: ${errorText(e)}`);
+    document.body.dataset.sensors = "none";
+  }
 }
 
 // -- the review queue ------------------------------------------------------------------------

@@ -12,6 +12,8 @@ const K95 = 2.4477;
 // Beyond this many single points in view, draw them as plain dots on one canvas.
 const MAX_DOM_POINTS = 1500;
 // Withdrawal lines, nearest first: distinct from each other and from the parties' blue and vermillion.
+// Sensors: the mission's own equipment, in a colour neither party's nor a zone's.
+const SENSOR_COLOUR = "#1b7837";
 const WITHDRAWAL_COLOURS = ["#7b3294", "#c51b7d", "#01665e", "#8c510a", "#4d9221", "#542788"];
 
 export class MapView {
@@ -20,7 +22,7 @@ export class MapView {
     this.map = L.map(container, { zoomControl: true, keyboard: true, preferCanvas: false, worldCopyJump: false, minZoom: 3, maxZoom: 16, attributionControl: true });
     this.map.attributionControl.setPrefix(false).addAttribution("Base: Natural Earth (world-atlas)");
     L.control.scale({ imperial: false, position: "bottomright" }).addTo(this.map);
-    for (const [name, z] of [["base", 200], ["zones", 300], ["lines", 380], ["ellipses", 420], ["points", 610], ["selected", 640]]) {
+    for (const [name, z] of [["base", 200], ["zones", 300], ["lines", 380], ["ellipses", 420], ["sensors", 450], ["points", 610], ["selected", 640]]) {
       this.map.createPane(name).style.zIndex = String(z);
     }
     this.map.getPane("base").style.pointerEvents = "none";
@@ -34,10 +36,12 @@ export class MapView {
       line: L.layerGroup().addTo(this.map),
       posts: L.layerGroup().addTo(this.map),
       ellipses: L.layerGroup().addTo(this.map),
+      sensors: L.layerGroup().addTo(this.map),
       points: L.layerGroup().addTo(this.map),
       selected: L.layerGroup().addTo(this.map),
     };
-    this.visible = { zones: true, withdrawal: true, sectors: true, posts: true, findings: true, incidents: true, ellipses: true };
+    this.visible = { zones: true, withdrawal: true, sectors: true, posts: true, sensors: true, findings: true, incidents: true, ellipses: true };
+    this.sensorCount = 0; // sensors drawn (none: the layer and its switch are not offered)
     this.index = null;
     this.data = null;
     this.selected = null;
@@ -178,13 +182,47 @@ export class MapView {
     });
   }
 
+  /** The agreement's sensors (GET /sensors: GeoJSON points with id, network, kind, status and
+   * detections in the last 24 h). Active: filled; retired: hollow and dashed. */
+  setSensors(fc) {
+    this.groups.sensors.clearLayers();
+    const feats = (fc && fc.features) || [];
+    for (const f of feats) {
+      const p = f.properties || {};
+      const [lon, lat] = f.geometry.coordinates;
+      const active = p.status !== "retired";
+      const m = L.circleMarker([lat, lon], {
+        pane: "sensors",
+        radius: 5,
+        color: active ? "#ffffff" : "#555555",
+        weight: active ? 1.5 : 1.5,
+        dashArray: active ? null : "2 2",
+        fillColor: active ? SENSOR_COLOUR : "#ffffff",
+        fillOpacity: 1,
+        className: `sensor ${active ? "active" : "retired"}`,
+      });
+      m.bindTooltip(`Sensor ${escapeHtml(p.id)}${active ? "" : " (retired)"}`);
+      m.bindPopup(
+        `<div class="sensor-popup"><strong>Sensor ${escapeHtml(p.id)}</strong><dl class="kv">` +
+          `<dt>Network</dt><dd>${escapeHtml(p.network || "—")}</dd>` +
+          `<dt>Kind</dt><dd>${escapeHtml(humanise(p.kind || "—"))}</dd>` +
+          `<dt>Status</dt><dd>${active ? "active" : "retired"}</dd>` +
+          `<dt>Detections, 24 h</dt><dd>${Number(p.detections_24h || 0).toLocaleString("en-GB")}</dd>` +
+          `<dt>Position</dt><dd>${lat.toFixed(4)}° N, ${lon.toFixed(4)}° E</dd></dl></div>`,
+      );
+      this.groups.sensors.addLayer(m);
+    }
+    this.sensorCount = feats.length;
+    this.sensorsActive = feats.filter((f) => (f.properties || {}).status !== "retired").length;
+  }
+
   fitLine() {
     if (this.lineBounds) this.map.fitBounds(this.lineBounds, { padding: [20, 20] });
   }
 
   setVisible(layer, on) {
     this.visible[layer] = on;
-    const g = { zones: "zones", withdrawal: "withdrawal", sectors: "sectors", posts: "posts" }[layer];
+    const g = { zones: "zones", withdrawal: "withdrawal", sectors: "sectors", posts: "posts", sensors: "sensors" }[layer];
     if (g) {
       if (on) this.groups[g].addTo(this.map);
       else this.groups[g].remove();
@@ -344,6 +382,7 @@ export class MapView {
 
   /** The legend: layer switches, party colours, rule shapes, symbols. */
   legendElement(onToggle, { incidents = true } = {}) {
+    const sensorSw = (fill, stroke, dash) => `<svg width="12" height="12"><circle cx="6" cy="6" r="4.5" fill="${fill}" stroke="${stroke}" stroke-width="1.5" ${dash ? 'stroke-dasharray="2 2"' : ""}/></svg>`;
     const box = el("div", { class: "legend-inner" });
     const toggle = (key, label, swatch) =>
       el("label", { class: "toggle" }, el("input", { type: "checkbox", checked: this.visible[key], "data-layer": key, onchange: (e) => onToggle(key, e.target.checked) }), swatch, label);
@@ -360,6 +399,8 @@ export class MapView {
       ),
       toggle("sectors", " Sectors", sw('<svg width="22" height="8"><path d="M0 4 H22" stroke="#555" stroke-width="1.5" stroke-dasharray="3 3"/></svg>')),
       incidents ? toggle("posts", " Observation posts", sw('<svg width="12" height="12"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>')) : null,
+      this.sensorCount ? toggle("sensors", ` Acoustic sensors (${this.sensorsActive} active)`, sw(sensorSw(SENSOR_COLOUR, "#333"))) : null,
+      this.sensorCount && this.sensorsActive < this.sensorCount ? el("div", { class: "key sub" }, sw(sensorSw("#fff", "#555", true)), ` retired (${this.sensorCount - this.sensorsActive})`) : null,
       el("h3", { text: "Responsible party" }),
       ...[this.legend.left, this.legend.right, "undetermined"].map((p) => el("div", { class: "key" }, sw(`<svg width="12" height="12"><circle cx="6" cy="6" r="5" fill="${this.colourOf(p)}" stroke="#111"/></svg>`), ` ${partyName(this.legend, p)}`)),
       el("h3", { text: "Rule type" }),
