@@ -185,3 +185,26 @@ def test_a_batch_links_among_itself_and_to_stored_reports(api: Api) -> None:
     events = [_event_of(api, r["pk"]) for r in res["results"]]
     assert events == [_event_of(api, p) for p in pks]  # each patrol report joins its camera
     assert len(set(events)) == n and None not in events
+
+
+def test_linking_is_idempotent_and_one_report_per_source(api: Api) -> None:
+    """Resending stored reports changes no event; no automatic event holds a source twice."""
+    rng = np.random.default_rng(7)
+    n = 24
+    lon = 36.9 + rng.uniform(0, 0.2, n)
+    lat = 48.55 + rng.uniform(0, 0.1, n)
+    recs = [
+        _blast(f"{src}{k}", source=src, lon=float(lon[k]), lat=float(lat[k]))
+        for k in range(n)
+        for src in ("camera", "uav")
+    ]
+    first = api.post("/incidents/batch", json={"incidents": recs}).json()
+    before = {r["pk"]: _event_of(api, r["pk"]) for r in first["results"]}
+    again = api.post("/incidents/batch", json={"incidents": recs}).json()
+    assert again["duplicates"] == len(recs)
+    assert {r["pk"]: _event_of(api, r["pk"]) for r in again["results"]} == before
+    by_event: dict[int, list[str]] = {}
+    for r in api.get("/incidents", params={"limit": 1000}).json()["items"]:
+        if r["event_id"] is not None:
+            by_event.setdefault(r["event_id"], []).append(f"{r['source_type']}:{r['submitted_by']}")
+    assert by_event and all(len(v) == len(set(v)) for v in by_event.values())
