@@ -88,7 +88,6 @@ def _cols(session: Session) -> tuple[Any, ...]:
     return (
         IncidentRow.pk,
         IncidentRow.event_id,
-        IncidentRow.batch_id,
         _epoch_s(IncidentRow.observed_at, dialect),
         IncidentRow.time_precision,
         IncidentRow.lon,
@@ -104,7 +103,12 @@ def _cols(session: Session) -> tuple[Any, ...]:
     )
 
 
-_N_COLS = 15
+_N_COLS = 14
+#: numpy types of the columns after pk and event_id, in the order of :func:`_cols`
+_TYPES = (
+    np.float64, str, np.float64, np.float64, np.float64, str, str, str, str, np.intp,
+    np.float64, np.float64,
+)  # fmt: skip
 
 
 def _utc(t: dt.datetime) -> dt.datetime:
@@ -117,7 +121,6 @@ class _Rows:
 
     pk: NDArray[np.intp]
     event: NDArray[np.intp]  # -1: none
-    batch: NDArray[np.intp]
     time_s: NDArray[np.float64]
     precision: NDArray[np.str_]
     lon: NDArray[np.float64]
@@ -137,19 +140,7 @@ class _Rows:
         return cls(
             np.array(cols[0], np.intp),
             np.array([-1 if e is None else e for e in cols[1]], np.intp),
-            np.array([-1 if b is None else b for b in cols[2]], np.intp),
-            np.array(cols[3], np.float64),
-            np.array(cols[4], str),
-            np.array(cols[5], np.float64),
-            np.array(cols[6], np.float64),
-            np.array(cols[7], np.float64),
-            np.array(cols[8], str),
-            np.array(cols[9], str),
-            np.array(cols[10], str),
-            np.array(cols[11], str),
-            np.array(cols[12], np.intp),
-            np.array(cols[13], np.float64),
-            np.array(cols[14], np.float64),
+            *(np.array(cols[k], t) for k, t in enumerate(_TYPES, start=2)),
         )
 
     def __len__(self) -> int:
