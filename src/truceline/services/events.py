@@ -84,7 +84,10 @@ def _epoch_s(col: Any, dialect: str) -> ColumnElement[float]:
 
 
 def _cols(session: Session) -> tuple[Any, ...]:
-    dialect = session.get_bind().dialect.name
+    return _cols_for(session.get_bind().dialect.name)
+
+
+def _cols_for(dialect: str) -> tuple[Any, ...]:
     return (
         IncidentRow.pk,
         IncidentRow.event_id,
@@ -206,6 +209,22 @@ def _fusable() -> list[ColumnElement[bool]]:
     ]
 
 
+@functools.cache
+def _link_statements(dialect: str) -> tuple[Any, Any]:
+    """The two queries of :func:`link_events`, built once per dialect (it runs on every ingest:
+    building a statement costs more than running it for a single submission)."""
+    cols = _cols_for(dialect)
+    by_pk = select(*cols).where(IncidentRow.pk.in_(bindparam("pks", expanding=True)), *_fusable())
+    around = select(*cols).where(
+        IncidentRow.agreement_id == bindparam("ag"),
+        IncidentRow.observed_at.between(bindparam("t0"), bindparam("t1")),
+        IncidentRow.lon.between(bindparam("w"), bindparam("e")),
+        IncidentRow.lat.between(bindparam("s"), bindparam("n")),
+        *_fusable(),
+    )
+    return by_pk, around
+
+
 @dataclass(frozen=True, slots=True)
 class LinkResult:
     """What :func:`link_events` did: reports linked, events made, events that grew."""
@@ -220,15 +239,13 @@ def link_events(
 ) -> LinkResult:
     """Fuse the reports just stored (``new_pks``) with the stored reports around them."""
     conn = session.connection()
-    cols = _cols(session)
+    by_pk, around = _link_statements(conn.dialect.name)
     pks = list(new_pks)
     new = _Rows.of(
         [
             row
             for k in range(0, len(pks), _CHUNK)
-            for row in conn.execute(
-                select(*cols).where(IncidentRow.pk.in_(pks[k : k + _CHUNK]), *_fusable())
-            ).all()
+            for row in conn.execute(by_pk, {"pks": pks[k : k + _CHUNK]}).all()
         ]
     )
     if len(new) == 0:
@@ -243,13 +260,8 @@ def link_events(
     end = dt.datetime.fromtimestamp(t1, dt.UTC)
     cand = _Rows.of(
         conn.execute(
-            select(*cols).where(
-                IncidentRow.agreement_id == agreement_id,
-                IncidentRow.observed_at.between(start, end),
-                IncidentRow.lon.between(west, east),
-                IncidentRow.lat.between(south, north),
-                *_fusable(),
-            )
+            around,
+            {"ag": agreement_id, "t0": start, "t1": end, "w": west, "e": east, "s": south, "n": north},
         ).all()
     )
     if len(cand) < 2:
