@@ -26,7 +26,20 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, Float, bindparam, cast, extract, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    any_,
+    bindparam,
+    cast,
+    extract,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from truceline.core import fusion
@@ -214,7 +227,14 @@ def _link_statements(dialect: str) -> tuple[Any, Any]:
     """The two queries of :func:`link_events`, built once per dialect (it runs on every ingest:
     building a statement costs more than running it for a single submission)."""
     cols = _cols_for(dialect)
-    by_pk = select(*cols).where(IncidentRow.pk.in_(bindparam("pks", expanding=True)), *_fusable())
+    # PostgreSQL takes the keys as one array: an IN list of hundreds of parameters costs the
+    # driver more to render than the query costs to run.
+    pk_in = (
+        IncidentRow.pk == any_(bindparam("pks", type_=ARRAY(Integer)))
+        if dialect == "postgresql"
+        else IncidentRow.pk.in_(bindparam("pks", expanding=True))
+    )
+    by_pk = select(*cols).where(pk_in, *_fusable())
     around = select(*cols).where(
         IncidentRow.agreement_id == bindparam("ag"),
         IncidentRow.observed_at.between(bindparam("t0"), bindparam("t1")),
@@ -240,12 +260,13 @@ def link_events(
     """Fuse the reports just stored (``new_pks``) with the stored reports around them."""
     conn = session.connection()
     by_pk, around = _link_statements(conn.dialect.name)
-    pks = list(new_pks)
+    pks = [int(p) for p in new_pks]
+    step = max(len(pks), 1) if conn.dialect.name == "postgresql" else _CHUNK
     new = _Rows.of(
         [
             row
-            for k in range(0, len(pks), _CHUNK)
-            for row in conn.execute(by_pk, {"pks": pks[k : k + _CHUNK]}).all()
+            for k in range(0, len(pks), step)
+            for row in conn.execute(by_pk, {"pks": pks[k : k + step]}).all()
         ]
     )
     if len(new) == 0:
