@@ -12,6 +12,8 @@ const K95 = 2.4477;
 // Beyond this many single points in view, draw them as plain dots on one canvas.
 const MAX_DOM_POINTS = 1500;
 // Withdrawal lines, nearest first: distinct from each other and from the parties' blue and vermillion.
+// A sector's label may stand this far (px) outside its sector when the inside is crowded.
+const MAX_LABEL_AWAY = 80;
 // Sensors: the mission's own equipment, in a colour neither party's nor a zone's.
 const SENSOR_COLOUR = "#1b7837";
 const WITHDRAWAL_COLOURS = ["#7b3294", "#c51b7d", "#01665e", "#8c510a", "#4d9221", "#542788"];
@@ -132,10 +134,10 @@ export class MapView {
     return bounds;
   }
 
-  /** Put each sector's label where it overlaps no cluster, symbol, post or other label: the first
-   * free spot on rings of growing radius around the sector's centre, inside the sector if one is
-   * free, else nearer its own sector's centre than any other's; a label with no free spot in view
-   * waits for a closer zoom. Runs after every redraw of the points. */
+  /** Put each sector's label where it overlaps no cluster, symbol, post or other label: of the free
+   * spots on rings of growing radius around the sector's centre, the first inside the sector, else
+   * the one nearest its outline (within 80 px); a label with no such spot in view waits for a
+   * closer zoom. Runs after every redraw of the points. */
   _placeLabels() {
     if (!this.sectorLabels || !this.map._loaded) return;
     this.groups.labels.clearLayers();
@@ -154,32 +156,33 @@ export class MapView {
       for (let k = 0; k < 12; k++) offsets.push([r * Math.cos((k * Math.PI) / 6), r * Math.sin((k * Math.PI) / 6)]);
     }
     this.labelsShown = 0;
-    const centres = this.sectorLabels.map((l) => this.map.latLngToContainerPoint(l.centre));
-    // Inside the sector if there is room; else as near its own sector's centre as to any other.
-    const ownInside = (lab, x, y) => {
-      const ll = this.map.containerPointToLatLng([x, y]);
-      return lab.rings.some((ring) => inRing(ll.lng, ll.lat, ring));
-    };
-    const ownNearest = (k, x, y) => {
-      const d = (c) => (c.x - x) ** 2 + (c.y - y) ** 2;
-      return centres.every((c, j) => j === k || d(c) >= d(centres[k]));
-    };
-    this.sectorLabels.forEach((lab, k) => {
-      const c = centres[k];
-      for (const fits of [ownInside, (l, x, y) => ownNearest(k, x, y)]) {
-        for (const [dx, dy] of offsets) {
-          const x = c.x + dx;
-          const y = c.y + dy;
-          const b = [x - lab.w / 2 - 3, y - lab.h / 2 - 3, x + lab.w / 2 + 3, y + lab.h / 2 + 3];
-          if (b[0] < 0 || b[1] < 0 || b[2] > size.x || b[3] > size.y || hits(b) || !fits(lab, x, y)) continue;
-          lab.marker.setLatLng(this.map.containerPointToLatLng([x, y]));
-          this.groups.labels.addLayer(lab.marker);
-          boxes.push(b);
-          this.labelsShown++;
-          return;
-        }
+    for (const lab of this.sectorLabels) {
+      // The sector's outline on the screen; a spot's distance to it (0 inside).
+      const rings = lab.rings.map((ring) => ring.map(([lon, lat]) => this.map.latLngToContainerPoint([lat, lon])));
+      const away = (x, y) => {
+        const ll = this.map.containerPointToLatLng([x, y]);
+        if (lab.rings.some((ring) => inRing(ll.lng, ll.lat, ring))) return 0;
+        let best = Infinity;
+        for (const r of rings) for (let i = 1; i < r.length; i++) best = Math.min(best, segmentDistance(x, y, r[i - 1], r[i]));
+        return best;
+      };
+      const c = this.map.latLngToContainerPoint(lab.centre);
+      let chosen = null;
+      for (const [dx, dy] of offsets) {
+        const x = c.x + dx;
+        const y = c.y + dy;
+        const b = [x - lab.w / 2 - 3, y - lab.h / 2 - 3, x + lab.w / 2 + 3, y + lab.h / 2 + 3];
+        if (b[0] < 0 || b[1] < 0 || b[2] > size.x || b[3] > size.y || hits(b)) continue;
+        const d = away(x, y);
+        if (d <= MAX_LABEL_AWAY && (!chosen || d < chosen.d)) chosen = { x, y, b, d };
+        if (d === 0) break; // inside its sector, nearest the centre: as good as it gets
       }
-    });
+      if (!chosen) continue;
+      lab.marker.setLatLng(this.map.containerPointToLatLng([chosen.x, chosen.y]));
+      this.groups.labels.addLayer(lab.marker);
+      boxes.push(chosen.b);
+      this.labelsShown++;
+    }
   }
 
   /** The agreement's sensors (GET /sensors: GeoJSON points with id, network, kind, status and
@@ -472,6 +475,14 @@ export function clipFeatures(features, [w, s, e, n]) {
     if (polys.length) out.push({ ...f, geometry: { type: "MultiPolygon", coordinates: polys } });
   }
   return out;
+}
+
+/** Distance (px) from (x, y) to the segment a-b (container points). */
+function segmentDistance(x, y, a, b) {
+  const dx = b.x - a.x;
+  const dy = b.y - a.y;
+  const t = dx || dy ? Math.max(0, Math.min(1, ((x - a.x) * dx + (y - a.y) * dy) / (dx * dx + dy * dy))) : 0;
+  return Math.hypot(x - (a.x + t * dx), y - (a.y + t * dy));
 }
 
 /** Whether a lon/lat point lies inside a ring of [lon, lat] vertices (even-odd rule). */
