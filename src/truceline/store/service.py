@@ -11,18 +11,20 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from truceline.core.agreement import Agreement
+from truceline.core.agreement import Agreement, RuleType
 from truceline.core.incidents import Incident
+from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
 from truceline.services import adjudicate
+from truceline.services.caps import CapRecount, recount_caps
 from truceline.services.events import link_events
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
@@ -254,7 +256,11 @@ def ingest_incidents(
         pk_of.update({str(v["report_id"]): pk for v, pk in zip(chunk, pks, strict=True)})
         if on_progress is not None:
             on_progress(min(k + step, len(values)), len(values))
+    # Count caps are about a whole stored day, one count per event: recount_caps judges them below.
     f = cls.findings
+    if (f.rule_type == RuleType.count_cap.value).any():
+        keep = f.rule_type != RuleType.count_cap.value
+        f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
     inc_pk = [pk_of[i.id] for i in adj.incidents]
     frows = [
         {
@@ -289,8 +295,10 @@ def ingest_incidents(
         submitted_by=who,
         now=now,
     )
+    caps = CapRecount()
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
         link_events(session, agreement.id, list(pk_of.values()), now=now)
+        caps = recount_caps(session, agreement, list(pk_of.values()), now=now)
     if result.rejects:
         conn.execute(
             insert(RejectRow.__table__),
@@ -308,9 +316,16 @@ def ingest_incidents(
             ],
         )
     result.accepted = [i.id for i in adj.incidents]
-    result.findings = len(f)
     result.pks.update(pk_of)
-    result.findings_by_pk = dict(Counter(r["incident_pk"] for r in frows))
+    by_pk = Counter(r["incident_pk"] for r in frows)
+    if caps.new_findings:  # the caps' findings on this batch's reports (earlier ones count elsewhere)
+        mine = set(pk_of.values())
+        cap_pks = session.execute(
+            select(FindingRow.incident_pk).where(FindingRow.pk.in_(caps.new_findings))
+        ).scalars()
+        by_pk.update(p for p in cap_pks if p in mine)
+    result.findings = sum(by_pk.values())
+    result.findings_by_pk = dict(by_pk)
     return result
 
 
