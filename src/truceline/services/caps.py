@@ -23,14 +23,14 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, Rule, RuleType
-from truceline.core.incidents import IncidentBatch
+from truceline.core.incidents import Incident, IncidentBatch
 from truceline.core.rules import classify
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_content
 from truceline.store.models import FindingRow, IncidentRow
 
-__all__ = ["CapRecount", "cap_rules", "recount_caps"]
+__all__ = ["CapRecount", "cap_rules", "counted_by_caps", "recount_caps"]
 
 _CHUNK = 500  # ids per IN list (SQLite binds at most 32,766 parameters)
 _CAP = RuleType.count_cap.value
@@ -56,6 +56,14 @@ class CapRecount:
 def cap_rules(agreement: Agreement) -> list[Rule]:
     """The count-cap rules of every version of the agreement."""
     return [r for v in agreement.versions for r in v.rules if r.type == RuleType.count_cap]
+
+
+def counted_by_caps(agreement: Agreement, incidents: Sequence[Incident]) -> list[bool]:
+    """Whether some cap rule of the agreement counts each incident (by kind or weapon class)."""
+    rules = cap_rules(agreement)
+    kinds = {k.value for r in rules for k in r.kinds}
+    weapons = {w for r in rules for w in r.weapon_classes if w}
+    return [i.kind.value in kinds or i.weapon_class in weapons for i in incidents]
 
 
 def _counted(rules: Sequence[Rule]) -> ColumnElement[bool]:

@@ -24,7 +24,7 @@ from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
 from truceline.services import adjudicate
-from truceline.services.caps import CapRecount, recount_caps
+from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
 from truceline.services.events import link_events
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
@@ -298,7 +298,10 @@ def ingest_incidents(
     caps = CapRecount()
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
         link_events(session, agreement.id, list(pk_of.values()), now=now)
-        caps = recount_caps(session, agreement, list(pk_of.values()), now=now)
+        counted = counted_by_caps(agreement, adj.incidents)
+        if any(counted):
+            cap_pks = [pk_of[i.id] for i, c in zip(adj.incidents, counted, strict=True) if c]
+            caps = recount_caps(session, agreement, cap_pks, now=now)
     if result.rejects:
         conn.execute(
             insert(RejectRow.__table__),
