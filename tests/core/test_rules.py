@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from truceline.core.agreement import Agreement
 from truceline.core.geodesy import GEOD
 from truceline.core.incidents import IncidentBatch
-from truceline.core.rules import UNDETERMINED, classify
+from truceline.core.rules import UNDETERMINED, Findings, classify
 
 
 def batch(**cols: object) -> IncidentBatch:
@@ -259,3 +259,34 @@ def test_reference_line_per_side(tmp_path) -> None:  # type: ignore[no-untyped-d
     assert on_a.sum() > 30
     assert np.array_equal(in_buffer[on_a & clear], (d_ref < 15_000.0)[on_a & clear])
     assert in_buffer.any() and not in_buffer.all()
+
+
+def test_judge_rules_makes_the_same_findings_as_classify(ukraine: Agreement) -> None:
+    """A recount of some rule types gives exactly those findings of the full classification."""
+    import datetime as dt
+
+    from truceline.core.agreement import RuleType
+    from truceline.core.rules import judge_rules
+    from truceline.core.simulate import SimulationConfig, simulate
+
+    start = ukraine.versions[-1].effective_from - dt.timedelta(days=1)  # two versions in force
+    sim = simulate(ukraine, SimulationConfig(days=2, seed=11, start=start, events_per_day=1500))
+    batch = IncidentBatch.from_incidents(sim.reports)
+    full = classify(ukraine, batch).findings
+    for types in ({RuleType.count_cap}, {RuleType.withdrawal, RuleType.zone_ban}):
+        part = judge_rules(ukraine, batch, types)
+        want = np.isin(full.rule_type, [t.value for t in types])
+        assert want.sum() > 0 and len(part) == want.sum()
+        assert _keys(part, slice(None)) == _keys(full, want)
+
+
+def _keys(f: Findings, m: object) -> list[tuple[int, str, float]]:
+    """Findings as sortable (incident, rule, probability) triples."""
+    return sorted(
+        zip(
+            f.incident[m].tolist(),
+            f.rule_id[m].tolist(),
+            np.round(f.probability[m], 9).tolist(),
+            strict=True,
+        )
+    )

@@ -12,7 +12,7 @@ loops run over agreement versions and rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -37,7 +37,7 @@ from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch
 from truceline.core.probability import icd203_term, normal_cdf
 
-__all__ = ["UNDETERMINED", "Classification", "Findings", "classify"]
+__all__ = ["UNDETERMINED", "Classification", "Findings", "classify", "judge_rules"]
 
 UNDETERMINED = "undetermined"
 #: Attribution between these probabilities names no party (technical brief).
@@ -126,15 +126,7 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         p_side[rows] = ctx.p_side
         zones[rows] = ctx.zone_labels()
         sector[rows] = _sectors(cv, sub, ctx)
-        for rule in cv.rules:
-            f = _RULES[rule.type](ctx, rule)
-            if len(f):
-                found.append(
-                    Findings(
-                        rows[f.incident],
-                        *(getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:]),
-                    )
-                )
+        found += _run_rules(ctx, cv.rules, rows)
     party_side = np.where(side > 0, agreement.left, np.where(side < 0, agreement.right, ""))
     signed = dist_m / 1000.0 * np.where(side < 0, -1.0, 1.0)
     return Classification(
@@ -147,6 +139,37 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         version=vidx,
         findings=Findings.concat(found),
     )
+
+
+def judge_rules(agreement: Agreement, batch: IncidentBatch, types: Collection[RuleType]) -> Findings:
+    """Only the findings of the rules of ``types``, as :func:`classify` makes them (no labels, sectors).
+
+    For a recount of one kind of rule over stored incidents (e.g. the daily count caps over a
+    day): the other rules' work, the fire attribution above all, is not done.
+    """
+    n = len(batch)
+    vidx = agreement.version_index_at(batch.day) if n else np.zeros(0, np.intp)
+    found: list[Findings] = []
+    for v in np.unique(vidx):  # agreement versions (a handful), not incidents
+        cv = agreement.compiled(int(v))
+        rules = [r for r in cv.rules if r.type in types]
+        if not rules:
+            continue
+        rows = np.flatnonzero(vidx == v)
+        ctx = _Context(cv, batch.take(rows))
+        found += _run_rules(ctx, rules, rows)
+    return Findings.concat(found)
+
+
+def _run_rules(ctx: _Context, rules: Iterable[Rule], rows: NDArray[np.intp]) -> list[Findings]:
+    """Each rule's findings, their incidents mapped from the context's batch to ``rows`` of the whole."""
+    out = []
+    for rule in rules:
+        f = _RULES[rule.type](ctx, rule)
+        if len(f):
+            fields = (getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:])
+            out.append(Findings(rows[f.incident], *fields))
+    return out
 
 
 # -- shared per-version context ---------------------------------------------------------------

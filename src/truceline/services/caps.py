@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, Rule, RuleType
 from truceline.core.incidents import Incident, IncidentBatch
-from truceline.core.rules import classify
+from truceline.core.rules import judge_rules
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_content
@@ -128,7 +128,7 @@ def recount_caps(
         bearing_deg=col(15),
         source_type=np.array(cols[16], str)[rep],
     )
-    f = classify(agreement, batch).findings
+    f = judge_rules(agreement, batch, (RuleType.count_cap,))
     caps = np.flatnonzero(f.rule_type == _CAP)
     result = CapRecount(days=tuple(sorted(days)), reports=len(rows), events=int(rep.size))
     if caps.size == 0:
