@@ -58,12 +58,21 @@ def cap_rules(agreement: Agreement) -> list[Rule]:
     return [r for v in agreement.versions for r in v.rules if r.type == RuleType.count_cap]
 
 
-def counted_by_caps(agreement: Agreement, incidents: Sequence[Incident]) -> list[bool]:
-    """Whether some cap rule of the agreement counts each incident (by kind or weapon class)."""
+def counted_by_caps(
+    agreement: Agreement, incidents: Sequence[Incident], zones: Sequence[str]
+) -> list[bool]:
+    """Whether a new report can change a day's count: a cap rule counts its kind or weapon class
+    and it is more likely in that rule's zone than not (``zones``: the ";"-joined zone ids the
+    rule engine gave each report). A report more likely outside is still counted, at the next
+    recount of its day."""
     rules = cap_rules(agreement)
-    kinds = {k.value for r in rules for k in r.kinds}
-    weapons = {w for r in rules for w in r.weapon_classes if w}
-    return [i.kind.value in kinds or i.weapon_class in weapons for i in incidents]
+    return [
+        any(
+            (i.kind in r.kinds or (i.weapon_class or "") in r.weapon_classes) and r.zone in z.split(";")
+            for r in rules
+        )
+        for i, z in zip(incidents, zones, strict=True)
+    ]
 
 
 def _counted(rules: Sequence[Rule]) -> ColumnElement[bool]:

@@ -298,7 +298,7 @@ def ingest_incidents(
     caps = CapRecount()
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
         link_events(session, agreement.id, list(pk_of.values()), now=now)
-        counted = counted_by_caps(agreement, adj.incidents)
+        counted = counted_by_caps(agreement, adj.incidents, zones)
         if any(counted):
             cap_pks = [pk_of[i.id] for i, c in zip(adj.incidents, counted, strict=True) if c]
             caps = recount_caps(session, agreement, cap_pks, now=now)
