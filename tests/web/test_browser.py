@@ -595,6 +595,33 @@ def test_an_analyst_reviews_one_finding_and_a_liaison_gets_no_buttons(
     liaison.no_errors()
 
 
+def test_the_panel_lists_the_reports_of_the_same_event_and_opens_them(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    rows = server.sql(
+        "SELECT a.pk, b.pk, b.report_id FROM incidents a JOIN incidents b"
+        " ON a.event_id = b.event_id AND a.pk != b.pk WHERE a.event_id IS NOT NULL"
+        " ORDER BY a.pk LIMIT 1"
+    )
+    assert rows, "the demo data holds fused events (duplicate reports of one event)"
+    pk, other, other_id = rows[0]
+    n_linked = server.sql(
+        "SELECT count(*) FROM incidents WHERE event_id = (SELECT event_id FROM incidents WHERE pk = ?)",
+        pk,
+    )[0][0]
+    tab = open_tab("analyst", f"/?view=queue&sel=i{pk}")
+    page = tab.page
+    page.wait_for_selector("#panel .linked-reports li")
+    assert page.locator("#panel .linked-reports li").count() == n_linked - 1
+    item = page.locator(f"#panel .linked-reports li[data-pk='{other}']")
+    assert "away" in item.inner_text()
+    item.locator("button").click()
+    page.wait_for_selector(f"#panel .sub code:text-is('{other_id}')")
+    assert f"sel=i{other}" in page.url
+    tab.shot("panel-linked-reports")
+    tab.no_errors()
+
+
 # -- sensors on the map (issue 6) ------------------------------------------------------------------
 
 SENSOR_FC = {

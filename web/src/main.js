@@ -505,6 +505,7 @@ async function boot() {
     colourOf,
     sectorLabel,
     onClose: closePanel,
+    onOpen: (id) => select(id, { pan: true }),
     onChanged: async (pk) => {
       await Promise.all([loadFeatures(), loadQueue()]);
       if (app.state.sel) await app.panel.show(app.state.sel, { incidentPk: pk, focus: false });

@@ -19,7 +19,7 @@ export class Panel {
     this.root = root;
     this.body = root.querySelector("#panel-body");
     this.title = root.querySelector("#panel-title");
-    this.ctx = ctx; // {role, legend, colourOf, sectorLabel, onChanged, onClose}
+    this.ctx = ctx; // {role, legend, colourOf, sectorLabel, onChanged, onClose, onOpen}
     root.querySelector("#panel-close").addEventListener("click", () => ctx.onClose());
     root.addEventListener("keydown", (e) => {
       if (e.key === "Escape") ctx.onClose();
@@ -166,7 +166,6 @@ export class Panel {
   }
 
   _report(inc) {
-    const det = /detections ([\w\-. ]+)$/.exec(inc.narrative || "");
     return el(
       "div",
       { class: "report" },
@@ -179,7 +178,56 @@ export class Panel {
         el("dt", { text: "Received" }), el("dd", { text: `${fmtTime(inc.received_at)}${inc.submitted_by ? ` from ${inc.submitted_by}` : ""}` }),
       ),
       inc.narrative ? el("blockquote", { class: "narrative", text: inc.narrative }) : null,
-      det ? el("p", {}, el("span", { class: "label", text: "Detections: " }), ...det[1].trim().split(/\s+/).map((d) => el("code", { class: "det", text: d }))) : el("p", { class: "muted small", text: "No other reports or detections are linked to this incident." }),
+      this._linked(inc),
+    );
+  }
+
+  /** The other reports of the same fused event (each opens in the panel) and the detections. */
+  _linked(inc) {
+    const reports = inc.linked_reports || [];
+    const dets = inc.detections || [];
+    if (!reports.length && !dets.length) {
+      return el("p", { class: "muted small", text: "No other reports or detections are linked to this incident." });
+    }
+    const offset = (s) => {
+      const a = Math.abs(s);
+      const t = a < 60 ? `${a.toFixed(a < 10 ? 1 : 0)} s` : a < 3600 ? `${(a / 60).toFixed(1)} min` : `${(a / 3600).toFixed(1)} h`;
+      return `${s >= 0 ? "+" : "−"}${t}`;
+    };
+    return el(
+      "div",
+      { class: "linked" },
+      reports.length
+        ? el(
+            "div",
+            {},
+            el("p", { class: "label", text: `Same event${inc.event_id ? ` (event ${inc.event_id})` : ""}: ${reports.length} other report${reports.length > 1 ? "s" : ""}` }),
+            el(
+              "ul",
+              { class: "linked-reports" },
+              ...reports.map((r) =>
+                el(
+                  "li",
+                  { "data-pk": String(r.pk) },
+                  el("button", { type: "button", class: "linkish inline", text: r.report_id, onclick: () => this.ctx.onOpen?.(`i${r.pk}`) }),
+                  ` ${humanise(r.source_type)}${r.submitted_by ? ` (${r.submitted_by})` : ""}, ${humanise(r.kind)}, ${fmtM(r.distance_m)} away, ${offset(r.time_offset_s)}`,
+                ),
+              ),
+            ),
+          )
+        : null,
+      dets.length
+        ? el(
+            "div",
+            {},
+            el("p", { class: "label", text: `Located from ${dets.length} detection${dets.length > 1 ? "s" : ""}` }),
+            el(
+              "ul",
+              { class: "detections" },
+              ...dets.map((d) => el("li", {}, el("code", { class: "det", text: d.sensor_id }), ` ${humanise(d.signal)} at ${d.arrival_time.replace("T", " ").replace(/(\.\d{3})\d*/, "$1")}`)),
+            ),
+          )
+        : null,
     );
   }
 
