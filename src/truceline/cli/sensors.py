@@ -6,7 +6,6 @@ row, every change audited, detections idempotent by (sensor, detection id).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections import Counter
 from pathlib import Path
@@ -34,35 +33,6 @@ DbOption = Annotated[
     ),
 ]
 AgreementOption = Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")]
-
-#: sensors.csv / detections.csv columns and the record fields they become
-_SENSOR_COLUMNS = {
-    "sensor_id": "id",
-    "network": "network",
-    "kind": "kind",
-    "lon": "lon",
-    "lat": "lat",
-    "elevation_m": "elevation_m",
-    "timing_sigma_ms": "timing_sigma_ms",
-    "decommissioned_at": "retired_at",
-}
-_DETECTION_COLUMNS = {
-    "sensor_id": "sensor_id",
-    "detection_id": "detection_id",
-    "arrival_time": "arrival_time",
-    "signal": "signal",
-    "amplitude_db": "amplitude_db",
-}
-
-
-def _records(path: Path, columns: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows as API records: known columns renamed, blanks left out (the record's default)."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        return [
-            {columns[k.strip()]: v.strip() for k, v in row.items() if k and k.strip() in columns and v}
-            for row in csv.DictReader(fh)
-        ]
-
 
 def _run(db: str, agreement: Path, work: Any) -> list[Any]:
     from truceline.io.agreement_files import load_agreement
@@ -113,9 +83,10 @@ def import_cmd(
     db: DbOption = "truceline.db",
 ) -> None:
     """Register or update the sensors of sensors.csv (exit 1 when a row was rejected)."""
+    from truceline.io.acoustic_csv import sensor_records
     from truceline.services.sensors import register_sensors
 
-    records = _records(file, _SENSOR_COLUMNS)
+    records = sensor_records(file)
     res = _run(
         db, agreement, lambda s, ag, who, now: register_sensors(s, ag, records, actor=who, now=now)
     )
@@ -129,9 +100,10 @@ def detections_cmd(
     db: DbOption = "truceline.db",
 ) -> None:
     """Store the detections of detections.csv (idempotent; exit 1 when a row was rejected)."""
+    from truceline.io.acoustic_csv import detection_records
     from truceline.services.sensors import submit_detections
 
-    records = _records(file, _DETECTION_COLUMNS)
+    records = detection_records(file)
     res = _run(
         db, agreement, lambda s, ag, who, now: submit_detections(s, ag, records, actor=who, now=now)
     )

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,10 +29,12 @@ __all__ = [
     "Detections",
     "Reject",
     "Sensors",
+    "detection_records",
     "parse_time_s",
     "read_detections",
     "read_sensors",
     "read_weather",
+    "sensor_records",
     "write_events",
     "write_rejects",
 ]
@@ -499,3 +502,47 @@ def write_rejects(
                 )
                 n += 1
     return n
+
+
+# -- the store's records (truceline sensors import/detections, the demo) ---------------------------
+
+#: sensors.csv / detections.csv columns and the API record fields they become
+_SENSOR_RECORD = {
+    "sensor_id": "id",
+    "network": "network",
+    "kind": "kind",
+    "lon": "lon",
+    "lat": "lat",
+    "elevation_m": "elevation_m",
+    "timing_sigma_ms": "timing_sigma_ms",
+    "decommissioned_at": "retired_at",
+}
+_DETECTION_RECORD = {
+    "sensor_id": "sensor_id",
+    "detection_id": "detection_id",
+    "arrival_time": "arrival_time",
+    "signal": "signal",
+    "amplitude_db": "amplitude_db",
+}
+
+
+def _records(path: Path, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows as API records: known columns renamed, blanks left out (the record's default).
+
+    Validation is the store's (``POST /api/v1/sensors`` and ``/detections``): one verdict per row.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        return [
+            {columns[k.strip()]: v.strip() for k, v in row.items() if k and k.strip() in columns and v}
+            for row in csv.DictReader(fh)
+        ]
+
+
+def sensor_records(path: Path) -> list[dict[str, Any]]:
+    """The rows of a sensors.csv as records of ``POST /api/v1/sensors``."""
+    return _records(path, _SENSOR_RECORD)
+
+
+def detection_records(path: Path) -> list[dict[str, Any]]:
+    """The rows of a detections.csv as records of ``POST /api/v1/detections``."""
+    return _records(path, _DETECTION_RECORD)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -100,7 +101,7 @@ def run_demo(
     first = max(day - dt.timedelta(days=days - 1), agreement.effective_from)
     n_days = (day - first).days + 1
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"Simulating {n_days} days of monitoring", total=5)
+        task = progress.add_task(f"Simulating {n_days} days of monitoring", total=6)
         sim = simulate(agreement, SimulationConfig(days=n_days, seed=seed, start=first))
         counts = write_simulation(sim, output / "simulation")
         progress.update(task, advance=1, description="Validating reports")
@@ -120,6 +121,8 @@ def run_demo(
                 earlier_rejects=read.rejects,
                 now=now,
             )
+        progress.update(task, advance=1, description="Locating the acoustic network's detections")
+        acoustic = _acoustic_demo(engine, agreement, day, output / "acoustic", seed=seed, now=now)
         progress.update(task, advance=1, description="Reviewing the earlier days")
         published = None
         with session_factory(engine)() as session, session.begin():
@@ -139,6 +142,11 @@ def run_demo(
         f"{len(res.duplicates)} duplicates, {len(res.rejects)} rejected; {res.findings} findings"
     )
     console.print(
+        f"  acoustic network: {acoustic['sensors']} sensors, {acoustic['detections']} detections -> "
+        f"{acoustic['located']} events located on {day}"
+        f" (and {acoustic['reports']} other reports of them)"
+    )
+    console.print(
         f"  earlier days: {decisions} incidents reviewed"
         + (f", report of {published} published" if published else "")
     )
@@ -154,6 +162,57 @@ def run_demo(
         "accepted": len(res.accepted),
         "findings": len(report.findings),
         "published": published,
+    }
+
+
+#: The demo's acoustic network registers itself and submits its detections as this device.
+DEMO_NETWORK = Principal(subject="demo:acoustic-network", role=Role.sensor)
+
+
+def _acoustic_demo(
+    engine: Any, agreement: Agreement, day: dt.date, folder: Path, *, seed: int, now: dt.datetime
+) -> dict[str, int]:
+    """An hour of fire heard by a sensor network on the demo day, through the server's services:
+    sensors registered, detections stored, located and adjudicated, other reports of the same
+    shots ingested and fused with them."""
+    from truceline.io.acoustic_csv import detection_records, sensor_records
+    from truceline.services.acoustic import simulate_acoustic
+    from truceline.services.sensors import locate_stored, register_sensors, submit_detections
+
+    made = simulate_acoustic(agreement, folder, seed=seed, start=day, n_shots=60)
+    start = dt.datetime.combine(day, dt.time(6, 0), tzinfo=dt.UTC)  # simulate_acoustic's hour
+    reports = read_incidents(folder / "acoustic_reports.csv")
+    with session_factory(engine)() as session, session.begin():
+        register_sensors(
+            session, agreement, sensor_records(folder / "sensors.csv"), actor=DEMO_NETWORK, now=now
+        )
+        submit_detections(
+            session, agreement, detection_records(folder / "detections.csv"), actor=DEMO_NETWORK, now=now
+        )
+        located = locate_stored(
+            session,
+            agreement,
+            start=start - dt.timedelta(minutes=5),
+            end=start + dt.timedelta(hours=1, minutes=15),
+            weather=None,
+            actor=DEMO_ANALYST,
+            now=now,
+        )
+        ingest_incidents(
+            session,
+            agreement,
+            reports.incidents,
+            reports.rows,
+            source=str(folder / "acoustic_reports.csv"),
+            earlier_rejects=reports.rejects,
+            submitted_by=[f"demo:{i.source_type.value}" for i in reports.incidents],
+            now=now,
+        )
+    return {
+        "sensors": made["sensors"],
+        "detections": made["detections"],
+        "located": located.accepted,
+        "reports": len(reports.incidents),
     }
 
 
