@@ -34,6 +34,7 @@ DbOption = Annotated[
 ]
 AgreementOption = Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")]
 
+
 def _run(db: str, agreement: Path, work: Any) -> list[Any]:
     from truceline.io.agreement_files import load_agreement
     from truceline.store.db import Database
