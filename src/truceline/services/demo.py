@@ -183,9 +183,8 @@ def _acoustic_demo(
     start = dt.datetime.combine(day, dt.time(6, 0), tzinfo=dt.UTC)  # simulate_acoustic's hour
     reports = read_incidents(folder / "acoustic_reports.csv")
     with session_factory(engine)() as session, session.begin():
-        register_sensors(
-            session, agreement, sensor_records(folder / "sensors.csv"), actor=DEMO_NETWORK, now=now
-        )
+        sensors = [{**r, "network": "demo-network"} for r in sensor_records(folder / "sensors.csv")]
+        register_sensors(session, agreement, sensors, actor=DEMO_NETWORK, now=now)
         submit_detections(
             session, agreement, detection_records(folder / "detections.csv"), actor=DEMO_NETWORK, now=now
         )
