@@ -13,7 +13,7 @@ from truceline.api.context import AppContext
 from truceline.errors import AuthenticationError
 from truceline.services.auth import ANONYMOUS, Permission, Principal, require
 
-__all__ = ["Ctx", "ReleasedOnlyQ", "allow", "context", "principal"]
+__all__ = ["AgreementQ", "Ctx", "ReleasedOnlyQ", "allow", "context", "principal"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tl_...`")
 
@@ -26,6 +26,11 @@ async def context(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(context)]
+
+#: The ``agreement`` query parameter of most routes.
+AgreementQ = Annotated[
+    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
+]
 
 #: A draft report as the published edition would show it (released findings only).
 ReleasedOnlyQ = Annotated[

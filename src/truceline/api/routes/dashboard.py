@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from truceline.api.context import AppContext
-from truceline.api.deps import Ctx, ReleasedOnlyQ, allow
+from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
 from truceline.errors import NotFoundError
 from truceline.services import dashboard
@@ -30,9 +30,6 @@ from truceline.store.models import AgreementRow
 __all__ = ["map_filter", "router"]
 
 router = APIRouter(tags=["dashboard"], responses=ERRORS)
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 Multi = Annotated[
     list[str] | None,
     Query(max_length=50, description="Repeat the parameter, or separate values with commas"),

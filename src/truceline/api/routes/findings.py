@@ -7,16 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from truceline.api.deps import Ctx, allow
+from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import DailyStatistics, FindingView, Page
 from truceline.services import queries
 from truceline.services.auth import Permission, Principal
 
 router = APIRouter(tags=["findings"], responses=ERRORS)
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 
 
 @router.get(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from truceline.api.deps import Ctx, allow
+from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import (
     AuditOut,
@@ -35,9 +35,6 @@ from truceline.services.sensors import from_us
 from truceline.services.submissions import Verdict, submit_records
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERRORS)
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 PK = Annotated[int, Path(ge=1, le=2**62)]
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from truceline.api.deps import Ctx, principal
+from truceline.api.deps import AgreementQ, Ctx, principal
 from truceline.api.routes import ERRORS
 from truceline.services import ogc
 from truceline.services.auth import Principal
@@ -22,9 +22,6 @@ __all__ = ["OGC_PREFIX", "router"]
 OGC_PREFIX = "/ogc"
 router = APIRouter(prefix=OGC_PREFIX, tags=["OGC API - Features"], responses=ERRORS)
 Who = Annotated[Principal, Depends(principal)]
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 F = Annotated[str | None, Query(pattern="^(json|geojson)$", description="Output format (JSON only)")]
 _ITEM_PARAMS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "cursor", "offset", "f", "agreement"})
 

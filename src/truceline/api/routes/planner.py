@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from truceline.api.deps import Ctx, allow
+from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.routes.dashboard import json_response
 from truceline.errors import ValidationError
@@ -21,9 +21,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/planner", tags=["planner"], responses=ERRORS)
 Planner = Annotated[Principal, Depends(allow(Permission.planner_read))]
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 ScenarioQ = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
 

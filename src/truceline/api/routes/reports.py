@@ -5,19 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, status
 from fastapi.responses import HTMLResponse
 
-from truceline.api.deps import Ctx, ReleasedOnlyQ, allow
+from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import PublishedOut, utc
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published, list_published, publish_report
 
 router = APIRouter(prefix="/reports", tags=["reports"], responses=ERRORS)
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 HTML = {200: {"content": {"text/html": {}}, "description": "The report as a self-contained HTML page"}}
 
 

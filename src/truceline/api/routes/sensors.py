@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from truceline.api.deps import Ctx, allow
+from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import (
     DetectionOut,
@@ -29,9 +29,6 @@ from truceline.services import sensors as svc
 from truceline.services.auth import Permission, Principal
 
 router = APIRouter(tags=["sensors"], responses=ERRORS)
-AgreementQ = Annotated[
-    str | None, Query(max_length=64, description="Agreement id (optional when the server has one)")
-]
 
 
 def _bounded(records: list[Any], limit: int, name: str) -> None:
