@@ -15,17 +15,19 @@ report that lowers a day's count does not withdraw it (an analyst does, through 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import ColumnElement, or_, select
+from numpy.typing import NDArray
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, Rule, RuleType
-from truceline.core.incidents import Incident, IncidentBatch
+from truceline.core.incidents import IncidentBatch
 from truceline.core.rules import judge_rules
 from truceline.store import ledger
+from truceline.store.columns import read_columns
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_content
 from truceline.store.models import FindingRow, IncidentRow
@@ -35,12 +37,20 @@ __all__ = ["CapRecount", "cap_rules", "counted_by_caps", "recount_caps"]
 _CHUNK = 500  # ids per IN list (SQLite binds at most 32,766 parameters)
 _CAP = RuleType.count_cap.value
 _I = IncidentRow
-#: What a recount reads of each report (the columns of an IncidentBatch, and pk, event, hash).
+#: What a recount reads of each report: pk, event, hash and the columns of an IncidentBatch.
+#: A report of no event stands for itself (event -pk).
 _READ = (
-    _I.pk, _I.event_id, _I.report_id, _I.content_hash, _I.observed_at, _I.lon, _I.lat,
-    _I.uncertainty_m, _I.kind, _I.weapon_class, _I.count, _I.party, _I.origin_lon, _I.origin_lat,
-    _I.origin_uncertainty_m, _I.bearing_deg, _I.source_type,
+    _I.pk, func.coalesce(_I.event_id, -_I.pk), _I.content_hash, _I.report_id, _I.observed_at,
+    _I.lon, _I.lat, _I.uncertainty_m, _I.kind, func.coalesce(_I.weapon_class, ""), _I.count,
+    func.coalesce(_I.party, ""), _I.origin_lon, _I.origin_lat, _I.origin_uncertainty_m,
+    _I.bearing_deg, _I.source_type,
 )  # fmt: skip
+_FIELDS = [
+    ("pk", "i8"), ("event", "i8"), ("content_hash", "str"), ("id", "str"), ("observed_at", "ts"),
+    ("lon", "f8"), ("lat", "f8"), ("uncertainty_m", "f8"), ("kind", "str"), ("weapon_class", "str"),
+    ("count", "i8"), ("party", "str"), ("origin_lon", "f8"), ("origin_lat", "f8"),
+    ("origin_uncertainty_m", "f8"), ("bearing_deg", "f8"), ("source_type", "str"),
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class CapRecount:
     reports: int = 0
     events: int = 0
     new_findings: tuple[int, ...] = ()
+    new_finding_incidents: tuple[int, ...] = ()  # the report each new finding is on
 
 
 def cap_rules(agreement: Agreement) -> list[Rule]:
@@ -59,87 +70,58 @@ def cap_rules(agreement: Agreement) -> list[Rule]:
 
 
 def counted_by_caps(
-    agreement: Agreement, incidents: Sequence[Incident], zones: Sequence[str]
-) -> list[bool]:
-    """Whether a new report can change a day's count: a cap rule counts its kind or weapon class
-    and it is more likely in that rule's zone than not (``zones``: the ";"-joined zone ids the
+    agreement: Agreement, batch: IncidentBatch, zones: NDArray[np.str_]
+) -> NDArray[np.bool_]:
+    """Which new reports can change a day's count: a cap rule counts their kind or weapon class
+    and they are more likely in that rule's zone than not (``zones``: the ";"-joined zone ids the
     rule engine gave each report). A report more likely outside is still counted, at the next
     recount of its day."""
-    rules = cap_rules(agreement)
-    return [
-        any(
-            (i.kind in r.kinds or (i.weapon_class or "") in r.weapon_classes) and r.zone in z.split(";")
-            for r in rules
+    out = np.zeros(len(batch), bool)
+    padded = np.char.add(np.char.add(";", zones.astype(str)), ";")
+    for r in cap_rules(agreement):  # a handful of rules, not incidents
+        counts = np.isin(batch.kind, [k.value for k in r.kinds]) | np.isin(
+            batch.weapon_class, [w for w in r.weapon_classes if w]
         )
-        for i, z in zip(incidents, zones, strict=True)
-    ]
+        out |= counts & (np.char.find(padded, f";{r.zone};") >= 0)
+    return out
 
 
 def _counted(rules: Sequence[Rule]) -> ColumnElement[bool]:
     """SQL: a report that some cap rule counts (by kind or weapon class)."""
     kinds = sorted({k.value for r in rules for k in r.kinds})
     weapons = sorted({w for r in rules for w in r.weapon_classes if w})
-    return or_(IncidentRow.kind.in_(kinds), IncidentRow.weapon_class.in_(weapons))
+    return or_(_I.kind.in_(kinds), _I.weapon_class.in_(weapons))
 
 
 def recount_caps(
-    session: Session, agreement: Agreement, new_pks: Sequence[int], *, now: dt.datetime
+    session: Session, agreement: Agreement, days: Iterable[dt.date], *, now: dt.datetime
 ) -> CapRecount:
-    """Judge the count caps of the days that ``new_pks`` (just stored) fall on; add what is new.
+    """Judge the count caps of ``days`` over every report stored for them; add what is new.
 
     The caller owns the transaction; nothing here commits.
     """
     rules = cap_rules(agreement)
-    if not rules or not new_pks:
+    judged = tuple(sorted(set(days)))
+    if not rules or not judged:
         return CapRecount()
-    counted = _counted(rules)
-    days: set[dt.date] = set()
-    pks = list(new_pks)
-    for k in range(0, len(pks), _CHUNK):
-        q = select(_I.day).where(_I.pk.in_(pks[k : k + _CHUNK]), counted).distinct()
-        days.update(d for (d,) in session.execute(q))
-    if not days:
-        return CapRecount()
-    rows = session.execute(
+    q = (
         select(*_READ)
-        .where(_I.agreement_id == agreement.id, _I.day.in_(sorted(days)), counted)
+        .where(_I.agreement_id == agreement.id, _I.day.in_(judged), _counted(rules))
         .order_by(_I.pk)
-    ).all()
-    cols = list(zip(*rows, strict=True))
-    pk = np.array(cols[0], np.int64)
-    # One report stands for each fused event (a report of no event stands for itself).
-    event = np.array([-p if e is None else e for p, e in zip(cols[0], cols[1], strict=True)], np.int64)
-    unc = np.array(cols[7], np.float64)
-    count = np.array(cols[10], np.int64)
-    order = np.lexsort((pk, unc, event))  # by event, then the best located first
+    )
+    c = read_columns(session, q, _FIELDS)
+    pk, event = c.pop("pk"), c.pop("event")
+    report_hash = dict(zip(pk.tolist(), c.pop("content_hash").tolist(), strict=True))
+    # One report stands for each fused event (the best located); the event counts the most any gave.
+    order = np.lexsort((pk, c["uncertainty_m"], event))
     ev_sorted = event[order]
     starts = np.flatnonzero(np.r_[True, ev_sorted[1:] != ev_sorted[:-1]])
     rep = order[starts]
-    ev_count = np.maximum.reduceat(count[order], starts)
-
-    def col(i: int, fill: float = np.nan) -> np.ndarray:
-        return np.array([fill if v is None else v for v in cols[i]], np.float64)[rep]
-
-    observed = [t if t.tzinfo is None else t.astimezone(dt.UTC).replace(tzinfo=None) for t in cols[4]]
-    batch = IncidentBatch(
-        id=np.array(cols[2], str)[rep],
-        observed_at=np.array(observed, "datetime64[us]")[rep],
-        lon=col(5),
-        lat=col(6),
-        uncertainty_m=unc[rep],
-        kind=np.array(cols[8], str)[rep],
-        weapon_class=np.array([v or "" for v in cols[9]], str)[rep],
-        count=ev_count,
-        party=np.array([v or "" for v in cols[11]], str)[rep],
-        origin_lon=col(12),
-        origin_lat=col(13),
-        origin_uncertainty_m=col(14),
-        bearing_deg=col(15),
-        source_type=np.array(cols[16], str)[rep],
-    )
+    count = np.maximum.reduceat(c.pop("count")[order], starts)
+    batch = IncidentBatch(**{k: v[rep] for k, v in c.items()}, count=count)
     f = judge_rules(agreement, batch, (RuleType.count_cap,))
     caps = np.flatnonzero(f.rule_type == _CAP)
-    result = CapRecount(days=tuple(sorted(days)), reports=len(rows), events=int(rep.size))
+    result = CapRecount(days=judged, reports=int(pk.size), events=int(rep.size))
     if caps.size == 0:
         return result
     # An event that already has a finding of the rule (on any of its reports) keeps just that one.
@@ -176,7 +158,6 @@ def recount_caps(
     if not frows:
         return result
     fpks = bulk_insert(session.connection(), FindingRow.__table__, frows, new_pks="pk")
-    report_hash = dict(zip(cols[0], cols[3], strict=True))
     ledger.append(
         session,
         [
@@ -189,4 +170,5 @@ def recount_caps(
         ],
         now=now,
     )
-    return CapRecount(result.days, result.reports, result.events, tuple(fpks))
+    incidents = tuple(int(fr["incident_pk"]) for fr in frows)
+    return CapRecount(result.days, result.reports, result.events, tuple(fpks), incidents)

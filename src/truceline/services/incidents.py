@@ -24,6 +24,7 @@ class Adjudication:
     rows: list[int]
     classification: Classification
     rejects: list[Reject]
+    batch: IncidentBatch  # ``incidents`` as columns, as classified
 
 
 def agreement_rejects(
@@ -69,8 +70,8 @@ def adjudicate(agreement: Agreement, incidents: Sequence[Incident], rows: Sequen
     keep, rejects = agreement_rejects(agreement, incidents, rows)
     good = [incidents[k] for k in keep]
     good_rows = [rows[k] for k in keep]
-    cls = classify(agreement, IncidentBatch.from_incidents(good))
-    return Adjudication(good, good_rows, cls, rejects)
+    batch = IncidentBatch.from_incidents(good)
+    return Adjudication(good, good_rows, classify(agreement, batch), rejects, batch)
 
 
 CLASSIFY_COLUMNS = (

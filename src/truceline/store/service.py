@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
@@ -298,10 +299,10 @@ def ingest_incidents(
     caps = CapRecount()
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
         link_events(session, agreement.id, list(pk_of.values()), now=now)
-        counted = counted_by_caps(agreement, adj.incidents, zones)
-        if any(counted):
-            cap_pks = [pk_of[i.id] for i, c in zip(adj.incidents, counted, strict=True) if c]
-            caps = recount_caps(session, agreement, cap_pks, now=now)
+        counted = counted_by_caps(agreement, adj.batch, cls.zones)
+        if counted.any():
+            days = np.unique(adj.batch.day[counted]).astype(dt.date)
+            caps = recount_caps(session, agreement, days.tolist(), now=now)
     if result.rejects:
         conn.execute(
             insert(RejectRow.__table__),
@@ -323,10 +324,7 @@ def ingest_incidents(
     by_pk = Counter(r["incident_pk"] for r in frows)
     if caps.new_findings:  # the caps' findings on this batch's reports (earlier ones count elsewhere)
         mine = set(pk_of.values())
-        cap_pks = session.execute(
-            select(FindingRow.incident_pk).where(FindingRow.pk.in_(caps.new_findings))
-        ).scalars()
-        by_pk.update(p for p in cap_pks if p in mine)
+        by_pk.update(p for p in caps.new_finding_incidents if p in mine)
     result.findings = sum(by_pk.values())
     result.findings_by_pk = dict(by_pk)
     return result
