@@ -13,7 +13,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .live import free_port
 
 __all__ = ["PgCluster", "db_url", "pg_cluster", "pg_unavailable"]
 
@@ -54,12 +55,6 @@ def pg_unavailable() -> str | None:
     except ImportError:
         return "psycopg is not installed"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -122,7 +117,7 @@ def start_cluster(*, fsync: bool = False) -> PgCluster:
         ],
         as_postgres=as_postgres,
     )
-    port = _free_port()
+    port = free_port()
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
     if not fsync:  # tests only: durability is not what they measure
         opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

@@ -22,7 +22,7 @@ from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import IncidentRow
 
-from ..cli.test_serve import free_port, wait_ready
+from ..live import free_port, truceline_process, wait_ready
 
 CLIENT = Path(__file__).with_name("submit_client.py")
 N_CLIENTS, N_EACH = 3, 40
@@ -30,19 +30,14 @@ N_CLIENTS, N_EACH = 3, 40
 
 def _start(db: str, port: int, agreement: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from truceline.cli import app; app()",
-                "serve",
-                "--port",
-                str(port),
-                "--db",
-                db,
-                "--agreement",
-                str(agreement),
-            ],
+        return truceline_process(
+            "serve",
+            "--port",
+            port,
+            "--db",
+            db,
+            "--agreement",
+            agreement,
             stdout=fh,
             stderr=subprocess.STDOUT,
         )

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,28 +12,9 @@ from typer.testing import CliRunner
 from truceline.cli import app
 
 from ..conftest import EXAMPLES
+from ..live import free_port, truceline_process, wait_ready
 
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/ready", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server did not become ready")
 
 
 def test_token_commands(tmp_path: Path) -> None:
@@ -60,23 +37,8 @@ def test_token_commands(tmp_path: Path) -> None:
 def test_serve_with_two_workers_migrates_and_answers(tmp_path: Path) -> None:
     port = free_port()
     db = tmp_path / "server.db"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from truceline.cli import app; app()",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(db),
-            "--workers",
-            "2",
-            "--agreement",
-            str(EXAMPLES / "korea-dmz"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = truceline_process(
+        "serve", "--port", port, "--db", db, "--workers", 2, "--agreement", EXAMPLES / "korea-dmz"
     )
     try:
         url = f"http://127.0.0.1:{port}"

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ from truceline.tak import cot
 from truceline.tak.server import CotServer
 from truceline.tak.settings import CotSettings
 
-from ..live import free_port
+from ..live import free_port, truceline_process, wait_ready
 
 with warnings.catch_warnings():
     # pytak warns at import that aiohttp (used only for certificate enrollment) is missing.
@@ -408,27 +406,10 @@ def ssl_errors() -> type[Exception]:
 
 
 def test_serve_starts_the_listener(tmp_path: Path, small_dir: Path) -> None:
-    from ..cli.test_serve import wait_ready
-
     port, cot_port = free_port(), free_port()
     db = tmp_path / "serve.db"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from truceline.cli import app; app()",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(db),
-            "--agreement",
-            str(small_dir),
-            "--cot-port",
-            str(cot_port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = truceline_process(
+        "serve", "--port", port, "--db", db, "--agreement", small_dir, "--cot-port", cot_port
     )
     inside, _ = boundary_points()
     try:

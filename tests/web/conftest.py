@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,13 +25,6 @@ ARTIFACTS = ROOT / "out" / "test-artifacts"
 def pytest_configure(config: pytest.Config) -> None:
     # Known with or without pytest-xdist (-p no:xdist): the browser tests share one server.
     config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface (for a server a test starts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def missing(what: str) -> None:

@@ -13,8 +13,6 @@ import io
 import json
 import sqlite3
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,7 +26,8 @@ from rich.console import Console
 from truceline.io.agreement_files import load_agreement
 from truceline.services.demo import demo_tokens, run_demo
 
-from .conftest import ARTIFACTS, ROOT, free_port, missing
+from ..live import free_port, truceline_process, wait_ready
+from .conftest import ARTIFACTS, ROOT, missing
 
 pytestmark = pytest.mark.xdist_group("browser")  # one demo server and one browser per run
 
@@ -113,35 +112,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = Path(str(made["db"]))
     tokens = demo_tokens(db, (ag.left, ag.right))
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from truceline.cli import app; app()",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(db),
-            "--agreement",
-            str(UKRAINE),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proc = truceline_process(
+        "serve", "--port", port, "--db", db, "--agreement", UKRAINE, stdout=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
+        wait_ready(url, proc, timeout_s=90)
         s = Server(url, db, tokens, made["day"], made["first"], (ag.left, ag.right))  # type: ignore[arg-type]
         # The zone outlines are built once per server (seconds for a 1,000 km line): build them now,
         # so that each test's page load measures the page.

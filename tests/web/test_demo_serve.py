@@ -6,50 +6,26 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .conftest import ROOT, free_port
+from ..live import free_port, truceline_process, wait_ready
+from .conftest import ROOT
 
 
 def test_demo_serves_the_dashboard(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "demo"
     log = (tmp_path / "demo.log").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from truceline.cli import app; app()",
-            "demo",
-            "--days",
-            "1",
-            "--output",
-            str(out),
-            "--serve",
-            "--port",
-            str(port),
-            "--agreement",
-            str(ROOT / "examples" / "ukraine-2024"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = truceline_process(
+        "demo", "--days", 1, "--output", out, "--serve", "--port", port,
+        "--agreement", ROOT / "examples" / "ukraine-2024",
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, Path(log.name).read_text()
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    page = r.read().decode()
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.3)
-            assert time.monotonic() < deadline, "the demo's server did not answer"
+        page = wait_ready(url, proc, timeout_s=180, path="", log=Path(log.name)).decode()
         printed = Path(log.name).read_text()
         assert f"Dashboard: {url}" in printed and "<title>Truceline" in page
         tokens = dict(line.split("\t") for line in (out / "tokens.txt").read_text().splitlines())
