@@ -180,7 +180,6 @@ def _acoustic_demo(
     from truceline.services.sensors import locate_stored, register_sensors, submit_detections
 
     made = simulate_acoustic(agreement, folder, seed=seed, start=day, n_shots=60)
-    start = dt.datetime.combine(day, dt.time(6, 0), tzinfo=dt.UTC)  # simulate_acoustic's hour
     reports = read_incidents(folder / "acoustic_reports.csv")
     with session_factory(engine)() as session, session.begin():
         sensors = [{**r, "network": "demo-network"} for r in sensor_records(folder / "sensors.csv")]
@@ -191,8 +190,8 @@ def _acoustic_demo(
         located = locate_stored(
             session,
             agreement,
-            start=start - dt.timedelta(minutes=5),
-            end=start + dt.timedelta(hours=1, minutes=15),
+            start=dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC),  # the whole demo day
+            end=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC),
             weather=None,
             actor=DEMO_ANALYST,
             now=now,
