@@ -314,3 +314,10 @@ def test_entry_body_matches_canonical_json() -> None:
     text_ = ledger.CanonicalJSON(canonical_json(content))
     full = {"seq": 7, "time": T0.isoformat(), "kind": "réport", "ref": 'x:"1"', "content": content}
     assert ledger.entry_body(7, T0.isoformat(), "réport", 'x:"1"', text_) == canonical_json(full)
+
+
+@pytest.mark.parametrize(
+    "value", ["incident:12", "", 'a"b', "back\\slash", "tab\there", "nl\n", "\x7f", "é", "\u2028", "x y"]
+)
+def test_strings_in_bodies_are_written_as_canonical_json_writes_them(value: str) -> None:
+    assert ledger._text(value) == canonical_json(value)

@@ -22,7 +22,7 @@ from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pyproj import CRS, Transformer
+from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from truceline.errors import ValidationError
@@ -144,12 +144,17 @@ class LocalFrame:
 
     @classmethod
     def centred(cls, lon0: float, lat0: float) -> LocalFrame:
-        """Build the frame (its transformers are built once here)."""
-        crs = CRS.from_proj4(
-            f"+proj=aeqd +lat_0={lat0:.10f} +lon_0={lon0:.10f} +datum=WGS84 +units=m +no_defs"
-        )
-        fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        inv = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        """Build the frame (its transformers are built once here).
+
+        The transformers are PROJ pipelines (degrees to radians, then the projection on the WGS84
+        ellipsoid): the same numbers as going through the CRS objects, bit for bit, at a hundredth
+        of the cost to build (~0.1 ms instead of ~15 ms), which a server fusing reports anywhere
+        along a long line pays once per place.
+        """
+        aeqd = f"+proj=aeqd +lat_0={lat0:.10f} +lon_0={lon0:.10f} +ellps=WGS84"
+        deg = "+proj=unitconvert +xy_in=deg +xy_out=rad"
+        fwd = Transformer.from_pipeline(f"+proj=pipeline +step {deg} +step {aeqd}")
+        inv = Transformer.from_pipeline(f"+proj=pipeline +step +inv {aeqd} +step +inv {deg}")
         return cls(float(lon0), float(lat0), fwd, inv)
 
     def to_xy(self, lon: ArrayLike, lat: ArrayLike) -> tuple[FloatArray, FloatArray]:

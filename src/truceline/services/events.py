@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -29,17 +29,15 @@ from numpy.typing import NDArray
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Integer,
-    any_,
     bindparam,
     cast,
     extract,
     func,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from truceline.core import fusion
@@ -55,6 +53,7 @@ __all__ = [
     "MAX_UNCERTAINTY_M",
     "EventView",
     "LinkResult",
+    "ReportColumns",
     "detections_of",
     "get_event",
     "link_events",
@@ -132,8 +131,9 @@ def _utc(t: dt.datetime) -> dt.datetime:
 
 
 @dataclass(frozen=True)
-class _Rows:
-    """Incident rows as columns (an edge step: one conversion per query, then arrays)."""
+class ReportColumns:
+    """Reports as columns for fusion: stored rows (one conversion per query, then arrays) or a
+    batch just adjudicated (:meth:`fusable`)."""
 
     pk: NDArray[np.intp]
     event: NDArray[np.intp]  # -1: none
@@ -151,13 +151,46 @@ class _Rows:
     p_side: NDArray[np.float64]
 
     @classmethod
-    def of(cls, rows: Sequence[Any]) -> _Rows:
+    def of(cls, rows: Sequence[Any]) -> ReportColumns:
         cols = list(zip(*rows, strict=True)) if rows else [()] * _N_COLS
         return cls(
             np.array(cols[0], np.intp),
             np.array([-1 if e is None else e for e in cols[1]], np.intp),
             *(np.array(cols[k], t) for k, t in enumerate(_TYPES, start=2)),
         )
+
+    @classmethod
+    def fusable(
+        cls,
+        *,
+        pk: NDArray[np.intp],
+        observed_at: NDArray[np.datetime64],
+        precision: NDArray[np.str_],
+        lon: NDArray[np.float64],
+        lat: NDArray[np.float64],
+        unc_m: NDArray[np.float64],
+        kind: NDArray[np.str_],
+        source_type: NDArray[np.str_],
+        submitted_by: NDArray[np.str_],
+        reliability: NDArray[np.str_],
+        credibility: NDArray[np.intp],
+        distance_km: NDArray[np.float64],
+        p_side: NDArray[np.float64],
+    ) -> ReportColumns:
+        """Reports held in memory (a batch just stored, none in an event yet), those that may fuse."""
+        keep = np.isin(precision, _FUSABLE_PRECISION) & (unc_m <= MAX_UNCERTAINTY_M)
+        us = observed_at.astype("datetime64[us]").astype(np.int64)
+        rest = (precision, lon, lat, unc_m, kind, source_type, submitted_by, reliability, credibility)
+        return cls(
+            pk[keep].astype(np.intp),
+            np.full(int(keep.sum()), -1, np.intp),
+            us[keep] / 1e6,  # as the database's epoch seconds: the nearest double to the microsecond
+            *(np.asarray(c)[keep] for c in (*rest, distance_km, p_side)),
+        )
+
+    def concat(self, other: ReportColumns) -> ReportColumns:
+        cols = (np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self))
+        return ReportColumns(*cols)
 
     def __len__(self) -> int:
         return len(self.pk)
@@ -223,33 +256,24 @@ def _fusable() -> list[ColumnElement[bool]]:
 
 
 @functools.cache
-def _link_statements(dialect: str) -> tuple[Any, Any]:
-    """The two queries of :func:`link_events`, built once per dialect (it runs on every ingest:
-    building a statement costs more than running it for a single submission)."""
-    cols = _cols_for(dialect)
-    # PostgreSQL takes the keys as one array: an IN list of hundreds of parameters costs the
-    # driver more to render than the query costs to run.
-    pk_in = (
-        IncidentRow.pk == any_(bindparam("pks", type_=ARRAY(Integer)))
-        if dialect == "postgresql"
-        else IncidentRow.pk.in_(bindparam("pks", expanding=True))
-    )
-    by_pk = select(*cols).where(pk_in, *_fusable())
-    around = select(*cols).where(
+def _around_statement(dialect: str) -> Any:
+    """The stored reports around a batch, but for the batch's own (built once per dialect: it runs
+    on every ingest, and building a statement costs more than running it for one submission)."""
+    return select(*_cols_for(dialect)).where(
         IncidentRow.agreement_id == bindparam("ag"),
         IncidentRow.observed_at.between(bindparam("t0"), bindparam("t1")),
         IncidentRow.lon.between(bindparam("w"), bindparam("e")),
         IncidentRow.lat.between(bindparam("s"), bindparam("n")),
+        IncidentRow.batch_id != bindparam("batch"),
         *_fusable(),
     )
-    return by_pk, around
 
 
 #: Up to this many new reports, :func:`_may_pair` looks for a possible partner before fusing.
 _PAIR_CHECK_MAX = 64
 
 
-def _may_pair(cand: _Rows, is_new: NDArray[np.bool_]) -> bool:
+def _may_pair(cand: ReportColumns, is_new: NDArray[np.bool_]) -> bool:
     """Whether some new report lies within fusion's position gate of another candidate.
 
     Fusion links only reports joined by a pair that passes its gates (position, time, kind, side,
@@ -263,7 +287,7 @@ def _may_pair(cand: _Rows, is_new: NDArray[np.bool_]) -> bool:
         return False
     if new.size > _PAIR_CHECK_MAX:
         return True
-    var = np.maximum(cand.unc_m, 1.0) ** 2  # as in _Rows.reports
+    var = np.maximum(cand.unc_m, 1.0) ** 2  # as in ReportColumns.reports
     lat0 = np.radians(cand.lat[new])[:, None]
     dx = (cand.lon[None, :] - cand.lon[new][:, None]) * (111_320.0 * np.cos(lat0))
     dy = (cand.lat[None, :] - cand.lat[new][:, None]) * 110_540.0
@@ -283,22 +307,13 @@ class LinkResult:
 
 
 def link_events(
-    session: Session, agreement_id: str, new_pks: Sequence[int], *, now: dt.datetime
+    session: Session, agreement_id: str, new: ReportColumns, *, batch_id: int, now: dt.datetime
 ) -> LinkResult:
-    """Fuse the reports just stored (``new_pks``) with the stored reports around them."""
-    conn = session.connection()
-    by_pk, around = _link_statements(conn.dialect.name)
-    pks = [int(p) for p in new_pks]
-    step = max(len(pks), 1) if conn.dialect.name == "postgresql" else _CHUNK
-    new = _Rows.of(
-        [
-            row
-            for k in range(0, len(pks), step)
-            for row in conn.execute(by_pk, {"pks": pks[k : k + step]}).all()
-        ]
-    )
+    """Fuse the reports just stored in batch ``batch_id`` (``new``, from :meth:`ReportColumns.fusable`:
+    the caller holds them, so they are not read back) with the stored reports around them."""
     if len(new) == 0:
         return LinkResult()
+    conn = session.connection()
     t0, t1 = float(new.time_s.min()) - _WINDOW_S, float(new.time_s.max()) + _WINDOW_S
     lat_pad = _WINDOW_M / 110_000.0
     south, north = float(new.lat.min()) - lat_pad, float(new.lat.max()) + lat_pad
@@ -307,17 +322,16 @@ def link_events(
     west, east = float(new.lon.min()) - lon_pad, float(new.lon.max()) + lon_pad
     start = dt.datetime.fromtimestamp(t0, dt.UTC)
     end = dt.datetime.fromtimestamp(t1, dt.UTC)
-    cand = _Rows.of(
-        conn.execute(
-            around,
-            {"ag": agreement_id, "t0": start, "t1": end, "w": west, "e": east, "s": south, "n": north},
-        ).all()
-    )
-    if len(cand) < 2 or not _may_pair(cand, np.isin(cand.pk, new.pk)):
+    params = {"ag": agreement_id, "t0": start, "t1": end, "w": west, "e": east, "s": south, "n": north}
+    around = _around_statement(conn.dialect.name)
+    old = ReportColumns.of(conn.execute(around, {**params, "batch": batch_id}).all())
+    cand = old.concat(new)
+    is_new = np.zeros(len(cand), bool)
+    is_new[len(old) :] = True
+    if len(cand) < 2 or not _may_pair(cand, is_new):
         return LinkResult()
     res = fusion.fuse(cand.reports(), frame=_frame(cand.lon, cand.lat))
     cluster = res.event_of_report
-    is_new = np.isin(cand.pk, new.pk)
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
     touched = np.zeros(n_cl, bool)
@@ -384,10 +398,20 @@ def link_events(
     return LinkResult(len(rows), new_ids, grown)
 
 
+_SET_EVENT_PG = text(
+    "UPDATE incidents SET event_id = u.ev FROM unnest(CAST(:pks AS bigint[]), CAST(:evs AS bigint[])) "
+    "AS u(pk, ev) WHERE incidents.pk = u.pk"
+)
+
+
 def _set_event(session: Session, pks: NDArray[np.intp], events: NDArray[np.intp] | None) -> None:
     it = IncidentRow.__table__
-    stmt = update(it).where(it.c.pk == bindparam("b_pk")).values(event_id=bindparam("b_ev"))
     ev = [None] * len(pks) if events is None else events.tolist()
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":  # one statement for all, not one per row
+        conn.execute(_SET_EVENT_PG, {"pks": pks.tolist(), "evs": ev})
+        return
+    stmt = update(it).where(it.c.pk == bindparam("b_pk")).values(event_id=bindparam("b_ev"))
     params = [{"b_pk": p, "b_ev": e} for p, e in zip(pks.tolist(), ev, strict=True)]
     for k in range(0, len(params), _CHUNK):
         session.connection().execute(stmt, params[k : k + _CHUNK])
@@ -399,7 +423,8 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
     if not ids:
         return
     conn = session.connection()
-    members = _Rows.of(conn.execute(select(*_cols(session)).where(IncidentRow.event_id.in_(ids))).all())
+    q = select(*_cols(session)).where(IncidentRow.event_id.in_(ids))
+    members = ReportColumns.of(conn.execute(q).all())
     et = EventRow.__table__
     if len(members) == 0:
         return

@@ -92,6 +92,9 @@ class CanonicalJSON(str):
 
 
 def _text(value: str) -> str:
+    """A JSON string as :func:`canonical_json` writes it (plain ASCII needs no escaping)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -135,11 +138,18 @@ def append(
     stamp = t.isoformat()
     seq, prev = head.seq, head.entry_hash
     rows = []
+    # entry_body with the parts shared by every entry of the call serialised once
+    tail = f',"time":{_text(stamp)}}}'
+    kinds: dict[str, str] = {}
+    prev_b = bytes.fromhex(prev)
+    sha256 = hashlib.sha256
     for kind, ref, content in items:  # sequential by nature: each hash commits to the previous one
         seq += 1
         text = content if isinstance(content, CanonicalJSON) else canonical_json(content)
-        body = entry_body(seq, stamp, kind, ref, text)
-        h = entry_hash(prev, body)
+        k = kinds.get(kind) or kinds.setdefault(kind, _text(kind))
+        body = f'{{"content":{text},"kind":{k},"ref":{_text(ref)},"seq":{seq}{tail}'
+        prev_b = sha256(prev_b + body.encode()).digest()  # entry_hash(prev, body)
+        h = prev_b.hex()
         rows.append(
             {
                 "seq": seq,

@@ -26,7 +26,7 @@ from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
 from truceline.services import adjudicate
 from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
-from truceline.services.events import link_events
+from truceline.services.events import ReportColumns, link_events
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_content
@@ -298,7 +298,23 @@ def ingest_incidents(
     )
     caps = CapRecount()
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
-        link_events(session, agreement.id, list(pk_of.values()), now=now)
+        b = adj.batch
+        new_rows = ReportColumns.fusable(
+            pk=np.array(inc_pk, np.intp),
+            observed_at=b.observed_at,
+            precision=np.array([i.time_precision.value for i in adj.incidents]),
+            lon=b.lon,
+            lat=b.lat,
+            unc_m=b.uncertainty_m,
+            kind=b.kind,
+            source_type=b.source_type,
+            submitted_by=np.array([who[i.id] for i in adj.incidents], dtype=str),
+            reliability=np.array([i.reliability for i in adj.incidents]),
+            credibility=np.array([i.credibility for i in adj.incidents], np.intp),
+            distance_km=cls.distance_km,
+            p_side=cls.p_side,
+        )
+        link_events(session, agreement.id, new_rows, batch_id=batch_id, now=now)
         counted = counted_by_caps(agreement, adj.batch, cls.zones)
         if counted.any():
             days = np.unique(adj.batch.day[counted]).astype(dt.date)
@@ -349,21 +365,16 @@ def _ledger_accepted(
     submitted_by}``; its text is assembled around the record's canonical text (serialised once,
     for the content hash too) in canonical key order.
     """
-    received = now.isoformat()
+    # The head's keys sort before "record"; its shared parts are serialised once.
+    lead = f'{{"agreement":{canonical_json(agreement_id)},"content_hash":"'
+    received = canonical_json(now.isoformat())
+    who_json = {w: canonical_json(w) for w in set(submitted_by.values())}
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
     for i in accepted:
         pk = pk_of[i.id]
-        head = canonical_json(
-            {
-                "agreement": agreement_id,
-                "content_hash": hash_of[i.id],
-                "incident": pk,
-                "received_at": received,
-            }
-        )
         text = (
-            f'{head[:-1]},"record":{text_of[i.id]},'
-            f'"submitted_by":{json.dumps(submitted_by[i.id], ensure_ascii=False)}}}'
+            f'{lead}{hash_of[i.id]}","incident":{int(pk)},"received_at":{received},'
+            f'"record":{text_of[i.id]},"submitted_by":{who_json[submitted_by[i.id]]}}}'
         )
         items.append(("report", f"incident:{pk}", ledger.CanonicalJSON(text)))
     report_hash = {pk_of[i.id]: hash_of[i.id] for i in accepted}
