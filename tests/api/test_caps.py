@@ -93,3 +93,26 @@ def test_duplicate_reports_of_one_tank_count_once(api: Api, band_points: list) -
     found = _cap_findings(api)
     assert len(found) == CAP + 1 and not ({"tank-0", "twin"} <= set(found))
     assert all(f"{CAP + 1} tank counted" in f["explanation"] for f in found.values())
+
+
+def test_a_day_under_every_cap_is_not_classified_again(
+    api: Api, band_points: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below the sum of counts no cap can be over: the recount stops before the rule engine."""
+    from truceline.services import caps
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the rule engine ran for a day under every cap")
+
+    monkeypatch.setattr(caps, "judge_rules", must_not_run)
+    day = DAY + dt.timedelta(days=5)
+    for i in range(CAP):
+        r = api.post(
+            "/incidents",
+            json={
+                **_tank(200 + i, band_points[i], hour=6 + i),
+                "observed_at": f"{day}T{6 + i:02d}:00:00Z",
+            },
+        )
+        assert r.status_code in (200, 201), r.text
+    assert _cap_findings(api, day) == {}
