@@ -100,51 +100,98 @@ def bulk_insert(
     """Insert ``rows`` (same keys each) into ``table`` within the connection's transaction.
 
     With ``new_pks`` (the name of a serial primary key column), assigns and returns the new keys
-    in the order of ``rows``. PostgreSQL gets ``COPY`` (keys drawn from the column's sequence
-    first); other databases a Core executemany with ``RETURNING``.
+    in the order of ``rows``. PostgreSQL gets a binary ``COPY`` (keys drawn from the column's
+    sequence first); SQLite one prepared ``INSERT`` run over all rows by the driver, with the keys
+    SQLite itself would give (the next after the largest; the write transaction holds the lock).
+    Column defaults the rows leave out (e.g. a status) are applied here, as an ``INSERT`` would.
     """
     if not rows:
         return []
-    if conn.dialect.name != "postgresql":
-        if new_pks is None:
-            conn.execute(insert(table), list(rows))
-            return []
-        stmt = insert(table).returning(table.c[new_pks], sort_by_parameter_order=True)
-        return [pk for (pk,) in conn.execute(stmt, list(rows))]
-    pks: list[int] = []
-    if new_pks is not None:
-        key = (conn.engine.url.render_as_string(), table.name, new_pks)
-        seq = _SEQUENCES.get(key)
-        if seq is None:
-            seq = conn.execute(
-                text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": new_pks}
-            ).scalar_one()
-            _SEQUENCES[key] = seq
-        pks = list(conn.execute(_NEXTVALS, {"s": seq, "n": len(rows)}).scalars())
     cols = list(rows[0])
-    # Column defaults the rows leave out (e.g. a status) are applied here, as an INSERT would.
-    defaults = {
-        c.name: c.default.arg
-        for c in table.columns
-        if c.name not in cols and c.name != new_pks and c.default is not None and c.default.is_scalar
-    }
+    defaults: dict[str, Any] = {}
+    for c in table.columns:
+        if c.name not in cols and c.name != new_pks and c.default is not None:
+            if not c.default.is_scalar:  # computed per row by SQLAlchemy: let it do that
+                return _insert_core(conn, table, rows, new_pks)
+            defaults[c.name] = c.default.arg
     names = ([new_pks] if new_pks else []) + cols + list(defaults)
-    raw = conn.connection.driver_connection
     get = operator.itemgetter(*cols)
     extra = tuple(defaults.values())
     # One tuple per row in column order, built without a Python-level loop over the columns.
     values: list[Any] = [(v,) for v in map(get, rows)] if len(cols) == 1 else list(map(get, rows))
-    if new_pks:
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return _insert_core(conn, table, rows, new_pks)
+    pks: list[int] = []
+    if new_pks is not None:
+        pks = _next_keys(conn, table, new_pks, len(rows))
         values = [(pk, *v, *extra) for pk, v in zip(pks, values, strict=True)]
     elif extra:
         values = [(*v, *extra) for v in values]
+    if dialect == "sqlite":
+        values = _sqlite_values(conn, table, names, values)
+        marks = ", ".join("?" * len(names))
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", values)
+        cur.close()
+        return pks
     oids = _column_oids(conn, table.name)
+    raw = conn.connection.driver_connection
     # Binary COPY: a quarter of the client's CPU of text COPY (no number formatting), same rows.
     with raw.cursor().copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as cp:
         cp.set_types([oids[n] for n in names])
         for v in values:
             cp.write_row(v)
     return pks
+
+
+def _insert_core(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], new_pks: str | None
+) -> list[int]:
+    if new_pks is None:
+        conn.execute(insert(table), list(rows))
+        return []
+    stmt = insert(table).returning(table.c[new_pks], sort_by_parameter_order=True)
+    return [pk for (pk,) in conn.execute(stmt, list(rows))]
+
+
+def _next_keys(conn: Connection, table: Table, column: str, n: int) -> list[int]:
+    """``n`` new keys of a serial column: from its sequence (PostgreSQL), or the next after the
+    largest (SQLite's own rule for an INTEGER PRIMARY KEY without AUTOINCREMENT)."""
+    if conn.dialect.name == "sqlite":
+        top = conn.exec_driver_sql(f"SELECT COALESCE(MAX({column}), 0) FROM {table.name}").scalar()
+        return list(range(int(top or 0) + 1, int(top or 0) + 1 + n))
+    key = (conn.engine.url.render_as_string(), table.name, column)
+    seq = _SEQUENCES.get(key)
+    if seq is None:
+        seq = conn.execute(
+            text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": column}
+        ).scalar_one()
+        _SEQUENCES[key] = seq
+    return list(conn.execute(_NEXTVALS, {"s": seq, "n": n}).scalars())
+
+
+#: (table, columns) -> the SQLite bind conversions of those columns: worked out once.
+_SQLITE_BINDS: dict[tuple[str, tuple[str, ...]], list[tuple[int, Callable[[Any], Any]]]] = {}
+
+
+def _sqlite_values(conn: Connection, table: Table, names: list[str], values: list[Any]) -> list[Any]:
+    """Values as SQLAlchemy would bind them on SQLite (its text for dates and times, ...):
+    converted column by column, only for the columns whose type converts."""
+    key = (table.name, tuple(names))
+    procs = _SQLITE_BINDS.get(key)
+    if procs is None:
+        procs = _SQLITE_BINDS[key] = [
+            (k, p)
+            for k, n in enumerate(names)
+            if (p := table.c[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)) is not None
+        ]
+    if not procs:
+        return values
+    cols = [list(c) for c in zip(*values, strict=True)]
+    for k, p in procs:
+        cols[k] = [None if v is None else p(v) for v in cols[k]]
+    return list(zip(*cols, strict=True))
 
 
 #: (database, table) -> {column: type oid}, for binary COPY: looked up once per table.
