@@ -257,6 +257,9 @@ class LineIndex:
             return sk, dk
 
         slack = np.sqrt(np.einsum("nk,nk->n", p - centre, p - centre))
+        if n <= self._FEW:
+            seg, best = self._search_all(p, cell, far_s, far_d, slack)
+            return self._result(p, seg, self._param(p, seg), np.sqrt(best))
         rows = np.arange(n)
         seg, _ = column(rows, 0)
         best = self._chord2(p, seg)
@@ -279,6 +282,50 @@ class LineIndex:
 
     _CELL_DEG = 0.02
     _KMAX = 48
+    #: Up to this many points, :meth:`nearest` measures every candidate at once (one pass of array
+    #: calls instead of one per candidate rank; same arithmetic per point and segment).
+    _FEW = 16
+
+    def _search_all(
+        self,
+        p: FloatArray,
+        cell: NDArray[np.int64],
+        far_s: NDArray[np.intp],
+        far_d: FloatArray,
+        slack: FloatArray,
+    ) -> tuple[NDArray[np.intp], FloatArray]:
+        """The branch and bound of :meth:`nearest` for a few points, with every candidate measured.
+
+        The search visits candidates in order and stops at the first one that is missing or whose
+        lower bound reaches the best squared chord so far; the winner is the first candidate with
+        the smallest chord before the stop. Measuring them all first gives the same segment and
+        the same chord, bitwise (each chord is the same array arithmetic on the same numbers).
+        """
+        _, _, _, _, segs, dists = self._grid()
+        c = np.maximum(cell, 0)
+        sk = segs[c].astype(np.intp)
+        dk = dists[c].astype(np.float64)
+        outside = np.flatnonzero(cell < 0)
+        if outside.size:
+            fr = -cell[outside] - 1
+            sk[outside], dk[outside] = far_s[fr], far_d[fr]
+        n = sk.shape[0]
+        valid = sk >= 0
+        width = int(np.flatnonzero(valid.any(axis=0))[-1]) + 1
+        sk, dk, valid = sk[:, :width], dk[:, :width], valid[:, :width]
+        r, k = np.nonzero(valid)
+        d2 = np.full((n, width), np.inf)
+        d2[r, k] = self._chord2(p[r], sk[r, k])
+        run = np.minimum.accumulate(d2, axis=1)
+        bound = dk - slack[:, None]
+        stop = ~valid
+        stop[:, 1:] |= ~(bound[:, 1:] * np.abs(bound[:, 1:]) < run[:, :-1])
+        stop[:, 0] = False
+        # candidates before the first stop take part; the first of the smallest chord wins
+        seen = ~np.logical_or.accumulate(stop, axis=1)
+        pick = np.argmin(np.where(seen, d2, np.inf), axis=1)
+        rows = np.arange(n)
+        return sk[rows, pick], d2[rows, pick]
 
     def _grid(self) -> tuple[float, float, int, int, NDArray[np.int32], NDArray[np.float32]]:
         """Dense cell tables over the line's surroundings (+-4 deg), filled lazily."""

@@ -49,6 +49,15 @@ MISSION_IDS = frozenset({"mission", "monitors", "MISSION"})
 _MC_SAMPLES = 1024  # draws per event where an origin's uncertainty spans a bend or an end
 _MC_BEARING_SAMPLES = 256  # draws per bearing sector (its spread dwarfs the sampling error)
 _DEFAULT_RANGE_KM = (1.0, 20.0)
+#: Up to this many reports a batch is "small": string columns are matched value by value rather
+#: than through sorted codes (the sort costs more than the set lookups), and polygon zones far
+#: from every report are answered without building their columns.
+_FEW = 16
+_FIRE_VALUES = frozenset(k.value for k in FIRE_KINDS)
+_PRESENCE_VALUES = frozenset(k.value for k in PRESENCE_KINDS)
+_FIRE_ACROSS_VALUES = frozenset(k.value for k in FIRE_KINDS if k != Kind.muzzle_flash)
+_DRONE_VALUES = frozenset({Kind.drone_flight.value})
+_RESTRICTION_VALUES = frozenset({Kind.movement_restriction.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,17 @@ class Findings:
         # By incident, keeping the agreement's rule order within an incident.
         order = np.argsort(cols["incident"], kind="stable")
         return cls(**{k: v[order] for k, v in cols.items()})
+
+
+def _frozen_empty() -> Findings:
+    f = Findings.empty()
+    for k in Findings.__dataclass_fields__:
+        getattr(f, k).setflags(write=False)
+    return f
+
+
+#: What a rule returns when it finds nothing (shared, read-only: no arrays built per rule and call).
+_NO_FINDINGS = _frozen_empty()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +216,7 @@ class _Context:
         self.day = b.day
         self._zone_p: dict[str, NDArray[np.float64]] = {}
         self._ref: dict[int, NDArray[np.float64]] = {}
-        self._isin: dict[tuple[str, frozenset[str]], NDArray[np.bool_]] = {}
+        self._isin: dict[tuple[str, Collection[str]], NDArray[np.bool_]] = {}
         self._wref: dict[tuple[str, int], NDArray[np.float64]] = {}
         self._in_force: dict[tuple[Any, Any], NDArray[np.bool_]] = {}
 
@@ -213,17 +233,22 @@ class _Context:
     def isin(self, col: str, values: Iterable[str]) -> NDArray[np.bool_]:
         """``column in values`` for a string column, through its integer codes.
 
-        Remembered per column and set of values: the rules ask the same questions many times
-        (per call this costs more than the arithmetic when the batch is one report).
+        Remembered per column and values (a tuple or frozenset is its own key): the rules ask the
+        same questions many times (per call this costs more than the arithmetic when the batch is
+        one report).
         """
-        want = frozenset(values)
-        key = (col, want)
+        key = (col, values if isinstance(values, tuple | frozenset) else frozenset(values))
         hit = self._isin.get(key)
         if hit is None:
-            uniq, inv = self._codes[col]
-            # a set lookup per distinct value (a handful), then a gather
-            lut = np.fromiter((u in want for u in uniq.tolist()), dtype=bool, count=uniq.size)
-            hit = lut[inv] if lut.any() else np.zeros(inv.size, dtype=bool)
+            want = frozenset(values)
+            column = getattr(self.b, col)
+            if column.size <= _FEW:  # a few reports: one set lookup each beats sorting the column
+                hit = np.fromiter((v in want for v in column.tolist()), dtype=bool, count=column.size)
+            else:
+                uniq, inv = self._codes[col]
+                # a set lookup per distinct value (a handful), then a gather
+                lut = np.fromiter((u in want for u in uniq.tolist()), dtype=bool, count=uniq.size)
+                hit = lut[inv] if lut.any() else np.zeros(inv.size, dtype=bool)
             hit.setflags(write=False)
             self._isin[key] = hit
         return hit
@@ -303,11 +328,11 @@ class _Context:
         Returns lon, lat, sigma (m), whether the position is usable and whether it is an origin.
         """
         b = self.b
-        fire = self.isin("kind", [k.value for k in FIRE_KINDS]) & np.isfinite(b.origin_lon)
+        fire = self.isin("kind", _FIRE_VALUES) & np.isfinite(b.origin_lon)
         lon = np.where(fire, b.origin_lon, b.lon)
         lat = np.where(fire, b.origin_lat, b.lat)
         sig = np.where(fire, np.nan_to_num(b.origin_uncertainty_m, nan=1000.0), self.sigma)
-        usable = fire | self.isin("kind", [k.value for k in PRESENCE_KINDS])
+        usable = fire | self.isin("kind", _PRESENCE_VALUES)
         return lon, lat, sig, usable, fire
 
     def responsible(
@@ -363,20 +388,34 @@ def _p_in_zone(
     inside = shapely.contains_xy(z.geometry, lon, lat)
     # Only points near the polygon need their distance to its edge: beyond 8 sigma (and 1 km)
     # of its bounding box the answer is a hard "outside".
-    minx, miny, maxx, maxy = z.geometry.bounds
-    reach_deg = (np.maximum(8.0 * sigma, 1000.0) / 111_000.0) / max(np.cos(np.radians(maxy)), 0.1)
+    minx, miny, maxx, maxy, coslat = _zone_box(cv, z)
+    reach_deg = (np.maximum(8.0 * sigma, 1000.0) / 111_000.0) / coslat
     near = inside | (
         (lon > minx - reach_deg)
         & (lon < maxx + reach_deg)
         & (lat > miny - reach_deg)
         & (lat < maxy + reach_deg)
     )
-    u = np.full(lon.size, -np.inf)
     idx = np.flatnonzero(near)
+    if idx.size == 0 and np.isfinite(sigma).all():
+        # every report far from the zone: P = 1 - 1 = 0 (or a hard 0), as the formula gives
+        return np.zeros(lon.size)
+    u = np.full(lon.size, -np.inf)
     if idx.size:
         d = _boundary_index(cv, z).distance_m(lon[idx], lat[idx])
         u[idx] = np.where(inside[idx], d, -d)
     return _band_probability(u, 0.0, np.inf, sigma)
+
+
+def _zone_box(cv: CompiledVersion, z: Zone) -> tuple[float, float, float, float, float]:
+    """A polygon zone's bounds and the cosine that turns metres east into degrees there (cached)."""
+    cache: dict[str, tuple[float, float, float, float, float]] = cv.__dict__.setdefault("_zone_box", {})
+    box = cache.get(z.id)
+    if box is None:
+        minx, miny, maxx, maxy = z.geometry.bounds
+        box = (minx, miny, maxx, maxy, max(np.cos(np.radians(maxy)), 0.1))
+        cache[z.id] = box
+    return box
 
 
 def _boundary_index(cv: CompiledVersion, z: Zone) -> LineIndex:
@@ -507,15 +546,15 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None
     in_force = ctx.in_force(rule)
-    by_kind = ctx.isin("kind", [k.value for k in rule.kinds])
-    by_weapon = ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
+    by_kind = ctx.isin("kind", rule.kinds)
+    by_weapon = ctx.isin("weapon_class", rule.weapon_classes)
     # A banned weapon stands where it was seen, or where it fired from: never where its shell landed.
     _, _, _, usable, from_origin = ctx.weapon_position
     weapon_here = by_weapon & usable & ~from_origin
     weapon_origin = by_weapon & from_origin
     rows = np.flatnonzero(in_force & (by_kind | weapon_here | weapon_origin))
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     p_here = ctx.p_zone(rule.zone)[rows]
     p = np.where(by_kind[rows] | weapon_here[rows], p_here, 0.0)
     o = np.flatnonzero(weapon_origin[rows])
@@ -526,7 +565,7 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
         p[o] = np.maximum(p[o], _p_in_zone(ctx.cv, z, b.origin_lon[r], b.origin_lat[r], sig))
     rows, p = rows[p >= MIN_PROBABILITY], p[p >= MIN_PROBABILITY]
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
     expl = _cat(
         _what(b, rows),
@@ -545,7 +584,7 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     _, _, sig, usable, from_origin = ctx.weapon_position
     rows = np.flatnonzero(match & usable)
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     cv = ctx.cv
     sg = sig[rows]
     _, o_side, o_dist = ctx.origin
@@ -593,14 +632,12 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
 def _count_cap(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None and rule.max_count is not None
-    match = ctx.isin("kind", [k.value for k in rule.kinds]) | (
-        ctx.isin("weapon_class", [w for w in rule.weapon_classes if w])
-    )
+    match = ctx.isin("kind", rule.kinds) | (ctx.isin("weapon_class", rule.weapon_classes))
     match &= ctx.in_force(rule)
     p_in = ctx.p_zone(rule.zone)
     rows = np.flatnonzero(match & (p_in >= MIN_PROBABILITY))
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
     day = ctx.day[rows].astype(np.int64)
     key_party, party_code = np.unique(resp, return_inverse=True)
@@ -629,7 +666,7 @@ def _count_cap(ctx: _Context, rule: Rule) -> Findings:
     )
     keep = prob >= 0.5
     if not keep.any():
-        return Findings.empty()
+        return _NO_FINDINGS
     return _make(ctx, rule, rows[keep], resp[keep], prob[keep], expl[keep])
 
 
@@ -673,11 +710,11 @@ def _origin_side_probability(
 
 def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
-    fire = ctx.isin("kind", [k.value for k in FIRE_KINDS if k != Kind.muzzle_flash])
+    fire = ctx.isin("kind", _FIRE_ACROSS_VALUES)
     fire = fire & (np.isfinite(b.origin_lon) | np.isfinite(b.bearing_deg))
     rows = np.flatnonzero(fire & ctx.in_force(rule))
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     p_left, odist = _origin_side_probability(ctx, rows)
     # Impact: P(on the left side) and P(in the zone) from the incident's own position.
     side, dist, sig = ctx.side[rows], ctx.dist_m[rows], ctx.sigma[rows]
@@ -721,14 +758,14 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
 def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None
-    match = ctx.isin("kind", [Kind.drone_flight.value]) & ~ctx.isin("party", MISSION_IDS)
+    match = ctx.isin("kind", _DRONE_VALUES) & ~ctx.isin("party", MISSION_IDS)
     rows = np.flatnonzero(match & ctx.in_force(rule))
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     p = ctx.p_zone(rule.zone)[rows]
     rows, p = rows[p >= MIN_PROBABILITY], p[p >= MIN_PROBABILITY]
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     resp = np.where(b.party[rows] != "", b.party[rows], UNDETERMINED)
     has_o = np.isfinite(b.origin_lon[rows])
     if has_o.any():
@@ -749,9 +786,9 @@ def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
 
 
 def _movement_restriction(ctx: _Context, rule: Rule) -> Findings:
-    rows = np.flatnonzero(ctx.isin("kind", [Kind.movement_restriction.value]) & ctx.in_force(rule))
+    rows = np.flatnonzero(ctx.isin("kind", _RESTRICTION_VALUES) & ctx.in_force(rule))
     if rows.size == 0:
-        return Findings.empty()
+        return _NO_FINDINGS
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
     expl = _cat(
         "monitors' freedom of movement restricted ",
