@@ -295,7 +295,10 @@ class Agreement(_Model):
 
     def version_index_at(self, days: ArrayLike) -> NDArray[np.intp]:
         """Index of the version in force on each date (``datetime64[D]`` array)."""
-        starts = np.array([v.effective_from for v in self.versions], dtype="datetime64[D]")
+        starts = self.__dict__.get("_version_starts")
+        if starts is None:
+            starts = np.array([v.effective_from for v in self.versions], dtype="datetime64[D]")
+            self.__dict__["_version_starts"] = starts
         d = np.asarray(days, dtype="datetime64[D]")
         return np.clip(np.searchsorted(starts, d, side="right") - 1, 0, len(starts) - 1)
 
@@ -516,9 +519,12 @@ class PolygonLookup:
         mixed = np.flatnonzero(st == -2)
         if mixed.size:
             res = np.full(mixed.size, -1, dtype=np.intp)
+            mlon, mlat = lon[mixed], lat[mixed]
             for k, g in enumerate(self.polygons):
-                m = (res < 0) & shapely.contains_xy(g, lon[mixed], lat[mixed])
+                m = (res < 0) & shapely.contains_xy(g, mlon, mlat)
                 res[m] = k
+                if k + 1 < len(self.polygons) and res.min() >= 0:
+                    break  # every point placed: the later polygons would change nothing
             out[mixed] = res
         return out
 

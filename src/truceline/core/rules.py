@@ -185,6 +185,8 @@ def _run_rules(ctx: _Context, rules: Iterable[Rule], rows: NDArray[np.intp]) -> 
     """Each rule's findings, their incidents mapped from the context's batch to ``rows`` of the whole."""
     out = []
     for rule in rules:
+        if not ctx.may_apply(rule):
+            continue  # no report of the batch has what the rule looks at: it would find nothing
         f = _RULES[rule.type](ctx, rule)
         if len(f):
             fields = (getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:])
@@ -229,6 +231,29 @@ class _Context:
             uniq, inv = np.unique(getattr(self.b, col), return_inverse=True)
             out[col] = (uniq, inv)
         return out
+
+    @cached_property
+    def _present(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The distinct kinds and weapon classes of the batch."""
+        if len(self.b) <= _FEW:
+            return frozenset(self.b.kind.tolist()), frozenset(self.b.weapon_class.tolist())
+        kinds, wcs = self._codes["kind"][0], self._codes["weapon_class"][0]
+        return frozenset(kinds.tolist()), frozenset(wcs.tolist())
+
+    def may_apply(self, rule: Rule) -> bool:
+        """False when no report has a kind or weapon class that ``rule`` looks at.
+
+        Every rule selects its reports by kind and/or weapon class first, so such a rule finds
+        nothing; skipping it saves its fixed cost (most rules, for a single report).
+        """
+        kinds, wcs = self._present
+        t = rule.type
+        if t in (RuleType.zone_ban, RuleType.count_cap):
+            return not (kinds.isdisjoint(rule.kinds) and wcs.isdisjoint(rule.weapon_classes))
+        if t == RuleType.withdrawal:
+            return not wcs.isdisjoint(rule.weapon_classes)
+        wanted = _RULE_KINDS.get(t)
+        return wanted is None or not kinds.isdisjoint(wanted)
 
     def isin(self, col: str, values: Iterable[str]) -> NDArray[np.bool_]:
         """``column in values`` for a string column, through its integer codes.
@@ -295,10 +320,47 @@ class _Context:
 
     def zone_labels(self) -> NDArray[np.object_]:
         labels = np.full(len(self.b), "", dtype=object)
+        self._band_zones()
         for zid in self.cv.zones:
             inside = self.p_zone(zid) >= 0.5
-            labels[inside] = np.where(labels[inside] == "", zid, labels[inside] + ";" + zid)
+            if inside.any():
+                labels[inside] = np.where(labels[inside] == "", zid, labels[inside] + ";" + zid)
         return labels
+
+    def _band_zones(self) -> None:
+        """:meth:`p_zone` of every band zone at once (for the labels, which need them all).
+
+        The same arithmetic as :func:`_p_in_zone`, element by element, with every zone and side
+        stacked into one call of :func:`_band_probability` instead of one call per zone and side.
+        """
+        zones = [z for z in self.cv.zones.values() if z.type == "band" and z.id not in self._zone_p]
+        if not zones:
+            return
+        u_side = {}
+        for s in (1, -1):
+            # Signed coordinate across the line, positive into side s.
+            u = np.where(self.side == s, self.ref_dist(s), -self.dist_m)
+            u_side[s] = np.where(self.side == 0, -np.inf, u)
+        us, lo, hi, owner = [], [], [], []
+        for j, z in enumerate(zones):
+            for s in (1, -1):
+                party = self.ag.party_on_side(s)
+                if party in z.bands:
+                    a, b = z.bands[party]
+                    us.append(u_side[s])
+                    lo.append(a * 1000.0)
+                    hi.append(b * 1000.0)
+                    owner.append(j)
+        pb = (
+            _band_probability(np.stack(us), np.array(lo)[:, None], np.array(hi)[:, None], self.sigma)
+            if us
+            else np.zeros((0, len(self.b)))
+        )
+        for j, z in enumerate(zones):
+            p = np.zeros(len(self.b))
+            for k in (k for k, o in enumerate(owner) if o == j):
+                p += pb[k]
+            self._zone_p[z.id] = np.clip(p, 0.0, 1.0)
 
     def in_force(self, rule: Rule) -> NDArray[np.bool_]:
         key = (rule.effective_from, rule.effective_to)
@@ -347,7 +409,10 @@ class _Context:
 
 
 def _band_probability(
-    u_m: NDArray[np.float64], lo_m: float, hi_m: float, sigma: NDArray[np.float64]
+    u_m: NDArray[np.float64],
+    lo_m: float | NDArray[np.float64],
+    hi_m: float | NDArray[np.float64],
+    sigma: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """P(lo <= U < hi) for U ~ N(u, sigma^2); exact membership where sigma is 0."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -432,7 +497,9 @@ def _sectors(cv: CompiledVersion, b: IncidentBatch, ctx: _Context) -> NDArray[np
     sectors = cv.agreement.sectors
     if not sectors:
         return out
-    ids = np.array([s.id for s in sectors] + [""], dtype=object)
+    ids = cv.__dict__.get("_sector_ids")
+    if ids is None:
+        ids = cv.__dict__["_sector_ids"] = np.array([s.id for s in sectors] + [""], dtype=object)
     out = ids[cv.sector_lookup.lookup(b.lon, b.lat)]
     rest = np.flatnonzero(out == "")
     if rest.size:
@@ -797,6 +864,13 @@ def _movement_restriction(ctx: _Context, rule: Rule) -> Findings:
     )
     return _make(ctx, rule, rows, resp, np.ones(rows.size), expl)
 
+
+#: The kinds each rule type looks at, for the rule types that select by kind alone.
+_RULE_KINDS = {
+    RuleType.fire_across: _FIRE_ACROSS_VALUES,
+    RuleType.drone_flight: _DRONE_VALUES,
+    RuleType.movement_restriction: _RESTRICTION_VALUES,
+}
 
 _RULES = {
     RuleType.zone_ban: _zone_ban,
