@@ -95,6 +95,8 @@ class Findings:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
+        if len(parts) == 1:
+            return parts[0]  # one rule's findings: already by incident
         cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__}
         # By incident, keeping the agreement's rule order within an incident.
         order = np.argsort(cols["incident"], kind="stable")
@@ -136,10 +138,11 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
     sector = np.full(n, "", dtype=object)
     vidx = agreement.version_index_at(batch.day) if n else np.zeros(0, np.intp)
     found: list[Findings] = []
-    for v in np.unique(vidx):  # loop over agreement versions (a handful), not incidents
-        rows = np.flatnonzero(vidx == v)
+    one = n > 0 and vidx.min() == vidx.max()  # the usual case: one version for the whole batch
+    for v in vidx[:1] if one else np.unique(vidx):  # agreement versions (a handful), not incidents
+        rows = np.arange(n) if one else np.flatnonzero(vidx == v)
         cv = agreement.compiled(int(v))
-        sub = batch.take(rows)
+        sub = batch if one else batch.take(rows)
         ctx = _Context(cv, sub)
         side[rows] = ctx.side
         dist_m[rows] = ctx.dist_m
@@ -321,11 +324,36 @@ class _Context:
     def zone_labels(self) -> NDArray[np.object_]:
         labels = np.full(len(self.b), "", dtype=object)
         self._band_zones()
+        if len(self.b) <= _FEW:
+            self._far_polygon_zones()
         for zid in self.cv.zones:
             inside = self.p_zone(zid) >= 0.5
             if inside.any():
                 labels[inside] = np.where(labels[inside] == "", zid, labels[inside] + ";" + zid)
         return labels
+
+    def _far_polygon_zones(self) -> None:
+        """P = 0 for the polygon zones far from every report, tested for all such zones at once.
+
+        The test is :func:`_p_in_zone`'s, element by element (its bounding box widened by 8 sigma
+        and 1 km), so the zones it leaves to :func:`_p_in_zone` are exactly those it would not
+        have answered with zeros itself.
+        """
+        zones = [z for z in self.cv.zones.values() if z.type == "polygon" and z.id not in self._zone_p]
+        if not zones or not np.isfinite(self.sigma).all():
+            return
+        box = np.array([_zone_box(self.cv, z) for z in zones])
+        reach_deg = (np.maximum(8.0 * self.sigma, 1000.0) / 111_000.0) / box[:, 4:5]
+        lon, lat = self.b.lon, self.b.lat
+        near = (
+            (lon > box[:, 0:1] - reach_deg)
+            & (lon < box[:, 2:3] + reach_deg)
+            & (lat > box[:, 1:2] - reach_deg)
+            & (lat < box[:, 3:4] + reach_deg)
+        )
+        for z, any_near in zip(zones, near.any(axis=1).tolist(), strict=True):
+            if not any_near:
+                self._zone_p[z.id] = np.zeros(len(self.b))
 
     def _band_zones(self) -> None:
         """:meth:`p_zone` of every band zone at once (for the labels, which need them all).
@@ -450,21 +478,22 @@ def _p_in_zone(
             u = np.where(side == 0, -np.inf, u)
             p += _band_probability(u, lo * 1000.0, hi * 1000.0, sigma)
         return np.clip(p, 0.0, 1.0)
-    inside = shapely.contains_xy(z.geometry, lon, lat)
     # Only points near the polygon need their distance to its edge: beyond 8 sigma (and 1 km)
     # of its bounding box the answer is a hard "outside".
     minx, miny, maxx, maxy, coslat = _zone_box(cv, z)
     reach_deg = (np.maximum(8.0 * sigma, 1000.0) / 111_000.0) / coslat
-    near = inside | (
+    box = (
         (lon > minx - reach_deg)
         & (lon < maxx + reach_deg)
         & (lat > miny - reach_deg)
         & (lat < maxy + reach_deg)
     )
-    idx = np.flatnonzero(near)
-    if idx.size == 0 and np.isfinite(sigma).all():
-        # every report far from the zone: P = 1 - 1 = 0 (or a hard 0), as the formula gives
+    if not box.any() and np.isfinite(sigma).all():
+        # every report far from the zone (so outside it: a point inside lies within the bounds):
+        # P = 1 - 1 = 0 (or a hard 0), as the formula below gives
         return np.zeros(lon.size)
+    inside = shapely.contains_xy(z.geometry, lon, lat)
+    idx = np.flatnonzero(inside | box)
     u = np.full(lon.size, -np.inf)
     if idx.size:
         d = _boundary_index(cv, z).distance_m(lon[idx], lat[idx])

@@ -42,10 +42,13 @@ def agreement_rejects(
     lat = np.array([i.lat for i in incidents])
     area = agreement.compiled(0).area
     inside = shapely.contains_xy(area, lon, lat)
-    swapped_inside = shapely.contains_xy(area, lat, lon) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
     # a set lookup per record (the records are Python objects here already): cheaper than np.isin
     bad_wc = np.fromiter((w != "" and w not in known for w in wcs), dtype=bool, count=len(wcs))
-    swapped = ~inside & swapped_inside & ~bad_wc
+    if inside.all():  # the usual case: nothing can look swapped
+        swapped = np.zeros(len(incidents), dtype=bool)
+    else:
+        swapped_inside = shapely.contains_xy(area, lat, lon) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
+        swapped = ~inside & swapped_inside & ~bad_wc
     names = ", ".join(sorted(known)) or "none defined"
     rejects: list[Reject] = []
     for k in np.flatnonzero(bad_wc | swapped).tolist():  # messages for the bad records only
