@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import truceline.core.attribution as A  # noqa: N812
 import truceline.core.rules as R  # noqa: N812
-from truceline.core.agreement import Agreement, CompiledVersion
+from truceline.core.agreement import Agreement, CompiledVersion, RuleType
+from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import load_agreement
@@ -145,3 +147,94 @@ def test_rule_engine_findings_unchanged_on_simulated_reports(
         assert (ha, ta) == (hb, tb)
         assert abs(da - db) <= MEDIAN_TOL * 40.0 + 0.1, (a, b)
         assert abs(pa - pb) <= 0.01 + 1e-9, (a, b)
+
+
+# -- small batches: the fixed-cost shortcuts against the vectorised paths --------------------------
+
+
+@pytest.fixture(scope="module")
+def reports(ukraine: Agreement) -> IncidentBatch:
+    """Two simulated days (the simulator's realistic mix), about 2,000 reports."""
+    start = max(ukraine.effective_from + dt.timedelta(days=45), ukraine.versions[-1].effective_from)
+    sim = simulate(ukraine, SimulationConfig(days=2, seed=23, start=start, events_per_day=600))
+    return IncidentBatch.from_incidents(sim.reports)
+
+
+_FACTS = ("side", "party_side", "distance_km", "p_side", "zones", "sector", "version")
+_FINDING_COLS = ("rule_id", "rule_type", "responsible", "probability", "explanation")
+
+
+def _per_incident(cls: R.Classification, offset: int = 0) -> dict[int, tuple[Any, ...]]:
+    """Each incident's facts and findings (as Python values: floats compare bitwise-equal)."""
+    f = cls.findings
+    found: dict[int, list[tuple[object, ...]]] = {}
+    cols = [getattr(f, c).tolist() for c in _FINDING_COLS]
+    for j, i in enumerate(f.incident.tolist()):
+        found.setdefault(i + offset, []).append(tuple(c[j] for c in cols))
+    facts = [getattr(cls, k).tolist() for k in _FACTS]
+    return {
+        i + offset: (*(c[i] for c in facts), tuple(found.get(i + offset, [])))
+        for i in range(cls.side.size)
+    }
+
+
+def _one_by_one(ag: Agreement, batch: IncidentBatch, size: int) -> dict[int, tuple[Any, ...]]:
+    out: dict[int, tuple[Any, ...]] = {}
+    for lo in range(0, len(batch), size):
+        rows = np.arange(lo, min(lo + size, len(batch)))
+        out |= _per_incident(R.classify(ag, batch.take(rows)), lo)
+    return out
+
+
+def test_nearest_for_a_few_points_matches_the_batch(ukraine: Agreement) -> None:
+    """LineIndex.nearest measures every candidate at once for up to _FEW points: the same answer,
+    bitwise, as the rank-by-rank search of a large batch (near the line, far from it, beyond its
+    grid, and on the zone outlines' indexes)."""
+    cv = ukraine.compiled(len(ukraine.versions) - 1)
+    rng = np.random.default_rng(3)
+    k = rng.integers(0, cv.line.lon.size, 3000)
+    d = np.concatenate([rng.uniform(0.0, 30_000.0, 2400), rng.uniform(0.0, 600_000.0, 600)])
+    lon, lat, _ = A.GEOD.fwd(cv.line.lon[k], cv.line.lat[k], rng.uniform(0, 360, k.size), d)
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    polygons = [z for z in cv.zones.values() if z.type == "polygon"]
+    assert polygons
+    for index in [cv.line, *(R._boundary_index(cv, z) for z in polygons)]:
+        whole = index.nearest(lon, lat)
+        for size in (1, 5, index._FEW):
+            assert size <= index._FEW
+            parts = [index.nearest(lon[i : i + size], lat[i : i + size]) for i in range(0, 1500, size)]
+            for name in whole.__dataclass_fields__:
+                got = np.concatenate([getattr(p, name) for p in parts])
+                want = getattr(whole, name)[: got.size]
+                assert got.dtype == want.dtype, name
+                np.testing.assert_array_equal(got, want, err_msg=f"{name}, groups of {size}")
+
+
+def test_single_reports_match_the_vectorised_paths(
+    ukraine: Agreement, reports: IncidentBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each report classified alone (as the server adjudicates a submission) gives, bitwise, what
+    the vectorised paths give: with the small-batch shortcuts switched off (every field, every
+    finding), and in one batch of all the reports (every field, every finding but the count caps,
+    which count over the batch by design)."""
+    singles = _one_by_one(ukraine, reports, 1)
+    in_sevens = _one_by_one(ukraine, reports, 7)
+    with monkeypatch.context() as m:
+        m.setattr(R, "_FEW", 0)
+        m.setattr(LineIndex, "_FEW", 0)
+        plain = _one_by_one(ukraine, reports, 1)
+        plain_sevens = _one_by_one(ukraine, reports, 7)
+    assert singles == plain
+    assert in_sevens == plain_sevens
+    whole = _per_incident(R.classify(ukraine, reports))
+
+    def no_caps(rows: dict[int, tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:
+        cap = RuleType.count_cap.value
+        return {i: (*v[:-1], tuple(f for f in v[-1] if f[1] != cap)) for i, v in rows.items()}
+
+    assert no_caps(singles) == no_caps(whole)
+    assert no_caps(in_sevens) == no_caps(whole)
+    # the reports exercise the rules: findings of every kind but the caps, fire with origins and bearings
+    kinds = {f[1] for v in singles.values() for f in v[-1]}
+    assert {"zone_ban", "withdrawal", "fire_across", "drone_flight"} <= kinds, kinds
+    assert np.isfinite(reports.origin_lon).sum() > 50 and np.isfinite(reports.bearing_deg).sum() > 50

@@ -258,8 +258,8 @@ class LineIndex:
 
         slack = np.sqrt(np.einsum("nk,nk->n", p - centre, p - centre))
         if n <= self._FEW:
-            seg, best = self._search_all(p, cell, far_s, far_d, slack)
-            return self._result(p, seg, self._param(p, seg), np.sqrt(best))
+            seg, best, t, ab, foot = self._search_all(p, cell, far_s, far_d, slack)
+            return self._result(p, seg, t, np.sqrt(best), ab, foot)
         rows = np.arange(n)
         seg, _ = column(rows, 0)
         best = self._chord2(p, seg)
@@ -293,13 +293,16 @@ class LineIndex:
         far_s: NDArray[np.intp],
         far_d: FloatArray,
         slack: FloatArray,
-    ) -> tuple[NDArray[np.intp], FloatArray]:
+    ) -> tuple[NDArray[np.intp], FloatArray, FloatArray, FloatArray, FloatArray]:
         """The branch and bound of :meth:`nearest` for a few points, with every candidate measured.
 
         The search visits candidates in order and stops at the first one that is missing or whose
         lower bound reaches the best squared chord so far; the winner is the first candidate with
         the smallest chord before the stop. Measuring them all first gives the same segment and
         the same chord, bitwise (each chord is the same array arithmetic on the same numbers).
+
+        Returns the segment, the squared chord, and the winner's ``t``, segment vector and foot
+        (as :meth:`_param` and :meth:`_result` would compute them again).
         """
         _, _, _, _, segs, dists = self._grid()
         c = np.maximum(cell, 0)
@@ -314,8 +317,17 @@ class LineIndex:
         width = int(np.flatnonzero(valid.any(axis=0))[-1]) + 1
         sk, dk, valid = sk[:, :width], dk[:, :width], valid[:, :width]
         r, k = np.nonzero(valid)
+        # _chord2's arithmetic, keeping t, the segment vector and the foot for the winner
+        pr, sr = p[r], sk[r, k]
+        a = self.xyz[sr]
+        ab = self.xyz[sr + 1] - a
+        t = np.clip(np.einsum("nk,nk->n", pr - a, ab) / np.einsum("nk,nk->n", ab, ab), 0.0, 1.0)
+        foot = _to_surface(a + t[:, None] * ab)
+        diff = pr - foot
         d2 = np.full((n, width), np.inf)
-        d2[r, k] = self._chord2(p[r], sk[r, k])
+        d2[r, k] = np.einsum("nk,nk->n", diff, diff)
+        at = np.zeros((n, width), dtype=np.intp)
+        at[r, k] = np.arange(r.size)
         run = np.minimum.accumulate(d2, axis=1)
         bound = dk - slack[:, None]
         stop = ~valid
@@ -325,7 +337,8 @@ class LineIndex:
         seen = ~np.logical_or.accumulate(stop, axis=1)
         pick = np.argmin(np.where(seen, d2, np.inf), axis=1)
         rows = np.arange(n)
-        return sk[rows, pick], d2[rows, pick]
+        j = at[rows, pick]
+        return sk[rows, pick], d2[rows, pick], t[j], ab[j], foot[j]
 
     def _grid(self) -> tuple[float, float, int, int, NDArray[np.int32], NDArray[np.float32]]:
         """Dense cell tables over the line's surroundings (+-4 deg), filled lazily."""
@@ -473,11 +486,20 @@ class LineIndex:
         d2: FloatArray = np.einsum("nk,nk->n", diff, diff)
         return d2
 
-    def _result(self, p: FloatArray, seg: NDArray[np.intp], t: FloatArray, chord: FloatArray) -> Nearest:
+    def _result(
+        self,
+        p: FloatArray,
+        seg: NDArray[np.intp],
+        t: FloatArray,
+        chord: FloatArray,
+        ab: FloatArray | None = None,
+        foot: FloatArray | None = None,
+    ) -> Nearest:
         nv = self.lon.size
-        a = self.xyz[seg]
-        ab = self.xyz[seg + 1] - a
-        foot = _to_surface(a + t[:, None] * ab)
+        if ab is None or foot is None:
+            a = self.xyz[seg]
+            ab = self.xyz[seg + 1] - a
+            foot = _to_surface(a + t[:, None] * ab)
         sin_lat = foot[:, 2] / np.linalg.norm(foot, axis=1)
         dist = _chord_to_arc(chord, sin_lat)
         # Side: sign of (segment direction x foot->point) along the local vertical.

@@ -220,6 +220,7 @@ class _Context:
         self.p_side = np.where((self.sigma == 0) & (self.side != 0), 1.0, self.p_side)
         self.day = b.day
         self._zone_p: dict[str, NDArray[np.float64]] = {}
+        self._may_be_in: dict[str, bool] = {}
         self._ref: dict[int, NDArray[np.float64]] = {}
         self._isin: dict[tuple[str, Collection[str]], NDArray[np.bool_]] = {}
         self._wref: dict[tuple[str, int], NDArray[np.float64]] = {}
@@ -320,6 +321,13 @@ class _Context:
             z = self.cv.zones[zone_id]
             self._zone_p[zone_id] = _p_in_zone(self.cv, z, self.b.lon, self.b.lat, self.sigma, self)
         return self._zone_p[zone_id]
+
+    def may_be_in(self, zone_id: str) -> bool:
+        """Whether any report is in the zone with at least :data:`MIN_PROBABILITY` (remembered)."""
+        hit = self._may_be_in.get(zone_id)
+        if hit is None:
+            hit = self._may_be_in[zone_id] = bool((self.p_zone(zone_id) >= MIN_PROBABILITY).any())
+        return hit
 
     def zone_labels(self) -> NDArray[np.object_]:
         labels = np.full(len(self.b), "", dtype=object)
@@ -641,13 +649,15 @@ def _zone_name(ctx: _Context, zone_id: str) -> str:
 def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     b = ctx.b
     assert rule.zone is not None
-    in_force = ctx.in_force(rule)
-    by_kind = ctx.isin("kind", rule.kinds)
     by_weapon = ctx.isin("weapon_class", rule.weapon_classes)
     # A banned weapon stands where it was seen, or where it fired from: never where its shell landed.
     _, _, _, usable, from_origin = ctx.weapon_position
-    weapon_here = by_weapon & usable & ~from_origin
     weapon_origin = by_weapon & from_origin
+    if not ctx.may_be_in(rule.zone) and not weapon_origin.any():
+        return _NO_FINDINGS  # every probability below would be under MIN_PROBABILITY
+    in_force = ctx.in_force(rule)
+    by_kind = ctx.isin("kind", rule.kinds)
+    weapon_here = by_weapon & usable & ~from_origin
     rows = np.flatnonzero(in_force & (by_kind | weapon_here | weapon_origin))
     if rows.size == 0:
         return _NO_FINDINGS
