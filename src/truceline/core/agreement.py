@@ -503,8 +503,9 @@ class PolygonLookup:
         iy = np.floor((lat - self.y0) / self.cell).astype(np.int64)
         ingrid = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
         cell = np.where(ingrid, ix * self.ny + iy, 0)
-        todo = np.unique(cell[ingrid][self.state[cell[ingrid]] == -3])
-        if todo.size:
+        todo = cell[ingrid][self.state[cell[ingrid]] == -3]
+        if todo.size:  # (the sort of np.unique only when some cell is new)
+            todo = np.unique(todo)
             x = self.x0 + (todo // self.ny) * self.cell
             y = self.y0 + (todo % self.ny) * self.cell
             boxes = shapely.box(x, y, x + self.cell, y + self.cell)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import shapely
@@ -242,8 +243,12 @@ class LineIndex:
         if n == 0:
             e = np.zeros(0)
             return Nearest(e, np.zeros(0, np.int8), e, e, e, np.zeros(0, bool), np.zeros(0, np.intp))
-        p = ecef(lon, lat)
-        cell, centre, far_s, far_d = self._cells_of(lon, lat)
+        cell, cx, cy, far_s, far_d = self._cells_of(lon, lat)
+        if n <= self._FEW:  # points and cell centres in one call (element by element the same)
+            both = ecef(np.concatenate([lon, cx]), np.concatenate([lat, cy]))
+            p, centre = both[:n], both[n:]
+        else:
+            p, centre = ecef(lon, lat), ecef(cx, cy)
         _, _, _, _, segs, dists = self._grid()
 
         def column(rows: NDArray[np.intp], k: int) -> tuple[NDArray[np.intp], FloatArray]:
@@ -356,8 +361,8 @@ class LineIndex:
 
     def _cells_of(
         self, lon: FloatArray, lat: FloatArray
-    ) -> tuple[NDArray[np.int64], FloatArray, NDArray[np.intp], FloatArray]:
-        """Grid cell of each point (filling the cell tables as needed) and the cell centres (ECEF).
+    ) -> tuple[NDArray[np.int64], FloatArray, FloatArray, NDArray[np.intp], FloatArray]:
+        """Grid cell of each point (filling the cell tables as needed) and the cell centres (lon, lat).
 
         Points beyond the grid get a negative cell ``-(i + 1)`` pointing into candidate rows
         computed for them alone.
@@ -366,8 +371,8 @@ class LineIndex:
         ix = np.floor((lon - x0) / self._CELL_DEG).astype(np.int64)
         iy = np.floor((lat - y0) / self._CELL_DEG).astype(np.int64)
         inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-        cx = x0 + (ix + 0.5) * self._CELL_DEG
-        cy = y0 + (iy + 0.5) * self._CELL_DEG
+        cx = cast(FloatArray, x0 + (ix + 0.5) * self._CELL_DEG)
+        cy = cast(FloatArray, y0 + (iy + 0.5) * self._CELL_DEG)
         cell = np.where(inside, ix * ny + iy, 0)
         known = cell[inside]
         todo = known[segs[known, 0] == -2]
@@ -384,7 +389,7 @@ class LineIndex:
             s2, d2 = self._cell_candidates(lon[far], lat[far])
             far_s, far_d = s2.astype(np.intp), d2.astype(np.float64)
             cell[far] = -(np.arange(far.size) + 1)
-        return cell, ecef(cx, cy), far_s, far_d
+        return cell, cx, cy, far_s, far_d
 
     def _cell_candidates(
         self, cx: FloatArray, cy: FloatArray
