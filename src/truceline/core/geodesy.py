@@ -511,11 +511,15 @@ class LineIndex:
         s = np.einsum("nk,nk->n", _cross(ab, p - foot), foot)
         # Where the foot is an interior vertex, the point lies in that corner's outer wedge: its side
         # is the outside of the turn (the segment test can err there when the turn exceeds 90 deg).
-        v = np.where(t <= 0.0, seg, seg + 1)
-        corner = ((t <= 0.0) | (t >= 1.0)) & (v >= 1) & (v <= nv - 2)
-        vc = np.clip(v, 1, nv - 2)
-        corner &= self.segment_ok[vc - 1] & self.segment_ok[vc]
-        if corner.any():
+        at_vertex = (t <= 0.0) | (t >= 1.0)
+        # (feet inside their segments, the usual case for a few points, have no corner and no end)
+        corner = at_vertex if at_vertex.any() else None
+        if corner is not None:
+            v = np.where(t <= 0.0, seg, seg + 1)
+            corner = corner & (v >= 1) & (v <= nv - 2)
+            vc = np.clip(v, 1, nv - 2)
+            corner &= self.segment_ok[vc - 1] & self.segment_ok[vc]
+        if corner is not None and corner.any():
             c = np.flatnonzero(corner)
             vv = vc[c]
             d_in = self.xyz[vv] - self.xyz[vv - 1]
@@ -529,8 +533,11 @@ class LineIndex:
         side = np.sign(s).astype(np.int8)
         side[dist < 1e-6] = 0
         flon, flat = _surface_lonlat(foot)
-        at_end = ((t <= 0.0) & self.is_part_start[seg]) | (
-            (t >= 1.0) & self.is_part_end[np.minimum(seg + 1, nv - 1)]
+        at_end = (
+            ((t <= 0.0) & self.is_part_start[seg])
+            | ((t >= 1.0) & self.is_part_end[np.minimum(seg + 1, nv - 1)])
+            if corner is not None
+            else np.zeros(t.size, dtype=bool)
         )
         return Nearest(
             distance_m=dist,
