@@ -573,8 +573,17 @@ def _sector_chainage(cv: CompiledVersion) -> tuple[NDArray[np.float64], NDArray[
 def _lookup(values: NDArray[np.str_], table: Mapping[str, object], default: object) -> NDArray[Any]:
     """Map each value through ``table`` (``default``, or the value itself when None, if absent).
 
-    One dictionary lookup per distinct value, then a gather: no loop over incidents.
+    One dictionary lookup per distinct value, then a gather: no loop over incidents (for a few
+    values, one lookup each: cheaper than finding the distinct ones).
     """
+    if 0 < values.size <= _FEW:
+        vals = values.tolist()
+        found = [table.get(v) for v in vals]  # (a value of None in the table counts as absent)
+        fill = [
+            (m if m is not None else (v if default is None else default))
+            for v, m in zip(vals, found, strict=True)
+        ]
+        return np.asarray(fill, dtype=object)
     uniq, inv = np.unique(values, return_inverse=True)
     mapped = [table.get(u) for u in uniq.tolist()]
     fill = [
