@@ -77,8 +77,17 @@ def counted_by_caps(
     rule engine gave each report). A report more likely outside is still counted, at the next
     recount of its day."""
     out = np.zeros(len(batch), bool)
+    rules = cap_rules(agreement)
+    if not rules:
+        return out
+    # Only reports of a counted kind or weapon class can count: usually none of a small batch.
+    kinds = {k.value for r in rules for k in r.kinds}
+    weapons = {w for r in rules for w in r.weapon_classes if w}
+    maybe = np.isin(batch.kind, list(kinds)) | np.isin(batch.weapon_class, list(weapons))
+    if not maybe.any():
+        return out
     padded = np.char.add(np.char.add(";", zones.astype(str)), ";")
-    for r in cap_rules(agreement):  # a handful of rules, not incidents
+    for r in rules:  # a handful of rules, not incidents
         counts = np.isin(batch.kind, [k.value for k in r.kinds]) | np.isin(
             batch.weapon_class, [w for w in r.weapon_classes if w]
         )
