@@ -264,7 +264,7 @@ def _around_statement(dialect: str) -> Any:
         IncidentRow.observed_at.between(bindparam("t0"), bindparam("t1")),
         IncidentRow.lon.between(bindparam("w"), bindparam("e")),
         IncidentRow.lat.between(bindparam("s"), bindparam("n")),
-        IncidentRow.batch_id != bindparam("batch"),
+        func.coalesce(IncidentRow.batch_id, 0) != bindparam("batch"),  # batch ids start at 1
         *_fusable(),
     )
 
