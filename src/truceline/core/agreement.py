@@ -308,6 +308,19 @@ class Agreement(_Model):
             cache[index] = CompiledVersion(self, index)
         return cache[index]
 
+    def line_index(self, geom: Any, *, max_segment_m: float = 5000.0) -> LineIndex:
+        """The :class:`LineIndex` of a (multi)line, shared by every version drawing the same line.
+
+        Amendments often keep the line and change rules: one index (and one set of search tables,
+        filled once) then serves them all. Keyed by the exact coordinates (WKB) and the step.
+        """
+        cache: dict[tuple[bytes, float], LineIndex] = self.__dict__.setdefault("_line_indexes", {})
+        key = (shapely.to_wkb(geom), max_segment_m)
+        index = cache.get(key)
+        if index is None:
+            index = cache[key] = LineIndex(_parts(geom), max_segment_m=max_segment_m)
+        return index
+
     def version_at(self, day: dt.date) -> CompiledVersion:
         return self.compiled(int(self.version_index_at(np.datetime64(day, "D"))))
 
@@ -371,10 +384,10 @@ class CompiledVersion:
         self.agreement = agreement
         self.index = index
         self.version = agreement.versions[index]
-        self.line = LineIndex(_parts(self.version.line))
+        self.line = agreement.line_index(self.version.line)
         self.reference: dict[int, LineIndex] = {}
         for party, geom in self.version.reference_lines.items():
-            self.reference[agreement.side_of_party(party)] = LineIndex(_parts(geom))
+            self.reference[agreement.side_of_party(party)] = agreement.line_index(geom)
         self.zones = {z.id: z for z in self.version.zones}
         self.rules = self.version.rules
         self.area = (
@@ -392,6 +405,39 @@ class CompiledVersion:
         self._area_lookup = PolygonLookup([self.area])
         self._side_lookup = PolygonLookup([self._side_polygons[1], self._side_polygons[-1]])
         self.sector_lookup = PolygonLookup([s.geometry for s in agreement.sectors])
+
+    def zone_boundary(self, zone: Zone) -> LineIndex:
+        """The outline of a polygon zone as a :class:`LineIndex` (250 m steps), for distances to it."""
+        if zone.geometry is None:
+            raise ValueError(f"zone {zone.id!r} is a band: it has no outline of its own")
+        rings = shapely.MultiLineString(
+            [shapely.get_coordinates(r) for r in shapely.get_parts(zone.geometry.boundary)]
+        )
+        return self.agreement.line_index(rings, max_segment_m=250.0)
+
+    def prepare(self, *, within_m: float = 150_000.0, zone_within_m: float = 60_000.0) -> None:
+        """Fill the lazily built search tables ahead of time, so no query pays for them later.
+
+        A long-running server calls this before taking traffic: otherwise the first report in each
+        new place (a 0.02 deg cell) fills that cell's tables, several milliseconds on that request.
+        Results are the same either way.
+
+        Parameters
+        ----------
+        within_m
+            Reach (m) from the line and the reference lines whose cells are filled: reports and
+            the launch points drawn for a crater bearing (up to the longest weapon range) fall there.
+        zone_within_m
+            Reach (m) from the outline of each polygon zone (distances to it are asked only within
+            8 sigma of the zone).
+        """
+        for index in {id(x): x for x in (self.line, *self.reference.values())}.values():
+            index.prepare(within_m)
+        for zone in self.version.zones:
+            if zone.type == "polygon":
+                self.zone_boundary(zone).prepare(zone_within_m)
+        for lookup in (self._area_lookup, self._side_lookup, self.sector_lookup):
+            lookup.prepare()
 
     def ref_line(self, side: int) -> LineIndex:
         return self.reference.get(side, self.line)
@@ -506,15 +552,7 @@ class PolygonLookup:
         todo = cell[ingrid][self.state[cell[ingrid]] == -3]
         if todo.size:  # (the sort of np.unique only when some cell is new)
             todo = np.unique(todo)
-            x = self.x0 + (todo // self.ny) * self.cell
-            y = self.y0 + (todo % self.ny) * self.cell
-            boxes = shapely.box(x, y, x + self.cell, y + self.cell)
-            st = np.full(todo.size, -1, dtype=np.int32)
-            for k, g in enumerate(self.polygons):  # a handful of polygons, vectorised over cells
-                free = st == -1
-                st[free & shapely.contains(g, boxes)] = k
-                st[(st == -1) & shapely.intersects(g, boxes)] = -2
-            self.state[todo] = st
+            self.state[todo] = self._classify(todo)
         st = np.where(ingrid, self.state[cell], -1)
         out[st >= 0] = st[st >= 0]
         mixed = np.flatnonzero(st == -2)
@@ -528,6 +566,57 @@ class PolygonLookup:
                     break  # every point placed: the later polygons would change nothing
             out[mixed] = res
         return out
+
+    def _classify(self, todo: NDArray[np.int64]) -> NDArray[np.int32]:
+        """State of each cell: the first polygon holding all of it, -2 if an edge crosses it
+        first, -1 if none touches it (cells numbered ``ix * ny + iy``)."""
+        x = self.x0 + (todo // self.ny) * self.cell
+        y = self.y0 + (todo % self.ny) * self.cell
+        return self._classify_boxes(shapely.box(x, y, x + self.cell, y + self.cell))
+
+    def _classify_boxes(self, boxes: NDArray[np.object_]) -> NDArray[np.int32]:
+        st = np.full(boxes.size, -1, dtype=np.int32)
+        for k, g in enumerate(self.polygons):  # a handful of polygons, vectorised over cells
+            free = st == -1
+            st[free & shapely.contains(g, boxes)] = k
+            st[(st == -1) & shapely.intersects(g, boxes)] = -2
+        return st
+
+    def prepare(self) -> int:
+        """Classify every cell of the grid ahead of time (see :meth:`lookup`); returns how many.
+
+        :meth:`lookup` otherwise classifies a cell the first time a point falls in it. Blocks of
+        8 x 8 cells are classified first, each widened by 1e-9 deg so that it holds its cells'
+        boxes whatever the rounding: a block wholly in a polygon (and touching none before it),
+        or touching none, gives that state to all its cells, which is what classifying the cells
+        one by one gives; only the cells of blocks that an edge crosses are classified one by one.
+        """
+        if not self.polygons:
+            return 0
+        b, eps = 8, 1e-9
+        bnx, bny = -(-self.nx // b), -(-self.ny // b)
+        blk = np.arange(bnx * bny, dtype=np.int64)
+        x = self.x0 + (blk // bny) * b * self.cell
+        y = self.y0 + (blk % bny) * b * self.cell
+        bst = self._classify_boxes(
+            shapely.box(x - eps, y - eps, x + b * self.cell + eps, y + b * self.cell + eps)
+        )
+        sub = np.arange(b, dtype=np.int64)
+        ix = ((blk // bny) * b)[:, None, None] + sub[None, :, None]
+        iy = ((blk % bny) * b)[:, None, None] + sub[None, None, :]
+        ok = (ix < self.nx) & (iy < self.ny)
+        cells = ix * self.ny + iy
+        whole = np.broadcast_to((bst != -2)[:, None, None], ok.shape) & ok
+        unknown = self.state == -3
+        filled = int(np.count_nonzero(unknown))
+        c = cells[whole]
+        sval = np.broadcast_to(bst[:, None, None], ok.shape)[whole]
+        self.state[c] = np.where(unknown[c], sval, self.state[c])
+        rest = cells[~whole & ok]
+        rest = np.sort(rest[self.state[rest] == -3])
+        if rest.size:
+            self.state[rest] = self._classify(rest)
+        return filled
 
 
 def _polygonal(geom: Any) -> Any:

@@ -52,6 +52,7 @@ __all__ = [
     "combine_pairs",
     "equivalent_sigma_m",
     "pair_impacts",
+    "prepare_draws",
     "side_probability",
 ]
 
@@ -193,6 +194,19 @@ def _sobol(n: int, dim: int, seed: int) -> FloatArray:
     pts = np.asarray(qmc.Sobol(d=dim, scramble=True, seed=seed).random_base2(k), np.float64)
     pts.setflags(write=False)
     return pts
+
+
+def prepare_draws(
+    *,
+    side_samples: int = 1024,
+    bearing_samples: int = 512,
+    side_seed: int = 0,
+    bearing_seed: int = 12345,
+) -> None:
+    """Compute the quasi-random draws of :func:`side_probability` and
+    :func:`bearing_sector_probability` ahead of time (they are built once per size and seed)."""
+    _sobol(side_samples, 3, side_seed)
+    _sobol(bearing_samples, 4, bearing_seed)
 
 
 def _wilson(k: FloatArray, n: FloatArray, confidence: float) -> tuple[FloatArray, FloatArray]:

@@ -32,12 +32,12 @@ from truceline.core.agreement import (
     RuleType,
     Zone,
 )
-from truceline.core.attribution import bearing_sector_probability, side_probability
+from truceline.core.attribution import bearing_sector_probability, prepare_draws, side_probability
 from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch
 from truceline.core.probability import icd203_term, normal_cdf
 
-__all__ = ["UNDETERMINED", "Classification", "Findings", "classify", "judge_rules"]
+__all__ = ["UNDETERMINED", "Classification", "Findings", "classify", "judge_rules", "prepare"]
 
 UNDETERMINED = "undetermined"
 #: Attribution between these probabilities names no party (technical brief).
@@ -162,6 +162,37 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         version=vidx,
         findings=Findings.concat(found),
     )
+
+
+def prepare(agreement: Agreement, *, within_m: float | None = None) -> None:
+    """Fill ahead of time every cache :func:`classify` would fill on first use (same results).
+
+    For a long-running server before it takes traffic: each version's search tables
+    (:meth:`~truceline.core.agreement.CompiledVersion.prepare`), the tables the rules keep per
+    version, and the Monte Carlo draws.
+
+    Parameters
+    ----------
+    within_m
+        Reach (m) from the line whose search tables are filled; by default the longest weapon
+        range plus 30 km: reports cluster within some tens of km of the line and the launch points
+        drawn for a crater bearing reach one weapon range beyond (150 km for ``ukraine-2024``,
+        which holds every cell that 2,000 simulated reports touched). A cell farther out is
+        filled on first use, as before.
+    """
+    if within_m is None:
+        ranges = [w.max_range_km or 0.0 for w in agreement.weapon_classes]
+        within_m = 1000.0 * (max([*ranges, _DEFAULT_RANGE_KM[1]]) + 30.0)
+    for i in range(len(agreement.versions)):
+        cv = agreement.compiled(i)
+        cv.prepare(within_m=within_m)
+        for z in cv.zones.values():
+            if z.type == "polygon":
+                _boundary_index(cv, z)
+                _zone_box(cv, z)
+        if agreement.sectors:
+            _sector_chainage(cv)
+    prepare_draws(side_samples=_MC_SAMPLES, bearing_samples=_MC_BEARING_SAMPLES, bearing_seed=12345)
 
 
 def judge_rules(agreement: Agreement, batch: IncidentBatch, types: Collection[RuleType]) -> Findings:
@@ -523,8 +554,7 @@ def _zone_box(cv: CompiledVersion, z: Zone) -> tuple[float, float, float, float,
 def _boundary_index(cv: CompiledVersion, z: Zone) -> LineIndex:
     cache: dict[str, LineIndex] = cv.__dict__.setdefault("_boundary_cache", {})
     if z.id not in cache:
-        rings = [shapely.get_coordinates(r) for r in shapely.get_parts(z.geometry.boundary)]
-        cache[z.id] = LineIndex(rings, max_segment_m=250.0)
+        cache[z.id] = cv.zone_boundary(z)
     return cache[z.id]
 
 
