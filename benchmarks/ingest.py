@@ -8,7 +8,9 @@
    column and its GiST index included) as the ceiling, in the same run;
 3. p50/p99 latency of single submissions at a fixed rate (default 200/s) from a separate load
    process over loopback against ``truceline serve`` on SQLite (open loop: latency counts from
-   the moment a request was due, so a stalled server cannot hide its queue).
+   the moment a request was due, so a stalled server cannot hide its queue). The server and the
+   load process run on separate CPUs, as a server and its clients on other machines would
+   (``--no-pin``: anywhere).
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/ingest.py [--n 20000] [--rate 200 --seconds 20]``.
 """
@@ -270,6 +272,24 @@ def _cpu_s(pid: int) -> float:
     return total
 
 
+def _pinned(cpus: set[int] | None) -> Any:
+    """A ``preexec_fn`` that keeps a child process (and its threads) on ``cpus`` (None: anywhere)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _split_cpus(workers: int, pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """The server's CPUs and the load process's: apart when asked and there are enough of them
+    (the load generator's threads then never take the server's core, as clients on other machines
+    would not), otherwise both anywhere."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not pin or len(cpus) < 2:
+        return None, None
+    n_server = min(max(workers, 1), len(cpus) - 1)
+    return set(cpus[:n_server]), set(cpus[n_server:])
+
+
 def latency_run(
     rate: float,
     seconds: float,
@@ -278,12 +298,15 @@ def latency_run(
     warm: list[dict[str, Any]],
     synchronous: str = "FULL",
     workers: int = 1,
+    pin: bool = True,
 ) -> dict[str, Any]:
-    """Start `truceline serve` on SQLite; drive it from a separate load process."""
+    """Start `truceline serve` on SQLite; drive it from a separate load process (on other CPUs
+    than the server's with ``pin``)."""
     from truceline.api.context import SYSTEM
     from truceline.services.auth import create_token
     from truceline.store.db import Database
 
+    server_cpus, load_cpus = _split_cpus(workers, pin)
     db_path = tmp / f"latency-{synchronous}-{workers}.db"
     db = Database(str(db_path))
     db.upgrade()
@@ -314,6 +337,7 @@ def latency_run(
             "TRUCELINE_SQLITE_SYNCHRONOUS": synchronous,
             "TRUCELINE_WORKERS": str(workers),
         },
+        preexec_fn=_pinned(server_cpus),
     )
     try:
         import urllib.request
@@ -375,12 +399,15 @@ def latency_run(
                     phase,
                 ],
                 check=True,
+                preexec_fn=_pinned(load_cpus),
             )
         result: dict[str, Any] = json.loads((tmp / "latency-measured.json").read_text())
         # The server's own CPU per request: unlike wall-clock latency, unaffected by other
         # processes competing for the cores.
         result["server_cpu_ms_per_request"] = 1000 * (_cpu_s(server.pid) - cpu["measured"]) / result["n"]
         result["loadavg_1min_before"] = load_before
+        result["server_cpus"] = sorted(server_cpus) if server_cpus else "any"
+        result["load_cpus"] = sorted(load_cpus) if load_cpus else "any"
         return result
     finally:
         server.terminate()
@@ -409,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", default="1,2", help="server processes of the latency runs")
     parser.add_argument("--skip-latency", action="store_true", help="only the ingest runs")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the server and the load process share every CPU (default: on separate CPUs)",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "load":
         records = [
@@ -463,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_latency:
             runs = [(s_, int(w)) for w in args.workers.split(",") for s_ in args.synchronous.split(",")]
             for sync, n_workers in runs:
-                lat = latency_run(args.rate, args.seconds, records, tmp, warm, sync, n_workers)
+                lat = latency_run(args.rate, args.seconds, records, tmp, warm, sync, n_workers, args.pin)
                 results[f"latency_{sync}_{n_workers}w"] = lat
                 print(
                     f"Single submissions at {args.rate:.0f}/s for {args.seconds:.0f} s (separate load "
@@ -472,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
                     f"achieved {lat['achieved_rate']:.0f}/s; statuses {lat['codes']}; "
                     f"server CPU {lat['server_cpu_ms_per_request']:.2f} ms/request; "
+                    f"CPUs: server {lat['server_cpus']}, load {lat['load_cpus']}; "
                     f"load average before {lat['loadavg_1min_before']:.1f}",
                     flush=True,
                 )
