@@ -178,7 +178,9 @@ class ReportColumns:
         p_side: NDArray[np.float64],
     ) -> ReportColumns:
         """Reports held in memory (a batch just stored, none in an event yet), those that may fuse."""
-        keep = np.isin(precision, _FUSABLE_PRECISION) & (unc_m <= MAX_UNCERTAINTY_M)
+        keep = (unc_m <= MAX_UNCERTAINTY_M) & np.logical_or.reduce(
+            [precision == p for p in _FUSABLE_PRECISION]
+        )
         us = observed_at.astype("datetime64[us]").astype(np.int64)
         rest = (precision, lon, lat, unc_m, kind, source_type, submitted_by, reliability, credibility)
         return cls(
@@ -325,6 +327,8 @@ def link_events(
     params = {"ag": agreement_id, "t0": start, "t1": end, "w": west, "e": east, "s": south, "n": north}
     around = _around_statement(conn.dialect.name)
     old = ReportColumns.of(conn.execute(around, {**params, "batch": batch_id}).all())
+    if len(old) == 0 and len(new) < 2:  # alone in its window: nothing to link
+        return LinkResult()
     cand = old.concat(new)
     is_new = np.zeros(len(cand), bool)
     is_new[len(old) :] = True
