@@ -55,6 +55,7 @@ __all__ = [
     "LinkResult",
     "ReportColumns",
     "detections_of",
+    "epoch_seconds",
     "get_event",
     "link_events",
     "linked_reports",
@@ -133,7 +134,7 @@ def _utc(t: dt.datetime) -> dt.datetime:
 @dataclass(frozen=True)
 class ReportColumns:
     """Reports as columns for fusion: stored rows (one conversion per query, then arrays) or a
-    batch just adjudicated (:meth:`fusable`)."""
+    batch just adjudicated, built by the caller from the columns in hand."""
 
     pk: NDArray[np.intp]
     event: NDArray[np.intp]  # -1: none
@@ -159,36 +160,12 @@ class ReportColumns:
             *(np.array(cols[k], t) for k, t in enumerate(_TYPES, start=2)),
         )
 
-    @classmethod
-    def fusable(
-        cls,
-        *,
-        pk: NDArray[np.intp],
-        observed_at: NDArray[np.datetime64],
-        precision: NDArray[np.str_],
-        lon: NDArray[np.float64],
-        lat: NDArray[np.float64],
-        unc_m: NDArray[np.float64],
-        kind: NDArray[np.str_],
-        source_type: NDArray[np.str_],
-        submitted_by: NDArray[np.str_],
-        reliability: NDArray[np.str_],
-        credibility: NDArray[np.intp],
-        distance_km: NDArray[np.float64],
-        p_side: NDArray[np.float64],
-    ) -> ReportColumns:
-        """Reports held in memory (a batch just stored, none in an event yet), those that may fuse."""
-        keep = (unc_m <= MAX_UNCERTAINTY_M) & np.logical_or.reduce(
-            [precision == p for p in _FUSABLE_PRECISION]
+    def fusable(self) -> ReportColumns:
+        """Those precise enough in time and place to take part in fusion."""
+        keep = (self.unc_m <= MAX_UNCERTAINTY_M) & np.logical_or.reduce(
+            [self.precision == p for p in _FUSABLE_PRECISION]
         )
-        us = observed_at.astype("datetime64[us]").astype(np.int64)
-        rest = (precision, lon, lat, unc_m, kind, source_type, submitted_by, reliability, credibility)
-        return cls(
-            pk[keep].astype(np.intp),
-            np.full(int(keep.sum()), -1, np.intp),
-            us[keep] / 1e6,  # as the database's epoch seconds: the nearest double to the microsecond
-            *(np.asarray(c)[keep] for c in (*rest, distance_km, p_side)),
-        )
+        return ReportColumns(*(getattr(self, f.name)[keep] for f in fields(self)))
 
     def concat(self, other: ReportColumns) -> ReportColumns:
         cols = (np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self))
@@ -229,6 +206,12 @@ class ReportColumns:
             credibility=self.credibility,
             side=side,
         )
+
+
+def epoch_seconds(t: NDArray[np.datetime64]) -> NDArray[np.float64]:
+    """UTC times as seconds since 1970, as the database gives them (the nearest double to the
+    microsecond)."""
+    return np.asarray(t.astype("datetime64[us]").astype(np.int64) / 1e6, np.float64)
 
 
 def _source_ids(source_type: NDArray[np.str_], submitted_by: NDArray[np.str_]) -> NDArray[np.str_]:
@@ -311,8 +294,9 @@ class LinkResult:
 def link_events(
     session: Session, agreement_id: str, new: ReportColumns, *, batch_id: int, now: dt.datetime
 ) -> LinkResult:
-    """Fuse the reports just stored in batch ``batch_id`` (``new``, from :meth:`ReportColumns.fusable`:
-    the caller holds them, so they are not read back) with the stored reports around them."""
+    """Fuse the reports just stored in batch ``batch_id`` (``new``: those of them that may fuse,
+    :meth:`ReportColumns.fusable`; the caller holds them, so they are not read back) with the
+    stored reports around them."""
     if len(new) == 0:
         return LinkResult()
     conn = session.connection()

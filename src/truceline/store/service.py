@@ -26,7 +26,7 @@ from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
 from truceline.services import adjudicate
 from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
-from truceline.services.events import ReportColumns, link_events
+from truceline.services.events import ReportColumns, epoch_seconds, link_events
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_content
@@ -299,9 +299,11 @@ def ingest_incidents(
     caps = CapRecount()
     if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
         b = adj.batch
-        new_rows = ReportColumns.fusable(
+        b, n = adj.batch, len(adj.incidents)
+        new_rows = ReportColumns(
             pk=np.array(inc_pk, np.intp),
-            observed_at=b.observed_at,
+            event=np.full(n, -1, np.intp),
+            time_s=epoch_seconds(b.observed_at),
             precision=np.array([i.time_precision.value for i in adj.incidents]),
             lon=b.lon,
             lat=b.lat,
@@ -313,7 +315,7 @@ def ingest_incidents(
             credibility=np.array([i.credibility for i in adj.incidents], np.intp),
             distance_km=cls.distance_km,
             p_side=cls.p_side,
-        )
+        ).fusable()
         link_events(session, agreement.id, new_rows, batch_id=batch_id, now=now)
         counted = counted_by_caps(agreement, adj.batch, cls.zones)
         if counted.any():
