@@ -238,3 +238,98 @@ def test_single_reports_match_the_vectorised_paths(
     kinds = {f[1] for v in singles.values() for f in v[-1]}
     assert {"zone_ban", "withdrawal", "fire_across", "drone_flight"} <= kinds, kinds
     assert np.isfinite(reports.origin_lon).sum() > 50 and np.isfinite(reports.bearing_deg).sum() > 50
+
+
+# -- proven sectors: P without drawing, bitwise ----------------------------------------------------
+
+
+def _all_draws_sector(
+    cv: CompiledVersion, a: dict[str, A.FloatArray], *, n_samples: int = 512, seed: int = 12345
+) -> A.SideProbability:
+    """The sector probability drawing every launch point (as before sectors could be proven):
+    each draw's side from the side polygons, the median from the first 64 draws."""
+    n = len(a["lon"])
+    r_lo = a["min_range_km"] * 1000.0
+    r_hi = a["max_range_km"] * 1000.0
+    u = A._sobol(n_samples, 4, seed)
+    m = len(u)
+    az = a["bearing_deg"][:, None] + A.COMPASS_16_HALF_WIDTH_DEG * (2.0 * u[None, :, 0] - 1.0)
+    dist = r_lo[:, None] + (r_hi - r_lo)[:, None] * u[None, :, 1]
+    olon, olat, _ = A.GEOD.fwd(np.repeat(a["lon"], m), np.repeat(a["lat"], m), az.ravel(), dist.ravel())
+    olon, olat = np.asarray(olon).reshape(n, m), np.asarray(olat).reshape(n, m)
+    side = cv.side_of(olon.ravel(), olat.ravel()).reshape(n, m)
+    kk = np.sum(side > 0, axis=1).astype(np.float64)
+    tot = np.sum(side != 0, axis=1).astype(np.float64)
+    out = A.SideProbability.empty(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.p_left[:] = np.where(tot > 0, kk / tot, np.nan)
+    lo, hi = A._wilson(kk, tot, 0.9)
+    out.p_left_low[:] = np.where(tot > 0, lo, np.nan)
+    out.p_left_high[:] = np.where(tot > 0, hi, np.nan)
+    out.signed_distance_m[:] = A._median_signed(
+        cv, lambda rows, w: (olon[rows, :w], olat[rows, :w]), n, 64, m
+    )
+    out.monte_carlo[:] = True
+    return out
+
+
+def test_proven_sectors_match_all_draws_bitwise(
+    sectors: tuple[CompiledVersion, dict[str, A.FloatArray]],
+) -> None:
+    """Sectors whose box lies in cells wholly on one side skip their draws: every value the same,
+    bitwise, as drawing them all; and the shortcut is taken often (a box that only rarely proves
+    anything would leave this test unable to fail)."""
+    cv, a = sectors
+    cv.prepare(within_m=200_000.0)
+    box = A._sector_box(a["lon"], a["lat"], a["bearing_deg"], a["min_range_km"] * 1e3,
+                        a["max_range_km"] * 1e3, A.COMPASS_16_HALF_WIDTH_DEG)  # fmt: skip
+    proven = cv.side_of_boxes(*box)
+    assert 0.2 < float(np.mean(proven != 0)) < 0.95
+    fast = A.bearing_sector_probability(cv, **a)
+    ref = _all_draws_sector(cv, a)
+    for name in ("p_left", "p_left_low", "p_left_high", "signed_distance_m", "monte_carlo"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_array_equal(ref.p_left[proven > 0], 1.0)
+    np.testing.assert_array_equal(ref.p_left[proven < 0], 0.0)
+
+
+def test_sector_box_holds_every_draw(sectors: tuple[CompiledVersion, dict[str, A.FloatArray]]) -> None:
+    """The sector's box holds all its launch points (the fast path's premise), with room to spare."""
+    _, a = sectors
+    lo0, la0, lo1, la1 = A._sector_box(a["lon"], a["lat"], a["bearing_deg"], a["min_range_km"] * 1e3,
+                                       a["max_range_km"] * 1e3, A.COMPASS_16_HALF_WIDTH_DEG)  # fmt: skip
+    u = A._sobol(4096, 4, 7)
+    m = len(u)
+    az = a["bearing_deg"][:, None] + A.COMPASS_16_HALF_WIDTH_DEG * (2.0 * u[None, :, 0] - 1.0)
+    r = a["min_range_km"][:, None] + (a["max_range_km"] - a["min_range_km"])[:, None] * u[None, :, 1]
+    n = len(a["lon"])
+    lon0, lat0 = np.repeat(a["lon"], m), np.repeat(a["lat"], m)
+    olon, olat, _ = A.GEOD.fwd(lon0, lat0, az.ravel(), r.ravel() * 1e3)
+    olon, olat = np.asarray(olon).reshape(n, m), np.asarray(olat).reshape(n, m)
+    assert np.all(np.isfinite(lo0))
+    assert np.all(olon.min(axis=1) > lo0) and np.all(olon.max(axis=1) < lo1)
+    assert np.all(olat.min(axis=1) > la0) and np.all(olat.max(axis=1) < la1)
+
+
+def test_uniform_boxes_agree_with_lookup(ukraine: Agreement) -> None:
+    """Every point of a box the side lookup calls uniform gets that polygon from :meth:`lookup`;
+    boxes leaving the grid, unclassified cells and the line's cells prove nothing."""
+    cv = ukraine.compiled(len(ukraine.versions) - 1)
+    cv.prepare(within_m=200_000.0)
+    look = cv._side_lookup
+    rng = np.random.default_rng(5)
+    n = 2000
+    x = rng.uniform(look.x0, look.x0 + look.nx * look.cell, n)
+    y = rng.uniform(look.y0, look.y0 + look.ny * look.cell, n)
+    w, h = rng.uniform(0.0, 0.2, n), rng.uniform(0.0, 0.2, n)
+    k = look.uniform(x, y, x + w, y + h)
+    assert (k == 0).sum() > 100 and (k == 1).sum() > 100 and (k == -1).sum() > 100
+    t = rng.uniform(0.0, 1.0, (n, 64))
+    px, py = x[:, None] + w[:, None] * t, y[:, None] + h[:, None] * t[:, ::-1]
+    px[:, 0], py[:, 0], px[:, 1], py[:, 1] = x, y, x + w, y + h  # the corners themselves
+    got = look.lookup(px.ravel(), py.ravel()).reshape(n, 64)
+    ok = k >= 0
+    np.testing.assert_array_equal(got[ok], np.repeat(k[ok, None], 64, axis=1))
+    assert np.all(look.uniform([look.x0 - 1.0], [look.y0], [look.x0 + 0.01], [look.y0 + 0.01]) == -1)
+    fresh = type(look)(look.polygons, look.cell)  # nothing classified yet
+    assert np.all(fresh.uniform(x, y, x + w, y + h) == -1)

@@ -465,6 +465,19 @@ class CompiledVersion:
         k = self._side_lookup.lookup(lon, lat)
         return np.where(k == 0, 1, np.where(k == 1, -1, 0)).astype(np.int8)
 
+    def side_of_boxes(
+        self, lon_min: ArrayLike, lat_min: ArrayLike, lon_max: ArrayLike, lat_max: ArrayLike
+    ) -> NDArray[np.int8]:
+        """The side that :meth:`side_of` gives every point of each lon/lat box, where it is one.
+
+        +1 or -1 when every grid cell the box touches is already known to lie wholly on that side
+        (then :meth:`side_of` answers that side for any point of the box without testing it), 0
+        when the box touches the line's cells, the outside, an unclassified cell or leaves the grid:
+        not proven, not necessarily mixed. Lets Monte Carlo skip draws it can bound.
+        """
+        k = self._side_lookup.uniform(lon_min, lat_min, lon_max, lat_max)
+        return np.where(k == 0, 1, np.where(k == 1, -1, 0)).astype(np.int8)
+
     def locate(self, lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.int8], Nearest]:
         """Like :meth:`sides`, also returning the full nearest-point result (foot, chainage)."""
         lon = np.asarray(lon, dtype=np.float64)
@@ -565,6 +578,51 @@ class PolygonLookup:
                 if k + 1 < len(self.polygons) and res.min() >= 0:
                     break  # every point placed: the later polygons would change nothing
             out[mixed] = res
+        return out
+
+    #: Boxes touching more cells than this are not examined by :meth:`uniform` (answer -1).
+    _MAX_BOX_CELLS = 4096
+
+    def uniform(
+        self, lon_min: ArrayLike, lat_min: ArrayLike, lon_max: ArrayLike, lat_max: ArrayLike
+    ) -> NDArray[np.intp]:
+        """Index of the polygon that :meth:`lookup` gives every point of each box, -1 if not one.
+
+        A box gets polygon ``k`` when every cell it touches is classified as wholly in ``k``:
+        :meth:`lookup` maps a point to its cell by ``floor``, which is monotone, so every point of
+        the box falls in one of those cells and gets ``k`` without a test. Cells not yet classified,
+        cells an edge crosses, boxes leaving the grid and boxes of more than ``_MAX_BOX_CELLS``
+        cells give -1 (not proven). Classifies nothing: the answer never changes what
+        :meth:`lookup` returns.
+        """
+        x0 = np.atleast_1d(np.asarray(lon_min, dtype=np.float64))
+        y0 = np.atleast_1d(np.asarray(lat_min, dtype=np.float64))
+        x1 = np.atleast_1d(np.asarray(lon_max, dtype=np.float64))
+        y1 = np.atleast_1d(np.asarray(lat_max, dtype=np.float64))
+        out = np.full(x0.size, -1, dtype=np.intp)
+        if not self.polygons or x0.size == 0:
+            return out
+        with np.errstate(invalid="ignore"):
+            fx0, fy0 = np.floor((x0 - self.x0) / self.cell), np.floor((y0 - self.y0) / self.cell)
+            fx1, fy1 = np.floor((x1 - self.x0) / self.cell), np.floor((y1 - self.y0) / self.cell)
+            ok = (fx0 >= 0) & (fy0 >= 0) & (fx1 < self.nx) & (fy1 < self.ny)
+            ok &= (fx1 >= fx0) & (fy1 >= fy0)
+            w = np.where(ok, fx1 - fx0 + 1, 0)
+            h = np.where(ok, fy1 - fy0 + 1, 0)
+            ok &= w * h <= self._MAX_BOX_CELLS
+        b = np.flatnonzero(ok)
+        if b.size == 0:
+            return out
+        ix0, iy0 = fx0[b].astype(np.int64), fy0[b].astype(np.int64)
+        wb, hb = w[b].astype(np.int64), h[b].astype(np.int64)
+        cnt = wb * hb
+        start = np.cumsum(cnt) - cnt
+        j = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(start, cnt)
+        hh = np.repeat(hb, cnt)
+        st = self.state[(np.repeat(ix0, cnt) + j // hh) * self.ny + np.repeat(iy0, cnt) + j % hh]
+        lo = np.minimum.reduceat(st, start)
+        hi = np.maximum.reduceat(st, start)
+        out[b] = np.where((lo == hi) & (lo >= 0), lo, -1)
         return out
 
     def _classify(self, todo: NDArray[np.int64]) -> NDArray[np.int32]:

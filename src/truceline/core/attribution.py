@@ -26,6 +26,7 @@ is vectorised over events; covariances are 2x2 in metres (x east, y north) at ea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
@@ -412,56 +413,130 @@ def bearing_sector_probability(
     u = _sobol(n_samples, 4, seed)
     m = len(u)
     k = len(good)
-    az = brg[good, None] + half_width_deg * (2.0 * u[None, :, 0] - 1.0)
-    dist = r_lo[good, None] + (r_hi - r_lo)[good, None] * u[None, :, 1]
-    lo0 = np.repeat(lon_a[good], m)
-    la0 = np.repeat(lat_a[good], m)
-    if cov_m2 is not None:
-        cov = np.asarray(cov_m2, np.float64).reshape(n, 2, 2)[good]
-        L = np.linalg.cholesky(cov + np.eye(2) * 1e-9)
-        e = np.einsum("nij,kj->nki", L, ndtri(np.clip(u[:, 2:], 1e-12, 1.0 - 1e-12)))
-        lo0, la0 = _offset(lo0, la0, e[..., 0].ravel(), e[..., 1].ravel())
-    olon, olat, _ = GEOD.fwd(lo0, la0, az.ravel(), dist.ravel())
-    olon = np.asarray(olon, np.float64).reshape(k, m)
-    olat = np.asarray(olat, np.float64).reshape(k, m)
-    # Only the side of each draw enters P: the side polygons answer that (they agree with the
-    # nearest-point side except within centimetres of the line) far faster than distances.
-    side = cv.side_of(olon.ravel(), olat.ravel()).reshape(k, m)
-    inside = side != 0
-    kk = np.sum(side > 0, axis=1).astype(np.float64)
-    tot = inside.sum(axis=1).astype(np.float64)
+    cov = None if cov_m2 is None else np.asarray(cov_m2, np.float64).reshape(n, 2, 2)[good]
+
+    def draws(rows: IntArray, width: int) -> tuple[FloatArray, FloatArray]:
+        """Launch points of the first ``width`` draws of rows ``rows`` (of ``good``), (R, width).
+
+        Element by element the same whatever rows and width are asked (one geodesic each)."""
+        uu = u[:width]
+        gr = good[rows]
+        az = brg[gr, None] + half_width_deg * (2.0 * uu[None, :, 0] - 1.0)
+        dist = r_lo[gr, None] + (r_hi - r_lo)[gr, None] * uu[None, :, 1]
+        lo0 = np.repeat(lon_a[gr], width)
+        la0 = np.repeat(lat_a[gr], width)
+        if cov is not None:
+            L = np.linalg.cholesky(cov[rows] + np.eye(2) * 1e-9)
+            e = np.einsum("nij,kj->nki", L, ndtri(np.clip(uu[:, 2:], 1e-12, 1.0 - 1e-12)))
+            lo0, la0 = _offset(lo0, la0, e[..., 0].ravel(), e[..., 1].ravel())
+        olon, olat, _ = GEOD.fwd(lo0, la0, az.ravel(), dist.ravel())
+        return (
+            np.asarray(olon, np.float64).reshape(rows.size, width),
+            np.asarray(olat, np.float64).reshape(rows.size, width),
+        )
+
+    # A sector whose bounding box lies in grid cells wholly on one side has every draw counted on
+    # that side (exactly what drawing them gives): P is 0 or 1 without drawing.
+    one = np.zeros(k, np.int8)
+    if cov is None:
+        one = cv.side_of_boxes(*_sector_box(lon_a[good], lat_a[good], brg[good], r_lo[good],
+                                            r_hi[good], half_width_deg))  # fmt: skip
+    kk = np.where(one > 0, float(m), 0.0)
+    tot = np.where(one != 0, float(m), 0.0)
+    todo = np.flatnonzero(one == 0)
+    if len(todo):
+        olon, olat = draws(todo, m)
+        # Only the side of each draw enters P: the side polygons answer that (they agree with the
+        # nearest-point side except within centimetres of the line) far faster than distances.
+        side = cv.side_of(olon.ravel(), olat.ravel()).reshape(len(todo), m)
+        kk[todo] = np.sum(side > 0, axis=1)
+        tot[todo] = np.sum(side != 0, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(tot > 0, kk / tot, np.nan)
     lo, hi = _wilson(kk, tot, confidence)
     out.p_left[good] = p
     out.p_left_low[good] = np.where(tot > 0, lo, np.nan)
     out.p_left_high[good] = np.where(tot > 0, hi, np.nan)
-    out.signed_distance_m[good] = _median_signed(cv, olon, olat, min(median_samples, m))
+    out.signed_distance_m[good] = _median_signed(cv, draws, k, min(median_samples, m), m)
     out.monte_carlo[good] = True
     return out
 
 
-def _median_signed(cv: CompiledVersion, lon: FloatArray, lat: FloatArray, m: int) -> FloatArray:
-    """Median signed distance (m) of each row's draws inside the area, from its first ``m`` draws.
+#: Boundary points per arc of a sector in :func:`_sector_box` (the arcs' sagitta between them is
+#: added to the margin).
+_BOX_ARC_POINTS: Final = 9
 
-    The first ``2^j`` points of a Sobol sequence are themselves evenly spread over the sector, so a
-    few dozen give the median to within a small part of the sector's depth; rows whose first ``m``
-    draws all fall outside the area use all of theirs.
+
+def _sector_box(
+    lon: FloatArray, lat: FloatArray, bearing_deg: FloatArray, r_lo_m: FloatArray, r_hi_m: FloatArray,
+    half_width_deg: float,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:  # fmt: skip
+    """A lon/lat box (deg) holding every point of each sector, with a generous margin.
+
+    The sector is ``bearing +- half_width_deg`` between ``r_lo_m`` and ``r_hi_m`` along geodesics
+    from (lon, lat). A coordinate has no extremum inside the sector (its gradient in range and
+    azimuth never vanishes there), so the box of points on the sector's outline bounds it; the
+    outline is sampled (both arcs at ``_BOX_ARC_POINTS`` azimuths, both radial edges at three
+    ranges) and the box widened by twice the arcs' sagitta between samples, 1 % of the far range
+    (curvature of the edges in lon/lat, far below it at these ranges) and 100 m, turned into
+    degrees with the smallest metres per degree in the box. Boxes near a pole or across the
+    antimeridian come back NaN (not proven).
     """
-    k = lon.shape[0]
+    j = np.linspace(-1.0, 1.0, _BOX_ARC_POINTS)
+    az_arc = bearing_deg[:, None] + half_width_deg * j[None, :]
+    edges = bearing_deg[:, None] + half_width_deg * np.array([[-1.0, 1.0]])
+    az = np.concatenate([az_arc, az_arc, edges], axis=1)
+    nb = _BOX_ARC_POINTS
+    r_mid = 0.5 * (r_lo_m + r_hi_m)
+    dist = np.concatenate([np.repeat(r_lo_m[:, None], nb, 1), np.repeat(r_hi_m[:, None], nb, 1),
+                           np.repeat(r_mid[:, None], 2, 1)], axis=1)  # fmt: skip
+    q = az.shape[1]
+    blon, blat, _ = GEOD.fwd(np.repeat(lon, q), np.repeat(lat, q), az.ravel(), dist.ravel())
+    blon = np.asarray(blon, np.float64).reshape(-1, q)
+    blat = np.asarray(blat, np.float64).reshape(-1, q)
+    step = math.radians(2.0 * half_width_deg / (nb - 1))
+    margin_m = 2.0 * r_hi_m * (1.0 - math.cos(step / 2.0)) + 0.01 * r_hi_m + 100.0
+    # metres per degree: at least 110,500 m of latitude; of longitude, 111,000 m x cos(lat) at the
+    # box's edge farthest from the equator (about 111,320 m x cos(lat) on the ellipsoid)
+    dlat = margin_m / 110_500.0
+    la0, la1 = blat.min(axis=1) - dlat, blat.max(axis=1) + dlat
+    far = np.maximum(np.abs(la0), np.abs(la1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dlon = margin_m / (111_000.0 * np.cos(np.radians(far)))
+    lo0, lo1 = blon.min(axis=1) - dlon, blon.max(axis=1) + dlon
+    bad = (far > 80.0) | (lo1 - lo0 > 90.0) | (np.abs(blon) > 179.0).any(axis=1)
+    nan = np.where(bad, np.nan, 0.0)
+    return lo0 + nan, la0 + nan, lo1 + nan, la1 + nan
+
+
+def _median_signed(
+    cv: CompiledVersion,
+    draws: Callable[[IntArray, int], tuple[FloatArray, FloatArray]],
+    k: int,
+    m: int,
+    m_all: int,
+) -> FloatArray:
+    """Median signed distance (m) of each of ``k`` rows' draws inside the area, from its first ``m``.
+
+    ``draws(rows, width)`` gives the first ``width`` draws of those rows. The first ``2^j`` points
+    of a Sobol sequence are themselves evenly spread over the sector, so a few dozen give the median
+    to within a small part of the sector's depth; rows whose first ``m`` draws all fall outside the
+    area use all ``m_all`` of theirs.
+    """
     out = np.full(k, np.nan)
     rows = np.arange(k)
-    for width in (m, lon.shape[1]):
+    for width in (m, m_all):
         if rows.size == 0:
             break
-        s, _ = _signed(cv, lon[rows, :width].ravel(), lat[rows, :width].ravel())
+        lon, lat = draws(rows, width)
+        s, _ = _signed(cv, lon.ravel(), lat.ravel())
         s = s.reshape(rows.size, width)
         tot = np.isfinite(s).sum(axis=1)
         srt = np.sort(np.where(np.isfinite(s), s, np.inf), axis=1)
         mid = srt[np.arange(rows.size), np.maximum((tot - 1) // 2, 0)]
         out[rows] = np.where(tot > 0, mid, np.nan)
         rows = rows[tot == 0]
-        if width == lon.shape[1]:
+        if width == m_all:
             break
     return out
 
