@@ -333,3 +333,28 @@ def test_uniform_boxes_agree_with_lookup(ukraine: Agreement) -> None:
     assert np.all(look.uniform([look.x0 - 1.0], [look.y0], [look.x0 + 0.01], [look.y0 + 0.01]) == -1)
     fresh = type(look)(look.polygons, look.cell)  # nothing classified yet
     assert np.all(fresh.uniform(x, y, x + w, y + h) == -1)
+
+
+def test_proven_origins_match_all_draws_bitwise(
+    ukraine: Agreement, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Origins sent to Monte Carlo (near the line's ends, bends) whose draws' box lies in cells
+    wholly on one side skip their side tests: the same values, bitwise, as testing every draw."""
+    cv = ukraine.compiled(len(ukraine.versions) - 1)
+    cv.prepare(within_m=200_000.0)
+    rng = np.random.default_rng(17)
+    n = 1500
+    ends = np.flatnonzero(cv.line.is_part_start | cv.line.is_part_end)
+    k = np.concatenate([rng.choice(ends, n // 2), rng.integers(0, cv.line.lon.size, n - n // 2)])
+    lon, lat, _ = A.GEOD.fwd(cv.line.lon[k], cv.line.lat[k], rng.uniform(0, 360, n),
+                             rng.uniform(0.0, 40_000.0, n))  # fmt: skip
+    sig = rng.uniform(100.0, 4000.0, n)
+    cov = np.einsum("n,ij->nij", sig**2, np.eye(2))
+    fast = A.side_probability(cv, lon, lat, cov)
+    with monkeypatch.context() as m:
+        m.setattr(type(cv), "side_of_boxes", lambda self, *a: np.zeros(np.size(a[0]), np.int8))
+        ref = A.side_probability(cv, lon, lat, cov)
+    mc = ref.monte_carlo
+    assert mc.sum() > 200 and ((ref.p_left[mc] == 0.0) | (ref.p_left[mc] == 1.0)).sum() > 30
+    for name in ("p_left", "p_left_low", "p_left_high", "signed_distance_m", "monte_carlo"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)

@@ -353,13 +353,23 @@ def _monte_carlo(
             his.append(his[0])
             continue
         dxy = base * f[:, None, None]
-        plon, plat = _offset_local(lon[:, None], lat[:, None], dxy[..., 0], dxy[..., 1])
-        plon, plat = plon.ravel(), plat.ravel()
         if sigma_line_m == 0.0:
-            # Only the side of each draw matters: the side polygons answer that far faster.
-            side = cv.side_of(plon, plat).reshape(n, m).astype(np.float64)
+            # Only the side of each draw matters: the side polygons answer that far faster. An
+            # event whose draws' box (``_offset_local`` is monotone in each offset; 1e-7 deg spare
+            # for rounding) lies in grid cells wholly on one side has that side for every draw.
+            b0 = _offset_local(lon, lat, dxy[..., 0].min(axis=1), dxy[..., 1].min(axis=1))
+            b1 = _offset_local(lon, lat, dxy[..., 0].max(axis=1), dxy[..., 1].max(axis=1))
+            one = cv.side_of_boxes(b0[0] - 1e-7, b0[1] - 1e-7, b1[0] + 1e-7, b1[1] + 1e-7)
+            side = np.repeat(one[:, None].astype(np.float64), m, axis=1)
+            todo = np.flatnonzero(one == 0)
+            if len(todo):
+                plon, plat = _offset_local(lon[todo, None], lat[todo, None], dxy[todo, :, 0],
+                                           dxy[todo, :, 1])  # fmt: skip
+                side[todo] = cv.side_of(plon.ravel(), plat.ravel()).reshape(len(todo), m)
             s = np.where(side == 0, np.nan, side)
         else:
+            plon, plat = _offset_local(lon[:, None], lat[:, None], dxy[..., 0], dxy[..., 1])
+            plon, plat = plon.ravel(), plat.ravel()
             s, _ = _signed(cv, plon, plat)
             s = s.reshape(n, m) + zl[None, :] * f[:, None]
         inside = np.isfinite(s)
