@@ -146,3 +146,23 @@ def test_a_frame_built_once_nearby_changes_nothing() -> None:
     np.testing.assert_array_equal(near.event_of_report, own.event_of_report)
     np.testing.assert_allclose(near.lon, own.lon, atol=1e-6)
     np.testing.assert_allclose(near.lat, own.lat, atol=1e-6)
+
+
+def test_reports_not_linkable_stay_alone_and_linkable_ones_can_join() -> None:
+    """`linkable` answers for a group of reports what fusing everything would do with them."""
+    sr = _sim(n_shots=200, hours=6.0, seed=9)
+    res = F.fuse(sr.reports)
+    size = np.bincount(res.event_of_report)
+    alone = size[res.event_of_report] == 1
+    rng = np.random.default_rng(3)
+    seen = {True: 0, False: 0}
+    for _ in range(300):  # small groups of reports, as a submission brings
+        mask = np.zeros(len(sr.reports), bool)
+        mask[rng.choice(len(sr.reports), size=int(rng.integers(1, 4)), replace=False)] = True
+        can = F.linkable(sr.reports, mask)
+        seen[can] += 1
+        if not can:  # none of them passes a gate with anyone: every one of them ends alone
+            assert alone[mask].all()
+        else:  # some pair through them passes every gate: fusion may link them
+            assert np.isin(np.flatnonzero(mask), np.r_[res.pair_a, res.pair_b]).any()
+    assert seen[True] > 20 and seen[False] > 20, seen

@@ -1,5 +1,5 @@
-"""Linking reports into fused events one submission at a time: the shortcut that skips fusion when
-no stored report is within reach changes no link."""
+"""Linking reports into fused events one submission at a time: the shortcuts that skip fusion (no
+stored report within reach; no pair that passes every gate) change no link."""
 
 from __future__ import annotations
 
@@ -50,5 +50,6 @@ def test_skipping_fusion_changes_no_link(tmp_path: Path, monkeypatch: pytest.Mon
     fast = _events_after_single_submissions(tmp_path / "fast.db", reports, submitters)
     assert sum(len(g) for g in fast) >= 20, "the simulation makes duplicate reports to link"
     monkeypatch.setattr(events, "_may_pair", lambda cand, is_new: True)
+    monkeypatch.setattr(events.fusion, "linkable", lambda *args, **kwargs: True)
     slow = _events_after_single_submissions(tmp_path / "slow.db", reports, submitters)
     assert fast == slow

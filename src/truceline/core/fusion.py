@@ -31,6 +31,7 @@ __all__ = [
     "Reports",
     "fuse",
     "kind_group",
+    "linkable",
     "merge",
     "report_log_odds",
     "split",
@@ -196,6 +197,84 @@ def _summaries(
     return _Clusters(cxy, cov, ct, 1.0 / np.sqrt(w), dmax, k, np.sign(sd).astype(np.int8))
 
 
+@dataclass(frozen=True)
+class _Pairs:
+    """The reports in the plane and the pairs that pass every gate (:func:`_pairs`)."""
+
+    frame: LocalFrame
+    xy: FloatArray
+    info: FloatArray
+    t_eff: FloatArray
+    tw: FloatArray
+    kind: IntArray
+    side: NDArray[np.int8]
+    src: IntArray
+    a: IntArray
+    b: IntArray
+    d2: FloatArray
+
+
+def _pairs(reports: Reports, gate_d2: float, time_k: float, frame: LocalFrame | None) -> _Pairs:
+    """Candidate pairs from a space-time KD-tree, kept when they pass the position, time, kind,
+    side and source gates (time scaled so that the largest time gate maps to the largest position
+    gate)."""
+    n = len(reports)
+    if frame is None:
+        lon0 = float(np.mean(reports.lon)) if n else 0.0
+        lat0 = float(np.mean(reports.lat)) if n else 0.0
+        frame = LocalFrame.centred(lon0, lat0)
+    x, y = frame.to_xy(reports.lon, reports.lat)
+    xy = np.stack([x, y], 1)
+    cov = np.asarray(reports.cov_m2, np.float64)
+    info = _inv2(cov)
+    t_eff, tw = _effective_time(reports)
+    kind = kind_group(reports.kind)
+    side = reports.sides()
+    _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
+    src = src.ravel().astype(np.intp)
+    lam_max = 0.5 * (cov[:, 0, 0] + cov[:, 1, 1]) + np.sqrt(
+        0.25 * (cov[:, 0, 0] - cov[:, 1, 1]) ** 2 + cov[:, 0, 1] ** 2
+    )
+    r_max = math.sqrt(gate_d2 * 2.0 * float(lam_max.max())) if n else 1.0
+    t_max = time_k * math.sqrt(2.0 / float(tw.min())) if n else 1.0
+    scale = r_max / max(t_max, 1e-9)
+    pts = np.column_stack([xy, (t_eff - t_eff.min()) * scale]) if n else np.zeros((0, 3))
+    pairs = (
+        cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray")
+        if n > 1
+        else np.zeros((0, 2), np.intp)
+    )
+    a, b = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
+    d = xy[b] - xy[a]
+    d2 = np.einsum("ni,nij,nj->n", d, _inv2(cov[a] + cov[b]), d)
+    dt = np.abs(t_eff[b] - t_eff[a])
+    t_gate = time_k * np.sqrt(1.0 / tw[a] + 1.0 / tw[b])
+    ok = (
+        (d2 <= gate_d2)
+        & (dt <= t_gate)
+        & ((kind[a] == kind[b]) | (kind[a] == 0) | (kind[b] == 0))
+        & ((side[a] == side[b]) | (side[a] == 0) | (side[b] == 0))
+        & (src[a] != src[b])
+    )
+    return _Pairs(frame, xy, info, t_eff, tw, kind, side, src, a[ok], b[ok], d2[ok])
+
+
+def linkable(
+    reports: Reports,
+    which: ArrayLike,
+    *,
+    gate_d2: float = GATE_D2_9999,
+    time_k: float = 4.0,
+    frame: LocalFrame | None = None,
+) -> bool:
+    """Whether :func:`fuse` (same gates) could put any of the reports ``which`` (a mask) in an
+    event with another report: some pair that passes every gate includes one of them. When none
+    does, those reports end alone whatever the others do, and fusing them can be skipped."""
+    p = _pairs(reports, gate_d2, time_k, frame)
+    mask = np.asarray(which, bool)
+    return bool((mask[p.a] | mask[p.b]).any())
+
+
 def fuse(
     reports: Reports,
     *,
@@ -226,48 +305,10 @@ def fuse(
         matters here.
     """
     n = len(reports)
-    if frame is None:
-        lon0 = float(np.mean(reports.lon)) if n else 0.0
-        lat0 = float(np.mean(reports.lat)) if n else 0.0
-        frame = LocalFrame.centred(lon0, lat0)
-    x, y = frame.to_xy(reports.lon, reports.lat)
-    xy = np.stack([x, y], 1)
-    cov = np.asarray(reports.cov_m2, np.float64)
-    info = _inv2(cov)
-    t_eff, tw = _effective_time(reports)
-    kind = kind_group(reports.kind)
-    side = reports.sides()
-    _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
-    src = src.ravel().astype(np.intp)
+    p = _pairs(reports, gate_d2, time_k, frame)
+    xy, info, t_eff, tw, kind, side, src = p.xy, p.info, p.t_eff, p.tw, p.kind, p.side, p.src
+    a, b, d2, frame = p.a, p.b, p.d2, p.frame
     n_src = int(src.max()) + 1 if n else 1
-
-    # candidate pairs from a space-time KD-tree: time scaled so that the largest time gate maps to
-    # the largest position gate
-    lam_max = 0.5 * (cov[:, 0, 0] + cov[:, 1, 1]) + np.sqrt(
-        0.25 * (cov[:, 0, 0] - cov[:, 1, 1]) ** 2 + cov[:, 0, 1] ** 2
-    )
-    r_max = math.sqrt(gate_d2 * 2.0 * float(lam_max.max())) if n else 1.0
-    t_max = time_k * math.sqrt(2.0 / float(tw.min())) if n else 1.0
-    scale = r_max / max(t_max, 1e-9)
-    pts = np.column_stack([xy, (t_eff - t_eff.min()) * scale]) if n else np.zeros((0, 3))
-    pairs = (
-        cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray")
-        if n > 1
-        else np.zeros((0, 2), np.intp)
-    )
-    a, b = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
-    d = xy[b] - xy[a]
-    d2 = np.einsum("ni,nij,nj->n", d, _inv2(cov[a] + cov[b]), d)
-    dt = np.abs(t_eff[b] - t_eff[a])
-    t_gate = time_k * np.sqrt(1.0 / tw[a] + 1.0 / tw[b])
-    ok = (
-        (d2 <= gate_d2)
-        & (dt <= t_gate)
-        & ((kind[a] == kind[b]) | (kind[a] == 0) | (kind[b] == 0))
-        & ((side[a] == side[b]) | (side[a] == 0) | (side[b] == 0))
-        & (src[a] != src[b])
-    )
-    a, b, d2 = a[ok], b[ok], d2[ok]
 
     label = np.arange(n, dtype=np.intp)
     for _ in range(max_rounds):  # each round merges many clusters at once

@@ -318,7 +318,12 @@ def link_events(
     is_new[len(old) :] = True
     if len(cand) < 2 or not _may_pair(cand, is_new):
         return LinkResult()
-    res = fusion.fuse(cand.reports(), frame=_frame(cand.lon, cand.lat))
+    reports, frame = cand.reports(), _frame(cand.lon, cand.lat)
+    # Most new reports near others still pass no gate with them (time, kind, side, source): then
+    # they stay alone, and the merging rounds of fusion need not run.
+    if len(new) <= _PAIR_CHECK_MAX and not fusion.linkable(reports, is_new, frame=frame):
+        return LinkResult()
+    res = fusion.fuse(reports, frame=frame)
     cluster = res.event_of_report
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
