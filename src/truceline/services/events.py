@@ -254,6 +254,37 @@ def _around_statement(dialect: str) -> Any:
     )
 
 
+@functools.cache
+def _members_statement(dialect: str) -> Any:
+    """Every report of the given events (``ids``), as :class:`ReportColumns` reads them."""
+    return select(*_cols_for(dialect)).where(IncidentRow.event_id.in_(bindparam("ids", expanding=True)))
+
+
+_ET = EventRow.__table__
+#: The sources already in the given events (one report per source per event).
+_HELD = select(IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by).where(
+    IncidentRow.event_id.in_(bindparam("evs", expanding=True))
+)
+_NEW_EVENTS = insert(_ET).returning(_ET.c.pk, sort_by_parameter_order=True)
+_REFRESH_EVENT = (
+    update(_ET)
+    .where(_ET.c.pk == bindparam("b_pk"))
+    .values(
+        observed_at=bindparam("b_t"),
+        day=bindparam("b_day"),
+        lon=bindparam("b_lon"),
+        lat=bindparam("b_lat"),
+        cov_xx_m2=bindparam("b_xx"),
+        cov_xy_m2=bindparam("b_xy"),
+        cov_yy_m2=bindparam("b_yy"),
+        n_reports=bindparam("b_n"),
+        n_sources=bindparam("b_ns"),
+        confidence=bindparam("b_c"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
 #: Up to this many new reports, :func:`_may_pair` looks for a possible partner before fusing.
 _PAIR_CHECK_MAX = 64
 
@@ -345,11 +376,7 @@ def link_events(
     joining = move & (dest >= 0)
     if joining.any():
         # at most one report per source per event: also against members outside the window
-        held = conn.execute(
-            select(IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by).where(
-                IncidentRow.event_id.in_(np.unique(dest[joining]).tolist())
-            )
-        ).all()
+        held = conn.execute(_HELD, {"evs": np.unique(dest[joining]).tolist()}).all()
         if held:
             he, hs, hb = (np.array(c, str) for c in zip(*held, strict=True))
             keys = np.char.add(np.char.add(he, "|"), _source_ids(hs, hb))
@@ -364,7 +391,6 @@ def link_events(
         return LinkResult()
     new_ids: list[int] = []
     if len(make):
-        et = EventRow.__table__
         blank = {
             "agreement_id": agreement_id,
             "observed_at": now,
@@ -381,8 +407,7 @@ def link_events(
             "created_at": now,
             "updated_at": now,
         }
-        stmt = insert(et).returning(et.c.pk, sort_by_parameter_order=True)
-        new_ids = [pk for (pk,) in conn.execute(stmt, [blank] * len(make))]
+        new_ids = [pk for (pk,) in conn.execute(_NEW_EVENTS, [blank] * len(make))]
         target[make] = new_ids
     rows = np.flatnonzero(move)
     _set_event(session, cand.pk[rows], target[cluster[rows]])
@@ -416,31 +441,12 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
     if not ids:
         return
     conn = session.connection()
-    q = select(*_cols(session)).where(IncidentRow.event_id.in_(ids))
-    members = ReportColumns.of(conn.execute(q).all())
-    et = EventRow.__table__
+    members = ReportColumns.of(conn.execute(_members_statement(conn.dialect.name), {"ids": ids}).all())
     if len(members) == 0:
         return
     res = fusion.summarise(members.reports(), members.event, frame=_frame(members.lon, members.lat))
     ev_ids = np.unique(members.event)  # the events in the order summarise gives them
     n_rep = np.bincount(res.event_of_report, minlength=len(ev_ids))
-    stmt = (
-        update(et)
-        .where(et.c.pk == bindparam("b_pk"))
-        .values(
-            observed_at=bindparam("b_t"),
-            day=bindparam("b_day"),
-            lon=bindparam("b_lon"),
-            lat=bindparam("b_lat"),
-            cov_xx_m2=bindparam("b_xx"),
-            cov_xy_m2=bindparam("b_xy"),
-            cov_yy_m2=bindparam("b_yy"),
-            n_reports=bindparam("b_n"),
-            n_sources=bindparam("b_ns"),
-            confidence=bindparam("b_c"),
-            updated_at=bindparam("b_now"),
-        )
-    )
     times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in res.time_s.tolist()]
     params = [
         {
@@ -459,7 +465,7 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
         }
         for k in range(len(ev_ids))  # one parameter set per event for an executemany
     ]
-    conn.execute(stmt, params)
+    conn.execute(_REFRESH_EVENT, params)
 
 
 # -- reading ------------------------------------------------------------------------------------
