@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Date, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, Rule, RuleType
@@ -123,6 +124,31 @@ def _may_exceed(rules: Sequence[Rule], batch: IncidentBatch) -> bool:
     return False
 
 
+#: The day's reports a cap counts, by agreement (built and compiled once: a recount runs on ingest).
+_DAY_STATEMENTS: dict[int, tuple[Agreement, Any]] = {}
+
+
+def _day_statement(agreement: Agreement) -> Any:
+    hit = _DAY_STATEMENTS.get(id(agreement))
+    if hit is None or hit[0] is not agreement:
+        q = (
+            select(*_READ)
+            .where(
+                _I.agreement_id == bindparam("ag", agreement.id),
+                _I.day == bindparam("day", dt.date(2000, 1, 1), type_=Date),  # given at each run
+                _counted(cap_rules(agreement)),
+            )
+            .order_by(_I.pk)
+        )
+        hit = _DAY_STATEMENTS[id(agreement)] = (agreement, q)
+    return hit[1]
+
+
+_HELD = select(FindingRow.incident_pk, FindingRow.rule_id).where(
+    FindingRow.incident_pk.in_(bindparam("pks", expanding=True)), FindingRow.rule_type == _CAP
+)
+
+
 def recount_caps(
     session: Session, agreement: Agreement, days: Iterable[dt.date], *, now: dt.datetime
 ) -> CapRecount:
@@ -134,12 +160,9 @@ def recount_caps(
     judged = tuple(sorted(set(days)))
     if not rules or not judged:
         return CapRecount()
-    q = (
-        select(*_READ)
-        .where(_I.agreement_id == agreement.id, _I.day.in_(judged), _counted(rules))
-        .order_by(_I.pk)
-    )
-    c = read_columns(session, q, _FIELDS)
+    q = _day_statement(agreement)
+    days = [read_columns(session, q, _FIELDS, {"ag": agreement.id, "day": d}) for d in judged]
+    c = {k: np.concatenate([d[k] for d in days]) for k, _ in _FIELDS}
     pk, event = c.pop("pk"), c.pop("event")
     report_hash = dict(zip(pk.tolist(), c.pop("content_hash").tolist(), strict=True))
     # One report stands for each fused event (the best located); the event counts the most any gave.
@@ -160,11 +183,9 @@ def recount_caps(
     held: set[tuple[int, str]] = set()
     ev_of = dict(zip(pk.tolist(), event.tolist(), strict=True))
     pk_list = pk.tolist()
+    conn = session.connection()
     for k in range(0, len(pk_list), _CHUNK):
-        q = select(FindingRow.incident_pk, FindingRow.rule_id).where(
-            FindingRow.incident_pk.in_(pk_list[k : k + _CHUNK]), FindingRow.rule_type == _CAP
-        )
-        held.update((ev_of[p], r) for p, r in session.execute(q))
+        held.update((ev_of[p], r) for p, r in conn.execute(_HELD, {"pks": pk_list[k : k + _CHUNK]}))
     rep_pk, rep_event = pk[rep][f.incident[caps]].tolist(), event[rep][f.incident[caps]].tolist()
     frows = [
         {

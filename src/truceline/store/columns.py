@@ -19,22 +19,45 @@ __all__ = ["read_columns"]
 _BLOCK = 100_000  # rows read and turned into arrays at a time (bounded memory)
 
 
-def _driver_blocks(session: Session, q: Any) -> Iterator[list[tuple[Any, ...]]]:
+#: Statements run again and again with new parameters, compiled once: id -> (the statement, kept
+#: alive so that its id is not reused; dialect; SQL; parameter order or None; compiled values).
+_COMPILED: dict[int, tuple[Any, str, str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+
+def _compiled(
+    conn: Any, q: Any, params: dict[str, Any] | None
+) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
+    """The SQL of ``q`` and its parameter values (``params`` over the statement's own)."""
+    hit = _COMPILED.get(id(q)) if params is not None else None
+    if hit is None or hit[0] is not q or hit[1] != conn.dialect.name:
+        # IN lists rendered as plain parameters (no post-compile step to run here)
+        compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        hit = (q, conn.dialect.name, str(compiled), order, compiled.construct_params())
+        if params is not None:  # bound by name each time, so worth keeping
+            _COMPILED[id(q)] = hit
+    _, _, sql, order, values = hit
+    return sql, {**values, **(params or {})}, order
+
+
+def _driver_blocks(
+    session: Session, q: Any, params: dict[str, Any] | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
     """Rows of a Core select straight from the driver's cursor, a block at a time.
 
     Plain tuples, no per-value result processing: reading millions of rows is dominated by that
     processing otherwise. Values come as the driver gives them (a SQLite timestamp is its text).
+    With ``params`` (values of its bound parameters by name; the statement has no IN list), the
+    statement is compiled once and run with them each time.
     """
     conn = session.connection()
-    # IN lists rendered as plain parameters (no post-compile step to run here)
-    compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
+    sql, values, order = _compiled(conn, q, params)
     if conn.dialect.name == "sqlite":  # dates as SQLAlchemy stores them there: ISO text
-        params = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in params.items()}
-    args: Any = [params[k] for k in compiled.positiontup or ()] if compiled.positional else params
+        values = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in values.items()}
+    args: Any = [values[k] for k in order] if order is not None else values
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(str(compiled), args)
+        cursor.execute(sql, args)
         while block := cursor.fetchmany(_BLOCK):
             yield block
     finally:
@@ -55,15 +78,20 @@ def _timestamps(values: np.ndarray) -> np.ndarray:
     return np.array(naive, dtype="datetime64[us]")
 
 
-def read_columns(session: Session, q: Any, fields: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+def read_columns(
+    session: Session, q: Any, fields: list[tuple[str, str]], params: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
     """Run ``q`` and return its columns as arrays (``fields``: name and NumPy kind per column).
+
+    ``params``: values of the statement's bound parameters by name, for a statement built once and
+    run many times (compiled once; it must have no expanding IN list).
 
     Kinds: ``f8`` (None becomes NaN), ``i8``, ``str`` (strings; select them with COALESCE so that
     none is NULL) and ``ts`` (timestamps). Each block of rows becomes a structured array in one call.
     """
     layout = np.dtype([(n, "f8" if k == "f8" else "i8" if k == "i8" else "O") for n, k in fields])
     parts: dict[str, list[np.ndarray]] = {n: [] for n, _ in fields}
-    for block in _driver_blocks(session, q):
+    for block in _driver_blocks(session, q, params):
         arr = np.array(block, dtype=layout)
         for n, k in fields:
             col = arr[n]
