@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from truceline.cli.exchange import export_app, import_cmd
 from truceline.cli.ledger import ledger_app
 from truceline.cli.locate import ingest_acoustic_cmd, locate
+from truceline.cli.options import DbOption, console, err_console
 from truceline.cli.plan import plan_app
 from truceline.cli.sensors import sensors_app
 from truceline.cli.server import serve as serve_cmd
@@ -43,18 +43,6 @@ app.command("ingest-acoustic")(ingest_acoustic_cmd)
 app.add_typer(export_app, name="export")
 app.command("import")(import_cmd)
 app.add_typer(sensors_app, name="sensors")
-
-console = Console(soft_wrap=True)  # never break paths and messages across lines
-err_console = Console(stderr=True, soft_wrap=True)
-
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="TRUCELINE_DB",
-        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
-    ),
-]
 
 
 def _fail(exc: TrucelineError) -> typer.Exit:

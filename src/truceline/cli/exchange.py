@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from truceline.cli.options import DbOption, console, err_console
 from truceline.errors import TrucelineError
 
 __all__ = ["export_app", "import_cmd"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 export_app = typer.Typer(
     help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz, "
@@ -27,14 +25,6 @@ export_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="TRUCELINE_DB",
-        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
-    ),
-]
 FormatOption = Annotated[
     str | None,
     typer.Option(

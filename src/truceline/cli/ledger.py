@@ -8,26 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from truceline.cli.options import DbOption, console, err_console
 from truceline.errors import TrucelineError
 
 __all__ = ["ledger_app"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 ledger_app = typer.Typer(
     help="The tamper-evident ledger: verify, close days, roots, proofs.", no_args_is_help=True
 )
-
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="TRUCELINE_DB",
-        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
-    ),
-]
 
 
 def _db(db: str):  # type: ignore[no-untyped-def]

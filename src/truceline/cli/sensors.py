@@ -12,26 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from truceline.cli.options import DbOption, console, err_console
 from truceline.errors import TrucelineError
 
 __all__ = ["sensors_app"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 sensors_app = typer.Typer(
     help="Acoustic sensors and their detections in the store.", no_args_is_help=True
 )
 
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="TRUCELINE_DB",
-        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
-    ),
-]
 AgreementOption = Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")]
 
 

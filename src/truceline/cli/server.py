@@ -7,28 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from truceline.cli.options import DbOption, console, err_console
 from truceline.errors import TrucelineError
 
 __all__ = ["serve", "token_app"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 token_app = typer.Typer(
     help="API tokens: create, list, revoke (secrets are stored hashed).", no_args_is_help=True
 )
-
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="TRUCELINE_DB",
-        help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
-    ),
-]
 
 
 def _fail(exc: TrucelineError) -> typer.Exit:
