@@ -197,6 +197,14 @@ def _summaries(
     return _Clusters(cxy, cov, ct, 1.0 / np.sqrt(w), dmax, k, np.sign(sd).astype(np.int8))
 
 
+def _centred_on(reports: Reports) -> LocalFrame:
+    """A local plane centred on the reports' mean position."""
+    n = len(reports)
+    lon0 = float(np.mean(reports.lon)) if n else 0.0
+    lat0 = float(np.mean(reports.lat)) if n else 0.0
+    return LocalFrame.centred(lon0, lat0)
+
+
 @dataclass(frozen=True)
 class _Pairs:
     """The reports in the plane and the pairs that pass every gate (:func:`_pairs`)."""
@@ -219,10 +227,7 @@ def _pairs(reports: Reports, gate_d2: float, time_k: float, frame: LocalFrame | 
     side and source gates (time scaled so that the largest time gate maps to the largest position
     gate)."""
     n = len(reports)
-    if frame is None:
-        lon0 = float(np.mean(reports.lon)) if n else 0.0
-        lat0 = float(np.mean(reports.lat)) if n else 0.0
-        frame = LocalFrame.centred(lon0, lat0)
+    frame = frame if frame is not None else _centred_on(reports)
     x, y = frame.to_xy(reports.lon, reports.lat)
     xy = np.stack([x, y], 1)
     cov = np.asarray(reports.cov_m2, np.float64)
@@ -425,11 +430,7 @@ def summarise(reports: Reports, label: ArrayLike, *, frame: LocalFrame | None = 
     :func:`fuse`.
     """
     lab = np.asarray(label, np.intp)
-    n = len(reports)
-    if frame is None:
-        lon0 = float(np.mean(reports.lon)) if n else 0.0
-        lat0 = float(np.mean(reports.lat)) if n else 0.0
-        frame = LocalFrame.centred(lon0, lat0)
+    frame = frame if frame is not None else _centred_on(reports)
     x, y = frame.to_xy(reports.lon, reports.lat)
     _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
     none = np.zeros(0, np.intp)
