@@ -280,6 +280,7 @@ def register_sensors(
             "sector": sec,
             "retired_at": rec.retired_at,
         }
+        before: dict[str, object] | None = None
         if row is None:
             row = SensorRow(
                 id=rec.id,
@@ -289,38 +290,27 @@ def register_sensors(
                 **values,
             )
             session.add(row)
-            session.flush()
-            record_change(
-                session,
-                actor=actor,
-                entity="sensor",
-                entity_id=rec.id,
-                action="register",
-                now=now,
-                before=None,
-                after=_sensor_state(row),
-            )
-            out.append(RecordVerdict(k, rec.id, "created"))
-            continue
-        before = _sensor_state(row)
-        for name, v in values.items():
-            setattr(row, name, v)
-        after = _sensor_state(row)
-        if after == before:
-            out.append(RecordVerdict(k, rec.id, "unchanged"))
-            continue
+            action, verdict = "register", "created"
+        else:
+            before = _sensor_state(row)
+            for name, v in values.items():
+                setattr(row, name, v)
+            if _sensor_state(row) == before:
+                out.append(RecordVerdict(k, rec.id, "unchanged"))
+                continue
+            action, verdict = "update", "updated"
         session.flush()
         record_change(
             session,
             actor=actor,
             entity="sensor",
             entity_id=rec.id,
-            action="update",
+            action=action,
             now=now,
             before=before,
-            after=after,
+            after=_sensor_state(row),
         )
-        out.append(RecordVerdict(k, rec.id, "updated"))
+        out.append(RecordVerdict(k, rec.id, verdict))
     out.sort(key=lambda v: v.index)
     return out
 
