@@ -107,11 +107,8 @@ def _without(message: str, root: Path) -> str:
     return message.replace(f"{root}/", "").replace(str(root), "")
 
 
-def agreement_files(session: Session, agreement_id: str) -> tuple[str, dict[str, bytes]]:
-    """The files of the agreement in force and their content hash (the revision's identity).
-
-    From the newest stored revision, or from the folder of an agreement registered by the CLI only.
-    """
+def _registered(session: Session, agreement_id: str) -> AgreementRow:
+    """The agreement's row; a 404 naming the registered ones when there is none."""
     row = session.get(AgreementRow, agreement_id)
     if row is None:
         known = ", ".join(session.execute(select(AgreementRow.id)).scalars()) or "none"
@@ -121,6 +118,15 @@ def agreement_files(session: Session, agreement_id: str) -> tuple[str, dict[str,
             value=agreement_id,
             fix=f"use one of: {known}",
         )
+    return row
+
+
+def agreement_files(session: Session, agreement_id: str) -> tuple[str, dict[str, bytes]]:
+    """The files of the agreement in force and their content hash (the revision's identity).
+
+    From the newest stored revision, or from the folder of an agreement registered by the CLI only.
+    """
+    row = _registered(session, agreement_id)
     latest = _latest(session, agreement_id)
     if latest is not None:
         return latest.content_hash, {k: base64.b64decode(v) for k, v in latest.files.items()}
@@ -230,15 +236,7 @@ class AgreementCache:
 
     def get(self, session: Session, agreement_id: str) -> Agreement:
         """The agreement in force, loaded once per revision."""
-        row = session.get(AgreementRow, agreement_id)
-        if row is None:
-            known = ", ".join(session.execute(select(AgreementRow.id)).scalars()) or "none"
-            raise NotFoundError(
-                f"no agreement {agreement_id!r}",
-                field="agreement",
-                value=agreement_id,
-                fix=f"use one of: {known}",
-            )
+        row = _registered(session, agreement_id)
         latest = _latest(session, agreement_id)
         key = latest.content_hash if latest else f"folder:{row.source}:{row.content_hash}"
         with self._lock:
