@@ -15,13 +15,14 @@ report that lowers a day's count does not withdraw it (an analyst does, through 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, Date, bindparam, func, or_, select
+from sqlalchemy import Date, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, Rule, RuleType
@@ -82,9 +83,8 @@ def counted_by_caps(
     if not rules:
         return out
     # Only reports of a counted kind or weapon class can count: usually none of a small batch.
-    kinds = {k.value for r in rules for k in r.kinds}
-    weapons = {w for r in rules for w in r.weapon_classes if w}
-    maybe = np.isin(batch.kind, list(kinds)) | np.isin(batch.weapon_class, list(weapons))
+    kinds, weapons = _counted(rules)
+    maybe = np.isin(batch.kind, kinds) | np.isin(batch.weapon_class, weapons)
     if not maybe.any():
         return out
     padded = np.char.add(np.char.add(";", zones.astype(str)), ";")
@@ -96,11 +96,11 @@ def counted_by_caps(
     return out
 
 
-def _counted(rules: Sequence[Rule]) -> ColumnElement[bool]:
-    """SQL: a report that some cap rule counts (by kind or weapon class)."""
-    kinds = sorted({k.value for r in rules for k in r.kinds})
-    weapons = sorted({w for r in rules for w in r.weapon_classes if w})
-    return or_(_I.kind.in_(kinds), _I.weapon_class.in_(weapons))
+def _counted(rules: Sequence[Rule]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The kinds and the weapon classes some cap rule counts."""
+    kinds = tuple(sorted({k.value for r in rules for k in r.kinds}))
+    weapons = tuple(sorted({w for r in rules for w in r.weapon_classes if w}))
+    return kinds, weapons
 
 
 def _may_exceed(rules: Sequence[Rule], batch: IncidentBatch) -> bool:
@@ -124,24 +124,20 @@ def _may_exceed(rules: Sequence[Rule], batch: IncidentBatch) -> bool:
     return False
 
 
-#: The day's reports a cap counts, by agreement (built and compiled once: a recount runs on ingest).
-_DAY_STATEMENTS: dict[int, tuple[Agreement, Any]] = {}
-
-
-def _day_statement(agreement: Agreement) -> Any:
-    hit = _DAY_STATEMENTS.get(id(agreement))
-    if hit is None or hit[0] is not agreement:
-        q = (
-            select(*_READ)
-            .where(
-                _I.agreement_id == bindparam("ag", agreement.id),
-                _I.day == bindparam("day", dt.date(2000, 1, 1), type_=Date),  # given at each run
-                _counted(cap_rules(agreement)),
-            )
-            .order_by(_I.pk)
+@functools.cache
+def _day_statement(kinds: tuple[str, ...], weapons: tuple[str, ...]) -> Any:
+    """A day's reports of the counted kinds and weapon classes; the agreement and the day are
+    given at each run (built and compiled once per set of counted things: a recount runs on
+    ingest, and compiling the statement cost more than running it)."""
+    return (
+        select(*_READ)
+        .where(
+            _I.agreement_id == bindparam("ag", ""),
+            _I.day == bindparam("day", dt.date(2000, 1, 1), type_=Date),
+            or_(_I.kind.in_(kinds), _I.weapon_class.in_(weapons)),
         )
-        hit = _DAY_STATEMENTS[id(agreement)] = (agreement, q)
-    return hit[1]
+        .order_by(_I.pk)
+    )
 
 
 _HELD = select(FindingRow.incident_pk, FindingRow.rule_id).where(
@@ -160,7 +156,7 @@ def recount_caps(
     judged = tuple(sorted(set(days)))
     if not rules or not judged:
         return CapRecount()
-    q = _day_statement(agreement)
+    q = _day_statement(*_counted(rules))
     days = [read_columns(session, q, _FIELDS, {"ag": agreement.id, "day": d}) for d in judged]
     c = {k: np.concatenate([d[k] for d in days]) for k, _ in _FIELDS}
     pk, event = c.pop("pk"), c.pop("event")
