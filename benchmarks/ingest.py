@@ -3,7 +3,8 @@
 1. Batch ingest throughput (incidents/s, validated, adjudicated, ledgered and committed) through
    the service the API's batch route uses, on the embedded SQLite (WAL, synchronous=FULL, as
    ``truceline serve`` runs it) and on PostgreSQL + PostGIS (a throwaway cluster from the
-   installed binaries, fsync on);
+   installed binaries, fsync on), the latter with one submitting server process and with two
+   at once (``truceline serve --workers 2``, a client each: a multi-user server's case);
 2. PostgreSQL's own ``COPY`` of the same incident rows into the same table (indexes, the PostGIS
    column and its GiST index included) as the ceiling, in the same run;
 3. p50/p99 latency of single submissions at a fixed rate (default 200/s) from a separate load
@@ -64,47 +65,110 @@ def make_records(n: int, seed: int = 7) -> list[dict[str, Any]]:
     return out[:n]
 
 
-def ingest_run(
-    url: str, records: list[dict[str, Any]], warm: list[dict[str, Any]] | None = None
-) -> dict[str, float]:
-    """Register the agreement, then submit batches through the batch route's service."""
+def _register(url: str) -> None:
+    """Create the schema and register the agreement (once, before any submitter starts)."""
     from truceline.api.context import SYSTEM
-    from truceline.core.incidents import Incident
-    from truceline.services import adjudicate
     from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
-    from truceline.services.submissions import Verdict, submit_records
     from truceline.store.db import Database
 
     db = Database(url, synchronous="FULL")
     db.upgrade()
-    cache = AgreementCache()
     now = dt.datetime.now(dt.UTC)
+    cache = AgreementCache()
     db.write(
         lambda s: store_agreement(
             s, files_of_folder(AGREEMENT), source=str(AGREEMENT), actor=SYSTEM, now=now, cache=cache
         )
     )
+    db.dispose()
+
+
+def _submitter(
+    url: str,
+    records: list[dict[str, Any]],
+    warm: list[dict[str, Any]] | None,
+    start: Any = None,
+) -> dict[str, float]:
+    """One server process's share: set up as ``truceline serve`` does, then submit batches through
+    the batch route's service; times from ``start`` (a barrier shared with the other submitters)."""
+    from truceline.api.context import SYSTEM, freeze_heap
+    from truceline.core.incidents import Incident
+    from truceline.core.rules import prepare as prepare_rules
+    from truceline.services import adjudicate
+    from truceline.services.agreement_store import AgreementCache
+    from truceline.services.submissions import Verdict, submit_records
+    from truceline.store.db import Database
+
+    db = Database(url, synchronous="FULL")
+    cache = AgreementCache()
     with db.read() as s:
         ag = cache.get(s, "ukraine-2024")
-    # A server that has been running: the agreement is compiled and the line index's cells around
-    # the line are filled. Warm up on other reports (another seed), never on the measured ones.
+    # A server that has been running: the agreement is compiled and its search tables filled (as
+    # ``truceline serve`` does before it takes traffic). Warm up on other reports (another seed),
+    # never on the measured ones.
+    prepare_rules(ag)
     if warm:
         adjudicate(ag, [Incident.model_validate(r) for r in warm], list(range(len(warm))))
+    freeze_heap()  # as the server does before it takes traffic (truceline.api.context.settle)
+    now = dt.datetime.now(dt.UTC)
+    if start is not None:
+        start.wait()
     accepted = 0
     c0 = time.process_time()
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
     for k in range(0, len(records), BATCH):
         chunk = records[k : k + BATCH]
         res = db.write(lambda s, chunk=chunk: submit_records(s, ag, chunk, principal=SYSTEM, now=now))
         accepted += res.count(Verdict.accepted)
-    seconds = time.perf_counter() - t0
+    t1 = time.monotonic()
     cpu = time.process_time() - c0  # this process only (PostgreSQL's own work is not in it)
     db.dispose()
+    return {"accepted": accepted, "t0": t0, "t1": t1, "cpu_s": cpu}
+
+
+def _submitter_main(url: str, records: Any, warm: Any, start: Any, out: Any) -> None:
+    out.put(_submitter(url, records, warm, start))
+
+
+def ingest_run(
+    url: str,
+    records: list[dict[str, Any]],
+    warm: list[dict[str, Any]] | None = None,
+    *,
+    workers: int = 1,
+) -> dict[str, float]:
+    """Register the agreement, then submit every record in batches of ``BATCH``.
+
+    ``workers`` > 1: that many processes submit at once (``truceline serve --workers N`` with a
+    client per worker), each every ``workers``-th record, so their batches cover the same hours
+    and places (their reports fuse and count together). Times run from the moment all of them
+    start to the moment the last one has committed.
+    """
+    import multiprocessing
+
+    _register(url)
+    if workers == 1:
+        parts = [_submitter(url, records, warm)]
+    else:
+        mp = multiprocessing.get_context("fork")
+        start, out = mp.Barrier(workers), mp.Queue()
+        procs = [
+            mp.Process(target=_submitter_main, args=(url, records[i::workers], warm, start, out))
+            for i in range(workers)
+        ]
+        for p in procs:
+            p.start()
+        parts = [out.get() for _ in procs]
+        for p in procs:
+            p.join()
+    accepted = sum(int(p["accepted"]) for p in parts)
+    seconds = max(p["t1"] for p in parts) - min(p["t0"] for p in parts)
     return {
+        "workers": workers,
         "accepted": accepted,
         "seconds": seconds,
         "per_s": accepted / seconds,
-        "cpu_s": cpu,
+        "cpu_s": sum(p["cpu_s"] for p in parts),
         "loadavg_1min": os.getloadavg()[0],
     }
 
@@ -435,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
         "--synchronous", default="FULL,NORMAL", help="SQLite fsync policies of the latency runs"
     )
     parser.add_argument("--workers", default="1,2", help="server processes of the latency runs")
+    parser.add_argument(
+        "--ingest-workers",
+        default="1,2",
+        help="submitting server processes of the PostGIS ingest runs (one run each)",
+    )
     parser.add_argument("--skip-latency", action="store_true", help="only the ingest runs")
     parser.add_argument(
         "--no-pin",
@@ -474,21 +543,25 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 cluster = start_cluster(fsync=True)
                 try:
-                    cluster._admin("CREATE DATABASE bench")
-                    r = ingest_run(cluster.url("bench"), records, warm)
-                    results["postgis"] = r
-                    print(
-                        f"PostGIS (fsync on):              {r['accepted']:,} accepted in "
-                        f"{r['seconds']:.2f} s -> {r['per_s']:,.0f} incidents/s; "
-                        f"{r['accepted'] / r['cpu_s']:,.0f} per CPU-second of the client; "
-                        f"load average {r['loadavg_1min']:.1f}",
-                        flush=True,
-                    )
-                    c = copy_run(cluster, cluster.url("bench"))
+                    runs = [int(w) for w in args.ingest_workers.split(",")]
+                    for w in runs:
+                        cluster._admin(f"CREATE DATABASE bench{w}")
+                        r = ingest_run(cluster.url(f"bench{w}"), records, warm, workers=w)
+                        results[f"postgis_{w}w"] = r
+                        print(
+                            f"PostGIS (fsync on), {w} worker(s):  {r['accepted']:,} accepted in "
+                            f"{r['seconds']:.2f} s -> {r['per_s']:,.0f} incidents/s; "
+                            f"{r['accepted'] / r['cpu_s']:,.0f} per CPU-second of the client(s); "
+                            f"load average {r['loadavg_1min']:.1f}",
+                            flush=True,
+                        )
+                    c = copy_run(cluster, cluster.url(f"bench{runs[0]}"))
                     results["copy"] = c
+                    per_s = {w: results[f"postgis_{w}w"]["per_s"] for w in runs}
+                    shares = ", ".join(f"{w} worker(s) {per_s[w] / c['per_s']:.0%}" for w in runs)
                     print(
                         f"PostgreSQL COPY, same rows:      {c['rows']:,} rows in {c['seconds']:.2f} s "
-                        f"-> {c['per_s']:,.0f} rows/s; ingest = {r['per_s'] / c['per_s']:.0%} of COPY",
+                        f"-> {c['per_s']:,.0f} rows/s; ingest = {shares} of COPY",
                         flush=True,
                     )
                 finally:
