@@ -320,4 +320,4 @@ def test_entry_body_matches_canonical_json() -> None:
     "value", ["incident:12", "", 'a"b', "back\\slash", "tab\there", "nl\n", "\x7f", "é", "\u2028", "x y"]
 )
 def test_strings_in_bodies_are_written_as_canonical_json_writes_them(value: str) -> None:
-    assert ledger._text(value) == canonical_json(value)
+    assert ledger.json_text(value) == canonical_json(value)

@@ -121,28 +121,32 @@ class IncidentBatch:
     def from_incidents(cls, items: Sequence[Incident]) -> IncidentBatch:
         """Columns from validated records (an edge step: the engine itself never loops)."""
 
-        def col(name: str, default: float = np.nan) -> NDArray[np.float64]:
-            return np.array(
-                [default if (v := getattr(i, name)) is None else v for i in items], dtype=np.float64
-            )
-
+        # One pass over the records for the numbers (None becomes NaN), one per text column.
+        nums = np.array(
+            [
+                (i.lon, i.lat, i.uncertainty_m, i.origin_lon, i.origin_lat, i.origin_uncertainty_m,
+                 i.bearing_deg)
+                for i in items
+            ],
+            dtype=np.float64,
+        ).reshape(len(items), 7)  # fmt: skip
         return cls(
             id=np.array([i.id for i in items], dtype=str),
             observed_at=np.array(
                 [i.observed_at.replace(tzinfo=None) for i in items], dtype="datetime64[us]"
             ),
-            lon=col("lon"),
-            lat=col("lat"),
-            uncertainty_m=col("uncertainty_m"),
-            kind=np.array([i.kind.value for i in items], dtype=str),
+            lon=nums[:, 0].copy(),
+            lat=nums[:, 1].copy(),
+            uncertainty_m=nums[:, 2].copy(),
+            kind=np.array([i.kind._value_ for i in items], dtype=str),
             weapon_class=np.array([i.weapon_class or "" for i in items], dtype=str),
             count=np.array([i.count for i in items], dtype=np.int64),
             party=np.array([i.party or "" for i in items], dtype=str),
-            origin_lon=col("origin_lon"),
-            origin_lat=col("origin_lat"),
-            origin_uncertainty_m=col("origin_uncertainty_m"),
-            bearing_deg=col("bearing_deg"),
-            source_type=np.array([i.source_type.value for i in items], dtype=str),
+            origin_lon=nums[:, 3].copy(),
+            origin_lat=nums[:, 4].copy(),
+            origin_uncertainty_m=nums[:, 5].copy(),
+            bearing_deg=nums[:, 6].copy(),
+            source_type=np.array([i.source_type._value_ for i in items], dtype=str),
         )
 
     @classmethod

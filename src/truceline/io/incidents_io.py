@@ -91,7 +91,13 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
-    """Empty CSV cells mean 'absent'."""
+    """Empty CSV cells mean 'absent' (the record itself when it has none: no copy)."""
+    for v in rec.values():
+        if isinstance(v, str) and not v.strip():
+            break
+    else:
+        if None not in rec:
+            return rec
     return {
         k: v for k, v in rec.items() if k is not None and not (isinstance(v, str) and v.strip() == "")
     }

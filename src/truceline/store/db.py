@@ -95,33 +95,44 @@ _NEXTVALS = text("SELECT nextval(:s) FROM generate_series(1, :n)")
 
 
 def bulk_insert(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, new_pks: str | None = None
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
+    *,
+    new_pks: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> list[int]:
     """Insert ``rows`` (same keys each) into ``table`` within the connection's transaction.
 
-    With ``new_pks`` (the name of a serial primary key column), assigns and returns the new keys
-    in the order of ``rows``. PostgreSQL gets a binary ``COPY`` (keys drawn from the column's
-    sequence first); SQLite one prepared ``INSERT`` run over all rows by the driver, with the keys
-    SQLite itself would give (the next after the largest; the write transaction holds the lock).
-    Column defaults the rows leave out (e.g. a status) are applied here, as an ``INSERT`` would.
+    ``rows`` are mappings, or with ``columns`` tuples of those columns' values in that order (no
+    mapping per row to build). With ``new_pks`` (the name of a serial primary key column),
+    assigns and returns the new keys in the order of ``rows``. PostgreSQL gets a binary ``COPY``
+    (keys drawn from the column's sequence first); SQLite one prepared ``INSERT`` run over all
+    rows by the driver, with the keys SQLite itself would give (the next after the largest; the
+    write transaction holds the lock). Column defaults the rows leave out (e.g. a status) are
+    applied here, as an ``INSERT`` would.
     """
     if not rows:
         return []
-    cols = list(rows[0])
+    cols = list(columns) if columns is not None else list(rows[0])
     defaults: dict[str, Any] = {}
     for c in table.columns:
         if c.name not in cols and c.name != new_pks and c.default is not None:
             if not c.default.is_scalar:  # computed per row by SQLAlchemy: let it do that
-                return _insert_core(conn, table, rows, new_pks)
+                return _insert_core(conn, table, _mappings(rows, columns), new_pks)
             defaults[c.name] = c.default.arg
     names = ([new_pks] if new_pks else []) + cols + list(defaults)
-    get = operator.itemgetter(*cols)
     extra = tuple(defaults.values())
-    # One tuple per row in column order, built without a Python-level loop over the columns.
-    values: list[Any] = [(v,) for v in map(get, rows)] if len(cols) == 1 else list(map(get, rows))
+    values: list[Any]
+    if columns is not None:
+        values = list(rows)
+    else:
+        # One tuple per row in column order, built without a Python-level loop over the columns.
+        get = operator.itemgetter(*cols)
+        values = [(v,) for v in map(get, rows)] if len(cols) == 1 else list(map(get, rows))
     dialect = conn.dialect.name
     if dialect not in ("postgresql", "sqlite"):
-        return _insert_core(conn, table, rows, new_pks)
+        return _insert_core(conn, table, _mappings(rows, columns), new_pks)
     pks: list[int] = []
     if new_pks is not None:
         pks = _next_keys(conn, table, new_pks, len(rows))
@@ -143,6 +154,10 @@ def bulk_insert(
         for v in values:
             cp.write_row(v)
     return pks
+
+
+def _mappings(rows: Sequence[Any], columns: Sequence[str] | None) -> list[dict[str, Any]]:
+    return list(rows) if columns is None else [dict(zip(columns, r, strict=True)) for r in rows]
 
 
 def _insert_core(

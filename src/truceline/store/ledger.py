@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,8 @@ __all__ = [
     "entry_body",
     "export_proof",
     "finding_content",
+    "finding_text",
+    "json_text",
     "verify",
 ]
 
@@ -91,7 +94,7 @@ class CanonicalJSON(str):
     __slots__ = ()
 
 
-def _text(value: str) -> str:
+def json_text(value: str) -> str:
     """A JSON string as :func:`canonical_json` writes it (plain ASCII needs no escaping)."""
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'
@@ -105,8 +108,8 @@ def entry_body(seq: int, stamp: str, kind: str, ref: str, content: str) -> str:
     serialising the whole entry gives, without serialising the content a second time.
     """
     return (
-        f'{{"content":{content},"kind":{_text(kind)},"ref":{_text(ref)},'
-        f'"seq":{int(seq)},"time":{_text(stamp)}}}'
+        f'{{"content":{content},"kind":{json_text(kind)},"ref":{json_text(ref)},'
+        f'"seq":{int(seq)},"time":{json_text(stamp)}}}'
     )
 
 
@@ -139,15 +142,15 @@ def append(
     seq, prev = head.seq, head.entry_hash
     rows = []
     # entry_body with the parts shared by every entry of the call serialised once
-    tail = f',"time":{_text(stamp)}}}'
+    tail = f',"time":{json_text(stamp)}}}'
     kinds: dict[str, str] = {}
     prev_b = bytes.fromhex(prev)
     sha256 = hashlib.sha256
     for kind, ref, content in items:  # sequential by nature: each hash commits to the previous one
         seq += 1
         text = content if isinstance(content, CanonicalJSON) else canonical_json(content)
-        k = kinds.get(kind) or kinds.setdefault(kind, _text(kind))
-        body = f'{{"content":{text},"kind":{k},"ref":{_text(ref)},"seq":{seq}{tail}'
+        k = kinds.get(kind) or kinds.setdefault(kind, json_text(kind))
+        body = f'{{"content":{text},"kind":{k},"ref":{json_text(ref)},"seq":{seq}{tail}'
         prev_b = sha256(prev_b + body.encode()).digest()  # entry_hash(prev, body)
         h = prev_b.hex()
         rows.append(
@@ -199,6 +202,24 @@ def finding_content(
         "probability": g["probability"],
         "explanation": g["explanation"],
     }
+
+
+def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> CanonicalJSON:
+    """``canonical_json(finding_content(f, report_hash, agreement_id))``, written directly.
+
+    For ingest, where every finding of a batch is serialised: ``f`` holds the types a stored
+    finding has (``pk`` and ``incident_pk`` int, ``probability`` a finite float, the rest str);
+    anything else takes the general path.
+    """
+    pk, inc, p = f["pk"], f["incident_pk"], f["probability"]
+    if not (pk.__class__ is int and inc.__class__ is int and p.__class__ is float and math.isfinite(p)):
+        return CanonicalJSON(canonical_json(finding_content(f, report_hash, agreement_id)))
+    return CanonicalJSON(
+        f'{{"agreement":{json_text(agreement_id)},"explanation":{json_text(f["explanation"])},'
+        f'"finding":{pk},"incident":{inc},"probability":{float.__repr__(p)},'
+        f'"report_hash":{json_text(report_hash)},"responsible":{json_text(f["responsible"])},'
+        f'"rule_id":{json_text(f["rule_id"])},"rule_type":{json_text(f["rule_type"])}}}'
+    )
 
 
 # -- days and proofs --------------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""The texts ingest writes by hand are byte for byte what the canonical JSON encoder writes.
+
+A report's content hash and its ledger text, and a finding's ledger content, are built field by
+field on ingest (for speed). A party re-serialises them with any canonical JSON encoder to verify
+the ledger, so the two must never differ, whatever the values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from truceline.core.agreement import Kind, SourceType
+from truceline.core.incidents import Incident, TimePrecision
+from truceline.ledger_verify import canonical_json
+from truceline.store import ledger
+from truceline.store.service import _hash_text, _record_text, content_hash
+
+TEXT = st.text(max_size=40)
+FLOAT_LON = st.floats(-180, 180, allow_nan=False)
+FLOAT_LAT = st.floats(-90, 90, allow_nan=False)
+
+
+def _general(inc: Incident) -> tuple[str, str]:
+    """Hash and ledger text the general way: the model's JSON dump through the encoder."""
+    doc = inc.model_dump(mode="json")
+    ascii_text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(ascii_text.encode()).hexdigest(), canonical_json(doc)
+
+
+incidents = st.builds(
+    Incident,
+    id=st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != ""),
+    observed_at=st.datetimes(
+        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)
+    ),
+    time_precision=st.sampled_from(TimePrecision),
+    lon=FLOAT_LON,
+    lat=FLOAT_LAT,
+    uncertainty_m=st.floats(0, 200_000),
+    kind=st.sampled_from(Kind),
+    weapon_class=st.none() | st.text(min_size=1, max_size=20).filter(lambda s: s.strip() != ""),
+    count=st.integers(1, 100_000),
+    party=st.none() | st.text(min_size=1, max_size=20).filter(lambda s: s.strip() != ""),
+    origin_lon=st.none(),
+    origin_lat=st.none(),
+    origin_uncertainty_m=st.none() | st.floats(0, 200_000),
+    bearing_deg=st.none() | st.floats(0, 359.999),
+    source_type=st.sampled_from(SourceType),
+    reliability=st.sampled_from("ABCDEF"),
+    credibility=st.integers(1, 6),
+    narrative=TEXT,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(incidents)
+def test_a_record_is_hashed_and_written_as_its_json_dump_would_be(inc: Incident) -> None:
+    assert _hash_text(inc) == _general(inc)
+    assert content_hash(inc) == _general(inc)[0]
+
+
+def test_the_plain_record_takes_the_direct_path() -> None:
+    inc = Incident(
+        id="op-7/1",
+        observed_at=dt.datetime(2025, 3, 1, 4, 12, 0, 500, tzinfo=dt.UTC),
+        lon=37.5,
+        lat=-0.0,
+        kind=Kind.explosion,
+        source_type=SourceType.patrol,
+        origin_lon=1e-7,
+        origin_lat=48,
+        narrative='said "two" \\ then',
+    )
+    text = _record_text(inc)
+    assert text is not None  # not the general path in disguise
+    assert text == canonical_json(inc.model_dump(mode="json"))
+    assert '"observed_at":"2025-03-01T04:12:00.000500Z"' in text
+    assert '"origin_lon":1e-07' in text
+
+
+def test_a_record_with_other_letters_hashes_its_ascii_escaped_form() -> None:
+    inc = Incident(
+        id="kyiv-1",
+        observed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+        lon=30.5,
+        lat=50.4,
+        kind=Kind.damage,
+        source_type=SourceType.patrol,
+        narrative="Київ \u2028",
+    )
+    h, text = _hash_text(inc)
+    assert "Київ" in text  # the ledger keeps UTF-8
+    assert (h, text) == _general(inc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    explanation=TEXT,
+    responsible=TEXT,
+    rule_id=TEXT,
+    probability=st.floats(0, 1),
+    pk=st.integers(1, 2**62),
+    incident=st.integers(1, 2**62),
+)
+def test_a_finding_is_written_as_its_content_would_be(
+    explanation: str, responsible: str, rule_id: str, probability: float, pk: int, incident: int
+) -> None:
+    f = {
+        "pk": pk,
+        "incident_pk": incident,
+        "rule_id": rule_id,
+        "rule_type": "fire_across",
+        "responsible": responsible,
+        "probability": probability,
+        "explanation": explanation,
+    }
+    want = canonical_json(ledger.finding_content(f, "ab" * 32, "ukraine-2024"))
+    assert ledger.finding_text(f, "ab" * 32, "ukraine-2024") == want
+
+
+def test_a_record_with_a_delete_character_hashes_its_escaped_form() -> None:
+    # DEL is ASCII, but only the ASCII-escaped form escapes it: the hash must stay over that form.
+    inc = Incident(
+        id="del-1",
+        observed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+        lon=30.5,
+        lat=50.4,
+        kind=Kind.damage,
+        source_type=SourceType.patrol,
+        narrative="a\x7fb",
+    )
+    doc = inc.model_dump(mode="json")
+    escaped = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    assert "\\u007f" in escaped
+    assert content_hash(inc) == hashlib.sha256(escaped.encode()).hexdigest()
