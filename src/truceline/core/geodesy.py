@@ -373,7 +373,7 @@ class LineIndex:
 
     def _fill(self, todo: NDArray[np.int64]) -> None:
         """Compute the candidate rows of the given (distinct, not yet computed) cells."""
-        x0, y0, nx, ny, segs, dists = self._grid()
+        x0, y0, _, ny, segs, dists = self._grid()
         tx = cast(FloatArray, x0 + (todo // ny + 0.5) * self._CELL_DEG)
         ty = cast(FloatArray, y0 + (todo % ny + 0.5) * self._CELL_DEG)
         s, d = self._cell_candidates(tx, ty)

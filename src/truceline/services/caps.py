@@ -30,8 +30,8 @@ from truceline.core.incidents import IncidentBatch
 from truceline.core.rules import judge_rules
 from truceline.store import ledger
 from truceline.store.columns import read_columns
-from truceline.store.db import bulk_insert
-from truceline.store.ledger import finding_content
+from truceline.store.db import bulk_insert, one_of
+from truceline.store.ledger import finding_text
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["CapRecount", "cap_rules", "counted_by_caps", "recount_caps"]
@@ -140,9 +140,12 @@ def _day_statement(kinds: tuple[str, ...], weapons: tuple[str, ...]) -> Any:
     )
 
 
-_HELD = select(FindingRow.incident_pk, FindingRow.rule_id).where(
-    FindingRow.incident_pk.in_(bindparam("pks", expanding=True)), FindingRow.rule_type == _CAP
-)
+@functools.cache
+def _held_statement(dialect: str) -> Any:
+    """The count-cap findings (incident, rule) already on the given reports (``pks``)."""
+    return select(FindingRow.incident_pk, FindingRow.rule_id).where(
+        one_of(FindingRow.incident_pk, "pks", dialect), FindingRow.rule_type == _CAP
+    )
 
 
 def recount_caps(
@@ -180,8 +183,10 @@ def recount_caps(
     ev_of = dict(zip(pk.tolist(), event.tolist(), strict=True))
     pk_list = pk.tolist()
     conn = session.connection()
-    for k in range(0, len(pk_list), _CHUNK):
-        held.update((ev_of[p], r) for p, r in conn.execute(_HELD, {"pks": pk_list[k : k + _CHUNK]}))
+    held_q = _held_statement(conn.dialect.name)
+    step = max(len(pk_list), 1) if conn.dialect.name == "postgresql" else _CHUNK  # one array
+    for k in range(0, len(pk_list), step):
+        held.update((ev_of[p], r) for p, r in conn.execute(held_q, {"pks": pk_list[k : k + step]}))
     rep_pk, rep_event = pk[rep][f.incident[caps]].tolist(), event[rep][f.incident[caps]].tolist()
     frows = [
         {
@@ -213,7 +218,7 @@ def recount_caps(
             (
                 "finding",
                 f"finding:{fpk}",
-                finding_content({**fr, "pk": fpk}, report_hash[fr["incident_pk"]], agreement.id),
+                finding_text({**fr, "pk": fpk}, report_hash[fr["incident_pk"]], agreement.id),
             )
             for fr, fpk in zip(frows, fpks, strict=True)
         ],

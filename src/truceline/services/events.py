@@ -47,6 +47,7 @@ from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
 from truceline.store import ledger
+from truceline.store.db import one_of
 from truceline.store.models import DetectionRow, EventRow, IncidentRow
 
 __all__ = [
@@ -257,14 +258,20 @@ def _around_statement(dialect: str) -> Any:
 @functools.cache
 def _members_statement(dialect: str) -> Any:
     """Every report of the given events (``ids``), as :class:`ReportColumns` reads them."""
-    return select(*_cols_for(dialect)).where(IncidentRow.event_id.in_(bindparam("ids", expanding=True)))
+    return select(*_cols_for(dialect)).where(one_of(IncidentRow.event_id, "ids", dialect))
 
 
 _ET = EventRow.__table__
-#: The sources already in the given events (one report per source per event).
-_HELD = select(IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by).where(
-    IncidentRow.event_id.in_(bindparam("evs", expanding=True))
-)
+
+
+@functools.cache
+def _held_statement(dialect: str) -> Any:
+    """The sources already in the given events (``evs``; one report per source per event)."""
+    return select(IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by).where(
+        one_of(IncidentRow.event_id, "evs", dialect)
+    )
+
+
 _NEW_EVENTS = insert(_ET).returning(_ET.c.pk, sort_by_parameter_order=True)
 _REFRESH_EVENT = (
     update(_ET)
@@ -376,7 +383,8 @@ def link_events(
     joining = move & (dest >= 0)
     if joining.any():
         # at most one report per source per event: also against members outside the window
-        held = conn.execute(_HELD, {"evs": np.unique(dest[joining]).tolist()}).all()
+        evs = np.unique(dest[joining]).tolist()
+        held = conn.execute(_held_statement(conn.dialect.name), {"evs": evs}).all()
         if held:
             he, hs, hb = (np.array(c, str) for c in zip(*held, strict=True))
             keys = np.char.add(np.char.add(he, "|"), _source_ids(hs, hb))
