@@ -33,7 +33,6 @@ from sqlalchemy import (
     cast,
     extract,
     func,
-    insert,
     select,
     text,
     update,
@@ -47,7 +46,7 @@ from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
 from truceline.store import ledger
-from truceline.store.db import one_of
+from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import DetectionRow, EventRow, IncidentRow
 
 __all__ = [
@@ -272,7 +271,6 @@ def _held_statement(dialect: str) -> Any:
     )
 
 
-_NEW_EVENTS = insert(_ET).returning(_ET.c.pk, sort_by_parameter_order=True)
 _REFRESH_EVENT = (
     update(_ET)
     .where(_ET.c.pk == bindparam("b_pk"))
@@ -415,7 +413,8 @@ def link_events(
             "created_at": now,
             "updated_at": now,
         }
-        new_ids = [pk for (pk,) in conn.execute(_NEW_EVENTS, [blank] * len(make))]
+        # COPY on PostgreSQL (an INSERT of many VALUES rows is new SQL text for each count)
+        new_ids = bulk_insert(conn, _ET, [blank] * len(make), new_pks="pk")
         target[make] = new_ids
     rows = np.flatnonzero(move)
     _set_event(session, cand.pk[rows], target[cluster[rows]])
