@@ -10,7 +10,6 @@ horizontal direction (a circular Gaussian), in metres.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,7 +33,10 @@ class TimePrecision(StrEnum):
 class Incident(BaseModel):
     """One report of something observed, as submitted (WGS84 lon/lat, UTC times)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # allow_inf_nan=False: every number finite, checked in pydantic-core (not a Python call each)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
+    )
 
     id: str = Field(min_length=1, max_length=128, description="The reporter's own id (idempotency key)")
     observed_at: dt.datetime = Field(description="When it happened, ISO 8601 with a UTC offset")
@@ -61,13 +63,6 @@ class Incident(BaseModel):
     reliability: str = Field(default="F", pattern=r"^[A-F]$", description="Admiralty reliability A-F")
     credibility: int = Field(default=6, ge=1, le=6, description="Admiralty credibility 1-6")
     narrative: str = Field(default="", max_length=4000)
-
-    @field_validator("lon", "lat", "uncertainty_m", "origin_lon", "origin_lat", "bearing_deg")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
     @field_validator("observed_at")
     @classmethod

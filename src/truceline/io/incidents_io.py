@@ -77,12 +77,16 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
         return fld, "missing; " + (_HINTS.get(fld) or "this field is required")
     if err.get("type") == "extra_forbidden":
         return fld, f"unknown field; known fields are {', '.join(INCIDENT_FIELDS)}"
-    if isinstance(value, str) and value.strip().lower() in (
-        "nan",
-        "inf",
-        "+inf",
-        "-inf",
-        "infinity",
+    if err.get("type") == "finite_number" or (
+        isinstance(value, str)
+        and value.strip().lower()
+        in (
+            "nan",
+            "inf",
+            "+inf",
+            "-inf",
+            "infinity",
+        )
     ):
         msg = "must be a finite number"
     shown = "" if isinstance(value, dict) else f" (got {value!r})"

@@ -113,6 +113,10 @@ def entry_body(seq: int, stamp: str, kind: str, ref: str, content: str) -> str:
     )
 
 
+#: The columns of a ledger entry, in the order of the row tuples :func:`append` writes.
+_ENTRY_COLUMNS = ("seq", "recorded_at", "day", "kind", "ref", "body", "prev_hash", "entry_hash")
+
+
 def append(
     session: Session,
     items: Sequence[tuple[str, str, dict[str, Any] | CanonicalJSON]],
@@ -138,9 +142,9 @@ def append(
             f"the ledger's day {closed} is closed and the clock says {t:%Y-%m-%d %H:%M}",
             fix="check the server's clock (UTC)",
         )
-    stamp = t.isoformat()
+    stamp, day = t.isoformat(), t.date()
     seq, prev = head.seq, head.entry_hash
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     # entry_body with the parts shared by every entry of the call serialised once
     tail = f',"time":{json_text(stamp)}}}'
     kinds: dict[str, str] = {}
@@ -153,22 +157,11 @@ def append(
         body = f'{{"content":{text},"kind":{k},"ref":{json_text(ref)},"seq":{seq}{tail}'
         prev_b = sha256(prev_b + body.encode()).digest()  # entry_hash(prev, body)
         h = prev_b.hex()
-        rows.append(
-            {
-                "seq": seq,
-                "recorded_at": t,
-                "day": t.date(),
-                "kind": kind,
-                "ref": ref,
-                "body": body,
-                "prev_hash": prev,
-                "entry_hash": h,
-            }
-        )
+        rows.append((seq, t, day, kind, ref, body, prev, h))
         prev = h
-    bulk_insert(conn, LedgerEntryRow.__table__, rows)
+    bulk_insert(conn, LedgerEntryRow.__table__, rows, columns=_ENTRY_COLUMNS)
     conn.execute(_MOVE_HEAD, {"h_seq": seq, "h_hash": prev, "h_at": t})
-    return [r["seq"] for r in rows]
+    return [r[0] for r in rows]
 
 
 def finding_content(
