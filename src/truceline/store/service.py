@@ -359,6 +359,9 @@ def ingest_incidents(
         )
     ]
     fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
+    # The ledger append locks the ledger's head until commit, so it comes before fusion and the
+    # caps: a batch committed concurrently by another worker is then visible to this one's fusion
+    # and recount (tests/store/test_concurrent_ingest.py fails with fusion first).
     _ledger_accepted(
         session,
         agreement.id,
