@@ -472,7 +472,26 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
         }
         for k in range(len(ev_ids))  # one parameter set per event for an executemany
     ]
+    if conn.dialect.name == "postgresql":  # one statement for all, not one per event
+        cols = {k: [p[k] for p in params] for k in _REFRESH_ARRAYS}
+        conn.execute(_REFRESH_EVENTS_PG, {**cols, "b_now": now})
+        return
     conn.execute(_REFRESH_EVENT, params)
+
+
+#: The per-event parameters of :data:`_REFRESH_EVENT` and their PostgreSQL array types.
+_REFRESH_ARRAYS = {
+    "b_pk": "bigint", "b_t": "timestamptz", "b_day": "date", "b_lon": "float8", "b_lat": "float8",
+    "b_xx": "float8", "b_xy": "float8", "b_yy": "float8", "b_n": "int", "b_ns": "int",
+    "b_c": "float8",
+}  # fmt: skip
+_REFRESH_EVENTS_PG = text(
+    "UPDATE events SET observed_at = u.t, day = u.day, lon = u.lon, lat = u.lat, "
+    "cov_xx_m2 = u.xx, cov_xy_m2 = u.xy, cov_yy_m2 = u.yy, n_reports = u.n, n_sources = u.ns, "
+    "confidence = u.c, updated_at = :b_now FROM unnest("
+    + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _REFRESH_ARRAYS.items())
+    + ") AS u(pk, t, day, lon, lat, xx, xy, yy, n, ns, c) WHERE events.pk = u.pk"
+)
 
 
 # -- reading ------------------------------------------------------------------------------------
