@@ -179,6 +179,28 @@ def test_extreme_numbers_are_stored_not_500(api: Api, extra: dict[str, object]) 
     assert r.status_code == 201, r.text
 
 
+def test_text_a_database_cannot_keep_is_rejected_and_the_rest_lands(api: Api) -> None:
+    # PostgreSQL refuses NUL in text and the rejects table bounds ids: each of these made the
+    # whole batch fail with a 500 on PostGIS.
+    records = [
+        rec("nul\u0000id"),
+        rec(2, narrative="before\u0000after"),
+        rec("z" * 300),
+        {**rec(4), "k" * 100: 1},
+        rec(5, narrative="two lines\nand a tab\tare fine"),
+    ]
+    r = api.post("/incidents/batch", json={"incidents": records})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["status"] for x in res] == ["rejected"] * 4 + ["accepted"]
+    assert (res[0]["field"], res[1]["field"], res[2]["field"]) == ("id", "narrative", "id")
+    assert "NUL" in res[0]["reason"] and "remove it" in res[1]["reason"]
+    assert "128" in res[2]["reason"] and len(res[2]["reason"]) < 400  # the value shown is cut
+    assert res[3]["field"] == "k" * 100 and "unknown field" in res[3]["reason"]
+    one = api.post("/incidents", json=rec(6, party="A\u0000"))
+    assert one.status_code == 422 and one.json()["error"]["field"] == "party"
+
+
 def test_concurrent_single_submissions_share_commits(api: Api) -> None:
     """Many devices at once: each gets its own verdict; repeats are duplicates, never two rows."""
     from concurrent.futures import ThreadPoolExecutor

@@ -20,7 +20,8 @@ from truceline.ledger_verify import canonical_json
 from truceline.store import ledger
 from truceline.store.service import _hash_text, _record_text, content_hash
 
-TEXT = st.text(max_size=40)
+CHARS = st.characters(exclude_characters="\x00")  # NUL is refused (PostgreSQL cannot store it)
+TEXT = st.text(CHARS, max_size=40)
 FLOAT_LON = st.floats(-180, 180, allow_nan=False)
 FLOAT_LAT = st.floats(-90, 90, allow_nan=False)
 
@@ -34,7 +35,7 @@ def _general(inc: Incident) -> tuple[str, str]:
 
 incidents = st.builds(
     Incident,
-    id=st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != ""),
+    id=st.text(CHARS, min_size=1, max_size=30).filter(lambda s: s.strip() != ""),
     observed_at=st.datetimes(
         min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)
     ),
@@ -43,9 +44,9 @@ incidents = st.builds(
     lat=FLOAT_LAT,
     uncertainty_m=st.floats(0, 200_000),
     kind=st.sampled_from(Kind),
-    weapon_class=st.none() | st.text(min_size=1, max_size=20).filter(lambda s: s.strip() != ""),
+    weapon_class=st.none() | st.text(CHARS, min_size=1, max_size=20).filter(lambda s: s.strip() != ""),
     count=st.integers(1, 100_000),
-    party=st.none() | st.text(min_size=1, max_size=20).filter(lambda s: s.strip() != ""),
+    party=st.none() | st.text(CHARS, min_size=1, max_size=20).filter(lambda s: s.strip() != ""),
     origin_lon=st.none(),
     origin_lat=st.none(),
     origin_uncertainty_m=st.none() | st.floats(0, 200_000),

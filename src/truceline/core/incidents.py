@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from truceline.core.agreement import Kind, SourceType
 
-__all__ = ["Incident", "IncidentBatch", "TimePrecision"]
+__all__ = ["NO_NUL", "Incident", "IncidentBatch", "TimePrecision"]
 
 
 class TimePrecision(StrEnum):
@@ -28,6 +28,10 @@ class TimePrecision(StrEnum):
     minute = "minute"
     hour = "hour"
     day = "day"
+
+
+#: Text without NUL characters: PostgreSQL cannot store them in text (checked in pydantic-core).
+NO_NUL = r"^[^\x00]*$"
 
 
 class Incident(BaseModel):
@@ -38,7 +42,12 @@ class Incident(BaseModel):
         extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
     )
 
-    id: str = Field(min_length=1, max_length=128, description="The reporter's own id (idempotency key)")
+    id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=NO_NUL,
+        description="The reporter's own id (idempotency key)",
+    )
     observed_at: dt.datetime = Field(description="When it happened, ISO 8601 with a UTC offset")
     time_precision: TimePrecision = TimePrecision.minute
     lon: float = Field(ge=-180, le=180, description="WGS84 longitude (deg)")
@@ -47,9 +56,11 @@ class Incident(BaseModel):
         default=100.0, ge=0, le=200_000, description="1-sigma position error (m)"
     )
     kind: Kind
-    weapon_class: str | None = Field(default=None, max_length=64)
+    weapon_class: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     count: int = Field(default=1, ge=1, le=100_000)
-    party: str | None = Field(default=None, max_length=32, description="Observed actor, when known")
+    party: str | None = Field(
+        default=None, max_length=32, pattern=NO_NUL, description="Observed actor, when known"
+    )
     origin_lon: float | None = Field(default=None, ge=-180, le=180)
     origin_lat: float | None = Field(default=None, ge=-90, le=90)
     origin_uncertainty_m: float | None = Field(default=None, ge=0, le=200_000)
@@ -62,7 +73,7 @@ class Incident(BaseModel):
     source_type: SourceType
     reliability: str = Field(default="F", pattern=r"^[A-F]$", description="Admiralty reliability A-F")
     credibility: int = Field(default=6, ge=1, le=6, description="Admiralty credibility 1-6")
-    narrative: str = Field(default="", max_length=4000)
+    narrative: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
     @field_validator("observed_at")
     @classmethod

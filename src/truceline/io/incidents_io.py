@@ -15,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from truceline.core.incidents import Incident
+from truceline.core.incidents import NO_NUL, Incident
 from truceline.errors import ValidationError
 
 __all__ = [
@@ -75,6 +75,8 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
     value = err.get("input")
     if err.get("type") == "missing":
         return fld, "missing; " + (_HINTS.get(fld) or "this field is required")
+    if err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL:
+        return fld, "contains a NUL character (\\u0000), which cannot be stored; remove it"
     if err.get("type") == "extra_forbidden":
         return fld, f"unknown field; known fields are {', '.join(INCIDENT_FIELDS)}"
     if err.get("type") == "finite_number" or (
@@ -89,7 +91,10 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
         )
     ):
         msg = "must be a finite number"
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    got = repr(value)
+    if len(got) > 80:  # a long value is not repeated whole in every message
+        got = f"{got[:60]}... ({len(value) if isinstance(value, str) else len(got)} characters)"
+    shown = "" if isinstance(value, dict) else f" (got {got})"
     hint = _HINTS.get(fld)
     return fld, f"{msg}{shown}" + (f"; {hint}" if hint else "")
 

@@ -174,6 +174,14 @@ _STORED = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk
 )
 
 
+_STORED_PG = text(
+    "SELECT i.report_id, i.content_hash, i.pk "
+    "FROM json_array_elements_text(CAST(:ids AS json)) AS q(id) "
+    "JOIN LATERAL (SELECT report_id, content_hash, pk FROM incidents "
+    "WHERE agreement_id = :a AND report_id = q.id) AS i ON true"
+)
+
+
 def _stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> list[Row[Any]]:
     """(report id, content hash, pk) of the ``ids`` already stored under the agreement."""
     if not ids:
@@ -182,17 +190,9 @@ def _stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> 
         # One statement whose plan probes the unique index once per id. An ``IN`` list lets the
         # planner pick a scan of every stored incident of the agreement (its row estimates lag
         # a fast-growing table), which cost ~100 ms per 500 ids at 20,000 rows.
-        return list(
-            conn.execute(
-                text(
-                    "SELECT i.report_id, i.content_hash, i.pk "
-                    "FROM unnest(CAST(:ids AS text[])) AS q(id) "
-                    "JOIN LATERAL (SELECT report_id, content_hash, pk FROM incidents "
-                    "WHERE agreement_id = :a AND report_id = q.id) AS i ON true"
-                ),
-                {"ids": list(ids), "a": agreement_id},
-            )
-        )
+        # The ids travel as one JSON text: psycopg quotes a text[] parameter element by element
+        # in Python (with a regular expression each), json.dumps in C.
+        return list(conn.execute(_STORED_PG, {"ids": json.dumps(list(ids)), "a": agreement_id}))
     out: list[Row[Any]] = []
     for k in range(0, len(ids), _CHUNK):
         out.extend(conn.execute(_STORED, {"a": agreement_id, "ids": list(ids[k : k + _CHUNK])}))
@@ -220,6 +220,16 @@ def register_agreement(session: Session, agreement: Agreement, source: str | Pat
         row.name, row.source, row.content_hash = agreement.name, str(src), digest
     session.flush()
     return row
+
+
+def _storable(value: str, limit: int | None = None) -> str:
+    """A rejected record's text as every database can keep it: NUL (which PostgreSQL refuses)
+    shown as U+FFFD, cut to the column's length with an ellipsis. The caller's answer keeps the
+    text as sent; only the stored copy is cut."""
+    value = value.replace("\x00", "\ufffd")
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "\u2026"
+    return value
 
 
 @dataclass(slots=True)
@@ -406,9 +416,9 @@ def ingest_incidents(
                 {
                     "batch_id": batch_id,
                     "row": r.row,
-                    "report_id": r.id,
-                    "field": r.field,
-                    "reason": r.reason,
+                    "report_id": _storable(r.id, 128),
+                    "field": _storable(r.field, 64),
+                    "reason": _storable(r.reason),
                     "record": None,
                     "received_at": now,
                 }
