@@ -6,6 +6,8 @@ import datetime as dt
 
 import pytest
 
+from truceline.services.queries import encode_cursor
+
 from .conftest import DAY, Api, rec
 
 
@@ -199,6 +201,33 @@ def test_text_a_database_cannot_keep_is_rejected_and_the_rest_lands(api: Api) ->
     assert res[3]["field"] == "k" * 100 and "unknown field" in res[3]["reason"]
     one = api.post("/incidents", json=rec(6, party="A\u0000"))
     assert one.status_code == 422 and one.json()["error"]["field"] == "party"
+
+
+def test_input_a_database_cannot_take_is_a_422_naming_it(api: Api) -> None:
+    # Each of these was a 500 on PostGIS (found by schemathesis run against it): NUL in text,
+    # keys beyond PostgreSQL's 32-bit integers.
+    pk = api.post("/incidents", json=rec(1)).json()["pk"]
+    for path, body, field in [
+        (f"/incidents/{pk}/review", {"action": "verify", "comment": "a\u0000b"}, "comment"),
+        (f"/incidents/{pk}/review", {"action": "verify", "findings": [2**40]}, "findings.0"),
+        ("/tokens", {"role": "monitor", "name": "n\u0000"}, "name"),
+    ]:
+        r = api.post(path, json=body)
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["error"]["field"] == field
+    r = api.get("/findings?sector=a%00b")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "sector"
+    assert api.get("/incidents/%00").status_code == 422
+    assert api.get(f"/incidents/{2**40}").status_code == 422
+    assert api.get(f"/findings/{2**31}").status_code == 422
+    assert api.get(f"/incidents?cursor={encode_cursor(2**40)}").status_code == 422
+
+
+def test_an_incident_dated_after_2038_is_on_the_map(api: Api) -> None:
+    # PostgreSQL's integer seconds end in January 2038: the map's times are 64-bit.
+    assert api.post("/incidents", json=rec(1, day=dt.date(2040, 1, 1))).status_code == 201
+    r = api.get("/dashboard/features")
+    assert r.status_code == 200, r.text
 
 
 def test_concurrent_single_submissions_share_commits(api: Api) -> None:

@@ -20,11 +20,19 @@ from truceline.services.agreement_store import AgreementCache
 from .conftest import Api, make_api, rec
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def fuzzed(
-    tmp_path_factory: pytest.TempPathFactory, sectored_dir: Path, agreement_cache: AgreementCache
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sectored_dir: Path,
+    agreement_cache: AgreementCache,
 ) -> Iterator[Api]:
-    api = make_api(str(tmp_path_factory.mktemp("fuzz") / "fuzz.db"), sectored_dir, agreement_cache)
+    """The server on each database (PostgreSQL refuses some text SQLite keeps, e.g. NUL)."""
+    if request.param == "sqlite":
+        db = str(tmp_path_factory.mktemp("fuzz") / "fuzz.db")
+    else:
+        db = request.getfixturevalue("pg_cluster").new_database()
+    api = make_api(db, sectored_dir, agreement_cache)
     with api.client:
         api.post("/incidents/batch", json={"incidents": [rec(i, lon=36.9 + i * 0.01) for i in range(5)]})
         yield api

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from truceline import __version__
 from truceline.api.context import AppContext, build_context, settle
 from truceline.api.errors import install_error_handlers
-from truceline.api.limits import BodyLimit
+from truceline.api.limits import BodyLimit, NoNulInUrl
 
 __all__ = [
     "API_PREFIX",
@@ -97,6 +97,7 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     install_dashboard(app, API_PREFIX)  # the dashboard at /, its data and exports under /api/v1
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
+    app.add_middleware(NoNulInUrl)
     return app
 
 

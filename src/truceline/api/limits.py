@@ -1,15 +1,17 @@
-"""A bound on request bodies, enforced before the body is parsed (pure ASGI middleware)."""
+"""Checks on a request before any route sees it (pure ASGI middleware): a bound on bodies, and no
+NUL character in the path or the query (PostgreSQL cannot compare or store text holding one)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from truceline.errors import PayloadTooLargeError
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "NoNulInUrl"]
 
 
 class BodyLimit:
@@ -88,3 +90,51 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class NoNulInUrl:
+    """Refuse a NUL character (``%00``) in the path or a query parameter with 422, naming it.
+
+    Text holding NUL cannot reach PostgreSQL (not even to compare); SQLite would keep it. Refused
+    here once, for every route, the same on both databases.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = None
+            if "\x00" in scope.get("path", ""):
+                where = "path"
+            else:
+                query = scope.get("query_string") or b""
+                if b"%00" in query or b"\x00" in query:
+                    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                    where = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "query")
+            if where is not None:
+                body = json.dumps(
+                    {
+                        "error": {
+                            "status": 422,
+                            "type": "RequestValidationError",
+                            "message": f"{where}: contains a NUL character (%00)",
+                            "field": where.replace("\x00", "\ufffd"),
+                            "value": None,
+                            "fix": "remove the %00 from the URL",
+                        }
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 422,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from truceline.core.incidents import NO_NUL
 from truceline.core.probability import icd203_term
 from truceline.services.auth import Role
 from truceline.services.review import Action
@@ -15,6 +16,10 @@ from truceline.services.submissions import Verdict
 from truceline.store.models import AuditRow, DetectionRow, EventRow, FindingRow, IncidentRow
 
 T = TypeVar("T")
+
+#: The largest key of a stored record (incidents, findings, events, ledger entries: 32-bit
+#: integers on PostgreSQL); a larger one in a path or body names nothing and gets a 422.
+MAX_KEY = 2**31 - 1
 
 
 def utc(t: dt.datetime | None) -> dt.datetime | None:
@@ -241,8 +246,8 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Action
-    comment: str = Field(default="", max_length=4000)
-    findings: list[int] | None = Field(
+    comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
+    findings: list[Annotated[int, Field(ge=1, le=MAX_KEY)]] | None = Field(
         default=None, max_length=1000, description="Finding pks to act on (default: all of the incident)"
     )
 
@@ -352,9 +357,9 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    name: str = Field(min_length=1, max_length=128)
-    party: str | None = Field(default=None, max_length=32)
-    sector: str | None = Field(default=None, max_length=64)
+    name: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    party: str | None = Field(default=None, max_length=32, pattern=NO_NUL)
+    sector: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
 
 
 class TokenOut(_Out):
@@ -592,19 +597,19 @@ class EventOut(_Out):
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    incidents: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+    incidents: list[Annotated[int, Field(ge=1, le=MAX_KEY)]] = Field(
         min_length=1, max_length=1000, description="The reports (incident pks) to move into a new event"
     )
-    comment: str = Field(default="", max_length=4000)
+    comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
 
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+    events: list[Annotated[int, Field(ge=1, le=MAX_KEY)]] = Field(
         min_length=2, max_length=100, description="Event ids; all merge into the smallest"
     )
-    comment: str = Field(default="", max_length=4000)
+    comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
 
 class DecisionOut(_Out):

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import shapely
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
-    Integer,
     Select,
     and_,
     case,
@@ -241,8 +241,11 @@ def _incident_select(flt: MapFilter, scope: Scope, cols: Sequence[Any] = _I_COLS
 
 
 def _epoch(col: Any) -> ColumnElement[int]:
-    """A UTC timestamp as whole seconds since 1970, computed by the database (no parsing here)."""
-    return cast(extract("epoch", col), Integer)
+    """A UTC timestamp as whole seconds since 1970, computed by the database (no parsing here).
+
+    64-bit: PostgreSQL's ``integer`` ends in January 2038 (and an incident may be dated after it).
+    """
+    return cast(extract("epoch", col), BigInteger)
 
 
 class _Codes:

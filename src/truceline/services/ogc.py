@@ -489,7 +489,7 @@ def item(
         fix="list the items to find its id",
     )
     if c.id in ("incidents", "findings"):
-        if not feature_id.isdigit() or not 0 < int(feature_id) < 2**62:
+        if not feature_id.isdigit() or not 0 < int(feature_id) < 2**31:
             raise missing
         pk = int(feature_id)
         if c.id == "incidents":

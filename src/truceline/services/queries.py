@@ -56,8 +56,8 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, num = raw.partition(":")
-        if kind != "pk" or not num.isdigit():
-            raise ValueError(raw)
+        if kind != "pk" or not num.isdigit() or len(num) > 10 or int(num) >= 2**31:
+            raise ValueError(raw)  # keys are 32-bit: a larger one was never issued
         return int(num)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationError(

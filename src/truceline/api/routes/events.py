@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import DecisionOut, EventOut, MergeIn, SplitIn
+from truceline.api.schemas import MAX_KEY, DecisionOut, EventOut, MergeIn, SplitIn
 from truceline.services import events as svc
 from truceline.services.auth import Permission, Principal
 from truceline.store.models import AuditRow, IncidentRow
 
 router = APIRouter(prefix="/events", tags=["events"], responses=ERRORS)
-EventId = Annotated[int, Path(ge=1, le=2**62)]
+EventId = Annotated[int, Path(ge=1, le=MAX_KEY)]
 
 
 @router.get("/{event_id}", response_model=EventOut, summary="One fused event and its reports")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import DailyStatistics, FindingView, Page
+from truceline.api.schemas import MAX_KEY, DailyStatistics, FindingView, Page
 from truceline.services import queries
 from truceline.services.auth import Permission, Principal
 
@@ -60,7 +60,7 @@ def list_findings(
 
 @router.get("/findings/{pk}", response_model=FindingView, summary="One finding")
 def get_finding(
-    pk: Annotated[int, Path(ge=1, le=2**62)],
+    pk: Annotated[int, Path(ge=1, le=MAX_KEY)],
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.findings_read))],
 ) -> FindingView:

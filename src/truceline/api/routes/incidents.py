@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import (
+    MAX_KEY,
     AuditOut,
     BatchIn,
     BatchOut,
@@ -35,7 +36,7 @@ from truceline.services.sensors import from_us
 from truceline.services.submissions import Verdict, submit_records
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERRORS)
-PK = Annotated[int, Path(ge=1, le=2**62)]
+PK = Annotated[int, Path(ge=1, le=MAX_KEY)]
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import LedgerProblem, LedgerRoot, LedgerVerification, utc
+from truceline.api.schemas import MAX_KEY, LedgerProblem, LedgerRoot, LedgerVerification, utc
 from truceline.services import queries
 from truceline.services.auth import Permission, Principal
 from truceline.store import ledger
@@ -57,7 +57,7 @@ def close(
     response_description="A proof document; check it with `python -m truceline.ledger_verify`",
 )
 def entry_proof(
-    seq: Annotated[int, Path(ge=1, le=2**62)],
+    seq: Annotated[int, Path(ge=1, le=MAX_KEY)],
     ctx: Ctx,
     _: Annotated[Principal, Depends(allow(Permission.ledger_read))],
 ) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def entry_proof(
     response_description="A proof document; check it with `python -m truceline.ledger_verify`",
 )
 def finding_proof(
-    pk: Annotated[int, Path(ge=1, le=2**62)],
+    pk: Annotated[int, Path(ge=1, le=MAX_KEY)],
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.findings_proof))],
 ) -> dict[str, Any]:
