@@ -43,6 +43,11 @@ def test_examples_load(ukraine, korea) -> None:  # type: ignore[no-untyped-def]
             "effective_from",
             "YYYY-MM-DD",
         ),
+        (  # PostgreSQL cannot store NUL: refused where it is
+            lambda y: y.replace("{id: B, name: Bravo}", '{id: B, name: "Bra\\0vo"}'),
+            "parties[1].name",
+            "NUL",
+        ),
     ],
 )
 def test_validation_messages(tmp_path: Path, edit, field: str, words: str) -> None:  # type: ignore[no-untyped-def]

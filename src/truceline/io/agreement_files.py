@@ -44,6 +44,32 @@ class Feature:
         self.properties = properties
 
 
+def _nul_at(value: Any, where: str = "") -> str | None:
+    """Where the first text holding NUL is in parsed YAML or JSON (None: nowhere)."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    items: Any = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for k, v in items:
+        here = f"{where}[{k}]" if isinstance(k, int) else f"{where}.{k}" if where else str(k)
+        if isinstance(k, str) and "\x00" in k:
+            return here
+        found = _nul_at(v, here)
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_nul(data: Any, file: str) -> None:
+    """NUL cannot be stored (PostgreSQL refuses it in text): refuse it where it is."""
+    where = _nul_at(data)
+    if where is not None:
+        raise AgreementError(
+            "contains a NUL character (\\0 or \\u0000); remove it", file=file, field=where
+        )
+
+
 def read_features(path: Path) -> list[Feature]:
     """Read the features of a geometry file as WGS84 lon/lat shapely geometries."""
     if not path.exists():
@@ -54,6 +80,7 @@ def read_features(path: Path) -> list[Feature]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AgreementError(f"not valid GeoJSON ({exc})", file=str(path)) from exc
+        _refuse_nul(data, str(path))
         feats = _geojson_features(data, path)
     else:
         feats = _ogr_features(path)
@@ -251,6 +278,7 @@ def load_agreement(path: str | Path) -> Agreement:
         raise AgreementError(f"not valid YAML ({exc})", file=str(yml)) from exc
     if not isinstance(raw, dict):
         raise AgreementError("the file must hold a mapping", file=str(yml))
+    _refuse_nul(raw, str(yml))
 
     def need(key: str) -> Any:
         if key not in raw:
