@@ -369,24 +369,26 @@ def ingest_incidents(
         )
     ]
     fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
-    # The ledger append locks the ledger's head until commit, so it comes before fusion and the
-    # caps: a batch committed concurrently by another worker is then visible to this one's fusion
-    # and recount (tests/store/test_concurrent_ingest.py fails with fusion first).
-    _ledger_accepted(
-        session,
-        agreement.id,
-        adj.incidents,
-        pk_of,
-        hash_of,
-        text_of,
-        frows,
-        fpks,
-        submitted_by=who,
-        now=now,
-    )
-    caps = CapRecount()
-    if adj.incidents:  # link reports of one event (fused events; truceline.services.events)
-        b = adj.batch
+    if result.rejects:
+        conn.execute(
+            insert(RejectRow.__table__),
+            [
+                {
+                    "batch_id": batch_id,
+                    "row": r.row,
+                    "report_id": _storable(r.id, 128),
+                    "field": _storable(r.field, 64),
+                    "reason": _storable(r.reason),
+                    "record": None,
+                    "received_at": now,
+                }
+                for r in result.rejects
+            ],
+        )
+    # What fusion and the caps take from this batch, made before the ledger's lock (below).
+    new_rows: ReportColumns | None = None
+    counted = np.zeros(0, bool)
+    if adj.incidents:
         b, n = adj.batch, len(adj.incidents)
         new_rows = ReportColumns(
             pk=np.array(inc_pk, np.intp),
@@ -404,27 +406,29 @@ def ingest_incidents(
             distance_km=cls.distance_km,
             p_side=cls.p_side,
         ).fusable()
+        counted = counted_by_caps(agreement, b, cls.zones)
+    # The ledger append locks the ledger's head until commit, so it comes before fusion and the
+    # caps: a batch committed concurrently by another worker is then visible to this one's fusion
+    # and recount (tests/store/test_concurrent_ingest.py fails with fusion first). Everything
+    # from here on runs one batch at a time across the server's processes.
+    _ledger_accepted(
+        session,
+        agreement.id,
+        adj.incidents,
+        pk_of,
+        hash_of,
+        text_of,
+        frows,
+        fpks,
+        submitted_by=who,
+        now=now,
+    )
+    caps = CapRecount()
+    if new_rows is not None:  # link reports of one event (fused events; truceline.services.events)
         link_events(session, agreement.id, new_rows, batch_id=batch_id, now=now)
-        counted = counted_by_caps(agreement, adj.batch, cls.zones)
-        if counted.any():
-            days = np.unique(adj.batch.day[counted]).astype(dt.date)
-            caps = recount_caps(session, agreement, days.tolist(), now=now)
-    if result.rejects:
-        conn.execute(
-            insert(RejectRow.__table__),
-            [
-                {
-                    "batch_id": batch_id,
-                    "row": r.row,
-                    "report_id": _storable(r.id, 128),
-                    "field": _storable(r.field, 64),
-                    "reason": _storable(r.reason),
-                    "record": None,
-                    "received_at": now,
-                }
-                for r in result.rejects
-            ],
-        )
+    if counted.any():
+        days = np.unique(adj.batch.day[counted]).astype(dt.date)
+        caps = recount_caps(session, agreement, days.tolist(), now=now)
     result.accepted = [i.id for i in adj.incidents]
     result.pks.update(pk_of)
     by_pk = Counter(r["incident_pk"] for r in frows)
