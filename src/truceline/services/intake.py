@@ -30,7 +30,8 @@ from truceline.services.agreement_store import AgreementCache
 from truceline.services.auth import Principal
 from truceline.services.submissions import RecordResult, Verdict
 from truceline.store.db import Database
-from truceline.store.service import content_hash, ingest_incidents
+from truceline.store.record_text import content_hash
+from truceline.store.service import ingest_incidents
 
 __all__ = ["Intake"]
 

@@ -360,7 +360,7 @@ def _entries(session: Session) -> Iterator[LedgerEntryRow]:
 
 def _incident_hash(row: IncidentRow) -> str | None:
     """The content hash of the record as the table holds it now (None: no longer a valid record)."""
-    from truceline.store.service import incident_doc_hash
+    from truceline.store.record_text import incident_doc_hash
 
     doc = {
         "id": row.report_id,

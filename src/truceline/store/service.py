@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -20,8 +19,8 @@ import numpy as np
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from truceline.core.agreement import Agreement, Kind, RuleType, SourceType
-from truceline.core.incidents import Incident, TimePrecision
+from truceline.core.agreement import Agreement, RuleType
+from truceline.core.incidents import Incident
 from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
@@ -30,7 +29,7 @@ from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
 from truceline.services.events import ReportColumns, epoch_seconds, link_events
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
-from truceline.store.ledger import finding_text, json_text
+from truceline.store.ledger import finding_text
 from truceline.store.models import (
     AgreementRow,
     FindingRow,
@@ -38,6 +37,7 @@ from truceline.store.models import (
     IngestBatchRow,
     RejectRow,
 )
+from truceline.store.record_text import content_hash, hash_text, incident_doc_hash
 
 __all__ = ["IngestResult", "content_hash", "incident_doc_hash", "ingest_incidents", "register_agreement"]
 
@@ -51,118 +51,6 @@ _INCIDENT_COLUMNS = (
     "credibility", "narrative", "side_party", "distance_km", "p_side", "zones", "sector",
     "received_at", "submitted_by",
 )  # fmt: skip
-
-
-def incident_doc_hash(inc: Incident) -> tuple[dict[str, object], str]:
-    """The record as JSON-ready data, and the SHA-256 of its canonical JSON."""
-    doc = inc.model_dump(mode="json")
-    return doc, _hash_text(inc)[0]
-
-
-class _NotPlainError(Exception):
-    """A value :func:`_record_text` does not write itself."""
-
-
-def _str(v: object) -> str:
-    if v.__class__ is not str:
-        raise _NotPlainError
-    return json_text(v)  # type: ignore[arg-type]
-
-
-def _opt_str(v: object) -> str:
-    return "null" if v is None else _str(v)
-
-
-def _float(v: object) -> str:
-    if v.__class__ is not float or not math.isfinite(v):  # type: ignore[arg-type]
-        raise _NotPlainError
-    return float.__repr__(v)  # type: ignore[arg-type]
-
-
-def _opt_float(v: object) -> str:
-    return "null" if v is None else _float(v)
-
-
-def _int(v: object) -> str:
-    if v.__class__ is not int:
-        raise _NotPlainError
-    return int.__repr__(v)  # type: ignore[arg-type]
-
-
-#: The JSON text of every value of the record's enumerations (a lookup, not a call per field).
-_ENUM_TEXT = {
-    m: json_text(m._value_)
-    for e in (Kind, SourceType, TimePrecision)
-    for m in e  # type: ignore[attr-defined]
-}
-
-
-def _utc(v: object) -> str:
-    if v.__class__ is not dt.datetime or v.tzinfo is not dt.UTC:  # type: ignore[attr-defined]
-        raise _NotPlainError
-    return f'"{v.isoformat()[:-6]}Z"'  # type: ignore[attr-defined]  # "+00:00" as the dump writes it
-
-
-#: The fields :func:`_record_text` writes; another set (a changed model) takes the general path.
-_RECORD_FIELDS = frozenset(
-    ("bearing_deg", "count", "credibility", "id", "kind", "lat", "lon", "narrative", "observed_at",
-     "origin_lat", "origin_lon", "origin_uncertainty_m", "party", "reliability", "source_type",
-     "time_precision", "uncertainty_m", "weapon_class")
-)  # fmt: skip
-#: Field serialisers would change what ``model_dump`` gives: then only the general path is right.
-_PLAIN_RECORD = set(Incident.model_fields) == _RECORD_FIELDS and not (
-    Incident.__pydantic_decorators__.field_serializers
-    or Incident.__pydantic_decorators__.model_serializers
-)
-
-
-def _record_text(inc: Incident) -> str | None:
-    """``canonical_json(inc.model_dump(mode="json"))`` written directly, keys in sorted order.
-
-    Each value as the JSON dump has it: strings and enum values quoted as the encoder quotes them,
-    numbers by their ``repr``, UTC times in ISO 8601 with ``Z``. None for a value of another kind
-    (or not finite): the caller then takes the general path. Twice as fast as dump and encode.
-    """
-    if not _PLAIN_RECORD:
-        return None
-    d = inc.__dict__
-    try:
-        return (
-            f'{{"bearing_deg":{_opt_float(d["bearing_deg"])},"count":{_int(d["count"])},'
-            f'"credibility":{_int(d["credibility"])},"id":{_str(d["id"])},'
-            f'"kind":{_ENUM_TEXT[d["kind"]]},"lat":{_float(d["lat"])},"lon":{_float(d["lon"])},'
-            f'"narrative":{_str(d["narrative"])},"observed_at":{_utc(d["observed_at"])},'
-            f'"origin_lat":{_opt_float(d["origin_lat"])},"origin_lon":{_opt_float(d["origin_lon"])},'
-            f'"origin_uncertainty_m":{_opt_float(d["origin_uncertainty_m"])},'
-            f'"party":{_opt_str(d["party"])},"reliability":{_str(d["reliability"])},'
-            f'"source_type":{_ENUM_TEXT[d["source_type"]]},'
-            f'"time_precision":{_ENUM_TEXT[d["time_precision"]]},'
-            f'"uncertainty_m":{_float(d["uncertainty_m"])},'
-            f'"weapon_class":{_opt_str(d["weapon_class"])}}}'
-        )
-    except (_NotPlainError, KeyError):
-        return None
-
-
-def _hash_text(inc: Incident) -> tuple[str, str]:
-    """The record's content hash and its ledger text (canonical JSON).
-
-    The content hash is over the ASCII-escaped form (``json.dumps`` with sorted keys); the ledger
-    keeps UTF-8. For the usual record (printable ASCII: DEL is the one ASCII character only the
-    escaped form escapes) the two texts are the same, so it is serialised once.
-    """
-    text = _record_text(inc)
-    if text is not None and text.isascii() and "\x7f" not in text:
-        return hashlib.sha256(text.encode()).hexdigest(), text
-    doc = inc.model_dump(mode="json")
-    ledger_text = canonical_json(doc)
-    ascii_text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(ascii_text.encode()).hexdigest(), ledger_text
-
-
-def content_hash(inc: Incident) -> str:
-    """SHA-256 of the record's canonical JSON: a retry of the same report has the same hash."""
-    return _hash_text(inc)[0]
 
 
 # Statements built once (building and caching a statement per call costs more than running it).
@@ -269,7 +157,7 @@ def ingest_incidents(
     result = IngestResult(batch_id=0, rejects=list(earlier_rejects))
     result.duplicates.extend(earlier_duplicates)
 
-    hash_texts = [_hash_text(i) for i in incidents]
+    hash_texts = [hash_text(i) for i in incidents]
     hashes = [h for h, _ in hash_texts]
     stored: dict[str, str] = {}
     ids = [i.id for i in incidents]

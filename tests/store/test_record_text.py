@@ -18,7 +18,7 @@ from truceline.core.agreement import Kind, SourceType
 from truceline.core.incidents import Incident, TimePrecision
 from truceline.ledger_verify import canonical_json
 from truceline.store import ledger
-from truceline.store.service import _hash_text, _record_text, content_hash
+from truceline.store.record_text import content_hash, hash_text, record_text
 
 # NUL is refused (PostgreSQL cannot store it); lone surrogates are not text (pydantic refuses them)
 CHARS = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
@@ -62,7 +62,7 @@ incidents = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(incidents)
 def test_a_record_is_hashed_and_written_as_its_json_dump_would_be(inc: Incident) -> None:
-    assert _hash_text(inc) == _general(inc)
+    assert hash_text(inc) == _general(inc)
     assert content_hash(inc) == _general(inc)[0]
 
 
@@ -78,7 +78,7 @@ def test_the_plain_record_takes_the_direct_path() -> None:
         origin_lat=48,
         narrative='said "two" \\ then',
     )
-    text = _record_text(inc)
+    text = record_text(inc)
     assert text is not None  # not the general path in disguise
     assert text == canonical_json(inc.model_dump(mode="json"))
     assert '"observed_at":"2025-03-01T04:12:00.000500Z"' in text
@@ -95,7 +95,7 @@ def test_a_record_with_other_letters_hashes_its_ascii_escaped_form() -> None:
         source_type=SourceType.patrol,
         narrative="Київ \u2028",
     )
-    h, text = _hash_text(inc)
+    h, text = hash_text(inc)
     assert "Київ" in text  # the ledger keeps UTF-8
     assert (h, text) == _general(inc)
 
