@@ -135,3 +135,15 @@ def test_side_beyond_a_sharp_corner() -> None:
     for seg, t in ((k - 1, 1.0), (k, 0.0)):
         r = idx._result(p, np.array([seg]), np.array([t]), chord)
         assert r.side.tolist() == [-1], (seg, t)
+
+
+def test_mean_longitude_across_the_antimeridian() -> None:
+    from truceline.core.geodesy import mean_lon, unwrapped_lon
+
+    lon = np.array([30.1, 30.3, 30.2])
+    assert mean_lon(lon) == float(np.mean(lon))  # the plain mean, bit for bit, away from 180
+    assert np.array_equal(unwrapped_lon(lon), lon)
+    assert abs(abs(mean_lon([179.9, -179.9])) - 180.0) < 1e-9  # not 0
+    assert abs(mean_lon([179.0, -179.0, -179.0]) - (-179.0 - 2.0 / 3.0)) < 1e-9
+    assert np.allclose(unwrapped_lon([179.5, -179.5]), [179.5, 180.5])
+    assert mean_lon([]) == 0.0

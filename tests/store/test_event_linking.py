@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from truceline.core.incidents import Incident
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import load_agreement
 from truceline.services import events
-from truceline.store.db import make_engine, session_factory, upgrade
-from truceline.store.models import IncidentRow
+from truceline.store.db import Database, make_engine, session_factory, upgrade
+from truceline.store.models import EventRow, IncidentRow
 from truceline.store.service import ingest_incidents, register_agreement
 
 from ..conftest import EXAMPLES
@@ -53,3 +54,29 @@ def test_skipping_fusion_changes_no_link(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(events.fusion, "linkable", lambda *args, **kwargs: True)
     slow = _events_after_single_submissions(tmp_path / "slow.db", reports, submitters)
     assert fast == slow
+
+
+def test_reports_either_side_of_the_antimeridian_are_linked(db_url: str, small_dir: Path) -> None:
+    """Two sources report one explosion 100 m apart, at 179.9995 E and 179.9995 W."""
+    ag = load_agreement(small_dir)
+    db = Database(db_url)
+    db.upgrade()
+    db.write(lambda s: register_agreement(s, ag, small_dir))
+    t = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
+
+    def blast(rid: str, lon: float, source: str, dt_s: float) -> Incident:
+        return Incident(
+            id=rid, observed_at=t + dt.timedelta(seconds=dt_s), time_precision="second",
+            lon=lon, lat=-17.0, uncertainty_m=50.0, kind="explosion", source_type=source,
+        )  # fmt: skip
+
+    pair = [blast("east", 179.9995, "patrol", 0), blast("west", -179.9995, "camera", 10)]
+    for k, inc in enumerate(pair):  # one at a time: the second finds the first across 180 deg
+        db.write(lambda s, inc=inc, k=k: ingest_incidents(s, ag, [inc], [k], source="api", now=t))
+    with db.read() as s:
+        rows = dict(s.execute(select(IncidentRow.report_id, IncidentRow.event_id)).all())
+        event = s.get(EventRow, rows["east"]) if rows["east"] is not None else None
+    db.dispose()
+    assert rows["east"] is not None and rows["east"] == rows["west"]
+    assert event is not None and event.n_reports == 2
+    assert abs(abs(event.lon) - 180.0) < 0.001 and abs(event.lat + 17.0) < 0.001

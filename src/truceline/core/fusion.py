@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from truceline.core.acoustic import LocalFrame
+from truceline.core.geodesy import mean_lon
 
 __all__ = [
     "ADMIRALTY_CREDIBILITY",
@@ -198,9 +199,9 @@ def _summaries(
 
 
 def _centred_on(reports: Reports) -> LocalFrame:
-    """A local plane centred on the reports' mean position."""
+    """A local plane centred on the reports' mean position (across the antimeridian too)."""
     n = len(reports)
-    lon0 = float(np.mean(reports.lon)) if n else 0.0
+    lon0 = mean_lon(reports.lon) if n else 0.0
     lat0 = float(np.mean(reports.lat)) if n else 0.0
     return LocalFrame.centred(lon0, lat0)
 

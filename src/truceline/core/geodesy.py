@@ -38,7 +38,9 @@ __all__ = [
     "ecef",
     "geodesic_area_km2",
     "geodesic_length_m",
+    "mean_lon",
     "offset_region",
+    "unwrapped_lon",
 ]
 
 WGS84_A = 6378137.0
@@ -754,3 +756,25 @@ def offset_region(
     # Close zero-width cracks left where pieces met up to rounding: out and back by 1e-8 deg (1 mm).
     eps = 1e-8
     return shapely.buffer(shapely.buffer(merged, eps, join_style="mitre"), -eps, join_style="mitre")
+
+
+def unwrapped_lon(lon: ArrayLike) -> FloatArray:
+    """Longitudes (deg) made continuous where they straddle the antimeridian.
+
+    Points spanning more than 180 deg of longitude are taken to cross 180 deg (a cluster of reports
+    or a window never spans half the globe): negative longitudes gain 360 (values in 0..360).
+    Otherwise the longitudes come back unchanged.
+    """
+    a = np.asarray(lon, np.float64)
+    if a.size and float(a.max() - a.min()) > 180.0:
+        return np.where(a < 0.0, a + 360.0, a)
+    return a
+
+
+def mean_lon(lon: ArrayLike) -> float:
+    """Mean longitude (deg, -180..180) of nearby points, across the antimeridian too."""
+    a = unwrapped_lon(lon)
+    if a.size == 0:
+        return 0.0
+    m = float(np.mean(a))
+    return m - 360.0 if m > 180.0 else m

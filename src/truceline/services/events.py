@@ -33,6 +33,7 @@ from sqlalchemy import (
     cast,
     extract,
     func,
+    or_,
     select,
     text,
     update,
@@ -41,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core import fusion
 from truceline.core.acoustic import LocalFrame
-from truceline.core.geodesy import GEOD
+from truceline.core.geodesy import GEOD, mean_lon, unwrapped_lon
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
@@ -230,7 +231,7 @@ def _frame_at(lon_deg: int, lat_deg: int) -> LocalFrame:
 def _frame(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> LocalFrame:
     """A local plane centred within ~80 km of the reports, built once per whole-degree cell
     (distances between reports a few km apart change by less than 1e-4 of themselves)."""
-    return _frame_at(round(float(np.mean(lon))), round(float(np.mean(lat))))
+    return _frame_at(round(mean_lon(lon)), round(float(np.mean(lat))))
 
 
 def _fusable() -> list[ColumnElement[bool]]:
@@ -241,17 +242,34 @@ def _fusable() -> list[ColumnElement[bool]]:
 
 
 @functools.cache
-def _around_statement(dialect: str) -> Any:
+def _around_statement(dialect: str, n_ranges: int = 1) -> Any:
     """The stored reports around a batch, but for the batch's own (built once per dialect: it runs
-    on every ingest, and building a statement costs more than running it for one submission)."""
+    on every ingest, and building a statement costs more than running it for one submission).
+
+    Longitude in ``n_ranges`` ranges ``w0..e0`` (``w1..e1``: the part across the antimeridian).
+    """
+    lon = [IncidentRow.lon.between(bindparam(f"w{k}"), bindparam(f"e{k}")) for k in range(n_ranges)]
     return select(*_cols_for(dialect)).where(
         IncidentRow.agreement_id == bindparam("ag"),
         IncidentRow.observed_at.between(bindparam("t0"), bindparam("t1")),
-        IncidentRow.lon.between(bindparam("w"), bindparam("e")),
+        lon[0] if n_ranges == 1 else or_(*lon),
         IncidentRow.lat.between(bindparam("s"), bindparam("n")),
         func.coalesce(IncidentRow.batch_id, 0) != bindparam("batch"),  # batch ids start at 1
         *_fusable(),
     )
+
+
+def _lon_ranges(west: float, east: float) -> list[tuple[float, float]]:
+    """A window of longitude ``west..east`` (deg, maybe past +-180) as ranges within -180..180."""
+    if east - west >= 360.0:
+        return [(-180.0, 180.0)]
+    if east > 180.0:
+        if west >= 180.0:
+            return [(west - 360.0, east - 360.0)]
+        return [(west, 180.0), (-180.0, east - 360.0)]
+    if west < -180.0:
+        return [(west + 360.0, 180.0), (-180.0, east)]
+    return [(west, east)]
 
 
 @functools.cache
@@ -310,7 +328,9 @@ def _may_pair(cand: ReportColumns, is_new: NDArray[np.bool_]) -> bool:
         return True
     var = np.maximum(cand.unc_m, 1.0) ** 2  # as in ReportColumns.reports
     lat0 = np.radians(cand.lat[new])[:, None]
-    dx = (cand.lon[None, :] - cand.lon[new][:, None]) * (111_320.0 * np.cos(lat0))
+    dlon = cand.lon[None, :] - cand.lon[new][:, None]
+    dlon = np.where(np.abs(dlon) > 180.0, (dlon + 180.0) % 360.0 - 180.0, dlon)  # across 180 deg
+    dx = dlon * (111_320.0 * np.cos(lat0))
     dy = (cand.lat[None, :] - cand.lat[new][:, None]) * 110_540.0
     reach = np.sqrt(fusion.GATE_D2_9999 * (var[new][:, None] + var[None, :])) * 1.02 + 10.0
     close = np.hypot(dx, dy) <= reach
@@ -341,11 +361,14 @@ def link_events(
     south, north = float(new.lat.min()) - lat_pad, float(new.lat.max()) + lat_pad
     cos_lat = math.cos(math.radians(min(89.0, max(abs(south), abs(north)))))
     lon_pad = _WINDOW_M / (111_000.0 * cos_lat)
-    west, east = float(new.lon.min()) - lon_pad, float(new.lon.max()) + lon_pad
+    lon = unwrapped_lon(new.lon)  # 0..360 when the batch straddles the antimeridian
+    ranges = _lon_ranges(float(lon.min()) - lon_pad, float(lon.max()) + lon_pad)
     start = dt.datetime.fromtimestamp(t0, dt.UTC)
     end = dt.datetime.fromtimestamp(t1, dt.UTC)
-    params = {"ag": agreement_id, "t0": start, "t1": end, "w": west, "e": east, "s": south, "n": north}
-    around = _around_statement(conn.dialect.name)
+    params = {"ag": agreement_id, "t0": start, "t1": end, "s": south, "n": north}
+    params.update({f"w{k}": w for k, (w, _) in enumerate(ranges)})
+    params.update({f"e{k}": e for k, (_, e) in enumerate(ranges)})
+    around = _around_statement(conn.dialect.name, len(ranges))
     old = ReportColumns.of(conn.execute(around, {**params, "batch": batch_id}).all())
     if len(old) == 0 and len(new) < 2:  # alone in its window: nothing to link
         return LinkResult()
