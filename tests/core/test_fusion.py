@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
@@ -166,3 +167,14 @@ def test_reports_not_linkable_stay_alone_and_linkable_ones_can_join() -> None:
         else:  # some pair through them passes every gate: fusion may link them
             assert np.isin(np.flatnonzero(mask), np.r_[res.pair_a, res.pair_b]).any()
     assert seen[True] > 20 and seen[False] > 20, seen
+
+
+def test_fusing_from_candidates_already_made_is_fusing() -> None:
+    """A caller that asked `Candidates.touch` fuses from the same pairs, not a second KD-tree."""
+    sr = _sim(n_shots=120, hours=4.0, seed=5)
+    pairs = F.candidates(sr.reports)
+    again, fresh = F.fuse(sr.reports, pairs=pairs), F.fuse(sr.reports)
+    np.testing.assert_array_equal(again.event_of_report, fresh.event_of_report)
+    np.testing.assert_array_equal(again.lon, fresh.lon)
+    with pytest.raises(ValueError, match="other gates"):
+        F.fuse(sr.reports, pairs=pairs, gate_d2=F.GATE_D2_99)

@@ -85,16 +85,21 @@ def test_the_plain_record_takes_the_direct_path() -> None:
     assert '"origin_lon":1e-07' in text
 
 
-def test_a_record_with_other_letters_hashes_its_ascii_escaped_form() -> None:
-    inc = Incident(
-        id="kyiv-1",
+def _damage(rid: str, narrative: str) -> Incident:
+    """A plain report whose narrative is the point of the test."""
+    return Incident(
+        id=rid,
         observed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
         lon=30.5,
         lat=50.4,
         kind=Kind.damage,
         source_type=SourceType.patrol,
-        narrative="Київ \u2028",
+        narrative=narrative,
     )
+
+
+def test_a_record_with_other_letters_hashes_its_ascii_escaped_form() -> None:
+    inc = _damage("kyiv-1", "Київ \u2028")
     h, text = hash_text(inc)
     assert "Київ" in text  # the ledger keeps UTF-8
     assert (h, text) == _general(inc)
@@ -127,15 +132,7 @@ def test_a_finding_is_written_as_its_content_would_be(
 
 def test_a_record_with_a_delete_character_hashes_its_escaped_form() -> None:
     # DEL is ASCII, but only the ASCII-escaped form escapes it: the hash must stay over that form.
-    inc = Incident(
-        id="del-1",
-        observed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
-        lon=30.5,
-        lat=50.4,
-        kind=Kind.damage,
-        source_type=SourceType.patrol,
-        narrative="a\x7fb",
-    )
+    inc = _damage("del-1", "a\x7fb")
     doc = inc.model_dump(mode="json")
     escaped = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert "\\u007f" in escaped

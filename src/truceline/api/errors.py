@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from truceline.core.incidents import NO_NUL
 from truceline.errors import TrucelineError
 from truceline.io.incidents_io import _HINTS as FIELD_HINTS
+from truceline.io.incidents_io import NUL_REASON, is_nul_error
 
 __all__ = ["ErrorBody", "ErrorDetail", "install_error_handlers"]
 
@@ -97,12 +97,8 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
     field = _where(loc)
     leaf = str(loc[-1]) if loc else ""
     msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    nul = (
-        first.get("type") == "string_pattern_mismatch"
-        and (first.get("ctx") or {}).get("pattern") == NO_NUL
-    )
-    if nul:
-        msg, fix = "contains a NUL character (\\u0000), which cannot be stored", "remove it"
+    if is_nul_error(first):
+        msg, fix = NUL_REASON, "remove it"
     elif first.get("type") == "json_invalid":
         fix = "send valid JSON (UTF-8, no trailing commas, no NaN)"
     elif first.get("type") == "missing":

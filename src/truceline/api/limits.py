@@ -14,6 +14,22 @@ from truceline.errors import PayloadTooLargeError
 __all__ = ["BodyLimit", "NoNulInUrl"]
 
 
+async def _reply(send: Send, status: int, detail: dict[str, Any]) -> None:
+    """Answer with the API's error body, before any route (and its error handlers) runs."""
+    body = json.dumps({"error": {"status": status, **detail}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with 413: by ``Content-Length`` up front, else while reading."""
 
@@ -28,20 +44,6 @@ class BodyLimit:
             fix=f"send at most {self.max_bytes} bytes; split the batch",
         )
 
-    async def _reply(self, send: Send, status: int, detail: dict[str, Any]) -> None:
-        body = json.dumps({"error": {"status": status, **detail}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -51,7 +53,7 @@ class BodyLimit:
             try:
                 size = int(declared)
             except ValueError:
-                await self._reply(
+                await _reply(
                     send,
                     400,
                     {
@@ -65,7 +67,7 @@ class BodyLimit:
                 return
             if size > self.max_bytes:
                 err = self._error(f"the body is {size} bytes; the limit is {self.max_bytes}")
-                await self._reply(
+                await _reply(
                     send,
                     413,
                     {
@@ -113,28 +115,16 @@ class NoNulInUrl:
                     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
                     where = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "query")
             if where is not None:
-                body = json.dumps(
+                await _reply(
+                    send,
+                    422,
                     {
-                        "error": {
-                            "status": 422,
-                            "type": "RequestValidationError",
-                            "message": f"{where}: contains a NUL character (%00)",
-                            "field": where.replace("\x00", "\ufffd"),
-                            "value": None,
-                            "fix": "remove the %00 from the URL",
-                        }
-                    }
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 422,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
+                        "type": "RequestValidationError",
+                        "message": f"{where}: contains a NUL character (%00)",
+                        "field": where.replace("\x00", "\ufffd"),
+                        "value": None,
+                        "fix": "remove the %00 from the URL",
+                    },
                 )
-                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

@@ -28,8 +28,10 @@ __all__ = [
     "ADMIRALTY_RELIABILITY",
     "GATE_D2_99",
     "GATE_D2_9999",
+    "Candidates",
     "FusionResult",
     "Reports",
+    "candidates",
     "fuse",
     "kind_group",
     "linkable",
@@ -207,9 +209,12 @@ def _centred_on(reports: Reports) -> LocalFrame:
 
 
 @dataclass(frozen=True)
-class _Pairs:
-    """The reports in the plane and the pairs that pass every gate (:func:`_pairs`)."""
+class Candidates:
+    """The reports in a plane and the pairs of them that pass every gate (:func:`candidates`):
+    what :func:`fuse` starts from, computed once when a caller also asks :meth:`touch`."""
 
+    gate_d2: float
+    time_k: float
     frame: LocalFrame
     xy: FloatArray
     info: FloatArray
@@ -222,11 +227,24 @@ class _Pairs:
     b: IntArray
     d2: FloatArray
 
+    def touch(self, which: ArrayLike) -> bool:
+        """Whether :func:`fuse` could put any of the reports ``which`` (a mask) in an event with
+        another report: some pair that passes every gate includes one of them. When none does,
+        those reports end alone whatever the others do, and fusing them can be skipped."""
+        mask = np.asarray(which, bool)
+        return bool((mask[self.a] | mask[self.b]).any())
 
-def _pairs(reports: Reports, gate_d2: float, time_k: float, frame: LocalFrame | None) -> _Pairs:
+
+def candidates(
+    reports: Reports,
+    *,
+    gate_d2: float = GATE_D2_9999,
+    time_k: float = 4.0,
+    frame: LocalFrame | None = None,
+) -> Candidates:
     """Candidate pairs from a space-time KD-tree, kept when they pass the position, time, kind,
     side and source gates (time scaled so that the largest time gate maps to the largest position
-    gate)."""
+    gate); the gates and ``frame`` as in :func:`fuse`."""
     n = len(reports)
     frame = frame if frame is not None else _centred_on(reports)
     x, y = frame.to_xy(reports.lon, reports.lat)
@@ -262,7 +280,7 @@ def _pairs(reports: Reports, gate_d2: float, time_k: float, frame: LocalFrame | 
         & ((side[a] == side[b]) | (side[a] == 0) | (side[b] == 0))
         & (src[a] != src[b])
     )
-    return _Pairs(frame, xy, info, t_eff, tw, kind, side, src, a[ok], b[ok], d2[ok])
+    return Candidates(gate_d2, time_k, frame, xy, info, t_eff, tw, kind, side, src, a[ok], b[ok], d2[ok])
 
 
 def linkable(
@@ -274,11 +292,8 @@ def linkable(
     frame: LocalFrame | None = None,
 ) -> bool:
     """Whether :func:`fuse` (same gates) could put any of the reports ``which`` (a mask) in an
-    event with another report: some pair that passes every gate includes one of them. When none
-    does, those reports end alone whatever the others do, and fusing them can be skipped."""
-    p = _pairs(reports, gate_d2, time_k, frame)
-    mask = np.asarray(which, bool)
-    return bool((mask[p.a] | mask[p.b]).any())
+    event with another report (:meth:`Candidates.touch`)."""
+    return candidates(reports, gate_d2=gate_d2, time_k=time_k, frame=frame).touch(which)
 
 
 def fuse(
@@ -288,6 +303,7 @@ def fuse(
     time_k: float = 4.0,
     max_rounds: int = 64,
     frame: LocalFrame | None = None,
+    pairs: Candidates | None = None,
 ) -> FusionResult:
     """Link the reports of each event and fuse them.
 
@@ -309,9 +325,14 @@ def fuse(
         batches in one region may pass one it built once: building a frame costs milliseconds,
         and a plane centred within a few tens of km of the reports changes no distance that
         matters here.
+    pairs
+        :func:`candidates` of these reports with the same gates, when the caller has them already
+        (its frame is then the one used).
     """
     n = len(reports)
-    p = _pairs(reports, gate_d2, time_k, frame)
+    if pairs is not None and (pairs.gate_d2 != gate_d2 or pairs.time_k != time_k):
+        raise ValueError("fuse: the candidate pairs were made with other gates")
+    p = pairs if pairs is not None else candidates(reports, gate_d2=gate_d2, time_k=time_k, frame=frame)
     xy, info, t_eff, tw, kind, side, src = p.xy, p.info, p.t_eff, p.tw, p.kind, p.side, p.src
     a, b, d2, frame = p.a, p.b, p.d2, p.frame
     n_src = int(src.max()) + 1 if n else 1

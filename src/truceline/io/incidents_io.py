@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,11 @@ from truceline.errors import ValidationError
 
 __all__ = [
     "INCIDENT_FIELDS",
+    "NUL_REASON",
     "ReadResult",
     "Reject",
     "incidents_from_records",
+    "is_nul_error",
     "read_incidents",
     "write_incidents_csv",
     "write_rejects",
@@ -68,6 +70,17 @@ class ReadResult:
     duplicates: list[int] = field(default_factory=list)  # rows repeating an earlier identical record
 
 
+#: What is wrong with text holding NUL (refused by the models' ``NO_NUL`` pattern).
+NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def is_nul_error(err: Mapping[str, Any]) -> bool:
+    """Whether a pydantic error is the ``NO_NUL`` pattern refusing a text."""
+    return (
+        err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL
+    )
+
+
 def _reason(err: dict[str, Any]) -> tuple[str, str]:
     loc = [str(p) for p in err.get("loc", ())]
     fld = loc[0] if loc else ""
@@ -75,8 +88,8 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
     value = err.get("input")
     if err.get("type") == "missing":
         return fld, "missing; " + (_HINTS.get(fld) or "this field is required")
-    if err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL:
-        return fld, "contains a NUL character (\\u0000), which cannot be stored; remove it"
+    if is_nul_error(err):
+        return fld, f"{NUL_REASON}; remove it"
     if err.get("type") == "extra_forbidden":
         return fld, f"unknown field; known fields are {', '.join(INCIDENT_FIELDS)}"
     if err.get("type") == "finite_number" or (

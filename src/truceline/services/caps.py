@@ -89,11 +89,15 @@ def counted_by_caps(
         return out
     padded = np.char.add(np.char.add(";", zones.astype(str)), ";")
     for r in rules:  # a handful of rules, not incidents
-        counts = np.isin(batch.kind, [k.value for k in r.kinds]) | np.isin(
-            batch.weapon_class, [w for w in r.weapon_classes if w]
-        )
-        out |= counts & (np.char.find(padded, f";{r.zone};") >= 0)
+        out |= _counts(r, batch) & (np.char.find(padded, f";{r.zone};") >= 0)
     return out
+
+
+def _counts(rule: Rule, batch: IncidentBatch) -> NDArray[np.bool_]:
+    """Which reports the cap rule counts (by kind or weapon class), wherever they are."""
+    return np.isin(batch.kind, [k.value for k in rule.kinds]) | np.isin(
+        batch.weapon_class, [w for w in rule.weapon_classes if w]
+    )
 
 
 def _counted(rules: Sequence[Rule]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -113,9 +117,7 @@ def _may_exceed(rules: Sequence[Rule], batch: IncidentBatch) -> bool:
     """
     _, day = np.unique(batch.day, return_inverse=True)
     for r in rules:  # a handful of rules, not incidents
-        counts = np.isin(batch.kind, [k.value for k in r.kinds]) | np.isin(
-            batch.weapon_class, [w for w in r.weapon_classes if w]
-        )
+        counts = _counts(r, batch)
         if (
             counts.any()
             and (np.bincount(day[counts], weights=batch.count[counts]) > float(r.max_count or 0)).any()

@@ -380,9 +380,10 @@ def link_events(
     reports, frame = cand.reports(), _frame(cand.lon, cand.lat)
     # Most new reports near others still pass no gate with them (time, kind, side, source): then
     # they stay alone, and the merging rounds of fusion need not run.
-    if len(new) <= _PAIR_CHECK_MAX and not fusion.linkable(reports, is_new, frame=frame):
+    pairs = fusion.candidates(reports, frame=frame)
+    if not pairs.touch(is_new):
         return LinkResult()
-    res = fusion.fuse(reports, frame=frame)
+    res = fusion.fuse(reports, pairs=pairs)
     cluster = res.event_of_report
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
@@ -478,27 +479,23 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
     ev_ids = np.unique(members.event)  # the events in the order summarise gives them
     n_rep = np.bincount(res.event_of_report, minlength=len(ev_ids))
     times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in res.time_s.tolist()]
-    params = [
-        {
-            "b_pk": int(ev_ids[k]),
-            "b_t": times[k],
-            "b_day": times[k].date(),
-            "b_lon": float(res.lon[k]),
-            "b_lat": float(res.lat[k]),
-            "b_xx": float(res.cov_m2[k, 0, 0]),
-            "b_xy": float(res.cov_m2[k, 0, 1]),
-            "b_yy": float(res.cov_m2[k, 1, 1]),
-            "b_n": int(n_rep[k]),
-            "b_ns": int(res.n_sources[k]),
-            "b_c": float(res.confidence[k]),
-            "b_now": now,
-        }
-        for k in range(len(ev_ids))  # one parameter set per event for an executemany
-    ]
+    cols = {  # one list per parameter of _REFRESH_EVENT, one value per event
+        "b_pk": ev_ids.tolist(),
+        "b_t": times,
+        "b_day": [t.date() for t in times],
+        "b_lon": res.lon.tolist(),
+        "b_lat": res.lat.tolist(),
+        "b_xx": res.cov_m2[:, 0, 0].tolist(),
+        "b_xy": res.cov_m2[:, 0, 1].tolist(),
+        "b_yy": res.cov_m2[:, 1, 1].tolist(),
+        "b_n": n_rep.tolist(),
+        "b_ns": res.n_sources.tolist(),
+        "b_c": res.confidence.tolist(),
+    }
     if conn.dialect.name == "postgresql":  # one statement for all, not one per event
-        cols = {k: [p[k] for p in params] for k in _REFRESH_ARRAYS}
         conn.execute(_REFRESH_EVENTS_PG, {**cols, "b_now": now})
         return
+    params = [dict(zip(cols, v, strict=True), b_now=now) for v in zip(*cols.values(), strict=True)]
     conn.execute(_REFRESH_EVENT, params)
 
 

@@ -360,7 +360,7 @@ def _entries(session: Session) -> Iterator[LedgerEntryRow]:
 
 def _incident_hash(row: IncidentRow) -> str | None:
     """The content hash of the record as the table holds it now (None: no longer a valid record)."""
-    from truceline.store.record_text import incident_doc_hash
+    from truceline.store.record_text import content_hash
 
     doc = {
         "id": row.report_id,
@@ -383,7 +383,7 @@ def _incident_hash(row: IncidentRow) -> str | None:
         "narrative": row.narrative,
     }
     try:
-        return incident_doc_hash(Incident.model_validate(doc))[1]
+        return content_hash(Incident.model_validate(doc))
     except pydantic.ValidationError:
         return None
 

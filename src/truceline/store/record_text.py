@@ -17,13 +17,7 @@ from truceline.core.incidents import Incident, TimePrecision
 from truceline.ledger_verify import canonical_json
 from truceline.store.ledger import json_text
 
-__all__ = ["content_hash", "hash_text", "incident_doc_hash", "record_text"]
-
-
-def incident_doc_hash(inc: Incident) -> tuple[dict[str, object], str]:
-    """The record as JSON-ready data, and the SHA-256 of its canonical JSON."""
-    doc = inc.model_dump(mode="json")
-    return doc, hash_text(inc)[0]
+__all__ = ["content_hash", "hash_text", "record_text"]
 
 
 class _NotPlainError(Exception):

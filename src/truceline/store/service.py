@@ -37,9 +37,9 @@ from truceline.store.models import (
     IngestBatchRow,
     RejectRow,
 )
-from truceline.store.record_text import content_hash, hash_text, incident_doc_hash
+from truceline.store.record_text import content_hash, hash_text
 
-__all__ = ["IngestResult", "content_hash", "incident_doc_hash", "ingest_incidents", "register_agreement"]
+__all__ = ["IngestResult", "content_hash", "ingest_incidents", "register_agreement"]
 
 _CHUNK = 500
 
@@ -235,10 +235,9 @@ def ingest_incidents(
     if (f.rule_type == RuleType.count_cap.value).any():
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
-    inc_pk = pks
     frows = [
         {
-            "incident_pk": inc_pk[i],
+            "incident_pk": pks[i],
             "rule_id": str(rid),
             "rule_type": str(rt),
             "responsible": str(resp),
@@ -279,7 +278,7 @@ def ingest_incidents(
     if adj.incidents:
         b, n = adj.batch, len(adj.incidents)
         new_rows = ReportColumns(
-            pk=np.array(inc_pk, np.intp),
+            pk=np.array(pks, np.intp),
             event=np.full(n, -1, np.intp),
             time_s=epoch_seconds(b.observed_at),
             precision=np.array([i.time_precision._value_ for i in adj.incidents]),
