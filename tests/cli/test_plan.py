@@ -11,8 +11,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from truceline.cli import app
-from truceline.core.agreement import Kind, SourceType
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.io.agreement_files import load_agreement
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.service import ingest_incidents, register_agreement

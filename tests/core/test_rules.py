@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from truceline.core.agreement import Agreement
+from truceline.core.attribution import UNDETERMINED
 from truceline.core.geodesy import GEOD
 from truceline.core.incidents import IncidentBatch
-from truceline.core.rules import UNDETERMINED, Findings, classify
+from truceline.core.rules import Findings, classify
 
 
 def batch(**cols: object) -> IncidentBatch:

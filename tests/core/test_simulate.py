@@ -13,9 +13,9 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truceline.core.agreement import FIRE_KINDS, PRESENCE_KINDS, Agreement, Kind, RuleType
+from truceline.core.agreement import Agreement, RuleType
 from truceline.core.geodesy import GEOD
-from truceline.core.incidents import Incident, IncidentBatch
+from truceline.core.incidents import FIRE_KINDS, PRESENCE_KINDS, Incident, IncidentBatch, Kind
 from truceline.core.rules import classify
 from truceline.core.simulate import Simulation, SimulationConfig, simulate
 from truceline.errors import ValidationError

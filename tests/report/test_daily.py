@@ -18,18 +18,16 @@ from PIL import Image
 from truceline.core.agreement import (
     Agreement,
     AgreementVersion,
-    Kind,
     ObservationPost,
     Party,
     Rule,
     RuleType,
     Sector,
-    SourceType,
     WeaponClass,
     Zone,
 )
 from truceline.core.geodesy import GEOD
-from truceline.core.incidents import Incident, IncidentBatch
+from truceline.core.incidents import Incident, IncidentBatch, Kind, SourceType
 from truceline.core.rules import classify
 from truceline.io.agreement_files import load_agreement
 from truceline.report.daily import (

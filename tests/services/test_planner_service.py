@@ -10,8 +10,7 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from truceline.core.agreement import Kind, SourceType
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.core.planner import Comparison, replay
 from truceline.io.agreement_files import load_agreement
 from truceline.io.scenarios import load_scenarios

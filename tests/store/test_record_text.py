@@ -14,8 +14,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truceline.core.agreement import Kind, SourceType
-from truceline.core.incidents import Incident, TimePrecision
+from truceline.core.incidents import Incident, Kind, SourceType, TimePrecision
 from truceline.ledger_verify import canonical_json
 from truceline.store import ledger
 from truceline.store.record_text import content_hash, hash_text, record_text

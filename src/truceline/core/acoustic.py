@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
+from truceline.core.arrays import BoolArray, FloatArray, IntArray
 from truceline.errors import ValidationError
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
     "wind_vector_mps",
 ]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.intp]
-BoolArray = NDArray[np.bool_]
 
 SIGNALS: Final = ("unknown", "muzzle_blast", "impact")
 """Signal codes: index into this tuple (0 unknown, 1 muzzle blast, 2 impact)."""

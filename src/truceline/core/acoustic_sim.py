@@ -14,6 +14,7 @@ from pyproj import Geod
 from scipy.spatial import cKDTree
 
 from truceline.core.acoustic import LocalFrame, speed_of_sound_mps, wind_vector_mps
+from truceline.core.arrays import FloatArray, IntArray
 from truceline.core.fusion import Reports
 
 __all__ = [
@@ -29,8 +30,6 @@ __all__ = [
     "simulate_reports",
 ]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.intp]
 
 _GEOD = Geod(ellps="WGS84")
 EPOCH_2025_03_01_S = 1_740_787_200.0

@@ -21,58 +21,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shapely.ops import split
 
 from truceline.core.geodesy import GEOD, LineIndex, Nearest, geodesic_area_km2, offset_region
+from truceline.core.incidents import Kind
 from truceline.errors import AgreementError
 
 __all__ = [
     "Agreement",
     "AgreementVersion",
     "CompiledVersion",
-    "Kind",
     "ObservationPost",
     "Party",
     "Rule",
     "RuleType",
     "Sector",
-    "SourceType",
     "WeaponClass",
     "Zone",
 ]
-
-
-class Kind(StrEnum):
-    """What was observed (covers the OSCE SMM's categories and the agreement's bans)."""
-
-    explosion = "explosion"
-    projectile = "projectile"
-    muzzle_flash = "muzzle_flash"
-    flare = "flare"
-    small_arms_fire = "small_arms_fire"
-    heavy_weapon = "heavy_weapon"
-    armed_personnel = "armed_personnel"
-    vehicle_movement = "vehicle_movement"
-    drone_flight = "drone_flight"
-    fortification_works = "fortification_works"
-    movement_restriction = "movement_restriction"
-    civilian_casualty = "civilian_casualty"
-    damage = "damage"
-
-
-#: Kinds that are fire: with an origin (or a bearing) they can cross the line.
-FIRE_KINDS = frozenset(
-    {Kind.explosion, Kind.projectile, Kind.muzzle_flash, Kind.small_arms_fire, Kind.heavy_weapon}
-)
-#: Kinds whose position is where a weapon stands (for withdrawal-line checks).
-PRESENCE_KINDS = frozenset({Kind.heavy_weapon, Kind.vehicle_movement, Kind.muzzle_flash})
-
-
-class SourceType(StrEnum):
-    patrol = "patrol"
-    observation_post = "observation_post"
-    camera = "camera"
-    uav = "uav"
-    acoustic = "acoustic"
-    party_complaint = "party_complaint"
-    open_source = "open_source"
 
 
 class RuleType(StrEnum):

@@ -37,6 +37,7 @@ from scipy.special import ndtri
 from scipy.stats import chi2, qmc
 
 from truceline.core.agreement import CompiledVersion
+from truceline.core.arrays import BoolArray, FloatArray, IntArray
 from truceline.core.geodesy import GEOD
 from truceline.core.probability import icd203_term, normal_cdf
 
@@ -57,9 +58,6 @@ __all__ = [
     "side_probability",
 ]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.intp]
-BoolArray = NDArray[np.bool_]
 
 UNDETERMINED: Final = "undetermined"
 #: Attribution between these probabilities names no party (technical brief).

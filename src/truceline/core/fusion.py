@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from truceline.core.acoustic import LocalFrame
+from truceline.core.arrays import FloatArray, IntArray
 from truceline.core.geodesy import mean_lon
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
     "summarise",
 ]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.intp]
 
 GATE_D2_99: Final = 9.21
 GATE_D2_9999: Final = 18.42

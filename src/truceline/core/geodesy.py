@@ -28,6 +28,8 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import Geod
 
+from truceline.core.arrays import FloatArray
+
 __all__ = [
     "GEOD",
     "WGS84_A",
@@ -50,8 +52,6 @@ _B = WGS84_A * (1 - WGS84_F)
 
 #: The one :class:`pyproj.Geod` everything shares (GeographicLib's exact geodesics).
 GEOD = Geod(ellps="WGS84")
-
-FloatArray = NDArray[np.float64]
 
 
 def ecef(lon: ArrayLike, lat: ArrayLike) -> FloatArray:

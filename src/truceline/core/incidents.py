@@ -18,9 +18,52 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from truceline.core.agreement import Kind, SourceType
+__all__ = [
+    "FIRE_KINDS",
+    "NO_NUL",
+    "PRESENCE_KINDS",
+    "Incident",
+    "IncidentBatch",
+    "Kind",
+    "SourceType",
+    "TimePrecision",
+]
 
-__all__ = ["NO_NUL", "Incident", "IncidentBatch", "TimePrecision"]
+
+class Kind(StrEnum):
+    """What was observed (covers the OSCE SMM's categories and the agreement's bans)."""
+
+    explosion = "explosion"
+    projectile = "projectile"
+    muzzle_flash = "muzzle_flash"
+    flare = "flare"
+    small_arms_fire = "small_arms_fire"
+    heavy_weapon = "heavy_weapon"
+    armed_personnel = "armed_personnel"
+    vehicle_movement = "vehicle_movement"
+    drone_flight = "drone_flight"
+    fortification_works = "fortification_works"
+    movement_restriction = "movement_restriction"
+    civilian_casualty = "civilian_casualty"
+    damage = "damage"
+
+
+#: Kinds that are fire: with an origin (or a bearing) they can cross the line.
+FIRE_KINDS = frozenset(
+    {Kind.explosion, Kind.projectile, Kind.muzzle_flash, Kind.small_arms_fire, Kind.heavy_weapon}
+)
+#: Kinds whose position is where a weapon stands (for withdrawal-line checks).
+PRESENCE_KINDS = frozenset({Kind.heavy_weapon, Kind.vehicle_movement, Kind.muzzle_flash})
+
+
+class SourceType(StrEnum):
+    patrol = "patrol"
+    observation_post = "observation_post"
+    camera = "camera"
+    uav = "uav"
+    acoustic = "acoustic"
+    party_complaint = "party_complaint"
+    open_source = "open_source"
 
 
 class TimePrecision(StrEnum):

@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 
 from truceline.core.acoustic import cramer_rao_bound, error_ellipse, speed_of_sound_mps
 from truceline.core.agreement import Agreement, CompiledVersion, RuleType, Sector, Zone
+from truceline.core.arrays import BoolArray, FloatArray
 from truceline.core.geodesy import GEOD, LineIndex, ecef, geodesic_area_km2, offset_region
 from truceline.core.incidents import IncidentBatch
 from truceline.core.rules import Findings, classify
@@ -72,8 +73,6 @@ __all__ = [
     "sensor_spacing_km",
 ]
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 #: Troops per km of line fielded by published missions (approx.; see ``docs/planner.md``).
 DENSITY_PRESETS: dict[str, float] = {

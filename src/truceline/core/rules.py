@@ -22,26 +22,20 @@ import shapely
 from numpy.dtypes import StringDType
 from numpy.typing import NDArray
 
-from truceline.core.agreement import (
-    FIRE_KINDS,
-    PRESENCE_KINDS,
-    Agreement,
-    CompiledVersion,
-    Kind,
-    Rule,
-    RuleType,
-    Zone,
+from truceline.core.agreement import Agreement, CompiledVersion, Rule, RuleType, Zone
+from truceline.core.attribution import (
+    ATTRIBUTION_BAND,
+    UNDETERMINED,
+    bearing_sector_probability,
+    prepare_draws,
+    side_probability,
 )
-from truceline.core.attribution import bearing_sector_probability, prepare_draws, side_probability
 from truceline.core.geodesy import LineIndex
-from truceline.core.incidents import IncidentBatch
+from truceline.core.incidents import FIRE_KINDS, PRESENCE_KINDS, IncidentBatch, Kind
 from truceline.core.probability import icd203_term, normal_cdf
 
 __all__ = ["UNDETERMINED", "Classification", "Findings", "classify", "judge_rules", "prepare"]
 
-UNDETERMINED = "undetermined"
-#: Attribution between these probabilities names no party (technical brief).
-ATTRIBUTION_BAND = (0.2, 0.8)
 #: Findings below this probability are not reported.
 MIN_PROBABILITY = 0.05
 #: Parties that may fly over the zone: the mission's own drones.

@@ -34,27 +34,22 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from truceline.core.agreement import (
+from truceline.core.agreement import Agreement, CompiledVersion, Rule, RuleType, Zone
+from truceline.core.arrays import BoolArray, FloatArray, IntArray
+from truceline.core.geodesy import GEOD
+from truceline.core.incidents import (
     FIRE_KINDS,
     PRESENCE_KINDS,
-    Agreement,
-    CompiledVersion,
+    Incident,
     Kind,
-    Rule,
-    RuleType,
     SourceType,
-    Zone,
+    TimePrecision,
 )
-from truceline.core.geodesy import GEOD
-from truceline.core.incidents import Incident, TimePrecision
 from truceline.core.rules import MISSION_IDS
 from truceline.errors import ValidationError
 
 __all__ = ["Simulation", "SimulationConfig", "simulate"]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.intp]
-BoolArray = NDArray[np.bool_]
 StrArray = NDArray[np.str_]
 
 

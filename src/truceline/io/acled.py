@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from truceline.core.agreement import Kind
+from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
 from truceline.io.incidents_io import Reject
 

@@ -37,11 +37,12 @@ from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
-from truceline.core.agreement import Agreement, CompiledVersion, Kind, RuleType
+from truceline.core.agreement import Agreement, CompiledVersion, RuleType
+from truceline.core.attribution import UNDETERMINED
 from truceline.core.geodesy import LineIndex
-from truceline.core.incidents import IncidentBatch
+from truceline.core.incidents import IncidentBatch, Kind
 from truceline.core.probability import ICD203_TERMS, icd203_term
-from truceline.core.rules import UNDETERMINED, Classification
+from truceline.core.rules import Classification
 from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [

@@ -53,8 +53,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from truceline.core.agreement import Agreement, Kind, RuleType, SourceType
+from truceline.core.agreement import Agreement, RuleType
 from truceline.core.geodesy import offset_region
+from truceline.core.incidents import Kind, SourceType
 from truceline.core.probability import icd203_term
 from truceline.errors import ValidationError
 from truceline.services.agreement import zones_feature_collection

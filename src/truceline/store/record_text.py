@@ -12,8 +12,7 @@ import hashlib
 import json
 import math
 
-from truceline.core.agreement import Kind, SourceType
-from truceline.core.incidents import Incident, TimePrecision
+from truceline.core.incidents import Incident, Kind, SourceType, TimePrecision
 from truceline.ledger_verify import canonical_json
 from truceline.store.ledger import json_text
 

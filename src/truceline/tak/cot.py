@@ -40,7 +40,7 @@ import defusedxml.ElementTree as SafeElementTree
 import shapely
 from defusedxml import DefusedXmlException
 
-from truceline.core.agreement import Kind
+from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
 
 __all__ = [

@@ -25,8 +25,7 @@ from truceline.api.schemas import (
     ReviewOut,
     SubmittedOut,
 )
-from truceline.core.agreement import Kind, SourceType
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.errors import PayloadTooLargeError, RecordError, ValidationError
 from truceline.services import events, queries
 from truceline.services.audit import history
