@@ -55,8 +55,9 @@ def build(folder: Path, n: int, days: int) -> tuple[Path, dt.date, dt.date, int]
     """Simulate and ingest until at least ``n`` reports are stored; returns db, first, last day."""
     from truceline.core.simulate import SimulationConfig, simulate
     from truceline.io.agreement_files import load_agreement
+    from truceline.services.agreement_store import register_agreement
+    from truceline.services.ingest import ingest_incidents
     from truceline.store.db import make_engine, session_factory, upgrade
-    from truceline.store.service import ingest_incidents, register_agreement
 
     ag = load_agreement(UKRAINE)
     db = folder / "bench.db"

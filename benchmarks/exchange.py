@@ -18,17 +18,16 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from truceline.api import build_context, create_app
-from truceline.api.context import SYSTEM
+from truceline.context import SYSTEM
 from truceline.io.formats import FORMATS, read_incident_file
 from truceline.services import queries
 from truceline.services.agreement_store import AgreementCache
 from truceline.services.auth import Role, create_token
 from truceline.services.exchange import export_incidents
+from truceline.services.ingest import ingest_incidents
 from truceline.services.simulation import run_simulation
-from truceline.settings import load_settings
-from truceline.store.service import ingest_incidents
+from truceline.settings import CotSettings, load_settings
 from truceline.tak.server import CotServer
-from truceline.tak.settings import CotSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 AGREEMENT = ROOT / "examples" / "ukraine-2024"

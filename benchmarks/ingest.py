@@ -67,7 +67,7 @@ def make_records(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def _register(url: str) -> None:
     """Create the schema and register the agreement (once, before any submitter starts)."""
-    from truceline.api.context import SYSTEM
+    from truceline.context import SYSTEM
     from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
     from truceline.store.db import Database
 
@@ -91,7 +91,7 @@ def _submitter(
 ) -> dict[str, float]:
     """One server process's share: set up as ``truceline serve`` does, then submit batches through
     the batch route's service; times from ``start`` (a barrier shared with the other submitters)."""
-    from truceline.api.context import SYSTEM, freeze_heap
+    from truceline.context import SYSTEM, freeze_heap
     from truceline.core.incidents import Incident
     from truceline.core.rules import prepare as prepare_rules
     from truceline.services import adjudicate
@@ -109,7 +109,7 @@ def _submitter(
     prepare_rules(ag)
     if warm:
         adjudicate(ag, [Incident.model_validate(r) for r in warm], list(range(len(warm))))
-    freeze_heap()  # as the server does before it takes traffic (truceline.api.context.settle)
+    freeze_heap()  # as the server does before it takes traffic (truceline.context.settle)
     now = dt.datetime.now(dt.UTC)
     if start is not None:
         start.wait()
@@ -366,7 +366,7 @@ def latency_run(
 ) -> dict[str, Any]:
     """Start `truceline serve` on SQLite; drive it from a separate load process (on other CPUs
     than the server's with ``pin``)."""
-    from truceline.api.context import SYSTEM
+    from truceline.context import SYSTEM
     from truceline.services.auth import create_token
     from truceline.store.db import Database
 

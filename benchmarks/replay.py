@@ -122,8 +122,8 @@ def write_store(db: Path, ag: Agreement, b: IncidentBatch, f: Findings) -> None:
     Bulk rows through the driver (``executemany``), in the layout SQLAlchemy stores (timestamps as
     ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): setting up the benchmark, not part of what is measured.
     """
+    from truceline.services.agreement_store import register_agreement
     from truceline.store.db import make_engine, session_factory, upgrade
-    from truceline.store.service import register_agreement
 
     engine = make_engine(str(db))
     upgrade(engine)
@@ -172,8 +172,9 @@ def write_store(db: Path, ag: Agreement, b: IncidentBatch, f: Findings) -> None:
 
 def reingest(ag: Agreement, b: IncidentBatch, rows: np.ndarray, db: Path) -> _Clock:
     """Time to re-ingest ``rows`` of the history through the store's ingest path."""
+    from truceline.services.agreement_store import register_agreement
+    from truceline.services.ingest import ingest_incidents
     from truceline.store.db import make_engine, session_factory, upgrade
-    from truceline.store.service import ingest_incidents, register_agreement
 
     engine = make_engine(str(db))
     upgrade(engine)

@@ -34,6 +34,7 @@ __all__ = [
     "canonical_json",
     "entry_hash",
     "inclusion_path",
+    "json_text",
     "leaf_hash",
     "main",
     "merkle_root",
@@ -52,6 +53,13 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 def canonical_json(value: Any) -> str:
     """The one serialisation that is hashed: sorted keys, no spaces, UTF-8, no NaN."""
     return _CANONICAL.encode(value)
+
+
+def json_text(value: str) -> str:
+    """A JSON string as :func:`canonical_json` writes it (plain ASCII needs no escaping)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def entry_hash(prev_hash: str, body: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from truceline.api import AppContext, build_context, create_app
-from truceline.api.context import SYSTEM
+from truceline.context import SYSTEM
 from truceline.services.agreement_store import AgreementCache
 from truceline.services.auth import create_token
 from truceline.settings import load_settings

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from truceline.api.context import SYSTEM
+from truceline.context import SYSTEM
 from truceline.services.auth import create_token
 from truceline.store import ledger
 from truceline.store.db import Database

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from truceline.cli import app
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
+from truceline.services.agreement_store import register_agreement
+from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database
-from truceline.store.service import ingest_incidents, register_agreement
 
 runner = CliRunner()
 

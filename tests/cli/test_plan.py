@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from truceline.cli import app
 from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.io.agreement_files import load_agreement
+from truceline.services.agreement_store import register_agreement
+from truceline.services.ingest import ingest_incidents
 from truceline.store.db import make_engine, session_factory, upgrade
-from truceline.store.service import ingest_incidents, register_agreement
 
 from ..conftest import EXAMPLES
 

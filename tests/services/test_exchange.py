@@ -18,6 +18,7 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.io.formats import FORMATS
 from truceline.services import queries
+from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.exchange import (
     export_incidents,
@@ -25,9 +26,9 @@ from truceline.services.exchange import (
     import_incidents,
     incident_of_row,
 )
+from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database
 from truceline.store.models import IncidentRow
-from truceline.store.service import ingest_incidents, register_agreement
 
 ADMIN = Principal(subject="test", role=Role.admin)
 NOW = dt.datetime(2025, 3, 2, tzinfo=dt.UTC)

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from truceline.api.context import SYSTEM
+from truceline.context import SYSTEM
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.errors import NotFoundError
+from truceline.services import ingest as service
 from truceline.services import intake as intake_mod
 from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.intake import Intake
 from truceline.services.submissions import Verdict
-from truceline.store import service
 from truceline.store.db import Database
 from truceline.store.models import FindingRow, IncidentRow
 

@@ -14,9 +14,10 @@ from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.core.planner import Comparison, replay
 from truceline.io.agreement_files import load_agreement
 from truceline.io.scenarios import load_scenarios
+from truceline.services.agreement_store import register_agreement
+from truceline.services.ingest import ingest_incidents
 from truceline.services.planner import compare_plan, load_history, replay_history
 from truceline.store.db import make_engine, session_factory, upgrade
-from truceline.store.service import ingest_incidents, register_agreement
 
 G = Geod(ellps="WGS84")
 UKRAINE = Path(__file__).resolve().parents[2] / "examples" / "ukraine-2024"

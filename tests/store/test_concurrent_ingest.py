@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import load_agreement
+from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.submissions import SubmissionResult, Verdict, submit_records
 from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import IncidentRow
-from truceline.store.service import register_agreement
 
 from ..conftest import EXAMPLES
 

@@ -13,9 +13,10 @@ from truceline.core.incidents import Incident
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import load_agreement
 from truceline.services import events
+from truceline.services.agreement_store import register_agreement
+from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database, make_engine, session_factory, upgrade
 from truceline.store.models import EventRow, IncidentRow
-from truceline.store.service import ingest_incidents, register_agreement
 
 from ..conftest import EXAMPLES
 

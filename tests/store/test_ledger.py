@@ -14,12 +14,13 @@ from sqlalchemy import Connection, text
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.ledger_verify import canonical_json, entry_hash, verify_proof
+from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role
+from truceline.services.ingest import ingest_incidents
 from truceline.services.review import Action, review
 from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import FindingRow
-from truceline.store.service import ingest_incidents, register_agreement
 
 DAY = dt.date(2025, 3, 1)
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)

@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
+from truceline.services.agreement_store import register_agreement
+from truceline.services.ingest import ingest_incidents
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import FindingRow, IncidentRow
-from truceline.store.service import ingest_incidents, register_agreement
 
 
 def incident(i: int, lon: float = 36.9, kind: str = "armed_personnel") -> Incident:

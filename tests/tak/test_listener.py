@@ -29,14 +29,13 @@ from pyproj import Geod
 from sqlalchemy import select
 
 from truceline.api import build_context
-from truceline.api.context import AppContext
+from truceline.context import AppContext
 from truceline.services.agreement_store import AgreementCache
-from truceline.settings import load_settings
+from truceline.settings import CotSettings, load_settings
 from truceline.store.db import Database
 from truceline.store.models import FindingRow, IncidentRow
 from truceline.tak import cot
 from truceline.tak.server import CotServer
-from truceline.tak.settings import CotSettings
 
 from ..live import free_port, truceline_process, wait_ready
 

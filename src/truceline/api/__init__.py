@@ -2,8 +2,8 @@
 
 Routes are thin: they parse, check the caller's permission, call a service from
 :mod:`truceline.services` or :mod:`truceline.store` inside one transaction, and format. Build the
-app with :func:`create_app` from an :class:`~truceline.api.context.AppContext`
-(:func:`~truceline.api.context.build_context` makes one from :class:`~truceline.settings.Settings`).
+app with :func:`create_app` from an :class:`~truceline.context.AppContext`
+(:func:`~truceline.context.build_context` makes one from :class:`~truceline.settings.Settings`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from truceline import __version__
-from truceline.api.context import AppContext, build_context, settle
 from truceline.api.errors import install_error_handlers
 from truceline.api.limits import BodyLimit, NoNulInUrl
+from truceline.context import AppContext, build_context, settle
 
 __all__ = [
     "API_PREFIX",

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from truceline.api.context import AppContext
+from truceline.context import AppContext
 from truceline.errors import AuthenticationError
 from truceline.services.auth import ANONYMOUS, Permission, Principal, require
 

@@ -154,8 +154,9 @@ def ingest_cmd(
 ) -> None:
     """Store incidents idempotently, adjudicate them and keep rejects with their reasons."""
     from truceline.io.incidents_io import read_incidents
+    from truceline.services.agreement_store import register_agreement
+    from truceline.services.ingest import ingest_incidents
     from truceline.store.db import make_engine, session_factory, upgrade
-    from truceline.store.service import ingest_incidents, register_agreement
 
     ag = _load(agreement)
     try:

@@ -182,9 +182,9 @@ def import_cmd(
     """Import incidents from a file: validated, adjudicated and stored idempotently by id."""
     from truceline.io.agreement_files import load_agreement
     from truceline.io.incidents_io import write_rejects
+    from truceline.services.agreement_store import register_agreement
     from truceline.services.exchange import import_incidents
     from truceline.store.db import Database
-    from truceline.store.service import register_agreement
 
     actors = _pairs(actor, "--actor")
     database = Database(db)

@@ -27,8 +27,8 @@ AgreementOption = Annotated[Path, typer.Option("--agreement", "-a", help="Agreem
 
 def _run(db: str, agreement: Path, work: Any) -> list[Any]:
     from truceline.io.agreement_files import load_agreement
+    from truceline.services.agreement_store import register_agreement
     from truceline.store.db import Database
-    from truceline.store.service import register_agreement
 
     try:
         ag = load_agreement(agreement)

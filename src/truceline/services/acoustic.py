@@ -346,11 +346,12 @@ def ingest_acoustic(
 ) -> AcousticIngest:
     """Locate and attribute acoustic detections, and ingest the events as incidents.
 
-    Goes through :func:`truceline.store.service.ingest_incidents`: the same idempotency (an event's
+    Goes through :func:`truceline.services.ingest.ingest_incidents`: the same idempotency (an event's
     id comes from its detection ids), the same rule engine. Input rejects and detections that fit no
     event are stored as rejects of the batch, each with its reason. The caller owns the transaction.
     """
-    from truceline.store.service import ingest_incidents, register_agreement
+    from truceline.services.agreement_store import register_agreement
+    from truceline.services.ingest import ingest_incidents
 
     run = run_acoustic(sensors, detections, weather, agreement=agreement, now_s=now_s)
     incidents, rows = acoustic_incidents(

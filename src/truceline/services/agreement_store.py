@@ -34,6 +34,7 @@ __all__ = [
     "files_of_folder",
     "load_files",
     "materialised",
+    "register_agreement",
     "store_agreement",
 ]
 
@@ -277,3 +278,26 @@ def revision_count(session: Session, agreement_id: str) -> int:
             .where(AgreementRevisionRow.agreement_id == agreement_id)
         ).scalar_one()
     )
+
+
+def _agreement_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def register_agreement(session: Session, agreement: Agreement, source: str | Path) -> AgreementRow:
+    """Record the agreement (insert or refresh) so incidents can refer to it."""
+    src = Path(source)
+    row = session.get(AgreementRow, agreement.id)
+    digest = _agreement_hash(src) if src.exists() else ""
+    if row is None:
+        row = AgreementRow(id=agreement.id, name=agreement.name, source=str(src), content_hash=digest)
+        session.add(row)
+    else:
+        row.name, row.source, row.content_hash = agreement.name, str(src), digest
+    session.flush()
+    return row

@@ -20,14 +20,15 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.incidents_io import read_incidents
+from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role, create_token
+from truceline.services.ingest import ingest_incidents
 from truceline.services.publication import publish_report
 from truceline.services.report import write_daily_report
 from truceline.services.review import Action, review
 from truceline.services.simulation import write_simulation
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import FindingRow, IncidentRow
-from truceline.store.service import ingest_incidents, register_agreement
 
 __all__ = ["DEMO_ANALYST", "demo_day", "demo_tokens", "run_demo"]
 

@@ -30,8 +30,8 @@ from truceline.io.formats import (
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Principal, Scope
+from truceline.services.ingest import IngestResult, ingest_incidents
 from truceline.store.models import FindingRow, IncidentRow
-from truceline.store.service import IngestResult, ingest_incidents
 
 __all__ = [
     "ImportOutcome",

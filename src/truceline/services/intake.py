@@ -28,10 +28,10 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.services.agreement_store import AgreementCache
 from truceline.services.auth import Principal
+from truceline.services.ingest import ingest_incidents
 from truceline.services.submissions import RecordResult, Verdict
 from truceline.store.db import Database
 from truceline.store.record_text import content_hash
-from truceline.store.service import ingest_incidents
 
 __all__ = ["Intake"]
 

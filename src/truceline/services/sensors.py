@@ -569,11 +569,11 @@ def locate_stored(
     """Locate the detections of ``[start, end)`` not yet associated, and store the events.
 
     The events become incidents (``source_type`` acoustic) through
-    :func:`truceline.store.service.ingest_incidents`: idempotent (an event's id comes from its
+    :func:`truceline.services.ingest.ingest_incidents`: idempotent (an event's id comes from its
     detections), adjudicated by the rule engine, fused with other reports of the same event.
     """
     from truceline.services.acoustic import acoustic_incidents, locate_arrays
-    from truceline.store.service import ingest_incidents
+    from truceline.services.ingest import ingest_incidents
 
     if end <= start:
         raise ValidationError(

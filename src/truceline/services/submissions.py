@@ -19,7 +19,7 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.io.incidents_io import incidents_from_records
 from truceline.services.auth import Principal
-from truceline.store.service import ingest_incidents
+from truceline.services.ingest import ingest_incidents
 
 __all__ = ["RecordResult", "SubmissionResult", "Verdict", "submit_incident", "submit_records"]
 

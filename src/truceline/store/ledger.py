@@ -33,6 +33,7 @@ from truceline.ledger_verify import (
     canonical_json,
     entry_hash,
     inclusion_path,
+    json_text,
     merkle_root,
 )
 from truceline.store.db import bulk_insert
@@ -43,6 +44,7 @@ from truceline.store.models import (
     LedgerHeadRow,
     LedgerRootRow,
 )
+from truceline.store.record_text import content_hash
 
 __all__ = [
     "CanonicalJSON",
@@ -92,13 +94,6 @@ class CanonicalJSON(str):
     that has the text anyway does not pay for it twice)."""
 
     __slots__ = ()
-
-
-def json_text(value: str) -> str:
-    """A JSON string as :func:`canonical_json` writes it (plain ASCII needs no escaping)."""
-    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-        return f'"{value}"'
-    return json.dumps(value, ensure_ascii=False)
 
 
 def entry_body(seq: int, stamp: str, kind: str, ref: str, content: str) -> str:
@@ -360,8 +355,6 @@ def _entries(session: Session) -> Iterator[LedgerEntryRow]:
 
 def _incident_hash(row: IncidentRow) -> str | None:
     """The content hash of the record as the table holds it now (None: no longer a valid record)."""
-    from truceline.store.record_text import content_hash
-
     doc = {
         "id": row.report_id,
         "observed_at": _utc(row.observed_at),

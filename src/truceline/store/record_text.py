@@ -13,8 +13,7 @@ import json
 import math
 
 from truceline.core.incidents import Incident, Kind, SourceType, TimePrecision
-from truceline.ledger_verify import canonical_json
-from truceline.store.ledger import json_text
+from truceline.ledger_verify import canonical_json, json_text
 
 __all__ = ["content_hash", "hash_text", "record_text"]
 

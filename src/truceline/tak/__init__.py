@@ -3,5 +3,4 @@
 - :mod:`truceline.tak.cot`: parse CoT XML safely, turn events into incident records, build the
   shapes and markers pushed back (pure; no I/O);
 - :mod:`truceline.tak.server`: the TCP and TLS listeners started by ``truceline serve``;
-- :mod:`truceline.tak.settings`: their settings (the ``[cot]`` table of the server's settings).
 """

@@ -25,14 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from truceline.api.context import AppContext
+from truceline.context import AppContext
 from truceline.errors import TrucelineError
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, Role
 from truceline.services.submissions import RecordResult, Verdict, submit_records
+from truceline.settings import CotSettings
 from truceline.tak import cot
-from truceline.tak.settings import CotSettings
 
 __all__ = ["CotServer", "CotStats", "serve_with_cot"]
 
@@ -100,7 +100,7 @@ class CotServer:
     ctx
         The server's context (database, agreements, clock): the same one the API uses.
     settings
-        :class:`~truceline.tak.settings.CotSettings`.
+        :class:`~truceline.settings.CotSettings`.
     host
         Interface to listen on.
     """

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from truceline.api.context import AppContext
 from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
+from truceline.context import AppContext
 from truceline.errors import NotFoundError
 from truceline.services import dashboard
 from truceline.services.auth import Permission, Principal

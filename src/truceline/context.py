@@ -1,4 +1,7 @@
-"""What every request needs, built once when the server starts and passed in (no globals)."""
+"""The application's wiring, shared by every edge (API, CoT listener, page, CLI server).
+
+What every request needs, built once when the server starts and passed in (no globals).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Store services: register agreements, ingest incidents idempotently, read a day back.
+"""Ingest: the one way a report enters the store (adjudicated, fused, counted, in the ledger).
 
 The caller owns the transaction (a CLI command or an API request): these functions add and flush,
 never commit.
@@ -7,16 +7,12 @@ never commit.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, RuleType
@@ -24,22 +20,22 @@ from truceline.core.incidents import Incident
 from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
-from truceline.services import adjudicate
 from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
 from truceline.services.events import ReportColumns, epoch_seconds, link_events
+from truceline.services.incidents import adjudicate
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
+from truceline.store.incidents import stored_reports
 from truceline.store.ledger import finding_text
 from truceline.store.models import (
-    AgreementRow,
     FindingRow,
     IncidentRow,
     IngestBatchRow,
     RejectRow,
 )
-from truceline.store.record_text import content_hash, hash_text
+from truceline.store.record_text import hash_text
 
-__all__ = ["IngestResult", "content_hash", "ingest_incidents", "register_agreement"]
+__all__ = ["IngestResult", "ingest_incidents"]
 
 _CHUNK = 500
 
@@ -56,58 +52,6 @@ _INCIDENT_COLUMNS = (
 # Statements built once (building and caching a statement per call costs more than running it).
 _BT = IngestBatchRow.__table__
 _NEW_BATCH = insert(_BT).returning(_BT.c.id)
-_STORED = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk).where(
-    IncidentRow.agreement_id == bindparam("a"),
-    IncidentRow.report_id.in_(bindparam("ids", expanding=True)),
-)
-
-
-_STORED_PG = text(
-    "SELECT i.report_id, i.content_hash, i.pk "
-    "FROM json_array_elements_text(CAST(:ids AS json)) AS q(id) "
-    "JOIN LATERAL (SELECT report_id, content_hash, pk FROM incidents "
-    "WHERE agreement_id = :a AND report_id = q.id) AS i ON true"
-)
-
-
-def _stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> list[Row[Any]]:
-    """(report id, content hash, pk) of the ``ids`` already stored under the agreement."""
-    if not ids:
-        return []
-    if conn.dialect.name == "postgresql":
-        # One statement whose plan probes the unique index once per id. An ``IN`` list lets the
-        # planner pick a scan of every stored incident of the agreement (its row estimates lag
-        # a fast-growing table), which cost ~100 ms per 500 ids at 20,000 rows.
-        # The ids travel as one JSON text: psycopg quotes a text[] parameter element by element
-        # in Python (with a regular expression each), json.dumps in C.
-        return list(conn.execute(_STORED_PG, {"ids": json.dumps(list(ids)), "a": agreement_id}))
-    out: list[Row[Any]] = []
-    for k in range(0, len(ids), _CHUNK):
-        out.extend(conn.execute(_STORED, {"a": agreement_id, "ids": list(ids[k : k + _CHUNK])}))
-    return out
-
-
-def _agreement_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
-        if p.is_file():
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def register_agreement(session: Session, agreement: Agreement, source: str | Path) -> AgreementRow:
-    """Record the agreement (insert or refresh) so incidents can refer to it."""
-    src = Path(source)
-    row = session.get(AgreementRow, agreement.id)
-    digest = _agreement_hash(src) if src.exists() else ""
-    if row is None:
-        row = AgreementRow(id=agreement.id, name=agreement.name, source=str(src), content_hash=digest)
-        session.add(row)
-    else:
-        row.name, row.source, row.content_hash = agreement.name, str(src), digest
-    session.flush()
-    return row
 
 
 def _storable(value: str, limit: int | None = None) -> str:
@@ -161,7 +105,7 @@ def ingest_incidents(
     hashes = [h for h, _ in hash_texts]
     stored: dict[str, str] = {}
     ids = [i.id for i in incidents]
-    for r, h, pk in _stored_reports(conn, agreement.id, ids):
+    for r, h, pk in stored_reports(conn, agreement.id, ids):
         stored[r] = h
         result.pks[r] = pk
     new: list[int] = []
@@ -368,13 +312,3 @@ def _ledger_accepted(
         for fr, fpk in zip(frows, fpks, strict=True)
     ]
     ledger.append(session, items, now=now)
-
-
-def days_with_incidents(session: Session, agreement_id: str) -> list[dt.date]:
-    q = select(IncidentRow.day).where(IncidentRow.agreement_id == agreement_id).distinct()
-    return sorted(d for (d,) in session.execute(q))
-
-
-def count_incidents(session: Session, agreement_id: str) -> int:
-    q = select(func.count()).select_from(IncidentRow).where(IncidentRow.agreement_id == agreement_id)
-    return int(session.execute(q).scalar_one())
