@@ -89,11 +89,13 @@ class AppContext:
 def register_folders(ctx: AppContext, folders: Sequence[Path]) -> None:
     for folder in folders:
         files = files_of_folder(Path(folder))
-        ctx.db.write(
-            lambda s, files=files, folder=folder: store_agreement(
+
+        def register(s: Session, files: dict[str, bytes] = files, folder: Path = folder) -> None:
+            store_agreement(
                 s, files, source=str(folder), actor=SYSTEM, now=ctx.clock(), cache=ctx.agreements
             )
-        )
+
+        ctx.db.write(register)
 
 
 def settle(ctx: AppContext) -> None:

@@ -26,7 +26,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "FORMAT",
@@ -139,7 +139,7 @@ def root_from_path(index: int, size: int, entry_hash_hex: str, path: Sequence[st
     return r.hex() if sn == 0 else None
 
 
-def _hex64(value: Any) -> bool:
+def _hex64(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -61,7 +61,7 @@ async def principal(
         return ANONYMOUS
     for auth in ctx.authenticators:  # a credential seen recently: no database, no thread
         remembered = getattr(auth, "remembered", None)
-        who = remembered(creds.credentials) if remembered is not None else None
+        who: Principal | None = remembered(creds.credentials) if remembered is not None else None
         if who is not None:
             return who
     return await run_in_threadpool(_authenticate, ctx, creds.credentials)
@@ -78,7 +78,7 @@ def _authenticate(ctx: AppContext, credential: str) -> Principal:
     )
 
 
-def allow(perm: Permission) -> Callable[[Principal], Principal]:
+def allow(perm: Permission) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that passes callers holding ``perm`` and refuses the rest (401/403)."""
 
     async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -236,7 +236,7 @@ def _map_row(
         out["uncertainty_m"] = tags["uncertainty_m"]
     else:
         gp = _int(rec.get("geo_precision") or "")
-        if gp not in geo_sigma_m:
+        if gp is None or gp not in geo_sigma_m:
             report.geo_precision_default += 1
             gp = 3
         out["uncertainty_m"] = geo_sigma_m[gp]

@@ -120,7 +120,7 @@ def kml_document(
             ET.SubElement(d, "value").text = _text(v)
         if geom is not None and not geom.is_empty:
             _geometry_element(pm, geom)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def write_kml(

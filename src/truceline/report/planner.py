@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
@@ -210,7 +211,7 @@ def render_overview_png(c: Comparison, *, width_px: int = 1300) -> bytes:
     _add(ax, cv.side_polygon(-1), facecolor=_RIGHT, alpha=0.06, lw=0)
     for s in ref.sectors:
         _add(ax, s.geometry, facecolor="none", edgecolor="#888", lw=0.5, ls=":")
-    handles = []
+    handles: list[Artist] = []
     for k, m in enumerate(c.scenarios):
         col = _LINES[k % len(_LINES)]
         lw = 2.2 if k == 0 else 1.5

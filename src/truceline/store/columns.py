@@ -8,7 +8,7 @@ block into arrays in one call.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ def _compiled(
 
 def _driver_blocks(
     session: Session, q: Any, params: dict[str, Any] | None = None
-) -> Iterator[list[tuple[Any, ...]]]:
+) -> Iterator[Sequence[Any]]:
     """Rows of a Core select straight from the driver's cursor, a block at a time.
 
     Plain tuples, no per-value result processing: reading millions of rows is dominated by that

@@ -25,7 +25,7 @@ class _NotPlainError(Exception):
 def _str(v: object) -> str:
     if v.__class__ is not str:
         raise _NotPlainError
-    return json_text(v)  # type: ignore[arg-type]
+    return json_text(v)
 
 
 def _opt_str(v: object) -> str:
@@ -33,9 +33,9 @@ def _opt_str(v: object) -> str:
 
 
 def _float(v: object) -> str:
-    if v.__class__ is not float or not math.isfinite(v):  # type: ignore[arg-type]
+    if v.__class__ is not float or not math.isfinite(v):
         raise _NotPlainError
-    return float.__repr__(v)  # type: ignore[arg-type]
+    return float.__repr__(v)
 
 
 def _opt_float(v: object) -> str:
@@ -45,21 +45,17 @@ def _opt_float(v: object) -> str:
 def _int(v: object) -> str:
     if v.__class__ is not int:
         raise _NotPlainError
-    return int.__repr__(v)  # type: ignore[arg-type]
+    return int.__repr__(v)
 
 
 #: The JSON text of every value of the record's enumerations (a lookup, not a call per field).
-_ENUM_TEXT = {
-    m: json_text(m._value_)
-    for e in (Kind, SourceType, TimePrecision)
-    for m in e  # type: ignore[attr-defined]
-}
+_ENUM_TEXT = {m: json_text(m._value_) for e in (Kind, SourceType, TimePrecision) for m in e}
 
 
 def _utc(v: object) -> str:
-    if v.__class__ is not dt.datetime or v.tzinfo is not dt.UTC:  # type: ignore[attr-defined]
+    if v.__class__ is not dt.datetime or v.tzinfo is not dt.UTC:
         raise _NotPlainError
-    return f'"{v.isoformat()[:-6]}Z"'  # type: ignore[attr-defined]  # "+00:00" as the dump writes it
+    return f'"{v.isoformat()[:-6]}Z"'  # "+00:00" as the dump writes it
 
 
 #: The fields :func:`record_text` writes; another set (a changed model) takes the general path.

@@ -428,7 +428,7 @@ def _event(
 
 
 def _xml(ev: ET.Element) -> bytes:
-    return ET.tostring(ev, encoding="utf-8", xml_declaration=False)
+    return bytes(ET.tostring(ev, encoding="utf-8", xml_declaration=False))
 
 
 def pong(now: dt.datetime) -> bytes:

@@ -25,12 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from truceline.context import AppContext
 from truceline.errors import TrucelineError
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, Role
-from truceline.services.submissions import RecordResult, Verdict, submit_records
+from truceline.services.submissions import RecordResult, SubmissionResult, Verdict, submit_records
 from truceline.settings import CotSettings
 from truceline.tak import cot
 
@@ -358,7 +360,7 @@ class CotServer:
                 self._pending.task_done()
 
     def _submit(self, records: list[dict[str, Any]], who: Principal) -> list[RecordResult]:
-        def work(s):  # type: ignore[no-untyped-def]
+        def work(s: Session) -> SubmissionResult:
             ag = self.ctx.agreement(s, self.settings.agreement)
             return submit_records(s, ag, records, principal=who, now=self.ctx.clock(), source="cot")
 

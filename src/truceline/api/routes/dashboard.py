@@ -34,7 +34,9 @@ Multi = Annotated[
     list[str] | None,
     Query(max_length=50, description="Repeat the parameter, or separate values with commas"),
 ]
-PDF = {200: {"content": {"application/pdf": {}}, "description": "The report as PDF (A4)"}}
+PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "The report as PDF (A4)"}
+}
 
 
 def _multi(values: list[str] | None) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
@@ -27,7 +28,7 @@ def get_event(
         return EventOut.of(view.event, view.members)
 
 
-def _out(s, decision: svc.Decision, action: str) -> DecisionOut:  # type: ignore[no-untyped-def]
+def _out(s: Session, decision: svc.Decision, action: str) -> DecisionOut:
     ids = [str(e.pk) for e in decision.events]
     audit = s.execute(
         select(AuditRow.pk)
@@ -55,7 +56,7 @@ def split_event(
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.events_review))],
 ) -> DecisionOut:
-    def work(s):  # type: ignore[no-untyped-def]
+    def work(s: Session) -> DecisionOut:
         d = svc.split(s, event_id, body.incidents, actor=who, now=ctx.clock(), comment=body.comment)
         return _out(s, d, "split")
 
@@ -72,7 +73,7 @@ def merge_events(
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.events_review))],
 ) -> DecisionOut:
-    def work(s):  # type: ignore[no-untyped-def]
+    def work(s: Session) -> DecisionOut:
         d = svc.merge(s, body.events, actor=who, now=ctx.clock(), comment=body.comment)
         return _out(s, d, "merge")
 

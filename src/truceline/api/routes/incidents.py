@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.orm import Session
 
 from truceline.api.deps import AgreementQ, Ctx, allow
 from truceline.api.routes import ERRORS
@@ -181,7 +182,7 @@ def review_incident(
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.incidents_review))],
 ) -> ReviewOut:
-    def work(s):  # type: ignore[no-untyped-def]
+    def work(s: Session) -> ReviewOut:
         out = review(
             s,
             pk,

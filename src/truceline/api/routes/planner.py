@@ -69,5 +69,5 @@ def compare(
                 value=value,
                 fix=f"use one of: {', '.join(known)}",
             )
-    _, view = ctx.planner.comparison(revision, files, a, b)
+    view = ctx.planner.comparison(revision, files, a, b)[1]
     return json_response(request, {**view, "revision": revision})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, status
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
@@ -15,7 +16,9 @@ from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published, list_published, publish_report
 
 router = APIRouter(prefix="/reports", tags=["reports"], responses=ERRORS)
-HTML = {200: {"content": {"text/html": {}}, "description": "The report as a self-contained HTML page"}}
+HTML: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The report as a self-contained HTML page"}
+}
 
 
 def _pub(r: dict[str, object]) -> PublishedOut:
@@ -80,7 +83,7 @@ def publish(
     who: Annotated[Principal, Depends(allow(Permission.reports_publish))],
     agreement: AgreementQ = None,
 ) -> PublishedOut:
-    def work(s):  # type: ignore[no-untyped-def]
+    def work(s: Session) -> PublishedOut:
         row = publish_report(s, ctx.agreement(s, agreement), day, actor=who, now=ctx.clock())
         return PublishedOut(
             day=row.day,
