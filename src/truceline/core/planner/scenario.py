@@ -1,0 +1,56 @@
+"""Scenarios: an agreement with some of its terms replaced (another line, other zones, other sectors)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from truceline.core.agreement import Agreement, Sector, Zone
+from truceline.errors import ValidationError
+
+__all__ = ["PlannerError", "Scenario", "apply_scenario"]
+
+
+class PlannerError(ValidationError):
+    """A scenario or planning parameter that cannot be used (the message names it and the fix)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A candidate: the agreement with the scenario's line, zones and sectors in place of its own."""
+
+    id: str
+    name: str
+    description: str
+    agreement: Agreement
+
+
+def apply_scenario(
+    base: Agreement,
+    *,
+    line: Any = None,
+    zones: Sequence[Zone] = (),
+    sectors: Sequence[Sector] | None = None,
+) -> Agreement:
+    """The agreement with another line, zones replaced by id, and/or other sectors; validated again.
+
+    The line replaces the line of every version that kept the agreement's original line (amendments
+    that moved the line keep theirs). A zone replaces the zone with its id in every version, or is
+    added when no version has that id.
+    """
+    line0 = base.versions[0].line
+    by_id = {z.id: z for z in zones}
+    versions = []
+    for v in base.versions:
+        new_zones = tuple(by_id.get(z.id, z) for z in v.zones)
+        have = {z.id for z in v.zones}
+        new_zones += tuple(z for z in zones if z.id not in have)
+        new_line = line if (line is not None and v.line.equals(line0)) else v.line
+        versions.append(v.model_copy(update={"line": new_line, "zones": new_zones}))
+    data = {name: getattr(base, name) for name in type(base).model_fields}
+    data["versions"] = tuple(versions)
+    if sectors is not None:
+        data["sectors"] = tuple(sectors)
+    # Built anew (not model_copy) so that the agreement's cross-checks run on the new terms.
+    return Agreement(**data)
