@@ -32,11 +32,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	@if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/dashboard.py; else echo "dashboard benchmark: no /usr/bin/chromium"; fi
 
-## lint: ruff (lint + format check) and mypy (strict on the core)
+## lint: ruff (lint + format check), mypy strict over the whole package, and the layering
+## contracts of pyproject.toml (import-linter: no import from a lower layer to a higher one)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## web: rebuild the dashboard (npm packages pinned in web/package-lock.json) into
 ## src/truceline/web/static; the built files are committed, so only a change under web/ needs this
