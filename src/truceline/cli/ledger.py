@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from truceline.cli.options import DbOption, console, err_console
+from truceline.cli.options import DbOption, console, err_console, fail, output_option
 from truceline.errors import TrucelineError
 
 __all__ = ["ledger_app"]
@@ -85,10 +85,13 @@ def roots_cmd(db: DbOption = "truceline.db") -> None:
 @ledger_app.command("proof")
 def proof_cmd(
     entry: Annotated[
-        str, typer.Argument(help="Entry number, or a record such as finding:12 or incident:3")
+        str,
+        typer.Argument(
+            metavar="ENTRY", help="Entry number, or a record such as finding:12 or incident:3"
+        ),
     ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the proof here (JSON)")
+        Path | None, output_option("Write the proof here (JSON; default: print it)")
     ] = None,
     db: DbOption = "truceline.db",
 ) -> None:
@@ -106,10 +109,7 @@ def proof_cmd(
             seq = int(entry) if entry.isdigit() else ledger.entry_of(s, entry).seq
             doc = ledger.export_proof(s, seq)
     except TrucelineError as exc:
-        err_console.print(
-            f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else "")
-        )
-        raise typer.Exit(code=2) from exc
+        raise fail(exc) from exc
     text = json.dumps(doc, indent=2)
     if output is None:
         console.print_json(text)

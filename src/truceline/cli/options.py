@@ -1,22 +1,116 @@
-"""What every command group shares: the consoles and the ``--db`` option."""
+"""What the commands share: the consoles, the options that recur, the error exit and the caller.
+
+Every option that takes a value names what it wants with a metavar in capitals (``--db DATABASE``,
+``--date YYYY-MM-DD``, ``-a AGREEMENT_DIR``, ``--seed N``), never the Python type typer would show
+(``<str>``, ``<int>``, ``<path>``). The constants below are that vocabulary, and an option that
+recurs is defined here once, so it reads the same in every command (tests/cli/test_help.py).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-__all__ = ["DbOption", "console", "err_console"]
+from truceline.errors import TrucelineError
+
+if TYPE_CHECKING:
+    from truceline.services.auth import Principal
+
+__all__ = [
+    "AGREEMENT_DIR",
+    "AGREEMENT_ID",
+    "DATABASE",
+    "DATE",
+    "DIR",
+    "FILE",
+    "FORMAT",
+    "KM",
+    "KM_LIST",
+    "PORT",
+    "TIME",
+    "AgreementArg",
+    "AgreementOption",
+    "DbOption",
+    "N",
+    "agreement_option",
+    "cli_principal",
+    "console",
+    "date_option",
+    "err_console",
+    "fail",
+    "format_option",
+    "output_option",
+]
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
 err_console = Console(stderr=True, soft_wrap=True)
+
+# Metavars used by more than one command.
+AGREEMENT_DIR = "AGREEMENT_DIR"
+AGREEMENT_ID = "AGREEMENT_ID"
+DATABASE = "DATABASE"
+DATE = "YYYY-MM-DD"
+TIME = "TIME"  # ISO 8601: the option's help gives an example
+DIR = "DIR"
+FILE = "FILE"
+FORMAT = "FORMAT"
+KM = "KM"
+KM_LIST = "KM,KM,..."
+N = "N"
+PORT = "PORT"
 
 DbOption = Annotated[
     str,
     typer.Option(
         "--db",
         envvar="TRUCELINE_DB",
+        metavar=DATABASE,
         help="Database: a SQLite file path or a SQLAlchemy URL (postgresql+psycopg://...).",
     ),
 ]
+"""``--db DATABASE`` (or ``$TRUCELINE_DB``); commands give it the default ``"truceline.db"``."""
+
+
+def agreement_option(help_text: str = "Agreement folder") -> Any:
+    """``-a/--agreement AGREEMENT_DIR`` with this help."""
+    return typer.Option("--agreement", "-a", metavar=AGREEMENT_DIR, help=help_text)
+
+
+def output_option(help_text: str, *, metavar: str = FILE) -> Any:
+    """``-o/--output FILE`` (``DIR`` for a folder) with this help."""
+    return typer.Option("-o", "--output", metavar=metavar, help=help_text)
+
+
+def date_option(help_text: str, name: str = "--date") -> Any:
+    """A day, shown as ``YYYY-MM-DD``."""
+    return typer.Option(name, metavar=DATE, help=help_text)
+
+
+def format_option(help_text: str, *names: str) -> Any:
+    """``--format FORMAT`` (and any short name given) with this help."""
+    return typer.Option("--format", *names, metavar=FORMAT, help=help_text)
+
+
+AgreementOption = Annotated[Path, agreement_option()]
+"""A required ``-a/--agreement AGREEMENT_DIR``."""
+
+AgreementArg = Annotated[Path, typer.Argument(metavar=AGREEMENT_DIR, help="Agreement folder")]
+"""An agreement folder given first on the command line."""
+
+
+def fail(exc: TrucelineError) -> typer.Exit:
+    """Print a user-safe error (and its fix) on stderr; the exit (status 2) to raise from it."""
+    err_console.print(f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""))
+    return typer.Exit(code=2)
+
+
+def cli_principal() -> Principal:
+    """Who acts from the command line: the operating-system user, as an administrator."""
+    import getpass
+
+    from truceline.services.auth import Principal, Role
+
+    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)

@@ -10,9 +10,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from truceline.cli.options import (
+    KM,
+    KM_LIST,
+    AgreementArg,
+    DbOption,
+    N,
+    console,
+    date_option,
+    fail,
+    output_option,
+)
 from truceline.errors import TrucelineError
 
 __all__ = ["plan_app"]
@@ -21,13 +31,7 @@ plan_app = typer.Typer(
     help="Planner: compare candidate lines (scenarios) and replay history under another line.",
     no_args_is_help=True,
 )
-_console = Console(soft_wrap=True)
-_err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(exc: TrucelineError) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {exc.message}")
-    return typer.Exit(code=2)
+SCENARIO = "SCENARIO"
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -39,33 +43,55 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 @plan_app.command("compare")
 def compare_cmd(
-    agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
+    agreement: AgreementArg,
     scenarios: Annotated[
-        list[str] | None, typer.Argument(help="Scenario ids (default: all, in file order)")
+        list[str] | None,
+        typer.Argument(metavar=SCENARIO, help="Scenario ids (default: all, in file order)"),
     ] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write")] = None,
+    output: Annotated[
+        Path | None, output_option("HTML file to write (default: plan-AGREEMENT.html)")
+    ] = None,
     min_population: Annotated[
-        int, typer.Option(help="Smallest settlement counted: 500, 1000, 5000 or 15000")
+        int, typer.Option(metavar=N, help="Smallest settlement counted: 500, 1000, 5000 or 15000")
     ] = 1000,
     density: Annotated[
-        str, typer.Option(help="Troop density preset: osce-smm, unficyp, undof or unifil")
+        str,
+        typer.Option(metavar="PRESET", help="Troop density preset: osce-smm, unficyp, undof or unifil"),
     ] = "undof",
     troops_per_km: Annotated[
-        float | None, typer.Option(min=0, help="Troops per km of line (overrides --density)")
+        float | None,
+        typer.Option(min=0, metavar=N, help="Troops per km of line (overrides --density)"),
     ] = None,
-    op_spacing_km: Annotated[float, typer.Option(min=0.1, help="Km of line per post")] = 10.0,
-    op_crew: Annotated[int, typer.Option(min=1, help="On duty at each post")] = 4,
-    patrol_cycle_h: Annotated[float, typer.Option(min=0.1, help="Hours between visits")] = 24.0,
-    patrol_speed_kmh: Annotated[float, typer.Option(min=0.1)] = 10.0,
-    patrol_crew: Annotated[int, typer.Option(min=1)] = 8,
-    rotation: Annotated[float, typer.Option(min=1.0, help="Persons per position manned 24 h")] = 3.0,
-    accuracy_m: Annotated[float, typer.Option(min=0.1, help="Target: 95 % semi-major axis (m)")] = 25.0,
-    depth_km: Annotated[float, typer.Option(min=0, help="Sources this far from the line")] = 10.0,
-    rows_km: Annotated[str, typer.Option(help="Sensor rows, km from the line (+ left)")] = "-8,-2,2,8",
-    range_km: Annotated[float, typer.Option(min=0.5, help="Detection range (km)")] = 15.0,
-    timing_ms: Annotated[float, typer.Option(min=0.01, help="Timing sigma (ms)")] = 5.0,
+    op_spacing_km: Annotated[
+        float, typer.Option(min=0.1, metavar=KM, help="Km of line per post")
+    ] = 10.0,
+    op_crew: Annotated[int, typer.Option(min=1, metavar=N, help="On duty at each post")] = 4,
+    patrol_cycle_h: Annotated[
+        float, typer.Option(min=0.1, metavar="HOURS", help="Hours between visits")
+    ] = 24.0,
+    patrol_speed_kmh: Annotated[
+        float, typer.Option(min=0.1, metavar="KM/H", help="Patrol speed, stops included (km/h)")
+    ] = 10.0,
+    patrol_crew: Annotated[int, typer.Option(min=1, metavar=N, help="Persons per patrol")] = 8,
+    rotation: Annotated[
+        float, typer.Option(min=1.0, metavar="FACTOR", help="Persons per position manned 24 h")
+    ] = 3.0,
+    accuracy_m: Annotated[
+        float, typer.Option(min=0.1, metavar="METRES", help="Target: 95 % semi-major axis (m)")
+    ] = 25.0,
+    depth_km: Annotated[
+        float, typer.Option(min=0, metavar=KM, help="Sources this far from the line")
+    ] = 10.0,
+    rows_km: Annotated[
+        str, typer.Option(metavar=KM_LIST, help="Sensor rows, km from the line (+ left)")
+    ] = "-8,-2,2,8",
+    range_km: Annotated[float, typer.Option(min=0.5, metavar=KM, help="Detection range (km)")] = 15.0,
+    timing_ms: Annotated[float, typer.Option(min=0.01, metavar="MS", help="Timing sigma (ms)")] = 5.0,
     sensors: Annotated[
-        Path | None, typer.Option(help="A sensor layout (sensors.csv or GeoJSON) to find gaps in")
+        Path | None,
+        typer.Option(
+            metavar="SENSORS_FILE", help="A sensor layout (sensors.csv or GeoJSON) to find gaps in"
+        ),
     ] = None,
     no_sensors: Annotated[bool, typer.Option("--no-sensors", help="Skip the acoustic plan")] = False,
 ) -> None:
@@ -87,42 +113,46 @@ def compare_cmd(
             target_accuracy_m=accuracy_m, depth_km=depth_km, rows_km=_floats(rows_km, "--rows-km"),
             detection_range_km=range_km, timing_sigma_ms=timing_ms,
         )  # fmt: skip
-        with _console.status("Comparing scenarios (settlements, zones, force, sensors)"):
+        with console.status("Comparing scenarios (settlements, zones, force, sensors)"):
             comp = compare_plan(
                 agreement, scenarios or (), force=force, sensors=sens, layout=sensors,
                 min_population=min_population,
             )  # fmt: skip
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     ids = [m.scenario.id for m in comp.scenarios]
     table = Table("figure", *ids, title=f"{comp.reference.scenario.agreement.name}: scenarios")
     for r in comparison_rows(comp):
         table.add_row(r["label"], *r["cells"])
-    _console.print(table)
+    console.print(table)
     limits = data_limits(min_population)
-    _console.print(f"[dim]{limits}[/]")
+    console.print(f"[dim]{limits}[/]")
     out = output or Path(f"plan-{comp.reference.scenario.agreement.id}.html")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_comparison_html(comp, data_limits=limits), encoding="utf-8")
-    _console.print(f"HTML with maps -> {out}")
+    console.print(f"HTML with maps -> {out}")
 
 
 @plan_app.command("replay")
 def replay_cmd(
-    agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
-    to: Annotated[str, typer.Option("--to", help="Scenario to replay the history under")],
+    agreement: AgreementArg,
+    to: Annotated[
+        str, typer.Option("--to", metavar=SCENARIO, help="Scenario to replay the history under")
+    ],
     from_: Annotated[
-        str | None, typer.Option("--from", help="Scenario the history was adjudicated under")
+        str | None,
+        typer.Option("--from", metavar=SCENARIO, help="Scenario the history was adjudicated under"),
     ] = None,
-    db: Annotated[
-        str, typer.Option("--db", envvar="TRUCELINE_DB", help="SQLite file or SQLAlchemy URL")
-    ] = "truceline.db",
-    since: Annotated[str | None, typer.Option(help="First day replayed (YYYY-MM-DD)")] = None,
+    db: DbOption = "truceline.db",
+    since: Annotated[str | None, date_option("First day replayed", "--since")] = None,
     recompute: Annotated[
         bool,
         typer.Option("--recompute", help="Classify under --from again, not the stored findings"),
     ] = False,
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Violation: P >= this")] = 0.5,
+    threshold: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, metavar="PROBABILITY", help="Violation: P >= this"),
+    ] = 0.5,
 ) -> None:
     """How many stored findings would have been violations under another scenario's line."""
     from truceline.io.scenarios import load_scenarios
@@ -137,7 +167,7 @@ def replay_cmd(
         scen = load_scenarios(agreement)
         engine = make_engine(db)
         try:
-            with session_factory(engine)() as session, _console.status("Replaying the history"):
+            with session_factory(engine)() as session, console.status("Replaying the history"):
                 res = replay_history(
                     session, scen, to=to, from_=from_, since=day, recompute=recompute,
                     threshold=threshold,
@@ -145,11 +175,11 @@ def replay_cmd(
         finally:
             engine.dispose()
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     before = from_ or "stored findings"
     if from_ and not recompute:
         before = f"{from_} (stored findings)"
-    _console.print(
+    console.print(
         f"{res.n_incidents:,} incidents{f' since {day}' if day else ''}: violations (P >= "
         f"{threshold:g}) {res.before:,} under {before} -> {res.after:,} under {to}; "
         f"{res.kept:,} kept, {res.new:,} new, {res.cleared:,} cleared; incidents with a violation "
@@ -159,9 +189,9 @@ def replay_cmd(
     for r in res.by_rule:
         t.add_row(r.rule_id, f"{r.before:,}", f"{r.after:,}", f"{r.kept:,}", f"{r.new:,}",
                   f"{r.cleared:,}")  # fmt: skip
-    _console.print(t)
+    console.print(t)
     parties = sorted(set(res.before_by_party) | set(res.after_by_party))
     t = Table("responsible", "before", "after", title="By party")
     for p in parties:
         t.add_row(p, f"{res.before_by_party.get(p, 0):,}", f"{res.after_by_party.get(p, 0):,}")
-    _console.print(t)
+    console.print(t)

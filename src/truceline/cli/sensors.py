@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from truceline.cli.options import DbOption, console, err_console
+from truceline.cli.options import (
+    AgreementOption,
+    DbOption,
+    cli_principal,
+    console,
+    err_console,
+    fail,
+)
 from truceline.errors import TrucelineError
 
 __all__ = ["sensors_app"]
@@ -21,8 +28,6 @@ __all__ = ["sensors_app"]
 sensors_app = typer.Typer(
     help="Acoustic sensors and their detections in the store.", no_args_is_help=True
 )
-
-AgreementOption = Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")]
 
 
 def _run(db: str, agreement: Path, work: Any) -> list[Any]:
@@ -33,29 +38,20 @@ def _run(db: str, agreement: Path, work: Any) -> list[Any]:
     try:
         ag = load_agreement(agreement)
     except TrucelineError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
-        raise typer.Exit(code=2) from exc
+        raise fail(exc) from exc
     d = Database(db)
     d.upgrade()
     now = dt.datetime.now(dt.UTC)
 
     def unit(s: Any) -> list[Any]:
         register_agreement(s, ag, agreement)
-        out: list[Any] = work(s, ag, _principal(), now)
+        out: list[Any] = work(s, ag, cli_principal(), now)
         return out
 
     try:
         return d.write(unit)
     finally:
         d.dispose()
-
-
-def _principal():  # type: ignore[no-untyped-def]
-    import getpass
-
-    from truceline.services.auth import Principal, Role
-
-    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
 
 
 def _report(name: str, path: Path, results: list[Any]) -> None:
@@ -69,7 +65,9 @@ def _report(name: str, path: Path, results: list[Any]) -> None:
 
 @sensors_app.command("import")
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="sensors.csv (sensor_id, lon, lat, ...)")],
+    file: Annotated[
+        Path, typer.Argument(metavar="SENSORS_FILE", help="sensors.csv (sensor_id, lon, lat, ...)")
+    ],
     agreement: AgreementOption,
     db: DbOption = "truceline.db",
 ) -> None:
@@ -86,7 +84,12 @@ def import_cmd(
 
 @sensors_app.command("detections")
 def detections_cmd(
-    file: Annotated[Path, typer.Argument(help="detections.csv (detection_id, sensor_id, arrival_time)")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DETECTIONS_FILE", help="detections.csv (detection_id, sensor_id, arrival_time)"
+        ),
+    ],
     agreement: AgreementOption,
     db: DbOption = "truceline.db",
 ) -> None:

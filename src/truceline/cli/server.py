@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from truceline.cli.options import DbOption, console, err_console
+from truceline.cli.options import (
+    DATABASE,
+    FILE,
+    PORT,
+    DbOption,
+    N,
+    agreement_option,
+    cli_principal,
+    console,
+    err_console,
+    fail,
+)
 from truceline.errors import TrucelineError
 
 __all__ = ["serve", "token_app"]
@@ -20,32 +31,36 @@ token_app = typer.Typer(
 )
 
 
-def _fail(exc: TrucelineError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""))
-    return typer.Exit(code=2)
-
-
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Interface (default 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(metavar=PORT, help="Port (default 8000)")] = None,
     db: Annotated[
-        str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL (default truceline.db)")
+        str | None,
+        typer.Option(
+            "--db", metavar=DATABASE, help="SQLite path or SQLAlchemy URL (default truceline.db)"
+        ),
     ] = None,
     agreement: Annotated[
-        list[Path] | None,
-        typer.Option("--agreement", "-a", help="Agreement folder to register (repeatable)"),
+        list[Path] | None, agreement_option("Agreement folder to register (repeatable)")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="TOML settings file (default $TRUCELINE_CONFIG)")
+        Path | None, typer.Option(metavar=FILE, help="TOML settings file (default $TRUCELINE_CONFIG)")
     ] = None,
     cot_port: Annotated[
-        int | None, typer.Option(help="Cursor-on-Target TCP listener for TAK devices (convention 8087)")
+        int | None,
+        typer.Option(
+            metavar=PORT, help="Cursor-on-Target TCP listener for TAK devices (convention 8087)"
+        ),
     ] = None,
     cot_tls_port: Annotated[
-        int | None, typer.Option(help="CoT TLS listener with client certificates (convention 8089)")
+        int | None,
+        typer.Option(metavar=PORT, help="CoT TLS listener with client certificates (convention 8089)"),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Server processes (default 1; the number of cores for throughput)")
+        int | None,
+        typer.Option(metavar=N, help="Server processes (default 1; the number of cores for throughput)"),
     ] = None,
 ) -> None:
     """Run the mission server (REST API under /api/v1; docs at /api/v1/docs).
@@ -72,7 +87,7 @@ def serve(
             )
         ctx = build_context(settings)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(
         f"Truceline server on http://{settings.host}:{settings.port}/api/v1 "
         f"(database {ctx.db.dialect}: {settings.db})"
@@ -86,7 +101,7 @@ def serve(
             settle(ctx)
             serve_with_cot(app, ctx, settings)
         except TrucelineError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         return
     if settings.workers > 1:
         # Each worker opens its own context; the database is already migrated and the agreements
@@ -127,20 +142,18 @@ def _db(db: str):  # type: ignore[no-untyped-def]
     return d
 
 
-def _cli_principal():  # type: ignore[no-untyped-def]
-    import getpass
-
-    from truceline.services.auth import Principal, Role
-
-    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
-
-
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="admin, analyst, monitor, sensor, liaison or public")],
-    name: Annotated[str, typer.Option(help="Who or what holds it (person, device)")],
-    party: Annotated[str | None, typer.Option(help="Liaison tokens: the party they speak for")] = None,
-    sector: Annotated[str | None, typer.Option(help="Monitor tokens: their sector")] = None,
+    role: Annotated[
+        str, typer.Option(metavar="ROLE", help="admin, analyst, monitor, sensor, liaison or public")
+    ],
+    name: Annotated[str, typer.Option(metavar="NAME", help="Who or what holds it (person, device)")],
+    party: Annotated[
+        str | None, typer.Option(metavar="PARTY", help="Liaison tokens: the party they speak for")
+    ] = None,
+    sector: Annotated[
+        str | None, typer.Option(metavar="SECTOR", help="Monitor tokens: their sector")
+    ] = None,
     db: DbOption = "truceline.db",
 ) -> None:
     """Create a token and print its secret (once: only its hash is stored)."""
@@ -155,12 +168,12 @@ def token_create(
                 name=name,
                 party=party,
                 sector=sector,
-                actor=_cli_principal(),
+                actor=cli_principal(),
                 now=dt.datetime.now(dt.UTC),
             )
         )
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     err_console.print(f"Created {t.id} ({t.role.value}, {t.name}); the secret follows, store it now:")
     console.print(t.secret)
 
@@ -190,14 +203,15 @@ def token_list(db: DbOption = "truceline.db") -> None:
 
 @token_app.command("revoke")
 def token_revoke(
-    token_id: Annotated[str, typer.Argument(help="Token id (tok_...)")], db: DbOption = "truceline.db"
+    token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID", help="Token id (tok_...)")],
+    db: DbOption = "truceline.db",
 ) -> None:
     """Revoke a token: it stops working at once."""
     from truceline.services.auth import revoke_token
 
     d = _db(db)
     try:
-        d.write(lambda s: revoke_token(s, token_id, actor=_cli_principal(), now=dt.datetime.now(dt.UTC)))
+        d.write(lambda s: revoke_token(s, token_id, actor=cli_principal(), now=dt.datetime.now(dt.UTC)))
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"Revoked {token_id}")
