@@ -31,7 +31,7 @@ def test_agreement_check_reports_errors(tmp_path: Path) -> None:
 
 def test_agreement_export(tmp_path: Path) -> None:
     out = tmp_path / "zones.geojson"
-    res = runner.invoke(app, ["agreement", "export", UKR, "-o", str(out)])
+    res = runner.invoke(app, ["export", "zones", "-a", UKR, "-o", str(out)])
     assert res.exit_code == 0, res.output
     fc = json.loads(out.read_text())
     zones = [f for f in fc["features"] if f["properties"]["layer"] == "zone"]
@@ -74,9 +74,9 @@ def test_ingest_is_idempotent(tmp_path: Path) -> None:
     sim = tmp_path / "sim"
     runner.invoke(app, ["simulate", UKR, "--seed", "5", "-o", str(sim)])
     db = str(tmp_path / "t.db")
-    first = runner.invoke(app, ["ingest", str(sim / "reports.csv"), "-a", UKR, "--db", db])
+    first = runner.invoke(app, ["import", str(sim / "reports.csv"), "-a", UKR, "--db", db])
     assert first.exit_code == 0, first.output
-    again = runner.invoke(app, ["ingest", str(sim / "reports.csv"), "-a", UKR, "--db", db])
+    again = runner.invoke(app, ["import", str(sim / "reports.csv"), "-a", UKR, "--db", db])
     assert again.exit_code == 0, again.output
     said = " ".join(again.output.split())  # rich wraps long lines
     assert " 0 accepted" in said and "duplicates, 0 rejected" in said

@@ -140,7 +140,7 @@ def test_simulate_acoustic_then_ingest(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "Acoustic:" in r.output
     db = tmp_path / "t.db"
-    args = ["ingest-acoustic", "--sensors", str(sim / "sensors.csv"), "--detections",
+    args = ["locate", "--store", "--sensors", str(sim / "sensors.csv"), "--detections",
             str(sim / "detections.csv"), "--weather", str(sim / "weather.csv"), "-a", str(ag),
             "--db", str(db)]  # fmt: skip
     first = runner.invoke(app, args)
@@ -172,3 +172,15 @@ def test_detections_out_of_order_give_the_same_events(tmp_path: Path) -> None:
             return {frozenset(r["detection_ids"].split()) for r in csv.DictReader(fh)}
 
     assert sets(a) == sets(b)
+
+
+def test_store_needs_an_agreement(tmp_path: Path) -> None:
+    from truceline.cli import app
+
+    for name in ("s.csv", "d.csv"):
+        (tmp_path / name).write_text("x\n")
+    args = ["locate", "--store", "--sensors", str(tmp_path / "s.csv"), "--detections",
+            str(tmp_path / "d.csv"), "--db", str(tmp_path / "t.db")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "--store needs the agreement" in res.output, res.output
+    assert not (tmp_path / "t.db").exists()

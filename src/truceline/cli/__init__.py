@@ -4,50 +4,90 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
+from truceline.cli.aliases import add_aliases
 from truceline.cli.exchange import export_app, import_cmd
 from truceline.cli.ledger import ledger_app
-from truceline.cli.locate import ingest_acoustic_cmd, locate
-from truceline.cli.options import DbOption, console, err_console
+from truceline.cli.locate import locate
+from truceline.cli.options import (
+    DIR,
+    FILE,
+    FORMAT,
+    KM,
+    KM_LIST,
+    PORT,
+    AgreementArg,
+    AgreementOption,
+    DbOption,
+    N,
+    agreement_option,
+    console,
+    date_option,
+    err_console,
+    fail,
+    output_option,
+)
 from truceline.cli.plan import plan_app
 from truceline.cli.sensors import sensors_app
 from truceline.cli.server import serve as serve_cmd
 from truceline.cli.server import token_app
 from truceline.errors import TrucelineError
 
+if TYPE_CHECKING:
+    from typer._click import Context  # what TyperGroup.list_commands takes (typer vendors click)
+
+__all__ = ["app", "main"]
+
+# The panels of `truceline --help`, in this order.
+AGREEMENT = "Agreement"
+DATA = "Data"
+ANALYSIS = "Analysis"
+SERVER = "Server"
+LEDGER = "Ledger"
+PANELS = (AGREEMENT, DATA, ANALYSIS, SERVER, LEDGER)
+
+
+class _PanelOrder(TyperGroup):
+    """Lists the commands panel by panel in :data:`PANELS` order (typer puts every single command
+    before every group, so a panel of groups alone would come after the others)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        def rank(name: str) -> int:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            return PANELS.index(panel) if panel in PANELS else len(PANELS)
+
+        return sorted(super().list_commands(ctx), key=rank)
+
+
 app = typer.Typer(
     name="truceline",
+    cls=_PanelOrder,
     help="Truceline: the information system of a ceasefire-verification mission.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-agreement_app = typer.Typer(
-    help="Validate, summarise and export an agreement folder.", no_args_is_help=True
-)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-app.add_typer(agreement_app, name="agreement")
-app.add_typer(db_app, name="db")
-app.command("locate")(locate)
-app.add_typer(plan_app, name="plan")
-app.command("serve")(serve_cmd)
-app.add_typer(token_app, name="token")
-app.add_typer(ledger_app, name="ledger")
-app.command("ingest-acoustic")(ingest_acoustic_cmd)
-app.add_typer(export_app, name="export")
-app.command("import")(import_cmd)
-app.add_typer(sensors_app, name="sensors")
+agreement_app = typer.Typer(help="Validate and summarise an agreement folder.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance: create or migrate the schema.", no_args_is_help=True)
 
-
-def _fail(exc: TrucelineError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc.message}")
-    return typer.Exit(code=2)
+# What is not defined below; panels and order as `truceline --help` shows them.
+app.add_typer(agreement_app, name="agreement", rich_help_panel=AGREEMENT)
+app.add_typer(plan_app, name="plan", rich_help_panel=AGREEMENT)
+app.command("import", rich_help_panel=DATA)(import_cmd)
+app.add_typer(export_app, name="export", rich_help_panel=DATA)
+app.add_typer(sensors_app, name="sensors", rich_help_panel=DATA)
+app.add_typer(db_app, name="db", rich_help_panel=DATA)
+app.command("locate", rich_help_panel=ANALYSIS)(locate)
+app.command("serve", rich_help_panel=SERVER)(serve_cmd)
+app.add_typer(token_app, name="token", rich_help_panel=SERVER)
+app.add_typer(ledger_app, name="ledger", rich_help_panel=LEDGER)
+add_aliases(app, agreement_app)  # hidden, for one release
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -56,11 +96,11 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
     try:
         return load_agreement(path)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 @agreement_app.command("check")
-def agreement_check(path: Annotated[Path, typer.Argument(help="Agreement folder")]) -> None:
+def agreement_check(path: AgreementArg) -> None:
     """Validate an agreement and print its line length, zone areas per side and sectors."""
     ag = _load(path)
     from truceline.services.agreement import agreement_summary
@@ -85,29 +125,16 @@ def agreement_check(path: Annotated[Path, typer.Argument(help="Agreement folder"
     console.print(f"Observation posts: {len(ag.observation_posts)}")
 
 
-@agreement_app.command("export")
-def agreement_export(
-    path: Annotated[Path, typer.Argument(help="Agreement folder")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="GeoJSON file to write")],
-    date: Annotated[str | None, typer.Option(help="Version in force on this date (YYYY-MM-DD)")] = None,
-) -> None:
-    """Write every zone (per side, built geodesically), the line and the sectors as GeoJSON."""
-    ag = _load(path)
-    from truceline.services.agreement import zones_feature_collection
-
-    day = dt.date.fromisoformat(date) if date else ag.effective_from
-    fc = zones_feature_collection(ag, day)
-    output.write_text(json.dumps(fc), encoding="utf-8")
-    console.print(f"Wrote {len(fc['features'])} features to {output}")
-
-
-@app.command("classify")
+@app.command("classify", rich_help_panel=ANALYSIS)
 def classify_cmd(
-    agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
-    incidents: Annotated[Path, typer.Argument(help="Incidents CSV or GeoJSON")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write")],
+    agreement: AgreementArg,
+    incidents: Annotated[
+        Path, typer.Argument(metavar="INCIDENTS_FILE", help="Incidents CSV or GeoJSON")
+    ],
+    output: Annotated[Path, output_option("CSV to write")],
     rejects: Annotated[
-        Path | None, typer.Option(help="Where bad rows go (default: OUTPUT with .rejects.csv)")
+        Path | None,
+        typer.Option(metavar=FILE, help="Where bad rows go (default: OUTPUT with .rejects.csv)"),
     ] = None,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row."""
@@ -118,7 +145,7 @@ def classify_cmd(
     try:
         read = read_incidents(incidents)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     adj = adjudicate(ag, read.incidents, read.rows)
     rows = classification_rows(adj.incidents, adj.classification)
     with output.open("w", newline="", encoding="utf-8") as fh:
@@ -146,72 +173,37 @@ def db_upgrade(db: DbOption = "truceline.db") -> None:
     console.print(f"Database {db} is at the latest schema")
 
 
-@app.command("ingest")
-def ingest_cmd(
-    file: Annotated[Path, typer.Argument(help="Incidents CSV or GeoJSON")],
-    agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
-    db: DbOption = "truceline.db",
-) -> None:
-    """Store incidents idempotently, adjudicate them and keep rejects with their reasons."""
-    from truceline.io.incidents_io import read_incidents
-    from truceline.services.agreement_store import register_agreement
-    from truceline.services.ingest import ingest_incidents
-    from truceline.store.db import make_engine, session_factory, upgrade
-
-    ag = _load(agreement)
-    try:
-        read = read_incidents(file)
-    except TrucelineError as exc:
-        raise _fail(exc) from exc
-    engine = make_engine(db)
-    upgrade(engine)
-    from rich.progress import Progress
-
-    with (
-        Progress(console=err_console, transient=True) as progress,
-        session_factory(engine)() as session,
-        session.begin(),
-    ):
-        task = progress.add_task(f"Adjudicating and storing {len(read.incidents):,} reports", total=None)
-        register_agreement(session, ag, agreement)
-        res = ingest_incidents(
-            session,
-            ag,
-            read.incidents,
-            read.rows,
-            source=str(file),
-            earlier_rejects=read.rejects,
-            earlier_duplicates=[str(r) for r in read.duplicates],
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
-    console.print(
-        f"Ingested {file}: {len(res.accepted)} accepted, {len(res.duplicates)} duplicates, "
-        f"{len(res.rejects)} rejected, {res.findings} findings (batch {res.batch_id}, db {db})"
-    )
-    for r in res.rejects[:10]:
-        err_console.print(f"  rejected {r}")
-
-
-@app.command("simulate")
+@app.command("simulate", rich_help_panel=DATA)
 def simulate_cmd(
-    agreement: Annotated[Path, typer.Argument(help="Agreement folder")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Folder to write reports.csv and truth.csv")
-    ],
-    days: Annotated[int, typer.Option(min=1, max=3650)] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
+    agreement: AgreementArg,
+    output: Annotated[Path, output_option("Folder to write reports.csv and truth.csv", metavar=DIR)],
+    days: Annotated[int, typer.Option(min=1, max=3650, metavar=N, help="Days to simulate")] = 1,
+    seed: Annotated[int, typer.Option(metavar=N, help="Random seed (the same seed, the same data)")] = 0,
     start: Annotated[
-        str | None, typer.Option(help="First day (default: the agreement's effective date)")
+        str | None,
+        date_option("First day (default: the agreement's effective date)", "--start"),
     ] = None,
-    events_per_day: Annotated[int, typer.Option(min=1)] = 400,
-    violation_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.25,
+    events_per_day: Annotated[
+        int, typer.Option(min=1, metavar=N, help="Mean true events per day, whole line")
+    ] = 400,
+    violation_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, metavar="FRACTION", help="Share of events that break a rule"),
+    ] = 0.25,
     acoustic: Annotated[
         bool, typer.Option(help="Also an acoustic network: sensors, detections, weather, truth")
     ] = False,
-    acoustic_shots: Annotated[int, typer.Option(min=1, help="Shots (blast and impact each)")] = 200,
-    sensor_spacing_km: Annotated[float, typer.Option(min=0.5, help="Sensor spacing (km)")] = 5.0,
+    acoustic_shots: Annotated[
+        int, typer.Option(min=1, metavar=N, help="Shots (blast and impact each)")
+    ] = 200,
+    sensor_spacing_km: Annotated[
+        float, typer.Option(min=0.5, metavar=KM, help="Sensor spacing (km)")
+    ] = 5.0,
     sensor_depths_km: Annotated[
-        str, typer.Option(help="Depths (km) of the sensor rows behind the line on each side")
+        str,
+        typer.Option(
+            metavar=KM_LIST, help="Depths (km) of the sensor rows behind the line on each side"
+        ),
     ] = "2,8",
 ) -> None:
     """Simulate monitoring: reports (with errors, misses, duplicates) and a separate ground truth."""
@@ -246,14 +238,20 @@ def simulate_cmd(
         )
 
 
-@app.command("report")
+@app.command("report", rich_help_panel=ANALYSIS)
 def report_cmd(
-    agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
-    date: Annotated[str, typer.Option(help="Day to report (YYYY-MM-DD)")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write")] = None,
+    agreement: AgreementOption,
+    date: Annotated[str, date_option("Day to report")],
+    output: Annotated[
+        Path | None, output_option("File to write (default: report-AGREEMENT-DAY.FORMAT)")
+    ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="html or pdf (default: from the output's suffix, else html)"),
+        typer.Option(
+            "--format",
+            metavar=FORMAT,
+            help="html or pdf (default: from the output's suffix, else html)",
+        ),
     ] = None,
     db: DbOption = "truceline.db",
     released_only: Annotated[
@@ -274,35 +272,37 @@ def report_cmd(
     try:
         write_daily_report(db, ag, day, out, fmt=fmt, released_only=released_only)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"Report for {day} -> {out}")
 
 
-@app.command("demo")
+@app.command("demo", rich_help_panel=SERVER)
 def demo_cmd(
-    agreement: Annotated[Path, typer.Option(help="Agreement folder")] = Path("examples/ukraine-2024"),
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for everything")] = Path(
-        "out/demo"
-    ),
-    seed: Annotated[int, typer.Option()] = 1,
+    agreement: Annotated[Path, agreement_option()] = Path("examples/ukraine-2024"),
+    output: Annotated[Path, output_option("Folder for everything", metavar=DIR)] = Path("out/demo"),
+    seed: Annotated[int, typer.Option(metavar=N, help="Random seed")] = 1,
     days: Annotated[
-        int, typer.Option(min=1, max=60, help="Days to simulate, ending on the demo day")
+        int, typer.Option(min=1, max=60, metavar=N, help="Days to simulate, ending on the demo day")
     ] = 7,
     serve: Annotated[
         bool, typer.Option("--serve", help="Then run the server with the demo data (dashboard at /)")
     ] = False,
-    host: Annotated[str, typer.Option(help="With --serve: interface")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="With --serve: port")] = 8000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="With --serve: interface")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar=PORT, help="With --serve: port")] = 8000,
 ) -> None:
-    """Simulate a week on the example agreement, adjudicate, review and publish part of it, write
-    the last day's report; with --serve, run the server on the result and print how to sign in."""
+    """Run the demo: a simulated week adjudicated, reviewed, published and reported; --serve serves it.
+
+    Simulates a week on the example agreement, adjudicates it, reviews and publishes part of it and
+    writes the last day's report; with --serve, runs the server on the result and prints how to
+    sign in.
+    """
     from truceline.services.demo import demo_tokens, run_demo
 
     ag = _load(agreement)
     try:
         out = run_demo(ag, agreement, output, seed=seed, days=days, console=console)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if not serve:
         return
     tokens = demo_tokens(Path(str(out["db"])), (ag.left, ag.right))

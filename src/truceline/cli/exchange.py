@@ -13,10 +13,23 @@ from typing import Annotated
 
 import typer
 
-from truceline.cli.options import DbOption, console, err_console
+from truceline.cli.options import (
+    AGREEMENT_ID,
+    TIME,
+    AgreementOption,
+    DbOption,
+    agreement_option,
+    cli_principal,
+    console,
+    date_option,
+    err_console,
+    fail,
+    format_option,
+    output_option,
+)
 from truceline.errors import TrucelineError
 
-__all__ = ["export_app", "import_cmd"]
+__all__ = ["export_app", "export_zones_cmd", "import_cmd"]
 
 
 export_app = typer.Typer(
@@ -27,23 +40,8 @@ export_app = typer.Typer(
 
 FormatOption = Annotated[
     str | None,
-    typer.Option(
-        "--format", "-f", help="csv, geojson, gpkg, kml, kmz or acled (default: from the suffix)"
-    ),
+    format_option("csv, geojson, gpkg, kml, kmz or acled (default: from the suffix)", "-f"),
 ]
-
-
-def _fail(exc: TrucelineError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""))
-    return typer.Exit(code=2)
-
-
-def _principal():  # type: ignore[no-untyped-def]
-    import getpass
-
-    from truceline.services.auth import Principal, Role
-
-    return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -72,28 +70,39 @@ def _when(text: str | None, name: str) -> dt.datetime | None:
 
 @export_app.command("incidents")
 def export_incidents_cmd(
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to write")],
+    output: Annotated[Path, output_option("File to write")],
     fmt: FormatOption = None,
     db: DbOption = "truceline.db",
     agreement_id: Annotated[
-        str | None, typer.Option("--agreement-id", help="Agreement (default: the only one stored)")
+        str | None,
+        typer.Option(metavar=AGREEMENT_ID, help="Agreement (default: the only one stored)"),
     ] = None,
-    bbox: Annotated[str | None, typer.Option(help="west,south,east,north (WGS84 deg)")] = None,
+    bbox: Annotated[
+        str | None, typer.Option(metavar="W,S,E,N", help="west,south,east,north (WGS84 deg)")
+    ] = None,
     start: Annotated[
-        str | None, typer.Option(help="observed_at >= start (ISO 8601; a date is UTC midnight)")
+        str | None,
+        typer.Option(
+            metavar=TIME,
+            help="observed_at >= start (ISO 8601, e.g. 2025-03-01T06:00Z; a date is UTC midnight)",
+        ),
     ] = None,
-    end: Annotated[str | None, typer.Option(help="observed_at < end")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Kind (repeatable)")] = None,
-    party: Annotated[str | None, typer.Option()] = None,
-    sector: Annotated[str | None, typer.Option()] = None,
-    rule: Annotated[str | None, typer.Option(help="Has a finding of this rule")] = None,
+    end: Annotated[str | None, typer.Option(metavar=TIME, help="observed_at < end")] = None,
+    kind: Annotated[list[str] | None, typer.Option(metavar="KIND", help="Kind (repeatable)")] = None,
+    party: Annotated[str | None, typer.Option(metavar="PARTY")] = None,
+    sector: Annotated[str | None, typer.Option(metavar="SECTOR")] = None,
+    rule: Annotated[str | None, typer.Option(metavar="RULE", help="Has a finding of this rule")] = None,
     status: Annotated[
-        str | None, typer.Option(help="Review status: new, verified, rejected, sent_back")
+        str | None,
+        typer.Option(metavar="STATUS", help="Review status: new, verified, rejected, sent_back"),
     ] = None,
-    source_type: Annotated[str | None, typer.Option()] = None,
+    source_type: Annotated[str | None, typer.Option(metavar="SOURCE_TYPE")] = None,
     actor: Annotated[
         list[str] | None,
-        typer.Option(help="ACLED: 'actor name=PARTY' written in actor1 (repeatable; as for import)"),
+        typer.Option(
+            metavar="NAME=PARTY",
+            help="ACLED: 'actor name=PARTY' written in actor1 (repeatable; as for import)",
+        ),
     ] = None,
 ) -> None:
     """Write the incidents a filter selects (the same filter as GET /api/v1/incidents)."""
@@ -119,9 +128,9 @@ def export_incidents_cmd(
                 status=status,
                 source_type=source_type,
             )
-            n = export_incidents(s, flt, output, fmt, scope=_principal().scope, party_names=names)
+            n = export_incidents(s, flt, output, fmt, scope=cli_principal().scope, party_names=names)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         database.dispose()
     console.print(f"Wrote {n} incidents of {flt.agreement_id} to {output}")
@@ -129,15 +138,17 @@ def export_incidents_cmd(
 
 @export_app.command("zones")
 def export_zones_cmd(
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to write")],
+    output: Annotated[Path, output_option("File to write")],
     agreement: Annotated[
-        Path | None,
-        typer.Option("--agreement", "-a", help="Agreement folder (or --db with --agreement-id)"),
+        Path | None, agreement_option("Agreement folder (or --db with --agreement-id)")
     ] = None,
     fmt: FormatOption = None,
-    date: Annotated[str | None, typer.Option(help="Version in force on this day (YYYY-MM-DD)")] = None,
+    date: Annotated[str | None, date_option("Version in force on this day")] = None,
     db: DbOption = "truceline.db",
-    agreement_id: Annotated[str | None, typer.Option("--agreement-id")] = None,
+    agreement_id: Annotated[
+        str | None,
+        typer.Option(metavar=AGREEMENT_ID, help="Stored agreement, without -a (default: the only one)"),
+    ] = None,
 ) -> None:
     """Write the line, the zones per side, sectors and observation posts (reference geodata)."""
     from truceline.services.exchange import export_geodata
@@ -162,24 +173,35 @@ def export_zones_cmd(
         day = dt.date.fromisoformat(date) if date else ag.effective_from
         n = export_geodata(ag, day, output, fmt)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"Wrote {n} features of {ag.id} (in force on {day}) to {output}")
 
 
 def import_cmd(
     file: Annotated[
-        Path, typer.Argument(help="csv, geojson, gpkg, kml, kmz or ACLED csv (--format acled)")
+        Path,
+        typer.Argument(
+            metavar="INCIDENTS_FILE", help="csv, geojson, gpkg, kml, kmz or ACLED csv (--format acled)"
+        ),
     ],
-    agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
+    agreement: AgreementOption,
     fmt: FormatOption = None,
     db: DbOption = "truceline.db",
     actor: Annotated[
         list[str] | None,
-        typer.Option(help="ACLED: 'actor name=PARTY' (repeatable); party ids and names match already"),
+        typer.Option(
+            metavar="NAME=PARTY",
+            help="ACLED: 'actor name=PARTY' (repeatable); party ids and names match already",
+        ),
     ] = None,
-    rejects: Annotated[Path | None, typer.Option(help="Write the rejected rows here (CSV)")] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write the rejected rows here (CSV)")
+    ] = None,
 ) -> None:
-    """Import incidents from a file: validated, adjudicated and stored idempotently by id."""
+    """Import incidents from a file: validated, adjudicated and stored idempotently by id.
+
+    Rejected rows are kept in the store with their reasons (and written to --rejects if given).
+    """
     from truceline.io.agreement_files import load_agreement
     from truceline.io.incidents_io import write_rejects
     from truceline.services.agreement_store import register_agreement
@@ -195,12 +217,14 @@ def import_cmd(
         def work(s):  # type: ignore[no-untyped-def]
             register_agreement(s, ag, agreement)
             return import_incidents(
-                s, ag, file, fmt, principal=_principal(), now=dt.datetime.now(dt.UTC), actors=actors
+                s, ag, file, fmt, principal=cli_principal(), now=dt.datetime.now(dt.UTC), actors=actors
             )
 
-        out = database.write(work)
+        # The import service reports no progress yet: a spinner says the command is working.
+        with err_console.status(f"Importing {file}: adjudicating and storing"):
+            out = database.write(work)
     except TrucelineError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         database.dispose()
     res = out.stored

@@ -1,5 +1,7 @@
-"""``truceline locate`` and ``truceline ingest-acoustic``: thin wrappers over
-:mod:`truceline.services.acoustic`."""
+"""``truceline locate``: acoustic detections to located events, written to a file or stored.
+
+Thin wrappers over :mod:`truceline.services.acoustic`.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +9,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-__all__ = ["ingest_acoustic_cmd", "locate", "run_locate"]
+from truceline.cli.options import (
+    FILE,
+    DbOption,
+    agreement_option,
+    console,
+    err_console,
+    fail,
+    output_option,
+)
+from truceline.errors import TrucelineError
 
-_AgreementOpt = Annotated[
-    Path | None,
-    typer.Option("--agreement", "-a", help="Agreement folder: adds who fired (p_<party>) to each event"),
-]
+__all__ = ["locate", "run_locate"]
 
 
 def _agreement(path: Path | None):  # type: ignore[no-untyped-def]
@@ -54,32 +61,75 @@ def run_locate(
 
 
 def locate(
-    sensors: Annotated[Path, typer.Option("--sensors", help="sensors.csv", exists=True)],
-    detections: Annotated[Path, typer.Option("--detections", help="detections.csv", exists=True)],
+    sensors: Annotated[
+        Path,
+        typer.Option(
+            "--sensors",
+            metavar="SENSORS_FILE",
+            help="sensors.csv (sensor_id, lon, lat, ...)",
+            exists=True,
+        ),
+    ],
+    detections: Annotated[
+        Path,
+        typer.Option(
+            "--detections",
+            metavar="DETECTIONS_FILE",
+            help="detections.csv (detection_id, sensor_id, arrival_time, ...)",
+            exists=True,
+        ),
+    ],
     weather: Annotated[
-        Path | None, typer.Option("--weather", help="weather.csv (time, temperature_c, ...)")
+        Path | None,
+        typer.Option("--weather", metavar="WEATHER_FILE", help="weather.csv (time, temperature_c, ...)"),
     ] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="events.csv to write")] = Path(
-        "events.csv"
-    ),
+    output: Annotated[Path, output_option("events.csv to write (without --store)")] = Path("events.csv"),
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="rows left out, with reasons")
+        Path | None,
+        typer.Option(
+            "--rejects",
+            metavar=FILE,
+            help="Rows left out, with reasons (without --store; default: OUTPUT.rejects.csv)",
+        ),
     ] = None,
-    agreement: _AgreementOpt = None,
+    agreement: Annotated[
+        Path | None,
+        agreement_option(
+            "Agreement folder: adds who fired (p_<party>) to each event; needed by --store"
+        ),
+    ] = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="Store the events in --db as adjudicated incidents (idempotent), not in files",
+        ),
+    ] = False,
+    db: DbOption = "truceline.db",
 ) -> None:
-    """Group acoustic detections into events, locate them, and write events.csv.
+    """Locate acoustic events from detections: write events.csv, or store them (--store).
 
-    Every row left out (bad input, or a detection that fits no event) goes to the rejects file
+    Detections are grouped into events and each event is located. Every row left out (bad input, or
+    a detection that fits no event) goes to the rejects file, or with --store to the batch's rejects,
     with its reason. With an agreement, each event also says which party fired it and how likely.
     """
-    console = Console(stderr=True)
-    counts = run_locate(sensors, detections, weather, output, rejects, agreement=agreement)
+    try:
+        if store:
+            if agreement is None:
+                raise typer.BadParameter(
+                    "--store needs the agreement: give -a AGREEMENT_DIR", param_hint="--store"
+                )
+            _store(sensors, detections, weather, agreement, db)
+            return
+        counts = run_locate(sensors, detections, weather, output, rejects, agreement=agreement)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
     extra = (
         f"{counts['attributed']} attributed to a party at p >= 0.8 or <= 0.2; "
         if "attributed" in counts
         else ""
     )
-    console.print(
+    err_console.print(
         f"{counts['events']} events located from {counts['detections']} detections; {extra}"
         f"{counts['rejected']} input rows rejected, {counts['unassigned']} detections in no event "
         f"(reasons in {(rejects or output.with_name(output.stem + '.rejects.csv'))}); "
@@ -87,22 +137,7 @@ def locate(
     )
 
 
-def ingest_acoustic_cmd(
-    sensors: Annotated[Path, typer.Option("--sensors", help="sensors.csv", exists=True)],
-    detections: Annotated[Path, typer.Option("--detections", help="detections.csv", exists=True)],
-    agreement: Annotated[Path, typer.Option("--agreement", "-a", help="Agreement folder")],
-    weather: Annotated[
-        Path | None, typer.Option("--weather", help="weather.csv (time, temperature_c, ...)")
-    ] = None,
-    db: Annotated[
-        str,
-        typer.Option("--db", envvar="TRUCELINE_DB", help="SQLite file path or SQLAlchemy URL"),
-    ] = "truceline.db",
-) -> None:
-    """Locate acoustic detections and store the events as incidents (idempotent), adjudicated.
-
-    Detections that fit no event and bad input rows are stored as rejects with their reasons.
-    """
+def _store(sensors: Path, detections: Path, weather: Path | None, agreement: Path, db: str) -> None:
     from truceline.services.acoustic import ingest_acoustic
     from truceline.store.db import make_engine, session_factory, upgrade
 
@@ -111,7 +146,7 @@ def ingest_acoustic_cmd(
     upgrade(engine)
     with session_factory(engine)() as session, session.begin():
         res = ingest_acoustic(session, ag, agreement, sensors, detections, weather)
-    Console().print(
+    console.print(
         f"Ingested {detections}: {res.events} events located, {res.accepted} accepted, "
         f"{res.duplicates} duplicates, {res.rejected} input rows rejected, {res.unassigned} "
         f"detections in no event, {res.findings} findings (batch {res.batch_id}, db {db})"
