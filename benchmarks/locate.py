@@ -20,6 +20,7 @@ from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliase
 from truceline.core import attribution as T  # noqa: N812 - short module aliases read like the maths
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
 from truceline.core.agreement import CompiledVersion
+from truceline.core.geodesy import LocalFrame
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])
@@ -49,7 +50,7 @@ def _match(events: A.LocatedEvents, shots: S.SimShots, max_m: float = 500.0) -> 
     """Index of the located event of each true event (same signal, near in space and time), -1."""
     from scipy.spatial import cKDTree
 
-    frame = A.LocalFrame.centred(float(np.mean(LINE_LON)), float(np.mean(LINE_LAT)))
+    frame = LocalFrame.centred(float(np.mean(LINE_LON)), float(np.mean(LINE_LAT)))
     ex, ey = frame.to_xy(events.lon, events.lat)
     sx, sy = frame.to_xy(shots.lon, shots.lat)
     t0 = float(shots.emitted_at_s.min())

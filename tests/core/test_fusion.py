@@ -138,7 +138,7 @@ def test_summarise_reproduces_fuse_for_its_own_grouping() -> None:
 
 def test_a_frame_built_once_nearby_changes_nothing() -> None:
     """A plane centred ~30 km from the reports (built once per region) links the same reports."""
-    from truceline.core.acoustic import LocalFrame
+    from truceline.core.geodesy import LocalFrame
 
     sr = _sim(n_shots=200)
     own = F.fuse(sr.reports)

@@ -8,7 +8,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truceline.core.geodesy import GEOD, LineIndex, ecef, offset_region
+from truceline.core.geodesy import GEOD, LineIndex, LocalFrame, ecef, offset_region
 
 from ..conftest import SMALL_LINE
 from ..geodesic_reference import reference_distance_m
@@ -147,3 +147,29 @@ def test_mean_longitude_across_the_antimeridian() -> None:
     assert abs(mean_lon([179.0, -179.0, -179.0]) - (-179.0 - 2.0 / 3.0)) < 1e-9
     assert np.allclose(unwrapped_lon([179.5, -179.5]), [179.5, 180.5])
     assert mean_lon([]) == 0.0
+
+
+@pytest.mark.parametrize(
+    "lon0, lat0", [(37.0, 48.0), (33.3, 35.1), (127.0, 38.0), (-70.5, -33.0), (179.9, 10.0)]
+)
+def test_local_frame_is_the_azimuthal_equidistant_projection_of_its_crs(
+    lon0: float, lat0: float
+) -> None:
+    """The frame's cheap PROJ pipelines give the same numbers as the CRS route, both ways."""
+    from pyproj import CRS, Transformer
+
+    crs = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m +no_defs")
+    fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    inv = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    rng = np.random.default_rng(3)
+    lon = lon0 + rng.uniform(-2.0, 2.0, 2000)
+    lat = lat0 + rng.uniform(-2.0, 2.0, 2000)
+    frame = LocalFrame.centred(lon0, lat0)
+    x, y = frame.to_xy(lon, lat)
+    xr, yr = fwd.transform(lon, lat)
+    np.testing.assert_allclose(x, xr, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(y, yr, rtol=0, atol=1e-9)
+    lo, la = frame.to_lonlat(x, y)
+    lor, lar = inv.transform(x, y)
+    np.testing.assert_allclose(lo, lor, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(la, lar, rtol=0, atol=1e-12)

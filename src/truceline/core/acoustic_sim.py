@@ -13,9 +13,10 @@ from numpy.typing import ArrayLike, NDArray
 from pyproj import Geod
 from scipy.spatial import cKDTree
 
-from truceline.core.acoustic import LocalFrame, speed_of_sound_mps, wind_vector_mps
+from truceline.core.acoustic import speed_of_sound_mps, wind_vector_mps
 from truceline.core.arrays import FloatArray, IntArray
 from truceline.core.fusion import Reports
+from truceline.core.geodesy import LocalFrame
 
 __all__ = [
     "SimDetections",

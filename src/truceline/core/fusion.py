@@ -20,9 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
-from truceline.core.acoustic import LocalFrame
 from truceline.core.arrays import FloatArray, IntArray
-from truceline.core.geodesy import mean_lon
+from truceline.core.geodesy import LocalFrame, mean_lon
 
 __all__ = [
     "ADMIRALTY_CREDIBILITY",

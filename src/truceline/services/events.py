@@ -41,8 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from truceline.core import fusion
-from truceline.core.acoustic import LocalFrame
-from truceline.core.geodesy import GEOD, mean_lon, unwrapped_lon
+from truceline.core.geodesy import GEOD, LocalFrame, mean_lon, unwrapped_lon
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
