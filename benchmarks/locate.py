@@ -16,13 +16,13 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from truceline.core import acoustic as A  # noqa: N812 - short module aliases read like the maths
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core import attribution as T  # noqa: N812 - short module aliases read like the maths
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
 from truceline.core.acoustic.detections import gather, pad_groups
 from truceline.core.acoustic.solver import _closed_form_start
 from truceline.core.agreement import CompiledVersion
 from truceline.core.geodesy import LocalFrame
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from truceline.core import acoustic as A  # noqa: N812 - short module aliases read like the maths
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core.acoustic.locate import _greedy_assignment
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 from .conftest import LINE_LAT, LINE_LON
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from truceline.core import acoustic as A  # noqa: N812 - short module aliases read like the maths
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core.acoustic.detections import gather, pad_groups
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 from .conftest import LINE_LAT, LINE_LON
 

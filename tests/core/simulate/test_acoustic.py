@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 
 def test_score_forgives_only_what_time_cannot_tell() -> None:
