@@ -149,6 +149,28 @@ def test_mean_longitude_across_the_antimeridian() -> None:
     assert mean_lon([]) == 0.0
 
 
+def test_degree_pads_and_bounds_hold_on_the_ellipsoid() -> None:
+    """Every point within d of a point (geodesic) lies within the pads of d; no degree of latitude
+    or longitude spans more than M_PER_DEG_MAX."""
+    from truceline.core.geodesy import M_PER_DEG_MAX, pad_lat_deg, pad_lon_deg
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    lat0 = rng.uniform(-85.0, 85.0, n)
+    lon0 = rng.uniform(-180.0, 180.0, n)
+    d = rng.uniform(1.0, 60_000.0, n)
+    lon1, lat1, _ = GEOD.fwd(lon0, lat0, rng.uniform(0.0, 360.0, n), d)
+    dlon = np.abs((np.asarray(lon1) - lon0 + 180.0) % 360.0 - 180.0)
+    dlat = np.abs(np.asarray(lat1) - lat0)
+    far = np.maximum(np.abs(lat0), np.abs(lat1)) + pad_lat_deg(d)  # farthest latitude within reach
+    assert (dlat <= pad_lat_deg(d)).all()
+    assert (dlon <= pad_lon_deg(d, far)).all()
+    lat = np.linspace(-89.5, 89.5, 181)
+    _, _, m_lat = GEOD.inv(np.zeros_like(lat), lat - 0.5, np.zeros_like(lat), lat + 0.5)
+    m_lon = GEOD.line_lengths([0.0, 1.0], [0.0, 0.0])  # a degree of the equator
+    assert max(np.max(m_lat), np.max(m_lon)) <= M_PER_DEG_MAX
+
+
 @pytest.mark.parametrize(
     "lon0, lat0", [(37.0, 48.0), (33.3, 35.1), (127.0, 38.0), (-70.5, -33.0), (179.9, 10.0)]
 )
