@@ -16,10 +16,13 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from truceline.core import acoustic as A  # noqa: N812 - short module aliases read like the maths
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core import attribution as T  # noqa: N812 - short module aliases read like the maths
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
+from truceline.core.acoustic.detections import gather, pad_groups
+from truceline.core.acoustic.solver import _closed_form_start
 from truceline.core.agreement import CompiledVersion
+from truceline.core.geodesy import LocalFrame
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])
@@ -49,7 +52,7 @@ def _match(events: A.LocatedEvents, shots: S.SimShots, max_m: float = 500.0) -> 
     """Index of the located event of each true event (same signal, near in space and time), -1."""
     from scipy.spatial import cKDTree
 
-    frame = A.LocalFrame.centred(float(np.mean(LINE_LON)), float(np.mean(LINE_LAT)))
+    frame = LocalFrame.centred(float(np.mean(LINE_LON)), float(np.mean(LINE_LAT)))
     ex, ey = frame.to_xy(events.lon, events.lat)
     sx, sy = frame.to_xy(shots.lon, shots.lat)
     t0 = float(shots.emitted_at_s.min())
@@ -101,8 +104,8 @@ def _setup(chainage: tuple[float, float] = (0, 100)) -> tuple[S.SimNetwork, A.Se
 
 
 def _truth_arrays(net: A.SensorNetwork, shots: S.SimShots, det: S.SimDetections):  # type: ignore[no-untyped-def]
-    groups = A._pad_groups(np.where(det.echo, -1, det.event), len(shots), det.arrival_s)
-    frame, sxy, t_rel, sig, dz, mask, _ = A._gather(net, groups, det.sensor, det.arrival_s)
+    groups = pad_groups(np.where(det.echo, -1, det.event), len(shots), det.arrival_s)
+    frame, sxy, t_rel, sig, dz, mask, _ = gather(net, groups, det.sensor, det.arrival_s)
     xy = np.empty((len(shots), 2))
     for f in np.unique(frame):
         m = frame == f
@@ -133,7 +136,7 @@ def bench_accuracy_and_speed(out: list[str]) -> None:
     m = 1000
     t = time.perf_counter()
     base_xy = np.empty((m, 2))
-    p0, _, _ = A._closed_form_start(sxy[:m], t_rel[:m], mask[:m], c[:m])
+    p0, _, _ = _closed_form_start(sxy[:m], t_rel[:m], mask[:m], c[:m])
     for i in range(m):  # the per-event baseline the batched solver is compared with
         mk = mask[i]
         s_i, t_i, g_i, z_i = sxy[i, mk], t_rel[i, mk], sig[i, mk], dz[i, mk]

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from truceline.cli.locate import locate
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 from truceline.io.acoustic_csv import EVENT_COLUMNS, format_time
 
 LINE_LON = np.array([37.0, 37.5, 38.0])

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from truceline.core import attribution as T  # noqa: N812 - short module aliases read like the maths
 from truceline.core import rules
-from truceline.core.acoustic import LocalFrame
 from truceline.core.agreement import Agreement, AgreementVersion, CompiledVersion, Party
-from truceline.core.geodesy import GEOD
+from truceline.core.geodesy import GEOD, LocalFrame
 from truceline.core.probability import normal_cdf
 
 FRAME = LocalFrame.centred(37.5, 48.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from truceline.core import acoustic_sim as S  # noqa: N812 - short module aliases read like the maths
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
+from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
 LINE_LAT = np.array([47.8, 48.0, 48.1])
@@ -138,7 +138,7 @@ def test_summarise_reproduces_fuse_for_its_own_grouping() -> None:
 
 def test_a_frame_built_once_nearby_changes_nothing() -> None:
     """A plane centred ~30 km from the reports (built once per region) links the same reports."""
-    from truceline.core.acoustic import LocalFrame
+    from truceline.core.geodesy import LocalFrame
 
     sr = _sim(n_shots=200)
     own = F.fuse(sr.reports)
@@ -178,3 +178,22 @@ def test_fusing_from_candidates_already_made_is_fusing() -> None:
     np.testing.assert_array_equal(again.lon, fresh.lon)
     with pytest.raises(ValueError, match="other gates"):
         F.fuse(sr.reports, pairs=pairs, gate_d2=F.GATE_D2_99)
+
+
+def test_may_link_says_no_only_where_no_position_gate_passes() -> None:
+    """The quick screen on position never says no to a pair inside fusion's position gate,
+    anywhere on the globe (across the antimeridian and near the poles too), and says no far out."""
+    from truceline.core.geodesy import GEOD
+
+    rng = np.random.default_rng(8)
+    for _ in range(2000):
+        lon0, lat0 = rng.choice([rng.uniform(-180.0, 180.0), 179.99]), rng.uniform(-84.0, 84.0)
+        var = rng.uniform(1.0, 5000.0, 2) ** 2
+        reach = np.sqrt(F.GATE_D2_9999 * var.sum())
+        lon1, lat1, _ = GEOD.fwd(lon0, lat0, rng.uniform(0.0, 360.0), reach)
+        lon, lat = np.array([lon0, lon1]), np.array([lat0, lat1])
+        lon = np.where(lon > 180.0, lon - 360.0, lon)
+        assert F.may_link(lon, lat, var, np.array([False, True]))
+        lon2, lat2, _ = GEOD.fwd(lon0, lat0, rng.uniform(0.0, 360.0), 1.5 * reach + 1000.0)
+        assert not F.may_link([lon0, lon2], [lat0, lat2], var, np.array([True, False]))
+    assert not F.may_link([37.0, 37.1], [48.0, 48.0], [1.0, 1.0], np.zeros(2, bool))

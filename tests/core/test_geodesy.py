@@ -8,7 +8,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truceline.core.geodesy import GEOD, LineIndex, ecef, offset_region
+from truceline.core.geodesy import GEOD, LineIndex, LocalFrame, ecef, offset_region
 
 from ..conftest import SMALL_LINE
 from ..geodesic_reference import reference_distance_m
@@ -147,3 +147,51 @@ def test_mean_longitude_across_the_antimeridian() -> None:
     assert abs(mean_lon([179.0, -179.0, -179.0]) - (-179.0 - 2.0 / 3.0)) < 1e-9
     assert np.allclose(unwrapped_lon([179.5, -179.5]), [179.5, 180.5])
     assert mean_lon([]) == 0.0
+
+
+def test_degree_pads_and_bounds_hold_on_the_ellipsoid() -> None:
+    """Every point within d of a point (geodesic) lies within the pads of d; no degree of latitude
+    or longitude spans more than M_PER_DEG_MAX."""
+    from truceline.core.geodesy import M_PER_DEG_MAX, pad_lat_deg, pad_lon_deg
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    lat0 = rng.uniform(-85.0, 85.0, n)
+    lon0 = rng.uniform(-180.0, 180.0, n)
+    d = rng.uniform(1.0, 60_000.0, n)
+    lon1, lat1, _ = GEOD.fwd(lon0, lat0, rng.uniform(0.0, 360.0, n), d)
+    dlon = np.abs((np.asarray(lon1) - lon0 + 180.0) % 360.0 - 180.0)
+    dlat = np.abs(np.asarray(lat1) - lat0)
+    far = np.maximum(np.abs(lat0), np.abs(lat1)) + pad_lat_deg(d)  # farthest latitude within reach
+    assert (dlat <= pad_lat_deg(d)).all()
+    assert (dlon <= pad_lon_deg(d, far)).all()
+    lat = np.linspace(-89.5, 89.5, 181)
+    _, _, m_lat = GEOD.inv(np.zeros_like(lat), lat - 0.5, np.zeros_like(lat), lat + 0.5)
+    m_lon = GEOD.line_lengths([0.0, 1.0], [0.0, 0.0])  # a degree of the equator
+    assert max(np.max(m_lat), np.max(m_lon)) <= M_PER_DEG_MAX
+
+
+@pytest.mark.parametrize(
+    "lon0, lat0", [(37.0, 48.0), (33.3, 35.1), (127.0, 38.0), (-70.5, -33.0), (179.9, 10.0)]
+)
+def test_local_frame_is_the_azimuthal_equidistant_projection_of_its_crs(
+    lon0: float, lat0: float
+) -> None:
+    """The frame's cheap PROJ pipelines give the same numbers as the CRS route, both ways."""
+    from pyproj import CRS, Transformer
+
+    crs = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m +no_defs")
+    fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    inv = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    rng = np.random.default_rng(3)
+    lon = lon0 + rng.uniform(-2.0, 2.0, 2000)
+    lat = lat0 + rng.uniform(-2.0, 2.0, 2000)
+    frame = LocalFrame.centred(lon0, lat0)
+    x, y = frame.to_xy(lon, lat)
+    xr, yr = fwd.transform(lon, lat)
+    np.testing.assert_allclose(x, xr, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(y, yr, rtol=0, atol=1e-9)
+    lo, la = frame.to_lonlat(x, y)
+    lor, lar = inv.transform(x, y)
+    np.testing.assert_allclose(lo, lor, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(la, lar, rtol=0, atol=1e-12)

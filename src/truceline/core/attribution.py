@@ -38,7 +38,7 @@ from scipy.stats import chi2, qmc
 
 from truceline.core.agreement import CompiledVersion
 from truceline.core.arrays import BoolArray, FloatArray, IntArray
-from truceline.core.geodesy import GEOD
+from truceline.core.geodesy import GEOD, pad_lat_deg, pad_lon_deg
 from truceline.core.probability import icd203_term, normal_cdf
 
 __all__ = [
@@ -487,8 +487,8 @@ def _sector_box(
     outline is sampled (both arcs at ``_BOX_ARC_POINTS`` azimuths, both radial edges at three
     ranges) and the box widened by twice the arcs' sagitta between samples, 1 % of the far range
     (curvature of the edges in lon/lat, far below it at these ranges) and 100 m, turned into
-    degrees with the smallest metres per degree in the box. Boxes near a pole or across the
-    antimeridian come back NaN (not proven).
+    degrees that span at least that much anywhere in the box (:func:`pad_lat_deg`,
+    :func:`pad_lon_deg`). Boxes near a pole or across the antimeridian come back NaN (not proven).
     """
     j = np.linspace(-1.0, 1.0, _BOX_ARC_POINTS)
     az_arc = bearing_deg[:, None] + half_width_deg * j[None, :]
@@ -504,13 +504,11 @@ def _sector_box(
     blat = np.asarray(blat, np.float64).reshape(-1, q)
     step = math.radians(2.0 * half_width_deg / (nb - 1))
     margin_m = 2.0 * r_hi_m * (1.0 - math.cos(step / 2.0)) + 0.01 * r_hi_m + 100.0
-    # metres per degree: at least 110,500 m of latitude; of longitude, 111,000 m x cos(lat) at the
-    # box's edge farthest from the equator (about 111,320 m x cos(lat) on the ellipsoid)
-    dlat = margin_m / 110_500.0
+    dlat = pad_lat_deg(margin_m)
     la0, la1 = blat.min(axis=1) - dlat, blat.max(axis=1) + dlat
-    far = np.maximum(np.abs(la0), np.abs(la1))
+    far = np.maximum(np.abs(la0), np.abs(la1))  # the box's edge farthest from the equator
     with np.errstate(divide="ignore", invalid="ignore"):
-        dlon = margin_m / (111_000.0 * np.cos(np.radians(far)))
+        dlon = pad_lon_deg(margin_m, far)
     lo0, lo1 = blon.min(axis=1) - dlon, blon.max(axis=1) + dlon
     bad = (far > 80.0) | (lo1 - lo0 > 90.0) | (np.abs(blon) > 179.0).any(axis=1)
     nan = np.where(bad, np.nan, 0.0)

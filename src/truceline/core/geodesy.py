@@ -15,26 +15,32 @@ The distance from a point to a line is computed without any map projection:
    against :class:`pyproj.Geod`), against hundreds of metres for a UTM shortcut.
 
 All of it is NumPy array arithmetic: no Python loop per point.
+
+Where work is done on a plane (the acoustic solver, fusion), :class:`LocalFrame` gives a local
+azimuthal-equidistant one in metres, exact to well under a metre some tens of km around its centre.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Final, cast
 
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Geod
+from pyproj import Geod, Transformer
 
 from truceline.core.arrays import FloatArray
 
 __all__ = [
     "GEOD",
+    "M_PER_DEG_MAX",
     "WGS84_A",
     "WGS84_F",
     "LineIndex",
+    "LocalFrame",
     "Nearest",
     "densify_geodesic",
     "ecef",
@@ -42,6 +48,8 @@ __all__ = [
     "geodesic_length_m",
     "mean_lon",
     "offset_region",
+    "pad_lat_deg",
+    "pad_lon_deg",
     "unwrapped_lon",
 ]
 
@@ -52,6 +60,41 @@ _B = WGS84_A * (1 - WGS84_F)
 
 #: The one :class:`pyproj.Geod` everything shares (GeographicLib's exact geodesics).
 GEOD = Geod(ellps="WGS84")
+
+# What one degree spans on WGS84: of latitude, from 110,574 m (equator) to 111,694 m (poles); of
+# longitude, 111,319 m x cos(lat) / sqrt(1 - e^2 sin^2(lat)), so from 111,319 m x cos(lat) up to
+# 111,319 m. The bounds below are rounded outwards so that pads and screens never fall short.
+_M_PER_DEG_LAT_MIN: Final = 110_000.0  # rounded down to the km
+_M_PER_DEG_LON_MIN_BY_COS: Final = 111_000.0  # x cos(lat); rounded down to the km
+#: The most metres one degree of latitude or of longitude spans anywhere (rounded up to 100 m).
+M_PER_DEG_MAX: Final = 111_700.0
+
+
+def pad_lat_deg(distance_m: ArrayLike) -> FloatArray:
+    """Degrees of latitude that span at least ``distance_m`` anywhere (a pad that never falls short).
+
+    Examples
+    --------
+    >>> float(pad_lat_deg(110_000.0))
+    1.0
+    """
+    return np.asarray(distance_m, np.float64) / _M_PER_DEG_LAT_MIN
+
+
+def pad_lon_deg(distance_m: ArrayLike, lat_deg: ArrayLike) -> FloatArray:
+    """Degrees of longitude that span at least ``distance_m`` at every latitude from the equator to
+    ``lat_deg`` (either hemisphere): pass the latitude farthest from the equator within reach.
+
+    The pad grows as ``1 / cos(lat)``, without bound towards a pole (latitudes beyond 90 deg count
+    as the pole).
+
+    Examples
+    --------
+    >>> float(pad_lon_deg(111_000.0, 0.0)), round(float(pad_lon_deg(111_000.0, 60.0)), 12)
+    (1.0, 2.0)
+    """
+    cos_lat = np.cos(np.radians(np.minimum(np.abs(np.asarray(lat_deg, np.float64)), 90.0)))
+    return np.asarray(distance_m, np.float64) / (_M_PER_DEG_LON_MIN_BY_COS * cos_lat)
 
 
 def ecef(lon: ArrayLike, lat: ArrayLike) -> FloatArray:
@@ -190,8 +233,8 @@ class LineIndex:
     --------
     >>> idx = LineIndex([np.array([[30.0, 48.0], [31.0, 48.0]])])
     >>> n = idx.nearest([30.5], [48.1])
-    >>> round(float(n.distance_m[0]))
-    11120
+    >>> round(float(n.distance_m[0]))  # less than 0.1 deg of latitude: the geodesic bulges north
+    10998
     >>> int(n.side[0])  # north of an eastward line is its left
     1
     """
@@ -434,7 +477,7 @@ class LineIndex:
         screened first at a coarser level (8 x 8 cells), whose candidates are a superset of theirs.
         """
         ok_seg = np.flatnonzero(self.segment_ok).astype(np.intp)
-        half_fine = np.hypot(self._CELL_DEG * 111_700.0, self._CELL_DEG * 111_700.0) / 2.0
+        half_fine = np.hypot(self._CELL_DEG * M_PER_DEG_MAX, self._CELL_DEG * M_PER_DEG_MAX) / 2.0
         if cx.size < 256 or ok_seg.size <= self._KMAX:
             allsegs = np.broadcast_to(ok_seg, (cx.size, ok_seg.size))
             return self._screen(cx, cy, allsegs, 2.0 * half_fine + 1.0, self._KMAX)
@@ -623,7 +666,8 @@ class LineIndex:
         by = y0 + (blk % bny + 0.5) * b * self._CELL_DEG
         # a block's cells lie within its half-diagonal of its centre, and every point of the line
         # within half a segment of a vertex (chords are shorter than geodesics: a safe screen)
-        half_block = np.hypot(b * self._CELL_DEG * 111_700.0, b * self._CELL_DEG * 111_700.0) / 2.0
+        side_m = b * self._CELL_DEG * M_PER_DEG_MAX  # the most a block's side spans
+        half_block = np.hypot(side_m, side_m) / 2.0
         reach = within_m + half_block + self.segment_length_m.max() / 2.0 + 1.0
         keep = np.zeros(blk.size, dtype=bool)
         step = max(256, 4_000_000 // self.lon.size)
@@ -778,3 +822,50 @@ def mean_lon(lon: ArrayLike) -> float:
         return 0.0
     m = float(np.mean(a))
     return m - 360.0 if m > 180.0 else m
+
+
+@dataclass(frozen=True, eq=False)
+class LocalFrame:
+    """A local azimuthal-equidistant plane (metres; x east, y north) centred on ``lon0, lat0``."""
+
+    lon0: float
+    lat0: float
+    _fwd: Transformer = field(repr=False)
+    _inv: Transformer = field(repr=False)
+
+    @classmethod
+    def centred(cls, lon0: float, lat0: float) -> LocalFrame:
+        """Build the frame (its transformers are built once here).
+
+        The transformers are PROJ pipelines (degrees to radians, then the projection on the WGS84
+        ellipsoid): the same numbers as going through the CRS objects, bit for bit, at a hundredth
+        of the cost to build (~0.1 ms instead of ~15 ms), which a server fusing reports anywhere
+        along a long line pays once per place.
+        """
+        aeqd = f"+proj=aeqd +lat_0={lat0:.10f} +lon_0={lon0:.10f} +ellps=WGS84"
+        deg = "+proj=unitconvert +xy_in=deg +xy_out=rad"
+        fwd = Transformer.from_pipeline(f"+proj=pipeline +step {deg} +step {aeqd}")
+        inv = Transformer.from_pipeline(f"+proj=pipeline +step +inv {aeqd} +step +inv {deg}")
+        return cls(float(lon0), float(lat0), fwd, inv)
+
+    @classmethod
+    def centred_on(cls, lon: ArrayLike, lat: ArrayLike) -> LocalFrame:
+        """The frame centred on points (WGS84 deg): on the mean of their directions from the
+        Earth's centre, which holds anywhere (across the antimeridian and near a pole too)."""
+        return cls.centred(*_mean_lonlat(np.asarray(lon, np.float64), np.asarray(lat, np.float64)))
+
+    def to_xy(self, lon: ArrayLike, lat: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """WGS84 lon/lat (deg) to plane metres."""
+        x, y = self._fwd.transform(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
+        return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+    def to_lonlat(self, x_m: ArrayLike, y_m: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Plane metres to WGS84 lon/lat (deg)."""
+        lon, lat = self._inv.transform(np.asarray(x_m, np.float64), np.asarray(y_m, np.float64))
+        return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+
+
+def _mean_lonlat(lon: FloatArray, lat: FloatArray) -> tuple[float, float]:
+    lo, la = np.radians(lon), np.radians(lat)
+    v = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)]).mean(axis=1)
+    return math.degrees(math.atan2(v[1], v[0])), math.degrees(math.atan2(v[2], math.hypot(v[0], v[1])))

@@ -30,7 +30,7 @@ from truceline.core.attribution import (
     prepare_draws,
     side_probability,
 )
-from truceline.core.geodesy import LineIndex
+from truceline.core.geodesy import LineIndex, pad_lat_deg, pad_lon_deg
 from truceline.core.incidents import FIRE_KINDS, PRESENCE_KINDS, IncidentBatch, Kind
 from truceline.core.probability import icd203_term, normal_cdf
 
@@ -376,7 +376,8 @@ class _Context:
         if not zones or not np.isfinite(self.sigma).all():
             return
         box = np.array([_zone_box(self.cv, z) for z in zones])
-        reach_deg = (np.maximum(8.0 * self.sigma, 1000.0) / 111_000.0) / box[:, 4:5]
+        reach_m = np.maximum(8.0 * self.sigma, 1000.0)
+        reach_deg = pad_lon_deg(reach_m, box[:, 4:5] + pad_lat_deg(reach_m))
         lon, lat = self.b.lon, self.b.lat
         near = (
             (lon > box[:, 0:1] - reach_deg)
@@ -384,7 +385,8 @@ class _Context:
             & (lat > box[:, 1:2] - reach_deg)
             & (lat < box[:, 3:4] + reach_deg)
         )
-        for z, any_near in zip(zones, near.any(axis=1).tolist(), strict=True):
+        zone_near = np.asarray(near.any(axis=1), bool)
+        for z, any_near in zip(zones, zone_near.tolist(), strict=True):
             if not any_near:
                 self._zone_p[z.id] = np.zeros(len(self.b))
 
@@ -513,8 +515,10 @@ def _p_in_zone(
         return np.clip(p, 0.0, 1.0)
     # Only points near the polygon need their distance to its edge: beyond 8 sigma (and 1 km)
     # of its bounding box the answer is a hard "outside".
-    minx, miny, maxx, maxy, coslat = _zone_box(cv, z)
-    reach_deg = (np.maximum(8.0 * sigma, 1000.0) / 111_000.0) / coslat
+    # One pad for both axes: longitude's (the wider), at the farthest latitude within reach.
+    minx, miny, maxx, maxy, far_lat = _zone_box(cv, z)
+    reach_m = np.maximum(8.0 * sigma, 1000.0)
+    reach_deg = pad_lon_deg(reach_m, far_lat + pad_lat_deg(reach_m))
     box = (
         (lon > minx - reach_deg)
         & (lon < maxx + reach_deg)
@@ -535,12 +539,12 @@ def _p_in_zone(
 
 
 def _zone_box(cv: CompiledVersion, z: Zone) -> tuple[float, float, float, float, float]:
-    """A polygon zone's bounds and the cosine that turns metres east into degrees there (cached)."""
+    """A polygon zone's bounds and its latitude farthest from the equator (cached)."""
     cache: dict[str, tuple[float, float, float, float, float]] = cv.__dict__.setdefault("_zone_box", {})
     box = cache.get(z.id)
     if box is None:
         minx, miny, maxx, maxy = z.geometry.bounds
-        box = (minx, miny, maxx, maxy, max(np.cos(np.radians(maxy)), 0.1))
+        box = (minx, miny, maxx, maxy, max(abs(miny), abs(maxy)))
         cache[z.id] = box
     return box
 

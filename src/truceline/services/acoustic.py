@@ -405,7 +405,7 @@ def simulate_acoustic(
     that fired), ``acoustic_reports.csv`` (duplicate reports of the same events by patrols, cameras
     and the parties, as incidents) and ``acoustic_reports_truth.csv`` (the true event of each report).
     """
-    from truceline.core import acoustic_sim as sim
+    from truceline.core.simulate import acoustic as sim
 
     cv = agreement.compiled(0)
     line_lon, line_lat = cv.line.lon, cv.line.lat

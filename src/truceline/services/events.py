@@ -41,8 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from truceline.core import fusion
-from truceline.core.acoustic import LocalFrame
-from truceline.core.geodesy import GEOD, mean_lon, unwrapped_lon
+from truceline.core.geodesy import GEOD, LocalFrame, mean_lon, pad_lat_deg, pad_lon_deg, unwrapped_lon
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
@@ -178,6 +177,10 @@ class ReportColumns:
     def source_id(self) -> NDArray[np.str_]:
         return _source_ids(self.source_type, self.submitted_by)
 
+    def var_m2(self) -> NDArray[np.float64]:
+        """Each report's position variance (m², per axis; at least 1 m²)."""
+        return np.asarray(np.maximum(self.unc_m, 1.0) ** 2, np.float64)
+
     def reports(self) -> fusion.Reports:
         n = len(self)
         src_sigma = np.array([_SOURCE_TIME_SIGMA_S.get(s, 60.0) for s in np.unique(self.source_type)])
@@ -190,7 +193,7 @@ class ReportColumns:
         delay = np.zeros(n)
         for st, d in _SOURCE_DELAY_S.items():  # a handful of source types
             delay[self.source_type == st] = d
-        var = np.maximum(self.unc_m, 1.0) ** 2
+        var = self.var_m2()
         side = np.where(self.p_side >= _SIDE_CERTAIN, np.sign(self.distance_km), 0).astype(np.int8)
         return fusion.Reports(
             report_id=self.pk.astype(str),
@@ -313,29 +316,16 @@ _PAIR_CHECK_MAX = 64
 
 
 def _may_pair(cand: ReportColumns, is_new: NDArray[np.bool_]) -> bool:
-    """Whether some new report lies within fusion's position gate of another candidate.
-
-    Fusion links only reports joined by a pair that passes its gates (position, time, kind, side,
-    source), so a new report with no candidate inside the position gate stays alone: fusing can
-    be skipped. The test is conservative (a flat-earth distance with 2 % and 10 m to spare, only
-    the position gate), so it never skips a link fusion would make. For large batches it answers
-    yes without looking (fusing them is the cheaper way).
+    """Whether some new report may pair with another candidate (:func:`fusion.may_link`: a
+    conservative screen on fusion's position gate, so that no means fusing can be skipped).
+    For large batches it answers yes without looking (fusing them is the cheaper way).
     """
-    new = np.flatnonzero(is_new)
-    if new.size == 0:
+    n_new = int(np.count_nonzero(is_new))
+    if n_new == 0:
         return False
-    if new.size > _PAIR_CHECK_MAX:
+    if n_new > _PAIR_CHECK_MAX:
         return True
-    var = np.maximum(cand.unc_m, 1.0) ** 2  # as in ReportColumns.reports
-    lat0 = np.radians(cand.lat[new])[:, None]
-    dlon = cand.lon[None, :] - cand.lon[new][:, None]
-    dlon = np.where(np.abs(dlon) > 180.0, (dlon + 180.0) % 360.0 - 180.0, dlon)  # across 180 deg
-    dx = dlon * (111_320.0 * np.cos(lat0))
-    dy = (cand.lat[None, :] - cand.lat[new][:, None]) * 110_540.0
-    reach = np.sqrt(fusion.GATE_D2_9999 * (var[new][:, None] + var[None, :])) * 1.02 + 10.0
-    close = np.hypot(dx, dy) <= reach
-    close[np.arange(new.size), new] = False  # not with itself
-    return bool(close.any())
+    return fusion.may_link(cand.lon, cand.lat, cand.var_m2(), is_new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,10 +347,9 @@ def link_events(
         return LinkResult()
     conn = session.connection()
     t0, t1 = float(new.time_s.min()) - _WINDOW_S, float(new.time_s.max()) + _WINDOW_S
-    lat_pad = _WINDOW_M / 110_000.0
+    lat_pad = float(pad_lat_deg(_WINDOW_M))
     south, north = float(new.lat.min()) - lat_pad, float(new.lat.max()) + lat_pad
-    cos_lat = math.cos(math.radians(min(89.0, max(abs(south), abs(north)))))
-    lon_pad = _WINDOW_M / (111_000.0 * cos_lat)
+    lon_pad = float(pad_lon_deg(_WINDOW_M, min(89.0, max(abs(south), abs(north)))))
     lon = unwrapped_lon(new.lon)  # 0..360 when the batch straddles the antimeridian
     ranges = _lon_ranges(float(lon.min()) - lon_pad, float(lon.max()) + lon_pad)
     start = dt.datetime.fromtimestamp(t0, dt.UTC)

@@ -40,6 +40,7 @@ import defusedxml.ElementTree as SafeElementTree
 import shapely
 from defusedxml import DefusedXmlException
 
+from truceline.core.geodesy import M_PER_DEG_MAX
 from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
 
@@ -476,7 +477,8 @@ def shape_events(
     simplified to within ``simplify_m`` for the devices (a display tolerance: the adjudication
     always uses the exact zones).
     """
-    tol_deg = simplify_m / 111_320.0  # metres of latitude; a drawing tolerance, not a measurement
+    # degrees that span at most simplify_m anywhere: a drawing tolerance, not a measurement
+    tol_deg = simplify_m / M_PER_DEG_MAX
     out = []
     for f in features:
         props = f.get("properties") or {}

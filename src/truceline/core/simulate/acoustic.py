@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Geod
 from scipy.spatial import cKDTree
 
-from truceline.core.acoustic import LocalFrame, speed_of_sound_mps, wind_vector_mps
+from truceline.core.acoustic import speed_of_sound_mps, wind_vector_mps
 from truceline.core.arrays import FloatArray, IntArray
 from truceline.core.fusion import Reports
+from truceline.core.geodesy import GEOD, LocalFrame
 
 __all__ = [
     "SimDetections",
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 
-_GEOD = Geod(ellps="WGS84")
 EPOCH_2025_03_01_S = 1_740_787_200.0
 
 
@@ -51,15 +50,15 @@ def line_points(
     """
     lo = np.asarray(line_lon, np.float64)
     la = np.asarray(line_lat, np.float64)
-    az, _, seg = _GEOD.inv(lo[:-1], la[:-1], lo[1:], la[1:])
+    az, _, seg = GEOD.inv(lo[:-1], la[:-1], lo[1:], la[1:])
     cum = np.concatenate([[0.0], np.cumsum(seg)])
     s = np.clip(np.asarray(chainage_m, np.float64), 0.0, cum[-1])
     off = np.broadcast_to(np.asarray(offset_m, np.float64), s.shape)
     i = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
-    plon, plat, baz = _GEOD.fwd(lo[i], la[i], np.asarray(az)[i], s - cum[i])
+    plon, plat, baz = GEOD.fwd(lo[i], la[i], np.asarray(az)[i], s - cum[i])
     heading = np.asarray(baz) + 180.0
     side_az = np.where(off >= 0, heading - 90.0, heading + 90.0)
-    qlon, qlat, _ = _GEOD.fwd(plon, plat, side_az, np.abs(off))
+    qlon, qlat, _ = GEOD.fwd(plon, plat, side_az, np.abs(off))
     return np.asarray(qlon, np.float64), np.asarray(qlat, np.float64)
 
 
@@ -67,7 +66,7 @@ def line_length_m(line_lon: ArrayLike, line_lat: ArrayLike) -> float:
     """Geodesic length of a polyline (m)."""
     lo = np.asarray(line_lon, np.float64)
     la = np.asarray(line_lat, np.float64)
-    return float(np.sum(_GEOD.inv(lo[:-1], la[:-1], lo[1:], la[1:])[2]))
+    return float(np.sum(GEOD.inv(lo[:-1], la[:-1], lo[1:], la[1:])[2]))
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def simulate_fire(
     tch = np.clip(np.where(tch > c1, 2 * c1 - tch, tch), c0, c1)
     tdepth = rng.uniform(target_depth_km[0], target_depth_km[1], n_shots)
     ilon, ilat = line_points(line_lon, line_lat, tch, -side * tdepth * 1e3)
-    rng_m = np.asarray(_GEOD.inv(mlon, mlat, ilon, ilat)[2])
+    rng_m = np.asarray(GEOD.inv(mlon, mlat, ilon, ilat)[2])
     flight = rng_m / rng.uniform(shell_speed_mps[0], shell_speed_mps[1], n_shots)
     shot = np.arange(n_shots)
     if not with_impacts:
@@ -255,7 +254,7 @@ def simulate_detections(
     counts = np.array([len(x) for x in near], np.intp)
     ev = np.repeat(np.arange(len(shots)), counts)
     se = np.concatenate([np.asarray(x, np.intp) for x in near] + [np.zeros(0, np.intp)])
-    az, _, dist = _GEOD.inv(shots.lon[ev], shots.lat[ev], net.lon[se], net.lat[se])
+    az, _, dist = GEOD.inv(shots.lon[ev], shots.lat[ev], net.lon[se], net.lat[se])
     dist = np.asarray(dist)
     keep = dist <= max_range_m
     ev, se, az, dist = ev[keep], se[keep], np.asarray(az)[keep], dist[keep]
@@ -433,7 +432,7 @@ def simulate_reports(
         k = len(sel)
         az = rng.uniform(0, 360, k)
         dist = sd_m * np.sqrt(-2.0 * np.log(1.0 - rng.random(k)))  # isotropic 2-D Gaussian
-        lon, lat, _ = _GEOD.fwd(shots.lon[sel], shots.lat[sel], az, dist)
+        lon, lat, _ = GEOD.fwd(shots.lon[sel], shots.lat[sel], az, dist)
         late = rng.uniform(0, delay, k) if delay > 0 else np.zeros(k)
         kind = np.where(shots.signal[sel] == 2, "explosion", "muzzle_flash")
         side = -shots.side[sel] if stype == "party_complaint" else np.zeros(k, np.intp)

@@ -17,7 +17,7 @@ it with :meth:`pyproj.Geod.fwd`, kept or redrawn a whole batch at a time. The Py
 days, rules and source types, never over events; only the final :class:`Incident` records and the
 truth dictionaries are built one by one.
 
-Acoustic sensors are simulated separately (:mod:`truceline.core.acoustic_sim`); civilian casualties
+Acoustic sensors are simulated separately (:mod:`truceline.core.simulate.acoustic`); civilian casualties
 and damage are recorded as events caused by cross-line fire, and break a rule only where an
 agreement's rule names their kind.
 """

@@ -1,0 +1,426 @@
+"""Association: group detections into candidate events.
+
+Every detection seeds 3-sensor hypotheses, built and scored for all seeds at once; hypotheses
+that own all their detections are accepted best first, then each accepted event, fitted,
+gathers the detections it predicts at the other sensors in range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from truceline.core.acoustic.detections import DetectionIndex, gather, pad_groups
+from truceline.core.acoustic.network import SensorNetwork
+from truceline.core.acoustic.solver import SolverOptions, predict_arrivals, solve_events
+from truceline.core.arrays import BoolArray, FloatArray, IntArray
+
+__all__ = [
+    "AssociationOptions",
+    "associate",
+]
+
+
+@dataclass(frozen=True)
+class AssociationOptions:
+    """Options of :func:`associate`.
+
+    Attributes
+    ----------
+    n_neighbours
+        Nearest sensors of a seed's sensor whose detections form 3-sensor hypotheses with the seed.
+    max_candidates
+        Detections per neighbour considered (the first ones after the seed).
+    n_score
+        Sensors near the seed's sensor against which a hypothesis is scored.
+    tol_s, tol_rel
+        Scoring tolerance: ``tol_s + tol_rel * |d_k - d_seed| / c`` (covers a wrong speed of sound).
+    extend_tol_s
+        Base tolerance when an accepted event, fitted with the speed of sound free, gathers the
+        detections it predicts at the other sensors in range.
+    min_sensors
+        Detections needed to accept an event.
+    max_range_m
+        Range beyond which sensors are not expected to hear an event.
+    c_slack
+        Relative uncertainty of the told speed of sound, for the time windows.
+    max_rounds
+        Rounds of hypothesis generation and conflict resolution.
+    hearing_quantile
+        Events regather detections only at sensors within the distance at which this network hears
+        events: this quantile of the distances of the first solve's inliers, plus 3 % (capped by
+        ``max_range_m``; ``None`` for ``max_range_m``). Beyond it a detection near the predicted
+        time is far likelier another event's arrival or a false detection.
+    share_propagation
+        Estimate the speed of sound and the wind from the well-determined events (at least
+        ``shared_min_sensors`` inliers) of each ``shared_window_s``, and hold every event near that
+        estimate (priors ``shared_c_sigma_mps``, ``shared_wind_sigma_mps``) instead of letting each
+        event fit its own atmosphere: weakly determined events stop trading position for sound
+        speed and keep their genuine arrivals.
+    regather_sigma, regather_floor_s
+        Window around a predicted arrival, in standard deviations of the prediction, and its
+        minimum (s).
+    regather_rounds
+        Most rounds of regather and relocation (they stop when the claims no longer change and the
+        ghosts have been dropped).
+    ghost_p_value, ghost_range_fraction
+        An event heard by fewer of the active sensors within ``ghost_range_fraction`` of the hearing
+        range than this binomial quantile allows (at the network's detection probability) is a
+        ghost, dropped so that its arrivals go back to the events that made them; ``None`` keeps
+        every event.
+    merge_radius_m
+        A ghost is merged with an event within this space-time distance (time scaled by 340 m/s)
+        when their union fits as one event (an event split in two by the association).
+    second_pass_tol_rel
+        With the shared propagation, the detections the association left out are associated again
+        with the measured speed of sound and this relative tolerance (``None``: no second pass).
+    """
+
+    n_neighbours: int = 4
+    max_candidates: int = 12
+    n_score: int = 14
+    tol_s: float = 0.06
+    tol_rel: float = 0.01
+    extend_tol_s: float = 0.02
+    min_sensors: int = 5
+    max_range_m: float = 25_000.0
+    c_slack: float = 0.08
+    max_rounds: int = 6
+    hearing_quantile: float | None = 0.99
+    share_propagation: bool = True
+    shared_min_sensors: int = 10
+    shared_window_s: float = 1800.0
+    shared_c_sigma_mps: float = 1.5
+    shared_wind_sigma_mps: float = 1.5
+    regather_sigma: float = 5.0
+    regather_floor_s: float = 0.02
+    regather_rounds: int = 8
+    ghost_p_value: float | None = 1e-4
+    ghost_range_fraction: float = 0.9
+    merge_radius_m: float = 5000.0
+    second_pass_tol_rel: float | None = 0.03
+
+
+@dataclass(frozen=True)
+class _Hyp:
+    seed: IntArray  # (H,) seed detection
+    dets: IntArray  # (H, S) matched detections, -1 padded
+    count: IntArray
+    cost: FloatArray
+
+
+def _pair_slots(n: int) -> IntArray:
+    a, b = np.triu_indices(n, 1)
+    return np.stack([a, b], axis=1).astype(np.intp)
+
+
+def _hypotheses(
+    net: SensorNetwork,
+    frame: int,
+    seeds: IntArray,
+    det_sensor: IntArray,
+    det_t: FloatArray,
+    det_c: FloatArray,
+    index: DetectionIndex,
+    nb: IntArray,
+    score_tbl: IntArray,
+    opt: AssociationOptions,
+) -> _Hyp:
+    """Best 3-sensor hypothesis per seed, scored against the sensors near the seed."""
+    xy = net.xy_m[frame]
+    m_c = opt.max_candidates
+    s0 = det_sensor[seeds]
+    ts = det_t[seeds]
+    cs = det_c[seeds]
+    len(seeds)
+    nbs = nb[s0]  # (S, Kn)
+    nb_ok = nbs >= 0
+    nbs_c = np.where(nb_ok, nbs, 0)
+    dist = np.linalg.norm(xy[nbs_c] - xy[s0][:, None, :], axis=-1)
+    c_lo = cs * (1.0 - opt.c_slack)
+    eps = 0.02
+    lo = np.searchsorted(index.keys, index.key(nbs_c, ts[:, None] - eps))
+    hi = np.searchsorted(index.keys, index.key(nbs_c, ts[:, None] + dist / c_lo[:, None] + eps))
+    cand = lo[..., None] + np.arange(m_c)
+    cvalid = (cand < hi[..., None]) & nb_ok[..., None]
+    cand = np.clip(cand, 0, max(len(index.det) - 1, 0))
+    cdet = index.det[cand] if len(index.det) else np.zeros_like(cand)
+    ct = det_t[cdet]
+    pairs = _pair_slots(nbs.shape[1])
+    a, b = pairs[:, 0], pairs[:, 1]
+    sa = xy[nbs_c[:, a]] - xy[s0][:, None, :]  # (S, P, 2)
+    sb = xy[nbs_c[:, b]] - xy[s0][:, None, :]
+    det2 = sa[..., 0] * sb[..., 1] - sa[..., 1] * sb[..., 0]
+    geo_ok = np.abs(det2) > 1e-3 * (np.sum(sa * sa, -1) + np.sum(sb * sb, -1))
+    inv = (
+        np.stack([np.stack([sb[..., 1], -sa[..., 1]], -1), np.stack([-sb[..., 0], sa[..., 0]], -1)], -2)
+        / np.where(geo_ok, det2, 1.0)[..., None, None]
+    )  # inverse of [[sa],[sb]] (rows)
+    da = cs[:, None, None] * (ct[:, a] - ts[:, None, None])  # (S, P, M)
+    db = cs[:, None, None] * (ct[:, b] - ts[:, None, None])
+    da4 = da[..., :, None]
+    db4 = db[..., None, :]
+    ba = (np.sum(sa * sa, -1)[..., None, None] - da4**2) / 2.0
+    bb = (np.sum(sb * sb, -1)[..., None, None] - db4**2) / 2.0
+    # x = inv @ (b - r0 * delta) = p + r0 q
+    i00, i01 = inv[..., 0, 0][..., None, None], inv[..., 0, 1][..., None, None]
+    i10, i11 = inv[..., 1, 0][..., None, None], inv[..., 1, 1][..., None, None]
+    px = i00 * ba + i01 * bb
+    py = i10 * ba + i11 * bb
+    qx = -(i00 * da4 + i01 * db4)
+    qy = -(i10 * da4 + i11 * db4)
+    qa = qx * qx + qy * qy - 1.0
+    qb = px * qx + py * qy
+    qc = px * px + py * py
+    disc = qb * qb - qa * qc
+    sq = np.sqrt(np.maximum(disc, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        safe_qa = np.where(np.abs(qa) > 1e-9, qa, np.nan)
+        r1 = (-qb + sq) / safe_qa
+        r2 = (-qb - sq) / safe_qa
+        rlin = np.where(np.abs(qa) <= 1e-9, -qc / np.where(qb != 0, 2 * qb, np.nan), np.nan)
+    valid = (
+        cvalid[:, a][..., :, None] & cvalid[:, b][..., None, :] & geo_ok[..., None, None] & (disc >= 0)
+    )
+    roots = np.stack([np.where(np.isfinite(r1), r1, rlin), r2], axis=-1)  # (S, P, M, M, 2)
+    rv = valid[..., None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.max_range_m)
+    hs = np.nonzero(rv)
+    if len(hs[0]) == 0:
+        e = np.zeros(0, np.intp)
+        return _Hyp(e, np.zeros((0, 1), np.intp), e, np.zeros(0))
+    si, pi, mi, mj, _ri = hs
+    r0 = roots[hs]
+    hx = px[si, pi, mi, mj] + r0 * qx[si, pi, mi, mj] + xy[s0[si], 0]
+    hy = py[si, pi, mi, mj] + r0 * qy[si, pi, mi, mj] + xy[s0[si], 1]
+    ht0 = ts[si] - r0 / cs[si]
+    # score against the sensors near the seed
+    sc = score_tbl[s0[si]]  # (H, S)
+    sc_ok = sc >= 0
+    scc = np.where(sc_ok, sc, 0)
+    dk = np.hypot(xy[scc, 0] - hx[:, None], xy[scc, 1] - hy[:, None])
+    sc_ok &= dk <= opt.max_range_m
+    tp = ht0[:, None] + dk / cs[si, None]
+    tol = opt.tol_s + opt.tol_rel * np.abs(dk - r0[:, None]) / cs[si, None]
+    md, mdist = index.nearest(scc, tp, tol, sc_ok)
+    # the seed itself and its two hypothesis detections are always in
+    count = (md >= 0).sum(axis=1)
+    z = np.where(md >= 0, mdist / tol, 0.0)
+    cost = np.sum(z * z, axis=1)
+    # best hypothesis per seed: most detections, then least cost
+    order = np.lexsort((cost, -count, si))
+    first = order[np.r_[True, si[order][1:] != si[order][:-1]]]
+    dets = md[first]
+    # make sure the seed is recorded
+    seed_d = seeds[si[first]]
+    has_seed = np.any(dets == seed_d[:, None], axis=1)
+    dets = np.concatenate([dets, np.where(has_seed, -1, seed_d)[:, None]], axis=1)
+    cnt = (dets >= 0).sum(axis=1)
+    return _Hyp(seed_d, dets, cnt, cost[first])
+
+
+def _resolve(h: _Hyp, n_det: int, min_sensors: int) -> BoolArray:
+    """Accept hypotheses that own every detection they use, best (count, cost) first."""
+    nh = len(h.seed)
+    if nh == 0:
+        return np.zeros(0, bool)
+    order = np.lexsort((h.cost, -h.count))
+    rank = np.empty(nh, np.intp)
+    rank[order] = np.arange(nh)
+    eligible = h.count >= min_sensors
+    owner = np.full(n_det, nh, np.intp)
+    rows, cols = np.nonzero((h.dets >= 0) & eligible[:, None])
+    np.minimum.at(owner, h.dets[rows, cols], rank[rows])
+    owns = np.ones(h.dets.shape, bool)
+    owns[rows, cols] = owner[h.dets[rows, cols]] == rank[rows]
+    return np.asarray(eligible & np.all(owns, axis=1), bool)
+
+
+def _neighbour_tables(net: SensorNetwork, frame: int, k: int, max_m: float) -> IntArray:
+    tree = net.trees[frame]
+    kk = min(k + 1, net.n_sensors)
+    dist, idx = tree.query(net.xy_m[frame], k=kk, distance_upper_bound=max_m)
+    idx = np.where(np.isfinite(dist), idx, -1)
+    # drop the sensor itself (first column, distance 0)
+    return np.asarray(idx[:, 1:], np.intp)
+
+
+def _score_tables(net: SensorNetwork, frame: int, k: int, max_m: float) -> IntArray:
+    tree = net.trees[frame]
+    kk = min(k, net.n_sensors)
+    dist, idx = tree.query(net.xy_m[frame], k=kk, distance_upper_bound=max_m)
+    return np.asarray(np.where(np.isfinite(dist), idx, -1), np.intp)
+
+
+def _extend(
+    net: SensorNetwork,
+    dets: IntArray,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    det_c_mps: FloatArray,
+    avail: BoolArray,
+    stride: float,
+    t_base: float,
+    opt: AssociationOptions,
+) -> IntArray:
+    """Fit accepted hypotheses and add the available detections they predict at every sensor in range.
+
+    Returns the (E, W) detections of each event (-1 padded); a detection wanted by two events goes to
+    the one it fits best.
+    """
+    n_ev = len(dets)
+    if n_ev == 0:
+        return dets
+    frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, dets, det_sensor, det_time_s)
+    seed_c = det_c_mps[np.where(mask, dets, 0)[:, 0]]
+    res = solve_events(
+        sxy, t_rel, mask, sig, seed_c, None, dz,
+        options=SolverOptions(estimate_c=True, n_subsets=0, max_iter=10, min_sensors=3),
+    )  # fmt: skip
+    pool = avail.copy()
+    pool[dets[dets >= 0]] = True
+    index = DetectionIndex.build(np.flatnonzero(pool), det_sensor, det_time_s, stride, t_base)
+    k_max = min(64, net.n_sensors)
+    owner = np.full(len(det_sensor), -1, np.intp)
+    best = np.full(len(det_sensor), np.inf)
+    found = np.full((n_ev, k_max), -1, np.intp)
+    score = np.full((n_ev, k_max), np.inf)
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(frame == f)
+        if len(ev) == 0:
+            continue
+        dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=opt.max_range_m)
+        ok = np.isfinite(dist)
+        sens = np.where(ok, sens, 0)
+        tp, J = predict_arrivals(
+            res.xy_m[ev], res.t0_s[ev], res.c_mps[ev], res.wind_mps[ev], net.xy_m[f][sens],
+            np.zeros(sens.shape), True, False, jac=True,
+        )  # fmt: skip
+        assert J is not None
+        tp = tp + t_ref[ev, None]
+        var = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
+        var = var + (net.timing_sigma_ms[sens] * 1e-3) ** 2
+        dk = np.where(ok, dist, np.inf)
+        dmin = np.min(dk, axis=1, keepdims=True)
+        dmin = np.where(np.isfinite(dmin), dmin, 0.0)  # rows with no sensor in range
+        spread = np.where(ok, dk - dmin, 0.0)
+        tol = opt.extend_tol_s + 5.0 * np.sqrt(var) + 0.005 * np.abs(spread) / seed_c[ev, None]
+        md, mdist = index.nearest(sens, tp, np.where(ok, tol, 0.0), ok)
+        found[ev, : md.shape[1]] = md
+        score[ev, : md.shape[1]] = np.where(md >= 0, mdist / np.where(ok, tol, 1.0), np.inf)
+    rows, cols = np.nonzero(found >= 0)
+    np.minimum.at(best, found[rows, cols], score[rows, cols])
+    win = score[rows, cols] <= best[found[rows, cols]]
+    owner[found[rows, cols][win]] = rows[win]
+    # keep the hypothesis' own detections too (the final solve weeds out outliers)
+    r0, c0 = np.nonzero(dets >= 0)
+    free = owner[dets[r0, c0]] < 0
+    owner[dets[r0, c0][free]] = r0[free]
+    sel = np.flatnonzero(owner >= 0)
+    return pad_groups(owner, n_ev, det_time_s) if len(sel) else dets
+
+
+def associate(
+    net: SensorNetwork,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    det_c_mps: FloatArray,
+    *,
+    options: AssociationOptions | None = None,
+    available: BoolArray | None = None,
+) -> IntArray:
+    """Group detections into candidate events.
+
+    Every detection seeds 3-sensor hypotheses (closed form with two detections at its nearest sensors
+    in the time window allowed by the distance and the speed of sound); each hypothesis is scored by
+    the detections it predicts at the nearby sensors; hypotheses that own all their detections are
+    accepted best first, and the rest are retried without the claimed detections.
+
+    Parameters
+    ----------
+    net
+        The sensor network.
+    det_sensor, det_time_s
+        Sensor index and arrival time (POSIX s) of each detection.
+    det_c_mps
+        Told speed of sound at each detection's time.
+    options
+        Association options.
+    available
+        Detections that may be used (default all).
+
+    Returns
+    -------
+    ndarray of int
+        Event number of each detection, -1 when it joined no event.
+    """
+    opt = options or AssociationOptions()
+    n_det = len(det_sensor)
+    event = np.full(n_det, -1, np.intp)
+    if n_det == 0:
+        return event
+    avail = np.ones(n_det, bool) if available is None else available.copy()
+    t_base = float(np.min(det_time_s))
+    stride = float(np.max(det_time_s) - t_base) + 1e4
+    n_frames = len(net.frames)
+    nb_tables = [_neighbour_tables(net, f, opt.n_neighbours, opt.max_range_m) for f in range(n_frames)]
+    nb_wide = [_neighbour_tables(net, f, opt.n_neighbours + 2, opt.max_range_m) for f in range(n_frames)]
+    sc_tables = [_score_tables(net, f, opt.n_score, opt.max_range_m) for f in range(n_frames)]
+    det_frame = net.frame_of_sensor[det_sensor]
+    n_events = 0
+
+    def run_round(seeds_all: IntArray, wide: bool) -> tuple[_Hyp, BoolArray]:
+        index = DetectionIndex.build(np.flatnonzero(avail), det_sensor, det_time_s, stride, t_base)
+        hyps: list[_Hyp] = []
+        for f in range(n_frames):  # a handful of frames; vectorised inside
+            seeds = seeds_all[det_frame[seeds_all] == f]
+            for lo in range(0, len(seeds), 2000):  # chunks bound the memory
+                hyps.append(
+                    _hypotheses(
+                        net, f, seeds[lo : lo + 2000], det_sensor, det_time_s, det_c_mps, index,
+                        nb_wide[f] if wide else nb_tables[f], sc_tables[f], opt,
+                    )
+                )  # fmt: skip
+        width = max((x.dets.shape[1] for x in hyps), default=1)
+        h = _Hyp(
+            np.concatenate([x.seed for x in hyps] + [np.zeros(0, np.intp)]),
+            np.concatenate(
+                [
+                    np.pad(x.dets, ((0, 0), (0, width - x.dets.shape[1])), constant_values=-1)
+                    for x in hyps
+                ]
+                + [np.zeros((0, width), np.intp)]
+            ),
+            np.concatenate([x.count for x in hyps] + [np.zeros(0, np.intp)]),
+            np.concatenate([x.cost for x in hyps] + [np.zeros(0)]),
+        )
+        return h, _resolve(h, n_det, opt.min_sensors)
+
+    seeds_all = np.flatnonzero(avail)
+    final = max(opt.max_rounds - 1, 0)
+    rnd = 0
+    while True:
+        wide = rnd >= final
+        if len(seeds_all) == 0:
+            if wide:
+                break
+            rnd = final  # nothing left to retry: go to the final sweep with wider neighbourhoods
+            seeds_all = np.flatnonzero(avail)
+            continue
+        h, acc = run_round(seeds_all, wide)
+        ids = n_events + np.arange(int(acc.sum()))
+        d = _extend(net, h.dets[acc], det_sensor, det_time_s, det_c_mps, avail, stride, t_base, opt)
+        rows, cols = np.nonzero(d >= 0)
+        event[d[rows, cols]] = ids[rows]
+        avail[d[rows, cols]] = False
+        n_events += len(ids)
+        if wide:
+            break
+        rnd += 1
+        # next round: the seeds whose good hypothesis lost a conflict; the last round sweeps all
+        lost = (~acc) & (h.count >= opt.min_sensors)
+        seeds_all = np.unique(h.seed[lost])
+        seeds_all = seeds_all[avail[seeds_all]]
+        if rnd >= final:
+            seeds_all = np.flatnonzero(avail)
+    return event

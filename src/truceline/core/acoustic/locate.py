@@ -1,0 +1,610 @@
+"""The pipeline: associate, locate, regather, relocate; and a reason for every detection left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from truceline.core.acoustic.associate import AssociationOptions, associate
+from truceline.core.acoustic.detections import SIGNALS, DetectionIndex, gather, pad_groups
+from truceline.core.acoustic.network import SensorNetwork
+from truceline.core.acoustic.propagation import Weather
+from truceline.core.acoustic.solver import (
+    SolveResult,
+    SolverOptions,
+    error_ellipse,
+    nanmedian_rows,
+    predict_arrivals,
+    solve_events,
+)
+from truceline.core.arrays import BoolArray, FloatArray, IntArray
+
+__all__ = [
+    "LocatedEvents",
+    "LocationResult",
+    "Unassigned",
+    "locate_detections",
+]
+
+
+@dataclass(frozen=True)
+class LocatedEvents:
+    """Located events (E of them); positions WGS84, covariances in the local plane (x east, y north)."""
+
+    emitted_at_s: FloatArray
+    lon: FloatArray
+    lat: FloatArray
+    xy_m: FloatArray
+    frame: IntArray
+    cov_m2: FloatArray
+    semi_major_m: FloatArray
+    semi_minor_m: FloatArray
+    orientation_deg: FloatArray
+    n_sensors: IntArray
+    residual_rms_ms: FloatArray
+    c_mps: FloatArray
+    signal: IntArray
+    detections: list[IntArray]
+
+    def __len__(self) -> int:
+        return len(self.emitted_at_s)
+
+    @classmethod
+    def empty(cls) -> LocatedEvents:
+        """No events."""
+        z = np.zeros(0)
+        zi = np.zeros(0, np.intp)
+        return cls(z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [])
+
+
+@dataclass(frozen=True)
+class Unassigned:
+    """Detections that fit no event, each with a reason code and a message."""
+
+    detection: IntArray
+    reason: NDArray[np.str_]
+    message: list[str]
+
+
+@dataclass(frozen=True)
+class LocationResult:
+    """Output of :func:`locate_detections`: events, and detections left out with their reasons."""
+
+    events: LocatedEvents
+    unassigned: Unassigned
+    event_of_detection: IntArray
+
+
+def _dist_ok(dist: FloatArray) -> FloatArray:
+    """Distances from a KD-tree query with missing neighbours (inf) replaced by 1 m."""
+    return np.where(np.isfinite(dist), dist, 1.0)
+
+
+def _common_xy(net: SensorNetwork, frame: IntArray, xy_m: FloatArray) -> FloatArray:
+    """Positions from their own frames into the first frame's plane (to compare across frames;
+    metre-accurate for the short distances compared, anywhere along a long network)."""
+    out = np.array(xy_m, np.float64, copy=True)
+    for f in np.unique(frame):  # frames, not events
+        if f == 0:
+            continue
+        m = frame == f
+        lon, lat = net.frames[f].to_lonlat(xy_m[m, 0], xy_m[m, 1])
+        out[m, 0], out[m, 1] = net.frames[0].to_xy(lon, lat)
+    return out
+
+
+def _duplicates(
+    res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, net: SensorNetwork
+) -> BoolArray:
+    """Events that repeat a better-supported event (same place and emission time, any frame)."""
+    n = len(frame)
+    dup = np.zeros(n, bool)
+    if n < 2:
+        return dup
+    xy = _common_xy(net, frame, res.xy_m)
+    pts = np.column_stack([xy, (res.t0_s + (t_ref - t_ref.min())) * 340.0])
+    pts = np.where(np.isfinite(pts), pts, 1e15)
+    pairs = cKDTree(pts).query_pairs(r=150.0, output_type="ndarray")
+    if len(pairs) == 0:
+        return dup
+    i, j = pairs[:, 0], pairs[:, 1]
+    # the one with fewer inliers (then the later index) is the duplicate
+    worse_j = (res.n_used[j] < res.n_used[i]) | ((res.n_used[j] == res.n_used[i]) & (j > i))
+    dup[np.where(worse_j, j, i)] = True
+    return dup
+
+
+def _greedy_assignment(slot: IntArray, det: IntArray, score: FloatArray, n_det: int) -> BoolArray:
+    """Edges (slot, detection) kept by a greedy assignment on ``score`` (lowest first): each slot
+    and each detection at most once. Runs as rounds of mutual best edges, which accept exactly
+    the edges the sequential greedy would, many at a time."""
+    n_slot = int(slot.max()) + 1 if len(slot) else 0
+    keep = np.zeros(len(slot), bool)
+    live = np.ones(len(slot), bool)
+    # break ties deterministically: a tiny rank term
+    key = score + np.argsort(np.argsort(score, kind="stable"), kind="stable") * 1e-12
+    while live.any():  # each round accepts every edge that is the best of both its ends
+        idx = np.flatnonzero(live)
+        bs = np.full(n_slot, np.inf)
+        bd = np.full(n_det, np.inf)
+        np.minimum.at(bs, slot[idx], key[idx])
+        np.minimum.at(bd, det[idx], key[idx])
+        acc = idx[(key[idx] <= bs[slot[idx]]) & (key[idx] <= bd[det[idx]])]
+        if len(acc) == 0:
+            break
+        keep[acc] = True
+        s_used = np.zeros(n_slot, bool)
+        d_used = np.zeros(n_det, bool)
+        s_used[slot[acc]] = True
+        d_used[det[acc]] = True
+        live &= ~(s_used[slot] | d_used[det])
+    return keep
+
+
+def _ghosts(
+    res: SolveResult, frame: IntArray, groups: IntArray, det_sensor: IntArray, alive: BoolArray,
+    net: SensorNetwork, range_m: float, active: BoolArray, opt: AssociationOptions,
+) -> BoolArray:  # fmt: skip
+    """Events that too few of the sensors that should hear them heard: ghosts.
+
+    A wrong group of arrivals can fit a position well (a mirror or a mixture of events), but a real
+    event is heard by most active sensors within the network's hearing range. The detection
+    probability is the median over the events with enough sensors in range; an event whose count
+    of inliers is below its binomial ``ghost_p_value`` quantile is a ghost.
+    """
+    from scipy.stats import binom
+
+    ghost = np.zeros(len(alive), bool)
+    if opt.ghost_p_value is None or not alive.any():
+        return ghost
+    n_range = np.zeros(len(alive), np.intp)
+    r = opt.ghost_range_fraction * range_m
+    k_max = min(64, net.n_sensors)
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(alive & (frame == f))
+        if len(ev) == 0:
+            continue
+        dist, idx = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=r)
+        ok = np.isfinite(np.atleast_2d(dist))
+        idx = np.where(ok, np.atleast_2d(idx), 0)
+        n_range[ev] = np.sum(ok & active[idx], axis=1)
+    # inliers within the same distance
+    use = res.inlier & (groups >= 0)
+    s_xy = net.xy_m[frame[:, None], det_sensor[np.where(use, groups, 0)]]
+    near = use & (np.hypot(*(s_xy - res.xy_m[:, None, :]).transpose(2, 0, 1)) <= r)
+    n_used = np.minimum(near.sum(axis=1), n_range)
+    enough = alive & (n_range >= 8)
+    if enough.sum() < 20:  # too few events to know the detection probability
+        return ghost
+    p_d = float(np.clip(np.median(n_used[enough] / n_range[enough]), 0.3, 0.99))
+    p = binom.cdf(n_used, n_range, p_d)
+    return np.asarray(alive & (n_range >= 8) & (p < opt.ghost_p_value), bool)
+
+
+def _hearing_range(
+    res: SolveResult, groups: IntArray, alive: BoolArray, net: SensorNetwork, frame: IntArray,
+    det_sensor: IntArray, opt: AssociationOptions,
+) -> float:  # fmt: skip
+    """Distance within which this network hears events (see ``AssociationOptions.hearing_quantile``)."""
+    if opt.hearing_quantile is None:
+        return opt.max_range_m
+    use = res.inlier & (groups >= 0) & alive[:, None]
+    rows, cols = np.nonzero(use)
+    if len(rows) < 200:  # too few to measure
+        return opt.max_range_m
+    s = det_sensor[groups[rows, cols]]
+    d = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
+    return float(min(opt.max_range_m, 1.03 * np.quantile(d, opt.hearing_quantile)))
+
+
+def _shared_propagation(
+    res: SolveResult, t_ref: FloatArray, alive: BoolArray, opt: AssociationOptions
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """Median speed of sound and wind of the well-determined events, per time window.
+
+    Returns window centres (s), speeds (m/s) and winds (east, north; m/s), or None when no window
+    has enough events.
+    """
+    good = alive & (res.n_used >= opt.shared_min_sensors)
+    if good.sum() < 5:
+        return None
+    t = t_ref[good]
+    b = np.floor((t - t.min()) / opt.shared_window_s).astype(np.intp)
+    cnt = np.bincount(b)
+    keep = np.flatnonzero(cnt >= 5)
+    if len(keep) == 0:
+        return None
+    cs, ws, ts = [], [], []
+    for k in keep:  # time windows (a few per hour), not events
+        m = b == k
+        ts.append(float(np.median(t[m])))
+        cs.append(float(np.median(res.c_mps[good][m])))
+        ws.append(np.median(res.wind_mps[good][m], axis=0))
+    return np.array(ts), np.array(cs), np.array(ws)
+
+
+def locate_detections(
+    net: SensorNetwork,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    *,
+    weather: Weather | None = None,
+    det_signal: IntArray | None = None,
+    det_amplitude_db: FloatArray | None = None,
+    association: AssociationOptions | None = None,
+    solver: SolverOptions | None = None,
+    echo_window_s: float = 3.0,
+    amplitude_sigma_db: float = 4.0,
+) -> LocationResult:
+    """Associate detections into events and locate them; explain every detection left out.
+
+    Parameters
+    ----------
+    net
+        The sensor network.
+    det_sensor, det_time_s
+        Sensor index and arrival time (POSIX seconds) of each detection.
+    weather
+        Told weather (default 15 deg C, no wind).
+    det_signal
+        Signal code per detection (see :data:`SIGNALS`).
+    det_amplitude_db
+        Amplitude per detection (NaN when unknown); helps give each detection to the right one of
+        two events whose arrivals coincide at a sensor.
+    association, solver
+        Options; by default the speed of sound and the wind are estimated (with priors).
+    echo_window_s
+        A later arrival this soon after an event's direct arrival at the same sensor is called an echo.
+    """
+    a_opt = association or AssociationOptions()
+    s_opt = solver or SolverOptions(estimate_c=True, estimate_wind=True)
+    wx = weather or Weather.constant()
+    det_sensor = np.asarray(det_sensor, np.intp)
+    det_time_s = np.asarray(det_time_s, np.float64)
+    n_det = len(det_sensor)
+    sig_code = np.zeros(n_det, np.intp) if det_signal is None else np.asarray(det_signal, np.intp)
+    amp = None if det_amplitude_db is None else np.asarray(det_amplitude_db, np.float64)
+    det_c, _ = wx.at(det_time_s)
+    event = associate(net, det_sensor, det_time_s, det_c, options=a_opt)
+    n_ev = int(event.max()) + 1 if n_det and event.max() >= 0 else 0
+
+    prop: tuple[FloatArray, FloatArray, FloatArray] | None = None  # network propagation estimate
+
+    def solve(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+        frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, groups, det_sensor, det_time_s)
+        c_e, w_e = wx.at(t_ref)
+        opt = s_opt
+        if prop is not None:
+            # the atmosphere is shared: every event starts from (and is held near) what the
+            # well-determined events around its time say about the speed of sound and the wind
+            t_b, c_b, w_b = prop
+            c_e = np.interp(t_ref, t_b, c_b)
+            w_e = np.stack([np.interp(t_ref, t_b, w_b[:, 0]), np.interp(t_ref, t_b, w_b[:, 1])], 1)
+            opt = replace(s_opt, c_prior_sigma_mps=a_opt.shared_c_sigma_mps,
+                          wind_prior_sigma_mps=a_opt.shared_wind_sigma_mps)  # fmt: skip
+        res = solve_events(sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt)
+        return res, frame, t_ref, groups
+
+    index = DetectionIndex.build(
+        np.arange(n_det), det_sensor, det_time_s,
+        float(det_time_s.max() - det_time_s.min()) + 1e4 if n_det else 1e4,
+        float(det_time_s.min()) if n_det else 0.0,
+    )  # fmt: skip
+
+    def regather(
+        res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,
+        range_m: float,
+    ) -> IntArray:  # fmt: skip
+        """Each event claims at most one detection at every sensor within ``range_m``: of the two
+        detections either side of its predicted arrival (within the window), the one under which
+        the pair (event, detection) is likeliest, decided for all events at once by a greedy
+        assignment (mutual best rounds), so that a detection taken by a better-fitting event
+        leaves its slot's other candidate to the event that lost it."""
+        k_max = min(64, net.n_sensors)
+        e_rows: list[IntArray] = []
+        e_slot: list[IntArray] = []
+        e_det: list[IntArray] = []
+        e_score: list[FloatArray] = []
+        for f in range(len(net.frames)):  # frames, not events
+            ev = np.flatnonzero(alive & (frame == f))
+            if len(ev) == 0:
+                continue
+            dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=range_m)
+            sens = np.atleast_2d(sens)
+            ok = np.isfinite(np.atleast_2d(dist))
+            sens = np.where(ok, sens, 0)
+            sxy = net.xy_m[f][sens]
+            g = groups[ev]
+            gm = g >= 0
+            gg = np.where(gm, g, 0)
+            src_elev = nanmedian_rows(np.where(gm, net.elevation_m[det_sensor[gg]], np.nan), 1)
+            dz = net.elevation_m[sens] - src_elev[:, None]
+            tp, J = predict_arrivals(
+                res.xy_m[ev], res.t0_s[ev] + t_ref[ev], res.c_mps[ev], res.wind_mps[ev], sxy, dz,
+                s_opt.estimate_c, s_opt.estimate_wind, jac=True,
+            )  # fmt: skip
+            assert J is not None
+            var_pred = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
+            sig = net.timing_sigma_ms[sens] * 1e-3
+            var = sig**2 + np.maximum(var_pred, 0.0)
+            tol = np.maximum(a_opt.regather_floor_s, a_opt.regather_sigma * np.sqrt(var))
+            level = None
+            if amp is not None:
+                d_used = np.hypot(*(net.xy_m[f][det_sensor[gg]] - res.xy_m[ev, None, :]).T)
+                level = nanmedian_rows(
+                    np.where(gm, amp[gg] + 20.0 * np.log10(np.maximum(d_used.T, 1.0)), np.nan), 1
+                )
+            ev_sig = np.zeros(len(ev), np.intp)
+            if det_signal is not None:
+                sg = np.where(gm, sig_code[gg], 0)
+                n_mb = np.sum(sg == 1, axis=1)
+                n_im = np.sum(sg == 2, axis=1)
+                ev_sig = np.where(n_mb > n_im, 1, np.where(n_im > n_mb, 2, 0))
+            for md, mdist in index.two_nearest(sens, tp, tol, ok):  # below and above the prediction
+                hit = md >= 0
+                # minus twice the Gaussian log-likelihood of the arrival (and of its amplitude,
+                # under spherical spreading from the event's source level, when amplitudes are given)
+                score = mdist**2 / var + np.log(var)
+                if level is not None and amp is not None:
+                    a_pred = level[:, None] - 20.0 * np.log10(np.maximum(_dist_ok(dist), 1.0))
+                    za = (amp[np.where(hit, md, 0)] - a_pred) / amplitude_sigma_db
+                    score = score + np.where(hit & np.isfinite(za), za * za, 0.0)
+                if det_signal is not None:
+                    # a muzzle blast and an impact are different events: a known signal that
+                    # differs from the event's (majority) signal counts as a 5-sigma misfit
+                    d_sig = sig_code[np.where(hit, md, 0)]
+                    clash = (ev_sig[:, None] > 0) & (d_sig > 0) & (d_sig != ev_sig[:, None])
+                    score = score + np.where(clash, 25.0, 0.0)
+                r, c = np.nonzero(hit)
+                e_rows.append(ev[r])
+                e_slot.append(ev[r] * net.n_sensors + sens[r, c])
+                e_det.append(md[r, c])
+                e_score.append(score[r, c])
+        new_event = np.full(n_det, -1, np.intp)
+        if e_rows:
+            rows = np.concatenate(e_rows)
+            slot = np.concatenate(e_slot)
+            dets = np.concatenate(e_det)
+            score = np.concatenate(e_score)
+            _, slot = np.unique(slot, return_inverse=True)
+            win = _greedy_assignment(slot.ravel(), dets, score, n_det)
+            new_event[dets[win]] = rows[win]
+        return new_event
+
+    groups = pad_groups(event, n_ev, det_time_s)
+    res, frame, t_ref, groups = solve(groups)
+    alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, a_opt)
+    if a_opt.share_propagation and (s_opt.estimate_c or s_opt.estimate_wind):
+        prop = _shared_propagation(res, t_ref, alive, a_opt)
+    if prop is not None and a_opt.second_pass_tol_rel is not None:
+        # a second association of what the first left out, with the speed of sound the events
+        # measured and wider windows: far events under a wrong told temperature and a wind
+        left = event < 0
+        if left.sum() >= a_opt.min_sensors:
+            c2 = np.interp(det_time_s, prop[0], prop[1])
+            ev2 = associate(
+                net, det_sensor, det_time_s, c2, available=left,
+                options=replace(a_opt, tol_rel=a_opt.second_pass_tol_rel, max_rounds=3),
+            )  # fmt: skip
+            if (ev2 >= 0).any():
+                event = np.where(ev2 >= 0, ev2 + n_ev, event)
+                n_ev += int(ev2.max()) + 1
+                groups = pad_groups(event, n_ev, det_time_s)
+                res, frame, t_ref, groups = solve(groups)
+                alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+    active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
+
+    def merge_splits(
+        res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,
+        ghost: BoolArray,
+    ) -> IntArray | None:  # fmt: skip
+        """One event split into two groups looks like two ghosts (each heard by too few of the
+        sensors around it): merge a ghost with a nearby event when their union, solved, fits
+        every arrival and is heard as an event should be. Returns the new event of each
+        detection, or None when nothing merges."""
+        cand = np.flatnonzero(ghost)
+        part = np.flatnonzero(alive | ghost)
+        if len(cand) == 0 or len(part) < 2:
+            return None
+        t_base = float(np.min(t_ref))
+        xy = _common_xy(net, frame, res.xy_m)
+        pts = np.column_stack([xy[part], (res.t0_s[part] + t_ref[part] - t_base) * 340.0])
+        qts = np.column_stack([xy[cand], (res.t0_s[cand] + t_ref[cand] - t_base) * 340.0])
+        k = min(4, len(part))
+        d, nb = cKDTree(pts).query(qts, k=k, distance_upper_bound=a_opt.merge_radius_m)
+        d, nb = np.asarray(d).reshape(len(cand), k), np.asarray(nb).reshape(len(cand), k)
+        okp = np.isfinite(d)
+        j = part[np.where(okp, nb, 0)]
+        okp &= j != cand[:, None]
+        ii = [np.broadcast_to(cand[:, None], j.shape)[okp]]
+        jj = [j[okp]]
+        pi, pj = np.concatenate(ii), np.concatenate(jj)
+        if len(pi) == 0:
+            return None
+        both = np.concatenate([groups[pi], groups[pj]], axis=1)
+        srt = np.sort(np.where(both >= 0, det_sensor[np.where(both >= 0, both, 0)], -1), axis=1)
+        clash = np.any((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0), axis=1)
+        pi, pj, both = pi[~clash], pj[~clash], both[~clash]
+        if len(pi) == 0:
+            return None
+        # pack the union to the left, then solve every candidate union at once
+        order = np.argsort(both < 0, axis=1, kind="stable")
+        both = np.take_along_axis(both, order, axis=1)
+        rm, fm, _, gm = solve(both)
+        n_in = (both >= 0).sum(axis=1)
+        good = rm.ok & (rm.n_used >= np.ceil(0.9 * n_in))
+        good &= ~_ghosts(rm, fm, gm, det_sensor, good, net, hear_m, active, a_opt)
+        if not good.any():
+            return None
+        # each event in one merge at most, the best-supported unions first
+        gi, gj, gn = pi[good], pj[good], rm.n_used[good]
+        win = _greedy_assignment(gi, gj, -gn.astype(np.float64), len(alive))
+        gi, gj = gi[win], gj[win]
+        drop = np.isin(gj, gi)
+        gi, gj = gi[~drop], gj[~drop]
+        label = np.full(len(alive), -1, np.intp)
+        label[part] = part
+        label[gj] = gi
+        out = np.full(n_det, -1, np.intp)
+        rows, cols = np.nonzero(groups >= 0)
+        out[groups[rows, cols]] = label[rows]
+        return out
+
+    def drop_ghosts(
+        res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray
+    ) -> tuple[SolveResult, IntArray, FloatArray, IntArray, BoolArray, bool]:
+        """A group that stays small where many sensors should have heard it is a ghost, or half
+        of an event split in two: merge the halves, drop the ghosts."""
+        ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
+        if not ghost.any():
+            return res, frame, t_ref, groups, alive, False
+        merged = merge_splits(res, frame, t_ref, groups, alive & ~ghost, ghost)
+        if merged is not None:
+            groups = pad_groups(merged, n_ev, det_time_s)
+            res, frame, t_ref, groups = solve(groups)
+            alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+            ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
+        return res, frame, t_ref, groups, alive & ~ghost, True
+
+    previous: IntArray | None = event
+    ghosts_tested = False
+    for _ in range(a_opt.regather_rounds):  # a few rounds, each vectorised over all events
+        new_event = regather(res, frame, t_ref, groups, alive, hear_m)
+        if previous is not None and np.array_equal(new_event, previous):
+            # converged: every event holds what it predicts. Only now test for ghosts (an event
+            # whose first solution was off still has to claim its arrivals), then go on without
+            if ghosts_tested:
+                break
+            ghosts_tested = True
+            res, frame, t_ref, groups, alive, changed = drop_ghosts(res, frame, t_ref, groups, alive)
+            if not changed:
+                break
+            previous = None
+            continue
+        previous = new_event
+        groups = pad_groups(new_event, n_ev, det_time_s)
+        res, frame, t_ref, groups = solve(groups)
+        alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
+    if not ghosts_tested:
+        res, frame, t_ref, groups, alive, _ = drop_ghosts(res, frame, t_ref, groups, alive)
+    res2, frame2, t_ref2, groups2 = res, frame, t_ref, groups
+    used = np.zeros(groups2.shape, bool)
+    used[:] = res2.inlier & (groups2 >= 0)
+    keep = alive & (res2.n_used >= max(a_opt.min_sensors - 1, s_opt.min_sensors))
+    final_event = np.full(n_det, -1, np.intp)
+    new_ids = np.cumsum(keep) - 1
+    rows, cols = np.nonzero(used & keep[:, None])
+    final_event[groups2[rows, cols]] = new_ids[rows]
+
+    ev_idx = np.flatnonzero(keep)
+    lon = np.empty(len(ev_idx))
+    lat = np.empty(len(ev_idx))
+    for f in range(len(net.frames)):
+        m = frame2[ev_idx] == f
+        if m.any():
+            lon[m], lat[m] = net.frames[f].to_lonlat(res2.xy_m[ev_idx[m], 0], res2.xy_m[ev_idx[m], 1])
+    cov = res2.cov_m2[ev_idx]
+    smaj, smin, orient = error_ellipse(cov)
+    dets = [groups2[i][used[i]] for i in ev_idx]  # output assembly only
+    # signal: most common known code among the used detections
+    sg = np.where(used, sig_code[np.where(groups2 >= 0, groups2, 0)], -1)[ev_idx]
+    counts = np.stack([(sg == s).sum(axis=1) for s in range(len(SIGNALS))], axis=1)
+    counts[:, 0] = 0
+    signal = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), 0)
+    events = LocatedEvents(
+        emitted_at_s=res2.t0_s[ev_idx] + t_ref2[ev_idx],
+        lon=lon,
+        lat=lat,
+        xy_m=res2.xy_m[ev_idx],
+        frame=frame2[ev_idx],
+        cov_m2=cov,
+        semi_major_m=smaj,
+        semi_minor_m=smin,
+        orientation_deg=orient,
+        n_sensors=res2.n_used[ev_idx],
+        residual_rms_ms=res2.rms_ms[ev_idx],
+        c_mps=res2.c_mps[ev_idx],
+        signal=signal.astype(np.intp),
+        detections=dets,
+    )
+    unassigned = _explain(
+        net, final_event, new_event, event, keep, new_ids, det_sensor, det_time_s, echo_window_s,
+        a_opt.min_sensors,
+    )  # fmt: skip
+    return LocationResult(events, unassigned, final_event)
+
+
+def _explain(
+    net: SensorNetwork,
+    final_event: IntArray,
+    gathered_event: IntArray,
+    associated_event: IntArray,
+    keep: BoolArray,
+    new_ids: IntArray,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    echo_window_s: float,
+    min_sensors: int,
+) -> Unassigned:
+    """A reason for every detection that is in no located event."""
+    left = np.flatnonzero(final_event < 0)
+    reason = np.full(len(left), "no_event", dtype=object)
+    near = np.full(len(left), -1, np.intp)
+    dt = np.full(len(left), np.nan)
+    used = np.flatnonzero(final_event >= 0)
+    if len(used) and len(left):
+        t_base = float(det_time_s.min())
+        stride = float(det_time_s.max() - t_base) + 1e4
+        keys = det_sensor[used] * stride + (det_time_s[used] - t_base)
+        o = np.argsort(keys)
+        keys, used = keys[o], used[o]
+        q = det_sensor[left] * stride + (det_time_s[left] - t_base)
+        # the latest used (direct) arrival at the same sensor before this detection
+        pos = np.searchsorted(keys, q, side="right") - 1
+        posc = np.clip(pos, 0, len(keys) - 1)
+        same = (pos >= 0) & (det_sensor[used[posc]] == det_sensor[left])
+        dt = np.where(same, det_time_s[left] - det_time_s[used[posc]], np.nan)
+        echo = same & (dt > 0) & (dt <= echo_window_s)
+        near = np.where(echo, final_event[used[posc]], -1)
+        reason[echo] = "echo"
+    g = gathered_event[left]
+    was = np.where(g >= 0, g, associated_event[left])
+    gi = np.clip(g, 0, max(len(keep) - 1, 0))
+    in_kept = (g >= 0) & keep[gi] if len(keep) else np.zeros(len(left), bool)
+    outlier = in_kept & (reason == "no_event")
+    reason[outlier] = "outlier"
+    if outlier.any():
+        near = np.where(outlier, new_ids[gi], near)
+    small = (was >= 0) & ~in_kept & (reason == "no_event")
+    reason[small] = "too_few_sensors"
+    msgs: list[str] = []
+    sid = net.sensor_id[det_sensor[left]]
+    for i in range(len(left)):  # message formatting for people, not a numeric path
+        r = reason[i]
+        if r == "echo":
+            msgs.append(
+                f"later arrival at sensor {sid[i]} {dt[i] * 1e3:.0f} ms after the direct arrival used "
+                f"by event {near[i]}: an echo or a reverberation; kept out of the solution"
+            )
+        elif r == "outlier":
+            msgs.append(
+                f"arrival at sensor {sid[i]} does not fit event {near[i]} (residual beyond the outlier "
+                f"threshold): an echo, interference or a wrong association"
+            )
+        elif r == "too_few_sensors":
+            msgs.append(
+                f"grouped with too few other detections to locate an event (at least {min_sensors} "
+                f"sensors are needed), or with a group that most of the sensors around its position "
+                f"did not hear (a ghost of other events); check that the neighbouring sensors were "
+                f"recording"
+            )
+        else:
+            msgs.append(
+                f"no located event predicts an arrival at sensor {sid[i]} near this time: a false "
+                f"detection, or an event heard by fewer than {min_sensors} sensors"
+            )
+    return Unassigned(left.astype(np.intp), reason.astype(str), msgs)
