@@ -84,7 +84,15 @@ def main() -> None:
     client.close()
 
     async def stream() -> tuple[float, int]:
-        async with CotServer(ctx, CotSettings(port=_free(), push_findings=False)) as srv:
+        async with CotServer(
+            ctx,
+            CotSettings(
+                port=_free(),
+                plain_networks=["127.0.0.1/32"],
+                plain_role="sensor",
+                push_findings=False,
+            ),
+        ) as srv:
             _, w = await asyncio.open_connection("127.0.0.1", srv.tcp_port)
             now = dt.datetime.now(dt.UTC)
             t0 = time.perf_counter()

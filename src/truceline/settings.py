@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from truceline.errors import ValidationError
@@ -22,19 +22,36 @@ __all__ = ["CotSettings", "Settings", "load_settings"]
 
 
 FieldRole = Literal["admin", "analyst", "monitor", "sensor", "liaison"]
+#: Roles a plain-TCP client may have: none that needs a party or administers (it proves nothing).
+PlainRole = Literal["analyst", "monitor", "sensor"]
 
 
 class CotSettings(BaseModel):
     """Where the TAK listeners run and how they treat what arrives.
 
     In a TOML settings file these go in a ``[cot]`` table; on the command line ``truceline serve
-    --cot-port 8087 --cot-tls-port 8089``.
+    --cot-tls-port 8089`` (mutual TLS, the default transport) or, for trusted networks only,
+    ``--cot-port 8087 --cot-plain-networks 10.1.0.0/16 --cot-plain-role sensor``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     port: int | None = Field(
-        default=None, ge=1, le=65535, description="Plain TCP listener (TAK convention: 8087); unset: off"
+        default=None,
+        ge=1,
+        le=65535,
+        description="Plain TCP listener (TAK convention: 8087); unset: off. Needs plain_networks "
+        "and plain_role",
+    )
+    plain_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks (CIDR) that may use the plain TCP listener; a connection from "
+        "elsewhere is closed at once",
+    )
+    plain_role: PlainRole | None = Field(
+        default=None,
+        description="Role of every plain-TCP client (it submits as this role; sensor may only "
+        "submit and is sent nothing)",
     )
     tls_port: int | None = Field(
         default=None,
@@ -51,10 +68,6 @@ class CotSettings(BaseModel):
         default="monitor",
         description="Role of a TLS client whose certificate's OU names no role",
     )
-    tcp_role: FieldRole = Field(
-        default="sensor",
-        description="Role of every plain-TCP client (no authentication: sensor may only submit)",
-    )
     agreement: str | None = Field(
         default=None, description="Agreement the events belong to (default: the only one registered)"
     )
@@ -62,7 +75,28 @@ class CotSettings(BaseModel):
     max_connection_bytes: int = Field(
         default=64 * 1024 * 1024, ge=4096, description="Most bytes one connection may send in its life"
     )
-    max_clients: int = Field(default=256, ge=1, description="Most connections at once")
+    max_clients: int = Field(
+        default=256,
+        ge=1,
+        description="Most connections at once; past it a new one evicts the connection idle longest",
+    )
+    max_clients_per_address: int = Field(
+        default=32,
+        ge=1,
+        description="Most connections from one address; past it a new one evicts that address's "
+        "connection idle longest",
+    )
+    idle_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A connection that sends no complete event (a position, a ping) for this long "
+        "is closed",
+    )
+    read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="An event (or a TLS handshake) must arrive complete within this once begun",
+    )
     unknown_ce_m: float = Field(
         default=250.0,
         gt=0,
@@ -81,6 +115,17 @@ class CotSettings(BaseModel):
     simplify_m: float = Field(
         default=20.0, ge=0, description="Zone outlines sent to TAK are simplified to within this (m)"
     )
+
+    @model_validator(mode="after")
+    def _plain_needs_networks_and_role(self) -> CotSettings:
+        if self.port is not None and (not self.plain_networks or self.plain_role is None):
+            raise ValueError(
+                "the plain TCP listener (cot.port) has no authentication, so it needs "
+                "cot.plain_networks (who may connect) and cot.plain_role (what they may do); "
+                "set both (--cot-plain-networks 10.1.0.0/16 --cot-plain-role sensor), or use "
+                "the TLS listener (cot.tls_port) instead"
+            )
+        return self
 
     @property
     def enabled(self) -> bool:
@@ -157,19 +202,24 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     config_file
         A TOML file with the same keys as :class:`Settings`; default ``$TRUCELINE_CONFIG``.
     **overrides
-        Values given explicitly (``None`` values are ignored, so unset CLI options fall through).
+        Values given explicitly (``None`` values are ignored, so unset CLI options fall through;
+        a ``cot`` mapping is merged into the lower sources' ``cot`` key by key).
     """
     path = config_file or os.environ.get("TRUCELINE_CONFIG")
     values: dict[str, Any] = _read_toml(Path(path)) if path else {}
-    values.update(EnvSettingsSource(Settings)())
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    for layer in (EnvSettingsSource(Settings)(), {k: v for k, v in overrides.items() if v is not None}):
+        for k, v in layer.items():
+            # A [cot] table is merged key by key: `--cot-port` keeps the file's certificates.
+            if k == "cot" and isinstance(v, dict) and isinstance(values.get(k), dict):
+                v = {**values[k], **v}
+            values[k] = v
     try:
         return Settings(**values)
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"])
         raise ValidationError(
-            f"setting {name}: {err['msg']}",
+            f"setting {name}: {err['msg'].removeprefix('Value error, ')}",
             field=name,
             value=err.get("input"),
             fix="see the settings table in README.md (server section)",

@@ -45,6 +45,8 @@ with warnings.catch_warnings():
     import pytak
 
 GEOD = Geod(ellps="WGS84")
+#: Plain TCP is off unless networks are allowed: the tests' devices connect from loopback.
+LOOPBACK: dict[str, Any] = {"plain_networks": ["127.0.0.1/32"]}
 FULL = 17  # decimals: more than a double carries, so pytak's truncation changes nothing
 
 
@@ -164,7 +166,7 @@ def findings(db: Database, pk: int) -> dict[str, float]:
 def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="truceline.tak")
     inside, outside = boundary_points()
-    settings = CotSettings(port=free_port(), tcp_role="monitor", push_interval_s=60)
+    settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="monitor", push_interval_s=60)
 
     async def scenario() -> None:
         async with CotServer(ctx, settings) as srv:
@@ -233,7 +235,13 @@ def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> No
 def test_sensor_role_is_sent_nothing_and_limits_close(
     ctx: AppContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = CotSettings(port=free_port(), max_event_bytes=2048, max_connection_bytes=8192)
+    settings = CotSettings(
+        port=free_port(),
+        **LOOPBACK,
+        plain_role="sensor",
+        max_event_bytes=2048,
+        max_connection_bytes=8192,
+    )
 
     async def scenario() -> None:
         async with CotServer(ctx, settings) as srv:
@@ -408,7 +416,19 @@ def test_serve_starts_the_listener(tmp_path: Path, small_dir: Path) -> None:
     port, cot_port = free_port(), free_port()
     db = tmp_path / "serve.db"
     proc = truceline_process(
-        "serve", "--port", port, "--db", db, "--agreement", small_dir, "--cot-port", cot_port
+        "serve",
+        "--port",
+        port,
+        "--db",
+        db,
+        "--agreement",
+        small_dir,
+        "--cot-port",
+        cot_port,
+        "--cot-plain-networks",
+        "127.0.0.1/32",
+        "--cot-plain-role",
+        "sensor",
     )
     inside, _ = boundary_points()
     try:

@@ -48,15 +48,36 @@ def serve(
     config: Annotated[
         Path | None, typer.Option(metavar=FILE, help="TOML settings file (default $TRUCELINE_CONFIG)")
     ] = None,
+    cot_tls_port: Annotated[
+        int | None,
+        typer.Option(
+            metavar=PORT,
+            help="Cursor-on-Target TLS listener for TAK devices, with client certificates "
+            "(convention 8089; certificates in the config file's [cot] table)",
+        ),
+    ] = None,
     cot_port: Annotated[
         int | None,
         typer.Option(
-            metavar=PORT, help="Cursor-on-Target TCP listener for TAK devices (convention 8087)"
+            metavar=PORT,
+            help="CoT plain TCP listener (convention 8087): no authentication, so only with "
+            "--cot-plain-networks and --cot-plain-role",
         ),
     ] = None,
-    cot_tls_port: Annotated[
-        int | None,
-        typer.Option(metavar=PORT, help="CoT TLS listener with client certificates (convention 8089)"),
+    cot_plain_networks: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="CIDR",
+            help="Network that may use the plain TCP listener, e.g. 10.1.0.0/16 (repeatable); "
+            "anyone else is disconnected at once",
+        ),
+    ] = None,
+    cot_plain_role: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ROLE",
+            help="Role of plain-TCP clients: sensor (submits only), monitor or analyst",
+        ),
     ] = None,
     workers: Annotated[
         int | None,
@@ -74,17 +95,25 @@ def serve(
     from truceline.settings import load_settings
 
     try:
+        cot = {
+            k: v
+            for k, v in (
+                ("port", cot_port),
+                ("tls_port", cot_tls_port),
+                ("plain_networks", cot_plain_networks or None),
+                ("plain_role", cot_plain_role),
+            )
+            if v is not None
+        }
         settings = load_settings(
-            config, host=host, port=port, db=db, agreements=agreement or None, workers=workers
+            config,
+            host=host,
+            port=port,
+            db=db,
+            agreements=agreement or None,
+            workers=workers,
+            cot=cot or None,  # merged key by key into the file's [cot] table
         )
-        if cot_port is not None or cot_tls_port is not None:
-            cot = settings.cot.model_dump(exclude_unset=True)
-            cot.update(
-                {k: v for k, v in (("port", cot_port), ("tls_port", cot_tls_port)) if v is not None}
-            )
-            settings = load_settings(
-                config, host=host, port=port, db=db, agreements=agreement or None, cot=cot
-            )
         ctx = build_context(settings)
     except TrucelineError as exc:
         raise fail(exc) from exc

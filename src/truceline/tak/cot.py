@@ -133,6 +133,11 @@ class EventSplitter:
     def exhausted(self) -> bool:
         return self.total > self.max_connection
 
+    @property
+    def pending(self) -> bool:
+        """Part of an event has arrived (not only whitespace between events)."""
+        return self._skipping or bool(self._buf.strip())
+
     def feed(self, data: bytes) -> list[bytes | Oversize]:
         self.total += len(data)
         self._buf += data
@@ -326,14 +331,33 @@ def disposition(ev: CotEvent) -> str:
     return "ignore"
 
 
-def _time(text: str) -> str:
+#: Events dated before this are refused: no TAK device reported then, and dates near year 1
+#: cannot be widened into the time windows that linking and reports use.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: How far after the server's clock an event may be dated (a device's clock off by a time zone).
+AHEAD = dt.timedelta(days=1)
+
+
+def _time(text: str, now: dt.datetime | None) -> str:
     try:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise CotError(f"event time {text[:40]!r} is not ISO 8601", field="start") from None
     if t.tzinfo is None:
         raise CotError("event time has no UTC offset", field="start")
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    try:
+        t = t.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        t = EARLIEST - dt.timedelta(days=1)
+    latest = (now or dt.datetime.now(dt.UTC)) + AHEAD
+    if not EARLIEST <= t <= latest:
+        raise CotError(
+            f"event start {text[:40]} is before {EARLIEST:%Y} or more than a day after the "
+            f"server's clock",
+            field="start",
+            fix="set the device's clock (and time zone) right and send the event again",
+        )
+    return t.isoformat().replace("+00:00", "Z")
 
 
 def report_id(ev: CotEvent) -> str:
@@ -344,13 +368,16 @@ def report_id(ev: CotEvent) -> str:
     return "cot:" + hashlib.sha256(rid.encode()).hexdigest()[:40]
 
 
-def incident_record(ev: CotEvent, *, unknown_ce_m: float, source_type: str) -> dict[str, Any]:
+def incident_record(
+    ev: CotEvent, *, unknown_ce_m: float, source_type: str, now: dt.datetime | None = None
+) -> dict[str, Any]:
     """The incident record of an event (validated downstream like any other submission).
 
     Raises
     ------
     CotError
-        When no kind can be told from the type, the extension or the remarks.
+        When no kind can be told from the type, the extension or the remarks, or the event's
+        start is not a time between 1970 and a day after ``now`` (default: the system clock).
     """
     kind = kind_of(ev)
     if kind is None:
@@ -367,7 +394,7 @@ def incident_record(ev: CotEvent, *, unknown_ce_m: float, source_type: str) -> d
     who = ev.callsign or "-"
     rec: dict[str, Any] = {
         "id": report_id(ev),
-        "observed_at": _time(ev.start),
+        "observed_at": _time(ev.start, now),
         "time_precision": "second",
         "lon": ev.lon,
         "lat": ev.lat,

@@ -7,11 +7,22 @@ own: a malformed or unusable event is logged with its reason and the connection 
 Reports go through :func:`~truceline.services.submissions.submit_records`, the same validation,
 idempotent ingest and adjudication as every other submission.
 
+Every event is judged alone: one that cannot be parsed, has no usable kind or time, or fails the
+incident validation is rejected (its reason logged and counted in :class:`CotStats`) before it
+joins a group commit; if a group still fails to store, it is split and retried until the record
+at fault stands alone, so its neighbours land.
+
 Who is calling: a TLS client is its certificate (CN = the device or person, OU = the role when it
-names one, else ``tls_role``; O = the party of a liaison); a plain-TCP client has ``tcp_role``
-(``sensor`` by default: it may submit, and is sent nothing). Clients whose role may read the
-agreement get its line and zones as shapes; those that may read findings get them as markers,
-through the API's own scope (a liaison: released findings only).
+names one, else ``tls_role``; O = the party of a liaison). Plain TCP is off unless configured, and
+then only for ``plain_networks`` (anyone else is disconnected at once), whose clients act as
+``plain_role``. Clients whose role may read the agreement get its line and zones as shapes; those
+that may read findings get them as markers, through the API's own scope (a liaison: released
+findings only).
+
+Connections: one that sends no complete event for ``idle_timeout_s``, or leaves an event (or a TLS
+handshake) unfinished for ``read_timeout_s``, is closed. Past ``max_clients_per_address`` or
+``max_clients`` a new connection evicts the one idle longest (of its address, then of all), so
+a flood of idle sockets cannot keep a device out.
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from truceline.context import AppContext
 from truceline.errors import TrucelineError
+from truceline.io.incidents_io import incidents_from_records
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, Role
@@ -49,9 +63,19 @@ _BATCH_WINDOW_S = 0.05
 _MAX_BATCH = 1000
 
 
+#: How often the listeners log their counters (when they changed).
+STATS_EVERY_S = 60.0
+
+
 @dataclass(slots=True)
 class CotStats:
-    """Counters of what the listeners have seen (for logs and tests)."""
+    """Counters of what the listeners have seen (logged every :data:`STATS_EVERY_S`; tests).
+
+    ``rejected`` and ``malformed`` events are also counted by reason in ``reasons`` (the field
+    at fault, or ``oversize``, ``xml``, ``role``, ``store``); ``refused`` connections (from
+    outside ``plain_networks``), ``evicted`` ones (to make room), and ``timeouts`` (idle or
+    unfinished) are connections.
+    """
 
     connections: int = 0
     events: int = 0
@@ -62,6 +86,29 @@ class CotStats:
     pings: int = 0
     ignored: int = 0
     pushed: int = 0
+    refused: int = 0
+    evicted: int = 0
+    timeouts: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        """One line for the log."""
+        head = ", ".join(
+            f"{k} {getattr(self, k)}"
+            for k in (
+                "connections",
+                "events",
+                "accepted",
+                "duplicates",
+                "rejected",
+                "malformed",
+                "refused",
+                "evicted",
+                "timeouts",
+            )
+        )
+        why = ", ".join(f"{k} {n}" for k, n in sorted(self.reasons.items()))
+        return head + (f" (rejected or malformed by reason: {why})" if why else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +124,34 @@ class _Client:
     writer: asyncio.StreamWriter
     principal: Principal
     peer: str
+    address: str
+    last_active: float  # loop time of the connection or of its last complete event
     sent: set[int] = field(default_factory=set)  # finding pks already pushed
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    evicted: bool = False
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
     addr = writer.get_extra_info("peername")
     return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+
+
+def _address(writer: asyncio.StreamWriter) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's IP address (an IPv4-mapped IPv6 address as IPv4), or ``None`` if it has none."""
+    addr = writer.get_extra_info("peername")
+    if not isinstance(addr, tuple):
+        return None
+    try:
+        ip = ipaddress.ip_address(addr[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _reason_key(field_name: str | None, default: str) -> str:
+    return (field_name or default)[:40]
 
 
 def _cert_fields(cert: dict[str, Any] | None) -> dict[str, str]:
@@ -153,13 +221,18 @@ class CotServer:
             self._servers.append(srv)
         if s.tls_port is not None:
             srv = await asyncio.start_server(
-                self._on_tls, self.host, s.tls_port, ssl=self._tls_context()
+                self._on_tls,
+                self.host,
+                s.tls_port,
+                ssl=self._tls_context(),
+                ssl_handshake_timeout=s.read_timeout_s,
             )
             self.tls_port = srv.sockets[0].getsockname()[1]
             self._servers.append(srv)
         log.info("CoT listeners: tcp %s, tls %s", self.tcp_port, self.tls_port)
         self._spawn(self._pusher())
         self._spawn(self._writer())
+        self._spawn(self._stats_logger())
 
     async def close(self) -> None:
         """Stop listening, close every connection and wait for the tasks to end."""
@@ -172,6 +245,7 @@ class CotServer:
             await asyncio.wait_for(self._pending.join(), 30)
         except TimeoutError:
             log.error("CoT: %d received events not stored at shutdown", self._pending.qsize())
+        log.info("CoT totals: %s", self.stats.summary())
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -194,9 +268,17 @@ class CotServer:
     # -- connections ------------------------------------------------------------------------
 
     async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        who = Principal(
-            subject=f"cot:tcp:{_peer(writer).rsplit(':', 1)[0]}", role=Role(self.settings.tcp_role)
-        )
+        s = self.settings
+        ip = _address(writer)
+        if ip is None or s.plain_role is None or not any(ip in net for net in s.plain_networks):
+            # Plain TCP proves nothing about the caller: only the configured networks may use it.
+            self.stats.refused += 1
+            log.warning("CoT %s: refused, not in cot.plain_networks", _peer(writer))
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        who = Principal(subject=f"cot:tcp:{ip}", role=Role(s.plain_role))
         await self._serve(reader, writer, who)
 
     async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -207,40 +289,89 @@ class CotServer:
         party = f.get("organizationName") if role == Role.liaison else None
         await self._serve(reader, writer, Principal(subject=f"cot:{cn}", role=role, party=party))
 
+    def _evict(self, victim: _Client, why: str) -> None:
+        victim.evicted = True
+        self.clients.discard(victim)
+        self.stats.evicted += 1
+        log.warning("CoT %s: closed to make room (%s)", victim.peer, why)
+        victim.writer.close()
+
+    def _make_room(self, address: str) -> None:
+        """Evict the connections idle longest so that one more from ``address`` fits the caps."""
+        s = self.settings
+        same = [c for c in self.clients if c.address == address]
+        if len(same) >= s.max_clients_per_address:
+            self._evict(
+                min(same, key=lambda c: c.last_active),
+                f"{len(same)} connections from {address}, limit {s.max_clients_per_address}",
+            )
+        if len(self.clients) >= s.max_clients:
+            self._evict(
+                min(self.clients, key=lambda c: c.last_active),
+                f"{len(self.clients)} connections, limit {s.max_clients}",
+            )
+
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, who: Principal
     ) -> None:
         peer = _peer(writer)
-        if len(self.clients) >= self.settings.max_clients or self._closing:
-            log.warning("CoT %s: refused, %d clients already connected", peer, len(self.clients))
+        if self._closing:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
-        client = _Client(writer, who, peer)
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        address = peer.rsplit(":", 1)[0]
+        self._make_room(address)
+        client = _Client(writer, who, peer, address, loop.time())
         self.clients.add(client)
         self.stats.connections += 1
         log.info("CoT %s connected as %s (%s)", peer, who.subject, who.role.value)
-        splitter = cot.EventSplitter(self.settings.max_event_bytes, self.settings.max_connection_bytes)
+        splitter = cot.EventSplitter(s.max_event_bytes, s.max_connection_bytes)
+        begun: float | None = None  # when the event now arriving began
         try:
             await self._push_agreement(client)
             await self._push_findings([client])
-            while not self._closing:
-                data = await reader.read(65536)
+            while not self._closing and not client.evicted:
+                if begun is not None:
+                    deadline, what = begun + s.read_timeout_s, "an unfinished event"
+                else:
+                    deadline, what = client.last_active + s.idle_timeout_s, "no event"
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        data = await reader.read(65536)
+                except TimeoutError:
+                    self.stats.timeouts += 1
+                    log.info(
+                        "CoT %s: closed after %s for %g s",
+                        peer,
+                        what,
+                        loop.time() - (begun if begun is not None else client.last_active),
+                    )
+                    break
                 if not data:
                     break
-                for item in splitter.feed(data):
+                items = splitter.feed(data)
+                now = loop.time()
+                if items:
+                    client.last_active = now
+                    begun = now if splitter.pending else None
+                elif begun is None and splitter.pending:
+                    begun = now
+                for item in items:
                     try:
                         await self._on_event(client, item)
                     except Exception:  # one event's failure (say, the database) ends nothing else
                         self.stats.rejected += 1
+                        self.stats.reasons["error"] += 1
                         log.exception("CoT %s: event not handled", peer)
                 if splitter.exhausted:
                     log.warning(
                         "CoT %s: closed after %d bytes (limit %d per connection)",
                         peer,
                         splitter.total,
-                        self.settings.max_connection_bytes,
+                        s.max_connection_bytes,
                     )
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
@@ -266,16 +397,23 @@ class CotServer:
 
     # -- events -----------------------------------------------------------------------------
 
+    def _reject(self, client: _Client | _Pending, uid: str, key: str, reason: str) -> None:
+        self.stats.rejected += 1
+        self.stats.reasons[key] += 1
+        log.warning("CoT %s: rejected event %s: %s", client.peer, uid[:80], reason)
+
     async def _on_event(self, client: _Client, item: bytes | cot.Oversize) -> None:
         self.stats.events += 1
         if isinstance(item, cot.Oversize):
             self.stats.malformed += 1
+            self.stats.reasons["oversize"] += 1
             log.warning("CoT %s: rejected: %s", client.peer, item.reason)
             return
         try:
             ev = cot.parse_event(item)
         except cot.CotError as exc:
             self.stats.malformed += 1
+            self.stats.reasons[_reason_key(exc.field, "xml")] += 1
             log.warning("CoT %s: rejected malformed event: %s", client.peer, exc.message)
             return
         what = cot.disposition(ev)
@@ -292,28 +430,30 @@ class CotServer:
             self.stats.ignored += 1
             return
         if not client.principal.can(Permission.incidents_submit):
-            self.stats.rejected += 1
-            log.warning(
-                "CoT %s: rejected %s: role %s may not submit",
-                client.peer,
-                ev.uid,
-                client.principal.role.value,
-            )
+            self._reject(client, ev.uid, "role", f"role {client.principal.role.value} may not submit")
             return
         try:
             rec = cot.incident_record(
-                ev, unknown_ce_m=self.settings.unknown_ce_m, source_type=self.settings.source_type
+                ev,
+                unknown_ce_m=self.settings.unknown_ce_m,
+                source_type=self.settings.source_type,
+                now=now,
             )
         except cot.CotError as exc:
-            self.stats.rejected += 1
-            log.warning("CoT %s: rejected event %s: %s", client.peer, ev.uid, exc.message)
+            self._reject(client, ev.uid, _reason_key(exc.field, "event"), exc.message)
+            return
+        # The incident validation every submission gets, here, alone: a bad record never joins
+        # (and so never fails) a group commit.
+        read = incidents_from_records([(0, rec)])
+        if read.rejects:
+            r = read.rejects[0]
+            self._reject(client, ev.uid, _reason_key(r.field, "record"), f"{r.field}: {r.reason}")
             return
         await self._pending.put(_Pending(rec, client.principal, client.peer, ev.uid))
 
     def _account(self, p: _Pending, res: RecordResult) -> None:
         if res.status == Verdict.rejected:
-            self.stats.rejected += 1
-            log.warning("CoT %s: rejected event %s: %s: %s", p.peer, p.uid, res.field, res.reason)
+            self._reject(p, p.uid, _reason_key(res.field, "record"), f"{res.field}: {res.reason}")
         elif res.status == Verdict.duplicate:
             self.stats.duplicates += 1
         else:
@@ -348,16 +488,37 @@ class CotServer:
             for p in batch:
                 groups.setdefault(p.principal, []).append(p)
             for who, items in groups.items():
-                try:
-                    results = await asyncio.to_thread(self._submit, [p.record for p in items], who)
-                except Exception as exc:  # the database, say: these events are lost, say so
-                    self.stats.rejected += len(items)
-                    log.error("CoT: %d events not stored: %s", len(items), exc)
-                    continue
-                for p, res in zip(items, results, strict=True):
-                    self._account(p, res)
+                await self._store(who, items)
             for _ in batch:
                 self._pending.task_done()
+
+    async def _store(self, who: Principal, items: list[_Pending]) -> None:
+        """Store a group; if it fails, its halves, and so on: only the record at fault is lost.
+
+        Each event was validated alone before (:meth:`_on_event`), so a failure here is
+        unexpected (a bug, or the database); splitting finds the record at fault in
+        ~2 log2(n) transactions instead of losing the group.
+        """
+        try:
+            results = await asyncio.to_thread(self._submit, [p.record for p in items], who)
+        except Exception as exc:
+            if len(items) > 1:
+                log.error(
+                    "CoT: a group of %d events failed to store (%s: %s); storing it in halves",
+                    len(items),
+                    type(exc).__name__,
+                    exc,
+                )
+                half = len(items) // 2
+                await self._store(who, items[:half])
+                await self._store(who, items[half:])
+                return
+            (p,) = items
+            log.error("CoT %s: event %s not stored", p.peer, p.uid, exc_info=exc)
+            self._reject(p, p.uid, "store", f"could not be stored ({type(exc).__name__}: {exc})")
+            return
+        for p, res in zip(items, results, strict=True):
+            self._account(p, res)
 
     def _submit(self, records: list[dict[str, Any]], who: Principal) -> list[RecordResult]:
         def work(s: Session) -> SubmissionResult:
@@ -365,6 +526,16 @@ class CotServer:
             return submit_records(s, ag, records, principal=who, now=self.ctx.clock(), source="cot")
 
         return self.ctx.db.write(work).results
+
+    async def _stats_logger(self) -> None:
+        """Log the counters every :data:`STATS_EVERY_S` when they changed."""
+        last = ""
+        while not self._closing:
+            await asyncio.sleep(STATS_EVERY_S)
+            line = self.stats.summary()
+            if line != last:
+                log.info("CoT totals: %s", line)
+                last = line
 
     # -- pushing ----------------------------------------------------------------------------
 
