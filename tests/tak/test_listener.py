@@ -475,3 +475,291 @@ def test_serve_refuses_tls_without_certificates(tmp_path: Path, small_dir: Path)
         ],
     )
     assert r.exit_code == 2 and "tls_cert" in r.output, r.output
+
+
+# -- hostile input: poison events, floods, strangers ----------------------------------------------
+
+
+def _at(event: bytes, start: str) -> bytes:
+    """The event with its time, start (and stale) set to ``start`` (as a device's bad clock would)."""
+    root = fromstring(event)
+    for key in ("time", "start", "stale"):
+        root.set(key, start)
+    from xml.etree import ElementTree as ET
+
+    return ET.tostring(root)
+
+
+def test_a_poison_event_loses_none_of_its_burst(
+    ctx: AppContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """31 events sent at once (one group commit); the bad ones are rejected alone, with reasons."""
+    caplog.set_level(logging.INFO, logger="truceline.tak")
+    settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="sensor")
+    good = [sighting(36.95 + k * 1e-3, 48.6, uid=f"good-{k}") for k in range(28)]
+    bad = [
+        _at(sighting(36.95, 48.61, uid="year-9999"), "9999-12-31T23:59:59Z"),
+        _at(sighting(36.95, 48.62, uid="year-0"), "0001-01-01T00:00:00+01:00"),
+        sighting(36.95, 91.5, uid="off-the-globe"),
+    ]
+    burst = good[:10] + bad[:1] + good[10:20] + bad[1:] + good[20:]
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            try:
+                dev.writer.write(b"".join(burst))  # one write: they arrive together
+                await dev.writer.drain()
+                await wait_rows(ctx.db, len(good))
+                await asyncio.sleep(0.2)
+                assert srv.stats.accepted == len(good)
+                assert srv.stats.rejected == len(bad)
+                assert srv.stats.reasons == {"start": 2, "lat": 1}
+                assert "rejected: 3" not in srv.stats.summary()  # by reason, below
+                assert "start 2" in srv.stats.summary() and "lat 1" in srv.stats.summary()
+            finally:
+                await dev.close()
+
+    asyncio.run(scenario())
+    got = {r.report_id.split("@")[0].removeprefix("cot:") for r in rows(ctx.db).values()}
+    assert got == {f"good-{k}" for k in range(28)}
+    assert "rejected event year-9999: event start 9999-12-31T23:59:59Z is before 1970" in caplog.text
+    assert "rejected event off-the-globe: lat:" in caplog.text
+
+
+def test_a_group_that_fails_to_store_is_split_until_the_culprit_stands_alone(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure the validation cannot foresee (here: injected) costs only the record at fault."""
+    from truceline.tak import server as server_module
+
+    real = server_module.submit_records
+
+    def fragile(session: Any, agreement: Any, records: Any, **kw: Any) -> Any:
+        if any("culprit" in r["id"] for r in records):
+            raise ValueError("year 10000 is out of range")
+        return real(session, agreement, records, **kw)
+
+    monkeypatch.setattr(server_module, "submit_records", fragile)
+    settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="sensor")
+    burst = [sighting(36.95 + k * 1e-3, 48.6, uid=f"good-{k}") for k in range(30)]
+    burst.insert(17, sighting(36.95, 48.6, uid="culprit"))
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            try:
+                dev.writer.write(b"".join(burst))
+                await dev.writer.drain()
+                await wait_rows(ctx.db, 30)
+                await asyncio.sleep(0.2)
+                assert srv.stats.accepted == 30 and srv.stats.rejected == 1
+                assert srv.stats.reasons == {"store": 1}
+            finally:
+                await dev.close()
+
+    asyncio.run(scenario())
+    assert len(rows(ctx.db)) == 30
+    assert "storing it in halves" in caplog.text
+    assert "rejected event culprit: could not be stored (ValueError: year 10000" in caplog.text
+
+
+async def _idle_sockets(port: int, n: int, ssl_context: Any = None) -> list[asyncio.StreamWriter]:
+    out = []
+    for _ in range(n):
+        _, w = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ssl_context, server_hostname="localhost" if ssl_context else None
+        )
+        out.append(w)
+    return out
+
+
+async def _latency(srv: CotServer, url: str, uid: str, **tls: str) -> float:
+    """Seconds from a new pytak device's connection to its event being stored."""
+    before = srv.stats.accepted
+    t0 = time.perf_counter()
+    dev = await Device.connect(url, **tls)
+    try:
+        await dev.send(sighting(36.95, 48.6, uid=uid))
+        async with asyncio.timeout(20):
+            while srv.stats.accepted == before:
+                await asyncio.sleep(0.002)
+        return time.perf_counter() - t0
+    finally:
+        await dev.close()
+
+
+FLOOD = 300
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [
+        pytest.param({}, id="defaults"),  # the per-address cap (32) evicts
+        pytest.param({"max_clients_per_address": 1000}, id="total-cap"),  # the total cap (256)
+    ],
+)
+def test_idle_sockets_do_not_delay_a_device(
+    ctx: AppContext, caps: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """300 idle sockets on the CoT port: a device's event is stored within 1 s of connecting."""
+    settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="sensor", **caps)
+
+    async def scenario() -> tuple[float, float]:
+        async with CotServer(ctx, settings) as srv:
+            url = f"tcp://127.0.0.1:{srv.tcp_port}"
+            await _latency(srv, url, "warm-up")  # loads the agreement, prepares the rules
+            quiet = await _latency(srv, url, "before")
+            flood = await _idle_sockets(srv.tcp_port, FLOOD)
+            try:
+                await asyncio.sleep(0.5)  # the server has accepted them all
+                assert srv.stats.connections == 2 + FLOOD
+                assert len(srv.clients) == min(settings.max_clients, settings.max_clients_per_address)
+                flooded = await _latency(srv, url, "during")
+                assert srv.stats.evicted >= FLOOD - len(srv.clients) + 1
+            finally:
+                for w in flood:
+                    w.close()
+            return quiet, flooded
+
+    quiet, flooded = asyncio.run(scenario())
+    with capsys.disabled():
+        print(
+            f"\nCoT over TCP ({caps or 'default caps'}): stored {quiet * 1000:.0f} ms after "
+            f"connecting; with {FLOOD} idle sockets open: {flooded * 1000:.0f} ms"
+        )
+    assert flooded < 1.0
+    assert len(rows(ctx.db)) == 3
+
+
+@pytest.mark.filterwarnings("ignore:ssl.OP_NO_SSL:DeprecationWarning")
+def test_idle_sockets_on_the_tls_port_do_not_delay_a_device(
+    ctx: AppContext, pki: dict[str, tuple[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """300 idle TLS sockets with a valid certificate (half of them never finish the handshake)."""
+    settings = CotSettings(
+        tls_port=free_port(),
+        tls_cert=pki["server"][0],
+        tls_key=pki["server"][1],
+        tls_ca=pki["ca"][0],
+        read_timeout_s=5,
+    )
+    tls = {
+        "PYTAK_TLS_CLIENT_CERT": pki["patrol"][0],
+        "PYTAK_TLS_CLIENT_KEY": pki["patrol"][1],
+        "PYTAK_TLS_CLIENT_CAFILE": pki["ca"][0],
+        "PYTAK_TLS_SERVER_EXPECTED_HOSTNAME": "localhost",
+    }
+
+    async def scenario() -> tuple[float, float]:
+        async with CotServer(ctx, settings) as srv:
+            assert srv.tls_port is not None
+            url = f"tls://127.0.0.1:{srv.tls_port}"
+            await _latency(srv, url, "warm-up", **tls)
+            quiet = await _latency(srv, url, "before", **tls)
+            import ssl
+
+            insider = ssl.create_default_context(cafile=pki["ca"][0])
+            insider.load_cert_chain(*pki["patrol"])
+            flood = await _idle_sockets(srv.tls_port, FLOOD // 2, insider)
+            flood += await _idle_sockets(srv.tls_port, FLOOD // 2)
+            try:
+                await asyncio.sleep(0.5)
+                assert len(srv.clients) == settings.max_clients_per_address
+                return quiet, await _latency(srv, url, "during", **tls)
+            finally:
+                for w in flood:
+                    w.close()
+
+    quiet, flooded = asyncio.run(scenario())
+    with capsys.disabled():
+        print(
+            f"\nCoT over TLS: stored {quiet * 1000:.0f} ms after connecting; "
+            f"with {FLOOD} idle sockets open: {flooded * 1000:.0f} ms"
+        )
+    assert flooded < 1.0
+
+
+def test_idle_and_unfinished_connections_are_closed(ctx: AppContext) -> None:
+    settings = CotSettings(
+        port=free_port(), **LOOPBACK, plain_role="sensor", idle_timeout_s=0.5, read_timeout_s=0.5
+    )
+
+    async def closed_after(port: int, first: bytes, keep_sending: bool) -> float:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        t0 = time.perf_counter()
+        w.write(first)
+        async with asyncio.timeout(10):
+            while True:
+                if keep_sending:  # a byte at a time: never an event, never idle
+                    w.write(b" ")
+                try:
+                    if not await asyncio.wait_for(r.read(1024), 0.1):
+                        break
+                except TimeoutError:
+                    continue
+        w.close()
+        return time.perf_counter() - t0
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            assert srv.tcp_port is not None
+            idle = await closed_after(srv.tcp_port, b"", keep_sending=False)
+            slow = await closed_after(srv.tcp_port, b'<event uid="x"', keep_sending=True)
+            # Events (pings included) keep a connection open past the idle timeout.
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            ping = (
+                b'<event version="2.0" uid="ping" type="t-x-c-t" time="x" start="x" stale="x">'
+                b'<point lat="0" lon="0"/></event>'
+            )
+            for _ in range(6):
+                await dev.send(ping)
+                await dev.receive(lambda g: len(g) > 0)
+                dev.seen.clear()
+                await asyncio.sleep(0.2)
+            await dev.close()
+            assert srv.stats.timeouts == 2 and srv.stats.pings == 6
+            assert 0.4 < idle < 2 and 0.4 < slow < 2
+
+    asyncio.run(scenario())
+
+
+def test_plain_tcp_only_from_allowed_networks(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> None:
+    """Loopback outside the allow-list: pytak's connection is closed at once, nothing stored."""
+    settings = CotSettings(port=free_port(), plain_networks=["10.0.0.0/8"], plain_role="sensor")
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            t0 = time.perf_counter()
+            with contextlib.suppress(ConnectionError):
+                await dev.send(sighting(36.95, 48.6, uid="stranger"))
+                async with asyncio.timeout(2):
+                    assert await dev.reader.read(1024) == b""
+            assert time.perf_counter() - t0 < 1
+            await dev.close()
+            await asyncio.sleep(0.2)
+            assert srv.stats.refused == 1 and srv.stats.connections == 0 and not srv.clients
+
+    asyncio.run(scenario())
+    assert rows(ctx.db) == {}
+    assert "refused, not in cot.plain_networks" in caplog.text
+
+
+def test_plain_tcp_needs_networks_and_a_role(tmp_path: Path, small_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from truceline.cli import app
+
+    base = ["serve", "--db", str(tmp_path / "x.db"), "--agreement", str(small_dir)]
+    r = CliRunner().invoke(app, [*base, "--cot-port", str(free_port())])
+    assert r.exit_code == 2 and "cot.plain_networks" in r.output, r.output
+    r = CliRunner().invoke(
+        app, [*base, "--cot-port", str(free_port()), "--cot-plain-networks", "127.0.0.1/32"]
+    )
+    assert r.exit_code == 2 and "cot.plain_role" in r.output, r.output
+    r = CliRunner().invoke(
+        app,
+        [*base, "--cot-port", "1", "--cot-plain-networks", "127.0.0.1/32", "--cot-plain-role", "admin"],
+    )
+    assert r.exit_code == 2 and "plain_role" in r.output, r.output

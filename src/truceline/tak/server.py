@@ -33,8 +33,10 @@ import datetime as dt
 import ipaddress
 import logging
 import ssl
+import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,8 @@ log = logging.getLogger("truceline.tak")
 PUSH_DAYS = 7
 #: How often the line and zones are sent again to connected devices.
 SHAPES_EVERY_S = 3600.0
+#: The shapes are drawn once for every device connecting within this (they only carry the time).
+_SHAPES_CACHE_S = 60.0
 _WRITE_TIMEOUT_S = 10.0
 _BATCH_WINDOW_S = 0.05
 _MAX_BATCH = 1000
@@ -186,6 +190,11 @@ class CotServer:
         self._wake = asyncio.Event()
         self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
         self._closing = False
+        # Storing has its own thread: pushes to many connecting devices (the default pool)
+        # never queue ahead of a device's report.
+        self._store_pool: ThreadPoolExecutor | None = None
+        self._shapes: tuple[object, dt.date, float, list[bytes]] | None = None
+        self._shapes_lock = asyncio.Lock()
         self.tcp_port: int | None = None
         self.tls_port: int | None = None
 
@@ -215,6 +224,7 @@ class CotServer:
     async def start(self) -> None:
         """Open the configured listeners and start pushing findings."""
         s = self.settings
+        self._store_pool = ThreadPoolExecutor(1, thread_name_prefix="cot-store")
         if s.port is not None:
             srv = await asyncio.start_server(self._on_tcp, self.host, s.port)
             self.tcp_port = srv.sockets[0].getsockname()[1]
@@ -252,6 +262,8 @@ class CotServer:
         for srv in self._servers:
             await srv.wait_closed()
         self._servers.clear()
+        if self._store_pool is not None:
+            self._store_pool.shutdown(wait=True)
 
     async def __aenter__(self) -> CotServer:
         await self.start()
@@ -293,7 +305,7 @@ class CotServer:
         victim.evicted = True
         self.clients.discard(victim)
         self.stats.evicted += 1
-        log.warning("CoT %s: closed to make room (%s)", victim.peer, why)
+        log.info("CoT %s: closed to make room (%s)", victim.peer, why)  # counted in stats
         victim.writer.close()
 
     def _make_room(self, address: str) -> None:
@@ -330,9 +342,10 @@ class CotServer:
         log.info("CoT %s connected as %s (%s)", peer, who.subject, who.role.value)
         splitter = cot.EventSplitter(s.max_event_bytes, s.max_connection_bytes)
         begun: float | None = None  # when the event now arriving began
+        # What a device is sent on connecting goes out beside reading it: its reports are read
+        # and stored at once, however long the pushes take.
+        self._spawn(self._welcome(client))
         try:
-            await self._push_agreement(client)
-            await self._push_findings([client])
             while not self._closing and not client.evicted:
                 if begun is not None:
                     deadline, what = begun + s.read_timeout_s, "an unfinished event"
@@ -383,8 +396,15 @@ class CotServer:
                 await writer.wait_closed()
             log.info("CoT %s disconnected", peer)
 
+    async def _welcome(self, client: _Client) -> None:
+        try:
+            await self._push_agreement(client)
+            await self._push_findings([client])
+        except Exception:  # a failed push ends nothing else
+            log.exception("CoT %s: pushing on connection failed", client.peer)
+
     async def _send(self, client: _Client, payloads: list[bytes]) -> None:
-        if not payloads:
+        if not payloads or client.writer.is_closing():
             return
         async with client.lock:
             try:
@@ -499,8 +519,10 @@ class CotServer:
         unexpected (a bug, or the database); splitting finds the record at fault in
         ~2 log2(n) transactions instead of losing the group.
         """
+        records = [p.record for p in items]
+        loop = asyncio.get_running_loop()
         try:
-            results = await asyncio.to_thread(self._submit, [p.record for p in items], who)
+            results = await loop.run_in_executor(self._store_pool, self._submit, records, who)
         except Exception as exc:
             if len(items) > 1:
                 log.error(
@@ -540,20 +562,33 @@ class CotServer:
     # -- pushing ----------------------------------------------------------------------------
 
     def _agreement_shapes(self) -> list[bytes]:
+        """The shapes in force, drawn again when the agreement or the day changes, or every
+        :data:`_SHAPES_CACHE_S` (a flood of connecting devices costs one drawing)."""
         now = self.ctx.clock()
         with self.ctx.db.read() as s:
             ag = self.ctx.agreement(s, self.settings.agreement)
         day = max(now.date(), ag.effective_from)
+        cached = self._shapes
+        if (
+            cached is not None
+            and cached[0] is ag
+            and cached[1] == day
+            and time.monotonic() - cached[2] < _SHAPES_CACHE_S
+        ):
+            return cached[3]
         fc = zones_feature_collection(ag, day)
-        return cot.shape_events(
+        shapes = cot.shape_events(
             fc["features"], now=now, stale=dt.timedelta(hours=2), simplify_m=self.settings.simplify_m
         )
+        self._shapes = (ag, day, time.monotonic(), shapes)
+        return shapes
 
     async def _push_agreement(self, client: _Client) -> None:
         if not client.principal.can(Permission.agreements_read):
             return
         try:
-            shapes = await asyncio.to_thread(self._agreement_shapes)
+            async with self._shapes_lock:  # devices connecting together wait for one drawing
+                shapes = await asyncio.to_thread(self._agreement_shapes)
         except TrucelineError as exc:
             log.warning("CoT: no shapes to push: %s", exc.message)
             return
