@@ -30,6 +30,7 @@ bench: $(STAMP)
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
 	$(PY) benchmarks/replay.py --store
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/cot_flood.py
 	@if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/dashboard.py; else echo "dashboard benchmark: no /usr/bin/chromium"; fi
 
 ## lint: ruff (lint + format check), mypy strict over the whole package, and the layering
