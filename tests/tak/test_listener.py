@@ -764,3 +764,20 @@ def test_plain_tcp_needs_networks_and_a_role(tmp_path: Path, small_dir: Path) ->
         [*base, "--cot-port", "1", "--cot-plain-networks", "127.0.0.1/32", "--cot-plain-role", "admin"],
     )
     assert r.exit_code == 2 and "plain_role" in r.output, r.output
+
+
+def test_plain_tcp_settings_from_the_config_file(tmp_path: Path) -> None:
+    """The `[cot]` table holds the same settings; options override it key by key."""
+    from truceline.errors import ValidationError
+
+    path = tmp_path / "truceline.toml"
+    path.write_text('[cot]\nport = 8087\nplain_role = "sensor"\ntls_role = "analyst"\n')
+    with pytest.raises(ValidationError, match=r"cot\.plain_networks"):
+        load_settings(path)
+    s = load_settings(path, cot={"plain_networks": ["10.1.0.0/16", "fd00::/8"]}).cot
+    assert (s.port, s.plain_role, s.tls_role) == (8087, "sensor", "analyst")
+    assert [str(n) for n in s.plain_networks] == ["10.1.0.0/16", "fd00::/8"]
+    path.write_text(path.read_text() + 'plain_networks = ["127.0.0.1/32"]\n')
+    assert load_settings(path).cot.plain_networks[0].num_addresses == 1
+    with pytest.raises(ValidationError, match="plain_networks"):
+        load_settings(path, cot={"plain_networks": ["not-a-network"]})
