@@ -1,15 +1,24 @@
-"""Read an agreement folder (``agreement.yaml`` plus geometry files) into a core :class:`Agreement`.
+"""Read an agreement (``agreement.yaml`` plus geometry files) into a core :class:`Agreement`.
 
-Geometry files may be GeoJSON (read directly), GeoPackage, Shapefile or KML (read with pyogrio).
-Files declaring another CRS are reprojected to WGS84 lon/lat. Every error names the file, the field
-and the fix; see ``docs/agreement-format.md`` for the format.
+The loader reads a mapping of the files' relative names to their bytes
+(:func:`load_agreement_files`): a folder on disk is one way to fill it (:func:`files_of_folder`,
+:func:`load_agreement`), an upload another (which so never touches the file system).
+Geometry files may be GeoJSON (read directly), KML or KMZ (:mod:`truceline.io.kml`), GeoPackage,
+Shapefile (the ``.shp`` with the ``.shx``, ``.dbf``, ``.prj`` beside it) or another format GDAL
+reads (with pyogrio, in memory). Files declaring another CRS are reprojected to WGS84 lon/lat.
+Every error names the file as the user named it, the field and the fix; see
+``docs/agreement-format.md`` for the format.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
-from pathlib import Path
+import re
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -27,11 +36,54 @@ from truceline.core.agreement import (
     WeaponClass,
     Zone,
 )
-from truceline.errors import AgreementError
+from truceline.errors import AgreementError, ValidationError
 
-__all__ = ["load_agreement", "read_features"]
+__all__ = ["files_of_folder", "load_agreement", "load_agreement_files", "read_features"]
 
 _YAML = "agreement.yaml"
+
+
+class _Files:
+    """An agreement's files by relative POSIX name, and the folder they came from (for messages)."""
+
+    __slots__ = ("data", "origin")
+
+    def __init__(self, data: Mapping[str, bytes], origin: str | None = None) -> None:
+        self.data = data
+        self.origin = origin
+
+    def label(self, name: str) -> str:
+        """The file as messages name it: under its folder when it came from one."""
+        return str(PurePosixPath(self.origin) / name) if self.origin else name
+
+    def read(self, name: str) -> bytes:
+        data = self.data.get(_normal(name))
+        if data is None:
+            raise AgreementError(f"file not found: {self.label(name)}", file=self.label(name))
+        return data
+
+
+def _normal(name: str) -> str:
+    # `./line.geojson` and `line.geojson` name the same file
+    return PurePosixPath(name).as_posix()
+
+
+def files_of_folder(path: str | Path) -> dict[str, bytes]:
+    """Every file of an agreement folder (or of the folder of its ``agreement.yaml``).
+
+    Keys are relative POSIX paths (``geometry/line.geojson``); hidden files and folders are left out.
+    """
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    if not (folder / _YAML).is_file():
+        raise AgreementError(
+            f"no {_YAML} in {folder}; see docs/agreement-format.md", file=str(folder / _YAML)
+        )
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
 
 
 class Feature:
@@ -70,28 +122,50 @@ def _refuse_nul(data: Any, file: str) -> None:
         )
 
 
-def read_features(path: Path) -> list[Feature]:
+def read_features(path: str | Path) -> list[Feature]:
     """Read the features of a geometry file as WGS84 lon/lat shapely geometries."""
-    if not path.exists():
+    path = Path(path)
+    if not path.is_file():
         raise AgreementError(f"file not found: {path}", file=str(path))
-    suffix = path.suffix.lower()
+    files = {path.name: path.read_bytes()}
+    if path.suffix.lower() == ".shp":
+        beside = [p.name for p in path.parent.iterdir() if p.is_file()]
+        files |= {n: (path.parent / n).read_bytes() for n in _companions(path.name, beside)}
+    return _features(_Files(files, str(path.parent)), path.name)
+
+
+def _companions(name: str, names: Iterable[str]) -> list[str]:
+    """The files beside a shapefile that belong to it (``line.shx``, ``line.dbf``, ...)."""
+    shp = PurePosixPath(name)
+    return [
+        n
+        for n in names
+        if n != name and (p := PurePosixPath(n)).parent == shp.parent and p.stem == shp.stem
+    ]
+
+
+def _features(files: _Files, name: str) -> list[Feature]:
+    data, label = files.read(name), files.label(name)
+    suffix = PurePosixPath(name).suffix.lower()
     if suffix in (".geojson", ".json"):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(data.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AgreementError(f"not valid GeoJSON ({exc})", file=str(path)) from exc
-        _refuse_nul(data, str(path))
-        feats = _geojson_features(data, path)
+            raise AgreementError(f"not valid GeoJSON ({exc})", file=label) from exc
+        _refuse_nul(doc, label)
+        feats = _geojson_features(doc, label)
+    elif suffix in (".kml", ".kmz"):
+        feats = _kml_features(data, label)
     else:
-        feats = _ogr_features(path)
+        feats = _ogr_features(files, _normal(name))
     if not feats:
-        raise AgreementError("the file holds no features", file=str(path))
+        raise AgreementError("the file holds no features", file=label)
     return feats
 
 
-def _geojson_features(data: Any, path: Path) -> list[Feature]:
+def _geojson_features(data: Any, label: str) -> list[Feature]:
     if not isinstance(data, dict) or "type" not in data:
-        raise AgreementError("not a GeoJSON object (no `type`)", file=str(path))
+        raise AgreementError("not a GeoJSON object (no `type`)", file=label)
     if data["type"] == "FeatureCollection":
         items = data.get("features") or []
     elif data["type"] == "Feature":
@@ -103,22 +177,64 @@ def _geojson_features(data: Any, path: Path) -> list[Feature]:
         try:
             geom = shapely.from_geojson(json.dumps(f.get("geometry")))
         except Exception as exc:  # shapely raises GEOSException subclasses and ValueError
-            raise AgreementError(f"feature {i} has an invalid geometry ({exc})", file=str(path)) from exc
+            raise AgreementError(f"feature {i} has an invalid geometry ({exc})", file=label) from exc
         if geom is None:
-            raise AgreementError(f"feature {i} has no geometry", file=str(path))
+            raise AgreementError(f"feature {i} has no geometry", file=label)
         out.append(Feature(geom, dict(f.get("properties") or {})))
     return out
 
 
-def _ogr_features(path: Path) -> list[Feature]:
+def _kml_features(data: bytes, label: str) -> list[Feature]:
+    """Placemarks (parsed by defusedxml) with their ExtendedData as properties."""
+    from truceline.io.kml import parse_kml
+
+    try:
+        marks = parse_kml(data, label)
+    except ValidationError as exc:
+        raise AgreementError(exc.message.removeprefix(f"{label}: "), file=label) from exc
+    out = []
+    for i, pm in enumerate(marks):
+        if isinstance(pm.geometry, ValueError):  # read_kml's report of a placemark it cannot read
+            raise AgreementError(f"feature {i} has an invalid geometry ({pm.geometry})", file=label)
+        if pm.geometry is None:
+            raise AgreementError(f"feature {i} has no geometry", file=label)
+        out.append(Feature(_homogeneous(pm.geometry), dict(pm.properties)))
+    return out
+
+
+def _homogeneous(g: Any) -> Any:
+    """A KML MultiGeometry of one kind as its Multi* geometry (as GDAL reads it)."""
+    if g.geom_type != "GeometryCollection":
+        return g
+    parts = shapely.get_parts(shapely.get_parts(g))
+    kinds = {p.geom_type for p in parts}
+    if len(kinds) != 1:
+        return g
+    kind = kinds.pop()
+    if kind == "Point":
+        return shapely.MultiPoint(list(parts))
+    if kind == "LineString":
+        return shapely.MultiLineString(list(parts))
+    if kind == "Polygon":
+        return shapely.MultiPolygon(list(parts))
+    return g
+
+
+def _ogr_features(files: _Files, name: str) -> list[Feature]:
+    label = files.label(name)
     try:
         from pyogrio.raw import read
     except ImportError as exc:  # pragma: no cover - pyogrio is a dependency
-        raise AgreementError("pyogrio is needed to read this format", file=str(path)) from exc
+        raise AgreementError("pyogrio is needed to read this format", file=label) from exc
+    archive = _zipped(files, name)
     try:
-        meta, _, geoms, fields = read(path)
+        meta, _, geoms, fields = read(archive)
+    except IndexError as exc:  # pyogrio's way of saying that GDAL found no layer
+        raise AgreementError("cannot read the file (no layer found in it)", file=label) from exc
     except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
-        raise AgreementError(f"cannot read the file ({exc})", file=str(path)) from exc
+        # GDAL names the in-memory archive pyogrio made; the user knows the file by its name
+        why = _VSI.sub(label, str(exc))
+        raise AgreementError(f"cannot read the file ({why})", file=label) from exc
     shp = shapely.from_wkb(geoms)
     crs = meta.get("crs")
     if crs and crs.upper() not in ("EPSG:4326", "OGC:CRS84"):
@@ -134,18 +250,44 @@ def _ogr_features(path: Path) -> list[Feature]:
     return out
 
 
+_VSI = re.compile(r"/vsi[^\s']*")
+
+
+def _zipped(files: _Files, name: str) -> bytes:
+    """The file (a shapefile with its companions) in an uncompressed zip held in memory.
+
+    pyogrio opens a zip's bytes through GDAL's /vsimem/ and /vsizip/: nothing is written to disk,
+    and the file keeps its name (GDAL picks the driver by it; a shapefile finds its ``.dbf``).
+    """
+    names = [name]
+    if PurePosixPath(name).suffix.lower() == ".shp":
+        names += _companions(name, files.data)
+        if not any(n.lower().endswith(".shx") for n in names):
+            shx = PurePosixPath(name).with_suffix(".shx").as_posix()
+            raise AgreementError(
+                f"the shapefile's index {files.label(shx)} is missing; give it (and the .dbf and "
+                ".prj) beside the .shp",
+                file=files.label(name),
+            )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        for n in names:
+            z.writestr(PurePosixPath(n).name, files.data[n])
+    return buf.getvalue()
+
+
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _geometry(folder: Path, ref: Any, field: str, kinds: tuple[str, ...]) -> Any:
+def _geometry(files: _Files, ref: Any, field: str, kinds: tuple[str, ...]) -> Any:
     """Read the geometry named by a ``{file: ..., feature: ...}`` reference, merged into one."""
     if isinstance(ref, str):
         ref = {"file": ref}
     if not isinstance(ref, dict) or "file" not in ref:
         raise AgreementError("give `{file: NAME}`", file=_YAML, field=field)
-    path = folder / str(ref["file"])
-    feats = read_features(path)
+    path = files.label(str(ref["file"]))
+    feats = _features(files, str(ref["file"]))
     if "feature" in ref:
         feats = [f for f in feats if str(f.properties.get("id")) == str(ref["feature"])]
         if not feats:
@@ -156,7 +298,7 @@ def _geometry(folder: Path, ref: Any, field: str, kinds: tuple[str, ...]) -> Any
     for g in geoms:
         if g.geom_type not in kinds:
             raise AgreementError(
-                f"expected {' or '.join(kinds)}, found {g.geom_type}", file=str(path), field=field
+                f"expected {' or '.join(kinds)}, found {g.geom_type}", file=path, field=field
             )
         _check_lonlat(g, path, field)
     if kinds[0] == "LineString":
@@ -166,21 +308,21 @@ def _geometry(folder: Path, ref: Any, field: str, kinds: tuple[str, ...]) -> Any
     if not merged.is_valid:
         raise AgreementError(
             f"invalid polygon ({shapely.is_valid_reason(merged)}); fix the ring",
-            file=str(path),
+            file=path,
             field=field,
         )
     return merged
 
 
-def _check_lonlat(g: Any, path: Path, field: str) -> None:
+def _check_lonlat(g: Any, path: str, field: str) -> None:
     xy = shapely.get_coordinates(g)
     if not np.all(np.isfinite(xy)):
-        raise AgreementError("non-finite coordinates", file=str(path), field=field)
+        raise AgreementError("non-finite coordinates", file=path, field=field)
     if np.any(np.abs(xy[:, 0]) > 180) or np.any(np.abs(xy[:, 1]) > 90):
         raise AgreementError(
             "coordinates are not WGS84 lon/lat degrees (|lon| <= 180, |lat| <= 90); "
             "reproject the file to EPSG:4326",
-            file=str(path),
+            file=path,
             field=field,
         )
 
@@ -201,7 +343,7 @@ def _build(model: type[pydantic.BaseModel], data: Any, field: str) -> Any:
         raise AgreementError(str(exc.message), file=_YAML, field=exc.field or field) from exc
 
 
-def _zones(folder: Path, items: Any, field: str) -> list[Zone]:
+def _zones(files: _Files, items: Any, field: str) -> list[Zone]:
     if not isinstance(items, list):
         raise AgreementError("`zones` must be a list", file=_YAML, field=field)
     out = []
@@ -218,7 +360,7 @@ def _zones(folder: Path, items: Any, field: str) -> list[Zone]:
                 raise AgreementError(
                     "a polygon zone needs `file`", file=_YAML, field=f"{field}[{i}].file"
                 )
-            z["geometry"] = _geometry(folder, ref, f"{field}[{i}].file", ("Polygon", "MultiPolygon"))
+            z["geometry"] = _geometry(files, ref, f"{field}[{i}].file", ("Polygon", "MultiPolygon"))
         out.append(_build(Zone, z, f"{field}[{i}]"))
     return out
 
@@ -234,12 +376,12 @@ def _rules(items: Any, field: str) -> list[Rule]:
     return out
 
 
-def _sectors(folder: Path, ref: Any) -> list[Sector]:
+def _sectors(files: _Files, ref: Any) -> list[Sector]:
     """The sectors named by ``{file: NAME}`` (or a bare file name): polygons with id, nation, name."""
-    feats = read_features(folder / str(ref["file"] if isinstance(ref, dict) else ref))
+    feats = _features(files, str(ref["file"] if isinstance(ref, dict) else ref))
     out = []
     for i, f in enumerate(feats):
-        _check_lonlat(f.geometry, folder / "sectors", f"sectors[{i}]")
+        _check_lonlat(f.geometry, files.label("sectors"), f"sectors[{i}]")
         out.append(
             _build(
                 Sector,
@@ -266,64 +408,94 @@ def _expand_star(rules: list[Rule], parties: list[str]) -> list[Rule]:
 
 
 def load_agreement(path: str | Path) -> Agreement:
-    """Load and validate an agreement folder (or its ``agreement.yaml``)."""
+    """Load and validate an agreement folder (or its ``agreement.yaml``).
+
+    Messages name the files under the folder as given (``examples/x/line.geojson``).
+    """
     path = Path(path)
     folder = path.parent if path.is_file() else path
-    yml = folder / _YAML
-    if not yml.exists():
-        raise AgreementError(f"no {_YAML} in {folder}; see docs/agreement-format.md", file=str(yml))
+    return load_agreement_files(files_of_folder(folder), origin=str(folder))
+
+
+def _read_yaml(files: _Files) -> dict[str, Any]:
+    """``agreement.yaml`` parsed: a mapping holding no NUL."""
+    yml = files.label(_YAML)
+    if _YAML not in files.data:
+        where = files.origin or "the files"
+        raise AgreementError(f"no {_YAML} in {where}; see docs/agreement-format.md", file=yml)
     try:
-        raw = yaml.safe_load(yml.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AgreementError(f"not valid YAML ({exc})", file=str(yml)) from exc
+        raw = yaml.safe_load(files.data[_YAML].decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise AgreementError(f"not valid YAML ({exc})", file=yml) from exc
     if not isinstance(raw, dict):
-        raise AgreementError("the file must hold a mapping", file=str(yml))
-    _refuse_nul(raw, str(yml))
+        raise AgreementError("the file must hold a mapping", file=yml)
+    _refuse_nul(raw, yml)
+    return raw
+
+
+def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = None) -> Agreement:
+    """Load and validate an agreement from its files, by relative POSIX name.
+
+    Parameters
+    ----------
+    files
+        ``agreement.yaml`` and the geometry files it names (``geometry/line.geojson``: bytes).
+    origin
+        The folder the files came from, if any: messages name them under it.
+
+    Raises
+    ------
+    AgreementError
+        The message names the file, the field and the fix.
+    """
+    fs = _Files(files, origin)
+    yml = fs.label(_YAML)
+    raw = _read_yaml(fs)
 
     def need(key: str) -> Any:
         if key not in raw:
-            raise AgreementError(f"missing `{key}`", file=str(yml), field=key)
+            raise AgreementError(f"missing `{key}`", file=yml, field=key)
         return raw[key]
 
     try:
         parties = [_build(Party, p, f"parties[{i}]") for i, p in enumerate(need("parties"))]
         if len(parties) != 2:
-            raise AgreementError("give exactly two parties", file=str(yml), field="parties")
+            raise AgreementError("give exactly two parties", file=yml, field="parties")
         pids = [p.id for p in parties]
         line_ref = need("line")
         if not isinstance(line_ref, dict):
-            raise AgreementError("`line` must be a mapping", file=str(yml), field="line")
+            raise AgreementError("`line` must be a mapping", file=yml, field="line")
         for key in ("left", "right"):
             if line_ref.get(key) not in pids:
                 raise AgreementError(
                     f"unknown party {line_ref.get(key)!r}; use one of {', '.join(pids)}",
-                    file=str(yml),
+                    file=yml,
                     field=f"line.{key}",
                 )
-        line = _geometry(folder, line_ref, "line.file", ("LineString", "MultiLineString"))
+        line = _geometry(fs, line_ref, "line.file", ("LineString", "MultiLineString"))
         area = None
         if raw.get("area_of_application") is not None:
             area = _geometry(
-                folder,
+                fs,
                 raw["area_of_application"],
                 "area_of_application",
                 ("Polygon", "MultiPolygon"),
             )
         refs = {
-            str(k): _geometry(folder, v, f"reference_lines.{k}", ("LineString", "MultiLineString"))
+            str(k): _geometry(fs, v, f"reference_lines.{k}", ("LineString", "MultiLineString"))
             for k, v in (raw.get("reference_lines") or {}).items()
         }
-        zones = _zones(folder, raw.get("zones") or [], "zones")
+        zones = _zones(fs, raw.get("zones") or [], "zones")
         rules = _expand_star(_rules(raw.get("rules") or [], "rules"), pids)
         wcs = [
             _build(WeaponClass, w, f"weapon_classes[{i}]")
             for i, w in enumerate(raw.get("weapon_classes") or [])
         ]
-        sectors = _sectors(folder, raw["sectors"]) if raw.get("sectors") else []
+        sectors = _sectors(fs, raw["sectors"]) if raw.get("sectors") else []
         ops: list[ObservationPost] = []
         if raw.get("observation_posts"):
             ref = raw["observation_posts"]
-            feats = read_features(folder / str(ref["file"] if isinstance(ref, dict) else ref))
+            feats = _features(fs, str(ref["file"] if isinstance(ref, dict) else ref))
             for i, f in enumerate(feats):
                 if f.geometry.geom_type != "Point":
                     raise AgreementError(
@@ -356,7 +528,7 @@ def load_agreement(path: str | Path) -> Agreement:
             )
         ]
         for i, am in enumerate(raw.get("amendments") or []):
-            versions.append(_amend(folder, versions[-1], am, f"amendments[{i}]", pids))
+            versions.append(_amend(fs, versions[-1], am, f"amendments[{i}]", pids))
         sides = {"left": line_ref["left"], "right": line_ref["right"]}
         return Agreement(
             id=str(need("id")),
@@ -375,10 +547,10 @@ def load_agreement(path: str | Path) -> Agreement:
     except pydantic.ValidationError as exc:
         e = exc.errors()[0]
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        raise AgreementError(msg, file=str(yml), field=_loc(dict(e)) or None) from exc
+        raise AgreementError(msg, file=yml, field=_loc(dict(e)) or None) from exc
     except AgreementError as exc:
         if exc.file is None:
-            raise AgreementError(exc.message, file=str(yml), field=exc.field) from exc
+            raise AgreementError(exc.message, file=yml, field=exc.field) from exc
         raise
 
 
@@ -394,15 +566,15 @@ def _date(v: Any, field: str) -> dt.date:
 
 
 def _amend(
-    folder: Path, prev: AgreementVersion, am: Any, field: str, pids: list[str]
+    files: _Files, prev: AgreementVersion, am: Any, field: str, pids: list[str]
 ) -> AgreementVersion:
     if not isinstance(am, dict):
         raise AgreementError("each amendment must be a mapping", file=_YAML, field=field)
     line = prev.line
     if am.get("line") is not None:
-        line = _geometry(folder, am["line"], f"{field}.line", ("LineString", "MultiLineString"))
+        line = _geometry(files, am["line"], f"{field}.line", ("LineString", "MultiLineString"))
     zones = {z.id: z for z in prev.zones}
-    for z in _zones(folder, am.get("zones") or [], f"{field}.zones"):
+    for z in _zones(files, am.get("zones") or [], f"{field}.zones"):
         zones[z.id] = z
     rules = {r.id: r for r in prev.rules}
     for rid in am.get("remove_rules") or []:
@@ -414,7 +586,7 @@ def _amend(
     refs = dict(prev.reference_lines)
     for k, v in (am.get("reference_lines") or {}).items():
         refs[str(k)] = _geometry(
-            folder, v, f"{field}.reference_lines.{k}", ("LineString", "MultiLineString")
+            files, v, f"{field}.reference_lines.{k}", ("LineString", "MultiLineString")
         )
     return AgreementVersion(
         effective_from=_date(am.get("effective_from"), f"{field}.effective_from"),

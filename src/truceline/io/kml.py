@@ -10,6 +10,7 @@ double that was written (``lon,lat`` order, WGS84, as KML requires).
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from defusedxml import DefusedXmlException
 
 from truceline.errors import ValidationError
 
-__all__ = ["KML_NS", "MAX_KML_BYTES", "Placemark", "read_kml", "write_kml"]
+__all__ = ["KML_NS", "MAX_KML_BYTES", "Placemark", "parse_kml", "read_kml", "write_kml"]
 
 KML_NS = "http://www.opengis.net/kml/2.2"
 _NS = f"{{{KML_NS}}}"
@@ -142,30 +143,32 @@ def write_kml(
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _kml_bytes(path: Path) -> bytes:
-    if path.suffix.lower() != ".kmz":
-        if path.stat().st_size > MAX_KML_BYTES:
-            raise ValidationError(f"{path}: larger than {MAX_KML_BYTES} bytes; split the file")
-        return path.read_bytes()
+def _kml_bytes(source: Path | bytes, name: str, kmz: bool) -> bytes:
+    """The KML document of a file or of its bytes (a KMZ's ``doc.kml``, or its first ``.kml``)."""
+    if not kmz:
+        size = source.stat().st_size if isinstance(source, Path) else len(source)
+        if size > MAX_KML_BYTES:
+            raise ValidationError(f"{name}: larger than {MAX_KML_BYTES} bytes; split the file")
+        return source.read_bytes() if isinstance(source, Path) else source
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source)) as z:
             names = [i for i in z.infolist() if i.filename.lower().endswith(".kml")]
             if not names:
-                raise ValidationError(f"{path}: the KMZ holds no .kml document")
+                raise ValidationError(f"{name}: the KMZ holds no .kml document")
             info = next((i for i in names if i.filename.lower() == "doc.kml"), names[0])
             if info.file_size > MAX_KML_BYTES:
                 raise ValidationError(
-                    f"{path}: {info.filename} unpacks to {info.file_size} bytes; the limit is "
+                    f"{name}: {info.filename} unpacks to {info.file_size} bytes; the limit is "
                     f"{MAX_KML_BYTES}"
                 )
             with z.open(info) as fh:
                 # Read one byte past the bound: a lying header cannot make us unpack more.
                 data = fh.read(MAX_KML_BYTES + 1)
             if len(data) > MAX_KML_BYTES:
-                raise ValidationError(f"{path}: {info.filename} is larger than {MAX_KML_BYTES} bytes")
+                raise ValidationError(f"{name}: {info.filename} is larger than {MAX_KML_BYTES} bytes")
             return data
     except zipfile.BadZipFile as exc:
-        raise ValidationError(f"{path}: not a KMZ (zip) file ({exc})") from exc
+        raise ValidationError(f"{name}: not a KMZ (zip) file ({exc})") from exc
 
 
 def _local(tag: str) -> str:
@@ -242,7 +245,15 @@ def read_kml(path: str | Path) -> list[Placemark]:
         The file is not well-formed KML, or holds a DTD or entity declarations (refused).
     """
     path = Path(path)
-    data = _kml_bytes(path)
+    return _placemarks(_kml_bytes(path, str(path), path.suffix.lower() == ".kmz"), str(path))
+
+
+def parse_kml(data: bytes, name: str) -> list[Placemark]:
+    """:func:`read_kml` of a file's bytes; ``name`` (ending ``.kml`` or ``.kmz``) is named in errors."""
+    return _placemarks(_kml_bytes(data, name, name.lower().endswith(".kmz")), name)
+
+
+def _placemarks(data: bytes, path: str) -> list[Placemark]:
     try:
         root = SafeElementTree.fromstring(
             data, forbid_dtd=True, forbid_entities=True, forbid_external=True

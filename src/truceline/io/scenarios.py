@@ -14,22 +14,30 @@ Each scenario names what it changes; everything else is the agreement's own::
         sectors: {file: scenarios/sectors-salient.geojson}
 
 A folder without ``scenarios:`` has one scenario, ``agreement``: the agreement as it is.
+Like agreements, scenarios are read from the files by name (:func:`load_scenarios_files`), a folder
+being one way to fill them (:func:`load_scenarios`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from truceline.core.planner import Scenario, apply_scenario
 from truceline.errors import AgreementError
-from truceline.io.agreement_files import _geometry, _sectors, _zones, load_agreement
+from truceline.io.agreement_files import (
+    _Files,
+    _geometry,
+    _read_yaml,
+    _sectors,
+    _zones,
+    files_of_folder,
+    load_agreement_files,
+)
 
-__all__ = ["load_scenarios"]
+__all__ = ["load_scenarios", "load_scenarios_files"]
 
 _YAML = "agreement.yaml"
 _KEYS = {"id", "name", "description", "line", "zones", "sectors"}
@@ -37,7 +45,21 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 def load_scenarios(path: str | Path, ids: Sequence[str] | None = None) -> list[Scenario]:
+    """The scenarios of an agreement folder (or of its ``agreement.yaml``'s folder).
+
+    See :func:`load_scenarios_files`.
+    """
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    return load_scenarios_files(files_of_folder(folder), ids, origin=str(folder))
+
+
+def load_scenarios_files(
+    files: Mapping[str, bytes], ids: Sequence[str] | None = None, *, origin: str | None = None
+) -> list[Scenario]:
     """The agreement's scenarios, in file order or in the order of ``ids``.
+
+    ``files`` and ``origin`` as for :func:`truceline.io.agreement_files.load_agreement_files`.
 
     Raises
     ------
@@ -45,10 +67,9 @@ def load_scenarios(path: str | Path, ids: Sequence[str] | None = None) -> list[S
         A scenario that cannot be built (the message names ``scenarios[i]``, the field and the fix),
         or an unknown id in ``ids``.
     """
-    path = Path(path)
-    folder = path.parent if path.is_file() else path
-    base = load_agreement(folder)
-    raw = yaml.safe_load((folder / _YAML).read_text(encoding="utf-8"))
+    fs = _Files(files, origin)
+    base = load_agreement_files(files, origin=origin)
+    raw = _read_yaml(fs)
     items = raw.get("scenarios")
     if not items:
         out = [Scenario("agreement", base.name, base.description, base)]
@@ -56,7 +77,7 @@ def load_scenarios(path: str | Path, ids: Sequence[str] | None = None) -> list[S
         if not isinstance(items, list):
             raise AgreementError("`scenarios` must be a list", file=_YAML, field="scenarios")
         base_zones = {str(z.get("id")): z for z in (raw.get("zones") or []) if isinstance(z, dict)}
-        out = [_scenario(folder, base, base_zones, item, i) for i, item in enumerate(items)]
+        out = [_scenario(fs, base, base_zones, item, i) for i, item in enumerate(items)]
         seen: set[str] = set()
         for i, sc in enumerate(out):
             if sc.id in seen:
@@ -80,7 +101,7 @@ def load_scenarios(path: str | Path, ids: Sequence[str] | None = None) -> list[S
 
 
 def _scenario(
-    folder: Path, base: Any, base_zones: dict[str, dict[str, Any]], item: Any, i: int
+    fs: _Files, base: Any, base_zones: dict[str, dict[str, Any]], item: Any, i: int
 ) -> Scenario:
     where = f"scenarios[{i}]"
     if not isinstance(item, dict):
@@ -101,7 +122,7 @@ def _scenario(
         )
     line = None
     if item.get("line") is not None:
-        line = _geometry(folder, item["line"], f"{where}.line", ("LineString", "MultiLineString"))
+        line = _geometry(fs, item["line"], f"{where}.line", ("LineString", "MultiLineString"))
     zones_raw = item.get("zones") or []
     if not isinstance(zones_raw, list):
         raise AgreementError("`zones` must be a list", file=_YAML, field=f"{where}.zones")
@@ -112,8 +133,8 @@ def _scenario(
         old = base_zones.get(str(z.get("id")))
         same_type = old is not None and z.get("type", old.get("type")) == old.get("type")
         merged.append({**old, **z} if old is not None and same_type else z)
-    zones = _zones(folder, merged, f"{where}.zones")
-    sectors = _sectors(folder, item["sectors"]) if item.get("sectors") else None
+    zones = _zones(fs, merged, f"{where}.zones")
+    sectors = _sectors(fs, item["sectors"]) if item.get("sectors") else None
     try:
         ag = apply_scenario(base, line=line, zones=zones, sectors=sectors)
     except AgreementError as exc:
