@@ -53,8 +53,9 @@ READY = (
 
 def build(folder: Path, n: int, days: int) -> tuple[Path, dt.date, dt.date, int]:
     """Simulate and ingest until at least ``n`` reports are stored; returns db, first, last day."""
+    from truceline.context import SYSTEM
     from truceline.core.simulate import SimulationConfig, simulate
-    from truceline.io.agreement_files import load_agreement
+    from truceline.io.agreement_files import files_of_folder, load_agreement
     from truceline.services.agreement_store import register_agreement
     from truceline.services.ingest import ingest_incidents
     from truceline.store.db import make_engine, session_factory, upgrade
@@ -75,9 +76,12 @@ def build(folder: Path, n: int, days: int) -> tuple[Path, dt.date, dt.date, int]
     print(f"simulated {len(sim.reports):,} reports in {time.perf_counter() - t:.1f} s", flush=True)
     engine = make_engine(str(db))
     upgrade(engine)
+    files = files_of_folder(UKRAINE)
+    with session_factory(engine)() as s, s.begin():
+        now = dt.datetime.now(dt.UTC)
+        register_agreement(s, files, source=str(UKRAINE), actor=SYSTEM, now=now)
     t = time.perf_counter()
     with session_factory(engine)() as s, s.begin():
-        register_agreement(s, ag, UKRAINE)
         res = ingest_incidents(s, ag, sim.reports, list(range(len(sim.reports))), source="bench")
     took = time.perf_counter() - t
     print(f"stored {len(res.accepted):,} reports, {res.findings:,} findings in {took:.1f} s")

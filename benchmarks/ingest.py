@@ -68,18 +68,15 @@ def make_records(n: int, seed: int = 7) -> list[dict[str, Any]]:
 def _register(url: str) -> None:
     """Create the schema and register the agreement (once, before any submitter starts)."""
     from truceline.context import SYSTEM
-    from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
+    from truceline.io.agreement_files import files_of_folder
+    from truceline.services.agreement_store import register_agreement
     from truceline.store.db import Database
 
     db = Database(url, synchronous="FULL")
     db.upgrade()
     now = dt.datetime.now(dt.UTC)
-    cache = AgreementCache()
-    db.write(
-        lambda s: store_agreement(
-            s, files_of_folder(AGREEMENT), source=str(AGREEMENT), actor=SYSTEM, now=now, cache=cache
-        )
-    )
+    files = files_of_folder(AGREEMENT)
+    db.write(lambda s: register_agreement(s, files, source=str(AGREEMENT), actor=SYSTEM, now=now))
     db.dispose()
 
 

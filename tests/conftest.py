@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
-from truceline.io.agreement_files import load_agreement
+from truceline.io.agreement_files import files_of_folder, load_agreement
+from truceline.services.agreement_store import AgreementCache, Registration, register_agreement
+from truceline.services.auth import Principal, Role
 
 from .pg import db_url, pg_cluster  # noqa: F401  (fixtures: SQLite and PostGIS databases)
 
@@ -62,6 +66,21 @@ def write_small_agreement(folder: Path, yaml_text: str = SMALL_YAML) -> Path:
         json.dumps({"type": "Polygon", "coordinates": [DISENGAGEMENT]})
     )
     return folder
+
+
+#: Who registers the tests' agreements, and when (before anything else the tests store).
+REGISTRAR = Principal(subject="cli:test", role=Role.admin)
+REGISTERED_AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+_LOADED = AgreementCache()  # each agreement folder is loaded once per session
+
+
+def register_folder(
+    session: Session, folder: str | Path, *, now: dt.datetime = REGISTERED_AT
+) -> Registration:
+    """Register the agreement of ``folder`` as the CLI does (files, revision, ledger, audit)."""
+    return register_agreement(
+        session, files_of_folder(folder), source=str(folder), actor=REGISTRAR, now=now, cache=_LOADED
+    )
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.core.rules import prepare as prepare_rules
 from truceline.errors import UnavailableError
-from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
+from truceline.io.agreement_files import files_of_folder
+from truceline.services.agreement_store import AgreementCache, register_agreement
 from truceline.services.auth import Authenticator, Principal, Role, TokenAuthenticator
 from truceline.services.intake import Intake
 from truceline.services.planner import PlannerCache
@@ -87,11 +88,12 @@ class AppContext:
 
 
 def register_folders(ctx: AppContext, folders: Sequence[Path]) -> None:
+    """Register the agreement of each folder (a no-op for one registered unchanged)."""
     for folder in folders:
-        files = files_of_folder(Path(folder))
+        files = files_of_folder(folder)
 
         def register(s: Session, files: dict[str, bytes] = files, folder: Path = folder) -> None:
-            store_agreement(
+            register_agreement(
                 s, files, source=str(folder), actor=SYSTEM, now=ctx.clock(), cache=ctx.agreements
             )
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from truceline.errors import ValidationError
+from truceline.io.agreement_files import files_of_folder
+from truceline.services.agreement_store import files_hash
 from truceline.settings import load_settings
 
 from ..conftest import DISENGAGEMENT, SMALL_LINE, SMALL_YAML
@@ -172,3 +174,75 @@ def test_published_report_holds_released_findings_only(api: Api) -> None:
         assert f"finding {released}" in html and "2 other findings of the day" in html
         # what a liaison may not see is not published either: the reporter's ids and the source
         assert not any(f"pub-{i}" in html for i in range(3)) and "Patrol" not in html
+
+
+def test_upload_of_the_configured_folder_changes_nothing(api: Api, sectored_dir: Path) -> None:
+    """The server registered its folder as an upload of the same files would be: one content hash."""
+    files = files_of_folder(sectored_dir)
+    r = api.post("/agreements", json={"files": {k: v.decode() for k, v in files.items()}}).json()
+    assert not r["created"] and r["revision"] == 1 and r["agreement"]["revisions"] == 1
+    assert r["agreement"]["content_hash"] == files_hash(files)
+
+
+def test_uploads_never_touch_the_file_system(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads are read in memory, binary formats too: no temporary file or folder is made, and an
+    error names the file as the user named it."""
+    import base64
+    import tempfile
+
+    import geopandas as gpd
+    import shapely
+
+    made = tmp_path / "made"
+    made.mkdir()
+    line = gpd.GeoDataFrame(geometry=[shapely.LineString(SMALL_LINE)], crs="EPSG:4326")
+    line.to_crs(32637).to_file(made / "line.gpkg", driver="GPKG")
+    area = gpd.GeoDataFrame(geometry=[shapely.Polygon(DISENGAGEMENT)], crs="EPSG:4326")
+    area.to_file(made / "disengagement.shp")
+    binary = {f"geometry/{p.name}": base64.b64encode(p.read_bytes()).decode() for p in made.iterdir()}
+    yaml_text = (
+        SMALL_YAML.replace("id: small", "id: mem")
+        .replace("file: line.geojson", "file: geometry/line.gpkg")
+        .replace("file: disengagement.geojson", "file: geometry/disengagement.shp")
+    )
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an upload made a temporary file")
+
+    for name in ("mkdtemp", "mkstemp", "TemporaryDirectory", "NamedTemporaryFile", "TemporaryFile"):
+        monkeypatch.setattr(tempfile, name, refuse)
+
+    good = api.post("/agreements", json={"files": {"agreement.yaml": yaml_text}, "files_base64": binary})
+    assert good.status_code == 201, good.text
+    assert good.json()["created"] and good.json()["agreement"]["id"] == "mem"
+    projected = json.dumps({"type": "LineString", "coordinates": [[400000, 5500000], [410000, 5400000]]})
+    bad_json = api.post(
+        "/agreements",
+        json={
+            "files": {
+                "agreement.yaml": yaml_text.replace("geometry/line.gpkg", "geometry/line.geojson"),
+                "geometry/line.geojson": projected,
+            },
+            "files_base64": binary,
+        },
+    ).json()["error"]
+    assert bad_json["status"] == 422
+    assert bad_json["message"].startswith("geometry/line.geojson, field line.file: coordinates")
+    junk = base64.b64encode(b"not a geopackage").decode()
+    bad_gpkg = api.post(
+        "/agreements",
+        json={
+            "files": {"agreement.yaml": yaml_text},
+            "files_base64": {**binary, "geometry/line.gpkg": junk},
+        },
+    ).json()["error"]
+    assert bad_gpkg["message"].startswith(
+        "geometry/line.gpkg: cannot read the file ('geometry/line.gpkg'"
+    )
+    assert "/vsi" not in bad_gpkg["message"] and "/tmp" not in bad_gpkg["message"]
+    assert list(spare.iterdir()) == []

@@ -95,3 +95,53 @@ def test_demo_writes_report(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     reports = list((tmp_path / "demo").glob("report-*.html"))
     assert reports and "data:image/png;base64" in reports[0].read_text()
+
+
+def test_import_registers_the_agreement_as_the_server_does(tmp_path: Path, small_dir: Path) -> None:
+    """`truceline import` and a server configured with the same folder: one content hash, and each a
+    revision, a ledger entry and an audit row; importing again registers nothing more."""
+    from sqlalchemy import select
+
+    from truceline.context import build_context
+    from truceline.settings import load_settings
+    from truceline.store.db import Database
+    from truceline.store.models import AgreementRevisionRow, AgreementRow, AuditRow, LedgerEntryRow
+
+    reports = tmp_path / "r.csv"
+    reports.write_text(
+        "id,observed_at,lon,lat,kind,source_type,uncertainty_m\n"
+        "r1,2025-03-01T10:00:00Z,36.95,48.6,armed_personnel,patrol,50\n"
+    )
+    cli_db = str(tmp_path / "cli.db")
+    for _ in range(2):
+        res = runner.invoke(app, ["import", str(reports), "-a", str(small_dir), "--db", cli_db])
+        assert res.exit_code == 0, res.output
+    server = build_context(load_settings(db=str(tmp_path / "server.db"), agreements=[small_dir]))
+    server.close()
+
+    def registered(url: str) -> tuple[str, list[str], list[str], list[str]]:
+        d = Database(url)
+        try:
+            with d.read() as s:
+                row = s.get(AgreementRow, "small")
+                assert row is not None
+                return (
+                    row.content_hash,
+                    list(s.execute(select(AgreementRevisionRow.content_hash)).scalars()),
+                    list(
+                        s.execute(
+                            select(LedgerEntryRow.ref).where(LedgerEntryRow.kind == "agreement")
+                        ).scalars()
+                    ),
+                    list(
+                        s.execute(select(AuditRow.actor).where(AuditRow.entity == "agreement")).scalars()
+                    ),
+                )
+        finally:
+            d.dispose()
+
+    by_cli, by_server = registered(cli_db), registered(str(tmp_path / "server.db"))
+    digest = by_cli[0]
+    assert by_server[0] == digest and by_cli[1] == by_server[1] == [digest]
+    assert by_cli[2] == by_server[2] == ["agreement:small:1"]
+    assert len(by_cli[3]) == 1 and by_cli[3][0].startswith("cli:") and by_server[3] == ["system"]

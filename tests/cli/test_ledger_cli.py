@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from truceline.cli import app
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
-from truceline.services.agreement_store import register_agreement
 from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database
+
+from ..conftest import register_folder
 
 runner = CliRunner()
 
@@ -37,7 +38,7 @@ def test_verify_close_proof_and_detection(tmp_path: Path, small: Agreement, smal
         )
         for i in range(3)
     ]
-    db.write(lambda s: register_agreement(s, small, small_dir))
+    db.write(lambda s: register_folder(s, small_dir, now=yesterday))
     db.write(lambda s: ingest_incidents(s, small, incs, [0, 1, 2], source="t", now=yesterday))
     db.dispose()
 

@@ -13,11 +13,10 @@ from typer.testing import CliRunner
 from truceline.cli import app
 from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.io.agreement_files import load_agreement
-from truceline.services.agreement_store import register_agreement
 from truceline.services.ingest import ingest_incidents
 from truceline.store.db import make_engine, session_factory, upgrade
 
-from ..conftest import EXAMPLES
+from ..conftest import EXAMPLES, register_folder
 
 runner = CliRunner()
 UKR = str(EXAMPLES / "ukraine-2024")
@@ -79,7 +78,7 @@ def test_plan_replay(tmp_path: Path) -> None:
     engine = make_engine(db)
     upgrade(engine)
     with session_factory(engine)() as session, session.begin():
-        register_agreement(session, ag, UKR)
+        register_folder(session, UKR)
         ingest_incidents(session, ag, incs, list(range(150)), source="test")
     res = runner.invoke(app, ["plan", "replay", UKR, "--from", "frozen", "--to", "salient", "--db", db])
     assert res.exit_code == 0, res.output

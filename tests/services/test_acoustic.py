@@ -23,6 +23,8 @@ from truceline.services.acoustic import (
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import FindingRow, IncidentRow, RejectRow
 
+from ..conftest import register_folder
+
 NOW = 2e9  # detections are checked against "now" (2033): simulated days are in the past
 
 
@@ -110,9 +112,9 @@ def test_ingest_is_idempotent_and_keeps_reasons(
     engine = make_engine(str(tmp_path / "a.db"))
     upgrade(engine)
     sm = session_factory(engine)
-    args = (small, small_dir, sim_dir / "sensors.csv", sim_dir / "detections.csv",
-            sim_dir / "weather.csv")  # fmt: skip
+    args = (small, sim_dir / "sensors.csv", sim_dir / "detections.csv", sim_dir / "weather.csv")
     with sm() as s, s.begin():
+        register_folder(s, small_dir)
         first = ingest_acoustic(s, *args, now_s=NOW)
     with sm() as s, s.begin():
         second = ingest_acoustic(s, *args, now_s=NOW)

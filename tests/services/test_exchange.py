@@ -18,7 +18,6 @@ from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.io.formats import FORMATS
 from truceline.services import queries
-from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.exchange import (
     export_incidents,
@@ -29,6 +28,8 @@ from truceline.services.exchange import (
 from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database
 from truceline.store.models import IncidentRow
+
+from ..conftest import register_folder
 
 ADMIN = Principal(subject="test", role=Role.admin)
 NOW = dt.datetime(2025, 3, 2, tzinfo=dt.UTC)
@@ -74,7 +75,7 @@ def store(url: str, small: Agreement, small_dir: Path, items: list[Incident]) ->
     db.upgrade()
 
     def work(s):  # type: ignore[no-untyped-def]
-        register_agreement(s, small, small_dir)
+        register_folder(s, small_dir)
         return ingest_incidents(s, small, items, list(range(1, len(items) + 1)), source="t", now=NOW)
 
     res = db.write(work)
@@ -114,7 +115,7 @@ def test_export_then_import_gives_the_same_incidents(
     dst.upgrade()
 
     def imp(s):  # type: ignore[no-untyped-def]
-        register_agreement(s, small, small_dir)
+        register_folder(s, small_dir)
         return import_incidents(s, small, path, fmt, principal=ADMIN, now=NOW)
 
     out = dst.write(imp)

@@ -14,9 +14,10 @@ from truceline.context import SYSTEM
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.errors import NotFoundError
+from truceline.io.agreement_files import files_of_folder
 from truceline.services import ingest as service
 from truceline.services import intake as intake_mod
-from truceline.services.agreement_store import AgreementCache, files_of_folder, store_agreement
+from truceline.services.agreement_store import AgreementCache, register_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.intake import Intake
 from truceline.services.submissions import Verdict
@@ -55,7 +56,7 @@ def served(tmp_path: Path, small: Agreement, small_dir: Path):  # type: ignore[n
     db.upgrade()
     cache = AgreementCache()
     db.write(
-        lambda s: store_agreement(
+        lambda s: register_agreement(
             s, files_of_folder(small_dir), source=str(small_dir), actor=SYSTEM, now=NOW, cache=cache
         )
     )

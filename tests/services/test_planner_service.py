@@ -14,10 +14,11 @@ from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.core.planner import Comparison, replay
 from truceline.io.agreement_files import load_agreement
 from truceline.io.scenarios import load_scenarios
-from truceline.services.agreement_store import register_agreement
 from truceline.services.ingest import ingest_incidents
 from truceline.services.planner import compare_plan, load_history, replay_history
 from truceline.store.db import make_engine, session_factory, upgrade
+
+from ..conftest import register_folder
 
 G = Geod(ellps="WGS84")
 UKRAINE = Path(__file__).resolve().parents[2] / "examples" / "ukraine-2024"
@@ -106,7 +107,7 @@ def test_replay_from_the_store_matches_replay_in_memory(
     engine = make_engine(db_url)  # SQLite, and PostgreSQL + PostGIS (tests/pg.py)
     upgrade(engine)
     with session_factory(engine)() as session, session.begin():
-        register_agreement(session, ag, folder)
+        register_folder(session, folder)
         ingest_incidents(session, ag, incs, list(range(len(incs))), source="test")
     with session_factory(engine)() as session:
         hist = load_history(session, ag.id)

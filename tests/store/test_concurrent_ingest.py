@@ -14,14 +14,13 @@ from sqlalchemy import func, select
 
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import load_agreement
-from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.submissions import SubmissionResult, Verdict, submit_records
 from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import IncidentRow
 
-from ..conftest import EXAMPLES
+from ..conftest import EXAMPLES, register_folder
 
 AGREEMENT = EXAMPLES / "ukraine-2024"
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
@@ -41,7 +40,7 @@ def _ingest(
     ag = load_agreement(AGREEMENT)
     db = Database(url)
     db.upgrade()
-    db.write(lambda s: register_agreement(s, ag, AGREEMENT))
+    db.write(lambda s: register_folder(s, AGREEMENT))
     who = [Principal(subject=device, role=Role.monitor) for device, _ in batches]
     results: list[SubmissionResult | None] = [None] * len(batches)
     errors: list[BaseException] = []

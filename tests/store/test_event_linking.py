@@ -13,12 +13,11 @@ from truceline.core.incidents import Incident
 from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import load_agreement
 from truceline.services import events
-from truceline.services.agreement_store import register_agreement
 from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database, make_engine, session_factory, upgrade
 from truceline.store.models import EventRow, IncidentRow
 
-from ..conftest import EXAMPLES
+from ..conftest import EXAMPLES, register_folder
 
 
 def _events_after_single_submissions(db: Path, reports: list, submitters: list[str]) -> list[tuple]:
@@ -27,7 +26,7 @@ def _events_after_single_submissions(db: Path, reports: list, submitters: list[s
     upgrade(engine)
     session = session_factory(engine)
     with session() as s:
-        register_agreement(s, ag, EXAMPLES / "ukraine-2024")
+        register_folder(s, EXAMPLES / "ukraine-2024")
         s.commit()
     for k, r in enumerate(reports):
         with session() as s:
@@ -62,7 +61,7 @@ def test_reports_either_side_of_the_antimeridian_are_linked(db_url: str, small_d
     ag = load_agreement(small_dir)
     db = Database(db_url)
     db.upgrade()
-    db.write(lambda s: register_agreement(s, ag, small_dir))
+    db.write(lambda s: register_folder(s, small_dir))
     t = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 
     def blast(rid: str, lon: float, source: str, dt_s: float) -> Incident:

@@ -14,13 +14,14 @@ from sqlalchemy import Connection, text
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.ledger_verify import canonical_json, entry_hash, verify_proof
-from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role
 from truceline.services.ingest import ingest_incidents
 from truceline.services.review import Action, review
 from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import FindingRow
+
+from ..conftest import register_folder
 
 DAY = dt.date(2025, 3, 1)
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
@@ -49,7 +50,7 @@ class Ledgered:
 def ledgered(db_url: str, small: Agreement, small_dir: Path) -> Ledgered:
     """Two batches on 1 March (reports and findings), a review, the day closed on 2 March."""
     db = Database(db_url)
-    db.write(lambda s: register_agreement(s, small, small_dir))
+    db.write(lambda s: register_folder(s, small_dir, now=T0))
     db.write(
         lambda s: ingest_incidents(
             s,
@@ -290,7 +291,7 @@ def test_every_body_is_the_canonical_json_of_its_entry(
     re-serialises, agrees."""
     db = Database(db_url)
     try:
-        db.write(lambda s: register_agreement(s, small, small_dir))
+        db.write(lambda s: register_folder(s, small_dir, now=T0))
         incs = [
             incident(1).model_copy(update={"narrative": "plain text"}),
             incident(2, 36.952).model_copy(update={"narrative": 'Обстріл "поблизу" — 3 × 152 мм'}),

@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
-from truceline.services.agreement_store import register_agreement
 from truceline.services.ingest import ingest_incidents
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import FindingRow, IncidentRow
+
+from ..conftest import register_folder
 
 
 def incident(i: int, lon: float = 36.9, kind: str = "armed_personnel") -> Incident:
@@ -37,7 +38,7 @@ def session_maker(db_url: str, small: Agreement, small_dir: Path):  # type: igno
     upgrade(engine)
     sm = session_factory(engine)
     with sm() as s, s.begin():
-        register_agreement(s, small, small_dir)
+        register_folder(s, small_dir)
     yield sm
     engine.dispose()
 

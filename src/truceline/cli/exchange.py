@@ -26,6 +26,7 @@ from truceline.cli.options import (
     fail,
     format_option,
     output_option,
+    read_agreement_folder,
 )
 from truceline.errors import TrucelineError
 
@@ -202,22 +203,21 @@ def import_cmd(
 
     Rejected rows are kept in the store with their reasons (and written to --rejects if given).
     """
-    from truceline.io.agreement_files import load_agreement
     from truceline.io.incidents_io import write_rejects
-    from truceline.services.agreement_store import register_agreement
     from truceline.services.exchange import import_incidents
     from truceline.store.db import Database
 
     actors = _pairs(actor, "--actor")
     database = Database(db)
     try:
-        ag = load_agreement(agreement)
+        folder = read_agreement_folder(agreement)
         database.upgrade()
 
         def work(s):  # type: ignore[no-untyped-def]
-            register_agreement(s, ag, agreement)
+            now = dt.datetime.now(dt.UTC)
+            folder.register(s, now)
             return import_incidents(
-                s, ag, file, fmt, principal=cli_principal(), now=dt.datetime.now(dt.UTC), actors=actors
+                s, folder.agreement, file, fmt, principal=cli_principal(), now=now, actors=actors
             )
 
         # The import service reports no progress yet: a spinner says the command is working.

@@ -18,6 +18,7 @@ from truceline.cli.options import (
     err_console,
     fail,
     output_option,
+    read_agreement_folder,
 )
 from truceline.errors import TrucelineError
 
@@ -138,14 +139,17 @@ def locate(
 
 
 def _store(sensors: Path, detections: Path, weather: Path | None, agreement: Path, db: str) -> None:
+    import datetime as dt
+
     from truceline.services.acoustic import ingest_acoustic
     from truceline.store.db import make_engine, session_factory, upgrade
 
-    ag = _agreement(agreement)
+    folder = read_agreement_folder(agreement)
     engine = make_engine(db)
     upgrade(engine)
     with session_factory(engine)() as session, session.begin():
-        res = ingest_acoustic(session, ag, agreement, sensors, detections, weather)
+        folder.register(session, dt.datetime.now(dt.UTC))
+        res = ingest_acoustic(session, folder.agreement, sensors, detections, weather)
     console.print(
         f"Ingested {detections}: {res.events} events located, {res.accepted} accepted, "
         f"{res.duplicates} duplicates, {res.rejected} input rows rejected, {res.unassigned} "

@@ -1,4 +1,5 @@
-"""What the commands share: the consoles, the options that recur, the error exit and the caller.
+"""What the commands share: the consoles, the options that recur, the error exit, the caller and
+the agreement folder a command registers.
 
 Every option that takes a value names what it wants with a metavar in capitals (``--db DATABASE``,
 ``--date YYYY-MM-DD``, ``-a AGREEMENT_DIR``, ``--seed N``), never the Python type typer would show
@@ -8,6 +9,9 @@ recurs is defined here once, so it reads the same in every command (tests/cli/te
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +20,11 @@ from rich.console import Console
 
 from truceline.errors import TrucelineError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by the commands that use them: `truceline --help` stays quick
+    from sqlalchemy.orm import Session
+
+    from truceline.core.agreement import Agreement
+    from truceline.services.agreement_store import AgreementCache, Registration
     from truceline.services.auth import Principal
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "PORT",
     "TIME",
     "AgreementArg",
+    "AgreementFolder",
     "AgreementOption",
     "DbOption",
     "N",
@@ -43,6 +52,7 @@ __all__ = [
     "fail",
     "format_option",
     "output_option",
+    "read_agreement_folder",
 ]
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
@@ -114,3 +124,43 @@ def cli_principal() -> Principal:
     from truceline.services.auth import Principal, Role
 
     return Principal(subject=f"cli:{getpass.getuser()}", role=Role.admin)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementFolder:
+    """An agreement folder as a command reads it: its files, the agreement loaded from them."""
+
+    folder: Path
+    files: Mapping[str, bytes]
+    agreement: Agreement
+    cache: AgreementCache  # holds the agreement: registering does not load it again
+
+    def register(self, session: Session, now: dt.datetime) -> Registration:
+        """Register the agreement as the CLI's principal (a new revision only if the files changed)."""
+        from truceline.services.agreement_store import register_agreement
+
+        return register_agreement(
+            session,
+            self.files,
+            source=str(self.folder),
+            actor=cli_principal(),
+            now=now,
+            cache=self.cache,
+        )
+
+
+def read_agreement_folder(path: Path) -> AgreementFolder:
+    """Read and validate an agreement folder (or its ``agreement.yaml``).
+
+    Raises
+    ------
+    AgreementError
+        Naming the file under the folder, the field and the fix.
+    """
+    from truceline.io.agreement_files import files_of_folder
+    from truceline.services.agreement_store import AgreementCache
+
+    folder = path.parent if path.is_file() else path
+    files = files_of_folder(folder)
+    cache = AgreementCache()
+    return AgreementFolder(folder, files, cache.load(files, origin=str(folder)), cache)

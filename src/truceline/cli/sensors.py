@@ -20,6 +20,7 @@ from truceline.cli.options import (
     console,
     err_console,
     fail,
+    read_agreement_folder,
 )
 from truceline.errors import TrucelineError
 
@@ -31,12 +32,10 @@ sensors_app = typer.Typer(
 
 
 def _run(db: str, agreement: Path, work: Any) -> list[Any]:
-    from truceline.io.agreement_files import load_agreement
-    from truceline.services.agreement_store import register_agreement
     from truceline.store.db import Database
 
     try:
-        ag = load_agreement(agreement)
+        folder = read_agreement_folder(agreement)
     except TrucelineError as exc:
         raise fail(exc) from exc
     d = Database(db)
@@ -44,8 +43,8 @@ def _run(db: str, agreement: Path, work: Any) -> list[Any]:
     now = dt.datetime.now(dt.UTC)
 
     def unit(s: Any) -> list[Any]:
-        register_agreement(s, ag, agreement)
-        out: list[Any] = work(s, ag, cli_principal(), now)
+        folder.register(s, now)
+        out: list[Any] = work(s, folder.agreement, cli_principal(), now)
         return out
 
     try:

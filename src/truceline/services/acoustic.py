@@ -335,7 +335,6 @@ class AcousticIngest:
 def ingest_acoustic(
     session: Session,
     agreement: Agreement,
-    agreement_source: str | Path,
     sensors: Path,
     detections: Path,
     weather: Path | None = None,
@@ -348,16 +347,16 @@ def ingest_acoustic(
 
     Goes through :func:`truceline.services.ingest.ingest_incidents`: the same idempotency (an event's
     id comes from its detection ids), the same rule engine. Input rejects and detections that fit no
-    event are stored as rejects of the batch, each with its reason. The caller owns the transaction.
+    event are stored as rejects of the batch, each with its reason. The agreement is registered
+    already (:func:`truceline.services.agreement_store.register_agreement`); the caller owns the
+    transaction.
     """
-    from truceline.services.agreement_store import register_agreement
     from truceline.services.ingest import ingest_incidents
 
     run = run_acoustic(sensors, detections, weather, agreement=agreement, now_s=now_s)
     incidents, rows = acoustic_incidents(
         agreement, run, reliability=reliability, credibility=credibility
     )
-    register_agreement(session, agreement, agreement_source)
     res = ingest_incidents(
         session, agreement, incidents, rows, source=f"acoustic:{detections}",
         earlier_rejects=_incident_rejects(run),

@@ -1,8 +1,14 @@
-"""Agreements held by the server: their files in the database, loaded agreements in a cache.
+"""Agreements held in the store: the one way to register them, their files, loaded agreements.
 
-An agreement enters as a folder (``truceline serve --agreement`` / settings) or as uploaded files
-(``POST /api/v1/agreements``). Its files are stored as a numbered revision; a new upload with other
-content is a new revision (an amendment). The newest revision is the one in force.
+An agreement enters as files by name: uploaded (``POST /api/v1/agreements``) or read from a folder
+(the CLI, ``truceline serve --agreement`` / settings) with
+:func:`truceline.io.agreement_files.files_of_folder`. :func:`register_agreement` validates them in
+memory and stores them as a numbered revision, with a ledger entry and an audit row; files
+identical to the newest revision change nothing, other files are a new revision (an amendment).
+The newest revision is the one in force; its content hash is :func:`files_hash` of its files.
+
+Databases made before every registration wrote a revision may hold agreements the CLI registered
+with none: those are still read from their folder (``AgreementRow.source``) until registered again.
 """
 
 from __future__ import annotations
@@ -10,10 +16,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import tempfile
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sqlalchemy import func, select
@@ -21,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.errors import AgreementError, NotFoundError, ValidationError
-from truceline.io.agreement_files import load_agreement
+from truceline.io.agreement_files import files_of_folder, load_agreement, load_agreement_files
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal
 from truceline.store import ledger
@@ -29,30 +34,19 @@ from truceline.store.models import AgreementRevisionRow, AgreementRow
 
 __all__ = [
     "AgreementCache",
+    "Registration",
     "agreement_files",
     "files_hash",
-    "files_of_folder",
     "load_files",
-    "materialised",
     "register_agreement",
-    "store_agreement",
+    "revision_count",
 ]
 
 MAX_FILES = 64
 
 
-def files_of_folder(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by its relative POSIX path."""
-    if not (folder / "agreement.yaml").is_file():
-        raise AgreementError(f"no agreement.yaml in {folder}", file=str(folder))
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
-
-
 def files_hash(files: Mapping[str, bytes]) -> str:
+    """The content hash of an agreement's files: SHA-256 over their sorted names and digests."""
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode() + b"\0")
@@ -60,7 +54,7 @@ def files_hash(files: Mapping[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def _safe_name(name: str) -> PurePosixPath:
+def _check_name(name: str) -> None:
     p = PurePosixPath(name)
     if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name.startswith("."):
         raise ValidationError(
@@ -69,11 +63,13 @@ def _safe_name(name: str) -> PurePosixPath:
             value=name,
             fix="use names like agreement.yaml or geometry/line.geojson",
         )
-    return p
 
 
-def load_files(files: Mapping[str, bytes]) -> Agreement:
-    """Validate and load an agreement from its files (written to a private temporary folder)."""
+def load_files(files: Mapping[str, bytes], *, origin: str | None = None) -> Agreement:
+    """Validate and load an agreement from its files by name, in memory.
+
+    ``origin``: the folder they were read from, named in messages (none for an upload).
+    """
     if "agreement.yaml" not in files:
         raise AgreementError(
             "the upload has no agreement.yaml",
@@ -84,28 +80,9 @@ def load_files(files: Mapping[str, bytes]) -> Agreement:
         raise ValidationError(
             f"{len(files)} files; at most {MAX_FILES}", field="files", fix="merge geometry files"
         )
-    with materialised(files) as root:
-        try:
-            return load_agreement(root)
-        except AgreementError as exc:
-            raise AgreementError(_without(exc.message, root)) from exc
-
-
-@contextmanager
-def materialised(files: Mapping[str, bytes]) -> Iterator[Path]:
-    """The files written to a private temporary folder (removed afterwards), for folder readers."""
-    with tempfile.TemporaryDirectory(prefix="truceline-ag-") as tmp:
-        root = Path(tmp)
-        for name, data in files.items():
-            target = root / _safe_name(name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        yield root
-
-
-def _without(message: str, root: Path) -> str:
-    # Messages name the temporary folder; users know only their file names.
-    return message.replace(f"{root}/", "").replace(str(root), "")
+    for name in files:
+        _check_name(name)
+    return load_agreement_files(files, origin=origin)
 
 
 def _registered(session: Session, agreement_id: str) -> AgreementRow:
@@ -125,7 +102,8 @@ def _registered(session: Session, agreement_id: str) -> AgreementRow:
 def agreement_files(session: Session, agreement_id: str) -> tuple[str, dict[str, bytes]]:
     """The files of the agreement in force and their content hash (the revision's identity).
 
-    From the newest stored revision, or from the folder of an agreement registered by the CLI only.
+    From the newest stored revision, or (a database made before every registration wrote one) from
+    the folder the CLI registered the agreement from.
     """
     row = _registered(session, agreement_id)
     latest = _latest(session, agreement_id)
@@ -144,7 +122,17 @@ def _latest(session: Session, agreement_id: str) -> AgreementRevisionRow | None:
     ).scalar_one_or_none()
 
 
-def store_agreement(
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What :func:`register_agreement` did."""
+
+    row: AgreementRow
+    revision: AgreementRevisionRow  # the revision in force (new, or the identical newest one)
+    created: bool  # whether a new revision was made
+    agreement: Agreement  # as loaded from the files
+
+
+def register_agreement(
     session: Session,
     files: Mapping[str, bytes],
     *,
@@ -152,18 +140,27 @@ def store_agreement(
     actor: Principal,
     now: dt.datetime,
     cache: AgreementCache | None = None,
-) -> tuple[AgreementRow, AgreementRevisionRow, bool]:
+) -> Registration:
     """Validate the files and store them as a new revision unless identical to the newest.
 
-    Returns the agreement row, the revision in force, and whether a new revision was made. The
-    loaded agreement goes into ``cache`` so that the first request does not load it again.
+    A new revision gets a ledger entry (the files' hashes) and an audit row (``create`` for the
+    first, ``amend`` after). The caller owns the transaction.
+
+    Parameters
+    ----------
+    files
+        The agreement's files by relative POSIX name (an upload, or
+        :func:`truceline.io.agreement_files.files_of_folder`).
+    source
+        Where they came from: ``api``, or the folder.
+    actor
+        Who registers them (the audit row's actor, the revision's ``created_by``).
+    cache
+        Loaded agreements by content hash: used if the files were loaded already, and given the
+        loaded agreement so that the first request does not load it again.
     """
     digest = files_hash(files)
-    ag = cache.peek(digest) if cache is not None else None
-    if ag is None:
-        ag = load_files(files)
-        if cache is not None:
-            cache.put(digest, ag)
+    ag = cache.load(files) if cache is not None else load_files(files)
     row = session.get(AgreementRow, ag.id)
     if row is None:
         row = AgreementRow(id=ag.id, name=ag.name, source=source, content_hash=digest, loaded_at=now)
@@ -171,7 +168,7 @@ def store_agreement(
         session.flush()
     latest = _latest(session, ag.id)
     if latest is not None and latest.content_hash == digest:
-        return row, latest, False
+        return Registration(row, latest, False, ag)
     revision = AgreementRevisionRow(
         agreement_id=ag.id,
         revision=(latest.revision + 1) if latest else 1,
@@ -181,7 +178,7 @@ def store_agreement(
         created_by=actor.subject,
     )
     session.add(revision)
-    before = {
+    before: dict[str, object] = {
         "name": row.name,
         "content_hash": row.content_hash,
         "revision": latest.revision if latest else None,
@@ -215,7 +212,7 @@ def store_agreement(
         before=before if latest else None,
         after={"name": ag.name, "content_hash": digest, "revision": revision.revision, "source": source},
     )
-    return row, revision, True
+    return Registration(row, revision, True, ag)
 
 
 class AgreementCache:
@@ -235,6 +232,15 @@ class AgreementCache:
             self._by_hash[key] = agreement
             self.generation += 1
 
+    def load(self, files: Mapping[str, bytes], *, origin: str | None = None) -> Agreement:
+        """The agreement of these files (:func:`load_files`), loaded once per content hash."""
+        digest = files_hash(files)
+        hit = self.peek(digest)
+        if hit is None:
+            hit = load_files(files, origin=origin)
+            self.put(digest, hit)
+        return hit
+
     def get(self, session: Session, agreement_id: str) -> Agreement:
         """The agreement in force, loaded once per revision."""
         row = _registered(session, agreement_id)
@@ -246,7 +252,7 @@ class AgreementCache:
             return hit
         if latest is not None:
             ag = load_files({k: base64.b64decode(v) for k, v in latest.files.items()})
-        else:  # registered by the CLI from a folder only
+        else:  # a database made before every registration wrote a revision: the CLI's folder
             ag = load_agreement(row.source)
         with self._lock:
             self._by_hash[key] = ag
@@ -278,26 +284,3 @@ def revision_count(session: Session, agreement_id: str) -> int:
             .where(AgreementRevisionRow.agreement_id == agreement_id)
         ).scalar_one()
     )
-
-
-def _agreement_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
-        if p.is_file():
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def register_agreement(session: Session, agreement: Agreement, source: str | Path) -> AgreementRow:
-    """Record the agreement (insert or refresh) so incidents can refer to it."""
-    src = Path(source)
-    row = session.get(AgreementRow, agreement.id)
-    digest = _agreement_hash(src) if src.exists() else ""
-    if row is None:
-        row = AgreementRow(id=agreement.id, name=agreement.name, source=str(src), content_hash=digest)
-        session.add(row)
-    else:
-        row.name, row.source, row.content_hash = agreement.name, str(src), digest
-    session.flush()
-    return row

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.core.simulate import SimulationConfig, simulate
+from truceline.io.agreement_files import files_of_folder
 from truceline.io.incidents_io import read_incidents
 from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import Principal, Role, create_token
@@ -34,6 +35,8 @@ __all__ = ["DEMO_ANALYST", "demo_day", "demo_tokens", "run_demo"]
 
 #: Who reviewed the earlier days in the demo (recorded in the audit trail and the ledger).
 DEMO_ANALYST = Principal(subject="demo:analyst", role=Role.analyst)
+#: Who set the demo up: registered its agreement, made its tokens.
+DEMO_SETUP = Principal(subject="demo:setup", role=Role.admin)
 #: Per earlier day: the most probable findings verified and released, the least sent back.
 RELEASED_PER_DAY = 20
 SENT_BACK_PER_DAY = 2
@@ -112,7 +115,9 @@ def run_demo(
         upgrade(engine)
         now = dt.datetime.now(dt.UTC)
         with session_factory(engine)() as session, session.begin():
-            register_agreement(session, agreement, source)
+            register_agreement(
+                session, files_of_folder(source), source=str(source), actor=DEMO_SETUP, now=now
+            )
             res = ingest_incidents(
                 session,
                 agreement,
@@ -225,7 +230,6 @@ def demo_tokens(db: Path, parties: tuple[str, str]) -> dict[str, str]:
     d = Database(str(db))
     d.upgrade()
     now = dt.datetime.now(dt.UTC)
-    admin = Principal(subject="demo:setup", role=Role.admin)
     out: dict[str, str] = {}
     for name, role, party in (
         ("analyst", "analyst", None),
@@ -234,7 +238,7 @@ def demo_tokens(db: Path, parties: tuple[str, str]) -> dict[str, str]:
     ):
         t = d.write(
             lambda s, name=name, role=role, party=party: create_token(
-                s, role=role, name=f"demo-{name}", party=party, actor=admin, now=now
+                s, role=role, name=f"demo-{name}", party=party, actor=DEMO_SETUP, now=now
             )
         )
         out[name] = t.secret

@@ -35,8 +35,8 @@ from truceline.core.planner import (
     replay,
 )
 from truceline.core.rules import Findings
-from truceline.errors import AgreementError, TrucelineError, ValidationError
-from truceline.io.scenarios import load_scenarios
+from truceline.errors import ValidationError
+from truceline.io.scenarios import load_scenarios, load_scenarios_files
 from truceline.io.settlements import data_limits, load_settlements
 from truceline.store.columns import read_columns
 from truceline.store.models import FindingRow, IncidentRow
@@ -71,7 +71,7 @@ def read_sensor_layout(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare_plan(
-    agreement: Path,
+    agreement: Path | Mapping[str, bytes],
     scenario_ids: Sequence[str] = (),
     *,
     force: ForceParameters | None = None,
@@ -79,8 +79,16 @@ def compare_plan(
     layout: Path | None = None,
     min_population: int = 1000,
 ) -> Comparison:
-    """Compare the named scenarios of an agreement folder (all of them when none is named)."""
-    scenarios = load_scenarios(agreement, list(scenario_ids) or None)
+    """Compare the named scenarios of an agreement (all of them when none is named).
+
+    ``agreement`` is its folder or its files by name (a stored revision's).
+    """
+    ids = list(scenario_ids) or None
+    scenarios = (
+        load_scenarios_files(agreement, ids)
+        if isinstance(agreement, Mapping)
+        else load_scenarios(agreement, ids)
+    )
     area = scenarios[0].agreement.compiled(0).area
     x0, y0, x1, y1 = area.bounds
     places = load_settlements(min_population, (x0, y0, x1, y1))
@@ -221,7 +229,7 @@ class PlannerCache:
         """The agreement's scenarios, in file order."""
 
         def make() -> list[ScenarioInfo]:
-            return [ScenarioInfo(sc.id, sc.name, sc.description) for sc in _scenarios(files)]
+            return [ScenarioInfo(sc.id, sc.name, sc.description) for sc in load_scenarios_files(files)]
 
         out: list[ScenarioInfo] = self._get(("scenarios", revision), make)
         return out
@@ -232,30 +240,12 @@ class PlannerCache:
         """Scenario ``b`` against ``a`` (default planning parameters) and its page JSON."""
 
         def make() -> tuple[Comparison, dict[str, Any]]:
-            from truceline.services.agreement_store import materialised
-
-            with materialised(files) as folder:
-                try:
-                    comp = compare_plan(folder, [a, b], sensors=SensorParameters())
-                except TrucelineError as exc:
-                    exc.message = exc.message.replace(f"{folder}/", "").replace(str(folder), "")
-                    raise
+            comp = compare_plan(files, [a, b], sensors=SensorParameters())
             self.computed += 1
             return comp, comparison_view(comp)
 
         out: tuple[Comparison, dict[str, Any]] = self._get(("compare", revision, a, b), make)
         return out
-
-
-def _scenarios(files: Mapping[str, bytes]) -> list[Scenario]:
-    from truceline.services.agreement_store import materialised
-
-    with materialised(files) as folder:
-        try:
-            return load_scenarios(folder)
-        except AgreementError as exc:
-            exc.message = exc.message.replace(f"{folder}/", "").replace(str(folder), "")
-            raise
 
 
 def _geometry(geom: Any, digits: int = 5) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from truceline.api.schemas import (
 from truceline.core.agreement import Agreement
 from truceline.errors import ValidationError
 from truceline.services.agreement import agreement_summary, zones_feature_collection
-from truceline.services.agreement_store import revision_count, store_agreement
+from truceline.services.agreement_store import register_agreement, revision_count
 from truceline.services.auth import Permission, Principal
 from truceline.store.models import AgreementRow
 
@@ -131,11 +131,13 @@ def upload(
             raise ValidationError(
                 f"file {k!r} is not valid base64", field=f"files_base64.{k}", fix="encode with base64"
             ) from None
-    row, rev, created = ctx.db.write(
-        lambda s: store_agreement(
+    reg = ctx.db.write(
+        lambda s: register_agreement(
             s, files, source="api", actor=who, now=ctx.clock(), cache=ctx.agreements
         )
     )
     with ctx.db.read() as s:
-        n = revision_count(s, row.id)
-    return AgreementStored(agreement=_out(row, n), revision=rev.revision, created=created)
+        n = revision_count(s, reg.row.id)
+    return AgreementStored(
+        agreement=_out(reg.row, n), revision=reg.revision.revision, created=reg.created
+    )
