@@ -136,3 +136,40 @@ def test_a_record_with_a_delete_character_hashes_its_escaped_form() -> None:
     escaped = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert "\\u007f" in escaped
     assert content_hash(inc) == hashlib.sha256(escaped.encode()).hexdigest()
+
+
+# A finding's numbers as the engine gives them (sorted keys, strings and finite floats), and other
+# mappings (unsorted keys, integers, nested values) that must take the general path.
+NUMBERS = st.dictionaries(
+    st.sampled_from(["distance_km", "side_party", "limit_km", "zone", "origin_method", "cap", "é"]),
+    st.one_of(TEXT, st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.none()),
+    max_size=7,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers=NUMBERS, sort=st.booleans(), explanation=TEXT, probability=st.floats(0, 1))
+def test_a_findings_numbers_are_written_as_their_content_would_be(
+    numbers: dict[str, object], sort: bool, explanation: str, probability: float
+) -> None:
+    if sort:
+        numbers = dict(sorted(numbers.items()))
+    text = ledger.numbers_text(numbers)
+    assert text == canonical_json(numbers) and isinstance(text, ledger.CanonicalJSON)
+    f = {
+        "pk": 3,
+        "incident_pk": 2,
+        "rule_id": "wd-art",
+        "rule_type": "withdrawal",
+        "responsible": "A",
+        "probability": probability,
+        "explanation": explanation,
+        "numbers": text,
+    }
+    want = canonical_json(ledger.finding_content(f, "ab" * 32, "ukraine-2024"))
+    assert ledger.finding_text(f, "ab" * 32, "ukraine-2024") == want
+    assert json.loads(want)["numbers"] == numbers
+    # as a stored row gives them (parsed), and without any: the same content
+    assert ledger.finding_text({**f, "numbers": numbers}, "ab" * 32, "ukraine-2024") == want
+    without = ledger.finding_text({**f, "numbers": None}, "ab" * 32, "ukraine-2024")
+    assert "numbers" not in json.loads(without)

@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,7 @@ __all__ = [
     "finding_content",
     "finding_text",
     "json_text",
+    "numbers_text",
     "verify",
 ]
 
@@ -162,7 +163,12 @@ def append(
 def finding_content(
     f: FindingRow | dict[str, Any], report_hash: str, agreement_id: str
 ) -> dict[str, Any]:
-    """What the ledger keeps of a finding (its immutable part; status changes are review entries)."""
+    """What the ledger keeps of a finding (its immutable part; status changes are review entries).
+
+    ``numbers`` (the numbers the explanation states) is there only when the finding has them: a
+    finding recorded before findings carried numbers has none, and its entry (written without
+    the key) still verifies.
+    """
     g = (
         f
         if isinstance(f, dict)
@@ -176,10 +182,11 @@ def finding_content(
                 "responsible",
                 "probability",
                 "explanation",
+                "numbers",
             )
         }
     )
-    return {
+    content = {
         "agreement": agreement_id,
         "finding": g["pk"],
         "incident": g["incident_pk"],
@@ -190,21 +197,52 @@ def finding_content(
         "probability": g["probability"],
         "explanation": g["explanation"],
     }
+    numbers = g.get("numbers")
+    if numbers is not None:
+        content["numbers"] = json.loads(numbers) if isinstance(numbers, str) else numbers
+    return content
+
+
+def numbers_text(numbers: Mapping[str, Any]) -> CanonicalJSON:
+    """``canonical_json(numbers)``, written directly for a finding's numbers as the rule engine
+    gives them (:meth:`truceline.core.rules.Findings.numbers`: keys in sorted order, values
+    strings or finite floats); anything else takes the general path."""
+    parts = []
+    prev = ""
+    for k, v in numbers.items():
+        if k.__class__ is not str or k <= prev:
+            return CanonicalJSON(canonical_json(numbers))
+        c = v.__class__
+        if c is str:
+            parts.append(f"{json_text(k)}:{json_text(v)}")
+        elif c is float and math.isfinite(v):
+            parts.append(f"{json_text(k)}:{float.__repr__(v)}")
+        else:
+            return CanonicalJSON(canonical_json(numbers))
+        prev = k
+    return CanonicalJSON("{" + ",".join(parts) + "}")
 
 
 def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> CanonicalJSON:
     """``canonical_json(finding_content(f, report_hash, agreement_id))``, written directly.
 
     For ingest, where every finding of a batch is serialised: ``f`` holds the types a stored
-    finding has (``pk`` and ``incident_pk`` int, ``probability`` a finite float, the rest str);
-    anything else takes the general path.
+    finding has (``pk`` and ``incident_pk`` int, ``probability`` a finite float, ``numbers`` None
+    or their :class:`CanonicalJSON` text, the rest str); anything else takes the general path.
     """
-    pk, inc, p = f["pk"], f["incident_pk"], f["probability"]
-    if not (pk.__class__ is int and inc.__class__ is int and p.__class__ is float and math.isfinite(p)):
+    pk, inc, p, nums = f["pk"], f["incident_pk"], f["probability"], f.get("numbers")
+    if not (
+        pk.__class__ is int
+        and inc.__class__ is int
+        and p.__class__ is float
+        and math.isfinite(p)
+        and (nums is None or nums.__class__ is CanonicalJSON)
+    ):
         return CanonicalJSON(canonical_json(finding_content(f, report_hash, agreement_id)))
+    numbers = "" if nums is None else f',"numbers":{nums}'
     return CanonicalJSON(
         f'{{"agreement":{json_text(agreement_id)},"explanation":{json_text(f["explanation"])},'
-        f'"finding":{pk},"incident":{inc},"probability":{float.__repr__(p)},'
+        f'"finding":{pk},"incident":{inc}{numbers},"probability":{float.__repr__(p)},'
         f'"report_hash":{json_text(report_hash)},"responsible":{json_text(f["responsible"])},'
         f'"rule_id":{json_text(f["rule_id"])},"rule_type":{json_text(f["rule_type"])}}}'
     )
