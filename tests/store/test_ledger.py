@@ -425,7 +425,7 @@ def test_findings_recorded_before_numbers_still_verify(
     try:
         db.write(lambda s: register_agreement(s, small, small_dir))
         with monkeypatch.context() as m:  # ingest as it was: no numbers
-            m.setattr("truceline.services.ingest.numbers_text", lambda numbers: None)
+            m.setattr("truceline.services.ingest.numbers_texts", lambda f: [None] * len(f))
             db.write(
                 lambda s: ingest_incidents(
                     s, small, [_heavy_weapon(small)], [0], source="t", submitted_by="m1", now=T0

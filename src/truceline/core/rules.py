@@ -216,14 +216,17 @@ class Findings:
 
     def numbers(self) -> list[dict[str, float | str]]:
         """Each finding's numbers as a JSON-ready mapping: those of its rule type (:data:`NUMBERS`)
-        that apply to it (NaN and "" left out), as Python floats and strings.
+        that apply to it (NaN, infinities and "" left out), as Python floats and strings.
 
         What the store keeps (a finding's ``numbers``) and the ledger records; keys in sorted
         order (as canonical JSON writes them).
         """
         types = self.rule_type.tolist()
         keys_of = {t: tuple(sorted(NUMBERS.get(t, ()))) for t in set(types)}
-        cols = {k: getattr(self, k).tolist() for k in {k for ks in keys_of.values() for k in ks}}
+        cols = {}
+        for k in {k for ks in keys_of.values() for k in ks}:
+            c = getattr(self, k)
+            cols[k] = (np.where(np.isfinite(c), c, np.nan) if c.dtype.kind == "f" else c).tolist()
         # v == v is False for NaN only; v != "" is False for the empty string only.
         return [
             {k: v for k in keys_of[t] if (v := cols[k][j]) == v and v != ""} for j, t in enumerate(types)

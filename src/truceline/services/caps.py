@@ -31,7 +31,7 @@ from truceline.core.rules import judge_rules
 from truceline.store import ledger
 from truceline.store.columns import read_columns
 from truceline.store.db import bulk_insert, one_of
-from truceline.store.ledger import finding_text, numbers_text
+from truceline.store.ledger import finding_text, numbers_texts
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["CapRecount", "cap_rules", "counted_by_caps", "recount_caps"]
@@ -198,7 +198,7 @@ def recount_caps(
             "responsible": resp,
             "probability": prob,
             "explanation": ex,
-            "numbers": numbers_text(nums),
+            "numbers": nums,
             "created_at": now,
         }
         for p, e, rid, resp, prob, ex, nums in zip(
@@ -208,7 +208,7 @@ def recount_caps(
             f.responsible[caps].tolist(),
             f.probability[caps].tolist(),
             f.explanation[caps].tolist(),
-            map(f.numbers().__getitem__, caps.tolist()),
+            map(numbers_texts(f).__getitem__, caps.tolist()),
             strict=True,
         )
         if (e, rid) not in held

@@ -26,7 +26,7 @@ from truceline.services.incidents import adjudicate
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.incidents import stored_reports
-from truceline.store.ledger import finding_text, numbers_text
+from truceline.store.ledger import finding_text, numbers_texts
 from truceline.store.models import (
     FindingRow,
     IncidentRow,
@@ -180,7 +180,7 @@ def ingest_incidents(
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
     # The numbers' canonical text, made once: the findings' column and their ledger entries hold it.
-    numbers = list(map(numbers_text, f.numbers()))
+    numbers = numbers_texts(f)
     frows = [
         {
             "incident_pk": pks[i],

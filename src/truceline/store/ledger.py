@@ -21,11 +21,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pydantic
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import Incident
+from truceline.core.rules import NUMBERS, Findings
 from truceline.errors import ConflictError, NotFoundError
 from truceline.ledger_verify import (
     FORMAT,
@@ -58,6 +60,7 @@ __all__ = [
     "finding_text",
     "json_text",
     "numbers_text",
+    "numbers_texts",
     "verify",
 ]
 
@@ -204,23 +207,54 @@ def finding_content(
 
 
 def numbers_text(numbers: Mapping[str, Any]) -> CanonicalJSON:
-    """``canonical_json(numbers)``, written directly for a finding's numbers as the rule engine
-    gives them (:meth:`truceline.core.rules.Findings.numbers`: keys in sorted order, values
-    strings or finite floats); anything else takes the general path."""
-    parts = []
-    prev = ""
-    for k, v in numbers.items():
-        if k.__class__ is not str or k <= prev:
-            return CanonicalJSON(canonical_json(numbers))
-        c = v.__class__
-        if c is str:
-            parts.append(f"{json_text(k)}:{json_text(v)}")
-        elif c is float and math.isfinite(v):
-            parts.append(f"{json_text(k)}:{float.__repr__(v)}")
-        else:
-            return CanonicalJSON(canonical_json(numbers))
-        prev = k
-    return CanonicalJSON("{" + ",".join(parts) + "}")
+    """A finding's numbers as their canonical text (what the store and the ledger keep)."""
+    return CanonicalJSON(canonical_json(numbers))
+
+
+#: Up to this many findings, :func:`numbers_texts` serialises each finding's mapping (setting up
+#: the column-wise path costs more).
+_FEW_FINDINGS = 16
+_NO_NUMBERS = CanonicalJSON("{}")
+
+
+def numbers_texts(f: Findings) -> list[CanonicalJSON]:
+    """``numbers_text`` of each of :meth:`Findings.numbers <truceline.core.rules.Findings.numbers>`,
+    written column by column: for ingest, which stores and ledgers every finding of a batch.
+
+    The findings of one rule type with the same numbers that apply share one template (the keys
+    in canonical order); each number is serialised once per column, not once per finding.
+    """
+    n = len(f)
+    if n <= _FEW_FINDINGS:
+        return [numbers_text(d) for d in f.numbers()]
+    out: list[CanonicalJSON] = [_NO_NUMBERS] * n
+    types = f.rule_type
+    for t in np.unique(types).tolist():
+        keys = sorted(NUMBERS.get(t, ()))
+        idx = np.flatnonzero(types == t)
+        cols = [getattr(f, k)[idx] for k in keys]
+        given = [np.isfinite(c) if c.dtype.kind == "f" else c != "" for c in cols]
+        # which numbers apply, as bits: one template per combination (a handful)
+        pattern = np.zeros(idx.size, np.int64)
+        for bit, g in enumerate(given):
+            pattern |= g.astype(np.int64) << bit
+        for p in np.unique(pattern).tolist():
+            here = pattern == p
+            use = [b for b in range(len(keys)) if p >> b & 1]
+            template = "{" + ",".join(f"{json_text(keys[b])}:%s" for b in use) + "}"
+            values = []
+            for b in use:
+                v = cols[b][here].tolist()
+                if cols[b].dtype.kind == "f":
+                    values.append(list(map(float.__repr__, v)))
+                else:
+                    text = {x: json_text(x) for x in set(v)}  # a few distinct ids
+                    values.append(list(map(text.__getitem__, v)))
+            rows = idx[here].tolist()
+            texts = map(template.__mod__, zip(*values, strict=True)) if use else ["{}"] * len(rows)
+            for j, x in zip(rows, texts, strict=True):
+                out[j] = CanonicalJSON(x)
+    return out
 
 
 def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> CanonicalJSON:
