@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
+from truceline.core.agreement import Agreement
 from truceline.services.queries import encode_cursor
 
+from ..core.test_rules import point_at
 from .conftest import DAY, Api, rec
 
 
@@ -159,6 +162,29 @@ def test_get_one_with_findings(api: Api) -> None:
     assert [f["rule_id"] for f in body["findings"]] == ["bz-ban"]
     assert body["findings"][0]["responsible"] == "B" and 0 < body["findings"][0]["probability"] <= 1
     assert api.get("/incidents/999999").status_code == 404
+
+
+def test_findings_carry_their_numbers(api: Api, small: Agreement) -> None:
+    """The numbers the engine gave a finding are stored and served (null for one without)."""
+    lon, lat = point_at(small, 18.4, -1)  # A's side: the artillery limit is 25 km
+    hw = rec(1, lon=lon, lat=lat, kind="heavy_weapon", weapon_class="art100", uncertainty_m=0)
+    pk = api.post("/incidents", json=hw).json()["pk"]
+    (f,) = api.get(f"/incidents/{pk}").json()["findings"]
+    n = f["numbers"]
+    assert f["rule_id"] == "wd-art" and "18.4 km" in f["explanation"]
+    assert (n["limit_km"], n["side_party"], n["weapon_class"], n["distance_of"]) == (
+        25.0,
+        "A",
+        "art100",
+        "incident",
+    )
+    assert n["distance_km"] == pytest.approx(18.4, abs=1e-3)
+    assert n["zone"] is None and n["counted"] is None and n["origin_method"] is None
+    assert [x["numbers"] for x in api.get("/findings", params={"rule": "wd-art"}).json()["items"]] == [n]
+    # a finding recorded before findings carried numbers
+    api.ctx.db.write(lambda s: s.execute(text("update findings set numbers = null")))
+    assert api.get(f"/incidents/{pk}").json()["findings"][0]["numbers"] is None
+    assert api.get(f"/findings/{f['pk']}").json()["numbers"] is None
 
 
 @pytest.mark.parametrize("role", ["admin", "analyst"])

@@ -202,6 +202,15 @@ def test_single_items_and_static_layers(api: Api) -> None:
         assert r.status_code == 404 and r.json()["error"]["fix"], bad
 
 
+def test_finding_items_carry_the_numbers(api: Api) -> None:
+    load(api, [rec(1)])  # armed personnel in the buffer zone: a zone-ban finding
+    (f,) = api.get("/findings").json()["items"]
+    props = ogc(api, f"/collections/findings/items/{f['pk']}").json()["properties"]
+    assert props["finding_zone"] == f["numbers"]["zone"] == "buffer"
+    assert props["finding_distance_km"] == f["numbers"]["distance_km"] > 0
+    assert props["finding_side_party"] == "B" and props["finding_limit_km"] is None
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import math
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from truceline.core.agreement import Agreement
+from truceline.core.agreement import Agreement, RuleType
 from truceline.core.attribution import UNDETERMINED
 from truceline.core.geodesy import GEOD
 from truceline.core.incidents import IncidentBatch
-from truceline.core.rules import Findings, classify
+from truceline.core.rules import NUMBERS, Classification, FindingNumbers, Findings, classify
+from truceline.core.simulate import SimulationConfig, simulate
 
 
 def batch(**cols: object) -> IncidentBatch:
@@ -291,3 +297,126 @@ def _keys(f: Findings, m: object) -> list[tuple[int, str, float]]:
             strict=True,
         )
     )
+
+
+# -- the numbers on a finding -----------------------------------------------------------------
+
+_KM = r"(?:-?\d+(?:\.\d+)?|nan)"
+_AT = rf"(?P<d>{_KM}) km from the line on the (?P<side>\S+) side"
+#: What each rule type's explanation says, read here only to check the numbers against it.
+_STATES = {
+    RuleType.zone_ban: re.compile(
+        rf"^(?P<what>.+) observed {_AT}, inside (?P<zone>.+); banned there by "
+    ),
+    RuleType.withdrawal: re.compile(
+        rf" of class (?P<wc>\S*) (?P<where>observed|fired from) {_AT}; the limit for .+ is "
+        r"(?P<limit>\d+) km$"
+    ),
+    RuleType.count_cap: re.compile(
+        r"^(?P<n>\d+) .+ counted in (?P<zone>.+) for (?P<party>\S+) on \S+; the cap is (?P<cap>\d+)$"
+    ),
+    RuleType.fire_across: re.compile(
+        rf": fired from the (?P<from>\S+) side \((?P<how>origin|bearing) (?P<od>{_KM}) km from the "
+        rf"line, P=(?P<p>\d+(?:\.\d+)?)\), impact {_AT}$"
+    ),
+    RuleType.drone_flight: re.compile(rf"^drone flight {_AT}, over (?P<zone>.+); only the mission"),
+    RuleType.movement_restriction: re.compile(rf"^monitors' freedom of movement restricted {_AT};"),
+}
+
+
+@pytest.fixture(scope="module")
+def simulated(ukraine: Agreement) -> tuple[IncidentBatch, Classification]:
+    """A simulated day (every rule type finds something)."""
+    start = max(ukraine.effective_from + dt.timedelta(days=45), ukraine.versions[-1].effective_from)
+    sim = simulate(ukraine, SimulationConfig(days=1, seed=5, start=start, events_per_day=800))
+    batch = IncidentBatch.from_incidents(sim.reports)
+    return batch, classify(ukraine, batch)
+
+
+def _applies(n: FindingNumbers) -> dict[str, float | str]:
+    """The numbers that apply (not NaN, not "")."""
+    return {k: v for k, v in dataclasses.asdict(n).items() if v == v and v != ""}
+
+
+@pytest.mark.parametrize("rule_type", list(RuleType))
+def test_the_numbers_are_those_the_explanation_states(
+    ukraine: Agreement, simulated: tuple[IncidentBatch, Classification], rule_type: RuleType
+) -> None:
+    _, c = simulated
+    f = c.findings
+    zones = ukraine.compiled(len(ukraine.versions) - 1).zones
+    rows = np.flatnonzero(f.rule_type == rule_type.value)
+    assert rows.size > 3
+    for j in rows.tolist():
+        n, text = f.numbers_at(j), str(f.explanation[j])
+        m = _STATES[rule_type].search(text)
+        assert m, text
+        assert set(_applies(n)) <= set(NUMBERS[rule_type]), (text, n)
+        if "d" in m.groupdict():  # a distance and a side
+            assert float(m["d"]) == pytest.approx(n.distance_km, abs=0.05 + 1e-9), (text, n)
+            assert m["side"] == (n.side_party or "?"), (text, n)
+            assert n.distance_of in ("incident", "origin")
+            if n.distance_of == "incident":  # the engine's own distance, not a rounded one
+                assert n.distance_km == abs(c.distance_km[f.incident[j]])
+        if "zone" in m.groupdict():
+            assert m["zone"] == (zones[n.zone].name or n.zone), (text, n)
+        if rule_type == RuleType.zone_ban:
+            assert m["what"].endswith(f" ({n.weapon_class})") if n.weapon_class else "(" not in m["what"]
+        elif rule_type == RuleType.withdrawal:
+            assert m["wc"] == n.weapon_class
+            assert (m["where"] == "fired from") == (n.distance_of == "origin"), (text, n)
+            limit = round(n.limit_km) if math.isfinite(n.limit_km) else 0
+            assert int(m["limit"]) == limit, (text, n)
+        elif rule_type == RuleType.count_cap:
+            assert int(m["n"]) == pytest.approx(n.counted, abs=0.5 + 1e-9), (text, n)
+            assert int(m["cap"]) == n.cap and m["party"] == f.responsible[j]
+        elif rule_type == RuleType.fire_across:
+            assert m["from"] == n.origin_side_party and m["how"] == n.origin_method, (text, n)
+            assert float(m["od"]) == pytest.approx(n.origin_distance_km, abs=0.05 + 1e-9), (text, n)
+            assert float(m["p"]) == pytest.approx(n.origin_probability, abs=0.005 + 1e-9), (text, n)
+
+
+def test_withdrawal_numbers_from_the_origin(small: Agreement) -> None:
+    """A weapon that fired is measured where it fired from: that distance, that side, the limit there."""
+    origin = point_at(small, 18.4, -1)  # A's side: limit 25 km
+    impact = point_at(small, 3.0, 1)
+    b = batch(
+        lon=[origin[0], impact[0]],
+        lat=[origin[1], impact[1]],
+        weapon_class=["art100", "art100"],
+        kind=["heavy_weapon", "explosion"],
+        origin_lon=[np.nan, origin[0]],
+        origin_lat=[np.nan, origin[1]],
+    )
+    f = classify(small, b).findings
+    wd = np.flatnonzero(f.rule_id == "wd-art")
+    assert f.incident[wd].tolist() == [0, 1]
+    seen, fired = (f.numbers_at(j) for j in wd.tolist())
+    assert (seen.distance_of, fired.distance_of) == ("incident", "origin")
+    for n in (seen, fired):
+        assert n.distance_km == pytest.approx(18.4, abs=1e-3)
+        assert (n.side_party, n.limit_km, n.weapon_class) == ("A", 25.0, "art100")
+        assert _applies(n).keys() == set(NUMBERS[RuleType.withdrawal])
+
+
+def test_numbers_as_stored_and_read_back(simulated: tuple[IncidentBatch, Classification]) -> None:
+    f = simulated[1].findings
+    stored = f.numbers()
+    assert len(stored) == len(f)
+    for j, d in enumerate(stored):
+        assert list(d) == sorted(d) and set(d) <= set(NUMBERS[f.rule_type[j]])
+        assert all(isinstance(v, str | float) and v == v and v != "" for v in d.values())
+        back = FindingNumbers.from_json(d)
+        assert back is not None and _applies(back) == _applies(f.numbers_at(j))
+    assert FindingNumbers.from_json(None) is None
+
+
+def test_findings_made_without_numbers_have_none() -> None:
+    f = Findings(
+        np.array([0, 1]), np.array(["a", "b"]), np.array(["zone_ban", "withdrawal"]),
+        np.array(["X", "Y"]), np.array([0.9, 0.6]), np.array(["", ""]),
+    )  # fmt: skip
+    assert f.numbers() == [{}, {}] and np.isnan(f.limit_km).all() and (f.zone == "").all()
+    assert _applies(f.numbers_at(1)) == {}
+    with pytest.raises(ValueError, match="limit_km has 1 values for 2 findings"):
+        dataclasses.replace(f, limit_km=np.array([1.0]))

@@ -268,6 +268,39 @@ def test_tables_read_the_engines_numbers(html: str, findings: list[DayFinding]) 
     assert "Alpha side" in fire and "almost certain" in fire
 
 
+def test_tables_read_the_numbers_not_the_explanation(report: DayReport) -> None:
+    """Reworded explanations change nothing in the tables: they show the findings' numbers."""
+    reworded = [dataclasses.replace(f, explanation="reworded basis") for f in report.findings]
+    html = render_daily_html(dataclasses.replace(report, findings=reworded))
+    weapons, fire = _section(html, "weapons"), _section(html, "fire")
+    n_wd = sum(f.rule_type == "withdrawal" for f in reworded)
+    assert n_wd and weapons.count("25 km") == n_wd and "reworded" not in weapons
+    assert re.search(r"1[12]\.\d km", weapons)  # SMM-001 stands ~12 km from the line
+    assert "colspan" not in fire and "reworded" not in fire
+    for f in reworded:
+        if f.rule_type == "fire_across":
+            assert f.numbers is not None
+            assert f"{f.numbers.origin_distance_km:,.1f} km" in fire
+            assert f"{f.numbers.distance_km:,.1f} km" in fire
+            assert f"by {f.numbers.origin_method}, P = " in fire
+    # the tables as with the engine's wording
+    before = render_daily_html(report)
+    assert _section(before, "weapons") == weapons and _section(before, "fire") == fire
+
+
+def test_findings_without_numbers_show_their_explanation(report: DayReport) -> None:
+    """A finding recorded before findings carried numbers: its explanation, never parsed."""
+    old = [dataclasses.replace(f, numbers=None) for f in report.findings]
+    html = render_daily_html(dataclasses.replace(report, findings=old))
+    weapons, fire = _section(html, "weapons"), _section(html, "fire")
+    for f in old:
+        if f.rule_type in ("withdrawal", "fire_across"):
+            assert f.explanation in (weapons if f.rule_type == "withdrawal" else fire)
+    assert weapons.count('colspan="3"') == sum(f.rule_type == "withdrawal" for f in old)
+    assert fire.count('colspan="2"') == sum(f.rule_type == "fire_across" for f in old)
+    assert '<td class="n">' not in weapons  # no number cells: nothing read out of the text
+
+
 def test_summary_counts(html: str, findings: list[DayFinding]) -> None:
     summary = _section(html, "summary")
     assert re.search(r'<div class="v">10</div><div class="l">incidents received', summary)

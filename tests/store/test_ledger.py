@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, select, text
+from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
@@ -17,11 +20,13 @@ from truceline.ledger_verify import canonical_json, entry_hash, verify_proof
 from truceline.services.auth import Principal, Role
 from truceline.services.ingest import ingest_incidents
 from truceline.services.review import Action, review
+from truceline.store import db as db_module
 from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import FindingRow
 
 from ..conftest import register_folder
+from ..core.test_rules import point_at
 
 DAY = dt.date(2025, 3, 1)
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
@@ -228,6 +233,25 @@ def t_finding_released_behind_the_back(ld: Ledgered) -> tuple[int, str]:
     return _finding_seq(ld, 1), "record"
 
 
+def _edit_numbers(ld: Ledgered, k: int, **change: object) -> None:
+    def edit(s: Session) -> None:
+        row = s.get(FindingRow, ld.findings[k])
+        assert row is not None and row.numbers is not None
+        row.numbers = {**row.numbers, **change}
+
+    ld.db.write(edit)
+
+
+def t_finding_distance_edited(ld: Ledgered) -> tuple[int, str]:
+    _edit_numbers(ld, 1, distance_km=40.0)  # the report shows the numbers: they are evidence too
+    return _finding_seq(ld, 1), "record"
+
+
+def t_finding_numbers_removed(ld: Ledgered) -> tuple[int, str]:
+    _sql(ld.db, "update findings set numbers = null where pk = :p", p=ld.findings[2])
+    return _finding_seq(ld, 2), "record"
+
+
 def t_status_changed(ld: Ledgered) -> tuple[int, str]:
     _sql(ld.db, "update incidents set status = 'rejected' where report_id = 'r5'")
     return _report_seq(ld, 5), "record"
@@ -243,6 +267,8 @@ TAMPERS: list[Tamper] = [
     t_incident_row_altered,
     t_finding_row_deleted,
     t_finding_released_behind_the_back,
+    t_finding_distance_edited,
+    t_finding_numbers_removed,
     t_status_changed,
 ]
 
@@ -323,3 +349,104 @@ def test_entry_body_matches_canonical_json() -> None:
 )
 def test_strings_in_bodies_are_written_as_canonical_json_writes_them(value: str) -> None:
     assert ledger.json_text(value) == canonical_json(value)
+
+
+# -- the numbers on a finding ---------------------------------------------------------------------
+
+#: What a finding's ledger entry held before findings carried numbers.
+_CONTENT_BEFORE_NUMBERS = {
+    "agreement", "explanation", "finding", "incident", "probability", "report_hash", "responsible",
+    "rule_id", "rule_type",
+}  # fmt: skip
+
+
+def _heavy_weapon(small: Agreement) -> Incident:
+    """Artillery 18.4 km from the line on A's side, where the limit is 25 km (a withdrawal finding)."""
+    lon, lat = point_at(small, 18.4, -1)
+    return Incident(
+        id="hw1",
+        observed_at=dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC),
+        lon=lon,
+        lat=lat,
+        uncertainty_m=0,
+        kind="heavy_weapon",
+        weapon_class="art100",
+        source_type="patrol",
+    )
+
+
+def _finding_entry(s: Session, rule_id: str) -> tuple[FindingRow, dict[str, object]]:
+    f = s.execute(select(FindingRow).where(FindingRow.rule_id == rule_id)).scalar_one()
+    content = json.loads(ledger.entry_of(s, f"finding:{f.pk}").body)["content"]
+    return f, content
+
+
+@pytest.mark.parametrize("number", ["distance_km", "limit_km"])
+def test_the_ledger_holds_a_findings_numbers_and_an_edit_is_found(
+    db_url: str, small: Agreement, small_dir: Path, number: str
+) -> None:
+    db = Database(db_url)
+    try:
+        db.write(lambda s: register_agreement(s, small, small_dir))
+        db.write(
+            lambda s: ingest_incidents(
+                s, small, [_heavy_weapon(small)], [0], source="t", submitted_by="m1", now=T0
+            )
+        )
+        with db.read() as s:
+            f, content = _finding_entry(s, "wd-art")
+            assert f.numbers is not None and content["numbers"] == f.numbers
+            assert f.numbers["limit_km"] == 25.0 and f.numbers["side_party"] == "A"
+            assert f.numbers["distance_km"] == pytest.approx(18.4, abs=1e-3)
+            assert ledger.verify(s).ok
+            seq = ledger.entry_of(s, f"finding:{f.pk}").seq
+
+        def edit(s: Session) -> None:
+            row = s.get(FindingRow, f.pk)
+            assert row is not None and row.numbers is not None
+            row.numbers = {**row.numbers, number: row.numbers[number] + 10.0}
+
+        db.write(edit)
+        with db.read() as s:
+            v = ledger.verify(s)
+        assert not v.ok and v.first is not None
+        assert (v.first.seq, v.first.kind) == (seq, "record"), v.problems
+        assert f"finding {f.pk} differs" in v.first.message
+    finally:
+        db.dispose()
+
+
+def test_findings_recorded_before_numbers_still_verify(
+    db_url: str, small: Agreement, small_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finding stored and ledgered without numbers (as before migration 0006) verifies; the
+    migration keeps it, both ways; giving it numbers behind the ledger's back is found."""
+    db = Database(db_url)
+    try:
+        db.write(lambda s: register_agreement(s, small, small_dir))
+        with monkeypatch.context() as m:  # ingest as it was: no numbers
+            m.setattr("truceline.services.ingest.numbers_texts", lambda f: [None] * len(f))
+            db.write(
+                lambda s: ingest_incidents(
+                    s, small, [_heavy_weapon(small)], [0], source="t", submitted_by="m1", now=T0
+                )
+            )
+        with db.read() as s:
+            f, content = _finding_entry(s, "wd-art")
+            assert f.numbers is None and set(content) == _CONTENT_BEFORE_NUMBERS
+            assert ledger.verify(s).ok
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(db_module.__file__).with_name("migrations")))
+        for step, rev in ((command.downgrade, "0005"), (command.upgrade, "head")):
+            with db.write_engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                step(cfg, rev)
+        with db.read() as s:
+            assert ledger.verify(s).ok
+            assert s.execute(select(FindingRow.numbers)).scalars().all() == [None]
+        _sql(db, "update findings set numbers = :n", n='{"limit_km":30.0}')
+        with db.read() as s:
+            v = ledger.verify(s)
+        assert not v.ok and v.first is not None and v.first.kind == "record"
+    finally:
+        db.dispose()

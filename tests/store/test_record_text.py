@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from truceline.core.agreement import RuleType
 from truceline.core.incidents import Incident, Kind, SourceType, TimePrecision
+from truceline.core.rules import NUMBER_FIELDS, FindingNumbers, Findings
 from truceline.ledger_verify import canonical_json
 from truceline.store import ledger
 from truceline.store.record_text import content_hash, hash_text, record_text
@@ -136,3 +140,73 @@ def test_a_record_with_a_delete_character_hashes_its_escaped_form() -> None:
     escaped = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert "\\u007f" in escaped
     assert content_hash(inc) == hashlib.sha256(escaped.encode()).hexdigest()
+
+
+# A finding's numbers as the engine gives them (sorted keys, strings and finite floats), and other
+# mappings (unsorted keys, integers, nested values) that must take the general path.
+NUMBERS = st.dictionaries(
+    st.sampled_from(["distance_km", "side_party", "limit_km", "zone", "origin_method", "cap", "é"]),
+    st.one_of(TEXT, st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.none()),
+    max_size=7,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers=NUMBERS, sort=st.booleans(), explanation=TEXT, probability=st.floats(0, 1))
+def test_a_findings_numbers_are_written_as_their_content_would_be(
+    numbers: dict[str, object], sort: bool, explanation: str, probability: float
+) -> None:
+    if sort:
+        numbers = dict(sorted(numbers.items()))
+    text = ledger.numbers_text(numbers)
+    assert text == canonical_json(numbers) and isinstance(text, ledger.CanonicalJSON)
+    f = {
+        "pk": 3,
+        "incident_pk": 2,
+        "rule_id": "wd-art",
+        "rule_type": "withdrawal",
+        "responsible": "A",
+        "probability": probability,
+        "explanation": explanation,
+        "numbers": text,
+    }
+    want = canonical_json(ledger.finding_content(f, "ab" * 32, "ukraine-2024"))
+    assert ledger.finding_text(f, "ab" * 32, "ukraine-2024") == want
+    assert json.loads(want)["numbers"] == numbers
+    # as a stored row gives them (parsed), and without any: the same content
+    assert ledger.finding_text({**f, "numbers": numbers}, "ab" * 32, "ukraine-2024") == want
+    without = ledger.finding_text({**f, "numbers": None}, "ab" * 32, "ukraine-2024")
+    assert "numbers" not in json.loads(without)
+
+
+_RULE_TYPES = [t.value for t in RuleType] + ["unknown"]
+_IDS = st.sampled_from(["", "", "A", "buffer", "art100", "origin", "é", 'q"x', "\u2028"])
+_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(-0.0), st.just(math.nan))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n=st.integers(0, 40))
+def test_findings_numbers_written_column_wise_are_their_canonical_text(
+    data: st.DataObject, n: int
+) -> None:
+    """What ingest stores and ledgers: the numbers of many findings at once, byte for byte the
+    canonical JSON of each finding's mapping (whatever applies, whatever the values)."""
+    cols: dict[str, object] = {}
+    for k in NUMBER_FIELDS:
+        is_float = isinstance(getattr(FindingNumbers(), k), float)
+        draw = _NUMBER if is_float else st.one_of(_IDS, TEXT)
+        cols[k] = np.array(data.draw(st.lists(draw, min_size=n, max_size=n)), float if is_float else str)
+    f = Findings(
+        incident=np.arange(n),
+        rule_id=np.full(n, "r"),
+        rule_type=np.array(
+            data.draw(st.lists(st.sampled_from(_RULE_TYPES), min_size=n, max_size=n)), str
+        ),
+        responsible=np.full(n, "A"),
+        probability=np.full(n, 0.5),
+        explanation=np.full(n, ""),
+        **cols,  # type: ignore[arg-type]
+    )
+    want = [canonical_json(d) for d in f.numbers()]
+    assert ledger.numbers_texts(f) == want
+    assert all(json.loads(w) == d for w, d in zip(want, f.numbers(), strict=True))

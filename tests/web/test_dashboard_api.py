@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from truceline.core.rules import NUMBER_FIELDS
+
 from ..api.conftest import DAY, Api, rec
 
 
@@ -154,6 +156,32 @@ def test_export_is_exactly_the_filtered_set(api: Api, fmt: str) -> None:
                 assert 30 < lon < 40 and 45 < lat < 51
         assert findings == sorted(data["findings"]["pk"]), params
         assert incidents == sorted(data["incidents"]["pk"]), params
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson"])
+def test_export_carries_each_findings_numbers(api: Api, fmt: str) -> None:
+    """Columns finding_<number>, the same numbers the API serves (empty for incidents)."""
+    _seed(api)
+    r = api.get("/export", role="analyst", params={"format": fmt})
+    assert r.status_code == 200, r.text
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(r.text)))
+    else:
+        rows = [f["properties"] for f in json.loads(r.text)["features"]]
+    found = [x for x in rows if x["record"] == "finding"]
+    assert found and any(x["record"] == "incident" for x in rows)
+    for x in rows:
+        served = (
+            api.get(f"/findings/{x['finding_pk']}").json()["numbers"] if x["record"] == "finding" else {}
+        )
+        for k in NUMBER_FIELDS:
+            want, got = served.get(k), x[f"finding_{k}"]
+            if fmt == "csv" and isinstance(want, float):
+                got = float(got)
+            assert got == (("" if fmt == "csv" else None) if want is None else want), (x, k)
+    by_rule = {x["rule_id"]: x for x in found}
+    assert by_rule["bz-ban"]["finding_zone"] == "buffer"  # the zone bans of the seed
+    assert float(by_rule["wd-tank"]["finding_limit_km"]) == 10.0  # the tank on B's side
 
 
 def test_unknown_agreement_is_not_found(api: Api) -> None:

@@ -126,6 +126,38 @@ class AgreementStored(_Out):
 # -- incidents --------------------------------------------------------------------------------
 
 
+class FindingNumbersOut(_Out):
+    """The numbers a finding's explanation states; which apply depends on the rule type (null: does
+    not apply). Distances are unsigned, with the side they are on."""
+
+    distance_km: float | None = Field(
+        default=None, description="Geodesic distance (km) from the line of the point measured"
+    )
+    distance_of: str | None = Field(
+        default=None, description="The point measured: `incident` (observed, impact) or `origin`"
+    )
+    side_party: str | None = Field(default=None, description="The party holding that point's side")
+    limit_km: float | None = Field(default=None, description="Withdrawal distance for that party")
+    zone: str | None = Field(default=None, description="The zone the rule is about")
+    weapon_class: str | None = Field(default=None, description="The report's weapon class")
+    counted: float | None = Field(
+        default=None, description="Count cap: expected count in the zone for the party on the day"
+    )
+    cap: float | None = Field(default=None, description="Count cap: the cap")
+    origin_distance_km: float | None = Field(
+        default=None, description="Fire across the line: the origin's distance (km) from the line"
+    )
+    origin_side_party: str | None = Field(
+        default=None, description="Fire across the line: the side the fire most likely came from"
+    )
+    origin_method: str | None = Field(
+        default=None, description="Fire across the line: `origin` (reported) or `bearing` only"
+    )
+    origin_probability: float | None = Field(
+        default=None, description="Fire across the line: probability of that side"
+    )
+
+
 class FindingOut(_Out):
     pk: int
     incident_pk: int
@@ -135,6 +167,10 @@ class FindingOut(_Out):
     probability: float
     likelihood: str
     explanation: str
+    numbers: FindingNumbersOut | None = Field(
+        description="The numbers the explanation states; null for a finding recorded before "
+        "findings carried them (its explanation says them)"
+    )
     status: str
     created_at: dt.datetime
     released_at: dt.datetime | None
@@ -150,6 +186,7 @@ class FindingOut(_Out):
             probability=f.probability,
             likelihood=str(icd203_term(f.probability)),
             explanation=f.explanation,
+            numbers=None if f.numbers is None else FindingNumbersOut.model_validate(f.numbers),
             status=f.status,
             created_at=utc(f.created_at),
             released_at=utc(f.released_at),

@@ -2,7 +2,9 @@
 
 :func:`classify` returns, per incident, its side, signed geodesic distance to the line, the zones it
 lies in, its sector, and the findings (zero or more per incident), each with the rule, the party
-responsible (or ``"undetermined"``), a probability and a one-line explanation with the numbers.
+responsible (or ``"undetermined"``), a probability, a one-line explanation, and the numbers that
+explanation states as typed columns (:class:`Findings`; which numbers each rule type has:
+:data:`NUMBERS`). Consumers read the columns, never the explanation's text.
 
 Probabilities come from the incidents' own position uncertainty (a circular Gaussian of standard
 deviation ``uncertainty_m``): near a boundary, the engine says how likely the incident is on either
@@ -12,8 +14,9 @@ loops run over agreement versions and rules.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -34,7 +37,19 @@ from truceline.core.geodesy import LineIndex, pad_lat_deg, pad_lon_deg
 from truceline.core.incidents import FIRE_KINDS, PRESENCE_KINDS, IncidentBatch, Kind
 from truceline.core.probability import icd203_term, normal_cdf
 
-__all__ = ["UNDETERMINED", "Classification", "Findings", "classify", "judge_rules", "prepare"]
+__all__ = [
+    "NUMBERS",
+    "NUMBER_COLUMNS",
+    "NUMBER_FIELDS",
+    "UNDETERMINED",
+    "Classification",
+    "FindingNumbers",
+    "Findings",
+    "classify",
+    "judge_rules",
+    "number_columns",
+    "prepare",
+]
 
 #: Findings below this probability are not reported.
 MIN_PROBABILITY = 0.05
@@ -54,9 +69,109 @@ _DRONE_VALUES = frozenset({Kind.drone_flight.value})
 _RESTRICTION_VALUES = frozenset({Kind.movement_restriction.value})
 
 
+#: The numbers each rule type states in its explanation: the :class:`Findings` columns that apply
+#: to its findings (the others are NaN or "") and the keys a stored finding's ``numbers`` may have.
+NUMBERS: Mapping[str, tuple[str, ...]] = {
+    RuleType.zone_ban: ("distance_km", "distance_of", "side_party", "zone", "weapon_class"),
+    RuleType.withdrawal: ("distance_km", "distance_of", "side_party", "weapon_class", "limit_km"),
+    RuleType.count_cap: ("zone", "counted", "cap"),
+    RuleType.fire_across: (
+        "distance_km",
+        "distance_of",
+        "side_party",
+        "origin_distance_km",
+        "origin_side_party",
+        "origin_method",
+        "origin_probability",
+    ),
+    RuleType.drone_flight: ("distance_km", "distance_of", "side_party", "zone"),
+    RuleType.movement_restriction: ("distance_km", "distance_of", "side_party"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FindingNumbers:
+    """One finding's numbers: the :class:`Findings` columns of the same names, for one finding.
+
+    NaN (numbers) or "" (text) where a number does not apply to the finding's rule type.
+    """
+
+    distance_km: float = math.nan
+    distance_of: str = ""
+    side_party: str = ""
+    limit_km: float = math.nan
+    zone: str = ""
+    weapon_class: str = ""
+    counted: float = math.nan
+    cap: float = math.nan
+    origin_distance_km: float = math.nan
+    origin_side_party: str = ""
+    origin_method: str = ""
+    origin_probability: float = math.nan
+
+    @classmethod
+    def from_json(cls, numbers: Mapping[str, Any] | None) -> FindingNumbers | None:
+        """From a stored finding's ``numbers`` (:meth:`Findings.numbers`); None stays None (a
+        finding recorded before findings carried their numbers)."""
+        if numbers is None:
+            return None
+        return cls(**{k: v for k, v in numbers.items() if k in _NUMBER_FILL})
+
+
+#: Each number column and what it holds where it does not apply.
+_NUMBER_FILL: dict[str, float | str] = {f.name: f.default for f in fields(FindingNumbers)}  # type: ignore[misc]
+#: Every number of a finding (the fields of FindingNumbers), in order.
+NUMBER_FIELDS: tuple[str, ...] = tuple(_NUMBER_FILL)
+#: The numbers as flat columns beside an incident's own (``distance_km``, ``weapon_class``, ...).
+NUMBER_COLUMNS: tuple[str, ...] = tuple(f"finding_{k}" for k in NUMBER_FIELDS)
+
+
+def number_columns(numbers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stored finding's ``numbers`` as the flat :data:`NUMBER_COLUMNS` (None where a number does
+    not apply, and all None for a finding recorded before findings carried numbers)."""
+    n = numbers or {}
+    return {c: n.get(k) for k, c in zip(NUMBER_FIELDS, NUMBER_COLUMNS, strict=True)}
+
+
+def _read_only(a: NDArray[Any]) -> NDArray[Any]:
+    a.setflags(write=False)
+    return a
+
+
+# A number column not given to Findings (shared, read-only; filled in to the findings' size).
+_NONE_F: NDArray[np.float64] = _read_only(np.zeros(0))
+_NONE_S: NDArray[np.str_] = _read_only(np.zeros(0, str))
+
+
+def _no_floats() -> NDArray[np.float64]:
+    return _NONE_F
+
+
+def _no_text() -> NDArray[np.str_]:
+    return _NONE_S
+
+
 @dataclass(frozen=True, slots=True)
 class Findings:
-    """Findings as columns; ``incident`` indexes the classified batch."""
+    """Findings as columns; ``incident`` indexes the classified batch.
+
+    After the verdict and its ``explanation`` come the numbers the explanation states, one column
+    each (:data:`NUMBERS`: which apply to which rule type; NaN or "" where one does not apply; a
+    column not given is "does not apply" throughout):
+
+    - ``distance_km``: geodesic distance (km) from the line, unsigned (as the explanation states
+      it, with ``side_party``), of the point the rule measured: ``distance_of`` is ``"incident"``
+      (where it was observed; for fire, the impact) or ``"origin"`` (where a weapon fired from);
+    - ``side_party``: the party holding that point's side ("" outside the area of application);
+    - ``limit_km``: the withdrawal distance for the party on that side (NaN: none for that party);
+    - ``zone``: the id of the zone the rule is about; ``weapon_class``: the report's weapon class;
+    - ``counted``, ``cap``: a count cap's expected count in the zone for the responsible party on
+      the day (unrounded; the explanation rounds it) and the cap;
+    - ``origin_distance_km``, ``origin_side_party``, ``origin_method``, ``origin_probability``:
+      fire across the line's origin: its unsigned distance (km) from the line, the party whose side
+      the fire most likely came from, how the origin is known (``"origin"`` reported or
+      ``"bearing"`` only) and the probability of that side.
+    """
 
     incident: NDArray[np.intp]
     rule_id: NDArray[np.str_]
@@ -64,6 +179,29 @@ class Findings:
     responsible: NDArray[np.str_]
     probability: NDArray[np.float64]
     explanation: NDArray[np.str_]
+    distance_km: NDArray[np.float64] = field(default_factory=_no_floats)
+    distance_of: NDArray[np.str_] = field(default_factory=_no_text)
+    side_party: NDArray[np.str_] = field(default_factory=_no_text)
+    limit_km: NDArray[np.float64] = field(default_factory=_no_floats)
+    zone: NDArray[np.str_] = field(default_factory=_no_text)
+    weapon_class: NDArray[np.str_] = field(default_factory=_no_text)
+    counted: NDArray[np.float64] = field(default_factory=_no_floats)
+    cap: NDArray[np.float64] = field(default_factory=_no_floats)
+    origin_distance_km: NDArray[np.float64] = field(default_factory=_no_floats)
+    origin_side_party: NDArray[np.str_] = field(default_factory=_no_text)
+    origin_method: NDArray[np.str_] = field(default_factory=_no_text)
+    origin_probability: NDArray[np.float64] = field(default_factory=_no_floats)
+
+    def __post_init__(self) -> None:
+        n = self.incident.size
+        if n == 0:
+            return
+        for name, fill in _NUMBER_FILL.items():
+            size = getattr(self, name).size
+            if size != n:
+                if size:
+                    raise ValueError(f"Findings.{name} has {size} values for {n} findings")
+                object.__setattr__(self, name, np.full(n, fill))
 
     def __len__(self) -> int:
         return int(self.incident.size)
@@ -71,6 +209,28 @@ class Findings:
     @property
     def likelihood(self) -> NDArray[np.str_]:
         return icd203_term(self.probability)
+
+    def numbers_at(self, j: int) -> FindingNumbers:
+        """The numbers of finding ``j``."""
+        return FindingNumbers(**{k: getattr(self, k)[j].item() for k in _NUMBER_FILL})
+
+    def numbers(self) -> list[dict[str, float | str]]:
+        """Each finding's numbers as a JSON-ready mapping: those of its rule type (:data:`NUMBERS`)
+        that apply to it (NaN, infinities and "" left out), as Python floats and strings.
+
+        What the store keeps (a finding's ``numbers``) and the ledger records; keys in sorted
+        order (as canonical JSON writes them).
+        """
+        types = self.rule_type.tolist()
+        keys_of = {t: tuple(sorted(NUMBERS.get(t, ()))) for t in set(types)}
+        cols = {}
+        for k in {k for ks in keys_of.values() for k in ks}:
+            c = getattr(self, k)
+            cols[k] = (np.where(np.isfinite(c), c, np.nan) if c.dtype.kind == "f" else c).tolist()
+        # v == v is False for NaN only; v != "" is False for the empty string only.
+        return [
+            {k: v for k in keys_of[t] if (v := cols[k][j]) == v and v != ""} for j, t in enumerate(types)
+        ]
 
     @classmethod
     def empty(cls) -> Findings:
@@ -217,8 +377,8 @@ def _run_rules(ctx: _Context, rules: Iterable[Rule], rows: NDArray[np.intp]) -> 
             continue  # no report of the batch has what the rule looks at: it would find nothing
         f = _RULES[rule.type](ctx, rule)
         if len(f):
-            fields = (getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:])
-            out.append(Findings(rows[f.incident], *fields))
+            cols = (getattr(f, k) for k in list(Findings.__dataclass_fields__)[1:])
+            out.append(Findings(rows[f.incident], *cols))
     return out
 
 
@@ -643,9 +803,8 @@ def _cat(*parts: object) -> NDArray[Any]:
     return out
 
 
-def _what(b: IncidentBatch, rows: NDArray[np.intp]) -> NDArray[Any]:
+def _what(b: IncidentBatch, rows: NDArray[np.intp], wc: NDArray[np.str_]) -> NDArray[Any]:
     kind = np.strings.replace(b.kind[rows].astype(_S), "_", " ")
-    wc = b.weapon_class[rows]
     return np.where(wc != "", _cat(kind, " (", wc, ")"), kind).astype(_S)
 
 
@@ -656,9 +815,21 @@ def _make(
     responsible: NDArray[np.str_],
     prob: NDArray[np.float64],
     explanation: NDArray[np.str_],
+    **numbers: Any,
 ) -> Findings:
+    """The findings at ``rows`` with a probability worth reporting.
+
+    ``numbers``: the rule type's numbers (:data:`NUMBERS`, every one of them), each an array
+    aligned with ``rows`` or one value for all.
+    """
+    assert numbers.keys() == set(NUMBERS[rule.type]), (rule.type, sorted(numbers))
     keep = prob >= MIN_PROBABILITY
+    n = rows.size
     rows = rows[keep]
+    cols = {}
+    for k, v in numbers.items():
+        a = np.broadcast_to(np.asarray(v), n)[keep]
+        cols[k] = a.astype(str) if a.dtype.kind in "OT" else a
     return Findings(
         incident=rows,
         rule_id=np.full(rows.size, rule.id),
@@ -666,13 +837,36 @@ def _make(
         responsible=np.asarray(responsible)[keep].astype(str),
         probability=np.round(np.asarray(prob)[keep], 4),
         explanation=np.asarray(explanation)[keep].astype(_S),
+        **cols,
     )
 
 
-def _side_phrase(ctx: _Context, rows: NDArray[np.intp]) -> NDArray[np.str_]:
-    s = ctx.side[rows]
-    party = np.where(s > 0, ctx.ag.left, np.where(s < 0, ctx.ag.right, "?"))
-    return _cat(_fmt(ctx.dist_m[rows] / 1000.0), " km from the line on the ", party, " side")
+def _party_on(ctx: _Context, side: NDArray[np.int8]) -> NDArray[np.str_]:
+    """The party holding each side (+1 left, -1 right); "" for 0 (outside the area of application)."""
+    return np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, ""))
+
+
+def _shown(party: NDArray[np.str_]) -> NDArray[np.str_]:
+    """A side's party as the explanations write it ("?" for none)."""
+    return np.where(party == "", "?", party)
+
+
+def _at_incident(ctx: _Context, rows: NDArray[np.intp]) -> dict[str, Any]:
+    """The numbers of a finding measured where the incident was observed: its distance and side."""
+    return {
+        "distance_km": ctx.dist_m[rows] / 1000.0,
+        "distance_of": "incident",
+        "side_party": _party_on(ctx, ctx.side[rows]),
+    }
+
+
+def _side_phrase(numbers: Mapping[str, Any]) -> NDArray[np.str_]:
+    return _cat(
+        _fmt(numbers["distance_km"]),
+        " km from the line on the ",
+        _shown(numbers["side_party"]),
+        " side",
+    )
 
 
 def _zone_name(ctx: _Context, zone_id: str) -> str:
@@ -710,15 +904,17 @@ def _zone_ban(ctx: _Context, rule: Rule) -> Findings:
     if rows.size == 0:
         return _NO_FINDINGS
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
+    at = _at_incident(ctx, rows)
+    wc = b.weapon_class[rows]
     expl = _cat(
-        _what(b, rows),
+        _what(b, rows, wc),
         " observed ",
-        _side_phrase(ctx, rows),
+        _side_phrase(at),
         f", inside {_zone_name(ctx, rule.zone)}",
         "; banned there by ",
         rule.id,
     )
-    return _make(ctx, rule, rows, resp, p, expl)
+    return _make(ctx, rule, rows, resp, p, expl, **at, zone=rule.zone, weapon_class=wc)
 
 
 def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
@@ -750,26 +946,40 @@ def _withdrawal(ctx: _Context, rule: Rule) -> Findings:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         pside = np.where(sg > 0, normal_cdf(dist / sg), 1.0)
     resp = ctx.responsible(rows, side, pside)
-    side_name = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
+    side_party = _party_on(ctx, side)
+    wc = b.weapon_class[rows]
     names = {w.id: (w.name or w.id) for w in ctx.ag.weapon_classes}
-    wname = _lookup(b.weapon_class[rows], names, default=None)
-    where = np.where(from_origin[rows], "fired from ", "observed ")
+    wname = _lookup(wc, names, default=None)
+    where = np.where(fo, "fired from ", "observed ")
+    dist_km = dist / 1000.0
     expl = _cat(
         np.strings.replace(b.kind[rows].astype(_S), "_", " "),
         " of class ",
-        b.weapon_class[rows],
+        wc,
         " ",
         where,
-        _fmt(dist / 1000.0),
+        _fmt(dist_km),
         " km from the line on the ",
-        side_name,
+        _shown(side_party),
         " side; the limit for ",
         wname,
         " is ",
         _fmt(np.nan_to_num(limit, nan=0.0), 0),
         " km",
     )
-    return _make(ctx, rule, rows, resp, p, expl)
+    return _make(
+        ctx,
+        rule,
+        rows,
+        resp,
+        p,
+        expl,
+        distance_km=dist_km,
+        distance_of=np.where(fo, "origin", "incident"),
+        side_party=side_party,
+        weapon_class=wc,
+        limit_km=limit,
+    )
 
 
 def _count_cap(ctx: _Context, rule: Rule) -> Findings:
@@ -810,7 +1020,17 @@ def _count_cap(ctx: _Context, rule: Rule) -> Findings:
     keep = prob >= 0.5
     if not keep.any():
         return _NO_FINDINGS
-    return _make(ctx, rule, rows[keep], resp[keep], prob[keep], expl[keep])
+    return _make(
+        ctx,
+        rule,
+        rows[keep],
+        resp[keep],
+        prob[keep],
+        expl[keep],
+        zone=rule.zone,
+        counted=total[keep],
+        cap=cap,
+    )
 
 
 def _origin_side_probability(
@@ -877,8 +1097,9 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
     )
     from_party = np.where(p_left >= 0.5, ctx.ag.left, ctx.ag.right)
     p_from = np.where(p_left >= 0.5, p_left, 1 - p_left)
-    impact_party = np.where(side > 0, ctx.ag.left, np.where(side < 0, ctx.ag.right, "?"))
     how = np.where(np.isfinite(b.origin_lon[rows]), "origin", "bearing")
+    odist_km = odist / 1000.0
+    impact = _at_incident(ctx, rows)
     expl = _cat(
         np.strings.replace(b.kind[rows].astype(_S), "_", " "),
         ": fired from the ",
@@ -886,16 +1107,28 @@ def _fire_across(ctx: _Context, rule: Rule) -> Findings:
         " side (",
         how,
         " ",
-        _fmt(odist / 1000.0),
+        _fmt(odist_km),
         " km from the line, P=",
         _fmt(p_from, 2),
         "), impact ",
-        _fmt(dist / 1000.0),
+        _fmt(impact["distance_km"]),
         " km from the line on the ",
-        impact_party,
+        _shown(impact["side_party"]),
         " side",
     )
-    return _make(ctx, rule, rows, resp, p, expl)
+    return _make(
+        ctx,
+        rule,
+        rows,
+        resp,
+        p,
+        expl,
+        **impact,
+        origin_distance_km=odist_km,
+        origin_side_party=from_party,
+        origin_method=how,
+        origin_probability=p_from,
+    )
 
 
 def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
@@ -919,13 +1152,14 @@ def _drone_flight(ctx: _Context, rule: Rule) -> Findings:
             np.where(pl < ATTRIBUTION_BAND[0], ctx.ag.right, UNDETERMINED),
         )
         resp[has_o] = np.where(b.party[rows[has_o]] != "", b.party[rows[has_o]], by)
+    at = _at_incident(ctx, rows)
     expl = _cat(
         "drone flight ",
-        _side_phrase(ctx, rows),
+        _side_phrase(at),
         f", over {_zone_name(ctx, rule.zone)}",
         "; only the mission's drones may fly there",
     )
-    return _make(ctx, rule, rows, resp.astype(str), p, expl)
+    return _make(ctx, rule, rows, resp.astype(str), p, expl, **at, zone=rule.zone)
 
 
 def _movement_restriction(ctx: _Context, rule: Rule) -> Findings:
@@ -933,12 +1167,13 @@ def _movement_restriction(ctx: _Context, rule: Rule) -> Findings:
     if rows.size == 0:
         return _NO_FINDINGS
     resp = ctx.responsible(rows, ctx.side[rows], ctx.p_side[rows])
+    at = _at_incident(ctx, rows)
     expl = _cat(
         "monitors' freedom of movement restricted ",
-        _side_phrase(ctx, rows),
+        _side_phrase(at),
         "; the agreement guarantees the mission's access",
     )
-    return _make(ctx, rule, rows, resp, np.ones(rows.size), expl)
+    return _make(ctx, rule, rows, resp, np.ones(rows.size), expl, **at)
 
 
 #: The kinds each rule type looks at, for the rule types that select by kind alone.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import textwrap
 from collections import Counter
 from collections.abc import Iterable
@@ -42,7 +41,7 @@ from truceline.core.attribution import UNDETERMINED
 from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch, Kind
 from truceline.core.probability import ICD203_TERMS, icd203_term
-from truceline.core.rules import Classification
+from truceline.core.rules import Classification, FindingNumbers
 from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [
@@ -68,18 +67,6 @@ _OWN_SECTION = frozenset(
     {RuleType.withdrawal.value, RuleType.fire_across.value, RuleType.movement_restriction.value}
 )
 
-# Explanations are written by truceline.core.rules; these read the numbers back for the tables
-# (a test renders real engine output, so a change of wording there fails loudly here).
-_WITHDRAWAL_RE = re.compile(
-    r"(?:observed|fired from) (?P<dist>\d+(?:\.\d+)?) km from the line on the (?P<side>\S+) side;"
-    r" the limit for (?P<wname>.+?) is (?P<limit>\d+(?:\.\d+)?) km"
-)
-_FIRE_RE = re.compile(
-    r"fired from the (?P<from>\S+) side \((?P<how>origin|bearing) (?P<odist>\d+(?:\.\d+)?) km"
-    r" from the line, P=(?P<pfrom>\d+(?:\.\d+)?)\), impact (?P<idist>\d+(?:\.\d+)?) km from the"
-    r" line on the (?P<iside>\S+) side"
-)
-
 # Colour-blind-safe (Okabe-Ito) colours: the parties first, then third actors.
 _LEFT_COLOUR = "#0072B2"
 _RIGHT_COLOUR = "#D55E00"
@@ -102,7 +89,9 @@ class DayFinding:
     """One finding of the day: the incident's facts and the rule engine's verdict.
 
     ``distance_km`` is the incident's signed geodesic distance to the line, positive on the left
-    side; ``observed_at`` is UTC (a naive datetime is read as UTC).
+    side; ``observed_at`` is UTC (a naive datetime is read as UTC). ``numbers`` are the numbers the
+    rule engine gave the finding (what its explanation states); None for a finding recorded before
+    findings carried them, which the tables show by its explanation alone.
     """
 
     incident_id: str
@@ -121,6 +110,7 @@ class DayFinding:
     probability: float
     explanation: str
     ledger_ref: str | None = None
+    numbers: FindingNumbers | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +199,7 @@ def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFindin
             responsible=str(f.responsible[j]),
             probability=float(f.probability[j]),
             explanation=str(f.explanation[j]),
+            numbers=f.numbers_at(j),
         )
         for j, (k, t) in enumerate(zip(i.tolist(), observed.tolist(), strict=True))
     ]
@@ -337,6 +328,37 @@ class _Context:
             "source": _humanise(f.source_type) if f.source_type else "",
         }
 
+    def withdrawal_row(self, f: DayFinding) -> dict[str, Any]:
+        """A row of the withdrawal table: where the weapon stood (or fired from) and the limit."""
+        row = self.row(f)
+        row["weapon"] = self.weapons.get(f.weapon_class or "", f.weapon_class or "—")
+        n = f.numbers
+        row["has_numbers"] = n is not None
+        if n is not None:
+            row.update(
+                distance_km=n.distance_km,
+                limit_km=n.limit_km,
+                side=self.party(n.side_party),
+                fired=n.distance_of == "origin",
+            )
+        return row
+
+    def fire_row(self, f: DayFinding) -> dict[str, Any]:
+        """A row of the fire table: where the fire came from (and how that is known), where it landed."""
+        row = self.row(f)
+        n = f.numbers
+        row["has_numbers"] = n is not None
+        if n is not None:
+            row.update(
+                from_party=self.party(n.origin_side_party),
+                from_how=n.origin_method,
+                from_km=n.origin_distance_km,
+                from_p=n.origin_probability,
+                impact_party=self.party(n.side_party),
+                impact_km=n.distance_km,
+            )
+        return row
+
     def breakdown(self, key: str, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Findings counted by ``key`` (a DayFinding field) and by responsible party."""
         groups: dict[str, list[DayFinding]] = {}
@@ -365,37 +387,8 @@ class _Context:
         summary_parties = list(dict.fromkeys([ag.left, ag.right, *self.parties]))
         violations = Counter(f.responsible for f in fs if f.probability >= VIOLATION_THRESHOLD)
         findings_by = Counter(f.responsible for f in fs)
-        weapons = []
-        for f in fs:
-            if f.rule_type != RuleType.withdrawal.value:
-                continue
-            m = _WITHDRAWAL_RE.search(f.explanation)
-            row = self.row(f)
-            row["distance_km"] = float(m["dist"]) if m else abs(f.distance_km)
-            row["limit_km"] = float(m["limit"]) if m else None
-            row["side"] = self.party(m["side"]) if m else self.party(f.side_party)
-            row["weapon"] = self.weapons.get(f.weapon_class or "", f.weapon_class or "—")
-            row["fired"] = bool(m and "fired from" in m.group(0))
-            weapons.append(row)
-        fire = []
-        for f in fs:
-            if f.rule_type != RuleType.fire_across.value:
-                continue
-            m = _FIRE_RE.search(f.explanation)
-            row = self.row(f)
-            if m:
-                row.update(
-                    parsed=True,
-                    from_party=self.party(m["from"]),
-                    from_how=m["how"],
-                    from_km=float(m["odist"]),
-                    from_p=float(m["pfrom"]),
-                    impact_party=self.party(m["iside"]),
-                    impact_km=float(m["idist"]),
-                )
-            else:
-                row["parsed"] = False
-            fire.append(row)
+        weapons = [self.withdrawal_row(f) for f in fs if f.rule_type == RuleType.withdrawal.value]
+        fire = [self.fire_row(f) for f in fs if f.rule_type == RuleType.fire_across.value]
         restrictions = [
             self.row(f)
             for f in fs

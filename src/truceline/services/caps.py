@@ -31,7 +31,7 @@ from truceline.core.rules import judge_rules
 from truceline.store import ledger
 from truceline.store.columns import read_columns
 from truceline.store.db import bulk_insert, one_of
-from truceline.store.ledger import finding_text
+from truceline.store.ledger import finding_text, numbers_texts
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["CapRecount", "cap_rules", "counted_by_caps", "recount_caps"]
@@ -198,15 +198,17 @@ def recount_caps(
             "responsible": resp,
             "probability": prob,
             "explanation": ex,
+            "numbers": nums,
             "created_at": now,
         }
-        for p, e, rid, resp, prob, ex in zip(
+        for p, e, rid, resp, prob, ex, nums in zip(
             rep_pk,
             rep_event,
             f.rule_id[caps].tolist(),
             f.responsible[caps].tolist(),
             f.probability[caps].tolist(),
             f.explanation[caps].tolist(),
+            map(numbers_texts(f).__getitem__, caps.tolist()),
             strict=True,
         )
         if (e, rid) not in held

@@ -57,6 +57,7 @@ from truceline.core.agreement import Agreement, RuleType
 from truceline.core.geodesy import offset_region
 from truceline.core.incidents import Kind, SourceType
 from truceline.core.probability import icd203_term
+from truceline.core.rules import NUMBER_COLUMNS, number_columns
 from truceline.errors import ValidationError
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Scope
@@ -200,6 +201,7 @@ _F_COLS = (
     IncidentRow.side_party,
     IncidentRow.distance_km,
     IncidentRow.narrative,
+    FindingRow.numbers,
 )
 _I_COLS = (
     IncidentRow.pk,
@@ -506,7 +508,8 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 #: Columns of the CSV export (and properties of the GeoJSON export), one row per finding, then one
 #: per incident without findings (finding columns empty). Liaisons get the raw report's own fields
-#: (finding's incident_pk, report_id, source_type, narrative) empty.
+#: (finding's incident_pk, report_id, source_type, narrative) empty. The finding's numbers follow
+#: its explanation (``finding_distance_km``, ``finding_limit_km``, ...: NUMBER_COLUMNS).
 EXPORT_COLUMNS = (
     "record",
     "finding_pk",
@@ -531,6 +534,7 @@ EXPORT_COLUMNS = (
     "status",
     "released",
     "explanation",
+    *NUMBER_COLUMNS,
     "party",
     "narrative",
 )
@@ -542,7 +546,7 @@ def export_rows(session: Session, flt: MapFilter, *, scope: Scope) -> Iterator[d
     q = _finding_select(flt, scope).execution_options(yield_per=2000)
     for r in session.execute(q):
         (pk, ipk, report_id, t, day, lon, lat, unc, kind, wc, sector, source, rule_id, rule_type,
-         resp, p, status, released, expl, side, dist, narrative) = r  # fmt: skip
+         resp, p, status, released, expl, side, dist, narrative, numbers) = r  # fmt: skip
         yield {
             "record": "finding",
             "finding_pk": pk,
@@ -567,6 +571,7 @@ def export_rows(session: Session, flt: MapFilter, *, scope: Scope) -> Iterator[d
             "status": "new" if status == "open" else status,
             "released": released is not None,
             "explanation": expl,
+            **number_columns(numbers),
             "party": None,
             "narrative": None if redact else narrative,
         }
@@ -600,6 +605,7 @@ def export_rows(session: Session, flt: MapFilter, *, scope: Scope) -> Iterator[d
             "status": status,
             "released": None,
             "explanation": None,
+            **number_columns(None),
             "party": party,
             "narrative": narrative,
         }

@@ -26,7 +26,7 @@ from truceline.services.incidents import adjudicate
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.incidents import stored_reports
-from truceline.store.ledger import finding_text
+from truceline.store.ledger import finding_text, numbers_texts
 from truceline.store.models import (
     FindingRow,
     IncidentRow,
@@ -179,6 +179,8 @@ def ingest_incidents(
     if (f.rule_type == RuleType.count_cap.value).any():
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
+    # The numbers' canonical text, made once: the findings' column and their ledger entries hold it.
+    numbers = numbers_texts(f)
     frows = [
         {
             "incident_pk": pks[i],
@@ -187,15 +189,17 @@ def ingest_incidents(
             "responsible": str(resp),
             "probability": float(p),
             "explanation": str(ex),
+            "numbers": nums,
             "created_at": now,
         }
-        for i, rid, rt, resp, p, ex in zip(
+        for i, rid, rt, resp, p, ex, nums in zip(
             f.incident.tolist(),
             f.rule_id.tolist(),
             f.rule_type.tolist(),
             f.responsible.tolist(),
             f.probability.tolist(),
             f.explanation.tolist(),
+            numbers,
             strict=True,
         )
     ]

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.core.probability import icd203_term
+from truceline.core.rules import number_columns
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
@@ -330,6 +331,7 @@ def _finding_feature(f: FindingRow, i: IncidentRow, *, redact: bool) -> dict[str
         "probability": f.probability,
         "likelihood": str(icd203_term(f.probability)),
         "explanation": f.explanation,
+        **number_columns(f.numbers),
         "status": f.status,
         "released_at": _iso(f.released_at),
         "observed_at": _iso(i.observed_at),

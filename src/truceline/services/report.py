@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
+from truceline.core.rules import FindingNumbers
 from truceline.errors import ValidationError
 from truceline.report.daily import (
     DayFinding,
@@ -90,6 +91,7 @@ def build_day_report(
             responsible=f.responsible,
             probability=f.probability,
             explanation=f.explanation,
+            numbers=FindingNumbers.from_json(f.numbers),
         )
         for f, i in rows
     ]

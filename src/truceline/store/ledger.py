@@ -17,15 +17,17 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pydantic
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import Incident
+from truceline.core.rules import NUMBERS, Findings
 from truceline.errors import ConflictError, NotFoundError
 from truceline.ledger_verify import (
     FORMAT,
@@ -57,6 +59,8 @@ __all__ = [
     "finding_content",
     "finding_text",
     "json_text",
+    "numbers_text",
+    "numbers_texts",
     "verify",
 ]
 
@@ -162,7 +166,12 @@ def append(
 def finding_content(
     f: FindingRow | dict[str, Any], report_hash: str, agreement_id: str
 ) -> dict[str, Any]:
-    """What the ledger keeps of a finding (its immutable part; status changes are review entries)."""
+    """What the ledger keeps of a finding (its immutable part; status changes are review entries).
+
+    ``numbers`` (the numbers the explanation states) is there only when the finding has them: a
+    finding recorded before findings carried numbers has none, and its entry (written without
+    the key) still verifies.
+    """
     g = (
         f
         if isinstance(f, dict)
@@ -176,10 +185,11 @@ def finding_content(
                 "responsible",
                 "probability",
                 "explanation",
+                "numbers",
             )
         }
     )
-    return {
+    content = {
         "agreement": agreement_id,
         "finding": g["pk"],
         "incident": g["incident_pk"],
@@ -190,21 +200,83 @@ def finding_content(
         "probability": g["probability"],
         "explanation": g["explanation"],
     }
+    numbers = g.get("numbers")
+    if numbers is not None:
+        content["numbers"] = json.loads(numbers) if isinstance(numbers, str) else numbers
+    return content
+
+
+def numbers_text(numbers: Mapping[str, Any]) -> CanonicalJSON:
+    """A finding's numbers as their canonical text (what the store and the ledger keep)."""
+    return CanonicalJSON(canonical_json(numbers))
+
+
+#: Up to this many findings, :func:`numbers_texts` serialises each finding's mapping (setting up
+#: the column-wise path costs more).
+_FEW_FINDINGS = 16
+_NO_NUMBERS = CanonicalJSON("{}")
+
+
+def numbers_texts(f: Findings) -> list[CanonicalJSON]:
+    """``numbers_text`` of each of :meth:`Findings.numbers <truceline.core.rules.Findings.numbers>`,
+    written column by column: for ingest, which stores and ledgers every finding of a batch.
+
+    The findings of one rule type with the same numbers that apply share one template (the keys
+    in canonical order); each number is serialised once per column, not once per finding.
+    """
+    n = len(f)
+    if n <= _FEW_FINDINGS:
+        return [numbers_text(d) for d in f.numbers()]
+    out: list[CanonicalJSON] = [_NO_NUMBERS] * n
+    types = f.rule_type
+    for t in np.unique(types).tolist():
+        keys = sorted(NUMBERS.get(t, ()))
+        idx = np.flatnonzero(types == t)
+        cols = [getattr(f, k)[idx] for k in keys]
+        given = [np.isfinite(c) if c.dtype.kind == "f" else c != "" for c in cols]
+        # which numbers apply, as bits: one template per combination (a handful)
+        pattern = np.zeros(idx.size, np.int64)
+        for bit, g in enumerate(given):
+            pattern |= g.astype(np.int64) << bit
+        for p in np.unique(pattern).tolist():
+            here = pattern == p
+            use = [b for b in range(len(keys)) if p >> b & 1]
+            template = "{" + ",".join(f"{json_text(keys[b])}:%s" for b in use) + "}"
+            values = []
+            for b in use:
+                v = cols[b][here].tolist()
+                if cols[b].dtype.kind == "f":
+                    values.append(list(map(float.__repr__, v)))
+                else:
+                    text = {x: json_text(x) for x in set(v)}  # a few distinct ids
+                    values.append(list(map(text.__getitem__, v)))
+            rows = idx[here].tolist()
+            texts = map(template.__mod__, zip(*values, strict=True)) if use else ["{}"] * len(rows)
+            for j, x in zip(rows, texts, strict=True):
+                out[j] = CanonicalJSON(x)
+    return out
 
 
 def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> CanonicalJSON:
     """``canonical_json(finding_content(f, report_hash, agreement_id))``, written directly.
 
     For ingest, where every finding of a batch is serialised: ``f`` holds the types a stored
-    finding has (``pk`` and ``incident_pk`` int, ``probability`` a finite float, the rest str);
-    anything else takes the general path.
+    finding has (``pk`` and ``incident_pk`` int, ``probability`` a finite float, ``numbers`` None
+    or their :class:`CanonicalJSON` text, the rest str); anything else takes the general path.
     """
-    pk, inc, p = f["pk"], f["incident_pk"], f["probability"]
-    if not (pk.__class__ is int and inc.__class__ is int and p.__class__ is float and math.isfinite(p)):
+    pk, inc, p, nums = f["pk"], f["incident_pk"], f["probability"], f.get("numbers")
+    if not (
+        pk.__class__ is int
+        and inc.__class__ is int
+        and p.__class__ is float
+        and math.isfinite(p)
+        and (nums is None or nums.__class__ is CanonicalJSON)
+    ):
         return CanonicalJSON(canonical_json(finding_content(f, report_hash, agreement_id)))
+    numbers = "" if nums is None else f',"numbers":{nums}'
     return CanonicalJSON(
         f'{{"agreement":{json_text(agreement_id)},"explanation":{json_text(f["explanation"])},'
-        f'"finding":{pk},"incident":{inc},"probability":{float.__repr__(p)},'
+        f'"finding":{pk},"incident":{inc}{numbers},"probability":{float.__repr__(p)},'
         f'"report_hash":{json_text(report_hash)},"responsible":{json_text(f["responsible"])},'
         f'"rule_id":{json_text(f["rule_id"])},"rule_type":{json_text(f["rule_type"])}}}'
     )

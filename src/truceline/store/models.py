@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -15,9 +17,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from truceline.ledger_verify import canonical_json
 
 __all__ = [
     "AgreementRevisionRow",
@@ -30,6 +36,7 @@ __all__ = [
     "FindingRow",
     "IncidentRow",
     "IngestBatchRow",
+    "JSONText",
     "LedgerEntryRow",
     "LedgerHeadRow",
     "LedgerRootRow",
@@ -41,6 +48,25 @@ __all__ = [
 
 class Base(DeclarativeBase):
     pass
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON value kept as its canonical text (:func:`~truceline.ledger_verify.canonical_json`).
+
+    Reads give the parsed value. A ``str`` is taken as that text already (ingest serialises a
+    finding's numbers once, for this column and for the ledger); anything else is serialised here.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return canonical_json(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
 
 
 def _now() -> dt.datetime:
@@ -129,6 +155,9 @@ class FindingRow(Base):
     responsible: Mapped[str] = mapped_column(String(32))
     probability: Mapped[float] = mapped_column(Float)
     explanation: Mapped[str] = mapped_column(Text)
+    # The numbers the explanation states (truceline.core.rules.Findings: which apply to which rule
+    # type in NUMBERS); None for a finding recorded before findings carried them (migration 0006).
+    numbers: Mapped[dict[str, float | str] | None] = mapped_column(JSONText)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # to the parties
