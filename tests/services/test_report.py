@@ -11,11 +11,11 @@ from sqlalchemy import text
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.report.daily import DayReport, render_daily_html
-from truceline.services.agreement_store import register_agreement
 from truceline.services.ingest import ingest_incidents
 from truceline.services.report import build_day_report
 from truceline.store.db import Database
 
+from ..conftest import register_folder
 from ..core.test_rules import point_at
 
 DAY = dt.date(2025, 3, 1)
@@ -47,7 +47,7 @@ def test_the_report_shows_the_stored_numbers(db_url: str, small: Agreement, smal
     )
     db = Database(db_url)
     try:
-        db.write(lambda s: register_agreement(s, small, small_dir))
+        db.write(lambda s: register_folder(s, small_dir))
         db.write(lambda s: ingest_incidents(s, small, [hw], [0], source="t", submitted_by="m", now=T0))
         (f,) = _report(db, small).findings
         assert f.rule_id == "wd-art" and f.numbers is not None

@@ -387,7 +387,7 @@ def test_the_ledger_holds_a_findings_numbers_and_an_edit_is_found(
 ) -> None:
     db = Database(db_url)
     try:
-        db.write(lambda s: register_agreement(s, small, small_dir))
+        db.write(lambda s: register_folder(s, small_dir, now=T0))
         db.write(
             lambda s: ingest_incidents(
                 s, small, [_heavy_weapon(small)], [0], source="t", submitted_by="m1", now=T0
@@ -423,7 +423,7 @@ def test_findings_recorded_before_numbers_still_verify(
     migration keeps it, both ways; giving it numbers behind the ledger's back is found."""
     db = Database(db_url)
     try:
-        db.write(lambda s: register_agreement(s, small, small_dir))
+        db.write(lambda s: register_folder(s, small_dir, now=T0))
         with monkeypatch.context() as m:  # ingest as it was: no numbers
             m.setattr("truceline.services.ingest.numbers_texts", lambda f: [None] * len(f))
             db.write(
