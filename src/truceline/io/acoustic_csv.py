@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from truceline.core.acoustic import SIGNALS, LocatedEvents, SensorNetwork, Unassigned, Weather
+from truceline.core.acoustic.propagation import TOLD_TEMPERATURE_SIGMA_C, TOLD_WIND_SIGMA_MPS
 from truceline.core.attribution import Attribution
 from truceline.errors import RecordError
 
@@ -370,38 +371,74 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
 
 
 def read_weather(path: Path) -> tuple[Weather | None, list[Reject]]:
-    """Read weather.csv (``time, temperature_c``, optional ``wind_speed_mps, wind_from_deg``)."""
+    """Read weather.csv (``time, temperature_c``, optional ``wind_speed_mps, wind_from_deg`` and their
+    uncertainties ``temperature_sigma_c, wind_sigma_mps``).
+
+    Blank or missing: no wind; sigmas
+    :data:`~truceline.core.acoustic.propagation.TOLD_TEMPERATURE_SIGMA_C` (2 deg C) and
+    :data:`~truceline.core.acoustic.propagation.TOLD_WIND_SIGMA_MPS` (2 m/s per component). The told
+    weather is a prior: the speed of sound and the wind are estimated around it within these sigmas.
+    """
     header, rows = _rows(path)
     rejects = _missing_columns(path, header, ("time", "temperature_c"))
     if rejects:
         return None, rejects
-    out: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, ...]] = []
     for line, r in rows:
         try:
             t = parse_time_s(r.get("time", ""))
         except ValueError:
-            rejects.append(Reject(path.name, line, "", "time", "time is not ISO 8601 UTC"))
+            rejects.append(
+                Reject(path.name, line, "", "time", "time is not ISO 8601 UTC (e.g. 2025-03-01T12:00Z)")
+            )
             continue
         vals = []
         for col, default in (
             ("temperature_c", None),
             ("wind_speed_mps", 0.0),
             ("wind_from_deg", 0.0),
+            ("temperature_sigma_c", TOLD_TEMPERATURE_SIGMA_C),
+            ("wind_sigma_mps", TOLD_WIND_SIGMA_MPS),
         ):
             txt = r.get(col, "")
             v = _float(txt) if txt else default
             if v is None:
                 rejects.append(Reject(path.name, line, "", col, f"{col} {txt!r} is not a number"))
                 break
+            if col.endswith(("sigma_c", "sigma_mps")) and v <= 0:
+                rejects.append(
+                    Reject(
+                        path.name,
+                        line,
+                        "",
+                        col,
+                        f"{col} {txt!r} must be a positive uncertainty (1 sigma); leave it empty "
+                        "for the default",
+                    )
+                )
+                break
+            if col == "wind_speed_mps" and v < 0:
+                rejects.append(
+                    Reject(
+                        path.name,
+                        line,
+                        "",
+                        col,
+                        f"{col} {txt!r} is negative; give the speed and the direction the wind "
+                        "blows from",
+                    )
+                )
+                break
             vals.append(v)
         else:
-            out.append((t, vals[0], vals[1], vals[2]))
+            out.append((t, *vals))
     if not out:
         return None, rejects
     out.sort()
     arr = np.array(out)
     keep = np.r_[True, np.diff(arr[:, 0]) > 0]
-    return Weather(arr[keep, 0], arr[keep, 1], arr[keep, 2], arr[keep, 3]), rejects
+    a = arr[keep]
+    return Weather(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5]), rejects
 
 
 def write_events(

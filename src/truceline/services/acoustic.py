@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from truceline.core.acoustic import (
     SIGNALS,
+    AcousticError,
+    AssociationOptions,
     LocatedEvents,
     LocationResult,
     Unassigned,
@@ -126,8 +128,13 @@ def run_acoustic(
     agreement: Agreement | None = None,
     now_s: float | None = None,
     pairing: PairingOptions | None = None,
+    max_range_km: float | None = None,
 ) -> AcousticRun:
-    """Read the inputs, locate the events and (with an agreement) attribute them."""
+    """Read the inputs, locate the events and (with an agreement) attribute them.
+
+    ``max_range_km`` is the association radius (None: derived from the signal and the network,
+    :func:`~truceline.core.acoustic.associate.default_max_range_m`).
+    """
     sens = io.read_sensors(sensors)
     dets = io.read_detections(detections, sens, now_s=now_s)
     bad = list(sens.rejects) + list(dets.rejects)
@@ -135,7 +142,9 @@ def run_acoustic(
     if weather is not None:
         wx, w_rej = io.read_weather(weather)
         bad += w_rej
-    return locate_arrays(sens, dets, wx, agreement=agreement, pairing=pairing, rejects=bad)
+    return locate_arrays(
+        sens, dets, wx, agreement=agreement, pairing=pairing, rejects=bad, max_range_km=max_range_km
+    )
 
 
 def locate_arrays(
@@ -146,18 +155,26 @@ def locate_arrays(
     agreement: Agreement | None = None,
     pairing: PairingOptions | None = None,
     rejects: Sequence[io.Reject] = (),
+    max_range_km: float | None = None,
 ) -> AcousticRun:
     """Locate (and with an agreement attribute) detections already read, from files or the store.
 
-    ``weather`` None is the solver's default (15 deg C, no wind; speed of sound and wind are still
-    estimated with priors).
+    ``weather`` None is :meth:`Weather.untold` (15 deg C and calm, both very uncertain: the speed
+    of sound and the wind are measured by the network). ``max_range_km``: see :func:`run_acoustic`.
     """
+    if max_range_km is not None and not (np.isfinite(max_range_km) and max_range_km > 0):
+        raise AcousticError(
+            f"max_range_km {max_range_km!r} must be a positive number of kilometres (the association "
+            "radius); leave it out to derive it from the network"
+        )
+    assoc = AssociationOptions(max_range_m=None if max_range_km is None else 1000.0 * max_range_km)
     if sensors.network is None or len(detections.sensor) == 0:
         res = _empty_result(len(detections.sensor))
     else:
         res = locate_detections(
             sensors.network, detections.sensor, detections.arrival_s, weather=weather,
             det_signal=detections.signal, det_amplitude_db=detections.amplitude_db,
+            association=assoc,
         )  # fmt: skip
     attr = sp = pairs = None
     if agreement is not None:
@@ -342,6 +359,7 @@ def ingest_acoustic(
     now_s: float | None = None,
     reliability: str = "B",
     credibility: int = 2,
+    max_range_km: float | None = None,
 ) -> AcousticIngest:
     """Locate and attribute acoustic detections, and ingest the events as incidents.
 
@@ -353,7 +371,9 @@ def ingest_acoustic(
     """
     from truceline.services.ingest import ingest_incidents
 
-    run = run_acoustic(sensors, detections, weather, agreement=agreement, now_s=now_s)
+    run = run_acoustic(
+        sensors, detections, weather, agreement=agreement, now_s=now_s, max_range_km=max_range_km
+    )
     incidents, rows = acoustic_incidents(
         agreement, run, reliability=reliability, credibility=credibility
     )

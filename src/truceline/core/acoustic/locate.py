@@ -11,7 +11,11 @@ from scipy.spatial import cKDTree
 from truceline.core.acoustic.associate import AssociationOptions, associate
 from truceline.core.acoustic.detections import SIGNALS, DetectionIndex, gather, pad_groups
 from truceline.core.acoustic.network import SensorNetwork
-from truceline.core.acoustic.propagation import Weather
+from truceline.core.acoustic.propagation import (
+    UNTOLD_TEMPERATURE_SIGMA_C,
+    UNTOLD_WIND_SIGMA_MPS,
+    Weather,
+)
 from truceline.core.acoustic.solver import (
     SolveResult,
     SolverOptions,
@@ -186,27 +190,62 @@ def _ghosts(
 
 def _hearing_range(
     res: SolveResult, groups: IntArray, alive: BoolArray, net: SensorNetwork, frame: IntArray,
-    det_sensor: IntArray, opt: AssociationOptions,
+    det_sensor: IntArray, active: BoolArray, opt: AssociationOptions,
 ) -> float:  # fmt: skip
-    """Distance within which this network hears events (see ``AssociationOptions.hearing_quantile``)."""
-    if opt.hearing_quantile is None:
-        return opt.max_range_m
+    """Distance within which this network hears events (``AssociationOptions.hearing_fraction``).
+
+    The fraction of the recording sensors at each distance (bins of ``hearing_bin_m``) from the
+    located events that hold one of their arrivals: the hearing range ends at the last bin where
+    that fraction is still ``hearing_fraction`` or more (and at least two arrivals), plus one
+    bin. Measured, not assumed: a signal heard to 15 km on one network and to 30 km on another
+    gets its own range on each.
+    """
+    if opt.hearing_fraction is None:
+        return opt.range_m
     use = res.inlier & (groups >= 0) & alive[:, None]
     rows, cols = np.nonzero(use)
     if len(rows) < 200:  # too few to measure
-        return opt.max_range_m
+        return opt.range_m
     s = det_sensor[groups[rows, cols]]
-    d = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
-    return float(min(opt.max_range_m, 1.03 * np.quantile(d, opt.hearing_quantile)))
+    d_in = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
+    k_max = min(64, net.n_sensors)
+    d_all: list[FloatArray] = []
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(alive & (frame == f))
+        if len(ev) == 0:
+            continue
+        dist, idx = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=opt.range_m)
+        dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
+        ok = np.isfinite(dist)
+        ok[ok] = active[idx[ok]]
+        d_all.append(dist[ok])
+    width = opt.hearing_bin_m
+    n_bins = int(np.ceil(opt.range_m / width))
+    heard = np.bincount(np.minimum(d_in // width, n_bins - 1).astype(np.intp), minlength=n_bins)
+    slots = np.bincount(
+        np.minimum(np.concatenate(d_all) // width, n_bins - 1).astype(np.intp), minlength=n_bins
+    )
+    frac = heard / np.maximum(slots, 1)
+    hears = np.flatnonzero((frac >= opt.hearing_fraction) & (heard >= 2))
+    if len(hears) == 0:
+        return opt.range_m
+    return float(min(opt.range_m, (hears[-1] + 2) * width))
 
 
 def _shared_propagation(
-    res: SolveResult, t_ref: FloatArray, alive: BoolArray, opt: AssociationOptions
-) -> tuple[FloatArray, FloatArray, FloatArray] | None:
-    """Median speed of sound and wind of the well-determined events, per time window.
+    res: SolveResult, t_ref: FloatArray, alive: BoolArray, opt: AssociationOptions, told: Weather
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
+    """The prior on the speed of sound and the wind, per time window, after measuring them.
 
-    Returns window centres (s), speeds (m/s) and winds (east, north; m/s), or None when no window
-    has enough events.
+    The network measures them: the median over the well-determined events (at least
+    ``shared_min_sensors`` inliers, solved with vague priors) of each ``shared_window_s``. The told
+    weather is kept where it is at least as precise as ``shared_c_sigma_mps`` /
+    ``shared_wind_sigma_mps`` and agrees with that measurement within 3 sigma (told and measured
+    uncertainties combined); elsewhere (weather not told, vague, or contradicted: a wrong
+    reading) the measurement is the prior, with the shared sigmas.
+
+    Returns window centres (s), speeds and their sigmas (m/s), winds (east, north) and their
+    sigmas (m/s), or None when no window has enough events.
     """
     good = alive & (res.n_used >= opt.shared_min_sensors)
     if good.sum() < 5:
@@ -217,13 +256,43 @@ def _shared_propagation(
     keep = np.flatnonzero(cnt >= 5)
     if len(keep) == 0:
         return None
-    cs, ws, ts = [], [], []
+    ts, cs, ws, se_c, se_w = [], [], [], [], []
     for k in keep:  # time windows (a few per hour), not events
         m = b == k
         ts.append(float(np.median(t[m])))
-        cs.append(float(np.median(res.c_mps[good][m])))
-        ws.append(np.median(res.wind_mps[good][m], axis=0))
-    return np.array(ts), np.array(cs), np.array(ws)
+        c_k = res.c_mps[good][m]
+        w_k = res.wind_mps[good][m]
+        cs.append(float(np.median(c_k)))
+        ws.append(np.median(w_k, axis=0))
+        # standard error of a median: 1.25 sigma / sqrt(n), sigma from the MAD
+        root_n = np.sqrt(m.sum())
+        se_c.append(1.25 * 1.4826 * float(np.median(np.abs(c_k - cs[-1]))) / root_n)
+        se_w.append(1.25 * 1.4826 * float(np.max(np.median(np.abs(w_k - ws[-1]), axis=0))) / root_n)
+    t_b, c_m, w_m = np.array(ts), np.array(cs), np.array(ws)
+    c_t, w_t = told.at(t_b)
+    sc_t, sw_t = told.sigma_at(t_b)
+    keep_c = (sc_t <= opt.shared_c_sigma_mps) & (
+        np.abs(c_m - c_t) <= 3.0 * np.sqrt(sc_t**2 + np.array(se_c) ** 2)
+    )
+    keep_w = (sw_t <= opt.shared_wind_sigma_mps) & (
+        np.max(np.abs(w_m - w_t), axis=1) <= 3.0 * np.sqrt(sw_t**2 + np.array(se_w) ** 2)
+    )
+    return (
+        t_b,
+        np.where(keep_c, c_t, c_m),
+        np.where(keep_c, sc_t, opt.shared_c_sigma_mps),
+        np.where(keep_w[:, None], w_t, w_m),
+        np.where(keep_w, sw_t, opt.shared_wind_sigma_mps),
+    )
+
+
+def _prior_at(
+    prop: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray], t: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Speed of sound, its sigma, wind (N, 2) and its sigma at times ``t`` from the windows' priors."""
+    t_b, c_b, sc_b, w_b, sw_b = prop
+    w = np.stack([np.interp(t, t_b, w_b[:, 0]), np.interp(t, t_b, w_b[:, 1])], 1)
+    return np.interp(t, t_b, c_b), np.interp(t, t_b, sc_b), w, np.interp(t, t_b, sw_b)
 
 
 def locate_detections(
@@ -248,7 +317,8 @@ def locate_detections(
     det_sensor, det_time_s
         Sensor index and arrival time (POSIX seconds) of each detection.
     weather
-        Told weather (default 15 deg C, no wind).
+        Told weather with its uncertainty, a prior for the speed of sound and the wind (default
+        :meth:`Weather.untold`: 15 deg C and calm, both very uncertain).
     det_signal
         Signal code per detection (see :data:`SIGNALS`).
     det_amplitude_db
@@ -259,33 +329,43 @@ def locate_detections(
     echo_window_s
         A later arrival this soon after an event's direct arrival at the same sensor is called an echo.
     """
-    a_opt = association or AssociationOptions()
+    a_opt = (association or AssociationOptions()).for_network(net)
     s_opt = solver or SolverOptions(estimate_c=True, estimate_wind=True)
-    wx = weather or Weather.constant()
+    wx = weather or Weather.untold()
     det_sensor = np.asarray(det_sensor, np.intp)
     det_time_s = np.asarray(det_time_s, np.float64)
     n_det = len(det_sensor)
     sig_code = np.zeros(n_det, np.intp) if det_signal is None else np.asarray(det_signal, np.intp)
     amp = None if det_amplitude_db is None else np.asarray(det_amplitude_db, np.float64)
-    det_c, _ = wx.at(det_time_s)
-    event = associate(net, det_sensor, det_time_s, det_c, options=a_opt)
+    det_c, det_w = wx.at(det_time_s)
+    det_sc, det_sw = wx.sigma_at(det_time_s)
+    event = associate(
+        net, det_sensor, det_time_s, det_c, options=a_opt, det_wind_mps=det_w,
+        det_c_sigma_mps=det_sc, det_wind_sigma_mps=det_sw,
+    )  # fmt: skip
     n_ev = int(event.max()) + 1 if n_det and event.max() >= 0 else 0
 
-    prop: tuple[FloatArray, FloatArray, FloatArray] | None = None  # network propagation estimate
+    # the prior on the propagation once the network has measured it (None: the first solve, with
+    # the told values held only as loosely as untold weather, so that a wrong reading shows)
+    prop: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+    loose_c = 0.606 * UNTOLD_TEMPERATURE_SIGMA_C
+    first_solve = True
 
     def solve(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
         frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, groups, det_sensor, det_time_s)
-        c_e, w_e = wx.at(t_ref)
-        opt = s_opt
-        if prop is not None:
-            # the atmosphere is shared: every event starts from (and is held near) what the
-            # well-determined events around its time say about the speed of sound and the wind
-            t_b, c_b, w_b = prop
-            c_e = np.interp(t_ref, t_b, c_b)
-            w_e = np.stack([np.interp(t_ref, t_b, w_b[:, 0]), np.interp(t_ref, t_b, w_b[:, 1])], 1)
-            opt = replace(s_opt, c_prior_sigma_mps=a_opt.shared_c_sigma_mps,
-                          wind_prior_sigma_mps=a_opt.shared_wind_sigma_mps)  # fmt: skip
-        res = solve_events(sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt)
+        if prop is None:
+            c_e, w_e = wx.at(t_ref)
+            sc_e, sw_e = wx.sigma_at(t_ref)
+            if a_opt.share_propagation and first_solve:
+                sc_e = np.maximum(sc_e, loose_c)
+                sw_e = np.maximum(sw_e, UNTOLD_WIND_SIGMA_MPS)
+        else:
+            # the atmosphere is shared: every event is held near the prior of its time window
+            c_e, sc_e, w_e, sw_e = _prior_at(prop, t_ref)
+        res = solve_events(
+            sxy, t_rel, mask, sig, c_e, w_e, dz, options=s_opt, c_sigma_mps=sc_e,
+            wind_sigma_mps=sw_e,
+        )  # fmt: skip
         return res, frame, t_ref, groups
 
     index = DetectionIndex.build(
@@ -377,18 +457,21 @@ def locate_detections(
     groups = pad_groups(event, n_ev, det_time_s)
     res, frame, t_ref, groups = solve(groups)
     alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
-    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, a_opt)
-    if a_opt.share_propagation and (s_opt.estimate_c or s_opt.estimate_wind):
-        prop = _shared_propagation(res, t_ref, alive, a_opt)
+    active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
+    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, active, a_opt)
+    if a_opt.share_propagation:
+        prop = _shared_propagation(res, t_ref, alive, a_opt, wx)
+    first_solve = False  # from here on the prior is the told weather, or what the network measured
     if prop is not None and a_opt.second_pass_tol_rel is not None:
         # a second association of what the first left out, with the speed of sound the events
         # measured and wider windows: far events under a wrong told temperature and a wind
         left = event < 0
         if left.sum() >= a_opt.min_sensors:
-            c2 = np.interp(det_time_s, prop[0], prop[1])
+            c2, sc2, w2, sw2 = _prior_at(prop, det_time_s)
             ev2 = associate(
                 net, det_sensor, det_time_s, c2, available=left,
                 options=replace(a_opt, tol_rel=a_opt.second_pass_tol_rel, max_rounds=3),
+                det_wind_mps=w2, det_c_sigma_mps=sc2, det_wind_sigma_mps=sw2,
             )  # fmt: skip
             if (ev2 >= 0).any():
                 event = np.where(ev2 >= 0, ev2 + n_ev, event)
@@ -396,7 +479,6 @@ def locate_detections(
                 groups = pad_groups(event, n_ev, det_time_s)
                 res, frame, t_ref, groups = solve(groups)
                 alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
-    active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
 
     def merge_splits(
         res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,

@@ -223,6 +223,8 @@ def solve_events(
     *,
     options: SolverOptions | None = None,
     start_xy_m: FloatArray | None = None,
+    c_sigma_mps: ArrayLike | None = None,
+    wind_sigma_mps: ArrayLike | None = None,
 ) -> SolveResult:
     """Locate N events at once from padded arrays of arrival times.
 
@@ -244,6 +246,10 @@ def solve_events(
         Solver options.
     start_xy_m
         (N, 2) optional starting positions (e.g. from association); closed-form starts are also tried.
+    c_sigma_mps, wind_sigma_mps
+        (N,) prior standard deviations of the speed of sound and of each wind component around the
+        told values (the weather's stated uncertainty); default the options' scalars. The estimate
+        is then the maximum a posteriori one, and the covariance carries the prior's information.
 
     Returns
     -------
@@ -259,11 +265,13 @@ def solve_events(
     w_told = np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
     est_c, est_w = opt.estimate_c, opt.estimate_wind
     n_par = 3 + int(est_c) + 2 * int(est_w)
-    prior_prec = np.zeros(n_par)
+    prior_prec = np.zeros((n, n_par))
     if est_c:
-        prior_prec[3] = 1.0 / opt.c_prior_sigma_mps**2
+        sc = opt.c_prior_sigma_mps if c_sigma_mps is None else c_sigma_mps
+        prior_prec[:, 3] = 1.0 / np.broadcast_to(np.asarray(sc, np.float64), n) ** 2
     if est_w:
-        prior_prec[-2:] = 1.0 / opt.wind_prior_sigma_mps**2
+        sw = opt.wind_prior_sigma_mps if wind_sigma_mps is None else wind_sigma_mps
+        prior_prec[:, -2:] = (1.0 / np.broadcast_to(np.asarray(sw, np.float64), n) ** 2)[:, None]
     rng = np.random.default_rng(opt.seed)
     n_obs = mask.sum(axis=1)
 
@@ -349,8 +357,9 @@ def solve_events(
                 w = w / np.sqrt(1.0 + z2)
             A, g = _normal(J, w, res)
             dp = th[idx] - prior_mean[idx]
-            A = A + np.eye(n_par) * prior_prec
-            g = g - prior_prec * dp
+            pp = prior_prec[idx]
+            A = A + pp[:, :, None] * np.eye(n_par)
+            g = g - pp * dp
             diag = np.einsum("nii->ni", A)
             A_lm = A + np.einsum("ni,ij->nij", lam[idx, None] * diag + 1e-12, np.eye(n_par))
             step = np.linalg.solve(A_lm, g[..., None])[..., 0]
@@ -367,7 +376,7 @@ def solve_events(
             else:
                 c2 = np.sum(z * z, axis=1)
             dp2 = trial - prior_mean[idx]
-            c2 = c2 + np.sum(prior_prec * dp2 * dp2, axis=1)
+            c2 = c2 + np.sum(prior_prec[idx] * dp2 * dp2, axis=1)
             better = np.isfinite(c2) & (c2 <= cst[idx])
             acc = idx[better]
             th[acc] = trial[better]
@@ -394,7 +403,7 @@ def solve_events(
     res = np.where(mask, t_obs - tp, np.nan)
     w = np.where(inlier, 1.0 / sig**2, 0.0)
     A, _ = _normal(J, w, np.zeros_like(tp))
-    A = A + np.eye(n_par) * prior_prec
+    A = A + prior_prec[:, :, None] * np.eye(n_par)
     n_used = inlier.sum(axis=1)
     ok = n_used >= max(opt.min_sensors, 3)
     A[~ok] = np.eye(n_par)

@@ -1,0 +1,78 @@
+"""``truceline locate`` on scenes made without truceline (benchmarks/acoustic_cases.py: pyproj and
+NumPy only), scored against their truth: wind, weather told wrong, a sparse network, the radius."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from typer.testing import CliRunner
+
+from truceline.cli import app
+
+
+def _suite() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "acoustic_cases.py"
+    spec = importlib.util.spec_from_file_location("acoustic_cases", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["acoustic_cases"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+AC = _suite()
+
+
+def _locate(folder: Path, *extra: str) -> tuple[Path, str]:
+    out = folder / "events.csv"
+    args = ["locate", "--sensors", str(folder / "sensors.csv"), "--detections",
+            str(folder / "detections.csv"), "-o", str(out)]  # fmt: skip
+    if (folder / "weather.csv").exists():
+        args += ["--weather", str(folder / "weather.csv")]
+    res = CliRunner().invoke(app, [*args, *extra])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+@pytest.mark.parametrize(("wind", "told"), [(8.0, "right"), (6.0, "wrong")])
+def test_isolated_events_in_wind_get_their_own_arrivals(tmp_path: Path, wind: float, told: str) -> None:
+    """Wind in the association, known weather as a prior, a wrong reading overruled by the data."""
+    case = AC.Case("t", "irregular", "isolated", wind, told, n_events=120, seed=71)
+    AC.build(case, tmp_path)
+    out, _ = _locate(tmp_path)
+    r = AC.score(tmp_path, out)
+    assert r["ghosts"] == 0
+    assert r["right"] >= 0.95 * r["heard5"], r  # was 0.92 (wind 8, told) and 0.90 (told wrong)
+    assert r["over100"] <= 1 and r["median_m"] < 8.0, r
+    assert 0.85 <= r["coverage95"] <= 1.0, r
+
+
+def test_sparse_network_locates(tmp_path: Path) -> None:
+    """Six sensors 13-16 km apart: the association radius grows with the network."""
+    case = AC.Case("t", "sparse", "isolated", 3.0, "right", n_events=80, seed=72)
+    AC.build(case, tmp_path)
+    out, _ = _locate(tmp_path)
+    r = AC.score(tmp_path, out)
+    assert r["matched"] >= 0.9 * r["heard5"], r  # was about half
+    assert r["ghosts"] == 0
+
+
+def test_max_range_option_is_the_association_radius(tmp_path: Path) -> None:
+    case = AC.Case("t", "sparse", "isolated", 3.0, "right", n_events=40, seed=73)
+    AC.build(case, tmp_path)
+    out, _ = _locate(tmp_path, "--max-range-km", "12")
+    with out.open() as fh:
+        few = len(list(csv.DictReader(fh)))
+    out, _ = _locate(tmp_path)
+    with out.open() as fh:
+        many = len(list(csv.DictReader(fh)))
+    assert few < 0.5 * many  # 12 km: most events are heard by fewer than 5 sensors that near
+    res = CliRunner().invoke(app, ["locate", "--sensors", str(tmp_path / "sensors.csv"),
+                                   "--detections", str(tmp_path / "detections.csv"),
+                                   "-o", str(tmp_path / "x.csv"), "--max-range-km", "0"])  # fmt: skip
+    assert res.exit_code != 0 and "--max-range-km" in res.output
