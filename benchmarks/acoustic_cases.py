@@ -421,7 +421,16 @@ def score(folder: Path, events_csv: Path) -> dict[str, object]:
         out["calibration"] = cal
         if "ambiguous" in rows[0]:
             amb = np.array([rows[j]["ambiguous"] in ("1", "true", "True") for j in match_of_true[m]])
-            out["ambiguous_flagged"] = (int(np.sum(amb & (errm > 100))), int(np.sum(errm > 100)))
+            # mirror fixes: more than 100 m off and nearer the truth's mirror image across the
+            # sensors' principal axis than the truth
+            cen = sxy.mean(axis=0)
+            e1 = np.linalg.svd(sxy - cen)[2][0]
+            d = np.column_stack([tx[m], ty[m]]) - cen
+            mir = cen + 2 * (d @ e1)[:, None] * e1 - d
+            mdist = np.hypot(ex - mir[:, 0], ey - mir[:, 1])
+            mirror_fix = (errm > 100) & (mdist < errm)
+            out["ambiguous_flagged"] = (int(np.sum(amb & mirror_fix)), int(np.sum(mirror_fix)))
+            out["ambiguous"] = int(amb.sum())
     return out
 
 
@@ -495,7 +504,8 @@ def table(results: list[dict[str, object]]) -> list[str]:
             out.append(
                 f"{r['case']}: attribution Brier {float(r['brier']):.3f}; stated p >= 0.95 wrong "  # type: ignore[arg-type]
                 f"{_pct(r['p95_wrong'])}"  # type: ignore[arg-type]
-                + (f"; events > 100 m off flagged ambiguous {_pct(r['ambiguous_flagged'])}"  # type: ignore[arg-type]
+                + (f"; mirror fixes (> 100 m off, nearer the truth's mirror image) flagged "
+                   f"ambiguous {_pct(r['ambiguous_flagged'])}; {r['ambiguous']} events ambiguous"  # type: ignore[arg-type]
                    if "ambiguous_flagged" in r else "; no `ambiguous` column")
             )  # fmt: skip
             out.append("")

@@ -76,3 +76,23 @@ def test_max_range_option_is_the_association_radius(tmp_path: Path) -> None:
                                    "--detections", str(tmp_path / "detections.csv"),
                                    "-o", str(tmp_path / "x.csv"), "--max-range-km", "0"])  # fmt: skip
     assert res.exit_code != 0 and "--max-range-km" in res.output
+
+
+def test_road_mirror_fixes_are_flagged_and_attribution_stays_calibrated(tmp_path: Path) -> None:
+    """Ten sensors along a road (+-150 m) and the line 1.5 km off it: every event stays one row,
+    the mirror mode goes to alt_* columns, and confident statements are right."""
+    case = AC.Case("t", "road", "isolated", 3.0, "right", n_events=150, seed=74, attribution=True)
+    AC.build(case, tmp_path)
+    out, _ = _locate(tmp_path, "-a", str(tmp_path / "agreement"))
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"ambiguous", "alt_lon", "alt_lat", "alt_weight"} <= set(rows[0])
+    amb = [r for r in rows if r["ambiguous"] == "true"]
+    assert amb and all(0.01 <= float(r["alt_weight"]) <= 0.5 and r["alt_lon"] for r in amb)
+    assert all(r["alt_lon"] == "" for r in rows if r["ambiguous"] == "false")
+    r = AC.score(tmp_path, out)
+    assert r["located"] == len(rows) and r["ghosts"] <= 0.01 * len(rows)  # target: <= 1 %
+    wrong, confident = r["p95_wrong"]
+    assert wrong <= 0.05 * confident, r  # was 19 of 396 (and 36 % in the issue's trial)
+    flagged, off = r["ambiguous_flagged"]
+    assert flagged == off, r  # every mirror fix is flagged

@@ -58,6 +58,13 @@ EVENT_COLUMNS = (
     "speed_of_sound_mps",
     "signal",
     "detection_ids",
+    "ambiguous",
+    "alt_lon",
+    "alt_lat",
+    "alt_weight",
+    "alt_cov_xx_m2",
+    "alt_cov_xy_m2",
+    "alt_cov_yy_m2",
 )
 ATTRIBUTION_COLUMNS = (
     "responsible",
@@ -448,7 +455,12 @@ def write_events(
     *,
     attribution: Attribution | None = None,
 ) -> None:
-    """Write events.csv.
+    """Write events.csv: one row per event.
+
+    An ``ambiguous`` event (a second mode of its likelihood, e.g. the mirror image across a
+    near-linear array) keeps its most probable mode in ``lon``, ``lat`` and the covariance columns,
+    and the other in ``alt_lon``, ``alt_lat``, ``alt_weight`` (its probability) and
+    ``alt_cov_*_m2``; the attribution integrates over both.
 
     With an ``attribution``, each event also gets ``p_<party>`` for both parties (the probability
     that the party fired it: from its own position for a muzzle blast, from the muzzle blasts paired
@@ -503,9 +515,26 @@ def write_events(
                     f"{events.c_mps[i]:.2f}",
                     SIGNALS[int(events.signal[i])],
                     " ".join(detection_id[events.detections[i]].tolist()),
+                    *_alternative(events, i),
                     *(c[i] for c in cols),
                 ]
             )
+
+
+def _alternative(events: LocatedEvents, i: int) -> list[str]:
+    """``ambiguous`` and the second mode's columns of event ``i`` (blank when it has one mode)."""
+    if not bool(events.ambiguous[i]):
+        return ["false", "", "", "", "", "", ""]
+    c = events.alt_cov_m2[i]
+    return [
+        "true",
+        f"{events.alt_lon[i]:.7f}",
+        f"{events.alt_lat[i]:.7f}",
+        f"{events.alt_weight[i]:.4f}",
+        f"{c[0, 0]:.4g}",
+        f"{c[0, 1]:.4g}",
+        f"{c[1, 1]:.4g}",
+    ]
 
 
 def write_rejects(

@@ -98,6 +98,9 @@ def attribute_events(
 ) -> tuple[Attribution, SideProbability, Pairs]:
     """Side probability of every event under the version in force on its day, then attribution.
 
+    An ambiguous event's probability integrates over its modes (each mode's side probability
+    weighted by the mode's probability), so that a mirror fix never makes a confident statement.
+
     The covariance scale is taken as estimated with ``n_sensors - 3`` degrees of freedom (the
     solver scales it by the reduced chi-square when that exceeds 1).
     """
@@ -113,6 +116,17 @@ def attribute_events(
         )  # fmt: skip
         for f in SideProbability.__dataclass_fields__:
             getattr(sp, f)[rows] = getattr(sub, f)
+        amb = rows[events.ambiguous[rows]]
+        if len(amb):
+            # an event with two modes is on the left with the probability of each mode's side
+            # weighted by the mode's probability
+            alt = side_probability(
+                agreement.compiled(int(v)), events.alt_lon[amb], events.alt_lat[amb],
+                events.alt_cov_m2[amb], scale_dof=dof[amb], sigma_line_m=sigma_line_m,
+            )  # fmt: skip
+            w = events.alt_weight[amb]
+            for f in ("p_left", "p_left_low", "p_left_high"):
+                getattr(sp, f)[amb] = (1.0 - w) * getattr(sp, f)[amb] + w * getattr(alt, f)
     attr, pairs = attribute_located(
         sp, events.lon, events.lat, events.emitted_at_s, events.signal,
         left=agreement.left, right=agreement.right, pairing=pairing,

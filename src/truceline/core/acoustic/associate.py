@@ -89,6 +89,18 @@ class AssociationOptions:
     second_pass_tol_rel
         With the shared propagation, the detections the association left out are associated again
         with the measured speed of sound and this relative tolerance (``None``: no second pass).
+    consistency_level, consistency_rounds
+        Every event emitted passes a chi-square test on its residuals at this level (degrees of
+        freedom: inliers - 3); one that fails drops its worst arrival and is solved again, at most
+        ``consistency_rounds`` times, then is left out (its arrivals explained as
+        ``inconsistent``). ``None``: no test.
+    mirror_max_ratio, ambiguity_min_weight
+        An event whose sensors' spread across their principal axis is at most
+        ``mirror_max_ratio`` of the spread along it (a near-linear array: the smaller singular
+        value of the geometry) is solved again from the mirror image of its solution across that
+        axis; each mode gets its posterior mass (Laplace: ``exp(-chi2 / 2) sqrt(det cov)``, the
+        chi-square tempered by the better mode's reduced one when that exceeds 1). A second mode
+        of at least ``ambiguity_min_weight`` makes the event ambiguous.
     """
 
     n_neighbours: int = 4
@@ -116,6 +128,10 @@ class AssociationOptions:
     ghost_range_fraction: float = 0.9
     merge_radius_m: float = 5000.0
     second_pass_tol_rel: float | None = 0.03
+    mirror_max_ratio: float = 0.25
+    consistency_level: float | None = 0.99
+    consistency_rounds: int = 3
+    ambiguity_min_weight: float = 0.01
 
     @property
     def range_m(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,7 +37,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LocatedEvents:
-    """Located events (E of them); positions WGS84, covariances in the local plane (x east, y north)."""
+    """Located events (E of them); positions WGS84, covariances in the local plane (x east, y north).
+
+    An event whose likelihood has a second mode (the mirror image across a near-linear array) of
+    weight at least ``AssociationOptions.ambiguity_min_weight`` is ``ambiguous``: ``lon``, ``lat``
+    and ``cov_m2`` are its most probable mode, ``alt_lon``, ``alt_lat``, ``alt_cov_m2`` the other
+    and ``alt_weight`` that one's probability (NaN / 0 for an event with one mode).
+    """
 
     emitted_at_s: FloatArray
     lon: FloatArray
@@ -52,6 +59,11 @@ class LocatedEvents:
     c_mps: FloatArray
     signal: IntArray
     detections: list[IntArray]
+    ambiguous: BoolArray
+    alt_lon: FloatArray
+    alt_lat: FloatArray
+    alt_cov_m2: FloatArray
+    alt_weight: FloatArray
 
     def __len__(self) -> int:
         return len(self.emitted_at_s)
@@ -61,7 +73,10 @@ class LocatedEvents:
         """No events."""
         z = np.zeros(0)
         zi = np.zeros(0, np.intp)
-        return cls(z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [])
+        return cls(
+            z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [],
+            np.zeros(0, bool), z, z, np.zeros((0, 2, 2)), z,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -351,8 +366,17 @@ def locate_detections(
     loose_c = 0.606 * UNTOLD_TEMPERATURE_SIGMA_C
     first_solve = True
 
-    def solve(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+    def solve(
+        groups: IntArray, start: FloatArray | None = None, start_frame: IntArray | None = None
+    ) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+        """Solve padded groups; with ``start`` (positions in ``start_frame``), from there alone,
+        every detection an inlier (the mode of the likelihood nearest to the start)."""
         frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, groups, det_sensor, det_time_s)
+        opt = s_opt
+        if start is not None:
+            assert start_frame is not None
+            start = _between_frames(net, start, start_frame, frame)
+            opt = replace(s_opt, loss="linear", n_subsets=0)
         if prop is None:
             c_e, w_e = wx.at(t_ref)
             sc_e, sw_e = wx.sigma_at(t_ref)
@@ -363,8 +387,8 @@ def locate_detections(
             # the atmosphere is shared: every event is held near the prior of its time window
             c_e, sc_e, w_e, sw_e = _prior_at(prop, t_ref)
         res = solve_events(
-            sxy, t_rel, mask, sig, c_e, w_e, dz, options=s_opt, c_sigma_mps=sc_e,
-            wind_sigma_mps=sw_e,
+            sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt, c_sigma_mps=sc_e,
+            wind_sigma_mps=sw_e, start_xy_m=start, start_only=start is not None,
         )  # fmt: skip
         return res, frame, t_ref, groups
 
@@ -574,22 +598,92 @@ def locate_detections(
     if not ghosts_tested:
         res, frame, t_ref, groups, alive, _ = drop_ghosts(res, frame, t_ref, groups, alive)
     res2, frame2, t_ref2, groups2 = res, frame, t_ref, groups
+    n_min = max(a_opt.min_sensors - 1, s_opt.min_sensors)
+    # mirror solutions: the likelihood of sensors near one line has a second mode across it.
+    # Each mode's posterior mass decides which is the event's position and which its alternative
+    n_all = len(alive)
+    alt_xy = np.full((n_all, 2), np.nan)
+    alt_frame = frame2.copy()
+    alt_cov = np.full((n_all, 2, 2), np.nan)
+    alt_w = np.zeros(n_all)
+    cand = np.flatnonzero(alive & (res2.n_used >= n_min))
+    lin = _near_linear(net, frame2[cand], groups2[cand], res2.inlier[cand] & (groups2[cand] >= 0),
+                       det_sensor, a_opt.mirror_max_ratio)  # fmt: skip
+    if lin.any():
+        li = cand[lin]
+        g = np.where(res2.inlier[li] & (groups2[li] >= 0), groups2[li], -1)
+        g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
+        mirror = _mirror(net, frame2[li], g, det_sensor, res2.xy_m[li])
+        ra, fa, _, _ = solve(g, res2.xy_m[li], frame2[li])
+        rb, fb, tb, _ = solve(g, mirror, frame2[li])
+        dof = np.maximum(ra.n_used - 3, 1)
+        temper = np.maximum(1.0, np.minimum(ra.chi2, rb.chi2) / dof)
+        # the posterior mass of each mode (Laplace): exp(-chi2 / 2) sqrt(det cov)
+        logw_a = -ra.chi2 / (2 * temper) + 0.5 * np.log(np.maximum(np.linalg.det(ra.cov_m2), 1e-12))
+        logw_b = -rb.chi2 / (2 * temper) + 0.5 * np.log(np.maximum(np.linalg.det(rb.cov_m2), 1e-12))
+        w_b = 1.0 / (1.0 + np.exp(np.clip(logw_a - logw_b, -700, 700)))
+        # the same mode twice (the mirror start fell back) is no second mode
+        d_ab = np.hypot(*(_between_frames(net, rb.xy_m, fb, fa) - ra.xy_m).T)
+        lam = np.linalg.eigvalsh(ra.cov_m2)[:, -1]
+        distinct = rb.ok & ra.ok & (d_ab > 3.0 * np.sqrt(np.maximum(lam, 0.0)) + 10.0)
+        w_b = np.where(distinct, w_b, 0.0)
+        swap = w_b > 0.5
+        if swap.any():  # the mirror is the more probable: it becomes the event's solution
+            sw = li[swap]
+            res2, groups2 = _replace_rows(res2, groups2, sw, _take(rb, swap), g[swap])
+            frame2, t_ref2 = frame2.copy(), t_ref2.copy()
+            frame2[sw], t_ref2[sw] = fb[swap], tb[swap]
+        alt_xy[li] = np.where(swap[:, None], ra.xy_m, rb.xy_m)
+        alt_frame[li] = np.where(swap, fa, fb)
+        alt_cov[li] = np.where(swap[:, None, None], ra.cov_m2, rb.cov_m2)
+        alt_w[li] = np.where(swap, 1.0 - w_b, w_b)
+    # every event emitted must fit one source: its residuals pass a chi-square test; one that
+    # fails sheds its worst arrival and is solved again, a few times, else is left out
+    inconsistent = np.zeros(len(alive), bool)
+    if a_opt.consistency_level is not None:
+        from scipy.stats import chi2 as chi2_dist
+
+        for rnd in range(a_opt.consistency_rounds + 1):
+            live = alive & (res2.n_used >= n_min)
+            limit = chi2_dist.ppf(a_opt.consistency_level, np.maximum(res2.n_used - 3, 1))
+            bad = np.flatnonzero(live & (res2.chi2 > limit))
+            if len(bad) == 0:
+                break
+            if rnd == a_opt.consistency_rounds:
+                inconsistent[bad] = True
+                alive = alive & ~inconsistent
+                break
+            use = res2.inlier[bad] & (groups2[bad] >= 0)
+            gb = np.where(use, groups2[bad], 0)
+            z = np.abs(res2.residual_s[bad]) / (net.timing_sigma_ms[det_sensor[gb]] * 1e-3)
+            worst = np.argmax(np.where(use, np.nan_to_num(z, nan=np.inf), -1.0), axis=1)
+            use[np.arange(len(bad)), worst] = False
+            g = np.where(use, groups2[bad], -1)
+            g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
+            rs, fs, ts, gs = solve(g, res2.xy_m[bad], frame2[bad])
+            res2, groups2 = _replace_rows(res2, groups2, bad, rs, gs)
+            frame2, t_ref2 = frame2.copy(), t_ref2.copy()
+            frame2[bad], t_ref2[bad] = fs, ts
     used = np.zeros(groups2.shape, bool)
     used[:] = res2.inlier & (groups2 >= 0)
-    keep = alive & (res2.n_used >= max(a_opt.min_sensors - 1, s_opt.min_sensors))
+    keep = alive & (res2.n_used >= n_min)
     final_event = np.full(n_det, -1, np.intp)
     new_ids = np.cumsum(keep) - 1
     rows, cols = np.nonzero(used & keep[:, None])
     final_event[groups2[rows, cols]] = new_ids[rows]
 
     ev_idx = np.flatnonzero(keep)
-    lon = np.empty(len(ev_idx))
-    lat = np.empty(len(ev_idx))
-    for f in range(len(net.frames)):
-        m = frame2[ev_idx] == f
-        if m.any():
-            lon[m], lat[m] = net.frames[f].to_lonlat(res2.xy_m[ev_idx[m], 0], res2.xy_m[ev_idx[m], 1])
+    xy_out = res2.xy_m[ev_idx]
     cov = res2.cov_m2[ev_idx]
+    t0_out = res2.t0_s[ev_idx] + t_ref2[ev_idx]
+    frame_out = frame2[ev_idx]
+    ambiguous = alt_w[ev_idx] >= a_opt.ambiguity_min_weight
+    alt_weight = np.where(ambiguous, alt_w[ev_idx], 0.0)
+    lon, lat = _lonlat(net, frame_out, xy_out)
+    alt_lon, alt_lat = _lonlat(net, alt_frame[ev_idx], np.where(ambiguous[:, None], alt_xy[ev_idx], 0.0))
+    alt_lon = np.where(ambiguous, alt_lon, np.nan)
+    alt_lat = np.where(ambiguous, alt_lat, np.nan)
+    alt_cov_out = np.where(ambiguous[:, None, None], alt_cov[ev_idx], np.nan)
     smaj, smin, orient = error_ellipse(cov)
     dets = [groups2[i][used[i]] for i in ev_idx]  # output assembly only
     # signal: most common known code among the used detections
@@ -598,11 +692,11 @@ def locate_detections(
     counts[:, 0] = 0
     signal = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), 0)
     events = LocatedEvents(
-        emitted_at_s=res2.t0_s[ev_idx] + t_ref2[ev_idx],
+        emitted_at_s=t0_out,
         lon=lon,
         lat=lat,
-        xy_m=res2.xy_m[ev_idx],
-        frame=frame2[ev_idx],
+        xy_m=xy_out,
+        frame=frame_out,
         cov_m2=cov,
         semi_major_m=smaj,
         semi_minor_m=smin,
@@ -612,12 +706,110 @@ def locate_detections(
         c_mps=res2.c_mps[ev_idx],
         signal=signal.astype(np.intp),
         detections=dets,
+        ambiguous=ambiguous,
+        alt_lon=alt_lon,
+        alt_lat=alt_lat,
+        alt_cov_m2=alt_cov_out,
+        alt_weight=alt_weight,
     )
     unassigned = _explain(
         net, final_event, new_event, event, keep, new_ids, det_sensor, det_time_s, echo_window_s,
-        a_opt.min_sensors,
+        a_opt.min_sensors, inconsistent,
     )  # fmt: skip
     return LocationResult(events, unassigned, final_event)
+
+
+def _take(res: SolveResult, rows: BoolArray | IntArray) -> SolveResult:
+    """The solutions of some events."""
+    return SolveResult(**{f: getattr(res, f)[rows] for f in SolveResult.__dataclass_fields__})
+
+
+def _replace_rows(
+    res: SolveResult, groups: IntArray, rows: IntArray, sub: SolveResult, sub_groups: IntArray
+) -> tuple[SolveResult, IntArray]:
+    """``res`` and ``groups`` with the given rows replaced by a solve of fewer columns (padded)."""
+    k = groups.shape[1]
+    out: dict[str, NDArray[Any]] = {}
+    for f in SolveResult.__dataclass_fields__:
+        a = np.array(getattr(res, f), copy=True)
+        b = getattr(sub, f)
+        if a.ndim == 2 and a.shape[1] == k and f in ("inlier", "residual_s"):
+            fill = False if f == "inlier" else np.nan
+            b = np.concatenate([b, np.full((len(rows), k - b.shape[1]), fill, dtype=a.dtype)], axis=1)
+        a[rows] = b
+        out[f] = a
+    g = groups.copy()
+    g[rows] = np.concatenate(
+        [sub_groups, np.full((len(rows), k - sub_groups.shape[1]), -1, np.intp)], axis=1
+    )
+    return SolveResult(**out), g
+
+
+def _lonlat(net: SensorNetwork, frame: IntArray, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """WGS84 lon, lat of positions given in their own frames."""
+    lon = np.full(len(frame), np.nan)
+    lat = np.full(len(frame), np.nan)
+    for f in np.unique(frame):  # frames, not events
+        m = frame == f
+        lon[m], lat[m] = net.frames[int(f)].to_lonlat(xy[m, 0], xy[m, 1])
+    return lon, lat
+
+
+def _between_frames(net: SensorNetwork, xy: FloatArray, f_from: IntArray, f_to: IntArray) -> FloatArray:
+    """Positions moved from the frames ``f_from`` into the frames ``f_to``."""
+    out = np.array(xy, np.float64, copy=True)
+    moved = f_from != f_to
+    if not moved.any():
+        return out
+    lon, lat = _lonlat(net, f_from[moved], out[moved])
+    idx = np.flatnonzero(moved)
+    for f in np.unique(f_to[moved]):  # frames, not events
+        m = f_to[moved] == f
+        out[idx[m], 0], out[idx[m], 1] = net.frames[int(f)].to_xy(lon[m], lat[m])
+    return out
+
+
+def _principal_axes(
+    net: SensorNetwork, frame: IntArray, groups: IntArray, use: BoolArray, det_sensor: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Centroid (E, 2), principal direction (E, 2) and the ratio of the spreads across and along
+    it (E,) of each event's sensors."""
+    g = np.where(use, groups, 0)
+    sxy = net.xy_m[frame[:, None], det_sensor[g]]
+    n = np.maximum(use.sum(axis=1), 1)[:, None]
+    m = np.sum(np.where(use[..., None], sxy, 0.0), axis=1) / n
+    d = np.where(use[..., None], sxy - m[:, None, :], 0.0)
+    cxx = np.sum(d[..., 0] ** 2, axis=1)
+    cyy = np.sum(d[..., 1] ** 2, axis=1)
+    cxy = np.sum(d[..., 0] * d[..., 1], axis=1)
+    half = 0.5 * (cxx + cyy)
+    disc = np.sqrt(np.maximum(0.25 * (cxx - cyy) ** 2 + cxy**2, 0.0))
+    l1, l2 = half + disc, np.maximum(half - disc, 0.0)
+    ang = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
+    e1 = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    return m, e1, np.sqrt(l2 / np.maximum(l1, 1e-9))
+
+
+def _near_linear(
+    net: SensorNetwork, frame: IntArray, groups: IntArray, use: BoolArray, det_sensor: IntArray,
+    max_ratio: float,
+) -> BoolArray:  # fmt: skip
+    """Events whose sensors lie near one line: the spread across their principal axis (the
+    smaller singular value of the centred positions) at most ``max_ratio`` of the spread along."""
+    if len(frame) == 0:
+        return np.zeros(0, bool)
+    _, _, ratio = _principal_axes(net, frame, groups, use, det_sensor)
+    return np.asarray(ratio <= max_ratio, bool)
+
+
+def _mirror(
+    net: SensorNetwork, frame: IntArray, groups: IntArray, det_sensor: IntArray, xy: FloatArray
+) -> FloatArray:
+    """The mirror images of positions across the principal axis of each event's sensors."""
+    m, e1, _ = _principal_axes(net, frame, groups, groups >= 0, det_sensor)
+    d = xy - m
+    along = np.sum(d * e1, axis=1)[:, None] * e1
+    return np.asarray(m + 2.0 * along - d, np.float64)
 
 
 def _explain(
@@ -631,6 +823,7 @@ def _explain(
     det_time_s: FloatArray,
     echo_window_s: float,
     min_sensors: int,
+    inconsistent: BoolArray,
 ) -> Unassigned:
     """A reason for every detection that is in no located event."""
     left = np.flatnonzero(final_event < 0)
@@ -661,6 +854,8 @@ def _explain(
     reason[outlier] = "outlier"
     if outlier.any():
         near = np.where(outlier, new_ids[gi], near)
+    mixed = (g >= 0) & inconsistent[gi] & (reason == "no_event") if len(keep) else in_kept & False
+    reason[mixed] = "inconsistent"
     small = (was >= 0) & ~in_kept & (reason == "no_event")
     reason[small] = "too_few_sensors"
     msgs: list[str] = []
@@ -676,6 +871,12 @@ def _explain(
             msgs.append(
                 f"arrival at sensor {sid[i]} does not fit event {near[i]} (residual beyond the outlier "
                 f"threshold): an echo, interference or a wrong association"
+            )
+        elif r == "inconsistent":
+            msgs.append(
+                f"arrival at sensor {sid[i]} was grouped with arrivals that do not fit one source "
+                f"(the chi-square of their residuals stayed beyond its 99 % quantile after the worst "
+                f"were dropped): two events mixed, or echoes; left out rather than located wrong"
             )
         elif r == "too_few_sensors":
             msgs.append(

@@ -70,7 +70,8 @@ class SolveResult:
 
     ``t0_s`` is relative to the ``t_ref_s`` given to the solver; ``cov_m2`` is the position block of
     the inverse Fisher information (plus priors) at the solution, scaled up by the reduced chi-square
-    when that exceeds 1; ``cov_theta`` is the whole (P, P) matrix over (x, y, t0[, c][, wx, wy]).
+    when that exceeds 1; ``cov_theta`` is the whole (P, P) matrix over (x, y, t0[, c][, wx, wy]);
+    ``chi2`` is the sum of the inliers' squared normalised residuals.
     """
 
     xy_m: FloatArray
@@ -84,6 +85,7 @@ class SolveResult:
     rms_ms: FloatArray
     n_used: IntArray
     ok: BoolArray
+    chi2: FloatArray
 
 
 def predict_arrivals(
@@ -225,6 +227,7 @@ def solve_events(
     start_xy_m: FloatArray | None = None,
     c_sigma_mps: ArrayLike | None = None,
     wind_sigma_mps: ArrayLike | None = None,
+    start_only: bool = False,
 ) -> SolveResult:
     """Locate N events at once from padded arrays of arrival times.
 
@@ -250,6 +253,9 @@ def solve_events(
         (N,) prior standard deviations of the speed of sound and of each wind component around the
         told values (the weather's stated uncertainty); default the options' scalars. The estimate
         is then the maximum a posteriori one, and the covariance carries the prior's information.
+    start_only
+        Start from ``start_xy_m`` alone (to find the mode of the likelihood nearest to it, e.g. the
+        mirror image of a solution across a near-linear array).
 
     Returns
     -------
@@ -282,7 +288,12 @@ def solve_events(
     pos, _, ok_all = _closed_form_start(sensor_xy_m, t_obs, mask, c_told)
     pos = np.where(ok_all[:, None] & np.isfinite(pos), pos, sensor_xy_m[rows, first] + 1.0)
     t0, cost0 = _start_cost(pos, sensor_xy_m, dz, t_obs, sig, mask, c_told, opt.soft_l1_scale)
+    if start_only and start_xy_m is not None:
+        pos = np.asarray(start_xy_m, np.float64).copy()
+        t0, cost0 = _start_cost(pos, sensor_xy_m, dz, t_obs, sig, mask, c_told, opt.soft_l1_scale)
     bad = np.flatnonzero(cost0 > 4.0 * np.maximum(n_obs, 1))  # robust RMS above ~2 sigma
+    if start_only:
+        bad = bad[:0]
     if len(bad) and (opt.n_subsets > 0 or start_xy_m is not None):
         m_b, sxy_b, t_b, sig_b, dz_b, c_b = (
             mask[bad], sensor_xy_m[bad], t_obs[bad], sig[bad], dz[bad], c_told[bad],
@@ -426,6 +437,7 @@ def solve_events(
         rms_ms=rms,
         n_used=n_used.astype(np.intp),
         ok=ok,
+        chi2=chi2,
     )
 
 
