@@ -36,6 +36,9 @@ class AssociationOptions:
         Detections per neighbour considered (the first ones after the seed).
     n_score
         Sensors near the seed's sensor against which a hypothesis is scored.
+    n_prescore, n_keep
+        Every hypothesis is first scored against the ``n_prescore`` sensors nearest the seed's,
+        and only the ``n_keep`` best of each seed against all ``n_score`` (0: no first stage).
     tol_s, tol_sigma, tol_rel
         Scoring window around the arrival a hypothesis predicts at sensor ``k`` (with the told
         speed of sound and wind, ``d / (c + w . u)`` along each path): ``tol_s`` (the error of a
@@ -106,6 +109,8 @@ class AssociationOptions:
     n_neighbours: int = 4
     max_candidates: int = 12
     n_score: int = 14
+    n_prescore: int = 6
+    n_keep: int = 6
     tol_s: float = 0.06
     tol_sigma: float = 4.0
     tol_rel: float = 0.01
@@ -274,29 +279,46 @@ def _hypotheses(
     u0 = (wh[:, 0] * (xy[s0[si], 0] - hx) + wh[:, 1] * (xy[s0[si], 1] - hy)) / r0s
     ht0 = ts[si] - r0 / (ch + u0)
     # score against the sensors near the seed, with the full propagation model
-    sc = score_tbl[s0[si]]  # (H, S)
-    sc_ok = sc >= 0
-    scc = np.where(sc_ok, sc, 0)
-    ex = xy[scc, 0] - hx[:, None]
-    ey = xy[scc, 1] - hy[:, None]
-    dk = np.hypot(ex, ey)
-    sc_ok &= dk <= opt.range_m
-    wu = (wh[:, 0, None] * ex + wh[:, 1, None] * ey) / np.maximum(dk, 1e-3)
-    tp = ht0[:, None] + dk / (ch[:, None] + wu)
-    sig_k = net.timing_sigma_ms[scc] * 1e-3
-    sig_0 = net.timing_sigma_ms[s0[si]] * 1e-3
-    baseline = np.hypot(xy[scc, 0] - xy[s0[si], 0, None], xy[scc, 1] - xy[s0[si], 1, None])
-    var = (
-        sig_k**2 + sig_0[:, None] ** 2
-        + (sc_s[si, None] * (dk - r0[:, None]) / ch[:, None] ** 2) ** 2
-        + (sw_s[si, None] * baseline / ch[:, None] ** 2) ** 2
-    )  # fmt: skip
-    tol = opt.tol_s + opt.tol_sigma * np.sqrt(var)
-    md, mdist = index.nearest(scc, tp, tol, sc_ok)
-    # the seed itself and its two hypothesis detections are always in
-    count = (md >= 0).sum(axis=1)
-    z = np.where(md >= 0, mdist / tol, 0.0)
-    cost = np.sum(z * z, axis=1)
+
+    def score(h: IntArray, cols: slice) -> tuple[IntArray, IntArray, FloatArray]:
+        """Detections matched (H, S), their count and cost for hypotheses ``h`` against the
+        score table's columns ``cols``."""
+        sc = score_tbl[s0[si[h]], cols]  # (H, S)
+        sc_ok = sc >= 0
+        scc = np.where(sc_ok, sc, 0)
+        ex = xy[scc, 0] - hx[h, None]
+        ey = xy[scc, 1] - hy[h, None]
+        dk = np.hypot(ex, ey)
+        sc_ok &= dk <= opt.range_m
+        wu = (wh[h, 0, None] * ex + wh[h, 1, None] * ey) / np.maximum(dk, 1e-3)
+        tp = ht0[h, None] + dk / (ch[h, None] + wu)
+        sig_k = net.timing_sigma_ms[scc] * 1e-3
+        sig_0 = net.timing_sigma_ms[s0[si[h]]] * 1e-3
+        s0x, s0y = xy[s0[si[h]], 0, None], xy[s0[si[h]], 1, None]
+        baseline = np.hypot(xy[scc, 0] - s0x, xy[scc, 1] - s0y)
+        c2 = ch[h, None] ** 2
+        var = (
+            sig_k**2 + sig_0[:, None] ** 2
+            + (sc_s[si[h], None] * (dk - r0[h, None]) / c2) ** 2
+            + (sw_s[si[h], None] * baseline / c2) ** 2
+        )  # fmt: skip
+        tol = opt.tol_s + opt.tol_sigma * np.sqrt(var)
+        md, mdist = index.nearest(scc, tp, tol, sc_ok)
+        z = np.where(md >= 0, mdist / tol, 0.0)
+        return md, (md >= 0).sum(axis=1), np.sum(z * z, axis=1)
+
+    n_h = len(si)
+    allh = np.arange(n_h)
+    if opt.n_prescore and opt.n_prescore < score_tbl.shape[1] and opt.n_keep:
+        # a cheap first score against the nearest few sensors; only the best few hypotheses of
+        # each seed are scored against them all
+        _, c1, k1 = score(allh, slice(0, opt.n_prescore))
+        o = np.lexsort((k1, -c1, si))
+        start = np.r_[0, np.flatnonzero(si[o][1:] != si[o][:-1]) + 1]
+        rank = np.arange(n_h) - np.repeat(start, np.diff(np.r_[start, n_h]))
+        allh = np.sort(o[rank < opt.n_keep])
+    md, count, cost = score(allh, slice(None))
+    si = si[allh]
     # best hypothesis per seed: most detections, then least cost
     order = np.lexsort((cost, -count, si))
     first = order[np.r_[True, si[order][1:] != si[order][:-1]]]
