@@ -96,3 +96,37 @@ def test_road_mirror_fixes_are_flagged_and_attribution_stays_calibrated(tmp_path
     assert wrong <= 0.05 * confident, r  # was 19 of 396 (and 36 % in the issue's trial)
     flagged, off = r["ambiguous_flagged"]
     assert flagged == off, r  # every mirror fix is flagged
+
+
+def test_road_ambiguous_events_are_stored_no_more_confident_than_both_fixes(tmp_path: Path) -> None:
+    """``locate --store``: an ambiguous event becomes one incident whose uncertainty gives the rule
+    engine the side probability integrated over both fixes, and whose narrative names the other."""
+    import numpy as np
+
+    from truceline.core.attribution import side_probability
+    from truceline.io.agreement_files import load_agreement
+    from truceline.services.acoustic import acoustic_incidents, run_acoustic
+
+    case = AC.Case("t", "road", "isolated", 3.0, "right", n_events=150, seed=75, attribution=True)
+    AC.build(case, tmp_path)
+    ag = load_agreement(tmp_path / "agreement")
+    run = run_acoustic(tmp_path / "sensors.csv", tmp_path / "detections.csv",
+                       tmp_path / "weather.csv", agreement=ag)  # fmt: skip
+    incidents, _ = acoustic_incidents(ag, run)
+    amb = np.flatnonzero(run.events.ambiguous)
+    assert len(amb) and len(incidents) == len(run.events)
+    unc = np.array([incidents[i].uncertainty_m for i in amb])
+    lon, lat = run.events.lon[amb], run.events.lat[amb]
+    p_rule = side_probability(ag.compiled(0), lon, lat, unc[:, None, None] ** 2 * np.eye(2)).p_left
+    assert run.side is not None
+    want = run.side.p_left[amb]
+    # as confident as the mixture at most (more cautious only where the mixture names the other side)
+    assert np.all(np.abs(p_rule - 0.5) <= np.abs(want - 0.5) + 0.01)
+    assert all("AMBIGUOUS" in (incidents[i].narrative or "") for i in amb)
+    db = tmp_path / "t.db"
+    res = CliRunner().invoke(app, ["locate", "--sensors", str(tmp_path / "sensors.csv"),
+                                   "--detections", str(tmp_path / "detections.csv"), "--weather",
+                                   str(tmp_path / "weather.csv"), "-a", str(tmp_path / "agreement"),
+                                   "--store", "--db", str(db)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"{len(run.events)} events located, {len(run.events)} accepted" in res.output

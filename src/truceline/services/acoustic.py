@@ -238,6 +238,8 @@ def acoustic_incidents(
       origin, with ``origin_uncertainty_m`` the standard deviation across the line that reproduces
       the attribution probability (:func:`~truceline.core.attribution.equivalent_sigma_m`), so the
       fire-across finding carries it;
+    - an ambiguous event (two fixes) is stored at its most probable fix with the uncertainty that
+      gives its side probability integrated over both fixes, and the narrative names the other;
     - the narrative keeps the ellipse, the sensors, the attribution and the detection ids.
     """
     ev = run.events
@@ -248,6 +250,15 @@ def acoustic_incidents(
         attr, sp, pairs = run.attribution, run.side, run.pairs
     lam_max = (ev.semi_major_m / np.sqrt(5.991464547107979)) ** 2
     unc = np.where(np.isfinite(sp.sigma_across_m), sp.sigma_across_m, np.sqrt(lam_max))
+    amb = np.flatnonzero(ev.ambiguous & np.isfinite(sp.p_left))
+    if len(amb):
+        # an ambiguous event travels as its most probable fix with the uncertainty that gives the
+        # rule engine its side probability integrated over both fixes (never more confident)
+        by_version = _version_index(agreement, ev)[amb]
+        for v in np.unique(by_version):  # agreement versions (a handful)
+            m = amb[by_version == v]
+            eq = equivalent_sigma_m(agreement.compiled(int(v)), ev.lon[m], ev.lat[m], sp.p_left[m])
+            unc[m] = np.fmax(unc[m], eq)
     origin, o_sig = _paired_origins(agreement, ev, attr, sp, pairs)
     lo, hi = attr.interval
     resp, prob, term = attr.responsible, attr.probability, attr.likelihood
@@ -269,6 +280,12 @@ def acoustic_incidents(
             text += (
                 f"; fired by {resp[i]} (from {how}): P={prob[i]:.3f} "
                 f"[{lo[i]:.3f}, {hi[i]:.3f}], {term[i]}"
+            )
+        if ev.ambiguous[i]:
+            text += (
+                f"; AMBIGUOUS: a second fix (the mirror image across the sensors' line) at "
+                f"{ev.alt_lon[i]:.6f}, {ev.alt_lat[i]:.6f} with probability {ev.alt_weight[i]:.2f}; "
+                f"the position uncertainty covers both"
             )
         text += f"; detections {' '.join(ids)}"
         o = int(origin[i])
