@@ -90,10 +90,13 @@ class Case:
     p_multipath: float = 0.0
     rate_per_min: float = 2.0
     attribution: bool = False
+    road_jitter_m: float = 150.0
     notes: dict[str, float] = field(default_factory=dict)
 
 
-def layout_xy(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+def layout_xy(
+    name: str, rng: np.random.Generator, road_jitter_m: float = 150.0
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Sensor positions (m), timing sigmas (ms) and the hearing range (m) of a layout."""
     if name == "regular":
         gx, gy = np.meshgrid(np.arange(4) * 5000.0 - 7500.0, np.arange(4) * 5000.0 - 7500.0)
@@ -108,7 +111,7 @@ def layout_xy(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         return np.array(pts), rng.choice([3.0, 5.0, 8.0], 14), 20_000.0
     if name == "road":
         x = np.linspace(-15_000, 15_000, 10) + rng.uniform(-300, 300, 10)
-        y = rng.uniform(-150, 150, 10)
+        y = rng.uniform(-road_jitter_m, road_jitter_m, 10)
         return np.column_stack([x, y]), np.full(10, 5.0), 20_000.0
     if name == "sparse":
         base = np.array([[0, 0], [14.5, 0], [29, 0], [7.25, 12.6], [21.75, 12.6], [36.25, 12.6]])
@@ -178,7 +181,7 @@ def build(case: Case, folder: Path) -> dict[str, object]:
     """Write sensors.csv, detections.csv, weather.csv (unless not told), truth files and agreement."""
     rng = np.random.default_rng(case.seed)
     _fwd, inv = _plane()
-    sxy, sig_ms, hear_m = layout_xy(case.layout, rng)
+    sxy, sig_ms, hear_m = layout_xy(case.layout, rng, case.road_jitter_m)
     n_s = len(sxy)
     s_lon, s_lat = inv.transform(sxy[:, 0], sxy[:, 1])
     temp = float(rng.uniform(0, 30))
@@ -447,6 +450,8 @@ CASES = [
     Case("mixed-irregular-wind4", "irregular", "mixed", 4.0, "right", seed=30, p_echo=0.05,
          p_multipath=0.03, rate_per_min=3.0),
     Case("road-wind3", "road", "isolated", 3.0, "right", n_events=400, seed=40, attribution=True),
+    Case("straight-road-wind3", "road", "isolated", 3.0, "right", n_events=400, seed=41,
+         attribution=True, road_jitter_m=10.0),
     Case("sparse-wind3", "sparse", "isolated", 3.0, "right", n_events=200, seed=50),
     Case("sector-50-per-min", "sector", "isolated", 4.0, "right", n_events=1000, seed=60,
          rate_per_min=50.0),

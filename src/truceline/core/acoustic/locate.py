@@ -367,16 +367,18 @@ def locate_detections(
     first_solve = True
 
     def solve(
-        groups: IntArray, start: FloatArray | None = None, start_frame: IntArray | None = None
-    ) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
-        """Solve padded groups; with ``start`` (positions in ``start_frame``), from there alone,
-        every detection an inlier (the mode of the likelihood nearest to the start)."""
+        groups: IntArray, start: FloatArray | None = None, start_frame: IntArray | None = None,
+        robust: bool = False,
+    ) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:  # fmt: skip
+        """Solve padded groups; with ``start`` (positions in ``start_frame``), from there alone
+        (the mode of the likelihood nearest to the start), every detection an inlier unless
+        ``robust``."""
         frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, groups, det_sensor, det_time_s)
         opt = s_opt
         if start is not None:
             assert start_frame is not None
             start = _between_frames(net, start, start_frame, frame)
-            opt = replace(s_opt, loss="linear", n_subsets=0)
+            opt = replace(s_opt, n_subsets=0) if robust else replace(s_opt, loss="linear", n_subsets=0)
         if prop is None:
             c_e, w_e = wx.at(t_ref)
             sc_e, sw_e = wx.sigma_at(t_ref)
@@ -390,6 +392,33 @@ def locate_detections(
             sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt, c_sigma_mps=sc_e,
             wind_sigma_mps=sw_e, start_xy_m=start, start_only=start is not None,
         )  # fmt: skip
+        return res, frame, t_ref, groups
+
+    def solve_m(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+        """:func:`solve`, then events whose sensors lie near one line are solved again from the
+        mirror image of their solution across it, robustly, on all their arrivals: the mirror is
+        kept when it holds more of them as inliers (or as many, better). Done at every step, so
+        that an event on the wrong side does not lose, as outliers, the arrivals of the sensors
+        off the line that tell the sides apart."""
+        res, frame, t_ref, groups = solve(groups)
+        cand = np.flatnonzero(res.ok & (res.n_used >= 4))
+        if len(cand) == 0:
+            return res, frame, t_ref, groups
+        use = res.inlier[cand] & (groups[cand] >= 0)
+        lin = _near_linear(net, frame[cand], groups[cand], use, det_sensor, a_opt.mirror_max_ratio)
+        if not lin.any():
+            return res, frame, t_ref, groups
+        li = cand[lin]
+        g_in = np.where(use[lin], groups[li], -1)
+        mirror = _mirror(net, frame[li], g_in, det_sensor, res.xy_m[li])
+        rb, fb, tb, _ = solve(groups[li], mirror, frame[li], robust=True)
+        better = rb.ok & (
+            (rb.n_used > res.n_used[li]) | ((rb.n_used == res.n_used[li]) & (rb.chi2 < res.chi2[li]))
+        )
+        if better.any():
+            res, groups = _replace_rows(res, groups, li[better], _take(rb, better), groups[li[better]])
+            frame, t_ref = frame.copy(), t_ref.copy()
+            frame[li[better]], t_ref[li[better]] = fb[better], tb[better]
         return res, frame, t_ref, groups
 
     index = DetectionIndex.build(
@@ -479,7 +508,7 @@ def locate_detections(
         return new_event
 
     groups = pad_groups(event, n_ev, det_time_s)
-    res, frame, t_ref, groups = solve(groups)
+    res, frame, t_ref, groups = solve_m(groups)
     alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
     active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
     hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, active, a_opt)
@@ -501,7 +530,7 @@ def locate_detections(
                 event = np.where(ev2 >= 0, ev2 + n_ev, event)
                 n_ev += int(ev2.max()) + 1
                 groups = pad_groups(event, n_ev, det_time_s)
-                res, frame, t_ref, groups = solve(groups)
+                res, frame, t_ref, groups = solve_m(groups)
                 alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
 
     def merge_splits(
@@ -571,7 +600,7 @@ def locate_detections(
         merged = merge_splits(res, frame, t_ref, groups, alive & ~ghost, ghost)
         if merged is not None:
             groups = pad_groups(merged, n_ev, det_time_s)
-            res, frame, t_ref, groups = solve(groups)
+            res, frame, t_ref, groups = solve_m(groups)
             alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
             ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
         return res, frame, t_ref, groups, alive & ~ghost, True
@@ -593,7 +622,7 @@ def locate_detections(
             continue
         previous = new_event
         groups = pad_groups(new_event, n_ev, det_time_s)
-        res, frame, t_ref, groups = solve(groups)
+        res, frame, t_ref, groups = solve_m(groups)
         alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
     if not ghosts_tested:
         res, frame, t_ref, groups, alive, _ = drop_ghosts(res, frame, t_ref, groups, alive)
