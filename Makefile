@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/classify.py
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
+	$(PY) benchmarks/acoustic_cases.py
 	$(PY) benchmarks/replay.py --store
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cot_flood.py

@@ -221,5 +221,7 @@ def test_locate_needs_a_network_and_a_sane_window(api: Api) -> None:
     assert r.status_code in (409, 422)
     r = api.post("/acoustic/locate", json={**body, "temperature_c": 400})
     assert r.status_code == 422 and r.json()["error"]["field"] == "temperature_c"
+    r = api.post("/acoustic/locate", json={**body, "temperature_c": 10, "wind_sigma_mps": 0})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "wind_sigma_mps"
     r = api.post("/acoustic/locate", json={"start": "2025-01-01T05:00:00", "end": END})
     assert r.status_code == 422 and r.json()["error"]["field"] == "start"

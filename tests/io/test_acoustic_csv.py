@@ -101,3 +101,27 @@ def test_missing_column_is_reported(tmp_path: Path, files: tuple[Path, Path]) ->
     dets = read_detections(d, read_sensors(files[0]), now_s=NOW)
     assert [r.field for r in dets.rejects] == ["arrival_time"]
     assert len(dets.detection_id) == 0
+
+
+def test_weather_sigma_columns_and_their_defaults(tmp_path: Path) -> None:
+    from truceline.core.acoustic.propagation import TOLD_TEMPERATURE_SIGMA_C, TOLD_WIND_SIGMA_MPS
+    from truceline.io.acoustic_csv import read_weather
+
+    p = tmp_path / "weather.csv"
+    p.write_text(
+        "time,temperature_c,wind_speed_mps,wind_from_deg,temperature_sigma_c,wind_sigma_mps\n"
+        "2025-06-01T06:00:00Z,12,4,270,0.5,0.8\n"
+        "2025-06-01T07:00:00Z,14,5,270,,\n"
+        "2025-06-01T08:00:00Z,15,5,270,-1,\n"
+        "2025-06-01T09:00:00Z,15,-2,270,,\n"
+    )
+    wx, rej = read_weather(p)
+    assert wx is not None
+    assert [(r.line, r.field) for r in rej] == [(4, "temperature_sigma_c"), (5, "wind_speed_mps")]
+    assert "positive uncertainty" in rej[0].reason
+    sc, sw = wx.sigma_at(wx.time_s)
+    assert sc.tolist() == pytest.approx([0.606 * 0.5, 0.606 * TOLD_TEMPERATURE_SIGMA_C])
+    assert sw.tolist() == pytest.approx([0.8, TOLD_WIND_SIGMA_MPS])
+    c, w = wx.at(wx.time_s[:1])
+    assert c[0] == pytest.approx(331.3 + 0.606 * 12)
+    assert w[0].tolist() == pytest.approx([4.0, 0.0], abs=1e-9)  # from the west: blows east

@@ -543,6 +543,16 @@ class LocateIn(BaseModel):
     wind_from_deg: float | None = Field(
         default=None, ge=0, lt=360, description="Where the wind blows from (deg); default 0"
     )
+    temperature_sigma_c: float | None = Field(
+        default=None, gt=0, le=50,
+        description="Uncertainty of the temperature (1 sigma, deg C); default 2 when a temperature "
+        "is given, 10 when not",
+    )  # fmt: skip
+    wind_sigma_mps: float | None = Field(
+        default=None, gt=0, le=50,
+        description="Uncertainty of each wind component (1 sigma, m/s); default 2 when a wind speed "
+        "is given, 5 when not",
+    )  # fmt: skip
 
 
 class LocatedIncidentOut(_Out):

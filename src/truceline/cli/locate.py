@@ -41,11 +41,15 @@ def run_locate(
     rejects: Path | None = None,
     now_s: float | None = None,
     agreement: Path | None = None,
+    max_range_km: float | None = None,
 ) -> dict[str, int]:
     """Read the inputs, locate (and attribute) the events, write ``output`` and the rejects file."""
     from truceline.services.acoustic import run_acoustic, write_locate_outputs
 
-    run = run_acoustic(sensors, detections, weather, agreement=_agreement(agreement), now_s=now_s)
+    run = run_acoustic(
+        sensors, detections, weather, agreement=_agreement(agreement), now_s=now_s,
+        max_range_km=max_range_km,
+    )  # fmt: skip
     rej_path = rejects or output.with_name(output.stem + ".rejects.csv")
     n_rej = write_locate_outputs(run, output, rej_path, detections_file=detections.name)
     counts = {
@@ -82,7 +86,25 @@ def locate(
     ],
     weather: Annotated[
         Path | None,
-        typer.Option("--weather", metavar="WEATHER_FILE", help="weather.csv (time, temperature_c, ...)"),
+        typer.Option(
+            "--weather",
+            metavar="WEATHER_FILE",
+            help="weather.csv (time, temperature_c, wind_speed_mps, wind_from_deg, and their "
+            "uncertainties temperature_sigma_c, wind_sigma_mps: default 2 deg C, 2 m/s); a prior: "
+            "speed of sound and wind are estimated around it, and a reading the detections "
+            "contradict is replaced by what the network measures",
+        ),
+    ] = None,
+    max_range_km: Annotated[
+        float | None,
+        typer.Option(
+            "--max-range-km",
+            metavar="KM",
+            min=0.1,
+            help="Association radius: sensors farther than this from an event are not expected to "
+            "hear it (default: 25 km, or on a sparse network 1.2 x the distance at which every "
+            "sensor has 4 others)",
+        ),
     ] = None,
     output: Annotated[Path, output_option("events.csv to write (without --store)")] = Path("events.csv"),
     rejects: Annotated[
@@ -120,9 +142,12 @@ def locate(
                 raise typer.BadParameter(
                     "--store needs the agreement: give -a AGREEMENT_DIR", param_hint="--store"
                 )
-            _store(sensors, detections, weather, agreement, db)
+            _store(sensors, detections, weather, agreement, db, max_range_km)
             return
-        counts = run_locate(sensors, detections, weather, output, rejects, agreement=agreement)
+        counts = run_locate(
+            sensors, detections, weather, output, rejects, agreement=agreement,
+            max_range_km=max_range_km,
+        )  # fmt: skip
     except TrucelineError as exc:
         raise fail(exc) from exc
     extra = (
@@ -138,7 +163,14 @@ def locate(
     )
 
 
-def _store(sensors: Path, detections: Path, weather: Path | None, agreement: Path, db: str) -> None:
+def _store(
+    sensors: Path,
+    detections: Path,
+    weather: Path | None,
+    agreement: Path,
+    db: str,
+    max_range_km: float | None = None,
+) -> None:
     import datetime as dt
 
     from truceline.services.acoustic import ingest_acoustic
@@ -149,7 +181,9 @@ def _store(sensors: Path, detections: Path, weather: Path | None, agreement: Pat
     upgrade(engine)
     with session_factory(engine)() as session, session.begin():
         folder.register(session, dt.datetime.now(dt.UTC))
-        res = ingest_acoustic(session, folder.agreement, sensors, detections, weather)
+        res = ingest_acoustic(
+            session, folder.agreement, sensors, detections, weather, max_range_km=max_range_km
+        )
     console.print(
         f"Ingested {detections}: {res.events} events located, {res.accepted} accepted, "
         f"{res.duplicates} duplicates, {res.rejected} input rows rejected, {res.unassigned} "

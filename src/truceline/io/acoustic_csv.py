@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from truceline.core.acoustic import SIGNALS, LocatedEvents, SensorNetwork, Unassigned, Weather
+from truceline.core.acoustic.propagation import TOLD_TEMPERATURE_SIGMA_C, TOLD_WIND_SIGMA_MPS
 from truceline.core.attribution import Attribution
 from truceline.errors import RecordError
 
@@ -57,6 +58,13 @@ EVENT_COLUMNS = (
     "speed_of_sound_mps",
     "signal",
     "detection_ids",
+    "ambiguous",
+    "alt_lon",
+    "alt_lat",
+    "alt_weight",
+    "alt_cov_xx_m2",
+    "alt_cov_xy_m2",
+    "alt_cov_yy_m2",
 )
 ATTRIBUTION_COLUMNS = (
     "responsible",
@@ -370,38 +378,74 @@ def read_detections(path: Path, sensors: Sensors, *, now_s: float | None = None)
 
 
 def read_weather(path: Path) -> tuple[Weather | None, list[Reject]]:
-    """Read weather.csv (``time, temperature_c``, optional ``wind_speed_mps, wind_from_deg``)."""
+    """Read weather.csv (``time, temperature_c``, optional ``wind_speed_mps, wind_from_deg`` and their
+    uncertainties ``temperature_sigma_c, wind_sigma_mps``).
+
+    Blank or missing: no wind; sigmas
+    :data:`~truceline.core.acoustic.propagation.TOLD_TEMPERATURE_SIGMA_C` (2 deg C) and
+    :data:`~truceline.core.acoustic.propagation.TOLD_WIND_SIGMA_MPS` (2 m/s per component). The told
+    weather is a prior: the speed of sound and the wind are estimated around it within these sigmas.
+    """
     header, rows = _rows(path)
     rejects = _missing_columns(path, header, ("time", "temperature_c"))
     if rejects:
         return None, rejects
-    out: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, ...]] = []
     for line, r in rows:
         try:
             t = parse_time_s(r.get("time", ""))
         except ValueError:
-            rejects.append(Reject(path.name, line, "", "time", "time is not ISO 8601 UTC"))
+            rejects.append(
+                Reject(path.name, line, "", "time", "time is not ISO 8601 UTC (e.g. 2025-03-01T12:00Z)")
+            )
             continue
         vals = []
         for col, default in (
             ("temperature_c", None),
             ("wind_speed_mps", 0.0),
             ("wind_from_deg", 0.0),
+            ("temperature_sigma_c", TOLD_TEMPERATURE_SIGMA_C),
+            ("wind_sigma_mps", TOLD_WIND_SIGMA_MPS),
         ):
             txt = r.get(col, "")
             v = _float(txt) if txt else default
             if v is None:
                 rejects.append(Reject(path.name, line, "", col, f"{col} {txt!r} is not a number"))
                 break
+            if col.endswith(("sigma_c", "sigma_mps")) and v <= 0:
+                rejects.append(
+                    Reject(
+                        path.name,
+                        line,
+                        "",
+                        col,
+                        f"{col} {txt!r} must be a positive uncertainty (1 sigma); leave it empty "
+                        "for the default",
+                    )
+                )
+                break
+            if col == "wind_speed_mps" and v < 0:
+                rejects.append(
+                    Reject(
+                        path.name,
+                        line,
+                        "",
+                        col,
+                        f"{col} {txt!r} is negative; give the speed and the direction the wind "
+                        "blows from",
+                    )
+                )
+                break
             vals.append(v)
         else:
-            out.append((t, vals[0], vals[1], vals[2]))
+            out.append((t, *vals))
     if not out:
         return None, rejects
     out.sort()
     arr = np.array(out)
     keep = np.r_[True, np.diff(arr[:, 0]) > 0]
-    return Weather(arr[keep, 0], arr[keep, 1], arr[keep, 2], arr[keep, 3]), rejects
+    a = arr[keep]
+    return Weather(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5]), rejects
 
 
 def write_events(
@@ -411,7 +455,12 @@ def write_events(
     *,
     attribution: Attribution | None = None,
 ) -> None:
-    """Write events.csv.
+    """Write events.csv: one row per event.
+
+    An ``ambiguous`` event (a second mode of its likelihood, e.g. the mirror image across a
+    near-linear array) keeps its most probable mode in ``lon``, ``lat`` and the covariance columns,
+    and the other in ``alt_lon``, ``alt_lat``, ``alt_weight`` (its probability) and
+    ``alt_cov_*_m2``; the attribution integrates over both.
 
     With an ``attribution``, each event also gets ``p_<party>`` for both parties (the probability
     that the party fired it: from its own position for a muzzle blast, from the muzzle blasts paired
@@ -466,9 +515,26 @@ def write_events(
                     f"{events.c_mps[i]:.2f}",
                     SIGNALS[int(events.signal[i])],
                     " ".join(detection_id[events.detections[i]].tolist()),
+                    *_alternative(events, i),
                     *(c[i] for c in cols),
                 ]
             )
+
+
+def _alternative(events: LocatedEvents, i: int) -> list[str]:
+    """``ambiguous`` and the second mode's columns of event ``i`` (blank when it has one mode)."""
+    if not bool(events.ambiguous[i]):
+        return ["false", "", "", "", "", "", ""]
+    c = events.alt_cov_m2[i]
+    return [
+        "true",
+        f"{events.alt_lon[i]:.7f}",
+        f"{events.alt_lat[i]:.7f}",
+        f"{events.alt_weight[i]:.4f}",
+        f"{c[0, 0]:.4g}",
+        f"{c[0, 1]:.4g}",
+        f"{c[1, 1]:.4g}",
+    ]
 
 
 def write_rejects(

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from truceline.core.acoustic import (
     SIGNALS,
+    AcousticError,
+    AssociationOptions,
     LocatedEvents,
     LocationResult,
     Unassigned,
@@ -96,6 +98,9 @@ def attribute_events(
 ) -> tuple[Attribution, SideProbability, Pairs]:
     """Side probability of every event under the version in force on its day, then attribution.
 
+    An ambiguous event's probability integrates over its modes (each mode's side probability
+    weighted by the mode's probability), so that a mirror fix never makes a confident statement.
+
     The covariance scale is taken as estimated with ``n_sensors - 3`` degrees of freedom (the
     solver scales it by the reduced chi-square when that exceeds 1).
     """
@@ -111,6 +116,17 @@ def attribute_events(
         )  # fmt: skip
         for f in SideProbability.__dataclass_fields__:
             getattr(sp, f)[rows] = getattr(sub, f)
+        amb = rows[events.ambiguous[rows]]
+        if len(amb):
+            # an event with two modes is on the left with the probability of each mode's side
+            # weighted by the mode's probability
+            alt = side_probability(
+                agreement.compiled(int(v)), events.alt_lon[amb], events.alt_lat[amb],
+                events.alt_cov_m2[amb], scale_dof=dof[amb], sigma_line_m=sigma_line_m,
+            )  # fmt: skip
+            w = events.alt_weight[amb]
+            for f in ("p_left", "p_left_low", "p_left_high"):
+                getattr(sp, f)[amb] = (1.0 - w) * getattr(sp, f)[amb] + w * getattr(alt, f)
     attr, pairs = attribute_located(
         sp, events.lon, events.lat, events.emitted_at_s, events.signal,
         left=agreement.left, right=agreement.right, pairing=pairing,
@@ -126,8 +142,13 @@ def run_acoustic(
     agreement: Agreement | None = None,
     now_s: float | None = None,
     pairing: PairingOptions | None = None,
+    max_range_km: float | None = None,
 ) -> AcousticRun:
-    """Read the inputs, locate the events and (with an agreement) attribute them."""
+    """Read the inputs, locate the events and (with an agreement) attribute them.
+
+    ``max_range_km`` is the association radius (None: derived from the signal and the network,
+    :func:`~truceline.core.acoustic.associate.default_max_range_m`).
+    """
     sens = io.read_sensors(sensors)
     dets = io.read_detections(detections, sens, now_s=now_s)
     bad = list(sens.rejects) + list(dets.rejects)
@@ -135,7 +156,9 @@ def run_acoustic(
     if weather is not None:
         wx, w_rej = io.read_weather(weather)
         bad += w_rej
-    return locate_arrays(sens, dets, wx, agreement=agreement, pairing=pairing, rejects=bad)
+    return locate_arrays(
+        sens, dets, wx, agreement=agreement, pairing=pairing, rejects=bad, max_range_km=max_range_km
+    )
 
 
 def locate_arrays(
@@ -146,18 +169,26 @@ def locate_arrays(
     agreement: Agreement | None = None,
     pairing: PairingOptions | None = None,
     rejects: Sequence[io.Reject] = (),
+    max_range_km: float | None = None,
 ) -> AcousticRun:
     """Locate (and with an agreement attribute) detections already read, from files or the store.
 
-    ``weather`` None is the solver's default (15 deg C, no wind; speed of sound and wind are still
-    estimated with priors).
+    ``weather`` None is :meth:`Weather.untold` (15 deg C and calm, both very uncertain: the speed
+    of sound and the wind are measured by the network). ``max_range_km``: see :func:`run_acoustic`.
     """
+    if max_range_km is not None and not (np.isfinite(max_range_km) and max_range_km > 0):
+        raise AcousticError(
+            f"max_range_km {max_range_km!r} must be a positive number of kilometres (the association "
+            "radius); leave it out to derive it from the network"
+        )
+    assoc = AssociationOptions(max_range_m=None if max_range_km is None else 1000.0 * max_range_km)
     if sensors.network is None or len(detections.sensor) == 0:
         res = _empty_result(len(detections.sensor))
     else:
         res = locate_detections(
             sensors.network, detections.sensor, detections.arrival_s, weather=weather,
             det_signal=detections.signal, det_amplitude_db=detections.amplitude_db,
+            association=assoc,
         )  # fmt: skip
     attr = sp = pairs = None
     if agreement is not None:
@@ -207,6 +238,8 @@ def acoustic_incidents(
       origin, with ``origin_uncertainty_m`` the standard deviation across the line that reproduces
       the attribution probability (:func:`~truceline.core.attribution.equivalent_sigma_m`), so the
       fire-across finding carries it;
+    - an ambiguous event (two fixes) is stored at its most probable fix with the uncertainty that
+      gives its side probability integrated over both fixes, and the narrative names the other;
     - the narrative keeps the ellipse, the sensors, the attribution and the detection ids.
     """
     ev = run.events
@@ -217,6 +250,15 @@ def acoustic_incidents(
         attr, sp, pairs = run.attribution, run.side, run.pairs
     lam_max = (ev.semi_major_m / np.sqrt(5.991464547107979)) ** 2
     unc = np.where(np.isfinite(sp.sigma_across_m), sp.sigma_across_m, np.sqrt(lam_max))
+    amb = np.flatnonzero(ev.ambiguous & np.isfinite(sp.p_left))
+    if len(amb):
+        # an ambiguous event travels as its most probable fix with the uncertainty that gives the
+        # rule engine its side probability integrated over both fixes (never more confident)
+        by_version = _version_index(agreement, ev)[amb]
+        for v in np.unique(by_version):  # agreement versions (a handful)
+            m = amb[by_version == v]
+            eq = equivalent_sigma_m(agreement.compiled(int(v)), ev.lon[m], ev.lat[m], sp.p_left[m])
+            unc[m] = np.fmax(unc[m], eq)
     origin, o_sig = _paired_origins(agreement, ev, attr, sp, pairs)
     lo, hi = attr.interval
     resp, prob, term = attr.responsible, attr.probability, attr.likelihood
@@ -238,6 +280,12 @@ def acoustic_incidents(
             text += (
                 f"; fired by {resp[i]} (from {how}): P={prob[i]:.3f} "
                 f"[{lo[i]:.3f}, {hi[i]:.3f}], {term[i]}"
+            )
+        if ev.ambiguous[i]:
+            text += (
+                f"; AMBIGUOUS: a second fix (the mirror image across the sensors' line) at "
+                f"{ev.alt_lon[i]:.6f}, {ev.alt_lat[i]:.6f} with probability {ev.alt_weight[i]:.2f}; "
+                f"the position uncertainty covers both"
             )
         text += f"; detections {' '.join(ids)}"
         o = int(origin[i])
@@ -342,6 +390,7 @@ def ingest_acoustic(
     now_s: float | None = None,
     reliability: str = "B",
     credibility: int = 2,
+    max_range_km: float | None = None,
 ) -> AcousticIngest:
     """Locate and attribute acoustic detections, and ingest the events as incidents.
 
@@ -353,7 +402,9 @@ def ingest_acoustic(
     """
     from truceline.services.ingest import ingest_incidents
 
-    run = run_acoustic(sensors, detections, weather, agreement=agreement, now_s=now_s)
+    run = run_acoustic(
+        sensors, detections, weather, agreement=agreement, now_s=now_s, max_range_km=max_range_km
+    )
     incidents, rows = acoustic_incidents(
         agreement, run, reliability=reliability, credibility=credibility
     )

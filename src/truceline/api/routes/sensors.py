@@ -24,6 +24,12 @@ from truceline.api.schemas import (
     VerdictsOut,
 )
 from truceline.core.acoustic import Weather
+from truceline.core.acoustic.propagation import (
+    TOLD_TEMPERATURE_SIGMA_C,
+    TOLD_WIND_SIGMA_MPS,
+    UNTOLD_TEMPERATURE_SIGMA_C,
+    UNTOLD_WIND_SIGMA_MPS,
+)
 from truceline.errors import PayloadTooLargeError, ValidationError
 from truceline.services import sensors as svc
 from truceline.services.auth import Permission, Principal
@@ -160,11 +166,15 @@ def locate(
     told = (body.temperature_c, body.wind_speed_mps, body.wind_from_deg)
     weather = None
     if any(v is not None for v in told):
-        d = Weather.constant()  # the acoustic service's defaults for what is not given
+        d = Weather.untold()  # the acoustic service's defaults for what is not given
         weather = Weather.constant(
             float(d.temperature_c[0]) if told[0] is None else told[0],
             float(d.wind_speed_mps[0]) if told[1] is None else told[1],
             float(d.wind_from_deg[0]) if told[2] is None else told[2],
+            temperature_sigma_c=body.temperature_sigma_c
+            or (UNTOLD_TEMPERATURE_SIGMA_C if told[0] is None else TOLD_TEMPERATURE_SIGMA_C),
+            wind_sigma_mps=body.wind_sigma_mps
+            or (UNTOLD_WIND_SIGMA_MPS if told[1] is None else TOLD_WIND_SIGMA_MPS),
         )
     out = ctx.db.write(
         lambda s: svc.locate_stored(

@@ -7,7 +7,7 @@ gathers the detections it predicts at the other sensors in range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,8 +17,10 @@ from truceline.core.acoustic.solver import SolverOptions, predict_arrivals, solv
 from truceline.core.arrays import BoolArray, FloatArray, IntArray
 
 __all__ = [
+    "SIGNAL_RANGE_M",
     "AssociationOptions",
     "associate",
+    "default_max_range_m",
 ]
 
 
@@ -34,24 +36,39 @@ class AssociationOptions:
         Detections per neighbour considered (the first ones after the seed).
     n_score
         Sensors near the seed's sensor against which a hypothesis is scored.
-    tol_s, tol_rel
-        Scoring tolerance: ``tol_s + tol_rel * |d_k - d_seed| / c`` (covers a wrong speed of sound).
+    n_prescore, n_keep
+        Every hypothesis is first scored against the ``n_prescore`` sensors nearest the seed's,
+        and only the ``n_keep`` best of each seed against all ``n_score`` (0: no first stage).
+    tol_s, tol_sigma, tol_rel
+        Scoring window around the arrival a hypothesis predicts at sensor ``k`` (with the told
+        speed of sound and wind, ``d / (c + w . u)`` along each path): ``tol_s`` (the error of a
+        3-sensor fix) plus ``tol_sigma`` standard deviations of the predicted difference to the
+        seed's arrival: both sensors' timing sigmas, the speed of sound's uncertainty times
+        ``|d_k - d_seed| / c^2`` and the wind's times ``|s_k - s_seed| / c^2``. Under weather told
+        more vaguely than ``tol_rel`` (relative to ``c``, over those ``tol_sigma`` sigmas), the
+        first pass uses that much and the network's own measurement of the propagation narrows
+        the second pass.
     extend_tol_s
         Base tolerance when an accepted event, fitted with the speed of sound free, gathers the
         detections it predicts at the other sensors in range.
     min_sensors
         Detections needed to accept an event.
     max_range_m
-        Range beyond which sensors are not expected to hear an event.
+        Range (m) beyond which sensors are not expected to hear an event: the association's
+        radius. ``None`` (the default) derives it from the signal and the network
+        (:func:`default_max_range_m`): 25 km, the range at which muzzle blasts and impacts of
+        artillery are heard, widened on a sparse network until every sensor has
+        ``min_sensors - 1`` others within it.
     c_slack
         Relative uncertainty of the told speed of sound, for the time windows.
     max_rounds
         Rounds of hypothesis generation and conflict resolution.
-    hearing_quantile
+    hearing_fraction, hearing_bin_m
         Events regather detections only at sensors within the distance at which this network hears
-        events: this quantile of the distances of the first solve's inliers, plus 3 % (capped by
-        ``max_range_m``; ``None`` for ``max_range_m``). Beyond it a detection near the predicted
-        time is far likelier another event's arrival or a false detection.
+        events: the last distance (in bins of ``hearing_bin_m``) at which at least this fraction
+        of the recording sensors hold an arrival of the first solve's events, plus one bin
+        (capped by ``max_range_m``; ``None`` for ``max_range_m``). Beyond it a detection near the
+        predicted time is far likelier another event's arrival or a false detection.
     share_propagation
         Estimate the speed of sound and the wind from the well-determined events (at least
         ``shared_min_sensors`` inliers) of each ``shared_window_s``, and hold every event near that
@@ -75,19 +92,35 @@ class AssociationOptions:
     second_pass_tol_rel
         With the shared propagation, the detections the association left out are associated again
         with the measured speed of sound and this relative tolerance (``None``: no second pass).
+    consistency_level, consistency_rounds
+        Every event emitted passes a chi-square test on its residuals at this level (degrees of
+        freedom: inliers - 3); one that fails drops its worst arrival and is solved again, at most
+        ``consistency_rounds`` times, then is left out (its arrivals explained as
+        ``inconsistent``). ``None``: no test.
+    mirror_max_ratio, ambiguity_min_weight
+        An event whose sensors' spread across their principal axis is at most
+        ``mirror_max_ratio`` of the spread along it (a near-linear array: the smaller singular
+        value of the geometry) is solved again from the mirror image of its solution across that
+        axis; each mode gets its posterior mass (Laplace: ``exp(-chi2 / 2) sqrt(det cov)``, the
+        chi-square tempered by the better mode's reduced one when that exceeds 1). A second mode
+        of at least ``ambiguity_min_weight`` makes the event ambiguous.
     """
 
     n_neighbours: int = 4
     max_candidates: int = 12
     n_score: int = 14
+    n_prescore: int = 6
+    n_keep: int = 6
     tol_s: float = 0.06
+    tol_sigma: float = 4.0
     tol_rel: float = 0.01
     extend_tol_s: float = 0.02
     min_sensors: int = 5
-    max_range_m: float = 25_000.0
+    max_range_m: float | None = None
     c_slack: float = 0.08
     max_rounds: int = 6
-    hearing_quantile: float | None = 0.99
+    hearing_fraction: float | None = 0.1
+    hearing_bin_m: float = 500.0
     share_propagation: bool = True
     shared_min_sensors: int = 10
     shared_window_s: float = 1800.0
@@ -100,6 +133,39 @@ class AssociationOptions:
     ghost_range_fraction: float = 0.9
     merge_radius_m: float = 5000.0
     second_pass_tol_rel: float | None = 0.03
+    mirror_max_ratio: float = 0.25
+    consistency_level: float | None = 0.99
+    consistency_rounds: int = 3
+    ambiguity_min_weight: float = 0.01
+
+    @property
+    def range_m(self) -> float:
+        """``max_range_m`` once resolved (25 km when not)."""
+        return SIGNAL_RANGE_M if self.max_range_m is None else float(self.max_range_m)
+
+    def for_network(self, net: SensorNetwork) -> AssociationOptions:
+        """These options with ``max_range_m`` resolved for ``net``."""
+        if self.max_range_m is not None:
+            return self
+        return replace(self, max_range_m=default_max_range_m(net, self.min_sensors))
+
+
+SIGNAL_RANGE_M = 25_000.0
+"""How far a muzzle blast or an impact of artillery is heard by a ground sensor (m)."""
+
+
+def default_max_range_m(net: SensorNetwork, min_sensors: int = 5) -> float:
+    """The association radius for a network: :data:`SIGNAL_RANGE_M`, or 1.2 times the largest
+    distance from a sensor to its ``min_sensors - 1``-th nearest other sensor when that is larger
+    (on a sparse network an event is heard by ``min_sensors`` sensors only that far out)."""
+    k = min(min_sensors, net.n_sensors)
+    far = 0.0
+    for f in range(len(net.frames)):  # frames (a handful)
+        own = net.frame_of_sensor == f
+        if own.any():
+            d, _ = net.trees[f].query(net.xy_m[f][own], k=k)
+            far = max(far, float(np.max(np.atleast_2d(d)[:, -1])))
+    return max(SIGNAL_RANGE_M, 1.2 * far)
 
 
 @dataclass(frozen=True)
@@ -122,6 +188,9 @@ def _hypotheses(
     det_sensor: IntArray,
     det_t: FloatArray,
     det_c: FloatArray,
+    det_w: FloatArray,
+    det_sc: FloatArray,
+    det_sw: FloatArray,
     index: DetectionIndex,
     nb: IntArray,
     score_tbl: IntArray,
@@ -133,12 +202,15 @@ def _hypotheses(
     s0 = det_sensor[seeds]
     ts = det_t[seeds]
     cs = det_c[seeds]
-    len(seeds)
+    ws = det_w[seeds]  # (S, 2) the seed's told wind
+    cap = opt.tol_rel * cs / opt.tol_sigma
+    sc_s = np.minimum(det_sc[seeds], cap)
+    sw_s = np.minimum(det_sw[seeds], cap)
     nbs = nb[s0]  # (S, Kn)
     nb_ok = nbs >= 0
     nbs_c = np.where(nb_ok, nbs, 0)
     dist = np.linalg.norm(xy[nbs_c] - xy[s0][:, None, :], axis=-1)
-    c_lo = cs * (1.0 - opt.c_slack)
+    c_lo = cs * (1.0 - opt.c_slack) - np.hypot(ws[:, 0], ws[:, 1])
     eps = 0.02
     lo = np.searchsorted(index.keys, index.key(nbs_c, ts[:, None] - eps))
     hi = np.searchsorted(index.keys, index.key(nbs_c, ts[:, None] + dist / c_lo[:, None] + eps))
@@ -146,7 +218,15 @@ def _hypotheses(
     cvalid = (cand < hi[..., None]) & nb_ok[..., None]
     cand = np.clip(cand, 0, max(len(index.det) - 1, 0))
     cdet = index.det[cand] if len(index.det) else np.zeros_like(cand)
-    ct = det_t[cdet]
+    # to first order in w / c the wind delays an arrival by -w . (s - x) / c^2: linear in the
+    # sensor's position, so times corrected by w . s / c^2 are those of still air (the source's
+    # part, w . x / c^2, shifts every arrival alike and is absorbed by the emission time)
+    shift_s0 = (ws[:, 0] * xy[s0, 0] + ws[:, 1] * xy[s0, 1]) / cs**2
+    ct = (
+        det_t[cdet]
+        + ((ws[:, 0, None] * xy[nbs_c, 0] + ws[:, 1, None] * xy[nbs_c, 1]) / cs[:, None] ** 2)[..., None]
+    )
+    ts_c = ts + shift_s0
     pairs = _pair_slots(nbs.shape[1])
     a, b = pairs[:, 0], pairs[:, 1]
     sa = xy[nbs_c[:, a]] - xy[s0][:, None, :]  # (S, P, 2)
@@ -157,8 +237,8 @@ def _hypotheses(
         np.stack([np.stack([sb[..., 1], -sa[..., 1]], -1), np.stack([-sb[..., 0], sa[..., 0]], -1)], -2)
         / np.where(geo_ok, det2, 1.0)[..., None, None]
     )  # inverse of [[sa],[sb]] (rows)
-    da = cs[:, None, None] * (ct[:, a] - ts[:, None, None])  # (S, P, M)
-    db = cs[:, None, None] * (ct[:, b] - ts[:, None, None])
+    da = cs[:, None, None] * (ct[:, a] - ts_c[:, None, None])  # (S, P, M)
+    db = cs[:, None, None] * (ct[:, b] - ts_c[:, None, None])
     da4 = da[..., :, None]
     db4 = db[..., None, :]
     ba = (np.sum(sa * sa, -1)[..., None, None] - da4**2) / 2.0
@@ -184,7 +264,7 @@ def _hypotheses(
         cvalid[:, a][..., :, None] & cvalid[:, b][..., None, :] & geo_ok[..., None, None] & (disc >= 0)
     )
     roots = np.stack([np.where(np.isfinite(r1), r1, rlin), r2], axis=-1)  # (S, P, M, M, 2)
-    rv = valid[..., None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.max_range_m)
+    rv = valid[..., None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.range_m)
     hs = np.nonzero(rv)
     if len(hs[0]) == 0:
         e = np.zeros(0, np.intp)
@@ -193,20 +273,52 @@ def _hypotheses(
     r0 = roots[hs]
     hx = px[si, pi, mi, mj] + r0 * qx[si, pi, mi, mj] + xy[s0[si], 0]
     hy = py[si, pi, mi, mj] + r0 * qy[si, pi, mi, mj] + xy[s0[si], 1]
-    ht0 = ts[si] - r0 / cs[si]
-    # score against the sensors near the seed
-    sc = score_tbl[s0[si]]  # (H, S)
-    sc_ok = sc >= 0
-    scc = np.where(sc_ok, sc, 0)
-    dk = np.hypot(xy[scc, 0] - hx[:, None], xy[scc, 1] - hy[:, None])
-    sc_ok &= dk <= opt.max_range_m
-    tp = ht0[:, None] + dk / cs[si, None]
-    tol = opt.tol_s + opt.tol_rel * np.abs(dk - r0[:, None]) / cs[si, None]
-    md, mdist = index.nearest(scc, tp, tol, sc_ok)
-    # the seed itself and its two hypothesis detections are always in
-    count = (md >= 0).sum(axis=1)
-    z = np.where(md >= 0, mdist / tol, 0.0)
-    cost = np.sum(z * z, axis=1)
+    wh = ws[si]
+    ch = cs[si]
+    r0s = np.maximum(r0, 1e-3)
+    u0 = (wh[:, 0] * (xy[s0[si], 0] - hx) + wh[:, 1] * (xy[s0[si], 1] - hy)) / r0s
+    ht0 = ts[si] - r0 / (ch + u0)
+    # score against the sensors near the seed, with the full propagation model
+
+    def score(h: IntArray, cols: slice) -> tuple[IntArray, IntArray, FloatArray]:
+        """Detections matched (H, S), their count and cost for hypotheses ``h`` against the
+        score table's columns ``cols``."""
+        sc = score_tbl[s0[si[h]], cols]  # (H, S)
+        sc_ok = sc >= 0
+        scc = np.where(sc_ok, sc, 0)
+        ex = xy[scc, 0] - hx[h, None]
+        ey = xy[scc, 1] - hy[h, None]
+        dk = np.hypot(ex, ey)
+        sc_ok &= dk <= opt.range_m
+        wu = (wh[h, 0, None] * ex + wh[h, 1, None] * ey) / np.maximum(dk, 1e-3)
+        tp = ht0[h, None] + dk / (ch[h, None] + wu)
+        sig_k = net.timing_sigma_ms[scc] * 1e-3
+        sig_0 = net.timing_sigma_ms[s0[si[h]]] * 1e-3
+        s0x, s0y = xy[s0[si[h]], 0, None], xy[s0[si[h]], 1, None]
+        baseline = np.hypot(xy[scc, 0] - s0x, xy[scc, 1] - s0y)
+        c2 = ch[h, None] ** 2
+        var = (
+            sig_k**2 + sig_0[:, None] ** 2
+            + (sc_s[si[h], None] * (dk - r0[h, None]) / c2) ** 2
+            + (sw_s[si[h], None] * baseline / c2) ** 2
+        )  # fmt: skip
+        tol = opt.tol_s + opt.tol_sigma * np.sqrt(var)
+        md, mdist = index.nearest(scc, tp, tol, sc_ok)
+        z = np.where(md >= 0, mdist / tol, 0.0)
+        return md, (md >= 0).sum(axis=1), np.sum(z * z, axis=1)
+
+    n_h = len(si)
+    allh = np.arange(n_h)
+    if opt.n_prescore and opt.n_prescore < score_tbl.shape[1] and opt.n_keep:
+        # a cheap first score against the nearest few sensors; only the best few hypotheses of
+        # each seed are scored against them all
+        _, c1, k1 = score(allh, slice(0, opt.n_prescore))
+        o = np.lexsort((k1, -c1, si))
+        start = np.r_[0, np.flatnonzero(si[o][1:] != si[o][:-1]) + 1]
+        rank = np.arange(n_h) - np.repeat(start, np.diff(np.r_[start, n_h]))
+        allh = np.sort(o[rank < opt.n_keep])
+    md, count, cost = score(allh, slice(None))
+    si = si[allh]
     # best hypothesis per seed: most detections, then least cost
     order = np.lexsort((cost, -count, si))
     first = order[np.r_[True, si[order][1:] != si[order][:-1]]]
@@ -258,6 +370,8 @@ def _extend(
     det_sensor: IntArray,
     det_time_s: FloatArray,
     det_c_mps: FloatArray,
+    det_w: FloatArray,
+    det_sc: FloatArray,
     avail: BoolArray,
     stride: float,
     t_base: float,
@@ -272,10 +386,12 @@ def _extend(
     if n_ev == 0:
         return dets
     frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, dets, det_sensor, det_time_s)
-    seed_c = det_c_mps[np.where(mask, dets, 0)[:, 0]]
+    first_det = np.where(mask, dets, 0)[:, 0]
+    seed_c = det_c_mps[first_det]
     res = solve_events(
-        sxy, t_rel, mask, sig, seed_c, None, dz,
+        sxy, t_rel, mask, sig, seed_c, det_w[first_det], dz,
         options=SolverOptions(estimate_c=True, n_subsets=0, max_iter=10, min_sensors=3),
+        c_sigma_mps=det_sc[first_det],
     )  # fmt: skip
     pool = avail.copy()
     pool[dets[dets >= 0]] = True
@@ -289,7 +405,7 @@ def _extend(
         ev = np.flatnonzero(frame == f)
         if len(ev) == 0:
             continue
-        dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=opt.max_range_m)
+        dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=opt.range_m)
         ok = np.isfinite(dist)
         sens = np.where(ok, sens, 0)
         tp, J = predict_arrivals(
@@ -328,6 +444,9 @@ def associate(
     *,
     options: AssociationOptions | None = None,
     available: BoolArray | None = None,
+    det_wind_mps: FloatArray | None = None,
+    det_c_sigma_mps: FloatArray | None = None,
+    det_wind_sigma_mps: FloatArray | None = None,
 ) -> IntArray:
     """Group detections into candidate events.
 
@@ -344,6 +463,9 @@ def associate(
         Sensor index and arrival time (POSIX s) of each detection.
     det_c_mps
         Told speed of sound at each detection's time.
+    det_wind_mps, det_c_sigma_mps, det_wind_sigma_mps
+        Told wind (east, north; default calm) at each detection's time, and the uncertainties of
+        the told speed of sound and of each wind component (default 6 and 5 m/s: not told).
     options
         Association options.
     available
@@ -354,18 +476,23 @@ def associate(
     ndarray of int
         Event number of each detection, -1 when it joined no event.
     """
-    opt = options or AssociationOptions()
+    opt = (options or AssociationOptions()).for_network(net)
     n_det = len(det_sensor)
     event = np.full(n_det, -1, np.intp)
     if n_det == 0:
         return event
     avail = np.ones(n_det, bool) if available is None else available.copy()
+    det_w = np.zeros((n_det, 2)) if det_wind_mps is None else np.asarray(det_wind_mps, np.float64)
+    det_sc = np.full(n_det, 6.0) if det_c_sigma_mps is None else np.asarray(det_c_sigma_mps, np.float64)
+    det_sw = (
+        np.full(n_det, 5.0) if det_wind_sigma_mps is None else np.asarray(det_wind_sigma_mps, np.float64)
+    )
     t_base = float(np.min(det_time_s))
     stride = float(np.max(det_time_s) - t_base) + 1e4
     n_frames = len(net.frames)
-    nb_tables = [_neighbour_tables(net, f, opt.n_neighbours, opt.max_range_m) for f in range(n_frames)]
-    nb_wide = [_neighbour_tables(net, f, opt.n_neighbours + 2, opt.max_range_m) for f in range(n_frames)]
-    sc_tables = [_score_tables(net, f, opt.n_score, opt.max_range_m) for f in range(n_frames)]
+    nb_tables = [_neighbour_tables(net, f, opt.n_neighbours, opt.range_m) for f in range(n_frames)]
+    nb_wide = [_neighbour_tables(net, f, opt.n_neighbours + 2, opt.range_m) for f in range(n_frames)]
+    sc_tables = [_score_tables(net, f, opt.n_score, opt.range_m) for f in range(n_frames)]
     det_frame = net.frame_of_sensor[det_sensor]
     n_events = 0
 
@@ -377,7 +504,8 @@ def associate(
             for lo in range(0, len(seeds), 2000):  # chunks bound the memory
                 hyps.append(
                     _hypotheses(
-                        net, f, seeds[lo : lo + 2000], det_sensor, det_time_s, det_c_mps, index,
+                        net, f, seeds[lo : lo + 2000], det_sensor, det_time_s, det_c_mps, det_w,
+                        det_sc, det_sw, index,
                         nb_wide[f] if wide else nb_tables[f], sc_tables[f], opt,
                     )
                 )  # fmt: skip
@@ -409,7 +537,10 @@ def associate(
             continue
         h, acc = run_round(seeds_all, wide)
         ids = n_events + np.arange(int(acc.sum()))
-        d = _extend(net, h.dets[acc], det_sensor, det_time_s, det_c_mps, avail, stride, t_base, opt)
+        d = _extend(
+            net, h.dets[acc], det_sensor, det_time_s, det_c_mps, det_w, det_sc, avail, stride, t_base,
+            opt,
+        )  # fmt: skip
         rows, cols = np.nonzero(d >= 0)
         event[d[rows, cols]] = ids[rows]
         avail[d[rows, cols]] = False

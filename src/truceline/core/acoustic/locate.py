@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,7 +12,11 @@ from scipy.spatial import cKDTree
 from truceline.core.acoustic.associate import AssociationOptions, associate
 from truceline.core.acoustic.detections import SIGNALS, DetectionIndex, gather, pad_groups
 from truceline.core.acoustic.network import SensorNetwork
-from truceline.core.acoustic.propagation import Weather
+from truceline.core.acoustic.propagation import (
+    UNTOLD_TEMPERATURE_SIGMA_C,
+    UNTOLD_WIND_SIGMA_MPS,
+    Weather,
+)
 from truceline.core.acoustic.solver import (
     SolveResult,
     SolverOptions,
@@ -32,7 +37,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LocatedEvents:
-    """Located events (E of them); positions WGS84, covariances in the local plane (x east, y north)."""
+    """Located events (E of them); positions WGS84, covariances in the local plane (x east, y north).
+
+    An event whose likelihood has a second mode (the mirror image across a near-linear array) of
+    weight at least ``AssociationOptions.ambiguity_min_weight`` is ``ambiguous``: ``lon``, ``lat``
+    and ``cov_m2`` are its most probable mode, ``alt_lon``, ``alt_lat``, ``alt_cov_m2`` the other
+    and ``alt_weight`` that one's probability (NaN / 0 for an event with one mode).
+    """
 
     emitted_at_s: FloatArray
     lon: FloatArray
@@ -48,6 +59,11 @@ class LocatedEvents:
     c_mps: FloatArray
     signal: IntArray
     detections: list[IntArray]
+    ambiguous: BoolArray
+    alt_lon: FloatArray
+    alt_lat: FloatArray
+    alt_cov_m2: FloatArray
+    alt_weight: FloatArray
 
     def __len__(self) -> int:
         return len(self.emitted_at_s)
@@ -57,7 +73,10 @@ class LocatedEvents:
         """No events."""
         z = np.zeros(0)
         zi = np.zeros(0, np.intp)
-        return cls(z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [])
+        return cls(
+            z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [],
+            np.zeros(0, bool), z, z, np.zeros((0, 2, 2)), z,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -186,27 +205,62 @@ def _ghosts(
 
 def _hearing_range(
     res: SolveResult, groups: IntArray, alive: BoolArray, net: SensorNetwork, frame: IntArray,
-    det_sensor: IntArray, opt: AssociationOptions,
+    det_sensor: IntArray, active: BoolArray, opt: AssociationOptions,
 ) -> float:  # fmt: skip
-    """Distance within which this network hears events (see ``AssociationOptions.hearing_quantile``)."""
-    if opt.hearing_quantile is None:
-        return opt.max_range_m
+    """Distance within which this network hears events (``AssociationOptions.hearing_fraction``).
+
+    The fraction of the recording sensors at each distance (bins of ``hearing_bin_m``) from the
+    located events that hold one of their arrivals: the hearing range ends at the last bin where
+    that fraction is still ``hearing_fraction`` or more (and at least two arrivals), plus one
+    bin. Measured, not assumed: a signal heard to 15 km on one network and to 30 km on another
+    gets its own range on each.
+    """
+    if opt.hearing_fraction is None:
+        return opt.range_m
     use = res.inlier & (groups >= 0) & alive[:, None]
     rows, cols = np.nonzero(use)
     if len(rows) < 200:  # too few to measure
-        return opt.max_range_m
+        return opt.range_m
     s = det_sensor[groups[rows, cols]]
-    d = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
-    return float(min(opt.max_range_m, 1.03 * np.quantile(d, opt.hearing_quantile)))
+    d_in = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
+    k_max = min(64, net.n_sensors)
+    d_all: list[FloatArray] = []
+    for f in range(len(net.frames)):  # frames, not events
+        ev = np.flatnonzero(alive & (frame == f))
+        if len(ev) == 0:
+            continue
+        dist, idx = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=opt.range_m)
+        dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
+        ok = np.isfinite(dist)
+        ok[ok] = active[idx[ok]]
+        d_all.append(dist[ok])
+    width = opt.hearing_bin_m
+    n_bins = int(np.ceil(opt.range_m / width))
+    heard = np.bincount(np.minimum(d_in // width, n_bins - 1).astype(np.intp), minlength=n_bins)
+    slots = np.bincount(
+        np.minimum(np.concatenate(d_all) // width, n_bins - 1).astype(np.intp), minlength=n_bins
+    )
+    frac = heard / np.maximum(slots, 1)
+    hears = np.flatnonzero((frac >= opt.hearing_fraction) & (heard >= 2))
+    if len(hears) == 0:
+        return opt.range_m
+    return float(min(opt.range_m, (hears[-1] + 2) * width))
 
 
 def _shared_propagation(
-    res: SolveResult, t_ref: FloatArray, alive: BoolArray, opt: AssociationOptions
-) -> tuple[FloatArray, FloatArray, FloatArray] | None:
-    """Median speed of sound and wind of the well-determined events, per time window.
+    res: SolveResult, t_ref: FloatArray, alive: BoolArray, opt: AssociationOptions, told: Weather
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
+    """The prior on the speed of sound and the wind, per time window, after measuring them.
 
-    Returns window centres (s), speeds (m/s) and winds (east, north; m/s), or None when no window
-    has enough events.
+    The network measures them: the median over the well-determined events (at least
+    ``shared_min_sensors`` inliers, solved with vague priors) of each ``shared_window_s``. The told
+    weather is kept where it is at least as precise as ``shared_c_sigma_mps`` /
+    ``shared_wind_sigma_mps`` and agrees with that measurement within 3 sigma (told and measured
+    uncertainties combined); elsewhere (weather not told, vague, or contradicted: a wrong
+    reading) the measurement is the prior, with the shared sigmas.
+
+    Returns window centres (s), speeds and their sigmas (m/s), winds (east, north) and their
+    sigmas (m/s), or None when no window has enough events.
     """
     good = alive & (res.n_used >= opt.shared_min_sensors)
     if good.sum() < 5:
@@ -217,13 +271,43 @@ def _shared_propagation(
     keep = np.flatnonzero(cnt >= 5)
     if len(keep) == 0:
         return None
-    cs, ws, ts = [], [], []
+    ts, cs, ws, se_c, se_w = [], [], [], [], []
     for k in keep:  # time windows (a few per hour), not events
         m = b == k
         ts.append(float(np.median(t[m])))
-        cs.append(float(np.median(res.c_mps[good][m])))
-        ws.append(np.median(res.wind_mps[good][m], axis=0))
-    return np.array(ts), np.array(cs), np.array(ws)
+        c_k = res.c_mps[good][m]
+        w_k = res.wind_mps[good][m]
+        cs.append(float(np.median(c_k)))
+        ws.append(np.median(w_k, axis=0))
+        # standard error of a median: 1.25 sigma / sqrt(n), sigma from the MAD
+        root_n = np.sqrt(m.sum())
+        se_c.append(1.25 * 1.4826 * float(np.median(np.abs(c_k - cs[-1]))) / root_n)
+        se_w.append(1.25 * 1.4826 * float(np.max(np.median(np.abs(w_k - ws[-1]), axis=0))) / root_n)
+    t_b, c_m, w_m = np.array(ts), np.array(cs), np.array(ws)
+    c_t, w_t = told.at(t_b)
+    sc_t, sw_t = told.sigma_at(t_b)
+    keep_c = (sc_t <= opt.shared_c_sigma_mps) & (
+        np.abs(c_m - c_t) <= 3.0 * np.sqrt(sc_t**2 + np.array(se_c) ** 2)
+    )
+    keep_w = (sw_t <= opt.shared_wind_sigma_mps) & (
+        np.max(np.abs(w_m - w_t), axis=1) <= 3.0 * np.sqrt(sw_t**2 + np.array(se_w) ** 2)
+    )
+    return (
+        t_b,
+        np.where(keep_c, c_t, c_m),
+        np.where(keep_c, sc_t, opt.shared_c_sigma_mps),
+        np.where(keep_w[:, None], w_t, w_m),
+        np.where(keep_w, sw_t, opt.shared_wind_sigma_mps),
+    )
+
+
+def _prior_at(
+    prop: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray], t: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Speed of sound, its sigma, wind (N, 2) and its sigma at times ``t`` from the windows' priors."""
+    t_b, c_b, sc_b, w_b, sw_b = prop
+    w = np.stack([np.interp(t, t_b, w_b[:, 0]), np.interp(t, t_b, w_b[:, 1])], 1)
+    return np.interp(t, t_b, c_b), np.interp(t, t_b, sc_b), w, np.interp(t, t_b, sw_b)
 
 
 def locate_detections(
@@ -248,7 +332,8 @@ def locate_detections(
     det_sensor, det_time_s
         Sensor index and arrival time (POSIX seconds) of each detection.
     weather
-        Told weather (default 15 deg C, no wind).
+        Told weather with its uncertainty, a prior for the speed of sound and the wind (default
+        :meth:`Weather.untold`: 15 deg C and calm, both very uncertain).
     det_signal
         Signal code per detection (see :data:`SIGNALS`).
     det_amplitude_db
@@ -259,33 +344,81 @@ def locate_detections(
     echo_window_s
         A later arrival this soon after an event's direct arrival at the same sensor is called an echo.
     """
-    a_opt = association or AssociationOptions()
+    a_opt = (association or AssociationOptions()).for_network(net)
     s_opt = solver or SolverOptions(estimate_c=True, estimate_wind=True)
-    wx = weather or Weather.constant()
+    wx = weather or Weather.untold()
     det_sensor = np.asarray(det_sensor, np.intp)
     det_time_s = np.asarray(det_time_s, np.float64)
     n_det = len(det_sensor)
     sig_code = np.zeros(n_det, np.intp) if det_signal is None else np.asarray(det_signal, np.intp)
     amp = None if det_amplitude_db is None else np.asarray(det_amplitude_db, np.float64)
-    det_c, _ = wx.at(det_time_s)
-    event = associate(net, det_sensor, det_time_s, det_c, options=a_opt)
+    det_c, det_w = wx.at(det_time_s)
+    det_sc, det_sw = wx.sigma_at(det_time_s)
+    event = associate(
+        net, det_sensor, det_time_s, det_c, options=a_opt, det_wind_mps=det_w,
+        det_c_sigma_mps=det_sc, det_wind_sigma_mps=det_sw,
+    )  # fmt: skip
     n_ev = int(event.max()) + 1 if n_det and event.max() >= 0 else 0
 
-    prop: tuple[FloatArray, FloatArray, FloatArray] | None = None  # network propagation estimate
+    # the prior on the propagation once the network has measured it (None: the first solve, with
+    # the told values held only as loosely as untold weather, so that a wrong reading shows)
+    prop: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+    loose_c = 0.606 * UNTOLD_TEMPERATURE_SIGMA_C
+    first_solve = True
 
-    def solve(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+    def solve(
+        groups: IntArray, start: FloatArray | None = None, start_frame: IntArray | None = None,
+        robust: bool = False,
+    ) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:  # fmt: skip
+        """Solve padded groups; with ``start`` (positions in ``start_frame``), from there alone
+        (the mode of the likelihood nearest to the start), every detection an inlier unless
+        ``robust``."""
         frame, sxy, t_rel, sig, dz, mask, t_ref = gather(net, groups, det_sensor, det_time_s)
-        c_e, w_e = wx.at(t_ref)
         opt = s_opt
-        if prop is not None:
-            # the atmosphere is shared: every event starts from (and is held near) what the
-            # well-determined events around its time say about the speed of sound and the wind
-            t_b, c_b, w_b = prop
-            c_e = np.interp(t_ref, t_b, c_b)
-            w_e = np.stack([np.interp(t_ref, t_b, w_b[:, 0]), np.interp(t_ref, t_b, w_b[:, 1])], 1)
-            opt = replace(s_opt, c_prior_sigma_mps=a_opt.shared_c_sigma_mps,
-                          wind_prior_sigma_mps=a_opt.shared_wind_sigma_mps)  # fmt: skip
-        res = solve_events(sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt)
+        if start is not None:
+            assert start_frame is not None
+            start = _between_frames(net, start, start_frame, frame)
+            opt = replace(s_opt, n_subsets=0) if robust else replace(s_opt, loss="linear", n_subsets=0)
+        if prop is None:
+            c_e, w_e = wx.at(t_ref)
+            sc_e, sw_e = wx.sigma_at(t_ref)
+            if a_opt.share_propagation and first_solve:
+                sc_e = np.maximum(sc_e, loose_c)
+                sw_e = np.maximum(sw_e, UNTOLD_WIND_SIGMA_MPS)
+        else:
+            # the atmosphere is shared: every event is held near the prior of its time window
+            c_e, sc_e, w_e, sw_e = _prior_at(prop, t_ref)
+        res = solve_events(
+            sxy, t_rel, mask, sig, c_e, w_e, dz, options=opt, c_sigma_mps=sc_e,
+            wind_sigma_mps=sw_e, start_xy_m=start, start_only=start is not None,
+        )  # fmt: skip
+        return res, frame, t_ref, groups
+
+    def solve_m(groups: IntArray) -> tuple[SolveResult, IntArray, FloatArray, IntArray]:
+        """:func:`solve`, then events whose sensors lie near one line are solved again from the
+        mirror image of their solution across it, robustly, on all their arrivals: the mirror is
+        kept when it holds more of them as inliers (or as many, better). Done at every step, so
+        that an event on the wrong side does not lose, as outliers, the arrivals of the sensors
+        off the line that tell the sides apart."""
+        res, frame, t_ref, groups = solve(groups)
+        cand = np.flatnonzero(res.ok & (res.n_used >= 4))
+        if len(cand) == 0:
+            return res, frame, t_ref, groups
+        use = res.inlier[cand] & (groups[cand] >= 0)
+        lin = _near_linear(net, frame[cand], groups[cand], use, det_sensor, a_opt.mirror_max_ratio)
+        if not lin.any():
+            return res, frame, t_ref, groups
+        li = cand[lin]
+        g_in = np.where(use[lin], groups[li], -1)
+        mirror = _mirror(net, frame[li], g_in, det_sensor, res.xy_m[li])
+        rb, fb, tb, _ = solve(groups[li], mirror, frame[li], robust=True)
+        better = rb.ok & (
+            (rb.n_used > res.n_used[li]) | ((rb.n_used == res.n_used[li]) & (rb.chi2 < res.chi2[li]))
+        )
+        if better.any():
+            res, groups = _replace_rows(res, groups, li[better], _take(rb, better), groups[li[better]])
+            frame, t_ref = frame.copy(), t_ref.copy()
+            frame[li[better]], t_ref[li[better]] = fb[better], tb[better]
         return res, frame, t_ref, groups
 
     index = DetectionIndex.build(
@@ -375,28 +508,30 @@ def locate_detections(
         return new_event
 
     groups = pad_groups(event, n_ev, det_time_s)
-    res, frame, t_ref, groups = solve(groups)
+    res, frame, t_ref, groups = solve_m(groups)
     alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
-    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, a_opt)
-    if a_opt.share_propagation and (s_opt.estimate_c or s_opt.estimate_wind):
-        prop = _shared_propagation(res, t_ref, alive, a_opt)
+    active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
+    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, active, a_opt)
+    if a_opt.share_propagation:
+        prop = _shared_propagation(res, t_ref, alive, a_opt, wx)
+    first_solve = False  # from here on the prior is the told weather, or what the network measured
     if prop is not None and a_opt.second_pass_tol_rel is not None:
         # a second association of what the first left out, with the speed of sound the events
         # measured and wider windows: far events under a wrong told temperature and a wind
         left = event < 0
         if left.sum() >= a_opt.min_sensors:
-            c2 = np.interp(det_time_s, prop[0], prop[1])
+            c2, sc2, w2, sw2 = _prior_at(prop, det_time_s)
             ev2 = associate(
                 net, det_sensor, det_time_s, c2, available=left,
                 options=replace(a_opt, tol_rel=a_opt.second_pass_tol_rel, max_rounds=3),
+                det_wind_mps=w2, det_c_sigma_mps=sc2, det_wind_sigma_mps=sw2,
             )  # fmt: skip
             if (ev2 >= 0).any():
                 event = np.where(ev2 >= 0, ev2 + n_ev, event)
                 n_ev += int(ev2.max()) + 1
                 groups = pad_groups(event, n_ev, det_time_s)
-                res, frame, t_ref, groups = solve(groups)
+                res, frame, t_ref, groups = solve_m(groups)
                 alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
-    active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
 
     def merge_splits(
         res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,
@@ -465,7 +600,7 @@ def locate_detections(
         merged = merge_splits(res, frame, t_ref, groups, alive & ~ghost, ghost)
         if merged is not None:
             groups = pad_groups(merged, n_ev, det_time_s)
-            res, frame, t_ref, groups = solve(groups)
+            res, frame, t_ref, groups = solve_m(groups)
             alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
             ghost = _ghosts(res, frame, groups, det_sensor, alive, net, hear_m, active, a_opt)
         return res, frame, t_ref, groups, alive & ~ghost, True
@@ -487,27 +622,97 @@ def locate_detections(
             continue
         previous = new_event
         groups = pad_groups(new_event, n_ev, det_time_s)
-        res, frame, t_ref, groups = solve(groups)
+        res, frame, t_ref, groups = solve_m(groups)
         alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
     if not ghosts_tested:
         res, frame, t_ref, groups, alive, _ = drop_ghosts(res, frame, t_ref, groups, alive)
     res2, frame2, t_ref2, groups2 = res, frame, t_ref, groups
+    n_min = max(a_opt.min_sensors - 1, s_opt.min_sensors)
+    # mirror solutions: the likelihood of sensors near one line has a second mode across it.
+    # Each mode's posterior mass decides which is the event's position and which its alternative
+    n_all = len(alive)
+    alt_xy = np.full((n_all, 2), np.nan)
+    alt_frame = frame2.copy()
+    alt_cov = np.full((n_all, 2, 2), np.nan)
+    alt_w = np.zeros(n_all)
+    cand = np.flatnonzero(alive & (res2.n_used >= n_min))
+    lin = _near_linear(net, frame2[cand], groups2[cand], res2.inlier[cand] & (groups2[cand] >= 0),
+                       det_sensor, a_opt.mirror_max_ratio)  # fmt: skip
+    if lin.any():
+        li = cand[lin]
+        g = np.where(res2.inlier[li] & (groups2[li] >= 0), groups2[li], -1)
+        g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
+        mirror = _mirror(net, frame2[li], g, det_sensor, res2.xy_m[li])
+        ra, fa, _, _ = solve(g, res2.xy_m[li], frame2[li])
+        rb, fb, tb, _ = solve(g, mirror, frame2[li])
+        dof = np.maximum(ra.n_used - 3, 1)
+        temper = np.maximum(1.0, np.minimum(ra.chi2, rb.chi2) / dof)
+        # the posterior mass of each mode (Laplace): exp(-chi2 / 2) sqrt(det cov)
+        logw_a = -ra.chi2 / (2 * temper) + 0.5 * np.log(np.maximum(np.linalg.det(ra.cov_m2), 1e-12))
+        logw_b = -rb.chi2 / (2 * temper) + 0.5 * np.log(np.maximum(np.linalg.det(rb.cov_m2), 1e-12))
+        w_b = 1.0 / (1.0 + np.exp(np.clip(logw_a - logw_b, -700, 700)))
+        # the same mode twice (the mirror start fell back) is no second mode
+        d_ab = np.hypot(*(_between_frames(net, rb.xy_m, fb, fa) - ra.xy_m).T)
+        lam = np.linalg.eigvalsh(ra.cov_m2)[:, -1]
+        distinct = rb.ok & ra.ok & (d_ab > 3.0 * np.sqrt(np.maximum(lam, 0.0)) + 10.0)
+        w_b = np.where(distinct, w_b, 0.0)
+        swap = w_b > 0.5
+        if swap.any():  # the mirror is the more probable: it becomes the event's solution
+            sw = li[swap]
+            res2, groups2 = _replace_rows(res2, groups2, sw, _take(rb, swap), g[swap])
+            frame2, t_ref2 = frame2.copy(), t_ref2.copy()
+            frame2[sw], t_ref2[sw] = fb[swap], tb[swap]
+        alt_xy[li] = np.where(swap[:, None], ra.xy_m, rb.xy_m)
+        alt_frame[li] = np.where(swap, fa, fb)
+        alt_cov[li] = np.where(swap[:, None, None], ra.cov_m2, rb.cov_m2)
+        alt_w[li] = np.where(swap, 1.0 - w_b, w_b)
+    # every event emitted must fit one source: its residuals pass a chi-square test; one that
+    # fails sheds its worst arrival and is solved again, a few times, else is left out
+    inconsistent = np.zeros(len(alive), bool)
+    if a_opt.consistency_level is not None:
+        from scipy.stats import chi2 as chi2_dist
+
+        for rnd in range(a_opt.consistency_rounds + 1):
+            live = alive & (res2.n_used >= n_min)
+            limit = chi2_dist.ppf(a_opt.consistency_level, np.maximum(res2.n_used - 3, 1))
+            bad = np.flatnonzero(live & (res2.chi2 > limit))
+            if len(bad) == 0:
+                break
+            if rnd == a_opt.consistency_rounds:
+                inconsistent[bad] = True
+                alive = alive & ~inconsistent
+                break
+            use = res2.inlier[bad] & (groups2[bad] >= 0)
+            gb = np.where(use, groups2[bad], 0)
+            z = np.abs(res2.residual_s[bad]) / (net.timing_sigma_ms[det_sensor[gb]] * 1e-3)
+            worst = np.argmax(np.where(use, np.nan_to_num(z, nan=np.inf), -1.0), axis=1)
+            use[np.arange(len(bad)), worst] = False
+            g = np.where(use, groups2[bad], -1)
+            g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
+            rs, fs, ts, gs = solve(g, res2.xy_m[bad], frame2[bad])
+            res2, groups2 = _replace_rows(res2, groups2, bad, rs, gs)
+            frame2, t_ref2 = frame2.copy(), t_ref2.copy()
+            frame2[bad], t_ref2[bad] = fs, ts
     used = np.zeros(groups2.shape, bool)
     used[:] = res2.inlier & (groups2 >= 0)
-    keep = alive & (res2.n_used >= max(a_opt.min_sensors - 1, s_opt.min_sensors))
+    keep = alive & (res2.n_used >= n_min)
     final_event = np.full(n_det, -1, np.intp)
     new_ids = np.cumsum(keep) - 1
     rows, cols = np.nonzero(used & keep[:, None])
     final_event[groups2[rows, cols]] = new_ids[rows]
 
     ev_idx = np.flatnonzero(keep)
-    lon = np.empty(len(ev_idx))
-    lat = np.empty(len(ev_idx))
-    for f in range(len(net.frames)):
-        m = frame2[ev_idx] == f
-        if m.any():
-            lon[m], lat[m] = net.frames[f].to_lonlat(res2.xy_m[ev_idx[m], 0], res2.xy_m[ev_idx[m], 1])
+    xy_out = res2.xy_m[ev_idx]
     cov = res2.cov_m2[ev_idx]
+    t0_out = res2.t0_s[ev_idx] + t_ref2[ev_idx]
+    frame_out = frame2[ev_idx]
+    ambiguous = alt_w[ev_idx] >= a_opt.ambiguity_min_weight
+    alt_weight = np.where(ambiguous, alt_w[ev_idx], 0.0)
+    lon, lat = _lonlat(net, frame_out, xy_out)
+    alt_lon, alt_lat = _lonlat(net, alt_frame[ev_idx], np.where(ambiguous[:, None], alt_xy[ev_idx], 0.0))
+    alt_lon = np.where(ambiguous, alt_lon, np.nan)
+    alt_lat = np.where(ambiguous, alt_lat, np.nan)
+    alt_cov_out = np.where(ambiguous[:, None, None], alt_cov[ev_idx], np.nan)
     smaj, smin, orient = error_ellipse(cov)
     dets = [groups2[i][used[i]] for i in ev_idx]  # output assembly only
     # signal: most common known code among the used detections
@@ -516,11 +721,11 @@ def locate_detections(
     counts[:, 0] = 0
     signal = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), 0)
     events = LocatedEvents(
-        emitted_at_s=res2.t0_s[ev_idx] + t_ref2[ev_idx],
+        emitted_at_s=t0_out,
         lon=lon,
         lat=lat,
-        xy_m=res2.xy_m[ev_idx],
-        frame=frame2[ev_idx],
+        xy_m=xy_out,
+        frame=frame_out,
         cov_m2=cov,
         semi_major_m=smaj,
         semi_minor_m=smin,
@@ -530,12 +735,110 @@ def locate_detections(
         c_mps=res2.c_mps[ev_idx],
         signal=signal.astype(np.intp),
         detections=dets,
+        ambiguous=ambiguous,
+        alt_lon=alt_lon,
+        alt_lat=alt_lat,
+        alt_cov_m2=alt_cov_out,
+        alt_weight=alt_weight,
     )
     unassigned = _explain(
         net, final_event, new_event, event, keep, new_ids, det_sensor, det_time_s, echo_window_s,
-        a_opt.min_sensors,
+        a_opt.min_sensors, inconsistent,
     )  # fmt: skip
     return LocationResult(events, unassigned, final_event)
+
+
+def _take(res: SolveResult, rows: BoolArray | IntArray) -> SolveResult:
+    """The solutions of some events."""
+    return SolveResult(**{f: getattr(res, f)[rows] for f in SolveResult.__dataclass_fields__})
+
+
+def _replace_rows(
+    res: SolveResult, groups: IntArray, rows: IntArray, sub: SolveResult, sub_groups: IntArray
+) -> tuple[SolveResult, IntArray]:
+    """``res`` and ``groups`` with the given rows replaced by a solve of fewer columns (padded)."""
+    k = groups.shape[1]
+    out: dict[str, NDArray[Any]] = {}
+    for f in SolveResult.__dataclass_fields__:
+        a = np.array(getattr(res, f), copy=True)
+        b = getattr(sub, f)
+        if a.ndim == 2 and a.shape[1] == k and f in ("inlier", "residual_s"):
+            fill = False if f == "inlier" else np.nan
+            b = np.concatenate([b, np.full((len(rows), k - b.shape[1]), fill, dtype=a.dtype)], axis=1)
+        a[rows] = b
+        out[f] = a
+    g = groups.copy()
+    g[rows] = np.concatenate(
+        [sub_groups, np.full((len(rows), k - sub_groups.shape[1]), -1, np.intp)], axis=1
+    )
+    return SolveResult(**out), g
+
+
+def _lonlat(net: SensorNetwork, frame: IntArray, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """WGS84 lon, lat of positions given in their own frames."""
+    lon = np.full(len(frame), np.nan)
+    lat = np.full(len(frame), np.nan)
+    for f in np.unique(frame):  # frames, not events
+        m = frame == f
+        lon[m], lat[m] = net.frames[int(f)].to_lonlat(xy[m, 0], xy[m, 1])
+    return lon, lat
+
+
+def _between_frames(net: SensorNetwork, xy: FloatArray, f_from: IntArray, f_to: IntArray) -> FloatArray:
+    """Positions moved from the frames ``f_from`` into the frames ``f_to``."""
+    out = np.array(xy, np.float64, copy=True)
+    moved = f_from != f_to
+    if not moved.any():
+        return out
+    lon, lat = _lonlat(net, f_from[moved], out[moved])
+    idx = np.flatnonzero(moved)
+    for f in np.unique(f_to[moved]):  # frames, not events
+        m = f_to[moved] == f
+        out[idx[m], 0], out[idx[m], 1] = net.frames[int(f)].to_xy(lon[m], lat[m])
+    return out
+
+
+def _principal_axes(
+    net: SensorNetwork, frame: IntArray, groups: IntArray, use: BoolArray, det_sensor: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Centroid (E, 2), principal direction (E, 2) and the ratio of the spreads across and along
+    it (E,) of each event's sensors."""
+    g = np.where(use, groups, 0)
+    sxy = net.xy_m[frame[:, None], det_sensor[g]]
+    n = np.maximum(use.sum(axis=1), 1)[:, None]
+    m = np.sum(np.where(use[..., None], sxy, 0.0), axis=1) / n
+    d = np.where(use[..., None], sxy - m[:, None, :], 0.0)
+    cxx = np.sum(d[..., 0] ** 2, axis=1)
+    cyy = np.sum(d[..., 1] ** 2, axis=1)
+    cxy = np.sum(d[..., 0] * d[..., 1], axis=1)
+    half = 0.5 * (cxx + cyy)
+    disc = np.sqrt(np.maximum(0.25 * (cxx - cyy) ** 2 + cxy**2, 0.0))
+    l1, l2 = half + disc, np.maximum(half - disc, 0.0)
+    ang = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
+    e1 = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    return m, e1, np.sqrt(l2 / np.maximum(l1, 1e-9))
+
+
+def _near_linear(
+    net: SensorNetwork, frame: IntArray, groups: IntArray, use: BoolArray, det_sensor: IntArray,
+    max_ratio: float,
+) -> BoolArray:  # fmt: skip
+    """Events whose sensors lie near one line: the spread across their principal axis (the
+    smaller singular value of the centred positions) at most ``max_ratio`` of the spread along."""
+    if len(frame) == 0:
+        return np.zeros(0, bool)
+    _, _, ratio = _principal_axes(net, frame, groups, use, det_sensor)
+    return np.asarray(ratio <= max_ratio, bool)
+
+
+def _mirror(
+    net: SensorNetwork, frame: IntArray, groups: IntArray, det_sensor: IntArray, xy: FloatArray
+) -> FloatArray:
+    """The mirror images of positions across the principal axis of each event's sensors."""
+    m, e1, _ = _principal_axes(net, frame, groups, groups >= 0, det_sensor)
+    d = xy - m
+    along = np.sum(d * e1, axis=1)[:, None] * e1
+    return np.asarray(m + 2.0 * along - d, np.float64)
 
 
 def _explain(
@@ -549,6 +852,7 @@ def _explain(
     det_time_s: FloatArray,
     echo_window_s: float,
     min_sensors: int,
+    inconsistent: BoolArray,
 ) -> Unassigned:
     """A reason for every detection that is in no located event."""
     left = np.flatnonzero(final_event < 0)
@@ -579,6 +883,8 @@ def _explain(
     reason[outlier] = "outlier"
     if outlier.any():
         near = np.where(outlier, new_ids[gi], near)
+    mixed = (g >= 0) & inconsistent[gi] & (reason == "no_event") if len(keep) else in_kept & False
+    reason[mixed] = "inconsistent"
     small = (was >= 0) & ~in_kept & (reason == "no_event")
     reason[small] = "too_few_sensors"
     msgs: list[str] = []
@@ -594,6 +900,12 @@ def _explain(
             msgs.append(
                 f"arrival at sensor {sid[i]} does not fit event {near[i]} (residual beyond the outlier "
                 f"threshold): an echo, interference or a wrong association"
+            )
+        elif r == "inconsistent":
+            msgs.append(
+                f"arrival at sensor {sid[i]} was grouped with arrivals that do not fit one source "
+                f"(the chi-square of their residuals stayed beyond its 99 % quantile after the worst "
+                f"were dropped): two events mixed, or echoes; left out rather than located wrong"
             )
         elif r == "too_few_sensors":
             msgs.append(

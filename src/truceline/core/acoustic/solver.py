@@ -70,7 +70,8 @@ class SolveResult:
 
     ``t0_s`` is relative to the ``t_ref_s`` given to the solver; ``cov_m2`` is the position block of
     the inverse Fisher information (plus priors) at the solution, scaled up by the reduced chi-square
-    when that exceeds 1; ``cov_theta`` is the whole (P, P) matrix over (x, y, t0[, c][, wx, wy]).
+    when that exceeds 1; ``cov_theta`` is the whole (P, P) matrix over (x, y, t0[, c][, wx, wy]);
+    ``chi2`` is the sum of the inliers' squared normalised residuals.
     """
 
     xy_m: FloatArray
@@ -84,6 +85,7 @@ class SolveResult:
     rms_ms: FloatArray
     n_used: IntArray
     ok: BoolArray
+    chi2: FloatArray
 
 
 def predict_arrivals(
@@ -223,6 +225,9 @@ def solve_events(
     *,
     options: SolverOptions | None = None,
     start_xy_m: FloatArray | None = None,
+    c_sigma_mps: ArrayLike | None = None,
+    wind_sigma_mps: ArrayLike | None = None,
+    start_only: bool = False,
 ) -> SolveResult:
     """Locate N events at once from padded arrays of arrival times.
 
@@ -244,6 +249,13 @@ def solve_events(
         Solver options.
     start_xy_m
         (N, 2) optional starting positions (e.g. from association); closed-form starts are also tried.
+    c_sigma_mps, wind_sigma_mps
+        (N,) prior standard deviations of the speed of sound and of each wind component around the
+        told values (the weather's stated uncertainty); default the options' scalars. The estimate
+        is then the maximum a posteriori one, and the covariance carries the prior's information.
+    start_only
+        Start from ``start_xy_m`` alone (to find the mode of the likelihood nearest to it, e.g. the
+        mirror image of a solution across a near-linear array).
 
     Returns
     -------
@@ -259,11 +271,13 @@ def solve_events(
     w_told = np.zeros((n, 2)) if wind_mps is None else np.asarray(wind_mps, np.float64) * np.ones((n, 2))
     est_c, est_w = opt.estimate_c, opt.estimate_wind
     n_par = 3 + int(est_c) + 2 * int(est_w)
-    prior_prec = np.zeros(n_par)
+    prior_prec = np.zeros((n, n_par))
     if est_c:
-        prior_prec[3] = 1.0 / opt.c_prior_sigma_mps**2
+        sc = opt.c_prior_sigma_mps if c_sigma_mps is None else c_sigma_mps
+        prior_prec[:, 3] = 1.0 / np.broadcast_to(np.asarray(sc, np.float64), n) ** 2
     if est_w:
-        prior_prec[-2:] = 1.0 / opt.wind_prior_sigma_mps**2
+        sw = opt.wind_prior_sigma_mps if wind_sigma_mps is None else wind_sigma_mps
+        prior_prec[:, -2:] = (1.0 / np.broadcast_to(np.asarray(sw, np.float64), n) ** 2)[:, None]
     rng = np.random.default_rng(opt.seed)
     n_obs = mask.sum(axis=1)
 
@@ -274,7 +288,12 @@ def solve_events(
     pos, _, ok_all = _closed_form_start(sensor_xy_m, t_obs, mask, c_told)
     pos = np.where(ok_all[:, None] & np.isfinite(pos), pos, sensor_xy_m[rows, first] + 1.0)
     t0, cost0 = _start_cost(pos, sensor_xy_m, dz, t_obs, sig, mask, c_told, opt.soft_l1_scale)
+    if start_only and start_xy_m is not None:
+        pos = np.asarray(start_xy_m, np.float64).copy()
+        t0, cost0 = _start_cost(pos, sensor_xy_m, dz, t_obs, sig, mask, c_told, opt.soft_l1_scale)
     bad = np.flatnonzero(cost0 > 4.0 * np.maximum(n_obs, 1))  # robust RMS above ~2 sigma
+    if start_only:
+        bad = bad[:0]
     if len(bad) and (opt.n_subsets > 0 or start_xy_m is not None):
         m_b, sxy_b, t_b, sig_b, dz_b, c_b = (
             mask[bad], sensor_xy_m[bad], t_obs[bad], sig[bad], dz[bad], c_told[bad],
@@ -349,8 +368,9 @@ def solve_events(
                 w = w / np.sqrt(1.0 + z2)
             A, g = _normal(J, w, res)
             dp = th[idx] - prior_mean[idx]
-            A = A + np.eye(n_par) * prior_prec
-            g = g - prior_prec * dp
+            pp = prior_prec[idx]
+            A = A + pp[:, :, None] * np.eye(n_par)
+            g = g - pp * dp
             diag = np.einsum("nii->ni", A)
             A_lm = A + np.einsum("ni,ij->nij", lam[idx, None] * diag + 1e-12, np.eye(n_par))
             step = np.linalg.solve(A_lm, g[..., None])[..., 0]
@@ -367,7 +387,7 @@ def solve_events(
             else:
                 c2 = np.sum(z * z, axis=1)
             dp2 = trial - prior_mean[idx]
-            c2 = c2 + np.sum(prior_prec * dp2 * dp2, axis=1)
+            c2 = c2 + np.sum(prior_prec[idx] * dp2 * dp2, axis=1)
             better = np.isfinite(c2) & (c2 <= cst[idx])
             acc = idx[better]
             th[acc] = trial[better]
@@ -394,7 +414,7 @@ def solve_events(
     res = np.where(mask, t_obs - tp, np.nan)
     w = np.where(inlier, 1.0 / sig**2, 0.0)
     A, _ = _normal(J, w, np.zeros_like(tp))
-    A = A + np.eye(n_par) * prior_prec
+    A = A + prior_prec[:, :, None] * np.eye(n_par)
     n_used = inlier.sum(axis=1)
     ok = n_used >= max(opt.min_sensors, 3)
     A[~ok] = np.eye(n_par)
@@ -417,6 +437,7 @@ def solve_events(
         rms_ms=rms,
         n_used=n_used.astype(np.intp),
         ok=ok,
+        chi2=chi2,
     )
 
 
