@@ -162,8 +162,8 @@ def recount_caps(
     if not rules or not judged:
         return CapRecount()
     q = _day_statement(*_counted(rules))
-    days = [read_columns(session, q, _FIELDS, {"ag": agreement.id, "day": d}) for d in judged]
-    c = {k: np.concatenate([d[k] for d in days]) for k, _ in _FIELDS}
+    blocks = [read_columns(session, q, _FIELDS, {"ag": agreement.id, "day": d}) for d in judged]
+    c = {k: np.concatenate([b[k] for b in blocks]) for k, _ in _FIELDS}
     pk, event = c.pop("pk"), c.pop("event")
     report_hash = dict(zip(pk.tolist(), c.pop("content_hash").tolist(), strict=True))
     # One report stands for each fused event (the best located); the event counts the most any gave.

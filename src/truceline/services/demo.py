@@ -22,7 +22,7 @@ from truceline.core.simulate import SimulationConfig, simulate
 from truceline.io.agreement_files import files_of_folder
 from truceline.io.incidents_io import read_incidents
 from truceline.services.agreement_store import register_agreement
-from truceline.services.auth import Principal, Role, create_token
+from truceline.services.auth import IssuedToken, Principal, Role, create_token
 from truceline.services.ingest import ingest_incidents
 from truceline.services.publication import publish_report
 from truceline.services.report import write_daily_report
@@ -236,11 +236,15 @@ def demo_tokens(db: Path, parties: tuple[str, str]) -> dict[str, str]:
         ("admin", "admin", None),
         *((f"liaison-{p}", "liaison", p) for p in parties),
     ):
-        t = d.write(
-            lambda s, name=name, role=role, party=party: create_token(
+
+        def issue(
+            s: Session, name: str = name, role: str = role, party: str | None = party
+        ) -> IssuedToken:
+            return create_token(
                 s, role=role, name=f"demo-{name}", party=party, actor=DEMO_SETUP, now=now
             )
-        )
+
+        t = d.write(issue)
         out[name] = t.secret
     d.dispose()
     return out

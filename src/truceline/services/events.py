@@ -380,13 +380,15 @@ def link_events(
     touched[cluster[is_new]] = True
     touched &= size >= 2
     # each touched cluster's target: the stored event most of its stored members belong to
-    old = (cand.event >= 0) & touched[cluster]
+    in_event = (cand.event >= 0) & touched[cluster]
     target = np.full(n_cl, -1, np.intp)
-    if old.any():
-        pairs, cnt = np.unique(np.stack([cluster[old], cand.event[old]], 1), axis=0, return_counts=True)
-        order = np.lexsort((pairs[:, 1], -cnt, pairs[:, 0]))
-        first = order[np.r_[True, pairs[order, 0][1:] != pairs[order, 0][:-1]]]
-        target[pairs[first, 0]] = pairs[first, 1]
+    if in_event.any():
+        votes, cnt = np.unique(
+            np.stack([cluster[in_event], cand.event[in_event]], 1), axis=0, return_counts=True
+        )
+        order = np.lexsort((votes[:, 1], -cnt, votes[:, 0]))
+        first = order[np.r_[True, votes[order, 0][1:] != votes[order, 0][:-1]]]
+        target[votes[first, 0]] = votes[first, 1]
     # who moves: the new reports and the unlinked stored reports of touched clusters
     move = touched[cluster] & (cand.event < 0)
     dest = target[cluster]

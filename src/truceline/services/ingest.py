@@ -10,6 +10,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 from sqlalchemy import insert
@@ -282,7 +283,7 @@ def _ledger_accepted(
     pk_of: dict[str, int],
     hash_of: dict[str, str],
     text_of: dict[str, str],
-    frows: Sequence[dict[str, object]],
+    frows: Sequence[dict[str, Any]],
     fpks: Sequence[int],
     *,
     submitted_by: dict[str, str],

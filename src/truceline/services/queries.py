@@ -276,7 +276,7 @@ def list_findings(
         .order_by(FindingRow.pk)
         .limit(limit + 1)
     )
-    rows = [tuple(r) for r in session.execute(q).all()]
+    rows = [(f, i) for f, i in session.execute(q).all()]
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1][0].pk) if more and rows else None)

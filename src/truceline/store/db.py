@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
 __all__ = ["Database", "bulk_insert", "make_engine", "session_factory", "upgrade"]
 
@@ -102,7 +102,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+def one_of(
+    column: ColumnElement[Any] | QueryableAttribute[Any], name: str, dialect: str
+) -> ColumnElement[bool]:
     """``column IN (the values of parameter name)``, as each dialect runs it best.
 
     PostgreSQL: ``= ANY(:name)`` with one array parameter, so the statement's text is the same

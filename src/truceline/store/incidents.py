@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, text
 
@@ -28,7 +27,7 @@ _STORED_PG = text(
 )
 
 
-def stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> list[Row[Any]]:
+def stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> list[Row[str, str, int]]:
     """(report id, content hash, pk) of the ``ids`` already stored under the agreement."""
     if not ids:
         return []
@@ -39,7 +38,7 @@ def stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> l
         # The ids travel as one JSON text: psycopg quotes a text[] parameter element by element
         # in Python (with a regular expression each), json.dumps in C.
         return list(conn.execute(_STORED_PG, {"ids": json.dumps(list(ids)), "a": agreement_id}))
-    out: list[Row[Any]] = []
+    out: list[Row[str, str, int]] = []
     for k in range(0, len(ids), _CHUNK):
         out.extend(conn.execute(_STORED, {"a": agreement_id, "ids": list(ids[k : k + _CHUNK])}))
     return out

@@ -83,7 +83,7 @@ _MOVE_HEAD = (
 _LAST_CLOSED = select(func.max(LedgerRootRow.__table__.c.day))
 
 
-def _lock_head(session: Session) -> Row[Any]:
+def _lock_head(session: Session) -> Row[int, str, Any]:
     """The head (seq, entry_hash, recorded_at), locked until the transaction ends."""
     conn = session.connection()
     head = conn.execute(_HEAD_LOCKED).one_or_none()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -47,7 +48,8 @@ __all__ = [
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every mapped class here has a Table (SQLAlchemy types ``__table__`` as the wider FromClause).
+    __table__: ClassVar[Table]
 
 
 class JSONText(TypeDecorator[Any]):
