@@ -1,0 +1,440 @@
+"""Benchmark: fusion of duplicate reports on report mixes made independently of Truceline's simulator.
+
+The generator (``generate``) places events along a 50 km stretch of the Ukraine example's line
+(24 events per km per day by default), each reported by 1-4 sources of distinct types; every
+report's position is drawn from its own stated uncertainty (a circular Gaussian, 1 sigma), 15 % of
+the reports are acoustic fixes; human reports (patrols, observation posts, the parties'
+complaints, open sources) give their time rounded to the minute and up to ``--late`` minutes late;
+cameras and drones have a small clock error. A share of the events are barrages: rounds about
+1 km and 1 minute apart. It writes ``reports.csv`` (for ``truceline import``) and ``truth.csv``
+(report id, true event, arrival time).
+
+The scorer (``score``) reads a Truceline database (plain SQL, no Truceline code) and, when given,
+the possible duplicates (``truceline duplicates -o pairs.csv``), and reports pairwise precision and
+recall of the automatic links, the share of true pairs linked or offered, the possible duplicates
+per report, the day's count of distinct events (expected value) against the truth, and reports lost.
+
+``run`` does it all for the judged mixes: generates each, imports it through the CLI in one batch,
+streams the same reports through the ingest service in arrival order (one batch per 5 minutes of
+arrivals), scores both and compares their links.
+
+Run: ``.venv/bin/python benchmarks/fusion_mixes.py run`` (also run by ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyproj import Geod
+
+ROOT = Path(__file__).resolve().parents[1]
+AGREEMENT = ROOT / "examples" / "ukraine-2024"
+GEOD = Geod(ellps="WGS84")
+TRUCELINE = Path(sys.executable).with_name("truceline")  # the installed command
+DAY0 = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)  # all of the example's amendments in force
+
+#: (source type, share of events it reports, stated 1-sigma position error range in m, time kind)
+#: time kind: "machine" (own clock, small error) or "human" (rounded to the minute, maybe late)
+SOURCES: dict[str, tuple[tuple[float, float], str]] = {
+    "camera": ((50.0, 200.0), "machine"),
+    "uav": ((30.0, 120.0), "machine"),
+    "patrol": ((300.0, 1500.0), "human"),
+    "observation_post": ((300.0, 1500.0), "human"),
+    "party_complaint": ((500.0, 2500.0), "human"),
+    "open_source": ((1000.0, 3000.0), "human"),
+}
+ACOUSTIC_SIGMA_M = (5.0, 30.0)
+KINDS = ("explosion", "muzzle_flash", "small_arms_fire")
+KIND_P = (0.75, 0.15, 0.10)
+WEAPONS = ("mortar", "artillery_100mm_plus", "mlrs", "artillery_lt_100mm")
+
+
+@dataclass
+class Mix:
+    name: str
+    density: float = 24.0  # events per km of line per day
+    length_km: float = 50.0
+    depth_km: float = 6.0  # events within this distance either side of the line
+    acoustic: float = 0.15  # share of reports that are acoustic
+    late_min: float = 0.0  # human reports up to this late (minutes)
+    barrage: float = 0.0  # share of events that are rounds of barrages
+    rounds: tuple[int, int] = (3, 8)
+    hours: float = 24.0
+    seed: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+MIXES = [
+    Mix("isolated"),
+    Mix("isolated, acoustic 0 %", acoustic=0.0, seed=2),
+    Mix("isolated, acoustic 30 %", acoustic=0.30, seed=3),
+    Mix("humans 0-10 min late", late_min=10.0, seed=4),
+    Mix("humans 0-20 min late", late_min=20.0, seed=5),
+    Mix("humans 0-30 min late", late_min=30.0, seed=6),
+    Mix("barrages", barrage=0.5, seed=7),
+    Mix("barrages, humans 0-30 min late", barrage=0.5, late_min=30.0, seed=8),
+]
+
+
+def _stretch(length_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """A stretch of the example's line (lon, lat vertices) about ``length_km`` long, north of 47.9 N."""
+    g = json.loads((AGREEMENT / "line.geojson").read_text())["features"][0]["geometry"]["coordinates"]
+    xy = np.array(g)
+    start = int(np.argmin(np.abs(xy[:, 1] - 48.6) + np.abs(xy[:, 0] - 37.87)))
+    seg = GEOD.inv(xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1])[2]
+    cum = np.concatenate([[0.0], np.cumsum(seg[start:])])
+    end = start + int(np.searchsorted(cum, length_km * 1000.0)) + 1
+    return xy[start : end + 1, 0], xy[start : end + 1, 1]
+
+
+def _along(lon: np.ndarray, lat: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Points at chainage ``s_m`` along the polyline and the azimuth of the line there."""
+    az, _, seg = GEOD.inv(lon[:-1], lat[:-1], lon[1:], lat[1:])
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    s_m = np.clip(s_m, 0.0, cum[-1] - 1e-6)
+    k = np.clip(np.searchsorted(cum, s_m, side="right") - 1, 0, len(seg) - 1)
+    plon, plat, _ = GEOD.fwd(lon[k], lat[k], az[k], s_m - cum[k])
+    return plon, plat, az[k]
+
+
+def generate(mix: Mix) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Reports (as ``truceline import`` reads them) and the truth, for one mix."""
+    rng = np.random.default_rng(mix.seed)
+    lon_l, lat_l = _stretch(mix.length_km)
+    n_ev = round(mix.density * mix.length_km * mix.hours / 24.0)
+    # events: isolated ones, and barrages whose rounds are ~1 km and ~1 min apart
+    n_bar_ev = round(mix.barrage * n_ev)
+    ev_s, ev_off, ev_t = [], [], []
+    made = 0
+    while made < n_bar_ev:
+        k = int(rng.integers(mix.rounds[0], mix.rounds[1] + 1))
+        k = min(k, n_bar_ev - made)
+        s0 = rng.uniform(0, mix.length_km * 1000.0)
+        off0 = rng.uniform(-mix.depth_km, mix.depth_km) * 1000.0
+        t0 = rng.uniform(0, mix.hours * 3600.0)
+        walk = rng.uniform(0, 2 * np.pi)
+        for r in range(k):  # a walk of ~1 km steps, ~1 min apart
+            step = rng.normal(1000.0, 200.0) * r
+            ang = walk + rng.normal(0, 0.4)
+            ev_s.append(s0 + step * math.cos(ang))
+            ev_off.append(off0 + step * math.sin(ang))
+            ev_t.append(t0 + r * rng.normal(60.0, 10.0))
+        made += k
+    n_iso = n_ev - made
+    ev_s += list(rng.uniform(0, mix.length_km * 1000.0, n_iso))
+    ev_off += list(rng.uniform(-mix.depth_km, mix.depth_km, n_iso) * 1000.0)
+    ev_t += list(rng.uniform(0, mix.hours * 3600.0, n_iso))
+    s, off, t = np.array(ev_s), np.array(ev_off), np.array(ev_t)
+    plon, plat, az = _along(lon_l, lat_l, s)
+    elon, elat, _ = GEOD.fwd(plon, plat, az + 90.0, off)
+    kind = rng.choice(KINDS, n_ev, p=KIND_P)
+    weapon = np.where(kind == "small_arms_fire", "small_arms", rng.choice(WEAPONS, n_ev))
+    # sources: 1-4 distinct types per event; acoustic among them with the probability that makes
+    # its share of reports the mix's (mean 2.5 reports per event)
+    n_src = rng.integers(1, 5, n_ev)
+    p_ac = min(1.0, mix.acoustic * 2.5)
+    has_ac = rng.random(n_ev) < p_ac
+    others = list(SOURCES)
+    reports: list[dict[str, Any]] = []
+    truth: list[dict[str, Any]] = []
+    for e in range(n_ev):  # a generator, not a hot path
+        types = (["acoustic"] if has_ac[e] else []) + list(
+            rng.choice(others, n_src[e] - int(has_ac[e]), replace=False)
+        )
+        for st in types:
+            if st == "acoustic":
+                sig = rng.uniform(*ACOUSTIC_SIGMA_M)
+                t_rep, prec, arrive = t[e] + rng.normal(0, 0.01), "second", t[e] + rng.uniform(5, 60)
+            else:
+                (lo, hi), how = SOURCES[st]
+                sig = rng.uniform(lo, hi)
+                if how == "machine":
+                    t_rep = t[e] + rng.normal(0, 2.0)
+                    prec, arrive = "second", t[e] + rng.uniform(10, 300)
+                else:
+                    late = rng.uniform(0, mix.late_min * 60.0)
+                    t_rep = 60.0 * np.round((t[e] + late) / 60.0)
+                    prec, arrive = "minute", t[e] + late + rng.uniform(60, 1800)
+            d = sig * math.sqrt(-2.0 * math.log(1.0 - rng.random()))  # Rayleigh: 2-D Gaussian
+            rlon, rlat, _ = GEOD.fwd(elon[e], elat[e], rng.uniform(0, 360), d)
+            rid = f"{mix.seed}-{len(reports):06d}"
+            k = kind[e]
+            if st not in ("acoustic", "camera", "uav") and k == "muzzle_flash" and rng.random() < 0.3:
+                k = "explosion"  # heard from afar, a launch is an undetermined explosion
+            reports.append(
+                {
+                    "id": rid,
+                    "observed_at": (DAY0 + dt.timedelta(seconds=float(t_rep))).isoformat(),
+                    "time_precision": prec,
+                    "lon": round(float(rlon), 7),
+                    "lat": round(float(rlat), 7),
+                    "uncertainty_m": round(float(sig), 1),
+                    "kind": k,
+                    "weapon_class": weapon[e] if st != "acoustic" and rng.random() < 0.5 else "",
+                    "count": 1,
+                    "source_type": st,
+                    "reliability": "B" if st in ("acoustic", "camera", "uav") else "C",
+                    "credibility": 2 if st in ("acoustic", "camera", "uav") else 3,
+                }
+            )
+            truth.append({"id": rid, "event": e, "arrival_s": round(float(arrive), 3)})
+    return reports, truth
+
+
+def write(reports: list[dict[str, Any]], truth: list[dict[str, Any]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("reports.csv", reports), ("truth.csv", truth)):
+        with (out / name).open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+
+
+def _pairs_of(groups: np.ndarray) -> set[tuple[int, int]]:
+    """All pairs (i < j) of indices with equal non-negative group."""
+    out: set[tuple[int, int]] = set()
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    cuts = np.flatnonzero(np.diff(g)) + 1
+    for block in np.split(order, cuts):
+        if len(block) < 2 or groups[block[0]] < 0:
+            continue
+        b = np.sort(block)
+        for i in range(len(b)):
+            for j in range(i + 1, len(b)):
+                out.add((int(b[i]), int(b[j])))
+    return out
+
+
+def read_links(db: Path, ids: list[str]) -> tuple[np.ndarray, list[tuple[str, str, float]]]:
+    """Each report's event (-1: alone; -2: missing from the store) and the possible duplicates."""
+    con = sqlite3.connect(db)
+    rows = dict(con.execute("SELECT report_id, event_id FROM incidents").fetchall())
+    dups: list[tuple[str, str, float]] = []
+    have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "fusion_pairs" in have:
+        q = (
+            "SELECT a.report_id, b.report_id, p.probability FROM fusion_pairs p "
+            "JOIN incidents a ON a.pk = p.a_pk JOIN incidents b ON b.pk = p.b_pk "
+            "WHERE p.status = 'possible'"
+        )
+        dups = [(a, b, float(pr)) for a, b, pr in con.execute(q)]
+    con.close()
+    ev = np.array([-2 if r not in rows else (-1 if rows[r] is None else rows[r]) for r in ids])
+    return ev, dups
+
+
+@dataclass
+class Score:
+    reports: int
+    lost: int
+    true_events: int
+    precision: float
+    recall: float
+    offered_recall: float
+    dup_pairs: int
+    count: float
+    linked_pairs: set[tuple[int, int]]
+
+    @property
+    def count_err(self) -> float:
+        return self.count / self.true_events - 1.0
+
+
+def score(db: Path, truth: list[dict[str, Any]]) -> Score:
+    ids = [r["id"] for r in truth]
+    tev = np.array([int(r["event"]) for r in truth])
+    ev, dups = read_links(db, ids)
+    lost = int((ev == -2).sum())
+    # reports alone get a group of their own
+    group = np.where(ev >= 0, ev, -(np.arange(len(ev)) + 10))
+    group = np.unique(group, return_inverse=True)[1].ravel()
+    linked = _pairs_of(np.where(np.bincount(group)[group] > 1, group, -1))
+    true = _pairs_of(tev)
+    tp = len(linked & true)
+    prec = tp / len(linked) if linked else 1.0
+    rec = tp / len(true) if true else 1.0
+    # offered: a possible duplicate joins the two reports' events (an analyst's merge links them)
+    idx = {r: k for k, r in enumerate(ids)}
+    offered_groups = {
+        (min(group[idx[a]], group[idx[b]]), max(group[idx[a]], group[idx[b]]))
+        for a, b, _ in dups
+        if a in idx and b in idx
+    }
+    covered = sum(
+        1
+        for i, j in true
+        if group[i] == group[j] or (min(group[i], group[j]), max(group[i], group[j])) in offered_groups
+    )
+    # expected number of distinct events: the groups, less the chance that each offered pair of
+    # groups is one event (the largest probability offered for that pair of groups)
+    best: dict[tuple[int, int], float] = {}
+    for a, b, p in dups:
+        if a in idx and b in idx:
+            ga, gb = group[idx[a]], group[idx[b]]
+            if ga != gb:
+                key = (min(ga, gb), max(ga, gb))
+                best[key] = max(best.get(key, 0.0), p)
+    count = len(np.unique(group)) - sum(best.values())
+    return Score(
+        len(ids), lost, len(np.unique(tev)), prec, rec, covered / len(true) if true else 1.0,
+        len(dups), count, linked,
+    )  # fmt: skip
+
+
+# -- running through the ingest path -------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([str(TRUCELINE), *args], check=True, env=env, capture_output=True)
+
+
+def stream(
+    db: Path, reports: list[dict[str, Any]], truth: list[dict[str, Any]], every_s: float
+) -> float:
+    """Feed the reports to the ingest service in arrival order, one batch per ``every_s`` of
+    arrivals (as a server receives them); returns the seconds spent."""
+    from truceline.core.incidents import Incident
+    from truceline.io.agreement_files import load_agreement
+    from truceline.services.agreement_store import register_agreement
+    from truceline.services.ingest import ingest_incidents
+    from truceline.store.db import Database
+
+    ag = load_agreement(AGREEMENT)
+    database = Database(str(db))
+    database.upgrade()
+    database.write(lambda s: register_agreement(s, ag, AGREEMENT))
+    arrive = np.array([float(r["arrival_s"]) for r in truth])
+    order = np.argsort(arrive, kind="stable")
+    slot = np.floor(arrive[order] / every_s)
+    cuts = np.flatnonzero(np.diff(slot)) + 1
+    incs = [Incident.model_validate({k: v for k, v in r.items() if v != ""}) for r in reports]
+    t0 = time.perf_counter()
+    for block in np.split(order, cuts):
+        batch = [incs[k] for k in block]
+        now = DAY0 + dt.timedelta(seconds=float(arrive[block].max()))
+        database.write(
+            lambda s, batch=batch, block=block, now=now: ingest_incidents(
+                s, ag, batch, [int(k) + 1 for k in block], source="stream", submitted_by="bench", now=now
+            )
+        )
+    spent = time.perf_counter() - t0
+    database.dispose()
+    return spent
+
+
+def run(args: argparse.Namespace) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    mixes = [m for m in MIXES if not args.only or any(o in m.name for o in args.only)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mix in mixes:
+            if args.hours:
+                mix.hours = args.hours
+            reports, truth = generate(mix)
+            d = Path(tmp) / f"mix{mix.seed}"
+            write(reports, truth, d)
+            db1 = d / "one.db"
+            t0 = time.perf_counter()
+            _cli("import", str(d / "reports.csv"), "-a", str(AGREEMENT), "--db", str(db1), env=env)
+            one_s = time.perf_counter() - t0
+            if _has_duplicates_cmd(env):
+                _cli("duplicates", "--db", str(db1), "-o", str(d / "pairs.csv"), env=env)
+            s1 = score(db1, truth)
+            s2 = None
+            if not args.no_stream:
+                db2 = d / "stream.db"
+                stream(db2, reports, truth, args.every)
+                s2 = score(db2, truth)
+            rows.append((mix, s1, s2, one_s))
+            _print_row(mix, s1, s2, one_s)
+
+
+def _has_duplicates_cmd(env: dict[str, str]) -> bool:
+    r = subprocess.run([str(TRUCELINE), "duplicates", "--help"], env=env, capture_output=True)
+    return r.returncode == 0
+
+
+_HEADER = (
+    "| mix | reports | events | lost | precision | recall | linked or offered | possible dups / reports "
+    "| count (expected) vs true | stream: precision / recall | stream = batch (pairs) | import |"
+)
+
+
+def _print_row(mix: Mix, s1: Score, s2: Score | None, one_s: float) -> None:
+    if not getattr(_print_row, "done", False):
+        print(_HEADER)
+        print("|" + "---|" * (_HEADER.count("|") - 1))
+        _print_row.done = True  # type: ignore[attr-defined]
+    if s2 is not None:
+        union = s1.linked_pairs | s2.linked_pairs
+        same = 1.0 - len(s1.linked_pairs ^ s2.linked_pairs) / max(len(union), 1)
+        st = f"{s2.precision:.4f} / {s2.recall:.4f} | {same:.4f}"
+    else:
+        st = "- | -"
+    print(
+        f"| {mix.name} | {s1.reports:,} | {s1.true_events:,} | {s1.lost + (s2.lost if s2 else 0)} "
+        f"| {s1.precision:.4f} | {s1.recall:.4f} | {s1.offered_recall:.4f} "
+        f"| {s1.dup_pairs / s1.reports:.3f} "
+        f"| {s1.count:,.1f} vs {s1.true_events:,} ({100 * s1.count_err:+.1f} %) "
+        f"| {st} | {one_s:.1f} s |",
+        flush=True,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="write one mix's reports.csv and truth.csv")
+    g.add_argument("-o", "--output", type=Path, required=True)
+    g.add_argument("--density", type=float, default=24.0)
+    g.add_argument("--acoustic", type=float, default=0.15)
+    g.add_argument("--late", type=float, default=0.0, help="human reports up to this late (min)")
+    g.add_argument("--barrage", type=float, default=0.0, help="share of events in barrages")
+    g.add_argument("--hours", type=float, default=24.0)
+    g.add_argument("--seed", type=int, default=1)
+    sc = sub.add_parser("score", help="score a database against a truth file")
+    sc.add_argument("--db", type=Path, required=True)
+    sc.add_argument("--truth", type=Path, required=True)
+    r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
+    r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
+    r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
+    r.add_argument("--every", type=float, default=300.0, help="streamed batch: seconds of arrivals")
+    r.add_argument("--no-stream", action="store_true")
+    a = ap.parse_args()
+    if a.cmd == "generate":
+        mix = Mix("cli", density=a.density, acoustic=a.acoustic, late_min=a.late, barrage=a.barrage,
+                  hours=a.hours, seed=a.seed)  # fmt: skip
+        reports, truth = generate(mix)
+        write(reports, truth, a.output)
+        print(f"{len(reports)} reports of {len(set(t['event'] for t in truth))} events -> {a.output}")
+    elif a.cmd == "score":
+        with a.truth.open() as fh:
+            truth = list(csv.DictReader(fh))
+        s = score(a.db, truth)
+        print(json.dumps({k: v for k, v in vars(s).items() if k != "linked_pairs"}, indent=1))
+    else:
+        run(a)
+
+
+if __name__ == "__main__":
+    main()
