@@ -50,7 +50,7 @@ def test_skipping_fusion_changes_no_link(tmp_path: Path, monkeypatch: pytest.Mon
     submitters = [f"tok-{k % 3}" for k in range(len(reports))]
     fast = _events_after_single_submissions(tmp_path / "fast.db", reports, submitters)
     assert sum(len(g) for g in fast) >= 20, "the simulation makes duplicate reports to link"
-    monkeypatch.setattr(events, "_may_pair", lambda cand, is_new: True)
+    monkeypatch.setattr(events, "_may_pair", lambda cand, var_m2, is_new: True)
     monkeypatch.setattr(events.fusion.Candidates, "touch", lambda self, which: True)
     slow = _events_after_single_submissions(tmp_path / "slow.db", reports, submitters)
     assert fast == slow

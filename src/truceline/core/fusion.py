@@ -1,24 +1,32 @@
 """Fusion of reports of one event from several sources (acoustic, patrols, cameras, complaints).
 
-Candidate pairs come from a space-time KD-tree (never all pairs); two reports may belong to one
-event when their positions agree statistically (Mahalanobis distance under the summed covariances,
-within a wide 99.99 % gate), their times agree within their uncertainties (a report heard from afar
-is late, never early), their kinds and sides are compatible, and they come from different sources.
-Clusters then grow by merging mutual best partners (vectorised rounds, lowest chi-square first),
-always with at most one report per source per event.
-Each report ends in exactly one event; the candidate pairs and their distances are kept so that an
-analyst can split or merge events later (:func:`split`, :func:`merge`).
+Candidate pairs come from a space-time KD-tree (never all pairs) and pass wide gates: positions
+within a 99.99 % Mahalanobis gate under the summed covariances, times within what the two sources'
+time models allow (a human report may be late by up to its source's delay, never early), sides
+compatible, different sources. Each candidate pair then gets the probability that the two reports
+describe one event (:func:`link_probability`): a likelihood ratio from position, time, kind and
+weapon class under the per-source error models (:class:`SourceModel`, :class:`FusionSettings`)
+against the chance that another event nearby explains the report as well (the event density and
+the other reports of the same source around it). Pairs above ``link_threshold`` link
+automatically: clusters grow by merging mutual best partners (vectorised rounds, most probable
+first) when every pair across them passes the gates and no source repeats; the pairs below it but
+above ``offer_threshold`` that join two events are possible duplicates, kept with their
+probability for an analyst.
+Each report ends in exactly one event; the candidate pairs are kept so that an analyst can split or
+merge events later (:func:`split`, :func:`merge`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.spatial import cKDTree
+from scipy.special import ndtr
 
 from truceline.core.arrays import FloatArray, IntArray
 from truceline.core.geodesy import LocalFrame, mean_lon, pad_lat_deg, pad_lon_deg
@@ -26,20 +34,25 @@ from truceline.core.geodesy import LocalFrame, mean_lon, pad_lat_deg, pad_lon_de
 __all__ = [
     "ADMIRALTY_CREDIBILITY",
     "ADMIRALTY_RELIABILITY",
+    "DEFAULT_SOURCES",
     "GATE_D2_99",
     "GATE_D2_9999",
     "Candidates",
     "FusionResult",
+    "FusionSettings",
     "Reports",
+    "SourceModel",
     "candidates",
     "fuse",
     "kind_group",
+    "link_probability",
     "linkable",
     "may_link",
     "merge",
     "report_log_odds",
     "split",
     "summarise",
+    "time_density",
 ]
 
 
@@ -49,6 +62,109 @@ ADMIRALTY_RELIABILITY: Final = {"A": 1.0, "B": 0.8, "C": 0.6, "D": 0.4, "E": 0.2
 """Weight of a source's word by reliability (F, 'cannot be judged', counts half)."""
 ADMIRALTY_CREDIBILITY: Final = {1: 0.95, 2: 0.85, 3: 0.65, 4: 0.45, 5: 0.2, 6: 0.5}
 """Probability that the information is true, by credibility grade (6: cannot be judged)."""
+
+
+class SourceModel(BaseModel):
+    """How one type of source errs in place and time.
+
+    Position: the report's own stated uncertainty (1 sigma), never less than ``position_floor_m``
+    (a patrol that writes "3-5 km south-east" reads the direction to one of 16 compass points,
+    +-11.25 deg: about 250 m 1-sigma across at 2 km, whatever it states). Time: a clock error
+    (``clock_sigma_s``, 1 sigma; the time's stated precision adds its rounding), and for people a
+    reporting delay: a share ``prompt_share`` of the reports give the event's own time ("about
+    21:40"), the others a time up to ``delay_max_s`` later (written down after the event, a
+    complaint filed later), uniformly; never earlier. ``coverage``: the share of the events around
+    it that the source reports (an acoustic network that hears every explosion in its range: near
+    1); a report of another source that none of this source's reports explains then more likely
+    belongs to one of them. The default 0 assumes nothing (the safe side: fewer automatic links).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    position_floor_m: float = Field(ge=0.0, le=50_000.0)
+    clock_sigma_s: float = Field(gt=0.0, le=86_400.0)
+    prompt_share: float = Field(default=1.0, ge=0.0, le=1.0)
+    delay_max_s: float = Field(default=0.0, ge=0.0, le=86_400.0)
+    coverage: float = Field(default=0.0, ge=0.0, le=0.99)
+
+
+_HUMAN_DELAY_S: Final = 1800.0
+#: Defaults by source type. OSCE SMM practice: times to the minute, directions to 16 compass
+#: points, distances as ranges ("3-5 km"); patrols and posts log what they heard as they hear it
+#: or after the event (up to half an hour, as reports of "between 21:10 and 21:40" show);
+#: complaints and open sources are written later still, and less precisely.
+DEFAULT_SOURCES: Final[dict[str, SourceModel]] = {
+    "acoustic": SourceModel(position_floor_m=5.0, clock_sigma_s=0.05),
+    "camera": SourceModel(position_floor_m=25.0, clock_sigma_s=2.0),
+    "uav": SourceModel(position_floor_m=25.0, clock_sigma_s=2.0),
+    "patrol": SourceModel(
+        position_floor_m=250.0, clock_sigma_s=30.0, prompt_share=0.5, delay_max_s=_HUMAN_DELAY_S
+    ),
+    "observation_post": SourceModel(
+        position_floor_m=250.0, clock_sigma_s=30.0, prompt_share=0.5, delay_max_s=_HUMAN_DELAY_S
+    ),
+    "party_complaint": SourceModel(
+        position_floor_m=500.0, clock_sigma_s=60.0, prompt_share=0.3, delay_max_s=_HUMAN_DELAY_S
+    ),
+    "open_source": SourceModel(
+        position_floor_m=1000.0, clock_sigma_s=120.0, prompt_share=0.3, delay_max_s=_HUMAN_DELAY_S
+    ),
+}
+
+
+class FusionSettings(BaseModel):
+    """Fusion's parameters (an agreement's ``fusion:`` section; every field has a default).
+
+    ``sources`` overrides the :data:`DEFAULT_SOURCES` per source type (types not named keep
+    theirs); ``unknown_source`` serves the others. ``event_density_km2_h`` is the prior: events per
+    km² per hour in a busy sector (the OSCE SMM's busiest day, about 1,200 explosions in 24 h
+    over some 25 km of front and 20 km of depth, is 0.1). ``link_threshold``: the probability
+    above which two reports link automatically; ``offer_threshold``: the least probability of a
+    possible duplicate offered to an analyst. ``kind_agreement`` and ``weapon_agreement``: the
+    chance that two reports of one event name the same kind (by compatibility group), the same
+    weapon class (when both name one).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: dict[str, SourceModel] = Field(default_factory=lambda: dict(DEFAULT_SOURCES))
+    unknown_source: SourceModel = SourceModel(
+        position_floor_m=500.0, clock_sigma_s=60.0, prompt_share=0.5, delay_max_s=_HUMAN_DELAY_S
+    )
+    event_density_km2_h: float = Field(default=0.1, gt=0.0, le=1000.0)
+    link_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
+    offer_threshold: float = Field(default=0.1, gt=0.0, lt=1.0)
+    kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
+    weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
+    max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("sources"), dict):
+            data = {**data, "sources": {**DEFAULT_SOURCES, **data["sources"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> FusionSettings:
+        if self.offer_threshold >= self.link_threshold:
+            raise ValueError("offer_threshold must be below link_threshold")
+        return self
+
+    def source(self, source_type: str) -> SourceModel:
+        """The model of one source type (``unknown_source`` for a type not configured)."""
+        return self.sources.get(source_type, self.unknown_source)
+
+    def longest_delay_s(self) -> float:
+        """The longest reporting delay of any source: how far back a new report may reach."""
+        return max([m.delay_max_s for m in self.sources.values()] + [self.unknown_source.delay_max_s])
+
+    @property
+    def density_m2_s(self) -> float:
+        """The prior event density in events per m² per second."""
+        return self.event_density_km2_h / 1e6 / 3600.0
+
+
 _KIND_GROUPS: Final = {
     "unknown": 0,
     "explosion": 1,
@@ -85,9 +201,12 @@ class Reports:
     """Reports to fuse (N of them).
 
     ``cov_m2`` is each position's 2x2 covariance (x east, y north; m²); ``time_sigma_s`` the time
-    uncertainty; ``delay_max_s`` how late the report's time may be because the source heard the event
-    from afar (0 for a seen or located event). ``side`` is the side of the line the report puts the
-    event on when it says so (+1 left, -1 right, 0 unknown): a party complains of fire landing on
+    uncertainty (clock and rounding); ``delay_max_s`` how late the report's time may be (a source
+    that notes the time after the event; 0 for a seen or located event) and ``prompt_share`` the
+    chance that it is not late at all (default 0: late by a uniform share of ``delay_max_s``); see
+    :class:`SourceModel`. ``weapon`` is the weapon class named ("" when none). ``side`` is the
+    side of the line the report puts the event on when it says so (+1 left, -1 right, 0
+    unknown): a party complains of fire landing on
     its own side; a located event is on the side of its position when that is certain.
     """
 
@@ -104,9 +223,22 @@ class Reports:
     reliability: NDArray[np.str_]
     credibility: IntArray
     side: NDArray[np.int8] | None = None
+    prompt_share: FloatArray | None = None
+    weapon: NDArray[np.str_] | None = None
 
     def __len__(self) -> int:
         return len(self.report_id)
+
+    def prompt(self) -> FloatArray:
+        """``prompt_share`` (1 where no delay is possible), or 0 where delays are possible."""
+        w = np.zeros(len(self)) if self.prompt_share is None else np.asarray(self.prompt_share, float)
+        return np.where(np.asarray(self.delay_max_s) > 0.0, w, 1.0)
+
+    def weapons(self) -> NDArray[np.str_]:
+        """``weapon``, or "" (unknown) when not given."""
+        if self.weapon is None:
+            return np.full(len(self), "", dtype="<U1")
+        return np.asarray(self.weapon, str)
 
     def sides(self) -> NDArray[np.int8]:
         """``side``, or zeros (unknown) when not given."""
@@ -117,7 +249,15 @@ class Reports:
 
 @dataclass(frozen=True)
 class FusionResult:
-    """Events from :func:`fuse`; ``event_of_report`` links every report to exactly one event."""
+    """Events from :func:`fuse`; ``event_of_report`` links every report to exactly one event.
+
+    ``pair_a``, ``pair_b``: the candidate pairs (report indices) that passed every gate, with their
+    Mahalanobis distance ``pair_d2`` and probability of one event ``pair_p``. ``link_p``: for a
+    report in an event with others, the probability of its strongest link within the event
+    (``link_to``, a report index), NaN and -1 for a report alone. ``dup_a``, ``dup_b``, ``dup_p``:
+    the possible duplicates, one pair of reports per pair of events (the most probable), between
+    ``offer_threshold`` and ``link_threshold`` (or above it when the events could not merge).
+    """
 
     event_of_report: IntArray
     lon: FloatArray
@@ -130,6 +270,12 @@ class FusionResult:
     pair_b: IntArray
     pair_d2: FloatArray
     frame: LocalFrame
+    pair_p: FloatArray = field(default_factory=lambda: np.zeros(0))
+    link_p: FloatArray = field(default_factory=lambda: np.zeros(0))
+    link_to: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
+    dup_a: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
+    dup_b: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
+    dup_p: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.lon)
@@ -137,6 +283,11 @@ class FusionResult:
     def members(self, event: int) -> IntArray:
         """Reports of one event."""
         return np.flatnonzero(self.event_of_report == event)
+
+    def expected_events(self) -> float:
+        """The expected number of distinct events: the events, less the probability that each
+        pair of them offered as possible duplicates is one event."""
+        return float(len(self) - self.dup_p.sum())
 
 
 def _inv2(c: FloatArray) -> FloatArray:
@@ -164,13 +315,13 @@ class _Clusters:
 def _effective_time(reports: Reports) -> tuple[FloatArray, FloatArray]:
     """Each report's estimate of the event's time and its precision (1 / s²).
 
-    A report that may be late by up to ``delay_max_s`` (a patrol that heard the event from afar)
-    is late by half of it on average, with the variance of a uniform delay added: its times are
-    never early, so a symmetric window around its raw time would be twice too wide.
+    A report that may be late by up to ``delay_max_s`` (unless prompt, with ``prompt_share``) is
+    late by the mixture's mean, with its variance added: its times are never early.
     """
-    t = reports.time_s - 0.5 * reports.delay_max_s
-    var = reports.time_sigma_s**2 + reports.delay_max_s**2 / 12.0
-    return t, 1.0 / var
+    d, late = reports.delay_max_s, 1.0 - reports.prompt()
+    mean = late * d / 2.0
+    var = reports.time_sigma_s**2 + late * d**2 / 3.0 - mean**2
+    return reports.time_s - mean, 1.0 / var
 
 
 def _summaries(
@@ -234,6 +385,18 @@ class Candidates:
         return bool((mask[self.a] | mask[self.b]).any())
 
 
+def _late(reports: Reports) -> FloatArray:
+    """How late each report's time may be (0 for a source that is never late)."""
+    return np.where(reports.prompt() < 1.0, np.asarray(reports.delay_max_s, np.float64), 0.0)
+
+
+def _compatible(ka: IntArray, kb: IntArray) -> NDArray[np.bool_]:
+    """Kind groups that may describe one event: equal, either unknown, or an explosion and a
+    launch (an undetermined explosion heard from afar may be outgoing fire)."""
+    ok = (ka == kb) | (ka == 0) | (kb == 0) | ((ka == 1) & (kb == 2)) | ((ka == 2) & (kb == 1))
+    return np.asarray(ok, bool)
+
+
 def candidates(
     reports: Reports,
     *,
@@ -242,8 +405,13 @@ def candidates(
     frame: LocalFrame | None = None,
 ) -> Candidates:
     """Candidate pairs from a space-time KD-tree, kept when they pass the position, time, kind,
-    side and source gates (time scaled so that the largest time gate maps to the largest position
-    gate); the gates and ``frame`` as in :func:`fuse`."""
+    side and source gates; the gates and ``frame`` as in :func:`fuse`.
+
+    Time gate: the later report (``b`` - ``a`` = dt) may be late by up to its own delay, the
+    earlier one early by up to the other's, plus ``time_k`` combined clock sigmas. In the tree,
+    each report sits at the middle of its possible times, and time is scaled so that the largest
+    time gate maps to the largest position gate.
+    """
     n = len(reports)
     frame = frame if frame is not None else _centred_on(reports)
     x, y = frame.to_xy(reports.lon, reports.lat)
@@ -251,6 +419,9 @@ def candidates(
     cov = np.asarray(reports.cov_m2, np.float64)
     info = _inv2(cov)
     t_eff, tw = _effective_time(reports)
+    t = np.asarray(reports.time_s, np.float64)
+    sig = np.asarray(reports.time_sigma_s, np.float64)
+    late = _late(reports)
     kind = kind_group(reports.kind)
     side = reports.sides()
     _, src = np.unique(reports.source_id.astype(str), return_inverse=True)
@@ -259,9 +430,10 @@ def candidates(
         0.25 * (cov[:, 0, 0] - cov[:, 1, 1]) ** 2 + cov[:, 0, 1] ** 2
     )
     r_max = math.sqrt(gate_d2 * 2.0 * float(lam_max.max())) if n else 1.0
-    t_max = time_k * math.sqrt(2.0 / float(tw.min())) if n else 1.0
+    t_max = float(late.max()) + time_k * math.sqrt(2.0) * float(sig.max()) if n else 1.0
     scale = r_max / max(t_max, 1e-9)
-    pts = np.column_stack([xy, (t_eff - t_eff.min()) * scale]) if n else np.zeros((0, 3))
+    mid = t + late / 2.0
+    pts = np.column_stack([xy, (mid - mid.min()) * scale]) if n else np.zeros((0, 3))
     pairs = (
         cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray")
         if n > 1
@@ -270,16 +442,119 @@ def candidates(
     a, b = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
     d = xy[b] - xy[a]
     d2 = np.einsum("ni,nij,nj->n", d, _inv2(cov[a] + cov[b]), d)
-    dt = np.abs(t_eff[b] - t_eff[a])
-    t_gate = time_k * np.sqrt(1.0 / tw[a] + 1.0 / tw[b])
+    dt = t[b] - t[a]
+    s_ab = time_k * np.hypot(sig[a], sig[b])
     ok = (
         (d2 <= gate_d2)
-        & (dt <= t_gate)
-        & ((kind[a] == kind[b]) | (kind[a] == 0) | (kind[b] == 0))
+        & (dt >= -late[a] - s_ab)
+        & (dt <= late[b] + s_ab)
+        & _compatible(kind[a], kind[b])
         & ((side[a] == side[b]) | (side[a] == 0) | (side[b] == 0))
         & (src[a] != src[b])
     )
     return Candidates(gate_d2, time_k, frame, xy, info, t_eff, tw, kind, side, src, a[ok], b[ok], d2[ok])
+
+
+_SQRT_2PI: Final = math.sqrt(2.0 * math.pi)
+
+
+def _phi(z: FloatArray) -> FloatArray:
+    return np.asarray(np.exp(-0.5 * z * z) / _SQRT_2PI, np.float64)
+
+
+def _g(z: FloatArray) -> FloatArray:
+    """The integral of the normal distribution function: G' = Phi."""
+    return np.asarray(z * ndtr(z) + _phi(z), np.float64)
+
+
+def time_density(
+    dt: ArrayLike, sigma_s: ArrayLike, late_a: ArrayLike, late_b: ArrayLike,
+    prompt_a: ArrayLike, prompt_b: ArrayLike,
+) -> FloatArray:  # fmt: skip
+    """Density (1/s) of ``dt`` = (time b) - (time a) when both report one event: each time is the
+    event's plus a clock error (combined ``sigma_s``) and, unless prompt (``prompt_*``), a delay
+    uniform in 0..``late_*``. Exact mixture of a normal with 0, 1 or 2 uniform delays."""
+    x, s = np.asarray(dt, np.float64), np.asarray(sigma_s, np.float64)
+    da, db = np.asarray(late_a, np.float64), np.asarray(late_b, np.float64)
+    wa = np.where(da > 0, np.asarray(prompt_a, np.float64), 1.0)
+    wb = np.where(db > 0, np.asarray(prompt_b, np.float64), 1.0)
+    sa, sb = np.where(da > 0, da, 1.0), np.where(db > 0, db, 1.0)
+    out = wa * wb * _phi(x / s) / s
+    out += wa * (1 - wb) * (ndtr(x / s) - ndtr((x - db) / s)) / sb
+    out += (1 - wa) * wb * (ndtr((x + da) / s) - ndtr(x / s)) / sa
+    both = s * (_g((x + da) / s) - _g((x + da - db) / s) - _g(x / s) + _g((x - db) / s)) / (sa * sb)
+    out += (1 - wa) * (1 - wb) * both
+    return np.asarray(np.maximum(out, 1e-300), np.float64)
+
+
+def _categorical_lr(
+    code: IntArray, a: IntArray, b: IntArray, known: NDArray[np.bool_], agree: float
+) -> FloatArray:
+    """Likelihood ratio of two reports' categories (kind group, weapon class) if one event
+    against two: they agree with chance ``agree`` (else one of the other K-1 categories), while
+    reports of different events name categories as often as the reports around do (smoothed)."""
+    n_cat = int(code.max()) + 1 if len(code) else 1
+    cnt = np.bincount(code[known], minlength=n_cat).astype(np.float64)
+    k = max(int(np.count_nonzero(cnt)), 2)
+    freq = (cnt + 1.0) / (cnt.sum() + k)
+    same = code[a] == code[b]
+    both = known[a] & known[b]
+    ref = np.sqrt(freq[code[a]] * freq[code[b]])
+    lr = np.where(same, agree, (1.0 - agree) / (k - 1)) / ref
+    return np.asarray(np.where(both, lr, 1.0), np.float64)
+
+
+def _coverage(reports: Reports, settings: FusionSettings) -> FloatArray:
+    types, inv = np.unique(reports.source_type.astype(str), return_inverse=True)
+    cov = np.array([settings.source(t).coverage for t in types.tolist()], np.float64)
+    return np.asarray(cov[inv.ravel()] if len(types) else np.zeros(0), np.float64)
+
+
+def link_probability(reports: Reports, cand: Candidates, settings: FusionSettings) -> FloatArray:
+    """The probability that each candidate pair (``cand.a``, ``cand.b``) reports one event.
+
+    Odds: the density of their position difference (a normal under the summed covariances) and
+    of their time difference (:func:`time_density`) times the kind and weapon-class likelihood
+    ratios, over the density of other events (``settings.event_density_km2_h``, times the share
+    of them that the precise report's source misses, 1 - ``coverage``). One source reports an
+    event once, so the vaguer report's other partners from the precise one's source compete:
+    the probability that its event is the precise report's is ``odds / (1 + sum of the odds of
+    that source's reports with it)``; and the precise report's other partners from the vaguer
+    one's source share its event with it (the pair gets its share of their likelihoods).
+    """
+    a, b = cand.a, cand.b
+    if len(a) == 0:
+        return np.zeros(0)
+    cov = np.asarray(reports.cov_m2, np.float64)
+    sab = cov[a] + cov[b]
+    det = sab[:, 0, 0] * sab[:, 1, 1] - sab[:, 0, 1] ** 2
+    f_pos = np.exp(-0.5 * cand.d2) / (2.0 * math.pi * np.sqrt(det))
+    t = np.asarray(reports.time_s, np.float64)
+    sig = np.asarray(reports.time_sigma_s, np.float64)
+    late, prompt = _late(reports), reports.prompt()
+    f_t = time_density(t[b] - t[a], np.hypot(sig[a], sig[b]), late[a], late[b], prompt[a], prompt[b])
+    lr = _categorical_lr(cand.kind, a, b, cand.kind != 0, settings.kind_agreement)
+    _, wcode = np.unique(reports.weapons(), return_inverse=True)
+    wcode = wcode.ravel().astype(np.intp)
+    lr = lr * _categorical_lr(wcode, a, b, reports.weapons() != "", settings.weapon_agreement)
+    cover = _coverage(reports, settings)
+    # The question is where the vaguer report v of the pair came from: the event of the precise
+    # one c, another report of c's source near it, or an event c's source missed (odds against
+    # the density of those). And c's event may have been reported by another of v's source's
+    # reports near it: the pair gets its share of those.
+    det_r = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
+    a_vague = det_r[a] >= det_r[b]
+    v, c = np.where(a_vague, a, b), np.where(a_vague, b, a)
+    like = f_pos * f_t * lr
+    odds = like / (settings.density_m2_s * (1.0 - cover[c]))
+    n_src = int(cand.src.max()) + 1
+    _, inv_v = np.unique(v * n_src + cand.src[c], return_inverse=True)
+    inv_v = inv_v.ravel()
+    p_v = odds / (1.0 + np.bincount(inv_v, odds)[inv_v])
+    _, inv_c = np.unique(c * n_src + cand.src[v], return_inverse=True)
+    inv_c = inv_c.ravel()
+    share = like / np.bincount(inv_c, like)[inv_c]
+    return np.asarray(p_v * share, np.float64)
 
 
 def linkable(
@@ -330,6 +605,7 @@ def may_link(
 def fuse(
     reports: Reports,
     *,
+    settings: FusionSettings | None = None,
     gate_d2: float = GATE_D2_9999,
     time_k: float = 4.0,
     max_rounds: int = 64,
@@ -342,13 +618,14 @@ def fuse(
     ----------
     reports
         The reports.
+    settings
+        Thresholds, the prior event density and the agreement rates of kinds and weapon classes
+        (:class:`FusionSettings`; the reports carry their own error models already).
     gate_d2
         Mahalanobis gate on position (squared; 18.42 = 99.99 % for 2 d.o.f.). The gates only bound
-        the candidates; among them each cluster joins its mutual best (lowest chi-square of the
-        position and time misfit), so wide gates cost little precision and lose few true links
-        (a 99 % gate loses 1 % of true pairs by itself).
+        the candidates; the links come from their probabilities (:func:`link_probability`).
     time_k
-        Time gate in combined standard deviations of the effective times (:func:`_effective_time`).
+        Time gate in combined clock sigmas beyond what the reporting delays allow.
     max_rounds
         Rounds of mutual-best merging.
     frame
@@ -359,38 +636,42 @@ def fuse(
     pairs
         :func:`candidates` of these reports with the same gates, when the caller has them already
         (its frame is then the one used).
+
+    Two clusters merge when a pair across them is above ``settings.link_threshold`` (the most
+    probable first, mutual best partners in each round), every pair across them passed the
+    gates, and they share no source.
     """
+    settings = settings if settings is not None else FusionSettings()
     n = len(reports)
     if pairs is not None and (pairs.gate_d2 != gate_d2 or pairs.time_k != time_k):
         raise ValueError("fuse: the candidate pairs were made with other gates")
     p = pairs if pairs is not None else candidates(reports, gate_d2=gate_d2, time_k=time_k, frame=frame)
-    xy, info, t_eff, tw, kind, side, src = p.xy, p.info, p.t_eff, p.tw, p.kind, p.side, p.src
-    a, b, d2, frame = p.a, p.b, p.d2, p.frame
+    src, a, b = p.src, p.a, p.b
+    prob = link_probability(reports, p, settings)
     n_src = int(src.max()) + 1 if n else 1
+    strong = prob >= settings.link_threshold
 
     label = np.arange(n, dtype=np.intp)
     for _ in range(max_rounds):  # each round merges many clusters at once
-        cl = _summaries(label, n, xy, info, t_eff, tw, reports.delay_max_s, kind, side)
-        ca, cb = label[a], label[b]
-        m = ca != cb
-        ca, cb = np.minimum(ca[m], cb[m]), np.maximum(ca[m], cb[m])
-        if len(ca) == 0:
+        la, lb = label[a], label[b]
+        cross = la != lb
+        lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
+        if not (strong & cross).any():
             break
-        e = np.unique(np.stack([ca, cb], 1), axis=0)
-        ca, cb = e[:, 0], e[:, 1]
-        dd = cl.xy[cb] - cl.xy[ca]
-        cd2 = np.einsum("ni,nij,nj->n", dd, _inv2(cl.cov[ca] + cl.cov[cb]), dd)
-        cdt = np.abs(cl.t[cb] - cl.t[ca])
-        cgate = time_k * np.hypot(cl.t_sig[ca], cl.t_sig[cb])
-        good = (
-            (cd2 <= gate_d2)
-            & (cdt <= cgate)
-            & ((cl.kind[ca] == cl.kind[cb]) | (cl.kind[ca] == 0) | (cl.kind[cb] == 0))
-            & ((cl.side[ca] == cl.side[cb]) | (cl.side[ca] == 0) | (cl.side[cb] == 0))
-        )
+        # gated pairs between each two clusters: they may merge only if every pair is gated
+        gated_keys, gated_n = np.unique(lo * n + hi, return_counts=True)
+        s_cross = strong[cross]
+        skey = (lo * n + hi)[s_cross]
+        order = np.lexsort((-prob[cross][s_cross], skey))
+        skey_o = skey[order]
+        first = np.r_[True, skey_o[1:] != skey_o[:-1]]
+        ekey, ep = skey_o[first], prob[cross][s_cross][order][first]
+        ca, cb = ekey // n, ekey % n
+        size = np.bincount(label, minlength=n)
+        got = gated_n[np.searchsorted(gated_keys, ekey)]
+        good = got == size[ca] * size[cb]
         # at most one report per source per event: the two clusters must share no source
         members = np.argsort(label, kind="stable")
-        size = np.bincount(label, minlength=n)
         start = np.concatenate([[0], np.cumsum(size)[:-1]])
         cs_keys = np.unique(label * n_src + src)
         e_idx = np.repeat(np.arange(len(ca)), size[ca])
@@ -400,29 +681,52 @@ def fuse(
         pos = np.clip(np.searchsorted(cs_keys, q), 0, len(cs_keys) - 1)
         clash = np.bincount(e_idx, cs_keys[pos] == q, len(ca)) > 0
         good &= ~clash
-        ca, cb, cd2 = ca[good], cb[good], cd2[good]
+        ca, cb, score = ca[good], cb[good], -ep[good]
         if len(ca) == 0:
             break
-        # mutual best partners merge; the score is the chi-square of the position and time misfit
-        score = cd2 + (time_k * cdt[good] / np.maximum(cgate[good], 1e-9)) ** 2
+        # mutual best partners merge: the most probable link first
         best = np.full(n, np.inf)
         np.minimum.at(best, ca, score)
         np.minimum.at(best, cb, score)
         mutual = (score <= best[ca]) & (score <= best[cb])
         ca, cb = ca[mutual], cb[mutual]
         # a cluster may be mutual best with two partners on ties: keep the first
-        _, first = np.unique(ca, return_index=True)
-        ca, cb = ca[first], cb[first]
+        _, first_a = np.unique(ca, return_index=True)
+        ca, cb = ca[first_a], cb[first_a]
         keep_b = ~np.isin(cb, ca)
         ca, cb = ca[keep_b], cb[keep_b]
-        _, first = np.unique(cb, return_index=True)
-        ca, cb = ca[first], cb[first]
+        _, first_b = np.unique(cb, return_index=True)
+        ca, cb = ca[first_b], cb[first_b]
         if len(ca) == 0:
             break
         remap = np.arange(n)
         remap[cb] = ca
         label = remap[label]
-    return _result(label, reports, xy, info, tw, kind, src, a, b, d2, frame)
+    res = _result(label, reports, p.xy, p.info, p.tw, p.kind, src, a, b, p.d2, p.frame)
+    return _with_links(res, prob, settings)
+
+
+def _with_links(res: FusionResult, prob: FloatArray, settings: FusionSettings) -> FusionResult:
+    """The result with each report's strongest link in its event and the possible duplicates."""
+    n = len(res.event_of_report)
+    a, b, ev = res.pair_a, res.pair_b, res.event_of_report
+    inside = ev[a] == ev[b]
+    who = np.concatenate([a[inside], b[inside]])
+    other = np.concatenate([b[inside], a[inside]])
+    pw = np.concatenate([prob[inside], prob[inside]])
+    order = np.lexsort((-pw, who))
+    first = order[np.r_[True, who[order][1:] != who[order][:-1]]] if len(order) else order
+    link_p, link_to = np.full(n, np.nan), np.full(n, -1, np.intp)
+    link_p[who[first]], link_to[who[first]] = pw[first], other[first]
+    offer = ~inside & (prob >= settings.offer_threshold)
+    ea, eb = np.minimum(ev[a], ev[b])[offer], np.maximum(ev[a], ev[b])[offer]
+    key = ea * max(len(res), 1) + eb
+    order = np.lexsort((-prob[offer], key))
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    return replace(
+        res, pair_p=prob, link_p=link_p, link_to=link_to,
+        dup_a=a[offer][first], dup_b=b[offer][first], dup_p=prob[offer][first],
+    )  # fmt: skip
 
 
 def _result(

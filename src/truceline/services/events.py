@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -47,7 +48,7 @@ from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
 from truceline.store import ledger
 from truceline.store.db import bulk_insert, one_of
-from truceline.store.models import DetectionRow, EventRow, IncidentRow
+from truceline.store.models import DetectionRow, EventRow, FusionPairRow, IncidentRow
 
 __all__ = [
     "MAX_UNCERTAINTY_M",
@@ -67,24 +68,24 @@ __all__ = [
 #: Reports less precise than this (1-sigma, m) are not fused.
 MAX_UNCERTAINTY_M = 5000.0
 _FUSABLE_PRECISION = ("second", "minute")
-#: Time uncertainty (1-sigma, s) of a report by its source, and of rounding by its precision.
-_SOURCE_TIME_SIGMA_S = {
-    "acoustic": 0.05,
-    "camera": 1.0,
-    "uav": 1.0,
-    "patrol": 10.0,
-    "observation_post": 10.0,
-    "party_complaint": 60.0,
-    "open_source": 300.0,
-}
-_PRECISION_SIGMA_S = {"second": 0.5, "minute": 60.0 / math.sqrt(12.0)}
-#: How late a source that hears events from afar may report them (s).
-_SOURCE_DELAY_S = {"patrol": 60.0, "observation_post": 60.0}
+#: Time uncertainty (1-sigma, s) of rounding by the stated precision (uniform over the unit).
+_PRECISION_SIGMA_S = {"second": 1.0 / math.sqrt(12.0), "minute": 60.0 / math.sqrt(12.0)}
 #: A report states the side of the line its position is on when this sure of it.
 _SIDE_CERTAIN = 0.9999
-#: Half-width of the candidate window around a batch: beyond it no pair passes fusion's gates
-#: (time: 4 sigma of two open-source reports; space: the 99.99 % gate of two reports at the cap).
-_WINDOW_S = 1800.0
+#: Fusion's settings when the caller gives none (the per-source error models' defaults).
+DEFAULT_SETTINGS = fusion.FusionSettings()
+
+
+def _window_s(settings: fusion.FusionSettings) -> float:
+    """Half-width of the candidate window around a batch: beyond it no pair passes fusion's time
+    gate (the longest reporting delay and 4 combined clock sigmas of the least precise sources)."""
+    clocks = [m.clock_sigma_s for m in settings.sources.values()] + [
+        settings.unknown_source.clock_sigma_s
+    ]
+    return settings.longest_delay_s() + 4.0 * math.sqrt(2.0) * max(max(clocks), 60.0) + 60.0
+
+
+#: Half-width in space: the 99.99 % gate of two reports at the cap.
 _WINDOW_M = math.sqrt(fusion.GATE_D2_9999 * 2.0) * MAX_UNCERTAINTY_M + 1000.0
 _CHUNK = 500
 
@@ -116,14 +117,15 @@ def _cols_for(dialect: str) -> tuple[Any, ...]:
         IncidentRow.credibility,
         IncidentRow.distance_km,
         IncidentRow.p_side,
+        IncidentRow.weapon_class,
     )
 
 
-_N_COLS = 14
+_N_COLS = 15
 #: numpy types of the columns after pk and event_id, in the order of :func:`_cols`
 _TYPES = (
     np.float64, str, np.float64, np.float64, np.float64, str, str, str, str, np.intp,
-    np.float64, np.float64,
+    np.float64, np.float64, str,
 )  # fmt: skip
 
 
@@ -150,15 +152,18 @@ class ReportColumns:
     credibility: NDArray[np.intp]
     distance_km: NDArray[np.float64]
     p_side: NDArray[np.float64]
+    weapon: NDArray[np.str_]  # "" when none
 
     @classmethod
     def of(cls, rows: Sequence[Any]) -> ReportColumns:
         cols = list(zip(*rows, strict=True)) if rows else [()] * _N_COLS
-        return cls(
+        arrays: list[Any] = [
             np.array(cols[0], np.intp),
             np.array([-1 if e is None else e for e in cols[1]], np.intp),
-            *(np.array(cols[k], t) for k, t in enumerate(_TYPES, start=2)),
-        )
+            *(np.array(cols[k], t) for k, t in enumerate(_TYPES[:-1], start=2)),
+            np.array(["" if w is None else w for w in cols[_N_COLS - 1]], str),
+        ]
+        return cls(*arrays)
 
     def fusable(self) -> ReportColumns:
         """Those precise enough in time and place to take part in fusion."""
@@ -181,19 +186,22 @@ class ReportColumns:
         """Each report's position variance (m², per axis; at least 1 m²)."""
         return np.asarray(np.maximum(self.unc_m, 1.0) ** 2, np.float64)
 
-    def reports(self) -> fusion.Reports:
+    def reports(self, settings: fusion.FusionSettings = DEFAULT_SETTINGS) -> fusion.Reports:
+        """The reports under their sources' error models (:class:`fusion.SourceModel`): position
+        uncertainty at least the source's floor, time uncertainty its clock and the stated
+        precision's rounding, and its reporting delay."""
         n = len(self)
-        src_sigma = np.array([_SOURCE_TIME_SIGMA_S.get(s, 60.0) for s in np.unique(self.source_type)])
-        _, inv = np.unique(self.source_type, return_inverse=True)
-        prec = np.array([_PRECISION_SIGMA_S.get(p, 3600.0) for p in np.unique(self.precision)])
-        _, pinv = np.unique(self.precision, return_inverse=True)
-        sigma = np.maximum(src_sigma[inv.ravel()] if n else np.zeros(0), prec[pinv.ravel()] if n else 0)
-        acoustic = self.source_type == "acoustic"
-        sigma = np.where(acoustic, _SOURCE_TIME_SIGMA_S["acoustic"], sigma)
-        delay = np.zeros(n)
-        for st, d in _SOURCE_DELAY_S.items():  # a handful of source types
-            delay[self.source_type == st] = d
-        var = self.var_m2()
+        types, inv = np.unique(self.source_type, return_inverse=True)
+        models = [settings.source(str(t)) for t in types.tolist()]
+        inv = inv.ravel()
+
+        def per(attr: str) -> NDArray[np.float64]:
+            col = np.array([getattr(m, attr) for m in models], np.float64)
+            return col[inv] if n else np.zeros(0)
+
+        prec = np.array([_PRECISION_SIGMA_S.get(p, 1800.0) for p in self.precision.tolist()])
+        sigma = np.hypot(per("clock_sigma_s"), prec if n else np.zeros(0))
+        sd = np.maximum(np.maximum(self.unc_m, 1.0), per("position_floor_m"))
         side = np.where(self.p_side >= _SIDE_CERTAIN, np.sign(self.distance_km), 0).astype(np.int8)
         return fusion.Reports(
             report_id=self.pk.astype(str),
@@ -201,14 +209,16 @@ class ReportColumns:
             source_type=self.source_type,
             time_s=self.time_s,
             time_sigma_s=sigma.astype(np.float64),
-            delay_max_s=delay,
+            delay_max_s=per("delay_max_s"),
             lon=self.lon,
             lat=self.lat,
-            cov_m2=np.einsum("n,ij->nij", var, np.eye(2)),
+            cov_m2=np.einsum("n,ij->nij", sd**2, np.eye(2)),
             kind=self.kind,
             reliability=self.reliability,
             credibility=self.credibility,
             side=side,
+            prompt_share=per("prompt_share"),
+            weapon=self.weapon,
         )
 
 
@@ -282,6 +292,7 @@ def _members_statement(dialect: str) -> Any:
 
 
 _ET = EventRow.__table__
+_PT = FusionPairRow.__table__
 
 
 @functools.cache
@@ -315,7 +326,7 @@ _REFRESH_EVENT = (
 _PAIR_CHECK_MAX = 64
 
 
-def _may_pair(cand: ReportColumns, is_new: NDArray[np.bool_]) -> bool:
+def _may_pair(cand: ReportColumns, var_m2: NDArray[np.float64], is_new: NDArray[np.bool_]) -> bool:
     """Whether some new report may pair with another candidate (:func:`fusion.may_link`: a
     conservative screen on fusion's position gate, so that no means fusing can be skipped).
     For large batches it answers yes without looking (fusing them is the cheaper way).
@@ -325,7 +336,7 @@ def _may_pair(cand: ReportColumns, is_new: NDArray[np.bool_]) -> bool:
         return False
     if n_new > _PAIR_CHECK_MAX:
         return True
-    return fusion.may_link(cand.lon, cand.lat, cand.var_m2(), is_new)
+    return fusion.may_link(cand.lon, cand.lat, var_m2, is_new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,15 +349,26 @@ class LinkResult:
 
 
 def link_events(
-    session: Session, agreement_id: str, new: ReportColumns, *, batch_id: int, now: dt.datetime
+    session: Session,
+    agreement_id: str,
+    new: ReportColumns,
+    *,
+    batch_id: int,
+    now: dt.datetime,
+    settings: fusion.FusionSettings | None = None,
 ) -> LinkResult:
     """Fuse the reports just stored in batch ``batch_id`` (``new``: those of them that may fuse,
     :meth:`ReportColumns.fusable`; the caller holds them, so they are not read back) with the
-    stored reports around them."""
+    stored reports around them, under ``settings`` (default :data:`DEFAULT_SETTINGS`).
+
+    The link that put each moved report in its event and the possible duplicates through a new
+    report are kept (``fusion_pairs``) with their probability and evidence."""
     if len(new) == 0:
         return LinkResult()
+    settings = settings if settings is not None else DEFAULT_SETTINGS
     conn = session.connection()
-    t0, t1 = float(new.time_s.min()) - _WINDOW_S, float(new.time_s.max()) + _WINDOW_S
+    window_s = _window_s(settings)
+    t0, t1 = float(new.time_s.min()) - window_s, float(new.time_s.max()) + window_s
     lat_pad = float(pad_lat_deg(_WINDOW_M))
     south, north = float(new.lat.min()) - lat_pad, float(new.lat.max()) + lat_pad
     lon_pad = float(pad_lon_deg(_WINDOW_M, min(89.0, max(abs(south), abs(north)))))
@@ -364,15 +386,19 @@ def link_events(
     cand = old.concat(new)
     is_new = np.zeros(len(cand), bool)
     is_new[len(old) :] = True
-    if len(cand) < 2 or not _may_pair(cand, is_new):
+    if len(cand) < 2:
         return LinkResult()
-    reports, frame = cand.reports(), _frame(cand.lon, cand.lat)
+    reports = cand.reports(settings)
+    if not _may_pair(cand, reports.cov_m2[:, 0, 0], is_new):
+        return LinkResult()
+    frame = _frame(cand.lon, cand.lat)
     # Most new reports near others still pass no gate with them (time, kind, side, source): then
     # they stay alone, and the merging rounds of fusion need not run.
-    pairs = fusion.candidates(reports, frame=frame)
-    if not pairs.touch(is_new):
+    cands = fusion.candidates(reports, frame=frame)
+    if not cands.touch(is_new):
         return LinkResult()
-    res = fusion.fuse(reports, pairs=pairs)
+    res = fusion.fuse(reports, pairs=cands, settings=settings)
+    _keep_possible(conn, agreement_id, cand, is_new, res, cands, settings, batch_id=batch_id, now=now)
     cluster = res.event_of_report
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
@@ -433,9 +459,100 @@ def link_events(
         target[make] = new_ids
     rows = np.flatnonzero(move)
     _set_event(session, cand.pk[rows], target[cluster[rows]])
+    _keep_links(conn, agreement_id, cand, rows, res, cands, settings, batch_id=batch_id, now=now)
     grown = sorted(set(target[cluster[rows]].tolist()) - set(new_ids))
     refresh_events(session, [*new_ids, *grown], now=now)
     return LinkResult(len(rows), new_ids, grown)
+
+
+def _reason(
+    cand: ReportColumns, pairs: fusion.Candidates, i: NDArray[np.intp], j: NDArray[np.intp],
+    p: NDArray[np.float64], settings: fusion.FusionSettings,
+) -> list[str]:  # fmt: skip
+    """Why fusion weighed reports ``i`` and ``j`` as one event, one JSON text per pair."""
+    dist = np.hypot(*(pairs.xy[j] - pairs.xy[i]).T)
+    dt_s = cand.time_s[j] - cand.time_s[i]
+    cols = zip(
+        p.tolist(), dist.tolist(), dt_s.tolist(), cand.kind[i].tolist(), cand.kind[j].tolist(),
+        cand.source_type[i].tolist(), cand.source_type[j].tolist(),
+        cand.unc_m[i].tolist(), cand.unc_m[j].tolist(), strict=True,
+    )  # fmt: skip
+    thr, off, dens = settings.link_threshold, settings.offer_threshold, settings.event_density_km2_h
+    return [
+        json.dumps(
+            {
+                "probability": round(pr, 4),
+                "distance_m": round(d, 1),
+                "time_apart_s": round(t, 1),
+                "kinds": [ka, kb],
+                "sources": [sa, sb],
+                "uncertainty_m": [ua, ub],
+                "link_threshold": thr,
+                "offer_threshold": off,
+                "event_density_km2_h": dens,
+            },
+            separators=(",", ":"),
+        )
+        for pr, d, t, ka, kb, sa, sb, ua, ub in cols
+    ]
+
+
+def _insert_pairs(
+    conn: Any, agreement_id: str, cand: ReportColumns, pairs: fusion.Candidates,
+    i: NDArray[np.intp], j: NDArray[np.intp], p: NDArray[np.float64], status: str,
+    settings: fusion.FusionSettings, *, batch_id: int, now: dt.datetime,
+) -> None:  # fmt: skip
+    if len(i) == 0:
+        return
+    reasons = _reason(cand, pairs, i, j, p, settings)
+    t = np.minimum(cand.time_s[i], cand.time_s[j])
+    rows = [
+        {
+            "agreement_id": agreement_id, "a_pk": a, "b_pk": b, "status": status,
+            "probability": pr, "reason": r, "observed_at": dt.datetime.fromtimestamp(ts, dt.UTC),
+            "batch_id": batch_id, "created_at": now,
+        }
+        for a, b, pr, r, ts in zip(
+            cand.pk[i].tolist(), cand.pk[j].tolist(), p.tolist(), reasons, t.tolist(), strict=True
+        )
+    ]  # fmt: skip
+    bulk_insert(conn, _PT, rows)
+
+
+def _keep_possible(
+    conn: Any, agreement_id: str, cand: ReportColumns, is_new: NDArray[np.bool_],
+    res: fusion.FusionResult, pairs: fusion.Candidates, settings: fusion.FusionSettings,
+    *, batch_id: int, now: dt.datetime,
+) -> None:  # fmt: skip
+    """The possible duplicates through a new report (earlier batches kept their own)."""
+    mine = is_new[res.dup_a] | is_new[res.dup_b]
+    i, j, p = res.dup_a[mine], res.dup_b[mine], res.dup_p[mine]
+    _insert_pairs(
+        conn, agreement_id, cand, pairs, i, j, p, "possible", settings, batch_id=batch_id, now=now
+    )
+
+
+def _keep_links(
+    conn: Any, agreement_id: str, cand: ReportColumns, moved: NDArray[np.intp],
+    res: fusion.FusionResult, pairs: fusion.Candidates, settings: fusion.FusionSettings,
+    *, batch_id: int, now: dt.datetime,
+) -> None:  # fmt: skip
+    """For each report that moved into an event, the link that put it there."""
+    i = moved[res.link_to[moved] >= 0]
+    j = res.link_to[i]
+    _insert_pairs(
+        conn,
+        agreement_id,
+        cand,
+        pairs,
+        i,
+        j,
+        res.link_p[i],
+        "linked",
+        settings,
+        batch_id=batch_id,
+        now=now,
+    )
 
 
 _SET_EVENT_PG = text(

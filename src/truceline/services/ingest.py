@@ -241,6 +241,7 @@ def ingest_incidents(
             credibility=np.array([i.credibility for i in adj.incidents], np.intp),
             distance_km=cls.distance_km,
             p_side=cls.p_side,
+            weapon=b.weapon_class,
         ).fusable()
         counted = counted_by_caps(agreement, b, cls.zones)
     # The ledger append locks the ledger's head until commit, so it comes before fusion and the

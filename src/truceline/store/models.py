@@ -35,6 +35,7 @@ __all__ = [
     "DetectionRow",
     "EventRow",
     "FindingRow",
+    "FusionPairRow",
     "IncidentRow",
     "IngestBatchRow",
     "JSONText",
@@ -366,3 +367,27 @@ class EventRow(Base):
     merged_into: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class FusionPairRow(Base):
+    """Two reports that fusion weighed as one event: ``linked`` (the link that put ``a_pk`` in
+    its event, above the threshold) or ``possible`` (a possible duplicate for an analyst), with
+    the probability and the evidence (``reason``: distance, time apart, kinds, the threshold)."""
+
+    __tablename__ = "fusion_pairs"
+    __table_args__ = (
+        Index("ix_fusion_pair_a", "a_pk"),
+        Index("ix_fusion_pair_b", "b_pk"),
+        Index("ix_fusion_pair_status", "agreement_id", "status", "observed_at"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    a_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk"))
+    b_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk"))
+    status: Mapped[str] = mapped_column(String(16))  # linked | possible
+    probability: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
