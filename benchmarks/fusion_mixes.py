@@ -299,6 +299,87 @@ def score(db: Path, truth: list[dict[str, Any]]) -> Score:
     )  # fmt: skip
 
 
+# -- a baseline: the conflict datasets' rule ------------------------------------------------------
+
+
+def _xy_t(reports: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    lon = np.array([float(r["lon"]) for r in reports])
+    lat = np.array([float(r["lat"]) for r in reports])
+    lon0, lat0 = float(lon.mean()), float(lat.mean())
+    _, _, dx = GEOD.inv(np.full(len(lon), lon0), lat, lon, lat)
+    _, _, dy = GEOD.inv(lon, np.full(len(lon), lat0), lon, lat)
+    xy = np.stack([np.sign(lon - lon0) * dx, np.sign(lat - lat0) * dy], 1)
+    t = np.array([dt.datetime.fromisoformat(r["observed_at"]).timestamp() for r in reports])
+    return xy, t
+
+
+def baseline_groups(reports: list[dict[str, Any]], km: float = 2.0, minutes: float = 10.0) -> np.ndarray:
+    """Reports joined when they are within ``km`` and ``minutes`` of each other and of one kind
+    (the rule of conflict datasets such as xSub: same type, within a few km and a window), as
+    connected components."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    xy, t = _xy_t(reports)
+    kind = np.array([r["kind"] for r in reports])
+    pts = np.column_stack([xy / (km * 1000.0), (t - t.min()) / (minutes * 60.0)])
+    pairs = cKDTree(pts).query_pairs(1.0, p=np.inf, output_type="ndarray")
+    pairs = pairs[kind[pairs[:, 0]] == kind[pairs[:, 1]]]
+    n = len(reports)
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[1]
+
+
+def baseline_score(
+    reports: list[dict[str, Any]], truth: list[dict[str, Any]]
+) -> tuple[float, float, int]:
+    tev = np.array([int(r["event"]) for r in truth])
+    lab = baseline_groups(reports)
+    linked, true = _pairs_of(np.where(np.bincount(lab)[lab] > 1, lab, -1)), _pairs_of(tev)
+    tp = len(linked & true)
+    return tp / max(len(linked), 1), tp / max(len(true), 1), len(np.unique(lab))
+
+
+def throughput(days: int = 7) -> None:
+    """Reports fused per second by the core in one batch (candidates, probabilities, links) on a
+    week of the isolated mix, against the baseline rule on the same reports."""
+    from truceline.core import fusion
+    from truceline.services.events import ReportColumns
+
+    mix = Mix("throughput", hours=24.0 * days, seed=11)
+    reports, _ = generate(mix)
+    n = len(reports)
+    t = np.array([dt.datetime.fromisoformat(r["observed_at"]).timestamp() for r in reports])
+    cols = ReportColumns(
+        pk=np.arange(n), event=np.full(n, -1), time_s=t,
+        precision=np.array([r["time_precision"] for r in reports]),
+        lon=np.array([r["lon"] for r in reports], float),
+        lat=np.array([r["lat"] for r in reports], float),
+        unc_m=np.array([r["uncertainty_m"] for r in reports], float),
+        kind=np.array([r["kind"] for r in reports]),
+        source_type=np.array([r["source_type"] for r in reports]),
+        submitted_by=np.full(n, "bench"), reliability=np.array([r["reliability"] for r in reports]),
+        credibility=np.array([r["credibility"] for r in reports], np.intp), distance_km=np.zeros(n),
+        p_side=np.full(n, 0.5), weapon=np.array([r["weapon_class"] for r in reports]),
+    )  # fmt: skip
+    rep = cols.reports()
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        res = fusion.fuse(rep)
+        best = min(best, time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    baseline_groups(reports)
+    base = time.perf_counter() - t0
+    print(
+        f"\nthroughput: {n:,} reports ({days} days of the isolated mix), "
+        f"{len(res.pair_a):,} candidate pairs: "
+        f"fusion {best:.2f} s = **{n / best:,.0f} reports/s** (target >= 20,000); "
+        f"baseline rule {base:.2f} s ({n / base:,.0f}/s); ratio {base / best:.2f}x"
+    )
+
+
 # -- running through the ingest path -------------------------------------------------------------------
 
 
@@ -344,6 +425,7 @@ def run(args: argparse.Namespace) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     mixes = [m for m in MIXES if not args.only or any(o in m.name for o in args.only)]
     rows = []
+    base: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for mix in mixes:
             if args.hours:
@@ -365,6 +447,16 @@ def run(args: argparse.Namespace) -> None:
                 s2 = score(db2, truth)
             rows.append((mix, s1, s2, one_s))
             _print_row(mix, s1, s2, one_s)
+            bp, br, bn = baseline_score(reports, truth)
+            err = 100 * (bn / s1.true_events - 1)
+            base.append(
+                f"| {mix.name} | {bp:.4f} | {br:.4f} | {bn:,} vs {s1.true_events:,} ({err:+.1f} %) |"
+            )
+    print("\nbaseline (same kind within 2 km and 10 min, connected components), same reports:")
+    print("| mix | precision | recall | count vs true |\n|---|---|---|---|")
+    print("\n".join(base))
+    if not args.no_throughput:
+        throughput()
 
 
 def _has_duplicates_cmd(env: dict[str, str]) -> bool:
@@ -420,6 +512,7 @@ def main() -> None:
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
     r.add_argument("--every", type=float, default=300.0, help="streamed batch: seconds of arrivals")
     r.add_argument("--no-stream", action="store_true")
+    r.add_argument("--no-throughput", action="store_true")
     a = ap.parse_args()
     if a.cmd == "generate":
         mix = Mix("cli", density=a.density, acoustic=a.acoustic, late_min=a.late, barrage=a.barrage,

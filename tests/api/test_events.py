@@ -222,3 +222,45 @@ def test_linking_is_idempotent_and_one_report_per_source(api: Api) -> None:
         if r["event_id"] is not None:
             by_event.setdefault(r["event_id"], []).append(f"{r['source_type']}:{r['submitted_by']}")
     assert by_event and all(len(v) == len(set(v)) for v in by_event.values())
+
+
+def test_possible_duplicates_are_offered_with_their_probability_and_reasons(api: Api) -> None:
+    """A camera sees an explosion; a patrol writes down one 1.2 km off and 8 minutes later, with
+    an 800 m uncertainty: maybe the same, maybe not. Fusion does not guess: the pair is offered
+    to analysts with its probability, and each incident says why."""
+    _, lat2, _ = GEOD.fwd(37.1, 48.6, 0.0, 1200.0)
+    cam = _pk(api.post("/incidents", json=_blast("dup-cam", source="camera")))
+    pat = _pk(
+        api.post(
+            "/incidents",
+            json={
+                **_blast("dup-pat", source="patrol", lat=float(lat2)),
+                "uncertainty_m": 800, "observed_at": "2025-03-01T10:08:00Z",
+            },
+            role="monitor",
+        )
+    )  # fmt: skip
+    assert _event_of(api, cam) is None and _event_of(api, pat) is None  # not linked: uncertain
+    page = api.get("/duplicates").json()
+    pair = [d for d in page["items"] if {d["a"]["pk"], d["b"]["pk"]} == {cam, pat}]
+    assert len(pair) == 1, page
+    p = pair[0]["probability"]
+    assert 0.1 <= p < 0.9
+    assert pair[0]["reason"]["sources"] and abs(pair[0]["reason"]["distance_m"] - 1200.0) < 5.0
+    assert abs(pair[0]["reason"]["time_apart_s"]) == 480.0
+    # the incident says so too
+    why = api.get(f"/incidents/{cam}").json()["fusion"]
+    assert [(w["status"], w["other_pk"]) for w in why] == [("possible", pat)]
+    assert why[0]["probability"] == p and why[0]["reason"]["link_threshold"] == 0.9
+    # analysts only; a monitor may not read the queue
+    assert api.get("/duplicates", role="monitor").status_code == 403
+    assert api.get("/duplicates", params={"min_probability": 0.95}).json()["items"] == []
+
+
+def test_a_link_carries_its_probability_on_the_incident(api: Api) -> None:
+    _, a, b, c = _three(api)
+    why = api.get(f"/incidents/{b}").json()["fusion"]
+    linked = [w for w in why if w["status"] == "linked"]
+    assert linked and all(w["probability"] >= 0.9 for w in linked)
+    assert {w["other_pk"] for w in linked} <= {a, c}
+    assert linked[0]["reason"]["kinds"] == ["explosion", "explosion"]

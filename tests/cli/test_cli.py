@@ -145,3 +145,45 @@ def test_import_registers_the_agreement_as_the_server_does(tmp_path: Path, small
     assert by_server[0] == digest and by_cli[1] == by_server[1] == [digest]
     assert by_cli[2] == by_server[2] == ["agreement:small:1"]
     assert len(by_cli[3]) == 1 and by_cli[3][0].startswith("cli:") and by_server[3] == ["system"]
+
+
+def test_import_then_duplicates_lists_the_uncertain_pairs(tmp_path: Path) -> None:
+    """Reports written by hand (not the simulator): a camera and a patrol that agree (linked),
+    and a camera and a patrol 1.2 km and 8 minutes apart (offered, with its probability)."""
+    import sqlite3
+
+    from truceline.core.geodesy import GEOD
+
+    lon, lat = 37.6, 48.2
+    _, far_lat, _ = GEOD.fwd(lon, lat + 0.05, 0.0, 1200.0)
+    rows = [
+        ("a-cam", "10:00:05", "second", lon, lat, 80, "camera"),
+        ("a-pat", "10:00:00", "minute", lon + 0.001, lat, 400, "patrol"),
+        ("b-cam", "14:00:05", "second", lon, lat + 0.05, 80, "camera"),
+        ("b-pat", "14:08:00", "minute", lon, far_lat, 800, "patrol"),
+    ]
+    src = tmp_path / "reports.csv"
+    with src.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            ["id", "observed_at", "time_precision", "lon", "lat", "uncertainty_m", "kind", "source_type"]
+        )
+        for rid, t, prec, x, y, unc, st in rows:
+            w.writerow([rid, f"2025-03-03T{t}Z", prec, x, y, unc, "explosion", st])
+    db = str(tmp_path / "t.db")
+    res = runner.invoke(app, ["import", str(src), "-a", UKR, "--db", db])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "pairs.csv"
+    res = runner.invoke(app, ["duplicates", "--db", db, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 possible duplicates" in res.output
+    with out.open() as fh:
+        pairs = list(csv.DictReader(fh))
+    assert [{p["a_report_id"], p["b_report_id"]} for p in pairs] == [{"b-cam", "b-pat"}]
+    assert 0.1 <= float(pairs[0]["probability"]) < 0.9
+    assert json.loads(pairs[0]["reason"])["sources"] in (["camera", "patrol"], ["patrol", "camera"])
+    con = sqlite3.connect(db)
+    ev = dict(con.execute("SELECT report_id, event_id FROM incidents").fetchall())
+    con.close()
+    assert ev["a-cam"] is not None and ev["a-cam"] == ev["a-pat"]
+    assert ev["b-cam"] is None and ev["b-pat"] is None

@@ -43,6 +43,16 @@ def test_examples_load(ukraine, korea) -> None:  # type: ignore[no-untyped-def]
             "effective_from",
             "YYYY-MM-DD",
         ),
+        (  # fusion's per-source error models are checked like the rest of the agreement
+            lambda y: y + "fusion:\n  sources:\n    patrol: {position_floor_m: -5, clock_sigma_s: 30}\n",
+            "fusion.sources.patrol.position_floor_m",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda y: y + "fusion: {link_threshold: 0.5, offer_threshold: 0.6}\n",
+            "fusion",
+            "offer_threshold must be below link_threshold",
+        ),
         (  # PostgreSQL cannot store NUL: refused where it is
             lambda y: y.replace("{id: B, name: Bravo}", '{id: B, name: "Bra\\0vo"}'),
             "parties[1].name",
@@ -158,3 +168,23 @@ def test_side_of_agrees_with_exact_sides(ukraine) -> None:  # type: ignore[no-un
     away = dist > 1.0
     assert (exact[away] == fast[away]).all()
     assert (fast != 0).sum() > 5_000
+
+
+def test_fusion_settings_from_the_agreement(tmp_path: Path) -> None:
+    """A source type named in ``fusion.sources`` gets its own model; the others keep theirs."""
+    from truceline.core.fusion import DEFAULT_SOURCES
+
+    extra = (
+        "fusion:\n  link_threshold: 0.95\n  sources:\n"
+        "    patrol: {position_floor_m: 400, clock_sigma_s: 60, prompt_share: 0.2, delay_max_s: 1200}\n"
+    )
+    ag = load_agreement(write_small_agreement(tmp_path / "a", SMALL_YAML + extra))
+    assert ag.fusion.link_threshold == 0.95
+    assert (
+        ag.fusion.source("patrol").delay_max_s == 1200 and ag.fusion.source("patrol").prompt_share == 0.2
+    )
+    assert ag.fusion.source("camera") == DEFAULT_SOURCES["camera"]
+    assert (
+        load_agreement(write_small_agreement(tmp_path / "b")).fusion.source("patrol")
+        == DEFAULT_SOURCES["patrol"]
+    )

@@ -48,6 +48,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
     from truceline.api.routes import (
         agreements,
+        duplicates,
         events,
         findings,
         health,
@@ -87,6 +88,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         planner,
         sensors,
         events,
+        duplicates,
     )
     for module in modules:
         app.include_router(module.router, prefix=API_PREFIX)

@@ -238,6 +238,11 @@ class IncidentDetail(IncidentOut):
     linked_reports: list[LinkedReportOut] = Field(
         default_factory=list, description="The other reports of the same event (nearest first)"
     )
+    fusion: list[FusionPairOut] = Field(
+        default_factory=list,
+        description="Why fusion linked this report, with what probability, and its possible "
+        "duplicates (most probable first)",
+    )
     detections: list[IncidentDetectionOut] = Field(
         default_factory=list, description="The detections an acoustic incident was located from"
     )
@@ -600,6 +605,34 @@ class LinkedReportOut(_Out):
     observed_at: dt.datetime
     distance_m: float = Field(description="Geodesic distance from this report (m)")
     time_offset_s: float = Field(description="Its time minus this report's (s)")
+
+
+class FusionPairOut(_Out):
+    pk: int
+    status: str = Field(description="linked (fusion joined the two) | possible (a possible duplicate)")
+    probability: float = Field(description="Probability that the two reports describe one event")
+    other_pk: int
+    other_report_id: str
+    reason: dict[str, Any] = Field(
+        description="The evidence: distance_m, time_apart_s, kinds, sources, uncertainty_m, and "
+        "the thresholds and event density fusion used"
+    )
+
+
+class DuplicateReportOut(_Out):
+    pk: int
+    report_id: str
+    event_id: int | None
+    source_type: str
+    observed_at: dt.datetime
+
+
+class DuplicateOut(_Out):
+    pk: int
+    probability: float = Field(description="Probability that the two reports describe one event")
+    a: DuplicateReportOut
+    b: DuplicateReportOut
+    reason: dict[str, Any]
 
 
 class IncidentDetectionOut(_Out):

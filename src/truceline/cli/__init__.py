@@ -276,6 +276,55 @@ def report_cmd(
     console.print(f"Report for {day} -> {out}")
 
 
+@app.command("duplicates", rich_help_panel=ANALYSIS)
+def duplicates_cmd(
+    output: Annotated[Path, output_option("CSV file to write")],
+    db: DbOption = "truceline.db",
+    min_probability: Annotated[
+        float,
+        typer.Option(
+            "--min-probability", metavar="P", min=0.0, max=1.0, help="Only pairs at least this probable"
+        ),
+    ] = 0.0,
+) -> None:
+    """Write the possible duplicates still open: both reports' ids and their probability.
+
+    Fusion's pairs below its automatic-link threshold, with the evidence (distance, time apart,
+    kinds, sources), until an analyst's merge or a later link puts them in one event."""
+    import json
+
+    from truceline.services.events import list_duplicates
+    from truceline.store.db import Database
+
+    database = Database(db)
+    try:
+        database.upgrade()
+        with database.read() as s:
+            rows = list_duplicates(s, min_probability=min_probability)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        database.dispose()
+    cols = (
+        "a_report_id", "b_report_id", "probability", "a_pk", "b_pk", "a_event_id", "b_event_id",
+        "a_source_type", "b_source_type", "a_observed_at", "b_observed_at", "reason",
+    )  # fmt: skip
+    with output.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for d in rows:
+            w.writerow(
+                [
+                    d.a_report_id, d.b_report_id, f"{d.probability:.4f}", d.a_pk, d.b_pk,
+                    "" if d.a_event_id is None else d.a_event_id,
+                    "" if d.b_event_id is None else d.b_event_id, d.a_source_type, d.b_source_type,
+                    d.a_observed_at.isoformat(), d.b_observed_at.isoformat(),
+                    json.dumps(d.reason, separators=(",", ":")),
+                ]
+            )  # fmt: skip
+    console.print(f"{len(rows)} possible duplicates -> {output}")
+
+
 @app.command("demo", rich_help_panel=SERVER)
 def demo_cmd(
     agreement: Annotated[Path, agreement_option()] = Path("examples/ukraine-2024"),

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from shapely.ops import split
 
+from truceline.core.fusion import FusionSettings
 from truceline.core.geodesy import GEOD, LineIndex, Nearest, geodesic_area_km2, offset_region
 from truceline.core.incidents import Kind
 from truceline.errors import AgreementError
@@ -186,6 +187,8 @@ class Agreement(_Model):
     sectors: tuple[Sector, ...] = ()
     observation_posts: tuple[ObservationPost, ...] = ()
     versions: tuple[AgreementVersion, ...]
+    fusion: FusionSettings = Field(default_factory=FusionSettings)
+    """How reports of one event are linked (``fusion:`` in agreement.yaml; defaults otherwise)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Agreement:

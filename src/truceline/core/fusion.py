@@ -189,10 +189,12 @@ def kind_group(kind: ArrayLike) -> IntArray:
 
 def report_log_odds(reliability: ArrayLike, credibility: ArrayLike) -> FloatArray:
     """Log-odds that an event happened as reported, from a report's Admiralty grades."""
-    rel = np.asarray(reliability).astype(str)
+    rel = np.char.upper(np.asarray(reliability).astype(str))
     cred = np.asarray(credibility, np.intp)
-    w = np.array([ADMIRALTY_RELIABILITY.get(r.upper(), 0.5) for r in rel.ravel()]).reshape(rel.shape)
-    p = np.array([ADMIRALTY_CREDIBILITY.get(int(c), 0.5) for c in cred.ravel()]).reshape(cred.shape)
+    ur, ir = np.unique(rel, return_inverse=True)
+    uc, ic = np.unique(cred, return_inverse=True)
+    w = np.array([ADMIRALTY_RELIABILITY.get(r, 0.5) for r in ur.tolist()])[ir.reshape(rel.shape)]
+    p = np.array([ADMIRALTY_CREDIBILITY.get(int(c), 0.5) for c in uc.tolist()])[ic.reshape(cred.shape)]
     return np.asarray(w * np.log(p / (1.0 - p)), np.float64)
 
 
@@ -440,18 +442,19 @@ def candidates(
         else np.zeros((0, 2), np.intp)
     )
     a, b = pairs[:, 0].astype(np.intp), pairs[:, 1].astype(np.intp)
-    d = xy[b] - xy[a]
-    d2 = np.einsum("ni,nij,nj->n", d, _inv2(cov[a] + cov[b]), d)
+    # the cheap gates first (one comparison per pair), then the Mahalanobis distance on the rest
     dt = t[b] - t[a]
-    s_ab = time_k * np.hypot(sig[a], sig[b])
-    ok = (
-        (d2 <= gate_d2)
-        & (dt >= -late[a] - s_ab)
-        & (dt <= late[b] + s_ab)
-        & _compatible(kind[a], kind[b])
-        & ((side[a] == side[b]) | (side[a] == 0) | (side[b] == 0))
-        & (src[a] != src[b])
-    )
+    s_ab = time_k * np.sqrt(sig[a] ** 2 + sig[b] ** 2)
+    ok = (src[a] != src[b]) & (dt >= -late[a] - s_ab) & (dt <= late[b] + s_ab)
+    a, b = a[ok], b[ok]
+    ok = _compatible(kind[a], kind[b]) & ((side[a] == side[b]) | (side[a] == 0) | (side[b] == 0))
+    a, b = a[ok], b[ok]
+    sxx = cov[a, 0, 0] + cov[b, 0, 0]
+    sxy = cov[a, 0, 1] + cov[b, 0, 1]
+    syy = cov[a, 1, 1] + cov[b, 1, 1]
+    dx, dy = xy[b, 0] - xy[a, 0], xy[b, 1] - xy[a, 1]
+    d2 = (syy * dx * dx - 2.0 * sxy * dx * dy + sxx * dy * dy) / (sxx * syy - sxy * sxy)
+    ok = d2 <= gate_d2
     return Candidates(gate_d2, time_k, frame, xy, info, t_eff, tw, kind, side, src, a[ok], b[ok], d2[ok])
 
 

@@ -543,6 +543,7 @@ def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = Non
             sectors=tuple(sectors),
             observation_posts=tuple(ops),
             versions=tuple(versions),
+            fusion=raw.get("fusion") or {},
         )
     except pydantic.ValidationError as exc:
         e = exc.errors()[0]

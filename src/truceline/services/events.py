@@ -31,6 +31,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     bindparam,
+    case,
     cast,
     extract,
     func,
@@ -39,7 +40,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from truceline.core import fusion
 from truceline.core.geodesy import GEOD, LocalFrame, mean_lon, pad_lat_deg, pad_lon_deg, unwrapped_lon
@@ -51,15 +52,20 @@ from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import DetectionRow, EventRow, FusionPairRow, IncidentRow
 
 __all__ = [
+    "DEFAULT_SETTINGS",
     "MAX_UNCERTAINTY_M",
+    "Duplicate",
     "EventView",
+    "FusionPair",
     "LinkResult",
     "ReportColumns",
     "detections_of",
     "epoch_seconds",
+    "fusion_pairs_of",
     "get_event",
     "link_events",
     "linked_reports",
+    "list_duplicates",
     "merge",
     "refresh_events",
     "split",
@@ -709,6 +715,129 @@ def linked_reports(session: Session, incident: IncidentRow, *, scope: Scope) -> 
     ]
     out.sort(key=lambda x: (x.distance_m, x.pk))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class FusionPair:
+    """A pair fusion weighed (:class:`FusionPairRow`) as one of the reports sees it."""
+
+    pk: int
+    status: str  # linked | possible
+    probability: float
+    other_pk: int
+    other_report_id: str
+    reason: dict[str, Any]
+
+
+def fusion_pairs_of(session: Session, incident: IncidentRow, *, scope: Scope) -> list[FusionPair]:
+    """Why fusion linked this report (the link that put it in its event, and the links that
+    brought others to it) and the possible duplicates through it, with their probability; only
+    pairs whose other report is visible under ``scope``, most probable first."""
+    other = aliased(IncidentRow)
+    conds: list[ColumnElement[bool]] = [
+        or_(FusionPairRow.a_pk == incident.pk, FusionPairRow.b_pk == incident.pk)
+    ]
+    q = (
+        select(FusionPairRow, other.pk, other.report_id)
+        .join(
+            other,
+            other.pk
+            == case((FusionPairRow.a_pk == incident.pk, FusionPairRow.b_pk), else_=FusionPairRow.a_pk),
+        )
+        .where(*conds)
+    )
+    sc = _scope_of(other, scope)
+    if sc is not None:
+        q = q.where(sc)
+    out = [
+        FusionPair(r.pk, r.status, r.probability, opk, orid, json.loads(r.reason))
+        for r, opk, orid in session.execute(
+            q.order_by(FusionPairRow.probability.desc(), FusionPairRow.pk)
+        )
+    ]
+    return out
+
+
+def _scope_of(row: Any, scope: Scope) -> ColumnElement[bool] | None:
+    """The scope's condition on an aliased incident (as :func:`_in_scope` on incidents)."""
+    sc = _in_scope(scope)
+    if sc is None:
+        return None
+    return select(IncidentRow.pk).where(sc, IncidentRow.pk == row.pk).exists()
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A possible duplicate: two reports fusion did not link automatically, and the
+    probability that they describe one event."""
+
+    pk: int
+    probability: float
+    a_pk: int
+    a_report_id: str
+    a_event_id: int | None
+    a_source_type: str
+    a_observed_at: dt.datetime
+    b_pk: int
+    b_report_id: str
+    b_event_id: int | None
+    b_source_type: str
+    b_observed_at: dt.datetime
+    reason: dict[str, Any]
+
+
+def list_duplicates(
+    session: Session,
+    *,
+    agreement_id: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    min_probability: float = 0.0,
+    after: int = 0,
+    limit: int | None = None,
+) -> list[Duplicate]:
+    """The possible duplicates still open: both reports stored and not (yet) in one event (an
+    analyst's merge, or a later link, closes them), by ``pk`` from ``after``; ``start``..``end``
+    bound the earlier report's time."""
+    ia, ib = aliased(IncidentRow), aliased(IncidentRow)
+    q = (
+        select(FusionPairRow, ia, ib)
+        .join(ia, ia.pk == FusionPairRow.a_pk)
+        .join(ib, ib.pk == FusionPairRow.b_pk)
+        .where(
+            FusionPairRow.status == "possible",
+            FusionPairRow.pk > after,
+            FusionPairRow.probability >= min_probability,
+            or_(ia.event_id.is_(None), ib.event_id.is_(None), ia.event_id != ib.event_id),
+        )
+        .order_by(FusionPairRow.pk)
+    )
+    if agreement_id is not None:
+        q = q.where(FusionPairRow.agreement_id == agreement_id)
+    if start is not None:
+        q = q.where(FusionPairRow.observed_at >= start)
+    if end is not None:
+        q = q.where(FusionPairRow.observed_at < end)
+    if limit is not None:
+        q = q.limit(limit)
+    return [
+        Duplicate(
+            p.pk,
+            p.probability,
+            a.pk,
+            a.report_id,
+            a.event_id,
+            a.source_type,
+            _utc(a.observed_at),
+            b.pk,
+            b.report_id,
+            b.event_id,
+            b.source_type,
+            _utc(b.observed_at),
+            json.loads(p.reason),
+        )
+        for p, a, b in session.execute(q)
+    ]
 
 
 def detections_of(session: Session, incident_pk: int) -> list[DetectionRow]:

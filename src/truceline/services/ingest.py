@@ -262,7 +262,9 @@ def ingest_incidents(
     )
     caps = CapRecount()
     if new_rows is not None:  # link reports of one event (fused events; truceline.services.events)
-        link_events(session, agreement.id, new_rows, batch_id=batch_id, now=now)
+        link_events(
+            session, agreement.id, new_rows, batch_id=batch_id, now=now, settings=agreement.fusion
+        )
     if counted.any():
         days = np.unique(adj.batch.day[counted]).astype(dt.date)
         caps = recount_caps(session, agreement, days.tolist(), now=now)

@@ -16,6 +16,7 @@ from truceline.api.schemas import (
     BatchIn,
     BatchOut,
     FindingOut,
+    FusionPairOut,
     IncidentDetail,
     IncidentDetectionOut,
     IncidentOut,
@@ -154,11 +155,13 @@ def get_incident(
         row = queries.get_incident(s, pk, scope=who.scope)
         found = queries.findings_of(s, pk, scope=who.scope)
         linked = events.linked_reports(s, row, scope=who.scope)
+        weighed = events.fusion_pairs_of(s, row, scope=who.scope)
         dets = events.detections_of(s, pk) if row.source_type == "acoustic" else []
         return IncidentDetail(
             **IncidentOut.of(row).model_dump(),
             findings=[FindingOut.of(f) for f in found],
             linked_reports=[LinkedReportOut.model_validate(x, from_attributes=True) for x in linked],
+            fusion=[FusionPairOut.model_validate(x, from_attributes=True) for x in weighed],
             detections=[
                 IncidentDetectionOut(
                     sensor_id=d.sensor_id,
