@@ -1,7 +1,7 @@
 """Fusion of reports of one event from several sources (acoustic, patrols, cameras, complaints).
 
 Candidate pairs come from a space-time KD-tree (never all pairs) and pass wide gates: positions
-within a 99.99 % Mahalanobis gate under the summed covariances, times within what the two sources'
+within a 99.9 % Mahalanobis gate under the summed covariances, times within what the two sources'
 time models allow (a human report may be late by up to its source's delay, never early), sides
 compatible, different sources. Each candidate pair then gets the probability that the two reports
 describe one event (:func:`link_probability`): a likelihood ratio from position, time, kind and
@@ -36,6 +36,7 @@ __all__ = [
     "ADMIRALTY_RELIABILITY",
     "DEFAULT_SOURCES",
     "GATE_D2_99",
+    "GATE_D2_999",
     "GATE_D2_9999",
     "Candidates",
     "FusionResult",
@@ -57,6 +58,9 @@ __all__ = [
 
 
 GATE_D2_99: Final = 9.21
+GATE_D2_999: Final = 13.82
+"""Fusion's position gate (chi-square, 2 d.o.f., 99.9 %): beyond it a pair's likelihood is below
+1/1000 of its peak, and it neither links nor competes."""
 GATE_D2_9999: Final = 18.42
 ADMIRALTY_RELIABILITY: Final = {"A": 1.0, "B": 0.8, "C": 0.6, "D": 0.4, "E": 0.2, "F": 0.5}
 """Weight of a source's word by reliability (F, 'cannot be judged', counts half)."""
@@ -402,7 +406,7 @@ def _compatible(ka: IntArray, kb: IntArray) -> NDArray[np.bool_]:
 def candidates(
     reports: Reports,
     *,
-    gate_d2: float = GATE_D2_9999,
+    gate_d2: float = GATE_D2_999,
     time_k: float = 4.0,
     frame: LocalFrame | None = None,
 ) -> Candidates:
@@ -564,7 +568,7 @@ def linkable(
     reports: Reports,
     which: ArrayLike,
     *,
-    gate_d2: float = GATE_D2_9999,
+    gate_d2: float = GATE_D2_999,
     time_k: float = 4.0,
     frame: LocalFrame | None = None,
 ) -> bool:
@@ -609,7 +613,7 @@ def fuse(
     reports: Reports,
     *,
     settings: FusionSettings | None = None,
-    gate_d2: float = GATE_D2_9999,
+    gate_d2: float = GATE_D2_999,
     time_k: float = 4.0,
     max_rounds: int = 64,
     frame: LocalFrame | None = None,
@@ -625,7 +629,7 @@ def fuse(
         Thresholds, the prior event density and the agreement rates of kinds and weapon classes
         (:class:`FusionSettings`; the reports carry their own error models already).
     gate_d2
-        Mahalanobis gate on position (squared; 18.42 = 99.99 % for 2 d.o.f.). The gates only bound
+        Mahalanobis gate on position (squared; 13.82 = 99.9 % for 2 d.o.f.). The gates only bound
         the candidates; the links come from their probabilities (:func:`link_probability`).
     time_k
         Time gate in combined clock sigmas beyond what the reporting delays allow.
