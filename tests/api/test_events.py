@@ -264,3 +264,46 @@ def test_a_link_carries_its_probability_on_the_incident(api: Api) -> None:
     assert linked and all(w["probability"] >= 0.9 for w in linked)
     assert {w["other_pk"] for w in linked} <= {a, c}
     assert linked[0]["reason"]["kinds"] == ["explosion", "explosion"]
+
+
+def test_an_analyst_answers_a_possible_duplicate_and_later_batches_keep_it(api: Api) -> None:
+    """Linked by an analyst: both reports in one event (audited), gone from the queue, and a later
+    report near them does not undo it; dismissed: gone from the queue, nothing linked."""
+    _, lat2, _ = GEOD.fwd(37.1, 48.6, 0.0, 1200.0)
+    late = {"uncertainty_m": 800, "observed_at": "2025-03-01T10:08:00Z"}
+    cam = _pk(api.post("/incidents", json=_blast("q-cam", source="camera")))
+    pat = _pk(api.post("/incidents", json={**_blast("q-pat", source="patrol", lat=float(lat2)), **late}))
+    item = next(
+        d for d in api.get("/duplicates").json()["items"] if {d["a"]["pk"], d["b"]["pk"]} == {cam, pat}
+    )
+    assert (
+        api.post(f"/duplicates/{item['pk']}/decide", json={"same": True}, role="monitor").status_code
+        == 403
+    )
+    r = api.post(f"/duplicates/{item['pk']}/decide", json={"same": True, "comment": "same crater"})
+    assert r.status_code == 200, r.text
+    ev = r.json()["events"][0]["id"]
+    assert r.json()["audit"] and _event_of(api, cam) == ev == _event_of(api, pat)
+    assert all(
+        {d["a"]["pk"], d["b"]["pk"]} != {cam, pat} for d in api.get("/duplicates").json()["items"]
+    )
+    # a later report of another source nearby: the analyst's event stands
+    _pk(api.post("/incidents", json=_blast("q-uav", source="uav"), role="analyst"))
+    assert _event_of(api, cam) == ev == _event_of(api, pat)
+    # another uncertain pair, dismissed
+    lon3 = 37.3
+    _, lat3, _ = GEOD.fwd(lon3, 48.6, 0.0, 1200.0)
+    cam2 = _pk(api.post("/incidents", json=_blast("q-cam2", source="camera", lon=lon3)))
+    pat2 = _pk(
+        api.post(
+            "/incidents", json={**_blast("q-pat2", source="patrol", lon=lon3, lat=float(lat3)), **late}
+        )
+    )
+    item = next(
+        d for d in api.get("/duplicates").json()["items"] if {d["a"]["pk"], d["b"]["pk"]} == {cam2, pat2}
+    )
+    r = api.post(f"/duplicates/{item['pk']}/decide", json={"same": False})
+    assert r.status_code == 200 and r.json()["events"] == [] and r.json()["audit"]
+    assert _event_of(api, cam2) is None and _event_of(api, pat2) is None
+    assert all(d["pk"] != item["pk"] for d in api.get("/duplicates").json()["items"])
+    assert api.post("/duplicates/999999/decide", json={"same": True}).status_code == 404

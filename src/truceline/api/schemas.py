@@ -683,6 +683,13 @@ class SplitIn(BaseModel):
     comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
 
+class DuplicateDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    same: bool = Field(description="true: one event (the reports are linked); false: dismissed")
+    comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
+
+
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

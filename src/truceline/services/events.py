@@ -59,6 +59,7 @@ __all__ = [
     "FusionPair",
     "LinkResult",
     "ReportColumns",
+    "decide_duplicate",
     "detections_of",
     "epoch_seconds",
     "fusion_pairs_of",
@@ -1051,3 +1052,66 @@ def merge(
         session, "merge", actor=actor, comment=comment, before=before, events=[keep, *others], now=now
     )
     return Decision([keep, *others], before, after)
+
+
+def decide_duplicate(
+    session: Session,
+    pair_pk: int,
+    *,
+    same: bool,
+    actor: Principal,
+    now: dt.datetime,
+    comment: str = "",
+) -> Decision | None:
+    """An analyst's answer to a possible duplicate: ``same`` puts both reports in one event (their
+    events merge; a report alone joins the other's event, or both make a new one), otherwise the
+    pair is dismissed. Audited and in the ledger like a split or merge; later batches never move
+    stored reports, so the answer stands. Returns the decision when events changed."""
+    pair = session.get(FusionPairRow, pair_pk)
+    if pair is None or pair.status not in ("possible", "dismissed"):
+        raise NotFoundError(
+            f"no possible duplicate {pair_pk}", field="pair", value=pair_pk, fix="see GET /duplicates"
+        )
+    a, b = session.get(IncidentRow, pair.a_pk), session.get(IncidentRow, pair.b_pk)
+    assert a is not None and b is not None  # foreign keys
+    if not same:
+        pair.status = "dismissed"
+        record_change(
+            session, actor=actor, entity="fusion_pair", entity_id=pair.pk, action="dismiss", now=now,
+            before={"status": "possible"}, after={"status": "dismissed"}, comment=comment,
+        )  # fmt: skip
+        session.flush()
+        return None
+    pair.status = "possible"  # an analyst may take back a dismissal
+    if a.event_id is not None and b.event_id is not None:
+        if a.event_id == b.event_id:
+            raise ConflictError(
+                f"reports {a.pk} and {b.pk} are already in event {a.event_id}",
+                field="pair", value=pair_pk, fix="nothing to do",
+            )  # fmt: skip
+        return merge(session, [a.event_id, b.event_id], actor=actor, now=now, comment=comment)
+    held = a if a.event_id is not None else b if b.event_id is not None else None
+    if held is not None:
+        ev = session.get(EventRow, held.event_id)
+        assert ev is not None
+        before = {ev.pk: _state(ev, _members(session, ev.pk))}
+    else:
+        ev = _new_event(session, _blank_like(a, now), "merge", now)
+        before = {}
+    moving = [r.pk for r in (a, b) if r.event_id is None]
+    _set_event(session, np.array(moving, np.intp), np.full(len(moving), ev.pk, np.intp))
+    ev.origin = "merge"
+    session.flush()
+    refresh_events(session, [ev.pk], now=now)
+    after = _decision(
+        session, "merge", actor=actor, comment=comment, before=before, events=[ev], now=now
+    )
+    return Decision([ev], before, after)
+
+
+def _blank_like(r: IncidentRow, now: dt.datetime) -> EventRow:
+    """An event row to copy from: at the report, before the members refresh it."""
+    return EventRow(
+        agreement_id=r.agreement_id, observed_at=r.observed_at, day=r.day, lon=r.lon, lat=r.lat,
+        cov_xx_m2=r.uncertainty_m**2, cov_xy_m2=0.0, cov_yy_m2=r.uncertainty_m**2,
+    )  # fmt: skip

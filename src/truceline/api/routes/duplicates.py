@@ -5,14 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import DuplicateOut, DuplicateReportOut, Page
+from truceline.api.routes.events import decision_out
+from truceline.api.schemas import (
+    MAX_KEY,
+    DecisionOut,
+    DuplicateDecisionIn,
+    DuplicateOut,
+    DuplicateReportOut,
+    Page,
+)
 from truceline.errors import ValidationError
 from truceline.services import events as svc
 from truceline.services.auth import Permission, Principal
+from truceline.store.models import AuditRow
 
 router = APIRouter(prefix="/duplicates", tags=["events"], responses=ERRORS)
 
@@ -88,3 +99,31 @@ def list_duplicates(
         for d in rows[:n]
     ]
     return Page[DuplicateOut](items=items, next_cursor=str(rows[n - 1].pk) if len(rows) > n else None)
+
+
+@router.post(
+    "/{pair}/decide",
+    response_model=DecisionOut,
+    summary="An analyst's answer: the two reports are one event (linked, audited, in the ledger) or not",
+)
+def decide(
+    pair: Annotated[int, Path(ge=1, le=MAX_KEY)],
+    body: DuplicateDecisionIn,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.events_review))],
+) -> DecisionOut:
+    def work(s: Session) -> DecisionOut:
+        d = svc.decide_duplicate(
+            s, pair, same=body.same, actor=who, now=ctx.clock(), comment=body.comment
+        )
+        if d is not None:
+            return decision_out(s, d, "merge")
+        audit = s.execute(
+            select(AuditRow.pk)
+            .where(AuditRow.entity == "fusion_pair", AuditRow.entity_id == str(pair))
+            .order_by(AuditRow.pk.desc())
+            .limit(1)
+        ).scalars()
+        return DecisionOut(events=[], audit=list(audit))
+
+    return ctx.db.write(work)

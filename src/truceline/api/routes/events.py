@@ -28,7 +28,7 @@ def get_event(
         return EventOut.of(view.event, view.members)
 
 
-def _out(s: Session, decision: svc.Decision, action: str) -> DecisionOut:
+def decision_out(s: Session, decision: svc.Decision, action: str) -> DecisionOut:
     ids = [str(e.pk) for e in decision.events]
     audit = s.execute(
         select(AuditRow.pk)
@@ -58,7 +58,7 @@ def split_event(
 ) -> DecisionOut:
     def work(s: Session) -> DecisionOut:
         d = svc.split(s, event_id, body.incidents, actor=who, now=ctx.clock(), comment=body.comment)
-        return _out(s, d, "split")
+        return decision_out(s, d, "split")
 
     return ctx.db.write(work)
 
@@ -75,6 +75,6 @@ def merge_events(
 ) -> DecisionOut:
     def work(s: Session) -> DecisionOut:
         d = svc.merge(s, body.events, actor=who, now=ctx.clock(), comment=body.comment)
-        return _out(s, d, "merge")
+        return decision_out(s, d, "merge")
 
     return ctx.db.write(work)
