@@ -261,3 +261,40 @@ def test_barrage_rounds_stay_apart_unless_the_evidence_joins_them() -> None:
     assert len(near) == 2
     assert near.event_of_report[2] == near.event_of_report[0] != near.event_of_report[1]
     assert near.link_p[2] >= 0.9 and near.link_to[2] == 0
+
+
+@pytest.mark.parametrize(("late_s", "low", "high"), [(0.0, 0.8, 1.0), (1800.0, 0.0, 0.3)])
+def test_delays_are_learned_from_the_reports_at_hand(late_s: float, low: float, high: float) -> None:
+    """Patrols that give the event's own time (or are always up to 30 min late) are found so from
+    their pairs with acoustic fixes, whatever the configured prompt share (0.5)."""
+    from truceline.core.geodesy import LocalFrame
+
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = LocalFrame.centred(37.5, 48.0)
+    ex, ey, et = rng.uniform(-20e3, 20e3, n), rng.uniform(-5e3, 5e3, n), rng.uniform(0, 86400.0, n)
+    px, py = ex + rng.normal(0, 300.0, n), ey + rng.normal(0, 300.0, n)
+    pt = 60.0 * np.round((et + rng.uniform(0, late_s, n)) / 60.0)
+    lon, lat = frame.to_lonlat(np.r_[ex, px], np.r_[ey, py])
+    st = np.r_[np.full(n, "acoustic"), np.full(n, "patrol")]
+    rep = F.Reports(
+        report_id=np.arange(2 * n).astype(str), source_id=st, source_type=st, time_s=np.r_[et, pt],
+        time_sigma_s=np.r_[np.full(n, 0.05), np.full(n, 35.0)],
+        delay_max_s=np.r_[np.zeros(n), np.full(n, 1800.0)], lon=lon, lat=lat,
+        cov_m2=np.concatenate(
+            [np.tile(np.eye(2) * 100.0, (n, 1, 1)), np.tile(np.eye(2) * 300.0**2, (n, 1, 1))]
+        ),
+        kind=np.full(2 * n, "explosion"), reliability=np.full(2 * n, "B"), credibility=np.full(2 * n, 2),
+        prompt_share=np.r_[np.ones(n), np.full(n, 0.5)],
+    )  # fmt: skip
+    cand = F.candidates(rep)
+    learned = F._learn_prompt(rep, cand, F.FusionSettings(), rep.prompt())
+    assert low <= learned[n:].mean() <= high and np.all(learned[:n] == 1.0)
+    # fewer pairs than the prior's weight: the configured share stays near
+    few = F._learn_prompt(
+        rep,
+        F.Candidates(**{**cand.__dict__, "a": cand.a[:3], "b": cand.b[:3], "d2": cand.d2[:3]}),
+        F.FusionSettings(),
+        rep.prompt(),
+    )
+    assert abs(few[n:].mean() - 0.5) < 0.1

@@ -126,7 +126,9 @@ class FusionSettings(BaseModel):
     above which two reports link automatically; ``offer_threshold``: the least probability of a
     possible duplicate offered to an analyst. ``kind_agreement`` and ``weapon_agreement``: the
     chance that two reports of one event name the same kind (by compatibility group), the same
-    weapon class (when both name one).
+    weapon class (when both name one). ``learn_delays``: estimate each delayed source's share of
+    prompt reports from its pairs with never-late reports at hand (acoustic, cameras), starting
+    from and pulled towards its ``prompt_share`` by ``delay_prior_weight`` pairs' worth.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -141,6 +143,8 @@ class FusionSettings(BaseModel):
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
     max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
+    learn_delays: bool = True
+    delay_prior_weight: float = Field(default=20.0, gt=0.0)
 
     @model_validator(mode="before")
     @classmethod
@@ -528,17 +532,69 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
     the probability that its event is the precise report's is ``odds / (1 + sum of the odds of
     that source's reports with it)``; and the precise report's other partners from the vaguer
     one's source share its event with it (the pair gets its share of their likelihoods).
+
+    With ``settings.learn_delays`` the share of prompt reports of each source that may be late
+    is estimated from the reports at hand (:func:`_learn_prompt`) before the final probabilities.
     """
-    a, b = cand.a, cand.b
-    if len(a) == 0:
+    if len(cand.a) == 0:
         return np.zeros(0)
+    prompt = reports.prompt()
+    if settings.learn_delays:
+        prompt = _learn_prompt(reports, cand, settings, prompt)
+    return _probability(reports, cand, settings, prompt)
+
+
+def _learn_prompt(
+    reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray, rounds: int = 3
+) -> FloatArray:
+    """Each delayed source's share of prompt reports, estimated by expectation-maximisation over
+    its pairs with reports that are never late (acoustic fixes, cameras): each pair weighs by its
+    probability of one event, and its time difference says how likely the report was prompt.
+    ``settings.delay_prior_weight`` pairs' worth of the configured share keep a source with few
+    such pairs near its default."""
+    a, b = cand.a, cand.b
+    late = _late(reports)
+    # pairs of one report that may be late (h) with one that never is (m)
+    hm = (late[a] > 0) & (late[b] == 0)
+    mh = (late[b] > 0) & (late[a] == 0)
+    h = np.concatenate([a[hm], b[mh]])
+    m = np.concatenate([b[hm], a[mh]])
+    sel = np.concatenate([np.flatnonzero(hm), np.flatnonzero(mh)])
+    if len(h) == 0:
+        return prompt
+    types, tcode = np.unique(reports.source_type.astype(str), return_inverse=True)
+    tcode = tcode.ravel()
+    w0 = np.array([settings.source(t).prompt_share for t in types.tolist()], np.float64)
+    t = np.asarray(reports.time_s, np.float64)
+    sig = np.asarray(reports.time_sigma_s, np.float64)
+    x = t[h] - t[m]
+    s = np.hypot(sig[h], sig[m])
+    g_prompt = _phi(x / s) / s
+    g_late = (ndtr(x / s) - ndtr((x - late[h]) / s)) / late[h]
+    k = settings.delay_prior_weight
+    w = w0.copy()
+    for _ in range(rounds):
+        prompt = np.where(late > 0, w[tcode], prompt)
+        p = _probability(reports, cand, settings, prompt)[sel]
+        wh = w[tcode[h]]
+        r = wh * g_prompt / np.maximum(wh * g_prompt + (1.0 - wh) * g_late, 1e-300)
+        num = np.bincount(tcode[h], p * r, len(types))
+        den = np.bincount(tcode[h], p, len(types))
+        w = (num + k * w0) / (den + k)
+    return np.asarray(np.where(late > 0, w[tcode], prompt), np.float64)
+
+
+def _probability(
+    reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray
+) -> FloatArray:
+    a, b = cand.a, cand.b
     cov = np.asarray(reports.cov_m2, np.float64)
     sab = cov[a] + cov[b]
     det = sab[:, 0, 0] * sab[:, 1, 1] - sab[:, 0, 1] ** 2
     f_pos = np.exp(-0.5 * cand.d2) / (2.0 * math.pi * np.sqrt(det))
     t = np.asarray(reports.time_s, np.float64)
     sig = np.asarray(reports.time_sigma_s, np.float64)
-    late, prompt = _late(reports), reports.prompt()
+    late = _late(reports)
     f_t = time_density(t[b] - t[a], np.hypot(sig[a], sig[b]), late[a], late[b], prompt[a], prompt[b])
     lr = _categorical_lr(cand.kind, a, b, cand.kind != 0, settings.kind_agreement)
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
