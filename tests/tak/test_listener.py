@@ -34,7 +34,6 @@ from truceline.services.agreement_store import AgreementCache
 from truceline.settings import CotSettings, load_settings
 from truceline.store.db import Database
 from truceline.store.models import FindingRow, IncidentRow
-from truceline.tak import cot
 from truceline.tak.server import CotServer
 
 from ..live import free_port, truceline_process, wait_ready
@@ -222,7 +221,7 @@ def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> No
     assert "buffer" in inn.zones.split(";") and "buffer" not in out.zones.split(";")
     assert findings(ctx.db, inn.pk).get("bz-ban", 0) > 0.999
     assert findings(ctx.db, out.pk).get("bz-ban", 0) < 0.001
-    assert inn.uncertainty_m == pytest.approx(2.0 / cot.CE90_PER_SIGMA)
+    assert inn.uncertainty_m == 2.0  # ce is one sigma (the CoT event schema)
     assert inn.kind == "armed_personnel" and inn.source_type == "patrol"
     assert bang.kind == "explosion" and bang.source_type == "acoustic"
     assert "PATROL 7" in inn.narrative and "uid in" in inn.narrative
@@ -534,14 +533,14 @@ def test_a_group_that_fails_to_store_is_split_until_the_culprit_stands_alone(
     """A failure the validation cannot foresee (here: injected) costs only the record at fault."""
     from truceline.tak import server as server_module
 
-    real = server_module.submit_records
+    real = server_module.submit_markers
 
-    def fragile(session: Any, agreement: Any, records: Any, **kw: Any) -> Any:
+    def fragile(session: Any, agreement: Any, records: Any, versions: Any, **kw: Any) -> Any:
         if any("culprit" in r["id"] for r in records):
             raise ValueError("year 10000 is out of range")
-        return real(session, agreement, records, **kw)
+        return real(session, agreement, records, versions, **kw)
 
-    monkeypatch.setattr(server_module, "submit_records", fragile)
+    monkeypatch.setattr(server_module, "submit_markers", fragile)
     settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="sensor")
     burst = [sighting(36.95 + k * 1e-3, 48.6, uid=f"good-{k}") for k in range(30)]
     burst.insert(17, sighting(36.95, 48.6, uid="culprit"))

@@ -48,7 +48,7 @@ from truceline.io.incidents_io import incidents_from_records
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, Role
-from truceline.services.submissions import RecordResult, SubmissionResult, Verdict, submit_records
+from truceline.services.submissions import RecordResult, SubmissionResult, Verdict, submit_markers
 from truceline.settings import CotSettings
 from truceline.tak import cot
 
@@ -121,6 +121,7 @@ class _Pending:
     principal: Principal
     peer: str
     uid: str
+    version: float  # the event's start (s): which sending of a marker is the newer
 
 
 @dataclass(eq=False, slots=True)
@@ -455,7 +456,6 @@ class CotServer:
         try:
             rec = cot.incident_record(
                 ev,
-                unknown_ce_m=self.settings.unknown_ce_m,
                 source_type=self.settings.source_type,
                 now=now,
             )
@@ -469,7 +469,9 @@ class CotServer:
             r = read.rejects[0]
             self._reject(client, ev.uid, _reason_key(r.field, "record"), f"{r.field}: {r.reason}")
             return
-        await self._pending.put(_Pending(rec, client.principal, client.peer, ev.uid))
+        await self._pending.put(
+            _Pending(rec, client.principal, client.peer, ev.uid, cot.marker_version(ev))
+        )
 
     def _account(self, p: _Pending, res: RecordResult) -> None:
         if res.status == Verdict.rejected:
@@ -479,9 +481,10 @@ class CotServer:
         else:
             self.stats.accepted += 1
             log.info(
-                "CoT %s: incident %s stored as %s (%d findings)",
+                "CoT %s: incident %s %s as %s (%d findings)",
                 p.peer,
                 p.record["id"],
+                "revised" if res.status == Verdict.revised else "stored",
                 res.pk,
                 res.findings,
             )
@@ -520,9 +523,10 @@ class CotServer:
         ~2 log2(n) transactions instead of losing the group.
         """
         records = [p.record for p in items]
+        versions = [p.version for p in items]
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._store_pool, self._submit, records, who)
+            results = await loop.run_in_executor(self._store_pool, self._submit, records, versions, who)
         except Exception as exc:
             if len(items) > 1:
                 log.error(
@@ -542,10 +546,14 @@ class CotServer:
         for p, res in zip(items, results, strict=True):
             self._account(p, res)
 
-    def _submit(self, records: list[dict[str, Any]], who: Principal) -> list[RecordResult]:
+    def _submit(
+        self, records: list[dict[str, Any]], versions: list[float], who: Principal
+    ) -> list[RecordResult]:
         def work(s: Session) -> SubmissionResult:
             ag = self.ctx.agreement(s, self.settings.agreement)
-            return submit_records(s, ag, records, principal=who, now=self.ctx.clock(), source="cot")
+            return submit_markers(
+                s, ag, records, versions, principal=who, now=self.ctx.clock(), source="cot"
+            )
 
         return self.ctx.db.write(work).results
 

@@ -1,0 +1,59 @@
+"""incident revisions: a stored report revised by its source keeps its earlier contents
+
+Revision ID: 0008
+Revises: 0007
+
+ACLED revises published rows (same ``event_id_cnty``, later ``timestamp``) and a TAK marker is
+moved or edited under the same ``uid``. The incident row holds the newest content (so every query,
+filter and report reads one row per report, as before); ``incident_revisions`` keeps each earlier
+content with the adjudication and findings it had. ``incidents.revision`` counts them (1: never
+revised) and ``incidents.version`` is the source's own ordering of its sendings (seconds), so an
+older sending never replaces a newer one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("incidents") as b:
+        b.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="1"))
+        b.add_column(sa.Column("version", sa.Float(), nullable=True))
+    op.create_table(
+        "incident_revisions",
+        sa.Column("pk", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column(
+            "incident_pk",
+            sa.Integer(),
+            sa.ForeignKey("incidents.pk", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("version", sa.Float(), nullable=True),
+        sa.Column("record", sa.Text(), nullable=True),
+        sa.Column("adjudication", sa.Text(), nullable=True),
+        sa.Column("findings", sa.Text(), nullable=True),
+        sa.Column("batch_id", sa.Integer(), sa.ForeignKey("ingest_batches.id"), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("submitted_by", sa.String(128), nullable=False, server_default=""),
+        sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "superseded_by_batch", sa.Integer(), sa.ForeignKey("ingest_batches.id"), nullable=True
+        ),
+        sa.UniqueConstraint("incident_pk", "revision", name="uq_incident_revision"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("incident_revisions")
+    with op.batch_alter_table("incidents") as b:
+        b.drop_column("version")
+        b.drop_column("revision")
