@@ -23,9 +23,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("incidents") as b:
-        b.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="1"))
-        b.add_column(sa.Column("version", sa.Float(), nullable=True))
+    # Plain ALTER TABLE (SQLite too): a batch copy of ``incidents`` would drop the table its
+    # findings reference, and SQLite's foreign keys would take the findings with it.
+    op.add_column("incidents", sa.Column("revision", sa.Integer(), nullable=False, server_default="1"))
+    op.add_column("incidents", sa.Column("version", sa.Float(), nullable=True))
     op.create_table(
         "incident_revisions",
         sa.Column("pk", sa.Integer(), primary_key=True, autoincrement=True),
@@ -54,6 +55,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("incident_revisions")
-    with op.batch_alter_table("incidents") as b:
-        b.drop_column("version")
-        b.drop_column("revision")
+    op.drop_column("incidents", "version")  # ALTER TABLE ... DROP COLUMN (SQLite >= 3.35)
+    op.drop_column("incidents", "revision")
