@@ -27,7 +27,7 @@ from truceline.services.incidents import adjudicate
 from truceline.services.revisions import Revision, revise_incidents
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
-from truceline.store.incidents import stored_reports
+from truceline.store.incidents import earlier_revisions, stored_reports
 from truceline.store.ledger import finding_text, numbers_texts
 from truceline.store.models import (
     FindingRow,
@@ -119,6 +119,8 @@ def ingest_incidents(
         result.pks[r] = pk
     new: list[int] = []
     revise: list[int] = []
+    older: list[int] = []  # an older sending than the stored revision, with other content
+    sent_version: dict[int, float] = {}
     for k, inc in enumerate(incidents):
         if inc.id in stored:
             version = versions[k] if versions is not None else None
@@ -128,15 +130,8 @@ def ingest_incidents(
             elif version is not None and (was is None or version > was):
                 revise.append(k)
             elif version is not None:
-                result.rejects.append(
-                    Reject(
-                        rows[k],
-                        inc.id,
-                        "version",
-                        f"an older sending (version {version:.0f}) than the stored revision "
-                        f"(version {was:.0f}) with other content; the stored one is kept",
-                    )
-                )
+                older.append(k)
+                sent_version[k] = version
             else:
                 result.rejects.append(
                     Reject(
@@ -150,6 +145,24 @@ def ingest_incidents(
                 )
         else:
             new.append(k)
+
+    if older:  # an earlier revision already kept (a capture imported again) is a duplicate
+        kept = earlier_revisions(conn, [result.pks[incidents[k].id] for k in older])
+        for k in older:
+            inc = incidents[k]
+            if (result.pks[inc.id], hashes[k]) in kept:
+                result.duplicates.append(inc.id)
+                continue
+            was = stored_version[inc.id]
+            result.rejects.append(
+                Reject(
+                    rows[k],
+                    inc.id,
+                    "version",
+                    f"an older sending (version {sent_version[k]:.0f}) than the stored "
+                    f"revision (version {was or 0:.0f}) with other content; the stored one is kept",
+                )
+            )
 
     adj = adjudicate(agreement, [incidents[k] for k in new], [rows[k] for k in new])
     result.rejects.extend(adj.rejects)

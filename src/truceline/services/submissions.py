@@ -13,6 +13,7 @@ is otherwise unchanged keeps the stored time, so it is a duplicate and changes n
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,7 +27,7 @@ from truceline.core.incidents import Incident
 from truceline.io.incidents_io import incidents_from_records
 from truceline.services.auth import Principal
 from truceline.services.ingest import ingest_incidents
-from truceline.store.models import IncidentRow
+from truceline.store.models import IncidentRevisionRow, IncidentRow
 from truceline.store.record_text import content_hash
 
 __all__ = [
@@ -135,6 +136,10 @@ def submit_records(
     return SubmissionResult(res.batch_id, [verdict[k] for k in sorted(verdict)])
 
 
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
+
+
 def _same_but_time(rec: dict[str, Any], observed_at: Any, digest: str) -> bool:
     """Whether ``rec`` with ``observed_at`` instead of its own has the content hash ``digest``."""
     try:
@@ -164,13 +169,32 @@ def submit_markers(
     order = sorted(range(len(records)), key=lambda k: versions[k])
     ids = sorted({str(r.get("id", "")) for r in records})
     last: dict[str, tuple[Any, str]] = {}  # id -> (observed_at, content hash) of its last content
+    stored_version: dict[str, float] = {}
+    earlier: dict[str, list[tuple[Any, str]]] = {}  # id -> its earlier revisions (time, hash)
     if ids:
-        q = select(IncidentRow.report_id, IncidentRow.observed_at, IncidentRow.content_hash).where(
-            IncidentRow.agreement_id == agreement.id, IncidentRow.report_id.in_(ids)
-        )
-        for rid, t, h in session.execute(q):
-            t = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
-            last[rid] = (t, h)
+        q = select(
+            IncidentRow.report_id,
+            IncidentRow.observed_at,
+            IncidentRow.content_hash,
+            IncidentRow.version,
+            IncidentRow.pk,
+            IncidentRow.revision,
+        ).where(IncidentRow.agreement_id == agreement.id, IncidentRow.report_id.in_(ids))
+        revised: dict[int, str] = {}
+        for rid, t, h, v, pk, n in session.execute(q):
+            last[rid] = (_utc(t), h)
+            if v is not None:
+                stored_version[rid] = v
+            if n > 1:
+                revised[pk] = rid
+        if revised:
+            q2 = select(
+                IncidentRevisionRow.incident_pk,
+                IncidentRevisionRow.record,
+                IncidentRevisionRow.content_hash,
+            ).where(IncidentRevisionRow.incident_pk.in_(sorted(revised)))
+            for pk, rec, h in session.execute(q2):
+                earlier.setdefault(revised[pk], []).append((rec["observed_at"], h))
     rounds: list[list[int]] = []
     depth: dict[str, int] = {}
     out: dict[int, RecordResult] = {}
@@ -180,6 +204,13 @@ def submit_markers(
         if rid in last and _same_but_time(recs[k], last[rid][0], last[rid][1]):
             out[k] = RecordResult(
                 k, rid, Verdict.duplicate, reason="a re-send of the marker: nothing changed"
+            )
+            continue
+        if versions[k] < stored_version.get(rid, -math.inf) and any(
+            _same_but_time(recs[k], t, h) for t, h in earlier.get(rid, ())
+        ):  # an older sending of an earlier revision (a capture imported again)
+            out[k] = RecordResult(
+                k, rid, Verdict.duplicate, reason="an earlier revision of the marker, already kept"
             )
             continue
         try:

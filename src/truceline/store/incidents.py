@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Row, bindparam, select, text
 
-from truceline.store.models import IncidentRow
+from truceline.store.models import IncidentRevisionRow, IncidentRow
 
-__all__ = ["stored_reports"]
+__all__ = ["earlier_revisions", "stored_reports"]
 
 _CHUNK = 500  # ids per IN list on SQLite
 
@@ -45,4 +45,14 @@ def stored_reports(
     out: list[Row[str, str, int, float | None]] = []
     for k in range(0, len(ids), _CHUNK):
         out.extend(conn.execute(_STORED, {"a": agreement_id, "ids": list(ids[k : k + _CHUNK])}))
+    return out
+
+
+def earlier_revisions(conn: Connection, pks: Sequence[int]) -> set[tuple[int, str]]:
+    """(incident pk, content hash) of every earlier revision kept for the incidents ``pks``."""
+    out: set[tuple[int, str]] = set()
+    t = IncidentRevisionRow
+    for k in range(0, len(pks), _CHUNK):
+        q = select(t.incident_pk, t.content_hash).where(t.incident_pk.in_(list(pks[k : k + _CHUNK])))
+        out.update((int(pk), str(h)) for pk, h in conn.execute(q))
     return out

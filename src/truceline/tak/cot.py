@@ -436,7 +436,7 @@ def incident_record(
         )
     if ev.ce >= UNKNOWN_CE:
         raise CotError(
-            f"point ce is {ev.ce:g} (unknown position error): the position cannot be weighed",
+            f"point ce is {ev.ce:.0f} (unknown position error): the position cannot be weighed",
             field="ce",
             fix="wait for the device's position fix (or place the marker by hand, which sets ce) "
             "and send it again",
