@@ -276,7 +276,8 @@ def import_cmd(
     res = out.stored
     console.print(
         f"Imported {file} ({out.read.format}): {len(res.accepted)} accepted, {len(res.duplicates)} "
-        f"duplicates, {len(res.rejects)} rejected, {res.findings} findings (batch {res.batch_id})"
+        f"duplicates, {len(res.rejects)} rejected, {len(res.revised)} revised, {res.findings} "
+        f"findings (batch {res.batch_id})"
     )
     if out.read.report is not None:
         for line in out.read.report.lines():
