@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from truceline.cli import app
+from truceline.services.patrols import track
 from truceline.store import ledger
 from truceline.store.db import Database
 from truceline.store.models import IncidentRevisionRow, IncidentRow, LedgerEntryRow
@@ -32,9 +34,10 @@ def test_a_capture_is_one_incident_per_marker_a_move_a_revision_and_idempotent(
     db = tmp_path / "t.db"
     out = _import(db, tmp_path / "rejects.csv")
     # 19 events: 3 markers sent 4 times (one moved after two sends), 4 position reports of the
-    # patrol, a ping, a helicopter with nothing said, a marker without a position fix
+    # patrol (PLI), a ping, a helicopter with nothing said, a marker without a position fix
     assert "19 events, 3 accepted, 1 revised, 8 duplicates, 2 rejected" in out
-    assert "a-f* 4, t-x* 1" in out
+    assert "not reports: t-x* 1" in out
+    assert "Patrol positions (PLI): 4 stored, 0 already stored" in out
     rejects = (tmp_path / "rejects.csv").read_text()
     assert "cot:SMM-MARK-4,type," in rejects and "cot:SMM-MARK-5,ce," in rejects
     database = Database(str(db))
@@ -47,9 +50,18 @@ def test_a_capture_is_one_incident_per_marker_a_move_a_revision_and_idempotent(
             (old,) = s.execute(select(IncidentRevisionRow)).scalars()
             assert old.incident_pk == moved.pk and old.record["lon"] == 37.7321
             entries = s.execute(select(func.count()).select_from(LedgerEntryRow)).scalar()
+            # the patrol's own position reports are its track (not incidents)
+            ag = moved.agreement_id
+            t0 = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+            path = track(s, ag, "ANDROID-5f2c", t0, t0 + dt.timedelta(days=1))
+            assert [round(p.lon, 4) for p in path] == [37.6508, 37.6528, 37.6548, 37.6568]
+            assert {(p.callsign, p.group_name, p.uncertainty_m) for p in path} == {
+                ("SMM PATROL 12", "Cyan", 4.8)
+            }
             assert ledger.verify(s).ok
         again = _import(db)
         assert "0 accepted, 0 revised, 12 duplicates, 2 rejected" in again
+        assert "Patrol positions (PLI): 0 stored, 4 already stored" in again
         with database.read() as s:
             assert s.execute(select(func.count()).select_from(LedgerEntryRow)).scalar() == entries
     finally:

@@ -151,14 +151,19 @@ def test_extension_element_says_everything() -> None:
         ("t-x-c-t", "", "ping"),
         ("t-x-d-d", "", "ignore"),
         ("t-x-takp-q", "", "protocol"),
-        ("a-f-G-U-C", "", "ignore"),  # a device's own position
+        ("a-f-G-U-C", "", "ignore"),  # a friendly track that is no team member's device
+        ("a-f-G-U-C", '<__group name="Cyan" role="Team Member"/>', "position"),  # PLI
         ("a-n-A-C-F", "", "ignore"),
         ("u-d-r", "", "ignore"),  # a drawing without remarks
         ("u-d-p", "explosion near the bridge", "incident"),
     ],
 )
 def test_dispositions(type_: str, remarks: str, what: str) -> None:
-    assert cot.disposition(cot.parse_event(event(type_, remarks=remarks))) == what
+    if remarks.startswith("<"):
+        ev = cot.parse_event(event(type_, extra=remarks))
+    else:
+        ev = cot.parse_event(event(type_, remarks=remarks))
+    assert cot.disposition(ev) == what
 
 
 def test_free_form_without_a_kind_is_rejected_with_the_fix() -> None:

@@ -208,6 +208,11 @@ def _import_cot(file: Path, agreement: Path, db: str, rejects: Path | None) -> N
     finally:
         database.dispose()
     ignored = ", ".join(f"{k}* {n}" for k, n in sorted(out.ignored.items())) or "none"
+    if out.positions is not None:
+        console.print(
+            f"Patrol positions (PLI): {out.positions.stored} stored, "
+            f"{out.positions.duplicates} already stored"
+        )
     console.print(
         f"Imported {file} (cot): {out.events} events, {out.count(Verdict.accepted)} accepted, "
         f"{out.count(Verdict.revised)} revised, {out.count(Verdict.duplicate)} duplicates, "

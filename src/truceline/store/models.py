@@ -43,6 +43,7 @@ __all__ = [
     "LedgerEntryRow",
     "LedgerHeadRow",
     "LedgerRootRow",
+    "PatrolPositionRow",
     "PublishedReportRow",
     "RejectRow",
     "SensorRow",
@@ -176,6 +177,33 @@ class IncidentRevisionRow(Base):
     submitted_by: Mapped[str] = mapped_column(String(128), default="")
     superseded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     superseded_by_batch: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"))
+
+
+class PatrolPositionRow(Base):
+    """Where a monitors' device was (a TAK position report, PLI): the patrols' tracks (0008).
+
+    One row per device (``uid``) and time; a re-sent report is not stored twice.
+    """
+
+    __tablename__ = "patrol_positions"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "uid", "observed_at", name="uq_patrol_position"),
+        Index("ix_patrol_time", "agreement_id", "observed_at"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    uid: Mapped[str] = mapped_column(String(200))
+    callsign: Mapped[str] = mapped_column(String(100), default="")
+    group_name: Mapped[str] = mapped_column(String(64), default="")  # TAK team colour
+    group_role: Mapped[str] = mapped_column(String(64), default="")
+    cot_type: Mapped[str] = mapped_column(String(100))
+    observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    uncertainty_m: Mapped[float] = mapped_column(Float)  # 1 sigma per axis (CoT ce)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    submitted_by: Mapped[str] = mapped_column(String(128), default="")
 
 
 class FindingRow(Base):

@@ -7,7 +7,9 @@ whitespace between). Each event is split, parsed and judged as the listener does
 :func:`~truceline.tak.cot.disposition`, :func:`~truceline.tak.cot.incident_record`), except that a
 capture's events are judged by their own times (``live=False``: an event that went stale before
 the import is not outdated), and stored by :func:`~truceline.services.submissions.submit_markers`:
-a marker is its uid, re-sends are duplicates, moves are revisions.
+a marker is its uid, re-sends are duplicates, moves are revisions. The devices' own position
+reports (PLI: ``a-f-G...`` with a ``__group``) are kept as patrol tracks
+(:func:`~truceline.services.patrols.store_positions`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from truceline.core.agreement import Agreement
 from truceline.errors import ValidationError
 from truceline.io.incidents_io import Reject
 from truceline.services.auth import Principal
+from truceline.services.patrols import PatrolPosition, PositionsStored, store_positions
 from truceline.services.submissions import SubmissionResult, Verdict, submit_markers
 from truceline.tak import cot
 
@@ -41,6 +44,7 @@ class CaptureResult:
     ignored: Counter[str] = field(default_factory=Counter)  # type family (a-f, t-x, ...) -> n
     rejects: list[Reject] = field(default_factory=list)
     stored: SubmissionResult | None = None
+    positions: PositionsStored | None = None  # the devices' own position reports (PLI)
 
     def count(self, verdict: Verdict) -> int:
         return 0 if self.stored is None else self.stored.count(verdict)
@@ -77,6 +81,7 @@ def import_capture(
     records: list[dict[str, Any]] = []
     versions: list[float] = []
     rows: list[int] = []
+    patrol: list[PatrolPosition] = []
     for item in splitter.feed(data):
         out.events += 1
         row = out.events
@@ -90,6 +95,12 @@ def import_capture(
             out.rejects.append(Reject(row, "", exc.field or "event", exc.message))
             continue
         what = cot.disposition(ev)
+        if what == "position":
+            try:
+                patrol.append(PatrolPosition(**cot.position_record(ev, now=now, live=False)))
+            except cot.CotError as exc:
+                out.rejects.append(Reject(row, f"pli:{ev.uid}", exc.field or "event", exc.message))
+            continue
         if what != "incident":
             out.ignored[ev.type[:3]] += 1  # a-f: devices' own positions, t-x: pings, ...
             continue
@@ -117,5 +128,9 @@ def import_capture(
             if r.status == Verdict.rejected:
                 out.rejects.append(Reject(r.index, r.id, r.field or "", r.reason or "rejected"))
         out.stored = res
+    if patrol:
+        out.positions = store_positions(
+            session, agreement.id, patrol, submitted_by=principal.subject, now=now
+        )
     out.rejects.sort(key=lambda r: r.row)
     return out

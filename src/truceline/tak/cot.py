@@ -65,6 +65,7 @@ __all__ = [
     "marker_version",
     "parse_event",
     "pong",
+    "position_record",
     "protobuf_refusal",
     "shape_events",
 ]
@@ -100,6 +101,8 @@ class CotEvent:
     callsign: str = ""
     remarks: str = ""
     extension: dict[str, str] = field(default_factory=dict)  # <__truceline .../> attributes
+    group: str = ""  # <__group name=...>: the device's team (a position report, PLI)
+    group_role: str = ""
 
 
 # -- stream splitting ---------------------------------------------------------------------------
@@ -211,8 +214,11 @@ def parse_event(data: bytes) -> CotEvent:
     lat = _float(point.get("lat"), "lat")
     lon = _float(point.get("lon"), "lon")
     detail = root.find("detail")
-    callsign, remarks, ext = "", "", {}
+    callsign, remarks, ext, group, group_role = "", "", {}, "", ""
     if detail is not None:
+        grp = detail.find("__group")
+        if grp is not None:
+            group, group_role = (grp.get("name") or "")[:64], (grp.get("role") or "")[:64]
         contact = detail.find("contact")
         if contact is not None:
             callsign = (contact.get("callsign") or "").strip()
@@ -239,6 +245,8 @@ def parse_event(data: bytes) -> CotEvent:
         callsign=callsign[:100],
         remarks=remarks[:3000],
         extension=ext,
+        group=group,
+        group_role=group_role,
     )
 
 
@@ -327,10 +335,13 @@ def kind_of(ev: CotEvent) -> Kind | None:
 
 
 def disposition(ev: CotEvent) -> str:
-    """``incident``, ``ping``, ``protocol`` (a protobuf request), or ``ignore``."""
+    """``incident``, ``position`` (a device's own, PLI), ``ping``, ``protocol`` (a protobuf
+    request), or ``ignore``."""
     t = ev.type
     if t == "t-x-c-t":
         return "ping"
+    if t.startswith("a-f-G") and ev.group:  # a team member's device: where the patrol is
+        return "position"
     if t.startswith("t-x-takp"):
         return "protocol"
     if t.startswith("t-") or t.startswith("a-f-") or t.startswith("a-n-") or t.startswith("a-p-"):
@@ -479,6 +490,40 @@ def incident_record(
             rec[key] = ev.extension[key]
     rec["narrative"] = rec["narrative"][:4000]
     return rec
+
+
+def position_record(
+    ev: CotEvent, *, now: dt.datetime | None = None, live: bool = True
+) -> dict[str, Any]:
+    """A position report (PLI) as the fields of a patrol position (validated like an incident's).
+
+    Raises
+    ------
+    CotError
+        A position outside -90..90 / -180..180, ``ce`` unknown or not positive, a bad time, or
+        (live) a report already stale.
+    """
+    if not (-90 <= ev.lat <= 90 and -180 <= ev.lon <= 180):
+        raise CotError(f"position {ev.lat:g}, {ev.lon:g} is not on the globe", field="lat")
+    if not 0 < ev.ce < UNKNOWN_CE:
+        raise CotError(
+            f"point ce is {ev.ce:.0f}: the device has no position fix",
+            field="ce",
+            fix="positions are kept once the device has a fix",
+        )
+    observed = _time(ev.start, now)
+    _check_stale(ev, (now or dt.datetime.now(dt.UTC)) if live else None)
+    return {
+        "uid": ev.uid,
+        "cot_type": ev.type,
+        "observed_at": dt.datetime.fromisoformat(observed.replace("Z", "+00:00")),
+        "lon": ev.lon,
+        "lat": ev.lat,
+        "uncertainty_m": ev.ce,
+        "callsign": ev.callsign,
+        "group_name": ev.group,
+        "group_role": ev.group_role,
+    }
 
 
 # -- events to devices --------------------------------------------------------------------------

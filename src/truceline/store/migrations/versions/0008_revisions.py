@@ -9,6 +9,9 @@ filter and report reads one row per report, as before); ``incident_revisions`` k
 content with the adjudication and findings it had. ``incidents.revision`` counts them (1: never
 revised) and ``incidents.version`` is the source's own ordering of its sendings (seconds), so an
 older sending never replaces a newer one.
+
+``patrol_positions`` keeps the monitors' own position reports (TAK PLI): where the patrols were,
+one row per device and time.
 """
 
 from __future__ import annotations
@@ -52,8 +55,29 @@ def upgrade() -> None:
         sa.UniqueConstraint("incident_pk", "revision", name="uq_incident_revision"),
     )
 
+    op.create_table(
+        "patrol_positions",
+        sa.Column("pk", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("agreement_id", sa.String(64), sa.ForeignKey("agreements.id"), nullable=False),
+        sa.Column("uid", sa.String(200), nullable=False),
+        sa.Column("callsign", sa.String(100), nullable=False),
+        sa.Column("group_name", sa.String(64), nullable=False),
+        sa.Column("group_role", sa.String(64), nullable=False),
+        sa.Column("cot_type", sa.String(100), nullable=False),
+        sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lon", sa.Float(), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=False),
+        sa.Column("uncertainty_m", sa.Float(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("submitted_by", sa.String(128), nullable=False),
+        sa.UniqueConstraint("agreement_id", "uid", "observed_at", name="uq_patrol_position"),
+    )
+    op.create_index("ix_patrol_time", "patrol_positions", ["agreement_id", "observed_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_patrol_time", table_name="patrol_positions")
+    op.drop_table("patrol_positions")
     op.drop_table("incident_revisions")
     op.drop_column("incidents", "version")  # ALTER TABLE ... DROP COLUMN (SQLite >= 3.35)
     op.drop_column("incidents", "revision")
