@@ -97,12 +97,6 @@ class CotSettings(BaseModel):
         gt=0,
         description="An event (or a TLS handshake) must arrive complete within this once begun",
     )
-    unknown_ce_m: float = Field(
-        default=250.0,
-        gt=0,
-        le=400_000,
-        description="CE90 radius (m) assumed when an event's ce is the CoT 'unknown' value 9999999",
-    )
     source_type: Literal["patrol", "observation_post", "camera", "uav"] = Field(
         default="patrol", description="Source type of sightings and free-form reports"
     )

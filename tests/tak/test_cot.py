@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 
-import numpy as np
 import pytest
 import shapely
 from defusedxml.ElementTree import fromstring
@@ -41,13 +39,16 @@ def event(
     ).encode()
 
 
-def test_ce90_conversion_is_the_gaussian_90_percent_radius() -> None:
-    # P(r <= k sigma) = 1 - exp(-k^2/2) for a circular Gaussian: k = CE90_PER_SIGMA gives 0.9.
-    assert 1 - math.exp(-(cot.CE90_PER_SIGMA**2) / 2) == pytest.approx(0.9, abs=1e-12)
-    rng = np.random.default_rng(1)
-    xy = rng.normal(0, 1.0, size=(200_000, 2))
-    assert np.mean(np.hypot(*xy.T) <= cot.ce_from_sigma(1.0)) == pytest.approx(0.9, abs=0.003)
-    assert cot.sigma_from_ce(cot.ce_from_sigma(123.4)) == pytest.approx(123.4)
+def test_ce_is_one_sigma_and_unknown_ce_is_refused() -> None:
+    # The CoT event schema: ce is one sigma of a zero-mean normal distribution, in metres.
+    for ce in ("3.5", "21.46", "250"):
+        rec = cot.incident_record(cot.parse_event(event(ce=ce)), now=NOW, source_type="patrol")
+        assert rec["uncertainty_m"] == float(ce)
+    assert cot.ce_from_sigma(123.4) == 123.4
+    for ce in ("9999999", "9999999.0", "0", "-5"):
+        with pytest.raises(cot.CotError) as err:
+            cot.incident_record(cot.parse_event(event(ce=ce)), now=NOW, source_type="patrol")
+        assert err.value.field == "ce" and err.value.fix
 
 
 @pytest.mark.parametrize(
@@ -59,6 +60,10 @@ def test_ce90_conversion_is_the_gaussian_90_percent_radius() -> None:
         ("a-u-G-E-W-M", "", "heavy_weapon"),
         ("a-h-G-E-V-C", "", "vehicle_movement"),
         ("a-h-A-M-F-Q", "", "drone_flight"),
+        ("a-h-A-M-H-Q", "", "drone_flight"),
+        ("a-h-A-W-M", "", "projectile"),
+        ("a-h-A-M-H", "drone over the road", "drone_flight"),  # the remarks say it
+        ("a-h-G-U-C-A", "", "heavy_weapon"),
         ("b-d-a", "", "explosion"),
         ("b-d-a", "muzzle flash seen", "muzzle_flash"),
         ("b-m-p-s-m", "Trench digging north of the road", "fortification_works"),
@@ -68,7 +73,7 @@ def test_ce90_conversion_is_the_gaussian_90_percent_radius() -> None:
 def test_kinds(type_: str, remarks: str, kind: str) -> None:
     ev = cot.parse_event(event(type_, remarks=remarks))
     assert cot.disposition(ev) == "incident"
-    rec = cot.incident_record(ev, unknown_ce_m=250, source_type="patrol")
+    rec = cot.incident_record(ev, now=NOW, source_type="patrol")
     inc = Incident.model_validate(rec)
     assert inc.kind == kind
     assert inc.source_type == ("acoustic" if type_.startswith("b-d-a") else "patrol")
@@ -78,18 +83,41 @@ def test_record_keeps_device_time_position_and_error() -> None:
     ev = cot.parse_event(
         event(lat="48.123456789012345", lon="36.98765432109876", ce="21.46", remarks="2 APCs")
     )
-    inc = Incident.model_validate(cot.incident_record(ev, unknown_ce_m=250, source_type="uav"))
+    inc = Incident.model_validate(cot.incident_record(ev, now=NOW, source_type="uav"))
     assert inc.lat == 48.123456789012345 and inc.lon == 36.98765432109876  # full precision
-    assert inc.uncertainty_m == pytest.approx(21.46 / cot.CE90_PER_SIGMA)
+    assert inc.uncertainty_m == 21.46
     assert inc.observed_at == NOW and inc.time_precision == "second"
-    assert inc.id == "cot:dev-1@2025-03-01T10:00:00.000Z"
+    assert inc.id == "cot:dev-1"  # the marker's identity is its uid
     assert "PATROL 7" in inc.narrative and "uid dev-1" in inc.narrative and "2 APCs" in inc.narrative
-    unknown = cot.parse_event(event(ce="9999999"))
-    rec = cot.incident_record(unknown, unknown_ce_m=250, source_type="patrol")
-    assert (
-        rec["uncertainty_m"] == pytest.approx(250 / cot.CE90_PER_SIGMA)
-        and "ce unknown" in rec["narrative"]
-    )
+
+
+@pytest.mark.parametrize("type_", ["a-h-A-M-H", "a-h-A-M-F", "a-h-A-C-H", "a-h-S-C"])
+def test_manned_aircraft_helicopters_and_ships_are_no_drones(type_: str) -> None:
+    ev = cot.parse_event(event(type_))
+    assert cot.kind_of(ev) is None
+    with pytest.raises(cot.CotError, match="no recognisable kind"):
+        cot.incident_record(ev, now=NOW, source_type="patrol")
+
+
+def test_type_table_is_the_readme_table() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for frag, kind, _ in cot.TYPE_KINDS:
+        assert f"| `a-?-{frag}` | `{kind.value}` |" in readme, frag
+
+
+def test_stale_is_honoured() -> None:
+    ev = cot.parse_event(event())  # start 10:00, stale 10:05
+    later = NOW + dt.timedelta(minutes=6)
+    with pytest.raises(cot.CotError, match="stale") as err:
+        cot.incident_record(ev, now=later, source_type="patrol")
+    assert err.value.field == "stale"
+    # a capture read from a file is judged by its own times
+    assert cot.incident_record(ev, now=later, source_type="patrol", live=False)["id"] == "cot:dev-1"
+    bad = event().replace(b'stale="2025-03-01T10:05:00.000Z"', b'stale="2025-03-01T09:00:00.000Z"')
+    with pytest.raises(cot.CotError, match="before its start"):
+        cot.incident_record(cot.parse_event(bad), now=NOW, source_type="patrol", live=False)
 
 
 def test_extension_element_says_everything() -> None:
@@ -98,7 +126,7 @@ def test_extension_element_says_everything() -> None:
         'reliability="B" credibility="2"/>'
     )
     rec = cot.incident_record(
-        cot.parse_event(event("b-m-p-s-m", extra=ext)), unknown_ce_m=250, source_type="patrol"
+        cot.parse_event(event("b-m-p-s-m", extra=ext)), now=NOW, source_type="patrol"
     )
     inc = Incident.model_validate(rec)
     assert (inc.kind, inc.weapon_class, inc.party, inc.count, inc.reliability, inc.credibility) == (
@@ -112,7 +140,7 @@ def test_extension_element_says_everything() -> None:
     with pytest.raises(cot.CotError, match="unknown kind"):
         cot.incident_record(
             cot.parse_event(event(extra='<__truceline kind="tank"/>')),
-            unknown_ce_m=250,
+            now=NOW,
             source_type="patrol",
         )
 
@@ -123,20 +151,25 @@ def test_extension_element_says_everything() -> None:
         ("t-x-c-t", "", "ping"),
         ("t-x-d-d", "", "ignore"),
         ("t-x-takp-q", "", "protocol"),
-        ("a-f-G-U-C", "", "ignore"),  # a device's own position
+        ("a-f-G-U-C", "", "ignore"),  # a friendly track that is no team member's device
+        ("a-f-G-U-C", '<__group name="Cyan" role="Team Member"/>', "position"),  # PLI
         ("a-n-A-C-F", "", "ignore"),
         ("u-d-r", "", "ignore"),  # a drawing without remarks
         ("u-d-p", "explosion near the bridge", "incident"),
     ],
 )
 def test_dispositions(type_: str, remarks: str, what: str) -> None:
-    assert cot.disposition(cot.parse_event(event(type_, remarks=remarks))) == what
+    if remarks.startswith("<"):
+        ev = cot.parse_event(event(type_, extra=remarks))
+    else:
+        ev = cot.parse_event(event(type_, remarks=remarks))
+    assert cot.disposition(ev) == what
 
 
 def test_free_form_without_a_kind_is_rejected_with_the_fix() -> None:
     ev = cot.parse_event(event("b-m-p-s-m", remarks="nothing to see"))
     with pytest.raises(cot.CotError) as err:
-        cot.incident_record(ev, unknown_ce_m=250, source_type="patrol")
+        cot.incident_record(ev, now=NOW, source_type="patrol")
     assert "kind" in err.value.message and "__truceline" in (err.value.fix or "")
 
 
@@ -162,12 +195,12 @@ def test_malformed_events(data: bytes, words: str) -> None:
 
 
 def test_bad_position_or_time_fails_validation_downstream() -> None:
-    rec = cot.incident_record(cot.parse_event(event(lat="95")), unknown_ce_m=250, source_type="patrol")
+    rec = cot.incident_record(cot.parse_event(event(lat="95")), now=NOW, source_type="patrol")
     with pytest.raises(ValueError, match="lat"):
         Incident.model_validate(rec)
     with pytest.raises(cot.CotError, match="UTC offset"):
         cot.incident_record(
-            cot.parse_event(event(start="2025-03-01T10:00:00")), unknown_ce_m=250, source_type="patrol"
+            cot.parse_event(event(start="2025-03-01T10:00:00")), now=NOW, source_type="patrol"
         )
 
 
@@ -238,7 +271,7 @@ def test_shapes_and_markers(small: Agreement) -> None:
         )
     )
     assert m.get("uid") == "truceline-finding-7" and m.get("type") == "b-m-p-s-m"
-    assert float(m.find("point").get("ce")) == pytest.approx(10.0 * cot.CE90_PER_SIGMA)  # type: ignore[union-attr]
+    assert float(m.find("point").get("ce")) == pytest.approx(10.0)  # type: ignore[union-attr]
     assert "bz-ban" in m.find("detail/remarks").text  # type: ignore[union-attr, operator]
     assert fromstring(cot.pong(NOW)).get("type") == "t-x-c-t-r"
     refusal = fromstring(cot.protobuf_refusal(NOW))

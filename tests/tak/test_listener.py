@@ -34,7 +34,6 @@ from truceline.services.agreement_store import AgreementCache
 from truceline.settings import CotSettings, load_settings
 from truceline.store.db import Database
 from truceline.store.models import FindingRow, IncidentRow
-from truceline.tak import cot
 from truceline.tak.server import CotServer
 
 from ..live import free_port, truceline_process, wait_ready
@@ -222,7 +221,7 @@ def test_pytak_over_tcp(ctx: AppContext, caplog: pytest.LogCaptureFixture) -> No
     assert "buffer" in inn.zones.split(";") and "buffer" not in out.zones.split(";")
     assert findings(ctx.db, inn.pk).get("bz-ban", 0) > 0.999
     assert findings(ctx.db, out.pk).get("bz-ban", 0) < 0.001
-    assert inn.uncertainty_m == pytest.approx(2.0 / cot.CE90_PER_SIGMA)
+    assert inn.uncertainty_m == 2.0  # ce is one sigma (the CoT event schema)
     assert inn.kind == "armed_personnel" and inn.source_type == "patrol"
     assert bang.kind == "explosion" and bang.source_type == "acoustic"
     assert "PATROL 7" in inn.narrative and "uid in" in inn.narrative
@@ -534,14 +533,14 @@ def test_a_group_that_fails_to_store_is_split_until_the_culprit_stands_alone(
     """A failure the validation cannot foresee (here: injected) costs only the record at fault."""
     from truceline.tak import server as server_module
 
-    real = server_module.submit_records
+    real = server_module.submit_markers
 
-    def fragile(session: Any, agreement: Any, records: Any, **kw: Any) -> Any:
+    def fragile(session: Any, agreement: Any, records: Any, versions: Any, **kw: Any) -> Any:
         if any("culprit" in r["id"] for r in records):
             raise ValueError("year 10000 is out of range")
-        return real(session, agreement, records, **kw)
+        return real(session, agreement, records, versions, **kw)
 
-    monkeypatch.setattr(server_module, "submit_records", fragile)
+    monkeypatch.setattr(server_module, "submit_markers", fragile)
     settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="sensor")
     burst = [sighting(36.95 + k * 1e-3, 48.6, uid=f"good-{k}") for k in range(30)]
     burst.insert(17, sighting(36.95, 48.6, uid="culprit"))
@@ -781,3 +780,47 @@ def test_plain_tcp_settings_from_the_config_file(tmp_path: Path) -> None:
     assert load_settings(path).cot.plain_networks[0].num_addresses == 1
     with pytest.raises(ValidationError, match="plain_networks"):
         load_settings(path, cot={"plain_networks": ["not-a-network"]})
+
+
+def test_a_patrols_own_position_reports_are_its_track(ctx: AppContext) -> None:
+    """PLI (``a-f-G-U-C`` with ``__group``) is stored as the patrol's track, once per time."""
+    from truceline.services.patrols import track
+
+    settings = CotSettings(port=free_port(), **LOOPBACK, plain_role="monitor", push_interval_s=60)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def pli(at: dt.datetime, lon: float) -> bytes:
+        t = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        stale = (at + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return (
+            f'<event version="2.0" uid="ANDROID-77" type="a-f-G-U-C" how="m-g" time="{t}" '
+            f'start="{t}" stale="{stale}"><point lat="48.6" lon="{lon!r}" hae="0" ce="6.0" '
+            f'le="9999999"/><detail><contact callsign="PATROL 3"/>'
+            f'<__group name="Cyan" role="Team Member"/></detail></event>'
+        ).encode()
+
+    t0 = now - dt.timedelta(minutes=2)
+    sent = [pli(t0, 36.9), pli(t0, 36.9), pli(t0 + dt.timedelta(minutes=1), 36.91)]
+
+    async def scenario() -> None:
+        async with CotServer(ctx, settings) as srv:
+            dev = await Device.connect(f"tcp://127.0.0.1:{srv.tcp_port}")
+            try:
+                await dev.send(*sent)
+                deadline = time.monotonic() + 20
+                while srv.stats.positions + srv.stats.duplicates < 3:
+                    assert time.monotonic() < deadline, srv.stats.summary()
+                    await asyncio.sleep(0.05)
+                assert srv.stats.positions == 2 and srv.stats.duplicates == 1
+                assert srv.stats.accepted == 0  # no incident
+            finally:
+                await dev.close()
+
+    asyncio.run(scenario())
+    assert rows(ctx.db) == {}
+    with ctx.db.read() as s:
+        path = track(s, "small", "ANDROID-77", t0, now)
+        assert [(p.lon, p.callsign, p.group_name, p.uncertainty_m) for p in path] == [
+            (36.9, "PATROL 3", "Cyan", 6.0),
+            (36.91, "PATROL 3", "Cyan", 6.0),
+        ]

@@ -178,15 +178,63 @@ def export_zones_cmd(
     console.print(f"Wrote {n} features of {ag.id} (in force on {day}) to {output}")
 
 
+ImportFormatOption = Annotated[
+    str | None,
+    format_option("csv, geojson, gpkg, kml, kmz, acled or cot (default: from the suffix)", "-f"),
+]
+
+
+def _import_cot(file: Path, agreement: Path, db: str, rejects: Path | None) -> None:
+    """``import --format cot``: a capture of CoT events, through the listener's path."""
+    from truceline.io.incidents_io import write_rejects
+    from truceline.services.submissions import Verdict
+    from truceline.store.db import Database
+    from truceline.tak.capture import import_capture
+
+    database = Database(db)
+    try:
+        folder = read_agreement_folder(agreement)
+        database.upgrade()
+
+        def work(s):  # type: ignore[no-untyped-def]
+            now = dt.datetime.now(dt.UTC)
+            folder.register(s, now)
+            return import_capture(s, folder.agreement, file, principal=cli_principal(), now=now)
+
+        with err_console.status(f"Importing {file}: adjudicating and storing"):
+            out = database.write(work)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        database.dispose()
+    ignored = ", ".join(f"{k}* {n}" for k, n in sorted(out.ignored.items())) or "none"
+    if out.positions is not None:
+        console.print(
+            f"Patrol positions (PLI): {out.positions.stored} stored, "
+            f"{out.positions.duplicates} already stored"
+        )
+    console.print(
+        f"Imported {file} (cot): {out.events} events, {out.count(Verdict.accepted)} accepted, "
+        f"{out.count(Verdict.revised)} revised, {out.count(Verdict.duplicate)} duplicates, "
+        f"{len(out.rejects)} rejected, {out.findings} findings; not reports: {ignored}"
+    )
+    for r in out.rejects[:10]:
+        err_console.print(f"  rejected event {r}")
+    if rejects is not None:
+        write_rejects(rejects, out.rejects)
+
+
 def import_cmd(
     file: Annotated[
         Path,
         typer.Argument(
-            metavar="INCIDENTS_FILE", help="csv, geojson, gpkg, kml, kmz or ACLED csv (--format acled)"
+            metavar="INCIDENTS_FILE",
+            help="csv, geojson, gpkg, kml, kmz, ACLED csv (--format acled) or a file of CoT "
+            "events (--format cot)",
         ),
     ],
     agreement: AgreementOption,
-    fmt: FormatOption = None,
+    fmt: ImportFormatOption = None,
     db: DbOption = "truceline.db",
     actor: Annotated[
         list[str] | None,
@@ -207,6 +255,9 @@ def import_cmd(
     from truceline.services.exchange import import_incidents
     from truceline.store.db import Database
 
+    if (fmt or "").lower() == "cot":
+        _import_cot(file, agreement, db, rejects)
+        return
     actors = _pairs(actor, "--actor")
     database = Database(db)
     try:
@@ -230,7 +281,8 @@ def import_cmd(
     res = out.stored
     console.print(
         f"Imported {file} ({out.read.format}): {len(res.accepted)} accepted, {len(res.duplicates)} "
-        f"duplicates, {len(res.rejects)} rejected, {res.findings} findings (batch {res.batch_id})"
+        f"duplicates, {len(res.rejects)} rejected, {len(res.revised)} revised, {res.findings} "
+        f"findings (batch {res.batch_id})"
     )
     if out.read.report is not None:
         for line in out.read.report.lines():

@@ -16,6 +16,24 @@ Position error from ``geo_precision`` (1-sigma, metres; :data:`GEO_PRECISION_SIG
 
 These are conservative defaults for adjudication against zone bands; pass other values with
 ``geo_sigma_m`` when the mission has calibrated them.
+
+**Layouts.** The current lower-case layout (``event_id_cnty``, ``event_date``, ``event_type``,
+``sub_event_type``, ..., ``timestamp``) and the legacy upper-case one of files before ~2016
+(``EVENT_ID_CNTY``, ``EVENT_DATE``, ``GWNO``, ``EVENT_TYPE`` with values such as
+"Battle-No change of territory" and no sub-event type; dates also as ``dd/mm/YYYY``): column names
+are read case-insensitively and legacy event types map through :data:`LEGACY_TYPES`.
+
+**Revisions.** ACLED revises published rows: the same ``event_id_cnty`` comes back with a later
+``timestamp`` (seconds) and changed fields. The timestamp is each record's *version*
+(:attr:`ACLED_VERSION`), so ingest stores a changed row with a later timestamp as a new revision
+of its incident (:mod:`truceline.services.revisions`) instead of refusing it.
+
+**Interceptions.** "Strategic developments > Disrupted weapons use" covers an attack that was
+prevented: a missile or drone shot down, a bomb defused, a cache seized. In ACLED's coding the
+actor who disrupted it (the air defence) is ``actor1``; the one whose weapon it was, when known, is
+``actor2``. So the record is a ``projectile`` (something was fired or flown) whose party is taken
+from ``actor2`` (the attacker), never from ``actor1`` (the interceptor); with no ``actor2`` the
+party is unknown. The position is where it was intercepted, not where it was fired from.
 """
 
 from __future__ import annotations
@@ -36,8 +54,10 @@ from truceline.io.incidents_io import Reject
 __all__ = [
     "ACLED_COLUMNS",
     "ACLED_TYPES",
+    "ACLED_VERSION",
     "GEO_PRECISION_SIGMA_M",
     "KIND_TO_ACLED",
+    "LEGACY_TYPES",
     "MappingReport",
     "acled_records",
     "acled_row",
@@ -63,7 +83,7 @@ ACLED_COLUMNS: tuple[str, ...] = (
     "fatalities",
     "tags",
 )
-REQUIRED = ("event_date", "event_type", "sub_event_type", "latitude", "longitude")
+REQUIRED = ("event_date", "event_type", "latitude", "longitude")
 
 EXPL = "Explosions/Remote violence"
 STRAT = "Strategic developments"
@@ -79,13 +99,29 @@ ACLED_TYPES: dict[tuple[str, str], Kind] = {
     ("Battles", "Armed clash"): Kind.small_arms_fire,
     ("Battles", "Government regains territory"): Kind.armed_personnel,
     ("Battles", "Non-state actor overtakes territory"): Kind.armed_personnel,
-    # Interceptions of missiles and drones, defused bombs: something was fired or flown.
+    # Interceptions of missiles and drones, defused bombs: something was fired or flown, by
+    # actor2 (the interceptor, actor1, is not the attacker: see the module doc).
     (STRAT, "Disrupted weapons use"): Kind.projectile,
     (STRAT, "Headquarters or base established"): Kind.fortification_works,
     (STRAT, "Non-violent transfer of territory"): Kind.armed_personnel,
     (STRAT, "Looting/property destruction"): Kind.damage,
     ("Violence against civilians", "Attack"): Kind.civilian_casualty,
 }
+
+#: Legacy (pre-2016) ``EVENT_TYPE`` values, which had no sub-event type -> kind.
+LEGACY_TYPES: dict[str, Kind] = {
+    "Battle-No change of territory": Kind.small_arms_fire,
+    "Battle-Government regains territory": Kind.armed_personnel,
+    "Battle-Non-state actor overtakes territory": Kind.armed_personnel,
+    "Battle-Non-state actor overtakes teritory": Kind.armed_personnel,  # as some files spell it
+    "Remote violence": Kind.explosion,
+    "Violence against civilians": Kind.civilian_casualty,
+    "Headquarters or base established": Kind.fortification_works,
+    "Non-violent transfer of territory": Kind.armed_personnel,
+}
+#: The key under which :func:`acled_records` gives a record's version (ACLED's ``timestamp``, s).
+ACLED_VERSION = "__version__"
+_INTERCEPTION = (STRAT, "Disrupted weapons use")
 
 #: kind -> (disorder_type, event_type, sub_event_type) for export.
 KIND_TO_ACLED: dict[Kind, tuple[str, str, str]] = {
@@ -107,6 +143,8 @@ KIND_TO_ACLED: dict[Kind, tuple[str, str, str]] = {
 #: geo_precision -> 1-sigma position error (m); see the module docstring.
 GEO_PRECISION_SIGMA_M: dict[int, float] = {1: 1_000.0, 2: 5_000.0, 3: 25_000.0}
 TIME_PRECISION_NAMES = {1: "day", 2: "week", 3: "month"}
+#: Legacy column names (lower-cased) -> the current ones.
+_LEGACY_NAMES = {"geo_precis": "geo_precision", "time_precis": "time_precision"}
 _TAG = "truceline:"
 
 
@@ -120,6 +158,8 @@ class MappingReport:
     coarse_time: Counter[str] = field(default_factory=Counter)  # "week"/"month" (kept as day)
     unmapped_actors: Counter[str] = field(default_factory=Counter)  # party left unknown
     geo_precision_default: int = 0  # rows without a usable geo_precision (region assumed)
+    interceptions_without_attacker: int = 0  # Disrupted weapons use without actor2: party unknown
+    legacy_layout: bool = False  # the upper-case layout of files before ~2016
 
     def lines(self) -> list[str]:
         """A human-readable summary, one finding per line."""
@@ -132,6 +172,13 @@ class MappingReport:
             out.append(f"APPROXIMATE {n} x time_precision {k}: kept with day precision on event_date")
         for k, n in self.unmapped_actors.most_common():
             out.append(f"APPROXIMATE {n} x actor {k!r}: no party matches; party left unknown")
+        if self.legacy_layout:
+            out.insert(1, "legacy (pre-2016) upper-case layout: event types without sub-event types")
+        if self.interceptions_without_attacker:
+            out.append(
+                f"APPROXIMATE {self.interceptions_without_attacker} x Disrupted weapons use without "
+                "actor2: the interceptor (actor1) is not the attacker; party left unknown"
+            )
         if self.geo_precision_default:
             out.append(
                 f"APPROXIMATE {self.geo_precision_default} x geo_precision missing or unknown: "
@@ -147,6 +194,8 @@ class MappingReport:
             "coarse_time": dict(self.coarse_time),
             "unmapped_actors": dict(self.unmapped_actors),
             "geo_precision_default": self.geo_precision_default,
+            "interceptions_without_attacker": self.interceptions_without_attacker,
+            "legacy_layout": self.legacy_layout,
         }
 
 
@@ -195,18 +244,23 @@ def _map_row(
     ev, sub = (rec.get("event_type") or "").strip(), (rec.get("sub_event_type") or "").strip()
     kind: str | None = tags.get("kind")
     if kind is None:
-        mapped = ACLED_TYPES.get((ev, sub))
+        mapped = ACLED_TYPES.get((ev, sub)) if sub else LEGACY_TYPES.get(ev)
         if mapped is None:
             report.unmapped_types[f"{ev} > {sub}"] += 1
             known = "; ".join(f"{e} > {s}" for e, s in ACLED_TYPES)
+            legacy = "; ".join(LEGACY_TYPES)
             return Reject(
                 row,
                 rid,
-                "sub_event_type",
-                f"ACLED type {ev!r} > {sub!r} has no Truceline kind; mapped types are: {known}",
+                "sub_event_type" if sub else "event_type",
+                f"ACLED type {ev!r} > {sub!r} has no Truceline kind; mapped types are: {known} "
+                f"(legacy files, without sub-event types: {legacy})"
+                if sub
+                else f"ACLED event type {ev!r} (no sub-event type) has no Truceline kind; "
+                f"mapped: {legacy}",
             )
         kind = mapped.value
-        report.mapped[f"{ev} > {sub} -> {kind}"] += 1
+        report.mapped[f"{ev} > {sub} -> {kind}" if sub else f"{ev} -> {kind}"] += 1
     out: dict[str, Any] = {
         "id": rid,
         "kind": kind,
@@ -222,9 +276,13 @@ def _map_row(
         try:
             day = dt.date.fromisoformat(date)
         except ValueError:
-            try:
-                day = dt.datetime.strptime(date, "%d %B %Y").date()  # ACLED's export style
-            except ValueError:
+            for style in ("%d %B %Y", "%d/%m/%Y", "%d-%B-%Y"):  # ACLED's export styles, legacy
+                try:
+                    day = dt.datetime.strptime(date, style).date()
+                    break
+                except ValueError:
+                    continue
+            else:
                 return Reject(row, rid, "event_date", f"not a date (got {date!r}); use YYYY-MM-DD")
         out["observed_at"] = f"{day.isoformat()}T12:00:00Z"
         out["time_precision"] = "day"
@@ -254,21 +312,31 @@ def _map_row(
         if key in tags:
             out[key] = tags[key]
     out.setdefault("source_type", "open_source")
+    stamp = _int(rec.get("timestamp") or "")
+    if stamp is not None:
+        out[ACLED_VERSION] = float(stamp)
     actor1 = (rec.get("actor1") or "").strip()
+    actor2 = (rec.get("actor2") or "").strip()
+    # the actor observed: actor1, except in an interception, where actor1 is the interceptor
+    observed = actor2 if (ev, sub) == _INTERCEPTION else actor1
     if "party" in tags:
         out["party"] = tags["party"]
-    elif actor1:
-        p = _party(actor1, parties)
+    elif observed:
+        p = _party(observed, parties)
         if p is None:
-            report.unmapped_actors[actor1] += 1
+            report.unmapped_actors[observed] += 1
         out["party"] = p
+    elif (ev, sub) == _INTERCEPTION:
+        report.interceptions_without_attacker += 1
     notes = rec.get("notes") or ""
     if tags:
         out["narrative"] = notes  # our own export: the notes are the narrative, unchanged
     else:
         extra = []
-        if actor1 or rec.get("actor2"):
-            extra.append(f"actors: {actor1 or '-'} / {rec.get('actor2') or '-'}")
+        if (ev, sub) == _INTERCEPTION:
+            extra.append(f"interception: by {actor1 or '-'}, of a weapon of {actor2 or 'unknown'}")
+        elif actor1 or actor2:
+            extra.append(f"actors: {actor1 or '-'} / {actor2 or '-'}")
         if _int(rec.get("fatalities") or 0):
             extra.append(f"fatalities: {rec.get('fatalities')}")
         if rec.get("source"):
@@ -300,13 +368,17 @@ def acled_records(
     sig = dict(geo_sigma_m or GEO_PRECISION_SIGMA_M)
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
+        given = reader.fieldnames or []
+        # column names case-insensitively: the legacy layout is upper-case (EVENT_ID_CNTY, ...)
+        header = [_LEGACY_NAMES.get(h.strip().lower(), h.strip().lower()) for h in given]
+        report.legacy_layout = bool(given) and all(h == h.upper() for h in given)
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise ValidationError(
                 f"{path}: not an ACLED layout: missing column(s) {', '.join(missing)}",
-                fix=f"the header must include {', '.join(REQUIRED)}",
+                fix=f"the header must include {', '.join(REQUIRED)} (any case)",
             )
+        reader.fieldnames = header
         for i, rec in enumerate(reader, start=1):
             report.rows += 1
             yield i, _map_row(i, rec, report, parties=parties or {}, geo_sigma_m=sig)

@@ -24,7 +24,7 @@ import csv
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,13 @@ import shapely
 
 from truceline.errors import ValidationError
 from truceline.io import kml
-from truceline.io.acled import ACLED_COLUMNS, MappingReport, acled_records, acled_row
+from truceline.io.acled import (
+    ACLED_COLUMNS,
+    ACLED_VERSION,
+    MappingReport,
+    acled_records,
+    acled_row,
+)
 from truceline.io.incidents_io import (
     INCIDENT_FIELDS,
     ReadResult,
@@ -126,6 +132,8 @@ class ImportResult:
     format: str
     read: ReadResult
     report: MappingReport | None = None
+    #: row -> the source's version of the record (ACLED: its ``timestamp``, s), where it has one
+    versions: dict[int, float] = field(default_factory=dict)
 
 
 def _plain(v: Any) -> Any:
@@ -233,11 +241,26 @@ def read_incident_file(
     elif f in ("kml", "kmz"):
         records = _split(_kml_records(path), pre)
     else:
+        records = iter(())
+    versions: dict[int, float] = {}
+    if f == "acled":
         report = MappingReport()
-        records = _split(acled_records(path, report, parties=parties, geo_sigma_m=geo_sigma_m), pre)
+        acled = _split(acled_records(path, report, parties=parties, geo_sigma_m=geo_sigma_m), pre)
+        records = _versioned(acled, versions)
     read = incidents_from_records(records)
     read.rejects = sorted(pre + read.rejects, key=lambda r: r.row)
-    return ImportResult(f, read, report)
+    return ImportResult(f, read, report, versions)
+
+
+def _versioned(
+    records: Iterator[tuple[int, dict[str, Any]]], versions: dict[int, float]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records without their version (:data:`~truceline.io.acled.ACLED_VERSION`), kept aside."""
+    for row, rec in records:
+        v = rec.pop(ACLED_VERSION, None)
+        if v is not None:
+            versions[row] = float(v)
+        yield row, rec
 
 
 # -- writing incidents --------------------------------------------------------------------------

@@ -175,6 +175,16 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 f"{path}: the file is empty; expected a header row with {', '.join(REQUIRED_FIELDS)}"
             )
         missing = [c for c in REQUIRED_FIELDS if c not in header]
+        lower = {h.strip().lower() for h in header}
+        if missing and {"event_id_cnty", "event_type", "latitude"} <= lower:
+            raise ValidationError(
+                f"{path}: an ACLED file (event_id_cnty, event_type, latitude, ...), not "
+                "Truceline's CSV layout",
+                field="format",
+                fix=f"import it with `truceline import {path} --format acled -a AGREEMENT` "
+                "(--actor 'NAME=PARTY' maps ACLED actors to the parties); to classify it without "
+                "a database, export it first in Truceline's layout",
+            )
         if missing:
             raise ValidationError(
                 f"{path}: missing column(s) {', '.join(missing)}; the header must include "

@@ -145,7 +145,12 @@ def import_incidents(
     actors: Mapping[str, str] | None = None,
     geo_sigma_m: Mapping[int, float] | None = None,
 ) -> ImportOutcome:
-    """Read a file and store its incidents: validated, adjudicated, idempotent by report id."""
+    """Read a file and store its incidents: validated, adjudicated, idempotent by report id.
+
+    A record whose source versions it (ACLED's ``timestamp``) and whose id is stored with other
+    content and an older version becomes a new revision of that incident
+    (:mod:`truceline.services.revisions`).
+    """
     res = read_incident_file(path, fmt, parties=party_lookup(agreement, actors), geo_sigma_m=geo_sigma_m)
     stored = ingest_incidents(
         session,
@@ -157,5 +162,6 @@ def import_incidents(
         earlier_duplicates=[str(r) for r in res.read.duplicates],
         submitted_by=principal.subject,
         now=now,
+        versions=[res.versions.get(row) for row in res.read.rows] if res.versions else None,
     )
     return ImportOutcome(res, stored)

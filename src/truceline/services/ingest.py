@@ -24,9 +24,10 @@ from truceline.ledger_verify import canonical_json
 from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
 from truceline.services.events import ReportColumns, epoch_seconds, link_events
 from truceline.services.incidents import adjudicate
+from truceline.services.revisions import Revision, revise_incidents
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
-from truceline.store.incidents import stored_reports
+from truceline.store.incidents import earlier_revisions, stored_reports
 from truceline.store.ledger import finding_text, numbers_texts
 from truceline.store.models import (
     FindingRow,
@@ -46,7 +47,7 @@ _INCIDENT_COLUMNS = (
     "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count", "party", "origin_lon",
     "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type", "reliability",
     "credibility", "narrative", "side_party", "distance_km", "p_side", "zones", "sector",
-    "received_at", "submitted_by",
+    "received_at", "submitted_by", "version",
 )  # fmt: skip
 
 
@@ -70,6 +71,7 @@ class IngestResult:
     batch_id: int
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    revised: list[str] = field(default_factory=list)  # new revisions of stored reports
     rejects: list[Reject] = field(default_factory=list)
     findings: int = 0
     pks: dict[str, int] = field(default_factory=dict)  # report id -> pk (accepted and duplicates)
@@ -88,11 +90,15 @@ def ingest_incidents(
     on_progress: Callable[[int, int], None] | None = None,
     submitted_by: str | Sequence[str] = "",
     now: dt.datetime | None = None,
+    versions: Sequence[float | None] | None = None,
 ) -> IngestResult:
     """Adjudicate and store a batch; a report id already stored is a duplicate, never a second row.
 
-    A re-sent report with the same id and content counts as a duplicate; the same id with different
-    content is rejected (reports are immutable once accepted; corrections get a new id).
+    A re-sent report with the same id and content counts as a duplicate. The same id with
+    different content becomes a new revision of the stored incident when the source versions its
+    sendings (``versions``, one per incident, seconds: ACLED's ``timestamp``, a CoT event's start)
+    and this one is newer than the stored one (:mod:`truceline.services.revisions`); otherwise it
+    is rejected (reports without a version are immutable; corrections get a new id).
     ``on_progress(done, total)`` is called as rows are stored (for progress bars).
     ``submitted_by`` names the caller (an API token's subject), one for all or one per incident;
     ``now`` is the time of receipt.
@@ -105,15 +111,27 @@ def ingest_incidents(
     hash_texts = [hash_text(i) for i in incidents]
     hashes = [h for h, _ in hash_texts]
     stored: dict[str, str] = {}
+    stored_version: dict[str, float | None] = {}
     ids = [i.id for i in incidents]
-    for r, h, pk in stored_reports(conn, agreement.id, ids):
+    for r, h, pk, v in stored_reports(conn, agreement.id, ids):
         stored[r] = h
+        stored_version[r] = v
         result.pks[r] = pk
     new: list[int] = []
+    revise: list[int] = []
+    older: list[int] = []  # an older sending than the stored revision, with other content
+    sent_version: dict[int, float] = {}
     for k, inc in enumerate(incidents):
         if inc.id in stored:
+            version = versions[k] if versions is not None else None
+            was = stored_version[inc.id]
             if stored[inc.id] == hashes[k]:
                 result.duplicates.append(inc.id)
+            elif version is not None and (was is None or version > was):
+                revise.append(k)
+            elif version is not None:
+                older.append(k)
+                sent_version[k] = version
             else:
                 result.rejects.append(
                     Reject(
@@ -121,11 +139,30 @@ def ingest_incidents(
                         inc.id,
                         "id",
                         "a different report with this id is already stored; "
-                        "reports are immutable, send a correction under a new id",
+                        "reports are immutable, send a correction under a new id (or, from a "
+                        "versioned source such as ACLED, with a later timestamp)",
                     )
                 )
         else:
             new.append(k)
+
+    if older:  # an earlier revision already kept (a capture imported again) is a duplicate
+        kept = earlier_revisions(conn, [result.pks[incidents[k].id] for k in older])
+        for k in older:
+            inc = incidents[k]
+            if (result.pks[inc.id], hashes[k]) in kept:
+                result.duplicates.append(inc.id)
+                continue
+            was = stored_version[inc.id]
+            result.rejects.append(
+                Reject(
+                    rows[k],
+                    inc.id,
+                    "version",
+                    f"an older sending (version {sent_version[k]:.0f}) than the stored "
+                    f"revision (version {was or 0:.0f}) with other content; the stored one is kept",
+                )
+            )
 
     adj = adjudicate(agreement, [incidents[k] for k in new], [rows[k] for k in new])
     result.rejects.extend(adj.rejects)
@@ -141,6 +178,7 @@ def ingest_incidents(
             "n_rejected": len(result.rejects),
         },
     ).scalar_one()
+    version_of = {incidents[k].id: versions[k] for k in new} if versions is not None else {}
     cls = adj.classification
     hash_of = {incidents[k].id: hashes[k] for k in new}
     if isinstance(submitted_by, str):
@@ -161,7 +199,7 @@ def ingest_incidents(
             inc.weapon_class, inc.count, inc.party, inc.origin_lon, inc.origin_lat,
             inc.origin_uncertainty_m, inc.bearing_deg, inc.source_type._value_, inc.reliability,
             inc.credibility, inc.narrative, party_side[i], distance_km[i], p_side[i], zones[i],
-            sector[i], now, who[inc.id],
+            sector[i], now, who[inc.id], version_of.get(inc.id),
         )
         for i, inc in enumerate(adj.incidents)
     ]  # fmt: skip
@@ -276,6 +314,28 @@ def ingest_incidents(
         by_pk.update(p for p in caps.new_finding_incidents if p in mine)
     result.findings = sum(by_pk.values())
     result.findings_by_pk = dict(by_pk)
+    if revise:  # after this batch's new reports: the ledger's head is locked by now
+        subm = submitted_by if isinstance(submitted_by, str) else None
+        rev = revise_incidents(
+            session,
+            agreement,
+            [
+                Revision(
+                    result.pks[incidents[k].id],
+                    incidents[k],
+                    rows[k],
+                    float(versions[k]),  # type: ignore[index,arg-type]
+                    subm if subm is not None else submitted_by[k],
+                )
+                for k in revise
+            ],
+            batch_id=batch_id,
+            now=now,
+        )
+        result.revised = rev.revised
+        result.rejects.extend(rev.rejects)
+        result.findings_by_pk.update(rev.findings_by_pk)
+        result.findings += sum(rev.findings_by_pk.values())
     return result
 
 

@@ -7,28 +7,32 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Row, bindparam, select, text
 
-from truceline.store.models import IncidentRow
+from truceline.store.models import IncidentRevisionRow, IncidentRow
 
-__all__ = ["stored_reports"]
+__all__ = ["earlier_revisions", "stored_reports"]
 
 _CHUNK = 500  # ids per IN list on SQLite
 
-_STORED = select(IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk).where(
+_STORED = select(
+    IncidentRow.report_id, IncidentRow.content_hash, IncidentRow.pk, IncidentRow.version
+).where(
     IncidentRow.agreement_id == bindparam("a"),
     IncidentRow.report_id.in_(bindparam("ids", expanding=True)),
 )
 
 
 _STORED_PG = text(
-    "SELECT i.report_id, i.content_hash, i.pk "
+    "SELECT i.report_id, i.content_hash, i.pk, i.version "
     "FROM json_array_elements_text(CAST(:ids AS json)) AS q(id) "
-    "JOIN LATERAL (SELECT report_id, content_hash, pk FROM incidents "
+    "JOIN LATERAL (SELECT report_id, content_hash, pk, version FROM incidents "
     "WHERE agreement_id = :a AND report_id = q.id) AS i ON true"
 )
 
 
-def stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> list[Row[str, str, int]]:
-    """(report id, content hash, pk) of the ``ids`` already stored under the agreement."""
+def stored_reports(
+    conn: Connection, agreement_id: str, ids: Sequence[str]
+) -> list[Row[str, str, int, float | None]]:
+    """(report id, content hash, pk, version) of the ``ids`` already stored under the agreement."""
     if not ids:
         return []
     if conn.dialect.name == "postgresql":
@@ -38,7 +42,17 @@ def stored_reports(conn: Connection, agreement_id: str, ids: Sequence[str]) -> l
         # The ids travel as one JSON text: psycopg quotes a text[] parameter element by element
         # in Python (with a regular expression each), json.dumps in C.
         return list(conn.execute(_STORED_PG, {"ids": json.dumps(list(ids)), "a": agreement_id}))
-    out: list[Row[str, str, int]] = []
+    out: list[Row[str, str, int, float | None]] = []
     for k in range(0, len(ids), _CHUNK):
         out.extend(conn.execute(_STORED, {"a": agreement_id, "ids": list(ids[k : k + _CHUNK])}))
+    return out
+
+
+def earlier_revisions(conn: Connection, pks: Sequence[int]) -> set[tuple[int, str]]:
+    """(incident pk, content hash) of every earlier revision kept for the incidents ``pks``."""
+    out: set[tuple[int, str]] = set()
+    t = IncidentRevisionRow
+    for k in range(0, len(pks), _CHUNK):
+        q = select(t.incident_pk, t.content_hash).where(t.incident_pk.in_(list(pks[k : k + _CHUNK])))
+        out.update((int(pk), str(h)) for pk, h in conn.execute(q))
     return out

@@ -508,6 +508,8 @@ def verify(session: Session, *, records: bool = True, limit: int = 20) -> Verifi
         content = body.get("content") or {}
         if row.kind == "report" and "incident" in content:
             report_at[int(content["incident"])] = (row.seq, str(content.get("content_hash")))
+            for gone in content.get("withdrawn_findings") or ():  # a revision withdrew them
+                finding_at.pop(int(gone), None)
         elif row.kind == "finding" and "finding" in content:
             finding_at[int(content["finding"])] = (row.seq, _digest(content))
         elif row.kind == "review":

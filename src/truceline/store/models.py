@@ -36,12 +36,14 @@ __all__ = [
     "EventRow",
     "FindingRow",
     "FusionPairRow",
+    "IncidentRevisionRow",
     "IncidentRow",
     "IngestBatchRow",
     "JSONText",
     "LedgerEntryRow",
     "LedgerHeadRow",
     "LedgerRootRow",
+    "PatrolPositionRow",
     "PublishedReportRow",
     "RejectRow",
     "SensorRow",
@@ -143,8 +145,65 @@ class IncidentRow(Base):
     submitted_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
     # The fused event this report belongs to (truceline.services.events); NULL: linked to no other.
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.pk"), default=None)
+    # Revisions (migration 0008): 1 for a report as first stored, +1 per revision; ``version`` is
+    # the source's own ordering of its sendings (ACLED's ``timestamp``, a CoT event's start, s).
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    version: Mapped[float | None] = mapped_column(Float, default=None)
 
     findings: Mapped[list[FindingRow]] = relationship(back_populates="incident")
+
+
+class IncidentRevisionRow(Base):
+    """An earlier content of an incident, kept when a revision replaced it (migration 0008).
+
+    ``record`` is the report as it was submitted (the ledger's record text), ``adjudication`` the
+    side, distance, zones and sector it had, ``findings`` its findings then (withdrawn by the
+    revision, each with its pk, rule, party, probability, status and explanation).
+    """
+
+    __tablename__ = "incident_revisions"
+    __table_args__ = (UniqueConstraint("incident_pk", "revision", name="uq_incident_revision"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[float | None] = mapped_column(Float)
+    record: Mapped[Any] = mapped_column(JSONText, nullable=True)
+    adjudication: Mapped[Any] = mapped_column(JSONText, nullable=True)
+    findings: Mapped[Any] = mapped_column(JSONText, nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    submitted_by: Mapped[str] = mapped_column(String(128), default="")
+    superseded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    superseded_by_batch: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"))
+
+
+class PatrolPositionRow(Base):
+    """Where a monitors' device was (a TAK position report, PLI): the patrols' tracks (0008).
+
+    One row per device (``uid``) and time; a re-sent report is not stored twice.
+    """
+
+    __tablename__ = "patrol_positions"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "uid", "observed_at", name="uq_patrol_position"),
+        Index("ix_patrol_time", "agreement_id", "observed_at"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
+    uid: Mapped[str] = mapped_column(String(200))
+    callsign: Mapped[str] = mapped_column(String(100), default="")
+    group_name: Mapped[str] = mapped_column(String(64), default="")  # TAK team colour
+    group_role: Mapped[str] = mapped_column(String(64), default="")
+    cot_type: Mapped[str] = mapped_column(String(100))
+    observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    uncertainty_m: Mapped[float] = mapped_column(Float)  # 1 sigma per axis (CoT ce)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    submitted_by: Mapped[str] = mapped_column(String(128), default="")
 
 
 class FindingRow(Base):

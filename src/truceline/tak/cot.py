@@ -1,16 +1,23 @@
 """Cursor on Target: parse events safely, turn them into incident records, build what goes back.
 
-**Position error.** CoT's ``ce`` is a circular error radius in metres. TAK clients fill it from the
-device's horizontal accuracy or leave it at 9999999 ("unknown"); in practice it is read as a
-CE90-like radius (the circle holding the position with ~90 % probability). Truceline's
-``uncertainty_m`` is the 1-sigma of a circular Gaussian per axis, whose 90 % radius is
-``sigma * sqrt(-2 ln 0.1) = 2.146 sigma``. So, consistently both ways::
+**Position error.** The CoT event schema defines ``point@ce`` (circular error) and ``le``
+(linear error, height) in metres and, when they describe an error, as one standard deviation of a
+zero-mean normal distribution; 9999999 means "unknown". Truceline's ``uncertainty_m`` is the
+1-sigma of a circular Gaussian per axis, so both ways it is the same number::
 
-    uncertainty_m = ce / 2.146        (incoming events)
-    ce = 2.146 * uncertainty_m        (markers pushed back)
+    uncertainty_m = ce        (incoming events)
+    ce = uncertainty_m        (markers pushed back)
 
-A ``ce`` of 9999999 is replaced by the configured ``unknown_ce_m`` (a CE90 radius) and the
-narrative says so.
+An event whose ``ce`` is 9999999 (or more) has no usable position error: it is refused with that
+reason (a device without a fix sends it; assuming a radius would make it look measured).
+
+**Identity.** A marker is its ``uid``: the incident's id is ``cot:<uid>``. TAK clients re-send
+each marker about once a minute with the same uid and fresh ``time``/``start``/``stale``; such a
+re-send changes nothing (:func:`truceline.services.submissions.submit_markers` takes the stored
+time for a re-send whose other content is unchanged). A marker moved or edited (same uid, other
+content) becomes a new revision of its incident. ``stale`` is honoured: an event whose ``stale``
+is before its ``start`` is malformed, one already stale when it arrives is refused as outdated,
+and an event older than the marker's stored revision never replaces it.
 
 **What becomes an incident.** Sightings ``a-h-*`` (hostile), ``a-s-*`` (suspect), ``a-u-*``
 (unknown), ``a-j-*``/``a-k-*``; acoustic detections ``b-d-a*``; and any other event with
@@ -45,7 +52,7 @@ from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
 
 __all__ = [
-    "CE90_PER_SIGMA",
+    "TYPE_KINDS",
     "UNKNOWN_CE",
     "CotError",
     "CotEvent",
@@ -55,15 +62,14 @@ __all__ = [
     "finding_marker",
     "incident_record",
     "kind_of",
+    "marker_version",
     "parse_event",
     "pong",
+    "position_record",
     "protobuf_refusal",
     "shape_events",
-    "sigma_from_ce",
 ]
 
-#: 90 % radius of a circular Gaussian in units of its per-axis sigma: sqrt(-2 ln 0.1).
-CE90_PER_SIGMA = math.sqrt(-2.0 * math.log(0.1))
 UNKNOWN_CE = 9999999.0
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -72,14 +78,9 @@ class CotError(ValidationError):
     """An event that cannot be used (malformed, unsafe, or without what an incident needs)."""
 
 
-def sigma_from_ce(ce_m: float) -> float:
-    """1-sigma per-axis error (m) from a CE90 radius (m)."""
-    return ce_m / CE90_PER_SIGMA
-
-
 def ce_from_sigma(sigma_m: float) -> float:
-    """CE90 radius (m) from a 1-sigma per-axis error (m)."""
-    return sigma_m * CE90_PER_SIGMA
+    """CoT ``ce`` (m) for a 1-sigma per-axis error (m): the same number (see the module doc)."""
+    return float(sigma_m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,8 @@ class CotEvent:
     callsign: str = ""
     remarks: str = ""
     extension: dict[str, str] = field(default_factory=dict)  # <__truceline .../> attributes
+    group: str = ""  # <__group name=...>: the device's team (a position report, PLI)
+    group_role: str = ""
 
 
 # -- stream splitting ---------------------------------------------------------------------------
@@ -211,8 +214,11 @@ def parse_event(data: bytes) -> CotEvent:
     lat = _float(point.get("lat"), "lat")
     lon = _float(point.get("lon"), "lon")
     detail = root.find("detail")
-    callsign, remarks, ext = "", "", {}
+    callsign, remarks, ext, group, group_role = "", "", {}, "", ""
     if detail is not None:
+        grp = detail.find("__group")
+        if grp is not None:
+            group, group_role = (grp.get("name") or "")[:64], (grp.get("role") or "")[:64]
         contact = detail.find("contact")
         if contact is not None:
             callsign = (contact.get("callsign") or "").strip()
@@ -239,23 +245,32 @@ def parse_event(data: bytes) -> CotEvent:
         callsign=callsign[:100],
         remarks=remarks[:3000],
         extension=ext,
+        group=group,
+        group_role=group_role,
     )
 
 
 # -- events to incidents ------------------------------------------------------------------------
 
 _SIGHTING = re.compile(r"^a-[husjk]-")
-#: Type fragments (after the affiliation) -> kind, most specific first (MIL-STD-2525 CoT types).
-_TYPE_KINDS: tuple[tuple[str, Kind], ...] = (
-    ("A-M-F-Q", Kind.drone_flight),  # unmanned aerial vehicle
-    ("A", Kind.drone_flight),  # anything airborne over the line is watched as a flight
-    ("G-E-V-A-T", Kind.heavy_weapon),  # tanks
-    ("G-U-C-F", Kind.heavy_weapon),  # field artillery units
-    ("G-E-W", Kind.heavy_weapon),  # weapons (guns, launchers, mortars)
-    ("G-E-V", Kind.vehicle_movement),
-    ("G-I", Kind.fortification_works),  # installations
-    ("G", Kind.armed_personnel),
+#: CoT type (after the affiliation ``a-h-``, ``a-s-``, ``a-u-``, ``a-j-``, ``a-k-``) -> kind, most
+#: specific first (MIL-STD-2525 function ids as CoT writes them). A type that matches none (a
+#: manned aircraft, a helicopter, a ship) has no kind from its type: the remarks' keywords or a
+#: ``<__truceline kind=...>`` element must say what was seen, else the event is refused. The table
+#: is in the README's TAK section; ``tests/tak/test_cot.py`` holds the two to each other.
+TYPE_KINDS: tuple[tuple[str, Kind, str], ...] = (
+    ("A-M-F-Q", Kind.drone_flight, "unmanned aerial vehicle (fixed wing)"),
+    ("A-M-H-Q", Kind.drone_flight, "unmanned aerial vehicle (rotary wing)"),
+    ("A-W-M", Kind.projectile, "missile in flight"),
+    ("G-E-V-A-T", Kind.heavy_weapon, "tank"),
+    ("G-U-C-A", Kind.heavy_weapon, "armour unit"),
+    ("G-U-C-F", Kind.heavy_weapon, "field artillery unit"),
+    ("G-E-W", Kind.heavy_weapon, "weapon (gun, howitzer, launcher, mortar)"),
+    ("G-E-V", Kind.vehicle_movement, "ground vehicle"),
+    ("G-I", Kind.fortification_works, "installation"),
+    ("G", Kind.armed_personnel, "ground unit or personnel"),
 )
+_TYPE_KINDS = tuple((frag, kind) for frag, kind, _ in TYPE_KINDS)
 #: Remarks keywords -> kind for free-form reports (first match wins).
 _KEYWORDS: tuple[tuple[str, Kind], ...] = (
     ("muzzle flash", Kind.muzzle_flash),
@@ -308,6 +323,8 @@ def kind_of(ev: CotEvent) -> Kind | None:
         for frag, kind in _TYPE_KINDS:
             if rest == frag or rest.startswith(frag + "-"):
                 return kind
+        # anything else airborne (manned aircraft, helicopters), at sea or in space: the remarks
+        # (or the extension) must say what was seen
     text = ev.remarks.lower()
     for word, kind in _KEYWORDS:
         if word in text:
@@ -318,10 +335,13 @@ def kind_of(ev: CotEvent) -> Kind | None:
 
 
 def disposition(ev: CotEvent) -> str:
-    """``incident``, ``ping``, ``protocol`` (a protobuf request), or ``ignore``."""
+    """``incident``, ``position`` (a device's own, PLI), ``ping``, ``protocol`` (a protobuf
+    request), or ``ignore``."""
     t = ev.type
     if t == "t-x-c-t":
         return "ping"
+    if t.startswith("a-f-G") and ev.group:  # a team member's device: where the patrol is
+        return "position"
     if t.startswith("t-x-takp"):
         return "protocol"
     if t.startswith("t-") or t.startswith("a-f-") or t.startswith("a-n-") or t.startswith("a-p-"):
@@ -339,16 +359,7 @@ AHEAD = dt.timedelta(days=1)
 
 
 def _time(text: str, now: dt.datetime | None) -> str:
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CotError(f"event time {text[:40]!r} is not ISO 8601", field="start") from None
-    if t.tzinfo is None:
-        raise CotError("event time has no UTC offset", field="start")
-    try:
-        t = t.astimezone(dt.UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
-        t = EARLIEST - dt.timedelta(days=1)
+    t = _parse_time(text, "start")
     latest = (now or dt.datetime.now(dt.UTC)) + AHEAD
     if not EARLIEST <= t <= latest:
         raise CotError(
@@ -360,24 +371,71 @@ def _time(text: str, now: dt.datetime | None) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
+def _check_stale(ev: CotEvent, now: dt.datetime | None) -> None:
+    """``stale`` before ``start`` is malformed; stale on arrival (``now`` given) is outdated."""
+    if not ev.stale:
+        return
+    stale, start = _parse_time(ev.stale, "stale"), _parse_time(ev.start, "start")
+    if stale < start:
+        raise CotError(
+            f"event stale {ev.stale[:40]} is before its start {ev.start[:40]}",
+            field="stale",
+            fix="set stale to when the information stops being valid (after start)",
+        )
+    if now is not None and stale < now:
+        raise CotError(
+            f"event went stale at {ev.stale[:40]}, before it arrived "
+            f"({now.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}): outdated, not stored",
+            field="stale",
+            fix="send current events; import a capture with `truceline import --format cot`",
+        )
+
+
 def report_id(ev: CotEvent) -> str:
-    """The idempotency key: the device's uid and the event's start (a resend is a duplicate)."""
-    rid = f"cot:{ev.uid}@{ev.start}"
+    """The idempotency key: the marker's uid (a re-send or a revision of a marker keeps it)."""
+    rid = f"cot:{ev.uid}"
     if len(rid) <= 128:
         return rid
     return "cot:" + hashlib.sha256(rid.encode()).hexdigest()[:40]
 
 
+def marker_version(ev: CotEvent) -> float:
+    """The event's start in seconds since 1970: which of two sendings of a marker is the newer."""
+    return _parse_time(ev.start, "start").timestamp()
+
+
+def _parse_time(text: str, name: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CotError(f"event {name} {text[:40]!r} is not ISO 8601", field=name) from None
+    if t.tzinfo is None:
+        raise CotError(f"event {name} has no UTC offset", field=name)
+    try:
+        return t.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        return EARLIEST - dt.timedelta(days=1)
+
+
 def incident_record(
-    ev: CotEvent, *, unknown_ce_m: float, source_type: str, now: dt.datetime | None = None
+    ev: CotEvent,
+    *,
+    source_type: str,
+    now: dt.datetime | None = None,
+    live: bool = True,
 ) -> dict[str, Any]:
     """The incident record of an event (validated downstream like any other submission).
+
+    ``live``: the event arrives now from a device (``now``, default the system clock), so one
+    already stale is outdated; a capture read from a file (``live=False``) is judged only by its
+    own times.
 
     Raises
     ------
     CotError
-        When no kind can be told from the type, the extension or the remarks, or the event's
-        start is not a time between 1970 and a day after ``now`` (default: the system clock).
+        When no kind can be told from the type, the extension or the remarks; ``ce`` is unknown
+        (9999999); ``stale`` is before ``start`` or (live) already past; or the start is not a
+        time between 1970 and a day after ``now``.
     """
     kind = kind_of(ev)
     if kind is None:
@@ -385,24 +443,36 @@ def incident_record(
             f"event type {ev.type} with no recognisable kind",
             field="type",
             fix="send a sighting type a-h-G..., add a kind keyword to the remarks, or "
-            '<__truceline kind="..."/> in the detail',
+            '<__truceline kind="..."/> in the detail (README, TAK: CoT types)',
         )
-    unknown = ev.ce >= UNKNOWN_CE
-    ce = unknown_ce_m if unknown else ev.ce
+    if ev.ce >= UNKNOWN_CE:
+        raise CotError(
+            f"point ce is {ev.ce:.0f} (unknown position error): the position cannot be weighed",
+            field="ce",
+            fix="wait for the device's position fix (or place the marker by hand, which sets ce) "
+            "and send it again",
+        )
+    if ev.ce <= 0:
+        raise CotError(
+            f"point ce is {ev.ce:g}: a position error must be positive (one sigma, metres)",
+            field="ce",
+            fix="send the device's horizontal accuracy (1 sigma, m) as ce",
+        )
+    observed = _time(ev.start, now)
+    _check_stale(ev, (now or dt.datetime.now(dt.UTC)) if live else None)
     src = "acoustic" if ev.type.startswith("b-d-a") else source_type
-    note = f"ce unknown, {unknown_ce_m:g} m CE90 assumed" if unknown else f"ce {ev.ce:g} m (CE90)"
     who = ev.callsign or "-"
     rec: dict[str, Any] = {
         "id": report_id(ev),
-        "observed_at": _time(ev.start, now),
+        "observed_at": observed,
         "time_precision": "second",
         "lon": ev.lon,
         "lat": ev.lat,
-        "uncertainty_m": sigma_from_ce(ce),
+        "uncertainty_m": ev.ce,
         "kind": kind.value,
         "source_type": src,
-        "narrative": f"TAK {who} (uid {ev.uid}, type {ev.type}, how {ev.how or '-'}, {note})"
-        + (f": {ev.remarks}" if ev.remarks else ""),
+        "narrative": f"TAK {who} (uid {ev.uid}, type {ev.type}, how {ev.how or '-'}, "
+        f"ce {ev.ce:g} m 1-sigma)" + (f": {ev.remarks}" if ev.remarks else ""),
     }
     for key in (
         "weapon_class",
@@ -420,6 +490,40 @@ def incident_record(
             rec[key] = ev.extension[key]
     rec["narrative"] = rec["narrative"][:4000]
     return rec
+
+
+def position_record(
+    ev: CotEvent, *, now: dt.datetime | None = None, live: bool = True
+) -> dict[str, Any]:
+    """A position report (PLI) as the fields of a patrol position (validated like an incident's).
+
+    Raises
+    ------
+    CotError
+        A position outside -90..90 / -180..180, ``ce`` unknown or not positive, a bad time, or
+        (live) a report already stale.
+    """
+    if not (-90 <= ev.lat <= 90 and -180 <= ev.lon <= 180):
+        raise CotError(f"position {ev.lat:g}, {ev.lon:g} is not on the globe", field="lat")
+    if not 0 < ev.ce < UNKNOWN_CE:
+        raise CotError(
+            f"point ce is {ev.ce:.0f}: the device has no position fix",
+            field="ce",
+            fix="positions are kept once the device has a fix",
+        )
+    observed = _time(ev.start, now)
+    _check_stale(ev, (now or dt.datetime.now(dt.UTC)) if live else None)
+    return {
+        "uid": ev.uid,
+        "cot_type": ev.type,
+        "observed_at": dt.datetime.fromisoformat(observed.replace("Z", "+00:00")),
+        "lon": ev.lon,
+        "lat": ev.lat,
+        "uncertainty_m": ev.ce,
+        "callsign": ev.callsign,
+        "group_name": ev.group,
+        "group_role": ev.group_role,
+    }
 
 
 # -- events to devices --------------------------------------------------------------------------
@@ -559,7 +663,7 @@ def finding_marker(
     now: dt.datetime,
     stale: dt.timedelta,
 ) -> bytes:
-    """A finding as a red spot marker; its ``ce`` is the incident's CE90 (see the module doc)."""
+    """A finding as a red spot marker; its ``ce`` is the incident's 1-sigma error (module doc)."""
     ev = _event(
         f"truceline-finding-{pk}",
         "b-m-p-s-m",

@@ -48,7 +48,8 @@ from truceline.io.incidents_io import incidents_from_records
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, Role
-from truceline.services.submissions import RecordResult, SubmissionResult, Verdict, submit_records
+from truceline.services.patrols import PatrolPosition, store_positions
+from truceline.services.submissions import RecordResult, Verdict, submit_markers
 from truceline.settings import CotSettings
 from truceline.tak import cot
 
@@ -84,6 +85,7 @@ class CotStats:
     connections: int = 0
     events: int = 0
     accepted: int = 0
+    positions: int = 0  # the devices' own position reports stored (patrol tracks)
     duplicates: int = 0
     rejected: int = 0
     malformed: int = 0
@@ -103,6 +105,7 @@ class CotStats:
                 "connections",
                 "events",
                 "accepted",
+                "positions",
                 "duplicates",
                 "rejected",
                 "malformed",
@@ -121,6 +124,8 @@ class _Pending:
     principal: Principal
     peer: str
     uid: str
+    version: float  # the event's start (s): which sending of a marker is the newer
+    position: bool = False  # a device's own position report (PLI), not a report
 
 
 @dataclass(eq=False, slots=True)
@@ -452,10 +457,19 @@ class CotServer:
         if not client.principal.can(Permission.incidents_submit):
             self._reject(client, ev.uid, "role", f"role {client.principal.role.value} may not submit")
             return
+        if what == "position":  # where the patrol is: kept as its track, not as an incident
+            try:
+                pos = cot.position_record(ev, now=now)
+            except cot.CotError as exc:
+                self._reject(client, ev.uid, _reason_key(exc.field, "position"), exc.message)
+                return
+            await self._pending.put(
+                _Pending(pos, client.principal, client.peer, ev.uid, 0.0, position=True)
+            )
+            return
         try:
             rec = cot.incident_record(
                 ev,
-                unknown_ce_m=self.settings.unknown_ce_m,
                 source_type=self.settings.source_type,
                 now=now,
             )
@@ -469,9 +483,15 @@ class CotServer:
             r = read.rejects[0]
             self._reject(client, ev.uid, _reason_key(r.field, "record"), f"{r.field}: {r.reason}")
             return
-        await self._pending.put(_Pending(rec, client.principal, client.peer, ev.uid))
+        await self._pending.put(
+            _Pending(rec, client.principal, client.peer, ev.uid, cot.marker_version(ev))
+        )
 
     def _account(self, p: _Pending, res: RecordResult) -> None:
+        if p.position:
+            self.stats.positions += res.status == Verdict.accepted
+            self.stats.duplicates += res.status == Verdict.duplicate
+            return
         if res.status == Verdict.rejected:
             self._reject(p, p.uid, _reason_key(res.field, "record"), f"{res.field}: {res.reason}")
         elif res.status == Verdict.duplicate:
@@ -479,9 +499,10 @@ class CotServer:
         else:
             self.stats.accepted += 1
             log.info(
-                "CoT %s: incident %s stored as %s (%d findings)",
+                "CoT %s: incident %s %s as %s (%d findings)",
                 p.peer,
                 p.record["id"],
+                "revised" if res.status == Verdict.revised else "stored",
                 res.pk,
                 res.findings,
             )
@@ -519,10 +540,9 @@ class CotServer:
         unexpected (a bug, or the database); splitting finds the record at fault in
         ~2 log2(n) transactions instead of losing the group.
         """
-        records = [p.record for p in items]
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._store_pool, self._submit, records, who)
+            results = await loop.run_in_executor(self._store_pool, self._submit, items, who)
         except Exception as exc:
             if len(items) > 1:
                 log.error(
@@ -542,12 +562,42 @@ class CotServer:
         for p, res in zip(items, results, strict=True):
             self._account(p, res)
 
-    def _submit(self, records: list[dict[str, Any]], who: Principal) -> list[RecordResult]:
-        def work(s: Session) -> SubmissionResult:
-            ag = self.ctx.agreement(s, self.settings.agreement)
-            return submit_records(s, ag, records, principal=who, now=self.ctx.clock(), source="cot")
+    def _submit(self, items: list[_Pending], who: Principal) -> list[RecordResult]:
+        """Store the group's reports and positions in one transaction; a verdict per item."""
+        reports = [k for k, p in enumerate(items) if not p.position]
+        fixes = [k for k, p in enumerate(items) if p.position]
 
-        return self.ctx.db.write(work).results
+        def work(s: Session) -> list[RecordResult]:
+            ag = self.ctx.agreement(s, self.settings.agreement)
+            now = self.ctx.clock()
+            out: list[RecordResult | None] = [None] * len(items)
+            if reports:
+                res = submit_markers(
+                    s,
+                    ag,
+                    [items[k].record for k in reports],
+                    [items[k].version for k in reports],
+                    principal=who,
+                    now=now,
+                    source="cot",
+                )
+                for k, r in zip(reports, res.results, strict=True):
+                    out[k] = r
+            if fixes:
+                stored = store_positions(
+                    s,
+                    ag.id,
+                    [PatrolPosition(**items[k].record) for k in fixes],
+                    submitted_by=who.subject,
+                    now=now,
+                )
+                for k, new in zip(fixes, stored.new, strict=True):
+                    out[k] = RecordResult(
+                        k, items[k].uid, Verdict.accepted if new else Verdict.duplicate
+                    )
+            return [r for r in out if r is not None]
+
+        return self.ctx.db.write(work)
 
     async def _stats_logger(self) -> None:
         """Log the counters every :data:`STATS_EVERY_S` when they changed."""

@@ -1,0 +1,109 @@
+"""The monitors' own positions (TAK position reports, PLI): where the patrols were.
+
+Kept as tracks (one row per device and time, :class:`~truceline.store.models.PatrolPositionRow`):
+the context of a restriction of movement, and a map layer to come. A device re-sending the same
+report stores nothing twice. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from truceline.store.models import PatrolPositionRow
+
+__all__ = ["PatrolPosition", "PositionsStored", "store_positions", "track"]
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolPosition:
+    """One position report (WGS84 degrees; ``uncertainty_m`` 1 sigma per axis)."""
+
+    uid: str
+    cot_type: str
+    observed_at: dt.datetime
+    lon: float
+    lat: float
+    uncertainty_m: float
+    callsign: str = ""
+    group_name: str = ""
+    group_role: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionsStored:
+    stored: int
+    duplicates: int
+    new: tuple[bool, ...]  # per position given: stored now (True) or already there (False)
+
+
+def store_positions(
+    session: Session,
+    agreement_id: str,
+    positions: Sequence[PatrolPosition],
+    *,
+    submitted_by: str,
+    now: dt.datetime,
+) -> PositionsStored:
+    """Store the positions not stored yet (by device uid and time)."""
+    if not positions:
+        return PositionsStored(0, 0, ())
+    t = PatrolPositionRow
+    uids = sorted({p.uid for p in positions})
+    lo = min(p.observed_at for p in positions)
+    hi = max(p.observed_at for p in positions)
+    q = select(t.uid, t.observed_at).where(
+        t.agreement_id == agreement_id,
+        t.uid.in_(uids),
+        t.observed_at >= lo,
+        t.observed_at <= hi,
+    )
+    seen = {(u, _utc(at)) for u, at in session.execute(q)}
+    rows, new = [], []
+    for p in positions:
+        key = (p.uid, _utc(p.observed_at))
+        if key in seen:
+            new.append(False)
+            continue
+        seen.add(key)
+        new.append(True)
+        rows.append(
+            {
+                "agreement_id": agreement_id,
+                "uid": p.uid,
+                "callsign": p.callsign,
+                "group_name": p.group_name,
+                "group_role": p.group_role,
+                "cot_type": p.cot_type,
+                "observed_at": p.observed_at,
+                "lon": p.lon,
+                "lat": p.lat,
+                "uncertainty_m": p.uncertainty_m,
+                "received_at": now,
+                "submitted_by": submitted_by,
+            }
+        )
+    if rows:
+        session.execute(insert(t), rows)
+    return PositionsStored(len(rows), len(positions) - len(rows), tuple(new))
+
+
+def track(
+    session: Session, agreement_id: str, uid: str, start: dt.datetime, end: dt.datetime
+) -> list[PatrolPositionRow]:
+    """A device's positions between ``start`` and ``end``, in time order."""
+    t = PatrolPositionRow
+    q = (
+        select(t)
+        .where(t.agreement_id == agreement_id, t.uid == uid, t.observed_at.between(start, end))
+        .order_by(t.observed_at)
+    )
+    return list(session.execute(q).scalars())
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)

@@ -1,0 +1,300 @@
+"""Revisions: a stored report that its source sends again, changed and newer, replaces its content.
+
+ACLED revises published rows (same ``event_id_cnty``, later ``timestamp``); a TAK marker is moved
+or edited under the same ``uid`` (a later ``start``). :func:`truceline.services.ingest.ingest_incidents`
+hands such reports here (a *version*, the source's own ordering in seconds, tells the newer); each
+becomes a new revision of its incident:
+
+- the earlier content, the adjudication and the findings it had are kept in
+  ``incident_revisions`` (:class:`~truceline.store.models.IncidentRevisionRow`);
+- the incident row takes the new content, is adjudicated again, and its findings are recomputed
+  (the earlier ones are withdrawn: deleted from ``findings``, kept in the revision row and
+  audited); count caps are recounted on the days before and after;
+- the change is audited (``incident`` ``revise``, before and after: ``GET /incidents/{pk}/history``)
+  and appended to the ledger as a ``report`` entry of the incident (its new content hash, the
+  revision number, the previous hash and the withdrawn findings), followed by the new findings.
+
+The incident keeps its pk, review status and fused event. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from truceline.core.agreement import Agreement, RuleType
+from truceline.core.incidents import Incident
+from truceline.core.rules import Findings
+from truceline.io.incidents_io import Reject
+from truceline.ledger_verify import canonical_json
+from truceline.services.caps import counted_by_caps, recount_caps
+from truceline.services.incidents import adjudicate
+from truceline.store import ledger
+from truceline.store.db import bulk_insert
+from truceline.store.ledger import finding_text, numbers_texts
+from truceline.store.models import AuditRow, FindingRow, IncidentRevisionRow, IncidentRow
+from truceline.store.record_text import hash_text
+
+__all__ = ["Revision", "RevisionResult", "revise_incidents"]
+
+#: Columns of the incident that a revision replaces (the report as submitted).
+_RECORD_COLUMNS = (
+    "observed_at", "time_precision", "lon", "lat", "uncertainty_m", "kind", "weapon_class",
+    "count", "party", "origin_lon", "origin_lat", "origin_uncertainty_m", "bearing_deg",
+    "source_type", "reliability", "credibility", "narrative",
+)  # fmt: skip
+_ADJUDICATION_COLUMNS = ("side_party", "distance_km", "p_side", "zones", "sector")
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A report to store as a new revision of the stored incident ``pk``."""
+
+    pk: int
+    incident: Incident
+    row: int
+    version: float
+    submitted_by: str
+
+
+@dataclass(slots=True)
+class RevisionResult:
+    revised: list[str] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    findings_by_pk: dict[int, int] = field(default_factory=dict)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        t = v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+        return t.isoformat().replace("+00:00", "Z")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return v
+
+
+def _content(row: IncidentRow) -> dict[str, Any]:
+    return {c: _jsonable(getattr(row, c)) for c in _RECORD_COLUMNS}
+
+
+def _finding_dict(f: FindingRow) -> dict[str, Any]:
+    return {
+        "pk": f.pk,
+        "rule_id": f.rule_id,
+        "rule_type": f.rule_type,
+        "responsible": f.responsible,
+        "probability": f.probability,
+        "status": f.status,
+        "released_at": _jsonable(f.released_at),
+        "explanation": f.explanation,
+    }
+
+
+def revise_incidents(
+    session: Session,
+    agreement: Agreement,
+    revisions: Sequence[Revision],
+    *,
+    batch_id: int,
+    now: dt.datetime,
+) -> RevisionResult:
+    """Store each revision (see the module doc); a revision the agreement refuses is a reject."""
+    out = RevisionResult()
+    if not revisions:
+        return out
+    adj = adjudicate(agreement, [r.incident for r in revisions], [r.row for r in revisions])
+    out.rejects.extend(adj.rejects)
+    if not adj.incidents:
+        return out
+    by_row = {r.row: r for r in revisions}
+    todo = [by_row[row] for row in adj.rows]
+    cls = adj.classification
+    pks = [r.pk for r in todo]
+    rows = {
+        r.pk: r for r in session.execute(select(IncidentRow).where(IncidentRow.pk.in_(pks))).scalars()
+    }
+    old_findings: dict[int, list[FindingRow]] = {pk: [] for pk in pks}
+    for old in session.execute(
+        select(FindingRow).where(FindingRow.incident_pk.in_(pks)).order_by(FindingRow.pk)
+    ).scalars():
+        old_findings[old.incident_pk].append(old)
+    days: set[dt.date] = set()
+    # Count caps are judged over whole days by recount_caps below, as ingest does.
+    f = cls.findings
+    if (f.rule_type == RuleType.count_cap.value).any():
+        keep = f.rule_type != RuleType.count_cap.value
+        f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
+    numbers = numbers_texts(f)
+    items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
+    new_frows: list[dict[str, Any]] = []
+    withdrawn: dict[int, list[int]] = {}
+    hashes: dict[int, str] = {}
+    side, dist = cls.party_side.tolist(), cls.distance_km.tolist()
+    p_side, zones, sector = cls.p_side.tolist(), cls.zones.tolist(), cls.sector.tolist()
+    for i, rev in enumerate(todo):
+        row = rows[rev.pk]
+        inc = rev.incident
+        content_hash, text = hash_text(inc)
+        hashes[rev.pk] = content_hash
+        before = _content(row)
+        old_adj = {c: getattr(row, c) for c in _ADJUDICATION_COLUMNS}
+        olds = old_findings[rev.pk]
+        session.add(
+            IncidentRevisionRow(
+                incident_pk=row.pk,
+                revision=row.revision,
+                content_hash=row.content_hash,
+                version=row.version,
+                record=before,
+                adjudication=old_adj,
+                findings=[_finding_dict(x) for x in olds],
+                batch_id=row.batch_id,
+                received_at=row.received_at,
+                submitted_by=row.submitted_by,
+                superseded_at=now,
+                superseded_by_batch=batch_id,
+            )
+        )
+        days.add(row.day)
+        new_values: dict[str, Any] = {
+            "observed_at": inc.observed_at,
+            "day": inc.observed_at.date(),
+            "time_precision": inc.time_precision.value,
+            "lon": inc.lon,
+            "lat": inc.lat,
+            "uncertainty_m": inc.uncertainty_m,
+            "kind": inc.kind.value,
+            "weapon_class": inc.weapon_class,
+            "count": inc.count,
+            "party": inc.party,
+            "origin_lon": inc.origin_lon,
+            "origin_lat": inc.origin_lat,
+            "origin_uncertainty_m": inc.origin_uncertainty_m,
+            "bearing_deg": inc.bearing_deg,
+            "source_type": inc.source_type.value,
+            "reliability": inc.reliability,
+            "credibility": inc.credibility,
+            "narrative": inc.narrative,
+            "side_party": side[i],
+            "distance_km": dist[i],
+            "p_side": p_side[i],
+            "zones": zones[i],
+            "sector": sector[i],
+            "content_hash": content_hash,
+            "batch_id": batch_id,
+            "received_at": now,
+            "submitted_by": rev.submitted_by,
+            "revision": row.revision + 1,
+            "version": rev.version,
+        }
+        days.add(inc.observed_at.date())
+        withdrawn[rev.pk] = [x.pk for x in olds]
+        for x in olds:
+            session.add(
+                AuditRow(
+                    at=now,
+                    actor=rev.submitted_by,
+                    role="source",
+                    entity="finding",
+                    entity_id=str(x.pk),
+                    action="withdraw",
+                    comment=f"incident {row.pk} revised to revision {row.revision + 1}",
+                    before=_finding_dict(x),
+                    after=None,
+                )
+            )
+        session.add(
+            AuditRow(
+                at=now,
+                actor=rev.submitted_by,
+                role="source",
+                entity="incident",
+                entity_id=str(row.pk),
+                action="revise",
+                comment=f"revision {row.revision + 1} of {row.report_id} "
+                f"(version {rev.version:.0f} replaces {row.version or 0:.0f}); "
+                f"{len(olds)} finding(s) withdrawn and recomputed",
+                before={**before, **old_adj, "revision": row.revision},
+                after={
+                    **{c: _jsonable(new_values[c]) for c in _RECORD_COLUMNS},
+                    **{c: new_values[c] for c in _ADJUDICATION_COLUMNS},
+                    "revision": row.revision + 1,
+                },
+            )
+        )
+        items.append(
+            (
+                "report",
+                f"incident:{row.pk}",
+                ledger.CanonicalJSON(
+                    canonical_json(
+                        {
+                            "agreement": agreement.id,
+                            "content_hash": content_hash,
+                            "incident": row.pk,
+                            "previous_hash": row.content_hash,
+                            "received_at": now.isoformat(),
+                            "record": "__RECORD__",
+                            "revision": row.revision + 1,
+                            "submitted_by": rev.submitted_by,
+                            "withdrawn_findings": withdrawn[rev.pk],
+                        }
+                    ).replace('"__RECORD__"', text)
+                ),
+            )
+        )
+        session.execute(update(IncidentRow).where(IncidentRow.pk == row.pk).values(**new_values))
+        out.revised.append(inc.id)
+    session.flush()
+    all_old = [pk for pks_ in withdrawn.values() for pk in pks_]
+    if all_old:
+        session.execute(delete(FindingRow).where(FindingRow.pk.in_(all_old)))
+    pk_at = [r.pk for r in todo]
+    new_frows = [
+        {
+            "incident_pk": pk_at[i],
+            "rule_id": str(rid),
+            "rule_type": str(rt),
+            "responsible": str(resp),
+            "probability": float(p),
+            "explanation": str(ex),
+            "numbers": nums,
+            "created_at": now,
+        }
+        for i, rid, rt, resp, p, ex, nums in zip(
+            f.incident.tolist(),
+            f.rule_id.tolist(),
+            f.rule_type.tolist(),
+            f.responsible.tolist(),
+            f.probability.tolist(),
+            f.explanation.tolist(),
+            numbers,
+            strict=True,
+        )
+    ]
+    conn = session.connection()
+    fpks = bulk_insert(conn, FindingRow.__table__, new_frows, new_pks="pk")
+    items += [
+        (
+            "finding",
+            f"finding:{fpk}",
+            finding_text({**fr, "pk": fpk}, hashes[fr["incident_pk"]], agreement.id),
+        )
+        for fr, fpk in zip(new_frows, fpks, strict=True)
+    ]
+    ledger.append(session, items, now=now)
+    # Caps are recounted when the new content counts towards one (an earlier count-cap finding
+    # withdrawn with a content that no longer counts is not re-judged: see the report of issue 16).
+    if counted_by_caps(agreement, adj.batch, cls.zones).any():
+        recount_caps(session, agreement, sorted(days), now=now)
+    out.findings_by_pk = dict(Counter(int(r["incident_pk"]) for r in new_frows))
+    for pk in np.unique(pk_at).tolist():
+        out.findings_by_pk.setdefault(int(pk), 0)
+    return out
