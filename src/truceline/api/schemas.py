@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from truceline.core.incidents import NO_NUL
 from truceline.core.probability import icd203_term
+from truceline.core.times import as_utc
 from truceline.services.auth import Role
 from truceline.services.review import Action
 from truceline.services.sensors import DetectionRecord, SensorRecord, from_us
@@ -20,13 +21,6 @@ T = TypeVar("T")
 #: The largest key of a stored record (incidents, findings, events, ledger entries: 32-bit
 #: integers on PostgreSQL); a larger one in a path or body names nothing and gets a 422.
 MAX_KEY = 2**31 - 1
-
-
-def utc(t: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; everything in the store is UTC."""
-    if t is None:
-        return None
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 class _Out(BaseModel):
@@ -188,8 +182,8 @@ class FindingOut(_Out):
             explanation=f.explanation,
             numbers=None if f.numbers is None else FindingNumbersOut.model_validate(f.numbers),
             status=f.status,
-            created_at=utc(f.created_at),
-            released_at=utc(f.released_at),
+            created_at=as_utc(f.created_at),
+            released_at=as_utc(f.released_at),
         )
 
 
@@ -228,8 +222,8 @@ class IncidentOut(_Out):
     @classmethod
     def of(cls, r: IncidentRow) -> IncidentOut:
         data = {k: getattr(r, k) for k in cls.model_fields if k != "zones"}
-        data["observed_at"] = utc(r.observed_at)
-        data["received_at"] = utc(r.received_at)
+        data["observed_at"] = as_utc(r.observed_at)
+        data["received_at"] = as_utc(r.received_at)
         return cls(**data, zones=[z for z in r.zones.split(";") if z])
 
 
@@ -316,7 +310,7 @@ class AuditOut(_Out):
     def of(cls, a: AuditRow) -> AuditOut:
         return cls(
             pk=a.pk,
-            at=utc(a.at),
+            at=as_utc(a.at),
             actor=a.actor,
             role=a.role,
             entity=a.entity,
@@ -357,7 +351,7 @@ class FindingView(FindingOut):
             source_type=None if redact else i.source_type,
             incident_pk=None if redact else i.pk,
             day=i.day,
-            observed_at=utc(i.observed_at),
+            observed_at=as_utc(i.observed_at),
             kind=i.kind,
             weapon_class=i.weapon_class,
             lon=i.lon,
@@ -531,7 +525,7 @@ class DetectionOut(_Out):
             arrival_time=from_us(d.arrival_us),
             signal=d.signal,
             amplitude_db=d.amplitude_db,
-            received_at=utc(d.received_at),
+            received_at=as_utc(d.received_at),
             incident_pk=d.incident_pk,
         )
 
@@ -661,7 +655,7 @@ class EventOut(_Out):
         return cls(
             id=ev.pk,
             agreement_id=ev.agreement_id,
-            observed_at=utc(ev.observed_at),
+            observed_at=as_utc(ev.observed_at),
             lon=ev.lon,
             lat=ev.lat,
             cov_m2=[[ev.cov_xx_m2, ev.cov_xy_m2], [ev.cov_xy_m2, ev.cov_yy_m2]],

@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from truceline.core.times import require_utc
+
 __all__ = [
     "FIRE_KINDS",
     "NO_NUL",
@@ -120,10 +122,8 @@ class Incident(BaseModel):
 
     @field_validator("observed_at")
     @classmethod
-    def _utc(cls, v: dt.datetime) -> dt.datetime:
-        if v.tzinfo is None:
-            raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00Z")
-        return v.astimezone(dt.UTC)
+    def _in_utc(cls, v: dt.datetime) -> dt.datetime:
+        return require_utc(v)
 
     @field_validator("weapon_class", "party", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from truceline.core.acoustic import SIGNALS, LocatedEvents, SensorNetwork, Unassigned, Weather
 from truceline.core.acoustic.propagation import TOLD_TEMPERATURE_SIGMA_C, TOLD_WIND_SIGMA_MPS
 from truceline.core.attribution import Attribution
+from truceline.core.times import EPOCH, as_utc, utc_from_epoch_s
 from truceline.errors import RecordError
 
 __all__ = [
@@ -127,21 +128,13 @@ def parse_time_s(text: str) -> float:
     s = text.strip()
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
-    t = dt.datetime.fromisoformat(s)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    delta = as_utc(dt.datetime.fromisoformat(s)) - EPOCH
     return delta.days * 86400.0 + delta.seconds + delta.microseconds * 1e-6
 
 
 def format_time(t_s: float) -> str:
     """POSIX seconds to ISO 8601 UTC with microseconds (``...Z``)."""
-    whole = math.floor(t_s)
-    us = round((t_s - whole) * 1e6)
-    if us == 1_000_000:
-        whole, us = whole + 1, 0
-    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=whole, microseconds=us)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_from_epoch_s(t_s).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:

@@ -42,6 +42,7 @@ from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch, Kind
 from truceline.core.probability import ICD203_TERMS, icd203_term
 from truceline.core.rules import Classification, FindingNumbers
+from truceline.core.times import as_utc, utc_now
 from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [
@@ -263,10 +264,6 @@ def _fmt_prob(p: float) -> str:
     return f"{p:.2f}"
 
 
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
-
-
 def _humanise(kind: str) -> str:
     return kind.replace("_", " ")
 
@@ -281,7 +278,7 @@ class _Context:
         self.names = {p.id: p.name for p in ag.parties}
         self.names[UNDETERMINED] = "Undetermined"
         self.findings = sorted(
-            report.findings, key=lambda f: (_utc(f.observed_at), f.incident_id, f.rule_id)
+            report.findings, key=lambda f: (as_utc(f.observed_at), f.incident_id, f.rule_id)
         )
         self.parties = _party_order(ag, (f.responsible for f in self.findings))
         cv = ag.version_at(report.day)
@@ -294,7 +291,7 @@ class _Context:
         return self.names.get(pid, pid) if pid else "—"
 
     def when(self, t: dt.datetime) -> str:
-        t = _utc(t)
+        t = as_utc(t)
         return t.strftime("%H:%M") if t.date() == self.r.day else t.strftime("%d %b %H:%M")
 
     def what(self, f: DayFinding) -> str:
@@ -382,7 +379,7 @@ class _Context:
     def template_vars(self) -> dict[str, Any]:
         r, ag = self.r, self.ag
         fs = self.findings
-        generated = _utc(r.generated_at) if r.generated_at else dt.datetime.now(dt.UTC)
+        generated = as_utc(r.generated_at) if r.generated_at else utc_now()
         # The summary names both parties even on a quiet day.
         summary_parties = list(dict.fromkeys([ag.left, ag.right, *self.parties]))
         violations = Counter(f.responsible for f in fs if f.probability >= VIOLATION_THRESHOLD)

@@ -44,6 +44,7 @@ from truceline.core.attribution import (
     side_probability,
 )
 from truceline.core.incidents import Incident
+from truceline.core.times import utc_from_epoch_s
 from truceline.io import acoustic_csv as io
 from truceline.io.incidents_io import Reject as IncidentReject
 from truceline.io.incidents_io import write_incidents_csv
@@ -218,10 +219,6 @@ def _event_id(detection_ids: list[str]) -> str:
     return f"acoustic-{h[:20]}"
 
 
-def _utc(t_s: float) -> dt.datetime:
-    return dt.datetime.fromisoformat(io.format_time(t_s).replace("Z", "+00:00"))
-
-
 def acoustic_incidents(
     agreement: Agreement,
     run: AcousticRun,
@@ -293,7 +290,7 @@ def acoustic_incidents(
         out.append(
             Incident(
                 id=_event_id(ids),
-                observed_at=_utc(float(ev.emitted_at_s[i])),
+                observed_at=utc_from_epoch_s(float(ev.emitted_at_s[i])),
                 time_precision="second",
                 lon=float(ev.lon[i]),
                 lat=float(ev.lat[i]),
@@ -511,7 +508,7 @@ def simulate_acoustic(
     incs = [
         Incident(
             id=f"acr-{seed}-{rep.report_id[i]}",
-            observed_at=_utc(float(rep.time_s[i])),
+            observed_at=utc_from_epoch_s(float(rep.time_s[i])),
             time_precision="second",
             lon=float(rep.lon[i]),
             lat=float(rep.lat[i]),

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, aliased
 
 from truceline.core import fusion
 from truceline.core.geodesy import GEOD, LocalFrame, mean_lon, pad_lat_deg, pad_lon_deg, unwrapped_lon
+from truceline.core.times import as_utc
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
@@ -134,10 +135,6 @@ _TYPES = (
     np.float64, str, np.float64, np.float64, np.float64, str, str, str, str, np.intp,
     np.float64, np.float64, str,
 )  # fmt: skip
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -700,7 +697,7 @@ def linked_reports(session: Session, incident: IncidentRow, *, scope: Scope) -> 
     lon = np.array([r.lon for r in rows])
     lat = np.array([r.lat for r in rows])
     _, _, d = GEOD.inv(np.full(len(rows), incident.lon), np.full(len(rows), incident.lat), lon, lat)
-    t0 = _utc(incident.observed_at)
+    t0 = as_utc(incident.observed_at)
     out = [
         LinkedReport(
             r.pk,
@@ -708,9 +705,9 @@ def linked_reports(session: Session, incident: IncidentRow, *, scope: Scope) -> 
             r.source_type,
             r.submitted_by,
             r.kind,
-            _utc(r.observed_at),
+            as_utc(r.observed_at),
             round(float(dm), 1),
-            (_utc(r.observed_at) - t0).total_seconds(),
+            (as_utc(r.observed_at) - t0).total_seconds(),
         )
         for r, dm in zip(rows, np.asarray(d).tolist(), strict=True)
     ]

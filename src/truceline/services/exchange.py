@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
+from truceline.core.times import as_utc
 from truceline.io.formats import (
     ImportResult,
     read_incident_file,
@@ -46,16 +47,10 @@ _PAGE = 2000
 _INCIDENT_COLUMNS = tuple(f for f in Incident.model_fields if f != "id")
 
 
-def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
-
-
 def incident_of_row(row: IncidentRow) -> Incident:
     """The report as it was submitted (the stored row without the server's adjudication)."""
     data: dict[str, Any] = {k: getattr(row, k) for k in _INCIDENT_COLUMNS}
-    data["observed_at"] = _utc(row.observed_at)
+    data["observed_at"] = as_utc(row.observed_at)
     return Incident.model_validate({"id": row.report_id, **data})
 
 
@@ -72,7 +67,7 @@ def _record(row: IncidentRow, rules: list[str]) -> dict[str, Any]:
         status=row.status,
         findings=";".join(rules),
         submitted_by=row.submitted_by,
-        received_at=(_utc(row.received_at) or dt.datetime.min).isoformat().replace("+00:00", "Z"),
+        received_at=(as_utc(row.received_at) or dt.datetime.min).isoformat().replace("+00:00", "Z"),
     )
     return rec
 

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement
 from truceline.core.probability import icd203_term
 from truceline.core.rules import number_columns
+from truceline.core.times import as_utc
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
@@ -287,8 +288,7 @@ def collection(
 def _iso(t: dt.datetime | None) -> str | None:
     if t is None:
         return None
-    t = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
-    return t.isoformat().replace("+00:00", "Z")
+    return as_utc(t).isoformat().replace("+00:00", "Z")
 
 
 def _point(lon: float, lat: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from truceline.core.acoustic import SIGNALS, SensorNetwork, Weather
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import IncidentBatch
 from truceline.core.rules import classify
+from truceline.core.times import as_utc, require_utc, utc_isoformat
 from truceline.errors import ConflictError, PayloadTooLargeError, ValidationError
 from truceline.io import acoustic_csv
 from truceline.services.audit import record_change
@@ -54,6 +55,8 @@ __all__ = [
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
+#: A time as sensors write it (to the microsecond), for the error of one without an offset.
+_EXAMPLE_TIME = "2025-03-01T04:12:00.123456Z"
 _CHUNK = 500
 #: A detection may be stamped this far after the server's clock (clock skew of a device).
 FUTURE_SKEW = dt.timedelta(seconds=5)
@@ -70,12 +73,6 @@ def to_us(t: dt.datetime) -> int:
 
 def from_us(us: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=int(us))
-
-
-def _aware(v: dt.datetime) -> dt.datetime:
-    if v.tzinfo is None:
-        raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00.123456Z")
-    return v.astimezone(dt.UTC)
 
 
 def _finite(v: float | None) -> float | None:
@@ -106,8 +103,8 @@ class SensorRecord(BaseModel):
 
     @field_validator("retired_at")
     @classmethod
-    def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        return None if v is None else _aware(v)
+    def _in_utc(cls, v: dt.datetime | None) -> dt.datetime | None:
+        return None if v is None else require_utc(v, example=_EXAMPLE_TIME)
 
 
 class DetectionRecord(BaseModel):
@@ -127,8 +124,8 @@ class DetectionRecord(BaseModel):
 
     @field_validator("arrival_time")
     @classmethod
-    def _utc(cls, v: dt.datetime) -> dt.datetime:
-        return _aware(v)
+    def _in_utc(cls, v: dt.datetime) -> dt.datetime:
+        return require_utc(v, example=_EXAMPLE_TIME)
 
 
 _HINTS = {
@@ -207,12 +204,8 @@ def _sensor_state(r: SensorRow) -> dict[str, object]:
         "elevation_m": r.elevation_m,
         "timing_sigma_ms": r.timing_sigma_ms,
         "sector": r.sector,
-        "retired_at": _utc(r.retired_at).isoformat() if r.retired_at else None,
+        "retired_at": utc_isoformat(r.retired_at),
     }
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def register_sensors(
@@ -349,7 +342,7 @@ def sensors_geojson(
                     "network": r.network,
                     "kind": r.kind,
                     "status": "retired"
-                    if r.retired_at is not None and _utc(r.retired_at) <= now
+                    if r.retired_at is not None and as_utc(r.retired_at) <= now
                     else "active",
                     "detections_24h": int(counts.get(r.id, 0)),
                     "elevation_m": r.elevation_m,
@@ -453,10 +446,10 @@ def submit_detections(
                 "check the sensor's clock and time zone",
             )
             continue
-        if sensor.retired_at is not None and rec.arrival_time > _utc(sensor.retired_at):
+        if sensor.retired_at is not None and rec.arrival_time > as_utc(sensor.retired_at):
             reject(
                 "arrival_time",
-                f"sensor {rec.sensor_id!r} was retired at {_utc(sensor.retired_at).isoformat()}",
+                f"sensor {rec.sensor_id!r} was retired at {as_utc(sensor.retired_at).isoformat()}",
                 "only arrivals before the sensor's retirement are accepted",
             )
             continue
@@ -633,7 +626,7 @@ def locate_stored(
         elevation_m=[s.elevation_m for s in sens_rows],
         timing_sigma_ms=[s.timing_sigma_ms for s in sens_rows],
     )
-    retired = np.array([_utc(s.retired_at).timestamp() if s.retired_at else np.inf for s in sens_rows])
+    retired = np.array([as_utc(s.retired_at).timestamp() if s.retired_at else np.inf for s in sens_rows])
     sensors = acoustic_csv.Sensors(net, np.full(len(sens_rows), -np.inf), retired)
     pk, sid, did, us, sig, amp = (np.asarray(c) for c in zip(*det, strict=True))
     key = np.char.add(np.char.add(sid.astype(str), "/"), did.astype(str))

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from truceline.core.incidents import Incident
 from truceline.core.rules import NUMBERS, Findings
+from truceline.core.times import as_utc
 from truceline.errors import ConflictError, NotFoundError
 from truceline.ledger_verify import (
     FORMAT,
@@ -63,12 +64,6 @@ __all__ = [
     "numbers_texts",
     "verify",
 ]
-
-
-def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 # Statements built once: append runs in every write transaction.
@@ -132,8 +127,8 @@ def append(
         return []
     head = _lock_head(session)
     conn = session.connection()  # Core statements: this runs in every write transaction
-    last = _utc(head.recorded_at)
-    t = _utc(now) or now
+    last = as_utc(head.recorded_at)
+    t = as_utc(now)
     t = max(t, last) if last else t
     closed = conn.execute(_LAST_CLOSED).scalar()
     if closed is not None and t.date() <= closed:
@@ -293,7 +288,7 @@ def _day_hashes(session: Session, day: dt.date) -> list[tuple[int, str]]:
 def close_days(session: Session, *, now: dt.datetime) -> list[LedgerRootRow]:
     """Close every day before ``now``'s UTC date that has entries and no root yet."""
     _lock_head(session)  # no append interleaves with closing
-    today = (_utc(now) or now).date()
+    today = as_utc(now).date()
     closed = set(session.execute(select(LedgerRootRow.day)).scalars())
     days = session.execute(
         select(LedgerEntryRow.day).where(LedgerEntryRow.day < today).distinct()
@@ -429,7 +424,7 @@ def _incident_hash(row: IncidentRow) -> str | None:
     """The content hash of the record as the table holds it now (None: no longer a valid record)."""
     doc = {
         "id": row.report_id,
-        "observed_at": _utc(row.observed_at),
+        "observed_at": as_utc(row.observed_at),
         "time_precision": row.time_precision,
         "lon": row.lon,
         "lat": row.lat,

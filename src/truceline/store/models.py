@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from truceline.core.times import utc_now
 from truceline.ledger_verify import canonical_json
 
 __all__ = [
@@ -74,10 +75,6 @@ class JSONText(TypeDecorator[Any]):
         return None if value is None else json.loads(value)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class AgreementRow(Base):
     __tablename__ = "agreements"
 
@@ -85,7 +82,7 @@ class AgreementRow(Base):
     name: Mapped[str] = mapped_column(String(256))
     source: Mapped[str] = mapped_column(Text)  # folder it was loaded from
     content_hash: Mapped[str] = mapped_column(String(64))
-    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class IngestBatchRow(Base):
@@ -94,7 +91,7 @@ class IngestBatchRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
     source: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     n_accepted: Mapped[int] = mapped_column(Integer, default=0)
     n_duplicates: Mapped[int] = mapped_column(Integer, default=0)
     n_rejected: Mapped[int] = mapped_column(Integer, default=0)
@@ -139,7 +136,7 @@ class IncidentRow(Base):
     p_side: Mapped[float] = mapped_column(Float)
     zones: Mapped[str] = mapped_column(String(512), default="")
     sector: Mapped[str] = mapped_column(String(64), default="")
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # Review (truceline.services.review): new -> verified | rejected | sent_back
     status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
     submitted_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
@@ -221,7 +218,7 @@ class FindingRow(Base):
     # type in NUMBERS); None for a finding recorded before findings carried them (migration 0006).
     numbers: Mapped[dict[str, float | str] | None] = mapped_column(JSONText)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # to the parties
 
     incident: Mapped[IncidentRow] = relationship(back_populates="findings")
@@ -237,7 +234,7 @@ class RejectRow(Base):
     field: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text)
     record: Mapped[dict[str, object] | None] = mapped_column(JSON)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 # -- the mission server (issue 4) ---------------------------------------------------------------
@@ -254,7 +251,7 @@ class AgreementRevisionRow(Base):
     revision: Mapped[int] = mapped_column(Integer)
     files: Mapped[dict[str, str]] = mapped_column(JSON)  # relative path -> base64 of the bytes
     content_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     created_by: Mapped[str] = mapped_column(String(128), default="")
 
 
@@ -269,7 +266,7 @@ class ApiTokenRow(Base):
     party: Mapped[str | None] = mapped_column(String(32))
     sector: Mapped[str | None] = mapped_column(String(64))
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -281,7 +278,7 @@ class AuditRow(Base):
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     actor: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     entity: Mapped[str] = mapped_column(String(32))  # incident | finding | token | agreement | report
@@ -303,7 +300,7 @@ class PublishedReportRow(Base):
     day: Mapped[dt.date] = mapped_column(Date)
     html: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
-    published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     published_by: Mapped[str] = mapped_column(String(128), default="")
 
 
@@ -368,7 +365,7 @@ class SensorRow(Base):
     elevation_m: Mapped[float] = mapped_column(Float, default=0.0)
     timing_sigma_ms: Mapped[float] = mapped_column(Float, default=5.0)
     sector: Mapped[str] = mapped_column(String(64), default="")
-    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     registered_by: Mapped[str] = mapped_column(String(128), default="")
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -395,7 +392,7 @@ class DetectionRow(Base):
     arrival_us: Mapped[int] = mapped_column(BigInteger)
     signal: Mapped[str] = mapped_column(String(16), default="unknown")
     amplitude_db: Mapped[float | None] = mapped_column(Float)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     submitted_by: Mapped[str] = mapped_column(String(128), default="")
     incident_pk: Mapped[int | None] = mapped_column(ForeignKey("incidents.pk"))
 
@@ -424,8 +421,8 @@ class EventRow(Base):
     confidence: Mapped[float] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16), default="fusion")  # fusion | split | merge
     merged_into: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class FusionPairRow(Base):
@@ -449,4 +446,4 @@ class FusionPairRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     batch_id: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

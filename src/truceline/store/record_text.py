@@ -52,7 +52,8 @@ def _int(v: object) -> str:
 _ENUM_TEXT = {m: json_text(m._value_) for e in (Kind, SourceType, TimePrecision) for m in e}
 
 
-def _utc(v: object) -> str:
+def _datetime(v: object) -> str:
+    # Only a datetime in dt.UTC itself: the dump writes any other zone (or a subclass) differently.
     if v.__class__ is not dt.datetime or v.tzinfo is not dt.UTC:
         raise _NotPlainError
     return f'"{v.isoformat()[:-6]}Z"'  # "+00:00" as the dump writes it
@@ -86,7 +87,7 @@ def record_text(inc: Incident) -> str | None:
             f'{{"bearing_deg":{_opt_float(d["bearing_deg"])},"count":{_int(d["count"])},'
             f'"credibility":{_int(d["credibility"])},"id":{_str(d["id"])},'
             f'"kind":{_ENUM_TEXT[d["kind"]]},"lat":{_float(d["lat"])},"lon":{_float(d["lon"])},'
-            f'"narrative":{_str(d["narrative"])},"observed_at":{_utc(d["observed_at"])},'
+            f'"narrative":{_str(d["narrative"])},"observed_at":{_datetime(d["observed_at"])},'
             f'"origin_lat":{_opt_float(d["origin_lat"])},"origin_lon":{_opt_float(d["origin_lon"])},'
             f'"origin_uncertainty_m":{_opt_float(d["origin_uncertainty_m"])},'
             f'"party":{_opt_str(d["party"])},"reliability":{_str(d["reliability"])},'

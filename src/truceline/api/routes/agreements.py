@@ -20,9 +20,9 @@ from truceline.api.schemas import (
     SectorOut,
     VersionOut,
     ZoneOut,
-    utc,
 )
 from truceline.core.agreement import Agreement
+from truceline.core.times import as_utc
 from truceline.errors import ValidationError
 from truceline.services.agreement import agreement_summary, zones_feature_collection
 from truceline.services.agreement_store import register_agreement, revision_count
@@ -39,7 +39,7 @@ def _out(row: AgreementRow, revisions: int) -> AgreementOut:
         name=row.name,
         source=row.source,
         content_hash=row.content_hash,
-        loaded_at=utc(row.loaded_at),
+        loaded_at=as_utc(row.loaded_at),
         revisions=revisions,
     )
 

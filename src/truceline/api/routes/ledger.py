@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Path
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import MAX_KEY, LedgerProblem, LedgerRoot, LedgerVerification, utc
+from truceline.api.schemas import MAX_KEY, LedgerProblem, LedgerRoot, LedgerVerification
+from truceline.core.times import as_utc
 from truceline.services import queries
 from truceline.services.auth import Permission, Principal
 from truceline.store import ledger
@@ -25,7 +26,7 @@ def _root(r: LedgerRootRow) -> LedgerRoot:
         first_seq=r.first_seq,
         last_seq=r.last_seq,
         n_entries=r.n_entries,
-        closed_at=utc(r.closed_at),
+        closed_at=as_utc(r.closed_at),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, status
 from fastapi.responses import HTMLResponse
@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import PublishedOut, utc
+from truceline.api.schemas import PublishedOut
+from truceline.core.times import as_utc
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published, list_published, publish_report
 
@@ -22,7 +23,8 @@ HTML: dict[int | str, dict[str, Any]] = {
 
 
 def _pub(r: dict[str, object]) -> PublishedOut:
-    return PublishedOut(**{**r, "published_at": utc(r["published_at"])})  # type: ignore[arg-type]
+    published_at = as_utc(cast(dt.datetime, r["published_at"]))
+    return PublishedOut(**{**r, "published_at": published_at})
 
 
 @router.get("", response_model=list[PublishedOut], summary="Published daily reports")
@@ -88,7 +90,7 @@ def publish(
         return PublishedOut(
             day=row.day,
             sha256=row.sha256,
-            published_at=utc(row.published_at),
+            published_at=as_utc(row.published_at),
             published_by=row.published_by,
         )
 

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Path, status
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
-from truceline.api.schemas import Me, TokenIn, TokenIssued, TokenOut, utc
+from truceline.api.schemas import Me, TokenIn, TokenIssued, TokenOut
+from truceline.core.times import as_utc
 from truceline.services.auth import Permission, Principal, create_token, list_tokens, revoke_token
 from truceline.store.models import ApiTokenRow
 
@@ -23,9 +24,9 @@ def _out(r: ApiTokenRow) -> TokenOut:
         role=r.role,
         party=r.party,
         sector=r.sector,
-        created_at=utc(r.created_at),
+        created_at=as_utc(r.created_at),
         created_by=r.created_by,
-        revoked_at=utc(r.revoked_at),
+        revoked_at=as_utc(r.revoked_at),
     )
 
 
@@ -60,7 +61,7 @@ def create(body: TokenIn, ctx: Ctx, who: Admin) -> TokenIssued:
         role=t.role.value,
         party=t.party,
         sector=t.sector,
-        created_at=utc(t.created_at),
+        created_at=as_utc(t.created_at),
         created_by=who.subject,
         revoked_at=None,
         token=t.secret,
