@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from truceline.store.models import AuditRow
 
-if TYPE_CHECKING:
-    from truceline.services.auth import Principal
+__all__ = ["Actor", "history", "record_change"]
 
-__all__ = ["history", "record_change"]
+
+class Actor(Protocol):
+    """Who made a change, as the trail records it (a :class:`~truceline.services.auth.Principal`).
+
+    The trail needs only the name and the role, so it does not depend on how callers are
+    authenticated (and :mod:`truceline.services.auth`, which audits token changes, can use it).
+    """
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def role(self) -> StrEnum: ...
 
 
 def record_change(
     session: Session,
     *,
-    actor: Principal,
+    actor: Actor,
     entity: str,
     entity_id: str | int,
     action: str,
