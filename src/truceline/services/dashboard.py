@@ -17,7 +17,7 @@ What the filter means
 - With a ``rules`` filter the incidents without findings drop out (they have no rule).
 
 Row-level limits come from the caller's :class:`~truceline.services.auth.Scope` through the same
-clauses the list endpoints use (:mod:`truceline.services.queries`), so a liaison's dashboard holds
+clauses the list endpoints use (:mod:`truceline.services.scope`), so a liaison's dashboard holds
 the released findings only, and none of the raw reports' own fields.
 
 Arrays are returned column-wise with categorical columns coded as small integers (``codes`` holds
@@ -61,7 +61,7 @@ from truceline.core.rules import NUMBER_COLUMNS, number_columns
 from truceline.errors import ValidationError
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Scope
-from truceline.services.queries import _finding_scope, _incident_scope
+from truceline.services.scope import finding_clauses, incident_clause
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = [
@@ -150,7 +150,7 @@ def _days(flt: MapFilter) -> list[ColumnElement[bool]]:
 
 
 def _finding_conds(flt: MapFilter, scope: Scope, *, dated: bool = True) -> list[ColumnElement[bool]]:
-    conds = _common(flt) + (_days(flt) if dated else []) + _finding_scope(scope)
+    conds = _common(flt) + (_days(flt) if dated else []) + finding_clauses(scope)
     if flt.rules:
         conds.append(FindingRow.rule_id.in_(flt.rules))
     if flt.parties:
@@ -172,7 +172,7 @@ def _incident_conds(
         conds.append(IncidentRow.party.in_(flt.parties))
     if flt.statuses:
         conds.append(IncidentRow.status.in_(flt.statuses))
-    sc = _incident_scope(scope)
+    sc = incident_clause(scope)
     if sc is not None:
         conds.append(sc)
     return conds
@@ -451,7 +451,7 @@ def review_queue(
         else_=4,
     ).label("tier")
     conds: list[ColumnElement[bool]] = [inc.agreement_id == agreement_id, inc.status == "new"]
-    sc = _incident_scope(scope)
+    sc = incident_clause(scope)
     if sc is not None:
         conds.append(sc)
     base = select(inc.pk, tier).outerjoin(agg, agg.c.ipk == inc.pk).where(*conds).subquery()

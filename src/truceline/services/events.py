@@ -48,6 +48,7 @@ from truceline.core.times import as_utc
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
+from truceline.services.scope import incident_clause
 from truceline.store import ledger
 from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import DetectionRow, EventRow, FusionPairRow, IncidentRow
@@ -629,13 +630,6 @@ _REFRESH_EVENTS_PG = text(
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _in_scope(scope: Scope) -> ColumnElement[bool] | None:
-    """Incidents visible under ``scope`` (as the incident queries see them)."""
-    from truceline.services.queries import _incident_scope
-
-    return _incident_scope(scope)
-
-
 @dataclass(frozen=True, slots=True)
 class EventView:
     event: EventRow
@@ -659,7 +653,7 @@ def get_event(session: Session, event_id: int, *, scope: Scope) -> EventView:
             select(IncidentRow).where(IncidentRow.event_id == event_id).order_by(IncidentRow.pk)
         ).scalars()
     )
-    sc = _in_scope(scope)
+    sc = incident_clause(scope)
     if sc is not None and members:
         visible = session.execute(
             select(func.count()).select_from(IncidentRow).where(IncidentRow.event_id == event_id, sc)
@@ -688,7 +682,7 @@ def linked_reports(session: Session, incident: IncidentRow, *, scope: Scope) -> 
     if incident.event_id is None:
         return []
     conds = [IncidentRow.event_id == incident.event_id, IncidentRow.pk != incident.pk]
-    sc = _in_scope(scope)
+    sc = incident_clause(scope)
     if sc is not None:
         conds.append(sc)
     rows = list(session.execute(select(IncidentRow).where(*conds)).scalars())

@@ -43,6 +43,7 @@ from truceline.errors import NotFoundError, ValidationError
 from truceline.services import queries
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, require
+from truceline.services.scope import finding_clauses
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = [
@@ -355,7 +356,7 @@ def _finding_conditions(
 ) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [
         IncidentRow.agreement_id == agreement_id,
-        *queries._finding_scope(who.scope),  # the same row-level rules as GET /findings
+        *finding_clauses(who.scope),  # the same row-level rules as GET /findings
     ]
     if q.bbox is not None:
         conds.append(queries._bbox_clause(q.bbox, session.get_bind().dialect.name))

@@ -1,8 +1,9 @@
 """Reading the store for the API: filtered, paginated lists, single records, daily statistics.
 
-Every query takes the caller's :class:`~truceline.services.auth.Scope`: a monitor sees the incidents
-of their sector (and their own submissions), a liaison only findings released to the parties.
-A record outside the scope is reported as not found, so its existence does not leak.
+Every query takes the caller's :class:`~truceline.services.auth.Scope` and applies its row-level
+rules (:mod:`truceline.services.scope`): a monitor sees the incidents of their sector (and their
+own submissions), a liaison only findings released to the parties. A record outside the scope is
+reported as not found, so its existence does not leak.
 
 Bounding boxes use the PostGIS ``geom`` column and its GiST index on PostgreSQL, and the
 ``(lon, lat)`` B-tree index on SQLite; a box whose west edge is east of its east edge crosses the
@@ -19,11 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services.auth import Scope
+from truceline.services.scope import (
+    counted_incident_clauses,
+    finding_clauses,
+    incident_clause,
+    released_finding_clauses,
+)
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = [
@@ -135,15 +142,6 @@ class Page:
     next_cursor: str | None = None
 
 
-def _incident_scope(scope: Scope) -> ColumnElement[bool] | None:
-    if scope.released_only:
-        return false()  # liaisons never see raw reports
-    if not scope.restricted:
-        return None
-    own = IncidentRow.submitted_by == (scope.subject or "")
-    return or_(IncidentRow.sector == scope.sector, own) if scope.sector else own
-
-
 def incident_conditions(
     session: Session, flt: IncidentFilter, *, scope: Scope
 ) -> list[ColumnElement[bool]]:
@@ -170,7 +168,7 @@ def incident_conditions(
         conds.append(
             exists().where(FindingRow.incident_pk == IncidentRow.pk, FindingRow.rule_id == flt.rule)
         )
-    sc = _incident_scope(scope)
+    sc = incident_clause(scope)
     if sc is not None:
         conds.append(sc)
     return conds
@@ -203,7 +201,7 @@ def list_incidents(
 
 def get_incident(session: Session, pk: int, *, scope: Scope) -> IncidentRow:
     conds: list[ColumnElement[bool]] = [IncidentRow.pk == pk]
-    sc = _incident_scope(scope)
+    sc = incident_clause(scope)
     if sc is not None:
         conds.append(sc)
     row = session.execute(select(IncidentRow).where(*conds)).scalar_one_or_none()
@@ -215,9 +213,11 @@ def get_incident(session: Session, pk: int, *, scope: Scope) -> IncidentRow:
 
 
 def findings_of(session: Session, incident_pk: int, *, scope: Scope) -> list[FindingRow]:
-    q = select(FindingRow).where(FindingRow.incident_pk == incident_pk).order_by(FindingRow.pk)
-    if scope.released_only:
-        q = q.where(FindingRow.released_at.is_not(None))
+    q = (
+        select(FindingRow)
+        .where(FindingRow.incident_pk == incident_pk, *released_finding_clauses(scope))
+        .order_by(FindingRow.pk)
+    )
     return list(session.execute(q).scalars())
 
 
@@ -234,13 +234,6 @@ class FindingFilter:
     sector: str | None = None
 
 
-def _finding_scope(scope: Scope) -> list[ColumnElement[bool]]:
-    if scope.released_only:
-        return [FindingRow.released_at.is_not(None)]
-    sc = _incident_scope(scope)
-    return [] if sc is None else [sc]
-
-
 def list_findings(
     session: Session, flt: FindingFilter, *, scope: Scope, cursor: str | None, limit: int
 ) -> Page:
@@ -249,7 +242,7 @@ def list_findings(
     conds: list[ColumnElement[bool]] = [
         IncidentRow.agreement_id == flt.agreement_id,
         FindingRow.pk > after,
-        *_finding_scope(scope),
+        *finding_clauses(scope),
     ]
     if flt.start is not None:
         conds.append(IncidentRow.day >= flt.start)
@@ -286,7 +279,7 @@ def get_finding(session: Session, pk: int, *, scope: Scope) -> tuple[FindingRow,
     q = (
         select(FindingRow, IncidentRow)
         .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
-        .where(FindingRow.pk == pk, *_finding_scope(scope))
+        .where(FindingRow.pk == pk, *finding_clauses(scope))
     )
     row = session.execute(q).one_or_none()
     if row is None:
@@ -328,10 +321,9 @@ def daily_statistics(
         )
 
     base = [IncidentRow.agreement_id == agreement_id, IncidentRow.day >= start, IncidentRow.day <= end]
-    inc_scope = [] if scope.released_only else ([c] if (c := _incident_scope(scope)) is not None else [])
     q = (
         select(IncidentRow.day, IncidentRow.kind, IncidentRow.sector, func.count())
-        .where(*base, *inc_scope)
+        .where(*base, *counted_incident_clauses(scope))
         .group_by(IncidentRow.day, IncidentRow.kind, IncidentRow.sector)
     )
     for d, kind, sector, n in session.execute(q):
@@ -350,7 +342,7 @@ def daily_statistics(
             violation,
         )
         .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
-        .where(*base, *_finding_scope(scope))
+        .where(*base, *finding_clauses(scope))
         .group_by(IncidentRow.day, FindingRow.rule_id, FindingRow.responsible, FindingRow.status)
     )
     for d, rule, party, status, n, nv in session.execute(fq):

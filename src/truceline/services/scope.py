@@ -1,0 +1,67 @@
+"""Who may see which rows: the row-level rules of a caller's :class:`~truceline.services.auth.Scope`.
+
+Every query that reads incidents, findings or sensors for a caller adds these clauses, so the
+rules live here once:
+
+- a monitor (``restricted``, with a ``sector``) sees the incidents of their sector and those they
+  submitted themselves, and the sensors of their sector;
+- a liaison (``released_only``) sees the findings released to the parties, and no raw report;
+- every other role sees every row.
+
+A row outside the scope is answered as not found, so its existence does not leak.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, false, or_
+
+from truceline.services.auth import Scope
+from truceline.store.models import FindingRow, IncidentRow, SensorRow
+
+__all__ = [
+    "counted_incident_clauses",
+    "finding_clauses",
+    "incident_clause",
+    "released_finding_clauses",
+    "sensor_clause",
+]
+
+
+def incident_clause(scope: Scope) -> ColumnElement[bool] | None:
+    """The incidents the caller may see; ``None`` when they see every one."""
+    if scope.released_only:
+        return false()  # liaisons never see raw reports
+    if not scope.restricted:
+        return None
+    own = IncidentRow.submitted_by == (scope.subject or "")
+    return or_(IncidentRow.sector == scope.sector, own) if scope.sector else own
+
+
+def finding_clauses(scope: Scope) -> list[ColumnElement[bool]]:
+    """The findings the caller may see, in a query that joins each finding to its incident."""
+    if scope.released_only:
+        return [FindingRow.released_at.is_not(None)]
+    sc = incident_clause(scope)
+    return [] if sc is None else [sc]
+
+
+def released_finding_clauses(scope: Scope) -> list[ColumnElement[bool]]:
+    """The findings of an incident the caller already sees (no join): a liaison's released ones."""
+    return [FindingRow.released_at.is_not(None)] if scope.released_only else []
+
+
+def counted_incident_clauses(scope: Scope) -> list[ColumnElement[bool]]:
+    """The incidents the caller may count in statistics.
+
+    A liaison counts every incident (counts carry no positions or report fields); the others
+    count the incidents they see.
+    """
+    if scope.released_only:
+        return []
+    sc = incident_clause(scope)
+    return [] if sc is None else [sc]
+
+
+def sensor_clause(scope: Scope) -> ColumnElement[bool] | None:
+    """The sensors the caller may see (a monitor: those of their sector); ``None``: every one."""
+    return SensorRow.sector == (scope.sector or "") if scope.restricted else None
