@@ -138,8 +138,13 @@ def classify_cmd(
     ] = None,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row."""
-    from truceline.io.incidents_io import read_incidents, write_rejects
-    from truceline.services import CLASSIFY_COLUMNS, adjudicate, classification_rows
+    from truceline.io.incidents_io import (
+        CLASSIFY_COLUMNS,
+        classification_rows,
+        read_incidents,
+        write_rejects,
+    )
+    from truceline.services import adjudicate
 
     ag = _load(agreement)
     try:

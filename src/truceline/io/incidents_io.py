@@ -1,4 +1,5 @@
-"""Read and write incident files (CSV and GeoJSON) with per-record rejects.
+"""Read and write incident files (CSV and GeoJSON) with per-record rejects, and the table of a
+batch's classification.
 
 A bad record never stops a batch: it is set aside with its row number, the field at fault, the value
 and how to fix it, and every good record of the same file still goes through.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,16 @@ from typing import Any
 import pydantic
 
 from truceline.core.incidents import NO_NUL, Incident
+from truceline.core.rules import Classification
 from truceline.errors import ValidationError
 
 __all__ = [
+    "CLASSIFY_COLUMNS",
     "INCIDENT_FIELDS",
     "NUL_REASON",
     "ReadResult",
     "Reject",
+    "classification_rows",
     "incidents_from_records",
     "is_nul_error",
     "read_incidents",
@@ -247,3 +251,47 @@ def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:
         w.writerow(["row", "id", "field", "reason"])
         for r in rejects:
             w.writerow([r.row, r.id, r.field, r.reason])
+
+
+#: Columns of :func:`classification_rows` (the ``classify`` command's output).
+CLASSIFY_COLUMNS = (
+    "id",
+    "side",
+    "distance_km",
+    "p_side",
+    "zones",
+    "sector",
+    "findings",
+    "responsible",
+    "probability",
+    "likelihood",
+    "explanation",
+)
+
+
+def classification_rows(incidents: Sequence[Incident], cls: Classification) -> list[dict[str, object]]:
+    """One output row per incident; several findings are joined with ';' (explanations with ' | ')."""
+    f = cls.findings
+    by_inc: dict[int, list[int]] = {}
+    for j, i in enumerate(f.incident.tolist()):
+        by_inc.setdefault(i, []).append(j)
+    likelihood = f.likelihood
+    out = []
+    for i, inc in enumerate(incidents):
+        js = by_inc.get(i, [])
+        out.append(
+            {
+                "id": inc.id,
+                "side": cls.party_side[i],
+                "distance_km": round(float(cls.distance_km[i]), 4),
+                "p_side": round(float(cls.p_side[i]), 4),
+                "zones": cls.zones[i],
+                "sector": cls.sector[i],
+                "findings": ";".join(f.rule_id[j] for j in js),
+                "responsible": ";".join(f.responsible[j] for j in js),
+                "probability": ";".join(f"{f.probability[j]:.3f}" for j in js),
+                "likelihood": ";".join(likelihood[j] for j in js),
+                "explanation": " | ".join(f.explanation[j] for j in js),
+            }
+        )
+    return out

@@ -2,18 +2,6 @@
 
 from __future__ import annotations
 
-from truceline.services.incidents import (
-    CLASSIFY_COLUMNS,
-    Adjudication,
-    adjudicate,
-    agreement_rejects,
-    classification_rows,
-)
+from truceline.services.adjudication import Adjudication, adjudicate, agreement_rejects
 
-__all__ = [
-    "CLASSIFY_COLUMNS",
-    "Adjudication",
-    "adjudicate",
-    "agreement_rejects",
-    "classification_rows",
-]
+__all__ = ["Adjudication", "adjudicate", "agreement_rejects"]

@@ -1,4 +1,8 @@
-"""Adjudicating incident batches and formatting the results (shared by the CLI, API and web)."""
+"""Adjudicating a batch of incidents: the checks that need the agreement, then the rule engine.
+
+Shared by the CLI's ``classify`` and ingest (CLI and server); the result as a table is
+:func:`truceline.io.incidents_io.classification_rows`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from truceline.core.incidents import Incident, IncidentBatch
 from truceline.core.rules import Classification, classify
 from truceline.io.incidents_io import Reject
 
-__all__ = ["Adjudication", "adjudicate", "classification_rows"]
+__all__ = ["Adjudication", "adjudicate", "agreement_rejects"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,46 +80,3 @@ def adjudicate(agreement: Agreement, incidents: Sequence[Incident], rows: Sequen
     good_rows = [rows[k] for k in keep]
     batch = IncidentBatch.from_incidents(good)
     return Adjudication(good, good_rows, classify(agreement, batch), rejects, batch)
-
-
-CLASSIFY_COLUMNS = (
-    "id",
-    "side",
-    "distance_km",
-    "p_side",
-    "zones",
-    "sector",
-    "findings",
-    "responsible",
-    "probability",
-    "likelihood",
-    "explanation",
-)
-
-
-def classification_rows(incidents: Sequence[Incident], cls: Classification) -> list[dict[str, object]]:
-    """One output row per incident; several findings are joined with ';' (explanations with ' | ')."""
-    f = cls.findings
-    by_inc: dict[int, list[int]] = {}
-    for j, i in enumerate(f.incident.tolist()):
-        by_inc.setdefault(i, []).append(j)
-    likelihood = f.likelihood
-    out = []
-    for i, inc in enumerate(incidents):
-        js = by_inc.get(i, [])
-        out.append(
-            {
-                "id": inc.id,
-                "side": cls.party_side[i],
-                "distance_km": round(float(cls.distance_km[i]), 4),
-                "p_side": round(float(cls.p_side[i]), 4),
-                "zones": cls.zones[i],
-                "sector": cls.sector[i],
-                "findings": ";".join(f.rule_id[j] for j in js),
-                "responsible": ";".join(f.responsible[j] for j in js),
-                "probability": ";".join(f"{f.probability[j]:.3f}" for j in js),
-                "likelihood": ";".join(likelihood[j] for j in js),
-                "explanation": " | ".join(f.explanation[j] for j in js),
-            }
-        )
-    return out
