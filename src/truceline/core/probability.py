@@ -6,7 +6,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr
 
-__all__ = ["ICD203_TERMS", "icd203_term", "normal_cdf"]
+__all__ = ["ICD203_TERMS", "VIOLATION_P", "icd203_term", "normal_cdf"]
+
+#: A finding at or above this probability counts as a violation (ICD 203: "roughly even chance"
+#: and above), in the statistics, the review queue and the daily report.
+VIOLATION_P = 0.5
 
 #: Upper bounds of the ICD 203 (US Intelligence Community Directive 203) likelihood bands.
 ICD203_TERMS: tuple[tuple[float, str], ...] = (

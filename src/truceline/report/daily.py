@@ -40,13 +40,12 @@ from truceline.core.agreement import Agreement, CompiledVersion, RuleType
 from truceline.core.attribution import UNDETERMINED
 from truceline.core.geodesy import LineIndex
 from truceline.core.incidents import IncidentBatch, Kind
-from truceline.core.probability import ICD203_TERMS, icd203_term
+from truceline.core.probability import ICD203_TERMS, VIOLATION_P, icd203_term
 from truceline.core.rules import Classification, FindingNumbers
 from truceline.core.times import as_utc, utc_now
 from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [
-    "VIOLATION_THRESHOLD",
     "DayFinding",
     "DayReport",
     "LedgerDay",
@@ -57,9 +56,6 @@ __all__ = [
     "render_trend_png",
 ]
 
-#: Findings at or above this probability count as violations in the summary (ICD 203: "roughly
-#: even chance" and above).
-VIOLATION_THRESHOLD = 0.5
 NONE_RECORDED = "None recorded."
 
 _CIVILIAN_KINDS = (Kind.civilian_casualty.value, Kind.damage.value)
@@ -370,7 +366,7 @@ class _Context:
                     "key": k,
                     "label": (labels or {}).get(k, k) or "—",
                     "n": len(fs),
-                    "n_violations": sum(f.probability >= VIOLATION_THRESHOLD for f in fs),
+                    "n_violations": sum(f.probability >= VIOLATION_P for f in fs),
                     "by_party": [by.get(p, 0) for p in self.parties],
                 }
             )
@@ -382,7 +378,7 @@ class _Context:
         generated = as_utc(r.generated_at) if r.generated_at else utc_now()
         # The summary names both parties even on a quiet day.
         summary_parties = list(dict.fromkeys([ag.left, ag.right, *self.parties]))
-        violations = Counter(f.responsible for f in fs if f.probability >= VIOLATION_THRESHOLD)
+        violations = Counter(f.responsible for f in fs if f.probability >= VIOLATION_P)
         findings_by = Counter(f.responsible for f in fs)
         weapons = [self.withdrawal_row(f) for f in fs if f.rule_type == RuleType.withdrawal.value]
         fire = [self.fire_row(f) for f in fs if f.rule_type == RuleType.fire_across.value]
@@ -425,7 +421,7 @@ class _Context:
             "generated": generated.strftime("%Y-%m-%d %H:%M UTC"),
             "version": ag.version_at(r.day),
             "terms": _terms_table(),
-            "threshold": VIOLATION_THRESHOLD,
+            "threshold": VIOLATION_P,
             "none_text": NONE_RECORDED,
             "edition": r.edition,
             "withheld": r.withheld,

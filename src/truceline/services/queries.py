@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from truceline.core.probability import VIOLATION_P
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services.auth import Scope
 from truceline.services.scope import (
@@ -47,9 +48,6 @@ __all__ = [
     "list_findings",
     "list_incidents",
 ]
-
-#: Findings at or above this probability count as violations in the statistics.
-VIOLATION_P = 0.5
 
 
 def encode_cursor(pk: int) -> str:

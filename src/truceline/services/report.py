@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
+from truceline.core.probability import VIOLATION_P
 from truceline.core.rules import FindingNumbers
 from truceline.errors import ValidationError
 from truceline.report.daily import (
@@ -103,7 +104,7 @@ def build_day_report(
             IncidentRow.agreement_id == ag_id,
             IncidentRow.day >= first,
             IncidentRow.day <= day,
-            FindingRow.probability >= 0.5,
+            FindingRow.probability >= VIOLATION_P,
             *released,
         )
         .group_by(IncidentRow.day, FindingRow.responsible)
