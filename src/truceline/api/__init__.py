@@ -48,8 +48,10 @@ def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
     from truceline.api.routes import (
         agreements,
+        dashboard,
         duplicates,
         events,
+        export,
         findings,
         health,
         incidents,
@@ -59,6 +61,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         sensors,
         tokens,
     )
+    from truceline.web import router as page_router
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,9 +98,10 @@ def create_app(ctx: AppContext) -> FastAPI:
     from truceline.api.routes import ogc
 
     app.include_router(ogc.router)  # OGC API - Features under /ogc, outside /api/v1
-    from truceline.web import install as install_dashboard
-
-    install_dashboard(app, API_PREFIX)  # the dashboard at /, its data and exports under /api/v1
+    # The dashboard: its data and exports under /api/v1, the page itself at /.
+    app.include_router(dashboard.router, prefix=API_PREFIX)
+    app.include_router(export.router, prefix=API_PREFIX)
+    app.include_router(page_router)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
     app.add_middleware(NoNulInUrl)
     return app

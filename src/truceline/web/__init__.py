@@ -6,21 +6,13 @@ committed here in ``static/`` so that the Python package serves the dashboard wi
 ``static/build-info.json`` records the digest of the sources they were built from, and a test
 fails when the sources changed without a rebuild.
 
-:func:`install` adds the page and the dashboard's API routers to an application.
+This package holds the page only: :data:`router` serves it, and the API application mounts it
+(:func:`truceline.api.create_app`) next to the routes the page reads
+(:mod:`truceline.api.routes.dashboard`, :mod:`truceline.api.routes.export`).
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from truceline.web.pages import router
 
-__all__ = ["install"]
-
-
-def install(app: FastAPI, api_prefix: str) -> None:
-    """Serve the dashboard at ``/`` and its data and exports under ``api_prefix``."""
-    from truceline.api.routes import dashboard, export
-    from truceline.web import pages
-
-    app.include_router(dashboard.router, prefix=api_prefix)
-    app.include_router(export.router, prefix=api_prefix)
-    app.include_router(pages.router)
+__all__ = ["router"]
