@@ -284,7 +284,7 @@ def test_derived_columns_do_not_leak_into_incidents(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "kml", "kmz", "csv"])
 def test_reference_geodata_formats(tmp_path: Path, fmt: str, small: Any) -> None:
-    from truceline.services.agreement import zones_feature_collection
+    from truceline.io.features import zones_feature_collection
 
     fc = zones_feature_collection(small, small.effective_from)
     path = tmp_path / f"zones.{fmt}"
@@ -313,7 +313,7 @@ def test_reference_geodata_formats(tmp_path: Path, fmt: str, small: Any) -> None
 
 
 def test_acled_cannot_hold_zones(tmp_path: Path, small: Any) -> None:
-    from truceline.services.agreement import zones_feature_collection
+    from truceline.io.features import zones_feature_collection
 
     with pytest.raises(ValidationError, match="events"):
         write_geodata_file(

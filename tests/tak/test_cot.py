@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
-from truceline.services.agreement import zones_feature_collection
+from truceline.io.features import zones_feature_collection
 from truceline.tak import cot
 
 NOW = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)

@@ -292,11 +292,11 @@ def test_layers_hide_observation_posts_from_liaisons(api: Api) -> None:
     # The small agreement has no posts; give the cached layers one to see the filter work.
     fc = api.get("/dashboard/layers", role="analyst").json()
     assert all(f["properties"]["layer"] != "observation_post" for f in fc["features"])
-    from truceline.services import dashboard
+    from truceline.services.agreement import agreement_layers
 
     with api.ctx.db.read() as s:
         ag = api.ctx.agreements.get(s, "small")
-    cached = dashboard.map_layers(ag, ag.effective_from)
+    cached = agreement_layers(ag, ag.effective_from)
     post = {
         "type": "Feature",
         "properties": {"layer": "observation_post", "id": "op-x"},

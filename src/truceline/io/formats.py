@@ -10,7 +10,7 @@ Two families of data go through here:
   the same incidents;
 - **reference geodata** (the agreement's line, zones per side, sectors, observation posts) as a
   GeoJSON FeatureCollection whose features carry a ``layer`` property
-  (:func:`~truceline.services.agreement.zones_feature_collection`), written by
+  (:func:`~truceline.io.features.zones_feature_collection`), written by
   :func:`write_geodata_file`. The agreement loader reads these files back.
 
 GeoPackage is written with pyogrio (GDAL): one layer per kind of feature, EPSG:4326, ready for

@@ -1,4 +1,5 @@
-"""Agreement summaries and exports (the ``agreement check`` / ``export`` commands and the API)."""
+"""What an agreement is on a day, for the CLI, the API and the page: its summary (lengths and
+areas), the legend that labels the map, and its layers (zones and withdrawal lines) as GeoJSON."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from typing import Any
 
 import shapely
 
-from truceline.core.agreement import Agreement
+from truceline.core.agreement import Agreement, RuleType
 from truceline.core.geodesy import GEOD
+from truceline.core.incidents import Kind, SourceType
+from truceline.core.withdrawal import withdrawal_lines
+from truceline.io.features import withdrawal_features, zones_feature_collection
+from truceline.services.review import STATUSES
 
-__all__ = ["agreement_summary", "zones_feature_collection"]
+__all__ = ["agreement_layers", "agreement_legend", "agreement_summary"]
 
 
 def _line_km_in(geom: Any, line: Any) -> float:
@@ -60,71 +65,57 @@ def agreement_summary(ag: Agreement) -> dict[str, Any]:
     return {"id": ag.id, "name": ag.name, "versions": versions, "sectors": sectors}
 
 
-def _feature(geom: Any, props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(geom)}
+def agreement_legend(ag: Agreement, day: dt.date) -> dict[str, Any]:
+    """What labels the map and offers filters on ``day`` (no geometry; cheap).
 
-
-def zones_feature_collection(ag: Agreement, day: dt.date) -> dict[str, Any]:
-    """Every zone of the version in force on ``day`` as polygons per side, plus line and sectors."""
+    The agreement, its parties and sides, the rules in force on ``day`` (with their weapon classes),
+    the weapon classes, sectors, kinds, source types and review statuses, and ``bbox`` (the line's
+    bounds, west, south, east, north) for the first view.
+    """
     cv = ag.version_at(day)
-    feats = [
-        _feature(
-            cv.version.line,
-            {"layer": "line", "id": "line", "length_km": round(cv.line_length_km, 3)},
-        )
-    ]
-    for z in cv.version.zones:
-        for s, geom in cv.zone_polygons(z).items():
-            if geom.is_empty:
-                continue
-            party = ag.party_on_side(s)
-            band = z.bands.get(party)
-            feats.append(
-                _feature(
-                    geom,
-                    {
-                        "layer": "zone",
-                        "id": f"{z.id}:{party}",
-                        "zone": z.id,
-                        "name": z.name,
-                        "side": party,
-                        "type": z.type,
-                        "buffer": z.buffer,
-                        "from_km": band[0] if band else None,
-                        "to_km": band[1] if band else None,
-                        "area_km2": round(float(cv.zone_area_km2(z)[s]), 3),
-                    },
-                )
-            )
-    for sec in ag.sectors:
-        feats.append(
-            _feature(
-                sec.geometry,
-                {"layer": "sector", "id": sec.id, "nation": sec.nation, "name": sec.name},
-            )
-        )
-    for op in ag.observation_posts:
-        feats.append(
-            _feature(
-                shapely.Point(op.lon, op.lat),
-                {"layer": "observation_post", "id": op.id, "name": op.name, "sector": op.sector},
-            )
-        )
-    # Round to 1e-7 deg (~1 cm): keeps files small without moving any vertex by a measurable amount.
-    for f in feats:
-        f["geometry"] = _round(f["geometry"])
-    return {"type": "FeatureCollection", "name": ag.id, "features": feats}
+    weapons = {w.id: w.name or w.id for w in ag.weapon_classes}
+    return {
+        "agreement": {"id": ag.id, "name": ag.name},
+        "day": day.isoformat(),
+        "version_from": cv.version.effective_from.isoformat(),
+        "bbox": [round(float(v), 5) for v in shapely.bounds(cv.version.line)],
+        "parties": [{"id": p.id, "name": p.name} for p in ag.parties],
+        "left": ag.left,
+        "right": ag.right,
+        "rules": [
+            {
+                "id": r.id,
+                "type": r.type.value,
+                "description": r.description,
+                "in_force": r.in_force(day),
+                "weapon_classes": [weapons.get(w, w) for w in r.weapon_classes],
+            }
+            for r in cv.rules
+        ],
+        "weapon_classes": [{"id": k, "name": v} for k, v in weapons.items()],
+        "sectors": [{"id": s.id, "name": s.name, "nation": s.nation} for s in ag.sectors],
+        "kinds": [k.value for k in Kind],
+        "sources": [t.value for t in SourceType],
+        "statuses": list(STATUSES),
+    }
 
 
-def _round(g: dict[str, Any]) -> dict[str, Any]:
-    def r(c: Any) -> Any:
-        if isinstance(c, (list, tuple)) and c and isinstance(c[0], (int, float)):
-            return [round(float(x), 7) for x in c]
-        return [r(x) for x in c]
+def agreement_layers(ag: Agreement, day: dt.date) -> dict[str, Any]:
+    """The agreement's layers in force on ``day`` as one GeoJSON FeatureCollection.
 
-    out = dict(g)
-    if "coordinates" in out:
-        out["coordinates"] = r(out["coordinates"])
-    if "geometries" in out:
-        out["geometries"] = [_round(x) for x in out["geometries"]]
-    return out
+    Features (``properties.layer``): ``line``, ``zone`` (per side), ``withdrawal`` (the line at each
+    withdrawal distance in force, per side, with the weapon classes it applies to), ``sector``,
+    ``observation_post``. The outlines are built geodesically, which takes seconds for a long line,
+    so they are cached on the compiled version (per day: rules start on dates).
+    """
+    cv = ag.version_at(day)
+    cache: dict[str, dict[str, Any]] = cv.__dict__.setdefault("_layers", {})
+    in_force = tuple(r.id for r in cv.rules if r.type == RuleType.withdrawal and r.in_force(day))
+    key = ",".join(in_force)  # the geometry changes only when the withdrawal rules in force do
+    if key not in cache:
+        fc = zones_feature_collection(ag, day)
+        fc["features"][1:1] = withdrawal_features(ag, withdrawal_lines(ag, day))
+        if len(cache) > 16:
+            cache.clear()
+        cache[key] = fc
+    return cache[key]

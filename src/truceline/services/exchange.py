@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.core.times import as_utc
+from truceline.io.features import zones_feature_collection
 from truceline.io.formats import (
     ImportResult,
     read_incident_file,
@@ -29,7 +30,6 @@ from truceline.io.formats import (
     write_incident_file,
 )
 from truceline.services import queries
-from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Principal, Scope
 from truceline.services.ingest import IngestResult, ingest_incidents
 from truceline.store.models import FindingRow, IncidentRow

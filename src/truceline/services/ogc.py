@@ -40,8 +40,8 @@ from truceline.core.probability import icd203_term
 from truceline.core.rules import number_columns
 from truceline.core.times import as_utc
 from truceline.errors import NotFoundError, ValidationError
+from truceline.io.features import zones_feature_collection
 from truceline.services import queries
-from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, require
 from truceline.services.scope import finding_clauses
 from truceline.store.models import FindingRow, IncidentRow

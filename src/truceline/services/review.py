@@ -1,5 +1,6 @@
 """The review workflow: an analyst verifies, rejects or sends back an incident and its findings,
-and releases verified findings to the parties.
+and releases verified findings to the parties; the queue of incidents awaiting review, most
+serious first.
 
 Every change writes an audit row (who, when, before, after) in the same transaction; the
 decision itself is also appended to the tamper-evident ledger (:mod:`truceline.store.ledger`).
@@ -11,17 +12,23 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from truceline.core.agreement import RuleType
+from truceline.core.incidents import Kind
+from truceline.core.probability import VIOLATION_P, icd203_term
+from truceline.core.times import utc_isoformat
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
-from truceline.services.auth import Principal
+from truceline.services.auth import Principal, Scope
+from truceline.services.scope import incident_clause
 from truceline.store import ledger
 from truceline.store.models import FindingRow, IncidentRow
 
-__all__ = ["Action", "ReviewOutcome", "review"]
+__all__ = ["STATUSES", "Action", "ReviewOutcome", "review", "review_queue"]
 
 
 class Action(StrEnum):
@@ -33,6 +40,11 @@ class Action(StrEnum):
 
 #: The status an action leaves an incident and its findings in.
 _STATUS = {Action.verify: "verified", Action.reject: "rejected", Action.send_back: "sent_back"}
+#: An incident's review statuses (``new``: not reviewed yet; a finding not reviewed yet is ``open``).
+STATUSES = ("new", "verified", "rejected", "sent_back")
+#: Rule types whose likely violations are reviewed first.
+SERIOUS_RULE_TYPES = (RuleType.fire_across.value, RuleType.withdrawal.value)
+SERIOUS_P = 0.8
 
 
 def _incident_status(current: str, status: str, every: Sequence[FindingRow], *, partial: bool) -> str:
@@ -160,7 +172,7 @@ def review(
             changes += 1
         new_status = _incident_status(incident.status, status, every, partial=len(findings) < len(every))
         if incident.status != new_status:
-            before_i = {"status": incident.status}
+            before_i: dict[str, object] = {"status": incident.status}
             incident.status = new_status
             record_change(
                 session,
@@ -209,3 +221,78 @@ def review(
         now=now,
     )
     return ReviewOutcome(incident, findings, changes)
+
+
+def review_queue(
+    session: Session, agreement_id: str, *, scope: Scope, limit: int = 100
+) -> dict[str, Any]:
+    """Incidents awaiting review, most serious first and, within a tier, oldest first.
+
+    Tiers: 1 a likely (P >= 0.8) fire-across or withdrawal violation, or a civilian casualty;
+    2 another finding with P >= 0.5; 3 findings below that; 4 a report without findings. Age is the
+    time since the report was received (then since it was observed).
+    """
+    F, inc = FindingRow, IncidentRow
+    serious = case((and_(F.probability >= SERIOUS_P, F.rule_type.in_(SERIOUS_RULE_TYPES)), 1), else_=0)
+    agg = (
+        select(
+            F.incident_pk.label("ipk"),
+            func.max(serious).label("serious"),
+            func.max(F.probability).label("max_p"),
+            func.count().label("n"),
+        )
+        .group_by(F.incident_pk)
+        .subquery()
+    )
+    tier = case(
+        (or_(agg.c.serious == 1, inc.kind == Kind.civilian_casualty.value), 1),
+        (agg.c.max_p >= VIOLATION_P, 2),
+        (agg.c.n > 0, 3),
+        else_=4,
+    ).label("tier")
+    conds: list[ColumnElement[bool]] = [inc.agreement_id == agreement_id, inc.status == "new"]
+    sc = incident_clause(scope)
+    if sc is not None:
+        conds.append(sc)
+    base = select(inc.pk, tier).outerjoin(agg, agg.c.ipk == inc.pk).where(*conds).subquery()
+    tiers = {
+        int(t): int(n)
+        for t, n in session.execute(select(base.c.tier, func.count()).group_by(base.c.tier))
+    }
+    q = (
+        select(inc, tier, agg.c.max_p, agg.c.n)
+        .outerjoin(agg, agg.c.ipk == inc.pk)
+        .where(*conds)
+        .order_by(tier, inc.received_at, inc.observed_at, inc.pk)
+        .limit(limit)
+    )
+    rows = session.execute(q).all()
+    pks = [r[0].pk for r in rows]
+    top: dict[int, FindingRow] = {}
+    if pks:
+        for f in session.execute(
+            select(F).where(F.incident_pk.in_(pks)).order_by(F.incident_pk, F.probability.desc(), F.pk)
+        ).scalars():
+            top.setdefault(f.incident_pk, f)
+    items = []
+    for i, t, max_p, n in rows:
+        best = top.get(i.pk)
+        items.append(
+            {
+                "pk": i.pk,
+                "report_id": i.report_id,
+                "observed_at": utc_isoformat(i.observed_at),
+                "received_at": utc_isoformat(i.received_at),
+                "kind": i.kind,
+                "weapon_class": i.weapon_class,
+                "sector": i.sector,
+                "source_type": i.source_type,
+                "tier": int(t),
+                "n_findings": int(n or 0),
+                "max_probability": None if max_p is None else float(max_p),
+                "top_rule": best.rule_id if best else None,
+                "top_responsible": best.responsible if best else None,
+                "likelihood": str(icd203_term(max_p)) if max_p is not None else None,
+            }
+        )
+    return {"total": sum(tiers.values()), "by_tier": tiers, "items": items}

@@ -44,9 +44,9 @@ from sqlalchemy.orm import Session
 
 from truceline.context import AppContext
 from truceline.errors import TrucelineError
+from truceline.io.features import zones_feature_collection
 from truceline.io.incidents_io import incidents_from_records
 from truceline.services import queries
-from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Permission, Principal, Role
 from truceline.services.patrols import PatrolPosition, store_positions
 from truceline.services.submissions import RecordResult, Verdict, submit_markers

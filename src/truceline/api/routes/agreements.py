@@ -24,7 +24,8 @@ from truceline.api.schemas import (
 from truceline.core.agreement import Agreement
 from truceline.core.times import as_utc
 from truceline.errors import ValidationError
-from truceline.services.agreement import agreement_summary, zones_feature_collection
+from truceline.io.features import zones_feature_collection
+from truceline.services.agreement import agreement_summary
 from truceline.services.agreement_store import register_agreement, revision_count
 from truceline.services.auth import Permission, Principal
 from truceline.store.models import AgreementRow

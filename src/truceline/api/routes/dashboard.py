@@ -22,9 +22,11 @@ from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
 from truceline.context import AppContext
 from truceline.errors import NotFoundError
-from truceline.services import dashboard
+from truceline.services import selection
+from truceline.services.agreement import agreement_layers, agreement_legend
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published
+from truceline.services.review import review_queue
 from truceline.store.models import AgreementRow
 
 __all__ = ["map_filter", "router"]
@@ -63,9 +65,9 @@ def map_filter(
     incidents: Annotated[
         bool, Query(description="Include the incidents without findings (not for liaisons)")
     ] = True,
-) -> dashboard.MapFilter:
+) -> selection.Selection:
     """The dashboard filter from query parameters (the agreement is filled in by the route)."""
-    return dashboard.MapFilter(
+    return selection.Selection(
         agreement_id="",
         start=start,
         end=end,
@@ -79,16 +81,16 @@ def map_filter(
     )
 
 
-Filter = Annotated[dashboard.MapFilter, Depends(map_filter)]
+Filter = Annotated[selection.Selection, Depends(map_filter)]
 
 
 def for_agreement(
-    flt: dashboard.MapFilter,
+    flt: selection.Selection,
     ctx: AppContext,
     session: Session,
     agreement: str | None,
     who: Principal,
-) -> dashboard.MapFilter:
+) -> selection.Selection:
     """The filter bound to the agreement asked for (or the only one) and checked for the caller."""
     ag_id = ctx.agreements.default_id(session, agreement)
     if session.get(AgreementRow, ag_id) is None:
@@ -125,7 +127,7 @@ def legend(
 ) -> dict[str, Any]:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
-    return dashboard.map_legend(ag, date or ag.effective_from)
+    return agreement_legend(ag, date or ag.effective_from)
 
 
 @router.get(
@@ -143,7 +145,7 @@ def layers(
 ) -> Response:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
-    fc = dashboard.map_layers(ag, date or ag.effective_from)
+    fc = agreement_layers(ag, date or ag.effective_from)
     if not who.can(Permission.incidents_read):
         # Observation posts are where monitors stand: only for those who see the reports.
         fc = {
@@ -171,7 +173,7 @@ def features(
         f = for_agreement(flt, ctx, s, agreement, who)
         if not who.can(Permission.incidents_read):
             f = replace(f, incidents=False)
-        data = dashboard.map_features(s, f, scope=who.scope)
+        data = selection.feature_columns(s, f, scope=who.scope)
     return json_response(request, data)
 
 
@@ -189,7 +191,7 @@ def timeline(
         f = for_agreement(flt, ctx, s, agreement, who)
         if not who.can(Permission.incidents_read):
             f = replace(f, incidents=False)
-        return dashboard.timeline(s, f, scope=who.scope)
+        return selection.timeline(s, f, scope=who.scope)
 
 
 @router.get(
@@ -203,9 +205,7 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     with ctx.db.read() as s:
-        return dashboard.review_queue(
-            s, ctx.agreements.default_id(s, agreement), scope=who.scope, limit=limit
-        )
+        return review_queue(s, ctx.agreements.default_id(s, agreement), scope=who.scope, limit=limit)
 
 
 def _pdf(pdf: bytes, name: str, sha: str | None = None) -> Response:

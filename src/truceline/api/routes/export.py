@@ -1,5 +1,5 @@
 """Exports of the filtered set as GeoJSON or CSV: exactly what the dashboard shows for the same
-filter (the same query builders; :mod:`truceline.services.dashboard`)."""
+filter (the same query builders; :mod:`truceline.services.selection`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from fastapi.responses import StreamingResponse
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.routes.dashboard import Filter, for_agreement
-from truceline.services import dashboard
+from truceline.io.features import export_csv, export_geojson
+from truceline.services import selection
 from truceline.services.auth import Permission, Principal
 
 __all__ = ["router"]
@@ -62,14 +63,10 @@ def export(
     except BaseException:
         stack.close()
         raise
-    rows = dashboard.export_rows(session, f, scope=who.scope)
+    rows = selection.export_rows(session, f, scope=who.scope)
     days = f"{f.start or 'all'}_{f.end or 'all'}"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", f"truceline-{f.agreement_id}-{days}")  # a header-safe name
-    chunks = (
-        dashboard.export_geojson(rows, name=name)
-        if format == ExportFormat.geojson
-        else dashboard.export_csv(rows)
-    )
+    chunks = export_geojson(rows, name=name) if format == ExportFormat.geojson else export_csv(rows)
 
     def stream() -> Iterator[str]:
         try:
