@@ -31,7 +31,7 @@ from truceline.core.acoustic import SIGNALS, SensorNetwork, Weather
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import IncidentBatch
 from truceline.core.rules import classify
-from truceline.core.times import as_utc, require_utc, utc_isoformat
+from truceline.core.times import EPOCH, as_utc, require_utc, utc_isoformat
 from truceline.errors import ConflictError, PayloadTooLargeError, ValidationError
 from truceline.io import acoustic_csv
 from truceline.services.audit import record_change
@@ -54,7 +54,6 @@ __all__ = [
     "submit_detections",
 ]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
 #: A time as sensors write it (to the microsecond), for the error of one without an offset.
 _EXAMPLE_TIME = "2025-03-01T04:12:00.123456Z"
@@ -69,11 +68,11 @@ _ID = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL ref
 
 def to_us(t: dt.datetime) -> int:
     """A UTC datetime as integer microseconds since 1970 (exact)."""
-    return (t.astimezone(dt.UTC) - _EPOCH) // _US
+    return (t.astimezone(dt.UTC) - EPOCH) // _US
 
 
 def from_us(us: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=int(us))
+    return EPOCH + dt.timedelta(microseconds=int(us))
 
 
 def _finite(v: float | None) -> float | None:
