@@ -21,9 +21,9 @@ from truceline.core.incidents import Incident
 from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
+from truceline.services.adjudication import adjudicate
 from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
 from truceline.services.events import ReportColumns, epoch_seconds, link_events
-from truceline.services.incidents import adjudicate
 from truceline.services.revisions import Revision, revise_incidents
 from truceline.store import ledger
 from truceline.store.db import bulk_insert

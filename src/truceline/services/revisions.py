@@ -34,8 +34,8 @@ from truceline.core.incidents import Incident
 from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
+from truceline.services.adjudication import adjudicate
 from truceline.services.caps import counted_by_caps, recount_caps
-from truceline.services.incidents import adjudicate
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.ledger import finding_text, numbers_texts
