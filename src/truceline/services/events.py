@@ -48,7 +48,7 @@ from truceline.core.times import as_utc
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
-from truceline.services.scope import incident_clause
+from truceline.services.scope import incident_clauses
 from truceline.store import ledger
 from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import DetectionRow, EventRow, FusionPairRow, IncidentRow
@@ -653,14 +653,14 @@ def get_event(session: Session, event_id: int, *, scope: Scope) -> EventView:
             select(IncidentRow).where(IncidentRow.event_id == event_id).order_by(IncidentRow.pk)
         ).scalars()
     )
-    sc = incident_clause(scope)
-    if sc is not None and members:
+    sc = incident_clauses(scope)
+    if sc and members:
         visible = session.execute(
-            select(func.count()).select_from(IncidentRow).where(IncidentRow.event_id == event_id, sc)
+            select(func.count()).select_from(IncidentRow).where(IncidentRow.event_id == event_id, *sc)
         ).scalar_one()
         if visible != len(members):
             raise missing
-    elif sc is not None and scope.restricted:
+    elif sc and scope.restricted:
         raise missing  # an empty (merged) event says nothing a monitor needs
     return EventView(ev, members)
 
@@ -681,10 +681,11 @@ def linked_reports(session: Session, incident: IncidentRow, *, scope: Scope) -> 
     """The other reports of the incident's event visible under ``scope``, nearest first."""
     if incident.event_id is None:
         return []
-    conds = [IncidentRow.event_id == incident.event_id, IncidentRow.pk != incident.pk]
-    sc = incident_clause(scope)
-    if sc is not None:
-        conds.append(sc)
+    conds = [
+        IncidentRow.event_id == incident.event_id,
+        IncidentRow.pk != incident.pk,
+        *incident_clauses(scope),
+    ]
     rows = list(session.execute(select(IncidentRow).where(*conds)).scalars())
     if not rows:
         return []

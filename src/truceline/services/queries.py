@@ -29,7 +29,7 @@ from truceline.services.auth import Scope
 from truceline.services.scope import (
     counted_incident_clauses,
     finding_clauses,
-    incident_clause,
+    incident_clauses,
     released_finding_clauses,
 )
 from truceline.store.models import FindingRow, IncidentRow
@@ -166,9 +166,7 @@ def incident_conditions(
         conds.append(
             exists().where(FindingRow.incident_pk == IncidentRow.pk, FindingRow.rule_id == flt.rule)
         )
-    sc = incident_clause(scope)
-    if sc is not None:
-        conds.append(sc)
+    conds.extend(incident_clauses(scope))
     return conds
 
 
@@ -198,11 +196,8 @@ def list_incidents(
 
 
 def get_incident(session: Session, pk: int, *, scope: Scope) -> IncidentRow:
-    conds: list[ColumnElement[bool]] = [IncidentRow.pk == pk]
-    sc = incident_clause(scope)
-    if sc is not None:
-        conds.append(sc)
-    row = session.execute(select(IncidentRow).where(*conds)).scalar_one_or_none()
+    q = select(IncidentRow).where(IncidentRow.pk == pk, *incident_clauses(scope))
+    row = session.execute(q).scalar_one_or_none()
     if row is None:
         raise NotFoundError(
             f"no incident {pk}", field="pk", value=pk, fix="list incidents to find its pk"

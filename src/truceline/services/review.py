@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import RuleType
@@ -24,7 +24,7 @@ from truceline.core.times import utc_isoformat
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
-from truceline.services.scope import incident_clause
+from truceline.services.scope import incident_clauses
 from truceline.store import ledger
 from truceline.store.models import FindingRow, IncidentRow
 
@@ -250,10 +250,7 @@ def review_queue(
         (agg.c.n > 0, 3),
         else_=4,
     ).label("tier")
-    conds: list[ColumnElement[bool]] = [inc.agreement_id == agreement_id, inc.status == "new"]
-    sc = incident_clause(scope)
-    if sc is not None:
-        conds.append(sc)
+    conds = [inc.agreement_id == agreement_id, inc.status == "new", *incident_clauses(scope)]
     base = select(inc.pk, tier).outerjoin(agg, agg.c.ipk == inc.pk).where(*conds).subquery()
     tiers = {
         int(t): int(n)

@@ -1,7 +1,7 @@
 """Who may see which rows: the row-level rules of a caller's :class:`~truceline.services.auth.Scope`.
 
-Every query that reads incidents, findings or sensors for a caller adds these clauses, so the
-rules live here once:
+Every query that reads incidents, findings or sensors for a caller adds these WHERE clauses (a
+list, empty when the caller sees every row), so the rules live here once:
 
 - a monitor (``restricted``, with a ``sector``) sees the incidents of their sector and those they
   submitted themselves, and the sensors of their sector;
@@ -21,28 +21,27 @@ from truceline.store.models import FindingRow, IncidentRow, SensorRow
 __all__ = [
     "counted_incident_clauses",
     "finding_clauses",
-    "incident_clause",
+    "incident_clauses",
     "released_finding_clauses",
-    "sensor_clause",
+    "sensor_clauses",
 ]
 
 
-def incident_clause(scope: Scope) -> ColumnElement[bool] | None:
-    """The incidents the caller may see; ``None`` when they see every one."""
+def incident_clauses(scope: Scope) -> list[ColumnElement[bool]]:
+    """The incidents the caller may see."""
     if scope.released_only:
-        return false()  # liaisons never see raw reports
+        return [false()]  # liaisons never see raw reports
     if not scope.restricted:
-        return None
+        return []
     own = IncidentRow.submitted_by == (scope.subject or "")
-    return or_(IncidentRow.sector == scope.sector, own) if scope.sector else own
+    return [or_(IncidentRow.sector == scope.sector, own) if scope.sector else own]
 
 
 def finding_clauses(scope: Scope) -> list[ColumnElement[bool]]:
     """The findings the caller may see, in a query that joins each finding to its incident."""
     if scope.released_only:
         return [FindingRow.released_at.is_not(None)]
-    sc = incident_clause(scope)
-    return [] if sc is None else [sc]
+    return incident_clauses(scope)
 
 
 def released_finding_clauses(scope: Scope) -> list[ColumnElement[bool]]:
@@ -56,12 +55,9 @@ def counted_incident_clauses(scope: Scope) -> list[ColumnElement[bool]]:
     A liaison counts every incident (counts carry no positions or report fields); the others
     count the incidents they see.
     """
-    if scope.released_only:
-        return []
-    sc = incident_clause(scope)
-    return [] if sc is None else [sc]
+    return [] if scope.released_only else incident_clauses(scope)
 
 
-def sensor_clause(scope: Scope) -> ColumnElement[bool] | None:
-    """The sensors the caller may see (a monitor: those of their sector); ``None``: every one."""
-    return SensorRow.sector == (scope.sector or "") if scope.restricted else None
+def sensor_clauses(scope: Scope) -> list[ColumnElement[bool]]:
+    """The sensors the caller may see (a monitor: those of their sector)."""
+    return [SensorRow.sector == (scope.sector or "")] if scope.restricted else []

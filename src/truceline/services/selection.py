@@ -54,7 +54,7 @@ from truceline.core.times import utc_isoformat
 from truceline.errors import ValidationError
 from truceline.services.auth import Scope
 from truceline.services.review import STATUSES
-from truceline.services.scope import finding_clauses, incident_clause
+from truceline.services.scope import finding_clauses, incident_clauses
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["MAX_POINTS", "Selection", "export_rows", "feature_columns", "timeline"]
@@ -148,9 +148,7 @@ def _incident_conds(
         conds.append(IncidentRow.party.in_(flt.parties))
     if flt.statuses:
         conds.append(IncidentRow.status.in_(flt.statuses))
-    sc = incident_clause(scope)
-    if sc is not None:
-        conds.append(sc)
+    conds.extend(incident_clauses(scope))
     return conds
 
 

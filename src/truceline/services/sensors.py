@@ -37,7 +37,7 @@ from truceline.io import acoustic_csv
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
 from truceline.services.queries import Page, decode_cursor, encode_cursor
-from truceline.services.scope import sensor_clause
+from truceline.services.scope import sensor_clauses
 from truceline.services.submissions import Verdict
 from truceline.store.db import bulk_insert
 from truceline.store.models import DetectionRow, IncidentRow, SensorRow
@@ -315,9 +315,11 @@ def sensors_geojson(
 
     A monitor (restricted scope) sees the sensors of their sector only.
     """
-    q = select(SensorRow).where(SensorRow.agreement_id == agreement_id).order_by(SensorRow.id)
-    if (sc := sensor_clause(scope)) is not None:
-        q = q.where(sc)
+    q = (
+        select(SensorRow)
+        .where(SensorRow.agreement_id == agreement_id, *sensor_clauses(scope))
+        .order_by(SensorRow.id)
+    )
     rows = list(session.execute(q).scalars())
     since = to_us(now - dt.timedelta(hours=24))
     counts = dict(
