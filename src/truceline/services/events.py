@@ -48,7 +48,7 @@ from truceline.core.times import as_utc
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
-from truceline.services.scope import incident_clauses
+from truceline.services.scope import aliased_incident_clauses, incident_clauses
 from truceline.store import ledger
 from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import DetectionRow, EventRow, FusionPairRow, IncidentRow
@@ -737,11 +737,8 @@ def fusion_pairs_of(session: Session, incident: IncidentRow, *, scope: Scope) ->
             other.pk
             == case((FusionPairRow.a_pk == incident.pk, FusionPairRow.b_pk), else_=FusionPairRow.a_pk),
         )
-        .where(*conds)
+        .where(*conds, *aliased_incident_clauses(other, scope))
     )
-    sc = _scope_of(other, scope)
-    if sc is not None:
-        q = q.where(sc)
     out = [
         FusionPair(r.pk, r.status, r.probability, opk, orid, json.loads(r.reason))
         for r, opk, orid in session.execute(
@@ -749,14 +746,6 @@ def fusion_pairs_of(session: Session, incident: IncidentRow, *, scope: Scope) ->
         )
     ]
     return out
-
-
-def _scope_of(row: Any, scope: Scope) -> ColumnElement[bool] | None:
-    """The scope's condition on an aliased incident (as :func:`_in_scope` on incidents)."""
-    sc = _in_scope(scope)
-    if sc is None:
-        return None
-    return select(IncidentRow.pk).where(sc, IncidentRow.pk == row.pk).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -821,12 +810,12 @@ def list_duplicates(
             a.report_id,
             a.event_id,
             a.source_type,
-            _utc(a.observed_at),
+            as_utc(a.observed_at),
             b.pk,
             b.report_id,
             b.event_id,
             b.source_type,
-            _utc(b.observed_at),
+            as_utc(b.observed_at),
             json.loads(p.reason),
         )
         for p, a, b in session.execute(q)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from truceline.core.times import as_utc
 from truceline.store.models import PatrolPositionRow
 
 __all__ = ["PatrolPosition", "PositionsStored", "store_positions", "track"]
@@ -62,10 +63,10 @@ def store_positions(
         t.observed_at >= lo,
         t.observed_at <= hi,
     )
-    seen = {(u, _utc(at)) for u, at in session.execute(q)}
+    seen = {(u, as_utc(at)) for u, at in session.execute(q)}
     rows, new = [], []
     for p in positions:
-        key = (p.uid, _utc(p.observed_at))
+        key = (p.uid, as_utc(p.observed_at))
         if key in seen:
             new.append(False)
             continue
@@ -103,7 +104,3 @@ def track(
         .order_by(t.observed_at)
     )
     return list(session.execute(q).scalars())
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement, RuleType
 from truceline.core.incidents import Incident
 from truceline.core.rules import Findings
+from truceline.core.times import as_utc
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json
 from truceline.services.adjudication import adjudicate
@@ -73,8 +74,7 @@ class RevisionResult:
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, dt.datetime):
-        t = v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
-        return t.isoformat().replace("+00:00", "Z")
+        return as_utc(v).isoformat().replace("+00:00", "Z")
     if isinstance(v, dt.date):
         return v.isoformat()
     return v

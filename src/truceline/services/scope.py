@@ -13,12 +13,15 @@ A row outside the scope is answered as not found, so its existence does not leak
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, or_
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, or_, select
 
 from truceline.services.auth import Scope
 from truceline.store.models import FindingRow, IncidentRow, SensorRow
 
 __all__ = [
+    "aliased_incident_clauses",
     "counted_incident_clauses",
     "finding_clauses",
     "incident_clauses",
@@ -35,6 +38,13 @@ def incident_clauses(scope: Scope) -> list[ColumnElement[bool]]:
         return []
     own = IncidentRow.submitted_by == (scope.subject or "")
     return [or_(IncidentRow.sector == scope.sector, own) if scope.sector else own]
+
+
+def aliased_incident_clauses(row: Any, scope: Scope) -> list[ColumnElement[bool]]:
+    """The incidents the caller may see, for an aliased incident (``row``: a second incident of
+    one query, e.g. the other report of a pair)."""
+    sc = incident_clauses(scope)
+    return [select(IncidentRow.pk).where(*sc, IncidentRow.pk == row.pk).exists()] if sc else []
 
 
 def finding_clauses(scope: Scope) -> list[ColumnElement[bool]]:
