@@ -17,10 +17,14 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_core import ValidationError as PydanticValidationError
 
 __all__ = [
     "FIRE_KINDS",
     "NO_NUL",
+    "OBSERVED_MAX",
+    "OBSERVED_MIN",
     "PRESENCE_KINDS",
     "Incident",
     "IncidentBatch",
@@ -74,7 +78,15 @@ class TimePrecision(StrEnum):
 
 
 #: Text without NUL characters: PostgreSQL cannot store them in text (checked in pydantic-core).
+#: Any pattern also makes pydantic-core refuse text that is not Unicode scalar values (a lone
+#: surrogate such as ``"\ud800"``, which no database can store), as ``string_unicode``.
 NO_NUL = r"^[^\x00]*$"
+
+#: The times a report may carry (``OBSERVED_MIN <= observed_at < OBSERVED_MAX``, UTC): wide enough
+#: for any archive or clock error worth storing, narrow enough that fusion's time windows (hours
+#: either side) and every database's timestamp type can compute on them (year 1 and 9999 cannot).
+OBSERVED_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+OBSERVED_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 
 class Incident(BaseModel):
@@ -91,7 +103,9 @@ class Incident(BaseModel):
         pattern=NO_NUL,
         description="The reporter's own id (idempotency key)",
     )
-    observed_at: dt.datetime = Field(description="When it happened, ISO 8601 with a UTC offset")
+    observed_at: dt.datetime = Field(
+        description="When it happened, ISO 8601 with a UTC offset; from 1900-01-01 to before 2100"
+    )
     time_precision: TimePrecision = TimePrecision.minute
     lon: float = Field(ge=-180, le=180, description="WGS84 longitude (deg)")
     lat: float = Field(ge=-90, le=90, description="WGS84 latitude (deg)")
@@ -118,12 +132,43 @@ class Incident(BaseModel):
     credibility: int = Field(default=6, ge=1, le=6, description="Admiralty credibility 1-6")
     narrative: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: object) -> object:
+        # No field is a boolean, and lax numbers would take true as 1 (a position at lon 1):
+        # refused here, one check per record, so text numbers (CSV, CoT) still parse.
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value.__class__ is bool:
+                    raise PydanticValidationError.from_exception_data(
+                        cls.__name__,
+                        [
+                            {
+                                "type": PydanticCustomError(
+                                    "bool_type", "a boolean (true or false) is not a valid value here"
+                                ),
+                                "loc": (key,),
+                                "input": value,
+                            }
+                        ],
+                    )
+        return data
+
     @field_validator("observed_at")
     @classmethod
     def _utc(cls, v: dt.datetime) -> dt.datetime:
         if v.tzinfo is None:
             raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00Z")
-        return v.astimezone(dt.UTC)
+        try:
+            utc = v.astimezone(dt.UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            utc = OBSERVED_MIN - dt.timedelta(days=1)
+        if not OBSERVED_MIN <= utc < OBSERVED_MAX:
+            raise ValueError(
+                f"must lie from {OBSERVED_MIN:%Y-%m-%d} to before {OBSERVED_MAX:%Y-%m-%d} (UTC); "
+                "check the device's clock and the year"
+            )
+        return utc
 
     @field_validator("weapon_class", "party", mode="before")
     @classmethod
