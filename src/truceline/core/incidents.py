@@ -31,6 +31,8 @@ __all__ = [
     "Kind",
     "SourceType",
     "TimePrecision",
+    "refuse_booleans",
+    "utc_time",
 ]
 
 
@@ -89,6 +91,48 @@ OBSERVED_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 OBSERVED_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 
+def utc_time(v: dt.datetime, *, end_inclusive: bool = False) -> dt.datetime:
+    """``v`` in UTC; ``ValueError`` (a message safe to show) when it has no offset or lies outside
+    ``OBSERVED_MIN .. OBSERVED_MAX`` (``OBSERVED_MAX`` itself allowed with ``end_inclusive``: an
+    exclusive bound of a query)."""
+    if v.tzinfo is None:
+        raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00Z")
+    try:
+        utc = v.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        utc = OBSERVED_MIN - dt.timedelta(days=1)
+    if not (OBSERVED_MIN <= utc < OBSERVED_MAX or (end_inclusive and utc == OBSERVED_MAX)):
+        raise ValueError(
+            f"must lie from {OBSERVED_MIN:%Y-%m-%d} to before {OBSERVED_MAX:%Y-%m-%d} (UTC); "
+            "check the clock and the year"
+        )
+    return utc
+
+
+def refuse_booleans(model: str, data: object) -> object:
+    """For a ``mode="before"`` model validator: refuse ``true``/``false`` in any field, named.
+
+    Lax numbers take ``true`` as 1 (a position at longitude 1); strict ones would refuse the text
+    numbers of CSV and CoT. No field of these records is a boolean, so one check per record does.
+    """
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if value.__class__ is bool:
+                raise PydanticValidationError.from_exception_data(
+                    model,
+                    [
+                        {
+                            "type": PydanticCustomError(
+                                "bool_type", "a boolean (true or false) is not a valid value here"
+                            ),
+                            "loc": (key,),
+                            "input": value,
+                        }
+                    ],
+                )
+    return data
+
+
 class Incident(BaseModel):
     """One report of something observed, as submitted (WGS84 lon/lat, UTC times)."""
 
@@ -135,40 +179,12 @@ class Incident(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_booleans(cls, data: object) -> object:
-        # No field is a boolean, and lax numbers would take true as 1 (a position at lon 1):
-        # refused here, one check per record, so text numbers (CSV, CoT) still parse.
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value.__class__ is bool:
-                    raise PydanticValidationError.from_exception_data(
-                        cls.__name__,
-                        [
-                            {
-                                "type": PydanticCustomError(
-                                    "bool_type", "a boolean (true or false) is not a valid value here"
-                                ),
-                                "loc": (key,),
-                                "input": value,
-                            }
-                        ],
-                    )
-        return data
+        return refuse_booleans(cls.__name__, data)
 
     @field_validator("observed_at")
     @classmethod
     def _utc(cls, v: dt.datetime) -> dt.datetime:
-        if v.tzinfo is None:
-            raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00Z")
-        try:
-            utc = v.astimezone(dt.UTC)
-        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-            utc = OBSERVED_MIN - dt.timedelta(days=1)
-        if not OBSERVED_MIN <= utc < OBSERVED_MAX:
-            raise ValueError(
-                f"must lie from {OBSERVED_MIN:%Y-%m-%d} to before {OBSERVED_MAX:%Y-%m-%d} (UTC); "
-                "check the device's clock and the year"
-            )
-        return utc
+        return utc_time(v)
 
     @field_validator("weapon_class", "party", mode="before")
     @classmethod

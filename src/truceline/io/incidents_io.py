@@ -17,6 +17,7 @@ import pydantic
 
 from truceline.core.incidents import NO_NUL, Incident
 from truceline.errors import ValidationError, safe_text
+from truceline.io.csv_safe import safe_cell
 
 __all__ = [
     "INCIDENT_FIELDS",
@@ -260,4 +261,4 @@ def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:
         w = csv.writer(fh)
         w.writerow(["row", "id", "field", "reason"])
         for r in rejects:
-            w.writerow([r.row, r.id, r.field, r.reason])
+            w.writerow([r.row, safe_cell(r.id), safe_cell(r.field), safe_cell(r.reason)])

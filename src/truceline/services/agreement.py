@@ -9,8 +9,9 @@ import shapely
 
 from truceline.core.agreement import Agreement
 from truceline.core.geodesy import GEOD
+from truceline.services.auth import Permission, Principal
 
-__all__ = ["agreement_summary", "zones_feature_collection"]
+__all__ = ["agreement_summary", "layers_for", "zones_feature_collection"]
 
 
 def _line_km_in(geom: Any, line: Any) -> float:
@@ -114,6 +115,15 @@ def zones_feature_collection(ag: Agreement, day: dt.date) -> dict[str, Any]:
     for f in feats:
         f["geometry"] = _round(f["geometry"])
     return {"type": "FeatureCollection", "name": ag.id, "features": feats}
+
+
+def layers_for(fc: dict[str, Any], who: Principal) -> dict[str, Any]:
+    """The agreement's layers ``who`` may see: observation posts are where monitors stand, so
+    only those who see the reports get them (every route that serves the layers passes here)."""
+    if who.can(Permission.incidents_read):
+        return fc
+    kept = [f for f in fc["features"] if f["properties"]["layer"] != "observation_post"]
+    return {**fc, "features": kept}
 
 
 def _round(g: dict[str, Any]) -> dict[str, Any]:

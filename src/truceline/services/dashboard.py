@@ -59,6 +59,7 @@ from truceline.core.incidents import Kind, SourceType
 from truceline.core.probability import icd203_term
 from truceline.core.rules import NUMBER_COLUMNS, number_columns
 from truceline.errors import ValidationError
+from truceline.io.csv_safe import safe_cell
 from truceline.services.agreement import zones_feature_collection
 from truceline.services.auth import Scope
 from truceline.services.queries import _finding_scope, _incident_scope
@@ -617,7 +618,7 @@ def export_csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     w.writeheader()
     for k, row in enumerate(rows, 1):
-        w.writerow({c: ("" if v is None else v) for c, v in row.items()})
+        w.writerow({c: ("" if v is None else safe_cell(v)) for c, v in row.items()})
         if k % 2000 == 0:
             yield buf.getvalue()
             buf.seek(0)
