@@ -32,7 +32,20 @@ __all__ = [
     "TrucelineError",
     "UnavailableError",
     "ValidationError",
+    "safe_text",
 ]
+
+
+def safe_text(text: str) -> str:
+    """``text`` as it can be stored and shown: lone surrogates and NUL written as escapes.
+
+    Received text is echoed in messages and rejects (an id, a value); a lone surrogate (``"\\ud800"``
+    in JSON, or a byte that is not UTF-8) cannot be encoded as UTF-8 and PostgreSQL refuses NUL in
+    text, so both are shown as their escapes (``\\ud800``, ``\\x00``) instead.
+    """
+    if text.isascii() and "\x00" not in text:  # the common case costs one scan
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class TrucelineError(Exception):

@@ -6,9 +6,11 @@ generated ids sometimes hit real records.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import pytest
 import schemathesis
@@ -17,6 +19,7 @@ from schemathesis.checks import ignored_auth, positive_data_acceptance
 
 from truceline.services.agreement_store import AgreementCache
 
+from ..hostile.corpus import BAD_DETECTIONS, BAD_RECORDS, BAD_REQUESTS, BAD_SENSORS, good_record
 from .conftest import Api, make_api, rec
 
 
@@ -73,4 +76,56 @@ def test_no_server_errors(fuzzed: Api) -> None:
         except (Exception, BaseExceptionGroup) as exc:  # every operation's failures, reported together
             failures.append(f"{op.method.upper()} {op.path}: {str(exc)[:2000]}")
     assert n_ops >= 30
+    assert not failures, "\n\n".join(failures)
+
+
+def _corpus() -> Iterator[tuple[str, str, dict[str, Any], dict[str, str], Any]]:
+    """The hostile corpus (tests/hostile) as (method, path, path parameters, query, body)."""
+    for c in BAD_REQUESTS:
+        path, _, query = c.path.partition("?")
+        yield c.method, unquote(path), {}, dict(parse_qsl(query)), c.body
+    for b in BAD_RECORDS:
+        yield "POST", "/api/v1/incidents", {}, {}, b.record("bad")
+        batch = [good_record("good-a"), b.record("bad"), good_record("good-b")]
+        yield "POST", "/api/v1/incidents/batch", {}, {}, {"incidents": batch}
+    good_sensor = {"id": "S-good", "lon": 36.9, "lat": 48.6}
+    for _, record, _ in BAD_SENSORS:
+        yield "POST", "/api/v1/sensors", {}, {}, {"sensors": [good_sensor, record]}
+    base = {"sensor_id": "S-good", "arrival_time": "2025-03-01T10:00:00Z"}
+    for _, changes, _ in BAD_DETECTIONS:
+        body = {"detections": [{**base, "detection_id": "ok"}, {**base, **changes}]}
+        yield "POST", "/api/v1/detections", {}, {}, body
+
+
+def _match(template: str, path: str) -> dict[str, str] | None:
+    pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    m = re.fullmatch(pattern, path)
+    return None if m is None else m.groupdict()
+
+
+def test_the_hostile_corpus_as_explicit_examples(fuzzed: Api) -> None:
+    """Every input of the hostile corpus, sent as a schemathesis case with its checks (no 500,
+    responses as documented), so the fuzz run covers what was once found by hand."""
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", fuzzed.client.app)
+    ops = [r.ok() for r in schema.get_all_operations()]
+    failures: list[str] = []
+    n = 0
+    for method, path, _, query, body in _corpus():
+        found = [
+            (op, params)
+            for op in ops
+            if op.method.upper() == method and (params := _match(op.path, path)) is not None
+        ]
+        assert found, f"{method} {path}: no such operation"
+        # the most specific template (fewest parameters) wins: /incidents/batch over /incidents/{pk}
+        op, params = min(found, key=lambda f: len(f[1]))
+        kw: dict[str, Any] = {"path_parameters": params, "query": query}
+        if body is not None:
+            kw.update(body=body, media_type="application/json")
+        try:
+            op.Case(**kw).call_and_validate(headers=fuzzed.h("admin"), excluded_checks=EXCLUDED)
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"{method} {path} {query}: {str(exc)[:1000]}")
+        n += 1
+    assert n == len(BAD_REQUESTS) + 2 * len(BAD_RECORDS) + len(BAD_SENSORS) + len(BAD_DETECTIONS)
     assert not failures, "\n\n".join(failures)

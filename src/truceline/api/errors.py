@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from truceline.errors import TrucelineError
+from truceline.errors import TrucelineError, safe_text
 from truceline.io.incidents_io import _HINTS as FIELD_HINTS
-from truceline.io.incidents_io import NUL_REASON, is_nul_error
+from truceline.io.incidents_io import NUL_REASON, UNICODE_REASON, is_nul_error
 
 __all__ = ["ErrorBody", "ErrorDetail", "install_error_handlers"]
 
@@ -43,9 +43,11 @@ def _jsonable(value: Any) -> Any:
     """Echo a received value back safely (bounded, JSON-representable)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value[:200] if isinstance(value, str) else value
-    text = repr(value)
+    if isinstance(value, str):
+        return safe_text(value[:200])
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    text = repr(value)  # repr escapes lone surrogates
     return text[:200]
 
 
@@ -61,7 +63,12 @@ def error_response(
 ) -> JSONResponse:
     body = ErrorBody(
         error=ErrorDetail(
-            status=status, type=type_, message=message, field=field, value=_jsonable(value), fix=fix
+            status=status,
+            type=type_,
+            message=safe_text(message),
+            field=None if field is None else safe_text(field),
+            value=_jsonable(value),
+            fix=None if fix is None else safe_text(fix),
         )
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
@@ -99,6 +106,10 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
     msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if is_nul_error(first):
         msg, fix = NUL_REASON, "remove it"
+    elif first.get("type") == "string_unicode":
+        msg, fix = UNICODE_REASON, "send UTF-8 text"
+        if field == "body":  # a field name that is not text names itself
+            field, msg = safe_text(str(first.get("input"))), f"the field name {UNICODE_REASON}"
     elif first.get("type") == "json_invalid":
         fix = "send valid JSON (UTF-8, no trailing commas, no NaN)"
     elif first.get("type") == "missing":

@@ -80,18 +80,38 @@ class BodyLimit:
                 )
                 return
         seen = 0
+        replied = False  # the 413 has been sent: whatever the app answers after is dropped
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, replied
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    # Raised inside the app's body read: the app's error handler answers 413.
-                    raise self._error(f"the body exceeds the limit of {self.max_bytes} bytes")
+                    # A body without Content-Length (chunked) over the limit: answered 413 here;
+                    # the error raised stops the app's read (which would call it a bad body, 400).
+                    err = self._error(f"the body exceeds the limit of {self.max_bytes} bytes")
+                    if not replied:
+                        replied = True
+                        await _reply(
+                            send,
+                            413,
+                            {
+                                "type": type(err).__name__,
+                                "message": err.message,
+                                "field": err.field,
+                                "value": None,
+                                "fix": err.fix,
+                            },
+                        )
+                    raise err
             return message
 
-        await self.app(scope, limited, send)
+        async def send_once(message: Message) -> None:
+            if not replied:
+                await send(message)
+
+        await self.app(scope, limited, send_once)
 
 
 class NoNulInUrl:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from truceline.core.incidents import NO_NUL
+from truceline.core.incidents import NO_NUL, refuse_booleans
 from truceline.core.probability import icd203_term
 from truceline.core.times import as_utc
 from truceline.services.auth import Role
@@ -383,7 +383,9 @@ class PublishedOut(_Out):
     day: dt.date
     sha256: str
     published_at: dt.datetime
-    published_by: str
+    published_by: str | None = Field(
+        default=None, description="Who published (a token); only for those who may read the audit"
+    )
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -552,6 +554,11 @@ class LocateIn(BaseModel):
         description="Uncertainty of each wind component (1 sigma, m/s); default 2 when a wind speed "
         "is given, 5 when not",
     )  # fmt: skip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: object) -> object:
+        return refuse_booleans(cls.__name__, data)
 
 
 class LocatedIncidentOut(_Out):

@@ -39,6 +39,7 @@ from truceline.cli.sensors import sensors_app
 from truceline.cli.server import serve as serve_cmd
 from truceline.cli.server import token_app
 from truceline.errors import TrucelineError
+from truceline.io.csv_safe import safe_row
 
 if TYPE_CHECKING:
     from typer._click import Context  # what TyperGroup.list_commands takes (typer vendors click)
@@ -156,7 +157,7 @@ def classify_cmd(
     with output.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(safe_row(r) for r in rows)
     all_rejects = read.rejects + adj.rejects
     rej_path = rejects or output.with_suffix(".rejects.csv")
     write_rejects(rej_path, sorted(all_rejects, key=lambda r: r.row))

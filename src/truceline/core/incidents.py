@@ -17,18 +17,22 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from truceline.core.times import require_utc
+from pydantic_core import PydanticCustomError
+from pydantic_core import ValidationError as PydanticValidationError
 
 __all__ = [
     "FIRE_KINDS",
     "NO_NUL",
+    "OBSERVED_MAX",
+    "OBSERVED_MIN",
     "PRESENCE_KINDS",
     "Incident",
     "IncidentBatch",
     "Kind",
     "SourceType",
     "TimePrecision",
+    "refuse_booleans",
+    "utc_time",
 ]
 
 
@@ -76,7 +80,57 @@ class TimePrecision(StrEnum):
 
 
 #: Text without NUL characters: PostgreSQL cannot store them in text (checked in pydantic-core).
+#: Any pattern also makes pydantic-core refuse text that is not Unicode scalar values (a lone
+#: surrogate such as ``"\ud800"``, which no database can store), as ``string_unicode``.
 NO_NUL = r"^[^\x00]*$"
+
+#: The times a report may carry (``OBSERVED_MIN <= observed_at < OBSERVED_MAX``, UTC): wide enough
+#: for any archive or clock error worth storing, narrow enough that fusion's time windows (hours
+#: either side) and every database's timestamp type can compute on them (year 1 and 9999 cannot).
+OBSERVED_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+OBSERVED_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def utc_time(v: dt.datetime, *, end_inclusive: bool = False) -> dt.datetime:
+    """``v`` in UTC; ``ValueError`` (a message safe to show) when it has no offset or lies outside
+    ``OBSERVED_MIN .. OBSERVED_MAX`` (``OBSERVED_MAX`` itself allowed with ``end_inclusive``: an
+    exclusive bound of a query)."""
+    if v.tzinfo is None:
+        raise ValueError("needs a UTC offset, e.g. 2025-03-01T04:12:00Z")
+    try:
+        utc = v.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        utc = OBSERVED_MIN - dt.timedelta(days=1)
+    if not (OBSERVED_MIN <= utc < OBSERVED_MAX or (end_inclusive and utc == OBSERVED_MAX)):
+        raise ValueError(
+            f"must lie from {OBSERVED_MIN:%Y-%m-%d} to before {OBSERVED_MAX:%Y-%m-%d} (UTC); "
+            "check the clock and the year"
+        )
+    return utc
+
+
+def refuse_booleans(model: str, data: object) -> object:
+    """For a ``mode="before"`` model validator: refuse ``true``/``false`` in any field, named.
+
+    Lax numbers take ``true`` as 1 (a position at longitude 1); strict ones would refuse the text
+    numbers of CSV and CoT. No field of these records is a boolean, so one check per record does.
+    """
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if value.__class__ is bool:
+                raise PydanticValidationError.from_exception_data(
+                    model,
+                    [
+                        {
+                            "type": PydanticCustomError(
+                                "bool_type", "a boolean (true or false) is not a valid value here"
+                            ),
+                            "loc": (key,),
+                            "input": value,
+                        }
+                    ],
+                )
+    return data
 
 
 class Incident(BaseModel):
@@ -93,7 +147,9 @@ class Incident(BaseModel):
         pattern=NO_NUL,
         description="The reporter's own id (idempotency key)",
     )
-    observed_at: dt.datetime = Field(description="When it happened, ISO 8601 with a UTC offset")
+    observed_at: dt.datetime = Field(
+        description="When it happened, ISO 8601 with a UTC offset; from 1900-01-01 to before 2100"
+    )
     time_precision: TimePrecision = TimePrecision.minute
     lon: float = Field(ge=-180, le=180, description="WGS84 longitude (deg)")
     lat: float = Field(ge=-90, le=90, description="WGS84 latitude (deg)")
@@ -120,10 +176,15 @@ class Incident(BaseModel):
     credibility: int = Field(default=6, ge=1, le=6, description="Admiralty credibility 1-6")
     narrative: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: object) -> object:
+        return refuse_booleans(cls.__name__, data)
+
     @field_validator("observed_at")
     @classmethod
     def _in_utc(cls, v: dt.datetime) -> dt.datetime:
-        return require_utc(v)
+        return utc_time(v)
 
     @field_validator("weapon_class", "party", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from truceline.core.acoustic.propagation import TOLD_TEMPERATURE_SIGMA_C, TOLD_W
 from truceline.core.attribution import Attribution
 from truceline.core.times import EPOCH, as_utc, utc_from_epoch_s
 from truceline.errors import RecordError
+from truceline.io.csv_safe import safe_cell
 
 __all__ = [
     "ATTRIBUTION_COLUMNS",
@@ -507,7 +508,7 @@ def write_events(
                     f"{events.residual_rms_ms[i]:.2f}",
                     f"{events.c_mps[i]:.2f}",
                     SIGNALS[int(events.signal[i])],
-                    " ".join(detection_id[events.detections[i]].tolist()),
+                    safe_cell(" ".join(detection_id[events.detections[i]].tolist())),
                     *_alternative(events, i),
                     *(c[i] for c in cols),
                 ]
@@ -544,7 +545,7 @@ def write_rejects(
         w = csv.writer(fh)
         w.writerow(["file", "line", "record", "field", "reason_code", "reason"])
         for r in rejects:
-            w.writerow([r.file, r.line, r.record, r.field, "invalid", r.reason])
+            w.writerow([safe_cell(c) for c in (r.file, r.line, r.record, r.field, "invalid", r.reason)])
             n += 1
         if unassigned is not None and detection_id is not None:
             for k, d in enumerate(unassigned.detection.tolist()):

@@ -24,6 +24,7 @@ import shapely
 from truceline.core.agreement import Agreement
 from truceline.core.rules import NUMBER_COLUMNS
 from truceline.core.withdrawal import WithdrawalLine
+from truceline.io.csv_safe import safe_cell
 
 __all__ = [
     "SELECTION_COLUMNS",
@@ -175,7 +176,7 @@ def export_csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     w = csv.DictWriter(buf, fieldnames=SELECTION_COLUMNS, lineterminator="\n")
     w.writeheader()
     for k, row in enumerate(rows, 1):
-        w.writerow({c: ("" if v is None else v) for c, v in row.items()})
+        w.writerow({c: ("" if v is None else safe_cell(v)) for c, v in row.items()})
         if k % 2000 == 0:
             yield buf.getvalue()
             buf.seek(0)

@@ -40,6 +40,7 @@ from truceline.io.acled import (
     acled_records,
     acled_row,
 )
+from truceline.io.csv_safe import safe_cell
 from truceline.io.incidents_io import (
     INCIDENT_FIELDS,
     ReadResult,
@@ -271,7 +272,7 @@ def _cell(v: Any) -> Any:
         return ""
     if isinstance(v, float):
         return repr(v)
-    return v
+    return safe_cell(v)
 
 
 def _write_csv(path: Path, records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:

@@ -18,12 +18,14 @@ import pydantic
 
 from truceline.core.incidents import NO_NUL, Incident
 from truceline.core.rules import Classification
-from truceline.errors import ValidationError
+from truceline.errors import ValidationError, safe_text
+from truceline.io.csv_safe import safe_cell
 
 __all__ = [
     "CLASSIFY_COLUMNS",
     "INCIDENT_FIELDS",
     "NUL_REASON",
+    "UNICODE_REASON",
     "ReadResult",
     "Reject",
     "classification_rows",
@@ -78,6 +80,13 @@ class ReadResult:
 NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
 
 
+#: What is wrong with text that is not Unicode scalar values (pydantic-core's ``string_unicode``).
+UNICODE_REASON = (
+    "is not valid Unicode text (a lone surrogate such as \\ud800, or bytes that are not UTF-8), "
+    "which cannot be stored"
+)
+
+
 def is_nul_error(err: Mapping[str, Any]) -> bool:
     """Whether a pydantic error is the ``NO_NUL`` pattern refusing a text."""
     return (
@@ -86,7 +95,7 @@ def is_nul_error(err: Mapping[str, Any]) -> bool:
 
 
 def _reason(err: dict[str, Any]) -> tuple[str, str]:
-    loc = [str(p) for p in err.get("loc", ())]
+    loc = [safe_text(str(p)) for p in err.get("loc", ())]
     fld = loc[0] if loc else ""
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     value = err.get("input")
@@ -94,6 +103,10 @@ def _reason(err: dict[str, Any]) -> tuple[str, str]:
         return fld, "missing; " + (_HINTS.get(fld) or "this field is required")
     if is_nul_error(err):
         return fld, f"{NUL_REASON}; remove it"
+    if err.get("type") == "string_unicode":
+        if not loc:  # a field name that is not text: named by its escaped self
+            return safe_text(str(value)), f"the field name {UNICODE_REASON}; send UTF-8 text"
+        return fld, f"{UNICODE_REASON}; send UTF-8 text"
     if err.get("type") == "extra_forbidden":
         return fld, f"unknown field; known fields are {', '.join(INCIDENT_FIELDS)}"
     if err.get("type") == "finite_number" or (
@@ -134,7 +147,7 @@ def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> Rea
     out = ReadResult()
     seen: dict[str, tuple[int, Incident]] = {}
     for row, rec in records:
-        rid = str(rec.get("id") or "").strip()
+        rid = safe_text(str(rec.get("id") or "").strip())
         if rec.pop("__extra__", None):
             out.rejects.append(
                 Reject(row, rid, "", "the row has more cells than the header; quote values with commas")
@@ -171,7 +184,9 @@ def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> Rea
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate, which the model refuses
+    # in that record alone (named and escaped in the reject), not an error that stops the file
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         if not header:
@@ -250,7 +265,7 @@ def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:
         w = csv.writer(fh)
         w.writerow(["row", "id", "field", "reason"])
         for r in rejects:
-            w.writerow([r.row, r.id, r.field, r.reason])
+            w.writerow([r.row, safe_cell(r.id), safe_cell(r.field), safe_cell(r.reason)])
 
 
 #: Columns of :func:`classification_rows` (the ``classify`` command's output).

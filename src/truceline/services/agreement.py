@@ -13,9 +13,10 @@ from truceline.core.geodesy import GEOD
 from truceline.core.incidents import Kind, SourceType
 from truceline.core.withdrawal import withdrawal_lines
 from truceline.io.features import withdrawal_features, zones_feature_collection
+from truceline.services.auth import Permission, Principal
 from truceline.services.review import STATUSES
 
-__all__ = ["agreement_layers", "agreement_legend", "agreement_summary"]
+__all__ = ["agreement_layers", "agreement_legend", "agreement_summary", "layers_for"]
 
 
 def _line_km_in(geom: Any, line: Any) -> float:
@@ -98,6 +99,15 @@ def agreement_legend(ag: Agreement, day: dt.date) -> dict[str, Any]:
         "sources": [t.value for t in SourceType],
         "statuses": list(STATUSES),
     }
+
+
+def layers_for(fc: dict[str, Any], who: Principal) -> dict[str, Any]:
+    """The agreement's layers ``who`` may see: observation posts are where monitors stand, so
+    only those who see the reports get them (every route that serves the layers passes here)."""
+    if who.can(Permission.incidents_read):
+        return fc
+    kept = [f for f in fc["features"] if f["properties"]["layer"] != "observation_post"]
+    return {**fc, "features": kept}
 
 
 def agreement_layers(ag: Agreement, day: dt.date) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
+from truceline.core.incidents import utc_time
 from truceline.core.probability import icd203_term
 from truceline.core.rules import number_columns
 from truceline.core.times import as_utc
@@ -145,13 +146,18 @@ def _instant(text: str, *, end: bool) -> dt.datetime:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
             t = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-            return t + dt.timedelta(days=1) if end else t
-        t = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+        else:
+            t = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
         raise ParameterError("datetime is not RFC 3339", field="datetime", value=text, fix=fix) from None
     if t.tzinfo is None:
         raise ParameterError("datetime has no UTC offset", field="datetime", value=text, fix=fix)
-    t = t.astimezone(dt.UTC)
+    try:  # within the times a report may carry, so the bounds below cannot overflow
+        t = utc_time(t, end_inclusive=True)
+    except ValueError as exc:
+        raise ParameterError(f"datetime {exc}", field="datetime", value=text, fix=fix) from None
+    if len(text) == 10:  # a day stands for the whole day
+        return t + dt.timedelta(days=1) if end else t
     # Intervals are closed; the store's filters take an exclusive end (microsecond resolution).
     return t + dt.timedelta(microseconds=1) if end else t
 
@@ -492,7 +498,10 @@ def item(
         fix="list the items to find its id",
     )
     if c.id in ("incidents", "findings"):
-        if not feature_id.isdigit() or not 0 < int(feature_id) < 2**31:
+        # isdigit takes "²" (int() refuses it) and "٣" (int() reads 3): ASCII digits only, and
+        # few enough of them for int() (it refuses more than 4300)
+        ok = len(feature_id) <= 10 and feature_id.isascii() and feature_id.isdigit()
+        if not ok or not 0 < int(feature_id) < 2**31:
             raise missing
         pk = int(feature_id)
         if c.id == "incidents":

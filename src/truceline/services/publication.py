@@ -12,7 +12,7 @@ from truceline.core.agreement import Agreement
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.report.daily import render_daily_html
 from truceline.services.audit import record_change
-from truceline.services.auth import Principal
+from truceline.services.auth import Permission, Principal
 from truceline.services.report import build_day_report
 from truceline.store import ledger
 from truceline.store.models import PublishedReportRow
@@ -119,11 +119,13 @@ def get_published(session: Session, agreement_id: str, day: dt.date) -> Publishe
     return row
 
 
-def list_published(session: Session, agreement_id: str) -> list[dict[str, object]]:
-    """Published days with their digests (not the HTML)."""
+def list_published(session: Session, agreement_id: str, who: Principal) -> list[dict[str, object]]:
+    """Published days with their digests (not the HTML). Who published (a token's id and name) is
+    audit information: ``published_by`` is None for a caller who may not read the audit log."""
     R = PublishedReportRow
     q = select(R.day, R.sha256, R.published_at, R.published_by).where(R.agreement_id == agreement_id)
+    show = who.can(Permission.audit_read)
     return [
-        {"day": d, "sha256": h, "published_at": at, "published_by": by}
+        {"day": d, "sha256": h, "published_at": at, "published_by": by if show else None}
         for d, h, at, by in session.execute(q.order_by(R.day))
     ]

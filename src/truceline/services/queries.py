@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from truceline.core.incidents import utc_time
 from truceline.core.probability import VIOLATION_P
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services.auth import Scope
@@ -47,7 +48,21 @@ __all__ = [
     "incident_conditions",
     "list_findings",
     "list_incidents",
+    "time_bound",
 ]
+
+
+def time_bound(t: dt.datetime | None, name: str) -> dt.datetime | None:
+    """A query's time parameter ``name`` in UTC, or a 422 naming it (no offset, or outside the
+    times a report may carry: :data:`~truceline.core.incidents.OBSERVED_MIN` .. ``OBSERVED_MAX``)."""
+    if t is None:
+        return None
+    try:
+        return utc_time(t, end_inclusive=True)
+    except ValueError as exc:
+        raise ValidationError(
+            f"{name} {exc}", field=name, value=t.isoformat(), fix="e.g. 2025-03-01T00:00:00Z"
+        ) from None
 
 
 def encode_cursor(pk: int) -> str:

@@ -23,17 +23,18 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from truceline.core.acoustic import SIGNALS, SensorNetwork, Weather
 from truceline.core.agreement import Agreement
-from truceline.core.incidents import IncidentBatch
+from truceline.core.incidents import IncidentBatch, refuse_booleans, utc_time
 from truceline.core.rules import classify
 from truceline.core.times import EPOCH, as_utc, require_utc, utc_isoformat
-from truceline.errors import ConflictError, PayloadTooLargeError, ValidationError
+from truceline.errors import ConflictError, PayloadTooLargeError, ValidationError, safe_text
 from truceline.io import acoustic_csv
+from truceline.io.incidents_io import UNICODE_REASON
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
 from truceline.services.queries import Page, decode_cursor, encode_cursor
@@ -75,6 +76,11 @@ def from_us(us: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=int(us))
 
 
+def _aware(v: dt.datetime) -> dt.datetime:
+    """In UTC and within the times a report may carry (fusion and the store compute on them)."""
+    return utc_time(v)
+
+
 def _finite(v: float | None) -> float | None:
     if v is not None and not math.isfinite(v):
         raise ValueError("must be a finite number")
@@ -101,6 +107,11 @@ class SensorRecord(BaseModel):
 
     _finite_numbers = field_validator("lon", "lat", "elevation_m", "timing_sigma_ms")(_finite)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: object) -> object:
+        return refuse_booleans(cls.__name__, data)
+
     @field_validator("retired_at")
     @classmethod
     def _in_utc(cls, v: dt.datetime | None) -> dt.datetime | None:
@@ -121,6 +132,11 @@ class DetectionRecord(BaseModel):
     amplitude_db: Annotated[float, Field(ge=-200, le=300)] | None = None
 
     _finite_numbers = field_validator("amplitude_db")(_finite)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: object) -> object:
+        return refuse_booleans(cls.__name__, data)
 
     @field_validator("arrival_time")
     @classmethod
@@ -162,16 +178,20 @@ def _validate(
     good: list[tuple[int, Any]] = []
     bad: list[RecordVerdict] = []
     for k, r in enumerate(records):  # per-record validation at the edge (messages per record)
-        rid = str(r.get(id_of, ""))[:128] if isinstance(r, dict) else ""
+        rid = safe_text(str(r.get(id_of, ""))[:128]) if isinstance(r, dict) else ""
         try:
             good.append((k, adapter.validate_python(r)))
         except pydantic.ValidationError as exc:
             e = exc.errors()[0]
-            fld = ".".join(str(p) for p in e.get("loc", ())) or "record"
-            leaf = str(e.get("loc", ("",))[-1]) if e.get("loc") else ""
+            fld = safe_text(".".join(str(p) for p in e.get("loc", ()))) or "record"
+            leaf = safe_text(str(e.get("loc", ("",))[-1])) if e.get("loc") else ""
             msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
             if e.get("type") == "model_type":
                 fld, msg = "record", "not a JSON object; send one object per record"
+            elif e.get("type") == "string_unicode":
+                msg = UNICODE_REASON
+                if not e.get("loc"):  # a field name that is not text names itself
+                    fld, msg = safe_text(str(e.get("input"))), f"the field name {UNICODE_REASON}"
             fix = (
                 f"remove `{leaf}`"
                 if e.get("type") == "extra_forbidden"

@@ -25,7 +25,7 @@ from truceline.core.agreement import Agreement
 from truceline.core.times import as_utc
 from truceline.errors import ValidationError
 from truceline.io.features import zones_feature_collection
-from truceline.services.agreement import agreement_summary
+from truceline.services.agreement import agreement_summary, layers_for
 from truceline.services.agreement_store import register_agreement, revision_count
 from truceline.services.auth import Permission, Principal
 from truceline.store.models import AgreementRow
@@ -105,12 +105,12 @@ def list_versions(agreement_id: str, ctx: Ctx, _: Reader) -> list[VersionOut]:
 def zones(
     agreement_id: str,
     ctx: Ctx,
-    _: Reader,
+    who: Reader,
     date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
 ) -> dict[str, Any]:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement_id)
-    return zones_feature_collection(ag, date or ag.effective_from)
+    return layers_for(zones_feature_collection(ag, date or ag.effective_from), who)
 
 
 @router.post(

@@ -23,7 +23,7 @@ from truceline.api.routes import ERRORS
 from truceline.context import AppContext
 from truceline.errors import NotFoundError
 from truceline.services import selection
-from truceline.services.agreement import agreement_layers, agreement_legend
+from truceline.services.agreement import agreement_layers, agreement_legend, layers_for
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published
 from truceline.services.review import review_queue
@@ -145,13 +145,7 @@ def layers(
 ) -> Response:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
-    fc = agreement_layers(ag, date or ag.effective_from)
-    if not who.can(Permission.incidents_read):
-        # Observation posts are where monitors stand: only for those who see the reports.
-        fc = {
-            **fc,
-            "features": [f for f in fc["features"] if f["properties"]["layer"] != "observation_post"],
-        }
+    fc = layers_for(agreement_layers(ag, date or ag.effective_from), who)
     return json_response(request, fc)
 
 

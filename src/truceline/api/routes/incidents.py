@@ -28,7 +28,7 @@ from truceline.api.schemas import (
     SubmittedOut,
 )
 from truceline.core.incidents import Incident, Kind, SourceType
-from truceline.errors import PayloadTooLargeError, RecordError, ValidationError
+from truceline.errors import PayloadTooLargeError, RecordError
 from truceline.services import events, queries
 from truceline.services.audit import history
 from truceline.services.auth import Permission, Principal
@@ -120,8 +120,8 @@ def list_incidents(
         flt = queries.IncidentFilter(
             agreement_id=ctx.agreements.default_id(s, agreement),
             bbox=queries.BBox.parse(bbox) if bbox else None,
-            start=_aware(start, "start"),
-            end=_aware(end, "end"),
+            start=queries.time_bound(start, "start"),
+            end=queries.time_bound(end, "end"),
             kind=[k.value for k in kind or ()],
             party=party,
             sector=sector,
@@ -135,16 +135,6 @@ def list_incidents(
         return Page[IncidentOut](
             items=[IncidentOut.of(r) for r in page.items], next_cursor=page.next_cursor
         )
-
-
-def _aware(t: dt.datetime | None, name: str) -> dt.datetime | None:
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        raise ValidationError(
-            f"{name} has no UTC offset", field=name, value=t.isoformat(), fix="e.g. 2025-03-01T00:00:00Z"
-        )
-    return t.astimezone(dt.UTC)
 
 
 @router.get("/{pk}", response_model=IncidentDetail, summary="One incident with its findings")

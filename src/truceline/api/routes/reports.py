@@ -30,11 +30,11 @@ def _pub(r: dict[str, object]) -> PublishedOut:
 @router.get("", response_model=list[PublishedOut], summary="Published daily reports")
 def list_reports(
     ctx: Ctx,
-    _: Annotated[Principal, Depends(allow(Permission.reports_published))],
+    who: Annotated[Principal, Depends(allow(Permission.reports_published))],
     agreement: AgreementQ = None,
 ) -> list[PublishedOut]:
     with ctx.db.read() as s:
-        return [_pub(r) for r in list_published(s, ctx.agreements.default_id(s, agreement))]
+        return [_pub(r) for r in list_published(s, ctx.agreements.default_id(s, agreement), who)]
 
 
 @router.get(

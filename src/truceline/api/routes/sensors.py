@@ -30,7 +30,8 @@ from truceline.core.acoustic.propagation import (
     UNTOLD_TEMPERATURE_SIGMA_C,
     UNTOLD_WIND_SIGMA_MPS,
 )
-from truceline.errors import PayloadTooLargeError, ValidationError
+from truceline.errors import PayloadTooLargeError
+from truceline.services import queries
 from truceline.services import sensors as svc
 from truceline.services.auth import Permission, Principal
 
@@ -109,16 +110,6 @@ def submit_detections(
     return _verdicts(res)
 
 
-def _aware(t: dt.datetime | None, name: str) -> dt.datetime | None:
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        raise ValidationError(
-            f"{name} has no UTC offset", field=name, value=t.isoformat(), fix="e.g. 2025-03-01T00:00:00Z"
-        )
-    return t.astimezone(dt.UTC)
-
-
 @router.get("/detections", response_model=Page[DetectionOut], summary="Detections, filtered, in pages")
 def list_detections(
     ctx: Ctx,
@@ -137,8 +128,8 @@ def list_detections(
         page = svc.list_detections(
             s,
             ctx.agreements.default_id(s, agreement),
-            start=_aware(start, "start"),
-            end=_aware(end, "end"),
+            start=queries.time_bound(start, "start"),
+            end=queries.time_bound(end, "end"),
             sensor=sensor,
             associated=associated,
             cursor=cursor,
@@ -161,7 +152,7 @@ def locate(
     who: Annotated[Principal, Depends(allow(Permission.acoustic_locate))],
     agreement: AgreementQ = None,
 ) -> LocateOut:
-    start, end = _aware(body.start, "start"), _aware(body.end, "end")
+    start, end = queries.time_bound(body.start, "start"), queries.time_bound(body.end, "end")
     assert start is not None and end is not None
     told = (body.temperature_c, body.wind_speed_mps, body.wind_from_deg)
     weather = None

@@ -1,0 +1,5 @@
+"""The hostile-input corpus runs against the API's own fixtures (a real app on SQLite and PostGIS)."""
+
+from __future__ import annotations
+
+from ..api.conftest import agreement_cache, api, sectored_dir  # noqa: F401  (fixtures)

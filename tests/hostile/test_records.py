@@ -1,0 +1,122 @@
+"""One bad record never fails its batch: the API (SQLite and PostGIS) and `truceline import`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from truceline.cli import app
+from truceline.services.intake import Intake
+
+from ..api.conftest import API, Api
+from .corpus import BAD_RECORDS, BadRecord, good_record
+
+CASES = [pytest.param(c, id=c.name) for c in BAD_RECORDS]
+
+
+def _post_raw(api: Api, path: str, body: Any, role: str = "sensor") -> Any:
+    # json.dumps escapes lone surrogates as \ud800, as a hostile client would send them
+    return api.client.post(
+        API + path,
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json", **api.h(role)},
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_record_is_rejected_alone_in_a_batch(api: Api, case: BadRecord) -> None:
+    body = {"incidents": [good_record("good-a"), case.record("bad"), good_record("good-b")]}
+    r = _post_raw(api, "/incidents/batch", body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [x["status"] for x in out["results"]] == ["accepted", "rejected", "accepted"]
+    bad = out["results"][1]
+    assert bad["field"] == case.field and bad["reason"], bad
+    ids = {x["report_id"] for x in api.get("/incidents").json()["items"]}
+    assert ids == {"good-a", "good-b"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_single_record_is_refused_before_the_commit_group(
+    api: Api, case: BadRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[Any] = []
+    real = Intake.submit_async
+
+    async def spy(self: Intake, *args: Any) -> Any:
+        queued.append(args)
+        return await real(self, *args)
+
+    monkeypatch.setattr(Intake, "submit_async", spy)
+    r = _post_raw(api, "/incidents", case.record("bad"))
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == case.field and err["fix"], err
+    assert queued == []  # never reached the writer: nobody else's commit group pays for it
+    assert _post_raw(api, "/incidents", good_record("good")).status_code == 201
+    assert len(queued) == 1
+
+
+def test_import_keeps_the_good_rows_beside_poison_ones(tmp_path: Path, small_dir: Path) -> None:
+    """A CSV with dates out of range and bytes that are not UTF-8: each bad row rejected with its
+    field, the good rows stored, no traceback."""
+    header = "id,observed_at,lon,lat,kind,source_type,uncertainty_m,narrative\n"
+    good = "{},2025-03-01T10:00:00Z,36.95,48.6,armed_personnel,patrol,50,ok\n"
+    data = (
+        header
+        + good.format("good-a")
+        + "y1,0001-01-01T00:00:00Z,36.95,48.6,armed_personnel,patrol,50,\n"
+        + "y9,9999-12-31T23:59:59Z,36.95,48.6,armed_personnel,patrol,50,\n"
+        + good.format("bad-\udcff")
+        + good.format("bad-narrative").replace(",ok", ",fire \udcc3(")
+        + good.format("good-b")
+    ).encode("utf-8", "surrogateescape")
+    (tmp_path / "in.csv").write_bytes(data)
+    db = str(tmp_path / "t.db")
+    rejects = tmp_path / "rejects.csv"
+    args = ["import", str(tmp_path / "in.csv"), "-a", str(small_dir), "--db", db]
+    res = CliRunner().invoke(app, [*args, "--rejects", str(rejects)])
+    assert res.exit_code == 0, res.output
+    assert res.exception is None
+    said = " ".join(res.output.split())
+    assert "2 accepted" in said and "4 rejected" in said, said
+    rows = {r["row"]: r for r in csv.DictReader(rejects.read_text(encoding="utf-8").splitlines())}
+    assert {k: v["field"] for k, v in rows.items()} == {
+        "2": "observed_at",
+        "3": "observed_at",
+        "4": "id",
+        "5": "narrative",
+    }
+    assert rows["4"]["id"] == "bad-\\udcff"  # shown escaped, never as a byte that breaks the file
+
+
+def test_geojson_import_rejects_a_surrogate_alone(tmp_path: Path, small_dir: Path) -> None:
+    def feature(props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "Feature",
+            "properties": props,
+            "geometry": {"type": "Point", "coordinates": [props.pop("lon"), props.pop("lat")]},
+        }
+
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            feature(good_record("good-a")),
+            feature({**good_record("x\ud800")}),
+            feature({**good_record("y9"), "observed_at": "9999-12-31T23:59:59Z"}),
+            feature(good_record("good-b")),
+        ],
+    }
+    path = tmp_path / "in.geojson"
+    path.write_text(json.dumps(fc))  # ASCII: the surrogate travels as the escape \ud800
+    res = CliRunner().invoke(
+        app, ["import", str(path), "-a", str(small_dir), "--db", str(tmp_path / "t.db")]
+    )
+    assert res.exit_code == 0 and res.exception is None, res.output
+    said = " ".join(res.output.split())
+    assert "2 accepted" in said and "2 rejected" in said, said
