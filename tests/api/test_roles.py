@@ -296,6 +296,14 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         STAFF,
         frozenset(),
     ),
+    ("possible duplicates", lambda s, c: ("GET", "/duplicates", {}), STAFF, frozenset()),
+    (
+        # No pair is seeded: staff pass the permission check and find no such pair (404).
+        "decide a possible duplicate",
+        lambda s, c: ("POST", "/duplicates/2000000000/decide", {"json": {"same": False}}),
+        frozenset(),
+        STAFF,
+    ),
 ]
 
 

@@ -41,7 +41,10 @@ incidents = st.builds(
     Incident,
     id=st.text(CHARS, min_size=1, max_size=30).filter(lambda s: s.strip() != ""),
     observed_at=st.datetimes(
-        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)
+        # the times an Incident accepts (core.incidents.OBSERVED_MIN .. OBSERVED_MAX)
+        min_value=dt.datetime(1900, 1, 1),
+        max_value=dt.datetime(2099, 12, 31),
+        timezones=st.just(dt.UTC),
     ),
     time_precision=st.sampled_from(TimePrecision),
     lon=FLOAT_LON,

@@ -79,7 +79,10 @@ def require_utc(t: dt.datetime, *, example: str = "2025-03-01T04:12:00Z") -> dt.
     """
     if t.tzinfo is None:
         raise ValueError(f"needs a UTC offset, e.g. {example}")
-    return t.astimezone(dt.UTC)
+    try:
+        return t.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"lies outside the times that can be stored, e.g. {example}") from None
 
 
 def utc_from_epoch_s(t_s: float) -> dt.datetime:

@@ -115,7 +115,7 @@ class SensorRecord(BaseModel):
     @field_validator("retired_at")
     @classmethod
     def _in_utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        return None if v is None else require_utc(v, example=_EXAMPLE_TIME)
+        return None if v is None else _aware(require_utc(v, example=_EXAMPLE_TIME))
 
 
 class DetectionRecord(BaseModel):
@@ -141,7 +141,7 @@ class DetectionRecord(BaseModel):
     @field_validator("arrival_time")
     @classmethod
     def _in_utc(cls, v: dt.datetime) -> dt.datetime:
-        return require_utc(v, example=_EXAMPLE_TIME)
+        return _aware(require_utc(v, example=_EXAMPLE_TIME))
 
 
 _HINTS = {
