@@ -27,8 +27,8 @@ from truceline.services.events import ReportColumns, epoch_seconds, link_events
 from truceline.services.revisions import Revision, revise_incidents
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
-from truceline.store.incidents import earlier_revisions, stored_reports
-from truceline.store.ledger import finding_text, numbers_texts
+from truceline.store.incidents import earlier_revisions, finding_rows, stored_reports
+from truceline.store.ledger import finding_text
 from truceline.store.models import (
     FindingRow,
     IncidentRow,
@@ -219,29 +219,7 @@ def ingest_incidents(
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
     # The numbers' canonical text, made once: the findings' column and their ledger entries hold it.
-    numbers = numbers_texts(f)
-    frows = [
-        {
-            "incident_pk": pks[i],
-            "rule_id": str(rid),
-            "rule_type": str(rt),
-            "responsible": str(resp),
-            "probability": float(p),
-            "explanation": str(ex),
-            "numbers": nums,
-            "created_at": now,
-        }
-        for i, rid, rt, resp, p, ex, nums in zip(
-            f.incident.tolist(),
-            f.rule_id.tolist(),
-            f.rule_type.tolist(),
-            f.responsible.tolist(),
-            f.probability.tolist(),
-            f.explanation.tolist(),
-            numbers,
-            strict=True,
-        )
-    ]
+    frows = finding_rows(f, pks, now)
     fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
     if result.rejects:
         conn.execute(

@@ -39,7 +39,8 @@ from truceline.services.adjudication import adjudicate
 from truceline.services.caps import counted_by_caps, recount_caps
 from truceline.store import ledger
 from truceline.store.db import bulk_insert
-from truceline.store.ledger import finding_text, numbers_texts
+from truceline.store.incidents import finding_rows
+from truceline.store.ledger import finding_text
 from truceline.store.models import AuditRow, FindingRow, IncidentRevisionRow, IncidentRow
 from truceline.store.record_text import hash_text
 
@@ -131,7 +132,6 @@ def revise_incidents(
     if (f.rule_type == RuleType.count_cap.value).any():
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
-    numbers = numbers_texts(f)
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
     new_frows: list[dict[str, Any]] = []
     withdrawn: dict[int, list[int]] = {}
@@ -257,28 +257,7 @@ def revise_incidents(
     if all_old:
         session.execute(delete(FindingRow).where(FindingRow.pk.in_(all_old)))
     pk_at = [r.pk for r in todo]
-    new_frows = [
-        {
-            "incident_pk": pk_at[i],
-            "rule_id": str(rid),
-            "rule_type": str(rt),
-            "responsible": str(resp),
-            "probability": float(p),
-            "explanation": str(ex),
-            "numbers": nums,
-            "created_at": now,
-        }
-        for i, rid, rt, resp, p, ex, nums in zip(
-            f.incident.tolist(),
-            f.rule_id.tolist(),
-            f.rule_type.tolist(),
-            f.responsible.tolist(),
-            f.probability.tolist(),
-            f.explanation.tolist(),
-            numbers,
-            strict=True,
-        )
-    ]
+    new_frows = finding_rows(f, pk_at, now)
     conn = session.connection()
     fpks = bulk_insert(conn, FindingRow.__table__, new_frows, new_pks="pk")
     items += [

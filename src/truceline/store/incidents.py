@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, text
 
+from truceline.core.rules import Findings
+from truceline.store.ledger import numbers_texts
 from truceline.store.models import IncidentRevisionRow, IncidentRow
 
-__all__ = ["earlier_revisions", "stored_reports"]
+__all__ = ["earlier_revisions", "finding_rows", "stored_reports"]
 
 _CHUNK = 500  # ids per IN list on SQLite
 
@@ -56,3 +60,30 @@ def earlier_revisions(conn: Connection, pks: Sequence[int]) -> set[tuple[int, st
         q = select(t.incident_pk, t.content_hash).where(t.incident_pk.in_(list(pks[k : k + _CHUNK])))
         out.update((int(pk), str(h)) for pk, h in conn.execute(q))
     return out
+
+
+def finding_rows(f: Findings, pk_at: Sequence[int], now: dt.datetime) -> list[dict[str, Any]]:
+    """The findings table's rows of ``f`` (``pk_at``: each classified incident's stored key), the
+    numbers' canonical text made once (the findings' column and their ledger entries hold it)."""
+    return [
+        {
+            "incident_pk": pk_at[i],
+            "rule_id": str(rid),
+            "rule_type": str(rt),
+            "responsible": str(resp),
+            "probability": float(p),
+            "explanation": str(ex),
+            "numbers": nums,
+            "created_at": now,
+        }
+        for i, rid, rt, resp, p, ex, nums in zip(
+            f.incident.tolist(),
+            f.rule_id.tolist(),
+            f.rule_type.tolist(),
+            f.responsible.tolist(),
+            f.probability.tolist(),
+            f.explanation.tolist(),
+            numbers_texts(f),
+            strict=True,
+        )
+    ]
