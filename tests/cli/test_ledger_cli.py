@@ -60,10 +60,12 @@ def test_verify_close_proof_and_detection(tmp_path: Path, small: Agreement, smal
 
     db = Database(db_path)
     with db.write_engine.begin() as conn:
+        seq = conn.execute(text("select min(seq) from ledger_entries where kind = 'report'")).scalar()
         conn.execute(
-            text("update ledger_entries set body = replace(body, 'patrol', 'uav') where seq = 2")
+            text("update ledger_entries set body = replace(body, 'patrol', 'uav') where seq = :s"),
+            {"s": seq},
         )
     db.dispose()
     bad = runner.invoke(app, ["ledger", "verify", "--db", db_path])
     assert bad.exit_code == 1
-    assert "TAMPERED: first problem at entry 2 (altered)" in bad.output
+    assert f"TAMPERED: first problem at entry {seq} (altered)" in bad.output

@@ -34,21 +34,51 @@ def _now() -> dt.datetime:
 @ledger_app.command("verify")
 def verify_cmd(
     db: DbOption = "truceline.db",
-    records: Annotated[bool, typer.Option(help="Also check the incident and finding tables")] = True,
+    records: Annotated[
+        bool, typer.Option(help="Also check the stored records (incidents, findings, reports, ...)")
+    ] = True,
+    roots: Annotated[
+        Path | None,
+        typer.Option(
+            "--roots",
+            metavar="FILE",
+            help="The daily roots you hold (JSON, as `truceline ledger roots --json` or "
+            "GET /api/v1/ledger/roots give them): each must still be in the database and match",
+        ),
+    ] = None,
 ) -> None:
     """Check every link of the chain, the daily roots and the records; name the first bad entry.
 
-    Exit status 0 when everything holds, 1 otherwise.
+    Exit status 0 when everything holds, 1 otherwise (2: the roots file cannot be read).
     """
     from truceline.store import ledger
 
+    held = None
+    if roots is not None:
+        try:
+            held = json.loads(roots.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            err_console.print(f"[bold red]error:[/] cannot read the roots in {roots}: {exc}")
+            raise typer.Exit(code=2) from exc
+        if isinstance(held, dict) and isinstance(held.get("roots"), list):
+            held = held["roots"]
+        if not isinstance(held, list):
+            err_console.print(
+                f"[bold red]error:[/] {roots} holds no list of roots "
+                '(fix: give [{"day": "YYYY-MM-DD", "root": "<hex>"}, ...])'
+            )
+            raise typer.Exit(code=2)
     d = _db(db)
-    with d.read() as s:
-        v = ledger.verify(s, records=records)
+    try:
+        with d.read() as s:
+            v = ledger.verify(s, records=records, held_roots=held)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
     if v.ok:
+        against = f", as do the {len(held)} roots you hold" if held is not None else ""
         console.print(
-            f"OK: {v.entries} entries chained, {v.days_closed} closed days match their roots, "
-            f"{v.incidents} incidents and {v.findings} findings match the ledger"
+            f"OK: {v.entries} entries chained, {v.days_closed} closed days match their roots"
+            f"{against}, {v.incidents} incidents and {v.findings} findings match the ledger"
         )
         return
     first = v.first
@@ -72,14 +102,37 @@ def close_cmd(db: DbOption = "truceline.db") -> None:
 
 
 @ledger_app.command("roots")
-def roots_cmd(db: DbOption = "truceline.db") -> None:
+def roots_cmd(
+    db: DbOption = "truceline.db",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="As JSON (what `ledger verify --roots` reads)")
+    ] = False,
+    output: Annotated[Path | None, output_option("Write the roots here (JSON)")] = None,
+) -> None:
     """Print the stored daily roots (what is published to the parties)."""
     from truceline.store import ledger
 
     d = _db(db)
     with d.read() as s:
-        for r in ledger.roots(s):
-            console.print(f"{r.day}  {r.n_entries:>7} entries  {r.root}")
+        rows = [
+            {
+                "day": r.day.isoformat(),
+                "root": r.root,
+                "first_seq": r.first_seq,
+                "last_seq": r.last_seq,
+                "n_entries": r.n_entries,
+                "closed_at": ledger.stored_time(r.closed_at),
+            }
+            for r in ledger.roots(s)
+        ]
+    if output is not None:
+        output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        err_console.print(f"{len(rows)} daily roots -> {output}")
+    elif as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            console.print(f"{r['day']}  {r['n_entries']:>7} entries  {r['root']}")
 
 
 @ledger_app.command("proof")
