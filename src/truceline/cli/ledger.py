@@ -1,4 +1,4 @@
-"""``truceline ledger ...``: verify the chain, close days, list roots, export proofs."""
+"""``truceline ledger ...``: verify the chain, close (and sign) days, list roots, export proofs."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def verify_cmd(
             "GET /api/v1/ledger/roots give them): each must still be in the database and match",
         ),
     ] = None,
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            metavar="HEX",
+            help="The mission's public key (`ledger keygen` printed it): every closed day must "
+            "be signed by it",
+        ),
+    ] = None,
 ) -> None:
     """Check every link of the chain, the daily roots and the records; name the first bad entry.
 
@@ -71,7 +80,7 @@ def verify_cmd(
     d = _db(db)
     try:
         with d.read() as s:
-            v = ledger.verify(s, records=records, held_roots=held)
+            v = ledger.verify(s, records=records, held_roots=held, public_key=public_key)
     except TrucelineError as exc:
         raise fail(exc) from exc
     if v.ok:
@@ -88,15 +97,60 @@ def verify_cmd(
     raise typer.Exit(code=1)
 
 
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        metavar="FILE",
+        envvar="TRUCELINE_LEDGER_KEY",
+        help="The mission's signing key (`truceline ledger keygen`): each day closed is signed",
+    ),
+]
+
+
+def _signer(key: Path | None):  # type: ignore[no-untyped-def]
+    if key is None:
+        return None
+    from truceline.services.ledger_keys import load_signer
+
+    try:
+        return load_signer(key)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+
+
+@ledger_app.command("keygen")
+def keygen_cmd(
+    output: Annotated[Path, output_option("Write the private key here (PEM, mode 0600)")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file")] = False,
+) -> None:
+    """Make the mission's Ed25519 key for signing the daily roots; print its public key.
+
+    Publish the public key to the parties (reports print it); keep the file secret and give it
+    to `ledger close --key` (or the server's `ledger_key` setting).
+    """
+    from truceline.services.ledger_keys import keygen
+
+    try:
+        public = keygen(output, overwrite=force)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    err_console.print(f"Private key -> {output}; the public key (publish it):")
+    print(public)
+
+
 @ledger_app.command("close")
-def close_cmd(db: DbOption = "truceline.db") -> None:
-    """Close every finished day (before today, UTC): store its Merkle root."""
+def close_cmd(db: DbOption = "truceline.db", key: KeyOption = None) -> None:
+    """Close every finished day (before today, UTC): store its Merkle root (signed with --key)."""
     from truceline.store import ledger
 
+    sign = _signer(key)
     d = _db(db)
-    rows = d.write(lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now())])
+    rows = d.write(
+        lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now(), sign=sign)]
+    )
     for day, n, root in rows:
-        console.print(f"{day}  {n:>7} entries  {root}")
+        console.print(f"{day}  {n:>7} entries  {root}" + ("  signed" if sign else ""))
     if not rows:
         console.print("No day to close.")
 
@@ -114,17 +168,7 @@ def roots_cmd(
 
     d = _db(db)
     with d.read() as s:
-        rows = [
-            {
-                "day": r.day.isoformat(),
-                "root": r.root,
-                "first_seq": r.first_seq,
-                "last_seq": r.last_seq,
-                "n_entries": r.n_entries,
-                "closed_at": ledger.stored_time(r.closed_at),
-            }
-            for r in ledger.roots(s)
-        ]
+        rows = ledger.root_documents(s)
     if output is not None:
         output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         err_console.print(f"{len(rows)} daily roots -> {output}")
@@ -132,7 +176,8 @@ def roots_cmd(
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            console.print(f"{r['day']}  {r['n_entries']:>7} entries  {r['root']}")
+            signed = "  signed" if "signature" in r else ""
+            console.print(f"{r['day']}  {r['n_entries']:>7} entries  {r['root']}{signed}")
 
 
 @ledger_app.command("proof")
@@ -147,6 +192,7 @@ def proof_cmd(
         Path | None, output_option("Write the proof here (JSON; default: print it)")
     ] = None,
     db: DbOption = "truceline.db",
+    key: KeyOption = None,
 ) -> None:
     """Export an entry with its Merkle inclusion proof and its day's root.
 
@@ -155,9 +201,10 @@ def proof_cmd(
     """
     from truceline.store import ledger
 
+    sign = _signer(key)
     d = _db(db)
     try:
-        d.write(lambda s: ledger.close_days(s, now=_now()))
+        d.write(lambda s: ledger.close_days(s, now=_now(), sign=sign))
         with d.read() as s:
             seq = int(entry) if entry.isdigit() else ledger.entry_of(s, entry).seq
             doc = ledger.export_proof(s, seq)

@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +35,12 @@ from truceline.ledger_verify import (
     FORMAT,
     GENESIS,
     canonical_json,
+    check_signature,
     entry_hash,
     inclusion_path,
     json_text,
     merkle_root,
+    root_message,
 )
 from truceline.store.db import bulk_insert
 from truceline.store.models import (
@@ -58,6 +60,7 @@ from truceline.store.record_text import content_hash
 __all__ = [
     "CanonicalJSON",
     "Problem",
+    "RootSigner",
     "Verification",
     "append",
     "audit_content",
@@ -67,9 +70,11 @@ __all__ = [
     "finding_content",
     "finding_text",
     "json_text",
+    "mission_key",
     "number_text",
     "numbers_text",
     "numbers_texts",
+    "root_documents",
     "stored_time",
     "verify",
 ]
@@ -310,8 +315,18 @@ def _day_hashes(session: Session, day: dt.date) -> list[tuple[int, str]]:
     return [(s, h) for s, h in session.execute(q.order_by(LedgerEntryRow.seq))]
 
 
-def close_days(session: Session, *, now: dt.datetime) -> list[LedgerRootRow]:
-    """Close every day before ``now``'s UTC date that has entries and no root yet."""
+#: Signs a closed day's :func:`~truceline.ledger_verify.root_message`: (public key, signature) in hex.
+RootSigner = Callable[[bytes], tuple[str, str]]
+
+
+def close_days(
+    session: Session, *, now: dt.datetime, sign: RootSigner | None = None
+) -> list[LedgerRootRow]:
+    """Close every day before ``now``'s UTC date that has entries and no root yet.
+
+    Each closing is an entry (of the day it is made) holding the root, and with ``sign`` (the
+    mission's key: :mod:`truceline.services.ledger_keys`) the public key and the signature.
+    """
     _lock_head(session)  # no append interleaves with closing
     today = as_utc(now).date()
     closed = set(session.execute(select(LedgerRootRow.day)).scalars())
@@ -334,25 +349,76 @@ def close_days(session: Session, *, now: dt.datetime) -> list[LedgerRootRow]:
     session.flush()
     # each closing is itself an entry (of the day it is made), so a root row edited or deleted
     # later no longer matches the chain
-    append(
-        session,
-        [
-            (
-                "root",
-                f"day:{r.day.isoformat()}",
-                {
-                    "day": r.day.isoformat(),
-                    "root": r.root,
-                    "first_seq": r.first_seq,
-                    "last_seq": r.last_seq,
-                    "n_entries": r.n_entries,
-                    "closed_at": stored_time(r.closed_at),
-                },
-            )
-            for r in out
-        ],
-        now=now,
+    items: list[tuple[str, str, dict[str, Any] | CanonicalJSON]] = []
+    for r in out:
+        content: dict[str, Any] = {
+            "day": r.day.isoformat(),
+            "root": r.root,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "n_entries": r.n_entries,
+            "closed_at": stored_time(r.closed_at),
+        }
+        if sign is not None:
+            key, sig = sign(root_message(r.day.isoformat(), r.root, r.n_entries))
+            content |= {"public_key": key, "signature": sig}
+        items.append(("root", f"day:{r.day.isoformat()}", content))
+    append(session, items, now=now)
+    return out
+
+
+def _closings(session: Session) -> dict[str, dict[str, Any]]:
+    """The closing entries' contents by day (ISO)."""
+    q = select(LedgerEntryRow.body).where(LedgerEntryRow.kind == "root").order_by(LedgerEntryRow.seq)
+    out: dict[str, dict[str, Any]] = {}
+    for (body,) in session.execute(q):
+        try:
+            c = json.loads(body).get("content") or {}
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(c, dict) and "day" in c:
+            out[str(c["day"])] = c
+    return out
+
+
+def mission_key(session: Session) -> str | None:
+    """The public key (hex) that signed the newest signed day; None while no day is signed."""
+    q = (
+        select(LedgerEntryRow.body)
+        .where(LedgerEntryRow.kind == "root")
+        .order_by(LedgerEntryRow.seq.desc())
+        .limit(20)
     )
+    for (body,) in session.execute(q):
+        try:
+            key = (json.loads(body).get("content") or {}).get("public_key")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def root_documents(
+    session: Session, start: dt.date | None = None, end: dt.date | None = None
+) -> list[dict[str, Any]]:
+    """The daily roots as a party keeps them (``ledger verify --roots`` and
+    ``python -m truceline.ledger_verify --roots`` read this list), with their signatures."""
+    signed = _closings(session)
+    out = []
+    for r in roots(session, start, end):
+        doc: dict[str, Any] = {
+            "day": r.day.isoformat(),
+            "root": r.root,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "n_entries": r.n_entries,
+            "closed_at": stored_time(r.closed_at),
+        }
+        c = signed.get(doc["day"], {})
+        if "signature" in c:
+            doc |= {"public_key": c.get("public_key"), "signature": c.get("signature")}
+        out.append(doc)
     return out
 
 
@@ -401,7 +467,7 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
         )
     hashes = _day_hashes(session, entry.day)
     index = next(i for i, (s, _) in enumerate(hashes) if s == seq)
-    return {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "hash": "SHA-256; entry_hash = H(prev_hash || body); RFC 6962 tree: leaf = H(0x00 || "
         "entry_hash), node = H(0x01 || left || right)",
@@ -419,6 +485,14 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
         "path": inclusion_path([h for _, h in hashes], index),
         "root": root.root,
     }
+    closing = _closings(session).get(entry.day.isoformat(), {})
+    if "signature" in closing:
+        doc["root_signature"] = {
+            "public_key": closing.get("public_key"),
+            "signature": closing.get("signature"),
+            "n_entries": root.n_entries,
+        }
+    return doc
 
 
 # -- verification -----------------------------------------------------------------------------
@@ -633,12 +707,15 @@ def verify(
     records: bool = True,
     limit: int = 20,
     held_roots: Sequence[Mapping[str, Any]] | None = None,
+    public_key: str | None = None,
 ) -> Verification:
     """Check the chain, the daily roots, the head, and (``records``) that the stored records still
     hold what the ledger recorded: incidents (with their adjudication and event), findings,
     published reports (their bytes), the audit log and the tokens. ``held_roots``: the daily
     roots a party holds (``[{"day", "root"}, ...]``), each of which the database must still have
-    and give. Stops collecting after ``limit`` problems."""
+    and give. Signed days' signatures must hold (when ``cryptography`` is there); with
+    ``public_key`` (hex) every closed day must be signed by that key. Stops collecting after
+    ``limit`` problems."""
     held = _held_roots(held_roots) if held_roots is not None else None
     out = Verification()
     problems = out.problems
@@ -732,6 +809,29 @@ def verify(
         closing = rec.root.pop(r.day.isoformat(), None)
         if closing is not None:
             c = closing[1]
+            signed = isinstance(c.get("signature"), str) and isinstance(c.get("public_key"), str)
+            if (
+                signed
+                and check_signature(
+                    c["public_key"], root_message(r.day.isoformat(), r.root, r.n_entries), c["signature"]
+                )
+                is False
+            ):
+                problems.append(
+                    Problem(
+                        closing[0], "root", f"day {r.day}: the signature over its root does not hold"
+                    )
+                )
+            if public_key is not None and (not signed or c["public_key"] != public_key.lower()):
+                problems.append(
+                    Problem(
+                        closing[0],
+                        "root",
+                        f"day {r.day}: its root is "
+                        + (f"signed by key {c['public_key'][:16]}..." if signed else "not signed")
+                        + f", not by the mission's {public_key[:16]}...",
+                    )
+                )
             bad = [
                 k for k in ("root", "first_seq", "last_seq", "n_entries") if getattr(r, k) != c.get(k)
             ]
