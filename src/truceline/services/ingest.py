@@ -298,6 +298,7 @@ def ingest_incidents(
         frows,
         fpks,
         submitted_by=who,
+        versions=version_of,
         now=now,
     )
     caps = CapRecount()
@@ -354,12 +355,13 @@ def _ledger_accepted(
     fpks: Sequence[int],
     *,
     submitted_by: dict[str, str],
+    versions: dict[str, float | None],
     now: dt.datetime,
 ) -> None:
     """Append each accepted report, then each finding, to the tamper-evident ledger.
 
     A report's content is ``{agreement, batch, content_hash, distance_km, incident, p_side,
-    received_at, record, sector, side_party, submitted_by, zones}``: the record and what the
+    received_at, record, sector, side_party, submitted_by, version, zones}``: the record and what the
     store derived from it (``adjudication``: side party, signed distance, p_side, zones and sector,
     one list each in ``accepted``'s order), so that ``ledger verify`` sees an edit of any column a
     report or map shows. Its text is assembled around the record's canonical text (serialised
@@ -373,6 +375,11 @@ def _ledger_accepted(
     # a handful of distinct labels: each serialised once
     label = {v: json_text(v) for v in {*party_side, *zones, *sector}}
     num = ledger.number_text
+
+    def version(rid: str) -> str:
+        v = versions.get(rid)
+        return "null" if v is None else num(float(v))
+
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
     for k, i in enumerate(accepted):
         pk = pk_of[i.id]
@@ -380,7 +387,8 @@ def _ledger_accepted(
             f'{lead}{hash_of[i.id]}","distance_km":{num(distance_km[k])},"incident":{int(pk)},'
             f'"p_side":{num(p_side[k])},"received_at":{received},"record":{text_of[i.id]},'
             f'"sector":{label[sector[k]]},"side_party":{label[party_side[k]]},'
-            f'"submitted_by":{who_json[submitted_by[i.id]]},"zones":{label[zones[k]]}}}'
+            f'"submitted_by":{who_json[submitted_by[i.id]]},"version":{version(i.id)},'
+            f'"zones":{label[zones[k]]}}}'
         )
         items.append(("report", f"incident:{pk}", ledger.CanonicalJSON(text)))
     report_hash = {pk_of[i.id]: hash_of[i.id] for i in accepted}

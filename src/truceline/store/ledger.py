@@ -901,9 +901,11 @@ def _incident_fields(row: IncidentRow, c: dict[str, Any]) -> list[str]:
     for col in ("sector", "side_party", "zones"):
         if col in c and getattr(row, col) != c[col]:
             bad.append(col)
-    for col in ("distance_km", "p_side"):
+    for col in ("distance_km", "p_side", "version"):
         if col in c and not _same_number(getattr(row, col), c[col]):
             bad.append(col)
+    if ("batch" in c or "revision" in c) and row.revision != c.get("revision", 1):
+        bad.append("revision")
     if "received_at" in c and not _same_time(row.received_at, c["received_at"]):
         bad.append("received_at")
     observed = as_utc(row.observed_at)
