@@ -12,7 +12,13 @@ or copies this one file anywhere and runs ``python ledger_verify.py proof.json``
 2. the entry's body names the same sequence number and day as the proof;
 3. the Merkle inclusion path leads from the entry to the day's root (RFC 6962 / RFC 9162 tree:
    leaf = SHA-256(0x00 || entry hash), node = SHA-256(0x01 || left || right));
-4. that root equals the published root given with ``--root`` (else only the root in the file).
+4. that root equals the published root given with ``--root`` (else only the root in the file);
+5. when the day's root is signed (``truceline ledger keygen``, then ``ledger close --key``), that
+   the Ed25519 signature over it holds for the mission's public key (``--public-key``). Checking
+   a signature needs the ``cryptography`` package; without it the verifier says it did not check.
+
+``python -m truceline.ledger_verify --roots roots.json --public-key HEX`` checks the signatures of
+the daily roots a party holds (``truceline ledger roots -o roots.json``).
 
 Exit status 0 when every check holds, 1 otherwise. The functions are also the ledger's own
 implementation (:mod:`truceline.store.ledger` imports them), so the server and the verifier
@@ -32,6 +38,7 @@ __all__ = [
     "FORMAT",
     "GENESIS",
     "canonical_json",
+    "check_signature",
     "entry_hash",
     "inclusion_path",
     "json_text",
@@ -39,7 +46,10 @@ __all__ = [
     "main",
     "merkle_root",
     "root_from_path",
+    "root_message",
+    "signatures_available",
     "verify_proof",
+    "verify_root_signatures",
 ]
 
 FORMAT = "truceline-ledger-proof/1"
@@ -139,11 +149,71 @@ def root_from_path(index: int, size: int, entry_hash_hex: str, path: Sequence[st
     return r.hex() if sn == 0 else None
 
 
+#: What a day's signature is over (:func:`root_message`).
+ROOT_SIGNATURE = "truceline-ledger-root/1"
+
+
+def root_message(day: str, root: str, n_entries: int) -> bytes:
+    """The bytes the mission signs for a closed day: the format, the day, its root and its size."""
+    return f"{ROOT_SIGNATURE}\n{day}\n{root}\n{int(n_entries)}".encode()
+
+
+def check_signature(public_key_hex: str, message: bytes, signature_hex: str) -> bool | None:
+    """Whether an Ed25519 signature holds; None when the ``cryptography`` package is not there
+    (the standard library has no Ed25519)."""
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        return None
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
+        key.verify(bytes.fromhex(signature_hex), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify_root_signatures(
+    roots: Sequence[dict[str, Any]], *, public_key: str | None = None
+) -> tuple[list[str], int, bool]:
+    """Check each root's signature: (problems, roots whose signature holds, whether signatures
+    could be checked at all). A root without a signature is a problem when ``public_key`` is
+    given (the mission signs every day it closes); a root signed by another key always is."""
+    problems: list[str] = []
+    good = 0
+    for r in roots:
+        day, root, n = r.get("day"), r.get("root"), r.get("n_entries")
+        sig, key = r.get("signature"), r.get("public_key")
+        if not isinstance(sig, str) or not isinstance(key, str):
+            if public_key is not None:
+                problems.append(f"day {day}: its root is not signed")
+            continue
+        if public_key is not None and key.lower() != public_key.lower():
+            problems.append(
+                f"day {day}: signed by key {key[:16]}..., not the mission's {public_key[:16]}..."
+            )
+            continue
+        if not isinstance(root, str) or not isinstance(n, int):
+            problems.append(f"day {day}: needs its root and n_entries")
+            continue
+        held = check_signature(key, root_message(str(day), root, n), sig)
+        if held is None:
+            return problems, good, False
+        if held:
+            good += 1
+        else:
+            problems.append(f"day {day}: the signature over its root does not hold")
+    return problems, good, True
+
+
 def _hex64(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def verify_proof(doc: dict[str, Any], *, root: str | None = None) -> list[str]:
+def verify_proof(
+    doc: dict[str, Any], *, root: str | None = None, public_key: str | None = None
+) -> list[str]:
     """Every way ``doc`` fails to prove its entry (an empty list: the proof holds)."""
     problems: list[str] = []
     if doc.get("format") != FORMAT:
@@ -183,25 +253,85 @@ def verify_proof(doc: dict[str, Any], *, root: str | None = None) -> list[str]:
         problems.append(f"the path leads to root {computed_root}, the proof says {doc.get('root')}")
     if root is not None and root.lower() != str(doc.get("root", "")).lower():
         problems.append(f"the proof's root {doc.get('root')} is not the published root {root}")
+    signed = doc.get("root_signature")
+    if isinstance(signed, dict):
+        sig_problems, _, _ = verify_root_signatures(
+            [{**signed, "day": doc.get("day"), "root": doc.get("root")}], public_key=public_key
+        )
+        problems += sig_problems
+    elif public_key is not None:
+        problems.append(f"the root of {doc.get('day')} is not signed")
     return problems
+
+
+def signatures_available() -> bool:
+    """Whether this Python can check Ed25519 signatures (the ``cryptography`` package)."""
+    try:
+        import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m truceline.ledger_verify",
-        description="Verify a Truceline ledger entry against its day's Merkle root "
-        "(standard library only).",
+        description="Verify a Truceline ledger entry against its day's Merkle root, or the "
+        "signatures of the daily roots you hold (standard library; signatures need the "
+        "cryptography package).",
     )
-    parser.add_argument("proof", help="proof JSON file (truceline ledger proof ENTRY -o proof.json)")
+    parser.add_argument(
+        "proof", nargs="?", help="proof JSON file (truceline ledger proof ENTRY -o proof.json)"
+    )
     parser.add_argument("--root", help="the day's root as published to you (hex); strongly recommended")
+    parser.add_argument("--roots", help="check the signatures of these daily roots (JSON list)")
+    parser.add_argument("--public-key", help="the mission's Ed25519 public key (hex), as published")
     args = parser.parse_args(argv)
+    if args.proof is None and args.roots is None:
+        parser.error("give a proof file, --roots FILE, or both")
+    status = 0
+    if args.roots is not None:
+        status = max(status, _check_roots(args.roots, args.public_key))
+    if args.proof is not None:
+        status = max(status, _check_proof(args.proof, args.root, args.public_key))
+    return status
+
+
+def _check_roots(path: str, public_key: str | None) -> int:
     try:
-        with open(args.proof, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        print(f"cannot read {args.proof}: {exc}", file=sys.stderr)
+        with open(path, encoding="utf-8") as fh:
+            roots = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
         return 1
-    problems = verify_proof(doc, root=args.root)
+    if not isinstance(roots, list) or not all(isinstance(r, dict) for r in roots):
+        print(f"{path} holds no list of roots", file=sys.stderr)
+        return 1
+    problems, good, checked = verify_root_signatures(roots, public_key=public_key)
+    if not checked:
+        print(
+            f"NOT CHECKED: the {len(roots)} roots' signatures need the cryptography package "
+            "(pip install cryptography); the standard library has no Ed25519"
+        )
+        return 1
+    if problems:
+        print(f"FAILED: {len(problems)} of {len(roots)} roots")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    against = "the mission's key you gave" if public_key else "the key in the file (give --public-key)"
+    print(f"OK: {good} of {len(roots)} roots signed, every signature holds for {against}")
+    return 0
+
+
+def _check_proof(path: str, root: str | None, public_key: str | None) -> int:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    problems = verify_proof(doc, root=root, public_key=public_key)
     entry = doc.get("entry", {})
     if problems:
         print(f"FAILED: entry {entry.get('seq')} of {doc.get('day')}")
@@ -209,11 +339,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  - {p}")
         return 1
     against = (
-        "the published root" if args.root else "the root in the file (give --root to compare with yours)"
+        "the published root" if root else "the root in the file (give --root to compare with yours)"
     )
+    signed = ""
+    if isinstance(doc.get("root_signature"), dict):
+        signed = (
+            "; the root's signature holds"
+            if signatures_available()
+            else "; the root's signature was NOT checked (install the cryptography package)"
+        )
     print(
         f"OK: entry {entry.get('seq')} is leaf {doc['leaf_index']} of {doc['tree_size']} "
-        f"on {doc['day']}; it leads to {doc['root']}, {against}"
+        f"on {doc['day']}; it leads to {doc['root']}, {against}{signed}"
     )
     return 0
 

@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     anonymous_public: bool = Field(
         default=True, description="Requests without a token act as the `public` role"
     )
+    ledger_key: Path | None = Field(
+        default=None,
+        description="The mission's Ed25519 key (`truceline ledger keygen`): days closed through "
+        "the API are signed with it",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: int = Field(
         default=1,

@@ -60,10 +60,100 @@ def test_verify_close_proof_and_detection(tmp_path: Path, small: Agreement, smal
 
     db = Database(db_path)
     with db.write_engine.begin() as conn:
+        seq = conn.execute(text("select min(seq) from ledger_entries where kind = 'report'")).scalar()
         conn.execute(
-            text("update ledger_entries set body = replace(body, 'patrol', 'uav') where seq = 2")
+            text("update ledger_entries set body = replace(body, 'patrol', 'uav') where seq = :s"),
+            {"s": seq},
         )
     db.dispose()
     bad = runner.invoke(app, ["ledger", "verify", "--db", db_path])
     assert bad.exit_code == 1
-    assert "TAMPERED: first problem at entry 2 (altered)" in bad.output
+    assert f"TAMPERED: first problem at entry {seq} (altered)" in bad.output
+
+
+def _standalone(*args: str, without_cryptography: bool = False) -> subprocess.CompletedProcess[str]:
+    """``python -m truceline.ledger_verify ARGS`` (optionally as on a machine without the
+    cryptography package: its import fails)."""
+    block = "import sys; sys.modules['cryptography'] = None; " if without_cryptography else ""
+    code = f"{block}import runpy, sys; sys.argv = ['ledger_verify', *{list(args)!r}]; " + (
+        "runpy.run_module('truceline.ledger_verify', run_name='__main__')"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_signed_roots_keygen_close_verify_and_the_standalone_check(
+    tmp_path: Path, small: Agreement, small_dir: Path
+) -> None:
+    db_path = str(tmp_path / "l.db")
+    db = Database(db_path)
+    db.upgrade()
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    db.write(lambda s: register_folder(s, small_dir, now=yesterday))
+    inc = Incident(
+        id="r1", observed_at=yesterday, lon=36.95, lat=48.6, kind="armed_personnel", source_type="patrol"
+    )
+    db.write(lambda s: ingest_incidents(s, small, [inc], [0], source="t", now=yesterday))
+    db.dispose()
+
+    key = tmp_path / "mission.key"
+    made = runner.invoke(app, ["ledger", "keygen", "-o", str(key)])
+    assert made.exit_code == 0, made.output
+    public = made.stdout.strip().splitlines()[-1]
+    assert len(bytes.fromhex(public)) == 32 and key.stat().st_mode & 0o077 == 0
+    assert runner.invoke(app, ["ledger", "keygen", "-o", str(key)]).exit_code == 2  # one key kept
+
+    closed = runner.invoke(app, ["ledger", "close", "--key", str(key), "--db", db_path])
+    assert closed.exit_code == 0 and "signed" in closed.output, closed.output
+    roots = tmp_path / "roots.json"
+    assert runner.invoke(app, ["ledger", "roots", "-o", str(roots), "--db", db_path]).exit_code == 0
+    held = json.loads(roots.read_text())
+    assert len(held) == 1 and held[0]["public_key"] == public and len(held[0]["signature"]) == 128
+
+    ok = runner.invoke(app, ["ledger", "verify", "--public-key", public, "--db", db_path])
+    assert ok.exit_code == 0, ok.output
+    other = "ab" * 32
+    wrong = runner.invoke(app, ["ledger", "verify", "--public-key", other, "--db", db_path])
+    assert wrong.exit_code == 1 and "not by the mission's" in wrong.output
+
+    # the standalone verifier: the roots' signatures, and a proof whose day is signed
+    assert _standalone("--roots", str(roots), "--public-key", public).returncode == 0
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps([{**held[0], "root": "0" * 64}]))
+    bad = _standalone("--roots", str(forged), "--public-key", public)
+    assert bad.returncode == 1 and "does not hold" in bad.stdout, bad.stdout + bad.stderr
+    unchecked = _standalone("--roots", str(roots), without_cryptography=True)
+    assert unchecked.returncode == 1 and "NOT CHECKED" in unchecked.stdout, unchecked.stderr
+    proof = tmp_path / "proof.json"
+    assert (
+        runner.invoke(
+            app, ["ledger", "proof", "incident:1", "-o", str(proof), "--db", db_path]
+        ).exit_code
+        == 0
+    )
+    doc = json.loads(proof.read_text())
+    assert doc["root_signature"]["public_key"] == public
+    good = _standalone(str(proof), "--public-key", public)
+    assert good.returncode == 0 and "signature holds" in good.stdout, good.stdout + good.stderr
+    blind = _standalone(str(proof), without_cryptography=True)
+    assert blind.returncode == 0 and "NOT checked" in blind.stdout, blind.stdout + blind.stderr
+
+    # a signature changed in the database (its closing entry re-hashed) is found
+    db = Database(db_path)
+    with db.write_engine.begin() as conn:
+        seq, body = conn.execute(text("select seq, body from ledger_entries where kind = 'root'")).one()
+        doc = json.loads(body)
+        doc["content"]["signature"] = "00" * 64
+        new = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        prev = conn.execute(
+            text("select prev_hash from ledger_entries where seq = :s"), {"s": seq}
+        ).scalar()
+        from truceline.ledger_verify import entry_hash
+
+        conn.execute(
+            text("update ledger_entries set body = :b, entry_hash = :h where seq = :s"),
+            {"b": new, "h": entry_hash(prev, new), "s": seq},
+        )
+        conn.execute(text("update ledger_head set entry_hash = :h"), {"h": entry_hash(prev, new)})
+    db.dispose()
+    forged_sig = runner.invoke(app, ["ledger", "verify", "--db", db_path])
+    assert forged_sig.exit_code == 1 and "the signature over its root does not hold" in forged_sig.output

@@ -425,6 +425,14 @@ class LedgerRoot(_Out):
     last_seq: int
     n_entries: int
     closed_at: dt.datetime
+    public_key: str | None = Field(
+        default=None, description="The mission's Ed25519 public key (hex) that signed the root"
+    )
+    signature: str | None = Field(
+        default=None,
+        description="Ed25519 signature (hex) over truceline-ledger-root/1, day, root, n_entries "
+        "(one per line); check with `python -m truceline.ledger_verify --roots`",
+    )
 
 
 class LedgerProblem(_Out):

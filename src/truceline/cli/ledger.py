@@ -1,4 +1,4 @@
-"""``truceline ledger ...``: verify the chain, close days, list roots, export proofs."""
+"""``truceline ledger ...``: verify the chain, close (and sign) days, list roots, export proofs."""
 
 from __future__ import annotations
 
@@ -34,21 +34,60 @@ def _now() -> dt.datetime:
 @ledger_app.command("verify")
 def verify_cmd(
     db: DbOption = "truceline.db",
-    records: Annotated[bool, typer.Option(help="Also check the incident and finding tables")] = True,
+    records: Annotated[
+        bool, typer.Option(help="Also check the stored records (incidents, findings, reports, ...)")
+    ] = True,
+    roots: Annotated[
+        Path | None,
+        typer.Option(
+            "--roots",
+            metavar="FILE",
+            help="The daily roots you hold (JSON, as `truceline ledger roots --json` or "
+            "GET /api/v1/ledger/roots give them): each must still be in the database and match",
+        ),
+    ] = None,
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            metavar="HEX",
+            help="The mission's public key (`ledger keygen` printed it): every closed day must "
+            "be signed by it",
+        ),
+    ] = None,
 ) -> None:
     """Check every link of the chain, the daily roots and the records; name the first bad entry.
 
-    Exit status 0 when everything holds, 1 otherwise.
+    Exit status 0 when everything holds, 1 otherwise (2: the roots file cannot be read).
     """
     from truceline.store import ledger
 
+    held = None
+    if roots is not None:
+        try:
+            held = json.loads(roots.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            err_console.print(f"[bold red]error:[/] cannot read the roots in {roots}: {exc}")
+            raise typer.Exit(code=2) from exc
+        if isinstance(held, dict) and isinstance(held.get("roots"), list):
+            held = held["roots"]
+        if not isinstance(held, list):
+            err_console.print(
+                f"[bold red]error:[/] {roots} holds no list of roots "
+                '(fix: give [{"day": "YYYY-MM-DD", "root": "<hex>"}, ...])'
+            )
+            raise typer.Exit(code=2)
     d = _db(db)
-    with d.read() as s:
-        v = ledger.verify(s, records=records)
+    try:
+        with d.read() as s:
+            v = ledger.verify(s, records=records, held_roots=held, public_key=public_key)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
     if v.ok:
+        against = f", as do the {len(held)} roots you hold" if held is not None else ""
         console.print(
-            f"OK: {v.entries} entries chained, {v.days_closed} closed days match their roots, "
-            f"{v.incidents} incidents and {v.findings} findings match the ledger"
+            f"OK: {v.entries} entries chained, {v.days_closed} closed days match their roots"
+            f"{against}, {v.incidents} incidents and {v.findings} findings match the ledger"
         )
         return
     first = v.first
@@ -58,28 +97,87 @@ def verify_cmd(
     raise typer.Exit(code=1)
 
 
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        metavar="FILE",
+        envvar="TRUCELINE_LEDGER_KEY",
+        help="The mission's signing key (`truceline ledger keygen`): each day closed is signed",
+    ),
+]
+
+
+def _signer(key: Path | None):  # type: ignore[no-untyped-def]
+    if key is None:
+        return None
+    from truceline.services.ledger_keys import load_signer
+
+    try:
+        return load_signer(key)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+
+
+@ledger_app.command("keygen")
+def keygen_cmd(
+    output: Annotated[Path, output_option("Write the private key here (PEM, mode 0600)")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file")] = False,
+) -> None:
+    """Make the mission's Ed25519 key for signing the daily roots; print its public key.
+
+    Publish the public key to the parties (reports print it); keep the file secret and give it
+    to `ledger close --key` (or the server's `ledger_key` setting).
+    """
+    from truceline.services.ledger_keys import keygen
+
+    try:
+        public = keygen(output, overwrite=force)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    err_console.print(f"Private key -> {output}; the public key (publish it):")
+    print(public)
+
+
 @ledger_app.command("close")
-def close_cmd(db: DbOption = "truceline.db") -> None:
-    """Close every finished day (before today, UTC): store its Merkle root."""
+def close_cmd(db: DbOption = "truceline.db", key: KeyOption = None) -> None:
+    """Close every finished day (before today, UTC): store its Merkle root (signed with --key)."""
     from truceline.store import ledger
 
+    sign = _signer(key)
     d = _db(db)
-    rows = d.write(lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now())])
+    rows = d.write(
+        lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now(), sign=sign)]
+    )
     for day, n, root in rows:
-        console.print(f"{day}  {n:>7} entries  {root}")
+        console.print(f"{day}  {n:>7} entries  {root}" + ("  signed" if sign else ""))
     if not rows:
         console.print("No day to close.")
 
 
 @ledger_app.command("roots")
-def roots_cmd(db: DbOption = "truceline.db") -> None:
+def roots_cmd(
+    db: DbOption = "truceline.db",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="As JSON (what `ledger verify --roots` reads)")
+    ] = False,
+    output: Annotated[Path | None, output_option("Write the roots here (JSON)")] = None,
+) -> None:
     """Print the stored daily roots (what is published to the parties)."""
     from truceline.store import ledger
 
     d = _db(db)
     with d.read() as s:
-        for r in ledger.roots(s):
-            console.print(f"{r.day}  {r.n_entries:>7} entries  {r.root}")
+        rows = ledger.root_documents(s)
+    if output is not None:
+        output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        err_console.print(f"{len(rows)} daily roots -> {output}")
+    elif as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            signed = "  signed" if "signature" in r else ""
+            console.print(f"{r['day']}  {r['n_entries']:>7} entries  {r['root']}{signed}")
 
 
 @ledger_app.command("proof")
@@ -94,6 +192,7 @@ def proof_cmd(
         Path | None, output_option("Write the proof here (JSON; default: print it)")
     ] = None,
     db: DbOption = "truceline.db",
+    key: KeyOption = None,
 ) -> None:
     """Export an entry with its Merkle inclusion proof and its day's root.
 
@@ -102,9 +201,10 @@ def proof_cmd(
     """
     from truceline.store import ledger
 
+    sign = _signer(key)
     d = _db(db)
     try:
-        d.write(lambda s: ledger.close_days(s, now=_now()))
+        d.write(lambda s: ledger.close_days(s, now=_now(), sign=sign))
         with d.read() as s:
             seq = int(entry) if entry.isdigit() else ledger.entry_of(s, entry).seq
             doc = ledger.export_proof(s, seq)

@@ -140,6 +140,7 @@ class LedgerSummary:
     days: tuple[LedgerDay, ...] = ()
     missing: int = 0
     recorded: int = 0  # entries recorded on the report's day so far (closed or not)
+    public_key: str | None = None  # the mission's Ed25519 key that signs the daily roots (hex)
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,10 @@ def register_agreement(
                     "content_hash": digest,
                     "source": source,
                     "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+                    "name": ag.name,
+                    "pk": revision.pk,
+                    "created_at": ledger.stored_time(now),
+                    "created_by": actor.subject,
                 },
             )
         ],

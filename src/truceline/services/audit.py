@@ -9,6 +9,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from truceline.store import ledger
 from truceline.store.models import AuditRow
 
 __all__ = ["Actor", "history", "record_change"]
@@ -39,8 +40,11 @@ def record_change(
     before: dict[str, object] | None,
     after: dict[str, object] | None,
     comment: str = "",
+    sealed: dict[str, object] | None = None,
 ) -> AuditRow:
-    """Append one audit row (flushes; the caller commits with the change itself)."""
+    """Append one audit row and its ledger entry (flushes; the caller commits with the change
+    itself). ``sealed``: more state the ledger entry keeps and the audit log does not show (a
+    token's secret hash), so that ``ledger verify`` can check it."""
     row = AuditRow(
         at=now,
         actor=actor.subject,
@@ -54,6 +58,7 @@ def record_change(
     )
     session.add(row)
     session.flush()
+    ledger.append(session, [("audit", f"audit:{row.pk}", ledger.audit_content(row, sealed))], now=now)
     return row
 
 

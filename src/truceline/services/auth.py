@@ -341,6 +341,7 @@ def create_token(
         now=now,
         before=None,
         after=token_public(row),
+        sealed={"secret_sha256": row.secret_sha256},
     )
     return IssuedToken(row.id, row.name, r, party, sector, secret, now)
 
@@ -386,5 +387,6 @@ def revoke_token(session: Session, token_id: str, *, actor: Principal, now: dt.d
             now=now,
             before=before,
             after=token_public(row),
+            sealed={"secret_sha256": row.secret_sha256},
         )
     return row

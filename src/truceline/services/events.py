@@ -463,9 +463,17 @@ def link_events(
         new_ids = bulk_insert(conn, _ET, [blank] * len(make), new_pks="pk")
         target[make] = new_ids
     rows = np.flatnonzero(move)
-    _set_event(session, cand.pk[rows], target[cluster[rows]])
+    linked, into = cand.pk[rows], target[cluster[rows]]
+    _set_event(session, linked, into)
     _keep_links(conn, agreement_id, cand, rows, res, cands, settings, batch_id=batch_id, now=now)
-    grown = sorted(set(target[cluster[rows]].tolist()) - set(new_ids))
+    # the membership goes into the ledger (its text written directly: one pair per report)
+    links = ",".join(f"[{i},{j}]" for i, j in zip(linked.tolist(), into.tolist(), strict=True))
+    ledger.append(
+        session,
+        [("link", f"batch:{batch_id}", ledger.CanonicalJSON(f'{{"links":[{links}]}}'))],
+        now=now,
+    )
+    grown = sorted(set(into.tolist()) - set(new_ids))
     refresh_events(session, [*new_ids, *grown], now=now)
     return LinkResult(len(rows), new_ids, grown)
 

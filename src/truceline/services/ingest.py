@@ -20,7 +20,7 @@ from truceline.core.agreement import Agreement, RuleType
 from truceline.core.incidents import Incident
 from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
-from truceline.ledger_verify import canonical_json
+from truceline.ledger_verify import canonical_json, json_text
 from truceline.services.adjudication import adjudicate
 from truceline.services.caps import CapRecount, counted_by_caps, recount_caps
 from truceline.services.events import ReportColumns, epoch_seconds, link_events
@@ -267,13 +267,16 @@ def ingest_incidents(
     _ledger_accepted(
         session,
         agreement.id,
+        batch_id,
         adj.incidents,
         pk_of,
         hash_of,
         text_of,
+        (party_side, distance_km, p_side, zones, sector),
         frows,
         fpks,
         submitted_by=who,
+        versions=version_of,
         now=now,
     )
     caps = CapRecount()
@@ -320,32 +323,50 @@ def ingest_incidents(
 def _ledger_accepted(
     session: Session,
     agreement_id: str,
+    batch_id: int,
     accepted: Sequence[Incident],
     pk_of: dict[str, int],
     hash_of: dict[str, str],
     text_of: dict[str, str],
+    adjudication: tuple[list[str], list[float], list[float], list[str], list[str]],
     frows: Sequence[dict[str, Any]],
     fpks: Sequence[int],
     *,
     submitted_by: dict[str, str],
+    versions: dict[str, float | None],
     now: dt.datetime,
 ) -> None:
     """Append each accepted report, then each finding, to the tamper-evident ledger.
 
-    A report's content is ``{agreement, content_hash, incident, received_at, record,
-    submitted_by}``; its text is assembled around the record's canonical text (serialised once,
-    for the content hash too) in canonical key order.
+    A report's content is ``{agreement, batch, content_hash, distance_km, incident, p_side,
+    received_at, record, sector, side_party, submitted_by, version, zones}``: the record and what the
+    store derived from it (``adjudication``: side party, signed distance, p_side, zones and sector,
+    one list each in ``accepted``'s order), so that ``ledger verify`` sees an edit of any column a
+    report or map shows. Its text is assembled around the record's canonical text (serialised
+    once, for the content hash too) in canonical key order.
     """
     # The head's keys sort before "record"; its shared parts are serialised once.
-    lead = f'{{"agreement":{canonical_json(agreement_id)},"content_hash":"'
+    lead = f'{{"agreement":{canonical_json(agreement_id)},"batch":{int(batch_id)},"content_hash":"'
     received = canonical_json(now.isoformat())
     who_json = {w: canonical_json(w) for w in set(submitted_by.values())}
+    party_side, distance_km, p_side, zones, sector = adjudication
+    # a handful of distinct labels: each serialised once
+    label = {v: json_text(v) for v in {*party_side, *zones, *sector}}
+    num = ledger.number_text
+
+    def version(rid: str) -> str:
+        v = versions.get(rid)
+        return "null" if v is None else num(float(v))
+
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
-    for i in accepted:
+    for k, i in enumerate(accepted):
         pk = pk_of[i.id]
         text = (
-            f'{lead}{hash_of[i.id]}","incident":{int(pk)},"received_at":{received},'
-            f'"record":{text_of[i.id]},"submitted_by":{who_json[submitted_by[i.id]]}}}'
+            f'{lead}{hash_of[i.id]}","distance_km":{num(distance_km[k])},"incident":{int(pk)},'
+            f'"p_side":{num(p_side[k])},"received_at":{received},"record":{text_of[i.id]},'
+            f'"sector":{label[sector[k]]},"side_party":{label[party_side[k]]},'
+            f'"submitted_by":{who_json[submitted_by[i.id]]},"version":{version(i.id)},'
+            f'"zones":{label[zones[k]]}}}'
         )
         items.append(("report", f"incident:{pk}", ledger.CanonicalJSON(text)))
     report_hash = {pk_of[i.id]: hash_of[i.id] for i in accepted}

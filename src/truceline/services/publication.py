@@ -81,6 +81,8 @@ def publish_report(
                     "day": day.isoformat(),
                     "sha256": row.sha256,
                     "published_by": actor.subject,
+                    "published_at": ledger.stored_time(now),
+                    "report": row.pk,
                 },
             )
         ],

@@ -20,6 +20,7 @@ from truceline.report.daily import (
     LedgerSummary,
     render_daily_html,
 )
+from truceline.store import ledger
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import (
     FindingRow,
@@ -170,6 +171,7 @@ def _ledger_summary(session: Session, day: dt.date, finding_pks: list[int]) -> L
     ).scalar_one()
     return LedgerSummary(
         recorded=int(recorded),
+        public_key=ledger.mission_key(session),
         root=own.root if own else None,
         n_entries=own.n_entries if own else None,
         days=tuple(

@@ -214,7 +214,11 @@ def review(
                         f"incident:{incident.pk}": incident.status,
                         **{f"finding:{f.pk}": f.status for f in findings},
                     },
-                    "released_after": {f"finding:{f.pk}": f.released_at is not None for f in findings},
+                    # the time of release (False: not released); entries before times were kept say True
+                    "released_after": {
+                        f"finding:{f.pk}": ledger.stored_time(f.released_at) if f.released_at else False
+                        for f in findings
+                    },
                 },
             )
         ],

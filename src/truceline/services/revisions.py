@@ -20,6 +20,7 @@ The incident keeps its pk, review status and fused event. The caller owns the tr
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -133,6 +134,7 @@ def revise_incidents(
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
+    audits: list[AuditRow] = []  # each also a ledger entry, once flushed (its pk)
     new_frows: list[dict[str, Any]] = []
     withdrawn: dict[int, list[int]] = {}
     hashes: dict[int, str] = {}
@@ -197,7 +199,7 @@ def revise_incidents(
         days.add(inc.observed_at.date())
         withdrawn[rev.pk] = [x.pk for x in olds]
         for x in olds:
-            session.add(
+            audits.append(
                 AuditRow(
                     at=now,
                     actor=rev.submitted_by,
@@ -210,7 +212,7 @@ def revise_incidents(
                     after=None,
                 )
             )
-        session.add(
+        audits.append(
             AuditRow(
                 at=now,
                 actor=rev.submitted_by,
@@ -237,6 +239,7 @@ def revise_incidents(
                     canonical_json(
                         {
                             "agreement": agreement.id,
+                            "batch": batch_id,
                             "content_hash": content_hash,
                             "incident": row.pk,
                             "previous_hash": row.content_hash,
@@ -244,7 +247,14 @@ def revise_incidents(
                             "record": "__RECORD__",
                             "revision": row.revision + 1,
                             "submitted_by": rev.submitted_by,
+                            "version": rev.version,
                             "withdrawn_findings": withdrawn[rev.pk],
+                            # what the store derived from it, as ingest records it
+                            "distance_km": dist[i] if math.isfinite(dist[i]) else None,
+                            "p_side": p_side[i] if math.isfinite(p_side[i]) else None,
+                            "sector": sector[i],
+                            "side_party": side[i],
+                            "zones": zones[i],
                         }
                     ).replace('"__RECORD__"', text)
                 ),
@@ -268,6 +278,9 @@ def revise_incidents(
         )
         for fr, fpk in zip(new_frows, fpks, strict=True)
     ]
+    session.add_all(audits)
+    session.flush()
+    items += [("audit", f"audit:{a.pk}", ledger.audit_content(a)) for a in audits]
     ledger.append(session, items, now=now)
     # Caps are recounted when the new content counts towards one (an earlier count-cap finding
     # withdrawn with a content that no longer counts is not re-judged: see the report of issue 16).

@@ -13,11 +13,12 @@ The hashing and tree functions live in :mod:`truceline.ledger_verify`, shared wi
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,39 +30,52 @@ from sqlalchemy.orm import Session
 from truceline.core.incidents import Incident
 from truceline.core.rules import NUMBERS, Findings
 from truceline.core.times import as_utc
-from truceline.errors import ConflictError, NotFoundError
+from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.ledger_verify import (
     FORMAT,
     GENESIS,
     canonical_json,
+    check_signature,
     entry_hash,
     inclusion_path,
     json_text,
     merkle_root,
+    root_message,
 )
 from truceline.store.db import bulk_insert
 from truceline.store.models import (
+    AgreementRevisionRow,
+    AgreementRow,
+    ApiTokenRow,
+    AuditRow,
     FindingRow,
     IncidentRow,
     LedgerEntryRow,
     LedgerHeadRow,
     LedgerRootRow,
+    PublishedReportRow,
 )
 from truceline.store.record_text import content_hash
 
 __all__ = [
     "CanonicalJSON",
     "Problem",
+    "RootSigner",
     "Verification",
     "append",
+    "audit_content",
     "close_days",
     "entry_body",
     "export_proof",
     "finding_content",
     "finding_text",
     "json_text",
+    "mission_key",
+    "number_text",
     "numbers_text",
     "numbers_texts",
+    "root_documents",
+    "stored_time",
     "verify",
 ]
 
@@ -120,20 +134,21 @@ def append(
     """Append ``(kind, ref, content)`` items in order; returns their sequence numbers.
 
     ``content`` is a JSON-ready mapping or its :class:`CanonicalJSON` text. Times never go
-    backwards along the chain (an entry is stamped no earlier than the one before), and never into
-    a day whose root is already closed.
+    backwards along the chain (an entry is stamped no earlier than the one before), and an append
+    whose clock says a day whose root is already closed is refused.
     """
     if not items:
         return []
     head = _lock_head(session)
     conn = session.connection()  # Core statements: this runs in every write transaction
     last = as_utc(head.recorded_at)
-    t = as_utc(now)
-    t = max(t, last) if last else t
+    clock = as_utc(now)
+    t = max(clock, last) if last else clock
     closed = conn.execute(_LAST_CLOSED).scalar()
-    if closed is not None and t.date() <= closed:
+    # the clock itself, not only the stamp: closing a day is an entry of the next day
+    if closed is not None and clock.date() <= closed:
         raise ConflictError(
-            f"the ledger's day {closed} is closed and the clock says {t:%Y-%m-%d %H:%M}",
+            f"the ledger's day {closed} is closed and the clock says {clock:%Y-%m-%d %H:%M}",
             fix="check the server's clock (UTC)",
         )
     stamp, day = t.isoformat(), t.date()
@@ -165,7 +180,8 @@ def finding_content(
 
     ``numbers`` (the numbers the explanation states) is there only when the finding has them: a
     finding recorded before findings carried numbers has none, and its entry (written without
-    the key) still verifies.
+    the key) still verifies. ``created_at`` likewise, when ``f`` is a mapping that has it (a
+    stored row's is added by :func:`verify` only where its entry recorded one).
     """
     g = (
         f
@@ -198,7 +214,18 @@ def finding_content(
     numbers = g.get("numbers")
     if numbers is not None:
         content["numbers"] = json.loads(numbers) if isinstance(numbers, str) else numbers
+    created = g.get("created_at")
+    if created is not None:
+        content["created_at"] = _iso(created)
     return content
+
+
+def stored_time(t: dt.datetime) -> str:
+    """A stored time as the ledger writes it (UTC, ISO 8601)."""
+    return as_utc(t).isoformat()
+
+
+_iso = stored_time
 
 
 def numbers_text(numbers: Mapping[str, Any]) -> CanonicalJSON:
@@ -260,17 +287,20 @@ def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> Cano
     or their :class:`CanonicalJSON` text, the rest str); anything else takes the general path.
     """
     pk, inc, p, nums = f["pk"], f["incident_pk"], f["probability"], f.get("numbers")
+    created = f.get("created_at")
     if not (
         pk.__class__ is int
         and inc.__class__ is int
         and p.__class__ is float
         and math.isfinite(p)
         and (nums is None or nums.__class__ is CanonicalJSON)
+        and (created is None or created.__class__ is dt.datetime)
     ):
         return CanonicalJSON(canonical_json(finding_content(f, report_hash, agreement_id)))
     numbers = "" if nums is None else f',"numbers":{nums}'
+    at = "" if created is None else f',"created_at":{json_text(_iso(created))}'
     return CanonicalJSON(
-        f'{{"agreement":{json_text(agreement_id)},"explanation":{json_text(f["explanation"])},'
+        f'{{"agreement":{json_text(agreement_id)}{at},"explanation":{json_text(f["explanation"])},'
         f'"finding":{pk},"incident":{inc}{numbers},"probability":{float.__repr__(p)},'
         f'"report_hash":{json_text(report_hash)},"responsible":{json_text(f["responsible"])},'
         f'"rule_id":{json_text(f["rule_id"])},"rule_type":{json_text(f["rule_type"])}}}'
@@ -285,8 +315,18 @@ def _day_hashes(session: Session, day: dt.date) -> list[tuple[int, str]]:
     return [(s, h) for s, h in session.execute(q.order_by(LedgerEntryRow.seq))]
 
 
-def close_days(session: Session, *, now: dt.datetime) -> list[LedgerRootRow]:
-    """Close every day before ``now``'s UTC date that has entries and no root yet."""
+#: Signs a closed day's :func:`~truceline.ledger_verify.root_message`: (public key, signature) in hex.
+RootSigner = Callable[[bytes], tuple[str, str]]
+
+
+def close_days(
+    session: Session, *, now: dt.datetime, sign: RootSigner | None = None
+) -> list[LedgerRootRow]:
+    """Close every day before ``now``'s UTC date that has entries and no root yet.
+
+    Each closing is an entry (of the day it is made) holding the root, and with ``sign`` (the
+    mission's key: :mod:`truceline.services.ledger_keys`) the public key and the signature.
+    """
     _lock_head(session)  # no append interleaves with closing
     today = as_utc(now).date()
     closed = set(session.execute(select(LedgerRootRow.day)).scalars())
@@ -307,6 +347,78 @@ def close_days(session: Session, *, now: dt.datetime) -> list[LedgerRootRow]:
         session.add(row)
         out.append(row)
     session.flush()
+    # each closing is itself an entry (of the day it is made), so a root row edited or deleted
+    # later no longer matches the chain
+    items: list[tuple[str, str, dict[str, Any] | CanonicalJSON]] = []
+    for r in out:
+        content: dict[str, Any] = {
+            "day": r.day.isoformat(),
+            "root": r.root,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "n_entries": r.n_entries,
+            "closed_at": stored_time(r.closed_at),
+        }
+        if sign is not None:
+            key, sig = sign(root_message(r.day.isoformat(), r.root, r.n_entries))
+            content |= {"public_key": key, "signature": sig}
+        items.append(("root", f"day:{r.day.isoformat()}", content))
+    append(session, items, now=now)
+    return out
+
+
+def _closings(session: Session) -> dict[str, dict[str, Any]]:
+    """The closing entries' contents by day (ISO)."""
+    q = select(LedgerEntryRow.body).where(LedgerEntryRow.kind == "root").order_by(LedgerEntryRow.seq)
+    out: dict[str, dict[str, Any]] = {}
+    for (body,) in session.execute(q):
+        try:
+            c = json.loads(body).get("content") or {}
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(c, dict) and "day" in c:
+            out[str(c["day"])] = c
+    return out
+
+
+def mission_key(session: Session) -> str | None:
+    """The public key (hex) that signed the newest signed day; None while no day is signed."""
+    q = (
+        select(LedgerEntryRow.body)
+        .where(LedgerEntryRow.kind == "root")
+        .order_by(LedgerEntryRow.seq.desc())
+        .limit(20)
+    )
+    for (body,) in session.execute(q):
+        try:
+            key = (json.loads(body).get("content") or {}).get("public_key")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def root_documents(
+    session: Session, start: dt.date | None = None, end: dt.date | None = None
+) -> list[dict[str, Any]]:
+    """The daily roots as a party keeps them (``ledger verify --roots`` and
+    ``python -m truceline.ledger_verify --roots`` read this list), with their signatures."""
+    signed = _closings(session)
+    out = []
+    for r in roots(session, start, end):
+        doc: dict[str, Any] = {
+            "day": r.day.isoformat(),
+            "root": r.root,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "n_entries": r.n_entries,
+            "closed_at": stored_time(r.closed_at),
+        }
+        c = signed.get(doc["day"], {})
+        if "signature" in c:
+            doc |= {"public_key": c.get("public_key"), "signature": c.get("signature")}
+        out.append(doc)
     return out
 
 
@@ -355,7 +467,7 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
         )
     hashes = _day_hashes(session, entry.day)
     index = next(i for i, (s, _) in enumerate(hashes) if s == seq)
-    return {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "hash": "SHA-256; entry_hash = H(prev_hash || body); RFC 6962 tree: leaf = H(0x00 || "
         "entry_hash), node = H(0x01 || left || right)",
@@ -373,6 +485,14 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
         "path": inclusion_path([h for _, h in hashes], index),
         "root": root.root,
     }
+    closing = _closings(session).get(entry.day.isoformat(), {})
+    if "signature" in closing:
+        doc["root_signature"] = {
+            "public_key": closing.get("public_key"),
+            "signature": closing.get("signature"),
+            "n_entries": root.n_entries,
+        }
+    return doc
 
 
 # -- verification -----------------------------------------------------------------------------
@@ -452,18 +572,157 @@ def _digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
-def verify(session: Session, *, records: bool = True, limit: int = 20) -> Verification:
-    """Check the chain, the daily roots, the head, and (``records``) that the incident and finding
-    tables still hold what the ledger recorded. Stops collecting after ``limit`` problems."""
+def _entry_hash(prev_hash: str, body: str) -> str | None:
+    """:func:`entry_hash`, None when ``prev_hash`` is not hex (an edited row)."""
+    try:
+        return entry_hash(prev_hash, body)
+    except ValueError:
+        return None
+
+
+def _root_of(hashes: list[tuple[int, str]]) -> str:
+    """The Merkle root over the entries' hashes ("not a root" when one is not hex: an edited row)."""
+    try:
+        return merkle_root([h for _, h in hashes])
+    except ValueError:
+        return "not a root (an entry hash is not hex)"
+
+
+def number_text(v: float) -> str:
+    """A stored float as the ledger writes it: its ``repr``, ``null`` when not finite."""
+    return float.__repr__(v) if math.isfinite(v) else "null"
+
+
+def _same_number(stored: float | None, recorded: object) -> bool:
+    if stored is None or not math.isfinite(stored):
+        return recorded is None
+    return isinstance(recorded, int | float) and float(recorded) == stored
+
+
+def _same_time(stored: dt.datetime | None, recorded: object) -> bool:
+    if stored is None or not isinstance(recorded, str):
+        return stored is None and recorded is None
+    try:
+        return as_utc(dt.datetime.fromisoformat(recorded)) == as_utc(stored)
+    except ValueError:
+        return False
+
+
+def audit_content(row: AuditRow, sealed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the ledger keeps of an audit row; ``sealed``: more state only the ledger keeps (a
+    token's secret hash, which the audit log does not show)."""
+    content: dict[str, Any] = {
+        "audit": row.pk,
+        "at": _iso(row.at),
+        "actor": row.actor,
+        "role": row.role,
+        "entity": row.entity,
+        "entity_id": row.entity_id,
+        "action": row.action,
+        "comment": row.comment,
+        # as the JSON column gives them back (keys as strings, tuples as lists)
+        "before": _as_stored(row.before),
+        "after": _as_stored(row.after),
+    }
+    if sealed:
+        content["sealed"] = dict(sealed)
+    return content
+
+
+def _as_stored(value: Any) -> Any:
+    return None if value is None else json.loads(json.dumps(value))
+
+
+def _held_roots(held: Sequence[Mapping[str, Any]]) -> dict[dt.date, tuple[str, int | None]]:
+    out: dict[dt.date, tuple[str, int | None]] = {}
+    for k, r in enumerate(held):
+        try:
+            day = dt.date.fromisoformat(str(r["day"]))
+            root = str(r["root"]).lower()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"held root {k + 1} is not a day and a root ({exc})",
+                field="roots",
+                value=r,
+                fix='give the JSON list `truceline ledger roots --json` writes: [{"day": '
+                '"2025-03-01", "root": "<64 hex>", ...}, ...]',
+            ) from None
+        n = r.get("n_entries")
+        out[day] = (root, int(n) if isinstance(n, int) else None)
+    return out
+
+
+@dataclass(slots=True)
+class _Recorded:
+    """What the chain recorded, gathered in one pass (each value: the entry's seq first)."""
+
+    report: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    finding: dict[int, tuple[int, str, bool]] = field(default_factory=dict)
+    status: dict[str, tuple[int, str]] = field(default_factory=dict)
+    released: dict[str, tuple[int, bool | str]] = field(default_factory=dict)
+    event_of: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    publication: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    audit: dict[int, tuple[int, str]] = field(default_factory=dict)
+    token: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    root: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    agreement: dict[tuple[str, int], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+
+
+def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> None:
+    if kind == "report" and "incident" in content:
+        content.pop("record", None)  # its content hash stands for it
+        rec.report[int(content["incident"])] = (seq, content)
+        for gone in content.get("withdrawn_findings") or ():  # a revision withdrew them
+            rec.finding.pop(int(gone), None)
+    elif kind == "finding" and "finding" in content:
+        rec.finding[int(content["finding"])] = (seq, _digest(content), "created_at" in content)
+    elif kind == "link":
+        for pk, ev in content.get("links") or ():
+            rec.event_of[int(pk)] = (seq, ev)
+    elif kind == "review":
+        for ref, status in (content.get("status_after") or {}).items():
+            rec.status[ref] = (seq, status)
+        for ref, released in (content.get("released_after") or {}).items():
+            rec.released[ref] = (seq, released if isinstance(released, str) else bool(released))
+        for ref, members in (content.get("members_after") or {}).items():
+            ev = int(str(ref).rpartition(":")[2])
+            for pk in members:
+                rec.event_of[int(pk)] = (seq, ev)
+    elif kind == "publication":
+        rec.publication[f"report:{content.get('agreement')}/{content.get('day')}"] = (seq, content)
+    elif kind == "agreement" and "revision" in content:
+        rec.agreement[(str(content.get("agreement")), int(content["revision"]))] = (seq, content)
+    elif kind == "root" and "day" in content:
+        rec.root[str(content["day"])] = (seq, content)
+    elif kind == "audit" and "audit" in content:
+        sealed = content.pop("sealed", None)
+        rec.audit[int(content["audit"])] = (seq, _digest(content))
+        if content.get("entity") == "token" and isinstance(content.get("after"), dict):
+            rec.token[str(content["entity_id"])] = (seq, {**content["after"], **(sealed or {})})
+
+
+def verify(
+    session: Session,
+    *,
+    records: bool = True,
+    limit: int = 20,
+    held_roots: Sequence[Mapping[str, Any]] | None = None,
+    public_key: str | None = None,
+) -> Verification:
+    """Check the chain, the daily roots, the head, and (``records``) that the stored records still
+    hold what the ledger recorded: incidents (with their adjudication and event), findings,
+    published reports (their bytes), the audit log and the tokens. ``held_roots``: the daily
+    roots a party holds (``[{"day", "root"}, ...]``), each of which the database must still have
+    and give. Signed days' signatures must hold (when ``cryptography`` is there); with
+    ``public_key`` (hex) every closed day must be signed by that key. Stops collecting after
+    ``limit`` problems."""
+    held = _held_roots(held_roots) if held_roots is not None else None
     out = Verification()
     problems = out.problems
     expected, prev = 1, GENESIS
     last_day: dt.date | None = None
     day_hashes: dict[dt.date, list[tuple[int, str]]] = {}
-    report_at: dict[int, tuple[int, str]] = {}  # incident pk -> (seq, content hash)
-    finding_at: dict[int, tuple[int, str]] = {}  # finding pk -> (seq, digest of its content)
-    status_of: dict[str, tuple[int, str]] = {}  # "incident:pk" / "finding:pk" -> (seq, last status)
-    released_of: dict[str, tuple[int, bool]] = {}  # "finding:pk" -> (seq, released after the decision)
+    rec = _Recorded()
     for row in _entries(session):
         out.entries += 1
         if len(problems) >= limit:
@@ -476,7 +735,7 @@ def verify(session: Session, *, records: bool = True, limit: int = 20) -> Verifi
         except json.JSONDecodeError:
             body = {}
         moved = bool(body) and body.get("seq") != row.seq
-        if entry_hash(row.prev_hash, row.body) != row.entry_hash:
+        if _entry_hash(row.prev_hash, row.body) != row.entry_hash:
             problems.append(Problem(row.seq, "altered", "its body does not match its hash"))
         elif row.prev_hash != prev and row.seq == expected and not moved:
             problems.append(
@@ -496,27 +755,26 @@ def verify(session: Session, *, records: bool = True, limit: int = 20) -> Verifi
         day = row.day
         if body and str(body.get("time", ""))[:10] != day.isoformat():
             problems.append(Problem(row.seq, "altered", f"its day {day} is not the day in its body"))
+        if body and (body.get("kind") != row.kind or body.get("ref") != row.ref):
+            problems.append(Problem(row.seq, "altered", "its kind or ref is not the one in its body"))
+        if body and not _same_time(row.recorded_at, body.get("time")):
+            problems.append(Problem(row.seq, "altered", "its time is not the time in its body"))
         if last_day is not None and day < last_day:
             problems.append(Problem(row.seq, "reordered", f"its day {day} comes after {last_day}"))
         last_day = day
         day_hashes.setdefault(day, []).append((row.seq, row.entry_hash))
-        content = body.get("content") or {}
-        if row.kind == "report" and "incident" in content:
-            report_at[int(content["incident"])] = (row.seq, str(content.get("content_hash")))
-            for gone in content.get("withdrawn_findings") or ():  # a revision withdrew them
-                finding_at.pop(int(gone), None)
-        elif row.kind == "finding" and "finding" in content:
-            finding_at[int(content["finding"])] = (row.seq, _digest(content))
-        elif row.kind == "review":
-            for ref, status in (content.get("status_after") or {}).items():
-                status_of[ref] = (row.seq, status)
-            for ref, released in (content.get("released_after") or {}).items():
-                released_of[ref] = (row.seq, bool(released))
+        content = body.get("content")
+        if isinstance(content, dict):
+            _gather(rec, row.seq, row.kind, content)
         expected, prev = row.seq + 1, row.entry_hash
 
     head = session.get(LedgerHeadRow, 1)
+    if head is None and expected > 1 and len(problems) < limit:
+        problems.append(Problem(expected - 1, "deleted", "the ledger's head row is missing"))
     head_moved = head is not None and (
-        head.seq != expected - 1 or (head.seq > 0 and head.entry_hash != prev)
+        head.seq != expected - 1
+        or (head.seq > 0 and head.entry_hash != prev)
+        or (head.seq > 0 and not _same_time(head.recorded_at, _last_time(session, head.seq)))
     )
     if head is not None and head_moved and len(problems) < limit:
         problems.append(
@@ -527,12 +785,15 @@ def verify(session: Session, *, records: bool = True, limit: int = 20) -> Verifi
                 f"ends at {expected - 1}: the newest entries were removed or the head was changed",
             )
         )
+    stored_days: set[dt.date] = set()
+    first_closing = min(rec.root, default=None)  # root rows of earlier days: closed before this
     for r in roots(session):
         out.days_closed += 1
+        stored_days.add(r.day)
         hashes = day_hashes.get(r.day, [])
-        computed = merkle_root([h for _, h in hashes])
+        computed = _root_of(hashes)
+        first = hashes[0][0] if hashes else r.first_seq
         if computed != r.root or len(hashes) != r.n_entries:
-            first = hashes[0][0] if hashes else r.first_seq
             problems.append(
                 Problem(
                     first,
@@ -541,20 +802,119 @@ def verify(session: Session, *, records: bool = True, limit: int = 20) -> Verifi
                     f"stored (published) root is {r.root[:16]}... over {r.n_entries} entries",
                 )
             )
+        elif hashes and (r.first_seq != hashes[0][0] or r.last_seq != hashes[-1][0]):
+            problems.append(
+                Problem(first, "root", f"day {r.day}: its root row names other first or last entries")
+            )
+        closing = rec.root.pop(r.day.isoformat(), None)
+        if closing is not None:
+            c = closing[1]
+            signed = isinstance(c.get("signature"), str) and isinstance(c.get("public_key"), str)
+            if (
+                signed
+                and check_signature(
+                    c["public_key"], root_message(r.day.isoformat(), r.root, r.n_entries), c["signature"]
+                )
+                is False
+            ):
+                problems.append(
+                    Problem(
+                        closing[0], "root", f"day {r.day}: the signature over its root does not hold"
+                    )
+                )
+            if public_key is not None and (not signed or c["public_key"] != public_key.lower()):
+                problems.append(
+                    Problem(
+                        closing[0],
+                        "root",
+                        f"day {r.day}: its root is "
+                        + (f"signed by key {c['public_key'][:16]}..." if signed else "not signed")
+                        + f", not by the mission's {public_key[:16]}...",
+                    )
+                )
+            bad = [
+                k for k in ("root", "first_seq", "last_seq", "n_entries") if getattr(r, k) != c.get(k)
+            ]
+            bad += [] if _same_time(r.closed_at, c.get("closed_at")) else ["closed_at"]
+            if bad:
+                problems.append(_altered(f"the root row of {r.day}", bad, closing[0]))
+        elif first_closing is not None and r.day.isoformat() > first_closing:
+            problems.append(Problem(first, "root", f"day {r.day}: its root row has no closing entry"))
+        if held is not None and r.day in held and held[r.day][0] != r.root:
+            problems.append(
+                Problem(
+                    first,
+                    "root",
+                    f"day {r.day}: the root you hold is {held[r.day][0][:16]}..., the database's "
+                    f"is {r.root[:16]}...: the day was rewritten and re-hashed",
+                )
+            )
+    for closed_day, (seq, _) in sorted(rec.root.items()):
+        problems.append(Problem(seq, "root", f"day {closed_day}: closed here, its root row is missing"))
+    if held is not None:
+        for day, (root, _) in sorted(held.items()):
+            if day in stored_days:
+                continue
+            hashes = day_hashes.get(day, [])
+            problems.append(
+                Problem(
+                    hashes[0][0] if hashes else None,
+                    "root",
+                    f"day {day}: the database has no root for it, yet you hold {root[:16]}... "
+                    f"(its {len(hashes)} entries give {_root_of(hashes)[:16]}"
+                    "...): its root was deleted",
+                )
+            )
     if records:
-        _verify_records(session, out, report_at, finding_at, status_of, released_of)
+        _verify_records(session, out, rec)
     out.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return out
 
 
-def _verify_records(
-    session: Session,
-    out: Verification,
-    report_at: dict[int, tuple[int, str]],
-    finding_at: dict[int, tuple[int, str]],
-    status_of: dict[str, tuple[int, str]],
-    released_of: dict[str, tuple[int, bool]],
-) -> None:
+def _last_time(session: Session, seq: int) -> str | None:
+    body = session.execute(select(LedgerEntryRow.body).where(LedgerEntryRow.seq == seq)).scalar()
+    try:
+        t = json.loads(body).get("time") if body else None
+    except json.JSONDecodeError:
+        return None
+    return t if isinstance(t, str) else None
+
+
+def _altered(what: str, fields: Sequence[str], seq: int) -> Problem:
+    return Problem(
+        seq,
+        "record",
+        f"{what}: {', '.join(fields)} differ{'s' if len(fields) == 1 else ''} from what this "
+        "entry recorded (altered)",
+    )
+
+
+def _incident_fields(row: IncidentRow, c: dict[str, Any]) -> list[str]:
+    """The columns of ``row`` that differ from its report entry's content ``c`` (a key the entry
+    lacks, written before the ledger kept it, is not compared)."""
+    bad = []
+    if row.agreement_id != c.get("agreement"):
+        bad.append("agreement_id")
+    for col, key in (("submitted_by", "submitted_by"), ("batch_id", "batch")):
+        if key in c and getattr(row, col) != c[key]:
+            bad.append(col)
+    for col in ("sector", "side_party", "zones"):
+        if col in c and getattr(row, col) != c[col]:
+            bad.append(col)
+    for col in ("distance_km", "p_side", "version"):
+        if col in c and not _same_number(getattr(row, col), c[col]):
+            bad.append(col)
+    if ("batch" in c or "revision" in c) and row.revision != c.get("revision", 1):
+        bad.append("revision")
+    if "received_at" in c and not _same_time(row.received_at, c["received_at"]):
+        bad.append("received_at")
+    observed = as_utc(row.observed_at)
+    if observed is None or row.day != observed.date():
+        bad.append("day")
+    return bad
+
+
+def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None:
     problems = out.problems
     seen: set[int] = set()
     report_hash: dict[int, str] = {}
@@ -563,76 +923,218 @@ def _verify_records(
         out.incidents += 1
         seen.add(row.pk)
         report_hash[row.pk] = row.content_hash
-        rec = report_at.get(row.pk)
-        if rec is None:
+        r = rec.report.get(row.pk)
+        if r is None:
             problems.append(
                 Problem(None, "record", f"incident {row.pk} ({row.report_id}) has no ledger entry")
             )
             continue
+        seq, c = r
+        what = f"incident {row.pk} ({row.report_id})"
         now_hash = _incident_hash(row)
-        if now_hash != rec[1] or row.content_hash != rec[1]:
+        if now_hash != c.get("content_hash") or row.content_hash != c.get("content_hash"):
+            problems.append(
+                Problem(seq, "record", f"{what} differs from what this entry recorded (altered)")
+            )
+        bad = _incident_fields(row, c)
+        if bad:
+            problems.append(_altered(what, bad, seq))
+        ev = rec.event_of.get(row.pk)
+        # membership is recorded for every report ingested since reports carry their batch
+        if (ev is not None or "batch" in c) and row.event_id != (ev[1] if ev else None):
             problems.append(
                 Problem(
-                    rec[0],
+                    ev[0] if ev else seq,
                     "record",
-                    f"incident {row.pk} ({row.report_id}) differs from what this entry recorded "
-                    "(altered)",
+                    f"{what} is in event {row.event_id}; the ledger's last link or decision says "
+                    f"{ev[1] if ev else None}",
                 )
             )
-        st = status_of.get(f"incident:{row.pk}")
+        st = rec.status.get(f"incident:{row.pk}")
         if row.status != (st[1] if st else "new"):
             problems.append(
                 Problem(
-                    st[0] if st else rec[0],
+                    st[0] if st else seq,
                     "record",
                     f"incident {row.pk} has status {row.status!r}; the ledger's last decision says "
                     f"{st[1] if st else 'new'!r}",
                 )
             )
-    for pk, (seq, _) in report_at.items():
+    for pk, (seq, _) in rec.report.items():
         if pk not in seen:
             problems.append(Problem(seq, "record", f"incident {pk} recorded here is missing (deleted)"))
     seen.clear()
     fq = (
         select(FindingRow, IncidentRow.agreement_id)
-        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
+        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk, isouter=True)
         .order_by(FindingRow.pk)
         .execution_options(yield_per=5000)
     )
     for f, agreement_id in session.execute(fq):
         out.findings += 1
         seen.add(f.pk)
-        rec = finding_at.get(f.pk)
-        if rec is None:
+        fr = rec.finding.get(f.pk)
+        if fr is None:
             problems.append(Problem(None, "record", f"finding {f.pk} has no ledger entry"))
             continue
-        content = finding_content(f, report_hash.get(f.incident_pk, ""), agreement_id)
-        if _digest(content) != rec[1]:
+        content = finding_content(f, report_hash.get(f.incident_pk, ""), agreement_id or "")
+        if fr[2]:
+            content["created_at"] = _iso(f.created_at)
+        if _digest(content) != fr[1]:
             problems.append(
                 Problem(
-                    rec[0], "record", f"finding {f.pk} differs from what this entry recorded (altered)"
+                    fr[0], "record", f"finding {f.pk} differs from what this entry recorded (altered)"
                 )
             )
-        st = status_of.get(f"finding:{f.pk}")
+        st = rec.status.get(f"finding:{f.pk}")
         if f.status != (st[1] if st else "open"):
             problems.append(
                 Problem(
-                    st[0] if st else rec[0],
+                    st[0] if st else fr[0],
                     "record",
                     f"finding {f.pk} has status {f.status!r}; the ledger's last decision says "
                     f"{st[1] if st else 'open'!r}",
                 )
             )
-        rel = released_of.get(f"finding:{f.pk}")
-        if (f.released_at is not None) != (rel[1] if rel else False):
+        rel = rec.released.get(f"finding:{f.pk}")
+        said = rel[1] if rel else False
+        if (f.released_at is not None) != bool(said) or (
+            isinstance(said, str) and not _same_time(f.released_at, said)
+        ):
             problems.append(
                 Problem(
-                    rel[0] if rel else rec[0],
+                    rel[0] if rel else fr[0],
                     "record",
-                    f"finding {f.pk} is {'' if f.released_at else 'not '}released to the parties; the "
-                    "ledger's last decision says otherwise",
+                    f"finding {f.pk} is {'' if f.released_at else 'not '}released to the parties"
+                    f"{f' (at {f.released_at})' if f.released_at else ''}; the ledger's last "
+                    "decision says otherwise",
                 )
             )
-    for pk, (seq, _) in finding_at.items():
+    for pk, (seq, _, _) in rec.finding.items():
         if pk not in seen:
             problems.append(Problem(seq, "record", f"finding {pk} recorded here is missing (deleted)"))
+    _verify_publications(session, rec, problems)
+    _verify_audit(session, rec, problems)
+    _verify_agreements(session, rec, problems)
+
+
+def _verify_agreements(session: Session, rec: _Recorded, problems: list[Problem]) -> None:
+    """Each agreement revision's files against its entry; each agreement against its newest."""
+    left = dict(rec.agreement)
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for (ag, _n), (seq, c) in sorted(rec.agreement.items()):
+        newest[ag] = (seq, c)
+    q = select(AgreementRevisionRow).order_by(AgreementRevisionRow.pk)
+    for r in session.execute(q).scalars():
+        what = f"revision {r.revision} of agreement {r.agreement_id}"
+        e = left.pop((r.agreement_id, r.revision), None)
+        if e is None:
+            problems.append(Problem(None, "record", f"{what} has no ledger entry"))
+            continue
+        seq, c = e
+        try:
+            files = {k: hashlib.sha256(base64.b64decode(v)).hexdigest() for k, v in r.files.items()}
+        except (TypeError, ValueError, AttributeError):
+            files = {}
+        bad = [] if files == c.get("files") else ["files"]
+        bad += [] if r.content_hash == c.get("content_hash") else ["content_hash"]
+        bad += [k for k in ("pk", "created_by") if k in c and getattr(r, k) != c[k]]
+        if "created_at" in c and not _same_time(r.created_at, c["created_at"]):
+            bad.append("created_at")
+        if bad:
+            problems.append(_altered(what, bad, seq))
+    for (ag, n), (seq, _) in left.items():
+        problems.append(Problem(seq, "record", f"revision {n} of {ag} recorded here is missing"))
+    for a in session.execute(select(AgreementRow).order_by(AgreementRow.id)).scalars():
+        e = newest.get(a.id)
+        if e is None:
+            problems.append(Problem(None, "record", f"agreement {a.id} has no ledger entry"))
+            continue
+        seq, c = e
+        bad = [k for k in ("content_hash", "source", "name") if k in c and getattr(a, k) != c[k]]
+        if "created_at" in c and not _same_time(a.loaded_at, c["created_at"]):
+            bad.append("loaded_at")
+        if bad:
+            problems.append(_altered(f"agreement {a.id}", bad, seq))
+
+
+def _verify_publications(session: Session, rec: _Recorded, problems: list[Problem]) -> None:
+    """Each published report's bytes, day, agreement and publisher against its publication entry."""
+    left = dict(rec.publication)
+    for r in session.execute(select(PublishedReportRow).order_by(PublishedReportRow.pk)).scalars():
+        ref = f"report:{r.agreement_id}/{r.day.isoformat()}"
+        p = left.pop(ref, None)
+        what = f"the published report of {r.agreement_id} for {r.day}"
+        if p is None:
+            problems.append(Problem(None, "record", f"{what} has no publication entry"))
+            continue
+        seq, c = p
+        bad = []
+        if hashlib.sha256(r.html.encode("utf-8")).hexdigest() != c.get("sha256"):
+            bad.append("html (its bytes)")
+        if r.sha256 != c.get("sha256"):
+            bad.append("sha256")
+        if r.published_by != c.get("published_by"):
+            bad.append("published_by")
+        if "published_at" in c and not _same_time(r.published_at, c["published_at"]):
+            bad.append("published_at")
+        if "report" in c and r.pk != c["report"]:
+            bad.append("pk")
+        if bad:
+            problems.append(_altered(what, bad, seq))
+    for ref, (seq, _) in left.items():
+        problems.append(Problem(seq, "record", f"{ref} published here is missing (deleted)"))
+
+
+def _verify_audit(session: Session, rec: _Recorded, problems: list[Problem]) -> None:
+    """The audit log against its entries, and each token against its last audited state.
+
+    Audit rows older than the first one the ledger recorded (written before the audit log was
+    ledgered) are not compared; nor are tokens whose only audit rows are of that time.
+    """
+    first = min(rec.audit, default=None)
+    pre_ledger_tokens: set[str] = set()
+    seen: set[int] = set()
+    for a in session.execute(select(AuditRow).order_by(AuditRow.pk)).scalars():
+        seen.add(a.pk)
+        e = rec.audit.get(a.pk)
+        if e is None:
+            if first is None or a.pk < first:
+                if a.entity == "token":
+                    pre_ledger_tokens.add(a.entity_id)
+                continue
+            problems.append(Problem(None, "record", f"audit row {a.pk} has no ledger entry"))
+            continue
+        if _digest(audit_content(a)) != e[1]:
+            problems.append(
+                Problem(
+                    e[0], "record", f"audit row {a.pk} differs from what this entry recorded (altered)"
+                )
+            )
+    for pk, (seq, _) in rec.audit.items():
+        if pk not in seen:
+            problems.append(Problem(seq, "record", f"audit row {pk} recorded here is missing (deleted)"))
+    left = dict(rec.token)
+    for t in session.execute(select(ApiTokenRow).order_by(ApiTokenRow.id)).scalars():
+        r = left.pop(t.id, None)
+        if r is None:
+            if t.id not in pre_ledger_tokens:
+                problems.append(
+                    Problem(None, "record", f"token {t.id} ({t.name}) has no audited creation")
+                )
+            continue
+        seq, c = r
+        bad: list[str] = [
+            col
+            for col in ("name", "role", "party", "sector", "created_by", "secret_sha256")
+            if col in c and getattr(t, col) != c[col]
+        ]
+        bad += [
+            col
+            for col in ("created_at", "revoked_at")
+            if col in c and not _same_time(getattr(t, col), c[col])
+        ]
+        if bad:
+            problems.append(_altered(f"token {t.id} ({t.name})", bad, seq))
+    for tid, (seq, _) in left.items():
+        problems.append(Problem(seq, "record", f"token {tid} audited here is missing (deleted)"))

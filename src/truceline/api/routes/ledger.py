@@ -13,6 +13,7 @@ from truceline.api.schemas import MAX_KEY, LedgerProblem, LedgerRoot, LedgerVeri
 from truceline.core.times import as_utc
 from truceline.services import queries
 from truceline.services.auth import Permission, Principal
+from truceline.services.ledger_keys import load_signer
 from truceline.store import ledger
 from truceline.store.models import LedgerRootRow
 
@@ -30,6 +31,11 @@ def _root(r: LedgerRootRow) -> LedgerRoot:
     )
 
 
+def _signer(ctx: Ctx) -> ledger.RootSigner | None:
+    key = ctx.settings.ledger_key
+    return None if key is None else load_signer(key)
+
+
 @router.get("/ledger/roots", response_model=list[LedgerRoot], summary="Daily Merkle roots (publishable)")
 def list_roots(
     ctx: Ctx,
@@ -38,7 +44,7 @@ def list_roots(
     end: dt.date | None = None,
 ) -> list[LedgerRoot]:
     with ctx.db.read() as s:
-        return [_root(r) for r in ledger.roots(s, start, end)]
+        return [LedgerRoot.model_validate(d) for d in ledger.root_documents(s, start, end)]
 
 
 @router.post(
@@ -49,7 +55,8 @@ def list_roots(
 def close(
     ctx: Ctx, _: Annotated[Principal, Depends(allow(Permission.ledger_admin))]
 ) -> list[LedgerRoot]:
-    return ctx.db.write(lambda s: [_root(r) for r in ledger.close_days(s, now=ctx.clock())])
+    sign = _signer(ctx)
+    return ctx.db.write(lambda s: [_root(r) for r in ledger.close_days(s, now=ctx.clock(), sign=sign)])
 
 
 @router.get(

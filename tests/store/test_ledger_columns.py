@@ -1,0 +1,273 @@
+"""Every stored field the ledger covers, edited one at a time: `ledger verify` finds each edit.
+
+The database holds one of everything (an agreement, tokens (one revoked), reports fused into an
+event, findings (one released), a review, a published report, a closed day). Each column of each
+ledgered table is then changed in one row, in a copy of the database, and verification must fail.
+Deleting the daily roots and re-hashing the whole chain is caught against the roots a party holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    text,
+)
+from typer.testing import CliRunner
+
+from truceline.cli import app
+from truceline.core.agreement import Agreement
+from truceline.core.incidents import Incident
+from truceline.ledger_verify import GENESIS, canonical_json, entry_hash, merkle_root
+from truceline.services.auth import Principal, Role, create_token, revoke_token
+from truceline.services.ingest import ingest_incidents
+from truceline.services.publication import publish_report
+from truceline.services.review import Action, review
+from truceline.store import ledger
+from truceline.store.db import Database
+from truceline.store.models import Base, FindingRow, IncidentRow
+
+from ..conftest import register_folder
+
+DAY = dt.date(2025, 3, 1)
+T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
+ADMIN = Principal(subject="admin-1", role=Role.admin)
+ANALYST = Principal(subject="analyst-1", role=Role.analyst)
+
+#: The tables whose every column the ledger covers.
+LEDGERED = (
+    "incidents",
+    "findings",
+    "published_reports",
+    "audit_log",
+    "api_tokens",
+    "agreements",
+    "agreement_revisions",
+    "ledger_entries",
+    "ledger_head",
+    "ledger_roots",
+)
+
+
+def _report(rid: str, lon: float, source: str, second: int, kind: str = "explosion") -> Incident:
+    return Incident(
+        id=rid,
+        observed_at=T0.replace(hour=10) + dt.timedelta(seconds=second),
+        time_precision="second",
+        lon=lon,
+        lat=48.6,
+        uncertainty_m=50.0,
+        kind=kind,
+        source_type=source,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir: Path) -> Path:
+    path = tmp_path_factory.mktemp("ledgered") / "all.db"
+    db = Database(str(path))
+    db.upgrade()
+    db.write(lambda s: register_folder(s, small_dir, now=T0))
+    t1 = db.write(lambda s: create_token(s, role="monitor", name="patrol", actor=ADMIN, now=T0))
+    t2 = db.write(lambda s: create_token(s, role="analyst", name="desk", actor=ADMIN, now=T0))
+    db.write(lambda s: revoke_token(s, t2.id, actor=ADMIN, now=T0 + dt.timedelta(minutes=1)))
+    # reports with findings, then two sources of one explosion, one at a time (fused on arrival)
+    plain = [_report(f"r{i}", 36.95 + i * 0.002, "patrol", 600 * i, "armed_personnel") for i in range(3)]
+    db.write(
+        lambda s: ingest_incidents(s, small, plain, [0, 1, 2], source="t", submitted_by=t1.id, now=T0)
+    )
+    for k, (rid, lon, src, sec) in enumerate(
+        [("e1", 36.951, "patrol", 0), ("e2", 36.9512, "camera", 5)]
+    ):
+        db.write(
+            lambda s, r=_report(rid, lon, src, sec), k=k: ingest_incidents(  # noqa: B008
+                s, small, [r], [k], source="api", submitted_by=f"m{k}", now=T0
+            )
+        )
+    with db.read() as s:
+        fpk = s.execute(text("select min(pk) from findings")).scalar()
+        ipk = s.get(FindingRow, fpk).incident_pk
+        assert s.execute(text("select count(*) from incidents where event_id is not null")).scalar() == 2
+    later = T0 + dt.timedelta(hours=2)
+    db.write(lambda s: review(s, ipk, Action.verify, actor=ANALYST, now=later))
+    db.write(lambda s: review(s, ipk, Action.release, finding_pks=[fpk], actor=ANALYST, now=later))
+    db.write(lambda s: publish_report(s, small, DAY, actor=ANALYST, now=later))
+    db.write(lambda s: ledger.close_days(s, now=T0 + dt.timedelta(days=1)))
+    with db.read() as s:
+        v = ledger.verify(s)
+    assert v.ok, v.problems
+    db.dispose()
+    return path
+
+
+def _changed(value: object, column: object) -> object:
+    """A different value of the column's type (as SQLite holds it)."""
+    t = column.type  # type: ignore[attr-defined]
+    if value is None:
+        return {Integer: 1, Float: 1.0, Date: "2025-03-02", DateTime: "2025-03-01 12:00:00.000000"}.get(
+            type(t), '{"x": 1}' if isinstance(t, JSON) else "x"
+        )
+    if isinstance(t, DateTime):
+        return (dt.datetime.fromisoformat(str(value)) + dt.timedelta(seconds=1)).isoformat(" ")
+    if isinstance(t, Date):
+        return (dt.date.fromisoformat(str(value)) + dt.timedelta(days=1)).isoformat()
+    if isinstance(t, Integer):
+        return int(value) + (1000 if column.primary_key else 1)  # type: ignore[attr-defined]
+    if isinstance(t, Float):
+        return float(value) + 0.5
+    if isinstance(value, str):
+        if isinstance(t, JSON) or value.startswith("{"):  # a JSON column: still JSON, changed
+            doc = json.loads(value)
+            return json.dumps({**doc, "x": 1} if isinstance(doc, dict) else {"x": 1})
+        return value + "x"
+    raise AssertionError(f"no edit for {column} = {value!r}")
+
+
+def _cases() -> list[tuple[str, str]]:
+    return [(t, c.name) for t in LEDGERED for c in Base.metadata.tables[t].columns]
+
+
+def test_the_ledgered_tables_are_the_stored_ones() -> None:
+    assert isinstance(Base.metadata.tables["incidents"].c.zones.type, String | Text)
+    assert len(_cases()) >= 90
+
+
+@pytest.mark.parametrize(("table", "column"), _cases(), ids=[f"{t}.{c}" for t, c in _cases()])
+def test_an_edit_of_any_column_is_found(built: Path, tmp_path: Path, table: str, column: str) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    col = Base.metadata.tables[table].c[column]
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        rows = conn.execute(text(f"select rowid, {column} from {table} order by rowid")).all()
+        assert rows, f"the test database has no {table}"
+        rowid, value = next(((r, v) for r, v in rows if v is not None), rows[0])
+        new = _changed(value, col)
+        conn.execute(text(f"update {table} set {column} = :v where rowid = :r"), {"v": new, "r": rowid})
+    engine.dispose()
+    db = Database(str(copy))
+    try:
+        with db.read() as s:
+            v = ledger.verify(s, limit=1000)
+    finally:
+        db.dispose()
+    assert not v.ok, f"{table}.{column}: {value!r} -> {new!r} was not found"
+
+
+def _rehash(conn: Connection) -> None:
+    prev = GENESIS
+    for s, b in conn.execute(text("select seq, body from ledger_entries order by seq")).all():
+        h = entry_hash(prev, b)
+        conn.execute(
+            text("update ledger_entries set prev_hash = :p, entry_hash = :h where seq = :s"),
+            {"p": prev, "h": h, "s": s},
+        )
+        prev = h
+    conn.execute(text("update ledger_head set entry_hash = :h"), {"h": prev})
+
+
+def _rewrite_history(path: Path) -> None:
+    """What an insider with the database could do: change a report, re-hash every entry after
+    it, delete the daily roots and close the days again, so the chain holds together."""
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        pk = conn.execute(text("select min(pk) from incidents")).scalar()
+        conn.execute(text("update incidents set sector = 'elsewhere' where pk = :p"), {"p": pk})
+        seq, body = conn.execute(
+            text("select seq, body from ledger_entries where ref = :r and kind = 'report'"),
+            {"r": f"incident:{pk}"},
+        ).one()
+        doc = json.loads(body)
+        doc["content"]["sector"] = "elsewhere"  # the entry now records the new sector
+        conn.execute(
+            text("update ledger_entries set body = :b where seq = :s"),
+            {"b": canonical_json(doc), "s": seq},
+        )
+        _rehash(conn)
+        for (day,) in conn.execute(text("select day from ledger_roots")).all():
+            hashes = [
+                h
+                for (h,) in conn.execute(
+                    text("select entry_hash from ledger_entries where day = :d order by seq"), {"d": day}
+                )
+            ]
+            root = merkle_root(hashes)
+            conn.execute(text("update ledger_roots set root = :r where day = :d"), {"r": root, "d": day})
+            # the closing entry (of the next day) records the new root too
+            seq, body = conn.execute(
+                text("select seq, body from ledger_entries where ref = :r"), {"r": f"day:{day}"}
+            ).one()
+            doc = json.loads(body)
+            doc["content"]["root"] = root
+            conn.execute(
+                text("update ledger_entries set body = :b where seq = :s"),
+                {"b": canonical_json(doc), "s": seq},
+            )
+        _rehash(conn)
+    engine.dispose()
+
+
+def test_deleting_roots_and_rehashing_is_found_against_the_roots_a_party_holds(
+    built: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    held = tmp_path / "roots.json"
+    out = runner.invoke(app, ["ledger", "roots", "-o", str(held), "--db", str(copy)])
+    assert out.exit_code == 0, out.output
+    assert [r["day"] for r in json.loads(held.read_text())] == [DAY.isoformat()]
+    ok = runner.invoke(app, ["ledger", "verify", "--roots", str(held), "--db", str(copy)])
+    assert ok.exit_code == 0 and "as do the 1 roots you hold" in ok.output, ok.output
+
+    _rewrite_history(copy)
+    # the database alone cannot tell: the chain, its roots and the records agree
+    plain = runner.invoke(app, ["ledger", "verify", "--db", str(copy)])
+    assert plain.exit_code == 0, plain.output
+    caught = runner.invoke(app, ["ledger", "verify", "--roots", str(held), "--db", str(copy)])
+    assert caught.exit_code == 1
+    assert f"day {DAY}: the root you hold is" in caught.output, caught.output
+
+    # a deleted root (and its closing entry with it, the chain re-hashed) is missing
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(text("delete from ledger_roots"))
+    engine.dispose()
+    gone = runner.invoke(app, ["ledger", "verify", "--roots", str(held), "--db", str(copy)])
+    assert gone.exit_code == 1 and "the database has no root for it" in gone.output, gone.output
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"day": "yesterday"}]')
+    refused = runner.invoke(app, ["ledger", "verify", "--roots", str(bad), "--db", str(copy)])
+    assert refused.exit_code == 2 and "held root 1" in refused.output, refused.output
+
+
+def test_event_membership_changed_without_a_decision_is_found(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(text("update incidents set event_id = null where event_id is not null"))
+    engine.dispose()
+    db = Database(str(copy))
+    with db.read() as s:
+        v = ledger.verify(s)
+        n = s.query(IncidentRow).count()
+    db.dispose()
+    assert n == 5
+    assert (
+        not v.ok and sum("the ledger's last link or decision says" in p.message for p in v.problems) == 2
+    )
