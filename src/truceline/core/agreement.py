@@ -183,6 +183,9 @@ class Agreement(_Model):
     right: str
     area: Any = None  # shapely Polygon; None: within default_area_km of the line
     default_area_km: float = Field(default=250.0, gt=0)
+    #: The day the agreement ends (exclusive; None: open-ended). Its versions apply from their
+    #: ``effective_from`` until the next one, the last until this day.
+    effective_to: dt.date | None = None
     weapon_classes: tuple[WeaponClass, ...] = ()
     sectors: tuple[Sector, ...] = ()
     observation_posts: tuple[ObservationPost, ...] = ()
@@ -231,6 +234,12 @@ class Agreement(_Model):
                         )
                 known_parties(r.distance_km, f"{f}.distance_km")
         dates = [v.effective_from for v in self.versions]
+        if self.effective_to is not None and self.effective_to <= dates[-1]:
+            raise AgreementError(
+                f"the agreement ends ({self.effective_to}) before its last version takes effect "
+                f"({dates[-1]}); set `effective_to` after {dates[-1]} or remove that amendment",
+                field="effective_to",
+            )
         if dates != sorted(dates) or len(set(dates)) != len(dates):
             raise AgreementError(
                 "amendments must take effect on distinct dates after the agreement's",
@@ -258,6 +267,19 @@ class Agreement(_Model):
     @property
     def effective_from(self) -> dt.date:
         return self.versions[0].effective_from
+
+    def in_force_on(self, days: ArrayLike) -> NDArray[np.bool_]:
+        """Whether the agreement is in force on each date (``datetime64[D]`` array).
+
+        From the first version's ``effective_from`` until ``effective_to`` (exclusive). Before
+        entry into force no version applies: :meth:`version_index_at` still answers version 0 for
+        those dates (its geometry labels them), but no rule may judge them.
+        """
+        d = np.asarray(days, dtype="datetime64[D]")
+        out = d >= np.datetime64(self.effective_from, "D")
+        if self.effective_to is not None:
+            out &= d < np.datetime64(self.effective_to, "D")
+        return np.asarray(out, dtype=bool)
 
     def version_index_at(self, days: ArrayLike) -> NDArray[np.intp]:
         """Index of the version in force on each date (``datetime64[D]`` array)."""

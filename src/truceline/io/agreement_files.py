@@ -539,6 +539,11 @@ def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = Non
             right=sides["right"],
             area=area,
             default_area_km=float(raw.get("default_area_km", 250.0)),
+            effective_to=(
+                _date(raw["effective_to"], "effective_to")
+                if raw.get("effective_to") is not None
+                else None
+            ),
             weapon_classes=tuple(wcs),
             sectors=tuple(sectors),
             observation_posts=tuple(ops),

@@ -47,7 +47,7 @@ _INCIDENT_COLUMNS = (
     "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count", "party", "origin_lon",
     "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type", "reliability",
     "credibility", "narrative", "side_party", "distance_km", "p_side", "zones", "sector",
-    "received_at", "submitted_by", "version",
+    "in_force", "in_area", "received_at", "submitted_by", "version",
 )  # fmt: skip
 
 
@@ -189,6 +189,7 @@ def ingest_incidents(
     # Columns as Python lists first: indexing NumPy arrays element by element costs more.
     party_side, distance_km = cls.party_side.tolist(), cls.distance_km.tolist()
     p_side, zones, sector = cls.p_side.tolist(), cls.zones.tolist(), cls.sector.tolist()
+    in_force, in_area = cls.in_force.tolist(), cls.in_area.tolist()
     ag_id = agreement.id
     # One tuple per row in _INCIDENT_COLUMNS' order (enum values by ``_value_``: ``.value`` is a
     # descriptor call, three per report).
@@ -199,7 +200,7 @@ def ingest_incidents(
             inc.weapon_class, inc.count, inc.party, inc.origin_lon, inc.origin_lat,
             inc.origin_uncertainty_m, inc.bearing_deg, inc.source_type._value_, inc.reliability,
             inc.credibility, inc.narrative, party_side[i], distance_km[i], p_side[i], zones[i],
-            sector[i], now, who[inc.id], version_of.get(inc.id),
+            sector[i], in_force[i], in_area[i], now, who[inc.id], version_of.get(inc.id),
         )
         for i, inc in enumerate(adj.incidents)
     ]  # fmt: skip
