@@ -20,6 +20,11 @@ def test_agreement_check() -> None:
     res = runner.invoke(app, ["agreement", "check", UKR])
     assert res.exit_code == 0, res.output
     assert "valid" in res.output and "km (geodesic)" in res.output and "buffer" in res.output
+    out = " ".join(res.output.split())
+    # what it assumed: both ends of the example's line reach its area's boundary
+    assert "the line's start (lon 36.2000, lat 50.3750) is on the boundary" in out
+    assert "the line's end (lon 31.4300, lat 46.5350) is on the boundary" in out
+    assert "rules judge reports from 2025-01-20 with no end date" in out
 
 
 def test_agreement_check_reports_errors(tmp_path: Path) -> None:

@@ -85,6 +85,10 @@ class VersionOut(_Out):
     n_rules: int
     rules: list[str]
     zones: list[ZoneOut]
+    assumptions: list[str] = Field(
+        default_factory=list,
+        description="What Truceline assumes about this version's geometry (as `agreement check`)",
+    )
 
 
 class SectorOut(_Out):
