@@ -24,7 +24,7 @@ id: small
 name: Small test agreement
 effective_from: 2025-01-01
 parties: [{id: A, name: Alpha}, {id: B, name: Bravo}]
-line: {file: line.geojson, left: B, right: A}
+line: {file: line.geojson, left: B, right: A, extend: azimuth}
 default_area_km: 250
 zones:
   - {id: buffer, name: Buffer zone, type: band, bands: {A: [0, 15], B: [0, 10]}, buffer: true}

@@ -63,8 +63,8 @@ def test_upload_create_amend_identical(api: Api) -> None:
 def test_upload_errors_name_the_file_and_field(api: Api) -> None:
     bad = _files(
         SMALL_YAML.replace(
-            "line: {file: line.geojson, left: B, right: A}",
-            "line: {file: line.geojson, left: C, right: A}",
+            "line: {file: line.geojson, left: B, right: A, extend: azimuth}",
+            "line: {file: line.geojson, left: C, right: A, extend: azimuth}",
         )
     )
     err = api.post("/agreements", json={"files": bad}).json()["error"]

@@ -270,3 +270,44 @@ def test_concurrent_single_submissions_share_commits(api: Api) -> None:
     assert codes.count(201) == 40 and codes.count(200) == 10
     assert len(api.get("/incidents", params={"limit": 1000}).json()["items"]) == 40
     assert api.get("/ledger/verify").json()["ok"]
+
+
+def test_in_force_and_in_area_labels_filters_and_counts(api: Api) -> None:
+    """The small agreement is in force from 2025-01-01. A report of 2024 and a CoT-like marker
+    7,000+ km away are stored, labelled and judged by no rule; each filter and count sees them."""
+    old, far = dt.date(2024, 6, 1), {"lon": -75.0, "lat": 40.0}
+    records = [
+        rec("now"),
+        rec("old", day=old),
+        rec("far", **far),
+        rec("far-fom", kind="movement_restriction", **far),
+    ]
+    r = api.post("/incidents/batch", json={"incidents": records}, role="monitor")
+    assert r.status_code == 200 and r.json()["accepted"] == 4, r.text
+    items = {i["report_id"]: i for i in api.get("/incidents").json()["items"]}
+    labels = {k: (i["in_force"], i["in_area"]) for k, i in items.items()}
+    assert labels == {
+        "now": (True, True),
+        "old": (False, True),
+        "far": (True, False),
+        "far-fom": (True, False),
+    }
+    assert items["far"]["sector"] == "" and items["far"]["zones"] == [] and items["old"]["sector"] != ""
+    judged = {i["report_id"] for i in api.get("/findings").json()["items"]}
+    assert judged == {"now"}
+
+    def ids(path: str, **params: object) -> set[str]:
+        return {i["report_id"] for i in api.get(path, params=params).json()["items"]}
+
+    assert ids("/incidents", in_area="false") == {"far", "far-fom"}
+    assert ids("/incidents", in_force="false") == {"old"}
+    assert ids("/incidents", in_force="true", in_area="true") == {"now"}
+    s = api.get("/statistics/daily", params={"start": str(old), "end": str(DAY)}).json()
+    by_day = {x["day"]: x for x in s}
+    assert (by_day[str(DAY)]["incidents"], by_day[str(DAY)]["outside_area"]) == (1, 2)
+    assert (by_day[str(old)]["incidents"], by_day[str(old)]["not_in_force"]) == (0, 1)
+    feats = api.get("/dashboard/features", params={"in_area": "false"}).json()
+    assert feats["incidents"]["n"] == 2 and not feats["findings"]["pk"]
+    assert api.get("/dashboard/features", params={"in_force": "false"}).json()["incidents"]["n"] == 1
+    draft = " ".join(api.get(f"/reports/{DAY}/draft", role="analyst").text.split())
+    assert "2 reports outside the area of application" in draft

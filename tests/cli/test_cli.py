@@ -20,6 +20,11 @@ def test_agreement_check() -> None:
     res = runner.invoke(app, ["agreement", "check", UKR])
     assert res.exit_code == 0, res.output
     assert "valid" in res.output and "km (geodesic)" in res.output and "buffer" in res.output
+    out = " ".join(res.output.split())
+    # what it assumed: both ends of the example's line reach its area's boundary
+    assert "the line's start (lon 36.2000, lat 50.3750) is on the boundary" in out
+    assert "the line's end (lon 31.4300, lat 46.5350) is on the boundary" in out
+    assert "rules judge reports from 2025-01-20 with no end date" in out
 
 
 def test_agreement_check_reports_errors(tmp_path: Path) -> None:
@@ -187,3 +192,41 @@ def test_import_then_duplicates_lists_the_uncertain_pairs(tmp_path: Path) -> Non
     con.close()
     assert ev["a-cam"] is not None and ev["a-cam"] == ev["a-pat"]
     assert ev["b-cam"] is None and ev["b-pat"] is None
+
+
+# A hand-written report file in the CSV layout: a 2023 movement restriction (the agreement is in
+# force from 2025-01-20), a CoT-like point 7,000+ km away (North America), one that counts.
+_LABEL_CSV = """\
+id,observed_at,lon,lat,uncertainty_m,kind,party,source_type,reliability,credibility,narrative
+old-1,2023-01-01T09:00:00Z,37.60,47.95,100,movement_restriction,,patrol,B,2,patrol stopped
+far-1,2025-03-01T09:00:00Z,-75.0,40.0,10,movement_restriction,,uav,C,3,marker far away
+far-2,2025-03-01T09:05:00Z,-75.0,40.0,10,armed_personnel,RU,uav,C,3,marker far away
+now-1,2025-03-01T09:00:00Z,37.60,47.95,100,movement_restriction,,patrol,B,2,patrol stopped
+"""
+
+
+def test_classify_and_import_label_in_force_and_area(tmp_path: Path) -> None:
+    src = tmp_path / "labels.csv"
+    src.write_text(_LABEL_CSV)
+    out = tmp_path / "out.csv"
+    res = runner.invoke(app, ["classify", UKR, str(src), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = {r["id"]: r for r in csv.DictReader(out.read_text().splitlines())}
+    assert {k: (r["in_force"], r["in_area"]) for k, r in rows.items()} == {
+        "old-1": ("False", "True"),
+        "far-1": ("True", "False"),
+        "far-2": ("True", "False"),
+        "now-1": ("True", "True"),
+    }
+    assert [k for k, r in rows.items() if r["findings"]] == ["now-1"]
+    assert rows["far-1"]["sector"] == "" and rows["far-2"]["zones"] == ""
+    assert rows["old-1"]["sector"] == rows["now-1"]["sector"] != ""
+    db = str(tmp_path / "t.db")
+    res = runner.invoke(app, ["import", str(src), "-a", UKR, "--db", db])
+    assert res.exit_code == 0, res.output
+    html = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", "-a", UKR, "--date", "2025-03-01", "--db", db, "-o", str(html)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(html.read_text().split())
+    assert "2 reports outside the area of application" in text
+    assert "on a day the agreement was not in force" not in text

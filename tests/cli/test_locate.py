@@ -86,7 +86,7 @@ id: line3
 name: Three-vertex test line
 effective_from: 2025-01-01
 parties: [{id: A, name: Alpha}, {id: B, name: Bravo}]
-line: {file: line.geojson, left: B, right: A}
+line: {file: line.geojson, left: B, right: A, extend: azimuth}
 zones:
   - {id: buffer, type: band, bands: {A: [0, 5], B: [0, 5]}}
 rules:

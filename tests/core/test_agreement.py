@@ -152,3 +152,85 @@ def test_fusion_settings_from_the_agreement(tmp_path: Path) -> None:
         load_agreement(write_small_agreement(tmp_path / "b")).fusion.source("patrol")
         == DEFAULT_SOURCES["patrol"]
     )
+
+
+# -- the line's ends and parts ---------------------------------------------------------------
+
+
+def _ukraine_copy(
+    tmp_path: Path, coords: list[list[float]] | list[list[list[float]]], multi: bool = False
+) -> Path:
+    """The Ukraine example with its line replaced (its area of application kept)."""
+    import shutil
+
+    from ..conftest import EXAMPLES
+
+    folder = tmp_path / "ua"
+    shutil.copytree(EXAMPLES / "ukraine-2024", folder)
+    geom = {"type": "MultiLineString" if multi else "LineString", "coordinates": coords}
+    (folder / "line.geojson").write_text(
+        json.dumps({"type": "Feature", "properties": {}, "geometry": geom})
+    )
+    text = (folder / "agreement.yaml").read_text()
+    (folder / "agreement.yaml").write_text(text.split("\nscenarios:")[0] + "\n")  # scenarios: own lines
+    return folder
+
+
+def _example_line() -> list[list[float]]:
+    from ..conftest import EXAMPLES
+
+    fc = json.loads((EXAMPLES / "ukraine-2024" / "line.geojson").read_text())
+    return fc["features"][0]["geometry"]["coordinates"]
+
+
+def test_a_line_ending_inside_the_area_is_refused_with_the_end_named(tmp_path: Path) -> None:
+    """A line that stops ~100 km short of the area's boundary (as a line derived from territory
+    polygons did, leaving Belgorod on the wrong side)."""
+    from shapely.geometry import Point
+
+    from truceline.core.agreement import line_ends
+
+    line = _example_line()
+    k = next(i for i, (x, y) in enumerate(line) if Point(x, y).distance(Point(line[0])) > 1.2)
+    short = line[k:]
+    folder = _ukraine_copy(tmp_path, short)
+    with pytest.raises(AgreementError) as err:
+        load_agreement(folder)
+    msg = str(err.value)
+    assert f"line's start (lon {short[0][0]:.4f}, lat {short[0][1]:.4f})" in msg
+    assert "inside the area of application" in msg and "extend: azimuth" in msg
+    assert "line's end (" not in msg  # the other end reaches the boundary
+    yaml = (folder / "agreement.yaml").read_text()
+    (folder / "agreement.yaml").write_text(
+        yaml.replace("  left: RU", "  extend: azimuth\n  left: RU", 1)
+    )
+    ag = load_agreement(folder)
+    start, end = line_ends(ag, ag.versions[0].line)
+    assert 60 < start.inside_km < 200 and end.inside_km <= 1.0
+    assert "continued along its azimuth" in start.assumption(ag.line_extends)
+
+
+def test_line_parts_must_join(tmp_path: Path) -> None:
+    line = _example_line()
+    half = len(line) // 2
+    joined = _ukraine_copy(tmp_path / "j", [line[: half + 1], line[half:]], multi=True)
+    ag = load_agreement(joined)
+    assert ag.compiled(0).line_length_km == pytest.approx(
+        load_agreement(_ukraine_copy(tmp_path / "o", line)).compiled(0).line_length_km
+    )
+    reversed_part = _ukraine_copy(tmp_path / "r", [line[: half + 1], line[half:][::-1]], multi=True)
+    with pytest.raises(AgreementError, match="2 parts that do not join end to end"):
+        load_agreement(reversed_part)
+    gap = _ukraine_copy(tmp_path / "g", [line[:half], line[half + 2 :]], multi=True)
+    with pytest.raises(AgreementError, match=r"part 2 starts at lon [\d.]+, lat [\d.]+, [\d.]+ km away"):
+        load_agreement(gap)
+
+
+def test_default_area_needs_an_extension_rule(tmp_path: Path) -> None:
+    plain = SMALL_YAML.replace(", extend: azimuth}", "}")
+    with pytest.raises(AgreementError, match=r"default area of application.*extend: azimuth"):
+        load_agreement(write_small_agreement(tmp_path / "a", plain))
+    with pytest.raises(AgreementError, match="unknown `extend`"):
+        load_agreement(
+            write_small_agreement(tmp_path / "b", SMALL_YAML.replace("extend: azimuth", "extend: far"))
+        )

@@ -27,7 +27,7 @@ def _agreement(xy: np.ndarray) -> Agreement:
     lon, lat = FRAME.to_lonlat(xy[:, 0], xy[:, 1])
     return Agreement(
         id="t", name="test", parties=(Party(id="L", name="Left"), Party(id="R", name="Right")),
-        left="L", right="R",
+        left="L", right="R", line_extends="azimuth",
         versions=(AgreementVersion(effective_from=dt.date(2025, 1, 1),
                                    line=shapely.LineString(np.column_stack([lon, lat])),
                                    zones=(), rules=()),),

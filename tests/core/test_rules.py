@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from truceline.core.geodesy import GEOD
 from truceline.core.incidents import IncidentBatch
 from truceline.core.rules import NUMBERS, Classification, FindingNumbers, Findings, classify
 from truceline.core.simulate import SimulationConfig, simulate
+from truceline.io.agreement_files import load_agreement
+
+from ..conftest import SMALL_YAML, write_small_agreement
 
 
 def batch(**cols: object) -> IncidentBatch:
@@ -420,3 +424,62 @@ def test_findings_made_without_numbers_have_none() -> None:
     assert _applies(f.numbers_at(1)) == {}
     with pytest.raises(ValueError, match="limit_km has 1 values for 2 findings"):
         dataclasses.replace(f, limit_km=np.array([1.0]))
+
+
+# -- in force, in the area of application ----------------------------------------------------
+
+
+def _restrictions_and_fire(
+    ag: Agreement, days: list[str], lon: list[float], lat: list[float]
+) -> IncidentBatch:
+    """One movement restriction and one shot across the line (origin 5 km on the other side) per day."""
+    n = len(days)
+    o = point_at(ag, 5.0, 1)
+    return batch(
+        lon=lon * 2,
+        lat=lat * 2,
+        observed_at=np.array([f"{d}T10:00" for d in days] * 2, dtype="datetime64[us]"),
+        kind=["movement_restriction"] * n + ["explosion"] * n,
+        origin_lon=[math.nan] * n + [o[0]] * n,
+        origin_lat=[math.nan] * n + [o[1]] * n,
+    )
+
+
+def test_no_finding_before_entry_into_force_or_after_the_end(small: Agreement, tmp_path: Path) -> None:
+    """The small agreement is in force from 2025-01-01; a copy of it ends on 2025-09-01."""
+    p = point_at(small, 3.0, -1)
+    days = ["2023-01-01", "2024-12-31", "2025-01-01", "2025-08-31", "2025-09-01"]
+    b = _restrictions_and_fire(small, days, [p[0]] * 5, [p[1]] * 5)
+    c = classify(small, b)
+    assert c.in_force.tolist() == [False, False, True, True, True] * 2
+    assert c.in_area.all()
+    judged = sorted(set(c.findings.incident.tolist()))
+    assert judged == [2, 3, 4, 7, 8, 9]
+    # Geometry labels are still given (by the first version's line).
+    assert (c.party_side == "A").all() and np.allclose(np.abs(c.distance_km), 3.0, atol=0.01)
+    yaml_text = SMALL_YAML.replace("name: Small", "effective_to: 2025-09-01\nname: Small")
+    ending = load_agreement(write_small_agreement(tmp_path, yaml_text))
+    assert ending.effective_to == dt.date(2025, 9, 1)
+    c2 = classify(ending, b)
+    assert c2.in_force.tolist() == [False, False, True, True, False] * 2
+    assert sorted(set(c2.findings.incident.tolist())) == [2, 3, 7, 8]
+
+
+def test_agreement_end_must_follow_its_versions(small: Agreement) -> None:
+    with pytest.raises(Exception, match="effective_to"):
+        Agreement.model_validate({**dict(small), "effective_to": dt.date(2025, 3, 1)})
+
+
+def test_outside_the_area_no_finding_no_zone_no_sector(ukraine: Agreement) -> None:
+    """A CoT-like point 7,000+ km from the line (in North America) and one near the line."""
+    near = point_at(ukraine, 2.0, 1, 0.5)
+    far = (-75.0, 40.0)
+    b = _restrictions_and_fire(ukraine, ["2025-03-01"] * 2, [near[0], far[0]], [near[1], far[1]])
+    c = classify(ukraine, b)
+    assert c.in_area.tolist() == [True, False, True, False]
+    assert c.in_force.all()
+    assert c.sector[0] != "" and c.sector[1] == "" and c.sector[3] == ""
+    assert c.zones[1] == "" and c.zones[3] == "" and c.party_side[1] == ""
+    assert set(c.findings.incident.tolist()) == {0, 2}
+    _, dist_m = ukraine.compiled(0).sides([far[0]], [far[1]])
+    assert dist_m[0] > 7_000_000

@@ -115,6 +115,7 @@ def _agreement() -> Agreement:
         parties=(Party(id="A", name="Alpha"), Party(id="B", name="Bravo")),
         left="B",
         right="A",
+        line_extends="azimuth",  # the default area: the ends lie inside it
         weapon_classes=(
             WeaponClass(id="art100", name="Artillery 100 mm+", min_range_km=2, max_range_km=30),
             WeaponClass(id="tank", name="Tanks"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import (
     JSON,
+    Boolean,
     Connection,
     Date,
     DateTime,
@@ -120,6 +121,8 @@ def _changed(value: object, column: object) -> object:
         return {Integer: 1, Float: 1.0, Date: "2025-03-02", DateTime: "2025-03-01 12:00:00.000000"}.get(
             type(t), '{"x": 1}' if isinstance(t, JSON) else "x"
         )
+    if isinstance(t, Boolean):
+        return 0 if int(str(value)) else 1
     if isinstance(t, DateTime):
         return (dt.datetime.fromisoformat(str(value)) + dt.timedelta(seconds=1)).isoformat(" ")
     if isinstance(t, Date):

@@ -79,6 +79,10 @@ class VersionOut(_Out):
     n_rules: int
     rules: list[str]
     zones: list[ZoneOut]
+    assumptions: list[str] = Field(
+        default_factory=list,
+        description="What Truceline assumes about this version's geometry (as `agreement check`)",
+    )
 
 
 class SectorOut(_Out):
@@ -214,6 +218,16 @@ class IncidentOut(_Out):
     p_side: float
     zones: list[str]
     sector: str
+    in_force: bool | None = Field(
+        default=None,
+        description="The agreement was in force on the report's day (null: stored before this "
+        "label existed); no rule judges a report outside it",
+    )
+    in_area: bool | None = Field(
+        default=None,
+        description="The report lies in the area of application; outside it no rule judges it "
+        "and it has no zone or sector",
+    )
     status: str
     submitted_by: str
     received_at: dt.datetime
@@ -366,7 +380,9 @@ class FindingView(FindingOut):
 
 class DailyStatistics(_Out):
     day: dt.date
-    incidents: int
+    incidents: int = Field(description="Reports judged: in the area, the agreement in force")
+    outside_area: int = Field(description="Reports outside the area of application (not judged)")
+    not_in_force: int = Field(description="Reports on a day the agreement was not in force (not judged)")
     incidents_by_kind: dict[str, int]
     incidents_by_sector: dict[str, int]
     findings: int

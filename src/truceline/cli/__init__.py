@@ -114,6 +114,9 @@ def agreement_check(path: AgreementArg) -> None:
             f"Version from {v['effective_from']}: line {v['line_length_km']:.1f} km (geodesic), "
             f"{v['n_rules']} rules"
         )
+        console.print("  Geometry, as Truceline reads it:")
+        for a in v["assumptions"]:
+            console.print(f"  - {a}", highlight=False, soft_wrap=True)
         t = Table("zone", *(f"{p} side km2" for p in (ag.left, ag.right)), title="Zones")
         for z in v["zones"]:
             t.add_row(z["id"], f"{z['area_km2'][ag.left]:,.1f}", f"{z['area_km2'][ag.right]:,.1f}")

@@ -26,9 +26,11 @@ from truceline.core.incidents import Kind
 from truceline.errors import AgreementError
 
 __all__ = [
+    "END_TOLERANCE_KM",
     "Agreement",
     "AgreementVersion",
     "CompiledVersion",
+    "LineEnd",
     "ObservationPost",
     "Party",
     "Rule",
@@ -183,6 +185,13 @@ class Agreement(_Model):
     right: str
     area: Any = None  # shapely Polygon; None: within default_area_km of the line
     default_area_km: float = Field(default=250.0, gt=0)
+    #: The day the agreement ends (exclusive; None: open-ended). Its versions apply from their
+    #: ``effective_from`` until the next one, the last until this day.
+    effective_to: dt.date | None = None
+    #: How the line continues where an end stops inside the area of application: ``"none"`` (it
+    #: may not: each end must reach the area's boundary) or ``"azimuth"`` (along its last direction
+    #: to the area's edge). YAML: ``line: {extend: azimuth}``.
+    line_extends: Literal["none", "azimuth"] = "none"
     weapon_classes: tuple[WeaponClass, ...] = ()
     sectors: tuple[Sector, ...] = ()
     observation_posts: tuple[ObservationPost, ...] = ()
@@ -211,6 +220,8 @@ class Agreement(_Model):
         for vi, v in enumerate(self.versions):
             where = "" if vi == 0 else f"amendments[{vi - 1}]."
             _check_line(v.line, f"{where}line")
+            if vi == 0 or not v.line.equals(self.versions[vi - 1].line):
+                _check_ends(self, v.line, f"{where}line")
             zones = {z.id for z in v.zones}
             known_parties(v.reference_lines, f"{where}reference_lines")
             for z in v.zones:
@@ -231,6 +242,12 @@ class Agreement(_Model):
                         )
                 known_parties(r.distance_km, f"{f}.distance_km")
         dates = [v.effective_from for v in self.versions]
+        if self.effective_to is not None and self.effective_to <= dates[-1]:
+            raise AgreementError(
+                f"the agreement ends ({self.effective_to}) before its last version takes effect "
+                f"({dates[-1]}); set `effective_to` after {dates[-1]} or remove that amendment",
+                field="effective_to",
+            )
         if dates != sorted(dates) or len(set(dates)) != len(dates):
             raise AgreementError(
                 "amendments must take effect on distinct dates after the agreement's",
@@ -258,6 +275,19 @@ class Agreement(_Model):
     @property
     def effective_from(self) -> dt.date:
         return self.versions[0].effective_from
+
+    def in_force_on(self, days: ArrayLike) -> NDArray[np.bool_]:
+        """Whether the agreement is in force on each date (``datetime64[D]`` array).
+
+        From the first version's ``effective_from`` until ``effective_to`` (exclusive). Before
+        entry into force no version applies: :meth:`version_index_at` still answers version 0 for
+        those dates (its geometry labels them), but no rule may judge them.
+        """
+        d = np.asarray(days, dtype="datetime64[D]")
+        out = d >= np.datetime64(self.effective_from, "D")
+        if self.effective_to is not None:
+            out &= d < np.datetime64(self.effective_to, "D")
+        return np.asarray(out, dtype=bool)
 
     def version_index_at(self, days: ArrayLike) -> NDArray[np.intp]:
         """Index of the version in force on each date (``datetime64[D]`` array)."""
@@ -319,6 +349,145 @@ def _check_line(line: Any, field: str) -> None:
         )
 
 
+#: An end of the line this close to the area's boundary (km, geodesic) is taken as on it.
+END_TOLERANCE_KM = 1.0
+
+
+class LineEnd(_Model):
+    """Where one end of the line lies with respect to the boundary of the area of application."""
+
+    which: Literal["start", "end"]
+    lon: float
+    lat: float
+    #: Geodesic distance (km) to the area's boundary, and whether the end lies inside the area.
+    boundary_km: float
+    inside: bool
+    #: The direction (deg from north) the end continues in, when extended along its azimuth.
+    azimuth_deg: float
+
+    @property
+    def inside_km(self) -> float:
+        """How far inside the area the end stops (km; 0 on or outside its boundary)."""
+        return self.boundary_km if self.inside else 0.0
+
+    @property
+    def where(self) -> str:
+        return f"the line's {self.which} (lon {self.lon:.4f}, lat {self.lat:.4f})"
+
+    def assumption(self, extends: str) -> str:
+        """What Truceline takes this end to mean (``agreement check`` prints it)."""
+        if self.inside_km <= END_TOLERANCE_KM:
+            if self.boundary_km <= END_TOLERANCE_KM:
+                on = (
+                    f"on the boundary of the area of application ({self.boundary_km:.2f} km from "
+                    f"it; within {END_TOLERANCE_KM:g} km counts as on it)"
+                )
+            else:
+                on = f"outside the area of application ({self.boundary_km:.1f} km beyond its edge)"
+            return f"{self.where} is {on}: nothing assumed"
+        return (
+            f"{self.where} stops {self.inside_km:.1f} km inside the area of application: "
+            f"continued along its azimuth ({self.azimuth_deg:.0f} deg) to the area's edge "
+            f"(`extend: {extends}`); places beyond it take their side from that continuation"
+        )
+
+
+def joined_line(line: Any, field: str) -> Any:
+    """The line as one LineString: a MultiLineString whose parts join end to end, merged.
+
+    Parts that do not join are refused: which side of each separate part belongs to which party
+    cannot be read from the parts' order (joining them in order inverts the sides of reversed
+    or disjoint pieces, e.g. the edges of control-of-territory polygons).
+    """
+    if line.geom_type == "LineString":
+        return line
+    merged = shapely.line_merge(line, directed=True)
+    if merged.geom_type == "LineString":
+        return merged
+    parts = list(shapely.get_parts(line))
+    gap = ""
+    if len(parts) >= 2:
+        a = shapely.get_coordinates(parts[0])[-1]
+        b = shapely.get_coordinates(parts[1])[0]
+        _, _, d = GEOD.inv(a[0], a[1], b[0], b[1])
+        gap = (
+            f" (part 1 ends at lon {a[0]:.4f}, lat {a[1]:.4f}; part 2 starts at lon {b[0]:.4f}, "
+            f"lat {b[1]:.4f}, {float(d) / 1000.0:.1f} km away)"
+        )
+    raise AgreementError(
+        f"the line has {len(parts)} parts that do not join end to end{gap}; Truceline cannot tell "
+        "which side of each separate part belongs to which party. Join the parts into one line "
+        "in order (each part's last vertex the next part's first, all digitised in the same "
+        "direction), or make one agreement per part",
+        field=field,
+    )
+
+
+def line_ends(agreement: Agreement, line: Any, field: str = "line") -> list[LineEnd]:
+    """The line's two ends and how far inside the area of application each lies (geodesic)."""
+    xy = shapely.get_coordinates(joined_line(line, field))
+    az_start, _, _ = GEOD.inv(xy[1, 0], xy[1, 1], xy[0, 0], xy[0, 1])
+    _, az_end_back, _ = GEOD.inv(xy[-2, 0], xy[-2, 1], xy[-1, 0], xy[-1, 1])
+    pts = np.array([xy[0], xy[-1]])
+    if agreement.area is None:
+        # The default area is every point within default_area_km of the line: its ends lie that
+        # far inside it, whatever their position.
+        dist = np.full(2, agreement.default_area_km)
+        within = np.ones(2, dtype=bool)
+    else:
+        rings = [
+            shapely.get_coordinates(r)
+            for r in shapely.get_parts(shapely.get_parts(agreement.area.boundary))
+        ]
+        within = shapely.contains_xy(agreement.area, pts[:, 0], pts[:, 1])
+        dist = LineIndex(rings, max_segment_m=5000.0).distance_m(pts[:, 0], pts[:, 1]) / 1000.0
+    return [
+        LineEnd(
+            which="start",
+            lon=float(pts[0, 0]),
+            lat=float(pts[0, 1]),
+            boundary_km=float(dist[0]),
+            inside=bool(within[0]),
+            azimuth_deg=float(az_start) % 360.0,
+        ),
+        LineEnd(
+            which="end",
+            lon=float(pts[1, 0]),
+            lat=float(pts[1, 1]),
+            boundary_km=float(dist[1]),
+            inside=bool(within[1]),
+            azimuth_deg=(float(az_end_back) + 180.0) % 360.0,
+        ),
+    ]
+
+
+def _check_ends(agreement: Agreement, line: Any, field: str) -> None:
+    """Each end of the line reaches the area's boundary, or the agreement says how it extends."""
+    if agreement.line_extends != "none":
+        joined_line(line, field)
+        return
+    for end in line_ends(agreement, line, field):
+        if end.inside_km <= END_TOLERANCE_KM:
+            continue
+        if agreement.area is None:
+            raise AgreementError(
+                f"{end.where} lies {end.inside_km:g} km inside the default area of application "
+                f"(every point within default_area_km = {agreement.default_area_km:g} km of the "
+                "line), so the sides beyond it are undefined; give an `area_of_application` "
+                "whose boundary the line's ends reach (a state border, the coast), or say how the "
+                "line continues: `extend: azimuth` under `line`",
+                field=field,
+            )
+        raise AgreementError(
+            f"{end.where} lies {end.inside_km:.1f} km inside the area of application (more than "
+            f"{END_TOLERANCE_KM:g} km from its boundary), so the sides beyond it are undefined; "
+            "extend the line to the area's boundary (a state border, the coast), cut the area "
+            "back to where the line stops, or say how the line continues: `extend: azimuth` "
+            "under `line` (along its last direction to the area's edge)",
+            field=field,
+        )
+
+
 def _self_intersection(line: Any) -> tuple[float, float] | None:
     """A point where a line crosses itself (for the error message), if any."""
     parts = list(getattr(line, "geoms", [line]))
@@ -340,6 +509,12 @@ def _self_intersection(line: Any) -> tuple[float, float] | None:
 
 
 def _parts(line: Any) -> list[NDArray[np.float64]]:
+    """The line's coordinates: parts that join end to end as one (an agreement's line always
+    does, :func:`joined_line`), others (a reference line, a withdrawal line) part by part."""
+    if line.geom_type == "MultiLineString":
+        merged = shapely.line_merge(line, directed=True)
+        if merged.geom_type == "LineString":
+            return [shapely.get_coordinates(merged)]
     return [shapely.get_coordinates(g) for g in getattr(line, "geoms", [line])]
 
 

@@ -279,11 +279,22 @@ class Classification:
     zones: NDArray[np.str_]  # ";"-joined ids of zones the incident is more likely in than not
     sector: NDArray[np.str_]
     version: NDArray[np.intp]
+    #: Whether the agreement was in force on the incident's day (no rule judges it otherwise).
+    in_force: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    #: Whether the incident lies in the area of application (``side`` != 0): outside it, no rule
+    #: judges it and it has no zones and no sector.
+    in_area: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
     findings: Findings = field(default_factory=Findings.empty)
 
 
 def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
-    """Adjudicate every incident of ``batch`` under the agreement version in force on its day."""
+    """Adjudicate every incident of ``batch`` under the agreement version in force on its day.
+
+    An incident on a day the agreement is not in force (before its entry into force, or from the
+    day it ends) is labelled by the first (or last) version's geometry and gets no finding
+    (``in_force`` False); one outside the area of application gets no finding, no zone and no
+    sector (``in_area`` False).
+    """
     n = len(batch)
     side = np.zeros(n, np.int8)
     dist_m = np.zeros(n)
@@ -302,7 +313,8 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         dist_m[rows] = ctx.dist_m
         p_side[rows] = ctx.p_side
         zones[rows] = ctx.zone_labels()
-        sector[rows] = _sectors(cv, sub, ctx)
+        sector[rows] = np.where(ctx.side != 0, _sectors(cv, sub, ctx), "")
+        zones[rows] = np.where(ctx.side != 0, zones[rows], "")
         found += _run_rules(ctx, cv.rules, rows)
     party_side = np.where(side > 0, agreement.left, np.where(side < 0, agreement.right, ""))
     signed = dist_m / 1000.0 * np.where(side < 0, -1.0, 1.0)
@@ -314,6 +326,8 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         zones=zones.astype(str),
         sector=sector.astype(str),
         version=vidx,
+        in_force=agreement.in_force_on(batch.day) if n else np.zeros(0, bool),
+        in_area=side != 0,
         findings=Findings.concat(found),
     )
 
@@ -404,6 +418,9 @@ class _Context:
             )
         self.p_side = np.where((self.sigma == 0) & (self.side != 0), 1.0, self.p_side)
         self.day = b.day
+        # What any rule may judge: reports on a day the agreement is in force, in its area.
+        self.judged = cv.agreement.in_force_on(self.day) & (self.side != 0)
+        self.judged.setflags(write=False)
         self._zone_p: dict[str, NDArray[np.float64]] = {}
         self._may_be_in: dict[str, bool] = {}
         self._ref: dict[int, NDArray[np.float64]] = {}
@@ -586,10 +603,11 @@ class _Context:
             self._zone_p[z.id] = np.clip(p, 0.0, 1.0)
 
     def in_force(self, rule: Rule) -> NDArray[np.bool_]:
+        """Reports the rule may judge: in force itself, the agreement in force, in the area."""
         key = (rule.effective_from, rule.effective_to)
         m = self._in_force.get(key)
         if m is None:
-            m = np.ones(len(self.b), dtype=bool)
+            m = self.judged.copy()
             if rule.effective_from is not None:
                 m &= self.day >= np.datetime64(rule.effective_from, "D")
             if rule.effective_to is not None:

@@ -473,6 +473,15 @@ def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = Non
                     field=f"line.{key}",
                 )
         line = _geometry(fs, line_ref, "line.file", ("LineString", "MultiLineString"))
+        extend = line_ref.get("extend", "none")
+        if extend not in ("none", "azimuth"):
+            raise AgreementError(
+                f"unknown `extend` {extend!r}; use `azimuth` (each end continues along its last "
+                "direction to the edge of the area of application) or `none` (the default: the "
+                "line's ends reach the area's boundary)",
+                file=yml,
+                field="line.extend",
+            )
         area = None
         if raw.get("area_of_application") is not None:
             area = _geometry(
@@ -539,6 +548,12 @@ def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = Non
             right=sides["right"],
             area=area,
             default_area_km=float(raw.get("default_area_km", 250.0)),
+            line_extends=extend,
+            effective_to=(
+                _date(raw["effective_to"], "effective_to")
+                if raw.get("effective_to") is not None
+                else None
+            ),
             weapon_classes=tuple(wcs),
             sectors=tuple(sectors),
             observation_posts=tuple(ops),

@@ -165,6 +165,10 @@ class DayReport:
     ledger: LedgerSummary | None = None  # None: built without a store (no ledger to refer to)
     edition: str | None = None  # internal | published | None (see above)
     withheld: int = 0
+    #: Of ``n_incidents``: reports outside the area of application, and reports on a day the
+    #: agreement was not in force (no rule judged either; the summary states them apart).
+    outside_area: int = 0
+    not_in_force: int = 0
 
 
 def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFinding]:
@@ -427,6 +431,8 @@ class _Context:
             "edition": r.edition,
             "withheld": r.withheld,
             "n_incidents": r.n_incidents,
+            "outside_area": r.outside_area,
+            "not_in_force": r.not_in_force,
             "rejected": r.rejected,
             "n_findings": len(fs),
             "n_incidents_with_findings": len({f.incident_id for f in fs}),

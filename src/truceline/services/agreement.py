@@ -8,7 +8,7 @@ from typing import Any
 
 import shapely
 
-from truceline.core.agreement import Agreement, RuleType
+from truceline.core.agreement import Agreement, RuleType, line_ends
 from truceline.core.geodesy import GEOD
 from truceline.core.incidents import Kind, SourceType
 from truceline.core.withdrawal import withdrawal_lines
@@ -33,8 +33,33 @@ def _line_km_in(geom: Any, line: Any) -> float:
     return total / 1000.0
 
 
+def assumptions(ag: Agreement, index: int) -> list[str]:
+    """What Truceline assumes about version ``index``'s geometry, in words (``agreement check``)."""
+    v = ag.versions[index]
+    out = []
+    if index == 0 and ag.area is None:
+        out.append(
+            "no `area_of_application` given: the area is every point within "
+            f"{ag.default_area_km:g} km of the line (`default_area_km`)"
+        )
+    if v.line.geom_type == "MultiLineString":
+        out.append(
+            f"the line's {len(shapely.get_parts(v.line))} parts join end to end: read as one line "
+            "in their order"
+        )
+    out += [end.assumption(ag.line_extends) for end in line_ends(ag, v.line)]
+    if index == 0:
+        to = f" until {ag.effective_to} (exclusive)" if ag.effective_to else " with no end date"
+        out.append(
+            f"rules judge reports from {ag.effective_from}{to}, inside the area of application "
+            "only; other reports are stored and labelled (in_force, in_area) without findings"
+        )
+    return out
+
+
 def agreement_summary(ag: Agreement) -> dict[str, Any]:
-    """Line length, zone areas per side (km2, geodesic) and sectors, for every version."""
+    """Line length, zone areas per side (km2, geodesic) and sectors, for every version, and what
+    Truceline assumes about each version's geometry (:func:`assumptions`)."""
     versions = []
     for i, v in enumerate(ag.versions):
         cv = ag.compiled(i)
@@ -56,6 +81,7 @@ def agreement_summary(ag: Agreement) -> dict[str, Any]:
                 "line_length_km": cv.line_length_km,
                 "n_rules": len(v.rules),
                 "zones": zones,
+                "assumptions": assumptions(ag, i),
             }
         )
     line0 = ag.versions[0].line

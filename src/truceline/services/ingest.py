@@ -47,7 +47,7 @@ _INCIDENT_COLUMNS = (
     "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count", "party", "origin_lon",
     "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type", "reliability",
     "credibility", "narrative", "side_party", "distance_km", "p_side", "zones", "sector",
-    "received_at", "submitted_by", "version",
+    "in_force", "in_area", "received_at", "submitted_by", "version",
 )  # fmt: skip
 
 
@@ -189,6 +189,7 @@ def ingest_incidents(
     # Columns as Python lists first: indexing NumPy arrays element by element costs more.
     party_side, distance_km = cls.party_side.tolist(), cls.distance_km.tolist()
     p_side, zones, sector = cls.p_side.tolist(), cls.zones.tolist(), cls.sector.tolist()
+    in_force, in_area = cls.in_force.tolist(), cls.in_area.tolist()
     ag_id = agreement.id
     # One tuple per row in _INCIDENT_COLUMNS' order (enum values by ``_value_``: ``.value`` is a
     # descriptor call, three per report).
@@ -199,7 +200,7 @@ def ingest_incidents(
             inc.weapon_class, inc.count, inc.party, inc.origin_lon, inc.origin_lat,
             inc.origin_uncertainty_m, inc.bearing_deg, inc.source_type._value_, inc.reliability,
             inc.credibility, inc.narrative, party_side[i], distance_km[i], p_side[i], zones[i],
-            sector[i], now, who[inc.id], version_of.get(inc.id),
+            sector[i], in_force[i], in_area[i], now, who[inc.id], version_of.get(inc.id),
         )
         for i, inc in enumerate(adj.incidents)
     ]  # fmt: skip
@@ -272,7 +273,7 @@ def ingest_incidents(
         pk_of,
         hash_of,
         text_of,
-        (party_side, distance_km, p_side, zones, sector),
+        (party_side, distance_km, p_side, zones, sector, in_force, in_area),
         frows,
         fpks,
         submitted_by=who,
@@ -328,7 +329,9 @@ def _ledger_accepted(
     pk_of: dict[str, int],
     hash_of: dict[str, str],
     text_of: dict[str, str],
-    adjudication: tuple[list[str], list[float], list[float], list[str], list[str]],
+    adjudication: tuple[
+        list[str], list[float], list[float], list[str], list[str], list[bool], list[bool]
+    ],
     frows: Sequence[dict[str, Any]],
     fpks: Sequence[int],
     *,
@@ -338,9 +341,10 @@ def _ledger_accepted(
 ) -> None:
     """Append each accepted report, then each finding, to the tamper-evident ledger.
 
-    A report's content is ``{agreement, batch, content_hash, distance_km, incident, p_side,
-    received_at, record, sector, side_party, submitted_by, version, zones}``: the record and what the
-    store derived from it (``adjudication``: side party, signed distance, p_side, zones and sector,
+    A report's content is ``{agreement, batch, content_hash, distance_km, in_area, in_force,
+    incident, p_side, received_at, record, sector, side_party, submitted_by, version, zones}``: the
+    record and what the store derived from it (``adjudication``: side party, signed distance,
+    p_side, zones, sector, in force and in area,
     one list each in ``accepted``'s order), so that ``ledger verify`` sees an edit of any column a
     report or map shows. Its text is assembled around the record's canonical text (serialised
     once, for the content hash too) in canonical key order.
@@ -349,7 +353,8 @@ def _ledger_accepted(
     lead = f'{{"agreement":{canonical_json(agreement_id)},"batch":{int(batch_id)},"content_hash":"'
     received = canonical_json(now.isoformat())
     who_json = {w: canonical_json(w) for w in set(submitted_by.values())}
-    party_side, distance_km, p_side, zones, sector = adjudication
+    party_side, distance_km, p_side, zones, sector, in_force, in_area = adjudication
+    flag = {True: "true", False: "false"}
     # a handful of distinct labels: each serialised once
     label = {v: json_text(v) for v in {*party_side, *zones, *sector}}
     num = ledger.number_text
@@ -362,7 +367,9 @@ def _ledger_accepted(
     for k, i in enumerate(accepted):
         pk = pk_of[i.id]
         text = (
-            f'{lead}{hash_of[i.id]}","distance_km":{num(distance_km[k])},"incident":{int(pk)},'
+            f'{lead}{hash_of[i.id]}","distance_km":{num(distance_km[k])},'
+            f'"in_area":{flag[bool(in_area[k])]},"in_force":{flag[bool(in_force[k])]},'
+            f'"incident":{int(pk)},'
             f'"p_side":{num(p_side[k])},"received_at":{received},"record":{text_of[i.id]},'
             f'"sector":{label[sector[k]]},"side_party":{label[party_side[k]]},'
             f'"submitted_by":{who_json[submitted_by[i.id]]},"version":{version(i.id)},'

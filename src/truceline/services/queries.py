@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import utc_time
@@ -147,6 +147,10 @@ class IncidentFilter:
     rule: str | None = None
     status: str | None = None
     source_type: str | None = None
+    #: True / False: only reports labelled so (rows stored before migration 0009 have no
+    #: ``in_force`` label, NULL, and match neither); None: no condition.
+    in_force: bool | None = None
+    in_area: bool | None = None
 
 
 @dataclass(slots=True)
@@ -177,6 +181,9 @@ def incident_conditions(
     ):
         if value is not None:
             conds.append(col == value)
+    for flag, want in ((IncidentRow.in_force, flt.in_force), (IncidentRow.in_area, flt.in_area)):
+        if want is not None:
+            conds.append(flag.is_(true()) if want else flag.is_(false()))
     if flt.rule is not None:
         conds.append(
             exists().where(FindingRow.incident_pk == IncidentRow.pk, FindingRow.rule_id == flt.rule)
@@ -300,7 +307,10 @@ def daily_statistics(
 ) -> list[dict[str, Any]]:
     """Per day: incidents by kind and sector; findings by rule, responsible party and status.
 
-    Counts only, never positions. A liaison's findings counts include released findings only.
+    Reports outside the area of application (``in_area`` false) and on days the agreement was not
+    in force (``in_force`` false) are counted apart (``outside_area``, ``not_in_force``), not in
+    ``incidents`` and its breakdowns: no rule judged them. Counts only, never positions. A
+    liaison's findings counts include released findings only.
     """
     if end < start:
         raise ValidationError(
@@ -318,6 +328,8 @@ def daily_statistics(
             {
                 "day": d,
                 "incidents": 0,
+                "outside_area": 0,
+                "not_in_force": 0,
                 "incidents_by_kind": defaultdict(int),
                 "incidents_by_sector": defaultdict(int),
                 "findings": 0,
@@ -329,13 +341,20 @@ def daily_statistics(
         )
 
     base = [IncidentRow.agreement_id == agreement_id, IncidentRow.day >= start, IncidentRow.day <= end]
-    q = (
-        select(IncidentRow.day, IncidentRow.kind, IncidentRow.sector, func.count())
-        .where(*base, *counted_incident_clauses(scope))
-        .group_by(IncidentRow.day, IncidentRow.kind, IncidentRow.sector)
+    cols = (
+        IncidentRow.day,
+        IncidentRow.kind,
+        IncidentRow.sector,
+        IncidentRow.in_area,
+        IncidentRow.in_force,
     )
-    for d, kind, sector, n in session.execute(q):
+    q = select(*cols, func.count()).where(*base, *counted_incident_clauses(scope)).group_by(*cols)
+    for d, kind, sector, in_area, in_force, n in session.execute(q):
         rec = day(d)
+        if in_area is False or in_force is False:  # NULL (unlabelled, stored before 0009): counted
+            rec["outside_area"] += n if in_area is False else 0
+            rec["not_in_force"] += n if in_force is False else 0
+            continue
         rec["incidents"] += n
         rec["incidents_by_kind"][kind] += n
         rec["incidents_by_sector"][sector or "none"] += n

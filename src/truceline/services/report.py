@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
@@ -57,6 +57,12 @@ def build_day_report(
         .group_by(IncidentRow.kind)
     )
     by_kind = {k: int(n) for k, n in session.execute(inc_q)}
+    apart = session.execute(
+        select(
+            func.count().filter(IncidentRow.in_area.is_(false())),
+            func.count().filter(IncidentRow.in_force.is_(false())),
+        ).where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
+    ).one()
     rows = session.execute(
         select(FindingRow, IncidentRow)
         .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
@@ -133,6 +139,8 @@ def build_day_report(
         ledger=_ledger_summary(session, day, [f.pk for f, _ in rows]),
         edition="published" if released_only else "internal",
         withheld=withheld,
+        outside_area=int(apart[0]),
+        not_in_force=int(apart[1]),
     )
 
 

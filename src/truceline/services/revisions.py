@@ -53,7 +53,9 @@ _RECORD_COLUMNS = (
     "count", "party", "origin_lon", "origin_lat", "origin_uncertainty_m", "bearing_deg",
     "source_type", "reliability", "credibility", "narrative",
 )  # fmt: skip
-_ADJUDICATION_COLUMNS = ("side_party", "distance_km", "p_side", "zones", "sector")
+_ADJUDICATION_COLUMNS = (
+    "side_party", "distance_km", "p_side", "zones", "sector", "in_force", "in_area",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ def revise_incidents(
     hashes: dict[int, str] = {}
     side, dist = cls.party_side.tolist(), cls.distance_km.tolist()
     p_side, zones, sector = cls.p_side.tolist(), cls.zones.tolist(), cls.sector.tolist()
+    in_force, in_area = cls.in_force.tolist(), cls.in_area.tolist()
     for i, rev in enumerate(todo):
         row = rows[rev.pk]
         inc = rev.incident
@@ -189,6 +192,8 @@ def revise_incidents(
             "p_side": p_side[i],
             "zones": zones[i],
             "sector": sector[i],
+            "in_force": in_force[i],
+            "in_area": in_area[i],
             "content_hash": content_hash,
             "batch_id": batch_id,
             "received_at": now,
@@ -254,6 +259,8 @@ def revise_incidents(
                             "p_side": p_side[i] if math.isfinite(p_side[i]) else None,
                             "sector": sector[i],
                             "side_party": side[i],
+                            "in_force": bool(in_force[i]),
+                            "in_area": bool(in_area[i]),
                             "zones": zones[i],
                         }
                     ).replace('"__RECORD__"', text)

@@ -15,6 +15,9 @@ What the filter means
   an incident without findings; ``statuses`` on the review status (``new`` is a finding still
   ``open`` or an incident not yet reviewed). Values of one field are OR-ed, fields AND-ed.
 - With a ``rules`` filter the incidents without findings drop out (they have no rule).
+- ``in_force`` / ``in_area`` (true, false or unset) select on the incident's labels: whether the
+  agreement was in force on its day, whether it lies in the area of application (reports stored
+  before those labels existed have none and match neither true nor false).
 
 Row-level limits come from the caller's :class:`~truceline.services.auth.Scope` through the same
 clauses the list endpoints use (:mod:`truceline.services.scope`), so a liaison's selection holds
@@ -43,8 +46,10 @@ from sqlalchemy import (
     cast,
     exists,
     extract,
+    false,
     func,
     select,
+    true,
 )
 from sqlalchemy.orm import Session
 
@@ -78,6 +83,8 @@ class Selection:
     statuses: tuple[str, ...] = ()
     source_types: tuple[str, ...] = ()
     incidents: bool = True  # include the incidents without findings
+    in_force: bool | None = None
+    in_area: bool | None = None
 
     def checked(self, scope: Scope) -> Selection:
         """The filter validated for a caller (a liaison may not select by source type)."""
@@ -113,6 +120,9 @@ def _common(flt: Selection) -> list[ColumnElement[bool]]:
         conds.append(IncidentRow.sector.in_(flt.sectors))
     if flt.source_types:
         conds.append(IncidentRow.source_type.in_(flt.source_types))
+    for flag, want in ((IncidentRow.in_force, flt.in_force), (IncidentRow.in_area, flt.in_area)):
+        if want is not None:
+            conds.append(flag.is_(true()) if want else flag.is_(false()))
     return conds
 
 

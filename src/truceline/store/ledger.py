@@ -901,6 +901,11 @@ def _incident_fields(row: IncidentRow, c: dict[str, Any]) -> list[str]:
     for col in ("sector", "side_party", "zones"):
         if col in c and getattr(row, col) != c[col]:
             bad.append(col)
+    for col in ("in_force", "in_area"):
+        # NULL (a row migrated down and up again past 0009) counts as true wherever it is shown
+        now_flag = getattr(row, col)
+        if col in c and (True if now_flag is None else now_flag) is not c[col]:
+            bad.append(col)
     for col in ("distance_km", "p_side", "version"):
         if col in c and not _same_number(getattr(row, col), c[col]):
             bad.append(col)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -136,6 +137,10 @@ class IncidentRow(Base):
     p_side: Mapped[float] = mapped_column(Float)
     zones: Mapped[str] = mapped_column(String(512), default="")
     sector: Mapped[str] = mapped_column(String(64), default="")
+    # Whether the agreement was in force on the report's day, and whether it lies in the area of
+    # application (no finding otherwise). NULL in_force: stored before migration 0009 (unknown).
+    in_force: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    in_area: Mapped[bool | None] = mapped_column(Boolean, default=None)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     # Review (truceline.services.review): new -> verified | rejected | sent_back
     status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")

@@ -71,6 +71,7 @@ def _agreement(line: list[list[float]], buffer_km: float = 15.0) -> Agreement:
         left="N",
         right="S",
         area=_area_ring(),
+        line_extends="azimuth",  # the ring stops short of the line's ends
         weapon_classes=(
             WeaponClass(id="art", min_range_km=2, max_range_km=30),
             WeaponClass(id="tank", max_range_km=5),

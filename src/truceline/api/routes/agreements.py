@@ -56,6 +56,7 @@ def _versions(ag: Agreement) -> list[VersionOut]:
             n_rules=v["n_rules"],
             rules=[r.id for r in ver.rules],
             zones=[ZoneOut(**z) for z in v["zones"]],
+            assumptions=v["assumptions"],
         )
         for i, (ver, v) in enumerate(zip(ag.versions, summary["versions"], strict=True))
     ]

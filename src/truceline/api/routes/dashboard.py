@@ -65,6 +65,12 @@ def map_filter(
     incidents: Annotated[
         bool, Query(description="Include the incidents without findings (not for liaisons)")
     ] = True,
+    in_force: Annotated[
+        bool | None, Query(description="Only reports on days the agreement was (not) in force")
+    ] = None,
+    in_area: Annotated[
+        bool | None, Query(description="Only reports inside (outside) the area of application")
+    ] = None,
 ) -> selection.Selection:
     """The dashboard filter from query parameters (the agreement is filled in by the route)."""
     return selection.Selection(
@@ -78,6 +84,8 @@ def map_filter(
         statuses=_multi(status),
         source_types=_multi(source_type),
         incidents=incidents,
+        in_force=in_force,
+        in_area=in_area,
     )
 
 

@@ -113,6 +113,12 @@ def list_incidents(
     rule: Annotated[str | None, Query(max_length=64, description="Has a finding of this rule")] = None,
     status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
     source_type: SourceType | None = None,
+    in_force: Annotated[
+        bool | None, Query(description="Only reports on days the agreement was (not) in force")
+    ] = None,
+    in_area: Annotated[
+        bool | None, Query(description="Only reports inside (outside) the area of application")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[IncidentOut]:
@@ -128,6 +134,8 @@ def list_incidents(
             rule=rule,
             status=status_,
             source_type=source_type.value if source_type else None,
+            in_force=in_force,
+            in_area=in_area,
         )
         page = queries.list_incidents(
             s, flt, scope=who.scope, cursor=cursor, limit=min(limit, ctx.settings.max_page)
