@@ -405,6 +405,28 @@ def score(folder: Path, events_csv: Path) -> dict[str, object]:
         ok = errm <= 10 * np.sqrt(crb) + 5
         out["rmse_ratio"] = float(np.sqrt(np.mean(errm[ok] ** 2)) / np.sqrt(np.mean(crb[ok])))
         out["coverage95"] = float(np.mean(maha <= CHI2_95_2D))
+    if rows and "salvo_id" in rows[0]:
+        # salvo grouping: a true salvo is told right when the located events matched to its rounds
+        # share one salvo_id that no other located event has; others must not be in a salvo
+        sid = np.array([r["salvo_id"] for r in rows])
+        group = np.array([int(r["group"]) for r in tev])
+        ok_r, n_r, wrong_single, n_single = 0, 0, 0, 0
+        for g in np.unique(group[kind == "salvo"]):
+            mine = np.flatnonzero((group == g) & (match_of_true >= 0))
+            if len(mine) == 0:
+                continue
+            locs = match_of_true[mine]
+            ids = set(sid[locs].tolist())
+            n_r += len(mine)
+            if len(mine) == 1:
+                ok_r += int(ids == {""})
+            elif len(ids) == 1 and "" not in ids and int(np.sum(sid == sid[locs[0]])) == len(mine):
+                ok_r += len(mine)
+        for e in np.flatnonzero((kind != "salvo") & (match_of_true >= 0)):
+            n_single += 1
+            wrong_single += int(sid[match_of_true[e]] != "")
+        out["salvo_grouped"] = (ok_r, n_r)
+        out["single_in_salvo"] = (wrong_single, n_single)
     if "p_A" in (rows[0] if rows else {}):
         party = np.array([r["party"] for r in tev])
         pa = np.array([float(rows[j]["p_A"] or "nan") for j in match_of_true[m]])
@@ -513,6 +535,14 @@ def table(results: list[dict[str, object]]) -> list[str]:
             + f"{int(r['events']) / float(r['cpu_s']):.0f} ({float(r['cpu_s']):.1f} s CPU, "  # type: ignore[call-overload,arg-type]
             f"{float(r['wall_s']):.1f} s wall) |"  # type: ignore[arg-type]
         )  # fmt: skip
+    for r in results:
+        if "salvo_grouped" in r and r["salvo_grouped"][1]:  # type: ignore[index]
+            out.append("")
+            out.append(
+                f"{r['case']}: salvo rounds whose located rounds share one `salvo_id` of their own "
+                f"{_pct(r['salvo_grouped'])}; events not of a salvo given a `salvo_id` "  # type: ignore[arg-type]
+                f"{_pct(r['single_in_salvo'])}"  # type: ignore[arg-type]
+            )
     for r in results:
         if "brier" in r:
             out.append("")

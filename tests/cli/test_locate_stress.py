@@ -133,3 +133,27 @@ def test_road_ambiguous_events_are_stored_no_more_confident_than_both_fixes(tmp_
                                    "--store", "--db", str(db)])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert f"{len(run.events)} events located, {len(run.events)} accepted" in res.output
+
+
+def test_salvo_rounds_share_a_salvo_id(tmp_path: Path) -> None:
+    """Salvos, overlapping pairs, echoes and multipath: rounds of one point share ``salvo_id``."""
+    case = AC.Case("t", "irregular", "mixed", 4.0, "right", n_events=120, seed=73, p_echo=0.05,
+                   p_multipath=0.03, rate_per_min=3.0)  # fmt: skip
+    AC.build(case, tmp_path)
+    out, _ = _locate(tmp_path)
+    r = AC.score(tmp_path, out)
+    ok, n = r["salvo_grouped"]
+    assert n > 40 and ok >= 0.75 * n, r
+    assert r["single_in_salvo"][0] <= 0.02 * r["single_in_salvo"][1], r
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    by_id: dict[str, int] = {}
+    for row in rows:
+        if row["salvo_id"]:
+            by_id[row["salvo_id"]] = by_id.get(row["salvo_id"], 0) + 1
+    ids = {row["event_id"] for row in rows}
+    for row in rows:  # the id is the salvo's first round's event, the size its number of rounds
+        if row["salvo_id"]:
+            assert row["salvo_id"] in ids and int(row["salvo_size"]) == by_id[row["salvo_id"]]
+        else:
+            assert row["salvo_size"] == "1"

@@ -67,6 +67,8 @@ EVENT_COLUMNS = (
     "alt_cov_xx_m2",
     "alt_cov_xy_m2",
     "alt_cov_yy_m2",
+    "salvo_id",
+    "salvo_size",
 )
 ATTRIBUTION_COLUMNS = (
     "responsible",
@@ -456,6 +458,10 @@ def write_events(
     and the other in ``alt_lon``, ``alt_lat``, ``alt_weight`` (its probability) and
     ``alt_cov_*_m2``; the attribution integrates over both.
 
+    Rounds of one salvo (located events from one firing point, within their ellipses, seconds
+    apart) share a ``salvo_id``: the ``event_id`` of the salvo's first round; ``salvo_size`` is its
+    number of rounds. An event fired alone has an empty ``salvo_id`` and a ``salvo_size`` of 1.
+
     With an ``attribution``, each event also gets ``p_<party>`` for both parties (the probability
     that the party fired it: from its own position for a muzzle blast, from the muzzle blasts paired
     with it for an impact; blank when no launch point is known), the party named
@@ -510,6 +516,8 @@ def write_events(
                     SIGNALS[int(events.signal[i])],
                     safe_cell(" ".join(detection_id[events.detections[i]].tolist())),
                     *_alternative(events, i),
+                    f"E{int(events.salvo[i]):06d}" if events.salvo[i] >= 0 else "",
+                    int(events.salvo_size[i]),
                     *(c[i] for c in cols),
                 ]
             )

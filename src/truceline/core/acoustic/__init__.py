@@ -16,7 +16,8 @@ IRLS, outlier rejection, then plain maximum likelihood on the inliers).
 Modules, each importing only those above it: :mod:`.propagation` (speed of sound, wind, weather,
 :class:`AcousticError`), :mod:`.network` (:class:`SensorNetwork`), :mod:`.solver` (the batched
 solver, the Cramér-Rao bound, error ellipses), :mod:`.detections` (signal codes, the detection
-index, padded groups), :mod:`.associate` (association) and :mod:`.locate` (the pipeline).
+index, padded groups), :mod:`.associate` (association), :mod:`.salvo` (rounds of one firing
+point) and :mod:`.locate` (the pipeline).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from truceline.core.acoustic.propagation import (
     speed_of_sound_mps,
     wind_vector_mps,
 )
+from truceline.core.acoustic.salvo import SalvoOptions, Salvos, find_salvos
 from truceline.core.acoustic.solver import (
     SolveResult,
     SolverOptions,
@@ -50,6 +52,8 @@ __all__ = [
     "AssociationOptions",
     "LocatedEvents",
     "LocationResult",
+    "SalvoOptions",
+    "Salvos",
     "SensorNetwork",
     "SolveResult",
     "SolverOptions",
@@ -58,6 +62,7 @@ __all__ = [
     "associate",
     "cramer_rao_bound",
     "error_ellipse",
+    "find_salvos",
     "locate_detections",
     "solve_events",
     "speed_of_sound_mps",

@@ -17,6 +17,7 @@ from truceline.core.acoustic.propagation import (
     UNTOLD_WIND_SIGMA_MPS,
     Weather,
 )
+from truceline.core.acoustic.salvo import SalvoOptions, find_salvos
 from truceline.core.acoustic.solver import (
     SolveResult,
     SolverOptions,
@@ -43,6 +44,10 @@ class LocatedEvents:
     weight at least ``AssociationOptions.ambiguity_min_weight`` is ``ambiguous``: ``lon``, ``lat``
     and ``cov_m2`` are its most probable mode, ``alt_lon``, ``alt_lat``, ``alt_cov_m2`` the other
     and ``alt_weight`` that one's probability (NaN / 0 for an event with one mode).
+
+    ``salvo`` is the index of the first round of the salvo the event belongs to (rounds from one
+    firing point seconds apart, see :mod:`truceline.core.acoustic.salvo`; -1 when it is alone) and
+    ``salvo_size`` that salvo's number of rounds (1 when alone).
     """
 
     emitted_at_s: FloatArray
@@ -64,6 +69,8 @@ class LocatedEvents:
     alt_lat: FloatArray
     alt_cov_m2: FloatArray
     alt_weight: FloatArray
+    salvo: IntArray
+    salvo_size: IntArray
 
     def __len__(self) -> int:
         return len(self.emitted_at_s)
@@ -75,7 +82,7 @@ class LocatedEvents:
         zi = np.zeros(0, np.intp)
         return cls(
             z, z, z, np.zeros((0, 2)), zi, np.zeros((0, 2, 2)), z, z, z, zi, z, z, zi, [],
-            np.zeros(0, bool), z, z, np.zeros((0, 2, 2)), z,
+            np.zeros(0, bool), z, z, np.zeros((0, 2, 2)), z, zi, zi,
         )  # fmt: skip
 
 
@@ -322,6 +329,7 @@ def locate_detections(
     solver: SolverOptions | None = None,
     echo_window_s: float = 3.0,
     amplitude_sigma_db: float = 4.0,
+    salvo: SalvoOptions | None = None,
 ) -> LocationResult:
     """Associate detections into events and locate them; explain every detection left out.
 
@@ -343,6 +351,8 @@ def locate_detections(
         Options; by default the speed of sound and the wind are estimated (with priors).
     echo_window_s
         A later arrival this soon after an event's direct arrival at the same sensor is called an echo.
+    salvo
+        How located events are grouped into salvos (``LocatedEvents.salvo``).
     """
     a_opt = (association or AssociationOptions()).for_network(net)
     s_opt = solver or SolverOptions(estimate_c=True, estimate_wind=True)
@@ -720,6 +730,7 @@ def locate_detections(
     counts = np.stack([(sg == s).sum(axis=1) for s in range(len(SIGNALS))], axis=1)
     counts[:, 0] = 0
     signal = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), 0)
+    salvos = find_salvos(_common_xy(net, frame_out, xy_out), t0_out, cov, signal, salvo)
     events = LocatedEvents(
         emitted_at_s=t0_out,
         lon=lon,
@@ -740,6 +751,8 @@ def locate_detections(
         alt_lat=alt_lat,
         alt_cov_m2=alt_cov_out,
         alt_weight=alt_weight,
+        salvo=salvos.first,
+        salvo_size=salvos.size,
     )
     unassigned = _explain(
         net, final_event, new_event, event, keep, new_ids, det_sensor, det_time_s, echo_window_s,
