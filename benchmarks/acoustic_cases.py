@@ -422,9 +422,9 @@ def score(folder: Path, events_csv: Path) -> dict[str, object]:
                 ok_r += int(ids == {""})
             elif len(ids) == 1 and "" not in ids and int(np.sum(sid == sid[locs[0]])) == len(mine):
                 ok_r += len(mine)
-        for e in np.flatnonzero((kind != "salvo") & (match_of_true >= 0)):
+        for one in np.flatnonzero((kind != "salvo") & (match_of_true >= 0)).tolist():
             n_single += 1
-            wrong_single += int(sid[match_of_true[e]] != "")
+            wrong_single += int(sid[match_of_true[one]] != "")
         out["salvo_grouped"] = (ok_r, n_r)
         out["single_in_salvo"] = (wrong_single, n_single)
     if "p_A" in (rows[0] if rows else {}):
