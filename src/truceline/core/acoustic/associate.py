@@ -97,6 +97,10 @@ class AssociationOptions:
         freedom: inliers - 3); one that fails drops its worst arrival and is solved again, at most
         ``consistency_rounds`` times, then is left out (its arrivals explained as
         ``inconsistent``). ``None``: no test.
+    late_sigma
+        With the consistency test, an arrival later than the rest of its event predicts by more
+        than this many standard deviations (its studentized deleted residual: echoes and multipath
+        arrivals are late, never early) is shed the same way, even when the chi-square passes.
     mirror_max_ratio, ambiguity_min_weight
         An event whose sensors' spread across their principal axis is at most
         ``mirror_max_ratio`` of the spread along it (a near-linear array: the smaller singular
@@ -136,6 +140,7 @@ class AssociationOptions:
     mirror_max_ratio: float = 0.25
     consistency_level: float | None = 0.99
     consistency_rounds: int = 3
+    late_sigma: float = 3.5
     ambiguity_min_weight: float = 0.01
 
     @property

@@ -676,8 +676,12 @@ def locate_detections(
         alt_frame[li] = np.where(swap, fa, fb)
         alt_cov[li] = np.where(swap[:, None, None], ra.cov_m2, rb.cov_m2)
         alt_w[li] = np.where(swap, 1.0 - w_b, w_b)
-    # every event emitted must fit one source: its residuals pass a chi-square test; one that
-    # fails sheds its worst arrival and is solved again, a few times, else is left out
+    # every event emitted must fit one source: its residuals pass a chi-square test, and no arrival
+    # is later than the others allow (echoes and multipath arrivals are only ever late); one that
+    # fails sheds the arrival whose removal improves the fit most (the largest studentized deleted
+    # residual, so that one late arrival at a precise sensor that drags the fit does not cost the
+    # genuine arrivals of the noisier ones) and is solved again robustly on the rest, a few times,
+    # else is left out
     inconsistent = np.zeros(len(alive), bool)
     if a_opt.consistency_level is not None:
         from scipy.stats import chi2 as chi2_dist
@@ -685,21 +689,37 @@ def locate_detections(
         for rnd in range(a_opt.consistency_rounds + 1):
             live = alive & (res2.n_used >= n_min)
             limit = chi2_dist.ppf(a_opt.consistency_level, np.maximum(res2.n_used - 3, 1))
-            bad = np.flatnonzero(live & (res2.chi2 > limit))
+            z_del = _deleted_residuals(net, res2, groups2, det_sensor, det_time_s, s_opt)
+            late = np.nanmax(np.where(res2.inlier, z_del, -np.inf), axis=1) > a_opt.late_sigma
+            late &= res2.n_used > n_min
+            bad = np.flatnonzero(live & ((res2.chi2 > limit) | late))
             if len(bad) == 0:
                 break
             if rnd == a_opt.consistency_rounds:
-                inconsistent[bad] = True
+                still = bad[res2.chi2[bad] > limit[bad]]
+                inconsistent[still] = True
                 alive = alive & ~inconsistent
                 break
             use = res2.inlier[bad] & (groups2[bad] >= 0)
-            gb = np.where(use, groups2[bad], 0)
-            z = np.abs(res2.residual_s[bad]) / (net.timing_sigma_ms[det_sensor[gb]] * 1e-3)
-            worst = np.argmax(np.where(use, np.nan_to_num(z, nan=np.inf), -1.0), axis=1)
-            use[np.arange(len(bad)), worst] = False
-            g = np.where(use, groups2[bad], -1)
-            g = np.take_along_axis(g, np.argsort(g < 0, axis=1, kind="stable"), axis=1)
-            rs, fs, ts, gs = solve(g, res2.xy_m[bad], frame2[bad])
+            score = np.where(use, np.nan_to_num(np.abs(z_del[bad]), nan=np.inf), -1.0)
+            worst = np.argmax(score, axis=1)
+            # the robust solve from the current fix reconsiders the arrivals it called outliers
+            keep_slot = groups2[bad] >= 0
+            keep_slot[np.arange(len(bad)), worst] = False
+            g = np.where(keep_slot, groups2[bad], -1)
+            o = np.argsort(~keep_slot, axis=1, kind="stable")
+            g = np.take_along_axis(g, o, axis=1)
+            rs, fs, ts, gs = solve(g, res2.xy_m[bad], frame2[bad], robust=True)
+            # an event that the robust solve lost keeps its previous inliers less the worst
+            lost = ~rs.ok | (rs.n_used < n_min)
+            if lost.any():
+                use[np.arange(len(bad)), worst] = False
+                gl = np.where(use[lost], groups2[bad[lost]], -1)
+                gl = np.take_along_axis(gl, np.argsort(gl < 0, axis=1, kind="stable"), axis=1)
+                rl, fl, tl, _ = solve(gl, res2.xy_m[bad[lost]], frame2[bad[lost]])
+                rs, gs = _replace_rows(rs, gs, np.flatnonzero(lost), rl, gl)
+                fs, ts = fs.copy(), ts.copy()
+                fs[lost], ts[lost] = fl, tl
             res2, groups2 = _replace_rows(res2, groups2, bad, rs, gs)
             frame2, t_ref2 = frame2.copy(), t_ref2.copy()
             frame2[bad], t_ref2[bad] = fs, ts
@@ -809,6 +829,33 @@ def _between_frames(net: SensorNetwork, xy: FloatArray, f_from: IntArray, f_to: 
         m = f_to[moved] == f
         out[idx[m], 0], out[idx[m], 1] = net.frames[int(f)].to_xy(lon[m], lat[m])
     return out
+
+
+def _deleted_residuals(
+    net: SensorNetwork,
+    res: SolveResult,
+    groups: IntArray,
+    det_sensor: IntArray,
+    det_time_s: FloatArray,
+    s_opt: SolverOptions,
+) -> FloatArray:
+    """Studentized deleted residuals (E, K) of the inliers (NaN elsewhere): each arrival's residual
+    over its standard deviation under a fit without it, ``r / (sigma sqrt(1 - h))`` with ``h`` the
+    arrival's leverage (its weight times its prediction's variance under the fit's information).
+    Positive: later than predicted."""
+    _, sxy, _, sig, dz, mask, _ = gather(net, groups, det_sensor, det_time_s)
+    _, J = predict_arrivals(
+        res.xy_m, res.t0_s, res.c_mps, res.wind_mps, sxy, dz, s_opt.estimate_c, s_opt.estimate_wind,
+        jac=True,
+    )  # fmt: skip
+    assert J is not None
+    dof = np.maximum(res.n_used - 3, 1)
+    inflate = np.maximum(1.0, res.chi2 / dof)
+    cov = res.cov_theta / inflate[:, None, None]  # the information's inverse, unscaled
+    h = np.einsum("nki,nij,nkj->nk", J, cov, J) / sig**2
+    h = np.clip(np.nan_to_num(h, nan=0.0), 0.0, 0.95)
+    use = res.inlier & mask
+    return np.where(use, res.residual_s / (sig * np.sqrt(1.0 - h)), np.nan)
 
 
 def _principal_axes(
