@@ -225,3 +225,54 @@ def test_locate_needs_a_network_and_a_sane_window(api: Api) -> None:
     assert r.status_code == 422 and r.json()["error"]["field"] == "wind_sigma_mps"
     r = api.post("/acoustic/locate", json={"start": "2025-01-01T05:00:00", "end": END})
     assert r.status_code == 422 and r.json()["error"]["field"] == "start"
+
+
+def _suite() -> Any:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "acoustic_cases.py"
+    spec = importlib.util.spec_from_file_location("acoustic_cases", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["acoustic_cases"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_locate_shows_the_second_fix_and_the_salvo(api: Api, tmp_path: Path) -> None:
+    """A straight road of sensors (mirror fixes) and salvos, made without truceline: the endpoint
+    names each ambiguous event's second fix and each salvo's rounds."""
+    ac = _suite()
+    case = ac.Case("api", "road", "mixed", 3.0, "right", n_events=60, seed=81, road_jitter_m=10.0)
+    ac.build(case, tmp_path)
+    sensors = [{**s, "network": "road"} for s in _sensors(tmp_path)]
+    assert api.post("/sensors", json={"sensors": sensors}, role="sensor").status_code == 200
+    # the scene's day moved to one before the test server's clock
+    dets = [
+        {**d, "arrival_time": d["arrival_time"].replace("2025-06-01", "2025-02-01")}
+        for d in _detections(tmp_path)
+    ]
+    r = api.post("/detections", json={"detections": dets}, role="sensor")
+    assert r.json()["counts"] == {"accepted": len(dets)}
+    body = {"start": "2025-02-01T05:00:00Z", "end": "2025-02-01T08:00:00Z"}
+    out = api.post("/acoustic/locate", json=body, role="analyst")
+    assert out.status_code == 200, out.text
+    inc = out.json()["incidents"]
+    amb = [i for i in inc if i["ambiguous"]]
+    assert amb, "a straight road leaves some events on either side"
+    for i in inc:
+        if i["ambiguous"]:
+            assert 0 < i["alt_weight"] <= 0.5
+            # the second fix is the mirror image across the road (y = 0): the other side
+            d = GEOD.inv(i["lon"], i["lat"], i["alt_lon"], i["alt_lat"])[2]
+            assert d > 20.0
+        else:
+            assert i["alt_lon"] is None and i["alt_lat"] is None and i["alt_weight"] is None
+    ids = {i["report_id"] for i in inc}
+    salvo = [i for i in inc if i["salvo_report_id"]]
+    assert len(salvo) >= 10, "the mixed scene fires salvos of 3-6 rounds"
+    for i in salvo:
+        assert i["salvo_report_id"] in ids and i["salvo_size"] >= 2
+        assert sum(j["salvo_report_id"] == i["salvo_report_id"] for j in inc) == i["salvo_size"]
+    assert all(i["salvo_size"] == 1 for i in inc if not i["salvo_report_id"])

@@ -597,6 +597,18 @@ class LocatedIncidentOut(_Out):
     n_detections: int
     event_id: int | None
     reason: str | None
+    ambiguous: bool = Field(
+        description="The likelihood has a second mode (the mirror image across a near-linear "
+        "array): lon, lat are the more probable fix, alt_lon, alt_lat the other"
+    )
+    alt_lon: float | None = Field(description="The second fix (WGS84 deg), when ambiguous")
+    alt_lat: float | None = Field(description="The second fix (WGS84 deg), when ambiguous")
+    alt_weight: float | None = Field(description="The second fix's probability, when ambiguous")
+    salvo_report_id: str | None = Field(
+        description="The report_id of the first round of the salvo this event belongs to (rounds "
+        "from one firing point, within their ellipses, seconds apart); null when fired alone"
+    )
+    salvo_size: int = Field(description="Rounds in that salvo (1 when fired alone)")
 
 
 class UnassociatedOut(_Out):

@@ -284,6 +284,11 @@ def acoustic_incidents(
                 f"{ev.alt_lon[i]:.6f}, {ev.alt_lat[i]:.6f} with probability {ev.alt_weight[i]:.2f}; "
                 f"the position uncertainty covers both"
             )
+        if ev.salvo_size[i] > 1:
+            text += (
+                f"; one of a salvo of {int(ev.salvo_size[i])} rounds from one firing point "
+                f"(within their ellipses, seconds apart)"
+            )
         text += f"; detections {' '.join(ids)}"
         o = int(origin[i])
         has_o = o >= 0 and np.isfinite(o_sig[i])

@@ -548,6 +548,12 @@ class LocatedIncident:
     n_detections: int
     event_id: int | None = None
     reason: str | None = None
+    ambiguous: bool = False
+    alt_lon: float | None = None
+    alt_lat: float | None = None
+    alt_weight: float | None = None
+    salvo_report_id: str | None = None
+    salvo_size: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -716,6 +722,12 @@ def locate_stored(
                 len(ev.detections[i]),
                 event_of.get(p),
                 rejected[inc.id].reason if inc.id in rejected else None,
+                bool(ev.ambiguous[i]),
+                float(ev.alt_lon[i]) if ev.ambiguous[i] else None,
+                float(ev.alt_lat[i]) if ev.ambiguous[i] else None,
+                float(ev.alt_weight[i]) if ev.ambiguous[i] else None,
+                incidents[int(ev.salvo[i])].id if ev.salvo[i] >= 0 else None,
+                int(ev.salvo_size[i]),
             )
         )
     un = run.result.unassigned
