@@ -392,16 +392,16 @@ def stream(
 ) -> float:
     """Feed the reports to the ingest service in arrival order, one batch per ``every_s`` of
     arrivals (as a server receives them); returns the seconds spent."""
+    from truceline.cli.options import read_agreement_folder
     from truceline.core.incidents import Incident
-    from truceline.io.agreement_files import load_agreement
-    from truceline.services.agreement_store import register_agreement
     from truceline.services.ingest import ingest_incidents
     from truceline.store.db import Database
 
-    ag = load_agreement(AGREEMENT)
+    folder = read_agreement_folder(AGREEMENT)
+    ag = folder.agreement
     database = Database(str(db))
     database.upgrade()
-    database.write(lambda s: register_agreement(s, ag, AGREEMENT))
+    database.write(lambda s: folder.register(s, DAY0))
     arrive = np.array([float(r["arrival_s"]) for r in truth])
     order = np.argsort(arrive, kind="stable")
     slot = np.floor(arrive[order] / every_s)

@@ -218,6 +218,8 @@ class Reports:
     side of the line the report puts the event on when it says so (+1 left, -1 right, 0
     unknown): a party complains of fire landing on
     its own side; a located event is on the side of its position when that is certain.
+    ``time_floor_s``: the rounding of each time's stated precision (a time to the minute is good
+    to 17 s at best), below which a learned time error never goes.
     """
 
     report_id: NDArray[np.str_]
@@ -235,9 +237,16 @@ class Reports:
     side: NDArray[np.int8] | None = None
     prompt_share: FloatArray | None = None
     weapon: NDArray[np.str_] | None = None
+    time_floor_s: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.report_id)
+
+    def time_floors(self) -> FloatArray:
+        """``time_floor_s`` (the rounding of each time's stated precision), or zeros."""
+        if self.time_floor_s is None:
+            return np.zeros(len(self))
+        return np.asarray(self.time_floor_s, np.float64)
 
     def prompt(self) -> FloatArray:
         """``prompt_share`` (1 where no delay is possible), or 0 where delays are possible."""
@@ -533,27 +542,34 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
     that source's reports with it)``; and the precise report's other partners from the vaguer
     one's source share its event with it (the pair gets its share of their likelihoods).
 
-    With ``settings.learn_delays`` the share of prompt reports of each source that may be late
-    is estimated from the reports at hand (:func:`_learn_prompt`) before the final probabilities.
+    With ``settings.learn_delays`` each source that may be late has its share of prompt reports
+    and its clock error estimated from the reports at hand (:func:`_learn_times`) before the final
+    probabilities.
     """
     if len(cand.a) == 0:
         return np.zeros(0)
     prompt = reports.prompt()
+    sigma = np.asarray(reports.time_sigma_s, np.float64)
     if settings.learn_delays:
-        prompt = _learn_prompt(reports, cand, settings, prompt)
-    return _probability(reports, cand, settings, prompt)
+        prompt, sigma = _learn_times(reports, cand, settings, prompt)
+    return _probability(reports, cand, settings, prompt, sigma)
 
 
-def _learn_prompt(
+def _learn_times(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray, rounds: int = 3
-) -> FloatArray:
-    """Each delayed source's share of prompt reports, estimated by expectation-maximisation over
-    its pairs with reports that are never late (acoustic fixes, cameras): each pair weighs by its
-    probability of one event, and its time difference says how likely the report was prompt.
-    ``settings.delay_prior_weight`` pairs' worth of the configured share keep a source with few
-    such pairs near its default."""
+) -> tuple[FloatArray, FloatArray]:
+    """Each delayed source type's share of prompt reports and its time error, estimated by
+    expectation-maximisation over its pairs with reports that are never late (acoustic fixes,
+    cameras): each pair weighs by its probability of one event, its time difference says how
+    likely the report was prompt, and the prompt ones' spread gives the source's time error (a
+    patrol's "21:40" is good to its minute, often better than the configured clock error says).
+    ``settings.delay_prior_weight`` pairs' worth of the configured share and variance keep a
+    source with few such pairs near its defaults; the configured time error is an upper bound
+    (a wider spread is put down to delays), and a learned one is never below the rounding of its
+    stated precision (``Reports.time_floor_s``) nor below a third of the configured one."""
     a, b = cand.a, cand.b
     late = _late(reports)
+    sig0 = np.asarray(reports.time_sigma_s, np.float64)
     # pairs of one report that may be late (h) with one that never is (m)
     hm = (late[a] > 0) & (late[b] == 0)
     mh = (late[b] > 0) & (late[a] == 0)
@@ -561,39 +577,49 @@ def _learn_prompt(
     m = np.concatenate([b[hm], a[mh]])
     sel = np.concatenate([np.flatnonzero(hm), np.flatnonzero(mh)])
     if len(h) == 0:
-        return prompt
+        return prompt, sig0
     types, tcode = np.unique(reports.source_type.astype(str), return_inverse=True)
     tcode = tcode.ravel()
     w0 = np.array([settings.source(t).prompt_share for t in types.tolist()], np.float64)
     t = np.asarray(reports.time_s, np.float64)
-    sig = np.asarray(reports.time_sigma_s, np.float64)
+    floor = np.maximum(reports.time_floors(), sig0 / 3.0)
     x = t[h] - t[m]
-    s = np.hypot(sig[h], sig[m])
-    g_prompt = _phi(x / s) / s
-    g_late = (ndtr(x / s) - ndtr((x - late[h]) / s)) / late[h]
     k = settings.delay_prior_weight
     w = w0.copy()
+    scale2 = np.ones(len(types))  # each type's variance as a multiple of the configured one
+    sig = sig0
     for _ in range(rounds):
         prompt = np.where(late > 0, w[tcode], prompt)
-        p = _probability(reports, cand, settings, prompt)[sel]
+        sig = np.where(late > 0, np.maximum(sig0 * np.sqrt(scale2[tcode]), floor), sig0)
+        p = _probability(reports, cand, settings, prompt, sig)[sel]
+        s = np.hypot(sig[h], sig[m])
+        g_prompt = _phi(x / s) / s
+        g_late = (ndtr(x / s) - ndtr((x - late[h]) / s)) / late[h]
         wh = w[tcode[h]]
         r = wh * g_prompt / np.maximum(wh * g_prompt + (1.0 - wh) * g_late, 1e-300)
         num = np.bincount(tcode[h], p * r, len(types))
         den = np.bincount(tcode[h], p, len(types))
         w = (num + k * w0) / (den + k)
-    return np.asarray(np.where(late > 0, w[tcode], prompt), np.float64)
+        # the prompt pairs' squared time differences, less the never-late reports' share, per
+        # the configured variance of the late-prone report
+        ratio = np.maximum(x**2 - sig[m] ** 2, 0.0) / sig0[h] ** 2
+        # at most the configured error: a wider spread is taken for late reports, not clocks
+        scale2 = np.minimum((np.bincount(tcode[h], p * r * ratio, len(types)) + k) / (num + k), 1.0)
+    prompt = np.where(late > 0, w[tcode], prompt)
+    sig = np.where(late > 0, np.maximum(sig0 * np.sqrt(scale2[tcode]), floor), sig0)
+    return np.asarray(prompt, np.float64), np.asarray(sig, np.float64)
 
 
 def _probability(
-    reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray
-) -> FloatArray:
+    reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray,
+    sig: FloatArray,
+) -> FloatArray:  # fmt: skip
     a, b = cand.a, cand.b
     cov = np.asarray(reports.cov_m2, np.float64)
     sab = cov[a] + cov[b]
     det = sab[:, 0, 0] * sab[:, 1, 1] - sab[:, 0, 1] ** 2
     f_pos = np.exp(-0.5 * cand.d2) / (2.0 * math.pi * np.sqrt(det))
     t = np.asarray(reports.time_s, np.float64)
-    sig = np.asarray(reports.time_sigma_s, np.float64)
     late = _late(reports)
     f_t = time_density(t[b] - t[a], np.hypot(sig[a], sig[b]), late[a], late[b], prompt[a], prompt[b])
     lr = _categorical_lr(cand.kind, a, b, cand.kind != 0, settings.kind_agreement)

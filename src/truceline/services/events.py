@@ -224,6 +224,7 @@ class ReportColumns:
             side=side,
             prompt_share=per("prompt_share"),
             weapon=self.weapon,
+            time_floor_s=prec.astype(np.float64),
         )
 
 
