@@ -302,3 +302,32 @@ def test_delays_are_learned_from_the_reports_at_hand(late_s: float, low: float, 
         rep.prompt(),
     )
     assert abs(few[n:].mean() - 0.5) < 0.1
+
+
+def test_possible_duplicates_are_the_middle_band_and_few_per_report() -> None:
+    """A vague report among four precise ones from one source, each about as likely: only the
+    probabilities between ``offer_threshold`` and ``link_threshold`` go to the queue, at most
+    ``offers_per_report`` of them for the report, its likeliest."""
+    from truceline.core.geodesy import LocalFrame
+
+    frame = LocalFrame.centred(37.5, 48.0)
+    x = np.r_[0.0, np.linspace(-400.0, 400.0, 4)]
+    lon, lat = frame.to_lonlat(x, np.zeros(5))
+    st = np.r_[np.array(["open_source"]), np.full(4, "camera")]
+    src = np.r_[np.array(["os"]), np.full(4, "cam")]  # one camera network: one report per event
+    rep = F.Reports(
+        report_id=np.arange(5).astype(str), source_id=src, source_type=st,
+        time_s=np.r_[0.0, np.arange(4) * 1.0], time_sigma_s=np.r_[60.0, np.ones(4)],
+        delay_max_s=np.zeros(5), lon=lon, lat=lat,
+        cov_m2=np.stack([np.eye(2) * 2000.0**2] + [np.eye(2) * 50.0**2] * 4),
+        kind=np.full(5, "explosion"), reliability=np.full(5, "B"), credibility=np.full(5, 2),
+    )  # fmt: skip
+    for k in (1, 2, 4):
+        res = F.fuse(rep, settings=F.FusionSettings(offers_per_report=k, learn_delays=False))
+        assert np.isnan(res.link_p).all()  # five cameras each as likely: no automatic link
+        band = (res.pair_p >= 0.2) & (res.pair_p < 0.9)
+        assert band.sum() == 4  # each about 1 in 4
+        assert len(res.dup_p) == k and np.all(res.dup_p >= 0.2)
+        assert np.all((res.dup_a == 0) | (res.dup_b == 0))
+        # the likeliest pairs are the ones kept
+        assert res.dup_p.min() >= np.sort(res.pair_p[band])[::-1][len(res.dup_p) - 1]

@@ -124,11 +124,13 @@ class FusionSettings(BaseModel):
     km² per hour in a busy sector (the OSCE SMM's busiest day, about 1,200 explosions in 24 h
     over some 25 km of front and 20 km of depth, is 0.1). ``link_threshold``: the probability
     above which two reports link automatically; ``offer_threshold``: the least probability of a
-    possible duplicate offered to an analyst. ``kind_agreement`` and ``weapon_agreement``: the
-    chance that two reports of one event name the same kind (by compatibility group), the same
-    weapon class (when both name one). ``learn_delays``: estimate each delayed source's share of
-    prompt reports from its pairs with never-late reports at hand (acoustic, cameras), starting
-    from and pulled towards its ``prompt_share`` by ``delay_prior_weight`` pairs' worth.
+    possible duplicate offered to an analyst (the band between the two goes to the queue), and
+    ``offers_per_report``: at most that many possible duplicates per report, its likeliest.
+    ``kind_agreement`` and ``weapon_agreement``: the chance that two reports of one event name the
+    same kind (by compatibility group), the same weapon class (when both name one).
+    ``learn_delays``: estimate each delayed source's share of prompt reports and its time error
+    from its pairs with never-late reports at hand (acoustic, cameras), starting from and pulled
+    towards its ``prompt_share`` and ``clock_sigma_s`` by ``delay_prior_weight`` pairs' worth.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -139,7 +141,8 @@ class FusionSettings(BaseModel):
     )
     event_density_km2_h: float = Field(default=0.1, gt=0.0, le=1000.0)
     link_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
-    offer_threshold: float = Field(default=0.1, gt=0.0, lt=1.0)
+    offer_threshold: float = Field(default=0.2, gt=0.0, lt=1.0)
+    offers_per_report: int = Field(default=2, ge=1, le=100)
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
     max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
@@ -812,10 +815,45 @@ def _with_links(res: FusionResult, prob: FloatArray, settings: FusionSettings) -
     key = ea * max(len(res), 1) + eb
     order = np.lexsort((-prob[offer], key))
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    da, db, dp = a[offer][first], b[offer][first], prob[offer][first]
+    keep = _best_offers(da, db, dp, n, settings.offers_per_report)
     return replace(
         res, pair_p=prob, link_p=link_p, link_to=link_to,
-        dup_a=a[offer][first], dup_b=b[offer][first], dup_p=prob[offer][first],
+        dup_a=da[keep], dup_b=db[keep], dup_p=dp[keep],
     )  # fmt: skip
+
+
+def _best_offers(a: IntArray, b: IntArray, p: FloatArray, n: int, per_report: int) -> IntArray:
+    """Indices of the offered pairs kept so that no report is in more than ``per_report`` of
+    them: rounds of mutual best partners (the most probable first) among the reports with room
+    left, so each report keeps its likeliest duplicates and the queue stays short."""
+    room = np.full(n, per_report, np.intp)
+    left = np.ones(len(a), bool)
+    kept: list[IntArray] = []
+    while left.any():
+        left &= (room[a] > 0) & (room[b] > 0)
+        idx = np.flatnonzero(left)
+        if idx.size == 0:
+            break
+        best = np.full(n, -np.inf)
+        np.maximum.at(best, a[idx], p[idx])
+        np.maximum.at(best, b[idx], p[idx])
+        mutual = idx[(p[idx] >= best[a[idx]]) & (p[idx] >= best[b[idx]])]
+        # ties: one pair per report per round
+        _, first_a = np.unique(a[mutual], return_index=True)
+        mutual = mutual[first_a]
+        _, first_b = np.unique(b[mutual], return_index=True)
+        mutual = mutual[first_b]
+        both = np.concatenate([a[mutual], b[mutual]])
+        once = np.bincount(both, minlength=n)[both] == 1
+        mutual = mutual[once[: len(mutual)] & once[len(mutual) :]]
+        if mutual.size == 0:
+            break
+        kept.append(mutual)
+        np.subtract.at(room, a[mutual], 1)
+        np.subtract.at(room, b[mutual], 1)
+        left[mutual] = False
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.intp)
 
 
 def _result(
