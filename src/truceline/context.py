@@ -150,7 +150,8 @@ def build_context(
     """
     db = Database(settings.db, synchronous=settings.sqlite_synchronous)
     db.upgrade()
-    ctx = AppContext(settings=settings, db=db, clock=clock, agreements=agreements or AgreementCache())
+    cache = agreements or AgreementCache(settings.fusion)
+    ctx = AppContext(settings=settings, db=db, clock=clock, agreements=cache)
     if authenticators is not None:
         ctx.authenticators = authenticators
     register_folders(ctx, settings.agreements)

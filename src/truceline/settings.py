@@ -169,6 +169,24 @@ class Settings(BaseSettings):
         default_factory=CotSettings,
         description="Cursor-on-Target (TAK) listeners: a [cot] table (README, TAK section)",
     )
+    fusion: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fusion's parameters over every agreement's `fusion:` section (a [fusion] "
+        "table; e.g. link_threshold, offer_threshold, [fusion.sources.patrol] clock_sigma_s): "
+        "the fields given here win, the others stay the agreement's (README, Fusion)",
+    )
+
+    @model_validator(mode="after")
+    def _fusion_fields(self) -> Settings:
+        from truceline.core.fusion import FusionSettings
+
+        try:
+            FusionSettings().overridden(self.fusion)
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise ValueError(f"fusion.{where}: {err['msg']}") from None
+        return self
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -307,3 +307,47 @@ def test_an_analyst_answers_a_possible_duplicate_and_later_batches_keep_it(api: 
     assert _event_of(api, cam2) is None and _event_of(api, pat2) is None
     assert all(d["pk"] != item["pk"] for d in api.get("/duplicates").json()["items"])
     assert api.post("/duplicates/999999/decide", json={"same": True}).status_code == 404
+
+
+def test_server_settings_override_the_agreements_fusion_parameters(
+    db_url: str, sectored_dir: Any
+) -> None:
+    """A server's ``fusion`` settings win over the agreement's (and the defaults): here a patrol's
+    clock and the thresholds; the fields not named stay the agreement's. The pair's reason on
+    the incident carries the thresholds in force."""
+    import pytest
+
+    from truceline.core.fusion import DEFAULT_SOURCES, FusionSettings
+    from truceline.services.agreement_store import AgreementCache
+    from truceline.settings import load_settings
+
+    from .conftest import make_api
+
+    over = {
+        "link_threshold": 0.95,
+        "offer_threshold": 0.05,
+        "sources": {"patrol": {"clock_sigma_s": 5.0}},
+    }
+    a = make_api(db_url, sectored_dir, AgreementCache(over), fusion=over)
+    with a.client:
+        cam = _pk(a.post("/incidents", json=_blast("ov-cam", source="camera")))
+        _, lat2, _ = GEOD.fwd(37.1, 48.6, 0.0, 1200.0)
+        pat = _pk(
+            a.post(
+                "/incidents",
+                json={**_blast("ov-pat", source="patrol", lat=float(lat2)), "uncertainty_m": 800,
+                      "observed_at": "2025-03-01T10:08:00Z"},
+                role="monitor",
+            )
+        )  # fmt: skip
+        why = a.get(f"/incidents/{cam}").json()["fusion"]
+        assert why and why[0]["other_pk"] == pat
+        assert why[0]["reason"]["link_threshold"] == 0.95
+        assert why[0]["reason"]["offer_threshold"] == 0.05
+    a.ctx.close()
+    merged = FusionSettings().overridden(over)
+    assert merged.source("patrol").clock_sigma_s == 5.0
+    assert merged.source("patrol").delay_max_s == DEFAULT_SOURCES["patrol"].delay_max_s
+    assert merged.source("camera") == DEFAULT_SOURCES["camera"]
+    with pytest.raises(Exception, match=r"fusion\.link_threshold"):
+        load_settings(db="x.db", fusion={"link_threshold": 2.0})

@@ -19,8 +19,9 @@ merge events later (:func:`split`, :func:`merge`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -161,6 +162,23 @@ class FusionSettings(BaseModel):
         if self.offer_threshold >= self.link_threshold:
             raise ValueError("offer_threshold must be below link_threshold")
         return self
+
+    def overridden(self, over: Mapping[str, Any]) -> FusionSettings:
+        """These settings with the fields of ``over`` (a server's ``[fusion]`` table) in their
+        place; a source type named there takes the given fields over its model here."""
+        if not over:
+            return self
+        data = self.model_dump()
+        for key, value in over.items():
+            if key in ("sources", "unknown_source") and isinstance(value, Mapping):
+                if key == "unknown_source":
+                    data[key] = {**data[key], **value}
+                    continue
+                for st, model in value.items():
+                    data["sources"][st] = {**data["sources"].get(st, {}), **dict(model)}
+            else:
+                data[key] = value
+        return FusionSettings.model_validate(data)
 
     def source(self, source_type: str) -> SourceModel:
         """The model of one source type (``unknown_source`` for a type not configured)."""

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -222,16 +223,29 @@ def register_agreement(
 class AgreementCache:
     """Loaded agreements by content hash (building the compiled versions takes a while)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fusion: Mapping[str, Any] | None = None) -> None:
+        """``fusion``: the server's fusion parameters over each agreement's (settings' ``fusion``;
+        :meth:`truceline.core.fusion.FusionSettings.overridden`)."""
         self._by_hash: dict[str, Agreement] = {}
         self._lock = threading.Lock()
+        self._fusion = dict(fusion or {})
         self.generation = 0  # bumped whenever an agreement (revision) is loaded in this process
+
+    def _served(self, agreement: Agreement) -> Agreement:
+        """The agreement with the server's fusion parameters over its own."""
+        if not self._fusion:
+            return agreement
+        fusion = agreement.fusion.overridden(self._fusion)
+        if fusion == agreement.fusion:
+            return agreement
+        return agreement.model_copy(update={"fusion": fusion})
 
     def peek(self, key: str) -> Agreement | None:
         with self._lock:
             return self._by_hash.get(key)
 
     def put(self, key: str, agreement: Agreement) -> None:
+        agreement = self._served(agreement)
         with self._lock:
             self._by_hash[key] = agreement
             self.generation += 1
@@ -241,7 +255,7 @@ class AgreementCache:
         digest = files_hash(files)
         hit = self.peek(digest)
         if hit is None:
-            hit = load_files(files, origin=origin)
+            hit = self._served(load_files(files, origin=origin))
             self.put(digest, hit)
         return hit
 
@@ -258,6 +272,7 @@ class AgreementCache:
             ag = load_files({k: base64.b64decode(v) for k, v in latest.files.items()})
         else:  # a database made before every registration wrote a revision: the CLI's folder
             ag = load_agreement(row.source)
+        ag = self._served(ag)
         with self._lock:
             self._by_hash[key] = ag
         return ag
