@@ -331,3 +331,36 @@ def test_possible_duplicates_are_the_middle_band_and_few_per_report() -> None:
         assert np.all((res.dup_a == 0) | (res.dup_b == 0))
         # the likeliest pairs are the ones kept
         assert res.dup_p.min() >= np.sort(res.pair_p[band])[::-1][len(res.dup_p) - 1]
+
+
+def test_coverage_is_learned_from_the_reports_at_hand() -> None:
+    """A camera network that sees every event reported by patrols is found to cover nearly all
+    of them; with ``learn_coverage`` a patrol report near a camera's then links more surely."""
+    from truceline.core.geodesy import LocalFrame
+
+    rng = np.random.default_rng(9)
+    n = 200
+    frame = LocalFrame.centred(37.5, 48.0)
+    ex, ey, et = rng.uniform(-20e3, 20e3, n), rng.uniform(-5e3, 5e3, n), rng.uniform(0, 86400.0, n)
+    lon, lat = frame.to_lonlat(
+        np.r_[ex, ex + rng.normal(0, 500.0, n)], np.r_[ey, ey + rng.normal(0, 500.0, n)]
+    )
+    st = np.r_[np.full(n, "camera"), np.full(n, "patrol")]
+    rep = F.Reports(
+        report_id=np.arange(2 * n).astype(str), source_id=st, source_type=st,
+        time_s=np.r_[et, et + rng.normal(0, 20.0, n)], time_sigma_s=np.r_[np.ones(n), np.full(n, 35.0)],
+        delay_max_s=np.zeros(2 * n), lon=lon, lat=lat,
+        cov_m2=np.concatenate(
+            [np.tile(np.eye(2) * 50.0**2, (n, 1, 1)), np.tile(np.eye(2) * 500.0**2, (n, 1, 1))]
+        ),
+        kind=np.full(2 * n, "explosion"), reliability=np.full(2 * n, "B"), credibility=np.full(2 * n, 2),
+    )  # fmt: skip
+    cand = F.candidates(rep)
+    s0 = F.FusionSettings(learn_delays=False)
+    p0 = F.link_probability(rep, cand, s0)
+    cover = F._learn_coverage(rep, cand, s0, p0)
+    assert 0.8 <= cover[:n].mean() <= 0.95  # cameras: nearly every patrol report has one
+    p1 = F.link_probability(rep, cand, F.FusionSettings(learn_delays=False, learn_coverage=True))
+    true = rep.report_id[cand.a].astype(int) % n == rep.report_id[cand.b].astype(int) % n
+    assert p1[true].mean() > p0[true].mean()
+    assert (p1[true] >= 0.9).mean() > (p0[true] >= 0.9).mean()

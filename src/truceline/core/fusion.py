@@ -132,6 +132,10 @@ class FusionSettings(BaseModel):
     ``learn_delays``: estimate each delayed source's share of prompt reports and its time error
     from its pairs with never-late reports at hand (acoustic, cameras), starting from and pulled
     towards its ``prompt_share`` and ``clock_sigma_s`` by ``delay_prior_weight`` pairs' worth.
+    ``learn_coverage``: estimate each source type's ``coverage`` from the reports at hand (never
+    below the configured one). Off by default: on isolated events it raises the recall of
+    automatic links at the same precision, but where events cluster (barrages) the one event
+    density of the sector is too low and precision falls (BENCHMARKS.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,6 +152,7 @@ class FusionSettings(BaseModel):
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
     max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
     learn_delays: bool = True
+    learn_coverage: bool = False
     delay_prior_weight: float = Field(default=20.0, gt=0.0)
 
     @model_validator(mode="before")
@@ -573,7 +578,40 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
     sigma = np.asarray(reports.time_sigma_s, np.float64)
     if settings.learn_delays:
         prompt, sigma = _learn_times(reports, cand, settings, prompt)
-    return _probability(reports, cand, settings, prompt, sigma)
+    if not settings.learn_coverage:
+        return _probability(reports, cand, settings, prompt, sigma)
+    p = _probability(reports, cand, settings, prompt, sigma)
+    cover = _learn_coverage(reports, cand, settings, p)
+    return _probability(reports, cand, settings, prompt, sigma, cover)
+
+
+def _learn_coverage(
+    reports: Reports, cand: Candidates, settings: FusionSettings, p: FloatArray
+) -> FloatArray:
+    """Each source type's coverage (the share of events it reports), estimated from the reports
+    at hand: over the reports of the other types, the mean probability that one of its reports
+    describes the same event (the most probable of its partners; 0 without one). Reports at the
+    edges of the window, and pairs whose probability is short of 1, make this an underestimate:
+    the safe side (a higher coverage makes a lone report likelier to be one of its events).
+    ``settings.delay_prior_weight`` reports' worth of the configured ``coverage`` keep a type
+    with few reports near it; at most 0.95."""
+    n = len(reports)
+    types, tcode = np.unique(reports.source_type.astype(str), return_inverse=True)
+    tcode = tcode.ravel()
+    nt = len(types)
+    c0 = np.array([settings.source(t).coverage for t in types.tolist()], np.float64)
+    a, b = cand.a, cand.b
+    # the most probable partner of each type for each report: (report, partner's type) keys
+    who = np.concatenate([a, b])
+    their = np.concatenate([tcode[b], tcode[a]])
+    pp = np.concatenate([p, p])
+    best = np.zeros(n * nt)
+    np.maximum.at(best, who * nt + their, pp)
+    got = np.bincount(np.repeat(np.arange(nt)[None, :], n, 0).ravel(), best, nt)
+    others = n - np.bincount(tcode, minlength=nt)
+    k = settings.delay_prior_weight
+    cov = np.minimum((got + k * c0) / (others + k), 0.95)
+    return np.asarray(np.maximum(cov, c0)[tcode], np.float64)
 
 
 def _learn_times(
@@ -633,7 +671,7 @@ def _learn_times(
 
 def _probability(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray,
-    sig: FloatArray,
+    sig: FloatArray, cover: FloatArray | None = None,
 ) -> FloatArray:  # fmt: skip
     a, b = cand.a, cand.b
     cov = np.asarray(reports.cov_m2, np.float64)
@@ -647,7 +685,7 @@ def _probability(
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
     wcode = wcode.ravel().astype(np.intp)
     lr = lr * _categorical_lr(wcode, a, b, reports.weapons() != "", settings.weapon_agreement)
-    cover = _coverage(reports, settings)
+    cover = _coverage(reports, settings) if cover is None else cover
     # The question is where the vaguer report v of the pair came from: the event of the precise
     # one c, another report of c's source near it, or an event c's source missed (odds against
     # the density of those). And c's event may have been reported by another of v's source's
