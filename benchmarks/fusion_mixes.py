@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -341,6 +342,63 @@ def baseline_score(
     return tp / max(len(linked), 1), tp / max(len(true), 1), len(np.unique(lab))
 
 
+def _columns(reports: list[dict[str, Any]]) -> Any:
+    """The reports as the ingest path hands them to fusion (``ReportColumns``)."""
+    from truceline.services.events import ReportColumns
+
+    n = len(reports)
+    t = np.array([dt.datetime.fromisoformat(r["observed_at"]).timestamp() for r in reports])
+    return ReportColumns(
+        pk=np.arange(n), event=np.full(n, -1), time_s=t,
+        precision=np.array([r["time_precision"] for r in reports]),
+        lon=np.array([r["lon"] for r in reports], float),
+        lat=np.array([r["lat"] for r in reports], float),
+        unc_m=np.array([r["uncertainty_m"] for r in reports], float),
+        kind=np.array([r["kind"] for r in reports]),
+        source_type=np.array([r["source_type"] for r in reports]),
+        submitted_by=np.full(n, "bench"), reliability=np.array([r["reliability"] for r in reports]),
+        credibility=np.array([r["credibility"] for r in reports], np.intp), distance_km=np.zeros(n),
+        p_side=np.full(n, 0.5), weapon=np.array([r["weapon_class"] for r in reports]),
+    )  # fmt: skip
+
+
+#: Reliability bins of the stated link probability.
+CAL_BINS = (0.0, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0 + 1e-9)
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    """Calibration of the link probability on each mix: every candidate pair's stated
+    probability against whether its two reports are of one true event (Brier score and
+    reliability bins: pairs, mean stated p, observed share), and the precision and recall of
+    the pairs at or above the link threshold, with ``learn_coverage`` off (the default) and on."""
+    from truceline.core import fusion
+
+    mixes = [m for m in MIXES if not args.only or any(o in m.name for o in args.only)]
+    heads = " | ".join(f"{lo:.2f}-{min(hi, 1.0):.2f}" for lo, hi in itertools.pairwise(CAL_BINS))
+    print(f"| mix | learn_coverage | Brier | p >= 0.9: precision / recall | {heads} |")
+    print("|---|---|---|---|" + "---|" * (len(CAL_BINS) - 1))
+    for mix in mixes:
+        mix.hours = args.hours or mix.hours
+        reports, truth = generate(mix)
+        tev = np.array([int(t["event"]) for t in truth])
+        n_true = len(_pairs_of(tev))
+        rep = _columns(reports).reports()
+        for learn in (False, True):
+            res = fusion.fuse(rep, settings=fusion.FusionSettings(learn_coverage=learn))
+            p, y = res.pair_p, tev[res.pair_a] == tev[res.pair_b]
+            k = np.digitize(p, CAL_BINS) - 1
+            cells = " | ".join(
+                f"{m.sum()}: {p[m].mean():.2f} / {y[m].mean():.2f}" if m.any() else "-"
+                for m in (k == i for i in range(len(CAL_BINS) - 1))
+            )
+            hi = p >= 0.9
+            print(
+                f"| {mix.name} | {learn} | {np.mean((p - y) ** 2):.4f} "
+                f"| {y[hi].mean():.4f} / {np.sum(y & hi) / n_true:.4f} | {cells} |",
+                flush=True,
+            )
+
+
 def throughput(days: int = 7) -> None:
     """Reports fused per second by the core in one batch (candidates, probabilities, links) on a
     week of the isolated mix, against the baseline rule on the same reports."""
@@ -507,6 +565,9 @@ def main() -> None:
     sc = sub.add_parser("score", help="score a database against a truth file")
     sc.add_argument("--db", type=Path, required=True)
     sc.add_argument("--truth", type=Path, required=True)
+    c = sub.add_parser("calibrate", help="reliability of the link probability on the judged mixes")
+    c.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
+    c.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
     r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
     r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
@@ -525,6 +586,8 @@ def main() -> None:
             truth = list(csv.DictReader(fh))
         s = score(a.db, truth)
         print(json.dumps({k: v for k, v in vars(s).items() if k != "linked_pairs"}, indent=1))
+    elif a.cmd == "calibrate":
+        calibrate(a)
     else:
         run(a)
 
