@@ -86,13 +86,18 @@ def test_reports_of_one_event_are_linked(api: Api) -> None:
         api.post("/incidents", json={**_blast("flash", source="uav"), "kind": "small_arms_fire"})
     )
     assert _event_of(api, flash) is None
-    again = _pk(api.post("/incidents", json=_blast("cam-again", source="camera")))
-    assert _event_of(api, again) is None
     assert api.get(f"/incidents/{far}").json()["linked_reports"] == []
     # a fourth source joins the event
     uav = _pk(api.post("/incidents", json=_blast("uav", source="uav"), role="analyst"))
     assert _event_of(api, uav) == ev
     assert api.get(f"/events/{ev}").json()["n_reports"] == 4
+    # the camera again, at the same place and time: the links are weighed again as one batch
+    # would weigh them, and the event keeps one report per source (one of the two camera reports)
+    again = _pk(api.post("/incidents", json=_blast("cam-again", source="camera")))
+    after = api.get(f"/events/{ev}").json()
+    members = {m["pk"] for m in after["members"]}
+    assert after["n_reports"] == len(members) == 4 and {b, c, uav} <= members
+    assert len(members & {a, again}) == 1
 
 
 def test_split_then_merge_audited_and_in_the_ledger(api: Api) -> None:

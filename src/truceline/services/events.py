@@ -304,9 +304,9 @@ _PT = FusionPairRow.__table__
 @functools.cache
 def _held_statement(dialect: str) -> Any:
     """The sources already in the given events (``evs``; one report per source per event)."""
-    return select(IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by).where(
-        one_of(IncidentRow.event_id, "evs", dialect)
-    )
+    return select(
+        IncidentRow.event_id, IncidentRow.source_type, IncidentRow.submitted_by, IncidentRow.pk
+    ).where(one_of(IncidentRow.event_id, "evs", dialect))
 
 
 _REFRESH_EVENT = (
@@ -411,8 +411,20 @@ def link_events(
     touched = np.zeros(n_cl, bool)
     touched[cluster[is_new]] = True
     touched &= size >= 2
-    # each touched cluster's target: the stored event most of its stored members belong to
-    in_event = (cand.event >= 0) & touched[cluster]
+    # Stored links are re-weighed with the new reports (the same links whatever the order of
+    # arrival): an event fusion made, all of whose members are in the window, is taken apart and
+    # made again from this fusion when one of its members is in a touched cluster. An analyst's
+    # split or merge, and an event reaching outside the window, stand.
+    free = _free(conn, cand)
+    near_new = np.zeros(len(cand), bool)  # in a candidate pair with a new report
+    through = is_new[cands.a] | is_new[cands.b]
+    near_new[cands.a[through]] = near_new[cands.b[through]] = True
+    hit = np.unique(cand.event[free & (touched[cluster] | near_new)])
+    affected = free & np.isin(cand.event, hit)
+    touched[cluster[affected]] = True
+    # each touched cluster's target: the stored event most of its stored members belong to, an
+    # event the target of one cluster only (the one holding most of its members)
+    in_event = (cand.event >= 0) & touched[cluster] & (size[cluster] >= 2)
     target = np.full(n_cl, -1, np.intp)
     if in_event.any():
         votes, cnt = np.unique(
@@ -420,27 +432,35 @@ def link_events(
         )
         order = np.lexsort((votes[:, 1], -cnt, votes[:, 0]))
         first = order[np.r_[True, votes[order, 0][1:] != votes[order, 0][:-1]]]
-        target[votes[first, 0]] = votes[first, 1]
-    # who moves: the new reports and the unlinked stored reports of touched clusters
-    move = touched[cluster] & (cand.event < 0)
-    dest = target[cluster]
+        cl_t, ev_t, n_t = votes[first, 0], votes[first, 1], cnt[first]
+        by_ev = np.lexsort((cl_t, -n_t, ev_t))
+        once = by_ev[np.r_[True, ev_t[by_ev][1:] != ev_t[by_ev][:-1]]]
+        target[cl_t[once]] = ev_t[once]
+    # who moves: the new reports, the unlinked stored reports and the members of affected
+    # events, wherever this fusion puts them elsewhere (alone: out of their event)
+    movable = (cand.event < 0) | affected
+    dest = np.where(size[cluster] >= 2, target[cluster], -1)
+    move = touched[cluster] & movable & ((dest != cand.event) | ((dest < 0) & (size[cluster] >= 2)))
     src = cand.source_id()
     joining = move & (dest >= 0)
     if joining.any():
         # at most one report per source per event: also against members outside the window
         evs = np.unique(dest[joining]).tolist()
         held = conn.execute(_held_statement(conn.dialect.name), {"evs": evs}).all()
+        leaving = set(cand.pk[move].tolist())
+        held = [h for h in held if h[3] not in leaving]
         if held:
-            he, hs, hb = (np.array(c, str) for c in zip(*held, strict=True))
+            he, hs, hb = (np.array(c, str) for c in list(zip(*held, strict=True))[:3])
             keys = np.char.add(np.char.add(he, "|"), _source_ids(hs, hb))
             clash = joining & np.isin(np.char.add(np.char.mod("%d|", dest), src), keys)
             move &= ~clash
     # clusters without a target become new events if at least two of their reports move
-    fresh = move & (dest < 0)
+    fresh = move & (dest < 0) & (size[cluster] >= 2)
     n_fresh = np.bincount(cluster[fresh], minlength=n_cl)
     make = np.flatnonzero((n_fresh >= 2) & (target < 0))
-    move &= (dest >= 0) | np.isin(cluster, make)
-    if not move.any():
+    out = move & (dest < 0) & ~np.isin(cluster, make) & (cand.event >= 0)
+    move &= ((dest >= 0) | np.isin(cluster, make)) & ~out
+    if not move.any() and not out.any():
         return LinkResult()
     new_ids: list[int] = []
     if len(make):
@@ -465,18 +485,91 @@ def link_events(
         target[make] = new_ids
     rows = np.flatnonzero(move)
     linked, into = cand.pk[rows], target[cluster[rows]]
+    left = cand.event[move | out]
+    left = np.unique(left[left >= 0])
+    gone = cand.pk[out]
+    moved = np.concatenate([linked, gone])
+    if len(moved):  # the links that put them where they were no longer hold
+        conn.execute(_drop_links(conn.dialect.name), {"pks": moved.tolist()})
     _set_event(session, linked, into)
+    if len(gone):
+        _set_event(session, gone, None)
     _keep_links(conn, agreement_id, cand, rows, res, cands, settings, batch_id=batch_id, now=now)
+    # events left with one report or none are no events: the last report leaves, the row goes
+    alone = _dissolve(session, left)
+    gone = np.concatenate([gone, alone])
     # the membership goes into the ledger (its text written directly: one pair per report)
-    links = ",".join(f"[{i},{j}]" for i, j in zip(linked.tolist(), into.tolist(), strict=True))
+    links = ",".join(
+        [f"[{i},{j}]" for i, j in zip(linked.tolist(), into.tolist(), strict=True)]
+        + [f"[{i},null]" for i in gone.tolist()]
+    )
     ledger.append(
         session,
         [("link", f"batch:{batch_id}", ledger.CanonicalJSON(f'{{"links":[{links}]}}'))],
         now=now,
     )
-    grown = sorted(set(into.tolist()) - set(new_ids))
+    grown = sorted((set(into.tolist()) | set(left.tolist())) - set(new_ids))
     refresh_events(session, [*new_ids, *grown], now=now)
     return LinkResult(len(rows), new_ids, grown)
+
+
+def _free(conn: Any, cand: ReportColumns) -> NDArray[np.bool_]:
+    """Which candidates are in an event fusion made (not an analyst's split or merge) all of
+    whose members are among the candidates: events fusion may take apart and make again."""
+    linked = cand.event >= 0
+    if not linked.any():
+        return np.zeros(len(cand), bool)
+    evs, n_here = np.unique(cand.event[linked], return_counts=True)
+    rows = conn.execute(_free_statement(conn.dialect.name), {"evs": evs.tolist()}).all()
+    have = dict(zip(evs.tolist(), n_here.tolist(), strict=True))
+    ok = [pk for pk, n in rows if have.get(pk) == n]
+    return np.asarray(linked & np.isin(cand.event, ok), bool)
+
+
+@functools.cache
+def _free_statement(dialect: str) -> Any:
+    """The events fusion made among ``evs``, with their number of reports."""
+    return select(_ET.c.pk, _ET.c.n_reports).where(
+        one_of(_ET.c.pk, "evs", dialect), _ET.c.origin == "fusion", _ET.c.merged_into.is_(None)
+    )
+
+
+@functools.cache
+def _drop_links(dialect: str) -> Any:
+    """Delete the ``linked`` pairs that put the reports ``pks`` in their events."""
+    return _PT.delete().where(_PT.c.status == "linked", one_of(_PT.c.a_pk, "pks", dialect))
+
+
+def _dissolve(session: Session, events: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Remove the events among ``events`` left with fewer than two reports; the pks of the
+    reports that were alone in one (now in no event)."""
+    if len(events) == 0:
+        return np.zeros(0, np.intp)
+    conn = session.connection()
+    it = IncidentRow.__table__
+    counts: dict[int, int] = dict(
+        conn.execute(
+            select(it.c.event_id, func.count())
+            .where(one_of(it.c.event_id, "evs", conn.dialect.name))
+            .group_by(it.c.event_id),
+            {"evs": events.tolist()},
+        ).all()
+    )
+    few = [int(e) for e in events.tolist() if counts.get(int(e), 0) < 2]
+    if not few:
+        return np.zeros(0, np.intp)
+    alone = np.array(
+        conn.execute(
+            select(it.c.pk).where(one_of(it.c.event_id, "evs", conn.dialect.name)), {"evs": few}
+        )
+        .scalars()
+        .all(),
+        np.intp,
+    )
+    if len(alone):
+        _set_event(session, alone, None)
+    conn.execute(_ET.delete().where(one_of(_ET.c.pk, "evs", conn.dialect.name)), {"evs": few})
+    return alone
 
 
 def _reason(
