@@ -26,6 +26,7 @@ from truceline.cli.options import (
     AgreementArg,
     AgreementOption,
     DbOption,
+    EncodingOption,
     N,
     agreement_option,
     console,
@@ -33,6 +34,7 @@ from truceline.cli.options import (
     err_console,
     fail,
     output_option,
+    require_database,
 )
 from truceline.cli.plan import plan_app
 from truceline.cli.sensors import sensors_app
@@ -140,6 +142,7 @@ def classify_cmd(
         Path | None,
         typer.Option(metavar=FILE, help="Where bad rows go (default: OUTPUT with .rejects.csv)"),
     ] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row."""
     from truceline.io.incidents_io import (
@@ -152,9 +155,11 @@ def classify_cmd(
 
     ag = _load(agreement)
     try:
-        read = read_incidents(incidents)
+        read = read_incidents(incidents, encoding=encoding)
     except TrucelineError as exc:
         raise fail(exc) from exc
+    if read.encoding_detected:
+        err_console.print(f"{incidents}: read as {read.encoding} (detected; --encoding to override)")
     adj = adjudicate(ag, read.incidents, read.rows)
     rows = classification_rows(adj.incidents, adj.classification)
     with output.open("w", newline="", encoding="utf-8") as fh:
@@ -276,6 +281,7 @@ def report_cmd(
 
     ag = _load(agreement)
     day = dt.date.fromisoformat(date)
+    require_database(db)
     fmt = (fmt or (output.suffix.lstrip(".") if output and output.suffix else "html")).lower()
     out = output or Path(f"report-{ag.id}-{day}.{fmt}")
     try:
@@ -305,7 +311,7 @@ def duplicates_cmd(
     from truceline.services.events import list_duplicates
     from truceline.store.db import Database
 
-    database = Database(db)
+    database = Database(require_database(db))
     try:
         database.upgrade()
         with database.read() as s:
@@ -374,9 +380,35 @@ def demo_cmd(
     serve_cmd(host=host, port=port, db=str(out["db"]), agreement=[agreement], config=None)
 
 
-def main() -> None:  # pragma: no cover - console entry point
+def main() -> None:  # pragma: no cover - console entry point (tests/cli/test_errors.py runs it)
+    """``truceline``: every error a one-line message with its fix, never a traceback.
+
+    ``TRUCELINE_DEBUG=1`` shows the traceback of an unexpected error (a bug to report).
+    """
+    import os
+
+    from sqlalchemy.exc import DBAPIError
+
     try:
         app()
     except TrucelineError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
+        raise SystemExit(fail(exc).exit_code) from None
+    except DBAPIError as exc:  # the database refused or could not be reached
+        detail = str(exc.orig or exc).strip().splitlines()
+        reason = detail[0] if detail else type(exc).__name__
+        err_console.print(
+            f"[bold red]error:[/] the database failed: {reason} "
+            "(fix: check --db / $TRUCELINE_DB and that the server is running and reachable)",
+            highlight=False,
+        )
+        sys.exit(2)
+    except Exception as exc:  # a file the system refused, or a bug: one line unless debugging
+        if os.environ.get("TRUCELINE_DEBUG"):
+            raise
+        what = "" if isinstance(exc, OSError) else " (unexpected: please report it)"
+        err_console.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {exc}{what}; "
+            "TRUCELINE_DEBUG=1 shows the traceback",
+            highlight=False,
+        )
         sys.exit(2)

@@ -18,6 +18,7 @@ from truceline.cli.options import (
     TIME,
     AgreementOption,
     DbOption,
+    EncodingOption,
     agreement_option,
     cli_principal,
     console,
@@ -27,6 +28,7 @@ from truceline.cli.options import (
     format_option,
     output_option,
     read_agreement_folder,
+    require_database,
 )
 from truceline.errors import TrucelineError
 
@@ -113,7 +115,7 @@ def export_incidents_cmd(
     from truceline.store.db import Database
 
     names = {p: n for n, p in _pairs(actor, "--actor").items()}
-    database = Database(db)
+    database = Database(require_database(db))
     try:
         database.upgrade()
         with database.read() as s:
@@ -163,7 +165,7 @@ def export_zones_cmd(
             from truceline.services.agreement_store import AgreementCache
             from truceline.store.db import Database
 
-            database = Database(db)
+            database = Database(require_database(db))
             try:
                 database.upgrade()
                 cache = AgreementCache()
@@ -246,6 +248,7 @@ def import_cmd(
     rejects: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write the rejected rows here (CSV)")
     ] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Import incidents from a file: validated, adjudicated and stored idempotently by id.
 
@@ -268,7 +271,14 @@ def import_cmd(
             now = dt.datetime.now(dt.UTC)
             folder.register(s, now)
             return import_incidents(
-                s, folder.agreement, file, fmt, principal=cli_principal(), now=now, actors=actors
+                s,
+                folder.agreement,
+                file,
+                fmt,
+                principal=cli_principal(),
+                now=now,
+                actors=actors,
+                encoding=encoding,
             )
 
         # The import service reports no progress yet: a spinner says the command is working.
@@ -279,6 +289,8 @@ def import_cmd(
     finally:
         database.dispose()
     res = out.stored
+    if out.read.read.encoding_detected:
+        err_console.print(f"{file}: read as {out.read.read.encoding} (detected; --encoding to override)")
     console.print(
         f"Imported {file} ({out.read.format}): {len(res.accepted)} accepted, {len(res.duplicates)} "
         f"duplicates, {len(res.rejects)} rejected, {len(res.revised)} revised, {res.findings} "
