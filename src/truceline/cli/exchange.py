@@ -145,8 +145,13 @@ def export_zones_cmd(
     agreement: Annotated[
         Path | None, agreement_option("Agreement folder (or --db with --agreement-id)")
     ] = None,
-    fmt: FormatOption = None,
-    date: Annotated[str | None, date_option("Version in force on this day")] = None,
+    fmt: Annotated[
+        str | None, format_option("csv, geojson, gpkg, kml or kmz (default: from the suffix)", "-f")
+    ] = None,
+    date: Annotated[
+        str | None,
+        date_option("Version in force on this day (default: today, or entry into force if later)"),
+    ] = None,
     db: DbOption = "truceline.db",
     agreement_id: Annotated[
         str | None,
@@ -173,7 +178,10 @@ def export_zones_cmd(
                     ag = cache.get(s, cache.default_id(s, agreement_id))
             finally:
                 database.dispose()
-        day = dt.date.fromisoformat(date) if date else ag.effective_from
+        if date:
+            day = dt.date.fromisoformat(date)
+        else:  # the version in force today; before entry into force, the first one
+            day = max(dt.datetime.now(dt.UTC).date(), ag.effective_from)
         n = export_geodata(ag, day, output, fmt)
     except TrucelineError as exc:
         raise fail(exc) from exc
