@@ -35,6 +35,7 @@ from truceline.cli.options import (
     fail,
     output_option,
     require_database,
+    working,
 )
 from truceline.cli.plan import plan_app
 from truceline.cli.sensors import sensors_app
@@ -97,7 +98,8 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
     from truceline.io.agreement_files import load_agreement
 
     try:
-        return load_agreement(path)
+        with working(f"Reading and checking the agreement {path}"):
+            return load_agreement(path)
     except TrucelineError as exc:
         raise fail(exc) from exc
 
@@ -108,7 +110,8 @@ def agreement_check(path: AgreementArg) -> None:
     ag = _load(path)
     from truceline.services.agreement import agreement_summary
 
-    s = agreement_summary(ag)
+    with working("Measuring the line, zones and sectors"):
+        s = agreement_summary(ag)
     console.print(f"[bold]{ag.name}[/] ({ag.id}) - valid")
     console.print(f"Parties: left {ag.left}, right {ag.right}; effective from {ag.effective_from}")
     for v in s["versions"]:
@@ -154,18 +157,21 @@ def classify_cmd(
     from truceline.services import adjudicate
 
     ag = _load(agreement)
-    try:
-        read = read_incidents(incidents, encoding=encoding)
-    except TrucelineError as exc:
-        raise fail(exc) from exc
-    if read.encoding_detected:
-        err_console.print(f"{incidents}: read as {read.encoding} (detected; --encoding to override)")
-    adj = adjudicate(ag, read.incidents, read.rows)
-    rows = classification_rows(adj.incidents, adj.classification)
-    with output.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
-        w.writeheader()
-        w.writerows(safe_row(r) for r in rows)
+    with working(f"Reading {incidents}") as step:
+        try:
+            read = read_incidents(incidents, encoding=encoding)
+        except TrucelineError as exc:
+            raise fail(exc) from exc
+        if read.encoding_detected:
+            err_console.print(f"{incidents}: read as {read.encoding} (detected; --encoding to override)")
+        step.update(f"Adjudicating {len(read.incidents):,} incidents")
+        adj = adjudicate(ag, read.incidents, read.rows)
+        step.update(f"Writing {output}")
+        rows = classification_rows(adj.incidents, adj.classification)
+        with output.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
+            w.writeheader()
+            w.writerows(safe_row(r) for r in rows)
     all_rejects = read.rejects + adj.rejects
     rej_path = rejects or output.with_suffix(".rejects.csv")
     write_rejects(rej_path, sorted(all_rejects, key=lambda r: r.row))
@@ -224,15 +230,16 @@ def simulate_cmd(
     from truceline.services.simulation import run_simulation
 
     ag = _load(agreement)
-    out = run_simulation(
-        ag,
-        output,
-        days=days,
-        seed=seed,
-        start=dt.date.fromisoformat(start) if start else None,
-        events_per_day=events_per_day,
-        violation_rate=violation_rate,
-    )
+    with working(f"Simulating {days} day(s) of monitoring"):
+        out = run_simulation(
+            ag,
+            output,
+            days=days,
+            seed=seed,
+            start=dt.date.fromisoformat(start) if start else None,
+            events_per_day=events_per_day,
+            violation_rate=violation_rate,
+        )
     console.print(f"Wrote {out['reports']} reports and {out['truth']} true events to {output}")
     if acoustic:
         from truceline.services.acoustic import simulate_acoustic
@@ -285,7 +292,8 @@ def report_cmd(
     fmt = (fmt or (output.suffix.lstrip(".") if output and output.suffix else "html")).lower()
     out = output or Path(f"report-{ag.id}-{day}.{fmt}")
     try:
-        write_daily_report(db, ag, day, out, fmt=fmt, released_only=released_only)
+        with working(f"Writing the {fmt.upper()} report for {day}"):
+            write_daily_report(db, ag, day, out, fmt=fmt, released_only=released_only)
     except TrucelineError as exc:
         raise fail(exc) from exc
     console.print(f"Report for {day} -> {out}")

@@ -29,6 +29,7 @@ from truceline.cli.options import (
     output_option,
     read_agreement_folder,
     require_database,
+    working,
 )
 from truceline.errors import TrucelineError
 
@@ -131,7 +132,8 @@ def export_incidents_cmd(
                 status=status,
                 source_type=source_type,
             )
-            n = export_incidents(s, flt, output, fmt, scope=cli_principal().scope, party_names=names)
+            with working(f"Writing {output}"):
+                n = export_incidents(s, flt, output, fmt, scope=cli_principal().scope, party_names=names)
     except TrucelineError as exc:
         raise fail(exc) from exc
     finally:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.status import Status
 
 from truceline.errors import TrucelineError
 
@@ -55,6 +56,7 @@ __all__ = [
     "output_option",
     "read_agreement_folder",
     "require_database",
+    "working",
 ]
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
@@ -156,6 +158,14 @@ AgreementOption = Annotated[Path, agreement_option()]
 
 AgreementArg = Annotated[Path, typer.Argument(metavar=AGREEMENT_DIR, help="Agreement folder")]
 """An agreement folder given first on the command line."""
+
+
+def working(text: str) -> Status:
+    """A spinner on stderr saying what a long step is doing (nothing when not a terminal).
+
+    ``with working("Adjudicating") as w: ...; w.update("Writing")`` names each phase in turn.
+    """
+    return err_console.status(text)
 
 
 def fail(exc: TrucelineError) -> typer.Exit:
