@@ -20,7 +20,7 @@ import pydantic
 from truceline.core.incidents import NO_NUL, Incident
 from truceline.core.rules import Classification
 from truceline.errors import ValidationError, safe_text
-from truceline.io.csv_safe import safe_cell
+from truceline.io.csv_safe import read_cell, safe_cell
 from truceline.io.text_encoding import open_text
 
 __all__ = [
@@ -223,8 +223,10 @@ def _csv_records(
             )
         for i, rec in enumerate(reader, start=1):
             if None in rec:
-                rec = {k: v for k, v in rec.items() if k is not None}
+                rec = {k: read_cell(v) for k, v in rec.items() if k is not None}
                 rec["__extra__"] = "too many cells"
+            else:
+                rec = {k: read_cell(v) for k, v in rec.items()}
             yield i, rec
 
 
