@@ -230,3 +230,40 @@ def test_classify_and_import_label_in_force_and_area(tmp_path: Path) -> None:
     text = " ".join(html.read_text().split())
     assert "2 reports outside the area of application" in text
     assert "on a day the agreement was not in force" not in text
+
+
+def test_export_zones_defaults_to_the_version_in_force_today(tmp_path: Path) -> None:
+    """Without --date: today's version (here an amendment that widened the buffer), not the first."""
+    import datetime as dt
+
+    from ..conftest import SMALL_YAML, write_small_agreement
+
+    widened = SMALL_YAML + (
+        "  - effective_from: 2025-09-01\n"
+        "    description: buffer widened\n"
+        "    zones:\n"
+        "      - {id: buffer, name: Buffer zone, type: band, bands: {A: [0, 20], B: [0, 15]}, "
+        "buffer: true}\n"
+    )
+    ag = str(write_small_agreement(tmp_path / "ag", widened))
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    runs = {}
+    for name, extra in (
+        ("default", []),
+        ("today", ["--date", today]),
+        ("first", ["--date", "2025-03-01"]),
+    ):
+        out = tmp_path / f"{name}.geojson"
+        res = CliRunner().invoke(app, ["export", "zones", "-a", ag, "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        runs[name] = out.read_bytes()
+        if name == "default":
+            assert f"in force on {today}" in " ".join(res.output.split())
+    assert runs["default"] == runs["today"]
+    assert runs["default"] != runs["first"]
+
+
+def test_export_zones_does_not_offer_acled() -> None:
+    res = CliRunner().invoke(app, ["export", "zones", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "acled" not in res.output.lower()

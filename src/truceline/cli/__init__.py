@@ -26,6 +26,7 @@ from truceline.cli.options import (
     AgreementArg,
     AgreementOption,
     DbOption,
+    EncodingOption,
     N,
     agreement_option,
     console,
@@ -33,6 +34,8 @@ from truceline.cli.options import (
     err_console,
     fail,
     output_option,
+    require_database,
+    working,
 )
 from truceline.cli.plan import plan_app
 from truceline.cli.sensors import sensors_app
@@ -95,7 +98,8 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
     from truceline.io.agreement_files import load_agreement
 
     try:
-        return load_agreement(path)
+        with working(f"Reading and checking the agreement {path}"):
+            return load_agreement(path)
     except TrucelineError as exc:
         raise fail(exc) from exc
 
@@ -106,7 +110,8 @@ def agreement_check(path: AgreementArg) -> None:
     ag = _load(path)
     from truceline.services.agreement import agreement_summary
 
-    s = agreement_summary(ag)
+    with working("Measuring the line, zones and sectors"):
+        s = agreement_summary(ag)
     console.print(f"[bold]{ag.name}[/] ({ag.id}) - valid")
     console.print(f"Parties: left {ag.left}, right {ag.right}; effective from {ag.effective_from}")
     for v in s["versions"]:
@@ -140,6 +145,7 @@ def classify_cmd(
         Path | None,
         typer.Option(metavar=FILE, help="Where bad rows go (default: OUTPUT with .rejects.csv)"),
     ] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row."""
     from truceline.io.incidents_io import (
@@ -151,16 +157,21 @@ def classify_cmd(
     from truceline.services import adjudicate
 
     ag = _load(agreement)
-    try:
-        read = read_incidents(incidents)
-    except TrucelineError as exc:
-        raise fail(exc) from exc
-    adj = adjudicate(ag, read.incidents, read.rows)
-    rows = classification_rows(adj.incidents, adj.classification)
-    with output.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
-        w.writeheader()
-        w.writerows(safe_row(r) for r in rows)
+    with working(f"Reading {incidents}") as step:
+        try:
+            read = read_incidents(incidents, encoding=encoding)
+        except TrucelineError as exc:
+            raise fail(exc) from exc
+        if read.encoding_detected:
+            err_console.print(f"{incidents}: read as {read.encoding} (detected; --encoding to override)")
+        step.update(f"Adjudicating {len(read.incidents):,} incidents")
+        adj = adjudicate(ag, read.incidents, read.rows)
+        step.update(f"Writing {output}")
+        rows = classification_rows(adj.incidents, adj.classification)
+        with output.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
+            w.writeheader()
+            w.writerows(safe_row(r) for r in rows)
     all_rejects = read.rejects + adj.rejects
     rej_path = rejects or output.with_suffix(".rejects.csv")
     write_rejects(rej_path, sorted(all_rejects, key=lambda r: r.row))
@@ -219,15 +230,16 @@ def simulate_cmd(
     from truceline.services.simulation import run_simulation
 
     ag = _load(agreement)
-    out = run_simulation(
-        ag,
-        output,
-        days=days,
-        seed=seed,
-        start=dt.date.fromisoformat(start) if start else None,
-        events_per_day=events_per_day,
-        violation_rate=violation_rate,
-    )
+    with working(f"Simulating {days} day(s) of monitoring"):
+        out = run_simulation(
+            ag,
+            output,
+            days=days,
+            seed=seed,
+            start=dt.date.fromisoformat(start) if start else None,
+            events_per_day=events_per_day,
+            violation_rate=violation_rate,
+        )
     console.print(f"Wrote {out['reports']} reports and {out['truth']} true events to {output}")
     if acoustic:
         from truceline.services.acoustic import simulate_acoustic
@@ -276,10 +288,12 @@ def report_cmd(
 
     ag = _load(agreement)
     day = dt.date.fromisoformat(date)
+    require_database(db)
     fmt = (fmt or (output.suffix.lstrip(".") if output and output.suffix else "html")).lower()
     out = output or Path(f"report-{ag.id}-{day}.{fmt}")
     try:
-        write_daily_report(db, ag, day, out, fmt=fmt, released_only=released_only)
+        with working(f"Writing the {fmt.upper()} report for {day}"):
+            write_daily_report(db, ag, day, out, fmt=fmt, released_only=released_only)
     except TrucelineError as exc:
         raise fail(exc) from exc
     console.print(f"Report for {day} -> {out}")
@@ -305,7 +319,7 @@ def duplicates_cmd(
     from truceline.services.events import list_duplicates
     from truceline.store.db import Database
 
-    database = Database(db)
+    database = Database(require_database(db))
     try:
         database.upgrade()
         with database.read() as s:
@@ -374,9 +388,35 @@ def demo_cmd(
     serve_cmd(host=host, port=port, db=str(out["db"]), agreement=[agreement], config=None)
 
 
-def main() -> None:  # pragma: no cover - console entry point
+def main() -> None:  # pragma: no cover - console entry point (tests/cli/test_errors.py runs it)
+    """``truceline``: every error a one-line message with its fix, never a traceback.
+
+    ``TRUCELINE_DEBUG=1`` shows the traceback of an unexpected error (a bug to report).
+    """
+    import os
+
+    from sqlalchemy.exc import DBAPIError
+
     try:
         app()
     except TrucelineError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
+        raise SystemExit(fail(exc).exit_code) from None
+    except DBAPIError as exc:  # the database refused or could not be reached
+        detail = str(exc.orig or exc).strip().splitlines()
+        reason = detail[0] if detail else type(exc).__name__
+        err_console.print(
+            f"[bold red]error:[/] the database failed: {reason} "
+            "(fix: check --db / $TRUCELINE_DB and that the server is running and reachable)",
+            highlight=False,
+        )
+        sys.exit(2)
+    except Exception as exc:  # a file the system refused, or a bug: one line unless debugging
+        if os.environ.get("TRUCELINE_DEBUG"):
+            raise
+        what = "" if isinstance(exc, OSError) else " (unexpected: please report it)"
+        err_console.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {exc}{what}; "
+            "TRUCELINE_DEBUG=1 shows the traceback",
+            highlight=False,
+        )
         sys.exit(2)

@@ -18,6 +18,7 @@ from truceline.cli.options import (
     TIME,
     AgreementOption,
     DbOption,
+    EncodingOption,
     agreement_option,
     cli_principal,
     console,
@@ -27,6 +28,8 @@ from truceline.cli.options import (
     format_option,
     output_option,
     read_agreement_folder,
+    require_database,
+    working,
 )
 from truceline.errors import TrucelineError
 
@@ -113,7 +116,7 @@ def export_incidents_cmd(
     from truceline.store.db import Database
 
     names = {p: n for n, p in _pairs(actor, "--actor").items()}
-    database = Database(db)
+    database = Database(require_database(db))
     try:
         database.upgrade()
         with database.read() as s:
@@ -129,7 +132,8 @@ def export_incidents_cmd(
                 status=status,
                 source_type=source_type,
             )
-            n = export_incidents(s, flt, output, fmt, scope=cli_principal().scope, party_names=names)
+            with working(f"Writing {output}"):
+                n = export_incidents(s, flt, output, fmt, scope=cli_principal().scope, party_names=names)
     except TrucelineError as exc:
         raise fail(exc) from exc
     finally:
@@ -143,8 +147,13 @@ def export_zones_cmd(
     agreement: Annotated[
         Path | None, agreement_option("Agreement folder (or --db with --agreement-id)")
     ] = None,
-    fmt: FormatOption = None,
-    date: Annotated[str | None, date_option("Version in force on this day")] = None,
+    fmt: Annotated[
+        str | None, format_option("csv, geojson, gpkg, kml or kmz (default: from the suffix)", "-f")
+    ] = None,
+    date: Annotated[
+        str | None,
+        date_option("Version in force on this day (default: today, or entry into force if later)"),
+    ] = None,
     db: DbOption = "truceline.db",
     agreement_id: Annotated[
         str | None,
@@ -163,7 +172,7 @@ def export_zones_cmd(
             from truceline.services.agreement_store import AgreementCache
             from truceline.store.db import Database
 
-            database = Database(db)
+            database = Database(require_database(db))
             try:
                 database.upgrade()
                 cache = AgreementCache()
@@ -171,7 +180,10 @@ def export_zones_cmd(
                     ag = cache.get(s, cache.default_id(s, agreement_id))
             finally:
                 database.dispose()
-        day = dt.date.fromisoformat(date) if date else ag.effective_from
+        if date:
+            day = dt.date.fromisoformat(date)
+        else:  # the version in force today; before entry into force, the first one
+            day = max(dt.datetime.now(dt.UTC).date(), ag.effective_from)
         n = export_geodata(ag, day, output, fmt)
     except TrucelineError as exc:
         raise fail(exc) from exc
@@ -246,6 +258,7 @@ def import_cmd(
     rejects: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write the rejected rows here (CSV)")
     ] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Import incidents from a file: validated, adjudicated and stored idempotently by id.
 
@@ -268,7 +281,14 @@ def import_cmd(
             now = dt.datetime.now(dt.UTC)
             folder.register(s, now)
             return import_incidents(
-                s, folder.agreement, file, fmt, principal=cli_principal(), now=now, actors=actors
+                s,
+                folder.agreement,
+                file,
+                fmt,
+                principal=cli_principal(),
+                now=now,
+                actors=actors,
+                encoding=encoding,
             )
 
         # The import service reports no progress yet: a spinner says the command is working.
@@ -279,6 +299,8 @@ def import_cmd(
     finally:
         database.dispose()
     res = out.stored
+    if out.read.read.encoding_detected:
+        err_console.print(f"{file}: read as {out.read.read.encoding} (detected; --encoding to override)")
     console.print(
         f"Imported {file} ({out.read.format}): {len(res.accepted)} accepted, {len(res.duplicates)} "
         f"duplicates, {len(res.rejects)} rejected, {len(res.revised)} revised, {res.findings} "

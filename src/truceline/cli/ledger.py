@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from truceline.cli.options import DbOption, console, err_console, fail, output_option
+from truceline.cli.options import (
+    DbOption,
+    console,
+    err_console,
+    fail,
+    output_option,
+    require_database,
+)
 from truceline.errors import TrucelineError
 
 __all__ = ["ledger_app"]
@@ -22,9 +29,15 @@ ledger_app = typer.Typer(
 def _db(db: str):  # type: ignore[no-untyped-def]
     from truceline.store.db import Database
 
-    d = Database(db)
+    d = Database(require_database(db))
     d.upgrade()
     return d
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 entry``, ``2 entries``, ``1 daily root``."""
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
 
 
 def _now() -> dt.datetime:
@@ -150,7 +163,7 @@ def close_cmd(db: DbOption = "truceline.db", key: KeyOption = None) -> None:
         lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now(), sign=sign)]
     )
     for day, n, root in rows:
-        console.print(f"{day}  {n:>7} entries  {root}" + ("  signed" if sign else ""))
+        console.print(f"{day}  {_count(n, 'entry'):>13}  {root}" + ("  signed" if sign else ""))
     if not rows:
         console.print("No day to close.")
 
@@ -171,13 +184,15 @@ def roots_cmd(
         rows = ledger.root_documents(s)
     if output is not None:
         output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-        err_console.print(f"{len(rows)} daily roots -> {output}")
+        err_console.print(f"{_count(len(rows), 'daily root')} -> {output}")
     elif as_json:
         print(json.dumps(rows, indent=2))
+    elif not rows:
+        console.print("No root stored yet: `truceline ledger close` stores the roots of finished days.")
     else:
         for r in rows:
             signed = "  signed" if "signature" in r else ""
-            console.print(f"{r['day']}  {r['n_entries']:>7} entries  {r['root']}{signed}")
+            console.print(f"{r['day']}  {_count(r['n_entries'], 'entry'):>13}  {r['root']}{signed}")
 
 
 @ledger_app.command("proof")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.status import Status
 
 from truceline.errors import TrucelineError
 
@@ -43,6 +44,7 @@ __all__ = [
     "AgreementFolder",
     "AgreementOption",
     "DbOption",
+    "EncodingOption",
     "N",
     "agreement_option",
     "cli_principal",
@@ -53,6 +55,8 @@ __all__ = [
     "format_option",
     "output_option",
     "read_agreement_folder",
+    "require_database",
+    "working",
 ]
 
 console = Console(soft_wrap=True)  # never break paths and messages across lines
@@ -94,9 +98,54 @@ def output_option(help_text: str, *, metavar: str = FILE) -> Any:
     return typer.Option("-o", "--output", metavar=metavar, help=help_text)
 
 
+def _day(text: str | None) -> str | None:
+    """A ``--date``'s text, checked: a bad day is a usage error naming the option, not a traceback."""
+    if text is not None:
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{text!r} is not a day: give YYYY-MM-DD, e.g. 2025-01-20"
+            ) from None
+    return text
+
+
 def date_option(help_text: str, name: str = "--date") -> Any:
-    """A day, shown as ``YYYY-MM-DD``."""
-    return typer.Option(name, metavar=DATE, help=help_text)
+    """A day, shown as ``YYYY-MM-DD`` (checked when parsed)."""
+    return typer.Option(name, metavar=DATE, help=help_text, callback=_day)
+
+
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        metavar="ENCODING",
+        help="The CSV's text encoding (utf-8, cp1251, cp1252, latin-1, utf-16); default: detected",
+    ),
+]
+"""``--encoding ENCODING`` for commands that read CSV files (see truceline.io.text_encoding)."""
+
+
+def require_database(db: str) -> str:
+    """``db`` if it names a database that exists; a command that reads one never creates it.
+
+    A SQLite path (or ``sqlite:///`` URL) must be an existing file: a mistyped ``--db`` would
+    otherwise create an empty database and print an empty report. A server URL is taken as given
+    (an unreachable server is reported when first connected to).
+    """
+    path = None
+    if "://" not in db:
+        path = Path(db)
+    elif db.startswith("sqlite:///") and db != "sqlite:///:memory:":
+        path = Path(db.removeprefix("sqlite:///").split("?", 1)[0])
+    if path is not None and not path.is_file():
+        raise fail(
+            TrucelineError(
+                f"no database at {path}",
+                fix="check --db (or $TRUCELINE_DB); `truceline import` or `truceline serve` creates one",
+            )
+        )
+    return db
 
 
 def format_option(help_text: str, *names: str) -> Any:
@@ -109,6 +158,14 @@ AgreementOption = Annotated[Path, agreement_option()]
 
 AgreementArg = Annotated[Path, typer.Argument(metavar=AGREEMENT_DIR, help="Agreement folder")]
 """An agreement folder given first on the command line."""
+
+
+def working(text: str) -> Status:
+    """A spinner on stderr saying what a long step is doing (nothing when not a terminal).
+
+    ``with working("Adjudicating") as w: ...; w.update("Writing")`` names each phase in turn.
+    """
+    return err_console.status(text)
 
 
 def fail(exc: TrucelineError) -> typer.Exit:

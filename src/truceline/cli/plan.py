@@ -22,6 +22,7 @@ from truceline.cli.options import (
     date_option,
     fail,
     output_option,
+    require_database,
 )
 from truceline.errors import TrucelineError
 
@@ -165,7 +166,7 @@ def replay_cmd(
         raise typer.BadParameter("--since: use YYYY-MM-DD") from exc
     try:
         scen = load_scenarios(agreement)
-        engine = make_engine(db)
+        engine = make_engine(require_database(db))
         try:
             with session_factory(engine)() as session, console.status("Replaying the history"):
                 res = replay_history(

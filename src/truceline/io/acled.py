@@ -49,7 +49,8 @@ from typing import Any
 
 from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
-from truceline.io.incidents_io import Reject
+from truceline.io.incidents_io import ReadResult, Reject
+from truceline.io.text_encoding import open_text
 
 __all__ = [
     "ACLED_COLUMNS",
@@ -354,8 +355,13 @@ def acled_records(
     *,
     parties: Mapping[str, str] | None = None,
     geo_sigma_m: Mapping[int, float] | None = None,
+    encoding: str | None = None,
+    read: ReadResult | None = None,
 ) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     """Each data row of an ACLED CSV as a Truceline record, or a :class:`Reject` with the reason.
+
+    ``encoding`` as given (``--encoding``) or detected (:func:`~truceline.io.text_encoding.open_text`);
+    ``read``, when given, is told which.
 
     Parameters
     ----------
@@ -366,7 +372,10 @@ def acled_records(
         ``geo_precision`` -> 1-sigma position error (m); default :data:`GEO_PRECISION_SIGMA_M`.
     """
     sig = dict(geo_sigma_m or GEO_PRECISION_SIGMA_M)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    fh, det = open_text(path, encoding)
+    if read is not None:
+        read.encoding, read.encoding_detected = det.name, det.how == "detected"
+    with fh:
         reader = csv.DictReader(fh)
         given = reader.fieldnames or []
         # column names case-insensitively: the legacy layout is upper-case (EVENT_ID_CNTY, ...)

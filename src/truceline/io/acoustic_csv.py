@@ -23,6 +23,7 @@ from truceline.core.attribution import Attribution
 from truceline.core.times import EPOCH, as_utc, utc_from_epoch_s
 from truceline.errors import RecordError
 from truceline.io.csv_safe import safe_cell
+from truceline.io.text_encoding import open_text
 
 __all__ = [
     "ATTRIBUTION_COLUMNS",
@@ -140,8 +141,9 @@ def format_time(t_s: float) -> str:
     return utc_from_epoch_s(t_s).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+def _rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    fh, _ = open_text(path, encoding)
+    with fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         reader.fieldnames = header

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FORMULA_STARTS", "safe_cell", "safe_row"]
+__all__ = ["FORMULA_STARTS", "read_cell", "safe_cell", "safe_row"]
 
 #: First characters that make a spreadsheet read a cell as a formula.
 FORMULA_STARTS = frozenset("=+-@\t\r")
@@ -25,6 +25,19 @@ def safe_cell(value: Any) -> Any:
     """``value`` for a CSV cell: text that a spreadsheet would run as a formula gets a leading ``'``."""
     if value.__class__ is str and value[:1] in FORMULA_STARTS and not _NUMBER.fullmatch(value):
         return "'" + value
+    return value
+
+
+def read_cell(value: Any) -> Any:
+    """A cell as :func:`safe_cell` wrote it, read back: the leading ``'`` before a formula start is
+    dropped, as spreadsheets drop it (``'=x`` shows as ``=x``), so an export re-imports unchanged."""
+    if (
+        value.__class__ is str
+        and value[:1] == "'"
+        and value[1:2] in FORMULA_STARTS
+        and not _NUMBER.fullmatch(value[1:])
+    ):
+        return value[1:]
     return value
 
 

@@ -213,6 +213,7 @@ def read_incident_file(
     *,
     parties: Mapping[str, str] | None = None,
     geo_sigma_m: Mapping[int, float] | None = None,
+    encoding: str | None = None,
 ) -> ImportResult:
     """Read incidents from any supported format; bad records become rejects, the rest go through.
 
@@ -223,6 +224,9 @@ def read_incident_file(
     parties, geo_sigma_m
         ACLED only: actor name -> party id, and ``geo_precision`` -> 1-sigma error (m); see
         :mod:`truceline.io.acled`.
+    encoding
+        A CSV's text encoding (``--encoding``); by default detected
+        (:mod:`truceline.io.text_encoding`) and given back in ``result.read.encoding``.
     """
     path = Path(path)
     f = format_of(path, fmt)
@@ -233,8 +237,9 @@ def read_incident_file(
     pre: list[Reject] = []
     report: MappingReport | None = None
     records: Iterator[tuple[int, dict[str, Any]]]
+    seen = ReadResult()  # told the encoding by the CSV readers
     if f == "csv":
-        records = ((k, _strip(r)) for k, r in _csv_records(path))
+        records = ((k, _strip(r)) for k, r in _csv_records(path, encoding, seen))
     elif f == "geojson":
         records = ((k, _strip(r)) for k, r in _geojson_records(path))
     elif f == "gpkg":
@@ -246,10 +251,16 @@ def read_incident_file(
     versions: dict[int, float] = {}
     if f == "acled":
         report = MappingReport()
-        acled = _split(acled_records(path, report, parties=parties, geo_sigma_m=geo_sigma_m), pre)
+        acled = _split(
+            acled_records(
+                path, report, parties=parties, geo_sigma_m=geo_sigma_m, encoding=encoding, read=seen
+            ),
+            pre,
+        )
         records = _versioned(acled, versions)
     read = incidents_from_records(records)
     read.rejects = sorted(pre + read.rejects, key=lambda r: r.row)
+    read.encoding, read.encoding_detected = seen.encoding, seen.encoding_detected
     return ImportResult(f, read, report, versions)
 
 

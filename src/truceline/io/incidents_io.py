@@ -7,6 +7,7 @@ and how to fix it, and every good record of the same file still goes through.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -19,7 +20,8 @@ import pydantic
 from truceline.core.incidents import NO_NUL, Incident
 from truceline.core.rules import Classification
 from truceline.errors import ValidationError, safe_text
-from truceline.io.csv_safe import safe_cell
+from truceline.io.csv_safe import read_cell, safe_cell
+from truceline.io.text_encoding import open_text
 
 __all__ = [
     "CLASSIFY_COLUMNS",
@@ -74,6 +76,8 @@ class ReadResult:
     rows: list[int] = field(default_factory=list)  # row number of each accepted incident
     rejects: list[Reject] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)  # rows repeating an earlier identical record
+    encoding: str = "UTF-8"  # how the file's text was read (text_encoding.Detected.name)
+    encoding_detected: bool = False  # a legacy code page chosen from the text, not given or UTF-8
 
 
 #: What is wrong with text holding NUL (refused by the models' ``NO_NUL`` pattern).
@@ -83,7 +87,7 @@ NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
 #: What is wrong with text that is not Unicode scalar values (pydantic-core's ``string_unicode``).
 UNICODE_REASON = (
     "is not valid Unicode text (a lone surrogate such as \\ud800, or bytes that are not UTF-8), "
-    "which cannot be stored"
+    "which cannot be stored; if the file is in another encoding, name it with --encoding"
 )
 
 
@@ -183,10 +187,18 @@ def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> Rea
     return out
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate, which the model refuses
-    # in that record alone (named and escaped in the reject), not an error that stops the file
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+def _csv_records(
+    path: Path, encoding: str | None = None, read: ReadResult | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The CSV's rows as records, in its encoding (:func:`~truceline.io.text_encoding.open_text`);
+    ``read``, when given, is told which encoding that was."""
+    # UTF-8 with surrogateescape: a byte that is not UTF-8 becomes a lone surrogate, which the
+    # model refuses in that record alone (named and escaped in the reject), not an error that
+    # stops the file
+    fh, det = open_text(path, encoding)
+    if read is not None:
+        read.encoding, read.encoding_detected = det.name, det.how == "detected"
+    with fh, _decode_errors(path, det.name):
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         if not header:
@@ -211,9 +223,24 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             )
         for i, rec in enumerate(reader, start=1):
             if None in rec:
-                rec = {k: v for k, v in rec.items() if k is not None}
+                rec = {k: read_cell(v) for k, v in rec.items() if k is not None}
                 rec["__extra__"] = "too many cells"
+            else:
+                rec = {k: read_cell(v) for k, v in rec.items()}
             yield i, rec
+
+
+@contextlib.contextmanager
+def _decode_errors(path: Path, encoding: str) -> Iterator[None]:
+    """A byte the chosen code page cannot read, as a message naming it (never a traceback)."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{path}: byte 0x{exc.object[exc.start]:02X} cannot be read as {encoding}",
+            field="encoding",
+            fix="name the file's encoding with --encoding (e.g. utf-8, cp1251, cp1252, latin-1)",
+        ) from exc
 
 
 def _geojson_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -235,8 +262,12 @@ def _geojson_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, props
 
 
-def read_incidents(path: str | Path) -> ReadResult:
-    """Read incidents from a CSV or GeoJSON file; bad rows become rejects, the rest go through."""
+def read_incidents(path: str | Path, *, encoding: str | None = None) -> ReadResult:
+    """Read incidents from a CSV or GeoJSON file; bad rows become rejects, the rest go through.
+
+    ``encoding`` names a CSV's text encoding; by default it is detected
+    (:mod:`truceline.io.text_encoding`) and given back in the result.
+    """
     path = Path(path)
     if not path.exists():
         raise ValidationError(f"{path}: file not found")
@@ -244,7 +275,11 @@ def read_incidents(path: str | Path) -> ReadResult:
         raise ValidationError(f"{path}: the file is empty; expected a header row or a FeatureCollection")
     if path.suffix.lower() in (".geojson", ".json"):
         return incidents_from_records(_geojson_records(path))
-    return incidents_from_records(_csv_records(path))
+    read = ReadResult()
+    records = _csv_records(path, encoding, read)
+    out = incidents_from_records(records)
+    out.encoding, out.encoding_detected = read.encoding, read.encoding_detected
+    return out
 
 
 def incident_row(inc: Incident) -> dict[str, Any]:

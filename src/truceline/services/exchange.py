@@ -139,6 +139,7 @@ def import_incidents(
     now: dt.datetime,
     actors: Mapping[str, str] | None = None,
     geo_sigma_m: Mapping[int, float] | None = None,
+    encoding: str | None = None,
 ) -> ImportOutcome:
     """Read a file and store its incidents: validated, adjudicated, idempotent by report id.
 
@@ -146,7 +147,13 @@ def import_incidents(
     content and an older version becomes a new revision of that incident
     (:mod:`truceline.services.revisions`).
     """
-    res = read_incident_file(path, fmt, parties=party_lookup(agreement, actors), geo_sigma_m=geo_sigma_m)
+    res = read_incident_file(
+        path,
+        fmt,
+        parties=party_lookup(agreement, actors),
+        geo_sigma_m=geo_sigma_m,
+        encoding=encoding,
+    )
     stored = ingest_incidents(
         session,
         agreement,
