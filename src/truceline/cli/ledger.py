@@ -210,6 +210,8 @@ def proof_cmd(
             doc = ledger.export_proof(s, seq)
     except TrucelineError as exc:
         raise fail(exc) from exc
+    finally:
+        d.dispose()  # a server's connections closed (PostgreSQL), not left to the collector
     text = json.dumps(doc, indent=2)
     if output is None:
         console.print_json(text)
