@@ -28,7 +28,7 @@ from truceline.cli import app as cli_app
 from truceline.services.agreement_store import AgreementCache
 
 from ..media_samples import GPS_IFD, pdf, photo
-from .conftest import Api, make_api, rec
+from .conftest import DAY, Api, make_api, rec
 
 LON, LAT = 36.95, 48.6  # rec()'s position; uncertainty 50 m
 TAKEN = dt.datetime(2025, 3, 1, 10, 20, tzinfo=dt.UTC)  # rec()'s time is 10:00
@@ -117,6 +117,16 @@ def test_a_geotagged_photo_from_40_km_away(files_api: Api, tmp_path: Path, db_ur
         assert im.tobytes() == pixels  # the image itself untouched
     (shown,) = api.get(f"/incidents/{pk}/attachments", role="liaison").json()
     assert shown["exif_lon"] is None and shown["filed_by"] is None and shown["consistent"] is False
+
+    # the daily report lists the day's files with their hashes (published: the released ones)
+    draft = api.get(f"/reports/{DAY}/draft", role="analyst")
+    assert draft.status_code == 200
+    assert "Evidence files" in draft.text and sha in draft.text and "crater.jpg" in draft.text
+    assert "40.0 km from the reported position" in draft.text and "inconsistent" in draft.text
+    assert api.post(f"/reports/{DAY}/publish", role="analyst").status_code == 201
+    published = api.get(f"/reports/{DAY}", role="liaison").text
+    assert f"served: {released['released_sha256']}" in published and sha in published
+    assert "crater.jpg" not in published  # the file's name is the mission's, not the parties'
 
     # the audit trail and the ledger hold the filing and the release
     hist = api.get(f"/incidents/{pk}/history", role="analyst")

@@ -50,8 +50,9 @@ def attach_cmd(
 
     Each file's type is detected from its bytes, it is checked whole, its SHA-256 goes into the
     ledger with who filed it and when, and its own time and position (EXIF) are compared with the
-    report's. Prints each file's hash, type and consistency. A file refused (type unknown or not what it is
-    declared, truncated, corrupt) stores nothing; the same bytes attached twice are filed once.
+    report's. Prints each file's hash, type and consistency. A file refused (type unknown or not
+    what it is declared, truncated, corrupt) stores nothing; the same bytes attached twice are
+    filed once.
     """
     from sqlalchemy import select
 
