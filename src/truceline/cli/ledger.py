@@ -87,7 +87,8 @@ def verify_cmd(
         against = f", as do the {len(held)} roots you hold" if held is not None else ""
         console.print(
             f"OK: {v.entries} entries chained, {v.days_closed} closed days match their roots"
-            f"{against}, {v.incidents} incidents and {v.findings} findings match the ledger"
+            f"{against}, {v.incidents} incidents, {v.findings} findings and {v.attachments} "
+            "attachments match the ledger"
         )
         return
     first = v.first
