@@ -66,7 +66,7 @@ def test_c2pa_is_reported_honestly(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> object:
         raise ImportError(name)
 
-    monkeypatch.setattr(media.importlib, "import_module", missing)
+    monkeypatch.setattr("truceline.io.media.importlib.import_module", missing)
     assert media.c2pa_status(photo(), "image/jpeg") == "c2pa: not checked (reader not installed)"
 
 
