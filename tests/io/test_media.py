@@ -41,6 +41,17 @@ def test_truncated_and_corrupt_files_are_refused_with_the_reason() -> None:
     for cut in (jpeg[: len(jpeg) // 2], jpeg[:-2]):
         with pytest.raises(ValidationError, match="truncated or corrupt"):
             media.check_whole(cut, "image/jpeg", filename="c.jpg")
+    # data after the image (a phone's "motion photo" video) is allowed; an end-of-image marker
+    # before the image data (a thumbnail's) does not hide a cut scan
+    thumb = Image.new("RGB", (8, 8))
+    tb = io.BytesIO()
+    thumb.save(tb, "JPEG")
+    assert media.check_whole(jpeg + b"trailer: a motion photo's video", "image/jpeg", filename="m")
+    with_thumb = jpeg[:2] + b"\xff\xfe" + (len(tb.getvalue()) + 2).to_bytes(2, "big") + tb.getvalue()
+    with_thumb += jpeg[2:]
+    media.check_whole(with_thumb, "image/jpeg", filename="t.jpg")
+    with pytest.raises(ValidationError, match="image file is truncated"):
+        media.check_whole(with_thumb[:-2], "image/jpeg", filename="t.jpg")
     png = photo(fmt="PNG")
     broken = png[:40] + bytes([png[40] ^ 0xFF]) + png[41:]  # a flipped byte: the CRC fails
     with pytest.raises(ValidationError, match="Pillow cannot decode it"):
