@@ -215,14 +215,20 @@ def test_per_role_size_limits(
         agreement_cache,
         attachments_dir=tmp_path / "files",
         attachment_max_bytes={"analyst": 100_000, "monitor": 1_000},
+        max_request_bytes=4096,
     )
     with api.client:
         pk = api.post("/incidents", json=rec("att-3"), role="analyst").json()["pk"]
-        jpeg = photo(seed=5, size=(320, 240))
-        assert 1_000 < len(jpeg) < 100_000
+        jpeg = photo(seed=5, size=(800, 600))
+        assert 4096 < len(jpeg) < 100_000
         big = _attach(api, pk, jpeg, "p.jpg", "image/jpeg", role="monitor")
         assert big.status_code == 413 and "the most role monitor may attach" in big.text
+        # uploads may be larger than other requests (the largest a role may attach)
         assert _attach(api, pk, jpeg, "p.jpg", "image/jpeg").status_code == 201
+        batch = {"incidents": [rec(f"pad-{k}", narrative="x" * 200) for k in range(20)]}
+        assert api.post("/incidents/batch", json=batch, role="analyst").status_code == 413
+        huge = photo(seed=6, size=(1600, 1200)) + bytes(200_000)
+        assert _attach(api, pk, huge, "h.jpg", "image/jpeg").status_code == 413
     api.ctx.close()
     assert len(_stored(tmp_path / "files")) == 1
 
