@@ -33,7 +33,7 @@ from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Role
 from truceline.services.queries import get_incident
 from truceline.store import ledger
-from truceline.store.attachments import BlobStore, is_sha256
+from truceline.store.attachments import BlobStore, CorruptBlobError, is_sha256
 from truceline.store.models import AttachmentRow, IncidentRow
 
 __all__ = [
@@ -191,8 +191,13 @@ def _file(
         file_error_m=meta.gps_error_m,
     )
     c2pa = c2pa_status(data, media_type)
-    stored = store.put(data)  # the row and its entry are written only once the bytes are whole
-    assert stored == sha
+    # the row and its entry are written only once the bytes are whole in the store
+    if (stored := store.put(data)) != sha:
+        raise CorruptBlobError(
+            f"the attachment store kept {name!r} as {stored}, not as its SHA-256 {sha}",
+            field="file",
+            fix="check the attachment store's implementation (put must return the bytes' SHA-256)",
+        )
     exif_time = meta.time
     if exif_time is not None and exif_time.tzinfo is None:
         exif_time = exif_time.replace(tzinfo=dt.UTC)  # the camera's clock, zone unknown
@@ -209,8 +214,7 @@ def _file(
         exif_lon=_finite(meta.lon),
         exif_lat=_finite(meta.lat),
         consistent=verdict.consistent,
-        consistency=verdict.explanation
-        + ("" if meta.time is None or meta.time_zoned else " [camera time without zone]"),
+        consistency=verdict.explanation,
         c2pa=c2pa,
         released=False,
         keep_location=False,
