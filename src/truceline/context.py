@@ -24,7 +24,8 @@ from truceline.services.auth import Authenticator, Principal, Role, TokenAuthent
 from truceline.services.intake import Intake
 from truceline.services.planner import PlannerCache
 from truceline.services.submissions import RecordResult
-from truceline.settings import Settings
+from truceline.settings import Settings, default_attachments_dir
+from truceline.store.attachments import BlobStore, LocalStore
 from truceline.store.db import Database
 from truceline.store.models import AgreementRow
 
@@ -49,6 +50,15 @@ class AppContext:
     clock: Callable[[], dt.datetime] = utc_now
     intake: Intake | None = None  # group commit of single submissions (built with the context)
     planner: PlannerCache = field(default_factory=PlannerCache)  # scenario comparisons
+    attachments: BlobStore | None = None  # evidence files (built with the context)
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The attachment store (settings ``attachments_dir``, or beside a SQLite database)."""
+        if self.attachments is None:
+            s = self.settings
+            self.attachments = LocalStore(s.attachments_dir or default_attachments_dir(s.db))
+        return self.attachments
 
     def submit_one(
         self, agreement_id: str | None, incident: Incident, principal: Principal

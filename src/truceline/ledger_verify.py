@@ -17,6 +17,11 @@ or copies this one file anywhere and runs ``python ledger_verify.py proof.json``
    the Ed25519 signature over it holds for the mission's public key (``--public-key``). Checking
    a signature needs the ``cryptography`` package; without it the verifier says it did not check.
 
+With ``--attachment FILE`` (an evidence file and the proof of its ``attachment:<pk>`` entry) it
+also checks that the file's bytes are the ones the entry recorded: their SHA-256 and size as
+filed, or the SHA-256 of the copy released to the parties (location metadata removed), which the
+release's entry records.
+
 ``python -m truceline.ledger_verify --roots roots.json --public-key HEX`` checks the signatures of
 the daily roots a party holds (``truceline ledger roots -o roots.json``).
 
@@ -48,6 +53,7 @@ __all__ = [
     "root_from_path",
     "root_message",
     "signatures_available",
+    "verify_attachment",
     "verify_proof",
     "verify_root_signatures",
 ]
@@ -264,6 +270,43 @@ def verify_proof(
     return problems
 
 
+def verify_attachment(doc: dict[str, Any], data: bytes) -> tuple[list[str], str]:
+    """Whether ``data`` is the file an ``attachment`` entry (the proof ``doc``'s) records:
+    (problems, what it is: "the file as filed" or "the copy released ...")."""
+    entry = doc.get("entry") or {}
+    try:
+        body = json.loads(entry.get("body") or "")
+    except (TypeError, json.JSONDecodeError):
+        return ["the proof's entry has no readable body"], ""
+    content = body.get("content") if isinstance(body, dict) else None
+    if body.get("kind") != "attachment" or not isinstance(content, dict):
+        return [f"the proof's entry is a {body.get('kind')!r} entry, not an attachment's"], ""
+    sha = hashlib.sha256(data).hexdigest()
+    what = f"attachment {content.get('attachment')} of incident {content.get('incident')}"
+    if sha == content.get("sha256"):
+        if len(data) != content.get("size_bytes"):
+            return [f"the file is {len(data)} bytes; the entry records {content.get('size_bytes')}"], ""
+        return [], (
+            f"the file is {what} as filed by {content.get('filed_by')} at {content.get('filed_at')} "
+            f"(SHA-256 {sha}, report hash {content.get('report_hash')})"
+        )
+    if content.get("released") and sha == content.get("released_sha256"):
+        return [], (
+            f"the file is the copy of {what} released to the parties at "
+            f"{content.get('released_at')}, location metadata removed (SHA-256 {sha}; filed as "
+            f"{content.get('sha256')})"
+        )
+    also = (
+        f" or, as released, {content.get('released_sha256')}"
+        if content.get("released") and content.get("released_sha256") != content.get("sha256")
+        else ""
+    )
+    return [
+        f"the file's SHA-256 is {sha}; the entry records {content.get('sha256')} for {what}{also}: "
+        "it is not the file recorded"
+    ], ""
+
+
 def signatures_available() -> bool:
     """Whether this Python can check Ed25519 signatures (the ``cryptography`` package)."""
     try:
@@ -286,15 +329,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", help="the day's root as published to you (hex); strongly recommended")
     parser.add_argument("--roots", help="check the signatures of these daily roots (JSON list)")
     parser.add_argument("--public-key", help="the mission's Ed25519 public key (hex), as published")
+    parser.add_argument(
+        "--attachment",
+        metavar="FILE",
+        help="an evidence file: check its bytes against the proof's attachment entry",
+    )
     args = parser.parse_args(argv)
     if args.proof is None and args.roots is None:
         parser.error("give a proof file, --roots FILE, or both")
+    if args.attachment is not None and args.proof is None:
+        parser.error("--attachment needs the proof of the attachment's entry")
     status = 0
     if args.roots is not None:
         status = max(status, _check_roots(args.roots, args.public_key))
     if args.proof is not None:
         status = max(status, _check_proof(args.proof, args.root, args.public_key))
+    if args.attachment is not None:
+        status = max(status, _check_attachment(args.proof, args.attachment))
     return status
+
+
+def _check_attachment(proof: str, path: str) -> int:
+    try:
+        with open(proof, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"cannot read {proof}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with open(path, "rb") as fb:
+            data = fb.read()
+    except OSError as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    problems, what = verify_attachment(doc, data)
+    if problems:
+        print(f"FAILED: {path}")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"OK: {path}: {what}")
+    return 0
 
 
 def _check_roots(path: str, public_key: str | None) -> int:

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 
 from truceline.errors import ValidationError
 
-__all__ = ["CotSettings", "Settings", "load_settings"]
+__all__ = ["CotSettings", "Settings", "default_attachments_dir", "load_settings"]
 
 
 FieldRole = Literal["admin", "analyst", "monitor", "sensor", "liaison"]
@@ -157,6 +157,19 @@ class Settings(BaseSettings):
         description="The mission's Ed25519 key (`truceline ledger keygen`): days closed through "
         "the API are signed with it",
     )
+    attachments_dir: Path | None = Field(
+        default=None,
+        description="Where attachments' bytes are kept (by SHA-256); unset: beside a SQLite "
+        "database (`<name>-attachments/`), else `./truceline-attachments`",
+    )
+    attachment_max_bytes: dict[str, int] = Field(
+        default_factory=lambda: {
+            "admin": 512 * 1024 * 1024,
+            "analyst": 512 * 1024 * 1024,
+            "monitor": 256 * 1024 * 1024,
+        },
+        description="Largest attachment each role may file (bytes); a role not named may file none",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: int = Field(
         default=1,
@@ -187,6 +200,16 @@ class Settings(BaseSettings):
             where = ".".join(str(x) for x in err["loc"])
             raise ValueError(f"fusion.{where}: {err['msg']}") from None
         return self
+
+
+def default_attachments_dir(db: str) -> Path:
+    """Where attachments go when ``attachments_dir`` is unset: beside a SQLite file
+    (``truceline.db`` -> ``truceline-attachments/``), else ``./truceline-attachments``."""
+    if "://" not in db or db.startswith("sqlite:///"):
+        path = Path(db.removeprefix("sqlite:///"))
+        if path.name and path.name != ":memory:":
+            return path.with_name(f"{path.stem}-attachments")
+    return Path("truceline-attachments")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from truceline.services.audit import history
 from truceline.services.auth import Principal, Role
 
+from ..media_samples import photo
 from .conftest import API, DAY, ROLES, Api, make_api, rec
 
 CALLERS = (*ROLES, None)  # None: no token at all
@@ -42,6 +43,9 @@ class Seed:
     event_south: int  # one outside it
     split: dict[str, tuple[int, int]]  # a fresh event per caller, and the report to split off
     merge: dict[str, list[int]]  # two fresh events per caller, to merge
+    attachment: int = 0  # an attachment of the north incident, not released
+    released_sha: str = ""  # the bytes filed of a released attachment (north)
+    unreleased_sha: str = ""  # those of the one not released
 
 
 def _seed(api: Api, folder: Path) -> Seed:
@@ -86,9 +90,19 @@ def _seed(api: Api, folder: Path) -> Seed:
         str(c): [event(f"merge-{c}-{j}", 37.2 + 0.05 * k, 48.7 + 0.05 * j)[0] for j in range(2)]
         for k, c in enumerate(CALLERS)
     }
+    filed = []
+    for seed in (1, 2):
+        r = api.post(
+            f"/incidents/{pk['north-1']}/attachments",
+            files={"file": (f"p{seed}.jpg", photo(seed=seed), "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+        filed.append(r.json()[0])
+    assert api.post(f"/attachments/{filed[0]['pk']}/release").status_code == 200
     return Seed(
-        pk["north-1"], pk["south-1"], f1, f2, review, tokens, files, ev_north, ev_south, splits, merges
-    )
+        pk["north-1"], pk["south-1"], f1, f2, review, tokens, files, ev_north, ev_south, splits,
+        merges, filed[1]["pk"], filed[0]["sha256"], filed[1]["sha256"],
+    )  # fmt: skip
 
 
 def _sensor(k: int) -> dict[str, Any]:
@@ -110,7 +124,7 @@ def seeded(
         url = str(tmp_path_factory.mktemp("roles") / "roles.db")
     else:
         url = request.getfixturevalue("pg_cluster").new_database()
-    api = make_api(url, sectored_dir, agreement_cache)
+    api = make_api(url, sectored_dir, agreement_cache, attachments_dir=tmp_path_factory.mktemp("files"))
     with api.client:
         yield api, _seed(api, sectored_dir)
     api.ctx.close()
@@ -297,6 +311,47 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         frozenset(),
     ),
     ("possible duplicates", lambda s, c: ("GET", "/duplicates", {}), STAFF, frozenset()),
+    # evidence files (issue 21): liaisons and the public see released ones only
+    (
+        "attach files",
+        lambda s, c: (
+            "POST",
+            f"/incidents/{s.north}/attachments",
+            {"files": {"file": ("p.jpg", photo(seed=9), "image/jpeg")}},
+        ),
+        STAFF | {"monitor"},
+        frozenset(),
+    ),
+    (
+        "list attachments",
+        lambda s, c: ("GET", f"/incidents/{s.north}/attachments", {}),
+        PUBLISHED,
+        frozenset(),
+    ),
+    (
+        "list attachments outside sector",
+        lambda s, c: ("GET", f"/incidents/{s.south}/attachments", {}),
+        PUBLISHED - {"monitor"},
+        frozenset({"monitor"}),
+    ),
+    (
+        "released attachment",
+        lambda s, c: ("GET", f"/attachments/{s.released_sha}", {}),
+        PUBLISHED,
+        frozenset(),
+    ),
+    (
+        "unreleased attachment",
+        lambda s, c: ("GET", f"/attachments/{s.unreleased_sha}", {}),
+        STAFF | {"monitor"},
+        frozenset({"liaison", "public", None}),
+    ),
+    (
+        "release attachment",
+        lambda s, c: ("POST", f"/attachments/{s.attachment}/release", {}),
+        STAFF,
+        frozenset(),
+    ),
     (
         # No pair is seeded: staff pass the permission check and find no such pair (404).
         "decide a possible duplicate",

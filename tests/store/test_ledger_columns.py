@@ -33,15 +33,19 @@ from truceline.cli import app
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.ledger_verify import GENESIS, canonical_json, entry_hash, merkle_root
+from truceline.services.attachments import file_attachment
+from truceline.services.attachments import release as release_attachment
 from truceline.services.auth import Principal, Role, create_token, revoke_token
 from truceline.services.ingest import ingest_incidents
 from truceline.services.publication import publish_report
 from truceline.services.review import Action, review
 from truceline.store import ledger
+from truceline.store.attachments import LocalStore
 from truceline.store.db import Database
 from truceline.store.models import Base, FindingRow, IncidentRow
 
 from ..conftest import register_folder
+from ..media_samples import photo
 
 DAY = dt.date(2025, 3, 1)
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
@@ -60,6 +64,7 @@ LEDGERED = (
     "ledger_entries",
     "ledger_head",
     "ledger_roots",
+    "attachments",
 )
 
 
@@ -106,6 +111,16 @@ def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir:
     db.write(lambda s: review(s, ipk, Action.verify, actor=ANALYST, now=later))
     db.write(lambda s: review(s, ipk, Action.release, finding_pks=[fpk], actor=ANALYST, now=later))
     db.write(lambda s: publish_report(s, small, DAY, actor=ANALYST, now=later))
+    # an evidence photo with its own time and position, filed and released (every column set)
+    store = LocalStore(path.parent / "files")
+    photo_bytes = photo(lon=36.99, lat=48.9, taken=T0.replace(hour=10, minute=5))
+    att = db.write(
+        lambda s: file_attachment(
+            s, store, ipk, photo_bytes, filename="crater.jpg", declared_type="image/jpeg",
+            actor=ANALYST, now=later, max_bytes=10**7,
+        ).row.pk
+    )  # fmt: skip
+    db.write(lambda s: release_attachment(s, store, att, actor=ANALYST, now=later))
     db.write(lambda s: ledger.close_days(s, now=T0 + dt.timedelta(days=1)))
     with db.read() as s:
         v = ledger.verify(s)

@@ -48,6 +48,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     """The ASGI application around a built context (nothing is opened here)."""
     from truceline.api.routes import (
         agreements,
+        attachments,
         dashboard,
         duplicates,
         events,
@@ -92,6 +93,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         sensors,
         events,
         duplicates,
+        attachments,
     )
     for module in modules:
         app.include_router(module.router, prefix=API_PREFIX)
@@ -102,7 +104,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(dashboard.router, prefix=API_PREFIX)
     app.include_router(export.router, prefix=API_PREFIX)
     app.include_router(page_router)
-    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
+    uploads = max(ctx.settings.attachment_max_bytes.values(), default=0)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=ctx.settings.max_request_bytes,
+        # a multipart upload of attachments: the largest a role may file, plus the form's framing
+        upload_bytes=max(ctx.settings.max_request_bytes, uploads + 64 * 1024),
+        upload_suffix="/attachments",
+    )
     app.add_middleware(NoNulInUrl)
     return app
 

@@ -33,21 +33,35 @@ async def _reply(send: Send, status: int, detail: dict[str, Any]) -> None:
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with 413: by ``Content-Length`` up front, else while reading."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        upload_bytes: int | None = None,
+        upload_suffix: str | None = None,
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        #: paths ending in ``upload_suffix`` (file uploads) may send up to ``upload_bytes``
+        self.upload_bytes = upload_bytes or max_bytes
+        self.upload_suffix = upload_suffix
 
-    def _error(self, message: str) -> PayloadTooLargeError:
+    def _error(self, message: str, limit: int) -> PayloadTooLargeError:
         return PayloadTooLargeError(
             message,
             field="body",
-            fix=f"send at most {self.max_bytes} bytes; split the batch",
+            fix=f"send at most {limit} bytes; split the batch",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = self.upload_suffix is not None and str(scope.get("path", "")).endswith(
+            self.upload_suffix
+        )
+        max_bytes = self.upload_bytes if upload and scope.get("method") == "POST" else self.default_bytes
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:
             try:
@@ -65,8 +79,8 @@ class BodyLimit:
                     },
                 )
                 return
-            if size > self.max_bytes:
-                err = self._error(f"the body is {size} bytes; the limit is {self.max_bytes}")
+            if size > max_bytes:
+                err = self._error(f"the body is {size} bytes; the limit is {max_bytes}", max_bytes)
                 await _reply(
                     send,
                     413,
@@ -87,10 +101,10 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     # A body without Content-Length (chunked) over the limit: answered 413 here;
                     # the error raised stops the app's read (which would call it a bad body, 400).
-                    err = self._error(f"the body exceeds the limit of {self.max_bytes} bytes")
+                    err = self._error(f"the body exceeds the limit of {max_bytes} bytes", max_bytes)
                     if not replied:
                         replied = True
                         await _reply(

@@ -742,3 +742,52 @@ class DecisionOut(_Out):
 
 
 IncidentDetail.model_rebuild()
+
+
+# -- attachments (issue 21) ---------------------------------------------------------------------
+
+
+class AttachmentOut(_Out):
+    """An evidence file filed on an incident. Liaisons and the public see released ones, without
+    who filed them and without the file's own position unless the analyst kept it."""
+
+    pk: int
+    incident_pk: int
+    sha256: str = Field(description="SHA-256 of the bytes as filed (the ledger's key)")
+    size_bytes: int
+    media_type: str = Field(description="Detected from the bytes, not the name")
+    filename: str
+    filed_by: str | None = None
+    filed_at: dt.datetime
+    integrity: str = Field(description="How the file was checked whole")
+    exif_time: dt.datetime | None = None
+    exif_lon: float | None = None
+    exif_lat: float | None = None
+    consistent: bool | None = Field(
+        description="Whether the file's own time and position agree with the report's "
+        "(null: the file states neither)"
+    )
+    consistency: str = Field(description="Why: the distance and time apart, with the tolerance")
+    c2pa: str = Field(description="C2PA content credentials: the reader's result")
+    released: bool
+    keep_location: bool
+    released_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the bytes liaisons and the public are given (location removed "
+        "unless kept: then it differs from sha256)",
+    )
+    released_at: dt.datetime | None = None
+    created: bool | None = Field(
+        default=None, description="On filing: false when the same bytes were filed before"
+    )
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep_location: bool = Field(
+        default=False,
+        description="Give liaisons and the public the file with its location metadata (EXIF GPS, "
+        "XMP); by default they get a copy without it",
+    )
+    comment: str = Field(default="", max_length=2000, pattern=NO_NUL)

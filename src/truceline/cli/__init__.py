@@ -13,6 +13,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from truceline.cli.aliases import add_aliases
+from truceline.cli.attach import attach_cmd
 from truceline.cli.exchange import export_app, import_cmd
 from truceline.cli.ledger import ledger_app
 from truceline.cli.locate import locate
@@ -84,6 +85,7 @@ db_app = typer.Typer(help="Database maintenance: create or migrate the schema.",
 app.add_typer(agreement_app, name="agreement", rich_help_panel=AGREEMENT)
 app.add_typer(plan_app, name="plan", rich_help_panel=AGREEMENT)
 app.command("import", rich_help_panel=DATA)(import_cmd)
+app.command("attach", rich_help_panel=DATA)(attach_cmd)
 app.add_typer(export_app, name="export", rich_help_panel=DATA)
 app.add_typer(sensors_app, name="sensors", rich_help_panel=DATA)
 app.add_typer(db_app, name="db", rich_help_panel=DATA)

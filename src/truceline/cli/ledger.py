@@ -100,7 +100,8 @@ def verify_cmd(
         against = f", as do the {len(held)} roots you hold" if held is not None else ""
         console.print(
             f"OK: {v.entries} entries chained, {v.days_closed} closed days match their roots"
-            f"{against}, {v.incidents} incidents and {v.findings} findings match the ledger"
+            f"{against}, {v.incidents} incidents, {v.findings} findings and {v.attachments} "
+            "attachments match the ledger"
         )
         return
     first = v.first
@@ -225,6 +226,8 @@ def proof_cmd(
             doc = ledger.export_proof(s, seq)
     except TrucelineError as exc:
         raise fail(exc) from exc
+    finally:
+        d.dispose()  # a server's connections closed (PostgreSQL), not left to the collector
     text = json.dumps(doc, indent=2)
     if output is None:
         console.print_json(text)

@@ -46,6 +46,7 @@ from truceline.core.times import as_utc, utc_now
 from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [
+    "DayAttachment",
     "DayFinding",
     "DayReport",
     "LedgerDay",
@@ -111,6 +112,29 @@ class DayFinding:
 
 
 @dataclass(frozen=True)
+class DayAttachment:
+    """An evidence file of one of the day's incidents, as the report lists it.
+
+    ``sha256`` is the hash of the file as filed (its ledger entry's key); ``served_sha256`` that
+    of the copy released to the parties when it differs (location metadata removed).
+    ``incident_id`` is the report's own id in the internal edition, the attachment's number in
+    the published one.
+    """
+
+    incident_id: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    filed_at: dt.datetime
+    consistent: bool | None
+    consistency: str
+    released: bool
+    served_sha256: str | None = None
+    filename: str = ""
+    ledger_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class LedgerDay:
     """One day of the tamper-evident ledger that holds entries of this report's findings.
 
@@ -169,6 +193,8 @@ class DayReport:
     #: agreement was not in force (no rule judged either; the summary states them apart).
     outside_area: int = 0
     not_in_force: int = 0
+    #: The evidence files of the day's incidents (the published edition: the released ones).
+    attachments: tuple[DayAttachment, ...] = ()
 
 
 def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFinding]:
@@ -240,6 +266,13 @@ def _environment() -> Environment:
     env.filters["count"] = _fmt_count
     env.filters["prob"] = _fmt_prob
     return env
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
 
 def _fmt_km(v: float | None, digits: int = 1) -> str:
@@ -461,6 +494,22 @@ class _Context:
             "civilian": civilian,
             "other": other,
             "ledger": r.ledger,
+            "attachments": [
+                {
+                    "incident": a.incident_id,
+                    "file": a.filename,
+                    "type": a.media_type,
+                    "size": _fmt_bytes(a.size_bytes),
+                    "sha256": a.sha256,
+                    "served": a.served_sha256 if a.served_sha256 != a.sha256 else None,
+                    "filed": as_utc(a.filed_at).strftime("%Y-%m-%d %H:%M UTC"),
+                    "flag": {True: "consistent", False: "inconsistent", None: "—"}[a.consistent],
+                    "why": a.consistency,
+                    "released": a.released,
+                    "ledger_ref": a.ledger_ref,
+                }
+                for a in r.attachments
+            ],
             "n_traceable": sum(1 for f in fs if f.ledger_ref),
             "trend_png": data_uri(render_trend_png(r)) if trend else None,
             "trend_parties": [self.party(p) for p in trend_parties],

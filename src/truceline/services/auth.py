@@ -79,6 +79,9 @@ class Permission(StrEnum):
     acoustic_locate = "acoustic:locate"
     events_read = "events:read"
     events_review = "events:review"
+    attachments_submit = "attachments:submit"
+    attachments_read = "attachments:read"  # liaisons and the public: released ones
+    attachments_release = "attachments:release"
 
 
 P = Permission
@@ -109,6 +112,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.acoustic_locate,
             P.events_read,
             P.events_review,
+            P.attachments_submit,
+            P.attachments_read,
+            P.attachments_release,
         }
     ),
     Role.monitor: frozenset(
@@ -122,6 +128,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.whoami,
             P.sensors_read,  # of their sector
             P.events_read,  # of their sector
+            P.attachments_submit,  # on incidents of their sector
+            P.attachments_read,  # of their sector
         }
     ),
     Role.sensor: frozenset({P.incidents_submit, P.whoami, P.sensors_register, P.detections_submit}),
@@ -134,9 +142,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.reports_published,
             P.ledger_roots,
             P.whoami,
+            P.attachments_read,  # released ones, location removed unless kept
         }
     ),
-    Role.public: frozenset({P.reports_published, P.ledger_roots}),
+    Role.public: frozenset({P.reports_published, P.ledger_roots, P.attachments_read}),
 }
 
 

@@ -14,6 +14,7 @@ from truceline.core.probability import VIOLATION_P
 from truceline.core.rules import FindingNumbers
 from truceline.errors import ValidationError
 from truceline.report.daily import (
+    DayAttachment,
     DayFinding,
     DayReport,
     LedgerDay,
@@ -23,6 +24,7 @@ from truceline.report.daily import (
 from truceline.store import ledger
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import (
+    AttachmentRow,
     FindingRow,
     IncidentRow,
     IngestBatchRow,
@@ -141,6 +143,48 @@ def build_day_report(
         withheld=withheld,
         outside_area=int(apart[0]),
         not_in_force=int(apart[1]),
+        attachments=_day_attachments(session, ag_id, day, released_only=released_only),
+    )
+
+
+def _day_attachments(
+    session: Session, ag_id: str, day: dt.date, *, released_only: bool
+) -> tuple[DayAttachment, ...]:
+    """The evidence files of the day's incidents, with their filing's ledger entry; the published
+    edition: released ones, named by their number (not the report's own id, nor the file's name)."""
+    q = (
+        select(AttachmentRow, IncidentRow.report_id)
+        .join(IncidentRow, AttachmentRow.incident_pk == IncidentRow.pk)
+        .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
+        .order_by(IncidentRow.observed_at, AttachmentRow.pk)
+    )
+    if released_only:
+        q = q.where(AttachmentRow.released.is_(True))
+    rows = session.execute(q).all()
+    refs: dict[str, str] = {}
+    if rows:
+        names = [f"attachment:{a.pk}" for a, _ in rows]
+        for e in session.execute(
+            select(LedgerEntryRow)
+            .where(LedgerEntryRow.ref.in_(names), LedgerEntryRow.kind == "attachment")
+            .order_by(LedgerEntryRow.seq)
+        ).scalars():
+            refs.setdefault(e.ref, f"#{e.seq} {e.entry_hash[:16]}")
+    return tuple(
+        DayAttachment(
+            incident_id=f"attachment {a.pk}" if released_only else rid,
+            filename="" if released_only else a.filename,
+            media_type=a.media_type,
+            size_bytes=a.size_bytes,
+            sha256=a.sha256,
+            served_sha256=a.released_sha256,
+            filed_at=a.filed_at,
+            consistent=a.consistent,
+            consistency=a.consistency,
+            released=bool(a.released),
+            ledger_ref=refs.get(f"attachment:{a.pk}"),
+        )
+        for a, rid in rows
     )
 
 

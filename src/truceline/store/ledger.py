@@ -47,6 +47,7 @@ from truceline.store.models import (
     AgreementRevisionRow,
     AgreementRow,
     ApiTokenRow,
+    AttachmentRow,
     AuditRow,
     FindingRow,
     IncidentRow,
@@ -63,6 +64,7 @@ __all__ = [
     "RootSigner",
     "Verification",
     "append",
+    "attachment_content",
     "audit_content",
     "close_days",
     "entry_body",
@@ -517,6 +519,7 @@ class Verification:
     days_closed: int = 0
     incidents: int = 0
     findings: int = 0
+    attachments: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -608,6 +611,38 @@ def _same_time(stored: dt.datetime | None, recorded: object) -> bool:
         return False
 
 
+def attachment_content(a: AttachmentRow, report_hash: str) -> dict[str, Any]:
+    """What the ledger keeps of an attachment: every column, and the content hash of the report
+    it was filed on (``report_hash``). Each change (filing, release) writes the whole state again
+    under ``attachment:<pk>``; the first is the filing."""
+    return {
+        "attachment": a.pk,
+        "incident": a.incident_pk,
+        "report_hash": report_hash,
+        "sha256": a.sha256,
+        "size_bytes": a.size_bytes,
+        "media_type": a.media_type,
+        "filename": a.filename,
+        "filed_by": a.filed_by,
+        "filed_at": _iso(a.filed_at),
+        "integrity": a.integrity,
+        "exif_time": None if a.exif_time is None else _iso(a.exif_time),
+        "exif_lon": a.exif_lon,
+        "exif_lat": a.exif_lat,
+        "consistent": a.consistent,
+        "consistency": a.consistency,
+        "c2pa": a.c2pa,
+        "released": bool(a.released),
+        "keep_location": bool(a.keep_location),
+        "released_sha256": a.released_sha256,
+        "released_at": None if a.released_at is None else _iso(a.released_at),
+        "released_by": a.released_by,
+    }
+
+
+_ATTACHMENT_TIMES = ("filed_at", "exif_time", "released_at")
+
+
 def audit_content(row: AuditRow, sealed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What the ledger keeps of an audit row; ``sealed``: more state only the ledger keeps (a
     token's secret hash, which the audit log does not show)."""
@@ -666,6 +701,7 @@ class _Recorded:
     token: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     root: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     agreement: dict[tuple[str, int], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    attachment: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> None:
@@ -692,6 +728,8 @@ def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> Non
         rec.publication[f"report:{content.get('agreement')}/{content.get('day')}"] = (seq, content)
     elif kind == "agreement" and "revision" in content:
         rec.agreement[(str(content.get("agreement")), int(content["revision"]))] = (seq, content)
+    elif kind == "attachment" and "attachment" in content:
+        rec.attachment[int(content["attachment"])] = (seq, content)  # the newest state wins
     elif kind == "root" and "day" in content:
         rec.root[str(content["day"])] = (seq, content)
     elif kind == "audit" and "audit" in content:
@@ -1021,6 +1059,39 @@ def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None
     _verify_publications(session, rec, problems)
     _verify_audit(session, rec, problems)
     _verify_agreements(session, rec, problems)
+    out.attachments = _verify_attachments(session, rec, problems)
+
+
+def _verify_attachments(session: Session, rec: _Recorded, problems: list[Problem]) -> int:
+    """Each attachment's columns against its newest ``attachment`` entry (the report hash it was
+    filed against is the entry's alone: a later revision of the report does not change it)."""
+    left = dict(rec.attachment)
+    n = 0
+    for a in session.execute(select(AttachmentRow).order_by(AttachmentRow.pk)).scalars():
+        n += 1
+        e = left.pop(a.pk, None)
+        what = f"attachment {a.pk} ({a.filename or a.sha256[:12]})"
+        if e is None:
+            problems.append(Problem(None, "record", f"{what} has no ledger entry"))
+            continue
+        seq, c = e
+        now = attachment_content(a, str(c.get("report_hash", "")))
+        bad = [
+            k
+            for k, v in now.items()
+            if not (
+                _same_time(getattr(a, k), c.get(k))
+                if k in _ATTACHMENT_TIMES
+                else (type(v) is type(c.get(k)) and v == c.get(k))
+                or (isinstance(v, float) and _same_number(v, c.get(k)))
+            )
+        ]
+        bad = ["pk" if k == "attachment" else "incident_pk" if k == "incident" else k for k in bad]
+        if bad:
+            problems.append(_altered(what, bad, seq))
+    for pk, (seq, _) in left.items():
+        problems.append(Problem(seq, "record", f"attachment {pk} recorded here is missing (deleted)"))
+    return n
 
 
 def _verify_agreements(session: Session, rec: _Recorded, problems: list[Problem]) -> None:

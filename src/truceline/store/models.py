@@ -32,6 +32,7 @@ __all__ = [
     "AgreementRevisionRow",
     "AgreementRow",
     "ApiTokenRow",
+    "AttachmentRow",
     "AuditRow",
     "Base",
     "DetectionRow",
@@ -452,3 +453,43 @@ class FusionPairRow(Base):
     observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     batch_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# -- evidence files (migration 0010) ------------------------------------------------------------
+
+
+class AttachmentRow(Base):
+    """A file filed on an incident: its bytes are in the attachment store under ``sha256``.
+
+    What the file says about itself (``exif_*``) and whether that agrees with the report
+    (``consistent``: None when the file states neither time nor position; ``consistency``: why).
+    ``released``: liaisons and the public may see it, as ``released_sha256`` (the bytes served
+    after its location was removed; equal to ``sha256`` when ``keep_location``).
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        UniqueConstraint("incident_pk", "sha256", name="uq_attachment"),
+        Index("ix_attachment_sha", "sha256"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    filed_by: Mapped[str] = mapped_column(String(128), default="")
+    filed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    integrity: Mapped[str] = mapped_column(String(128), default="")
+    exif_time: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    exif_lon: Mapped[float | None] = mapped_column(Float)
+    exif_lat: Mapped[float | None] = mapped_column(Float)
+    consistent: Mapped[bool | None] = mapped_column(Boolean)
+    consistency: Mapped[str] = mapped_column(Text, default="")
+    c2pa: Mapped[str] = mapped_column(Text, default="")
+    released: Mapped[bool] = mapped_column(Boolean, default=False)
+    keep_location: Mapped[bool] = mapped_column(Boolean, default=False)
+    released_sha256: Mapped[str | None] = mapped_column(String(64))
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    released_by: Mapped[str | None] = mapped_column(String(128))
