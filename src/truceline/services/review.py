@@ -24,7 +24,7 @@ from truceline.core.times import utc_isoformat
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
-from truceline.services.scope import incident_clauses
+from truceline.services.scope import incident_clauses, live_incident_clauses
 from truceline.store import ledger
 from truceline.store.models import FindingRow, IncidentRow
 
@@ -254,7 +254,12 @@ def review_queue(
         (agg.c.n > 0, 3),
         else_=4,
     ).label("tier")
-    conds = [inc.agreement_id == agreement_id, inc.status == "new", *incident_clauses(scope)]
+    conds = [
+        inc.agreement_id == agreement_id,
+        inc.status == "new",
+        *live_incident_clauses(),
+        *incident_clauses(scope),
+    ]
     base = select(inc.pk, tier).outerjoin(agg, agg.c.ipk == inc.pk).where(*conds).subquery()
     tiers = {
         int(t): int(n)
