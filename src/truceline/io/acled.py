@@ -155,6 +155,7 @@ KIND_TO_ACLED: dict[Kind, tuple[str, str, str]] = {
     Kind.movement_restriction: ("Strategic developments", STRAT, "Other"),
     Kind.civilian_casualty: ("Political violence", "Violence against civilians", "Attack"),
     Kind.damage: ("Strategic developments", STRAT, "Looting/property destruction"),
+    Kind.threat_to_monitors: ("Political violence", EXPL, "Shelling/artillery/missile attack"),
 }
 
 #: geo_precision -> 1-sigma position error (m); see the module docstring.
