@@ -184,6 +184,12 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         frozenset(),
     ),
     ("history", lambda s, c: ("GET", f"/incidents/{s.north}/history", {}), STAFF, frozenset()),
+    (
+        "withdrawals",
+        lambda s, c: ("POST", "/incidents/withdrawals", {"json": {"status": 200, "data": []}}),
+        STAFF,
+        frozenset(),
+    ),
     ("list findings", lambda s, c: ("GET", "/findings", {}), READERS, frozenset()),
     ("released finding", lambda s, c: ("GET", f"/findings/{s.released}", {}), READERS, frozenset()),
     (

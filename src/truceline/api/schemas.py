@@ -232,12 +232,18 @@ class IncidentOut(_Out):
     submitted_by: str
     received_at: dt.datetime
     event_id: int | None = Field(default=None, description="The fused event it belongs to, if any")
+    withdrawn_at: dt.datetime | None = Field(
+        default=None,
+        description="When its source withdrew it (ACLED's deletions list): kept, with no findings, "
+        "left out of lists, counts, maps and reports; null: a live report",
+    )
 
     @classmethod
     def of(cls, r: IncidentRow) -> IncidentOut:
         data = {k: getattr(r, k) for k in cls.model_fields if k != "zones"}
         data["observed_at"] = as_utc(r.observed_at)
         data["received_at"] = as_utc(r.received_at)
+        data["withdrawn_at"] = as_utc(r.withdrawn_at)
         return cls(**data, zones=[z for z in r.zones.split(";") if z])
 
 
@@ -282,6 +288,25 @@ class BatchOut(_Out):
     duplicates: int
     rejected: int
     results: list[RecordResultOut]
+
+
+class WithdrawalsIn(BaseModel):
+    """ACLED's deletions list as its API answers it: ``data`` rows of ``event_id_cnty`` and
+    ``deleted_timestamp`` (Unix seconds); the API's other keys are allowed and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    data: list[dict[str, str | int | float | None]] = Field(
+        max_length=100_000,
+        description='[{"event_id_cnty": "UKR12345", "deleted_timestamp": "1741600000"}, ...]',
+    )
+
+
+class WithdrawalsOut(_Out):
+    withdrawn: list[str] = Field(description="The report ids withdrawn now")
+    already: list[str] = Field(description="Withdrawn before: unchanged")
+    not_stored: int = Field(description="Ids not stored here (the list covers every country)")
+    rejected: list[RecordResultOut]
+    findings_withdrawn: int
 
 
 class SubmittedOut(_Out):

@@ -192,8 +192,44 @@ def export_zones_cmd(
 
 ImportFormatOption = Annotated[
     str | None,
-    format_option("csv, geojson, gpkg, kml, kmz, acled or cot (default: from the suffix)", "-f"),
+    format_option(
+        "csv, geojson, gpkg, kml, kmz, acled (CSV or the API's JSON), acled-deletions or cot "
+        "(default: from the suffix)",
+        "-f",
+    ),
 ]
+
+
+def _import_deletions(file: Path, agreement: Path, db: str, rejects: Path | None) -> None:
+    """``import --format acled-deletions``: withdraw the stored reports ACLED deleted."""
+    from truceline.io.incidents_io import write_rejects
+    from truceline.services.exchange import import_acled_deletions
+    from truceline.store.db import Database
+
+    database = Database(db)
+    try:
+        folder = read_agreement_folder(agreement)
+        database.upgrade()
+
+        def work(s):  # type: ignore[no-untyped-def]
+            now = dt.datetime.now(dt.UTC)
+            folder.register(s, now)
+            return import_acled_deletions(s, folder.agreement, file, principal=cli_principal(), now=now)
+
+        out = database.write(work)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        database.dispose()
+    console.print(
+        f"Applied {file} (acled-deletions): {len(out.withdrawn)} withdrawn, {len(out.already)} "
+        f"already withdrawn, {len(out.not_stored)} not stored here, {len(out.rejects)} rejected, "
+        f"{out.findings_withdrawn} findings withdrawn"
+    )
+    for r in out.rejects[:10]:
+        err_console.print(f"  rejected {r}")
+    if rejects is not None:
+        write_rejects(rejects, out.rejects)
 
 
 def _import_cot(file: Path, agreement: Path, db: str, rejects: Path | None) -> None:
@@ -241,7 +277,8 @@ def import_cmd(
         Path,
         typer.Argument(
             metavar="INCIDENTS_FILE",
-            help="csv, geojson, gpkg, kml, kmz, ACLED csv (--format acled) or a file of CoT "
+            help="csv, geojson, gpkg, kml, kmz, ACLED csv or API JSON (--format acled), ACLED's "
+            "deletions list (--format acled-deletions: withdraws those reports) or a file of CoT "
             "events (--format cot)",
         ),
     ],
@@ -270,6 +307,9 @@ def import_cmd(
 
     if (fmt or "").lower() == "cot":
         _import_cot(file, agreement, db, rejects)
+        return
+    if (fmt or "").lower() == "acled-deletions":
+        _import_deletions(file, agreement, db, rejects)
         return
     actors = _pairs(actor, "--actor")
     database = Database(db)

@@ -52,6 +52,8 @@ class Kind(StrEnum):
     movement_restriction = "movement_restriction"
     civilian_casualty = "civilian_casualty"
     damage = "damage"
+    #: fire at or near the mission's monitors (where it landed; the party: the fire's origin)
+    threat_to_monitors = "threat_to_monitors"
 
 
 #: Kinds that are fire: with an origin (or a bearing) they can cross the line.

@@ -64,7 +64,11 @@ _DEFAULT_RANGE_KM = (1.0, 20.0)
 _FEW = 16
 _FIRE_VALUES = frozenset(k.value for k in FIRE_KINDS)
 _PRESENCE_VALUES = frozenset(k.value for k in PRESENCE_KINDS)
-_FIRE_ACROSS_VALUES = frozenset(k.value for k in FIRE_KINDS if k != Kind.muzzle_flash)
+# fire at the monitors, with an origin, is fire across the line like any other (its party: the
+# origin's side, never the ground the monitors stood on)
+_FIRE_ACROSS_VALUES = frozenset(k.value for k in FIRE_KINDS if k != Kind.muzzle_flash) | {
+    Kind.threat_to_monitors.value
+}
 _DRONE_VALUES = frozenset({Kind.drone_flight.value})
 _RESTRICTION_VALUES = frozenset({Kind.movement_restriction.value})
 

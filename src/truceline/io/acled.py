@@ -23,6 +23,16 @@ These are conservative defaults for adjudication against zone bands; pass other 
 "Battle-No change of territory" and no sub-event type; dates also as ``dd/mm/YYYY``): column names
 are read case-insensitively and legacy event types map through :data:`LEGACY_TYPES`.
 
+**The API's JSON.** ACLED's API answers ``{"status": 200, "success": true, "count": N,
+"data": [{...}, ...]}`` with the same column names as the CSV export (values as strings or
+numbers): a file whose suffix is ``.json`` or whose first character is ``{`` or ``[`` is read so,
+the rest exactly as the CSV; an answer with another status is refused with that status.
+
+**Deletions.** ACLED publishes the ids it deleted (``event_id_cnty``, ``deleted_timestamp`` in
+Unix seconds; CSV or the deletions API's JSON): :func:`acled_deletions` reads them, each bad row
+a :class:`~truceline.io.incidents_io.Reject`; :mod:`truceline.services.revisions` withdraws the
+reports (``withdraw_incidents``).
+
 **Revisions.** ACLED revises published rows: the same ``event_id_cnty`` comes back with a later
 ``timestamp`` (seconds) and changed fields. The timestamp is each record's *version*
 (:attr:`ACLED_VERSION`), so ingest stores a changed row with a later timestamp as a new revision
@@ -41,6 +51,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,10 +67,14 @@ __all__ = [
     "ACLED_COLUMNS",
     "ACLED_TYPES",
     "ACLED_VERSION",
+    "DELETION_COLUMNS",
     "GEO_PRECISION_SIGMA_M",
     "KIND_TO_ACLED",
     "LEGACY_TYPES",
+    "Deletion",
     "MappingReport",
+    "acled_deletions",
+    "acled_deletions_document",
     "acled_records",
     "acled_row",
 ]
@@ -85,6 +100,8 @@ ACLED_COLUMNS: tuple[str, ...] = (
     "tags",
 )
 REQUIRED = ("event_date", "event_type", "latitude", "longitude")
+#: The columns of ACLED's deletions list (``deleted_timestamp``: Unix seconds).
+DELETION_COLUMNS = ("event_id_cnty", "deleted_timestamp")
 
 EXPL = "Explosions/Remote violence"
 STRAT = "Strategic developments"
@@ -139,6 +156,7 @@ KIND_TO_ACLED: dict[Kind, tuple[str, str, str]] = {
     Kind.movement_restriction: ("Strategic developments", STRAT, "Other"),
     Kind.civilian_casualty: ("Political violence", "Violence against civilians", "Attack"),
     Kind.damage: ("Strategic developments", STRAT, "Looting/property destruction"),
+    Kind.threat_to_monitors: ("Political violence", EXPL, "Shelling/artillery/missile attack"),
 }
 
 #: geo_precision -> 1-sigma position error (m); see the module docstring.
@@ -372,25 +390,164 @@ def acled_records(
         ``geo_precision`` -> 1-sigma position error (m); default :data:`GEO_PRECISION_SIGMA_M`.
     """
     sig = dict(geo_sigma_m or GEO_PRECISION_SIGMA_M)
-    fh, det = open_text(path, encoding)
-    if read is not None:
-        read.encoding, read.encoding_detected = det.name, det.how == "detected"
-    with fh:
+    given, rows = _table(path, encoding, read)
+    # column names case-insensitively: the legacy layout is upper-case (EVENT_ID_CNTY, ...)
+    header = [_LEGACY_NAMES.get(h.strip().lower(), h.strip().lower()) for h in given]
+    report.legacy_layout = bool(given) and all(h == h.upper() for h in given)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ValidationError(
+            f"{path}: not an ACLED layout: missing column(s) {', '.join(missing)}",
+            fix=f"the header must include {', '.join(REQUIRED)} (any case)",
+        )
+    names = dict(zip(given, header, strict=True))
+    for i, raw in enumerate(rows, start=1):
+        report.rows += 1
+        rec = {names.get(k, k.strip().lower()): v for k, v in raw.items()}
+        yield i, _map_row(i, rec, report, parties=parties or {}, geo_sigma_m=sig)
+
+
+def _is_json(path: Path) -> bool:
+    if path.suffix.lower() == ".json":
+        return True
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] in (b"{", b"[")
+
+
+def _cell_text(v: Any) -> str:
+    """A JSON value as the CSV cell ACLED would have written (numbers as text, null empty)."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(int(v))
+    return str(v)
+
+
+def _table(
+    path: Path, encoding: str | None = None, read: ReadResult | None = None
+) -> tuple[list[str], Iterator[dict[str, str]]]:
+    """The column names and the rows of an ACLED file: CSV (any case), or the API's JSON
+    (``{"status": 200, "success": true, "count": N, "data": [{...}, ...]}``, or the bare list)."""
+    if not _is_json(path):
+        fh, det = open_text(path, encoding)
+        if read is not None:
+            read.encoding, read.encoding_detected = det.name, det.how == "detected"
         reader = csv.DictReader(fh)
-        given = reader.fieldnames or []
-        # column names case-insensitively: the legacy layout is upper-case (EVENT_ID_CNTY, ...)
-        header = [_LEGACY_NAMES.get(h.strip().lower(), h.strip().lower()) for h in given]
-        report.legacy_layout = bool(given) and all(h == h.upper() for h in given)
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
+        given = list(reader.fieldnames or [])
+
+        def rows() -> Iterator[dict[str, str]]:
+            with fh:
+                for rec in reader:
+                    yield {k: v for k, v in rec.items() if k is not None}
+
+        return given, rows()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(
+            f"{path}: not JSON ({exc})", fix="give ACLED's API answer as saved, or its CSV export"
+        ) from None
+    return _json_table(doc, str(path))
+
+
+def _json_table(doc: Any, where: str) -> tuple[list[str], Iterator[dict[str, str]]]:
+    if isinstance(doc, dict):
+        status = doc.get("status")
+        if status is not None and status != 200:
+            msg = doc.get("messages") or doc.get("error") or ""
             raise ValidationError(
-                f"{path}: not an ACLED layout: missing column(s) {', '.join(missing)}",
-                fix=f"the header must include {', '.join(REQUIRED)} (any case)",
+                f"{where}: ACLED's API answered status {status} {msg}".rstrip(),
+                fix="save an answer with status 200 (check the query and the access key)",
             )
-        reader.fieldnames = header
-        for i, rec in enumerate(reader, start=1):
-            report.rows += 1
-            yield i, _map_row(i, rec, report, parties=parties or {}, geo_sigma_m=sig)
+        data = doc.get("data")
+    else:
+        data = doc
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValidationError(
+            f'{where}: not ACLED\'s API layout: expected {{"status": 200, "data": [{{...}}, ...]}}',
+            fix="give ACLED's API answer as saved (a 'data' list of events), or its CSV export",
+        )
+    given = list(dict.fromkeys(k for r in data for k in r))
+    return given, ({k: _cell_text(v) for k, v in r.items()} for r in data)
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """One row of ACLED's deletions list: the event id and when ACLED deleted it."""
+
+    row: int
+    event_id: str
+    deleted_at: dt.datetime
+
+
+def _deleted_time(text: str) -> dt.datetime | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        stamp = float(text)
+    except ValueError:
+        try:
+            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    if not (0 <= stamp < 4_102_444_800):  # 1970 .. 2100
+        return None
+    return dt.datetime.fromtimestamp(stamp, dt.UTC)
+
+
+def acled_deletions(path: Path) -> tuple[list[Deletion], list[Reject]]:
+    """ACLED's deletions list (CSV or the API's JSON, columns ``event_id_cnty`` and
+    ``deleted_timestamp``, Unix seconds): each row a :class:`Deletion`, or a :class:`Reject`."""
+    if not path.is_file():
+        raise ValidationError(f"{path}: file not found", fix="give the path of ACLED's deletions list")
+    given, rows = _table(path)
+    return _deletions(given, rows, str(path))
+
+
+def acled_deletions_document(doc: Any) -> tuple[list[Deletion], list[Reject]]:
+    """ACLED's deletions list as its API answers it (``{"status": 200, "data": [{"event_id_cnty":
+    ..., "deleted_timestamp": ...}, ...]}``, or the bare list), already parsed from JSON."""
+    given, rows = _json_table(doc, "the body")
+    return _deletions(given, rows, "the body")
+
+
+def _deletions(
+    given: list[str], rows: Iterator[dict[str, str]], where: str
+) -> tuple[list[Deletion], list[Reject]]:
+    if not given:  # the API's answer when nothing was deleted: {"status": 200, "data": []}
+        return [], []
+    header = {h: h.strip().lower() for h in given}
+    missing = [c for c in DELETION_COLUMNS if c not in header.values()]
+    if missing:
+        raise ValidationError(
+            f"{where}: not ACLED's deletions list: missing column(s) {', '.join(missing)}",
+            fix="the deletions list has the columns event_id_cnty and deleted_timestamp "
+            "(Unix seconds); an events file is read by --format acled",
+        )
+    out: list[Deletion] = []
+    rejects: list[Reject] = []
+    for i, raw in enumerate(rows, start=1):
+        rec = {header.get(k, k.strip().lower()): (v or "") for k, v in raw.items()}
+        rid = rec.get("event_id_cnty", "").strip()
+        stamp = rec.get("deleted_timestamp", "")
+        when = _deleted_time(stamp)
+        if not rid:
+            rejects.append(Reject(i, "", "event_id_cnty", "empty; give the deleted event's id"))
+        elif when is None:
+            rejects.append(
+                Reject(
+                    i,
+                    rid,
+                    "deleted_timestamp",
+                    f"not a time (got {stamp!r}); give Unix seconds (1970..2100) or ISO 8601",
+                )
+            )
+        else:
+            out.append(Deletion(i, rid, when))
+    return out, rejects
 
 
 def _geo_precision(sigma_m: float) -> int:

@@ -49,11 +49,13 @@ from truceline.io.incidents_io import (
     _geojson_records,
     incidents_from_records,
 )
+from truceline.io.smm import smm_records
 
 __all__ = [
     "DERIVED_COLUMNS",
     "EXPORT_COLUMNS",
     "FORMATS",
+    "READ_FORMATS",
     "ImportResult",
     "format_of",
     "read_incident_file",
@@ -61,7 +63,10 @@ __all__ = [
     "write_incident_file",
 ]
 
+#: The formats written and read back.
 FORMATS: tuple[str, ...] = ("csv", "geojson", "gpkg", "kml", "kmz", "acled")
+#: The formats read: those, and the OSCE SMM's observations (:mod:`truceline.io.smm`).
+READ_FORMATS: tuple[str, ...] = (*FORMATS, "smm")
 _SUFFIX = {
     ".csv": "csv",
     ".geojson": "geojson",
@@ -107,12 +112,12 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
         f = fmt.lower().lstrip(".")
         if f == "json":
             f = "geojson"
-        if f not in FORMATS:
+        if f not in READ_FORMATS:
             raise ValidationError(
                 f"unknown format {fmt!r}",
                 field="format",
                 value=fmt,
-                fix=f"use one of: {', '.join(FORMATS)}",
+                fix=f"use one of: {', '.join(READ_FORMATS)}",
             )
         return f
     suffix = Path(path).suffix.lower()
@@ -249,6 +254,8 @@ def read_incident_file(
     else:
         records = iter(())
     versions: dict[int, float] = {}
+    if f == "smm":
+        records = _split(smm_records(path), pre)
     if f == "acled":
         report = MappingReport()
         acled = _split(
@@ -359,6 +366,13 @@ def write_incident_file(
     """
     path = Path(path)
     f = format_of(path, fmt)
+    if f == "smm":
+        raise ValidationError(
+            "the SMM observations layout is read, not written (an incident keeps no observer)",
+            field="format",
+            value="smm",
+            fix="export as csv, geojson, gpkg, kml, kmz or acled",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()  # GDAL would otherwise add a layer to an old GeoPackage
@@ -418,11 +432,11 @@ def write_geodata_file(path: str | Path, fc: Mapping[str, Any], fmt: str | None 
     """
     path = Path(path)
     f = format_of(path, fmt)
-    if f == "acled":
+    if f in ("acled", "smm"):
         raise ValidationError(
-            "the ACLED layout holds events, not zones or lines",
+            f"the {f.upper()} layout holds events, not zones or lines",
             field="format",
-            value="acled",
+            value=f,
             fix="export reference geodata as csv, geojson, gpkg, kml or kmz",
         )
     feats = list(fc.get("features", []))

@@ -137,6 +137,7 @@ def _day_statement(kinds: tuple[str, ...], weapons: tuple[str, ...]) -> Any:
             _I.agreement_id == bindparam("ag", ""),
             _I.day == bindparam("day", dt.date(2000, 1, 1), type_=Date),
             or_(_I.kind.in_(kinds), _I.weapon_class.in_(weapons)),
+            _I.withdrawn_at.is_(None),  # withdrawn by its source: counts no more
         )
         .order_by(_I.pk)
     )

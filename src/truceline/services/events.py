@@ -257,6 +257,7 @@ def _fusable() -> list[ColumnElement[bool]]:
     return [
         IncidentRow.time_precision.in_(_FUSABLE_PRECISION),
         IncidentRow.uncertainty_m <= MAX_UNCERTAINTY_M,
+        IncidentRow.withdrawn_at.is_(None),  # withdrawn by its source: fused with nothing new
     ]
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
 from truceline.core.times import as_utc
+from truceline.io.acled import Deletion, acled_deletions, acled_deletions_document
 from truceline.io.features import zones_feature_collection
 from truceline.io.formats import (
     ImportResult,
@@ -32,13 +33,16 @@ from truceline.io.formats import (
 from truceline.services import queries
 from truceline.services.auth import Principal, Scope
 from truceline.services.ingest import IngestResult, ingest_incidents
+from truceline.services.revisions import Withdrawal, WithdrawalResult, withdraw_incidents
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = [
     "ImportOutcome",
+    "apply_acled_deletions",
     "export_geodata",
     "export_incidents",
     "export_records",
+    "import_acled_deletions",
     "import_incidents",
     "incident_of_row",
 ]
@@ -167,3 +171,41 @@ def import_incidents(
         versions=[res.versions.get(row) for row in res.read.rows] if res.versions else None,
     )
     return ImportOutcome(res, stored)
+
+
+def apply_acled_deletions(
+    session: Session,
+    agreement: Agreement,
+    deletions: list[Deletion],
+    *,
+    principal: Principal,
+    now: dt.datetime,
+) -> WithdrawalResult:
+    """Withdraw the stored reports ACLED deleted (see
+    :func:`~truceline.services.revisions.withdraw_incidents`)."""
+    return withdraw_incidents(
+        session,
+        agreement,
+        [Withdrawal(d.row, d.event_id, d.deleted_at) for d in deletions],
+        submitted_by=principal.subject,
+        now=now,
+    )
+
+
+def import_acled_deletions(
+    session: Session,
+    agreement: Agreement,
+    source: str | Path | Any,
+    *,
+    principal: Principal,
+    now: dt.datetime,
+) -> WithdrawalResult:
+    """ACLED's deletions list (a CSV or JSON file, or the API's JSON document already parsed):
+    each listed report that is stored is withdrawn; bad rows are rejects, the others still apply."""
+    if isinstance(source, str | Path):
+        found, rejects = acled_deletions(Path(source))
+    else:
+        found, rejects = acled_deletions_document(source)
+    out = apply_acled_deletions(session, agreement, found, principal=principal, now=now)
+    out.rejects = sorted(rejects + out.rejects, key=lambda r: r.row)
+    return out

@@ -31,6 +31,7 @@ from truceline.services.scope import (
     counted_incident_clauses,
     finding_clauses,
     incident_clauses,
+    live_incident_clauses,
     released_finding_clauses,
 )
 from truceline.store.models import FindingRow, IncidentRow
@@ -151,6 +152,8 @@ class IncidentFilter:
     #: ``in_force`` label, NULL, and match neither); None: no condition.
     in_force: bool | None = None
     in_area: bool | None = None
+    #: False (default): the live reports; True: only those withdrawn by their source; None: both.
+    withdrawn: bool | None = False
 
 
 @dataclass(slots=True)
@@ -188,6 +191,10 @@ def incident_conditions(
         conds.append(
             exists().where(FindingRow.incident_pk == IncidentRow.pk, FindingRow.rule_id == flt.rule)
         )
+    if flt.withdrawn is False:
+        conds.extend(live_incident_clauses())
+    elif flt.withdrawn:
+        conds.append(IncidentRow.withdrawn_at.is_not(None))
     conds.extend(incident_clauses(scope))
     return conds
 
@@ -341,6 +348,7 @@ def daily_statistics(
         )
 
     base = [IncidentRow.agreement_id == agreement_id, IncidentRow.day >= start, IncidentRow.day <= end]
+    live = live_incident_clauses()  # withdrawn reports are not counted (they hold no findings)
     cols = (
         IncidentRow.day,
         IncidentRow.kind,
@@ -348,7 +356,7 @@ def daily_statistics(
         IncidentRow.in_area,
         IncidentRow.in_force,
     )
-    q = select(*cols, func.count()).where(*base, *counted_incident_clauses(scope)).group_by(*cols)
+    q = select(*cols, func.count()).where(*base, *live, *counted_incident_clauses(scope)).group_by(*cols)
     for d, kind, sector, in_area, in_force, n in session.execute(q):
         rec = day(d)
         if in_area is False or in_force is False:  # NULL (unlabelled, stored before 0009): counted

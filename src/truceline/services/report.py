@@ -21,6 +21,7 @@ from truceline.report.daily import (
     LedgerSummary,
     render_daily_html,
 )
+from truceline.services.scope import live_incident_clauses
 from truceline.store import ledger
 from truceline.store.db import make_engine, session_factory, upgrade
 from truceline.store.models import (
@@ -53,9 +54,10 @@ def build_day_report(
     """
     ag_id = agreement.id
     released = [FindingRow.released_at.is_not(None)] if released_only else []
+    live = live_incident_clauses()  # withdrawn by their source: not counted (and no findings)
     inc_q = (
         select(IncidentRow.kind, func.count())
-        .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
+        .where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *live)
         .group_by(IncidentRow.kind)
     )
     by_kind = {k: int(n) for k, n in session.execute(inc_q)}
@@ -63,7 +65,7 @@ def build_day_report(
         select(
             func.count().filter(IncidentRow.in_area.is_(false())),
             func.count().filter(IncidentRow.in_force.is_(false())),
-        ).where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day)
+        ).where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *live)
     ).one()
     rows = session.execute(
         select(FindingRow, IncidentRow)

@@ -24,7 +24,7 @@ from truceline.core.times import utc_isoformat
 from truceline.errors import ConflictError, NotFoundError, ValidationError
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal, Scope
-from truceline.services.scope import incident_clauses
+from truceline.services.scope import incident_clauses, live_incident_clauses
 from truceline.store import ledger
 from truceline.store.models import FindingRow, IncidentRow
 
@@ -232,7 +232,8 @@ def review_queue(
 ) -> dict[str, Any]:
     """Incidents awaiting review, most serious first and, within a tier, oldest first.
 
-    Tiers: 1 a likely (P >= 0.8) fire-across or withdrawal violation, or a civilian casualty;
+    Tiers: 1 a likely (P >= 0.8) fire-across or withdrawal violation, a civilian casualty or fire
+    at the monitors;
     2 another finding with P >= 0.5; 3 findings below that; 4 a report without findings. Age is the
     time since the report was received (then since it was observed).
     """
@@ -249,12 +250,23 @@ def review_queue(
         .subquery()
     )
     tier = case(
-        (or_(agg.c.serious == 1, inc.kind == Kind.civilian_casualty.value), 1),
+        (
+            or_(
+                agg.c.serious == 1,
+                inc.kind.in_([Kind.civilian_casualty.value, Kind.threat_to_monitors.value]),
+            ),
+            1,
+        ),
         (agg.c.max_p >= VIOLATION_P, 2),
         (agg.c.n > 0, 3),
         else_=4,
     ).label("tier")
-    conds = [inc.agreement_id == agreement_id, inc.status == "new", *incident_clauses(scope)]
+    conds = [
+        inc.agreement_id == agreement_id,
+        inc.status == "new",
+        *live_incident_clauses(),
+        *incident_clauses(scope),
+    ]
     base = select(inc.pk, tier).outerjoin(agg, agg.c.ipk == inc.pk).where(*conds).subquery()
     tiers = {
         int(t): int(n)

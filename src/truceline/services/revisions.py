@@ -45,7 +45,14 @@ from truceline.store.ledger import finding_text
 from truceline.store.models import AuditRow, FindingRow, IncidentRevisionRow, IncidentRow
 from truceline.store.record_text import hash_text
 
-__all__ = ["Revision", "RevisionResult", "revise_incidents"]
+__all__ = [
+    "Revision",
+    "RevisionResult",
+    "Withdrawal",
+    "WithdrawalResult",
+    "revise_incidents",
+    "withdraw_incidents",
+]
 
 #: Columns of the incident that a revision replaces (the report as submitted).
 _RECORD_COLUMNS = (
@@ -200,6 +207,7 @@ def revise_incidents(
             "submitted_by": rev.submitted_by,
             "revision": row.revision + 1,
             "version": rev.version,
+            "withdrawn_at": None,  # a newer sending after a withdrawal: the source stands by it again
         }
         days.add(inc.observed_at.date())
         withdrawn[rev.pk] = [x.pk for x in olds]
@@ -253,6 +261,7 @@ def revise_incidents(
                             "revision": row.revision + 1,
                             "submitted_by": rev.submitted_by,
                             "version": rev.version,
+                            "withdrawn_at": None,
                             "withdrawn_findings": withdrawn[rev.pk],
                             # what the store derived from it, as ingest records it
                             "distance_km": dist[i] if math.isfinite(dist[i]) else None,
@@ -296,4 +305,193 @@ def revise_incidents(
     out.findings_by_pk = dict(Counter(int(r["incident_pk"]) for r in new_frows))
     for pk in np.unique(pk_at).tolist():
         out.findings_by_pk.setdefault(int(pk), 0)
+    return out
+
+
+# -- withdrawals ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """The source withdrew its report ``report_id`` at ``at`` (ACLED's deletions list); ``row``:
+    where the file said so."""
+
+    row: int
+    report_id: str
+    at: dt.datetime
+
+
+@dataclass(slots=True)
+class WithdrawalResult:
+    withdrawn: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # withdrawn before: nothing changes
+    not_stored: list[str] = field(default_factory=list)  # the list covers more than we hold
+    rejects: list[Reject] = field(default_factory=list)
+    findings_withdrawn: int = 0
+
+
+def _incident_of(row: IncidentRow) -> Incident:
+    return Incident.model_validate({"id": row.report_id, **_content(row)})
+
+
+def withdraw_incidents(
+    session: Session,
+    agreement: Agreement,
+    withdrawals: Sequence[Withdrawal],
+    *,
+    submitted_by: str,
+    now: dt.datetime,
+) -> WithdrawalResult:
+    """Withdraw the stored reports the source deleted: each is kept but counts no more.
+
+    Per report: its content, adjudication and findings are kept as a revision
+    (``incident_revisions``); its findings are withdrawn (deleted from ``findings``, each audited);
+    the incident row gets ``withdrawn_at`` (the source's time), the next revision number and the
+    deletion's time as its version; the change is audited (``incident`` ``withdraw``) and appended
+    to the ledger as a ``report`` entry of the incident (same content hash, ``withdrawn_at``, the
+    withdrawn findings). Lists, counts, maps and reports leave withdrawn reports out. A report
+    withdrawn already is left as it is; an id not stored is counted, not an error (ACLED's list
+    covers every country). A deletion older than the stored revision (the source sent a newer
+    content after deleting) is a reject. A count-cap finding the day's other reports hold stays
+    (a lower count withdraws no finding, as in :mod:`truceline.services.caps`: an analyst
+    does). The caller owns the transaction.
+    """
+    out = WithdrawalResult()
+    if not withdrawals:
+        return out
+    ids = list(dict.fromkeys(w.report_id for w in withdrawals))
+    rows: dict[str, IncidentRow] = {}
+    for k in range(0, len(ids), 500):
+        q = select(IncidentRow).where(
+            IncidentRow.agreement_id == agreement.id, IncidentRow.report_id.in_(ids[k : k + 500])
+        )
+        rows.update({r.report_id: r for r in session.execute(q).scalars()})
+    todo: dict[str, Withdrawal] = {}
+    for w in withdrawals:
+        row = rows.get(w.report_id)
+        stamp = w.at.timestamp()
+        if row is None:
+            out.not_stored.append(w.report_id)
+        elif row.withdrawn_at is not None or w.report_id in todo:
+            out.already.append(w.report_id)
+        elif row.version is not None and row.version > stamp:
+            out.rejects.append(
+                Reject(
+                    w.row,
+                    w.report_id,
+                    "deleted_timestamp",
+                    f"the deletion ({stamp:.0f}) is older than the stored revision (version "
+                    f"{row.version:.0f}): the source sent the report again after deleting it; kept",
+                )
+            )
+        else:
+            todo[w.report_id] = w
+    if not todo:
+        return out
+    pks = [rows[r].pk for r in todo]
+    old_findings: dict[int, list[FindingRow]] = {pk: [] for pk in pks}
+    for old in session.execute(
+        select(FindingRow).where(FindingRow.incident_pk.in_(pks)).order_by(FindingRow.pk)
+    ).scalars():
+        old_findings[old.incident_pk].append(old)
+    items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
+    audits: list[AuditRow] = []
+    gone: list[int] = []
+    for rid, w in todo.items():
+        row = rows[rid]
+        olds = old_findings[row.pk]
+        before = _content(row)
+        adj = {c: getattr(row, c) for c in _ADJUDICATION_COLUMNS}
+        session.add(
+            IncidentRevisionRow(
+                incident_pk=row.pk,
+                revision=row.revision,
+                content_hash=row.content_hash,
+                version=row.version,
+                record=before,
+                adjudication=adj,
+                findings=[_finding_dict(x) for x in olds],
+                batch_id=row.batch_id,
+                received_at=row.received_at,
+                submitted_by=row.submitted_by,
+                superseded_at=now,
+                superseded_by_batch=None,
+            )
+        )
+        gone.extend(x.pk for x in olds)
+        at = as_utc(w.at)
+        for x in olds:
+            audits.append(
+                AuditRow(
+                    at=now,
+                    actor=submitted_by,
+                    role="source",
+                    entity="finding",
+                    entity_id=str(x.pk),
+                    action="withdraw",
+                    comment=f"incident {row.pk} ({rid}) withdrawn by its source",
+                    before=_finding_dict(x),
+                    after=None,
+                )
+            )
+        audits.append(
+            AuditRow(
+                at=now,
+                actor=submitted_by,
+                role="source",
+                entity="incident",
+                entity_id=str(row.pk),
+                action="withdraw",
+                comment=f"{rid} withdrawn by its source at {_jsonable(at)} (revision "
+                f"{row.revision + 1}); {len(olds)} finding(s) withdrawn",
+                before={"withdrawn_at": None, "revision": row.revision},
+                after={"withdrawn_at": _jsonable(at), "revision": row.revision + 1},
+            )
+        )
+        _, text = hash_text(_incident_of(row))
+        items.append(
+            (
+                "report",
+                f"incident:{row.pk}",
+                ledger.CanonicalJSON(
+                    canonical_json(
+                        {
+                            "agreement": agreement.id,
+                            "batch": row.batch_id,
+                            "content_hash": row.content_hash,
+                            "incident": row.pk,
+                            "previous_hash": row.content_hash,
+                            "received_at": _jsonable(row.received_at),
+                            "record": "__RECORD__",
+                            "revision": row.revision + 1,
+                            "submitted_by": row.submitted_by,
+                            "version": w.at.timestamp(),
+                            "withdrawn_at": _jsonable(at),
+                            "withdrawn_findings": [x.pk for x in olds],
+                            "distance_km": row.distance_km if math.isfinite(row.distance_km) else None,
+                            "p_side": row.p_side if math.isfinite(row.p_side) else None,
+                            "sector": row.sector,
+                            "side_party": row.side_party,
+                            "in_force": True if row.in_force is None else bool(row.in_force),
+                            "in_area": True if row.in_area is None else bool(row.in_area),
+                            "zones": row.zones,
+                        }
+                    ).replace('"__RECORD__"', text)
+                ),
+            )
+        )
+        session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.pk == row.pk)
+            .values(withdrawn_at=at, revision=row.revision + 1, version=w.at.timestamp())
+        )
+        out.withdrawn.append(rid)
+        out.findings_withdrawn += len(olds)
+    session.flush()
+    if gone:
+        session.execute(delete(FindingRow).where(FindingRow.pk.in_(gone)))
+    session.add_all(audits)
+    session.flush()
+    items += [("audit", f"audit:{a.pk}", ledger.audit_content(a)) for a in audits]
+    ledger.append(session, items, now=now)
     return out

@@ -8,6 +8,9 @@ list, empty when the caller sees every row), so the rules live here once:
 - a liaison (``released_only``) sees the findings released to the parties, and no raw report;
 - every other role sees every row.
 
+Reports their source withdrew (ACLED's deletions list, ``withdrawn_at``) are kept and found by
+their pk, but lists, counts, maps and reports leave them out: :func:`live_incident_clauses`.
+
 A row outside the scope is answered as not found, so its existence does not leak.
 """
 
@@ -25,6 +28,7 @@ __all__ = [
     "counted_incident_clauses",
     "finding_clauses",
     "incident_clauses",
+    "live_incident_clauses",
     "released_finding_clauses",
     "sensor_clauses",
 ]
@@ -38,6 +42,11 @@ def incident_clauses(scope: Scope) -> list[ColumnElement[bool]]:
         return []
     own = IncidentRow.submitted_by == (scope.subject or "")
     return [or_(IncidentRow.sector == scope.sector, own) if scope.sector else own]
+
+
+def live_incident_clauses() -> list[ColumnElement[bool]]:
+    """The incidents that count: not withdrawn by their source."""
+    return [IncidentRow.withdrawn_at.is_(None)]
 
 
 def aliased_incident_clauses(row: Any, scope: Scope) -> list[ColumnElement[bool]]:

@@ -59,7 +59,7 @@ from truceline.core.times import utc_isoformat
 from truceline.errors import ValidationError
 from truceline.services.auth import Scope
 from truceline.services.review import STATUSES
-from truceline.services.scope import finding_clauses, incident_clauses
+from truceline.services.scope import finding_clauses, incident_clauses, live_incident_clauses
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["MAX_POINTS", "Selection", "export_rows", "feature_columns", "timeline"]
@@ -113,7 +113,10 @@ class Selection:
 
 
 def _common(flt: Selection) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = [IncidentRow.agreement_id == flt.agreement_id]
+    conds: list[ColumnElement[bool]] = [
+        IncidentRow.agreement_id == flt.agreement_id,
+        *live_incident_clauses(),  # a report withdrawn by its source is on no map or timeline
+    ]
     if flt.kinds:
         conds.append(IncidentRow.kind.in_(flt.kinds))
     if flt.sectors:

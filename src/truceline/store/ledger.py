@@ -947,6 +947,11 @@ def _incident_fields(row: IncidentRow, c: dict[str, Any]) -> list[str]:
     for col in ("distance_km", "p_side", "version"):
         if col in c and not _same_number(getattr(row, col), c[col]):
             bad.append(col)
+    # withdrawn by its source (0011): the entry says when; a row withdrawn without one is altered
+    if (row.withdrawn_at is not None or "withdrawn_at" in c) and not _same_time(
+        row.withdrawn_at, c.get("withdrawn_at")
+    ):
+        bad.append("withdrawn_at")
     if ("batch" in c or "revision" in c) and row.revision != c.get("revision", 1):
         bad.append("revision")
     if "received_at" in c and not _same_time(row.received_at, c["received_at"]):

@@ -152,6 +152,9 @@ class IncidentRow(Base):
     # the source's own ordering of its sendings (ACLED's ``timestamp``, a CoT event's start, s).
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     version: Mapped[float | None] = mapped_column(Float, default=None)
+    # Withdrawn by its source (ACLED's deletions list, migration 0011): kept, but no longer counted
+    # (no findings; lists, counts, maps and reports leave it out). NULL: a live report.
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     findings: Mapped[list[FindingRow]] = relationship(back_populates="incident")
 

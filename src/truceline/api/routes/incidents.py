@@ -26,6 +26,8 @@ from truceline.api.schemas import (
     ReviewIn,
     ReviewOut,
     SubmittedOut,
+    WithdrawalsIn,
+    WithdrawalsOut,
 )
 from truceline.core.incidents import Incident, Kind, SourceType
 from truceline.errors import PayloadTooLargeError, RecordError
@@ -96,6 +98,40 @@ def submit_batch(
     )
 
 
+@router.post(
+    "/withdrawals",
+    response_model=WithdrawalsOut,
+    summary="Apply ACLED's deletions list: the stored reports it names are withdrawn (kept, "
+    "audited, without findings, left out of counts and maps)",
+)
+def withdraw(
+    body: WithdrawalsIn,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.incidents_review))],
+    agreement: AgreementQ = None,
+) -> WithdrawalsOut:
+    from truceline.services.exchange import import_acled_deletions
+
+    doc = {"data": body.data}
+    res = ctx.db.write(
+        lambda s: import_acled_deletions(
+            s, ctx.agreement(s, agreement), doc, principal=who, now=ctx.clock()
+        )
+    )
+    return WithdrawalsOut(
+        withdrawn=res.withdrawn,
+        already=res.already,
+        not_stored=len(res.not_stored),
+        rejected=[
+            RecordResultOut(
+                index=r.row - 1, id=r.id, status=Verdict.rejected, field=r.field, reason=r.reason
+            )
+            for r in res.rejects
+        ],
+        findings_withdrawn=res.findings_withdrawn,
+    )
+
+
 @router.get("", response_model=Page[IncidentOut], summary="Incidents, filtered, in pages")
 def list_incidents(
     ctx: Ctx,
@@ -119,6 +155,10 @@ def list_incidents(
     in_area: Annotated[
         bool | None, Query(description="Only reports inside (outside) the area of application")
     ] = None,
+    withdrawn: Annotated[
+        bool,
+        Query(description="true: only the reports their source withdrew (left out otherwise)"),
+    ] = False,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[IncidentOut]:
@@ -136,6 +176,7 @@ def list_incidents(
             source_type=source_type.value if source_type else None,
             in_force=in_force,
             in_area=in_area,
+            withdrawn=withdrawn,
         )
         page = queries.list_incidents(
             s, flt, scope=who.scope, cursor=cursor, limit=min(limit, ctx.settings.max_page)
