@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-DEMO_PORT ?= 8000
+# DEMO_PORT=N: serve the demo on port N (default 8000, or the next free port if 8000 is taken)
+DEMO_PORT ?=
 
 .PHONY: demo test bench lint format clean web
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 ## demo: install, simulate a week on the Ukraine example, adjudicate, review and publish part of it,
 ## write the last day's report, then run the server on it: prints the dashboard's address and tokens
 demo: $(STAMP)
-	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo --serve --port $(DEMO_PORT)
+	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo --serve $(if $(DEMO_PORT),--port $(DEMO_PORT))
 
 ## test: the whole suite
 test: $(STAMP)

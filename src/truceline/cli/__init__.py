@@ -346,7 +346,10 @@ def demo_cmd(
         bool, typer.Option("--serve", help="Then run the server with the demo data (dashboard at /)")
     ] = False,
     host: Annotated[str, typer.Option(metavar="HOST", help="With --serve: interface")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(metavar=PORT, help="With --serve: port")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(metavar=PORT, help="With --serve: port (default 8000, or the next free one)"),
+    ] = None,
 ) -> None:
     """Run the demo: a simulated week adjudicated, reviewed, published and reported; --serve serves it.
 
@@ -354,10 +357,13 @@ def demo_cmd(
     writes the last day's report; with --serve, runs the server on the result and prints how to
     sign in.
     """
+    from truceline.cli.server import pick_port
     from truceline.services.demo import demo_tokens, run_demo
 
     ag = _load(agreement)
     try:
+        if serve:  # before the work: a taken --port fails at once
+            port = pick_port(host, port or 8000, explicit=port is not None)
         out = run_demo(ag, agreement, output, seed=seed, days=days, console=console)
     except TrucelineError as exc:
         raise fail(exc) from exc
