@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         description="The mission's Ed25519 key (`truceline ledger keygen`): days closed through "
         "the API are signed with it",
     )
+    ledger_checkpoint_minutes: float = Field(
+        default=15,
+        ge=0,
+        description="Every this many minutes the server closes the ledger up to now (finished days "
+        "get their roots, today a checkpoint), so proofs of today's entries are available; 0: never",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: int = Field(
         default=1,

@@ -8,6 +8,9 @@ app with :func:`create_app` from an :class:`~truceline.context.AppContext`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +35,8 @@ __all__ = [
 SETTINGS_ENV = "TRUCELINE_SERVE_SETTINGS_JSON"
 
 API_PREFIX = "/api/v1"
+
+_log = logging.getLogger("truceline.ledger")
 
 _DESCRIPTION = """\
 The information system of a ceasefire-verification mission: agreements and zones, incident
@@ -65,7 +70,13 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        minutes = ctx.settings.ledger_checkpoint_minutes
+        task = asyncio.create_task(_checkpoints(ctx, minutes * 60)) if minutes > 0 else None
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if ctx.intake is not None:  # let the group-commit writer finish what it holds
             ctx.intake.close()
 
@@ -105,6 +116,24 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_request_bytes)
     app.add_middleware(NoNulInUrl)
     return app
+
+
+async def _checkpoints(ctx: AppContext, every_s: float) -> None:
+    """Close the ledger up to now every ``every_s`` seconds (the ``ledger_checkpoint_minutes``
+    setting), in a worker thread; a failure is logged and the next round tries again."""
+    from truceline.services.checkpoints import close_all
+    from truceline.services.ledger_keys import load_signer
+
+    key = ctx.settings.ledger_key
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            sign = None if key is None else load_signer(key)
+            await asyncio.to_thread(
+                ctx.db.write, lambda s, sign=sign: close_all(s, now=ctx.clock(), sign=sign)
+            )
+        except Exception:  # the server goes on; the next round retries
+            _log.exception("ledger checkpoint failed")
 
 
 def app_from_env() -> FastAPI:

@@ -141,18 +141,31 @@ def keygen_cmd(
 
 @ledger_app.command("close")
 def close_cmd(db: DbOption = "truceline.db", key: KeyOption = None) -> None:
-    """Close every finished day (before today, UTC): store its Merkle root (signed with --key)."""
-    from truceline.store import ledger
+    """Close the ledger up to now: finished days get their roots, today a checkpoint (signed: --key).
+
+    Each finished day (before today, UTC) gets its Merkle root, and today's entries so far a
+    checkpoint (the root the day would close with now), all signed with --key. A proof
+    (`ledger proof`) is then available for every entry recorded so far, today's included.
+    """
+    from truceline.services.checkpoints import close_all
 
     sign = _signer(key)
     d = _db(db)
-    rows = d.write(
-        lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now(), sign=sign)]
-    )
-    for day, n, root in rows:
-        console.print(f"{day}  {n:>7} entries  {root}" + ("  signed" if sign else ""))
-    if not rows:
-        console.print("No day to close.")
+    try:
+        closed = d.write(lambda s: close_all(s, now=_now(), sign=sign))
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    signed = "  signed" if sign else ""
+    for r in closed.days:
+        console.print(f"{r.day}  {r.n_entries:>7} entries  {r.root}{signed}")
+    cp = closed.checkpoint
+    if cp is not None:
+        console.print(
+            f"{cp['day']}  {cp['n_entries']:>7} entries  {cp['root']}{signed}  "
+            f"(checkpoint of the day so far, through entry {cp['last_seq']})"
+        )
+    if not closed.days and cp is None:
+        console.print("Nothing new to close: every entry is already in a closed day or checkpoint.")
 
 
 @ledger_app.command("roots")
@@ -177,7 +190,10 @@ def roots_cmd(
     else:
         for r in rows:
             signed = "  signed" if "signature" in r else ""
-            console.print(f"{r['day']}  {r['n_entries']:>7} entries  {r['root']}{signed}")
+            cp = f" (checkpoint through #{r['last_seq']})" if r.get("checkpoint") else ""
+            console.print(f"{r['day']}  {r['n_entries']:>7} entries{cp}  {r['root']}{signed}")
+        if not rows:
+            console.print("No roots yet: `truceline ledger close` closes the ledger up to now.")
 
 
 @ledger_app.command("proof")
@@ -197,16 +213,17 @@ def proof_cmd(
     """Export an entry with its Merkle inclusion proof and its day's root.
 
     Check it anywhere with `python -m truceline.ledger_verify PROOF --root ROOT`. Finished days are
-    closed first.
+    closed first, and an entry of today is proved against a checkpoint of the day so far (made now
+    if none covers it yet).
     """
+    from truceline.services.checkpoints import prepare_proof
     from truceline.store import ledger
 
     sign = _signer(key)
     d = _db(db)
     try:
-        d.write(lambda s: ledger.close_days(s, now=_now(), sign=sign))
+        seq = d.write(lambda s: prepare_proof(s, entry, now=_now(), sign=sign))
         with d.read() as s:
-            seq = int(entry) if entry.isdigit() else ledger.entry_of(s, entry).seq
             doc = ledger.export_proof(s, seq)
     except TrucelineError as exc:
         raise fail(exc) from exc
