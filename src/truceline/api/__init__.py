@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from truceline import __version__
 from truceline.api.errors import install_error_handlers
@@ -35,6 +37,9 @@ __all__ = [
 SETTINGS_ENV = "TRUCELINE_SERVE_SETTINGS_JSON"
 
 API_PREFIX = "/api/v1"
+
+#: Where the package serves Swagger UI (swagger-ui-dist, copied by `make web` into web/static).
+SWAGGER_UI = "/static/swagger"
 
 _log = logging.getLogger("truceline.ledger")
 
@@ -86,9 +91,22 @@ def create_app(ctx: AppContext) -> FastAPI:
         version=__version__,
         description=_DESCRIPTION,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from the package's own Swagger UI: no CDN, works offline
         redoc_url=None,
     )
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+            oauth2_redirect_url=None,
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the validator site
+        )
+
     app.state.ctx = ctx
     install_error_handlers(app)
     modules = (
