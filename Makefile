@@ -13,7 +13,7 @@ DEMO_PORT ?=
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[dev,postgres]'  # the tests run on PostgreSQL too
 	touch $(STAMP)
 
 ## demo: install, simulate a week on the Ukraine example, adjudicate, review and publish part of it,

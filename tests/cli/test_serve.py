@@ -135,3 +135,19 @@ def test_serve_on_a_taken_explicit_port_says_so_in_one_line(tmp_path: Path) -> N
             app, ["demo", "--output", str(tmp_path / "d"), "--serve", "--port", str(port)]
         )
     assert done.exit_code == 2 and f"port {port}" in done.output and not (tmp_path / "d").exists()
+
+
+def test_postgresql_without_its_driver_names_the_extra(tmp_path: Path) -> None:
+    """psycopg is the `postgres` extra: without it a PostgreSQL URL is a one-line message."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None; sys.modules['psycopg2'] = None; "
+        "from truceline.cli import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "db", "upgrade", "--db", "postgresql+psycopg://u@127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install 'truceline[postgres]'" in done.stderr

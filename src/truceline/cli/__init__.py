@@ -384,5 +384,7 @@ def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
     except TrucelineError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
+        from rich.markup import escape  # a message may hold brackets: truceline[postgres]
+
+        err_console.print("[bold red]error:[/] " + escape(exc.message))
         sys.exit(2)
