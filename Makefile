@@ -5,20 +5,21 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-DEMO_PORT ?= 8000
+# DEMO_PORT=N: serve the demo on port N (default 8000, or the next free port if 8000 is taken)
+DEMO_PORT ?=
 
 .PHONY: demo test bench lint format clean web
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[dev,postgres]'  # the tests run on PostgreSQL too
 	touch $(STAMP)
 
 ## demo: install, simulate a week on the Ukraine example, adjudicate, review and publish part of it,
 ## write the last day's report, then run the server on it: prints the dashboard's address and tokens
 demo: $(STAMP)
-	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo --serve --port $(DEMO_PORT)
+	$(VENV)/bin/truceline demo --agreement examples/ukraine-2024 --output out/demo --serve $(if $(DEMO_PORT),--port $(DEMO_PORT))
 
 ## test: the whole suite
 test: $(STAMP)

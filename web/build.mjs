@@ -1,6 +1,7 @@
 // Build the dashboard into the Python package (src/truceline/web/static): one JS bundle, one CSS
 // file, Leaflet's images, the Natural Earth countries (world-atlas, 1:10m) and index.html with
-// cache-busting hashes. Run with `npm run build` (or `make web`). The output is committed, so the
+// cache-busting hashes; and Swagger UI (swagger-ui-dist, as published) under swagger/ for the
+// API's docs page. Run with `npm run build` (or `make web`). The output is committed, so the
 // Python package serves the dashboard without Node.js; build-info.json records the digest of the
 // sources it was built from (tests/web/test_assets.py recomputes it).
 
@@ -58,6 +59,18 @@ const result = await esbuild.build({
 });
 copyFileSync(join(here, "node_modules", "world-atlas", "countries-10m.json"), join(out, "countries-10m.json"));
 copyFileSync(join(here, "node_modules", "world-atlas", "LICENSE"), join(out, "world-atlas-LICENSE.txt"));
+// Swagger UI for the API's docs page (/api/v1/docs), served from the package: no CDN, works offline.
+const swagger = join(here, "node_modules", "swagger-ui-dist");
+mkdirSync(join(out, "swagger"), { recursive: true });
+for (const [from, to] of [
+  ["swagger-ui-bundle.js", "swagger-ui-bundle.js"],
+  ["swagger-ui.css", "swagger-ui.css"],
+  ["favicon-32x32.png", "favicon-32x32.png"],
+  ["LICENSE", "LICENSE.txt"],
+  ["NOTICE", "NOTICE.txt"],
+]) {
+  copyFileSync(join(swagger, from), join(out, "swagger", to));
+}
 const js = readFileSync(join(out, "app.js"));
 const css = readFileSync(join(out, "app.css"));
 const html = readFileSync(join(here, "index.html"), "utf8").replace("__JS_HASH__", short(js)).replace("__CSS_HASH__", short(css));
@@ -71,6 +84,7 @@ const versions = Object.fromEntries(
 const files = Object.fromEntries(
   Object.keys(result.metafile.outputs)
     .concat([join(out, "countries-10m.json"), join(out, "index.html")])
+    .concat(["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"].map((f) => join(out, "swagger", f)))
     .map((p) => [relative(out, p).split(sep).join("/"), statSync(p).size]),
 );
 writeFileSync(

@@ -170,6 +170,12 @@ class Settings(BaseSettings):
         },
         description="Largest attachment each role may file (bytes); a role not named may file none",
     )
+    ledger_checkpoint_minutes: float = Field(
+        default=15,
+        ge=0,
+        description="Every this many minutes the server closes the ledger up to now (finished days "
+        "get their roots, today a checkpoint), so proofs of today's entries are available; 0: never",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: int = Field(
         default=1,

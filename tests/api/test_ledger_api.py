@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 from truceline.ledger_verify import verify_proof, verify_root_signatures
@@ -22,7 +23,8 @@ def test_released_finding_proof_for_a_liaison(api: Api) -> None:
     assert r.status_code == 409 and "not closed" in r.json()["error"]["message"]
     api.clock.now += dt.timedelta(days=1)
     closed = api.post("/ledger/close").json()
-    assert [c["day"] for c in closed] == ["2025-03-02"]
+    # the day closed, and a checkpoint of the new day so far (it holds the day's closing)
+    assert [(c["day"], c["checkpoint"]) for c in closed] == [("2025-03-02", False), ("2025-03-03", True)]
     roots = api.get("/ledger/roots", role=None).json()  # anyone may hold the roots
     assert roots == closed
     proof = api.get(f"/findings/{fpk}/proof", role="liaison").json()
@@ -47,14 +49,60 @@ def test_days_closed_through_the_api_are_signed_and_reports_print_the_key(
             api.post("/incidents", json=rec(1))
             api.clock.now += dt.timedelta(days=1)
             closed = api.post("/ledger/close").json()
-            assert [c["day"] for c in closed] == ["2025-03-02"]
+            assert [c["day"] for c in closed] == ["2025-03-02", "2025-03-03"]  # and a checkpoint
             roots = api.get("/ledger/roots", role=None).json()
             assert roots[0]["public_key"] == public
             problems, good, checked = verify_root_signatures(roots, public_key=public)
-            assert problems == [] and good == 1 and checked
+            assert problems == [] and good == 2 and checked
             assert api.post("/reports/2025-03-02/publish", role="analyst").status_code == 201
             html = api.get("/reports/2025-03-02", role=None).text
             assert public in html and "Mission's ledger key" in html
             assert api.get("/ledger/verify").json()["ok"]
+    finally:
+        api.ctx.close()
+
+
+def test_the_server_checkpoints_every_n_minutes_and_reports_print_the_latest_root(
+    db_url: str, sectored_dir: Path, agreement_cache: AgreementCache, tmp_path: Path
+) -> None:
+    """With `ledger_checkpoint_minutes` set, the running server (its lifespan task) closes the
+    ledger up to now on its own: a same-day proof verifies and the draft report prints the root."""
+    key = tmp_path / "mission.key"
+    public = keygen(key)
+    api = make_api(
+        db_url, sectored_dir, agreement_cache, ledger_key=key, ledger_checkpoint_minutes=0.002
+    )
+    try:
+        with api.client:  # runs the lifespan
+            pk = api.post("/incidents", json=rec(1)).json()["pk"]
+            fpk = api.get(f"/incidents/{pk}").json()["findings"][0]["pk"]
+            deadline = time.monotonic() + 30  # the first round runs 0.12 s after start
+            while api.get(f"/findings/{fpk}/proof").status_code != 200:
+                assert time.monotonic() < deadline, "no checkpoint within 30 s"
+                time.sleep(0.05)
+            roots = api.get("/ledger/roots", role=None).json()
+            (cp,) = roots
+            assert cp["checkpoint"] and cp["day"] == "2025-03-02" and cp["public_key"] == public
+            proof = api.get(f"/findings/{fpk}/proof").json()
+            assert verify_proof(proof, root=cp["root"], public_key=public) == []
+            draft = api.get("/reports/2025-03-02/draft", role="analyst").text
+            assert "Latest ledger root" in draft and cp["root"] in draft
+            # idle: the next rounds add nothing
+            time.sleep(0.5)
+            assert api.get("/ledger/roots", role=None).json() == roots
+            assert api.get("/ledger/verify").json()["ok"]
+    finally:
+        api.ctx.close()
+
+
+def test_checkpoints_can_be_turned_off(
+    db_url: str, sectored_dir: Path, agreement_cache: AgreementCache
+) -> None:
+    api = make_api(db_url, sectored_dir, agreement_cache, ledger_checkpoint_minutes=0)
+    try:
+        with api.client:
+            api.post("/incidents", json=rec(1))
+            time.sleep(0.3)
+            assert api.get("/ledger/roots", role=None).json() == []
     finally:
         api.ctx.close()

@@ -4,6 +4,7 @@ brute-force selection, the roles, and two real clients (GDAL's ogrinfo and OWSLi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -87,7 +88,8 @@ def test_landing_and_conformance(api: Api) -> None:
     rels = {ln["rel"]: ln["href"] for ln in land["links"]}
     assert {"self", "service-desc", "conformance", "data"} <= set(rels)
     assert rels["data"].endswith("/ogc/collections")
-    assert api.client.get(rels["service-desc"].replace("http://testserver", "")).status_code == 200
+    desc = api.client.get(rels["service-desc"].replace("http://testserver", ""))
+    assert desc.status_code == 200 and desc.json()["openapi"].startswith("3.0.")
     conf = ogc(api, "/conformance", role=None).json()["conformsTo"]
     assert {c.rsplit("/", 1)[-1] for c in conf} == {"core", "geojson", "oas30"} and conf == CONFORMANCE
     spec = api.client.get("/api/v1/openapi.json").json()
@@ -219,6 +221,11 @@ def test_finding_items_carry_the_numbers(api: Api) -> None:
         "datetime=yesterday",
         "datetime=2025-03-02/2025-03-01",
         "colour=red",
+        "limit=0",
+        "limit=ten",
+        "limit=100000",
+        "offset=-1",
+        "f=xml",
     ],
 )
 def test_bad_parameters_are_400(api: Api, query: str) -> None:
@@ -290,6 +297,8 @@ def test_owslib_reads_the_same(live: tuple[str, Api, list[dict[str, Any]]]) -> N
     assert {f["properties"]["report_id"] for f in page["features"]} == want
     one = w.collection_item("incidents", str(page["features"][0]["id"]))
     assert one["id"] == page["features"][0]["id"]
+    assert w.api()["openapi"].startswith("3.0.")  # the service-desc OWSLib looks for
+    assert set(w.collection_queryables("incidents")["properties"]) == {"geometry", "observed_at"}
     lia = Features(f"{url}/ogc", headers={"Authorization": f"Bearer {api.tokens['liaison']}"})
     assert [c["id"] for c in lia.collections()["collections"]] == [
         "findings",
@@ -299,3 +308,60 @@ def test_owslib_reads_the_same(live: tuple[str, Api, list[dict[str, Any]]]) -> N
     ]
     assert lia.collection_items("zones")["numberMatched"] >= 2
     assert DAY  # the shared fixtures' day is the agreement's test day
+
+
+def test_the_ogc_api_definition_is_valid_openapi_30(api: Api) -> None:
+    """The `oas30` conformance claim holds: /ogc/api is an OpenAPI 3.0 document (validated by
+    openapi-spec-validator) of every /ogc route served, served as the landing page's service-desc."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.validators import OpenAPIV30SpecValidator
+
+    r = api.client.get("/ogc/api")
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/vnd.oai.openapi+json"
+    )
+    spec = r.json()
+    assert spec["openapi"] == "3.0.3"
+    validate(spec, cls=OpenAPIV30SpecValidator)
+    from truceline.api.routes.ogc import router
+
+    served = {route.path for route in router.routes if getattr(route, "include_in_schema", False)}
+    assert set(spec["paths"]) == served and "/ogc/collections/{collection_id}/queryables" in served
+    text = json.dumps(spec)
+    assert '"type": "null"' not in text and '"const"' not in text  # 3.1 forms rewritten
+    limit = next(
+        p
+        for p in spec["paths"]["/ogc/collections/{collection_id}/items"]["get"]["parameters"]
+        if p["name"] == "limit"
+    )
+    assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 10000
+
+
+def test_queryables_are_a_json_schema_of_what_is_served(api: Api) -> None:
+    import jsonschema
+
+    coll = ogc(api, "/collections/incidents").json()
+    link = next(ln for ln in coll["links"] if ln["rel"].endswith("/queryables"))
+    r = api.client.get(link["href"].replace("http://testserver", ""), headers=api.h("admin"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/schema+json")
+    schema = r.json()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
+    assert schema["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+    assert schema["properties"]["observed_at"]["format"] == "date-time"
+    zones = ogc(api, "/collections/zones/queryables", role="liaison").json()
+    assert set(zones["properties"]) == {"geometry"}  # no time on a static layer
+    assert ogc(api, "/collections/incidents/queryables", role="liaison").status_code == 403
+    assert ogc(api, "/collections/nope/queryables").status_code == 404
+
+
+def test_landing_page_as_html(api: Api) -> None:
+    for r in (
+        api.client.get("/ogc?f=html"),
+        api.client.get("/ogc", headers={"Accept": "text/html,application/xhtml+xml"}),
+    ):
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert "<h1>Truceline - OGC API Features</h1>" in r.text and "/ogc/collections" in r.text
+    assert api.client.get("/ogc").headers["content-type"].startswith("application/json")
+    links = {ln["rel"]: ln for ln in api.client.get("/ogc").json()["links"]}
+    assert links["alternate"]["type"] == "text/html"

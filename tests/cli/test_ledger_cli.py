@@ -18,6 +18,7 @@ from truceline.services.ingest import ingest_incidents
 from truceline.store.db import Database
 
 from ..conftest import register_folder
+from ..store.test_ledger import _rehash_from
 
 runner = CliRunner()
 
@@ -107,7 +108,9 @@ def test_signed_roots_keygen_close_verify_and_the_standalone_check(
     roots = tmp_path / "roots.json"
     assert runner.invoke(app, ["ledger", "roots", "-o", str(roots), "--db", db_path]).exit_code == 0
     held = json.loads(roots.read_text())
-    assert len(held) == 1 and held[0]["public_key"] == public and len(held[0]["signature"]) == 128
+    # yesterday's root, and a checkpoint of today so far (which holds yesterday's closing)
+    assert [bool(r.get("checkpoint")) for r in held] == [False, True]
+    assert all(r["public_key"] == public and len(r["signature"]) == 128 for r in held)
 
     ok = runner.invoke(app, ["ledger", "verify", "--public-key", public, "--db", db_path])
     assert ok.exit_code == 0, ok.output
@@ -157,3 +160,139 @@ def test_signed_roots_keygen_close_verify_and_the_standalone_check(
     db.dispose()
     forged_sig = runner.invoke(app, ["ledger", "verify", "--db", db_path])
     assert forged_sig.exit_code == 1 and "the signature over its root does not hold" in forged_sig.output
+
+
+def _incidents(t: dt.datetime, ids: range) -> list[Incident]:
+    return [
+        Incident(
+            id=f"c{i}",
+            observed_at=t,
+            lon=36.95 + i * 0.002,
+            lat=48.6,
+            kind="armed_personnel",
+            source_type="patrol",
+        )
+        for i in ids
+    ]
+
+
+def test_same_day_checkpoint_close_proof_and_the_standalone_verifier(
+    tmp_path: Path, small: Agreement, small_dir: Path
+) -> None:
+    """Reports recorded today: `ledger close` checkpoints the day so far, so a proof exists at
+    once and the standalone verifier (run as a copied file) accepts it, signature included."""
+    db_path = str(tmp_path / "c.db")
+    db = Database(db_path)
+    db.upgrade()
+    now = dt.datetime.now(dt.UTC)
+    db.write(lambda s: register_folder(s, small_dir, now=now))
+    db.write(
+        lambda s: ingest_incidents(s, small, _incidents(now, range(3)), [0, 1, 2], source="t", now=now)
+    )
+    db.dispose()
+    key = tmp_path / "mission.key"
+    public = runner.invoke(app, ["ledger", "keygen", "-o", str(key)]).stdout.strip().splitlines()[-1]
+
+    closed = runner.invoke(app, ["ledger", "close", "--key", str(key), "--db", db_path])
+    assert closed.exit_code == 0, closed.output
+    assert "checkpoint of the day so far" in closed.output and "No day" not in closed.output
+    again = runner.invoke(app, ["ledger", "close", "--db", db_path])
+    assert again.exit_code == 0 and "Nothing new" in again.output  # an idle ledger gains nothing
+    held = json.loads(runner.invoke(app, ["ledger", "roots", "--json", "--db", db_path]).stdout)
+    assert len(held) == 1 and held[0]["checkpoint"] and held[0]["day"] == now.date().isoformat()
+    proof = tmp_path / "proof.json"
+    made = runner.invoke(app, ["ledger", "proof", "finding:1", "-o", str(proof), "--db", db_path])
+    assert made.exit_code == 0, made.output
+    doc = json.loads(proof.read_text())
+    assert doc["root"] == held[0]["root"] and doc["tree_size"] == held[0]["n_entries"]
+    verifier = Path(__file__).parents[2] / "src" / "truceline" / "ledger_verify.py"
+    copy = tmp_path / "elsewhere" / "ledger_verify.py"  # a party's copy, outside the package
+    copy.parent.mkdir()
+    copy.write_bytes(verifier.read_bytes())
+    checked = subprocess.run(
+        [sys.executable, str(copy), str(proof), "--root", held[0]["root"], "--public-key", public],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "signature holds" in checked.stdout
+    wrong = subprocess.run(
+        [sys.executable, str(copy), str(proof), "--root", "ab" * 32], capture_output=True, text=True
+    )
+    assert wrong.returncode == 1 and "not the published root" in wrong.stdout
+
+    # More reports the same day: `ledger proof` checkpoints them when asked (no close needed),
+    # the earlier checkpoint a party holds still verifies, and so does the whole ledger.
+    db = Database(db_path)
+    later = now + dt.timedelta(seconds=1)
+    db.write(
+        lambda s: ingest_incidents(
+            s, small, _incidents(later, range(3, 5)), [3, 4], source="t", now=later
+        )
+    )
+    db.dispose()
+    proof2 = tmp_path / "proof2.json"
+    made = runner.invoke(
+        app, ["ledger", "proof", "incident:5", "-o", str(proof2), "--db", db_path, "--key", str(key)]
+    )
+    assert made.exit_code == 0, made.output
+    doc2 = json.loads(proof2.read_text())
+    assert doc2["tree_size"] > doc["tree_size"] and doc2["root"] != doc["root"]
+    assert subprocess.run([sys.executable, str(copy), str(proof2)], capture_output=True).returncode == 0
+    held_file = tmp_path / "held.json"
+    held_file.write_text(json.dumps(held))
+    ok = runner.invoke(
+        app, ["ledger", "verify", "--roots", str(held_file), "--public-key", public, "--db", db_path]
+    )
+    assert ok.exit_code == 0, ok.output
+
+    # A report changed after the checkpoint and every later hash recomputed (a careful forger):
+    # the checkpoint recorded in the chain, and the one the party holds, no longer match.
+    db = Database(db_path)
+    with db.write_engine.begin() as conn:
+        seq = conn.execute(text("select min(seq) from ledger_entries where kind = 'report'")).scalar()
+        conn.execute(
+            text("update ledger_entries set body = replace(body, 'patrol', 'uav') where seq = :s"),
+            {"s": seq},
+        )
+        _rehash_from(conn, seq)
+    db.dispose()
+    bad = runner.invoke(app, ["ledger", "verify", "--db", db_path])
+    assert bad.exit_code == 1 and f"checkpoint of {now.date()}" in bad.output, bad.output
+    bad = runner.invoke(app, ["ledger", "verify", "--roots", str(held_file), "--db", db_path])
+    assert bad.exit_code == 1 and "the checkpoint root you hold" in bad.output, bad.output
+
+
+def test_a_later_day_close_covers_the_checkpointed_day(
+    tmp_path: Path, small: Agreement, small_dir: Path
+) -> None:
+    """Checkpoints do not change how days close: the day's root covers every entry of the day
+    (checkpoints included), proofs move to it, and a checkpoint a party holds still verifies."""
+    from truceline.services.checkpoints import close_all
+    from truceline.store import ledger
+
+    t = dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)
+    db = Database(str(tmp_path / "d.db"))
+    db.upgrade()
+    db.write(lambda s: register_folder(s, small_dir, now=t))
+    db.write(lambda s: ingest_incidents(s, small, _incidents(t, range(2)), [0, 1], source="t", now=t))
+    cp = db.write(lambda s: close_all(s, now=t + dt.timedelta(minutes=15))).checkpoint
+    assert cp is not None and not db.write(lambda s: close_all(s, now=t + dt.timedelta(minutes=30))).days
+    t2 = t + dt.timedelta(hours=1)
+    db.write(
+        lambda s: ingest_incidents(s, small, _incidents(t2, range(2, 4)), [2, 3], source="t", now=t2)
+    )
+    with db.read() as s:
+        early = ledger.export_proof(s, 1)
+    assert early["root"] == cp["root"] and "checkpoint" in early
+    closed = db.write(lambda s: close_all(s, now=t + dt.timedelta(days=1)))
+    (day,) = closed.days
+    with db.read() as s:
+        n_day = s.execute(text("select count(*) from ledger_entries where day = '2025-03-01'")).scalar()
+        assert day.n_entries == n_day and day.last_seq > cp["last_seq"]
+        late = ledger.export_proof(s, 1)
+        assert late["root"] == day.root and "checkpoint" not in late
+        v = ledger.verify(s, held_roots=[cp, ledger.root_documents(s)[0]])
+        assert v.ok, v.problems
+    db.dispose()

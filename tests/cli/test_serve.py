@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -58,3 +62,92 @@ def test_serve_with_two_workers_migrates_and_answers(tmp_path: Path) -> None:
             if stream:
                 stream.close()
     assert db.exists()
+
+
+def _hold(port: int) -> socket.socket | None:
+    """Listen on 127.0.0.1:port (None if something else already does: it is taken either way)."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        return None
+    s.listen()
+    return s
+
+
+def test_serve_takes_the_next_free_port_when_8000_is_taken(tmp_path: Path) -> None:
+    held = _hold(8000)
+    proc = truceline_process("serve", "--db", tmp_path / "s.db")
+    try:
+        assert proc.stdout is not None
+        printed = ""
+        match = None
+        while match is None:
+            line = proc.stdout.readline().decode()
+            assert line, f"the server exited before printing its address: {printed}"
+            printed += line
+            match = re.search(r"http://127\.0\.0\.1:(\d+)/api/v1", line)
+        port = int(match.group(1))
+        assert port != 8000 and "Port 8000 is in use" in printed, printed
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+        if held:
+            held.close()
+
+
+def test_serve_on_a_taken_explicit_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from truceline.cli import app; app()",
+                "serve",
+                "--port",
+                str(port),
+                "--db",
+                str(tmp_path / "s.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    assert f"port {port}" in lines[0] and "--port N" in lines[0]
+    assert not (tmp_path / "s.db").exists()  # checked before anything is created
+    # the demo fails the same way, before its work
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = runner.invoke(
+            app, ["demo", "--output", str(tmp_path / "d"), "--serve", "--port", str(port)]
+        )
+    assert done.exit_code == 2 and f"port {port}" in done.output and not (tmp_path / "d").exists()
+
+
+def test_postgresql_without_its_driver_names_the_extra(tmp_path: Path) -> None:
+    """psycopg is the `postgres` extra: without it a PostgreSQL URL is a one-line message."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None; sys.modules['psycopg2'] = None; "
+        "from truceline.cli import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "db", "upgrade", "--db", "postgresql+psycopg://u@127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install 'truceline[postgres]'" in done.stderr

@@ -8,6 +8,7 @@ import re
 
 from truceline.web import pages
 
+from ..api.conftest import Api
 from .conftest import ROOT
 
 WEB = ROOT / "web"
@@ -50,3 +51,26 @@ def test_index_points_at_the_built_files() -> None:
     js = (STATIC / "app.js").read_text()
     assert not re.search(r"https?://[a-z0-9.-]*(tile|cdn|unpkg|jsdelivr|googleapis)", js)
     assert pages._file("app.js") is not None and pages._file("../pages.py") is None
+
+
+def test_api_docs_are_served_from_the_package(sqlite_api: Api) -> None:
+    """/api/v1/docs works with no internet: Swagger UI (swagger-ui-dist, built by `make web`) and
+    the OpenAPI document come from the server itself, and every URL the page names answers."""
+    client = sqlite_api.client
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    urls += re.findall(r"""url: ["']([^"']+)["']""", page.text)
+    assert len(urls) >= 4 and "/api/v1/openapi.json" in urls, urls
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), f"{url} is not on the server"
+        assert client.get(url).status_code == 200, url
+    assert "http://" not in page.text and "https://" not in page.text
+    bundle = client.get("/static/swagger/swagger-ui-bundle.js")
+    assert bundle.headers["content-type"].startswith("text/javascript") and len(bundle.content) > 500_000
+    info = json.loads((STATIC / "build-info.json").read_text())
+    lock = json.loads((WEB / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/swagger-ui-dist"]["version"]
+    assert info["packages"]["swagger-ui-dist"] == version
+    assert info["files"]["swagger/swagger-ui-bundle.js"] == len(bundle.content)
+    assert "Apache License" in (STATIC / "swagger" / "LICENSE.txt").read_text()

@@ -8,10 +8,15 @@ app with :func:`create_app` from an :class:`~truceline.context.AppContext`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from truceline import __version__
 from truceline.api.errors import install_error_handlers
@@ -32,6 +37,11 @@ __all__ = [
 SETTINGS_ENV = "TRUCELINE_SERVE_SETTINGS_JSON"
 
 API_PREFIX = "/api/v1"
+
+#: Where the package serves Swagger UI (swagger-ui-dist, copied by `make web` into web/static).
+SWAGGER_UI = "/static/swagger"
+
+_log = logging.getLogger("truceline.ledger")
 
 _DESCRIPTION = """\
 The information system of a ceasefire-verification mission: agreements and zones, incident
@@ -66,7 +76,13 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        minutes = ctx.settings.ledger_checkpoint_minutes
+        task = asyncio.create_task(_checkpoints(ctx, minutes * 60)) if minutes > 0 else None
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if ctx.intake is not None:  # let the group-commit writer finish what it holds
             ctx.intake.close()
 
@@ -76,9 +92,22 @@ def create_app(ctx: AppContext) -> FastAPI:
         version=__version__,
         description=_DESCRIPTION,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from the package's own Swagger UI: no CDN, works offline
         redoc_url=None,
     )
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+            oauth2_redirect_url=None,
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the validator site
+        )
+
     app.state.ctx = ctx
     install_error_handlers(app)
     modules = (
@@ -114,6 +143,24 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.add_middleware(NoNulInUrl)
     return app
+
+
+async def _checkpoints(ctx: AppContext, every_s: float) -> None:
+    """Close the ledger up to now every ``every_s`` seconds (the ``ledger_checkpoint_minutes``
+    setting), in a worker thread; a failure is logged and the next round tries again."""
+    from truceline.services.checkpoints import close_all
+    from truceline.services.ledger_keys import load_signer
+
+    key = ctx.settings.ledger_key
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            sign = None if key is None else load_signer(key)
+            await asyncio.to_thread(
+                ctx.db.write, lambda s, sign=sign: close_all(s, now=ctx.clock(), sign=sign)
+            )
+        except Exception:  # the server goes on; the next round retries
+            _log.exception("ledger checkpoint failed")
 
 
 def app_from_env() -> FastAPI:

@@ -96,7 +96,7 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation(_: Request, exc: Exception) -> JSONResponse:
+def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errs = list(exc.errors())
     first = errs[0] if errs else {"loc": ("body",), "msg": "invalid request"}
@@ -119,8 +119,10 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
     else:
         fix = FIELD_HINTS.get(leaf, "see the request schema in /docs")
     more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    # OGC API - Features answers an invalid parameter with 400 (Part 1, 7.6); the REST API with 422
+    ogc = request.url.path == "/ogc" or request.url.path.startswith("/ogc/")
     return error_response(
-        422,
+        400 if ogc else 422,
         "RequestValidationError",
         f"{field}: {msg}{more}",
         field=field,

@@ -474,6 +474,11 @@ class LedgerRoot(_Out):
         description="Ed25519 signature (hex) over truceline-ledger-root/1, day, root, n_entries "
         "(one per line); check with `python -m truceline.ledger_verify --roots`",
     )
+    checkpoint: bool = Field(
+        default=False,
+        description="A checkpoint of a day not closed yet: the root of its first n_entries entries "
+        "(through last_seq), signed the same way; the day's own root comes when it closes",
+    )
 
 
 class LedgerProblem(_Out):

@@ -362,7 +362,10 @@ def demo_cmd(
         bool, typer.Option("--serve", help="Then run the server with the demo data (dashboard at /)")
     ] = False,
     host: Annotated[str, typer.Option(metavar="HOST", help="With --serve: interface")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(metavar=PORT, help="With --serve: port")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(metavar=PORT, help="With --serve: port (default 8000, or the next free one)"),
+    ] = None,
 ) -> None:
     """Run the demo: a simulated week adjudicated, reviewed, published and reported; --serve serves it.
 
@@ -370,10 +373,13 @@ def demo_cmd(
     writes the last day's report; with --serve, runs the server on the result and prints how to
     sign in.
     """
+    from truceline.cli.server import pick_port
     from truceline.services.demo import demo_tokens, run_demo
 
     ag = _load(agreement)
     try:
+        if serve:  # before the work: a taken --port fails at once
+            port = pick_port(host, port or 8000, explicit=port is not None)
         out = run_demo(ag, agreement, output, seed=seed, days=days, console=console)
     except TrucelineError as exc:
         raise fail(exc) from exc
@@ -397,6 +403,7 @@ def main() -> None:  # pragma: no cover - console entry point (tests/cli/test_er
     """
     import os
 
+    from rich.markup import escape
     from sqlalchemy.exc import DBAPIError
 
     try:
@@ -407,7 +414,7 @@ def main() -> None:  # pragma: no cover - console entry point (tests/cli/test_er
         detail = str(exc.orig or exc).strip().splitlines()
         reason = detail[0] if detail else type(exc).__name__
         err_console.print(
-            f"[bold red]error:[/] the database failed: {reason} "
+            f"[bold red]error:[/] the database failed: {escape(reason)} "
             "(fix: check --db / $TRUCELINE_DB and that the server is running and reachable)",
             highlight=False,
         )
@@ -417,7 +424,7 @@ def main() -> None:  # pragma: no cover - console entry point (tests/cli/test_er
             raise
         what = "" if isinstance(exc, OSError) else " (unexpected: please report it)"
         err_console.print(
-            f"[bold red]error:[/] {type(exc).__name__}: {exc}{what}; "
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}{what}; "
             "TRUCELINE_DEBUG=1 shows the traceback",
             highlight=False,
         )

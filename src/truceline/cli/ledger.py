@@ -155,18 +155,31 @@ def keygen_cmd(
 
 @ledger_app.command("close")
 def close_cmd(db: DbOption = "truceline.db", key: KeyOption = None) -> None:
-    """Close every finished day (before today, UTC): store its Merkle root (signed with --key)."""
-    from truceline.store import ledger
+    """Close the ledger up to now: finished days get their roots, today a checkpoint (signed: --key).
+
+    Each finished day (before today, UTC) gets its Merkle root, and today's entries so far a
+    checkpoint (the root the day would close with now), all signed with --key. A proof
+    (`ledger proof`) is then available for every entry recorded so far, today's included.
+    """
+    from truceline.services.checkpoints import close_all
 
     sign = _signer(key)
     d = _db(db)
-    rows = d.write(
-        lambda s: [(r.day, r.n_entries, r.root) for r in ledger.close_days(s, now=_now(), sign=sign)]
-    )
-    for day, n, root in rows:
-        console.print(f"{day}  {_count(n, 'entry'):>13}  {root}" + ("  signed" if sign else ""))
-    if not rows:
-        console.print("No day to close.")
+    try:
+        closed = d.write(lambda s: close_all(s, now=_now(), sign=sign))
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    signed = "  signed" if sign else ""
+    for r in closed.days:
+        console.print(f"{r.day}  {_count(r.n_entries, 'entry'):>13}  {r.root}{signed}")
+    cp = closed.checkpoint
+    if cp is not None:
+        console.print(
+            f"{cp['day']}  {_count(cp['n_entries'], 'entry'):>13}  {cp['root']}{signed}  "
+            f"(checkpoint of the day so far, through entry {cp['last_seq']})"
+        )
+    if not closed.days and cp is None:
+        console.print("Nothing new to close: every entry is already in a closed day or checkpoint.")
 
 
 @ledger_app.command("roots")
@@ -189,11 +202,15 @@ def roots_cmd(
     elif as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
-        console.print("No root stored yet: `truceline ledger close` stores the roots of finished days.")
+        console.print(
+            "No root stored yet: `truceline ledger close` closes the ledger up to now "
+            "(finished days, and a checkpoint of today)."
+        )
     else:
         for r in rows:
             signed = "  signed" if "signature" in r else ""
-            console.print(f"{r['day']}  {_count(r['n_entries'], 'entry'):>13}  {r['root']}{signed}")
+            cp = f" (checkpoint through #{r['last_seq']})" if r.get("checkpoint") else ""
+            console.print(f"{r['day']}  {_count(r['n_entries'], 'entry'):>13}{cp}  {r['root']}{signed}")
 
 
 @ledger_app.command("proof")
@@ -213,16 +230,17 @@ def proof_cmd(
     """Export an entry with its Merkle inclusion proof and its day's root.
 
     Check it anywhere with `python -m truceline.ledger_verify PROOF --root ROOT`. Finished days are
-    closed first.
+    closed first, and an entry of today is proved against a checkpoint of the day so far (made now
+    if none covers it yet).
     """
+    from truceline.services.checkpoints import prepare_proof
     from truceline.store import ledger
 
     sign = _signer(key)
     d = _db(db)
     try:
-        d.write(lambda s: ledger.close_days(s, now=_now(), sign=sign))
+        seq = d.write(lambda s: prepare_proof(s, entry, now=_now(), sign=sign))
         with d.read() as s:
-            seq = int(entry) if entry.isdigit() else ledger.entry_of(s, entry).seq
             doc = ledger.export_proof(s, seq)
     except TrucelineError as exc:
         raise fail(exc) from exc

@@ -170,7 +170,10 @@ def working(text: str) -> Status:
 
 def fail(exc: TrucelineError) -> typer.Exit:
     """Print a user-safe error (and its fix) on stderr; the exit (status 2) to raise from it."""
-    err_console.print(f"[bold red]error:[/] {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""))
+    from rich.markup import escape  # a message may hold brackets: truceline[postgres], a list
+
+    text = exc.message + (f" (fix: {exc.fix})" if exc.fix and exc.fix not in exc.message else "")
+    err_console.print("[bold red]error:[/] " + escape(text))
     return typer.Exit(code=2)
 
 

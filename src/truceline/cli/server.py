@@ -23,7 +23,7 @@ from truceline.cli.options import (
 )
 from truceline.errors import TrucelineError
 
-__all__ = ["serve", "token_app"]
+__all__ = ["pick_port", "serve", "token_app"]
 
 
 token_app = typer.Typer(
@@ -114,7 +114,11 @@ def serve(
             workers=workers,
             cot=cot or None,  # merged key by key into the file's [cot] table
         )
-        ctx = build_context(settings)
+        chosen = pick_port(settings.host, settings.port, explicit="port" in settings.model_fields_set)
+        if chosen != settings.port:
+            console.print(f"Port {settings.port} is in use: serving on port {chosen} instead")
+            settings = settings.model_copy(update={"port": chosen})
+        ctx = build_context(settings)  # after the port: a taken port creates no database
     except TrucelineError as exc:
         raise fail(exc) from exc
     console.print(
@@ -160,6 +164,60 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
+    )
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be listened on now (as uvicorn binds: with SO_REUSEADDR)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise TrucelineError(
+            f"cannot listen on {host}: the host name does not resolve ({exc.strerror})",
+            field="host",
+            value=host,
+            fix="give an address of this machine with --host, e.g. --host 127.0.0.1",
+        ) from exc
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise TrucelineError(
+                f"cannot listen on {host}:{port} ({exc.strerror})",
+                field="port",
+                value=port,
+                fix="choose another interface or port with --host HOST / --port N",
+            ) from exc
+    return True
+
+
+def pick_port(host: str, port: int, *, explicit: bool, tries: int = 100) -> int:
+    """The port to serve on: ``port`` if free; if it was not asked for explicitly (the default), the
+    next free one above it; an explicit port that is taken is an error naming it and the fix."""
+    if _port_free(host, port):
+        return port
+    if explicit:
+        raise TrucelineError(
+            f"port {port} on {host} is already in use (another server, or a demo, is running there)",
+            field="port",
+            value=port,
+            fix="stop that server, choose a free port with --port N, "
+            "or leave --port out to take the next free one",
+        )
+    for candidate in range(port + 1, min(port + tries, 65535) + 1):
+        if _port_free(host, candidate):
+            return candidate
+    raise TrucelineError(
+        f"ports {port} to {min(port + tries, 65535)} on {host} are all in use",
+        field="port",
+        value=port,
+        fix="choose a free port with --port N",
     )
 
 

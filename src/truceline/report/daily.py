@@ -50,6 +50,7 @@ __all__ = [
     "DayFinding",
     "DayReport",
     "LedgerDay",
+    "LedgerHead",
     "LedgerSummary",
     "day_findings",
     "render_daily_html",
@@ -148,6 +149,20 @@ class LedgerDay:
     last_seq: int
     root: str | None = None
     n_entries: int | None = None
+    checkpoint: bool = False  # ``root`` is a checkpoint of the day so far (it covers these entries)
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """The ledger's latest signed tree head when the report was made: a closed day's root, or a
+    checkpoint of a day not closed yet (the root of its first ``n_entries`` entries)."""
+
+    day: dt.date
+    root: str
+    n_entries: int
+    last_seq: int
+    checkpoint: bool = False
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,7 @@ class LedgerSummary:
     missing: int = 0
     recorded: int = 0  # entries recorded on the report's day so far (closed or not)
     public_key: str | None = None  # the mission's Ed25519 key that signs the daily roots (hex)
+    latest: LedgerHead | None = None  # the newest root or checkpoint of the whole ledger
 
 
 @dataclass(frozen=True)

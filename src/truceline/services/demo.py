@@ -23,6 +23,7 @@ from truceline.io.agreement_files import files_of_folder
 from truceline.io.incidents_io import read_incidents
 from truceline.services.agreement_store import register_agreement
 from truceline.services.auth import IssuedToken, Principal, Role, create_token
+from truceline.services.checkpoints import close_all
 from truceline.services.ingest import ingest_incidents
 from truceline.services.publication import publish_report
 from truceline.services.report import write_daily_report
@@ -136,6 +137,9 @@ def run_demo(
             if n_days > 1:
                 published = day - dt.timedelta(days=1)
                 publish_report(session, agreement, published, actor=DEMO_ANALYST, now=now)
+        with session_factory(engine)() as session, session.begin():
+            # a checkpoint of everything recorded: the report prints its root, proofs are available
+            close_all(session, now=dt.datetime.now(dt.UTC))
         progress.update(task, advance=1, description="Writing the daily report")
         report_path = output / f"report-{day}.html"
         report = write_daily_report(str(db), agreement, day, report_path)

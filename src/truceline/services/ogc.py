@@ -50,6 +50,7 @@ from truceline.store.models import FindingRow, IncidentRow
 __all__ = [
     "COLLECTIONS",
     "CONFORMANCE",
+    "QUERYABLES_REL",
     "ItemsQuery",
     "ParameterError",
     "collection",
@@ -58,8 +59,10 @@ __all__ = [
     "item",
     "items",
     "landing",
+    "landing_html",
     "parse_bbox",
     "parse_datetime",
+    "queryables",
 ]
 
 OGC = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
@@ -212,16 +215,38 @@ def landing(base: str, *, api_root: str, extra: Mapping[str, str] | None = None)
         "links": [
             _link(base + q, "self", JSON, "This document"),
             _link(
-                f"{api_root}/openapi.json",
+                f"{base}/api",
                 "service-desc",
                 "application/vnd.oai.openapi+json;version=3.0",
-                "The API definition",
+                "The API definition (OpenAPI 3.0)",
+            ),
+            _link(
+                base + _q({**(extra or {}), "f": "html"}), "alternate", "text/html", "This page as HTML"
             ),
             _link(f"{api_root}/docs", "service-doc", "text/html", "The API documentation"),
             _link(f"{base}/conformance{q}", "conformance", JSON, "Conformance classes"),
             _link(f"{base}/collections{q}", "data", JSON, "Collections"),
         ],
     }
+
+
+def landing_html(doc: Mapping[str, Any]) -> str:
+    """The landing page as HTML (``?f=html``, or a browser's ``Accept: text/html``)."""
+    from html import escape
+
+    items = "".join(
+        f'<li><a href="{escape(ln["href"])}">{escape(ln.get("title") or ln["rel"])}</a>'
+        f" <small>({escape(ln['rel'])}, {escape(ln['type'])})</small></li>"
+        for ln in doc["links"]
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(doc['title'])}</title></head><body>"
+        f"<h1>{escape(doc['title'])}</h1><p>{escape(doc['description'])}</p><ul>{items}</ul>"
+        "<p>Clients: QGIS (Add WFS / OGC API - Features layer), GDAL "
+        "(<code>ogrinfo OAPIF:URL</code>), OWSLib; send the API token as "
+        "<code>Authorization: Bearer</code>.</p></body></html>"
+    )
 
 
 def conformance() -> dict[str, Any]:
@@ -251,7 +276,43 @@ def _collection_doc(c: _Collection, ag: Agreement, base: str, q: str) -> dict[st
         "links": [
             _link(href + q, "self", JSON, c.title),
             _link(f"{href}/items{q}", "items", GEOJSON, f"{c.title} as GeoJSON"),
+            _link(f"{href}/queryables{q}", QUERYABLES_REL, SCHEMA_JSON, "What can be queried"),
         ],
+    }
+
+
+#: The link relation and media type of a collection's queryables (OGC API - Features Part 3).
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SCHEMA_JSON = "application/schema+json"
+
+
+def queryables(who: Principal, collection_id: str, base: str) -> dict[str, Any]:
+    """The collection's queryables as a JSON Schema: what its items can be selected by here, and
+    nothing more (``bbox`` on the geometry; ``datetime`` on ``observed_at`` for incidents and
+    findings, whose static layers have no time)."""
+    c = _get(collection_id, who)
+    point = c.id in ("incidents", "findings")
+    props: dict[str, Any] = {
+        "geometry": {
+            "title": "Location (selected with bbox)",
+            "format": "geometry-point" if point else "geometry-any",
+            "x-ogc-role": "primary-geometry",
+        }
+    }
+    if point:
+        props["observed_at"] = {
+            "title": "When it was observed, UTC (selected with datetime)",
+            "type": "string",
+            "format": "date-time",
+            "x-ogc-role": "primary-instant",
+        }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{base}/collections/{c.id}/queryables",
+        "type": "object",
+        "title": c.title,
+        "properties": props,
+        "additionalProperties": False,
     }
 
 

@@ -18,6 +18,7 @@ from truceline.report.daily import (
     DayFinding,
     DayReport,
     LedgerDay,
+    LedgerHead,
     LedgerSummary,
     render_daily_html,
 )
@@ -220,6 +221,14 @@ def _ledger_summary(session: Session, day: dt.date, finding_pks: list[int]) -> L
         ).scalars()
     }
     own = roots.get(day)
+    covering = {  # days not closed yet: their newest checkpoint, where it covers the findings
+        d: cp[1]
+        for d, seqs in by_day.items()
+        if d not in roots
+        and (cp := ledger.latest_checkpoint(session, d)) is not None
+        and int(cp[1].get("last_seq", 0)) >= max(seqs)
+    }
+    head = ledger.latest_head(session)
     recorded = session.execute(
         select(func.count()).select_from(LedgerEntryRow).where(LedgerEntryRow.day == day)
     ).scalar_one()
@@ -234,12 +243,18 @@ def _ledger_summary(session: Session, day: dt.date, finding_pks: list[int]) -> L
                 n_findings=len(seqs),
                 first_seq=min(seqs),
                 last_seq=max(seqs),
-                root=roots[d].root if d in roots else None,
-                n_entries=roots[d].n_entries if d in roots else None,
+                root=roots[d].root if d in roots else covering[d]["root"] if d in covering else None,
+                n_entries=roots[d].n_entries
+                if d in roots
+                else int(covering[d]["n_entries"])
+                if d in covering
+                else None,
+                checkpoint=d not in roots and d in covering,
             )
             for d, seqs in sorted(by_day.items())
         ),
         missing=len(finding_pks) - len(entries),
+        latest=LedgerHead(**head) if head is not None else None,
     )
 
 

@@ -31,6 +31,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
+from truceline.errors import ValidationError
+
 __all__ = ["Database", "bulk_insert", "make_engine", "session_factory", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -72,7 +74,19 @@ def make_engine(
     if "://" not in url:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{url}"
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:  # a driver that is an optional extra
+        fix = (
+            "pip install 'truceline[postgres]'"
+            if url.startswith("postgresql")
+            else "install the driver the URL names"
+        )
+        raise ValidationError(
+            f"the database driver for {url.split('://', 1)[0]} ({exc.name}) is not installed: {fix}",
+            field="db",
+            fix=fix,
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(
             engine,

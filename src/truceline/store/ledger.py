@@ -66,12 +66,15 @@ __all__ = [
     "append",
     "attachment_content",
     "audit_content",
+    "checkpoint",
     "close_days",
     "entry_body",
     "export_proof",
     "finding_content",
     "finding_text",
     "json_text",
+    "latest_checkpoint",
+    "latest_head",
     "mission_key",
     "number_text",
     "numbers_text",
@@ -369,6 +372,112 @@ def close_days(
     return out
 
 
+#: The kind of a checkpoint's entry: a signed tree head over the current day's entries so far.
+CHECKPOINT = "checkpoint"
+
+
+def latest_checkpoint(session: Session, day: dt.date) -> tuple[int, dict[str, Any]] | None:
+    """The newest checkpoint of ``day`` as (its entry's seq, its content), or None."""
+    q = (
+        select(LedgerEntryRow.seq, LedgerEntryRow.body)
+        .where(
+            LedgerEntryRow.kind == CHECKPOINT, LedgerEntryRow.ref == f"{CHECKPOINT}:{day.isoformat()}"
+        )
+        .order_by(LedgerEntryRow.seq.desc())
+        .limit(1)
+    )
+    row = session.execute(q).one_or_none()
+    if row is None:
+        return None
+    try:
+        content = json.loads(row.body).get("content")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return (int(row.seq), content) if isinstance(content, dict) else None
+
+
+def latest_head(session: Session) -> dict[str, Any] | None:
+    """The ledger's newest tree head: the latest closed day's root or a later checkpoint, as
+    ``{day, root, n_entries, last_seq, checkpoint, signed}``; None while there is neither."""
+    row = session.execute(
+        select(LedgerRootRow).order_by(LedgerRootRow.day.desc()).limit(1)
+    ).scalar_one_or_none()
+    cp_day = session.execute(
+        select(LedgerEntryRow.day)
+        .where(LedgerEntryRow.kind == CHECKPOINT)
+        .order_by(LedgerEntryRow.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    cp = latest_checkpoint(session, cp_day) if cp_day is not None else None
+    if cp is not None and cp_day is not None and (row is None or cp_day > row.day):
+        c = cp[1]
+        return {
+            "day": cp_day,
+            "root": str(c["root"]),
+            "n_entries": int(c["n_entries"]),
+            "last_seq": int(c["last_seq"]),
+            "checkpoint": True,
+            "signed": "signature" in c,
+        }
+    if row is None:
+        return None
+    return {
+        "day": row.day,
+        "root": row.root,
+        "n_entries": row.n_entries,
+        "last_seq": row.last_seq,
+        "checkpoint": False,
+        "signed": "signature" in _closings(session).get(row.day.isoformat(), {}),
+    }
+
+
+def checkpoint(
+    session: Session, *, now: dt.datetime, sign: RootSigner | None = None
+) -> dict[str, Any] | None:
+    """A signed tree head over every entry recorded so far on ``now``'s UTC day (a checkpoint), so
+    that an entry has a proof before its day closes; None when there is nothing new to cover.
+
+    The tree is the one the day's root will be built on, taken at its current size: a checkpoint of
+    ``n`` entries is the root the day would have closed with after its ``n``-th entry, and it is
+    signed the same way (:func:`~truceline.ledger_verify.root_message`), so the standalone verifier
+    checks a proof against it unchanged. The checkpoint is itself an entry of the day (kind
+    ``checkpoint``), covered by the next checkpoint and by the day's root.
+    """
+    _lock_head(session)  # no append interleaves: the tree is exactly the day so far
+    day = as_utc(now).date()
+    if session.get(LedgerRootRow, day) is not None:
+        return None  # closed already (a clock set back): its root covers the day
+    hashes = _day_hashes(session, day)
+    last = latest_checkpoint(session, day)
+    if last is not None:
+        newer = session.execute(
+            select(func.count())
+            .select_from(LedgerEntryRow)
+            .where(
+                LedgerEntryRow.day == day,
+                LedgerEntryRow.seq > int(last[1].get("last_seq", 0)),
+                LedgerEntryRow.kind != CHECKPOINT,
+            )
+        ).scalar_one()
+        if not newer:
+            return None
+    if not hashes:
+        return None
+    content: dict[str, Any] = {
+        "day": day.isoformat(),
+        "root": merkle_root([h for _, h in hashes]),
+        "first_seq": hashes[0][0],
+        "last_seq": hashes[-1][0],
+        "n_entries": len(hashes),
+        "closed_at": stored_time(now),
+    }
+    if sign is not None:
+        key, sig = sign(root_message(content["day"], content["root"], content["n_entries"]))
+        content |= {"public_key": key, "signature": sig}
+    (seq,) = append(session, [(CHECKPOINT, f"{CHECKPOINT}:{day.isoformat()}", content)], now=now)
+    return {**content, "checkpoint": True, "entry": seq}
+
+
 def _closings(session: Session) -> dict[str, dict[str, Any]]:
     """The closing entries' contents by day (ISO)."""
     q = select(LedgerEntryRow.body).where(LedgerEntryRow.kind == "root").order_by(LedgerEntryRow.seq)
@@ -421,6 +530,26 @@ def root_documents(
         if "signature" in c:
             doc |= {"public_key": c.get("public_key"), "signature": c.get("signature")}
         out.append(doc)
+    closed = {r["day"] for r in out}
+    open_days = session.execute(
+        select(LedgerEntryRow.day).where(LedgerEntryRow.kind == CHECKPOINT).distinct()
+    ).scalars()
+    for day in sorted(open_days):
+        if day.isoformat() in closed or (start and day < start) or (end and day > end):
+            continue
+        cp = latest_checkpoint(session, day)
+        if cp is not None:  # a day not closed yet: its latest checkpoint, marked as one
+            keys = (
+                "day",
+                "root",
+                "first_seq",
+                "last_seq",
+                "n_entries",
+                "closed_at",
+                "public_key",
+                "signature",
+            )
+            out.append({k: cp[1][k] for k in keys if k in cp[1]} | {"checkpoint": True})
     return out
 
 
@@ -446,10 +575,8 @@ def entry_of(session: Session, ref: str) -> LedgerEntryRow:
 
 
 def export_proof(session: Session, seq: int) -> dict[str, Any]:
-    """Entry ``seq`` with its Merkle inclusion path and its day's stored root.
-
-    The day must be closed (``truceline ledger close`` after 00:00 UTC).
-    """
+    """Entry ``seq`` with its Merkle inclusion path and its day's stored root, or, while its day is
+    open, the root of the day's newest checkpoint covering it (:func:`checkpoint`)."""
     entry = session.get(LedgerEntryRow, seq)
     if entry is None:
         raise NotFoundError(
@@ -459,15 +586,24 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
             fix="entries are numbered from 1; see `truceline ledger verify`",
         )
     root = session.get(LedgerRootRow, entry.day)
-    if root is None:
-        raise ConflictError(
-            f"entry {seq} is of {entry.day}, which is not closed yet",
-            field="entry",
-            value=seq,
-            fix="a day closes after 00:00 UTC: run `truceline ledger close` "
-            "(or POST /api/v1/ledger/close)",
-        )
     hashes = _day_hashes(session, entry.day)
+    tree_root: str
+    if root is not None:
+        tree_root, n_signed = root.root, root.n_entries
+        closing = _closings(session).get(entry.day.isoformat(), {})
+    else:  # the day is open: the newest checkpoint that covers the entry
+        cp = latest_checkpoint(session, entry.day)
+        if cp is None or int(cp[1].get("last_seq", 0)) < seq:
+            raise ConflictError(
+                f"entry {seq} is of {entry.day}, which is not closed, and no checkpoint covers it yet",
+                field="entry",
+                value=seq,
+                fix="run `truceline ledger close` (it closes finished days and checkpoints today's "
+                "entries so far), POST /api/v1/ledger/close, or wait for the server's next checkpoint",
+            )
+        closing = cp[1]
+        tree_root, n_signed = str(closing["root"]), int(closing["n_entries"])
+        hashes = [h for h in hashes if h[0] <= int(closing["last_seq"])]
     index = next(i for i, (s, _) in enumerate(hashes) if s == seq)
     doc: dict[str, Any] = {
         "format": FORMAT,
@@ -485,14 +621,20 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
         "leaf_index": index,
         "tree_size": len(hashes),
         "path": inclusion_path([h for _, h in hashes], index),
-        "root": root.root,
+        "root": tree_root,
     }
-    closing = _closings(session).get(entry.day.isoformat(), {})
+    if root is None:
+        doc["checkpoint"] = {
+            "note": "the day is not closed yet: the root is a checkpoint of its first "
+            f"{n_signed} entries (through entry {closing['last_seq']}), made at {closing['closed_at']}",
+            "last_seq": closing["last_seq"],
+            "closed_at": closing["closed_at"],
+        }
     if "signature" in closing:
         doc["root_signature"] = {
             "public_key": closing.get("public_key"),
             "signature": closing.get("signature"),
-            "n_entries": root.n_entries,
+            "n_entries": n_signed,
         }
     return doc
 
@@ -668,6 +810,38 @@ def _as_stored(value: Any) -> Any:
     return None if value is None else json.loads(json.dumps(value))
 
 
+def _held_root_now(r: LedgerRootRow, n: int | None, hashes: list[tuple[int, str]]) -> str:
+    """The root a party should hold for day ``r``: the day's, or (a checkpoint held, of ``n``
+    entries) the root its first ``n`` entries give."""
+    if n is None or n == r.n_entries or n > len(hashes):
+        return r.root
+    return _root_of(hashes[:n])
+
+
+def _checkpoint_problem(
+    c: Mapping[str, Any], day_hashes: Mapping[dt.date, list[tuple[int, str]]], public_key: str | None
+) -> str | None:
+    """What is wrong with a checkpoint's content (its root, size, signature), or None."""
+    try:
+        day = dt.date.fromisoformat(str(c["day"]))
+        last, n, root = int(c["last_seq"]), int(c["n_entries"]), str(c["root"])
+    except (KeyError, TypeError, ValueError):
+        return "a checkpoint without its day, last_seq, n_entries and root"
+    hashes = [h for h in day_hashes.get(day, []) if h[0] <= last]
+    if len(hashes) != n or _root_of(hashes) != root:
+        return (
+            f"checkpoint of {day}: its {len(hashes)} entries through {last} give root "
+            f"{_root_of(hashes)[:16]}..., the checkpoint says {root[:16]}... over {n} entries"
+        )
+    key, sig = c.get("public_key"), c.get("signature")
+    signed = isinstance(key, str) and isinstance(sig, str)
+    if signed and check_signature(str(key), root_message(day.isoformat(), root, n), str(sig)) is False:
+        return f"checkpoint of {day} through entry {last}: the signature over its root does not hold"
+    if public_key is not None and (not signed or str(key) != public_key.lower()):
+        return f"checkpoint of {day} through entry {last}: not signed by the mission's key"
+    return None
+
+
 def _held_roots(held: Sequence[Mapping[str, Any]]) -> dict[dt.date, tuple[str, int | None]]:
     out: dict[dt.date, tuple[str, int | None]] = {}
     for k, r in enumerate(held):
@@ -700,6 +874,7 @@ class _Recorded:
     audit: dict[int, tuple[int, str]] = field(default_factory=dict)
     token: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     root: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    checkpoints: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     agreement: dict[tuple[str, int], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     attachment: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
@@ -732,6 +907,8 @@ def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> Non
         rec.attachment[int(content["attachment"])] = (seq, content)  # the newest state wins
     elif kind == "root" and "day" in content:
         rec.root[str(content["day"])] = (seq, content)
+    elif kind == CHECKPOINT and "day" in content:
+        rec.checkpoints.append((seq, content))
     elif kind == "audit" and "audit" in content:
         sealed = content.pop("sealed", None)
         rec.audit[int(content["audit"])] = (seq, _digest(content))
@@ -878,7 +1055,11 @@ def verify(
                 problems.append(_altered(f"the root row of {r.day}", bad, closing[0]))
         elif first_closing is not None and r.day.isoformat() > first_closing:
             problems.append(Problem(first, "root", f"day {r.day}: its root row has no closing entry"))
-        if held is not None and r.day in held and held[r.day][0] != r.root:
+        if (
+            held is not None
+            and r.day in held
+            and held[r.day][0] != _held_root_now(r, held[r.day][1], hashes)
+        ):
             problems.append(
                 Problem(
                     first,
@@ -889,11 +1070,29 @@ def verify(
             )
     for closed_day, (seq, _) in sorted(rec.root.items()):
         problems.append(Problem(seq, "root", f"day {closed_day}: closed here, its root row is missing"))
+    for seq, c in rec.checkpoints:
+        problem = _checkpoint_problem(c, day_hashes, public_key)
+        if problem:
+            problems.append(Problem(seq, "root", problem))
     if held is not None:
-        for day, (root, _) in sorted(held.items()):
+        checkpointed = {str(c.get("day")) for _, c in rec.checkpoints}
+        for day, (root, n) in sorted(held.items()):
             if day in stored_days:
                 continue
             hashes = day_hashes.get(day, [])
+            if n is not None and n <= len(hashes) and _root_of(hashes[:n]) == root:
+                continue  # a checkpoint of a day not closed yet, still given by its first n entries
+            if n is not None and day.isoformat() in checkpointed:
+                problems.append(
+                    Problem(
+                        hashes[0][0] if hashes else None,
+                        "root",
+                        f"day {day}: the checkpoint root you hold, {root[:16]}... over {n} entries, "
+                        f"is not what the day's first {n} entries give "
+                        f"({_root_of(hashes[:n])[:16]}...): the day was rewritten and re-hashed",
+                    )
+                )
+                continue
             problems.append(
                 Problem(
                     hashes[0][0] if hashes else None,

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
+from sqlalchemy.orm import Session
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
@@ -13,6 +14,7 @@ from truceline.api.schemas import MAX_KEY, LedgerProblem, LedgerRoot, LedgerVeri
 from truceline.core.times import as_utc
 from truceline.services import queries
 from truceline.services.auth import Permission, Principal
+from truceline.services.checkpoints import close_all
 from truceline.services.ledger_keys import load_signer
 from truceline.store import ledger
 from truceline.store.models import LedgerRootRow
@@ -50,13 +52,21 @@ def list_roots(
 @router.post(
     "/ledger/close",
     response_model=list[LedgerRoot],
-    summary="Close every finished day (before today, UTC) that has no root yet",
+    summary="Close the ledger up to now: finished days get their roots, today a checkpoint",
 )
 def close(
     ctx: Ctx, _: Annotated[Principal, Depends(allow(Permission.ledger_admin))]
 ) -> list[LedgerRoot]:
     sign = _signer(ctx)
-    return ctx.db.write(lambda s: [_root(r) for r in ledger.close_days(s, now=ctx.clock(), sign=sign)])
+
+    def run(s: Session) -> list[LedgerRoot]:
+        closed = close_all(s, now=ctx.clock(), sign=sign)
+        out = [_root(r) for r in closed.days]
+        if closed.checkpoint is not None:
+            out.append(LedgerRoot.model_validate(closed.checkpoint))
+        return out
+
+    return ctx.db.write(run)
 
 
 @router.get(

@@ -7,12 +7,14 @@ without one, a caller is the public and sees no collection.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from truceline.api.deps import AgreementQ, Ctx, principal
+from truceline.api.oas30 import OAS30, openapi30
 from truceline.api.routes import ERRORS
 from truceline.services import ogc
 from truceline.services.auth import Principal
@@ -39,16 +41,57 @@ def _extra(agreement: str | None) -> dict[str, str]:
     return {"agreement": agreement} if agreement else {}
 
 
-@router.get("", summary="Landing page")
+@router.get(
+    "",
+    summary="Landing page (JSON, or HTML with f=html or a browser's Accept: text/html)",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
 @router.get("/", include_in_schema=False)
-def landing(request: Request, agreement: AgreementQ = None, f: F = None) -> dict[str, Any]:
+def landing(
+    request: Request,
+    agreement: AgreementQ = None,
+    f: Annotated[
+        str | None, Query(pattern="^(json|html)$", description="Output format: json or html")
+    ] = None,
+) -> Any:
     base, api_root = _base(request)
-    return ogc.landing(base, api_root=api_root, extra=_extra(agreement))
+    doc = ogc.landing(base, api_root=api_root, extra=_extra(agreement))
+    accept = request.headers.get("accept", "")
+    if f == "html" or (f is None and "text/html" in accept):
+        return HTMLResponse(ogc.landing_html(doc))
+    return doc
+
+
+@router.get(
+    "/api",
+    summary="This OGC API's definition (OpenAPI 3.0)",
+    response_description="An OpenAPI 3.0 document of the /ogc routes",
+    responses={200: {"content": {OAS30: {}}}},
+)
+def api_definition(f: F = None) -> JSONResponse:
+    return JSONResponse(_definition(), media_type=OAS30)
+
+
+@cache
+def _definition() -> dict[str, Any]:
+    return openapi30(router.routes)  # the routes are fixed once this module is imported
 
 
 @router.get("/conformance", summary="Conformance classes (core, geojson, oas30)")
 def conformance(f: F = None) -> dict[str, Any]:
     return ogc.conformance()
+
+
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="What the collection's items can be selected by (a JSON Schema)",
+    responses={200: {"content": {ogc.SCHEMA_JSON: {}}}},
+)
+def queryables(
+    collection_id: str, request: Request, who: Who, agreement: AgreementQ = None, f: F = None
+) -> JSONResponse:
+    doc = ogc.queryables(who, collection_id, _base(request)[0])
+    return JSONResponse(doc, media_type=ogc.SCHEMA_JSON)
 
 
 @router.get("/collections", summary="The collections the caller may read")
