@@ -94,7 +94,13 @@ def register_folders(ctx: AppContext, folders: Sequence[Path]) -> None:
 
         def register(s: Session, files: dict[str, bytes] = files, folder: Path = folder) -> None:
             register_agreement(
-                s, files, source=str(folder), actor=SYSTEM, now=ctx.clock(), cache=ctx.agreements
+                s,
+                files,
+                source=str(folder),
+                actor=SYSTEM,
+                now=ctx.clock(),
+                cache=ctx.agreements,
+                limits=ctx.settings.uploads,
             )
 
         ctx.db.write(register)

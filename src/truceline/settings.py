@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validato
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from truceline.errors import ValidationError
+from truceline.io.limits import UploadLimits
 
 __all__ = ["CotSettings", "Settings", "load_settings"]
 
@@ -164,6 +165,11 @@ class Settings(BaseSettings):
         le=64,
         description="Server processes sharing the port (each with its own group-commit writer); "
         "use the number of cores for throughput. The TAK listeners need 1.",
+    )
+    uploads: UploadLimits = Field(
+        default_factory=UploadLimits,
+        description="What an uploaded or imported file may hold: an [uploads] table (nesting, "
+        "YAML aliases, archive expansion, features, vertices, CSV cells, rows)",
     )
     cot: CotSettings = Field(
         default_factory=CotSettings,
