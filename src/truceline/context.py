@@ -156,9 +156,16 @@ def build_context(
     """
     db = Database(settings.db, synchronous=settings.sqlite_synchronous)
     db.upgrade()
-    cache = agreements or AgreementCache(settings.fusion)
-    ctx = AppContext(settings=settings, db=db, clock=clock, agreements=cache)
-    if authenticators is not None:
-        ctx.authenticators = authenticators
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        clock=clock,
+        agreements=agreements or AgreementCache(settings.fusion),
+        authenticators=(
+            authenticators
+            if authenticators is not None
+            else (TokenAuthenticator(settings.token_cache_s),)
+        ),
+    )
     register_folders(ctx, settings.agreements)
     return ctx

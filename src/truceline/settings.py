@@ -158,6 +158,13 @@ class Settings(BaseSettings):
         description="The mission's Ed25519 key (`truceline ledger keygen`): days closed through "
         "the API are signed with it",
     )
+    token_cache_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=1.0,
+        description="How long a worker remembers a token found valid: a token revoked (or changed) "
+        "by another worker or the CLI is refused everywhere within this (0: look up every request)",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: int = Field(
         default=1,
