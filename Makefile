@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/replay.py --store
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cot_flood.py
+	$(PY) benchmarks/poison_mix.py
 	$(PY) benchmarks/fusion_mixes.py run
 	$(PY) benchmarks/fusion_mixes.py calibrate
 	@if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/dashboard.py; else echo "dashboard benchmark: no /usr/bin/chromium"; fi

@@ -104,7 +104,13 @@ def register_folders(ctx: AppContext, folders: Sequence[Path]) -> None:
 
         def register(s: Session, files: dict[str, bytes] = files, folder: Path = folder) -> None:
             register_agreement(
-                s, files, source=str(folder), actor=SYSTEM, now=ctx.clock(), cache=ctx.agreements
+                s,
+                files,
+                source=str(folder),
+                actor=SYSTEM,
+                now=ctx.clock(),
+                cache=ctx.agreements,
+                limits=ctx.settings.uploads,
             )
 
         ctx.db.write(register)
@@ -160,9 +166,16 @@ def build_context(
     """
     db = Database(settings.db, synchronous=settings.sqlite_synchronous)
     db.upgrade()
-    cache = agreements or AgreementCache(settings.fusion)
-    ctx = AppContext(settings=settings, db=db, clock=clock, agreements=cache)
-    if authenticators is not None:
-        ctx.authenticators = authenticators
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        clock=clock,
+        agreements=agreements or AgreementCache(settings.fusion),
+        authenticators=(
+            authenticators
+            if authenticators is not None
+            else (TokenAuthenticator(settings.token_cache_s),)
+        ),
+    )
     register_folders(ctx, settings.agreements)
     return ctx

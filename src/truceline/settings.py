@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validato
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from truceline.errors import ValidationError
+from truceline.io.limits import UploadLimits
 
 __all__ = ["CotSettings", "Settings", "default_attachments_dir", "load_settings"]
 
@@ -176,6 +177,13 @@ class Settings(BaseSettings):
         description="Every this many minutes the server closes the ledger up to now (finished days "
         "get their roots, today a checkpoint), so proofs of today's entries are available; 0: never",
     )
+    token_cache_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=1.0,
+        description="How long a worker remembers a token found valid: a token revoked (or changed) "
+        "by another worker or the CLI is refused everywhere within this (0: look up every request)",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     workers: int = Field(
         default=1,
@@ -183,6 +191,11 @@ class Settings(BaseSettings):
         le=64,
         description="Server processes sharing the port (each with its own group-commit writer); "
         "use the number of cores for throughput. The TAK listeners need 1.",
+    )
+    uploads: UploadLimits = Field(
+        default_factory=UploadLimits,
+        description="What an uploaded or imported file may hold: an [uploads] table (nesting, "
+        "YAML aliases, archive expansion, features, vertices, CSV cells, rows)",
     )
     cot: CotSettings = Field(
         default_factory=CotSettings,

@@ -7,16 +7,25 @@ never a 500, a traceback or a lost neighbour. The schemathesis run uses them as 
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "BAD_DETECTIONS",
+    "BAD_IMPORTS",
     "BAD_RECORDS",
     "BAD_REQUESTS",
     "BAD_SENSORS",
+    "BAD_UPLOADS",
+    "TEST_LIMITS",
+    "BadImport",
     "BadRecord",
     "BadRequest",
+    "BadUpload",
     "good_record",
 ]
 
@@ -210,3 +219,165 @@ FORMULA_CELLS = [
     ("=1+1\t", "'=1+1"),  # the model strips surrounding white space
     ("plain text", "plain text"),
 ]
+
+
+# -- uploads and import files ---------------------------------------------------------------------
+
+#: The limits the upload and import tests run under (lowered, so the hostile files stay small);
+#: set through the settings (``uploads``), as a deployment would.
+TEST_LIMITS: dict[str, int] = {
+    "max_expanded_bytes": 4 * 1024 * 1024,
+    "max_features": 200,
+    "max_vertices": 5000,
+    "max_import_rows": 50,
+}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _kml(body: str) -> bytes:
+    return f'<kml xmlns="http://www.opengis.net/kml/2.2"><Document>{body}</Document></kml>'.encode()
+
+
+_SQUARE = "36.0,48.0 36.1,48.0 36.1,48.1 36.0,48.1 36.0,48.0"
+_KML_ZONE = _kml(
+    f"<Placemark><Polygon><outerBoundaryIs><LinearRing><coordinates>{_SQUARE}"
+    "</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>"
+)
+_XML_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY a "aaaaaaaaaa">'
+    + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'.encode() for i in range(8))
+    + b"]><kml>&i;</kml>"
+)
+_XXE = b'<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]><kml>&x;</kml>'
+
+
+def _yaml_laughs(levels: int, width: int) -> str:
+    """`levels` anchors, each a list of `width` aliases of the one before: width**levels nodes."""
+    lines = [f"l0: &l0 [{', '.join(['x'] * width)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def _points(n: int) -> bytes:
+    feats = [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [36, 48]}}
+    ] * n
+    return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+
+
+def _ring(n: int) -> bytes:
+    ang = [2 * math.pi * k / n for k in range(n)]
+    ring = [[36.5 + 0.1 * math.cos(a), 48.5 + 0.1 * math.sin(a)] for a in ang]
+    return json.dumps({"type": "Polygon", "coordinates": [[*ring, ring[0]]]}).encode()
+
+
+@dataclass(frozen=True)
+class BadUpload:
+    """An agreement upload with one hostile file: refused 4xx, the message naming ``file`` and
+    holding ``says`` (the limit's setting, or what was refused)."""
+
+    name: str
+    file: str
+    says: str
+    content: bytes | str  # the hostile file's bytes (agreement.yaml's text: prepended to it)
+
+    def files(self, good: dict[str, bytes]) -> dict[str, bytes]:
+        """The good agreement's files with this one hostile file in: a zone's geometry file, or
+        agreement.yaml itself."""
+        out = dict(good)
+        yml = good["agreement.yaml"].decode()
+        if self.file == "agreement.yaml":
+            content = self.content if isinstance(self.content, str) else self.content.decode()
+            out["agreement.yaml"] = (content + yml).encode()
+        else:
+            out["agreement.yaml"] = yml.replace("disengagement.geojson", self.file).encode()
+            out[self.file] = self.content if isinstance(self.content, bytes) else self.content.encode()
+        return out
+
+
+BAD_UPLOADS = [
+    BadUpload("yaml-billion-laughs", "agreement.yaml", "uploads.max_yaml_nodes", _yaml_laughs(9, 9)),
+    BadUpload("yaml-ten-by-ten", "agreement.yaml", "uploads.max_yaml_nodes", _yaml_laughs(10, 10)),
+    BadUpload("yaml-alias-loop", "agreement.yaml", "loop", "loop: &me [1, *me]\n"),
+    BadUpload(
+        "yaml-deep-flow", "agreement.yaml", "uploads.max_depth", "x: " + "[" * 5000 + "]" * 5000 + "\n"
+    ),
+    BadUpload(
+        "yaml-deep-block",
+        "agreement.yaml",
+        "uploads.max_depth",
+        "x:\n" + "".join(" " * (2 * i + 2) + f"k{i}:\n" for i in range(200)) + " " * 402 + "v: 1\n",
+    ),
+    BadUpload("geojson-deep-arrays", "zone.geojson", "uploads.max_depth", "[" * 100_000 + "]" * 100_000),
+    BadUpload(
+        "geojson-deep-objects", "zone.geojson", "uploads.max_depth", '{"a":' * 3000 + "1" + "}" * 3000
+    ),
+    BadUpload("geojson-many-features", "zone.geojson", "uploads.max_features", _points(300)),
+    BadUpload("geojson-many-vertices", "zone.geojson", "uploads.max_vertices", _ring(6000)),
+    BadUpload(
+        "kmz-bomb-size", "zone.kmz", "uploads.max_expanded_bytes",
+        _zip({"doc.kml": _KML_ZONE + b" " * (5 * 1024 * 1024)}),
+    ),
+    BadUpload(
+        "kmz-bomb-ratio", "zone.kmz", "uploads.max_expansion_ratio",
+        _zip({"doc.kml": _KML_ZONE + b" " * (3 * 1024 * 1024)}),
+    ),
+    BadUpload(
+        "kmz-many-members", "zone.kmz", "uploads.max_archive_members",
+        _zip({"doc.kml": _KML_ZONE, **{f"f{i}.png": b"" for i in range(1200)}}),
+    ),
+    BadUpload("kml-billion-laughs", "zone.kml", "DTD", _XML_LAUGHS),
+    BadUpload("kml-external-entity", "zone.kml", "DTD", _XXE),
+    BadUpload("kmz-external-entity", "zone.kmz", "DTD", _zip({"doc.kml": _XXE})),
+    BadUpload(
+        "kml-deep-folders", "zone.kml", "uploads.max_depth", _kml("<Folder>" * 3000 + "</Folder>" * 3000)
+    ),
+    BadUpload("gml-billion-laughs", "zone.gml", "DTD", _XML_LAUGHS),
+    BadUpload("gpx-external-entity", "zone.gpx", "DTD", _XXE),
+    BadUpload(
+        "vrt-names-a-server-file",
+        "zone.vrt",
+        "VRT",
+        b'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>/etc/passwd</SrcDataSource>'
+        b"</OGRVRTLayer></OGRVRTDataSource>",
+    ),
+    BadUpload(
+        "zip-bomb-for-gdal", "zone.zip", "uploads.max_expanded_bytes",
+        _zip({"zone.gpkg": b"\0" * (5 * 1024 * 1024)}),
+    ),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BadImport:
+    """An incident import file that must be refused whole (exit 2), the message holding ``says``."""
+
+    name: str
+    suffix: str
+    says: str
+    content: bytes
+
+
+_CSV_HEAD = b"id,observed_at,lon,lat,kind,source_type\n"
+_CSV_ROW = b"r%d,2025-03-01T10:00:00Z,36.95,48.6,armed_personnel,patrol\n"
+
+BAD_IMPORTS = [
+    BadImport("csv-huge-cell", ".csv", "uploads.max_csv_cell_chars",
+              _CSV_HEAD + b'x,2025-03-01T10:00:00Z,36.95,48.6,"' + b"a" * 200_000 + b'",patrol\n'),
+    BadImport("csv-unclosed-quote", ".csv", "uploads.max_csv_cell_chars",
+              _CSV_HEAD + b'x,"2025-03-01' + b"\nr,2025-03-01T10:00:00Z,36.95,48.6,a,b" * 5000),
+    BadImport("csv-too-many-rows", ".csv", "uploads.max_import_rows",
+              _CSV_HEAD + b"".join(_CSV_ROW % i for i in range(60))),
+    BadImport("geojson-deep", ".geojson", "uploads.max_depth", b"[" * 100_000 + b"]" * 100_000),
+    BadImport("geojson-too-many", ".geojson", "uploads.max_import_rows", _points(60)),
+    BadImport("kml-billion-laughs", ".kml", "DTD", _XML_LAUGHS),
+    BadImport("kmz-bomb", ".kmz", "uploads.max_expanded_bytes",
+              _zip({"doc.kml": _KML_ZONE + b" " * (5 * 1024 * 1024)})),
+]  # fmt: skip

@@ -36,6 +36,7 @@ from truceline.cli.options import (
     fail,
     output_option,
     require_database,
+    upload_limits,
     working,
 )
 from truceline.cli.plan import plan_app
@@ -101,7 +102,7 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
 
     try:
         with working(f"Reading and checking the agreement {path}"):
-            return load_agreement(path)
+            return load_agreement(path, upload_limits())
     except TrucelineError as exc:
         raise fail(exc) from exc
 
@@ -161,7 +162,7 @@ def classify_cmd(
     ag = _load(agreement)
     with working(f"Reading {incidents}") as step:
         try:
-            read = read_incidents(incidents, encoding=encoding)
+            read = read_incidents(incidents, upload_limits(), encoding=encoding)
         except TrucelineError as exc:
             raise fail(exc) from exc
         if read.encoding_detected:

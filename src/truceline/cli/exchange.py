@@ -29,6 +29,7 @@ from truceline.cli.options import (
     output_option,
     read_agreement_folder,
     require_database,
+    upload_limits,
     working,
 )
 from truceline.errors import TrucelineError
@@ -167,7 +168,7 @@ def export_zones_cmd(
         if agreement is not None:
             from truceline.io.agreement_files import load_agreement
 
-            ag = load_agreement(agreement)
+            ag = load_agreement(agreement, upload_limits())
         else:
             from truceline.services.agreement_store import AgreementCache
             from truceline.store.db import Database
@@ -315,6 +316,7 @@ def import_cmd(
     database = Database(db)
     try:
         folder = read_agreement_folder(agreement)
+        limits = upload_limits()
         database.upgrade()
 
         def work(s):  # type: ignore[no-untyped-def]
@@ -329,6 +331,7 @@ def import_cmd(
                 now=now,
                 actors=actors,
                 encoding=encoding,
+                limits=limits,
             )
 
         # The import service reports no progress yet: a spinner says the command is working.

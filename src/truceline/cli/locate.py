@@ -28,9 +28,10 @@ __all__ = ["locate", "run_locate"]
 def _agreement(path: Path | None):  # type: ignore[no-untyped-def]
     if path is None:
         return None
+    from truceline.cli.options import upload_limits
     from truceline.io.agreement_files import load_agreement
 
-    return load_agreement(path)
+    return load_agreement(path, upload_limits())
 
 
 def run_locate(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported by the commands that use them: `truceline --help` 
     from sqlalchemy.orm import Session
 
     from truceline.core.agreement import Agreement
+    from truceline.io.limits import UploadLimits
     from truceline.services.agreement_store import AgreementCache, Registration
     from truceline.services.auth import Principal
 
@@ -209,6 +210,14 @@ class AgreementFolder:
         )
 
 
+def upload_limits() -> UploadLimits:
+    """What a file the command reads may hold: the settings' ``[uploads]`` (``TRUCELINE_CONFIG``,
+    ``TRUCELINE_UPLOADS``), or the defaults."""
+    from truceline.settings import load_settings
+
+    return load_settings().uploads
+
+
 def read_agreement_folder(path: Path) -> AgreementFolder:
     """Read and validate an agreement folder (or its ``agreement.yaml``).
 
@@ -223,4 +232,5 @@ def read_agreement_folder(path: Path) -> AgreementFolder:
     folder = path.parent if path.is_file() else path
     files = files_of_folder(folder)
     cache = AgreementCache()
-    return AgreementFolder(folder, files, cache.load(files, origin=str(folder)), cache)
+    ag = cache.load(files, origin=str(folder), limits=upload_limits())
+    return AgreementFolder(folder, files, ag, cache)

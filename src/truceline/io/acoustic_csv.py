@@ -23,6 +23,7 @@ from truceline.core.attribution import Attribution
 from truceline.core.times import EPOCH, as_utc, utc_from_epoch_s
 from truceline.errors import RecordError
 from truceline.io.csv_safe import safe_cell
+from truceline.io.limits import UploadLimits, bounded_csv
 from truceline.io.text_encoding import open_text
 
 __all__ = [
@@ -141,6 +142,10 @@ def format_time(t_s: float) -> str:
     return utc_from_epoch_s(t_s).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: A cell's length bounded (a hostile cell, an unclosed quote); detection files may be long.
+_CELLS = UploadLimits(max_import_rows=2**62)
+
+
 def _rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     fh, _ = open_text(path, encoding)
     with fh:
@@ -149,7 +154,7 @@ def _rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[tupl
         reader.fieldnames = header
         rows = [
             (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None})
-            for row in reader
+            for row in bounded_csv(reader, path, _CELLS)
         ]
     return header, rows
 
@@ -604,7 +609,7 @@ def _records(path: Path, columns: dict[str, str]) -> list[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         return [
             {columns[k.strip()]: v.strip() for k, v in row.items() if k and k.strip() in columns and v}
-            for row in csv.DictReader(fh)
+            for row in bounded_csv(csv.DictReader(fh), path, _CELLS)
         ]
 
 

@@ -37,6 +37,18 @@ from truceline.core.agreement import (
     Zone,
 )
 from truceline.errors import AgreementError, ValidationError
+from truceline.io.limits import (
+    DEFAULT_LIMITS,
+    LimitError,
+    UploadLimits,
+    XmlRefusedError,
+    check_xml,
+    load_json,
+    load_yaml,
+    looks_like_xml,
+    looks_like_zip,
+    open_zip,
+)
 
 __all__ = ["files_of_folder", "load_agreement", "load_agreement_files", "read_features"]
 
@@ -46,11 +58,17 @@ _YAML = "agreement.yaml"
 class _Files:
     """An agreement's files by relative POSIX name, and the folder they came from (for messages)."""
 
-    __slots__ = ("data", "origin")
+    __slots__ = ("data", "limits", "origin")
 
-    def __init__(self, data: Mapping[str, bytes], origin: str | None = None) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, bytes],
+        origin: str | None = None,
+        limits: UploadLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.data = data
         self.origin = origin
+        self.limits = limits
 
     def label(self, name: str) -> str:
         """The file as messages name it: under its folder when it came from one."""
@@ -122,7 +140,7 @@ def _refuse_nul(data: Any, file: str) -> None:
         )
 
 
-def read_features(path: str | Path) -> list[Feature]:
+def read_features(path: str | Path, limits: UploadLimits = DEFAULT_LIMITS) -> list[Feature]:
     """Read the features of a geometry file as WGS84 lon/lat shapely geometries."""
     path = Path(path)
     if not path.is_file():
@@ -131,7 +149,7 @@ def read_features(path: str | Path) -> list[Feature]:
     if path.suffix.lower() == ".shp":
         beside = [p.name for p in path.parent.iterdir() if p.is_file()]
         files |= {n: (path.parent / n).read_bytes() for n in _companions(path.name, beside)}
-    return _features(_Files(files, str(path.parent)), path.name)
+    return _features(_Files(files, str(path.parent), limits), path.name)
 
 
 def _companions(name: str, names: Iterable[str]) -> list[str]:
@@ -145,25 +163,35 @@ def _companions(name: str, names: Iterable[str]) -> list[str]:
 
 
 def _features(files: _Files, name: str) -> list[Feature]:
-    data, label = files.read(name), files.label(name)
+    data, label, lim = files.read(name), files.label(name), files.limits
     suffix = PurePosixPath(name).suffix.lower()
-    if suffix in (".geojson", ".json"):
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AgreementError(f"not valid GeoJSON ({exc})", file=label) from exc
-        _refuse_nul(doc, label)
-        feats = _geojson_features(doc, label)
-    elif suffix in (".kml", ".kmz"):
-        feats = _kml_features(data, label)
-    else:
-        feats = _ogr_features(files, _normal(name))
+    try:
+        if len(data) > lim.max_file_bytes:
+            raise LimitError(f"{len(data)} bytes", "max_file_bytes", lim.max_file_bytes)
+        if suffix in (".geojson", ".json"):
+            try:
+                doc = load_json(data.decode("utf-8"), lim)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise AgreementError(f"not valid GeoJSON ({exc})", file=label) from exc
+            _refuse_nul(doc, label)
+            feats = _geojson_features(doc, label, lim)
+        elif suffix in (".kml", ".kmz"):
+            feats = _kml_features(data, label, lim)
+        else:
+            feats = _ogr_features(files, _normal(name))
+        if len(feats) > lim.max_features:
+            raise LimitError(f"{len(feats)} features", "max_features", lim.max_features)
+        vertices = int(shapely.get_num_coordinates([f.geometry for f in feats]).sum())
+        if vertices > lim.max_vertices:
+            raise LimitError(f"{vertices} vertices", "max_vertices", lim.max_vertices)
+    except LimitError as exc:
+        raise AgreementError(exc.message, file=label) from exc
     if not feats:
         raise AgreementError("the file holds no features", file=label)
     return feats
 
 
-def _geojson_features(data: Any, label: str) -> list[Feature]:
+def _geojson_features(data: Any, label: str, limits: UploadLimits) -> list[Feature]:
     if not isinstance(data, dict) or "type" not in data:
         raise AgreementError("not a GeoJSON object (no `type`)", file=label)
     if data["type"] == "FeatureCollection":
@@ -172,6 +200,10 @@ def _geojson_features(data: Any, label: str) -> list[Feature]:
         items = [data]
     else:
         items = [{"type": "Feature", "geometry": data, "properties": {}}]
+    if not isinstance(items, list) or not all(isinstance(f, dict) for f in items):
+        raise AgreementError("`features` must be a list of Feature objects", file=label)
+    if len(items) > limits.max_features:
+        raise LimitError(f"{len(items)} features", "max_features", limits.max_features)
     out = []
     for i, f in enumerate(items):
         try:
@@ -184,12 +216,12 @@ def _geojson_features(data: Any, label: str) -> list[Feature]:
     return out
 
 
-def _kml_features(data: bytes, label: str) -> list[Feature]:
+def _kml_features(data: bytes, label: str, limits: UploadLimits) -> list[Feature]:
     """Placemarks (parsed by defusedxml) with their ExtendedData as properties."""
     from truceline.io.kml import parse_kml
 
     try:
-        marks = parse_kml(data, label)
+        marks = parse_kml(data, label, limits)
     except ValidationError as exc:
         raise AgreementError(exc.message.removeprefix(f"{label}: "), file=label) from exc
     out = []
@@ -226,6 +258,7 @@ def _ogr_features(files: _Files, name: str) -> list[Feature]:
         from pyogrio.raw import read
     except ImportError as exc:  # pragma: no cover - pyogrio is a dependency
         raise AgreementError("pyogrio is needed to read this format", file=label) from exc
+    _refuse_for_gdal(files, name)
     archive = _zipped(files, name)
     try:
         meta, _, geoms, fields = read(archive)
@@ -251,6 +284,28 @@ def _ogr_features(files: _Files, name: str) -> list[Feature]:
 
 
 _VSI = re.compile(r"/vsi[^\s']*")
+
+
+def _refuse_for_gdal(files: _Files, name: str) -> None:
+    """What GDAL must not be given: XML with a DTD or entities, or too deep (GML, GPX, ...), an
+    OGR VRT (it names other files, on the server), an archive over the limits."""
+    data, label = files.data[name], files.label(name)
+    if looks_like_xml(data):
+        try:
+            root = check_xml(data, files.limits)
+        except XmlRefusedError as exc:
+            raise AgreementError(str(exc), file=label) from exc
+        if root.tag.rsplit("}", 1)[-1] in ("OGRVRTDataSource", "VRTDataset"):
+            raise AgreementError(
+                "a GDAL virtual file (VRT) names other files; give the geometry itself "
+                "(GeoJSON, KML, GeoPackage, Shapefile)",
+                file=label,
+            )
+    elif looks_like_zip(data):
+        try:
+            open_zip(data, files.limits).close()
+        except zipfile.BadZipFile as exc:
+            raise AgreementError(f"not a readable zip archive ({exc})", file=label) from exc
 
 
 def _zipped(files: _Files, name: str) -> bytes:
@@ -407,14 +462,14 @@ def _expand_star(rules: list[Rule], parties: list[str]) -> list[Rule]:
     return out
 
 
-def load_agreement(path: str | Path) -> Agreement:
+def load_agreement(path: str | Path, limits: UploadLimits = DEFAULT_LIMITS) -> Agreement:
     """Load and validate an agreement folder (or its ``agreement.yaml``).
 
     Messages name the files under the folder as given (``examples/x/line.geojson``).
     """
     path = Path(path)
     folder = path.parent if path.is_file() else path
-    return load_agreement_files(files_of_folder(folder), origin=str(folder))
+    return load_agreement_files(files_of_folder(folder), origin=str(folder), limits=limits)
 
 
 def _read_yaml(files: _Files) -> dict[str, Any]:
@@ -424,7 +479,9 @@ def _read_yaml(files: _Files) -> dict[str, Any]:
         where = files.origin or "the files"
         raise AgreementError(f"no {_YAML} in {where}; see docs/agreement-format.md", file=yml)
     try:
-        raw = yaml.safe_load(files.data[_YAML].decode("utf-8"))
+        raw = load_yaml(files.data[_YAML].decode("utf-8"), files.limits)
+    except LimitError as exc:
+        raise AgreementError(exc.message, file=yml) from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AgreementError(f"not valid YAML ({exc})", file=yml) from exc
     if not isinstance(raw, dict):
@@ -433,7 +490,12 @@ def _read_yaml(files: _Files) -> dict[str, Any]:
     return raw
 
 
-def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = None) -> Agreement:
+def load_agreement_files(
+    files: Mapping[str, bytes],
+    *,
+    origin: str | None = None,
+    limits: UploadLimits = DEFAULT_LIMITS,
+) -> Agreement:
     """Load and validate an agreement from its files, by relative POSIX name.
 
     Parameters
@@ -442,13 +504,16 @@ def load_agreement_files(files: Mapping[str, bytes], *, origin: str | None = Non
         ``agreement.yaml`` and the geometry files it names (``geometry/line.geojson``: bytes).
     origin
         The folder the files came from, if any: messages name them under it.
+    limits
+        What each file may hold (nesting, aliases, archive expansion, features, vertices); a file
+        over one is refused naming the file and the setting.
 
     Raises
     ------
     AgreementError
         The message names the file, the field and the fix.
     """
-    fs = _Files(files, origin)
+    fs = _Files(files, origin, limits)
     yml = fs.label(_YAML)
     raw = _read_yaml(fs)
 

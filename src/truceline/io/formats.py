@@ -49,6 +49,7 @@ from truceline.io.incidents_io import (
     _geojson_records,
     incidents_from_records,
 )
+from truceline.io.limits import DEFAULT_LIMITS, UploadLimits, bounded_csv, too_many_rows
 from truceline.io.smm import smm_records
 
 __all__ = [
@@ -169,7 +170,7 @@ def _with_point(row: int, props: dict[str, Any], geom: Any) -> dict[str, Any] | 
     return props
 
 
-def _gpkg_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+def _gpkg_records(path: Path, limits: UploadLimits) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     from pyogrio import list_layers
     from pyogrio.raw import read
 
@@ -188,13 +189,18 @@ def _gpkg_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
         shp = shapely.transform(shp, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
     names = list(meta.get("fields", []))
     n = len(shp)
+    if n > limits.max_import_rows:
+        raise too_many_rows(path, limits)
     for i in range(n):
         props = {name: _plain(fields[j][i]) for j, name in enumerate(names)}
         yield i + 1, _with_point(i + 1, _strip(props), shp[i])
 
 
-def _kml_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
-    for i, pm in enumerate(kml.read_kml(path), start=1):
+def _kml_records(path: Path, limits: UploadLimits) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    marks = kml.read_kml(path, limits)
+    if len(marks) > limits.max_import_rows:
+        raise too_many_rows(path, limits)
+    for i, pm in enumerate(marks, start=1):
         props = _strip(dict(pm.properties))
         props.setdefault("id", pm.name)
         if pm.when and "observed_at" not in props:
@@ -219,8 +225,12 @@ def read_incident_file(
     parties: Mapping[str, str] | None = None,
     geo_sigma_m: Mapping[int, float] | None = None,
     encoding: str | None = None,
+    limits: UploadLimits = DEFAULT_LIMITS,
 ) -> ImportResult:
     """Read incidents from any supported format; bad records become rejects, the rest go through.
+
+    A file over one of the ``limits`` (CSV cell length, records, JSON or XML nesting, KMZ
+    expansion) is refused whole, naming the limit and its setting.
 
     Parameters
     ----------
@@ -244,26 +254,24 @@ def read_incident_file(
     records: Iterator[tuple[int, dict[str, Any]]]
     seen = ReadResult()  # told the encoding by the CSV readers
     if f == "csv":
-        records = ((k, _strip(r)) for k, r in _csv_records(path, encoding, seen))
+        records = ((k, _strip(r)) for k, r in _csv_records(path, encoding, seen, limits))
     elif f == "geojson":
-        records = ((k, _strip(r)) for k, r in _geojson_records(path))
+        records = ((k, _strip(r)) for k, r in _geojson_records(path, limits))
     elif f == "gpkg":
-        records = _split(_gpkg_records(path), pre)
+        records = _split(_gpkg_records(path, limits), pre)
     elif f in ("kml", "kmz"):
-        records = _split(_kml_records(path), pre)
+        records = _split(_kml_records(path, limits), pre)
     else:
         records = iter(())
     versions: dict[int, float] = {}
     if f == "smm":
-        records = _split(smm_records(path), pre)
+        records = _split(bounded_csv(smm_records(path), path, limits), pre)
     if f == "acled":
         report = MappingReport()
-        acled = _split(
-            acled_records(
-                path, report, parties=parties, geo_sigma_m=geo_sigma_m, encoding=encoding, read=seen
-            ),
-            pre,
+        rows = acled_records(
+            path, report, parties=parties, geo_sigma_m=geo_sigma_m, encoding=encoding, read=seen
         )
+        acled = _split(bounded_csv(rows, path, limits), pre)
         records = _versioned(acled, versions)
     read = incidents_from_records(records)
     read.rejects = sorted(pre + read.rejects, key=lambda r: r.row)

@@ -21,6 +21,14 @@ from truceline.core.incidents import NO_NUL, Incident
 from truceline.core.rules import Classification
 from truceline.errors import ValidationError, safe_text
 from truceline.io.csv_safe import read_cell, safe_cell
+from truceline.io.limits import (
+    DEFAULT_LIMITS,
+    LimitError,
+    UploadLimits,
+    bounded_csv,
+    load_json,
+    too_many_rows,
+)
 from truceline.io.text_encoding import open_text
 
 __all__ = [
@@ -188,10 +196,20 @@ def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> Rea
 
 
 def _csv_records(
-    path: Path, encoding: str | None = None, read: ReadResult | None = None
+    path: Path,
+    encoding: str | None = None,
+    read: ReadResult | None = None,
+    limits: UploadLimits = DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The CSV's rows as records, in its encoding (:func:`~truceline.io.text_encoding.open_text`);
-    ``read``, when given, is told which encoding that was."""
+    """The CSV's rows as records, in its encoding (:func:`~truceline.io.text_encoding.open_text`),
+    within the ``limits`` (cell length, rows); ``read``, when given, is told which encoding that
+    was."""
+    return bounded_csv(_csv_rows(path, encoding, read), path, limits)
+
+
+def _csv_rows(
+    path: Path, encoding: str | None, read: ReadResult | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     # UTF-8 with surrogateescape: a byte that is not UTF-8 becomes a lone surrogate, which the
     # model refuses in that record alone (named and escaped in the reject), not an error that
     # stops the file
@@ -243,17 +261,25 @@ def _decode_errors(path: Path, encoding: str) -> Iterator[None]:
         ) from exc
 
 
-def _geojson_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _geojson_records(path: Path, limits: UploadLimits) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"), limits)
+    except LimitError as exc:
+        raise ValidationError(f"{path}: {exc.message}", field=exc.setting) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path}: not valid GeoJSON ({exc})") from exc
     feats = data.get("features") if isinstance(data, dict) else None
     if not isinstance(feats, list):
         raise ValidationError(f"{path}: expected a GeoJSON FeatureCollection")
+    if len(feats) > limits.max_import_rows:
+        raise too_many_rows(path, limits)
     for i, f in enumerate(feats, start=1):
-        props = dict((f or {}).get("properties") or {})
-        geom = (f or {}).get("geometry") or {}
+        if not isinstance(f, dict):  # rejected alone: it has none of the fields a report needs
+            f = {}
+        props = f.get("properties") or {}
+        props = dict(props) if isinstance(props, dict) else {}
+        geom = f.get("geometry") or {}
+        geom = geom if isinstance(geom, dict) else {}
         if geom.get("type") == "Point" and isinstance(geom.get("coordinates"), list):
             c = geom["coordinates"]
             if len(c) >= 2:
@@ -262,11 +288,15 @@ def _geojson_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, props
 
 
-def read_incidents(path: str | Path, *, encoding: str | None = None) -> ReadResult:
+def read_incidents(
+    path: str | Path, limits: UploadLimits = DEFAULT_LIMITS, *, encoding: str | None = None
+) -> ReadResult:
     """Read incidents from a CSV or GeoJSON file; bad rows become rejects, the rest go through.
 
     ``encoding`` names a CSV's text encoding; by default it is detected
-    (:mod:`truceline.io.text_encoding`) and given back in the result.
+    (:mod:`truceline.io.text_encoding`) and given back in the result. A file over one of the
+    ``limits`` (cell length, rows, JSON nesting) is refused whole, naming the limit and its
+    setting.
     """
     path = Path(path)
     if not path.exists():
@@ -274,9 +304,9 @@ def read_incidents(path: str | Path, *, encoding: str | None = None) -> ReadResu
     if path.stat().st_size == 0:
         raise ValidationError(f"{path}: the file is empty; expected a header row or a FeatureCollection")
     if path.suffix.lower() in (".geojson", ".json"):
-        return incidents_from_records(_geojson_records(path))
+        return incidents_from_records(_geojson_records(path, limits))
     read = ReadResult()
-    records = _csv_records(path, encoding, read)
+    records = _csv_records(path, encoding, read, limits)
     out = incidents_from_records(records)
     out.encoding, out.encoding_detected = read.encoding, read.encoding_detected
     return out

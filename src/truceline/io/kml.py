@@ -1,8 +1,10 @@
 """KML and KMZ: write features as Placemarks with ExtendedData, read them back safely.
 
-Parsing goes through :mod:`defusedxml` (no DTDs, no entity expansion, no external entities): a
-KML file from the field is untrusted input. KMZ archives are read with a bound on the
-uncompressed size of the KML inside, so a zip bomb is refused rather than unpacked.
+Parsing goes through :mod:`defusedxml` (no DTDs, no entity expansion, no external entities;
+:func:`truceline.io.limits.check_xml`, which also bounds the nesting): a KML file from the field is
+untrusted input. KMZ archives are checked against :class:`~truceline.io.limits.UploadLimits`
+(members, unpacked size, expansion ratio) before anything is unpacked, and read one byte past the
+bound at most, so a zip bomb is refused rather than unpacked.
 
 Coordinates are written with Python's shortest round-trip repr, so a point read back is the same
 double that was written (``lon,lat`` order, WGS84, as KML requires).
@@ -10,7 +12,6 @@ double that was written (``lon,lat`` order, WGS84, as KML requires).
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,11 +19,18 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import defusedxml.ElementTree as SafeElementTree
 import shapely
-from defusedxml import DefusedXmlException
 
 from truceline.errors import ValidationError
+from truceline.io.limits import (
+    DEFAULT_LIMITS,
+    LimitError,
+    UploadLimits,
+    XmlRefusedError,
+    check_xml,
+    open_zip,
+    read_zip_member,
+)
 
 __all__ = ["KML_NS", "MAX_KML_BYTES", "Placemark", "parse_kml", "read_kml", "write_kml"]
 
@@ -143,30 +151,27 @@ def write_kml(
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _kml_bytes(source: Path | bytes, name: str, kmz: bool) -> bytes:
+def _kml_bytes(source: Path | bytes, name: str, kmz: bool, limits: UploadLimits) -> bytes:
     """The KML document of a file or of its bytes (a KMZ's ``doc.kml``, or its first ``.kml``)."""
+    bound = min(MAX_KML_BYTES, limits.max_file_bytes)
     if not kmz:
         size = source.stat().st_size if isinstance(source, Path) else len(source)
-        if size > MAX_KML_BYTES:
-            raise ValidationError(f"{name}: larger than {MAX_KML_BYTES} bytes; split the file")
+        if size > bound:
+            raise ValidationError(
+                f"{name}: {size} bytes; the limit is {bound} (setting uploads.max_file_bytes); "
+                "split the file"
+            )
         return source.read_bytes() if isinstance(source, Path) else source
+    data = source.read_bytes() if isinstance(source, Path) else source
     try:
-        with zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source)) as z:
+        with open_zip(data, limits) as z:
             names = [i for i in z.infolist() if i.filename.lower().endswith(".kml")]
             if not names:
                 raise ValidationError(f"{name}: the KMZ holds no .kml document")
             info = next((i for i in names if i.filename.lower() == "doc.kml"), names[0])
-            if info.file_size > MAX_KML_BYTES:
-                raise ValidationError(
-                    f"{name}: {info.filename} unpacks to {info.file_size} bytes; the limit is "
-                    f"{MAX_KML_BYTES}"
-                )
-            with z.open(info) as fh:
-                # Read one byte past the bound: a lying header cannot make us unpack more.
-                data = fh.read(MAX_KML_BYTES + 1)
-            if len(data) > MAX_KML_BYTES:
-                raise ValidationError(f"{name}: {info.filename} is larger than {MAX_KML_BYTES} bytes")
-            return data
+            return read_zip_member(z, info, limits)
+    except LimitError as exc:
+        raise ValidationError(f"{name}: {exc.message}", field=exc.setting) from exc
     except zipfile.BadZipFile as exc:
         raise ValidationError(f"{name}: not a KMZ (zip) file ({exc})") from exc
 
@@ -236,7 +241,7 @@ def _properties(pm: ET.Element) -> dict[str, str]:
     return props
 
 
-def read_kml(path: str | Path) -> list[Placemark]:
+def read_kml(path: str | Path, limits: UploadLimits = DEFAULT_LIMITS) -> list[Placemark]:
     """Every Placemark of a KML or KMZ file, with its folder name and ExtendedData.
 
     Raises
@@ -245,25 +250,23 @@ def read_kml(path: str | Path) -> list[Placemark]:
         The file is not well-formed KML, or holds a DTD or entity declarations (refused).
     """
     path = Path(path)
-    return _placemarks(_kml_bytes(path, str(path), path.suffix.lower() == ".kmz"), str(path))
+    kmz = path.suffix.lower() == ".kmz"
+    return _placemarks(_kml_bytes(path, str(path), kmz, limits), str(path), limits)
 
 
-def parse_kml(data: bytes, name: str) -> list[Placemark]:
+def parse_kml(data: bytes, name: str, limits: UploadLimits = DEFAULT_LIMITS) -> list[Placemark]:
     """:func:`read_kml` of a file's bytes; ``name`` (ending ``.kml`` or ``.kmz``) is named in errors."""
-    return _placemarks(_kml_bytes(data, name, name.lower().endswith(".kmz")), name)
+    kmz = name.lower().endswith(".kmz")
+    return _placemarks(_kml_bytes(data, name, kmz, limits), name, limits)
 
 
-def _placemarks(data: bytes, path: str) -> list[Placemark]:
+def _placemarks(data: bytes, path: str, limits: UploadLimits) -> list[Placemark]:
     try:
-        root = SafeElementTree.fromstring(
-            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except DefusedXmlException as exc:
-        raise ValidationError(
-            f"{path}: the KML declares a DTD or entities ({type(exc).__name__}); refused"
-        ) from exc
-    except ET.ParseError as exc:
-        raise ValidationError(f"{path}: not well-formed XML ({exc})") from exc
+        root = check_xml(data, limits)
+    except XmlRefusedError as exc:
+        raise ValidationError(f"{path}: {exc}") from exc
+    except LimitError as exc:
+        raise ValidationError(f"{path}: {exc.message}", field=exc.setting) from exc
     out: list[Placemark] = []
 
     def walk(el: ET.Element, folder: str) -> None:

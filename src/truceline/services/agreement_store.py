@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from truceline.core.agreement import Agreement
 from truceline.errors import AgreementError, NotFoundError, ValidationError
 from truceline.io.agreement_files import files_of_folder, load_agreement, load_agreement_files
+from truceline.io.limits import DEFAULT_LIMITS, UploadLimits
 from truceline.services.audit import record_change
 from truceline.services.auth import Principal
 from truceline.store import ledger
@@ -66,10 +67,16 @@ def _check_name(name: str) -> None:
         )
 
 
-def load_files(files: Mapping[str, bytes], *, origin: str | None = None) -> Agreement:
+def load_files(
+    files: Mapping[str, bytes],
+    *,
+    origin: str | None = None,
+    limits: UploadLimits = DEFAULT_LIMITS,
+) -> Agreement:
     """Validate and load an agreement from its files by name, in memory.
 
-    ``origin``: the folder they were read from, named in messages (none for an upload).
+    ``origin``: the folder they were read from, named in messages (none for an upload);
+    ``limits``: what each file may hold (the settings' ``uploads``).
     """
     if "agreement.yaml" not in files:
         raise AgreementError(
@@ -83,7 +90,7 @@ def load_files(files: Mapping[str, bytes], *, origin: str | None = None) -> Agre
         )
     for name in files:
         _check_name(name)
-    return load_agreement_files(files, origin=origin)
+    return load_agreement_files(files, origin=origin, limits=limits)
 
 
 def _registered(session: Session, agreement_id: str) -> AgreementRow:
@@ -141,6 +148,7 @@ def register_agreement(
     actor: Principal,
     now: dt.datetime,
     cache: AgreementCache | None = None,
+    limits: UploadLimits = DEFAULT_LIMITS,
 ) -> Registration:
     """Validate the files and store them as a new revision unless identical to the newest.
 
@@ -159,9 +167,11 @@ def register_agreement(
     cache
         Loaded agreements by content hash: used if the files were loaded already, and given the
         loaded agreement so that the first request does not load it again.
+    limits
+        What each file may hold (the settings' ``uploads``); files over them are refused.
     """
     digest = files_hash(files)
-    ag = cache.load(files) if cache is not None else load_files(files)
+    ag = cache.load(files, limits=limits) if cache is not None else load_files(files, limits=limits)
     row = session.get(AgreementRow, ag.id)
     if row is None:
         row = AgreementRow(id=ag.id, name=ag.name, source=source, content_hash=digest, loaded_at=now)
@@ -250,12 +260,18 @@ class AgreementCache:
             self._by_hash[key] = agreement
             self.generation += 1
 
-    def load(self, files: Mapping[str, bytes], *, origin: str | None = None) -> Agreement:
+    def load(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        origin: str | None = None,
+        limits: UploadLimits = DEFAULT_LIMITS,
+    ) -> Agreement:
         """The agreement of these files (:func:`load_files`), loaded once per content hash."""
         digest = files_hash(files)
         hit = self.peek(digest)
         if hit is None:
-            hit = self._served(load_files(files, origin=origin))
+            hit = self._served(load_files(files, origin=origin, limits=limits))
             self.put(digest, hit)
         return hit
 

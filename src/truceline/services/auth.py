@@ -220,12 +220,14 @@ def _digest(secret: str) -> str:
 class TokenAuthenticator:
     """Opaque API tokens ``tl_<random>`` looked up by the SHA-256 of the whole token.
 
-    A token found valid is remembered for ``ttl_s`` seconds, so a device sending many reports
-    costs one lookup, not one per request. Revoking through this server forgets at once
-    (:meth:`forget`); a revocation by another process (the CLI) takes effect within ``ttl_s``.
+    A token found valid is remembered for ``ttl_s`` seconds (the ``token_cache_s`` setting, half
+    a second by default), so a device sending many reports costs a lookup per ``ttl_s``, not one
+    per request. Revoking through this process forgets at once (:meth:`forget`); a revocation by
+    another process sharing the database (another server worker, the CLI) is seen at the first
+    lookup after the remembered one expires: within ``ttl_s``.
     """
 
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    def __init__(self, ttl_s: float = 0.5) -> None:
         self.ttl_s = ttl_s
         self._known: dict[str, tuple[float, Principal]] = {}
 

@@ -30,6 +30,7 @@ from truceline.io.formats import (
     write_geodata_file,
     write_incident_file,
 )
+from truceline.io.limits import DEFAULT_LIMITS, UploadLimits
 from truceline.services import queries
 from truceline.services.auth import Principal, Scope
 from truceline.services.ingest import IngestResult, ingest_incidents
@@ -144,12 +145,14 @@ def import_incidents(
     actors: Mapping[str, str] | None = None,
     geo_sigma_m: Mapping[int, float] | None = None,
     encoding: str | None = None,
+    limits: UploadLimits = DEFAULT_LIMITS,
 ) -> ImportOutcome:
     """Read a file and store its incidents: validated, adjudicated, idempotent by report id.
 
     A record whose source versions it (ACLED's ``timestamp``) and whose id is stored with other
     content and an older version becomes a new revision of that incident
-    (:mod:`truceline.services.revisions`).
+    (:mod:`truceline.services.revisions`). ``limits``: what the file may hold (the settings'
+    ``uploads``); a file over one is refused whole.
     """
     res = read_incident_file(
         path,
@@ -157,6 +160,7 @@ def import_incidents(
         parties=party_lookup(agreement, actors),
         geo_sigma_m=geo_sigma_m,
         encoding=encoding,
+        limits=limits,
     )
     stored = ingest_incidents(
         session,

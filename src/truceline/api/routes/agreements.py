@@ -135,7 +135,13 @@ def upload(
             ) from None
     reg = ctx.db.write(
         lambda s: register_agreement(
-            s, files, source="api", actor=who, now=ctx.clock(), cache=ctx.agreements
+            s,
+            files,
+            source="api",
+            actor=who,
+            now=ctx.clock(),
+            cache=ctx.agreements,
+            limits=ctx.settings.uploads,
         )
     )
     with ctx.db.read() as s:
