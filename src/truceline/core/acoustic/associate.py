@@ -242,19 +242,23 @@ def _hypotheses(
         np.stack([np.stack([sb[..., 1], -sa[..., 1]], -1), np.stack([-sb[..., 0], sa[..., 0]], -1)], -2)
         / np.where(geo_ok, det2, 1.0)[..., None, None]
     )  # inverse of [[sa],[sb]] (rows)
-    da = cs[:, None, None] * (ct[:, a] - ts_c[:, None, None])  # (S, P, M)
-    db = cs[:, None, None] * (ct[:, b] - ts_c[:, None, None])
-    da4 = da[..., :, None]
-    db4 = db[..., None, :]
-    ba = (np.sum(sa * sa, -1)[..., None, None] - da4**2) / 2.0
-    bb = (np.sum(sb * sb, -1)[..., None, None] - db4**2) / 2.0
+    # only the combinations of a candidate in each window on a well-conditioned pair are solved
+    # (one flat row each, in the order of (seed, pair, candidate at a, candidate at b))
+    ci, cp, cm, cn = np.nonzero(
+        cvalid[:, a][..., :, None] & cvalid[:, b][..., None, :] & geo_ok[..., None, None]
+    )
+    cs_c = cs[ci]
+    da = cs_c * (ct[ci, a[cp], cm] - ts_c[ci])  # (N,)
+    db = cs_c * (ct[ci, b[cp], cn] - ts_c[ci])
+    ba = (np.sum(sa * sa, -1)[ci, cp] - da**2) / 2.0
+    bb = (np.sum(sb * sb, -1)[ci, cp] - db**2) / 2.0
     # x = inv @ (b - r0 * delta) = p + r0 q
-    i00, i01 = inv[..., 0, 0][..., None, None], inv[..., 0, 1][..., None, None]
-    i10, i11 = inv[..., 1, 0][..., None, None], inv[..., 1, 1][..., None, None]
+    i00, i01 = inv[ci, cp, 0, 0], inv[ci, cp, 0, 1]
+    i10, i11 = inv[ci, cp, 1, 0], inv[ci, cp, 1, 1]
     px = i00 * ba + i01 * bb
     py = i10 * ba + i11 * bb
-    qx = -(i00 * da4 + i01 * db4)
-    qy = -(i10 * da4 + i11 * db4)
+    qx = -(i00 * da + i01 * db)
+    qy = -(i10 * da + i11 * db)
     qa = qx * qx + qy * qy - 1.0
     qb = px * qx + py * qy
     qc = px * px + py * py
@@ -265,48 +269,51 @@ def _hypotheses(
         r1 = (-qb + sq) / safe_qa
         r2 = (-qb - sq) / safe_qa
         rlin = np.where(np.abs(qa) <= 1e-9, -qc / np.where(qb != 0, 2 * qb, np.nan), np.nan)
-    valid = (
-        cvalid[:, a][..., :, None] & cvalid[:, b][..., None, :] & geo_ok[..., None, None] & (disc >= 0)
-    )
-    roots = np.stack([np.where(np.isfinite(r1), r1, rlin), r2], axis=-1)  # (S, P, M, M, 2)
-    rv = valid[..., None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.range_m)
+    roots = np.stack([np.where(np.isfinite(r1), r1, rlin), r2], axis=-1)  # (N, 2)
+    rv = (disc >= 0)[:, None] & np.isfinite(roots) & (roots >= 0) & (roots <= opt.range_m)
     hs = np.nonzero(rv)
     if len(hs[0]) == 0:
         e = np.zeros(0, np.intp)
         return _Hyp(e, np.zeros((0, 1), np.intp), e, np.zeros(0))
-    si, pi, mi, mj, _ri = hs
+    k = hs[0]
+    si = ci[k]
     r0 = roots[hs]
-    hx = px[si, pi, mi, mj] + r0 * qx[si, pi, mi, mj] + xy[s0[si], 0]
-    hy = py[si, pi, mi, mj] + r0 * qy[si, pi, mi, mj] + xy[s0[si], 1]
+    hx = px[k] + r0 * qx[k] + xy[s0[si], 0]
+    hy = py[k] + r0 * qy[k] + xy[s0[si], 1]
     wh = ws[si]
     ch = cs[si]
     r0s = np.maximum(r0, 1e-3)
     u0 = (wh[:, 0] * (xy[s0[si], 0] - hx) + wh[:, 1] * (xy[s0[si], 1] - hy)) / r0s
     ht0 = ts[si] - r0 / (ch + u0)
-    # score against the sensors near the seed, with the full propagation model
+    # score against the sensors near the seed, with the full propagation model; what depends on
+    # the seed alone (the scored sensors, their timing and the baseline to the seed) is tabled once
+    sc_tab = score_tbl[s0]  # (S, K)
+    sc_tab_ok = sc_tab >= 0
+    sc_tab_c = np.where(sc_tab_ok, sc_tab, 0)
+    kx, ky = xy[sc_tab_c, 0], xy[sc_tab_c, 1]
+    sig_k = net.timing_sigma_ms[sc_tab_c] * 1e-3
+    sig_0 = net.timing_sigma_ms[s0] * 1e-3
+    var_timing = sig_k**2 + sig_0[:, None] ** 2
+    baseline = np.hypot(kx - xy[s0, 0, None], ky - xy[s0, 1, None])
+    var_wind = (sw_s[:, None] * baseline / (cs**2)[:, None]) ** 2
+    c2 = (cs**2)[si]
 
     def score(h: IntArray, cols: slice) -> tuple[IntArray, IntArray, FloatArray]:
         """Detections matched (H, S), their count and cost for hypotheses ``h`` against the
         score table's columns ``cols``."""
-        sc = score_tbl[s0[si[h]], cols]  # (H, S)
-        sc_ok = sc >= 0
-        scc = np.where(sc_ok, sc, 0)
-        ex = xy[scc, 0] - hx[h, None]
-        ey = xy[scc, 1] - hy[h, None]
+        rows = si[h]
+        scc = sc_tab_c[rows, cols]  # (H, S)
+        ex = kx[rows, cols] - hx[h, None]
+        ey = ky[rows, cols] - hy[h, None]
         dk = np.hypot(ex, ey)
-        sc_ok &= dk <= opt.range_m
+        sc_ok = sc_tab_ok[rows, cols] & (dk <= opt.range_m)
         wu = (wh[h, 0, None] * ex + wh[h, 1, None] * ey) / np.maximum(dk, 1e-3)
         tp = ht0[h, None] + dk / (ch[h, None] + wu)
-        sig_k = net.timing_sigma_ms[scc] * 1e-3
-        sig_0 = net.timing_sigma_ms[s0[si[h]]] * 1e-3
-        s0x, s0y = xy[s0[si[h]], 0, None], xy[s0[si[h]], 1, None]
-        baseline = np.hypot(xy[scc, 0] - s0x, xy[scc, 1] - s0y)
-        c2 = ch[h, None] ** 2
         var = (
-            sig_k**2 + sig_0[:, None] ** 2
-            + (sc_s[si[h], None] * (dk - r0[h, None]) / c2) ** 2
-            + (sw_s[si[h], None] * baseline / c2) ** 2
-        )  # fmt: skip
+            var_timing[rows, cols]
+            + (sc_s[rows, None] * (dk - r0[h, None]) / c2[h, None]) ** 2
+            + var_wind[rows, cols]
+        )
         tol = opt.tol_s + opt.tol_sigma * np.sqrt(var)
         md, mdist = index.nearest(scc, tp, tol, sc_ok)
         z = np.where(md >= 0, mdist / tol, 0.0)

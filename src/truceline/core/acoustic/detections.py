@@ -4,6 +4,7 @@ event padded into rows, and the solver's inputs gathered from those rows.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +40,11 @@ class DetectionIndex:
         o = np.argsort(keys, kind="stable")
         return cls(keys[o], det[o], stride, t_base)
 
+    @functools.cached_property
+    def _padded(self) -> FloatArray:
+        """The keys between -inf and +inf."""
+        return np.concatenate([[-np.inf], self.keys, [np.inf]])
+
     def key(self, sensor: IntArray, t: FloatArray) -> FloatArray:
         """The search key of a time at a sensor."""
         return sensor * self.stride + (t - self.t_base)
@@ -67,15 +73,16 @@ class DetectionIndex:
         if len(self.keys) == 0:
             return np.full(np.shape(t_pred), -1, np.intp), np.full(np.shape(t_pred), np.inf)
         kq = self.key(np.where(sensor_ok, sensor, 0), t_pred)
+        # in the keys padded with -inf and +inf, pos and pos + 1 are the neighbours below and above
         pos = np.searchsorted(self.keys, kq)
-        lo = np.clip(pos - 1, 0, len(self.keys) - 1)
-        hi = np.clip(pos, 0, len(self.keys) - 1)
-        dlo = np.abs(self.keys[lo] - kq)
-        dhi = np.abs(self.keys[hi] - kq)
-        pick = np.where(dlo <= dhi, lo, hi)
-        dist = np.minimum(dlo, dhi)
+        padded = self._padded
+        dlo = np.abs(padded[pos] - kq)
+        dhi = np.abs(padded[pos + 1] - kq)
+        below = dlo <= dhi
+        dist = np.where(below, dlo, dhi)
         good = sensor_ok & (dist <= tol)
-        return np.where(good, self.det[pick], -1), np.where(good, dist, np.inf)
+        pick = np.where(below, pos - 1, pos)
+        return np.where(good, self.det[np.where(good, pick, 0)], -1), np.where(good, dist, np.inf)
 
 
 def pad_groups(event: IntArray, n_events: int, order_key: FloatArray) -> IntArray:
