@@ -101,6 +101,13 @@ class AssociationOptions:
         With the consistency test, an arrival later than the rest of its event predicts by more
         than this many standard deviations (its studentized deleted residual: echoes and multipath
         arrivals are late, never early) is shed the same way, even when the chi-square passes.
+    sweep_s, sweep_min_seeds, sweep_lookahead_s
+        The first round of hypotheses sweeps time in slices of this length (s): each slice's
+        seeds are tried once the events of the slices before have claimed their detections, so
+        an event is found from the arrivals of its first slice, not from every arrival
+        (0: every detection seeds at once). Quiet slices are joined until they hold
+        ``sweep_min_seeds`` detections; the seeds of the next ``sweep_lookahead_s`` compete with
+        a slice's (for its conflicts and for the detections its events predict) but do not claim.
     mirror_max_ratio, ambiguity_min_weight
         An event whose sensors' spread across their principal axis is at most
         ``mirror_max_ratio`` of the spread along it (a near-linear array: the smaller singular
@@ -142,6 +149,9 @@ class AssociationOptions:
     consistency_rounds: int = 3
     late_sigma: float = 3.5
     ambiguity_min_weight: float = 0.01
+    sweep_s: float = 30.0
+    sweep_min_seeds: int = 256
+    sweep_lookahead_s: float = 15.0
 
     @property
     def range_m(self) -> float:
@@ -536,9 +546,68 @@ def associate(
         )
         return h, _resolve(h, n_det, opt.min_sensors)
 
-    seeds_all = np.flatnonzero(avail)
+    def claim(
+        h: _Hyp, acc: BoolArray, mine: BoolArray | None = None, own: BoolArray | None = None
+    ) -> IntArray:
+        """Extend the accepted hypotheses and give them their detections; returns the seeds whose
+        good hypothesis lost a conflict. With ``mine``, only those hypotheses claim (the others,
+        accepted in a look-ahead, still compete for the detections they predict), and only the
+        seeds ``own`` are returned."""
+        nonlocal n_events
+        d = _extend(
+            net, h.dets[acc], det_sensor, det_time_s, det_c_mps, det_w, det_sc, avail, stride, t_base,
+            opt,
+        )  # fmt: skip
+        lost = (~acc) & (h.count >= opt.min_sensors)
+        keep = np.ones(len(d), bool) if mine is None else mine[acc]
+        if mine is not None:
+            d = np.where(keep[:, None], d, -1)
+        if own is not None:
+            lost &= own
+        ids = n_events + np.cumsum(keep) - 1
+        rows, cols = np.nonzero(d >= 0)
+        event[d[rows, cols]] = ids[rows]
+        avail[d[rows, cols]] = False
+        n_events += int(keep.sum())
+        return np.asarray(h.seed[lost], np.intp)
+
     final = max(opt.max_rounds - 1, 0)
     rnd = 0
+    seeds_all = np.flatnonzero(avail)
+    if opt.sweep_s > 0 and final > 0 and len(seeds_all):
+        # the first round sweeps time: the seeds of each slice, in order, see only the detections
+        # the events of the slices before did not claim, so an event is found from the few
+        # arrivals of its first slice rather than from every arrival. The seeds of the next
+        # ``sweep_lookahead_s`` compete too (conflicts and the detections an event predicts go to
+        # the best hypothesis, as in one global round) but claim only in their own slice.
+        t_seed = det_time_s[seeds_all]
+        o = np.argsort(t_seed, kind="stable")
+        seeds_t, t_sorted = seeds_all[o], t_seed[o]
+        slot = np.floor((t_sorted - t_base) / opt.sweep_s).astype(np.intp)
+        bounds = np.r_[0, np.flatnonzero(np.diff(slot)) + 1, len(slot)]
+        lost_all = []
+        lo = 0
+        for i in range(1, len(bounds)):  # time slices: the sweep is sequential
+            hi = int(bounds[i])
+            if hi - lo < opt.sweep_min_seeds and hi < len(slot):
+                continue  # a quiet slice joins the next one
+            ahead = int(np.searchsorted(t_sorted, t_sorted[hi - 1] + opt.sweep_lookahead_s, "right"))
+            part = seeds_t[lo:ahead]
+            own = np.arange(lo, ahead) < hi
+            own, part = own[avail[part]], part[avail[part]]
+            lo = hi
+            if not own.any():
+                continue
+            h, acc = run_round(part, False)
+            # an event claims in the slice of its first arrival, whichever seed found it
+            first_t = np.min(np.where(h.dets >= 0, det_time_s[h.dets], np.inf), axis=1)
+            mine = first_t <= t_sorted[hi - 1]
+            lost_all.append(claim(h, acc, mine, np.isin(h.seed, part[own])))
+        rnd = 1
+        seeds_all = np.unique(np.concatenate([*lost_all, np.zeros(0, np.intp)]))
+        seeds_all = seeds_all[avail[seeds_all]]
+        if rnd >= final:
+            seeds_all = np.flatnonzero(avail)
     while True:
         wide = rnd >= final
         if len(seeds_all) == 0:
@@ -547,22 +616,12 @@ def associate(
             rnd = final  # nothing left to retry: go to the final sweep with wider neighbourhoods
             seeds_all = np.flatnonzero(avail)
             continue
-        h, acc = run_round(seeds_all, wide)
-        ids = n_events + np.arange(int(acc.sum()))
-        d = _extend(
-            net, h.dets[acc], det_sensor, det_time_s, det_c_mps, det_w, det_sc, avail, stride, t_base,
-            opt,
-        )  # fmt: skip
-        rows, cols = np.nonzero(d >= 0)
-        event[d[rows, cols]] = ids[rows]
-        avail[d[rows, cols]] = False
-        n_events += len(ids)
+        lost = claim(*run_round(seeds_all, wide))
         if wide:
             break
         rnd += 1
         # next round: the seeds whose good hypothesis lost a conflict; the last round sweeps all
-        lost = (~acc) & (h.count >= opt.min_sensors)
-        seeds_all = np.unique(h.seed[lost])
+        seeds_all = np.unique(lost)
         seeds_all = seeds_all[avail[seeds_all]]
         if rnd >= final:
             seeds_all = np.flatnonzero(avail)
