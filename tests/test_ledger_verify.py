@@ -132,3 +132,15 @@ def test_root_from_path_sizes(n: int) -> None:
     root = lv.merkle_root(h)
     for i in {0, n // 2, n - 1}:
         assert lv.root_from_path(i, n, h[i], lv.inclusion_path(h, i)) == root
+
+
+def test_a_proof_must_lead_to_a_root_the_party_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc, root = _proof()
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(doc))
+    held = tmp_path / "roots.json"
+    held.write_text(json.dumps([{"day": doc["day"], "root": "ab" * 32, "n_entries": 3}]))
+    assert lv.main([str(proof), "--roots", str(held)]) == 1
+    assert "none of the 1 roots" in capsys.readouterr().out

@@ -327,7 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "proof", nargs="?", help="proof JSON file (truceline ledger proof ENTRY -o proof.json)"
     )
     parser.add_argument("--root", help="the day's root as published to you (hex); strongly recommended")
-    parser.add_argument("--roots", help="check the signatures of these daily roots (JSON list)")
+    parser.add_argument(
+        "--roots",
+        help="the daily roots you hold (JSON list): their signatures are checked, and a proof's "
+        "root must be one of them",
+    )
     parser.add_argument("--public-key", help="the mission's Ed25519 public key (hex), as published")
     parser.add_argument(
         "--attachment",
@@ -340,13 +344,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.attachment is not None and args.proof is None:
         parser.error("--attachment needs the proof of the attachment's entry")
     status = 0
+    root = args.root
     if args.roots is not None:
         status = max(status, _check_roots(args.roots, args.public_key))
+        if args.proof is not None and root is None:  # the proof's root must be one you hold
+            root = _held_root(args.proof, args.roots)
+            if root is None:
+                return 1
     if args.proof is not None:
-        status = max(status, _check_proof(args.proof, args.root, args.public_key))
+        status = max(status, _check_proof(args.proof, root, args.public_key))
     if args.attachment is not None:
         status = max(status, _check_attachment(args.proof, args.attachment))
     return status
+
+
+def _held_root(proof: str, roots: str) -> str | None:
+    """The root among ``roots`` (the daily roots and checkpoints a party holds) that the proof
+    claims, or ``None`` after saying why there is none."""
+    try:
+        with open(proof, encoding="utf-8") as fh:
+            claimed = str(json.load(fh).get("root", "")).lower()
+        with open(roots, encoding="utf-8") as fh:
+            held = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        print(f"cannot read {proof} or {roots}: {exc}", file=sys.stderr)
+        return None
+    if isinstance(held, list):
+        for r in held:
+            if isinstance(r, dict) and str(r.get("root", "")).lower() == claimed:
+                return claimed
+    n = len(held) if isinstance(held, list) else 0
+    print(
+        f"FAILED: the proof's root {claimed} is none of the {n} roots in {roots}: fetch the newer "
+        "roots (a checkpoint made after yours), or the proof is forged"
+    )
+    return None
 
 
 def _check_attachment(proof: str, path: str) -> int:

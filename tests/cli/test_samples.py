@@ -33,8 +33,10 @@ STEPS = [
 
 def test_the_samples_table_names_every_sample() -> None:
     table = (SAMPLES / "README.md").read_text()
-    files = sorted(p.name for p in SAMPLES.iterdir() if p.name != "README.md")
+    files = sorted(p.name for p in SAMPLES.iterdir() if p.suffix not in (".md", ".jpg"))
     assert files == sorted(name for name, *_ in STEPS)
+    for photo in SAMPLES.glob("*.jpg"):  # evidence files: attached (truceline attach), not imported
+        assert f"| `{photo.name}` | attachment |" in table
     for name, fmt, *_ in STEPS:
         assert f"| `{name}` | `{fmt}` |" in table
 
