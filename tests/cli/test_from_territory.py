@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import shapely
 from typer.testing import CliRunner
 
@@ -149,9 +150,10 @@ def test_an_enclave_is_left_out_and_said(tmp_path: Path) -> None:
     assert _hausdorff_m(ring, enclave.exterior) < 100.0
 
 
-def test_a_sliver_gap_of_50_m_is_closed(tmp_path: Path) -> None:
-    west, east = _territories(shift_m=50.0)
-    assert not west.intersects(east)
+@pytest.mark.parametrize("shift_m", [50.0, -50.0])
+def test_a_sliver_gap_or_overlap_of_50_m_is_closed(tmp_path: Path, shift_m: float) -> None:
+    west, east = _territories(shift_m=shift_m)
+    assert west.intersects(east) == (shift_m < 0)
     control = _write(tmp_path / "control.geojson", [(west, {"party": "UA"}), (east, {"party": "RU"})])
     out, text = _build(tmp_path, control, "--tolerance-m", "100")
     assert "Left out" not in text  # the gap closed: one line, nothing else
@@ -159,6 +161,8 @@ def test_a_sliver_gap_of_50_m_is_closed(tmp_path: Path) -> None:
     assert line.geom_type == "LineString"
     assert _hausdorff_m(line, shapely.LineString(FRONT)) < 100.0
     assert _sides(out) == {"west": 1, "east": -1, "coast-east": -1}
+    if shift_m < 0:
+        return
     # the same gap with a tolerance of 10 m: the territories do not touch, said so
     res = runner.invoke(
         app,
@@ -191,3 +195,30 @@ def test_bad_maps_are_refused_with_the_fix(tmp_path: Path) -> None:
         app, ["agreement", "from-territory", str(three), "-o", str(out), "--parties", "UA,RU"]
     )
     assert res.exit_code == 2 and "--force" in res.output
+
+
+def test_a_geopackage_in_a_metric_crs(tmp_path: Path) -> None:
+    """A GeoPackage in UTM 36N (as GIS tools save it): reprojected on reading."""
+    from pyogrio.raw import write
+    from pyproj import Transformer
+
+    west, east = _territories()
+    tr = Transformer.from_crs("EPSG:4326", "EPSG:32636", always_xy=True)
+    polys = [
+        shapely.transform(g, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
+        for g in (west, east)
+    ]
+    gpkg = tmp_path / "control.gpkg"
+    write(
+        str(gpkg),
+        shapely.to_wkb(np.array(polys, dtype=object)),
+        [np.array(["UA", "RU"], dtype=object)],
+        ["holder"],
+        driver="GPKG",
+        geometry_type="Polygon",
+        crs="EPSG:32636",
+    )
+    out, _ = _build(tmp_path, gpkg, "--party-field", "holder")
+    ag = load_agreement(out)
+    assert (ag.left, ag.right) == ("UA", "RU")
+    assert _hausdorff_m(ag.versions[0].line, shapely.LineString(FRONT)) < 100.0

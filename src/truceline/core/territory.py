@@ -132,7 +132,7 @@ def contact_line(
     main = pieces[int(order[0])]
     main = _oriented(main, a, b, tolerance_m)
     simple = shapely.simplify(main, simplify_m, preserve_topology=True)
-    hausdorff = float(shapely.hausdorff_distance(simple, main, densify=0.25))
+    hausdorff = _hausdorff_m(simple, main, step_m=max(simplify_m, tolerance_m) / 2.0)
     area = closed
     if area_km is not None:
         area = _polygons(shapely.intersection(closed, shapely.buffer(main, area_km * 1000.0)))
@@ -216,6 +216,25 @@ def _oriented(line: Any, a: Any, b: Any, tol_m: float) -> Any:
     a_left = float(w[(in_a_l & ~in_b_l) | (in_b_r & ~in_a_r)].sum())
     b_left = float(w[(in_b_l & ~in_a_l) | (in_a_r & ~in_b_r)].sum())
     return shapely.reverse(line) if b_left > a_left else line
+
+
+def _segments(line: Any) -> Any:
+    xy = shapely.get_coordinates(line)
+    return shapely.linestrings(np.stack([xy[:-1], xy[1:]], axis=1))
+
+
+def _one_way_m(a: Any, b: Any, step_m: float | None) -> float:
+    """The farthest any point of ``a`` (every ``step_m``; None: its vertices) lies from ``b``."""
+    pts = shapely.points(shapely.get_coordinates(a if step_m is None else shapely.segmentize(a, step_m)))
+    _, dist = shapely.STRtree(_segments(b)).query_nearest(pts, return_distance=True, all_matches=False)
+    return float(dist.max()) if dist.size else 0.0
+
+
+def _hausdorff_m(simple: Any, raw: Any, step_m: float) -> float:
+    """Hausdorff distance between a simplified line and the raw one in the plane: the simplified
+    line sampled every ``step_m``, the raw one at its vertices (vectorised through an STRtree of
+    segments: shapely's own is quadratic in the vertices)."""
+    return max(_one_way_m(simple, raw, step_m), _one_way_m(raw, simple, None))
 
 
 def _snap_ends(line: Any, area: Any, max_m: float) -> tuple[Any, tuple[float, float]]:
