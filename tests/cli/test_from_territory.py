@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,10 @@ def test_two_parties_jagged_front_and_a_coast(tmp_path: Path) -> None:
     check = runner.invoke(app, ["agreement", "check", str(out)])
     assert check.exit_code == 0, check.output
     flat = " ".join(check.output.split())
-    assert "each party's side of the line: UA" in flat
-    assert f"UA {geodesic_area_km2(west):,.0f}" in flat and f"RU {geodesic_area_km2(east):,.0f}" in flat
+    got = re.search(r"each party's side of the line: UA ([\d,]+), RU ([\d,]+) km2", flat)
+    assert got, flat
+    ua, ru = (float(g.replace(",", "")) for g in got.groups())
+    assert abs(ua / geodesic_area_km2(west) - 1) < 1e-3 and abs(ru / geodesic_area_km2(east) - 1) < 1e-3
 
 
 def test_one_party_polygons_and_the_country_outline(tmp_path: Path) -> None:
@@ -222,3 +225,38 @@ def test_a_geopackage_in_a_metric_crs(tmp_path: Path) -> None:
     ag = load_agreement(out)
     assert (ag.left, ag.right) == ("UA", "RU")
     assert _hausdorff_m(ag.versions[0].line, shapely.LineString(FRONT)) < 100.0
+
+
+def test_a_template_gives_zones_rules_and_sectors_and_cuts_the_area(tmp_path: Path) -> None:
+    tpl = tmp_path / "template"
+    tpl.mkdir()
+    box = shapely.box(34.0, 47.9, 36.0, 48.6)
+    _write(tpl / "area.geojson", [(box, {})])
+    _write(tpl / "old-line.geojson", [(shapely.LineString([(35.0, 47.9), (35.0, 48.6)]), {})])
+    _write(
+        tpl / "sectors.geojson", [(shapely.box(34.8, 48.0, 35.2, 48.4), {"id": "s1", "nation": "FI"})]
+    )
+    (tpl / "agreement.yaml").write_text(
+        "id: tpl\nname: Template accord\neffective_from: 2024-01-01\n"
+        "parties: [{id: UA, name: Ukraine}, {id: RU, name: Russia}]\n"
+        "line: {file: old-line.geojson, left: UA, right: RU}\n"
+        "area_of_application: {file: area.geojson}\n"
+        "zones: [{id: dmz, type: band, bands: {UA: [0, 2], RU: [0, 2]}, buffer: true}]\n"
+        "rules: [{id: no-heavy, type: zone_ban, zone: dmz, kinds: [heavy_weapon]}]\n"
+        "sectors: {file: sectors.geojson}\n"
+    )
+    west, east = _territories()
+    control = _write(tmp_path / "control.geojson", [(west, {"party": "UA"}), (east, {"party": "RU"})])
+    out, _ = _build(tmp_path, control, "--template", str(tpl))
+    ag = load_agreement(out)
+    v = ag.versions[0]
+    assert ag.name == "Template accord" and [p.name for p in ag.parties] == ["Ukraine", "Russia"]
+    assert [z.id for z in v.zones] == ["dmz"] and [r.id for r in v.rules] == ["no-heavy"]
+    assert [s.id for s in ag.sectors] == ["s1"]
+    assert not (out / "old-line.geojson").exists()
+    # the line runs from the map's northern border to the template's southern edge, along the front
+    lat = shapely.get_coordinates(v.line)[:, 1]
+    assert abs(lat.max() - 48.5) < 0.002 and abs(lat.min() - 47.9) < 0.002
+    front_in = shapely.intersection(shapely.LineString(FRONT), box)
+    assert _hausdorff_m(v.line, front_in) < 100.0
+    assert ag.area.within(box.buffer(1e-6))

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from truceline.cli.options import (
+    AGREEMENT_DIR,
     DIR,
     FILE,
     KM,
@@ -83,12 +84,21 @@ def from_territory_cmd(
         str, typer.Option(metavar="FIELD", help="The property naming a polygon's party")
     ] = "party",
     buffer_km: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="KM,KM",
-            help="Width of the buffer zone: one KM for both sides, or LEFT,RIGHT (0: none on that side)",
+            help="Width of the buffer zone: one KM for both sides, or LEFT,RIGHT (0: none on that "
+            "side; default 15, none with --template)",
         ),
-    ] = "15",
+    ] = None,
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            metavar=AGREEMENT_DIR,
+            help="An agreement whose zones, rules, sectors and observation posts the new one "
+            "takes (its parties named as the map's); the area is cut to the template's",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(metavar="NAME", help="The agreement's name")] = None,
     agreement_id: Annotated[
         str | None,
@@ -124,7 +134,7 @@ def from_territory_cmd(
     from truceline.services.territory import agreement_from_territory
 
     pair = _pair(parties, "--parties")
-    band = _buffer(buffer_km)
+    band = _buffer(buffer_km) if buffer_km is not None else None
     day = dt.date.fromisoformat(effective_from) if effective_from else dt.date.today()
     try:
         with working(f"Deriving the line of contact from {control}"):
@@ -142,6 +152,7 @@ def from_territory_cmd(
                 tolerance_m=tolerance_m,
                 simplify_m=simplify_m,
                 area_km=area_km,
+                template=template,
                 force=force,
             )
     except TrucelineError as exc:

@@ -81,6 +81,7 @@ def contact_line(
     tolerance_m: float = 100.0,
     simplify_m: float = 50.0,
     area_km: float | None = None,
+    within: Any = None,
 ) -> Contact:
     """The line of contact between two territories (lon/lat (Multi)Polygons).
 
@@ -96,12 +97,17 @@ def contact_line(
     area_km
         The area of application is the union of the territories, cut to this far from the line
         when given.
+    within
+        A (lon/lat) polygon the area of application and the line are cut to (a template's area).
     """
     if tolerance_m <= 0 or simplify_m < 0:
         raise AgreementError("give a tolerance > 0 m and a simplification >= 0 m", field="tolerance")
     frame = _frame(left, right)
     a = _polygons(shapely.make_valid(_to_xy(frame, left)))
     b = _polygons(shapely.make_valid(_to_xy(frame, right)))
+    if within is not None:
+        w = shapely.make_valid(_to_xy(frame, within))
+        a, b = _polygons(shapely.intersection(a, w)), _polygons(shapely.intersection(b, w))
     if a.is_empty or b.is_empty:
         raise AgreementError("a party's territory is empty; give polygons for both", field="party")
     overlap = _polygons(shapely.intersection(a, b))
@@ -166,7 +172,13 @@ def _frame(*geoms: Any) -> LocalFrame:
     return LocalFrame.centred_on(xy[:, 0], xy[:, 1])
 
 
+#: Edges are densified to this step (deg) before projecting: a file's edge is straight in lon/lat
+#: (RFC 7946), and a long one (a border along a parallel) would bow by hundreds of metres in the plane.
+_DENSIFY_DEG = 0.005
+
+
 def _to_xy(frame: LocalFrame, g: Any) -> Any:
+    g = shapely.segmentize(g, _DENSIFY_DEG)
     return shapely.transform(g, lambda c: np.column_stack(frame.to_xy(c[:, 0], c[:, 1])))
 
 

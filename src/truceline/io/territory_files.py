@@ -74,10 +74,11 @@ def write_agreement_folder(
     *,
     header: str = "",
     force: bool = False,
+    copies: dict[str, bytes] | None = None,
 ) -> Path:
     """Write ``agreement.yaml`` (``doc``, after ``header`` comment lines) and one GeoJSON file per
-    layer (name: [(geometry, properties)]) into ``folder``; an existing agreement is kept unless
-    ``force``."""
+    layer (name: [(geometry, properties)]) into ``folder``, and ``copies`` (relative name: bytes,
+    e.g. a template's sector file) as they are; an existing agreement is kept unless ``force``."""
     folder = Path(folder)
     yml = folder / "agreement.yaml"
     if yml.exists() and not force:
@@ -85,6 +86,9 @@ def write_agreement_folder(
             "an agreement is already there; choose another folder or pass --force", file=str(yml)
         )
     folder.mkdir(parents=True, exist_ok=True)
+    for name, data in (copies or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
     for name, feats in layers.items():
         (folder / name).write_text(_collection(feats) + "\n", encoding="utf-8")
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())

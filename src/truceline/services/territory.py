@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import shapely
@@ -14,7 +14,7 @@ import shapely
 from truceline.core.geodesy import geodesic_area_km2
 from truceline.core.territory import contact_line, split_outline
 from truceline.errors import AgreementError
-from truceline.io.agreement_files import load_agreement
+from truceline.io.agreement_files import agreement_yaml, files_of_folder, load_agreement
 from truceline.io.territory_files import read_control_map, read_outline, write_agreement_folder
 from truceline.services.agreement import agreement_summary
 
@@ -96,6 +96,50 @@ def _territories(
     return parties, groups[parties[0]], groups[parties[1]]
 
 
+#: What a template gives the derived agreement (its line, area and amendments are the map's).
+_FROM_TEMPLATE = (
+    "weapon_classes",
+    "zones",
+    "rules",
+    "sectors",
+    "observation_posts",
+    "fusion",
+)
+
+
+def _template(folder: Path, pids: tuple[str, str]) -> tuple[dict[str, Any], dict[str, bytes], Any]:
+    """What the template gives (yaml entries), the files they name, and its area (or None)."""
+    ag = load_agreement(folder)  # a template must itself be valid
+    files = files_of_folder(folder)
+    raw = agreement_yaml(files, origin=str(folder))
+    if set(ag.party_ids) != set(pids):
+        raise AgreementError(
+            f"the template's parties are {', '.join(ag.party_ids)}, the map's {', '.join(pids)}; "
+            "name the map's parties as the template does with --parties",
+            file=str(folder / "agreement.yaml"),
+            field="parties",
+        )
+    taken = {k: raw[k] for k in _FROM_TEMPLATE if raw.get(k)}
+    names = [str(z["file"]) for z in taken.get("zones", []) if isinstance(z, dict) and "file" in z]
+    for k in ("sectors", "observation_posts"):
+        if k in taken:
+            ref = taken[k]
+            names.append(str(ref["file"] if isinstance(ref, dict) else ref))
+    copies = {}
+    for n in names:
+        key = PurePosixPath(n).as_posix()
+        if key in files:
+            copies[key] = files[key]
+            if key.lower().endswith(".shp"):
+                stem = key[: -len(".shp")]
+                copies |= {k: v for k, v in files.items() if k.startswith(stem + ".")}
+    taken["parties"] = raw["parties"]
+    for k in ("name", "description"):
+        if raw.get(k):
+            taken[k] = raw[k]
+    return taken, copies, ag.area
+
+
 def agreement_from_territory(
     control: str | Path,
     out: str | Path,
@@ -104,13 +148,14 @@ def agreement_from_territory(
     country: str | Path | None = None,
     holder: str | None = None,
     party_field: str = "party",
-    buffer_km: tuple[float, float] = (15.0, 15.0),
+    buffer_km: tuple[float, float] | None = None,
     name: str | None = None,
     agreement_id: str | None = None,
     effective_from: dt.date,
     tolerance_m: float = 100.0,
     simplify_m: float = 50.0,
     area_km: float | None = None,
+    template: str | Path | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """Write an agreement folder derived from a control map and return what was built.
@@ -119,17 +164,32 @@ def agreement_from_territory(
     lengths, the Hausdorff distance between them in metres, end snaps, overlap, the pieces left
     out), ``territory_km2`` (each party's ground inside the area, from the map) and ``summary``
     (:func:`~truceline.services.agreement.agreement_summary` of the folder loaded back).
+
+    With ``template`` (an agreement folder whose parties are the map's), the agreement takes the
+    template's weapon classes, zones, rules, sectors, observation posts, fusion settings, names
+    and descriptions (its files copied), and the area of application is cut to the template's;
+    the template's line and amendments are not carried over. ``buffer_km`` None: 15 km a side
+    without a template, the template's zones only with one.
     """
     control, out = Path(control), Path(out)
     (left_name, right_name), left, right = _territories(
         control, parties, Path(country) if country else None, holder, party_field
     )
-    if any(km < 0 for km in buffer_km):
-        raise AgreementError("--buffer-km must be >= 0 on each side", field="--buffer-km")
-    c = contact_line(left, right, tolerance_m=tolerance_m, simplify_m=simplify_m, area_km=area_km)
     lid, rid = _party_id(left_name), _party_id(right_name)
     if lid == rid:
         raise AgreementError("the two parties need different names", field="--parties")
+    taken: dict[str, Any] = {}
+    copies: dict[str, bytes] = {}
+    within = None
+    if template is not None:
+        taken, copies, within = _template(Path(template), (lid, rid))
+    if buffer_km is None:
+        buffer_km = (0.0, 0.0) if template is not None else (15.0, 15.0)
+    if any(km < 0 for km in buffer_km):
+        raise AgreementError("--buffer-km must be >= 0 on each side", field="--buffer-km")
+    c = contact_line(
+        left, right, tolerance_m=tolerance_m, simplify_m=simplify_m, area_km=area_km, within=within
+    )
     agreement_id = agreement_id or _party_id(out.resolve().name or "agreement")
     zones = []
     bands = {p: [0.0, km] for p, km in zip((lid, rid), buffer_km, strict=True) if km > 0}
@@ -158,6 +218,13 @@ def agreement_from_territory(
         "zones": zones,
         "rules": [],
     }
+    if taken:
+        names = {p["id"]: p.get("name", p["id"]) for p in taken.pop("parties")}
+        doc["parties"] = [{"id": lid, "name": names[lid]}, {"id": rid, "name": names[rid]}]
+        zones = [z for z in taken.pop("zones", []) if z.get("id") != "buffer-zone"] + zones
+        doc |= taken | {"zones": zones}
+        if name:
+            doc["name"] = name
     layers: dict[str, list[tuple[Any, dict[str, Any]]]] = {
         "line.geojson": [(c.line, {"id": "line", "left": lid, "right": rid})],
         "area.geojson": [(c.area, {"id": "area"})],
@@ -167,18 +234,16 @@ def agreement_from_territory(
         layers["contact-left-out.geojson"] = [
             (p.geometry, {"kind": p.kind, "length_km": round(p.length_km, 3)}) for p in c.others
         ]
-    header = (
-        f"{source}.\n"
-        "Rules: none yet; add them (docs/agreement-format.md). territory.geojson is the parties'\n"
-        "ground as the map gives it"
-        + (
-            "; contact-left-out.geojson the shared boundary not in the line\n(enclaves, other "
-            "pieces): places there take their side from the line."
-            if c.others
-            else "."
-        )
+    if template is not None:
+        source += f", with the zones, rules and sectors of the template {Path(template).name}"
+    rules_note = "" if doc["rules"] else "Rules: none yet; add them (docs/agreement-format.md). "
+    header = f"{source}.\n{rules_note}territory.geojson is the parties'\nground as the map gives it" + (
+        "; contact-left-out.geojson the shared boundary not in the line\n(enclaves, other "
+        "pieces): places there take their side from the line."
+        if c.others
+        else "."
     )
-    write_agreement_folder(out, doc, layers, header=header, force=force)
+    write_agreement_folder(out, doc, layers, header=header, force=force, copies=copies)
     ag = load_agreement(out)
     territory = {
         lid: geodesic_area_km2(shapely.intersection(c.left, c.area)),
