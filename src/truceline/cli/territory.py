@@ -168,7 +168,7 @@ def from_territory_cmd(
         f"{c['snapped_m'][1]:.0f} m to the area's boundary",
         highlight=False,
     )
-    if c["overlap_km2"] > 0:
+    if c["overlap_km2"] >= 0.01:
         console.print(f"Both parties' polygons claim {c['overlap_km2']:,.2f} km2", highlight=False)
     t = Table("party", "territory km2 (map)", "side of the line km2", title="Territory")
     for p in (left, right):
