@@ -137,7 +137,7 @@ def test_root_from_path_sizes(n: int) -> None:
 def test_a_proof_must_lead_to_a_root_the_party_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc, root = _proof()
+    doc, _ = _proof()
     proof = tmp_path / "proof.json"
     proof.write_text(json.dumps(doc))
     held = tmp_path / "roots.json"

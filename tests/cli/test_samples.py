@@ -33,10 +33,14 @@ STEPS = [
 
 def test_the_samples_table_names_every_sample() -> None:
     table = (SAMPLES / "README.md").read_text()
-    files = sorted(p.name for p in SAMPLES.iterdir() if p.suffix not in (".md", ".jpg"))
+    # not imported: evidence files (truceline attach) and a control map (agreement from-territory)
+    other = {p.name: "attachment" for p in SAMPLES.glob("*.jpg")} | {
+        "control-map.geojson": "agreement from-territory"
+    }
+    files = sorted(p.name for p in SAMPLES.iterdir() if p.suffix != ".md" and p.name not in other)
     assert files == sorted(name for name, *_ in STEPS)
-    for photo in SAMPLES.glob("*.jpg"):  # evidence files: attached (truceline attach), not imported
-        assert f"| `{photo.name}` | attachment |" in table
+    for name, use in other.items():
+        assert f"| `{name}` | {use} |" in table
     for name, fmt, *_ in STEPS:
         assert f"| `{name}` | `{fmt}` |" in table
 

@@ -43,6 +43,7 @@ from truceline.cli.plan import plan_app
 from truceline.cli.sensors import sensors_app
 from truceline.cli.server import serve as serve_cmd
 from truceline.cli.server import token_app
+from truceline.cli.territory import from_territory_cmd
 from truceline.errors import TrucelineError
 from truceline.io.csv_safe import safe_row
 
@@ -107,6 +108,9 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
         raise fail(exc) from exc
 
 
+agreement_app.command("from-territory")(from_territory_cmd)
+
+
 @agreement_app.command("check")
 def agreement_check(path: AgreementArg) -> None:
     """Validate an agreement and print its line length, zone areas per side and sectors."""
@@ -121,6 +125,11 @@ def agreement_check(path: AgreementArg) -> None:
         console.print(
             f"Version from {v['effective_from']}: line {v['line_length_km']:.1f} km (geodesic), "
             f"{v['n_rules']} rules"
+        )
+        terr = ", ".join(f"{p} {v['territory_km2'][p]:,.0f}" for p in (ag.left, ag.right))
+        console.print(
+            f"  Area of application {v['area_km2']:,.0f} km2; each party's side of the line: {terr} km2",
+            highlight=False,
         )
         console.print("  Geometry, as Truceline reads it:")
         for a in v["assumptions"]:

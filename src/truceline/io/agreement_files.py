@@ -50,7 +50,13 @@ from truceline.io.limits import (
     open_zip,
 )
 
-__all__ = ["files_of_folder", "load_agreement", "load_agreement_files", "read_features"]
+__all__ = [
+    "agreement_yaml",
+    "files_of_folder",
+    "load_agreement",
+    "load_agreement_files",
+    "read_features",
+]
 
 _YAML = "agreement.yaml"
 
@@ -488,6 +494,11 @@ def _read_yaml(files: _Files) -> dict[str, Any]:
         raise AgreementError("the file must hold a mapping", file=yml)
     _refuse_nul(raw, yml)
     return raw
+
+
+def agreement_yaml(files: Mapping[str, bytes], *, origin: str | None = None) -> dict[str, Any]:
+    """An agreement's ``agreement.yaml`` as parsed (a mapping; validated by the loader, not here)."""
+    return _read_yaml(_Files(files, origin))
 
 
 def load_agreement_files(

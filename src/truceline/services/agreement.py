@@ -9,7 +9,7 @@ from typing import Any
 import shapely
 
 from truceline.core.agreement import Agreement, RuleType, line_ends
-from truceline.core.geodesy import GEOD
+from truceline.core.geodesy import GEOD, geodesic_area_km2
 from truceline.core.incidents import Kind, SourceType
 from truceline.core.withdrawal import withdrawal_lines
 from truceline.io.features import withdrawal_features, zones_feature_collection
@@ -59,7 +59,10 @@ def assumptions(ag: Agreement, index: int) -> list[str]:
 
 def agreement_summary(ag: Agreement) -> dict[str, Any]:
     """Line length, zone areas per side (km2, geodesic) and sectors, for every version, and what
-    Truceline assumes about each version's geometry (:func:`assumptions`)."""
+    Truceline assumes about each version's geometry (:func:`assumptions`).
+
+    Each version also gives ``area_km2`` (the area of application) and ``territory_km2``: each
+    party's ground in it, the area on the party's side of the line (geodesic km2)."""
     versions = []
     for i, v in enumerate(ag.versions):
         cv = ag.compiled(i)
@@ -79,6 +82,10 @@ def agreement_summary(ag: Agreement) -> dict[str, Any]:
             {
                 "effective_from": v.effective_from.isoformat(),
                 "line_length_km": cv.line_length_km,
+                "area_km2": geodesic_area_km2(cv.area),
+                "territory_km2": {
+                    ag.party_on_side(s): geodesic_area_km2(cv.side_polygon(s)) for s in (1, -1)
+                },
                 "n_rules": len(v.rules),
                 "zones": zones,
                 "assumptions": assumptions(ag, i),
