@@ -178,3 +178,36 @@ def test_unknown_format_is_refused(made: tuple[Path, Path, Path], tmp_path: Path
         ],
     )
     assert res.exit_code == 2 and "unknown report format 'docx' (html or pdf)" in res.output
+
+
+def test_pdf_is_tagged_with_its_language(made: tuple[Path, Path, Path]) -> None:
+    """PDF/UA: a structure tree that screen readers follow, marked content, the language and title."""
+    pypdf = pytest.importorskip("pypdf")
+    _, pdf, _ = made
+    reader = pypdf.PdfReader(str(pdf))
+    root = reader.trailer["/Root"]
+    assert "/StructTreeRoot" in root, sorted(root.keys())
+    tree = root["/StructTreeRoot"].get_object()
+    kids = tree["/K"]
+    kids = kids if isinstance(kids, list) else [kids]
+    assert kids, "an empty structure tree"
+    assert bool(root["/MarkInfo"]["/Marked"])
+    assert str(root["/Lang"]) == "en"
+    assert root["/ViewerPreferences"]["/DisplayDocTitle"]
+    assert "daily report 2025-06-01" in (reader.metadata.title or "")
+    # The images carry their alt text into the structure tree (Figure elements with /Alt).
+    alts: list[str] = []
+
+    def walk(node: object, depth: int = 0) -> None:
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, list):
+            for n in node:
+                walk(n, depth)
+        elif isinstance(node, dict) and depth < 60:
+            if node.get("/S") == "/Figure" and "/Alt" in node:
+                alts.append(str(node["/Alt"]))
+            if "/K" in node:
+                walk(node["/K"], depth + 1)
+
+    walk(tree)
+    assert any(a.startswith("Map of the line of contact") for a in alts), alts

@@ -4,7 +4,7 @@ The HTML page (:func:`truceline.report.daily.render_daily_html`) carries its own
 running footer with page numbers, no table row split across pages) and its figures as embedded PNGs,
 so the PDF needs nothing but the page itself: no network, no script, no base URL. WeasyPrint draws
 text with Pango (Debian: ``libpango-1.0-0``, ``libpangoft2-1.0-0``, ``libharfbuzz-subset0``) and
-uses the DejaVu fonts the CSS names first (``fonts-dejavu-core``).
+uses the DejaVu fonts the CSS names first (``fonts-dejavu-core``). The PDF is tagged (PDF/UA-1).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def html_to_pdf(html: str, *, created: dt.datetime | None = None) -> bytes:
     stamp = (created or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     doc.metadata.created = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     doc.metadata.generator = "Truceline (WeasyPrint)"
-    pdf = doc.write_pdf()
+    # Tagged PDF (PDF/UA-1): a structure tree, /MarkInfo /Marked true, the language from <html lang>,
+    # the title shown in the window; screen readers read the tables and the images' alt text.
+    pdf = doc.write_pdf(pdf_variant="pdf/ua-1")
     assert pdf is not None  # write_pdf() without a target returns the bytes
     return bytes(pdf)
