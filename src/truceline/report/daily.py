@@ -38,11 +38,12 @@ from numpy.typing import NDArray
 
 from truceline.core.agreement import Agreement, CompiledVersion, RuleType
 from truceline.core.attribution import UNDETERMINED
-from truceline.core.geodesy import LineIndex
+from truceline.core.geodesy import GEOD, LineIndex
 from truceline.core.incidents import IncidentBatch, Kind
 from truceline.core.probability import ICD203_TERMS, VIOLATION_P, icd203_term
 from truceline.core.rules import Classification, FindingNumbers
 from truceline.core.times import as_utc, utc_now
+from truceline.report.basemap import draw_basemap
 from truceline.report.figures import data_uri, png_bytes, polygon_path, polygons
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "LedgerHead",
     "LedgerSummary",
     "day_findings",
+    "map_figure",
     "render_daily_html",
     "render_map_png",
     "render_trend_png",
@@ -607,7 +609,13 @@ def _nice_km(target: float) -> float:
 
 
 def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
-    """The day's map: the line, zones, sectors, observation posts and findings, as PNG bytes.
+    """The day's map (:func:`map_figure`) as PNG bytes."""
+    return png_bytes(map_figure(report, width_px=width_px), _MAP_DPI)
+
+
+def map_figure(report: DayReport, *, width_px: int = 1400) -> Figure:
+    """The day's map: the line, zones, sectors, observation posts and findings, over Natural Earth
+    land, coastlines and borders.
 
     Parameters
     ----------
@@ -618,8 +626,8 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
 
     Returns
     -------
-    bytes
-        A PNG image (lon/lat axes, aspect corrected for latitude, legend on the right).
+    Figure
+        The map axes first (lon/lat, aspect corrected for latitude), the legend column on the right.
     """
     ag = report.agreement
     cv = ag.version_at(report.day)
@@ -648,8 +656,9 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect(1.0 / coslat, adjustable="box", anchor="W")
-    ax.set_facecolor("#FAFAF7")
     ax.grid(True, color="#DDDDDD", linewidth=0.5, zorder=0)
+    # Natural Earth land, coast and borders under the agreement's layers (the sea shows the grid).
+    land = draw_basemap(ax, (x0, y0, x1, y1))
     ax.tick_params(labelsize=7)
     ax.xaxis.set_major_formatter(lambda v, _: f"{v:.1f}°E" if v >= 0 else f"{-v:.1f}°W")
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.1f}°N" if v >= 0 else f"{-v:.1f}°S")
@@ -761,7 +770,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
         )
 
     markers = [(o.lon, o.lat) for o in ag.observation_posts] + [(f.lon, f.lat) for f in fs]
-    _label_map(ax, ag, cv, view, coslat, np.asarray(markers, dtype=np.float64).reshape(-1, 2))
+    _label_map(ax, ag, cv, view, coslat, np.asarray(markers, dtype=np.float64).reshape(-1, 2), land)
 
     handles_party = [
         Line2D(
@@ -792,7 +801,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
         for t in rule_types
     ]
     n = len(report.findings)
-    _scale_bar(ax, view, coslat, shapely.union_all([cv.version.line, *zone_geoms]))
+    _scale_bar(ax, view, shapely.union_all([cv.version.line, *zone_geoms]))
     count = f"{n} finding{'s' * (n != 1)}" + (f", {outside} outside the map" if outside else "")
     ax.set_title("\n".join([*title, count]), fontsize=10, loc="left")
 
@@ -846,7 +855,7 @@ def render_map_png(report: DayReport, *, width_px: int = 1400) -> bytes:
         )
     else:
         lax.text(0.0, y, "No findings on this day.", fontsize=8, va="top", transform=lax.transAxes)
-    return png_bytes(fig, _MAP_DPI)
+    return fig
 
 
 def _name(ag: Agreement, pid: str) -> str:
@@ -986,8 +995,11 @@ def _label_map(
     view: Any,
     coslat: float,
     markers_xy: NDArray[np.float64],
+    land: Any = None,
 ) -> None:
-    """Write the sides' names, the sectors' names and nations, and the observation posts' ids."""
+    """Write the sides' names, the sectors' names and nations, and the observation posts' ids.
+
+    A side's name goes on its land (side ∩ ``land``), never out at sea, where there is any."""
     lab = _Labeller(ax, markers_xy)
     x0, y0, x1, y1 = view.bounds
     # Which side is whose, faintly, in the open part of each side.
@@ -995,11 +1007,17 @@ def _label_map(
         part = shapely.intersection(cv.side_polygon(side), view)
         if part.is_empty:
             continue
-        px, py = _side_label_point(part)
+        on_land = part if land is None else shapely.intersection(part, land)
+        if not polygons(on_land):
+            on_land = part  # a side all at sea in this view (it should not happen): label it there
+        px, py = _side_label_point(on_land)
         cands = [(px, py, 0.0, 0.0)] + [
             (px + fx * (x1 - x0), py + fy * (y1 - y0), 0.0, 0.0)
             for fx, fy in ((0, 0.08), (0, -0.08), (0.1, 0), (-0.1, 0), (0.1, 0.1), (-0.1, -0.1))
         ]
+        # The other candidates only where they are on that side's land too.
+        keep = shapely.contains_xy(on_land, [c[0] for c in cands], [c[1] for c in cands])
+        cands = [c for c, k in zip(cands, keep, strict=True) if k] or cands[:1]
         pid = ag.party_on_side(side)
         name = _name(ag, pid)
         lab.place(
@@ -1052,25 +1070,35 @@ def _label_map(
         )
 
 
-def _scale_bar(ax: Any, view: Any, coslat: float, avoid: Any) -> None:
+def _scale_bar(ax: Any, view: Any, avoid: Any) -> None:
     """A round-length scale bar in the map corner that ``avoid`` (line, zones) leaves most free."""
     x0, y0, x1, y1 = view.bounds
     w, h = x1 - x0, y1 - y0
-    km_per_deg = 111.32 * coslat  # for the bar only: the map's own measurements are geodesic
-    length_km = _nice_km(w * km_per_deg / 5)
-    dx = length_km / km_per_deg
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    # The round length: a fifth of the map's width on its central parallel, geodesic (WGS84).
+    length_km = _nice_km(float(GEOD.inv(x0, cy, x1, cy)[2]) / 1000.0 / 5)
+
+    def span(lat: float) -> float:
+        """Degrees of longitude that measure ``length_km`` along the parallel at ``lat``: the
+        bar is true where it is drawn (a lon/lat map's scale changes with latitude)."""
+        lon1, _, _ = GEOD.fwd(cx, lat, 90.0, length_km * 1000.0 / 2)
+        lon0, _, _ = GEOD.fwd(cx, lat, 270.0, length_km * 1000.0 / 2)
+        return float(lon1 - lon0)
+
+    lo, hi = y0 + 0.04 * h, y1 - 0.08 * h
+    dx_lo, dx_hi = span(lo), span(hi)
     corners = [
-        (x0 + 0.04 * w, y0 + 0.04 * h),
-        (x1 - 0.04 * w - dx, y0 + 0.04 * h),
-        (x0 + 0.04 * w, y1 - 0.08 * h),
-        (x1 - 0.04 * w - dx, y1 - 0.08 * h),
+        (x0 + 0.04 * w, lo, dx_lo),
+        (x1 - 0.04 * w - dx_lo, lo, dx_lo),
+        (x0 + 0.04 * w, hi, dx_hi),
+        (x1 - 0.04 * w - dx_hi, hi, dx_hi),
     ]
 
-    def clutter(c: tuple[float, float]) -> float:
-        box = shapely.box(c[0] - 0.01 * w, c[1] - 0.01 * h, c[0] + dx + 0.01 * w, c[1] + 0.05 * h)
+    def clutter(c: tuple[float, float, float]) -> float:
+        box = shapely.box(c[0] - 0.01 * w, c[1] - 0.01 * h, c[0] + c[2] + 0.01 * w, c[1] + 0.05 * h)
         return float(shapely.intersection(avoid, box).area + shapely.intersection(avoid, box).length)
 
-    bx, by = min(corners, key=clutter)
+    bx, by, dx = min(corners, key=clutter)
     ax.plot([bx, bx + dx], [by, by], color="black", lw=2.5, solid_capstyle="butt", zorder=9)
     ax.text(
         bx + dx / 2,

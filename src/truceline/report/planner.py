@@ -26,6 +26,7 @@ from matplotlib.patheffects import withStroke
 
 from truceline.core.geodesy import LineIndex
 from truceline.core.planner import Comparison, PlaceCount
+from truceline.report.basemap import draw_basemap
 from truceline.report.figures import data_uri, png_bytes, polygon_path
 
 __all__ = [
@@ -198,6 +199,8 @@ def _axes(view: tuple[float, float, float, float], width_px: int) -> tuple[Figur
     ax.tick_params(labelsize=7, colors="#555")
     ax.grid(color="#ddd", lw=0.4)
     ax.set_axisbelow(True)
+    # Natural Earth land, coast and borders under every layer, clipped to the view.
+    draw_basemap(ax, view, zorder=0.5)
     return fig, ax, coslat
 
 
