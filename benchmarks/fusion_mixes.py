@@ -359,6 +359,7 @@ def _columns(reports: list[dict[str, Any]]) -> Any:
         submitted_by=np.full(n, "bench"), reliability=np.array([r["reliability"] for r in reports]),
         credibility=np.array([r["credibility"] for r in reports], np.intp), distance_km=np.zeros(n),
         p_side=np.full(n, 0.5), weapon=np.array([r["weapon_class"] for r in reports]),
+        count=np.array([r["count"] for r in reports], np.intp),
     )  # fmt: skip
 
 
@@ -420,6 +421,7 @@ def throughput(days: int = 7) -> None:
         submitted_by=np.full(n, "bench"), reliability=np.array([r["reliability"] for r in reports]),
         credibility=np.array([r["credibility"] for r in reports], np.intp), distance_km=np.zeros(n),
         p_side=np.full(n, 0.5), weapon=np.array([r["weapon_class"] for r in reports]),
+        count=np.array([r["count"] for r in reports], np.intp),
     )  # fmt: skip
     rep = cols.reports()
     best = np.inf

@@ -129,6 +129,9 @@ class FusionSettings(BaseModel):
     ``offers_per_report``: at most that many possible duplicates per report, its likeliest.
     ``kind_agreement`` and ``weapon_agreement``: the chance that two reports of one event name the
     same kind (by compatibility group), the same weapon class (when both name one).
+    ``count_ratio_sigma``: how far apart (natural log of their ratio, 1 sigma) two reports of
+    one event put its count (one patrol hears "3 explosions", another "5": log 5/3 = 0.5); two
+    reports whose counts differ more (1 against 12: 2.5) are less likely one event.
     ``learn_delays``: estimate each delayed source's share of prompt reports and its time error
     from its pairs with never-late reports at hand (acoustic, cameras), starting from and pulled
     towards its ``prompt_share`` and ``clock_sigma_s`` by ``delay_prior_weight`` pairs' worth.
@@ -150,6 +153,7 @@ class FusionSettings(BaseModel):
     offers_per_report: int = Field(default=2, ge=1, le=100)
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
+    count_ratio_sigma: float = Field(default=0.7, gt=0.0, le=10.0)
     max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
     learn_delays: bool = True
     learn_coverage: bool = False
@@ -245,7 +249,8 @@ class Reports:
     unknown): a party complains of fire landing on
     its own side; a located event is on the side of its position when that is certain.
     ``time_floor_s``: the rounding of each time's stated precision (a time to the minute is good
-    to 17 s at best), below which a learned time error never goes.
+    to 17 s at best), below which a learned time error never goes. ``count``: how many of the
+    kind the report says it saw ("12 explosions"; default 1).
     """
 
     report_id: NDArray[np.str_]
@@ -264,9 +269,16 @@ class Reports:
     prompt_share: FloatArray | None = None
     weapon: NDArray[np.str_] | None = None
     time_floor_s: FloatArray | None = None
+    count: IntArray | None = None
 
     def __len__(self) -> int:
         return len(self.report_id)
+
+    def counts(self) -> IntArray:
+        """``count`` (how many explosions, shots... each report says it saw), or ones."""
+        if self.count is None:
+            return np.ones(len(self), np.intp)
+        return np.asarray(np.maximum(np.asarray(self.count, np.intp), 1), np.intp)
 
     def time_floors(self) -> FloatArray:
         """``time_floor_s`` (the rounding of each time's stated precision), or zeros."""
@@ -550,6 +562,19 @@ def _categorical_lr(
     return np.asarray(np.where(both, lr, 1.0), np.float64)
 
 
+def _count_lr(count: IntArray, a: IntArray, b: IntArray, sigma: float) -> FloatArray:
+    """Likelihood ratio of two reports' counts if one event against two: one event's reports put
+    its count within a factor ``exp(sigma)`` of each other (log-normal ratio), while reports of
+    different events give counts as the reports around do (the empirical spread of their log
+    ratio, never below ``sigma``). Counts only ever lower the odds (at most 1): neighbouring
+    events agree as often (the rounds of a barrage, 1 each), so agreeing counts join nothing."""
+    lc = np.log(np.asarray(count, np.float64))
+    z = lc[b] - lc[a]
+    spread = math.sqrt(sigma**2 + 2.0 * float(np.var(lc)) if len(lc) else sigma**2)
+    lr = (np.exp(-0.5 * (z / sigma) ** 2) / sigma) / (np.exp(-0.5 * (z / spread) ** 2) / spread)
+    return np.asarray(np.minimum(lr, 1.0), np.float64)
+
+
 def _coverage(reports: Reports, settings: FusionSettings) -> FloatArray:
     types, inv = np.unique(reports.source_type.astype(str), return_inverse=True)
     cov = np.array([settings.source(t).coverage for t in types.tolist()], np.float64)
@@ -685,6 +710,7 @@ def _probability(
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
     wcode = wcode.ravel().astype(np.intp)
     lr = lr * _categorical_lr(wcode, a, b, reports.weapons() != "", settings.weapon_agreement)
+    lr = lr * _count_lr(reports.counts(), a, b, settings.count_ratio_sigma)
     cover = _coverage(reports, settings) if cover is None else cover
     # The question is where the vaguer report v of the pair came from: the event of the precise
     # one c, another report of c's source near it, or an event c's source missed (odds against
