@@ -225,7 +225,9 @@ def _pairs_of(groups: np.ndarray) -> set[tuple[int, int]]:
 
 
 def read_links(db: Path, ids: list[str]) -> tuple[np.ndarray, list[tuple[str, str, float]]]:
-    """Each report's event (-1: alone; -2: missing from the store) and the possible duplicates."""
+    """Each report's event (-1: alone; -2: missing from the store) and the possible duplicates
+    (every ``possible`` row, including those whose reports a later batch put in one event: the
+    rows an analyst's queue is made from)."""
     con = sqlite3.connect(db)
     rows = dict(con.execute("SELECT report_id, event_id FROM incidents").fetchall())
     dups: list[tuple[str, str, float]] = []
@@ -526,7 +528,8 @@ def _has_duplicates_cmd(env: dict[str, str]) -> bool:
 
 _HEADER = (
     "| mix | reports | events | lost | precision | recall | linked or offered | possible dups / reports "
-    "| count (expected) vs true | stream: precision / recall | stream = batch (pairs) | import |"
+    "| count (expected) vs true | stream: precision / recall | stream = batch (pairs) "
+    "| stream: dups / reports | import |"
 )
 
 
@@ -538,9 +541,9 @@ def _print_row(mix: Mix, s1: Score, s2: Score | None, one_s: float) -> None:
     if s2 is not None:
         union = s1.linked_pairs | s2.linked_pairs
         same = 1.0 - len(s1.linked_pairs ^ s2.linked_pairs) / max(len(union), 1)
-        st = f"{s2.precision:.4f} / {s2.recall:.4f} | {same:.4f}"
+        st = f"{s2.precision:.4f} / {s2.recall:.4f} | {same:.4f} | {s2.dup_pairs / s2.reports:.3f}"
     else:
-        st = "- | -"
+        st = "- | - | -"
     print(
         f"| {mix.name} | {s1.reports:,} | {s1.true_events:,} | {s1.lost + (s2.lost if s2 else 0)} "
         f"| {s1.precision:.4f} | {s1.recall:.4f} | {s1.offered_recall:.4f} "

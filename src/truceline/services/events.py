@@ -98,6 +98,7 @@ def _window_s(settings: fusion.FusionSettings) -> float:
 #: Half-width in space: the 99.99 % gate of two reports at the cap.
 _WINDOW_M = math.sqrt(fusion.GATE_D2_9999 * 2.0) * MAX_UNCERTAINTY_M + 1000.0
 _CHUNK = 500
+_IDS_CHUNK = 10_000
 
 
 def _epoch_s(col: Any, dialect: str) -> ColumnElement[float]:
@@ -412,7 +413,12 @@ def link_events(
     if not cands.touch(is_new):
         return LinkResult()
     res = fusion.fuse(reports, pairs=cands, settings=settings)
-    _keep_possible(conn, agreement_id, cand, is_new, res, cands, settings, batch_id=batch_id, now=now)
+    near_new = np.zeros(len(cand), bool)  # in a candidate pair with a new report
+    through = is_new[cands.a] | is_new[cands.b]
+    near_new[cands.a[through]] = near_new[cands.b[through]] = True
+    _keep_possible(
+        conn, agreement_id, cand, is_new | near_new, res, cands, settings, batch_id=batch_id, now=now
+    )
     cluster = res.event_of_report
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
@@ -424,9 +430,6 @@ def link_events(
     # made again from this fusion when one of its members is in a touched cluster. An analyst's
     # split or merge, and an event reaching outside the window, stand.
     free = _free(conn, cand)
-    near_new = np.zeros(len(cand), bool)  # in a candidate pair with a new report
-    through = is_new[cands.a] | is_new[cands.b]
-    near_new[cands.a[through]] = near_new[cands.b[through]] = True
     hit = np.unique(cand.event[free & (touched[cluster] | near_new)])
     affected = free & np.isin(cand.event, hit)
     touched[cluster[affected]] = True
@@ -636,15 +639,50 @@ def _insert_pairs(
 
 
 def _keep_possible(
-    conn: Any, agreement_id: str, cand: ReportColumns, is_new: NDArray[np.bool_],
+    conn: Any, agreement_id: str, cand: ReportColumns, reweighed: NDArray[np.bool_],
     res: fusion.FusionResult, pairs: fusion.Candidates, settings: fusion.FusionSettings,
     *, batch_id: int, now: dt.datetime,
 ) -> None:  # fmt: skip
-    """The possible duplicates through a new report (earlier batches kept their own)."""
-    mine = is_new[res.dup_a] | is_new[res.dup_b]
+    """The possible duplicates through a re-weighed report (``reweighed``: the new reports and
+    those in a candidate pair with one, whose probabilities the new reports change). The open
+    ones an earlier batch offered between two candidates, one of them re-weighed, are stale:
+    they are withdrawn, and this fusion's offers take their place (the same pair with its new
+    probability, or none when it is no longer offered: linked, or less likely than the
+    ``offer_threshold``). A pair an analyst dismissed stays dismissed and is not offered again."""
+    pks = cand.pk[reweighed]
+    if len(pks) == 0:
+        return
+    dialect = conn.dialect.name
+    prior = [
+        row
+        for k in range(0, len(pks), _IDS_CHUNK)  # SQLite binds at most 32,766 parameters
+        for row in conn.execute(_offered_statement(dialect), {"pks": pks[k : k + _IDS_CHUNK].tolist()})
+    ]
+    here = set(cand.pk.tolist())
+    stale = sorted({pk for pk, a, b, st in prior if st == "possible" and a in here and b in here})
+    for k in range(0, len(stale), _IDS_CHUNK):
+        conn.execute(
+            _PT.delete().where(one_of(_PT.c.pk, "pks", dialect)), {"pks": stale[k : k + _IDS_CHUNK]}
+        )
+    mine = reweighed[res.dup_a] | reweighed[res.dup_b]
     i, j, p = res.dup_a[mine], res.dup_b[mine], res.dup_p[mine]
+    dismissed = {(min(a, b), max(a, b)) for _, a, b, st in prior if st == "dismissed"}
+    if dismissed and len(i):
+        pa, pb = cand.pk[i], cand.pk[j]
+        keys = zip(np.minimum(pa, pb).tolist(), np.maximum(pa, pb).tolist(), strict=True)
+        keep = np.array([k not in dismissed for k in keys], bool)
+        i, j, p = i[keep], j[keep], p[keep]
     _insert_pairs(
         conn, agreement_id, cand, pairs, i, j, p, "possible", settings, batch_id=batch_id, now=now
+    )
+
+
+@functools.cache
+def _offered_statement(dialect: str) -> Any:
+    """The possible and dismissed pairs through any of the reports ``pks``."""
+    return select(_PT.c.pk, _PT.c.a_pk, _PT.c.b_pk, _PT.c.status).where(
+        _PT.c.status.in_(("possible", "dismissed")),
+        or_(one_of(_PT.c.a_pk, "pks", dialect), one_of(_PT.c.b_pk, "pks", dialect)),
     )
 
 
