@@ -378,7 +378,8 @@ def calibrate(args: argparse.Namespace) -> None:
 
     mixes = [m for m in MIXES if not args.only or any(o in m.name for o in args.only)]
     heads = " | ".join(f"{lo:.2f}-{min(hi, 1.0):.2f}" for lo, hi in itertools.pairwise(CAL_BINS))
-    print(f"| mix | learn_coverage | Brier | p >= 0.9: precision / recall | {heads} |")
+    what = "local_density" if args.local_density else "learn_coverage"
+    print(f"| mix | {what} | Brier | p >= 0.9: precision / recall | {heads} |")
     print("|---|---|---|---|" + "---|" * (len(CAL_BINS) - 1))
     for mix in mixes:
         mix.hours = args.hours or mix.hours
@@ -386,8 +387,11 @@ def calibrate(args: argparse.Namespace) -> None:
         tev = np.array([int(t["event"]) for t in truth])
         n_true = len(_pairs_of(tev))
         rep = _columns(reports).reports()
-        for learn in (False, True):
-            res = fusion.fuse(rep, settings=fusion.FusionSettings(learn_coverage=learn))
+        variants = [("learn_coverage", False), ("learn_coverage", True)]
+        if args.local_density:
+            variants = [("local_density", False), ("local_density", True)]
+        for what, learn in variants:
+            res = fusion.fuse(rep, settings=fusion.FusionSettings(**{what: learn}))
             p, y = res.pair_p, tev[res.pair_a] == tev[res.pair_b]
             k = np.digitize(p, CAL_BINS) - 1
             cells = " | ".join(
@@ -573,6 +577,7 @@ def main() -> None:
     c = sub.add_parser("calibrate", help="reliability of the link probability on the judged mixes")
     c.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     c.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
+    c.add_argument("--local-density", action="store_true", help="compare local_density off/on instead")
     r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
     r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
