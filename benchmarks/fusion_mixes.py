@@ -225,7 +225,9 @@ def _pairs_of(groups: np.ndarray) -> set[tuple[int, int]]:
 
 
 def read_links(db: Path, ids: list[str]) -> tuple[np.ndarray, list[tuple[str, str, float]]]:
-    """Each report's event (-1: alone; -2: missing from the store) and the possible duplicates."""
+    """Each report's event (-1: alone; -2: missing from the store) and the possible duplicates
+    (every ``possible`` row, including those whose reports a later batch put in one event: the
+    rows an analyst's queue is made from)."""
     con = sqlite3.connect(db)
     rows = dict(con.execute("SELECT report_id, event_id FROM incidents").fetchall())
     dups: list[tuple[str, str, float]] = []
@@ -359,6 +361,7 @@ def _columns(reports: list[dict[str, Any]]) -> Any:
         submitted_by=np.full(n, "bench"), reliability=np.array([r["reliability"] for r in reports]),
         credibility=np.array([r["credibility"] for r in reports], np.intp), distance_km=np.zeros(n),
         p_side=np.full(n, 0.5), weapon=np.array([r["weapon_class"] for r in reports]),
+        count=np.array([r["count"] for r in reports], np.intp),
     )  # fmt: skip
 
 
@@ -375,7 +378,8 @@ def calibrate(args: argparse.Namespace) -> None:
 
     mixes = [m for m in MIXES if not args.only or any(o in m.name for o in args.only)]
     heads = " | ".join(f"{lo:.2f}-{min(hi, 1.0):.2f}" for lo, hi in itertools.pairwise(CAL_BINS))
-    print(f"| mix | learn_coverage | Brier | p >= 0.9: precision / recall | {heads} |")
+    what = "local_density" if args.local_density else "learn_coverage"
+    print(f"| mix | {what} | Brier | p >= 0.9: precision / recall | {heads} |")
     print("|---|---|---|---|" + "---|" * (len(CAL_BINS) - 1))
     for mix in mixes:
         mix.hours = args.hours or mix.hours
@@ -383,8 +387,11 @@ def calibrate(args: argparse.Namespace) -> None:
         tev = np.array([int(t["event"]) for t in truth])
         n_true = len(_pairs_of(tev))
         rep = _columns(reports).reports()
-        for learn in (False, True):
-            res = fusion.fuse(rep, settings=fusion.FusionSettings(learn_coverage=learn))
+        variants = [("learn_coverage", False), ("learn_coverage", True)]
+        if args.local_density:
+            variants = [("local_density", False), ("local_density", True)]
+        for what, learn in variants:
+            res = fusion.fuse(rep, settings=fusion.FusionSettings(**{what: learn}))
             p, y = res.pair_p, tev[res.pair_a] == tev[res.pair_b]
             k = np.digitize(p, CAL_BINS) - 1
             cells = " | ".join(
@@ -420,6 +427,7 @@ def throughput(days: int = 7) -> None:
         submitted_by=np.full(n, "bench"), reliability=np.array([r["reliability"] for r in reports]),
         credibility=np.array([r["credibility"] for r in reports], np.intp), distance_km=np.zeros(n),
         p_side=np.full(n, 0.5), weapon=np.array([r["weapon_class"] for r in reports]),
+        count=np.array([r["count"] for r in reports], np.intp),
     )  # fmt: skip
     rep = cols.reports()
     best = np.inf
@@ -524,7 +532,8 @@ def _has_duplicates_cmd(env: dict[str, str]) -> bool:
 
 _HEADER = (
     "| mix | reports | events | lost | precision | recall | linked or offered | possible dups / reports "
-    "| count (expected) vs true | stream: precision / recall | stream = batch (pairs) | import |"
+    "| count (expected) vs true | stream: precision / recall | stream = batch (pairs) "
+    "| stream: dups / reports | import |"
 )
 
 
@@ -536,9 +545,9 @@ def _print_row(mix: Mix, s1: Score, s2: Score | None, one_s: float) -> None:
     if s2 is not None:
         union = s1.linked_pairs | s2.linked_pairs
         same = 1.0 - len(s1.linked_pairs ^ s2.linked_pairs) / max(len(union), 1)
-        st = f"{s2.precision:.4f} / {s2.recall:.4f} | {same:.4f}"
+        st = f"{s2.precision:.4f} / {s2.recall:.4f} | {same:.4f} | {s2.dup_pairs / s2.reports:.3f}"
     else:
-        st = "- | -"
+        st = "- | - | -"
     print(
         f"| {mix.name} | {s1.reports:,} | {s1.true_events:,} | {s1.lost + (s2.lost if s2 else 0)} "
         f"| {s1.precision:.4f} | {s1.recall:.4f} | {s1.offered_recall:.4f} "
@@ -568,6 +577,7 @@ def main() -> None:
     c = sub.add_parser("calibrate", help="reliability of the link probability on the judged mixes")
     c.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     c.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
+    c.add_argument("--local-density", action="store_true", help="compare local_density off/on instead")
     r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
     r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")

@@ -289,13 +289,13 @@ def test_delays_are_learned_from_the_reports_at_hand(late_s: float, low: float, 
         time_floor_s=np.r_[np.zeros(n), np.full(n, 60.0 / np.sqrt(12.0))],
     )  # fmt: skip
     cand = F.candidates(rep)
-    learned, sig = F._learn_times(rep, cand, F.FusionSettings(), rep.prompt())
+    learned, sig, _ = F._learn_times(rep, cand, F.FusionSettings(), rep.prompt())
     assert low <= learned[n:].mean() <= high and np.all(learned[:n] == 1.0)
     assert np.all(sig[:n] == 0.05)
     if late_s == 0.0:  # times good to their minute: the patrols' error is the rounding's, not 35 s
         assert 17.3 <= sig[n:].mean() <= 24.0
     # fewer pairs than the prior's weight: the configured share stays near
-    few, _ = F._learn_times(
+    few, _, _ = F._learn_times(
         rep,
         F.Candidates(**{**cand.__dict__, "a": cand.a[:3], "b": cand.b[:3], "d2": cand.d2[:3]}),
         F.FusionSettings(),

@@ -410,6 +410,15 @@ class DailyStatistics(_Out):
     not_in_force: int = Field(description="Reports on a day the agreement was not in force (not judged)")
     incidents_by_kind: dict[str, int]
     incidents_by_sector: dict[str, int]
+    events: int = Field(
+        description="Distinct events among the judged reports: the reports of one fused event "
+        "count once, a report in no event counts alone"
+    )
+    explosion_events: int = Field(description="Those of the events with an explosion reported")
+    explosions: int = Field(
+        description='Explosions: per event, the most any of its reports counts ("12 '
+        'explosions"), summed; not the number of reports'
+    )
     findings: int
     violations: int = Field(description="Findings with probability >= 0.5")
     findings_by_rule: dict[str, int]
@@ -718,6 +727,10 @@ class EventOut(_Out):
     cov_m2: list[list[float]] = Field(description="2x2 position covariance (x east, y north; m²)")
     n_reports: int
     n_sources: int
+    count: int = Field(
+        description="How many explosions (shots...) it stands for: the most any of its reports "
+        "says, not the number of reports; 0 once merged into another"
+    )
     confidence: float
     origin: str = Field(description="fusion | split | merge")
     merged_into: int | None
@@ -734,6 +747,7 @@ class EventOut(_Out):
             cov_m2=[[ev.cov_xx_m2, ev.cov_xy_m2], [ev.cov_xy_m2, ev.cov_yy_m2]],
             n_reports=ev.n_reports,
             n_sources=ev.n_sources,
+            count=ev.count,
             confidence=ev.confidence,
             origin=ev.origin,
             merged_into=ev.merged_into,

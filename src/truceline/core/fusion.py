@@ -129,6 +129,9 @@ class FusionSettings(BaseModel):
     ``offers_per_report``: at most that many possible duplicates per report, its likeliest.
     ``kind_agreement`` and ``weapon_agreement``: the chance that two reports of one event name the
     same kind (by compatibility group), the same weapon class (when both name one).
+    ``count_ratio_sigma``: how far apart (natural log of their ratio, 1 sigma) two reports of
+    one event put its count (one patrol hears "3 explosions", another "5": log 5/3 = 0.5); two
+    reports whose counts differ more (1 against 12: 2.5) are less likely one event.
     ``learn_delays``: estimate each delayed source's share of prompt reports and its time error
     from its pairs with never-late reports at hand (acoustic, cameras), starting from and pulled
     towards its ``prompt_share`` and ``clock_sigma_s`` by ``delay_prior_weight`` pairs' worth.
@@ -136,6 +139,10 @@ class FusionSettings(BaseModel):
     below the configured one). Off by default: on isolated events it raises the recall of
     automatic links at the same precision, but where events cluster (barrages) the one event
     density of the sector is too low and precision falls (BENCHMARKS.md).
+    ``local_density``: the event density around each report estimated from the reports at hand
+    (the expected number of other events within ``density_radius_m`` and ``density_window_s``,
+    a box, from a first pass of the probabilities), pulled towards ``event_density_km2_h`` by as
+    much again as the box holds (BENCHMARKS.md, step 4).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -150,9 +157,13 @@ class FusionSettings(BaseModel):
     offers_per_report: int = Field(default=2, ge=1, le=100)
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
+    count_ratio_sigma: float = Field(default=0.7, gt=0.0, le=10.0)
     max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
     learn_delays: bool = True
     learn_coverage: bool = False
+    local_density: bool = True
+    density_radius_m: float = Field(default=2000.0, gt=0.0, le=50_000.0)
+    density_window_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     delay_prior_weight: float = Field(default=20.0, gt=0.0)
 
     @model_validator(mode="before")
@@ -245,7 +256,8 @@ class Reports:
     unknown): a party complains of fire landing on
     its own side; a located event is on the side of its position when that is certain.
     ``time_floor_s``: the rounding of each time's stated precision (a time to the minute is good
-    to 17 s at best), below which a learned time error never goes.
+    to 17 s at best), below which a learned time error never goes. ``count``: how many of the
+    kind the report says it saw ("12 explosions"; default 1).
     """
 
     report_id: NDArray[np.str_]
@@ -264,9 +276,16 @@ class Reports:
     prompt_share: FloatArray | None = None
     weapon: NDArray[np.str_] | None = None
     time_floor_s: FloatArray | None = None
+    count: IntArray | None = None
 
     def __len__(self) -> int:
         return len(self.report_id)
+
+    def counts(self) -> IntArray:
+        """``count`` (how many explosions, shots... each report says it saw), or ones."""
+        if self.count is None:
+            return np.ones(len(self), np.intp)
+        return np.asarray(np.maximum(np.asarray(self.count, np.intp), 1), np.intp)
 
     def time_floors(self) -> FloatArray:
         """``time_floor_s`` (the rounding of each time's stated precision), or zeros."""
@@ -550,6 +569,19 @@ def _categorical_lr(
     return np.asarray(np.where(both, lr, 1.0), np.float64)
 
 
+def _count_lr(count: IntArray, a: IntArray, b: IntArray, sigma: float) -> FloatArray:
+    """Likelihood ratio of two reports' counts if one event against two: one event's reports put
+    its count within a factor ``exp(sigma)`` of each other (log-normal ratio), while reports of
+    different events give counts as the reports around do (the empirical spread of their log
+    ratio, never below ``sigma``). Counts only ever lower the odds (at most 1): neighbouring
+    events agree as often (the rounds of a barrage, 1 each), so agreeing counts join nothing."""
+    lc = np.log(np.asarray(count, np.float64))
+    z = lc[b] - lc[a]
+    spread = math.sqrt(sigma**2 + 2.0 * float(np.var(lc)) if len(lc) else sigma**2)
+    lr = (np.exp(-0.5 * (z / sigma) ** 2) / sigma) / (np.exp(-0.5 * (z / spread) ** 2) / spread)
+    return np.asarray(np.minimum(lr, 1.0), np.float64)
+
+
 def _coverage(reports: Reports, settings: FusionSettings) -> FloatArray:
     types, inv = np.unique(reports.source_type.astype(str), return_inverse=True)
     cov = np.array([settings.source(t).coverage for t in types.tolist()], np.float64)
@@ -576,13 +608,36 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
         return np.zeros(0)
     prompt = reports.prompt()
     sigma = np.asarray(reports.time_sigma_s, np.float64)
+    p: FloatArray | None = None
     if settings.learn_delays:
-        prompt, sigma = _learn_times(reports, cand, settings, prompt)
-    if not settings.learn_coverage:
+        prompt, sigma, p = _learn_times(reports, cand, settings, prompt)
+    if not settings.learn_coverage and not settings.local_density:
         return _probability(reports, cand, settings, prompt, sigma)
-    p = _probability(reports, cand, settings, prompt, sigma)
-    cover = _learn_coverage(reports, cand, settings, p)
-    return _probability(reports, cand, settings, prompt, sigma, cover)
+    if p is None or settings.learn_coverage:
+        p = _probability(reports, cand, settings, prompt, sigma)
+    # (the density's first pass may take the last round of the times' learning: one pass less)
+    cover = _learn_coverage(reports, cand, settings, p) if settings.learn_coverage else None
+    dens = _local_density(cand, settings, p) if settings.local_density else None
+    return _probability(reports, cand, settings, prompt, sigma, cover, dens)
+
+
+def _local_density(cand: Candidates, settings: FusionSettings, p: FloatArray) -> FloatArray:
+    """Each report's event density (per m² per s) from the reports around it: every report
+    weighs ``1 / (1 + the sum of its pairs' probabilities)`` (the reports of one sure event sum
+    to 1), summed over the reports in a box of ``density_radius_m`` and ``density_window_s`` about
+    it (effective times), less its own event (1), plus as many events again as the prior
+    density puts in the box, over twice the box."""
+    n = len(cand.xy)
+    r, half_t = settings.density_radius_m, settings.density_window_s
+    psum = np.bincount(cand.a, p, n) + np.bincount(cand.b, p, n)
+    w = 1.0 / (1.0 + psum)
+    pts = np.column_stack([cand.xy / r, cand.t_eff / half_t])
+    near = cKDTree(pts).query_pairs(1.0, p=np.inf, output_type="ndarray")
+    i, j = near[:, 0].astype(np.intp), near[:, 1].astype(np.intp)
+    local = w + np.bincount(i, w[j], n) + np.bincount(j, w[i], n)
+    vol = (2.0 * r) ** 2 * 2.0 * half_t
+    others = np.maximum(local - 1.0, 0.0)
+    return np.asarray((others + settings.density_m2_s * vol) / (2.0 * vol), np.float64)
 
 
 def _learn_coverage(
@@ -616,7 +671,7 @@ def _learn_coverage(
 
 def _learn_times(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray, rounds: int = 3
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Each delayed source type's share of prompt reports and its time error, estimated by
     expectation-maximisation over its pairs with reports that are never late (acoustic fixes,
     cameras): each pair weighs by its probability of one event, its time difference says how
@@ -625,7 +680,8 @@ def _learn_times(
     ``settings.delay_prior_weight`` pairs' worth of the configured share and variance keep a
     source with few such pairs near its defaults; the configured time error is an upper bound
     (a wider spread is put down to delays), and a learned one is never below the rounding of its
-    stated precision (``Reports.time_floor_s``) nor below a third of the configured one."""
+    stated precision (``Reports.time_floor_s``) nor below a third of the configured one. Also
+    returns the probabilities of the last round (None when no pair taught anything)."""
     a, b = cand.a, cand.b
     late = _late(reports)
     sig0 = np.asarray(reports.time_sigma_s, np.float64)
@@ -636,7 +692,7 @@ def _learn_times(
     m = np.concatenate([b[hm], a[mh]])
     sel = np.concatenate([np.flatnonzero(hm), np.flatnonzero(mh)])
     if len(h) == 0:
-        return prompt, sig0
+        return prompt, sig0, None
     types, tcode = np.unique(reports.source_type.astype(str), return_inverse=True)
     tcode = tcode.ravel()
     w0 = np.array([settings.source(t).prompt_share for t in types.tolist()], np.float64)
@@ -650,7 +706,8 @@ def _learn_times(
     for _ in range(rounds):
         prompt = np.where(late > 0, w[tcode], prompt)
         sig = np.where(late > 0, np.maximum(sig0 * np.sqrt(scale2[tcode]), floor), sig0)
-        p = _probability(reports, cand, settings, prompt, sig)[sel]
+        p_all = _probability(reports, cand, settings, prompt, sig)
+        p = p_all[sel]
         s = np.hypot(sig[h], sig[m])
         g_prompt = _phi(x / s) / s
         g_late = (ndtr(x / s) - ndtr((x - late[h]) / s)) / late[h]
@@ -666,12 +723,12 @@ def _learn_times(
         scale2 = np.minimum((np.bincount(tcode[h], p * r * ratio, len(types)) + k) / (num + k), 1.0)
     prompt = np.where(late > 0, w[tcode], prompt)
     sig = np.where(late > 0, np.maximum(sig0 * np.sqrt(scale2[tcode]), floor), sig0)
-    return np.asarray(prompt, np.float64), np.asarray(sig, np.float64)
+    return np.asarray(prompt, np.float64), np.asarray(sig, np.float64), p_all
 
 
 def _probability(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray,
-    sig: FloatArray, cover: FloatArray | None = None,
+    sig: FloatArray, cover: FloatArray | None = None, density: FloatArray | None = None,
 ) -> FloatArray:  # fmt: skip
     a, b = cand.a, cand.b
     cov = np.asarray(reports.cov_m2, np.float64)
@@ -685,6 +742,7 @@ def _probability(
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
     wcode = wcode.ravel().astype(np.intp)
     lr = lr * _categorical_lr(wcode, a, b, reports.weapons() != "", settings.weapon_agreement)
+    lr = lr * _count_lr(reports.counts(), a, b, settings.count_ratio_sigma)
     cover = _coverage(reports, settings) if cover is None else cover
     # The question is where the vaguer report v of the pair came from: the event of the precise
     # one c, another report of c's source near it, or an event c's source missed (odds against
@@ -694,7 +752,8 @@ def _probability(
     a_vague = det_r[a] >= det_r[b]
     v, c = np.where(a_vague, a, b), np.where(a_vague, b, a)
     like = f_pos * f_t * lr
-    odds = like / (settings.density_m2_s * (1.0 - cover[c]))
+    dens = settings.density_m2_s if density is None else density[c]
+    odds = like / (dens * (1.0 - cover[c]))
     n_src = int(cand.src.max()) + 1
     _, inv_v = np.unique(v * n_src + cand.src[c], return_inverse=True)
     inv_v = inv_v.ravel()

@@ -213,6 +213,11 @@ class DayReport:
     not_in_force: int = 0
     #: The evidence files of the day's incidents (the published edition: the released ones).
     attachments: tuple[DayAttachment, ...] = ()
+    #: Distinct events among ``n_incidents`` (the reports of one fused event count once), and
+    #: the explosions they stand for (per event the most any report counts); None: not known
+    #: (built from a file, without fusion).
+    n_events: int | None = None
+    n_explosions: int | None = None
 
 
 def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFinding]:
@@ -482,6 +487,8 @@ class _Context:
             "edition": r.edition,
             "withheld": r.withheld,
             "n_incidents": r.n_incidents,
+            "n_events": r.n_events,
+            "n_explosions": r.n_explosions,
             "outside_area": r.outside_area,
             "not_in_force": r.not_in_force,
             "rejected": r.rejected,

@@ -61,6 +61,7 @@ __all__ = [
     "FusionPair",
     "LinkResult",
     "ReportColumns",
+    "day_event_counts",
     "decide_duplicate",
     "detections_of",
     "epoch_seconds",
@@ -97,6 +98,7 @@ def _window_s(settings: fusion.FusionSettings) -> float:
 #: Half-width in space: the 99.99 % gate of two reports at the cap.
 _WINDOW_M = math.sqrt(fusion.GATE_D2_9999 * 2.0) * MAX_UNCERTAINTY_M + 1000.0
 _CHUNK = 500
+_IDS_CHUNK = 10_000
 
 
 def _epoch_s(col: Any, dialect: str) -> ColumnElement[float]:
@@ -127,14 +129,16 @@ def _cols_for(dialect: str) -> tuple[Any, ...]:
         IncidentRow.distance_km,
         IncidentRow.p_side,
         IncidentRow.weapon_class,
+        IncidentRow.count,
     )
 
 
-_N_COLS = 15
-#: numpy types of the columns after pk and event_id, in the order of :func:`_cols`
+_N_COLS = 16
+#: numpy types of the columns after pk and event_id, in the order of :func:`_cols` (weapon and
+#: count apart: they may be NULL)
 _TYPES = (
     np.float64, str, np.float64, np.float64, np.float64, str, str, str, str, np.intp,
-    np.float64, np.float64, str,
+    np.float64, np.float64,
 )  # fmt: skip
 
 
@@ -158,6 +162,7 @@ class ReportColumns:
     distance_km: NDArray[np.float64]
     p_side: NDArray[np.float64]
     weapon: NDArray[np.str_]  # "" when none
+    count: NDArray[np.intp]  # how many the report says it saw (1 when not said)
 
     @classmethod
     def of(cls, rows: Sequence[Any]) -> ReportColumns:
@@ -165,8 +170,9 @@ class ReportColumns:
         arrays: list[Any] = [
             np.array(cols[0], np.intp),
             np.array([-1 if e is None else e for e in cols[1]], np.intp),
-            *(np.array(cols[k], t) for k, t in enumerate(_TYPES[:-1], start=2)),
-            np.array(["" if w is None else w for w in cols[_N_COLS - 1]], str),
+            *(np.array(cols[k], t) for k, t in enumerate(_TYPES, start=2)),
+            np.array(["" if w is None else w for w in cols[_N_COLS - 2]], str),
+            np.array([1 if c is None else c for c in cols[_N_COLS - 1]], np.intp),
         ]
         return cls(*arrays)
 
@@ -225,6 +231,7 @@ class ReportColumns:
             prompt_share=per("prompt_share"),
             weapon=self.weapon,
             time_floor_s=prec.astype(np.float64),
+            count=self.count,
         )
 
 
@@ -323,6 +330,7 @@ _REFRESH_EVENT = (
         cov_yy_m2=bindparam("b_yy"),
         n_reports=bindparam("b_n"),
         n_sources=bindparam("b_ns"),
+        count=bindparam("b_k"),
         confidence=bindparam("b_c"),
         updated_at=bindparam("b_now"),
     )
@@ -405,7 +413,12 @@ def link_events(
     if not cands.touch(is_new):
         return LinkResult()
     res = fusion.fuse(reports, pairs=cands, settings=settings)
-    _keep_possible(conn, agreement_id, cand, is_new, res, cands, settings, batch_id=batch_id, now=now)
+    near_new = np.zeros(len(cand), bool)  # in a candidate pair with a new report
+    through = is_new[cands.a] | is_new[cands.b]
+    near_new[cands.a[through]] = near_new[cands.b[through]] = True
+    _keep_possible(
+        conn, agreement_id, cand, is_new | near_new, res, cands, settings, batch_id=batch_id, now=now
+    )
     cluster = res.event_of_report
     n_cl = int(cluster.max()) + 1
     size = np.bincount(cluster, minlength=n_cl)
@@ -417,9 +430,6 @@ def link_events(
     # made again from this fusion when one of its members is in a touched cluster. An analyst's
     # split or merge, and an event reaching outside the window, stand.
     free = _free(conn, cand)
-    near_new = np.zeros(len(cand), bool)  # in a candidate pair with a new report
-    through = is_new[cands.a] | is_new[cands.b]
-    near_new[cands.a[through]] = near_new[cands.b[through]] = True
     hit = np.unique(cand.event[free & (touched[cluster] | near_new)])
     affected = free & np.isin(cand.event, hit)
     touched[cluster[affected]] = True
@@ -476,6 +486,7 @@ def link_events(
             "cov_yy_m2": 0.0,
             "n_reports": 0,
             "n_sources": 0,
+            "count": 1,
             "confidence": 0.0,
             "origin": "fusion",
             "created_at": now,
@@ -628,15 +639,50 @@ def _insert_pairs(
 
 
 def _keep_possible(
-    conn: Any, agreement_id: str, cand: ReportColumns, is_new: NDArray[np.bool_],
+    conn: Any, agreement_id: str, cand: ReportColumns, reweighed: NDArray[np.bool_],
     res: fusion.FusionResult, pairs: fusion.Candidates, settings: fusion.FusionSettings,
     *, batch_id: int, now: dt.datetime,
 ) -> None:  # fmt: skip
-    """The possible duplicates through a new report (earlier batches kept their own)."""
-    mine = is_new[res.dup_a] | is_new[res.dup_b]
+    """The possible duplicates through a re-weighed report (``reweighed``: the new reports and
+    those in a candidate pair with one, whose probabilities the new reports change). The open
+    ones an earlier batch offered between two candidates, one of them re-weighed, are stale:
+    they are withdrawn, and this fusion's offers take their place (the same pair with its new
+    probability, or none when it is no longer offered: linked, or less likely than the
+    ``offer_threshold``). A pair an analyst dismissed stays dismissed and is not offered again."""
+    pks = cand.pk[reweighed]
+    if len(pks) == 0:
+        return
+    dialect = conn.dialect.name
+    prior = [
+        row
+        for k in range(0, len(pks), _IDS_CHUNK)  # SQLite binds at most 32,766 parameters
+        for row in conn.execute(_offered_statement(dialect), {"pks": pks[k : k + _IDS_CHUNK].tolist()})
+    ]
+    here = set(cand.pk.tolist())
+    stale = sorted({pk for pk, a, b, st in prior if st == "possible" and a in here and b in here})
+    for k in range(0, len(stale), _IDS_CHUNK):
+        conn.execute(
+            _PT.delete().where(one_of(_PT.c.pk, "pks", dialect)), {"pks": stale[k : k + _IDS_CHUNK]}
+        )
+    mine = reweighed[res.dup_a] | reweighed[res.dup_b]
     i, j, p = res.dup_a[mine], res.dup_b[mine], res.dup_p[mine]
+    dismissed = {(min(a, b), max(a, b)) for _, a, b, st in prior if st == "dismissed"}
+    if dismissed and len(i):
+        pa, pb = cand.pk[i], cand.pk[j]
+        keys = zip(np.minimum(pa, pb).tolist(), np.maximum(pa, pb).tolist(), strict=True)
+        keep = np.array([k not in dismissed for k in keys], bool)
+        i, j, p = i[keep], j[keep], p[keep]
     _insert_pairs(
         conn, agreement_id, cand, pairs, i, j, p, "possible", settings, batch_id=batch_id, now=now
+    )
+
+
+@functools.cache
+def _offered_statement(dialect: str) -> Any:
+    """The possible and dismissed pairs through any of the reports ``pks``."""
+    return select(_PT.c.pk, _PT.c.a_pk, _PT.c.b_pk, _PT.c.status).where(
+        _PT.c.status.in_(("possible", "dismissed")),
+        or_(one_of(_PT.c.a_pk, "pks", dialect), one_of(_PT.c.b_pk, "pks", dialect)),
     )
 
 
@@ -694,6 +740,8 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
     res = fusion.summarise(members.reports(), members.event, frame=_frame(members.lon, members.lat))
     ev_ids = np.unique(members.event)  # the events in the order summarise gives them
     n_rep = np.bincount(res.event_of_report, minlength=len(ev_ids))
+    n_max = np.ones(len(ev_ids), np.intp)  # the event's count: the most any report says
+    np.maximum.at(n_max, res.event_of_report, members.count)
     times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in res.time_s.tolist()]
     cols = {  # one list per parameter of _REFRESH_EVENT, one value per event
         "b_pk": ev_ids.tolist(),
@@ -707,6 +755,7 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
         "b_n": n_rep.tolist(),
         "b_ns": res.n_sources.tolist(),
         "b_c": res.confidence.tolist(),
+        "b_k": n_max.tolist(),
     }
     if conn.dialect.name == "postgresql":  # one statement for all, not one per event
         conn.execute(_REFRESH_EVENTS_PG, {**cols, "b_now": now})
@@ -719,18 +768,42 @@ def refresh_events(session: Session, event_ids: Sequence[int], *, now: dt.dateti
 _REFRESH_ARRAYS = {
     "b_pk": "bigint", "b_t": "timestamptz", "b_day": "date", "b_lon": "float8", "b_lat": "float8",
     "b_xx": "float8", "b_xy": "float8", "b_yy": "float8", "b_n": "int", "b_ns": "int",
-    "b_c": "float8",
+    "b_c": "float8", "b_k": "int",
 }  # fmt: skip
 _REFRESH_EVENTS_PG = text(
     "UPDATE events SET observed_at = u.t, day = u.day, lon = u.lon, lat = u.lat, "
     "cov_xx_m2 = u.xx, cov_xy_m2 = u.xy, cov_yy_m2 = u.yy, n_reports = u.n, n_sources = u.ns, "
-    "confidence = u.c, updated_at = :b_now FROM unnest("
+    "confidence = u.c, count = u.k, updated_at = :b_now FROM unnest("
     + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _REFRESH_ARRAYS.items())
-    + ") AS u(pk, t, day, lon, lat, xx, xy, yy, n, ns, c) WHERE events.pk = u.pk"
+    + ") AS u(pk, t, day, lon, lat, xx, xy, yy, n, ns, c, k) WHERE events.pk = u.pk"
 )
 
 
 # -- reading ------------------------------------------------------------------------------------
+
+
+def day_event_counts(
+    session: Session, where: Sequence[ColumnElement[bool]]
+) -> dict[dt.date, tuple[int, int, int]]:
+    """Per day of the incidents ``where`` selects: (events, events with an explosion reported,
+    explosions). The reports of one event count once and a report in no event alone; an event's
+    explosions are the most any of its explosion reports counts ("12 explosions"), not how many
+    reports it has."""
+    key = func.coalesce(IncidentRow.event_id, -IncidentRow.pk)
+    boom = case((IncidentRow.kind == "explosion", func.coalesce(IncidentRow.count, 1)), else_=0)
+    per_event = (
+        select(IncidentRow.day.label("d"), func.max(boom).label("k"))
+        .where(*where)
+        .group_by(IncidentRow.day, key)
+        .subquery()
+    )
+    q = select(
+        per_event.c.d,
+        func.count(),
+        func.sum(case((per_event.c.k > 0, 1), else_=0)),
+        func.sum(per_event.c.k),
+    ).group_by(per_event.c.d)
+    return {d: (int(n), int(nb or 0), int(k or 0)) for d, n, nb, k in session.execute(q)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1128,7 +1201,7 @@ def merge(
     keep.origin = "merge"
     for o in others:  # the events an analyst named (a handful)
         o.merged_into = keep.pk
-        o.n_reports = o.n_sources = 0
+        o.n_reports = o.n_sources = o.count = 0  # it stands for nothing now
         o.updated_at = now
     session.flush()
     refresh_events(session, [keep.pk], now=now)

@@ -259,6 +259,7 @@ def ingest_incidents(
             distance_km=cls.distance_km,
             p_side=cls.p_side,
             weapon=b.weapon_class,
+            count=np.asarray(b.count, np.intp),
         ).fusable()
         counted = counted_by_caps(agreement, b, cls.zones)
     # The ledger append locks the ledger's head until commit, so it comes before fusion and the

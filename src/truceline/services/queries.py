@@ -27,6 +27,7 @@ from truceline.core.incidents import utc_time
 from truceline.core.probability import VIOLATION_P
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services.auth import Scope
+from truceline.services.events import day_event_counts
 from truceline.services.scope import (
     counted_incident_clauses,
     finding_clauses,
@@ -339,6 +340,9 @@ def daily_statistics(
                 "not_in_force": 0,
                 "incidents_by_kind": defaultdict(int),
                 "incidents_by_sector": defaultdict(int),
+                "events": 0,
+                "explosion_events": 0,
+                "explosions": 0,
                 "findings": 0,
                 "violations": 0,
                 "findings_by_rule": defaultdict(int),
@@ -366,6 +370,17 @@ def daily_statistics(
         rec["incidents"] += n
         rec["incidents_by_kind"][kind] += n
         rec["incidents_by_sector"][sector or "none"] += n
+    # Events, not reports: the reports fusion (or an analyst) put in one event count once, and an
+    # event's explosions are the most any of its reports says ("12 explosions"), not its reports.
+    judged = [
+        *base, *live, *counted_incident_clauses(scope),
+        IncidentRow.in_area.isnot(False), IncidentRow.in_force.isnot(False),
+    ]  # fmt: skip
+    for d, (n_ev, n_boom_ev, n_boom) in day_event_counts(session, judged).items():
+        rec = day(d)
+        rec["events"] += n_ev
+        rec["explosion_events"] += n_boom_ev
+        rec["explosions"] += n_boom
     violation = func.sum(case((FindingRow.probability >= VIOLATION_P, 1), else_=0))
     fq = (
         select(

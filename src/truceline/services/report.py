@@ -22,6 +22,7 @@ from truceline.report.daily import (
     LedgerSummary,
     render_daily_html,
 )
+from truceline.services.events import day_event_counts
 from truceline.services.scope import live_incident_clauses
 from truceline.store import ledger
 from truceline.store.db import make_engine, session_factory, upgrade
@@ -62,6 +63,9 @@ def build_day_report(
         .group_by(IncidentRow.kind)
     )
     by_kind = {k: int(n) for k, n in session.execute(inc_q)}
+    n_events, _, n_explosions = day_event_counts(
+        session, [IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *live]
+    ).get(day, (0, 0, 0))
     apart = session.execute(
         select(
             func.count().filter(IncidentRow.in_area.is_(false())),
@@ -137,6 +141,8 @@ def build_day_report(
         day=day,
         n_incidents=sum(by_kind.values()),
         incidents_by_kind=by_kind,
+        n_events=n_events,
+        n_explosions=n_explosions,
         findings=findings,
         trend=[(d, dict(c)) for d, c in sorted(per_day.items())],
         rejected=int(rejected),

@@ -49,6 +49,7 @@ from truceline.store.models import (
     ApiTokenRow,
     AttachmentRow,
     AuditRow,
+    EventRow,
     FindingRow,
     IncidentRow,
     LedgerEntryRow,
@@ -1161,6 +1162,33 @@ def _incident_fields(row: IncidentRow, c: dict[str, Any]) -> list[str]:
     return bad
 
 
+def _verify_event_counts(session: Session, problems: list[Problem]) -> None:
+    """Each event's count (what the daily figures add up) must be the most any of its reports
+    counts: the reports' counts and their events are what the ledger recorded (checked above),
+    so an event's count follows from them. An event with no report left (merged) counts 0."""
+    most = (
+        select(IncidentRow.event_id, func.max(func.coalesce(IncidentRow.count, 1)).label("k"))
+        .where(IncidentRow.event_id.is_not(None))
+        .group_by(IncidentRow.event_id)
+        .subquery()
+    )
+    q = (
+        select(EventRow.pk, EventRow.count, func.coalesce(most.c.k, 0))
+        .join(most, most.c.event_id == EventRow.pk, isouter=True)
+        .where(EventRow.count != func.coalesce(most.c.k, 0))
+        .order_by(EventRow.pk)
+    )
+    for pk, count, k in session.execute(q):
+        problems.append(
+            Problem(
+                None,
+                "record",
+                f"event {pk} counts {count}; its reports, as the ledger recorded them, say {k} "
+                "(the most any of them counts)",
+            )
+        )
+
+
 def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None:
     problems = out.problems
     seen: set[int] = set()
@@ -1210,6 +1238,7 @@ def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None
     for pk, (seq, _) in rec.report.items():
         if pk not in seen:
             problems.append(Problem(seq, "record", f"incident {pk} recorded here is missing (deleted)"))
+    _verify_event_counts(session, problems)
     seen.clear()
     fq = (
         select(FindingRow, IncidentRow.agreement_id)

@@ -427,6 +427,8 @@ class EventRow(Base):
     cov_yy_m2: Mapped[float] = mapped_column(Float)
     n_reports: Mapped[int] = mapped_column(Integer)
     n_sources: Mapped[int] = mapped_column(Integer)
+    # how many explosions (shots...) it stands for: the most any of its reports says (0013)
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     confidence: Mapped[float] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16), default="fusion")  # fusion | split | merge
     merged_into: Mapped[int | None] = mapped_column(Integer)
