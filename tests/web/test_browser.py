@@ -371,10 +371,10 @@ def test_a_liaison_cannot_see_unreleased_findings(server: Server, open_tab: Call
 
 
 def test_the_public_sees_the_published_report_only(server: Server, open_tab: Callable[..., Tab]) -> None:
-    tab = open_tab(None)
+    tab = open_tab(None, "/?view=daily")
     page = tab.page
     wait(page, "document.body.dataset.daily === '1'")
-    assert page.is_hidden("#tab-map") and page.is_hidden("#tab-queue")
+    assert page.is_visible("#tab-map") and page.is_hidden("#tab-queue")  # the published map
     # The newest published report: the day before the demo day.
     published = (server.day - dt.timedelta(days=1)).isoformat()
     assert page.input_value("#daily-day") == published
@@ -388,6 +388,100 @@ def test_the_public_sees_the_published_report_only(server: Server, open_tab: Cal
     wait(page, "document.body.dataset.daily === '1'")
     assert "not published yet" in page.inner_text("#daily-state")  # the demo day is not
     tab.no_errors()
+
+
+def test_the_public_map_shows_the_released_findings_only(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """Signed out (the public, a journalist): the map of what the mission has published."""
+    first, last = server.first.isoformat(), server.day.isoformat()
+    tab = open_tab(None, f"/?start={first}&end={last}")
+    tab.ready()
+    page = tab.page
+    between = FINDINGS + " WHERE i.day BETWEEN ? AND ?"
+    released = server.count(between + " AND f.released_at IS NOT NULL", first, last)
+    assert 0 < tab.count() == released < server.count(between, first, last)
+    assert page.locator("#count-incidents").count() == 0  # no raw reports
+    assert _map_points(tab) == released
+    assert page.is_hidden("#tab-queue") and page.is_hidden("#export-csv")
+    assert page.locator(".leaflet-zones-pane path").count() >= 10  # the agreement's layers
+    assert page.locator(".op-icon").count() == 0  # where monitors stand is not published
+    legend = page.inner_text("#legend")
+    assert "Observation posts" not in legend and "Other incidents" not in legend
+    tab.shot("map-public")
+    # A released finding opens as published; an unreleased one is not found.
+    (rpk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NOT NULL LIMIT 1")[0]
+    shown = open_tab(None, f"/?start={first}&end={last}&sel=f{rpk}")
+    shown.ready()
+    shown.page.wait_for_selector("#panel:not([hidden]) .finding")
+    text = shown.page.inner_text("#panel")
+    assert "Published by the mission" in text and "Ledger proof" not in text
+    (pk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NULL LIMIT 1")[0]
+    other = open_tab(None, f"/?start={first}&end={last}&sel=f{pk}")
+    other.ready()
+    other.page.wait_for_selector("#panel:not([hidden]) .error")
+    assert "no finding" in other.page.inner_text("#panel").lower()
+    tab.no_errors()
+    shown.no_errors()
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``truceline serve --agreement examples/ukraine-2024`` on an empty database."""
+    db = tmp_path_factory.mktemp("empty") / "empty.db"
+    ag = load_agreement(UKRAINE)
+    tokens = demo_tokens(db, (ag.left, ag.right))  # migrates the new database
+    port = free_port()
+    proc = truceline_process(
+        "serve", "--port", port, "--db", db, "--agreement", UKRAINE, stdout=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, timeout_s=90)
+        s = Server(url, db, tokens, ag.effective_from, ag.effective_from, (ag.left, ag.right))
+        s.api("/dashboard/layers", "analyst")  # the outlines, built once per server
+        yield s
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.mark.parametrize("role", ["analyst", None])
+def test_an_empty_database_shows_the_agreement_fitted_to_its_area(
+    empty_server: Server, browser: Any, role: str | None
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        if role is not None:
+            token = json.dumps(empty_server.tokens[role])
+            ctx.add_init_script(
+                f"try {{ sessionStorage.setItem('truceline.token', {token}); }} catch (e) {{}}"
+            )
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(empty_server.url + "/")
+        tab = Tab(page, errors)
+        tab.ready()
+        assert tab.count() == 0
+        assert page.locator(".leaflet-zones-pane path").count() >= 10
+        assert page.locator(".leaflet-lines-pane .sector-label").count() >= 5
+        assert (page.locator(".op-icon").count() > 0) == (role is not None)  # posts: staff only
+        # The first view holds the whole area of application, and not much more.
+        legend = empty_server.api("/dashboard/legend", "analyst")
+        w, s, e, n = legend["area_bbox"]
+        view = page.evaluate(
+            "() => { const b = window.truceline.map.map.getBounds();"
+            " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()] }"
+        )
+        assert view[0] <= w and view[1] <= s and view[2] >= e and view[3] >= n, (view, legend)
+        assert (view[2] - view[0]) < 2.5 * (e - w), view  # one zoom level out would fail this
+        tab.shot(f"empty-{role or 'public'}")
+        tab.no_errors()
+    finally:
+        ctx.close()
 
 
 def test_daily_view_report_trend_and_pdf(server: Server, open_tab: Callable[..., Tab]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shapely
 
 from truceline.core.rules import NUMBER_FIELDS
 
@@ -210,7 +211,56 @@ def test_liaison_sees_released_findings_only_without_report_fields(api: Api) -> 
     r = api.get("/dashboard/features", role="liaison", params={"source_type": "patrol"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "source_type"
     assert api.get("/dashboard/queue", role="liaison").status_code == 403
-    assert api.get("/dashboard/features", role=None).status_code == 401
+    assert api.get("/export", role=None).status_code == 401  # exports need a token
+
+
+@pytest.mark.parametrize("role", ["public", None, "liaison", "liaison_b"])
+def test_the_published_map_holds_released_findings_only(api: Api, role: str | None) -> None:
+    """Signed out (the public, a journalist) or a party's liaison: the map of what the mission has
+    published, the released findings at their positions, nothing unreleased, no raw report."""
+    pks = _seed(api)
+    empty = _features(api, role=role)
+    assert empty["findings"]["n"] == empty["incidents"]["n"] == 0
+    assert api.get("/dashboard/timeline", role=role).json()["days"] == []
+    for action in ("verify", "release"):
+        api.post(f"/incidents/{pks['bz-1']}/review", json={"action": action})
+    api.post(f"/incidents/{pks['bz-2']}/review", json={"action": "verify"})  # verified, unreleased
+    inc = api.get(f"/incidents/{pks['bz-1']}").json()
+    released = sorted(f["pk"] for f in inc["findings"])
+    everything = _features(api, role="analyst")
+    unreleased = sorted(set(everything["findings"]["pk"]) - set(released))
+    assert released and unreleased
+    data = _features(api, role=role, incidents="true")
+    assert sorted(data["findings"]["pk"]) == released
+    assert data["findings"]["lon"] == [round(inc["lon"], 5)] * len(released)  # positions as released
+    assert data["findings"]["incident"] is None and data["findings"]["source"] is None
+    assert data["incidents"]["n"] == 0
+    assert sum(api.get("/dashboard/timeline", role=role).json()["findings"]) == len(released)
+    # One released finding opens as released; an unreleased one does not exist for this caller.
+    f = api.get(f"/findings/{released[0]}", role=role).json()
+    assert "narrative" not in f and f["report_id"] is None and f["source_type"] is None
+    for pk in unreleased:
+        assert api.get(f"/findings/{pk}", role=role).status_code == 404
+    # Raw reports, the queue, the incidents' list: not for these callers.
+    for path in ("/incidents", f"/incidents/{pks['bz-1']}", "/dashboard/queue"):
+        assert api.get(path, role=role).status_code in (401, 403), path
+
+
+def test_the_layers_draw_on_an_empty_database_and_the_first_view_is_the_area(api: Api) -> None:
+    """Nothing stored yet: the legend and the agreement's layers (line, zones, sectors) are there
+    for every role with a map, and the legend gives the area of application for the first view."""
+    for role in ("analyst", "public", None, "liaison"):
+        legend = api.get("/dashboard/legend", role=role).json()
+        w, s, e, n = legend["area_bbox"]
+        lw, ls, le, ln = legend["bbox"]
+        assert w <= lw < le <= e and s <= ls < ln <= n  # the area holds the line
+        fc = api.get("/dashboard/layers", role=role).json()
+        layers = {f["properties"]["layer"] for f in fc["features"]}
+        assert {"line", "zone", "sector"} <= layers, (role, layers)
+    with api.ctx.db.read() as s:
+        ag = api.ctx.agreements.get(s, "small")
+    area = ag.version_at(ag.effective_from).area
+    assert legend["area_bbox"] == [round(float(v), 5) for v in shapely.bounds(area)]
 
 
 def test_monitor_sees_own_sector(api: Api) -> None:

@@ -218,7 +218,8 @@ async function loadFeatures() {
     if (seq !== app.loadSeq) return;
     const t1 = performance.now();
     app.data = data;
-    const day = app.state.end || app.lastDay;
+    // The agreement's layers draw with or without data (an empty database: the day of the legend).
+    const day = app.state.end || app.lastDay || app.legendDay;
     if (day) showLayers(day).catch((e) => notice(errorText(e)));
     app.map.setData(data);
     app.timeline.set(data.histogram, app.state.start, app.state.end);
@@ -296,9 +297,11 @@ async function initMap() {
   $("#start").value = app.state.start || "";
   $("#end").value = app.state.end || "";
   const day = app.state.end || app.lastDay || new Date().toISOString().slice(0, 10);
+  app.legendDay = day;
   app.legend = await legendFor(day);
   app.colours = partyColours(app.legend);
   $("#agreement-name").textContent = app.legend.agreement.name;
+  app.map.fitArea = !app.lastDay; // nothing stored: the first view is the whole area
   app.map.setLegend(app.legend, colourOf);
   const [w, s, e, n] = app.legend.bbox; // the base map: the region around the line, generously
   const base = app.map.loadBase("/static/countries-10m.json", [w - 20, Math.max(s - 12, -89), e + 20, Math.min(n + 12, 89)]);
@@ -331,6 +334,7 @@ async function initMap() {
       notice(errorText(e));
     }
   };
+  for (const b of ["#export-geojson", "#export-csv"]) $(b).hidden = app.role === "public"; // exports need a token
   $("#export-geojson").addEventListener("click", exp("geojson"));
   $("#export-csv").addEventListener("click", exp("csv"));
   $("#sidebar-toggle").addEventListener("click", () => {
@@ -404,7 +408,7 @@ async function loadQueue() {
 
 let dailySeq = 0;
 async function loadDaily() {
-  let day = app.state.day || app.state.end || app.lastDay;
+  let day = app.state.day || (can(app.role, "draft") ? app.state.end || app.lastDay : null);
   if (!day && !can(app.role, "draft")) {
     // Those who read published reports only: the newest one.
     const published = await api("/reports").catch(() => []);

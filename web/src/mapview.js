@@ -68,8 +68,10 @@ export class MapView {
     this.legend = legend;
     this.colourOf = colourOf;
     this.ruleTypes = new Map(legend.rules.map((r) => [r.id, r.type]));
-    const [w, s, e, n] = legend.bbox;
-    this.lineBounds = L.latLngBounds([s, w], [n, e]);
+    // The first view: the line (where findings are), or the area of application when nothing is
+    // stored yet (main.js chooses).
+    const box = ([w, s, e, n]) => L.latLngBounds([s, w], [n, e]);
+    this.lineBounds = box(this.fitArea ? legend.area_bbox || legend.bbox : legend.bbox);
   }
 
   /** The agreement's layers (GET /dashboard/layers). */
@@ -129,7 +131,6 @@ export class MapView {
         this.postPoints.push(L.latLng(lat, lon));
       }
     }
-    if (bounds) this.lineBounds = bounds;
     this._placeLabels();
     return bounds;
   }

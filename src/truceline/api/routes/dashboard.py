@@ -1,6 +1,10 @@
 """What the dashboard page reads: the agreement's map layers, the filtered findings and incidents
 (column-wise), the review queue, and the daily report as PDF.
 
+The map's routes (legend, layers, features, timeline) serve every role with a map, the public
+(signed out) included: each gets what its scope allows (the public and the parties' liaisons: the
+released findings and the agreement's layers without the observation posts; no raw report).
+
 The filter parameters are those of ``GET /incidents`` and ``GET /findings`` (dates, kind, rule,
 party, sector, status, source type), each repeatable or comma-separated; ``GET /export`` takes the
 same ones (:func:`map_filter`), so an export holds exactly what the dashboard shows.
@@ -129,7 +133,7 @@ def json_response(request: Request, data: Any) -> Response:
 )
 def legend(
     ctx: Ctx,
-    _: Annotated[Principal, Depends(allow(Permission.agreements_read))],
+    _: Annotated[Principal, Depends(allow(Permission.map_read))],
     date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
     agreement: AgreementQ = None,
 ) -> dict[str, Any]:
@@ -147,7 +151,7 @@ def legend(
 def layers(
     request: Request,
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.agreements_read))],
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
     date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
     agreement: AgreementQ = None,
 ) -> Response:
@@ -168,7 +172,7 @@ def features(
     request: Request,
     flt: Filter,
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
     agreement: AgreementQ = None,
 ) -> Response:
     with ctx.db.read() as s:
@@ -186,7 +190,7 @@ def features(
 def timeline(
     flt: Filter,
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
     agreement: AgreementQ = None,
 ) -> dict[str, list[Any]]:
     with ctx.db.read() as s:
