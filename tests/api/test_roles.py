@@ -243,6 +243,12 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
     ("dashboard layers", lambda s, c: ("GET", "/dashboard/layers", {}), MAPPED, frozenset()),
     ("dashboard features", lambda s, c: ("GET", "/dashboard/features", {}), MAPPED, frozenset()),
     ("dashboard timeline", lambda s, c: ("GET", "/dashboard/timeline", {}), MAPPED, frozenset()),
+    (
+        "dashboard clusters",
+        lambda s, c: ("GET", "/dashboard/clusters", {"params": {"zoom": 6}}),
+        MAPPED,
+        frozenset(),
+    ),
     ("review queue", lambda s, c: ("GET", "/dashboard/queue", {}), STAFF, frozenset()),
     ("export", lambda s, c: ("GET", "/export", {"params": {"format": "csv"}}), READERS, frozenset()),
     ("published report pdf", lambda s, c: ("GET", f"/reports/{DAY}/pdf", {}), PUBLISHED, frozenset()),

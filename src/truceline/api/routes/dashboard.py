@@ -30,6 +30,7 @@ from truceline.services import selection
 from truceline.services.agreement import agreement_layers, agreement_legend, layers_for
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published
+from truceline.services.queries import BBox
 from truceline.services.review import review_queue
 from truceline.store.models import AgreementRow
 
@@ -75,6 +76,10 @@ def map_filter(
     in_area: Annotated[
         bool | None, Query(description="Only reports inside (outside) the area of application")
     ] = None,
+    bbox: Annotated[
+        str | None,
+        Query(max_length=200, description="west,south,east,north (WGS84 deg): only what lies in it"),
+    ] = None,
 ) -> selection.Selection:
     """The dashboard filter from query parameters (the agreement is filled in by the route)."""
     return selection.Selection(
@@ -90,6 +95,7 @@ def map_filter(
         incidents=incidents,
         in_force=in_force,
         in_area=in_area,
+        bbox=BBox.parse(bbox) if bbox else None,
     )
 
 
@@ -174,12 +180,39 @@ def features(
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.map_read))],
     agreement: AgreementQ = None,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=selection.MAX_POINTS, description="Most rows (then `truncated` is true)"),
+    ] = selection.MAX_POINTS,
 ) -> Response:
     with ctx.db.read() as s:
         f = for_agreement(flt, ctx, s, agreement, who)
         if not who.can(Permission.incidents_read):
             f = replace(f, incidents=False)
-        data = selection.feature_columns(s, f, scope=who.scope)
+        data = selection.feature_columns(s, f, scope=who.scope, limit=limit)
+    return json_response(request, data)
+
+
+@router.get(
+    "/dashboard/clusters",
+    summary="The filtered findings and incidents counted per grid cell at a zoom (a year's overview), "
+    "by party, rule and kind; computed by the database",
+    response_description="Cells as columns (`lon`, `lat`, `findings`, `incidents`, `gx`, `gy`) and "
+    "`by_party`, `by_rule`, `by_kind` (a count column per value)",
+)
+def clusters(
+    request: Request,
+    flt: Filter,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
+    zoom: Annotated[int, Query(ge=0, le=20, description="The map's zoom (cells of 64 px)")],
+    agreement: AgreementQ = None,
+) -> Response:
+    with ctx.db.read() as s:
+        f = for_agreement(flt, ctx, s, agreement, who)
+        if not who.can(Permission.incidents_read):
+            f = replace(f, incidents=False)
+        data = selection.clusters(s, f, scope=who.scope, zoom=zoom)
     return json_response(request, data)
 
 
