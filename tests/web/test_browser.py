@@ -257,6 +257,49 @@ def test_map_shows_the_zones_and_the_demo_days_findings(
     tab.no_errors()
 
 
+def test_a_big_selection_is_clustered_by_the_server_and_points_load_per_view(
+    server: Server, browser: Any
+) -> None:
+    """Past the page's threshold (set low here) the overview is the server's clusters, and the
+    single points are fetched for the view only when zoomed in."""
+    first, last = server.first.isoformat(), server.day.isoformat()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        token = json.dumps(server.tokens["analyst"])
+        ctx.add_init_script(
+            f"try {{ sessionStorage.setItem('truceline.token', {token}); }} catch (e) {{}}"
+            " globalThis.trucelineBig = 100;"
+        )
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{server.url}/?start={first}&end={last}")
+        tab = Tab(page, errors)
+        tab.ready()
+        findings = server.count(FINDINGS + " WHERE i.day BETWEEN ? AND ?", first, last)
+        assert tab.count() == findings > 100
+        assert page.evaluate("() => window.truceline.map.drawn.server") is True
+        assert any("/dashboard/clusters" in u for u in requests)
+        assert not any("/dashboard/features" in u for u in requests)  # no point fetched
+        quiet = server.count(QUIET.replace("i.day = ?", "i.day BETWEEN ? AND ?"), first, last)
+        z = page.evaluate("() => window.truceline.map.map.getZoom()")
+        page.click(".leaflet-control-zoom-out")  # every cell in view, counted once
+        wait(page, f"window.truceline.map.map.getZoom() === {z - 1} && !document.body.dataset.loading")
+        wait(page, "window.truceline.map.drawn.server === true")
+        assert _map_points(tab) == findings + quiet
+        tab.shot("map-server-clusters")
+        # Zoomed in: the view's points, fetched with its box.
+        page.evaluate("() => window.truceline.map.map.setZoom(11, { animate: false })")
+        wait(page, "!document.body.dataset.loading && window.truceline.map.drawn.server === false")
+        assert any("/dashboard/features" in u and "bbox=" in u for u in requests)
+        assert _map_points(tab) <= findings + quiet
+        tab.no_errors()
+    finally:
+        ctx.close()
+
+
 def test_filters_change_the_count_and_the_url_and_a_reload_restores_the_view(
     server: Server, open_tab: Callable[..., Tab]
 ) -> None:
