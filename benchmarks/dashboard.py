@@ -45,6 +45,9 @@ ZOOM_IN_TWICE = """() => new Promise((ok) => {
   m.setZoom(m.getZoom() + 2, { animate: false });
 })"""
 STORED = "SELECT count(*), min(day), max(day) FROM incidents"
+API_BYTES = """() => performance.getEntriesByType('resource')
+  .filter((r) => r.name.includes('/api/v1/'))
+  .reduce((a, r) => [a[0] + r.transferSize, a[1] + r.decodedBodySize], [0, 0])"""
 READY = (
     "() => document.body.dataset.ready === '1' && document.body.dataset.layers === '1'"
     " && !document.body.dataset.loading"
@@ -166,7 +169,7 @@ def main() -> None:
         results["export_rows"] = csv_body.count(b"\n") - 1
         results["export_mb"] = len(csv_body) / 1e6
 
-        load, refilter, zoom, timing = [], [], [], []
+        load, refilter, zoom, timing, wire = [], [], [], [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             results["chromium"] = browser.version
@@ -180,6 +183,8 @@ def main() -> None:
                 page.wait_for_function(READY, timeout=300_000)
                 load.append(time.perf_counter() - t)
                 timing.append(page.evaluate("() => window.truceline.timing"))
+                # What the first load moved over the wire from the API (after gzip), and decoded.
+                wire.append(page.evaluate(API_BYTES))
                 shown = int(page.get_attribute("#count-findings", "data-count"))
                 assert shown == n_find, (shown, n_find)
                 # Untick nothing, tick the most frequent rule: the server filters, the page redraws.
@@ -196,6 +201,7 @@ def main() -> None:
                 page.wait_for_function(READY, timeout=300_000)
                 t = time.perf_counter()
                 page.evaluate(ZOOM_IN_TWICE)
+                page.wait_for_function(READY, timeout=300_000)  # the view's data, if it fetches any
                 zoom.append(time.perf_counter() - t)
                 page.screenshot(path=str(a.keep / "dashboard-100k.png"))
                 ctx.close()
@@ -205,6 +211,8 @@ def main() -> None:
             refilter_s=statistics.median(refilter),
             zoom_s=statistics.median(zoom),
             fetch_ms=statistics.median(x["fetch_ms"] for x in timing),
+            wire_mb=statistics.median(w[0] for w in wire) / 1e6,
+            decoded_mb=statistics.median(w[1] for w in wire) / 1e6,
             render_ms=statistics.median(x["render_ms"] for x in timing),
         )
     finally:
@@ -219,6 +227,8 @@ def main() -> None:
         (f"of which the data request ({r['raw_mb']:.1f} MB of JSON, {r['gz_mb']:.1f} MB gzipped) "
          "and the page's own work (index, clusters, drawing)",
          f"{r['fetch_ms'] / 1000:.2f} s + {r['render_ms'] / 1000:.2f} s"),
+        ("the API's answers on the first load: transferred (gzip) / decoded",
+         f"{r['wire_mb']:.2f} MB / {r['decoded_mb']:.2f} MB"),
         ("a filter ticked (one rule: the server filters, the page re-clusters and redraws)",
          f"{r['refilter_s']:.2f} s"),
         ("zoom in two levels (clusters of the view recomputed and drawn)",

@@ -28,6 +28,7 @@ READERS = frozenset({"admin", "analyst", "monitor", "liaison"})
 SUBMITTERS = frozenset({"admin", "analyst", "monitor", "sensor"})
 STAFF = frozenset({"admin", "analyst"})
 PUBLISHED = EVERYONE - {"sensor"}  # a sensor token is for ingest only
+MAPPED = PUBLISHED  # the map: the public's is of the released findings (issue 19)
 
 
 @dataclass(frozen=True)
@@ -191,12 +192,12 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         frozenset(),
     ),
     ("list findings", lambda s, c: ("GET", "/findings", {}), READERS, frozenset()),
-    ("released finding", lambda s, c: ("GET", f"/findings/{s.released}", {}), READERS, frozenset()),
+    ("released finding", lambda s, c: ("GET", f"/findings/{s.released}", {}), MAPPED, frozenset()),
     (
         "unreleased finding",
         lambda s, c: ("GET", f"/findings/{s.unreleased}", {}),
         READERS - {"liaison"},
-        frozenset({"liaison"}),
+        frozenset({"liaison", "public", None}),
     ),
     (
         "statistics",
@@ -238,10 +239,16 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         frozenset(),
     ),
     # the dashboard's data, exports and PDFs (issue 6)
-    ("dashboard legend", lambda s, c: ("GET", "/dashboard/legend", {}), READERS, frozenset()),
-    ("dashboard layers", lambda s, c: ("GET", "/dashboard/layers", {}), READERS, frozenset()),
-    ("dashboard features", lambda s, c: ("GET", "/dashboard/features", {}), READERS, frozenset()),
-    ("dashboard timeline", lambda s, c: ("GET", "/dashboard/timeline", {}), READERS, frozenset()),
+    ("dashboard legend", lambda s, c: ("GET", "/dashboard/legend", {}), MAPPED, frozenset()),
+    ("dashboard layers", lambda s, c: ("GET", "/dashboard/layers", {}), MAPPED, frozenset()),
+    ("dashboard features", lambda s, c: ("GET", "/dashboard/features", {}), MAPPED, frozenset()),
+    ("dashboard timeline", lambda s, c: ("GET", "/dashboard/timeline", {}), MAPPED, frozenset()),
+    (
+        "dashboard clusters",
+        lambda s, c: ("GET", "/dashboard/clusters", {"params": {"zoom": 6}}),
+        MAPPED,
+        frozenset(),
+    ),
     ("review queue", lambda s, c: ("GET", "/dashboard/queue", {}), STAFF, frozenset()),
     ("export", lambda s, c: ("GET", "/export", {"params": {"format": "csv"}}), READERS, frozenset()),
     ("published report pdf", lambda s, c: ("GET", f"/reports/{DAY}/pdf", {}), PUBLISHED, frozenset()),

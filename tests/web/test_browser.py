@@ -257,6 +257,49 @@ def test_map_shows_the_zones_and_the_demo_days_findings(
     tab.no_errors()
 
 
+def test_a_big_selection_is_clustered_by_the_server_and_points_load_per_view(
+    server: Server, browser: Any
+) -> None:
+    """Past the page's threshold (set low here) the overview is the server's clusters, and the
+    single points are fetched for the view only when zoomed in."""
+    first, last = server.first.isoformat(), server.day.isoformat()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        token = json.dumps(server.tokens["analyst"])
+        ctx.add_init_script(
+            f"try {{ sessionStorage.setItem('truceline.token', {token}); }} catch (e) {{}}"
+            " globalThis.trucelineBig = 100;"
+        )
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{server.url}/?start={first}&end={last}")
+        tab = Tab(page, errors)
+        tab.ready()
+        findings = server.count(FINDINGS + " WHERE i.day BETWEEN ? AND ?", first, last)
+        assert tab.count() == findings > 100
+        assert page.evaluate("() => window.truceline.map.drawn.server") is True
+        assert any("/dashboard/clusters" in u for u in requests)
+        assert not any("/dashboard/features" in u for u in requests)  # no point fetched
+        quiet = server.count(QUIET.replace("i.day = ?", "i.day BETWEEN ? AND ?"), first, last)
+        z = page.evaluate("() => window.truceline.map.map.getZoom()")
+        page.click(".leaflet-control-zoom-out")  # every cell in view, counted once
+        wait(page, f"window.truceline.map.map.getZoom() === {z - 1} && !document.body.dataset.loading")
+        wait(page, "window.truceline.map.drawn.server === true")
+        assert _map_points(tab) == findings + quiet
+        tab.shot("map-server-clusters")
+        # Zoomed in: the view's points, fetched with its box.
+        page.evaluate("() => window.truceline.map.map.setZoom(11, { animate: false })")
+        wait(page, "!document.body.dataset.loading && window.truceline.map.drawn.server === false")
+        assert any("/dashboard/features" in u and "bbox=" in u for u in requests)
+        assert _map_points(tab) <= findings + quiet
+        tab.no_errors()
+    finally:
+        ctx.close()
+
+
 def test_filters_change_the_count_and_the_url_and_a_reload_restores_the_view(
     server: Server, open_tab: Callable[..., Tab]
 ) -> None:
@@ -364,17 +407,20 @@ def test_a_liaison_cannot_see_unreleased_findings(server: Server, open_tab: Call
         and "Report and linked records" not in text
         and "Review history" not in text
     )
-    # Its ledger proof is offered; the demo's entries were recorded today, a day not closed yet.
+    # Its ledger proof is offered: today's entries are proved against a checkpoint (main's ledger
+    # checkpoints), or the day is not closed yet (a server that has not checkpointed).
     shown.page.click("#panel .proof button")
-    shown.page.wait_for_selector("#panel .proof span:has-text('not closed yet')")
+    shown.page.wait_for_selector(
+        "#panel .proof span:has-text('not closed yet'), #panel .proof span:has-text('saved finding-')"
+    )
     tab.no_errors()
 
 
 def test_the_public_sees_the_published_report_only(server: Server, open_tab: Callable[..., Tab]) -> None:
-    tab = open_tab(None)
+    tab = open_tab(None, "/?view=daily")
     page = tab.page
     wait(page, "document.body.dataset.daily === '1'")
-    assert page.is_hidden("#tab-map") and page.is_hidden("#tab-queue")
+    assert page.is_visible("#tab-map") and page.is_hidden("#tab-queue")  # the published map
     # The newest published report: the day before the demo day.
     published = (server.day - dt.timedelta(days=1)).isoformat()
     assert page.input_value("#daily-day") == published
@@ -388,6 +434,100 @@ def test_the_public_sees_the_published_report_only(server: Server, open_tab: Cal
     wait(page, "document.body.dataset.daily === '1'")
     assert "not published yet" in page.inner_text("#daily-state")  # the demo day is not
     tab.no_errors()
+
+
+def test_the_public_map_shows_the_released_findings_only(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """Signed out (the public, a journalist): the map of what the mission has published."""
+    first, last = server.first.isoformat(), server.day.isoformat()
+    tab = open_tab(None, f"/?start={first}&end={last}")
+    tab.ready()
+    page = tab.page
+    between = FINDINGS + " WHERE i.day BETWEEN ? AND ?"
+    released = server.count(between + " AND f.released_at IS NOT NULL", first, last)
+    assert 0 < tab.count() == released < server.count(between, first, last)
+    assert page.locator("#count-incidents").count() == 0  # no raw reports
+    assert _map_points(tab) == released
+    assert page.is_hidden("#tab-queue") and page.is_hidden("#export-csv")
+    assert page.locator(".leaflet-zones-pane path").count() >= 10  # the agreement's layers
+    assert page.locator(".op-icon").count() == 0  # where monitors stand is not published
+    legend = page.inner_text("#legend")
+    assert "Observation posts" not in legend and "Other incidents" not in legend
+    tab.shot("map-public")
+    # A released finding opens as published; an unreleased one is not found.
+    (rpk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NOT NULL LIMIT 1")[0]
+    shown = open_tab(None, f"/?start={first}&end={last}&sel=f{rpk}")
+    shown.ready()
+    shown.page.wait_for_selector("#panel:not([hidden]) .finding")
+    text = shown.page.inner_text("#panel")
+    assert "Published by the mission" in text and "Ledger proof" not in text
+    (pk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NULL LIMIT 1")[0]
+    other = open_tab(None, f"/?start={first}&end={last}&sel=f{pk}")
+    other.ready()
+    other.page.wait_for_selector("#panel:not([hidden]) .error")
+    assert "no finding" in other.page.inner_text("#panel").lower()
+    tab.no_errors()
+    shown.no_errors()
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``truceline serve --agreement examples/ukraine-2024`` on an empty database."""
+    db = tmp_path_factory.mktemp("empty") / "empty.db"
+    ag = load_agreement(UKRAINE)
+    tokens = demo_tokens(db, (ag.left, ag.right))  # migrates the new database
+    port = free_port()
+    proc = truceline_process(
+        "serve", "--port", port, "--db", db, "--agreement", UKRAINE, stdout=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, timeout_s=90)
+        s = Server(url, db, tokens, ag.effective_from, ag.effective_from, (ag.left, ag.right))
+        s.api("/dashboard/layers", "analyst")  # the outlines, built once per server
+        yield s
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.mark.parametrize("role", ["analyst", None])
+def test_an_empty_database_shows_the_agreement_fitted_to_its_area(
+    empty_server: Server, browser: Any, role: str | None
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        if role is not None:
+            token = json.dumps(empty_server.tokens[role])
+            ctx.add_init_script(
+                f"try {{ sessionStorage.setItem('truceline.token', {token}); }} catch (e) {{}}"
+            )
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(empty_server.url + "/")
+        tab = Tab(page, errors)
+        tab.ready()
+        assert tab.count() == 0
+        assert page.locator(".leaflet-zones-pane path").count() >= 10
+        assert page.locator(".leaflet-lines-pane .sector-label").count() >= 5
+        assert (page.locator(".op-icon").count() > 0) == (role is not None)  # posts: staff only
+        # The first view holds the whole area of application, and not much more.
+        legend = empty_server.api("/dashboard/legend", "analyst")
+        w, s, e, n = legend["area_bbox"]
+        view = page.evaluate(
+            "() => { const b = window.truceline.map.map.getBounds();"
+            " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()] }"
+        )
+        assert view[0] <= w and view[1] <= s and view[2] >= e and view[3] >= n, (view, legend)
+        assert (view[2] - view[0]) < 2.5 * (e - w), view  # one zoom level out would fail this
+        tab.shot(f"empty-{role or 'public'}")
+        tab.no_errors()
+    finally:
+        ctx.close()
 
 
 def test_daily_view_report_trend_and_pdf(server: Server, open_tab: Callable[..., Tab]) -> None:

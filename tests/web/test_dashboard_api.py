@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shapely
 
 from truceline.core.rules import NUMBER_FIELDS
 
@@ -210,7 +211,56 @@ def test_liaison_sees_released_findings_only_without_report_fields(api: Api) -> 
     r = api.get("/dashboard/features", role="liaison", params={"source_type": "patrol"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "source_type"
     assert api.get("/dashboard/queue", role="liaison").status_code == 403
-    assert api.get("/dashboard/features", role=None).status_code == 401
+    assert api.get("/export", role=None).status_code == 401  # exports need a token
+
+
+@pytest.mark.parametrize("role", ["public", None, "liaison", "liaison_b"])
+def test_the_published_map_holds_released_findings_only(api: Api, role: str | None) -> None:
+    """Signed out (the public, a journalist) or a party's liaison: the map of what the mission has
+    published, the released findings at their positions, nothing unreleased, no raw report."""
+    pks = _seed(api)
+    empty = _features(api, role=role)
+    assert empty["findings"]["n"] == empty["incidents"]["n"] == 0
+    assert api.get("/dashboard/timeline", role=role).json()["days"] == []
+    for action in ("verify", "release"):
+        api.post(f"/incidents/{pks['bz-1']}/review", json={"action": action})
+    api.post(f"/incidents/{pks['bz-2']}/review", json={"action": "verify"})  # verified, unreleased
+    inc = api.get(f"/incidents/{pks['bz-1']}").json()
+    released = sorted(f["pk"] for f in inc["findings"])
+    everything = _features(api, role="analyst")
+    unreleased = sorted(set(everything["findings"]["pk"]) - set(released))
+    assert released and unreleased
+    data = _features(api, role=role, incidents="true")
+    assert sorted(data["findings"]["pk"]) == released
+    assert data["findings"]["lon"] == [round(inc["lon"], 5)] * len(released)  # positions as released
+    assert data["findings"]["incident"] is None and data["findings"]["source"] is None
+    assert data["incidents"]["n"] == 0
+    assert sum(api.get("/dashboard/timeline", role=role).json()["findings"]) == len(released)
+    # One released finding opens as released; an unreleased one does not exist for this caller.
+    f = api.get(f"/findings/{released[0]}", role=role).json()
+    assert "narrative" not in f and f["report_id"] is None and f["source_type"] is None
+    for pk in unreleased:
+        assert api.get(f"/findings/{pk}", role=role).status_code == 404
+    # Raw reports, the queue, the incidents' list: not for these callers.
+    for path in ("/incidents", f"/incidents/{pks['bz-1']}", "/dashboard/queue"):
+        assert api.get(path, role=role).status_code in (401, 403), path
+
+
+def test_the_layers_draw_on_an_empty_database_and_the_first_view_is_the_area(api: Api) -> None:
+    """Nothing stored yet: the legend and the agreement's layers (line, zones, sectors) are there
+    for every role with a map, and the legend gives the area of application for the first view."""
+    for role in ("analyst", "public", None, "liaison"):
+        legend = api.get("/dashboard/legend", role=role).json()
+        w, s, e, n = legend["area_bbox"]
+        lw, ls, le, ln = legend["bbox"]
+        assert w <= lw < le <= e and s <= ls < ln <= n  # the area holds the line
+        fc = api.get("/dashboard/layers", role=role).json()
+        layers = {f["properties"]["layer"] for f in fc["features"]}
+        assert {"line", "zone", "sector"} <= layers, (role, layers)
+    with api.ctx.db.read() as s:
+        ag = api.ctx.agreements.get(s, "small")
+    area = ag.version_at(ag.effective_from).area
+    assert legend["area_bbox"] == [round(float(v), 5) for v in shapely.bounds(area)]
 
 
 def test_monitor_sees_own_sector(api: Api) -> None:
@@ -355,3 +405,76 @@ def test_the_page_and_its_files(sqlite_api: Api) -> None:
         r = c.get(f"/static/{bad}")
         assert r.status_code == 404, bad
         assert r.json()["error"]["status"] == 404
+
+
+def _scatter(api: Api, n: int = 200, seed: int = 5) -> None:
+    """``n`` reports spread over the small agreement's area, in batches (some break a rule)."""
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(35.5, 38.5, n)
+    lat = rng.uniform(47.8, 49.8, n)
+    kinds = rng.choice(["armed_personnel", "vehicle_movement", "flare", "explosion"], n)
+    recs = [
+        rec(f"sc-{k}", lon=round(float(x), 5), lat=round(float(y), 5), kind=str(c))
+        for k, (x, y, c) in enumerate(zip(lon, lat, kinds, strict=True))
+    ]
+    for k in range(0, n, 50):
+        assert api.post("/incidents/batch", json={"incidents": recs[k : k + 50]}).json()["accepted"]
+
+
+@pytest.mark.parametrize("zoom", [4, 7, 10])
+def test_clusters_count_what_the_features_hold_per_cell(api: Api, zoom: int) -> None:
+    """The database's GROUP BY on the snapped grid: each cell's counts are those of the single
+    points in it (from /dashboard/features), by party, rule and kind; totals match."""
+    _seed(api)
+    _scatter(api)
+    feats = _features(api)
+    c = api.get("/dashboard/clusters", role="analyst", params={"zoom": zoom}).json()
+    size = 360 / 2**zoom * 64 / 256
+    assert c["cell_deg"] == pytest.approx(size)
+    F, Q, codes = feats["findings"], feats["incidents"], feats["codes"]
+    assert sum(c["findings"]) == F["n"] > 0 and sum(c["incidents"]) == Q["n"] > 0
+    cell_of = {(gx, gy): k for k, (gx, gy) in enumerate(zip(c["gx"], c["gy"], strict=True))}
+    want_f = np.zeros(c["n"], dtype=int)
+    want_i = np.zeros(c["n"], dtype=int)
+    want_rule: dict[str, np.ndarray] = {}
+    for cols, want in ((F, want_f), (Q, want_i)):
+        for k in range(cols["n"]):
+            cell = (int((cols["lon"][k] + 180) // size), int((cols["lat"][k] + 90) // size))
+            want[cell_of[cell]] += 1
+            if cols is F:
+                r = codes["rule"][F["rule"][k]]
+                want_rule.setdefault(r, np.zeros(c["n"], dtype=int))[cell_of[cell]] += 1
+    assert c["findings"] == want_f.tolist() and c["incidents"] == want_i.tolist()
+    assert {r: v.tolist() for r, v in want_rule.items()} == c["by_rule"]
+    for k in range(c["n"]):  # each cell's mean position lies in the cell
+        assert c["gx"][k] * size - 180 <= c["lon"][k] <= (c["gx"][k] + 1) * size - 180 + 1e-5
+    assert sum(map(sum, c["by_party"].values())) == F["n"]
+    assert sum(map(sum, c["by_kind"].values())) == F["n"] + Q["n"]
+    # The same filters as the map: one rule, one kind.
+    one = api.get("/dashboard/clusters", role="analyst", params={"zoom": zoom, "rule": "bz-ban"}).json()
+    assert sum(one["findings"]) == _features(api, rule="bz-ban")["findings"]["n"]
+    assert sum(one["incidents"]) == 0
+
+
+def test_clusters_and_points_in_a_box_for_each_audience(api: Api) -> None:
+    pks = _seed(api)
+    _scatter(api, 100)
+    for action in ("verify", "release"):
+        api.post(f"/incidents/{pks['bz-1']}/review", json={"action": action})
+    released = len(api.get(f"/incidents/{pks['bz-1']}").json()["findings"])
+    for role in ("public", None, "liaison", "liaison_b"):
+        c = api.get("/dashboard/clusters", role=role, params={"zoom": 6}).json()
+        assert sum(c["findings"]) == released and sum(c["incidents"]) == 0, role
+    # Zoomed in: the single points in the view only, at most `limit` of them.
+    box = "36.9,48.55,37.0,48.65"
+    inside = _features(api, bbox=box)
+    lons = inside["findings"]["lon"] + inside["incidents"]["lon"]
+    lats = inside["findings"]["lat"] + inside["incidents"]["lat"]
+    assert lons and all(36.9 <= x <= 37.0 for x in lons) and all(48.55 <= y <= 48.65 for y in lats)
+    everything = _features(api)
+    assert inside["findings"]["n"] < everything["findings"]["n"]
+    cut = _features(api, limit=3)
+    assert cut["truncated"] and cut["findings"]["n"] + cut["incidents"]["n"] == 3
+    r = api.get("/dashboard/clusters", role="analyst", params={"zoom": 6, "bbox": "1,2,3"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "bbox"
+    assert api.get("/dashboard/clusters", role="analyst").status_code == 422  # zoom is needed

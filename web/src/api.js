@@ -84,11 +84,11 @@ export function qs(params) {
 // What each role may see, mirrored from truceline.services.auth.ROLE_PERMISSIONS to choose which
 // views to offer; the server enforces it on every call whatever the page does.
 const CAN = {
-  admin: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
-  analyst: ["map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
+  admin: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
+  analyst: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
   monitor: ["map", "incidents", "daily", "sensors"],
-  liaison: ["map", "daily", "statistics"],
+  liaison: ["proof", "map", "daily", "statistics"],
   sensor: [],
-  public: ["daily"],
+  public: ["map", "daily"], // the published map: released findings, the agreement's public layers
 };
 export const can = (role, what) => (CAN[role] || []).includes(what);

@@ -208,29 +208,58 @@ function setDates(start, end, { push = true } = {}) {
   loadFeatures();
 }
 
+// Beyond this many points in the selected days the page does not fetch them all: the server counts
+// them per grid cell for the overview, and the points of the view are fetched from DETAIL_ZOOM on.
+const BIG = Number(globalThis.trucelineBig) || 20000; // tests set a small one
+const DETAIL_ZOOM = 11;
+const VIEW_LIMIT = 20000;
+
+function showCount(F, I, truncated = false, limit = 0) {
+  $("#count").replaceChildren(
+    el("strong", { id: "count-findings", "data-count": F, text: fmtInt(F) }), ` finding${F === 1 ? "" : "s"}`,
+    can(app.role, "incidents") ? el("span", {}, " · ", el("strong", { id: "count-incidents", "data-count": I, text: fmtInt(I) }), ` other incident${I === 1 ? "" : "s"}`) : "",
+    truncated ? el("span", { class: "error", text: ` — only the first ${fmtInt(limit)} shown: narrow the filter` }) : "",
+  );
+}
+
 async function loadFeatures() {
   const seq = ++app.loadSeq;
   const t0 = performance.now();
   $("#count").textContent = "Loading…";
   document.body.dataset.loading = "1";
   try {
-    const data = await api(`/dashboard/features${qs(filterParams(app.state))}`);
+    const params = filterParams(app.state);
+    // The days' counts first (all filters but the dates): they say how much the range holds.
+    const tl = await api(`/dashboard/timeline${qs({ ...params, start: null, end: null })}`);
+    if (seq !== app.loadSeq) return;
+    const inRange = (d) => (!app.state.start || d >= app.state.start) && (!app.state.end || d <= app.state.end);
+    let F = 0;
+    let I = 0;
+    tl.days.forEach((d, i) => {
+      if (inRange(d)) {
+        F += tl.findings[i];
+        I += tl.incidents[i];
+      }
+    });
+    const day = app.state.end || app.lastDay || app.legendDay;
+    // The agreement's layers draw with or without data (an empty database: the day of the legend).
+    if (day) showLayers(day).catch((e) => notice(errorText(e)));
+    app.timeline.set(tl, app.state.start, app.state.end);
+    app.big = F + I > BIG;
+    app.totals = { F, I };
+    if (app.big) {
+      showCount(F, I);
+      await loadView(seq, t0);
+      return;
+    }
+    const data = await api(`/dashboard/features${qs(params)}`);
     if (seq !== app.loadSeq) return;
     const t1 = performance.now();
     app.data = data;
-    const day = app.state.end || app.lastDay;
-    if (day) showLayers(day).catch((e) => notice(errorText(e)));
     app.map.setData(data);
-    app.timeline.set(data.histogram, app.state.start, app.state.end);
-    const F = data.findings.n;
-    const I = data.incidents.n;
-    $("#count").replaceChildren(
-      el("strong", { id: "count-findings", "data-count": F, text: fmtInt(F) }), ` finding${F === 1 ? "" : "s"}`,
-      can(app.role, "incidents") ? el("span", {}, " · ", el("strong", { id: "count-incidents", "data-count": I, text: fmtInt(I) }), ` other incident${I === 1 ? "" : "s"}`) : "",
-      data.truncated ? el("span", { class: "error", text: ` — only the first ${fmtInt(data.limit)} shown: narrow the filter` }) : "",
-    );
+    showCount(data.findings.n, data.incidents.n, data.truncated, data.limit);
     renderList();
-    app.timing = { fetch_ms: Math.round(t1 - t0), render_ms: Math.round(performance.now() - t1), points: F + I };
+    app.timing = { fetch_ms: Math.round(t1 - t0), render_ms: Math.round(performance.now() - t1), points: data.findings.n + data.incidents.n };
     document.body.dataset.loading = "";
     document.body.dataset.ready = "1";
   } catch (e) {
@@ -238,6 +267,56 @@ async function loadFeatures() {
     document.body.dataset.loading = "";
     $("#count").textContent = errorText(e);
   }
+}
+
+/** A big selection: the server's clusters of the view's zoom, or the view's points when zoomed in. */
+async function loadView(seq, t0 = performance.now()) {
+  const m = app.map.map;
+  const z = m.getZoom();
+  const params = filterParams(app.state);
+  document.body.dataset.loading = "1";
+  try {
+    let points = 0;
+    let t1 = performance.now();
+    if (z < DETAIL_ZOOM) {
+      const cl = await api(`/dashboard/clusters${qs({ ...params, zoom: z })}`);
+      if (seq !== app.loadSeq) return;
+      t1 = performance.now();
+      app.data = null;
+      app.map.setClusters(cl);
+      if (app.viewNotice) notice("");
+      app.viewNotice = false;
+      $("#list-count").textContent = "";
+      $("#list").replaceChildren(el("li", { class: "muted", text: "Zoom in to list the findings of the view." }));
+      points = cl.n;
+    } else {
+      const b = m.getBounds().pad(0.25);
+      const bbox = [Math.max(b.getWest(), -180), Math.max(b.getSouth(), -90), Math.min(b.getEast(), 180), Math.min(b.getNorth(), 90)].map((v) => v.toFixed(4));
+      const data = await api(`/dashboard/features${qs({ ...params, bbox: bbox.join(","), limit: VIEW_LIMIT })}`);
+      if (seq !== app.loadSeq) return;
+      t1 = performance.now();
+      app.data = data;
+      app.map.setData(data);
+      renderList();
+      if (data.truncated || app.viewNotice) notice(data.truncated ? `Only ${fmtInt(data.limit)} of the view's points are drawn: zoom in or narrow the filter.` : "");
+      app.viewNotice = data.truncated;
+      points = data.findings.n + data.incidents.n;
+    }
+    app.timing = { fetch_ms: Math.round(t1 - t0), render_ms: Math.round(performance.now() - t1), points };
+    document.body.dataset.loading = "";
+    document.body.dataset.ready = "1";
+  } catch (e) {
+    if (seq !== app.loadSeq) return;
+    document.body.dataset.loading = "";
+    $("#count").textContent = errorText(e);
+  }
+}
+
+const reloadView = debounce(() => loadView(app.loadSeq), 150);
+function onView() {
+  if (!app.big || !app.timeline) return;
+  document.body.dataset.loading = "1"; // at once: the view's data is on its way
+  reloadView();
 }
 
 function renderList() {
@@ -277,6 +356,7 @@ function renderLegend() {
 async function initMap() {
   app.map = new MapView($("#map"), {
     onSelect: (id) => select(id),
+    onView,
     onMove: debounce(({ z, lat, lon }) => {
       if ($("#view-map").hidden) return; // a hidden map has no size: its view means nothing
       Object.assign(app.state, { z, lat, lon });
@@ -296,9 +376,11 @@ async function initMap() {
   $("#start").value = app.state.start || "";
   $("#end").value = app.state.end || "";
   const day = app.state.end || app.lastDay || new Date().toISOString().slice(0, 10);
+  app.legendDay = day;
   app.legend = await legendFor(day);
   app.colours = partyColours(app.legend);
   $("#agreement-name").textContent = app.legend.agreement.name;
+  app.map.fitArea = !app.lastDay; // nothing stored: the first view is the whole area
   app.map.setLegend(app.legend, colourOf);
   const [w, s, e, n] = app.legend.bbox; // the base map: the region around the line, generously
   const base = app.map.loadBase("/static/countries-10m.json", [w - 20, Math.max(s - 12, -89), e + 20, Math.min(n + 12, 89)]);
@@ -331,6 +413,7 @@ async function initMap() {
       notice(errorText(e));
     }
   };
+  for (const b of ["#export-geojson", "#export-csv"]) $(b).hidden = app.role === "public"; // exports need a token
   $("#export-geojson").addEventListener("click", exp("geojson"));
   $("#export-csv").addEventListener("click", exp("csv"));
   $("#sidebar-toggle").addEventListener("click", () => {
@@ -404,7 +487,7 @@ async function loadQueue() {
 
 let dailySeq = 0;
 async function loadDaily() {
-  let day = app.state.day || app.state.end || app.lastDay;
+  let day = app.state.day || (can(app.role, "draft") ? app.state.end || app.lastDay : null);
   if (!day && !can(app.role, "draft")) {
     // Those who read published reports only: the newest one.
     const published = await api("/reports").catch(() => []);

@@ -19,7 +19,7 @@ const SENSOR_COLOUR = "#1b7837";
 const WITHDRAWAL_COLOURS = ["#7b3294", "#c51b7d", "#01665e", "#8c510a", "#4d9221", "#542788"];
 
 export class MapView {
-  constructor(container, { onSelect, onMove }) {
+  constructor(container, { onSelect, onMove, onView = null }) {
     this.onSelect = onSelect;
     this.map = L.map(container, { zoomControl: true, keyboard: true, preferCanvas: false, worldCopyJump: false, minZoom: 3, maxZoom: 16, attributionControl: true });
     this.map.attributionControl.setPrefix(false).addAttribution("Base: Natural Earth (world-atlas)");
@@ -52,6 +52,7 @@ export class MapView {
     this.map.on("zoomend", zoomClass);
     this.map.whenReady(zoomClass);
     this.map.on("moveend", () => {
+      if (onView) onView(); // the page may fetch the view's clusters or points
       this.render();
       const c = this.map.getCenter();
       onMove({ z: this.map.getZoom(), lat: c.lat, lon: c.lng });
@@ -68,8 +69,10 @@ export class MapView {
     this.legend = legend;
     this.colourOf = colourOf;
     this.ruleTypes = new Map(legend.rules.map((r) => [r.id, r.type]));
-    const [w, s, e, n] = legend.bbox;
-    this.lineBounds = L.latLngBounds([s, w], [n, e]);
+    // The first view: the line (where findings are), or the area of application when nothing is
+    // stored yet (main.js chooses).
+    const box = ([w, s, e, n]) => L.latLngBounds([s, w], [n, e]);
+    this.lineBounds = box(this.fitArea ? legend.area_bbox || legend.bbox : legend.bbox);
   }
 
   /** The agreement's layers (GET /dashboard/layers). */
@@ -129,7 +132,6 @@ export class MapView {
         this.postPoints.push(L.latLng(lat, lon));
       }
     }
-    if (bounds) this.lineBounds = bounds;
     this._placeLabels();
     return bounds;
   }
@@ -236,11 +238,53 @@ export class MapView {
     }
   }
 
-  /** The filtered data (GET /dashboard/features). */
+  /** The filtered data (GET /dashboard/features): every point of the selection, or of the view. */
   setData(data) {
     this.data = data;
+    this.clusters = null;
     this.index = null;
     this.render();
+  }
+
+  /** Clusters counted by the server per grid cell (GET /dashboard/clusters): a year's overview,
+   * drawn without fetching the points. */
+  setClusters(clusters) {
+    this.clusters = clusters;
+    this.data = null;
+    this.index = null;
+    this.render();
+  }
+
+  _renderServerClusters() {
+    const c = this.clusters;
+    this.groups.points.clearLayers();
+    this.groups.ellipses.clearLayers();
+    const b = this.map.getBounds().pad(0.15);
+    const obstacles = [];
+    let drawn = 0;
+    const parties = Object.entries(c.by_party);
+    for (let k = 0; k < c.n; k++) {
+      const lat = c.lat[k];
+      const lon = c.lon[k];
+      if (!b.contains([lat, lon])) continue;
+      const shares = [];
+      if (this.visible.findings) for (const [p, col] of parties) if (col[k]) shares.push([p, col[k]]);
+      if (this.visible.incidents && c.incidents[k]) shares.push(["", c.incidents[k]]);
+      const total = shares.reduce((a, [, n]) => a + n, 0);
+      if (!total) continue;
+      shares.sort((x, y) => y[1] - x[1]);
+      const { size, html } = clusterSvg(total, shares, (key) => (key ? this.colourOf(key) : "#9a9a9a"));
+      const p = this.map.latLngToContainerPoint([lat, lon]);
+      obstacles.push([p.x - size / 2, p.y - size / 2, p.x + size / 2, p.y + size / 2]);
+      const label = `Cluster of ${total}: ` + shares.map(([key, n]) => `${n} ${key ? partyName(this.legend, key) : "other incidents"}`).join(", ");
+      const m = L.marker([lat, lon], { pane: "points", title: label, alt: label, keyboard: true, icon: L.divIcon({ className: "cluster", html, iconSize: [size, size] }) });
+      m.on("click", () => this.map.flyTo([lat, lon], Math.min(this.map.getZoom() + 2, 16), { duration: 0.4 }));
+      this.groups.points.addLayer(m);
+      drawn++;
+    }
+    this.drawn = { clusters: drawn, singles: 0, dom: true, server: true };
+    this.obstacles = obstacles;
+    this._placeLabels();
   }
 
   _buildIndex() {
@@ -274,6 +318,7 @@ export class MapView {
 
   /** Draw what is in view: clusters, single points (symbols or dots) and error circles. */
   render() {
+    if (this.clusters && this.map._loaded) return this._renderServerClusters();
     if (!this.data || !this.map._loaded) return; // no view yet: nothing to draw into
     if (!this.index) this._buildIndex();
     const b = this.map.getBounds().pad(0.15);
@@ -344,7 +389,7 @@ export class MapView {
         if (dom && this.visible.ellipses && z >= 9 && I.unc[i]) this._circle(lat, lon, I.unc[i], "#666");
       }
     }
-    this.drawn = { clusters: items.length - singles.length, singles: singles.length, dom };
+    this.drawn = { clusters: items.length - singles.length, singles: singles.length, dom, server: false };
     this.obstacles = obstacles;
     this._placeLabels();
   }

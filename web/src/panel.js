@@ -96,7 +96,7 @@ export class Panel {
         el("dt", { text: "Status" }), el("dd", {}, el("span", { class: `status s-${f.status}`, text: humanise(f.status === "open" ? "awaiting review" : f.status) }), f.released_at ? el("span", { class: "status s-released", text: "released to the parties" }) : null),
       ),
       el("p", { class: "expl" }, el("span", { class: "label", text: "Basis: " }), f.explanation),
-      this._proof(f.pk),
+      can(this.ctx.role, "proof") ? this._proof(f.pk) : "", // the public: no token, no proof
       inc ? this._findingActions(inc, f) : null,
     );
   }
@@ -320,7 +320,7 @@ export class Panel {
         el("dt", { text: "Zones" }), el("dd", { text: f.zones.length ? f.zones.join(", ") : "none" }),
         el("dt", { text: "Sector" }), el("dd", { text: this.ctx.sectorLabel(f.sector) }),
       ),
-      el("p", { class: "muted small", text: "Released to the parties. The mission's source reports are not released." }),
+      el("p", { class: "muted small", text: this.ctx.role === "public" ? "Published by the mission. Its source reports are not published." : "Released to the parties. The mission's source reports are not released." }),
     );
   }
 }

@@ -103,8 +103,9 @@ def agreement_legend(ag: Agreement, day: dt.date) -> dict[str, Any]:
     """What labels the map and offers filters on ``day`` (no geometry; cheap).
 
     The agreement, its parties and sides, the rules in force on ``day`` (with their weapon classes),
-    the weapon classes, sectors, kinds, source types and review statuses, and ``bbox`` (the line's
-    bounds, west, south, east, north) for the first view.
+    the weapon classes, sectors, kinds, source types and review statuses, ``bbox`` (the line's
+    bounds, west, south, east, north) and ``area_bbox`` (the area of application's bounds: the
+    first view of the map, with or without data).
     """
     cv = ag.version_at(day)
     weapons = {w.id: w.name or w.id for w in ag.weapon_classes}
@@ -113,6 +114,7 @@ def agreement_legend(ag: Agreement, day: dt.date) -> dict[str, Any]:
         "day": day.isoformat(),
         "version_from": cv.version.effective_from.isoformat(),
         "bbox": [round(float(v), 5) for v in shapely.bounds(cv.version.line)],
+        "area_bbox": [round(float(v), 5) for v in shapely.bounds(cv.area)],
         "parties": [{"id": p.id, "name": p.name} for p in ag.parties],
         "left": ag.left,
         "right": ag.right,

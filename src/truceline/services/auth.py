@@ -72,6 +72,10 @@ class Permission(StrEnum):
     ledger_admin = "ledger:admin"
     planner_read = "planner:read"
     whoami = "whoami"
+    #: The map of what may be shown to the caller: the agreement's layers (observation posts only
+    #: with ``incidents_read``) and the findings in the caller's scope (the public and liaisons:
+    #: the released ones, their incidents' positions, nothing else of the reports).
+    map_read = "map:read"
     sensors_read = "sensors:read"
     sensors_register = "sensors:register"
     detections_submit = "detections:submit"
@@ -107,6 +111,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             # only; a party's liaison must not see the other candidates, monitors do not plan.
             P.planner_read,
             P.whoami,
+            P.map_read,
             P.sensors_read,
             P.detections_read,
             P.acoustic_locate,
@@ -126,6 +131,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.reports_published,
             P.ledger_roots,
             P.whoami,
+            P.map_read,
             P.sensors_read,  # of their sector
             P.events_read,  # of their sector
             P.attachments_submit,  # on incidents of their sector
@@ -142,10 +148,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.reports_published,
             P.ledger_roots,
             P.whoami,
+            P.map_read,
             P.attachments_read,  # released ones, location removed unless kept
         }
     ),
-    Role.public: frozenset({P.reports_published, P.ledger_roots, P.attachments_read}),
+    Role.public: frozenset({P.reports_published, P.ledger_roots, P.attachments_read, P.map_read}),
 }
 
 
@@ -154,7 +161,8 @@ class Scope:
     """Row-level limits derived from a principal.
 
     ``sector``/``subject``: a monitor sees incidents of their sector and those they submitted.
-    ``released_only``: a liaison sees only findings released to the parties, never raw reports.
+    ``released_only``: a liaison (or the public) sees only findings released to the parties, never
+    raw reports.
     """
 
     sector: str | None = None
@@ -181,7 +189,7 @@ class Principal:
     def scope(self) -> Scope:
         if self.role == Role.monitor:
             return Scope(sector=self.sector, subject=self.subject, restricted=True)
-        if self.role == Role.liaison:
+        if self.role in (Role.liaison, Role.public):  # the released findings, no raw report
             return Scope(released_only=True, restricted=True)
         return Scope()
 

@@ -42,12 +42,14 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    and_,
     case,
     cast,
     exists,
     extract,
     false,
     func,
+    or_,
     select,
     true,
 )
@@ -58,11 +60,20 @@ from truceline.core.rules import number_columns
 from truceline.core.times import utc_isoformat
 from truceline.errors import ValidationError
 from truceline.services.auth import Scope
+from truceline.services.queries import BBox
 from truceline.services.review import STATUSES
 from truceline.services.scope import finding_clauses, incident_clauses, live_incident_clauses
 from truceline.store.models import FindingRow, IncidentRow
 
-__all__ = ["MAX_POINTS", "Selection", "export_rows", "feature_columns", "timeline"]
+__all__ = [
+    "CELL_PX",
+    "MAX_POINTS",
+    "Selection",
+    "clusters",
+    "export_rows",
+    "feature_columns",
+    "timeline",
+]
 
 _FINDING_STATUS = {"new": "open"}  # a finding not reviewed yet is "open"; an incident is "new"
 #: Most rows one map request returns; beyond it the answer says ``truncated`` (narrow the filter).
@@ -85,6 +96,7 @@ class Selection:
     incidents: bool = True  # include the incidents without findings
     in_force: bool | None = None
     in_area: bool | None = None
+    bbox: BBox | None = None  # only what lies in this box (west > east crosses 180 degrees)
 
     def checked(self, scope: Scope) -> Selection:
         """The filter validated for a caller (a liaison may not select by source type)."""
@@ -126,6 +138,15 @@ def _common(flt: Selection) -> list[ColumnElement[bool]]:
     for flag, want in ((IncidentRow.in_force, flt.in_force), (IncidentRow.in_area, flt.in_area)):
         if want is not None:
             conds.append(flag.is_(true()) if want else flag.is_(false()))
+    if flt.bbox is not None:
+        conds.append(
+            or_(
+                *(
+                    and_(IncidentRow.lon.between(w, e), IncidentRow.lat.between(s, n))
+                    for w, s, e, n in flt.bbox.parts()
+                )
+            )
+        )
     return conds
 
 
@@ -404,6 +425,99 @@ def timeline(session: Session, flt: Selection, *, scope: Scope) -> dict[str, lis
         "days": [d.isoformat() for d in days],
         "findings": [per_f.get(d, 0) for d in days],
         "incidents": [per_i.get(d, 0) for d in days],
+    }
+
+
+# -- clusters for a year's scale ----------------------------------------------------------------
+
+#: A cluster's grid cell, in screen pixels at the zoom asked for (256-pixel Web Mercator tiles): the
+#: grid is square in degrees, ``360 / 2**zoom * CELL_PX / 256`` on a side.
+CELL_PX = 64
+
+
+def _cell(col: Any, offset: float, size: float, dialect: str) -> ColumnElement[int]:
+    """The grid column (or row) of a coordinate, computed by the database."""
+    x = (col + offset) / size
+    if dialect == "postgresql":
+        return cast(func.floor(x), BigInteger)
+    return cast(x, BigInteger)  # SQLite truncates towards zero: x >= 0 here, so it is floor
+
+
+def clusters(session: Session, flt: Selection, *, scope: Scope, zoom: int) -> dict[str, Any]:
+    """The selection counted per grid cell (``CELL_PX`` pixels at ``zoom``), by the database.
+
+    One ``GROUP BY`` on the snapped grid per set (findings: by responsible party, rule and kind;
+    incidents without findings: by kind), so the answer's size depends on the cells in view, not on
+    the rows: a year of reports is a few hundred cells at an overview zoom.
+
+    Returns
+    -------
+    dict
+        ``zoom``, ``cell_deg`` (the cell's side), ``n`` cells, and per cell (columns): ``lon``,
+        ``lat`` (the mean position of what it holds), ``findings``, ``incidents`` (without
+        findings), ``gx``, ``gy`` (the cell: west edge ``gx * cell_deg - 180``, south edge ``gy *
+        cell_deg - 90``); ``by_party``, ``by_rule`` (findings) and ``by_kind`` (both sets): a
+        column of counts per value. Totals equal :func:`feature_columns`'s ``n`` for the same filter.
+    """
+    size = 360.0 / (2**zoom) * CELL_PX / 256.0
+    dialect = session.get_bind().dialect.name
+    gx = _cell(IncidentRow.lon, 180.0, size, dialect).label("gx")
+    gy = _cell(IncidentRow.lat, 90.0, size, dialect).label("gy")
+    n, sx, sy = func.count(), func.sum(IncidentRow.lon), func.sum(IncidentRow.lat)
+    conn = session.connection()
+    fq = (
+        select(gx, gy, FindingRow.responsible, FindingRow.rule_id, IncidentRow.kind, n, sx, sy)
+        .select_from(FindingRow)
+        .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
+        .where(*_finding_conds(flt, scope))
+        .group_by(gx, gy, FindingRow.responsible, FindingRow.rule_id, IncidentRow.kind)
+    )
+    frows = conn.execute(fq).all()
+    irows: Sequence[Any] = []
+    iconds = _incident_conds(flt, scope)
+    if iconds is not None:
+        iq = (
+            select(gx, gy, IncidentRow.kind, n, sx, sy).where(*iconds).group_by(gx, gy, IncidentRow.kind)
+        )
+        irows = conn.execute(iq).all()
+    fgx, fgy, party, rule, fkind, fn, fsx, fsy = _columns(frows, 8)
+    igx, igy, ikind, inn, isx, isy = _columns(irows, 6)
+    cx = np.array(fgx + igx, dtype=np.int64)
+    cy = np.array(fgy + igy, dtype=np.int64)
+    count = np.array(fn + inn, dtype=np.float64)
+    is_f = np.arange(len(cx)) < len(frows)
+    cells, inv = np.unique(np.stack([cx, cy], axis=1), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    m = len(cells)
+
+    def per_cell(weights: Any) -> Any:
+        return np.bincount(inv, weights=weights, minlength=m)
+
+    total = per_cell(count)
+    lon = per_cell(np.array(fsx + isx, dtype=np.float64)) / np.maximum(total, 1)
+    lat = per_cell(np.array(fsy + isy, dtype=np.float64)) / np.maximum(total, 1)
+
+    def by(values: Sequence[str | None], mask: Any) -> dict[str, list[int]]:
+        vals = np.array([v or "" for v in values], dtype=object)
+        out: dict[str, list[int]] = {}
+        for v in sorted(set(vals[mask].tolist())):  # a handful of parties, rules or kinds
+            out[v] = per_cell(np.where(mask & (vals == v), count, 0.0)).astype(np.int64).tolist()
+        return out
+
+    pad = [None] * len(irows)
+    return {
+        "zoom": zoom,
+        "cell_deg": size,
+        "n": m,
+        "gx": cells[:, 0].tolist() if m else [],
+        "gy": cells[:, 1].tolist() if m else [],
+        "lon": np.round(lon, 5).tolist(),
+        "lat": np.round(lat, 5).tolist(),
+        "findings": per_cell(np.where(is_f, count, 0.0)).astype(np.int64).tolist(),
+        "incidents": per_cell(np.where(is_f, 0.0, count)).astype(np.int64).tolist(),
+        "by_party": by(list(party) + pad, is_f),
+        "by_rule": by(list(rule) + pad, is_f),
+        "by_kind": by(list(fkind) + list(ikind), np.ones(len(cx), dtype=bool)),
     }
 
 

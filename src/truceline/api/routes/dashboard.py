@@ -1,6 +1,10 @@
 """What the dashboard page reads: the agreement's map layers, the filtered findings and incidents
 (column-wise), the review queue, and the daily report as PDF.
 
+The map's routes (legend, layers, features, timeline) serve every role with a map, the public
+(signed out) included: each gets what its scope allows (the public and the parties' liaisons: the
+released findings and the agreement's layers without the observation posts; no raw report).
+
 The filter parameters are those of ``GET /incidents`` and ``GET /findings`` (dates, kind, rule,
 party, sector, status, source type), each repeatable or comma-separated; ``GET /export`` takes the
 same ones (:func:`map_filter`), so an export holds exactly what the dashboard shows.
@@ -26,6 +30,7 @@ from truceline.services import selection
 from truceline.services.agreement import agreement_layers, agreement_legend, layers_for
 from truceline.services.auth import Permission, Principal
 from truceline.services.publication import draft_report, get_published
+from truceline.services.queries import BBox
 from truceline.services.review import review_queue
 from truceline.store.models import AgreementRow
 
@@ -71,6 +76,10 @@ def map_filter(
     in_area: Annotated[
         bool | None, Query(description="Only reports inside (outside) the area of application")
     ] = None,
+    bbox: Annotated[
+        str | None,
+        Query(max_length=200, description="west,south,east,north (WGS84 deg): only what lies in it"),
+    ] = None,
 ) -> selection.Selection:
     """The dashboard filter from query parameters (the agreement is filled in by the route)."""
     return selection.Selection(
@@ -86,6 +95,7 @@ def map_filter(
         incidents=incidents,
         in_force=in_force,
         in_area=in_area,
+        bbox=BBox.parse(bbox) if bbox else None,
     )
 
 
@@ -129,7 +139,7 @@ def json_response(request: Request, data: Any) -> Response:
 )
 def legend(
     ctx: Ctx,
-    _: Annotated[Principal, Depends(allow(Permission.agreements_read))],
+    _: Annotated[Principal, Depends(allow(Permission.map_read))],
     date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
     agreement: AgreementQ = None,
 ) -> dict[str, Any]:
@@ -147,7 +157,7 @@ def legend(
 def layers(
     request: Request,
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.agreements_read))],
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
     date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
     agreement: AgreementQ = None,
 ) -> Response:
@@ -168,14 +178,41 @@ def features(
     request: Request,
     flt: Filter,
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
+    agreement: AgreementQ = None,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=selection.MAX_POINTS, description="Most rows (then `truncated` is true)"),
+    ] = selection.MAX_POINTS,
+) -> Response:
+    with ctx.db.read() as s:
+        f = for_agreement(flt, ctx, s, agreement, who)
+        if not who.can(Permission.incidents_read):
+            f = replace(f, incidents=False)
+        data = selection.feature_columns(s, f, scope=who.scope, limit=limit)
+    return json_response(request, data)
+
+
+@router.get(
+    "/dashboard/clusters",
+    summary="The filtered findings and incidents counted per grid cell at a zoom (a year's overview), "
+    "by party, rule and kind; computed by the database",
+    response_description="Cells as columns (`lon`, `lat`, `findings`, `incidents`, `gx`, `gy`) and "
+    "`by_party`, `by_rule`, `by_kind` (a count column per value)",
+)
+def clusters(
+    request: Request,
+    flt: Filter,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
+    zoom: Annotated[int, Query(ge=0, le=20, description="The map's zoom (cells of 64 px)")],
     agreement: AgreementQ = None,
 ) -> Response:
     with ctx.db.read() as s:
         f = for_agreement(flt, ctx, s, agreement, who)
         if not who.can(Permission.incidents_read):
             f = replace(f, incidents=False)
-        data = selection.feature_columns(s, f, scope=who.scope)
+        data = selection.clusters(s, f, scope=who.scope, zoom=zoom)
     return json_response(request, data)
 
 
@@ -186,7 +223,7 @@ def features(
 def timeline(
     flt: Filter,
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
     agreement: AgreementQ = None,
 ) -> dict[str, list[Any]]:
     with ctx.db.read() as s:

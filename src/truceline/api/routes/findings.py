@@ -58,11 +58,16 @@ def list_findings(
         )
 
 
-@router.get("/findings/{pk}", response_model=FindingView, summary="One finding")
+@router.get(
+    "/findings/{pk}",
+    response_model=FindingView,
+    summary="One finding (the public and liaisons: a released one, as released)",
+)
 def get_finding(
     pk: Annotated[int, Path(ge=1, le=MAX_KEY)],
     ctx: Ctx,
-    who: Annotated[Principal, Depends(allow(Permission.findings_read))],
+    # Every role with a map opens what it shows: the public the released findings, as liaisons.
+    who: Annotated[Principal, Depends(allow(Permission.map_read))],
 ) -> FindingView:
     with ctx.db.read() as s:
         f, i = queries.get_finding(s, pk, scope=who.scope)
