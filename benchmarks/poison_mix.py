@@ -1,6 +1,6 @@
 """Ingest throughput with hostile records mixed in: 0 %, 10 %, 50 % poison, ratio against clean.
 
-    .venv/bin/python benchmarks/poison_mix.py [--n 2000] [--events 600]
+    .venv/bin/python benchmarks/poison_mix.py [--n 2000] [--events 600] [--cot-only]
 
 1. API batch: ``POST /api/v1/incidents/batch`` (batches of 500, in-process app on SQLite with FULL
    fsync, as ``truceline serve`` runs it) with each poison record drawn from the hostile corpus
@@ -9,8 +9,10 @@
    be rejected alone. After each mix the p50 latency of a single good submission says whether the
    server stayed responsive.
 2. CoT stream: one plain-TCP connection sends the events back to back (poison: a year-9999
-   time, a point that is no number, a DTD with entities, a latitude of 95); good events stored
-   per second until the last good one is stored.
+   time, a point that is no number, a DTD with entities, a latitude of 95, an event cut off before
+   its ``</event>`` three ways; a last mix of truncated events only); good events stored per
+   second until the last good one is stored, and the script asserts every good one stored and
+   every bad one refused (a truncated event used to swallow the good one after it).
 
 The records are made here (points in a box across the example line), not by the simulator.
 """
@@ -109,7 +111,18 @@ def _event(uid: str, when: str, lon: float, lat: float, stale: str = "2100-01-01
     ).encode()
 
 
-def cot_events(n: int, share: float, tag: str, rng: random.Random) -> tuple[list[bytes], int]:
+def _truncations(now: str) -> list[Callable[[str], bytes]]:
+    """Events cut off before their ``</event>`` (a sender that lost power or signal mid-write)."""
+    return [
+        lambda u: _event(u, now, 37.8, 48.0)[:-40],  # inside <point .../>
+        lambda u: _event(u, now, 37.8, 48.0)[:-8],  # all but the end tag
+        lambda u: _event(u, now, 37.8, 48.0)[:-3],  # the end tag cut
+    ]
+
+
+def cot_events(
+    n: int, share: float, tag: str, rng: random.Random, *, truncated_only: bool = False
+) -> tuple[list[bytes], int]:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     poison: list[Callable[[str], bytes]] = [
         lambda u: _event(u, "9999-12-31T23:59:59Z", 37.8, 48.0, "9999-12-31T23:59:59Z"),
@@ -118,7 +131,10 @@ def cot_events(n: int, share: float, tag: str, rng: random.Random) -> tuple[list
         lambda u: (b'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY a "aaaa">]><event uid="'
                    + u.encode() + b'">&a;</event>'),
         lambda u: _event(u, now, 37.8, 95.0),  # no such latitude
+        *_truncations(now),
     ]  # fmt: skip
+    if truncated_only:
+        poison = _truncations(now)
     out, bad = [], 0
     for k in range(n):
         if rng.random() < share:
@@ -135,10 +151,12 @@ def _free() -> int:
         return int(s.getsockname()[1])
 
 
-async def _cot(ctx: AppContext, n: int, share: float, rng: random.Random) -> dict[str, float]:
+async def _cot(
+    ctx: AppContext, n: int, share: float, rng: random.Random, *, truncated_only: bool = False
+) -> dict[str, float]:
     settings = CotSettings(port=_free(), plain_networks=["127.0.0.1/32"], plain_role="sensor")
     tag = f"cot{int(share * 100)}-{time.time_ns()}"
-    events, n_good = cot_events(n, share, tag, rng)
+    events, n_good = cot_events(n, share, tag, rng, truncated_only=truncated_only)
     async with CotServer(ctx, settings) as srv:
         assert srv.tcp_port is not None
         before = srv.stats.accepted
@@ -154,14 +172,19 @@ async def _cot(ctx: AppContext, n: int, share: float, rng: random.Random) -> dic
         took = time.perf_counter() - t0
         writer.close()
         stats = srv.stats
+        # every bad event refused alone, with its reason; no good one lost beside it
+        assert stats.accepted - before == n_good, stats.summary()
+        assert stats.rejected + stats.malformed == n - n_good, stats.summary()
+        truncated = stats.reasons["truncated"]
     return {"good": n_good, "bad": stats.rejected + stats.malformed, "s": took,
-            "good_per_s": n_good / took}  # fmt: skip
+            "good_per_s": n_good / took, "truncated": truncated}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000, help="records per API mix")
     ap.add_argument("--events", type=int, default=600, help="CoT events per mix")
+    ap.add_argument("--cot-only", action="store_true", help="skip the API mixes (a short run)")
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # one log line per rejected event: not what is measured
     tmp = Path(tempfile.mkdtemp(prefix="tl-bench-poison-"))
@@ -175,26 +198,38 @@ def main() -> None:
     rng = random.Random(17)
     print(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}Z, SQLite FULL, {args.n} API records, "
           f"{args.events} CoT events per mix")  # fmt: skip
-    with TestClient(create_app(ctx)) as client:
-        api_case(client, auth, BATCH, 0.0, rng)  # warm-up
-        print(
-            f"{'API batch':12} {'good':>6} {'bad':>6} {'good/s':>8} {'ratio':>6} {'single p50 ms':>14}"
-        )
-        base = 0.0
-        for share in (0.0, 0.1, 0.5):
-            r = api_case(client, auth, args.n, share, rng)
-            base = base or r["good_per_s"]
-            print(f"{f'{share:.0%} poison':12} {r['good']:6.0f} {r['bad']:6.0f} "
-                  f"{r['good_per_s']:8.0f} {r['good_per_s'] / base:6.2f} "
-                  f"{r['single_p50_ms']:14.1f}")  # fmt: skip
-    print(f"{'CoT stream':12} {'good':>6} {'bad':>6} {'good/s':>8} {'ratio':>6}")
+    if not args.cot_only:
+        with TestClient(create_app(ctx)) as client:
+            _api_mixes(client, auth, args.n, rng)
+    _cot_mixes(ctx, args.events, rng)
+    ctx.close()
+
+
+def _api_mixes(client: TestClient, auth: dict[str, str], n: int, rng: random.Random) -> None:
+    api_case(client, auth, BATCH, 0.0, rng)  # warm-up
+    print(f"{'API batch':12} {'good':>6} {'bad':>6} {'good/s':>8} {'ratio':>6} {'single p50 ms':>14}")
     base = 0.0
     for share in (0.0, 0.1, 0.5):
-        r = asyncio.run(_cot(ctx, args.events, share, rng))
+        r = api_case(client, auth, n, share, rng)
         base = base or r["good_per_s"]
         print(f"{f'{share:.0%} poison':12} {r['good']:6.0f} {r['bad']:6.0f} "
+              f"{r['good_per_s']:8.0f} {r['good_per_s'] / base:6.2f} "
+              f"{r['single_p50_ms']:14.1f}")  # fmt: skip
+
+
+def _cot_mixes(ctx: AppContext, n: int, rng: random.Random) -> None:
+    print(f"{'CoT stream':16} {'good':>6} {'bad':>6} {'truncated':>9} {'good/s':>8} {'ratio':>6}")
+    base = 0.0
+    for name, share, only in (
+        ("0% poison", 0.0, False),
+        ("10% poison", 0.1, False),
+        ("50% poison", 0.5, False),
+        ("10% truncated", 0.1, True),
+    ):
+        r = asyncio.run(_cot(ctx, n, share, rng, truncated_only=only))
+        base = base or r["good_per_s"]
+        print(f"{name:16} {r['good']:6.0f} {r['bad']:6.0f} {r['truncated']:9.0f} "
               f"{r['good_per_s']:8.0f} {r['good_per_s'] / base:6.2f}")  # fmt: skip
-    ctx.close()
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ class BadRequest:
     field: str
     body: Any = None
     role: str = "admin"
+    raw: bytes | None = None  # sent as it is, instead of ``body`` (JSON too deep to dump)
 
 
 _OGC_TIMES = [
@@ -138,6 +139,25 @@ BAD_REQUESTS = [
         BadRequest(f"ogc-{c}-feature-{fid}", "GET", f"/ogc/collections/{c}/items/{fid}", "featureId")
         for c in ("incidents", "findings")
         for fid in ("²", "1²", "٣", "𝟙", "9" * 5000)
+    ),
+    # JSON nested deeper than uploads.max_depth: refused naming the body, the limit and the
+    # setting, before the parser recurses (no RecursionError, no generic "error parsing the body")
+    *(
+        BadRequest(f"deep-json-{name}", "POST", path, "body", raw=raw)
+        for name, path, raw in (
+            ("array-100k", "/api/v1/incidents", b"[" * 100_000 + b"]" * 100_000),
+            ("unclosed-200k", "/api/v1/incidents", b"[" * 200_000),
+            (
+                "object-in-record",
+                "/api/v1/incidents/batch",
+                b'{"records": [{"id": "deep", "narrative": '
+                + b'{"a": ' * 5000
+                + b"1"
+                + b"}" * 5000
+                + b"}]}",
+            ),
+            ("review-65", "/api/v1/incidents/1/review", b'{"action": ' + b"[" * 65 + b"]" * 65 + b"}"),
+        )
     ),
     BadRequest(
         "review-comment-surrogate",

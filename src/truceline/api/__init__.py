@@ -140,6 +140,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         # a multipart upload of attachments: the largest a role may file, plus the form's framing
         upload_bytes=max(ctx.settings.max_request_bytes, uploads + 64 * 1024),
         upload_suffix="/attachments",
+        max_json_depth=ctx.settings.uploads.max_depth,
     )
     app.add_middleware(NoNulInUrl)
     return app

@@ -1,5 +1,6 @@
-"""Checks on a request before any route sees it (pure ASGI middleware): a bound on bodies, and no
-NUL character in the path or the query (PostgreSQL cannot compare or store text holding one)."""
+"""Checks on a request before any route sees it (pure ASGI middleware): a bound on bodies (their
+size, and the nesting of a JSON body), and no NUL character in the path or the query (PostgreSQL
+cannot compare or store text holding one)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from truceline.errors import PayloadTooLargeError
+from truceline.io.limits import LimitError, UploadLimits, check_json_depth
 
 __all__ = ["BodyLimit", "NoNulInUrl"]
 
@@ -30,8 +32,24 @@ async def _reply(send: Send, status: int, detail: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _json_body(scope: Scope) -> bool:
+    """A body the app will parse as JSON (FastAPI does so with no content type, too)."""
+    if scope.get("method") not in _BODY_METHODS:
+        return False
+    ctype = dict(scope.get("headers") or ()).get(b"content-type", b"").lower()
+    return not ctype.strip() or b"json" in ctype
+
+
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413: by ``Content-Length`` up front, else while reading."""
+    """Refuse bodies over ``max_bytes`` with 413: by ``Content-Length`` up front, else while reading.
+
+    With ``max_json_depth``, a JSON body (read whole first: it is within ``max_bytes``) nested
+    deeper than that is refused with 422 naming the body, the limit and its setting
+    (``uploads.max_depth``), before the JSON parser recurses into it.
+    """
 
     def __init__(
         self,
@@ -40,9 +58,11 @@ class BodyLimit:
         *,
         upload_bytes: int | None = None,
         upload_suffix: str | None = None,
+        max_json_depth: int | None = None,
     ) -> None:
         self.app = app
         self.default_bytes = max_bytes
+        self.max_json_depth = max_json_depth
         #: paths ending in ``upload_suffix`` (file uploads) may send up to ``upload_bytes``
         self.upload_bytes = upload_bytes or max_bytes
         self.upload_suffix = upload_suffix
@@ -125,7 +145,57 @@ class BodyLimit:
             if not replied:
                 await send(message)
 
+        if self.max_json_depth is not None and _json_body(scope):
+            checked = await self._json_checked(scope, limited, send, self.max_json_depth)
+            if checked is None:
+                return
+            await self.app(scope, checked, send_once)
+            return
         await self.app(scope, limited, send_once)
+
+    async def _json_checked(
+        self, scope: Scope, receive: Receive, send: Send, max_depth: int
+    ) -> Receive | None:
+        """Read the whole body and check its nesting; ``None`` once it has been answered (413 or
+        422), else a ``receive`` that hands the app the body read (then the client's messages)."""
+        body = bytearray()
+        held: list[Message] = []
+        while True:
+            try:
+                message = await receive()
+            except PayloadTooLargeError:
+                return None  # answered 413 by ``limited``
+            if message["type"] != "http.request":
+                held.append(message)  # the client left: the app sees it as it would have
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        data = bytes(body)
+        # Brackets counted regardless of strings bound the depth from above: most bodies stop here.
+        if data.count(b"[") + data.count(b"{") > max_depth:
+            try:
+                check_json_depth(data, UploadLimits(max_depth=max_depth))
+            except LimitError as exc:
+                await _reply(
+                    send,
+                    422,
+                    {
+                        "type": "ValidationError",
+                        "message": f"body: {exc.message}",
+                        "field": "body",
+                        "value": None,
+                        "fix": f"send JSON nested at most {max_depth} levels deep "
+                        f"(the server's {exc.setting} setting)",
+                    },
+                )
+                return None
+        held.insert(0, {"type": "http.request", "body": data, "more_body": False})
+
+        async def replay() -> Message:
+            return held.pop(0) if held else await receive()
+
+        return replay
 
 
 class NoNulInUrl:

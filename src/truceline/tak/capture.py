@@ -82,11 +82,14 @@ def import_capture(
     versions: list[float] = []
     rows: list[int] = []
     patrol: list[PatrolPosition] = []
-    for item in splitter.feed(data):
+    for item in [*splitter.feed(data), *splitter.finish()]:
         out.events += 1
         row = out.events
         if isinstance(item, cot.Oversize):
             out.rejects.append(Reject(row, "", "event", item.reason))
+            continue
+        if isinstance(item, cot.Truncated):  # cut off by the next event: its neighbours still land
+            out.rejects.append(Reject(row, f"cot:{item.uid}" if item.uid else "", "event", item.reason))
             continue
         # a declaration (``<?xml ...?>``) before each event, as captures often have, is fine
         try:

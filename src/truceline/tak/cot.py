@@ -58,6 +58,7 @@ __all__ = [
     "CotEvent",
     "EventSplitter",
     "Oversize",
+    "Truncated",
     "ce_from_sigma",
     "finding_marker",
     "incident_record",
@@ -115,15 +116,46 @@ class Oversize:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Truncated:
+    """A broken stretch of the stream, refused alone: an event cut off by the next one (no
+    ``</event>`` before the next ``<event`` or ``<?xml``), bytes outside any event, or an event
+    the stream ended inside. ``uid`` is the broken event's, when it got that far."""
+
+    reason: str
+    uid: str = ""
+
+
+#: Where an event begins: its start tag, or the XML declaration that may come before it.
+_START = re.compile(rb"<event[\s>/]|<\?xml[\s?]")
+_EVENT = re.compile(rb"<event[\s>/]")
+_DECLARATION = re.compile(rb"<\?xml[^<>]*\?>")
+_UID = re.compile(rb"""\suid\s*=\s*["']([^"'<>]{1,200})["']""")
+
+
+def _truncated(
+    piece: bytes, why: str, after: str = "; refused, the events after it are read"
+) -> Truncated:
+    m = _UID.search(piece)
+    uid = m.group(1).decode("utf-8", "replace") if m else ""
+    named = f" (uid {uid[:80]!r})" if uid else ""
+    return Truncated(f"{why}{named}{after}", uid)
+
+
 class EventSplitter:
     """Split a byte stream into events after each ``</event>``, within size limits.
 
-    An event over ``max_event_bytes`` is reported once (:class:`Oversize`) and skipped up to its
-    end tag; the events after it are read normally. :attr:`exhausted` turns true once the
-    connection has sent more than ``max_connection_bytes``.
+    A broken event never takes a good neighbour with it: an event with no ``</event>`` before the
+    next event's start (``<event`` or an ``<?xml`` declaration) ends there and is reported alone
+    (:class:`Truncated`), as are bytes before an event's start that belong to no event; the next
+    event is read normally. An event over ``max_event_bytes`` is reported once
+    (:class:`Oversize`) and skipped up to its end tag (or the next event's start). :meth:`finish`
+    reports what the stream ended inside. :attr:`exhausted` turns true once the connection has
+    sent more than ``max_connection_bytes``.
     """
 
     END = b"</event>"
+    _TAIL = len(END) - 1  # bytes kept while skipping: an end tag or a start split across reads
 
     def __init__(self, max_event_bytes: int, max_connection_bytes: int) -> None:
         self.max_event = max_event_bytes
@@ -141,33 +173,76 @@ class EventSplitter:
         """Part of an event has arrived (not only whitespace between events)."""
         return self._skipping or bool(self._buf.strip())
 
-    def feed(self, data: bytes) -> list[bytes | Oversize]:
+    def _cut(self, limit: int) -> int | None:
+        """Where the event at the buffer's head is cut short (before ``limit``), if it is: at a
+        second event start, or at the first start when something else comes before it."""
+        buf = self._buf
+        m = _START.search(buf, 0, limit)
+        if m is None:
+            return None
+        if m.start() > 0 and bytes(buf[: m.start()]).strip():
+            return m.start()  # bytes outside any event
+        if m.group().startswith(b"<?"):  # a declaration: the event's start tag must come next
+            m = _START.search(buf, m.end(), limit)
+            if m is None:
+                return None
+            if m.group().startswith(b"<?"):
+                return m.start()
+        nxt = _START.search(buf, m.end(), limit)
+        return None if nxt is None else nxt.start()
+
+    def feed(self, data: bytes) -> list[bytes | Oversize | Truncated]:
         self.total += len(data)
         self._buf += data
-        out: list[bytes | Oversize] = []
+        out: list[bytes | Oversize | Truncated] = []
         while True:
             i = self._buf.find(self.END)
+            if self._skipping:
+                m = _START.search(self._buf, 0, i if i >= 0 else len(self._buf))
+                if m is not None:  # the oversize event ends where the next one begins
+                    del self._buf[: m.start()]
+                    self._skipping = False
+                    continue
+                if i < 0:
+                    del self._buf[: max(0, len(self._buf) - self._TAIL)]
+                    return out
+                del self._buf[: i + len(self.END)]
+                self._skipping = False
+                continue
+            cut = self._cut(i if i >= 0 else len(self._buf))
+            if cut is not None:
+                piece = bytes(self._buf[:cut])
+                del self._buf[:cut]
+                if _DECLARATION.fullmatch(piece.strip()):
+                    continue  # a declaration repeated (or left by a cut sender) holds no event
+                if _EVENT.search(piece):
+                    out.append(_truncated(piece, "an event with no </event> before the next event"))
+                else:
+                    out.append(_truncated(piece, f"{len(piece)} bytes outside any event"))
+                continue
             if i < 0:
                 if len(self._buf) > self.max_event:
-                    if not self._skipping:
-                        out.append(
-                            Oversize(f"an event exceeds {self.max_event} bytes; skipped to its end")
-                        )
-                        self._skipping = True
-                    del self._buf[: len(self._buf) - (len(self.END) - 1)]
+                    out.append(Oversize(f"an event exceeds {self.max_event} bytes; skipped to its end"))
+                    self._skipping = True
+                    del self._buf[: max(0, len(self._buf) - self._TAIL)]
                 return out
             end = i + len(self.END)
             chunk = bytes(self._buf[:end])
             del self._buf[:end]
-            if self._skipping:
-                self._skipping = False
-                continue
             if len(chunk) > self.max_event:
                 out.append(Oversize(f"an event of {len(chunk)} bytes exceeds {self.max_event}; skipped"))
                 continue
             chunk = chunk.strip()
             if chunk:
                 out.append(chunk)
+
+    def finish(self) -> list[Truncated]:
+        """At the end of the stream: the event it ended inside, if any (reported, not parsed)."""
+        piece, self._buf = bytes(self._buf), bytearray()
+        skipping, self._skipping = self._skipping, False
+        if skipping or not piece.strip():
+            return []
+        return [_truncated(piece, "the stream ended inside an event (no </event>)", "; refused")]
 
 
 # -- parsing ------------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ class CotStats:
     """Counters of what the listeners have seen (logged every :data:`STATS_EVERY_S`; tests).
 
     ``rejected`` and ``malformed`` events are also counted by reason in ``reasons`` (the field
-    at fault, or ``oversize``, ``xml``, ``role``, ``store``); ``refused`` connections (from
+    at fault, or ``oversize``, ``truncated`` (cut off by the next event, or by the end of the
+    connection), ``xml``, ``role``, ``store``); ``refused`` connections (from
     outside ``plain_networks``), ``evicted`` ones (to make room), and ``timeouts`` (idle or
     unfinished) are connections.
     """
@@ -368,9 +369,9 @@ class CotServer:
                         loop.time() - (begun if begun is not None else client.last_active),
                     )
                     break
-                if not data:
-                    break
-                items = splitter.feed(data)
+                items: list[bytes | cot.Oversize | cot.Truncated] = (
+                    splitter.feed(data) if data else list(splitter.finish())
+                )
                 now = loop.time()
                 if items:
                     client.last_active = now
@@ -384,6 +385,8 @@ class CotServer:
                         self.stats.rejected += 1
                         self.stats.reasons["error"] += 1
                         log.exception("CoT %s: event not handled", peer)
+                if not data:
+                    break
                 if splitter.exhausted:
                     log.warning(
                         "CoT %s: closed after %d bytes (limit %d per connection)",
@@ -427,11 +430,11 @@ class CotServer:
         self.stats.reasons[key] += 1
         log.warning("CoT %s: rejected event %s: %s", client.peer, uid[:80], reason)
 
-    async def _on_event(self, client: _Client, item: bytes | cot.Oversize) -> None:
+    async def _on_event(self, client: _Client, item: bytes | cot.Oversize | cot.Truncated) -> None:
         self.stats.events += 1
-        if isinstance(item, cot.Oversize):
+        if isinstance(item, cot.Oversize | cot.Truncated):
             self.stats.malformed += 1
-            self.stats.reasons["oversize"] += 1
+            self.stats.reasons["oversize" if isinstance(item, cot.Oversize) else "truncated"] += 1
             log.warning("CoT %s: rejected: %s", client.peer, item.reason)
             return
         try:
