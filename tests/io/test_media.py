@@ -91,3 +91,15 @@ def test_the_store_keeps_bytes_once_and_verifies_every_read(tmp_path) -> None:  
     (tmp_path / sha[:2] / sha).write_bytes(data[:-1] + b"\x00")
     with pytest.raises(CorruptBlobError, match=f"attachment {sha} is corrupt: its stored bytes hash to"):
         store.open(sha)
+
+
+def test_truncated_images_are_refused_after_weasyprint_is_imported() -> None:
+    """WeasyPrint (the PDF report) lets Pillow load truncated images process-wide: not here."""
+    import weasyprint  # noqa: F401  (its import sets PIL.ImageFile.LOAD_TRUNCATED_IMAGES)
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES
+    jpeg = photo(taken=T, size=(200, 150))
+    with pytest.raises(ValidationError, match="truncated or corrupt"):
+        media.check_whole(jpeg[: len(jpeg) // 2], "image/jpeg", filename="cut.jpg")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES  # left as WeasyPrint wants it

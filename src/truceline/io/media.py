@@ -10,18 +10,21 @@ are dropped; every other byte stays as filed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import io
 import math
 import re
 import struct
+import threading
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from truceline.errors import ValidationError
 
@@ -74,12 +77,29 @@ def _boxes_whole(data: bytes) -> str | None:
     return None
 
 
+_STRICT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Pillow refusing truncated images while we check one. WeasyPrint, imported by the PDF
+    report, sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` for the whole process at import, after
+    which a half-uploaded JPEG decodes "whole", its missing rows grey."""
+    with _STRICT:
+        before = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
 def check_whole(data: bytes, media_type: str, *, filename: str) -> str:
     """Refuse (:class:`ValidationError`, the reason named) a file that does not decode to its end;
     returns what was checked, for the record ("decoded by Pillow", "not checked for ...")."""
     if media_type in _PILLOW:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _strict_decoding():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(io.BytesIO(data)) as im:
                     im.verify()
