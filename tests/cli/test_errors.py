@@ -44,6 +44,7 @@ def test_a_bad_date_names_the_option(tmp_path: Path, small_dir: Path) -> None:
         ["report", "--date", "2025-03-01"],
         ["ledger", "verify"],
         ["export", "incidents", "-o", "x.csv"],
+        ["token", "list"],
     ],
 )
 def test_a_mistyped_database_is_refused_not_created(

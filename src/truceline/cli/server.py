@@ -20,6 +20,7 @@ from truceline.cli.options import (
     console,
     err_console,
     fail,
+    require_database,
 )
 from truceline.errors import TrucelineError
 
@@ -270,7 +271,7 @@ def token_list(db: DbOption = "truceline.db") -> None:
     """List tokens (never their secrets)."""
     from truceline.services.auth import list_tokens
 
-    d = _db(db)
+    d = _db(require_database(db))
     with d.read() as s:
         rows = list_tokens(s)
     t = Table("name", "role", "party", "sector", "created", "revoked")
@@ -296,7 +297,7 @@ def token_revoke(
     """Revoke a token: it stops working at once."""
     from truceline.services.auth import revoke_token
 
-    d = _db(db)
+    d = _db(require_database(db))
     try:
         d.write(lambda s: revoke_token(s, token_id, actor=cli_principal(), now=dt.datetime.now(dt.UTC)))
     except TrucelineError as exc:
