@@ -28,6 +28,7 @@ from truceline.settings import Settings, default_attachments_dir
 from truceline.store.attachments import BlobStore, LocalStore
 from truceline.store.db import Database
 from truceline.store.models import AgreementRow
+from truceline.store.uploads import UploadArea
 
 __all__ = ["SYSTEM", "AppContext", "build_context", "freeze_heap", "settle"]
 
@@ -59,6 +60,12 @@ class AppContext:
             s = self.settings
             self.attachments = LocalStore(s.attachments_dir or default_attachments_dir(s.db))
         return self.attachments
+
+    @property
+    def uploads(self) -> UploadArea:
+        """Partial resumable uploads: ``.uploads`` under the attachments' directory."""
+        s = self.settings
+        return UploadArea((s.attachments_dir or default_attachments_dir(s.db)) / ".uploads")
 
     def submit_one(
         self, agreement_id: str | None, incident: Incident, principal: Principal

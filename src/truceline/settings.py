@@ -171,6 +171,17 @@ class Settings(BaseSettings):
         },
         description="Largest attachment each role may file (bytes); a role not named may file none",
     )
+    attachment_chunk_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest chunk of a resumable upload (PATCH /uploads/{id}); 413 above",
+    )
+    attachment_upload_expiry_hours: float = Field(
+        default=24,
+        gt=0,
+        description="A resumable upload not finished this many hours after it began is discarded "
+        "(its partial bytes, under <attachments_dir>/.uploads, removed)",
+    )
     ledger_checkpoint_minutes: float = Field(
         default=15,
         ge=0,

@@ -140,6 +140,9 @@ def create_app(ctx: AppContext) -> FastAPI:
         # a multipart upload of attachments: the largest a role may file, plus the form's framing
         upload_bytes=max(ctx.settings.max_request_bytes, uploads + 64 * 1024),
         upload_suffix="/attachments",
+        # a chunk of a resumable upload (PATCH /uploads/{id})
+        chunk_bytes=ctx.settings.attachment_chunk_bytes,
+        chunk_prefix=f"{API_PREFIX}/uploads/",
         max_json_depth=ctx.settings.uploads.max_depth,
     )
     app.add_middleware(NoNulInUrl)

@@ -59,8 +59,13 @@ class BodyLimit:
         upload_bytes: int | None = None,
         upload_suffix: str | None = None,
         max_json_depth: int | None = None,
+        chunk_bytes: int | None = None,
+        chunk_prefix: str | None = None,
     ) -> None:
         self.app = app
+        #: PATCH to paths under ``chunk_prefix`` (resumable upload chunks) may send ``chunk_bytes``
+        self.chunk_bytes = chunk_bytes or max_bytes
+        self.chunk_prefix = chunk_prefix
         self.default_bytes = max_bytes
         self.max_json_depth = max_json_depth
         #: paths ending in ``upload_suffix`` (file uploads) may send up to ``upload_bytes``
@@ -82,6 +87,12 @@ class BodyLimit:
             self.upload_suffix
         )
         max_bytes = self.upload_bytes if upload and scope.get("method") == "POST" else self.default_bytes
+        if (
+            self.chunk_prefix is not None
+            and scope.get("method") == "PATCH"
+            and str(scope.get("path", "")).startswith(self.chunk_prefix)
+        ):
+            max_bytes = self.chunk_bytes
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:
             try:

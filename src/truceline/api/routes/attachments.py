@@ -1,17 +1,35 @@
-"""Attachments: evidence files on incidents (file, list, download, release)."""
+"""Attachments: evidence files on incidents (file, list, download, release), and resumable uploads
+(tus 1.0 core: POST to create, PATCH chunks at ``Upload-Offset``, HEAD for the offset)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
+from email.utils import format_datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Path,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import MAX_KEY, AttachmentOut, ReleaseIn
-from truceline.errors import PayloadTooLargeError
+from truceline.errors import PayloadTooLargeError, ValidationError
 from truceline.services import attachments as svc
+from truceline.services import uploads as up
 from truceline.services.auth import Permission, Principal
 from truceline.store.models import AttachmentRow
 
@@ -136,3 +154,132 @@ def release(
         )
     )
     return row
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+UploadId = Annotated[str, Path(min_length=32, max_length=32, pattern="^[0-9a-f]{32}$")]
+
+
+def _metadata(header: str | None) -> dict[str, str]:
+    """tus ``Upload-Metadata``: comma-separated ``key base64(value)`` pairs."""
+    out: dict[str, str] = {}
+    for pair in (header or "").split(","):
+        if not pair.strip():
+            continue
+        key, _, value = pair.strip().partition(" ")
+        try:
+            out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ValidationError(
+                f"Upload-Metadata: the value of {key[:40]!r} is not base64 of UTF-8 text",
+                field="Upload-Metadata",
+                value=key[:40],
+                fix="send `filename <base64>,filetype <base64>,sha256 <base64>`",
+            ) from None
+    return out
+
+
+def _state_headers(st: up.UploadState) -> dict[str, str]:
+    h = {
+        **TUS,
+        "Upload-Offset": str(st.offset),
+        "Upload-Length": str(st.length),
+        "Upload-Expires": format_datetime(st.expires.astimezone(dt.UTC), usegmt=True),
+        "Cache-Control": "no-store",
+    }
+    if st.attachment_pk is not None:
+        h["X-Attachment-Pk"] = str(st.attachment_pk)
+    return h
+
+
+def _expiry(ctx: Ctx) -> dt.timedelta:
+    return dt.timedelta(hours=ctx.settings.attachment_upload_expiry_hours)
+
+
+@router.post(
+    "/incidents/{pk}/uploads",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a resumable upload (tus 1.0: `Upload-Length`, `Upload-Metadata` with "
+    "filename, filetype, sha256); answers its `Location`",
+)
+def begin_upload(
+    pk: PK,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.attachments_submit))],
+    upload_length: Annotated[int, Header(ge=0, le=2**53, description="The file's size (bytes)")],
+    upload_metadata: Annotated[str | None, Header(max_length=2048)] = None,
+) -> JSONResponse:
+    meta = _metadata(upload_metadata)
+    st = up.begin(
+        ctx.db,
+        ctx.uploads,
+        pk,
+        length=upload_length,
+        filename=meta.get("filename", ""),
+        declared_sha256=meta.get("sha256"),
+        declared_type=meta.get("filetype") or None,
+        actor=who,
+        now=ctx.clock(),
+        max_bytes=svc.max_bytes_for(ctx.settings.attachment_max_bytes, who),
+        expiry=_expiry(ctx),
+    )
+    location = f"/api/v1/uploads/{st.id}"
+    return JSONResponse(
+        {"id": st.id, "location": location, "offset": 0, "length": st.length},
+        status_code=201,
+        headers={**_state_headers(st), "Location": location},
+    )
+
+
+@router.head(
+    "/uploads/{upload_id}",
+    summary="A resumable upload's offset (`Upload-Offset`: the bytes received)",
+    response_class=Response,
+)
+def upload_offset(
+    upload_id: UploadId,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.attachments_submit))],
+) -> Response:
+    st = up.status(ctx.uploads, upload_id, actor=who, now=ctx.clock(), expiry=_expiry(ctx))
+    return Response(status_code=200, headers=_state_headers(st))
+
+
+@router.patch(
+    "/uploads/{upload_id}",
+    summary="Send a chunk of a resumable upload at `Upload-Offset` (body: the bytes, "
+    "application/offset+octet-stream); the last one files the attachment (201 with it)",
+    responses={204: {"description": "chunk received"}, 201: {"model": AttachmentOut}},
+)
+async def upload_chunk(
+    upload_id: UploadId,
+    request: Request,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.attachments_submit))],
+    upload_offset: Annotated[int, Header(ge=0, le=2**53)],
+    content_length: Annotated[int | None, Header(ge=0)] = None,
+) -> Response:
+    limit = svc.max_bytes_for(ctx.settings.attachment_max_bytes, who)
+    now = ctx.clock()
+    with up.chunk(
+        ctx.uploads,
+        upload_id,
+        offset=upload_offset,
+        chunk_length=content_length,
+        actor=who,
+        now=now,
+        expiry=_expiry(ctx),
+    ) as part:
+        if not part.finished_before:
+            async for piece in request.stream():
+                part.write(piece)  # to disk as it arrives
+        if part.offset < part.length:
+            st = up.status(ctx.uploads, upload_id, actor=who, now=now, expiry=_expiry(ctx))
+            return Response(status_code=204, headers=_state_headers(st))
+        retried = part.finished_before
+        filed = await run_in_threadpool(
+            up.complete, ctx.db, ctx.blobs, ctx.uploads, part, actor=who, now=now, max_bytes=limit
+        )
+    st = up.status(ctx.uploads, upload_id, actor=who, now=now, expiry=_expiry(ctx))
+    body = _out(filed.row, who, filed.created).model_dump(mode="json")
+    return JSONResponse(body, status_code=200 if retried else 201, headers=_state_headers(st))
