@@ -267,3 +267,30 @@ def test_limits_expiry_and_bad_headers(
         _begin(api, pk, data)
         assert len(list((tmp_path / "files" / ".uploads").iterdir())) == 1
     api.ctx.close()
+
+
+def test_filing_that_failed_for_a_passing_reason_is_retried_by_an_empty_patch(
+    files_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = files_api
+    data = _noise_jpeg(5)
+    pk = api.post("/incidents", json=rec("up-6"), role="analyst").json()["pk"]
+    loc = _begin(api, pk, data).headers["Location"]
+    real = api.ctx.db.write
+    calls = {"n": 0}
+
+    def failing_once(fn, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("the database is away")
+        return real(fn, **kw)
+
+    monkeypatch.setattr(api.ctx.db, "write", failing_once)
+    with pytest.raises(OSError):
+        _patch(api, loc, 0, data)
+    assert _head(api, loc).headers["Upload-Offset"] == str(len(data))
+    with api.ctx.db.read() as s:
+        assert s.execute(select(AttachmentRow)).scalars().all() == []
+    r = _patch(api, loc, len(data), b"")
+    assert r.status_code == 201, r.text
+    assert r.json()["sha256"] == hashlib.sha256(data).hexdigest() and r.json()["created"] is True
