@@ -139,7 +139,10 @@ class UploadArea:
                 started = dt.datetime.fromisoformat(json.loads((d / "info.json").read_text())["started"])
             except (OSError, ValueError, KeyError):
                 # half-created (no info yet): old by its directory's time
-                started = dt.datetime.fromtimestamp(d.stat().st_mtime, dt.UTC)
+                try:
+                    started = dt.datetime.fromtimestamp(d.stat().st_mtime, dt.UTC)
+                except FileNotFoundError:
+                    continue  # removed meanwhile (another worker's sweep)
             if started < started_before:
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
