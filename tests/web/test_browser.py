@@ -29,7 +29,7 @@ from truceline.io.agreement_files import load_agreement
 from truceline.services.demo import demo_tokens, run_demo
 
 from ..live import free_port, truceline_process, wait_ready
-from ..media_samples import photo
+from ..media_samples import photo, wav
 from .conftest import ARTIFACTS, ROOT, missing
 
 pytestmark = pytest.mark.xdist_group("browser")  # one demo server and one browser per run
@@ -954,4 +954,21 @@ def test_an_analyst_files_a_photo_from_40_km_away_views_and_releases_it(
     (seen,) = [a for a in server.api(f"/incidents/{pk}/attachments", liaison) if a["sha256"] == sha]
     assert seen["released"] and seen["exif_lat"] is None
     tab.shot("evidence-released")
+
+    # A recording plays in the viewer (the page's CSP lets <audio> play a blob: URL).
+    sound = tmp_path / "fire.wav"
+    sound.write_bytes(wav(seconds=0.5))
+    page.set_input_files("#panel .att-input", [str(sound)])
+    page.click("#panel .att-send")
+    rec = page.locator("#panel .attachment:has-text('fire.wav')")
+    rec.wait_for()
+    assert rec.get_attribute("data-consistent") == "null" and "audio/" in rec.inner_text()
+    rec.locator(".thumb").click()
+    wait(
+        page,
+        "(() => { const a = document.querySelector('.viewer audio');"
+        " return !!a && a.src.startsWith('blob:') && a.readyState >= 1 && a.duration > 0.4; })()",
+    )
+    page.click(".viewer-close")
+    page.wait_for_selector(".viewer", state="detached")
     tab.no_errors()
