@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import sqlite3
@@ -21,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyproj import Geod
 from rich.console import Console
 
 from truceline.io.agreement_files import load_agreement
 from truceline.services.demo import demo_tokens, run_demo
 
 from ..live import free_port, truceline_process, wait_ready
+from ..media_samples import photo, wav
 from .conftest import ARTIFACTS, ROOT, missing
 
 pytestmark = pytest.mark.xdist_group("browser")  # one demo server and one browser per run
@@ -868,4 +871,104 @@ def test_sensors_layer_follows_the_contract_and_hides_on_refusal(
         assert page.locator(".leaflet-sensors-pane path").count() == 0
         assert "sensors" not in page.inner_text("#legend").lower()
         assert page.is_hidden("#notice")
+    tab.no_errors()
+
+
+# The overlay's image, drawn whole: a blob: URL fetched with the token (no token in any URL).
+DRAWN = (
+    "(() => { const i = document.querySelector('.viewer img.viewer-media');"
+    " return !!i && i.complete && i.naturalWidth === 64 && i.src.startsWith('blob:'); })()"
+)
+THUMB = (
+    "(() => { const i = document.querySelector('#panel .attachment .thumb img');"
+    " return !!i && i.complete && i.naturalWidth === 64 && i.src.startsWith('blob:'); })()"
+)
+
+
+def test_an_analyst_files_a_photo_from_40_km_away_views_and_releases_it(
+    server: Server, open_tab: Callable[..., Tab], tmp_path: Path
+) -> None:
+    pk, lon, lat, observed = server.sql(
+        "SELECT pk, lon, lat, observed_at FROM incidents ORDER BY pk LIMIT 1"
+    )[0]
+    taken = dt.datetime.fromisoformat(str(observed))
+    taken = (taken if taken.tzinfo else taken.replace(tzinfo=dt.UTC)) + dt.timedelta(minutes=20)
+    plon, plat, _ = Geod(ellps="WGS84").fwd(lon, lat, 0.0, 40_000.0)  # 40 km north
+    jpeg = photo(lon=plon, lat=plat, taken=taken, seed=21)
+    sha = hashlib.sha256(jpeg).hexdigest()
+    good = tmp_path / "crater.jpg"
+    good.write_bytes(jpeg)
+    cut = tmp_path / "cut.jpg"  # truncated: refused with a reason, the good one still filed
+    cut.write_bytes(jpeg[: len(jpeg) // 2])
+
+    tab = open_tab("analyst", f"/?view=queue&sel=i{pk}")
+    page = tab.page
+    page.wait_for_selector("#panel .evidence[data-count]")
+    before = server.count("SELECT count(*) FROM attachments WHERE incident_pk = ?", pk)
+    page.set_input_files("#panel .att-input", [str(good), str(cut)])
+    page.click("#panel .att-send")
+    item = page.locator(f"#panel .attachment[data-sha256='{sha}']")
+    item.wait_for()
+    results = page.locator("#panel .upload-result")
+    assert results.count() == 2
+    assert results.nth(0).get_attribute("data-outcome") == "filed"
+    assert results.nth(1).get_attribute("data-outcome") == "refused"
+    assert "cut.jpg: refused" in results.nth(1).inner_text()
+    # Stored once, in the database the page does not read through.
+    rows = server.sql(
+        "SELECT size_bytes, media_type, consistent, released FROM attachments"
+        " WHERE incident_pk = ? AND sha256 = ?",
+        pk,
+        sha,
+    )
+    assert rows == [(len(jpeg), "image/jpeg", 0, 0)]
+    assert server.count("SELECT count(*) FROM attachments WHERE incident_pk = ?", pk) == before + 1
+
+    assert item.get_attribute("data-consistent") == "false"
+    text = item.inner_text()
+    assert "inconsistent with the report" in text
+    assert "taken 40.0 km from the reported position" in text
+    assert "image/jpeg" in text and sha[:12] in text and "c2pa:" in text
+    assert "not released" in text
+    wait(page, THUMB)
+
+    item.locator(".thumb").click()
+    wait(page, DRAWN)
+    tab.shot("evidence-viewer")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".viewer", state="detached")
+    assert not page.is_hidden("#panel")  # Escape closed the viewer, not the panel
+
+    tab.shot("evidence-filed")
+    liaison = f"liaison-{server.parties[0]}"
+    assert sha not in [a["sha256"] for a in server.api(f"/incidents/{pk}/attachments", liaison)]
+    item.locator(".release-file").click()
+    page.wait_for_selector(f"#panel .attachment[data-sha256='{sha}'][data-released='true']")
+    released = server.sql(
+        "SELECT released, keep_location, released_sha256 FROM attachments WHERE sha256 = ?", sha
+    )
+    assert released[0][:2] == (1, 0) and released[0][2] not in (None, sha)  # GPS removed
+    item = page.locator(f"#panel .attachment[data-sha256='{sha}']")
+    assert "location removed" in item.inner_text()
+    # A liaison now sees it, without its position.
+    (seen,) = [a for a in server.api(f"/incidents/{pk}/attachments", liaison) if a["sha256"] == sha]
+    assert seen["released"] and seen["exif_lat"] is None
+    tab.shot("evidence-released")
+
+    # A recording plays in the viewer (the page's CSP lets <audio> play a blob: URL).
+    sound = tmp_path / "fire.wav"
+    sound.write_bytes(wav(seconds=0.5))
+    page.set_input_files("#panel .att-input", [str(sound)])
+    page.click("#panel .att-send")
+    rec = page.locator("#panel .attachment:has-text('fire.wav')")
+    rec.wait_for()
+    assert rec.get_attribute("data-consistent") == "null" and "audio/" in rec.inner_text()
+    rec.locator(".thumb").click()
+    wait(
+        page,
+        "(() => { const a = document.querySelector('.viewer audio');"
+        " return !!a && a.src.startsWith('blob:') && a.readyState >= 1 && a.duration > 0.4; })()",
+    )
+    page.click(".viewer-close")
+    page.wait_for_selector(".viewer", state="detached")
     tab.no_errors()

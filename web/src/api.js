@@ -46,6 +46,20 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return res.json();
 }
 
+/** POST a multipart form (file uploads); the browser sets the boundary. */
+export async function apiForm(path, form) {
+  const res = await fetch(API + path, { method: "POST", headers: headers(), body: form });
+  if (!res.ok) await fail(res);
+  return res.json();
+}
+
+/** The body as a Blob (attachments' bytes), with the token: for object URLs. */
+export async function apiBlob(path) {
+  const res = await fetch(API + path, { headers: headers({ Accept: "*/*" }) });
+  if (!res.ok) await fail(res);
+  return res.blob();
+}
+
 /** The body as text (HTML reports). */
 export async function apiText(path) {
   const res = await fetch(API + path, { headers: headers({ Accept: "text/html" }) });
@@ -82,11 +96,12 @@ export function qs(params) {
 }
 
 // What each role may see, mirrored from truceline.services.auth.ROLE_PERMISSIONS to choose which
-// views to offer; the server enforces it on every call whatever the page does.
+// views to offer; the server enforces it on every call whatever the page does. "attach" and
+// "release_files": attachments:submit and attachments:release.
 const CAN = {
-  admin: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
-  analyst: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors"],
-  monitor: ["map", "incidents", "daily", "sensors"],
+  admin: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors", "attach", "release_files"],
+  analyst: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors", "attach", "release_files"],
+  monitor: ["map", "incidents", "daily", "sensors", "attach"],
   liaison: ["proof", "map", "daily", "statistics"],
   sensor: [],
   public: ["map", "daily"], // the published map: released findings, the agreement's public layers

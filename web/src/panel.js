@@ -2,6 +2,7 @@
 // figures, the report and what it links to, the review history, and the analyst's actions.
 
 import { api, ApiError, can, download } from "./api.js";
+import { Evidence } from "./evidence.js";
 import { el, fmtKm, fmtM, fmtProb, fmtTime, humanise, likelihood, partyName } from "./util.js";
 
 /** "P = 0.56", or "P > 0.99" where the figure is a bound. */
@@ -28,6 +29,7 @@ export class Panel {
   }
 
   hide() {
+    this._dropEvidence();
     this.root.hidden = true;
     document.body.dataset.panel = "";
     this.current = null;
@@ -65,6 +67,11 @@ export class Panel {
       this.body.replaceChildren(el("p", { class: "error", text: e instanceof ApiError ? `${e.message}${e.fix ? ` — ${e.fix}` : ""}` : String(e) }));
       return null;
     }
+  }
+
+  _dropEvidence() {
+    this.evidence?.dispose();
+    this.evidence = null;
   }
 
   _party(id) {
@@ -292,6 +299,8 @@ export class Panel {
     this.title.textContent = what;
     const fpk = id.startsWith("f") ? Number(id.slice(1)) : null;
     const findings = [...inc.findings].sort((a, b) => (a.pk === fpk ? -1 : b.pk === fpk ? 1 : b.probability - a.probability));
+    this._dropEvidence();
+    this.evidence = new Evidence(inc, this.ctx.role);
     this.body.replaceChildren(
       el("p", { class: "sub" }, el("code", { text: inc.report_id }), ` · ${fmtTime(inc.observed_at)} · `, el("span", { class: `status s-${inc.status}`, text: humanise(inc.status === "new" ? "awaiting review" : inc.status) })),
       el("h3", { class: "section", text: findings.length ? `Finding${findings.length > 1 ? "s" : ""} (${findings.length})` : "No finding" }),
@@ -301,12 +310,14 @@ export class Panel {
       this._numbers(inc),
       el("h3", { class: "section", text: "Report and linked records" }),
       this._report(inc),
+      this.evidence.el,
       hist ? el("h3", { class: "section", text: "Review history" }) : null,
       this._history(hist),
     );
   }
 
   _renderLiaison(f) {
+    this._dropEvidence();
     this.title.textContent = humanise(f.kind) + (f.weapon_class ? ` (${humanise(f.weapon_class)})` : "");
     this.body.replaceChildren(
       el("p", { class: "sub" }, `${fmtTime(f.observed_at)} · released ${fmtTime(f.released_at)}`),

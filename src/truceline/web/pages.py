@@ -25,11 +25,13 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 #: What the page may load: only its own files; images also from data: and blob: (milsymbol's
-#: symbols, exports); inline styles (Leaflet positions its panes with them); the report in an
+#: symbols, exports, evidence thumbnails); audio and video from blob: (evidence files fetched
+#: with the token); inline styles (Leaflet positions its panes with them); the report in an
 #: iframe from `srcdoc` (no script runs in it: it is sandboxed).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; connect-src 'self'; frame-src 'self' blob: data: about:; "
+    "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+    "frame-src 'self' blob: data: about:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 )
 _COMPRESSIBLE = (".js", ".css", ".json", ".html", ".svg", ".map", ".txt")
