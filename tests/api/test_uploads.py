@@ -294,3 +294,21 @@ def test_filing_that_failed_for_a_passing_reason_is_retried_by_an_empty_patch(
     r = _patch(api, loc, len(data), b"")
     assert r.status_code == 201, r.text
     assert r.json()["sha256"] == hashlib.sha256(data).hexdigest() and r.json()["created"] is True
+
+
+def test_a_small_last_chunk_is_on_the_disk_before_the_file_is_checked(
+    files_api: Api, tmp_path: Path
+) -> None:
+    """A final chunk smaller than the file object's buffer (here 1.8 kB of a small photo) is read
+    back with the rest, not left in the buffer: the file is filed, not refused as truncated."""
+    from ..media_samples import photo
+
+    api = files_api
+    data = photo(size=(320, 240), seed=5)
+    assert len(data) < 8192
+    pk = api.post("/incidents", json=rec("up-small"), role="analyst").json()["pk"]
+    loc = _begin(api, pk, data).headers["Location"]
+    assert _patch(api, loc, 0, data[:1000]).status_code == 204
+    done = _patch(api, loc, 1000, data[1000:])
+    assert done.status_code == 201, done.text
+    assert done.json()["sha256"] == hashlib.sha256(data).hexdigest()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,6 +183,12 @@ class Chunk:
         self._fh.write(data)
         self.offset += len(data)
 
+    def flush(self) -> None:
+        """Everything written so far on the disk (before the file is read back whole)."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
 
 @contextmanager
 def chunk(
@@ -247,6 +254,7 @@ def complete(
         return attachments.Filed(row, False)
     info = part.info
     path = area.data_path(part.id)
+    part.flush()  # the last chunk's bytes may still sit in the file object's buffer
     try:
         with open(path, "rb") as fh:
             sha = hashlib.file_digest(fh, "sha256").hexdigest()
