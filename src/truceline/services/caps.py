@@ -166,6 +166,8 @@ def recount_caps(
     blocks = [read_columns(session, q, _FIELDS, {"ag": agreement.id, "day": d}) for d in judged]
     c = {k: np.concatenate([b[k] for b in blocks]) for k, _ in _FIELDS}
     pk, event = c.pop("pk"), c.pop("event")
+    if pk.size == 0:  # nothing counted on these days (or only reports no cap counts)
+        return CapRecount(days=judged)
     report_hash = dict(zip(pk.tolist(), c.pop("content_hash").tolist(), strict=True))
     # One report stands for each fused event (the best located); the event counts the most any gave.
     order = np.lexsort((pk, c["uncertainty_m"], event))
