@@ -263,10 +263,13 @@ def test_barrage_rounds_stay_apart_unless_the_evidence_joins_them() -> None:
     assert near.link_p[2] >= 0.9 and near.link_to[2] == 0
 
 
-@pytest.mark.parametrize(("late_s", "low", "high"), [(0.0, 0.8, 1.0), (1800.0, 0.0, 0.3)])
+@pytest.mark.parametrize(
+    ("late_s", "low", "high"), [(0.0, 0.8, 1.0), (600.0, 0.0, 0.3), (1800.0, 0.0, 0.3)]
+)
 def test_delays_are_learned_from_the_reports_at_hand(late_s: float, low: float, high: float) -> None:
-    """Patrols that give the event's own time (or are always up to 30 min late) are found so from
-    their pairs with acoustic fixes, whatever the configured prompt share (0.5)."""
+    """Patrols that give the event's own time (or are always up to 10 or 30 min late) are found
+    so from their pairs with acoustic fixes, whatever the configured prompt share (0.5), and how
+    late the late ones are: their delays' span, not the configured 30 min."""
     from truceline.core.geodesy import LocalFrame
 
     rng = np.random.default_rng(4)
@@ -289,13 +292,15 @@ def test_delays_are_learned_from_the_reports_at_hand(late_s: float, low: float, 
         time_floor_s=np.r_[np.zeros(n), np.full(n, 60.0 / np.sqrt(12.0))],
     )  # fmt: skip
     cand = F.candidates(rep)
-    learned, sig, _ = F._learn_times(rep, cand, F.FusionSettings(), rep.prompt())
+    learned, sig, span, _ = F._learn_times(rep, cand, F.FusionSettings(), rep.prompt())
     assert low <= learned[n:].mean() <= high and np.all(learned[:n] == 1.0)
-    assert np.all(sig[:n] == 0.05)
+    assert np.all(sig[:n] == 0.05) and np.all(span[:n] == 0.0)
+    if late_s > 0.0:  # the span of the delays: 10 min found (not 30), 30 min kept
+        assert 0.75 * late_s <= span[n:].mean() <= min(1.35 * late_s, 1800.0)
     if late_s == 0.0:  # times good to their minute: the patrols' error is the rounding's, not 35 s
         assert 17.3 <= sig[n:].mean() <= 24.0
     # fewer pairs than the prior's weight: the configured share stays near
-    few, _, _ = F._learn_times(
+    few, _, _, _ = F._learn_times(
         rep,
         F.Candidates(**{**cand.__dict__, "a": cand.a[:3], "b": cand.b[:3], "d2": cand.d2[:3]}),
         F.FusionSettings(),

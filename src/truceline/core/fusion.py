@@ -94,6 +94,9 @@ class SourceModel(BaseModel):
 
 
 _HUMAN_DELAY_S: Final = 1800.0
+MIN_DELAY_SPAN_S: Final = 120.0
+"""The least span of delays learned for a late-prone source (two minutes: below it a late time is
+hard to tell from a prompt one rounded to the minute)."""
 #: Defaults by source type. OSCE SMM practice: times to the minute, directions to 16 compass
 #: points, distances as ranges ("3-5 km"); patrols and posts log what they heard as they hear it
 #: or after the event (up to half an hour, as reports of "between 21:10 and 21:40" show);
@@ -600,25 +603,26 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
     that source's reports with it)``; and the precise report's other partners from the vaguer
     one's source share its event with it (the pair gets its share of their likelihoods).
 
-    With ``settings.learn_delays`` each source that may be late has its share of prompt reports
-    and its clock error estimated from the reports at hand (:func:`_learn_times`) before the final
-    probabilities.
+    With ``settings.learn_delays`` each source that may be late has its share of prompt reports,
+    its clock error and how late its late reports are (the span of their delays) estimated from
+    the reports at hand (:func:`_learn_times`) before the final probabilities.
     """
     if len(cand.a) == 0:
         return np.zeros(0)
     prompt = reports.prompt()
     sigma = np.asarray(reports.time_sigma_s, np.float64)
+    late = _late(reports)
     p: FloatArray | None = None
     if settings.learn_delays:
-        prompt, sigma, p = _learn_times(reports, cand, settings, prompt)
+        prompt, sigma, late, p = _learn_times(reports, cand, settings, prompt)
     if not settings.learn_coverage and not settings.local_density:
-        return _probability(reports, cand, settings, prompt, sigma)
+        return _probability(reports, cand, settings, prompt, sigma, late=late)
     if p is None or settings.learn_coverage:
-        p = _probability(reports, cand, settings, prompt, sigma)
+        p = _probability(reports, cand, settings, prompt, sigma, late=late)
     # (the density's first pass may take the last round of the times' learning: one pass less)
     cover = _learn_coverage(reports, cand, settings, p) if settings.learn_coverage else None
     dens = _local_density(cand, settings, p) if settings.local_density else None
-    return _probability(reports, cand, settings, prompt, sigma, cover, dens)
+    return _probability(reports, cand, settings, prompt, sigma, cover, dens, late=late)
 
 
 def _local_density(cand: Candidates, settings: FusionSettings, p: FloatArray) -> FloatArray:
@@ -671,7 +675,7 @@ def _learn_coverage(
 
 def _learn_times(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray, rounds: int = 3
-) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]:
     """Each delayed source type's share of prompt reports and its time error, estimated by
     expectation-maximisation over its pairs with reports that are never late (acoustic fixes,
     cameras): each pair weighs by its probability of one event, its time difference says how
@@ -680,8 +684,15 @@ def _learn_times(
     ``settings.delay_prior_weight`` pairs' worth of the configured share and variance keep a
     source with few such pairs near its defaults; the configured time error is an upper bound
     (a wider spread is put down to delays), and a learned one is never below the rounding of its
-    stated precision (``Reports.time_floor_s``) nor below a third of the configured one. Also
-    returns the probabilities of the last round (None when no pair taught anything)."""
+    stated precision (``Reports.time_floor_s``) nor below a third of the configured one.
+    The span of the late reports' delays (uniform over 0..span) from the same pairs: twice their
+    mean delay (a uniform's mean is half its span), weighed by each pair's probability and
+    chance of being late, pulled towards the configured ``delay_max_s`` by the same prior
+    weight; never above it (the candidates' gate) nor below :data:`MIN_DELAY_SPAN_S`. A mission
+    whose patrols write their times down within 10 minutes then weighs a patrol 8 minutes late
+    three times as likely as one whose patrols may be half an hour late.
+    Returns the prompt shares, time errors and delay spans of every report, and the
+    probabilities of the last round (None when no pair taught anything)."""
     a, b = cand.a, cand.b
     late = _late(reports)
     sig0 = np.asarray(reports.time_sigma_s, np.float64)
@@ -692,7 +703,7 @@ def _learn_times(
     m = np.concatenate([b[hm], a[mh]])
     sel = np.concatenate([np.flatnonzero(hm), np.flatnonzero(mh)])
     if len(h) == 0:
-        return prompt, sig0, None
+        return prompt, sig0, late, None
     types, tcode = np.unique(reports.source_type.astype(str), return_inverse=True)
     tcode = tcode.ravel()
     w0 = np.array([settings.source(t).prompt_share for t in types.tolist()], np.float64)
@@ -702,20 +713,28 @@ def _learn_times(
     k = settings.delay_prior_weight
     w = w0.copy()
     scale2 = np.ones(len(types))  # each type's variance as a multiple of the configured one
-    sig = sig0
+    d0 = np.array([settings.source(t).delay_max_s for t in types.tolist()], np.float64)
+    span = d0.copy()
+    sig, lt = sig0, late
     for _ in range(rounds):
         prompt = np.where(late > 0, w[tcode], prompt)
         sig = np.where(late > 0, np.maximum(sig0 * np.sqrt(scale2[tcode]), floor), sig0)
-        p_all = _probability(reports, cand, settings, prompt, sig)
+        lt = np.where(late > 0, span[tcode], 0.0)
+        p_all = _probability(reports, cand, settings, prompt, sig, late=lt)
         p = p_all[sel]
         s = np.hypot(sig[h], sig[m])
         g_prompt = _phi(x / s) / s
-        g_late = (ndtr(x / s) - ndtr((x - late[h]) / s)) / late[h]
+        g_late = (ndtr(x / s) - ndtr((x - lt[h]) / s)) / lt[h]
         wh = w[tcode[h]]
         r = wh * g_prompt / np.maximum(wh * g_prompt + (1.0 - wh) * g_late, 1e-300)
         num = np.bincount(tcode[h], p * r, len(types))
         den = np.bincount(tcode[h], p, len(types))
         w = (num + k * w0) / (den + k)
+        # the late pairs' delays: a uniform over 0..span has mean span / 2
+        wl = p * (1.0 - r)
+        delay = np.bincount(tcode[h], wl * np.clip(x, 0.0, lt[h]), len(types))
+        span = (2.0 * delay + k * d0) / (np.bincount(tcode[h], wl, len(types)) + k)
+        span = np.where(d0 > 0, np.clip(span, np.minimum(MIN_DELAY_SPAN_S, d0), d0), 0.0)
         # the prompt pairs' squared time differences, less the never-late reports' share, per
         # the configured variance of the late-prone report
         ratio = np.maximum(x**2 - sig[m] ** 2, 0.0) / sig0[h] ** 2
@@ -723,20 +742,24 @@ def _learn_times(
         scale2 = np.minimum((np.bincount(tcode[h], p * r * ratio, len(types)) + k) / (num + k), 1.0)
     prompt = np.where(late > 0, w[tcode], prompt)
     sig = np.where(late > 0, np.maximum(sig0 * np.sqrt(scale2[tcode]), floor), sig0)
-    return np.asarray(prompt, np.float64), np.asarray(sig, np.float64), p_all
+    lt = np.where(late > 0, span[tcode], 0.0)
+    return np.asarray(prompt, np.float64), np.asarray(sig, np.float64), np.asarray(lt, np.float64), p_all
 
 
 def _probability(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray,
     sig: FloatArray, cover: FloatArray | None = None, density: FloatArray | None = None,
+    *, late: FloatArray | None = None,
 ) -> FloatArray:  # fmt: skip
+    """The probabilities under the given time model (``prompt``, ``sig`` and the delay spans
+    ``late``: default the configured ones), coverage and density (:func:`link_probability`)."""
     a, b = cand.a, cand.b
     cov = np.asarray(reports.cov_m2, np.float64)
     sab = cov[a] + cov[b]
     det = sab[:, 0, 0] * sab[:, 1, 1] - sab[:, 0, 1] ** 2
     f_pos = np.exp(-0.5 * cand.d2) / (2.0 * math.pi * np.sqrt(det))
     t = np.asarray(reports.time_s, np.float64)
-    late = _late(reports)
+    late = _late(reports) if late is None else late
     f_t = time_density(t[b] - t[a], np.hypot(sig[a], sig[b]), late[a], late[b], prompt[a], prompt[b])
     lr = _categorical_lr(cand.kind, a, b, cand.kind != 0, settings.kind_agreement)
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
