@@ -224,24 +224,29 @@ def _pairs_of(groups: np.ndarray) -> set[tuple[int, int]]:
     return out
 
 
-def read_links(db: Path, ids: list[str]) -> tuple[np.ndarray, list[tuple[str, str, float]]]:
-    """Each report's event (-1: alone; -2: missing from the store) and the possible duplicates
+def read_links(
+    db: Path, ids: list[str]
+) -> tuple[np.ndarray, list[tuple[str, str, float]], list[tuple[str, str, float]]]:
+    """Each report's event (-1: alone; -2: missing from the store), the possible duplicates
     (every ``possible`` row, including those whose reports a later batch put in one event: the
-    rows an analyst's queue is made from)."""
+    rows an analyst's queue is made from) and the pairs weighed for the count (``weighed`` rows,
+    below the queue; in both, ``a`` is the vaguer report)."""
     con = sqlite3.connect(db)
     rows = dict(con.execute("SELECT report_id, event_id FROM incidents").fetchall())
     dups: list[tuple[str, str, float]] = []
+    weighed: list[tuple[str, str, float]] = []
     have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "fusion_pairs" in have:
         q = (
             "SELECT a.report_id, b.report_id, p.probability FROM fusion_pairs p "
             "JOIN incidents a ON a.pk = p.a_pk JOIN incidents b ON b.pk = p.b_pk "
-            "WHERE p.status = 'possible'"
+            "WHERE p.status = ?"
         )
-        dups = [(a, b, float(pr)) for a, b, pr in con.execute(q)]
+        dups = [(a, b, float(pr)) for a, b, pr in con.execute(q, ("possible",))]
+        weighed = [(a, b, float(pr)) for a, b, pr in con.execute(q, ("weighed",))]
     con.close()
     ev = np.array([-2 if r not in rows else (-1 if rows[r] is None else rows[r]) for r in ids])
-    return ev, dups
+    return ev, dups, weighed
 
 
 @dataclass
@@ -264,7 +269,7 @@ class Score:
 def score(db: Path, truth: list[dict[str, Any]]) -> Score:
     ids = [r["id"] for r in truth]
     tev = np.array([int(r["event"]) for r in truth])
-    ev, dups = read_links(db, ids)
+    ev, dups, weighed = read_links(db, ids)
     lost = int((ev == -2).sum())
     # reports alone get a group of their own
     group = np.where(ev >= 0, ev, -(np.arange(len(ev)) + 10))
@@ -286,16 +291,22 @@ def score(db: Path, truth: list[dict[str, Any]]) -> Score:
         for i, j in true
         if group[i] == group[j] or (min(group[i], group[j]), max(group[i], group[j])) in offered_groups
     )
-    # expected number of distinct events: the groups, less the chance that each offered pair of
-    # groups is one event (the largest probability offered for that pair of groups)
-    best: dict[tuple[int, int], float] = {}
-    for a, b, p in dups:
+    # expected number of distinct events: each group counts 1 less the chance that it is
+    # another's duplicate: the sum, over the pairs of groups offered or weighed, of the largest
+    # probability stored for that pair of groups, where it holds that pair's vaguer report
+    # (``a``), at most 1
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for a, b, p in dups + weighed:
         if a in idx and b in idx:
             ga, gb = group[idx[a]], group[idx[b]]
             if ga != gb:
                 key = (min(ga, gb), max(ga, gb))
-                best[key] = max(best.get(key, 0.0), p)
-    count = len(np.unique(group)) - sum(best.values())
+                if p > best.get(key, (-1.0, 0))[0]:
+                    best[key] = (p, int(ga))
+    mass: dict[int, float] = {}
+    for p, g in best.values():
+        mass[g] = mass.get(g, 0.0) + p
+    count = len(np.unique(group)) - sum(min(m, 1.0) for m in mass.values())
     return Score(
         len(ids), lost, len(np.unique(tev)), prec, rec, covered / len(true) if true else 1.0,
         len(dups), count, linked,

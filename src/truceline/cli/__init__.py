@@ -325,10 +325,11 @@ def duplicates_cmd(
     """Write the possible duplicates still open: both reports' ids and their probability.
 
     Fusion's pairs below its automatic-link threshold, with the evidence (distance, time apart,
-    kinds, sources), until an analyst's merge or a later link puts them in one event."""
+    kinds, sources), until an analyst's merge or a later link puts them in one event. Also says
+    how many distinct events the stored reports make, expected from fusion's probabilities."""
     import json
 
-    from truceline.services.events import list_duplicates
+    from truceline.services.events import expected_events, list_duplicates
     from truceline.store.db import Database
 
     database = Database(require_database(db))
@@ -336,6 +337,7 @@ def duplicates_cmd(
         database.upgrade()
         with database.read() as s:
             rows = list_duplicates(s, min_probability=min_probability)
+            n_events, expected = expected_events(s)
     except TrucelineError as exc:
         raise fail(exc) from exc
     finally:
@@ -357,7 +359,10 @@ def duplicates_cmd(
                     json.dumps(d.reason, separators=(",", ":")),
                 ]
             )  # fmt: skip
-    console.print(f"{len(rows)} possible duplicates -> {output}")
+    console.print(
+        f"{len(rows)} possible duplicates -> {output}; {n_events:,} events stored, "
+        f"{expected:,.1f} distinct expected (less the chance that each is another's duplicate)"
+    )
 
 
 @app.command("demo", rich_help_panel=SERVER)

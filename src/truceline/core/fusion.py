@@ -45,6 +45,7 @@ __all__ = [
     "Reports",
     "SourceModel",
     "candidates",
+    "expected_count",
     "fuse",
     "kind_group",
     "link_probability",
@@ -130,6 +131,8 @@ class FusionSettings(BaseModel):
     above which two reports link automatically; ``offer_threshold``: the least probability of a
     possible duplicate offered to an analyst (the band between the two goes to the queue), and
     ``offers_per_report``: at most that many possible duplicates per report, its likeliest.
+    ``count_floor``: the least probability of a pair of events that the day's expected count of
+    distinct events takes (:meth:`FusionResult.expected_events`) when it is not offered.
     ``kind_agreement`` and ``weapon_agreement``: the chance that two reports of one event name the
     same kind (by compatibility group), the same weapon class (when both name one).
     ``count_ratio_sigma``: how far apart (natural log of their ratio, 1 sigma) two reports of
@@ -158,6 +161,7 @@ class FusionSettings(BaseModel):
     link_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
     offer_threshold: float = Field(default=0.2, gt=0.0, lt=1.0)
     offers_per_report: int = Field(default=2, ge=1, le=100)
+    count_floor: float = Field(default=0.05, ge=0.0, lt=1.0)
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
     count_ratio_sigma: float = Field(default=0.7, gt=0.0, le=10.0)
@@ -324,6 +328,10 @@ class FusionResult:
     (``link_to``, a report index), NaN and -1 for a report alone. ``dup_a``, ``dup_b``, ``dup_p``:
     the possible duplicates, one pair of reports per pair of events (the most probable), between
     ``offer_threshold`` and ``link_threshold`` (or above it when the events could not merge).
+    ``mass_a``, ``mass_b``, ``mass_p``: the other pairs of events that may be one, one pair of
+    reports per pair of events (the most probable), from ``count_floor`` up: not for an analyst,
+    for the count (:meth:`expected_events`). In both, ``*_a`` is the vaguer report of the pair
+    (the one whose event the pair may make a duplicate of the other's).
     """
 
     event_of_report: IntArray
@@ -343,6 +351,9 @@ class FusionResult:
     dup_a: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
     dup_b: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
     dup_p: FloatArray = field(default_factory=lambda: np.zeros(0))
+    mass_a: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
+    mass_b: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
+    mass_p: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.lon)
@@ -352,9 +363,24 @@ class FusionResult:
         return np.flatnonzero(self.event_of_report == event)
 
     def expected_events(self) -> float:
-        """The expected number of distinct events: the events, less the probability that each
-        pair of them offered as possible duplicates is one event."""
-        return float(len(self) - self.dup_p.sum())
+        """The expected number of distinct events (:func:`expected_count`) from the possible
+        duplicates and the other pairs weighed for the count."""
+        a = np.concatenate([self.dup_a, self.mass_a])
+        p = np.concatenate([self.dup_p, self.mass_p])
+        return expected_count(len(self), self.event_of_report[a], p)
+
+
+def expected_count(n_events: int, dup_event: ArrayLike, p: ArrayLike) -> float:
+    """The expected number of distinct events among ``n_events`` events, from pairs of them that
+    may be one (one pair per pair of events, with its probability ``p``): each event counts 1
+    less the probability that it is another's duplicate, the sum of its pairs' probabilities
+    where it holds the vaguer report (``dup_event``: the event of that report), at most 1. A
+    late report whose probability is spread over several candidate events thus counts as
+    little as the mass the candidates leave it, and the precise event that several vague
+    reports may duplicate still counts once."""
+    ev = np.asarray(dup_event, np.intp)
+    mass = np.bincount(ev, np.asarray(p, np.float64), n_events) if len(ev) else np.zeros(n_events)
+    return float(n_events - np.minimum(mass, 1.0).sum())
 
 
 def _inv2(c: FloatArray) -> FloatArray:
@@ -933,11 +959,15 @@ def fuse(
         remap[cb] = ca
         label = remap[label]
     res = _result(label, reports, p.xy, p.info, p.tw, p.kind, src, a, b, p.d2, p.frame)
-    return _with_links(res, prob, settings)
+    return _with_links(res, prob, settings, np.asarray(reports.cov_m2, np.float64))
 
 
-def _with_links(res: FusionResult, prob: FloatArray, settings: FusionSettings) -> FusionResult:
-    """The result with each report's strongest link in its event and the possible duplicates."""
+def _with_links(
+    res: FusionResult, prob: FloatArray, settings: FusionSettings, cov_m2: FloatArray
+) -> FusionResult:
+    """The result with each report's strongest link in its event, the possible duplicates and
+    the other pairs of events the count weighs (``cov_m2``: the reports' covariances, to put
+    the vaguer report of each pair first)."""
     n = len(res.event_of_report)
     a, b, ev = res.pair_a, res.pair_b, res.event_of_report
     inside = ev[a] == ev[b]
@@ -948,16 +978,22 @@ def _with_links(res: FusionResult, prob: FloatArray, settings: FusionSettings) -
     first = order[np.r_[True, who[order][1:] != who[order][:-1]]] if len(order) else order
     link_p, link_to = np.full(n, np.nan), np.full(n, -1, np.intp)
     link_p[who[first]], link_to[who[first]] = pw[first], other[first]
-    offer = ~inside & (prob >= settings.offer_threshold)
-    ea, eb = np.minimum(ev[a], ev[b])[offer], np.maximum(ev[a], ev[b])[offer]
-    key = ea * max(len(res), 1) + eb
-    order = np.lexsort((-prob[offer], key))
-    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
-    da, db, dp = a[offer][first], b[offer][first], prob[offer][first]
-    keep = _best_offers(da, db, dp, n, settings.offers_per_report)
+    # one pair per pair of events, the most probable, from the count's floor (or the offers')
+    floor = min(settings.count_floor, settings.offer_threshold)
+    cross = np.flatnonzero(~inside & (prob >= floor))
+    key = np.minimum(ev[a], ev[b])[cross] * max(len(res), 1) + np.maximum(ev[a], ev[b])[cross]
+    order = np.lexsort((-prob[cross], key))
+    best = cross[order[np.r_[True, key[order][1:] != key[order][:-1]]]] if len(order) else cross
+    offer = best[prob[best] >= settings.offer_threshold]
+    keep = offer[_best_offers(a[offer], b[offer], prob[offer], n, settings.offers_per_report)]
+    rest = best[~np.isin(best, keep) & (prob[best] >= settings.count_floor)]
+    det = cov_m2[:, 0, 0] * cov_m2[:, 1, 1] - cov_m2[:, 0, 1] ** 2
+    swap = det[b] > det[a]  # the vaguer report first
+    va, vb = np.where(swap, b, a), np.where(swap, a, b)
     return replace(
         res, pair_p=prob, link_p=link_p, link_to=link_to,
-        dup_a=da[keep], dup_b=db[keep], dup_p=dp[keep],
+        dup_a=va[keep], dup_b=vb[keep], dup_p=prob[keep],
+        mass_a=va[rest], mass_b=vb[rest], mass_p=prob[rest],
     )  # fmt: skip
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "decide_duplicate",
     "detections_of",
     "epoch_seconds",
+    "expected_events",
     "fusion_pairs_of",
     "get_event",
     "link_events",
@@ -648,7 +649,9 @@ def _keep_possible(
     ones an earlier batch offered between two candidates, one of them re-weighed, are stale:
     they are withdrawn, and this fusion's offers take their place (the same pair with its new
     probability, or none when it is no longer offered: linked, or less likely than the
-    ``offer_threshold``). A pair an analyst dismissed stays dismissed and is not offered again."""
+    ``offer_threshold``). A pair an analyst dismissed stays dismissed and is not offered again.
+    The same for the pairs weighed for the day's count (``weighed``: below the queue, from
+    ``count_floor``; :func:`expected_events`), kept with the vaguer report as ``a_pk``."""
     pks = cand.pk[reweighed]
     if len(pks) == 0:
         return
@@ -659,29 +662,37 @@ def _keep_possible(
         for row in conn.execute(_offered_statement(dialect), {"pks": pks[k : k + _IDS_CHUNK].tolist()})
     ]
     here = set(cand.pk.tolist())
-    stale = sorted({pk for pk, a, b, st in prior if st == "possible" and a in here and b in here})
+    stale = sorted({pk for pk, a, b, st in prior if st in _OPEN and a in here and b in here})
     for k in range(0, len(stale), _IDS_CHUNK):
         conn.execute(
             _PT.delete().where(one_of(_PT.c.pk, "pks", dialect)), {"pks": stale[k : k + _IDS_CHUNK]}
         )
-    mine = reweighed[res.dup_a] | reweighed[res.dup_b]
-    i, j, p = res.dup_a[mine], res.dup_b[mine], res.dup_p[mine]
     dismissed = {(min(a, b), max(a, b)) for _, a, b, st in prior if st == "dismissed"}
-    if dismissed and len(i):
-        pa, pb = cand.pk[i], cand.pk[j]
-        keys = zip(np.minimum(pa, pb).tolist(), np.maximum(pa, pb).tolist(), strict=True)
-        keep = np.array([k not in dismissed for k in keys], bool)
-        i, j, p = i[keep], j[keep], p[keep]
-    _insert_pairs(
-        conn, agreement_id, cand, pairs, i, j, p, "possible", settings, batch_id=batch_id, now=now
-    )
+    for status, (ra, rb, rp) in (
+        ("possible", (res.dup_a, res.dup_b, res.dup_p)),
+        ("weighed", (res.mass_a, res.mass_b, res.mass_p)),
+    ):
+        mine = reweighed[ra] | reweighed[rb]
+        i, j, p = ra[mine], rb[mine], rp[mine]
+        if dismissed and len(i):
+            pa, pb = cand.pk[i], cand.pk[j]
+            keys = zip(np.minimum(pa, pb).tolist(), np.maximum(pa, pb).tolist(), strict=True)
+            keep = np.array([k not in dismissed for k in keys], bool)
+            i, j, p = i[keep], j[keep], p[keep]
+        _insert_pairs(
+            conn, agreement_id, cand, pairs, i, j, p, status, settings, batch_id=batch_id, now=now
+        )
+
+
+#: Pairs a new batch re-weighs: the possible duplicates and the pairs weighed for the count.
+_OPEN = ("possible", "weighed")
 
 
 @functools.cache
 def _offered_statement(dialect: str) -> Any:
-    """The possible and dismissed pairs through any of the reports ``pks``."""
+    """The possible, weighed and dismissed pairs through any of the reports ``pks``."""
     return select(_PT.c.pk, _PT.c.a_pk, _PT.c.b_pk, _PT.c.status).where(
-        _PT.c.status.in_(("possible", "dismissed")),
+        _PT.c.status.in_((*_OPEN, "dismissed")),
         or_(one_of(_PT.c.a_pk, "pks", dialect), one_of(_PT.c.b_pk, "pks", dialect)),
     )
 
@@ -806,6 +817,41 @@ def day_event_counts(
     return {d: (int(n), int(nb or 0), int(k or 0)) for d, n, nb, k in session.execute(q)}
 
 
+def expected_events(session: Session, where: Sequence[ColumnElement[bool]] = ()) -> tuple[int, float]:
+    """The incidents ``where`` selects as events (the reports of one event count once, a report
+    in no event alone) and the expected number of distinct events among them
+    (:func:`fusion.expected_count`): each counts 1 less the probability that it duplicates
+    another, from the open possible duplicates and the pairs weighed for the count whose vaguer
+    report (``a_pk``) it holds, one pair per pair of events (the most probable), at most 1.
+    A dismissed pair counts nothing; an analyst's merge makes its events one."""
+    ia, ib = aliased(IncidentRow), aliased(IncidentRow)
+    ga = func.coalesce(ia.event_id, -ia.pk)
+    gb = func.coalesce(ib.event_id, -ib.pk)
+    n = session.execute(
+        select(func.count(func.distinct(func.coalesce(IncidentRow.event_id, -IncidentRow.pk)))).where(
+            *where
+        )
+    ).scalar_one()
+    sel = select(IncidentRow.pk).where(*where).scalar_subquery()
+    rows = session.execute(
+        select(ga, gb, FusionPairRow.probability)
+        .join(ia, ia.pk == FusionPairRow.a_pk)
+        .join(ib, ib.pk == FusionPairRow.b_pk)
+        .where(FusionPairRow.status.in_(_OPEN), ia.pk.in_(sel), ib.pk.in_(sel), ga != gb)
+    ).all()
+    if not rows:
+        return int(n), float(n)
+    g_a, g_b, p = (np.array(c) for c in zip(*rows, strict=True))
+    _, code = np.unique(np.r_[g_a, g_b], return_inverse=True)
+    ca, cb = code[: len(g_a)], code[len(g_a) :]
+    k = int(code.max()) + 1
+    key = np.minimum(ca, cb) * k + np.maximum(ca, cb)
+    order = np.lexsort((-p.astype(np.float64), key))
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+    # the events outside the pairs count 1 each; the k in them, 1 less their mass
+    return int(n), float(n - k) + fusion.expected_count(k, ca[first], p[first])
+
+
 @dataclass(frozen=True, slots=True)
 class EventView:
     event: EventRow
@@ -904,7 +950,8 @@ def fusion_pairs_of(session: Session, incident: IncidentRow, *, scope: Scope) ->
     pairs whose other report is visible under ``scope``, most probable first."""
     other = aliased(IncidentRow)
     conds: list[ColumnElement[bool]] = [
-        or_(FusionPairRow.a_pk == incident.pk, FusionPairRow.b_pk == incident.pk)
+        or_(FusionPairRow.a_pk == incident.pk, FusionPairRow.b_pk == incident.pk),
+        FusionPairRow.status != "weighed",
     ]
     q = (
         select(FusionPairRow, other.pk, other.report_id)

@@ -1,0 +1,86 @@
+"""The day's expected count of distinct events when a late, vague report could be one of several
+events: it counts only what the candidates leave it (its probability spread over them is kept
+for the count below the analyst's queue, status ``weighed``), not as an event of its own at full
+weight. Small mixes written here, through the API and ``truceline duplicates``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from truceline.cli import app
+from truceline.core.geodesy import GEOD
+from truceline.services.events import expected_events
+
+from .conftest import Api, make_api
+from .test_event_counts import _r
+
+LAT = 48.6
+#: three explosions 900 m apart along a line, a minute apart, each fixed by the acoustic network
+FIXES = [GEOD.fwd(37.1, LAT, 90.0, 900.0 * k)[:2] for k in range(3)]
+
+
+def _mix() -> list[dict[str, Any]]:
+    fixes = [
+        _r(f"ac{k}", float(lon), float(lat), 0, 60 * k, "acoustic", uncertainty_m=5)
+        for k, (lon, lat) in enumerate(FIXES)
+    ]
+    # a patrol 1.5 km-uncertain, in the middle, its time written down 8 minutes later
+    mid_lon, mid_lat = FIXES[1]
+    patrol = _r("late", float(mid_lon), float(mid_lat), 9, 0, "patrol", uncertainty_m=1500)
+    patrol["time_precision"] = "minute"
+    return [*fixes, patrol]
+
+
+def _stored(api: Api) -> dict[str, list[tuple[str, str, float]]]:
+    with api.ctx.db.read() as s:
+        rows = s.execute(
+            text(
+                "SELECT p.status, a.report_id, b.report_id, p.probability FROM fusion_pairs p "
+                "JOIN incidents a ON a.pk = p.a_pk JOIN incidents b ON b.pk = p.b_pk"
+            )
+        ).all()
+    out: dict[str, list[tuple[str, str, float]]] = {}
+    for st, a, b, p in rows:
+        out.setdefault(st, []).append((a, b, float(p)))
+    return out
+
+
+def test_a_late_report_spread_over_several_events_counts_what_they_leave(api: Api) -> None:
+    got = api.post("/incidents/batch", json={"incidents": _mix()}, role="admin")
+    assert got.status_code in (200, 201), got.text
+    pairs = _stored(api)
+    kept = pairs.get("possible", []) + pairs.get("weighed", [])
+    # every pair of events that may be one is kept for the count, the patrol (vaguer) first
+    assert {b for _, b, _ in kept} == {"ac0", "ac1", "ac2"} and {a for a, _, _ in kept} == {"late"}
+    assert pairs.get("weighed"), "some of the patrol's mass lies below the queue's band"
+    mass = sum(p for _, _, p in kept)
+    assert 0.5 < mass <= 1.0 + 1e-9
+    with api.ctx.db.read() as s:
+        n, expected = expected_events(s)
+    assert n == 4  # the three explosions and the patrol's report: no automatic link
+    assert abs(expected - (4.0 - mass)) < 1e-9 and expected < 3.5
+    # the queue only offers the band: the API lists no weighed pair
+    listed = api.get("/duplicates", role="analyst").json()
+    offered = listed["items"] if isinstance(listed, dict) else listed
+    assert len(offered) == len(pairs.get("possible", []))
+
+
+def test_duplicates_command_says_the_expected_count(
+    tmp_path: Path, sectored_dir: Path, agreement_cache: Any
+) -> None:
+    db = tmp_path / "count.db"
+    api = make_api(str(db), sectored_dir, agreement_cache)
+    with api.client:
+        got = api.post("/incidents/batch", json={"incidents": _mix()}, role="admin")
+        assert got.status_code in (200, 201), got.text
+    api.ctx.close()
+    out = CliRunner().invoke(app, ["duplicates", "--db", str(db), "-o", str(tmp_path / "d.csv")])
+    assert out.exit_code == 0, out.output
+    m = re.search(r"([\d,]+) events stored, ([\d.,]+) distinct expected", out.output)
+    assert m is not None, out.output
+    assert m.group(1) == "4" and 3.0 <= float(m.group(2)) <= 3.5
