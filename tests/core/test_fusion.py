@@ -369,3 +369,33 @@ def test_coverage_is_learned_from_the_reports_at_hand() -> None:
     true = rep.report_id[cand.a].astype(int) % n == rep.report_id[cand.b].astype(int) % n
     assert p1[true].mean() > p0[true].mean()
     assert (p1[true] >= 0.9).mean() > (p0[true] >= 0.9).mean()
+
+
+def test_the_queue_holds_a_share_of_the_reports_and_the_rest_still_counts() -> None:
+    """Four vague reports, each among four cameras of one network about as likely (20 reports):
+    two offers each would be 8 pairs; ``offer_share`` 0.15 keeps the 3 likeliest for the
+    analyst, and the pairs left out of the queue are weighed for the count all the same."""
+    from truceline.core.geodesy import LocalFrame
+
+    frame = LocalFrame.centred(37.5, 48.0)
+    x = np.concatenate([10_000.0 * g + np.r_[0.0, np.linspace(-400.0, 400.0, 4)] for g in range(4)])
+    lon, lat = frame.to_lonlat(x, np.zeros(20))
+    vague = np.tile(np.r_[True, np.zeros(4, bool)], 4)
+    st = np.where(vague, "open_source", "camera")
+    src = np.where(vague, np.char.add("os", (np.arange(20) // 5).astype(str)), "cam")
+    rep = F.Reports(
+        report_id=np.arange(20).astype(str), source_id=src, source_type=st,
+        time_s=np.tile(np.r_[0.0, np.arange(4) * 1.0], 4), time_sigma_s=np.where(vague, 60.0, 1.0),
+        delay_max_s=np.zeros(20), lon=lon, lat=lat,
+        cov_m2=np.where(vague[:, None, None], np.eye(2) * 2000.0**2, np.eye(2) * 50.0**2),
+        kind=np.full(20, "explosion"), reliability=np.full(20, "B"), credibility=np.full(20, 2),
+    )  # fmt: skip
+    wide = F.fuse(rep, settings=F.FusionSettings(learn_delays=False, offer_share=1.0))
+    res = F.fuse(rep, settings=F.FusionSettings(learn_delays=False))
+    assert len(wide.dup_p) == 8 and len(res.dup_p) == 3
+    assert res.dup_p.min() >= np.sort(wide.dup_p)[::-1][2]  # the likeliest are kept
+    assert np.all(vague[res.dup_a]) and np.all(vague[res.mass_a])  # the vaguer report first
+    # what leaves the queue still counts: the same expected number of distinct events
+    assert len(res.mass_p) == len(wide.mass_p) + 5
+    assert abs(res.expected_events() - wide.expected_events()) < 1e-9
+    assert res.expected_events() < 20 - 3.0  # each vague report is mostly one of the cameras'

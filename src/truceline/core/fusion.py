@@ -130,7 +130,10 @@ class FusionSettings(BaseModel):
     over some 25 km of front and 20 km of depth, is 0.1). ``link_threshold``: the probability
     above which two reports link automatically; ``offer_threshold``: the least probability of a
     possible duplicate offered to an analyst (the band between the two goes to the queue), and
-    ``offers_per_report``: at most that many possible duplicates per report, its likeliest.
+    ``offers_per_report``: at most that many possible duplicates per report, its likeliest;
+    ``offer_share``: at most that many per report fused (never fewer than
+    ``offers_per_report``), the likeliest: an analyst's day holds the most probable pairs; the
+    others still count (:meth:`FusionResult.expected_events`).
     ``count_floor``: the least probability of a pair of events that the day's expected count of
     distinct events takes (:meth:`FusionResult.expected_events`) when it is not offered.
     ``kind_agreement`` and ``weapon_agreement``: the chance that two reports of one event name the
@@ -161,6 +164,7 @@ class FusionSettings(BaseModel):
     link_threshold: float = Field(default=0.9, gt=0.0, lt=1.0)
     offer_threshold: float = Field(default=0.2, gt=0.0, lt=1.0)
     offers_per_report: int = Field(default=2, ge=1, le=100)
+    offer_share: float = Field(default=0.15, gt=0.0, le=100.0)
     count_floor: float = Field(default=0.05, ge=0.0, lt=1.0)
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
@@ -986,6 +990,11 @@ def _with_links(
     best = cross[order[np.r_[True, key[order][1:] != key[order][:-1]]]] if len(order) else cross
     offer = best[prob[best] >= settings.offer_threshold]
     keep = offer[_best_offers(a[offer], b[offer], prob[offer], n, settings.offers_per_report)]
+    # the queue's share of the reports fused, never fewer than one report's own offers (a
+    # small fusion: a single report's): the most probable (ties: the first pairs)
+    room = max(math.ceil(settings.offer_share * n), settings.offers_per_report)
+    if len(keep) > room:
+        keep = np.sort(keep[np.argsort(-prob[keep], kind="stable")[:room]])
     rest = best[~np.isin(best, keep) & (prob[best] >= settings.count_floor)]
     det = cov_m2[:, 0, 0] * cov_m2[:, 1, 1] - cov_m2[:, 0, 1] ** 2
     swap = det[b] > det[a]  # the vaguer report first
