@@ -992,7 +992,7 @@ def _with_links(
     keep = offer[_best_offers(a[offer], b[offer], prob[offer], n, settings.offers_per_report)]
     # the queue's share of the reports fused, never fewer than one report's own offers (a
     # small fusion: a single report's): the most probable (ties: the first pairs)
-    room = max(math.ceil(settings.offer_share * n), settings.offers_per_report)
+    room = max(math.floor(settings.offer_share * n), settings.offers_per_report)
     if len(keep) > room:
         keep = np.sort(keep[np.argsort(-prob[keep], kind="stable")[:room]])
     rest = best[~np.isin(best, keep) & (prob[best] >= settings.count_floor)]
