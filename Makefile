@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/poison_mix.py
 	$(PY) benchmarks/fusion_mixes.py run
 	$(PY) benchmarks/fusion_mixes.py calibrate
+	$(PY) benchmarks/fusion_mixes.py core
 	@if [ -x /usr/bin/chromium ]; then $(PY) benchmarks/dashboard.py; else echo "dashboard benchmark: no /usr/bin/chromium"; fi
 
 ## lint: ruff (lint + format check), mypy strict over the whole package, and the layering

@@ -417,6 +417,37 @@ def calibrate(args: argparse.Namespace) -> None:
             )
 
 
+def core(args: argparse.Namespace) -> None:
+    """The core's one-batch fusion of each mix (no database): precision and recall of the
+    automatic links, true pairs linked or offered, possible duplicates per report and the
+    expected count of distinct events (:meth:`FusionResult.expected_events`) against the truth."""
+    from truceline.core import fusion
+
+    print("| mix | reports | precision | recall | linked or offered | dups / reports | count vs true |")
+    print("|---|---|---|---|---|---|---|")
+    for mix in (m for m in MIXES if not args.only or any(o in m.name for o in args.only)):
+        mix.hours = args.hours or mix.hours
+        reports, truth = generate(mix)
+        tev = np.array([int(t["event"]) for t in truth])
+        n_true = len(np.unique(tev))
+        true = _pairs_of(tev)
+        res = fusion.fuse(_columns(reports).reports())
+        ev = res.event_of_report
+        linked = _pairs_of(np.where(np.bincount(ev)[ev] > 1, ev, -1))
+        tp = len(linked & true)
+        off = {(min(ev[a], ev[b]), max(ev[a], ev[b])) for a, b in zip(res.dup_a, res.dup_b, strict=True)}
+        covered = sum(
+            1 for i, j in true if ev[i] == ev[j] or (min(ev[i], ev[j]), max(ev[i], ev[j])) in off
+        )
+        c = res.expected_events()
+        print(
+            f"| {mix.name} | {len(ev):,} | {tp / max(len(linked), 1):.4f} | {tp / len(true):.4f} "
+            f"| {covered / len(true):.4f} | {len(res.dup_p) / len(ev):.3f} "
+            f"| {c:,.1f} vs {n_true:,} ({100 * (c / n_true - 1):+.1f} %) |",
+            flush=True,
+        )
+
+
 def throughput(days: int = 7) -> None:
     """Reports fused per second by the core in one batch (candidates, probabilities, links) on a
     week of the isolated mix, against the baseline rule on the same reports."""
@@ -589,6 +620,9 @@ def main() -> None:
     c.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     c.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
     c.add_argument("--local-density", action="store_true", help="compare local_density off/on instead")
+    k = sub.add_parser("core", help="the core's one-batch fusion of the judged mixes (no database)")
+    k.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
+    k.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
     r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
     r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
@@ -609,6 +643,8 @@ def main() -> None:
         print(json.dumps({k: v for k, v in vars(s).items() if k != "linked_pairs"}, indent=1))
     elif a.cmd == "calibrate":
         calibrate(a)
+    elif a.cmd == "core":
+        core(a)
     else:
         run(a)
 
