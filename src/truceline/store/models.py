@@ -438,8 +438,10 @@ class EventRow(Base):
 
 class FusionPairRow(Base):
     """Two reports that fusion weighed as one event: ``linked`` (the link that put ``a_pk`` in
-    its event, above the threshold) or ``possible`` (a possible duplicate for an analyst), with
-    the probability and the evidence (``reason``: distance, time apart, kinds, the threshold)."""
+    its event, above the threshold), ``possible`` (a possible duplicate for an analyst;
+    ``dismissed`` once an analyst said no) or ``weighed`` (below the analyst's queue, kept for
+    the expected count of distinct events, ``a_pk`` the vaguer report), with the probability and
+    the evidence (``reason``: distance, time apart, kinds, the threshold)."""
 
     __tablename__ = "fusion_pairs"
     __table_args__ = (
@@ -452,7 +454,7 @@ class FusionPairRow(Base):
     agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"))
     a_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk"))
     b_pk: Mapped[int] = mapped_column(ForeignKey("incidents.pk"))
-    status: Mapped[str] = mapped_column(String(16))  # linked | possible
+    status: Mapped[str] = mapped_column(String(16))  # linked | possible | dismissed | weighed
     probability: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
     observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
