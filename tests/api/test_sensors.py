@@ -269,6 +269,20 @@ def test_locate_shows_the_second_fix_and_the_salvo(api: Api, tmp_path: Path) -> 
             assert d > 20.0
         else:
             assert i["alt_lon"] is None and i["alt_lat"] is None and i["alt_weight"] is None
+    # the stored incident keeps its second fix as fields of its own (the map and the report draw
+    # them), as the narrative states it: 6 decimals of a degree, 3 of the probability
+    stored = [i for i in inc if i["pk"] is not None]
+    assert any(i["ambiguous"] for i in stored)
+    for i in stored:
+        got = api.get(f"/incidents/{i['pk']}", role="analyst").json()
+        assert got["ambiguous"] is i["ambiguous"]
+        if i["ambiguous"]:
+            assert got["alt_lon"] == pytest.approx(i["alt_lon"], abs=6e-7)
+            assert got["alt_lat"] == pytest.approx(i["alt_lat"], abs=6e-7)
+            assert got["alt_weight"] == pytest.approx(i["alt_weight"], abs=6e-4)
+            assert "AMBIGUOUS: a second fix" in got["narrative"]
+        else:
+            assert got["alt_lon"] is None and got["alt_lat"] is None and got["alt_weight"] is None
     ids = {i["report_id"] for i in inc}
     salvo = [i for i in inc if i["salvo_report_id"]]
     assert len(salvo) >= 10, "the mixed scene fires salvos of 3-6 rounds"

@@ -302,6 +302,25 @@ def test_findings_without_numbers_show_their_explanation(report: DayReport) -> N
     assert '<td class="n">' not in weapons  # no number cells: nothing read out of the text
 
 
+def test_an_ambiguous_incident_shows_both_fixes(report: DayReport) -> None:
+    """An incident with a second fix (the mirror image across a line of sensors): its row names
+    the other fix and its probability, and the map draws it (hollow, joined to the first)."""
+    f0 = report.findings[0]
+    alt = dataclasses.replace(f0, alt_lon=f0.lon + 0.01, alt_lat=f0.lat - 0.005, alt_weight=0.27)
+    amb = dataclasses.replace(report, findings=[alt, *report.findings[1:]])
+    html = render_daily_html(amb)
+    assert html.count("ambiguous: two fixes") == 1
+    assert f"{f0.lat - 0.005:.5f}\u00b0 N, {f0.lon + 0.01:.5f}\u00b0 E, probability 0.27" in html
+    assert "ambiguous: two fixes" not in render_daily_html(report)
+    # the map differs only by the second fix (and its legend entry)
+    one = np.asarray(Image.open(io.BytesIO(render_map_png(report, width_px=700))).convert("RGB"))
+    two = np.asarray(Image.open(io.BytesIO(render_map_png(amb, width_px=700))).convert("RGB"))
+    assert one.shape == two.shape
+    red = (two[..., 0] > 150) & (two[..., 1] < 60) & (two[..., 2] < 60)
+    red_before = (one[..., 0] > 150) & (one[..., 1] < 60) & (one[..., 2] < 60)
+    assert red.sum() > red_before.sum() + 20
+
+
 def test_summary_counts(html: str, findings: list[DayFinding]) -> None:
     summary = _section(html, "summary")
     assert re.search(r'<div class="v">10</div><div class="l">incidents received', summary)

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from truceline.cli import app
 from truceline.core.agreement import Agreement
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, second_fix_text
 from truceline.ledger_verify import GENESIS, canonical_json, entry_hash, merkle_root
 from truceline.services.attachments import file_attachment
 from truceline.services.attachments import release as release_attachment
@@ -92,6 +92,10 @@ def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir:
     db.write(lambda s: revoke_token(s, t2.id, actor=ADMIN, now=T0 + dt.timedelta(minutes=1)))
     # reports with findings, then two sources of one explosion, one at a time (fused on arrival)
     plain = [_report(f"r{i}", 36.95 + i * 0.002, "patrol", 600 * i, "armed_personnel") for i in range(3)]
+    # one with a second fix (an ambiguous acoustic fix: its columns come from the narrative)
+    plain[2] = plain[2].model_copy(
+        update={"narrative": "acoustic fix; " + second_fix_text(36.9541, 48.6123, 0.31)}
+    )
     db.write(
         lambda s: ingest_incidents(s, small, plain, [0, 1, 2], source="t", submitted_by=t1.id, now=T0)
     )

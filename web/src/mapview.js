@@ -410,6 +410,13 @@ export class MapView {
         this.groups.selected.addLayer(L.polyline([[detail.origin_lat, detail.origin_lon], [detail.lat, detail.lon]], { pane: "selected", color: "#000", weight: 1.5, dashArray: "2 4", interactive: false }));
         this.groups.selected.addLayer(L.circle([detail.origin_lat, detail.origin_lon], { pane: "selected", radius: K95 * (detail.origin_uncertainty_m || 0), color: "#000", weight: 1, fillOpacity: 0.04, interactive: false }));
       }
+      if (detail.ambiguous && Number.isFinite(detail.alt_lat) && Number.isFinite(detail.alt_lon)) {
+        // the second fix of an ambiguous acoustic event (the mirror image across the sensors'
+        // line): a hollow ring joined to the first, with its probability
+        const tip = `second fix, probability ${(detail.alt_weight ?? 0).toFixed(2)}`;
+        this.groups.selected.addLayer(L.polyline([[detail.alt_lat, detail.alt_lon], [detail.lat, detail.lon]], { pane: "selected", color: "#b00", weight: 1.2, dashArray: "1 5", interactive: false }));
+        this.groups.selected.addLayer(L.circleMarker([detail.alt_lat, detail.alt_lon], { pane: "selected", radius: 9, color: "#b00", weight: 2, dashArray: "3 3", fill: false, interactive: false }).bindTooltip(tip, { permanent: true, direction: "right", className: "alt-fix" }));
+      }
       if (pan) {
         // Centre it in the part of the map the panel leaves free.
         const z = Math.max(this.map.getZoom(), 11);

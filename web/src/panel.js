@@ -167,6 +167,7 @@ export class Panel {
       ["Count", String(inc.count)],
     ];
     if (inc.origin_lat !== null && inc.origin_lat !== undefined) rows.push(["Fired from", `${inc.origin_lat.toFixed(5)}° N, ${inc.origin_lon.toFixed(5)}° E ± ${fmtM(inc.origin_uncertainty_m)} (1 σ)`]);
+    if (inc.ambiguous && inc.alt_lat !== null && inc.alt_lat !== undefined) rows.push(["Second fix (ambiguous)", `${inc.alt_lat.toFixed(5)}° N, ${inc.alt_lon.toFixed(5)}° E, probability ${(inc.alt_weight ?? 0).toFixed(2)} (the mirror image across the sensors' line; the position error covers both)`]);
     if (inc.bearing_deg !== null && inc.bearing_deg !== undefined) rows.push(["Bearing of fire", `${inc.bearing_deg.toFixed(1)}°`]);
     if (inc.party) rows.push(["Party reported acting", partyName(this.ctx.legend, inc.party)]);
     return el("dl", { class: "kv numbers" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));

@@ -213,6 +213,17 @@ class IncidentOut(_Out):
     reliability: str
     credibility: int
     narrative: str
+    ambiguous: bool = Field(
+        default=False,
+        description="Two fixes (an acoustic event whose likelihood has two modes, e.g. the mirror "
+        "image across a near-linear array of sensors): lon, lat are the more probable one, "
+        "alt_lon, alt_lat the other, as the narrative states",
+    )
+    alt_lon: float | None = Field(default=None, description="The second fix (WGS84 deg), when ambiguous")
+    alt_lat: float | None = Field(default=None, description="The second fix (WGS84 deg), when ambiguous")
+    alt_weight: float | None = Field(
+        default=None, description="The second fix's probability, when ambiguous"
+    )
     side_party: str
     distance_km: float
     p_side: float

@@ -10,6 +10,7 @@ horizontal direction (a circular Gaussian), in metres.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +33,8 @@ __all__ = [
     "SourceType",
     "TimePrecision",
     "refuse_booleans",
+    "second_fix",
+    "second_fix_text",
     "utc_time",
 ]
 
@@ -280,3 +283,35 @@ class IncidentBatch:
         }
         merged = {**defaults, **cols}
         return cls(**{k: np.asarray(v) for k, v in merged.items()})
+
+
+#: How a report's narrative states a second fix (an acoustic event whose likelihood has two modes,
+#: e.g. the mirror image across a near-linear array): :func:`second_fix_text` writes it and
+#: :func:`second_fix` reads it back, so the stored columns of the second fix are those of the
+#: narrative, which the record's content hash (and so the ledger) covers.
+_SECOND_FIX = re.compile(
+    r"AMBIGUOUS: a second fix \(the mirror image across the sensors' line\) at "
+    r"(-?\d{1,3}\.\d+), (-?\d{1,2}\.\d+) with probability (\d\.\d+)"
+)
+
+
+def second_fix_text(lon: float, lat: float, weight: float) -> str:
+    """The narrative's statement of a second fix at ``lon``, ``lat`` (WGS84 deg) of probability
+    ``weight``, as :func:`second_fix` reads it (6 decimals of a degree, 3 of the probability)."""
+    return (
+        f"AMBIGUOUS: a second fix (the mirror image across the sensors' line) at {lon:.6f}, "
+        f"{lat:.6f} with probability {weight:.3f}"
+    )
+
+
+def second_fix(narrative: str) -> tuple[float, float, float] | None:
+    """The second fix a narrative states (lon, lat, probability), None when it states none."""
+    if "AMBIGUOUS" not in narrative:  # the usual report: no search
+        return None
+    m = _SECOND_FIX.search(narrative)
+    if m is None:
+        return None
+    lon, lat, w = float(m.group(1)), float(m.group(2)), float(m.group(3))
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 and 0.0 <= w <= 1.0):
+        return None
+    return lon, lat, w

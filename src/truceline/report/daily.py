@@ -28,6 +28,7 @@ import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -112,6 +113,12 @@ class DayFinding:
     explanation: str
     ledger_ref: str | None = None
     numbers: FindingNumbers | None = None
+    #: The second fix of an ambiguous incident (an acoustic event whose likelihood has two modes,
+    #: e.g. the mirror image across a near-linear array): position and probability; None when
+    #: the incident has one fix.
+    alt_lon: float | None = None
+    alt_lat: float | None = None
+    alt_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,17 @@ def _fmt_prob(p: float) -> str:
     return f"{p:.2f}"
 
 
+def _second_fix_note(f: DayFinding) -> str:
+    """How a finding row states its incident's second fix ("" when it has one)."""
+    if f.alt_lon is None or f.alt_lat is None:
+        return ""
+    w = "" if f.alt_weight is None else f", probability {f.alt_weight:.2f}"
+    return (
+        f"ambiguous: two fixes; the other at {f.alt_lat:.5f}\u00b0 N, {f.alt_lon:.5f}\u00b0 E{w} "
+        "(the mirror image across the sensors' line)"
+    )
+
+
 def _humanise(kind: str) -> str:
     return kind.replace("_", " ")
 
@@ -380,6 +398,7 @@ class _Context:
             "term": str(icd203_term(f.probability)),
             "explanation": f.explanation,
             "source": _humanise(f.source_type) if f.source_type else "",
+            "second_fix": _second_fix_note(f),
         }
 
     def withdrawal_row(self, f: DayFinding) -> dict[str, Any]:
@@ -776,6 +795,30 @@ def map_figure(report: DayReport, *, width_px: int = 1400) -> Figure:
             zorder=8,
         )
 
+    # the second fixes of ambiguous incidents: hollow, joined to the first
+    alts = np.array(
+        [(f.lon, f.lat, f.alt_lon, f.alt_lat) for f in fs if f.alt_lon is not None],
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    if len(alts):
+        segs = np.stack([alts[:, :2], alts[:, 2:]], axis=1)
+        lines = LineCollection(list(segs), linestyles=":", linewidths=0.8, colors="#b00000", zorder=7)
+        ax.add_collection(lines)
+        ax.scatter(
+            alts[:, 2],
+            alts[:, 3],
+            marker="o",
+            s=42,
+            facecolors="none",
+            edgecolors="#b00000",
+            linewidths=1.0,
+            linestyle="--",
+            zorder=8,
+        )
+        handles.append(
+            Line2D([], [], marker="o", ls=":", color="#b00000", mfc="none", ms=6,
+                   label="Second fix (ambiguous)")
+        )  # fmt: skip
     markers = [(o.lon, o.lat) for o in ag.observation_posts] + [(f.lon, f.lat) for f in fs]
     _label_map(ax, ag, cv, view, coslat, np.asarray(markers, dtype=np.float64).reshape(-1, 2), land)
 

@@ -43,7 +43,7 @@ from truceline.core.attribution import (
     equivalent_sigma_m,
     side_probability,
 )
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, second_fix_text
 from truceline.core.times import utc_from_epoch_s
 from truceline.io import acoustic_csv as io
 from truceline.io.incidents_io import Reject as IncidentReject
@@ -279,11 +279,8 @@ def acoustic_incidents(
                 f"[{lo[i]:.3f}, {hi[i]:.3f}], {term[i]}"
             )
         if ev.ambiguous[i]:
-            text += (
-                f"; AMBIGUOUS: a second fix (the mirror image across the sensors' line) at "
-                f"{ev.alt_lon[i]:.6f}, {ev.alt_lat[i]:.6f} with probability {ev.alt_weight[i]:.2f}; "
-                f"the position uncertainty covers both"
-            )
+            alt = second_fix_text(float(ev.alt_lon[i]), float(ev.alt_lat[i]), float(ev.alt_weight[i]))
+            text += f"; {alt}; the position uncertainty covers both"
         if ev.salvo_size[i] > 1:
             text += (
                 f"; one of a salvo of {int(ev.salvo_size[i])} rounds from one firing point "

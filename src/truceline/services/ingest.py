@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, RuleType
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, second_fix
 from truceline.core.rules import Findings
 from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import canonical_json, json_text
@@ -47,13 +47,22 @@ _INCIDENT_COLUMNS = (
     "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count", "party", "origin_lon",
     "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type", "reliability",
     "credibility", "narrative", "side_party", "distance_km", "p_side", "zones", "sector",
-    "in_force", "in_area", "received_at", "submitted_by", "version",
+    "in_force", "in_area", "received_at", "submitted_by", "version", "ambiguous", "alt_lon",
+    "alt_lat", "alt_weight",
 )  # fmt: skip
+_NO_SECOND_FIX = (False, None, None, None)
 
 
 # Statements built once (building and caching a statement per call costs more than running it).
 _BT = IngestBatchRow.__table__
 _NEW_BATCH = insert(_BT).returning(_BT.c.id)
+
+
+def _second_fix_columns(narrative: str) -> tuple[bool, float | None, float | None, float | None]:
+    """``ambiguous``, ``alt_lon``, ``alt_lat``, ``alt_weight`` of a report: the second fix its
+    narrative states (:func:`~truceline.core.incidents.second_fix`), or none."""
+    fix = second_fix(narrative)
+    return _NO_SECOND_FIX if fix is None else (True, *fix)
 
 
 def _storable(value: str, limit: int | None = None) -> str:
@@ -201,6 +210,7 @@ def ingest_incidents(
             inc.origin_uncertainty_m, inc.bearing_deg, inc.source_type._value_, inc.reliability,
             inc.credibility, inc.narrative, party_side[i], distance_km[i], p_side[i], zones[i],
             sector[i], in_force[i], in_area[i], now, who[inc.id], version_of.get(inc.id),
+            *_second_fix_columns(inc.narrative),
         )
         for i, inc in enumerate(adj.incidents)
     ]  # fmt: skip

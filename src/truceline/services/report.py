@@ -109,6 +109,9 @@ def build_day_report(
             probability=f.probability,
             explanation=f.explanation,
             numbers=FindingNumbers.from_json(f.numbers),
+            alt_lon=i.alt_lon if i.ambiguous else None,
+            alt_lat=i.alt_lat if i.ambiguous else None,
+            alt_weight=i.alt_weight if i.ambiguous else None,
         )
         for f, i in rows
     ]

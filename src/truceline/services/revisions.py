@@ -31,7 +31,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, RuleType
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, second_fix
 from truceline.core.rules import Findings
 from truceline.core.times import as_utc
 from truceline.io.incidents_io import Reject
@@ -81,6 +81,14 @@ class RevisionResult:
     revised: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     findings_by_pk: dict[int, int] = field(default_factory=dict)
+
+
+def _second_fix_values(narrative: str) -> dict[str, Any]:
+    """The second-fix columns of a revised report: those its narrative states (or none)."""
+    fix = second_fix(narrative)
+    if fix is None:
+        return {"ambiguous": False, "alt_lon": None, "alt_lat": None, "alt_weight": None}
+    return {"ambiguous": True, "alt_lon": fix[0], "alt_lat": fix[1], "alt_weight": fix[2]}
 
 
 def _jsonable(v: Any) -> Any:
@@ -194,6 +202,7 @@ def revise_incidents(
             "reliability": inc.reliability,
             "credibility": inc.credibility,
             "narrative": inc.narrative,
+            **_second_fix_values(inc.narrative),
             "side_party": side[i],
             "distance_km": dist[i],
             "p_side": p_side[i],

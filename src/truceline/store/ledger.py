@@ -27,7 +27,7 @@ import pydantic
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from truceline.core.incidents import Incident
+from truceline.core.incidents import Incident, second_fix
 from truceline.core.rules import NUMBERS, Findings
 from truceline.core.times import as_utc
 from truceline.errors import ConflictError, NotFoundError, ValidationError
@@ -714,6 +714,17 @@ def _incident_hash(row: IncidentRow) -> str | None:
         return None
 
 
+def _second_fix_fields(row: IncidentRow) -> list[str]:
+    """The second-fix columns of a stored report that differ from what its narrative states."""
+    fix = second_fix(row.narrative or "")
+    want: tuple[bool, float | None, float | None, float | None] = (
+        (False, None, None, None) if fix is None else (True, *fix)
+    )
+    have = (bool(row.ambiguous), row.alt_lon, row.alt_lat, row.alt_weight)
+    names = ("ambiguous", "alt_lon", "alt_lat", "alt_weight")
+    return [n for n, h, w in zip(names, have, want, strict=True) if h != w]
+
+
 def _digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
@@ -1214,6 +1225,16 @@ def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None
         bad = _incident_fields(row, c)
         if bad:
             problems.append(_altered(what, bad, seq))
+        fix_bad = _second_fix_fields(row)
+        if fix_bad:
+            problems.append(
+                Problem(
+                    seq,
+                    "record",
+                    f"{what}: {', '.join(fix_bad)} differ from the second fix its narrative (which "
+                    "this entry's content hash covers) states (altered)",
+                )
+            )
         ev = rec.event_of.get(row.pk)
         # membership is recorded for every report ingested since reports carry their batch
         if (ev is not None or "batch" in c) and row.event_id != (ev[1] if ev else None):

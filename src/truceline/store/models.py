@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -132,6 +133,13 @@ class IncidentRow(Base):
     reliability: Mapped[str] = mapped_column(String(1))
     credibility: Mapped[int] = mapped_column(Integer)
     narrative: Mapped[str] = mapped_column(Text, default="")
+    # A second fix stated by the narrative (an ambiguous acoustic event: the mirror image across a
+    # near-linear array), as columns for the map, the API and the report; always those the
+    # narrative states (``core.incidents.second_fix``), which is how the ledger covers them.
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    alt_lon: Mapped[float | None] = mapped_column(Float, default=None)
+    alt_lat: Mapped[float | None] = mapped_column(Float, default=None)
+    alt_weight: Mapped[float | None] = mapped_column(Float, default=None)
     # Adjudication (recomputed when the agreement changes)
     side_party: Mapped[str] = mapped_column(String(32), default="")
     distance_km: Mapped[float] = mapped_column(Float)
