@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from truceline.core.agreement import Agreement, Sector, Zone
@@ -18,12 +18,19 @@ class PlannerError(ValidationError):
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A candidate: the agreement with the scenario's line, zones and sectors in place of its own."""
+    """A candidate: the agreement with the scenario's line, zones and sectors in place of its own.
+
+    ``territory``: the ground each party holds (lon/lat (Multi)Polygons by party id) when the
+    scenario comes from a control map; the planner's land figures are then the polygons', not the
+    sides of the line. ``notes``: what was assumed in building it (printed with the comparison).
+    """
 
     id: str
     name: str
     description: str
     agreement: Agreement
+    territory: Mapping[str, Any] | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
 
 
 def apply_scenario(
