@@ -161,7 +161,7 @@ def _scenario(
     zones = _zones(fs, merged, f"{where}.zones")
     sectors = _sectors(fs, item["sectors"]) if item.get("sectors") else None
     try:
-        ag = apply_scenario(base, line=line, zones=zones, sectors=sectors)
+        ag = apply_scenario(base, line=line, zones=zones, sectors=sectors, sides=territory)
     except AgreementError as exc:
         msg = exc.message.removeprefix(f"field {exc.field}: ")
         raise AgreementError(
@@ -254,11 +254,15 @@ def _contact(base: Agreement, territory: Mapping[str, Any], where: str) -> tuple
         c = contact_line(territory[base.left], territory[base.right], within=area)
     except AgreementError as exc:
         raise AgreementError(exc.message, file=_YAML, field=where) from exc
-    note = f"the line is where the two grounds meet ({c.raw_length_km:,.1f} km of shared boundary)"
+    parts = len(c.part_km)
+    note = (
+        f"the line is where the two grounds meet ({c.raw_length_km:,.1f} km of shared boundary"
+        + (f", in {parts} separate parts" if parts > 1 else "")
+        + "); the sides are the map's ground"
+    )
     if c.others:
         note += (
-            f"; {len(c.others)} other piece(s) of shared boundary "
-            f"({sum(p.length_km for p in c.others):,.1f} km) are not part of the line, but their "
-            "land counts in the figures"
+            f"; {len(c.others)} enclave(s) ({sum(p.length_km for p in c.others):,.1f} km of "
+            "shared boundary) are not part of the line, but their land counts in the figures"
         )
     return c.line, note

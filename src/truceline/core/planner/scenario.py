@@ -39,12 +39,14 @@ def apply_scenario(
     line: Any = None,
     zones: Sequence[Zone] = (),
     sectors: Sequence[Sector] | None = None,
+    sides: Mapping[str, Any] | None = None,
 ) -> Agreement:
     """The agreement with another line, zones replaced by id, and/or other sectors; validated again.
 
     The line replaces the line of every version that kept the agreement's original line (amendments
     that moved the line keep theirs). A zone replaces the zone with its id in every version, or is
-    added when no version has that id.
+    added when no version has that id. ``sides`` (the ground each party holds under the scenario)
+    replaces the agreement's; a new line without them drops the agreement's (they were its line's).
     """
     line0 = base.versions[0].line
     by_id = {z.id: z for z in zones}
@@ -59,5 +61,9 @@ def apply_scenario(
     data["versions"] = tuple(versions)
     if sectors is not None:
         data["sectors"] = tuple(sectors)
+    if sides is not None:
+        data["sides"] = dict(sides)
+    elif line is not None:
+        data["sides"] = {}
     # Built anew (not model_copy) so that the agreement's cross-checks run on the new terms.
     return Agreement(**data)
