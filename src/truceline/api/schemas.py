@@ -408,6 +408,10 @@ class DailyStatistics(_Out):
     incidents: int = Field(description="Reports judged: in the area, the agreement in force")
     outside_area: int = Field(description="Reports outside the area of application (not judged)")
     not_in_force: int = Field(description="Reports on a day the agreement was not in force (not judged)")
+    withdrawn: int = Field(
+        default=0,
+        description="Reports their source withdrew (ACLED's deletions applied): kept, not counted",
+    )
     incidents_by_kind: dict[str, int]
     incidents_by_sector: dict[str, int]
     events: int = Field(
