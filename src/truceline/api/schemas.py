@@ -76,6 +76,11 @@ class VersionOut(_Out):
     effective_from: dt.date
     description: str = ""
     line_length_km: float
+    area_km2: float = Field(description="The area of application (km2, geodesic)")
+    territory_km2: dict[str, float] = Field(
+        description="Each party's side of the line inside the area of application, by party id "
+        "(km2, geodesic; as `agreement check` prints it)"
+    )
     n_rules: int
     rules: list[str]
     zones: list[ZoneOut]
