@@ -277,6 +277,22 @@ class BatchIn(BaseModel):
     )
 
 
+class ObservationsIn(BaseModel):
+    """Monitors' observations as they write them (as ``import --format smm`` reads them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Any] = Field(
+        description="One object per statement: `id`, `observer_lon`, `observer_lat`, "
+        "`observed_from`, `observed_to` (ISO 8601 with a UTC offset), the direction as `bearing` "
+        "(`SE`, `W to N`, `135`) or `bearing_from_deg` and `bearing_to_deg` (clockwise), "
+        "`distance_min_km`, `distance_max_km`; optional `count`, `kind`, `weapon`, `party`, "
+        "`threat_to_monitors`, `source_type`, `reliability`, `credibility`, `narrative`. Each "
+        "becomes an incident at its arc-and-range sector's centroid; a bad one never stops the "
+        "others",
+    )
+
+
 class RecordResultOut(_Out):
     index: int = Field(description="0-based position in the request")
     id: str
