@@ -355,6 +355,39 @@ def test_filters_change_the_count_and_the_url_and_a_reload_restores_the_view(
     tab.no_errors()
 
 
+def test_the_in_force_and_in_area_filters_reach_the_api_and_the_url(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """Issue 16: reports no rule judged (outside the area, agreement not in force) are a filter."""
+    tab = open_tab("analyst")
+    tab.ready()
+    page = tab.page
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    before = tab.count()
+    assert before > 0
+    page.click("details[data-filter='in_area'] summary")
+    page.check("#f-in_area-false")
+    wait(page, count_changed(before))
+    assert tab.count() == 0  # no finding outside the area of application: no rule judged there
+    assert "in_area=false" in page.url
+    assert any("/dashboard/features" in u and "in_area=false" in u for u in requests)
+    page.check("#f-in_area-true")  # both ticked: every report again
+    wait(page, count_changed(0))
+    assert tab.count() == before
+    page.uncheck("#f-in_area-true")
+    wait(page, count_changed(before))
+    page.reload()
+    tab.ready()
+    assert page.is_checked("#f-in_area-false") and tab.count() == 0
+    page.click("details[data-filter='in_force'] summary")
+    page.check("#f-in_force-true")
+    page.uncheck("#f-in_area-false")
+    wait(page, count_changed(0))
+    assert tab.count() == before and "in_force=true" in page.url
+    tab.no_errors()
+
+
 def test_an_analysts_verify_persists_and_shows_in_the_history(
     server: Server, open_tab: Callable[..., Tab]
 ) -> None:

@@ -174,6 +174,9 @@ function buildFilters() {
     ["party", "Party", [...lg.parties.map((p) => [p.id, p.name]), ["undetermined", "Undetermined"]]],
     ["sector", "Sector", lg.sectors.map((s) => [s.id, sectorLabel(s.id)])],
     ["status", "Status", STATUSES],
+    // Reports no rule judged: on a day the agreement was not in force, or outside its area.
+    ["in_force", "Agreement in force", [["true", "In force"], ["false", "Not in force (not judged)"]]],
+    ["in_area", "Area of application", [["true", "Inside"], ["false", "Outside (not judged)"]]],
   ];
   if (can(app.role, "incidents")) groups.push(["source", "Source type", lg.sources.map((s) => [s, humanise(s)])]);
   for (const [key, label, options] of groups) {
