@@ -4,6 +4,7 @@ import "./style.css";
 import { api, ApiError, apiText, can, download, getToken, qs, setToken } from "./api.js";
 import { stackedBars } from "./charts.js";
 import { MapView } from "./mapview.js";
+import { observationForm } from "./observe.js";
 import { Panel } from "./panel.js";
 import { PlannerView } from "./planner.js";
 import { FILTERS, filterParams, readState, VIEWS, writeState } from "./state.js";
@@ -400,6 +401,16 @@ async function initMap() {
     $("#sidebar-toggle").setAttribute("aria-expanded", "false");
   }
   buildFilters();
+  if (can(app.role, "submit")) {
+    $("#observe-details").hidden = false;
+    observationForm($("#observe"), {
+      centre: () => {
+        const c = app.map.map.getCenter();
+        return [c.lng, c.lat];
+      },
+      done: () => loadFeatures(),
+    });
+  }
   $("#start").addEventListener("change", () => setDates($("#start").value || null, app.state.end));
   $("#end").addEventListener("change", () => setDates(app.state.start, $("#end").value || null));
   $("#reset").addEventListener("click", () => {
