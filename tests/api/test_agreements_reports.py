@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from truceline.core.geodesy import geodesic_area_km2
 from truceline.errors import ValidationError
 from truceline.io.agreement_files import files_of_folder
 from truceline.services.agreement_store import files_hash
@@ -24,6 +25,15 @@ def test_agreements_versions_zones(api: Api) -> None:
     assert [v["effective_from"] for v in detail["versions"]] == ["2025-01-01", "2025-06-01"]
     assert {s["id"] for s in detail["sectors"]} == {"north", "south"}
     assert api.get("/agreements/small/versions").json()[1]["index"] == 1
+    # the territory figures `agreement check` prints: each party's side of the line (km2)
+    v0 = detail["versions"][0]
+    assert set(v0["territory_km2"]) == {"A", "B"} and all(x > 0 for x in v0["territory_km2"].values())
+    assert sum(v0["territory_km2"].values()) == pytest.approx(v0["area_km2"], rel=1e-6)
+    with api.ctx.db.read() as session:
+        ag = api.ctx.agreement(session, "small")
+    cv = ag.compiled(0)
+    side = {ag.party_on_side(k): geodesic_area_km2(cv.side_polygon(k)) for k in (1, -1)}
+    assert v0["territory_km2"] == pytest.approx(side, rel=1e-9)
     fc = api.get("/agreements/small/zones", params={"date": "2025-03-01"}).json()
     assert fc["type"] == "FeatureCollection"
     assert {f["properties"]["side"] for f in fc["features"] if f["properties"]["layer"] == "zone"} == {

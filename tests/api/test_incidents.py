@@ -311,3 +311,24 @@ def test_in_force_and_in_area_labels_filters_and_counts(api: Api) -> None:
     assert api.get("/dashboard/features", params={"in_force": "false"}).json()["incidents"]["n"] == 1
     draft = " ".join(api.get(f"/reports/{DAY}/draft", role="analyst").text.split())
     assert "2 reports outside the area of application" in draft
+
+
+def test_withdrawn_reports_are_a_figure_of_the_statistics_and_the_report(api: Api) -> None:
+    """ACLED's deletions applied (issue 16): a withdrawn report leaves the counts and shows as
+    ``withdrawn`` in ``GET /statistics/daily`` and in the daily report, each on its own day."""
+    r = api.post("/incidents/batch", json={"incidents": [rec("kept"), rec("gone"), rec("gone-2")]})
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    deletions = {
+        "status": 200,
+        "data": [
+            {"event_id_cnty": "gone", "deleted_timestamp": "1893456000"},
+            {"event_id_cnty": "gone-2", "deleted_timestamp": "1893456000"},
+        ],
+    }
+    r = api.post("/incidents/withdrawals", json=deletions, role="analyst")
+    assert r.status_code == 200, r.text
+    s = api.get("/statistics/daily", params={"start": str(DAY), "end": str(DAY)}).json()
+    assert (s[0]["incidents"], s[0]["withdrawn"]) == (1, 2)
+    draft = " ".join(api.get(f"/reports/{DAY}/draft", role="analyst").text.split())
+    said = "Withdrawn by their source (not counted, no findings; kept with their history): 2 reports"
+    assert said in draft

@@ -192,6 +192,12 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
     ),
     ("history", lambda s, c: ("GET", f"/incidents/{s.north}/history", {}), STAFF, frozenset()),
     (
+        "submit observations",
+        lambda s, c: ("POST", "/incidents/observations", {"json": {"observations": []}}),
+        SUBMITTERS,
+        frozenset(),
+    ),
+    (
         "withdrawals",
         lambda s, c: ("POST", "/incidents/withdrawals", {"json": {"status": 200, "data": []}}),
         STAFF,

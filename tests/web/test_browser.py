@@ -355,6 +355,80 @@ def test_filters_change_the_count_and_the_url_and_a_reload_restores_the_view(
     tab.no_errors()
 
 
+def test_the_in_force_and_in_area_filters_reach_the_api_and_the_url(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """Issue 16: reports no rule judged (outside the area, agreement not in force) are a filter."""
+    tab = open_tab("analyst")
+    tab.ready()
+    page = tab.page
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    before = tab.count()
+    assert before > 0
+    page.click("details[data-filter='in_area'] summary")
+    page.check("#f-in_area-false")
+    wait(page, count_changed(before))
+    assert tab.count() == 0  # no finding outside the area of application: no rule judged there
+    assert "in_area=false" in page.url
+    assert any("/dashboard/features" in u and "in_area=false" in u for u in requests)
+    page.check("#f-in_area-true")  # both ticked: every report again
+    wait(page, count_changed(0))
+    assert tab.count() == before
+    page.uncheck("#f-in_area-true")
+    wait(page, count_changed(before))
+    page.reload()
+    tab.ready()
+    assert page.is_checked("#f-in_area-false") and tab.count() == 0
+    page.click("details[data-filter='in_force'] summary")
+    page.check("#f-in_force-true")
+    page.uncheck("#f-in_area-false")
+    wait(page, count_changed(0))
+    assert tab.count() == before and "in_force=true" in page.url
+    tab.no_errors()
+
+
+def test_a_monitors_observation_from_the_form_lands_in_its_sector(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """Issue 16: the dashboard's form carries the observation as monitors write it (observer, time
+    window, direction arc, distance range); the server puts it in the sector (pyproj checks)."""
+    tab = open_tab("analyst")
+    tab.ready()
+    page = tab.page
+    page.click("#observe-details summary")
+    obs = (37.7560, 48.4010)
+    page.fill("#obs-id", "WEB-OBS-1")
+    page.fill("#obs-observer_lon", str(obs[0]))
+    page.fill("#obs-observer_lat", str(obs[1]))
+    page.fill("#obs-observed_from", "2025-03-01T21:00+02:00")
+    page.fill("#obs-observed_to", "2025-03-01T23:30+02:00")
+    page.fill("#obs-bearing_from_deg", "270")
+    page.fill("#obs-bearing_to_deg", "0")
+    page.fill("#obs-distance_min_km", "3")
+    page.fill("#obs-distance_max_km", "5")
+    page.select_option("#obs-kind", "bursts")
+    page.fill("#obs-count", "40")
+    page.click("#obs-send")
+    wait(page, "document.querySelector('#obs-result').dataset.status === 'accepted'")
+    assert "Stored as incident" in page.inner_text("#obs-result")
+    [(lon, lat, sigma, kind, t)] = server.sql(
+        "SELECT lon, lat, uncertainty_m, kind, observed_at FROM incidents WHERE report_id = ?",
+        "WEB-OBS-1",
+    )
+    az, _, dist = Geod(ellps="WGS84").inv(obs[0], obs[1], lon, lat)
+    assert 270.0 <= az % 360.0 <= 360.0 and 3000.0 <= dist <= 5000.0, (az, dist)
+    assert kind == "small_arms_fire" and sigma > 500.0 and str(t).startswith("2025-03-01 20:15")
+    # a bad one is refused with the field and the fix, nothing stored
+    page.fill("#obs-id", "WEB-OBS-2")
+    page.fill("#obs-distance_max_km", "80")
+    page.click("#obs-send")
+    wait(page, "document.querySelector('#obs-result').dataset.status === 'rejected'")
+    assert "distance_max_km" in page.inner_text("#obs-result")
+    assert server.count("SELECT count(*) FROM incidents WHERE report_id = 'WEB-OBS-2'") == 0
+    tab.no_errors()
+
+
 def test_an_analysts_verify_persists_and_shows_in_the_history(
     server: Server, open_tab: Callable[..., Tab]
 ) -> None:

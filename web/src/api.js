@@ -97,11 +97,11 @@ export function qs(params) {
 
 // What each role may see, mirrored from truceline.services.auth.ROLE_PERMISSIONS to choose which
 // views to offer; the server enforces it on every call whatever the page does. "attach" and
-// "release_files": attachments:submit and attachments:release.
+// "release_files": attachments:submit and attachments:release; "submit": incidents:submit.
 const CAN = {
-  admin: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors", "attach", "release_files"],
-  analyst: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors", "attach", "release_files"],
-  monitor: ["map", "incidents", "daily", "sensors", "attach"],
+  admin: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors", "attach", "release_files", "submit"],
+  analyst: ["proof", "map", "incidents", "review", "history", "draft", "daily", "statistics", "planner", "sensors", "attach", "release_files", "submit"],
+  monitor: ["map", "incidents", "daily", "sensors", "attach", "submit"],
   liaison: ["proof", "map", "daily", "statistics"],
   sensor: [],
   public: ["map", "daily"], // the published map: released findings, the agreement's public layers

@@ -4,6 +4,7 @@ import "./style.css";
 import { api, ApiError, apiText, can, download, getToken, qs, setToken } from "./api.js";
 import { stackedBars } from "./charts.js";
 import { MapView } from "./mapview.js";
+import { observationForm } from "./observe.js";
 import { Panel } from "./panel.js";
 import { PlannerView } from "./planner.js";
 import { FILTERS, filterParams, readState, VIEWS, writeState } from "./state.js";
@@ -174,6 +175,9 @@ function buildFilters() {
     ["party", "Party", [...lg.parties.map((p) => [p.id, p.name]), ["undetermined", "Undetermined"]]],
     ["sector", "Sector", lg.sectors.map((s) => [s.id, sectorLabel(s.id)])],
     ["status", "Status", STATUSES],
+    // Reports no rule judged: on a day the agreement was not in force, or outside its area.
+    ["in_force", "Agreement in force", [["true", "In force"], ["false", "Not in force (not judged)"]]],
+    ["in_area", "Area of application", [["true", "Inside"], ["false", "Outside (not judged)"]]],
   ];
   if (can(app.role, "incidents")) groups.push(["source", "Source type", lg.sources.map((s) => [s, humanise(s)])]);
   for (const [key, label, options] of groups) {
@@ -397,6 +401,16 @@ async function initMap() {
     $("#sidebar-toggle").setAttribute("aria-expanded", "false");
   }
   buildFilters();
+  if (can(app.role, "submit")) {
+    $("#observe-details").hidden = false;
+    observationForm($("#observe"), {
+      centre: () => {
+        const c = app.map.map.getCenter();
+        return [c.lng, c.lat];
+      },
+      done: () => loadFeatures(),
+    });
+  }
   $("#start").addEventListener("change", () => setDates($("#start").value || null, app.state.end));
   $("#end").addEventListener("change", () => setDates(app.state.start, $("#end").value || null));
   $("#reset").addEventListener("click", () => {

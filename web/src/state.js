@@ -2,7 +2,7 @@
 // filters, the map's centre and zoom, the selected finding or incident, the daily view's day, the
 // planner's two scenarios.
 
-export const FILTERS = ["kind", "rule", "party", "sector", "status", "source"];
+export const FILTERS = ["kind", "rule", "party", "sector", "status", "source", "in_force", "in_area"];
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const SCENARIO = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const VIEWS = ["map", "queue", "daily", "planner"];
@@ -54,5 +54,12 @@ export function filterParams(state) {
     sector: state.sector,
     status: state.status,
     source_type: state.source,
+    in_force: oneOf(state.in_force),
+    in_area: oneOf(state.in_area),
   };
+}
+
+/** A yes/no filter: "true" or "false" when one of the two is ticked, else null (both: all). */
+function oneOf(values) {
+  return values && values.length === 1 && ["true", "false"].includes(values[0]) ? values[0] : null;
 }

@@ -76,6 +76,11 @@ class VersionOut(_Out):
     effective_from: dt.date
     description: str = ""
     line_length_km: float
+    area_km2: float = Field(description="The area of application (km2, geodesic)")
+    territory_km2: dict[str, float] = Field(
+        description="Each party's side of the line inside the area of application, by party id "
+        "(km2, geodesic; as `agreement check` prints it)"
+    )
     n_rules: int
     rules: list[str]
     zones: list[ZoneOut]
@@ -283,6 +288,22 @@ class BatchIn(BaseModel):
     )
 
 
+class ObservationsIn(BaseModel):
+    """Monitors' observations as they write them (as ``import --format smm`` reads them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Any] = Field(
+        description="One object per statement: `id`, `observer_lon`, `observer_lat`, "
+        "`observed_from`, `observed_to` (ISO 8601 with a UTC offset), the direction as `bearing` "
+        "(`SE`, `W to N`, `135`) or `bearing_from_deg` and `bearing_to_deg` (clockwise), "
+        "`distance_min_km`, `distance_max_km`; optional `count`, `kind`, `weapon`, `party`, "
+        "`threat_to_monitors`, `source_type`, `reliability`, `credibility`, `narrative`. Each "
+        "becomes an incident at its arc-and-range sector's centroid; a bad one never stops the "
+        "others",
+    )
+
+
 class RecordResultOut(_Out):
     index: int = Field(description="0-based position in the request")
     id: str
@@ -419,6 +440,10 @@ class DailyStatistics(_Out):
     incidents: int = Field(description="Reports judged: in the area, the agreement in force")
     outside_area: int = Field(description="Reports outside the area of application (not judged)")
     not_in_force: int = Field(description="Reports on a day the agreement was not in force (not judged)")
+    withdrawn: int = Field(
+        default=0,
+        description="Reports their source withdrew (ACLED's deletions applied): kept, not counted",
+    )
     incidents_by_kind: dict[str, int]
     incidents_by_sector: dict[str, int]
     events: int = Field(

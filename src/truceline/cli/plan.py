@@ -5,7 +5,9 @@ Thin: parse options, call :mod:`truceline.services.planner`, print a table, writ
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -95,6 +97,14 @@ def compare_cmd(
         ),
     ] = None,
     no_sensors: Annotated[bool, typer.Option("--no-sensors", help="Skip the acoustic plan")] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="html (a table here, the page with maps in -o) or json (every figure, on stdout)",
+        ),
+    ] = "html",
 ) -> None:
     """Compare scenarios: line length, areas, buffer zone, people, force and sensors; write HTML."""
     from truceline.core.planner import DENSITY_PRESETS, ForceParameters, SensorParameters
@@ -102,6 +112,8 @@ def compare_cmd(
     from truceline.report.planner import comparison_rows, render_comparison_html
     from truceline.services.planner import compare_plan
 
+    if fmt not in ("html", "json"):
+        raise typer.BadParameter("use html or json", param_hint="--format")
     if troops_per_km is None and density not in DENSITY_PRESETS:
         raise typer.BadParameter(f"--density: use one of {', '.join(DENSITY_PRESETS)}")
     try:
@@ -114,19 +126,34 @@ def compare_cmd(
             target_accuracy_m=accuracy_m, depth_km=depth_km, rows_km=_floats(rows_km, "--rows-km"),
             detection_range_km=range_km, timing_sigma_ms=timing_ms,
         )  # fmt: skip
-        with console.status("Comparing scenarios (settlements, zones, force, sensors)"):
+        status = (
+            contextlib.nullcontext()
+            if fmt == "json"
+            else console.status("Comparing scenarios (settlements, zones, force, sensors)")
+        )
+        with status:
             comp = compare_plan(
                 agreement, scenarios or (), force=force, sensors=sens, layout=sensors,
                 min_population=min_population,
             )  # fmt: skip
     except TrucelineError as exc:
         raise fail(exc) from exc
+    if fmt == "json":
+        from truceline.services.planner import comparison_view
+
+        view = comparison_view(comp)
+        view.pop("geojson")  # the figures; the maps are the HTML's (and the API's)
+        typer.echo(json.dumps(view, ensure_ascii=False, indent=1))
+        return
     ids = [m.scenario.id for m in comp.scenarios]
     table = Table("figure", *ids, title=f"{comp.reference.scenario.agreement.name}: scenarios")
     for r in comparison_rows(comp):
         table.add_row(r["label"], *r["cells"])
     console.print(table)
     limits = data_limits(min_population)
+    for m in comp.scenarios:
+        for note in m.scenario.notes:
+            console.print(f"{m.scenario.id}: {note}", highlight=False)
     console.print(f"[dim]{limits}[/]")
     out = output or Path(f"plan-{comp.reference.scenario.agreement.id}.html")
     out.parent.mkdir(parents=True, exist_ok=True)

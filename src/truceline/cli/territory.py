@@ -164,8 +164,20 @@ def from_territory_cmd(
     console.print(
         f"Line of contact: {v['line_length_km']:.1f} km geodesic ({c['raw_length_km']:.1f} km "
         f"before simplifying; Hausdorff distance to the shared boundary {c['hausdorff_m']:.1f} m); "
-        f"left {left}, right {right}; ends carried {c['snapped_m'][0]:.0f} m and "
-        f"{c['snapped_m'][1]:.0f} m to the area's boundary",
+        f"left {left}, right {right}; ends {'of its longest part ' if len(c['part_km']) > 1 else ''}"
+        f"carried {c['snapped_m'][0]:.0f} m and {c['snapped_m'][1]:.0f} m to the area's boundary",
+        highlight=False,
+    )
+    if len(c["part_km"]) > 1:
+        km = ", ".join(f"{x:.1f}" for x in c["part_km"][:8]) + (", ..." if len(c["part_km"]) > 8 else "")
+        console.print(
+            f"The front is in {len(c['part_km'])} separate pieces ({km} km): the line has one "
+            f"part per piece, each with {left} on its left",
+            highlight=False,
+        )
+    console.print(
+        "Sides: each place takes the side of the party whose ground (territory.geojson) it lies "
+        "in; ground neither holds, the side of the nearest part of the line",
         highlight=False,
     )
     if c["overlap_km2"] >= 0.01:
@@ -178,6 +190,6 @@ def from_territory_cmd(
         what = f"an enclave of {p['area_km2']:,.1f} km2" if p["kind"] == "enclave" else "a piece"
         console.print(
             f"Left out of the line: {what}, {p['length_km']:.1f} km of shared boundary "
-            "(contact-left-out.geojson; places there take their side from the line)",
+            "(contact-left-out.geojson; places there take their side from the map's ground)",
             highlight=False,
         )

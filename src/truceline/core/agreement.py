@@ -38,6 +38,7 @@ __all__ = [
     "Sector",
     "WeaponClass",
     "Zone",
+    "part_sides",
 ]
 
 
@@ -192,6 +193,12 @@ class Agreement(_Model):
     #: may not: each end must reach the area's boundary) or ``"azimuth"`` (along its last direction
     #: to the area's edge). YAML: ``line: {extend: azimuth}``.
     line_extends: Literal["none", "azimuth"] = "none"
+    #: The ground each party holds (lon/lat (Multi)Polygons by party id; YAML ``line: {sides:
+    #: {file: territory.geojson}}``, polygons with a ``party`` property). Given, the sides of the line
+    #: are this ground cut to the area of application (what neither holds goes by the nearest part
+    #: of the line), not the line continued beyond its ends, and the line may be in several
+    #: separate parts (a front in pieces), each with the left party's ground on its left.
+    sides: dict[str, Any] = Field(default_factory=dict)
     weapon_classes: tuple[WeaponClass, ...] = ()
     sectors: tuple[Sector, ...] = ()
     observation_posts: tuple[ObservationPost, ...] = ()
@@ -216,12 +223,25 @@ class Agreement(_Model):
         known_parties([self.right], "line.right")
         if self.left == self.right:
             raise AgreementError("left and right must be different parties", field="line")
+        if self.sides:
+            known_parties(self.sides, "line.sides")
+            for pid in ids:
+                g = self.sides.get(pid)
+                if g is None or g.is_empty or g.geom_type not in ("Polygon", "MultiPolygon"):
+                    raise AgreementError(
+                        f"the sides give no polygons of {pid}; give each party's ground (a "
+                        "`party` property on each polygon)",
+                        field="line.sides",
+                    )
         wc = {w.id for w in self.weapon_classes}
         for vi, v in enumerate(self.versions):
             where = "" if vi == 0 else f"amendments[{vi - 1}]."
             _check_line(v.line, f"{where}line")
             if vi == 0 or not v.line.equals(self.versions[vi - 1].line):
-                _check_ends(self, v.line, f"{where}line")
+                if self.sides:
+                    _check_part_sides(self, v.line, f"{where}line")
+                else:
+                    _check_ends(self, v.line, f"{where}line")
             zones = {z.id for z in v.zones}
             known_parties(v.reference_lines, f"{where}reference_lines")
             for z in v.zones:
@@ -418,9 +438,65 @@ def joined_line(line: Any, field: str) -> Any:
         f"the line has {len(parts)} parts that do not join end to end{gap}; Truceline cannot tell "
         "which side of each separate part belongs to which party. Join the parts into one line "
         "in order (each part's last vertex the next part's first, all digitised in the same "
-        "direction), or make one agreement per part",
+        "direction), give the ground each party holds (`sides: {file: territory.geojson}` under "
+        "`line`, polygons with a `party` property; `agreement from-territory` writes it), or "
+        "make one agreement per part",
         field=field,
     )
+
+
+#: Probes either side of the line's segments (m) to read which party's ground lies on each side.
+_PROBE_M = 200.0
+
+
+def part_sides(agreement: Agreement, line: Any) -> NDArray[np.float64]:
+    """Per part of ``line``: how well its left side is the left party's ground (-1..1).
+
+    Probes ``_PROBE_M`` either side of every segment's middle (geodesic, vectorised) vote, weighted
+    by the segment's length: +1 where the left party's ground lies on the left or the right party's
+    on the right, -1 for the reverse; 0 where the probes fall in neither (or both).
+    """
+    parts = [shapely.get_coordinates(g) for g in getattr(line, "geoms", [line])]
+    xy = np.vstack(parts)
+    pid = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    same = pid[:-1] == pid[1:]  # segments within a part
+    a, b = xy[:-1][same], xy[1:][same]
+    seg_part = pid[:-1][same]
+    az, _, length = GEOD.inv(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+    mlon, mlat, _ = GEOD.fwd(a[:, 0], a[:, 1], az, np.asarray(length) / 2.0)
+    n = np.size(mlon)
+    left_lon, left_lat, _ = GEOD.fwd(mlon, mlat, np.asarray(az) - 90.0, np.full(n, _PROBE_M))
+    right_lon, right_lat, _ = GEOD.fwd(mlon, mlat, np.asarray(az) + 90.0, np.full(n, _PROBE_M))
+    gl, gr = agreement.sides[agreement.left], agreement.sides[agreement.right]
+
+    def held(lon: Any, lat: Any) -> NDArray[np.int8]:
+        in_l = shapely.contains_xy(gl, lon, lat)
+        in_r = shapely.contains_xy(gr, lon, lat)
+        return np.where(in_l & ~in_r, 1, np.where(in_r & ~in_l, -1, 0)).astype(np.int8)
+
+    vote = (held(left_lon, left_lat) - held(right_lon, right_lat)) / 2.0
+    w = np.asarray(length, dtype=np.float64)
+    num = np.bincount(seg_part, weights=vote * w, minlength=len(parts))
+    den = np.bincount(seg_part, weights=w, minlength=len(parts))
+    return np.asarray(num / np.maximum(den, 1e-9), dtype=np.float64)
+
+
+def _check_part_sides(agreement: Agreement, line: Any, field: str) -> None:
+    """With the parties' ground given, every part of the line has the left party's on its left."""
+    score = part_sides(agreement, line)
+    parts = list(getattr(line, "geoms", [line]))
+    bad = np.flatnonzero(score < 0)
+    if bad.size:
+        k = int(bad[0])
+        xy = shapely.get_coordinates(parts[k])
+        raise AgreementError(
+            f"part {k + 1} of {len(parts)} of the line (from lon {xy[0, 0]:.4f}, lat "
+            f"{xy[0, 1]:.4f} to lon {xy[-1, 0]:.4f}, lat {xy[-1, 1]:.4f}) has "
+            f"{agreement.right}'s ground on its left, but the line's left is {agreement.left}"
+            + (f" ({bad.size} parts are reversed)" if bad.size > 1 else "")
+            + "; reverse that part (digitise it with the left party's ground on its left)",
+            field=field,
+        )
 
 
 def line_ends(agreement: Agreement, line: Any, field: str = "line") -> list[LineEnd]:
@@ -537,7 +613,11 @@ class CompiledVersion:
             else _geodesic_buffer(self.line, agreement.default_area_km * 1000.0)
         )
         shapely.prepare(self.area)
-        self._side_polygons = _split_sides(self.line, self.area)
+        self._side_polygons = (
+            _sides_from_ground(self.line, self.area, agreement)
+            if agreement.sides
+            else _split_sides(self.line, self.area)
+        )
         for g in self._side_polygons.values():
             shapely.prepare(g)
         for z in self.version.zones:
@@ -837,6 +917,33 @@ def _extension(lon0: float, lat0: float, az: float, max_m: float, step_m: float)
     d = np.arange(step_m, max_m + step_m, step_m)
     lo, la, _ = GEOD.fwd(np.full(d.size, lon0), np.full(d.size, lat0), np.full(d.size, az), d)
     return np.column_stack([lo, la])
+
+
+def _sides_from_ground(line: LineIndex, area: Any, agreement: Agreement) -> dict[int, Any]:
+    """The area of application split by the ground each party holds (``agreement.sides``).
+
+    Ground both claim goes to neither first; what neither holds (gaps, overlaps, unmapped land) goes,
+    piece by piece, to the side of the nearest part of the line at the piece's representative point.
+    """
+    gl = _polygonal(shapely.intersection(agreement.sides[agreement.left], area))
+    gr = _polygonal(shapely.intersection(agreement.sides[agreement.right], area))
+    both = shapely.intersection(gl, gr)
+    left, right = shapely.difference(gl, both), shapely.difference(gr, both)
+    rest = _polygonal(shapely.difference(area, shapely.union(left, right)))
+    pieces = np.asarray(shapely.get_parts(rest), dtype=object)
+    if pieces.size:
+        rxy = shapely.get_coordinates(shapely.point_on_surface(pieces))
+        side = line.nearest(rxy[:, 0], rxy[:, 1]).side
+        left = shapely.union_all([left, *pieces[side >= 0]])
+        right = shapely.union_all([right, *pieces[side < 0]])
+    left, right = _polygonal(left), _polygonal(right)
+    if left.is_empty or right.is_empty:
+        raise AgreementError(
+            "one party holds none of the area of application; check the sides' polygons and "
+            "the area overlap",
+            field="line.sides",
+        )
+    return {1: left, -1: right}
 
 
 def _split_sides(line: LineIndex, area: Any) -> dict[int, Any]:

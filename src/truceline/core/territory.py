@@ -5,7 +5,8 @@ one party's polygons plus the country's outline. :func:`contact_line` derives wh
 needs from them: the line where the two territories meet (not the coast or the international
 border, which bound only one of them), oriented with the left party's ground on its left,
 simplified, its ends carried to the boundary of the area of application (the union of the two
-territories), and what it left out (enclaves, other pieces of contact).
+territories) where they come near it, in as many parts as the front has open pieces, and what it
+left out (enclaves: closed rings of contact).
 
 Every tolerance is in metres and applied in a local azimuthal-equidistant plane
 (:class:`~truceline.core.geodesy.LocalFrame`), never in degrees. Pure shapely/pyproj.
@@ -39,15 +40,16 @@ class ContactPiece:
 class Contact:
     """The line of contact and what was derived with it (geometry in WGS84 lon/lat)."""
 
-    line: Any  # LineString, the left party's territory on its left
+    line: Any  # LineString, or MultiLineString of the pieces of front; left party's ground on the left
     area: Any  # (Multi)Polygon: the area of application
     left: Any  # the left party's territory (as given, gaps not closed)
     right: Any
-    raw_length_km: float  # the shared boundary before simplification
+    raw_length_km: float  # the shared boundary in the line, before simplification
     hausdorff_m: float  # between the simplified line and the shared boundary (local plane)
-    snapped_m: tuple[float, float]  # how far each end was carried to the area's boundary
+    snapped_m: tuple[float, float]  # how far each end of the longest part was carried to the edge
     overlap_km2: float  # ground both parties' polygons claim
-    others: tuple[ContactPiece, ...] = field(default=())
+    others: tuple[ContactPiece, ...] = field(default=())  # enclaves (closed rings), not in the line
+    part_km: tuple[float, ...] = field(default=())  # each part's length before simplification
 
 
 def split_outline(held: Any, outline: Any) -> tuple[Any, Any]:
@@ -134,32 +136,38 @@ def contact_line(
             "a map where the line runs from edge to edge",
             field="party",
         )
+    # Every open piece of front is a part of the line (longest first), each oriented with the left
+    # party's ground on its left; closed rings (enclaves) are left out: the sides, taken from the
+    # parties' ground, place them.
     order = np.argsort(-np.where(rings, -1.0, lengths))
-    main = pieces[int(order[0])]
-    main = _oriented(main, a, b, tolerance_m)
-    simple = shapely.simplify(main, simplify_m, preserve_topology=True)
-    hausdorff = _hausdorff_m(simple, main, step_m=max(simplify_m, tolerance_m) / 2.0)
+    opened = [_oriented(pieces[int(i)], a, b, tolerance_m) for i in order if not rings[i]]
+    simple = [shapely.simplify(p, simplify_m, preserve_topology=True) for p in opened]
+    step = max(simplify_m, tolerance_m) / 2.0
+    hausdorff = max(_hausdorff_m(s, p, step_m=step) for s, p in zip(simple, opened, strict=True))
     area = closed
     if area_km is not None:
-        area = _polygons(shapely.intersection(closed, shapely.buffer(main, area_km * 1000.0)))
-    line, snapped = _snap_ends(simple, area, max_m=10.0 * tolerance_m + simplify_m)
+        reach = shapely.buffer(shapely.MultiLineString(opened), area_km * 1000.0)
+        area = _polygons(shapely.intersection(closed, reach))
+    snapped_parts = [_snap_ends(p, area, max_m=10.0 * tolerance_m + simplify_m) for p in simple]
+    parts = [p for p, _ in snapped_parts]
+    line = parts[0] if len(parts) == 1 else shapely.MultiLineString(parts)
     others = []
-    for i in order[1:]:
+    for i in order:
+        if not rings[i]:
+            continue
         p = pieces[int(i)]
         ll = _to_lonlat(frame, p)
-        if rings[i]:
-            poly = shapely.Polygon(shapely.get_coordinates(ll))
-            others.append(ContactPiece("enclave", ll, float(p.length) / 1000.0, geodesic_area_km2(poly)))
-        else:
-            others.append(ContactPiece("piece", ll, float(p.length) / 1000.0))
+        poly = shapely.Polygon(shapely.get_coordinates(ll))
+        others.append(ContactPiece("enclave", ll, float(p.length) / 1000.0, geodesic_area_km2(poly)))
     return Contact(
         line=_to_lonlat(frame, line),
         area=_to_lonlat(frame, area),
         left=_to_lonlat(frame, a),
         right=_to_lonlat(frame, b),
-        raw_length_km=float(main.length) / 1000.0,
+        raw_length_km=float(sum(p.length for p in opened)) / 1000.0,
         hausdorff_m=hausdorff,
-        snapped_m=snapped,
+        snapped_m=snapped_parts[0][1],
+        part_km=tuple(float(p.length) / 1000.0 for p in opened),
         overlap_km2=float(overlap.area) / 1e6,
         others=tuple(others),
     )

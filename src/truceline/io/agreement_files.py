@@ -375,6 +375,41 @@ def _geometry(files: _Files, ref: Any, field: str, kinds: tuple[str, ...]) -> An
     return merged
 
 
+def _sides(files: _Files, ref: Any, pids: list[str]) -> dict[str, Any]:
+    """The ground each party holds (``line: {sides: {file: ...}}``): polygons by their ``party``."""
+    if isinstance(ref, str):
+        ref = {"file": ref}
+    if not isinstance(ref, dict) or "file" not in ref:
+        raise AgreementError("give `sides: {file: NAME}`", file=_YAML, field="line.sides")
+    name = str(ref["file"])
+    path = files.label(name)
+    groups: dict[str, list[Any]] = {}
+    for i, f in enumerate(_features(files, name)):
+        g = f.geometry
+        if g.geom_type not in ("Polygon", "MultiPolygon"):
+            raise AgreementError(
+                f"feature {i} is a {g.geom_type}; the sides are Polygons or MultiPolygons",
+                file=path,
+                field=f"features[{i}]",
+            )
+        _check_lonlat(g, path, "line.sides")
+        party = str(f.properties.get("party") or "")
+        if party not in pids:
+            raise AgreementError(
+                f"feature {i} has party {party!r}; give each polygon the party holding it "
+                f"({', '.join(pids)}) in a `party` property",
+                file=path,
+                field=f"features[{i}].party",
+            )
+        if not g.is_valid:  # a ring touching itself after reprojection: keep its polygons
+            g = shapely.make_valid(g)
+            g = shapely.union_all(
+                [q for q in shapely.get_parts(g) if q.geom_type in ("Polygon", "MultiPolygon")]
+            )
+        groups.setdefault(party, []).append(g)
+    return {p: shapely.union_all(gs) for p, gs in groups.items()}
+
+
 def _check_lonlat(g: Any, path: str, field: str) -> None:
     xy = shapely.get_coordinates(g)
     if not np.all(np.isfinite(xy)):
@@ -549,6 +584,7 @@ def load_agreement_files(
                     field=f"line.{key}",
                 )
         line = _geometry(fs, line_ref, "line.file", ("LineString", "MultiLineString"))
+        sides = _sides(fs, line_ref["sides"], pids) if line_ref.get("sides") is not None else {}
         extend = line_ref.get("extend", "none")
         if extend not in ("none", "azimuth"):
             raise AgreementError(
@@ -614,14 +650,14 @@ def load_agreement_files(
         ]
         for i, am in enumerate(raw.get("amendments") or []):
             versions.append(_amend(fs, versions[-1], am, f"amendments[{i}]", pids))
-        sides = {"left": line_ref["left"], "right": line_ref["right"]}
         return Agreement(
             id=str(need("id")),
             name=str(need("name")),
             description=str(raw.get("description", "")),
             parties=(parties[0], parties[1]),
-            left=sides["left"],
-            right=sides["right"],
+            left=line_ref["left"],
+            right=line_ref["right"],
+            sides=sides,
             area=area,
             default_area_km=float(raw.get("default_area_km", 250.0)),
             line_extends=extend,

@@ -12,6 +12,15 @@ Each scenario names what it changes; everything else is the agreement's own::
         zones:                           # merged into the agreement's zone with the same id
           - {id: buffer, bands: {UA: [0, 20], RU: [0, 20]}}
         sectors: {file: scenarios/sectors-salient.geojson}
+      - id: march
+        name: The front as mapped in March
+        territory: {file: scenarios/control-march.geojson, holder: RU}
+
+A ``territory`` is a control-of-territory map (polygons, as ``agreement from-territory`` reads
+them): with ``holder``, that party's ground (polygons without a ``party`` property, or naming it),
+the other party holding the rest of the area of application; without, both parties' polygons named
+in a ``party`` property (``party_field`` names another). The scenario's line is then where the two
+grounds meet (unless it gives its own ``line``), and the planner's land figures are the polygons'.
 
 A folder without ``scenarios:`` has one scenario, ``agreement``: the agreement as it is.
 Like agreements, scenarios are read from the files by name (:func:`load_scenarios_files`), a folder
@@ -25,9 +34,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import shapely
+
+from truceline.core.agreement import Agreement
 from truceline.core.planner import Scenario, apply_scenario
+from truceline.core.territory import contact_line, split_outline
 from truceline.errors import AgreementError
 from truceline.io.agreement_files import (
+    _features,
     _Files,
     _geometry,
     _read_yaml,
@@ -36,11 +50,13 @@ from truceline.io.agreement_files import (
     files_of_folder,
     load_agreement_files,
 )
+from truceline.io.territory_files import control_map_groups
 
 __all__ = ["load_scenarios", "load_scenarios_files"]
 
 _YAML = "agreement.yaml"
-_KEYS = {"id", "name", "description", "line", "zones", "sectors"}
+_KEYS = {"id", "name", "description", "line", "zones", "sectors", "territory"}
+_TERRITORY_KEYS = {"file", "holder", "party_field"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -123,6 +139,15 @@ def _scenario(
     line = None
     if item.get("line") is not None:
         line = _geometry(fs, item["line"], f"{where}.line", ("LineString", "MultiLineString"))
+    territory = None
+    notes: list[str] = []
+    if item.get("territory") is not None:
+        territory = _territory(fs, base, item["territory"], f"{where}.territory")
+        what = f"land held and changing hands from the polygons of {item['territory']['file']}"
+        if line is None:
+            line, derived = _contact(base, territory, f"{where}.territory")
+            what += f"; {derived}"
+        notes.append(what)
     zones_raw = item.get("zones") or []
     if not isinstance(zones_raw, list):
         raise AgreementError("`zones` must be a list", file=_YAML, field=f"{where}.zones")
@@ -136,10 +161,108 @@ def _scenario(
     zones = _zones(fs, merged, f"{where}.zones")
     sectors = _sectors(fs, item["sectors"]) if item.get("sectors") else None
     try:
-        ag = apply_scenario(base, line=line, zones=zones, sectors=sectors)
+        ag = apply_scenario(base, line=line, zones=zones, sectors=sectors, sides=territory)
     except AgreementError as exc:
         msg = exc.message.removeprefix(f"field {exc.field}: ")
         raise AgreementError(
             msg, file=_YAML, field=f"{where}.{exc.field}" if exc.field else where
         ) from exc
-    return Scenario(sid, str(item.get("name") or sid), str(item.get("description") or ""), ag)
+    return Scenario(
+        sid,
+        str(item.get("name") or sid),
+        str(item.get("description") or ""),
+        ag,
+        territory=territory,
+        notes=tuple(notes),
+    )
+
+
+def _territory(fs: _Files, base: Agreement, ref: Any, where: str) -> dict[str, Any]:
+    """The ground each party holds in a scenario's control map, cut to the area of application."""
+    if not isinstance(ref, dict) or "file" not in ref:
+        raise AgreementError(
+            "give `territory: {file: PATH, holder: PARTY}` (holder: whose polygons the file holds)",
+            file=_YAML,
+            field=where,
+        )
+    extra = sorted(set(ref) - _TERRITORY_KEYS)
+    if extra:
+        raise AgreementError(
+            f"unknown key(s) {', '.join(extra)}; use {', '.join(sorted(_TERRITORY_KEYS))}",
+            file=_YAML,
+            field=where,
+        )
+    name, field = str(ref["file"]), str(ref.get("party_field") or "party")
+    groups = control_map_groups(_features(fs, name), fs.label(name), field)
+    parties = base.party_ids
+    stray = sorted(str(k) for k in groups if k is not None and k not in parties)
+    if stray:
+        raise AgreementError(
+            f"the map names {', '.join(stray)}, not a party of the agreement ({', '.join(parties)})",
+            file=fs.label(name),
+            field=field,
+        )
+    area = base.compiled(0).area
+    holder = ref.get("holder")
+    if holder is not None:
+        holder = str(holder)
+        if holder not in parties:
+            raise AgreementError(
+                f"holder {holder!r} is not a party; use one of {', '.join(parties)}",
+                file=_YAML,
+                field=f"{where}.holder",
+            )
+        polys = [g for k, g in groups.items() if k in (holder, None)]
+        if not polys:
+            raise AgreementError(
+                f"the map holds no polygons of {holder} (nor any without `{field}`)",
+                file=fs.label(name),
+                field=field,
+            )
+        try:
+            held, rest = split_outline(shapely.union_all(polys), area)
+        except AgreementError as exc:
+            raise AgreementError(
+                exc.message.replace("country's outline", "area of application"),
+                file=fs.label(name),
+                field=where,
+            ) from exc
+        other = parties[1] if holder == parties[0] else parties[0]
+        return {holder: held, other: rest}
+    if None in groups:
+        raise AgreementError(
+            f"some polygons have no `{field}` property; name whose ground the file holds "
+            "(`holder: PARTY`) or set the property on every polygon",
+            file=fs.label(name),
+            field=field,
+        )
+    missing = [p for p in parties if p not in groups]
+    if missing:
+        raise AgreementError(
+            f"no polygons of {', '.join(missing)} in the map; give `holder: PARTY` when it holds "
+            "one party's ground only",
+            file=fs.label(name),
+            field=field,
+        )
+    return {p: shapely.intersection(groups[p], area) for p in parties}
+
+
+def _contact(base: Agreement, territory: Mapping[str, Any], where: str) -> tuple[Any, str]:
+    """The line where the two grounds meet, and a note saying so."""
+    area = base.compiled(0).area
+    try:
+        c = contact_line(territory[base.left], territory[base.right], within=area)
+    except AgreementError as exc:
+        raise AgreementError(exc.message, file=_YAML, field=where) from exc
+    parts = len(c.part_km)
+    note = (
+        f"the line is where the two grounds meet ({c.raw_length_km:,.1f} km of shared boundary"
+        + (f", in {parts} separate parts" if parts > 1 else "")
+        + "); the sides are the map's ground"
+    )
+    if c.others:
+        note += (
+            f"; {len(c.others)} enclave(s) ({sum(p.length_km for p in c.others):,.1f} km of "
+            "shared boundary) are not part of the line, but their land counts in the figures"
+        )
+    return c.line, note

@@ -17,6 +17,8 @@ column                     meaning
                            range of points clockwise (``W to N``, ``W..N``, ``W-N``), degrees
                            (``135``) or a range of degrees (``270 to 360``)
 ``bearing_error_deg``      for degrees only: +- this (default 5)
+``bearing_from_deg``,      instead of ``bearing``: the arc in degrees from north, clockwise from
+``bearing_to_deg``         the first to the second (``270``, ``0``: west to north)
 ``distance_min_km``,       the distance estimate as a range (km, up to 50); one estimate: the
 ``distance_max_km``        same number twice
 ``count``                  how many (default 1)
@@ -47,7 +49,7 @@ import csv
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,7 @@ from truceline.core.observations import MAX_OBSERVED_KM, arc_positions, compass_
 from truceline.errors import ValidationError
 from truceline.io.incidents_io import Reject
 
-__all__ = ["KIND_WORDS", "REQUIRED", "smm_records"]
+__all__ = ["KIND_WORDS", "REQUIRED", "observation_records", "smm_records"]
 
 REQUIRED = (
     "id",
@@ -105,16 +107,21 @@ def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
                 f'{path}: expected a list of observations (or {{"observations": [...]}})',
                 fix="one object per observation, with the columns of truceline.io.smm",
             )
-        rows = [
-            {str(k).strip().lower(): "" if v is None else str(v).lower() if isinstance(v, bool)
-             else str(v) for k, v in r.items()}
-            for r in data
-        ]  # fmt: skip
+        rows = _text_rows(data)
         return list(dict.fromkeys(k for r in rows for k in r)), rows
     reader = csv.DictReader(text.splitlines())
     header = [h.strip().lower() for h in reader.fieldnames or []]
     reader.fieldnames = header
     return header, [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
+
+
+def _text_rows(data: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """JSON objects as the CSV reader's rows: keys lower case, values text (booleans lower case)."""
+    return [
+        {str(k).strip().lower(): "" if v is None else str(v).lower() if isinstance(v, bool)
+         else str(v) for k, v in r.items()}
+        for r in data
+    ]  # fmt: skip
 
 
 def _time(text: str) -> dt.datetime | str:
@@ -166,7 +173,16 @@ def _parse(i: int, r: dict[str, str]) -> dict[str, Any] | Reject:
     err = _number(r.get("bearing_error_deg", "") or "5")
     if err is None or not 0 <= err <= 90:
         return bad("bearing_error_deg", f"give 0..90 deg (got {r.get('bearing_error_deg')!r})")
-    arc = compass_arc(r.get("bearing", ""), err)
+    if r.get("bearing_from_deg", "").strip() or r.get("bearing_to_deg", "").strip():
+        b0, b1 = _number(r.get("bearing_from_deg", "")), _number(r.get("bearing_to_deg", ""))
+        if b0 is None or not 0 <= b0 <= 360:
+            return bad("bearing_from_deg", f"give 0..360 deg (got {r.get('bearing_from_deg')!r})")
+        if b1 is None or not 0 <= b1 <= 360:
+            return bad("bearing_to_deg", f"give 0..360 deg (got {r.get('bearing_to_deg')!r})")
+        arc = compass_arc(f"{b0:g} to {b1:g}", err)
+        r = {**r, "bearing": r.get("bearing") or f"{b0:g} to {b1:g} deg"}
+    else:
+        arc = compass_arc(r.get("bearing", ""), err)
     if arc is None:
         return bad(
             "bearing",
@@ -221,15 +237,49 @@ def _parse(i: int, r: dict[str, str]) -> dict[str, Any] | Reject:
     return rec
 
 
+def _missing(header: Sequence[str]) -> list[str]:
+    arc = {"bearing_from_deg", "bearing_to_deg"} <= set(header)
+    return [c for c in REQUIRED if c not in header and not (c == "bearing" and arc)]
+
+
 def smm_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     """Each observation as a Truceline record (at its sector's centroid), or a :class:`Reject`."""
     header, rows = _rows(path)
-    missing = [c for c in REQUIRED if c not in header]
+    missing = _missing(header)
     if rows and missing:
         raise ValidationError(
             f"{path}: not an SMM observations file: missing column(s) {', '.join(missing)}",
             fix=f"the columns are {', '.join(REQUIRED)} (and optional ones: see truceline.io.smm)",
         )
+    yield from _records(rows)
+
+
+def observation_records(
+    data: Sequence[Mapping[str, Any]],
+) -> list[tuple[int, dict[str, Any] | Reject]]:
+    """Observations as JSON objects (the API's), each as a record or a :class:`Reject` (rows from 1).
+
+    The fields are the CSV's columns; a record missing a required one is rejected alone.
+    """
+    rows = _text_rows(data)
+    out: list[tuple[int, dict[str, Any] | Reject]] = []
+    ok: list[dict[str, str]] = []
+    at: list[int] = []
+    for i, r in enumerate(rows, start=1):
+        miss = _missing([k for k, v in r.items() if v.strip()])
+        if miss:
+            out.append((i, Reject(i, r.get("id", ""), miss[0], f"missing; give {', '.join(miss)}")))
+        else:
+            ok.append(r)
+            at.append(i)
+    for k, (_, rec) in enumerate(_records(ok)):
+        if isinstance(rec, Reject):
+            rec = Reject(at[k], rec.id, rec.field, rec.reason)
+        out.append((at[k], rec))
+    return sorted(out, key=lambda x: x[0])
+
+
+def _records(rows: list[dict[str, str]]) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     parsed = [_parse(i, r) for i, r in enumerate(rows, start=1)]
     good = [p for p in parsed if not isinstance(p, Reject)]
     if good:

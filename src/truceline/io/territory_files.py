@@ -16,9 +16,9 @@ import shapely
 import yaml
 
 from truceline.errors import AgreementError
-from truceline.io.agreement_files import read_features
+from truceline.io.agreement_files import Feature, read_features
 
-__all__ = ["read_control_map", "read_outline", "write_agreement_folder"]
+__all__ = ["control_map_groups", "read_control_map", "read_outline", "write_agreement_folder"]
 
 _POLY = ("Polygon", "MultiPolygon")
 
@@ -40,9 +40,15 @@ def _polygon(g: Any, label: str, i: int) -> Any:
 
 def read_control_map(path: str | Path, party_field: str = "party") -> dict[str | None, Any]:
     """The polygons of a control map, merged per party (``None``: features without the property)."""
-    label = str(path)
+    return control_map_groups(read_features(path), str(path), party_field)
+
+
+def control_map_groups(
+    features: list[Feature], label: str, party_field: str = "party"
+) -> dict[str | None, Any]:
+    """A control map's features (read as files are) merged per party (``None``: no property)."""
     groups: dict[str | None, list[Any]] = {}
-    for i, f in enumerate(read_features(path)):
+    for i, f in enumerate(features):
         g = _polygon(f.geometry, label, i)
         raw = f.properties.get(party_field)
         party = None if raw is None or str(raw).strip() == "" else str(raw).strip()

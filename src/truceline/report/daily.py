@@ -218,6 +218,9 @@ class DayReport:
     #: agreement was not in force (no rule judged either; the summary states them apart).
     outside_area: int = 0
     not_in_force: int = 0
+    #: Reports of the day their source withdrew (ACLED's deletions applied): kept, not counted in
+    #: ``n_incidents``, no findings.
+    withdrawn: int = 0
     #: The evidence files of the day's incidents (the published edition: the released ones).
     attachments: tuple[DayAttachment, ...] = ()
     #: Distinct events among ``n_incidents`` (the reports of one fused event count once), and
@@ -510,6 +513,7 @@ class _Context:
             "n_explosions": r.n_explosions,
             "outside_area": r.outside_area,
             "not_in_force": r.not_in_force,
+            "withdrawn": r.withdrawn,
             "rejected": r.rejected,
             "n_findings": len(fs),
             "n_incidents_with_findings": len({f.incident_id for f in fs}),

@@ -42,12 +42,24 @@ def assumptions(ag: Agreement, index: int) -> list[str]:
             "no `area_of_application` given: the area is every point within "
             f"{ag.default_area_km:g} km of the line (`default_area_km`)"
         )
-    if v.line.geom_type == "MultiLineString":
+    n_parts = len(shapely.get_parts(v.line))
+    if ag.sides:
+        cv = ag.compiled(index)
+        held = {s: geodesic_area_km2(shapely.intersection(ag.sides[ag.party_on_side(s)], cv.area))
+                for s in (1, -1)}  # fmt: skip
+        rest = sum(geodesic_area_km2(cv.side_polygon(s)) - held[s] for s in (1, -1))
         out.append(
-            f"the line's {len(shapely.get_parts(v.line))} parts join end to end: read as one line "
-            "in their order"
-        )
-    out += [end.assumption(ag.line_extends) for end in line_ends(ag, v.line)]
+            (f"the line has {n_parts} separate parts (pieces of front), each checked to have "
+             f"{ag.left}'s ground on its left" if n_parts > 1 else
+             f"the line has {ag.left}'s ground on its left (checked)")
+            + f"; the sides are the ground each party holds (`line.sides`), not the line continued "
+            f"beyond its ends: a place takes the side of the ground it lies in; the ground neither "
+            f"holds ({max(rest, 0.0):,.1f} km2 of the area) the side of the nearest part of the line"
+        )  # fmt: skip
+    else:
+        if v.line.geom_type == "MultiLineString":
+            out.append(f"the line's {n_parts} parts join end to end: read as one line in their order")
+        out += [end.assumption(ag.line_extends) for end in line_ends(ag, v.line)]
     if index == 0:
         to = f" until {ag.effective_to} (exclusive)" if ag.effective_to else " with no end date"
         out.append(

@@ -334,6 +334,8 @@ def comparison_view(c: Comparison) -> dict[str, Any]:
                 "description": sc.description,
                 "role": role,
                 "line_length_km": m.line_length_km,
+                "land_from": m.land_from,
+                "notes": list(sc.notes),
                 "area_km2": m.area_km2,
                 "changes": [
                     {"from_party": ch.from_party, "to_party": ch.to_party, "area_km2": ch.area_km2,

@@ -317,8 +317,9 @@ def daily_statistics(
 
     Reports outside the area of application (``in_area`` false) and on days the agreement was not
     in force (``in_force`` false) are counted apart (``outside_area``, ``not_in_force``), not in
-    ``incidents`` and its breakdowns: no rule judged them. Counts only, never positions. A
-    liaison's findings counts include released findings only.
+    ``incidents`` and its breakdowns: no rule judged them; so are reports their source withdrew
+    (``withdrawn``: ACLED's deletions applied; they hold no findings). Counts only, never
+    positions. A liaison's findings counts include released findings only.
     """
     if end < start:
         raise ValidationError(
@@ -338,6 +339,7 @@ def daily_statistics(
                 "incidents": 0,
                 "outside_area": 0,
                 "not_in_force": 0,
+                "withdrawn": 0,
                 "incidents_by_kind": defaultdict(int),
                 "incidents_by_sector": defaultdict(int),
                 "events": 0,
@@ -370,6 +372,13 @@ def daily_statistics(
         rec["incidents"] += n
         rec["incidents_by_kind"][kind] += n
         rec["incidents_by_sector"][sector or "none"] += n
+    gone = (
+        select(IncidentRow.day, func.count())
+        .where(*base, IncidentRow.withdrawn_at.is_not(None), *counted_incident_clauses(scope))
+        .group_by(IncidentRow.day)
+    )
+    for d, n in session.execute(gone):
+        day(d)["withdrawn"] += int(n)
     # Events, not reports: the reports fusion (or an analyst) put in one event count once, and an
     # event's explosions are the most any of its reports says ("12 explosions"), not its reports.
     judged = [

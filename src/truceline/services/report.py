@@ -72,6 +72,13 @@ def build_day_report(
             func.count().filter(IncidentRow.in_force.is_(false())),
         ).where(IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *live)
     ).one()
+    withdrawn = session.execute(
+        select(func.count()).where(
+            IncidentRow.agreement_id == ag_id,
+            IncidentRow.day == day,
+            IncidentRow.withdrawn_at.is_not(None),
+        )
+    ).scalar_one()
     rows = session.execute(
         select(FindingRow, IncidentRow)
         .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
@@ -155,6 +162,7 @@ def build_day_report(
         withheld=withheld,
         outside_area=int(apart[0]),
         not_in_force=int(apart[1]),
+        withdrawn=int(withdrawn),
         attachments=_day_attachments(session, ag_id, day, released_only=released_only),
     )
 

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident
-from truceline.io.incidents_io import incidents_from_records
+from truceline.io.incidents_io import Reject, incidents_from_records
+from truceline.io.smm import observation_records
 from truceline.services.auth import Principal
 from truceline.services.ingest import ingest_incidents
 from truceline.store.models import IncidentRevisionRow, IncidentRow
@@ -36,6 +37,7 @@ __all__ = [
     "Verdict",
     "submit_incident",
     "submit_markers",
+    "submit_observations",
     "submit_records",
 ]
 
@@ -134,6 +136,36 @@ def submit_records(
         pk = res.pks[rid]
         verdict[k] = RecordResult(k, rid, Verdict.revised, pk=pk, findings=res.findings_by_pk.get(pk, 0))
     return SubmissionResult(res.batch_id, [verdict[k] for k in sorted(verdict)])
+
+
+def submit_observations(
+    session: Session,
+    agreement: Agreement,
+    observations: Sequence[Any],
+    *,
+    principal: Principal,
+    now: dt.datetime,
+    source: str = "api",
+) -> SubmissionResult:
+    """Monitors' observations as they write them (the fields of :mod:`truceline.io.smm`: the
+    observer's position, a time window, a direction arc, a distance range), each stored as
+    ``import --format smm`` stores it: an incident at its arc-and-range sector's centroid with a
+    1-sigma error covering the sector, at the window's middle. Results are in input order."""
+    objs = [o if isinstance(o, dict) else {} for o in observations]
+    parsed = observation_records(objs)
+    good = [(row - 1, rec) for row, rec in parsed if not isinstance(rec, Reject)]
+    res = submit_records(
+        session, agreement, [rec for _, rec in good], principal=principal, now=now, source=source
+    )
+    out: dict[int, RecordResult] = {}
+    for r in res.results:
+        r.index = good[r.index][0]
+        out[r.index] = r
+    for row, rec in parsed:
+        if isinstance(rec, Reject):
+            why = rec.reason if isinstance(observations[row - 1], dict) else "not a JSON object"
+            out[row - 1] = RecordResult(row - 1, rec.id, Verdict.rejected, field=rec.field, reason=why)
+    return SubmissionResult(res.batch_id, [out[k] for k in sorted(out)])
 
 
 def _utc(t: dt.datetime) -> dt.datetime:

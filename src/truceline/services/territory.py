@@ -213,7 +213,14 @@ def agreement_from_territory(
             f"{source} (gaps under {2 * tolerance_m:g} m closed, simplified to {simplify_m:g} m)."
         ),
         "parties": [{"id": lid, "name": left_name}, {"id": rid, "name": right_name}],
-        "line": {"file": "line.geojson", "left": lid, "right": rid},
+        # The sides are the parties' ground: a front in several pieces (or with enclaves) then has
+        # each place on the side of the ground it lies in, not of the line continued at its ends.
+        "line": {
+            "file": "line.geojson",
+            "left": lid,
+            "right": rid,
+            "sides": {"file": "territory.geojson"},
+        },
         "area_of_application": {"file": "area.geojson"},
         "zones": zones,
         "rules": [],
@@ -237,11 +244,17 @@ def agreement_from_territory(
     if template is not None:
         source += f", with the zones, rules and sectors of the template {Path(template).name}"
     rules_note = "" if doc["rules"] else "Rules: none yet; add them (docs/agreement-format.md). "
-    header = f"{source}.\n{rules_note}territory.geojson is the parties'\nground as the map gives it" + (
-        "; contact-left-out.geojson the shared boundary not in the line\n(enclaves, other "
-        "pieces): places there take their side from the line."
-        if c.others
-        else "."
+    parts = len(c.part_km)
+    header = (
+        f"{source}.\n{rules_note}territory.geojson is the parties' ground as the map gives it, "
+        "and the\nsides of the line (`line: {sides: ...}`)"
+        + (f"; the line has {parts} parts, one per piece of front" if parts > 1 else "")
+        + (
+            ";\ncontact-left-out.geojson the enclaves' shared boundary (not in the line; the "
+            "sides place them)."
+            if c.others
+            else "."
+        )
     )
     write_agreement_folder(out, doc, layers, header=header, force=force, copies=copies)
     ag = load_agreement(out)
@@ -256,6 +269,7 @@ def agreement_from_territory(
             "raw_length_km": c.raw_length_km,
             "hausdorff_m": c.hausdorff_m,
             "snapped_m": c.snapped_m,
+            "part_km": list(c.part_km),
             "overlap_km2": c.overlap_km2,
             "left_out": [
                 {"kind": p.kind, "length_km": p.length_km, "area_km2": p.area_km2} for p in c.others

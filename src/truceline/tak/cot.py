@@ -28,6 +28,15 @@ positions) are not incidents. ``t-x-c-t`` pings are answered with ``t-x-c-t-r``;
 (delete / the pytak "hello") is ignored, as TAK servers do; a ``t-x-takp-q`` request to switch
 to protobuf is refused (the server never offers protobuf, so clients stay on XML).
 
+**Observations.** A monitor's report of something seen or heard away from where they stand
+carries the fields of :mod:`truceline.io.smm` (``observed_from``, ``observed_to``, ``bearing`` or
+``bearing_from_deg`` and ``bearing_to_deg``, ``bearing_error_deg``, ``distance_min_km``,
+``distance_max_km``, ``threat_to_monitors``) as attributes of ``<__truceline>`` or as
+``key: value`` (or ``key=value``) parts of the remarks, separated by ``;`` or new lines. The
+event's point is then the observer's position, and the incident lies at the arc-and-range
+sector's centroid with the sector's error, as ``import --format smm`` places it (no window: the
+event's start).
+
 **Safety.** Parsing goes through :mod:`defusedxml` (no DTD, no entities, no external
 references); the listener bounds the size of each event and of each connection.
 """
@@ -50,6 +59,8 @@ from defusedxml import DefusedXmlException
 from truceline.core.geodesy import M_PER_DEG_MAX
 from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
+from truceline.io.incidents_io import Reject
+from truceline.io.smm import observation_records
 
 __all__ = [
     "TYPE_KINDS",
@@ -535,6 +546,9 @@ def incident_record(
         )
     observed = _time(ev.start, now)
     _check_stale(ev, (now or dt.datetime.now(dt.UTC)) if live else None)
+    obs = observation_fields(ev)
+    if obs:
+        return _observation_record(ev, kind, observed, obs, source_type)
     src = "acoustic" if ev.type.startswith("b-d-a") else source_type
     who = ev.callsign or "-"
     rec: dict[str, Any] = {
@@ -564,6 +578,58 @@ def incident_record(
         if ev.extension.get(key):
             rec[key] = ev.extension[key]
     rec["narrative"] = rec["narrative"][:4000]
+    return rec
+
+
+#: The observation fields an event may carry (see the module's doc).
+OBSERVATION_FIELDS = (
+    "observed_from",
+    "observed_to",
+    "bearing",
+    "bearing_from_deg",
+    "bearing_to_deg",
+    "bearing_error_deg",
+    "distance_min_km",
+    "distance_max_km",
+    "threat_to_monitors",
+)
+_REMARK_FIELD = re.compile(
+    r"(?:^|[;\n])\s*(" + "|".join(OBSERVATION_FIELDS) + r")\s*[:=]\s*([^;\n]*)", re.IGNORECASE
+)
+
+
+def observation_fields(ev: CotEvent) -> dict[str, str]:
+    """The observation fields an event carries: ``<__truceline>`` attributes, else the remarks'
+    ``key: value`` parts; empty when it carries no distance or direction (not an observation)."""
+    got = {k.lower(): v.strip() for k, v in _REMARK_FIELD.findall(ev.remarks)}
+    got |= {k: str(v).strip() for k, v in ev.extension.items() if k in OBSERVATION_FIELDS}
+    keys = {"distance_min_km", "distance_max_km", "bearing", "bearing_from_deg", "bearing_to_deg"}
+    return got if keys & {k for k, v in got.items() if v} else {}
+
+
+def _observation_record(
+    ev: CotEvent, kind: Kind, observed: str, obs: Mapping[str, str], source_type: str
+) -> dict[str, Any]:
+    """An observation's record: at its sector's centroid, the event's point being the observer."""
+    t0 = obs.get("observed_from") or observed
+    row: dict[str, Any] = {
+        **{k: v for k, v in obs.items() if v},
+        "observed_from": t0,
+        "observed_to": obs.get("observed_to") or t0,
+        "id": report_id(ev),
+        "observer_lon": ev.lon,
+        "observer_lat": ev.lat,
+        "kind": kind.value,
+        "source_type": ev.extension.get("source_type") or source_type,
+        "narrative": f"TAK {ev.callsign or '-'} (uid {ev.uid}, type {ev.type})"
+        + (f": {ev.remarks}" if ev.remarks else ""),
+    }
+    for key in ("weapon_class", "party", "count", "reliability", "credibility"):
+        if ev.extension.get(key):
+            row["weapon" if key == "weapon_class" else key] = ev.extension[key]
+    [(_, rec)] = observation_records([row])
+    if isinstance(rec, Reject):
+        raise CotError(f"observation {rec.field}: {rec.reason}", field=rec.field)
     return rec
 
 

@@ -53,6 +53,8 @@ def _versions(ag: Agreement) -> list[VersionOut]:
             effective_from=ver.effective_from,
             description=ver.description,
             line_length_km=v["line_length_km"],
+            area_km2=v["area_km2"],
+            territory_km2=v["territory_km2"],
             n_rules=v["n_rules"],
             rules=[r.id for r in ver.rules],
             zones=[ZoneOut(**z) for z in v["zones"]],

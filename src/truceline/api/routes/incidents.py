@@ -21,6 +21,7 @@ from truceline.api.schemas import (
     IncidentDetectionOut,
     IncidentOut,
     LinkedReportOut,
+    ObservationsIn,
     Page,
     RecordResultOut,
     ReviewIn,
@@ -36,7 +37,7 @@ from truceline.services.audit import history
 from truceline.services.auth import Permission, Principal
 from truceline.services.review import review
 from truceline.services.sensors import from_us
-from truceline.services.submissions import Verdict, submit_records
+from truceline.services.submissions import Verdict, submit_observations, submit_records
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERRORS)
 PK = Annotated[int, Path(ge=1, le=MAX_KEY)]
@@ -87,6 +88,40 @@ def submit_batch(
     res = ctx.db.write(
         lambda s: submit_records(
             s, ctx.agreement(s, agreement), body.incidents, principal=who, now=ctx.clock()
+        )
+    )
+    return BatchOut(
+        batch_id=res.batch_id,
+        accepted=res.count(Verdict.accepted),
+        duplicates=res.count(Verdict.duplicate),
+        rejected=res.count(Verdict.rejected),
+        results=[RecordResultOut.model_validate(r, from_attributes=True) for r in res.results],
+    )
+
+
+@router.post(
+    "/observations",
+    response_model=BatchOut,
+    summary="Submit monitors' observations (observer, time window, direction arc, distance range): "
+    "per record accepted, duplicate or rejected",
+)
+def submit_observations_route(
+    body: ObservationsIn,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.incidents_submit))],
+    agreement: AgreementQ = None,
+) -> BatchOut:
+    limit = ctx.settings.max_batch
+    if len(body.observations) > limit:
+        raise PayloadTooLargeError(
+            f"{len(body.observations)} observations in one request; the limit is {limit}",
+            field="observations",
+            value=len(body.observations),
+            fix=f"send batches of at most {limit}",
+        )
+    res = ctx.db.write(
+        lambda s: submit_observations(
+            s, ctx.agreement(s, agreement), body.observations, principal=who, now=ctx.clock()
         )
     )
     return BatchOut(

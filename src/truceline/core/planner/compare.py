@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -26,6 +27,8 @@ from truceline.core.planner.territory import (
     area_held_km2,
     buffer_areas,
     buffer_zone,
+    held_polygons,
+    holder_of,
     territory_changes,
     withdrawal_bands,
 )
@@ -47,6 +50,9 @@ class ScenarioMetrics:
     withdrawal: tuple[WithdrawalBand, ...]
     force: ForcePlan
     sensors: SensorPlan | None
+    #: Where the land figures (held, changing hands) come from: ``"map"`` (the scenario's control
+    #: map) or ``"line"`` (the sides of its line).
+    land_from: str = "line"
 
     @property
     def changed_km2(self) -> float:
@@ -96,6 +102,7 @@ def compare_scenarios(
     spacing = sensor_spacing_km(sensors) if sensors is not None else None
     ref_cv: CompiledVersion | None = None
     ref_side: NDArray[np.int8] | None = None
+    ref_held: dict[int, Any] | None = None
     results = []
     places = settlements
     for sc in scenarios:  # a handful of scenarios
@@ -105,9 +112,12 @@ def compare_scenarios(
             inside = shapely.contains_xy(cv.area, settlements.lon, settlements.lat)
             places = settlements.take(inside)
         side, dist_m = side_of(cv, places.lon, places.lat), cv.line.distance_m(places.lon, places.lat)
+        # The land figures: the scenario's control map when it has one, else the sides of its line.
+        held = held_polygons(cv, sc.territory)
+        holder = side if sc.territory is None else holder_of(held, places.lon, places.lat)
         changes: tuple[TerritoryChange, ...] = ()
-        if ref_cv is not None and ref_side is not None:
-            changes = territory_changes(cv, ref_cv, places, side, ref_side)
+        if ref_cv is not None and ref_side is not None and ref_held is not None:
+            changes = territory_changes(cv, ref_cv, places, holder, ref_side, held, ref_held)
         bz = buffer_zone(cv)
         buffer_km2, in_buffer = (
             buffer_areas(cv, bz, places, side, dist_m) if bz is not None else ({}, {})
@@ -117,7 +127,7 @@ def compare_scenarios(
             ScenarioMetrics(
                 scenario=sc,
                 line_length_km=cv.line_length_km,
-                area_km2=area_held_km2(cv),
+                area_km2=area_held_km2(cv, held),
                 changes=changes,
                 buffer_zone=bz.id if bz is not None else None,
                 buffer_km2=buffer_km2,
@@ -125,8 +135,9 @@ def compare_scenarios(
                 withdrawal=withdrawal_bands(cv, places, side, dist_m),
                 force=force_plan(cv, force),
                 sensors=plan,
+                land_from="line" if sc.territory is None else "map",
             )
         )
         if ref_cv is None:
-            ref_cv, ref_side = cv, side
+            ref_cv, ref_side, ref_held = cv, holder, held
     return Comparison(tuple(results), places, min_population)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from truceline.core.agreement import Agreement, Sector, Zone
@@ -18,12 +18,19 @@ class PlannerError(ValidationError):
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A candidate: the agreement with the scenario's line, zones and sectors in place of its own."""
+    """A candidate: the agreement with the scenario's line, zones and sectors in place of its own.
+
+    ``territory``: the ground each party holds (lon/lat (Multi)Polygons by party id) when the
+    scenario comes from a control map; the planner's land figures are then the polygons', not the
+    sides of the line. ``notes``: what was assumed in building it (printed with the comparison).
+    """
 
     id: str
     name: str
     description: str
     agreement: Agreement
+    territory: Mapping[str, Any] | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
 
 
 def apply_scenario(
@@ -32,12 +39,14 @@ def apply_scenario(
     line: Any = None,
     zones: Sequence[Zone] = (),
     sectors: Sequence[Sector] | None = None,
+    sides: Mapping[str, Any] | None = None,
 ) -> Agreement:
     """The agreement with another line, zones replaced by id, and/or other sectors; validated again.
 
     The line replaces the line of every version that kept the agreement's original line (amendments
     that moved the line keep theirs). A zone replaces the zone with its id in every version, or is
-    added when no version has that id.
+    added when no version has that id. ``sides`` (the ground each party holds under the scenario)
+    replaces the agreement's; a new line without them drops the agreement's (they were its line's).
     """
     line0 = base.versions[0].line
     by_id = {z.id: z for z in zones}
@@ -52,5 +61,9 @@ def apply_scenario(
     data["versions"] = tuple(versions)
     if sectors is not None:
         data["sectors"] = tuple(sectors)
+    if sides is not None:
+        data["sides"] = dict(sides)
+    elif line is not None:
+        data["sides"] = {}
     # Built anew (not model_copy) so that the agreement's cross-checks run on the new terms.
     return Agreement(**data)

@@ -3,6 +3,7 @@ bands, with the settlements and people in each (geodesic on WGS84; places tested
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ __all__ = [
     "area_held_km2",
     "buffer_areas",
     "buffer_zone",
+    "held_polygons",
+    "holder_of",
     "territory_changes",
     "withdrawal_bands",
 ]
@@ -47,9 +50,33 @@ class WithdrawalBand:
     places: PlaceCount
 
 
-def area_held_km2(cv: CompiledVersion) -> dict[str, float]:
-    """Geodesic area (km²) each party holds: its side of the line inside the area of application."""
-    return {cv.agreement.party_on_side(s): geodesic_area_km2(cv.side_polygon(s)) for s in (1, -1)}
+def held_polygons(cv: CompiledVersion, territory: Mapping[str, Any] | None = None) -> dict[int, Any]:
+    """The ground each side's party holds inside the area of application (lon/lat, by side).
+
+    ``territory`` (a scenario's control map, polygons by party id): the map's polygons cut to the
+    area; None: the sides of the line (:meth:`CompiledVersion.side_polygon`).
+    """
+    if territory is None:
+        return {s: cv.side_polygon(s) for s in (1, -1)}
+    out = {}
+    for s in (1, -1):
+        g = territory.get(cv.agreement.party_on_side(s))
+        out[s] = shapely.Polygon() if g is None else _polygonal(shapely.intersection(g, cv.area))
+    return out
+
+
+def holder_of(held: Mapping[int, Any], lon: FloatArray, lat: FloatArray) -> NDArray[np.int8]:
+    """Which side's party holds each point (+1, -1; 0: neither) by :func:`held_polygons`."""
+    left = shapely.contains_xy(held[1], lon, lat)
+    right = shapely.contains_xy(held[-1], lon, lat)
+    return np.where(left, 1, np.where(right, -1, 0)).astype(np.int8)
+
+
+def area_held_km2(cv: CompiledVersion, held: Mapping[int, Any] | None = None) -> dict[str, float]:
+    """Geodesic area (km²) each party holds: ``held`` (:func:`held_polygons`), by default its side
+    of the line inside the area of application."""
+    held = held if held is not None else held_polygons(cv)
+    return {cv.agreement.party_on_side(s): geodesic_area_km2(held[s]) for s in (1, -1)}
 
 
 def territory_changes(
@@ -58,15 +85,20 @@ def territory_changes(
     places: Settlements,
     side: NDArray[np.int8],
     ref_side: NDArray[np.int8],
+    held: Mapping[int, Any] | None = None,
+    ref_held: Mapping[int, Any] | None = None,
 ) -> tuple[TerritoryChange, ...]:
-    """Land on each side of ``cv``'s line that was on the other side of ``ref``'s, with its places.
+    """Land each party holds under ``cv`` that the other held under ``ref``, with its places.
 
-    ``side`` and ``ref_side`` are the places' sides (:func:`~truceline.core.planner._line.side_of`)
-    under ``cv`` and ``ref``.
+    ``held`` and ``ref_held`` are the ground each side holds (:func:`held_polygons`; default: the
+    sides of each line); ``side`` and ``ref_side`` the places' holders under each
+    (:func:`holder_of`, or :func:`~truceline.core.planner._line.side_of` for the sides of a line).
     """
+    held = held if held is not None else held_polygons(cv)
+    ref_held = ref_held if ref_held is not None else held_polygons(ref)
     changes = []
-    for s in (1, -1):  # land now on side s that was on the other side before
-        geom = shapely.intersection(cv.side_polygon(s), ref.side_polygon(-s))
+    for s in (1, -1):  # land now held by side s's party that the other party held before
+        geom = shapely.intersection(held[s], ref_held[-s])
         geom = _polygonal(geom)
         moved = (side == s) & (ref_side == -s)
         changes.append(
