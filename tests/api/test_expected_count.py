@@ -5,18 +5,22 @@ weight. Small mixes written here, through the API and ``truceline duplicates``."
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from truceline.cli import app
 from truceline.core.geodesy import GEOD
 from truceline.services.events import expected_events
+from truceline.store import ledger
 
-from .conftest import Api, make_api
+from .conftest import DAY, Api, make_api
 from .test_event_counts import _r
 
 LAT = 48.6
@@ -84,3 +88,60 @@ def test_duplicates_command_says_the_expected_count(
     m = re.search(r"([\d,]+) events stored, ([\d.,]+) distinct expected", out.output)
     assert m is not None, out.output
     assert m.group(1) == "4" and 3.0 <= float(m.group(2)) <= 3.5
+
+
+def _on(day: dt.date, recs: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+    """The records moved to ``day`` (same time of day), their ids tagged."""
+    return [{**r, "id": f"{r['id']}{tag}", "observed_at": f"{day}{r['observed_at'][10:]}"} for r in recs]
+
+
+def test_daily_statistics_and_the_report_lead_with_the_expected_count(api: Api) -> None:
+    """Per day, through ``GET /statistics/daily`` and the daily report: the distinct events
+    expected next to the events as fused, each day from its own pairs; the published report's
+    ledger entry records the figures it leads with."""
+    day2 = DAY + dt.timedelta(days=1)
+    lone = _r("lone", 37.3, 48.7, 30, 0, "acoustic", uncertainty_m=5)  # far from everything
+    for recs in (_mix(), _on(day2, [*_mix(), lone], "-2")):
+        got = api.post("/incidents/batch", json={"incidents": recs}, role="admin")
+        assert got.status_code in (200, 201), got.text
+    pairs = _stored(api)
+    kept = pairs.get("possible", []) + pairs.get("weighed", [])
+    assert kept and all(a.endswith("-2") == b.endswith("-2") for a, b, _ in kept)  # no pair across days
+    mass = {d: sum(p for a, _, p in kept if a.endswith("-2") == (d == day2)) for d in (DAY, day2)}
+    assert all(0.5 < m <= 1.0 + 1e-9 for m in mass.values()), mass
+    s = api.get("/statistics/daily", params={"start": str(DAY), "end": str(day2)})
+    assert s.status_code == 200, s.text
+    got_days = {r["day"]: r for r in s.json()}
+    one, two = got_days[str(DAY)], got_days[str(day2)]
+    assert (one["events"], one["explosions"], two["events"], two["explosions"]) == (4, 4, 5, 5)
+    assert one["events_expected"] == pytest.approx(4 - mass[DAY], abs=0.006)
+    assert two["events_expected"] == pytest.approx(5 - mass[day2], abs=0.006)
+    # the report's lead: "4 explosions in about 3 events", the expected figure beside it
+    draft = " ".join(api.get(f"/reports/{DAY}/draft", role="analyst").text.split())
+    about = round(4 - mass[DAY])
+    assert f'4</div><div class="l">explosions in about {about} events' in draft, draft[:3000]
+    assert f'data-events-expected="{4 - mass[DAY]:.1f}"' in draft
+    assert f"{4 - mass[DAY]:.1f} distinct expected of 4 as fused" in draft
+    # publishing records the figures in the ledger entry, and the ledger still verifies
+    assert api.post(f"/reports/{DAY}/publish", role="analyst").status_code == 201
+    with api.ctx.db.read() as s:
+        body = s.execute(
+            text("SELECT body FROM ledger_entries WHERE kind = 'publication' ORDER BY seq")
+        ).scalar_one()
+        assert ledger.verify(s).ok
+    figures = json.loads(body)["content"]["figures"]
+    assert figures == {
+        "incidents": 4, "events": 4, "explosions": 4, "events_expected": one["events_expected"],
+    }  # fmt: skip
+
+
+def test_a_day_without_doubt_counts_its_events(api: Api) -> None:
+    """No pair that may be one event: the expected count is the events as fused, and the
+    report's lead says them without "about"."""
+    far = [_r(f"f{k}", 37.1 + 0.05 * k, LAT, 0, 600 * k, "acoustic", uncertainty_m=5) for k in range(3)]
+    got = api.post("/incidents/batch", json={"incidents": far}, role="admin")
+    assert got.status_code in (200, 201), got.text
+    s = api.get("/statistics/daily", params={"start": str(DAY), "end": str(DAY)}).json()[0]
+    assert (s["events"], s["events_expected"]) == (3, 3.0)
+    draft = " ".join(api.get(f"/reports/{DAY}/draft", role="analyst").text.split())
+    assert '3</div><div class="l">explosions in 3 events' in draft

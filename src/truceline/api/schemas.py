@@ -450,6 +450,11 @@ class DailyStatistics(_Out):
         description="Distinct events among the judged reports: the reports of one fused event "
         "count once, a report in no event counts alone"
     )
+    events_expected: float = Field(
+        description="The expected number of distinct events among ``events``: each counts 1 less "
+        "the probability that it is another's duplicate (the possible duplicates and the pairs "
+        "weighed for the count, at most 1); a dismissed pair counts nothing"
+    )
     explosion_events: int = Field(description="Those of the events with an explosion reported")
     explosions: int = Field(
         description='Explosions: per event, the most any of its reports counts ("12 '

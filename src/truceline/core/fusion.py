@@ -45,6 +45,7 @@ __all__ = [
     "Reports",
     "SourceModel",
     "candidates",
+    "duplicate_mass",
     "expected_count",
     "fuse",
     "kind_group",
@@ -52,6 +53,7 @@ __all__ = [
     "linkable",
     "may_link",
     "merge",
+    "most_probable_pairs",
     "report_log_odds",
     "split",
     "summarise",
@@ -382,9 +384,28 @@ def expected_count(n_events: int, dup_event: ArrayLike, p: ArrayLike) -> float:
     late report whose probability is spread over several candidate events thus counts as
     little as the mass the candidates leave it, and the precise event that several vague
     reports may duplicate still counts once."""
+    return float(n_events - duplicate_mass(n_events, dup_event, p).sum())
+
+
+def duplicate_mass(n_events: int, dup_event: ArrayLike, p: ArrayLike) -> FloatArray:
+    """Each of ``n_events`` events' probability that it is another's duplicate, as
+    :func:`expected_count` takes it: the sum of its pairs' ``p`` where it holds the vaguer
+    report (``dup_event``), at most 1."""
     ev = np.asarray(dup_event, np.intp)
     mass = np.bincount(ev, np.asarray(p, np.float64), n_events) if len(ev) else np.zeros(n_events)
-    return float(n_events - np.minimum(mass, 1.0).sum())
+    return np.minimum(mass, 1.0)
+
+
+def most_probable_pairs(a: ArrayLike, b: ArrayLike, p: ArrayLike) -> IntArray:
+    """The index of one pair per unordered pair of events ``(a, b)`` (codes 0..n-1): the most
+    probable (``p``)."""
+    ca, cb = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    if len(ca) == 0:
+        return np.zeros(0, np.intp)
+    k = int(max(ca.max(), cb.max())) + 1
+    key = np.minimum(ca, cb) * k + np.maximum(ca, cb)
+    order = np.lexsort((-np.asarray(p, np.float64), key))
+    return order[np.r_[True, key[order][1:] != key[order][:-1]]].astype(np.intp)
 
 
 def _inv2(c: FloatArray) -> FloatArray:

@@ -228,6 +228,28 @@ class DayReport:
     #: (built from a file, without fusion).
     n_events: int | None = None
     n_explosions: int | None = None
+    #: The expected number of distinct events among ``n_events``, from the probabilities of the
+    #: pairs that may be one event (the lead says "N explosions in about M events"); None: not
+    #: known, the lead gives ``n_events``.
+    n_events_expected: float | None = None
+
+    def figures(self) -> dict[str, int | float]:
+        """The day's counts the report leads with, as its publication's ledger entry records them."""
+        out: dict[str, int | float] = {"incidents": self.n_incidents}
+        if self.n_events is not None and self.n_explosions is not None:
+            out |= {"events": self.n_events, "explosions": self.n_explosions}
+        if self.n_events_expected is not None:
+            out["events_expected"] = round(self.n_events_expected, 2)
+        return out
+
+
+def _uncertain(r: DayReport) -> bool:
+    """Whether the day's expected count of distinct events differs from the events as fused."""
+    return (
+        r.n_events_expected is not None
+        and r.n_events is not None
+        and abs(r.n_events_expected - r.n_events) >= 0.005
+    )
 
 
 def day_findings(batch: IncidentBatch, result: Classification) -> list[DayFinding]:
@@ -510,6 +532,9 @@ class _Context:
             "withheld": r.withheld,
             "n_incidents": r.n_incidents,
             "n_events": r.n_events,
+            # "about M events" where some events may be others' duplicates; else the count as fused
+            "events_about": None if not _uncertain(r) else round(r.n_events_expected or 0.0),
+            "events_expected": f"{r.n_events_expected or 0.0:.1f}",
             "n_explosions": r.n_explosions,
             "outside_area": r.outside_area,
             "not_in_force": r.not_in_force,

@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -62,6 +62,7 @@ __all__ = [
     "LinkResult",
     "ReportColumns",
     "day_event_counts",
+    "day_expected_events",
     "decide_duplicate",
     "detections_of",
     "epoch_seconds",
@@ -845,11 +846,53 @@ def expected_events(session: Session, where: Sequence[ColumnElement[bool]] = ())
     _, code = np.unique(np.r_[g_a, g_b], return_inverse=True)
     ca, cb = code[: len(g_a)], code[len(g_a) :]
     k = int(code.max()) + 1
-    key = np.minimum(ca, cb) * k + np.maximum(ca, cb)
-    order = np.lexsort((-p.astype(np.float64), key))
-    first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+    first = fusion.most_probable_pairs(ca, cb, p)
     # the events outside the pairs count 1 each; the k in them, 1 less their mass
     return int(n), float(n - k) + fusion.expected_count(k, ca[first], p[first])
+
+
+def day_expected_events(
+    session: Session,
+    where: Sequence[ColumnElement[bool]],
+    events: Mapping[dt.date, int] | None = None,
+) -> dict[dt.date, float]:
+    """Per day of the incidents ``where`` selects, the expected number of distinct events among
+    the day's events (:func:`day_event_counts`' first figure, or ``events`` where the caller has
+    it): as :func:`expected_events`, each counts 1 less the probability that it duplicates
+    another, from the open possible duplicates and the pairs weighed for the count whose vaguer
+    report it holds, one pair per pair of events (the most probable), at most 1. All days at
+    once, over arrays; a pair across midnight lowers the day of its vaguer report."""
+    if events is None:
+        events = {d: n for d, (n, _, _) in day_event_counts(session, where).items()}
+    out = {d: float(n) for d, n in events.items()}
+    ia, ib = aliased(IncidentRow), aliased(IncidentRow)
+    ga = func.coalesce(ia.event_id, -ia.pk)
+    gb = func.coalesce(ib.event_id, -ib.pk)
+    sel = select(IncidentRow.pk).where(*where).scalar_subquery()
+    rows = session.execute(
+        select(ia.day, ga, ib.day, gb, FusionPairRow.probability)
+        .join(ia, ia.pk == FusionPairRow.a_pk)
+        .join(ib, ib.pk == FusionPairRow.b_pk)
+        .where(FusionPairRow.status.in_(_OPEN), ia.pk.in_(sel), ib.pk.in_(sel), ga != gb)
+    ).all()
+    if not rows:
+        return out
+    d_a, g_a, d_b, g_b, p = zip(*rows, strict=True)
+    day = np.array([*d_a, *d_b], "datetime64[D]").astype(np.int64)
+    grp = np.array([*g_a, *g_b], np.int64)
+    lo = int(grp.min())
+    span = int(grp.max()) - lo + 1
+    # a unit: one event's reports of one day (an event across midnight counts on both days)
+    units, code = np.unique(day * span + (grp - lo), return_inverse=True)
+    n = len(g_a)
+    ca, cb, pr = code[:n], code[n:], np.array(p, np.float64)
+    first = fusion.most_probable_pairs(ca, cb, pr)
+    mass = fusion.duplicate_mass(len(units), ca[first], pr[first])
+    days, of_unit = np.unique(units // span, return_inverse=True)
+    lost = np.bincount(of_unit, mass, len(days))
+    for d, m in zip(days.astype("datetime64[D]").tolist(), lost.tolist(), strict=True):
+        out[d] = out.get(d, 0.0) - m
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,9 @@ def publish_report(
             value=day.isoformat(),
             fix="published reports are final; read it with GET",
         )
-    html = draft_report(session, agreement, day, released_only=True)
+    _check_day(day)
+    report = build_day_report(session, agreement, day, released_only=True)
+    html = render_daily_html(report)
     row = PublishedReportRow(
         agreement_id=agreement.id,
         day=day,
@@ -83,6 +85,8 @@ def publish_report(
                     "published_by": actor.subject,
                     "published_at": ledger.stored_time(now),
                     "report": row.pk,
+                    # the counts it leads with, the expected distinct events among them included
+                    "figures": report.figures(),
                 },
             )
         ],

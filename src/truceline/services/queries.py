@@ -27,7 +27,7 @@ from truceline.core.incidents import utc_time
 from truceline.core.probability import VIOLATION_P
 from truceline.errors import NotFoundError, ValidationError
 from truceline.services.auth import Scope
-from truceline.services.events import day_event_counts
+from truceline.services.events import day_event_counts, day_expected_events
 from truceline.services.scope import (
     counted_incident_clauses,
     finding_clauses,
@@ -343,6 +343,7 @@ def daily_statistics(
                 "incidents_by_kind": defaultdict(int),
                 "incidents_by_sector": defaultdict(int),
                 "events": 0,
+                "events_expected": 0.0,
                 "explosion_events": 0,
                 "explosions": 0,
                 "findings": 0,
@@ -385,11 +386,16 @@ def daily_statistics(
         *base, *live, *counted_incident_clauses(scope),
         IncidentRow.in_area.isnot(False), IncidentRow.in_force.isnot(False),
     ]  # fmt: skip
-    for d, (n_ev, n_boom_ev, n_boom) in day_event_counts(session, judged).items():
+    counted = day_event_counts(session, judged)
+    for d, (n_ev, n_boom_ev, n_boom) in counted.items():
         rec = day(d)
         rec["events"] += n_ev
         rec["explosion_events"] += n_boom_ev
         rec["explosions"] += n_boom
+    # and the distinct events expected among them, from the possible duplicates' probabilities
+    by_day = {d: c[0] for d, c in counted.items()}
+    for d, x in day_expected_events(session, judged, by_day).items():
+        day(d)["events_expected"] = round(x, 2)
     violation = func.sum(case((FindingRow.probability >= VIOLATION_P, 1), else_=0))
     fq = (
         select(

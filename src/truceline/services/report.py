@@ -22,7 +22,7 @@ from truceline.report.daily import (
     LedgerSummary,
     render_daily_html,
 )
-from truceline.services.events import day_event_counts
+from truceline.services.events import day_event_counts, day_expected_events
 from truceline.services.scope import live_incident_clauses
 from truceline.store import ledger
 from truceline.store.db import make_engine, session_factory, upgrade
@@ -63,9 +63,10 @@ def build_day_report(
         .group_by(IncidentRow.kind)
     )
     by_kind = {k: int(n) for k, n in session.execute(inc_q)}
-    n_events, _, n_explosions = day_event_counts(
-        session, [IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *live]
-    ).get(day, (0, 0, 0))
+    of_day = [IncidentRow.agreement_id == ag_id, IncidentRow.day == day, *live]
+    n_events, _, n_explosions = day_event_counts(session, of_day).get(day, (0, 0, 0))
+    # the distinct events expected among them (the possible duplicates' probabilities)
+    n_expected = day_expected_events(session, of_day, {day: n_events}).get(day, float(n_events))
     apart = session.execute(
         select(
             func.count().filter(IncidentRow.in_area.is_(false())),
@@ -153,6 +154,7 @@ def build_day_report(
         incidents_by_kind=by_kind,
         n_events=n_events,
         n_explosions=n_explosions,
+        n_events_expected=n_expected,
         findings=findings,
         trend=[(d, dict(c)) for d, c in sorted(per_day.items())],
         rejected=int(rejected),
