@@ -145,3 +145,59 @@ def test_a_day_without_doubt_counts_its_events(api: Api) -> None:
     assert (s["events"], s["events_expected"]) == (3, 3.0)
     draft = " ".join(api.get(f"/reports/{DAY}/draft", role="analyst").text.split())
     assert '3</div><div class="l">explosions in 3 events' in draft
+
+
+def _with_cameras() -> list[dict[str, Any]]:
+    """:func:`_mix` with a camera beside each acoustic fix: each round is an event of two reports."""
+    cams = [
+        _r(f"cam{k}", float(lon) + 0.0001, float(lat), 0, 60 * k + 2, "camera", uncertainty_m=25)
+        for k, (lon, lat) in enumerate(FIXES)
+    ]
+    return [*_mix(), *cams]
+
+
+def test_dismissing_a_pair_dismisses_the_others_between_the_same_two_events(api: Api) -> None:
+    """The patrol may be any round's explosion; an analyst merges rounds 1 and 2 into one event,
+    so two stored pairs now link the patrol to that event. Dismissing one stops both counting
+    (and neither is offered again); the pair with round 0 still counts."""
+    got = api.post("/incidents/batch", json={"incidents": _with_cameras()}, role="admin")
+    assert got.status_code in (200, 201), got.text
+    with api.ctx.db.read() as s:
+        rid = {pk: r for r, pk in s.execute(text("SELECT report_id, pk FROM incidents")).all()}
+        event: dict[str, int | None] = dict(
+            s.execute(text("SELECT report_id, event_id FROM incidents")).all()
+        )
+        rows = s.execute(
+            text("SELECT pk, a_pk, b_pk, probability FROM fusion_pairs "
+                 "WHERE status IN ('possible', 'weighed')")
+        ).all()  # fmt: skip
+    assert len({event[f"ac{k}"] for k in range(3)}) == 3 and event["late"] is None
+    # the patrol's pair with each round (keyed by the round's number)
+    by_round = {int(rid[b][-1]): (pk, p) for pk, a, b, p in rows if rid[a] == "late"}
+    assert set(by_round) == {0, 1, 2}, rows
+    m = api.post(
+        "/events/merge", json={"events": [event["ac1"], event["ac2"]], "comment": "one shell"},
+        role="analyst",
+    )  # fmt: skip
+    assert m.status_code in (200, 201), m.text
+    with api.ctx.db.read() as s:
+        n_before, before = expected_events(s)
+    keep_p = by_round[0][1]
+    joint = max(by_round[1][1], by_round[2][1])  # one pair per pair of events counts
+    assert n_before == 3 and before == pytest.approx(3 - min(keep_p + joint, 1.0), abs=1e-9)
+    dismiss, other = by_round[1][0], by_round[2][0]
+    d = api.post(f"/duplicates/{dismiss}/decide", json={"same": False}, role="analyst")
+    assert d.status_code == 200, d.text
+    with api.ctx.db.read() as s:
+        status: dict[int, str] = dict(s.execute(text("SELECT pk, status FROM fusion_pairs")).all())
+        n_after, after = expected_events(s)
+        audited = s.execute(
+            text("SELECT entity_id FROM audit_log WHERE entity = 'fusion_pair' AND action = 'dismiss'")
+        ).scalars().all()  # fmt: skip
+        assert ledger.verify(s).ok
+    assert status[dismiss] == status[other] == "dismissed"
+    assert status[by_round[0][0]] in ("possible", "weighed")
+    assert sorted(map(int, audited)) == sorted([dismiss, other])
+    assert n_after == 3 and after == pytest.approx(3 - keep_p, abs=1e-9)
+    day = api.get("/statistics/daily", params={"start": str(DAY), "end": str(DAY)}).json()[0]
+    assert day["events_expected"] == pytest.approx(3 - keep_p, abs=0.006)

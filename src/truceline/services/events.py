@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from sqlalchemy import (
     ColumnElement,
     Float,
+    and_,
     bindparam,
     case,
     cast,
@@ -1301,6 +1302,32 @@ def merge(
     return Decision([keep, *others], before, after)
 
 
+def _pairs_between(
+    session: Session, a: IncidentRow, b: IncidentRow, but: int
+) -> list[tuple[FusionPairRow, str]]:
+    """The open pairs (possible or weighed) other than ``but`` that link the events of reports
+    ``a`` and ``b`` (a report in no event stands for itself), with their status."""
+    ia, ib = aliased(IncidentRow), aliased(IncidentRow)
+    ga = func.coalesce(ia.event_id, -ia.pk)
+    gb = func.coalesce(ib.event_id, -ib.pk)
+    g = (
+        a.event_id if a.event_id is not None else -a.pk,
+        b.event_id if b.event_id is not None else -b.pk,
+    )
+    rows = session.execute(
+        select(FusionPairRow)
+        .join(ia, ia.pk == FusionPairRow.a_pk)
+        .join(ib, ib.pk == FusionPairRow.b_pk)
+        .where(
+            FusionPairRow.status.in_(_OPEN),
+            FusionPairRow.pk != but,
+            or_(and_(ga == g[0], gb == g[1]), and_(ga == g[1], gb == g[0])),
+        )
+        .order_by(FusionPairRow.pk)
+    ).scalars()
+    return [(r, r.status) for r in rows]
+
+
 def decide_duplicate(
     session: Session,
     pair_pk: int,
@@ -1322,11 +1349,18 @@ def decide_duplicate(
     a, b = session.get(IncidentRow, pair.a_pk), session.get(IncidentRow, pair.b_pk)
     assert a is not None and b is not None  # foreign keys
     if not same:
-        pair.status = "dismissed"
-        record_change(
-            session, actor=actor, entity="fusion_pair", entity_id=pair.pk, action="dismiss", now=now,
-            before={"status": "possible"}, after={"status": "dismissed"}, comment=comment,
-        )  # fmt: skip
+        # the two events are not one: every stored pair between them stops counting, not only this one
+        for other, before_st in [(pair, "possible"), *_pairs_between(session, a, b, pair.pk)]:
+            other.status = "dismissed"
+            why = (
+                comment
+                if other is pair
+                else f"with pair {pair.pk}: the same two events" + (f"; {comment}" if comment else "")
+            )
+            record_change(
+                session, actor=actor, entity="fusion_pair", entity_id=other.pk, action="dismiss",
+                now=now, before={"status": before_st}, after={"status": "dismissed"}, comment=why,
+            )  # fmt: skip
         session.flush()
         return None
     pair.status = "possible"  # an analyst may take back a dismissal
