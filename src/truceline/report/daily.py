@@ -234,8 +234,18 @@ class DayReport:
     n_events_expected: float | None = None
 
     def figures(self) -> dict[str, int | float]:
-        """The day's counts the report leads with, as its publication's ledger entry records them."""
-        out: dict[str, int | float] = {"incidents": self.n_incidents}
+        """The counts of the report's summary, as its publication's ledger entry records them
+        (the findings themselves have their own entries)."""
+        out: dict[str, int | float] = {
+            "incidents": self.n_incidents,
+            "rejected": self.rejected,
+            "outside_area": self.outside_area,
+            "not_in_force": self.not_in_force,
+            "withdrawn": self.withdrawn,
+            "findings": len(self.findings),
+            "violations": sum(f.probability >= VIOLATION_P for f in self.findings),
+            "withheld": self.withheld,
+        }
         if self.n_events is not None and self.n_explosions is not None:
             out |= {"events": self.n_events, "explosions": self.n_explosions}
         if self.n_events_expected is not None:
