@@ -45,7 +45,6 @@ from truceline.cli.server import serve as serve_cmd
 from truceline.cli.server import token_app
 from truceline.cli.territory import from_territory_cmd
 from truceline.errors import TrucelineError
-from truceline.io.csv_safe import safe_row
 
 if TYPE_CHECKING:
     from typer._click import Context  # what TyperGroup.list_commands takes (typer vendors click)
@@ -159,40 +158,48 @@ def classify_cmd(
     ] = None,
     encoding: EncodingOption = None,
 ) -> None:
-    """Adjudicate incidents without a database: one output row per accepted input row."""
-    from truceline.io.incidents_io import (
-        CLASSIFY_COLUMNS,
-        classification_rows,
-        read_incidents,
-        write_rejects,
-    )
-    from truceline.services import adjudicate
+    """Adjudicate incidents without a database: one output row per accepted input row.
+
+    The file streams through in blocks (memory bounded whatever its size), with a progress bar.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from truceline.io.columnar import ColumnarRead
+    from truceline.services.adjudication import classify_file
 
     ag = _load(agreement)
-    with working(f"Reading {incidents}") as step:
+    rej_path = rejects or output.with_suffix(".rejects.csv")
+    read = ColumnarRead(incidents, upload_limits(), encoding)
+    with Progress(
+        TextColumn("[bold]Classifying[/] {task.fields[rows]:>12,} rows"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%  {task.fields[rate]:>10,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("classify", total=1, rows=0, rate=0.0)
+
+        def progress(rows: int, done: int, size: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, total=max(size, 1), completed=done, rows=rows, rate=rows / elapsed)
+
         try:
-            read = read_incidents(incidents, upload_limits(), encoding=encoding)
+            res = classify_file(ag, read, output, rej_path, progress=progress)
         except TrucelineError as exc:
             raise fail(exc) from exc
-        if read.encoding_detected:
-            err_console.print(f"{incidents}: read as {read.encoding} (detected; --encoding to override)")
-        step.update(f"Adjudicating {len(read.incidents):,} incidents")
-        adj = adjudicate(ag, read.incidents, read.rows)
-        step.update(f"Writing {output}")
-        rows = classification_rows(adj.incidents, adj.classification)
-        with output.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
-            w.writeheader()
-            w.writerows(safe_row(r) for r in rows)
-    all_rejects = read.rejects + adj.rejects
-    rej_path = rejects or output.with_suffix(".rejects.csv")
-    write_rejects(rej_path, sorted(all_rejects, key=lambda r: r.row))
-    n_find = len(adj.classification.findings)
+    if res.encoding_detected:
+        err_console.print(f"{incidents}: read as {res.encoding} (detected; --encoding to override)")
+    if res.whole:
+        err_console.print(
+            f"{incidents}: not in day order, and the agreement caps counts per day: read whole, in "
+            "memory (sort the file by observed_at to stream it)"
+        )
     console.print(
-        f"Classified {len(rows)} incidents ({n_find} findings) -> {output}; "
-        f"{len(all_rejects)} rejected -> {rej_path}; {len(read.duplicates)} repeated rows skipped"
+        f"Classified {res.classified} incidents ({res.findings} findings) -> {output}; "
+        f"{res.n_rejects} rejected -> {rej_path}; {res.duplicates} repeated rows skipped"
     )
-    for r in all_rejects[:10]:
+    for r in res.rejects[:10]:
         err_console.print(f"  rejected {r}")
 
 

@@ -38,10 +38,13 @@ __all__ = [
     "UNICODE_REASON",
     "ReadResult",
     "Reject",
+    "check_header",
     "classification_rows",
+    "conflicting_id",
     "incidents_from_records",
     "is_nul_error",
     "read_incidents",
+    "validate_record",
     "write_incidents_csv",
     "write_rejects",
 ]
@@ -154,40 +157,46 @@ def _clean(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def validate_record(row: int, rec: dict[str, Any]) -> Incident | Reject:
+    """One raw record (a CSV row's cells, a feature's properties) as an incident, or its reject."""
+    rid = safe_text(str(rec.get("id") or "").strip())
+    if rec.pop("__extra__", None):
+        return Reject(row, rid, "", "the row has more cells than the header; quote values with commas")
+    try:
+        return Incident.model_validate(_clean(rec))
+    except pydantic.ValidationError as exc:
+        errs = exc.errors()
+        fld, reason = _reason(dict(errs[0]))
+        if {e["loc"][0] for e in errs if e.get("loc")} >= {"lon", "lat"}:
+            reason += "; lon and lat both fail: are they swapped or in another CRS?"
+        return Reject(row, rid, fld, reason)
+
+
+def conflicting_id(row: int, rid: str, first_row: int) -> Reject:
+    """The reject of a record reusing an earlier record's id with different content."""
+    return Reject(
+        row,
+        rid,
+        "id",
+        f"id already used by row {first_row} with different content; give each report its own id",
+    )
+
+
 def incidents_from_records(records: Iterable[tuple[int, dict[str, Any]]]) -> ReadResult:
     """Validate raw records (row number, mapping); see :class:`ReadResult`."""
     out = ReadResult()
     seen: dict[str, tuple[int, Incident]] = {}
     for row, rec in records:
-        rid = safe_text(str(rec.get("id") or "").strip())
-        if rec.pop("__extra__", None):
-            out.rejects.append(
-                Reject(row, rid, "", "the row has more cells than the header; quote values with commas")
-            )
-            continue
-        try:
-            inc = Incident.model_validate(_clean(rec))
-        except pydantic.ValidationError as exc:
-            errs = exc.errors()
-            fld, reason = _reason(dict(errs[0]))
-            if {e["loc"][0] for e in errs if e.get("loc")} >= {"lon", "lat"}:
-                reason += "; lon and lat both fail: are they swapped or in another CRS?"
-            out.rejects.append(Reject(row, rid, fld, reason))
+        inc = validate_record(row, rec)
+        if isinstance(inc, Reject):
+            out.rejects.append(inc)
             continue
         if inc.id in seen:
             first_row, first = seen[inc.id]
             if first == inc:
                 out.duplicates.append(row)
             else:
-                out.rejects.append(
-                    Reject(
-                        row,
-                        inc.id,
-                        "id",
-                        f"id already used by row {first_row} with different content; "
-                        "give each report its own id",
-                    )
-                )
+                out.rejects.append(conflicting_id(row, inc.id, first_row))
             continue
         seen[inc.id] = (row, inc)
         out.incidents.append(inc)
@@ -223,22 +232,7 @@ def _csv_rows(
             raise ValidationError(
                 f"{path}: the file is empty; expected a header row with {', '.join(REQUIRED_FIELDS)}"
             )
-        missing = [c for c in REQUIRED_FIELDS if c not in header]
-        lower = {h.strip().lower() for h in header}
-        if missing and {"event_id_cnty", "event_type", "latitude"} <= lower:
-            raise ValidationError(
-                f"{path}: an ACLED file (event_id_cnty, event_type, latitude, ...), not "
-                "Truceline's CSV layout",
-                field="format",
-                fix=f"import it with `truceline import {path} --format acled -a AGREEMENT` "
-                "(--actor 'NAME=PARTY' maps ACLED actors to the parties); to classify it without "
-                "a database, export it first in Truceline's layout",
-            )
-        if missing:
-            raise ValidationError(
-                f"{path}: missing column(s) {', '.join(missing)}; the header must include "
-                f"{', '.join(REQUIRED_FIELDS)}"
-            )
+        check_header(path, header)
         for i, rec in enumerate(reader, start=1):
             if None in rec:
                 rec = {k: read_cell(v) for k, v in rec.items() if k is not None}
@@ -246,6 +240,26 @@ def _csv_rows(
             else:
                 rec = {k: read_cell(v) for k, v in rec.items()}
             yield i, rec
+
+
+def check_header(path: Path, header: Sequence[str]) -> None:
+    """Refuse a CSV header without the required columns (naming ACLED's layout when it is one)."""
+    missing = [c for c in REQUIRED_FIELDS if c not in header]
+    lower = {h.strip().lower() for h in header}
+    if missing and {"event_id_cnty", "event_type", "latitude"} <= lower:
+        raise ValidationError(
+            f"{path}: an ACLED file (event_id_cnty, event_type, latitude, ...), not "
+            "Truceline's CSV layout",
+            field="format",
+            fix=f"import it with `truceline import {path} --format acled -a AGREEMENT` "
+            "(--actor 'NAME=PARTY' maps ACLED actors to the parties); to classify it without "
+            "a database, export it first in Truceline's layout",
+        )
+    if missing:
+        raise ValidationError(
+            f"{path}: missing column(s) {', '.join(missing)}; the header must include "
+            f"{', '.join(REQUIRED_FIELDS)}"
+        )
 
 
 @contextlib.contextmanager

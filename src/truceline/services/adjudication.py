@@ -6,18 +6,39 @@ Shared by the CLI's ``classify`` and ingest (CLI and server); the result as a ta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
+from numpy.typing import NDArray
 
-from truceline.core.agreement import Agreement
+from truceline.core.agreement import Agreement, RuleType
 from truceline.core.incidents import Incident, IncidentBatch
 from truceline.core.rules import Classification, classify
-from truceline.io.incidents_io import Reject
+from truceline.io.columnar import ColumnarRead, classification_table
+from truceline.io.csv_safe import safe_cell, safe_row
+from truceline.io.incidents_io import (
+    CLASSIFY_COLUMNS,
+    Reject,
+    classification_rows,
+    read_incidents,
+    write_rejects,
+)
 
-__all__ = ["Adjudication", "adjudicate", "agreement_rejects"]
+__all__ = [
+    "Adjudication",
+    "FileClassification",
+    "adjudicate",
+    "agreement_rejects",
+    "batch_rejects",
+    "classify_file",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +101,241 @@ def adjudicate(agreement: Agreement, incidents: Sequence[Incident], rows: Sequen
     good_rows = [rows[k] for k in keep]
     batch = IncidentBatch.from_incidents(good)
     return Adjudication(good, good_rows, classify(agreement, batch), rejects, batch)
+
+
+# -- files of any size, in blocks ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FileClassification:
+    """What :func:`classify_file` did."""
+
+    classified: int = 0
+    findings: int = 0
+    rejects: list[Reject] = field(default_factory=list)  # the first few (all are in the file)
+    n_rejects: int = 0
+    duplicates: int = 0
+    encoding: str = "UTF-8"
+    encoding_detected: bool = False
+    #: read whole, in memory: out of day order under an agreement with count caps
+    whole: bool = False
+
+
+def _batch(t: pa.Table) -> IncidentBatch:
+    """The engine's columns of accepted incidents (absent values as the engine wants them)."""
+
+    def num(name: str) -> NDArray[np.float64]:
+        return np.asarray(
+            pc.fill_null(t.column(name), np.nan).to_numpy(zero_copy_only=False), np.float64
+        )
+
+    def text(name: str) -> NDArray[np.str_]:
+        return np.asarray(pc.fill_null(t.column(name), "").to_numpy(zero_copy_only=False)).astype(str)
+
+    return IncidentBatch(
+        id=text("id"),
+        observed_at=np.asarray(t.column("observed_at").to_numpy(), "datetime64[us]"),
+        lon=num("lon"),
+        lat=num("lat"),
+        uncertainty_m=num("uncertainty_m"),
+        kind=text("kind"),
+        weapon_class=text("weapon_class"),
+        count=np.asarray(t.column("count").to_numpy(), np.int64),
+        party=text("party"),
+        origin_lon=num("origin_lon"),
+        origin_lat=num("origin_lat"),
+        origin_uncertainty_m=num("origin_uncertainty_m"),
+        bearing_deg=num("bearing_deg"),
+        source_type=text("source_type"),
+    )
+
+
+def batch_rejects(
+    agreement: Agreement, batch: IncidentBatch, rows: NDArray[np.int64]
+) -> tuple[NDArray[np.bool_], list[Reject]]:
+    """:func:`agreement_rejects` on columns: which incidents pass, and the rejects of the others."""
+    n = len(batch)
+    if n == 0:
+        return np.ones(0, bool), []
+    known = agreement.weapon_class_ids
+    area = agreement.compiled(0).area
+    inside = shapely.contains_xy(area, batch.lon, batch.lat)
+    bad_wc = (batch.weapon_class != "") & ~np.isin(
+        batch.weapon_class, np.array(sorted(known), dtype=str)
+    )
+    if inside.all():
+        swapped = np.zeros(n, dtype=bool)
+    else:
+        lon, lat = batch.lon, batch.lat
+        swapped_inside = shapely.contains_xy(area, lat, lon) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
+        swapped = ~inside & swapped_inside & ~bad_wc
+    names = ", ".join(sorted(known)) or "none defined"
+    rejects: list[Reject] = []
+    for k in np.flatnonzero(bad_wc | swapped).tolist():  # messages for the bad records only
+        rid, row = str(batch.id[k]), int(rows[k])
+        if bad_wc[k]:
+            reason = (
+                f"unknown weapon class {str(batch.weapon_class[k])!r} for agreement {agreement.id}; "
+                f"use one of: {names}"
+            )
+            rejects.append(Reject(row, rid, "weapon_class", reason))
+        else:
+            reason = (
+                f"position lon {float(batch.lon[k])}, lat {float(batch.lat[k])} is outside the area of "
+                "application but inside it with lon and lat swapped; swap the columns"
+            )
+            rejects.append(Reject(row, rid, "lon", reason))
+    return ~(bad_wc | swapped), rejects
+
+
+class _UnsortedError(Exception):
+    """A report of a day already classified turned up (count caps need each day whole)."""
+
+
+def _has_caps(agreement: Agreement) -> bool:
+    return any(r.type == RuleType.count_cap for v in agreement.versions for r in v.rules)
+
+
+def classify_file(
+    agreement: Agreement,
+    read: ColumnarRead,
+    output: Path,
+    rejects_path: Path,
+    *,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> FileClassification:
+    """Classify an incident file of any size in blocks (:mod:`truceline.io.columnar`), writing one
+    output row per accepted incident and the rejects sorted by row, as :func:`adjudicate` and
+    ``classify`` do for a file in memory; ``progress(rows, bytes, size)`` after each block.
+
+    Count caps sum each day's reports: a block's last day waits for the next block. A file not in
+    day order (a day reappearing after a later one) under an agreement with count caps is read
+    again whole, in memory, so its results stay exact.
+    """
+    try:
+        return _classify_blocks(agreement, read, output, rejects_path, progress)
+    except _UnsortedError:
+        return _classify_whole(agreement, read, output, rejects_path)
+
+
+def _write_rows(w: Any, cols: dict[str, list[Any]]) -> None:
+    w.writerows(zip(*(cols[c] for c in CLASSIFY_COLUMNS), strict=True))
+
+
+def _classify_blocks(
+    agreement: Agreement,
+    read: ColumnarRead,
+    output: Path,
+    rejects_path: Path,
+    progress: Callable[[int, int, int], None] | None,
+) -> FileClassification:
+    caps = _has_caps(agreement)
+    out = FileClassification()
+    tmp_out = output.with_name(output.name + ".part")
+    tmp_rej = rejects_path.with_name(rejects_path.name + ".part")
+    pending: pa.Table | None = None
+    pending_rows = np.zeros(0, np.int64)
+    pending_rejects: list[Reject] = []
+    done_day = np.iinfo(np.int64).min  # days before this one are classified
+    try:
+        with (
+            tmp_out.open("w", newline="", encoding="utf-8") as fo,
+            tmp_rej.open("w", newline="", encoding="utf-8") as fr,
+        ):
+            w = csv.writer(fo)
+            w.writerow(CLASSIFY_COLUMNS)
+            wr = csv.writer(fr)
+            wr.writerow(["row", "id", "field", "reason"])
+
+            def flush(
+                t: pa.Table, rows: NDArray[np.int64], rejects: list[Reject], upto: int | None
+            ) -> None:
+                """Classify and write the incidents (those before day ``upto``; the rest wait)."""
+                nonlocal pending, pending_rows, pending_rejects
+                batch = _batch(t)
+                ok, agr_rejects = batch_rejects(agreement, batch, rows)
+                day = batch.day.astype(np.int64)
+                later = np.zeros(len(ok), bool)
+                if upto is not None:  # the last day's reports wait (with any after them)
+                    first = np.flatnonzero(ok & (day >= upto))[:1]
+                    if first.size:
+                        later[first[0] :] = ok[first[0] :]
+                        if (day[later] < upto).any():
+                            raise _UnsortedError
+                now = ok & ~later
+                if now.any():
+                    idx = np.flatnonzero(now)
+                    sub = batch.take(idx)
+                    cls = classify(agreement, sub)
+                    _write_rows(
+                        w, classification_table(t.column("id").take(pa.array(idx)).combine_chunks(), cls)
+                    )
+                    out.classified += idx.size
+                    out.findings += len(cls.findings)
+                # rejects in row order, up to the last row written or held
+                every = sorted(rejects + agr_rejects, key=lambda r: r.row)
+                for r in every:
+                    wr.writerow([r.row, safe_cell(r.id), safe_cell(r.field), safe_cell(r.reason)])
+                out.n_rejects += len(every)
+                out.rejects.extend(every[: max(0, 10 - len(out.rejects))])
+                keep = np.flatnonzero(later)
+                pending = t.take(pa.array(keep)) if keep.size else None
+                pending_rows = rows[keep]
+
+            for block in read:
+                out.duplicates += len(block.duplicates)
+                t, rows = block.incidents.table, block.incidents.rows
+                if caps and len(rows):
+                    day = (
+                        np.asarray(t.column("observed_at").to_numpy(), "datetime64[us]")
+                        .astype("datetime64[D]")
+                        .astype(np.int64)
+                    )
+                    if day.min() < done_day:
+                        raise _UnsortedError
+                    last_day = int(day.max())
+                else:
+                    last_day = None
+                if pending is not None:
+                    t = pa.concat_tables([pending, t])
+                    rows = np.concatenate([pending_rows, rows])
+                    pending = None
+                flush(t, rows, block.rejects, last_day)
+                if last_day is not None:
+                    done_day = max(done_day, last_day)
+                if progress is not None:
+                    progress(block.records, block.bytes_read, read.size)
+            if pending is not None:
+                flush(pending, pending_rows, [], None)
+        tmp_out.replace(output)
+        tmp_rej.replace(rejects_path)
+    finally:
+        tmp_out.unlink(missing_ok=True)
+        tmp_rej.unlink(missing_ok=True)
+    out.encoding, out.encoding_detected = read.encoding, read.encoding_detected
+    return out
+
+
+def _classify_whole(
+    agreement: Agreement, read: ColumnarRead, output: Path, rejects_path: Path
+) -> FileClassification:
+    """The row-by-row path, in memory (a file out of day order under count caps)."""
+    res = read_incidents(read.path, read.limits, encoding=read.encoding_arg)
+    adj = adjudicate(agreement, res.incidents, res.rows)
+    rows = classification_rows(adj.incidents, adj.classification)
+    with output.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
+        w.writeheader()
+        w.writerows(safe_row(r) for r in rows)
+    every = sorted(res.rejects + adj.rejects, key=lambda r: r.row)
+    write_rejects(rejects_path, every)
+    return FileClassification(
+        classified=len(rows),
+        findings=len(adj.classification.findings),
+        rejects=every[:10],
+        n_rejects=len(every),
+        duplicates=len(res.duplicates),
+        encoding=res.encoding,
+        encoding_detected=res.encoding_detected,
+        whole=True,
+    )

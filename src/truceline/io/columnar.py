@@ -1,0 +1,728 @@
+"""Incident CSV files read as columns, in blocks (pyarrow), with exactly the row-by-row path's rejects.
+
+:func:`truceline.io.incidents_io.read_incidents` reads a file into one Python object per row and
+validates each with pydantic: right for a form or an upload of a few thousand rows, a minute and
+gigabytes for a million. Here the file streams through pyarrow's CSV reader in blocks of bytes;
+each block's cells are checked per column with vectorised tests that accept only values whose
+meaning is certain (``2025-03-01T04:12:00Z``, ``37.5``, a known kind, text that needs no
+stripping), and convert them as pydantic would. A row any of whose cells is not certainly good
+(a bad value, or only an unusual spelling of a good one) goes through the row-by-row validator
+(:func:`~truceline.io.incidents_io.validate_record`), so its reject (row, field, reason, fix) is
+word for word the one the row-by-row path gives, and an unusual but good row is accepted as it
+would be. Repeated ids are found across blocks with a hash index checked exactly (the first
+record's id is kept, as column text, to compare), so memory grows by some 40 bytes per accepted
+row and is otherwise bounded by the block size, whatever the file's size.
+
+A file whose header has repeated or unreadable column names, or that is GeoJSON, is read by the
+row-by-row path (:func:`read_blocks` gives it as one block).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from numpy.typing import NDArray
+
+from truceline.core.incidents import (
+    OBSERVED_MAX,
+    OBSERVED_MIN,
+    Incident,
+    Kind,
+    SourceType,
+    TimePrecision,
+)
+from truceline.errors import ValidationError
+from truceline.io.csv_safe import read_cell
+from truceline.io.incidents_io import (
+    INCIDENT_FIELDS,
+    ReadResult,
+    Reject,
+    check_header,
+    conflicting_id,
+    read_incidents,
+    validate_record,
+)
+from truceline.io.limits import DEFAULT_LIMITS, UploadLimits, too_many_rows
+from truceline.io.text_encoding import Detected, open_text
+
+__all__ = ["BLOCK_BYTES", "Block", "IncidentColumns", "read_blocks"]
+
+#: Bytes of CSV per block (some 100,000 rows of plain incidents).
+BLOCK_BYTES = 16 << 20
+
+#: Characters Python's ``str.strip()`` removes (pydantic's ``str_strip_whitespace``).
+_PY_SPACE = pa.array([chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()])
+_NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{1,17})?$"
+_TIME = (
+    r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})T(?P<h>[0-9]{2}):(?P<mi>[0-9]{2}):"
+    r"(?P<s>[0-9]{2})(?P<f>\.[0-9]{1,6})?(?P<z>Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+_TEXT_MAX = {"id": 128, "weapon_class": 64, "party": 32, "narrative": 4000}
+#: Numbers: (lowest, highest, highest excluded) as the model's bounds say.
+_FLOATS: dict[str, tuple[float, float, bool]] = {
+    "lon": (-180.0, 180.0, False),
+    "lat": (-90.0, 90.0, False),
+    "uncertainty_m": (0.0, 200_000.0, False),
+    "origin_lon": (-180.0, 180.0, False),
+    "origin_lat": (-90.0, 90.0, False),
+    "origin_uncertainty_m": (0.0, 200_000.0, False),
+    "bearing_deg": (0.0, 360.0, True),
+}
+_ENUMS = {
+    "kind": [k.value for k in Kind],
+    "source_type": [s.value for s in SourceType],
+    "time_precision": [t.value for t in TimePrecision],
+}
+_DEFAULTS: dict[str, Any] = {
+    name: f.default for name, f in Incident.model_fields.items() if not f.is_required()
+}
+_REQUIRED = frozenset(name for name, f in Incident.model_fields.items() if f.is_required())
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MIN_US = int((OBSERVED_MIN - _EPOCH).total_seconds()) * 10**6
+_MAX_US = int((OBSERVED_MAX - _EPOCH).total_seconds()) * 10**6
+
+_TYPES: dict[str, pa.DataType] = {
+    "id": pa.string(),
+    "observed_at": pa.timestamp("us"),
+    "time_precision": pa.string(),
+    "kind": pa.string(),
+    "weapon_class": pa.string(),
+    "count": pa.int64(),
+    "party": pa.string(),
+    "source_type": pa.string(),
+    "reliability": pa.string(),
+    "credibility": pa.int64(),
+    "narrative": pa.string(),
+    **{f: pa.float64() for f in _FLOATS},
+}
+#: The accepted incidents' columns, in :data:`~truceline.io.incidents_io.INCIDENT_FIELDS` order.
+SCHEMA = pa.schema([(f, _TYPES[f]) for f in INCIDENT_FIELDS])
+
+
+@dataclass(slots=True)
+class IncidentColumns:
+    """Accepted incidents as an Arrow table (:data:`SCHEMA`; null where a value is absent)."""
+
+    table: pa.Table
+    rows: NDArray[np.int64]  # each incident's 1-based data row
+
+
+@dataclass(slots=True)
+class Block:
+    """One block of a file: its accepted incidents (ids new to the file), rejects, repeats."""
+
+    incidents: IncidentColumns
+    rejects: list[Reject] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    records: int = 0  # data rows of the file read so far, this block included
+    bytes_read: int = 0  # bytes of the file read so far (for progress)
+
+
+# -- vectorised checks ------------------------------------------------------------------------------
+
+
+def _np(mask: pa.Array | pa.ChunkedArray) -> NDArray[np.bool_]:
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _utf8(col: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]:
+    """Binary cells as text, and which were valid UTF-8 (the others null)."""
+    try:
+        return col.cast(pa.string()), np.ones(len(col), bool)
+    except pa.ArrowInvalid:  # a block holding a byte that is not UTF-8: find which cells
+        ok = np.array([v is None or _is_utf8(v) for v in col.to_pylist()], dtype=bool)
+        return pc.if_else(pa.array(ok), col, pa.nulls(len(col), pa.binary())).cast(pa.string()), ok
+
+
+def _is_utf8(v: bytes) -> bool:
+    try:
+        v.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _blank(text: pa.Array) -> NDArray[np.bool_]:
+    """Cells certainly empty once stripped (spaces and tabs only)."""
+    return _np(pc.match_substring_regex(text, r"^[ \t]*$"))
+
+
+def _plain_text(text: pa.Array, max_len: int) -> NDArray[np.bool_]:
+    """Text pydantic takes unchanged: no stripping needed, no NUL, at most ``max_len`` characters,
+    and not a spreadsheet-quoted formula (a leading ``'``, which :func:`read_cell` may drop)."""
+    first = pc.utf8_slice_codeunits(text, 0, 1)
+    last = pc.utf8_slice_codeunits(text, -1, sys.maxsize)
+    ok = pc.invert(pc.is_in(first, value_set=_PY_SPACE))
+    ok = pc.and_(ok, pc.invert(pc.is_in(last, value_set=_PY_SPACE)))
+    ok = pc.and_(ok, pc.not_equal(first, "'"))
+    ok = pc.and_(ok, pc.invert(pc.match_substring(text, "\x00")))
+    ok = pc.and_(ok, pc.less_equal(pc.utf8_length(text), max_len))
+    ok = pc.and_(ok, pc.greater(pc.utf8_length(text), 0))
+    return _np(ok)
+
+
+def _days(y: NDArray[np.int64], m: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Days since 1970-01-01 of the first of month ``m`` (1-12) in year ``y``."""
+    months = (y - 1970) * 12 + (m - 1)
+    return months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+
+
+def _times(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """RFC 3339 times with seconds and an offset as microseconds since the epoch (UTC), and which
+    were such a time within the model's range."""
+    parts = pc.extract_regex(pc.fill_null(text, ""), _TIME)
+    ok = _np(pc.is_valid(parts))
+    n = len(text)
+    us = np.zeros(n, np.int64)
+    if not ok.any():
+        return us, ok
+    idx = np.flatnonzero(ok)
+    sub = parts.take(pa.array(idx))
+
+    def num(name: str) -> NDArray[np.int64]:
+        return np.asarray(pc.cast(pc.struct_field(sub, name), pa.int64()), dtype=np.int64)
+
+    y, mo, d, h, mi, s = (num(k) for k in ("y", "mo", "d", "h", "mi", "s"))
+    frac = pc.utf8_rpad(pc.utf8_slice_codeunits(pc.struct_field(sub, "f"), 1, 7), 6, "0")
+    f = np.asarray(pc.cast(frac, pa.int64()), dtype=np.int64)
+    z = pc.struct_field(sub, "z")
+    zh = np.asarray(
+        pc.cast(pc.utf8_slice_codeunits(pc.replace_substring(z, "Z", "+00:00"), 1, 3), pa.int64())
+    )
+    zm = np.asarray(
+        pc.cast(pc.utf8_slice_codeunits(pc.replace_substring(z, "Z", "+00:00"), 4, 6), pa.int64())
+    )
+    sign = np.where(_np(pc.starts_with(z, "-")), -1, 1)
+    good = (mo >= 1) & (mo <= 12) & (d >= 1) & (h <= 23) & (mi <= 59) & (s <= 59)
+    good &= (zh <= 23) & (zm <= 59) & ~((sign < 0) & (zh == 0) & (zm == 0))
+    good &= y >= 1
+    mo_c = np.clip(mo, 1, 12)
+    first = _days(y, mo_c)
+    month_len = _days(y + (mo_c == 12), mo_c % 12 + 1) - first
+    good &= d <= month_len
+    t = (first + d - 1) * 86_400_000_000 + ((h * 60 + mi) * 60 + s) * 1_000_000 + f
+    t -= sign * (zh * 60 + zm) * 60_000_000
+    good &= (t >= _MIN_US) & (t < _MAX_US)
+    ok[idx] = good
+    us[idx] = np.where(good, t, 0)
+    return us, ok
+
+
+def _floats(text: pa.Array, lo: float, hi: float, open_hi: bool) -> tuple[pa.Array, NDArray[np.bool_]]:
+    shape = _np(pc.match_substring_regex(text, _NUMBER))
+    vals = pc.cast(pc.if_else(pa.array(shape), text, "0"), pa.float64())
+    v = np.asarray(vals.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0  # -0.0 == 0.0
+    ok = shape & (v >= lo) & ((v < hi) if open_hi else (v <= hi))
+    return pa.array(v), ok
+
+
+class _Fast:
+    """The certainly-good cells of one block, converted; ``ok`` marks the rows wholly such."""
+
+    def __init__(self, batch: pa.RecordBatch, text: dict[str, pa.Array], utf8_ok: NDArray[np.bool_]):
+        n = batch.num_rows
+        self.ok = utf8_ok.copy()
+        self.cols: dict[str, pa.Array] = {}
+        for name in INCIDENT_FIELDS:
+            col = text.get(name)
+            if col is None:  # no such column: the default (a required one is in the header)
+                self.cols[name] = (
+                    pa.nulls(n, _TYPES[name])
+                    if _DEFAULTS.get(name) is None
+                    else pa.array(np.full(n, _DEFAULTS[name]), _TYPES[name])
+                )
+                continue
+            blank = _blank(col)
+            if name in _REQUIRED:
+                self.ok &= ~blank
+            value, good = self._convert(name, col)
+            self.ok &= good | blank
+            default = _DEFAULTS.get(name)
+            fill = (
+                pa.nulls(n, _TYPES[name])
+                if default is None
+                else pa.array(np.full(n, default)).cast(_TYPES[name])
+            )
+            self.cols[name] = pc.if_else(pa.array(blank), fill, value)
+        for name, col in text.items():  # a column the model does not know: refused unless blank
+            if name not in _TYPES:
+                self.ok &= _blank(col)
+        pair = _np(pc.is_null(self.cols["origin_lon"])) != _np(pc.is_null(self.cols["origin_lat"]))
+        self.ok &= ~pair
+
+    @staticmethod
+    def _convert(name: str, col: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]:
+        if name in _TEXT_MAX:
+            return col, _plain_text(col, _TEXT_MAX[name])
+        if name in _FLOATS:
+            return _floats(col, *_FLOATS[name])
+        if name in _ENUMS:
+            return col, _np(pc.is_in(col, value_set=pa.array(_ENUMS[name])))
+        if name == "observed_at":
+            us, ok = _times(col)
+            return pa.array(us.view("datetime64[us]")), ok
+        if name == "count":
+            shape = _np(pc.match_substring_regex(col, r"^[1-9][0-9]{0,5}$"))
+            v = np.asarray(pc.cast(pc.if_else(pa.array(shape), col, "1"), pa.int64()), dtype=np.int64)
+            return pa.array(v), shape & (v <= 100_000)
+        if name == "reliability":
+            return col, _np(pc.match_substring_regex(col, r"^[A-F]$"))
+        if name == "credibility":
+            shape = _np(pc.match_substring_regex(col, r"^[1-6]$"))
+            return pc.cast(pc.if_else(pa.array(shape), col, "6"), pa.int64()), shape
+        raise AssertionError(name)  # pragma: no cover - every field has a check above
+
+
+# -- exact repeats across blocks ---------------------------------------------------------------------
+
+_P1, _P2 = 2_147_483_629, 2_147_483_587  # primes below 2**31
+
+
+class _StringHash:
+    """Polynomial hashes of byte strings modulo two primes with random bases, vectorised."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        rng = np.random.default_rng(seed)
+        self.bases = (int(rng.integers(256, _P1 - 1)), int(rng.integers(256, _P2 - 1)))
+        self.powers: list[NDArray[np.uint64]] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
+
+    def _pow(self, k: int, n: int) -> NDArray[np.uint64]:
+        p = self.powers[k]
+        if p.size < n:
+            mod, base = (_P1, _P2)[k], self.bases[k]
+            out = np.empty(max(n, 2 * p.size), np.uint64)
+            out[0] = 1
+            for i in range(1, out.size):  # once per length ever seen (not per row)
+                out[i] = (int(out[i - 1]) * base) % mod
+            self.powers[k] = p = out
+        return p
+
+    def __call__(self, arr: pa.Array | pa.ChunkedArray) -> NDArray[np.uint64]:
+        """One 64-bit hash per cell (null: a fixed value)."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = pc.fill_null(arr.cast(pa.binary()), pa.scalar(b"\x00null", pa.binary()))
+        n = len(arr)
+        bufs = arr.buffers()
+        offsets = np.frombuffer(bufs[1], np.int32)[arr.offset : arr.offset + n + 1].astype(np.int64)
+        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        lens = np.diff(offsets)
+        values = data[offsets[0] : offsets[-1]].astype(np.uint64)
+        seg = np.repeat(np.arange(n), lens)
+        pos = np.arange(values.size) - np.repeat(offsets[:-1] - offsets[0], lens)
+        out = _mix(np.zeros(n, np.uint64), lens.astype(np.uint64))
+        for k, mod in enumerate((_P1, _P2)):
+            pw = self._pow(k, int(lens.max()) + 1 if n else 1)
+            contrib = (values * pw[pos]) % np.uint64(mod)  # < 2**31 each: sums exact in float64
+            sums = np.bincount(seg, weights=contrib.astype(np.float64), minlength=n)
+            h = sums.astype(np.uint64) % np.uint64(mod)
+            out = _mix(out, h)
+        return out
+
+
+def _mix(h: NDArray[np.uint64], v: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """Fold ``v`` into ``h`` (splitmix64's finaliser; wraps modulo 2**64)."""
+    with np.errstate(over="ignore"):
+        x = (h ^ v) + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+class _Seen:
+    """The ids accepted so far: a sorted hash index, each with its row, content hash and text."""
+
+    def __init__(self) -> None:
+        self.hash = _StringHash()
+        self.keys = np.zeros(0, np.uint64)
+        self.rows = np.zeros(0, np.int64)
+        self.content = np.zeros(0, np.uint64)
+        self.where = np.zeros(0, np.int64)  # index into the kept ids
+        self.ids: list[pa.Array] = []
+        self.n_ids = 0
+
+    def content_hash(self, t: pa.Table) -> NDArray[np.uint64]:
+        h = np.zeros(t.num_rows, np.uint64)
+        for name in INCIDENT_FIELDS:
+            col = t.column(name).combine_chunks()
+            if pa.types.is_string(col.type):
+                v = self.hash(col)
+            else:
+                num = col.cast(pa.float64()) if pa.types.is_integer(col.type) else col
+                if pa.types.is_timestamp(num.type):
+                    num = num.cast(pa.int64()).cast(pa.float64())
+                f = (
+                    np.asarray(pc.fill_null(num, np.inf).to_numpy(zero_copy_only=False), np.float64)
+                    + 0.0
+                )
+                v = f.view(np.uint64)
+            h = _mix(h, v)
+        return h
+
+    def _id_at(self, k: NDArray[np.int64]) -> list[str]:
+        allids = (
+            pa.chunked_array(self.ids, pa.string()) if self.ids else pa.chunked_array([], pa.string())
+        )
+        return [str(v) for v in allids.take(pa.array(k)).to_pylist()]
+
+    def split(
+        self, t: pa.Table, rows: NDArray[np.int64]
+    ) -> tuple[NDArray[np.bool_], list[Reject], list[int]]:
+        """Which of a block's accepted rows are new (the others are repeats or conflicts)."""
+        n = t.num_rows
+        keep = np.ones(n, bool)
+        if n == 0:
+            return keep, [], []
+        ids = t.column("id").combine_chunks()
+        key = self.hash(ids)
+        content = self.content_hash(t)
+        rejects: list[Reject] = []
+        dups: list[int] = []
+        # 1) against earlier blocks
+        pos = np.searchsorted(self.keys, key)
+        hit = np.zeros(n, bool)
+        inside = pos < self.keys.size
+        hit[inside] = self.keys[pos[inside]] == key[inside]
+        id_list: list[str] | None = None
+        for j in np.flatnonzero(hit).tolist():  # repeats only: checked exactly, one by one
+            id_list = id_list if id_list is not None else ids.to_pylist()
+            p = int(pos[j])
+            while p < self.keys.size and self.keys[p] == key[j]:
+                if self._id_at(np.array([self.where[p]]))[0] == id_list[j]:
+                    keep[j] = False
+                    if self.content[p] == content[j]:
+                        dups.append(int(rows[j]))
+                    else:
+                        rejects.append(conflicting_id(int(rows[j]), id_list[j], int(self.rows[p])))
+                    break
+                p += 1
+        # 2) within the block: the first of each id stands
+        cand = np.flatnonzero(keep)
+        order = cand[np.argsort(key[cand], kind="stable")]
+        same = np.r_[False, key[order][1:] == key[order][:-1]]
+        if same.any():
+            id_list = id_list if id_list is not None else ids.to_pylist()
+            first_of: dict[str, int] = {}
+            for j in cand[np.isin(key[cand], key[order][same])].tolist():
+                rid = id_list[j]
+                if rid not in first_of:
+                    first_of[rid] = j
+                    continue
+                f = first_of[rid]
+                keep[j] = False
+                if content[f] == content[j]:
+                    dups.append(int(rows[j]))
+                else:
+                    rejects.append(conflicting_id(int(rows[j]), rid, int(rows[f])))
+        # 3) remember the new ones
+        new = np.flatnonzero(keep)
+        if new.size:
+            self.ids.append(ids.take(pa.array(new)))
+            where = self.n_ids + np.arange(new.size)
+            self.n_ids += new.size
+            allk = np.concatenate([self.keys, key[new]])
+            order2 = np.argsort(allk, kind="stable")
+            self.keys = allk[order2]
+            self.rows = np.concatenate([self.rows, rows[new]])[order2]
+            self.content = np.concatenate([self.content, content[new]])[order2]
+            self.where = np.concatenate([self.where, where])[order2]
+        return keep, rejects, sorted(dups)
+
+
+# -- the file ----------------------------------------------------------------------------------------
+
+
+def _record(header: list[str], cells: list[str | None], extra: bool) -> dict[str, Any]:
+    """A row's cells as :class:`csv.DictReader` and the row-by-row reader give them."""
+    rec: dict[str, Any] = {
+        h: read_cell(cells[k] if k < len(cells) else None) for k, h in enumerate(header)
+    }
+    if extra:
+        rec["__extra__"] = "too many cells"
+    return rec
+
+
+def _slow_table(incidents: list[Incident]) -> pa.Table:
+    cols: dict[str, list[Any]] = {f: [] for f in INCIDENT_FIELDS}
+    for inc in incidents:  # rows already known unusual or bad: a few, one by one
+        for f in INCIDENT_FIELDS:
+            v = getattr(inc, f)
+            if f == "observed_at":
+                v = v.replace(tzinfo=None)
+            elif hasattr(v, "_value_"):
+                v = v._value_
+            cols[f].append(v)
+    return pa.table({f: pa.array(cols[f], _TYPES[f]) for f in INCIDENT_FIELDS}, schema=SCHEMA)
+
+
+@dataclass
+class ColumnarRead:
+    """A file being read in blocks; ``encoding`` as in :class:`~truceline.io.incidents_io.ReadResult`."""
+
+    path: Path
+    limits: UploadLimits = DEFAULT_LIMITS
+    encoding_arg: str | None = None
+    block_bytes: int = 0  # 0: BLOCK_BYTES
+    encoding: str = "UTF-8"
+    encoding_detected: bool = False
+    size: int = 0
+
+    def __iter__(self) -> Iterator[Block]:
+        return read_blocks(self)
+
+
+def _header(path: Path, encoding: str | None) -> tuple[list[str], Detected]:
+    fh, det = open_text(path, encoding)
+    with fh:
+        try:
+            header = next(csv.reader(fh), [])
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                f"{path}: byte 0x{exc.object[exc.start]:02X} cannot be read as {det.name}",
+                field="encoding",
+                fix="name the file's encoding with --encoding (e.g. utf-8, cp1251, cp1252, latin-1)",
+            ) from exc
+    if not header:
+        raise ValidationError(
+            f"{path}: the file is empty; expected a header row with id, observed_at, lon, lat, kind, "
+            "source_type"
+        )
+    check_header(path, header)
+    return header, det
+
+
+def _whole(read: ColumnarRead, old: ReadResult) -> Block:
+    t = _slow_table(old.incidents)
+    return Block(
+        IncidentColumns(t, np.asarray(old.rows, np.int64)), old.rejects, old.duplicates, 0, read.size
+    )
+
+
+def read_blocks(read: ColumnarRead) -> Iterator[Block]:
+    """The file's blocks in order (see the module); raises as
+    :func:`~truceline.io.incidents_io.read_incidents` does for a file refused whole."""
+    path = read.path
+    if not path.exists():
+        raise ValidationError(f"{path}: file not found")
+    read.size = path.stat().st_size
+    if read.size == 0:
+        raise ValidationError(f"{path}: the file is empty; expected a header row or a FeatureCollection")
+    if path.suffix.lower() in (".geojson", ".json"):
+        yield _whole(read, read_incidents(path, read.limits, encoding=read.encoding_arg))
+        return
+    header, det = _header(path, read.encoding_arg)
+    read.encoding, read.encoding_detected = det.name, det.how == "detected"
+    if len(set(header)) != len(header) or any(not h for h in header):
+        old = read_incidents(path, read.limits, encoding=read.encoding_arg)
+        yield _whole(read, old)
+        return
+    max_chars = read.limits.max_csv_cell_chars
+    before = csv.field_size_limit(max_chars)  # for the rows read one by one, as row by row
+    try:
+        yield from _batches(read, header, det)
+    except csv.Error as exc:
+        raise _cell_error(path, str(exc), max_chars) from exc
+    except pa.ArrowInvalid as exc:  # a row longer than a block: an unclosed quote
+        raise _cell_error(path, str(exc).splitlines()[0], max_chars) from exc
+    finally:
+        csv.field_size_limit(before)
+
+
+def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[Block]:
+    path, max_chars = read.path, read.limits.max_csv_cell_chars
+    utf8 = det.codec in ("utf-8", "utf-8-sig")
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append((int(row.number) - 1, row.text))
+        return "skip"
+
+    seen = _Seen()
+    next_row = 1
+    with path.open("rb") as fh:
+        reader = pacsv.open_csv(
+            fh,
+            read_options=pacsv.ReadOptions(
+                block_size=read.block_bytes or BLOCK_BYTES,
+                use_threads=False,
+                encoding="utf8" if utf8 else det.codec,
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.binary() for h in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                batch = None
+            n = batch.num_rows if batch is not None else 0
+            # this block's data rows: the next n not taken by rows of the wrong length
+            taken = [r for r, _ in invalid if r >= next_row]
+            span = np.arange(next_row, next_row + n + len(taken), dtype=np.int64)
+            rows = span[~np.isin(span, taken)][:n]
+            last = int(rows[-1]) if n else (max(taken) if taken and batch is None else next_row - 1)
+            mine = [(r, t) for r, t in invalid if r <= last]
+            invalid[:] = [(r, t) for r, t in invalid if r > last]
+            if batch is None and not mine:
+                return
+            if last > read.limits.max_import_rows:
+                raise too_many_rows(path, read.limits)
+            next_row = last + 1
+            done = fh.tell() if batch is not None else read.size
+            yield _block(batch, header, rows, mine, utf8, seen, path, max_chars, done)
+            if batch is None:
+                return
+
+
+def _cell_error(path: Path, what: str, max_chars: int) -> ValidationError:
+    """A file refused whole for a cell over the limit (as the row-by-row reader says it)."""
+    return ValidationError(
+        f"{path}: {what}; a cell may hold at most {max_chars} characters "
+        "(setting uploads.max_csv_cell_chars)",
+        field="uploads.max_csv_cell_chars",
+        fix="check the file's quoting (an unclosed quote makes one huge cell), or split the long text",
+    )
+
+
+def _cell_limit(path: Path, col: pa.Array, max_chars: int) -> None:
+    if len(col) and pc.max(pc.binary_length(col)).as_py() > max_chars:
+        longest = max(len(v.decode("utf-8", "surrogateescape")) for v in col.to_pylist())
+        if longest > max_chars:  # a block holding a cell of more bytes than allowed characters
+            raise _cell_error(path, f"field larger than field limit ({max_chars})", max_chars)
+
+
+def _block(
+    batch: pa.RecordBatch | None,
+    header: list[str],
+    rows: NDArray[np.int64],
+    wrong_length: list[tuple[int, str]],
+    utf8: bool,
+    seen: _Seen,
+    path: Path,
+    max_chars: int,
+    bytes_read: int,
+) -> Block:
+    n = batch.num_rows if batch is not None else 0
+    text: dict[str, pa.Array] = {}
+    valid = np.ones(n, bool)
+    if batch is not None:
+        for h in header:
+            col = batch.column(h)
+            _cell_limit(path, col, max_chars)
+            text[h], ok = _utf8(col)
+            valid &= ok
+    fast = _Fast(batch, text, valid) if batch is not None else None
+    ok = fast.ok if fast is not None else np.zeros(0, bool)
+    # rows not certainly good: their records, validated one by one as the row-by-row path does
+    slow: list[tuple[int, dict[str, Any]]] = []
+    if batch is not None and not ok.all():
+        bad = np.flatnonzero(~ok)
+        raw = {h: batch.column(h).take(pa.array(bad)).to_pylist() for h in header}
+        for k, j in enumerate(bad.tolist()):
+            cells = [raw[h][k].decode("utf-8", "surrogateescape" if utf8 else "strict") for h in header]
+            slow.append((int(rows[j]), _record(header, cells, False)))
+    for r, line in wrong_length:
+        cells = next(csv.reader(io.StringIO(line, newline="")), [])
+        slow.append((r, _record(header, cells, len(cells) > len(header))))
+    slow.sort(key=lambda x: x[0])
+    rejects: list[Reject] = []
+    good: list[Incident] = []
+    good_rows: list[int] = []
+    for r, rec in slow:
+        v = validate_record(r, rec)
+        if isinstance(v, Reject):
+            rejects.append(v)
+        else:
+            good.append(v)
+            good_rows.append(r)
+    parts = []
+    part_rows = []
+    if fast is not None and ok.any():
+        keep = pa.array(np.flatnonzero(ok))
+        parts.append(pa.table({f: fast.cols[f].take(keep) for f in INCIDENT_FIELDS}, schema=SCHEMA))
+        part_rows.append(rows[ok])
+    if good:
+        parts.append(_slow_table(good))
+        part_rows.append(np.asarray(good_rows, np.int64))
+    if parts:
+        t = pa.concat_tables(parts)
+        all_rows = np.concatenate(part_rows)
+        order = np.argsort(all_rows, kind="stable")
+        t = t.take(pa.array(order))
+        all_rows = all_rows[order]
+    else:
+        t = SCHEMA.empty_table()
+        all_rows = np.zeros(0, np.int64)
+    keep_mask, dup_rejects, dups = seen.split(t, all_rows)
+    if not keep_mask.all():
+        t = t.filter(pa.array(keep_mask))
+        all_rows = all_rows[keep_mask]
+    rejects = sorted(rejects + dup_rejects, key=lambda r: r.row)
+    last = int(max([*rows.tolist()[-1:], *(r for r, _ in wrong_length)], default=0))
+    return Block(IncidentColumns(t, all_rows), rejects, dups, last, bytes_read)
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+_FORMULA = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def _safe(values: pa.Array) -> pa.Array:
+    """:func:`~truceline.io.csv_safe.safe_cell` over a text column."""
+    risky = pc.and_(
+        pc.match_substring_regex(values, _FORMULA),
+        pc.invert(pc.match_substring_regex(values, _PLAIN_NUMBER)),
+    )
+    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
+
+
+def _joined(n: int, incident: NDArray[np.intp], values: NDArray[Any], sep: str) -> pa.Array:
+    """Per incident, the values of its findings joined with ``sep`` ("" for none)."""
+    offsets = np.searchsorted(incident, np.arange(n + 1)).astype(np.int32)
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.string()))
+    return pc.binary_join(lists, sep)
+
+
+def classification_table(ids: pa.Array, cls: Any) -> dict[str, list[Any]]:
+    """:func:`~truceline.io.incidents_io.classification_rows` as columns of Python values (what
+    ``csv.writer`` writes exactly as the row-by-row path did)."""
+    n = len(ids)
+    f = cls.findings
+    order = np.argsort(f.incident, kind="stable")
+    inc = f.incident[order]
+    prob = f.probability[order]
+    uniq, inv = np.unique(prob, return_inverse=True)  # a few distinct values: formatted once each
+    prob_text = np.array([f"{p:.3f}" for p in uniq.tolist()], dtype=object)[inv.reshape(-1)]
+    cols: dict[str, pa.Array] = {
+        "id": _safe(ids),
+        "side": _safe(pa.array(np.asarray(cls.party_side, dtype=str))),
+        "zones": _safe(pa.array(np.asarray(cls.zones, dtype=object).astype(str))),
+        "sector": _safe(pa.array(np.asarray(cls.sector, dtype=object).astype(str))),
+        "findings": _safe(_joined(n, inc, f.rule_id[order], ";")),
+        "responsible": _safe(_joined(n, inc, f.responsible[order], ";")),
+        "probability": _joined(n, inc, prob_text, ";"),
+        "likelihood": _safe(_joined(n, inc, f.likelihood[order], ";")),
+        "explanation": _safe(_joined(n, inc, f.explanation[order], " | ")),
+    }
+    out: dict[str, list[Any]] = {k: v.to_pylist() for k, v in cols.items()}
+    out["distance_km"] = np.round(cls.distance_km, 4).tolist()
+    out["p_side"] = np.round(cls.p_side, 4).tolist()
+    out["in_force"] = np.asarray(cls.in_force, bool).tolist()
+    out["in_area"] = np.asarray(cls.in_area, bool).tolist()
+    return out
