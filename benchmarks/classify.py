@@ -7,6 +7,13 @@ methods' maximum distance error against an independent geodesic reference (Geogr
 random subsample of points within 200 km of the line.
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/classify.py [--n 1000000]``.
+
+``--end-to-end``: the command a user types, ``truceline classify`` on a CSV of N plain incidents
+(written here, in day order, with ``--bad`` rows spoiled in ways a file arrives spoiled), against
+the GeoPandas script ``benchmarks/classify_e2e_baseline.py`` (read the CSV, project to UTM 37N,
+distance to the line, write a CSV), each in its own process, in the same run: wall time, the
+ratio, and each one's peak resident memory (the child's ``ru_maxrss``). Every spoiled row must be
+in the rejects file, named, and every good row in the output.
 """
 
 from __future__ import annotations
@@ -90,11 +97,153 @@ def locate_stage(ag, b):  # type: ignore[no-untyped-def]
     return side, near.distance_m, sector
 
 
+#: Ways a row arrives spoiled (field, cell) for ``--bad``.
+SPOILS = [
+    (3, "200"),  # lon out of range
+    (1, "2025-02-30T04:00:00Z"),  # no such day
+    (6, "explosions"),  # not a kind
+    (8, "0"),  # count below 1
+    (3, "nan"),
+    (14, "satellite"),  # not a source type
+    (1, "yesterday"),
+]
+
+
+def write_csv(ag, path: Path, n: int, bad: int, seed: int = 3) -> int:  # type: ignore[no-untyped-def]
+    """``n`` plain incidents (no origins) in day order over 90 days, ``bad`` of them spoiled;
+    written in chunks with numpy (never Truceline's own writer). Returns the rows spoiled."""
+    rng = np.random.default_rng(seed)
+    cv = ag.compiled(len(ag.versions) - 1)
+    minx, miny, maxx, maxy = cv.area.bounds
+    kinds = np.array(
+        ["heavy_weapon", "explosion", "armed_personnel", "drone_flight", "vehicle_movement"]
+    )
+    sources = np.array(["patrol", "observation_post", "uav", "camera"])
+    wcs = np.array([*sorted(ag.weapon_class_ids), "", "", ""])
+    start = np.datetime64(cv.version.effective_from, "s") + np.timedelta64(1, "D")
+    seconds = np.sort(rng.integers(0, 90 * 86400, n))
+    spoil_rows = set(rng.choice(n, size=min(bad, n), replace=False).tolist()) if bad else set()
+    header = (
+        "id,observed_at,time_precision,lon,lat,uncertainty_m,kind,weapon_class,count,party,"
+        "origin_lon,origin_lat,origin_uncertainty_m,bearing_deg,source_type,reliability,"
+        "credibility,narrative\n"
+    )
+    chunk = 200_000
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(header)
+        for a in range(0, n, chunk):
+            m = min(chunk, n - a)
+            lon, lat = np.empty(0), np.empty(0)
+            while lon.size < m:
+                x, y = rng.uniform(minx, maxx, 2 * m), rng.uniform(miny, maxy, 2 * m)
+                keep = shapely.contains_xy(cv.area, x, y)
+                lon, lat = np.r_[lon, x[keep]], np.r_[lat, y[keep]]
+            t = (start + seconds[a : a + m].astype("timedelta64[s]")).astype(str)
+            cols = [
+                np.char.add("r", np.arange(a, a + m).astype(str)),
+                np.char.add(t, "Z"),
+                np.full(m, "minute"),
+                np.char.mod("%.6f", lon[:m]),
+                np.char.mod("%.6f", lat[:m]),
+                np.char.mod("%.1f", rng.uniform(10, 2000, m)),
+                kinds[rng.integers(0, kinds.size, m)],
+                wcs[rng.integers(0, wcs.size, m)],
+                rng.integers(1, 4, m).astype(str),
+                np.full(m, ""),
+                np.full(m, ""),
+                np.full(m, ""),
+                np.full(m, ""),
+                np.full(m, ""),
+                sources[rng.integers(0, sources.size, m)],
+                np.full(m, "B"),
+                np.full(m, "2"),
+                np.full(m, "bench"),
+            ]
+            rows = [list(r) for r in zip(*(c.tolist() for c in cols), strict=True)]
+            for k, r in enumerate(rows):
+                if a + k in spoil_rows:
+                    f, v = SPOILS[(a + k) % len(SPOILS)]
+                    r[f] = v
+            fh.write("".join(",".join(r) + "\n" for r in rows))
+    return len(spoil_rows)
+
+
+def _run(cmd: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak resident memory (GB) and exit status of a child process."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.stderr and proc.stderr.close()
+    if status:
+        print(err[-2000:])
+    return took, usage.ru_maxrss / 1024**2, status
+
+
+def end_to_end(n: int, bad: int, workdir: Path) -> None:
+    import csv as csvmod
+    import shutil
+
+    ag_dir = ROOT / "examples" / "ukraine-2024"
+    ag = load_agreement(ag_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = workdir / f"incidents-{n}.csv"
+    t0 = time.perf_counter()
+    spoiled = write_csv(ag, src, n, bad)
+    print(
+        f"wrote {src} ({src.stat().st_size / 1e6:,.0f} MB, {n:,} rows, {spoiled:,} spoiled) in "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    exe = shutil.which("truceline", path=str(Path(sys.executable).parent)) or "truceline"
+    out = workdir / "truceline.csv"
+    t_tl, rss_tl, st_tl = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out)])
+    base_out = workdir / "geopandas.csv"
+    t_gp, rss_gp, st_gp = _run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "classify_e2e_baseline.py"),
+            str(ag_dir),
+            str(src),
+            str(base_out),
+        ]
+    )
+    with out.open(newline="") as fh:
+        n_out = sum(1 for _ in fh) - 1
+    with out.with_suffix(".rejects.csv").open(newline="", encoding="utf-8") as fh:
+        rejects = list(csvmod.DictReader(fh))
+    named = all(r["row"] and r["field"] and r["reason"] for r in rejects)
+    print(f"incidents: {n:,} ({spoiled:,} spoiled) on {ag.id}; each command in its own process")
+    print(
+        f"truceline classify: {t_tl:7.2f} s {n / t_tl:10,.0f} rows/s  peak RSS {rss_tl:5.2f} GB  "
+        f"(exit {st_tl}); {n_out:,} classified, {len(rejects):,} rejected, each named: {named}; "
+        f"every good row kept: {n_out + len(rejects) == n}"
+    )
+    print(
+        f"GeoPandas script:   {t_gp:7.2f} s {n / t_gp:10,.0f} rows/s  peak RSS {rss_gp:5.2f} GB  "
+        f"(exit {st_gp}; distance only)"
+    )
+    print(
+        f"ratio (GeoPandas time / Truceline time): {t_gp / t_tl:.2f}x (target >= 2x); "
+        f"Truceline peak RSS {rss_tl:.2f} GB (target <= 1.5 GB, flat with N)"
+    )
+    for p in (src, out, out.with_suffix(".rejects.csv"), base_out):
+        p.unlink(missing_ok=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--check", type=int, default=300, help="points checked against the reference")
+    ap.add_argument("--end-to-end", action="store_true", help="the CLI on a CSV vs a GeoPandas script")
+    ap.add_argument("--bad", type=int, default=1000, help="--end-to-end: rows spoiled")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/truceline-bench"))
     args = ap.parse_args()
+    if args.end_to_end:
+        end_to_end(args.n, args.bad, args.workdir)
+        return
     ag = load_agreement(ROOT / "examples" / "ukraine-2024")
     b = make_incidents(ag, args.n)
     n = len(b)

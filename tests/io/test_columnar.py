@@ -76,3 +76,11 @@ def test_classify_cli_writes_what_row_by_row_wrote(
     # a file in day order streams; one out of it is read whole (count caps sum whole days)
     assert ("not in day order" in res.output) is (not by_day)
     assert "findings" in res.output and "rejected" in res.output
+
+
+def test_the_whitespace_python_strips_is_listed() -> None:
+    import sys
+
+    assert columnar.PY_SPACE == "".join(
+        chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()
+    )

@@ -45,6 +45,7 @@ from truceline.core.incidents import (
 from truceline.errors import ValidationError
 from truceline.io.csv_safe import read_cell
 from truceline.io.incidents_io import (
+    CLASSIFY_COLUMNS,
     INCIDENT_FIELDS,
     ReadResult,
     Reject,
@@ -62,7 +63,12 @@ __all__ = ["BLOCK_BYTES", "Block", "IncidentColumns", "read_blocks"]
 BLOCK_BYTES = 16 << 20
 
 #: Characters Python's ``str.strip()`` removes (pydantic's ``str_strip_whitespace``).
-_PY_SPACE = pa.array([chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()])
+#: (every ``c`` with ``c.isspace()``; tests/io/test_columnar.py checks the list)
+PY_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_PY_SPACE = pa.array(list(PY_SPACE))
 _NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{1,17})?$"
 _TIME = (
     r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})T(?P<h>[0-9]{2}):(?P<mi>[0-9]{2}):"
@@ -155,7 +161,12 @@ def _is_utf8(v: bytes) -> bool:
 
 def _blank(text: pa.Array) -> NDArray[np.bool_]:
     """Cells certainly empty once stripped (spaces and tabs only)."""
-    return _np(pc.match_substring_regex(text, r"^[ \t]*$"))
+    blank: NDArray[np.bool_] = np.asarray(pc.binary_length(pc.fill_null(text, "")), np.int64) == 0
+    spaced = _np(pc.or_(pc.starts_with(text, " "), pc.starts_with(text, "\t")))
+    if spaced.any():  # the regular expression only where it can matter
+        at = np.flatnonzero(spaced)
+        blank[at] = _np(pc.match_substring_regex(text.take(pa.array(at)), r"^[ \t]*$"))
+    return np.asarray(blank, dtype=bool)
 
 
 def _plain_text(text: pa.Array, max_len: int) -> NDArray[np.bool_]:
@@ -178,32 +189,18 @@ def _days(y: NDArray[np.int64], m: NDArray[np.int64]) -> NDArray[np.int64]:
     return months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
 
 
-def _times(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """RFC 3339 times with seconds and an offset as microseconds since the epoch (UTC), and which
-    were such a time within the model's range."""
-    parts = pc.extract_regex(pc.fill_null(text, ""), _TIME)
-    ok = _np(pc.is_valid(parts))
-    n = len(text)
-    us = np.zeros(n, np.int64)
-    if not ok.any():
-        return us, ok
-    idx = np.flatnonzero(ok)
-    sub = parts.take(pa.array(idx))
-
-    def num(name: str) -> NDArray[np.int64]:
-        return np.asarray(pc.cast(pc.struct_field(sub, name), pa.int64()), dtype=np.int64)
-
-    y, mo, d, h, mi, s = (num(k) for k in ("y", "mo", "d", "h", "mi", "s"))
-    frac = pc.utf8_rpad(pc.utf8_slice_codeunits(pc.struct_field(sub, "f"), 1, 7), 6, "0")
-    f = np.asarray(pc.cast(frac, pa.int64()), dtype=np.int64)
-    z = pc.struct_field(sub, "z")
-    zh = np.asarray(
-        pc.cast(pc.utf8_slice_codeunits(pc.replace_substring(z, "Z", "+00:00"), 1, 3), pa.int64())
-    )
-    zm = np.asarray(
-        pc.cast(pc.utf8_slice_codeunits(pc.replace_substring(z, "Z", "+00:00"), 4, 6), pa.int64())
-    )
-    sign = np.where(_np(pc.starts_with(z, "-")), -1, 1)
+def _utc_us(
+    y: NDArray[np.int64],
+    mo: NDArray[np.int64],
+    d: NDArray[np.int64],
+    hms: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+    f: NDArray[np.int64],
+    zone: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Microseconds since the epoch (UTC) of calendar fields, and which are a real time (a day the
+    month has, hours below 24 ...) within the model's range."""
+    h, mi, s = hms
+    sign, zh, zm = zone
     good = (mo >= 1) & (mo <= 12) & (d >= 1) & (h <= 23) & (mi <= 59) & (s <= 59)
     good &= (zh <= 23) & (zm <= 59) & ~((sign < 0) & (zh == 0) & (zm == 0))
     good &= y >= 1
@@ -214,8 +211,76 @@ def _times(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     t = (first + d - 1) * 86_400_000_000 + ((h * 60 + mi) * 60 + s) * 1_000_000 + f
     t -= sign * (zh * 60 + zm) * 60_000_000
     good &= (t >= _MIN_US) & (t < _MAX_US)
-    ok[idx] = good
-    us[idx] = np.where(good, t, 0)
+    return np.where(good, t, 0), good
+
+
+#: ``YYYY-MM-DDTHH:MM:SSZ``: which of its 20 bytes are digits, and the others.
+_FIXED_DIGITS = np.array([i not in (4, 7, 10, 13, 16, 19) for i in range(20)])
+_FIXED = np.frombuffer(b"0000-00-00T00:00:00Z", np.uint8)
+
+
+def _fixed_times(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
+    """The common spelling ``2025-03-01T04:12:00Z`` read straight from the bytes: (microseconds,
+    which are good times, which had that shape at all)."""
+    n = len(text)
+    us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
+    lens = np.asarray(pc.fill_null(pc.binary_length(text), 0), np.int64)
+    shaped = lens == 20
+    if not shaped.any():
+        return us, ok, shaped
+    at = np.flatnonzero(shaped)
+    sub = text.take(pa.array(at)) if at.size < n else text
+    bufs = sub.buffers()
+    offs = np.frombuffer(bufs[1], np.int32)[sub.offset : sub.offset + len(sub) + 1]
+    raw = np.frombuffer(bufs[2], np.uint8)[offs[0] : offs[-1]].reshape(-1, 20)
+    dig = raw.astype(np.int64) - 48
+    is_digit = (dig >= 0) & (dig <= 9)
+    shape_ok = np.all(is_digit[:, _FIXED_DIGITS], axis=1) & np.all(
+        raw[:, ~_FIXED_DIGITS] == _FIXED[~_FIXED_DIGITS], axis=1
+    )
+
+    def num(a: int, b: int) -> NDArray[np.int64]:
+        v = np.zeros(len(raw), np.int64)
+        for k in range(a, b):
+            v = v * 10 + dig[:, k]
+        return v
+
+    zero = np.zeros(len(raw), np.int64)
+    t, good = _utc_us(
+        num(0, 4), num(5, 7), num(8, 10), (num(11, 13), num(14, 16), num(17, 19)), zero,
+        (zero + 1, zero, zero),
+    )  # fmt: skip
+    good &= shape_ok
+    us[at], ok[at] = t, good
+    shaped[at] = shape_ok
+    return us, ok, shaped
+
+
+def _times(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """RFC 3339 times with seconds and an offset as microseconds since the epoch (UTC), and which
+    were such a time within the model's range."""
+    us, ok, shaped = _fixed_times(text)
+    if shaped.all():
+        return us, ok
+    rest = np.flatnonzero(~shaped)  # other spellings: a regular expression
+    parts = pc.extract_regex(pc.fill_null(text.take(pa.array(rest)), ""), _TIME)
+    matched = _np(pc.is_valid(parts))
+    if not matched.any():
+        return us, ok
+    idx = rest[matched]
+    sub = parts.filter(pa.array(matched))
+
+    def num(name: str) -> NDArray[np.int64]:
+        return np.asarray(pc.cast(pc.struct_field(sub, name), pa.int64()), dtype=np.int64)
+
+    frac = pc.utf8_rpad(pc.utf8_slice_codeunits(pc.struct_field(sub, "f"), 1, 7), 6, "0")
+    f = np.asarray(pc.cast(frac, pa.int64()), dtype=np.int64)
+    z = pc.replace_substring(pc.struct_field(sub, "z"), "Z", "+00:00")
+    zh = np.asarray(pc.cast(pc.utf8_slice_codeunits(z, 1, 3), pa.int64()), np.int64)
+    zm = np.asarray(pc.cast(pc.utf8_slice_codeunits(z, 4, 6), pa.int64()), np.int64)
+    sign = np.where(_np(pc.starts_with(z, "-")), -1, 1).astype(np.int64)
+    t, good = _utc_us(num("y"), num("mo"), num("d"), (num("h"), num("mi"), num("s")), f, (sign, zh, zm))
+    us[idx], ok[idx] = t, good
     return us, ok
 
 
@@ -352,12 +417,17 @@ class _Seen:
         self.ids: list[pa.Array] = []
         self.n_ids = 0
 
-    def content_hash(self, t: pa.Table) -> NDArray[np.uint64]:
-        h = np.zeros(t.num_rows, np.uint64)
+    def content_hash(self, t: pa.Table, key: NDArray[np.uint64]) -> NDArray[np.uint64]:
+        """A hash of every field of each record (``key``: its id's hash), equal for equal records."""
+        h = key.copy()
         for name in INCIDENT_FIELDS:
+            if name == "id":
+                continue
             col = t.column(name).combine_chunks()
-            if pa.types.is_string(col.type):
-                v = self.hash(col)
+            if pa.types.is_string(col.type):  # each distinct text hashed once
+                enc = pc.dictionary_encode(col)
+                idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), np.int64)
+                v = np.r_[self.hash(enc.dictionary), np.uint64(0x6E756C6C)][idx]
             else:
                 num = col.cast(pa.float64()) if pa.types.is_integer(col.type) else col
                 if pa.types.is_timestamp(num.type):
@@ -386,7 +456,7 @@ class _Seen:
             return keep, [], []
         ids = t.column("id").combine_chunks()
         key = self.hash(ids)
-        content = self.content_hash(t)
+        content = self.content_hash(t, key)
         rejects: list[Reject] = []
         dups: list[int] = []
         # 1) against earlier blocks
@@ -653,13 +723,18 @@ def _block(
     parts = []
     part_rows = []
     if fast is not None and ok.any():
-        keep = pa.array(np.flatnonzero(ok))
-        parts.append(pa.table({f: fast.cols[f].take(keep) for f in INCIDENT_FIELDS}, schema=SCHEMA))
+        if ok.all():
+            parts.append(pa.table({f: fast.cols[f] for f in INCIDENT_FIELDS}, schema=SCHEMA))
+        else:
+            keep = pa.array(np.flatnonzero(ok))
+            parts.append(pa.table({f: fast.cols[f].take(keep) for f in INCIDENT_FIELDS}, schema=SCHEMA))
         part_rows.append(rows[ok])
     if good:
         parts.append(_slow_table(good))
         part_rows.append(np.asarray(good_rows, np.int64))
-    if parts:
+    if len(parts) == 1:
+        t, all_rows = parts[0], part_rows[0]
+    elif parts:
         t = pa.concat_tables(parts)
         all_rows = np.concatenate(part_rows)
         order = np.argsort(all_rows, kind="stable")
@@ -679,17 +754,38 @@ def _block(
 
 # -- output ------------------------------------------------------------------------------------------
 
-_FORMULA = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def _bytes_of(values: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+    """The offsets (from 0) and bytes of a text column without nulls."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = values.cast(pa.large_string()) if pa.types.is_string(values.type) else values
+    bufs = values.buffers()
+    offs = np.frombuffer(bufs[1], np.int64)[values.offset : values.offset + len(values) + 1]
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offs - offs[0], data[offs[0] : offs[-1]]
+
+
+_FORMULA_BYTES = np.array([ord(c) for c in "=+-@\t\r"], np.uint8)
+_QUOTE_BYTES = np.array([ord(c) for c in ',"\r\n'], np.uint8)
 
 
 def _safe(values: pa.Array) -> pa.Array:
     """:func:`~truceline.io.csv_safe.safe_cell` over a text column."""
-    risky = pc.and_(
-        pc.match_substring_regex(values, _FORMULA),
-        pc.invert(pc.match_substring_regex(values, _PLAIN_NUMBER)),
-    )
-    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
+    offs, data = _bytes_of(values)
+    nonempty = offs[1:] > offs[:-1]
+    first = np.where(nonempty, data[np.minimum(offs[:-1], max(data.size - 1, 0))] if data.size else 0, 0)
+    cand = nonempty & np.isin(first, _FORMULA_BYTES)
+    if not cand.any():  # the usual case: no text starts like a formula
+        return values
+    at = pa.array(np.flatnonzero(cand))
+    sub = values.take(at)
+    risky = _np(pc.invert(pc.match_substring_regex(sub, _PLAIN_NUMBER)))
+    risky_all = np.zeros(len(values), bool)
+    risky_all[np.flatnonzero(cand)] = risky
+    return pc.if_else(pa.array(risky_all), pc.binary_join_element_wise("'", values, ""), values)
 
 
 def _joined(n: int, incident: NDArray[np.intp], values: NDArray[Any], sep: str) -> pa.Array:
@@ -726,3 +822,64 @@ def classification_table(ids: pa.Array, cls: Any) -> dict[str, list[Any]]:
     out["in_force"] = np.asarray(cls.in_force, bool).tolist()
     out["in_area"] = np.asarray(cls.in_area, bool).tolist()
     return out
+
+
+def _float_text(values: NDArray[np.float64]) -> pa.Array:
+    """``repr`` of each float (Python's shortest round-trip text, ``3.0`` not ``3``): what
+    ``csv.writer`` writes for a float, without a Python call per value."""
+    text = pa.array(values).cast(pa.string())
+    with np.errstate(invalid="ignore"):
+        plain = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 1e16)
+    if not plain.any():  # integral values print as "3": Python writes "3.0"
+        return text
+    return pc.if_else(pa.array(plain), pc.binary_join_element_wise(text, ".0", ""), text)
+
+
+def _csv_cell(values: pa.Array) -> pa.Array:
+    """Text as ``csv.writer`` writes it (minimal quoting: quoted when it holds , " CR or LF)."""
+    offs, data = _bytes_of(values)
+    special = np.r_[0, np.cumsum(np.isin(data, _QUOTE_BYTES))]
+    needs = special[offs[1:]] > special[offs[:-1]]
+    if not needs.any():
+        return values
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(pa.array(needs), quoted, values)
+
+
+def classification_csv(ids: pa.Array, cls: Any) -> pa.Array:
+    """:func:`~truceline.io.incidents_io.classification_rows` as CSV lines, byte for byte what
+    ``csv.writer`` writes for them (with :func:`~truceline.io.csv_safe.safe_row`), built per
+    column."""
+    n = len(ids)
+    f = cls.findings
+    order = np.argsort(f.incident, kind="stable")
+    inc = f.incident[order]
+    uniq, inv = np.unique(f.probability[order], return_inverse=True)  # formatted once each
+    prob_text = np.array([f"{p:.3f}" for p in uniq.tolist()], dtype=object)[inv.reshape(-1)]
+    yes_no = pa.array(["False", "True"])
+    cols = {
+        "id": _safe(ids),
+        "side": _safe(pa.array(np.asarray(cls.party_side, dtype=str))),
+        "distance_km": _float_text(np.round(cls.distance_km, 4)),
+        "p_side": _float_text(np.round(cls.p_side, 4)),
+        "zones": _safe(pa.array(np.asarray(cls.zones, dtype=object).astype(str))),
+        "sector": _safe(pa.array(np.asarray(cls.sector, dtype=object).astype(str))),
+        "in_force": yes_no.take(pa.array(np.asarray(cls.in_force, bool).astype(np.int8))),
+        "in_area": yes_no.take(pa.array(np.asarray(cls.in_area, bool).astype(np.int8))),
+        "findings": _safe(_joined(n, inc, f.rule_id[order], ";")),
+        "responsible": _safe(_joined(n, inc, f.responsible[order], ";")),
+        "probability": _safe(_joined(n, inc, prob_text, ";")),
+        "likelihood": _safe(_joined(n, inc, f.likelihood[order], ";")),
+        "explanation": _safe(_joined(n, inc, f.explanation[order], " | ")),
+    }
+    cells = [_csv_cell(cols[c]) for c in CLASSIFY_COLUMNS]
+    return pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "", "\r\n")
+
+
+def write_lines(fh: Any, lines: pa.Array) -> None:
+    """Write text lines (an Arrow string array, each with its line end) as one run of bytes."""
+    if len(lines) == 0:
+        return
+    bufs = lines.buffers()
+    offs = np.frombuffer(bufs[1], np.int32)[lines.offset : lines.offset + len(lines) + 1]
+    fh.write(memoryview(bufs[2])[int(offs[0]) : int(offs[-1])])

@@ -10,7 +10,6 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +20,7 @@ from numpy.typing import NDArray
 from truceline.core.agreement import Agreement, RuleType
 from truceline.core.incidents import Incident, IncidentBatch
 from truceline.core.rules import Classification, classify
-from truceline.io.columnar import ColumnarRead, classification_table
+from truceline.io.columnar import ColumnarRead, classification_csv, write_lines
 from truceline.io.csv_safe import safe_cell, safe_row
 from truceline.io.incidents_io import (
     CLASSIFY_COLUMNS,
@@ -218,10 +217,6 @@ def classify_file(
         return _classify_whole(agreement, read, output, rejects_path)
 
 
-def _write_rows(w: Any, cols: dict[str, list[Any]]) -> None:
-    w.writerows(zip(*(cols[c] for c in CLASSIFY_COLUMNS), strict=True))
-
-
 def _classify_blocks(
     agreement: Agreement,
     read: ColumnarRead,
@@ -239,11 +234,10 @@ def _classify_blocks(
     done_day = np.iinfo(np.int64).min  # days before this one are classified
     try:
         with (
-            tmp_out.open("w", newline="", encoding="utf-8") as fo,
+            tmp_out.open("wb") as fo,
             tmp_rej.open("w", newline="", encoding="utf-8") as fr,
         ):
-            w = csv.writer(fo)
-            w.writerow(CLASSIFY_COLUMNS)
+            fo.write((",".join(CLASSIFY_COLUMNS) + "\r\n").encode())
             wr = csv.writer(fr)
             wr.writerow(["row", "id", "field", "reason"])
 
@@ -267,9 +261,8 @@ def _classify_blocks(
                     idx = np.flatnonzero(now)
                     sub = batch.take(idx)
                     cls = classify(agreement, sub)
-                    _write_rows(
-                        w, classification_table(t.column("id").take(pa.array(idx)).combine_chunks(), cls)
-                    )
+                    ids = t.column("id").take(pa.array(idx)).combine_chunks()
+                    write_lines(fo, classification_csv(ids, cls))
                     out.classified += idx.size
                     out.findings += len(cls.findings)
                 # rejects in row order, up to the last row written or held
