@@ -498,15 +498,15 @@ class _Seen:
         # 3) remember the new ones
         new = np.flatnonzero(keep)
         if new.size:
-            self.ids.append(ids.take(pa.array(new)))
+            self.ids.append(ids if new.size == n else ids.take(pa.array(new)))
             where = self.n_ids + np.arange(new.size)
             self.n_ids += new.size
-            allk = np.concatenate([self.keys, key[new]])
-            order2 = np.argsort(allk, kind="stable")
-            self.keys = allk[order2]
-            self.rows = np.concatenate([self.rows, rows[new]])[order2]
-            self.content = np.concatenate([self.content, content[new]])[order2]
-            self.where = np.concatenate([self.where, where])[order2]
+            o = np.argsort(key[new], kind="stable")  # merged into the sorted index: no re-sort
+            at = np.searchsorted(self.keys, key[new][o], side="right")
+            self.keys = np.insert(self.keys, at, key[new][o])
+            self.rows = np.insert(self.rows, at, rows[new][o])
+            self.content = np.insert(self.content, at, content[new][o])
+            self.where = np.insert(self.where, at, where[o])
         return keep, rejects, sorted(dups)
 
 

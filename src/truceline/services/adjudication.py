@@ -129,7 +129,12 @@ def _batch(t: pa.Table) -> IncidentBatch:
         )
 
     def text(name: str) -> NDArray[np.str_]:
-        return np.asarray(pc.fill_null(t.column(name), "").to_numpy(zero_copy_only=False)).astype(str)
+        col = pc.fill_null(t.column(name), "").combine_chunks()
+        if name == "id":
+            return np.asarray(col.to_numpy(zero_copy_only=False)).astype(str)
+        enc = col.dictionary_encode()  # a few distinct values: converted once each
+        values = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False)).astype(str)
+        return values[np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)]
 
     return IncidentBatch(
         id=text("id"),
