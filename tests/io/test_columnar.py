@@ -21,7 +21,7 @@ from truceline.io.incidents_io import (
 from truceline.services import adjudicate
 
 from ..conftest import EXAMPLES
-from .hostile_incidents import write_hostile
+from .hostile_incidents import HEADER, write_hostile
 
 UKR = EXAMPLES / "ukraine-2024"
 
@@ -81,6 +81,106 @@ def test_classify_cli_writes_what_row_by_row_wrote(
 def test_the_whitespace_python_strips_is_listed() -> None:
     import sys
 
-    assert columnar.PY_SPACE == "".join(
-        chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()
-    )
+    assert "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()) == columnar.PY_SPACE
+
+
+# -- GeoParquet ---------------------------------------------------------------------------------------
+
+
+def clean_csv(path: Path, n: int = 600) -> Path:
+    """Plain good incidents in day order, some with a weapon class or a fire origin."""
+    lines = [HEADER]
+    for k in range(n):
+        wc = ("mortar", "", "tank")[k % 3]
+        origin = f"37.{300 + k % 500},48.{400 + k % 300},800" if k % 4 == 0 else ",,"
+        lines.append(
+            f"c{k},2025-02-{1 + k * 9 // n:02d}T{k % 24:02d}:{k % 60:02d}:00Z,minute,37.{100 + k % 800},"
+            f"48.{200 + k % 700},150,{('explosion', 'heavy_weapon')[k % 2]},{wc},{1 + k % 3},,{origin},,"
+            f"patrol,B,2,clean {k}"
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _classify(src: Path, out: Path, *extra: str) -> str:
+    res = CliRunner().invoke(app, ["classify", str(UKR), str(src), "-o", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+@pytest.mark.parametrize("layout", ["text", "typed", "geometry-only"])
+def test_csv_to_geoparquet_classifies_the_same(tmp_path: Path, layout: str) -> None:
+    """A GeoParquet written by GeoPandas from the CSV (text columns, typed columns, or the
+    position in the geometry alone) classifies exactly as the CSV does."""
+    import geopandas as gpd
+    import pandas as pd
+
+    src = clean_csv(tmp_path / "in.csv")
+    _classify(src, tmp_path / "from_csv.csv")
+    if layout == "typed":
+        df = pd.read_csv(src)
+        df["observed_at"] = pd.to_datetime(df["observed_at"], utc=True)
+        lon, lat = df["lon"], df["lat"]
+    else:
+        df = pd.read_csv(src, dtype=str, keep_default_na=False)
+        lon, lat = df["lon"].astype(float), df["lat"].astype(float)
+    gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    if layout == "geometry-only":
+        gdf = gdf.drop(columns=["lon", "lat"])
+    pq_in = tmp_path / "in.parquet"
+    gdf.to_parquet(pq_in)
+    _classify(pq_in, tmp_path / "from_parquet.csv")
+    assert (tmp_path / "from_parquet.csv").read_bytes() == (tmp_path / "from_csv.csv").read_bytes()
+    got = (tmp_path / "from_parquet.rejects.csv").read_text()
+    assert got == (tmp_path / "from_csv.rejects.csv").read_text()
+
+
+def test_geoparquet_output_reads_in_geopandas(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    src = clean_csv(tmp_path / "in.csv")
+    _classify(src, tmp_path / "out.csv")
+    said = _classify(src, tmp_path / "out.parquet")
+    assert "Classified 600 incidents" in said
+    gdf = gpd.read_parquet(tmp_path / "out.parquet")
+    assert gdf.crs is not None and gdf.crs.to_string() == "OGC:CRS84"  # lon, lat on WGS84
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(gdf["id"]) == [r["id"] for r in rows]
+    assert list(gdf["distance_km"]) == [float(r["distance_km"]) for r in rows]
+    assert list(gdf["findings"]) == [r["findings"] for r in rows]
+    assert sum(bool(f) for f in gdf["findings"]) > 10
+    with src.open(newline="") as fh:
+        src_rows = list(csv.DictReader(fh))
+    assert list(gdf.geometry.x) == [float(r["lon"]) for r in src_rows]
+    assert list(gdf.geometry.y) == [float(r["lat"]) for r in src_rows]
+    geo = pq.read_schema(tmp_path / "out.parquet").metadata[b"geo"]
+    assert b'"encoding": "WKB"' in geo and b'"version": "1.1.0"' in geo
+
+
+def test_geoparquet_output_reads_in_gdal(tmp_path: Path) -> None:
+    """``ogrinfo`` and pyogrio (GDAL) read it, where GDAL has its Parquet driver (GDAL >= 3.5
+    built with Arrow; Debian's GDAL 3.6 and pyogrio's wheels are built without it)."""
+    import shutil
+    import subprocess
+
+    import pyogrio
+
+    if "Parquet" not in pyogrio.list_drivers() and not (
+        shutil.which("ogrinfo")
+        and "Parquet" in subprocess.run(["ogrinfo", "--formats"], capture_output=True, text=True).stdout
+    ):
+        pytest.skip("no GDAL here has the Parquet driver")
+    src = clean_csv(tmp_path / "in.csv")
+    _classify(src, tmp_path / "out.parquet")
+    if shutil.which("ogrinfo"):
+        info = subprocess.run(
+            ["ogrinfo", "-so", "-al", str(tmp_path / "out.parquet")], capture_output=True, text=True
+        )
+        if "Parquet" in subprocess.run(["ogrinfo", "--formats"], capture_output=True, text=True).stdout:
+            assert info.returncode == 0, info.stderr
+            assert "Feature Count: 600" in info.stdout and "Point" in info.stdout
+    if "Parquet" in pyogrio.list_drivers():
+        df = pyogrio.read_dataframe(tmp_path / "out.parquet")
+        assert len(df) == 600

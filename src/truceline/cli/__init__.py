@@ -44,7 +44,7 @@ from truceline.cli.sensors import sensors_app
 from truceline.cli.server import serve as serve_cmd
 from truceline.cli.server import token_app
 from truceline.cli.territory import from_territory_cmd
-from truceline.errors import TrucelineError
+from truceline.errors import TrucelineError, ValidationError
 
 if TYPE_CHECKING:
     from typer._click import Context  # what TyperGroup.list_commands takes (typer vendors click)
@@ -157,16 +157,28 @@ def classify_cmd(
         typer.Option(metavar=FILE, help="Where bad rows go (default: OUTPUT with .rejects.csv)"),
     ] = None,
     encoding: EncodingOption = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="csv|parquet",
+            help="Output format (default: from OUTPUT's suffix; .parquet is GeoParquet)",
+        ),
+    ] = None,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row.
 
-    The file streams through in blocks (memory bounded whatever its size), with a progress bar.
+    INCIDENTS_FILE is CSV, GeoJSON or GeoParquet (.parquet). The file streams through in blocks
+    (memory bounded whatever its size), with a progress bar.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from truceline.io.columnar import ColumnarRead
     from truceline.services.adjudication import classify_file
 
+    out_fmt = fmt or ("parquet" if output.suffix.lower() in (".parquet", ".geoparquet") else "csv")
+    if out_fmt not in ("csv", "parquet"):
+        raise fail(ValidationError(f"--format {fmt}: use csv or parquet", field="format"))
     ag = _load(agreement)
     rej_path = rejects or output.with_suffix(".rejects.csv")
     read = ColumnarRead(incidents, upload_limits(), encoding)
@@ -185,7 +197,7 @@ def classify_cmd(
             bar.update(task, total=max(size, 1), completed=done, rows=rows, rate=rows / elapsed)
 
         try:
-            res = classify_file(ag, read, output, rej_path, progress=progress)
+            res = classify_file(ag, read, output, rej_path, fmt=out_fmt, progress=progress)
         except TrucelineError as exc:
             raise fail(exc) from exc
     if res.encoding_detected:

@@ -591,6 +591,9 @@ def read_blocks(read: ColumnarRead) -> Iterator[Block]:
     if path.suffix.lower() in (".geojson", ".json"):
         yield _whole(read, read_incidents(path, read.limits, encoding=read.encoding_arg))
         return
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        yield from _parquet_blocks(read)
+        return
     header, det = _header(path, read.encoding_arg)
     read.encoding, read.encoding_detected = det.name, det.how == "detected"
     if len(set(header)) != len(header) or any(not h for h in header):
@@ -883,3 +886,133 @@ def write_lines(fh: Any, lines: pa.Array) -> None:
     bufs = lines.buffers()
     offs = np.frombuffer(bufs[1], np.int32)[lines.offset : lines.offset + len(lines) + 1]
     fh.write(memoryview(bufs[2])[int(offs[0]) : int(offs[-1])])
+
+
+# -- GeoParquet ---------------------------------------------------------------------------------------
+
+#: Suffixes read and written as (Geo)Parquet.
+PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+#: Rows per block of a Parquet file read.
+PARQUET_ROWS = 100_000
+
+
+def geo_metadata(column: str = "geometry", types: tuple[str, ...] = ("Point",)) -> bytes:
+    """GeoParquet 1.1 file metadata: one WKB geometry column in WGS84 lon/lat (OGC:CRS84, the
+    default when ``crs`` is left out)."""
+    import json
+
+    return json.dumps(
+        {
+            "version": "1.1.0",
+            "primary_column": column,
+            "columns": {column: {"encoding": "WKB", "geometry_types": list(types)}},
+        }
+    ).encode()
+
+
+def _as_text(col: pa.Array) -> pa.Array:
+    """A Parquet column as the text a CSV cell would hold (so one set of checks serves both)."""
+    t = col.type
+    if pa.types.is_timestamp(t):  # ISO 8601; "Z" only when the column is in a time zone
+        fmt = "%Y-%m-%dT%H:%M:%S" + ("Z" if t.tz else "")
+        col = pc.strftime(col.cast(pa.timestamp("us", t.tz or None)), format=fmt)
+    elif pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        col = col.cast(pa.string())
+    return pc.fill_null(col, "").cast(pa.binary())
+
+
+def _parquet_blocks(read: ColumnarRead) -> Iterator[Block]:
+    """A (Geo)Parquet file of incidents in blocks of rows: its columns as the CSV's cells (lon and
+    lat from a point geometry column when the file has none), through the same checks."""
+    import json
+
+    import pyarrow.parquet as pq
+    import shapely
+
+    path = read.path
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"{path}: not a Parquet file ({exc})", field="format") from exc
+    meta = pf.schema_arrow.metadata or {}
+    geo = json.loads(meta[b"geo"]) if b"geo" in meta else {}
+    geom = geo.get("primary_column") if isinstance(geo, dict) else None
+    names = [n for n in pf.schema_arrow.names if n != geom]
+    from_geometry = geom is not None and not {"lon", "lat"} & set(names)
+    header = names + (["lon", "lat"] if from_geometry else [])
+    check_header(path, header)
+    if pf.metadata.num_rows > read.limits.max_import_rows:
+        raise too_many_rows(path, read.limits)
+    seen = _Seen()
+    first = 1
+    done = 0
+    for rb in pf.iter_batches(batch_size=PARQUET_ROWS):
+        cols = {n: _as_text(rb.column(n)) for n in names}
+        if from_geometry:
+            pts = shapely.from_wkb(np.asarray(rb.column(geom).to_numpy(zero_copy_only=False)))
+            point = (shapely.get_type_id(pts) == 0) & ~shapely.is_empty(pts)
+            for name, get in (("lon", shapely.get_x), ("lat", shapely.get_y)):
+                v = np.where(point, get(np.where(point, pts, None)), np.nan)
+                text = pa.array(v).cast(pa.string())  # no point: an empty cell ("missing")
+                cols[name] = pc.if_else(pa.array(np.isnan(v)), "", text).cast(pa.binary())
+        batch = pa.RecordBatch.from_pydict(cols)
+        rows = np.arange(first, first + rb.num_rows, dtype=np.int64)
+        first += rb.num_rows
+        done += rb.nbytes
+        yield _block(batch, header, rows, [], True, seen, path, read.limits.max_csv_cell_chars, done)
+
+
+def classification_arrow(
+    ids: pa.Array, lon: NDArray[np.float64], lat: NDArray[np.float64], cls: Any
+) -> pa.Table:
+    """:func:`~truceline.io.incidents_io.classification_rows` as typed columns with the incident's
+    point (WKB, GeoParquet's ``geometry``)."""
+    import shapely
+
+    n = len(ids)
+    f = cls.findings
+    order = np.argsort(f.incident, kind="stable")
+    inc = f.incident[order]
+    uniq, inv = np.unique(f.probability[order], return_inverse=True)
+    prob_text = np.array([f"{p:.3f}" for p in uniq.tolist()], dtype=object)[inv.reshape(-1)]
+    cols = {
+        "id": ids,
+        "side": pa.array(np.asarray(cls.party_side, dtype=str)),
+        "distance_km": pa.array(np.round(cls.distance_km, 4)),
+        "p_side": pa.array(np.round(cls.p_side, 4)),
+        "zones": pa.array(np.asarray(cls.zones, dtype=object).astype(str)),
+        "sector": pa.array(np.asarray(cls.sector, dtype=object).astype(str)),
+        "in_force": pa.array(np.asarray(cls.in_force, bool)),
+        "in_area": pa.array(np.asarray(cls.in_area, bool)),
+        "findings": _joined(n, inc, f.rule_id[order], ";"),
+        "responsible": _joined(n, inc, f.responsible[order], ";"),
+        "probability": _joined(n, inc, prob_text, ";"),
+        "likelihood": _joined(n, inc, f.likelihood[order], ";"),
+        "explanation": _joined(n, inc, f.explanation[order], " | "),
+        "geometry": pa.array(shapely.to_wkb(shapely.points(lon, lat)), pa.binary()),
+    }
+    return pa.table(cols, schema=CLASSIFY_SCHEMA)
+
+
+#: The ``classify`` output as GeoParquet.
+CLASSIFY_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("side", pa.string()),
+        ("distance_km", pa.float64()),
+        ("p_side", pa.float64()),
+        ("zones", pa.string()),
+        ("sector", pa.string()),
+        ("in_force", pa.bool_()),
+        ("in_area", pa.bool_()),
+        ("findings", pa.string()),
+        ("responsible", pa.string()),
+        ("probability", pa.string()),
+        ("likelihood", pa.string()),
+        ("explanation", pa.string()),
+        ("geometry", pa.binary()),
+    ],
+    metadata={b"geo": geo_metadata()},
+)

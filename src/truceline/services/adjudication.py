@@ -20,7 +20,13 @@ from numpy.typing import NDArray
 from truceline.core.agreement import Agreement, RuleType
 from truceline.core.incidents import Incident, IncidentBatch
 from truceline.core.rules import Classification, classify
-from truceline.io.columnar import ColumnarRead, classification_csv, write_lines
+from truceline.io.columnar import (
+    CLASSIFY_SCHEMA,
+    ColumnarRead,
+    classification_arrow,
+    classification_csv,
+    write_lines,
+)
 from truceline.io.csv_safe import safe_cell, safe_row
 from truceline.io.incidents_io import (
     CLASSIFY_COLUMNS,
@@ -206,20 +212,23 @@ def classify_file(
     output: Path,
     rejects_path: Path,
     *,
+    fmt: str = "csv",
     progress: Callable[[int, int, int], None] | None = None,
 ) -> FileClassification:
     """Classify an incident file of any size in blocks (:mod:`truceline.io.columnar`), writing one
     output row per accepted incident and the rejects sorted by row, as :func:`adjudicate` and
     ``classify`` do for a file in memory; ``progress(rows, bytes, size)`` after each block.
+    ``fmt``: ``"csv"`` or ``"parquet"`` (GeoParquet: the same columns, typed, and each
+    incident's point).
 
     Count caps sum each day's reports: a block's last day waits for the next block. A file not in
     day order (a day reappearing after a later one) under an agreement with count caps is read
     again whole, in memory, so its results stay exact.
     """
     try:
-        return _classify_blocks(agreement, read, output, rejects_path, progress)
+        return _classify_blocks(agreement, read, output, rejects_path, progress, fmt)
     except _UnsortedError:
-        return _classify_whole(agreement, read, output, rejects_path)
+        return _classify_whole(agreement, read, output, rejects_path, fmt)
 
 
 def _classify_blocks(
@@ -228,7 +237,10 @@ def _classify_blocks(
     output: Path,
     rejects_path: Path,
     progress: Callable[[int, int, int], None] | None,
+    fmt: str,
 ) -> FileClassification:
+    import pyarrow.parquet as pq
+
     caps = _has_caps(agreement)
     out = FileClassification()
     tmp_out = output.with_name(output.name + ".part")
@@ -242,7 +254,9 @@ def _classify_blocks(
             tmp_out.open("wb") as fo,
             tmp_rej.open("w", newline="", encoding="utf-8") as fr,
         ):
-            fo.write((",".join(CLASSIFY_COLUMNS) + "\r\n").encode())
+            parquet = pq.ParquetWriter(fo, CLASSIFY_SCHEMA) if fmt == "parquet" else None
+            if parquet is None:
+                fo.write((",".join(CLASSIFY_COLUMNS) + "\r\n").encode())
             wr = csv.writer(fr)
             wr.writerow(["row", "id", "field", "reason"])
 
@@ -267,7 +281,10 @@ def _classify_blocks(
                     sub = batch.take(idx)
                     cls = classify(agreement, sub)
                     ids = t.column("id").take(pa.array(idx)).combine_chunks()
-                    write_lines(fo, classification_csv(ids, cls))
+                    if parquet is not None:
+                        parquet.write_table(classification_arrow(ids, sub.lon, sub.lat, cls))
+                    else:
+                        write_lines(fo, classification_csv(ids, cls))
                     out.classified += idx.size
                     out.findings += len(cls.findings)
                 # rejects in row order, up to the last row written or held
@@ -305,6 +322,8 @@ def _classify_blocks(
                     progress(block.records, block.bytes_read, read.size)
             if pending is not None:
                 flush(pending, pending_rows, [], None)
+            if parquet is not None:
+                parquet.close()
         tmp_out.replace(output)
         tmp_rej.replace(rejects_path)
     finally:
@@ -315,16 +334,46 @@ def _classify_blocks(
 
 
 def _classify_whole(
-    agreement: Agreement, read: ColumnarRead, output: Path, rejects_path: Path
+    agreement: Agreement, read: ColumnarRead, output: Path, rejects_path: Path, fmt: str
 ) -> FileClassification:
-    """The row-by-row path, in memory (a file out of day order under count caps)."""
+    """The file whole, in memory (out of day order under count caps)."""
+    import pyarrow.parquet as pq
+
+    from truceline.io.columnar import PARQUET_SUFFIXES, IncidentColumns
+
+    if read.path.suffix.lower() in PARQUET_SUFFIXES:  # read in blocks, then classified whole
+        blocks = list(read)
+        t = pa.concat_tables([b.incidents.table for b in blocks])
+        cols = IncidentColumns(t, np.concatenate([b.incidents.rows for b in blocks]))
+        res_rejects = [r for b in blocks for r in b.rejects]
+        dups = sum(len(b.duplicates) for b in blocks)
+        batch = _batch(cols.table)
+        ok, agr = batch_rejects(agreement, batch, cols.rows)
+        idx = np.flatnonzero(ok)
+        sub = batch.take(idx)
+        cls = classify(agreement, sub)
+        ids = cols.table.column("id").take(pa.array(idx)).combine_chunks()
+        if fmt == "parquet":
+            pq.write_table(classification_arrow(ids, sub.lon, sub.lat, cls), output)
+        else:
+            with output.open("wb") as fo:
+                fo.write((",".join(CLASSIFY_COLUMNS) + "\r\n").encode())
+                write_lines(fo, classification_csv(ids, cls))
+        every = sorted(res_rejects + agr, key=lambda r: r.row)
+        write_rejects(rejects_path, every)
+        return FileClassification(len(sub), len(cls.findings), every[:10], len(every), dups, whole=True)
     res = read_incidents(read.path, read.limits, encoding=read.encoding_arg)
     adj = adjudicate(agreement, res.incidents, res.rows)
     rows = classification_rows(adj.incidents, adj.classification)
-    with output.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
-        w.writeheader()
-        w.writerows(safe_row(r) for r in rows)
+    if fmt == "parquet":
+        ids = pa.array([i.id for i in adj.incidents], pa.string())
+        b = adj.batch
+        pq.write_table(classification_arrow(ids, b.lon, b.lat, adj.classification), output)
+    else:
+        with output.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(CLASSIFY_COLUMNS))
+            w.writeheader()
+            w.writerows(safe_row(r) for r in rows)
     every = sorted(res.rejects + adj.rejects, key=lambda r: r.row)
     write_rejects(rejects_path, every)
     return FileClassification(
