@@ -28,7 +28,7 @@ from truceline.io.formats import (
     write_incident_file,
 )
 
-SUFFIX = {"acled": "csv", "kmz": "kmz", "kml": "kml", "gpkg": "gpkg", "geojson": "geojson", "csv": "csv"}
+SUFFIX = {"acled": "csv", "kmz": "kmz", "kml": "kml", "gpkg": "gpkg", "geojson": "geojson", "csv": "csv", "parquet": "parquet"}
 
 
 def export_record(inc: Incident, pk: int) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def test_any_values_survive_kml_and_gpkg(
         source_type="camera",
         narrative=text,
     )
-    for fmt in ("kml", "gpkg", "geojson", "csv"):
+    for fmt in ("kml", "gpkg", "geojson", "csv", "parquet"):
         path = tmp_path / f"h.{fmt}"
         write_incident_file(path, [export_record(inc, 1)])
         assert read_incident_file(path).read.incidents == [inc], fmt

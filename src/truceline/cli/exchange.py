@@ -1,6 +1,7 @@
 """``truceline import`` and ``truceline export ...``: files in the formats analysts use.
 
-Formats: csv, geojson, gpkg (GeoPackage, opens in QGIS), kml, kmz and acled (ACLED-layout CSV);
+Formats: csv, geojson, gpkg (GeoPackage, opens in QGIS), kml, kmz, acled (ACLED-layout CSV) and,
+for incidents, parquet (GeoParquet, read and written in blocks of columns);
 by default from the file's suffix. Exports take the API's filters and write exactly what the same
 filter lists.
 """
@@ -39,13 +40,15 @@ __all__ = ["export_app", "export_zones_cmd", "import_cmd"]
 
 export_app = typer.Typer(
     help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz, "
-    "acled.",
+    "acled; incidents also as parquet (GeoParquet).",
     no_args_is_help=True,
 )
 
 FormatOption = Annotated[
     str | None,
-    format_option("csv, geojson, gpkg, kml, kmz or acled (default: from the suffix)", "-f"),
+    format_option(
+        "csv, geojson, gpkg, kml, kmz, acled or parquet (GeoParquet) (default: from the suffix)", "-f"
+    ),
 ]
 
 
@@ -194,7 +197,8 @@ def export_zones_cmd(
 ImportFormatOption = Annotated[
     str | None,
     format_option(
-        "csv, geojson, gpkg, kml, kmz, acled (CSV or the API's JSON), acled-deletions or cot "
+        "csv, parquet (GeoParquet), geojson, gpkg, kml, kmz, acled (CSV or the API's JSON), "
+        "acled-deletions or cot "
         "(default: from the suffix)",
         "-f",
     ),
@@ -278,7 +282,8 @@ def import_cmd(
         Path,
         typer.Argument(
             metavar="INCIDENTS_FILE",
-            help="csv, geojson, gpkg, kml, kmz, ACLED csv or API JSON (--format acled), ACLED's "
+            help="csv, parquet (GeoParquet), geojson, gpkg, kml, kmz, ACLED csv or API JSON "
+            "(--format acled), ACLED's "
             "deletions list (--format acled-deletions: withdraws those reports) or a file of CoT "
             "events (--format cot)",
         ),

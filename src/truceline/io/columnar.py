@@ -513,11 +513,15 @@ class _Seen:
 # -- the file ----------------------------------------------------------------------------------------
 
 
-def _record(header: list[str], cells: list[str | None], extra: bool) -> dict[str, Any]:
+def _record(
+    header: list[str], cells: list[str | None], extra: bool, ignore: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A row's cells as :class:`csv.DictReader` and the row-by-row reader give them."""
     rec: dict[str, Any] = {
         h: read_cell(cells[k] if k < len(cells) else None) for k, h in enumerate(header)
     }
+    for h in ignore:
+        rec.pop(h, None)
     if extra:
         rec["__extra__"] = "too many cells"
     return rec
@@ -544,6 +548,8 @@ class ColumnarRead:
     limits: UploadLimits = DEFAULT_LIMITS
     encoding_arg: str | None = None
     block_bytes: int = 0  # 0: BLOCK_BYTES
+    #: columns left unread (an export's derived columns, recomputed on import)
+    ignore: tuple[str, ...] = ()
     encoding: str = "UTF-8"
     encoding_detected: bool = False
     size: int = 0
@@ -657,7 +663,7 @@ def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[B
                 raise too_many_rows(path, read.limits)
             next_row = last + 1
             done = fh.tell() if batch is not None else read.size
-            yield _block(batch, header, rows, mine, utf8, seen, path, max_chars, done)
+            yield _block(batch, header, rows, mine, utf8, seen, path, max_chars, done, read.ignore)
             if batch is None:
                 return
 
@@ -689,12 +695,15 @@ def _block(
     path: Path,
     max_chars: int,
     bytes_read: int,
+    ignore: tuple[str, ...] = (),
 ) -> Block:
     n = batch.num_rows if batch is not None else 0
     text: dict[str, pa.Array] = {}
     valid = np.ones(n, bool)
     if batch is not None:
         for h in header:
+            if h in ignore:
+                continue
             col = batch.column(h)
             _cell_limit(path, col, max_chars)
             text[h], ok = _utf8(col)
@@ -708,10 +717,10 @@ def _block(
         raw = {h: batch.column(h).take(pa.array(bad)).to_pylist() for h in header}
         for k, j in enumerate(bad.tolist()):
             cells = [raw[h][k].decode("utf-8", "surrogateescape" if utf8 else "strict") for h in header]
-            slow.append((int(rows[j]), _record(header, cells, False)))
+            slow.append((int(rows[j]), _record(header, cells, False, ignore)))
     for r, line in wrong_length:
         cells = next(csv.reader(io.StringIO(line, newline="")), [])
-        slow.append((r, _record(header, cells, len(cells) > len(header))))
+        slow.append((r, _record(header, cells, len(cells) > len(header), ignore)))
     slow.sort(key=lambda x: x[0])
     rejects: list[Reject] = []
     good: list[Incident] = []
@@ -961,7 +970,9 @@ def _parquet_blocks(read: ColumnarRead) -> Iterator[Block]:
         rows = np.arange(first, first + rb.num_rows, dtype=np.int64)
         first += rb.num_rows
         done += rb.nbytes
-        yield _block(batch, header, rows, [], True, seen, path, read.limits.max_csv_cell_chars, done)
+        yield _block(
+            batch, header, rows, [], True, seen, path, read.limits.max_csv_cell_chars, done, read.ignore
+        )
 
 
 def classification_arrow(
@@ -1016,3 +1027,16 @@ CLASSIFY_SCHEMA = pa.schema(
     ],
     metadata={b"geo": geo_metadata()},
 )
+
+
+def incidents_of(t: pa.Table) -> list[Incident]:
+    """Accepted incidents' columns (already validated) as :class:`Incident` records, for the
+    store, which keeps one per report (built without validating each again)."""
+    enums = {"kind": Kind, "source_type": SourceType, "time_precision": TimePrecision}
+    out = []
+    for rec in t.to_pylist():
+        rec["observed_at"] = rec["observed_at"].replace(tzinfo=dt.UTC)
+        for k, e in enums.items():
+            rec[k] = e(rec[k])
+        out.append(Incident.model_construct(**rec))
+    return out

@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 #: The formats written and read back.
-FORMATS: tuple[str, ...] = ("csv", "geojson", "gpkg", "kml", "kmz", "acled")
+FORMATS: tuple[str, ...] = ("csv", "geojson", "gpkg", "kml", "kmz", "acled", "parquet")
 #: The formats read: those, and the OSCE SMM's observations (:mod:`truceline.io.smm`).
 READ_FORMATS: tuple[str, ...] = (*FORMATS, "smm")
 _SUFFIX = {
@@ -75,6 +75,8 @@ _SUFFIX = {
     ".gpkg": "gpkg",
     ".kml": "kml",
     ".kmz": "kmz",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
 }
 #: Columns an export adds to the incident's own fields (recomputed by the server on import).
 DERIVED_COLUMNS: tuple[str, ...] = (
@@ -127,7 +129,7 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
             f"{path}: cannot tell the format from the suffix {suffix!r}",
             field="format",
             value=suffix,
-            fix="name the file .csv, .geojson, .gpkg, .kml or .kmz, or give --format",
+            fix="name the file .csv, .geojson, .gpkg, .kml, .kmz or .parquet, or give --format",
         )
     return _SUFFIX[suffix]
 
@@ -253,6 +255,8 @@ def read_incident_file(
     report: MappingReport | None = None
     records: Iterator[tuple[int, dict[str, Any]]]
     seen = ReadResult()  # told the encoding by the CSV readers
+    if f in ("csv", "parquet"):  # in blocks, as columns (truceline.io.columnar)
+        return ImportResult(f, _columnar(path, encoding, limits))
     if f == "csv":
         records = ((k, _strip(r)) for k, r in _csv_records(path, encoding, seen, limits))
     elif f == "geojson":
@@ -277,6 +281,48 @@ def read_incident_file(
     read.rejects = sorted(pre + read.rejects, key=lambda r: r.row)
     read.encoding, read.encoding_detected = seen.encoding, seen.encoding_detected
     return ImportResult(f, read, report, versions)
+
+
+def _columnar(path: Path, encoding: str | None, limits: UploadLimits) -> ReadResult:
+    """A CSV or GeoParquet of incidents read in blocks as columns, as records for the store."""
+    from truceline.io.columnar import ColumnarRead, incidents_of
+
+    read = ColumnarRead(path, limits, encoding, ignore=DERIVED_COLUMNS)
+    out = ReadResult()
+    for b in read:
+        out.incidents.extend(incidents_of(b.incidents.table))
+        out.rows.extend(b.incidents.rows.tolist())
+        out.rejects.extend(b.rejects)
+        out.duplicates.extend(b.duplicates)
+    out.encoding, out.encoding_detected = read.encoding, read.encoding_detected
+    return out
+
+
+def _write_parquet(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """Export records as GeoParquet 1.1: the columns of a CSV export, typed, and a point each."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from truceline.io.columnar import geo_metadata
+
+    cols: dict[str, Any] = {}
+    for c in EXPORT_COLUMNS:
+        values = [r.get(c) for r in records]
+        if c in _FLOATS:
+            cols[c] = pa.array(values, pa.float64())
+        elif c in _INTS:
+            cols[c] = pa.array(values, pa.int64())
+        elif any(isinstance(v, dt.datetime) for v in values):
+            cols[c] = pa.array(values, pa.timestamp("us", "UTC"))
+        else:
+            cols[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    lon = np.array([float(r["lon"]) for r in records], dtype=np.float64)
+    lat = np.array([float(r["lat"]) for r in records], dtype=np.float64)
+    cols["geometry"] = pa.array(shapely.to_wkb(shapely.points(lon, lat)), pa.binary())
+    table = pa.table(cols).replace_schema_metadata({b"geo": geo_metadata()})
+    pq.write_table(table, path)
 
 
 def _versioned(
@@ -386,6 +432,8 @@ def write_incident_file(
         path.unlink()  # GDAL would otherwise add a layer to an old GeoPackage
     if f == "csv":
         _write_csv(path, records, EXPORT_COLUMNS)
+    elif f == "parquet":
+        _write_parquet(path, records)
     elif f == "acled":
         _write_csv(path, [acled_row(r, party_names=party_names) for r in records], ACLED_COLUMNS)
     elif f == "geojson":
