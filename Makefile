@@ -28,6 +28,7 @@ test: $(STAMP)
 ## bench: speed and accuracy measurements (results go to BENCHMARKS.md by hand, with this command)
 bench: $(STAMP)
 	$(PY) benchmarks/classify.py
+	$(PY) benchmarks/classify.py --end-to-end --n 1000000 --bad 1000
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
 	$(PY) benchmarks/acoustic_cases.py
 	$(PY) benchmarks/replay.py --store

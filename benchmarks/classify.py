@@ -198,6 +198,9 @@ def end_to_end(n: int, bad: int, workdir: Path) -> None:
         f"{time.perf_counter() - t0:.0f} s"
     )
     exe = shutil.which("truceline", path=str(Path(sys.executable).parent)) or "truceline"
+    config = workdir / "truceline.toml"  # a file this size is over the default import limit
+    config.write_text(f"[uploads]\nmax_import_rows = {max(n, 1_000_000)}\n")
+    os.environ["TRUCELINE_CONFIG"] = str(config)
     out = workdir / "truceline.csv"
     t_tl, rss_tl, st_tl = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out)])
     base_out = workdir / "geopandas.csv"

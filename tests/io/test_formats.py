@@ -28,7 +28,15 @@ from truceline.io.formats import (
     write_incident_file,
 )
 
-SUFFIX = {"acled": "csv", "kmz": "kmz", "kml": "kml", "gpkg": "gpkg", "geojson": "geojson", "csv": "csv", "parquet": "parquet"}
+SUFFIX = {
+    "acled": "csv",
+    "kmz": "kmz",
+    "kml": "kml",
+    "gpkg": "gpkg",
+    "geojson": "geojson",
+    "csv": "csv",
+    "parquet": "parquet",
+}
 
 
 def export_record(inc: Incident, pk: int) -> dict[str, Any]:

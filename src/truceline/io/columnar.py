@@ -410,12 +410,21 @@ class _Seen:
 
     def __init__(self) -> None:
         self.hash = _StringHash()
+        # sorted: each id's hash and its ordinal (the order ids were first accepted in)
         self.keys = np.zeros(0, np.uint64)
-        self.rows = np.zeros(0, np.int64)
-        self.content = np.zeros(0, np.uint64)
-        self.where = np.zeros(0, np.int64)  # index into the kept ids
+        self.where = np.zeros(0, np.uint32)
+        # by ordinal, one chunk per block: the row, the content hash and the id itself
+        self.rows: list[NDArray[np.uint32]] = []
+        self.content: list[NDArray[np.uint64]] = []
         self.ids: list[pa.Array] = []
+        self.starts: list[int] = []  # each chunk's first ordinal
         self.n_ids = 0
+
+    def _at(self, k: int) -> tuple[int, int, str]:
+        """Row, content hash and id of the record of ordinal ``k``."""
+        c = int(np.searchsorted(np.asarray(self.starts), k, side="right")) - 1
+        i = k - self.starts[c]
+        return int(self.rows[c][i]), int(self.content[c][i]), str(self.ids[c][i].as_py())
 
     def content_hash(self, t: pa.Table, key: NDArray[np.uint64]) -> NDArray[np.uint64]:
         """A hash of every field of each record (``key``: its id's hash), equal for equal records."""
@@ -440,12 +449,6 @@ class _Seen:
             h = _mix(h, v)
         return h
 
-    def _id_at(self, k: NDArray[np.int64]) -> list[str]:
-        allids = (
-            pa.chunked_array(self.ids, pa.string()) if self.ids else pa.chunked_array([], pa.string())
-        )
-        return [str(v) for v in allids.take(pa.array(k)).to_pylist()]
-
     def split(
         self, t: pa.Table, rows: NDArray[np.int64]
     ) -> tuple[NDArray[np.bool_], list[Reject], list[int]]:
@@ -464,17 +467,23 @@ class _Seen:
         hit = np.zeros(n, bool)
         inside = pos < self.keys.size
         hit[inside] = self.keys[pos[inside]] == key[inside]
-        id_list: list[str] | None = None
-        for j in np.flatnonzero(hit).tolist():  # repeats only: checked exactly, one by one
-            id_list = id_list if id_list is not None else ids.to_pylist()
+
+        def texts(at: NDArray[np.intp]) -> dict[int, str]:
+            """The ids at these positions (repeats only: a few) as Python text."""
+            return dict(zip(at.tolist(), ids.take(pa.array(at)).to_pylist(), strict=True))
+
+        hits = np.flatnonzero(hit)
+        id_list = texts(hits)
+        for j in hits.tolist():  # repeats only: checked exactly, one by one
             p = int(pos[j])
             while p < self.keys.size and self.keys[p] == key[j]:
-                if self._id_at(np.array([self.where[p]]))[0] == id_list[j]:
+                first_row, first_content, first_id = self._at(int(self.where[p]))
+                if first_id == id_list[j]:
                     keep[j] = False
-                    if self.content[p] == content[j]:
+                    if first_content == int(content[j]):
                         dups.append(int(rows[j]))
                     else:
-                        rejects.append(conflicting_id(int(rows[j]), id_list[j], int(self.rows[p])))
+                        rejects.append(conflicting_id(int(rows[j]), id_list[j], first_row))
                     break
                 p += 1
         # 2) within the block: the first of each id stands
@@ -482,9 +491,10 @@ class _Seen:
         order = cand[np.argsort(key[cand], kind="stable")]
         same = np.r_[False, key[order][1:] == key[order][:-1]]
         if same.any():
-            id_list = id_list if id_list is not None else ids.to_pylist()
+            twins = cand[np.isin(key[cand], key[order][same])]
+            id_list = texts(twins)
             first_of: dict[str, int] = {}
-            for j in cand[np.isin(key[cand], key[order][same])].tolist():
+            for j in twins.tolist():
                 rid = id_list[j]
                 if rid not in first_of:
                     first_of[rid] = j
@@ -499,13 +509,14 @@ class _Seen:
         new = np.flatnonzero(keep)
         if new.size:
             self.ids.append(ids if new.size == n else ids.take(pa.array(new)))
-            where = self.n_ids + np.arange(new.size)
+            self.rows.append(rows[new].astype(np.uint32))
+            self.content.append(content[new])
+            self.starts.append(self.n_ids)
+            where = (self.n_ids + np.arange(new.size)).astype(np.uint32)
             self.n_ids += new.size
             o = np.argsort(key[new], kind="stable")  # merged into the sorted index: no re-sort
             at = np.searchsorted(self.keys, key[new][o], side="right")
             self.keys = np.insert(self.keys, at, key[new][o])
-            self.rows = np.insert(self.rows, at, rows[new][o])
-            self.content = np.insert(self.content, at, content[new][o])
             self.where = np.insert(self.where, at, where[o])
         return keep, rejects, sorted(dups)
 
