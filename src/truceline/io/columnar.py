@@ -57,7 +57,20 @@ from truceline.io.incidents_io import (
 from truceline.io.limits import DEFAULT_LIMITS, UploadLimits, too_many_rows
 from truceline.io.text_encoding import Detected, open_text
 
-__all__ = ["BLOCK_BYTES", "Block", "IncidentColumns", "read_blocks"]
+__all__ = [
+    "BLOCK_BYTES",
+    "CLASSIFY_SCHEMA",
+    "PARQUET_SUFFIXES",
+    "Block",
+    "ColumnarRead",
+    "IncidentColumns",
+    "classification_arrow",
+    "classification_csv",
+    "geo_metadata",
+    "incidents_of",
+    "read_blocks",
+    "write_lines",
+]
 
 #: Bytes of CSV per block (some 100,000 rows of plain incidents).
 BLOCK_BYTES = 16 << 20
@@ -816,35 +829,6 @@ def _joined(n: int, incident: NDArray[np.intp], values: NDArray[Any], sep: str) 
     offsets = np.searchsorted(incident, np.arange(n + 1)).astype(np.int32)
     lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.string()))
     return pc.binary_join(lists, sep)
-
-
-def classification_table(ids: pa.Array, cls: Any) -> dict[str, list[Any]]:
-    """:func:`~truceline.io.incidents_io.classification_rows` as columns of Python values (what
-    ``csv.writer`` writes exactly as the row-by-row path did)."""
-    n = len(ids)
-    f = cls.findings
-    order = np.argsort(f.incident, kind="stable")
-    inc = f.incident[order]
-    prob = f.probability[order]
-    uniq, inv = np.unique(prob, return_inverse=True)  # a few distinct values: formatted once each
-    prob_text = np.array([f"{p:.3f}" for p in uniq.tolist()], dtype=object)[inv.reshape(-1)]
-    cols: dict[str, pa.Array] = {
-        "id": _safe(ids),
-        "side": _safe(pa.array(np.asarray(cls.party_side, dtype=str))),
-        "zones": _safe(pa.array(np.asarray(cls.zones, dtype=object).astype(str))),
-        "sector": _safe(pa.array(np.asarray(cls.sector, dtype=object).astype(str))),
-        "findings": _safe(_joined(n, inc, f.rule_id[order], ";")),
-        "responsible": _safe(_joined(n, inc, f.responsible[order], ";")),
-        "probability": _joined(n, inc, prob_text, ";"),
-        "likelihood": _safe(_joined(n, inc, f.likelihood[order], ";")),
-        "explanation": _safe(_joined(n, inc, f.explanation[order], " | ")),
-    }
-    out: dict[str, list[Any]] = {k: v.to_pylist() for k, v in cols.items()}
-    out["distance_km"] = np.round(cls.distance_km, 4).tolist()
-    out["p_side"] = np.round(cls.p_side, 4).tolist()
-    out["in_force"] = np.asarray(cls.in_force, bool).tolist()
-    out["in_area"] = np.asarray(cls.in_area, bool).tolist()
-    return out
 
 
 def _float_text(values: NDArray[np.float64]) -> pa.Array:
