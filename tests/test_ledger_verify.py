@@ -47,7 +47,9 @@ def test_every_path_leads_to_the_root(n: int, data: st.DataObject) -> None:
         assert lv.root_from_path(i, n, h[i], path[:-1]) is None  # a path too short
 
 
-def _proof(n: int = 5, i: int = 3) -> tuple[dict[str, object], str]:
+def _proof(
+    n: int = 5, i: int = 3, content: dict[str, object] | None = None
+) -> tuple[dict[str, object], str]:
     prev = lv.GENESIS
     bodies, hashes = [], []
     for k in range(1, n + 1):
@@ -57,7 +59,7 @@ def _proof(n: int = 5, i: int = 3) -> tuple[dict[str, object], str]:
                 "time": "2025-03-01T10:00:00+00:00",
                 "kind": "report",
                 "ref": f"incident:{k}",
-                "content": {"x": k},
+                "content": content if content is not None and k == i + 1 else {"x": k},
             }
         )
         bodies.append((prev, body))
@@ -144,3 +146,43 @@ def test_a_proof_must_lead_to_a_root_the_party_holds(
     held.write_text(json.dumps([{"day": doc["day"], "root": "ab" * 32, "n_entries": 3}]))
     assert lv.main([str(proof), "--roots", str(held)]) == 1
     assert "none of the 1 roots" in capsys.readouterr().out
+
+
+def test_openings_of_committed_values_run_alone(tmp_path: Path) -> None:
+    """A proof whose entry commits to values: without openings it verifies and shows none of
+    them; with them, the isolated verifier checks each against its commitment."""
+    salt = "5a" * 16
+    keys = {n: lv.opening_key(salt, n) for n in ("incident", "report_hash")}
+    values: dict[str, object] = {"incident": 12, "report_hash": "ab" * 32}
+    held = {n: lv.commitment(keys[n], values[n]) for n in keys}
+    doc, root = _proof(content={"finding": 7, "commitments": held})
+    assert lv.verify_proof(doc, root=root) == [] and "ab" * 32 not in json.dumps(doc)
+    opened = {**doc, "openings": {n: {"value": values[n], "key": keys[n]} for n in keys}}
+    assert lv.verify_proof(opened, root=root) == []
+    # another value under the same key, or one key for the other value: refused
+    lied = json.loads(json.dumps(opened))
+    lied["openings"]["incident"]["value"] = 13
+    swapped = json.loads(json.dumps(opened))
+    swapped["openings"]["incident"]["key"] = keys["report_hash"]
+    assert lv.verify_proof(lied) == ["the opened 'incident' (13) is not the value committed to"]
+    assert lv.verify_proof(swapped) == ["the opened 'incident' (12) is not the value committed to"]
+    assert lv.verify_proof({**opened, "openings": {"x": 1}}) == [
+        "the opening of 'x' needs a value and a key (64 hex digits)"
+    ]
+    alone = tmp_path / "ledger_verify.py"
+    shutil.copy(lv.__file__, alone)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = {}
+    for name, d, code in (("ok.json", opened, 0), ("lied.json", lied, 1)):
+        (tmp_path / name).write_text(json.dumps(d))
+        run = subprocess.run(
+            [sys.executable, "-I", "-S", str(alone), str(tmp_path / name), "--root", root],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert run.returncode == code, run.stdout + run.stderr
+        out[name] = run.stdout
+    assert "the committed values opened hold (incident = 12, report_hash = 'abab" in out["ok.json"]
+    assert "the opened 'incident' (13) is not the value committed to" in out["lied.json"]

@@ -17,6 +17,13 @@ or copies this one file anywhere and runs ``python ledger_verify.py proof.json``
    the Ed25519 signature over it holds for the mission's public key (``--public-key``). Checking
    a signature needs the ``cryptography`` package; without it the verifier says it did not check.
 
+Some values an entry records are not everyone's to see (a finding's incident key and its
+report's content hash): the entry holds a salted commitment to each instead (``commitments``:
+SHA-256(opening key || the value's canonical JSON), the opening key SHA-256(salt || 0x00 ||
+name), the salt kept by the mission). A proof for a party shows the commitments only, and still
+verifies; a proof for the mission's staff adds ``openings`` (each value with its opening key),
+which the verifier checks against the commitments. Opening one value reveals nothing of another.
+
 With ``--attachment FILE`` (an evidence file and the proof of its ``attachment:<pk>`` entry) it
 also checks that the file's bytes are the ones the entry recorded: their SHA-256 and size as
 filed, or the SHA-256 of the copy released to the parties (location metadata removed), which the
@@ -44,12 +51,14 @@ __all__ = [
     "GENESIS",
     "canonical_json",
     "check_signature",
+    "commitment",
     "entry_hash",
     "inclusion_path",
     "json_text",
     "leaf_hash",
     "main",
     "merkle_root",
+    "opening_key",
     "root_from_path",
     "root_message",
     "signatures_available",
@@ -76,6 +85,18 @@ def json_text(value: str) -> str:
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
+
+
+def opening_key(salt: str, name: str) -> str:
+    """The key that opens the commitment to value ``name`` made with ``salt`` (hex):
+    SHA-256(salt || 0x00 || name). One-way, so showing it for one value hides the others'."""
+    return hashlib.sha256(bytes.fromhex(salt) + b"\x00" + name.encode("utf-8")).hexdigest()
+
+
+def commitment(key: str, value: Any) -> str:
+    """The commitment to ``value`` under opening key ``key`` (hex):
+    SHA-256(key || canonical_json(value))."""
+    return hashlib.sha256(bytes.fromhex(key) + canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def entry_hash(prev_hash: str, body: str) -> str:
@@ -244,6 +265,7 @@ def verify_proof(
         problems.append(
             f"the body was recorded on {str(content.get('time'))[:10]}, not {doc.get('day')}"
         )
+    problems += _check_openings(doc.get("openings"), content.get("content"))
     index, size, path = doc.get("leaf_index"), doc.get("tree_size"), doc.get("path")
     if (
         not isinstance(index, int)
@@ -267,6 +289,25 @@ def verify_proof(
         problems += sig_problems
     elif public_key is not None:
         problems.append(f"the root of {doc.get('day')} is not signed")
+    return problems
+
+
+def _check_openings(openings: Any, content: Any) -> list[str]:
+    """Each opened value against the commitment the entry's content holds to it."""
+    if openings is None:
+        return []
+    held = content.get("commitments") if isinstance(content, dict) else None
+    if not isinstance(openings, dict) or not isinstance(held, dict):
+        return ["the proof opens values, but its entry holds no commitments"]
+    problems = []
+    for name, opened in openings.items():
+        key = opened.get("key") if isinstance(opened, dict) else None
+        if not _hex64(key) or "value" not in opened:
+            problems.append(f"the opening of {name!r} needs a value and a key (64 hex digits)")
+        elif name not in held:
+            problems.append(f"the entry holds no commitment to {name!r}")
+        elif commitment(key, opened["value"]) != held[name]:
+            problems.append(f"the opened {name!r} ({opened['value']!r}) is not the value committed to")
     return problems
 
 
@@ -455,6 +496,10 @@ def _check_proof(path: str, root: str | None, public_key: str | None) -> int:
             if signatures_available()
             else "; the root's signature was NOT checked (install the cryptography package)"
         )
+    opened = doc.get("openings")
+    if isinstance(opened, dict) and opened:
+        values = ", ".join(f"{k} = {v.get('value')!r}" for k, v in sorted(opened.items()))
+        signed += f"; the committed values opened hold ({values})"
     print(
         f"OK: entry {entry.get('seq')} is leaf {doc['leaf_index']} of {doc['tree_size']} "
         f"on {doc['day']}; it leads to {doc['root']}, {against}{signed}"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
+
+import pytest
 
 from truceline.ledger_verify import verify_proof, verify_root_signatures
 from truceline.services.agreement_store import AgreementCache
@@ -29,12 +32,46 @@ def test_released_finding_proof_for_a_liaison(api: Api) -> None:
     assert roots == closed
     proof = api.get(f"/findings/{fpk}/proof", role="liaison").json()
     assert verify_proof(proof, root=roots[0]["root"]) == []
-    assert '"report_hash"' in proof["entry"]["body"] and "narrative" not in proof["entry"]["body"]
+    # the liaison's proof commits to the incident key and the report's hash without showing them
+    body = proof["entry"]["body"]
+    content = json.loads(body)["content"]
+    assert set(content["commitments"]) == {"incident", "report_hash"} and "openings" not in proof
+    assert "incident" not in content and "report_hash" not in content and "narrative" not in body
+    # the mission's staff get the same entry with the values opened, which the verifier checks
+    staff = api.get(f"/findings/{fpk}/proof").json()
+    assert staff["entry"] == proof["entry"] and verify_proof(staff, root=roots[0]["root"]) == []
+    assert staff["openings"]["incident"]["value"] == pk
+    report_hash = staff["openings"]["report_hash"]["value"]
+    assert len(report_hash) == 64 and report_hash not in json.dumps(proof)
+    forged = json.loads(json.dumps(staff))
+    forged["openings"]["incident"]["value"] = pk + 1
+    assert verify_proof(forged) == [f"the opened 'incident' ({pk + 1}) is not the value committed to"]
     assert api.post("/ledger/close").json() == []  # nothing left to close
     v = api.get("/ledger/verify").json()
     assert v["ok"] and v["incidents"] == 2 and v["days_closed"] == 1
     # Submissions go on, into the new day.
     assert api.post("/incidents", json=rec(3, lon=36.97)).status_code == 201
+    assert api.get("/ledger/verify").json()["ok"]
+
+
+def test_a_finding_recorded_before_commitments_has_no_proof_for_a_liaison(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its entry holds the incident key and the report's hash: the mission's staff get its proof
+    (no openings: there is nothing to open); a liaison is refused, with the reason."""
+    with monkeypatch.context() as m:  # ingest as before migration 0015
+        m.setattr("truceline.store.incidents.new_salts", lambda n: [None] * n)
+        pk = api.post("/incidents", json=rec(1)).json()["pk"]
+    fpk = api.get(f"/incidents/{pk}").json()["findings"][0]["pk"]
+    api.post(f"/incidents/{pk}/review", json={"action": "verify"})
+    api.post(f"/incidents/{pk}/review", json={"action": "release"})
+    api.clock.now += dt.timedelta(days=1)
+    api.post("/ledger/close")
+    staff = api.get(f"/findings/{fpk}/proof").json()
+    assert verify_proof(staff) == [] and "openings" not in staff
+    assert json.loads(staff["entry"]["body"])["content"]["incident"] == pk
+    r = api.get(f"/findings/{fpk}/proof", role="liaison")
+    assert r.status_code == 409 and "ask the mission" in r.json()["error"]["fix"], r.json()
     assert api.get("/ledger/verify").json()["ok"]
 
 

@@ -426,8 +426,9 @@ def test_findings_recorded_before_numbers_still_verify(
     db = Database(db_url)
     try:
         db.write(lambda s: register_folder(s, small_dir, now=T0))
-        with monkeypatch.context() as m:  # ingest as it was: no numbers
+        with monkeypatch.context() as m:  # ingest as it was: no numbers (nor commitments, 0015)
             m.setattr("truceline.store.incidents.numbers_texts", lambda f: [None] * len(f))
+            m.setattr("truceline.store.incidents.new_salts", lambda n: [None] * n)
             db.write(
                 lambda s: ingest_incidents(
                     s, small, [_heavy_weapon(small)], [0], source="t", submitted_by="m1", now=T0

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from truceline.core.agreement import RuleType
 from truceline.core.incidents import Incident, Kind, SourceType, TimePrecision
 from truceline.core.rules import NUMBER_FIELDS, FindingNumbers, Findings
-from truceline.ledger_verify import canonical_json
+from truceline.ledger_verify import canonical_json, commitment
 from truceline.store import ledger
 from truceline.store.record_text import content_hash, hash_text, record_text
 
@@ -119,9 +119,16 @@ def test_a_record_with_other_letters_hashes_its_ascii_escaped_form() -> None:
     probability=st.floats(0, 1),
     pk=st.integers(1, 2**62),
     incident=st.integers(1, 2**62),
+    salt=st.one_of(st.none(), st.binary(min_size=16, max_size=16).map(bytes.hex)),
 )
 def test_a_finding_is_written_as_its_content_would_be(
-    explanation: str, responsible: str, rule_id: str, probability: float, pk: int, incident: int
+    explanation: str,
+    responsible: str,
+    rule_id: str,
+    probability: float,
+    pk: int,
+    incident: int,
+    salt: str | None,
 ) -> None:
     f = {
         "pk": pk,
@@ -131,9 +138,22 @@ def test_a_finding_is_written_as_its_content_would_be(
         "responsible": responsible,
         "probability": probability,
         "explanation": explanation,
+        "ledger_salt": salt,
     }
     want = canonical_json(ledger.finding_content(f, "ab" * 32, "ukraine-2024"))
     assert ledger.finding_text(f, "ab" * 32, "ukraine-2024") == want
+    content = json.loads(want)
+    if salt is None:  # as entries were written before commitments
+        assert (content["incident"], content["report_hash"]) == (incident, "ab" * 32)
+        return
+    assert "incident" not in content and "report_hash" not in content
+    # the openings open the commitments, and only to the values committed to
+    for name, o in ledger.finding_openings(salt, incident, "ab" * 32).items():
+        assert commitment(o["key"], o["value"]) == content["commitments"][name]
+        assert (
+            commitment(o["key"], o["value"] + 1 if name == "incident" else "cd" * 32)
+            != (content["commitments"][name])
+        )
 
 
 def test_a_record_with_a_delete_character_hashes_its_escaped_form() -> None:

@@ -31,7 +31,7 @@ from truceline.core.rules import judge_rules
 from truceline.store import ledger
 from truceline.store.columns import read_columns
 from truceline.store.db import bulk_insert, one_of
-from truceline.store.ledger import finding_text, numbers_texts
+from truceline.store.ledger import finding_text, new_salts, numbers_texts
 from truceline.store.models import FindingRow, IncidentRow
 
 __all__ = ["CapRecount", "cap_rules", "counted_by_caps", "recount_caps"]
@@ -203,8 +203,9 @@ def recount_caps(
             "explanation": ex,
             "numbers": nums,
             "created_at": now,
+            "ledger_salt": salt,
         }
-        for p, e, rid, resp, prob, ex, nums in zip(
+        for p, e, rid, resp, prob, ex, nums, salt in zip(
             rep_pk,
             rep_event,
             f.rule_id[caps].tolist(),
@@ -212,6 +213,7 @@ def recount_caps(
             f.probability[caps].tolist(),
             f.explanation[caps].tolist(),
             map(numbers_texts(f).__getitem__, caps.tolist()),
+            new_salts(int(caps.size)),
             strict=True,
         )
         if (e, rid) not in held

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select, text
 
 from truceline.core.rules import Findings
-from truceline.store.ledger import numbers_texts
+from truceline.store.ledger import new_salts, numbers_texts
 from truceline.store.models import IncidentRevisionRow, IncidentRow
 
 __all__ = ["earlier_revisions", "finding_rows", "stored_reports"]
@@ -64,7 +64,8 @@ def earlier_revisions(conn: Connection, pks: Sequence[int]) -> set[tuple[int, st
 
 def finding_rows(f: Findings, pk_at: Sequence[int], now: dt.datetime) -> list[dict[str, Any]]:
     """The findings table's rows of ``f`` (``pk_at``: each classified incident's stored key), the
-    numbers' canonical text made once (the findings' column and their ledger entries hold it)."""
+    numbers' canonical text made once (the findings' column and their ledger entries hold it), and
+    each finding's salt for its entry's commitments."""
     return [
         {
             "incident_pk": pk_at[i],
@@ -75,8 +76,9 @@ def finding_rows(f: Findings, pk_at: Sequence[int], now: dt.datetime) -> list[di
             "explanation": str(ex),
             "numbers": nums,
             "created_at": now,
+            "ledger_salt": salt,
         }
-        for i, rid, rt, resp, p, ex, nums in zip(
+        for i, rid, rt, resp, p, ex, nums, salt in zip(
             f.incident.tolist(),
             f.rule_id.tolist(),
             f.rule_type.tolist(),
@@ -84,6 +86,7 @@ def finding_rows(f: Findings, pk_at: Sequence[int], now: dt.datetime) -> list[di
             f.probability.tolist(),
             f.explanation.tolist(),
             numbers_texts(f),
+            new_salts(len(f)),
             strict=True,
         )
     ]

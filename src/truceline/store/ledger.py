@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +37,12 @@ from truceline.ledger_verify import (
     GENESIS,
     canonical_json,
     check_signature,
+    commitment,
     entry_hash,
     inclusion_path,
     json_text,
     merkle_root,
+    opening_key,
     root_message,
 )
 from truceline.store.db import bulk_insert
@@ -72,11 +75,14 @@ __all__ = [
     "entry_body",
     "export_proof",
     "finding_content",
+    "finding_openings",
+    "finding_proof",
     "finding_text",
     "json_text",
     "latest_checkpoint",
     "latest_head",
     "mission_key",
+    "new_salts",
     "number_text",
     "numbers_text",
     "numbers_texts",
@@ -184,6 +190,11 @@ def finding_content(
 ) -> dict[str, Any]:
     """What the ledger keeps of a finding (its immutable part; status changes are review entries).
 
+    The incident's key and the report's content hash are there as salted commitments
+    (``commitments``, :func:`finding_openings`) when the finding has its ``ledger_salt``: a
+    party's proof of the finding shows only what is released to it. A finding recorded before
+    (no salt) has the values themselves, as its entry was written.
+
     ``numbers`` (the numbers the explanation states) is there only when the finding has them: a
     finding recorded before findings carried numbers has none, and its entry (written without
     the key) still verifies. ``created_at`` likewise, when ``f`` is a mapping that has it (a
@@ -203,20 +214,24 @@ def finding_content(
                 "probability",
                 "explanation",
                 "numbers",
+                "ledger_salt",
             )
         }
     )
-    content = {
+    content: dict[str, Any] = {
         "agreement": agreement_id,
         "finding": g["pk"],
-        "incident": g["incident_pk"],
-        "report_hash": report_hash,
         "rule_id": g["rule_id"],
         "rule_type": g["rule_type"],
         "responsible": g["responsible"],
         "probability": g["probability"],
         "explanation": g["explanation"],
     }
+    salt = g.get("ledger_salt")
+    if salt:
+        content["commitments"] = _commitments(salt, g["incident_pk"], report_hash)
+    else:
+        content["incident"], content["report_hash"] = g["incident_pk"], report_hash
     numbers = g.get("numbers")
     if numbers is not None:
         content["numbers"] = json.loads(numbers) if isinstance(numbers, str) else numbers
@@ -224,6 +239,36 @@ def finding_content(
     if created is not None:
         content["created_at"] = _iso(created)
     return content
+
+
+#: What a finding's entry commits to instead of showing it (:func:`finding_openings`).
+_COMMITTED = ("incident", "report_hash")
+
+
+def _salt_ok(salt: str) -> bool:
+    return len(salt) == 32 and all(c in "0123456789abcdef" for c in salt)
+
+
+def _commitments(salt: str, incident_pk: int, report_hash: str) -> dict[str, str]:
+    if not _salt_ok(salt):  # an edited salt: commitments that cannot match the entry's
+        return {n: f"not a salt: {salt!r}" for n in _COMMITTED}
+    values = (incident_pk, report_hash)
+    return {n: commitment(opening_key(salt, n), v) for n, v in zip(_COMMITTED, values, strict=True)}
+
+
+def finding_openings(salt: str, incident_pk: int, report_hash: str) -> dict[str, dict[str, Any]]:
+    """The openings of a finding entry's commitments: each value with the key that opens it
+    (:func:`truceline.ledger_verify.commitment`), for the mission's staff; never the salt."""
+    values = (incident_pk, report_hash)
+    return {
+        n: {"value": v, "key": opening_key(salt, n)} for n, v in zip(_COMMITTED, values, strict=True)
+    }
+
+
+def new_salts(n: int) -> list[str]:
+    """``n`` random salts (16 bytes, hex) for findings' commitments, drawn at once."""
+    raw = os.urandom(16 * n).hex()
+    return [raw[k : k + 32] for k in range(0, 32 * n, 32)]
 
 
 def stored_time(t: dt.datetime) -> str:
@@ -293,7 +338,7 @@ def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> Cano
     or their :class:`CanonicalJSON` text, the rest str); anything else takes the general path.
     """
     pk, inc, p, nums = f["pk"], f["incident_pk"], f["probability"], f.get("numbers")
-    created = f.get("created_at")
+    created, salt = f.get("created_at"), f.get("ledger_salt")
     if not (
         pk.__class__ is int
         and inc.__class__ is int
@@ -301,14 +346,22 @@ def finding_text(f: dict[str, Any], report_hash: str, agreement_id: str) -> Cano
         and math.isfinite(p)
         and (nums is None or nums.__class__ is CanonicalJSON)
         and (created is None or created.__class__ is dt.datetime)
+        and salt.__class__ is str
     ):
         return CanonicalJSON(canonical_json(finding_content(f, report_hash, agreement_id)))
     numbers = "" if nums is None else f',"numbers":{nums}'
     at = "" if created is None else f',"created_at":{json_text(_iso(created))}'
+    salt_b, sha256 = bytes.fromhex(salt), hashlib.sha256
+    # commitment(opening_key(salt, name), value), the values' canonical JSON written directly
+    c_inc = sha256(sha256(salt_b + b"\x00incident").digest() + str(inc).encode()).hexdigest()
+    c_rep = sha256(
+        sha256(salt_b + b"\x00report_hash").digest() + json_text(report_hash).encode()
+    ).hexdigest()
     return CanonicalJSON(
-        f'{{"agreement":{json_text(agreement_id)}{at},"explanation":{json_text(f["explanation"])},'
-        f'"finding":{pk},"incident":{inc}{numbers},"probability":{float.__repr__(p)},'
-        f'"report_hash":{json_text(report_hash)},"responsible":{json_text(f["responsible"])},'
+        f'{{"agreement":{json_text(agreement_id)},"commitments":{{"incident":"{c_inc}",'
+        f'"report_hash":"{c_rep}"}}{at},"explanation":{json_text(f["explanation"])},'
+        f'"finding":{pk}{numbers},"probability":{float.__repr__(p)},'
+        f'"responsible":{json_text(f["responsible"])},'
         f'"rule_id":{json_text(f["rule_id"])},"rule_type":{json_text(f["rule_type"])}}}'
     )
 
@@ -637,6 +690,32 @@ def export_proof(session: Session, seq: int) -> dict[str, Any]:
             "signature": closing.get("signature"),
             "n_entries": n_signed,
         }
+    return doc
+
+
+def finding_proof(session: Session, pk: int, *, released_only: bool) -> dict[str, Any]:
+    """The proof of finding ``pk``'s entry (:func:`export_proof`). For the mission's staff it
+    opens the entry's commitments (``openings``: the incident key and the report's content hash,
+    which the verifier checks); for a party (``released_only``) it shows the commitments alone,
+    and a finding recorded before entries committed to them (its entry holds the values) has no
+    proof for a party."""
+    entry = entry_of(session, f"finding:{pk}")
+    f = session.get(FindingRow, pk)
+    salt = f.ledger_salt if f is not None else None
+    if released_only and not salt:
+        raise ConflictError(
+            f"finding {pk} was recorded before ledger entries hid the incident key and the report's "
+            "hash, and its entry shows them",
+            field="finding",
+            value=pk,
+            fix="ask the mission for this proof; findings recorded since have proofs for the parties",
+        )
+    doc = export_proof(session, entry.seq)
+    if not released_only and f is not None and salt and _salt_ok(salt):
+        report_hash = session.execute(
+            select(IncidentRow.content_hash).where(IncidentRow.pk == f.incident_pk)
+        ).scalar_one_or_none()
+        doc["openings"] = finding_openings(salt, f.incident_pk, report_hash or "")
     return doc
 
 

@@ -237,6 +237,10 @@ class FindingRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # to the parties
+    # The salt of the ledger entry's commitments to the incident key and the report's content hash
+    # (truceline.ledger_verify.commitment): kept here, never shown; None for a finding recorded
+    # before entries committed to them (migration 0015), whose entry holds the values.
+    ledger_salt: Mapped[str | None] = mapped_column(String(32))
 
     incident: Mapped[IncidentRow] = relationship(back_populates="findings")
 

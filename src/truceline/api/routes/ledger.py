@@ -85,7 +85,8 @@ def entry_proof(
 
 @router.get(
     "/findings/{pk}/proof",
-    summary="The ledger proof of a finding (liaisons: released ones)",
+    summary="The ledger proof of a finding (liaisons: released ones, the incident key and report "
+    "hash as commitments only; staff: with those opened)",
     response_description="A proof document; check it with `python -m truceline.ledger_verify`",
 )
 def finding_proof(
@@ -95,7 +96,7 @@ def finding_proof(
 ) -> dict[str, Any]:
     with ctx.db.read() as s:
         queries.get_finding(s, pk, scope=who.scope)  # 404 outside the caller's scope
-        return ledger.export_proof(s, ledger.entry_of(s, f"finding:{pk}").seq)
+        return ledger.finding_proof(s, pk, released_only=who.scope.released_only)
 
 
 @router.get(
