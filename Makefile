@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cot_flood.py
 	$(PY) benchmarks/poison_mix.py
+	$(PY) benchmarks/poison_mix.py --postgres
 	$(PY) benchmarks/fusion_mixes.py run
 	$(PY) benchmarks/fusion_mixes.py calibrate
 	$(PY) benchmarks/fusion_mixes.py core
