@@ -139,8 +139,11 @@ def agreement_cache() -> AgreementCache:
 
 
 @pytest.fixture()
-def api(db_url: str, sectored_dir: Path, agreement_cache: AgreementCache) -> Iterator[Api]:
-    a = make_api(db_url, sectored_dir, agreement_cache)
+def api(
+    db_url: str, sectored_dir: Path, agreement_cache: AgreementCache, tmp_path: Path
+) -> Iterator[Api]:
+    # the files in the test's folder (on PostgreSQL the default is ./truceline-attachments)
+    a = make_api(db_url, sectored_dir, agreement_cache, attachments_dir=tmp_path / "attachments")
     with a.client:
         yield a
     a.ctx.close()

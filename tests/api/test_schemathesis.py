@@ -19,7 +19,14 @@ from schemathesis.checks import ignored_auth, positive_data_acceptance
 
 from truceline.services.agreement_store import AgreementCache
 
-from ..hostile.corpus import BAD_DETECTIONS, BAD_RECORDS, BAD_REQUESTS, BAD_SENSORS, good_record
+from ..hostile.corpus import (
+    BAD_DETECTIONS,
+    BAD_RECORDS,
+    BAD_REQUESTS,
+    BAD_SENSORS,
+    BAD_WITHDRAWALS,
+    good_record,
+)
 from .conftest import Api, make_api, rec
 
 
@@ -95,6 +102,9 @@ def _corpus() -> Iterator[tuple[str, str, dict[str, Any], dict[str, str], Any]]:
     for _, changes, _ in BAD_DETECTIONS:
         body = {"detections": [{**base, "detection_id": "ok"}, {**base, **changes}]}
         yield "POST", "/api/v1/detections", {}, {}, body
+    good_row = {"event_id_cnty": "r1", "deleted_timestamp": "1741600000"}
+    for _, row, _ in BAD_WITHDRAWALS:
+        yield "POST", "/api/v1/incidents/withdrawals", {}, {}, {"data": [row, good_row]}
 
 
 def _match(template: str, path: str) -> dict[str, str] | None:
@@ -127,5 +137,11 @@ def test_the_hostile_corpus_as_explicit_examples(fuzzed: Api) -> None:
         except (Exception, BaseExceptionGroup) as exc:
             failures.append(f"{method} {path} {query}: {str(exc)[:1000]}")
         n += 1
-    assert n == len(BAD_REQUESTS) + 2 * len(BAD_RECORDS) + len(BAD_SENSORS) + len(BAD_DETECTIONS)
+    assert n == (
+        len(BAD_REQUESTS)
+        + 2 * len(BAD_RECORDS)
+        + len(BAD_SENSORS)
+        + len(BAD_DETECTIONS)
+        + len(BAD_WITHDRAWALS)
+    )
     assert not failures, "\n\n".join(failures)

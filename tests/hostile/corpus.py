@@ -16,11 +16,14 @@ from typing import Any
 
 __all__ = [
     "BAD_DETECTIONS",
+    "BAD_FILENAMES",
     "BAD_IMPORTS",
     "BAD_RECORDS",
     "BAD_REQUESTS",
     "BAD_SENSORS",
+    "BAD_TUS_HEADERS",
     "BAD_UPLOADS",
+    "BAD_WITHDRAWALS",
     "TEST_LIMITS",
     "BadImport",
     "BadRecord",
@@ -228,6 +231,54 @@ BAD_DETECTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("surrogate-detection-id", {"detection_id": "d\udc00"}, "detection_id"),
     ("amplitude-true", {"detection_id": "da", "amplitude_db": True}, "amplitude_db"),
 ]  # fmt: skip
+
+#: Rows of ACLED's deletions list (``POST /incidents/withdrawals``, ``truceline ingest
+#: --deletions``), each bad in one field, sent beside a good row that must still apply.
+BAD_WITHDRAWALS: list[tuple[str, dict[str, Any], str]] = [
+    # were 500s: a lone surrogate or NUL in the id reached the database's IN (...) lookup
+    ("id-surrogate", {"event_id_cnty": "UKR\ud800", "deleted_timestamp": "1741600000"}, "event_id_cnty"),
+    ("id-nul", {"event_id_cnty": "UKR\x001", "deleted_timestamp": "1741600000"}, "event_id_cnty"),
+    # were 500s: an ISO time whose UTC is outside year 1..9999 overflowed
+    ("iso-9999-offset", {"event_id_cnty": "UKR2", "deleted_timestamp": "9999-12-31T23:59:59-01:00"},
+     "deleted_timestamp"),
+    ("iso-year-1-offset", {"event_id_cnty": "UKR3", "deleted_timestamp": "0001-01-01T00:00:00+01:00"},
+     "deleted_timestamp"),
+    # was accepted: a deletion dated 9999 (Unix seconds that far out were already refused)
+    ("iso-9999", {"event_id_cnty": "UKR4", "deleted_timestamp": "9999-12-31T23:59:59Z"},
+     "deleted_timestamp"),
+    ("stamp-surrogate", {"event_id_cnty": "UKR5", "deleted_timestamp": "17416\udc80"},
+     "deleted_timestamp"),
+    ("stamp-nan", {"event_id_cnty": "UKR6", "deleted_timestamp": "nan"}, "deleted_timestamp"),
+    ("stamp-1e308", {"event_id_cnty": "UKR7", "deleted_timestamp": 1e308}, "deleted_timestamp"),
+]  # fmt: skip
+
+#: tus ``POST /incidents/{pk}/uploads`` headers, each bad in one (sent as raw bytes, as a client
+#: may): a 4xx naming the header. The non-ASCII metadata was a 500.
+BAD_TUS_HEADERS: list[tuple[str, dict[str, bytes], str]] = [
+    ("metadata-latin-1", {"Upload-Length": b"10", "Upload-Metadata": "filename é".encode("latin-1")},
+     "Upload-Metadata"),
+    ("metadata-utf-8", {"Upload-Length": b"10", "Upload-Metadata": "filename ж".encode()},
+     "Upload-Metadata"),
+    ("metadata-not-base64", {"Upload-Length": b"10", "Upload-Metadata": b"filename ***"},
+     "Upload-Metadata"),
+    ("metadata-surrogate", {"Upload-Length": b"10", "Upload-Metadata": b"filename 7aCA"},
+     "Upload-Metadata"),  # base64 of ED A0 80, a UTF-8-encoded lone surrogate
+    ("length-arabic-digits", {"Upload-Length": "١٢".encode()}, "upload-length"),
+    ("length-negative", {"Upload-Length": b"-1"}, "upload-length"),
+    ("length-2-to-the-63", {"Upload-Length": str(2**63).encode()}, "upload-length"),
+]  # fmt: skip
+
+#: Attachment file names (multipart and tus) and how each is stored and shown: control
+#: characters (a terminal escape), bidirectional overrides (``a\u202egpj.exe`` reads as
+#: ``aexe.jpg``) and NUL dropped. They were stored as sent.
+BAD_FILENAMES: list[tuple[str, str, str]] = [
+    ("nul", "a\x00b.jpg", "ab.jpg"),
+    ("terminal-escape", "a\x1b[31mred.jpg", "a[31mred.jpg"),
+    ("new-line", "a\r\nb.jpg", "ab.jpg"),
+    ("right-to-left-override", "photo\u202egpj.exe", "photogpj.exe"),
+    ("isolates", "\u2066x\u2069.jpg", "x.jpg"),
+    ("c1-control", "a\x9bb.jpg", "ab.jpg"),
+]
 
 #: Text a sensor may plant to run in an analyst's spreadsheet (OWASP CSV injection), and how each
 #: cell must read in an export (a leading ' makes it text).

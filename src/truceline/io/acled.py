@@ -60,7 +60,7 @@ from typing import Any
 
 from truceline.core.incidents import Kind
 from truceline.errors import ValidationError
-from truceline.io.incidents_io import ReadResult, Reject
+from truceline.io.incidents_io import NUL_REASON, UNICODE_REASON, ReadResult, Reject
 from truceline.io.text_encoding import open_text
 
 __all__ = [
@@ -490,12 +490,33 @@ def _deleted_time(text: str) -> dt.datetime | None:
     except ValueError:
         try:
             t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+            t = (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        except (ValueError, OverflowError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
             return None
-        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        return t if _EPOCH <= t < _DELETED_MAX else None
     if not (0 <= stamp < 4_102_444_800):  # 1970 .. 2100
         return None
     return dt.datetime.fromtimestamp(stamp, dt.UTC)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DELETED_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def _id_problem(rid: str) -> str | None:
+    """Why an event id cannot be looked up in any database (NUL, a lone surrogate), or None."""
+    if "\x00" in rid:
+        return NUL_REASON
+    try:
+        rid.encode("utf-8")
+    except UnicodeEncodeError:
+        return UNICODE_REASON
+    return None
+
+
+def _shown(rid: str) -> str:
+    """An id as a reject may show it (escaped: a response and a log must be able to hold it)."""
+    return rid.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:200]
 
 
 def acled_deletions(path: Path) -> tuple[list[Deletion], list[Reject]]:
@@ -536,13 +557,16 @@ def _deletions(
         when = _deleted_time(stamp)
         if not rid:
             rejects.append(Reject(i, "", "event_id_cnty", "empty; give the deleted event's id"))
+        elif (why := _id_problem(rid)) is not None:
+            rejects.append(Reject(i, _shown(rid), "event_id_cnty", why))
         elif when is None:
             rejects.append(
                 Reject(
                     i,
                     rid,
                     "deleted_timestamp",
-                    f"not a time (got {stamp!r}); give Unix seconds (1970..2100) or ISO 8601",
+                    f"not a time from 1970 to 2100 (got {_shown(stamp)!r}); give Unix seconds or "
+                    "ISO 8601",
                 )
             )
         else:

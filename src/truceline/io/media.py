@@ -100,6 +100,9 @@ def check_whole(data: bytes, media_type: str, *, filename: str) -> str:
     if media_type in _PILLOW:
         try:
             with warnings.catch_warnings(), _strict_decoding():
+                # a corrupt EXIF block ("Corrupt EXIF data", "Truncated File Read") is metadata,
+                # not pixels: the image is judged by its decoding
+                warnings.simplefilter("ignore", UserWarning)
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(io.BytesIO(data)) as im:
                     im.verify()
@@ -201,10 +204,12 @@ def read_metadata(data: bytes, media_type: str) -> FileMetadata:
     if media_type not in _PILLOW:
         return FileMetadata()
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            exif = im.getexif()
-            sub = exif.get_ifd(_EXIF_IFD)
-            gps = exif.get_ifd(_GPS_IFD)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # corrupt EXIF: what can be read of it
+            with Image.open(io.BytesIO(data)) as im:
+                exif = im.getexif()
+                sub = exif.get_ifd(_EXIF_IFD)
+                gps = exif.get_ifd(_GPS_IFD)
     except (OSError, SyntaxError, ValueError, struct.error):
         return FileMetadata()
     t, zoned = _exif_time(sub.get(0x9003) or exif.get(0x0132), sub.get(0x9011) or sub.get(0x9010))
@@ -239,15 +244,18 @@ def _has_xmp(data: bytes) -> bool:
 def _exif_without_gps(data: bytes) -> bytes | None:
     """The file's EXIF (TIFF bytes with the ``Exif\\0\\0`` header) without its GPS directory;
     None when it has no EXIF."""
-    with Image.open(io.BytesIO(data)) as im:
-        exif = im.getexif()
-        if not len(exif):
-            return None
-        for ifd in (_EXIF_IFD, 0xA005):
-            if ifd in exif:
-                exif.get_ifd(ifd)  # loaded, so that it is written back
-        exif.pop(_GPS_IFD, None)
-        return exif.tobytes()
+    with warnings.catch_warnings():
+        # corrupt EXIF: what Pillow reads of it is written back, the rest (and GPS) is dropped
+        warnings.simplefilter("ignore", UserWarning)
+        with Image.open(io.BytesIO(data)) as im:
+            exif = im.getexif()
+            if not len(exif):
+                return None
+            for ifd in (_EXIF_IFD, 0xA005):
+                if ifd in exif:
+                    exif.get_ifd(ifd)  # loaded, so that it is written back
+            exif.pop(_GPS_IFD, None)
+            return exif.tobytes()
 
 
 def _strip_jpeg(data: bytes) -> bytes:

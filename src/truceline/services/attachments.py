@@ -40,6 +40,7 @@ __all__ = [
     "Filed",
     "Served",
     "Upload",
+    "clean_filename",
     "day_attachments",
     "file_attachment",
     "file_attachments",
@@ -94,10 +95,27 @@ class Upload:
     declared_type: str | None = None
 
 
+#: Control characters (NUL, escape sequences, new lines) and the bidirectional overrides and
+#: isolates that make ``a\u202egpj.exe`` read as ``aexe.jpg``: dropped from file names.
+_HIDDEN = {
+    **{c: None for c in range(0x20)},
+    0x7F: None,
+    **{c: None for c in range(0x80, 0xA0)},
+    **{c: None for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)},
+}
+
+
+def clean_filename(name: str) -> str:
+    """A file name as it is stored and shown: without control or bidirectional-override
+    characters, a byte that was not UTF-8 (a lone surrogate) as its ``\\udcxx`` escape, at most
+    255 characters."""
+    return name.translate(_HIDDEN).encode("utf-8", "backslashreplace").decode("utf-8")[:255]
+
+
 def _examine(u: Upload, who: Principal, max_bytes: int) -> tuple[str, str, str]:
     """(name, media type, how it was checked whole); refuses a file too large, of an unknown or
     mislabelled type, truncated or corrupt."""
-    name = (u.filename or "").replace("\x00", "")[:255]
+    name = clean_filename(u.filename or "")
     if len(u.data) > max_bytes:
         raise PayloadTooLargeError(
             f"attachment {name!r} is {len(u.data)} bytes; role {who.role.value} may attach at "

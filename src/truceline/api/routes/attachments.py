@@ -169,7 +169,7 @@ def _metadata(header: str | None) -> dict[str, str]:
         key, _, value = pair.strip().partition(" ")
         try:
             out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64 (or not ASCII at all), not UTF-8
             raise ValidationError(
                 f"Upload-Metadata: the value of {key[:40]!r} is not base64 of UTF-8 text",
                 field="Upload-Metadata",
