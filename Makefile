@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cot_flood.py
 	$(PY) benchmarks/poison_mix.py
 	$(PY) benchmarks/poison_mix.py --postgres
+	TRUCELINE_FUZZ_EXAMPLES=100 $(PY) -m pytest -q tests/api/test_schemathesis.py -k no_server_errors
 	$(PY) benchmarks/fusion_mixes.py run
 	$(PY) benchmarks/fusion_mixes.py calibrate
 	$(PY) benchmarks/fusion_mixes.py core

@@ -6,7 +6,9 @@ generated ids sometimes hit real records.
 
 from __future__ import annotations
 
+import os
 import re
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,8 +51,9 @@ def fuzzed(
     api.ctx.close()
 
 
-#: Examples per operation: enough to reach every parameter, few enough to stay fast.
-EXAMPLES = 8
+#: Examples per operation: enough to reach every parameter, few enough to stay fast in `make
+#: test`; `make bench` runs many more (TRUCELINE_FUZZ_EXAMPLES).
+EXAMPLES = int(os.environ.get("TRUCELINE_FUZZ_EXAMPLES", "8"))
 #: A request valid by the schema may still break a rule of the domain (an agreement upload
 #: without agreement.yaml, a box whose south is north of its north): 422 with the reason is right.
 # Public routes (published reports, ledger roots, OGC landing) answer without a token by design;
@@ -81,9 +84,18 @@ def test_no_server_errors(fuzzed: Api) -> None:
         try:
             run()
         except (Exception, BaseExceptionGroup) as exc:  # every operation's failures, reported together
-            failures.append(f"{op.method.upper()} {op.path}: {str(exc)[:2000]}")
+            failures.append(f"{op.method.upper()} {op.path}: {_described(exc)}")
     assert n_ops >= 30
     assert not failures, "\n\n".join(failures)
+
+
+def _described(exc: BaseException) -> str:
+    """The failure with the ones it holds (hypothesis's "unreliable results" wraps the first
+    call's failure, which is the one that matters)."""
+    text = str(exc)[:2000]
+    for sub in getattr(exc, "exceptions", ())[:3]:
+        text += "\n  - " + "".join(traceback.format_exception(sub))[-1500:]
+    return text
 
 
 def _corpus() -> Iterator[tuple[str, str, dict[str, Any], dict[str, str], Any]]:
