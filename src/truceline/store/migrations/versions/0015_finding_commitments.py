@@ -1,7 +1,7 @@
 """findings carry ``ledger_salt``: their ledger entries commit to the incident key and report hash
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0017 (written on 0013; chained after 0017, merged to main meanwhile)
 
 A finding's ledger entry is what a party's liaison gets as its proof. It used to hold the
 incident's internal key and the report's content hash; it now holds a salted commitment to each
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
