@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -27,6 +27,11 @@ from truceline.cli.options import (
     require_database,
 )
 from truceline.errors import TrucelineError
+
+BLOCK_ROWS = 200_000  # as truceline.services.sweep.BLOCK_ROWS (not imported: dask loads late)
+
+if TYPE_CHECKING:
+    from truceline.services.sweep import SweepResult
 
 __all__ = ["plan_app"]
 
@@ -161,6 +166,73 @@ def compare_cmd(
     console.print(f"HTML with maps -> {out}")
 
 
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="tcp://HOST:8786",
+        help="A Dask scheduler to run the blocks of days on (its workers must reach --db); "
+        "default: this machine (in this process when the history is one block or --workers 1, "
+        "else a local cluster of --workers processes)",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, metavar=N, help="Local worker processes (default: the machine's cores)"),
+]
+BlockRowsOption = Annotated[
+    int,
+    typer.Option(min=1, metavar=N, help="Incidents per block of whole days (a task; bounds memory)"),
+]
+SinceOption = Annotated[str | None, date_option("First day replayed", "--since")]
+RecomputeOption = Annotated[
+    bool, typer.Option("--recompute", help="Classify under --from again, not the stored findings")
+]
+ThresholdOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, metavar="PROBABILITY", help="Violation: P >= this")
+]
+
+
+def _sweep(
+    agreement: Path,
+    targets: list[str],
+    from_: str | None,
+    db: str,
+    since: str | None,
+    recompute: bool,
+    threshold: float,
+    scheduler: str | None,
+    workers: int | None,
+    block_rows: int,
+) -> tuple[SweepResult, dt.date | None]:
+    """Run :func:`truceline.services.sweep.run_sweep` for a command; errors become exit code 2."""
+    from truceline.io.agreement_files import files_of_folder
+    from truceline.services.sweep import run_sweep
+
+    try:
+        day = dt.date.fromisoformat(since) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter("--since: use YYYY-MM-DD") from exc
+    try:
+        url = require_database(db)
+        if "://" not in url:  # workers may run in another folder: give them the absolute path
+            url = str(Path(url).resolve())
+        folder = agreement.parent if agreement.is_file() else agreement
+        files = files_of_folder(folder)
+        with console.status("Replaying the history in blocks of days"):
+            res = run_sweep(
+                url, files, targets, from_=from_, since=day, recompute=recompute,
+                threshold=threshold, scheduler=scheduler, workers=workers, max_rows=block_rows,
+            )  # fmt: skip
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"[dim]{res.blocks} block(s) of days, {res.mode}"
+        + (f" ({res.workers} worker processes ran them)" if res.mode != "in-process" else "")
+        + f"; peak memory of a process that replayed: {res.peak_rss_mb:,.0f} MB[/]"
+    )
+    return res, day
+
+
 @plan_app.command("replay")
 def replay_cmd(
     agreement: AgreementArg,
@@ -172,38 +244,18 @@ def replay_cmd(
         typer.Option("--from", metavar=SCENARIO, help="Scenario the history was adjudicated under"),
     ] = None,
     db: DbOption = "truceline.db",
-    since: Annotated[str | None, date_option("First day replayed", "--since")] = None,
-    recompute: Annotated[
-        bool,
-        typer.Option("--recompute", help="Classify under --from again, not the stored findings"),
-    ] = False,
-    threshold: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, metavar="PROBABILITY", help="Violation: P >= this"),
-    ] = 0.5,
+    since: SinceOption = None,
+    recompute: RecomputeOption = False,
+    threshold: ThresholdOption = 0.5,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    block_rows: BlockRowsOption = BLOCK_ROWS,
 ) -> None:
     """How many stored findings would have been violations under another scenario's line."""
-    from truceline.io.scenarios import load_scenarios
-    from truceline.services.planner import replay_history
-    from truceline.store.db import make_engine, session_factory
-
-    try:
-        day = dt.date.fromisoformat(since) if since else None
-    except ValueError as exc:
-        raise typer.BadParameter("--since: use YYYY-MM-DD") from exc
-    try:
-        scen = load_scenarios(agreement)
-        engine = make_engine(require_database(db))
-        try:
-            with session_factory(engine)() as session, console.status("Replaying the history"):
-                res = replay_history(
-                    session, scen, to=to, from_=from_, since=day, recompute=recompute,
-                    threshold=threshold,
-                )  # fmt: skip
-        finally:
-            engine.dispose()
-    except TrucelineError as exc:
-        raise fail(exc) from exc
+    out, day = _sweep(
+        agreement, [to], from_, db, since, recompute, threshold, scheduler, workers, block_rows
+    )
+    res = out.results[to]
     before = from_ or "stored findings"
     if from_ and not recompute:
         before = f"{from_} (stored findings)"
@@ -222,4 +274,51 @@ def replay_cmd(
     t = Table("responsible", "before", "after", title="By party")
     for p in parties:
         t.add_row(p, f"{res.before_by_party.get(p, 0):,}", f"{res.after_by_party.get(p, 0):,}")
+    console.print(t)
+
+
+@plan_app.command("sweep")
+def sweep_cmd(
+    agreement: AgreementArg,
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar=SCENARIO, help="Scenarios to replay under (default: all but --from, file order)"
+        ),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", metavar=SCENARIO, help="Scenario the history was adjudicated under"),
+    ] = None,
+    db: DbOption = "truceline.db",
+    since: SinceOption = None,
+    recompute: RecomputeOption = False,
+    threshold: ThresholdOption = 0.5,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    block_rows: BlockRowsOption = BLOCK_ROWS,
+) -> None:
+    """The stored history replayed under many scenarios at once: one row per candidate line."""
+    from truceline.io.scenarios import load_scenarios
+
+    targets = list(scenarios or ())
+    if not targets:
+        try:
+            targets = [s.id for s in load_scenarios(agreement) if s.id != from_]
+        except TrucelineError as exc:
+            raise fail(exc) from exc
+    out, day = _sweep(
+        agreement, targets, from_, db, since, recompute, threshold, scheduler, workers, block_rows
+    )
+    first = next(iter(out.results.values()))
+    console.print(
+        f"{first.n_incidents:,} incidents{f' since {day}' if day else ''}: violations (P >= "
+        f"{threshold:g}) {first.before:,} under {from_ or 'the stored findings'}"
+        f"{' (recomputed)' if recompute else ''}"
+    )
+    t = Table("scenario", "after", "kept", "new", "cleared", "incidents with a violation",
+              title="Violations under each scenario")  # fmt: skip
+    for sid, r in out.results.items():
+        t.add_row(sid, f"{r.after:,}", f"{r.kept:,}", f"{r.new:,}", f"{r.cleared:,}",
+                  f"{r.incidents_after:,}")  # fmt: skip
     console.print(t)

@@ -106,8 +106,13 @@ class History:
     findings: Findings
 
 
-def load_history(session: Session, agreement_id: str, since: dt.date | None = None) -> History:
-    """Read an agreement's incidents (from ``since`` on) and their findings as column arrays.
+def load_history(
+    session: Session,
+    agreement_id: str,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> History:
+    """Read an agreement's incidents (days ``since`` <= day < ``until``) and their findings as columns.
 
     Rows stream from the driver in blocks of 100,000 and become arrays block by block.
     """
@@ -127,6 +132,8 @@ def load_history(session: Session, agreement_id: str, since: dt.date | None = No
     )  # fmt: skip
     if since is not None:
         q = q.where(i.day >= since)
+    if until is not None:
+        q = q.where(i.day < until)
     c = read_columns(session, q, fields)
     pk = c.pop("pk")
     batch = IncidentBatch(**c)
@@ -138,6 +145,8 @@ def load_history(session: Session, agreement_id: str, since: dt.date | None = No
     )
     if since is not None:
         fq = fq.where(i.day >= since)
+    if until is not None:
+        fq = fq.where(i.day < until)
     fc = read_columns(
         session, fq,
         [("pk", "i8"), ("rule_id", "str"), ("rule_type", "str"), ("responsible", "str"),

@@ -46,6 +46,7 @@ from truceline.core.planner.replay import (
     RuleReplay,
     classify_by_days,
     compare_findings,
+    merge_replays,
     replay,
     replay_findings,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "coverage",
     "force_plan",
     "line_layout",
+    "merge_replays",
     "replay",
     "replay_findings",
     "sector_line_km",

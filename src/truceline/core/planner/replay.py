@@ -29,6 +29,7 @@ __all__ = [
     "RuleReplay",
     "classify_by_days",
     "compare_findings",
+    "merge_replays",
     "replay",
     "replay_findings",
 ]
@@ -110,6 +111,50 @@ def compare_findings(
         by_rule=by_rule,
         after_by_party=by_party(after, a),
         before_by_party=by_party(before, b),
+    )
+
+
+def merge_replays(parts: Sequence[ReplayResult]) -> ReplayResult:
+    """One result from the results of disjoint parts of a history (blocks of whole days).
+
+    A violation is one incident breaking one rule, so violations, incidents and counts per rule and
+    party of disjoint sets of incidents add up: the sum equals the result of the whole history.
+    """
+    if not parts:
+        raise ValueError("merge_replays needs at least one part")
+    thresholds = {p.threshold for p in parts}
+    if len(thresholds) != 1:
+        raise ValueError(f"parts replayed with different thresholds: {sorted(thresholds)}")
+    rules: dict[str, list[int]] = {}
+    for p in parts:  # parts (tens) x rules (tens): not a hot path
+        for r in p.by_rule:
+            acc = rules.setdefault(r.rule_id, [0, 0, 0, 0, 0])
+            for k, v in enumerate((r.before, r.after, r.kept, r.new, r.cleared)):
+                acc[k] += v
+
+    def parties(key: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in parts:
+            for party, n in getattr(p, key).items():
+                out[party] = out.get(party, 0) + n
+        return dict(sorted(out.items()))
+
+    def total(key: str) -> int:
+        return sum(int(getattr(p, key)) for p in parts)
+
+    return ReplayResult(
+        n_incidents=total("n_incidents"),
+        threshold=parts[0].threshold,
+        before=total("before"),
+        after=total("after"),
+        kept=total("kept"),
+        new=total("new"),
+        cleared=total("cleared"),
+        incidents_before=total("incidents_before"),
+        incidents_after=total("incidents_after"),
+        by_rule=tuple(RuleReplay(k, *v) for k, v in sorted(rules.items())),
+        after_by_party=parties("after_by_party"),
+        before_by_party=parties("before_by_party"),
     )
 
 
