@@ -99,6 +99,8 @@ class BlockResult:
     results: tuple[ReplayResult, ...]
     n_incidents: int
     seconds: float
+    read_seconds: float  # of which reading the block from the database
+    cpu_seconds: float  # CPU time of the task (what an idle core would take)
     peak_rss_mb: float  # the peak resident memory of the process that ran it, so far
     where: str  # host:pid
 
@@ -113,6 +115,8 @@ class SweepResult:
     workers: int  # distinct processes that ran blocks
     peak_rss_mb: float  # the largest peak resident memory of any of them
     block_seconds: tuple[float, ...]
+    read_seconds: tuple[float, ...]
+    cpu_seconds: tuple[float, ...]
 
 
 def day_blocks(
@@ -175,11 +179,12 @@ def replay_block(job: BlockJob, files: Mapping[str, bytes]) -> BlockResult:
     under ``from_`` when given: only the incidents the change can reach are classified again) or,
     with ``recompute``, a classification under ``from_`` made here, once for all targets.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     by_id = {s.id: s for s in _scenarios(job.files_key, files)}
     b = job.block
     with session_factory(_engine(job.db_url))() as session:
         hist = load_history(session, job.agreement_id, b.since, b.until)
+    t_read = time.perf_counter() - t0
     batch, n = hist.batch, len(hist.batch)
     under = by_id[job.from_].agreement if job.from_ is not None else None
     stored = hist.findings
@@ -195,10 +200,28 @@ def replay_block(job: BlockJob, files: Mapping[str, bytes]) -> BlockResult:
             after = classify_by_days(to, batch, max_rows=job.max_rows)
         out.append(compare_findings(stored, after, n, threshold=job.threshold))
         del after
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return BlockResult(
-        tuple(out), n, time.perf_counter() - t0, rss, f"{socket.gethostname()}:{os.getpid()}"
+        tuple(out),
+        n,
+        time.perf_counter() - t0,
+        t_read,
+        time.process_time() - c0,
+        _peak_rss_mb(),
+        f"{socket.gethostname()}:{os.getpid()}",
     )
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): ``VmHWM``, which, unlike ``ru_maxrss``, does not
+    carry over the parent's peak into a process forked and exec'd from it (a local worker)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 # -- on the client ---------------------------------------------------------------------------------
@@ -249,11 +272,13 @@ def run_sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     max_rows: int = BLOCK_ROWS,
+    in_process: bool | None = None,
 ) -> SweepResult:
     """The stored history of the agreement in ``files`` replayed under each of ``targets``.
 
     ``files`` are the agreement folder's files by name (shipped to the workers once). See the
-    module's doc for where the blocks run.
+    module's doc for where the blocks run; ``in_process`` forces (True) or forbids (False) this
+    process when no scheduler is given (default: decided as said there).
     """
     scenarios = load_scenarios_files(files)
     by_id = {s.id: s for s in scenarios}
@@ -282,7 +307,9 @@ def run_sweep(
     ]
     n_workers = workers or os.cpu_count() or 1
     parts: list[BlockResult] = []
-    if scheduler is None and (n_workers == 1 or len(jobs) <= 1):
+    if in_process is None:
+        in_process = n_workers == 1 or len(jobs) <= 1
+    if scheduler is None and in_process:
         mode = "in-process"
         parts = [replay_block(j, files) for j in jobs]  # blocks one after the other
     else:
@@ -309,4 +336,6 @@ def run_sweep(
         workers=len({p.where for p in parts}),
         peak_rss_mb=max((p.peak_rss_mb for p in parts), default=0.0),
         block_seconds=tuple(p.seconds for p in parts),
+        read_seconds=tuple(p.read_seconds for p in parts),
+        cpu_seconds=tuple(p.cpu_seconds for p in parts),
     )
