@@ -32,6 +32,7 @@ bench: $(STAMP)
 	@if [ -f benchmarks/locate.py ]; then $(PY) benchmarks/locate.py; fi
 	$(PY) benchmarks/acoustic_cases.py
 	$(PY) benchmarks/replay.py --store
+	$(PY) benchmarks/replay_dask.py  # 3M replay on 1 vs 2 local Dask workers; 10-line x 5-year sweep at 1, 2, 4
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cot_flood.py
 	$(PY) benchmarks/poison_mix.py
