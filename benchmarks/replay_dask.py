@@ -9,7 +9,8 @@ Two parts, each on a history stored in SQLite as ingest leaves it (generated wit
   >= 1.7x on two cores), and each worker's peak resident memory (target <= 2 GB); results equal.
 - ``sweep`` (``--sweep-n`` incidents over 5 years, 10 candidate lines, each the ``frozen`` line
   with a 2-4 km bulge in a different tenth of it): the sweep at 1, 2 and 4 workers, and the model
-  (see BENCHMARKS.md) fitted on the 1-worker run, its predictions printed beside the measurements.
+  (see BENCHMARKS.md) fitted on the 1-worker run, its predictions (at the load measured before each
+  run, and on an idle machine) printed beside the measurements.
 
 The history is built once into ``--dir`` (reused when there: building 3M takes minutes) and its
 arrays freed before anything is measured. Run: ``make bench`` or
@@ -150,36 +151,46 @@ def part_sweep(tmp: Path, n: int, rows: int) -> None:
     )
     build_store(db, folder, n, 5 * 365)
     gc.collect()
-    measured: dict[int, tuple[float, SweepResult]] = {}
+    measured: dict[int, tuple[float, SweepResult, float]] = {}
     for w in (1, 2, 4):
-        print(f"  load before {w} worker(s): {load()}")
-        measured[w] = run(db, folder, targets, w, rows)
-        t, r = measured[w]
+        other = os.getloadavg()[0]  # runnable processes of others, just before
+        t, r = run(db, folder, targets, w, rows)
+        measured[w] = (t, r, other)
         print(
-            f"  {w} worker(s): {t:.1f} s wall, {r.blocks} blocks on {r.workers} processes, block "
-            f"time summed {sum(r.block_seconds):.1f} s (CPU {sum(r.cpu_seconds):.1f} s, reading "
-            f"{sum(r.read_seconds):.1f} s), "
-            f"longest block {max(r.block_seconds):.1f} s, peak memory of a worker "
-            f"{r.peak_rss_mb:,.0f} MB"
+            f"  {w} worker(s) (load before {other:.1f}): {t:.1f} s wall, {r.blocks} blocks on "
+            f"{r.workers} processes, block time summed {sum(r.block_seconds):.1f} s (CPU "
+            f"{sum(r.cpu_seconds):.1f} s, reading {sum(r.read_seconds):.1f} s), longest block "
+            f"{max(r.block_seconds):.1f} s, peak memory of a worker {r.peak_rss_mb:,.0f} MB"
         )
-    t1, r1 = measured[1]
-    work = sum(r1.block_seconds)  # worker-seconds of replay, all blocks
-    start = t1 - work  # cluster start, scenario load, scheduling: what one worker adds to the work
+
+    def share(w: int, other: float) -> float:
+        """Cores our ``w`` single-threaded workers get beside ``other`` runnable processes."""
+        return min(float(w), CORES * w / (w + other)) if w + other > CORES else float(w)
+
+    t1, r1, o1 = measured[1]
+    work = sum(r1.cpu_seconds)  # core-seconds of replay, all blocks (CPU time: load-independent)
+    start = max(t1 - work / share(1, o1), 0.0)  # cluster start, scenario loading, scheduling
     per = work / (n * len(targets))
     print(
-        f"  model fitted on 1 worker: T(w) = S + W / min(w, cores) + B / 2, S = {start:.1f} s, "
-        f"W = {work:.1f} s ({per * 1e6:.2f} us per incident and line), B = {max(r1.block_seconds):.1f} s"
+        f"  model: T(w) = S + W / c(w), c(w) = min(w, cores, cores * w / (w + L)) the cores w "
+        f"workers get beside a load L; fitted on 1 worker: W = {work:.1f} core-s ({per * 1e6:.1f} "
+        f"us per incident and line), S = {start:.1f} s"
     )
     for w in (2, 4):
-        pred = start + work / min(w, CORES) + max(r1.block_seconds) / 2
-        t, r = measured[w]
-        print(f"  {w} workers: predicted {pred:.1f} s, measured {t:.1f} s ({t / pred - 1:+.0%})")
+        t, r, other = measured[w]
+        pred = start + work / share(w, other)
+        idle = start + work / min(w, CORES)
+        print(
+            f"  {w} workers: predicted {pred:.1f} s at load {other:.1f} (idle machine: {idle:.1f} "
+            f"s), measured {t:.1f} s ({t / pred - 1:+.0%}); CPU {sum(r.cpu_seconds):.1f} core-s "
+            f"({sum(r.cpu_seconds) / work - 1:+.0%} vs 1 worker)"
+        )
         assert r.results == r1.results
     full = 3_000_000 * 5 * 10 * per
     print(
         f"  a busy mission, 3,000,000 incidents a year x 5 years x 10 lines: W = {full / 3600:.1f} "
-        f"core-hours of replay; on w cores about S + W / w (blocks of 200,000: 75 tasks, so up to "
-        f"75 cores), e.g. {full / 2 / 60:.0f} min on 2, {full / 16 / 60:.0f} min on 16, "
+        f"core-hours; on w idle cores S + W / w (blocks of 200,000: 75 tasks, so up to 75 "
+        f"workers): {full / 2 / 60:.0f} min on 2, {full / 16 / 60:.0f} min on 16, "
         f"{full / 64 / 60:.1f} min on 64; results equal at 1, 2, 4 workers: True; load after {load()}"
     )
 
@@ -189,8 +200,8 @@ def main() -> None:
     ap.add_argument("--part", choices=["replay", "sweep", "both"], default="both")
     ap.add_argument("--n", type=int, default=3_000_000)
     ap.add_argument("--to", default="admin-borders")
-    ap.add_argument("--sweep-n", type=int, default=400_000)
-    ap.add_argument("--sweep-rows", type=int, default=25_000, help="incidents per block (sweep)")
+    ap.add_argument("--sweep-n", type=int, default=100_000)
+    ap.add_argument("--sweep-rows", type=int, default=10_000, help="incidents per block (sweep)")
     ap.add_argument("--dir", type=Path, default=None, help="keep the built stores here (reused)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as t:
