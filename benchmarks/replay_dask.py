@@ -9,8 +9,8 @@ Two parts, each on a history stored in SQLite as ingest leaves it (generated wit
   >= 1.7x on two cores), and each worker's peak resident memory (target <= 2 GB); results equal.
 - ``sweep`` (``--sweep-n`` incidents over 5 years, 10 candidate lines, each the ``frozen`` line
   with a 2-4 km bulge in a different tenth of it): the sweep at 1, 2 and 4 workers, and the model
-  (see BENCHMARKS.md) fitted on the 1-worker run, its predictions (at the load measured before each
-  run, and on an idle machine) printed beside the measurements.
+  (see BENCHMARKS.md) fitted on the 1-worker run, its predictions printed beside the measurements
+  (CPU time, which the machine's load does not change; wall time on an idle machine).
 
 The history is built once into ``--dir`` (reused when there: building 3M takes minutes) and its
 arrays freed before anything is measured. Run: ``make bench`` or
@@ -163,33 +163,32 @@ def part_sweep(tmp: Path, n: int, rows: int) -> None:
             f"{max(r.block_seconds):.1f} s, peak memory of a worker {r.peak_rss_mb:,.0f} MB"
         )
 
-    def share(w: int, other: float) -> float:
-        """Cores our ``w`` single-threaded workers get beside ``other`` runnable processes."""
-        return min(float(w), CORES * w / (w + other)) if w + other > CORES else float(w)
-
-    t1, r1, o1 = measured[1]
-    work = sum(r1.cpu_seconds)  # core-seconds of replay, all blocks (CPU time: load-independent)
-    start = max(t1 - work / share(1, o1), 0.0)  # cluster start, scenario loading, scheduling
+    t1, r1, _ = measured[1]
+    setup = sum(r1.setup_cpu_seconds)  # one process compiling the 10 lines (and frozen)
+    work = sum(r1.cpu_seconds) - setup  # core-seconds of replay proper, all blocks
+    start = t1 - sum(r1.block_seconds)  # client: cluster start, day counts, scheduling (wall)
     per = work / (n * len(targets))
     print(
-        f"  model: T(w) = S + W / c(w), c(w) = min(w, cores, cores * w / (w + L)) the cores w "
-        f"workers get beside a load L; fitted on 1 worker: W = {work:.1f} core-s ({per * 1e6:.1f} "
-        f"us per incident and line), S = {start:.1f} s"
+        f"  model (fitted on 1 worker): CPU(w) = W + w * s, T(w) = S + s + W / min(w, cores) on an "
+        f"idle machine; W = {work:.1f} core-s of replay ({per * 1e6:.1f} us per incident and "
+        f"line), s = {setup:.1f} core-s per worker (compiling the scenarios), S = {start:.1f} s"
     )
     for w in (2, 4):
         t, r, other = measured[w]
-        pred = start + work / share(w, other)
-        idle = start + work / min(w, CORES)
+        cpu = sum(r.cpu_seconds)
+        pred = work + r.workers * setup
+        idle = start + setup + work / min(w, CORES)
         print(
-            f"  {w} workers: predicted {pred:.1f} s at load {other:.1f} (idle machine: {idle:.1f} "
-            f"s), measured {t:.1f} s ({t / pred - 1:+.0%}); CPU {sum(r.cpu_seconds):.1f} core-s "
-            f"({sum(r.cpu_seconds) / work - 1:+.0%} vs 1 worker)"
+            f"  {w} workers: CPU predicted {pred:.1f} core-s, measured {cpu:.1f} "
+            f"({cpu / pred - 1:+.0%}; "
+            f"setup measured {sum(r.setup_cpu_seconds):.1f}); wall on an idle machine {idle:.1f} s "
+            f"predicted, {t:.1f} s measured at load {other:.1f}"
         )
         assert r.results == r1.results
     full = 3_000_000 * 5 * 10 * per
     print(
         f"  a busy mission, 3,000,000 incidents a year x 5 years x 10 lines: W = {full / 3600:.1f} "
-        f"core-hours; on w idle cores S + W / w (blocks of 200,000: 75 tasks, so up to 75 "
+        f"core-hours; on w idle cores S + s + W / w (blocks of 200,000: 75 tasks, so up to 75 "
         f"workers): {full / 2 / 60:.0f} min on 2, {full / 16 / 60:.0f} min on 16, "
         f"{full / 64 / 60:.1f} min on 64; results equal at 1, 2, 4 workers: True; load after {load()}"
     )
