@@ -101,7 +101,8 @@ class BlockResult:
     n_incidents: int
     seconds: float
     read_seconds: float  # of which reading the block from the database
-    cpu_seconds: float  # CPU time of the task (what an idle core would take)
+    cpu_seconds: float  # CPU time of the task's thread (what an idle core would take; a Dask
+    # worker's own threads, heartbeats and the event loop, are left out)
     setup_cpu_seconds: float  # of which compiling the scenarios (a process's first task only)
     peak_rss_mb: float  # the peak resident memory of the process that ran it, so far
     where: str  # host:pid
@@ -183,7 +184,7 @@ def replay_block(job: BlockJob, files: Mapping[str, bytes]) -> BlockResult:
     under ``from_`` when given: only the incidents the change can reach are classified again) or,
     with ``recompute``, a classification under ``from_`` made here, once for all targets.
     """
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = time.perf_counter(), time.thread_time()
     by_id = {s.id: s for s in _scenarios(job.files_key, files)}
     b = job.block
     with session_factory(_engine(job.db_url))() as session:
@@ -192,12 +193,12 @@ def replay_block(job: BlockJob, files: Mapping[str, bytes]) -> BlockResult:
     batch, n = hist.batch, len(hist.batch)
     c_setup = 0.0
     if n and job.files_key not in _WARM:  # the process's first task: compile every scenario's
-        c1 = time.process_time()  # zones and line index on one incident, timed apart
+        c1 = time.thread_time()  # zones and line index on one incident, timed apart
         one = batch.take(np.arange(1))
         for sid in {*job.targets, *([job.from_] if job.from_ else [])}:
             classify_by_days(by_id[sid].agreement, one)
         _WARM.add(job.files_key)
-        c_setup = time.process_time() - c1
+        c_setup = time.thread_time() - c1
     under = by_id[job.from_].agreement if job.from_ is not None else None
     stored = hist.findings
     if job.recompute and under is not None:
@@ -217,7 +218,7 @@ def replay_block(job: BlockJob, files: Mapping[str, bytes]) -> BlockResult:
         n,
         time.perf_counter() - t0,
         t_read,
-        time.process_time() - c0,
+        time.thread_time() - c0,
         c_setup,
         _peak_rss_mb(),
         f"{socket.gethostname()}:{os.getpid()}",
