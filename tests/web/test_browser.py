@@ -260,10 +260,6 @@ def test_map_shows_the_zones_and_the_demo_days_findings(
     tab.no_errors()
 
 
-@pytest.mark.skip(
-    reason="flaky, issue 19: after setZoom(11) the page sometimes stays on the server's clusters "
-    "(a race between the zoom's view load and the clusters drawn; failed 2 of 4 runs on 2026-12-07)"
-)
 def test_a_big_selection_is_clustered_by_the_server_and_points_load_per_view(
     server: Server, browser: Any
 ) -> None:
@@ -293,13 +289,14 @@ def test_a_big_selection_is_clustered_by_the_server_and_points_load_per_view(
         quiet = server.count(QUIET.replace("i.day = ?", "i.day BETWEEN ? AND ?"), first, last)
         z = page.evaluate("() => window.truceline.map.map.getZoom()")
         page.click(".leaflet-control-zoom-out")  # every cell in view, counted once
-        wait(page, f"window.truceline.map.map.getZoom() === {z - 1} && !document.body.dataset.loading")
-        wait(page, "window.truceline.map.drawn.server === true")
+        wait(page, f"window.truceline.viewZoom === {z - 1} && !document.body.dataset.loading")
+        assert page.evaluate("() => window.truceline.map.drawn.server") is True
         assert _map_points(tab) == findings + quiet
         tab.shot("map-server-clusters")
         # Zoomed in: the view's points, fetched with its box.
         page.evaluate("() => window.truceline.map.map.setZoom(11, { animate: false })")
-        wait(page, "!document.body.dataset.loading && window.truceline.map.drawn.server === false")
+        wait(page, "window.truceline.viewZoom === 11 && !document.body.dataset.loading")
+        assert page.evaluate("() => window.truceline.map.drawn.server") is False
         assert any("/dashboard/features" in u and "bbox=" in u for u in requests)
         assert _map_points(tab) <= findings + quiet
         tab.no_errors()

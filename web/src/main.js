@@ -28,6 +28,7 @@ const app = {
   timeline: null,
   colours: null,
   loadSeq: 0,
+  viewSeq: 0,
   planner: null,
 };
 window.truceline = app; // for tests and the curious: the page's state, read-only by convention
@@ -278,13 +279,18 @@ async function loadView(seq, t0 = performance.now()) {
   const m = app.map.map;
   const z = m.getZoom();
   const params = filterParams(app.state);
+  // Each view load has its own number: a zoom's answer can come back before the answer of the view
+  // before it (the clusters of the overview are slower than the points of a small view), and only
+  // the newest view may draw.
+  const vseq = ++app.viewSeq;
+  const stale = () => seq !== app.loadSeq || vseq !== app.viewSeq;
   document.body.dataset.loading = "1";
   try {
     let points = 0;
     let t1 = performance.now();
     if (z < DETAIL_ZOOM) {
       const cl = await api(`/dashboard/clusters${qs({ ...params, zoom: z })}`);
-      if (seq !== app.loadSeq) return;
+      if (stale()) return;
       t1 = performance.now();
       app.data = null;
       app.map.setClusters(cl);
@@ -297,7 +303,7 @@ async function loadView(seq, t0 = performance.now()) {
       const b = m.getBounds().pad(0.25);
       const bbox = [Math.max(b.getWest(), -180), Math.max(b.getSouth(), -90), Math.min(b.getEast(), 180), Math.min(b.getNorth(), 90)].map((v) => v.toFixed(4));
       const data = await api(`/dashboard/features${qs({ ...params, bbox: bbox.join(","), limit: VIEW_LIMIT })}`);
-      if (seq !== app.loadSeq) return;
+      if (stale()) return;
       t1 = performance.now();
       app.data = data;
       app.map.setData(data);
@@ -307,10 +313,11 @@ async function loadView(seq, t0 = performance.now()) {
       points = data.findings.n + data.incidents.n;
     }
     app.timing = { fetch_ms: Math.round(t1 - t0), render_ms: Math.round(performance.now() - t1), points };
+    app.viewZoom = z; // the zoom whose clusters or points are drawn (tests wait on it)
     document.body.dataset.loading = "";
     document.body.dataset.ready = "1";
   } catch (e) {
-    if (seq !== app.loadSeq) return;
+    if (stale()) return;
     document.body.dataset.loading = "";
     $("#count").textContent = errorText(e);
   }
