@@ -22,6 +22,7 @@ import gzip
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -30,6 +31,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from sqlalchemy import text as sa_text
 
 ROOT = Path(__file__).resolve().parents[1]
 UKRAINE = ROOT / "examples" / "ukraine-2024"
@@ -94,6 +97,83 @@ def build(folder: Path, n: int, days: int) -> tuple[Path, dt.date, dt.date, int]
     return db, dt.date.fromisoformat(first), dt.date.fromisoformat(last), have
 
 
+def replicate(base: Path, copies: int, days: int) -> Path:
+    """A year's scale from the simulated days: ``copies`` copies of them (the first the stored
+    days themselves), each ``days`` later than the one before, with new keys, report ids and
+    dates; the same positions, kinds and findings. Written straight into the tables (the
+    triggers mark every day for the map's summary); the copies are not in the ledger."""
+    out = base.with_name(f"{base.stem}-x{copies}.db")
+    if out.exists():
+        return out
+    tmp = out.with_suffix(".tmp")
+    shutil.copy(base, tmp)
+    from truceline.store.db import make_engine, upgrade
+
+    engine = make_engine(str(tmp))
+    upgrade(engine)  # the summary's tables and triggers
+    engine.dispose()
+    t = time.perf_counter()
+    with sqlite3.connect(tmp) as c:
+        m = c.execute("SELECT max(pk) FROM incidents").fetchone()[0]
+        mf = c.execute("SELECT max(pk) FROM findings").fetchone()[0]
+        icols = [r[1] for r in c.execute("PRAGMA table_info(incidents)")]
+        fcols = [r[1] for r in c.execute("PRAGMA table_info(findings)")]
+        for k in range(1, copies):
+            shift = f"'+{k * days} days'"
+            expr = {
+                "pk": f"pk + {k * m}",
+                "report_id": f"report_id || '-c{k}'",
+                "day": f"date(day, {shift})",
+                "observed_at": f"datetime(observed_at, {shift}) || substr(observed_at, 20)",
+                "event_id": "NULL",
+            }
+            sel = ", ".join(expr.get(col, col) for col in icols)
+            c.execute(
+                f"INSERT INTO incidents ({', '.join(icols)}) SELECT {sel} FROM incidents WHERE pk <= {m}"
+            )
+            fexpr = {"pk": f"pk + {k * mf}", "incident_pk": f"incident_pk + {k * m}"}
+            fsel = ", ".join(fexpr.get(col, col) for col in fcols)
+            c.execute(
+                f"INSERT INTO findings ({', '.join(fcols)}) SELECT {fsel} FROM findings WHERE pk <= {mf}"
+            )
+    print(f"replicated into {copies} copies in {time.perf_counter() - t:.1f} s", flush=True)
+    tmp.rename(out)
+    return out
+
+
+def summary_and_baseline(url: str, first: dt.date, last: dt.date, rule: str) -> dict[str, float]:
+    """In one process: the map summary's build (what the first request after the migration
+    pays), and the overview's clusters from the summary against the rows (the baseline)."""
+    from truceline.services import selection
+    from truceline.services.auth import Scope
+    from truceline.store.db import Database
+
+    db = Database(url)
+    db.upgrade()
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    selection.refresh_map_cells(db, "ukraine-2024")
+    out["build_s"] = time.perf_counter() - t
+    everything = selection.Selection(agreement_id="ukraine-2024", start=first, end=last)
+    one = selection.Selection(agreement_id="ukraine-2024", start=first, end=last, rules=(rule,))
+    with db.read() as s:
+        out["cells"] = float(s.execute(sa_text("SELECT count(*) FROM map_cells")).scalar() or 0)
+        for name, flt in (("all", everything), ("rule", one)):
+            selection._CACHE.clear()
+            t = time.perf_counter()
+            a = selection.clusters(s, flt, scope=Scope(), zoom=6)
+            out[f"summary_{name}_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            b = selection.clusters(s, flt, scope=Scope(), zoom=6, from_rows=True)
+            out[f"rows_{name}_s"] = time.perf_counter() - t
+            assert a["findings"] == b["findings"] and a["incidents"] == b["incidents"], name
+        t = time.perf_counter()
+        selection.timeline(s, everything, scope=Scope())
+        out["timeline_s"] = time.perf_counter() - t
+    db.dispose()
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -115,6 +195,13 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--keep", type=Path, default=ROOT / "out" / "bench-dashboard")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="copies of the simulated days, one after the other (29 x 10 days of 105,836: a year's "
+        "scale, 3,069,244 incidents)",
+    )
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -122,6 +209,12 @@ def main() -> None:
     from truceline.services.demo import demo_tokens
 
     db, first, last, n_inc = build(a.keep, a.n, a.days)
+    if a.copies > 1:
+        db = replicate(db, a.copies, a.days)
+        with sqlite3.connect(db) as c:
+            n_inc, f0, l0 = c.execute(STORED).fetchone()
+        first, last = dt.date.fromisoformat(f0), dt.date.fromisoformat(l0)
+    big = n_inc > 300_000  # more than one map request returns: no single fetch of every point
     with sqlite3.connect(db) as c:
         n_find = c.execute("SELECT count(*) FROM findings").fetchone()[0]
         n_quiet = c.execute(
@@ -131,6 +224,8 @@ def main() -> None:
         by_rule = "SELECT rule_id, count(*) FROM findings GROUP BY rule_id ORDER BY 2 DESC"
         rules = c.execute(by_rule).fetchall()
     token = demo_tokens(db, ("UA", "RU"))["analyst"]
+    summary = summary_and_baseline(str(db), first, last, rules[0][0])
+    print(json.dumps(summary), flush=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = [sys.executable, "-c", "from truceline.cli import app; app()", "serve"]
@@ -154,20 +249,29 @@ def main() -> None:
         get(f"{base}/api/v1/dashboard/layers?date={last}", token)
         results["layers_cold_s"] = time.perf_counter() - t
         api_s, raw_len, gz_len = [], 0, 0
-        for _ in range(a.repeat):
+        for _ in range(0 if big else a.repeat):
             body, s, _ = get(f"{base}/api/v1/dashboard/features?{q}", token)
             api_s.append(s)
             raw_len = len(body)
             gz_body, _, enc = get(f"{base}/api/v1/dashboard/features?{q}", token, gz=True)
             gz_len = len(gz_body) if enc == "gzip" else len(gzip.compress(body, 1))
-        data = json.loads(body)
-        assert data["findings"]["n"] == n_find and data["incidents"]["n"] == n_quiet, "counts"
-        results.update(api_s=statistics.median(api_s), raw_mb=raw_len / 1e6, gz_mb=gz_len / 1e6)
-        t = time.perf_counter()
-        csv_body, _, _ = get(f"{base}/api/v1/export?{q}&format=csv", token)
-        results["export_s"] = time.perf_counter() - t
-        results["export_rows"] = csv_body.count(b"\n") - 1
-        results["export_mb"] = len(csv_body) / 1e6
+        if not big:
+            data = json.loads(body)
+            assert data["findings"]["n"] == n_find and data["incidents"]["n"] == n_quiet, "counts"
+            results.update(api_s=statistics.median(api_s), raw_mb=raw_len / 1e6, gz_mb=gz_len / 1e6)
+            t = time.perf_counter()
+            csv_body, _, _ = get(f"{base}/api/v1/export?{q}&format=csv", token)
+            results["export_s"] = time.perf_counter() - t
+            results["export_rows"] = csv_body.count(b"\n") - 1
+            results["export_mb"] = len(csv_body) / 1e6
+        # The overview's requests alone (the summary built above; a warm server answers a filter
+        # again from its cache: the first of each is what a new filter costs).
+        for name, path in (
+            ("clusters", f"/dashboard/clusters?{q}&zoom=6"),
+            ("timeline", f"/dashboard/timeline?{q}"),
+        ):
+            times = [get(f"{base}/api/v1{path}", token)[1] for _ in range(a.repeat)]
+            results[f"{name}_cold_s"], results[f"{name}_warm_s"] = times[0], statistics.median(times[1:])
 
         load, refilter, zoom, timing, wire = [], [], [], [], []
         with sync_playwright() as p:
@@ -203,7 +307,7 @@ def main() -> None:
                 page.evaluate(ZOOM_IN_TWICE)
                 page.wait_for_function(READY, timeout=300_000)  # the view's data, if it fetches any
                 zoom.append(time.perf_counter() - t)
-                page.screenshot(path=str(a.keep / "dashboard-100k.png"))
+                page.screenshot(path=str(a.keep / f"dashboard-{n_inc}.png"))
                 ctx.close()
             browser.close()
         results.update(
@@ -221,29 +325,38 @@ def main() -> None:
 
     cpu = platform.processor() or platform.machine()
     r = results
+    fetched = "the server's clusters and timeline" if big else "the points or the server's clusters"
     rows = [
-        (f"first load of the page, whole range (all {n_inc:,} points fetched, clustered, drawn)",
-         f"{r['load_s']:.2f} s"),
-        (f"of which the data request ({r['raw_mb']:.1f} MB of JSON, {r['gz_mb']:.1f} MB gzipped) "
-         "and the page's own work (index, clusters, drawing)",
+        (f"first load of the page, whole range ({fetched} fetched and drawn)", f"{r['load_s']:.2f} s"),
+        ("of which the data request(s) and the page's own work",
          f"{r['fetch_ms'] / 1000:.2f} s + {r['render_ms'] / 1000:.2f} s"),
         ("the API's answers on the first load: transferred (gzip) / decoded",
          f"{r['wire_mb']:.2f} MB / {r['decoded_mb']:.2f} MB"),
-        ("a filter ticked (one rule: the server filters, the page re-clusters and redraws)",
-         f"{r['refilter_s']:.2f} s"),
-        ("zoom in two levels (clusters of the view recomputed and drawn)",
+        ("a filter ticked (one rule: the server filters, the page redraws)", f"{r['refilter_s']:.2f} s"),
+        ("zoom in two levels (the view's clusters or points fetched and drawn)",
          f"{r['zoom_s'] * 1000:.0f} ms"),
-        ("`GET /api/v1/dashboard/features` alone, whole range", f"{r['api_s']:.2f} s"),
-        (f"export of the filtered set as CSV ({r['export_rows']:,} rows, {r['export_mb']:.0f} MB)",
-         f"{r['export_s']:.2f} s"),
+        ("`GET /dashboard/clusters` at zoom 6, whole range: first / again (cached)",
+         f"{r['clusters_cold_s'] * 1000:.0f} ms / {r['clusters_warm_s'] * 1000:.0f} ms"),
+        ("`GET /dashboard/timeline`: first / again (cached)",
+         f"{r['timeline_cold_s'] * 1000:.0f} ms / {r['timeline_warm_s'] * 1000:.0f} ms"),
+    ]  # fmt: skip
+    if not big:
+        rows += [
+            ("`GET /api/v1/dashboard/features` alone, whole range", f"{r['api_s']:.2f} s"),
+            (f"export of the filtered set as CSV ({r['export_rows']:,} rows, {r['export_mb']:.0f} MB)",
+             f"{r['export_s']:.2f} s"),
+        ]  # fmt: skip
+    rows.append(
         ("the agreement's drawn layers, first request after the server starts (then cached)",
          f"{r['layers_cold_s']:.2f} s"),
-    ]  # fmt: skip
+    )  # fmt: skip
+    sm = summary
     print()
-    print("## Dashboard with 100,000 incidents in range (benchmarks/dashboard.py)")
+    print(f"## Dashboard with {n_inc:,} incidents in range (benchmarks/dashboard.py)")
     print()
     print(
-        f"Command: `.venv/bin/python benchmarks/dashboard.py --n {a.n}`; {cpu}, {os.cpu_count()} cores, "
+        f"Command: `.venv/bin/python benchmarks/dashboard.py --n {a.n} --copies {a.copies}`; {cpu}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end, "
         f"Python {platform.python_version()}, Chromium {r['chromium']} headless (software rendering), "
         f"server and browser on the same machine (loopback). {n_inc:,} incidents from {first} to {last} "
         f"({n_find:,} findings, {n_quiet:,} incidents without findings), all in the selected range; "
@@ -254,6 +367,16 @@ def main() -> None:
     print("|---|---|")
     for what, value in rows:
         print(f"| {what} | {value} |")
+    print()
+    print(
+        f"In one process: the map's summary built in {sm['build_s']:.1f} s ({sm['cells']:,.0f} rows); "
+        "clusters at zoom 6 of the whole range, from the summary / from the rows (the baseline): "
+        f"{sm['summary_all_s'] * 1000:.0f} ms / {sm['rows_all_s'] * 1000:.0f} ms "
+        f"({sm['rows_all_s'] / sm['summary_all_s']:.0f}x); one rule: "
+        f"{sm['summary_rule_s'] * 1000:.0f} ms / {sm['rows_rule_s'] * 1000:.0f} ms "
+        f"({sm['rows_rule_s'] / sm['summary_rule_s']:.0f}x); the timeline from the summary "
+        f"{sm['timeline_s'] * 1000:.0f} ms."
+    )
 
 
 if __name__ == "__main__":

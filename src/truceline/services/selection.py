@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,7 @@ import numpy as np
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     Select,
     and_,
     case,
@@ -63,7 +66,10 @@ from truceline.services.auth import Scope
 from truceline.services.queries import BBox
 from truceline.services.review import STATUSES
 from truceline.services.scope import finding_clauses, incident_clauses, live_incident_clauses
-from truceline.store.models import FindingRow, IncidentRow
+from truceline.store import map_cells
+from truceline.store.db import Database
+from truceline.store.map_cells import BASE_ZOOM, CELL_PX, cell_deg, grid_cell, month_end, month_start
+from truceline.store.models import FindingRow, IncidentRow, MapCellRow
 
 __all__ = [
     "CELL_PX",
@@ -72,9 +78,11 @@ __all__ = [
     "clusters",
     "export_rows",
     "feature_columns",
+    "refresh_map_cells",
     "timeline",
 ]
 
+_DAY = dt.timedelta(days=1)
 _FINDING_STATUS = {"new": "open"}  # a finding not reviewed yet is "open"; an incident is "new"
 #: Most rows one map request returns; beyond it the answer says ``truncated`` (narrow the filter).
 MAX_POINTS = 300_000
@@ -394,61 +402,196 @@ def feature_columns(
     }
 
 
-def timeline(session: Session, flt: Selection, *, scope: Scope) -> dict[str, list[Any]]:
-    """Findings and incidents without findings per day, every filter but the dates applied.
+def timeline(
+    session: Session, flt: Selection, *, scope: Scope, from_rows: bool = False
+) -> dict[str, Any]:
+    """Findings and incidents without findings per day, every filter but the dates applied, and
+    the findings per day of each rule (``by_rule``).
 
     Days run without gaps from the first to the last day with data (at most 1,000 days back from
-    the last).
+    the last). Read from the map's summary (``map_cells``) when it is fresh and the caller sees
+    every row, else from the rows (``from_rows``: always, to compare the two).
     """
+    key = None if from_rows else _cache_key(session, flt, scope, "timeline")
+    if key is not None:
+        return _cached(key, lambda: _timeline_from_cells(session, flt, scope))
     fq = (
-        select(IncidentRow.day, func.count())
+        select(IncidentRow.day, FindingRow.rule_id, func.count())
         .select_from(FindingRow)
         .join(IncidentRow, FindingRow.incident_pk == IncidentRow.pk)
         .where(*_finding_conds(flt, scope, dated=False))
-        .group_by(IncidentRow.day)
+        .group_by(IncidentRow.day, FindingRow.rule_id)
     )
-    per_f = {d: int(n) for d, n in session.execute(fq)}
-    per_i: dict[dt.date, int] = {}
+    per_f = [(d, r, int(n)) for d, r, n in session.execute(fq)]
+    per_i: list[tuple[dt.date, int]] = []
     iconds = _incident_conds(flt, scope, dated=False)
     if iconds is not None:
         iq = select(IncidentRow.day, func.count()).where(*iconds).group_by(IncidentRow.day)
-        per_i = {d: int(n) for d, n in session.execute(iq)}
-    seen = set(per_f) | set(per_i)
+        per_i = [(d, int(n)) for d, n in session.execute(iq)]
+    return _days_out(per_f, per_i)
+
+
+def _timeline_from_cells(session: Session, flt: Selection, scope: Scope) -> dict[str, Any]:
+    fc, ic = _cell_conds(flt, scope, zoom=0, dated=False)
+    q = (
+        select(MapCellRow.day, MapCellRow.finding, MapCellRow.rule_id, func.sum(MapCellRow.n))
+        .where(or_(and_(*fc), and_(*ic)) if ic is not None else and_(*fc))
+        .group_by(MapCellRow.day, MapCellRow.finding, MapCellRow.rule_id)
+    )
+    per_f: list[tuple[dt.date, str, int]] = []
+    per_i: list[tuple[dt.date, int]] = []
+    for d, is_f, r, n in session.execute(q):
+        if is_f:
+            per_f.append((d, r, int(n)))
+        else:
+            per_i.append((d, int(n)))
+    return _days_out(per_f, per_i)
+
+
+def _days_out(
+    per_f: Sequence[tuple[dt.date, str, int]], per_i: Sequence[tuple[dt.date, int]]
+) -> dict[str, Any]:
+    seen = {d for d, _, _ in per_f} | {d for d, _ in per_i}
     if not seen:
-        return {"days": [], "findings": [], "incidents": []}
+        return {"days": [], "findings": [], "incidents": [], "by_rule": {}}
     last = max(seen)
     first = min(seen)
     if (last - first).days > 999:
         first = last - dt.timedelta(days=999)
-    days = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+    m = (last - first).days + 1
+    findings = np.zeros(m, dtype=np.int64)
+    incidents = np.zeros(m, dtype=np.int64)
+    by_rule: dict[str, Any] = {}
+    for d, r, n in per_f:
+        k = (d - first).days
+        if k >= 0:
+            findings[k] += n
+            by_rule.setdefault(r, np.zeros(m, dtype=np.int64))[k] += n
+    for d, n in per_i:
+        k = (d - first).days
+        if k >= 0:
+            incidents[k] += n
     return {
-        "days": [d.isoformat() for d in days],
-        "findings": [per_f.get(d, 0) for d in days],
-        "incidents": [per_i.get(d, 0) for d in days],
+        "days": [(first + dt.timedelta(days=k)).isoformat() for k in range(m)],
+        "findings": findings.tolist(),
+        "incidents": incidents.tolist(),
+        "by_rule": {r: v.tolist() for r, v in sorted(by_rule.items())},
     }
 
 
 # -- clusters for a year's scale ----------------------------------------------------------------
 
-#: A cluster's grid cell, in screen pixels at the zoom asked for (256-pixel Web Mercator tiles): the
-#: grid is square in degrees, ``360 / 2**zoom * CELL_PX / 256`` on a side.
-CELL_PX = 64
+#: Map answers (clusters, timelines) per filter, keyed by the summary's version: a rebuild (after
+#: any write to a day) makes every older entry unreachable, and the oldest fall out first.
+_CACHE: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_CACHE_SIZE = 512
+_CACHE_LOCK = threading.Lock()
 
 
-def _cell(col: Any, offset: float, size: float, dialect: str) -> ColumnElement[int]:
-    """The grid column (or row) of a coordinate, computed by the database."""
-    x = (col + offset) / size
-    if dialect == "postgresql":
-        return cast(func.floor(x), BigInteger)
-    return cast(x, BigInteger)  # SQLite truncates towards zero: x >= 0 here, so it is floor
+def refresh_map_cells(db: Database, agreement_id: str) -> list[dt.date]:
+    """Rebuild the days of the map's summary that writes have made stale; returns them (none: a
+    read only, no write transaction). The map's routes call it before they read."""
+    with db.read() as s:
+        if not map_cells.is_stale(s, agreement_id):
+            return []
+    return db.write(lambda s: map_cells.refresh(s, agreement_id))
 
 
-def clusters(session: Session, flt: Selection, *, scope: Scope, zoom: int) -> dict[str, Any]:
+def _cache_key(session: Session, flt: Selection, scope: Scope, what: Any) -> tuple[Any, ...] | None:
+    """The cache key of a map answer read from the summary; ``None``: read the rows instead (a
+    box, a caller who sees part of the rows, or a summary with days waiting to be rebuilt)."""
+    if flt.bbox is not None or (scope.restricted and not scope.released_only):
+        return None
+    if map_cells.is_stale(session, flt.agreement_id):
+        return None
+    version = map_cells.version(session, flt.agreement_id)
+    # The database's address and the version (nanoseconds): a database made again at the same
+    # address has a later version, so nothing of the one before is answered.
+    return (str(session.get_bind().engine.url), version, what, scope.released_only, flt)
+
+
+def _cached(key: tuple[Any, ...], compute: Any) -> dict[str, Any]:
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    out: dict[str, Any] = compute()
+    with _CACHE_LOCK:
+        _CACHE[key] = out
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return out
+
+
+def _periods(flt: Selection) -> ColumnElement[bool]:
+    """The summary's rows of the selected days: the months wholly inside them, the days of the
+    months cut by ``start`` or ``end``."""
+    c = MapCellRow
+    start, end = flt.start, flt.end
+    # The first and the last whole month (their first days); None: no bound on that side.
+    lo = None if start is None else start if start.day == 1 else month_end(start) + _DAY
+    if end is None:
+        hi = None
+    elif end == month_end(end):
+        hi = month_start(end)
+    else:
+        hi = month_start(month_start(end) - _DAY)
+    day_range = [*([c.day >= start] if start else []), *([c.day <= end] if end else [])]
+    if lo is not None and hi is not None and lo > hi:  # no whole month: the days
+        return and_(c.period == "d", *day_range)
+    months = and_(c.period == "m", *([c.day >= lo] if lo else []), *([c.day <= hi] if hi else []))
+    edges = [*([c.day < lo] if lo else []), *([c.day > month_end(hi)] if hi else [])]
+    if not edges:
+        return months
+    return or_(months, and_(c.period == "d", *day_range, or_(*edges)))
+
+
+def _cell_conds(
+    flt: Selection, scope: Scope, *, zoom: int = 0, dated: bool = True
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]] | None]:
+    """The filter on the summary's rows: (findings, incidents without findings or ``None``)."""
+    c = MapCellRow
+    common: list[ColumnElement[bool]] = [c.agreement_id == flt.agreement_id, c.zoom == zoom]
+    common.append(_periods(flt) if dated else c.period == "d")
+    if flt.kinds:
+        common.append(c.kind.in_(flt.kinds))
+    if flt.sectors:
+        common.append(c.sector.in_(flt.sectors))
+    if flt.source_types:
+        common.append(c.source_type.in_(flt.source_types))
+    for flag, want in ((c.in_force, flt.in_force), (c.in_area, flt.in_area)):
+        if want is not None:
+            common.append(flag.is_(true()) if want else flag.is_(false()))
+    fc = [*common, c.finding == 1]
+    if scope.released_only:
+        fc.append(c.released == 1)
+    if flt.rules:
+        fc.append(c.rule_id.in_(flt.rules))
+    if flt.parties:
+        fc.append(c.party.in_(flt.parties))
+    if flt.statuses:
+        fc.append(c.status.in_([_FINDING_STATUS.get(x, x) for x in flt.statuses]))
+    if not flt.incidents or flt.rules or scope.released_only:
+        return fc, None
+    ic = [*common, c.finding == 0]
+    if flt.parties:
+        ic.append(c.party.in_(flt.parties))
+    if flt.statuses:
+        ic.append(c.status.in_(flt.statuses))
+    return fc, ic
+
+
+def clusters(
+    session: Session, flt: Selection, *, scope: Scope, zoom: int, from_rows: bool = False
+) -> dict[str, Any]:
     """The selection counted per grid cell (``CELL_PX`` pixels at ``zoom``), by the database.
 
-    One ``GROUP BY`` on the snapped grid per set (findings: by responsible party, rule and kind;
-    incidents without findings: by kind), so the answer's size depends on the cells in view, not on
-    the rows: a year of reports is a few hundred cells at an overview zoom.
+    Up to ``BASE_ZOOM``, and for callers who see every row (or the released findings), read from
+    the map's summary (``map_cells``: counts per day, base cell and filtered field) and cached per
+    filter until the next write; otherwise one ``GROUP BY`` on the snapped grid of the rows per set
+    (findings: by responsible party, rule and kind; incidents without findings: by kind). Either
+    way the answer's size depends on the cells, not on the rows.
 
     Returns
     -------
@@ -458,11 +601,15 @@ def clusters(session: Session, flt: Selection, *, scope: Scope, zoom: int) -> di
         findings), ``gx``, ``gy`` (the cell: west edge ``gx * cell_deg - 180``, south edge ``gy *
         cell_deg - 90``); ``by_party``, ``by_rule`` (findings) and ``by_kind`` (both sets): a
         column of counts per value. Totals equal :func:`feature_columns`'s ``n`` for the same filter.
+        ``from_rows``: count the rows even where the summary could answer (to compare the two).
     """
-    size = 360.0 / (2**zoom) * CELL_PX / 256.0
+    key = _cache_key(session, flt, scope, zoom) if zoom <= BASE_ZOOM and not from_rows else None
+    if key is not None:
+        return _cached(key, lambda: _clusters_from_cells(session, flt, scope, zoom))
+    size = cell_deg(zoom)
     dialect = session.get_bind().dialect.name
-    gx = _cell(IncidentRow.lon, 180.0, size, dialect).label("gx")
-    gy = _cell(IncidentRow.lat, 90.0, size, dialect).label("gy")
+    gx = grid_cell(IncidentRow.lon, 180.0, size, dialect).label("gx")
+    gy = grid_cell(IncidentRow.lat, 90.0, size, dialect).label("gy")
     n, sx, sy = func.count(), func.sum(IncidentRow.lon), func.sum(IncidentRow.lat)
     conn = session.connection()
     fq = (
@@ -480,6 +627,35 @@ def clusters(session: Session, flt: Selection, *, scope: Scope, zoom: int) -> di
             select(gx, gy, IncidentRow.kind, n, sx, sy).where(*iconds).group_by(gx, gy, IncidentRow.kind)
         )
         irows = conn.execute(iq).all()
+    return _cells_out(zoom, frows, irows)
+
+
+def _clusters_from_cells(session: Session, flt: Selection, scope: Scope, zoom: int) -> dict[str, Any]:
+    c = MapCellRow
+    base = map_cells.level(zoom)
+    shift = base - zoom
+    cx = c.gx.op(">>", return_type=Integer)(shift) if shift else c.gx
+    cy = c.gy.op(">>", return_type=Integer)(shift) if shift else c.gy
+    keys = (cx, cy, c.finding, c.party, c.rule_id, c.kind)
+    fc, ic = _cell_conds(flt, scope, zoom=base)
+    q = (
+        select(*keys, func.sum(c.n), func.sum(c.sx), func.sum(c.sy))
+        .where(or_(and_(*fc), and_(*ic)) if ic is not None else and_(*fc))
+        .group_by(*keys)
+    )
+    frows: list[tuple[Any, ...]] = []
+    irows: list[tuple[Any, ...]] = []
+    for x, y, is_f, party, rule, kind, n, sx, sy in session.connection().execute(q):
+        if is_f:
+            frows.append((x, y, party, rule, kind, n, sx, sy))
+        else:
+            irows.append((x, y, kind, n, sx, sy))
+    return _cells_out(zoom, frows, irows)
+
+
+def _cells_out(zoom: int, frows: Sequence[Any], irows: Sequence[Any]) -> dict[str, Any]:
+    """The answer of :func:`clusters` from the counted rows: findings ``(gx, gy, party, rule,
+    kind, n, sum lon, sum lat)`` and incidents ``(gx, gy, kind, n, sum lon, sum lat)``."""
     fgx, fgy, party, rule, fkind, fn, fsx, fsy = _columns(frows, 8)
     igx, igy, ikind, inn, isx, isy = _columns(irows, 6)
     cx = np.array(fgx + igx, dtype=np.int64)
@@ -507,7 +683,7 @@ def clusters(session: Session, flt: Selection, *, scope: Scope, zoom: int) -> di
     pad = [None] * len(irows)
     return {
         "zoom": zoom,
-        "cell_deg": size,
+        "cell_deg": cell_deg(zoom),
         "n": m,
         "gx": cells[:, 0].tolist() if m else [],
         "gy": cells[:, 1].tolist() if m else [],

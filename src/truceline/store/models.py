@@ -47,6 +47,9 @@ __all__ = [
     "LedgerEntryRow",
     "LedgerHeadRow",
     "LedgerRootRow",
+    "MapCellRow",
+    "MapCellsVersionRow",
+    "MapStaleDayRow",
     "PatrolPositionRow",
     "PublishedReportRow",
     "RejectRow",
@@ -512,3 +515,60 @@ class AttachmentRow(Base):
     released_sha256: Mapped[str | None] = mapped_column(String(64))
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     released_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class MapCellRow(Base):
+    """The map's summary: findings and incidents without findings counted per day (``period``
+    "d") and per month ("m", ``day`` its first day), per grid cell at a few zooms (``zoom``: cells
+    of ``CELL_PX`` pixels at it, see :mod:`truceline.store.map_cells`) and per value of every
+    field the dashboard filters on, with the sums of their positions.
+
+    Derived, not ledgered: each day's rows are rebuilt from the ledgered ``incidents`` and
+    ``findings`` (a day is marked in ``map_stale_days`` by triggers on both tables whenever one of
+    its rows changes); the map reads it only for days that are not stale.
+    ``finding``: 1 for a finding (``party`` the responsible one), 0 for an incident without
+    findings (``party`` reported as acting, ``rule_id`` empty). Withdrawn reports are left out.
+    """
+
+    __tablename__ = "map_cells"
+    __table_args__ = (Index("ix_map_cells_level", "agreement_id", "zoom", "period", "day"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_id: Mapped[str] = mapped_column(String(64))
+    zoom: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(1))
+    day: Mapped[dt.date] = mapped_column(Date)
+    gx: Mapped[int] = mapped_column(Integer)
+    gy: Mapped[int] = mapped_column(Integer)
+    finding: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    sector: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(32))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    party: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    released: Mapped[int] = mapped_column(Integer)
+    in_force: Mapped[bool | None] = mapped_column(Boolean)
+    in_area: Mapped[bool | None] = mapped_column(Boolean)
+    n: Mapped[int] = mapped_column(Integer)
+    sx: Mapped[float] = mapped_column(Float)
+    sy: Mapped[float] = mapped_column(Float)
+
+
+class MapStaleDayRow(Base):
+    """A day whose ``map_cells`` are out of date (written by triggers, cleared by the rebuild)."""
+
+    __tablename__ = "map_stale_days"
+
+    agreement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+
+
+class MapCellsVersionRow(Base):
+    """When an agreement's ``map_cells`` were last rebuilt (nanoseconds since 1970): the key of the
+    server's cache of map answers, which a rebuild makes stale."""
+
+    __tablename__ = "map_cells_version"
+
+    agreement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

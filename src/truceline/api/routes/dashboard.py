@@ -187,8 +187,10 @@ def features(
 ) -> Response:
     with ctx.db.read() as s:
         f = for_agreement(flt, ctx, s, agreement, who)
-        if not who.can(Permission.incidents_read):
-            f = replace(f, incidents=False)
+    if not who.can(Permission.incidents_read):
+        f = replace(f, incidents=False)
+    selection.refresh_map_cells(ctx.db, f.agreement_id)  # the histogram reads the summary
+    with ctx.db.read() as s:
         data = selection.feature_columns(s, f, scope=who.scope, limit=limit)
     return json_response(request, data)
 
@@ -210,26 +212,31 @@ def clusters(
 ) -> Response:
     with ctx.db.read() as s:
         f = for_agreement(flt, ctx, s, agreement, who)
-        if not who.can(Permission.incidents_read):
-            f = replace(f, incidents=False)
+    if not who.can(Permission.incidents_read):
+        f = replace(f, incidents=False)
+    selection.refresh_map_cells(ctx.db, f.agreement_id)  # the days written since, if any
+    with ctx.db.read() as s:
         data = selection.clusters(s, f, scope=who.scope, zoom=zoom)
     return json_response(request, data)
 
 
 @router.get(
     "/dashboard/timeline",
-    summary="Findings and incidents without findings per day, every filter but the dates applied",
+    summary="Findings and incidents without findings per day, and findings per day of each rule "
+    "(`by_rule`), every filter but the dates applied",
 )
 def timeline(
     flt: Filter,
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.map_read))],
     agreement: AgreementQ = None,
-) -> dict[str, list[Any]]:
+) -> dict[str, Any]:
     with ctx.db.read() as s:
         f = for_agreement(flt, ctx, s, agreement, who)
-        if not who.can(Permission.incidents_read):
-            f = replace(f, incidents=False)
+    if not who.can(Permission.incidents_read):
+        f = replace(f, incidents=False)
+    selection.refresh_map_cells(ctx.db, f.agreement_id)
+    with ctx.db.read() as s:
         return selection.timeline(s, f, scope=who.scope)
 
 

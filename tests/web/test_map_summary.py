@@ -1,0 +1,161 @@
+"""The map's summary (``map_cells``) on SQLite and PostGIS: the overview's clusters and the
+timeline read from it answer exactly what counting the rows answers, for every filter, date range
+(whole months and cut ones), zoom and audience, and stay so after writes (new reports, a release,
+a review), which the triggers mark for the rebuild the next request makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from truceline.services import selection
+from truceline.services.auth import Scope
+from truceline.store import map_cells
+from truceline.store.models import MapCellRow, MapStaleDayRow
+
+from ..api.conftest import Api, rec
+
+FIRST = dt.date(2025, 1, 20)
+LAST = dt.date(2025, 3, 1)
+KINDS = ["armed_personnel", "vehicle_movement", "flare", "explosion", "fortification_works"]
+SOURCES = ["patrol", "camera", "uav"]
+
+
+def _reports(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
+    """``n`` reports over six weeks (three months cut), spread over the small agreement's area,
+    many in the buffer zone (zone-ban findings), of several kinds and sources."""
+    rng = np.random.default_rng(seed)
+    days = (LAST - FIRST).days + 1
+    near = rng.random(n) < 0.5
+    lon = np.where(near, rng.uniform(36.9, 37.0, n), rng.uniform(35.5, 38.5, n))
+    lat = np.where(near, rng.uniform(48.55, 48.65, n), rng.uniform(47.8, 49.8, n))
+    out = []
+    for k in range(n):
+        day = FIRST + dt.timedelta(days=int(rng.integers(days)))
+        out.append(
+            rec(
+                f"{prefix}-{k}",
+                lon=round(float(lon[k]), 5),
+                lat=round(float(lat[k]), 5),
+                kind=str(rng.choice(KINDS)),
+                day=day,
+                source_type=str(rng.choice(SOURCES)),
+            )
+        )
+    return out
+
+
+def _post(api: Api, records: list[dict[str, Any]]) -> None:
+    for k in range(0, len(records), 50):
+        res = api.post("/incidents/batch", json={"incidents": records[k : k + 50]}).json()
+        assert res["accepted"] == len(records[k : k + 50]), res
+
+
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"start": str(FIRST), "end": str(LAST)},
+    {"start": "2025-02-01", "end": "2025-02-28"},  # one whole month
+    {"start": "2025-01-25", "end": "2025-02-28"},  # a cut month, then a whole one
+    {"start": "2025-02-01", "end": "2025-03-01"},  # a whole month, then a cut one
+    {"start": "2025-02-03", "end": "2025-02-10"},  # days inside a month
+    {"end": "2025-02-14"},
+    {"start": "2025-02-14"},
+    {"rule": "bz-ban"},
+    {"kind": "explosion,flare", "start": "2025-01-31"},
+    {"status": "new"},
+    {"source_type": "camera"},
+    {"party": "B", "sector": "north"},
+]
+
+
+def _rows_answer(api: Api, params: dict[str, Any], zoom: int | None, released_only: bool) -> Any:
+    """What counting the rows answers (the service's ``from_rows``), for the same filter."""
+    sel = selection.Selection(
+        agreement_id="small",
+        start=dt.date.fromisoformat(params["start"]) if "start" in params else None,
+        end=dt.date.fromisoformat(params["end"]) if "end" in params else None,
+        kinds=tuple(params.get("kind", "").split(",")) if "kind" in params else (),
+        rules=(params["rule"],) if "rule" in params else (),
+        parties=(params["party"],) if "party" in params else (),
+        sectors=(params["sector"],) if "sector" in params else (),
+        statuses=(params["status"],) if "status" in params else (),
+        source_types=(params["source_type"],) if "source_type" in params else (),
+        incidents=not released_only,
+    )
+    scope = Scope(released_only=released_only)
+    with api.ctx.db.read() as s:
+        if zoom is None:
+            return selection.timeline(s, sel, scope=scope, from_rows=True)
+        return selection.clusters(s, sel, scope=scope, zoom=zoom, from_rows=True)
+
+
+def _same_clusters(got: dict[str, Any], want: dict[str, Any]) -> None:
+    for key in ("n", "gx", "gy", "findings", "incidents", "by_party", "by_rule", "by_kind"):
+        assert got[key] == want[key], key
+    assert got["lon"] == pytest.approx(want["lon"], abs=1e-4)
+    assert got["lat"] == pytest.approx(want["lat"], abs=1e-4)
+
+
+def _check_all(api: Api) -> None:
+    for params, zoom, role in itertools.product(FILTERS, (3, 6, 7, 9, 10), ("analyst", "liaison")):
+        if role == "liaison" and "source_type" in params:
+            continue  # refused to liaisons (tested elsewhere)
+        r = api.get("/dashboard/clusters", role=role, params={**params, "zoom": zoom})
+        assert r.status_code == 200, r.text
+        _same_clusters(r.json(), _rows_answer(api, params, zoom, role == "liaison"))
+    for params, role in itertools.product(FILTERS, ("analyst", "liaison")):
+        if role == "liaison" and "source_type" in params:
+            continue
+        got = api.get("/dashboard/timeline", role=role, params=params).json()
+        assert got == _rows_answer(api, params, None, role == "liaison"), (params, role)
+
+
+def _summary_state(api: Api) -> tuple[int, int, int | None]:
+    with api.ctx.db.read() as s:
+        cells = s.execute(select(func.count()).select_from(MapCellRow)).scalar_one()
+        stale = s.execute(select(func.count()).select_from(MapStaleDayRow)).scalar_one()
+        return cells, stale, map_cells.version(s, "small")
+
+
+def test_the_summary_answers_what_the_rows_answer_before_and_after_writes(api: Api) -> None:
+    _post(api, _reports(300, seed=3, prefix="a"))
+    cells, stale, _ = _summary_state(api)
+    assert cells == 0 and stale > 0  # the triggers marked the days; nothing read yet
+    timeline = api.get("/dashboard/timeline", role="analyst").json()
+    cells, stale, v1 = _summary_state(api)
+    assert cells > 0 and stale == 0 and v1 is not None  # built by the first map request
+    assert timeline["days"][0] == str(FIRST) and timeline["days"][-1] == str(LAST)
+    assert sum(timeline["findings"]) > 0 and sum(timeline["incidents"]) > 0
+    assert {r: sum(v) for r, v in timeline["by_rule"].items()}["bz-ban"] > 0
+    _check_all(api)
+
+    # Writes: more reports on days already summed, a finding released, an incident reviewed.
+    before = api.get("/dashboard/clusters", role="liaison", params={"zoom": 6}).json()
+    assert sum(before["findings"]) == 0  # nothing released yet
+    _post(api, _reports(60, seed=4, prefix="b"))
+    fid = api.get("/findings", role="analyst", params={"limit": 1}).json()["items"][0]
+    ipk = fid["incident_pk"]
+    for action in ("verify", "release"):
+        assert api.post(f"/incidents/{ipk}/review", json={"action": action}).status_code == 200
+    assert _summary_state(api)[1] > 0  # marked stale by the triggers
+    after = api.get("/dashboard/clusters", role="liaison", params={"zoom": 6}).json()
+    assert sum(after["findings"]) == len(api.get(f"/incidents/{ipk}").json()["findings"]) > 0
+    _, stale, v2 = _summary_state(api)
+    assert stale == 0 and v2 is not None and v2 > v1
+    _check_all(api)
+
+
+def test_a_monitor_and_a_box_are_answered_from_the_rows(api: Api) -> None:
+    """A monitor sees part of the rows (their sector, their own reports), which the summary does
+    not hold apart: their map is counted from the rows, and is theirs only."""
+    _post(api, _reports(120, seed=5, prefix="m"))
+    mine = api.get("/dashboard/clusters", role="monitor", params={"zoom": 6}).json()
+    everyone = api.get("/dashboard/clusters", role="analyst", params={"zoom": 6}).json()
+    listed = api.get("/dashboard/features", role="monitor").json()
+    assert sum(mine["findings"]) == listed["findings"]["n"] <= sum(everyone["findings"])
+    assert sum(mine["incidents"]) == listed["incidents"]["n"] < sum(everyone["incidents"])
