@@ -211,6 +211,7 @@ function setDates(start, end, { push = true } = {}) {
   $("#end").value = end || "";
   writeState(app.state, { push });
   loadFeatures();
+  loadPatrols();
 }
 
 // Beyond this many points in the selected days the page does not fetch them all: the server counts
@@ -444,9 +445,32 @@ async function initMap() {
     setTimeout(() => app.map.map.invalidateSize(), 0);
   });
   loadSensors();
+  loadPatrols();
   await loadFeatures();
   await base.catch(() => notice("The base map could not be loaded; the agreement's layers are shown without it."));
   document.body.dataset.base = "1";
+}
+
+/** The patrols' tracks of the selected days, for the mission's roles (a monitor: their own);
+ * the public and the parties' liaisons never ask (the server refuses them too). */
+let patrolSeq = 0;
+async function loadPatrols() {
+  if (!can(app.role, "incidents") || !app.state.start) {
+    document.body.dataset.patrols = "none";
+    return;
+  }
+  const seq = ++patrolSeq;
+  try {
+    const fc = await api(`/dashboard/patrols${qs({ agreement: app.legend.agreement.id, start: app.state.start, end: app.state.end })}`);
+    if (seq !== patrolSeq) return;
+    app.map.setPatrols(fc);
+    renderLegend();
+    document.body.dataset.patrols = String(app.map.patrolCount);
+  } catch (e) {
+    if (seq !== patrolSeq) return;
+    if (!(e instanceof ApiError && (e.status === 403 || e.status === 404))) notice(`Patrols: ${errorText(e)}`);
+    document.body.dataset.patrols = "none";
+  }
 }
 
 /** The sensors layer, for the roles that may see sensors; a server without the endpoint (404) or

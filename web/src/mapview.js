@@ -16,6 +16,7 @@ const MAX_DOM_POINTS = 1500;
 const MAX_LABEL_AWAY = 80;
 // Sensors: the mission's own equipment, in a colour neither party's nor a zone's.
 const SENSOR_COLOUR = "#1b7837";
+const PATROL_COLOUR = "#008b8b"; // the patrols' tracks: a dark cyan, neither a party's nor a zone's
 const WITHDRAWAL_COLOURS = ["#7b3294", "#c51b7d", "#01665e", "#8c510a", "#4d9221", "#542788"];
 
 export class MapView {
@@ -39,10 +40,12 @@ export class MapView {
       posts: L.layerGroup().addTo(this.map),
       ellipses: L.layerGroup().addTo(this.map),
       sensors: L.layerGroup().addTo(this.map),
+      patrols: L.layerGroup().addTo(this.map),
       points: L.layerGroup().addTo(this.map),
       selected: L.layerGroup().addTo(this.map),
     };
-    this.visible = { zones: true, withdrawal: true, sectors: true, posts: true, sensors: true, findings: true, incidents: true, ellipses: true };
+    this.visible = { zones: true, withdrawal: true, sectors: true, posts: true, sensors: true, patrols: true, findings: true, incidents: true, ellipses: true };
+    this.patrolCount = 0; // patrol tracks drawn (none: the switch is not offered)
     this.sensorCount = 0; // sensors drawn (none: the layer and its switch are not offered)
     this.index = null;
     this.data = null;
@@ -221,13 +224,35 @@ export class MapView {
     this.sensorsActive = feats.filter((f) => (f.properties || {}).status !== "retired").length;
   }
 
+  /** The patrols' tracks (GET /dashboard/patrols: a line per device, a point when it reported
+   * once), with the last position marked and the callsign, team and times in a tooltip. */
+  setPatrols(fc) {
+    this.groups.patrols.clearLayers();
+    const feats = (fc && fc.features) || [];
+    for (const f of feats) {
+      const p = f.properties || {};
+      const pts = f.geometry.type === "Point" ? [f.geometry.coordinates] : f.geometry.coordinates;
+      const ll = pts.map(([lon, lat]) => [lat, lon]);
+      const tip = `Patrol ${escapeHtml(p.callsign || p.uid)}${p.team ? ` (${escapeHtml(p.team)})` : ""}: ${p.positions} position${p.positions === 1 ? "" : "s"}, ${escapeHtml(String(p.first).slice(0, 16).replace("T", " "))} to ${escapeHtml(String(p.last).slice(11, 16))} UTC`;
+      if (ll.length > 1) {
+        const line = L.polyline(ll, { pane: "sensors", color: PATROL_COLOUR, weight: 2.5, opacity: 0.85, className: "patrol-track" });
+        line.bindTooltip(tip, { sticky: true });
+        this.groups.patrols.addLayer(line);
+      }
+      const last = L.circleMarker(ll[ll.length - 1], { pane: "sensors", radius: 4, color: "#ffffff", weight: 1.5, fillColor: PATROL_COLOUR, fillOpacity: 1, className: "patrol-last" });
+      last.bindTooltip(tip);
+      this.groups.patrols.addLayer(last);
+    }
+    this.patrolCount = feats.length;
+  }
+
   fitLine() {
     if (this.lineBounds) this.map.fitBounds(this.lineBounds, { padding: [20, 20] });
   }
 
   setVisible(layer, on) {
     this.visible[layer] = on;
-    const g = { zones: "zones", withdrawal: "withdrawal", sectors: "sectors", posts: "posts", sensors: "sensors" }[layer];
+    const g = { zones: "zones", withdrawal: "withdrawal", sectors: "sectors", posts: "posts", sensors: "sensors", patrols: "patrols" }[layer];
     if (g) {
       if (on) this.groups[g].addTo(this.map);
       else this.groups[g].remove();
@@ -456,6 +481,7 @@ export class MapView {
       incidents ? toggle("posts", " Observation posts", sw('<svg width="12" height="12"><path d="M6 1 L11 11 H1 Z" fill="#fff" stroke="#111" stroke-width="1.3"/></svg>')) : null,
       this.sensorCount ? toggle("sensors", ` Acoustic sensors (${this.sensorsActive} active)`, sw(sensorSw(SENSOR_COLOUR, "#333"))) : null,
       this.sensorCount && this.sensorsActive < this.sensorCount ? el("div", { class: "key sub" }, sw(sensorSw("#fff", "#555", true)), ` retired (${this.sensorCount - this.sensorsActive})`) : null,
+      this.patrolCount ? toggle("patrols", ` Patrol tracks (${this.patrolCount})`, sw(`<svg width="22" height="8"><path d="M0 4 H22" stroke="${PATROL_COLOUR}" stroke-width="2.5"/></svg>`)) : null,
       el("h3", { text: "Responsible party" }),
       ...[this.legend.left, this.legend.right, "undetermined"].map((p) => el("div", { class: "key" }, sw(`<svg width="12" height="12"><circle cx="6" cy="6" r="5" fill="${this.colourOf(p)}" stroke="#111"/></svg>`), ` ${partyName(this.legend, p)}`)),
       el("h3", { text: "Rule type" }),

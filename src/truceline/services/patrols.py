@@ -11,13 +11,22 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from truceline.core.times import as_utc
+from truceline.services.auth import Scope
 from truceline.store.models import PatrolPositionRow
 
-__all__ = ["PatrolPosition", "PositionsStored", "store_positions", "track"]
+__all__ = [
+    "MAX_TRACK_POINTS",
+    "PatrolPosition",
+    "PositionsStored",
+    "store_positions",
+    "track",
+    "tracks_layer",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +113,64 @@ def track(
         .order_by(t.observed_at)
     )
     return list(session.execute(q).scalars())
+
+
+#: Most positions one tracks layer draws (then ``truncated``: narrow the days).
+MAX_TRACK_POINTS = 200_000
+
+
+def tracks_layer(
+    session: Session,
+    agreement_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    scope: Scope,
+    limit: int = MAX_TRACK_POINTS,
+) -> dict[str, object]:
+    """The patrols' tracks between ``start`` and ``end`` as a GeoJSON FeatureCollection: per
+    device a LineString of its positions in time order (a Point when it reported once), with its
+    callsign, team, first and last time and number of positions. A monitor (``scope.restricted``)
+    gets the tracks of the devices their own token reported only. ``truncated``: more than
+    ``limit`` positions matched (the earliest ``limit`` are drawn)."""
+    t = PatrolPositionRow
+    q = (
+        select(t.uid, t.callsign, t.group_name, t.observed_at, t.lon, t.lat)
+        .where(t.agreement_id == agreement_id, t.observed_at.between(start, end))
+        .order_by(t.uid, t.observed_at)
+        .limit(limit + 1)
+    )
+    if scope.restricted:
+        q = q.where(t.submitted_by == (scope.subject or ""))
+    rows = session.execute(q).all()
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    features: list[dict[str, object]] = []
+    if rows:
+        uid, callsign, group, at, lon, lat = zip(*rows, strict=True)
+        u = np.array(uid, dtype=object)
+        xy = np.round(np.column_stack([np.array(lon, float), np.array(lat, float)]), 5)
+        cuts = np.flatnonzero(u[1:] != u[:-1]) + 1
+        bounds = zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(u)].tolist(), strict=True)
+        for a, b in bounds:  # one feature per device (a few dozen), not per position
+            coords = xy[a:b].tolist()
+            geom = (
+                {"type": "Point", "coordinates": coords[0]}
+                if b - a == 1
+                else {"type": "LineString", "coordinates": coords}
+            )
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": geom,
+                    "properties": {
+                        "uid": u[a],
+                        "callsign": callsign[b - 1] or u[a],
+                        "team": group[b - 1],
+                        "first": as_utc(at[a]).isoformat().replace("+00:00", "Z"),
+                        "last": as_utc(at[b - 1]).isoformat().replace("+00:00", "Z"),
+                        "positions": b - a,
+                    },
+                }
+            )
+    return {"type": "FeatureCollection", "features": features, "truncated": truncated}

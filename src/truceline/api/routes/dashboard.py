@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 from truceline.api.deps import AgreementQ, Ctx, ReleasedOnlyQ, allow
 from truceline.api.routes import ERRORS
 from truceline.context import AppContext
-from truceline.errors import NotFoundError
+from truceline.errors import NotFoundError, ValidationError
 from truceline.services import selection
 from truceline.services.agreement import agreement_layers, agreement_legend, layers_for
 from truceline.services.auth import Permission, Principal
+from truceline.services.patrols import MAX_TRACK_POINTS, tracks_layer
 from truceline.services.publication import draft_report, get_published
 from truceline.services.queries import BBox
 from truceline.services.review import review_queue
@@ -238,6 +239,34 @@ def timeline(
     selection.refresh_map_cells(ctx.db, f.agreement_id)
     with ctx.db.read() as s:
         return selection.timeline(s, f, scope=who.scope)
+
+
+@router.get(
+    "/dashboard/patrols",
+    summary="The patrols' tracks on the selected days (TAK position reports): one line per device; "
+    "for the mission only (a monitor: the devices of their own token)",
+    response_description="A GeoJSON FeatureCollection (WGS84 lon/lat) and `truncated`",
+)
+def patrols(
+    request: Request,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(allow(Permission.incidents_read))],
+    start: Annotated[dt.date, Query(description="First day (UTC)")],
+    end: Annotated[dt.date | None, Query(description="Last day (inclusive; default: start)")] = None,
+    agreement: AgreementQ = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TRACK_POINTS)] = MAX_TRACK_POINTS,
+) -> Response:
+    last = end or start
+    if last < start:
+        raise ValidationError(
+            "end is before start", field="end", value=last.isoformat(), fix="give end >= start"
+        )
+    t0 = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    t1 = dt.datetime.combine(last, dt.time.max, tzinfo=dt.UTC)
+    with ctx.db.read() as s:
+        ag_id = ctx.agreements.default_id(s, agreement)
+        fc = tracks_layer(s, ag_id, t0, t1, scope=who.scope, limit=limit)
+    return json_response(request, fc)
 
 
 @router.get(
