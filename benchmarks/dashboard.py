@@ -113,32 +113,108 @@ def replicate(base: Path, copies: int, days: int) -> Path:
     upgrade(engine)  # the summary's tables and triggers
     engine.dispose()
     t = time.perf_counter()
-    with sqlite3.connect(tmp) as c:
-        m = c.execute("SELECT max(pk) FROM incidents").fetchone()[0]
-        mf = c.execute("SELECT max(pk) FROM findings").fetchone()[0]
-        icols = [r[1] for r in c.execute("PRAGMA table_info(incidents)")]
-        fcols = [r[1] for r in c.execute("PRAGMA table_info(findings)")]
-        for k in range(1, copies):
-            shift = f"'+{k * days} days'"
-            expr = {
-                "pk": f"pk + {k * m}",
-                "report_id": f"report_id || '-c{k}'",
-                "day": f"date(day, {shift})",
-                "observed_at": f"datetime(observed_at, {shift}) || substr(observed_at, 20)",
-                "event_id": "NULL",
-            }
-            sel = ", ".join(expr.get(col, col) for col in icols)
-            c.execute(
-                f"INSERT INTO incidents ({', '.join(icols)}) SELECT {sel} FROM incidents WHERE pk <= {m}"
-            )
-            fexpr = {"pk": f"pk + {k * mf}", "incident_pk": f"incident_pk + {k * m}"}
-            fsel = ", ".join(fexpr.get(col, col) for col in fcols)
-            c.execute(
-                f"INSERT INTO findings ({', '.join(fcols)}) SELECT {fsel} FROM findings WHERE pk <= {mf}"
-            )
+    c = sqlite3.connect(tmp, isolation_level=None)
+    c.execute("PRAGMA journal_mode=OFF")  # a scratch copy: no journal, indexes built once after
+    c.execute("PRAGMA synchronous=OFF")
+    c.execute("PRAGMA cache_size=-400000")
+    later = c.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+        " AND tbl_name IN ('incidents', 'findings') AND sql IS NOT NULL"
+    ).fetchall()
+    for name, sql in later:
+        c.execute(f"DROP {'TRIGGER' if sql.upper().startswith('CREATE TRIGGER') else 'INDEX'} {name}")
+    c.execute("BEGIN")
+    m = c.execute("SELECT max(pk) FROM incidents").fetchone()[0]
+    mf = c.execute("SELECT max(pk) FROM findings").fetchone()[0]
+    icols = [r[1] for r in c.execute("PRAGMA table_info(incidents)")]
+    fcols = [r[1] for r in c.execute("PRAGMA table_info(findings)")]
+    for k in range(1, copies):
+        shift = f"'+{k * days} days'"
+        expr = {
+            "pk": f"pk + {k * m}",
+            "report_id": f"report_id || '-c{k}'",
+            "day": f"date(day, {shift})",
+            "observed_at": f"datetime(observed_at, {shift}) || substr(observed_at, 20)",
+            "event_id": "NULL",
+        }
+        sel = ", ".join(expr.get(col, col) for col in icols)
+        c.execute(
+            f"INSERT INTO incidents ({', '.join(icols)}) SELECT {sel} FROM incidents WHERE pk <= {m}"
+        )
+        fexpr = {"pk": f"pk + {k * mf}", "incident_pk": f"incident_pk + {k * m}"}
+        fsel = ", ".join(fexpr.get(col, col) for col in fcols)
+        c.execute(
+            f"INSERT INTO findings ({', '.join(fcols)}) SELECT {fsel} FROM findings WHERE pk <= {mf}"
+        )
+    for _, sql in later:
+        c.execute(sql)
+    # What the triggers would have marked: every day, for the summary's first build.
+    c.execute("INSERT OR IGNORE INTO map_stale_days SELECT DISTINCT agreement_id, day FROM incidents")
+    c.execute("COMMIT")
+    c.close()
     print(f"replicated into {copies} copies in {time.perf_counter() - t:.1f} s", flush=True)
     tmp.rename(out)
     return out
+
+
+def to_postgres(db: Path) -> tuple[object, str]:
+    """A throwaway PostgreSQL + PostGIS cluster (as the tests start one) holding the SQLite
+    database's agreement, reports and findings, migrated by Truceline; returns (cluster, URL)."""
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from tests.pg import start_cluster
+
+    from truceline.store.db import make_engine, upgrade
+
+    cluster = start_cluster()
+    cluster._admin("CREATE DATABASE bench")
+    url = cluster.url("bench")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+    upgrade(engine)
+    engine.dispose()
+    t = time.perf_counter()
+    tables = ["agreements", "agreement_revisions", "ingest_batches", "events", "incidents", "findings"]
+    src = sqlite3.connect(db)
+    dsn = f"host=127.0.0.1 port={cluster.port} user=postgres dbname=bench"
+    with psycopg.connect(dsn) as pg:
+        pg.execute("SET TIME ZONE 'UTC'")
+        for table in tables:
+            cols = [r[1] for r in src.execute(f"PRAGMA table_info({table})")]
+            with pg.cursor().copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+                for row in src.execute(f"SELECT {', '.join(cols)} FROM {table}"):
+                    cp.write_row(row)
+        pg.execute(
+            "INSERT INTO map_stale_days SELECT DISTINCT agreement_id, day FROM incidents"
+            " ON CONFLICT DO NOTHING"
+        )
+        for table in ("incidents", "findings", "events", "ingest_batches"):
+            pg.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'pk'), (SELECT max(pk) FROM {table}))"
+                if table != "ingest_batches"
+                else "SELECT setval(pg_get_serial_sequence('ingest_batches', 'id'),"
+                " (SELECT max(id) FROM ingest_batches))"
+            )
+    with psycopg.connect(dsn, autocommit=True) as pg:
+        pg.execute("VACUUM ANALYZE")
+    src.close()
+    print(f"copied into PostgreSQL in {time.perf_counter() - t:.1f} s", flush=True)
+    return cluster, url
+
+
+def tokens(url: str) -> dict[str, str]:
+    """An analyst's token on any database (the demo's helper takes a SQLite path)."""
+    from truceline.services.auth import create_token
+    from truceline.services.demo import DEMO_SETUP
+    from truceline.store.db import Database
+
+    d = Database(url)
+    now = dt.datetime.now(dt.UTC)
+    t = d.write(lambda s: create_token(s, role="analyst", name="bench", actor=DEMO_SETUP, now=now))
+    d.dispose()
+    return {"analyst": t.secret}
 
 
 def summary_and_baseline(url: str, first: dt.date, last: dt.date, rule: str) -> dict[str, float]:
@@ -150,6 +226,12 @@ def summary_and_baseline(url: str, first: dt.date, last: dt.date, rule: str) -> 
 
     db = Database(url)
     db.upgrade()
+    with db.write_engine.begin() as conn:  # the build from nothing, as after the migration
+        conn.execute(sa_text("DELETE FROM map_cells"))
+        conn.execute(sa_text("DELETE FROM map_stale_days"))
+        conn.execute(
+            sa_text("INSERT INTO map_stale_days SELECT DISTINCT agreement_id, day FROM incidents")
+        )
     out: dict[str, float] = {}
     t = time.perf_counter()
     selection.refresh_map_cells(db, "ukraine-2024")
@@ -202,11 +284,10 @@ def main() -> None:
         help="copies of the simulated days, one after the other (29 x 10 days of 105,836: a year's "
         "scale, 3,069,244 incidents)",
     )
+    ap.add_argument("--pg", action="store_true", help="on PostgreSQL + PostGIS (a throwaway cluster)")
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
-
-    from truceline.services.demo import demo_tokens
 
     db, first, last, n_inc = build(a.keep, a.n, a.days)
     if a.copies > 1:
@@ -223,13 +304,17 @@ def main() -> None:
         ).fetchone()[0]
         by_rule = "SELECT rule_id, count(*) FROM findings GROUP BY rule_id ORDER BY 2 DESC"
         rules = c.execute(by_rule).fetchall()
-    token = demo_tokens(db, ("UA", "RU"))["analyst"]
-    summary = summary_and_baseline(str(db), first, last, rules[0][0])
+    cluster = None
+    url = str(db)
+    if a.pg:
+        cluster, url = to_postgres(db)
+    token = tokens(url)["analyst"]
+    summary = summary_and_baseline(url, first, last, rules[0][0])
     print(json.dumps(summary), flush=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = [sys.executable, "-c", "from truceline.cli import app; app()", "serve"]
-    serve += ["--port", str(port), "--db", str(db), "--agreement", str(UKRAINE)]
+    serve += ["--port", str(port), "--db", url, "--agreement", str(UKRAINE)]
     proc = subprocess.Popen(
         serve,
         stdout=subprocess.DEVNULL,
@@ -321,7 +406,14 @@ def main() -> None:
         )
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if cluster is not None:
+            from tests.pg import stop_cluster
+
+            stop_cluster(cluster)  # type: ignore[arg-type]
 
     cpu = platform.processor() or platform.machine()
     r = results
@@ -355,7 +447,8 @@ def main() -> None:
     print(f"## Dashboard with {n_inc:,} incidents in range (benchmarks/dashboard.py)")
     print()
     print(
-        f"Command: `.venv/bin/python benchmarks/dashboard.py --n {a.n} --copies {a.copies}`; {cpu}, "
+        f"Command: `.venv/bin/python benchmarks/dashboard.py --n {a.n} --copies {a.copies}"
+        f"{' --pg' if a.pg else ''}` ({'PostgreSQL 15 + PostGIS' if a.pg else 'SQLite'}); {cpu}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end, "
         f"Python {platform.python_version()}, Chromium {r['chromium']} headless (software rendering), "
         f"server and browser on the same machine (loopback). {n_inc:,} incidents from {first} to {last} "

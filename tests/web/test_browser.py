@@ -910,6 +910,59 @@ def test_sensors_layer_from_the_server(server: Server, open_tab: Callable[..., T
     liaison.no_errors()
 
 
+def test_patrol_tracks_for_the_mission_and_not_for_the_parties(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """A patrol's position reports on the shown day draw as its track, with a legend switch; a
+    liaison's page never asks for them."""
+    from truceline.services.patrols import PatrolPosition, store_positions
+    from truceline.store.db import Database
+
+    t0 = dt.datetime.combine(server.day, dt.time(9), tzinfo=dt.UTC)
+    fixes = [
+        PatrolPosition(
+            uid="web-patrol",
+            cot_type="a-f-G-U-C",
+            observed_at=t0 + dt.timedelta(minutes=10 * k),
+            lon=37.55 + 0.03 * k,
+            lat=48.45 + 0.01 * k,
+            uncertainty_m=10.0,
+            callsign="WEB-1",
+            group_name="Cyan",
+        )
+        for k in range(6)
+    ]
+    db = Database(str(server.db))
+    try:
+        db.write(lambda s: store_positions(s, "ukraine-2024", fixes, submitted_by="web-test", now=t0))
+    finally:
+        db.dispose()
+    want = server.api(f"/dashboard/patrols?start={server.day}", "analyst")["features"]
+    assert "web-patrol" in {f["properties"]["uid"] for f in want}
+    tab = open_tab("analyst")
+    tab.ready()
+    wait(tab.page, f"document.body.dataset.patrols === '{len(want)}'")
+    page = tab.page
+    assert page.locator(".leaflet-sensors-pane path.patrol-track").count() >= 1
+    assert "Patrol tracks" in page.inner_text("#legend")
+    page.evaluate("() => window.truceline.map.map.setView([48.48, 37.62], 11, {animate: false})")
+    wait(page, READY)
+    tab.shot("map-patrols")
+    page.focus("#legend input[data-layer='patrols']")
+    page.keyboard.press("Space")
+    assert page.locator(".leaflet-sensors-pane path.patrol-track").count() == 0
+    tab.no_errors()
+    asked: list[str] = []
+    liaison = open_tab(f"liaison-{server.parties[0]}", "/", viewport=(1280, 800))
+    liaison.page.on("request", lambda r: asked.append(r.url))
+    liaison.page.reload()
+    liaison.ready()
+    wait(liaison.page, "document.body.dataset.patrols === 'none'")
+    assert not [u for u in asked if "/dashboard/patrols" in u]
+    assert "patrol" not in liaison.page.inner_text("#legend").lower()
+    liaison.no_errors()
+
+
 def test_sensors_layer_follows_the_contract_and_hides_on_refusal(
     server: Server, open_tab: Callable[..., Tab]
 ) -> None:

@@ -432,19 +432,20 @@ def timeline(
 
 
 def _timeline_from_cells(session: Session, flt: Selection, scope: Scope) -> dict[str, Any]:
-    fc, ic = _cell_conds(flt, scope, zoom=0, dated=False)
-    q = (
-        select(MapCellRow.day, MapCellRow.finding, MapCellRow.rule_id, func.sum(MapCellRow.n))
-        .where(or_(and_(*fc), and_(*ic)) if ic is not None else and_(*fc))
-        .group_by(MapCellRow.day, MapCellRow.finding, MapCellRow.rule_id)
-    )
+    c = MapCellRow
     per_f: list[tuple[dt.date, str, int]] = []
     per_i: list[tuple[dt.date, int]] = []
-    for d, is_f, r, n in session.execute(q):
-        if is_f:
-            per_f.append((d, r, int(n)))
-        else:
-            per_i.append((d, int(n)))
+    for where in _cell_conds(flt, scope, zoom=0, dated=False):
+        q = (
+            select(c.day, c.finding, c.rule_id, func.sum(c.n))
+            .where(where)
+            .group_by(c.day, c.finding, c.rule_id)
+        )
+        for d, is_f, r, n in session.execute(q):
+            if is_f:
+                per_f.append((d, r, int(n)))
+            else:
+                per_i.append((d, int(n)))
     return _days_out(per_f, per_i)
 
 
@@ -524,9 +525,9 @@ def _cached(key: tuple[Any, ...], compute: Any) -> dict[str, Any]:
     return out
 
 
-def _periods(flt: Selection) -> ColumnElement[bool]:
-    """The summary's rows of the selected days: the months wholly inside them, the days of the
-    months cut by ``start`` or ``end``."""
+def _periods(flt: Selection) -> list[ColumnElement[bool]]:
+    """The summary's rows of the selected days, as simple ranges (each one range of the index):
+    the months wholly inside them, and the days of the months cut by ``start`` or ``end``."""
     c = MapCellRow
     start, end = flt.start, flt.end
     # The first and the last whole month (their first days); None: no bound on that side.
@@ -537,33 +538,41 @@ def _periods(flt: Selection) -> ColumnElement[bool]:
         hi = month_start(end)
     else:
         hi = month_start(month_start(end) - _DAY)
-    day_range = [*([c.day >= start] if start else []), *([c.day <= end] if end else [])]
     if lo is not None and hi is not None and lo > hi:  # no whole month: the days
-        return and_(c.period == "d", *day_range)
-    months = and_(c.period == "m", *([c.day >= lo] if lo else []), *([c.day <= hi] if hi else []))
-    edges = [*([c.day < lo] if lo else []), *([c.day > month_end(hi)] if hi else [])]
-    if not edges:
-        return months
-    return or_(months, and_(c.period == "d", *day_range, or_(*edges)))
+        return [and_(c.period == "d", *_between(start, end))]
+    out = [and_(c.period == "m", *_between(lo, hi))]
+    if lo is not None and start is not None and start < lo:
+        out.append(and_(c.period == "d", *_between(start, lo - _DAY)))
+    if hi is not None and end is not None and end > month_end(hi):
+        out.append(and_(c.period == "d", *_between(month_end(hi) + _DAY, end)))
+    return out
+
+
+def _between(lo: dt.date | None, hi: dt.date | None) -> list[ColumnElement[bool]]:
+    c = MapCellRow
+    return [*([c.day >= lo] if lo else []), *([c.day <= hi] if hi else [])]
 
 
 def _cell_conds(
     flt: Selection, scope: Scope, *, zoom: int = 0, dated: bool = True
-) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]] | None]:
-    """The filter on the summary's rows: (findings, incidents without findings or ``None``)."""
+) -> list[ColumnElement[bool]]:
+    """The filter on the summary's rows, as clauses each read with one range of its index (the
+    rows each selects are disjoint): per range of days, the findings and the incidents without
+    findings (unless the filter leaves them out)."""
     c = MapCellRow
     common: list[ColumnElement[bool]] = [c.agreement_id == flt.agreement_id, c.zoom == zoom]
-    common.append(_periods(flt) if dated else c.period == "d")
     if flt.kinds:
         common.append(c.kind.in_(flt.kinds))
     if flt.sectors:
         common.append(c.sector.in_(flt.sectors))
     if flt.source_types:
         common.append(c.source_type.in_(flt.source_types))
+    if not flt.sectors and not flt.source_types:
+        common.append(c.sector == map_cells.LEAN)  # the lean rows: sectors and sources summed
     for flag, want in ((c.in_force, flt.in_force), (c.in_area, flt.in_area)):
         if want is not None:
             common.append(flag.is_(true()) if want else flag.is_(false()))
-    fc = [*common, c.finding == 1]
+    fc = [c.finding == 1]
     if scope.released_only:
         fc.append(c.released == 1)
     if flt.rules:
@@ -572,14 +581,16 @@ def _cell_conds(
         fc.append(c.party.in_(flt.parties))
     if flt.statuses:
         fc.append(c.status.in_([_FINDING_STATUS.get(x, x) for x in flt.statuses]))
-    if not flt.incidents or flt.rules or scope.released_only:
-        return fc, None
-    ic = [*common, c.finding == 0]
-    if flt.parties:
-        ic.append(c.party.in_(flt.parties))
-    if flt.statuses:
-        ic.append(c.status.in_(flt.statuses))
-    return fc, ic
+    sets = [fc]
+    if flt.incidents and not flt.rules and not scope.released_only:
+        ic = [c.finding == 0]
+        if flt.parties:
+            ic.append(c.party.in_(flt.parties))
+        if flt.statuses:
+            ic.append(c.status.in_(flt.statuses))
+        sets.append(ic)
+    periods = _periods(flt) if dated else [c.period == "d"]
+    return [and_(*common, p, *one) for p in periods for one in sets]
 
 
 def clusters(
@@ -637,19 +648,16 @@ def _clusters_from_cells(session: Session, flt: Selection, scope: Scope, zoom: i
     cx = c.gx.op(">>", return_type=Integer)(shift) if shift else c.gx
     cy = c.gy.op(">>", return_type=Integer)(shift) if shift else c.gy
     keys = (cx, cy, c.finding, c.party, c.rule_id, c.kind)
-    fc, ic = _cell_conds(flt, scope, zoom=base)
-    q = (
-        select(*keys, func.sum(c.n), func.sum(c.sx), func.sum(c.sy))
-        .where(or_(and_(*fc), and_(*ic)) if ic is not None else and_(*fc))
-        .group_by(*keys)
-    )
     frows: list[tuple[Any, ...]] = []
     irows: list[tuple[Any, ...]] = []
-    for x, y, is_f, party, rule, kind, n, sx, sy in session.connection().execute(q):
-        if is_f:
-            frows.append((x, y, party, rule, kind, n, sx, sy))
-        else:
-            irows.append((x, y, kind, n, sx, sy))
+    conn = session.connection()
+    for where in _cell_conds(flt, scope, zoom=base):  # rows of one cell may come from several
+        q = select(*keys, func.sum(c.n), func.sum(c.sx), func.sum(c.sy)).where(where).group_by(*keys)
+        for x, y, is_f, party, rule, kind, n, sx, sy in conn.execute(q):
+            if is_f:
+                frows.append((x, y, party, rule, kind, n, sx, sy))
+            else:
+                irows.append((x, y, kind, n, sx, sy))
     return _cells_out(zoom, frows, irows)
 
 

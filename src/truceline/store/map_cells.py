@@ -50,6 +50,7 @@ __all__ = [
     "BASE_ZOOM",
     "CELL_PX",
     "DIMS",
+    "LEAN",
     "LEVELS",
     "cell_deg",
     "grid_cell",
@@ -95,6 +96,8 @@ def version(session: Session, agreement_id: str) -> int | None:
     return session.execute(q).scalar()
 
 
+#: The sector and source type of the lean rows (all of them summed).
+LEAN = "*"
 #: The summary's dimensions besides the day and the cell: every field the map filters on.
 DIMS = (
     "finding", "kind", "sector", "source_type", "rule_id", "party", "status", "released",
@@ -210,11 +213,15 @@ def refresh(session: Session, agreement_id: str) -> list[dt.date]:
     # The coarser levels of the same days, from the finest.
     for z in LEVELS:
         if z != BASE_ZOOM:
-            _roll(conn, agreement_id, BASE_ZOOM, z, "d", c.day.in_(days), c.day)
+            _roll(conn, agreement_id, (BASE_ZOOM, "d"), (z, "d"), c.day.in_(days), c.day)
     # The months touched, per level, from their days.
     for m in months:
         for z in LEVELS:
-            _roll(conn, agreement_id, z, z, "m", c.day.between(m, month_end(m)), literal(m))
+            _roll(conn, agreement_id, (z, "d"), (z, "m"), c.day.between(m, month_end(m)), literal(m))
+    # The lean rows (every sector and source type summed: ``*``), which a filter on neither reads.
+    for z in LEVELS:
+        _roll(conn, agreement_id, (z, "d"), (z, "d"), c.day.in_(days), c.day, lean=True)
+        _roll(conn, agreement_id, (z, "m"), (z, "m"), c.day.in_(months), c.day, lean=True)
     upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     stamp = upsert(MapCellsVersionRow).values(agreement_id=agreement_id, version=time.time_ns())
     conn.execute(
@@ -228,34 +235,48 @@ def refresh(session: Session, agreement_id: str) -> list[dt.date]:
 def _roll(
     conn: Any,
     agreement_id: str,
-    src: int,
-    dst: int,
-    period: str,
+    src: tuple[int, str],
+    dst: tuple[int, str],
     days: ColumnElement[bool],
     day: Any,
+    *,
+    lean: bool = False,
 ) -> None:
-    """Sum the day rows of level ``src`` into rows of level ``dst`` and ``period`` (``day``: the
-    day each new row carries: the same, or the month's first)."""
+    """Sum the (not lean) rows of level and period ``src`` into rows of ``dst`` (``day``: the day
+    each new row carries: the same, or the month's first); ``lean``: with every sector and
+    source type summed into one (``*``)."""
     c = MapCellRow
-    shift = src - dst
+    shift = src[0] - dst[0]
     gx = c.gx.op(">>", return_type=Integer)(shift) if shift else c.gx
     gy = c.gy.op(">>", return_type=Integer)(shift) if shift else c.gy
-    dims = [getattr(c, d) for d in DIMS]
-    keys = [day, gx, gy, *dims] if period == "d" else [gx, gy, *dims]
+    cols: list[Any] = []
+    keys: list[Any] = [day, gx, gy] if dst[1] == "d" or src[1] == "m" else [gx, gy]
+    for d in DIMS:
+        if lean and d in ("sector", "source_type"):
+            cols.append(literal(LEAN))
+        else:
+            cols.append(getattr(c, d))
+            keys.append(getattr(c, d))
     q = (
         select(
             literal(agreement_id),
-            literal(dst),
-            literal(period),
+            literal(dst[0]),
+            literal(dst[1]),
             day,
             gx,
             gy,
-            *dims,
+            *cols,
             func.sum(c.n),
             func.sum(c.sx),
             func.sum(c.sy),
         )
-        .where(c.agreement_id == agreement_id, c.zoom == src, c.period == "d", days)
+        .where(
+            c.agreement_id == agreement_id,
+            c.zoom == src[0],
+            c.period == src[1],
+            c.sector != LEAN,
+            days,
+        )
         .group_by(*keys)
     )
     conn.execute(insert(MapCellRow.__table__).from_select(_COLS, q))

@@ -109,7 +109,9 @@ def upgrade() -> None:
         sa.Column("sx", sa.Float(), nullable=False),
         sa.Column("sy", sa.Float(), nullable=False),
     )
-    op.create_index("ix_map_cells_level", "map_cells", ["agreement_id", "zoom", "period", "day"])
+    op.create_index(
+        "ix_map_cells_level", "map_cells", ["agreement_id", "zoom", "period", "sector", "day"]
+    )
     op.create_table(
         "map_stale_days",
         sa.Column("agreement_id", sa.String(64), primary_key=True),
