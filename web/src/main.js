@@ -324,7 +324,7 @@ async function loadView(seq, t0 = performance.now()) {
   }
 }
 
-const reloadView = debounce(() => loadView(app.loadSeq), 150);
+const reloadView = debounce(() => loadView(app.loadSeq), 60); // a zoom's moves end in one moveend
 function onView() {
   if (!app.big || !app.timeline) return;
   document.body.dataset.loading = "1"; // at once: the view's data is on its way

@@ -222,6 +222,9 @@ def refresh(session: Session, agreement_id: str) -> list[dt.date]:
     for z in LEVELS:
         _roll(conn, agreement_id, (z, "d"), (z, "d"), c.day.in_(days), c.day, lean=True)
         _roll(conn, agreement_id, (z, "m"), (z, "m"), c.day.in_(months), c.day, lean=True)
+    if dialect == "postgresql" and len(days) > 31:
+        # Many rows at once (a first build): the planner's statistics, before autovacuum's.
+        conn.exec_driver_sql("ANALYZE map_cells")
     upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     stamp = upsert(MapCellsVersionRow).values(agreement_id=agreement_id, version=time.time_ns())
     conn.execute(
