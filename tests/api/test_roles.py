@@ -261,6 +261,13 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         MAPPED,
         frozenset(),
     ),
+    # the patrols' tracks (issue 19): the mission's roles only (a monitor: their own devices)
+    (
+        "dashboard patrols",
+        lambda s, c: ("GET", "/dashboard/patrols", {"params": {"start": str(DAY)}}),
+        STAFF | {"monitor"},
+        frozenset(),
+    ),
     ("review queue", lambda s, c: ("GET", "/dashboard/queue", {}), STAFF, frozenset()),
     ("export", lambda s, c: ("GET", "/export", {"params": {"format": "csv"}}), READERS, frozenset()),
     ("published report pdf", lambda s, c: ("GET", f"/reports/{DAY}/pdf", {}), PUBLISHED, frozenset()),
