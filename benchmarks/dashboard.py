@@ -217,7 +217,9 @@ def tokens(url: str) -> dict[str, str]:
     return {"analyst": t.secret}
 
 
-def summary_and_baseline(url: str, first: dt.date, last: dt.date, rule: str) -> dict[str, float]:
+def summary_and_baseline(
+    url: str, first: dt.date, last: dt.date, rule: str, *, rebuild: bool = True
+) -> dict[str, float]:
     """In one process: the map summary's build (what the first request after the migration
     pays), and the overview's clusters from the summary against the rows (the baseline)."""
     from truceline.services import selection
@@ -226,12 +228,13 @@ def summary_and_baseline(url: str, first: dt.date, last: dt.date, rule: str) -> 
 
     db = Database(url)
     db.upgrade()
-    with db.write_engine.begin() as conn:  # the build from nothing, as after the migration
-        conn.execute(sa_text("DELETE FROM map_cells"))
-        conn.execute(sa_text("DELETE FROM map_stale_days"))
-        conn.execute(
-            sa_text("INSERT INTO map_stale_days SELECT DISTINCT agreement_id, day FROM incidents")
-        )
+    if rebuild:  # the build from nothing, as after the migration
+        with db.write_engine.begin() as conn:
+            conn.execute(sa_text("DELETE FROM map_cells"))
+            conn.execute(sa_text("DELETE FROM map_stale_days"))
+            conn.execute(
+                sa_text("INSERT INTO map_stale_days SELECT DISTINCT agreement_id, day FROM incidents")
+            )
     out: dict[str, float] = {}
     t = time.perf_counter()
     selection.refresh_map_cells(db, "ukraine-2024")
@@ -284,6 +287,11 @@ def main() -> None:
         help="copies of the simulated days, one after the other (29 x 10 days of 105,836: a year's "
         "scale, 3,069,244 incidents)",
     )
+    ap.add_argument(
+        "--keep-summary",
+        action="store_true",
+        help="use the map's summary as stored (a previous run's), not rebuilt from nothing",
+    )
     ap.add_argument("--pg", action="store_true", help="on PostgreSQL + PostGIS (a throwaway cluster)")
     a = ap.parse_args()
 
@@ -309,7 +317,7 @@ def main() -> None:
     if a.pg:
         cluster, url = to_postgres(db)
     token = tokens(url)["analyst"]
-    summary = summary_and_baseline(url, first, last, rules[0][0])
+    summary = summary_and_baseline(url, first, last, rules[0][0], rebuild=not a.keep_summary)
     print(json.dumps(summary), flush=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

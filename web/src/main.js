@@ -235,6 +235,14 @@ async function loadFeatures() {
   document.body.dataset.loading = "1";
   try {
     const params = filterParams(app.state);
+    // A selection that was big (or the first one) asks for the view's clusters at once, beside
+    // the timeline, rather than after it: the server answers both from its summary.
+    const z0 = app.map.map.getZoom();
+    let early = null;
+    if (app.big !== false && z0 < DETAIL_ZOOM) {
+      early = { zoom: z0, key: qs({ ...params, zoom: z0 }), answer: api(`/dashboard/clusters${qs({ ...params, zoom: z0 })}`) };
+      early.answer.catch(() => {}); // a failure is met again when it is awaited (or not needed)
+    }
     // The days' counts first (all filters but the dates): they say how much the range holds.
     const tl = await api(`/dashboard/timeline${qs({ ...params, start: null, end: null })}`);
     if (seq !== app.loadSeq) return;
@@ -255,7 +263,7 @@ async function loadFeatures() {
     app.totals = { F, I };
     if (app.big) {
       showCount(F, I);
-      await loadView(seq, t0);
+      await loadView(seq, t0, early);
       return;
     }
     const data = await api(`/dashboard/features${qs(params)}`);
@@ -276,7 +284,7 @@ async function loadFeatures() {
 }
 
 /** A big selection: the server's clusters of the view's zoom, or the view's points when zoomed in. */
-async function loadView(seq, t0 = performance.now()) {
+async function loadView(seq, t0 = performance.now(), early = null) {
   const m = app.map.map;
   const z = m.getZoom();
   const params = filterParams(app.state);
@@ -290,7 +298,8 @@ async function loadView(seq, t0 = performance.now()) {
     let points = 0;
     let t1 = performance.now();
     if (z < DETAIL_ZOOM) {
-      const cl = await api(`/dashboard/clusters${qs({ ...params, zoom: z })}`);
+      const key = qs({ ...params, zoom: z });
+      const cl = await (early && early.key === key ? early.answer : api(`/dashboard/clusters${key}`));
       if (stale()) return;
       t1 = performance.now();
       app.data = null;
