@@ -4,7 +4,7 @@ waiting to be rebuilt (``map_stale_days``, written by triggers on incidents and 
 summary's version per agreement
 
 Revision ID: 0016
-Revises: 0017 (re-chained after 0017 reached main; made with 0013 as its parent)
+Revises: 0015 (re-chained after 0017 and 0015 reached main; made with 0013 as its parent)
 
 ``map_cells`` is derived from the ledgered ``incidents`` and ``findings`` and rebuilt from them
 (truceline.store.map_cells.refresh), so it is not ledgered itself. Every day already stored is
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0017"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
