@@ -149,9 +149,9 @@ def agreement_check(path: AgreementArg) -> None:
 def classify_cmd(
     agreement: AgreementArg,
     incidents: Annotated[
-        Path, typer.Argument(metavar="INCIDENTS_FILE", help="Incidents CSV or GeoJSON")
+        Path, typer.Argument(metavar="INCIDENTS_FILE", help="Incidents CSV, GeoJSON or GeoParquet")
     ],
-    output: Annotated[Path, output_option("CSV to write")],
+    output: Annotated[Path, output_option("CSV or GeoParquet (.parquet) to write")],
     rejects: Annotated[
         Path | None,
         typer.Option(metavar=FILE, help="Where bad rows go (default: OUTPUT with .rejects.csv)"),
@@ -168,8 +168,8 @@ def classify_cmd(
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row.
 
-    INCIDENTS_FILE is CSV, GeoJSON or GeoParquet (.parquet). The file streams through in blocks
-    (memory bounded whatever its size), with a progress bar.
+    INCIDENTS_FILE is CSV, GeoJSON or GeoParquet (.parquet). A CSV or GeoParquet file in day
+    order streams through in blocks of columns, with a progress bar (rows/s).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
