@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,21 @@ def register_folder(
     return register_agreement(
         session, files_of_folder(folder), source=str(folder), actor=REGISTRAR, now=now, cache=_LOADED
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _index_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands under test keep the line's search tables in a throwaway folder, never the
+    user's cache (``classify`` saves them there by default)."""
+    import os
+
+    old = os.environ.get("TRUCELINE_INDEX_CACHE_DIR")
+    os.environ["TRUCELINE_INDEX_CACHE_DIR"] = str(tmp_path_factory.mktemp("line-index-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TRUCELINE_INDEX_CACHE_DIR", None)
+    else:
+        os.environ["TRUCELINE_INDEX_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

@@ -163,6 +163,16 @@ class Settings(BaseSettings):
         description="Where attachments' bytes are kept (by SHA-256); unset: beside a SQLite "
         "database (`<name>-attachments/`), else `./truceline-attachments`",
     )
+    index_cache: bool = Field(
+        default=True,
+        description="Keep the line's search tables (filled as `classify` meets new places) in "
+        "`index_cache_dir` for the next process; results are the same without",
+    )
+    index_cache_dir: Path | None = Field(
+        default=None,
+        description="Where the line's search tables are kept; unset: "
+        "$XDG_CACHE_HOME/truceline/line-index (or ~/.cache/truceline/line-index)",
+    )
     attachment_max_bytes: dict[str, int] = Field(
         default_factory=lambda: {
             "admin": 512 * 1024 * 1024,

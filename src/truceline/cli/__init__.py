@@ -174,7 +174,9 @@ def classify_cmd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from truceline.io.columnar import ColumnarRead
+    from truceline.io.index_cache import default_cache_dir
     from truceline.services.adjudication import classify_file
+    from truceline.settings import load_settings
 
     out_fmt = fmt or ("parquet" if output.suffix.lower() in (".parquet", ".geoparquet") else "csv")
     if out_fmt not in ("csv", "parquet"):
@@ -182,6 +184,8 @@ def classify_cmd(
     ag = _load(agreement)
     rej_path = rejects or output.with_suffix(".rejects.csv")
     read = ColumnarRead(incidents, upload_limits(), encoding)
+    settings = load_settings()
+    cache = (settings.index_cache_dir or default_cache_dir()) if settings.index_cache else None
     with Progress(
         TextColumn("[bold]Classifying[/] {task.fields[rows]:>12,} rows"),
         BarColumn(),
@@ -197,7 +201,9 @@ def classify_cmd(
             bar.update(task, total=max(size, 1), completed=done, rows=rows, rate=rows / elapsed)
 
         try:
-            res = classify_file(ag, read, output, rej_path, fmt=out_fmt, progress=progress)
+            res = classify_file(
+                ag, read, output, rej_path, fmt=out_fmt, progress=progress, index_cache=cache
+            )
         except TrucelineError as exc:
             raise fail(exc) from exc
     if res.encoding_detected:

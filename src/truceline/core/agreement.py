@@ -21,7 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shapely.ops import split
 
 from truceline.core.fusion import FusionSettings
-from truceline.core.geodesy import GEOD, LineIndex, Nearest, geodesic_area_km2, offset_region
+from truceline.core.geodesy import (
+    GEOD,
+    LineIndex,
+    LineIndexStore,
+    Nearest,
+    geodesic_area_km2,
+    offset_region,
+)
 from truceline.core.incidents import Kind
 from truceline.errors import AgreementError
 
@@ -335,7 +342,18 @@ class Agreement(_Model):
         index = cache.get(key)
         if index is None:
             index = cache[key] = LineIndex(_parts(geom), max_segment_m=max_segment_m)
+            store: LineIndexStore | None = self.__dict__.get("_index_store")
+            if store is not None:
+                store.load(index)
         return index
+
+    def use_index_store(self, store: LineIndexStore | None) -> None:
+        """Hand every line index of this agreement, made already or later, to ``store`` (which may
+        fill its search tables from an earlier process); ``None`` stops handing new ones."""
+        self.__dict__["_index_store"] = store
+        if store is not None:
+            for index in list(self.__dict__.get("_line_indexes", {}).values()):
+                store.load(index)
 
     def version_at(self, day: dt.date) -> CompiledVersion:
         return self.compiled(int(self.version_index_at(np.datetime64(day, "D"))))

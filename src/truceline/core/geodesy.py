@@ -22,10 +22,11 @@ azimuthal-equidistant one in metres, exact to well under a metre some tens of km
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import numpy as np
 import shapely
@@ -40,6 +41,7 @@ __all__ = [
     "WGS84_A",
     "WGS84_F",
     "LineIndex",
+    "LineIndexStore",
     "LocalFrame",
     "Nearest",
     "densify_geodesic",
@@ -219,6 +221,14 @@ class Nearest:
         return self.distance_m * np.where(self.side < 0, -1.0, 1.0)
 
 
+class LineIndexStore(Protocol):
+    """Somewhere above the core that keeps :class:`LineIndex` search tables between processes
+    (:meth:`LineIndex.export_state`); told of each index as it is made, it may fill it at once
+    (:meth:`LineIndex.import_state`)."""
+
+    def load(self, index: LineIndex) -> None: ...
+
+
 class LineIndex:
     """A (multi-part) line indexed for exact, vectorised nearest-point queries.
 
@@ -272,6 +282,7 @@ class LineIndex:
         self.is_part_end = ends
         self.length_m = float(seg_len.sum())
         self.n_parts = len(lons)
+        self.max_segment_m = float(max_segment_m)
 
     def nearest(self, lon: ArrayLike, lat: ArrayLike) -> Nearest:
         """Nearest point of the line to each (lon, lat); see :class:`Nearest`.
@@ -327,6 +338,109 @@ class LineIndex:
             seg[active[better]] = c[better]
         t = self._param(p, seg)
         return self._result(p, seg, t, np.sqrt(best))
+
+    # -- the filled search tables as arrays (a cache above the core keeps them across processes) --
+
+    #: Bumped whenever the tables' layout or the way a cell's candidates are computed changes:
+    #: tables saved by another version then no longer match :meth:`state_key`.
+    STATE_FORMAT = 1
+
+    def state_key(self) -> str:
+        """A hex digest naming this index's search tables: the densified vertices and their parts,
+        the densification step, the grid's cell size, the candidates per cell and
+        :attr:`STATE_FORMAT`. Two indexes with the same key fill the same rows for the same cells.
+        """
+        h = hashlib.sha256()
+        head = np.array(
+            [self.STATE_FORMAT, self.max_segment_m, self._CELL_DEG, self._KMAX, self.lon.size],
+            dtype="<f8",
+        )
+        for a in (
+            head,
+            self.lon.astype("<f8"),
+            self.lat.astype("<f8"),
+            self.part_of_vertex.astype("<i8"),
+        ):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    @property
+    def filled_cells(self) -> int:
+        """How many grid cells have their search tables filled (by queries, :meth:`prepare` or
+        :meth:`import_state`)."""
+        return int(self.__dict__.get("_n_rows", 0))
+
+    def export_state(self) -> dict[str, NDArray[np.generic]]:
+        """The filled search tables as plain arrays, for :meth:`import_state` in another process.
+
+        ``grid`` (the grid's origin, size, cell size, candidates per cell and vertex count, to be
+        matched on import), ``cells`` (int64: the filled cells, in the order of their rows),
+        ``segs`` (int32, one row of candidate segments per cell, -1 = none) and ``dists``
+        (float32: their distances from the cell's centre, m).
+        """
+        x0, y0, nx, ny, segs, dists = self._grid()
+        n = self.filled_cells
+        rows = self._row_of_cell
+        cells = np.flatnonzero(rows >= 0).astype(np.int64)
+        cells = cells[np.argsort(rows[cells], kind="stable")]
+        return {
+            "grid": self._grid_header(x0, y0, nx, ny),
+            "cells": cells,
+            "segs": np.array(segs[:n]),
+            "dists": np.array(dists[:n]),
+        }
+
+    def import_state(self, state: Mapping[str, NDArray[np.generic]]) -> int:
+        """Take search tables exported by :meth:`export_state` of an index with the same
+        :meth:`state_key`; cells filled already keep their rows. Returns the cells taken.
+
+        Results do not depend on where a cell's rows came from: they are the rows this index would
+        compute. Arrays of another grid, shape or type, or holding impossible values (a cell off
+        the grid or twice, a segment that does not exist, a distance that is not a number) are
+        refused whole with :class:`ValueError`, the index unchanged.
+        """
+        x0, y0, nx, ny, segs, dists = self._grid()
+        try:
+            grid, cells, s, d = (np.asarray(state[k]) for k in ("grid", "cells", "segs", "dists"))
+        except KeyError as exc:
+            raise ValueError(f"search tables lack {exc.args[0]!r}") from None
+        want = self._grid_header(x0, y0, nx, ny)
+        if grid.shape != want.shape or grid.dtype != want.dtype or not np.array_equal(grid, want):
+            raise ValueError("search tables of another grid")
+        m = cells.shape[0] if cells.ndim == 1 else -1
+        if (
+            cells.dtype != np.int64
+            or s.dtype != np.int32
+            or d.dtype != np.float32
+            or m < 0
+            or s.shape != (m, self._KMAX)
+            or d.shape != (m, self._KMAX)
+        ):
+            raise ValueError("search tables of the wrong shape or type")
+        if m == 0:
+            return 0
+        if cells.min() < 0 or cells.max() >= nx * ny or np.unique(cells).size != m:
+            raise ValueError("search tables name a cell off the grid or twice")
+        nseg = self.lon.size - 1
+        none = s < 0
+        if (s < -1).any() or (s >= nseg).any() or not self.segment_ok[s[~none]].all():
+            raise ValueError("search tables name a segment the line does not have")
+        if np.isnan(d).any() or (d[~none] < 0).any() or not np.isinf(d[none]).all():
+            raise ValueError("search tables hold an impossible distance")
+        new = self._row_of_cell[cells] < 0
+        todo = cells[new]
+        n = self.filled_cells
+        need = n + todo.size
+        segs[n:need], dists[n:need] = s[new], d[new]
+        self._row_of_cell[todo] = np.arange(n, need, dtype=np.int32)
+        self.__dict__["_n_rows"] = need
+        return int(todo.size)
+
+    def _grid_header(self, x0: float, y0: float, nx: int, ny: int) -> FloatArray:
+        return np.array(
+            [x0, y0, nx, ny, self._CELL_DEG, self._KMAX, self.lon.size, self.STATE_FORMAT],
+            dtype=np.float64,
+        )
 
     # -- internals ---------------------------------------------------------------------------
 

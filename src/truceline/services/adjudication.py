@@ -35,6 +35,7 @@ from truceline.io.incidents_io import (
     read_incidents,
     write_rejects,
 )
+from truceline.io.index_cache import LineIndexCache
 
 __all__ = [
     "Adjudication",
@@ -214,6 +215,7 @@ def classify_file(
     *,
     fmt: str = "csv",
     progress: Callable[[int, int, int], None] | None = None,
+    index_cache: Path | None = None,
 ) -> FileClassification:
     """Classify an incident file of any size in blocks (:mod:`truceline.io.columnar`), writing one
     output row per accepted incident and the rejects sorted by row, as :func:`adjudicate` and
@@ -224,11 +226,24 @@ def classify_file(
     Count caps sum each day's reports: a block's last day waits for the next block. A file not in
     day order (a day reappearing after a later one) under an agreement with count caps is read
     again whole, in memory, so its results stay exact.
+
+    ``index_cache``: a folder where the line's search tables are kept between processes
+    (:mod:`truceline.io.index_cache`); the output is the same with or without it.
     """
+    cache = LineIndexCache(index_cache) if index_cache is not None else None
+    if cache is not None:
+        agreement.use_index_store(cache)
     try:
-        return _classify_blocks(agreement, read, output, rejects_path, progress, fmt)
-    except _UnsortedError:
-        return _classify_whole(agreement, read, output, rejects_path, fmt)
+        try:
+            res = _classify_blocks(agreement, read, output, rejects_path, progress, fmt)
+        except _UnsortedError:
+            res = _classify_whole(agreement, read, output, rejects_path, fmt)
+        if cache is not None:
+            cache.save()
+        return res
+    finally:
+        if cache is not None:
+            agreement.use_index_store(None)
 
 
 def _classify_blocks(

@@ -1,0 +1,115 @@
+"""The line's search tables kept on disk, so a new process need not fill them again.
+
+A :class:`~truceline.core.geodesy.LineIndex` fills, for each grid cell a point falls in, the
+segments that may be nearest to it: on a big file about half of a cold ``classify``. This folder
+keeps them as one ``.npz`` file per index, named by :meth:`LineIndex.state_key` (the line's
+densified vertices, the index parameters and a format version), with a SHA-256 of its contents.
+A file is read only, never changed in place: a process that filled more cells writes a new file
+beside it and renames it over the old one (atomic; the last writer wins, and either file is
+whole). A file that cannot be read, fails its digest or does not fit the index is ignored (with a
+warning) and the index fills its cells as it would without a cache: results are the same either
+way, only the time differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from truceline.core.geodesy import LineIndex
+
+__all__ = ["LineIndexCache", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+
+_ARRAYS = ("grid", "cells", "segs", "dists")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/truceline/line-index``, or ``~/.cache/truceline/line-index``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "truceline" / "line-index"
+
+
+def _digest(key: str, arrays: dict[str, NDArray[np.generic]]) -> NDArray[np.uint8]:
+    h = hashlib.sha256(key.encode())
+    for name in _ARRAYS:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8).copy()
+
+
+class LineIndexCache:
+    """A folder of line-index search tables (a :class:`~truceline.core.geodesy.LineIndexStore`).
+
+    ``load`` fills each index handed to it from its file, if one fits; ``save`` writes the indexes
+    that filled cells since. Neither raises for the cache's sake: a folder that cannot be read or
+    written costs only time.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._seen: list[tuple[LineIndex, str, int]] = []
+        #: What happened, for tests and logs: (state key, "hit" | "miss" | "bad: reason" | "saved")
+        self.events: list[tuple[str, str]] = []
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.npz"
+
+    def load(self, index: LineIndex) -> None:
+        key = index.state_key()
+        path = self.path(key)
+        try:
+            with path.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+                arrays = {name: z[name] for name in _ARRAYS}
+                stored = z["digest"]
+            if not np.array_equal(stored, _digest(key, arrays)):
+                raise ValueError("its digest does not match its contents")
+            took = index.import_state(arrays)
+            self.events.append((key, "hit"))
+            log.debug("line index %s: %d cells from %s", key[:12], took, path)
+        except FileNotFoundError:
+            self.events.append((key, "miss"))
+        except Exception as exc:  # a cache must never stop the work: rebuild instead
+            self.events.append((key, f"bad: {exc}"))
+            log.warning("ignoring the line-index cache file %s (%s); it will be rebuilt", path, exc)
+        self._seen.append((index, key, index.filled_cells))
+
+    def save(self) -> int:
+        """Write every index seen that filled cells since it was loaded; returns the files written."""
+        written = 0
+        for i, (index, key, at_load) in enumerate(self._seen):
+            if index.filled_cells <= at_load:
+                continue
+            arrays = index.export_state()
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=self.folder)
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        np.savez(
+                            fh,
+                            allow_pickle=False,
+                            digest=_digest(key, arrays),
+                            grid=arrays["grid"],
+                            cells=arrays["cells"],
+                            segs=arrays["segs"],
+                            dists=arrays["dists"],
+                        )
+                    os.replace(tmp, self.path(key))
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not write the line-index cache in %s (%s)", self.folder, exc)
+                continue
+            self._seen[i] = (index, key, index.filled_cells)
+            self.events.append((key, "saved"))
+            written += 1
+        return written
