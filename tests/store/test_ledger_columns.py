@@ -65,6 +65,7 @@ LEDGERED = (
     "ledger_head",
     "ledger_roots",
     "attachments",
+    "events",
 )
 
 

@@ -511,7 +511,7 @@ def link_events(
         _set_event(session, gone, None)
     _keep_links(conn, agreement_id, cand, rows, res, cands, settings, batch_id=batch_id, now=now)
     # events left with one report or none are no events: the last report leaves, the row goes
-    alone = _dissolve(session, left)
+    alone, dissolved = _dissolve(session, left)
     gone = np.concatenate([gone, alone])
     # the membership goes into the ledger (its text written directly: one pair per report)
     links = ",".join(
@@ -525,6 +525,8 @@ def link_events(
     )
     grown = sorted((set(into.tolist()) | set(left.tolist())) - set(new_ids))
     refresh_events(session, [*new_ids, *grown], now=now)
+    # the events' new state (and those dissolved) in the ledger: one entry for the batch
+    ledger.record_rows(session, "events", [*new_ids, *grown], deleted=dissolved, now=now)
     return LinkResult(len(rows), new_ids, grown)
 
 
@@ -555,11 +557,11 @@ def _drop_links(dialect: str) -> Any:
     return _PT.delete().where(_PT.c.status == "linked", one_of(_PT.c.a_pk, "pks", dialect))
 
 
-def _dissolve(session: Session, events: NDArray[np.intp]) -> NDArray[np.intp]:
+def _dissolve(session: Session, events: NDArray[np.intp]) -> tuple[NDArray[np.intp], list[int]]:
     """Remove the events among ``events`` left with fewer than two reports; the pks of the
-    reports that were alone in one (now in no event)."""
+    reports that were alone in one (now in no event), and of the events removed."""
     if len(events) == 0:
-        return np.zeros(0, np.intp)
+        return np.zeros(0, np.intp), []
     conn = session.connection()
     it = IncidentRow.__table__
     counts: dict[int, int] = dict(
@@ -572,7 +574,7 @@ def _dissolve(session: Session, events: NDArray[np.intp]) -> NDArray[np.intp]:
     )
     few = [int(e) for e in events.tolist() if counts.get(int(e), 0) < 2]
     if not few:
-        return np.zeros(0, np.intp)
+        return np.zeros(0, np.intp), []
     alone = np.array(
         conn.execute(
             select(it.c.pk).where(one_of(it.c.event_id, "evs", conn.dialect.name)), {"evs": few}
@@ -584,7 +586,7 @@ def _dissolve(session: Session, events: NDArray[np.intp]) -> NDArray[np.intp]:
     if len(alone):
         _set_event(session, alone, None)
     conn.execute(_ET.delete().where(one_of(_ET.c.pk, "evs", conn.dialect.name)), {"evs": few})
-    return alone
+    return alone, few
 
 
 def _reason(
@@ -1166,6 +1168,8 @@ def _decision(
             after=after[ev.pk],
             comment=comment,
         )
+    session.flush()
+    ledger.record_rows(session, "events", [ev.pk for ev in events], now=now)
     ledger.append(
         session,
         [

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pydantic
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import DateTime, Integer, Row, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from truceline.core.incidents import Incident, second_fix
@@ -45,7 +45,7 @@ from truceline.ledger_verify import (
     opening_key,
     root_message,
 )
-from truceline.store.db import bulk_insert
+from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import (
     AgreementRevisionRow,
     AgreementRow,
@@ -63,6 +63,7 @@ from truceline.store.models import (
 from truceline.store.record_text import content_hash
 
 __all__ = [
+    "ROW_TABLES",
     "CanonicalJSON",
     "Problem",
     "RootSigner",
@@ -86,10 +87,19 @@ __all__ = [
     "number_text",
     "numbers_text",
     "numbers_texts",
+    "record_rows",
     "root_documents",
+    "row_state",
     "stored_time",
     "verify",
 ]
+
+#: Tables whose rows the ledger keeps whole: each change writes the changed rows' state (every
+#: column, :func:`row_state`) in one ``rows`` entry (:func:`record_rows`), and :func:`verify`
+#: compares each stored row with its newest recorded state.
+ROW_TABLES: dict[str, Table] = {
+    "events": EventRow.__table__,
+}
 
 
 # Statements built once: append runs in every write transaction.
@@ -968,6 +978,8 @@ class _Recorded:
     checkpoints: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     agreement: dict[tuple[str, int], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     attachment: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    #: table -> key -> (seq, the row's newest recorded state; None: recorded as deleted)
+    rows: dict[str, dict[Any, tuple[int, dict[str, Any] | None]]] = field(default_factory=dict)
 
 
 def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> None:
@@ -996,6 +1008,15 @@ def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> Non
         rec.agreement[(str(content.get("agreement")), int(content["revision"]))] = (seq, content)
     elif kind == "attachment" and "attachment" in content:
         rec.attachment[int(content["attachment"])] = (seq, content)  # the newest state wins
+    elif kind == "rows" and content.get("table") in ROW_TABLES:
+        table = str(content["table"])
+        key = ROW_TABLES[table].primary_key.columns.values()[0].name
+        mine = rec.rows.setdefault(table, {})
+        for state in content.get("rows") or ():
+            if isinstance(state, dict) and key in state:
+                mine[state[key]] = (seq, state)
+        for gone in content.get("deleted") or ():
+            mine[gone] = (seq, None)
     elif kind == "root" and "day" in content:
         rec.root[str(content["day"])] = (seq, content)
     elif kind == CHECKPOINT and "day" in content:
@@ -1393,6 +1414,113 @@ def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None
     _verify_audit(session, rec, problems)
     _verify_agreements(session, rec, problems)
     out.attachments = _verify_attachments(session, rec, problems)
+    for table in ROW_TABLES:
+        _verify_rows(session, table, rec.rows.get(table, {}), problems)
+
+
+def _jsonable(value: Any) -> Any:
+    """A stored value as a row's state keeps it (times in UTC ISO 8601, non-finite floats null)."""
+    if isinstance(value, dt.datetime):
+        return _iso(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict | list):
+        return _as_stored(value)
+    return value
+
+
+def row_state(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """Every column of a stored row of ``table``, as the ledger keeps it (:func:`record_rows`)."""
+    return {c.name: _jsonable(row[c.name]) for c in table.columns}
+
+
+_KEYS_CHUNK = 10_000
+
+
+def record_rows(
+    session: Session,
+    table: str,
+    keys: Sequence[Any],
+    *,
+    now: dt.datetime,
+    deleted: Sequence[Any] = (),
+) -> None:
+    """One ledger entry (kind ``rows``) with the state of the rows ``keys`` of ``table`` (one of
+    :data:`ROW_TABLES`) as the transaction now holds them, and the keys of its rows ``deleted``;
+    nothing when both are empty. Called by the writer after its change, in its transaction."""
+    t = ROW_TABLES[table]
+    pk = t.primary_key.columns.values()[0]
+    conn = session.connection()
+    gone = sorted(set(deleted))
+    ids = sorted(set(keys) - set(gone))
+    if not ids and not gone:
+        return
+    where = (
+        one_of(pk, "ids", conn.dialect.name)
+        if isinstance(pk.type, Integer)
+        else pk.in_(bindparam("ids", expanding=True))
+    )
+    stmt = select(t).where(where).order_by(pk)
+    states = [
+        row_state(t, r._mapping)
+        for k in range(0, len(ids), _KEYS_CHUNK)
+        for r in conn.execute(stmt, {"ids": ids[k : k + _KEYS_CHUNK]})
+    ]
+    content: dict[str, Any] = {"table": table, "rows": states}
+    if gone:
+        content["deleted"] = gone
+    append(session, [("rows", f"{table}:{ids[0] if ids else gone[0]}", content)], now=now)
+
+
+def _verify_rows(
+    session: Session,
+    table: str,
+    recorded: Mapping[Any, tuple[int, dict[str, Any] | None]],
+    problems: list[Problem],
+) -> None:
+    """Each row of ``table`` against its newest recorded state (:func:`record_rows`). A row never
+    recorded is stored before the ledger kept the table when its (integer) key is below every
+    recorded one, or when nothing of the table is recorded; otherwise it has no entry."""
+    t = ROW_TABLES[table]
+    pk = t.primary_key.columns.values()[0]
+    left = dict(recorded)
+    ints = [k for k in left if isinstance(k, int)]
+    first = min(ints) if ints else None
+    times = {c.name for c in t.columns if isinstance(c.type, DateTime)}
+    for r in session.execute(select(t).order_by(pk)):
+        m = r._mapping
+        key = m[pk.name]
+        what = f"{table} row {key}"
+        e = left.pop(key, None)
+        if e is None:
+            if not recorded or (first is not None and isinstance(key, int) and key < first):
+                continue  # stored before the ledger kept this table
+            problems.append(Problem(None, "record", f"{what} has no ledger entry"))
+            continue
+        seq, c = e
+        if c is None:
+            problems.append(Problem(seq, "record", f"{what} was deleted here, yet it is stored"))
+            continue
+        now = row_state(t, m)
+        bad = [
+            k
+            for k, v in now.items()
+            if not (
+                _same_time(m[k], c.get(k))
+                if k in times
+                else (v == c.get(k) and type(v) is type(c.get(k)))
+                or (isinstance(v, float) and _same_number(v, c.get(k)))
+            )
+        ]
+        if bad:
+            problems.append(_altered(what, bad, seq))
+    for key, (seq, c) in left.items():
+        if c is not None:
+            problems.append(
+                Problem(seq, "record", f"{table} row {key} recorded here is missing (deleted)")
+            )
 
 
 def _verify_attachments(session: Session, rec: _Recorded, problems: list[Problem]) -> int:
