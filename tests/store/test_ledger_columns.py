@@ -66,6 +66,7 @@ LEDGERED = (
     "ledger_roots",
     "attachments",
     "events",
+    "incident_revisions",
 )
 
 
@@ -108,7 +109,16 @@ def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir:
                 s, small, [r], [k], source="api", submitted_by=f"m{k}", now=T0
             )
         )
+    # a versioned report sent again with another content: a revision (the earlier one kept)
+    v1 = _report("v1", 36.99, "patrol", 1200, "armed_personnel")
+    for version, unc in ((1000.0, 50.0), (2000.0, 80.0)):
+        db.write(
+            lambda s, r=v1.model_copy(update={"uncertainty_m": unc}), v=version: ingest_incidents(  # noqa: B008
+                s, small, [r], [0], source="acled", submitted_by="acled", now=T0, versions=[v]
+            )
+        )
     with db.read() as s:
+        assert s.execute(text("select count(*) from incident_revisions")).scalar() == 1
         fpk = s.execute(text("select min(pk) from findings")).scalar()
         ipk = s.get(FindingRow, fpk).incident_pk
         assert s.execute(text("select count(*) from incidents where event_id is not null")).scalar() == 2
@@ -152,8 +162,10 @@ def _changed(value: object, column: object) -> object:
     if isinstance(t, Float):
         return float(value) + 0.5
     if isinstance(value, str):
-        if isinstance(t, JSON) or value.startswith("{"):  # a JSON column: still JSON, changed
+        if isinstance(t, JSON) or value.startswith(("{", "[")):  # JSON: still JSON, changed
             doc = json.loads(value)
+            if isinstance(doc, list):
+                return json.dumps([*doc, {"x": 1}])
             return json.dumps({**doc, "x": 1} if isinstance(doc, dict) else {"x": 1})
         return value + "x"
     raise AssertionError(f"no edit for {column} = {value!r}")
@@ -290,7 +302,7 @@ def test_event_membership_changed_without_a_decision_is_found(built: Path, tmp_p
         v = ledger.verify(s)
         n = s.query(IncidentRow).count()
     db.dispose()
-    assert n == 5
+    assert n == 6
     assert (
         not v.ok and sum("the ledger's last link or decision says" in p.message for p in v.problems) == 2
     )

@@ -151,6 +151,7 @@ def revise_incidents(
         keep = f.rule_type != RuleType.count_cap.value
         f = Findings(**{k.name: getattr(f, k.name)[keep] for k in fields(Findings)})
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
+    kept: list[IncidentRevisionRow] = []  # the earlier contents, in the ledger once flushed
     audits: list[AuditRow] = []  # each also a ledger entry, once flushed (its pk)
     new_frows: list[dict[str, Any]] = []
     withdrawn: dict[int, list[int]] = {}
@@ -166,7 +167,7 @@ def revise_incidents(
         before = _content(row)
         old_adj = {c: getattr(row, c) for c in _ADJUDICATION_COLUMNS}
         olds = old_findings[rev.pk]
-        session.add(
+        kept.append(
             IncidentRevisionRow(
                 incident_pk=row.pk,
                 revision=row.revision,
@@ -303,9 +304,11 @@ def revise_incidents(
         )
         for fr, fpk in zip(new_frows, fpks, strict=True)
     ]
+    session.add_all(kept)
     session.add_all(audits)
     session.flush()
     items += [("audit", f"audit:{a.pk}", ledger.audit_content(a)) for a in audits]
+    ledger.record_rows(session, "incident_revisions", [r.pk for r in kept], now=now)
     ledger.append(session, items, now=now)
     # Caps are recounted when the new content counts towards one (an earlier count-cap finding
     # withdrawn with a content that no longer counts is not re-judged: see the report of issue 16).
@@ -404,6 +407,7 @@ def withdraw_incidents(
     ).scalars():
         old_findings[old.incident_pk].append(old)
     items: list[tuple[str, str, dict[str, object] | ledger.CanonicalJSON]] = []
+    kept: list[IncidentRevisionRow] = []  # the earlier contents, in the ledger once flushed
     audits: list[AuditRow] = []
     gone: list[int] = []
     for rid, w in todo.items():
@@ -411,7 +415,7 @@ def withdraw_incidents(
         olds = old_findings[row.pk]
         before = _content(row)
         adj = {c: getattr(row, c) for c in _ADJUDICATION_COLUMNS}
-        session.add(
+        kept.append(
             IncidentRevisionRow(
                 incident_pk=row.pk,
                 revision=row.revision,
@@ -499,8 +503,10 @@ def withdraw_incidents(
     session.flush()
     if gone:
         session.execute(delete(FindingRow).where(FindingRow.pk.in_(gone)))
+    session.add_all(kept)
     session.add_all(audits)
     session.flush()
     items += [("audit", f"audit:{a.pk}", ledger.audit_content(a)) for a in audits]
+    ledger.record_rows(session, "incident_revisions", [r.pk for r in kept], now=now)
     ledger.append(session, items, now=now)
     return out

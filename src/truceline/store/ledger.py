@@ -54,6 +54,7 @@ from truceline.store.models import (
     AuditRow,
     EventRow,
     FindingRow,
+    IncidentRevisionRow,
     IncidentRow,
     LedgerEntryRow,
     LedgerHeadRow,
@@ -99,6 +100,7 @@ __all__ = [
 #: compares each stored row with its newest recorded state.
 ROW_TABLES: dict[str, Table] = {
     "events": EventRow.__table__,
+    "incident_revisions": IncidentRevisionRow.__table__,
 }
 
 
