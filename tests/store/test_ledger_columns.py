@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -27,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     text,
 )
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from truceline.cli import app
@@ -42,7 +44,7 @@ from truceline.services.review import Action, review
 from truceline.store import ledger
 from truceline.store.attachments import LocalStore
 from truceline.store.db import Database
-from truceline.store.models import Base, FindingRow, IncidentRow
+from truceline.store.models import Base, FindingRow, IncidentRow, JSONText
 
 from ..conftest import register_folder
 from ..media_samples import photo
@@ -67,6 +69,7 @@ LEDGERED = (
     "attachments",
     "events",
     "incident_revisions",
+    "fusion_pairs",
 )
 
 
@@ -83,11 +86,8 @@ def _report(rid: str, lon: float, source: str, second: int, kind: str = "explosi
     )
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir: Path) -> Path:
-    path = tmp_path_factory.mktemp("ledgered") / "all.db"
-    db = Database(str(path))
-    db.upgrade()
+def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None:
+    """One of everything, in ``db`` (migrated): see the module's doc."""
     db.write(lambda s: register_folder(s, small_dir, now=T0))
     t1 = db.write(lambda s: create_token(s, role="monitor", name="patrol", actor=ADMIN, now=T0))
     t2 = db.write(lambda s: create_token(s, role="analyst", name="desk", actor=ADMIN, now=T0))
@@ -127,7 +127,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir:
     db.write(lambda s: review(s, ipk, Action.release, finding_pks=[fpk], actor=ANALYST, now=later))
     db.write(lambda s: publish_report(s, small, DAY, actor=ANALYST, now=later))
     # an evidence photo with its own time and position, filed and released (every column set)
-    store = LocalStore(path.parent / "files")
+    store = LocalStore(files)
     photo_bytes = photo(lon=36.99, lat=48.9, taken=T0.replace(hour=10, minute=5))
     att = db.write(
         lambda s: file_attachment(
@@ -140,6 +140,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir:
     with db.read() as s:
         v = ledger.verify(s)
     assert v.ok, v.problems
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, small: Agreement, small_dir: Path) -> Path:
+    path = tmp_path_factory.mktemp("ledgered") / "all.db"
+    db = Database(str(path))
+    db.upgrade()
+    _build(db, path.parent / "files", small, small_dir)
     db.dispose()
     return path
 
@@ -306,3 +314,57 @@ def test_event_membership_changed_without_a_decision_is_found(built: Path, tmp_p
     assert (
         not v.ok and sum("the ledger's last link or decision says" in p.message for p in v.problems) == 2
     )
+
+
+#: The tables issue 17 added to the ledger, edited column by column on PostgreSQL as well.
+KEPT_WHOLE = ("events", "incident_revisions", "fusion_pairs")
+
+
+def _pg_edit(column: Any) -> str:
+    """SQL (PostgreSQL) for a different value of ``column``, whatever it holds now."""
+    c, t = column.name, column.type
+    if isinstance(t, JSONText):
+        return """'{"x": 1}'"""
+    if isinstance(t, Boolean):
+        return f"NOT coalesce({c}, false)"
+    if isinstance(t, DateTime):
+        return f"coalesce({c}, now()) + interval '1 second'"
+    if isinstance(t, Date):
+        return f"coalesce({c}, current_date) + 1"
+    if isinstance(t, Integer):
+        return f"coalesce({c}, 0) + {1000 if column.primary_key else 1}"
+    if isinstance(t, Float):
+        return f"coalesce({c}, 0) + 0.5"
+    v = f"coalesce({c}, '')"  # its last character changed (the column's length is a limit)
+    return f"left({v}, -1) || CASE WHEN right({v}, 1) = 'x' THEN 'y' ELSE 'x' END"
+
+
+def test_an_edit_of_any_column_is_found_on_postgresql(
+    pg_cluster: Any, tmp_path: Path, small: Agreement, small_dir: Path
+) -> None:
+    db = Database(pg_cluster.new_database())
+    try:
+        _build(db, tmp_path / "files", small, small_dir)
+        missed = []
+        for table in KEPT_WHOLE:
+            for col in Base.metadata.tables[table].columns:
+                with db.engine.connect() as conn:
+                    tx = conn.begin()
+                    # an insider with the database: foreign keys do not stop them
+                    conn.execute(text("SET LOCAL session_replication_role = replica"))
+                    pk = Base.metadata.tables[table].primary_key.columns.values()[0].name
+                    key = conn.execute(text(f"select min({pk}) from {table}")).scalar()
+                    assert key is not None, f"the test database has no {table}"
+                    n = conn.execute(
+                        text(f"update {table} set {col.name} = {_pg_edit(col)} where {pk} = :k"),
+                        {"k": key},
+                    ).rowcount
+                    assert n == 1
+                    with Session(bind=conn) as s:
+                        v = ledger.verify(s, limit=1000)
+                    if v.ok:
+                        missed.append(f"{table}.{col.name}")
+                    tx.rollback()
+        assert not missed, f"edits not found on PostgreSQL: {missed}"
+    finally:
+        db.dispose()

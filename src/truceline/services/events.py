@@ -420,7 +420,7 @@ def link_events(
     through = is_new[cands.a] | is_new[cands.b]
     near_new[cands.a[through]] = near_new[cands.b[through]] = True
     _keep_possible(
-        conn, agreement_id, cand, is_new | near_new, res, cands, settings, batch_id=batch_id, now=now
+        session, agreement_id, cand, is_new | near_new, res, cands, settings, batch_id=batch_id, now=now
     )
     cluster = res.event_of_report
     n_cl = int(cluster.max()) + 1
@@ -504,12 +504,16 @@ def link_events(
     left = np.unique(left[left >= 0])
     gone = cand.pk[out]
     moved = np.concatenate([linked, gone])
+    dropped: list[int] = []
     if len(moved):  # the links that put them where they were no longer hold
-        conn.execute(_drop_links(conn.dialect.name), {"pks": moved.tolist()})
+        dropped = list(conn.execute(_drop_links(conn.dialect.name), {"pks": moved.tolist()}).scalars())
     _set_event(session, linked, into)
     if len(gone):
         _set_event(session, gone, None)
-    _keep_links(conn, agreement_id, cand, rows, res, cands, settings, batch_id=batch_id, now=now)
+    links_kept = _keep_links(
+        conn, agreement_id, cand, rows, res, cands, settings, batch_id=batch_id, now=now
+    )
+    ledger.record_rows(session, "fusion_pairs", [], deleted=dropped, known=links_kept, now=now)
     # events left with one report or none are no events: the last report leaves, the row goes
     alone, dissolved = _dissolve(session, left)
     gone = np.concatenate([gone, alone])
@@ -553,8 +557,12 @@ def _free_statement(dialect: str) -> Any:
 
 @functools.cache
 def _drop_links(dialect: str) -> Any:
-    """Delete the ``linked`` pairs that put the reports ``pks`` in their events."""
-    return _PT.delete().where(_PT.c.status == "linked", one_of(_PT.c.a_pk, "pks", dialect))
+    """Delete the ``linked`` pairs that put the reports ``pks`` in their events; their pks."""
+    return (
+        _PT.delete()
+        .where(_PT.c.status == "linked", one_of(_PT.c.a_pk, "pks", dialect))
+        .returning(_PT.c.pk)
+    )
 
 
 def _dissolve(session: Session, events: NDArray[np.intp]) -> tuple[NDArray[np.intp], list[int]]:
@@ -625,9 +633,10 @@ def _insert_pairs(
     conn: Any, agreement_id: str, cand: ReportColumns, pairs: fusion.Candidates,
     i: NDArray[np.intp], j: NDArray[np.intp], p: NDArray[np.float64], status: str,
     settings: fusion.FusionSettings, *, batch_id: int, now: dt.datetime,
-) -> None:  # fmt: skip
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Store the pairs (i, j) with their probability ``p``: the rows written, with their pks."""
     if len(i) == 0:
-        return
+        return []
     reasons = _reason(cand, pairs, i, j, p, settings)
     t = np.minimum(cand.time_s[i], cand.time_s[j])
     rows = [
@@ -640,11 +649,13 @@ def _insert_pairs(
             cand.pk[i].tolist(), cand.pk[j].tolist(), p.tolist(), reasons, t.tolist(), strict=True
         )
     ]  # fmt: skip
-    bulk_insert(conn, _PT, rows)
+    for row, pk in zip(rows, bulk_insert(conn, _PT, rows, new_pks="pk"), strict=True):
+        row["pk"] = pk
+    return rows
 
 
 def _keep_possible(
-    conn: Any, agreement_id: str, cand: ReportColumns, reweighed: NDArray[np.bool_],
+    session: Session, agreement_id: str, cand: ReportColumns, reweighed: NDArray[np.bool_],
     res: fusion.FusionResult, pairs: fusion.Candidates, settings: fusion.FusionSettings,
     *, batch_id: int, now: dt.datetime,
 ) -> None:  # fmt: skip
@@ -659,7 +670,9 @@ def _keep_possible(
     pks = cand.pk[reweighed]
     if len(pks) == 0:
         return
+    conn = session.connection()
     dialect = conn.dialect.name
+    written: list[dict[str, Any]] = []
     prior = [
         row
         for k in range(0, len(pks), _IDS_CHUNK)  # SQLite binds at most 32,766 parameters
@@ -683,9 +696,11 @@ def _keep_possible(
             keys = zip(np.minimum(pa, pb).tolist(), np.maximum(pa, pb).tolist(), strict=True)
             keep = np.array([k not in dismissed for k in keys], bool)
             i, j, p = i[keep], j[keep], p[keep]
-        _insert_pairs(
+        written += _insert_pairs(
             conn, agreement_id, cand, pairs, i, j, p, status, settings, batch_id=batch_id, now=now
         )
+    # the pairs withdrawn and offered, in the ledger (the analyst's queue and the day's count)
+    ledger.record_rows(session, "fusion_pairs", [], deleted=stale, known=written, now=now)
 
 
 #: Pairs a new batch re-weighs: the possible duplicates and the pairs weighed for the count.
@@ -705,11 +720,11 @@ def _keep_links(
     conn: Any, agreement_id: str, cand: ReportColumns, moved: NDArray[np.intp],
     res: fusion.FusionResult, pairs: fusion.Candidates, settings: fusion.FusionSettings,
     *, batch_id: int, now: dt.datetime,
-) -> None:  # fmt: skip
-    """For each report that moved into an event, the link that put it there."""
+) -> list[dict[str, Any]]:  # fmt: skip
+    """For each report that moved into an event, the link that put it there (the rows written)."""
     i = moved[res.link_to[moved] >= 0]
     j = res.link_to[i]
-    _insert_pairs(
+    return _insert_pairs(
         conn,
         agreement_id,
         cand,
@@ -1353,6 +1368,7 @@ def decide_duplicate(
     a, b = session.get(IncidentRow, pair.a_pk), session.get(IncidentRow, pair.b_pk)
     assert a is not None and b is not None  # foreign keys
     if not same:
+        dismissed: list[int] = []
         # the two events are not one: every stored pair between them stops counting, not only this one
         for other, before_st in [(pair, "possible"), *_pairs_between(session, a, b, pair.pk)]:
             other.status = "dismissed"
@@ -1365,9 +1381,13 @@ def decide_duplicate(
                 session, actor=actor, entity="fusion_pair", entity_id=other.pk, action="dismiss",
                 now=now, before={"status": before_st}, after={"status": "dismissed"}, comment=why,
             )  # fmt: skip
+            dismissed.append(other.pk)
         session.flush()
+        ledger.record_rows(session, "fusion_pairs", dismissed, now=now)
         return None
     pair.status = "possible"  # an analyst may take back a dismissal
+    session.flush()
+    ledger.record_rows(session, "fusion_pairs", [pair.pk], now=now)
     if a.event_id is not None and b.event_id is not None:
         if a.event_id == b.event_id:
             raise ConflictError(

@@ -54,6 +54,7 @@ from truceline.store.models import (
     AuditRow,
     EventRow,
     FindingRow,
+    FusionPairRow,
     IncidentRevisionRow,
     IncidentRow,
     LedgerEntryRow,
@@ -101,6 +102,7 @@ __all__ = [
 ROW_TABLES: dict[str, Table] = {
     "events": EventRow.__table__,
     "incident_revisions": IncidentRevisionRow.__table__,
+    "fusion_pairs": FusionPairRow.__table__,
 }
 
 
@@ -1014,11 +1016,12 @@ def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> Non
         table = str(content["table"])
         key = ROW_TABLES[table].primary_key.columns.values()[0].name
         mine = rec.rows.setdefault(table, {})
+        # deletions first: SQLite gives a deleted row's key to the next row inserted
+        for gone in content.get("deleted") or ():
+            mine[gone] = (seq, None)
         for state in content.get("rows") or ():
             if isinstance(state, dict) and key in state:
                 mine[state[key]] = (seq, state)
-        for gone in content.get("deleted") or ():
-            mine[gone] = (seq, None)
     elif kind == "root" and "day" in content:
         rec.root[str(content["day"])] = (seq, content)
     elif kind == CHECKPOINT and "day" in content:
@@ -1448,16 +1451,18 @@ def record_rows(
     *,
     now: dt.datetime,
     deleted: Sequence[Any] = (),
+    known: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """One ledger entry (kind ``rows``) with the state of the rows ``keys`` of ``table`` (one of
     :data:`ROW_TABLES`) as the transaction now holds them, and the keys of its rows ``deleted``;
-    nothing when both are empty. Called by the writer after its change, in its transaction."""
+    nothing when all are empty. ``known``: rows the caller just wrote, every column with the
+    values as stored (not read back). Called by the writer after its change, in its transaction."""
     t = ROW_TABLES[table]
     pk = t.primary_key.columns.values()[0]
     conn = session.connection()
     gone = sorted(set(deleted))
     ids = sorted(set(keys) - set(gone))
-    if not ids and not gone:
+    if not ids and not gone and not known:
         return
     where = (
         one_of(pk, "ids", conn.dialect.name)
@@ -1470,10 +1475,12 @@ def record_rows(
         for k in range(0, len(ids), _KEYS_CHUNK)
         for r in conn.execute(stmt, {"ids": ids[k : k + _KEYS_CHUNK]})
     ]
+    states += [row_state(t, r) for r in known]
     content: dict[str, Any] = {"table": table, "rows": states}
     if gone:
         content["deleted"] = gone
-    append(session, [("rows", f"{table}:{ids[0] if ids else gone[0]}", content)], now=now)
+    first = states[0][pk.name] if states else gone[0]
+    append(session, [("rows", f"{table}:{first}", content)], now=now)
 
 
 def _verify_rows(
