@@ -39,6 +39,7 @@ from truceline.services.attachments import file_attachment
 from truceline.services.attachments import release as release_attachment
 from truceline.services.auth import Principal, Role, create_token, revoke_token
 from truceline.services.ingest import ingest_incidents
+from truceline.services.patrols import PatrolPosition, store_positions
 from truceline.services.publication import publish_report
 from truceline.services.review import Action, review
 from truceline.store import ledger
@@ -70,6 +71,7 @@ LEDGERED = (
     "events",
     "incident_revisions",
     "fusion_pairs",
+    "patrol_positions",
 )
 
 
@@ -117,6 +119,19 @@ def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None
                 s, small, [r], [0], source="acled", submitted_by="acled", now=T0, versions=[v]
             )
         )
+    # a patrol's track (TAK position reports), one re-sent
+    track = [
+        PatrolPosition(
+            uid="ANDROID-1", cot_type="a-f-G-U-C", observed_at=T0.replace(hour=9, minute=m),
+            lon=36.9 + m * 1e-4, lat=48.6, uncertainty_m=9.5, callsign="Alpha", group_name="Cyan",
+            group_role="Team Member",
+        )
+        for m in (0, 1, 1)
+    ]  # fmt: skip
+    kept = db.write(
+        lambda s: store_positions(s, small.id, track, submitted_by=t1.id, now=T0 + dt.timedelta(hours=1))
+    )
+    assert (kept.stored, kept.duplicates) == (2, 1)
     with db.read() as s:
         assert s.execute(text("select count(*) from incident_revisions")).scalar() == 1
         fpk = s.execute(text("select min(pk) from findings")).scalar()
@@ -317,7 +332,7 @@ def test_event_membership_changed_without_a_decision_is_found(built: Path, tmp_p
 
 
 #: The tables issue 17 added to the ledger, edited column by column on PostgreSQL as well.
-KEPT_WHOLE = ("events", "incident_revisions", "fusion_pairs")
+KEPT_WHOLE = ("events", "incident_revisions", "fusion_pairs", "patrol_positions")
 
 
 def _pg_edit(column: Any) -> str:

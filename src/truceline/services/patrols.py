@@ -2,7 +2,8 @@
 
 Kept as tracks (one row per device and time, :class:`~truceline.store.models.PatrolPositionRow`):
 the context of a restriction of movement, and a map layer to come. A device re-sending the same
-report stores nothing twice. The caller owns the transaction.
+report stores nothing twice. Each call's new positions are one ledger entry (``rows``, every
+column as written). The caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from truceline.core.times import as_utc
 from truceline.services.auth import Scope
+from truceline.store import ledger
+from truceline.store.db import bulk_insert
 from truceline.store.models import PatrolPositionRow
 
 __all__ = [
@@ -98,7 +101,11 @@ def store_positions(
             }
         )
     if rows:
-        session.execute(insert(t), rows)
+        pks = bulk_insert(session.connection(), PatrolPositionRow.__table__, rows, new_pks="pk")
+        for row, pk in zip(rows, pks, strict=True):
+            row["pk"] = pk
+        # the map's patrol layer: every position in the ledger, as written (one entry a call)
+        ledger.record_rows(session, "patrol_positions", [], known=rows, now=now)
     return PositionsStored(len(rows), len(positions) - len(rows), tuple(new))
 
 

@@ -60,6 +60,7 @@ from truceline.store.models import (
     LedgerEntryRow,
     LedgerHeadRow,
     LedgerRootRow,
+    PatrolPositionRow,
     PublishedReportRow,
 )
 from truceline.store.record_text import content_hash
@@ -103,6 +104,7 @@ ROW_TABLES: dict[str, Table] = {
     "events": EventRow.__table__,
     "incident_revisions": IncidentRevisionRow.__table__,
     "fusion_pairs": FusionPairRow.__table__,
+    "patrol_positions": PatrolPositionRow.__table__,
 }
 
 
