@@ -42,6 +42,7 @@ from truceline.services.ingest import ingest_incidents
 from truceline.services.patrols import PatrolPosition, store_positions
 from truceline.services.publication import publish_report
 from truceline.services.review import Action, review
+from truceline.services.sensors import register_sensors
 from truceline.store import ledger
 from truceline.store.attachments import LocalStore
 from truceline.store.db import Database
@@ -72,6 +73,7 @@ LEDGERED = (
     "incident_revisions",
     "fusion_pairs",
     "patrol_positions",
+    "sensors",
 )
 
 
@@ -119,6 +121,15 @@ def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None
                 s, small, [r], [0], source="acled", submitted_by="acled", now=T0, versions=[v]
             )
         )
+    # an acoustic network's sensors, one retired (every column set)
+    sensors = [
+        {"id": f"mic-{k}", "network": "north", "lon": 36.9 + k * 0.01, "lat": 48.62,
+         "elevation_m": 120.0, "timing_sigma_ms": 4.0,
+         "retired_at": "2025-03-01T11:00:00Z" if k else None}
+        for k in range(2)
+    ]  # fmt: skip
+    verdicts = db.write(lambda s: register_sensors(s, small, sensors, actor=ADMIN, now=T0))
+    assert [v.status for v in verdicts] == ["created", "created"], verdicts
     # a patrol's track (TAK position reports), one re-sent
     track = [
         PatrolPosition(
@@ -332,7 +343,7 @@ def test_event_membership_changed_without_a_decision_is_found(built: Path, tmp_p
 
 
 #: The tables issue 17 added to the ledger, edited column by column on PostgreSQL as well.
-KEPT_WHOLE = ("events", "incident_revisions", "fusion_pairs", "patrol_positions")
+KEPT_WHOLE = ("events", "incident_revisions", "fusion_pairs", "patrol_positions", "sensors")
 
 
 def _pg_edit(column: Any) -> str:

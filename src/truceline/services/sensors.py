@@ -40,6 +40,7 @@ from truceline.services.auth import Principal, Scope
 from truceline.services.queries import Page, decode_cursor, encode_cursor
 from truceline.services.scope import sensor_clauses
 from truceline.services.submissions import Verdict
+from truceline.store import ledger
 from truceline.store.db import bulk_insert
 from truceline.store.models import DetectionRow, IncidentRow, SensorRow
 
@@ -269,6 +270,7 @@ def register_sensors(
         np.array([r.lat for _, r in fresh]),
         now,
     )
+    changed: list[str] = []
     for (k, rec), sec in zip(fresh, sector, strict=True):  # registrations: a network at a time
         row = stored.get(rec.id)
         if row is not None and row.agreement_id != agreement.id:
@@ -324,6 +326,9 @@ def register_sensors(
             after=_sensor_state(row),
         )
         out.append(RecordVerdict(k, rec.id, verdict))
+        changed.append(rec.id)
+    # the sensors as registered (every column), one ledger entry for the call
+    ledger.record_rows(session, "sensors", changed, now=now)
     out.sort(key=lambda v: v.index)
     return out
 

@@ -62,6 +62,7 @@ from truceline.store.models import (
     LedgerRootRow,
     PatrolPositionRow,
     PublishedReportRow,
+    SensorRow,
 )
 from truceline.store.record_text import content_hash
 
@@ -105,7 +106,11 @@ ROW_TABLES: dict[str, Table] = {
     "incident_revisions": IncidentRevisionRow.__table__,
     "fusion_pairs": FusionPairRow.__table__,
     "patrol_positions": PatrolPositionRow.__table__,
+    "sensors": SensorRow.__table__,
 }
+#: For a table keyed by a name: the column saying when a row was made (a row made before the
+#: first the ledger recorded, without an entry of its own, was stored before the ledger kept it).
+_MADE_AT = {"sensors": "registered_at"}
 
 
 # Statements built once: append runs in every write transaction.
@@ -1485,6 +1490,13 @@ def record_rows(
     append(session, [("rows", f"{table}:{first}", content)], now=now)
 
 
+def _parse_time(value: object) -> dt.datetime | None:
+    try:
+        return as_utc(dt.datetime.fromisoformat(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _verify_rows(
     session: Session,
     table: str,
@@ -1493,12 +1505,18 @@ def _verify_rows(
 ) -> None:
     """Each row of ``table`` against its newest recorded state (:func:`record_rows`). A row never
     recorded is stored before the ledger kept the table when its (integer) key is below every
-    recorded one, or when nothing of the table is recorded; otherwise it has no entry."""
+    recorded one, or it was made (:data:`_MADE_AT`) before every recorded one, or when nothing of
+    the table is recorded; otherwise it has no entry."""
     t = ROW_TABLES[table]
     pk = t.primary_key.columns.values()[0]
     left = dict(recorded)
     ints = [k for k in left if isinstance(k, int)]
     first = min(ints) if ints else None
+    made = _MADE_AT.get(table)
+    made_times = [
+        _parse_time(c.get(made)) for _, c in recorded.values() if made is not None and c is not None
+    ]
+    first_made = min((x for x in made_times if x is not None), default=None)
     times = {c.name for c in t.columns if isinstance(c.type, DateTime)}
     for r in session.execute(select(t).order_by(pk)):
         m = r._mapping
@@ -1506,7 +1524,11 @@ def _verify_rows(
         what = f"{table} row {key}"
         e = left.pop(key, None)
         if e is None:
-            if not recorded or (first is not None and isinstance(key, int) and key < first):
+            if (
+                not recorded
+                or (first is not None and isinstance(key, int) and key < first)
+                or (made and first_made and m[made] is not None and as_utc(m[made]) < first_made)
+            ):
                 continue  # stored before the ledger kept this table
             problems.append(Problem(None, "record", f"{what} has no ledger entry"))
             continue
