@@ -42,7 +42,7 @@ from truceline.services.ingest import ingest_incidents
 from truceline.services.patrols import PatrolPosition, store_positions
 from truceline.services.publication import publish_report
 from truceline.services.review import Action, review
-from truceline.services.sensors import register_sensors
+from truceline.services.sensors import register_sensors, submit_detections
 from truceline.store import ledger
 from truceline.store.attachments import LocalStore
 from truceline.store.db import Database
@@ -74,6 +74,7 @@ LEDGERED = (
     "fusion_pairs",
     "patrol_positions",
     "sensors",
+    "detections",
 )
 
 
@@ -130,6 +131,13 @@ def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None
     ]  # fmt: skip
     verdicts = db.write(lambda s: register_sensors(s, small, sensors, actor=ADMIN, now=T0))
     assert [v.status for v in verdicts] == ["created", "created"], verdicts
+    arrivals = [
+        {"sensor_id": "mic-0", "detection_id": f"d{k}", "signal": "impact", "amplitude_db": 92.5,
+         "arrival_time": f"2025-03-01T10:0{k}:00.123456Z"}
+        for k in range(2)
+    ]  # fmt: skip
+    verdicts = db.write(lambda s: submit_detections(s, small, arrivals, actor=ADMIN, now=T0))
+    assert [v.status for v in verdicts] == ["accepted", "accepted"], verdicts
     # a patrol's track (TAK position reports), one re-sent
     track = [
         PatrolPosition(
@@ -343,7 +351,14 @@ def test_event_membership_changed_without_a_decision_is_found(built: Path, tmp_p
 
 
 #: The tables issue 17 added to the ledger, edited column by column on PostgreSQL as well.
-KEPT_WHOLE = ("events", "incident_revisions", "fusion_pairs", "patrol_positions", "sensors")
+KEPT_WHOLE = (
+    "events",
+    "incident_revisions",
+    "fusion_pairs",
+    "patrol_positions",
+    "sensors",
+    "detections",
+)
 
 
 def _pg_edit(column: Any) -> str:

@@ -498,6 +498,10 @@ def submit_detections(
     pks: list[int] = []
     for k in range(0, len(rows), _CHUNK):
         pks.extend(bulk_insert(conn, DetectionRow.__table__, rows[k : k + _CHUNK], new_pks="pk"))
+    for row, pk in zip(rows, pks, strict=True):
+        row["pk"] = pk
+    # every detection in the ledger as written (one entry for the batch)
+    ledger.record_rows(session, "detections", [], known=rows, now=now)
     out.extend(
         RecordVerdict(k, did, Verdict.accepted, pk=pk) for (k, did), pk in zip(row_of, pks, strict=True)
     )
@@ -700,6 +704,8 @@ def locate_stored(
         ]
         for k in range(0, len(params), _CHUNK):
             conn.execute(stmt, params[k : k + _CHUNK])
+        # which incident each detection located, in the ledger
+        ledger.record_rows(session, "detections", pk[linked].tolist(), now=now)
     event_of = dict(
         session.execute(
             select(IncidentRow.pk, IncidentRow.event_id).where(

@@ -52,6 +52,7 @@ from truceline.store.models import (
     ApiTokenRow,
     AttachmentRow,
     AuditRow,
+    DetectionRow,
     EventRow,
     FindingRow,
     FusionPairRow,
@@ -107,6 +108,7 @@ ROW_TABLES: dict[str, Table] = {
     "fusion_pairs": FusionPairRow.__table__,
     "patrol_positions": PatrolPositionRow.__table__,
     "sensors": SensorRow.__table__,
+    "detections": DetectionRow.__table__,
 }
 #: For a table keyed by a name: the column saying when a row was made (a row made before the
 #: first the ledger recorded, without an entry of its own, was stored before the ledger kept it).
