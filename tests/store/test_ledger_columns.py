@@ -34,6 +34,7 @@ from typer.testing import CliRunner
 from truceline.cli import app
 from truceline.core.agreement import Agreement
 from truceline.core.incidents import Incident, second_fix_text
+from truceline.io.incidents_io import Reject
 from truceline.ledger_verify import GENESIS, canonical_json, entry_hash, merkle_root
 from truceline.services.attachments import file_attachment
 from truceline.services.attachments import release as release_attachment
@@ -75,6 +76,8 @@ LEDGERED = (
     "patrol_positions",
     "sensors",
     "detections",
+    "ingest_batches",
+    "rejects",
 )
 
 
@@ -104,7 +107,16 @@ def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None
         update={"narrative": "acoustic fix; " + second_fix_text(36.9541, 48.6123, 0.31)}
     )
     db.write(
-        lambda s: ingest_incidents(s, small, plain, [0, 1, 2], source="t", submitted_by=t1.id, now=T0)
+        lambda s: ingest_incidents(
+            s,
+            small,
+            plain,
+            [0, 1, 2],
+            source="t",
+            submitted_by=t1.id,
+            now=T0,
+            earlier_rejects=[Reject(3, "bad-1", "lon", "not a number: 'east'")],
+        )
     )
     for k, (rid, lon, src, sec) in enumerate(
         [("e1", 36.951, "patrol", 0), ("e2", 36.9512, "camera", 5)]
@@ -358,13 +370,15 @@ KEPT_WHOLE = (
     "patrol_positions",
     "sensors",
     "detections",
+    "ingest_batches",
+    "rejects",
 )
 
 
 def _pg_edit(column: Any) -> str:
     """SQL (PostgreSQL) for a different value of ``column``, whatever it holds now."""
     c, t = column.name, column.type
-    if isinstance(t, JSONText):
+    if isinstance(t, JSONText | JSON):
         return """'{"x": 1}'"""
     if isinstance(t, Boolean):
         return f"NOT coalesce({c}, false)"

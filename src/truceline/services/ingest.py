@@ -176,17 +176,16 @@ def ingest_incidents(
     adj = adjudicate(agreement, [incidents[k] for k in new], [rows[k] for k in new])
     result.rejects.extend(adj.rejects)
     # The batch row goes in once its counts are known (one statement, not an insert and an update).
-    batch_id = result.batch_id = conn.execute(
-        _NEW_BATCH,
-        {
-            "agreement_id": agreement.id,
-            "source": source,
-            "received_at": now,
-            "n_accepted": len(adj.incidents),
-            "n_duplicates": len(result.duplicates),
-            "n_rejected": len(result.rejects),
-        },
-    ).scalar_one()
+    batch_row: dict[str, Any] = {
+        "agreement_id": agreement.id,
+        "source": source,
+        "received_at": now,
+        "n_accepted": len(adj.incidents),
+        "n_duplicates": len(result.duplicates),
+        "n_rejected": len(result.rejects),
+    }
+    batch_id = result.batch_id = conn.execute(_NEW_BATCH, batch_row).scalar_one()
+    batch_row["id"] = batch_id
     version_of = {incidents[k].id: versions[k] for k in new} if versions is not None else {}
     cls = adj.classification
     hash_of = {incidents[k].id: hashes[k] for k in new}
@@ -232,22 +231,22 @@ def ingest_incidents(
     # The numbers' canonical text, made once: the findings' column and their ledger entries hold it.
     frows = finding_rows(f, pks, now)
     fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
-    if result.rejects:
-        conn.execute(
-            insert(RejectRow.__table__),
-            [
-                {
-                    "batch_id": batch_id,
-                    "row": r.row,
-                    "report_id": _storable(r.id, 128),
-                    "field": _storable(r.field, 64),
-                    "reason": _storable(r.reason),
-                    "record": None,
-                    "received_at": now,
-                }
-                for r in result.rejects
-            ],
-        )
+    reject_rows: list[dict[str, Any]] = [
+        {
+            "batch_id": batch_id,
+            "row": r.row,
+            "report_id": _storable(r.id, 128),
+            "field": _storable(r.field, 64),
+            "reason": _storable(r.reason),
+            "record": None,
+            "received_at": now,
+        }
+        for r in result.rejects
+    ]
+    for row, pk in zip(
+        reject_rows, bulk_insert(conn, RejectRow.__table__, reject_rows, new_pks="pk"), strict=True
+    ):
+        row["pk"] = pk
     # What fusion and the caps take from this batch, made before the ledger's lock (below).
     new_rows: ReportColumns | None = None
     counted = np.zeros(0, bool)
@@ -276,6 +275,9 @@ def ingest_incidents(
     # caps: a batch committed concurrently by another worker is then visible to this one's fusion
     # and recount (tests/store/test_concurrent_ingest.py fails with fusion first). Everything
     # from here on runs one batch at a time across the server's processes.
+    # the batch and its rejects (the daily report's figures) as written, then the reports
+    ledger.record_rows(session, "ingest_batches", [], known=[batch_row], now=now)
+    ledger.record_rows(session, "rejects", [], known=reject_rows, now=now)
     _ledger_accepted(
         session,
         agreement.id,

@@ -58,11 +58,13 @@ from truceline.store.models import (
     FusionPairRow,
     IncidentRevisionRow,
     IncidentRow,
+    IngestBatchRow,
     LedgerEntryRow,
     LedgerHeadRow,
     LedgerRootRow,
     PatrolPositionRow,
     PublishedReportRow,
+    RejectRow,
     SensorRow,
 )
 from truceline.store.record_text import content_hash
@@ -109,6 +111,8 @@ ROW_TABLES: dict[str, Table] = {
     "patrol_positions": PatrolPositionRow.__table__,
     "sensors": SensorRow.__table__,
     "detections": DetectionRow.__table__,
+    "ingest_batches": IngestBatchRow.__table__,
+    "rejects": RejectRow.__table__,
 }
 #: For a table keyed by a name: the column saying when a row was made (a row made before the
 #: first the ledger recorded, without an entry of its own, was stored before the ledger kept it).
