@@ -1451,7 +1451,14 @@ def _jsonable(value: Any) -> Any:
 
 def row_state(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     """Every column of a stored row of ``table``, as the ledger keeps it (:func:`record_rows`)."""
-    return {c.name: _jsonable(row[c.name]) for c in table.columns}
+    names = _NAMES.get(table.name)
+    if names is None:
+        names = _NAMES[table.name] = tuple(c.name for c in table.columns)
+    return {n: _jsonable(row[n]) for n in names}
+
+
+#: Each table's column names (iterating a Table's columns per row costs more than the row).
+_NAMES: dict[str, tuple[str, ...]] = {}
 
 
 _KEYS_CHUNK = 10_000
