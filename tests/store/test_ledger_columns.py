@@ -256,6 +256,34 @@ def test_an_edit_of_any_column_is_found(built: Path, tmp_path: Path, table: str,
     assert not v.ok, f"{table}.{column}: {value!r} -> {new!r} was not found"
 
 
+def _json_cases() -> list[tuple[str, str]]:
+    return [(t, c) for t, c in _cases() if isinstance(Base.metadata.tables[t].c[c].type, JSONText)]
+
+
+@pytest.mark.parametrize(("table", "column"), _json_cases(), ids=[f"{t}.{c}" for t, c in _json_cases()])
+def test_a_json_column_made_unreadable_is_reported_not_a_crash(
+    built: Path, tmp_path: Path, table: str, column: str
+) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        rows = conn.execute(text(f"select rowid from {table} where {column} is not null")).all()
+        if not rows:
+            pytest.skip(f"the test database has no {table}.{column} to spoil")
+        conn.execute(
+            text(f"update {table} set {column} = '{{broken' where rowid = :r"), {"r": rows[0][0]}
+        )
+    engine.dispose()
+    db = Database(str(copy))
+    try:
+        with db.read() as s:
+            v = ledger.verify(s, limit=1000)
+    finally:
+        db.dispose()
+    assert not v.ok, f"{table}.{column} made unreadable was not found"
+
+
 def _rehash(conn: Connection) -> None:
     prev = GENESIS
     for s, b in conn.execute(text("select seq, body from ledger_entries order by seq")).all():

@@ -14,6 +14,7 @@ The hashing and tree functions live in :mod:`truceline.ledger_verify`, shared wi
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -260,8 +261,12 @@ def finding_content(
     else:
         content["incident"], content["report_hash"] = g["incident_pk"], report_hash
     numbers = g.get("numbers")
+    if isinstance(numbers, str):
+        # text spoiled outside Truceline stays as it is, so it differs from what was recorded
+        with contextlib.suppress(json.JSONDecodeError):
+            numbers = json.loads(numbers)
     if numbers is not None:
-        content["numbers"] = json.loads(numbers) if isinstance(numbers, str) else numbers
+        content["numbers"] = numbers
     created = g.get("created_at")
     if created is not None:
         content["created_at"] = _iso(created)

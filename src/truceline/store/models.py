@@ -78,7 +78,12 @@ class JSONText(TypeDecorator[Any]):
         return canonical_json(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:  # only an edit outside Truceline writes this: the text as
+            return str(value)  # stored, which differs from any recorded value (ledger verify)
 
 
 class AgreementRow(Base):
