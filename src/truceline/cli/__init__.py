@@ -161,8 +161,8 @@ def classify_cmd(
         str | None,
         typer.Option(
             "--format",
-            metavar="csv|parquet",
-            help="Output format (default: from OUTPUT's suffix; .parquet is GeoParquet)",
+            metavar="FORMAT",
+            help="Output format: csv or parquet (GeoParquet); default: from OUTPUT's suffix",
         ),
     ] = None,
 ) -> None:

@@ -39,8 +39,8 @@ __all__ = ["export_app", "export_zones_cmd", "import_cmd"]
 
 
 export_app = typer.Typer(
-    help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz, "
-    "acled; incidents also as parquet (GeoParquet).",
+    help="Export incidents (any filtered view) or reference geodata: csv, geojson, gpkg, kml, kmz.\n\n"
+    "Incidents also as acled and as parquet (GeoParquet).",
     no_args_is_help=True,
 )
 

@@ -169,8 +169,9 @@ def compare_cmd(
 SchedulerOption = Annotated[
     str | None,
     typer.Option(
-        metavar="tcp://HOST:8786",
-        help="A Dask scheduler to run the blocks of days on (its workers must reach --db); "
+        metavar="ADDRESS",
+        help="A Dask scheduler (tcp://HOST:8786) to run the blocks of days on "
+        "(its workers must reach --db); "
         "default: this machine (in this process when the history is one block or --workers 1, "
         "else a local cluster of --workers processes)",
     ),
