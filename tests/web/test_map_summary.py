@@ -167,6 +167,7 @@ def test_a_monitor_and_a_box_are_answered_from_the_rows(api: Api) -> None:
     listed = api.get("/dashboard/features", role="monitor").json()
     assert sum(mine["findings"]) == listed["findings"]["n"] <= sum(everyone["findings"])
     assert sum(mine["incidents"]) == listed["incidents"]["n"] < sum(everyone["incidents"])
+    assert not selection.summarising(api.ctx.db, "small", wait=60)  # the build they started
 
 
 def test_a_first_build_is_its_own_step_and_the_map_answers_meanwhile(

@@ -80,6 +80,7 @@ __all__ = [
     "feature_columns",
     "refresh_map_cells",
     "stale_agreements",
+    "stop_builds",
     "summarise",
     "summarising",
     "timeline",
@@ -499,7 +500,7 @@ _CACHE_LOCK = threading.Lock()
 REQUEST_DAYS = 7
 #: Days per step of a build (each step one write transaction: a short write lock, resumable).
 STEP_DAYS = 3
-_BUILDS: dict[tuple[str, str], threading.Thread] = {}
+_BUILDS: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
 _BUILDS_LOCK = threading.Lock()
 
 
@@ -524,14 +525,16 @@ def _build_in_background(db: Database, agreement_id: str) -> None:
     key = (str(db.write_engine.url), agreement_id)
     with _BUILDS_LOCK:
         running = _BUILDS.get(key)
-        if running is None or not running.is_alive():
+        if running is None or not running[0].is_alive():
+            stop = threading.Event()
             t = threading.Thread(
                 target=summarise,
                 args=(db, agreement_id),
+                kwargs={"stop": stop},
                 name=f"map-summary-{agreement_id}",
                 daemon=True,
             )
-            _BUILDS[key] = t
+            _BUILDS[key] = (t, stop)
             t.start()
 
 
@@ -539,12 +542,26 @@ def summarising(db: Database, agreement_id: str, *, wait: float | None = 0.0) ->
     """Whether a background build of the agreement's summary runs (after waiting up to ``wait``
     seconds for it to end; ``None``: until it ends)."""
     with _BUILDS_LOCK:
-        t = _BUILDS.get((str(db.write_engine.url), agreement_id))
-    if t is None:
+        running = _BUILDS.get((str(db.write_engine.url), agreement_id))
+    if running is None:
         return False
     if wait is None or wait > 0:
-        t.join(wait)
-    return t.is_alive()
+        running[0].join(wait)
+    return running[0].is_alive()
+
+
+def stop_builds(db: Database) -> None:
+    """Stop the background builds on ``db`` after their current step, and wait for them (before
+    the database is released: a server's shutdown). The days left stay marked: resumed later."""
+    url = str(db.write_engine.url)
+    with _BUILDS_LOCK:
+        mine = [(k, v) for k, v in _BUILDS.items() if k[0] == url]
+        for k, _ in mine:
+            del _BUILDS[k]
+    for _, (_t, stop) in mine:
+        stop.set()
+    for _, (t, _stop) in mine:
+        t.join()
 
 
 def stale_agreements(db: Database) -> dict[str, int]:
@@ -559,17 +576,18 @@ def summarise(
     *,
     step: int = STEP_DAYS,
     progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Build the agreement's map summary: every stale day, oldest first, ``step`` days per write
     transaction (so an interrupted build resumes where it stopped, and writers wait at most one
     step); returns the days built. ``progress(done, total)`` after each step (``total`` grows if
-    writes mark more days meanwhile)."""
+    writes mark more days meanwhile). ``stop``: set, the build ends after the current step."""
     done = 0
     with db.read() as s:
         total = map_cells.stale_days(s, agreement_id)
     if progress is not None:
         progress(0, total)
-    while True:
+    while stop is None or not stop.is_set():
         days = db.write(lambda s: map_cells.refresh(s, agreement_id, limit=step))
         if not days:
             break
