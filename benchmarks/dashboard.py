@@ -237,12 +237,19 @@ def summary_and_baseline(
             )
     out: dict[str, float] = {}
     t = time.perf_counter()
-    selection.refresh_map_cells(db, "ukraine-2024")
+    build = getattr(selection, "summarise", None)  # the explicit build (issue 19, session 4b)
+    if build is not None:
+        build(db, "ukraine-2024")
+    else:
+        selection.refresh_map_cells(db, "ukraine-2024")
     out["build_s"] = time.perf_counter() - t
     everything = selection.Selection(agreement_id="ukraine-2024", start=first, end=last)
     one = selection.Selection(agreement_id="ukraine-2024", start=first, end=last, rules=(rule,))
     with db.read() as s:
         out["cells"] = float(s.execute(sa_text("SELECT count(*) FROM map_cells")).scalar() or 0)
+        per_level = "SELECT zoom, period, sector = '*', count(*) FROM map_cells GROUP BY 1, 2, 3"
+        for z, p, lean, k in s.execute(sa_text(per_level)):
+            out[f"cells_z{z}{p}{'_lean' if lean else ''}"] = float(k)
         for name, flt in (("all", everything), ("rule", one)):
             selection._CACHE.clear()
             t = time.perf_counter()
@@ -293,6 +300,11 @@ def main() -> None:
         help="use the map's summary as stored (a previous run's), not rebuilt from nothing",
     )
     ap.add_argument("--pg", action="store_true", help="on PostgreSQL + PostGIS (a throwaway cluster)")
+    ap.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="measure the map summary's build, size and answers in one process; no page runs",
+    )
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -319,6 +331,13 @@ def main() -> None:
     token = tokens(url)["analyst"]
     summary = summary_and_baseline(url, first, last, rules[0][0], rebuild=not a.keep_summary)
     print(json.dumps(summary), flush=True)
+    if a.summary_only:
+        print(f"{n_inc:,} incidents; load: {os.getloadavg()[0]:.1f}", flush=True)
+        if cluster is not None:
+            from tests.pg import stop_cluster
+
+            stop_cluster(cluster)  # type: ignore[arg-type]
+        return
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = [sys.executable, "-c", "from truceline.cli import app; app()", "serve"]

@@ -23,6 +23,7 @@ from truceline.services.agreement_store import AgreementCache, register_agreemen
 from truceline.services.auth import Authenticator, Principal, Role, TokenAuthenticator
 from truceline.services.intake import Intake
 from truceline.services.planner import PlannerCache
+from truceline.services.selection import stop_builds
 from truceline.services.submissions import RecordResult
 from truceline.settings import Settings, default_attachments_dir
 from truceline.store.attachments import BlobStore, LocalStore
@@ -97,6 +98,7 @@ class AppContext:
         """Stop the writer thread and release the database."""
         if self.intake is not None:
             self.intake.close()
+        stop_builds(self.db)  # the map summary's background build, if one runs
         self.db.dispose()
 
     def agreement(self, session: Session, agreement_id: str | None) -> Agreement:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from truceline.services.agreement_store import AgreementCache
+from truceline.services.selection import stop_builds
 
 from ..api.conftest import SECTORS, Api, make_api
 from ..conftest import SMALL_YAML, write_small_agreement
@@ -55,6 +56,7 @@ def api(db_url: str, web_agreement_dir: Path, web_agreement_cache: AgreementCach
     a = make_api(db_url, web_agreement_dir, web_agreement_cache)
     with a.client:
         yield a
+    stop_builds(a.ctx.db)  # a background build of the map summary, if a request started one
     a.ctx.db.dispose()
 
 
@@ -66,4 +68,5 @@ def sqlite_api(
     a = make_api(str(tmp_path / "web.db"), web_agreement_dir, web_agreement_cache)
     with a.client:
         yield a
+    stop_builds(a.ctx.db)  # a background build of the map summary, if a request started one
     a.ctx.db.dispose()

@@ -1,7 +1,9 @@
 """The map's summary (``map_cells``) on SQLite and PostGIS: the overview's clusters and the
 timeline read from it answer exactly what counting the rows answers, for every filter, date range
 (whole months and cut ones), zoom and audience, and stay so after writes (new reports, a release,
-a review), which the triggers mark for the rebuild the next request makes."""
+a review), which the triggers mark for the rebuild the next request makes. A first build (many
+days stale) is a step of its own (``truceline db summarise``, or a background thread the map
+starts), in steps of a few days; the map answers from the rows meanwhile."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from truceline.cli import app
 from truceline.services import selection
 from truceline.services.auth import Scope
 from truceline.store import map_cells
@@ -126,9 +130,12 @@ def test_the_summary_answers_what_the_rows_answer_before_and_after_writes(api: A
     _post(api, _reports(300, seed=3, prefix="a"))
     cells, stale, _ = _summary_state(api)
     assert cells == 0 and stale > 0  # the triggers marked the days; nothing read yet
+    assert stale > selection.REQUEST_DAYS  # a first build: in the background, not in the request
     timeline = api.get("/dashboard/timeline", role="analyst").json()
+    assert timeline == _rows_answer(api, {}, None, False)
+    assert not selection.summarising(api.ctx.db, "small", wait=60)
     cells, stale, v1 = _summary_state(api)
-    assert cells > 0 and stale == 0 and v1 is not None  # built by the first map request
+    assert cells > 0 and stale == 0 and v1 is not None  # built in the background
     assert timeline["days"][0] == str(FIRST) and timeline["days"][-1] == str(LAST)
     assert sum(timeline["findings"]) > 0 and sum(timeline["incidents"]) > 0
     assert {r: sum(v) for r, v in timeline["by_rule"].items()}["bz-ban"] > 0
@@ -145,6 +152,7 @@ def test_the_summary_answers_what_the_rows_answer_before_and_after_writes(api: A
     assert _summary_state(api)[1] > 0  # marked stale by the triggers
     after = api.get("/dashboard/clusters", role="liaison", params={"zoom": 6}).json()
     assert sum(after["findings"]) == len(api.get(f"/incidents/{ipk}").json()["findings"]) > 0
+    assert not selection.summarising(api.ctx.db, "small", wait=60)  # 30 days: in the background
     _, stale, v2 = _summary_state(api)
     assert stale == 0 and v2 is not None and v2 > v1
     _check_all(api)
@@ -159,3 +167,44 @@ def test_a_monitor_and_a_box_are_answered_from_the_rows(api: Api) -> None:
     listed = api.get("/dashboard/features", role="monitor").json()
     assert sum(mine["findings"]) == listed["findings"]["n"] <= sum(everyone["findings"])
     assert sum(mine["incidents"]) == listed["incidents"]["n"] < sum(everyone["incidents"])
+    assert not selection.summarising(api.ctx.db, "small", wait=60)  # the build they started
+
+
+def test_a_first_build_is_its_own_step_and_the_map_answers_meanwhile(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many days to build (as after the migration): the map's requests do not build them (here
+    nothing does until asked), answer from the rows, and equal them; a build in steps, stopped
+    half-way, still answers from the rows; ``truceline db summarise`` ends it, with the summary
+    equal to the rows for every filter (months summed once their last day is built)."""
+    started: list[str] = []
+    monkeypatch.setattr(selection, "_build_in_background", lambda db, aid: started.append(aid))
+    _post(api, _reports(300, seed=6, prefix="s"))
+    _, stale, _ = _summary_state(api)
+    assert stale > selection.REQUEST_DAYS
+    for params in FILTERS[:4]:
+        got = api.get("/dashboard/clusters", role="analyst", params={**params, "zoom": 6}).json()
+        _same_clusters(got, _rows_answer(api, params, 6, False))
+    assert started and _summary_state(api)[:2] == (0, stale)  # asked for, not done in a request
+
+    # Steps of five days, stopped half-way (as an interrupted build): still the rows' answers.
+    for _ in range(3):
+        api.ctx.db.write(lambda s: map_cells.refresh(s, "small", limit=5))
+    cells, left, _ = _summary_state(api)
+    assert cells > 0 and left == stale - 15
+    got = api.get("/dashboard/timeline", role="analyst", params={"start": "2025-02-01"}).json()
+    assert got == _rows_answer(api, {"start": "2025-02-01"}, None, False)
+
+    res = CliRunner().invoke(
+        app,
+        ["db", "summarise", "--db", api.ctx.db.write_engine.url.render_as_string(hide_password=False)],
+    )
+    assert res.exit_code == 0, res.output
+    assert f"small: the map's summary of {left} days built" in res.output
+    assert _summary_state(api)[1] == 0
+    _check_all(api)
+    again = CliRunner().invoke(
+        app,
+        ["db", "summarise", "--db", api.ctx.db.write_engine.url.render_as_string(hide_password=False)],
+    )
+    assert again.exit_code == 0 and "up to date" in again.output

@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -228,6 +228,57 @@ def db_upgrade(db: DbOption = "truceline.db") -> None:
 
     upgrade(make_engine(db))
     console.print(f"Database {db} is at the latest schema")
+    from truceline.services.selection import stale_agreements
+    from truceline.store.db import Database
+
+    database = Database(db)
+    waiting = sum(stale_agreements(database).values())
+    database.dispose()
+    if waiting:
+        console.print(
+            f"The map's summary has {waiting:,} days to build: `truceline db summarise --db {db}` "
+            "(or the server builds them in the background; the map counts the rows meanwhile)"
+        )
+
+
+@db_app.command("summarise")
+def db_summarise(db: DbOption = "truceline.db") -> None:
+    """Build the map's summary (the counts the dashboard's overview and timeline read) for every
+    day waiting for it, e.g. after `db upgrade`: in steps of a few days, each committed, with a
+    progress bar; interrupted, it resumes where it stopped. The server works meanwhile (its map
+    counts the rows until the build ends)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from truceline.services.selection import stale_agreements, summarise
+    from truceline.store.db import Database
+
+    database = Database(require_database(db))
+    try:
+        database.upgrade()
+        waiting = stale_agreements(database)
+        if not waiting:
+            console.print(f"The map's summary of {db} is up to date")
+            return
+        with Progress(
+            TextColumn("[bold]Summarising[/] {task.description} days"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            for agreement_id, n in waiting.items():
+                task = bar.add_task(agreement_id, total=n)
+
+                def progress(done: int, total: int, task: Any = task) -> None:
+                    bar.update(task, completed=done, total=max(total, 1))
+
+                built = summarise(database, agreement_id, progress=progress)
+                console.print(f"{agreement_id}: the map's summary of {built:,} days built")
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        database.dispose()
 
 
 @app.command("simulate", rich_help_panel=DATA)

@@ -35,7 +35,7 @@ import datetime as dt
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,10 @@ __all__ = [
     "export_rows",
     "feature_columns",
     "refresh_map_cells",
+    "stale_agreements",
+    "stop_builds",
+    "summarise",
+    "summarising",
     "timeline",
 ]
 
@@ -435,7 +439,8 @@ def _timeline_from_cells(session: Session, flt: Selection, scope: Scope) -> dict
     c = MapCellRow
     per_f: list[tuple[dt.date, str, int]] = []
     per_i: list[tuple[dt.date, int]] = []
-    for where in _cell_conds(flt, scope, zoom=0, dated=False):
+    base, lean = _cell_level(flt, 0)
+    for where in _cell_conds(flt, scope, zoom=base, lean=lean, dated=False):
         q = (
             select(c.day, c.finding, c.rule_id, func.sum(c.n))
             .where(where)
@@ -489,13 +494,111 @@ _CACHE_SIZE = 512
 _CACHE_LOCK = threading.Lock()
 
 
+#: Most stale days a map request rebuilds itself before it reads (an ingest's few days); more (a
+#: first build after the upgrade, a big import) are built in the background, in steps, while the
+#: map's answers are counted from the rows (correct, slower).
+REQUEST_DAYS = 7
+#: Days per step of a build (each step one write transaction: a short write lock, resumable).
+STEP_DAYS = 3
+_BUILDS: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
+_BUILDS_LOCK = threading.Lock()
+
+
 def refresh_map_cells(db: Database, agreement_id: str) -> list[dt.date]:
-    """Rebuild the days of the map's summary that writes have made stale; returns them (none: a
-    read only, no write transaction). The map's routes call it before they read."""
+    """Bring the map's summary up to date before a map request reads it; returns the days rebuilt.
+
+    Up to :data:`REQUEST_DAYS` stale days are rebuilt here (none stale: a read only, no write
+    transaction); more start :func:`summarise` in a background thread (one per database and
+    agreement) and return at once: until it ends the map's answers are counted from the rows.
+    """
     with db.read() as s:
-        if not map_cells.is_stale(s, agreement_id):
-            return []
-    return db.write(lambda s: map_cells.refresh(s, agreement_id))
+        stale = map_cells.stale_days(s, agreement_id)
+    if stale == 0:
+        return []
+    if stale <= REQUEST_DAYS:
+        return db.write(lambda s: map_cells.refresh(s, agreement_id))
+    _build_in_background(db, agreement_id)
+    return []
+
+
+def _build_in_background(db: Database, agreement_id: str) -> None:
+    key = (str(db.write_engine.url), agreement_id)
+    with _BUILDS_LOCK:
+        running = _BUILDS.get(key)
+        if running is None or not running[0].is_alive():
+            stop = threading.Event()
+            t = threading.Thread(
+                target=summarise,
+                args=(db, agreement_id),
+                kwargs={"stop": stop},
+                name=f"map-summary-{agreement_id}",
+                daemon=True,
+            )
+            _BUILDS[key] = (t, stop)
+            t.start()
+
+
+def summarising(db: Database, agreement_id: str, *, wait: float | None = 0.0) -> bool:
+    """Whether a background build of the agreement's summary runs (after waiting up to ``wait``
+    seconds for it to end; ``None``: until it ends)."""
+    with _BUILDS_LOCK:
+        running = _BUILDS.get((str(db.write_engine.url), agreement_id))
+    if running is None:
+        return False
+    if wait is None or wait > 0:
+        running[0].join(wait)
+    return running[0].is_alive()
+
+
+def stop_builds(db: Database) -> None:
+    """Stop the background builds on ``db`` after their current step, and wait for them (before
+    the database is released: a server's shutdown). The days left stay marked: resumed later."""
+    url = str(db.write_engine.url)
+    with _BUILDS_LOCK:
+        mine = [(k, v) for k, v in _BUILDS.items() if k[0] == url]
+        for k, _ in mine:
+            del _BUILDS[k]
+    for _, (_t, stop) in mine:
+        stop.set()
+    for _, (t, _stop) in mine:
+        t.join()
+
+
+def stale_agreements(db: Database) -> dict[str, int]:
+    """The agreements whose map summary has days waiting to be built, and how many each."""
+    with db.read() as s:
+        return map_cells.stale_by_agreement(s)
+
+
+def summarise(
+    db: Database,
+    agreement_id: str,
+    *,
+    step: int = STEP_DAYS,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Build the agreement's map summary: every stale day, oldest first, ``step`` days per write
+    transaction (so an interrupted build resumes where it stopped, and writers wait at most one
+    step); returns the days built. ``progress(done, total)`` after each step (``total`` grows if
+    writes mark more days meanwhile). ``stop``: set, the build ends after the current step."""
+    done = 0
+    with db.read() as s:
+        total = map_cells.stale_days(s, agreement_id)
+    if progress is not None:
+        progress(0, total)
+    while stop is None or not stop.is_set():
+        days = db.write(lambda s: map_cells.refresh(s, agreement_id, limit=step))
+        if not days:
+            break
+        done += len(days)
+        if progress is not None:
+            with db.read() as s:
+                total = done + map_cells.stale_days(s, agreement_id)
+            progress(done, total)
+    if done:
+        db.write(map_cells.analyse)
+    return done
 
 
 def _cache_key(session: Session, flt: Selection, scope: Scope, what: Any) -> tuple[Any, ...] | None:
@@ -553,12 +656,18 @@ def _between(lo: dt.date | None, hi: dt.date | None) -> list[ColumnElement[bool]
     return [*([c.day >= lo] if lo else []), *([c.day <= hi] if hi else [])]
 
 
+def _cell_level(flt: Selection, zoom: int) -> tuple[int, bool]:
+    """The summary's level that answers ``zoom`` for the filter, and whether its lean rows do."""
+    return map_cells.level(zoom, lean=not flt.sectors and not flt.source_types)
+
+
 def _cell_conds(
-    flt: Selection, scope: Scope, *, zoom: int = 0, dated: bool = True
+    flt: Selection, scope: Scope, *, zoom: int, lean: bool, dated: bool = True
 ) -> list[ColumnElement[bool]]:
-    """The filter on the summary's rows, as clauses each read with one range of its index (the
-    rows each selects are disjoint): per range of days, the findings and the incidents without
-    findings (unless the filter leaves them out)."""
+    """The filter on the summary's rows at level ``zoom`` (``lean``: its lean rows, else its full
+    rows), as clauses each read with one range of its index (the rows each selects are
+    disjoint): per range of days, the findings and the incidents without findings (unless the
+    filter leaves them out)."""
     c = MapCellRow
     common: list[ColumnElement[bool]] = [c.agreement_id == flt.agreement_id, c.zoom == zoom]
     if flt.kinds:
@@ -567,8 +676,10 @@ def _cell_conds(
         common.append(c.sector.in_(flt.sectors))
     if flt.source_types:
         common.append(c.source_type.in_(flt.source_types))
-    if not flt.sectors and not flt.source_types:
+    if lean:
         common.append(c.sector == map_cells.LEAN)  # the lean rows: sectors and sources summed
+    elif zoom in map_cells.LEAN_LEVELS:
+        common.append(c.sector != map_cells.LEAN)  # the full rows beside them
     for flag, want in ((c.in_force, flt.in_force), (c.in_area, flt.in_area)):
         if want is not None:
             common.append(flag.is_(true()) if want else flag.is_(false()))
@@ -643,7 +754,7 @@ def clusters(
 
 def _clusters_from_cells(session: Session, flt: Selection, scope: Scope, zoom: int) -> dict[str, Any]:
     c = MapCellRow
-    base = map_cells.level(zoom)
+    base, lean = _cell_level(flt, zoom)
     shift = base - zoom
     cx = c.gx.op(">>", return_type=Integer)(shift) if shift else c.gx
     cy = c.gy.op(">>", return_type=Integer)(shift) if shift else c.gy
@@ -651,7 +762,7 @@ def _clusters_from_cells(session: Session, flt: Selection, scope: Scope, zoom: i
     frows: list[tuple[Any, ...]] = []
     irows: list[tuple[Any, ...]] = []
     conn = session.connection()
-    for where in _cell_conds(flt, scope, zoom=base):  # rows of one cell may come from several
+    for where in _cell_conds(flt, scope, zoom=base, lean=lean):  # rows of one cell may come from several
         q = select(*keys, func.sum(c.n), func.sum(c.sx), func.sum(c.sy)).where(where).group_by(*keys)
         for x, y, is_f, party, rule, kind, n, sx, sy in conn.execute(q):
             if is_f:

@@ -50,8 +50,11 @@ __all__ = [
     "BASE_ZOOM",
     "CELL_PX",
     "DIMS",
+    "FULL_LEVELS",
     "LEAN",
+    "LEAN_LEVELS",
     "LEVELS",
+    "analyse",
     "cell_deg",
     "grid_cell",
     "is_stale",
@@ -59,6 +62,8 @@ __all__ = [
     "month_end",
     "month_start",
     "refresh",
+    "stale_by_agreement",
+    "stale_days",
     "version",
 ]
 
@@ -69,6 +74,14 @@ BASE_ZOOM = 10
 #: The zooms the summary holds cells of, each per day and per month (zoom 0: one cell for a
 #: whole region, which the timeline reads).
 LEVELS = (0, 6, 8, BASE_ZOOM)
+#: The levels holding rows with every sector and source type apart ("full" rows). Not zoom 0:
+#: its full rows were 73 % as many as zoom 6's (one cell, but every field apart), so a filter on
+#: a sector or a source type at zoom 0 (the timeline) sums zoom 6's.
+FULL_LEVELS = (6, 8, BASE_ZOOM)
+#: The levels holding lean rows (sectors and source types summed: ``*``), which a filter on
+#: neither reads. Not ``BASE_ZOOM``: a cell of about 10 km rarely spans two sectors, so its lean rows
+#: were 87 % as many as its full rows; a filter on neither at zooms 9-10 sums the full rows.
+LEAN_LEVELS = (0, 6, 8)
 
 
 def cell_deg(zoom: int) -> float:
@@ -88,6 +101,26 @@ def is_stale(session: Session, agreement_id: str) -> bool:
     """Whether a day of the agreement waits to be rebuilt."""
     q = select(MapStaleDayRow.day).where(MapStaleDayRow.agreement_id == agreement_id).limit(1)
     return session.execute(q).first() is not None
+
+
+def stale_days(session: Session, agreement_id: str) -> int:
+    """How many days of the agreement wait to be rebuilt."""
+    q = select(func.count()).select_from(MapStaleDayRow)
+    return int(session.execute(q.where(MapStaleDayRow.agreement_id == agreement_id)).scalar_one())
+
+
+def stale_by_agreement(session: Session) -> dict[str, int]:
+    """The agreements with days waiting to be rebuilt, and how many each."""
+    sd = MapStaleDayRow
+    q = select(sd.agreement_id, func.count()).group_by(sd.agreement_id).order_by(sd.agreement_id)
+    return {a: int(n) for a, n in session.execute(q)}
+
+
+def analyse(session: Session) -> None:
+    """Refresh the planner's statistics of the summary after many rows changed (PostgreSQL; on
+    SQLite the queries do not need them)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("ANALYZE map_cells")
 
 
 def version(session: Session, agreement_id: str) -> int | None:
@@ -115,29 +148,47 @@ def month_end(day: dt.date) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
-def level(zoom: int) -> int:
-    """The summary's zoom that answers ``zoom`` (the coarsest of ``LEVELS`` at least as fine)."""
-    return min(z for z in LEVELS if z >= zoom)
+def level(zoom: int, *, lean: bool = False) -> tuple[int, bool]:
+    """The summary's level that answers ``zoom`` (the coarsest at least as fine), and whether
+    its lean rows answer it (``lean``: the filter is on neither sectors nor source types, so
+    lean rows may, where the level holds them)."""
+    if lean and any(z >= zoom for z in LEAN_LEVELS):
+        return min(z for z in LEAN_LEVELS if z >= zoom), True
+    return min(z for z in FULL_LEVELS if z >= zoom), False
 
 
-def refresh(session: Session, agreement_id: str) -> list[dt.date]:
+def refresh(session: Session, agreement_id: str, *, limit: int | None = None) -> list[dt.date]:
     """Rebuild the agreement's stale days (in the caller's write transaction); returns them.
 
     The days' rows at ``BASE_ZOOM`` are counted from the stored rows; the coarser levels' from
     those; each month touched is then summed again from its days' rows (per level).
+
+    ``limit``: rebuild at most that many days, the oldest first (a build in steps, each its own
+    transaction: resumable, and no long write lock). A month with days still stale after the
+    step is summed by the step that rebuilds its last one (its month rows are absent meanwhile,
+    and nothing reads the summary while any day is stale).
     """
     conn = session.connection()
-    gone = (
-        delete(MapStaleDayRow)
-        .where(MapStaleDayRow.agreement_id == agreement_id)
-        .returning(MapStaleDayRow.day)
-    )
-    got = conn.execute(gone).scalars().all()
-    days = sorted({d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in got})
+    if conn.dialect.name == "postgresql":
+        # One rebuild of an agreement at a time (SQLite's writers are one at a time anyway): two
+        # steps, each seeing the other's days still marked, would both leave a month unsummed.
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("map_cells:" + agreement_id))))
+    sd = MapStaleDayRow
+    which = sd.agreement_id == agreement_id
+    if limit is not None:
+        oldest = select(sd.day).where(which).order_by(sd.day).limit(limit)
+        which = and_(which, sd.day.in_(oldest.scalar_subquery()))
+    got = conn.execute(delete(sd).where(which).returning(sd.day)).scalars().all()
+    days = sorted({_date(d) for d in got})
     if not days:
         return []
     c = MapCellRow
     months = sorted({month_start(d) for d in days})
+    waiting = select(sd.day).where(
+        sd.agreement_id == agreement_id, sd.day.between(months[0], month_end(months[-1]))
+    )
+    pending = {month_start(_date(d)) for d in conn.execute(waiting).scalars()}
+    summed = [m for m in months if m not in pending]
     conn.execute(
         delete(c).where(
             c.agreement_id == agreement_id,
@@ -211,17 +262,20 @@ def refresh(session: Session, agreement_id: str) -> list[dt.date]:
     conn.execute(insert(table).from_select(_COLS, fsel))
     conn.execute(insert(table).from_select(_COLS, isel))
     # The coarser levels of the same days, from the finest.
-    for z in LEVELS:
+    for z in FULL_LEVELS:
         if z != BASE_ZOOM:
             _roll(conn, agreement_id, (BASE_ZOOM, "d"), (z, "d"), c.day.in_(days), c.day)
-    # The months touched, per level, from their days.
-    for m in months:
-        for z in LEVELS:
+    # The months summed (no day of theirs left stale), per level, from their days.
+    for m in summed:
+        for z in FULL_LEVELS:
             _roll(conn, agreement_id, (z, "d"), (z, "m"), c.day.between(m, month_end(m)), literal(m))
-    # The lean rows (every sector and source type summed: ``*``), which a filter on neither reads.
-    for z in LEVELS:
-        _roll(conn, agreement_id, (z, "d"), (z, "d"), c.day.in_(days), c.day, lean=True)
-        _roll(conn, agreement_id, (z, "m"), (z, "m"), c.day.in_(months), c.day, lean=True)
+    # The lean rows (every sector and source type summed: ``*``), from the full rows of the
+    # coarsest level at least as fine.
+    for z in LEAN_LEVELS:
+        src = min(f for f in FULL_LEVELS if f >= z)
+        _roll(conn, agreement_id, (src, "d"), (z, "d"), c.day.in_(days), c.day, lean=True)
+        if summed:
+            _roll(conn, agreement_id, (src, "m"), (z, "m"), c.day.in_(summed), c.day, lean=True)
     if dialect == "postgresql" and len(days) > 31:
         # Many rows at once (a first build): the planner's statistics, before autovacuum's.
         conn.exec_driver_sql("ANALYZE map_cells")
@@ -233,6 +287,10 @@ def refresh(session: Session, agreement_id: str) -> list[dt.date]:
         )
     )
     return days
+
+
+def _date(d: Any) -> dt.date:
+    return d if isinstance(d, dt.date) else dt.date.fromisoformat(d)
 
 
 def _roll(

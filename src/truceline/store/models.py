@@ -536,7 +536,10 @@ class MapCellRow(Base):
     """
 
     __tablename__ = "map_cells"
-    __table_args__ = (Index("ix_map_cells_level", "agreement_id", "zoom", "period", "sector", "day"),)
+    __table_args__ = (
+        Index("ix_map_cells_level", "agreement_id", "zoom", "period", "sector", "day"),
+        Index("ix_map_cells_day", "agreement_id", "zoom", "period", "day"),
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     agreement_id: Mapped[str] = mapped_column(String(64))
