@@ -8,7 +8,9 @@ Revises: 0015 (re-chained after 0017 and 0015 reached main; made with 0013 as it
 
 ``map_cells`` is derived from the ledgered ``incidents`` and ``findings`` and rebuilt from them
 (truceline.store.map_cells.refresh), so it is not ledgered itself. Every day already stored is
-marked stale here: the first map request after the upgrade builds the summary.
+marked stale here: `truceline db summarise` builds the summary in resumable steps (the map
+starts the same build in the background when more than a week of days waits, and counts the
+rows meanwhile).
 
 The triggers: SQLite, per row (``INSERT OR IGNORE`` of the row's day); PostgreSQL, per
 statement, with transition tables (one ``INSERT ... SELECT DISTINCT`` per statement, so a
