@@ -996,7 +996,7 @@ def test_sensors_layer_follows_the_contract_and_hides_on_refusal(
         page.reload()
         tab.ready()
         wait(page, "document.body.dataset.sensors === 'none'")
-        assert page.locator(".leaflet-sensors-pane path").count() == 0
+        assert page.locator(".leaflet-sensors-pane path.sensor").count() == 0
         assert "sensors" not in page.inner_text("#legend").lower()
         assert page.is_hidden("#notice")
     tab.no_errors()

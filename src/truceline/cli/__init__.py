@@ -243,10 +243,11 @@ def db_upgrade(db: DbOption = "truceline.db") -> None:
 
 @db_app.command("summarise")
 def db_summarise(db: DbOption = "truceline.db") -> None:
-    """Build the map's summary (the counts the dashboard's overview and timeline read) for every
-    day waiting for it, e.g. after `db upgrade`: in steps of a few days, each committed, with a
-    progress bar; interrupted, it resumes where it stopped. The server works meanwhile (its map
-    counts the rows until the build ends)."""
+    """Build the map's summary for every day waiting for it, e.g. after `db upgrade`.
+
+    The summary holds the counts the dashboard's overview and timeline read. It is built in
+    steps of a few days, each committed, with a progress bar; interrupted, it resumes where it
+    stopped. The server works meanwhile (its map counts the rows until the build ends)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from truceline.services.selection import stale_agreements, summarise
