@@ -8,7 +8,10 @@ and scored against the truth written beside them.
 Layouts: a regular grid, an irregular 14-sensor network, 10 sensors along a 30 km road (+-150 m
 jitter) with a ceasefire line 1.5 km off the road, a sparse network (6 sensors 13-16 km apart) and a
 50 km sector (the throughput case). Weather: temperature 0-30 deg C, wind 0-8 m/s, told right
-(with sigma columns), told wrong (10 deg C off, no wind) or not told. Events: isolated, salvos
+(with sigma columns), told wrong (10 deg C off, no wind) or not told; in the
+``weather-spread`` cases each event's true weather is drawn around the told one with the told
+sigmas (1 deg C, 1 m/s), so that the stated uncertainty is the real one (elsewhere the told
+weather is exact and its stated sigmas are never realised). Events: isolated, salvos
 (rounds from one point seconds apart), overlapping pairs (emission times under 0.3 s apart), with
 echoes, multipath (the direct arrival replaced by a late one) and false detections.
 
@@ -39,6 +42,9 @@ CENTRE = (37.8, 48.3)  # lon, lat of every scene's local plane
 START = dt.datetime(2025, 6, 1, 6, 0, tzinfo=dt.UTC).timestamp()
 SECTION = "## Acoustic stress suite through `truceline locate` (benchmarks/acoustic_cases.py)"
 CHI2_95_2D = 5.991464547107979
+COVERAGE_LEVELS = (0.5, 0.9, 0.95, 0.99)
+TOLD_SIGMA_C = 1.0  # the stated uncertainty of the told temperature (deg C) and wind (m/s)
+TOLD_SIGMA_WIND_MPS = 1.0
 
 AGREEMENT_YAML = """\
 id: stress
@@ -91,6 +97,7 @@ class Case:
     rate_per_min: float = 2.0
     attribution: bool = False
     road_jitter_m: float = 150.0
+    weather_spread: bool = False  # each event's true weather drawn around the told (its stated sigmas)
     notes: dict[str, float] = field(default_factory=dict)
 
 
@@ -191,13 +198,19 @@ def build(case: Case, folder: Path) -> dict[str, object]:
     wind = np.array([-case.wind_mps * math.sin(az), -case.wind_mps * math.cos(az)])
     ev = _sources(case, rng)
     n_e = len(ev["t"])
+    c_e = np.full(n_e, c)
+    w_e = np.tile(wind, (n_e, 1))
+    if case.weather_spread:  # the told weather is right on average, off by its stated sigmas
+        c_e = c_e + 0.606 * TOLD_SIGMA_C * rng.normal(0, 1, n_e)
+        w_e = w_e + TOLD_SIGMA_WIND_MPS * rng.normal(0, 1, (n_e, 2))
     e_lon, e_lat = inv.transform(ev["x"], ev["y"])
     # arrivals: every (event, sensor) pair heard within range, with probability falling off past it
     dx = sxy[None, :, 0] - ev["x"][:, None]
     dy = sxy[None, :, 1] - ev["y"][:, None]
     d = np.hypot(dx, dy)
-    u_w = (dx * wind[0] + dy * wind[1]) / np.maximum(d, 1.0)
-    t_arr = ev["t"][:, None] + d / (c + u_w) + rng.normal(0, 1, d.shape) * sig_ms[None, :] * 1e-3
+    u_w = (dx * w_e[:, 0, None] + dy * w_e[:, 1, None]) / np.maximum(d, 1.0)
+    noise = rng.normal(0, 1, d.shape) * sig_ms[None, :] * 1e-3
+    t_arr = ev["t"][:, None] + d / (c_e[:, None] + u_w) + noise
     p_hear = 0.93 / (1.0 + np.exp((d - hear_m) / 1500.0))
     heard = rng.random(d.shape) < p_hear
     level = rng.normal(140.0, 5.0, n_e)
@@ -267,7 +280,8 @@ def build(case: Case, folder: Path) -> dict[str, object]:
             w = csv.writer(fh)
             w.writerow(["time", "temperature_c", "wind_speed_mps", "wind_from_deg",
                         "temperature_sigma_c", "wind_sigma_mps"])  # fmt: skip
-            w.writerow([_iso(START), f"{t_told:.1f}", f"{w_told:.1f}", f"{w_from:.0f}", "1", "1"])
+            w.writerow([_iso(START), f"{t_told:.1f}", f"{w_told:.1f}", f"{w_from:.0f}",
+                        f"{TOLD_SIGMA_C:g}", f"{TOLD_SIGMA_WIND_MPS:g}"])  # fmt: skip
     if case.attribution:
         ag = folder / "agreement"
         ag.mkdir(exist_ok=True)
@@ -405,6 +419,13 @@ def score(folder: Path, events_csv: Path) -> dict[str, object]:
         ok = errm <= 10 * np.sqrt(crb) + 5
         out["rmse_ratio"] = float(np.sqrt(np.mean(errm[ok] ** 2)) / np.sqrt(np.mean(crb[ok])))
         out["coverage95"] = float(np.mean(maha <= CHI2_95_2D))
+        # the ellipses' calibration at other levels, and over the events given their right set
+        # (a wrong set is an association error, not a misstated ellipse)
+        q = -2.0 * np.log(1.0 - np.array(COVERAGE_LEVELS))  # chi-square (2 dof) quantiles
+        out["coverage_levels"] = [float(np.mean(maha <= x)) for x in q]
+        rs = right[m]
+        if rs.any():
+            out["coverage95_right"] = (int(np.sum(maha[rs] <= CHI2_95_2D)), int(rs.sum()))
         if rows and "ambiguous" in rows[0]:
             # an ambiguous event states two fixes: its 95 % region is the union of both ellipses
             alt = np.full(len(m), np.inf)
@@ -488,6 +509,10 @@ CASES = [
     Case("straight-road-wind3", "road", "isolated", 3.0, "right", n_events=400, seed=41,
          attribution=True, road_jitter_m=10.0),
     Case("sparse-wind3", "sparse", "isolated", 3.0, "right", n_events=200, seed=50),
+    Case("sparse-wind3-weather-spread", "sparse", "isolated", 3.0, "right", n_events=200, seed=50,
+         weather_spread=True),
+    Case("irregular-wind3-weather-spread", "irregular", "isolated", 3.0, "right", seed=13,
+         weather_spread=True),
     Case("sector-50-per-min", "sector", "isolated", 4.0, "right", n_events=1000, seed=60,
          rate_per_min=50.0),
 ]  # fmt: skip
@@ -550,6 +575,20 @@ def table(results: list[dict[str, object]]) -> list[str]:
             + f"{int(r['events']) / float(r['cpu_s']):.0f} ({float(r['cpu_s']):.1f} s CPU, "  # type: ignore[call-overload,arg-type]
             f"{float(r['wall_s']):.1f} s wall) |"  # type: ignore[arg-type]
         )  # fmt: skip
+    out += [
+        "",
+        "Ellipse calibration: share of true positions inside the stated ellipse at each level "
+        "(all located events), and inside the 95 % ellipse for the events given their right set:",
+        "",
+        "| case | "
+        + " | ".join(f"{100 * lv:.0f} %" for lv in COVERAGE_LEVELS)
+        + " | 95 %, right sets |",
+        "|---|" + "---|" * (len(COVERAGE_LEVELS) + 1),
+    ]
+    for r in results:
+        if "coverage_levels" in r:
+            cl = " | ".join(f"{100 * x:.1f} %" for x in r["coverage_levels"])  # type: ignore[attr-defined]
+            out.append(f"| {r['case']} | {cl} | {_pct(r.get('coverage95_right'))} |")  # type: ignore[arg-type]
     for r in results:
         if "salvo_grouped" in r and r["salvo_grouped"][1]:  # type: ignore[index]
             out.append("")
