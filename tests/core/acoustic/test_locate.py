@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
+from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -135,3 +138,41 @@ def test_time_sweep_groups_as_one_round(net: A.SensorNetwork, sim_net: S.SimNetw
         in_events = np.concatenate(res.events.detections)
         assert len(np.unique(in_events)) == len(in_events)
     assert right["sweep"] >= right["global"] - 2 and right["sweep"] / n >= 0.97, (right, n)
+
+
+def test_confident_first_pass_groups_as_the_full_search(
+    net: A.SensorNetwork, sim_net: S.SimNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The opt-in first pass (seeds with their two nearest neighbours only; events explained at
+    ``confident_count`` sensors claim first) leaves the full 3-sensor search fewer seeds and groups
+    a dense scene as well as the full search alone."""
+    assoc = importlib.import_module("truceline.core.acoustic.associate")  # the module, not the function
+
+    base = S.simulate_fire(
+        LINE_LON, LINE_LAT, n_shots=84, duration_s=240.0, seed=51, chainage_km=(15, 65)
+    )  # fmt: skip
+    shots = S.adversarial_partners(LINE_LON, LINE_LAT, base, fraction=0.2, seed=53)
+    det = S.simulate_detections(sim_net, shots, seed=52, p_echo=0.02)
+    full_seeds = {"n": 0}
+    hypotheses = assoc._hypotheses
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        if kw.get("pairs") is None and (len(args) < 14 or args[13] is None):
+            full_seeds["n"] += len(args[2])
+        return hypotheses(*args, **kw)
+
+    monkeypatch.setattr(assoc, "_hypotheses", counting)
+    right, seeds = {}, {}
+    for name, cc in (("full", None), ("first pass", 10)):
+        full_seeds["n"] = 0
+        res = A.locate_detections(
+            net, det.sensor, det.arrival_s, weather=A.Weather.constant(15.0),
+            det_signal=det.signal, det_amplitude_db=det.amplitude_db,
+            association=A.AssociationOptions(confident_count=cc),
+        )  # fmt: skip
+        _exact, right[name], n = S.score_association(res.events.detections, det)
+        seeds[name] = full_seeds["n"]
+        in_events = np.concatenate(res.events.detections)
+        assert len(np.unique(in_events)) == len(in_events)
+    assert seeds["first pass"] < 0.8 * seeds["full"], seeds
+    assert right["first pass"] >= right["full"] - 3 and right["first pass"] / n >= 0.97, (right, n)

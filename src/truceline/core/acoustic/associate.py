@@ -101,6 +101,13 @@ class AssociationOptions:
         With the consistency test, an arrival later than the rest of its event predicts by more
         than this many standard deviations (its studentized deleted residual: echoes and multipath
         arrivals are late, never early) is shed the same way, even when the chi-square passes.
+    confident_count
+        With a number, a cheap first pass (every detection seeds 3-sensor hypotheses with its two
+        nearest neighbours only) lets the events it explains at this many sensors claim their
+        detections before the full search (``None``, the default: no first pass). About 2.2x less
+        association time at 50 events a minute; off by default because it moves the stress
+        suite's right sets and ghosts within their scene-to-scene spread but not to the last digit
+        (BENCHMARKS.md, issue 14 session 5).
     sweep_s, sweep_min_seeds, sweep_lookahead_s
         The first round of hypotheses sweeps time in slices of this length (s): each slice's
         seeds are tried once the events of the slices before have claimed their detections, so
@@ -152,6 +159,7 @@ class AssociationOptions:
     sweep_s: float = 30.0
     sweep_min_seeds: int = 256
     sweep_lookahead_s: float = 15.0
+    confident_count: int | None = None
 
     @property
     def range_m(self) -> float:
@@ -210,8 +218,10 @@ def _hypotheses(
     nb: IntArray,
     score_tbl: IntArray,
     opt: AssociationOptions,
+    pairs: IntArray | None = None,
 ) -> _Hyp:
-    """Best 3-sensor hypothesis per seed, scored against the sensors near the seed."""
+    """Best 3-sensor hypothesis per seed, scored against the sensors near the seed (from the pairs
+    of neighbours ``pairs``, default every pair)."""
     xy = net.xy_m[frame]
     m_c = opt.max_candidates
     s0 = det_sensor[seeds]
@@ -242,7 +252,8 @@ def _hypotheses(
         + ((ws[:, 0, None] * xy[nbs_c, 0] + ws[:, 1, None] * xy[nbs_c, 1]) / cs[:, None] ** 2)[..., None]
     )
     ts_c = ts + shift_s0
-    pairs = _pair_slots(nbs.shape[1])
+    if pairs is None:
+        pairs = _pair_slots(nbs.shape[1])
     a, b = pairs[:, 0], pairs[:, 1]
     sa = xy[nbs_c[:, a]] - xy[s0][:, None, :]  # (S, P, 2)
     sb = xy[nbs_c[:, b]] - xy[s0][:, None, :]
@@ -518,7 +529,9 @@ def associate(
     det_frame = net.frame_of_sensor[det_sensor]
     n_events = 0
 
-    def run_round(seeds_all: IntArray, wide: bool) -> tuple[_Hyp, BoolArray]:
+    def run_round(
+        seeds_all: IntArray, wide: bool, pairs: IntArray | None = None, min_count: int = opt.min_sensors
+    ) -> tuple[_Hyp, BoolArray]:
         index = DetectionIndex.build(np.flatnonzero(avail), det_sensor, det_time_s, stride, t_base)
         hyps: list[_Hyp] = []
         for f in range(n_frames):  # a handful of frames; vectorised inside
@@ -528,7 +541,7 @@ def associate(
                     _hypotheses(
                         net, f, seeds[lo : lo + 2000], det_sensor, det_time_s, det_c_mps, det_w,
                         det_sc, det_sw, index,
-                        nb_wide[f] if wide else nb_tables[f], sc_tables[f], opt,
+                        nb_wide[f] if wide else nb_tables[f], sc_tables[f], opt, pairs,
                     )
                 )  # fmt: skip
         width = max((x.dets.shape[1] for x in hyps), default=1)
@@ -544,7 +557,7 @@ def associate(
             np.concatenate([x.count for x in hyps] + [np.zeros(0, np.intp)]),
             np.concatenate([x.cost for x in hyps] + [np.zeros(0)]),
         )
-        return h, _resolve(h, n_det, opt.min_sensors)
+        return h, _resolve(h, n_det, min_count)
 
     def claim(
         h: _Hyp, acc: BoolArray, mine: BoolArray | None = None, own: BoolArray | None = None
@@ -573,6 +586,13 @@ def associate(
 
     final = max(opt.max_rounds - 1, 0)
     rnd = 0
+    if opt.confident_count is not None and min(t.shape[1] for t in nb_tables) >= 2:
+        # a cheap first pass: every detection seeds from its two nearest neighbours only (one
+        # pair of the n_neighbours (n_neighbours - 1) / 2); the events it explains at
+        # ``confident_count`` sensors claim their detections (the other hypotheses it accepts
+        # compete for them but claim nothing), and the search below starts from what is left
+        h, acc = run_round(np.flatnonzero(avail), False, _pair_slots(2))
+        claim(h, acc, h.count >= opt.confident_count)
     seeds_all = np.flatnonzero(avail)
     if opt.sweep_s > 0 and final > 0 and len(seeds_all):
         # the first round sweeps time: the seeds of each slice, in order, see only the detections
