@@ -15,13 +15,15 @@ weather is exact and its stated sigmas are never realised). Events: isolated, sa
 (rounds from one point seconds apart), overlapping pairs (emission times under 0.3 s apart), with
 echoes, multipath (the direct arrival replaced by a late one) and false detections.
 
-Run: ``.venv/bin/python benchmarks/acoustic_cases.py [--cases NAME,...] [--out DIR] [--write FILE]``
+Run: ``.venv/bin/python benchmarks/acoustic_cases.py [--cases NAME,...] [--seeds N] [--out DIR]
+[--write FILE]``
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -620,12 +622,21 @@ def main() -> None:
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--out", type=Path, default=Path("out/acoustic_cases"))
     ap.add_argument("--write", type=Path, default=None, help="replace this suite's section in FILE")
+    ap.add_argument(
+        "--seeds", type=int, default=1,
+        help="scenes per case: its own seed and the next ones (the spread between them is what a "
+        "change to the association must be judged against)",
+    )  # fmt: skip
     args = ap.parse_args()
     want = {c for c in args.cases.split(",") if c}
     results = []
-    for case in CASES:
-        if want and case.name not in want:
-            continue
+    runs = [
+        dataclasses.replace(c, seed=c.seed + k, name=c.name if k == 0 else f"{c.name}@seed{c.seed + k}")
+        for c in CASES
+        for k in range(max(args.seeds, 1))
+        if not want or c.name in want
+    ]
+    for case in runs:
         folder = args.out / case.name
         build(case, folder)
         ev, wall, _err = run_locate(folder)
