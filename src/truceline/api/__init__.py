@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -21,7 +22,9 @@ from fastapi.responses import HTMLResponse
 from truceline import __version__
 from truceline.api.errors import install_error_handlers
 from truceline.api.limits import BodyLimit, NoNulInUrl
+from truceline.api.links import add_links
 from truceline.context import AppContext, build_context, settle
+from truceline.services.auth import ROLE_PERMISSIONS, Role
 
 __all__ = [
     "API_PREFIX",
@@ -109,6 +112,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         )
 
     app.state.ctx = ctx
+    _documented(app, ctx)
     install_error_handlers(app)
     modules = (
         health,
@@ -147,6 +151,38 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.add_middleware(NoNulInUrl)
     return app
+
+
+def _documented(app: FastAPI, ctx: AppContext) -> None:
+    """Serve the OpenAPI document with its links (:mod:`truceline.api.links`) and the bearer
+    token optional where the public role may call without one, built once."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = add_links(base())
+            if ctx.settings.anonymous_public:
+                _token_optional(doc)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
+
+
+def _token_optional(doc: dict[str, Any]) -> None:
+    """Operations the public role may call get the empty ``security`` alternative: a caller
+    without a token is the public role (each operation's bearer requirement names, as its role,
+    the permission it checks; see :func:`truceline.api.deps.allow`)."""
+    public = {p.value for p in ROLE_PERMISSIONS[Role.public]}
+    for methods in doc["paths"].values():
+        for op in methods.values():
+            security = op.get("security")
+            if not security:
+                continue  # health, readiness, the OGC landing: no token read at all
+            # the permissions checked (none: the route filters by role itself, as OGC's do)
+            needs = {role for req in security for roles in req.values() for role in roles}
+            if needs <= public:
+                op["security"] = [{}, *security]
 
 
 async def _checkpoints(ctx: AppContext, every_s: float) -> None:

@@ -13,7 +13,14 @@ from truceline.context import AppContext
 from truceline.errors import AuthenticationError
 from truceline.services.auth import ANONYMOUS, Permission, Principal, require
 
-__all__ = ["AgreementQ", "Ctx", "ReleasedOnlyQ", "allow", "context", "principal"]
+__all__ = [
+    "AgreementQ",
+    "Ctx",
+    "ReleasedOnlyQ",
+    "allow",
+    "context",
+    "principal",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer tl_...`")
 
@@ -81,8 +88,13 @@ def _authenticate(ctx: AppContext, credential: str) -> Principal:
 def allow(perm: Permission) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that passes callers holding ``perm`` and refuses the rest (401/403)."""
 
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    # the permission as the bearer requirement's role (OpenAPI 3.1 allows role names for any
+    # scheme): the document says what each operation needs, and which the public role may call
+    async def check(who: Principal) -> Principal:
         return require(who, perm)
 
+    # set here, not in the signature: a string annotation (this module's future import) could
+    # not see ``perm``
+    check.__annotations__["who"] = Annotated[Principal, Security(principal, scopes=[perm.value])]
     check.__name__ = f"allow_{perm.name}"
     return check
