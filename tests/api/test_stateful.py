@@ -27,7 +27,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
-from schemathesis.checks import ignored_auth, positive_data_acceptance
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
@@ -36,12 +35,10 @@ from truceline.services.agreement_store import AgreementCache
 from truceline.services.auth import create_token
 
 from .conftest import Api, make_api, rec
+from .test_schemathesis import EXCLUDED, REQUEST_TIMEOUT_S
 
 SCENARIOS = int(os.environ.get("TRUCELINE_FUZZ_SCENARIOS", "6"))
 STEPS = int(os.environ.get("TRUCELINE_FUZZ_STEPS", "10"))
-#: As in the stateless run (test_schemathesis.py): a request valid by the schema may break a
-#: rule of the domain (422 with the reason is right), and public routes answer without a token.
-EXCLUDED = [positive_data_acceptance, ignored_auth]
 
 
 def _seed() -> list[dict[str, Any]]:
@@ -90,19 +87,28 @@ def _drops_token(case: Any) -> bool:
     return any(isinstance(n, str) and n.lower() == "authorization" for n in names)
 
 
-def _openers(n: int) -> list[tuple[str, str, Any]]:
-    """The requests scenario ``n`` starts with (method, path, JSON body)."""
+def _scenario_records(n: int) -> list[dict[str, Any]]:
+    """Scenario ``n``'s batch, on a day of its own: three reports in the buffer zone, and a
+    patrol 600 m-uncertain with two cameras 500 m either side of it and an observation post
+    300 m north (fusion links some and offers the others to an analyst as possible duplicates)."""
     day = dt.date(2025, 1, 1) + dt.timedelta(days=n % 60)  # before the server's clock
-    records = [
+    out = [
         rec(f"walk-{n}-{i}", lon=36.9 + 0.01 * i, day=day, kind=kind)
         for i, kind in enumerate(("armed_personnel", "heavy_weapon", "explosion"))
     ]
-    return [
-        ("POST", "/api/v1/incidents/batch", {"incidents": records}),
-        ("GET", "/api/v1/findings", None),
-        ("GET", "/api/v1/duplicates", None),
-        ("POST", "/api/v1/tokens", {"role": "sensor", "name": f"walk-{n}"}),
-    ]
+    lon, lat = 37.1, 48.6
+    for rid, dx_m, dy_m, second, source, unc in (
+        ("P", 0, 0, 30, "patrol", 600),
+        ("C1", 500, 0, 0, "camera", 25),
+        ("C2", -500, 0, 5, "camera", 25),
+        ("O", 0, 300, 40, "observation_post", 600),
+    ):
+        out.append(
+            rec(f"walk-{n}-{rid}", lon=lon + dx_m / 74_000, lat=lat + dy_m / 111_200, day=day,
+                kind="explosion", source_type=source, uncertainty_m=unc, time_precision="second",
+                observed_at=f"{day}T10:00:{second:02d}Z")
+        )  # fmt: skip
+    return out
 
 
 class _Tally:
@@ -114,6 +120,7 @@ class _Tally:
         self.linked: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.failures: dict[str, str] = {}
+        self.slowest: tuple[float, str] = (0.0, "")
 
 
 def test_stateful_walk_along_the_links(walked: Api, caplog: pytest.LogCaptureFixture) -> None:
@@ -132,18 +139,32 @@ def test_stateful_walk_along_the_links(walked: Api, caplog: pytest.LogCaptureFix
             # each scenario starts from real answers (a batch stored on a day of its own, the
             # findings, the possible duplicates, a new token), so its links have records to follow
             tally.scenarios += 1
-            for method, path, body in _openers(tally.scenarios):
-                kw = {} if body is None else {"body": body, "media_type": "application/json"}
-                case = schema[path][method].Case(**kw)
-                # as schemathesis's own rules step (recorded, counted), then kept for the links
-                opener = StepInput.initial(case)
-                self.recorder.record_case(case=case)
-                self.control.record_step(opener, self.recorder)
-                self._add_results_to_targets((), [self.step(opener)])
+            batch = self._open(
+                "POST", "/api/v1/incidents/batch", body={"incidents": _scenario_records(tally.scenarios)}
+            )
+            pk = batch.response.json()["results"][0]["pk"]
+            self._open("GET", "/api/v1/incidents/{pk}", path_parameters={"pk": pk})
+            self._open("GET", "/api/v1/findings")
+            self._open("GET", "/api/v1/duplicates")
+            self._open("POST", "/api/v1/tokens", body={"role": "sensor", "name": "walk"})
+
+        def _open(self, method: str, path: str, **kw: Any) -> StepOutput:
+            """One opening request, stepped as schemathesis's own rules step (recorded and
+            counted), its answer kept for the links to follow."""
+            if "body" in kw:
+                kw["media_type"] = "application/json"
+            case = schema[path][method].Case(**kw)
+            opener = StepInput.initial(case)
+            self.recorder.record_case(case=case)
+            self.control.record_step(opener, self.recorder)
+            output = self.step(opener)
+            self._add_results_to_targets((), [output])
+            return output
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             # a negative case that leaves the token out on purpose goes without it (a 401 is due)
-            return {} if _drops_token(case) else {"headers": self.headers}
+            auth = {} if _drops_token(case) else {"headers": self.headers}
+            return {**auth, "timeout": REQUEST_TIMEOUT_S}
 
         def step(self, input: StepInput) -> StepOutput:
             tally.steps += 1
@@ -153,6 +174,7 @@ def test_stateful_walk_along_the_links(walked: Api, caplog: pytest.LogCaptureFix
 
         def validate_response(self, response: Any, case: Any, *_: Any, **kwargs: Any) -> None:
             tally.statuses[response.status_code] += 1
+            tally.slowest = max(tally.slowest, (response.elapsed, case.operation.label))
             try:
                 case.validate_response(
                     response, excluded_checks=EXCLUDED, transport_kwargs=kwargs or None,
@@ -179,7 +201,8 @@ def test_stateful_walk_along_the_links(walked: Api, caplog: pytest.LogCaptureFix
         f"\nstateful fuzz: {SCENARIOS} scenarios, {tally.steps} steps, "
         f"{sum(tally.linked.values())} along a link ({len(tally.linked)} links), "
         f"statuses {dict(sorted(tally.statuses.items()))}, 500s: {tally.statuses[500]}, "
-        f"failures: {len(tally.failures)}, tracebacks: {len(tracebacks)}"
+        f"failures: {len(tally.failures)}, tracebacks: {len(tracebacks)}, "
+        f"slowest answer {tally.slowest[0]:.1f} s ({tally.slowest[1]})"
     )
     for name, n in tally.linked.most_common():
         print(f"  {n:5d}  {name}")

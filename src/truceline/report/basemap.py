@@ -110,7 +110,9 @@ def draw_basemap(ax: Any, view: tuple[float, float, float, float], *, zorder: fl
     ax.set_facecolor(SEA_COLOUR)
     path = polygon_path(land)
     if path is not None:
-        ax.add_patch(
+        # add_artist, not add_patch: the view is set, and add_patch would walk every vertex of
+        # the coastline in Python to grow the data limits (seconds per report)
+        ax.add_artist(
             PathPatch(path, facecolor=LAND_COLOUR, edgecolor=COAST_COLOUR, lw=0.6, zorder=zorder)
         )
     borders = bm.borders_in(box)

@@ -741,8 +741,9 @@ def map_figure(report: DayReport, *, width_px: int = 1400) -> Figure:
         path = polygon_path(geom)
         if path is None:
             continue
-        ax.add_patch(PathPatch(path, facecolor=colour, edgecolor="none", alpha=0.6, zorder=2))
-        ax.add_patch(PathPatch(path, facecolor="none", edgecolor=colour, lw=0.8, zorder=2))
+        # add_artist: the view is set (add_patch would walk every vertex to grow the limits)
+        ax.add_artist(PathPatch(path, facecolor=colour, edgecolor="none", alpha=0.6, zorder=2))
+        ax.add_artist(PathPatch(path, facecolor="none", edgecolor=colour, lw=0.8, zorder=2))
         handles.append(Patch(facecolor=colour, edgecolor=colour, alpha=0.6, label=_wrap(z.name or z.id)))
         # A zone too small to see at this scale (a disengagement area) gets a ring around it.
         minx, miny, maxx, maxy = geom.bounds
@@ -763,7 +764,7 @@ def map_figure(report: DayReport, *, width_px: int = 1400) -> Figure:
         path = polygon_path(shapely.intersection(s.geometry, view.buffer(1.0)))
         if path is None:
             continue
-        ax.add_patch(
+        ax.add_artist(
             PathPatch(path, facecolor="none", edgecolor="#555555", lw=0.9, ls=(0, (5, 3)), zorder=3)
         )
     if ag.sectors:
