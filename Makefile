@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/poison_mix.py
 	$(PY) benchmarks/poison_mix.py --postgres
 	TRUCELINE_FUZZ_EXAMPLES=100 $(PY) -m pytest -q tests/api/test_schemathesis.py -k no_server_errors
-	TRUCELINE_FUZZ_SCENARIOS=200 TRUCELINE_FUZZ_STEPS=25 $(PY) -m pytest -q -s tests/api/test_stateful.py  # stateful: along the OpenAPI links, both databases
+	TRUCELINE_FUZZ_SCENARIOS=60 TRUCELINE_FUZZ_STEPS=20 $(PY) -m pytest -q -s tests/api/test_stateful.py  # stateful: along the OpenAPI links, both databases
 	$(PY) benchmarks/fusion_mixes.py run
 	$(PY) benchmarks/fusion_mixes.py calibrate
 	$(PY) benchmarks/fusion_mixes.py core
