@@ -548,13 +548,21 @@ def run(args: argparse.Namespace) -> None:
             if _has_duplicates_cmd(env):
                 _cli("duplicates", "--db", str(db1), "-o", str(d / "pairs.csv"), env=env)
             s1 = score(db1, truth)
-            s2 = None
+            s2 = s3 = None
             if not args.no_stream:
                 db2 = d / "stream.db"
                 stream(db2, reports, truth, args.every)
                 s2 = score(db2, truth)
+                if not args.no_final:  # the day's final pass, once its reports are in
+                    days = sorted({r["observed_at"][:10] for r in reports})
+                    n_days = (dt.date.fromisoformat(days[-1]) - dt.date.fromisoformat(days[0])).days
+                    _cli(
+                        "relink", "-a", str(AGREEMENT), "--db", str(db2), "--date", days[0],
+                        "--days", str(n_days + 1), env=env,
+                    )  # fmt: skip
+                    s3 = score(db2, truth)
             rows.append((mix, s1, s2, one_s))
-            _print_row(mix, s1, s2, one_s)
+            _print_row(mix, s1, s2, one_s, s3)
             bp, br, bn = baseline_score(reports, truth)
             err = 100 * (bn / s1.true_events - 1)
             base.append(
@@ -575,21 +583,31 @@ def _has_duplicates_cmd(env: dict[str, str]) -> bool:
 _HEADER = (
     "| mix | reports | events | lost | precision | recall | linked or offered | possible dups / reports "
     "| count (expected) vs true | stream: precision / recall | stream = batch (pairs) "
-    "| stream: dups / reports | import |"
+    "| stream: dups / reports | after the day's relink: stream = batch / dups / reports "
+    "/ count | import |"
 )
 
 
-def _print_row(mix: Mix, s1: Score, s2: Score | None, one_s: float) -> None:
+def _same(s1: Score, s2: Score) -> float:
+    """The share of the pairs linked in either run that both link."""
+    union = s1.linked_pairs | s2.linked_pairs
+    return 1.0 - len(s1.linked_pairs ^ s2.linked_pairs) / max(len(union), 1)
+
+
+def _print_row(mix: Mix, s1: Score, s2: Score | None, one_s: float, s3: Score | None = None) -> None:
     if not getattr(_print_row, "done", False):
         print(_HEADER)
         print("|" + "---|" * (_HEADER.count("|") - 1))
         _print_row.done = True  # type: ignore[attr-defined]
     if s2 is not None:
-        union = s1.linked_pairs | s2.linked_pairs
-        same = 1.0 - len(s1.linked_pairs ^ s2.linked_pairs) / max(len(union), 1)
+        same = _same(s1, s2)
         st = f"{s2.precision:.4f} / {s2.recall:.4f} | {same:.4f} | {s2.dup_pairs / s2.reports:.3f}"
     else:
         st = "- | - | -"
+    if s3 is not None:
+        st += f" | {_same(s1, s3):.4f} / {s3.dup_pairs / s3.reports:.3f} / {100 * s3.count_err:+.1f} %"
+    else:
+        st += " | -"
     print(
         f"| {mix.name} | {s1.reports:,} | {s1.true_events:,} | {s1.lost + (s2.lost if s2 else 0)} "
         f"| {s1.precision:.4f} | {s1.recall:.4f} | {s1.offered_recall:.4f} "
@@ -628,6 +646,7 @@ def main() -> None:
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
     r.add_argument("--every", type=float, default=300.0, help="streamed batch: seconds of arrivals")
     r.add_argument("--no-stream", action="store_true")
+    r.add_argument("--no-final", action="store_true", help="streamed: no relink after the day")
     r.add_argument("--no-throughput", action="store_true")
     a = ap.parse_args()
     if a.cmd == "generate":
