@@ -17,6 +17,7 @@ and a ``review`` entry in the ledger, in the caller's transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -467,6 +468,9 @@ def _link(
     # the first report): by time, then place
     order = np.lexsort((cand.unc_m, cand.lat, cand.lon, cand.time_s))
     cand, is_new = cand.take(order), is_new[order]
+    # times to the millisecond: a stored time comes back from SQLite within ~20 µs, and two
+    # times to the minute exactly a fusion box apart must stay so whether read or just received
+    cand = dataclasses.replace(cand, time_s=np.round(cand.time_s, 3))
     reports = cand.reports(settings)
     if not _may_pair(cand, reports.cov_m2[:, 0, 0], is_new):
         return LinkResult()
