@@ -431,7 +431,9 @@ def core(args: argparse.Namespace) -> None:
         tev = np.array([int(t["event"]) for t in truth])
         n_true = len(np.unique(tev))
         true = _pairs_of(tev)
-        res = fusion.fuse(_columns(reports).reports())
+        res = fusion.fuse(
+            _columns(reports).reports(), settings=fusion.FusionSettings(matching=args.matching)
+        )
         ev = res.event_of_report
         linked = _pairs_of(np.where(np.bincount(ev)[ev] > 1, ev, -1))
         tp = len(linked & true)
@@ -641,6 +643,7 @@ def main() -> None:
     k = sub.add_parser("core", help="the core's one-batch fusion of the judged mixes (no database)")
     k.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     k.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
+    k.add_argument("--matching", default="bp", help="bp (default) or product (the rule before)")
     r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
     r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
