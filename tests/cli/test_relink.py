@@ -117,6 +117,9 @@ def test_relink_gives_one_batchs_links_whatever_the_order_of_arrival(tmp_path: P
     res = runner.invoke(app, ["relink", "-a", UKR, "--db", str(streamed), "--date", "2025-03-03"])
     assert res.exit_code == 0, res.output
     assert _state(streamed) == want
+    # the moves, the links and the pairs withdrawn and written are in the ledger
+    res = runner.invoke(app, ["ledger", "verify", "--db", str(streamed)])
+    assert res.exit_code == 0, res.output
     # fusing again what is already final changes nothing
     res = runner.invoke(app, ["relink", "-a", UKR, "--db", str(streamed), "--date", "2025-03-03"])
     assert res.exit_code == 0, res.output
