@@ -1092,9 +1092,13 @@ def _best_offers(a: IntArray, b: IntArray, p: FloatArray, n: int, per_report: in
         mutual = mutual[first_a]
         _, first_b = np.unique(b[mutual], return_index=True)
         mutual = mutual[first_b]
-        both = np.concatenate([a[mutual], b[mutual]])
-        once = np.bincount(both, minlength=n)[both] == 1
-        mutual = mutual[once[: len(mutual)] & once[len(mutual) :]]
+        # a report in two of them (tied, one as a, one as b): its first pair only (dropping
+        # both would end the rounds with neither offered)
+        k = np.arange(len(mutual))
+        first = np.full(n, len(mutual), np.intp)
+        np.minimum.at(first, a[mutual], k)
+        np.minimum.at(first, b[mutual], k)
+        mutual = mutual[(first[a[mutual]] == k) & (first[b[mutual]] == k)]
         if mutual.size == 0:
             break
         kept.append(mutual)
