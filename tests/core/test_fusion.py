@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
+from truceline.core.geodesy import LocalFrame
 from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
@@ -406,7 +407,7 @@ def _pairs_of(a: list[int], b: list[int], src: list[int]) -> F.Candidates:
     n = len(src)
     z = np.zeros(n)
     return F.Candidates(
-        F.GATE_D2_999, 4.0, F.LocalFrame.centred(0.0, 0.0), np.zeros((n, 2)),
+        F.GATE_D2_999, 4.0, LocalFrame.centred(0.0, 0.0), np.zeros((n, 2)),
         np.zeros((n, 2, 2)), z, z, np.zeros(n, np.intp), np.zeros(n, np.int8),
         np.array(src, np.intp), np.array(a, np.intp), np.array(b, np.intp), np.zeros(len(a)),
     )  # fmt: skip
