@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from truceline.core import fusion as F  # noqa: N812 - short module aliases read like the maths
+from truceline.core.geodesy import LocalFrame
 from truceline.core.simulate import acoustic as S  # noqa: N812 - short module aliases read like the maths
 
 LINE_LON = np.array([37.0, 37.5, 38.0])
@@ -399,3 +400,51 @@ def test_the_queue_holds_a_share_of_the_reports_and_the_rest_still_counts() -> N
     assert len(res.mass_p) == len(wide.mass_p) + 5
     assert abs(res.expected_events() - wide.expected_events()) < 1e-9
     assert res.expected_events() < 20 - 3.0  # each vague report is mostly one of the cameras'
+
+
+def _pairs_of(a: list[int], b: list[int], src: list[int]) -> F.Candidates:
+    """Candidate pairs with only what the matching reads (the reports' sources)."""
+    n = len(src)
+    z = np.zeros(n)
+    return F.Candidates(
+        F.GATE_D2_999, 4.0, LocalFrame.centred(0.0, 0.0), np.zeros((n, 2)),
+        np.zeros((n, 2, 2)), z, z, np.zeros(n, np.intp), np.zeros(n, np.int8),
+        np.array(src, np.intp), np.array(a, np.intp), np.array(b, np.intp), np.zeros(len(a)),
+    )  # fmt: skip
+
+
+def _brute_force(a: list[int], b: list[int], odds: np.ndarray) -> np.ndarray:
+    """Each pair's probability over every one-to-one matching (a pair weighs its odds)."""
+    import itertools
+
+    tot, got = 0.0, np.zeros(len(a))
+    for pick in itertools.product((0, 1), repeat=len(a)):
+        on = [k for k in range(len(a)) if pick[k]]
+        used = [a[k] for k in on] + [b[k] for k in on]
+        if len(used) != len(set(used)):
+            continue
+        w = float(np.prod(odds[on])) if on else 1.0
+        tot += w
+        got[on] += w
+    return got / tot
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "odds"),
+    [
+        ([0], [1], [3.0]),  # one pair alone: odds / (1 + odds)
+        ([0, 4], [1, 1], [3.0, 3.0]),  # two late patrols for one acoustic fix: 3/7 each
+        ([0, 0, 0, 4], [1, 2, 3, 3], [2.0, 1.0, 0.5, 4.0]),  # a late report, 3 candidates, one taken
+        ([0, 0, 5, 5, 6], [1, 2, 1, 3, 3], [1.5, 0.8, 2.0, 0.3, 6.0]),  # a chain (a tree)
+    ],
+)
+def test_link_probabilities_are_the_matchings_marginals_where_the_pairs_form_a_tree(
+    a: list[int], b: list[int], odds: list[float]
+) -> None:
+    # reports 0, 4, 5, 6 are one source's (patrols), 1, 2, 3 another's (acoustic fixes): each
+    # reports an event once, so each report is in at most one matched pair
+    src = [0, 1, 1, 1, 0, 0, 0]
+    o = np.array(odds)
+    cand = _pairs_of(a, b, src[: max(a + b) + 1])
+    p = F._matching_marginals(cand, o)
+    assert p == pytest.approx(_brute_force(a, b, o), abs=1e-5)

@@ -442,6 +442,44 @@ def duplicates_cmd(
     )
 
 
+@app.command("relink", rich_help_panel=ANALYSIS)
+def relink_cmd(
+    agreement: AgreementOption,
+    date: Annotated[str, date_option("First day to fuse again")],
+    db: DbOption = "truceline.db",
+    days: Annotated[int, typer.Option(metavar=N, min=1, max=366, help="How many days")] = 1,
+) -> None:
+    """Fuse a day's stored reports again, all at once: the day's final links.
+
+    During the day each batch is fused with the reports stored by then, so the links depend on
+    the order of arrival. Run this once the day's reports are in (the longest reporting delay,
+    30 minutes by default, after midnight): the links, the possible duplicates and the day's
+    expected count are then those one batch of the same reports gives. An analyst's split or
+    merge stands."""
+    from truceline.services.events import relink
+    from truceline.store.db import Database
+
+    ag = _load(agreement)
+    first = dt.datetime.combine(dt.date.fromisoformat(date), dt.time(), dt.UTC)
+    database = Database(require_database(db))
+    try:
+        database.upgrade()
+        res = database.write(
+            lambda s: relink(
+                s, ag.id, start=first, end=first + dt.timedelta(days=days),
+                now=dt.datetime.now(dt.UTC), settings=ag.fusion,
+            )
+        )  # fmt: skip
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        database.dispose()
+    console.print(
+        f"Fused {days} day(s) from {date} again: {res.linked} reports moved, "
+        f"{len(res.new_events)} events made, {len(res.grown_events)} changed"
+    )
+
+
 @app.command("demo", rich_help_panel=SERVER)
 def demo_cmd(
     agreement: Annotated[Path, agreement_option()] = Path("examples/ukraine-2024"),

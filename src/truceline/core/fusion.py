@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -154,6 +154,11 @@ class FusionSettings(BaseModel):
     (the expected number of other events within ``density_radius_m`` and ``density_window_s``,
     a box, from a first pass of the probabilities), pulled towards ``event_density_km2_h`` by as
     much again as the box holds (BENCHMARKS.md, step 4).
+    ``matching``: how the rivals of a pair's two reports weigh on it (a source reports an event
+    once): ``"bp"``, the marginals of a one-to-one matching between each two sources' reports
+    (:func:`_matching_marginals`); ``"product"``, the vaguer report's normalisation over the
+    precise one's source times the precise report's share among the vaguer one's source (the
+    rule before; it undercounts pairs whose reports both have rivals: late reports).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -178,6 +183,7 @@ class FusionSettings(BaseModel):
     density_radius_m: float = Field(default=2000.0, gt=0.0, le=50_000.0)
     density_window_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     delay_prior_weight: float = Field(default=20.0, gt=0.0)
+    matching: Literal["bp", "product"] = "bp"
 
     @model_validator(mode="before")
     @classmethod
@@ -649,10 +655,10 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
     of their time difference (:func:`time_density`) times the kind and weapon-class likelihood
     ratios, over the density of other events (``settings.event_density_km2_h``, times the share
     of them that the precise report's source misses, 1 - ``coverage``). One source reports an
-    event once, so the vaguer report's other partners from the precise one's source compete:
-    the probability that its event is the precise report's is ``odds / (1 + sum of the odds of
-    that source's reports with it)``; and the precise report's other partners from the vaguer
-    one's source share its event with it (the pair gets its share of their likelihoods).
+    event once, so each report's other partners from the other's source compete: the pair's
+    probability is its marginal in a one-to-one matching between the two sources' reports,
+    each pair weighing its odds (:func:`_matching_marginals`; ``odds / (1 + odds)`` for a pair
+    without rivals; ``settings.matching``).
 
     With ``settings.learn_delays`` each source that may be late has its share of prompt reports,
     its clock error and how late its late reports are (the span of their delays) estimated from
@@ -828,14 +834,52 @@ def _probability(
     like = f_pos * f_t * lr
     dens = settings.density_m2_s if density is None else density[c]
     odds = like / (dens * (1.0 - cover[c]))
-    n_src = int(cand.src.max()) + 1
-    _, inv_v = np.unique(v * n_src + cand.src[c], return_inverse=True)
-    inv_v = inv_v.ravel()
-    p_v = odds / (1.0 + np.bincount(inv_v, odds)[inv_v])
-    _, inv_c = np.unique(c * n_src + cand.src[v], return_inverse=True)
-    inv_c = inv_c.ravel()
-    share = like / np.bincount(inv_c, like)[inv_c]
-    return np.asarray(p_v * share, np.float64)
+    if settings.matching == "product":
+        n_src = int(cand.src.max()) + 1
+        _, inv_v = np.unique(v * n_src + cand.src[c], return_inverse=True)
+        inv_v = inv_v.ravel()
+        p_v = odds / (1.0 + np.bincount(inv_v, odds)[inv_v])
+        _, inv_c = np.unique(c * n_src + cand.src[v], return_inverse=True)
+        inv_c = inv_c.ravel()
+        share = like / np.bincount(inv_c, like)[inv_c]
+        return np.asarray(p_v * share, np.float64)
+    return _matching_marginals(cand, odds)
+
+
+def _matching_marginals(
+    cand: Candidates, odds: FloatArray, rounds: int = 100, tol: float = 1e-5
+) -> FloatArray:
+    """The probability of each candidate pair under a one-to-one matching between the reports of
+    each two sources (a source reports an event once): pair e = (a, b) weighs ``odds[e]`` when
+    matched, 1 when a or b is matched elsewhere or not at all. Loopy belief propagation for
+    data association (Williams and Lau, IEEE T-AES 2014): the message of report a to pair e is
+    ``1 / (1 + the sum of odds x message over a's other pairs with b's source)``, and e's
+    marginal ``odds m_a m_b / (1 + odds m_a m_b)``. Exact where the pairs form a tree (one pair
+    alone: ``odds / (1 + odds)``); both reports' competitors count, where a product of the two
+    sides' normalisations undercounts a pair whose two reports each have several candidates
+    (late reports: a wide candidate set). Rounds until no message moves by ``tol`` (20-70 on
+    the benchmark's mixes), at most ``rounds``.
+    """
+    a, b, src = cand.a, cand.b, cand.src
+    n_src = int(src.max()) + 1
+    # each report's pairs with one other source form one group
+    _, g = np.unique(np.concatenate([a * n_src + src[b], b * n_src + src[a]]), return_inverse=True)
+    g = g.ravel()
+    m = len(a)
+    ga, gb = g[:m], g[m:]
+    n_g = int(g.max()) + 1
+    ma, mb = np.ones(m), np.ones(m)
+    for _ in range(rounds):
+        ca, cb = odds * mb, odds * ma  # what each pair adds to a's group, to b's
+        tot = np.bincount(ga, ca, n_g) + np.bincount(gb, cb, n_g)
+        na = 1.0 / (1.0 + tot[ga] - ca)
+        nb = 1.0 / (1.0 + tot[gb] - cb)
+        done = max(float(np.abs(na - ma).max()), float(np.abs(nb - mb).max())) < tol
+        ma, mb = na, nb  # undamped: these messages converge (Williams and Lau)
+        if done:
+            break
+    q = odds * ma * mb
+    return np.asarray(q / (1.0 + q), np.float64)
 
 
 def linkable(
@@ -1048,9 +1092,13 @@ def _best_offers(a: IntArray, b: IntArray, p: FloatArray, n: int, per_report: in
         mutual = mutual[first_a]
         _, first_b = np.unique(b[mutual], return_index=True)
         mutual = mutual[first_b]
-        both = np.concatenate([a[mutual], b[mutual]])
-        once = np.bincount(both, minlength=n)[both] == 1
-        mutual = mutual[once[: len(mutual)] & once[len(mutual) :]]
+        # a report in two of them (tied, one as a, one as b): its first pair only (dropping
+        # both would end the rounds with neither offered)
+        k = np.arange(len(mutual))
+        first = np.full(n, len(mutual), np.intp)
+        np.minimum.at(first, a[mutual], k)
+        np.minimum.at(first, b[mutual], k)
+        mutual = mutual[(first[a[mutual]] == k) & (first[b[mutual]] == k)]
         if mutual.size == 0:
             break
         kept.append(mutual)

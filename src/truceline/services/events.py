@@ -17,6 +17,7 @@ and a ``review`` entry in the ledger, in the caller's transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -75,6 +76,7 @@ __all__ = [
     "list_duplicates",
     "merge",
     "refresh_events",
+    "relink",
     "split",
 ]
 
@@ -192,6 +194,10 @@ class ReportColumns:
 
     def __len__(self) -> int:
         return len(self.pk)
+
+    def take(self, idx: NDArray[np.intp]) -> ReportColumns:
+        """These rows in the order ``idx``."""
+        return ReportColumns(*(getattr(self, f.name)[idx] for f in fields(self)))
 
     def source_id(self) -> NDArray[np.str_]:
         return _source_ids(self.source_type, self.submitted_by)
@@ -401,11 +407,70 @@ def link_events(
     old = ReportColumns.of(conn.execute(around, {**params, "batch": batch_id}).all())
     if len(old) == 0 and len(new) < 2:  # alone in its window: nothing to link
         return LinkResult()
-    cand = old.concat(new)
-    is_new = np.zeros(len(cand), bool)
+    is_new = np.zeros(len(old) + len(new), bool)
     is_new[len(old) :] = True
+    return _link(
+        session, agreement_id, old.concat(new), is_new, batch_id=batch_id,
+        ref=f"batch:{batch_id}", now=now, settings=settings,
+    )  # fmt: skip
+
+
+def relink(
+    session: Session,
+    agreement_id: str,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    settings: fusion.FusionSettings | None = None,
+) -> LinkResult:
+    """Fuse again every stored report observed in ``start`` .. ``end`` (UTC) with the stored
+    reports around them, as one batch: the final pass of a day whose reports are in.
+
+    During the day each batch is fused with the reports stored by then (:func:`link_events`), so
+    its links depend on the order and batching of arrival (a report that arrives later is weighed
+    only in later batches; the time model and the event density are learned from the reports at
+    hand). Once the day's reports are in (the longest reporting delay after its end), this pass
+    weighs them all at once: the events fusion made are taken apart and made again, and the
+    possible duplicates and the pairs weighed for the count re-weighed, so that the day's links
+    are those one batch of the same reports gives, whatever their order of arrival. An analyst's
+    split or merge stands, as in :func:`link_events`; the pairs fusion writes carry
+    ``batch_id`` 0 and the ledger's link entry ``relink:START/END``."""
+    settings = settings if settings is not None else DEFAULT_SETTINGS
+    s, e = as_utc(start), as_utc(end)
+    if e <= s:
+        raise ValidationError(f"relink: the end {e.isoformat()} is not after the start {s.isoformat()}")
+    conn = session.connection()
+    margin = dt.timedelta(seconds=_window_s(settings))
+    params = {
+        "ag": agreement_id, "t0": s - margin, "t1": e + margin, "s": -90.0, "n": 90.0,
+        "w0": -180.0, "e0": 180.0, "batch": -1,  # every batch
+    }  # fmt: skip
+    cand = ReportColumns.of(conn.execute(_around_statement(conn.dialect.name, 1), params).all())
+    t0, t1 = s.timestamp(), e.timestamp()
+    is_new = (cand.time_s >= t0) & (cand.time_s < t1)
+    if not is_new.any():
+        return LinkResult()
+    ref = f"relink:{s.isoformat()}/{e.isoformat()}"
+    return _link(session, agreement_id, cand, is_new, batch_id=0, ref=ref, now=now, settings=settings)
+
+
+def _link(
+    session: Session, agreement_id: str, cand: ReportColumns, is_new: NDArray[np.bool_], *,
+    batch_id: int, ref: str, now: dt.datetime, settings: fusion.FusionSettings,
+) -> LinkResult:  # fmt: skip
+    """Fuse the candidates ``cand`` (stored and new, ``is_new``) and store what changes: the
+    new reports and those near them join, leave or make events (:func:`link_events`)."""
     if len(cand) < 2:
         return LinkResult()
+    conn = session.connection()
+    # one order whatever the order of arrival or of the rows read (ties in fusion's rounds go to
+    # the first report): by time, then place
+    order = np.lexsort((cand.unc_m, cand.lat, cand.lon, cand.time_s))
+    cand, is_new = cand.take(order), is_new[order]
+    # times to the millisecond: a stored time comes back from SQLite within ~20 µs, and two
+    # times to the minute exactly a fusion box apart must stay so whether read or just received
+    cand = dataclasses.replace(cand, time_s=np.round(cand.time_s, 3))
     reports = cand.reports(settings)
     if not _may_pair(cand, reports.cov_m2[:, 0, 0], is_new):
         return LinkResult()
@@ -522,11 +587,7 @@ def link_events(
         [f"[{i},{j}]" for i, j in zip(linked.tolist(), into.tolist(), strict=True)]
         + [f"[{i},null]" for i in gone.tolist()]
     )
-    ledger.append(
-        session,
-        [("link", f"batch:{batch_id}", ledger.CanonicalJSON(f'{{"links":[{links}]}}'))],
-        now=now,
-    )
+    ledger.append(session, [("link", ref, ledger.CanonicalJSON(f'{{"links":[{links}]}}'))], now=now)
     grown = sorted((set(into.tolist()) | set(left.tolist())) - set(new_ids))
     refresh_events(session, [*new_ids, *grown], now=now)
     # the events' new state (and those dissolved) in the ledger: one entry for the batch
