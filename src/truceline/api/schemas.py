@@ -544,6 +544,8 @@ class LedgerVerification(_Out):
     incidents: int
     findings: int
     problems: list[LedgerProblem]
+    #: rows stored before the ledger kept their table, by table (`truceline ledger backfill`)
+    uncovered: dict[str, int] = Field(default_factory=dict)
 
 
 # -- sensors, detections, acoustic localisation -------------------------------------------------
