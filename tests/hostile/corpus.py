@@ -20,6 +20,7 @@ __all__ = [
     "BAD_IMPORTS",
     "BAD_RECORDS",
     "BAD_REQUESTS",
+    "BAD_REVISIONS",
     "BAD_SENSORS",
     "BAD_TUS_HEADERS",
     "BAD_UPLOADS",
@@ -206,6 +207,13 @@ BAD_REQUESTS = [
     BadRequest(
         "incident-lon-true", "POST", "/api/v1/incidents", "lon", {**good_record("t"), "lon": True}
     ),
+]
+
+#: A versioned source's revision of a stored report (ACLED's row, a later ``timestamp``), bad in
+#: one field: the columns changed, and the field the reject names. The revision's reject was in
+#: the answer but not in the batch's ``n_rejected`` nor its stored rejects.
+BAD_REVISIONS: list[tuple[str, dict[str, str], str]] = [
+    ("lat-lon-swapped", {"latitude": "36.95", "longitude": "48.61"}, "lon"),
 ]
 
 #: Sensor records, each bad in one field (sent beside a good one, which must still be stored).
