@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BAD_CHUNK_TYPES",
     "BAD_DETECTIONS",
     "BAD_FILENAMES",
     "BAD_IMPORTS",
@@ -275,6 +276,18 @@ BAD_TUS_HEADERS: list[tuple[str, dict[str, bytes], str]] = [
     ("length-negative", {"Upload-Length": b"-1"}, "upload-length"),
     ("length-2-to-the-63", {"Upload-Length": str(2**63).encode()}, "upload-length"),
 ]  # fmt: skip
+
+#: Content-Types a tus chunk (``PATCH /uploads/{id}``) was accepted as: a 415 naming the header
+#: (None: no Content-Type at all). Only application/offset+octet-stream is a chunk.
+BAD_CHUNK_TYPES: list[tuple[str, str | None]] = [
+    ("json", "application/json"),
+    ("form", "application/x-www-form-urlencoded"),
+    ("multipart", "multipart/form-data; boundary=B"),
+    ("octet-stream", "application/octet-stream"),
+    ("text", "text/plain; charset=utf-8"),
+    ("prefix", "application/offset+octet-stream-x"),
+    ("none", None),
+]
 
 #: Attachment file names (multipart and tus) and how each is stored and shown: control
 #: characters (a terminal escape), bidirectional overrides (``a\u202egpj.exe`` reads as
