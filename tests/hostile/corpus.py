@@ -208,6 +208,41 @@ BAD_REQUESTS = [
     BadRequest(
         "incident-lon-true", "POST", "/api/v1/incidents", "lon", {**good_record("t"), "lon": True}
     ),
+    # booleans and other loose numbers where a key or a flag is expected: were read as 1 (the
+    # finding, event or report with key 1) or as true
+    *(
+        BadRequest(name, "POST", path, field, body)
+        for name, path, field, body in (
+            (
+                "review-finding-true",
+                "/api/v1/incidents/1/review",
+                "findings.0",
+                {"action": "verify", "findings": [True]},
+            ),
+            (
+                "review-finding-float",
+                "/api/v1/incidents/1/review",
+                "findings.0",
+                {"action": "verify", "findings": [1.0]},
+            ),
+            (
+                "review-finding-text",
+                "/api/v1/incidents/1/review",
+                "findings.0",
+                {"action": "verify", "findings": ["1"]},
+            ),
+            ("merge-event-true", "/api/v1/events/merge", "events.0", {"events": [True, 2]}),
+            ("split-incident-true", "/api/v1/events/1/split", "incidents.0", {"incidents": [True]}),
+            ("duplicate-same-1", "/api/v1/duplicates/1/decide", "same", {"same": 1}),
+            ("duplicate-same-text", "/api/v1/duplicates/1/decide", "same", {"same": "yes"}),
+            (
+                "release-keep-location-1",
+                "/api/v1/attachments/1/release",
+                "keep_location",
+                {"keep_location": 1},
+            ),
+        )
+    ),
 ]
 
 #: A versioned source's revision of a stored report (ACLED's row, a later ``timestamp``), bad in
@@ -259,6 +294,9 @@ BAD_WITHDRAWALS: list[tuple[str, dict[str, Any], str]] = [
      "deleted_timestamp"),
     ("stamp-nan", {"event_id_cnty": "UKR6", "deleted_timestamp": "nan"}, "deleted_timestamp"),
     ("stamp-1e308", {"event_id_cnty": "UKR7", "deleted_timestamp": 1e308}, "deleted_timestamp"),
+    # were read as Unix second 1 (1970-01-01T00:00:01Z) and 0
+    ("stamp-true", {"event_id_cnty": "UKR8", "deleted_timestamp": True}, "deleted_timestamp"),
+    ("stamp-false", {"event_id_cnty": "UKR9", "deleted_timestamp": False}, "deleted_timestamp"),
 ]  # fmt: skip
 
 #: tus ``POST /incidents/{pk}/uploads`` headers, each bad in one (sent as raw bytes, as a client

@@ -166,3 +166,24 @@ def test_a_rejected_revision_counts_in_its_batch(
         assert v.ok, v.problems
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_in_an_acled_json_number_is_rejected_not_read_as_1(
+    tmp_path: Path, small_dir: Path, value: bool
+) -> None:
+    """ACLED's API answer (JSON) with ``"latitude": true``: was read as latitude 1 (0)."""
+    samples = Path(__file__).parents[1] / "io" / "samples"
+    with (samples / "acled-week1.csv").open(encoding="utf-8", newline="") as f:
+        rows: list[dict[str, Any]] = list(csv.DictReader(f))
+    rows[1]["latitude"] = value
+    path = tmp_path / "acled.json"
+    path.write_text(json.dumps({"status": 200, "success": True, "data": rows}), encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    args = ["import", str(path), "--format", "acled", "-a", str(small_dir)]
+    out = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "t.db"), "--rejects", str(rejects)])
+    assert out.exit_code == 0 and out.exception is None, out.output
+    said = " ".join(out.output.split())
+    assert "2 accepted" in said and "1 rejected" in said, said
+    (rej,) = csv.DictReader(rejects.read_text(encoding="utf-8").splitlines())
+    assert rej["id"] == rows[1]["event_id_cnty"] and rej["field"] in ("lat", "latitude"), rej
