@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BAD_AGREEMENT_VALUES",
     "BAD_CHUNK_TYPES",
     "BAD_DETECTIONS",
     "BAD_FILENAMES",
@@ -431,6 +432,18 @@ class BadUpload:
             out[self.file] = self.content if isinstance(self.content, bytes) else self.content.encode()
         return out
 
+
+#: agreement.yaml with YAML booleans where a number is expected: were read as 1 (a link threshold
+#: of 1, ...); a 422 naming the file and the field (``says``: the field's name).
+BAD_AGREEMENT_VALUES = [
+    BadUpload(
+        "yaml-number-true", "agreement.yaml", "link_threshold", "fusion: {link_threshold: true}\n"
+    ),
+    BadUpload(
+        "yaml-number-yes", "agreement.yaml", "position_floor_m",
+        "fusion: {sources: {patrol: {position_floor_m: yes}}}\n",
+    ),
+]  # fmt: skip
 
 BAD_UPLOADS = [
     BadUpload("yaml-billion-laughs", "agreement.yaml", "uploads.max_yaml_nodes", _yaml_laughs(9, 9)),
