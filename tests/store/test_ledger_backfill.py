@@ -234,3 +234,45 @@ def test_batch_must_be_positive(tmp_path: Path) -> None:
             backfill_service.backfill(db, actor=ADMIN, now=lambda: dt.datetime.now(dt.UTC), batch=0)
     finally:
         db.dispose()
+
+
+def test_a_row_inserted_behind_the_ledgers_back_after_the_backfill_has_no_entry(
+    backfilled: tuple[Path, dict[str, int]], tmp_path: Path
+) -> None:
+    """Not "not covered": a patrol position (a table only the backfill recorded) and a sensor (one
+    recorded live too) made after the ledger began recording them."""
+    path, _ = backfilled
+    copy = tmp_path / "copy.db"
+    shutil.copy(path, copy)
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into patrol_positions (agreement_id, uid, callsign, group_name, group_role, "
+                "cot_type, observed_at, lon, lat, uncertainty_m, received_at, submitted_by) select "
+                "agreement_id, 'FAKE', '', '', '', cot_type, observed_at, lon, lat, uncertainty_m, "
+                ":now, '' from patrol_positions limit 1"
+            ),
+            {"now": dt.datetime.now(dt.UTC).isoformat(" ")},
+        )
+        conn.execute(
+            text(
+                "insert into sensors (id, agreement_id, network, kind, lon, lat, elevation_m, "
+                "timing_sigma_ms, sector, registered_at, registered_by) select 'mic-fake', "
+                "agreement_id, network, kind, lon, lat, elevation_m, timing_sigma_ms, sector, "
+                ":now, '' from sensors limit 1"
+            ),
+            {"now": dt.datetime.now(dt.UTC).isoformat(" ")},
+        )
+    engine.dispose()
+    db = Database(str(copy))
+    try:
+        v = _verify(db)
+    finally:
+        db.dispose()
+    found = sorted(p.message for p in v.problems)
+    assert found == [
+        "patrol_positions row 3 has no ledger entry",
+        "sensors row mic-fake has no ledger entry",
+    ], found
+    assert v.uncovered == {}

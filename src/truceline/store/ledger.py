@@ -1030,6 +1030,8 @@ class _Recorded:
     #: table -> the keys recorded by live (not backfill) entries, and the first such entry's time
     live: dict[str, set[Any]] = field(default_factory=dict)
     live_since: dict[str, dt.datetime] = field(default_factory=dict)
+    #: table -> the first backfill entry's time
+    backfill_since: dict[str, dt.datetime] = field(default_factory=dict)
     #: the audit rows recorded as they were written (not backfilled)
     audit_live: set[int] = field(default_factory=set)
 
@@ -1065,10 +1067,11 @@ def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any], time: 
         key = ROW_TABLES[table].primary_key.columns.values()[0].name
         mine = rec.rows.setdefault(table, {})
         live = None if content.get(BACKFILL) is True else rec.live.setdefault(table, set())
-        if live is not None and table not in rec.live_since:
+        since = rec.live_since if live is not None else rec.backfill_since
+        if table not in since:
             at = _parse_time(time)
             if at is not None:
-                rec.live_since[table] = at
+                since[table] = at
         # deletions first: SQLite gives a deleted row's key to the next row inserted
         for gone in content.get("deleted") or ():
             mine[gone] = (seq, None)
@@ -1634,23 +1637,32 @@ def _parse_time(value: object) -> dt.datetime | None:
 def _stored_before(table: str, rec: _Recorded) -> Callable[[Mapping[Any, Any]], bool]:
     """Whether a row of ``table`` that has no recorded state was stored before the ledger kept the
     table: nothing of the table recorded live, or its integer key below every key recorded live,
-    or it was made (:data:`_MADE_AT`) before the first live entry of the table. Backfilled
-    entries (:data:`BACKFILL`) do not count as live: a backfill stopped halfway leaves the rest
-    of the older rows not covered, not rows with no entry."""
+    or it was made (:data:`_MADE_AT`) before the first live entry of the table and (integer keys)
+    its key is below the newest recorded live (an older row changed since, e.g. an event grown,
+    moves the first key recorded down; a row inserted behind the ledger's back gets a key above
+    every recorded one, and has no entry, whatever time it claims). Backfilled entries
+    (:data:`BACKFILL`) do not count as live: a backfill stopped halfway leaves the rest of the
+    older rows not covered, not rows with no entry."""
     t = ROW_TABLES[table]
     pk = t.primary_key.columns.values()[0].name
     live = rec.live.get(table, set())
     ints = [k for k in live if isinstance(k, int)]
-    first = min(ints) if ints else None
+    first, last = (min(ints), max(ints)) if ints else (None, None)
     since = rec.live_since.get(table)
     made = _MADE_AT.get(table)
 
+    started = rec.backfill_since.get(table)
+
     def before(m: Mapping[Any, Any]) -> bool:
-        if not live:
-            return True
+        if not live:  # only backfilled, if anything: older rows are those made before it began
+            at = m[made] if made is not None else None
+            return started is None or not isinstance(at, dt.datetime) or as_utc(at) < started
         key = m[pk]
-        if first is not None and isinstance(key, int) and key < first:
-            return True
+        if isinstance(key, int) and first is not None:
+            if key < first:
+                return True
+            if last is not None and key > last:
+                return False
         at = m[made] if made is not None else None
         return since is not None and isinstance(at, dt.datetime) and as_utc(at) < since
 
