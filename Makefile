@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/replay_dask.py  # 3M replay on 1 vs 2 local Dask workers; 10-line x 5-year sweep at 1, 2, 4
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/cot_flood.py
+	$(PY) benchmarks/ledger_backfill.py
 	$(PY) benchmarks/poison_mix.py
 	$(PY) benchmarks/poison_mix.py --postgres
 	TRUCELINE_FUZZ_EXAMPLES=100 $(PY) -m pytest -q tests/api/test_schemathesis.py -k no_server_errors

@@ -133,6 +133,12 @@ class PayloadTooLargeError(TrucelineError):
     status_code = 413
 
 
+class UnsupportedMediaTypeError(TrucelineError):
+    """A request body sent as a media type the route does not take."""
+
+    status_code = 415
+
+
 class UnavailableError(TrucelineError):
     """A dependency (the database) is not ready."""
 

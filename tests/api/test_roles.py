@@ -402,7 +402,10 @@ MATRIX: list[tuple[str, Call, frozenset[str | None], frozenset[str | None]]] = [
         lambda s, c: (
             "PATCH",
             s.upload,
-            {"headers": {"Upload-Offset": "0"}, "content": b"x"},
+            {
+                "headers": {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+                "content": b"x",
+            },
         ),
         frozenset({"admin"}),
         frozenset({"analyst", "monitor"}),

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BAD_AGREEMENT_VALUES",
+    "BAD_CHUNK_TYPES",
     "BAD_DETECTIONS",
     "BAD_FILENAMES",
     "BAD_IMPORTS",
     "BAD_RECORDS",
     "BAD_REQUESTS",
+    "BAD_REVISIONS",
     "BAD_SENSORS",
     "BAD_TUS_HEADERS",
     "BAD_UPLOADS",
@@ -206,6 +209,48 @@ BAD_REQUESTS = [
     BadRequest(
         "incident-lon-true", "POST", "/api/v1/incidents", "lon", {**good_record("t"), "lon": True}
     ),
+    # booleans and other loose numbers where a key or a flag is expected: were read as 1 (the
+    # finding, event or report with key 1) or as true
+    *(
+        BadRequest(name, "POST", path, field, body)
+        for name, path, field, body in (
+            (
+                "review-finding-true",
+                "/api/v1/incidents/1/review",
+                "findings.0",
+                {"action": "verify", "findings": [True]},
+            ),
+            (
+                "review-finding-float",
+                "/api/v1/incidents/1/review",
+                "findings.0",
+                {"action": "verify", "findings": [1.0]},
+            ),
+            (
+                "review-finding-text",
+                "/api/v1/incidents/1/review",
+                "findings.0",
+                {"action": "verify", "findings": ["1"]},
+            ),
+            ("merge-event-true", "/api/v1/events/merge", "events.0", {"events": [True, 2]}),
+            ("split-incident-true", "/api/v1/events/1/split", "incidents.0", {"incidents": [True]}),
+            ("duplicate-same-1", "/api/v1/duplicates/1/decide", "same", {"same": 1}),
+            ("duplicate-same-text", "/api/v1/duplicates/1/decide", "same", {"same": "yes"}),
+            (
+                "release-keep-location-1",
+                "/api/v1/attachments/1/release",
+                "keep_location",
+                {"keep_location": 1},
+            ),
+        )
+    ),
+]
+
+#: A versioned source's revision of a stored report (ACLED's row, a later ``timestamp``), bad in
+#: one field: the columns changed, and the field the reject names. The revision's reject was in
+#: the answer but not in the batch's ``n_rejected`` nor its stored rejects.
+BAD_REVISIONS: list[tuple[str, dict[str, str], str]] = [
+    ("lat-lon-swapped", {"latitude": "36.95", "longitude": "48.61"}, "lon"),
 ]
 
 #: Sensor records, each bad in one field (sent beside a good one, which must still be stored).
@@ -250,6 +295,9 @@ BAD_WITHDRAWALS: list[tuple[str, dict[str, Any], str]] = [
      "deleted_timestamp"),
     ("stamp-nan", {"event_id_cnty": "UKR6", "deleted_timestamp": "nan"}, "deleted_timestamp"),
     ("stamp-1e308", {"event_id_cnty": "UKR7", "deleted_timestamp": 1e308}, "deleted_timestamp"),
+    # were read as Unix second 1 (1970-01-01T00:00:01Z) and 0
+    ("stamp-true", {"event_id_cnty": "UKR8", "deleted_timestamp": True}, "deleted_timestamp"),
+    ("stamp-false", {"event_id_cnty": "UKR9", "deleted_timestamp": False}, "deleted_timestamp"),
 ]  # fmt: skip
 
 #: tus ``POST /incidents/{pk}/uploads`` headers, each bad in one (sent as raw bytes, as a client
@@ -267,6 +315,18 @@ BAD_TUS_HEADERS: list[tuple[str, dict[str, bytes], str]] = [
     ("length-negative", {"Upload-Length": b"-1"}, "upload-length"),
     ("length-2-to-the-63", {"Upload-Length": str(2**63).encode()}, "upload-length"),
 ]  # fmt: skip
+
+#: Content-Types a tus chunk (``PATCH /uploads/{id}``) was accepted as: a 415 naming the header
+#: (None: no Content-Type at all). Only application/offset+octet-stream is a chunk.
+BAD_CHUNK_TYPES: list[tuple[str, str | None]] = [
+    ("json", "application/json"),
+    ("form", "application/x-www-form-urlencoded"),
+    ("multipart", "multipart/form-data; boundary=B"),
+    ("octet-stream", "application/octet-stream"),
+    ("text", "text/plain; charset=utf-8"),
+    ("prefix", "application/offset+octet-stream-x"),
+    ("none", None),
+]
 
 #: Attachment file names (multipart and tus) and how each is stored and shown: control
 #: characters (a terminal escape), bidirectional overrides (``a\u202egpj.exe`` reads as
@@ -372,6 +432,18 @@ class BadUpload:
             out[self.file] = self.content if isinstance(self.content, bytes) else self.content.encode()
         return out
 
+
+#: agreement.yaml with YAML booleans where a number is expected: were read as 1 (a link threshold
+#: of 1, ...); a 422 naming the file and the field (``says``: the field's name).
+BAD_AGREEMENT_VALUES = [
+    BadUpload(
+        "yaml-number-true", "agreement.yaml", "link_threshold", "fusion: {link_threshold: true}\n"
+    ),
+    BadUpload(
+        "yaml-number-yes", "agreement.yaml", "position_floor_m",
+        "fusion: {sources: {patrol: {position_floor_m: yes}}}\n",
+    ),
+]  # fmt: skip
 
 BAD_UPLOADS = [
     BadUpload("yaml-billion-laughs", "agreement.yaml", "uploads.max_yaml_nodes", _yaml_laughs(9, 9)),

@@ -20,7 +20,7 @@ from truceline.cli import app
 
 from ..api.conftest import API, Api, rec
 from ..media_samples import photo
-from .corpus import BAD_FILENAMES, BAD_TUS_HEADERS, BAD_WITHDRAWALS
+from .corpus import BAD_CHUNK_TYPES, BAD_FILENAMES, BAD_TUS_HEADERS, BAD_WITHDRAWALS
 
 
 def _no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -97,6 +97,32 @@ def test_a_bad_tus_header_gets_a_4xx_naming_it(
     assert 400 <= r.status_code < 500, r.text
     err = r.json()["error"]
     assert err["field"] == field and err["fix"], err
+    _no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize(("name", "content_type"), BAD_CHUNK_TYPES, ids=[c[0] for c in BAD_CHUNK_TYPES])
+def test_a_chunk_sent_as_another_type_is_a_415(
+    api: Api, caplog: pytest.LogCaptureFixture, name: str, content_type: str | None
+) -> None:
+    pk = api.post("/incidents", json=rec(1)).json()["pk"]
+    h = api.h("admin")
+    data = photo(seed=2)
+    r = api.client.post(f"{API}/incidents/{pk}/uploads", headers={**h, "Upload-Length": str(len(data))})
+    assert r.status_code == 201, r.text
+    loc = r.headers["Location"]
+    typed = {"Content-Type": content_type} if content_type is not None else {}
+    bad = api.client.patch(loc, content=data, headers={**h, "Upload-Offset": "0", **typed})
+    assert bad.status_code == 415, bad.text
+    err = bad.json()["error"]
+    assert err["field"] == "Content-Type" and "application/offset+octet-stream" in err["fix"], err
+    assert api.client.head(loc, headers=h).headers["Upload-Offset"] == "0"  # nothing was taken
+    # the same bytes sent as a chunk (the type's case does not matter) file the attachment
+    ok = api.client.patch(
+        loc,
+        content=data,
+        headers={**h, "Upload-Offset": "0", "Content-Type": "Application/Offset+Octet-Stream"},
+    )
+    assert ok.status_code == 201, ok.text
     _no_errors_logged(caplog)
 
 

@@ -149,3 +149,53 @@ def test_a_chunked_body_over_the_limit_gets_413(api: Api) -> None:
     err = r.json()["error"]
     assert err["field"] == "body" and "limit" in err["message"]
     assert api.get("/incidents").json()["items"] == []
+
+
+def test_the_duplicates_export_neutralises_formula_cells(tmp_path: Path) -> None:
+    """`truceline duplicates`: report ids a sensor planted as formulas were written as they came."""
+    from truceline.core.geodesy import GEOD
+
+    from ..conftest import EXAMPLES
+
+    lon, lat = 37.6, 48.25
+    _, far_lat, _ = GEOD.fwd(lon, lat, 0.0, 1200.0)
+    planted = ["=HYPERLINK(1)", "@SUM(1,2)"]
+    src = tmp_path / "reports.csv"
+    with src.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            ["id", "observed_at", "time_precision", "lon", "lat", "uncertainty_m", "kind", "source_type"]
+        )
+        w.writerow([planted[0], "2025-03-03T14:00:05Z", "second", lon, lat, 80, "explosion", "camera"])
+        w.writerow(
+            [planted[1], "2025-03-03T14:08:00Z", "minute", lon, far_lat, 800, "explosion", "patrol"]
+        )
+    db = str(tmp_path / "t.db")
+    runner = CliRunner()
+    res = runner.invoke(app, ["import", str(src), "-a", str(EXAMPLES / "ukraine-2024"), "--db", db])
+    assert res.exit_code == 0 and "2 accepted" in " ".join(res.output.split()), res.output
+    out = tmp_path / "pairs.csv"
+    res = runner.invoke(app, ["duplicates", "--db", db, "-o", str(out)])
+    assert res.exit_code == 0 and "1 possible duplicates" in res.output, res.output
+    (pair,) = csv.DictReader(out.read_text(encoding="utf-8").splitlines())
+    assert {pair["a_report_id"], pair["b_report_id"]} == {"'" + p for p in planted}, pair
+
+
+def test_an_incidents_csv_written_neutralises_formula_cells_and_reads_back(tmp_path: Path) -> None:
+    """write_incidents_csv (simulate's reports, the acoustic reports): formula text gets its ' and
+    the reader drops it again, so the file re-imports unchanged."""
+    import datetime as dt
+
+    from truceline.core.incidents import Incident
+    from truceline.io.incidents_io import read_incidents, write_incidents_csv
+
+    inc = Incident(
+        id="=1+1", observed_at=dt.datetime(2025, 3, 1, 10, tzinfo=dt.UTC), lon=36.95, lat=48.6,
+        kind="explosion", source_type="patrol", narrative="@SUM(1,2)",
+    )  # fmt: skip
+    path = tmp_path / "r.csv"
+    write_incidents_csv(path, [inc])
+    (row,) = csv.DictReader(path.read_text(encoding="utf-8").splitlines())
+    assert (row["id"], row["narrative"], row["lon"]) == ("'=1+1", "'@SUM(1,2)", "36.95")
+    back = read_incidents(path)
+    assert [(i.id, i.narrative) for i in back.incidents] == [("=1+1", "@SUM(1,2)")]

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from truceline.cli import app
 from truceline.services.intake import Intake
+from truceline.store import ledger
+from truceline.store.db import Database
+from truceline.store.models import IngestBatchRow, RejectRow
 
 from ..api.conftest import API, Api
-from .corpus import BAD_RECORDS, BadRecord, good_record
+from .corpus import BAD_RECORDS, BAD_REVISIONS, BadRecord, good_record
 
 CASES = [pytest.param(c, id=c.name) for c in BAD_RECORDS]
 
@@ -120,3 +124,66 @@ def test_geojson_import_rejects_a_surrogate_alone(tmp_path: Path, small_dir: Pat
     assert res.exit_code == 0 and res.exception is None, res.output
     said = " ".join(res.output.split())
     assert "2 accepted" in said and "2 rejected" in said, said
+
+
+@pytest.mark.parametrize(("name", "changes", "field"), BAD_REVISIONS, ids=[c[0] for c in BAD_REVISIONS])
+def test_a_rejected_revision_counts_in_its_batch(
+    db_url: str, tmp_path: Path, small_dir: Path, name: str, changes: dict[str, str], field: str
+) -> None:
+    """A versioned source's revision the agreement refuses: rejected alone, and counted where the
+    batch's other rejects are (the answer, ingest_batches.n_rejected, the stored rejects)."""
+    samples = Path(__file__).parents[1] / "io" / "samples"
+    with (samples / "acled-week2.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["event_id_cnty"] == "RUR1001"  # the revised row (a later timestamp)
+    rows[0] |= changes
+    week2 = tmp_path / "week2.csv"
+    with week2.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    runner = CliRunner()
+    base = ["import", "--format", "acled", "-a", str(small_dir), "--db", db_url]
+    first = runner.invoke(app, [*base[:-2], str(samples / "acled-week1.csv"), "--db", db_url])
+    assert first.exit_code == 0 and "3 accepted" in first.output, first.output
+    rejects = tmp_path / "rejects.csv"
+    out = runner.invoke(app, [*base, str(week2), "--rejects", str(rejects)])
+    assert out.exit_code == 0 and out.exception is None, out.output
+    said = " ".join(out.output.split())
+    assert "1 rejected" in said and "0 revised" in said, said
+    (rej,) = csv.DictReader(rejects.read_text(encoding="utf-8").splitlines())
+    assert rej["id"] == "RUR1001" and rej["field"] == field, rej
+    db = Database(db_url)
+    try:
+        with db.read() as s:
+            batch = (
+                s.execute(select(IngestBatchRow).order_by(IngestBatchRow.id.desc())).scalars().first()
+            )
+            assert batch is not None and batch.n_rejected == 1, batch
+            stored = s.execute(select(RejectRow).where(RejectRow.batch_id == batch.id)).scalars().all()
+            assert [(r.report_id, r.field) for r in stored] == [("RUR1001", field)]
+            v = ledger.verify(s)
+        assert v.ok, v.problems
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_in_an_acled_json_number_is_rejected_not_read_as_1(
+    tmp_path: Path, small_dir: Path, value: bool
+) -> None:
+    """ACLED's API answer (JSON) with ``"latitude": true``: was read as latitude 1 (0)."""
+    samples = Path(__file__).parents[1] / "io" / "samples"
+    with (samples / "acled-week1.csv").open(encoding="utf-8", newline="") as f:
+        rows: list[dict[str, Any]] = list(csv.DictReader(f))
+    rows[1]["latitude"] = value
+    path = tmp_path / "acled.json"
+    path.write_text(json.dumps({"status": 200, "success": True, "data": rows}), encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    args = ["import", str(path), "--format", "acled", "-a", str(small_dir)]
+    out = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "t.db"), "--rejects", str(rejects)])
+    assert out.exit_code == 0 and out.exception is None, out.output
+    said = " ".join(out.output.split())
+    assert "2 accepted" in said and "1 rejected" in said, said
+    (rej,) = csv.DictReader(rejects.read_text(encoding="utf-8").splitlines())
+    assert rej["id"] == rows[1]["event_id_cnty"] and rej["field"] in ("lat", "latitude"), rej

@@ -17,7 +17,7 @@ from truceline.io.agreement_files import files_of_folder
 from truceline.services.agreement_store import AgreementCache
 
 from ..api.conftest import Api, make_api
-from .corpus import BAD_IMPORTS, BAD_UPLOADS, TEST_LIMITS, BadImport, BadUpload
+from .corpus import BAD_AGREEMENT_VALUES, BAD_IMPORTS, BAD_UPLOADS, TEST_LIMITS, BadImport, BadUpload
 
 UPLOADS = [pytest.param(c, id=c.name) for c in BAD_UPLOADS]
 IMPORTS = [pytest.param(c, id=c.name) for c in BAD_IMPORTS]
@@ -144,3 +144,15 @@ def test_a_file_within_the_limits_still_imports(
     )
     assert res.exit_code == 0, res.output
     assert f"{TEST_LIMITS['max_import_rows']} accepted" in " ".join(res.output.split())
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in BAD_AGREEMENT_VALUES])
+def test_a_boolean_for_a_number_in_an_agreement_is_refused(
+    limited_api: Api, small_dir: Path, case: BadUpload
+) -> None:
+    good = files_of_folder(small_dir)
+    status, body, _ = _upload(limited_api, case.files(good))
+    assert status == 422, body
+    message = str(body["error"]["message"])  # type: ignore[index]
+    assert message.startswith(case.file) and case.says in message and "not a number" in message
+    assert _upload(limited_api, good)[0] == 201

@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from truceline.core.incidents import NO_NUL, refuse_booleans
 from truceline.core.probability import icd203_term
@@ -21,6 +29,8 @@ T = TypeVar("T")
 #: The largest key of a stored record (incidents, findings, events, ledger entries: 32-bit
 #: integers on PostgreSQL); a larger one in a path or body names nothing and gets a 422.
 MAX_KEY = 2**31 - 1
+#: A record's key in a body: a JSON integer (strict: ``true`` is not key 1, nor ``"1"`` or 1.0).
+Key = Annotated[int, Field(strict=True, ge=1, le=MAX_KEY)]
 
 
 class _Out(BaseModel):
@@ -327,7 +337,8 @@ class WithdrawalsIn(BaseModel):
     ``deleted_timestamp`` (Unix seconds); the API's other keys are allowed and ignored."""
 
     model_config = ConfigDict(extra="allow")
-    data: list[dict[str, str | int | float | None]] = Field(
+    # strict: a boolean stays one (each row's reader rejects it alone), never the number 1
+    data: list[dict[str, str | StrictInt | StrictFloat | StrictBool | None]] = Field(
         max_length=100_000,
         description='[{"event_id_cnty": "UKR12345", "deleted_timestamp": "1741600000"}, ...]',
     )
@@ -354,7 +365,7 @@ class ReviewIn(BaseModel):
 
     action: Action
     comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
-    findings: list[Annotated[int, Field(ge=1, le=MAX_KEY)]] | None = Field(
+    findings: list[Key] | None = Field(
         default=None, max_length=1000, description="Finding pks to act on (default: all of the incident)"
     )
 
@@ -544,6 +555,8 @@ class LedgerVerification(_Out):
     incidents: int
     findings: int
     problems: list[LedgerProblem]
+    #: rows stored before the ledger kept their table, by table (`truceline ledger backfill`)
+    uncovered: dict[str, int] = Field(default_factory=dict)
 
 
 # -- sensors, detections, acoustic localisation -------------------------------------------------
@@ -799,7 +812,7 @@ class EventOut(_Out):
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    incidents: list[Annotated[int, Field(ge=1, le=MAX_KEY)]] = Field(
+    incidents: list[Key] = Field(
         min_length=1, max_length=1000, description="The reports (incident pks) to move into a new event"
     )
     comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
@@ -808,14 +821,16 @@ class SplitIn(BaseModel):
 class DuplicateDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    same: bool = Field(description="true: one event (the reports are linked); false: dismissed")
+    same: bool = Field(
+        strict=True, description="true: one event (the reports are linked); false: dismissed"
+    )
     comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
 
 
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[Annotated[int, Field(ge=1, le=MAX_KEY)]] = Field(
+    events: list[Key] = Field(
         min_length=2, max_length=100, description="Event ids; all merge into the smallest"
     )
     comment: str = Field(default="", max_length=4000, pattern=NO_NUL)
@@ -872,6 +887,7 @@ class ReleaseIn(BaseModel):
 
     keep_location: bool = Field(
         default=False,
+        strict=True,
         description="Give liaisons and the public the file with its location metadata (EXIF GPS, "
         "XMP); by default they get a copy without it",
     )

@@ -406,6 +406,7 @@ def duplicates_cmd(
     how many distinct events the stored reports make, expected from fusion's probabilities."""
     import json
 
+    from truceline.io.csv_safe import safe_cell
     from truceline.services.events import expected_events, list_duplicates
     from truceline.store.db import Database
 
@@ -428,13 +429,14 @@ def duplicates_cmd(
         w.writerow(cols)
         for d in rows:
             w.writerow(
-                [
+                safe_cell(v)  # ids as a sensor sent them: never a formula in a spreadsheet
+                for v in (
                     d.a_report_id, d.b_report_id, f"{d.probability:.4f}", d.a_pk, d.b_pk,
                     "" if d.a_event_id is None else d.a_event_id,
                     "" if d.b_event_id is None else d.b_event_id, d.a_source_type, d.b_source_type,
                     d.a_observed_at.isoformat(), d.b_observed_at.isoformat(),
                     json.dumps(d.reason, separators=(",", ":")),
-                ]
+                )
             )  # fmt: skip
     console.print(
         f"{len(rows)} possible duplicates -> {output}; {n_events:,} events stored, "

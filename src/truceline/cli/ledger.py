@@ -103,12 +103,77 @@ def verify_cmd(
             f"{against}, {v.incidents} incidents, {v.findings} findings and {v.attachments} "
             "attachments match the ledger"
         )
+        _print_uncovered(v.uncovered)
         return
     first = v.first
     console.print(f"[bold red]TAMPERED:[/] first problem at {first}")
     for p in v.problems[1:10]:
         console.print(f"  also: {p}")
+    _print_uncovered(v.uncovered)
     raise typer.Exit(code=1)
+
+
+def _print_uncovered(uncovered: dict[str, int]) -> None:
+    """Rows the ledger does not cover, by table: never left out of an OK."""
+    if not uncovered:
+        return
+    each = ", ".join(f"{t} {n:,}" for t, n in sorted(uncovered.items()))
+    console.print(
+        f"[bold yellow]NOT COVERED:[/] {sum(uncovered.values()):,} rows were stored before the "
+        f"ledger kept their table, so an edit of them cannot be found ({each}); "
+        "`truceline ledger backfill` records them as they are now"
+    )
+
+
+@ledger_app.command("backfill")
+def backfill_cmd(
+    db: DbOption = "truceline.db",
+    batch: Annotated[
+        int, typer.Option(min=1, max=100_000, metavar="N", help="Rows per entry and transaction")
+    ] = 2000,
+) -> None:
+    """Record in the ledger the rows stored before it kept their table, as they are now.
+
+    Events, incident revisions, fusion pairs, patrol positions, sensors, detections, ingest
+    batches, rejects and audit rows older than their ledgering are not covered (`ledger verify`
+    counts them). Each batch is one entry and one transaction: interrupted, run it again and it
+    records the rest; run on a covered database, it adds nothing. Audited (who, how many); an
+    edit of any backfilled column is caught by `ledger verify` from then on. Command line only
+    (the operator of the database), not an API route.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from truceline.cli.options import cli_principal
+    from truceline.services.backfill import backfill, uncovered
+
+    d = _db(db)
+    try:
+        waiting = uncovered(d)
+        if not waiting:
+            console.print(f"Nothing to backfill: the ledger covers every row of {db}")
+            return
+        with Progress(
+            TextColumn("[bold]Backfilling[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("rows", total=sum(waiting.values()))
+
+            def progress(table: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=table)
+
+            counts = backfill(d, actor=cli_principal(), now=_now, batch=batch, progress=progress)
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        d.dispose()
+    each = ", ".join(f"{t} {n:,}" for t, n in sorted(counts.items()))
+    console.print(
+        f"Backfilled {sum(counts.values()):,} rows ({each}): `truceline ledger verify` now covers them"
+    )
 
 
 KeyOption = Annotated[

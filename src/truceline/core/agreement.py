@@ -29,7 +29,7 @@ from truceline.core.geodesy import (
     geodesic_area_km2,
     offset_region,
 )
-from truceline.core.incidents import Kind
+from truceline.core.incidents import Kind, refuse_boolean_numbers
 from truceline.errors import AgreementError
 
 __all__ = [
@@ -60,6 +60,11 @@ class RuleType(StrEnum):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        return refuse_boolean_numbers(cls, data)
 
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"

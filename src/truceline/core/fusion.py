@@ -31,6 +31,7 @@ from scipy.special import ndtr
 
 from truceline.core.arrays import FloatArray, IntArray
 from truceline.core.geodesy import LocalFrame, mean_lon, pad_lat_deg, pad_lon_deg
+from truceline.core.incidents import refuse_boolean_numbers
 
 __all__ = [
     "ADMIRALTY_CREDIBILITY",
@@ -88,6 +89,11 @@ class SourceModel(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        return refuse_boolean_numbers(cls, data)
 
     position_floor_m: float = Field(ge=0.0, le=50_000.0)
     clock_sigma_s: float = Field(gt=0.0, le=86_400.0)
@@ -162,6 +168,11 @@ class FusionSettings(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        return refuse_boolean_numbers(cls, data)
 
     sources: dict[str, SourceModel] = Field(default_factory=lambda: dict(DEFAULT_SOURCES))
     unknown_source: SourceModel = SourceModel(

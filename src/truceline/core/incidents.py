@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +33,7 @@ __all__ = [
     "Kind",
     "SourceType",
     "TimePrecision",
+    "refuse_boolean_numbers",
     "refuse_booleans",
     "second_fix",
     "second_fix_text",
@@ -134,6 +136,39 @@ def refuse_booleans(model: str, data: object) -> object:
                             "input": value,
                         }
                     ],
+                )
+    return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field's type holds a number anywhere (``float``, ``dict[str, float]``, ...)."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    return any(_numeric(a) for a in get_args(annotation))
+
+
+def _boolean_in(value: Any) -> bool:
+    if value.__class__ is bool:
+        return True
+    if isinstance(value, dict):
+        return any(_boolean_in(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_boolean_in(v) for v in value)
+    return False
+
+
+def refuse_boolean_numbers(model: type[BaseModel], data: object) -> object:
+    """For a ``mode="before"`` model validator of a model that has boolean fields too (an
+    agreement's sections): refuse ``true``/``false`` (YAML's ``yes``/``no``) in a field that holds
+    numbers (``float``, ``int``, ``dict[str, float]``, ...), which lax validation reads as 1 or 0."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            field = model.model_fields.get(key) if isinstance(key, str) else None
+            if field is not None and _numeric(field.annotation) and _boolean_in(value):
+                raise ValueError(
+                    f"`{key}`: a boolean (true/false, yes/no) is not a number; give a number"
                 )
     return data
 

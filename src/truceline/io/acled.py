@@ -416,11 +416,12 @@ def _is_json(path: Path) -> bool:
 
 
 def _cell_text(v: Any) -> str:
-    """A JSON value as the CSV cell ACLED would have written (numbers as text, null empty)."""
+    """A JSON value as the CSV cell ACLED would have written (numbers as text, null empty; a
+    boolean as ``true``/``false``, which no number or time column reads: never the number 1)."""
     if v is None:
         return ""
     if isinstance(v, bool):
-        return str(int(v))
+        return "true" if v else "false"
     return str(v)
 
 

@@ -659,7 +659,7 @@ def load_agreement_files(
             right=line_ref["right"],
             sides=sides,
             area=area,
-            default_area_km=float(raw.get("default_area_km", 250.0)),
+            default_area_km=raw.get("default_area_km", 250.0),  # the model checks it
             line_extends=extend,
             effective_to=(
                 _date(raw["effective_to"], "effective_to")

@@ -20,7 +20,7 @@ import pydantic
 from truceline.core.incidents import NO_NUL, Incident
 from truceline.core.rules import Classification
 from truceline.errors import ValidationError, safe_text
-from truceline.io.csv_safe import read_cell, safe_cell
+from truceline.io.csv_safe import read_cell, safe_cell, safe_row
 from truceline.io.limits import (
     DEFAULT_LIMITS,
     LimitError,
@@ -336,7 +336,7 @@ def write_incidents_csv(path: str | Path, incidents: Iterable[Incident]) -> None
         w = csv.DictWriter(fh, fieldnames=list(INCIDENT_FIELDS))
         w.writeheader()
         for inc in incidents:
-            w.writerow(incident_row(inc))
+            w.writerow(safe_row(incident_row(inc)))  # read back by read_cell
 
 
 def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:

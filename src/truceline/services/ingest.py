@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.orm import Session
 
 from truceline.core.agreement import Agreement, RuleType
@@ -231,22 +231,7 @@ def ingest_incidents(
     # The numbers' canonical text, made once: the findings' column and their ledger entries hold it.
     frows = finding_rows(f, pks, now)
     fpks = bulk_insert(conn, find_t, frows, new_pks="pk")
-    reject_rows: list[dict[str, Any]] = [
-        {
-            "batch_id": batch_id,
-            "row": r.row,
-            "report_id": _storable(r.id, 128),
-            "field": _storable(r.field, 64),
-            "reason": _storable(r.reason),
-            "record": None,
-            "received_at": now,
-        }
-        for r in result.rejects
-    ]
-    for row, pk in zip(
-        reject_rows, bulk_insert(conn, RejectRow.__table__, reject_rows, new_pks="pk"), strict=True
-    ):
-        row["pk"] = pk
+    reject_rows = _store_rejects(conn, batch_id, result.rejects, now)
     # What fusion and the caps take from this batch, made before the ledger's lock (below).
     new_rows: ReportColumns | None = None
     counted = np.zeros(0, bool)
@@ -329,9 +314,38 @@ def ingest_incidents(
         )
         result.revised = rev.revised
         result.rejects.extend(rev.rejects)
+        if rev.rejects:  # revisions the agreement refused: the batch's counts and rejects too
+            batch_row["n_rejected"] = len(result.rejects)
+            conn.execute(
+                update(_BT).where(_BT.c.id == batch_id).values(n_rejected=batch_row["n_rejected"])
+            )
+            more = _store_rejects(conn, batch_id, rev.rejects, now)
+            ledger.record_rows(session, "ingest_batches", [], known=[batch_row], now=now)
+            ledger.record_rows(session, "rejects", [], known=more, now=now)
         result.findings_by_pk.update(rev.findings_by_pk)
         result.findings += sum(rev.findings_by_pk.values())
     return result
+
+
+def _store_rejects(
+    conn: Connection, batch_id: int, rejects: Sequence[Reject], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Insert ``rejects`` as rows of batch ``batch_id``; the rows as written, with their keys."""
+    rows: list[dict[str, Any]] = [
+        {
+            "batch_id": batch_id,
+            "row": r.row,
+            "report_id": _storable(r.id, 128),
+            "field": _storable(r.field, 64),
+            "reason": _storable(r.reason),
+            "record": None,
+            "received_at": now,
+        }
+        for r in rejects
+    ]
+    for row, pk in zip(rows, bulk_insert(conn, RejectRow.__table__, rows, new_pks="pk"), strict=True):
+        row["pk"] = pk
+    return rows
 
 
 def _ledger_accepted(

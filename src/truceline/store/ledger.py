@@ -71,7 +71,10 @@ from truceline.store.models import (
 from truceline.store.record_text import content_hash
 
 __all__ = [
+    "AUDIT_TABLE",
+    "BACKFILL",
     "ROW_TABLES",
+    "TOKEN_TABLE",
     "CanonicalJSON",
     "Problem",
     "RootSigner",
@@ -79,6 +82,7 @@ __all__ = [
     "append",
     "attachment_content",
     "audit_content",
+    "backfill_audit",
     "checkpoint",
     "close_days",
     "entry_body",
@@ -99,6 +103,7 @@ __all__ = [
     "root_documents",
     "row_state",
     "stored_time",
+    "uncovered_keys",
     "verify",
 ]
 
@@ -115,9 +120,26 @@ ROW_TABLES: dict[str, Table] = {
     "ingest_batches": IngestBatchRow.__table__,
     "rejects": RejectRow.__table__,
 }
-#: For a table keyed by a name: the column saying when a row was made (a row made before the
-#: first the ledger recorded, without an entry of its own, was stored before the ledger kept it).
-_MADE_AT = {"sensors": "registered_at"}
+#: The column saying when a row of each table was made: a row without a recorded state that was
+#: made before the ledger first recorded its table (or whose integer key is below every key
+#: recorded) was stored before the ledger kept the table, and is *not covered* (counted by
+#: :func:`verify`, recorded by :func:`backfill_rows`); any other is a row with no ledger entry.
+_MADE_AT = {
+    "events": "created_at",
+    "incident_revisions": "superseded_at",
+    "fusion_pairs": "created_at",
+    "patrol_positions": "received_at",
+    "sensors": "registered_at",
+    "detections": "received_at",
+    "ingest_batches": "received_at",
+    "rejects": "received_at",
+}
+#: A ``rows`` or ``audit`` entry's content key marking it as written by the backfill
+#: (:func:`backfill_rows`, :func:`backfill_audit`): it records a row stored before the ledger
+#: kept its table, as the row was when backfilled, and does not move where the live record began.
+BACKFILL = "backfill"
+#: What :func:`verify` counts as not covered besides :data:`ROW_TABLES`.
+AUDIT_TABLE, TOKEN_TABLE = "audit_log", "api_tokens"
 
 
 # Statements built once: append runs in every write transaction.
@@ -775,6 +797,9 @@ class Verification:
     findings: int = 0
     attachments: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: Rows stored before the ledger kept their table and never backfilled, by table (only the
+    #: tables that have any): the ledger cannot tell whether they were edited.
+    uncovered: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -1002,9 +1027,16 @@ class _Recorded:
     attachment: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     #: table -> key -> (seq, the row's newest recorded state; None: recorded as deleted)
     rows: dict[str, dict[Any, tuple[int, dict[str, Any] | None]]] = field(default_factory=dict)
+    #: table -> the keys recorded by live (not backfill) entries, and the first such entry's time
+    live: dict[str, set[Any]] = field(default_factory=dict)
+    live_since: dict[str, dt.datetime] = field(default_factory=dict)
+    #: table -> the first backfill entry's time
+    backfill_since: dict[str, dt.datetime] = field(default_factory=dict)
+    #: the audit rows recorded as they were written (not backfilled)
+    audit_live: set[int] = field(default_factory=set)
 
 
-def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> None:
+def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any], time: object = None) -> None:
     if kind == "report" and "incident" in content:
         content.pop("record", None)  # its content hash stands for it
         rec.report[int(content["incident"])] = (seq, content)
@@ -1034,18 +1066,30 @@ def _gather(rec: _Recorded, seq: int, kind: str, content: dict[str, Any]) -> Non
         table = str(content["table"])
         key = ROW_TABLES[table].primary_key.columns.values()[0].name
         mine = rec.rows.setdefault(table, {})
+        live = None if content.get(BACKFILL) is True else rec.live.setdefault(table, set())
+        since = rec.live_since if live is not None else rec.backfill_since
+        if table not in since:
+            at = _parse_time(time)
+            if at is not None:
+                since[table] = at
         # deletions first: SQLite gives a deleted row's key to the next row inserted
         for gone in content.get("deleted") or ():
             mine[gone] = (seq, None)
+            if live is not None:
+                live.add(gone)
         for state in content.get("rows") or ():
             if isinstance(state, dict) and key in state:
                 mine[state[key]] = (seq, state)
+                if live is not None:
+                    live.add(state[key])
     elif kind == "root" and "day" in content:
         rec.root[str(content["day"])] = (seq, content)
     elif kind == CHECKPOINT and "day" in content:
         rec.checkpoints.append((seq, content))
     elif kind == "audit" and "audit" in content:
         sealed = content.pop("sealed", None)
+        if content.pop(BACKFILL, None) is not True:
+            rec.audit_live.add(int(content["audit"]))
         rec.audit[int(content["audit"])] = (seq, _digest(content))
         if content.get("entity") == "token" and isinstance(content.get("after"), dict):
             rec.token[str(content["entity_id"])] = (seq, {**content["after"], **(sealed or {})})
@@ -1115,7 +1159,7 @@ def verify(
         day_hashes.setdefault(day, []).append((row.seq, row.entry_hash))
         content = body.get("content")
         if isinstance(content, dict):
-            _gather(rec, row.seq, row.kind, content)
+            _gather(rec, row.seq, row.kind, content, body.get("time"))
         expected, prev = row.seq + 1, row.entry_hash
 
     head = session.get(LedgerHeadRow, 1)
@@ -1434,11 +1478,13 @@ def _verify_records(session: Session, out: Verification, rec: _Recorded) -> None
         if pk not in seen:
             problems.append(Problem(seq, "record", f"finding {pk} recorded here is missing (deleted)"))
     _verify_publications(session, rec, problems)
-    _verify_audit(session, rec, problems)
+    out.uncovered |= _verify_audit(session, rec, problems)
     _verify_agreements(session, rec, problems)
     out.attachments = _verify_attachments(session, rec, problems)
     for table in ROW_TABLES:
-        _verify_rows(session, table, rec.rows.get(table, {}), problems)
+        n = _verify_rows(session, table, rec, problems)
+        if n:
+            out.uncovered[table] = n
 
 
 def _jsonable(value: Any) -> Any:
@@ -1477,11 +1523,13 @@ def record_rows(
     now: dt.datetime,
     deleted: Sequence[Any] = (),
     known: Sequence[Mapping[str, Any]] = (),
+    backfill: bool = False,
 ) -> None:
     """One ledger entry (kind ``rows``) with the state of the rows ``keys`` of ``table`` (one of
     :data:`ROW_TABLES`) as the transaction now holds them, and the keys of its rows ``deleted``;
     nothing when all are empty. ``known``: rows the caller just wrote, every column with the
-    values as stored (not read back). Called by the writer after its change, in its transaction."""
+    values as stored (not read back). Called by the writer after its change, in its transaction.
+    ``backfill``: the rows were stored before the ledger kept the table (:func:`backfill_rows`)."""
     t = ROW_TABLES[table]
     pk = t.primary_key.columns.values()[0]
     conn = session.connection()
@@ -1504,8 +1552,79 @@ def record_rows(
     content: dict[str, Any] = {"table": table, "rows": states}
     if gone:
         content["deleted"] = gone
+    if backfill:
+        content[BACKFILL] = True
     first = states[0][pk.name] if states else gone[0]
     append(session, [("rows", f"{table}:{first}", content)], now=now)
+
+
+def _gathered(session: Session, kinds: Sequence[str]) -> _Recorded:
+    """What the entries of ``kinds`` recorded (the chain itself is :func:`verify`'s to check)."""
+    rec = _Recorded()
+    q = (
+        select(LedgerEntryRow.seq, LedgerEntryRow.kind, LedgerEntryRow.body)
+        .where(LedgerEntryRow.kind.in_(kinds))
+        .order_by(LedgerEntryRow.seq)
+        .execution_options(yield_per=5000)
+    )
+    for seq, kind, body in session.execute(q):
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError:
+            continue
+        content = doc.get("content") if isinstance(doc, dict) else None
+        if isinstance(content, dict):
+            _gather(rec, seq, kind, content, doc.get("time"))
+    return rec
+
+
+def uncovered_keys(session: Session) -> dict[str, list[Any]]:
+    """The keys of the rows the ledger does not cover, by table (oldest first; only tables that
+    have any): rows of :data:`ROW_TABLES` stored before the ledger kept their table, and audit
+    rows written before the audit log was ledgered, none of them backfilled since. What
+    :func:`verify` counts as ``uncovered`` (tokens follow their audit rows)."""
+    rec = _gathered(session, ("rows", "audit"))
+    out: dict[str, list[Any]] = {}
+    for table, t in ROW_TABLES.items():
+        pk = t.primary_key.columns.values()[0]
+        made = _MADE_AT.get(table)
+        recorded = rec.rows.get(table, {})
+        before = _stored_before(table, rec)
+        q = select(pk, *([t.c[made]] if made else [])).order_by(pk)
+        keys = [
+            m[pk.name] for m in session.execute(q).mappings() if m[pk.name] not in recorded and before(m)
+        ]
+        if keys:
+            out[table] = keys
+    first = min(rec.audit_live, default=None)
+    q = select(AuditRow.pk).order_by(AuditRow.pk)
+    if first is not None:
+        q = q.where(AuditRow.pk < first)
+    audit = [k for k in session.execute(q).scalars() if k not in rec.audit]
+    if audit:
+        out[AUDIT_TABLE] = audit
+    return out
+
+
+def backfill_audit(session: Session, pks: Sequence[int], *, now: dt.datetime) -> int:
+    """One ``audit`` entry for each audit row ``pks`` (written before the audit log was ledgered),
+    as it is now and marked :data:`BACKFILL`; a token's row seals the token's secret hash, as
+    entries written live do. Returns how many rows were recorded."""
+    rows = list(
+        session.execute(
+            select(AuditRow).where(AuditRow.pk.in_(sorted(set(pks)))).order_by(AuditRow.pk)
+        ).scalars()
+    )
+    tokens = {a.entity_id for a in rows if a.entity == "token"}
+    q = select(ApiTokenRow.id, ApiTokenRow.secret_sha256).where(ApiTokenRow.id.in_(tokens))
+    secrets: dict[str, str] = {k: h for k, h in session.execute(q)}
+    items: list[tuple[str, str, dict[str, Any] | CanonicalJSON]] = []
+    for a in rows:
+        secret = secrets.get(a.entity_id) if a.entity == "token" else None
+        content = audit_content(a, {"secret_sha256": secret} if secret else None)
+        items.append(("audit", f"audit:{a.pk}", {**content, BACKFILL: True}))
+    append(session, items, now=now)
+    return len(rows)
 
 
 def _parse_time(value: object) -> dt.datetime | None:
@@ -1515,39 +1634,61 @@ def _parse_time(value: object) -> dt.datetime | None:
         return None
 
 
-def _verify_rows(
-    session: Session,
-    table: str,
-    recorded: Mapping[Any, tuple[int, dict[str, Any] | None]],
-    problems: list[Problem],
-) -> None:
-    """Each row of ``table`` against its newest recorded state (:func:`record_rows`). A row never
-    recorded is stored before the ledger kept the table when its (integer) key is below every
-    recorded one, or it was made (:data:`_MADE_AT`) before every recorded one, or when nothing of
-    the table is recorded; otherwise it has no entry."""
+def _stored_before(table: str, rec: _Recorded) -> Callable[[Mapping[Any, Any]], bool]:
+    """Whether a row of ``table`` that has no recorded state was stored before the ledger kept the
+    table: nothing of the table recorded live, or its integer key below every key recorded live,
+    or it was made (:data:`_MADE_AT`) before the first live entry of the table and (integer keys)
+    its key is below the newest recorded live (an older row changed since, e.g. an event grown,
+    moves the first key recorded down; a row inserted behind the ledger's back gets a key above
+    every recorded one, and has no entry, whatever time it claims). Backfilled entries
+    (:data:`BACKFILL`) do not count as live: a backfill stopped halfway leaves the rest of the
+    older rows not covered, not rows with no entry."""
+    t = ROW_TABLES[table]
+    pk = t.primary_key.columns.values()[0].name
+    live = rec.live.get(table, set())
+    ints = [k for k in live if isinstance(k, int)]
+    first, last = (min(ints), max(ints)) if ints else (None, None)
+    since = rec.live_since.get(table)
+    made = _MADE_AT.get(table)
+
+    started = rec.backfill_since.get(table)
+
+    def before(m: Mapping[Any, Any]) -> bool:
+        if not live:  # only backfilled, if anything: older rows are those made before it began
+            at = m[made] if made is not None else None
+            return started is None or not isinstance(at, dt.datetime) or as_utc(at) < started
+        key = m[pk]
+        if isinstance(key, int) and first is not None:
+            if key < first:
+                return True
+            if last is not None and key > last:
+                return False
+        at = m[made] if made is not None else None
+        return since is not None and isinstance(at, dt.datetime) and as_utc(at) < since
+
+    return before
+
+
+def _verify_rows(session: Session, table: str, rec: _Recorded, problems: list[Problem]) -> int:
+    """Each row of ``table`` against its newest recorded state (:func:`record_rows`); returns how
+    many rows have none and were stored before the ledger kept the table (:func:`_stored_before`:
+    not covered); a row with neither has no entry (a problem)."""
     t = ROW_TABLES[table]
     pk = t.primary_key.columns.values()[0]
+    recorded = rec.rows.get(table, {})
     left = dict(recorded)
-    ints = [k for k in left if isinstance(k, int)]
-    first = min(ints) if ints else None
-    made = _MADE_AT.get(table)
-    made_times = [
-        _parse_time(c.get(made)) for _, c in recorded.values() if made is not None and c is not None
-    ]
-    first_made = min((x for x in made_times if x is not None), default=None)
+    before = _stored_before(table, rec)
     times = {c.name for c in t.columns if isinstance(c.type, DateTime)}
-    for r in session.execute(select(t).order_by(pk)):
+    uncovered = 0
+    for r in session.execute(select(t).order_by(pk).execution_options(yield_per=5000)):
         m = r._mapping
         key = m[pk.name]
         what = f"{table} row {key}"
         e = left.pop(key, None)
         if e is None:
-            if (
-                not recorded
-                or (first is not None and isinstance(key, int) and key < first)
-                or (made and first_made and m[made] is not None and as_utc(m[made]) < first_made)
-            ):
-                continue  # stored before the ledger kept this table
+            if before(m):
+                uncovered += 1  # stored before the ledger kept this table, not backfilled
+                continue
             problems.append(Problem(None, "record", f"{what} has no ledger entry"))
             continue
         seq, c = e
@@ -1572,6 +1713,7 @@ def _verify_rows(
             problems.append(
                 Problem(seq, "record", f"{table} row {key} recorded here is missing (deleted)")
             )
+    return uncovered
 
 
 def _verify_attachments(session: Session, rec: _Recorded, problems: list[Problem]) -> int:
@@ -1674,15 +1816,17 @@ def _verify_publications(session: Session, rec: _Recorded, problems: list[Proble
         problems.append(Problem(seq, "record", f"{ref} published here is missing (deleted)"))
 
 
-def _verify_audit(session: Session, rec: _Recorded, problems: list[Problem]) -> None:
+def _verify_audit(session: Session, rec: _Recorded, problems: list[Problem]) -> dict[str, int]:
     """The audit log against its entries, and each token against its last audited state.
 
-    Audit rows older than the first one the ledger recorded (written before the audit log was
-    ledgered) are not compared; nor are tokens whose only audit rows are of that time.
+    Audit rows older than the first one the ledger recorded live (written before the audit log
+    was ledgered) and not backfilled cannot be compared; nor can tokens whose only audit rows are
+    of that time: returns how many of each (not covered), by table.
     """
-    first = min(rec.audit, default=None)
+    first = min(rec.audit_live, default=None)
     pre_ledger_tokens: set[str] = set()
     seen: set[int] = set()
+    uncovered: dict[str, int] = {}
     for a in session.execute(select(AuditRow).order_by(AuditRow.pk)).scalars():
         seen.add(a.pk)
         e = rec.audit.get(a.pk)
@@ -1690,6 +1834,7 @@ def _verify_audit(session: Session, rec: _Recorded, problems: list[Problem]) -> 
             if first is None or a.pk < first:
                 if a.entity == "token":
                     pre_ledger_tokens.add(a.entity_id)
+                uncovered[AUDIT_TABLE] = uncovered.get(AUDIT_TABLE, 0) + 1
                 continue
             problems.append(Problem(None, "record", f"audit row {a.pk} has no ledger entry"))
             continue
@@ -1706,7 +1851,9 @@ def _verify_audit(session: Session, rec: _Recorded, problems: list[Problem]) -> 
     for t in session.execute(select(ApiTokenRow).order_by(ApiTokenRow.id)).scalars():
         r = left.pop(t.id, None)
         if r is None:
-            if t.id not in pre_ledger_tokens:
+            if t.id in pre_ledger_tokens:
+                uncovered[TOKEN_TABLE] = uncovered.get(TOKEN_TABLE, 0) + 1
+            else:
                 problems.append(
                     Problem(None, "record", f"token {t.id} ({t.name}) has no audited creation")
                 )
@@ -1726,3 +1873,4 @@ def _verify_audit(session: Session, rec: _Recorded, problems: list[Problem]) -> 
             problems.append(_altered(f"token {t.id} ({t.name})", bad, seq))
     for tid, (seq, _) in left.items():
         problems.append(Problem(seq, "record", f"token {tid} audited here is missing (deleted)"))
+    return uncovered

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from truceline.api.deps import Ctx, allow
 from truceline.api.routes import ERRORS
 from truceline.api.schemas import MAX_KEY, AttachmentOut, ReleaseIn
-from truceline.errors import PayloadTooLargeError, ValidationError
+from truceline.errors import PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError
 from truceline.services import attachments as svc
 from truceline.services import uploads as up
 from truceline.services.auth import Permission, Principal
@@ -245,11 +245,32 @@ def upload_offset(
     return Response(status_code=200, headers=_state_headers(st))
 
 
+#: The only media type a tus chunk is sent as (tus 1.0, PATCH).
+TUS_CHUNK_TYPE = "application/offset+octet-stream"
+
+
+def _tus_chunk_type(content_type: str | None, upload_id: str) -> None:
+    """Refuse a chunk not sent as :data:`TUS_CHUNK_TYPE` (415), before a byte of it is read."""
+    given = (content_type or "").partition(";")[0].strip().lower()
+    if given != TUS_CHUNK_TYPE:
+        shown = repr(content_type[:100]) if content_type else "no Content-Type"
+        raise UnsupportedMediaTypeError(
+            f"a chunk of upload {upload_id} was sent as {shown}; a resumable upload's chunks "
+            f"are the file's bytes, sent as {TUS_CHUNK_TYPE}",
+            field="Content-Type",
+            fix=f"send the header Content-Type: {TUS_CHUNK_TYPE}",
+        )
+
+
 @router.patch(
     "/uploads/{upload_id}",
     summary="Send a chunk of a resumable upload at `Upload-Offset` (body: the bytes, "
     "application/offset+octet-stream); the last one files the attachment (201 with it)",
-    responses={204: {"description": "chunk received"}, 201: {"model": AttachmentOut}},
+    responses={
+        204: {"description": "chunk received"},
+        201: {"model": AttachmentOut},
+        415: {**ERRORS[422], "description": f"The chunk is not sent as {TUS_CHUNK_TYPE}"},
+    },
 )
 async def upload_chunk(
     upload_id: UploadId,
@@ -259,6 +280,7 @@ async def upload_chunk(
     upload_offset: Annotated[int, Header(ge=0, le=2**53)],
     content_length: Annotated[int | None, Header(ge=0)] = None,
 ) -> Response:
+    _tus_chunk_type(request.headers.get("content-type"), upload_id)
     limit = svc.max_bytes_for(ctx.settings.attachment_max_bytes, who)
     now = ctx.clock()
     with up.chunk(

@@ -116,4 +116,5 @@ def verify(
         incidents=v.incidents,
         findings=v.findings,
         problems=[LedgerProblem(seq=p.seq, kind=p.kind, message=p.message) for p in v.problems],
+        uncovered=v.uncovered,
     )
