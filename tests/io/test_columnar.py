@@ -184,3 +184,52 @@ def test_geoparquet_output_reads_in_gdal(tmp_path: Path) -> None:
     if "Parquet" in pyogrio.list_drivers():
         df = pyogrio.read_dataframe(tmp_path / "out.parquet")
         assert len(df) == 600
+
+
+def test_classification_csv_is_what_csv_writer_writes() -> None:
+    """Awkward values in every text column (quotes, commas, line ends, formula starts, repeated
+    and distinct categories, incidents with several findings or none): the lines built from
+    columns are byte for byte ``csv.writer``'s over ``classification_rows``."""
+    import io
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow as pa
+
+    from truceline.core.rules import Classification, Findings
+
+    n = 9
+    ids = ["a", "b,1", 'c"q', "=d", "-5", "e\nf", "g", "+x", "h"]
+    zones = np.array(["", "z1;z2", 'z,"3"', "", "=z", "z1;z2", "", "", "z\r"], dtype=str)
+    sector = np.array(["s1", "", "s,2", "@s", "s1", "", "s1", "s1", '"'], dtype=str)
+    findings = Findings(
+        incident=np.array([1, 1, 4, 8, 8, 8], np.intp),
+        rule_id=np.array(["r1", "r,2", "r1", "=r", "r1", "r3"], dtype=str),
+        rule_type=np.array(["t"] * 6, dtype=str),
+        responsible=np.array(["A", "B", "", "A", '"B"', "A"], dtype=str),
+        probability=np.array([0.1234, 0.5, 1.0, 0.0005, 0.9995, 0.25]),
+        explanation=np.array(["x, y", "two\nlines", "-3 km", "plain", 'say "hi"', "end"], dtype=str),
+    )
+    cls = Classification(
+        side=np.array([1, -1, 0, 1, 1, -1, 0, 1, -1], np.int8),
+        party_side=np.array(["L", "R", "", "L", "L", "R", "", "L", "R"], dtype=str),
+        distance_km=np.array([1.0, -2.5, 0.0, 123.45678, -0.00004, 3e-5, 1e17, 7.0, -0.1]),
+        p_side=np.array([1.0, 0.5, 0.0, 0.99999, 0.12345, 1.0, 0.0, 0.3, 0.7]),
+        zones=zones,
+        sector=sector,
+        version=np.zeros(n, np.intp),
+        in_force=np.array([True, False, True, True, True, True, False, True, True]),
+        in_area=np.array([True, True, False, True, True, True, False, True, True]),
+        findings=findings,
+    )
+    want = io.StringIO(newline="")
+    w = csv.DictWriter(want, fieldnames=list(CLASSIFY_COLUMNS))
+    incidents = [SimpleNamespace(id=i) for i in ids]
+    rows = classification_rows(incidents, cls)  # type: ignore[arg-type]
+    # as text (numpy's str_ is not ``str``, which safe_cell checks: a sector id "@s" is guarded)
+    text = [{k: str(v) if isinstance(v, np.str_) else v for k, v in r.items()} for r in rows]
+    w.writerows(safe_row(r) for r in text)
+    got = columnar.classification_csv(pa.array(ids), cls)
+    assert "".join(got.to_pylist()) == want.getvalue()
+    empty = columnar.classification_csv(pa.array([], pa.string()), cls)
+    assert len(empty) == 0

@@ -45,7 +45,6 @@ from truceline.core.incidents import (
 from truceline.errors import ValidationError
 from truceline.io.csv_safe import read_cell
 from truceline.io.incidents_io import (
-    CLASSIFY_COLUMNS,
     INCIDENT_FIELDS,
     ReadResult,
     Reject,
@@ -831,6 +830,19 @@ def _joined(n: int, incident: NDArray[np.intp], values: NDArray[Any], sep: str) 
     return pc.binary_join(lists, sep)
 
 
+def _round(values: NDArray[np.float64], digits: int) -> NDArray[np.float64]:
+    """Python's ``round(v, digits)`` of each value (correctly rounded: ``round(0.12345, 4)`` is
+    0.1235, which ``np.round``, scaling first, makes 0.1234). ``np.round`` everywhere but within a
+    few units in the last place of a half, where Python's round decides (a handful of values)."""
+    out = np.round(values, digits)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = values * 10.0**digits
+        near = np.abs(t - np.floor(t) - 0.5) <= 16 * np.spacing(np.abs(t))
+    for k in np.flatnonzero(near).tolist():  # near a half only
+        out[k] = round(float(values[k]), digits)
+    return out
+
+
 def _float_text(values: NDArray[np.float64]) -> pa.Array:
     """``repr`` of each float (Python's shortest round-trip text, ``3.0`` not ``3``): what
     ``csv.writer`` writes for a float, without a Python call per value."""
@@ -844,43 +856,87 @@ def _float_text(values: NDArray[np.float64]) -> pa.Array:
 
 def _csv_cell(values: pa.Array) -> pa.Array:
     """Text as ``csv.writer`` writes it (minimal quoting: quoted when it holds , " CR or LF)."""
-    offs, data = _bytes_of(values)
-    special = np.r_[0, np.cumsum(np.isin(data, _QUOTE_BYTES))]
-    needs = special[offs[1:]] > special[offs[:-1]]
-    if not needs.any():
+    _, data = _bytes_of(values)
+    if not np.isin(data, _QUOTE_BYTES).any():  # the usual case: no cell needs quoting
         return values
+    needs = _np(pc.match_substring_regex(values, '[,"\r\n]'))
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
     return pc.if_else(pa.array(needs), quoted, values)
+
+
+def _categories(values: NDArray[Any]) -> tuple[list[str], NDArray[np.int64]]:
+    """A text column of few distinct values (side, zones, sector) as its distinct values and each
+    row's index into them (one conversion per distinct value, not per row)."""
+    enc = pa.array(np.asarray(values).astype(str, copy=False)).dictionary_encode()
+    return enc.dictionary.to_pylist(), np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
+
+
+def _cell_text(values: list[str]) -> list[str]:
+    """A few texts as ``csv.writer`` writes them after :func:`~truceline.io.csv_safe.safe_cell`."""
+    if not values:
+        return []
+    return [str(v) for v in _csv_cell(_safe(pa.array(values, pa.string()))).to_pylist()]
 
 
 def classification_csv(ids: pa.Array, cls: Any) -> pa.Array:
     """:func:`~truceline.io.incidents_io.classification_rows` as CSV lines, byte for byte what
     ``csv.writer`` writes for them (with :func:`~truceline.io.csv_safe.safe_row`), built per
-    column."""
+    column: the id and the two numbers per row; side, zones, sector and the two flags from the
+    few distinct combinations they take; the five finding columns only for the incidents with
+    findings (the others end in ``,,,,``)."""
     n = len(ids)
+    if n == 0:
+        return pa.array([], pa.string())
+    # side; zones, sector, in_force, in_area: codes of their few distinct values
+    side_v, side_i = _categories(cls.party_side)
+    zone_v, zone_i = _categories(cls.zones)
+    sect_v, sect_i = _categories(cls.sector)
+    flags = np.asarray(cls.in_force, bool).astype(np.int64) * 2 + np.asarray(cls.in_area, bool)
+    combo = (zone_i * len(sect_v) + sect_i) * 4 + flags
+    uniq, mid_i = np.unique(combo, return_inverse=True)
+    zone_t, sect_t, yes_no = _cell_text(zone_v), _cell_text(sect_v), ("False", "True")
+    mid_v = [
+        f"{zone_t[c // 4 // len(sect_v)]},{sect_t[c // 4 % len(sect_v)]},"
+        f"{yes_no[c // 2 % 2]},{yes_no[c % 2]}"
+        for c in uniq.tolist()
+    ]
+    # the findings' five columns (and the line's end), for the incidents that have findings
     f = cls.findings
-    order = np.argsort(f.incident, kind="stable")
-    inc = f.incident[order]
-    uniq, inv = np.unique(f.probability[order], return_inverse=True)  # formatted once each
-    prob_text = np.array([f"{p:.3f}" for p in uniq.tolist()], dtype=object)[inv.reshape(-1)]
-    yes_no = pa.array(["False", "True"])
-    cols = {
-        "id": _safe(ids),
-        "side": _safe(pa.array(np.asarray(cls.party_side, dtype=str))),
-        "distance_km": _float_text(np.round(cls.distance_km, 4)),
-        "p_side": _float_text(np.round(cls.p_side, 4)),
-        "zones": _safe(pa.array(np.asarray(cls.zones, dtype=object).astype(str))),
-        "sector": _safe(pa.array(np.asarray(cls.sector, dtype=object).astype(str))),
-        "in_force": yes_no.take(pa.array(np.asarray(cls.in_force, bool).astype(np.int8))),
-        "in_area": yes_no.take(pa.array(np.asarray(cls.in_area, bool).astype(np.int8))),
-        "findings": _safe(_joined(n, inc, f.rule_id[order], ";")),
-        "responsible": _safe(_joined(n, inc, f.responsible[order], ";")),
-        "probability": _safe(_joined(n, inc, prob_text, ";")),
-        "likelihood": _safe(_joined(n, inc, f.likelihood[order], ";")),
-        "explanation": _safe(_joined(n, inc, f.explanation[order], " | ")),
-    }
-    cells = [_csv_cell(cols[c]) for c in CLASSIFY_COLUMNS]
-    return pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "", "\r\n")
+    tail_v = [",,,,,\r\n"]
+    tail_i = np.zeros(n, np.int64)
+    if len(f):
+        order = np.argsort(f.incident, kind="stable")
+        inc = f.incident[order]
+        has = np.unique(inc)
+        local = np.searchsorted(has, inc)  # each finding's incident among those with findings
+        m = has.size
+        uniq_p, inv = np.unique(f.probability[order], return_inverse=True)  # formatted once each
+        prob_text = np.array([f"{p:.3f}" for p in uniq_p.tolist()], dtype=object)[inv.reshape(-1)]
+        parts = [
+            _csv_cell(_safe(_joined(m, local, vals, sep)))
+            for vals, sep in (
+                (f.rule_id[order], ";"),
+                (f.responsible[order], ";"),
+                (prob_text, ";"),
+                (f.likelihood[order], ";"),
+                (f.explanation[order], " | "),
+            )
+        ]
+        tails = pc.binary_join_element_wise(
+            pc.binary_join_element_wise(pa.scalar(""), *parts, ","), pa.scalar("\r\n"), ""
+        )
+        tail_v = [*tails.to_pylist(), ",,,,,\r\n"]
+        tail_i = np.full(n, m, np.int64)
+        tail_i[has] = np.arange(m)
+    cells = [
+        _csv_cell(_safe(ids)),
+        pa.array(_cell_text(side_v), pa.string()).take(pa.array(side_i)),
+        _float_text(_round(cls.distance_km, 4)),
+        _float_text(_round(cls.p_side, 4)),
+        pa.array(mid_v, pa.string()).take(pa.array(mid_i.reshape(-1))),
+    ]
+    line = pc.binary_join_element_wise(*cells, ",")
+    return pc.binary_join_element_wise(line, pa.array(tail_v, pa.string()).take(pa.array(tail_i)), "")
 
 
 def write_lines(fh: Any, lines: pa.Array) -> None:
@@ -986,8 +1042,8 @@ def classification_arrow(
     cols = {
         "id": ids,
         "side": pa.array(np.asarray(cls.party_side, dtype=str)),
-        "distance_km": pa.array(np.round(cls.distance_km, 4)),
-        "p_side": pa.array(np.round(cls.p_side, 4)),
+        "distance_km": pa.array(_round(cls.distance_km, 4)),
+        "p_side": pa.array(_round(cls.p_side, 4)),
         "zones": pa.array(np.asarray(cls.zones, dtype=object).astype(str)),
         "sector": pa.array(np.asarray(cls.sector, dtype=object).astype(str)),
         "in_force": pa.array(np.asarray(cls.in_force, bool)),
