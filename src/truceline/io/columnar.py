@@ -195,10 +195,25 @@ def _plain_text(text: pa.Array, max_len: int) -> NDArray[np.bool_]:
     return _np(ok)
 
 
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+
+
 def _days(y: NDArray[np.int64], m: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Days since 1970-01-01 of the first of month ``m`` (1-12) in year ``y``."""
-    months = (y - 1970) * 12 + (m - 1)
-    return months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    """Days since 1970-01-01 of the first of month ``m`` (1-12) in year ``y`` (proleptic
+    Gregorian; integer arithmetic, Hinnant's ``days_from_civil``)."""
+    y = y - (m <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5
+    days: NDArray[np.int64] = era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
+    return days
+
+
+def _month_len(y: NDArray[np.int64], m: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Days in month ``m`` (1-12) of year ``y``."""
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    days: NDArray[np.int64] = _MONTH_DAYS[m - 1] + ((m == 2) & leap)
+    return days
 
 
 def _utc_us(
@@ -218,8 +233,7 @@ def _utc_us(
     good &= y >= 1
     mo_c = np.clip(mo, 1, 12)
     first = _days(y, mo_c)
-    month_len = _days(y + (mo_c == 12), mo_c % 12 + 1) - first
-    good &= d <= month_len
+    good &= d <= _month_len(y, mo_c)
     t = (first + d - 1) * 86_400_000_000 + ((h * 60 + mi) * 60 + s) * 1_000_000 + f
     t -= sign * (zh * 60 + zm) * 60_000_000
     good &= (t >= _MIN_US) & (t < _MAX_US)
@@ -245,16 +259,16 @@ def _fixed_times(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.bool_], 
     bufs = sub.buffers()
     offs = np.frombuffer(bufs[1], np.int32)[sub.offset : sub.offset + len(sub) + 1]
     raw = np.frombuffer(bufs[2], np.uint8)[offs[0] : offs[-1]].reshape(-1, 20)
-    dig = raw.astype(np.int64) - 48
-    is_digit = (dig >= 0) & (dig <= 9)
-    shape_ok = np.all(is_digit[:, _FIXED_DIGITS], axis=1) & np.all(
+    dig = raw - np.uint8(48)  # wraps below "0": every non-digit byte is then > 9
+    shape_ok = np.all(dig[:, _FIXED_DIGITS] <= 9, axis=1) & np.all(
         raw[:, ~_FIXED_DIGITS] == _FIXED[~_FIXED_DIGITS], axis=1
     )
+    dig16 = dig.astype(np.int16)
 
     def num(a: int, b: int) -> NDArray[np.int64]:
-        v = np.zeros(len(raw), np.int64)
-        for k in range(a, b):
-            v = v * 10 + dig[:, k]
+        v = dig16[:, a].astype(np.int64)
+        for k in range(a + 1, b):
+            v = v * 10 + dig16[:, k]
         return v
 
     zero = np.zeros(len(raw), np.int64)
@@ -323,15 +337,18 @@ class _Fast:
             blank = _blank(col)
             if name in _REQUIRED:
                 self.ok &= ~blank
-            value, good = self._convert(name, col)
-            self.ok &= good | blank
             default = _DEFAULTS.get(name)
             fill = (
                 pa.nulls(n, _TYPES[name])
                 if default is None
                 else pa.array(np.full(n, default)).cast(_TYPES[name])
             )
-            self.cols[name] = pc.if_else(pa.array(blank), fill, value)
+            if blank.all():  # a column left empty (origins, bearings ...): nothing to convert
+                self.cols[name] = fill
+                continue
+            value, good = self._convert(name, col)
+            self.ok &= good | blank
+            self.cols[name] = pc.if_else(pa.array(blank), fill, value) if blank.any() else value
         for name, col in text.items():  # a column the model does not know: refused unless blank
             if name not in _TYPES:
                 self.ok &= _blank(col)
@@ -341,6 +358,11 @@ class _Fast:
     @staticmethod
     def _convert(name: str, col: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]:
         if name in _TEXT_MAX:
+            if name != "id":  # few distinct values (weapon classes, parties ...): each checked once
+                enc = col.dictionary_encode()
+                if len(enc.dictionary) * 4 <= len(col):
+                    idx = np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
+                    return col, _plain_text(enc.dictionary, _TEXT_MAX[name])[idx]
             return col, _plain_text(col, _TEXT_MAX[name])
         if name in _FLOATS:
             return _floats(col, *_FLOATS[name])
