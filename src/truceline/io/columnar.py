@@ -73,6 +73,11 @@ __all__ = [
 
 #: Bytes of CSV per block (some 100,000 rows of plain incidents).
 BLOCK_BYTES = 16 << 20
+#: Bytes pyarrow's reader takes at a time (a block is several such reads, joined). Its streaming
+#: reader reads up to 32 of them ahead in the background, whatever the consumer does: with reads
+#: of a whole block, that was up to 512 MB of the file held ahead (all of a 1M-row file). Reads
+#: stay longer than the longest row the cell limit allows (a row must fit in one read).
+READ_BYTES = 1 << 20
 
 #: Characters Python's ``str.strip()`` removes (pydantic's ``str_strip_whitespace``).
 #: (every ``c`` with ``c.isspace()``; tests/io/test_columnar.py checks the list)
@@ -674,11 +679,15 @@ def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[B
 
     seen = _Seen()
     next_row = 1
+    block_bytes = read.block_bytes or BLOCK_BYTES
+    longest_row = len(header) * (4 * max_chars + 3) + 2  # every cell at the limit, quoted
+    read_bytes = min(block_bytes, max(READ_BYTES, longest_row + 1024))
+    per_block = max(1, round(block_bytes / read_bytes))
     with path.open("rb") as fh:
         reader = pacsv.open_csv(
             fh,
             read_options=pacsv.ReadOptions(
-                block_size=read.block_bytes or BLOCK_BYTES,
+                block_size=read_bytes,
                 use_threads=False,
                 encoding="utf8" if utf8 else det.codec,
             ),
@@ -689,11 +698,22 @@ def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[B
                 quoted_strings_can_be_null=False,
             ),
         )
+
+        def next_block() -> pa.RecordBatch | None:
+            """The next ``per_block`` reads' rows as one batch (None at the end)."""
+            parts: list[pa.RecordBatch] = []
+            while len(parts) < per_block:
+                try:
+                    parts.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+            if len(parts) <= 1:
+                return parts[0] if parts else None
+            cols = [pa.concat_arrays([b.column(i) for b in parts]) for i in range(parts[0].num_columns)]
+            return pa.RecordBatch.from_arrays(cols, schema=parts[0].schema)
+
         while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                batch = None
+            batch = next_block()
             n = batch.num_rows if batch is not None else 0
             # this block's data rows: the next n not taken by rows of the wrong length
             taken = [r for r, _ in invalid if r >= next_row]
