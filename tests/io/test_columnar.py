@@ -60,16 +60,18 @@ def test_blocks_read_as_row_by_row(tmp_path: Path, stray_byte: bool, block_bytes
     assert times == [i.observed_at.replace(tzinfo=None) for i in old.incidents]
 
 
-@pytest.mark.parametrize("by_day", [True, False])
+@pytest.mark.parametrize(("by_day", "workers"), [(True, 1), (True, 2), (False, 1)])
 def test_classify_cli_writes_what_row_by_row_wrote(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_day: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_day: bool, workers: int
 ) -> None:
-    """Through the command line, in small blocks: the output and the rejects byte for byte."""
+    """Through the command line, in small blocks: the output and the rejects byte for byte
+    (with ``--workers 2``, the engine's thread on one block while the next is read)."""
     src = write_hostile(tmp_path / "in.csv", by_day=by_day)
     want_out, want_rej = row_by_row(src, tmp_path / "want.csv")
     monkeypatch.setattr(columnar, "BLOCK_BYTES", 1 << 14)
     out = tmp_path / "got.csv"
-    res = CliRunner().invoke(app, ["classify", str(UKR), str(src), "-o", str(out)])
+    args = ["classify", str(UKR), str(src), "-o", str(out), "--workers", str(workers)]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert out.read_bytes() == want_out
     assert out.with_suffix(".rejects.csv").read_bytes() == want_rej

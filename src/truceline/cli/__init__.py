@@ -165,6 +165,15 @@ def classify_cmd(
             help="Output format: csv or parquet (GeoParquet); default: from OUTPUT's suffix",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=2,
+            metavar="N",
+            help="2: the rule engine works on one block while the next is read (two cores)",
+        ),
+    ] = 1,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row.
 
@@ -202,7 +211,14 @@ def classify_cmd(
 
         try:
             res = classify_file(
-                ag, read, output, rej_path, fmt=out_fmt, progress=progress, index_cache=cache
+                ag,
+                read,
+                output,
+                rej_path,
+                fmt=out_fmt,
+                progress=progress,
+                index_cache=cache,
+                workers=workers,
             )
         except TrucelineError as exc:
             raise fail(exc) from exc

@@ -216,6 +216,7 @@ def classify_file(
     fmt: str = "csv",
     progress: Callable[[int, int, int], None] | None = None,
     index_cache: Path | None = None,
+    workers: int = 1,
 ) -> FileClassification:
     """Classify an incident file of any size in blocks (:mod:`truceline.io.columnar`), writing one
     output row per accepted incident and the rejects sorted by row, as :func:`adjudicate` and
@@ -229,13 +230,18 @@ def classify_file(
 
     ``index_cache``: a folder where the line's search tables are kept between processes
     (:mod:`truceline.io.index_cache`); the output is the same with or without it.
+
+    ``workers``: 2 runs the rule engine and the output's formatting on a block in a second thread
+    while the next block is read and checked (numpy, shapely and pyarrow release the GIL in their
+    loops); one block at a time in the engine, so the line's lazily filled tables see one thread.
+    The output is the same.
     """
     cache = LineIndexCache(index_cache) if index_cache is not None else None
     if cache is not None:
         agreement.use_index_store(cache)
     try:
         try:
-            res = _classify_blocks(agreement, read, output, rejects_path, progress, fmt)
+            res = _classify_blocks(agreement, read, output, rejects_path, progress, fmt, workers)
         except _UnsortedError:
             res = _classify_whole(agreement, read, output, rejects_path, fmt)
         if cache is not None:
@@ -253,7 +259,10 @@ def _classify_blocks(
     rejects_path: Path,
     progress: Callable[[int, int, int], None] | None,
     fmt: str,
+    workers: int = 1,
 ) -> FileClassification:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import pyarrow.parquet as pq
 
     caps = _has_caps(agreement)
@@ -264,6 +273,8 @@ def _classify_blocks(
     pending_rows = np.zeros(0, np.int64)
     pending_rejects: list[Reject] = []
     done_day = np.iinfo(np.int64).min  # days before this one are classified
+    engine = ThreadPoolExecutor(1, thread_name_prefix="classify") if workers > 1 else None
+    running: Future[tuple[pa.Array | pa.Table, int]] | None = None
     try:
         with (
             tmp_out.open("wb") as fo,
@@ -275,11 +286,34 @@ def _classify_blocks(
             wr = csv.writer(fr)
             wr.writerow(["row", "id", "field", "reason"])
 
+            def work(sub: IncidentBatch, ids: pa.Array) -> tuple[pa.Array | pa.Table, int]:
+                """The rule engine on a block's incidents, and their output rows."""
+                cls = classify(agreement, sub)
+                if parquet is not None:
+                    return classification_arrow(ids, sub.lon, sub.lat, cls), len(cls.findings)
+                return classification_csv(ids, cls), len(cls.findings)
+
+            def emit(result: tuple[pa.Array | pa.Table, int]) -> None:
+                rows_out, n_findings = result
+                if parquet is not None:
+                    parquet.write_table(rows_out)
+                else:
+                    write_lines(fo, rows_out)
+                out.classified += len(rows_out)
+                out.findings += n_findings
+
+            def wait() -> None:
+                """Write the block in the engine's thread, once done (blocks stay in order)."""
+                nonlocal running
+                if running is not None:
+                    done, running = running, None
+                    emit(done.result())
+
             def flush(
                 t: pa.Table, rows: NDArray[np.int64], rejects: list[Reject], upto: int | None
             ) -> None:
                 """Classify and write the incidents (those before day ``upto``; the rest wait)."""
-                nonlocal pending, pending_rows, pending_rejects
+                nonlocal pending, pending_rows, pending_rejects, running
                 batch = _batch(t)
                 ok, agr_rejects = batch_rejects(agreement, batch, rows)
                 day = batch.day.astype(np.int64)
@@ -294,14 +328,12 @@ def _classify_blocks(
                 if now.any():
                     idx = np.flatnonzero(now)
                     sub = batch.take(idx)
-                    cls = classify(agreement, sub)
                     ids = t.column("id").take(pa.array(idx)).combine_chunks()
-                    if parquet is not None:
-                        parquet.write_table(classification_arrow(ids, sub.lon, sub.lat, cls))
+                    wait()
+                    if engine is None:
+                        emit(work(sub, ids))
                     else:
-                        write_lines(fo, classification_csv(ids, cls))
-                    out.classified += idx.size
-                    out.findings += len(cls.findings)
+                        running = engine.submit(work, sub, ids)
                 # rejects in row order, up to the last row written or held
                 every = sorted(rejects + agr_rejects, key=lambda r: r.row)
                 for r in every:
@@ -337,11 +369,14 @@ def _classify_blocks(
                     progress(block.records, block.bytes_read, read.size)
             if pending is not None:
                 flush(pending, pending_rows, [], None)
+            wait()
             if parquet is not None:
                 parquet.close()
         tmp_out.replace(output)
         tmp_rej.replace(rejects_path)
     finally:
+        if engine is not None:
+            engine.shutdown(wait=True, cancel_futures=True)
         tmp_out.unlink(missing_ok=True)
         tmp_rej.unlink(missing_ok=True)
     out.encoding, out.encoding_detected = read.encoding, read.encoding_detected
