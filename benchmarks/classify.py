@@ -168,12 +168,12 @@ def write_csv(ag, path: Path, n: int, bad: int, seed: int = 3) -> int:  # type: 
     return len(spoil_rows)
 
 
-def _run(cmd: list[str]) -> tuple[float, float, int]:
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """Wall seconds, peak resident memory (GB) and exit status of a child process."""
     import subprocess
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -183,7 +183,7 @@ def _run(cmd: list[str]) -> tuple[float, float, int]:
     return took, usage.ru_maxrss / 1024**2, status
 
 
-def end_to_end(n: int, bad: int, workdir: Path) -> None:
+def end_to_end(n: int, bad: int, workdir: Path, before_src: Path | None = None) -> None:
     import csv as csvmod
     import shutil
 
@@ -210,6 +210,22 @@ def end_to_end(n: int, bad: int, workdir: Path) -> None:
     t_cold, rss_cold, st_cold = _run([exe, "classify", str(ag_dir), str(src), "-o", str(cold_out)])
     t_tl, rss_tl, st_tl = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out)])
     same = cold_out.read_bytes() == out.read_bytes()
+    # two workers: the engine's thread on one block while the next is read (two cores)
+    out2 = workdir / "truceline-2.csv"
+    t_2, rss_2, st_2 = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out2), "--workers", "2"])
+    same2 = out2.read_bytes() == out.read_bytes()
+    if before_src is not None:  # an earlier tree's code, on the same file, with the same cache
+        before_out = workdir / "truceline-before.csv"
+        env = {**os.environ, "PYTHONPATH": str(before_src)}
+        t_b, rss_b, st_b = _run(
+            [sys.executable, "-m", "truceline.cli", "classify", str(ag_dir), str(src), "-o",
+             str(before_out)],
+            env,
+        )  # fmt: skip
+        same_b = before_out.read_bytes() == out.read_bytes() and (
+            before_out.with_suffix(".rejects.csv").read_bytes()
+            == out.with_suffix(".rejects.csv").read_bytes()
+        )
     base_out = workdir / "geopandas.csv"
     t_gp, rss_gp, st_gp = _run(
         [
@@ -237,6 +253,16 @@ def end_to_end(n: int, bad: int, workdir: Path) -> None:
         f"every good row kept: {n_out + len(rejects) == n}"
     )
     print(
+        f"truceline classify --workers 2: {t_2:7.2f} s {n / t_2:10,.0f} rows/s  peak RSS "
+        f"{rss_2:5.2f} GB  (exit {st_2}); ratio {t_gp / t_2:.2f}x (the script uses one core); "
+        f"output byte-identical to one worker's: {same2}"
+    )
+    if before_src is not None:
+        print(
+            f"before ({before_src}): {t_b:7.2f} s {n / t_b:10,.0f} rows/s  peak RSS {rss_b:5.2f} GB "
+            f"(exit {st_b}); ratio {t_gp / t_b:.2f}x; output and rejects byte-identical: {same_b}"
+        )
+    print(
         f"GeoPandas script:   {t_gp:7.2f} s {n / t_gp:10,.0f} rows/s  peak RSS {rss_gp:5.2f} GB  "
         f"(exit {st_gp}; distance only)"
     )
@@ -244,8 +270,12 @@ def end_to_end(n: int, bad: int, workdir: Path) -> None:
         f"ratio (GeoPandas time / Truceline time): {t_gp / t_tl:.2f}x (target >= 2x); "
         f"Truceline peak RSS {rss_tl:.2f} GB (target <= 1.5 GB, flat with N)"
     )
-    for p in (src, out, out.with_suffix(".rejects.csv"), base_out, cold_out):
+    for p in (src, out, out.with_suffix(".rejects.csv"), base_out, cold_out, out2):
         p.unlink(missing_ok=True)
+    out2.with_suffix(".rejects.csv").unlink(missing_ok=True)
+    if before_src is not None:
+        before_out.unlink(missing_ok=True)
+        before_out.with_suffix(".rejects.csv").unlink(missing_ok=True)
     cold_out.with_suffix(".rejects.csv").unlink(missing_ok=True)
     shutil.rmtree(cache, ignore_errors=True)
 
@@ -257,9 +287,15 @@ def main() -> None:
     ap.add_argument("--end-to-end", action="store_true", help="the CLI on a CSV vs a GeoPandas script")
     ap.add_argument("--bad", type=int, default=1000, help="--end-to-end: rows spoiled")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/truceline-bench"))
+    ap.add_argument(
+        "--before-src",
+        type=Path,
+        help="--end-to-end: also run `truceline classify` from this source tree (e.g. main's "
+        "src/, exported with `git archive`), on the same file in the same run",
+    )
     args = ap.parse_args()
     if args.end_to_end:
-        end_to_end(args.n, args.bad, args.workdir)
+        end_to_end(args.n, args.bad, args.workdir, args.before_src)
         return
     ag = load_agreement(ROOT / "examples" / "ukraine-2024")
     b = make_incidents(ag, args.n)

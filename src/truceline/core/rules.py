@@ -26,6 +26,7 @@ from numpy.dtypes import StringDType
 from numpy.typing import NDArray
 
 from truceline.core.agreement import Agreement, CompiledVersion, Rule, RuleType, Zone
+from truceline.core.arrays import unique_inverse
 from truceline.core.attribution import (
     ATTRIBUTION_BAND,
     UNDETERMINED,
@@ -438,7 +439,7 @@ class _Context:
         """Distinct values and integer codes of the string columns (compare ints, not strings)."""
         out = {}
         for col in ("kind", "weapon_class", "party"):
-            uniq, inv = np.unique(getattr(self.b, col), return_inverse=True)
+            uniq, inv = unique_inverse(getattr(self.b, col))
             out[col] = (uniq, inv)
         return out
 
@@ -794,7 +795,7 @@ def _lookup(values: NDArray[np.str_], table: Mapping[str, object], default: obje
             for v, m in zip(vals, found, strict=True)
         ]
         return np.asarray(fill, dtype=object)
-    uniq, inv = np.unique(values, return_inverse=True)
+    uniq, inv = unique_inverse(values)
     mapped = [table.get(u) for u in uniq.tolist()]
     fill = [
         (m if m is not None else (u if default is None else default))
