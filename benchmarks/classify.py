@@ -183,7 +183,9 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
     return took, usage.ru_maxrss / 1024**2, status
 
 
-def end_to_end(n: int, bad: int, workdir: Path, before_src: Path | None = None) -> None:
+def end_to_end(
+    n: int, bad: int, workdir: Path, before_src: Path | None = None, reuse: bool = False
+) -> None:
     import csv as csvmod
     import shutil
 
@@ -192,7 +194,8 @@ def end_to_end(n: int, bad: int, workdir: Path, before_src: Path | None = None) 
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"incidents-{n}.csv"
     t0 = time.perf_counter()
-    spoiled = write_csv(ag, src, n, bad)
+    # the same seeds write the same file: --reuse keeps it between runs
+    spoiled = min(bad, n) if reuse and src.exists() else write_csv(ag, src, n, bad)
     print(
         f"wrote {src} ({src.stat().st_size / 1e6:,.0f} MB, {n:,} rows, {spoiled:,} spoiled) in "
         f"{time.perf_counter() - t0:.0f} s"
@@ -218,8 +221,7 @@ def end_to_end(n: int, bad: int, workdir: Path, before_src: Path | None = None) 
         before_out = workdir / "truceline-before.csv"
         env = {**os.environ, "PYTHONPATH": str(before_src)}
         t_b, rss_b, st_b = _run(
-            [sys.executable, "-m", "truceline.cli", "classify", str(ag_dir), str(src), "-o",
-             str(before_out)],
+            [exe, "classify", str(ag_dir), str(src), "-o", str(before_out)],
             env,
         )  # fmt: skip
         same_b = before_out.read_bytes() == out.read_bytes() and (
@@ -270,7 +272,9 @@ def end_to_end(n: int, bad: int, workdir: Path, before_src: Path | None = None) 
         f"ratio (GeoPandas time / Truceline time): {t_gp / t_tl:.2f}x (target >= 2x); "
         f"Truceline peak RSS {rss_tl:.2f} GB (target <= 1.5 GB, flat with N)"
     )
-    for p in (src, out, out.with_suffix(".rejects.csv"), base_out, cold_out, out2):
+    if not reuse:
+        src.unlink(missing_ok=True)
+    for p in (out, out.with_suffix(".rejects.csv"), base_out, cold_out, out2):
         p.unlink(missing_ok=True)
     out2.with_suffix(".rejects.csv").unlink(missing_ok=True)
     if before_src is not None:
@@ -293,9 +297,10 @@ def main() -> None:
         help="--end-to-end: also run `truceline classify` from this source tree (e.g. main's "
         "src/, exported with `git archive`), on the same file in the same run",
     )
+    ap.add_argument("--reuse", action="store_true", help="--end-to-end: keep the CSV, reuse it")
     args = ap.parse_args()
     if args.end_to_end:
-        end_to_end(args.n, args.bad, args.workdir, args.before_src)
+        end_to_end(args.n, args.bad, args.workdir, args.before_src, args.reuse)
         return
     ag = load_agreement(ROOT / "examples" / "ukraine-2024")
     b = make_incidents(ag, args.n)

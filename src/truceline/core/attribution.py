@@ -34,7 +34,6 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
-from scipy.stats import chi2, qmc
 
 from truceline.core.agreement import CompiledVersion
 from truceline.core.arrays import BoolArray, FloatArray, IntArray
@@ -175,6 +174,8 @@ def _scale_factors(scale_dof: FloatArray, confidence: float) -> tuple[FloatArray
     hi = np.ones(len(dof))
     if fin.any():
         d = dof[fin]
+        from scipy.stats import chi2  # (scipy.stats costs ~0.5 s to import: only when needed)
+
         lo[fin] = np.sqrt(d / chi2.ppf(1.0 - alpha / 2.0, d))
         hi[fin] = np.sqrt(d / chi2.ppf(alpha / 2.0, d))
     return lo, hi
@@ -190,6 +191,8 @@ def _sobol(n: int, dim: int, seed: int) -> FloatArray:
     a geometry do not share a random error.
     """
     k = max(math.ceil(math.log2(max(n, 2))), 1)
+    from scipy.stats import qmc  # (imported when first needed)
+
     pts = np.asarray(qmc.Sobol(d=dim, scramble=True, seed=seed).random_base2(k), np.float64)
     pts.setflags(write=False)
     return pts

@@ -26,7 +26,6 @@ from typing import Any, Final, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
 from truceline.core.arrays import FloatArray, IntArray
@@ -569,6 +568,8 @@ def candidates(
     scale = r_max / max(t_max, 1e-9)
     mid = t + late / 2.0
     pts = np.column_stack([xy, (mid - mid.min()) * scale]) if n else np.zeros((0, 3))
+    from scipy.spatial import cKDTree  # (imported when first needed)
+
     pairs = (
         cKDTree(pts).query_pairs(r=r_max * math.sqrt(2.0), output_type="ndarray")
         if n > 1
@@ -704,6 +705,8 @@ def _local_density(cand: Candidates, settings: FusionSettings, p: FloatArray) ->
     psum = np.bincount(cand.a, p, n) + np.bincount(cand.b, p, n)
     w = 1.0 / (1.0 + psum)
     pts = np.column_stack([cand.xy / r, cand.t_eff / half_t])
+    from scipy.spatial import cKDTree  # (imported when first needed)
+
     near = cKDTree(pts).query_pairs(1.0, p=np.inf, output_type="ndarray")
     i, j = near[:, 0].astype(np.intp), near[:, 1].astype(np.intp)
     local = w + np.bincount(i, w[j], n) + np.bincount(j, w[i], n)
