@@ -168,8 +168,14 @@ def write_csv(ag, path: Path, n: int, bad: int, seed: int = 3) -> int:  # type: 
     return len(spoil_rows)
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """Wall seconds, peak resident memory (GB) and exit status of a child process."""
+#: CPU seconds (user + system) of each child run, by label: on a shared machine the wall times
+#: move with the load; the CPU a command used moves far less.
+CPU: dict[str, float] = {}
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None, label: str = "") -> tuple[float, float, int]:
+    """Wall seconds, peak resident memory (GB) and exit status of a child process (its CPU
+    seconds in :data:`CPU` under ``label``)."""
     import subprocess
 
     t0 = time.perf_counter()
@@ -180,6 +186,7 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
     proc.stderr and proc.stderr.close()
     if status:
         print(err[-2000:])
+    CPU[label or cmd[-1]] = usage.ru_utime + usage.ru_stime
     return took, usage.ru_maxrss / 1024**2, status
 
 
@@ -210,20 +217,23 @@ def end_to_end(
     shutil.rmtree(cache, ignore_errors=True)
     os.environ["TRUCELINE_INDEX_CACHE_DIR"] = str(cache)
     cold_out = workdir / "truceline-cold.csv"
-    t_cold, rss_cold, st_cold = _run([exe, "classify", str(ag_dir), str(src), "-o", str(cold_out)])
-    t_tl, rss_tl, st_tl = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out)])
+    t_cold, rss_cold, st_cold = _run(
+        [exe, "classify", str(ag_dir), str(src), "-o", str(cold_out)], label="cold"
+    )
+    t_tl, rss_tl, st_tl = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out)], label="warm")
     same = cold_out.read_bytes() == out.read_bytes()
     # two workers: the engine's thread on one block while the next is read (two cores)
     out2 = workdir / "truceline-2.csv"
-    t_2, rss_2, st_2 = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out2), "--workers", "2"])
+    t_2, rss_2, st_2 = _run(
+        [exe, "classify", str(ag_dir), str(src), "-o", str(out2), "--workers", "2"], label="2 workers"
+    )
     same2 = out2.read_bytes() == out.read_bytes()
     if before_src is not None:  # an earlier tree's code, on the same file, with the same cache
         before_out = workdir / "truceline-before.csv"
         env = {**os.environ, "PYTHONPATH": str(before_src)}
         t_b, rss_b, st_b = _run(
-            [exe, "classify", str(ag_dir), str(src), "-o", str(before_out)],
-            env,
-        )  # fmt: skip
+            [exe, "classify", str(ag_dir), str(src), "-o", str(before_out)], env, "before"
+        )
         same_b = before_out.read_bytes() == out.read_bytes() and (
             before_out.with_suffix(".rejects.csv").read_bytes()
             == out.with_suffix(".rejects.csv").read_bytes()
@@ -236,7 +246,8 @@ def end_to_end(
             str(ag_dir),
             str(src),
             str(base_out),
-        ]
+        ],
+        label="GeoPandas",
     )
     with out.open(newline="") as fh:
         n_out = sum(1 for _ in fh) - 1
@@ -267,6 +278,11 @@ def end_to_end(
     print(
         f"GeoPandas script:   {t_gp:7.2f} s {n / t_gp:10,.0f} rows/s  peak RSS {rss_gp:5.2f} GB  "
         f"(exit {st_gp}; distance only)"
+    )
+    print(
+        "CPU seconds (user + system): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in CPU.items())
+        + f"; ratio by CPU (GeoPandas / Truceline warm): {CPU['GeoPandas'] / CPU['warm']:.2f}x"
     )
     print(
         f"ratio (GeoPandas time / Truceline time): {t_gp / t_tl:.2f}x (target >= 2x); "
