@@ -235,3 +235,22 @@ def test_classification_csv_is_what_csv_writer_writes() -> None:
     assert "".join(got.to_pylist()) == want.getvalue()
     empty = columnar.classification_csv(pa.array([], pa.string()), cls)
     assert len(empty) == 0
+
+
+def test_a_row_as_long_as_the_cell_limit_allows_is_read(tmp_path: Path) -> None:
+    """pyarrow reads 1 MB at a time unless rows may be longer: a row with every cell at the
+    limit in 4-byte characters (4.3 MB, over four such reads) is read and rejected by name, and
+    its neighbours land."""
+    good = "{},2025-02-01T04:12:00Z,minute,37.5,48.5,100,explosion,,1,,,,,,patrol,B,2,plain"
+    cells = HEADER.count(",") + 1
+    huge = ",".join(["\U0001f600" * 60_000] * cells)
+    lines = [HEADER, *(good.format(f"a{k}") for k in range(50)), huge]
+    lines += [good.format(f"b{k}") for k in range(50)]
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert src.stat().st_size > 4 << 20
+    blocks = list(columnar.ColumnarRead(src))
+    ids = [v for b in blocks for v in b.incidents.table.column("id").to_pylist()]
+    assert ids == [f"a{k}" for k in range(50)] + [f"b{k}" for k in range(50)]
+    rejects = [r for b in blocks for r in b.rejects]
+    assert [r.row for r in rejects] == [51]
