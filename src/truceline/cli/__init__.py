@@ -171,7 +171,7 @@ def classify_cmd(
             min=1,
             max=2,
             metavar="N",
-            help="2: the rule engine works on one block while the next is read (two cores)",
+            help="2: the rule engine works on one block in a second thread while the next is read",
         ),
     ] = 1,
 ) -> None:
