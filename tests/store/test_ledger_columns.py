@@ -44,7 +44,7 @@ from truceline.services.patrols import PatrolPosition, store_positions
 from truceline.services.publication import publish_report
 from truceline.services.review import Action, review
 from truceline.services.sensors import register_sensors, submit_detections
-from truceline.store import ledger
+from truceline.store import ledger, map_cells
 from truceline.store.attachments import LocalStore
 from truceline.store.db import Database
 from truceline.store.models import Base, FindingRow, IncidentRow, JSONText
@@ -183,8 +183,11 @@ def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None
     )  # fmt: skip
     db.write(lambda s: release_attachment(s, store, att, actor=ANALYST, now=later))
     db.write(lambda s: ledger.close_days(s, now=T0 + dt.timedelta(days=1)))
+    # the map's summary, built (a later day's report marks its day and leaves it waiting)
+    db.write(lambda s: map_cells.refresh(s, small.id))
     with db.read() as s:
         v = ledger.verify(s)
+        assert s.execute(text("select count(*) from map_cells")).scalar()
     assert v.ok, v.problems
 
 
@@ -449,5 +452,111 @@ def test_an_edit_of_any_column_is_found_on_postgresql(
                         missed.append(f"{table}.{col.name}")
                     tx.rollback()
         assert not missed, f"edits not found on PostgreSQL: {missed}"
+        # the map's summary, summed again from the records (a base row, and a month's lean row)
+        for column in SUMMARY_COLUMNS:
+            col = Base.metadata.tables["map_cells"].c[column]
+            for which in ("min", "max"):
+                with db.engine.connect() as conn:
+                    tx = conn.begin()
+                    sql = f"update map_cells set {column} = {_pg_edit(col)} where pk = "
+                    conn.execute(text(sql + f"(select {which}(pk) from map_cells)"))
+                    with Session(bind=conn) as s:
+                        v = ledger.verify(s, limit=1000)
+                    if v.ok or {p.kind for p in v.problems} != {"summary"}:
+                        missed.append(f"map_cells.{column} ({which})")
+                    tx.rollback()
+        assert not missed, f"summary edits not found on PostgreSQL: {missed}"
     finally:
         db.dispose()
+
+
+#: The map's summary: derived from the ledgered incidents and findings, so `ledger verify` sums
+#: it again from them rather than ledgering it (its ``pk`` is a row number nothing shows).
+SUMMARY_COLUMNS = [c.name for c in Base.metadata.tables["map_cells"].columns if c.name != "pk"]
+
+
+def _verified(path: Path) -> ledger.Verification:
+    db = Database(str(path))
+    try:
+        with db.read() as s:
+            return ledger.verify(s, limit=1000)
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("column", SUMMARY_COLUMNS)
+def test_an_edit_of_the_map_summary_is_found(built: Path, tmp_path: Path, column: str) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    col = Base.metadata.tables["map_cells"].c[column]
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        # a row at each level and period in turn: the last, a month's lean row, is summed from
+        # others; the first, a day's base row, is counted from the incidents
+        for pk in (
+            conn.execute(text("select min(pk) from map_cells union select max(pk) from map_cells"))
+            .scalars()
+            .all()
+        ):
+            value = conn.execute(
+                text(f"select {column} from map_cells where pk = :k"), {"k": pk}
+            ).scalar()
+            new = _changed(value, col)
+            conn.execute(text(f"update map_cells set {column} = :v where pk = :k"), {"v": new, "k": pk})
+    engine.dispose()
+    v = _verified(copy)
+    assert not v.ok, f"map_cells.{column}: the edit was not found"
+    assert all(p.kind == "summary" for p in v.problems), v.problems
+    assert "db summarise --rebuild" in str(v.problems[0])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "delete from map_cells where pk = (select max(pk) from map_cells where period = 'd')",
+        "insert into map_cells (agreement_id, zoom, period, day, gx, gy, finding, kind, sector, "
+        "source_type, rule_id, party, status, released, in_force, in_area, n, sx, sy) select "
+        "agreement_id, zoom, period, day, gx, gy, finding, kind, sector, source_type, rule_id, party, "
+        "status, released, in_force, in_area, n, sx, sy from map_cells "
+        "where pk = (select min(pk) from map_cells)",
+        # a day's rows moved to a day without reports
+        "update map_cells set day = '2025-03-09' where period = 'd' and day = '2025-03-01'",
+    ],
+    ids=["row-deleted", "row-copied", "day-moved"],
+)
+def test_rows_deleted_copied_or_moved_in_the_map_summary_are_found(
+    built: Path, tmp_path: Path, sql: str
+) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        assert conn.execute(text(sql)).rowcount
+    engine.dispose()
+    v = _verified(copy)
+    assert not v.ok and v.problems[0].kind == "summary", v.problems
+
+
+def test_a_summary_left_stale_behind_the_map_s_back_is_found_and_rebuilt(
+    built: Path, tmp_path: Path
+) -> None:
+    """An incident's sector edited in SQL marks its day (a trigger); deleting the mark too leaves
+    the map reading rows that no longer sum the records. Verify names it (beside the incident's
+    own edit), and `db summarise --rebuild` makes the summary right again."""
+    copy = tmp_path / "copy.db"
+    shutil.copy(built, copy)
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "update incidents set sector = sector || 'x' where pk = (select min(pk) from incidents)"
+            )
+        )
+        assert conn.execute(text("delete from map_stale_days")).rowcount
+    engine.dispose()
+    kinds = {p.kind for p in _verified(copy).problems}
+    assert {"summary", "record"} <= kinds, kinds
+    out = CliRunner().invoke(app, ["db", "summarise", "--db", str(copy), "--rebuild"])
+    assert out.exit_code == 0, out.output
+    kinds = {p.kind for p in _verified(copy).problems}
+    assert "summary" not in kinds and "record" in kinds, kinds

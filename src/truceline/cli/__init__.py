@@ -258,20 +258,32 @@ def db_upgrade(db: DbOption = "truceline.db") -> None:
 
 
 @db_app.command("summarise")
-def db_summarise(db: DbOption = "truceline.db") -> None:
+def db_summarise(
+    db: DbOption = "truceline.db",
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Build every day again (after `ledger verify` found the summary edited)"
+        ),
+    ] = False,
+) -> None:
     """Build the map's summary for every day waiting for it, e.g. after `db upgrade`.
 
     The summary holds the counts the dashboard's overview and timeline read. It is built in
     steps of a few days, each committed, with a progress bar; interrupted, it resumes where it
-    stopped. The server works meanwhile (its map counts the rows until the build ends)."""
+    stopped. The server works meanwhile (its map counts the rows until the build ends).
+    `ledger verify` checks the summary against the records it sums; `--rebuild` builds it
+    again from them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from truceline.services.selection import stale_agreements, summarise
+    from truceline.services.selection import mark_for_rebuild, stale_agreements, summarise
     from truceline.store.db import Database
 
     database = Database(require_database(db))
     try:
         database.upgrade()
+        if rebuild:
+            mark_for_rebuild(database)
         waiting = stale_agreements(database)
         if not waiting:
             console.print(f"The map's summary of {db} is up to date")

@@ -570,6 +570,13 @@ def stale_agreements(db: Database) -> dict[str, int]:
         return map_cells.stale_by_agreement(s)
 
 
+def mark_for_rebuild(db: Database) -> int:
+    """Mark every day of the map's summary as waiting to be built again (``db summarise
+    --rebuild``: after :func:`truceline.store.ledger.verify` found a summary row that differs
+    from the records it sums); returns the days marked."""
+    return db.write(map_cells.mark_all)
+
+
 def summarise(
     db: Database,
     agreement_id: str,

@@ -46,6 +46,7 @@ from truceline.ledger_verify import (
     opening_key,
     root_message,
 )
+from truceline.store import map_cells
 from truceline.store.db import bulk_insert, one_of
 from truceline.store.models import (
     AgreementRevisionRow,
@@ -781,7 +782,7 @@ class Problem:
     """Something wrong, at ledger entry ``seq`` (None: not tied to one entry)."""
 
     seq: int | None
-    kind: str  # altered | deleted | reordered | inserted | root | record
+    kind: str  # altered | deleted | reordered | inserted | root | record | summary
     message: str
 
     def __str__(self) -> str:
@@ -1283,6 +1284,10 @@ def verify(
             )
     if records:
         _verify_records(session, out, rec)
+        # The map's summary is not ledgered: it is derived, so it is summed again from the
+        # (ledgered) records it counts, and any row that differs is named.
+        for msg in map_cells.check(session, limit=max(limit - len(out.problems), 1)):
+            out.problems.append(Problem(None, "summary", msg))
     out.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return out
 

@@ -16,6 +16,7 @@ PostgreSQL a second refresh waits on the first's row locks and finds nothing lef
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from typing import Any
 
@@ -33,10 +34,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from truceline.store.models import (
     FindingRow,
@@ -56,9 +59,11 @@ __all__ = [
     "LEVELS",
     "analyse",
     "cell_deg",
+    "check",
     "grid_cell",
     "is_stale",
     "level",
+    "mark_all",
     "month_end",
     "month_start",
     "refresh",
@@ -114,6 +119,19 @@ def stale_by_agreement(session: Session) -> dict[str, int]:
     sd = MapStaleDayRow
     q = select(sd.agreement_id, func.count()).group_by(sd.agreement_id).order_by(sd.agreement_id)
     return {a: int(n) for a, n in session.execute(q)}
+
+
+def mark_all(session: Session) -> int:
+    """Mark every day that has stored incidents or summary rows as waiting to be rebuilt (the
+    next :func:`refresh` steps rebuild the whole summary); returns how many days are marked."""
+    conn = session.connection()
+    c, sd, inc = MapCellRow, MapStaleDayRow, IncidentRow
+    days = union(select(inc.agreement_id, inc.day).distinct(), select(c.agreement_id, c.day).distinct())
+    # All marks again in one statement (the union is distinct; SQLite's INSERT ... SELECT cannot
+    # take ON CONFLICT without a WHERE)
+    conn.execute(delete(sd))
+    conn.execute(insert(sd).from_select(["agreement_id", "day"], select(days.subquery())))
+    return int(conn.execute(select(func.count()).select_from(sd)).scalar_one())
 
 
 def analyse(session: Session) -> None:
@@ -199,12 +217,49 @@ def refresh(session: Session, agreement_id: str, *, limit: int | None = None) ->
         )
     )
     dialect = conn.dialect.name
+    fsel, isel = _counted(agreement_id, IncidentRow.day.in_(days), dialect)
+    table = MapCellRow.__table__
+    conn.execute(insert(table).from_select(_COLS, fsel))
+    conn.execute(insert(table).from_select(_COLS, isel))
+    # The coarser levels of the same days, from the finest.
+    for z in FULL_LEVELS:
+        if z != BASE_ZOOM:
+            _roll(conn, agreement_id, (BASE_ZOOM, "d"), (z, "d"), c.day.in_(days), c.day)
+    # The months summed (no day of theirs left stale), per level, from their days.
+    for m in summed:
+        for z in FULL_LEVELS:
+            _roll(conn, agreement_id, (z, "d"), (z, "m"), c.day.between(m, month_end(m)), literal(m))
+    # The lean rows (every sector and source type summed: ``*``), from the full rows of the
+    # coarsest level at least as fine.
+    for z in LEAN_LEVELS:
+        src = min(f for f in FULL_LEVELS if f >= z)
+        _roll(conn, agreement_id, (src, "d"), (z, "d"), c.day.in_(days), c.day, lean=True)
+        if summed:
+            _roll(conn, agreement_id, (src, "m"), (z, "m"), c.day.in_(summed), c.day, lean=True)
+    if dialect == "postgresql" and len(days) > 31:
+        # Many rows at once (a first build): the planner's statistics, before autovacuum's.
+        conn.exec_driver_sql("ANALYZE map_cells")
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stamp = upsert(MapCellsVersionRow).values(agreement_id=agreement_id, version=time.time_ns())
+    conn.execute(
+        stamp.on_conflict_do_update(
+            index_elements=["agreement_id"], set_={"version": stamp.excluded.version}
+        )
+    )
+    return days
+
+
+def _counted(
+    agreement_id: str, days: ColumnElement[bool], dialect: str
+) -> tuple[Select[Any], Select[Any]]:
+    """The rows at ``BASE_ZOOM`` per day of ``days`` (a condition on ``IncidentRow.day``), counted
+    from the stored findings and from the incidents without findings."""
     size = cell_deg(BASE_ZOOM)
     gx = grid_cell(IncidentRow.lon, 180.0, size, dialect)
     gy = grid_cell(IncidentRow.lat, 90.0, size, dialect)
     where = (
         IncidentRow.agreement_id == agreement_id,
-        IncidentRow.day.in_(days),
+        days,
         IncidentRow.withdrawn_at.is_(None),
     )
     released = case((FindingRow.released_at.is_(None), 0), else_=1)
@@ -258,35 +313,7 @@ def refresh(session: Session, agreement_id: str, *, limit: int | None = None) ->
         .where(*where, ~exists().where(FindingRow.incident_pk == IncidentRow.pk))
         .group_by(*ikeys)
     )
-    table = MapCellRow.__table__
-    conn.execute(insert(table).from_select(_COLS, fsel))
-    conn.execute(insert(table).from_select(_COLS, isel))
-    # The coarser levels of the same days, from the finest.
-    for z in FULL_LEVELS:
-        if z != BASE_ZOOM:
-            _roll(conn, agreement_id, (BASE_ZOOM, "d"), (z, "d"), c.day.in_(days), c.day)
-    # The months summed (no day of theirs left stale), per level, from their days.
-    for m in summed:
-        for z in FULL_LEVELS:
-            _roll(conn, agreement_id, (z, "d"), (z, "m"), c.day.between(m, month_end(m)), literal(m))
-    # The lean rows (every sector and source type summed: ``*``), from the full rows of the
-    # coarsest level at least as fine.
-    for z in LEAN_LEVELS:
-        src = min(f for f in FULL_LEVELS if f >= z)
-        _roll(conn, agreement_id, (src, "d"), (z, "d"), c.day.in_(days), c.day, lean=True)
-        if summed:
-            _roll(conn, agreement_id, (src, "m"), (z, "m"), c.day.in_(summed), c.day, lean=True)
-    if dialect == "postgresql" and len(days) > 31:
-        # Many rows at once (a first build): the planner's statistics, before autovacuum's.
-        conn.exec_driver_sql("ANALYZE map_cells")
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stamp = upsert(MapCellsVersionRow).values(agreement_id=agreement_id, version=time.time_ns())
-    conn.execute(
-        stamp.on_conflict_do_update(
-            index_elements=["agreement_id"], set_={"version": stamp.excluded.version}
-        )
-    )
-    return days
+    return fsel, isel
 
 
 def _date(d: Any) -> dt.date:
@@ -303,7 +330,22 @@ def _roll(
     *,
     lean: bool = False,
 ) -> None:
-    """Sum the (not lean) rows of level and period ``src`` into rows of ``dst`` (``day``: the day
+    """Sum the (not lean) rows of level and period ``src`` into rows of ``dst``
+    (:func:`_rolled`)."""
+    q = _rolled(agreement_id, src, dst, days, day, lean=lean)
+    conn.execute(insert(MapCellRow.__table__).from_select(_COLS, q))
+
+
+def _rolled(
+    agreement_id: str,
+    src: tuple[int, str],
+    dst: tuple[int, str],
+    days: ColumnElement[bool],
+    day: Any,
+    *,
+    lean: bool = False,
+) -> Select[Any]:
+    """The rows of level and period ``dst`` summed from the (not lean) rows of ``src`` (``day``: the day
     each new row carries: the same, or the month's first); ``lean``: with every sector and
     source type summed into one (``*``)."""
     c = MapCellRow
@@ -340,4 +382,110 @@ def _roll(
         )
         .group_by(*keys)
     )
-    conn.execute(insert(MapCellRow.__table__).from_select(_COLS, q))
+    return q
+
+
+def check(session: Session, *, limit: int = 20) -> list[str]:
+    """What in the summary differs from what it is built from (at most ``limit`` messages, one
+    per day or month and agreement): each day's rows at ``BASE_ZOOM`` counted again from the
+    stored findings and incidents, and each coarser, monthly or lean level summed again from the
+    stored level it is summed from, so that any single edit, insertion or deletion of a summary
+    row shows. Days waiting to be rebuilt (and the months they are in) are left out: the map
+    does not read them. Read only, a month at a time (memory bounded by a month's rows)."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    c, sd, inc = MapCellRow, MapStaleDayRow, IncidentRow
+    built = set(conn.execute(select(MapCellsVersionRow.agreement_id)).scalars())
+    built |= set(conn.execute(select(c.agreement_id).distinct()).scalars())
+    out: list[str] = []
+    for aid in sorted(built):
+        stale = {_date(d) for d in conn.execute(select(sd.day).where(sd.agreement_id == aid)).scalars()}
+        held = select(c.day).where(c.agreement_id == aid).distinct()
+        lived = select(inc.day).where(inc.agreement_id == aid, inc.withdrawn_at.is_(None)).distinct()
+        days = {_date(d) for q in (held, lived) for d in conn.execute(q).scalars()}
+        for m in sorted({month_start(d) for d in days}):
+            end = month_end(m)
+            whole = m not in {month_start(d) for d in stale}
+            month = c.day.between(m, end)
+            expected = [*_counted(aid, inc.day.between(m, end), dialect)]
+            expected += [
+                _rolled(aid, (BASE_ZOOM, "d"), (z, "d"), month, c.day)
+                for z in FULL_LEVELS
+                if z != BASE_ZOOM
+            ]
+            for z in LEAN_LEVELS:
+                src = min(f for f in FULL_LEVELS if f >= z)
+                expected.append(_rolled(aid, (src, "d"), (z, "d"), month, c.day, lean=True))
+                if whole:
+                    expected.append(_rolled(aid, (src, "m"), (z, "m"), c.day == m, c.day, lean=True))
+            if whole:
+                expected += [_rolled(aid, (z, "d"), (z, "m"), month, literal(m)) for z in FULL_LEVELS]
+            held_rows = and_(c.period != "m", month)
+            if whole:
+                held_rows = or_(held_rows, and_(c.period == "m", c.day == m))
+            stored = select(*(getattr(c, k) for k in _COLS)).where(c.agreement_id == aid, held_rows)
+            want, _ = _keyed(conn, expected, stale)
+            have, twice = _keyed(conn, [stored], stale)
+            for what in sorted(_differences(want, have) | twice):
+                out.append(
+                    f"map summary of agreement {aid!r}, {what}, differs from the stored records "
+                    "it sums: rebuild it (`truceline db summarise --rebuild`)"
+                )
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+_VALUES = 3  # n, sx, sy: the last columns of _COLS
+
+
+def _keyed(
+    conn: Any, queries: list[Select[Any]], stale: set[dt.date]
+) -> tuple[dict[tuple[Any, ...], tuple[float, ...]], set[str]]:
+    """Rows of ``queries`` (in ``_COLS`` order) by their key, those of ``stale`` days left out;
+    and where a key came twice (a row copied into the summary)."""
+    rows: dict[tuple[Any, ...], tuple[float, ...]] = {}
+    twice: set[str] = set()
+    for q in queries:
+        for r in conn.execute(q):
+            key = tuple(_plain(v) for v in r[:-_VALUES])
+            if key[2] == "d" and key[3] in stale:
+                continue
+            if key in rows:
+                twice.add(_where(key))
+            rows[key] = tuple(float(v or 0) for v in r[-_VALUES:])
+    return rows, twice
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    if isinstance(v, str) and len(v) == 10 and v[4:5] == "-" and v[7:8] == "-":
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _where(key: tuple[Any, ...]) -> str:
+    period = "day" if key[2] == "d" else "month of" if key[2] == "m" else f"period {key[2]!r},"
+    return f"zoom {key[1]}, {period} {key[3]}"
+
+
+def _differences(
+    want: dict[tuple[Any, ...], tuple[float, ...]], have: dict[tuple[Any, ...], tuple[float, ...]]
+) -> set[str]:
+    """Where the rows differ: a row missing, one too many, or other sums."""
+    bad = {_where(k) for k in want.keys() ^ have.keys()}
+    for k in want.keys() & have.keys():
+        (n1, *s1), (n2, *s2) = want[k], have[k]
+        if n1 != n2 or any(
+            not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6) for a, b in zip(s1, s2, strict=True)
+        ):
+            bad.add(_where(k))
+    return bad
