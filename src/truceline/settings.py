@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         description="Where the line's search tables are kept; unset: "
         "$XDG_CACHE_HOME/truceline/line-index (or ~/.cache/truceline/line-index)",
     )
+    index_cache_max_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Largest size of `index_cache_dir` (MB; a line's tables are tens of MB): each "
+        "write removes the least recently used files beyond it",
+    )
     attachment_max_bytes: dict[str, int] = Field(
         default_factory=lambda: {
             "admin": 512 * 1024 * 1024,

@@ -20,11 +20,11 @@ runner = CliRunner()
 UKR = EXAMPLES / "ukraine-2024"
 
 
-def _incidents_csv(path: Path, n: int, seed: int) -> None:
+def _incidents_csv(path: Path, n: int, seed: int, folder: Path = UKR) -> None:
     """``n`` plain incidents scattered over the agreement's area and a little beyond it, with a
     few bad rows; written with numpy (not Truceline's simulator or writers)."""
     rng = np.random.default_rng(seed)
-    cv = load_agreement(UKR).compiled(0)
+    cv = load_agreement(folder).compiled(0)
     minx, miny, maxx, maxy = cv.area.bounds
     lon = rng.uniform(minx - 0.5, maxx + 0.5, n)
     lat = rng.uniform(miny - 0.5, maxy + 0.5, n)
@@ -41,8 +41,8 @@ def _incidents_csv(path: Path, n: int, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _classify(src: Path, out: Path) -> tuple[bytes, bytes]:
-    res = runner.invoke(app, ["classify", str(UKR), str(src), "-o", str(out)])
+def _classify(src: Path, out: Path, folder: Path = UKR) -> tuple[bytes, bytes]:
+    res = runner.invoke(app, ["classify", str(folder), str(src), "-o", str(out)])
     assert res.exit_code == 0, res.output
     return out.read_bytes(), out.with_suffix(".rejects.csv").read_bytes()
 
@@ -102,3 +102,58 @@ def test_a_cache_that_cannot_be_written_costs_only_time(
     plain = _classify(src, tmp_path / "plain.csv")
     monkeypatch.setenv("TRUCELINE_INDEX_CACHE", "true")
     assert _classify(src, tmp_path / "out.csv") == plain
+
+
+def test_the_cache_is_pruned_to_its_cap_least_recently_used_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``index_cache_max_mb`` 0 each write keeps only the files it just wrote: classifying
+    under a second agreement prunes the first one's tables, and back again; outputs unchanged."""
+    kor = EXAMPLES / "korea-dmz"
+    for name, folder in (("ukr", UKR), ("kor", kor)):
+        _incidents_csv(tmp_path / f"{name}.csv", 400, seed=7, folder=folder)
+    monkeypatch.setenv("TRUCELINE_INDEX_CACHE", "false")
+    plain = {
+        n: _classify(tmp_path / f"{n}.csv", tmp_path / f"{n}-plain.csv", f)
+        for n, f in (("ukr", UKR), ("kor", kor))
+    }
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TRUCELINE_INDEX_CACHE", "true")
+    monkeypatch.setenv("TRUCELINE_INDEX_CACHE_DIR", str(cache))
+
+    assert _classify(tmp_path / "ukr.csv", tmp_path / "u1.csv", UKR) == plain["ukr"]
+    ukr_files = set(cache.glob("*.npz"))
+    assert ukr_files
+    monkeypatch.setenv("TRUCELINE_INDEX_CACHE_MAX_MB", "0")
+    assert _classify(tmp_path / "kor.csv", tmp_path / "k1.csv", kor) == plain["kor"]
+    kor_files = set(cache.glob("*.npz"))
+    assert kor_files and not kor_files & ukr_files, "the other line's tables were pruned"
+    assert _classify(tmp_path / "kor.csv", tmp_path / "k2.csv", kor) == plain["kor"]  # warm
+    assert set(cache.glob("*.npz")) == kor_files  # nothing written, nothing pruned
+    assert _classify(tmp_path / "ukr.csv", tmp_path / "u2.csv", UKR) == plain["ukr"]
+    assert set(cache.glob("*.npz")) == ukr_files
+
+
+def test_prune_removes_the_least_recently_used_files_first(tmp_path: Path) -> None:
+    """Access time orders the files (set when a file is read); the files named in ``keep`` stay."""
+    import os
+
+    from truceline.io.index_cache import LineIndexCache
+
+    names = ["a", "b", "c", "d"]
+    used = {"a": 400, "b": 100, "c": 300, "d": 200}  # seconds after the epoch's start below
+    for n in names:
+        p = tmp_path / f"{n}.npz"
+        p.write_bytes(b"x" * 1000)
+        t = 1_700_000_000 + used[n]
+        os.utime(p, (t, 1_700_000_000))  # all written at once, used at different times
+    (tmp_path / "note.txt").write_bytes(b"y" * 5000)  # not a cache file: neither counted nor removed
+    cache = LineIndexCache(tmp_path, max_bytes=2500)
+    removed = cache.prune(keep=frozenset({tmp_path / "b.npz"}))
+    # b is the oldest used but kept; d and c go next; a (most recent) stays
+    assert [p.name for p in removed] == ["d.npz", "c.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "note.txt"]
+    assert LineIndexCache(tmp_path, max_bytes=2000).prune() == []  # fits already
+    assert [p.name for p in LineIndexCache(tmp_path, max_bytes=0).prune()] == ["b.npz", "a.npz"]
+    with pytest.raises(ValueError, match="max_bytes"):
+        LineIndexCache(tmp_path, max_bytes=-1)

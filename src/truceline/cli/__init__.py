@@ -219,6 +219,7 @@ def classify_cmd(
                 progress=progress,
                 index_cache=cache,
                 workers=workers,
+                index_cache_max_bytes=settings.index_cache_max_mb << 20,
             )
         except TrucelineError as exc:
             raise fail(exc) from exc

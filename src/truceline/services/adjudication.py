@@ -35,7 +35,7 @@ from truceline.io.incidents_io import (
     read_incidents,
     write_rejects,
 )
-from truceline.io.index_cache import LineIndexCache
+from truceline.io.index_cache import DEFAULT_MAX_BYTES, LineIndexCache
 
 __all__ = [
     "Adjudication",
@@ -217,6 +217,7 @@ def classify_file(
     progress: Callable[[int, int, int], None] | None = None,
     index_cache: Path | None = None,
     workers: int = 1,
+    index_cache_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FileClassification:
     """Classify an incident file of any size in blocks (:mod:`truceline.io.columnar`), writing one
     output row per accepted incident and the rejects sorted by row, as :func:`adjudicate` and
@@ -229,14 +230,15 @@ def classify_file(
     again whole, in memory, so its results stay exact.
 
     ``index_cache``: a folder where the line's search tables are kept between processes
-    (:mod:`truceline.io.index_cache`); the output is the same with or without it.
+    (:mod:`truceline.io.index_cache`), pruned to ``index_cache_max_bytes`` (least recently used
+    files first); the output is the same with or without it.
 
     ``workers``: 2 runs the rule engine and the output's formatting on a block in a second thread
     while the next block is read and checked (numpy, shapely and pyarrow release the GIL in their
     loops); one block at a time in the engine, so the line's lazily filled tables see one thread.
     The output is the same.
     """
-    cache = LineIndexCache(index_cache) if index_cache is not None else None
+    cache = LineIndexCache(index_cache, index_cache_max_bytes) if index_cache is not None else None
     if cache is not None:
         agreement.use_index_store(cache)
     try:
