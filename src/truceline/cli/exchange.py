@@ -277,6 +277,73 @@ def _import_cot(file: Path, agreement: Path, db: str, rejects: Path | None) -> N
         write_rejects(rejects, out.rejects)
 
 
+def _streamed(file: Path, fmt: str | None) -> bool:
+    from truceline.io.formats import format_of
+    from truceline.services.exchange import STREAMED_FORMATS
+
+    try:
+        return format_of(file, fmt) in STREAMED_FORMATS
+    except TrucelineError:
+        return False  # said by the whole-file path, as before
+
+
+def _import_blocks(
+    file: Path, agreement: Path, fmt: str | None, db: str, rejects: Path | None, encoding: str | None
+) -> None:
+    """A CSV or GeoParquet file stored block by block, each committed (bounded memory; a rerun
+    after a failure stores the rest and counts the stored blocks as duplicates)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from truceline.io.incidents_io import write_rejects
+    from truceline.services.exchange import BlockImport, import_incident_blocks
+    from truceline.store.db import Database
+
+    database = Database(db)
+    try:
+        folder = read_agreement_folder(agreement)
+        limits = upload_limits()
+        database.upgrade()
+        database.write(lambda s: folder.register(s, dt.datetime.now(dt.UTC)))
+        with Progress(
+            TextColumn("[bold]Importing[/] {task.fields[rows]:>12,} rows"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%  {task.fields[rate]:>10,.0f} rows/s"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("import", total=1, rows=0, rate=0.0)
+
+            def progress(so_far: BlockImport, done: int, size: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(
+                    task, total=max(size, 1), completed=done, rows=so_far.records,
+                    rate=so_far.records / elapsed,
+                )  # fmt: skip
+
+            out = import_incident_blocks(
+                database, folder.agreement, file, fmt, principal=cli_principal(),
+                encoding=encoding, limits=limits, progress=progress,
+            )  # fmt: skip
+    except TrucelineError as exc:
+        raise fail(exc) from exc
+    finally:
+        database.dispose()
+    if out.encoding_detected:
+        err_console.print(f"{file}: read as {out.encoding} (detected; --encoding to override)")
+    ids = out.batch_ids
+    batches = f"batch {ids[0]}" if len(ids) == 1 else f"batches {ids[0]}-{ids[-1]}" if ids else "-"
+    console.print(
+        f"Imported {file} ({out.format}): {out.accepted} accepted, {out.duplicates} "
+        f"duplicates, {len(out.rejects)} rejected, {out.revised} revised, {out.findings} "
+        f"findings ({batches}; {out.records:,} rows in {out.blocks} block(s), each committed)"
+    )
+    for r in out.rejects[:10]:
+        err_console.print(f"  rejected {r}")
+    if rejects is not None:
+        write_rejects(rejects, out.rejects)
+
+
 def import_cmd(
     file: Annotated[
         Path,
@@ -318,6 +385,9 @@ def import_cmd(
         _import_deletions(file, agreement, db, rejects)
         return
     actors = _pairs(actor, "--actor")
+    if _streamed(file, fmt):
+        _import_blocks(file, agreement, fmt, db, rejects, encoding)
+        return
     database = Database(db)
     try:
         folder = read_agreement_folder(agreement)
