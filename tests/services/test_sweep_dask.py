@@ -218,3 +218,151 @@ def test_an_unreachable_scheduler_is_one_clear_line(history_db: str) -> None:
                               "--db", history_db, "--scheduler", f"tcp://127.0.0.1:{port}"])  # fmt: skip
     assert res.exit_code == 2, res.output
     assert "no Dask scheduler answers there" in res.output
+
+
+def _history_parquet(
+    path: Path, incs: list[Incident], *, bad: bool = True, shuffle: bool = False
+) -> None:
+    """The incidents as GeoParquet (typed columns and a WKB point), in day order unless ``shuffle``,
+    with one bad row (a latitude of 123) when ``bad``; written with pyarrow here."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    order = sorted(range(len(incs)), key=lambda k: incs[k].observed_at)
+    if shuffle:
+        order = order[::-1]
+    rows = [incs[k] for k in order]
+    lat = [i.lat for i in rows]
+    if bad:
+        lat[len(lat) // 2] = 123.0
+    cols = {
+        "id": pa.array([i.id for i in rows]),
+        "observed_at": pa.array([i.observed_at for i in rows], pa.timestamp("us", "UTC")),
+        "uncertainty_m": pa.array([i.uncertainty_m for i in rows], pa.float64()),
+        "kind": pa.array([i.kind.value for i in rows]),
+        "weapon_class": pa.array([i.weapon_class for i in rows], pa.string()),
+        "origin_lon": pa.array([i.origin_lon for i in rows], pa.float64()),
+        "origin_lat": pa.array([i.origin_lat for i in rows], pa.float64()),
+        "origin_uncertainty_m": pa.array([i.origin_uncertainty_m for i in rows], pa.float64()),
+        "source_type": pa.array([i.source_type.value for i in rows]),
+        "geometry": pa.array(
+            shapely.to_wkb(shapely.points([i.lon for i in rows], lat)).tolist(), pa.binary()
+        ),
+    }
+    geo = b'{"version":"1.1.0","primary_column":"geometry","columns":{"geometry":{"encoding":"WKB"}}}'
+    pq.write_table(pa.table(cols).replace_schema_metadata({b"geo": geo}), path, row_group_size=50)
+
+
+def test_a_geoparquet_history_replays_as_the_database_does(
+    history_db: str, dask_cluster: str, tmp_path: Path
+) -> None:
+    """``--history FILE.parquet``: blocks of days read from the file, locally and on the cluster;
+    the results equal the database's replay with ``recompute`` (the same incidents); a bad row is
+    named and left out; a file out of day order is refused naming the row."""
+    files = files_of_folder(UKR)
+    targets = ["salient", "admin-borders"]
+    src = tmp_path / "history.parquet"
+    _history_parquet(src, _history(400))
+    from_db = run_sweep(history_db, files, targets, from_="frozen", recompute=True, workers=1)
+    local = run_sweep("", files, targets, from_="frozen", workers=1, max_rows=60, history=src)
+    assert local.mode == "in-process" and local.blocks >= 6
+    assert local.rows_read == 400 and [(r.id, r.field) for r in local.rejects] == [
+        (local.rejects[0].id, "lat")
+    ]
+    dist = run_sweep(
+        "", files, targets, from_="frozen", scheduler=dask_cluster, max_rows=60, history=src
+    )
+    assert dist.workers == 2 and dist.blocks == local.blocks
+    # the database holds the bad row's incident with its right latitude: compare without it
+    good = tmp_path / "good.parquet"
+    _history_parquet(good, _history(400), bad=False)
+    clean = run_sweep("", files, targets, from_="frozen", scheduler=dask_cluster, max_rows=60,
+                      history=good)  # fmt: skip
+    assert not clean.rejects
+    for t in targets:
+        assert clean.results[t] == from_db.results[t]
+        assert dist.results[t] == local.results[t]
+        assert dist.results[t].n_incidents == 399
+    since = run_sweep("", files, ["salient"], from_="frozen", workers=1, max_rows=60, history=good,
+                      since=dt.date(2025, 4, 10))  # fmt: skip
+    db_since = run_sweep(history_db, files, ["salient"], from_="frozen", recompute=True, workers=1,
+                         since=dt.date(2025, 4, 10))  # fmt: skip
+    assert since.results == db_since.results and since.results["salient"].n_incidents < 400
+
+    def cli(*args: str) -> str:
+        res = runner.invoke(app, ["plan", "replay", str(UKR), "--from", "frozen", "--to", "salient",
+                                  "--block-rows", "60", *args])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        return res.output.split("By rule")[1]
+
+    assert cli("--history", str(good), "--scheduler", dask_cluster) == cli(
+        "--db", history_db, "--recompute", "--workers", "1"
+    )
+    backwards = tmp_path / "backwards.parquet"
+    _history_parquet(backwards, _history(400), bad=False, shuffle=True)
+    res = runner.invoke(app, ["plan", "replay", str(UKR), "--from", "frozen", "--to", "salient",
+                              "--history", str(backwards), "--workers", "1"])  # fmt: skip
+    assert res.exit_code == 2 and "in day order" in res.output and "row 2" in res.output, res.output
+    res = runner.invoke(app, ["plan", "sweep", str(UKR), "--history", str(good)])
+    assert res.exit_code == 2 and "--history needs --from" in res.output, res.output
+
+
+def _layout_csv(path: Path, step_km: float) -> Path:
+    """Sensors on a square grid of ``step_km`` over the history's area (written here)."""
+    lon = np.arange(36.8, 38.0, step_km / 74.0)
+    lat = np.arange(47.7, 48.6, step_km / 111.2)
+    gx, gy = np.meshgrid(lon, lat)
+    lines = ["sensor_id,lon,lat"] + [
+        f"s{k},{x:.5f},{y:.5f}" for k, (x, y) in enumerate(zip(gx.ravel(), gy.ravel(), strict=True))
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sensor_layouts_swept_on_the_cluster(history_db: str, dask_cluster: str, tmp_path: Path) -> None:
+    """``plan sweep --sensors A --sensors B``: each layout against the same history, block by block
+    on the cluster, equals one computation over the whole history; a denser grid locates more."""
+    from truceline.core.planner import SensorParameters, accuracy_at
+    from truceline.services.planner import load_history, read_sensor_layout
+    from truceline.services.sweep import ACOUSTIC_KINDS, Layout
+
+    files = files_of_folder(UKR)
+    paths = {"dense": _layout_csv(tmp_path / "dense.csv", 6.0),
+             "sparse": _layout_csv(tmp_path / "sparse.csv", 18.0)}  # fmt: skip
+    lays = []
+    for name, path in paths.items():
+        lon, lat = read_sensor_layout(path)
+        lays.append(Layout(name, tuple(lon.tolist()), tuple(lat.tolist())))
+    p = SensorParameters(target_accuracy_m=60.0)
+    kw = {"from_": "frozen", "max_rows": 60, "layouts": lays, "sensors": p}
+    local = run_sweep(history_db, files, ["salient"], workers=1, **kw)  # type: ignore[arg-type]
+    dist = run_sweep(history_db, files, ["salient"], scheduler=dask_cluster, **kw)  # type: ignore[arg-type]
+    assert dist.workers == 2 and local.layouts == dist.layouts and local.layouts is not None
+
+    engine = make_engine(history_db)  # the whole history at once, outside the sweep
+    with session_factory(engine)() as session:
+        ag = load_agreement(UKR)
+        hist = load_history(session, ag.id)
+    engine.dispose()
+    b = hist.batch
+    src = np.isin(b.kind, np.array(ACOUSTIC_KINDS))
+    viol = np.zeros(len(b), bool)
+    viol[hist.findings.incident[hist.findings.probability >= 0.5]] = True
+    for lay in lays:
+        acc = accuracy_at(lay.lon, lay.lat, b.lon[src], b.lat[src], p)
+        got = local.layouts[lay.name]
+        assert got.sources == int(src.sum()) > 50
+        assert got.heard == int(np.isfinite(acc).sum())
+        assert got.located == int((acc <= 60.0).sum())
+        assert got.violations_located == int(((acc <= 60.0) & viol[src]).sum())
+    dense, sparse = local.layouts["dense"], local.layouts["sparse"]
+    assert dense.located > sparse.located and dense.heard >= sparse.heard
+
+    res = runner.invoke(app, ["plan", "sweep", str(UKR), "salient", "--from", "frozen", "--db",
+                              history_db, "--scheduler", dask_cluster, "--block-rows", "60",
+                              "--sensors", str(paths["dense"]), "--sensors", str(paths["sparse"]),
+                              "--accuracy-m", "60"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    row = next(ln for ln in res.output.splitlines() if re.match(r"\W+dense\s", ln))
+    assert f"{dense.located:,}" in row and f"{dense.violations_located:,} of" in row, res.output

@@ -22,9 +22,11 @@ from truceline.cli.options import (
     N,
     console,
     date_option,
+    err_console,
     fail,
     output_option,
     require_database,
+    upload_limits,
 )
 from truceline.errors import TrucelineError
 
@@ -185,6 +187,14 @@ BlockRowsOption = Annotated[
     typer.Option(min=1, metavar=N, help="Incidents per block of whole days (a task; bounds memory)"),
 ]
 SinceOption = Annotated[str | None, date_option("First day replayed", "--since")]
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="Read the history from this GeoParquet (or CSV) file of incidents, in day order, "
+        "instead of --db; needs --from (the baseline is a classification under it)",
+    ),
+]
 RecomputeOption = Annotated[
     bool, typer.Option("--recompute", help="Classify under --from again, not the stored findings")
 ]
@@ -204,8 +214,12 @@ def _sweep(
     scheduler: str | None,
     workers: int | None,
     block_rows: int,
+    history: Path | None = None,
+    layouts: list[Path] | None = None,
+    accuracy_m: float = 25.0,
 ) -> tuple[SweepResult, dt.date | None]:
     """Run :func:`truceline.services.sweep.run_sweep` for a command; errors become exit code 2."""
+    from truceline.core.planner import SensorParameters
     from truceline.io.agreement_files import files_of_folder
     from truceline.services.sweep import run_sweep
 
@@ -214,18 +228,38 @@ def _sweep(
     except ValueError as exc:
         raise typer.BadParameter("--since: use YYYY-MM-DD") from exc
     try:
-        url = require_database(db)
-        if "://" not in url:  # workers may run in another folder: give them the absolute path
-            url = str(Path(url).resolve())
+        url = ""
+        if history is None:
+            url = require_database(db)
+            if "://" not in url:  # workers may run in another folder: give them the absolute path
+                url = str(Path(url).resolve())
         folder = agreement.parent if agreement.is_file() else agreement
         files = files_of_folder(folder)
+        lays = []
+        for path in layouts or ():  # layout files (a handful)
+            from truceline.services.planner import read_sensor_layout
+            from truceline.services.sweep import Layout
+
+            lon, lat = read_sensor_layout(path)
+            lays.append(Layout(path.stem, tuple(lon.tolist()), tuple(lat.tolist())))
+        if len({lay.name for lay in lays}) != len(lays):
+            raise typer.BadParameter("give sensor layouts distinct file names", param_hint="--sensors")
         with console.status("Replaying the history in blocks of days"):
             res = run_sweep(
                 url, files, targets, from_=from_, since=day, recompute=recompute,
                 threshold=threshold, scheduler=scheduler, workers=workers, max_rows=block_rows,
+                history=history, limits=upload_limits(), layouts=lays,
+                sensors=SensorParameters(target_accuracy_m=accuracy_m),
             )  # fmt: skip
     except TrucelineError as exc:
         raise fail(exc) from exc
+    if history is not None:
+        console.print(
+            f"[dim]{history}: {res.rows_read:,} rows read, {len(res.rejects):,} left out[/]",
+            highlight=False,
+        )
+        for r in res.rejects[:10]:
+            err_console.print(f"  left out {r}", markup=False, highlight=False)
     console.print(
         f"[dim]{res.blocks} block(s) of days, {res.mode}"
         + (f" ({res.workers} worker processes ran them)" if res.mode != "in-process" else "")
@@ -251,11 +285,13 @@ def replay_cmd(
     scheduler: SchedulerOption = None,
     workers: WorkersOption = None,
     block_rows: BlockRowsOption = BLOCK_ROWS,
+    history: HistoryOption = None,
 ) -> None:
     """How many stored findings would have been violations under another scenario's line."""
     out, day = _sweep(
-        agreement, [to], from_, db, since, recompute, threshold, scheduler, workers, block_rows
-    )
+        agreement, [to], from_, db, since, recompute, threshold, scheduler, workers, block_rows,
+        history,
+    )  # fmt: skip
     res = out.results[to]
     before = from_ or "stored findings"
     if from_ and not recompute:
@@ -298,8 +334,25 @@ def sweep_cmd(
     scheduler: SchedulerOption = None,
     workers: WorkersOption = None,
     block_rows: BlockRowsOption = BLOCK_ROWS,
+    history: HistoryOption = None,
+    sensors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--sensors",
+            metavar="SENSORS_FILE",
+            help="A sensor layout (sensors.csv or GeoJSON of points) to sweep against the same "
+            "history (repeatable): the acoustic incidents it would have heard and located",
+        ),
+    ] = None,
+    accuracy_m: Annotated[
+        float,
+        typer.Option(
+            min=0.1, metavar="METRES", help="--sensors: located if the 95 % semi-major axis <= this"
+        ),
+    ] = 25.0,
 ) -> None:
-    """The stored history replayed under many scenarios at once: one row per candidate line."""
+    """The stored history replayed under many scenarios at once: one row per candidate line (and
+    per sensor layout given)."""
     from truceline.io.scenarios import load_scenarios
 
     targets = list(scenarios or ())
@@ -309,8 +362,9 @@ def sweep_cmd(
         except TrucelineError as exc:
             raise fail(exc) from exc
     out, day = _sweep(
-        agreement, targets, from_, db, since, recompute, threshold, scheduler, workers, block_rows
-    )
+        agreement, targets, from_, db, since, recompute, threshold, scheduler, workers, block_rows,
+        history, sensors, accuracy_m,
+    )  # fmt: skip
     first = next(iter(out.results.values()))
     console.print(
         f"{first.n_incidents:,} incidents{f' since {day}' if day else ''}: violations (P >= "
@@ -323,3 +377,10 @@ def sweep_cmd(
         t.add_row(sid, f"{r.after:,}", f"{r.kept:,}", f"{r.new:,}", f"{r.cleared:,}",
                   f"{r.incidents_after:,}")  # fmt: skip
     console.print(t)
+    if out.layouts:
+        t = Table("layout", "acoustic incidents", "heard", f"located (<= {accuracy_m:g} m)",
+                  "violations located", title="Sensor layouts against the history")  # fmt: skip
+        for name, lr in out.layouts.items():
+            t.add_row(name, f"{lr.sources:,}", f"{lr.heard:,}", f"{lr.located:,}",
+                      f"{lr.violations_located:,} of {lr.violations:,}")  # fmt: skip
+        console.print(t)

@@ -29,6 +29,7 @@ __all__ = [
     "CoverageGap",
     "SensorParameters",
     "SensorPlan",
+    "accuracy_at",
     "coverage",
     "line_layout",
     "sensor_plan",
@@ -378,6 +379,60 @@ def coverage(
     acc = np.where(valid, acc, -np.inf)
     worst = acc.reshape(offsets.size, ch.size).max(axis=0)
     return ch / 1000.0, worst, _gaps(idx, ch, worst, p.target_accuracy_m)
+
+
+def accuracy_at(
+    sensor_lon: ArrayLike,
+    sensor_lat: ArrayLike,
+    lon: ArrayLike,
+    lat: ArrayLike,
+    p: SensorParameters,
+    *,
+    cell_deg: float = 0.5,
+    max_sensors: int = 48,
+) -> FloatArray:
+    """The accuracy (95 % semi-major axis of the bound, m) a sensor layout gives a source at each
+    point (inf where fewer than ``min_sensors`` are within ``detection_range_km``).
+
+    As :func:`coverage` does along the line, for any points (a history's incidents): the
+    ``max_sensors`` nearest sensors in range, in an azimuthal-equidistant plane about the middle of
+    each ``cell_deg`` cell of longitude and latitude (vectorised per cell: tens to hundreds), so a
+    point's accuracy does not depend on the points computed with it (blocks of a sweep agree).
+    """
+    slon = np.asarray(sensor_lon, dtype=np.float64)
+    slat = np.asarray(sensor_lat, dtype=np.float64)
+    qlon = np.asarray(lon, dtype=np.float64)
+    qlat = np.asarray(lat, dtype=np.float64)
+    acc = np.full(qlon.size, np.inf)
+    if slon.size < p.min_sensors or qlon.size == 0:
+        return acc
+    tree = cKDTree(ecef(slon, slat))
+    k = min(max_sensors, slon.size)
+    dist, nb = tree.query(ecef(qlon, qlat), k=k, distance_upper_bound=p.detection_range_km * 1e3)
+    dist = np.asarray(dist).reshape(qlon.size, k)
+    nb = np.asarray(nb).reshape(qlon.size, k)
+    mask = np.isfinite(dist)
+    nb = np.where(mask, nb, 0)
+    heard = mask.sum(axis=1) >= p.min_sensors
+    cx, cy = np.floor(qlon / cell_deg).astype(np.int64), np.floor(qlat / cell_deg).astype(np.int64)
+    cell = cx * 100_000 + cy
+    cells, inverse = np.unique(np.where(heard, cell, np.iinfo(np.int64).min), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(cells.size + 1))
+    for c in range(cells.size):  # cells of the map (tens to hundreds), each one vectorised bound
+        rows = order[bounds[c] : bounds[c + 1]]
+        if not heard[rows[0]]:
+            continue
+        # the cell's middle: a point's result does not depend on the others computed with it
+        r0 = rows[0]
+        lon0, lat0 = (float(cx[r0]) + 0.5) * cell_deg, (float(cy[r0]) + 0.5) * cell_deg
+        used = np.unique(nb[rows][mask[rows]])
+        ux, uy = _aeqd_xy(lon0, lat0, slon[used], slat[used])
+        pos = np.clip(np.searchsorted(used, nb[rows]), 0, used.size - 1)
+        sxy = np.stack([ux[pos], uy[pos]], -1)
+        qx, qy = _aeqd_xy(lon0, lat0, qlon[rows], qlat[rows])
+        acc[rows] = _accuracy_m(np.column_stack([qx, qy]), sxy, mask[rows], p)
+    return acc
 
 
 def _gaps(
