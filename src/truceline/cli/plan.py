@@ -351,8 +351,10 @@ def sweep_cmd(
         ),
     ] = 25.0,
 ) -> None:
-    """The stored history replayed under many scenarios at once: one row per candidate line (and
-    per sensor layout given)."""
+    """The stored history replayed under many scenarios at once: one row per candidate line.
+
+    With --sensors, each sensor layout is swept against the same history too (one row each).
+    """
     from truceline.io.scenarios import load_scenarios
 
     targets = list(scenarios or ())
