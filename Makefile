@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/replay.py --store
 	$(PY) benchmarks/replay_dask.py  # 3M replay on 1 vs 2 local Dask workers; 10-line x 5-year sweep at 1, 2, 4
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/import_stream.py  # peak RSS of `truceline import` at 1M vs 3M rows (SQLite)
 	$(PY) benchmarks/cot_flood.py
 	$(PY) benchmarks/ledger_backfill.py
 	$(PY) benchmarks/poison_mix.py
