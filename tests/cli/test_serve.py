@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -151,3 +154,51 @@ def test_postgresql_without_its_driver_names_the_extra(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "pip install 'truceline[postgres]'" in done.stderr
+
+
+def _reports_csv(path: Path, days: int) -> Path:
+    """A CSV of two reports a day for ``days`` days near the Korean DMZ (one near the line, one
+    farther south), made here rather than by the simulator."""
+    lines = ["id,observed_at,lon,lat,kind,source_type,uncertainty_m"]
+    for k in range(days):
+        day = dt.date(2025, 1, 1) + dt.timedelta(days=k)
+        lines.append(f"near-{k},{day}T09:00:00Z,{127.0 + k * 0.01:.4f},38.25,explosion,patrol,50")
+        lines.append(f"far-{k},{day}T15:30:00Z,{127.2 + k * 0.01:.4f},37.95,armed_personnel,uav,80")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _summary_rows(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as con:
+        stale = con.execute("SELECT count(*) FROM map_stale_days").fetchone()[0]
+        cells = con.execute("SELECT count(*) FROM map_cells").fetchone()[0]
+    return int(stale), int(cells)
+
+
+def test_serve_builds_a_stale_map_summary_at_start_up(tmp_path: Path) -> None:
+    """Reports imported while no server ran leave the map's summary to build (more days than a
+    map request builds itself): `truceline serve` starts the build at start-up, says so, and the
+    summary is built with no map request made."""
+    db = tmp_path / "s.db"
+    days = 20
+    done = runner.invoke(
+        app,
+        ["import", str(_reports_csv(tmp_path / "r.csv", days)), "-a", str(EXAMPLES / "korea-dmz"),
+         "--db", str(db)],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    stale, cells = _summary_rows(db)
+    assert stale == days and cells == 0
+    port = free_port()
+    proc = truceline_process("serve", "--port", port, "--db", db)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        deadline = time.monotonic() + 120
+        while _summary_rows(db)[0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stale, cells = _summary_rows(db)
+        assert stale == 0 and cells > 0, (stale, cells)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert f"building the map's summary of {days} days in the background" in out.decode()

@@ -25,6 +25,7 @@ from truceline.api.limits import BodyLimit, NoNulInUrl
 from truceline.api.links import add_links
 from truceline.context import AppContext, build_context, settle
 from truceline.services.auth import ROLE_PERMISSIONS, Role
+from truceline.services.selection import start_builds, stop_builds
 
 __all__ = [
     "API_PREFIX",
@@ -34,6 +35,7 @@ __all__ = [
     "build_context",
     "create_app",
     "settle",
+    "start_builds",
 ]
 
 #: Where `truceline serve --workers N` hands its settings (JSON) to the worker processes.
@@ -88,6 +90,7 @@ def create_app(ctx: AppContext) -> FastAPI:
                 await task
         if ctx.intake is not None:  # let the group-commit writer finish what it holds
             ctx.intake.close()
+        stop_builds(ctx.db)  # a map summary's build started at start-up stops after its step
 
     app = FastAPI(
         lifespan=lifespan,
@@ -213,4 +216,5 @@ def app_from_env() -> FastAPI:
     ctx = build_context(settings)
     app = create_app(ctx)
     settle(ctx)
+    start_builds(ctx.db)  # each worker's build takes the next days (one writer at a time)
     return app

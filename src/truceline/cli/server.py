@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from truceline.cli.options import (
     require_database,
 )
 from truceline.errors import TrucelineError
+
+if TYPE_CHECKING:
+    from truceline.store.db import Database
 
 __all__ = ["pick_port", "serve", "token_app"]
 
@@ -133,6 +136,7 @@ def serve(
         try:
             app = create_app(ctx)
             settle(ctx)
+            _summary_at_start(ctx.db)
             serve_with_cot(app, ctx, settings)
         except TrucelineError as exc:
             raise fail(exc) from exc
@@ -159,6 +163,7 @@ def serve(
         return
     app = create_app(ctx)
     settle(ctx)
+    _summary_at_start(ctx.db)
     uvicorn.run(
         app,
         host=settings.host,
@@ -166,6 +171,18 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
     )
+
+
+def _summary_at_start(db: Database) -> None:
+    """Start building the map's summary where days wait (after an upgrade, or an import made
+    while no server ran), and say so: the map counts the rows until it is built."""
+    from truceline.api import start_builds
+
+    for agreement_id, days in start_builds(db).items():
+        console.print(
+            f"{agreement_id}: building the map's summary of {days:,} days in the background "
+            "(the map counts the rows meanwhile)"
+        )
 
 
 def _port_free(host: str, port: int) -> bool:

@@ -80,6 +80,7 @@ __all__ = [
     "feature_columns",
     "refresh_map_cells",
     "stale_agreements",
+    "start_builds",
     "stop_builds",
     "summarise",
     "summarising",
@@ -536,6 +537,17 @@ def _build_in_background(db: Database, agreement_id: str) -> None:
             )
             _BUILDS[key] = (t, stop)
             t.start()
+
+
+def start_builds(db: Database) -> dict[str, int]:
+    """Start a background build (:func:`summarise`) of every agreement whose map summary has days
+    waiting (missing after an upgrade, or stale after writes made while no server ran); returns
+    the agreements started and their days. A server calls it at start-up, so the first map
+    request finds the summary built or being built; the map counts the rows meanwhile."""
+    waiting = stale_agreements(db)
+    for agreement_id in waiting:
+        _build_in_background(db, agreement_id)
+    return waiting
 
 
 def summarising(db: Database, agreement_id: str, *, wait: float | None = 0.0) -> bool:
