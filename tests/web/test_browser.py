@@ -304,6 +304,78 @@ def test_a_big_selection_is_clustered_by_the_server_and_points_load_per_view(
         ctx.close()
 
 
+PER_DAY_RULE = (
+    "SELECT i.day, f.rule_id, count(*) FROM findings f JOIN incidents i ON i.pk = f.incident_pk"
+    " WHERE i.withdrawn_at IS NULL{} GROUP BY i.day, f.rule_id"
+)
+RULE_BARS = """() => [...document.querySelectorAll('#rule-bars .rb-hit')].map((r) => [
+  r.dataset.day, r.querySelector('title').textContent])"""
+RULE_TOTALS = """() => Object.fromEntries([...document.querySelectorAll('#rule-bars .rb-legend li')]
+  .map((li) => [li.dataset.rule, Number(li.querySelector('.muted').textContent.replace(/,/g, ''))]))"""
+
+
+def _bars_by_day(tab: Tab) -> dict[str, dict[str, int]]:
+    """What the strip under the map says per day: each rule's findings (from the tooltips)."""
+    out: dict[str, dict[str, int]] = {}
+    for day, title in tab.page.evaluate(RULE_BARS):
+        inner = title.split("(", 1)[1].rstrip(")") if "(" in title else ""
+        out[day] = {
+            r: int(n.replace(",", "")) for r, n in (p.rsplit(" ", 1) for p in inner.split(", ") if p)
+        }
+    return out
+
+
+def test_the_strip_under_the_map_shows_findings_per_day_by_rule(
+    server: Server, open_tab: Callable[..., Tab]
+) -> None:
+    """Under the map, findings per day stacked by rule over every day with data (the server's
+    timeline, read from the map's summary), equal to the database's counts for the analyst and
+    to the released findings for a liaison; a click selects a day, a shift-click extends it."""
+    tab = open_tab("analyst")
+    tab.ready()
+    want: dict[str, dict[str, int]] = {}
+    for day, rule, n in server.sql(PER_DAY_RULE.format("")):
+        want.setdefault(day, {})[rule] = n
+    got = _bars_by_day(tab)
+    assert {d: r for d, r in got.items() if r} == want and len(want) >= 5
+    totals: dict[str, int] = {}
+    for per in want.values():
+        for rule, n in per.items():
+            totals[rule] = totals.get(rule, 0) + n
+    assert tab.page.evaluate(RULE_TOTALS) == totals and len(totals) >= 3
+    # Coloured by the agreement's rules: one colour per rule, the same in the legend and the bars.
+    colours = tab.page.evaluate(
+        "() => [...new Set([...document.querySelectorAll('#rule-bars rect[data-rule]')]"
+        ".map((r) => r.dataset.rule + '=' + r.getAttribute('fill')))]"
+    )
+    assert len(colours) == len(totals)
+    tab.shot("map-rule-strip-analyst")
+    # A day clicked in the strip selects it; shift-click on a later one extends the range.
+    days = sorted(want)
+    first, other = days[1], days[3]
+    tab.page.click(f"#rule-bars .rb-hit[data-day='{first}']", force=True)
+    wait(tab.page, f"new URLSearchParams(location.search).get('end') === '{first}'")
+    tab.ready()
+    assert f"start={first}" in tab.page.url
+    assert tab.count() == sum(want[first].values())
+    assert tab.page.locator("#rule-bars .rb-sel").count() == 1
+    tab.page.click(f"#rule-bars .rb-hit[data-day='{other}']", modifiers=["Shift"], force=True)
+    wait(tab.page, f"new URLSearchParams(location.search).get('end') === '{other}'")
+    tab.ready()
+    assert f"start={first}" in tab.page.url
+    assert tab.count() == sum(sum(want[d].values()) for d in days[1:4])
+    tab.no_errors()
+
+    liaison = open_tab(f"liaison-{server.parties[0]}")
+    liaison.ready()
+    released: dict[str, dict[str, int]] = {}
+    for day, rule, n in server.sql(PER_DAY_RULE.format(" AND f.released_at IS NOT NULL")):
+        released.setdefault(day, {})[rule] = n
+    assert released and {d: r for d, r in _bars_by_day(liaison).items() if r} == released
+    liaison.shot("map-rule-strip-liaison")
+    liaison.no_errors()
+
+
 def test_filters_change_the_count_and_the_url_and_a_reload_restores_the_view(
     server: Server, open_tab: Callable[..., Tab]
 ) -> None:

@@ -7,6 +7,7 @@ import { MapView } from "./mapview.js";
 import { observationForm } from "./observe.js";
 import { Panel } from "./panel.js";
 import { PlannerView } from "./planner.js";
+import { RULE_PALETTE, RuleBars } from "./rulebars.js";
 import { FILTERS, filterParams, readState, VIEWS, writeState } from "./state.js";
 import { Timeline } from "./timeline.js";
 import { addDays, dayDiff, debounce, el, fmtAge, fmtInt, fmtProb, fmtTime, humanise, partyColours, partyName } from "./util.js";
@@ -26,6 +27,7 @@ const app = {
   map: null,
   panel: null,
   timeline: null,
+  ruleBars: null,
   colours: null,
   loadSeq: 0,
   viewSeq: 0,
@@ -44,6 +46,14 @@ function errorText(e) {
 }
 
 const colourOf = (p) => (app.colours && app.colours.get(p)) || "#7F7F7F";
+// A rule's colour by its place in the agreement's rules: the same under every filter and view.
+function ruleColour(rule) {
+  const k = app.legend ? app.legend.rules.findIndex((r) => r.id === rule) : -1;
+  if (k >= 0) return RULE_PALETTE[k % RULE_PALETTE.length];
+  let h = 0; // a rule of another version of the agreement: a colour from its name
+  for (const c of String(rule)) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return RULE_PALETTE[h % RULE_PALETTE.length];
+}
 
 function sectorLabel(id) {
   const s = app.legend && app.legend.sectors.find((x) => x.id === id);
@@ -259,6 +269,7 @@ async function loadFeatures() {
     // The agreement's layers draw with or without data (an empty database: the day of the legend).
     if (day) showLayers(day).catch((e) => notice(errorText(e)));
     app.timeline.set(tl, app.state.start, app.state.end);
+    app.ruleBars.set(tl, app.state.start, app.state.end);
     app.big = F + I > BIG;
     app.totals = { F, I };
     if (app.big) {
@@ -385,6 +396,7 @@ async function initMap() {
     }, 300),
   });
   app.timeline = new Timeline($("#timeline"), (s, e) => setDates(s, e));
+  app.ruleBars = new RuleBars($("#rule-bars"), ruleColour, (s, e) => setDates(s, e));
 
   // Dates: as the URL says, else the last day with data.
   const tl = await api(`/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`);
@@ -588,9 +600,7 @@ async function loadTrend(day) {
     const order = [app.legend?.left, app.legend?.right, ...parties.sort()].filter((p, i, a) => p && parties.includes(p) && a.indexOf(p) === i);
     $("#trend-party").replaceChildren(stackedBars(days, order.map((p) => ({ key: p, label: partyName(app.legend, p), colour: colourOf(p), values: days.map((d) => byDay.get(d)?.violations_by_party[p] || 0) })), day));
     const rules = [...new Set(stats.flatMap((s) => Object.keys(s.findings_by_rule)))].sort();
-    // Twenty distinct colours (Tableau 20): an agreement has a dozen rules or more.
-    const palette = ["#4E79A7", "#A0CBE8", "#F28E2B", "#FFBE7D", "#59A14F", "#8CD17D", "#B6992D", "#F1CE63", "#499894", "#86BCB6", "#E15759", "#FF9D9A", "#79706E", "#BAB0AC", "#D37295", "#FABFD2", "#B07AA1", "#D4A6C8", "#9D7660", "#D7B5A6"];
-    $("#trend-rule").replaceChildren(stackedBars(days, rules.map((r, i) => ({ key: r, label: r, colour: palette[i % palette.length], values: days.map((d) => byDay.get(d)?.findings_by_rule[r] || 0) })), day));
+    $("#trend-rule").replaceChildren(stackedBars(days, rules.map((r) => ({ key: r, label: r, colour: ruleColour(r), values: days.map((d) => byDay.get(d)?.findings_by_rule[r] || 0) })), day));
   } catch (e) {
     $("#trend-party").textContent = errorText(e);
   }
