@@ -208,3 +208,49 @@ def test_a_first_build_is_its_own_step_and_the_map_answers_meanwhile(
         ["db", "summarise", "--db", api.ctx.db.write_engine.url.render_as_string(hide_password=False)],
     )
     assert again.exit_code == 0 and "up to date" in again.output
+
+
+def _get(api: Api, path: str, role: str, params: dict[str, Any], tag: str | None = None) -> Any:
+    headers = api.h(role) | ({"If-None-Match": tag} if tag else {})
+    return api.client.get("/api/v1" + path, headers=headers, params=params)
+
+
+def test_a_browser_holding_an_answer_is_told_not_modified_until_a_write(api: Api) -> None:
+    """Answers read from the summary carry an entity tag and are kept by the browser (private,
+    revalidated): asked again with the tag, the server answers 304 without a body until a write
+    changes the summary; then the new answer, with a new tag. Answers counted from the rows (a
+    monitor, a box) are not kept (no-store, no tag)."""
+    _post(api, _reports(200, seed=8, prefix="e"))
+    api.get("/dashboard/timeline", role="analyst")  # starts the first build (in the background)
+    assert not selection.summarising(api.ctx.db, "small", wait=60)
+    asks = [
+        ("/dashboard/clusters", "analyst", {"zoom": 6}),
+        ("/dashboard/clusters", "liaison", {"zoom": 9, "start": "2025-02-01"}),
+        ("/dashboard/timeline", "analyst", {"kind": "explosion"}),
+    ]
+    tags = []
+    for path, role, params in asks:
+        first = _get(api, path, role, params)
+        tag = first.headers["ETag"]
+        assert first.status_code == 200 and first.headers["Cache-Control"] == "private, no-cache"
+        again = _get(api, path, role, params, tag)
+        assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == tag
+        assert _get(api, path, role, params, '"other"').status_code == 200
+        tags.append((tag, first.json()))
+    others = {t for t, _ in tags}
+    assert len(others) == len(asks)  # one tag per filter, zoom and audience
+    for path, role, params in (
+        ("/dashboard/clusters", "monitor", {"zoom": 6}),
+        ("/dashboard/clusters", "analyst", {"zoom": 6, "bbox": "35,47,39,50"}),
+        ("/dashboard/clusters", "analyst", {"zoom": 12}),
+    ):
+        r = _get(api, path, role, params)
+        assert r.status_code == 200 and "ETag" not in r.headers
+        assert r.headers["Cache-Control"] == "no-store"
+
+    _post(api, [rec("e-new", kind="explosion", day=LAST)])  # a write: the summary's day rebuilt
+    for (path, role, params), (tag, before) in zip(asks, tags, strict=True):
+        r = _get(api, path, role, params, tag)
+        assert r.status_code == 200 and r.headers["ETag"] != tag, (path, role)
+        if role == "analyst":
+            assert r.json() != before  # the new report counts

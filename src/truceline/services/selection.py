@@ -32,6 +32,7 @@ cluster and draw them without reshaping. The export's text formats are in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import threading
 from collections import OrderedDict
@@ -75,6 +76,7 @@ __all__ = [
     "CELL_PX",
     "MAX_POINTS",
     "Selection",
+    "answer_tag",
     "clusters",
     "export_rows",
     "feature_columns",
@@ -631,6 +633,20 @@ def _cache_key(session: Session, flt: Selection, scope: Scope, what: Any) -> tup
     # The database's address and the version (nanoseconds): a database made again at the same
     # address has a later version, so nothing of the one before is answered.
     return (str(session.get_bind().engine.url), version, what, scope.released_only, flt)
+
+
+def answer_tag(session: Session, flt: Selection, scope: Scope, *, zoom: int | None = None) -> str | None:
+    """An HTTP entity tag of the map answer to ``flt`` (the clusters at ``zoom``, or the timeline
+    when ``zoom`` is None): the same while the summary's version is, so a browser that holds the
+    answer is told "not modified" without it being computed or sent again. ``None`` when the
+    answer is counted from the rows (a box, a monitor, a summary with days waiting, a zoom
+    finer than the summary's): those are never tagged."""
+    if zoom is not None and zoom > BASE_ZOOM:
+        return None
+    key = _cache_key(session, flt, scope, "timeline" if zoom is None else zoom)
+    if key is None:
+        return None
+    return '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
 
 
 def _cached(key: tuple[Any, ...], compute: Any) -> dict[str, Any]:

@@ -122,15 +122,30 @@ def for_agreement(
     return replace(flt, agreement_id=ag_id).checked(who.scope)
 
 
-def json_response(request: Request, data: Any) -> Response:
-    """JSON, gzip-compressed when the client accepts it and the body is large (map data is)."""
+#: A tagged map answer: the browser keeps it and asks again with its tag (``If-None-Match``); the
+#: server answers 304 while the map's summary is unchanged. Private: answers depend on the role.
+REVALIDATE = "private, no-cache"
+
+
+def json_response(request: Request, data: Any, *, etag: str | None = None) -> Response:
+    """JSON, gzip-compressed when the client accepts it and the body is large (map data is);
+    with ``etag``, kept by the browser and revalidated (see :func:`not_modified`)."""
     body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
-    headers = {"Cache-Control": "no-store"}
+    headers = (
+        {"Cache-Control": "no-store"} if etag is None else {"Cache-Control": REVALIDATE, "ETag": etag}
+    )
     if len(body) > 32_768 and "gzip" in request.headers.get("accept-encoding", ""):
         body = gzip.compress(body, compresslevel=1)
         headers["Content-Encoding"] = "gzip"
         headers["Vary"] = "Accept-Encoding"
     return Response(body, media_type="application/json", headers=headers)
+
+
+def not_modified(request: Request, etag: str | None) -> Response | None:
+    """304 when the browser already holds the answer tagged ``etag``, else ``None``."""
+    if etag is None or etag not in request.headers.get("if-none-match", ""):
+        return None
+    return Response(status_code=304, headers={"Cache-Control": REVALIDATE, "ETag": etag})
 
 
 @router.get(
@@ -217,8 +232,12 @@ def clusters(
         f = replace(f, incidents=False)
     selection.refresh_map_cells(ctx.db, f.agreement_id)  # the days written since, if any
     with ctx.db.read() as s:
+        tag = selection.answer_tag(s, f, who.scope, zoom=zoom)
+        unchanged = not_modified(request, tag)
+        if unchanged is not None:
+            return unchanged
         data = selection.clusters(s, f, scope=who.scope, zoom=zoom)
-    return json_response(request, data)
+    return json_response(request, data, etag=tag)
 
 
 @router.get(
@@ -227,18 +246,24 @@ def clusters(
     "(`by_rule`), every filter but the dates applied",
 )
 def timeline(
+    request: Request,
     flt: Filter,
     ctx: Ctx,
     who: Annotated[Principal, Depends(allow(Permission.map_read))],
     agreement: AgreementQ = None,
-) -> dict[str, Any]:
+) -> Response:
     with ctx.db.read() as s:
         f = for_agreement(flt, ctx, s, agreement, who)
     if not who.can(Permission.incidents_read):
         f = replace(f, incidents=False)
     selection.refresh_map_cells(ctx.db, f.agreement_id)
     with ctx.db.read() as s:
-        return selection.timeline(s, f, scope=who.scope)
+        tag = selection.answer_tag(s, f, who.scope)
+        unchanged = not_modified(request, tag)
+        if unchanged is not None:
+            return unchanged
+        data = selection.timeline(s, f, scope=who.scope)
+    return json_response(request, data, etag=tag)
 
 
 @router.get(
