@@ -47,6 +47,26 @@ ZOOM_IN_TWICE = """() => new Promise((ok) => {
   m.once('moveend', () => requestAnimationFrame(() => ok()));
   m.setZoom(m.getZoom() + 2, { animate: false });
 })"""
+# A tour of the map: zoom out and in, pan along the line, into the view's points (zoom 11) and
+# back; each step waits until the view's data is drawn. Run twice: memory bounded means the
+# second tour ends where the first did.
+TOUR = """async () => {
+  const m = window.truceline.map.map;
+  const settle = () => new Promise((ok) => {
+    const done = () => (document.body.dataset.loading ? setTimeout(done, 30) : ok());
+    setTimeout(done, 120);
+  });
+  const c = m.getCenter(), z = m.getZoom();
+  const steps = [[0, 0, -1], [0, 0, 1], [1.5, 1, 1], [-1.5, 1, 1], [-1, -1.5, 2], [1, 1, 3],
+    [0.2, 0.1, 11 - z], [0.3, -0.2, 11 - z], [0, 0, 0], [2, -1, -1], [-2, 1, 0]];
+  for (const [dlat, dlon, dz] of steps) {
+    m.setView([c.lat + dlat, c.lng + dlon], z + dz, { animate: false });
+    await settle();
+  }
+}"""
+METRICS = """() => ({ heap: performance.memory ? performance.memory.usedJSHeapSize : 0,
+  nodes: document.getElementsByTagName('*').length,
+  layers: Object.values(window.truceline.map.map._layers).length })"""
 STORED = "SELECT count(*), min(day), max(day) FROM incidents"
 API_BYTES = """() => performance.getEntriesByType('resource')
   .filter((r) => r.name.includes('/api/v1/'))
@@ -386,8 +406,12 @@ def main() -> None:
             results[f"{name}_cold_s"], results[f"{name}_warm_s"] = times[0], statistics.median(times[1:])
 
         load, refilter, zoom, timing, wire = [], [], [], [], []
+        memory: list[tuple[str, dict[str, object]]] = []
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            # --enable-precise-memory-info: performance.memory without its coarse buckets.
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=[*ARGS, "--enable-precise-memory-info"]
+            )
             results["chromium"] = browser.version
             for _ in range(a.repeat):
                 ctx = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -420,8 +444,23 @@ def main() -> None:
                 page.wait_for_function(READY, timeout=300_000)  # the view's data, if it fetches any
                 zoom.append(time.perf_counter() - t)
                 page.screenshot(path=str(a.keep / f"dashboard-{n_inc}.png"))
+                if not memory:  # once: the JS heap after the first load and after tours of the map
+                    cdp = ctx.new_cdp_session(page)
+                    for when in ("load", "tour 1", "tour 2", "tour 3"):
+                        if when != "load":
+                            page.evaluate(TOUR)
+                        cdp.send("HeapProfiler.collectGarbage")
+                        got = page.evaluate(METRICS)
+                        got["heap_cdp"] = {
+                            m["name"]: m["value"]
+                            for m in cdp.send("Performance.getMetrics")["metrics"]
+                            if m["name"] in ("JSHeapUsedSize", "Nodes", "JSEventListeners")
+                        }
+                        memory.append((when, got))
+                    cdp.send("Performance.disable")
                 ctx.close()
             browser.close()
+        results["memory"] = memory
         results.update(
             load_s=statistics.median(load),
             refilter_s=statistics.median(refilter),
@@ -469,6 +508,14 @@ def main() -> None:
         ("the agreement's drawn layers, first request after the server starts (then cached)",
          f"{r['layers_cold_s']:.2f} s"),
     )  # fmt: skip
+    for when, got in r["memory"]:  # type: ignore[attr-defined]
+        cdp = got["heap_cdp"]
+        rows.append(
+            (f"the page's JS heap after garbage collection, {when} (DOM elements, event listeners,"
+             " map layers)",
+             f"{cdp['JSHeapUsedSize'] / 1e6:.1f} MB ({got['nodes']:,}, "
+             f"{cdp['JSEventListeners']:,.0f}, {got['layers']:,})"),
+        )  # fmt: skip
     sm = summary
     print()
     print(f"## Dashboard with {n_inc:,} incidents in range (benchmarks/dashboard.py)")

@@ -57,6 +57,18 @@ const result = await esbuild.build({
   metafile: true,
   logLevel: "warning",
 });
+// The worker that decodes the base map off the page's thread: a classic worker (one file, no
+// imports), which every browser of the target list runs.
+await esbuild.build({
+  entryPoints: { "basemap-worker": join(here, "src", "basemap-worker.js") },
+  bundle: true,
+  minify: true,
+  format: "iife",
+  target: ["chrome100", "firefox100", "safari15"],
+  outdir: out,
+  legalComments: "linked",
+  logLevel: "warning",
+});
 copyFileSync(join(here, "node_modules", "world-atlas", "countries-10m.json"), join(out, "countries-10m.json"));
 copyFileSync(join(here, "node_modules", "world-atlas", "LICENSE"), join(out, "world-atlas-LICENSE.txt"));
 // Swagger UI for the API's docs page (/api/v1/docs), served from the package: no CDN, works offline.

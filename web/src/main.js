@@ -21,7 +21,6 @@ const app = {
   me: null,
   state: readState(),
   legend: null,
-  layersFor: new Map(),
   lastDay: null,
   data: null,
   map: null,
@@ -151,21 +150,39 @@ async function loadPlanner() {
 
 // -- the map view ----------------------------------------------------------------------------
 
-// Per day: the legend is cheap; the layers' geometry is built once per server and cached there.
+// Per day: the legend is cheap (a few kB, at most LEGENDS of them held); the layers' geometry
+// (hundreds of kB) is the same for every day with the same version and rules in force, so it is
+// held per that key, at most LAYER_SETS of them: clicking through a year's days holds one or two,
+// not one per day.
+const LEGENDS = 64;
+const LAYER_SETS = 3;
 const legends = new Map();
-function legendFor(day) {
-  if (!legends.has(day)) legends.set(day, api(`/dashboard/legend${qs({ date: day })}`));
-  return legends.get(day);
+const layerSets = new Map(); // layersKey(legend) -> promise of the FeatureCollection, oldest first
+
+function held(map, key, make, most) {
+  let v = map.get(key);
+  if (v === undefined) {
+    v = make();
+    v.catch(() => map.get(key) === v && map.delete(key)); // asked again next time
+  } else map.delete(key); // the most recently used last
+  map.set(key, v);
+  while (map.size > most) map.delete(map.keys().next().value);
+  return v;
 }
-function layersFor(day) {
-  if (!app.layersFor.has(day)) app.layersFor.set(day, api(`/dashboard/layers${qs({ date: day })}`));
-  return app.layersFor.get(day);
+
+function legendFor(day) {
+  return held(legends, day, () => api(`/dashboard/legend${qs({ date: day })}`), LEGENDS);
+}
+const layersKey = (legend) => `${legend.version_from}|${legend.rules.filter((r) => r.in_force).map((r) => r.id).join(",")}`;
+async function layersFor(day) {
+  const legend = await legendFor(day);
+  return held(layerSets, layersKey(legend), () => api(`/dashboard/layers${qs({ date: day })}`), LAYER_SETS);
 }
 
 let layersDay = null;
 async function showLayers(day) {
   const legend = await legendFor(day);
-  const key = `${legend.version_from}|${legend.rules.filter((r) => r.in_force).map((r) => r.id).join(",")}`;
+  const key = layersKey(legend);
   if (key === layersDay) return;
   layersDay = key;
   app.map.setLegend(legend, colourOf);
@@ -238,9 +255,56 @@ function showCount(F, I, truncated = false, limit = 0) {
   );
 }
 
-async function loadFeatures() {
+// The server's cluster answers the page holds, per filter and zoom (they cover the whole
+// selection, not a view: a pan needs none, a zoom back none); at most CLUSTER_CACHE of them, each
+// for CLUSTER_TTL_MS (newer reports show within it), all forgotten after a write of this page.
+const CLUSTER_CACHE = 24;
+const CLUSTER_TTL_MS = 60_000;
+const clusterAnswers = new Map(); // key -> { at, answer: Promise }, oldest first
+
+function clustersFor(params, z) {
+  const key = qs({ ...params, zoom: z });
+  const hit = clusterAnswers.get(key);
+  if (hit && performance.now() - hit.at < CLUSTER_TTL_MS) {
+    clusterAnswers.delete(key); // the most recently used last
+    clusterAnswers.set(key, hit);
+    return hit.answer;
+  }
+  const answer = api(`/dashboard/clusters${key}`);
+  const entry = { at: performance.now(), answer };
+  answer.catch(() => clusterAnswers.get(key) === entry && clusterAnswers.delete(key)); // asked again next time
+  clusterAnswers.set(key, entry);
+  while (clusterAnswers.size > CLUSTER_CACHE) clusterAnswers.delete(clusterAnswers.keys().next().value);
+  return answer;
+}
+
+/** After a write from this page (a review, an observation): every held answer may have changed. */
+function forgetAnswers() {
+  clusterAnswers.clear();
+  app.drawnKey = null;
+}
+
+/** The zooms next to the drawn one, asked for one after the other while the user looks at the
+ * map: a zoom in or out then draws from the page's hold (the server computes each once per filter
+ * and holds it too). Stops as soon as the selection or the view changes. */
+async function prefetchZooms(seq, vseq, params, z) {
+  const m = app.map.map;
+  for (const dz of [1, -1, 2, -2]) {
+    const nz = z + dz;
+    if (nz < m.getMinZoom() || nz >= DETAIL_ZOOM) continue;
+    if (seq !== app.loadSeq || vseq !== app.viewSeq) return;
+    try {
+      await clustersFor(params, nz);
+    } catch {
+      return;
+    }
+  }
+}
+
+async function loadFeatures(firstTimeline = null) {
   const seq = ++app.loadSeq;
   const t0 = performance.now();
+  app.drawnKey = null; // a new selection (or the same after a write) is drawn again
   $("#count").textContent = "Loading…";
   document.body.dataset.loading = "1";
   try {
@@ -248,13 +312,10 @@ async function loadFeatures() {
     // A selection that was big (or the first one) asks for the view's clusters at once, beside
     // the timeline, rather than after it: the server answers both from its summary.
     const z0 = app.map.map.getZoom();
-    let early = null;
-    if (app.big !== false && z0 < DETAIL_ZOOM) {
-      early = { zoom: z0, key: qs({ ...params, zoom: z0 }), answer: api(`/dashboard/clusters${qs({ ...params, zoom: z0 })}`) };
-      early.answer.catch(() => {}); // a failure is met again when it is awaited (or not needed)
-    }
-    // The days' counts first (all filters but the dates): they say how much the range holds.
-    const tl = await api(`/dashboard/timeline${qs({ ...params, start: null, end: null })}`);
+    if (app.big !== false && z0 < DETAIL_ZOOM) clustersFor(params, z0).catch(() => {}); // met again when awaited
+    // The days' counts first (all filters but the dates): they say how much the range holds
+    // (the page's first load has them already: asked for beside the sign-in).
+    const tl = firstTimeline || (await api(`/dashboard/timeline${qs({ ...params, start: null, end: null })}`));
     if (seq !== app.loadSeq) return;
     const inRange = (d) => (!app.state.start || d >= app.state.start) && (!app.state.end || d <= app.state.end);
     let F = 0;
@@ -274,7 +335,7 @@ async function loadFeatures() {
     app.totals = { F, I };
     if (app.big) {
       showCount(F, I);
-      await loadView(seq, t0, early);
+      await loadView(seq, t0);
       return;
     }
     const data = await api(`/dashboard/features${qs(params)}`);
@@ -282,6 +343,7 @@ async function loadFeatures() {
     const t1 = performance.now();
     app.data = data;
     app.map.setData(data);
+    app.drawnKey = null;
     showCount(data.findings.n, data.incidents.n, data.truncated, data.limit);
     renderList();
     app.timing = { fetch_ms: Math.round(t1 - t0), render_ms: Math.round(performance.now() - t1), points: data.findings.n + data.incidents.n };
@@ -295,7 +357,7 @@ async function loadFeatures() {
 }
 
 /** A big selection: the server's clusters of the view's zoom, or the view's points when zoomed in. */
-async function loadView(seq, t0 = performance.now(), early = null) {
+async function loadView(seq, t0 = performance.now()) {
   const m = app.map.map;
   const z = m.getZoom();
   const params = filterParams(app.state);
@@ -310,11 +372,21 @@ async function loadView(seq, t0 = performance.now(), early = null) {
     let t1 = performance.now();
     if (z < DETAIL_ZOOM) {
       const key = qs({ ...params, zoom: z });
-      const cl = await (early && early.key === key ? early.answer : api(`/dashboard/clusters${key}`));
+      if (key === app.drawnKey) {
+        // Drawn already (a pan, or the map settling after the first draw): the clusters cover the
+        // whole selection, not the view.
+        app.viewZoom = z;
+        document.body.dataset.loading = "";
+        return;
+      }
+      const cl = await clustersFor(params, z);
       if (stale()) return;
       t1 = performance.now();
       app.data = null;
       app.map.setClusters(cl);
+      app.drawnKey = key;
+      const idle = globalThis.requestIdleCallback || ((f) => setTimeout(f, 200));
+      idle(() => prefetchZooms(seq, vseq, params, z));
       if (app.viewNotice) notice("");
       app.viewNotice = false;
       $("#list-count").textContent = "";
@@ -328,6 +400,7 @@ async function loadView(seq, t0 = performance.now(), early = null) {
       t1 = performance.now();
       app.data = data;
       app.map.setData(data);
+      app.drawnKey = null;
       renderList();
       if (data.truncated || app.viewNotice) notice(data.truncated ? `Only ${fmtInt(data.limit)} of the view's points are drawn: zoom in or narrow the filter.` : "");
       app.viewNotice = data.truncated;
@@ -398,8 +471,16 @@ async function initMap() {
   app.timeline = new Timeline($("#timeline"), (s, e) => setDates(s, e));
   app.ruleBars = new RuleBars($("#rule-bars"), ruleColour, (s, e) => setDates(s, e));
 
-  // Dates: as the URL says, else the last day with data.
-  const tl = await api(`/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`);
+  // Dates: as the URL says, else the last day with data. The timeline was asked for beside the
+  // sign-in (boot); when the URL names the day, its legend and layers are asked for at once too.
+  const tlPath = `/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`;
+  const first = app.firstTimeline && app.firstTimeline.path === tlPath && app.firstTimeline.token === getToken() ? app.firstTimeline.answer : api(tlPath);
+  app.firstTimeline = null;
+  if (app.state.end) {
+    legendFor(app.state.end).catch(() => {});
+    layersFor(app.state.end).catch(() => {});
+  }
+  const tl = await first;
   // The last day with findings (a report or two past midnight does not make a day to show).
   const withFindings = tl.days.filter((_, i) => tl.findings[i] > 0);
   app.firstDay = tl.days.length ? tl.days[0] : null;
@@ -410,6 +491,7 @@ async function initMap() {
   $("#end").value = app.state.end || "";
   const day = app.state.end || app.lastDay || new Date().toISOString().slice(0, 10);
   app.legendDay = day;
+  layersFor(day).catch(() => {}); // drawn by loadFeatures; fetched meanwhile
   app.legend = await legendFor(day);
   app.colours = partyColours(app.legend);
   $("#agreement-name").textContent = app.legend.agreement.name;
@@ -437,7 +519,10 @@ async function initMap() {
         const c = app.map.map.getCenter();
         return [c.lng, c.lat];
       },
-      done: () => loadFeatures(),
+      done: () => {
+        forgetAnswers();
+        loadFeatures();
+      },
     });
   }
   $("#start").addEventListener("change", () => setDates($("#start").value || null, app.state.end));
@@ -467,7 +552,7 @@ async function initMap() {
   });
   loadSensors();
   loadPatrols();
-  await loadFeatures();
+  await loadFeatures(tl);
   await base.catch(() => notice("The base map could not be loaded; the agreement's layers are shown without it."));
   document.body.dataset.base = "1";
 }
@@ -631,6 +716,11 @@ async function boot() {
   const hadView = app.state.z !== null; // a shared link with a map view keeps it
   setupLogin();
   setupDaily();
+  // The map's first question, asked beside the sign-in (the same token answers both); initMap
+  // takes it if the token still stands and the filter is the same.
+  const tlPath = `/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`;
+  app.firstTimeline = { path: tlPath, token: getToken(), answer: api(tlPath) };
+  app.firstTimeline.answer.catch(() => {}); // a refusal (a sensor, a bad token) is met in initMap
   try {
     app.me = await whoami();
   } catch (e) {
@@ -654,6 +744,7 @@ async function boot() {
     onClose: closePanel,
     onOpen: (id) => select(id, { pan: true }),
     onChanged: async (pk) => {
+      forgetAnswers();
       await Promise.all([loadFeatures(), loadQueue()]);
       if (app.state.sel) await app.panel.show(app.state.sel, { incidentPk: pk, focus: false });
     },

@@ -3,7 +3,7 @@
 
 import L from "leaflet";
 import Supercluster from "supercluster";
-import { feature } from "topojson-client";
+import { countriesIn } from "./basemap.js";
 import { el, escapeHtml, fmtKm, fmtProb, humanise, likelihood, partyName, ZONE_COLOURS } from "./util.js";
 import { clusterSvg, incidentSvg, milIcon, RULE_TYPES, shapeSvg, sidcOf } from "./symbols.js";
 
@@ -496,64 +496,52 @@ export class MapView {
 /** The Natural Earth countries on a map, clipped to a box around the agreement ([w, s, e, n],
  * degrees): Leaflet re-projects every vertex of a layer at each zoom, and the world at 1:10m is
  * ~500,000. The view is kept inside the box, so the clipped edges are never on screen. */
-const topologies = new Map(); // url -> promise: the map and the planner share one download
+const bases = new Map(); // url + box -> promise of the clipped countries: the map and the planner share one
+
+/** The base map's countries clipped to ``box`` (lon/lat), decoded in a worker: the 3.6 MB world
+ * at 1:10m is parsed and clipped off the page's thread, which meanwhile draws the data (the main
+ * thread's work on it was most of a first load's second); on the page's thread if no worker. */
+function baseFeatures(url, box) {
+  const href = new URL(url, location.href).href;
+  const key = `${href}|${box}`;
+  if (!bases.has(key)) {
+    const inPage = () => fetch(href).then((r) => r.json()).then((topo) => countriesIn(topo, box));
+    let p;
+    try {
+      const w = new Worker("/static/basemap-worker.js");
+      p = new Promise((ok, fail) => {
+        w.onmessage = (e) => (e.data.error ? fail(new Error(e.data.error)) : ok(e.data.features));
+        w.onerror = (e) => {
+          e.preventDefault();
+          fail(new Error(e.message || "the base map's worker failed"));
+        };
+        w.postMessage({ url: href, box });
+      })
+        .finally(() => w.terminate())
+        .catch(inPage);
+    } catch {
+      p = inPage();
+    }
+    bases.set(key, p);
+  }
+  return bases.get(key);
+}
+
 export async function addBaseMap(map, renderer, url, box) {
-  if (!topologies.has(url)) topologies.set(url, fetch(url).then((r) => r.json()));
-  const topo = await topologies.get(url);
-  const countries = feature(topo, topo.objects.countries);
+  const features = await baseFeatures(url, box);
   if (box) {
-    // Clipped a little beyond the view's limits: the cut edges stay off screen.
-    countries.features = clipFeatures(countries.features, [box[0] - 4, Math.max(box[1] - 3, -89), box[2] + 4, Math.min(box[3] + 3, 89)]);
     const bounds = L.latLngBounds([box[1], box[0]], [box[3], box[2]]);
     map.setMaxBounds(bounds);
     map.options.maxBoundsViscosity = 1.0;
     map.setMinZoom(Math.max(map.getBoundsZoom(bounds, true), 3));
   }
-  L.geoJSON(countries, {
+  L.geoJSON({ type: "FeatureCollection", features }, {
     renderer,
     interactive: false,
     style: { fillColor: "#f3f1ea", fillOpacity: 1, color: "#a8a294", weight: 0.8 },
   }).addTo(map);
 }
 
-/** Clip polygon features to a lon/lat box (Sutherland-Hodgman per ring); drops what falls outside. */
-export function clipFeatures(features, [w, s, e, n]) {
-  const inside = [(p) => p[0] >= w, (p) => p[0] <= e, (p) => p[1] >= s, (p) => p[1] <= n];
-  const cut = [
-    (a, b) => [w, a[1] + ((b[1] - a[1]) * (w - a[0])) / (b[0] - a[0])],
-    (a, b) => [e, a[1] + ((b[1] - a[1]) * (e - a[0])) / (b[0] - a[0])],
-    (a, b) => [a[0] + ((b[0] - a[0]) * (s - a[1])) / (b[1] - a[1]), s],
-    (a, b) => [a[0] + ((b[0] - a[0]) * (n - a[1])) / (b[1] - a[1]), n],
-  ];
-  const clipRing = (ring) => {
-    let out = ring;
-    for (let k = 0; k < 4 && out.length; k++) {
-      const input = out;
-      out = [];
-      for (let i = 0; i < input.length; i++) {
-        const a = input[i];
-        const b = input[(i + 1) % input.length];
-        const ina = inside[k](a);
-        const inb = inside[k](b);
-        if (ina) out.push(a);
-        if (ina !== inb) out.push(cut[k](a, b));
-      }
-    }
-    return out.length >= 3 ? out : null;
-  };
-  const clipPolygon = (rings) => {
-    const outer = clipRing(rings[0]);
-    return outer ? [outer, ...rings.slice(1).map(clipRing).filter(Boolean)] : null;
-  };
-  const out = [];
-  for (const f of features) {
-    const g = f.geometry;
-    if (!g) continue;
-    const polys = (g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : []).map(clipPolygon).filter(Boolean);
-    if (polys.length) out.push({ ...f, geometry: { type: "MultiPolygon", coordinates: polys } });
-  }
-  return out;
-}
 
 /** Distance (px) from (x, y) to the segment a-b (container points). */
 function segmentDistance(x, y, a, b) {
