@@ -446,6 +446,7 @@ def main() -> None:
                 page.screenshot(path=str(a.keep / f"dashboard-{n_inc}.png"))
                 if not memory:  # once: the JS heap after the first load and after tours of the map
                     cdp = ctx.new_cdp_session(page)
+                    cdp.send("Performance.enable")
                     for when in ("load", "tour 1", "tour 2", "tour 3"):
                         if when != "load":
                             page.evaluate(TOUR)
@@ -481,6 +482,7 @@ def main() -> None:
 
             stop_cluster(cluster)  # type: ignore[arg-type]
 
+    print(json.dumps({k: v for k, v in results.items()}, default=str), flush=True)
     cpu = platform.processor() or platform.machine()
     r = results
     fetched = "the server's clusters and timeline" if big else "the points or the server's clusters"

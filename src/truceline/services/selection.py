@@ -37,7 +37,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -787,9 +787,29 @@ def clusters(
     return _cells_out(zoom, frows, irows)
 
 
+def _within_data(session: Session, flt: Selection, zoom: int) -> Selection:
+    """The filter without the date bounds that no day of the summary's level ``zoom`` lies
+    beyond (a year's overview selects from the first day with data to the last): the same rows,
+    read as whole months (one short range of the index each) rather than the days of the months
+    the bounds cut (tens of thousands of rows at the finer levels)."""
+    if flt.start is None and flt.end is None:
+        return flt
+    c = MapCellRow
+    level = (c.agreement_id == flt.agreement_id, c.zoom == zoom, c.period == "d")
+    first = session.execute(select(func.min(c.day)).where(*level)).scalar()
+    last = session.execute(select(func.max(c.day)).where(*level)).scalar()
+    if first is None or last is None:
+        return flt
+    first, last = map_cells.as_date(first), map_cells.as_date(last)
+    start = None if flt.start is not None and flt.start <= first else flt.start
+    end = None if flt.end is not None and flt.end >= last else flt.end
+    return replace(flt, start=start, end=end)
+
+
 def _clusters_from_cells(session: Session, flt: Selection, scope: Scope, zoom: int) -> dict[str, Any]:
     c = MapCellRow
     base, lean = _cell_level(flt, zoom)
+    flt = _within_data(session, flt, base)
     shift = base - zoom
     cx = c.gx.op(">>", return_type=Integer)(shift) if shift else c.gx
     cy = c.gy.op(">>", return_type=Integer)(shift) if shift else c.gy

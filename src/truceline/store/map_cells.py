@@ -58,6 +58,7 @@ __all__ = [
     "LEAN_LEVELS",
     "LEVELS",
     "analyse",
+    "as_date",
     "cell_deg",
     "check",
     "grid_cell",
@@ -316,8 +317,12 @@ def _counted(
     return fsel, isel
 
 
-def _date(d: Any) -> dt.date:
+def as_date(d: Any) -> dt.date:
+    """A day as read from the database (SQLite gives text)."""
     return d if isinstance(d, dt.date) else dt.date.fromisoformat(d)
+
+
+_date = as_date
 
 
 def _roll(
