@@ -290,7 +290,7 @@ function forgetAnswers() {
  * and holds it too). Stops as soon as the selection or the view changes. */
 async function prefetchZooms(seq, vseq, params, z) {
   const m = app.map.map;
-  for (const dz of [1, -1, 2]) {
+  for (const dz of [1, -1]) {
     const nz = z + dz;
     if (nz < m.getMinZoom() || nz >= DETAIL_ZOOM) continue;
     if (seq !== app.loadSeq || vseq !== app.viewSeq) return;
