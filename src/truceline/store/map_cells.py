@@ -396,7 +396,8 @@ def check(session: Session, *, limit: int = 20) -> list[str]:
     stored findings and incidents, and each coarser, monthly or lean level summed again from the
     stored level it is summed from, so that any single edit, insertion or deletion of a summary
     row shows. Days waiting to be rebuilt (and the months they are in) are left out: the map
-    does not read them. Read only, a month at a time (memory bounded by a month's rows)."""
+    does not read them. Read only, a month and a level at a time (memory bounded by a month's
+    rows of one level)."""
     conn = session.connection()
     dialect = conn.dialect.name
     c, sd, inc = MapCellRow, MapStaleDayRow, IncidentRow
@@ -412,32 +413,62 @@ def check(session: Session, *, limit: int = 20) -> list[str]:
             end = month_end(m)
             whole = m not in {month_start(d) for d in stale}
             month = c.day.between(m, end)
-            expected = [*_counted(aid, inc.day.between(m, end), dialect)]
-            expected += [
-                _rolled(aid, (BASE_ZOOM, "d"), (z, "d"), month, c.day)
-                for z in FULL_LEVELS
-                if z != BASE_ZOOM
-            ]
-            for z in LEAN_LEVELS:
-                src = min(f for f in FULL_LEVELS if f >= z)
-                expected.append(_rolled(aid, (src, "d"), (z, "d"), month, c.day, lean=True))
-                if whole:
-                    expected.append(_rolled(aid, (src, "m"), (z, "m"), c.day == m, c.day, lean=True))
-            if whole:
-                expected += [_rolled(aid, (z, "d"), (z, "m"), month, literal(m)) for z in FULL_LEVELS]
+            levels = _levels(aid, m, whole, dialect)
+            found: set[str] = set()
+            for expected, which in levels:
+                stored = select(*(getattr(c, k) for k in _COLS)).where(c.agreement_id == aid, which)
+                want, _ = _keyed(conn, expected, stale)
+                have, twice = _keyed(conn, [stored], stale)
+                found |= _differences(want, have) | twice
+            # and rows at no level the map reads (another zoom, period or kind of row)
             held_rows = and_(c.period != "m", month)
             if whole:
                 held_rows = or_(held_rows, and_(c.period == "m", c.day == m))
-            stored = select(*(getattr(c, k) for k in _COLS)).where(c.agreement_id == aid, held_rows)
-            want, _ = _keyed(conn, expected, stale)
-            have, twice = _keyed(conn, [stored], stale)
-            for what in sorted(_differences(want, have) | twice):
+            astray = select(c.zoom, c.period, c.day).where(
+                c.agreement_id == aid, held_rows, ~or_(*(w for _, w in levels))
+            )
+            found |= {
+                _where(tuple(["", *r[:2], _plain(r[2])])) for r in conn.execute(astray.limit(limit))
+            }
+            for what in sorted(found):
                 out.append(
                     f"map summary of agreement {aid!r}, {what}, differs from the stored records "
                     "it sums: rebuild it (`truceline db summarise --rebuild`)"
                 )
                 if len(out) >= limit:
                     return out
+    return out
+
+
+def _levels(
+    agreement_id: str, m: dt.date, whole: bool, dialect: str
+) -> list[tuple[list[Select[Any]], ColumnElement[bool]]]:
+    """For each level of month ``m``'s summary: the queries of what its rows should be (counted
+    from the records for the base level, else summed from the stored level it is built from),
+    and which stored rows it is. ``whole``: no day of the month is stale (its month rows exist)."""
+    c, inc = MapCellRow, IncidentRow
+    end = month_end(m)
+    month = c.day.between(m, end)
+    out: list[tuple[list[Select[Any]], ColumnElement[bool]]] = []
+
+    def level(z: int, period: str, lean: bool, *expected: Select[Any]) -> None:
+        at = c.day == m if period == "m" else month
+        kind = c.sector == LEAN if lean else c.sector != LEAN
+        out.append((list(expected), and_(c.zoom == z, c.period == period, kind, at)))
+
+    level(BASE_ZOOM, "d", False, *_counted(agreement_id, inc.day.between(m, end), dialect))
+    for z in FULL_LEVELS:
+        if z != BASE_ZOOM:
+            level(z, "d", False, _rolled(agreement_id, (BASE_ZOOM, "d"), (z, "d"), month, c.day))
+        if whole:
+            level(z, "m", False, _rolled(agreement_id, (z, "d"), (z, "m"), month, literal(m)))
+    for z in LEAN_LEVELS:
+        src = min(f for f in FULL_LEVELS if f >= z)
+        level(z, "d", True, _rolled(agreement_id, (src, "d"), (z, "d"), month, c.day, lean=True))
+        if whole:
+            level(
+                z, "m", True, _rolled(agreement_id, (src, "m"), (z, "m"), c.day == m, c.day, lean=True)
+            )
     return out
 
 
