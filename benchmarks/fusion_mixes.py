@@ -417,6 +417,70 @@ def calibrate(args: argparse.Namespace) -> None:
             )
 
 
+def _logistic(x: np.ndarray, y: np.ndarray, iters: int = 100) -> np.ndarray:
+    """Coefficients of a logistic regression of ``y`` (0/1) on the columns of ``x`` (Newton's
+    method; the first column is the model's logit, started at 1)."""
+    w = np.zeros(x.shape[1])
+    w[1] = 1.0
+    for _ in range(iters):
+        q = 1.0 / (1.0 + np.exp(-(x @ w)))
+        hess = (x * (q * (1.0 - q))[:, None]).T @ x + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, x.T @ (y - q))
+        w += step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
+
+
+def fit(args: argparse.Namespace) -> None:
+    """Fit ``FusionSettings.calibration`` on mixes the judged ones are not: each judged
+    mix's kind with seeds ``1000 s + its seed`` for s in ``--seeds``; every pair of events
+    fusion leaves apart (from probability 0.005) against whether its reports are of one true
+    event: a logistic regression on the model's logit, the pair's chance of a late report and
+    their product. Prints the coefficients and the reliability before and after by band."""
+    from truceline.core import fusion
+
+    ps, lates, ys = [], [], []
+    for s, hours, m in itertools.product(range(args.seeds[0], args.seeds[1] + 1), args.hours, MIXES):
+        mix = Mix(m.name, acoustic=m.acoustic, late_min=m.late_min, barrage=m.barrage,
+                  hours=hours, seed=1000 * s + m.seed)  # fmt: skip
+        reports, truth = generate(mix)
+        tev = np.array([int(t["event"]) for t in truth])
+        settings = fusion.FusionSettings(calibration=None, count_floor=0.005)
+        res = fusion.fuse(_columns(reports).reports(), settings=settings)
+        k = np.concatenate([res.dup_pair, res.mass_pair])
+        ps.append(res.pair_p[k])
+        lates.append(res.pair_late[k])
+        ys.append((tev[res.pair_a[k]] == tev[res.pair_b[k]]).astype(float))
+    p, late, y = np.concatenate(ps), np.concatenate(lates), np.concatenate(ys)
+    z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / (1 - np.clip(p, 1e-9, 1 - 1e-9)))
+    w = _logistic(np.column_stack([np.ones_like(z), z, late, late * z]), y)
+    coef = tuple(round(float(c), 4) for c in w)
+    hours = " and ".join(f"{h:g}" for h in args.hours)
+    print(f"{len(p):,} pairs of events, seeds {args.seeds[0]}-{args.seeds[1]}, mixes of {hours} h")
+    print(f"calibration = {coef}")
+    q = fusion.calibrated(p, late, coef)
+    bins = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9, 1.0 + 1e-9)
+    print(
+        "| late | pairs | "
+        + " | ".join(f"{lo:g}-{min(hi, 1):g}" for lo, hi in itertools.pairwise(bins))
+        + " |"
+    )
+    print("|---|---|" + "---|" * (len(bins) - 1))
+    for name, m in (
+        ("< 0.2", late < 0.2),
+        ("0.2-0.5", (late >= 0.2) & (late < 0.5)),
+        (">= 0.5", late >= 0.5),
+    ):
+        k = np.digitize(p[m], bins) - 1
+        cells = " | ".join(
+            f"{p[m][k == i].mean():.2f} -> {q[m][k == i].mean():.2f} / {y[m][k == i].mean():.2f}"
+            if (k == i).any() else "-"
+            for i in range(len(bins) - 1)
+        )  # fmt: skip
+        print(f"| {name} | {m.sum():,} | {cells} |")
+
+
 def core(args: argparse.Namespace) -> None:
     """The core's one-batch fusion of each mix (no database): precision and recall of the
     automatic links, true pairs linked or offered, possible duplicates per report and the
@@ -646,6 +710,9 @@ def main() -> None:
     k.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     k.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
     k.add_argument("--matching", default="bp", help="bp (default) or product (the rule before)")
+    f = sub.add_parser("fit", help="fit the count's calibration on mixes other than the judged ones")
+    f.add_argument("--seeds", type=int, nargs=2, default=(1, 4), metavar=("FIRST", "LAST"))
+    f.add_argument("--hours", type=float, nargs="+", default=[4.0, 24.0], help="hours per mix")
     r = sub.add_parser("run", help="generate, import (one batch and streamed), score the judged mixes")
     r.add_argument("--only", nargs="*", help="mixes whose name contains one of these")
     r.add_argument("--hours", type=float, default=None, help="hours per mix (default 24)")
@@ -667,6 +734,8 @@ def main() -> None:
         print(json.dumps({k: v for k, v in vars(s).items() if k != "linked_pairs"}, indent=1))
     elif a.cmd == "calibrate":
         calibrate(a)
+    elif a.cmd == "fit":
+        fit(a)
     elif a.cmd == "core":
         core(a)
     else:

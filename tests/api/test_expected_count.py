@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,10 +159,25 @@ def _with_cameras() -> list[dict[str, Any]]:
     return [*_mix(), *cams]
 
 
-def test_dismissing_a_pair_dismisses_the_others_between_the_same_two_events(api: Api) -> None:
+@pytest.fixture()
+def wide_api(db_url: str, sectored_dir: Path, tmp_path: Path) -> Iterator[Api]:
+    """:func:`api` whose queue takes pairs from 0.1: the patrol's pairs, about 1/6 each as the
+    default calibration states them, are offered (its own agreement cache: the server's
+    ``[fusion]`` table applies to the agreements it loads)."""
+    a = make_api(
+        db_url, sectored_dir, None, attachments_dir=tmp_path / "attachments",
+        fusion={"offer_threshold": 0.1},
+    )  # fmt: skip
+    with a.client:
+        yield a
+    a.ctx.close()
+
+
+def test_dismissing_a_pair_dismisses_the_others_between_the_same_two_events(wide_api: Api) -> None:
     """The patrol may be any round's explosion; an analyst merges rounds 1 and 2 into one event,
     so two stored pairs now link the patrol to that event. Dismissing one stops both counting
     (and neither is offered again); the pair with round 0 still counts."""
+    api = wide_api
     got = api.post("/incidents/batch", json={"incidents": _with_cameras()}, role="admin")
     assert got.status_code in (200, 201), got.text
     with api.ctx.db.read() as s:
@@ -170,12 +186,12 @@ def test_dismissing_a_pair_dismisses_the_others_between_the_same_two_events(api:
             s.execute(text("SELECT report_id, event_id FROM incidents")).all()
         )
         rows = s.execute(
-            text("SELECT pk, a_pk, b_pk, probability FROM fusion_pairs "
+            text("SELECT pk, a_pk, b_pk, probability, status FROM fusion_pairs "
                  "WHERE status IN ('possible', 'weighed')")
         ).all()  # fmt: skip
     assert len({event[f"ac{k}"] for k in range(3)}) == 3 and event["late"] is None
     # the patrol's pair with each round (keyed by the round's number)
-    by_round = {int(rid[b][-1]): (pk, p) for pk, a, b, p in rows if rid[a] == "late"}
+    by_round = {int(rid[b][-1]): (pk, p) for pk, a, b, p, _ in rows if rid[a] == "late"}
     assert set(by_round) == {0, 1, 2}, rows
     m = api.post(
         "/events/merge", json={"events": [event["ac1"], event["ac2"]], "comment": "one shell"},

@@ -35,6 +35,7 @@ from truceline.core.incidents import refuse_boolean_numbers
 __all__ = [
     "ADMIRALTY_CREDIBILITY",
     "ADMIRALTY_RELIABILITY",
+    "CALIBRATION",
     "DEFAULT_SOURCES",
     "GATE_D2_99",
     "GATE_D2_999",
@@ -44,6 +45,7 @@ __all__ = [
     "FusionSettings",
     "Reports",
     "SourceModel",
+    "calibrated",
     "candidates",
     "duplicate_mass",
     "expected_count",
@@ -128,6 +130,11 @@ DEFAULT_SOURCES: Final[dict[str, SourceModel]] = {
 }
 
 
+#: :attr:`FusionSettings.calibration`'s default: ``benchmarks/fusion_mixes.py fit`` (logistic
+#: regression of one true event on the model's logit and the pair's chance of a late report).
+CALIBRATION: Final = (-0.4251, 1.2859, 1.0397, -0.2989)
+
+
 class FusionSettings(BaseModel):
     """Fusion's parameters (an agreement's ``fusion:`` section; every field has a default).
 
@@ -164,6 +171,14 @@ class FusionSettings(BaseModel):
     (:func:`_matching_marginals`); ``"product"``, the vaguer report's normalisation over the
     precise one's source times the precise report's share among the vaguer one's source (the
     rule before; it undercounts pairs whose reports both have rivals: late reports).
+    ``calibration``: how the probability of a pair of events that fusion left apart (a
+    possible duplicate, a pair weighed for the count) is restated from the model's (which the
+    automatic links keep): logit p' = c0 + c1 logit p + late (c2 + c3 logit p), where ``late`` is
+    the chance that one of the two reports is late (1 less the product of their prompt shares,
+    as learned). The model is underconfident where reports are late and overconfident in its low
+    band where they are not (BENCHMARKS.md, issue 15 step 7); the default was fitted by logistic
+    regression on report mixes made independently of Truceline's simulator
+    (``benchmarks/fusion_mixes.py fit``) and checked on others. ``None``: the model's own.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -194,6 +209,7 @@ class FusionSettings(BaseModel):
     density_window_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     delay_prior_weight: float = Field(default=20.0, gt=0.0)
     matching: Literal["bp", "product"] = "bp"
+    calibration: tuple[float, float, float, float] | None = CALIBRATION
 
     @model_validator(mode="before")
     @classmethod
@@ -353,7 +369,10 @@ class FusionResult:
     ``mass_a``, ``mass_b``, ``mass_p``: the other pairs of events that may be one, one pair of
     reports per pair of events (the most probable), from ``count_floor`` up: not for an analyst,
     for the count (:meth:`expected_events`). In both, ``*_a`` is the vaguer report of the pair
-    (the one whose event the pair may make a duplicate of the other's).
+    (the one whose event the pair may make a duplicate of the other's), ``*_p`` the probability
+    as restated for the count (``FusionSettings.calibration``) and ``*_pair`` the index of
+    the candidate pair (its model probability is ``pair_p[dup_pair]``). ``pair_late``: each
+    candidate pair's chance that one of its reports is late (the calibration's second variable).
     """
 
     event_of_report: IntArray
@@ -376,6 +395,9 @@ class FusionResult:
     mass_a: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
     mass_b: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
     mass_p: FloatArray = field(default_factory=lambda: np.zeros(0))
+    pair_late: FloatArray = field(default_factory=lambda: np.zeros(0))
+    dup_pair: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
+    mass_pair: IntArray = field(default_factory=lambda: np.zeros(0, np.intp))
 
     def __len__(self) -> int:
         return len(self.lon)
@@ -676,22 +698,44 @@ def link_probability(reports: Reports, cand: Candidates, settings: FusionSetting
     its clock error and how late its late reports are (the span of their delays) estimated from
     the reports at hand (:func:`_learn_times`) before the final probabilities.
     """
-    if len(cand.a) == 0:
-        return np.zeros(0)
+    return _link_model(reports, cand, settings)[0]
+
+
+def _link_model(
+    reports: Reports, cand: Candidates, settings: FusionSettings
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`link_probability`'s probabilities and each report's prompt share (as learned)."""
     prompt = reports.prompt()
+    if len(cand.a) == 0:
+        return np.zeros(0), prompt
     sigma = np.asarray(reports.time_sigma_s, np.float64)
     late = _late(reports)
     p: FloatArray | None = None
     if settings.learn_delays:
         prompt, sigma, late, p = _learn_times(reports, cand, settings, prompt)
     if not settings.learn_coverage and not settings.local_density:
-        return _probability(reports, cand, settings, prompt, sigma, late=late)
+        return _probability(reports, cand, settings, prompt, sigma, late=late), prompt
     if p is None or settings.learn_coverage:
         p = _probability(reports, cand, settings, prompt, sigma, late=late)
     # (the density's first pass may take the last round of the times' learning: one pass less)
     cover = _learn_coverage(reports, cand, settings, p) if settings.learn_coverage else None
     dens = _local_density(cand, settings, p) if settings.local_density else None
-    return _probability(reports, cand, settings, prompt, sigma, cover, dens, late=late)
+    return _probability(reports, cand, settings, prompt, sigma, cover, dens, late=late), prompt
+
+
+def calibrated(
+    p: ArrayLike, late: ArrayLike, coef: tuple[float, float, float, float] | None
+) -> FloatArray:
+    """The probabilities ``p`` restated by ``coef`` (:attr:`FusionSettings.calibration`;
+    ``late``: each pair's chance that one of its reports is late); ``p`` itself for ``None``."""
+    q = np.asarray(p, np.float64)
+    if coef is None:
+        return q
+    c0, c1, c2, c3 = coef
+    lt = np.asarray(late, np.float64)
+    qc = np.clip(q, 1e-9, 1.0 - 1e-9)
+    z = np.log(qc / (1.0 - qc))
+    return np.asarray(1.0 / (1.0 + np.exp(-(c0 + c1 * z + lt * (c2 + c3 * z)))), np.float64)
 
 
 def _local_density(cand: Candidates, settings: FusionSettings, p: FloatArray) -> FloatArray:
@@ -986,7 +1030,7 @@ def fuse(
         raise ValueError("fuse: the candidate pairs were made with other gates")
     p = pairs if pairs is not None else candidates(reports, gate_d2=gate_d2, time_k=time_k, frame=frame)
     src, a, b = p.src, p.a, p.b
-    prob = link_probability(reports, p, settings)
+    prob, prompt = _link_model(reports, p, settings)
     n_src = int(src.max()) + 1 if n else 1
     strong = prob >= settings.link_threshold
 
@@ -1042,15 +1086,18 @@ def fuse(
         remap[cb] = ca
         label = remap[label]
     res = _result(label, reports, p.xy, p.info, p.tw, p.kind, src, a, b, p.d2, p.frame)
-    return _with_links(res, prob, settings, np.asarray(reports.cov_m2, np.float64))
+    late = 1.0 - prompt[a] * prompt[b]
+    return _with_links(res, prob, late, settings, np.asarray(reports.cov_m2, np.float64))
 
 
 def _with_links(
-    res: FusionResult, prob: FloatArray, settings: FusionSettings, cov_m2: FloatArray
-) -> FusionResult:
+    res: FusionResult, prob: FloatArray, late: FloatArray, settings: FusionSettings,
+    cov_m2: FloatArray,
+) -> FusionResult:  # fmt: skip
     """The result with each report's strongest link in its event, the possible duplicates and
-    the other pairs of events the count weighs (``cov_m2``: the reports' covariances, to put
-    the vaguer report of each pair first)."""
+    the other pairs of events the count weighs, with their probabilities restated for the count
+    (``late``: each pair's chance of a late report; ``cov_m2``: the reports' covariances, to
+    put the vaguer report of each pair first)."""
     n = len(res.event_of_report)
     a, b, ev = res.pair_a, res.pair_b, res.event_of_report
     inside = ev[a] == ev[b]
@@ -1061,27 +1108,30 @@ def _with_links(
     first = order[np.r_[True, who[order][1:] != who[order][:-1]]] if len(order) else order
     link_p, link_to = np.full(n, np.nan), np.full(n, -1, np.intp)
     link_p[who[first]], link_to[who[first]] = pw[first], other[first]
+    # pairs of events: their probability as restated for the count (the links keep the model's)
+    pc = calibrated(prob, late, settings.calibration)
     # one pair per pair of events, the most probable, from the count's floor (or the offers')
     floor = min(settings.count_floor, settings.offer_threshold)
-    cross = np.flatnonzero(~inside & (prob >= floor))
+    cross = np.flatnonzero(~inside & (pc >= floor))
     key = np.minimum(ev[a], ev[b])[cross] * max(len(res), 1) + np.maximum(ev[a], ev[b])[cross]
-    order = np.lexsort((-prob[cross], key))
+    order = np.lexsort((-pc[cross], key))
     best = cross[order[np.r_[True, key[order][1:] != key[order][:-1]]]] if len(order) else cross
-    offer = best[prob[best] >= settings.offer_threshold]
-    keep = offer[_best_offers(a[offer], b[offer], prob[offer], n, settings.offers_per_report)]
+    offer = best[pc[best] >= settings.offer_threshold]
+    keep = offer[_best_offers(a[offer], b[offer], pc[offer], n, settings.offers_per_report)]
     # the queue's share of the reports fused, never fewer than one report's own offers (a
     # small fusion: a single report's): the most probable (ties: the first pairs)
     room = max(math.floor(settings.offer_share * n), settings.offers_per_report)
     if len(keep) > room:
-        keep = np.sort(keep[np.argsort(-prob[keep], kind="stable")[:room]])
-    rest = best[~np.isin(best, keep) & (prob[best] >= settings.count_floor)]
+        keep = np.sort(keep[np.argsort(-pc[keep], kind="stable")[:room]])
+    rest = best[~np.isin(best, keep) & (pc[best] >= settings.count_floor)]
     det = cov_m2[:, 0, 0] * cov_m2[:, 1, 1] - cov_m2[:, 0, 1] ** 2
     swap = det[b] > det[a]  # the vaguer report first
     va, vb = np.where(swap, b, a), np.where(swap, a, b)
     return replace(
         res, pair_p=prob, link_p=link_p, link_to=link_to,
-        dup_a=va[keep], dup_b=vb[keep], dup_p=prob[keep],
-        mass_a=va[rest], mass_b=vb[rest], mass_p=prob[rest],
+        dup_a=va[keep], dup_b=vb[keep], dup_p=pc[keep],
+        mass_a=va[rest], mass_b=vb[rest], mass_p=pc[rest],
+        pair_late=late, dup_pair=keep, mass_pair=rest,
     )  # fmt: skip
 
 
