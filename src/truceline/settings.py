@@ -204,6 +204,13 @@ class Settings(BaseSettings):
         description="Every this many minutes the server closes the ledger up to now (finished days "
         "get their roots, today a checkpoint), so proofs of today's entries are available; 0: never",
     )
+    relink_minutes: float = Field(
+        default=10,
+        ge=0,
+        description="Every this many minutes the server makes fusion's final pass (as `truceline "
+        "relink`) of each closed day that needs one: a day whose end is the longest reporting "
+        "delay past and which received reports since its last pass (up to 7 days back); 0: never",
+    )
     token_cache_s: float = Field(
         default=0.5,
         ge=0,

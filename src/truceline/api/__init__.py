@@ -13,11 +13,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from truceline import __version__
 from truceline.api.errors import install_error_handlers
@@ -27,6 +28,9 @@ from truceline.context import AppContext, build_context, settle
 from truceline.services.auth import ROLE_PERMISSIONS, Role
 from truceline.services.selection import start_builds, stop_builds
 
+if TYPE_CHECKING:
+    from truceline.services.events import DayRelinked
+
 __all__ = [
     "API_PREFIX",
     "SETTINGS_ENV",
@@ -34,6 +38,7 @@ __all__ = [
     "app_from_env",
     "build_context",
     "create_app",
+    "relink_closed",
     "settle",
     "start_builds",
 ]
@@ -47,6 +52,7 @@ API_PREFIX = "/api/v1"
 SWAGGER_UI = "/static/swagger"
 
 _log = logging.getLogger("truceline.ledger")
+_fusion_log = logging.getLogger("truceline.fusion")
 
 _DESCRIPTION = """\
 The information system of a ceasefire-verification mission: agreements and zones, incident
@@ -81,10 +87,13 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        minutes = ctx.settings.ledger_checkpoint_minutes
-        task = asyncio.create_task(_checkpoints(ctx, minutes * 60)) if minutes > 0 else None
+        tasks = []
+        if (minutes := ctx.settings.ledger_checkpoint_minutes) > 0:
+            tasks.append(asyncio.create_task(_checkpoints(ctx, minutes * 60)))
+        if (minutes := ctx.settings.relink_minutes) > 0:
+            tasks.append(asyncio.create_task(_relinks(ctx, minutes * 60)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -204,6 +213,46 @@ async def _checkpoints(ctx: AppContext, every_s: float) -> None:
             )
         except Exception:  # the server goes on; the next round retries
             _log.exception("ledger checkpoint failed")
+
+
+async def _relinks(ctx: AppContext, every_s: float) -> None:
+    """Every ``every_s`` seconds (the ``relink_minutes`` setting), fusion's final pass of each
+    closed day that needs one (:func:`relink_closed`), in a worker thread; a failure is logged
+    and the next round tries again."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(relink_closed, ctx)
+        except Exception:  # the server goes on; the next round retries
+            _fusion_log.exception("the closed days' final pass of fusion failed")
+
+
+def relink_closed(ctx: AppContext) -> list[tuple[str, DayRelinked]]:
+    """Fusion's final pass of each closed day that needs one, for every registered agreement
+    with its fusion settings (:func:`truceline.services.events.relink_closed_days`), one
+    transaction per agreement; returns the days fused again."""
+    from sqlalchemy import select
+
+    from truceline.context import SYSTEM
+    from truceline.services.events import relink_closed_days
+    from truceline.store.models import AgreementRow
+
+    with ctx.db.read() as s:
+        ids = list(s.execute(select(AgreementRow.id).order_by(AgreementRow.id)).scalars())
+    out: list[tuple[str, DayRelinked]] = []
+    for ag_id in ids:
+
+        def one(s: Session, ag_id: str = ag_id) -> list[DayRelinked]:
+            ag = ctx.agreements.get(s, ag_id)
+            return relink_closed_days(s, ag_id, now=ctx.clock(), actor=SYSTEM, settings=ag.fusion)
+
+        for day in ctx.db.write(one):
+            _fusion_log.info(
+                "fusion's final pass of %s %s: %d reports, %d moved",
+                ag_id, day.day.isoformat(), day.reports, day.result.linked,
+            )  # fmt: skip
+            out.append((ag_id, day))
+    return out
 
 
 def app_from_env() -> FastAPI:

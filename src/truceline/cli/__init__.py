@@ -486,7 +486,7 @@ def relink_cmd(
     the order of arrival. Run this once the day's reports are in (the longest reporting delay,
     30 minutes by default, after midnight): the links, the possible duplicates and the day's
     expected count are then those one batch of the same reports gives. An analyst's split or
-    merge stands."""
+    merge stands. `truceline serve` does this by itself for each closed day (relink_minutes)."""
     from truceline.services.events import relink
     from truceline.store.db import Database
 

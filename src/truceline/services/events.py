@@ -53,11 +53,13 @@ from truceline.services.auth import Principal, Scope
 from truceline.services.scope import aliased_incident_clauses, incident_clauses
 from truceline.store import ledger
 from truceline.store.db import bulk_insert, one_of
-from truceline.store.models import DetectionRow, EventRow, FusionPairRow, IncidentRow
+from truceline.store.models import AuditRow, DetectionRow, EventRow, FusionPairRow, IncidentRow
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "MAX_UNCERTAINTY_M",
+    "RELINK_ENTITY",
+    "DayRelinked",
     "Duplicate",
     "EventView",
     "FusionPair",
@@ -77,6 +79,7 @@ __all__ = [
     "merge",
     "refresh_events",
     "relink",
+    "relink_closed_days",
     "split",
 ]
 
@@ -455,6 +458,94 @@ def relink(
     return _link(session, agreement_id, cand, is_new, batch_id=0, ref=ref, now=now, settings=settings)
 
 
+#: The audit trail's entity for a day's final pass (its id: ``AGREEMENT/DAY``).
+RELINK_ENTITY = "fusion_day"
+
+
+@dataclass(frozen=True)
+class DayRelinked:
+    """One day :func:`relink_closed_days` fused again, and what moved."""
+
+    day: dt.date
+    reports: int
+    result: LinkResult
+
+
+def relink_closed_days(
+    session: Session,
+    agreement_id: str,
+    *,
+    now: dt.datetime,
+    actor: Principal,
+    settings: fusion.FusionSettings | None = None,
+    days_back: int = 7,
+) -> list[DayRelinked]:
+    """The final pass (:func:`relink`) of each closed day that needs one, oldest first.
+
+    A day (UTC) is closed once the longest reporting delay has passed since its end
+    (``settings.longest_delay_s()``): its reports are in, as far as the sources' models expect.
+    It needs the pass when it has reports and none was made since the last of them was
+    received: so a complaint filed hours late brings its day back for another pass, and a
+    second call moves nothing (idempotent). Days up to ``days_back`` before the last closed one
+    are looked at. Each pass is audited (entity ``fusion_day``, id ``AGREEMENT/DAY``, action
+    ``relink``: how many reports were weighed and moved) and its links go into the ledger as
+    :func:`relink` writes them. On PostgreSQL a transaction lock on the agreement keeps two
+    server processes from making the same pass at once.
+    """
+    settings = settings if settings is not None else DEFAULT_SETTINGS
+    now = as_utc(now)
+    margin = dt.timedelta(seconds=settings.longest_delay_s())
+    last = (now - margin).date() - dt.timedelta(days=1)  # the last day whose end + margin is past
+    first = last - dt.timedelta(days=max(days_back, 1) - 1)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        key = func.hashtext("relink:" + agreement_id)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+    latest: dict[dt.date, dt.datetime] = {}
+    n_of: dict[dt.date, int] = {}
+    for d, n, received in session.execute(
+        select(IncidentRow.day, func.count(), func.max(IncidentRow.received_at))
+        .where(IncidentRow.agreement_id == agreement_id, IncidentRow.day.between(first, last))
+        .group_by(IncidentRow.day)
+    ):
+        latest[d], n_of[d] = as_utc(received), int(n)
+    if not latest:
+        return []
+    ids = {f"{agreement_id}/{d.isoformat()}": d for d in latest}
+    done: dict[dt.date, dt.datetime] = {}
+    for eid, at in session.execute(
+        select(AuditRow.entity_id, func.max(AuditRow.at))
+        .where(
+            AuditRow.entity == RELINK_ENTITY,
+            AuditRow.action == "relink",
+            AuditRow.entity_id.in_(ids),
+        )
+        .group_by(AuditRow.entity_id)
+    ):
+        done[ids[eid]] = as_utc(at)
+    out: list[DayRelinked] = []
+    for d in sorted(latest):
+        if d in done and done[d] >= latest[d]:
+            continue
+        start = dt.datetime.combine(d, dt.time(), dt.UTC)
+        res = relink(
+            session, agreement_id, start=start, end=start + dt.timedelta(days=1), now=now,
+            settings=settings,
+        )  # fmt: skip
+        record_change(
+            session, actor=actor, entity=RELINK_ENTITY, entity_id=f"{agreement_id}/{d.isoformat()}",
+            action="relink", now=now, before=None,
+            after={
+                "reports": n_of[d], "moved": res.linked, "events_made": len(res.new_events),
+                "events_changed": len(res.grown_events),
+                "last_received": latest[d].isoformat(),
+            },
+            comment="the day's final pass, once closed",
+        )  # fmt: skip
+        out.append(DayRelinked(d, n_of[d], res))
+    return out
+
+
 def _link(
     session: Session, agreement_id: str, cand: ReportColumns, is_new: NDArray[np.bool_], *,
     batch_id: int, ref: str, now: dt.datetime, settings: fusion.FusionSettings,
@@ -661,44 +752,51 @@ def _dissolve(session: Session, events: NDArray[np.intp]) -> tuple[NDArray[np.in
 def _reason(
     cand: ReportColumns, pairs: fusion.Candidates, i: NDArray[np.intp], j: NDArray[np.intp],
     p: NDArray[np.float64], settings: fusion.FusionSettings,
+    model_p: NDArray[np.float64] | None = None,
 ) -> list[str]:  # fmt: skip
-    """Why fusion weighed reports ``i`` and ``j`` as one event, one JSON text per pair."""
+    """Why fusion weighed reports ``i`` and ``j`` as one event, one JSON text per pair
+    (``model_p``: the model's probability where ``p`` is restated by the calibration)."""
     dist = np.hypot(*(pairs.xy[j] - pairs.xy[i]).T)
     dt_s = cand.time_s[j] - cand.time_s[i]
-    cols = zip(
+    cols = (
         p.tolist(), dist.tolist(), dt_s.tolist(), cand.kind[i].tolist(), cand.kind[j].tolist(),
         cand.source_type[i].tolist(), cand.source_type[j].tolist(),
-        cand.unc_m[i].tolist(), cand.unc_m[j].tolist(), strict=True,
+        cand.unc_m[i].tolist(), cand.unc_m[j].tolist(),
     )  # fmt: skip
     thr, off, dens = settings.link_threshold, settings.offer_threshold, settings.event_density_km2_h
-    return [
-        json.dumps(
-            {
-                "probability": round(pr, 4),
-                "distance_m": round(d, 1),
-                "time_apart_s": round(t, 1),
-                "kinds": [ka, kb],
-                "sources": [sa, sb],
-                "uncertainty_m": [ua, ub],
-                "link_threshold": thr,
-                "offer_threshold": off,
-                "event_density_km2_h": dens,
-            },
-            separators=(",", ":"),
-        )
-        for pr, d, t, ka, kb, sa, sb, ua, ub in cols
-    ]
+    restated = model_p is not None and settings.calibration is not None
+    models = model_p.tolist() if model_p is not None else [None] * len(i)
+    out = []
+    for pr, d, t, ka, kb, sa, sb, ua, ub, m in zip(*cols, models, strict=True):
+        why: dict[str, Any] = {
+            "probability": round(pr, 4),
+            "distance_m": round(d, 1),
+            "time_apart_s": round(t, 1),
+            "kinds": [ka, kb],
+            "sources": [sa, sb],
+            "uncertainty_m": [ua, ub],
+            "link_threshold": thr,
+            "offer_threshold": off,
+            "event_density_km2_h": dens,
+        }
+        if restated:  # the model's own, and how the calibration restated it
+            why["model_probability"] = round(m, 4)
+            why["calibration"] = list(settings.calibration or ())
+        out.append(json.dumps(why, separators=(",", ":")))
+    return out
 
 
 def _insert_pairs(
     conn: Any, agreement_id: str, cand: ReportColumns, pairs: fusion.Candidates,
     i: NDArray[np.intp], j: NDArray[np.intp], p: NDArray[np.float64], status: str,
     settings: fusion.FusionSettings, *, batch_id: int, now: dt.datetime,
+    model_p: NDArray[np.float64] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Store the pairs (i, j) with their probability ``p``: the rows written, with their pks."""
+    """Store the pairs (i, j) with their probability ``p`` (``model_p``: the model's, where ``p``
+    is restated by the calibration): the rows written, with their pks."""
     if len(i) == 0:
         return []
-    reasons = _reason(cand, pairs, i, j, p, settings)
+    reasons = _reason(cand, pairs, i, j, p, settings, model_p)
     t = np.minimum(cand.time_s[i], cand.time_s[j])
     rows = [
         {
@@ -746,20 +844,21 @@ def _keep_possible(
             _PT.delete().where(one_of(_PT.c.pk, "pks", dialect)), {"pks": stale[k : k + _IDS_CHUNK]}
         )
     dismissed = {(min(a, b), max(a, b)) for _, a, b, st in prior if st == "dismissed"}
-    for status, (ra, rb, rp) in (
-        ("possible", (res.dup_a, res.dup_b, res.dup_p)),
-        ("weighed", (res.mass_a, res.mass_b, res.mass_p)),
+    for status, (ra, rb, rp, rk) in (
+        ("possible", (res.dup_a, res.dup_b, res.dup_p, res.dup_pair)),
+        ("weighed", (res.mass_a, res.mass_b, res.mass_p, res.mass_pair)),
     ):
         mine = reweighed[ra] | reweighed[rb]
-        i, j, p = ra[mine], rb[mine], rp[mine]
+        i, j, p, mp = ra[mine], rb[mine], rp[mine], res.pair_p[rk[mine]]
         if dismissed and len(i):
             pa, pb = cand.pk[i], cand.pk[j]
             keys = zip(np.minimum(pa, pb).tolist(), np.maximum(pa, pb).tolist(), strict=True)
             keep = np.array([k not in dismissed for k in keys], bool)
-            i, j, p = i[keep], j[keep], p[keep]
+            i, j, p, mp = i[keep], j[keep], p[keep], mp[keep]
         written += _insert_pairs(
-            conn, agreement_id, cand, pairs, i, j, p, status, settings, batch_id=batch_id, now=now
-        )
+            conn, agreement_id, cand, pairs, i, j, p, status, settings, batch_id=batch_id, now=now,
+            model_p=mp,
+        )  # fmt: skip
     # the pairs withdrawn and offered, in the ledger (the analyst's queue and the day's count)
     ledger.record_rows(session, "fusion_pairs", [], deleted=stale, known=written, now=now)
 
