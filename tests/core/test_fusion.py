@@ -457,3 +457,27 @@ def test_link_probabilities_are_the_matchings_marginals_where_the_pairs_form_a_t
     cand = _pairs_of(a, b, src[: max(a + b) + 1])
     p = F._matching_marginals(cand, o)
     assert p == pytest.approx(_brute_force(a, b, o), abs=1e-5)
+
+
+def test_pairs_of_events_are_stated_calibrated_and_links_keep_the_models_probability() -> None:
+    """The default calibration lowers a prompt pair's low band and raises a late one's (BENCHMARKS.md,
+    issue 15 step 7), monotone in the model's probability; ``None`` states the model's own. A
+    fusion's possible duplicates and weighed pairs carry the restated probability of their
+    candidate pair; the links are the same either way."""
+    p = np.linspace(0.01, 0.99, 99)
+    assert np.array_equal(F.calibrated(p, np.zeros(99), None), p)
+    prompt, late = (
+        F.calibrated(p, np.zeros(99), F.CALIBRATION),
+        F.calibrated(p, np.ones(99), F.CALIBRATION),
+    )
+    assert np.all(np.diff(prompt) > 0) and np.all(np.diff(late) > 0)
+    assert prompt[p <= 0.3].max() < 0.3 and np.all(prompt[p <= 0.3] < p[p <= 0.3])
+    assert np.all(late[p <= 0.8] > p[p <= 0.8])
+    rep = _round_reports((500.0, 0.0), 30.0)
+    own = F.fuse(rep, settings=F.FusionSettings(calibration=None))
+    res = F.fuse(rep)
+    assert np.array_equal(res.event_of_report, own.event_of_report)
+    assert np.array_equal(res.pair_p, own.pair_p)
+    k = res.dup_pair
+    assert np.allclose(res.dup_p, F.calibrated(res.pair_p[k], res.pair_late[k], F.CALIBRATION))
+    assert np.allclose(own.dup_p, own.pair_p[own.dup_pair])
