@@ -6,7 +6,6 @@ The reports are the hand-made hour of ``tests/cli/test_relink.py`` (not the simu
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,11 @@ class _Clock:
         return self.now
 
 
-def _streamed(db: Path, rows: list[dict[str, Any]], arrive: np.ndarray) -> Any:
+def _streamed(db: str, rows: list[dict[str, Any]], arrive: np.ndarray) -> Any:
     """A server's context on ``db`` that received ``rows`` through the ingest service in the
     order they arrived, one batch per 10 minutes, each at its arrival time; its clock after."""
     clock = _Clock(DAY)
-    ctx = build_context(load_settings(db=str(db), agreements=[Path(UKR)], relink_minutes=0), clock=clock)
+    ctx = build_context(load_settings(db=db, agreements=[Path(UKR)], relink_minutes=0), clock=clock)
     ctx.db.upgrade()
     from truceline.context import register_folders
 
@@ -58,12 +57,13 @@ def _streamed(db: Path, rows: list[dict[str, Any]], arrive: np.ndarray) -> Any:
     return ctx, clock
 
 
-def _passes(db: Path) -> list[tuple[str, str]]:
-    con = sqlite3.connect(db)
-    rows = con.execute(
-        "SELECT entity_id, action FROM audit_log WHERE entity = ? ORDER BY pk", (RELINK_ENTITY,)
-    ).fetchall()
-    con.close()
+def _passes(ctx: Any) -> list[tuple[str, str]]:
+    with ctx.db.read() as s:
+        rows = s.execute(
+            select(AuditRow.entity_id, AuditRow.action)
+            .where(AuditRow.entity == RELINK_ENTITY)
+            .order_by(AuditRow.pk)
+        ).all()
     return [(str(a), str(b)) for a, b in rows]
 
 
@@ -73,23 +73,23 @@ def test_a_closed_day_is_fused_again_once_and_again_after_a_late_report(tmp_path
     _import(_write(rows, tmp_path / "all.csv"), one)
     want = _state(one)
     db = tmp_path / "stream.db"
-    ctx, clock = _streamed(db, rows, arrive)
+    ctx, clock = _streamed(str(db), rows, arrive)
     try:
         assert _state(db) != want, "the order of arrival changes this mix's links"
         # the day is not closed until its end and the longest delay (30 min) have passed
         clock.now = DAY + dt.timedelta(days=1, minutes=29)
         assert relink_closed(ctx) == []
-        assert _state(db) != want and _passes(db) == []
+        assert _state(db) != want and _passes(ctx) == []
         clock.now = DAY + dt.timedelta(days=1, minutes=31)
         done = relink_closed(ctx)
         assert [(d.day, d.reports) for _, d in done] == [(DAY.date(), len(rows))]
         assert _state(db) == want
         ag = f"{done[0][0]}/{DAY.date().isoformat()}"
-        assert _passes(db) == [(ag, "relink")]
+        assert _passes(ctx) == [(ag, "relink")]
         # idempotent: nothing arrived since, nothing is fused again
         clock.now += dt.timedelta(hours=1)
         assert relink_closed(ctx) == []
-        assert _passes(db) == [(ag, "relink")]
+        assert _passes(ctx) == [(ag, "relink")]
         with ctx.db.read() as s:
             assert ledger.verify(s).ok
         # a complaint about that day filed hours later brings the day back for another pass
@@ -104,7 +104,7 @@ def test_a_closed_day_is_fused_again_once_and_again_after_a_late_report(tmp_path
         clock.now += dt.timedelta(minutes=1)
         again = relink_closed(ctx)
         assert [(d.day, d.reports) for _, d in again] == [(DAY.date(), len(rows) + 1)]
-        assert _passes(db) == [(ag, "relink"), (ag, "relink")]
+        assert _passes(ctx) == [(ag, "relink"), (ag, "relink")]
         # older days are not looked at past ``days_back``
         with ctx.db.read() as s:
             far = DAY + dt.timedelta(days=30)
@@ -114,20 +114,20 @@ def test_a_closed_day_is_fused_again_once_and_again_after_a_late_report(tmp_path
         ctx.close()
 
 
-def test_the_server_makes_the_pass_by_itself(tmp_path: Path) -> None:
+def test_the_server_makes_the_pass_by_itself(db_url: str) -> None:
+    """On SQLite and PostgreSQL (where the pass takes a transaction lock on the agreement)."""
     rows, arrive = _mix(n_events=12)
-    db = tmp_path / "stream.db"
-    ctx, clock = _streamed(db, rows, arrive)
+    ctx, clock = _streamed(db_url, rows, arrive)
     ctx.close()
     clock.now = DAY + dt.timedelta(days=1, hours=1)
-    settings = load_settings(db=str(db), agreements=[Path(UKR)], relink_minutes=0.002)  # 0.12 s
+    settings = load_settings(db=db_url, agreements=[Path(UKR)], relink_minutes=0.002)  # 0.12 s
     ctx = build_context(settings, clock=clock)
     try:
         with TestClient(create_app(ctx)):  # runs the server's start-up and background tasks
             deadline = time.monotonic() + 30.0
-            while time.monotonic() < deadline and not _passes(db):
+            while time.monotonic() < deadline and not _passes(ctx):
                 time.sleep(0.1)
-        assert [a for _, a in _passes(db)] == ["relink"]
+        assert [a for _, a in _passes(ctx)] == ["relink"]
         with ctx.db.read() as s:
             row = s.execute(select(AuditRow).where(AuditRow.entity == RELINK_ENTITY)).scalar_one()
             assert row.actor == "system" and row.after is not None
