@@ -28,10 +28,8 @@ _jit = numba.njit(cache=True, nogil=True)
 
 
 @_jit  # type: ignore[untyped-decorator]
-def _search_left(keys: Any, x: float) -> int:
-    """``np.searchsorted(keys, x)`` (side left)."""
-    lo = 0
-    hi = len(keys)
+def _search_left(keys: Any, x: float, lo: int, hi: int) -> int:
+    """``np.searchsorted(keys[lo:hi], x) + lo`` (side left)."""
     while lo < hi:
         mid = (lo + hi) >> 1
         if keys[mid] < x:
@@ -74,17 +72,24 @@ def _row_sum(a: Any, n: int) -> float:
 @_jit  # type: ignore[untyped-decorator]
 def _score(
     hx: float, hy: float, r0: float, ht0: float, wx: float, wy: float, ch: float, c2: float,
-    sc_s: float, n_cols: int, sc: Any, sc_ok: Any, kx: Any, ky: Any, var_timing: Any,
-    var_wind: Any, keys: Any, kdet: Any, stride: float, t_base: float, tol_s: float,
-    tol_sigma: float, range_m: float, md: Any, zz: Any,
+    sc_s: float, n_cols: int, sc: Any, sc_f: Any, sc_ok: Any, kx: Any, ky: Any, var_timing: Any,
+    var_wind: Any, keys: Any, kdet: Any, blk: Any, stride: float, t_base: float, tol_s: float,
+    tol_sigma: float, range_m: float, md: Any, zz: Any, need: int, order: Any,
 ) -> tuple[int, float]:
     """Match the hypothesis against the first ``n_cols`` scored sensors: detections ``md``,
-    their count and cost (as ``associate._hypotheses``' ``score``)."""
+    their count and cost (as ``associate._hypotheses``' ``score``); (-1, inf) as soon as fewer
+    than ``need`` detections can match. The columns are visited in ``order`` (the likeliest
+    misses first, so that a hypothesis that cannot win is left sooner); the cost is summed in
+    column order all the same."""
     n_keys = len(keys)
     count = 0
     for k in range(n_cols):
         md[k] = -1
         zz[k] = 0.0
+    for i in range(n_cols):
+        if count + n_cols - i < need:
+            return -1, math.inf
+        k = order[i]
         if not sc_ok[k]:
             continue
         ex = kx[k] - hx
@@ -97,8 +102,9 @@ def _score(
         e = sc_s * (dk - r0) / c2
         var = var_timing[k] + e * e + var_wind[k]
         tol = tol_s + tol_sigma * math.sqrt(var)
-        kq = sc[k] * stride + (tp - t_base)
-        pos = _search_left(keys, kq)
+        kq = sc_f[k] * stride + (tp - t_base)
+        # the sensor's own block of the keys (the nearest key outside it is a day away)
+        pos = _search_left(keys, kq, blk[sc[k]], blk[sc[k] + 1])
         dlo = abs(keys[pos - 1] - kq) if pos > 0 else math.inf
         dhi = abs(keys[pos] - kq) if pos < n_keys else math.inf
         below = dlo <= dhi
@@ -113,7 +119,7 @@ def _score(
 @_jit  # type: ignore[untyped-decorator]
 def _kernel(
     seeds: Any, det_sensor: Any, det_t: Any, det_c: Any, det_w: Any, det_sc: Any, det_sw: Any,
-    keys: Any, kdet: Any, stride: float, t_base: float, xy: Any, sigma_ms: Any, nb: Any,
+    keys: Any, kdet: Any, blk: Any, stride: float, t_base: float, xy: Any, sigma_ms: Any, nb: Any,
     score_tbl: Any, pairs: Any, m_c: int, tol_s: float, tol_sigma: float, tol_rel: float,
     c_slack: float, range_m: float, n_pre: int, n_keep: int,
 ) -> tuple[Any, Any, Any, Any]:
@@ -137,9 +143,13 @@ def _kernel(
     h_y = np.zeros(cap_h)
     h_r = np.zeros(cap_h)
     h_t = np.zeros(cap_h)
+    h_p = np.zeros(cap_h, np.int64)
+    pair_order = np.zeros((max(n_pairs, 1), max(n_pre, 1)), np.int64)
+    natural = np.arange(n_sc)
     kx = np.zeros(n_sc)
     ky = np.zeros(n_sc)
-    sc = np.zeros(n_sc)
+    sc = np.zeros(n_sc, np.int64)
+    sc_f = np.zeros(n_sc)
     sc_ok = np.zeros(n_sc, np.bool_)
     var_timing = np.zeros(n_sc)
     var_wind = np.zeros(n_sc)
@@ -170,8 +180,9 @@ def _kernel(
             dx = xy[nbj, 0] - xs0
             dy = xy[nbj, 1] - ys0
             dist = math.sqrt(dx * dx + dy * dy)
-            lo = _search_left(keys, nbj * stride + ((ts - eps) - t_base))
-            hi = _search_left(keys, nbj * stride + ((ts + dist / c_lo + eps) - t_base))
+            b0, b1 = blk[nbj], blk[nbj + 1]
+            lo = _search_left(keys, nbj * stride + ((ts - eps) - t_base), b0, b1)
+            hi = _search_left(keys, nbj * stride + ((ts + dist / c_lo + eps) - t_base), b0, b1)
             nc = min(max(hi - lo, 0), m_c)
             n_cand[j] = nc
             shift = (wx * xy[nbj, 0] + wy * xy[nbj, 1]) / cs2
@@ -240,6 +251,7 @@ def _kernel(
                         h_y[n_h] = hy
                         h_r[n_h] = r0
                         h_t[n_h] = ts - r0 / (cs + u0)
+                        h_p[n_h] = p
                         n_h += 1
         if n_h == 0:
             continue
@@ -250,6 +262,7 @@ def _kernel(
             sc_ok[k] = sk >= 0
             skc = sk if sk >= 0 else 0
             sc[k] = skc
+            sc_f[k] = skc
             kx[k] = xy[skc, 0]
             ky[k] = xy[skc, 1]
             sig_k = sigma_ms[skc] * 1e-3
@@ -259,13 +272,31 @@ def _kernel(
             var_wind[k] = vw * vw
         n_kept = 0
         if prescore:
+            # per pair, the prescored columns other than the seed's and the pair's sensors
+            # (those the pair's sources pass through) first
+            for p in range(n_pairs):
+                na = nb[s0, pairs[p, 0]]
+                nbb = nb[s0, pairs[p, 1]]
+                i = 0
+                for late in range(2):
+                    for k in range(n_pre):
+                        sk = score_tbl[s0, k]
+                        own = sk >= 0 and (sk == s0 or sk == na or sk == nbb)
+                        if own == (late == 1):
+                            pair_order[p, i] = k
+                            i += 1
             # the n_keep best (most detections, then least cost, then first) on the nearest few
             for h in range(n_h):
+                # a hypothesis that cannot match as many detections as the last kept one is
+                # left as soon as that shows (it would not be kept: the same choice, sooner)
+                need = keep_c[n_keep - 1] if n_kept == n_keep else 0
                 c1, k1 = _score(
-                    h_x[h], h_y[h], h_r[h], h_t[h], wx, wy, cs, cs2, sc_s, n_pre, sc, sc_ok,
-                    kx, ky, var_timing, var_wind, keys, kdet, stride, t_base, tol_s, tol_sigma,
-                    range_m, md, zz,
+                    h_x[h], h_y[h], h_r[h], h_t[h], wx, wy, cs, cs2, sc_s, n_pre, sc, sc_f,
+                    sc_ok, kx, ky, var_timing, var_wind, keys, kdet, blk, stride, t_base, tol_s,
+                    tol_sigma, range_m, md, zz, need, pair_order[h_p[h]],
                 )
+                if c1 < 0:
+                    continue
                 pos = n_kept
                 while pos > 0 and (
                     c1 > keep_c[pos - 1] or (c1 == keep_c[pos - 1] and k1 < keep_k[pos - 1])
@@ -290,9 +321,9 @@ def _kernel(
         for q in range(n_full):
             h = keep_i[q] if prescore else q
             c, kk = _score(
-                h_x[h], h_y[h], h_r[h], h_t[h], wx, wy, cs, cs2, sc_s, n_sc, sc, sc_ok, kx, ky,
-                var_timing, var_wind, keys, kdet, stride, t_base, tol_s, tol_sigma, range_m,
-                md, zz,
+                h_x[h], h_y[h], h_r[h], h_t[h], wx, wy, cs, cs2, sc_s, n_sc, sc, sc_f, sc_ok,
+                kx, ky, var_timing, var_wind, keys, kdet, blk, stride, t_base, tol_s, tol_sigma,
+                range_m, md, zz, 0, natural,
             )
             if first or c > best_c or (c == best_c and kk < best_k):
                 first = False
@@ -356,9 +387,12 @@ def best_hypotheses(
     def f64(a: FloatArray) -> FloatArray:
         return np.ascontiguousarray(a, np.float64)
 
+    # where each sensor's detections start in the keys (sensor k's keys lie in [k, k + 1) strides)
+    n_sensors = len(timing_sigma_ms)
+    blk = np.searchsorted(index_keys, np.arange(n_sensors + 1) * float(stride))
     has, dets, cnt, cost = _kernel(
         i64(seeds), i64(det_sensor), f64(det_t), f64(det_c), f64(det_w), f64(det_sc), f64(det_sw),
-        f64(index_keys), i64(index_det), float(stride), float(t_base), f64(xy),
+        f64(index_keys), i64(index_det), i64(blk), float(stride), float(t_base), f64(xy),
         f64(timing_sigma_ms), i64(nb), i64(score_tbl), i64(pairs), int(max_candidates),
         float(tol_s), float(tol_sigma), float(tol_rel), float(c_slack), float(range_m),
         int(n_prescore), int(n_keep),
