@@ -24,10 +24,10 @@ from truceline.core.arrays import BoolArray, FloatArray, IntArray
 
 __all__ = ["best_hypotheses"]
 
-_jit = numba.njit(cache=True, nogil=True)
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
-@_jit  # type: ignore[untyped-decorator]
+@_jit
 def _search_left(keys: Any, x: float, lo: int, hi: int) -> int:
     """``np.searchsorted(keys[lo:hi], x) + lo`` (side left)."""
     while lo < hi:
@@ -38,7 +38,21 @@ def _search_left(keys: Any, x: float, lo: int, hi: int) -> int:
             hi = mid
     return lo
 
-@_jit  # type: ignore[untyped-decorator]
+
+@_jit
+def _find(keys: Any, x: float, sensor: int, blk: Any, buckets: Any, stride: float, width: float) -> int:
+    """``np.searchsorted(keys, x)`` (side left) for a key ``x`` of ``sensor``: searched in the
+    sensor's bucket of time that holds ``x`` (a detection or so), the answer checked against
+    its neighbours, else in the sensor's whole block of the keys."""
+    j = math.floor((x - sensor * stride) / width)
+    if 0 <= j < buckets.shape[1] - 1:
+        pos = _search_left(keys, x, buckets[sensor, j], buckets[sensor, j + 1])
+        if (pos == 0 or keys[pos - 1] < x) and (pos == len(keys) or keys[pos] >= x):
+            return pos
+    return _search_left(keys, x, blk[sensor], blk[sensor + 1])
+
+
+@_jit
 def _row_sum(a: Any, n: int) -> float:
     """``np.sum`` of ``a[:n]`` in NumPy's order (pairwise: 8 partial sums from 8 terms on)."""
     if n < 8:
@@ -67,14 +81,42 @@ def _row_sum(a: Any, n: int) -> float:
     while i < n:
         res += a[i]
         i += 1
-    return 0.0 + res
+    return float(0.0 + res)
 
-@_jit  # type: ignore[untyped-decorator]
+
+@_jit
 def _score(
-    hx: float, hy: float, r0: float, ht0: float, wx: float, wy: float, ch: float, c2: float,
-    sc_s: float, n_cols: int, sc: Any, sc_f: Any, sc_ok: Any, kx: Any, ky: Any, var_timing: Any,
-    var_wind: Any, keys: Any, kdet: Any, blk: Any, stride: float, t_base: float, tol_s: float,
-    tol_sigma: float, range_m: float, md: Any, zz: Any, need: int, order: Any,
+    hx: float,
+    hy: float,
+    r0: float,
+    ht0: float,
+    wx: float,
+    wy: float,
+    ch: float,
+    c2: float,
+    sc_s: float,
+    n_cols: int,
+    sc: Any,
+    sc_f: Any,
+    sc_ok: Any,
+    kx: Any,
+    ky: Any,
+    var_timing: Any,
+    var_wind: Any,
+    keys: Any,
+    kdet: Any,
+    blk: Any,
+    buckets: Any,
+    width: float,
+    stride: float,
+    t_base: float,
+    tol_s: float,
+    tol_sigma: float,
+    range_m: float,
+    md: Any,
+    zz: Any,
+    need: int,
+    order: Any,
 ) -> tuple[int, float]:
     """Match the hypothesis against the first ``n_cols`` scored sensors: detections ``md``,
     their count and cost (as ``associate._hypotheses``' ``score``); (-1, inf) as soon as fewer
@@ -103,8 +145,7 @@ def _score(
         var = var_timing[k] + e * e + var_wind[k]
         tol = tol_s + tol_sigma * math.sqrt(var)
         kq = sc_f[k] * stride + (tp - t_base)
-        # the sensor's own block of the keys (the nearest key outside it is a day away)
-        pos = _search_left(keys, kq, blk[sc[k]], blk[sc[k] + 1])
+        pos = _find(keys, kq, sc[k], blk, buckets, stride, width)
         dlo = abs(keys[pos - 1] - kq) if pos > 0 else math.inf
         dhi = abs(keys[pos] - kq) if pos < n_keys else math.inf
         below = dlo <= dhi
@@ -116,12 +157,36 @@ def _score(
             count += 1
     return count, _row_sum(zz, n_cols)
 
-@_jit  # type: ignore[untyped-decorator]
+
+@_jit
 def _kernel(
-    seeds: Any, det_sensor: Any, det_t: Any, det_c: Any, det_w: Any, det_sc: Any, det_sw: Any,
-    keys: Any, kdet: Any, blk: Any, stride: float, t_base: float, xy: Any, sigma_ms: Any, nb: Any,
-    score_tbl: Any, pairs: Any, m_c: int, tol_s: float, tol_sigma: float, tol_rel: float,
-    c_slack: float, range_m: float, n_pre: int, n_keep: int,
+    seeds: Any,
+    det_sensor: Any,
+    det_t: Any,
+    det_c: Any,
+    det_w: Any,
+    det_sc: Any,
+    det_sw: Any,
+    keys: Any,
+    kdet: Any,
+    blk: Any,
+    buckets: Any,
+    width: float,
+    stride: float,
+    t_base: float,
+    xy: Any,
+    sigma_ms: Any,
+    nb: Any,
+    score_tbl: Any,
+    pairs: Any,
+    m_c: int,
+    tol_s: float,
+    tol_sigma: float,
+    tol_rel: float,
+    c_slack: float,
+    range_m: float,
+    n_pre: int,
+    n_keep: int,
 ) -> tuple[Any, Any, Any, Any]:
     n_seeds = len(seeds)
     n_nb = nb.shape[1]
@@ -180,9 +245,16 @@ def _kernel(
             dx = xy[nbj, 0] - xs0
             dy = xy[nbj, 1] - ys0
             dist = math.sqrt(dx * dx + dy * dy)
-            b0, b1 = blk[nbj], blk[nbj + 1]
-            lo = _search_left(keys, nbj * stride + ((ts - eps) - t_base), b0, b1)
-            hi = _search_left(keys, nbj * stride + ((ts + dist / c_lo + eps) - t_base), b0, b1)
+            lo = _find(keys, nbj * stride + ((ts - eps) - t_base), nbj, blk, buckets, stride, width)
+            hi = _find(
+                keys,
+                nbj * stride + ((ts + dist / c_lo + eps) - t_base),
+                nbj,
+                blk,
+                buckets,
+                stride,
+                width,
+            )
             nc = min(max(hi - lo, 0), m_c)
             n_cand[j] = nc
             shift = (wx * xy[nbj, 0] + wy * xy[nbj, 1]) / cs2
@@ -236,11 +308,8 @@ def _kernel(
                     else:
                         r1 = math.nan
                         r2 = math.nan
-                    if not math.isfinite(r1):
-                        if abs(qa) <= 1e-9 and qb != 0:
-                            r1 = -qc / (2 * qb)
-                        else:
-                            r1 = math.nan
+                    if not math.isfinite(r1):  # a linear equation: one root (or none)
+                        r1 = -qc / (2 * qb) if abs(qa) <= 1e-9 and qb != 0 else math.nan
                     for r0 in (r1, r2):
                         if not (math.isfinite(r0) and r0 >= 0 and r0 <= range_m):
                             continue
@@ -281,7 +350,7 @@ def _kernel(
                 for late in range(2):
                     for k in range(n_pre):
                         sk = score_tbl[s0, k]
-                        own = sk >= 0 and (sk == s0 or sk == na or sk == nbb)
+                        own = sk >= 0 and (sk == s0 or sk == na or sk == nbb)  # noqa: SIM109 - numba
                         if own == (late == 1):
                             pair_order[p, i] = k
                             i += 1
@@ -291,9 +360,37 @@ def _kernel(
                 # left as soon as that shows (it would not be kept: the same choice, sooner)
                 need = keep_c[n_keep - 1] if n_kept == n_keep else 0
                 c1, k1 = _score(
-                    h_x[h], h_y[h], h_r[h], h_t[h], wx, wy, cs, cs2, sc_s, n_pre, sc, sc_f,
-                    sc_ok, kx, ky, var_timing, var_wind, keys, kdet, blk, stride, t_base, tol_s,
-                    tol_sigma, range_m, md, zz, need, pair_order[h_p[h]],
+                    h_x[h],
+                    h_y[h],
+                    h_r[h],
+                    h_t[h],
+                    wx,
+                    wy,
+                    cs,
+                    cs2,
+                    sc_s,
+                    n_pre,
+                    sc,
+                    sc_f,
+                    sc_ok,
+                    kx,
+                    ky,
+                    var_timing,
+                    var_wind,
+                    keys,
+                    kdet,
+                    blk,
+                    buckets,
+                    width,
+                    stride,
+                    t_base,
+                    tol_s,
+                    tol_sigma,
+                    range_m,
+                    md,
+                    zz,
+                    need,
+                    pair_order[h_p[h]],
                 )
                 if c1 < 0:
                     continue
@@ -321,9 +418,37 @@ def _kernel(
         for q in range(n_full):
             h = keep_i[q] if prescore else q
             c, kk = _score(
-                h_x[h], h_y[h], h_r[h], h_t[h], wx, wy, cs, cs2, sc_s, n_sc, sc, sc_f, sc_ok,
-                kx, ky, var_timing, var_wind, keys, kdet, blk, stride, t_base, tol_s, tol_sigma,
-                range_m, md, zz, 0, natural,
+                h_x[h],
+                h_y[h],
+                h_r[h],
+                h_t[h],
+                wx,
+                wy,
+                cs,
+                cs2,
+                sc_s,
+                n_sc,
+                sc,
+                sc_f,
+                sc_ok,
+                kx,
+                ky,
+                var_timing,
+                var_wind,
+                keys,
+                kdet,
+                blk,
+                buckets,
+                width,
+                stride,
+                t_base,
+                tol_s,
+                tol_sigma,
+                range_m,
+                md,
+                zz,
+                0,
+                natural,
             )
             if first or c > best_c or (c == best_c and kk < best_k):
                 first = False
@@ -344,7 +469,6 @@ def _kernel(
                 cnt += 1
         out_cnt[s] = cnt
     return has, out, out_cnt, out_cost
-
 
 
 def best_hypotheses(
@@ -387,12 +511,21 @@ def best_hypotheses(
     def f64(a: FloatArray) -> FloatArray:
         return np.ascontiguousarray(a, np.float64)
 
-    # where each sensor's detections start in the keys (sensor k's keys lie in [k, k + 1) strides)
+    # where each sensor's detections start in the keys (sensor k's keys lie in [k, k + 1) strides),
+    # and in buckets of time about one detection of a sensor wide (the searches' first guess)
     n_sensors = len(timing_sigma_ms)
     blk = np.searchsorted(index_keys, np.arange(n_sensors + 1) * float(stride))
+    rel = det_t[index_det] - t_base
+    span = float(rel.max()) if len(rel) else 0.0
+    width = max(span * n_sensors / max(len(rel), 1), 1e-3)
+    n_b = int(span / width) + 1
+    edges = np.arange(n_sensors)[:, None] * float(stride) + np.arange(n_b + 1)[None, :] * width
+    buckets = np.searchsorted(index_keys, edges)
+    buckets[:, -1] = blk[1:]
     has, dets, cnt, cost = _kernel(
         i64(seeds), i64(det_sensor), f64(det_t), f64(det_c), f64(det_w), f64(det_sc), f64(det_sw),
-        f64(index_keys), i64(index_det), i64(blk), float(stride), float(t_base), f64(xy),
+        f64(index_keys), i64(index_det), i64(blk), i64(buckets), width, float(stride),
+        float(t_base), f64(xy),
         f64(timing_sigma_ms), i64(nb), i64(score_tbl), i64(pairs), int(max_candidates),
         float(tol_s), float(tol_sigma), float(tol_rel), float(c_slack), float(range_m),
         int(n_prescore), int(n_keep),
