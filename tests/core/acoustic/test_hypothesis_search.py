@@ -86,7 +86,7 @@ def test_compiled_search_groups_as_the_reference() -> None:
     every detection, and nearly every event found."""
     net, sens, times, truth, wind = _scene(5)
     n = len(sens)
-    opt = A.AssociationOptions()
+    opt = A.AssociationOptions(compiled=True)
     kw = {
         "det_wind_mps": np.tile(wind, (n, 1)),
         "det_c_sigma_mps": np.full(n, 1.2),

@@ -40,19 +40,6 @@ def _search_left(keys: Any, x: float, lo: int, hi: int) -> int:
 
 
 @_jit
-def _find(keys: Any, x: float, sensor: int, blk: Any, buckets: Any, stride: float, width: float) -> int:
-    """``np.searchsorted(keys, x)`` (side left) for a key ``x`` of ``sensor``: searched in the
-    sensor's bucket of time that holds ``x`` (a detection or so), the answer checked against
-    its neighbours, else in the sensor's whole block of the keys."""
-    j = math.floor((x - sensor * stride) / width)
-    if 0 <= j < buckets.shape[1] - 1:
-        pos = _search_left(keys, x, buckets[sensor, j], buckets[sensor, j + 1])
-        if (pos == 0 or keys[pos - 1] < x) and (pos == len(keys) or keys[pos] >= x):
-            return pos
-    return _search_left(keys, x, blk[sensor], blk[sensor + 1])
-
-
-@_jit
 def _row_sum(a: Any, n: int) -> float:
     """``np.sum`` of ``a[:n]`` in NumPy's order (pairwise: 8 partial sums from 8 terms on)."""
     if n < 8:
@@ -106,8 +93,6 @@ def _score(
     keys: Any,
     kdet: Any,
     blk: Any,
-    buckets: Any,
-    width: float,
     stride: float,
     t_base: float,
     tol_s: float,
@@ -145,7 +130,8 @@ def _score(
         var = var_timing[k] + e * e + var_wind[k]
         tol = tol_s + tol_sigma * math.sqrt(var)
         kq = sc_f[k] * stride + (tp - t_base)
-        pos = _find(keys, kq, sc[k], blk, buckets, stride, width)
+        # the sensor's own block of the keys (the keys of the others are more than a stride away)
+        pos = _search_left(keys, kq, blk[sc[k]], blk[sc[k] + 1])
         dlo = abs(keys[pos - 1] - kq) if pos > 0 else math.inf
         dhi = abs(keys[pos] - kq) if pos < n_keys else math.inf
         below = dlo <= dhi
@@ -170,8 +156,6 @@ def _kernel(
     keys: Any,
     kdet: Any,
     blk: Any,
-    buckets: Any,
-    width: float,
     stride: float,
     t_base: float,
     xy: Any,
@@ -245,16 +229,9 @@ def _kernel(
             dx = xy[nbj, 0] - xs0
             dy = xy[nbj, 1] - ys0
             dist = math.sqrt(dx * dx + dy * dy)
-            lo = _find(keys, nbj * stride + ((ts - eps) - t_base), nbj, blk, buckets, stride, width)
-            hi = _find(
-                keys,
-                nbj * stride + ((ts + dist / c_lo + eps) - t_base),
-                nbj,
-                blk,
-                buckets,
-                stride,
-                width,
-            )
+            b0, b1 = blk[nbj], blk[nbj + 1]
+            lo = _search_left(keys, nbj * stride + ((ts - eps) - t_base), b0, b1)
+            hi = _search_left(keys, nbj * stride + ((ts + dist / c_lo + eps) - t_base), b0, b1)
             nc = min(max(hi - lo, 0), m_c)
             n_cand[j] = nc
             shift = (wx * xy[nbj, 0] + wy * xy[nbj, 1]) / cs2
@@ -380,8 +357,6 @@ def _kernel(
                     keys,
                     kdet,
                     blk,
-                    buckets,
-                    width,
                     stride,
                     t_base,
                     tol_s,
@@ -438,8 +413,6 @@ def _kernel(
                 keys,
                 kdet,
                 blk,
-                buckets,
-                width,
                 stride,
                 t_base,
                 tol_s,
@@ -511,21 +484,12 @@ def best_hypotheses(
     def f64(a: FloatArray) -> FloatArray:
         return np.ascontiguousarray(a, np.float64)
 
-    # where each sensor's detections start in the keys (sensor k's keys lie in [k, k + 1) strides),
-    # and in buckets of time about one detection of a sensor wide (the searches' first guess)
+    # where each sensor's detections start in the keys (sensor k's keys lie in [k, k + 1) strides)
     n_sensors = len(timing_sigma_ms)
     blk = np.searchsorted(index_keys, np.arange(n_sensors + 1) * float(stride))
-    rel = det_t[index_det] - t_base
-    span = float(rel.max()) if len(rel) else 0.0
-    width = max(span * n_sensors / max(len(rel), 1), 1e-3)
-    n_b = int(span / width) + 1
-    edges = np.arange(n_sensors)[:, None] * float(stride) + np.arange(n_b + 1)[None, :] * width
-    buckets = np.searchsorted(index_keys, edges)
-    buckets[:, -1] = blk[1:]
     has, dets, cnt, cost = _kernel(
         i64(seeds), i64(det_sensor), f64(det_t), f64(det_c), f64(det_w), f64(det_sc), f64(det_sw),
-        f64(index_keys), i64(index_det), i64(blk), i64(buckets), width, float(stride),
-        float(t_base), f64(xy),
+        f64(index_keys), i64(index_det), i64(blk), float(stride), float(t_base), f64(xy),
         f64(timing_sigma_ms), i64(nb), i64(score_tbl), i64(pairs), int(max_candidates),
         float(tol_s), float(tol_sigma), float(tol_rel), float(c_slack), float(range_m),
         int(n_prescore), int(n_keep),
