@@ -154,14 +154,18 @@ def test_confident_first_pass_groups_as_the_full_search(
     shots = S.adversarial_partners(LINE_LON, LINE_LAT, base, fraction=0.2, seed=53)
     det = S.simulate_detections(sim_net, shots, seed=52, p_echo=0.02)
     full_seeds = {"n": 0}
-    hypotheses = assoc._hypotheses
 
-    def counting(*args: Any, **kw: Any) -> Any:
-        if kw.get("pairs") is None and (len(args) < 14 or args[13] is None):
-            full_seeds["n"] += len(args[2])
-        return hypotheses(*args, **kw)
+    def counting(search: Any) -> Any:
+        def count(*args: Any, **kw: Any) -> Any:
+            if kw.get("pairs") is None and (len(args) < 14 or args[13] is None):
+                full_seeds["n"] += len(args[2])
+            return search(*args, **kw)
 
-    monkeypatch.setattr(assoc, "_hypotheses", counting)
+        return count
+
+    # the NumPy reference and the compiled search (the default) take the same arguments
+    monkeypatch.setattr(assoc, "_hypotheses", counting(assoc._hypotheses))
+    monkeypatch.setattr(assoc, "_hypotheses_compiled", counting(assoc._hypotheses_compiled))
     right, seeds = {}, {}
     for name, cc in (("full", None), ("first pass", 10)):
         full_seeds["n"] = 0

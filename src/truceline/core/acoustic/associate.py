@@ -7,6 +7,7 @@ gathers the detections it predicts at the other sensors in range.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -108,20 +109,16 @@ class AssociationOptions:
         association time at 50 events a minute; off by default because it moves the stress
         suite's right sets and ghosts within their scene-to-scene spread but not to the last digit
         (BENCHMARKS.md, issue 14 session 5).
-    sweep_s, sweep_min_seeds, sweep_lookahead_s
-        The first round of hypotheses sweeps time in slices of this length (s): each slice's
-        seeds are tried once the events of the slices before have claimed their detections, so
-        an event is found from the arrivals of its first slice, not from every arrival
-        (0: every detection seeds at once). Quiet slices are joined until they hold
-        ``sweep_min_seeds`` detections; the seeds of the next ``sweep_lookahead_s`` compete with
-        a slice's (for its conflicts and for the detections its events predict) but do not claim.
-    mirror_max_ratio, ambiguity_min_weight
-        An event whose sensors' spread across their principal axis is at most
-        ``mirror_max_ratio`` of the spread along it (a near-linear array: the smaller singular
-        value of the geometry) is solved again from the mirror image of its solution across that
-        axis; each mode gets its posterior mass (Laplace: ``exp(-chi2 / 2) sqrt(det cov)``, the
-        chi-square tempered by the better mode's reduced one when that exceeds 1). A second mode
-        of at least ``ambiguity_min_weight`` makes the event ambiguous.
+    compiled, compiled_min_detections
+        Search the 3-sensor hypotheses with the compiled kernel
+        (:mod:`truceline.core.acoustic.hypothesis_search`, numba) rather than the NumPy
+        reference: both give the same hypotheses bit for bit. ``None`` (the default): the compiled
+        one when at least ``compiled_min_detections`` detections are to be associated, or when it
+        is already loaded in this process. Loading numba and the cached kernel costs 1.5-2 s of
+        CPU once per process, more than the NumPy search of a few thousand detections takes
+        (0.6 s for the 4,100 detections of the stress suite's mixed scene, against 9 s for the
+        14,600 of its sector scene, which the kernel searches in 2.5 s; BENCHMARKS.md, issue 14
+        session 6).
     """
 
     n_neighbours: int = 4
@@ -160,6 +157,8 @@ class AssociationOptions:
     sweep_min_seeds: int = 256
     sweep_lookahead_s: float = 15.0
     confident_count: int | None = None
+    compiled: bool | None = None
+    compiled_min_detections: int = 6000
 
     @property
     def range_m(self) -> float:
@@ -364,6 +363,36 @@ def _hypotheses(
     return _Hyp(seed_d, dets, cnt, cost[first])
 
 
+def _hypotheses_compiled(
+    net: SensorNetwork,
+    frame: int,
+    seeds: IntArray,
+    det_sensor: IntArray,
+    det_t: FloatArray,
+    det_c: FloatArray,
+    det_w: FloatArray,
+    det_sc: FloatArray,
+    det_sw: FloatArray,
+    index: DetectionIndex,
+    nb: IntArray,
+    score_tbl: IntArray,
+    opt: AssociationOptions,
+    pairs: IntArray | None = None,
+) -> _Hyp:
+    """:func:`_hypotheses` by the compiled kernel (the same hypotheses, bit for bit)."""
+    from truceline.core.acoustic.hypothesis_search import best_hypotheses  # numba: ~0.3 s to load
+
+    has, dets, cnt, cost = best_hypotheses(
+        seeds, det_sensor, det_t, det_c, det_w, det_sc, det_sw, index.keys, index.det,
+        index.stride, index.t_base, net.xy_m[frame], net.timing_sigma_ms, nb, score_tbl,
+        _pair_slots(nb.shape[1]) if pairs is None else pairs,
+        max_candidates=opt.max_candidates, tol_s=opt.tol_s, tol_sigma=opt.tol_sigma,
+        tol_rel=opt.tol_rel, c_slack=opt.c_slack, range_m=opt.range_m,
+        n_prescore=opt.n_prescore, n_keep=opt.n_keep,
+    )  # fmt: skip
+    return _Hyp(np.asarray(seeds[has], np.intp), dets[has], cnt[has], cost[has])
+
+
 def _resolve(h: _Hyp, n_det: int, min_sensors: int) -> BoolArray:
     """Accept hypotheses that own every detection they use, best (count, cost) first."""
     nh = len(h.seed)
@@ -528,6 +557,10 @@ def associate(
     sc_tables = [_score_tables(net, f, opt.n_score, opt.range_m) for f in range(n_frames)]
     det_frame = net.frame_of_sensor[det_sensor]
     n_events = 0
+    compiled = opt.compiled
+    if compiled is None:
+        loaded = "truceline.core.acoustic.hypothesis_search" in sys.modules
+        compiled = loaded or int(avail.sum()) >= opt.compiled_min_detections
 
     def run_round(
         seeds_all: IntArray, wide: bool, pairs: IntArray | None = None, min_count: int = opt.min_sensors
@@ -536,6 +569,14 @@ def associate(
         hyps: list[_Hyp] = []
         for f in range(n_frames):  # a handful of frames; vectorised inside
             seeds = seeds_all[det_frame[seeds_all] == f]
+            if compiled:
+                hyps.append(
+                    _hypotheses_compiled(
+                        net, f, seeds, det_sensor, det_time_s, det_c_mps, det_w, det_sc, det_sw,
+                        index, nb_wide[f] if wide else nb_tables[f], sc_tables[f], opt, pairs,
+                    )
+                )  # fmt: skip
+                continue
             for lo in range(0, len(seeds), 2000):  # chunks bound the memory
                 hyps.append(
                     _hypotheses(
