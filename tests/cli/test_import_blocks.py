@@ -133,7 +133,7 @@ def test_import_in_blocks_stores_what_one_block_stores(
 
     whole = _import(src, tmp_path / "whole.db")  # one block: the file is far under a block
     assert "1 block(s)" in whole
-    monkeypatch.setattr("truceline.io.columnar.BLOCK_BYTES", 16 << 10)  # CSV: 16 KB blocks
+    monkeypatch.setattr("truceline.services.exchange.IMPORT_BLOCK_BYTES", 16 << 10)  # CSV: 16 KB
     monkeypatch.setattr("truceline.io.columnar.PARQUET_ROWS", 250)
     rej = tmp_path / "rejects.csv"
     out = _import(src, tmp_path / "blocks.db", "--rejects", str(rej))
@@ -165,7 +165,7 @@ def test_a_stopped_import_run_again_stores_the_rest_and_nothing_twice(
     rows, good, bad = _rows(1200, seed=5)
     src, db = tmp_path / "in.csv", tmp_path / "t.db"
     _write_csv(src, rows)
-    monkeypatch.setattr("truceline.io.columnar.BLOCK_BYTES", 16 << 10)
+    monkeypatch.setattr("truceline.services.exchange.IMPORT_BLOCK_BYTES", 16 << 10)
     real = exchange.ingest_incidents
     calls = []
 
