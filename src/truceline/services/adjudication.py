@@ -333,8 +333,8 @@ def _classify_blocks(
     pending_rows = np.zeros(0, np.int64)
     pending_rejects: list[Reject] = []
     done_day = np.iinfo(np.int64).min  # days before this one are classified
-    for i in range(len(agreement.versions)):  # loaded here once: the workers start with them
-        agreement.compiled(i)
+    for i in range(len(agreement.versions)):  # made here once: the workers start with them
+        agreement.compiled(i).prepare_lookups()
     work = functools.partial(_engine_block, agreement, fmt)
     try:
         with (
