@@ -18,7 +18,7 @@ from truceline.io.incidents_io import (
     read_incidents,
     write_rejects,
 )
-from truceline.services import adjudicate
+from truceline.services import adjudicate, adjudication
 
 from ..conftest import EXAMPLES
 from .hostile_incidents import HEADER, write_hostile
@@ -70,6 +70,7 @@ def test_classify_cli_writes_what_row_by_row_wrote(
     src = write_hostile(tmp_path / "in.csv", by_day=by_day)
     want_out, want_rej = row_by_row(src, tmp_path / "want.csv")
     monkeypatch.setattr(columnar, "BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(adjudication, "ENGINE_ROWS", 23)  # the engine on pieces of blocks too
     out = tmp_path / "got.csv"
     args = ["classify", str(UKR), str(src), "-o", str(out), "--workers", str(workers)]
     res = CliRunner().invoke(app, args)

@@ -7,6 +7,7 @@ Shared by the CLI's ``classify`` and ingest (CLI and server); the result as a ta
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,12 +283,63 @@ class _Engined:
     rejects: list[Reject]
 
 
-def _engine_block(agreement: Agreement, fmt: str, item: tuple[pa.Table, NDArray[np.int64]]) -> _Engined:
+#: Incidents the rule engine takes at a time: its arrays for one report take ~2 kB in all (300 MB
+#: for a block of 170,000), so a block is classified in pieces of about this many (whole days).
+ENGINE_ROWS = 40_000
+
+
+def _pieces(day: NDArray[np.int64], size: int, whole_days: bool) -> list[tuple[int, int]]:
+    """Cuts of ``range(len(day))`` into runs of about ``size`` rows; with ``whole_days``, cut only
+    where every row before has an earlier day than every row after (count caps sum a day)."""
+    n = day.size
+    if n <= size:
+        return [(0, n)]
+    if whole_days:
+        ok = np.maximum.accumulate(day)[:-1] < np.minimum.accumulate(day[::-1])[::-1][1:]
+        cuts = np.flatnonzero(ok) + 1  # a piece may start at these rows
+    else:
+        cuts = np.arange(1, n)
+    if cuts.size == 0:  # one day (or days interleaved) throughout: one piece
+        return [(0, n)]
+    # at each multiple of ``size``, the first allowed cut from there on (or the last one)
+    at = np.unique(cuts[np.minimum(np.searchsorted(cuts, np.arange(size, n, size)), cuts.size - 1)])
+    bounds = [0, *at.tolist(), n]
+    return list(itertools.pairwise(bounds))
+
+
+def _engine_block(
+    agreement: Agreement, fmt: str, item: tuple[pa.Table, NDArray[np.int64]], caps: bool = True
+) -> _Engined:
     """The agreement-level checks, the rule engine and the output rows of one block's incidents
-    (every day of the block whole: count caps sum a day)."""
+    (every day of the block whole: count caps sum a day), in pieces of :data:`ENGINE_ROWS`."""
     t, rows = item
     if t.num_rows == 0:
         return _Engined(b"" if fmt != "parquet" else CLASSIFY_SCHEMA.empty_table(), 0, 0, [])
+    day = (
+        np.asarray(t.column("observed_at").to_numpy(), "datetime64[us]")
+        .astype("datetime64[D]")
+        .astype(np.int64)
+    )
+    parts = [
+        _engine_piece(agreement, fmt, t.slice(a, b - a), rows[a:b])
+        for a, b in _pieces(day, ENGINE_ROWS, caps)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    out: bytes | pa.Table
+    if fmt == "parquet":
+        out = pa.concat_tables([p.rows_out for p in parts if isinstance(p.rows_out, pa.Table)])
+    else:
+        out = b"".join(p.rows_out for p in parts if isinstance(p.rows_out, bytes))
+    return _Engined(
+        out,
+        sum(p.classified for p in parts),
+        sum(p.findings for p in parts),
+        [r for p in parts for r in p.rejects],
+    )
+
+
+def _engine_piece(agreement: Agreement, fmt: str, t: pa.Table, rows: NDArray[np.int64]) -> _Engined:
     batch = _batch(t)
     ok, rejects = batch_rejects(agreement, batch, rows)
     if ok.all():
@@ -335,7 +387,7 @@ def _classify_blocks(
     done_day = np.iinfo(np.int64).min  # days before this one are classified
     for i in range(len(agreement.versions)):  # made here once: the workers start with them
         agreement.compiled(i).prepare_lookups()
-    work = functools.partial(_engine_block, agreement, fmt)
+    work = functools.partial(_engine_block, agreement, fmt, caps=caps)
     try:
         with (
             tmp_out.open("wb") as fo,
