@@ -12,8 +12,11 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/classify.py [--n 1000000]``
 (written here, in day order, with ``--bad`` rows spoiled in ways a file arrives spoiled), against
 the GeoPandas script ``benchmarks/classify_e2e_baseline.py`` (read the CSV, project to UTM 37N,
 distance to the line, write a CSV), each in its own process, in the same run: wall time, the
-ratio, and each one's peak resident memory (the child's ``ru_maxrss``). Every spoiled row must be
-in the rejects file, named, and every good row in the output.
+ratio, and each one's peak resident memory (the child's ``ru_maxrss``: its largest process) and
+the peak PSS of its processes together (sampled every 0.1 s: ``truceline classify`` forks worker
+processes). ``truceline classify`` runs cold (empty line-index cache), warm (the default: worker
+processes) and warm with ``--workers 0`` (one process). Every spoiled row must be in the rejects
+file, named, and every good row in the output.
 """
 
 from __future__ import annotations
@@ -173,15 +176,54 @@ def write_csv(ag, path: Path, n: int, bad: int, seed: int = 3) -> int:  # type: 
 CPU: dict[str, float] = {}
 
 
+#: Peak proportional set size (GB) of each child run and its own children together, by label:
+#: ``ru_maxrss`` is the largest single process's peak, not the sum over worker processes (and
+#: their RSS counts the pages they share with the parent once each; PSS splits them).
+TREE_PSS: dict[str, float] = {}
+
+
+def _pss_kb(pid: int) -> int:
+    """The PSS (kB) of a process and its descendants now (0 for those gone meanwhile)."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def _run(cmd: list[str], env: dict[str, str] | None = None, label: str = "") -> tuple[float, float, int]:
     """Wall seconds, peak resident memory (GB) and exit status of a child process (its CPU
-    seconds in :data:`CPU` under ``label``)."""
+    seconds in :data:`CPU` and its tree's peak PSS in :data:`TREE_PSS` under ``label``)."""
     import subprocess
+    import threading
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:  # every 0.1 s: a peak shorter than that may be missed
+        while not stop.wait(0.1):
+            peak[0] = max(peak[0], _pss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    TREE_PSS[label or cmd[-1]] = peak[0] / 1024**2
     err = proc.stderr.read().decode() if proc.stderr else ""
     proc.stderr and proc.stderr.close()
     if status:
@@ -222,10 +264,10 @@ def end_to_end(
     )
     t_tl, rss_tl, st_tl = _run([exe, "classify", str(ag_dir), str(src), "-o", str(out)], label="warm")
     same = cold_out.read_bytes() == out.read_bytes()
-    # two workers: the engine's thread on one block while the next is read (two cores)
+    # one process (--workers 0): the reading, the engine and the writing take turns on one core
     out2 = workdir / "truceline-2.csv"
     t_2, rss_2, st_2 = _run(
-        [exe, "classify", str(ag_dir), str(src), "-o", str(out2), "--workers", "2"], label="2 workers"
+        [exe, "classify", str(ag_dir), str(src), "-o", str(out2), "--workers", "0"], label="1 process"
     )
     same2 = out2.read_bytes() == out.read_bytes()
     if before_src is not None:  # an earlier tree's code, on the same file, with the same cache
@@ -266,9 +308,9 @@ def end_to_end(
         f"every good row kept: {n_out + len(rejects) == n}"
     )
     print(
-        f"truceline classify --workers 2: {t_2:7.2f} s {n / t_2:10,.0f} rows/s  peak RSS "
-        f"{rss_2:5.2f} GB  (exit {st_2}); ratio {t_gp / t_2:.2f}x (the script uses one core); "
-        f"output byte-identical to one worker's: {same2}"
+        f"truceline classify --workers 0 (one process): {t_2:7.2f} s {n / t_2:10,.0f} rows/s  "
+        f"peak RSS {rss_2:5.2f} GB  (exit {st_2}); ratio {t_gp / t_2:.2f}x; "
+        f"output byte-identical to the default's (worker processes): {same2}"
     )
     if before_src is not None:
         print(
@@ -280,7 +322,11 @@ def end_to_end(
         f"(exit {st_gp}; distance only)"
     )
     print(
-        "CPU seconds (user + system): "
+        "peak PSS of each run's processes together (GB): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in TREE_PSS.items())
+    )
+    print(
+        "CPU seconds (user + system, worker processes included): "
         + ", ".join(f"{k} {v:.1f}" for k, v in CPU.items())
         + f"; ratio by CPU (GeoPandas / Truceline warm): {CPU['GeoPandas'] / CPU['warm']:.2f}x"
     )

@@ -157,3 +157,29 @@ def test_prune_removes_the_least_recently_used_files_first(tmp_path: Path) -> No
     assert [p.name for p in LineIndexCache(tmp_path, max_bytes=0).prune()] == ["b.npz", "a.npz"]
     with pytest.raises(ValueError, match="max_bytes"):
         LineIndexCache(tmp_path, max_bytes=-1)
+
+
+def test_processes_filling_different_cells_leave_them_all(tmp_path: Path) -> None:
+    """Two processes (two workers of one ``classify``) load the same file, fill different cells
+    and save one after the other: the file keeps both's cells (the second takes the first's)."""
+    from truceline.io.index_cache import LineIndexCache
+
+    rng = np.random.default_rng(7)
+    indexes = []
+    for _ in range(2):  # each "process": its own agreement, index and cache object
+        ag = load_agreement(UKR)
+        ag.use_index_store(LineIndexCache(tmp_path / "cache"))
+        indexes.append((ag, ag.compiled(0).line))
+    for (_, index), west in zip(indexes, (True, False), strict=True):
+        minx, miny, maxx, maxy = index.lon.min(), index.lat.min(), index.lon.max(), index.lat.max()
+        mid = (minx + maxx) / 2
+        lon = rng.uniform(minx, mid) if west else rng.uniform(mid, maxx)
+        index.distance_m(np.full(200, lon) + rng.normal(0, 0.3, 200), rng.uniform(miny, maxy, 200))
+    own = [set(index.export_state()["cells"].tolist()) for _, index in indexes]
+    assert own[0] - own[1] and own[1] - own[0]  # each filled cells the other did not
+    for ag, _ in indexes:
+        assert ag.__dict__["_index_store"].save() == 1
+    fresh = load_agreement(UKR)
+    fresh.use_index_store(LineIndexCache(tmp_path / "cache"))
+    kept = set(fresh.compiled(0).line.export_state()["cells"].tolist())
+    assert kept == own[0] | own[1]  # the second saver took the first's cells

@@ -18,7 +18,7 @@ from truceline.io.incidents_io import (
     read_incidents,
     write_rejects,
 )
-from truceline.services import adjudicate
+from truceline.services import adjudicate, adjudication
 
 from ..conftest import EXAMPLES
 from .hostile_incidents import HEADER, write_hostile
@@ -60,15 +60,17 @@ def test_blocks_read_as_row_by_row(tmp_path: Path, stray_byte: bool, block_bytes
     assert times == [i.observed_at.replace(tzinfo=None) for i in old.incidents]
 
 
-@pytest.mark.parametrize(("by_day", "workers"), [(True, 1), (True, 2), (False, 1)])
+@pytest.mark.parametrize(("by_day", "workers"), [(True, 0), (True, 1), (True, 3), (False, 2)])
 def test_classify_cli_writes_what_row_by_row_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_day: bool, workers: int
 ) -> None:
-    """Through the command line, in small blocks: the output and the rejects byte for byte
-    (with ``--workers 2``, the engine's thread on one block while the next is read)."""
+    """Through the command line, in small blocks: the output and the rejects byte for byte, in
+    one process (``--workers 0``) or with worker processes running the engine on the blocks
+    (results taken back out of order, written in order)."""
     src = write_hostile(tmp_path / "in.csv", by_day=by_day)
     want_out, want_rej = row_by_row(src, tmp_path / "want.csv")
     monkeypatch.setattr(columnar, "BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(adjudication, "ENGINE_ROWS", 23)  # the engine on pieces of blocks too
     out = tmp_path / "got.csv"
     args = ["classify", str(UKR), str(src), "-o", str(out), "--workers", str(workers)]
     res = CliRunner().invoke(app, args)

@@ -166,14 +166,15 @@ def classify_cmd(
         ),
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1,
-            max=2,
+            min=0,
+            max=64,
             metavar="N",
-            help="2: the rule engine works on one block in a second thread while the next is read",
+            help="Processes running the rule engine on blocks while this one reads "
+            "(0: all in this process; default: the cores available, at most 4)",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Adjudicate incidents without a database: one output row per accepted input row.
 

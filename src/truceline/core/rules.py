@@ -304,10 +304,9 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
     side = np.zeros(n, np.int8)
     dist_m = np.zeros(n)
     p_side = np.zeros(n)
-    zones = np.full(n, "", dtype=object)
-    sector = np.full(n, "", dtype=object)
     vidx = agreement.version_index_at(batch.day) if n else np.zeros(0, np.intp)
     found: list[Findings] = []
+    labels: list[tuple[NDArray[np.intp], NDArray[np.str_], NDArray[np.str_]]] = []
     one = n > 0 and vidx.min() == vidx.max()  # the usual case: one version for the whole batch
     for v in vidx[:1] if one else np.unique(vidx):  # agreement versions (a handful), not incidents
         rows = np.arange(n) if one else np.flatnonzero(vidx == v)
@@ -317,10 +316,18 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         side[rows] = ctx.side
         dist_m[rows] = ctx.dist_m
         p_side[rows] = ctx.p_side
-        zones[rows] = ctx.zone_labels()
-        sector[rows] = np.where(ctx.side != 0, _sectors(cv, sub, ctx), "")
-        zones[rows] = np.where(ctx.side != 0, zones[rows], "")
+        in_area = ctx.side != 0
+        zone_text = ctx.zone_labels()
+        sector_text = _sectors(cv, sub, ctx)
+        labels.append((rows, np.where(in_area, zone_text, ""), np.where(in_area, sector_text, "")))
         found += _run_rules(ctx, cv.rules, rows)
+    if one:
+        zones, sector = labels[0][1], labels[0][2]
+    else:  # text arrays as wide as their longest value (a narrower one would cut values short)
+        zones = np.zeros(n, np.result_type("U1", *(z for _, z, _ in labels)))
+        sector = np.zeros(n, np.result_type("U1", *(s for _, _, s in labels)))
+        for rows, z, s in labels:
+            zones[rows], sector[rows] = z, s
     party_side = np.where(side > 0, agreement.left, np.where(side < 0, agreement.right, ""))
     signed = dist_m / 1000.0 * np.where(side < 0, -1.0, 1.0)
     return Classification(
@@ -328,8 +335,8 @@ def classify(agreement: Agreement, batch: IncidentBatch) -> Classification:
         party_side=party_side.astype(str),
         distance_km=signed,
         p_side=p_side,
-        zones=zones.astype(str),
-        sector=sector.astype(str),
+        zones=zones.astype(str, copy=False),
+        sector=sector.astype(str, copy=False),
         version=vidx,
         in_force=agreement.in_force_on(batch.day) if n else np.zeros(0, bool),
         in_area=side != 0,
@@ -536,16 +543,27 @@ class _Context:
             hit = self._may_be_in[zone_id] = bool((self.p_zone(zone_id) >= MIN_PROBABILITY).any())
         return hit
 
-    def zone_labels(self) -> NDArray[np.object_]:
-        labels = np.full(len(self.b), "", dtype=object)
+    def zone_labels(self) -> NDArray[np.str_]:
+        """The ";"-joined ids (in the version's order) of the zones each incident is more likely
+        in than not: each incident's set of zones as bits of an integer, each distinct set (a
+        handful) spelt once."""
         self._band_zones()
         if len(self.b) <= _FEW:
             self._far_polygon_zones()
-        for zid in self.cv.zones:
-            inside = self.p_zone(zid) >= 0.5
-            if inside.any():
-                labels[inside] = np.where(labels[inside] == "", zid, labels[inside] + ";" + zid)
-        return labels
+        ids = list(self.cv.zones)
+        if len(ids) > 62:  # more zones than bits: join per incident
+            text = np.full(len(self.b), "", dtype=object)
+            for zid in ids:
+                inside = self.p_zone(zid) >= 0.5
+                if inside.any():
+                    text[inside] = np.where(text[inside] == "", zid, text[inside] + ";" + zid)
+            return text.astype(str)
+        bits = np.zeros(len(self.b), np.int64)
+        for j, zid in enumerate(ids):
+            bits |= (self.p_zone(zid) >= 0.5).astype(np.int64) << j
+        sets, inv = np.unique(bits, return_inverse=True)
+        spelt = [";".join(z for j, z in enumerate(ids) if s >> j & 1) for s in sets.tolist()]
+        return np.array(spelt or [""], dtype=str)[inv.reshape(-1)] if len(self.b) else np.zeros(0, "U1")
 
     def _far_polygon_zones(self) -> None:
         """P = 0 for the polygon zones far from every report, tested for all such zones at once.
@@ -739,15 +757,14 @@ def _boundary_index(cv: CompiledVersion, z: Zone) -> LineIndex:
     return cache[z.id]
 
 
-def _sectors(cv: CompiledVersion, b: IncidentBatch, ctx: _Context) -> NDArray[np.object_]:
+def _sectors(cv: CompiledVersion, b: IncidentBatch, ctx: _Context) -> NDArray[np.str_]:
     """Sector holding each incident; outside every sector polygon, the sector of its foot on the line."""
-    out = np.full(len(b), "", dtype=object)
     sectors = cv.agreement.sectors
     if not sectors:
-        return out
+        return np.full(len(b), "", dtype="U1")
     ids = cv.__dict__.get("_sector_ids")
     if ids is None:
-        ids = cv.__dict__["_sector_ids"] = np.array([s.id for s in sectors] + [""], dtype=object)
+        ids = cv.__dict__["_sector_ids"] = np.array([s.id for s in sectors] + [""], dtype=str)
     out = ids[cv.sector_lookup.lookup(b.lon, b.lat)]
     rest = np.flatnonzero(out == "")
     if rest.size:

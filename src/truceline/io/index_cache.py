@@ -4,11 +4,12 @@ A :class:`~truceline.core.geodesy.LineIndex` fills, for each grid cell a point f
 segments that may be nearest to it: on a big file about half of a cold ``classify``. This folder
 keeps them as one ``.npz`` file per index, named by :meth:`LineIndex.state_key` (the line's
 densified vertices, the index parameters and a format version), with a SHA-256 of its contents.
-A file is read only, never changed in place: a process that filled more cells writes a new file
-beside it and renames it over the old one (atomic; the last writer wins, and either file is
-whole). A file that cannot be read, fails its digest or does not fit the index is ignored (with a
-warning) and the index fills its cells as it would without a cache: results are the same either
-way, only the time differs.
+A file is read only, never changed in place: a process that filled more cells first takes the
+cells of the file as it is now (another process may have written it since), then writes a new
+file beside it and renames it over the old one (atomic; of two writers at the same moment the
+last wins, and either file is whole). A file that cannot be read, fails its digest or does not
+fit the index is ignored (with a warning) and the index fills its cells as it would without a
+cache: results are the same either way, only the time differs.
 
 The folder is capped (``max_bytes``, the setting ``index_cache_max_mb``, default 1 GB; a line's
 file is tens of MB): each write prunes the least recently used files until the folder fits. A
@@ -74,16 +75,19 @@ class LineIndexCache:
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.npz"
 
+    def _read(self, key: str) -> dict[str, NDArray[np.generic]]:
+        with self.path(key).open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in _ARRAYS}
+            stored = z["digest"]
+        if not np.array_equal(stored, _digest(key, arrays)):
+            raise ValueError("its digest does not match its contents")
+        return arrays
+
     def load(self, index: LineIndex) -> None:
         key = index.state_key()
         path = self.path(key)
         try:
-            with path.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
-                arrays = {name: z[name] for name in _ARRAYS}
-                stored = z["digest"]
-            if not np.array_equal(stored, _digest(key, arrays)):
-                raise ValueError("its digest does not match its contents")
-            took = index.import_state(arrays)
+            took = index.import_state(self._read(key))
             self._used(path)
             self.events.append((key, "hit"))
             log.debug("line index %s: %d cells from %s", key[:12], took, path)
@@ -136,6 +140,10 @@ class LineIndexCache:
         for i, (index, key, at_load) in enumerate(self._seen):
             if index.filled_cells <= at_load:
                 continue
+            # another process (a sibling worker) may have written cells since our load: take
+            # them first, so the file written holds both (rows already filled are kept)
+            with contextlib.suppress(Exception):
+                index.import_state(self._read(key))
             arrays = index.export_state()
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ Shared by the CLI's ``classify`` and ingest (CLI and server); the result as a ta
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from truceline.core.incidents import Incident, IncidentBatch
 from truceline.core.rules import Classification, classify
 from truceline.io.columnar import (
     CLASSIFY_SCHEMA,
+    SCHEMA,
     ColumnarRead,
     classification_arrow,
     classification_csv,
@@ -216,7 +218,7 @@ def classify_file(
     fmt: str = "csv",
     progress: Callable[[int, int, int], None] | None = None,
     index_cache: Path | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     index_cache_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FileClassification:
     """Classify an incident file of any size in blocks (:mod:`truceline.io.columnar`), writing one
@@ -233,17 +235,26 @@ def classify_file(
     (:mod:`truceline.io.index_cache`), pruned to ``index_cache_max_bytes`` (least recently used
     files first); the output is the same with or without it.
 
-    ``workers``: 2 runs the rule engine and the output's formatting on a block in a second thread
-    while the next block is read and checked (numpy, shapely and pyarrow release the GIL in their
-    loops); one block at a time in the engine, so the line's lazily filled tables see one thread.
-    The output is the same.
+    ``workers``: processes (forked from this one) that run the agreement-level checks, the rule
+    engine and the output's formatting on blocks while this process reads and checks the next
+    ones, keeps the repeated-id index and writes the results in order
+    (:class:`~truceline.services.block_pool.BlockPool`); 0: all in this process. Default
+    (``None``): :func:`~truceline.services.block_pool.default_workers`, the cores available up to
+    4. Each worker keeps the line's search tables it filled in ``index_cache`` when it ends. The
+    output is the same whatever the number.
     """
+    from truceline.services.block_pool import default_workers
+
     cache = LineIndexCache(index_cache, index_cache_max_bytes) if index_cache is not None else None
     if cache is not None:
         agreement.use_index_store(cache)
+    n_workers = default_workers() if workers is None else workers
     try:
         try:
-            res = _classify_blocks(agreement, read, output, rejects_path, progress, fmt, workers)
+            res = _classify_blocks(
+                agreement, read, output, rejects_path, progress, fmt, n_workers,
+                cache.save if cache is not None and n_workers else None,
+            )  # fmt: skip
         except _UnsortedError:
             res = _classify_whole(agreement, read, output, rejects_path, fmt)
         if cache is not None:
@@ -254,6 +265,101 @@ def classify_file(
             agreement.use_index_store(None)
 
 
+#: Columns the rule engine reads (the others stay in the reading process).
+_ENGINE_COLUMNS = (
+    "id", "observed_at", "lon", "lat", "uncertainty_m", "kind", "weapon_class", "count", "party",
+    "origin_lon", "origin_lat", "origin_uncertainty_m", "bearing_deg", "source_type",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Engined:
+    """What the engine made of one block: the output rows (CSV bytes or a GeoParquet table),
+    how many, their findings, and the rows the agreement-level checks refused."""
+
+    rows_out: bytes | pa.Table
+    classified: int
+    findings: int
+    rejects: list[Reject]
+
+
+#: Incidents the rule engine takes at a time: its arrays for one report take ~2 kB in all (300 MB
+#: for a block of 170,000), so a block is classified in pieces of about this many (whole days).
+ENGINE_ROWS = 40_000
+
+
+def _pieces(day: NDArray[np.int64], size: int, whole_days: bool) -> list[tuple[int, int]]:
+    """Cuts of ``range(len(day))`` into runs of about ``size`` rows; with ``whole_days``, cut only
+    where every row before has an earlier day than every row after (count caps sum a day)."""
+    n = day.size
+    if n <= size:
+        return [(0, n)]
+    if whole_days:
+        ok = np.maximum.accumulate(day)[:-1] < np.minimum.accumulate(day[::-1])[::-1][1:]
+        cuts = np.flatnonzero(ok) + 1  # a piece may start at these rows
+    else:
+        cuts = np.arange(1, n)
+    if cuts.size == 0:  # one day (or days interleaved) throughout: one piece
+        return [(0, n)]
+    # at each multiple of ``size``, the first allowed cut from there on (or the last one)
+    at = np.unique(cuts[np.minimum(np.searchsorted(cuts, np.arange(size, n, size)), cuts.size - 1)])
+    bounds = [0, *at.tolist(), n]
+    return list(itertools.pairwise(bounds))
+
+
+def _engine_block(
+    agreement: Agreement, fmt: str, item: tuple[pa.Table, NDArray[np.int64]], caps: bool = True
+) -> _Engined:
+    """The agreement-level checks, the rule engine and the output rows of one block's incidents
+    (every day of the block whole: count caps sum a day), in pieces of :data:`ENGINE_ROWS`."""
+    t, rows = item
+    if t.num_rows == 0:
+        return _Engined(b"" if fmt != "parquet" else CLASSIFY_SCHEMA.empty_table(), 0, 0, [])
+    day = (
+        np.asarray(t.column("observed_at").to_numpy(), "datetime64[us]")
+        .astype("datetime64[D]")
+        .astype(np.int64)
+    )
+    parts = [
+        _engine_piece(agreement, fmt, t.slice(a, b - a), rows[a:b])
+        for a, b in _pieces(day, ENGINE_ROWS, caps)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    out: bytes | pa.Table
+    if fmt == "parquet":
+        out = pa.concat_tables([p.rows_out for p in parts if isinstance(p.rows_out, pa.Table)])
+    else:
+        out = b"".join(p.rows_out for p in parts if isinstance(p.rows_out, bytes))
+    return _Engined(
+        out,
+        sum(p.classified for p in parts),
+        sum(p.findings for p in parts),
+        [r for p in parts for r in p.rejects],
+    )
+
+
+def _engine_piece(agreement: Agreement, fmt: str, t: pa.Table, rows: NDArray[np.int64]) -> _Engined:
+    batch = _batch(t)
+    ok, rejects = batch_rejects(agreement, batch, rows)
+    if ok.all():
+        sub, ids = batch, t.column("id").combine_chunks()
+    else:
+        idx = np.flatnonzero(ok)
+        sub, ids = batch.take(idx), t.column("id").take(pa.array(idx)).combine_chunks()
+    cls = classify(agreement, sub)
+    if fmt == "parquet":
+        table = classification_arrow(ids, sub.lon, sub.lat, cls)
+        return _Engined(table, len(sub), len(cls.findings), rejects)
+    lines = classification_csv(ids, cls)
+    if len(lines):
+        offs = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset : lines.offset + len(lines) + 1]
+        text = bytes(memoryview(lines.buffers()[2])[int(offs[0]) : int(offs[-1])])
+    else:
+        text = b""
+    return _Engined(text, len(sub), len(cls.findings), rejects)
+
+
 def _classify_blocks(
     agreement: Agreement,
     read: ColumnarRead,
@@ -261,26 +367,34 @@ def _classify_blocks(
     rejects_path: Path,
     progress: Callable[[int, int, int], None] | None,
     fmt: str,
-    workers: int = 1,
+    workers: int = 0,
+    finish: Callable[[], object] | None = None,
 ) -> FileClassification:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    import functools
 
     import pyarrow.parquet as pq
+
+    from truceline.services.block_pool import BlockPool
 
     caps = _has_caps(agreement)
     out = FileClassification()
     tmp_out = output.with_name(output.name + ".part")
     tmp_rej = rejects_path.with_name(rejects_path.name + ".part")
+    # incidents (and the intake's rejects) of a day not yet known whole: held for the next block
     pending: pa.Table | None = None
     pending_rows = np.zeros(0, np.int64)
     pending_rejects: list[Reject] = []
     done_day = np.iinfo(np.int64).min  # days before this one are classified
-    engine = ThreadPoolExecutor(1, thread_name_prefix="classify") if workers > 1 else None
-    running: Future[tuple[pa.Array | pa.Table, int]] | None = None
+    for i in range(len(agreement.versions)):  # made here once: the workers start with them
+        agreement.compiled(i).prepare_lookups()
+    work = functools.partial(_engine_block, agreement, fmt, caps=caps)
     try:
         with (
             tmp_out.open("wb") as fo,
             tmp_rej.open("w", newline="", encoding="utf-8") as fr,
+            BlockPool[tuple[pa.Table, NDArray[np.int64]], _Engined, list[Reject]](
+                work, workers, finish=finish
+            ) as pool,
         ):
             parquet = pq.ParquetWriter(fo, CLASSIFY_SCHEMA) if fmt == "parquet" else None
             if parquet is None:
@@ -288,63 +402,54 @@ def _classify_blocks(
             wr = csv.writer(fr)
             wr.writerow(["row", "id", "field", "reason"])
 
-            def work(sub: IncidentBatch, ids: pa.Array) -> tuple[pa.Array | pa.Table, int]:
-                """The rule engine on a block's incidents, and their output rows."""
-                cls = classify(agreement, sub)
+            def emit() -> None:
+                """Write the oldest block handed to the engine: its rows, then its rejects (the
+                intake's and the agreement's, in row order)."""
+                done, intake_rejects = pool.next()
                 if parquet is not None:
-                    return classification_arrow(ids, sub.lon, sub.lat, cls), len(cls.findings)
-                return classification_csv(ids, cls), len(cls.findings)
-
-            def emit(result: tuple[pa.Array | pa.Table, int]) -> None:
-                rows_out, n_findings = result
-                if parquet is not None:
-                    parquet.write_table(rows_out)
+                    assert isinstance(done.rows_out, pa.Table)
+                    parquet.write_table(done.rows_out)
                 else:
-                    write_lines(fo, rows_out)
-                out.classified += len(rows_out)
-                out.findings += n_findings
-
-            def wait() -> None:
-                """Write the block in the engine's thread, once done (blocks stay in order)."""
-                nonlocal running
-                if running is not None:
-                    done, running = running, None
-                    emit(done.result())
-
-            def flush(
-                t: pa.Table, rows: NDArray[np.int64], rejects: list[Reject], upto: int | None
-            ) -> None:
-                """Classify and write the incidents (those before day ``upto``; the rest wait)."""
-                nonlocal pending, pending_rows, pending_rejects, running
-                batch = _batch(t)
-                ok, agr_rejects = batch_rejects(agreement, batch, rows)
-                day = batch.day.astype(np.int64)
-                later = np.zeros(len(ok), bool)
-                if upto is not None:  # the last day's reports wait (with any after them)
-                    first = np.flatnonzero(ok & (day >= upto))[:1]
-                    if first.size:
-                        later[first[0] :] = ok[first[0] :]
-                        if (day[later] < upto).any():
-                            raise _UnsortedError
-                now = ok & ~later
-                if now.any():
-                    idx = np.flatnonzero(now)
-                    sub = batch.take(idx)
-                    ids = t.column("id").take(pa.array(idx)).combine_chunks()
-                    wait()
-                    if engine is None:
-                        emit(work(sub, ids))
-                    else:
-                        running = engine.submit(work, sub, ids)
-                # rejects in row order, up to the last row written or held
-                every = sorted(rejects + agr_rejects, key=lambda r: r.row)
+                    assert isinstance(done.rows_out, bytes)
+                    fo.write(done.rows_out)
+                out.classified += done.classified
+                out.findings += done.findings
+                every = sorted(intake_rejects + done.rejects, key=lambda r: r.row)
                 for r in every:
                     wr.writerow([r.row, safe_cell(r.id), safe_cell(r.field), safe_cell(r.reason)])
                 out.n_rejects += len(every)
                 out.rejects.extend(every[: max(0, 10 - len(out.rejects))])
-                keep = np.flatnonzero(later)
-                pending = t.take(pa.array(keep)) if keep.size else None
-                pending_rows = rows[keep]
+
+            def flush(
+                t: pa.Table, rows: NDArray[np.int64], rejects: list[Reject], upto: int | None
+            ) -> None:
+                """Hand the engine the incidents before day ``upto`` (with the rejects of their
+                rows); the rest, and the rejects from their first row on, wait."""
+                nonlocal pending, pending_rows, pending_rejects
+                cut = t.num_rows
+                if upto is not None and cut:
+                    day = (
+                        np.asarray(t.column("observed_at").to_numpy(), "datetime64[us]")
+                        .astype("datetime64[D]")
+                        .astype(np.int64)
+                    )
+                    at = np.flatnonzero(day >= upto)[:1]
+                    if at.size:
+                        cut = int(at[0])
+                        if (day[cut:] < upto).any():
+                            raise _UnsortedError
+                now_rejects = rejects
+                if cut < t.num_rows:
+                    first_held = int(rows[cut])
+                    now_rejects = [r for r in rejects if r.row < first_held]
+                    pending_rejects = [r for r in rejects if r.row >= first_held]
+                    pending, pending_rows = t.slice(cut), rows[cut:]
+                else:
+                    pending, pending_rows, pending_rejects = None, rows[:0], []
+                while pool.pending >= pool.ahead:  # write what is done before reading on
+                    emit()
+                now = t.slice(0, cut).select(list(_ENGINE_COLUMNS))
+                pool.submit((now, rows[:cut]), now_rejects)
 
             for block in read:
                 out.duplicates += len(block.duplicates)
@@ -360,25 +465,35 @@ def _classify_blocks(
                     last_day = int(day.max())
                 else:
                     last_day = None
+                if caps and not len(rows):  # nothing accepted: a held day may go on next block
+                    pending_rejects = pending_rejects + block.rejects
+                    if progress is not None:
+                        progress(block.records, block.bytes_read, read.size)
+                    continue
+                held = pending_rejects
                 if pending is not None:
                     t = pa.concat_tables([pending, t])
                     rows = np.concatenate([pending_rows, rows])
-                    pending = None
-                flush(t, rows, block.rejects, last_day)
+                flush(t, rows, held + block.rejects, last_day)
                 if last_day is not None:
                     done_day = max(done_day, last_day)
                 if progress is not None:
                     progress(block.records, block.bytes_read, read.size)
-            if pending is not None:
-                flush(pending, pending_rows, [], None)
-            wait()
+            if pending is not None or pending_rejects:
+                flush(
+                    pending if pending is not None else SCHEMA.empty_table(),
+                    pending_rows,
+                    pending_rejects,
+                    None,
+                )
+            while pool.pending:
+                emit()
+            pool.close()
             if parquet is not None:
                 parquet.close()
         tmp_out.replace(output)
         tmp_rej.replace(rejects_path)
     finally:
-        if engine is not None:
-            engine.shutdown(wait=True, cancel_futures=True)
         tmp_out.unlink(missing_ok=True)
         tmp_rej.unlink(missing_ok=True)
     out.encoding, out.encoding_detected = read.encoding, read.encoding_detected
