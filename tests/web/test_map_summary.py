@@ -176,7 +176,8 @@ def test_whole_years_are_read_from_their_own_rows(api: Api) -> None:
     a build); a selection holding it whole reads its rows, one per cell and value, and answers
     what the rows answer. A write to one of its days drops its rows (the map reads its months)
     until the year is summed again in the background."""
-    _post(api, _reports(150, seed=9, prefix="y", first=dt.date(2024, 11, 25), last=dt.date(2024, 12, 31)))
+    december = {"first": dt.date(2024, 11, 25), "last": dt.date(2024, 12, 31)}
+    _post(api, _reports(150, seed=9, prefix="y", **december))
     _post(api, _reports(200, seed=10, prefix="z"))
     api.get("/dashboard/timeline", role="analyst")  # starts the first build (in the background)
     assert not selection.summarising(api.ctx.db, "small", wait=60)

@@ -285,12 +285,13 @@ function forgetAnswers() {
   app.drawnKey = null;
 }
 
-/** The zooms next to the drawn one, asked for one after the other while the user looks at the
- * map: a zoom in or out then draws from the page's hold (the server computes each once per filter
- * and holds it too). Stops as soon as the selection or the view changes. */
+/** The zooms next to the drawn one (one level in and out, then two in), asked for one after the
+ * other while the user looks at the map: a zoom then draws from the page's hold (the server
+ * computes each once per filter and holds it too; a year's finest levels read the year's rows,
+ * not its months'). Stops as soon as the selection or the view changes. */
 async function prefetchZooms(seq, vseq, params, z) {
   const m = app.map.map;
-  for (const dz of [1, -1]) {
+  for (const dz of [1, -1, 2]) {
     const nz = z + dz;
     if (nz < m.getMinZoom() || nz >= DETAIL_ZOOM) continue;
     if (seq !== app.loadSeq || vseq !== app.viewSeq) return;
@@ -419,11 +420,15 @@ async function loadView(seq, t0 = performance.now()) {
   }
 }
 
-const reloadView = debounce(() => loadView(app.loadSeq), 60); // a zoom's moves end in one moveend
+const reloadView = debounce(() => loadView(app.loadSeq), 60); // a drag's or the keys' moves end in one
 function onView() {
   if (!app.big || !app.timeline) return;
   document.body.dataset.loading = "1"; // at once: the view's data is on its way
-  reloadView();
+  // A new zoom of clusters at once (each zoom is one step, and its clusters are often held
+  // already); pans, and views of points, after the moves settle.
+  const z = app.map.map.getZoom();
+  if (z !== app.viewZoom && z < DETAIL_ZOOM) loadView(app.loadSeq);
+  else reloadView();
 }
 
 function renderList() {
