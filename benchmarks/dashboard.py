@@ -321,6 +321,16 @@ def main() -> None:
     )
     ap.add_argument("--pg", action="store_true", help="on PostgreSQL + PostGIS (a throwaway cluster)")
     ap.add_argument(
+        "--pg-keep",
+        action="store_true",
+        help="with --pg: leave the cluster running (its URL printed) for runs with --pg-url",
+    )
+    ap.add_argument(
+        "--pg-url",
+        help="on this PostgreSQL database, holding the copy a --pg --pg-keep run made (before and "
+        "after runs on one copy: the copy and its summary's build are ten minutes at 3,000,000)",
+    )
+    ap.add_argument(
         "--summary-only",
         action="store_true",
         help="measure the map summary's build, size and answers in one process; no page runs",
@@ -346,8 +356,13 @@ def main() -> None:
         rules = c.execute(by_rule).fetchall()
     cluster = None
     url = str(db)
-    if a.pg:
+    if a.pg_url:
+        url = a.pg_url
+    elif a.pg:
         cluster, url = to_postgres(db)
+        if a.pg_keep:
+            print(f"PostgreSQL kept: --pg-url {url} (stop: pg_ctl -D {cluster.root}/data stop)")  # type: ignore[attr-defined]
+            cluster = None
     token = tokens(url)["analyst"]
     summary = summary_and_baseline(url, first, last, rules[0][0], rebuild=not a.keep_summary)
     print(json.dumps(summary), flush=True)
@@ -524,7 +539,8 @@ def main() -> None:
     print()
     print(
         f"Command: `.venv/bin/python benchmarks/dashboard.py --n {a.n} --copies {a.copies}"
-        f"{' --pg' if a.pg else ''}` ({'PostgreSQL 15 + PostGIS' if a.pg else 'SQLite'}); {cpu}, "
+        f"{' --pg' if a.pg or a.pg_url else ''}` "
+        f"({'PostgreSQL 15 + PostGIS' if a.pg or a.pg_url else 'SQLite'}); {cpu}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end, "
         f"Python {platform.python_version()}, Chromium {r['chromium']} headless (software rendering), "
         f"server and browser on the same machine (loopback). {n_inc:,} incidents from {first} to {last} "

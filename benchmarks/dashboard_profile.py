@@ -7,7 +7,10 @@ cached in the browser; the server warm after the first), and prints per run the 
 request (start, time to the first byte, end, bytes transferred / decoded, in ms from navigation)
 and the functions with the most CPU time on the page's thread.
 
-Run: ``.venv/bin/python benchmarks/dashboard_profile.py out/bench-19/bench-x10.db``.
+``--zoom``: after each first load, the zoom the benchmark times (two levels in, as
+``benchmarks/dashboard.py``) profiled the same way instead.
+
+Run: ``.venv/bin/python benchmarks/dashboard_profile.py out/bench-19/bench-x10.db [--zoom]``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main() -> None:
     ap.add_argument("db", help="the database (a SQLite path or a URL)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--top", type=int, default=15, help="functions listed per run")
+    ap.add_argument("--zoom", action="store_true", help="profile the zoom two levels in instead")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
     from sqlalchemy import create_engine, text
@@ -67,13 +71,25 @@ def main() -> None:
                 cdp = ctx.new_cdp_session(page)
                 cdp.send("Profiler.enable")
                 cdp.send("Profiler.setSamplingInterval", {"interval": 200})
-                cdp.send("Profiler.start")
+                if not a.zoom:
+                    cdp.send("Profiler.start")
                 t = time.perf_counter()
                 page.goto(f"{base}/?start={first}&end={last}")
                 page.wait_for_function(bench.READY, timeout=300_000)
                 load = time.perf_counter() - t
+                what = "first load"
+                if a.zoom:
+                    page.evaluate("() => performance.clearResourceTimings()")
+                    cdp.send("Profiler.start")
+                    t = time.perf_counter()
+                    page.evaluate(bench.ZOOM_IN_TWICE)
+                    page.wait_for_function(bench.READY, timeout=300_000)
+                    load = time.perf_counter() - t
+                    what = f"zoom to {page.evaluate('() => window.truceline.map.map.getZoom()')}"
                 profile = cdp.send("Profiler.stop")["profile"]
-                print(f"run {k}: first load {load:.2f} s; requests (start, first byte, end in ms):")
+                timing = page.evaluate("() => window.truceline.timing")
+                print(f"run {k}: {what} {load:.3f} s (page timing {timing}); requests (start, ")
+                print("  first byte, end in ms):")
                 for name, start, ttfb, end, sent, size in page.evaluate(WATERFALL):
                     print(f"  {start:6d} +{ttfb:5d} -> {end:6d}  {sent:>9,} / {size:>9,} B  {name}")
                 nodes = {n["id"]: n["callFrame"] for n in profile["nodes"]}

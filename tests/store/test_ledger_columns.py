@@ -185,9 +185,13 @@ def _build(db: Database, files: Path, small: Agreement, small_dir: Path) -> None
     db.write(lambda s: ledger.close_days(s, now=T0 + dt.timedelta(days=1)))
     # the map's summary, built (a later day's report marks its day and leaves it waiting)
     db.write(lambda s: map_cells.refresh(s, small.id))
+    # and its years summed from the months (the last rows written: a year's lean rows)
+    assert db.write(lambda s: map_cells.sum_years(s, small.id)) == [dt.date(2025, 1, 1)]
     with db.read() as s:
         v = ledger.verify(s)
         assert s.execute(text("select count(*) from map_cells")).scalar()
+        last = "select period, sector from map_cells where pk = (select max(pk) from map_cells)"
+        assert tuple(s.execute(text(last)).one()) == ("y", map_cells.LEAN)
     assert v.ok, v.problems
 
 
@@ -452,7 +456,7 @@ def test_an_edit_of_any_column_is_found_on_postgresql(
                         missed.append(f"{table}.{col.name}")
                     tx.rollback()
         assert not missed, f"edits not found on PostgreSQL: {missed}"
-        # the map's summary, summed again from the records (a base row, and a month's lean row)
+        # the map's summary, summed again from the records (a base row, and a year's lean row)
         for column in SUMMARY_COLUMNS:
             col = Base.metadata.tables["map_cells"].c[column]
             for which in ("min", "max"):
@@ -491,7 +495,7 @@ def test_an_edit_of_the_map_summary_is_found(built: Path, tmp_path: Path, column
     col = Base.metadata.tables["map_cells"].c[column]
     engine = create_engine(f"sqlite:///{copy}")
     with engine.begin() as conn:
-        # a row at each level and period in turn: the last, a month's lean row, is summed from
+        # a row at each level and period in turn: the last, a year's lean row, is summed from
         # others; the first, a day's base row, is counted from the incidents
         for pk in (
             conn.execute(text("select min(pk) from map_cells union select max(pk) from map_cells"))
@@ -521,8 +525,12 @@ def test_an_edit_of_the_map_summary_is_found(built: Path, tmp_path: Path, column
         "where pk = (select min(pk) from map_cells)",
         # a day's rows moved to a day without reports
         "update map_cells set day = '2025-03-09' where period = 'd' and day = '2025-03-01'",
+        # a year's row at the finest level deleted; a year's rows moved off its 1st of January
+        "delete from map_cells where pk = (select max(pk) from map_cells where period = 'y' "
+        "and zoom = 10)",
+        "update map_cells set day = '2025-03-01' where period = 'y' and zoom = 8",
     ],
-    ids=["row-deleted", "row-copied", "day-moved"],
+    ids=["row-deleted", "row-copied", "day-moved", "year-row-deleted", "year-moved"],
 )
 def test_rows_deleted_copied_or_moved_in_the_map_summary_are_found(
     built: Path, tmp_path: Path, sql: str

@@ -30,17 +30,19 @@ KINDS = ["armed_personnel", "vehicle_movement", "flare", "explosion", "fortifica
 SOURCES = ["patrol", "camera", "uav"]
 
 
-def _reports(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
+def _reports(
+    n: int, seed: int, prefix: str, first: dt.date = FIRST, last: dt.date = LAST
+) -> list[dict[str, Any]]:
     """``n`` reports over six weeks (three months cut), spread over the small agreement's area,
     many in the buffer zone (zone-ban findings), of several kinds and sources."""
     rng = np.random.default_rng(seed)
-    days = (LAST - FIRST).days + 1
+    days = (last - first).days + 1
     near = rng.random(n) < 0.5
     lon = np.where(near, rng.uniform(36.9, 37.0, n), rng.uniform(35.5, 38.5, n))
     lat = np.where(near, rng.uniform(48.55, 48.65, n), rng.uniform(47.8, 49.8, n))
     out = []
     for k in range(n):
-        day = FIRST + dt.timedelta(days=int(rng.integers(days)))
+        day = first + dt.timedelta(days=int(rng.integers(days)))
         out.append(
             rec(
                 f"{prefix}-{k}",
@@ -156,6 +158,52 @@ def test_the_summary_answers_what_the_rows_answer_before_and_after_writes(api: A
     _, stale, v2 = _summary_state(api)
     assert stale == 0 and v2 is not None and v2 > v1
     _check_all(api)
+
+
+YEARS = [
+    {},
+    {"start": "2024-12-05"},  # a cut month, then a whole year
+    {"start": "2024-11-20", "end": "2024-12-31"},  # a year's data, the year not whole
+    {"start": "2025-01-01"},  # a whole year (its data ends before its end)
+    {"start": "2024-12-01", "end": "2025-02-28"},  # whole months across the new year
+    {"rule": "bz-ban"},
+    {"sector": "north", "kind": "explosion"},
+]
+
+
+def test_whole_years_are_read_from_their_own_rows(api: Api) -> None:
+    """A year whose days are all built is summed from its months (``map_cells.sum_years``, after
+    a build); a selection holding it whole reads its rows, one per cell and value, and answers
+    what the rows answer. A write to one of its days drops its rows (the map reads its months)
+    until the year is summed again in the background."""
+    december = {"first": dt.date(2024, 11, 25), "last": dt.date(2024, 12, 31)}
+    _post(api, _reports(150, seed=9, prefix="y", **december))
+    _post(api, _reports(200, seed=10, prefix="z"))
+    api.get("/dashboard/timeline", role="analyst")  # starts the first build (in the background)
+    assert not selection.summarising(api.ctx.db, "small", wait=60)
+    years = [dt.date(2024, 1, 1), dt.date(2025, 1, 1)]
+    with api.ctx.db.read() as s:
+        for z in map_cells.FULL_LEVELS:
+            assert sorted(map_cells.summed_years(s, "small", z)) == years
+        assert map_cells.unsummed_years(s, "small") == []
+        assert map_cells.check(s) == []
+
+    def same_as_rows() -> None:
+        for params, zoom, role in itertools.product(YEARS, (5, 9, 10), ("analyst", "liaison")):
+            r = api.get("/dashboard/clusters", role=role, params={**params, "zoom": zoom})
+            assert r.status_code == 200, r.text
+            _same_clusters(r.json(), _rows_answer(api, params, zoom, role == "liaison"))
+
+    same_as_rows()
+    _post(api, [rec("y-new", kind="explosion", day=dt.date(2025, 2, 2))])
+    api.get("/dashboard/clusters", role="analyst", params={"zoom": 9})  # rebuilds the day
+    with api.ctx.db.read() as s:  # unless the background sum was quicker than this read
+        assert sorted(map_cells.summed_years(s, "small", 10)) in ([years[0]], years)
+    assert not selection.summarising(api.ctx.db, "small", wait=60)
+    with api.ctx.db.read() as s:
+        assert sorted(map_cells.summed_years(s, "small", 10)) == years
+        assert map_cells.check(s) == []
+    same_as_rows()
 
 
 def test_a_monitor_and_a_box_are_answered_from_the_rows(api: Api) -> None:

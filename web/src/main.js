@@ -285,12 +285,13 @@ function forgetAnswers() {
   app.drawnKey = null;
 }
 
-/** The zooms next to the drawn one, asked for one after the other while the user looks at the
- * map: a zoom in or out then draws from the page's hold (the server computes each once per filter
- * and holds it too). Stops as soon as the selection or the view changes. */
+/** The zooms next to the drawn one (one level in and out, then two in), asked for one after the
+ * other while the user looks at the map: a zoom then draws from the page's hold (the server
+ * computes each once per filter and holds it too; a year's finest levels read the year's rows,
+ * not its months'). Stops as soon as the selection or the view changes. */
 async function prefetchZooms(seq, vseq, params, z) {
   const m = app.map.map;
-  for (const dz of [1, -1]) {
+  for (const dz of [1, -1, 2]) {
     const nz = z + dz;
     if (nz < m.getMinZoom() || nz >= DETAIL_ZOOM) continue;
     if (seq !== app.loadSeq || vseq !== app.viewSeq) return;
@@ -419,11 +420,15 @@ async function loadView(seq, t0 = performance.now()) {
   }
 }
 
-const reloadView = debounce(() => loadView(app.loadSeq), 60); // a zoom's moves end in one moveend
+const reloadView = debounce(() => loadView(app.loadSeq), 60); // a drag's or the keys' moves end in one
 function onView() {
   if (!app.big || !app.timeline) return;
   document.body.dataset.loading = "1"; // at once: the view's data is on its way
-  reloadView();
+  // A new zoom of clusters at once (each zoom is one step, and its clusters are often held
+  // already); pans, and views of points, after the moves settle.
+  const z = app.map.map.getZoom();
+  if (z !== app.viewZoom && z < DETAIL_ZOOM) loadView(app.loadSeq);
+  else reloadView();
 }
 
 function renderList() {
@@ -458,6 +463,11 @@ function closePanel() {
 
 function renderLegend() {
   $("#legend").replaceChildren(app.map.legendElement((k, on) => app.map.setVisible(k, on), { incidents: can(app.role, "incidents") }));
+}
+
+/** The smallest [w, s, e, n] box holding two. */
+function union(a, b) {
+  return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])];
 }
 
 async function initMap() {
@@ -499,8 +509,11 @@ async function initMap() {
   $("#agreement-name").textContent = app.legend.agreement.name;
   app.map.fitArea = !app.lastDay; // nothing stored: the first view is the whole area
   app.map.setLegend(app.legend, colourOf);
-  const [w, s, e, n] = app.legend.bbox; // the base map: the region around the line, generously
-  const base = app.map.loadBase("/static/countries-10m.json", [w - 20, Math.max(s - 12, -89), e + 20, Math.min(n + 12, 89)]);
+  // The base map: the region around the line and the area of application, about 500 km beyond
+  // them. Not more: Leaflet re-projects every vertex of it at each zoom (a margin of 20 degrees
+  // held 65,000 of the page's 92,000, most of a zoom's work on the page's thread).
+  const [w, s, e, n] = union(app.legend.bbox, app.legend.area_bbox || app.legend.bbox);
+  const base = app.map.loadBase("/static/countries-10m.json", [w - 6, Math.max(s - 4, -89), e + 6, Math.min(n + 4, 89)]);
   if (app.state.z !== null && app.state.lat !== null && app.state.lon !== null) app.map.map.setView([app.state.lat, app.state.lon], app.state.z);
   else if (!$("#view-map").hidden) app.map.fitLine();
   else {

@@ -56,7 +56,9 @@ export class MapView {
     this.map.whenReady(zoomClass);
     this.map.on("moveend", () => {
       if (onView) onView(); // the page may fetch the view's clusters or points
-      this.render();
+      // The server's clusters of another zoom are not drawn again here: the page draws this
+      // zoom's when they come (often at once, from its hold).
+      if (!this.clusters || this.clusters.zoom === this.map.getZoom()) this.render();
       const c = this.map.getCenter();
       onMove({ z: this.map.getZoom(), lat: c.lat, lon: c.lng });
     });

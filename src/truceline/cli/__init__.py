@@ -278,7 +278,7 @@ def db_summarise(
     again from them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from truceline.services.selection import mark_for_rebuild, stale_agreements, summarise
+    from truceline.services.selection import mark_for_rebuild, stale_agreements, sum_years, summarise
     from truceline.store.db import Database
 
     database = Database(require_database(db))
@@ -288,6 +288,8 @@ def db_summarise(
             mark_for_rebuild(database)
         waiting = stale_agreements(database)
         if not waiting:
+            for agreement_id, n in sum_years(database).items():  # a summary built before years were
+                console.print(f"{agreement_id}: the map's summary of {n:,} years summed")
             console.print(f"The map's summary of {db} is up to date")
             return
         with Progress(

@@ -36,7 +36,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,7 +69,15 @@ from truceline.services.review import STATUSES
 from truceline.services.scope import finding_clauses, incident_clauses, live_incident_clauses
 from truceline.store import map_cells
 from truceline.store.db import Database
-from truceline.store.map_cells import BASE_ZOOM, CELL_PX, cell_deg, grid_cell, month_end, month_start
+from truceline.store.map_cells import (
+    BASE_ZOOM,
+    CELL_PX,
+    cell_deg,
+    grid_cell,
+    month_end,
+    month_start,
+    year_end,
+)
 from truceline.store.models import FindingRow, IncidentRow, MapCellRow
 
 __all__ = [
@@ -84,6 +92,7 @@ __all__ = [
     "stale_agreements",
     "start_builds",
     "stop_builds",
+    "sum_years",
     "summarise",
     "summarising",
     "timeline",
@@ -511,17 +520,19 @@ def refresh_map_cells(db: Database, agreement_id: str) -> list[dt.date]:
     """Bring the map's summary up to date before a map request reads it; returns the days rebuilt.
 
     Up to :data:`REQUEST_DAYS` stale days are rebuilt here (none stale: a read only, no write
-    transaction); more start :func:`summarise` in a background thread (one per database and
-    agreement) and return at once: until it ends the map's answers are counted from the rows.
+    transaction), and their years summed again in the background (the map reads those years'
+    months meanwhile); more start :func:`summarise` in a background thread (one per database
+    and agreement) and return at once: until it ends the map's answers are counted from the rows.
     """
     with db.read() as s:
         stale = map_cells.stale_days(s, agreement_id)
     if stale == 0:
         return []
+    days: list[dt.date] = []
     if stale <= REQUEST_DAYS:
-        return db.write(lambda s: map_cells.refresh(s, agreement_id))
+        days = db.write(lambda s: map_cells.refresh(s, agreement_id))
     _build_in_background(db, agreement_id)
-    return []
+    return days
 
 
 def _build_in_background(db: Database, agreement_id: str) -> None:
@@ -547,7 +558,9 @@ def start_builds(db: Database) -> dict[str, int]:
     the agreements started and their days. A server calls it at start-up, so the first map
     request finds the summary built or being built; the map counts the rows meanwhile."""
     waiting = stale_agreements(db)
-    for agreement_id in waiting:
+    with db.read() as s:  # and those whose years are not summed (built before years were)
+        summing = [a for a in map_cells.version_by_agreement(s) if map_cells.unsummed_years(s, a)]
+    for agreement_id in {*waiting, *summing}:
         _build_in_background(db, agreement_id)
     return waiting
 
@@ -584,6 +597,25 @@ def stale_agreements(db: Database) -> dict[str, int]:
         return map_cells.stale_by_agreement(s)
 
 
+def sum_years(db: Database) -> dict[str, int]:
+    """Sum the years of every agreement whose days are all built but whose years are not (a
+    summary built before it held years); returns the agreements and how many years each."""
+    with db.read() as s:
+        agreements = list(map_cells.version_by_agreement(s))
+    out: dict[str, int] = {}
+    for agreement_id in agreements:
+
+        def step(s: Session, a: str = agreement_id) -> list[dt.date]:
+            return map_cells.sum_years(s, a)
+
+        years = db.write(step)
+        if years:
+            out[agreement_id] = len(years)
+    if out:
+        db.write(map_cells.analyse)
+    return out
+
+
 def mark_for_rebuild(db: Database) -> int:
     """Mark every day of the map's summary as waiting to be built again (``db summarise
     --rebuild``: after :func:`truceline.store.ledger.verify` found a summary row that differs
@@ -617,7 +649,12 @@ def summarise(
             with db.read() as s:
                 total = done + map_cells.stale_days(s, agreement_id)
             progress(done, total)
-    if done:
+    if stop is None or not stop.is_set():
+        # The years whose days are all built: their months summed, once (see map_cells.sum_years).
+        years = db.write(lambda s: map_cells.sum_years(s, agreement_id))
+    else:
+        years = []
+    if done or years:
         db.write(map_cells.analyse)
     return done
 
@@ -663,9 +700,10 @@ def _cached(key: tuple[Any, ...], compute: Any) -> dict[str, Any]:
     return out
 
 
-def _periods(flt: Selection) -> list[ColumnElement[bool]]:
+def _periods(flt: Selection, years: Collection[dt.date] = ()) -> list[ColumnElement[bool]]:
     """The summary's rows of the selected days, as simple ranges (each one range of the index):
-    the months wholly inside them, and the days of the months cut by ``start`` or ``end``."""
+    the years wholly inside them whose rows are summed (``years``: their 1st of January), the
+    other months wholly inside them, and the days of the months cut by ``start`` or ``end``."""
     c = MapCellRow
     start, end = flt.start, flt.end
     # The first and the last whole month (their first days); None: no bound on that side.
@@ -678,7 +716,19 @@ def _periods(flt: Selection) -> list[ColumnElement[bool]]:
         hi = month_start(month_start(end) - _DAY)
     if lo is not None and hi is not None and lo > hi:  # no whole month: the days
         return [and_(c.period == "d", *_between(start, end))]
-    out = [and_(c.period == "m", *_between(lo, hi))]
+    # Whole years read as one row per cell and value rather than one per month (a year's
+    # overview at the finest levels), the months around them as months.
+    whole = sorted(
+        y for y in years if (lo is None or lo <= y) and (hi is None or month_start(year_end(y)) <= hi)
+    )
+    out = [and_(c.period == "y", c.day.in_(whole))] if whole else []
+    first: dt.date | None = lo
+    for y in whole:
+        if first is None or first < y:
+            out.append(and_(c.period == "m", *_between(first, y - _DAY)))
+        first = year_end(y) + _DAY
+    if first is None or hi is None or first <= hi:
+        out.append(and_(c.period == "m", *_between(first, hi)))
     if lo is not None and start is not None and start < lo:
         out.append(and_(c.period == "d", *_between(start, lo - _DAY)))
     if hi is not None and end is not None and end > month_end(hi):
@@ -697,12 +747,18 @@ def _cell_level(flt: Selection, zoom: int) -> tuple[int, bool]:
 
 
 def _cell_conds(
-    flt: Selection, scope: Scope, *, zoom: int, lean: bool, dated: bool = True
+    flt: Selection,
+    scope: Scope,
+    *,
+    zoom: int,
+    lean: bool,
+    dated: bool = True,
+    years: Collection[dt.date] = (),
 ) -> list[ColumnElement[bool]]:
     """The filter on the summary's rows at level ``zoom`` (``lean``: its lean rows, else its full
     rows), as clauses each read with one range of its index (the rows each selects are
-    disjoint): per range of days, the findings and the incidents without findings (unless the
-    filter leaves them out)."""
+    disjoint): per range of days (``years``: those whose rows are summed), the findings and the
+    incidents without findings (unless the filter leaves them out) together."""
     c = MapCellRow
     common: list[ColumnElement[bool]] = [c.agreement_id == flt.agreement_id, c.zoom == zoom]
     if flt.kinds:
@@ -735,8 +791,11 @@ def _cell_conds(
         if flt.statuses:
             ic.append(c.status.in_(flt.statuses))
         sets.append(ic)
-    periods = _periods(flt) if dated else [c.period == "d"]
-    return [and_(*common, p, *one) for p in periods for one in sets]
+    periods = _periods(flt, years) if dated else [c.period == "d"]
+    # Both sets in one read of each range (a condition on ``finding`` narrows no range of the
+    # index: two reads would visit every row of the range twice).
+    either = or_(*(and_(*one) for one in sets))
+    return [and_(*common, p, either) for p in periods]
 
 
 def clusters(
@@ -817,7 +876,9 @@ def _clusters_from_cells(session: Session, flt: Selection, scope: Scope, zoom: i
     frows: list[tuple[Any, ...]] = []
     irows: list[tuple[Any, ...]] = []
     conn = session.connection()
-    for where in _cell_conds(flt, scope, zoom=base, lean=lean):  # rows of one cell may come from several
+    years = map_cells.summed_years(session, flt.agreement_id, base)
+    # one cell's rows may come from several clauses (periods)
+    for where in _cell_conds(flt, scope, zoom=base, lean=lean, years=years):
         q = select(*keys, func.sum(c.n), func.sum(c.sx), func.sum(c.sy)).where(where).group_by(*keys)
         for x, y, is_f, party, rule, kind, n, sx, sy in conn.execute(q):
             if is_f:

@@ -6,6 +6,12 @@ tiles, ``cell_deg(z) = 360 / 2**z * CELL_PX / 256`` degrees on a side, numbered 
 90 S. A cell at zoom ``z <= BASE_ZOOM`` is exactly ``2**(BASE_ZOOM - z)`` base cells on a side
 (``gx >> (BASE_ZOOM - z)``), so one table answers every overview zoom.
 
+Periods: rows per day (``period`` "d"), per month ("m", ``day`` its first day) and per year ("y",
+``day`` the 1st of January). A year's rows are summed from its months' after its last stale day is
+built, by :func:`sum_years` (a step of its own: a day rebuilt deletes its year's rows, and the map
+reads that year's months until the year is summed again), so that a year's overview at the finest
+levels reads one row per cell and value instead of twelve.
+
 Freshness: triggers on ``incidents`` and ``findings`` (migration 0016; per row on SQLite, per
 statement with transition tables on PostgreSQL) mark each day a write touches in
 ``map_stale_days``; :func:`refresh` rebuilds those days' rows and stamps a new version, which keys
@@ -70,7 +76,13 @@ __all__ = [
     "refresh",
     "stale_by_agreement",
     "stale_days",
+    "sum_years",
+    "summed_years",
+    "unsummed_years",
     "version",
+    "version_by_agreement",
+    "year_end",
+    "year_start",
 ]
 
 #: A cluster's grid cell, in screen pixels at the zoom asked for.
@@ -142,6 +154,12 @@ def analyse(session: Session) -> None:
         session.connection().exec_driver_sql("ANALYZE map_cells")
 
 
+def version_by_agreement(session: Session) -> dict[str, int]:
+    """Every agreement's summary version (those built at least once)."""
+    q = select(MapCellsVersionRow.agreement_id, MapCellsVersionRow.version)
+    return {a: int(v) for a, v in session.execute(q)}
+
+
 def version(session: Session, agreement_id: str) -> int | None:
     """The summary's version (its last rebuild); ``None``: never built (nothing stored yet)."""
     q = select(MapCellsVersionRow.version).where(MapCellsVersionRow.agreement_id == agreement_id)
@@ -165,6 +183,14 @@ def month_start(day: dt.date) -> dt.date:
 def month_end(day: dt.date) -> dt.date:
     nxt = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     return nxt - dt.timedelta(days=1)
+
+
+def year_start(day: dt.date) -> dt.date:
+    return day.replace(month=1, day=1)
+
+
+def year_end(day: dt.date) -> dt.date:
+    return day.replace(month=12, day=31)
 
 
 def level(zoom: int, *, lean: bool = False) -> tuple[int, bool]:
@@ -203,6 +229,7 @@ def refresh(session: Session, agreement_id: str, *, limit: int | None = None) ->
         return []
     c = MapCellRow
     months = sorted({month_start(d) for d in days})
+    years = sorted({year_start(d) for d in days})
     waiting = select(sd.day).where(
         sd.agreement_id == agreement_id, sd.day.between(months[0], month_end(months[-1]))
     )
@@ -214,6 +241,8 @@ def refresh(session: Session, agreement_id: str, *, limit: int | None = None) ->
             or_(
                 and_(c.period == "d", c.day.in_(days)),
                 and_(c.period == "m", c.day.in_(months)),
+                # the years' rows too: the map reads their months until sum_years sums them again
+                and_(c.period == "y", c.day.in_(years)),
             ),
         )
     )
@@ -248,6 +277,44 @@ def refresh(session: Session, agreement_id: str, *, limit: int | None = None) ->
         )
     )
     return days
+
+
+def summed_years(session: Session, agreement_id: str, zoom: int) -> set[dt.date]:
+    """The years (their 1st of January) whose rows the summary holds at level ``zoom``."""
+    c = MapCellRow
+    q = select(c.day).where(c.agreement_id == agreement_id, c.zoom == zoom, c.period == "y")
+    return {as_date(d) for d in session.execute(q.distinct()).scalars()}
+
+
+def unsummed_years(session: Session, agreement_id: str) -> list[dt.date]:
+    """The years with summed months but no rows of their own, none of whose days waits to be
+    rebuilt: what :func:`sum_years` sums."""
+    c, sd = MapCellRow, MapStaleDayRow
+    z = FULL_LEVELS[0]  # every level's months and years are written together: the coarsest tells
+    q = select(c.day).where(c.agreement_id == agreement_id, c.zoom == z, c.period == "m").distinct()
+    months = {as_date(d) for d in session.execute(q).scalars()}
+    stale = session.execute(select(sd.day).where(sd.agreement_id == agreement_id)).scalars()
+    waiting = {year_start(as_date(d)) for d in stale}
+    return sorted({year_start(m) for m in months} - summed_years(session, agreement_id, z) - waiting)
+
+
+def sum_years(session: Session, agreement_id: str) -> list[dt.date]:
+    """Sum the agreement's :func:`unsummed_years` from their months' rows, per level (in the
+    caller's write transaction); returns them. A step of its own, after :func:`refresh`: a
+    year's sum reads twelve months of rows per level (seconds at a year's scale), which an
+    ingest's rebuild of a day should not wait for."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":  # one rebuild of an agreement at a time (see refresh)
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("map_cells:" + agreement_id))))
+    years = unsummed_years(session, agreement_id)
+    c = MapCellRow
+    for y in years:
+        for z in FULL_LEVELS:
+            _roll(conn, agreement_id, (z, "m"), (z, "y"), c.day.between(y, year_end(y)), literal(y))
+        for z in LEAN_LEVELS:
+            src = min(f for f in FULL_LEVELS if f >= z)
+            _roll(conn, agreement_id, (src, "y"), (z, "y"), c.day == y, c.day, lean=True)
+    return years
 
 
 def _counted(
@@ -358,7 +425,9 @@ def _rolled(
     gx = c.gx.op(">>", return_type=Integer)(shift) if shift else c.gx
     gy = c.gy.op(">>", return_type=Integer)(shift) if shift else c.gy
     cols: list[Any] = []
-    keys: list[Any] = [day, gx, gy] if dst[1] == "d" or src[1] == "m" else [gx, gy]
+    # the day is a key where each source row keeps its own (a day, or a period's lean rows from
+    # its full ones); else it is the one day of the period summed into
+    keys: list[Any] = [day, gx, gy] if dst[1] == "d" or src[1] == dst[1] else [gx, gy]
     for d in DIMS:
         if lean and d in ("sector", "source_type"):
             cols.append(literal(LEAN))
@@ -392,12 +461,12 @@ def _rolled(
 
 def check(session: Session, *, limit: int = 20) -> list[str]:
     """What in the summary differs from what it is built from (at most ``limit`` messages, one
-    per day or month and agreement): each day's rows at ``BASE_ZOOM`` counted again from the
-    stored findings and incidents, and each coarser, monthly or lean level summed again from the
-    stored level it is summed from, so that any single edit, insertion or deletion of a summary
-    row shows. Days waiting to be rebuilt (and the months they are in) are left out: the map
-    does not read them. Read only, a month and a level at a time (memory bounded by a month's
-    rows of one level)."""
+    per day, month or year and agreement): each day's rows at ``BASE_ZOOM`` counted again from
+    the stored findings and incidents, and each coarser, monthly, yearly or lean level summed
+    again from the stored level it is summed from, so that any single edit, insertion or
+    deletion of a summary row shows. Days waiting to be rebuilt (and the months and years they
+    are in) are left out: the map does not read them. Read only, a month (or a year) and a level
+    at a time (memory bounded by the rows of one level and period summed)."""
     conn = session.connection()
     dialect = conn.dialect.name
     c, sd, inc = MapCellRow, MapStaleDayRow, IncidentRow
@@ -413,30 +482,76 @@ def check(session: Session, *, limit: int = 20) -> list[str]:
             end = month_end(m)
             whole = m not in {month_start(d) for d in stale}
             month = c.day.between(m, end)
-            levels = _levels(aid, m, whole, dialect)
-            found: set[str] = set()
-            for expected, which in levels:
-                stored = select(*(getattr(c, k) for k in _COLS)).where(c.agreement_id == aid, which)
-                want, _ = _keyed(conn, expected, stale)
-                have, twice = _keyed(conn, [stored], stale)
-                found |= _differences(want, have) | twice
-            # and rows at no level the map reads (another zoom, period or kind of row)
-            held_rows = and_(c.period != "m", month)
+            # the month's rows, and rows at no level the map reads (another zoom, period or kind
+            # of row; a year's rows are checked below)
+            held_rows = and_(c.period.notin_(("m", "y")), month)
             if whole:
                 held_rows = or_(held_rows, and_(c.period == "m", c.day == m))
-            astray = select(c.zoom, c.period, c.day).where(
-                c.agreement_id == aid, held_rows, ~or_(*(w for _, w in levels))
-            )
-            found |= {
-                _where(tuple(["", *r[:2], _plain(r[2])])) for r in conn.execute(astray.limit(limit))
-            }
-            for what in sorted(found):
-                out.append(
-                    f"map summary of agreement {aid!r}, {what}, differs from the stored records "
-                    "it sums: rebuild it (`truceline db summarise --rebuild`)"
-                )
-                if len(out) >= limit:
-                    return out
+            found = _found(conn, aid, _levels(aid, m, whole, dialect), held_rows, stale, limit)
+            if _report(out, aid, found, limit):
+                return out
+        # The years summed (those not summed yet, or with days waiting, the map does not read).
+        waiting = {year_start(d) for d in stale}
+        for y in sorted({year_start(d) for d in days} - waiting):
+            year = and_(c.period == "y", c.day.between(y, year_end(y)))
+            if conn.execute(select(c.pk).where(c.agreement_id == aid, year).limit(1)).first() is None:
+                continue
+            found = _found(conn, aid, _year_levels(aid, y), year, stale, limit)
+            if _report(out, aid, found, limit):
+                return out
+    return out
+
+
+def _found(
+    conn: Any,
+    agreement_id: str,
+    levels: list[tuple[list[Select[Any]], ColumnElement[bool]]],
+    held: ColumnElement[bool],
+    stale: set[dt.date],
+    limit: int,
+) -> set[str]:
+    """Where the stored rows of each of ``levels`` differ from what they should be, and which
+    ``held`` rows are at none of them."""
+    c = MapCellRow
+    found: set[str] = set()
+    for expected, which in levels:
+        stored = select(*(getattr(c, k) for k in _COLS)).where(c.agreement_id == agreement_id, which)
+        want, _ = _keyed(conn, expected, stale)
+        have, twice = _keyed(conn, [stored], stale)
+        found |= _differences(want, have) | twice
+    astray = select(c.zoom, c.period, c.day).where(
+        c.agreement_id == agreement_id, held, ~or_(*(w for _, w in levels))
+    )
+    found |= {_where(tuple(["", *r[:2], _plain(r[2])])) for r in conn.execute(astray.limit(limit))}
+    return found
+
+
+def _report(out: list[str], agreement_id: str, found: set[str], limit: int) -> bool:
+    """Add a message per place ``found`` to ``out``; whether ``limit`` messages are reached."""
+    for what in sorted(found):
+        out.append(
+            f"map summary of agreement {agreement_id!r}, {what}, differs from the stored records "
+            "it sums: rebuild it (`truceline db summarise --rebuild`)"
+        )
+        if len(out) >= limit:
+            return True
+    return False
+
+
+def _year_levels(agreement_id: str, y: dt.date) -> list[tuple[list[Select[Any]], ColumnElement[bool]]]:
+    """For each level of year ``y``'s rows: the query of what they should be (summed from the
+    months' stored rows, the lean ones from the year's full rows) and which stored rows they are."""
+    c = MapCellRow
+    out: list[tuple[list[Select[Any]], ColumnElement[bool]]] = []
+    at = and_(c.period == "y", c.day == y)
+    for z in FULL_LEVELS:
+        months = c.day.between(y, year_end(y))
+        expected = _rolled(agreement_id, (z, "m"), (z, "y"), months, literal(y))
+        out.append(([expected], and_(c.zoom == z, at, c.sector != LEAN)))
+    for z in LEAN_LEVELS:
+        src = min(f for f in FULL_LEVELS if f >= z)
+        expected = _rolled(agreement_id, (src, "y"), (z, "y"), c.day == y, c.day, lean=True)
+        out.append(([expected], and_(c.zoom == z, at, c.sector == LEAN)))
     return out
 
 
@@ -509,7 +624,8 @@ def _plain(v: Any) -> Any:
 
 
 def _where(key: tuple[Any, ...]) -> str:
-    period = "day" if key[2] == "d" else "month of" if key[2] == "m" else f"period {key[2]!r},"
+    named = {"d": "day", "m": "month of", "y": "year of"}
+    period = named.get(key[2], f"period {key[2]!r},")
     return f"zoom {key[1]}, {period} {key[3]}"
 
 
