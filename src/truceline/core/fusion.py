@@ -1067,7 +1067,11 @@ def fuse(
         if not (strong & cross).any():
             break
         # gated pairs between each two clusters: they may merge only if every pair is gated
-        gated_keys, gated_n = np.unique(lo * n + hi, return_counts=True)
+        # (and, from merge_floor up, likely enough: an event holds no pair unlikely to be one)
+        gated_keys, gated_inv, gated_n = np.unique(lo * n + hi, return_inverse=True, return_counts=True)
+        if settings.merge_floor > 0.0:
+            fine = prob[cross] >= settings.merge_floor
+            gated_n = np.bincount(gated_inv.ravel(), fine, len(gated_keys)).astype(np.intp)
         s_cross = strong[cross]
         skey = (lo * n + hi)[s_cross]
         order = np.lexsort((-prob[cross][s_cross], skey))
@@ -1078,9 +1082,6 @@ def fuse(
         size = np.bincount(label, minlength=n)
         got = gated_n[np.searchsorted(gated_keys, ekey)]
         good = got == size[ca] * size[cb]
-        if settings.merge_floor > 0.0:  # and none of them is unlikely
-            weak_keys = np.unique((lo * n + hi)[prob[cross] < settings.merge_floor])
-            good &= ~np.isin(ekey, weak_keys)
         # at most one report per source per event: the two clusters must share no source
         members = np.argsort(label, kind="stable")
         start = np.concatenate([[0], np.cumsum(size)[:-1]])
