@@ -174,8 +174,8 @@ class FusionSettings(BaseModel):
     ``weapon_given_kind``: weigh two reports' weapon classes against how often each is named
     among the reports of its own kind group, not among all reports: a kind implies some weapon
     classes (small-arms fire, small arms), and two reports of small-arms fire that both name
-    small arms are no likelier one event than their kinds already said (``False``: the rule
-    before, which counted the rare kind twice; BENCHMARKS.md, issue 15 step 8).
+    small arms are no likelier one event than their kinds already said (``False``: among all
+    reports, as before, which counted a rare kind twice; BENCHMARKS.md, issue 15 step 8).
     ``merge_floor``: two clusters merge only if no pair of reports across them is below this
     probability (besides the gates): an event holds no two reports that the model finds
     unlikely to be one, whatever reports link them (0: the gates alone, the rule before).
