@@ -481,3 +481,88 @@ def test_pairs_of_events_are_stated_calibrated_and_links_keep_the_models_probabi
     k = res.dup_pair
     assert np.allclose(res.dup_p, F.calibrated(res.pair_p[k], res.pair_late[k], F.CALIBRATION))
     assert np.allclose(own.dup_p, own.pair_p[own.dup_pair])
+
+
+def _reports_at(
+    xy_m: list[tuple[float, float]], sigma_m: list[float], src: list[str], kind: list[str],
+    weapon: list[str], time_s: list[float] | None = None, time_sigma_s: list[float] | None = None,
+) -> F.Reports:  # fmt: skip
+    """Reports at local positions (m), prompt, with the given 1-sigma errors, sources and kinds."""
+    frame = LocalFrame.centred(37.5, 48.0)
+    x, y = np.array(xy_m, float).T
+    lon, lat = frame.to_lonlat(x, y)
+    n = len(xy_m)
+    return F.Reports(
+        report_id=np.array([f"r{i}" for i in range(n)]), source_id=np.array(src),
+        source_type=np.array(src), time_s=np.zeros(n) if time_s is None else np.array(time_s),
+        time_sigma_s=np.full(n, 2.0) if time_sigma_s is None else np.array(time_sigma_s),
+        delay_max_s=np.zeros(n), lon=lon, lat=lat,
+        cov_m2=np.stack([np.eye(2) * s**2 for s in sigma_m]), kind=np.array(kind),
+        reliability=np.array(["B"] * n), credibility=np.array([2] * n), weapon=np.array(weapon),
+    )  # fmt: skip
+
+
+def test_a_weapon_class_its_kind_implies_adds_nothing_to_the_kind() -> None:
+    """Two reports of small-arms fire 600 m apart that both name small arms (as every report of
+    small-arms fire around does): the weapon class says nothing the kind did not, so the pair
+    is as probable as without weapon classes; before, the weapon's rarity among all reports
+    (one in five here) was counted on top of the kind's. Weapon classes that do discriminate
+    within a kind still count."""
+    far = [(20_000.0 + 3_000.0 * i, 0.0) for i in range(8)]  # explosions elsewhere
+    xy = [(0.0, 0.0), (600.0, 0.0), *far, (5_000.0, 0.0)]
+    sig = [100.0, 400.0] + [100.0] * 8 + [100.0]
+    src = ["camera", "patrol"] + ["uav"] * 8 + ["uav"]
+    kind = ["small_arms_fire"] * 2 + ["explosion"] * 8 + ["small_arms_fire"]
+    heavy = ["mortar", "mlrs", "artillery_100mm_plus", "mortar"]
+    weapons = ["small_arms"] * 2 + heavy * 2 + ["small_arms"]
+    blank = [""] * len(xy)
+    off = F.FusionSettings(calibration=None, local_density=False, learn_delays=False)
+
+    def pair_p(weapon: list[str], given_kind: bool) -> float:
+        res = F.fuse(
+            _reports_at(xy, sig, src, kind, weapon),
+            settings=off.model_copy(update={"weapon_given_kind": given_kind}),
+        )
+        k = np.flatnonzero((res.pair_a == 0) & (res.pair_b == 1))
+        return float(res.pair_p[k[0]])
+
+    def logit(p: float) -> float:
+        return float(np.log(p / (1.0 - p)))
+
+    none = logit(pair_p(blank, True))
+    assert logit(pair_p(weapons, True)) == pytest.approx(none, abs=1e-6)
+    assert logit(pair_p(weapons, False)) > none + 0.7  # the rule before: counted twice
+    # among explosions the weapon class still discriminates
+    kind2 = ["explosion"] * len(xy)
+    assert (
+        F._categorical_lr(
+            np.array([0, 0, 1, 2, 3, 1, 2, 3]),
+            np.array([0]),
+            np.array([1]),
+            np.ones(8, bool),
+            0.8,
+            given=F.kind_group(np.array(kind2[:8])),
+        )[0]
+        > 1.5
+    )
+
+
+def test_an_event_holds_no_pair_of_reports_unlikely_to_be_one_event() -> None:
+    """A patrol (500 m, 30 s) links to an acoustic fix and to a camera 187 m and 7.9 s from it;
+    the fix and the camera (10 m and 0.05 s, 50 m and 2 s) pass the gates but are unlikely to be
+    one event (their pair is below ``merge_floor``). The patrol joins one of them, not both: with
+    ``merge_floor`` 0 (the rule before) the camera came in through the patrol and the fix and the
+    camera were linked."""
+    reports = _reports_at(
+        [(0.0, 0.0), (187.0, 0.0), (93.0, 0.0)], [10.0, 50.0, 500.0],
+        ["acoustic", "camera", "patrol"], ["explosion"] * 3, [""] * 3,
+        time_s=[0.0, 7.9, 4.0], time_sigma_s=[0.05, 2.0, 30.0],
+    )  # fmt: skip
+    settings = F.FusionSettings(calibration=None, local_density=False, learn_delays=False)
+    res = F.fuse(reports, settings=settings)
+    k = np.flatnonzero((res.pair_a == 0) & (res.pair_b == 1))
+    assert res.pair_p[k[0]] < settings.merge_floor
+    assert res.event_of_report[0] != res.event_of_report[1]
+    assert res.event_of_report[2] in (res.event_of_report[0], res.event_of_report[1])
+    before = F.fuse(reports, settings=settings.model_copy(update={"merge_floor": 0.0}))
+    assert len(np.unique(before.event_of_report)) == 1

@@ -132,7 +132,7 @@ DEFAULT_SOURCES: Final[dict[str, SourceModel]] = {
 
 #: :attr:`FusionSettings.calibration`'s default: ``benchmarks/fusion_mixes.py fit`` (logistic
 #: regression of one true event on the model's logit and the pair's chance of a late report).
-CALIBRATION: Final = (-0.4251, 1.2859, 1.0397, -0.2989)
+CALIBRATION: Final = (-0.4083, 1.2819, 1.0567, -0.2828)
 
 
 class FusionSettings(BaseModel):
@@ -171,6 +171,14 @@ class FusionSettings(BaseModel):
     (:func:`_matching_marginals`); ``"product"``, the vaguer report's normalisation over the
     precise one's source times the precise report's share among the vaguer one's source (the
     rule before; it undercounts pairs whose reports both have rivals: late reports).
+    ``weapon_given_kind``: weigh two reports' weapon classes against how often each is named
+    among the reports of its own kind group, not among all reports: a kind implies some weapon
+    classes (small-arms fire, small arms), and two reports of small-arms fire that both name
+    small arms are no likelier one event than their kinds already said (``False``: among all
+    reports, as before, which counted a rare kind twice; BENCHMARKS.md, issue 15 step 8).
+    ``merge_floor``: two clusters merge only if no pair of reports across them is below this
+    probability (besides the gates): an event holds no two reports that the model finds
+    unlikely to be one, whatever reports link them (0: the gates alone, the rule before).
     ``calibration``: how the probability of a pair of events that fusion left apart (a
     possible duplicate, a pair weighed for the count) is restated from the model's (which the
     automatic links keep): logit p' = c0 + c1 logit p + late (c2 + c3 logit p), where ``late`` is
@@ -209,6 +217,8 @@ class FusionSettings(BaseModel):
     density_window_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     delay_prior_weight: float = Field(default=20.0, gt=0.0)
     matching: Literal["bp", "product"] = "bp"
+    weapon_given_kind: bool = True
+    merge_floor: float = Field(default=0.2, ge=0.0, lt=1.0)
     calibration: tuple[float, float, float, float] | None = CALIBRATION
 
     @model_validator(mode="before")
@@ -647,19 +657,30 @@ def time_density(
 
 
 def _categorical_lr(
-    code: IntArray, a: IntArray, b: IntArray, known: NDArray[np.bool_], agree: float
-) -> FloatArray:
+    code: IntArray, a: IntArray, b: IntArray, known: NDArray[np.bool_], agree: float,
+    given: IntArray | None = None,
+) -> FloatArray:  # fmt: skip
     """Likelihood ratio of two reports' categories (kind group, weapon class) if one event
     against two: they agree with chance ``agree`` (else one of the other K-1 categories), while
-    reports of different events name categories as often as the reports around do (smoothed)."""
+    reports of different events name categories as often as the reports around do (smoothed).
+
+    ``given``: another category of each report that this one depends on (the kind group, for
+    the weapon class): the frequencies are then those among the reports of the same ``given``,
+    so that what the other already said is not counted twice (a report of small-arms fire names
+    small arms as its weapon; the agreement of two such reports on "small arms" says nothing
+    their kinds did not). Agreeing never lowers the odds."""
     n_cat = int(code.max()) + 1 if len(code) else 1
-    cnt = np.bincount(code[known], minlength=n_cat).astype(np.float64)
-    k = max(int(np.count_nonzero(cnt)), 2)
-    freq = (cnt + 1.0) / (cnt.sum() + k)
+    grp = np.zeros(len(code), np.intp) if given is None else np.asarray(given, np.intp)
+    n_grp = int(grp.max()) + 1 if len(grp) else 1
+    cnt = np.bincount((grp * n_cat + code)[known], minlength=n_grp * n_cat).astype(np.float64)
+    cnt = cnt.reshape(n_grp, n_cat)
+    k = np.maximum(np.count_nonzero(cnt, axis=1), 2)
+    freq = (cnt + 1.0) / (cnt.sum(axis=1) + k)[:, None]
     same = code[a] == code[b]
     both = known[a] & known[b]
-    ref = np.sqrt(freq[code[a]] * freq[code[b]])
-    lr = np.where(same, agree, (1.0 - agree) / (k - 1)) / ref
+    ref = np.sqrt(freq[grp[a], code[a]] * freq[grp[b], code[b]])
+    k_ab = np.maximum(k[grp[a]], k[grp[b]])
+    lr = np.where(same, np.maximum(agree / ref, 1.0), (1.0 - agree) / (k_ab - 1) / ref)
     return np.asarray(np.where(both, lr, 1.0), np.float64)
 
 
@@ -879,7 +900,11 @@ def _probability(
     lr = _categorical_lr(cand.kind, a, b, cand.kind != 0, settings.kind_agreement)
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
     wcode = wcode.ravel().astype(np.intp)
-    lr = lr * _categorical_lr(wcode, a, b, reports.weapons() != "", settings.weapon_agreement)
+    weapon_known = reports.weapons() != ""
+    if settings.weapon_given_kind:
+        lr = lr * _categorical_lr(wcode, a, b, weapon_known, settings.weapon_agreement, given=cand.kind)
+    else:
+        lr = lr * _categorical_lr(wcode, a, b, weapon_known, settings.weapon_agreement)
     lr = lr * _count_lr(reports.counts(), a, b, settings.count_ratio_sigma)
     cover = _coverage(reports, settings) if cover is None else cover
     # The question is where the vaguer report v of the pair came from: the event of the precise
@@ -1022,7 +1047,7 @@ def fuse(
 
     Two clusters merge when a pair across them is above ``settings.link_threshold`` (the most
     probable first, mutual best partners in each round), every pair across them passed the
-    gates, and they share no source.
+    gates and is at least ``settings.merge_floor``, and they share no source.
     """
     settings = settings if settings is not None else FusionSettings()
     n = len(reports)
@@ -1042,7 +1067,11 @@ def fuse(
         if not (strong & cross).any():
             break
         # gated pairs between each two clusters: they may merge only if every pair is gated
-        gated_keys, gated_n = np.unique(lo * n + hi, return_counts=True)
+        # (and, from merge_floor up, likely enough: an event holds no pair unlikely to be one)
+        gated_keys, gated_inv, gated_n = np.unique(lo * n + hi, return_inverse=True, return_counts=True)
+        if settings.merge_floor > 0.0:
+            fine = prob[cross] >= settings.merge_floor
+            gated_n = np.bincount(gated_inv.ravel(), fine, len(gated_keys)).astype(np.intp)
         s_cross = strong[cross]
         skey = (lo * n + hi)[s_cross]
         order = np.lexsort((-prob[cross][s_cross], skey))
