@@ -4,6 +4,8 @@ areas), the legend that labels the map, and its layers (zones and withdrawal lin
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 import shapely
@@ -169,10 +171,25 @@ def agreement_layers(ag: Agreement, day: dt.date) -> dict[str, Any]:
     cache: dict[str, dict[str, Any]] = cv.__dict__.setdefault("_layers", {})
     in_force = tuple(r.id for r in cv.rules if r.type == RuleType.withdrawal and r.in_force(day))
     key = ",".join(in_force)  # the geometry changes only when the withdrawal rules in force do
-    if key not in cache:
-        fc = zones_feature_collection(ag, day)
-        fc["features"][1:1] = withdrawal_features(ag, withdrawal_lines(ag, day))
-        if len(cache) > 16:
-            cache.clear()
-        cache[key] = fc
-    return cache[key]
+    if (fc := cache.get(key)) is not None:  # one lookup: another thread may clear the cache
+        return fc
+    with _LAYERS_BUILT:  # one build at a time: a request waits for the warm-up's, not beside it
+        if key not in cache:
+            fc = zones_feature_collection(ag, day)
+            fc["features"][1:1] = withdrawal_features(ag, withdrawal_lines(ag, day))
+            if len(cache) > 16:
+                cache.clear()
+            cache[key] = fc
+        return cache[key]
+
+
+#: Held while layers are built (seconds of CPU each), so two threads never build the same ones.
+_LAYERS_BUILT = threading.Lock()
+
+
+def warm_layers(agreements: Iterable[Agreement], day: dt.date) -> None:
+    """Build the layers the map asks first, those in force on ``day`` (today; an agreement not yet
+    in force: its first day), ahead of the first request: a long line's outlines take seconds of
+    CPU, tens of seconds on a loaded server. Other days' layers are built when first asked."""
+    for ag in agreements:
+        agreement_layers(ag, max(day, ag.effective_from))
