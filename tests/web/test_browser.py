@@ -519,6 +519,7 @@ def test_an_analysts_verify_persists_and_shows_in_the_history(
     page.wait_for_selector("#panel:not([hidden]) .history li[data-action='verify']")
     history = page.inner_text("#panel .history")
     assert "corroborated by two patrols" in history and "demo-analyst" in history
+    page.wait_for_selector("#queue tbody tr")  # the queue, loaded beside the panel
     assert page.locator(f"#queue tbody tr[data-pk='{pk}']").count() == 0  # no longer awaiting review
     assert page.is_disabled("#act-verify")
     tab.no_errors()
@@ -848,7 +849,8 @@ def test_an_analyst_reviews_one_finding_and_a_liaison_gets_no_buttons(
     assert card.locator("[data-finding-action='verify']").is_disabled()
     history = page.inner_text("#panel .history")
     assert "tank seen on the drone video" in history and "demo-analyst" in history
-    assert page.locator(f"#queue tbody tr[data-pk='{pk}']").count() == 1  # still awaiting review
+    # still awaiting review (the queue loads beside the panel: wait for its row)
+    page.locator(f"#queue tbody tr[data-pk='{pk}']").wait_for()
     tab.no_errors()
     # A liaison sees a released finding with no review buttons at all.
     (rpk,) = server.sql("SELECT pk FROM findings WHERE released_at IS NOT NULL LIMIT 1")[0]
