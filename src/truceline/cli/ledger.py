@@ -71,7 +71,10 @@ def verify_cmd(
 ) -> None:
     """Check every link of the chain, the daily roots and the records; name the first bad entry.
 
-    Exit status 0 when everything holds, 1 otherwise (2: the roots file cannot be read).
+    Exit status 0 when everything holds and the ledger covers every row; 1 when something was
+    changed; 2 when the roots file cannot be read; 3 when everything checked holds but some rows
+    are NOT COVERED (stored before the ledger kept their table: `ledger backfill` covers them),
+    so a script never takes a partial check for a whole one.
     """
     from truceline.store import ledger
 
@@ -104,6 +107,8 @@ def verify_cmd(
             "attachments match the ledger"
         )
         _print_uncovered(v.uncovered)
+        if v.uncovered:
+            raise typer.Exit(code=3)
         return
     first = v.first
     console.print(f"[bold red]TAMPERED:[/] first problem at {first}")
