@@ -73,7 +73,7 @@ def truceline_process(
 def wait_ready(
     url: str,
     proc: subprocess.Popen[bytes],
-    timeout_s: float = 60,
+    timeout_s: float = 180,
     *,
     path: str = "/api/v1/ready",
     log: Path | None = None,

@@ -60,19 +60,20 @@ def test_sigkill_loses_nothing_and_duplicates_nothing(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    server = _start(db_url, port, sectored_dir, log)
-    wait_ready(url, server)
     acks = [tmp_path / f"ack-{k}.txt" for k in range(N_CLIENTS)]
-    clients = [
-        subprocess.Popen(
-            [sys.executable, str(CLIENT), url, token, f"c{k}", str(N_EACH), str(acks[k])],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for k in range(N_CLIENTS)
-    ]
+    clients: list[subprocess.Popen[bytes]] = []
     kills = 0
-    try:
+    server = _start(db_url, port, sectored_dir, log)
+    try:  # whatever fails, no process is left running (nor warned about in the next test)
+        wait_ready(url, server, log=log)
+        clients = [
+            subprocess.Popen(
+                [sys.executable, str(CLIENT), url, token, f"c{k}", str(N_EACH), str(acks[k])],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for k in range(N_CLIENTS)
+        ]
         for target in (0.4,):  # mid-stream
             deadline = time.monotonic() + 120
             while len(_acked(acks)) < target * N_CLIENTS * N_EACH:
@@ -83,7 +84,7 @@ def test_sigkill_loses_nothing_and_duplicates_nothing(
             kills += 1
             time.sleep(0.3)
             server = _start(db_url, port, sectored_dir, log)
-            wait_ready(url, server)
+            wait_ready(url, server, log=log)
         outs = [c.communicate(timeout=240) for c in clients]
         codes = [c.returncode for c in clients]
         assert codes == [0] * N_CLIENTS, [o[1].decode()[-500:] for o in outs]
@@ -91,6 +92,7 @@ def test_sigkill_loses_nothing_and_duplicates_nothing(
         for c in clients:
             if c.poll() is None:
                 c.kill()
+                c.communicate()
         server.terminate()
         server.wait(timeout=30)
     acked = _acked(acks)

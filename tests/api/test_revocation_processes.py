@@ -59,7 +59,7 @@ def test_a_revocation_through_one_process_reaches_another_within_a_second(
     a, b = (f"http://127.0.0.1:{p}" for p in ports)
     try:
         for url, proc, log in zip((a, b), procs, logs, strict=True):
-            wait_ready(url, proc, timeout_s=120, log=log)
+            wait_ready(url, proc, log=log)
         me = "/api/v1/me"
         # both processes know the device's token as valid (and remember it)
         for _ in range(10):

@@ -81,7 +81,7 @@ def test_two_servers_on_one_postgis_database(
                     )
                 )
         for url, proc, log in zip(urls, servers, logs, strict=True):
-            wait_ready(url, proc, timeout_s=120, log=log)
+            wait_ready(url, proc, log=log)
         plan = [("a", urls[0], "a"), ("b", urls[1], "b"), ("s-a", urls[0], "s"), ("s-b", urls[1], "s")]
         for name, url, prefix in plan:
             clients.append(

@@ -49,7 +49,7 @@ def test_serve_with_two_workers_migrates_and_answers(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc, timeout_s=120)
+        wait_ready(url, proc)
         with urllib.request.urlopen(f"{url}/api/v1/openapi.json") as r:
             spec = json.load(r)
         assert "/api/v1/incidents" in spec["paths"] and spec["info"]["title"].startswith("Truceline")
@@ -93,7 +93,7 @@ def test_serve_takes_the_next_free_port_when_8000_is_taken(tmp_path: Path) -> No
             match = re.search(r"http://127\.0\.0\.1:(\d+)/api/v1", line)
         port = int(match.group(1))
         assert port != 8000 and "Port 8000 is in use" in printed, printed
-        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        wait_ready(f"http://127.0.0.1:{port}", proc)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -192,7 +192,7 @@ def test_serve_builds_a_stale_map_summary_at_start_up(tmp_path: Path) -> None:
     port = free_port()
     proc = truceline_process("serve", "--port", port, "--db", db)
     try:
-        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        wait_ready(f"http://127.0.0.1:{port}", proc)
         deadline = time.monotonic() + 120
         while _summary_rows(db)[0] and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -120,7 +120,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc, timeout_s=90)
+        wait_ready(url, proc)
         s = Server(url, db, tokens, made["day"], made["first"], (ag.left, ag.right))  # type: ignore[arg-type]
         # The zone outlines are built once per server (seconds for a 1,000 km line): build them now,
         # so that each test's page load measures the page.
@@ -634,7 +634,7 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc, timeout_s=90)
+        wait_ready(url, proc)
         s = Server(url, db, tokens, ag.effective_from, ag.effective_from, (ag.left, ag.right))
         s.api("/dashboard/layers", "analyst")  # the outlines, built once per server
         yield s
