@@ -170,6 +170,42 @@ def _greedy_assignment(slot: IntArray, det: IntArray, score: FloatArray, n_det: 
     return keep
 
 
+def _held_out(
+    ev: IntArray, groups: IntArray, res: SolveResult, sens: IntArray, ok: BoolArray,
+    t_pred: FloatArray, var_pred: FloatArray, sig: FloatArray, det_sensor: IntArray,
+    det_time_s: FloatArray, n_sensors: int,
+) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+    """Predicted arrival times and their variances (prediction and timing) at the (event, sensor)
+    slots ``sens`` of the events ``ev``; at a sensor whose arrival the event holds as an inlier,
+    those of the fit without that arrival.
+
+    The arrival an event holds drew its fit towards itself by its leverage ``h`` (the prediction's
+    variance over the timing's): the fit without it predicts ``t_pred - r h / (1 - h)`` (``r`` the
+    arrival's residual) with variance ``var_pred / (1 - h)``. Judged against the full fit, an
+    arrival of another event that the event took at a sensor where it has leverage confirms
+    itself against the event's own arrival beside it.
+    """
+    g = groups[ev]
+    use = (g >= 0) & res.inlier[ev]
+    gg = np.where(use, g, 0)
+    rows = np.arange(len(ev))[:, None]
+    key = (rows * n_sensors + det_sensor[gg])[use]
+    o = np.argsort(key)
+    key, t_held = key[o], det_time_s[gg][use][o]
+    var = sig**2 + np.maximum(var_pred, 0.0)
+    if len(key) == 0:
+        return t_pred, var
+    q = rows * n_sensors + sens
+    pos = np.clip(np.searchsorted(key, q), 0, len(key) - 1)
+    held = ok & (key[pos] == q)
+    # the solver scales its covariance by the reduced chi-square when that exceeds 1
+    inflate = np.maximum(1.0, res.chi2[ev] / np.maximum(res.n_used[ev] - 3, 1))[:, None]
+    h = np.clip(np.maximum(var_pred, 0.0) / inflate / sig**2, 0.0, 0.95)
+    r = np.where(held, t_held[pos] - t_pred, 0.0)
+    t_out = np.where(held, t_pred - r * h / (1.0 - h), t_pred)
+    return t_out, np.where(held, sig**2 + np.maximum(var_pred, 0.0) / (1.0 - h), var)
+
+
 def _far_gate(
     index: DetectionIndex, hearing: _Hearing, sens: IntArray, t_pred: FloatArray, var: FloatArray,
     dist: FloatArray, ok: BoolArray, opt: AssociationOptions,
@@ -526,7 +562,9 @@ def locate_detections(
             assert J is not None
             var_pred = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
             sig = net.timing_sigma_ms[sens] * 1e-3
-            var = sig**2 + np.maximum(var_pred, 0.0)
+            tp, var = _held_out(
+                ev, groups, res, sens, ok, tp, var_pred, sig, det_sensor, det_time_s, net.n_sensors
+            )
             tol = np.maximum(a_opt.regather_floor_s, a_opt.regather_sigma * np.sqrt(var))
             level = None
             if amp is not None:
