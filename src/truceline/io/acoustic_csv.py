@@ -12,19 +12,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from truceline.core.acoustic import SIGNALS, LocatedEvents, SensorNetwork, Unassigned, Weather
 from truceline.core.acoustic.propagation import TOLD_TEMPERATURE_SIGMA_C, TOLD_WIND_SIGMA_MPS
-from truceline.core.attribution import Attribution
 from truceline.core.times import EPOCH, as_utc, utc_from_epoch_s
 from truceline.errors import RecordError
 from truceline.io.csv_safe import safe_cell
 from truceline.io.limits import UploadLimits, bounded_csv
 from truceline.io.text_encoding import open_text
+
+if TYPE_CHECKING:
+    from truceline.core.attribution import Attribution
 
 __all__ = [
     "ATTRIBUTION_COLUMNS",

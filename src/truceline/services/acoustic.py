@@ -18,10 +18,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy.orm import Session
 
 from truceline.core.acoustic import (
     SIGNALS,
@@ -33,21 +33,16 @@ from truceline.core.acoustic import (
     Weather,
     locate_detections,
 )
-from truceline.core.agreement import Agreement
-from truceline.core.attribution import (
-    Attribution,
-    PairingOptions,
-    Pairs,
-    SideProbability,
-    attribute_located,
-    equivalent_sigma_m,
-    side_probability,
-)
-from truceline.core.incidents import Incident, second_fix_text
-from truceline.core.times import utc_from_epoch_s
 from truceline.io import acoustic_csv as io
-from truceline.io.incidents_io import Reject as IncidentReject
-from truceline.io.incidents_io import write_incidents_csv
+
+if TYPE_CHECKING:  # the agreement, attribution, incidents and the store: only with an agreement,
+    # so that `truceline locate` without one does not pay for importing them (about a second)
+    from sqlalchemy.orm import Session
+
+    from truceline.core.agreement import Agreement
+    from truceline.core.attribution import Attribution, PairingOptions, Pairs, SideProbability
+    from truceline.core.incidents import Incident
+    from truceline.io.incidents_io import Reject as IncidentReject
 
 __all__ = [
     "AcousticIngest",
@@ -105,6 +100,8 @@ def attribute_events(
     The covariance scale is taken as estimated with ``n_sensors - 3`` degrees of freedom (the
     solver scales it by the reduced chi-square when that exceeds 1).
     """
+    from truceline.core.attribution import SideProbability, attribute_located, side_probability
+
     n = len(events)
     sp = SideProbability.empty(n)
     vidx = _version_index(agreement, events)
@@ -239,6 +236,10 @@ def acoustic_incidents(
       gives its side probability integrated over both fixes, and the narrative names the other;
     - the narrative keeps the ellipse, the sensors, the attribution and the detection ids.
     """
+    from truceline.core.attribution import equivalent_sigma_m
+    from truceline.core.incidents import Incident, second_fix_text
+    from truceline.core.times import utc_from_epoch_s
+
     ev = run.events
     n = len(ev)
     if run.attribution is None or run.side is None or run.pairs is None:
@@ -327,6 +328,8 @@ def _paired_origins(
     The origin is the most likely paired blast on the side the attribution favours; its sigma is
     the one with which the rule engine recovers the attribution probability at that origin.
     """
+    from truceline.core.attribution import equivalent_sigma_m
+
     n = len(ev)
     origin = np.full(n, -1, np.intp)
     o_sig = np.full(n, np.nan)
@@ -355,6 +358,8 @@ def _paired_origins(
 
 def _incident_rejects(run: AcousticRun) -> list[IncidentReject]:
     """Input rejects and unassigned detections, in the store's reject format."""
+    from truceline.io.incidents_io import Reject as IncidentReject
+
     out = [IncidentReject(r.line, r.record, r.field, f"{r.file}: {r.reason}") for r in run.rejects]
     un = run.result.unassigned
     det_id = run.detections.detection_id
@@ -454,7 +459,10 @@ def simulate_acoustic(
     that fired), ``acoustic_reports.csv`` (duplicate reports of the same events by patrols, cameras
     and the parties, as incidents) and ``acoustic_reports_truth.csv`` (the true event of each report).
     """
+    from truceline.core.incidents import Incident
     from truceline.core.simulate import acoustic as sim
+    from truceline.core.times import utc_from_epoch_s
+    from truceline.io.incidents_io import write_incidents_csv
 
     cv = agreement.compiled(0)
     line_lon, line_lat = cv.line.lon, cv.line.lat

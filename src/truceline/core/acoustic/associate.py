@@ -70,6 +70,11 @@ class AssociationOptions:
         of the recording sensors hold an arrival of the first solve's events, plus one bin
         (capped by ``max_range_m``; ``None`` for ``max_range_m``). Beyond it a detection near the
         predicted time is far likelier another event's arrival or a false detection.
+    far_claims, clutter_window_s
+        Once the events have settled, each claims the arrivals it predicts at the sensors beyond
+        the hearing range (to ``max_range_m``) that are likelier its arrival than clutter: the
+        network's measured probability of hearing an event at that distance against the
+        sensor's rate of detections within ``clutter_window_s`` of the prediction.
     share_propagation
         Estimate the speed of sound and the wind from the well-determined events (at least
         ``shared_min_sensors`` inliers) of each ``shared_window_s``, and hold every event near that
@@ -136,6 +141,8 @@ class AssociationOptions:
     max_rounds: int = 6
     hearing_fraction: float | None = 0.1
     hearing_bin_m: float = 500.0
+    far_claims: bool = True
+    clutter_window_s: float = 30.0
     share_propagation: bool = True
     shared_min_sensors: int = 10
     shared_window_s: float = 1800.0

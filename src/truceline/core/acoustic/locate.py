@@ -170,6 +170,66 @@ def _greedy_assignment(slot: IntArray, det: IntArray, score: FloatArray, n_det: 
     return keep
 
 
+def _held_out(
+    ev: IntArray, groups: IntArray, res: SolveResult, sens: IntArray, ok: BoolArray,
+    t_pred: FloatArray, var_pred: FloatArray, sig: FloatArray, det_sensor: IntArray,
+    det_time_s: FloatArray, n_sensors: int,
+) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+    """Predicted arrival times and their variances (prediction and timing) at the (event, sensor)
+    slots ``sens`` of the events ``ev``; at a sensor whose arrival the event holds as an inlier,
+    those of the fit without that arrival.
+
+    The arrival an event holds drew its fit towards itself by its leverage ``h`` (the prediction's
+    variance over the timing's): the fit without it predicts ``t_pred - r h / (1 - h)`` (``r`` the
+    arrival's residual) with variance ``var_pred / (1 - h)``. Judged against the full fit, an
+    arrival of another event that the event took at a sensor where it has leverage confirms
+    itself against the event's own arrival beside it.
+    """
+    g = groups[ev]
+    use = (g >= 0) & res.inlier[ev]
+    gg = np.where(use, g, 0)
+    rows = np.arange(len(ev))[:, None]
+    key = (rows * n_sensors + det_sensor[gg])[use]
+    o = np.argsort(key)
+    key, t_held = key[o], det_time_s[gg][use][o]
+    var = sig**2 + np.maximum(var_pred, 0.0)
+    if len(key) == 0:
+        return t_pred, var
+    q = rows * n_sensors + sens
+    pos = np.clip(np.searchsorted(key, q), 0, len(key) - 1)
+    held = ok & (key[pos] == q)
+    # the solver scales its covariance by the reduced chi-square when that exceeds 1
+    inflate = np.maximum(1.0, res.chi2[ev] / np.maximum(res.n_used[ev] - 3, 1))[:, None]
+    h = np.clip(np.maximum(var_pred, 0.0) / inflate / sig**2, 0.0, 0.95)
+    r = np.where(held, t_held[pos] - t_pred, 0.0)
+    t_out = np.where(held, t_pred - r * h / (1.0 - h), t_pred)
+    return t_out, np.where(held, sig**2 + np.maximum(var_pred, 0.0) / (1.0 - h), var)
+
+
+def _far_gate(
+    index: DetectionIndex, hearing: _Hearing, sens: IntArray, t_pred: FloatArray, var: FloatArray,
+    dist: FloatArray, ok: BoolArray, opt: AssociationOptions,
+) -> FloatArray:  # fmt: skip
+    """The largest squared standardized residual ``(t - t_pred)^2 / var`` at which a detection at
+    each (event, sensor) slot is likelier the event's arrival than clutter; infinite within the
+    hearing range (there the window alone decides).
+
+    The arrival is heard with probability ``p`` (the network's measured hearing at that
+    distance) and falls around the prediction with density ``N(t_pred, var)``; clutter (other
+    events' arrivals, false detections) comes at the sensor's local rate ``lam``, its detections
+    per second within ``clutter_window_s`` of the prediction. The detection is the arrival when
+    ``p N(r; 0, var) > (1 - p) lam``, i.e. ``r^2 / var < 2 log(p / (1 - p)) - 2 log(lam) -
+    log(2 pi var)``.
+    """
+    p = np.clip(hearing.p_at(np.where(ok, dist, 0.0)), 1e-6, 1.0 - 1e-6)
+    w = opt.clutter_window_s
+    key = index.key(np.where(ok, sens, 0), t_pred)
+    n = np.searchsorted(index.keys, key + w) - np.searchsorted(index.keys, key - w)
+    lam = np.maximum(n, 1) / (2.0 * w)
+    limit = 2.0 * np.log(p / (1.0 - p)) - 2.0 * np.log(lam) - np.log(2.0 * np.pi * var)
+    return np.where(dist <= hearing.range_m, np.inf, limit)
+
+
 def _ghosts(
     res: SolveResult, frame: IntArray, groups: IntArray, det_sensor: IntArray, alive: BoolArray,
     net: SensorNetwork, range_m: float, active: BoolArray, opt: AssociationOptions,
@@ -181,7 +241,7 @@ def _ghosts(
     probability is the median over the events with enough sensors in range; an event whose count
     of inliers is below its binomial ``ghost_p_value`` quantile is a ghost.
     """
-    from scipy.stats import binom
+    from scipy.special import bdtr  # the binomial cdf (scipy.stats costs ~0.5 s to import)
 
     ghost = np.zeros(len(alive), bool)
     if opt.ghost_p_value is None or not alive.any():
@@ -206,28 +266,49 @@ def _ghosts(
     if enough.sum() < 20:  # too few events to know the detection probability
         return ghost
     p_d = float(np.clip(np.median(n_used[enough] / n_range[enough]), 0.3, 0.99))
-    p = binom.cdf(n_used, n_range, p_d)
+    p = bdtr(n_used, n_range, p_d)
     return np.asarray(alive & (n_range >= 8) & (p < opt.ghost_p_value), bool)
 
 
-def _hearing_range(
+@dataclass(frozen=True)
+class _Hearing:
+    """How this network hears events: the probability that a recording sensor holds an event's
+    arrival, by distance (bins of ``bin_m``), and the range that ends where it falls below
+    ``AssociationOptions.hearing_fraction``."""
+
+    range_m: float
+    bin_m: float
+    p_heard: FloatArray  # (bins,)
+
+    def p_at(self, dist_m: FloatArray) -> FloatArray:
+        """The probability of hearing an event at each distance (m)."""
+        if len(self.p_heard) == 0:
+            return np.ones(np.shape(dist_m))
+        b = np.minimum(np.nan_to_num(dist_m, posinf=0.0) // self.bin_m, len(self.p_heard) - 1)
+        return np.asarray(self.p_heard[b.astype(np.intp)], np.float64)
+
+
+def _hearing(
     res: SolveResult, groups: IntArray, alive: BoolArray, net: SensorNetwork, frame: IntArray,
     det_sensor: IntArray, active: BoolArray, opt: AssociationOptions,
-) -> float:  # fmt: skip
-    """Distance within which this network hears events (``AssociationOptions.hearing_fraction``).
+) -> _Hearing:  # fmt: skip
+    """How far this network hears events (``AssociationOptions.hearing_fraction``), and with what
+    probability at each distance.
 
     The fraction of the recording sensors at each distance (bins of ``hearing_bin_m``) from the
     located events that hold one of their arrivals: the hearing range ends at the last bin where
     that fraction is still ``hearing_fraction`` or more (and at least two arrivals), plus one
     bin. Measured, not assumed: a signal heard to 15 km on one network and to 30 km on another
-    gets its own range on each.
+    gets its own range on each. The fractions themselves (with half an arrival and half a miss
+    added to each bin, so that a bin of few pairs is not called certain) are the probabilities.
     """
+    everywhere = _Hearing(opt.range_m, opt.hearing_bin_m, np.zeros(0))
     if opt.hearing_fraction is None:
-        return opt.range_m
+        return everywhere
     use = res.inlier & (groups >= 0) & alive[:, None]
     rows, cols = np.nonzero(use)
     if len(rows) < 200:  # too few to measure
-        return opt.range_m
+        return everywhere
     s = det_sensor[groups[rows, cols]]
     d_in = np.hypot(*(net.xy_m[frame[rows], s] - res.xy_m[rows]).T)
     k_max = min(64, net.n_sensors)
@@ -248,10 +329,11 @@ def _hearing_range(
         np.minimum(np.concatenate(d_all) // width, n_bins - 1).astype(np.intp), minlength=n_bins
     )
     frac = heard / np.maximum(slots, 1)
+    p_heard = (heard + 0.5) / (np.maximum(slots, heard) + 1.0)
     hears = np.flatnonzero((frac >= opt.hearing_fraction) & (heard >= 2))
     if len(hears) == 0:
-        return opt.range_m
-    return float(min(opt.range_m, (hears[-1] + 2) * width))
+        return _Hearing(opt.range_m, width, p_heard)
+    return _Hearing(float(min(opt.range_m, (hears[-1] + 2) * width)), width, p_heard)
 
 
 def _shared_propagation(
@@ -439,13 +521,19 @@ def locate_detections(
 
     def regather(
         res: SolveResult, frame: IntArray, t_ref: FloatArray, groups: IntArray, alive: BoolArray,
-        range_m: float,
+        hearing: _Hearing, far: bool = False,
     ) -> IntArray:  # fmt: skip
-        """Each event claims at most one detection at every sensor within ``range_m``: of the two
-        detections either side of its predicted arrival (within the window), the one under which
-        the pair (event, detection) is likeliest, decided for all events at once by a greedy
-        assignment (mutual best rounds), so that a detection taken by a better-fitting event
-        leaves its slot's other candidate to the event that lost it."""
+        """Each event claims at most one detection at every sensor within the hearing range: of
+        the two detections either side of its predicted arrival (within the window), the one under
+        which the pair (event, detection) is likeliest, decided for all events at once by a
+        greedy assignment (mutual best rounds), so that a detection taken by a better-fitting
+        event leaves its slot's other candidate to the event that lost it.
+
+        ``far``: sensors out to the association radius too. Beyond the hearing range an event is
+        rarely heard, so a detection there is claimed only when it is likelier the event's
+        arrival than another event's or a false one (:func:`_far_gate`), and every claim is
+        weighed by the probability that a sensor at its distance hears an event, so that a
+        detection goes to the event near it rather than to one that sensor seldom hears."""
         k_max = min(64, net.n_sensors)
         e_rows: list[IntArray] = []
         e_slot: list[IntArray] = []
@@ -455,7 +543,9 @@ def locate_detections(
             ev = np.flatnonzero(alive & (frame == f))
             if len(ev) == 0:
                 continue
-            dist, sens = net.trees[f].query(res.xy_m[ev], k=k_max, distance_upper_bound=range_m)
+            dist, sens = net.trees[f].query(
+                res.xy_m[ev], k=k_max, distance_upper_bound=a_opt.range_m if far else hearing.range_m
+            )
             sens = np.atleast_2d(sens)
             ok = np.isfinite(np.atleast_2d(dist))
             sens = np.where(ok, sens, 0)
@@ -472,7 +562,9 @@ def locate_detections(
             assert J is not None
             var_pred = np.einsum("nki,nij,nkj->nk", J, res.cov_theta[ev], J)
             sig = net.timing_sigma_ms[sens] * 1e-3
-            var = sig**2 + np.maximum(var_pred, 0.0)
+            tp, var = _held_out(
+                ev, groups, res, sens, ok, tp, var_pred, sig, det_sensor, det_time_s, net.n_sensors
+            )
             tol = np.maximum(a_opt.regather_floor_s, a_opt.regather_sigma * np.sqrt(var))
             level = None
             if amp is not None:
@@ -486,11 +578,17 @@ def locate_detections(
                 n_mb = np.sum(sg == 1, axis=1)
                 n_im = np.sum(sg == 2, axis=1)
                 ev_sig = np.where(n_mb > n_im, 1, np.where(n_im > n_mb, 2, 0))
+            gate = _far_gate(index, hearing, sens, tp, var, dist, ok, a_opt) if far else None
+            p_heard = hearing.p_at(np.where(ok, dist, 0.0)) if far else None
             for md, mdist in index.two_nearest(sens, tp, tol, ok):  # below and above the prediction
                 hit = md >= 0
+                if gate is not None:
+                    hit &= mdist**2 / var < gate
                 # minus twice the Gaussian log-likelihood of the arrival (and of its amplitude,
                 # under spherical spreading from the event's source level, when amplitudes are given)
                 score = mdist**2 / var + np.log(var)
+                if p_heard is not None:
+                    score = score - 2.0 * np.log(np.maximum(p_heard, 1e-6))
                 if level is not None and amp is not None:
                     a_pred = level[:, None] - 20.0 * np.log10(np.maximum(_dist_ok(dist), 1.0))
                     za = (amp[np.where(hit, md, 0)] - a_pred) / amplitude_sigma_db
@@ -521,7 +619,8 @@ def locate_detections(
     res, frame, t_ref, groups = solve_m(groups)
     alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
     active = np.bincount(det_sensor, minlength=net.n_sensors) > 0  # sensors that were recording
-    hear_m = _hearing_range(res, groups, alive, net, frame, det_sensor, active, a_opt)
+    hearing = _hearing(res, groups, alive, net, frame, det_sensor, active, a_opt)
+    hear_m = hearing.range_m
     if a_opt.share_propagation:
         prop = _shared_propagation(res, t_ref, alive, a_opt, wx)
     first_solve = False  # from here on the prior is the told weather, or what the network measured
@@ -618,7 +717,7 @@ def locate_detections(
     previous: IntArray | None = event
     ghosts_tested = False
     for _ in range(a_opt.regather_rounds):  # a few rounds, each vectorised over all events
-        new_event = regather(res, frame, t_ref, groups, alive, hear_m)
+        new_event = regather(res, frame, t_ref, groups, alive, hearing)
         if previous is not None and np.array_equal(new_event, previous):
             # converged: every event holds what it predicts. Only now test for ghosts (an event
             # whose first solution was off still has to claim its arrivals), then go on without
@@ -636,6 +735,15 @@ def locate_detections(
         alive = res.ok & ~_duplicates(res, frame, t_ref, groups, net)
     if not ghosts_tested:
         res, frame, t_ref, groups, alive, _ = drop_ghosts(res, frame, t_ref, groups, alive)
+    if a_opt.far_claims and hearing.range_m < a_opt.range_m:
+        # the events, settled on what the sensors within the hearing range heard, claim the
+        # arrivals of the sensors beyond it that they explain (claimed in every round, a false
+        # detection there drags an event whose sensors all lie on one side, by a speed of sound
+        # and an emission time a little off, until it loses its genuine arrivals)
+        new_event = regather(res, frame, t_ref, groups, alive, hearing, far=True)
+        groups = pad_groups(new_event, n_ev, det_time_s)
+        res, frame, t_ref, groups = solve_m(groups)
+        alive = alive & res.ok
     res2, frame2, t_ref2, groups2 = res, frame, t_ref, groups
     n_min = max(a_opt.min_sensors - 1, s_opt.min_sensors)
     # mirror solutions: the likelihood of sensors near one line has a second mode across it.
@@ -684,11 +792,11 @@ def locate_detections(
     # else is left out
     inconsistent = np.zeros(len(alive), bool)
     if a_opt.consistency_level is not None:
-        from scipy.stats import chi2 as chi2_dist
+        from scipy.special import chdtri  # the chi-square quantile (scipy.stats: ~0.5 s to import)
 
         for rnd in range(a_opt.consistency_rounds + 1):
             live = alive & (res2.n_used >= n_min)
-            limit = chi2_dist.ppf(a_opt.consistency_level, np.maximum(res2.n_used - 3, 1))
+            limit = chdtri(np.maximum(res2.n_used - 3, 1), 1.0 - a_opt.consistency_level)
             z_del = _deleted_residuals(net, res2, groups2, det_sensor, det_time_s, s_opt)
             late = np.nanmax(np.where(res2.inlier, z_del, -np.inf), axis=1) > a_opt.late_sigma
             late &= res2.n_used > n_min

@@ -9,12 +9,12 @@ so a long salvo is one salvo even when its first and last rounds are far apart i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import chi2 as chi2_dist
 
 from truceline.core.arrays import FloatArray, IntArray
 
@@ -86,7 +86,7 @@ def find_salvos(
     xy = np.asarray(xy_m, np.float64)[order]
     cov = np.asarray(cov_m2, np.float64)[order] + np.eye(2) * opt.floor_m**2
     sg = np.zeros(n, np.intp) if signal is None else np.asarray(signal, np.intp)[order]
-    limit = float(chi2_dist.ppf(opt.level, 2))
+    limit = -2.0 * math.log1p(-opt.level)  # the chi-square quantile at 2 degrees of freedom
     ii: list[IntArray] = []
     jj: list[IntArray] = []
     for k in range(1, min(opt.max_neighbours, n - 1) + 1):  # a fixed number of shifts, not events
