@@ -136,7 +136,7 @@ DEFAULT_SOURCES: Final[dict[str, SourceModel]] = {
 
 #: :attr:`FusionSettings.calibration`'s default: ``benchmarks/fusion_mixes.py fit`` (logistic
 #: regression of one true event on the model's logit and the pair's chance of a late report).
-CALIBRATION: Final = (-0.444, 1.274, 1.0757, -0.2891)
+CALIBRATION: Final = (-0.4212, 1.1946, 1.0123, -0.2157)
 
 
 class FusionSettings(BaseModel):
@@ -225,7 +225,7 @@ class FusionSettings(BaseModel):
     local_density: bool = True
     density_radius_m: float = Field(default=2000.0, gt=0.0, le=50_000.0)
     density_window_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
-    delay_prior_weight: float = Field(default=20.0, gt=0.0)
+    delay_prior_weight: float = Field(default=5.0, gt=0.0)
     matching: Literal["bp", "product"] = "bp"
     weapon_given_kind: bool = True
     merge_floor: float = Field(default=0.2, ge=0.0, lt=1.0)
