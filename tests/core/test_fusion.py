@@ -307,10 +307,10 @@ def test_delays_are_learned_from_the_reports_at_hand(late_s: float, low: float, 
         assert 0.75 * late_s <= span[n:].mean() <= min(1.35 * late_s, 1800.0)
     if late_s == 0.0:  # times good to their minute: the patrols' error is the rounding's, not 35 s
         assert 17.3 <= sig[n:].mean() <= 24.0
-    # fewer pairs than the prior's weight: the configured share stays near
+    # fewer pairs than the prior's weight (5): the configured share stays near
     few, _, _, _ = F._learn_times(
         rep,
-        F.Candidates(**{**cand.__dict__, "a": cand.a[:3], "b": cand.b[:3], "d2": cand.d2[:3]}),
+        F.Candidates(**{**cand.__dict__, "a": cand.a[:1], "b": cand.b[:1], "d2": cand.d2[:1]}),
         F.FusionSettings(),
         rep.prompt(),
     )
@@ -516,7 +516,9 @@ def test_a_weapon_class_its_kind_implies_adds_nothing_to_the_kind() -> None:
     heavy = ["mortar", "mlrs", "artillery_100mm_plus", "mortar"]
     weapons = ["small_arms"] * 2 + heavy * 2 + ["small_arms"]
     blank = [""] * len(xy)
-    off = F.FusionSettings(calibration=None, local_density=False, learn_delays=False)
+    off = F.FusionSettings(
+        calibration=None, local_density=False, learn_delays=False, learn_weapon_agreement=False
+    )
 
     def pair_p(weapon: list[str], given_kind: bool) -> float:
         res = F.fuse(
@@ -566,3 +568,40 @@ def test_an_event_holds_no_pair_of_reports_unlikely_to_be_one_event() -> None:
     assert res.event_of_report[2] in (res.event_of_report[0], res.event_of_report[1])
     before = F.fuse(reports, settings=settings.model_copy(update={"merge_floor": 0.0}))
     assert len(np.unique(before.event_of_report)) == 1
+
+
+@pytest.mark.parametrize(
+    ("patrol_right", "low", "high"), [(1.0, 0.95, F.MAX_AGREEMENT), (0.0, 0.0, 0.6)]
+)
+def test_the_weapon_classes_agreement_is_learned_from_the_reports_at_hand(
+    patrol_right: float, low: float, high: float
+) -> None:
+    """Cameras and patrols that report 200 events and both name a weapon class: where the
+    patrols name the camera's class, the agreement is found near 1 (configured 0.8), and a pair
+    naming one class weighs more than with the configured rate; where the patrols name a class
+    at random, it is found low. From one pair (the prior weighs five) it stays near 0.8."""
+    rng = np.random.default_rng(7)
+    n = 200
+    ex, ey, et = rng.uniform(-20e3, 20e3, n), rng.uniform(-5e3, 5e3, n), rng.uniform(0, 86400.0, n)
+    classes = np.array(["mortar", "mlrs", "artillery_100mm_plus", "artillery_lt_100mm"])
+    truth = rng.choice(classes, n)
+    named = np.where(rng.random(n) < patrol_right, truth, rng.choice(classes, n))
+    xy = [
+        *zip(ex + rng.normal(0, 50.0, n), ey, strict=True),
+        *zip(ex + rng.normal(0, 300.0, n), ey, strict=True),
+    ]
+    reports = _reports_at(
+        xy, [50.0] * n + [300.0] * n, ["camera"] * n + ["patrol"] * n, ["explosion"] * (2 * n),
+        [*truth, *named], time_s=[*et, *(et + rng.normal(0, 20.0, n))],
+        time_sigma_s=[2.0] * n + [20.0] * n,
+    )  # fmt: skip
+    settings = F.FusionSettings(learn_delays=False)
+    cand = F.candidates(reports)
+    p = F.link_probability(reports, cand, settings.model_copy(update={"learn_weapon_agreement": False}))
+    learned = F._learn_weapon_agreement(reports, cand, settings, p)
+    assert low <= learned <= high
+    few = F.Candidates(**{**cand.__dict__, "a": cand.a[:1], "b": cand.b[:1], "d2": cand.d2[:1]})
+    assert abs(F._learn_weapon_agreement(reports, few, settings, p[:1]) - 0.8) < 0.2
+    if patrol_right == 1.0:  # agreeing pairs weigh more than under the configured rate
+        same = (cand.a < n) & (cand.b == cand.a + n)
+        assert np.all(F.link_probability(reports, cand, settings)[same] >= p[same])

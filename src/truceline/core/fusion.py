@@ -40,6 +40,7 @@ __all__ = [
     "GATE_D2_99",
     "GATE_D2_999",
     "GATE_D2_9999",
+    "MAX_AGREEMENT",
     "Candidates",
     "FusionResult",
     "FusionSettings",
@@ -104,6 +105,9 @@ class SourceModel(BaseModel):
 
 
 _HUMAN_DELAY_S: Final = 1800.0
+MAX_AGREEMENT: Final = 0.99
+"""The most a learned agreement rate may reach: one misnamed weapon class in a hundred reports of
+one event keeps two reports that disagree linkable when the rest of their evidence is strong."""
 MIN_DELAY_SPAN_S: Final = 120.0
 """The least span of delays learned for a late-prone source (two minutes: below it a late time is
 hard to tell from a prompt one rounded to the minute)."""
@@ -132,7 +136,7 @@ DEFAULT_SOURCES: Final[dict[str, SourceModel]] = {
 
 #: :attr:`FusionSettings.calibration`'s default: ``benchmarks/fusion_mixes.py fit`` (logistic
 #: regression of one true event on the model's logit and the pair's chance of a late report).
-CALIBRATION: Final = (-0.4083, 1.2819, 1.0567, -0.2828)
+CALIBRATION: Final = (-0.4212, 1.1946, 1.0123, -0.2157)
 
 
 class FusionSettings(BaseModel):
@@ -152,6 +156,11 @@ class FusionSettings(BaseModel):
     distinct events takes (:meth:`FusionResult.expected_events`) when it is not offered.
     ``kind_agreement`` and ``weapon_agreement``: the chance that two reports of one event name the
     same kind (by compatibility group), the same weapon class (when both name one).
+    ``learn_weapon_agreement``: estimate ``weapon_agreement`` from the reports at hand (the
+    probability-weighted share of candidate pairs naming one weapon class, among those whose
+    reports both name one), pulled towards the configured value by ``delay_prior_weight`` pairs'
+    worth, at most :data:`MAX_AGREEMENT`: a mission whose reports of one event rarely name two
+    classes then weighs an agreement more and a disagreement less (BENCHMARKS.md, issue 15 step 9).
     ``count_ratio_sigma``: how far apart (natural log of their ratio, 1 sigma) two reports of
     one event put its count (one patrol hears "3 explosions", another "5": log 5/3 = 0.5); two
     reports whose counts differ more (1 against 12: 2.5) are less likely one event.
@@ -208,6 +217,7 @@ class FusionSettings(BaseModel):
     count_floor: float = Field(default=0.05, ge=0.0, lt=1.0)
     kind_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     weapon_agreement: float = Field(default=0.8, gt=0.0, lt=1.0)
+    learn_weapon_agreement: bool = True
     count_ratio_sigma: float = Field(default=0.7, gt=0.0, le=10.0)
     max_uncertainty_m: float = Field(default=5000.0, gt=0.0, le=50_000.0)
     learn_delays: bool = True
@@ -215,7 +225,7 @@ class FusionSettings(BaseModel):
     local_density: bool = True
     density_radius_m: float = Field(default=2000.0, gt=0.0, le=50_000.0)
     density_window_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
-    delay_prior_weight: float = Field(default=20.0, gt=0.0)
+    delay_prior_weight: float = Field(default=5.0, gt=0.0)
     matching: Literal["bp", "product"] = "bp"
     weapon_given_kind: bool = True
     merge_floor: float = Field(default=0.2, ge=0.0, lt=1.0)
@@ -734,14 +744,40 @@ def _link_model(
     p: FloatArray | None = None
     if settings.learn_delays:
         prompt, sigma, late, p = _learn_times(reports, cand, settings, prompt)
+    agree = settings.weapon_agreement
+    if settings.learn_weapon_agreement:
+        if p is None:
+            p = _probability(reports, cand, settings, prompt, sigma, late=late)
+        agree = _learn_weapon_agreement(reports, cand, settings, p)
     if not settings.learn_coverage and not settings.local_density:
-        return _probability(reports, cand, settings, prompt, sigma, late=late), prompt
+        return _probability(
+            reports, cand, settings, prompt, sigma, late=late, weapon_agreement=agree
+        ), prompt
     if p is None or settings.learn_coverage:
-        p = _probability(reports, cand, settings, prompt, sigma, late=late)
+        p = _probability(reports, cand, settings, prompt, sigma, late=late, weapon_agreement=agree)
     # (the density's first pass may take the last round of the times' learning: one pass less)
     cover = _learn_coverage(reports, cand, settings, p) if settings.learn_coverage else None
     dens = _local_density(cand, settings, p) if settings.local_density else None
-    return _probability(reports, cand, settings, prompt, sigma, cover, dens, late=late), prompt
+    prob = _probability(
+        reports, cand, settings, prompt, sigma, cover, dens, late=late, weapon_agreement=agree
+    )
+    return prob, prompt
+
+
+def _learn_weapon_agreement(
+    reports: Reports, cand: Candidates, settings: FusionSettings, p: FloatArray
+) -> float:
+    """The chance that two reports of one event name the same weapon class, estimated from the
+    candidate pairs whose reports both name one (one step of expectation-maximisation): the
+    share naming the same class, each pair weighing its probability of one event ``p``, with
+    ``settings.delay_prior_weight`` pairs' worth of the configured ``weapon_agreement``; at most
+    :data:`MAX_AGREEMENT`, never below the configured value's half."""
+    w = reports.weapons()
+    wa, wb = w[cand.a], w[cand.b]
+    both = (wa != "") & (wb != "")
+    k, a0 = settings.delay_prior_weight, settings.weapon_agreement
+    q = (float(np.sum(p[both] * (wa[both] == wb[both]))) + k * a0) / (float(np.sum(p[both])) + k)
+    return float(min(max(q, a0 / 2.0), MAX_AGREEMENT))
 
 
 def calibrated(
@@ -820,7 +856,8 @@ def _learn_times(
     ``settings.delay_prior_weight`` pairs' worth of the configured share and variance keep a
     source with few such pairs near its defaults; the configured time error is an upper bound
     (a wider spread is put down to delays), and a learned one is never below the rounding of its
-    stated precision (``Reports.time_floor_s``) nor below a third of the configured one.
+    stated precision (``Reports.time_floor_s``; the prior keeps a source with few pairs near its
+    configured error).
     The span of the late reports' delays (uniform over 0..span) from the same pairs: twice their
     mean delay (a uniform's mean is half its span), weighed by each pair's probability and
     chance of being late, pulled towards the configured ``delay_max_s`` by the same prior
@@ -844,7 +881,9 @@ def _learn_times(
     tcode = tcode.ravel()
     w0 = np.array([settings.source(t).prompt_share for t in types.tolist()], np.float64)
     t = np.asarray(reports.time_s, np.float64)
-    floor = np.maximum(reports.time_floors(), sig0 / 3.0)
+    # (a third of the configured error was a floor too: it held open sources, configured at
+    # 2 min, at 40 s where their times to the minute are good to 17 s; BENCHMARKS.md, step 9)
+    floor = reports.time_floors()
     x = t[h] - t[m]
     k = settings.delay_prior_weight
     w = w0.copy()
@@ -885,10 +924,11 @@ def _learn_times(
 def _probability(
     reports: Reports, cand: Candidates, settings: FusionSettings, prompt: FloatArray,
     sig: FloatArray, cover: FloatArray | None = None, density: FloatArray | None = None,
-    *, late: FloatArray | None = None,
+    *, late: FloatArray | None = None, weapon_agreement: float | None = None,
 ) -> FloatArray:  # fmt: skip
     """The probabilities under the given time model (``prompt``, ``sig`` and the delay spans
-    ``late``: default the configured ones), coverage and density (:func:`link_probability`)."""
+    ``late``: default the configured ones), coverage, density and weapon classes' agreement
+    (default the configured one; :func:`link_probability`)."""
     a, b = cand.a, cand.b
     cov = np.asarray(reports.cov_m2, np.float64)
     sab = cov[a] + cov[b]
@@ -901,10 +941,11 @@ def _probability(
     _, wcode = np.unique(reports.weapons(), return_inverse=True)
     wcode = wcode.ravel().astype(np.intp)
     weapon_known = reports.weapons() != ""
+    agree = settings.weapon_agreement if weapon_agreement is None else weapon_agreement
     if settings.weapon_given_kind:
-        lr = lr * _categorical_lr(wcode, a, b, weapon_known, settings.weapon_agreement, given=cand.kind)
+        lr = lr * _categorical_lr(wcode, a, b, weapon_known, agree, given=cand.kind)
     else:
-        lr = lr * _categorical_lr(wcode, a, b, weapon_known, settings.weapon_agreement)
+        lr = lr * _categorical_lr(wcode, a, b, weapon_known, agree)
     lr = lr * _count_lr(reports.counts(), a, b, settings.count_ratio_sigma)
     cover = _coverage(reports, settings) if cover is None else cover
     # The question is where the vaguer report v of the pair came from: the event of the precise
