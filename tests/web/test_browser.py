@@ -354,7 +354,7 @@ def test_the_strip_under_the_map_shows_findings_per_day_by_rule(
     assert tab.page.evaluate(RULE_TOTALS) == totals and len(totals) >= 3
     # Coloured by the agreement's rules: one colour per rule, the same in the legend and the bars.
     colours = tab.page.evaluate(
-        "() => [...new Set([...document.querySelectorAll('#rule-bars rect[data-rule]')]"
+        "() => [...new Set([...document.querySelectorAll('#rule-bars path[data-rule]')]"
         ".map((r) => r.dataset.rule + '=' + r.getAttribute('fill')))]"
     )
     assert len(colours) == len(totals)
