@@ -741,6 +741,9 @@ async function boot() {
   const tlPath = `/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`;
   app.firstTimeline = { path: tlPath, token: getToken(), answer: api(tlPath) };
   app.firstTimeline.answer.catch(() => {}); // a refusal (a sensor, a bad token) is met in initMap
+  // The legend of the URL's day too: the layers and the first view's clusters wait on it (asked
+  // after the sign-in, it made one more round trip before them). A refusal is forgotten.
+  if (app.state.end) legendFor(app.state.end).catch(() => {});
   try {
     app.me = await whoami();
   } catch (e) {
