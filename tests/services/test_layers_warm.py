@@ -35,6 +35,16 @@ def test_warmed_layers_are_what_the_map_gets_without_a_second_build(
     fc = agreement_layers(ag, dt.date(2025, 4, 2))  # same version, same withdrawal rules in force
     assert built == [dt.date(2025, 3, 10)]
     assert {f["properties"]["layer"] for f in fc["features"]} >= {"line", "zone", "withdrawal"}
+    # The outlines simplified for a first view's zoom are built too: asked, none is simplified.
+    simplified: list[int] = []
+    real = agreement_service.simplified_for_zoom
+    monkeypatch.setattr(
+        agreement_service, "simplified_for_zoom", lambda fc, z: simplified.append(z) or real(fc, z)
+    )
+    agreement_layers(ag, dt.date(2025, 4, 2), zoom=7)
+    assert simplified == [] and built == [dt.date(2025, 3, 10)]
+    agreement_layers(ag, dt.date(2025, 4, 2), zoom=13)  # not warmed: built when asked
+    assert simplified == [13]
     agreement_layers(ag, dt.date(2025, 1, 15))  # before the tank rule starts: other layers
     assert built == [dt.date(2025, 3, 10), dt.date(2025, 1, 15)]
 

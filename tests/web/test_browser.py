@@ -193,10 +193,15 @@ def open_tab(server: Server, browser: Any) -> Iterator[Callable[..., Tab]]:
         c.close()
 
 
+# The clusters (drawn on a canvas, a button over each) and the single symbols (markers).
+POINTS_ON_MAP = ".leaflet-points-pane .leaflet-marker-icon, .leaflet-points-pane button.cluster"
+
+
 def _map_points(tab: Tab) -> int:
-    """Points the map shows: cluster sizes plus single symbols (from the markers' titles)."""
+    """Points the map shows: cluster sizes plus single symbols (from the titles of the clusters'
+    buttons and of the symbols' markers)."""
     titles = tab.page.eval_on_selector_all(
-        ".leaflet-points-pane .leaflet-marker-icon", "els => els.map(e => e.getAttribute('title') || '')"
+        POINTS_ON_MAP, "els => els.map(e => e.getAttribute('title') || '')"
     )
     total = 0
     for t in titles:
@@ -207,10 +212,10 @@ def _map_points(tab: Tab) -> int:
     return total
 
 
-LABEL_OVERLAPS = """() => {
+LABEL_OVERLAPS = """(POINTS) => {
   const boxes = (sel) => [...document.querySelectorAll(sel)].map((e) => [e, e.getBoundingClientRect()]);
   const labels = boxes('.leaflet-lines-pane .sector-label span');
-  const points = boxes('.leaflet-points-pane .leaflet-marker-icon');
+  const points = boxes(POINTS);
   const out = [];
   for (const [l, a] of labels) for (const [p, b] of points)
     if (a.left < b.right && a.right > b.left && a.top < b.bottom && a.bottom > b.top)
@@ -221,7 +226,7 @@ LABEL_OVERLAPS = """() => {
 
 def _label_overlaps(tab: Tab) -> list[list[str]]:
     """Sector labels that cover a cluster or a symbol on the screen (none should)."""
-    return list(tab.page.evaluate(LABEL_OVERLAPS))
+    return list(tab.page.evaluate(LABEL_OVERLAPS, POINTS_ON_MAP))
 
 
 def test_map_shows_the_zones_and_the_demo_days_findings(
@@ -293,6 +298,10 @@ def test_a_big_selection_is_clustered_by_the_server_and_points_load_per_view(
         assert page.evaluate("() => window.truceline.map.drawn.server") is True
         assert _map_points(tab) == findings + quiet
         tab.shot("map-server-clusters")
+        # A cluster is a button: reached from the keyboard, Enter zooms into it.
+        page.focus(".leaflet-points-pane button.cluster")
+        page.keyboard.press("Enter")
+        wait(page, f"window.truceline.map.map.getZoom() > {z - 1} && !document.body.dataset.loading")
         # Zoomed in: the view's points, fetched with its box.
         page.evaluate("() => window.truceline.map.map.setZoom(11, { animate: false })")
         wait(page, "window.truceline.viewZoom === 11 && !document.body.dataset.loading")
@@ -345,7 +354,7 @@ def test_the_strip_under_the_map_shows_findings_per_day_by_rule(
     assert tab.page.evaluate(RULE_TOTALS) == totals and len(totals) >= 3
     # Coloured by the agreement's rules: one colour per rule, the same in the legend and the bars.
     colours = tab.page.evaluate(
-        "() => [...new Set([...document.querySelectorAll('#rule-bars rect[data-rule]')]"
+        "() => [...new Set([...document.querySelectorAll('#rule-bars path[data-rule]')]"
         ".map((r) => r.dataset.rule + '=' + r.getAttribute('fill')))]"
     )
     assert len(colours) == len(totals)

@@ -338,6 +338,43 @@ def test_withdrawal_lines_lie_at_their_distance(api: Api) -> None:
     assert {f["properties"]["zone"] for f in zones} == {"buffer", "limitation", "disengagement"}
 
 
+def _outline_m(geometry: dict[str, Any]) -> Any:
+    """A layer's geometry in Web Mercator metres (the web map's plane); a polygon's rings as lines,
+    so that a distance to it is a distance to its outline."""
+    from pyproj import Transformer
+
+    to_m = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    g = shapely.geometry.shape(geometry)
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        g = g.boundary
+    return shapely.transform(g, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+
+
+def test_layers_for_a_zoom_are_simplified_within_half_a_pixel(api: Api) -> None:
+    """With ``zoom`` the same features come in the same order, with fewer vertices where they are
+    closer than a pixel, each outline within half a pixel of the full one; a zoom no map has is
+    refused."""
+    full = api.get("/dashboard/layers", role="analyst", params={"date": str(DAY)}).json()
+    n_full = sum(
+        shapely.get_num_coordinates(shapely.geometry.shape(f["geometry"])) for f in full["features"]
+    )
+    for zoom, most in ((5, 0.5), (13, 1.0)):
+        got = api.get("/dashboard/layers", role="analyst", params={"date": str(DAY), "zoom": zoom})
+        fc = got.json()
+        assert [f["properties"] for f in fc["features"]] == [f["properties"] for f in full["features"]]
+        half_pixel_m = 0.5 * 2 * np.pi * 6378137.0 / 256 / 2**zoom
+        for a, b in zip(full["features"], fc["features"], strict=True):
+            assert a["geometry"]["type"] == b["geometry"]["type"]
+            d = shapely.hausdorff_distance(_outline_m(a["geometry"]), _outline_m(b["geometry"]))
+            assert d <= half_pixel_m * 1.0001, (zoom, a["properties"], d, half_pixel_m)
+        n = sum(
+            shapely.get_num_coordinates(shapely.geometry.shape(f["geometry"])) for f in fc["features"]
+        )
+        assert n <= most * n_full, (zoom, n, n_full)
+    bad = api.get("/dashboard/layers", role="analyst", params={"date": str(DAY), "zoom": 25})
+    assert bad.status_code == 422 and "zoom" in bad.text
+
+
 def test_layers_hide_observation_posts_from_liaisons(api: Api) -> None:
     # The small agreement has no posts; give the cached layers one to see the filter work.
     fc = api.get("/dashboard/layers", role="analyst").json()

@@ -3,7 +3,7 @@
 import "./style.css";
 import { api, ApiError, apiText, can, download, getToken, qs, setToken } from "./api.js";
 import { stackedBars } from "./charts.js";
-import { MapView } from "./mapview.js";
+import { detailZoom, MapView } from "./mapview.js";
 import { observationForm } from "./observe.js";
 import { Panel } from "./panel.js";
 import { PlannerView } from "./planner.js";
@@ -155,7 +155,7 @@ async function loadPlanner() {
 // held per that key, at most LAYER_SETS of them: clicking through a year's days holds one or two,
 // not one per day.
 const LEGENDS = 64;
-const LAYER_SETS = 3;
+const LAYER_SETS = 12;
 const legends = new Map();
 const layerSets = new Map(); // layersKey(legend) -> promise of the FeatureCollection, oldest first
 
@@ -174,9 +174,12 @@ function legendFor(day) {
   return held(legends, day, () => api(`/dashboard/legend${qs({ date: day })}`), LEGENDS);
 }
 const layersKey = (legend) => `${legend.version_from}|${legend.rules.filter((r) => r.in_force).map((r) => r.id).join(",")}`;
-async function layersFor(day) {
+/** The layers in force on ``day``, simplified by the server for zoom ``z`` (by default the zoom
+ * of the first view: the URL's, else the line's fit). */
+async function layersFor(day, z = undefined) {
   const legend = await legendFor(day);
-  return held(layerSets, layersKey(legend), () => api(`/dashboard/layers${qs({ date: day })}`), LAYER_SETS);
+  const zoom = detailZoom(z ?? app.state.z ?? app.map.fitZoom(legend));
+  return held(layerSets, `${layersKey(legend)}@${zoom}`, () => api(`/dashboard/layers${qs({ date: day, zoom })}`), LAYER_SETS);
 }
 
 let layersDay = null;
@@ -186,9 +189,11 @@ async function showLayers(day) {
   if (key === layersDay) return;
   layersDay = key;
   app.map.setLegend(legend, colourOf);
-  const fc = await layersFor(day);
+  const z = app.map.map._loaded ? app.map.map.getZoom() : undefined; // the view, once it has one
+  const fc = await layersFor(day, z);
   if (layersDay !== key) return;
-  app.map.setLayers(fc);
+  const zoom = detailZoom(z ?? app.state.z ?? app.map.fitZoom(legend));
+  app.map.setLayers(fc, { zoom, detailFor: (nz) => layersFor(day, nz) });
   renderLegend();
   document.body.dataset.layers = "1";
 }
@@ -296,7 +301,7 @@ async function prefetchZooms(seq, vseq, params, z) {
     if (nz < m.getMinZoom() || nz >= DETAIL_ZOOM) continue;
     if (seq !== app.loadSeq || vseq !== app.viewSeq) return;
     try {
-      await clustersFor(params, nz);
+      await Promise.all([clustersFor(params, nz), app.map.prefetchDetail(detailZoom(nz))]);
     } catch {
       return;
     }
@@ -736,6 +741,9 @@ async function boot() {
   const tlPath = `/dashboard/timeline${qs({ ...filterParams(app.state), start: null, end: null })}`;
   app.firstTimeline = { path: tlPath, token: getToken(), answer: api(tlPath) };
   app.firstTimeline.answer.catch(() => {}); // a refusal (a sensor, a bad token) is met in initMap
+  // The legend of the URL's day too: the layers and the first view's clusters wait on it (asked
+  // after the sign-in, it made one more round trip before them). A refusal is forgotten.
+  if (app.state.end) legendFor(app.state.end).catch(() => {});
   try {
     app.me = await whoami();
   } catch (e) {

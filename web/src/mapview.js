@@ -5,7 +5,8 @@ import L from "leaflet";
 import Supercluster from "supercluster";
 import { countriesIn } from "./basemap.js";
 import { el, escapeHtml, fmtKm, fmtProb, humanise, likelihood, partyName, ZONE_COLOURS } from "./util.js";
-import { clusterSvg, incidentSvg, milIcon, RULE_TYPES, shapeSvg, sidcOf } from "./symbols.js";
+import { ClusterLayer } from "./clusterlayer.js";
+import { incidentSvg, milIcon, RULE_TYPES, shapeSvg, sidcOf } from "./symbols.js";
 
 // 95 % of a circular Gaussian in 2-D: sqrt(chi-square(2 d.o.f.) at 0.95) = 2.4477 sigma.
 const K95 = 2.4477;
@@ -18,6 +19,18 @@ const MAX_LABEL_AWAY = 80;
 const SENSOR_COLOUR = "#1b7837";
 const PATROL_COLOUR = "#008b8b"; // the patrols' tracks: a dark cyan, neither a party's nor a zone's
 const WITHDRAWAL_COLOURS = ["#7b3294", "#c51b7d", "#01665e", "#8c510a", "#4d9221", "#542788"];
+// From this zoom on the agreement's layers are drawn at full detail; below it, as the server
+// simplifies them for the zoom (to half a pixel: Leaflet re-projects every vertex at each zoom).
+const FULL_DETAIL_ZOOM = 14;
+// Outlines of other zooms held by the map (each 50-300 kB of GeoJSON).
+const DETAILS_HELD = 8;
+// How deep a geometry's coordinates nest above a [lon, lat] pair, for L.GeoJSON.coordsToLatLngs.
+const DEPTH = { LineString: 0, MultiLineString: 1, Polygon: 1, MultiPolygon: 2 };
+
+/** The zoom whose simplified layers the map draws at zoom ``z`` (null: full detail). */
+export function detailZoom(z) {
+  return z >= FULL_DETAIL_ZOOM ? null : Math.max(0, Math.round(z));
+}
 
 export class MapView {
   constructor(container, { onSelect, onMove, onView = null }) {
@@ -44,6 +57,7 @@ export class MapView {
       points: L.layerGroup().addTo(this.map),
       selected: L.layerGroup().addTo(this.map),
     };
+    this.clusterLayer = new ClusterLayer({ pane: "points" }).addTo(this.map);
     this.visible = { zones: true, withdrawal: true, sectors: true, posts: true, sensors: true, patrols: true, findings: true, incidents: true, ellipses: true };
     this.patrolCount = 0; // patrol tracks drawn (none: the switch is not offered)
     this.sensorCount = 0; // sensors drawn (none: the layer and its switch are not offered)
@@ -51,6 +65,10 @@ export class MapView {
     this.data = null;
     this.selected = null;
     this.selectedShape = null;
+    // A new zoom's outlines replace the old before Leaflet re-projects them (at zoomend and
+    // viewreset, after "zoom"), when the map holds them; else they are asked for at its end.
+    this.map.on("zoom", () => this._showDetail({ fetch: false, redraw: false }));
+    this.map.on("zoomend", () => this._showDetail({ fetch: true, redraw: true }));
     const zoomClass = () => this.map.getContainer().classList.toggle("far", this.map.getZoom() < 6);
     this.map.on("zoomend", zoomClass);
     this.map.whenReady(zoomClass);
@@ -80,10 +98,22 @@ export class MapView {
     this.lineBounds = box(this.fitArea ? legend.area_bbox || legend.bbox : legend.bbox);
   }
 
-  /** The agreement's layers (GET /dashboard/layers). */
-  setLayers(fc) {
+  /** The zoom at which the first view (the line, see fitLine) shows ``legend``'s bounds. */
+  fitZoom(legend) {
+    const [w, s, e, n] = legend.bbox;
+    return this.map.getBoundsZoom(L.latLngBounds([s, w], [n, e]), false, L.point(40, 40));
+  }
+
+  /** The agreement's layers (GET /dashboard/layers), simplified for zoom ``zoom`` by the server
+   * (null: full detail); ``detailFor(zoom)`` gives (a promise of) the same layers for another. */
+  setLayers(fc, { zoom = null, detailFor = null } = {}) {
     const legend = this.legend;
     for (const g of ["zones", "withdrawal", "sectors", "labels", "line", "posts"]) this.groups[g].clearLayers();
+    this.shapes = []; // { layer, i }: the drawn line or outline of feature i
+    this.layerKinds = fc.features.map((f) => f.properties.layer);
+    this.shownDetail = zoom;
+    this.details = new Map([[zoom, fc]]);
+    this.detailFor = detailFor;
     this.sectorLabels = [];
     this.postPoints = [];
     const zoneIds = [...new Set(fc.features.filter((f) => f.properties.layer === "zone").map((f) => f.properties.zone))];
@@ -99,22 +129,26 @@ export class MapView {
     }
     this.withdrawalInfo = new Map([...this.withdrawalInfo].sort((a, b) => a[0] - b[0]));
     let bounds = null;
-    for (const f of fc.features) {
+    for (const [i, f] of fc.features.entries()) {
       const p = f.properties;
+      const shape = (group) => this.shapes.push({ layer: group.getLayers()[0], i });
       if (p.layer === "zone") {
         const layer = L.geoJSON(f, { pane: "zones", style: { fillColor: this.zoneColours.get(p.zone), fillOpacity: p.buffer ? 0.5 : 0.35, color: "#8a7a3a", weight: 0.6, opacity: 0.7 } });
         layer.bindTooltip(`${escapeHtml(p.name)} — ${escapeHtml(partyName(legend, p.side))} side${p.from_km !== null && p.from_km !== undefined ? ` (${p.from_km}–${p.to_km} km)` : ""}`, { sticky: true });
         layer.feature = f;
         this.groups.zones.addLayer(layer);
+        shape(layer);
       } else if (p.layer === "withdrawal") {
         const colour = this.withdrawalColours.get(p.distance_km);
         const layer = L.geoJSON(f, { pane: "lines", style: { color: colour, weight: 1.6, dashArray: "6 4", opacity: 0.9 } });
         layer.bindTooltip(`Withdrawal line ${p.distance_km} km on the ${escapeHtml(partyName(legend, p.side))} side: ${escapeHtml(p.weapon_classes.join("; "))}`, { sticky: true });
         this.groups.withdrawal.addLayer(layer);
+        shape(layer);
       } else if (p.layer === "sector") {
         const layer = L.geoJSON(f, { pane: "lines", style: { color: "#555", weight: 1.2, dashArray: "3 4", fill: false } });
         layer.bindTooltip(`${escapeHtml(p.name || p.id)}${p.nation ? ` — ${escapeHtml(p.nation)}` : ""}`, { sticky: true });
         this.groups.sectors.addLayer(layer);
+        shape(layer);
         // The label is placed where it hides no cluster (see _placeLabels), inside its sector.
         const name = (p.name || p.id).split(" (")[0];
         const nation = p.nation || "";
@@ -128,6 +162,7 @@ export class MapView {
         const layer = L.geoJSON(f, { pane: "lines", style: { color: "#111", weight: 3.2, opacity: 1 } });
         layer.bindTooltip(`Line of contact (${fmtKm(p.length_km, 0)})`, { sticky: true });
         this.groups.line.addLayer(layer);
+        shape(layer);
         bounds = layer.getBounds();
       } else if (p.layer === "observation_post") {
         const [lon, lat] = f.geometry.coordinates;
@@ -138,7 +173,55 @@ export class MapView {
       }
     }
     this._placeLabels();
+    this._showDetail({ fetch: true, redraw: true }); // the map's zoom may be another by now
     return bounds;
+  }
+
+  /** Draw the layers' outlines simplified for the map's zoom: at once if held; else, with
+   * ``fetch``, asked for and drawn when they come (if the zoom is still the same). ``redraw``
+   * false: only the coordinates are replaced, for Leaflet's projection that follows. */
+  _showDetail({ fetch, redraw }) {
+    if (!this.detailFor || !this.shapes) return;
+    const want = detailZoom(this.map.getZoom());
+    if (want === this.shownDetail) return;
+    const held = this.details.get(want);
+    if (held) {
+      this._applyDetail(held, want, redraw);
+      return;
+    }
+    if (!fetch) return;
+    const shapes = this.shapes;
+    this.prefetchDetail(want)
+      .then((fc) => {
+        if (this.shapes === shapes && detailZoom(this.map.getZoom()) === want) this._applyDetail(fc, want, true);
+      })
+      .catch(() => {}); // the outlines drawn stay as they are
+  }
+
+  /** Ask for the layers simplified for ``zoom`` (a detail zoom, see detailZoom) and hold them. */
+  prefetchDetail(zoom) {
+    if (!this.detailFor) return Promise.resolve(null);
+    if (this.details.has(zoom)) return Promise.resolve(this.details.get(zoom));
+    const details = this.details;
+    return Promise.resolve(this.detailFor(zoom)).then((fc) => {
+      details.set(zoom, fc);
+      while (details.size > DETAILS_HELD) details.delete(details.keys().next().value);
+      return fc;
+    });
+  }
+
+  _applyDetail(fc, zoom, redraw) {
+    // The same features in the same order, or nothing is replaced.
+    if (fc.features.length !== this.layerKinds.length || fc.features.some((f, i) => f.properties.layer !== this.layerKinds[i])) return;
+    for (const { layer, i } of this.shapes) {
+      const g = fc.features[i].geometry;
+      const latlngs = L.GeoJSON.coordsToLatLngs(g.coordinates, DEPTH[g.type]);
+      // _setLatLngs: the coordinates without a redraw (Leaflet 1.9's own step of setLatLngs),
+      // inside a zoom whose projection and drawing follow.
+      if (redraw) layer.setLatLngs(latlngs);
+      else layer._setLatLngs(latlngs);
+    }
+    this.shownDetail = zoom;
   }
 
   /** Put each sector's label where it overlaps no cluster, symbol, post or other label: of the free
@@ -287,9 +370,8 @@ export class MapView {
     this.groups.points.clearLayers();
     this.groups.ellipses.clearLayers();
     const b = this.map.getBounds().pad(0.15);
-    const obstacles = [];
-    let drawn = 0;
     const parties = Object.entries(c.by_party);
+    const items = [];
     for (let k = 0; k < c.n; k++) {
       const lat = c.lat[k];
       const lon = c.lon[k];
@@ -300,18 +382,22 @@ export class MapView {
       const total = shares.reduce((a, [, n]) => a + n, 0);
       if (!total) continue;
       shares.sort((x, y) => y[1] - x[1]);
-      const { size, html } = clusterSvg(total, shares, (key) => (key ? this.colourOf(key) : "#9a9a9a"));
-      const p = this.map.latLngToContainerPoint([lat, lon]);
-      obstacles.push([p.x - size / 2, p.y - size / 2, p.x + size / 2, p.y + size / 2]);
-      const label = `Cluster of ${total}: ` + shares.map(([key, n]) => `${n} ${key ? partyName(this.legend, key) : "other incidents"}`).join(", ");
-      const m = L.marker([lat, lon], { pane: "points", title: label, alt: label, keyboard: true, icon: L.divIcon({ className: "cluster", html, iconSize: [size, size] }) });
-      m.on("click", () => this.map.flyTo([lat, lon], Math.min(this.map.getZoom() + 2, 16), { duration: 0.4 }));
-      this.groups.points.addLayer(m);
-      drawn++;
+      items.push({ lat, lon, total, shares, label: this._clusterLabel(total, shares), onClick: () => this.map.flyTo([lat, lon], Math.min(this.map.getZoom() + 2, 16), { duration: 0.4 }) });
     }
-    this.drawn = { clusters: drawn, singles: 0, dom: true, server: true };
-    this.obstacles = obstacles;
+    this.clusterLayer.setItems(items, this._shareColour());
+    this.drawn = { clusters: items.length, singles: 0, dom: true, server: true };
+    this.obstacles = [...this.clusterLayer.boxes()];
     this._placeLabels();
+  }
+
+  /** What a cluster's button says: its count, then each share. */
+  _clusterLabel(total, shares) {
+    return `Cluster of ${total}: ` + shares.map(([key, n]) => `${n} ${key ? partyName(this.legend, key) : "other incidents"}`).join(", ");
+  }
+
+  /** The colour of a cluster's share: the party's, grey for incidents without findings (""). */
+  _shareColour() {
+    return (key) => (key ? this.colourOf(key) : "#9a9a9a");
   }
 
   _buildIndex() {
@@ -363,19 +449,17 @@ export class MapView {
       const p = this.map.latLngToContainerPoint([lat, lon]);
       obstacles.push([p.x - half, p.y - half, p.x + half, p.y + half]);
     };
+    const clusters = [];
     for (const c of items) {
       const [lon, lat] = c.geometry.coordinates;
       if (c.properties.cluster) {
         const shares = Object.entries(c.properties.c).sort((a, b) => b[1] - a[1]);
-        const { size, html } = clusterSvg(c.properties.point_count, shares, (k) => (k ? this.colourOf(k) : "#9a9a9a"));
-        block(lat, lon, size / 2);
-        const label = `Cluster of ${c.properties.point_count}: ` + shares.map(([k, n]) => `${n} ${k ? partyName(this.legend, k) : "other incidents"}`).join(", ");
-        const m = L.marker([lat, lon], { pane: "points", title: label, alt: label, keyboard: true, icon: L.divIcon({ className: "cluster", html, iconSize: [size, size] }) });
-        m.on("click", () => {
+        const total = c.properties.point_count;
+        const onClick = () => {
           const zoom = Math.min(this.index.getClusterExpansionZoom(c.properties.cluster_id), 14);
           this.map.flyTo([lat, lon], zoom, { duration: 0.4 });
-        });
-        this.groups.points.addLayer(m);
+        };
+        clusters.push({ lat, lon, total, shares, label: this._clusterLabel(total, shares), onClick });
         continue;
       }
       const { s, i } = c.properties;
@@ -416,8 +500,9 @@ export class MapView {
         if (dom && this.visible.ellipses && z >= 9 && I.unc[i]) this._circle(lat, lon, I.unc[i], "#666");
       }
     }
-    this.drawn = { clusters: items.length - singles.length, singles: singles.length, dom, server: false };
-    this.obstacles = obstacles;
+    this.clusterLayer.setItems(clusters, this._shareColour());
+    this.drawn = { clusters: clusters.length, singles: singles.length, dom, server: false };
+    this.obstacles = [...obstacles, ...this.clusterLayer.boxes()];
     this._placeLabels();
   }
 

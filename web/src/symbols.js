@@ -74,28 +74,12 @@ export function incidentSvg(size = 10) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 10 10" aria-hidden="true"><circle cx="5" cy="5" r="3.6" fill="#fff" fill-opacity="0.85" stroke="#444" stroke-width="1.2"/></svg>`;
 }
 
-/** A cluster: a ring divided by party shares, with the count inside. */
-export function clusterSvg(count, shares, colours) {
-  const size = count < 10 ? 30 : count < 100 ? 36 : count < 1000 ? 42 : 48;
-  const r = size / 2 - 3;
-  const c = size / 2;
-  const total = shares.reduce((a, s) => a + s[1], 0) || 1;
-  let a0 = -Math.PI / 2;
-  let arcs = "";
-  for (const [party, n] of shares) {
-    if (!n) continue;
-    const a1 = a0 + (2 * Math.PI * n) / total;
-    const colour = colours(party);
-    if (n === total) {
-      arcs += `<circle cx="${c}" cy="${c}" r="${r}" fill="none" stroke="${colour}" stroke-width="5"/>`;
-    } else {
-      const large = a1 - a0 > Math.PI ? 1 : 0;
-      const x0 = c + r * Math.cos(a0), y0 = c + r * Math.sin(a0);
-      const x1 = c + r * Math.cos(a1), y1 = c + r * Math.sin(a1);
-      arcs += `<path d="M${x0.toFixed(2)} ${y0.toFixed(2)} A${r} ${r} 0 ${large} 1 ${x1.toFixed(2)} ${y1.toFixed(2)}" fill="none" stroke="${colour}" stroke-width="5"/>`;
-    }
-    a0 = a1;
-  }
-  const label = count >= 10000 ? `${Math.round(count / 1000)}k` : String(count);
-  return { size, html: `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}" aria-hidden="true"><circle cx="${c}" cy="${c}" r="${r}" fill="#fff" fill-opacity="0.92"/>${arcs}<text x="${c}" y="${c}" dy="0.35em" text-anchor="middle" font-size="${size < 36 ? 11 : 12}" font-weight="700" font-family="DejaVu Sans, Arial, sans-serif" fill="#111">${label}</text></svg>` };
+/** A cluster's diameter (px): larger for larger counts. */
+export function clusterSize(count) {
+  return count < 10 ? 30 : count < 100 ? 36 : count < 1000 ? 42 : 48;
+}
+
+/** The count written in a cluster ("12k" from 10,000 on). */
+export function clusterLabel(count) {
+  return count >= 10000 ? `${Math.round(count / 1000)}k` : String(count);
 }

@@ -48,7 +48,10 @@ export function fmtProb(p) {
 
 export const fmtKm = (v, d = 1) => (v === null || v === undefined ? "—" : `${Number(v).toLocaleString("en-GB", { maximumFractionDigits: d, minimumFractionDigits: d })} km`);
 export const fmtM = (v) => (v === null || v === undefined ? "—" : `${Math.round(v).toLocaleString("en-GB")} m`);
-export const fmtInt = (n) => Number(n).toLocaleString("en-GB");
+// One formatter for every count: toLocaleString builds a new one per call (a year's strip under
+// the map writes thousands of counts).
+const INT = new Intl.NumberFormat("en-GB");
+export const fmtInt = (n) => INT.format(Number(n));
 
 export function fmtTime(iso) {
   if (!iso) return "—";

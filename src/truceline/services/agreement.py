@@ -4,11 +4,14 @@ areas), the legend that labels the map, and its layers (zones and withdrawal lin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import shapely
+from pyproj import Transformer
 
 from truceline.core.agreement import Agreement, RuleType, line_ends
 from truceline.core.geodesy import GEOD, geodesic_area_km2
@@ -18,7 +21,13 @@ from truceline.io.features import withdrawal_features, zones_feature_collection
 from truceline.services.auth import Permission, Principal
 from truceline.services.review import STATUSES
 
-__all__ = ["agreement_layers", "agreement_legend", "agreement_summary", "layers_for"]
+__all__ = [
+    "agreement_layers",
+    "agreement_legend",
+    "agreement_summary",
+    "layers_for",
+    "simplified_for_zoom",
+]
 
 
 def _line_km_in(geom: Any, line: Any) -> float:
@@ -159,28 +168,84 @@ def layers_for(fc: dict[str, Any], who: Principal) -> dict[str, Any]:
     return {**fc, "features": kept}
 
 
-def agreement_layers(ag: Agreement, day: dt.date) -> dict[str, Any]:
+def agreement_layers(ag: Agreement, day: dt.date, *, zoom: int | None = None) -> dict[str, Any]:
     """The agreement's layers in force on ``day`` as one GeoJSON FeatureCollection.
 
     Features (``properties.layer``): ``line``, ``zone`` (per side), ``withdrawal`` (the line at each
     withdrawal distance in force, per side, with the weapon classes it applies to), ``sector``,
     ``observation_post``. The outlines are built geodesically, which takes seconds for a long line,
     so they are cached on the compiled version (per day: rules start on dates).
+
+    With ``zoom``, the outlines are simplified for a web map at that zoom (see
+    :func:`simplified_for_zoom`): the same features in the same order, for display only.
     """
     cv = ag.version_at(day)
     cache: dict[str, dict[str, Any]] = cv.__dict__.setdefault("_layers", {})
     in_force = tuple(r.id for r in cv.rules if r.type == RuleType.withdrawal and r.in_force(day))
     key = ",".join(in_force)  # the geometry changes only when the withdrawal rules in force do
-    if (fc := cache.get(key)) is not None:  # one lookup: another thread may clear the cache
+    shown = key if zoom is None else f"{key}@{zoom}"
+    if (fc := cache.get(shown)) is not None:  # one lookup: another thread may clear the cache
         return fc
     with _LAYERS_BUILT:  # one build at a time: a request waits for the warm-up's, not beside it
         if key not in cache:
             fc = zones_feature_collection(ag, day)
             fc["features"][1:1] = withdrawal_features(ag, withdrawal_lines(ag, day))
-            if len(cache) > 16:
+            if len(cache) > 64:
                 cache.clear()
             cache[key] = fc
-        return cache[key]
+        full = cache[key]
+    if zoom is None:
+        return full
+    fc = simplified_for_zoom(full, zoom)
+    cache[shown] = fc
+    return fc
+
+
+#: Web Mercator metres per screen pixel at zoom 0 (a 256-pixel tile spans the equator).
+_METRES_PER_PIXEL_Z0 = 2 * np.pi * 6378137.0 / 256
+
+
+@functools.cache
+def _web_mercator() -> tuple[Transformer, Transformer]:
+    """WGS84 lon/lat to Web Mercator metres and back, built once when first needed."""
+    fwd = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    return fwd, Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+
+
+def simplified_for_zoom(fc: dict[str, Any], zoom: int) -> dict[str, Any]:
+    """``fc``'s lines and outlines simplified to half a screen pixel of a web map at ``zoom``.
+
+    A web map (Leaflet, Web Mercator) re-projects every vertex of a layer at each zoom, and the
+    geodesic outlines hold tens of thousands, most closer together than a pixel at the zooms that
+    show the whole line. Each geometry is simplified in Web Mercator metres (the map's own plane)
+    with a tolerance of half a pixel at ``zoom`` (Douglas-Peucker, topology kept), so the drawing
+    moves by at most half a pixel. Points pass unchanged; properties and order are kept. For
+    display only: the rule engine judges incidents against the full geometry.
+    """
+    if not 0 <= zoom <= 24:
+        raise ValueError(f"zoom {zoom}: a web map's zoom is 0 to 24")
+    feats = fc["features"]
+    geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in feats], dtype=object)
+    fwd, inv = _web_mercator()
+    metres = shapely.transform(geoms, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+    tolerance_m = 0.5 * _METRES_PER_PIXEL_Z0 / 2**zoom
+    simple = shapely.simplify(metres, tolerance_m, preserve_topology=True)
+    lonlat = shapely.transform(simple, lambda xy: np.column_stack(inv.transform(xy[:, 0], xy[:, 1])))
+    out = [
+        {**f, "geometry": _as_type(shapely.geometry.mapping(g), f["geometry"]["type"])}
+        if f["geometry"]["type"] != "Point"
+        else f
+        for f, g in zip(feats, lonlat, strict=True)
+    ]
+    return {**fc, "features": out}
+
+
+def _as_type(geometry: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A simplified geometry as the type it had (GEOS returns a multi-part of one part as that
+    part): the page replaces each feature's coordinates in place, nested as before."""
+    if geometry["type"] == kind or kind != f"Multi{geometry['type']}":
+        return geometry
+    return {"type": kind, "coordinates": [geometry["coordinates"]]}
 
 
 #: Held while layers are built (seconds of CPU each), so two threads never build the same ones.
@@ -190,6 +255,14 @@ _LAYERS_BUILT = threading.Lock()
 def warm_layers(agreements: Iterable[Agreement], day: dt.date) -> None:
     """Build the layers the map asks first, those in force on ``day`` (today; an agreement not yet
     in force: its first day), ahead of the first request: a long line's outlines take seconds of
-    CPU, tens of seconds on a loaded server. Other days' layers are built when first asked."""
+    CPU, tens of seconds on a loaded server; and their outlines simplified for the zooms a map
+    opens at (:data:`WARM_ZOOMS`, 0.1 s of CPU each for a 1,000 km line). Other days' layers,
+    and other zooms, are built when first asked."""
     for ag in agreements:
-        agreement_layers(ag, max(day, ag.effective_from))
+        for zoom in (None, *WARM_ZOOMS):
+            agreement_layers(ag, max(day, ag.effective_from), zoom=zoom)
+
+
+#: The zooms whose simplified layers the server builds as it starts: those of a first view of a
+#: line from a few hundred to a few thousand kilometres long, and two levels in.
+WARM_ZOOMS = range(4, 12)

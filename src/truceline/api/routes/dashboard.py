@@ -176,10 +176,19 @@ def layers(
     who: Annotated[Principal, Depends(allow(Permission.map_read))],
     date: Annotated[dt.date | None, Query(description="Day (default: the agreement's start)")] = None,
     agreement: AgreementQ = None,
+    zoom: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=24,
+            description="The web map's zoom the layers are drawn at: lines and outlines simplified "
+            "to half a pixel there (default: full detail)",
+        ),
+    ] = None,
 ) -> Response:
     with ctx.db.read() as s:
         ag = ctx.agreement(s, agreement)
-    fc = layers_for(agreement_layers(ag, date or ag.effective_from), who)
+    fc = layers_for(agreement_layers(ag, date or ag.effective_from, zoom=zoom), who)
     return json_response(request, fc)
 
 
