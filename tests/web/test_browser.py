@@ -103,7 +103,7 @@ class Server:
         req = urllib.request.Request(
             self.url + "/api/v1" + path, headers={"Authorization": f"Bearer {self.tokens[role]}"}
         )
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=180) as r:
             return json.load(r)
 
 
@@ -927,7 +927,7 @@ def _post(server: Server, path: str, body: Any, role: str = "admin") -> Any:
         method="POST",
         headers={"Authorization": f"Bearer {server.tokens[role]}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=60) as r:
+    with urllib.request.urlopen(req, timeout=180) as r:
         return json.load(r)
 
 
