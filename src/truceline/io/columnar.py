@@ -79,8 +79,10 @@ __all__ = [
     "write_lines",
 ]
 
-#: Bytes of CSV per block (some 100,000 rows of plain incidents).
-BLOCK_BYTES = 16 << 20
+#: Bytes of CSV per block (some 75,000 rows of plain incidents). ``classify`` holds several
+#: blocks at once in three processes: 16 MB blocks peaked at 1.35 GB of PSS in all for a 1M-row
+#: file, 8 MB ones at 0.97 GB, at the same CPU (issue 18, BENCHMARKS.md).
+BLOCK_BYTES = 8 << 20
 #: Bytes pyarrow's reader takes at a time (a block is several such reads, joined). Its streaming
 #: reader reads up to 32 of them ahead in the background, whatever the consumer does: with reads
 #: of a whole block, that was up to 512 MB of the file held ahead (all of a 1M-row file). Reads
@@ -464,10 +466,12 @@ class RepeatedIds:
 
     def __init__(self) -> None:
         self.hash = _StringHash()
-        # sorted by hash: each accepted id's hash, its row and its record's content hash
-        self.keys = np.zeros(0, np.uint64)
-        self.rows = np.zeros(0, np.uint32)
-        self.content = np.zeros(0, np.uint64)
+        # runs, each sorted by hash: its ids' hashes, rows and records' content hashes; a run
+        # at least twice as long as the next one (a new block's run is merged into the last
+        # while that holds), so a block's merge copies ~log2(blocks) / 2 times the ids, not the
+        # whole index every block (60 blocks: 6 GB copied at 10M rows), and a lookup searches
+        # ~log2(blocks) runs
+        self._runs: list[_Run] = []
         # per block of accepted ids: its first row, and (count, bytes of text, rows, id lengths,
         # id bytes) compressed
         self._first_rows: list[int] = []
@@ -554,32 +558,32 @@ class RepeatedIds:
         by_key = np.argsort(key, kind="stable")
         sorted_key = key[by_key]
         # 1) against earlier blocks
-        pos = np.empty(n, np.intp)
-        pos[by_key] = np.searchsorted(self.keys, sorted_key)
-        hit = np.zeros(n, bool)
-        inside = pos < self.keys.size
-        hit[inside] = self.keys[pos[inside]] == key[inside]
-        hits = np.flatnonzero(hit)
-        if hits.size:
-            id_list = texts(hits)
-            ends = np.searchsorted(self.keys, key[hits], side="right")
-            earlier = [  # every earlier id of the same hash (more than one only if they collide)
-                (j, p)
+        earlier: list[tuple[int, int, int]] = []  # (position in the block, run, position in it)
+        for r, (run_keys, _, _) in enumerate(self._runs):
+            pos = np.empty(n, np.intp)
+            pos[by_key] = np.searchsorted(run_keys, sorted_key)
+            inside = np.flatnonzero(pos < run_keys.size)
+            hits = inside[run_keys[pos[inside]] == key[inside]]
+            ends = np.searchsorted(run_keys, key[hits], side="right")
+            earlier += [  # every earlier id of the same hash (more than one only if they collide)
+                (j, r, p)
                 for j, e in zip(hits.tolist(), ends.tolist(), strict=True)
                 for p in range(int(pos[j]), e)
             ]
-            first_ids = self._texts([int(self.rows[p]) for _, p in earlier])
-            for j, p in earlier:  # repeats only: checked exactly, one by one
-                first_row = int(self.rows[p])
+        if earlier:
+            id_list = texts(np.unique([j for j, _, _ in earlier]))
+            first_ids = self._texts([int(self._runs[r][1][p]) for _, r, p in earlier])
+            for j, r, p in sorted(earlier):  # repeats only: checked exactly, one by one
+                first_row = int(self._runs[r][1][p])
                 if not keep[j] or first_ids[first_row] != id_list[j]:
                     continue
                 keep[j] = False
-                if int(self.content[p]) == int(content[j]):
+                if int(self._runs[r][2][p]) == int(content[j]):
                     dups.append(int(rows[j]))
                 else:
                     rejects.append(conflicting_id(int(rows[j]), id_list[j], first_row))
         # 2) within the block: the first of each id stands
-        order = by_key[keep[by_key]] if hits.size else by_key  # the rows still kept, by key
+        order = by_key[keep[by_key]] if earlier else by_key  # the rows still kept, by key
         same = key[order][1:] == key[order][:-1]
         if same.any():
             twin = np.zeros(order.size, bool)
@@ -604,15 +608,9 @@ class RepeatedIds:
         if new.size:
             self._store(rows[new], ids if new.size == n else ids.take(pa.array(new)))
             o = by_key[keep[by_key]]  # the new ones by key (stable: equal keys in row order)
-            at = np.searchsorted(self.keys, key[o], side="right")
-            # where the old entries go among the new: one mask for the three arrays, each
-            # copied in turn (the copy an insert makes is one array's, not all three)
-            dest = at + np.arange(o.size)
-            old_at = np.ones(self.keys.size + o.size, bool)
-            old_at[dest] = False
-            self.keys = _merged(self.keys, old_at, dest, key[o])
-            self.rows = _merged(self.rows, old_at, dest, rows[o].astype(np.uint32))
-            self.content = _merged(self.content, old_at, dest, content[o])
+            self._runs.append((key[o], rows[o].astype(np.uint32), content[o]))
+            while len(self._runs) > 1 and self._runs[-2][0].size < 2 * self._runs[-1][0].size:
+                self._runs[-2:] = [_merge_runs(*self._runs[-2:])]
         return keep, rejects, sorted(dups)
 
 
@@ -622,14 +620,25 @@ def _id_key(hasher: _StringHash, ids: pa.Array | pa.ChunkedArray) -> NDArray[np.
     return hasher(ids)
 
 
-def _merged(
-    old: NDArray[Any], old_at: NDArray[np.bool_], dest: NDArray[np.intp], new: NDArray[Any]
-) -> NDArray[Any]:
-    """``old`` with ``new`` put at positions ``dest`` of the result (``old_at``: the others)."""
-    out = np.empty(old_at.size, old.dtype)
-    out[old_at] = old
-    out[dest] = new
-    return out
+_Run = tuple[NDArray[np.uint64], NDArray[np.uint32], NDArray[np.uint64]]
+
+
+def _merge_runs(a: _Run, b: _Run) -> _Run:
+    """Two runs of (keys, rows, content) sorted by key as one, each array made in turn (the copy
+    a merge makes is one array's at a time, not all three)."""
+    dest = np.searchsorted(a[0], b[0], side="right") + np.arange(b[0].size)
+    from_a = np.ones(a[0].size + b[0].size, bool)
+    from_a[dest] = False
+
+    def merged(old: NDArray[Any], new: NDArray[Any]) -> NDArray[Any]:
+        out = np.empty(from_a.size, old.dtype)
+        out[from_a] = old
+        out[dest] = new
+        return out
+
+    keys = merged(a[0], b[0])
+    rows = merged(a[1], b[1])
+    return keys, rows, merged(a[2], b[2])
 
 
 def content_hash(hasher: _StringHash, t: pa.Table, key: NDArray[np.uint64]) -> NDArray[np.uint64]:

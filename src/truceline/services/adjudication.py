@@ -289,6 +289,10 @@ class _Engined:
     rejects: list[Reject]
 
 
+#: Blocks in the pipeline beyond one per worker process (read or done, waiting), each held in
+#: the reading process.
+SPARE_BLOCKS = 2
+
 #: Incidents the rule engine takes at a time: its arrays for one report take ~2 kB in all (300 MB
 #: for a block of 170,000), so a block is classified in pieces of about this many (whole days).
 ENGINE_ROWS = 40_000
@@ -411,7 +415,7 @@ def _classify_blocks(
     seen = RepeatedIds()  # its id hash made before the workers start: they share it
     work = functools.partial(_block_work, agreement, fmt, caps, seen.hash)
     # blocks in the pipeline at once (read, being checked or classified, not yet written)
-    in_flight = 2 * workers + 2 if workers else 1
+    in_flight = workers + SPARE_BLOCKS if workers else 1
     try:
         with (
             tmp_out.open("wb") as fo,
