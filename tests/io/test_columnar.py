@@ -60,16 +60,31 @@ def test_blocks_read_as_row_by_row(tmp_path: Path, stray_byte: bool, block_bytes
     assert times == [i.observed_at.replace(tzinfo=None) for i in old.incidents]
 
 
-@pytest.mark.parametrize(("by_day", "workers"), [(True, 0), (True, 1), (True, 3), (False, 2)])
+def _colliding_keys(hasher: object, ids: object) -> object:
+    """Id keys of three values only: most different ids share one, as if their hashes collided."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    lengths = pc.fill_null(pc.binary_length(ids), 0).to_numpy(zero_copy_only=False)  # type: ignore[call-overload]
+    return (np.asarray(lengths) % 3).astype(np.uint64)
+
+
+@pytest.mark.parametrize(
+    ("by_day", "workers", "colliding"),
+    [(True, 0, False), (True, 1, False), (True, 3, False), (False, 2, False), (True, 2, True)],
+)
 def test_classify_cli_writes_what_row_by_row_wrote(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_day: bool, workers: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_day: bool, workers: int, colliding: bool
 ) -> None:
     """Through the command line, in small blocks: the output and the rejects byte for byte, in
-    one process (``--workers 0``) or with worker processes running the engine on the blocks
-    (results taken back out of order, written in order)."""
+    one process (``--workers 0``) or with worker processes checking the blocks and running the
+    engine on them (results taken back out of order, written in order). ``colliding``: the
+    repeated-id index's keys made to collide for most ids, which must still be told apart."""
     src = write_hostile(tmp_path / "in.csv", by_day=by_day)
     want_out, want_rej = row_by_row(src, tmp_path / "want.csv")
     monkeypatch.setattr(columnar, "BLOCK_BYTES", 1 << 14)
+    if colliding:
+        monkeypatch.setattr(columnar, "_id_key", _colliding_keys)
     monkeypatch.setattr(adjudication, "ENGINE_ROWS", 23)  # the engine on pieces of blocks too
     out = tmp_path / "got.csv"
     args = ["classify", str(UKR), str(src), "-o", str(out), "--workers", str(workers)]

@@ -9,9 +9,12 @@ stripping), and convert them as pydantic would. A row any of whose cells is not 
 (a bad value, or only an unusual spelling of a good one) goes through the row-by-row validator
 (:func:`~truceline.io.incidents_io.validate_record`), so its reject (row, field, reason, fix) is
 word for word the one the row-by-row path gives, and an unusual but good row is accepted as it
-would be. Repeated ids are found across blocks with a hash index checked exactly (the first
-record's id is kept, as column text, to compare), so memory grows by some 40 bytes per accepted
-row and is otherwise bounded by the block size, whatever the file's size.
+would be. Repeated ids are found across blocks with an index of their hashes checked exactly
+(:class:`RepeatedIds`: the ids' text is kept compressed, read back where hashes match), so memory
+grows by some 23 bytes per accepted row (20 in the index's arrays, 2.85 measured for compressed
+ids like ``r123``) and is otherwise bounded by the block size, whatever the file's size. A
+block's checks (:func:`check_block`) depend on no other block, so a reader may hand
+them to other processes and keep only the index (:func:`read_raw`).
 
 A file whose header has repeated or unreadable column names, or that is GeoJSON, is read by the
 row-by-row path (:func:`read_blocks` gives it as one block).
@@ -61,18 +64,25 @@ __all__ = [
     "CLASSIFY_SCHEMA",
     "PARQUET_SUFFIXES",
     "Block",
+    "Checked",
     "ColumnarRead",
     "IncidentColumns",
+    "RawBlock",
+    "RepeatedIds",
+    "check_block",
     "classification_arrow",
     "classification_csv",
     "geo_metadata",
     "incidents_of",
     "read_blocks",
+    "read_raw",
     "write_lines",
 ]
 
-#: Bytes of CSV per block (some 100,000 rows of plain incidents).
-BLOCK_BYTES = 16 << 20
+#: Bytes of CSV per block (some 75,000 rows of plain incidents). ``classify`` holds several
+#: blocks at once in three processes: 16 MB blocks peaked at 1.35 GB of PSS in all for a 1M-row
+#: file, 8 MB ones at 0.97 GB, at the same CPU (issue 18, BENCHMARKS.md).
+BLOCK_BYTES = 8 << 20
 #: Bytes pyarrow's reader takes at a time (a block is several such reads, joined). Its streaming
 #: reader reads up to 32 of them ahead in the background, whatever the consumer does: with reads
 #: of a whole block, that was up to 512 MB of the file held ahead (all of a 1M-row file). Reads
@@ -444,52 +454,91 @@ def _mix(h: NDArray[np.uint64], v: NDArray[np.uint64]) -> NDArray[np.uint64]:
         return x ^ (x >> np.uint64(31))
 
 
-class _Seen:
-    """The ids accepted so far: a sorted hash index, each with its row, content hash and text."""
+class RepeatedIds:
+    """The ids accepted so far in a file, to find a repeat anywhere in it.
+
+    Kept in sorted arrays: each accepted id's 64-bit hash, its row and a hash of its record
+    (20 bytes an id), and the ids' own text, compressed per block (a few bytes an id), read back
+    only where a new id's hash matches an earlier one's, so a repeat is named only when its text
+    is the same (two ids of equal hashes stay two ids). ``hash`` is the id hash every block's
+    :class:`Checked` keys were made with (worker processes forked after this is made share it).
+    """
 
     def __init__(self) -> None:
         self.hash = _StringHash()
-        # sorted: each id's hash and its ordinal (the order ids were first accepted in)
-        self.keys = np.zeros(0, np.uint64)
-        self.where = np.zeros(0, np.uint32)
-        # by ordinal, one chunk per block: the row, the content hash and the id itself
-        self.rows: list[NDArray[np.uint32]] = []
-        self.content: list[NDArray[np.uint64]] = []
-        self.ids: list[pa.Array] = []
-        self.starts: list[int] = []  # each chunk's first ordinal
-        self.n_ids = 0
+        # runs, each sorted by hash: its ids' hashes, rows and records' content hashes; a run
+        # at least twice as long as the next one (a new block's run is merged into the last
+        # while that holds), so a block's merge copies ~log2(blocks) / 2 times the ids, not the
+        # whole index every block (60 blocks: 6 GB copied at 10M rows), and a lookup searches
+        # ~log2(blocks) runs
+        self._runs: list[_Run] = []
+        # per block of accepted ids: its first row, and (count, bytes of text, rows, id lengths,
+        # id bytes) compressed
+        self._first_rows: list[int] = []
+        self._stored: list[tuple[int, int, bytes, bytes, bytes]] = []
+        self._codec = pa.Codec("zstd") if pa.Codec.is_available("zstd") else None
 
-    def _at(self, k: int) -> tuple[int, int, str]:
-        """Row, content hash and id of the record of ordinal ``k``."""
-        c = int(np.searchsorted(np.asarray(self.starts), k, side="right")) - 1
-        i = k - self.starts[c]
-        return int(self.rows[c][i]), int(self.content[c][i]), str(self.ids[c][i].as_py())
+    def _pack(self, values: NDArray[Any]) -> bytes:
+        raw = values.tobytes()
+        return raw if self._codec is None else bytes(self._codec.compress(raw, asbytes=True))
 
-    def content_hash(self, t: pa.Table, key: NDArray[np.uint64]) -> NDArray[np.uint64]:
-        """A hash of every field of each record (``key``: its id's hash), equal for equal records."""
-        h = key.copy()
-        for name in INCIDENT_FIELDS:
-            if name == "id":
-                continue
-            col = t.column(name).combine_chunks()
-            if pa.types.is_string(col.type):  # each distinct text hashed once
-                enc = pc.dictionary_encode(col)
-                idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), np.int64)
-                v = np.r_[self.hash(enc.dictionary), np.uint64(0x6E756C6C)][idx]
-            else:
-                num = col.cast(pa.float64()) if pa.types.is_integer(col.type) else col
-                if pa.types.is_timestamp(num.type):
-                    num = num.cast(pa.int64()).cast(pa.float64())
-                f = (
-                    np.asarray(pc.fill_null(num, np.inf).to_numpy(zero_copy_only=False), np.float64)
-                    + 0.0
-                )
-                v = f.view(np.uint64)
-            h = _mix(h, v)
-        return h
+    def _unpack(self, packed: bytes, size: int, dtype: type) -> NDArray[Any]:
+        raw = packed if self._codec is None else self._codec.decompress(packed, size, asbytes=True)
+        return np.frombuffer(raw, dtype)
 
-    def split(
-        self, t: pa.Table, rows: NDArray[np.int64]
+    def _store(self, rows: NDArray[np.int64], ids: pa.Array) -> None:
+        """Keep a block's accepted rows and ids: the rows as steps from one to the next and the
+        ids as their lengths and bytes, compressed (ids in file order, like ``r1001``, ``r1002``,
+        take under a byte each; random ones, like UUIDs, about their entropy)."""
+        offs, data = _bytes_of(ids)
+        self._first_rows.append(int(rows[0]))
+        self._stored.append(
+            (
+                int(rows.size),
+                int(data.size),
+                self._pack(np.diff(rows, prepend=0).astype(np.uint32)),
+                self._pack(np.diff(offs).astype(np.uint32)),
+                self._pack(data),
+            )
+        )
+
+    def _texts(self, rows: list[int]) -> dict[int, str]:
+        """The ids of earlier accepted rows (a few: repeats and hash collisions), by row."""
+        out: dict[int, str] = {}
+        firsts = np.asarray(self._first_rows, np.int64)
+        by_block: dict[int, list[int]] = {}
+        for r in rows:
+            by_block.setdefault(int(np.searchsorted(firsts, r, side="right")) - 1, []).append(r)
+        for b, want in by_block.items():
+            n, size, steps, lengths, text = self._stored[b]
+            stored_rows = np.cumsum(self._unpack(steps, 4 * n, np.uint32), dtype=np.int64)
+            offs = np.r_[0, np.cumsum(self._unpack(lengths, 4 * n, np.uint32), dtype=np.int64)]
+            data = self._unpack(text, size, np.uint8).tobytes()
+            at = np.searchsorted(stored_rows, np.asarray(want, np.int64))
+            for r, k in zip(want, at.tolist(), strict=True):
+                out[r] = data[offs[k] : offs[k + 1]].decode("utf-8")
+        return out
+
+    def accept(self, checked: Checked) -> Block:
+        """A checked block without the ids accepted before (in it or in earlier blocks): a
+        repeat of the same record is listed, another record under a known id is refused."""
+        t, rows = checked.table, checked.rows
+        keep, dup_rejects, dups = self._split(t, rows, checked.key, checked.content)
+        if not keep.all():
+            t = t.filter(pa.array(keep))
+            rows = rows[keep]
+        rejects = checked.rejects
+        if dup_rejects:
+            rejects = sorted(rejects + dup_rejects, key=lambda r: r.row)
+        duplicates = sorted(checked.duplicates + dups) if checked.duplicates else dups
+        return Block(IncidentColumns(t, rows), rejects, duplicates, checked.records, checked.bytes_read)
+
+    def _split(
+        self,
+        t: pa.Table,
+        rows: NDArray[np.int64],
+        key: NDArray[np.uint64],
+        content: NDArray[np.uint64],
     ) -> tuple[NDArray[np.bool_], list[Reject], list[int]]:
         """Which of a block's accepted rows are new (the others are repeats or conflicts)."""
         n = t.num_rows
@@ -497,40 +546,50 @@ class _Seen:
         if n == 0:
             return keep, [], []
         ids = t.column("id").combine_chunks()
-        key = self.hash(ids)
-        content = self.content_hash(t, key)
         rejects: list[Reject] = []
         dups: list[int] = []
-        # 1) against earlier blocks
-        pos = np.searchsorted(self.keys, key)
-        hit = np.zeros(n, bool)
-        inside = pos < self.keys.size
-        hit[inside] = self.keys[pos[inside]] == key[inside]
 
         def texts(at: NDArray[np.intp]) -> dict[int, str]:
             """The ids at these positions (repeats only: a few) as Python text."""
             return dict(zip(at.tolist(), ids.take(pa.array(at)).to_pylist(), strict=True))
 
-        hits = np.flatnonzero(hit)
-        id_list = texts(hits)
-        for j in hits.tolist():  # repeats only: checked exactly, one by one
-            p = int(pos[j])
-            while p < self.keys.size and self.keys[p] == key[j]:
-                first_row, first_content, first_id = self._at(int(self.where[p]))
-                if first_id == id_list[j]:
-                    keep[j] = False
-                    if first_content == int(content[j]):
-                        dups.append(int(rows[j]))
-                    else:
-                        rejects.append(conflicting_id(int(rows[j]), id_list[j], first_row))
-                    break
-                p += 1
+        # the block's keys in order, once: searching a sorted run of keys walks the index
+        # forwards (in hash order the lookups missed the cache: 0.3 s a block of 170k in 1M)
+        by_key = np.argsort(key, kind="stable")
+        sorted_key = key[by_key]
+        # 1) against earlier blocks
+        earlier: list[tuple[int, int, int]] = []  # (position in the block, run, position in it)
+        for r, (run_keys, _, _) in enumerate(self._runs):
+            pos = np.empty(n, np.intp)
+            pos[by_key] = np.searchsorted(run_keys, sorted_key)
+            inside = np.flatnonzero(pos < run_keys.size)
+            hits = inside[run_keys[pos[inside]] == key[inside]]
+            ends = np.searchsorted(run_keys, key[hits], side="right")
+            earlier += [  # every earlier id of the same hash (more than one only if they collide)
+                (j, r, p)
+                for j, e in zip(hits.tolist(), ends.tolist(), strict=True)
+                for p in range(int(pos[j]), e)
+            ]
+        if earlier:
+            id_list = texts(np.unique([j for j, _, _ in earlier]))
+            first_ids = self._texts([int(self._runs[r][1][p]) for _, r, p in earlier])
+            for j, r, p in sorted(earlier):  # repeats only: checked exactly, one by one
+                first_row = int(self._runs[r][1][p])
+                if not keep[j] or first_ids[first_row] != id_list[j]:
+                    continue
+                keep[j] = False
+                if int(self._runs[r][2][p]) == int(content[j]):
+                    dups.append(int(rows[j]))
+                else:
+                    rejects.append(conflicting_id(int(rows[j]), id_list[j], first_row))
         # 2) within the block: the first of each id stands
-        cand = np.flatnonzero(keep)
-        order = cand[np.argsort(key[cand], kind="stable")]
-        same = np.r_[False, key[order][1:] == key[order][:-1]]
+        order = by_key[keep[by_key]] if earlier else by_key  # the rows still kept, by key
+        same = key[order][1:] == key[order][:-1]
         if same.any():
-            twins = cand[np.isin(key[cand], key[order][same])]
+            twin = np.zeros(order.size, bool)
+            twin[1:] |= same
+            twin[:-1] |= same
+            twins = np.sort(order[twin])
             id_list = texts(twins)
             first_of: dict[str, int] = {}
             for j in twins.tolist():
@@ -547,17 +606,60 @@ class _Seen:
         # 3) remember the new ones
         new = np.flatnonzero(keep)
         if new.size:
-            self.ids.append(ids if new.size == n else ids.take(pa.array(new)))
-            self.rows.append(rows[new].astype(np.uint32))
-            self.content.append(content[new])
-            self.starts.append(self.n_ids)
-            where = (self.n_ids + np.arange(new.size)).astype(np.uint32)
-            self.n_ids += new.size
-            o = np.argsort(key[new], kind="stable")  # merged into the sorted index: no re-sort
-            at = np.searchsorted(self.keys, key[new][o], side="right")
-            self.keys = np.insert(self.keys, at, key[new][o])
-            self.where = np.insert(self.where, at, where[o])
+            self._store(rows[new], ids if new.size == n else ids.take(pa.array(new)))
+            o = by_key[keep[by_key]]  # the new ones by key (stable: equal keys in row order)
+            self._runs.append((key[o], rows[o].astype(np.uint32), content[o]))
+            while len(self._runs) > 1 and self._runs[-2][0].size < 2 * self._runs[-1][0].size:
+                self._runs[-2:] = [_merge_runs(*self._runs[-2:])]
         return keep, rejects, sorted(dups)
+
+
+def _id_key(hasher: _StringHash, ids: pa.Array | pa.ChunkedArray) -> NDArray[np.uint64]:
+    """The index's key of each id: its 64-bit hash (ids of equal keys are told apart by their
+    text, :meth:`RepeatedIds.accept`)."""
+    return hasher(ids)
+
+
+_Run = tuple[NDArray[np.uint64], NDArray[np.uint32], NDArray[np.uint64]]
+
+
+def _merge_runs(a: _Run, b: _Run) -> _Run:
+    """Two runs of (keys, rows, content) sorted by key as one, each array made in turn (the copy
+    a merge makes is one array's at a time, not all three)."""
+    dest = np.searchsorted(a[0], b[0], side="right") + np.arange(b[0].size)
+    from_a = np.ones(a[0].size + b[0].size, bool)
+    from_a[dest] = False
+
+    def merged(old: NDArray[Any], new: NDArray[Any]) -> NDArray[Any]:
+        out = np.empty(from_a.size, old.dtype)
+        out[from_a] = old
+        out[dest] = new
+        return out
+
+    keys = merged(a[0], b[0])
+    rows = merged(a[1], b[1])
+    return keys, rows, merged(a[2], b[2])
+
+
+def content_hash(hasher: _StringHash, t: pa.Table, key: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """A hash of every field of each record (``key``: its id's hash), equal for equal records."""
+    h = key.copy()
+    for name in INCIDENT_FIELDS:
+        if name == "id":
+            continue
+        col = t.column(name).combine_chunks()
+        if pa.types.is_string(col.type):  # each distinct text hashed once
+            enc = pc.dictionary_encode(col)
+            idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), np.int64)
+            v = np.r_[hasher(enc.dictionary), np.uint64(0x6E756C6C)][idx]
+        else:
+            num = col.cast(pa.float64()) if pa.types.is_integer(col.type) else col
+            if pa.types.is_timestamp(num.type):
+                num = num.cast(pa.int64()).cast(pa.float64())
+            f = np.asarray(pc.fill_null(num, np.inf).to_numpy(zero_copy_only=False), np.float64) + 0.0
+            v = f.view(np.uint64)
+        h = _mix(h, v)
+    return h
 
 
 # -- the file ----------------------------------------------------------------------------------------
@@ -635,9 +737,50 @@ def _whole(read: ColumnarRead, old: ReadResult) -> Block:
     )
 
 
+@dataclass(slots=True)
+class RawBlock:
+    """One block of a CSV file's cells as read (binary columns), not yet checked: what the
+    reading process hands to :func:`check_block` (in a worker process, or itself)."""
+
+    batch: pa.RecordBatch | None
+    header: list[str]
+    rows: NDArray[np.int64]  # each row's 1-based data row
+    wrong_length: list[tuple[int, str]]  # rows of the wrong number of cells: (row, line)
+    utf8: bool
+    path: Path
+    max_chars: int
+    bytes_read: int
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Checked:
+    """A block's rows checked (:func:`check_block`), repeated ids not yet removed
+    (:meth:`RepeatedIds.accept`): the accepted rows in row order, the rejects, and each accepted
+    row's id hash and content hash."""
+
+    table: pa.Table
+    rows: NDArray[np.int64]
+    rejects: list[Reject]
+    key: NDArray[np.uint64]
+    content: NDArray[np.uint64]
+    records: int = 0
+    bytes_read: int = 0
+    duplicates: list[int] = field(default_factory=list)  # found before (a file read whole)
+
+
 def read_blocks(read: ColumnarRead) -> Iterator[Block]:
     """The file's blocks in order (see the module); raises as
     :func:`~truceline.io.incidents_io.read_incidents` does for a file refused whole."""
+    seen = RepeatedIds()
+    for raw in read_raw(read):
+        yield seen.accept(check_block(raw, seen.hash))
+
+
+def read_raw(read: ColumnarRead) -> Iterator[RawBlock | Block]:
+    """The file's blocks in order, as read and not yet checked (a file read whole by the
+    row-by-row path: one :class:`Block`, checked); each goes through :func:`check_block`, then
+    :meth:`RepeatedIds.accept` in order, as :func:`read_blocks` does."""
     path = read.path
     if not path.exists():
         raise ValidationError(f"{path}: file not found")
@@ -657,18 +800,13 @@ def read_blocks(read: ColumnarRead) -> Iterator[Block]:
         yield _whole(read, old)
         return
     max_chars = read.limits.max_csv_cell_chars
-    before = csv.field_size_limit(max_chars)  # for the rows read one by one, as row by row
     try:
         yield from _batches(read, header, det)
-    except csv.Error as exc:
-        raise _cell_error(path, str(exc), max_chars) from exc
     except pa.ArrowInvalid as exc:  # a row longer than a block: an unclosed quote
         raise _cell_error(path, str(exc).splitlines()[0], max_chars) from exc
-    finally:
-        csv.field_size_limit(before)
 
 
-def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[Block]:
+def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[RawBlock]:
     path, max_chars = read.path, read.limits.max_csv_cell_chars
     utf8 = det.codec in ("utf-8", "utf-8-sig")
     invalid: list[tuple[int, str]] = []
@@ -677,7 +815,6 @@ def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[B
         invalid.append((int(row.number) - 1, row.text))
         return "skip"
 
-    seen = _Seen()
     next_row = 1
     block_bytes = read.block_bytes or BLOCK_BYTES
     longest_row = len(header) * (4 * max_chars + 3) + 2  # every cell at the limit, quoted
@@ -728,7 +865,7 @@ def _batches(read: ColumnarRead, header: list[str], det: Detected) -> Iterator[B
                 raise too_many_rows(path, read.limits)
             next_row = last + 1
             done = fh.tell() if batch is not None else read.size
-            yield _block(batch, header, rows, mine, utf8, seen, path, max_chars, done, read.ignore)
+            yield RawBlock(batch, header, rows, mine, utf8, path, max_chars, done, read.ignore)
             if batch is None:
                 return
 
@@ -750,18 +887,38 @@ def _cell_limit(path: Path, col: pa.Array, max_chars: int) -> None:
             raise _cell_error(path, f"field larger than field limit ({max_chars})", max_chars)
 
 
-def _block(
-    batch: pa.RecordBatch | None,
-    header: list[str],
-    rows: NDArray[np.int64],
-    wrong_length: list[tuple[int, str]],
-    utf8: bool,
-    seen: _Seen,
-    path: Path,
-    max_chars: int,
-    bytes_read: int,
-    ignore: tuple[str, ...] = (),
-) -> Block:
+def check_block(
+    raw: RawBlock | Block, hasher: _StringHash, columns: tuple[str, ...] | None = None
+) -> Checked:
+    """Check one block's cells (see the module); ``hasher``: :attr:`RepeatedIds.hash` of the
+    file's index; ``columns``: the accepted rows' columns to keep (default all of
+    :data:`SCHEMA`; the content hash covers them all). Independent of every other block, so
+    blocks may be checked in any process, in any order."""
+    if isinstance(raw, Block):  # a file read whole, row by row: checked already
+        t = raw.incidents.table
+        key = _id_key(hasher, t.column("id"))
+        content = content_hash(hasher, t, key)
+        t = t.select(list(columns)) if columns is not None else t
+        return Checked(
+            t, raw.incidents.rows, raw.rejects, key, content, raw.records, raw.bytes_read, raw.duplicates
+        )
+    before = csv.field_size_limit(raw.max_chars)  # for the rows read one by one, as row by row
+    try:
+        t, rows, rejects, last = _check(raw)
+    except csv.Error as exc:
+        raise _cell_error(raw.path, str(exc), raw.max_chars) from exc
+    finally:
+        csv.field_size_limit(before)
+    key = _id_key(hasher, t.column("id"))
+    content = content_hash(hasher, t, key)
+    if columns is not None:
+        t = t.select(list(columns))
+    return Checked(t, rows, rejects, key, content, last, raw.bytes_read)
+
+
+def _check(raw: RawBlock) -> tuple[pa.Table, NDArray[np.int64], list[Reject], int]:
+    batch, header, rows, wrong_length = raw.batch, raw.header, raw.rows, raw.wrong_length
+    utf8, path, max_chars, ignore = raw.utf8, raw.path, raw.max_chars, raw.ignore
     n = batch.num_rows if batch is not None else 0
     text: dict[str, pa.Array] = {}
     valid = np.ones(n, bool)
@@ -779,9 +936,11 @@ def _block(
     slow: list[tuple[int, dict[str, Any]]] = []
     if batch is not None and not ok.all():
         bad = np.flatnonzero(~ok)
-        raw = {h: batch.column(h).take(pa.array(bad)).to_pylist() for h in header}
+        cells_of = {h: batch.column(h).take(pa.array(bad)).to_pylist() for h in header}
         for k, j in enumerate(bad.tolist()):
-            cells = [raw[h][k].decode("utf-8", "surrogateescape" if utf8 else "strict") for h in header]
+            cells = [
+                cells_of[h][k].decode("utf-8", "surrogateescape" if utf8 else "strict") for h in header
+            ]
             slow.append((int(rows[j]), _record(header, cells, False, ignore)))
     for r, line in wrong_length:
         cells = next(csv.reader(io.StringIO(line, newline="")), [])
@@ -820,13 +979,9 @@ def _block(
     else:
         t = SCHEMA.empty_table()
         all_rows = np.zeros(0, np.int64)
-    keep_mask, dup_rejects, dups = seen.split(t, all_rows)
-    if not keep_mask.all():
-        t = t.filter(pa.array(keep_mask))
-        all_rows = all_rows[keep_mask]
-    rejects = sorted(rejects + dup_rejects, key=lambda r: r.row)
+    rejects.sort(key=lambda r: r.row)
     last = int(max([*rows.tolist()[-1:], *(r for r, _ in wrong_length)], default=0))
-    return Block(IncidentColumns(t, all_rows), rejects, dups, last, bytes_read)
+    return t, all_rows, rejects, last
 
 
 # -- output ------------------------------------------------------------------------------------------
@@ -1025,7 +1180,7 @@ def _as_text(col: pa.Array) -> pa.Array:
     return pc.fill_null(col, "").cast(pa.binary())
 
 
-def _parquet_blocks(read: ColumnarRead) -> Iterator[Block]:
+def _parquet_blocks(read: ColumnarRead) -> Iterator[RawBlock]:
     """A (Geo)Parquet file of incidents in blocks of rows: its columns as the CSV's cells (lon and
     lat from a point geometry column when the file has none), through the same checks."""
     import json
@@ -1047,7 +1202,6 @@ def _parquet_blocks(read: ColumnarRead) -> Iterator[Block]:
     check_header(path, header)
     if pf.metadata.num_rows > read.limits.max_import_rows:
         raise too_many_rows(path, read.limits)
-    seen = _Seen()
     first = 1
     done = 0
     for rb in pf.iter_batches(batch_size=PARQUET_ROWS):
@@ -1063,8 +1217,8 @@ def _parquet_blocks(read: ColumnarRead) -> Iterator[Block]:
         rows = np.arange(first, first + rb.num_rows, dtype=np.int64)
         first += rb.num_rows
         done += rb.nbytes
-        yield _block(
-            batch, header, rows, [], True, seen, path, read.limits.max_csv_cell_chars, done, read.ignore
+        yield RawBlock(
+            batch, header, rows, [], True, path, read.limits.max_csv_cell_chars, done, read.ignore
         )
 
 

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,9 +25,14 @@ from truceline.core.rules import Classification, classify
 from truceline.io.columnar import (
     CLASSIFY_SCHEMA,
     SCHEMA,
+    Block,
+    Checked,
     ColumnarRead,
+    RepeatedIds,
+    check_block,
     classification_arrow,
     classification_csv,
+    read_raw,
     write_lines,
 )
 from truceline.io.csv_safe import safe_cell, safe_row
@@ -235,9 +241,9 @@ def classify_file(
     (:mod:`truceline.io.index_cache`), pruned to ``index_cache_max_bytes`` (least recently used
     files first); the output is the same with or without it.
 
-    ``workers``: processes (forked from this one) that run the agreement-level checks, the rule
-    engine and the output's formatting on blocks while this process reads and checks the next
-    ones, keeps the repeated-id index and writes the results in order
+    ``workers``: processes (forked from this one) that check the blocks' cells, then run the
+    agreement-level checks, the rule engine and the output's formatting on them, while this
+    process reads the next ones, keeps the repeated-id index and writes the results in order
     (:class:`~truceline.services.block_pool.BlockPool`); 0: all in this process. Default
     (``None``): :func:`~truceline.services.block_pool.default_workers`, the cores available up to
     4. Each worker keeps the line's search tables it filled in ``index_cache`` when it ends. The
@@ -282,6 +288,10 @@ class _Engined:
     findings: int
     rejects: list[Reject]
 
+
+#: Blocks in the pipeline beyond one per worker process (read or done, waiting), each held in
+#: the reading process.
+SPARE_BLOCKS = 2
 
 #: Incidents the rule engine takes at a time: its arrays for one report take ~2 kB in all (300 MB
 #: for a block of 170,000), so a block is classified in pieces of about this many (whole days).
@@ -360,6 +370,18 @@ def _engine_piece(agreement: Agreement, fmt: str, t: pa.Table, rows: NDArray[np.
     return _Engined(text, len(sub), len(cls.findings), rejects)
 
 
+def _block_work(
+    agreement: Agreement, fmt: str, caps: bool, hasher: Any, item: tuple[str, Any]
+) -> Checked | _Engined:
+    """What a worker does with an item: ``("check", raw block)``: the intake's checks
+    (:func:`~truceline.io.columnar.check_block`, the engine's columns kept); ``("engine",
+    (table, rows))``: the agreement-level checks, the rule engine and the output rows."""
+    what, payload = item
+    if what == "check":
+        return check_block(payload, hasher, _ENGINE_COLUMNS)
+    return _engine_block(agreement, fmt, payload, caps)
+
+
 def _classify_blocks(
     agreement: Agreement,
     read: ColumnarRead,
@@ -370,6 +392,9 @@ def _classify_blocks(
     workers: int = 0,
     finish: Callable[[], object] | None = None,
 ) -> FileClassification:
+    """The file in blocks through three stages, each block in turn: its cells read here, checked
+    in a worker, its repeated ids removed here (the index of the file's ids stays whole in this
+    process), classified in a worker, written here in the order read."""
     import functools
 
     import pyarrow.parquet as pq
@@ -387,14 +412,15 @@ def _classify_blocks(
     done_day = np.iinfo(np.int64).min  # days before this one are classified
     for i in range(len(agreement.versions)):  # made here once: the workers start with them
         agreement.compiled(i).prepare_lookups()
-    work = functools.partial(_engine_block, agreement, fmt, caps=caps)
+    seen = RepeatedIds()  # its id hash made before the workers start: they share it
+    work = functools.partial(_block_work, agreement, fmt, caps, seen.hash)
+    # blocks in the pipeline at once (read, being checked or classified, not yet written)
+    in_flight = workers + SPARE_BLOCKS if workers else 1
     try:
         with (
             tmp_out.open("wb") as fo,
             tmp_rej.open("w", newline="", encoding="utf-8") as fr,
-            BlockPool[tuple[pa.Table, NDArray[np.int64]], _Engined, list[Reject]](
-                work, workers, finish=finish
-            ) as pool,
+            BlockPool[tuple[str, Any], Any, list[Reject] | None](work, workers, finish=finish) as pool,
         ):
             parquet = pq.ParquetWriter(fo, CLASSIFY_SCHEMA) if fmt == "parquet" else None
             if parquet is None:
@@ -402,10 +428,9 @@ def _classify_blocks(
             wr = csv.writer(fr)
             wr.writerow(["row", "id", "field", "reason"])
 
-            def emit() -> None:
-                """Write the oldest block handed to the engine: its rows, then its rejects (the
-                intake's and the agreement's, in row order)."""
-                done, intake_rejects = pool.next()
+            def emit(done: _Engined, intake_rejects: list[Reject]) -> None:
+                """Write a classified block: its rows, then its rejects (the intake's and the
+                agreement's, in row order)."""
                 if parquet is not None:
                     assert isinstance(done.rows_out, pa.Table)
                     parquet.write_table(done.rows_out)
@@ -446,12 +471,12 @@ def _classify_blocks(
                     pending, pending_rows = t.slice(cut), rows[cut:]
                 else:
                     pending, pending_rows, pending_rejects = None, rows[:0], []
-                while pool.pending >= pool.ahead:  # write what is done before reading on
-                    emit()
                 now = t.slice(0, cut).select(list(_ENGINE_COLUMNS))
-                pool.submit((now, rows[:cut]), now_rejects)
+                pool.submit(("engine", (now, rows[:cut])), now_rejects)
 
-            for block in read:
+            def checked(block: Block) -> None:
+                """A checked block, its repeated ids removed: to the engine (a held day waits)."""
+                nonlocal pending, pending_rows, pending_rejects, done_day
                 out.duplicates += len(block.duplicates)
                 t, rows = block.incidents.table, block.incidents.rows
                 if caps and len(rows):
@@ -469,7 +494,7 @@ def _classify_blocks(
                     pending_rejects = pending_rejects + block.rejects
                     if progress is not None:
                         progress(block.records, block.bytes_read, read.size)
-                    continue
+                    return
                 held = pending_rejects
                 if pending is not None:
                     t = pa.concat_tables([pending, t])
@@ -479,6 +504,22 @@ def _classify_blocks(
                     done_day = max(done_day, last_day)
                 if progress is not None:
                     progress(block.records, block.bytes_read, read.size)
+
+            def take() -> None:
+                """The oldest item's result: a checked block goes on to the engine, a
+                classified one is written."""
+                result, intake_rejects = pool.next()
+                if intake_rejects is None:
+                    checked(seen.accept(result))
+                else:
+                    emit(result, intake_rejects)
+
+            for raw in read_raw(read):
+                pool.submit(("check", raw), None)
+                while pool.pending >= in_flight:
+                    take()
+            while pool.pending:  # the last checked blocks, then the last classified ones
+                take()
             if pending is not None or pending_rejects:
                 flush(
                     pending if pending is not None else SCHEMA.empty_table(),
@@ -486,8 +527,8 @@ def _classify_blocks(
                     pending_rejects,
                     None,
                 )
-            while pool.pending:
-                emit()
+                while pool.pending:
+                    take()
             pool.close()
             if parquet is not None:
                 parquet.close()

@@ -1,10 +1,10 @@
 """Blocks of work done in worker processes, their results taken back in the order given.
 
-A file classified in blocks (:func:`truceline.services.adjudication.classify_file`) is read and
-checked by one process, which keeps what must stay whole (the repeated-id index, the days held
-for count caps) and writes the output; the rule engine and the output's formatting, independent
-from block to block, run in worker processes, so two cores work at once (threads did not help:
-most of the engine's time between numpy calls holds the GIL).
+A file classified in blocks (:func:`truceline.services.adjudication.classify_file`) is read by
+one process, which keeps what must stay whole (the repeated-id index, the days held for count
+caps) and writes the output; the checks of each block's cells, the rule engine and the output's
+formatting, independent from block to block, run in worker processes, so two cores work at once
+(threads did not help: most of the engine's time between numpy calls holds the GIL).
 
 Workers are forked from the calling process, so they start with its imported modules and its
 loaded state (the agreement, the line's search tables read from the cache) without copying or
@@ -115,6 +115,7 @@ class BlockPool(Generic[T, R, M]):
         self.ahead = max(1, ahead if ahead is not None else workers + 1)
         self._meta: deque[tuple[int, M]] = deque()  # submitted, in order
         self._done: dict[int, R] = {}  # results come back in any order
+        self._failed: dict[int, BaseException] = {}  # raised by next() in turn, as results are
         self._seq = 0
         self._procs: list[Any] = []
         if workers:
@@ -151,7 +152,7 @@ class BlockPool(Generic[T, R, M]):
         if not self.workers:
             self._done[seq] = self.work(item)
         else:
-            while len(self._meta) - len(self._done) >= self.ahead:
+            while len(self._meta) - len(self._done) - len(self._failed) >= self.ahead:
                 self._receive()
             self._tasks.put((seq, item))
         self._meta.append((seq, meta))
@@ -159,8 +160,10 @@ class BlockPool(Generic[T, R, M]):
     def next(self) -> tuple[R, M]:
         """The oldest submitted item's result and its meta (waits for it)."""
         seq, meta = self._meta.popleft()
-        while seq not in self._done:
+        while seq not in self._done and seq not in self._failed:
             self._receive()
+        if seq in self._failed:
+            raise self._failed.pop(seq)
         return self._done.pop(seq), meta
 
     def _receive(self) -> None:
@@ -175,9 +178,12 @@ class BlockPool(Generic[T, R, M]):
                         f"a worker process ended unexpectedly (exit code {dead[0].exitcode}; "
                         "out of memory?)"
                     ) from None
-        if not ok:
+        if not ok and seq < 0:  # a worker's ``finish``
             raise value
-        self._done[seq] = value
+        if not ok:  # raised when its turn comes: the first block's failure is the one seen
+            self._failed[seq] = value
+        else:
+            self._done[seq] = value
 
     def close(self) -> None:
         """Every result must have been taken; tell the workers to finish, and wait for them."""
